@@ -1,0 +1,45 @@
+package dev.peregrine;
+
+import java.util.Arrays;
+
+/**
+ * The result of one generation.
+ *
+ * @param promptTokens the prompt's token ids (for a session: the tokens appended since the last generation)
+ * @param outputTokens the generated token ids (a stop token or end-of-generation token is not included)
+ * @param text         the generated text (a stop string that ended it is not included)
+ */
+public record Completion(int[] promptTokens, int[] outputTokens, String text, FinishReason finishReason, Timings timings) {
+    public Completion {
+        promptTokens = promptTokens.clone();
+        outputTokens = outputTokens.clone();
+    }
+
+    @Override
+    public int[] promptTokens() {
+        return promptTokens.clone();
+    }
+
+    @Override
+    public int[] outputTokens() {
+        return outputTokens.clone();
+    }
+
+    @Override
+    public String toString() {
+        return "Completion[text=" + text + ", finishReason=" + finishReason + ", promptTokens="
+                + Arrays.toString(promptTokens) + ", outputTokens=" + Arrays.toString(outputTokens) + ", timings=" + timings + "]";
+    }
+
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof Completion c && Arrays.equals(c.promptTokens, promptTokens)
+                && Arrays.equals(c.outputTokens, outputTokens) && c.text.equals(text)
+                && c.finishReason == finishReason && c.timings.equals(timings);
+    }
+
+    @Override
+    public int hashCode() {
+        return Arrays.hashCode(outputTokens) * 31 + text.hashCode();
+    }
+}

@@ -1,0 +1,48 @@
+package dev.peregrine;
+
+/**
+ * How to load a model. Immutable; {@code withX} methods return copies.
+ *
+ * @param backend        "auto" (the best usable backend: CUDA when a GPU is usable, else CPU), "cpu" or "cuda"
+ * @param threads        CPU threads (0 = all available processors)
+ * @param contextLength  the longest sequence allowed (0 = the context length the model file states)
+ * @param kvCacheTokens  token capacity of the shared paged KV cache (0 = four full contexts, at most 1 GiB)
+ * @param maxBatchTokens the most tokens one forward step evaluates; longer prompts are split
+ */
+public record ModelOptions(String backend, int threads, int contextLength, long kvCacheTokens, int maxBatchTokens) {
+    public ModelOptions {
+        if (backend == null || backend.isBlank()) {
+            throw new IllegalArgumentException("backend must be 'auto' or a backend name");
+        }
+        if (threads < 0 || contextLength < 0 || kvCacheTokens < 0) {
+            throw new IllegalArgumentException("threads, contextLength and kvCacheTokens must be >= 0");
+        }
+        if (maxBatchTokens < 1) {
+            throw new IllegalArgumentException("maxBatchTokens must be >= 1, got " + maxBatchTokens);
+        }
+    }
+
+    public static ModelOptions defaults() {
+        return new ModelOptions("auto", 0, 0, 0, 512);
+    }
+
+    public ModelOptions withBackend(String name) {
+        return new ModelOptions(name, threads, contextLength, kvCacheTokens, maxBatchTokens);
+    }
+
+    public ModelOptions withThreads(int n) {
+        return new ModelOptions(backend, n, contextLength, kvCacheTokens, maxBatchTokens);
+    }
+
+    public ModelOptions withContextLength(int n) {
+        return new ModelOptions(backend, threads, n, kvCacheTokens, maxBatchTokens);
+    }
+
+    public ModelOptions withKvCacheTokens(long n) {
+        return new ModelOptions(backend, threads, contextLength, n, maxBatchTokens);
+    }
+
+    public ModelOptions withMaxBatchTokens(int n) {
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, n);
+    }
+}

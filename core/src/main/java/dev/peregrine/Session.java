@@ -1,0 +1,106 @@
+package dev.peregrine;
+
+import dev.peregrine.engine.GenerationLoop;
+import dev.peregrine.engine.SequenceState;
+import java.util.function.Consumer;
+
+/**
+ * One sequence whose state (tokens and their cached keys and values) is kept across calls: a
+ * chat, or a document processed piece by piece. Not thread-safe; cheap to create;
+ * {@link #close()} gives its KV-cache blocks back.
+ *
+ * <pre>{@code
+ * try (Session chat = model.newSession()) {
+ *     chat.append(renderedPrompt);
+ *     Completion answer = chat.generate(GenerationConfig.greedy().maxTokens(200), t -> System.out.print(t.text()));
+ * }
+ * }</pre>
+ */
+public final class Session implements AutoCloseable {
+    private final Model model;
+    private final SequenceState seq;
+    private int unreportedFrom;
+
+    Session(Model model) {
+        this(model, new SequenceState(model.engine()));
+    }
+
+    private Session(Model model, SequenceState seq) {
+        this.model = model;
+        this.seq = seq;
+        this.unreportedFrom = seq.length();
+    }
+
+    /**
+     * Appends text. At the start of the session BOS is added as the model wants it; the text of
+     * special tokens is recognised. The text is evaluated lazily, by the next {@link #generate}.
+     */
+    public Session append(String text) {
+        model.ensureOpen();
+        int[] ids = seq.length() == 0 ? model.encode(text) : model.tokenizer().encode(text, false, true);
+        return append(ids);
+    }
+
+    /** Appends token ids as they are. */
+    public Session append(int... tokens) {
+        model.ensureOpen();
+        if (seq.length() + tokens.length > seq.contextLength()) {
+            throw new PeregrineException("appending " + tokens.length + " tokens to " + seq.length()
+                    + " would exceed the context length " + seq.contextLength());
+        }
+        for (int t : tokens) {
+            if (t < 0 || t >= model.vocabularySize()) {
+                throw new IllegalArgumentException("token id " + t + " is outside the vocabulary of " + model.vocabularySize());
+            }
+        }
+        seq.append(tokens);
+        return this;
+    }
+
+    /** Generates from the current state; generated tokens stay in the session. */
+    public Completion generate(GenerationConfig config) {
+        return generate(config, t -> { });
+    }
+
+    /** Generates from the current state, passing each token to {@code onToken} as it is made. */
+    public Completion generate(GenerationConfig config, Consumer<GeneratedToken> onToken) {
+        model.ensureOpen();
+        int[] all = seq.tokens();
+        int[] prompt = java.util.Arrays.copyOfRange(all, Math.min(unreportedFrom, all.length), all.length);
+        GenerationLoop loop = new GenerationLoop(seq, prompt, config, model.tokenizer(), model.loadNanos());
+        for (GeneratedToken t = loop.next(); t != null; t = loop.next()) {
+            onToken.accept(t);
+        }
+        unreportedFrom = seq.length();
+        return loop.completion();
+    }
+
+    /** Number of tokens in the session (its next position). */
+    public int position() {
+        return seq.length();
+    }
+
+    /** The session's tokens. */
+    public int[] tokens() {
+        return seq.tokens();
+    }
+
+    /** Removes the last {@code n} tokens (and their cached state). */
+    public Session rewind(int n) {
+        model.ensureOpen();
+        seq.rewind(n);
+        unreportedFrom = Math.min(unreportedFrom, seq.length());
+        return this;
+    }
+
+    /** A new session with the same tokens, sharing this one's cached state copy-on-write. */
+    public Session fork() {
+        model.ensureOpen();
+        return new Session(model, seq.fork());
+    }
+
+    @Override
+    public void close() {
+        seq.close();
+    }
+}

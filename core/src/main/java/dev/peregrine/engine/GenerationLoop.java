@@ -1,0 +1,213 @@
+package dev.peregrine.engine;
+
+import dev.peregrine.Completion;
+import dev.peregrine.FinishReason;
+import dev.peregrine.GeneratedToken;
+import dev.peregrine.GenerationConfig;
+import dev.peregrine.Timings;
+import dev.peregrine.sampling.Sampler;
+import dev.peregrine.tokenizer.StreamingDecoder;
+import dev.peregrine.tokenizer.Tokenizer;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * One generation, one token per {@link #next()} call: evaluates what is pending, samples, checks
+ * the stop conditions and releases the text that is safe to print (whole UTF-8 characters, and
+ * nothing that could still turn out to be the start of a stop string).
+ */
+public final class GenerationLoop {
+    private final SequenceState seq;
+    private final GenerationConfig config;
+    private final Tokenizer tokenizer;
+    private final Sampler sampler;
+    private final StreamingDecoder decoder;
+    private final int[] promptTokens;
+    private final long loadNanos;
+    private final int[] stopTokens;
+    private final List<String> stopStrings;
+    private final int longestStop;
+
+    private final StringBuilder text = new StringBuilder();
+    private int released;          // chars of text handed out so far
+    private int[] output = new int[16];
+    private int outputCount;
+    private FinishReason finish;
+    private int finalTextLength = -1;
+    private boolean promptDone;
+    private int promptEvaluated;
+    private long promptNanos;
+    private long generationNanos;
+
+    /**
+     * @param promptTokens the tokens appended to {@code seq} for this generation (reported in the
+     *                     completion; they may already be in the sequence)
+     */
+    public GenerationLoop(SequenceState seq, int[] promptTokens, GenerationConfig config, Tokenizer tokenizer, long loadNanos) {
+        this.seq = seq;
+        this.config = config;
+        this.tokenizer = tokenizer;
+        this.sampler = new Sampler(config, tokenizer.vocabularySize());
+        this.decoder = tokenizer.streamingDecoder();
+        this.promptTokens = promptTokens.clone();
+        this.loadNanos = loadNanos;
+        this.stopTokens = config.stopTokens();
+        this.stopStrings = config.stopStrings();
+        this.longestStop = stopStrings.stream().mapToInt(String::length).max().orElse(0);
+    }
+
+    public boolean isFinished() {
+        return finish != null;
+    }
+
+    /**
+     * Generates one token and returns it with the text it makes printable; returns null once the
+     * generation has finished. The last non-null result carries all remaining text.
+     */
+    public GeneratedToken next() {
+        if (finish != null) {
+            return null;
+        }
+        if (!promptDone) {
+            long t0 = System.nanoTime();
+            promptEvaluated = seq.pendingTokens();
+            if (seq.length() > 0) {
+                seq.ensureLogits();
+            }
+            promptNanos = System.nanoTime() - t0;
+            promptDone = true;
+        }
+        long t0 = System.nanoTime();
+        try {
+            return step();
+        } finally {
+            generationNanos += System.nanoTime() - t0;
+        }
+    }
+
+    private GeneratedToken step() {
+        if (outputCount >= config.maxTokens()) {
+            return finish(FinishReason.MAX_TOKENS, -1);
+        }
+        if (seq.length() >= seq.contextLength()) {
+            return finish(FinishReason.CONTEXT_FULL, -1);
+        }
+        if (seq.length() == 0) {
+            throw new IllegalStateException("nothing to continue from: the prompt is empty");
+        }
+        float[] logits = seq.ensureLogits();
+        int token = sampler.sample(logits, 0, seq.tokenArray(), seq.length());
+        seq.append(token);
+        if (!config.ignoreEos() && tokenizer.isEndOfGeneration(token)) {
+            return finish(FinishReason.END_OF_SEQUENCE, token);
+        }
+        if (contains(stopTokens, token)) {
+            return finish(FinishReason.STOP_TOKEN, token);
+        }
+        if (outputCount == output.length) {
+            output = Arrays.copyOf(output, output.length * 2);
+        }
+        output[outputCount++] = token;
+        text.append(decoder.accept(token));
+
+        int stopAt = findStopString();
+        if (stopAt >= 0) {
+            text.setLength(stopAt);
+            return finish(FinishReason.STOP_STRING, token);
+        }
+        // Finish as soon as the limit is known, so the last token carries all remaining text.
+        if (outputCount >= config.maxTokens()) {
+            return finish(FinishReason.MAX_TOKENS, token);
+        }
+        if (seq.length() >= seq.contextLength()) {
+            return finish(FinishReason.CONTEXT_FULL, token);
+        }
+        return new GeneratedToken(token, release(text.length() - heldBackForStop()));
+    }
+
+    /**
+     * Ends the generation and hands out the text still held back, attached to {@code token} (the
+     * last generated token, or the end/stop token that ended the generation); returns null when
+     * there is nothing left to hand out for an end/stop token or no token.
+     */
+    private GeneratedToken finish(FinishReason reason, int token) {
+        finish = reason;
+        if (reason != FinishReason.STOP_STRING) {
+            text.append(decoder.flush());
+        }
+        finalTextLength = text.length();
+        String rest = release(finalTextLength);
+        boolean generatedToken = reason == FinishReason.MAX_TOKENS || reason == FinishReason.CONTEXT_FULL
+                || reason == FinishReason.STOP_STRING;
+        if (token < 0 || (!generatedToken && rest.isEmpty())) {
+            return null;
+        }
+        return new GeneratedToken(token, rest);
+    }
+
+    public Completion completion() {
+        if (finish == null) {
+            throw new IllegalStateException("the generation has not finished");
+        }
+        Timings timings = new Timings(loadNanos, promptEvaluated, promptNanos, outputCount, generationNanos);
+        return new Completion(promptTokens, Arrays.copyOf(output, outputCount), text.substring(0, finalTextLength),
+                finish, timings);
+    }
+
+    private String release(int upTo) {
+        if (upTo <= released) {
+            return "";
+        }
+        String s = text.substring(released, upTo);
+        released = upTo;
+        return s;
+    }
+
+    /** Start of the first stop string in the text, looking only where a new one can have appeared. */
+    private int findStopString() {
+        if (longestStop == 0) {
+            return -1;
+        }
+        int from = Math.max(0, released - longestStop);
+        int best = -1;
+        for (String stop : stopStrings) {
+            int at = text.indexOf(stop, from);
+            if (at >= 0 && (best < 0 || at < best)) {
+                best = at;
+            }
+        }
+        return best;
+    }
+
+    /** Length of the longest end of the text that is a proper prefix of some stop string. */
+    private int heldBackForStop() {
+        int held = 0;
+        for (String stop : stopStrings) {
+            for (int k = Math.min(stop.length() - 1, text.length() - released); k > held; k--) {
+                if (regionMatches(text, text.length() - k, stop, k)) {
+                    held = k;
+                    break;
+                }
+            }
+        }
+        return held;
+    }
+
+    private static boolean regionMatches(StringBuilder s, int at, String other, int length) {
+        for (int i = 0; i < length; i++) {
+            if (s.charAt(at + i) != other.charAt(i)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static boolean contains(int[] a, int v) {
+        for (int x : a) {
+            if (x == v) {
+                return true;
+            }
+        }
+        return false;
+    }
+}

@@ -1,0 +1,133 @@
+package dev.peregrine.model;
+
+import dev.peregrine.kv.KvCache;
+import dev.peregrine.spi.Backend;
+import dev.peregrine.spi.BatchLayout;
+import dev.peregrine.spi.Buffer;
+
+/**
+ * The Llama forward pass over one ragged batch, written once against the {@link Backend} kernels.
+ * Reads top to bottom like llama2.c's {@code forward}: embed, then per layer attention and
+ * feed-forward with pre-norms and residuals, then the final norm and the output projection for
+ * the rows whose logits are wanted.
+ *
+ * <p>Holds the scratch buffers for up to {@code maxTokens} tokens per step, allocated once. Not
+ * thread-safe: the engine runs one step at a time.
+ */
+public final class LlamaGraph {
+    /** Rows of logits computed per output projection, to bound the logits buffer for big vocabularies. */
+    static final int LOGIT_ROWS_PER_CHUNK = 16;
+
+    private final LlamaConfig c;
+    private final LlamaWeights w;
+    private final Backend backend;
+    private final KvCache kv;
+    private final int maxTokens;
+    private final float[] ropeFrequencies;
+    private final float attentionScale;
+
+    private final Buffer x;       // residual stream      [tokens, dim]
+    private final Buffer xb;      // normed input         [tokens, dim]
+    private final Buffer q;       // queries              [tokens, heads * headDim]
+    private final Buffer k;       // keys                 [tokens, kvHeads * headDim]
+    private final Buffer v;       // values               [tokens, kvHeads * headDim]
+    private final Buffer att;     // attention output     [tokens, heads * headDim]
+    private final Buffer proj;    // projection output    [tokens, dim]
+    private final Buffer gate;    // FFN gate             [tokens, ffn]
+    private final Buffer up;      // FFN up               [tokens, ffn]
+    private final Buffer cosSin;  // rope angles          [tokens, ropeDims]
+    private final Buffer lastRows;   // rows whose logits are wanted [chunk, dim]
+    private final Buffer lastNormed; // the same after the final norm
+    private final Buffer logits;     // [chunk, vocab]
+
+    public LlamaGraph(LlamaConfig c, LlamaWeights w, Backend backend, KvCache kv, int maxTokens) {
+        this.c = c;
+        this.w = w;
+        this.backend = backend;
+        this.kv = kv;
+        this.maxTokens = maxTokens;
+        int pairs = c.ropeDimensions() / 2;
+        this.ropeFrequencies = new float[pairs];
+        for (int i = 0; i < pairs; i++) {
+            ropeFrequencies[i] = (float) Math.pow(c.ropeTheta(), -2.0 * i / c.ropeDimensions());
+        }
+        this.attentionScale = (float) (1.0 / Math.sqrt(c.headDim()));
+        long t = maxTokens;
+        x = backend.allocate(t * c.dim());
+        xb = backend.allocate(t * c.dim());
+        q = backend.allocate(t * c.queryDim());
+        k = backend.allocate(t * c.kvDim());
+        v = backend.allocate(t * c.kvDim());
+        att = backend.allocate(t * c.queryDim());
+        proj = backend.allocate(t * c.dim());
+        gate = backend.allocate(t * c.ffnDim());
+        up = backend.allocate(t * c.ffnDim());
+        cosSin = backend.allocate(t * c.ropeDimensions());
+        lastRows = backend.allocate((long) LOGIT_ROWS_PER_CHUNK * c.dim());
+        lastNormed = backend.allocate((long) LOGIT_ROWS_PER_CHUNK * c.dim());
+        logits = backend.allocate((long) LOGIT_ROWS_PER_CHUNK * c.vocabularySize());
+    }
+
+    public int maxTokens() {
+        return maxTokens;
+    }
+
+    /**
+     * Runs the batch and writes the logits of {@code layout.logitRows} into {@code out}, one row
+     * of {@code vocabularySize} floats each, in that order. The KV cache slots named by the
+     * layout must already belong to their sequences.
+     */
+    public void forward(BatchLayout layout, float[] out) {
+        int n = layout.tokenCount;
+        if (n <= 0 || n > maxTokens) {
+            throw new IllegalArgumentException("a step holds 1.." + maxTokens + " tokens, got " + n);
+        }
+        if (out.length < layout.logitCount * c.vocabularySize()) {
+            throw new IllegalArgumentException("logits array too small for " + layout.logitCount + " rows");
+        }
+        backend.beginStep(layout);
+        backend.embed(x, w.tokenEmbedding(), layout);
+        backend.ropeAngles(cosSin, ropeFrequencies, layout);
+
+        for (int l = 0; l < c.layers(); l++) {
+            LlamaWeights.Layer layer = w.layers()[l];
+
+            // Attention block: x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
+            backend.rmsNorm(xb, x, layer.attentionNorm(), n, c.dim(), c.rmsEps());
+            backend.matmul(q, xb, layer.wq(), n);
+            backend.matmul(k, xb, layer.wk(), n);
+            backend.matmul(v, xb, layer.wv(), n);
+            backend.rope(q, cosSin, n, c.heads(), c.headDim(), c.ropeDimensions());
+            backend.rope(k, cosSin, n, c.kvHeads(), c.headDim(), c.ropeDimensions());
+            backend.storeKv(kv.keys(l), kv.values(l), k, v, c.kvDim(), layout);
+            backend.attention(att, q, kv.keys(l), kv.values(l), layout, c.heads(), c.kvHeads(), c.headDim(), attentionScale);
+            backend.matmul(proj, att, layer.wo(), n);
+            backend.add(x, proj, (long) n * c.dim());
+
+            // Feed-forward block (SwiGLU): x += W2 · (silu(W1·norm(x)) * W3·norm(x))
+            backend.rmsNorm(xb, x, layer.ffnNorm(), n, c.dim(), c.rmsEps());
+            backend.matmul(gate, xb, layer.gate(), n);
+            backend.matmul(up, xb, layer.up(), n);
+            backend.swiglu(gate, up, (long) n * c.ffnDim());
+            backend.matmul(proj, gate, layer.down(), n);
+            backend.add(x, proj, (long) n * c.dim());
+        }
+
+        // Only the wanted rows go through the final norm and the (large) output projection.
+        int total = layout.logitCount;
+        for (int start = 0; start < total; start += LOGIT_ROWS_PER_CHUNK) {
+            int rows = Math.min(LOGIT_ROWS_PER_CHUNK, total - start);
+            gatherRows(layout, start, rows);
+            backend.rmsNorm(lastNormed, lastRows, w.outputNorm(), rows, c.dim(), c.rmsEps());
+            backend.matmul(logits, lastNormed, w.output(), rows);
+            backend.read(logits, 0, out, start * c.vocabularySize(), rows * c.vocabularySize());
+        }
+    }
+
+    private void gatherRows(BatchLayout layout, int start, int rows) {
+        for (int i = 0; i < rows; i++) {
+            int row = layout.logitRows[start + i];
+            backend.copy(lastRows, (long) i * c.dim(), x, (long) row * c.dim(), c.dim());
+        }
+    }
+}

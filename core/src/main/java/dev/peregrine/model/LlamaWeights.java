@@ -1,0 +1,63 @@
+package dev.peregrine.model;
+
+import dev.peregrine.ModelFormatException;
+import dev.peregrine.format.gguf.GgufFile;
+import dev.peregrine.spi.Backend;
+import dev.peregrine.spi.Weight;
+import dev.peregrine.tensor.Tensor;
+import java.util.Arrays;
+
+/** The weights of a Llama-family decoder, as the backend holds them, under GGUF tensor names. */
+public record LlamaWeights(Weight tokenEmbedding, Layer[] layers, Weight outputNorm, Weight output) {
+
+    /** One transformer block. */
+    public record Layer(Weight attentionNorm, Weight wq, Weight wk, Weight wv, Weight wo,
+                        Weight ffnNorm, Weight gate, Weight up, Weight down) {
+    }
+
+    /** Checks every tensor's shape against the config, then hands it to the backend. */
+    public static LlamaWeights load(GgufFile file, LlamaConfig c, Backend backend) {
+        Loader l = new Loader(file, backend);
+        Weight embedding = l.get("token_embd.weight", c.dim(), c.vocabularySize());
+        Layer[] layers = new Layer[c.layers()];
+        for (int i = 0; i < layers.length; i++) {
+            String p = "blk." + i + ".";
+            layers[i] = new Layer(
+                    l.get(p + "attn_norm.weight", c.dim()),
+                    l.get(p + "attn_q.weight", c.dim(), c.queryDim()),
+                    l.get(p + "attn_k.weight", c.dim(), c.kvDim()),
+                    l.get(p + "attn_v.weight", c.dim(), c.kvDim()),
+                    l.get(p + "attn_output.weight", c.queryDim(), c.dim()),
+                    l.get(p + "ffn_norm.weight", c.dim()),
+                    l.get(p + "ffn_gate.weight", c.dim(), c.ffnDim()),
+                    l.get(p + "ffn_up.weight", c.dim(), c.ffnDim()),
+                    l.get(p + "ffn_down.weight", c.ffnDim(), c.dim()));
+        }
+        Weight outputNorm = l.get("output_norm.weight", c.dim());
+        // Models with tied embeddings have no output.weight and reuse the embedding table.
+        Weight output = file.findTensor("output.weight").isPresent()
+                ? l.get("output.weight", c.dim(), c.vocabularySize())
+                : embedding;
+        return new LlamaWeights(embedding, layers, outputNorm, output);
+    }
+
+    private record Loader(GgufFile file, Backend backend) {
+        Weight get(String name, long... expectedShape) {
+            Tensor t = file.tensor(name);
+            long[] shape = t.shape();
+            long[] padded = Arrays.copyOf(shape, Math.max(shape.length, expectedShape.length));
+            for (int i = shape.length; i < padded.length; i++) {
+                padded[i] = 1;
+            }
+            long[] expected = Arrays.copyOf(expectedShape, padded.length);
+            for (int i = expectedShape.length; i < expected.length; i++) {
+                expected[i] = 1;
+            }
+            if (!Arrays.equals(padded, expected)) {
+                throw new ModelFormatException(file.path(), -1, "tensor '" + name + "' has shape "
+                        + Arrays.toString(shape) + ", expected " + Arrays.toString(expectedShape));
+            }
+            return backend.upload(t);
+        }
+    }
+}

@@ -1,0 +1,330 @@
+package dev.peregrine.sampling;
+
+import dev.peregrine.GenerationConfig;
+
+import java.util.Arrays;
+import java.util.Objects;
+import java.util.SplittableRandom;
+import java.util.concurrent.ThreadLocalRandom;
+
+/**
+ * Picks the next token of one generating sequence from its logits, as a {@link GenerationConfig}
+ * says: repetition penalty over the last N tokens, temperature, top-k, top-p, min-p, then a draw
+ * with the sequence's own random generator. Temperature 0 is greedy: the argmax after the
+ * repetition penalty (the later filters never remove the most likely token, so they cannot change
+ * it), and no random number is used.
+ *
+ * <p>Each filter works on the distribution renormalised over the tokens that survived the earlier
+ * ones, as llama.cpp and Hugging Face transformers do (this matters for top-p after top-k; min-p
+ * compares with the most likely token, which every filter keeps). Equal logits rank by token id,
+ * lowest first: for greedy decoding and at the top-k and top-p cut-offs alike.
+ *
+ * <p>Special values: a {@code -Infinity} logit is never chosen; a NaN logit is treated as
+ * {@code -Infinity} (it comes from a broken computation and has no meaningful rank); tokens at
+ * {@code +Infinity} share all the probability equally. If every logit is {@code -Infinity} or NaN
+ * there is nothing to choose and an {@link IllegalArgumentException} is thrown.
+ *
+ * <p>Cost, for a vocabulary of V tokens: all scratch space is allocated by the constructor, so
+ * {@link #sample} and {@link #distribution} allocate nothing. With top-k, one pass keeps the k
+ * best tokens in a bounded heap (nearly O(V): most tokens fail the one comparison with the heap's
+ * root) and only those k need an exp(). Without top-k every token needs an exp() (the top-p
+ * threshold depends on the sum over the whole vocabulary), but only tokens that can survive become
+ * candidates: with top-p, tokens whose weight is below {@code (1 - p) * sum / V} together weigh
+ * less than {@code (1 - p) * sum}, so the smallest set reaching {@code p * sum} has none of them;
+ * with min-p nothing below {@code minP * max} can survive. The candidates are then heapified and
+ * taken best first only until top-p's mass is reached, so nothing is ever fully sorted.
+ *
+ * <p>Not thread-safe: one sampler per generating sequence.
+ */
+public final class Sampler {
+    private final GenerationConfig config;
+    private final int vocabularySize;
+    private final long seed;
+    private final SplittableRandom random;
+
+    /** Token ids still in the running; the first {@code n} entries are used, sometimes as a heap. */
+    private final int[] candidates;
+    /** Unnormalised probability by token id, {@code exp((logit - max) / T)}; valid for candidates only. */
+    private final float[] weights;
+    /** Marks tokens already penalised in this call, so that repeats are penalised once. */
+    private final boolean[] penalised;
+    /** Sum of the survivors' weights after {@link #prepare}. */
+    private double total;
+
+    /**
+     * @param config         the request's sampling settings
+     * @param vocabularySize number of logits per row
+     */
+    public Sampler(GenerationConfig config, int vocabularySize) {
+        if (vocabularySize <= 0) {
+            throw new IllegalArgumentException("vocabularySize must be > 0, got " + vocabularySize);
+        }
+        this.config = Objects.requireNonNull(config, "config");
+        this.vocabularySize = vocabularySize;
+        this.seed = config.isSeeded() ? config.seed() : ThreadLocalRandom.current().nextLong();
+        // SplittableRandom's algorithm (SplitMix64) is specified, so a seed gives the same draws on every JVM.
+        this.random = new SplittableRandom(seed);
+        this.candidates = new int[vocabularySize];
+        this.weights = new float[vocabularySize];
+        this.penalised = new boolean[vocabularySize];
+    }
+
+    /** The seed of this sampler's random generator: the config's, or the fresh one drawn for it. */
+    public long seed() {
+        return seed;
+    }
+
+    public int vocabularySize() {
+        return vocabularySize;
+    }
+
+    /**
+     * Draws the next token.
+     *
+     * <p>Modifies {@code logits[offset .. offset + vocabularySize)} in place: the repetition
+     * penalty is applied to it and NaN is replaced by {@code -Infinity}. Call it (or
+     * {@link #distribution}) once per row, or the penalty is applied twice.
+     *
+     * @param logits       holds this sequence's logits at {@code [offset, offset + vocabularySize)}
+     * @param recentTokens the most recent tokens, prompt and generated, oldest first; only the last
+     *                     {@code config.repetitionLastN()} of the first {@code recentCount} are penalised
+     * @return the token id, drawn from exactly the distribution {@link #distribution} gives
+     * @throws IllegalArgumentException if every logit is {@code -Infinity} or NaN, or a recent token is out of range
+     */
+    public int sample(float[] logits, int offset, int[] recentTokens, int recentCount) {
+        int n = prepare(logits, offset, recentTokens, recentCount);
+        if (config.isGreedy()) {
+            return candidates[0];
+        }
+        double target = random.nextDouble() * total;
+        double cumulative = 0;
+        for (int j = 0; j < n; j++) {
+            cumulative += weights[candidates[j]];
+            if (target < cumulative) {
+                return candidates[j];
+            }
+        }
+        // Unreachable: the loop adds the same weights in the same order as total, and target < total.
+        return candidates[n - 1];
+    }
+
+    /**
+     * Writes the distribution {@link #sample} draws from to {@code outProbs[0 .. vocabularySize)}:
+     * normalised, zero for filtered tokens, one-hot for greedy decoding. Same arguments, same
+     * in-place changes to the logits row, as {@link #sample}; uses no random number.
+     */
+    public void distribution(float[] logits, int offset, int[] recentTokens, int recentCount, float[] outProbs) {
+        Objects.checkFromIndexSize(0, vocabularySize, outProbs.length);
+        int n = prepare(logits, offset, recentTokens, recentCount);
+        Arrays.fill(outProbs, 0, vocabularySize, 0f);
+        for (int j = 0; j < n; j++) {
+            int id = candidates[j];
+            outProbs[id] = (float) (weights[id] / total);
+        }
+    }
+
+    /**
+     * A uniform number in [0, 1) from this sequence's generator, for decisions outside
+     * {@link #sample} that must stay reproducible with the seed (e.g. speculative acceptance).
+     */
+    public double nextUniform() {
+        return random.nextDouble();
+    }
+
+    /**
+     * Index (relative to {@code offset}) of the largest of {@code logits[offset .. offset + n)};
+     * ties go to the lowest index and NaN never wins (it counts as {@code -Infinity}), so a row of
+     * only {@code -Infinity} and NaN gives 0.
+     */
+    public static int argmax(float[] logits, int offset, int n) {
+        Objects.checkFromIndexSize(offset, n, logits.length);
+        int best = 0;
+        float bestValue = Float.NEGATIVE_INFINITY;
+        for (int i = 0; i < n; i++) {
+            float x = logits[offset + i];
+            if (x > bestValue) { // false for NaN, and for ties, which keeps the lowest index
+                bestValue = x;
+                best = i;
+            }
+        }
+        return best;
+    }
+
+    /**
+     * Runs every step but the draw. Leaves the survivors in {@code candidates[0 .. n)} (for greedy
+     * decoding, the argmax alone), their weights in {@link #weights} and the weights' sum in
+     * {@link #total}, and returns {@code n}.
+     */
+    private int prepare(float[] logits, int offset, int[] recentTokens, int recentCount) {
+        Objects.checkFromIndexSize(offset, vocabularySize, logits.length);
+        Objects.checkFromIndexSize(0, recentCount, recentTokens.length);
+        applyRepetitionPenalty(logits, offset, recentTokens, recentCount);
+        for (int i = offset; i < offset + vocabularySize; i++) {
+            if (Float.isNaN(logits[i])) {
+                logits[i] = Float.NEGATIVE_INFINITY;
+            }
+        }
+        int best = argmax(logits, offset, vocabularySize);
+        float max = logits[offset + best];
+        if (max == Float.NEGATIVE_INFINITY) {
+            throw new IllegalArgumentException("every logit is -Infinity or NaN: no token can be chosen");
+        }
+        if (config.isGreedy()) {
+            candidates[0] = best;
+            weights[best] = 1;
+            total = 1;
+            return 1;
+        }
+
+        double invTemperature = 1.0 / config.temperature();
+        int topK = config.topK();
+        float topP = config.topP();
+        float minP = config.minP();
+        int n;
+        double sum = 0;
+        if (topK > 0 && topK < vocabularySize) {
+            n = selectTopK(logits, offset, topK);
+            for (int j = 0; j < n; j++) {
+                int id = candidates[j];
+                weights[id] = weight(logits[offset + id], max, invTemperature);
+                sum += weights[id];
+            }
+        } else {
+            for (int id = 0; id < vocabularySize; id++) {
+                weights[id] = weight(logits[offset + id], max, invTemperature);
+                sum += weights[id];
+            }
+            // Cheap pruning: only tokens that can survive top-p and min-p (see the class comment).
+            double threshold = Math.max(minP, topP < 1 ? (1 - topP) * sum / vocabularySize : 0);
+            n = 0;
+            for (int id = 0; id < vocabularySize; id++) {
+                if (weights[id] > 0 && weights[id] >= threshold) {
+                    candidates[n++] = id;
+                }
+            }
+        }
+
+        int first = 0;
+        if (topP < 1) {
+            first = keepTopP(logits, offset, n, topP * sum);
+        }
+        // min-p: the most likely token survives every filter and has weight exp(0) = 1, so
+        // "probability >= minP * max probability" is "weight >= minP". Zero weights (-Infinity
+        // logits that top-k kept for want of better ones) go too. Survivors move to the front.
+        int kept = 0;
+        total = 0;
+        for (int j = first; j < n; j++) {
+            int id = candidates[j];
+            if (weights[id] > 0 && weights[id] >= minP) {
+                candidates[kept++] = id;
+                total += weights[id];
+            }
+        }
+        return kept;
+    }
+
+    /** CTRL / llama.cpp: each distinct token among the last N has its logit divided (if positive) or multiplied by the penalty. */
+    private void applyRepetitionPenalty(float[] logits, int offset, int[] recentTokens, int recentCount) {
+        float penalty = config.repetitionPenalty();
+        int from = Math.max(0, recentCount - config.repetitionLastN());
+        if (penalty == 1f || from == recentCount) {
+            return;
+        }
+        // Check every id before marking any, so that an exception leaves no marks behind.
+        for (int i = from; i < recentCount; i++) {
+            if (recentTokens[i] < 0 || recentTokens[i] >= vocabularySize) {
+                throw new IllegalArgumentException("recent token " + recentTokens[i] + " at " + i
+                        + " is outside the vocabulary of " + vocabularySize);
+            }
+        }
+        for (int i = from; i < recentCount; i++) {
+            int id = recentTokens[i];
+            if (!penalised[id]) {
+                penalised[id] = true;
+                float x = logits[offset + id];
+                logits[offset + id] = x > 0 ? x / penalty : x * penalty;
+            }
+        }
+        for (int i = from; i < recentCount; i++) {
+            penalised[recentTokens[i]] = false;
+        }
+    }
+
+    /** {@code exp((x - max) / T)}, where tokens at the maximum weigh exactly 1, even at {@code +Infinity}. */
+    private static float weight(float x, float max, double invTemperature) {
+        return x == max ? 1f : (float) Math.exp(((double) x - max) * invTemperature);
+    }
+
+    /** Puts the k best tokens in {@code candidates[0 .. k)} (in heap order) and returns k. */
+    private int selectTopK(float[] logits, int offset, int k) {
+        for (int id = 0; id < k; id++) {
+            candidates[id] = id;
+        }
+        heapify(logits, offset, k, true);
+        for (int id = k; id < vocabularySize; id++) {
+            // Ids come in increasing order, so a token equal to the worst kept one ranks after it.
+            if (logits[offset + id] > logits[offset + candidates[0]]) {
+                candidates[0] = id;
+                siftDown(logits, offset, 0, k, true);
+            }
+        }
+        return k;
+    }
+
+    /**
+     * Top-p: takes the best candidates one by one from a heap until their weights reach
+     * {@code targetMass}, at least one. The taken ones end up in {@code candidates[first .. n)};
+     * returns {@code first}.
+     */
+    private int keepTopP(float[] logits, int offset, int n, double targetMass) {
+        heapify(logits, offset, n, false);
+        double taken = 0;
+        int end = n; // the heap is candidates[0 .. end)
+        while (end > 0 && taken < targetMass) {
+            int best = candidates[0];
+            end--;
+            candidates[0] = candidates[end];
+            candidates[end] = best;
+            siftDown(logits, offset, 0, end, false);
+            taken += weights[best];
+        }
+        return end;
+    }
+
+    private void heapify(float[] logits, int offset, int n, boolean worstOnTop) {
+        for (int i = n / 2 - 1; i >= 0; i--) {
+            siftDown(logits, offset, i, n, worstOnTop);
+        }
+    }
+
+    /** Restores the heap {@code candidates[0 .. size)} below {@code i}; its root is the worst token or the best one. */
+    private void siftDown(float[] logits, int offset, int i, int size, boolean worstOnTop) {
+        int item = candidates[i];
+        while (true) {
+            int child = 2 * i + 1;
+            if (child >= size) {
+                break;
+            }
+            if (child + 1 < size && nearerRoot(logits, offset, candidates[child + 1], candidates[child], worstOnTop)) {
+                child++;
+            }
+            if (!nearerRoot(logits, offset, candidates[child], item, worstOnTop)) {
+                break;
+            }
+            candidates[i] = candidates[child];
+            i = child;
+        }
+        candidates[i] = item;
+    }
+
+    private static boolean nearerRoot(float[] logits, int offset, int a, int b, boolean worstOnTop) {
+        return worstOnTop ? ranksBefore(logits, offset, b, a) : ranksBefore(logits, offset, a, b);
+    }
+
+    /** Whether token a ranks before token b: higher logit first, then lower id. */
+    private static boolean ranksBefore(float[] logits, int offset, int a, int b) {
+        float x = logits[offset + a];
+        float y = logits[offset + b];
+        return x > y || (x == y && a < b);
+    }
+}

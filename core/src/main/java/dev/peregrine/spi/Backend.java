@@ -1,0 +1,79 @@
+package dev.peregrine.spi;
+
+import dev.peregrine.tensor.Tensor;
+
+/**
+ * A set of kernels plus the memory they work on. The model graph (in {@code dev.peregrine.model})
+ * is written once against this interface; a backend decides how each operation runs.
+ *
+ * <p>Conventions: activations are row-major matrices of floats in {@link Buffer}s,
+ * {@code rows x width}, one row per token of the batch. A kernel may assume its buffers are large
+ * enough (the graph sizes them) and that output and input buffers do not overlap unless stated.
+ * Calls are made from one thread at a time per backend.
+ */
+public interface Backend extends AutoCloseable {
+
+    /** Human-readable description, e.g. "CPU, 2 threads, Vector API 512-bit". */
+    String description();
+
+    /** Makes a weight matrix usable by {@link #matmul}: {@code tensor} is [columns, rows] in ggml order. */
+    Weight upload(Tensor tensor);
+
+    /** A zero-filled buffer of {@code floats} floats. */
+    Buffer allocate(long floats);
+
+    /** Called once per forward step before any kernel, so a device backend can upload the layout. */
+    void beginStep(BatchLayout layout);
+
+    /** {@code out[r] = table row layout.tokens[r]} for every token of the step (width = table columns). */
+    void embed(Buffer out, Weight table, BatchLayout layout);
+
+    /** {@code out[r] = in[r] / rms(in[r]) * weight}, for {@code rows} rows of {@code width}. */
+    void rmsNorm(Buffer out, Buffer in, Weight weight, int rows, int width, float eps);
+
+    /** {@code out[r] = W in[r]}: out is rows x w.rows(), in is rows x w.columns(). */
+    void matmul(Buffer out, Buffer in, Weight w, int rows);
+
+    /**
+     * Fills {@code cosSin} with, for every token row r and frequency i, cos and sin of
+     * {@code positions[r] * frequencies[i]}: row r holds cos[0..n) then sin[0..n).
+     */
+    void ropeAngles(Buffer cosSin, float[] frequencies, BatchLayout layout);
+
+    /**
+     * Rotates, in place, the first {@code ropeDimensions} elements of each head of {@code x}
+     * (rows x heads*headDim) by the angles of its row, pairing adjacent elements (2i, 2i+1) as
+     * ggml's "normal" rope does for Llama GGUF files.
+     */
+    void rope(Buffer x, Buffer cosSin, int rows, int heads, int headDim, int ropeDimensions);
+
+    /** Writes row r of {@code k} and {@code v} (width) into slot {@code layout.slots[r]} of the caches. */
+    void storeKv(Buffer keyCache, Buffer valueCache, Buffer k, Buffer v, int width, BatchLayout layout);
+
+    /**
+     * Causal grouped-query attention over the paged cache: for each token row, each query head h
+     * attends with KV head {@code h / (heads / kvHeads)} to positions 0..position of the row's
+     * sequence; {@code out} is rows x heads*headDim.
+     */
+    void attention(Buffer out, Buffer q, Buffer keyCache, Buffer valueCache, BatchLayout layout,
+                   int heads, int kvHeads, int headDim, float scale);
+
+    /** {@code gate[i] = silu(gate[i]) * up[i]} for {@code count} values. */
+    void swiglu(Buffer gate, Buffer up, long count);
+
+    /** {@code acc[i] += x[i]} for {@code count} values. */
+    void add(Buffer acc, Buffer x, long count);
+
+    /** Copies {@code count} floats between buffers (gathering rows, copy-on-write of KV blocks). */
+    void copy(Buffer dst, long dstOffset, Buffer src, long srcOffset, long count);
+
+    /** Copies {@code count} floats from the host array {@code src} into {@code dst}. */
+    void write(float[] src, int srcOffset, Buffer dst, long dstOffset, int count);
+
+    /** Copies {@code count} floats from {@code src} to the host array {@code dst}. */
+    void read(Buffer src, long srcOffset, float[] dst, int dstOffset, int count);
+
+    /** Frees every buffer and weight this backend made. */
+    @Override
+    void close();
+}

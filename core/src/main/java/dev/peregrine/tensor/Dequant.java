@@ -1,0 +1,100 @@
+package dev.peregrine.tensor;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
+/**
+ * Reference dequantisation: turns stored values of any {@link DType} into floats, exactly as
+ * ggml's {@code dequantize_row_*} functions define them. Straightforward code meant to be obviously
+ * right; fast kernels live in the backends and are tested against it.
+ */
+public final class Dequant {
+    private static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    private Dequant() {
+    }
+
+    /**
+     * Dequantises {@code count} values starting at value index {@code first} of {@code data}
+     * (stored as {@code type}) into {@code dst[dstOffset ..]}. For quantised types {@code first}
+     * and {@code count} may fall anywhere: whole blocks are decoded and the wanted part kept.
+     */
+    public static void toFloat(DType type, MemorySegment data, long first, float[] dst, int dstOffset, int count) {
+        switch (type) {
+            case F32 -> {
+                for (int i = 0; i < count; i++) {
+                    dst[dstOffset + i] = data.get(F32, (first + i) * 4);
+                }
+            }
+            case F16 -> {
+                for (int i = 0; i < count; i++) {
+                    dst[dstOffset + i] = Float.float16ToFloat(data.get(I16, (first + i) * 2));
+                }
+            }
+            case BF16 -> {
+                for (int i = 0; i < count; i++) {
+                    dst[dstOffset + i] = bf16ToFloat(data.get(I16, (first + i) * 2));
+                }
+            }
+            case Q8_0, Q4_0 -> {
+                int bs = type.blockSize();
+                if (first % bs == 0 && count % bs == 0) {
+                    // Whole blocks (every row of a ggml-readable tensor): decode straight into dst.
+                    for (int b = 0; b < count / bs; b++) {
+                        decodeBlock(type, data, (first / bs + b) * type.blockBytes(), dst, dstOffset + b * bs);
+                    }
+                    return;
+                }
+                float[] block = new float[bs];
+                long i = first;
+                long end = first + count;
+                while (i < end) {
+                    long blockIndex = i / type.blockSize();
+                    decodeBlock(type, data, blockIndex * type.blockBytes(), block, 0);
+                    int from = (int) (i - blockIndex * type.blockSize());
+                    int n = (int) Math.min(type.blockSize() - from, end - i);
+                    System.arraycopy(block, from, dst, dstOffset + (int) (i - first), n);
+                    i += n;
+                }
+            }
+        }
+    }
+
+    /** Decodes the quantised block that starts at byte {@code offset} into {@code out[at..at+blockSize)}. */
+    public static void decodeBlock(DType type, MemorySegment data, long offset, float[] out, int at) {
+        switch (type) {
+            case Q8_0 -> {
+                float d = Float.float16ToFloat(data.get(I16, offset));
+                for (int j = 0; j < 32; j++) {
+                    out[at + j] = d * data.get(ValueLayout.JAVA_BYTE, offset + 2 + j);
+                }
+            }
+            case Q4_0 -> {
+                float d = Float.float16ToFloat(data.get(I16, offset));
+                for (int j = 0; j < 16; j++) {
+                    int b = data.get(ValueLayout.JAVA_BYTE, offset + 2 + j) & 0xFF;
+                    out[at + j] = d * ((b & 0x0F) - 8);
+                    out[at + j + 16] = d * ((b >>> 4) - 8);
+                }
+            }
+            default -> throw new IllegalArgumentException(type + " is not a block-quantised type");
+        }
+    }
+
+    /** A whole tensor as floats (for tests and small tensors). */
+    public static float[] toFloat(Tensor t) {
+        long n = t.elementCount();
+        if (n > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException(t + " is too large to dequantise into one array");
+        }
+        float[] out = new float[(int) n];
+        toFloat(t.type(), t.data(), 0, out, 0, (int) n);
+        return out;
+    }
+
+    public static float bf16ToFloat(short bits) {
+        return Float.intBitsToFloat((bits & 0xFFFF) << 16);
+    }
+}

@@ -1,0 +1,51 @@
+package dev.peregrine.tokenizer;
+
+/**
+ * Text to token ids and back. Implementations are immutable and thread-safe.
+ */
+public interface Tokenizer {
+
+    /**
+     * Encodes text.
+     *
+     * @param addSpecial   add the tokens the vocabulary asks for around a sequence (BOS, and EOS
+     *                     when the model wants it), as llama.cpp's {@code add_special}
+     * @param parseSpecial recognise the text of control / user-defined tokens (e.g. "&lt;s&gt;")
+     *                     as those tokens instead of encoding their characters, as llama.cpp's
+     *                     {@code parse_special}
+     */
+    int[] encode(String text, boolean addSpecial, boolean parseSpecial);
+
+    /** Encodes plain user text: special tokens added, special-token text not parsed. */
+    default int[] encode(String text) {
+        return encode(text, true, false);
+    }
+
+    /**
+     * The bytes token {@code id} contributes to decoded text (UTF-8, possibly a partial
+     * character for byte tokens). Control tokens such as BOS/EOS contribute nothing.
+     */
+    byte[] tokenBytes(int id);
+
+    /** The token's piece as stored in the vocabulary, for display (e.g. "▁Hello", "&lt;0x0A&gt;"). */
+    String piece(int id);
+
+    /** Decodes a whole sequence to text (invalid UTF-8 becomes U+FFFD). */
+    String decode(int[] ids);
+
+    /** A decoder for streaming output that never emits half a character. */
+    default StreamingDecoder streamingDecoder() {
+        return new StreamingDecoder(this);
+    }
+
+    int vocabularySize();
+
+    /** Beginning-of-sequence id, or -1. */
+    int bosId();
+
+    /** End-of-sequence id, or -1. */
+    int eosId();
+
+    /** Whether generating {@code id} ends a generation (EOS, end-of-turn and similar tokens). */
+    boolean isEndOfGeneration(int id);
+}

@@ -1,0 +1,164 @@
+package dev.peregrine.tokenizer;
+
+import dev.peregrine.ModelFormatException;
+import dev.peregrine.format.gguf.GgufMetadata;
+import java.util.Arrays;
+import java.util.Objects;
+import java.util.Optional;
+
+/**
+ * A tokenizer vocabulary as llama.cpp stores it in GGUF: token texts, scores, token types and the
+ * special ids and flags. The arrays are shared, not copied: do not modify them.
+ *
+ * @param tokens         token texts, indexed by id (SentencePiece pieces: "▁" for a space,
+ *                       "&lt;0x0A&gt;" for byte tokens)
+ * @param scores         merge priority of each token (higher merges first)
+ * @param tokenTypes     llama.cpp token types: {@link #NORMAL}, {@link #UNKNOWN}, {@link #CONTROL},
+ *                       {@link #USER_DEFINED}, {@link #UNUSED}, {@link #BYTE}; any other value is
+ *                       "undefined" (decodes to nothing, as in llama.cpp)
+ * @param bosId          beginning-of-sequence id, or -1
+ * @param eosId          end-of-sequence id, or -1
+ * @param unkId          unknown-token id, or -1
+ * @param padId          padding id, or -1
+ * @param eotId          end-of-turn id, or -1
+ * @param eomId          end-of-message id, or -1
+ * @param addBos         whether encoding with special tokens starts with BOS
+ * @param addEos         whether encoding with special tokens ends with EOS
+ * @param addSpacePrefix whether a space is put before text that starts a sequence or follows a
+ *                       special token (SentencePiece's "dummy prefix")
+ * @param modelName      {@code general.name}, or ""; llama.cpp keys a few per-model token rules on it
+ */
+public record Vocabulary(
+        String[] tokens, float[] scores, int[] tokenTypes,
+        int bosId, int eosId, int unkId, int padId, int eotId, int eomId,
+        boolean addBos, boolean addEos, boolean addSpacePrefix, String modelName) {
+
+    public static final int NORMAL = 1;
+    public static final int UNKNOWN = 2;
+    public static final int CONTROL = 3;
+    public static final int USER_DEFINED = 4;
+    public static final int UNUSED = 5;
+    public static final int BYTE = 6;
+
+    public static final String KEY_TOKENS = "tokenizer.ggml.tokens";
+    public static final String KEY_SCORES = "tokenizer.ggml.scores";
+    public static final String KEY_TOKEN_TYPES = "tokenizer.ggml.token_type";
+    public static final String KEY_BOS = "tokenizer.ggml.bos_token_id";
+    public static final String KEY_EOS = "tokenizer.ggml.eos_token_id";
+    public static final String KEY_UNK = "tokenizer.ggml.unknown_token_id";
+    public static final String KEY_PAD = "tokenizer.ggml.padding_token_id";
+    public static final String KEY_EOT = "tokenizer.ggml.eot_token_id";
+    public static final String KEY_EOM = "tokenizer.ggml.eom_token_id";
+    public static final String KEY_ADD_BOS = "tokenizer.ggml.add_bos_token";
+    public static final String KEY_ADD_EOS = "tokenizer.ggml.add_eos_token";
+    public static final String KEY_ADD_SPACE_PREFIX = "tokenizer.ggml.add_space_prefix";
+
+    /** Validates sizes and ids, so that a tokenizer built on it never indexes out of range. */
+    public Vocabulary {
+        Objects.requireNonNull(tokens, "tokens");
+        Objects.requireNonNull(scores, "scores");
+        Objects.requireNonNull(tokenTypes, "tokenTypes");
+        Objects.requireNonNull(modelName, "modelName");
+        if (tokens.length == 0) {
+            throw new ModelFormatException("'" + KEY_TOKENS + "' is empty: the vocabulary has no tokens");
+        }
+        checkLength(KEY_SCORES, scores.length, tokens.length);
+        checkLength(KEY_TOKEN_TYPES, tokenTypes.length, tokens.length);
+        checkId(KEY_BOS, bosId, tokens.length);
+        checkId(KEY_EOS, eosId, tokens.length);
+        checkId(KEY_UNK, unkId, tokens.length);
+        checkId(KEY_PAD, padId, tokens.length);
+        checkId(KEY_EOT, eotId, tokens.length);
+        checkId(KEY_EOM, eomId, tokens.length);
+        // llama.cpp refuses these too: encoding could not add the token it promises.
+        if (addBos && bosId < 0) {
+            throw new ModelFormatException("'" + KEY_ADD_BOS + "' is true but '" + KEY_BOS + "' is not set");
+        }
+        if (addEos && eosId < 0) {
+            throw new ModelFormatException("'" + KEY_ADD_EOS + "' is true but '" + KEY_EOS + "' is not set");
+        }
+    }
+
+    /**
+     * Reads the vocabulary from GGUF metadata. Keys that are absent take the defaults llama.cpp
+     * uses for the "llama" (SentencePiece) tokenizer model: BOS 1, EOS 2, UNK 0 (each only if
+     * within the vocabulary), add BOS, no EOS, add a space prefix, scores 0, all tokens normal.
+     * An id stored as 0xFFFFFFFF (how converters write "none") counts as absent, as in llama.cpp.
+     * Empty token texts are renamed "[EMPTY_id]", as llama.cpp does.
+     *
+     * @throws ModelFormatException if the token list is missing, an array's length differs from
+     *                              the token count, an id is outside the vocabulary, or a value has
+     *                              the wrong type; the message names the key
+     */
+    public static Vocabulary fromGguf(GgufMetadata m) {
+        String[] tokens = m.optStringArray(KEY_TOKENS).orElseThrow(
+                () -> new ModelFormatException("missing '" + KEY_TOKENS + "': the file has no tokenizer vocabulary"));
+        tokens = renameEmptyTokens(tokens);
+        int n = tokens.length;
+
+        float[] scores = m.optFloatArray(KEY_SCORES).orElseGet(() -> new float[n]);
+        int[] types = m.optIntArray(KEY_TOKEN_TYPES).orElseGet(() -> filled(n, NORMAL));
+
+        return new Vocabulary(tokens, scores, types,
+                readId(m, KEY_BOS, 1, n),
+                readId(m, KEY_EOS, 2, n),
+                readId(m, KEY_UNK, 0, n),
+                readId(m, KEY_PAD, -1, n),
+                readId(m, KEY_EOT, -1, n),
+                readId(m, KEY_EOM, -1, n),
+                m.optBoolean(KEY_ADD_BOS).orElse(true),
+                m.optBoolean(KEY_ADD_EOS).orElse(false),
+                m.optBoolean(KEY_ADD_SPACE_PREFIX).orElse(true),
+                m.optString("general.name").orElse(""));
+    }
+
+    public int size() {
+        return tokens.length;
+    }
+
+    /** A default that does not fit the vocabulary is dropped (llama.cpp does the same). */
+    private static int readId(GgufMetadata m, String key, int defaultId, int n) {
+        int fallback = defaultId < n ? defaultId : -1;
+        Optional<Long> stored = m.optLong(key);
+        if (stored.isEmpty() || stored.get() == 0xFFFF_FFFFL || stored.get() == -1) {
+            return fallback;
+        }
+        long id = stored.get();
+        if (id < 0 || id >= n) {
+            throw new ModelFormatException("'" + key + "' = " + id + " is outside the vocabulary of " + n + " tokens");
+        }
+        return (int) id;
+    }
+
+    private static String[] renameEmptyTokens(String[] tokens) {
+        String[] result = tokens;
+        for (int i = 0; i < tokens.length; i++) {
+            if (tokens[i].isEmpty()) {
+                if (result == tokens) {
+                    result = tokens.clone(); // the metadata's array stays as read
+                }
+                result[i] = "[EMPTY_" + i + "]";
+            }
+        }
+        return result;
+    }
+
+    private static int[] filled(int n, int value) {
+        int[] a = new int[n];
+        Arrays.fill(a, value);
+        return a;
+    }
+
+    private static void checkLength(String key, int length, int tokenCount) {
+        if (length != tokenCount) {
+            throw new ModelFormatException("'" + key + "' has " + length + " entries but '" + KEY_TOKENS
+                    + "' has " + tokenCount);
+        }
+    }
+
+    private static void checkId(String key, int id, int tokenCount) {
+        if (id < -1 || id >= tokenCount) {
+            throw new ModelFormatException("'" + key + "' = " + id + " is outside the vocabulary of " + tokenCount + " tokens");
+        }
+    }
+}

@@ -1,0 +1,115 @@
+package dev.peregrine.cli;
+
+import dev.peregrine.PeregrineException;
+import java.io.BufferedOutputStream;
+import java.io.FileDescriptor;
+import java.io.FileOutputStream;
+import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+
+/**
+ * The {@code peregrine} command line: {@code generate}, {@code info}, {@code help}.
+ *
+ * <p>{@link #run} does the work and returns the exit status, so tests call it in-process;
+ * {@link #main} only wires it to the process's streams and exit status.
+ */
+public final class Peregrine {
+    static final int OK = 0;
+    static final int FAILED = 1;
+    static final int USAGE = 2;
+
+    static final String USAGE_TEXT = """
+            usage: peregrine <command> [options]
+
+            commands:
+              generate   generate text from a prompt
+              info       show a GGUF file's metadata and tensors
+              help       show this text
+
+            peregrine generate -m FILE -p PROMPT [options]
+              -m, --model FILE           GGUF model file
+              -p, --prompt TEXT          prompt text
+              -n, --max-tokens N         most tokens to generate (default 256)
+                  --temp T               temperature, 0 = greedy (default 0.8)
+                  --top-k K              keep the K most likely tokens, 0 = off (default 40)
+                  --top-p P              nucleus sampling, 1 = off (default 0.95)
+                  --min-p P              drop tokens below P x the best one's probability, 0 = off (default 0.05)
+                  --repeat-penalty R     penalise recently seen tokens, 1 = off (default 1)
+                  --seed S               random seed, for reproducible sampling
+                  --stop TEXT            stop when TEXT is generated (repeatable)
+              -t, --threads N            CPU threads (default: all processors)
+              -c, --context N            context length (default: the model's)
+                  --json                 print one JSON object with ids, text and timings instead of streaming
+
+            peregrine info -m FILE
+
+            environment: PEREGRINE_DEBUG=1 prints stack traces of errors
+            """;
+
+    private Peregrine() {
+    }
+
+    public static void main(String[] args) {
+        // System.out encodes with the platform's console charset (often ASCII under a C locale);
+        // model output is UTF-8 text, so write bytes as UTF-8 whatever the platform says.
+        PrintStream out = new PrintStream(new BufferedOutputStream(new FileOutputStream(FileDescriptor.out)), false, StandardCharsets.UTF_8);
+        PrintStream err = new PrintStream(new FileOutputStream(FileDescriptor.err), true, StandardCharsets.UTF_8);
+        int status = run(args, out, err);
+        out.flush();
+        err.flush();
+        System.exit(status);
+    }
+
+    /** Runs one command line; returns the process exit status (0 ok, 1 failed, 2 bad usage). */
+    public static int run(String[] args, PrintStream out, PrintStream err) {
+        try {
+            if (args.length == 0) {
+                throw new UsageException("no command given");
+            }
+            String[] rest = Arrays.copyOfRange(args, 1, args.length);
+            if (Arrays.asList(rest).contains("-h") || Arrays.asList(rest).contains("--help")) {
+                out.print(USAGE_TEXT);
+                return OK;
+            }
+            return switch (args[0]) {
+                case "generate" -> GenerateCommand.run(rest, out, err);
+                case "info" -> InfoCommand.run(rest, out);
+                case "help", "-h", "--help" -> {
+                    out.print(USAGE_TEXT);
+                    yield OK;
+                }
+                default -> throw new UsageException("unknown command '" + args[0] + "'");
+            };
+        } catch (UsageException e) {
+            err.println("peregrine: " + e.getMessage());
+            err.print(USAGE_TEXT);
+            return USAGE;
+        } catch (PeregrineException | IllegalArgumentException | IllegalStateException | UncheckedIOException e) {
+            return fail(err, e, message(e));
+        } catch (RuntimeException e) {
+            // A bug rather than bad input; still one line, with the trace on request.
+            return fail(err, e, "unexpected error: " + e);
+        } finally {
+            out.flush();
+        }
+    }
+
+    private static int fail(PrintStream err, Throwable e, String line) {
+        err.println("peregrine: " + line);
+        if ("1".equals(System.getenv("PEREGRINE_DEBUG"))) {
+            e.printStackTrace(err);
+        }
+        return FAILED;
+    }
+
+    /** The exception's message on one line (messages may embed a cause's multi-line text). */
+    private static String message(Throwable e) {
+        String m = e.getMessage();
+        if (m == null || m.isBlank()) {
+            m = e.toString();
+        }
+        return m.strip().replaceAll("\\s*\\R\\s*", " ");
+    }
+}

@@ -1,0 +1,8 @@
+/**
+ * Runnable examples and the {@code peregrine} command line. The CPU backend is not required here:
+ * it is found at run time with ServiceLoader, from the class path the launcher builds.
+ */
+module dev.peregrine.examples {
+    requires dev.peregrine;
+    requires org.slf4j;
+}

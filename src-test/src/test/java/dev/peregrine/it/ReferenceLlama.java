@@ -1,0 +1,349 @@
+package dev.peregrine.it;
+
+import dev.peregrine.format.gguf.GgufFile;
+import dev.peregrine.format.gguf.GgufMetadata;
+import dev.peregrine.tensor.Tensor;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+
+/**
+ * A deliberately naive, test-only Llama forward pass in double precision, used as the ground truth
+ * for Peregrine's real forward pass. It shares no code with the real path beyond reading the GGUF
+ * file: it reads the hyper-parameters from the metadata itself, dequantises every tensor itself
+ * (ggml's definitions of F32, F16, BF16, Q8_0 and Q4_0) and computes everything with plain loops
+ * over {@code double}s. One token at a time, with its own full-precision KV cache.
+ *
+ * <p>Conventions (ggml): a tensor of shape {@code [in, out]} holds {@code out} rows of {@code in}
+ * values; {@code y[o] = sum_i W[o*in + i] * x[i]}. Rotary embedding uses ggml's "normal" layout:
+ * adjacent pairs {@code (2i, 2i+1)} of each head are rotated by {@code pos * theta^(-2i/ropeDims)}.
+ */
+final class ReferenceLlama {
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    // ggml type ids
+    private static final int GGML_F32 = 0;
+    private static final int GGML_F16 = 1;
+    private static final int GGML_Q4_0 = 2;
+    private static final int GGML_Q8_0 = 8;
+    private static final int GGML_BF16 = 30;
+
+    final int dim;
+    final int layers;
+    final int heads;
+    final int kvHeads;
+    final int headDim;
+    final int ffnDim;
+    final int vocab;
+    final double eps;
+    final double theta;
+    final int ropeDims;
+    final boolean tiedOutput;
+
+    private final double[] tokenEmbedding; // [vocab][dim]
+    private final double[][] attnNorm;     // [layer][dim]
+    private final double[][] wq;           // [layer][heads*headDim][dim]
+    private final double[][] wk;           // [layer][kvHeads*headDim][dim]
+    private final double[][] wv;           // [layer][kvHeads*headDim][dim]
+    private final double[][] wo;           // [layer][dim][heads*headDim]
+    private final double[][] ffnNorm;      // [layer][dim]
+    private final double[][] wGate;        // [layer][ffn][dim]
+    private final double[][] wUp;          // [layer][ffn][dim]
+    private final double[][] wDown;        // [layer][dim][ffn]
+    private final double[] outputNorm;     // [dim]
+    private final double[] output;         // [vocab][dim]
+
+    /** Keys and values of every position so far: [layer][position * kvDim + i]. */
+    private double[][] keyCache;
+    private double[][] valueCache;
+    private int length;
+
+    ReferenceLlama(GgufFile file) {
+        GgufMetadata m = file.metadata();
+        dim = m.getInt("llama.embedding_length");
+        layers = m.getInt("llama.block_count");
+        heads = m.getInt("llama.attention.head_count");
+        kvHeads = m.optInt("llama.attention.head_count_kv").orElse(heads);
+        headDim = m.optInt("llama.attention.key_length").orElse(dim / heads);
+        ffnDim = m.getInt("llama.feed_forward_length");
+        eps = m.optFloat("llama.attention.layer_norm_rms_epsilon").orElse(1e-5f);
+        theta = m.optFloat("llama.rope.freq_base").orElse(10000f);
+        ropeDims = m.optInt("llama.rope.dimension_count").orElse(headDim);
+
+        Tensor embd = file.tensor("token_embd.weight");
+        vocab = (int) embd.shape()[1];
+        tokenEmbedding = matrix(file, "token_embd.weight", dim, vocab);
+        int qDim = heads * headDim;
+        int kvDim = kvHeads * headDim;
+        attnNorm = new double[layers][];
+        wq = new double[layers][];
+        wk = new double[layers][];
+        wv = new double[layers][];
+        wo = new double[layers][];
+        ffnNorm = new double[layers][];
+        wGate = new double[layers][];
+        wUp = new double[layers][];
+        wDown = new double[layers][];
+        for (int l = 0; l < layers; l++) {
+            String p = "blk." + l + ".";
+            attnNorm[l] = matrix(file, p + "attn_norm.weight", dim);
+            wq[l] = matrix(file, p + "attn_q.weight", dim, qDim);
+            wk[l] = matrix(file, p + "attn_k.weight", dim, kvDim);
+            wv[l] = matrix(file, p + "attn_v.weight", dim, kvDim);
+            wo[l] = matrix(file, p + "attn_output.weight", qDim, dim);
+            ffnNorm[l] = matrix(file, p + "ffn_norm.weight", dim);
+            wGate[l] = matrix(file, p + "ffn_gate.weight", dim, ffnDim);
+            wUp[l] = matrix(file, p + "ffn_up.weight", dim, ffnDim);
+            wDown[l] = matrix(file, p + "ffn_down.weight", ffnDim, dim);
+        }
+        outputNorm = matrix(file, "output_norm.weight", dim);
+        tiedOutput = file.findTensor("output.weight").isEmpty();
+        output = tiedOutput ? tokenEmbedding : matrix(file, "output.weight", dim, vocab);
+
+        keyCache = new double[layers][16 * kvDim];
+        valueCache = new double[layers][16 * kvDim];
+    }
+
+    /** Positions held in the KV cache. */
+    int length() {
+        return length;
+    }
+
+    /** Forgets every cached position. */
+    void reset() {
+        length = 0;
+    }
+
+    /**
+     * Runs {@code token} at {@code position} (which must be the next position: the cache holds
+     * exactly {@code position} earlier tokens) and returns the logits that follow it.
+     */
+    double[] forward(int token, int position) {
+        if (position != length) {
+            throw new IllegalArgumentException("next position is " + length + ", got " + position);
+        }
+        if (token < 0 || token >= vocab) {
+            throw new IllegalArgumentException("token " + token + " outside vocabulary " + vocab);
+        }
+        int qDim = heads * headDim;
+        int kvDim = kvHeads * headDim;
+        ensureCapacity(position + 1);
+
+        double[] x = new double[dim];
+        System.arraycopy(tokenEmbedding, token * dim, x, 0, dim);
+
+        for (int l = 0; l < layers; l++) {
+            // Attention
+            double[] xb = rmsNorm(x, attnNorm[l]);
+            double[] q = matVec(wq[l], xb, qDim, dim);
+            double[] k = matVec(wk[l], xb, kvDim, dim);
+            double[] v = matVec(wv[l], xb, kvDim, dim);
+            rope(q, heads, position);
+            rope(k, kvHeads, position);
+            System.arraycopy(k, 0, keyCache[l], position * kvDim, kvDim);
+            System.arraycopy(v, 0, valueCache[l], position * kvDim, kvDim);
+
+            double[] att = new double[qDim];
+            int group = heads / kvHeads;
+            double scale = 1.0 / Math.sqrt(headDim);
+            double[] scores = new double[position + 1];
+            for (int h = 0; h < heads; h++) {
+                int kvh = h / group;
+                double max = Double.NEGATIVE_INFINITY;
+                for (int p = 0; p <= position; p++) {
+                    double dot = 0;
+                    for (int i = 0; i < headDim; i++) {
+                        dot += q[h * headDim + i] * keyCache[l][p * kvDim + kvh * headDim + i];
+                    }
+                    scores[p] = dot * scale;
+                    max = Math.max(max, scores[p]);
+                }
+                double sum = 0;
+                for (int p = 0; p <= position; p++) {
+                    scores[p] = Math.exp(scores[p] - max);
+                    sum += scores[p];
+                }
+                for (int p = 0; p <= position; p++) {
+                    double a = scores[p] / sum;
+                    for (int i = 0; i < headDim; i++) {
+                        att[h * headDim + i] += a * valueCache[l][p * kvDim + kvh * headDim + i];
+                    }
+                }
+            }
+            double[] proj = matVec(wo[l], att, dim, qDim);
+            for (int i = 0; i < dim; i++) {
+                x[i] += proj[i];
+            }
+
+            // Feed-forward (SwiGLU)
+            xb = rmsNorm(x, ffnNorm[l]);
+            double[] gate = matVec(wGate[l], xb, ffnDim, dim);
+            double[] up = matVec(wUp[l], xb, ffnDim, dim);
+            for (int i = 0; i < ffnDim; i++) {
+                double g = gate[i];
+                gate[i] = g / (1.0 + Math.exp(-g)) * up[i];
+            }
+            double[] down = matVec(wDown[l], gate, dim, ffnDim);
+            for (int i = 0; i < dim; i++) {
+                x[i] += down[i];
+            }
+        }
+
+        double[] xn = rmsNorm(x, outputNorm);
+        length = position + 1;
+        return matVec(output, xn, vocab, dim);
+    }
+
+    private double[] rmsNorm(double[] x, double[] w) {
+        double ss = 0;
+        for (double v : x) {
+            ss += v * v;
+        }
+        double inv = 1.0 / Math.sqrt(ss / x.length + eps);
+        double[] out = new double[x.length];
+        for (int i = 0; i < x.length; i++) {
+            out[i] = x[i] * inv * w[i];
+        }
+        return out;
+    }
+
+    /** {@code y[o] = sum_i W[o*in + i] * x[i]} for a matrix of {@code out} rows of {@code in} values. */
+    private static double[] matVec(double[] w, double[] x, int out, int in) {
+        double[] y = new double[out];
+        for (int o = 0; o < out; o++) {
+            double acc = 0;
+            int base = o * in;
+            for (int i = 0; i < in; i++) {
+                acc += w[base + i] * x[i];
+            }
+            y[o] = acc;
+        }
+        return y;
+    }
+
+    /** Rotates adjacent pairs (2i, 2i+1) of the first ropeDims elements of each head. */
+    private void rope(double[] v, int headCount, int position) {
+        for (int h = 0; h < headCount; h++) {
+            for (int i = 0; i < ropeDims / 2; i++) {
+                double freq = Math.pow(theta, -2.0 * i / ropeDims);
+                double angle = position * freq;
+                double c = Math.cos(angle);
+                double s = Math.sin(angle);
+                int a = h * headDim + 2 * i;
+                double x0 = v[a];
+                double x1 = v[a + 1];
+                v[a] = x0 * c - x1 * s;
+                v[a + 1] = x0 * s + x1 * c;
+            }
+        }
+    }
+
+    private void ensureCapacity(int positions) {
+        int kvDim = kvHeads * headDim;
+        if (keyCache[0].length < positions * kvDim) {
+            int n = Math.max(positions, keyCache[0].length / kvDim * 2) * kvDim;
+            for (int l = 0; l < layers; l++) {
+                keyCache[l] = Arrays.copyOf(keyCache[l], n);
+                valueCache[l] = Arrays.copyOf(valueCache[l], n);
+            }
+        }
+    }
+
+    /** A tensor as one flat run of doubles, after checking its shape (trailing 1s ignored). */
+    private static double[] matrix(GgufFile file, String name, long... expectedShape) {
+        Tensor t = file.tensor(name);
+        long[] shape = t.shape();
+        long elements = 1;
+        for (long d : shape) {
+            elements *= d;
+        }
+        long expectedElements = 1;
+        for (long d : expectedShape) {
+            expectedElements *= d;
+        }
+        for (int i = 0; i < Math.max(shape.length, expectedShape.length); i++) {
+            long got = i < shape.length ? shape[i] : 1;
+            long want = i < expectedShape.length ? expectedShape[i] : 1;
+            if (got != want) {
+                throw new IllegalArgumentException(name + " has shape " + Arrays.toString(shape)
+                        + ", expected " + Arrays.toString(expectedShape));
+            }
+        }
+        if (elements != expectedElements || elements > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException(name + ": bad element count " + elements);
+        }
+        return dequantize(t.type().ggmlId(), t.data(), (int) elements);
+    }
+
+    /**
+     * Dequantises {@code n} values stored from the start of {@code data} as one flat run (blocks are
+     * consecutive regardless of rows, which also reads old files whose rows cross block boundaries).
+     */
+    static double[] dequantize(int ggmlType, MemorySegment data, int n) {
+        double[] out = new double[n];
+        switch (ggmlType) {
+            case GGML_F32 -> {
+                for (int i = 0; i < n; i++) {
+                    out[i] = data.get(F32, 4L * i);
+                }
+            }
+            case GGML_F16 -> {
+                for (int i = 0; i < n; i++) {
+                    out[i] = halfToDouble(data.get(I16, 2L * i));
+                }
+            }
+            case GGML_BF16 -> {
+                for (int i = 0; i < n; i++) {
+                    out[i] = Float.intBitsToFloat((data.get(I16, 2L * i) & 0xFFFF) << 16);
+                }
+            }
+            case GGML_Q8_0 -> {
+                requireBlocks(n);
+                for (int b = 0; b < n / 32; b++) {
+                    long off = 34L * b;
+                    double d = halfToDouble(data.get(I16, off));
+                    for (int j = 0; j < 32; j++) {
+                        out[b * 32 + j] = d * data.get(ValueLayout.JAVA_BYTE, off + 2 + j);
+                    }
+                }
+            }
+            case GGML_Q4_0 -> {
+                requireBlocks(n);
+                for (int b = 0; b < n / 32; b++) {
+                    long off = 18L * b;
+                    double d = halfToDouble(data.get(I16, off));
+                    for (int j = 0; j < 16; j++) {
+                        int q = data.get(ValueLayout.JAVA_BYTE, off + 2 + j) & 0xFF;
+                        out[b * 32 + j] = d * ((q & 0x0F) - 8);
+                        out[b * 32 + j + 16] = d * ((q >> 4) - 8);
+                    }
+                }
+            }
+            default -> throw new IllegalArgumentException("reference does not support ggml type " + ggmlType);
+        }
+        return out;
+    }
+
+    private static void requireBlocks(int n) {
+        if (n % 32 != 0) {
+            throw new IllegalArgumentException(n + " values are not a whole number of 32-value blocks");
+        }
+    }
+
+    /** IEEE 754 binary16 to double, decoded by hand (sign, 5-bit exponent, 10-bit mantissa). */
+    static double halfToDouble(short bits) {
+        int h = bits & 0xFFFF;
+        int sign = (h >>> 15) != 0 ? -1 : 1;
+        int exp = (h >>> 10) & 0x1F;
+        int mant = h & 0x3FF;
+        if (exp == 0) {
+            return sign * Math.scalb((double) mant, -24); // subnormal (or zero)
+        }
+        if (exp == 31) {
+            return mant == 0 ? sign * Double.POSITIVE_INFINITY : Double.NaN;
+        }
+        return sign * Math.scalb(1024.0 + mant, exp - 25);
+    }
+}
