@@ -31,8 +31,8 @@ import java.util.concurrent.ThreadLocalRandom;
  * threshold depends on the sum over the whole vocabulary), but only tokens that can survive become
  * candidates: with top-p, tokens whose weight is below {@code (1 - p) * sum / V} together weigh
  * less than {@code (1 - p) * sum}, so the smallest set reaching {@code p * sum} has none of them;
- * with min-p nothing below {@code minP * max} can survive. The candidates are then heapified and
- * taken best first only until top-p's mass is reached, so nothing is ever fully sorted.
+ * with min-p nothing below {@code minP * max} can survive. Top-p then finds its set among the
+ * candidates with a quickselect steered by mass (expected linear time), so nothing is ever sorted.
  *
  * <p>Not thread-safe: one sampler per generating sequence.
  */
@@ -204,16 +204,15 @@ public final class Sampler {
             }
         }
 
-        int first = 0;
         if (topP < 1) {
-            first = keepTopP(logits, offset, n, topP * sum);
+            n = keepTopP(logits, offset, n, topP * sum);
         }
         // min-p: the most likely token survives every filter and has weight exp(0) = 1, so
         // "probability >= minP * max probability" is "weight >= minP". Zero weights (-Infinity
-        // logits that top-k kept for want of better ones) go too. Survivors move to the front.
+        // logits that top-k kept for want of better ones) go too.
         int kept = 0;
         total = 0;
-        for (int j = first; j < n; j++) {
+        for (int j = 0; j < n; j++) {
             int id = candidates[j];
             if (weights[id] > 0 && weights[id] >= minP) {
                 candidates[kept++] = id;
@@ -260,55 +259,31 @@ public final class Sampler {
         for (int id = 0; id < k; id++) {
             candidates[id] = id;
         }
-        heapify(logits, offset, k, true);
+        for (int i = k / 2 - 1; i >= 0; i--) {
+            siftDown(logits, offset, i, k);
+        }
         for (int id = k; id < vocabularySize; id++) {
             // Ids come in increasing order, so a token equal to the worst kept one ranks after it.
             if (logits[offset + id] > logits[offset + candidates[0]]) {
                 candidates[0] = id;
-                siftDown(logits, offset, 0, k, true);
+                siftDown(logits, offset, 0, k);
             }
         }
         return k;
     }
 
-    /**
-     * Top-p: takes the best candidates one by one from a heap until their weights reach
-     * {@code targetMass}, at least one. The taken ones end up in {@code candidates[first .. n)};
-     * returns {@code first}.
-     */
-    private int keepTopP(float[] logits, int offset, int n, double targetMass) {
-        heapify(logits, offset, n, false);
-        double taken = 0;
-        int end = n; // the heap is candidates[0 .. end)
-        while (end > 0 && taken < targetMass) {
-            int best = candidates[0];
-            end--;
-            candidates[0] = candidates[end];
-            candidates[end] = best;
-            siftDown(logits, offset, 0, end, false);
-            taken += weights[best];
-        }
-        return end;
-    }
-
-    private void heapify(float[] logits, int offset, int n, boolean worstOnTop) {
-        for (int i = n / 2 - 1; i >= 0; i--) {
-            siftDown(logits, offset, i, n, worstOnTop);
-        }
-    }
-
-    /** Restores the heap {@code candidates[0 .. size)} below {@code i}; its root is the worst token or the best one. */
-    private void siftDown(float[] logits, int offset, int i, int size, boolean worstOnTop) {
+    /** Restores the heap {@code candidates[0 .. size)} below {@code i}; the worst token is at the root. */
+    private void siftDown(float[] logits, int offset, int i, int size) {
         int item = candidates[i];
         while (true) {
             int child = 2 * i + 1;
             if (child >= size) {
                 break;
             }
-            if (child + 1 < size && nearerRoot(logits, offset, candidates[child + 1], candidates[child], worstOnTop)) {
+            if (child + 1 < size && ranksBefore(logits, offset, candidates[child], candidates[child + 1])) {
                 child++;
             }
-            if (!nearerRoot(logits, offset, candidates[child], item, worstOnTop)) {
+            if (!ranksBefore(logits, offset, item, candidates[child])) {
                 break;
             }
             candidates[i] = candidates[child];
@@ -317,8 +292,64 @@ public final class Sampler {
         candidates[i] = item;
     }
 
-    private static boolean nearerRoot(float[] logits, int offset, int a, int b, boolean worstOnTop) {
-        return worstOnTop ? ranksBefore(logits, offset, b, a) : ranksBefore(logits, offset, a, b);
+    /**
+     * Top-p: moves the smallest best-first set of {@code candidates[0 .. n)} whose weights reach
+     * {@code targetMass} (at least one token) to the front, and returns its size. A quickselect
+     * that steers by mass instead of by count: expected O(n) even when the set is most of the
+     * vocabulary (flat distributions), where taking tokens best first from a heap would cost
+     * O(n log n) with a large constant.
+     */
+    private int keepTopP(float[] logits, int offset, int n, double targetMass) {
+        int lo = 0;
+        int hi = n;
+        double kept = 0; // candidates[0 .. lo) are in and weigh kept < targetMass; [hi .. n) are out
+        while (lo < hi) {
+            int p = partition(logits, offset, lo, hi);
+            double before = 0;
+            for (int j = lo; j < p; j++) {
+                before += weights[candidates[j]];
+            }
+            if (kept + before >= targetMass) {
+                hi = p; // the set ends before the pivot
+            } else {
+                kept += before + weights[candidates[p]];
+                lo = p + 1;
+                if (kept >= targetMass) {
+                    break; // the set ends at the pivot
+                }
+            }
+        }
+        // Without a break, lo == n: rounding (or min-p's pruning) left less than targetMass; keep all.
+        return lo;
+    }
+
+    /**
+     * Partitions {@code candidates[lo .. hi)} around a median-of-three pivot: the tokens that rank
+     * before it, then the pivot, whose index is returned, then the rest.
+     */
+    private int partition(float[] logits, int offset, int lo, int hi) {
+        int a = candidates[lo];
+        int b = candidates[(lo + hi) >>> 1];
+        int c = candidates[hi - 1];
+        int median = ranksBefore(logits, offset, a, b)
+                ? (ranksBefore(logits, offset, b, c) ? b : ranksBefore(logits, offset, a, c) ? c : a)
+                : (ranksBefore(logits, offset, a, c) ? a : ranksBefore(logits, offset, b, c) ? c : b);
+        int pivotAt = median == a ? lo : median == b ? (lo + hi) >>> 1 : hi - 1;
+        swap(pivotAt, hi - 1);
+        int store = lo;
+        for (int j = lo; j < hi - 1; j++) {
+            if (ranksBefore(logits, offset, candidates[j], median)) {
+                swap(store++, j);
+            }
+        }
+        swap(store, hi - 1);
+        return store;
+    }
+
+    private void swap(int i, int j) {
+        int t = candidates[i];
+        candidates[i] = candidates[j];
+        candidates[j] = t;
     }
 
     /** Whether token a ranks before token b: higher logit first, then lower id. */

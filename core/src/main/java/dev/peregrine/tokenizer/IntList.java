@@ -30,6 +30,11 @@ final class IntList {
         size = 0;
     }
 
+    /** Drops the values from {@code newSize} on. */
+    void truncate(int newSize) {
+        size = newSize;
+    }
+
     int[] toArray() {
         return Arrays.copyOf(values, size);
     }

@@ -11,8 +11,8 @@ import java.util.Objects;
  * {@link Tokenizer#tokenBytes bytes}, so the space in front of a word piece such as "▁there" is
  * kept (as llama.cpp's streaming output does). {@link Tokenizer#decode} of a whole sequence may
  * instead drop the one space that encoding put before the first word. For a prompt {@code p}
- * ending on a whole character followed by generated tokens {@code g}:
- * {@code decode(p ++ g) == decode(p) + (accept over g) + flush()}.
+ * that decodes to some text and ends on a whole character, followed by generated tokens
+ * {@code g}: {@code decode(p ++ g) == decode(p) + (accept over g) + flush()}.
  *
  * <p>Apart from the returned Strings it allocates nothing per token. Not thread-safe: use one per
  * generated sequence.

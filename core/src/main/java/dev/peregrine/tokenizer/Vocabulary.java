@@ -62,6 +62,12 @@ public record Vocabulary(
         if (tokens.length == 0) {
             throw new ModelFormatException("'" + KEY_TOKENS + "' is empty: the vocabulary has no tokens");
         }
+        for (int id = 0; id < tokens.length; id++) {
+            if (tokens[id] == null || tokens[id].isEmpty()) {
+                // an empty text would match everywhere when special tokens are cut out of a text
+                throw new ModelFormatException("'" + KEY_TOKENS + "'[" + id + "] is empty");
+            }
+        }
         checkLength(KEY_SCORES, scores.length, tokens.length);
         checkLength(KEY_TOKEN_TYPES, tokenTypes.length, tokens.length);
         checkId(KEY_BOS, bosId, tokens.length);

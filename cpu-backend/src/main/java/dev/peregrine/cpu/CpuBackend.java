@@ -119,7 +119,7 @@ final class CpuBackend implements Backend {
         MemorySegment x = seg(in);
         int n = w.columns();
         int outWidth = w.rows();
-        pool.parallelFor(outWidth, 16, (start, end, thread) -> {
+        pool.parallelFor(outWidth, 16, (long) outWidth * n * rows, (start, end, thread) -> {
             float[] row = rowScratch(thread, n);
             for (int j = start; j < end; j++) {
                 rowToFloat(w, j, row);
@@ -191,7 +191,11 @@ final class CpuBackend implements Backend {
         MemorySegment vc = seg(valueCache);
         int group = heads / kvHeads;
         int kvWidth = kvHeads * headDim;
-        pool.parallelFor(layout.tokenCount * heads, 1, (start, end, thread) -> {
+        long work = 0;
+        for (int r = 0; r < layout.tokenCount; r++) {
+            work += (long) (layout.positions[r] + 1) * heads * headDim * 2;
+        }
+        pool.parallelFor(layout.tokenCount * heads, 1, work, (start, end, thread) -> {
             for (int item = start; item < end; item++) {
                 int r = item / heads;
                 int h = item % heads;

@@ -16,6 +16,8 @@ final class WorkerPool implements AutoCloseable {
     }
 
     private static final int SPIN_ITERATIONS = 20_000;
+    /** Below this many multiply-adds a task runs on the caller: waking threads would cost more. */
+    static final long MIN_PARALLEL_WORK = 1 << 16;
 
     private final int threads;
     private final Thread[] workers;
@@ -50,12 +52,13 @@ final class WorkerPool implements AutoCloseable {
     /**
      * Runs {@code task} over [0, size) on all threads and returns when every slice is done. Slices
      * are rounded to multiples of {@code grain} (e.g. so that threads split on block boundaries).
+     * {@code work} estimates the whole task's cost in multiply-adds; small tasks run on the caller.
      */
-    synchronized void parallelFor(int size, int grain, RangeTask task) {
+    synchronized void parallelFor(int size, int grain, long work, RangeTask task) {
         if (size <= 0) {
             return;
         }
-        if (workers.length == 0 || size <= grain) {
+        if (workers.length == 0 || size <= grain || work < MIN_PARALLEL_WORK) {
             task.run(0, size, 0);
             return;
         }

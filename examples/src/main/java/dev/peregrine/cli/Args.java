@@ -17,6 +17,9 @@ final class Args {
     record Option(String name, boolean takesValue, String... spellings) {
     }
 
+    /** -h / --help, accepted by every subcommand. */
+    static final Option HELP = new Option("help", false, "-h", "--help");
+
     private final Map<String, List<String>> values = new LinkedHashMap<>();
 
     private Args() {

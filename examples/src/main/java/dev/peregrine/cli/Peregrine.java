@@ -69,10 +69,6 @@ public final class Peregrine {
                 throw new UsageException("no command given");
             }
             String[] rest = Arrays.copyOfRange(args, 1, args.length);
-            if (Arrays.asList(rest).contains("-h") || Arrays.asList(rest).contains("--help")) {
-                out.print(USAGE_TEXT);
-                return OK;
-            }
             return switch (args[0]) {
                 case "generate" -> GenerateCommand.run(rest, out, err);
                 case "info" -> InfoCommand.run(rest, out);
@@ -90,7 +86,7 @@ public final class Peregrine {
             return fail(err, e, message(e));
         } catch (RuntimeException e) {
             // A bug rather than bad input; still one line, with the trace on request.
-            return fail(err, e, "unexpected error: " + e);
+            return fail(err, e, "unexpected error: " + oneLine(e.toString()));
         } finally {
             out.flush();
         }
@@ -110,6 +106,10 @@ public final class Peregrine {
         if (m == null || m.isBlank()) {
             m = e.toString();
         }
-        return m.strip().replaceAll("\\s*\\R\\s*", " ");
+        return oneLine(m);
+    }
+
+    private static String oneLine(String s) {
+        return s.strip().replaceAll("\\s*\\R\\s*", " ");
     }
 }

@@ -62,7 +62,12 @@ public final class GgufFile {
         } catch (IOException e) {
             throw new ModelFormatException("cannot read model file " + path + ": " + e.getMessage(), e);
         }
-        return new GgufParser(path, mapping).parse();
+        return parse(path, mapping);
+    }
+
+    /** Parses GGUF bytes already in memory; {@code path} is only used in error messages. */
+    static GgufFile parse(Path path, MemorySegment contents) {
+        return new GgufParser(path, contents).parse();
     }
 
     public Path path() {

@@ -65,6 +65,7 @@ final class GgufParser {
 
         LinkedHashMap<String, Object> values = new LinkedHashMap<>();
         LinkedHashMap<String, GgufValueType> types = new LinkedHashMap<>();
+        int alignment = GgufFile.DEFAULT_ALIGNMENT;
         for (long i = 0; i < kvCount; i++) {
             long keyPos = pos;
             String key = readString("metadata key " + i);
@@ -73,17 +74,14 @@ final class GgufParser {
                 throw error(keyPos, "duplicate metadata key '" + key + "'");
             }
             Object value = type == GgufValueType.ARRAY ? readArray(key, 0) : readScalar(type, key);
+            if (key.equals("general.alignment")) {
+                if (!(value instanceof Long a) || a <= 0 || a > (1 << 30) || Long.bitCount(a) != 1) {
+                    throw error(keyPos, "general.alignment must be a positive power of two, got " + type + " " + value);
+                }
+                alignment = (int) (long) a;
+            }
             values.put(key, value);
             types.put(key, type);
-        }
-
-        int alignment = GgufFile.DEFAULT_ALIGNMENT;
-        if (values.containsKey("general.alignment")) {
-            Object a = values.get("general.alignment");
-            if (!(a instanceof Long l) || l <= 0 || l > (1 << 30) || Long.bitCount(l) != 1) {
-                throw error(-1, "general.alignment must be a positive power of two, got " + a);
-            }
-            alignment = (int) (long) l;
         }
 
         LinkedHashMap<String, GgufTensorInfo> infos = new LinkedHashMap<>();
@@ -105,13 +103,14 @@ final class GgufParser {
         for (GgufTensorInfo info : infos.values()) {
             long at = infoPositions[i++];
             if (info.dataOffset() % alignment != 0) {
-                throw error(at, "tensor '" + info.name() + "' data offset " + info.dataOffset()
+                throw error(at, "tensor '" + info.name() + "' data offset " + Long.toUnsignedString(info.dataOffset())
                         + " is not a multiple of the alignment " + alignment);
             }
-            long end = info.dataOffset() + info.byteSize(); // both < 2^62 after the checks below
-            if (info.dataOffset() < 0 || info.byteSize() > size || end > size - dataOffset) {
-                throw error(at, "tensor '" + info.name() + "' data [" + info.dataOffset() + ", " + end
-                        + ") lies outside the data section (" + Math.max(0, size - dataOffset) + " bytes)");
+            // Written so that nothing overflows: offsets up to 2^64 - 1 come from the file.
+            long available = size - dataOffset;
+            if (info.dataOffset() < 0 || info.byteSize() > available || info.dataOffset() > available - info.byteSize()) {
+                throw error(at, "tensor '" + info.name() + "' data (" + info.byteSize() + " bytes at offset "
+                        + Long.toUnsignedString(info.dataOffset()) + ") lies outside the data section (" + available + " bytes)");
             }
         }
         return GgufFile.create(path, version, values, types, infos, alignment, dataOffset, file);
@@ -142,7 +141,7 @@ final class GgufParser {
         long typePos = pos;
         int typeId = readU32("type of tensor '" + name + "'");
         DType type = DType.fromGgmlId(typeId).orElseThrow(() -> error(typePos,
-                "tensor '" + name + "' has type " + DType.ggmlName(typeId) + ", which Peregrine cannot read "
+                "tensor '" + name + "' is stored as " + DType.ggmlName(typeId) + ", which Peregrine cannot read "
                         + "(supported: F32, F16, BF16, Q8_0, Q4_0)"));
         if (elements % type.blockSize() != 0) {
             throw error(dimsPos, "tensor '" + name + "' has " + elements + " elements, not a whole number of "

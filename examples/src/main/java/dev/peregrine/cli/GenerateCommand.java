@@ -1,0 +1,118 @@
+package dev.peregrine.cli;
+
+import dev.peregrine.Completion;
+import dev.peregrine.FinishReason;
+import dev.peregrine.GenerationConfig;
+import dev.peregrine.Model;
+import dev.peregrine.ModelOptions;
+import dev.peregrine.Timings;
+import dev.peregrine.cli.Args.Option;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+
+/** {@code peregrine generate}: one completion of a prompt, streamed to stdout or printed as JSON. */
+final class GenerateCommand {
+    private static final List<Option> OPTIONS = List.of(
+            Args.HELP,
+            new Option("model", true, "-m", "--model"),
+            new Option("prompt", true, "-p", "--prompt"),
+            new Option("max-tokens", true, "-n", "--max-tokens"),
+            new Option("temp", true, "--temp", "--temperature"),
+            new Option("top-k", true, "--top-k"),
+            new Option("top-p", true, "--top-p"),
+            new Option("min-p", true, "--min-p"),
+            new Option("repeat-penalty", true, "--repeat-penalty"),
+            new Option("seed", true, "--seed"),
+            new Option("stop", true, "--stop"),
+            new Option("threads", true, "-t", "--threads"),
+            new Option("context", true, "-c", "--context"),
+            new Option("json", false, "--json"));
+
+    private GenerateCommand() {
+    }
+
+    static int run(String[] argv, PrintStream out, PrintStream err) {
+        Args args = Args.parse(argv, 0, OPTIONS);
+        if (args.has("help")) {
+            out.print(Peregrine.USAGE_TEXT);
+            return Peregrine.OK;
+        }
+        Path modelPath = Path.of(args.required("model", "-m FILE"));
+        String prompt = args.required("prompt", "-p PROMPT");
+        // Both configs are built (and so checked) before the model loads: a bad option fails fast.
+        GenerationConfig config = generationConfig(args);
+        ModelOptions options = ModelOptions.defaults()
+                .withThreads(args.intValue("threads", 0))
+                .withContextLength(args.intValue("context", 0));
+        boolean json = args.has("json");
+
+        try (Model model = Model.load(modelPath, options)) {
+            Completion c;
+            if (json) {
+                c = model.generator().generate(prompt, config);
+                out.println(toJson(c));
+            } else {
+                c = model.generator().generate(prompt, config, token -> {
+                    out.print(token.text());
+                    out.flush();
+                });
+                out.println();
+                out.flush();
+                err.println(summary(c.timings(), c.finishReason()));
+            }
+        }
+        return Peregrine.OK;
+    }
+
+    private static GenerationConfig generationConfig(Args args) {
+        GenerationConfig defaults = GenerationConfig.defaults();
+        GenerationConfig c = defaults
+                .maxTokens(args.intValue("max-tokens", 256))
+                .temperature(args.floatValue("temp", 0.8f))
+                .topK(args.intValue("top-k", defaults.topK()))
+                .topP(args.floatValue("top-p", defaults.topP()))
+                .minP(args.floatValue("min-p", defaults.minP()))
+                .repetitionPenalty(args.floatValue("repeat-penalty", defaults.repetitionPenalty()), defaults.repetitionLastN());
+        if (args.has("seed")) {
+            c = c.seed(args.longValue("seed", 0));
+        }
+        List<String> stops = args.all("stop");
+        if (!stops.isEmpty()) {
+            c = c.stopStrings(stops.toArray(String[]::new));
+        }
+        return c;
+    }
+
+    static String finishReason(FinishReason reason) {
+        return reason.name().toLowerCase(Locale.ROOT);
+    }
+
+    static String toJson(Completion c) {
+        Timings t = c.timings();
+        Json timings = new Json()
+                .field("load_ms", t.loadMillis())
+                .field("prompt_tokens", t.promptTokens())
+                .field("prompt_ms", t.promptMillis())
+                .field("prompt_tokens_per_second", t.promptTokensPerSecond())
+                .field("generated_tokens", t.generatedTokens())
+                .field("generation_ms", t.generationMillis())
+                .field("generation_tokens_per_second", t.generationTokensPerSecond());
+        return new Json()
+                .field("prompt_ids", c.promptTokens())
+                .field("output_ids", c.outputTokens())
+                .field("text", c.text())
+                .field("finish_reason", finishReason(c.finishReason()))
+                .field("timings", timings)
+                .toString();
+    }
+
+    /** One line for stderr, in the spirit of llama.cpp's timing report. */
+    static String summary(Timings t, FinishReason reason) {
+        return String.format(Locale.ROOT,
+                "load %.1f ms | prompt %d tokens, %.1f ms, %.1f tok/s | generation %d tokens, %.1f ms, %.1f tok/s | finish: %s",
+                t.loadMillis(), t.promptTokens(), t.promptMillis(), t.promptTokensPerSecond(),
+                t.generatedTokens(), t.generationMillis(), t.generationTokensPerSecond(), finishReason(reason));
+    }
+}

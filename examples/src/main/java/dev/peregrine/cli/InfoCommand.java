@@ -1,0 +1,121 @@
+package dev.peregrine.cli;
+
+import dev.peregrine.Model;
+import dev.peregrine.PeregrineException;
+import dev.peregrine.cli.Args.Option;
+import dev.peregrine.format.gguf.GgufArray;
+import dev.peregrine.format.gguf.GgufFile;
+import dev.peregrine.format.gguf.GgufMetadata;
+import dev.peregrine.format.gguf.GgufTensorInfo;
+import java.io.PrintStream;
+import java.lang.foreign.Arena;
+import java.lang.reflect.Array;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/** {@code peregrine info}: what a GGUF file holds (header, metadata, tensors) and whether Peregrine can run it. */
+final class InfoCommand {
+    private static final List<Option> OPTIONS = List.of(Args.HELP, new Option("model", true, "-m", "--model"));
+    /** Arrays up to this length are printed whole; longer ones (vocabularies) show only their start. */
+    private static final int ARRAY_SHOWN = 8;
+    /** Strings longer than this (chat templates) are cut, so each metadata entry stays one line. */
+    private static final int STRING_SHOWN = 120;
+
+    private InfoCommand() {
+    }
+
+    static int run(String[] argv, PrintStream out) {
+        Args args = Args.parse(argv, 0, OPTIONS);
+        if (args.has("help")) {
+            out.print(Peregrine.USAGE_TEXT);
+            return Peregrine.OK;
+        }
+        Path path = Path.of(args.required("model", "-m FILE"));
+        try (Arena arena = Arena.ofConfined()) {
+            GgufFile file = GgufFile.open(path, arena);
+            printHeader(out, file);
+            printMetadata(out, file.metadata());
+            printTensors(out, file.tensorInfos());
+        }
+        out.println();
+        // The file parsed; whether the model loads is a separate question worth answering.
+        try (Model model = Model.load(path)) {
+            out.println("model: " + model.describe());
+        } catch (PeregrineException e) {
+            out.println("model: does not load: " + e.getMessage());
+        }
+        return Peregrine.OK;
+    }
+
+    private static void printHeader(PrintStream out, GgufFile file) {
+        out.printf(Locale.ROOT, "GGUF version %d, %,d bytes, %d metadata keys, %d tensors, alignment %d, data at offset %d%n",
+                file.version(), file.fileSize(), file.metadata().asMap().size(), file.tensorInfos().size(),
+                file.alignment(), file.dataOffset());
+    }
+
+    private static void printMetadata(PrintStream out, GgufMetadata metadata) {
+        out.println();
+        out.println("metadata:");
+        for (Map.Entry<String, Object> e : metadata.asMap().entrySet()) {
+            Object v = e.getValue();
+            // Plain strings print bare ("general.architecture = llama"); others quoted so nothing is hidden.
+            String shown = v instanceof String s && isPlain(s) ? s : formatValue(v);
+            out.println("  " + e.getKey() + " = " + shown);
+        }
+    }
+
+    private static boolean isPlain(String s) {
+        return !s.isEmpty() && s.length() <= STRING_SHOWN && s.equals(s.strip()) && s.chars().noneMatch(Character::isISOControl);
+    }
+
+    static String formatValue(Object value) {
+        return switch (value) {
+            case String s -> formatString(s);
+            case GgufArray a -> formatArray(a);
+            default -> String.valueOf(value);
+        };
+    }
+
+    private static String formatString(String s) {
+        if (s.length() <= STRING_SHOWN) {
+            return Json.quote(s);
+        }
+        return Json.quote(s.substring(0, STRING_SHOWN)) + "... (" + s.length() + " chars)";
+    }
+
+    /** Short arrays in full; long ones as "[TYPE x N: first, ...]". */
+    private static String formatArray(GgufArray a) {
+        int n = a.length();
+        int shown = Math.min(n, ARRAY_SHOWN);
+        List<String> items = new ArrayList<>(shown);
+        for (int i = 0; i < shown; i++) {
+            items.add(formatValue(Array.get(a.values(), i)));
+        }
+        String body = String.join(", ", items);
+        if (n <= ARRAY_SHOWN) {
+            return "[" + body + "]";
+        }
+        return "[" + a.elementType() + " x " + n + ": " + body + ", ...]";
+    }
+
+    private static void printTensors(PrintStream out, List<GgufTensorInfo> tensors) {
+        out.println();
+        out.println("tensors (shape in ggml order, row length first):");
+        int nameWidth = "name".length();
+        for (GgufTensorInfo t : tensors) {
+            nameWidth = Math.max(nameWidth, t.name().length());
+        }
+        String row = "  %-" + nameWidth + "s  %-5s  %-20s  %,14d%n";
+        out.printf(Locale.ROOT, "  %-" + nameWidth + "s  %-5s  %-20s  %14s%n", "name", "type", "shape", "bytes");
+        long total = 0;
+        for (GgufTensorInfo t : tensors) {
+            out.printf(Locale.ROOT, row, t.name(), t.type(), Arrays.toString(t.shape()), t.byteSize());
+            total += t.byteSize();
+        }
+        out.printf(Locale.ROOT, "  %-" + nameWidth + "s  %-5s  %-20s  %,14d%n", "total", "", "", total);
+    }
+}

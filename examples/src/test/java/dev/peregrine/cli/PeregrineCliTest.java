@@ -1,0 +1,352 @@
+package dev.peregrine.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import dev.peregrine.Model;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Runs the command line in-process ({@link Peregrine#run}) on the small stories260K model. */
+class PeregrineCliTest {
+    private static final Path MODEL = sharedDir().resolve("models/stories260K.gguf");
+
+    record Result(int status, String out, String err) {
+        List<String> errLines() {
+            return err.lines().toList();
+        }
+    }
+
+    static Result run(String... args) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        int status;
+        try (PrintStream o = new PrintStream(out, true, StandardCharsets.UTF_8);
+             PrintStream e = new PrintStream(err, true, StandardCharsets.UTF_8)) {
+            status = Peregrine.run(args, o, e);
+        }
+        return new Result(status, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    }
+
+    /** Maven sets peregrine.shared.dir; an IDE may run from the project root or from this module. */
+    private static Path sharedDir() {
+        String configured = System.getProperty("peregrine.shared.dir");
+        if (configured != null) {
+            return Path.of(configured);
+        }
+        Path fromRoot = Path.of("../shared");
+        return Files.isDirectory(fromRoot) ? fromRoot : Path.of("../../shared");
+    }
+
+    @BeforeAll
+    static void modelPresent() {
+        assumeTrue(Files.isRegularFile(MODEL), "test model not found: " + MODEL.toAbsolutePath());
+    }
+
+    @Test
+    void generateJsonGreedy() {
+        Result r = run("generate", "-m", MODEL.toString(), "-p", "Once upon a time", "--temp", "0", "-n", "20", "--json");
+        assertThat(r.status()).as(r.err()).isZero();
+        assertThat(r.out().lines().toList()).as("exactly one line of JSON").hasSize(1);
+
+        @SuppressWarnings("unchecked")
+        Map<String, Object> json = (Map<String, Object>) MiniJson.parse(r.out().strip());
+        assertThat(json).containsOnlyKeys("prompt_ids", "output_ids", "text", "finish_reason", "timings");
+        assertThat(json.get("finish_reason")).isEqualTo("max_tokens");
+        int[] promptIds = ints(json.get("prompt_ids"));
+        int[] outputIds = ints(json.get("output_ids"));
+        assertThat(promptIds).isNotEmpty();
+        assertThat(outputIds).hasSize(20);
+        @SuppressWarnings("unchecked")
+        Map<String, Object> timings = (Map<String, Object>) json.get("timings");
+        assertThat(timings).containsOnlyKeys("load_ms", "prompt_tokens", "prompt_ms", "prompt_tokens_per_second",
+                "generated_tokens", "generation_ms", "generation_tokens_per_second");
+        assertThat(timings.get("generated_tokens")).isEqualTo(20.0);
+        assertThat(timings.get("prompt_tokens")).isEqualTo((double) promptIds.length);
+
+        try (Model model = Model.load(MODEL)) {
+            assertThat(promptIds).isEqualTo(model.encode("Once upon a time"));
+            assertThat(json.get("text")).isEqualTo(model.decode(outputIds));
+        }
+    }
+
+    @Test
+    void generateStreamsTheSameTextAsJson() {
+        String[] common = {"generate", "-m", MODEL.toString(), "-p", "Once upon a time", "--temp", "0", "-n", "20"};
+        Result streamed = run(common);
+        Result json = run(append(common, "--json"));
+        assertThat(streamed.status()).as(streamed.err()).isZero();
+        String text = (String) ((Map<?, ?>) MiniJson.parse(json.out().strip())).get("text");
+        assertThat(streamed.out()).isEqualTo(text + System.lineSeparator());
+        assertThat(streamed.errLines()).hasSize(1);
+        assertThat(streamed.err()).contains("tok/s").contains("finish: max_tokens");
+    }
+
+    @Test
+    void stopStringEndsGeneration() {
+        Result r = run("generate", "-m", MODEL.toString(), "-p", "Once upon a time", "--temp", "0", "-n", "50",
+                "--stop", "Lily", "--stop", "never-generated", "--json");
+        assertThat(r.status()).as(r.err()).isZero();
+        Map<?, ?> json = (Map<?, ?>) MiniJson.parse(r.out().strip());
+        // Greedy stories260K names Lily within its first sentence.
+        assertThat(json.get("finish_reason")).isEqualTo("stop_string");
+        assertThat((String) json.get("text")).doesNotContain("Lily");
+    }
+
+    @Test
+    void missingFileIsOneLineAndExit1() {
+        Result r = run("generate", "-m", "no/such/model.gguf", "-p", "hi");
+        assertThat(r.status()).isEqualTo(1);
+        assertThat(r.errLines()).hasSize(1);
+        assertThat(r.err()).startsWith("peregrine: ").contains("model.gguf");
+        assertThat(r.out()).isEmpty();
+    }
+
+    @Test
+    void garbageFilesAreOneLineAndExit1(@TempDir Path dir) throws IOException {
+        Random random = new Random(42);
+        byte[] noise = new byte[4096];
+        random.nextBytes(noise);
+        Path garbage = Files.write(dir.resolve("garbage.gguf"), noise);
+        // The same noise behind a valid magic and version, so the parser gets further in.
+        byte[] withMagic = noise.clone();
+        System.arraycopy(new byte[] {'G', 'G', 'U', 'F', 3, 0, 0, 0}, 0, withMagic, 0, 8);
+        Path pseudo = Files.write(dir.resolve("pseudo.gguf"), withMagic);
+        Path empty = Files.write(dir.resolve("empty.gguf"), new byte[0]);
+
+        for (Path p : List.of(garbage, pseudo, empty)) {
+            for (String command : List.of("generate", "info")) {
+                Result r = command.equals("generate")
+                        ? run(command, "-m", p.toString(), "-p", "hi")
+                        : run(command, "-m", p.toString());
+                assertThat(r.status()).as(command + " " + p.getFileName() + ": " + r.err()).isEqualTo(1);
+                assertThat(r.errLines()).as(r.err()).hasSize(1);
+                assertThat(r.err()).startsWith("peregrine: ");
+            }
+        }
+    }
+
+    @Test
+    void usageErrorsExit2() {
+        Result unknownOption = run("generate", "-m", MODEL.toString(), "-p", "hi", "--bogus");
+        assertThat(unknownOption.status()).isEqualTo(2);
+        assertThat(unknownOption.err()).startsWith("peregrine: unknown option --bogus").contains("usage:");
+
+        assertThat(run("frobnicate").status()).isEqualTo(2);
+        assertThat(run().status()).isEqualTo(2);
+        assertThat(run("generate", "-p", "hi").err()).startsWith("peregrine: missing -m FILE");
+        assertThat(run("generate", "-m", MODEL.toString(), "-p").status()).isEqualTo(2);
+    }
+
+    @Test
+    void badOptionValuesExit1() {
+        for (String[] bad : List.of(new String[] {"-n", "many"}, new String[] {"--temp", "-1"}, new String[] {"--top-p", "0"})) {
+            Result r = run(append(new String[] {"generate", "-m", MODEL.toString(), "-p", "hi"}, bad));
+            assertThat(r.status()).as(r.err()).isEqualTo(1);
+            assertThat(r.errLines()).hasSize(1);
+            assertThat(r.err()).startsWith("peregrine: ");
+        }
+    }
+
+    @Test
+    void helpGoesToStdout() {
+        Result r = run("help");
+        assertThat(r.status()).isZero();
+        assertThat(r.out()).contains("peregrine generate").contains("peregrine info");
+        assertThat(run("generate", "--help").status()).isZero();
+    }
+
+    @Test
+    void infoShowsMetadataTensorsAndModel() {
+        Result r = run("info", "-m", MODEL.toString());
+        assertThat(r.status()).as(r.err()).isZero();
+        assertThat(r.out())
+                .contains("GGUF version ")
+                .contains("general.architecture = llama")
+                .contains("token_embd.weight")
+                .contains("tokenizer.ggml.tokens = [STRING x ")
+                .contains("model: stories260K.gguf: llama");
+    }
+
+    @Test
+    void jsonEscaping() {
+        assertThat(Json.quote("a\"b\\c\nd\te\u0001\u007f é 日本"))
+                .isEqualTo("\"a\\\"b\\\\c\\nd\\te\\u0001\\u007f é 日本\"");
+        assertThat(Json.quote("lone \ud800 surrogate")).isEqualTo("\"lone \\ud800 surrogate\"");
+        assertThat(MiniJson.parse(new Json().field("s", "x\u0002\"\\").field("n", 1.5).field("ids", new int[] {1, 2}).toString()))
+                .isEqualTo(Map.of("s", "x\u0002\"\\", "n", 1.5, "ids", List.of(1.0, 2.0)));
+    }
+
+    private static String[] append(String[] a, String... more) {
+        String[] r = new String[a.length + more.length];
+        System.arraycopy(a, 0, r, 0, a.length);
+        System.arraycopy(more, 0, r, a.length, more.length);
+        return r;
+    }
+
+    private static int[] ints(Object jsonArray) {
+        return ((List<?>) jsonArray).stream().mapToInt(v -> {
+            double d = (Double) v;
+            assertThat(d).isEqualTo(Math.rint(d));
+            return (int) d;
+        }).toArray();
+    }
+
+    /** A strict little JSON reader (objects, arrays, strings, numbers, literals) for checking the CLI's output. */
+    static final class MiniJson {
+        private final String s;
+        private int i;
+
+        private MiniJson(String s) {
+            this.s = s;
+        }
+
+        static Object parse(String text) {
+            MiniJson p = new MiniJson(text);
+            Object v = p.value();
+            p.skipSpace();
+            if (p.i != text.length()) {
+                throw p.error("trailing text");
+            }
+            return v;
+        }
+
+        private Object value() {
+            skipSpace();
+            if (i >= s.length()) {
+                throw error("unexpected end");
+            }
+            char c = s.charAt(i);
+            return switch (c) {
+                case '{' -> object();
+                case '[' -> array();
+                case '"' -> string();
+                case 't' -> literal("true", Boolean.TRUE);
+                case 'f' -> literal("false", Boolean.FALSE);
+                case 'n' -> literal("null", null);
+                default -> number();
+            };
+        }
+
+        private Map<String, Object> object() {
+            Map<String, Object> m = new LinkedHashMap<>();
+            i++;
+            skipSpace();
+            if (peek('}')) {
+                return m;
+            }
+            do {
+                skipSpace();
+                String key = string();
+                skipSpace();
+                expect(':');
+                if (m.put(key, value()) != null) {
+                    throw error("duplicate key " + key);
+                }
+                skipSpace();
+            } while (peek(','));
+            expect('}');
+            return m;
+        }
+
+        private List<Object> array() {
+            List<Object> l = new ArrayList<>();
+            i++;
+            skipSpace();
+            if (peek(']')) {
+                return l;
+            }
+            do {
+                l.add(value());
+                skipSpace();
+            } while (peek(','));
+            expect(']');
+            return l;
+        }
+
+        private String string() {
+            expect('"');
+            StringBuilder sb = new StringBuilder();
+            while (true) {
+                char c = s.charAt(i++);
+                if (c == '"') {
+                    return sb.toString();
+                } else if (c < 0x20) {
+                    throw error("raw control character in string");
+                } else if (c != '\\') {
+                    sb.append(c);
+                    continue;
+                }
+                char e = s.charAt(i++);
+                switch (e) {
+                    case '"', '\\', '/' -> sb.append(e);
+                    case 'n' -> sb.append('\n');
+                    case 'r' -> sb.append('\r');
+                    case 't' -> sb.append('\t');
+                    case 'b' -> sb.append('\b');
+                    case 'f' -> sb.append('\f');
+                    case 'u' -> {
+                        sb.append((char) Integer.parseInt(s.substring(i, i + 4), 16));
+                        i += 4;
+                    }
+                    default -> throw error("bad escape \\" + e);
+                }
+            }
+        }
+
+        private Double number() {
+            int start = i;
+            while (i < s.length() && "+-0123456789.eE".indexOf(s.charAt(i)) >= 0) {
+                i++;
+            }
+            if (start == i || !s.substring(start, i).matches("-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?")) {
+                throw error("bad number");
+            }
+            return Double.parseDouble(s.substring(start, i));
+        }
+
+        private Object literal(String word, Object value) {
+            if (!s.startsWith(word, i)) {
+                throw error("bad literal");
+            }
+            i += word.length();
+            return value;
+        }
+
+        private boolean peek(char c) {
+            if (i < s.length() && s.charAt(i) == c) {
+                i++;
+                return true;
+            }
+            return false;
+        }
+
+        private void expect(char c) {
+            if (!peek(c)) {
+                throw error("expected '" + c + "'");
+            }
+        }
+
+        private void skipSpace() {
+            while (i < s.length() && Character.isWhitespace(s.charAt(i))) {
+                i++;
+            }
+        }
+
+        private IllegalArgumentException error(String what) {
+            return new IllegalArgumentException(what + " at " + i + " in " + s);
+        }
+    }
+}

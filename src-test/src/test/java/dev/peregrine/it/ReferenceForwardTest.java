@@ -1,0 +1,389 @@
+package dev.peregrine.it;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import dev.peregrine.cpu.CpuBackendProvider;
+import dev.peregrine.engine.Engine;
+import dev.peregrine.engine.SequenceState;
+import dev.peregrine.format.gguf.GgufFile;
+import dev.peregrine.kv.KvCache;
+import dev.peregrine.kv.KvSequence;
+import dev.peregrine.model.LlamaConfig;
+import dev.peregrine.model.LlamaGraph;
+import dev.peregrine.model.LlamaWeights;
+import dev.peregrine.spi.Backend;
+import dev.peregrine.spi.BackendConfig;
+import dev.peregrine.spi.BatchLayout;
+import java.lang.foreign.Arena;
+import java.lang.reflect.InvocationHandler;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Proxy;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Fidelity of Peregrine's real forward pass (LlamaGraph on the CPU backend, driven by the engine
+ * and the paged KV cache) against {@link ReferenceLlama}, an independent float64 implementation.
+ *
+ * <p>Logits are compared with the <em>relative error</em> {@code max_i |a_i - b_i| /
+ * max(max_i |b_i|, 1e-6)}, where {@code a} are the real path's logits and {@code b} the
+ * reference's; it must stay within {@value #TOLERANCE}. Quantised weights dequantise to the same
+ * values in both paths, so the only differences are float32 rounding in the real path.
+ */
+class ReferenceForwardTest {
+    static final double TOLERANCE = 1e-4;
+    static final int PROMPT_LENGTH = 20;
+    static final int DECODE_STEPS = 30;
+    static final int BOS = 1;
+
+    static Path sharedDir() {
+        return Path.of(System.getProperty("peregrine.shared.dir", "../shared"));
+    }
+
+    static Path model(String name) {
+        Path p = sharedDir().resolve("models").resolve(name);
+        assumeTrue(Files.isRegularFile(p), "model file not available: " + p.toAbsolutePath());
+        return p;
+    }
+
+    /** max |a-b| / max(max |b|, 1e-6): a = real (float32), b = reference (float64). */
+    static double relativeError(float[] a, int aOffset, double[] b) {
+        double maxDiff = 0;
+        double maxRef = 0;
+        for (int i = 0; i < b.length; i++) {
+            double d = Math.abs(a[aOffset + i] - b[i]);
+            if (!(d <= maxDiff)) { // NaN propagates as +inf
+                maxDiff = Double.isNaN(d) ? Double.POSITIVE_INFINITY : d;
+            }
+            maxRef = Math.max(maxRef, Math.abs(b[i]));
+        }
+        return maxDiff / Math.max(maxRef, 1e-6);
+    }
+
+    static double relativeError(float[] a, double[] b) {
+        assertThat(a).hasSize(b.length);
+        return relativeError(a, 0, b);
+    }
+
+    static int argmax(double[] v) {
+        int best = 0;
+        for (int i = 1; i < v.length; i++) {
+            if (v[i] > v[best]) {
+                best = i;
+            }
+        }
+        return best;
+    }
+
+    static int argmax(float[] v, int offset, int n) {
+        int best = 0;
+        for (int i = 1; i < n; i++) {
+            if (v[offset + i] > v[offset + best]) {
+                best = i;
+            }
+        }
+        return best;
+    }
+
+    /** Gap between the largest and second-largest reference logit. */
+    static double topGap(double[] v) {
+        double first = Double.NEGATIVE_INFINITY;
+        double second = Double.NEGATIVE_INFINITY;
+        for (double x : v) {
+            if (x > first) {
+                second = first;
+                first = x;
+            } else if (x > second) {
+                second = x;
+            }
+        }
+        return first - second;
+    }
+
+    static int[] prompt(int vocab, long seed) {
+        Random random = new Random(seed);
+        int[] p = new int[PROMPT_LENGTH];
+        p[0] = BOS;
+        for (int i = 1; i < p.length; i++) {
+            p[i] = random.nextInt(3, Math.min(vocab, 4000));
+        }
+        return p;
+    }
+
+    /** Checks the real logits against the reference's, with the argmax agreeing where it is clear-cut. */
+    static double check(String what, float[] real, int offset, double[] ref) {
+        double err = relativeError(real, offset, ref);
+        assertThat(err).as("%s: relative error of the logits", what).isLessThanOrEqualTo(TOLERANCE);
+        double scale = Arrays.stream(ref).map(Math::abs).max().orElse(0);
+        if (topGap(ref) > 4 * TOLERANCE * scale) {
+            assertThat(argmax(real, offset, ref.length)).as("%s: argmax", what).isEqualTo(argmax(ref));
+        }
+        return err;
+    }
+
+    /** Whole prompt in one span, then greedy decode; and the same prompt in chunks of 7. */
+    @ParameterizedTest
+    @ValueSource(strings = {"stories260K.gguf", "tinyllamas-stories-260k-q8_0.gguf", "TinyLLama-v0-Q4_0.gguf"})
+    void wholePromptThenDecodeMatchesReference(String name) {
+        Path path = model(name);
+        try (RealPath real = new RealPath(path, 64, 16, 16)) {
+            ReferenceLlama ref = new ReferenceLlama(real.file);
+            int[] prompt = prompt(real.config.vocabularySize(), 42);
+            double worst = runAndCompare(name + " one span", real, ref, prompt);
+            assertThat(real.counter.stepSizes).as("prompt evaluated as one span, then one token per step")
+                    .startsWith(PROMPT_LENGTH, 1, 1);
+            assertThat(real.counter.stepSizes).hasSize(1 + DECODE_STEPS);
+            System.out.printf("[ReferenceForwardTest] %s: whole prompt + %d decode steps, worst relative error %.3e%n",
+                    name, DECODE_STEPS, worst);
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"stories260K.gguf", "tinyllamas-stories-260k-q8_0.gguf", "TinyLLama-v0-Q4_0.gguf"})
+    void chunkedPrefillMatchesReferenceAndOneSpan(String name) {
+        Path path = model(name);
+        float[] oneSpan;
+        int[] prompt;
+        try (RealPath whole = new RealPath(path, 64, 16, 16)) {
+            prompt = prompt(whole.config.vocabularySize(), 42);
+            SequenceState s = new SequenceState(whole.engine);
+            s.append(prompt);
+            oneSpan = s.ensureLogits().clone();
+        }
+        try (RealPath chunked = new RealPath(path, 7, 16, 16)) {
+            ReferenceLlama ref = new ReferenceLlama(chunked.file);
+            SequenceState s = new SequenceState(chunked.engine);
+            s.append(prompt);
+            float[] logits = s.ensureLogits().clone();
+            assertThat(chunked.counter.stepSizes).as("chunks of at most 7 tokens").containsExactly(7, 7, 6);
+            double spanDiff = relativeError(logits, toDouble(oneSpan));
+            assertThat(spanDiff).as("chunked vs one-span logits").isLessThanOrEqualTo(1e-6);
+            s.close();
+
+            double worst = runAndCompare(name + " chunked", chunked, ref, prompt);
+            System.out.printf("[ReferenceForwardTest] %s: chunked prefill (7) + %d decode steps, worst relative "
+                    + "error %.3e; chunked vs one span %.3e%n", name, DECODE_STEPS, worst, spanDiff);
+        }
+    }
+
+    /** Feeds the prompt to a fresh sequence of {@code real} and to {@code ref}, then decodes greedily. */
+    private static double runAndCompare(String what, RealPath real, ReferenceLlama ref, int[] prompt) {
+        double[] refLogits = null;
+        for (int i = 0; i < prompt.length; i++) {
+            refLogits = ref.forward(prompt[i], i);
+        }
+        try (SequenceState s = new SequenceState(real.engine)) {
+            s.append(prompt);
+            double worst = check(what + " after the prompt", s.ensureLogits(), 0, refLogits);
+            for (int step = 0; step < DECODE_STEPS; step++) {
+                int next = argmax(refLogits);
+                refLogits = ref.forward(next, prompt.length + step);
+                s.append(next);
+                worst = Math.max(worst, check(what + " decode step " + step, s.ensureLogits(), 0, refLogits));
+            }
+            return worst;
+        }
+    }
+
+    /**
+     * Several sequences of different lengths in one step (and then mixed steps of prefill chunks,
+     * multi-logit spans and single-token decodes), each checked against the reference running that
+     * sequence alone. Small KV blocks (4 positions) so that block tables are interleaved.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"stories260K.gguf", "tinyllamas-stories-260k-q8_0.gguf", "TinyLLama-v0-Q4_0.gguf"})
+    void severalSequencesInOneBatch(String name) {
+        Path path = model(name);
+        try (RealPath real = new RealPath(path, 64, 4, 64)) {
+            int vocab = real.config.vocabularySize();
+            int[] full = prompt(vocab, 7);
+            int[][] prompts = {
+                    Arrays.copyOf(full, 5),
+                    prompt(vocab, 11),               // 20 tokens
+                    Arrays.copyOf(prompt(vocab, 13), 2),
+            };
+            List<Seq> seqs = new ArrayList<>();
+            for (int[] p : prompts) {
+                seqs.add(new Seq(real.kv.newSequence(), new ReferenceLlama(real.file), p));
+            }
+            BatchLayout layout = new BatchLayout(real.kv.blockSize());
+            double worst = 0;
+
+            // Step 1: all three prompts at once, logits after each prompt's last token.
+            for (Seq s : seqs) {
+                s.schedule(s.pending.length, false);
+            }
+            worst = Math.max(worst, runStep(name + " step 1 (three prompts)", real, layout, seqs));
+
+            // Mixed steps: A decodes one token; B feeds three tokens wanting every row's logits
+            // (speculative verification); C feeds two tokens wanting only the last.
+            for (int step = 2; step <= 5; step++) {
+                seqs.get(0).pending = new int[] {argmax(seqs.get(0).lastRef)};
+                seqs.get(0).schedule(1, false);
+                seqs.get(1).pending = new int[] {argmax(seqs.get(1).lastRef), 5 + step, 40 + step};
+                seqs.get(1).schedule(3, true);
+                seqs.get(2).pending = new int[] {argmax(seqs.get(2).lastRef), 100 + step};
+                seqs.get(2).schedule(2, false);
+                worst = Math.max(worst, runStep(name + " mixed step " + step, real, layout, seqs));
+            }
+
+            // Plain batched decode, with the sequences in a different order in the batch.
+            for (int step = 0; step < 6; step++) {
+                for (int i = seqs.size() - 1; i >= 0; i--) {
+                    Seq s = seqs.get(i);
+                    s.pending = new int[] {argmax(s.lastRef)};
+                }
+                List<Seq> order = List.of(seqs.get(2), seqs.get(0), seqs.get(1));
+                for (Seq s : order) {
+                    s.schedule(1, false);
+                }
+                worst = Math.max(worst, runStep(name + " batched decode " + step, real, layout, order));
+            }
+            for (Seq s : seqs) {
+                assertThat(s.kv.length()).isEqualTo(s.ref.length());
+                s.kv.close();
+            }
+            assertThat(real.kv.usedBlocks()).isZero();
+            System.out.printf("[ReferenceForwardTest] %s: 3 sequences batched (lengths %d/%d/%d), worst relative "
+                    + "error %.3e%n", name, seqs.get(0).ref.length(), seqs.get(1).ref.length(),
+                    seqs.get(2).ref.length(), worst);
+        }
+    }
+
+    /** Builds one layout from every sequence's scheduled tokens, runs it, and checks each wanted row. */
+    private static double runStep(String what, RealPath real, BatchLayout layout, List<Seq> seqs) {
+        int vocab = real.config.vocabularySize();
+        layout.clear();
+        List<double[]> expected = new ArrayList<>();
+        List<String> labels = new ArrayList<>();
+        for (int si = 0; si < seqs.size(); si++) {
+            Seq s = seqs.get(si);
+            int n = s.pending.length;
+            int start = s.kv.length();
+            s.kv.reserve(n);
+            int index = layout.addSequence(s.kv.blockTable(), s.kv.blockCount());
+            for (int i = 0; i < n; i++) {
+                boolean last = i == n - 1;
+                boolean want = last || s.allLogits;
+                layout.addToken(index, s.pending[i], start + i, want);
+                double[] ref = s.ref.forward(s.pending[i], start + i);
+                if (want) {
+                    expected.add(ref);
+                    labels.add(what + ", sequence " + si + " position " + (start + i));
+                }
+                if (last) {
+                    s.lastRef = ref;
+                }
+            }
+        }
+        float[] out = new float[layout.logitCount * vocab];
+        real.graph.forward(layout, out);
+        for (Seq s : seqs) {
+            s.kv.advance(s.kv.length() + s.pending.length);
+        }
+        assertThat(layout.logitCount).isEqualTo(expected.size());
+        double worst = 0;
+        for (int r = 0; r < expected.size(); r++) {
+            worst = Math.max(worst, check(labels.get(r), out, r * vocab, expected.get(r)));
+        }
+        return worst;
+    }
+
+    private static double[] toDouble(float[] a) {
+        double[] d = new double[a.length];
+        for (int i = 0; i < a.length; i++) {
+            d[i] = a[i];
+        }
+        return d;
+    }
+
+    /** One sequence of the batched test: its KV state, its own reference, and the tokens to feed next. */
+    private static final class Seq {
+        final KvSequence kv;
+        final ReferenceLlama ref;
+        int[] pending;
+        boolean allLogits;
+        double[] lastRef;
+
+        Seq(KvSequence kv, ReferenceLlama ref, int[] prompt) {
+            this.kv = kv;
+            this.ref = ref;
+            this.pending = prompt;
+        }
+
+        void schedule(int n, boolean allLogits) {
+            assertThat(pending).hasSize(n);
+            this.allLogits = allLogits;
+        }
+    }
+
+    /** The real path, assembled the way {@code Model.load} does it (without the tokenizer). */
+    static final class RealPath implements AutoCloseable {
+        final Arena arena = Arena.ofShared();
+        final GgufFile file;
+        final LlamaConfig config;
+        final StepCounter counter;
+        final KvCache kv;
+        final LlamaGraph graph;
+        final Engine engine;
+
+        RealPath(Path path, int maxTokens, int blockSize, int blocks) {
+            try {
+                file = GgufFile.open(path, arena);
+                int vocab = (int) file.tensor("token_embd.weight").dim(1);
+                config = LlamaConfig.fromGguf(path, file.metadata(), vocab);
+                counter = new StepCounter(new CpuBackendProvider().create(new BackendConfig(2, 0)));
+                LlamaWeights weights = LlamaWeights.load(file, config, counter.backend);
+                kv = new KvCache(counter.backend, config.layers(), config.kvDim(), blocks, blockSize);
+                graph = new LlamaGraph(config, weights, counter.backend, kv, maxTokens);
+                engine = new Engine(graph, kv, vocab, config.contextLength());
+            } catch (RuntimeException | Error e) {
+                close();
+                throw e;
+            }
+        }
+
+        @Override
+        public void close() {
+            if (engine != null) {
+                engine.close();
+            }
+            if (counter != null) {
+                counter.backend.close();
+            }
+            arena.close();
+        }
+    }
+
+    /**
+     * Wraps a backend so that the token count of every step is recorded; every call is delegated
+     * (a dynamic proxy, so that it follows the SPI as it grows).
+     */
+    static final class StepCounter {
+        final Backend backend;
+        final List<Integer> stepSizes = new ArrayList<>();
+
+        StepCounter(Backend delegate) {
+            InvocationHandler handler = (proxy, method, args) -> {
+                if (method.getName().equals("beginStep") && args != null && args.length == 1
+                        && args[0] instanceof BatchLayout layout) {
+                    stepSizes.add(layout.tokenCount);
+                }
+                try {
+                    return method.invoke(delegate, args);
+                } catch (InvocationTargetException e) {
+                    throw e.getCause();
+                }
+            };
+            backend = (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(),
+                    new Class<?>[] {Backend.class}, handler);
+        }
+    }
+}
