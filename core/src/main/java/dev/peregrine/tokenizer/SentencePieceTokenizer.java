@@ -112,7 +112,7 @@ public final class SentencePieceTokenizer implements Tokenizer {
         }
 
         for (int b = 0; b < 256; b++) {
-            int id = index.find(String.format("<0x%02X>", b));
+            int id = index.find(String.format(Locale.ROOT, "<0x%02X>", b));
             // llama.cpp's fallback for vocabularies without byte tokens: the byte as a one-char token
             byteTokens[b] = id >= 0 || b >= 0x80 ? id : index.find(String.valueOf((char) b));
         }
@@ -322,7 +322,7 @@ public final class SentencePieceTokenizer implements Tokenizer {
 
     private void emitUnknown(int codePoint, int missingByte, IntList out) {
         if (vocab.unkId() < 0) {
-            throw new ModelFormatException(String.format(
+            throw new ModelFormatException(String.format(Locale.ROOT,
                     "the vocabulary cannot encode U+%04X: it has no byte token <0x%02X> and no unknown token",
                     codePoint, missingByte));
         }

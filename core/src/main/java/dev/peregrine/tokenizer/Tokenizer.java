@@ -23,17 +23,28 @@ public interface Tokenizer {
 
     /**
      * The bytes token {@code id} contributes to decoded text (UTF-8, possibly a partial
-     * character for byte tokens). Control tokens such as BOS/EOS contribute nothing.
+     * character for byte tokens). Control tokens such as BOS/EOS contribute nothing. The array is
+     * shared, so that streaming allocates nothing per token: do not modify it.
+     *
+     * @throws IllegalArgumentException if {@code id} is outside the vocabulary
      */
     byte[] tokenBytes(int id);
 
     /** The token's piece as stored in the vocabulary, for display (e.g. "▁Hello", "&lt;0x0A&gt;"). */
     String piece(int id);
 
-    /** Decodes a whole sequence to text (invalid UTF-8 becomes U+FFFD). */
+    /**
+     * Decodes a whole sequence to text (invalid UTF-8 becomes U+FFFD). A space that encoding puts
+     * in front of the text (SentencePiece's dummy prefix) is removed again.
+     *
+     * @throws IllegalArgumentException if an id is outside the vocabulary
+     */
     String decode(int[] ids);
 
-    /** A decoder for streaming output that never emits half a character. */
+    /**
+     * A decoder for streaming output that never emits half a character. It decodes text that
+     * continues a prompt, so it keeps the space in front of the first piece.
+     */
     default StreamingDecoder streamingDecoder() {
         return new StreamingDecoder(this);
     }

@@ -173,6 +173,24 @@ class VocabularyTest {
     }
 
     @Test
+    void characterWithoutByteTokenOrUnknownTokenIsReported() {
+        // no unknown token, no space prefix; only 'A' has a byte token (<0x41>)
+        Vocabulary v = new Vocabulary(TOKENS.clone(), new float[6], new int[] {2, 3, 3, 6, 1, 1},
+                1, 2, -1, -1, -1, -1, true, false, false, "");
+        SentencePieceTokenizer tokenizer = new SentencePieceTokenizer(v);
+        assertThat(tokenizer.encode("Ab", false, false)).containsExactly(3, 5);
+        assertThatThrownBy(() -> tokenizer.encode("Az", false, false)).isInstanceOf(ModelFormatException.class)
+                .hasMessageContaining("U+007A").hasMessageContaining("<0x7A>");
+    }
+
+    @Test
+    void emptyTokenTextIsRejectedWhenBuiltDirectly() {
+        assertThatThrownBy(() -> new Vocabulary(new String[] {"<unk>", ""}, new float[2], new int[2],
+                -1, -1, 0, -1, -1, -1, false, false, true, ""))
+                .isInstanceOf(ModelFormatException.class).hasMessageContaining(Vocabulary.KEY_TOKENS + "'[1]");
+    }
+
+    @Test
     void factoryDispatchesOnTheTokenizerModel() {
         assertThat(tokenizer(metadata())).isInstanceOf(SentencePieceTokenizer.class);
 
