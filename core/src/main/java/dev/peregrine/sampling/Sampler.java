@@ -42,7 +42,7 @@ public final class Sampler {
     private final long seed;
     private final SplittableRandom random;
 
-    /** Token ids still in the running; the first {@code n} entries are used, sometimes as a heap. */
+    /** Token ids still in the running, in the first n entries: a heap for top-k, partitioned for top-p. */
     private final int[] candidates;
     /** Unnormalised probability by token id, {@code exp((logit - max) / T)}; valid for candidates only. */
     private final float[] weights;

@@ -344,6 +344,13 @@ class SamplerTest {
         // Five equal tokens hold nearly everything; 0.5 of it takes three of them.
         float[] fiveWay = {1, 30, 30, 30, 30, 30};
         assertThat(distribution(PLAIN.topP(0.5f), fiveWay, NO_TOKENS, 0)).containsExactly(0, q, q, q, 0, 0);
+        // Eight equal tokens: cumulative probability reaches p exactly after 8p of them.
+        float[] eightWay = new float[8];
+        for (float p : new float[]{0.125f, 0.25f, 0.5f, 0.75f}) {
+            float[] expected = new float[8];
+            Arrays.fill(expected, 0, (int) (8 * p), 1 / (8 * p));
+            assertThat(distribution(PLAIN.topP(p), eightWay, NO_TOKENS, 0)).as("top-p %s", p).containsExactly(expected);
+        }
     }
 
     @Test

@@ -1,7 +1,6 @@
 package dev.peregrine.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.peregrine.Model;
 import java.io.ByteArrayOutputStream;
@@ -52,7 +51,7 @@ class PeregrineCliTest {
 
     @BeforeAll
     static void modelPresent() {
-        assumeTrue(Files.isRegularFile(MODEL), "test model not found: " + MODEL.toAbsolutePath());
+        assertThat(MODEL).as("the shared test model (../shared beside the checkout)").isRegularFile();
     }
 
     @Test

@@ -1,7 +1,6 @@
 package dev.peregrine.it;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.peregrine.cpu.CpuBackendProvider;
 import dev.peregrine.engine.Engine;
@@ -43,13 +42,11 @@ class ReferenceForwardTest {
     static final int DECODE_STEPS = 30;
     static final int BOS = 1;
 
-    static Path sharedDir() {
-        return Path.of(System.getProperty("peregrine.shared.dir", "../shared"));
-    }
-
     static Path model(String name) {
-        Path p = sharedDir().resolve("models").resolve(name);
-        assumeTrue(Files.isRegularFile(p), "model file not available: " + p.toAbsolutePath());
+        Path p = SharedModels.dir().resolve(name);
+        if (!Files.isRegularFile(p)) {
+            throw new IllegalStateException("model file missing: " + p.toAbsolutePath());
+        }
         return p;
     }
 

@@ -73,7 +73,7 @@ final class GgufParser {
             if (values.containsKey(key)) {
                 throw error(keyPos, "duplicate metadata key '" + key + "'");
             }
-            Object value = type == GgufValueType.ARRAY ? readArray(key, 0) : readScalar(type, key);
+            Object value = type == GgufValueType.ARRAY ? readArray(key, 0) : readScalar(type, "value of '" + key + "'");
             if (key.equals("general.alignment")) {
                 if (!(value instanceof Long a) || a <= 0 || a > (1 << 30) || Long.bitCount(a) != 1) {
                     throw error(keyPos, "general.alignment must be a positive power of two, got " + type + " " + value);
@@ -151,8 +151,8 @@ final class GgufParser {
         return new GgufTensorInfo(name, type, shape, offset, type.bytesFor(elements));
     }
 
-    private Object readScalar(GgufValueType type, String key) {
-        String what = "value of '" + key + "'";
+    /** Reads one scalar; {@code what} names it in error messages. */
+    private Object readScalar(GgufValueType type, String what) {
         return switch (type) {
             case UINT8 -> (long) (readBytes(1, what).get(ValueLayout.JAVA_BYTE, 0) & 0xFF);
             case INT8 -> (long) readBytes(1, what).get(ValueLayout.JAVA_BYTE, 0);
@@ -187,11 +187,12 @@ final class GgufParser {
         int minElementBytes = elementType.size > 0 ? elementType.size : (elementType == GgufValueType.ARRAY ? 12 : 8);
         checkCount(countPos, count, minElementBytes, "length of array '" + key + "'");
         int n = (int) count;
+        String element = "an element of '" + key + "'"; // the offset in the error pins down which
         Object values = switch (elementType) {
             case UINT8, INT8, UINT16, INT16, UINT32, INT32, UINT64, INT64 -> {
                 long[] a = new long[n];
                 for (int i = 0; i < n; i++) {
-                    a[i] = (Long) readScalar(elementType, key);
+                    a[i] = (Long) readScalar(elementType, element);
                 }
                 yield a;
             }
@@ -214,14 +215,14 @@ final class GgufParser {
             case BOOL -> {
                 boolean[] a = new boolean[n];
                 for (int i = 0; i < n; i++) {
-                    a[i] = (Boolean) readScalar(elementType, key);
+                    a[i] = (Boolean) readScalar(elementType, element);
                 }
                 yield a;
             }
             case STRING -> {
                 String[] a = new String[n];
                 for (int i = 0; i < n; i++) {
-                    a[i] = readString("element " + i + " of '" + key + "'");
+                    a[i] = readString(element);
                 }
                 yield a;
             }
@@ -248,8 +249,15 @@ final class GgufParser {
 
     private String readString(String what) {
         long at = pos;
-        long length = readU64("length of " + what);
-        checkCount(at, length, 1, "length of " + what);
+        if (size - pos < 8) {
+            throw error(pos, "file is truncated: the length of " + what + " needs 8 bytes but only " + (size - pos) + " remain");
+        }
+        long length = file.get(U64, pos);
+        pos += 8;
+        if (length < 0 || length > size - pos) {
+            throw error(at, "the length of " + what + " is " + Long.toUnsignedString(length)
+                    + ", which cannot fit in the " + (size - pos) + " bytes left in the file");
+        }
         MemorySegment bytes = readBytes(length, what);
         try {
             return utf8.decode(bytes.asByteBuffer()).toString();
