@@ -13,6 +13,8 @@ module dev.peregrine {
     exports dev.peregrine.format.gguf to dev.peregrine.cpu, dev.peregrine.examples;
     exports dev.peregrine.model to dev.peregrine.examples;
     exports dev.peregrine.tokenizer to dev.peregrine.examples;
+    exports dev.peregrine.format.hf to dev.peregrine.examples;
+    exports dev.peregrine.synth to dev.peregrine.examples;
 
     uses dev.peregrine.spi.BackendProvider;
 }

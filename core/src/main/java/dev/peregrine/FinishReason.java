@@ -11,5 +11,9 @@ public enum FinishReason {
     /** {@link GenerationConfig#maxTokens()} tokens were generated. */
     MAX_TOKENS,
     /** The sequence filled the model's context length. */
-    CONTEXT_FULL
+    CONTEXT_FULL,
+    /** The request was cancelled (a closed stream, a cancelled future, an interrupted caller). */
+    CANCELLED,
+    /** The request's timeout ({@link GenerationConfig#timeout()}) passed before it finished. */
+    TIMEOUT
 }

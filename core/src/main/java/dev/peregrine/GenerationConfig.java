@@ -1,8 +1,10 @@
 package dev.peregrine;
 
+import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
+import java.util.function.Consumer;
 
 /**
  * How to generate: sampling parameters, stop conditions and limits. Immutable; every
@@ -30,53 +32,73 @@ public final class GenerationConfig {
     private final List<String> stopStrings;
     private final int[] stopTokens;
     private final boolean ignoreEos;
+    private final Duration timeout;
 
-    private GenerationConfig(int maxTokens, float temperature, int topK, float topP, float minP,
-                             float repetitionPenalty, int repetitionLastN, long seed, boolean seeded,
-                             List<String> stopStrings, int[] stopTokens, boolean ignoreEos) {
-        if (maxTokens < 0) {
-            throw new IllegalArgumentException("maxTokens must be >= 0, got " + maxTokens);
+    /** The mutable twin used to make modified copies. */
+    private static final class Values {
+        int maxTokens = 256;
+        float temperature = 0.8f;
+        int topK = 40;
+        float topP = 0.95f;
+        float minP = 0.05f;
+        float repetitionPenalty = 1.0f;
+        int repetitionLastN = 64;
+        long seed;
+        boolean seeded;
+        List<String> stopStrings = List.of();
+        int[] stopTokens = new int[0];
+        boolean ignoreEos;
+        Duration timeout = Duration.ZERO;
+    }
+
+    private GenerationConfig(Values v) {
+        if (v.maxTokens < 0) {
+            throw new IllegalArgumentException("maxTokens must be >= 0, got " + v.maxTokens);
         }
-        if (!(temperature >= 0) || Float.isInfinite(temperature)) {
-            throw new IllegalArgumentException("temperature must be a finite number >= 0, got " + temperature);
+        if (!(v.temperature >= 0) || Float.isInfinite(v.temperature)) {
+            throw new IllegalArgumentException("temperature must be a finite number >= 0, got " + v.temperature);
         }
-        if (topK < 0) {
-            throw new IllegalArgumentException("topK must be >= 0 (0 = off), got " + topK);
+        if (v.topK < 0) {
+            throw new IllegalArgumentException("topK must be >= 0 (0 = off), got " + v.topK);
         }
-        if (!(topP > 0 && topP <= 1)) {
-            throw new IllegalArgumentException("topP must be in (0, 1] (1 = off), got " + topP);
+        if (!(v.topP > 0 && v.topP <= 1)) {
+            throw new IllegalArgumentException("topP must be in (0, 1] (1 = off), got " + v.topP);
         }
-        if (!(minP >= 0 && minP < 1)) {
-            throw new IllegalArgumentException("minP must be in [0, 1) (0 = off), got " + minP);
+        if (!(v.minP >= 0 && v.minP < 1)) {
+            throw new IllegalArgumentException("minP must be in [0, 1) (0 = off), got " + v.minP);
         }
-        if (!(repetitionPenalty > 0) || Float.isInfinite(repetitionPenalty)) {
-            throw new IllegalArgumentException("repetitionPenalty must be > 0 (1 = off), got " + repetitionPenalty);
+        if (!(v.repetitionPenalty > 0) || Float.isInfinite(v.repetitionPenalty)) {
+            throw new IllegalArgumentException("repetitionPenalty must be > 0 (1 = off), got " + v.repetitionPenalty);
         }
-        if (repetitionLastN < 0) {
-            throw new IllegalArgumentException("repetitionLastN must be >= 0, got " + repetitionLastN);
+        if (v.repetitionLastN < 0) {
+            throw new IllegalArgumentException("repetitionLastN must be >= 0, got " + v.repetitionLastN);
         }
-        for (String s : stopStrings) {
+        for (String s : v.stopStrings) {
             if (s.isEmpty()) {
                 throw new IllegalArgumentException("stop strings must not be empty");
             }
         }
-        this.maxTokens = maxTokens;
-        this.temperature = temperature;
-        this.topK = topK;
-        this.topP = topP;
-        this.minP = minP;
-        this.repetitionPenalty = repetitionPenalty;
-        this.repetitionLastN = repetitionLastN;
-        this.seed = seed;
-        this.seeded = seeded;
-        this.stopStrings = List.copyOf(stopStrings);
-        this.stopTokens = stopTokens.clone();
-        this.ignoreEos = ignoreEos;
+        if (v.timeout.isNegative()) {
+            throw new IllegalArgumentException("timeout must not be negative, got " + v.timeout);
+        }
+        this.maxTokens = v.maxTokens;
+        this.temperature = v.temperature;
+        this.topK = v.topK;
+        this.topP = v.topP;
+        this.minP = v.minP;
+        this.repetitionPenalty = v.repetitionPenalty;
+        this.repetitionLastN = v.repetitionLastN;
+        this.seed = v.seed;
+        this.seeded = v.seeded;
+        this.stopStrings = List.copyOf(v.stopStrings);
+        this.stopTokens = v.stopTokens.clone();
+        this.ignoreEos = v.ignoreEos;
+        this.timeout = v.timeout;
     }
 
     /** Sampling at temperature 0.8, top-k 40, top-p 0.95, min-p 0.05 (llama.cpp's defaults), 256 tokens. */
     public static GenerationConfig defaults() {
-        return new GenerationConfig(256, 0.8f, 40, 0.95f, 0.05f, 1.0f, 64, 0, false, List.of(), new int[0], false);
+        return new GenerationConfig(new Values());
     }
 
     /** Greedy decoding (always the most likely token), 256 tokens. */
@@ -84,61 +106,89 @@ public final class GenerationConfig {
         return defaults().temperature(0);
     }
 
-    private GenerationConfig copy(int maxTokens, float temperature, int topK, float topP, float minP,
-                                  float repetitionPenalty, int repetitionLastN, long seed, boolean seeded,
-                                  List<String> stopStrings, int[] stopTokens, boolean ignoreEos) {
-        return new GenerationConfig(maxTokens, temperature, topK, topP, minP, repetitionPenalty,
-                repetitionLastN, seed, seeded, stopStrings, stopTokens, ignoreEos);
+    private GenerationConfig with(Consumer<Values> change) {
+        Values v = new Values();
+        v.maxTokens = maxTokens;
+        v.temperature = temperature;
+        v.topK = topK;
+        v.topP = topP;
+        v.minP = minP;
+        v.repetitionPenalty = repetitionPenalty;
+        v.repetitionLastN = repetitionLastN;
+        v.seed = seed;
+        v.seeded = seeded;
+        v.stopStrings = stopStrings;
+        v.stopTokens = stopTokens;
+        v.ignoreEos = ignoreEos;
+        v.timeout = timeout;
+        change.accept(v);
+        return new GenerationConfig(v);
     }
 
     /** The most tokens to generate. */
     public GenerationConfig maxTokens(int n) {
-        return copy(n, temperature, topK, topP, minP, repetitionPenalty, repetitionLastN, seed, seeded, stopStrings, stopTokens, ignoreEos);
+        return with(v -> v.maxTokens = n);
     }
 
     /** Softmax temperature; 0 = greedy. */
     public GenerationConfig temperature(float t) {
-        return copy(maxTokens, t, topK, topP, minP, repetitionPenalty, repetitionLastN, seed, seeded, stopStrings, stopTokens, ignoreEos);
+        return with(v -> v.temperature = t);
     }
 
     /** Keep only the k most likely tokens; 0 = off. */
     public GenerationConfig topK(int k) {
-        return copy(maxTokens, temperature, k, topP, minP, repetitionPenalty, repetitionLastN, seed, seeded, stopStrings, stopTokens, ignoreEos);
+        return with(v -> v.topK = k);
     }
 
     /** Keep the smallest set of most likely tokens whose probability reaches p; 1 = off. */
     public GenerationConfig topP(float p) {
-        return copy(maxTokens, temperature, topK, p, minP, repetitionPenalty, repetitionLastN, seed, seeded, stopStrings, stopTokens, ignoreEos);
+        return with(v -> v.topP = p);
     }
 
     /** Drop tokens whose probability is below p times the most likely one's; 0 = off. */
     public GenerationConfig minP(float p) {
-        return copy(maxTokens, temperature, topK, topP, p, repetitionPenalty, repetitionLastN, seed, seeded, stopStrings, stopTokens, ignoreEos);
+        return with(v -> v.minP = p);
     }
 
     /** Penalise tokens seen in the last {@code lastN} tokens (CTRL-style: divide positive logits, multiply negative ones); 1 = off. */
     public GenerationConfig repetitionPenalty(float penalty, int lastN) {
-        return copy(maxTokens, temperature, topK, topP, minP, penalty, lastN, seed, seeded, stopStrings, stopTokens, ignoreEos);
+        return with(v -> {
+            v.repetitionPenalty = penalty;
+            v.repetitionLastN = lastN;
+        });
     }
 
     /** Seed of the request's random generator: the same seed, prompt and config give the same output. */
     public GenerationConfig seed(long s) {
-        return copy(maxTokens, temperature, topK, topP, minP, repetitionPenalty, repetitionLastN, s, true, stopStrings, stopTokens, ignoreEos);
+        return with(v -> {
+            v.seed = s;
+            v.seeded = true;
+        });
     }
 
     /** Stop when the generated text contains any of these strings (the stop string is not returned). */
     public GenerationConfig stopStrings(String... strings) {
-        return copy(maxTokens, temperature, topK, topP, minP, repetitionPenalty, repetitionLastN, seed, seeded, Arrays.asList(strings), stopTokens, ignoreEos);
+        List<String> list = List.of(strings);
+        return with(v -> v.stopStrings = list);
     }
 
     /** Stop when one of these token ids is generated (in addition to the model's end-of-generation tokens). */
     public GenerationConfig stopTokens(int... ids) {
-        return copy(maxTokens, temperature, topK, topP, minP, repetitionPenalty, repetitionLastN, seed, seeded, stopStrings, ids, ignoreEos);
+        int[] copy = ids.clone();
+        return with(v -> v.stopTokens = copy);
     }
 
     /** Keep generating past the model's end-of-generation tokens (for benchmarks). */
     public GenerationConfig ignoreEos(boolean ignore) {
-        return copy(maxTokens, temperature, topK, topP, minP, repetitionPenalty, repetitionLastN, seed, seeded, stopStrings, stopTokens, ignore);
+        return with(v -> v.ignoreEos = ignore);
+    }
+
+    /**
+     * Give up on the request after this long (from its submission): it ends with
+     * {@link FinishReason#TIMEOUT} and the text generated so far. {@link Duration#ZERO} = no limit.
+     */
+    public GenerationConfig timeout(Duration limit) {
+        return with(v -> v.timeout = limit);
     }
 
     public int maxTokens() {
@@ -194,13 +244,18 @@ public final class GenerationConfig {
         return ignoreEos;
     }
 
+    /** The request's time limit; {@link Duration#ZERO} = none. */
+    public Duration timeout() {
+        return timeout;
+    }
+
     @Override
     public String toString() {
         return "GenerationConfig[maxTokens=" + maxTokens + ", temperature=" + temperature + ", topK=" + topK
                 + ", topP=" + topP + ", minP=" + minP + ", repetitionPenalty=" + repetitionPenalty
                 + ", repetitionLastN=" + repetitionLastN + (seeded ? ", seed=" + seed : "")
                 + ", stopStrings=" + stopStrings + ", stopTokens=" + Arrays.toString(stopTokens)
-                + ", ignoreEos=" + ignoreEos + "]";
+                + ", ignoreEos=" + ignoreEos + (timeout.isZero() ? "" : ", timeout=" + timeout) + "]";
     }
 
     @Override

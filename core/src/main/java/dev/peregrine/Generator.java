@@ -1,23 +1,31 @@
 package dev.peregrine;
 
-import dev.peregrine.engine.GenerationLoop;
+import dev.peregrine.engine.Generation;
+import dev.peregrine.engine.Scheduler;
 import dev.peregrine.engine.SequenceState;
+import java.lang.ref.Cleaner;
+import java.util.ArrayList;
 import java.util.Iterator;
+import java.util.List;
 import java.util.NoSuchElementException;
 import java.util.Spliterator;
 import java.util.Spliterators;
+import java.util.concurrent.CompletableFuture;
 import java.util.function.Consumer;
 import java.util.stream.Stream;
 import java.util.stream.StreamSupport;
 
 /**
- * Generates text with a {@link Model}. Thread-safe: any number of threads may generate at once;
- * each request gets its own sequence in the shared paged KV cache.
+ * Generates text with a {@link Model}. Thread-safe: any number of threads may submit requests at
+ * once; they are batched together (continuous batching: one forward pass per step serves every
+ * running request, and requests join and leave at every step). See {@link #metrics()}.
  *
  * <p>Prompts given as text are encoded with {@link Model#encode}: BOS added as the model wants it,
  * and the text of special tokens (e.g. from a chat template) recognised as those tokens.
  */
 public final class Generator {
+    private static final Cleaner CLEANER = Cleaner.create();
+
     private final Model model;
 
     Generator(Model model) {
@@ -29,47 +37,58 @@ public final class Generator {
         return generate(model.encode(prompt), config, t -> { });
     }
 
-    /** Generates a completion of {@code prompt}, passing each token to {@code onToken} as it is made. */
+    /** Generates a completion of {@code prompt}, passing each token to {@code onToken} (on this thread) as it is made. */
     public Completion generate(String prompt, GenerationConfig config, Consumer<GeneratedToken> onToken) {
         return generate(model.encode(prompt), config, onToken);
     }
 
     /** Generates a completion of a tokenised prompt (used as given: no BOS is added). */
     public Completion generate(int[] promptTokens, GenerationConfig config, Consumer<GeneratedToken> onToken) {
-        model.ensureOpen();
-        try (SequenceState seq = new SequenceState(model.engine())) {
-            seq.append(promptTokens);
-            GenerationLoop loop = new GenerationLoop(seq, promptTokens, config, model.tokenizer(), model.loadNanos());
-            for (GeneratedToken t = loop.next(); t != null; t = loop.next()) {
-                onToken.accept(t);
+        return submit(promptTokens, config).drain(onToken);
+    }
+
+    /**
+     * Submits a request and returns at once. The future completes on Peregrine's scheduler thread;
+     * cancelling it cancels the request (its KV blocks are freed within one step).
+     */
+    public CompletableFuture<Completion> generateAsync(String prompt, GenerationConfig config) {
+        int[] tokens = model.encode(prompt);
+        checkPrompt(tokens);
+        SequenceState seq = newSequence(tokens);
+        Generation generation = new Generation(seq, tokens, config, model.tokenizer(), model.loadNanos());
+        FutureSink sink = new FutureSink();
+        sink.request = model.scheduler().submit(generation, true, sink);
+        return sink;
+    }
+
+    /** Generates completions of all {@code prompts}, batched together; results in prompt order. */
+    public List<Completion> generateAll(List<String> prompts, GenerationConfig config) {
+        List<CompletableFuture<Completion>> futures = new ArrayList<>(prompts.size());
+        try {
+            for (String p : prompts) {
+                futures.add(generateAsync(p, config));
             }
-            return loop.completion();
+            return futures.stream().map(CompletableFuture::join).toList();
+        } catch (RuntimeException e) {
+            futures.forEach(f -> f.cancel(false));
+            throw e;
         }
     }
 
     /**
-     * Streams the tokens of a completion as they are generated; generation runs in the thread
-     * that consumes the stream. Close the stream (try-with-resources) if you stop early, so its
-     * KV-cache blocks are freed at once.
+     * Streams the tokens of a completion as they are generated. Close the stream
+     * (try-with-resources) if you stop early: that cancels the request and frees its KV blocks
+     * within one step. A stream dropped without closing is cancelled when it is garbage-collected.
      */
     public Stream<GeneratedToken> stream(String prompt, GenerationConfig config) {
-        model.ensureOpen();
-        int[] prompt0 = model.encode(prompt);
-        SequenceState seq = new SequenceState(model.engine());
-        seq.append(prompt0);
-        GenerationLoop loop = new GenerationLoop(seq, prompt0, config, model.tokenizer(), model.loadNanos());
+        ResultQueue results = submit(model.encode(prompt), config);
         Iterator<GeneratedToken> it = new Iterator<>() {
             private GeneratedToken next;
-            private boolean done;
 
             @Override
             public boolean hasNext() {
-                if (next == null && !done) {
-                    next = loop.next();
-                    if (next == null) {
-                        done = true;
-                        seq.close();
-                    }
+                if (next == null) {
+                    next = results.next();
                 }
                 return next != null;
             }
@@ -84,7 +103,77 @@ public final class Generator {
                 return t;
             }
         };
+        Cleaner.Cleanable cleanup = CLEANER.register(it, results::cancel);
         return StreamSupport.stream(Spliterators.spliteratorUnknownSize(it, Spliterator.ORDERED | Spliterator.NONNULL), false)
-                .onClose(seq::close);
+                .onClose(cleanup::clean);
+    }
+
+    /** What the generator is doing and has done: batch sizes, queue, KV use, throughput, time to first token. */
+    public GeneratorMetrics metrics() {
+        return model.scheduler().metrics();
+    }
+
+    private ResultQueue submit(int[] promptTokens, GenerationConfig config) {
+        checkPrompt(promptTokens);
+        SequenceState seq = newSequence(promptTokens);
+        Generation generation = new Generation(seq, promptTokens, config, model.tokenizer(), model.loadNanos());
+        ResultQueue results = new ResultQueue();
+        try {
+            results.attach(model.scheduler().submit(generation, true, results));
+        } catch (RuntimeException e) {
+            seq.close();
+            throw e;
+        }
+        return results;
+    }
+
+    private SequenceState newSequence(int[] promptTokens) {
+        model.ensureOpen();
+        SequenceState seq = new SequenceState(model.kvCache(), model.contextLength());
+        seq.append(promptTokens);
+        return seq;
+    }
+
+    private void checkPrompt(int[] tokens) {
+        if (tokens.length == 0) {
+            throw new IllegalArgumentException("the prompt is empty (and the model adds no BOS token)");
+        }
+        if (tokens.length > model.contextLength()) {
+            throw new PeregrineException("the prompt has " + tokens.length + " tokens, more than the context length "
+                    + model.contextLength());
+        }
+        for (int t : tokens) {
+            if (t < 0 || t >= model.vocabularySize()) {
+                throw new IllegalArgumentException("token id " + t + " is outside the vocabulary of " + model.vocabularySize());
+            }
+        }
+    }
+
+    /** A future whose cancellation cancels the request. */
+    private static final class FutureSink extends CompletableFuture<Completion> implements Scheduler.Sink {
+        private volatile Scheduler.Request request;
+
+        @Override
+        public void onToken(GeneratedToken token) {
+        }
+
+        @Override
+        public void onComplete(Completion c) {
+            complete(c);
+        }
+
+        @Override
+        public void onError(RuntimeException error) {
+            completeExceptionally(error);
+        }
+
+        @Override
+        public boolean cancel(boolean mayInterruptIfRunning) {
+            Scheduler.Request r = request;
+            if (r != null) {
+                r.cancel();
+            }
+            return super.cancel(mayInterruptIfRunning);
+        }
     }
 }

@@ -1,6 +1,6 @@
 package dev.peregrine;
 
-import dev.peregrine.engine.Engine;
+import dev.peregrine.engine.Scheduler;
 import dev.peregrine.format.gguf.GgufFile;
 import dev.peregrine.kv.KvCache;
 import dev.peregrine.model.LlamaConfig;
@@ -44,19 +44,24 @@ public final class Model implements AutoCloseable {
     private final Backend backend;
     private final LlamaConfig config;
     private final Tokenizer tokenizer;
-    private final Engine engine;
+    private final KvCache kv;
+    private final int contextLength;
+    private final Scheduler scheduler;
     private final Generator generator;
     private final long loadNanos;
     private final String backendDescription;
     private boolean closed;
 
-    private Model(Path path, Arena arena, Backend backend, LlamaConfig config, Tokenizer tokenizer, Engine engine, long loadNanos) {
+    private Model(Path path, Arena arena, Backend backend, LlamaConfig config, Tokenizer tokenizer, KvCache kv,
+                  int contextLength, Scheduler scheduler, long loadNanos) {
         this.path = path;
         this.arena = arena;
         this.backend = backend;
         this.config = config;
         this.tokenizer = tokenizer;
-        this.engine = engine;
+        this.kv = kv;
+        this.contextLength = contextLength;
+        this.scheduler = scheduler;
         this.loadNanos = loadNanos;
         this.backendDescription = backend.description();
         this.generator = new Generator(this);
@@ -92,9 +97,10 @@ public final class Model implements AutoCloseable {
             LlamaWeights weights = LlamaWeights.load(file, config, backend);
             int blocks = (int) Math.min(Integer.MAX_VALUE, (kvTokens + KV_BLOCK_SIZE - 1) / KV_BLOCK_SIZE);
             KvCache kv = new KvCache(backend, config.layers(), config.kvDim(), blocks, KV_BLOCK_SIZE);
-            LlamaGraph graph = new LlamaGraph(config, weights, backend, kv, Math.min(options.maxBatchTokens(), context));
-            Engine engine = new Engine(graph, kv, vocab, context);
-            Model model = new Model(path, arena, backend, config, tokenizer, engine, System.nanoTime() - t0);
+            LlamaGraph graph = new LlamaGraph(config, weights, backend, kv, options.maxBatchTokens());
+            Scheduler scheduler = new Scheduler(graph, kv, vocab, options.maxBatchTokens(), options.maxSequences(),
+                    options.maxWaitingRequests(), String.valueOf(path.getFileName()));
+            Model model = new Model(path, arena, backend, config, tokenizer, kv, context, scheduler, System.nanoTime() - t0);
             LOG.debug("loaded {} ({} layers, dim {}, vocab {}) on {} in {} ms", path, config.layers(), config.dim(),
                     vocab, model.backendDescription, model.loadNanos / 1_000_000);
             return model;
@@ -175,12 +181,12 @@ public final class Model implements AutoCloseable {
     public String describe() {
         return String.format("%s: llama, %d layers, dim %d, %d heads (%d KV), FFN %d, vocab %d, context %d; %s",
                 path.getFileName(), config.layers(), config.dim(), config.heads(), config.kvHeads(), config.ffnDim(),
-                config.vocabularySize(), engine.contextLength(), backendDescription);
+                config.vocabularySize(), contextLength, backendDescription);
     }
 
     /** The longest sequence a session can hold. */
     public int contextLength() {
-        return engine.contextLength();
+        return contextLength;
     }
 
     public int vocabularySize() {
@@ -192,8 +198,12 @@ public final class Model implements AutoCloseable {
         return loadNanos;
     }
 
-    Engine engine() {
-        return engine;
+    Scheduler scheduler() {
+        return scheduler;
+    }
+
+    KvCache kvCache() {
+        return kv;
     }
 
     Tokenizer tokenizer() {
@@ -217,8 +227,8 @@ public final class Model implements AutoCloseable {
             }
             closed = true;
         }
-        // Waits for a running forward step (the engine is synchronised), then refuses new ones.
-        engine.close();
+        // Stops the step loop after its current step; requests still queued or running fail.
+        scheduler.close();
         backend.close();
         arena.close();
     }

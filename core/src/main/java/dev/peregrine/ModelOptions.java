@@ -8,8 +8,11 @@ package dev.peregrine;
  * @param contextLength  the longest sequence allowed (0 = the context length the model file states)
  * @param kvCacheTokens  token capacity of the shared paged KV cache (0 = four full contexts, at most 1 GiB)
  * @param maxBatchTokens the most tokens one forward step evaluates; longer prompts are split
+ * @param maxSequences   the most sequences the generator runs together in one batch
+ * @param maxWaitingRequests the most requests waiting for a place in the batch; more are rejected
  */
-public record ModelOptions(String backend, int threads, int contextLength, long kvCacheTokens, int maxBatchTokens) {
+public record ModelOptions(String backend, int threads, int contextLength, long kvCacheTokens, int maxBatchTokens,
+                           int maxSequences, int maxWaitingRequests) {
     public ModelOptions {
         if (backend == null || backend.isBlank()) {
             throw new IllegalArgumentException("backend must be 'auto' or a backend name");
@@ -20,29 +23,43 @@ public record ModelOptions(String backend, int threads, int contextLength, long 
         if (maxBatchTokens < 1) {
             throw new IllegalArgumentException("maxBatchTokens must be >= 1, got " + maxBatchTokens);
         }
+        if (maxSequences < 1 || maxSequences > maxBatchTokens) {
+            throw new IllegalArgumentException("maxSequences must be in 1.." + maxBatchTokens + " (maxBatchTokens), got " + maxSequences);
+        }
+        if (maxWaitingRequests < 0) {
+            throw new IllegalArgumentException("maxWaitingRequests must be >= 0, got " + maxWaitingRequests);
+        }
     }
 
     public static ModelOptions defaults() {
-        return new ModelOptions("auto", 0, 0, 0, 512);
+        return new ModelOptions("auto", 0, 0, 0, 512, 64, 1024);
     }
 
     public ModelOptions withBackend(String name) {
-        return new ModelOptions(name, threads, contextLength, kvCacheTokens, maxBatchTokens);
+        return new ModelOptions(name, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests);
     }
 
     public ModelOptions withThreads(int n) {
-        return new ModelOptions(backend, n, contextLength, kvCacheTokens, maxBatchTokens);
+        return new ModelOptions(backend, n, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests);
     }
 
     public ModelOptions withContextLength(int n) {
-        return new ModelOptions(backend, threads, n, kvCacheTokens, maxBatchTokens);
+        return new ModelOptions(backend, threads, n, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests);
     }
 
     public ModelOptions withKvCacheTokens(long n) {
-        return new ModelOptions(backend, threads, contextLength, n, maxBatchTokens);
+        return new ModelOptions(backend, threads, contextLength, n, maxBatchTokens, maxSequences, maxWaitingRequests);
     }
 
     public ModelOptions withMaxBatchTokens(int n) {
-        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, n);
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, n, Math.min(maxSequences, n), maxWaitingRequests);
+    }
+
+    public ModelOptions withMaxSequences(int n) {
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, n, maxWaitingRequests);
+    }
+
+    public ModelOptions withMaxWaitingRequests(int n) {
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, n);
     }
 }

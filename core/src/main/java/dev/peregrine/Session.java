@@ -1,7 +1,8 @@
 package dev.peregrine;
 
-import dev.peregrine.engine.GenerationLoop;
+import dev.peregrine.engine.Generation;
 import dev.peregrine.engine.SequenceState;
+import java.util.Arrays;
 import java.util.function.Consumer;
 
 /**
@@ -22,7 +23,7 @@ public final class Session implements AutoCloseable {
     private int unreportedFrom;
 
     Session(Model model) {
-        this(model, new SequenceState(model.engine()));
+        this(model, new SequenceState(model.kvCache(), model.contextLength()));
     }
 
     private Session(Model model, SequenceState seq) {
@@ -62,17 +63,23 @@ public final class Session implements AutoCloseable {
         return generate(config, t -> { });
     }
 
-    /** Generates from the current state, passing each token to {@code onToken} as it is made. */
+    /**
+     * Generates from the current state, passing each token to {@code onToken} (on this thread) as
+     * it is made. The session's sequence runs in the generator's batch with other requests.
+     */
     public Completion generate(GenerationConfig config, Consumer<GeneratedToken> onToken) {
         model.ensureOpen();
-        int[] all = seq.tokens();
-        int[] prompt = java.util.Arrays.copyOfRange(all, Math.min(unreportedFrom, all.length), all.length);
-        GenerationLoop loop = new GenerationLoop(seq, prompt, config, model.tokenizer(), model.loadNanos());
-        for (GeneratedToken t = loop.next(); t != null; t = loop.next()) {
-            onToken.accept(t);
+        if (seq.length() == 0) {
+            throw new IllegalStateException("the session is empty: append a prompt first");
         }
+        int[] all = seq.tokens();
+        int[] prompt = Arrays.copyOfRange(all, Math.min(unreportedFrom, all.length), all.length);
+        Generation generation = new Generation(seq, prompt, config, model.tokenizer(), model.loadNanos());
+        ResultQueue results = new ResultQueue();
+        results.attach(model.scheduler().submit(generation, false, results));
+        Completion c = results.drain(onToken);
         unreportedFrom = seq.length();
-        return loop.completion();
+        return c;
     }
 
     /** Number of tokens in the session (its next position). */

@@ -1,29 +1,27 @@
 package dev.peregrine.engine;
 
+import dev.peregrine.kv.KvCache;
 import dev.peregrine.kv.KvSequence;
 import java.util.Arrays;
 
 /**
- * One sequence's state: its token history, how much of it is in the KV cache, and the logits that
- * follow the last evaluated token. Tokens may be appended without being evaluated yet (a prompt, or
- * the last sampled token); {@link #ensureLogits} evaluates whatever is pending.
+ * One sequence's state: its token history and how much of it is in the KV cache. Tokens may be
+ * appended without being evaluated yet (a prompt, or the last sampled token): those are
+ * {@link #pendingTokens() pending}, and the scheduler evaluates them.
  */
 public final class SequenceState implements AutoCloseable {
-    private final Engine engine;
     private final KvSequence kv;
-    private final float[] logits;
+    private final int contextLength;
     private int[] tokens = new int[64];
     private int length;
-    private boolean logitsValid;
 
-    public SequenceState(Engine engine) {
-        this(engine, engine.kvCache().newSequence());
+    public SequenceState(KvCache cache, int contextLength) {
+        this(cache.newSequence(), contextLength);
     }
 
-    private SequenceState(Engine engine, KvSequence kv) {
-        this.engine = engine;
+    private SequenceState(KvSequence kv, int contextLength) {
         this.kv = kv;
-        this.logits = new float[engine.vocabularySize()];
+        this.contextLength = contextLength;
     }
 
     public int length() {
@@ -43,6 +41,15 @@ public final class SequenceState implements AutoCloseable {
         return tokens;
     }
 
+    public KvSequence kv() {
+        return kv;
+    }
+
+    public int contextLength() {
+        return contextLength;
+    }
+
+    /** Tokens appended but not yet in the KV cache. */
     public int pendingTokens() {
         return length - kv.length();
     }
@@ -52,7 +59,6 @@ public final class SequenceState implements AutoCloseable {
             tokens = Arrays.copyOf(tokens, tokens.length * 2);
         }
         tokens[length++] = token;
-        logitsValid = false;
     }
 
     public void append(int[] ids) {
@@ -62,24 +68,15 @@ public final class SequenceState implements AutoCloseable {
     }
 
     /**
-     * Evaluates pending tokens and returns the logits that follow the whole history (the array is
-     * this sequence's and is overwritten by the next evaluation).
+     * Makes sure the next evaluation produces the logits that follow the whole history: when
+     * everything is cached already (after a rewind, or a finished generation), the last position
+     * is evaluated again. Returns the number of tokens to evaluate.
      */
-    public float[] ensureLogits() {
-        if (logitsValid) {
-            return logits;
-        }
-        if (length == 0) {
-            throw new IllegalStateException("an empty sequence has no logits: append a prompt first");
-        }
-        if (kv.length() == length) {
-            // Everything is cached but the logits are stale (after a rewind): recompute the last position.
+    public int prepareForGeneration() {
+        if (length > 0 && kv.length() == length) {
             kv.truncate(length - 1);
         }
-        int from = kv.length();
-        engine.evaluate(kv, tokens, from, length - from, logits);
-        logitsValid = true;
-        return logits;
+        return pendingTokens();
     }
 
     /** Removes the last {@code n} tokens. */
@@ -91,21 +88,19 @@ public final class SequenceState implements AutoCloseable {
         if (kv.length() > length) {
             kv.truncate(length);
         }
-        logitsValid = false;
+    }
+
+    /** Drops the cached keys and values (the tokens stay): they are recomputed when next evaluated. */
+    public void evict() {
+        kv.truncate(0);
     }
 
     /** A copy sharing the cached keys and values (copy-on-write). */
     public SequenceState fork() {
-        SequenceState copy = new SequenceState(engine, kv.fork());
+        SequenceState copy = new SequenceState(kv.fork(), contextLength);
         copy.tokens = Arrays.copyOf(tokens, tokens.length);
         copy.length = length;
-        copy.logitsValid = logitsValid;
-        System.arraycopy(logits, 0, copy.logits, 0, logits.length);
         return copy;
-    }
-
-    public int contextLength() {
-        return engine.contextLength();
     }
 
     @Override

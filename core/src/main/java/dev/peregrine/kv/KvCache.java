@@ -52,6 +52,10 @@ public final class KvCache {
         return (long) allocator.capacity() * blockSize;
     }
 
+    public int totalBlocks() {
+        return allocator.capacity();
+    }
+
     public synchronized int usedBlocks() {
         return allocator.usedBlocks();
     }

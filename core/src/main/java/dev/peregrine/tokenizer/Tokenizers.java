@@ -11,7 +11,8 @@ public final class Tokenizers {
     }
 
     /**
-     * The tokenizer of GGUF metadata, chosen by {@code tokenizer.ggml.model}.
+     * The tokenizer of GGUF metadata, chosen by {@code tokenizer.ggml.model} as llama.cpp does:
+     * "llama" is SentencePiece BPE, "gpt2" byte-level BPE, "bert" WordPiece.
      *
      * @throws ModelFormatException if the key is missing, names a tokenizer Peregrine does not
      *                              support yet, or the vocabulary is malformed
@@ -20,8 +21,10 @@ public final class Tokenizers {
         String model = metadata.getString(KEY_MODEL);
         return switch (model) {
             case "llama" -> new SentencePieceTokenizer(Vocabulary.fromGguf(metadata));
-            default -> throw new ModelFormatException(
-                    "tokenizer model '" + model + "' is not supported yet (supported: llama)");
+            case "gpt2" -> ByteLevelBpeTokenizer.fromGguf(metadata);
+            case "bert" -> WordPieceTokenizer.fromGguf(metadata);
+            default -> throw new ModelFormatException("'" + KEY_MODEL + "' = '" + model
+                    + "' is not supported yet (supported: llama, gpt2, bert)");
         };
     }
 }

@@ -19,19 +19,21 @@ import java.util.Optional;
  * @param bosId          beginning-of-sequence id, or -1
  * @param eosId          end-of-sequence id, or -1
  * @param unkId          unknown-token id, or -1
+ * @param sepId          separator id (BERT's [SEP]), or -1
  * @param padId          padding id, or -1
  * @param eotId          end-of-turn id, or -1
  * @param eomId          end-of-message id, or -1
  * @param addBos         whether encoding with special tokens starts with BOS
  * @param addEos         whether encoding with special tokens ends with EOS
+ * @param addSep         whether encoding with special tokens ends with the separator (BERT)
  * @param addSpacePrefix whether a space is put before text that starts a sequence or follows a
  *                       special token (SentencePiece's "dummy prefix")
  * @param modelName      {@code general.name}, or ""; llama.cpp keys a few per-model token rules on it
  */
 public record Vocabulary(
         String[] tokens, float[] scores, int[] tokenTypes,
-        int bosId, int eosId, int unkId, int padId, int eotId, int eomId,
-        boolean addBos, boolean addEos, boolean addSpacePrefix, String modelName) {
+        int bosId, int eosId, int unkId, int sepId, int padId, int eotId, int eomId,
+        boolean addBos, boolean addEos, boolean addSep, boolean addSpacePrefix, String modelName) {
 
     public static final int NORMAL = 1;
     public static final int UNKNOWN = 2;
@@ -46,11 +48,16 @@ public record Vocabulary(
     public static final String KEY_BOS = "tokenizer.ggml.bos_token_id";
     public static final String KEY_EOS = "tokenizer.ggml.eos_token_id";
     public static final String KEY_UNK = "tokenizer.ggml.unknown_token_id";
+    /** llama.cpp's spelling. */
+    public static final String KEY_SEP = "tokenizer.ggml.seperator_token_id";
+    /** Written by older converters for BERT models, whose BOS is [CLS]. */
+    public static final String KEY_CLS = "tokenizer.ggml.cls_token_id";
     public static final String KEY_PAD = "tokenizer.ggml.padding_token_id";
     public static final String KEY_EOT = "tokenizer.ggml.eot_token_id";
     public static final String KEY_EOM = "tokenizer.ggml.eom_token_id";
     public static final String KEY_ADD_BOS = "tokenizer.ggml.add_bos_token";
     public static final String KEY_ADD_EOS = "tokenizer.ggml.add_eos_token";
+    public static final String KEY_ADD_SEP = "tokenizer.ggml.add_sep_token";
     public static final String KEY_ADD_SPACE_PREFIX = "tokenizer.ggml.add_space_prefix";
 
     /** Validates sizes and ids, so that a tokenizer built on it never indexes out of range. */
@@ -73,6 +80,7 @@ public record Vocabulary(
         checkId(KEY_BOS, bosId, tokens.length);
         checkId(KEY_EOS, eosId, tokens.length);
         checkId(KEY_UNK, unkId, tokens.length);
+        checkId(KEY_SEP, sepId, tokens.length);
         checkId(KEY_PAD, padId, tokens.length);
         checkId(KEY_EOT, eotId, tokens.length);
         checkId(KEY_EOM, eomId, tokens.length);
@@ -83,20 +91,41 @@ public record Vocabulary(
         if (addEos && eosId < 0) {
             throw new ModelFormatException("'" + KEY_ADD_EOS + "' is true but '" + KEY_EOS + "' is not set");
         }
+        if (addSep && sepId < 0) {
+            throw new ModelFormatException("'" + KEY_ADD_SEP + "' is true but '" + KEY_SEP + "' is not set");
+        }
     }
 
     /**
-     * Reads the vocabulary from GGUF metadata. Keys that are absent take the defaults llama.cpp
-     * uses for the "llama" (SentencePiece) tokenizer model: BOS 1, EOS 2, UNK 0 (each only if
-     * within the vocabulary), add BOS, no EOS, add a space prefix, scores 0, all tokens normal.
-     * An id stored as 0xFFFFFFFF (how converters write "none") counts as absent, as in llama.cpp.
-     * Empty token texts are renamed "[EMPTY_id]", as llama.cpp does.
+     * The values llama.cpp assumes for keys a file leaves out; they depend on the tokenizer model.
+     * An id that does not fit the vocabulary is dropped.
+     */
+    public record Defaults(int bosId, int eosId, int unkId, int sepId, int padId,
+                           boolean addBos, boolean addSep, boolean addSpacePrefix) {
+        /** The "llama" (SentencePiece) model's: BOS 1, EOS 2, UNK 0, add BOS, add a space prefix. */
+        public static final Defaults SENTENCE_PIECE = new Defaults(1, 2, 0, -1, -1, true, false, true);
+    }
+
+    /**
+     * Reads the vocabulary from GGUF metadata, with the defaults of the "llama" (SentencePiece)
+     * tokenizer model for absent keys: see {@link #fromGguf(GgufMetadata, Defaults)}.
+     */
+    public static Vocabulary fromGguf(GgufMetadata m) {
+        return fromGguf(m, Defaults.SENTENCE_PIECE);
+    }
+
+    /**
+     * Reads the vocabulary from GGUF metadata. Keys that are absent take {@code defaults} (ids
+     * only if within the vocabulary), no EOS, scores 0, all tokens normal; an absent BOS is taken
+     * from the [CLS] key of older BERT files when there is one. An id stored as 0xFFFFFFFF (how
+     * converters write "none") counts as absent, as in llama.cpp. Empty token texts are renamed
+     * "[EMPTY_id]", as llama.cpp does.
      *
      * @throws ModelFormatException if the token list is missing, an array's length differs from
      *                              the token count, an id is outside the vocabulary, or a value has
      *                              the wrong type; the message names the key
      */
-    public static Vocabulary fromGguf(GgufMetadata m) {
+    public static Vocabulary fromGguf(GgufMetadata m, Defaults defaults) {
         String[] tokens = m.optStringArray(KEY_TOKENS).orElseThrow(
                 () -> new ModelFormatException("missing '" + KEY_TOKENS + "': the file has no tokenizer vocabulary"));
         tokens = renameEmptyTokens(tokens);
@@ -106,20 +135,39 @@ public record Vocabulary(
         int[] types = m.optIntArray(KEY_TOKEN_TYPES).orElseGet(() -> filled(n, NORMAL));
 
         return new Vocabulary(tokens, scores, types,
-                readId(m, KEY_BOS, 1, n),
-                readId(m, KEY_EOS, 2, n),
-                readId(m, KEY_UNK, 0, n),
-                readId(m, KEY_PAD, -1, n),
+                readId(m, KEY_BOS, readId(m, KEY_CLS, defaults.bosId(), n), n),
+                readId(m, KEY_EOS, defaults.eosId(), n),
+                readId(m, KEY_UNK, defaults.unkId(), n),
+                readId(m, KEY_SEP, defaults.sepId(), n),
+                readId(m, KEY_PAD, defaults.padId(), n),
                 readId(m, KEY_EOT, -1, n),
                 readId(m, KEY_EOM, -1, n),
-                m.optBoolean(KEY_ADD_BOS).orElse(true),
+                m.optBoolean(KEY_ADD_BOS).orElse(defaults.addBos()),
                 m.optBoolean(KEY_ADD_EOS).orElse(false),
-                m.optBoolean(KEY_ADD_SPACE_PREFIX).orElse(true),
+                m.optBoolean(KEY_ADD_SEP).orElse(defaults.addSep()),
+                m.optBoolean(KEY_ADD_SPACE_PREFIX).orElse(defaults.addSpacePrefix()),
                 m.optString("general.name").orElse(""));
     }
 
     public int size() {
         return tokens.length;
+    }
+
+    /**
+     * The byte a byte token ("&lt;0xHH&gt;") stands for.
+     *
+     * @throws ModelFormatException if the token's text is not of that form
+     */
+    int byteValue(int id) {
+        String text = tokens[id];
+        int high = text.length() == 6 && text.startsWith("<0x") && text.endsWith(">")
+                ? Character.digit(text.charAt(3), 16) : -1;
+        int low = high >= 0 ? Character.digit(text.charAt(4), 16) : -1;
+        if (low < 0) {
+            throw new ModelFormatException("'" + KEY_TOKENS + "'[" + id + "] = '" + text
+                    + "' has the byte token type but is not of the form <0xHH>");
+        }
+        return high << 4 | low;
     }
 
     /** A default that does not fit the vocabulary is dropped (llama.cpp does the same). */

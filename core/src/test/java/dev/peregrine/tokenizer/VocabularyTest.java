@@ -176,7 +176,7 @@ class VocabularyTest {
     void characterWithoutByteTokenOrUnknownTokenIsReported() {
         // no unknown token, no space prefix; only 'A' has a byte token (<0x41>)
         Vocabulary v = new Vocabulary(TOKENS.clone(), new float[6], new int[] {2, 3, 3, 6, 1, 1},
-                1, 2, -1, -1, -1, -1, true, false, false, "");
+                1, 2, -1, -1, -1, -1, -1, true, false, false, false, "");
         SentencePieceTokenizer tokenizer = new SentencePieceTokenizer(v);
         assertThat(tokenizer.encode("Ab", false, false)).containsExactly(3, 5);
         assertThatThrownBy(() -> tokenizer.encode("Az", false, false)).isInstanceOf(ModelFormatException.class)
@@ -186,7 +186,7 @@ class VocabularyTest {
     @Test
     void emptyTokenTextIsRejectedWhenBuiltDirectly() {
         assertThatThrownBy(() -> new Vocabulary(new String[] {"<unk>", ""}, new float[2], new int[2],
-                -1, -1, 0, -1, -1, -1, false, false, true, ""))
+                -1, -1, 0, -1, -1, -1, -1, false, false, false, true, ""))
                 .isInstanceOf(ModelFormatException.class).hasMessageContaining(Vocabulary.KEY_TOKENS + "'[1]");
     }
 
@@ -195,9 +195,20 @@ class VocabularyTest {
         assertThat(tokenizer(metadata())).isInstanceOf(SentencePieceTokenizer.class);
 
         Map<String, Object> m = metadata();
-        m.put(Tokenizers.KEY_MODEL, "gpt2");
+        m.put(Tokenizers.KEY_MODEL, "t5");
         assertThatThrownBy(() -> tokenizer(m)).isInstanceOf(ModelFormatException.class)
-                .hasMessage("tokenizer model 'gpt2' is not supported yet (supported: llama)");
+                .hasMessage("'tokenizer.ggml.model' = 't5' is not supported yet (supported: llama, gpt2, bert)");
+
+        Map<String, Object> gpt2 = metadata();
+        gpt2.put(Tokenizers.KEY_MODEL, "gpt2");
+        assertThatThrownBy(() -> tokenizer(gpt2)).isInstanceOf(ModelFormatException.class)
+                .hasMessageContaining(ByteLevelBpeTokenizer.KEY_MERGES);
+
+        Map<String, Object> bert = metadata();
+        bert.put(Tokenizers.KEY_MODEL, "bert");
+        bert.put(Vocabulary.KEY_CLS, 1L); // the defaults (101, 102) are outside this small vocabulary
+        bert.put(Vocabulary.KEY_SEP, 2L);
+        assertThat(tokenizer(bert)).isInstanceOf(WordPieceTokenizer.class);
 
         Map<String, Object> m2 = metadata();
         m2.remove(Tokenizers.KEY_MODEL);

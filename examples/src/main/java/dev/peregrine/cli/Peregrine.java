@@ -10,7 +10,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 
 /**
- * The {@code peregrine} command line: {@code generate}, {@code info}, {@code help}.
+ * The {@code peregrine} command line: {@code generate}, {@code info}, {@code synth}, {@code help}.
  *
  * <p>{@link #run} does the work and returns the exit status, so tests call it in-process;
  * {@link #main} only wires it to the process's streams and exit status.
@@ -26,6 +26,7 @@ public final class Peregrine {
             commands:
               generate   generate text from a prompt
               info       show a GGUF file's metadata and tensors
+              synth      write a model of a real shape with seeded random weights (GGUF or HF)
               help       show this text
 
             peregrine generate -m FILE -p PROMPT [options]
@@ -44,6 +45,18 @@ public final class Peregrine {
                   --json                 print one JSON object with ids, text and timings instead of streaming
 
             peregrine info -m FILE
+
+            peregrine synth (--shape NAME | --dim N --layers N --heads N --ffn N --vocab N) -o PATH [options]
+                  --shape NAME           llama3.2-1b, smollm2-135m, qwen2.5-0.5b, llama3.1-8b or tiny
+                  --dim/--layers/--heads/--kv-heads/--ffn/--vocab/--ctx N
+                                         sizes (override the shape's; --kv-heads defaults to --heads)
+                  --tied                 output projection shares the token embedding
+                  --dtype TYPE           f32, f16, bf16, q8_0 or q4_0 (default f16; hf: float types only)
+                  --format FORMAT        gguf (a file) or hf (a directory) (default gguf)
+                  --seed N               weight seed; the same seed writes the same bytes (default 0)
+                  --vocab-from FILE      copy the tokenizer of a GGUF file (default: a synthetic one)
+              -t, --threads N            worker threads (default: all processors)
+              -o, --output PATH          GGUF file, or directory for --format hf
 
             environment: PEREGRINE_DEBUG=1 prints stack traces of errors
             """;
@@ -72,6 +85,7 @@ public final class Peregrine {
             return switch (args[0]) {
                 case "generate" -> GenerateCommand.run(rest, out, err);
                 case "info" -> InfoCommand.run(rest, out);
+                case "synth" -> SynthCommand.run(rest, out, err);
                 case "help", "-h", "--help" -> {
                     out.print(USAGE_TEXT);
                     yield OK;

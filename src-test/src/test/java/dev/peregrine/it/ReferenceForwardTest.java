@@ -3,8 +3,6 @@ package dev.peregrine.it;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.peregrine.cpu.CpuBackendProvider;
-import dev.peregrine.engine.Engine;
-import dev.peregrine.engine.SequenceState;
 import dev.peregrine.format.gguf.GgufFile;
 import dev.peregrine.kv.KvCache;
 import dev.peregrine.kv.KvSequence;
@@ -150,15 +148,15 @@ class ReferenceForwardTest {
         int[] prompt;
         try (RealPath whole = new RealPath(path, 64, 16, 16)) {
             prompt = prompt(whole.config.vocabularySize(), 42);
-            SequenceState s = new SequenceState(whole.engine);
+            RealSequence s = whole.newSequence();
             s.append(prompt);
-            oneSpan = s.ensureLogits().clone();
+            oneSpan = s.logits().clone();
         }
         try (RealPath chunked = new RealPath(path, 7, 16, 16)) {
             ReferenceLlama ref = new ReferenceLlama(chunked.file);
-            SequenceState s = new SequenceState(chunked.engine);
+            RealSequence s = chunked.newSequence();
             s.append(prompt);
-            float[] logits = s.ensureLogits().clone();
+            float[] logits = s.logits().clone();
             assertThat(chunked.counter.stepSizes).as("chunks of at most 7 tokens").containsExactly(7, 7, 6);
             double spanDiff = relativeError(logits, toDouble(oneSpan));
             assertThat(spanDiff).as("chunked vs one-span logits").isLessThanOrEqualTo(1e-6);
@@ -176,14 +174,14 @@ class ReferenceForwardTest {
         for (int i = 0; i < prompt.length; i++) {
             refLogits = ref.forward(prompt[i], i);
         }
-        try (SequenceState s = new SequenceState(real.engine)) {
+        try (RealSequence s = real.newSequence()) {
             s.append(prompt);
-            double worst = check(what + " after the prompt", s.ensureLogits(), 0, refLogits);
+            double worst = check(what + " after the prompt", s.logits(), 0, refLogits);
             for (int step = 0; step < DECODE_STEPS; step++) {
                 int next = argmax(refLogits);
                 refLogits = ref.forward(next, prompt.length + step);
                 s.append(next);
-                worst = Math.max(worst, check(what + " decode step " + step, s.ensureLogits(), 0, refLogits));
+                worst = Math.max(worst, check(what + " decode step " + step, s.logits(), 0, refLogits));
             }
             return worst;
         }
@@ -329,7 +327,6 @@ class ReferenceForwardTest {
         final StepCounter counter;
         final KvCache kv;
         final LlamaGraph graph;
-        final Engine engine;
 
         RealPath(Path path, int maxTokens, int blockSize, int blocks) {
             try {
@@ -340,22 +337,69 @@ class ReferenceForwardTest {
                 LlamaWeights weights = LlamaWeights.load(file, config, counter.backend);
                 kv = new KvCache(counter.backend, config.layers(), config.kvDim(), blocks, blockSize);
                 graph = new LlamaGraph(config, weights, counter.backend, kv, maxTokens);
-                engine = new Engine(graph, kv, vocab, config.contextLength());
             } catch (RuntimeException | Error e) {
                 close();
                 throw e;
             }
         }
 
+        RealSequence newSequence() {
+            return new RealSequence(this);
+        }
+
         @Override
         public void close() {
-            if (engine != null) {
-                engine.close();
-            }
             if (counter != null) {
                 counter.backend.close();
             }
             arena.close();
+        }
+    }
+
+    /**
+     * A sequence on the real path: tokens are appended, and {@link #logits()} evaluates the pending
+     * ones in steps of at most the graph's capacity (one span when the prompt fits), as the
+     * scheduler does, returning the logits after the last token.
+     */
+    static final class RealSequence implements AutoCloseable {
+        private final RealPath real;
+        private final KvSequence kv;
+        private final BatchLayout layout;
+        private final float[] logits;
+        private int[] tokens = new int[0];
+
+        RealSequence(RealPath real) {
+            this.real = real;
+            this.kv = real.kv.newSequence();
+            this.layout = new BatchLayout(real.kv.blockSize());
+            this.logits = new float[real.config.vocabularySize()];
+        }
+
+        void append(int... ids) {
+            int n = tokens.length;
+            tokens = Arrays.copyOf(tokens, n + ids.length);
+            System.arraycopy(ids, 0, tokens, n, ids.length);
+        }
+
+        float[] logits() {
+            while (kv.length() < tokens.length) {
+                int start = kv.length();
+                int n = Math.min(real.graph.maxTokens(), tokens.length - start);
+                kv.reserve(n);
+                layout.clear();
+                int s = layout.addSequence(kv.blockTable(), kv.blockCount());
+                for (int i = 0; i < n; i++) {
+                    layout.addToken(s, tokens[start + i], start + i, start + i == tokens.length - 1);
+                }
+                real.graph.forward(layout, logits);
+                kv.advance(start + n);
+            }
+            return logits;
+        }
+
+        @Override
+        public void close() {
+            kv.close();
         }
     }
 

@@ -12,11 +12,12 @@ import java.util.Arrays;
 import java.util.List;
 
 /**
- * One generation, one token per {@link #next()} call: evaluates what is pending, samples, checks
- * the stop conditions and releases the text that is safe to print (whole UTF-8 characters, and
- * nothing that could still turn out to be the start of a stop string).
+ * The per-request logic of one generation, apart from running the model: given the logits that
+ * follow the sequence, it samples, appends the token, checks the stop conditions and releases the
+ * text that is safe to print (whole UTF-8 characters, and nothing that could still turn out to be
+ * the start of a stop string). The {@link Scheduler} evaluates the sequence and calls it.
  */
-public final class GenerationLoop {
+public final class Generation {
     private final SequenceState seq;
     private final GenerationConfig config;
     private final Tokenizer tokenizer;
@@ -34,16 +35,16 @@ public final class GenerationLoop {
     private int outputCount;
     private FinishReason finish;
     private int finalTextLength = -1;
-    private boolean promptDone;
-    private int promptEvaluated;
-    private long promptNanos;
-    private long generationNanos;
+    private final int promptEvaluated;
+    private final long startNanos = System.nanoTime();
+    private long firstLogitsNanos;
+    private long finishNanos;
 
     /**
      * @param promptTokens the tokens appended to {@code seq} for this generation (reported in the
      *                     completion; they may already be in the sequence)
      */
-    public GenerationLoop(SequenceState seq, int[] promptTokens, GenerationConfig config, Tokenizer tokenizer, long loadNanos) {
+    public Generation(SequenceState seq, int[] promptTokens, GenerationConfig config, Tokenizer tokenizer, long loadNanos) {
         this.seq = seq;
         this.config = config;
         this.tokenizer = tokenizer;
@@ -54,6 +55,15 @@ public final class GenerationLoop {
         this.stopTokens = config.stopTokens();
         this.stopStrings = config.stopStrings();
         this.longestStop = stopStrings.stream().mapToInt(String::length).max().orElse(0);
+        this.promptEvaluated = seq.prepareForGeneration();
+    }
+
+    public SequenceState sequence() {
+        return seq;
+    }
+
+    public GenerationConfig config() {
+        return config;
     }
 
     public boolean isFinished() {
@@ -61,42 +71,38 @@ public final class GenerationLoop {
     }
 
     /**
-     * Generates one token and returns it with the text it makes printable; returns null once the
-     * generation has finished. The last non-null result carries all remaining text.
+     * Checks the limits that end a generation before anything more is evaluated (max tokens,
+     * context full). Returns true, with the generation finished, when one is reached.
      */
-    public GeneratedToken next() {
+    public boolean reachedLimit() {
         if (finish != null) {
-            return null;
+            return true;
         }
-        if (!promptDone) {
-            long t0 = System.nanoTime();
-            promptEvaluated = seq.pendingTokens();
-            if (seq.length() > 0) {
-                seq.ensureLogits();
-            }
-            promptNanos = System.nanoTime() - t0;
-            promptDone = true;
-        }
-        long t0 = System.nanoTime();
-        try {
-            return step();
-        } finally {
-            generationNanos += System.nanoTime() - t0;
-        }
-    }
-
-    private GeneratedToken step() {
         if (outputCount >= config.maxTokens()) {
-            return finish(FinishReason.MAX_TOKENS, -1);
+            finish(FinishReason.MAX_TOKENS, -1);
+            return true;
         }
         if (seq.length() >= seq.contextLength()) {
-            return finish(FinishReason.CONTEXT_FULL, -1);
+            finish(FinishReason.CONTEXT_FULL, -1);
+            return true;
         }
-        if (seq.length() == 0) {
-            throw new IllegalStateException("nothing to continue from: the prompt is empty");
+        return false;
+    }
+
+    /**
+     * Takes the logits that follow the sequence ({@code logits[offset .. offset+vocabulary)}, may
+     * be modified), samples the next token and returns it with the text it makes printable; returns
+     * null when the generation ended without a token to hand out. After the generation has
+     * finished, {@link #isFinished()} is true and {@link #completion()} is ready.
+     */
+    public GeneratedToken accept(float[] logits, int offset) {
+        if (finish != null) {
+            throw new IllegalStateException("the generation has finished");
         }
-        float[] logits = seq.ensureLogits();
-        int token = sampler.sample(logits, 0, seq.tokenArray(), seq.length());
+        if (firstLogitsNanos == 0) {
+            firstLogitsNanos = System.nanoTime();
+        }
+        int token = sampler.sample(logits, offset, seq.tokenArray(), seq.length());
         seq.append(token);
         if (!config.ignoreEos() && tokenizer.isEndOfGeneration(token)) {
             return finish(FinishReason.END_OF_SEQUENCE, token);
@@ -125,6 +131,14 @@ public final class GenerationLoop {
         return new GeneratedToken(token, release(text.length() - heldBackForStop()));
     }
 
+    /** Ends the generation from outside (cancelled, timed out); returns the text still held back, if any. */
+    public GeneratedToken abort(FinishReason reason) {
+        if (finish != null) {
+            return null;
+        }
+        return finish(reason, outputCount > 0 ? output[outputCount - 1] : -1);
+    }
+
     /**
      * Ends the generation and hands out the text still held back, attached to {@code token} (the
      * last generated token, or the end/stop token that ended the generation); returns null when
@@ -132,14 +146,15 @@ public final class GenerationLoop {
      */
     private GeneratedToken finish(FinishReason reason, int token) {
         finish = reason;
+        finishNanos = System.nanoTime();
         if (reason != FinishReason.STOP_STRING) {
             text.append(decoder.flush());
         }
         finalTextLength = text.length();
         String rest = release(finalTextLength);
-        boolean generatedToken = reason == FinishReason.MAX_TOKENS || reason == FinishReason.CONTEXT_FULL
-                || reason == FinishReason.STOP_STRING;
-        if (token < 0 || (!generatedToken && rest.isEmpty())) {
+        boolean endedByThisToken = reason == FinishReason.END_OF_SEQUENCE || reason == FinishReason.STOP_TOKEN;
+        if (token < 0 || ((endedByThisToken || reason == FinishReason.CANCELLED || reason == FinishReason.TIMEOUT)
+                && rest.isEmpty())) {
             return null;
         }
         return new GeneratedToken(token, rest);
@@ -149,7 +164,8 @@ public final class GenerationLoop {
         if (finish == null) {
             throw new IllegalStateException("the generation has not finished");
         }
-        Timings timings = new Timings(loadNanos, promptEvaluated, promptNanos, outputCount, generationNanos);
+        long firstLogits = firstLogitsNanos == 0 ? finishNanos : firstLogitsNanos;
+        Timings timings = new Timings(loadNanos, promptEvaluated, firstLogits - startNanos, outputCount, finishNanos - firstLogits);
         return new Completion(promptTokens, Arrays.copyOf(output, outputCount), text.substring(0, finalTextLength),
                 finish, timings);
     }

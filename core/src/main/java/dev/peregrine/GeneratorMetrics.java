@@ -1,0 +1,38 @@
+package dev.peregrine;
+
+/**
+ * A snapshot of a {@link Generator}'s activity since the model was loaded.
+ *
+ * @param runningSequences        sequences in the running batch now
+ * @param waitingRequests         requests queued for admission now
+ * @param kvBlocksUsed            KV-cache blocks in use now (by running requests and open sessions)
+ * @param kvBlocksTotal           KV-cache capacity in blocks
+ * @param kvBlockSize             positions per block
+ * @param steps                   forward steps run
+ * @param lastBatchTokens         tokens in the most recent step
+ * @param meanBatchTokens         mean tokens per step
+ * @param promptTokens            prompt tokens evaluated (recomputation after preemption included)
+ * @param generatedTokens         tokens generated
+ * @param generationTokensPerSecond generated tokens per second of time spent in forward steps
+ * @param meanTimeToFirstTokenMillis mean time from submission to the first token, over requests that got one
+ * @param completedRequests       requests that finished (any finish reason)
+ * @param rejectedRequests        requests refused because the waiting queue was full
+ * @param preemptions             times a running sequence was evicted to free KV blocks
+ */
+public record GeneratorMetrics(
+        int runningSequences,
+        int waitingRequests,
+        int kvBlocksUsed,
+        int kvBlocksTotal,
+        int kvBlockSize,
+        long steps,
+        int lastBatchTokens,
+        double meanBatchTokens,
+        long promptTokens,
+        long generatedTokens,
+        double generationTokensPerSecond,
+        double meanTimeToFirstTokenMillis,
+        long completedRequests,
+        long rejectedRequests,
+        long preemptions) {
+}

@@ -1,0 +1,417 @@
+package dev.peregrine.engine;
+
+import dev.peregrine.Completion;
+import dev.peregrine.FinishReason;
+import dev.peregrine.GeneratedToken;
+import dev.peregrine.GeneratorMetrics;
+import dev.peregrine.PeregrineException;
+import dev.peregrine.RequestRejectedException;
+import dev.peregrine.kv.KvCache;
+import dev.peregrine.kv.KvCacheFullException;
+import dev.peregrine.model.LlamaGraph;
+import dev.peregrine.spi.BatchLayout;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Iterator;
+import java.util.List;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * Continuous batching: one step loop per model, on its own thread, runs every active request
+ * together. Each step it admits waiting requests (first come, first served) while the KV cache
+ * has room, builds one ragged batch — one token for every decoding sequence, then chunks of the
+ * prompts being prefilled up to the token budget — runs one forward pass, and samples each
+ * sequence that got logits with its own config and random generator. Requests join and leave at
+ * every step. When the KV cache runs out, the newest running request is preempted: its blocks are
+ * freed and it is recomputed from its tokens later, so no request is lost or corrupted.
+ */
+public final class Scheduler implements AutoCloseable {
+    /** Receives a request's results; called on the scheduler thread, so it must not block. */
+    public interface Sink {
+        void onToken(GeneratedToken token);
+
+        void onComplete(Completion completion);
+
+        void onError(RuntimeException error);
+    }
+
+    /** A submitted generation. */
+    public final class Request {
+        private final Generation generation;
+        private final boolean ownsSequence;
+        private final Sink sink;
+        private final long submittedNanos = System.nanoTime();
+        private final long deadlineNanos;
+        private volatile boolean cancelled;
+        private boolean firstTokenSeen;
+
+        private Request(Generation generation, boolean ownsSequence, Sink sink) {
+            this.generation = generation;
+            this.ownsSequence = ownsSequence;
+            this.sink = sink;
+            long timeout = generation.config().timeout().toNanos();
+            this.deadlineNanos = timeout == 0 ? 0 : submittedNanos + timeout;
+        }
+
+        /** Ends the request at the next step; it completes with {@link FinishReason#CANCELLED}. */
+        public void cancel() {
+            cancelled = true;
+            wakeUp();
+        }
+
+        private SequenceState seq() {
+            return generation.sequence();
+        }
+    }
+
+    private final LlamaGraph graph;
+    private final KvCache kv;
+    private final int vocabularySize;
+    private final int maxBatchTokens;
+    private final int maxSequences;
+    private final int maxWaiting;
+    private final BatchLayout layout;
+    private final float[] logits;
+    private final Thread thread;
+
+    private final ReentrantLock lock = new ReentrantLock();
+    private final Condition workArrived = lock.newCondition();
+    private final ConcurrentLinkedQueue<Request> incoming = new ConcurrentLinkedQueue<>();
+    private final AtomicInteger queued = new AtomicInteger();
+    private volatile boolean closed;
+
+    // Owned by the scheduler thread.
+    private final ArrayDeque<Request> waiting = new ArrayDeque<>();
+    private final List<Request> running = new ArrayList<>();
+    private final List<Request> stepRequests = new ArrayList<>();
+    private int[] stepNewLength = new int[16];
+    private int[] stepLogitRow = new int[16];
+
+    private final Metrics metrics = new Metrics();
+    private volatile int runningCount;
+
+    /**
+     * @param maxBatchTokens most tokens evaluated per step (the graph must hold that many)
+     * @param maxSequences   most sequences running at once
+     * @param maxWaiting     most requests waiting for admission; more are rejected
+     */
+    public Scheduler(LlamaGraph graph, KvCache kv, int vocabularySize, int maxBatchTokens, int maxSequences,
+                     int maxWaiting, String name) {
+        if (maxSequences > maxBatchTokens) {
+            throw new IllegalArgumentException("maxSequences " + maxSequences + " exceeds maxBatchTokens " + maxBatchTokens);
+        }
+        this.graph = graph;
+        this.kv = kv;
+        this.vocabularySize = vocabularySize;
+        this.maxBatchTokens = maxBatchTokens;
+        this.maxSequences = maxSequences;
+        this.maxWaiting = maxWaiting;
+        this.layout = new BatchLayout(kv.blockSize());
+        this.logits = new float[Math.multiplyExact(maxSequences, vocabularySize)];
+        this.thread = Thread.ofPlatform().daemon().name("peregrine-scheduler-" + name).unstarted(this::loop);
+        thread.start();
+    }
+
+    /**
+     * Queues a generation. The request's sequence must hold its prompt; if {@code ownsSequence}
+     * the scheduler closes the sequence when the request ends.
+     *
+     * @throws RequestRejectedException when the waiting queue is full
+     */
+    public Request submit(Generation generation, boolean ownsSequence, Sink sink) {
+        if (closed) {
+            throw new IllegalStateException("the model is closed");
+        }
+        if (queued.incrementAndGet() > maxWaiting) {
+            queued.decrementAndGet();
+            metrics.rejected.incrementAndGet();
+            throw new RequestRejectedException("the waiting queue is full (" + maxWaiting
+                    + " requests); try again later or raise ModelOptions.maxWaitingRequests");
+        }
+        Request r = new Request(generation, ownsSequence, sink);
+        incoming.add(r);
+        wakeUp();
+        return r;
+    }
+
+    public KvCache kvCache() {
+        return kv;
+    }
+
+    public GeneratorMetrics metrics() {
+        return metrics.snapshot(runningCount, queued.get(), kv);
+    }
+
+    private void wakeUp() {
+        lock.lock();
+        try {
+            workArrived.signal();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private void loop() {
+        while (true) {
+            lock.lock();
+            try {
+                while (!closed && incoming.isEmpty() && waiting.isEmpty() && running.isEmpty()) {
+                    workArrived.awaitUninterruptibly();
+                }
+            } finally {
+                lock.unlock();
+            }
+            if (closed) {
+                break;
+            }
+            try {
+                step();
+                runningCount = running.size();
+            } catch (RuntimeException | Error e) {
+                // A failed step (e.g. a backend error) fails the requests in it, not the loop.
+                RuntimeException error = e instanceof RuntimeException re ? re
+                        : new PeregrineException("forward step failed: " + e, e);
+                for (Request r : List.copyOf(running)) {
+                    fail(r, error);
+                }
+                running.clear();
+                runningCount = 0;
+            }
+        }
+        IllegalStateException error = new IllegalStateException("the model is closed");
+        drainIncoming();
+        for (Request r : running) {
+            fail(r, error);
+        }
+        for (Request r : waiting) {
+            fail(r, error);
+        }
+        running.clear();
+        waiting.clear();
+    }
+
+    private void step() {
+        drainIncoming();
+        endCancelledAndExpired();
+        admit();
+        if (running.isEmpty()) {
+            return;
+        }
+        buildBatch();
+        if (layout.tokenCount == 0) {
+            return;
+        }
+        long t0 = System.nanoTime();
+        graph.forward(layout, logits);
+        metrics.recordStep(layout.tokenCount, System.nanoTime() - t0);
+
+        for (int i = 0; i < stepRequests.size(); i++) {
+            Request r = stepRequests.get(i);
+            r.seq().kv().advance(stepNewLength[i]);
+            if (stepLogitRow[i] < 0) {
+                continue;
+            }
+            GeneratedToken token = r.generation.accept(logits, stepLogitRow[i] * vocabularySize);
+            if (!r.firstTokenSeen) {
+                r.firstTokenSeen = true;
+                metrics.recordFirstToken(System.nanoTime() - r.submittedNanos);
+            }
+            if (token != null) {
+                metrics.generatedTokens.incrementAndGet();
+                r.sink.onToken(token);
+            }
+            if (r.generation.isFinished()) {
+                complete(r);
+            }
+        }
+        running.removeIf(r -> r.generation.isFinished());
+    }
+
+    private void drainIncoming() {
+        for (Request r; (r = incoming.poll()) != null; ) {
+            waiting.addLast(r);
+        }
+    }
+
+    private void endCancelledAndExpired() {
+        long now = System.nanoTime();
+        for (Iterator<Request> it = running.iterator(); it.hasNext(); ) {
+            Request r = it.next();
+            if (endIfCancelledOrExpired(r, now)) {
+                it.remove();
+            }
+        }
+        for (Iterator<Request> it = waiting.iterator(); it.hasNext(); ) {
+            Request r = it.next();
+            if (endIfCancelledOrExpired(r, now)) {
+                it.remove();
+                queued.decrementAndGet();
+            }
+        }
+    }
+
+    private boolean endIfCancelledOrExpired(Request r, long now) {
+        FinishReason reason = r.cancelled ? FinishReason.CANCELLED
+                : r.deadlineNanos != 0 && now - r.deadlineNanos > 0 ? FinishReason.TIMEOUT : null;
+        if (reason == null) {
+            return false;
+        }
+        GeneratedToken rest = r.generation.abort(reason);
+        if (rest != null) {
+            r.sink.onToken(rest);
+        }
+        complete(r);
+        return true;
+    }
+
+    /** Moves waiting requests to running, oldest first, while the KV cache has room for their prompts. */
+    private void admit() {
+        while (!waiting.isEmpty() && running.size() < maxSequences) {
+            Request r = waiting.peekFirst();
+            if (r.generation.reachedLimit()) {
+                waiting.pollFirst();
+                queued.decrementAndGet();
+                complete(r);
+                continue;
+            }
+            SequenceState seq = r.seq();
+            int needed = blocksFor(seq.length() + 1) - seq.kv().blockCount();
+            if (needed > kv.totalBlocks()) {
+                waiting.pollFirst();
+                queued.decrementAndGet();
+                fail(r, new KvCacheFullException("a sequence of " + seq.length() + " tokens needs " + needed
+                        + " KV blocks but the cache has only " + kv.totalBlocks() + "; raise ModelOptions.kvCacheTokens"));
+                continue;
+            }
+            if (needed > kv.freeBlocks()) {
+                if (running.isEmpty()) {
+                    // Nothing running will free blocks: the rest is held by idle sessions.
+                    waiting.pollFirst();
+                    queued.decrementAndGet();
+                    fail(r, new KvCacheFullException("the KV cache is full: " + kv.usedBlocks() + " of "
+                            + kv.totalBlocks() + " blocks are held by open sessions; close idle sessions or raise "
+                            + "ModelOptions.kvCacheTokens"));
+                    continue;
+                }
+                break; // first come, first served: later requests wait behind this one
+            }
+            waiting.pollFirst();
+            queued.decrementAndGet();
+            running.add(r);
+        }
+    }
+
+    private int blocksFor(int tokens) {
+        return (tokens + kv.blockSize() - 1) / kv.blockSize();
+    }
+
+    /** One token per decoding sequence, then prompt chunks in admission order up to the budget. */
+    private void buildBatch() {
+        layout.clear();
+        stepRequests.clear();
+        int decoding = 0;
+        for (Request r : running) {
+            if (r.seq().pendingTokens() == 1) {
+                decoding++;
+            }
+        }
+        int prefillBudget = maxBatchTokens - decoding;
+        for (int i = 0; i < running.size(); i++) {
+            Request r = running.get(i);
+            SequenceState seq = r.seq();
+            int pending = seq.pendingTokens();
+            int n = pending == 1 ? 1 : Math.min(pending, prefillBudget);
+            if (n == 0) {
+                continue;
+            }
+            if (!reserveOrPreempt(r, n)) {
+                i--; // r itself was preempted and removed from running
+                continue;
+            }
+            if (pending > 1) {
+                prefillBudget -= n;
+            }
+            int start = seq.kv().length();
+            boolean wantsLogits = n == pending;
+            int s = layout.addSequence(seq.kv().blockTable(), seq.kv().blockCount());
+            for (int j = 0; j < n; j++) {
+                layout.addToken(s, seq.token(start + j), start + j, wantsLogits && j == n - 1);
+            }
+            addStepRequest(r, start + n, wantsLogits ? layout.logitCount - 1 : -1);
+            if (pending > 1) {
+                metrics.promptTokens.addAndGet(n);
+            }
+        }
+    }
+
+    /**
+     * Reserves KV room for {@code n} more tokens of {@code r}, preempting the newest running
+     * requests (which are not in this step's batch yet) until it fits. Returns false if {@code r}
+     * itself had to be preempted.
+     */
+    private boolean reserveOrPreempt(Request r, int n) {
+        while (true) {
+            try {
+                r.seq().kv().reserve(n);
+                return true;
+            } catch (KvCacheFullException e) {
+                Request victim = running.getLast();
+                preempt(victim);
+                if (victim == r) {
+                    return false;
+                }
+            }
+        }
+    }
+
+    private void preempt(Request r) {
+        running.remove(r);
+        r.seq().evict();
+        waiting.addFirst(r);
+        queued.incrementAndGet();
+        metrics.preemptions.incrementAndGet();
+    }
+
+    private void addStepRequest(Request r, int newLength, int logitRow) {
+        int i = stepRequests.size();
+        if (i == stepNewLength.length) {
+            stepNewLength = Arrays.copyOf(stepNewLength, i * 2);
+            stepLogitRow = Arrays.copyOf(stepLogitRow, i * 2);
+        }
+        stepRequests.add(r);
+        stepNewLength[i] = newLength;
+        stepLogitRow[i] = logitRow;
+    }
+
+    private void complete(Request r) {
+        metrics.completed.incrementAndGet();
+        Completion c = r.generation.completion();
+        if (r.ownsSequence) {
+            r.seq().close();
+        }
+        r.sink.onComplete(c);
+    }
+
+    private void fail(Request r, RuntimeException error) {
+        if (r.ownsSequence) {
+            r.seq().close();
+        }
+        r.sink.onError(error);
+    }
+
+    /** Stops the loop after its current step; requests still queued or running fail. */
+    @Override
+    public void close() {
+        closed = true;
+        wakeUp();
+        try {
+            thread.join();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}

@@ -1,0 +1,98 @@
+package dev.peregrine.format.hf;
+
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * How a Llama checkpoint's tensors differ between Hugging Face and GGUF: names, dimension order,
+ * and the row order of the query and key projections.
+ *
+ * <p>Rope rotates pairs of elements of each head. Hugging Face's Llama rotates element {@code i}
+ * with element {@code i + headDim/2} ("rotate half"); ggml's Llama rotates {@code 2i} with
+ * {@code 2i+1}. llama.cpp's converter ({@code LlamaModel.permute} in convert_hf_to_gguf.py:
+ * {@code reshape(n_head, 2, headDim/2, in).swapaxes(1, 2)}) therefore reorders the rows of
+ * q_proj and k_proj within each head: GGUF row {@code 2i + j} of a head is HF row
+ * {@code j * headDim/2 + i} of that head ({@code j} = 0 or 1). The same matrix in the two layouts
+ * computes the same attention.
+ *
+ * <p>Other matrices hold the same bytes in both: HF's {@code [out, in]} row-major is ggml's
+ * {@code [in, out]}.
+ */
+public final class HfLlamaLayout {
+    private static final Pattern LAYER_TENSOR = Pattern.compile("blk\\.(\\d+)\\.(\\w+)\\.weight");
+
+    private HfLlamaLayout() {
+    }
+
+    /** The Hugging Face name of a GGUF Llama tensor ("blk.3.attn_q.weight" is "model.layers.3.self_attn.q_proj.weight"). */
+    public static String hfName(String ggufName) {
+        switch (ggufName) {
+            case "token_embd.weight":
+                return "model.embed_tokens.weight";
+            case "output_norm.weight":
+                return "model.norm.weight";
+            case "output.weight":
+                return "lm_head.weight";
+            default:
+                break;
+        }
+        Matcher m = LAYER_TENSOR.matcher(ggufName);
+        if (m.matches()) {
+            String part = switch (m.group(2)) {
+                case "attn_norm" -> "input_layernorm";
+                case "attn_q" -> "self_attn.q_proj";
+                case "attn_k" -> "self_attn.k_proj";
+                case "attn_v" -> "self_attn.v_proj";
+                case "attn_output" -> "self_attn.o_proj";
+                case "ffn_norm" -> "post_attention_layernorm";
+                case "ffn_gate" -> "mlp.gate_proj";
+                case "ffn_up" -> "mlp.up_proj";
+                case "ffn_down" -> "mlp.down_proj";
+                default -> null;
+            };
+            if (part != null) {
+                return "model.layers." + m.group(1) + "." + part + ".weight";
+            }
+        }
+        throw new IllegalArgumentException("'" + ggufName + "' is not a Llama tensor with a Hugging Face name");
+    }
+
+    /** Whether the tensor's rows are in a different order in the two layouts (the q and k projections). */
+    public static boolean isRopePermuted(String ggufName) {
+        return ggufName.endsWith(".attn_q.weight") || ggufName.endsWith(".attn_k.weight");
+    }
+
+    /** The shape in HF order (outermost first) of a tensor whose ggml shape (row length first) is {@code ggmlShape}. */
+    public static long[] hfShape(long[] ggmlShape) {
+        long[] s = new long[ggmlShape.length];
+        for (int i = 0; i < s.length; i++) {
+            s[i] = ggmlShape[ggmlShape.length - 1 - i];
+        }
+        return s;
+    }
+
+    /** The GGUF row that HF row {@code hfRow} of a q or k projection becomes. */
+    public static long ggufRowOfHfRow(long hfRow, int headDim) {
+        checkHeadDim(headDim);
+        int half = headDim / 2;
+        long head = hfRow / headDim;
+        int within = (int) (hfRow % headDim);
+        int j = within / half;
+        int i = within % half;
+        return head * headDim + 2L * i + j;
+    }
+
+    /** The HF row that GGUF row {@code ggufRow} of a q or k projection came from: the inverse of {@link #ggufRowOfHfRow}. */
+    public static long hfRowOfGgufRow(long ggufRow, int headDim) {
+        checkHeadDim(headDim);
+        long head = ggufRow / headDim;
+        int within = (int) (ggufRow % headDim);
+        return head * headDim + (long) (within % 2) * (headDim / 2) + within / 2;
+    }
+
+    private static void checkHeadDim(int headDim) {
+        if (headDim <= 0 || headDim % 2 != 0) {
+            throw new IllegalArgumentException("head size " + headDim + " must be positive and even");
+        }
+    }
+}

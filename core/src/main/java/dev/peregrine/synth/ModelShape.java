@@ -1,0 +1,123 @@
+package dev.peregrine.synth;
+
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.SequencedMap;
+
+/**
+ * The hyper-parameters of a Llama-family decoder, enough to lay out its weights: what a synthetic
+ * model is made from. The named shapes are those of real models, so that synthetic files cost
+ * exactly what the real ones cost to run.
+ *
+ * @param name           a label ("llama3.2-1b", or "custom")
+ * @param dim            embedding width (hidden_size)
+ * @param layers         transformer blocks
+ * @param heads          query heads; {@code dim / heads} is the head size
+ * @param kvHeads        key/value heads (grouped-query attention); must divide {@code heads}
+ * @param ffn            feed-forward width (intermediate_size)
+ * @param vocab          vocabulary size (rows of the embedding table)
+ * @param contextLength  trained context length, as the file states it
+ * @param ropeTheta      rope frequency base
+ * @param rmsEps         RMS-norm epsilon
+ * @param tiedEmbeddings whether the output projection reuses the token embedding (no output.weight)
+ * @param qkvBias        whether the real model has q/k/v biases (Qwen2); recorded only: the Llama
+ *                       graph has no biases, so none are written
+ */
+public record ModelShape(
+        String name,
+        int dim,
+        int layers,
+        int heads,
+        int kvHeads,
+        int ffn,
+        int vocab,
+        int contextLength,
+        float ropeTheta,
+        float rmsEps,
+        boolean tiedEmbeddings,
+        boolean qkvBias) {
+
+    /** The shapes of real models, by name, in the order they are listed to users. */
+    private static final SequencedMap<String, ModelShape> NAMED = new LinkedHashMap<>();
+
+    static {
+        add(new ModelShape("llama3.2-1b", 2048, 16, 32, 8, 8192, 128256, 131072, 500000f, 1e-5f, true, false));
+        add(new ModelShape("smollm2-135m", 576, 30, 9, 3, 1536, 49152, 8192, 100000f, 1e-5f, true, false));
+        add(new ModelShape("qwen2.5-0.5b", 896, 24, 14, 2, 4864, 151936, 32768, 1000000f, 1e-6f, true, true));
+        add(new ModelShape("llama3.1-8b", 4096, 32, 32, 8, 14336, 128256, 131072, 500000f, 1e-5f, false, false));
+        // Small enough to write and run in milliseconds; untied, so the output.weight path is tested too.
+        add(new ModelShape("tiny", 64, 3, 4, 2, 160, 512, 2048, 10000f, 1e-5f, false, false));
+    }
+
+    private static void add(ModelShape shape) {
+        NAMED.put(shape.name(), shape);
+    }
+
+    /** @throws IllegalArgumentException naming the first size that does not make a valid decoder */
+    public ModelShape {
+        check(name != null && !name.isBlank(), "a shape needs a name");
+        check(dim > 0, "dim must be positive, got " + dim);
+        check(layers > 0, "layers must be positive, got " + layers);
+        check(heads > 0, "heads must be positive, got " + heads);
+        check(kvHeads > 0, "kv-heads must be positive, got " + kvHeads);
+        check(ffn > 0, "ffn must be positive, got " + ffn);
+        check(vocab > 0, "vocab must be positive, got " + vocab);
+        check(contextLength > 0, "context length must be positive, got " + contextLength);
+        check(dim % heads == 0, "heads (" + heads + ") must divide dim (" + dim + ")");
+        check(heads % kvHeads == 0, "kv-heads (" + kvHeads + ") must divide heads (" + heads + ")");
+        // Rope rotates pairs of elements, so a head has an even size.
+        check((dim / heads) % 2 == 0, "the head size dim / heads = " + dim / heads + " must be even");
+        check(ropeTheta > 0 && Float.isFinite(ropeTheta), "rope theta must be positive, got " + ropeTheta);
+        check(rmsEps > 0 && Float.isFinite(rmsEps), "rms epsilon must be positive, got " + rmsEps);
+    }
+
+    /** The named shape {@code name}. */
+    public static ModelShape named(String name) {
+        ModelShape shape = NAMED.get(name);
+        if (shape == null) {
+            throw new IllegalArgumentException("unknown shape '" + name + "' (known: " + String.join(", ", NAMED.keySet()) + ")");
+        }
+        return shape;
+    }
+
+    /** The named shapes, in listing order. */
+    public static Map<String, ModelShape> namedShapes() {
+        return Collections.unmodifiableMap(NAMED);
+    }
+
+    public int headDim() {
+        return dim / heads;
+    }
+
+    public int kvDim() {
+        return kvHeads * headDim();
+    }
+
+    /** Parameters of the tensors a synthetic model holds (biases, never written, not counted). */
+    public long parameterCount() {
+        long perLayer = 2L * dim                          // attention and FFN norms
+                + (long) dim * dim * 2                    // q and output projections
+                + (long) dim * kvDim() * 2                // k and v projections
+                + (long) dim * ffn * 3;                   // gate, up, down
+        long embeddings = (long) vocab * dim * (tiedEmbeddings ? 1 : 2);
+        return embeddings + layers * perLayer + dim;       // + the output norm
+    }
+
+    public ModelShape withVocab(int newVocab) {
+        return new ModelShape(name, dim, layers, heads, kvHeads, ffn, newVocab, contextLength, ropeTheta, rmsEps,
+                tiedEmbeddings, qkvBias);
+    }
+
+    /** One line for people: "llama3.2-1b: dim 2048, 16 layers, 32 heads (8 KV), FFN 8192, vocab 128256, tied". */
+    public String describe() {
+        return name + ": dim " + dim + ", " + layers + " layers, " + heads + " heads (" + kvHeads + " KV), FFN " + ffn
+                + ", vocab " + vocab + ", context " + contextLength + (tiedEmbeddings ? ", tied embeddings" : "");
+    }
+
+    private static void check(boolean ok, String message) {
+        if (!ok) {
+            throw new IllegalArgumentException(message);
+        }
+    }
+}

@@ -1,0 +1,379 @@
+package dev.peregrine.synth;
+
+import dev.peregrine.PeregrineException;
+import dev.peregrine.format.gguf.GgufFile;
+import dev.peregrine.format.gguf.GgufWriter;
+import dev.peregrine.format.hf.HfDirectoryWriter;
+import dev.peregrine.format.hf.HfLlamaConfig;
+import dev.peregrine.format.hf.HfLlamaLayout;
+import dev.peregrine.format.hf.SafetensorsWriter.TensorSpec;
+import dev.peregrine.tensor.DType;
+import dev.peregrine.tensor.Quantize;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.function.BiConsumer;
+import java.util.function.LongUnaryOperator;
+
+/**
+ * A Llama network of a given {@link ModelShape} with seeded random weights, written as a GGUF file
+ * or a Hugging Face directory laid out exactly as real checkpoints are. Weight values do not change
+ * what inference costs, so these files stand in for real models in tests and benchmarks.
+ *
+ * <p>Values: matrices are normally distributed (Irwin-Hall approximation, four 16-bit uniforms per
+ * value) with standard deviation {@code 1/sqrt(fan_in)}, and the projections that feed the
+ * residual stream (attention output, FFN down) are scaled by a further {@code 1/sqrt(2 layers)},
+ * so each of the 2L residual branches adds variance about 1/(2L) and activations stay of order 1
+ * through any depth; norm weights are 1. The token embedding (also the output projection when
+ * tied) has standard deviation {@code 1/sqrt(dim)}, which makes logits of order 1.
+ *
+ * <p>Determinism: each row of each tensor draws from its own SplitMix64 stream, seeded from the
+ * model seed, the tensor's GGUF name and the row's index in GGUF order. Rows are generated and
+ * encoded in parallel in chunks and written in order, so the bytes depend on the seed only, not
+ * on the thread count or the chunk size; and the HF q/k projections, whose rows are in a
+ * different order ({@link HfLlamaLayout}), hold the very same rows as the GGUF file's.
+ *
+ * <p>Memory: only a few chunks per thread are in flight, so a file of any size is written with a
+ * small, fixed heap.
+ */
+public final class SyntheticModel {
+    /** Values per chunk of work: small enough to stay out of the garbage collector's humongous regions. */
+    private static final int CHUNK_VALUES = 1 << 17;
+    private static final long GOLDEN_GAMMA = 0x9E3779B97F4A7C15L;
+    /** Mean and 1/standard deviation of the sum of four uniform 16-bit integers. */
+    private static final int IRWIN_HALL_MEAN = 2 * 0xFFFF;
+    private static final double IRWIN_HALL_INV_STD = 1 / Math.sqrt((65536.0 * 65536.0 - 1) / 3);
+    /** llama.cpp's general.quantization_version. */
+    private static final int GGML_QUANT_VERSION = 2;
+
+    /**
+     * One weight tensor, in ggml terms: {@code rows} rows of {@code rowLength} values (a norm
+     * weight is one row). {@code std} is the standard deviation of its values; norms are all ones.
+     */
+    public record Weight(String name, long rowLength, long rows, boolean norm, float std, long seed) {
+        /** The ggml shape: row length first. */
+        public long[] ggmlShape() {
+            return norm ? new long[] {rowLength} : new long[] {rowLength, rows};
+        }
+
+        public long elementCount() {
+            return rowLength * rows;
+        }
+    }
+
+    /** What a write produced. */
+    public record Written(List<Path> files, long parameters, long bytes, long nanos) {
+        public Written {
+            files = List.copyOf(files);
+        }
+    }
+
+    /** A tensor to stream: its name in the output, its values, their encoding and the order of its rows. */
+    private record Job(String name, Weight weight, DType type, LongUnaryOperator sourceRow) {
+    }
+
+    private final ModelShape shape;
+    private final long seed;
+    private final List<Weight> weights;
+
+    private SyntheticModel(ModelShape shape, long seed) {
+        this.shape = shape;
+        this.seed = seed;
+        this.weights = layout();
+    }
+
+    public static SyntheticModel of(ModelShape shape, long seed) {
+        return new SyntheticModel(shape, seed);
+    }
+
+    public ModelShape shape() {
+        return shape;
+    }
+
+    public long seed() {
+        return seed;
+    }
+
+    /** The tensors in file order, under their GGUF names. */
+    public List<Weight> weights() {
+        return weights;
+    }
+
+    /** llama.cpp's {@code general.file_type} (llama_ftype) of a model whose matrices are {@code type}. */
+    public static int llamaFileType(DType type) {
+        return switch (type) {
+            case F32 -> 0;
+            case F16 -> 1;
+            case Q4_0 -> 2;
+            case Q8_0 -> 7;
+            case BF16 -> 32;
+        };
+    }
+
+    private List<Weight> layout() {
+        int d = shape.dim();
+        int layers = shape.layers();
+        float inDim = (float) (1 / Math.sqrt(d));
+        double residual = 1 / Math.sqrt(2.0 * layers);
+        List<Weight> w = new ArrayList<>();
+        w.add(matrix("token_embd.weight", d, shape.vocab(), inDim));
+        for (int i = 0; i < layers; i++) {
+            String p = "blk." + i + ".";
+            w.add(norm(p + "attn_norm.weight", d));
+            w.add(matrix(p + "attn_q.weight", d, d, inDim));
+            w.add(matrix(p + "attn_k.weight", d, shape.kvDim(), inDim));
+            w.add(matrix(p + "attn_v.weight", d, shape.kvDim(), inDim));
+            w.add(matrix(p + "attn_output.weight", d, d, (float) (residual / Math.sqrt(d))));
+            w.add(norm(p + "ffn_norm.weight", d));
+            w.add(matrix(p + "ffn_gate.weight", d, shape.ffn(), inDim));
+            w.add(matrix(p + "ffn_up.weight", d, shape.ffn(), inDim));
+            w.add(matrix(p + "ffn_down.weight", shape.ffn(), d, (float) (residual / Math.sqrt(shape.ffn()))));
+        }
+        w.add(norm("output_norm.weight", d));
+        if (!shape.tiedEmbeddings()) {
+            w.add(matrix("output.weight", d, shape.vocab(), inDim));
+        }
+        return List.copyOf(w);
+    }
+
+    private Weight matrix(String name, long rowLength, long rows, float std) {
+        return new Weight(name, rowLength, rows, false, std, tensorSeed(name));
+    }
+
+    private Weight norm(String name, long length) {
+        return new Weight(name, length, 1, true, 0, tensorSeed(name));
+    }
+
+    /** The model seed mixed with the tensor's name (FNV-1a over its characters). */
+    private long tensorSeed(String name) {
+        long h = mix64(seed);
+        for (int i = 0; i < name.length(); i++) {
+            h = (h ^ name.charAt(i)) * 0x100000001B3L;
+        }
+        return mix64(h);
+    }
+
+    /** Fills {@code dst[offset .. offset + rowLength)} with row {@code row} (GGUF order) of {@code w}. */
+    static void fillRow(Weight w, long row, float[] dst, int offset) {
+        int n = (int) w.rowLength();
+        if (w.norm()) {
+            Arrays.fill(dst, offset, offset + n, 1f);
+            return;
+        }
+        long state = mix64(w.seed() + row * GOLDEN_GAMMA);
+        float scale = (float) (w.std() * IRWIN_HALL_INV_STD);
+        for (int i = 0; i < n; i++) {
+            state += GOLDEN_GAMMA;
+            long z = mix64(state);
+            int sum = (int) (z & 0xFFFF) + (int) ((z >>> 16) & 0xFFFF) + (int) ((z >>> 32) & 0xFFFF) + (int) (z >>> 48);
+            dst[offset + i] = (sum - IRWIN_HALL_MEAN) * scale;
+        }
+    }
+
+    /** SplitMix64's output function. */
+    private static long mix64(long z) {
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        return z ^ (z >>> 31);
+    }
+
+    /**
+     * Writes the model as a GGUF file in llama.cpp's conventions: matrices as {@code type}, norm
+     * weights as F32, as llama.cpp's converter and quantizer keep them. Q4_0 applies to every
+     * matrix, token embedding and output included (llama-quantize --pure).
+     *
+     * @param threads worker threads; 0 for one per processor
+     * @throws IllegalArgumentException if the tokenizer's size differs from the shape's vocabulary,
+     *                                  or a quantised type does not fit the rows
+     */
+    public Written writeGguf(Path file, DType type, TokenizerMetadata tokenizer, int threads) {
+        if (tokenizer.tokenCount() != shape.vocab()) {
+            throw new IllegalArgumentException("the tokenizer has " + tokenizer.tokenCount()
+                    + " tokens but the shape's vocabulary is " + shape.vocab());
+        }
+        checkBlocks(type);
+        long start = System.nanoTime();
+        try (GgufWriter w = GgufWriter.create(file)) {
+            w.putString("general.architecture", "llama");
+            w.putString("general.type", "model");
+            w.putString("general.name", "synthetic " + shape.name() + " (seed " + seed + ")");
+            w.putUInt32("general.alignment", GgufFile.DEFAULT_ALIGNMENT);
+            w.putUInt32("llama.block_count", shape.layers());
+            w.putUInt32("llama.context_length", shape.contextLength());
+            w.putUInt32("llama.embedding_length", shape.dim());
+            w.putUInt32("llama.feed_forward_length", shape.ffn());
+            w.putUInt32("llama.attention.head_count", shape.heads());
+            w.putUInt32("llama.attention.head_count_kv", shape.kvHeads());
+            w.putFloat32("llama.rope.freq_base", shape.ropeTheta());
+            w.putFloat32("llama.attention.layer_norm_rms_epsilon", shape.rmsEps());
+            w.putUInt32("llama.attention.key_length", shape.headDim());
+            w.putUInt32("llama.attention.value_length", shape.headDim());
+            w.putUInt32("general.file_type", llamaFileType(type));
+            w.putUInt32("llama.vocab_size", shape.vocab());
+            w.putUInt32("llama.rope.dimension_count", shape.headDim());
+            tokenizer.writeTo(w);
+            w.putUInt32("general.quantization_version", GGML_QUANT_VERSION);
+
+            List<Job> jobs = new ArrayList<>();
+            for (Weight t : weights) {
+                DType stored = t.norm() ? DType.F32 : type;
+                w.addTensor(t.name(), stored, t.ggmlShape());
+                jobs.add(new Job(t.name(), t, stored, LongUnaryOperator.identity()));
+            }
+            stream(jobs, threads, w::writeTensorData);
+        } catch (RuntimeException | Error e) {
+            deleteQuietly(List.of(file));
+            throw e;
+        }
+        return new Written(List.of(file), shape.parameterCount(), size(List.of(file)), System.nanoTime() - start);
+    }
+
+    /**
+     * Writes the model as a Hugging Face Llama directory (config.json, generation_config.json,
+     * safetensors weights, sharded beyond {@code shardLimit} bytes), every tensor as {@code type}
+     * and the q/k projections in HF's rotate-half row order. No tokenizer files are written.
+     *
+     * @throws IllegalArgumentException if {@code type} is not F32, F16 or BF16
+     */
+    public Written writeHf(Path dir, DType type, long shardLimit, int threads) {
+        HfLlamaConfig config = new HfLlamaConfig(shape.dim(), shape.ffn(), shape.layers(), shape.heads(),
+                shape.kvHeads(), shape.headDim(), shape.contextLength(), shape.rmsEps(), shape.ropeTheta(),
+                shape.vocab(), shape.tiedEmbeddings(), type, 1, 2);
+        List<TensorSpec> specs = new ArrayList<>();
+        List<Job> jobs = new ArrayList<>();
+        int headDim = shape.headDim();
+        for (Weight t : weights) {
+            String name = HfLlamaLayout.hfName(t.name());
+            specs.add(new TensorSpec(name, type, HfLlamaLayout.hfShape(t.ggmlShape())));
+            LongUnaryOperator rows = HfLlamaLayout.isRopePermuted(t.name())
+                    ? hfRow -> HfLlamaLayout.ggufRowOfHfRow(hfRow, headDim)
+                    : LongUnaryOperator.identity();
+            jobs.add(new Job(name, t, type, rows));
+        }
+        long start = System.nanoTime();
+        List<Path> files = new ArrayList<>(List.of(dir.resolve("config.json"), dir.resolve("generation_config.json")));
+        try (HfDirectoryWriter w = HfDirectoryWriter.create(dir, config, specs, shardLimit)) {
+            files.addAll(w.weightFiles());
+            if (w.weightFiles().size() > 1) {
+                files.add(dir.resolve(HfDirectoryWriter.INDEX_FILE));
+            }
+            stream(jobs, threads, w::writeTensorData);
+        } catch (RuntimeException | Error e) {
+            deleteQuietly(files);
+            throw e;
+        }
+        return new Written(files, shape.parameterCount(), size(files), System.nanoTime() - start);
+    }
+
+    private void checkBlocks(DType type) {
+        if (!type.isQuantized()) {
+            return;
+        }
+        for (Weight t : weights) {
+            if (!t.norm() && t.rowLength() % type.blockSize() != 0) {
+                String what = t.rowLength() == shape.dim() ? "dim" : "ffn";
+                throw new IllegalArgumentException(type.name().toLowerCase(Locale.ROOT) + " stores rows in blocks of "
+                        + type.blockSize() + " values: " + what + " " + t.rowLength() + " is not a multiple of " + type.blockSize());
+            }
+        }
+    }
+
+    /**
+     * Generates and encodes every job's rows in chunks on {@code threads} workers and hands the
+     * bytes to {@code sink} in order; at most a few chunks per worker are held at once.
+     */
+    private static void stream(List<Job> jobs, int threads, BiConsumer<String, byte[]> sink) {
+        int workers = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
+        int maxInFlight = 3 * workers;
+        ExecutorService pool = Executors.newFixedThreadPool(workers, r -> {
+            Thread t = new Thread(r, "peregrine-synth");
+            t.setDaemon(true);
+            return t;
+        });
+        try {
+            ArrayDeque<Future<byte[]>> inFlight = new ArrayDeque<>();
+            ArrayDeque<String> names = new ArrayDeque<>();
+            for (Job job : jobs) {
+                long rowsPerChunk = Math.max(1, CHUNK_VALUES / job.weight().rowLength());
+                for (long first = 0; first < job.weight().rows(); first += rowsPerChunk) {
+                    long from = first;
+                    int count = (int) Math.min(rowsPerChunk, job.weight().rows() - first);
+                    inFlight.add(pool.submit(() -> encode(job, from, count)));
+                    names.add(job.name());
+                    if (inFlight.size() >= maxInFlight) {
+                        sink.accept(names.poll(), await(inFlight.poll()));
+                    }
+                }
+            }
+            while (!inFlight.isEmpty()) {
+                sink.accept(names.poll(), await(inFlight.poll()));
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    /** Rows {@code [first, first + count)} of the job's tensor (in its output order), encoded. */
+    private static byte[] encode(Job job, long first, int count) {
+        Weight w = job.weight();
+        int n = (int) w.rowLength();
+        float[] values = new float[count * n];
+        for (int r = 0; r < count; r++) {
+            fillRow(w, job.sourceRow().applyAsLong(first + r), values, r * n);
+        }
+        byte[] out = new byte[(int) job.type().bytesFor(values.length)];
+        Quantize.fromFloat(job.type(), values, 0, values.length, MemorySegment.ofArray(out), 0);
+        return out;
+    }
+
+    private static byte[] await(Future<byte[]> f) {
+        try {
+            return f.get();
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof RuntimeException r) {
+                throw r;
+            }
+            if (e.getCause() instanceof Error err) {
+                throw err;
+            }
+            throw new PeregrineException("generating weights failed: " + e.getCause(), e.getCause());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new PeregrineException("interrupted while writing a synthetic model", e);
+        }
+    }
+
+    private static long size(List<Path> files) {
+        long total = 0;
+        for (Path p : files) {
+            try {
+                total += Files.size(p);
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot read the size of " + p, e);
+            }
+        }
+        return total;
+    }
+
+    /** Removes what a failed write left behind; the write's own failure is the one reported. */
+    private static void deleteQuietly(List<Path> files) {
+        for (Path p : files) {
+            try {
+                Files.deleteIfExists(p);
+            } catch (IOException ignored) {
+                // best effort
+            }
+        }
+    }
+}

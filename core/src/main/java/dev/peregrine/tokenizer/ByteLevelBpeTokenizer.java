@@ -1,0 +1,292 @@
+package dev.peregrine.tokenizer;
+
+import static java.nio.charset.StandardCharsets.UTF_8;
+
+import dev.peregrine.ModelFormatException;
+import dev.peregrine.format.gguf.GgufMetadata;
+import java.io.ByteArrayOutputStream;
+import java.util.Arrays;
+import java.util.Objects;
+import java.util.concurrent.ConcurrentHashMap;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The byte-level BPE tokenizer of llama.cpp's "gpt2" vocabulary type (GPT-2, Llama 3, Qwen 2,
+ * DeepSeek, Falcon, MPT, StarCoder, SmolLM and many more), giving the same ids as llama.cpp's
+ * {@code llama_tokenize}.
+ *
+ * <p>Encoding, as llama.cpp does it:
+ * <ol>
+ *   <li>Special-token partitioning ({@link SpecialTokens}): control tokens' texts are cut out of
+ *       the text when special text is parsed, user-defined (added) tokens' texts always.
+ *   <li>Each remaining fragment is split into words by the {@link PreTokenizer} that
+ *       {@code tokenizer.ggml.pre} names.
+ *   <li>Each word's UTF-8 bytes become GPT-2's printable stand-ins (a byte that is a printable
+ *       Latin-1 character stands for itself, the others for U+0100 onwards), one symbol each.
+ *   <li>Adjacent symbols merge by the ranks of {@code tokenizer.ggml.merges}, lowest rank first,
+ *       leftmost on ties. With Llama 3's {@code ignore_merges} a word that is a token is that token.
+ *       A symbol that is no token (a byte the vocabulary lacks) is dropped, as in llama.cpp.
+ * </ol>
+ * Words are cached (up to {@value #CACHE_WORDS} of them), so common words skip merging.
+ *
+ * <p>Decoding maps the stand-ins back to bytes; user-defined tokens decode to their text, control
+ * and unknown tokens to nothing. Decoding is exactly the concatenation of the tokens' bytes, so
+ * {@code decode(encode(s)) == s} for any text without control-token text, and streaming (which
+ * uses the same bytes) agrees with it; llama.cpp's optional clean-up of spaces before
+ * punctuation is not applied.
+ *
+ * <p>Immutable and thread-safe.
+ */
+public final class ByteLevelBpeTokenizer implements Tokenizer {
+    public static final String KEY_PRE = "tokenizer.ggml.pre";
+    public static final String KEY_MERGES = MergeTable.KEY_MERGES;
+
+    private static final Logger LOG = LoggerFactory.getLogger(ByteLevelBpeTokenizer.class);
+    private static final byte[] NO_BYTES = new byte[0];
+    private static final int CACHE_WORDS = 1 << 16;
+    /** Longer words are rare and would only fill the cache. */
+    private static final int CACHE_WORD_LENGTH = 64;
+
+    /** GPT-2's stand-in character of each byte. */
+    private static final char[] BYTE_CHARS = new char[256];
+    /** The byte each stand-in character stands for, or -1. */
+    private static final int[] CHAR_BYTES = new int[256 + 68];
+
+    static {
+        Arrays.fill(CHAR_BYTES, -1);
+        int next = 256;
+        for (int b = 0; b < 256; b++) {
+            boolean printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+            BYTE_CHARS[b] = (char) (printable ? b : next++);
+            CHAR_BYTES[BYTE_CHARS[b]] = b;
+        }
+    }
+
+    private final Vocabulary vocab;
+    private final TokenIndex index;
+    private final SpecialTokens special;
+    private final MergeTable merges;
+    private final PreTokenizer preTokenizer;
+    private final boolean ignoreMerges;
+    /** The token of each byte's stand-in, or -1. */
+    private final int[] byteTokens = new int[256];
+    private final byte[][] pieceBytes;
+    private final ConcurrentHashMap<String, int[]> cache = new ConcurrentHashMap<>();
+
+    /**
+     * @param merges       {@code tokenizer.ggml.merges}
+     * @param preTokenizer {@code tokenizer.ggml.pre}, or "" if the file has none (llama.cpp's
+     *                     "default" is used, with a warning, as for a name that is not supported)
+     * @throws ModelFormatException if two tokens share a text, a merge is malformed, or a byte
+     *                              token's text is not "&lt;0xHH&gt;"
+     */
+    public ByteLevelBpeTokenizer(Vocabulary vocab, String[] merges, String preTokenizer) {
+        this.vocab = Objects.requireNonNull(vocab, "vocab");
+        PreTokenizer.Preset preset = preset(preTokenizer);
+        this.index = new TokenIndex(vocab.tokens());
+        this.special = new SpecialTokens(vocab, preTokenizer);
+        this.merges = new MergeTable(merges, index);
+        this.preTokenizer = PreTokenizer.of(preset);
+        this.ignoreMerges = preset.ignoreMerges();
+        for (int b = 0; b < 256; b++) {
+            byteTokens[b] = index.find(String.valueOf(BYTE_CHARS[b]));
+        }
+        this.pieceBytes = new byte[vocab.size()][];
+        for (int id = 0; id < pieceBytes.length; id++) {
+            pieceBytes[id] = pieceBytes(id);
+        }
+    }
+
+    /**
+     * The tokenizer of GGUF metadata whose {@code tokenizer.ggml.model} is "gpt2". Absent keys take
+     * llama.cpp's defaults for this model: BOS and EOS 11, no unknown token, BOS added only for the
+     * Llama 3 pre-tokenizers, no space prefix.
+     *
+     * @throws ModelFormatException if the vocabulary or the merges are missing or malformed; the
+     *                              message names the key
+     */
+    public static ByteLevelBpeTokenizer fromGguf(GgufMetadata metadata) {
+        String pre = metadata.optString(KEY_PRE).orElse("");
+        PreTokenizer.Preset preset = preset(pre);
+        Vocabulary vocab = Vocabulary.fromGguf(metadata,
+                new Vocabulary.Defaults(11, 11, -1, -1, -1, preset.addBos(), false, false));
+        String[] merges = metadata.optStringArray(KEY_MERGES).orElseThrow(() -> new ModelFormatException(
+                "missing '" + KEY_MERGES + "': a byte-level BPE vocabulary needs its merges"));
+        return new ByteLevelBpeTokenizer(vocab, merges, pre);
+    }
+
+    private static PreTokenizer.Preset preset(String name) {
+        PreTokenizer.Preset preset = PreTokenizer.Preset.forName(name.isEmpty() ? "default" : name);
+        if (name.isEmpty()) {
+            LOG.warn("'{}' is missing: splitting words with llama.cpp's default pre-tokenizer, which may not"
+                    + " be the model's (tokens, and so generation quality, may differ from the original)", KEY_PRE);
+        } else if (preset == null) {
+            LOG.warn("'{}' = '{}' is not supported: splitting words with llama.cpp's default pre-tokenizer"
+                    + " instead (tokens may differ from the original); supported: {}",
+                    KEY_PRE, name, PreTokenizer.Preset.supportedNames());
+            preset = PreTokenizer.Preset.DEFAULT;
+        }
+        return preset;
+    }
+
+    public Vocabulary vocabulary() {
+        return vocab;
+    }
+
+    @Override
+    public int[] encode(String text, boolean addSpecial, boolean parseSpecial) {
+        Objects.requireNonNull(text, "text");
+        IntList out = new IntList(text.length() / 3 + 2);
+        if (addSpecial && vocab.addBos()) {
+            out.add(vocab.bosId());
+        }
+        if (!text.isEmpty()) {
+            IntList fragments = special.partition(text, parseSpecial);
+            for (int f = 0; f < fragments.size(); f += 3) {
+                int token = fragments.get(f + 2);
+                if (token >= 0) {
+                    out.add(token);
+                } else {
+                    encodeText(text, fragments.get(f), fragments.get(f + 1), out);
+                }
+            }
+        }
+        if (addSpecial && vocab.addEos()) {
+            out.add(vocab.eosId());
+        }
+        return out.toArray();
+    }
+
+    @Override
+    public byte[] tokenBytes(int id) {
+        return pieceBytes[checkId(id)];
+    }
+
+    @Override
+    public String piece(int id) {
+        return vocab.tokens()[checkId(id)];
+    }
+
+    @Override
+    public String decode(int[] ids) {
+        return Utf8Decoder.decodeTokens(this, ids, vocab.addSpacePrefix());
+    }
+
+    @Override
+    public int vocabularySize() {
+        return vocab.size();
+    }
+
+    @Override
+    public int bosId() {
+        return vocab.bosId();
+    }
+
+    @Override
+    public int eosId() {
+        return vocab.eosId();
+    }
+
+    @Override
+    public boolean isEndOfGeneration(int id) {
+        return special.isEndOfGeneration(id);
+    }
+
+    // ---- encoding -------------------------------------------------------------------------------
+
+    /** Encodes {@code text[start, end)}, a fragment without special tokens, onto {@code out}. */
+    private void encodeText(String text, int start, int end, IntList out) {
+        IntList words = preTokenizer.split(text, start, end);
+        int from = start;
+        for (int w = 0; w < words.size(); w++) {
+            int to = words.get(w);
+            String word = text.substring(from, to);
+            int[] ids = word.length() <= CACHE_WORD_LENGTH ? cache.get(word) : null;
+            if (ids == null) {
+                ids = encodeWord(word);
+                if (word.length() <= CACHE_WORD_LENGTH && cache.size() < CACHE_WORDS) {
+                    cache.putIfAbsent(word, ids);
+                }
+            }
+            for (int id : ids) {
+                out.add(id);
+            }
+            from = to;
+        }
+    }
+
+    private int[] encodeWord(String word) {
+        byte[] utf8 = word.getBytes(UTF_8); // an unpaired surrogate becomes '?', as for SentencePiece
+        int n = utf8.length;
+        if (ignoreMerges) {
+            char[] chars = new char[n];
+            for (int i = 0; i < n; i++) {
+                chars[i] = BYTE_CHARS[utf8[i] & 0xFF];
+            }
+            int id = index.find(chars, 0, n);
+            if (id >= 0) {
+                return new int[] {id};
+            }
+        }
+        SymbolMerger merger = new SymbolMerger(n);
+        for (int i = 0; i < n; i++) {
+            merger.add(i, 1, byteTokens[utf8[i] & 0xFF]);
+        }
+        merger.run((left, right, from, length) -> merges.find(left, right));
+        IntList ids = new IntList(n);
+        for (int s = merger.first(); s >= 0; s = merger.next(s)) {
+            if (merger.token(s) >= 0) {
+                ids.add(merger.token(s));
+            }
+        }
+        return ids.toArray();
+    }
+
+    private int checkId(int id) {
+        if (id < 0 || id >= pieceBytes.length) {
+            throw new IllegalArgumentException("token id " + id + " is outside the vocabulary of "
+                    + pieceBytes.length + " tokens");
+        }
+        return id;
+    }
+
+    // ---- construction ---------------------------------------------------------------------------
+
+    private byte[] pieceBytes(int id) {
+        String text = vocab.tokens()[id];
+        int attr = special.attributes(id);
+        if ((attr & (SpecialTokens.CONTROL | SpecialTokens.UNKNOWN)) != 0) {
+            return NO_BYTES;
+        }
+        if ((attr & SpecialTokens.USER_DEFINED) != 0) {
+            return text.getBytes(UTF_8);
+        }
+        if ((attr & SpecialTokens.NORMAL) != 0) {
+            return standInBytes(text);
+        }
+        if ((attr & SpecialTokens.BYTE) != 0) {
+            return new byte[] {(byte) vocab.byteValue(id)};
+        }
+        return NO_BYTES;
+    }
+
+    /**
+     * The bytes GPT-2 stand-in characters stand for. A character that stands for no byte (found in
+     * a few vocabularies) is kept as its own UTF-8, where llama.cpp writes "[UNK_BYTE_0x..]".
+     */
+    private static byte[] standInBytes(String text) {
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream(text.length());
+        for (int i = 0; i < text.length(); ) {
+            int cp = text.codePointAt(i);
+            int b = cp < CHAR_BYTES.length ? CHAR_BYTES[cp] : -1;
+            if (b >= 0) {
+                bytes.write(b);
+            } else {
+                bytes.writeBytes(new String(Character.toChars(cp)).getBytes(UTF_8));
+            }
+            i += Character.charCount(cp);
+        }
+        return bytes.toByteArray();
+    }
+}

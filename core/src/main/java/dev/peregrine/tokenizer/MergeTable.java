@@ -1,0 +1,86 @@
+package dev.peregrine.tokenizer;
+
+import dev.peregrine.ModelFormatException;
+import java.util.Arrays;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * BPE merge ranks by pair of tokens: the "a b" strings of {@code tokenizer.ggml.merges} resolved to
+ * token ids once, so that the merge loop looks a pair up by two ints, without building a String.
+ * Open addressing with linear probing on a long key. Immutable and thread-safe.
+ */
+final class MergeTable {
+    public static final String KEY_MERGES = "tokenizer.ggml.merges";
+    private static final Logger LOG = LoggerFactory.getLogger(MergeTable.class);
+    private static final long EMPTY = -1L; // (-1, -1): no token pair
+
+    private final long[] keys;
+    /** The merge of each key: {@link SymbolMerger.Rule#merge} of its rank and the merged token. */
+    private final long[] merges;
+    private final int shift;
+
+    /**
+     * @param merges the merges, highest priority first, each two token texts separated by the first
+     *               space after the first character
+     * @throws ModelFormatException if a merge has no separating space
+     */
+    MergeTable(String[] merges, TokenIndex index) {
+        int capacity = Integer.highestOneBit(Math.max(2, merges.length) * 2 - 1) << 1; // load <= 1/2
+        this.keys = new long[capacity];
+        this.merges = new long[capacity];
+        this.shift = 64 - Integer.numberOfTrailingZeros(capacity);
+        Arrays.fill(keys, EMPTY);
+        int skipped = 0;
+        for (int rank = 0; rank < merges.length; rank++) {
+            String merge = merges[rank];
+            int space = merge.indexOf(' ', 1);
+            if (space < 0) {
+                throw new ModelFormatException("'" + KEY_MERGES + "'[" + rank + "] = '" + merge
+                        + "' is not two tokens separated by a space");
+            }
+            int left = index.find(merge.substring(0, space));
+            int right = index.find(merge.substring(space + 1));
+            int merged = index.find(merge.substring(0, space) + merge.substring(space + 1));
+            if (left < 0 || right < 0 || merged < 0) {
+                skipped++; // it could only make a symbol that is no token
+                continue;
+            }
+            long key = key(left, right);
+            int slot = slot(key);
+            while (keys[slot] != EMPTY && keys[slot] != key) {
+                slot = (slot + 1) & (keys.length - 1);
+            }
+            if (keys[slot] == EMPTY) { // a repeated pair keeps its first rank, as in llama.cpp
+                keys[slot] = key;
+                this.merges[slot] = SymbolMerger.Rule.merge(rank, merged);
+            }
+        }
+        if (skipped > 0) {
+            LOG.warn("{} of {} entries of '{}' name texts that are not tokens; they are ignored",
+                    skipped, merges.length, KEY_MERGES);
+        }
+    }
+
+    /** The merge of tokens {@code left} and {@code right}, or {@link SymbolMerger.Rule#NONE}. */
+    long find(int left, int right) {
+        if (left < 0 || right < 0) {
+            return SymbolMerger.Rule.NONE;
+        }
+        long key = key(left, right);
+        for (int slot = slot(key); keys[slot] != EMPTY; slot = (slot + 1) & (keys.length - 1)) {
+            if (keys[slot] == key) {
+                return merges[slot];
+            }
+        }
+        return SymbolMerger.Rule.NONE;
+    }
+
+    private static long key(int left, int right) {
+        return (long) left << 32 | right;
+    }
+
+    private int slot(long key) {
+        return (int) ((key * 0x9E37_79B9_7F4A_7C15L) >>> shift);
+    }
+}

@@ -1,0 +1,276 @@
+package dev.peregrine.tokenizer;
+
+import static java.nio.charset.StandardCharsets.UTF_8;
+
+import dev.peregrine.ModelFormatException;
+import dev.peregrine.format.gguf.GgufMetadata;
+import java.text.Normalizer;
+import java.util.Objects;
+
+/**
+ * The WordPiece tokenizer of llama.cpp's "bert" vocabulary type (BERT and its sentence-embedding
+ * descendants: BGE, MiniLM, E5, nomic, ...), following Hugging Face's BertNormalizer,
+ * BertPreTokenizer and WordPiece model, which made llama.cpp's test vectors.
+ *
+ * <p>GGUF stores the vocabulary the way llama.cpp's converter writes it: a piece that starts a word
+ * carries a "▁" in front ("▁hello"), a continuation piece is stored without BERT's "##" ("ing"
+ * for "##ing"), and bracketed special tokens ("[CLS]") are unchanged. So a word is matched as
+ * "▁" + word.
+ *
+ * <p>Encoding:
+ * <ol>
+ *   <li>Special-token partitioning ({@link SpecialTokens}), as for every vocabulary type.
+ *   <li>Normalisation of each remaining fragment: NUL, U+FFFD and control characters (other than
+ *       tab, line feed and carriage return) are dropped; with {@code strip_accents}, the text is
+ *       decomposed (NFD) and its non-spacing marks dropped; with {@code lowercase}, characters are
+ *       lower-cased. Both options default to true (uncased BERT), as in llama.cpp.
+ *   <li>Words: white space separates them; every punctuation character (Unicode P*, plus ASCII
+ *       symbols such as $ + &lt; = &gt; ^ ` | ~) and CJK ideograph is a word of its own.
+ *   <li>WordPiece: greedy longest match from the start of "▁" + word, then from where the match
+ *       ended, until the word is covered. A word that cannot be covered, or that is longer than
+ *       {@value #MAX_WORD_CHARS} characters, becomes [UNK].
+ * </ol>
+ * With special tokens, [CLS] (the vocabulary's BOS) comes first and [SEP] last, each when the
+ * vocabulary asks for it ({@code add_bos_token}, {@code add_sep_token}, both true by default).
+ *
+ * <p>Decoding joins the pieces with "▁" read as a space and drops the space before the first
+ * word; control tokens such as [CLS] decode to nothing. The text comes back lower-cased, without
+ * accents and with spaces around punctuation ("hello , world !"): WordPiece cannot restore it.
+ *
+ * <p>Immutable and thread-safe.
+ */
+public final class WordPieceTokenizer implements Tokenizer {
+    public static final String KEY_LOWERCASE = "tokenizer.ggml.normalizer.lowercase";
+    public static final String KEY_STRIP_ACCENTS = "tokenizer.ggml.normalizer.strip_accents";
+
+    private static final char WORD_START = '\u2581';
+    /** Hugging Face's max_input_chars_per_word: longer words are [UNK] without trying. */
+    private static final int MAX_WORD_CHARS = 100;
+    private static final byte[] NO_BYTES = new byte[0];
+
+    private final Vocabulary vocab;
+    private final TokenIndex index;
+    private final SpecialTokens special;
+    private final boolean lowercase;
+    private final boolean stripAccents;
+    private final byte[][] pieceBytes;
+
+    /**
+     * @throws ModelFormatException if two tokens share a text
+     */
+    public WordPieceTokenizer(Vocabulary vocab, boolean lowercase, boolean stripAccents) {
+        this.vocab = Objects.requireNonNull(vocab, "vocab");
+        this.index = new TokenIndex(vocab.tokens());
+        this.special = new SpecialTokens(vocab, "");
+        this.lowercase = lowercase;
+        this.stripAccents = stripAccents;
+        this.pieceBytes = new byte[vocab.size()][];
+        for (int id = 0; id < pieceBytes.length; id++) {
+            int attr = special.attributes(id);
+            String text = vocab.tokens()[id];
+            pieceBytes[id] = (attr & SpecialTokens.USER_DEFINED) != 0 ? text.getBytes(UTF_8)
+                    : (attr & SpecialTokens.NORMAL) != 0 ? text.replace(WORD_START, ' ').getBytes(UTF_8)
+                    : NO_BYTES;
+        }
+    }
+
+    /**
+     * The tokenizer of GGUF metadata whose {@code tokenizer.ggml.model} is "bert". Absent keys take
+     * llama.cpp's defaults for this model: [CLS] 101 as BOS, [UNK] 100, [SEP] 102, [PAD] 0, no EOS,
+     * [CLS] and [SEP] added, lower-casing and accent stripping on.
+     *
+     * @throws ModelFormatException if the vocabulary is missing or malformed; the message names the
+     *                              key
+     */
+    public static WordPieceTokenizer fromGguf(GgufMetadata metadata) {
+        Vocabulary vocab = Vocabulary.fromGguf(metadata,
+                new Vocabulary.Defaults(101, -1, 100, 102, 0, true, true, false));
+        boolean lowercase = metadata.optBoolean(KEY_LOWERCASE).orElse(true);
+        boolean stripAccents = metadata.optBoolean(KEY_STRIP_ACCENTS).orElse(lowercase);
+        return new WordPieceTokenizer(vocab, lowercase, stripAccents);
+    }
+
+    public Vocabulary vocabulary() {
+        return vocab;
+    }
+
+    @Override
+    public int[] encode(String text, boolean addSpecial, boolean parseSpecial) {
+        Objects.requireNonNull(text, "text");
+        IntList out = new IntList(text.length() / 4 + 2);
+        if (addSpecial && vocab.addBos()) {
+            out.add(vocab.bosId());
+        }
+        if (!text.isEmpty()) {
+            IntList fragments = special.partition(text, parseSpecial);
+            for (int f = 0; f < fragments.size(); f += 3) {
+                int token = fragments.get(f + 2);
+                if (token >= 0) {
+                    out.add(token);
+                } else {
+                    encodeText(text.substring(fragments.get(f), fragments.get(f + 1)), out);
+                }
+            }
+        }
+        if (addSpecial && vocab.addEos()) {
+            out.add(vocab.eosId());
+        }
+        if (addSpecial && vocab.addSep()) {
+            out.add(vocab.sepId());
+        }
+        return out.toArray();
+    }
+
+    @Override
+    public byte[] tokenBytes(int id) {
+        return pieceBytes[checkId(id)];
+    }
+
+    @Override
+    public String piece(int id) {
+        return vocab.tokens()[checkId(id)];
+    }
+
+    @Override
+    public String decode(int[] ids) {
+        return Utf8Decoder.decodeTokens(this, ids, true);
+    }
+
+    @Override
+    public int vocabularySize() {
+        return vocab.size();
+    }
+
+    @Override
+    public int bosId() {
+        return vocab.bosId();
+    }
+
+    @Override
+    public int eosId() {
+        return vocab.eosId();
+    }
+
+    @Override
+    public boolean isEndOfGeneration(int id) {
+        return special.isEndOfGeneration(id);
+    }
+
+    // ---- encoding -------------------------------------------------------------------------------
+
+    /** Normalises a fragment without special tokens, cuts it into words and encodes each. */
+    private void encodeText(String fragment, IntList out) {
+        String text = stripAccents ? Normalizer.normalize(fragment, Normalizer.Form.NFD) : fragment;
+        StringBuilder word = new StringBuilder().append(WORD_START);
+        for (int i = 0; i < text.length(); ) {
+            int cp = text.codePointAt(i);
+            i += Character.charCount(cp);
+            if (cp == 0 || cp == 0xFFFD || isControl(cp)
+                    || (stripAccents && Character.getType(cp) == Character.NON_SPACING_MARK)) {
+                continue;
+            }
+            if (CharClasses.isWhiteSpace(cp)) {
+                encodeWord(word, out);
+                continue;
+            }
+            if (lowercase && cp == 0x130) {
+                word.append("i\u0307"); // İ: the one character whose lower case is two
+                continue;
+            }
+            if (lowercase) {
+                cp = Character.toLowerCase(cp);
+            }
+            if (isPunctuation(cp) || isCjk(cp)) {
+                encodeWord(word, out);
+                word.appendCodePoint(cp);
+                encodeWord(word, out);
+            } else {
+                word.appendCodePoint(cp);
+            }
+        }
+        encodeWord(word, out);
+    }
+
+    /** Encodes the word in {@code word} (after its leading "▁"), if any, and empties it. */
+    private void encodeWord(StringBuilder word, IntList out) {
+        int n = word.length();
+        if (n == 1) {
+            return;
+        }
+        char[] chars = new char[n];
+        word.getChars(0, n, chars, 0);
+        word.setLength(1);
+
+        int first = out.size();
+        if (Character.codePointCount(chars, 1, n - 1) <= MAX_WORD_CHARS) {
+            for (int start = 0; start < n; ) {
+                int end = Math.min(n, start + index.maxLength());
+                int id = -1;
+                for (; end > start && (id = index.find(chars, start, end - start)) < 0; end--) {
+                    // shorten until a token matches
+                }
+                if (id < 0) {
+                    out.truncate(first);
+                    break;
+                }
+                out.add(id);
+                start = end;
+            }
+        }
+        if (out.size() == first) {
+            if (vocab.unkId() < 0) {
+                throw new ModelFormatException("the vocabulary cannot encode the word '" + new String(chars, 1, n - 1)
+                        + "': it has no unknown token ('" + Vocabulary.KEY_UNK + "')");
+            }
+            out.add(vocab.unkId());
+        }
+    }
+
+    /**
+     * Hugging Face's BERT control characters: Unicode categories Cc, Cf, Cn, Co and Cs, except tab,
+     * line feed and carriage return, which are white space.
+     */
+    private static boolean isControl(int cp) {
+        if (cp == '\t' || cp == '\n' || cp == '\r') {
+            return false;
+        }
+        return switch (Character.getType(cp)) {
+            case Character.CONTROL, Character.FORMAT, Character.UNASSIGNED, Character.PRIVATE_USE,
+                 Character.SURROGATE -> true;
+            default -> false;
+        };
+    }
+
+    /** Hugging Face's BERT punctuation: all ASCII punctuation and symbols, and Unicode P*. */
+    private static boolean isPunctuation(int cp) {
+        if (cp < 0x80) {
+            return (cp >= '!' && cp <= '/') || (cp >= ':' && cp <= '@') || (cp >= '[' && cp <= '`')
+                    || (cp >= '{' && cp <= '~');
+        }
+        return switch (Character.getType(cp)) {
+            case Character.CONNECTOR_PUNCTUATION, Character.DASH_PUNCTUATION, Character.START_PUNCTUATION,
+                 Character.END_PUNCTUATION, Character.INITIAL_QUOTE_PUNCTUATION,
+                 Character.FINAL_QUOTE_PUNCTUATION, Character.OTHER_PUNCTUATION -> true;
+            default -> false;
+        };
+    }
+
+    /**
+     * BERT's CJK ideographs, each a word of its own. The range from U+2B920 (not U+2B820) is
+     * Hugging Face's, which llama.cpp follows.
+     */
+    private static boolean isCjk(int cp) {
+        return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF)
+                || (cp >= 0x20000 && cp <= 0x2A6DF) || (cp >= 0x2A700 && cp <= 0x2B73F)
+                || (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B920 && cp <= 0x2CEAF)
+                || (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
+    }
+
+    private int checkId(int id) {
+        if (id < 0 || id >= pieceBytes.length) {
+            throw new IllegalArgumentException("token id " + id + " is outside the vocabulary of "
+                    + pieceBytes.length + " tokens");
+        }
+        return id;
+    }
+}

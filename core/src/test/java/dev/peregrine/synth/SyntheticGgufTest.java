@@ -1,0 +1,276 @@
+package dev.peregrine.synth;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.peregrine.ModelFormatException;
+import dev.peregrine.format.gguf.GgufFile;
+import dev.peregrine.format.gguf.GgufMetadata;
+import dev.peregrine.format.gguf.GgufTensorInfo;
+import dev.peregrine.format.gguf.GgufValueType;
+import dev.peregrine.format.gguf.GgufWriter;
+import dev.peregrine.tensor.DType;
+import dev.peregrine.tensor.Dequant;
+import dev.peregrine.tensor.Quantize;
+import dev.peregrine.tensor.Tensor;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/** Synthetic models written as GGUF, read back through the GGUF reader. */
+class SyntheticGgufTest {
+    static final ModelShape TINY = ModelShape.named("tiny");
+
+    @TempDir
+    Path dir;
+
+    static Path writeGguf(Path file, ModelShape shape, DType type, long seed, int threads) {
+        SyntheticModel.of(shape, seed).writeGguf(file, type, TokenizerMetadata.synthetic(shape.vocab()), threads);
+        return file;
+    }
+
+    /** llama.cpp's tensor names and ggml shapes for a Llama model, with the type each is stored as. */
+    record Expected(String name, DType type, long... shape) {
+    }
+
+    static List<Expected> expectedTensors(ModelShape s, DType type) {
+        long d = s.dim();
+        long kv = (long) s.kvHeads() * (s.dim() / s.heads());
+        List<Expected> e = new ArrayList<>();
+        e.add(new Expected("token_embd.weight", type, d, s.vocab()));
+        for (int i = 0; i < s.layers(); i++) {
+            String p = "blk." + i + ".";
+            e.add(new Expected(p + "attn_norm.weight", DType.F32, d));
+            e.add(new Expected(p + "attn_q.weight", type, d, d));
+            e.add(new Expected(p + "attn_k.weight", type, d, kv));
+            e.add(new Expected(p + "attn_v.weight", type, d, kv));
+            e.add(new Expected(p + "attn_output.weight", type, d, d));
+            e.add(new Expected(p + "ffn_norm.weight", DType.F32, d));
+            e.add(new Expected(p + "ffn_gate.weight", type, d, s.ffn()));
+            e.add(new Expected(p + "ffn_up.weight", type, d, s.ffn()));
+            e.add(new Expected(p + "ffn_down.weight", type, s.ffn(), d));
+        }
+        e.add(new Expected("output_norm.weight", DType.F32, d));
+        if (!s.tiedEmbeddings()) {
+            e.add(new Expected("output.weight", type, d, s.vocab()));
+        }
+        return e;
+    }
+
+    @ParameterizedTest
+    @EnumSource(DType.class)
+    void everyDtypeRoundTripsThroughTheReaderWithLlamaCppsConventions(DType type) {
+        Path file = writeGguf(dir.resolve("tiny-" + type + ".gguf"), TINY, type, 0, 0);
+        try (Arena arena = Arena.ofConfined()) {
+            GgufFile f = GgufFile.open(file, arena);
+            assertThat(f.version()).isEqualTo(3);
+            assertThat(f.alignment()).isEqualTo(32);
+            List<Expected> actual = f.tensorInfos().stream()
+                    .map(t -> new Expected(t.name(), t.type(), t.shape())).toList();
+            assertThat(actual).usingElementComparator((a, b) -> a.name().equals(b.name()) && a.type() == b.type()
+                            && Arrays.equals(a.shape(), b.shape()) ? 0 : 1)
+                    .containsExactlyElementsOf(expectedTensors(TINY, type));
+
+            GgufMetadata m = f.metadata();
+            // llama.cpp writes counts as UINT32 and floats as FLOAT32.
+            Map<String, Object> u32 = Map.of(
+                    "general.alignment", 32L, "llama.block_count", 3L, "llama.context_length", 2048L,
+                    "llama.embedding_length", 64L, "llama.feed_forward_length", 160L,
+                    "llama.attention.head_count", 4L, "llama.attention.head_count_kv", 2L,
+                    "llama.vocab_size", 512L, "llama.rope.dimension_count", 16L, "general.quantization_version", 2L);
+            u32.forEach((k, v) -> {
+                assertThat(m.typeOf(k)).as(k).isEqualTo(GgufValueType.UINT32);
+                assertThat(m.get(k)).as(k).contains(v);
+            });
+            assertThat(m.typeOf("llama.rope.freq_base")).isEqualTo(GgufValueType.FLOAT32);
+            assertThat(m.getFloat("llama.rope.freq_base")).isEqualTo(10000f);
+            assertThat(m.typeOf("llama.attention.layer_norm_rms_epsilon")).isEqualTo(GgufValueType.FLOAT32);
+            assertThat(m.getFloat("llama.attention.layer_norm_rms_epsilon")).isEqualTo(1e-5f);
+            assertThat(m.getString("general.architecture")).isEqualTo("llama");
+            assertThat(m.asMap().keySet()).first().isEqualTo("general.architecture");
+            // llama_ftype: ALL_F32 0, MOSTLY_F16 1, MOSTLY_Q4_0 2, MOSTLY_Q8_0 7, MOSTLY_BF16 32
+            long fileType = switch (type) {
+                case F32 -> 0;
+                case F16 -> 1;
+                case Q4_0 -> 2;
+                case Q8_0 -> 7;
+                case BF16 -> 32;
+            };
+            assertThat(m.typeOf("general.file_type")).isEqualTo(GgufValueType.UINT32);
+            assertThat(m.getLong("general.file_type")).isEqualTo(fileType);
+            assertThat(m.getString("tokenizer.ggml.model")).isEqualTo("llama");
+            assertThat(m.optStringArray("tokenizer.ggml.tokens").orElseThrow()).hasSize(512);
+            assertThat(m.getArray("tokenizer.ggml.token_type").elementType()).isEqualTo(GgufValueType.INT32);
+            assertThat(m.getArray("tokenizer.ggml.scores").elementType()).isEqualTo(GgufValueType.FLOAT32);
+            assertThat(m.typeOf("tokenizer.ggml.bos_token_id")).isEqualTo(GgufValueType.UINT32);
+        }
+    }
+
+    @Test
+    void tinyIsWrittenQuicklyAndTheSameSeedGivesTheSameBytesWhateverTheThreads() throws IOException {
+        long t0 = System.nanoTime();
+        Path a = writeGguf(dir.resolve("a.gguf"), TINY, DType.Q8_0, 42, 1);
+        long millis = (System.nanoTime() - t0) / 1_000_000;
+        System.out.println("[SyntheticGgufTest] tiny Q8_0 written in " + millis + " ms");
+        assertThat(millis).as("milliseconds to write tiny").isLessThan(5_000);
+        Path b = writeGguf(dir.resolve("b.gguf"), TINY, DType.Q8_0, 42, 3);
+        assertThat(Files.readAllBytes(b)).isEqualTo(Files.readAllBytes(a));
+    }
+
+    @Test
+    void aDifferentSeedGivesDifferentWeightsOfTheSameLayout() {
+        Path a = writeGguf(dir.resolve("a.gguf"), TINY, DType.F32, 1, 0);
+        Path b = writeGguf(dir.resolve("b.gguf"), TINY, DType.F32, 2, 0);
+        try (Arena arena = Arena.ofConfined()) {
+            GgufFile fa = GgufFile.open(a, arena);
+            GgufFile fb = GgufFile.open(b, arena);
+            assertThat(fa.tensorInfos()).isEqualTo(fb.tensorInfos());
+            for (GgufTensorInfo t : fa.tensorInfos()) {
+                float[] va = Dequant.toFloat(fa.tensor(t.name()));
+                float[] vb = Dequant.toFloat(fb.tensor(t.name()));
+                if (t.name().endsWith("norm.weight")) {
+                    assertThat(va).isEqualTo(vb);
+                } else {
+                    assertThat(va).as(t.name()).isNotEqualTo(vb);
+                }
+            }
+        }
+    }
+
+    /**
+     * The intended scales: embeddings and input projections 1/sqrt(fan_in), residual outputs a
+     * further 1/sqrt(2 layers), norms exactly 1; values bounded by the Irwin-Hall range
+     * 2 sqrt(3) standard deviations; rows of one tensor are not copies of each other.
+     */
+    @Test
+    void valuesHaveTheIntendedScale() {
+        Path file = writeGguf(dir.resolve("f32.gguf"), TINY, DType.F32, 5, 0);
+        double residual = Math.sqrt(2 * 3);
+        Map<String, Double> expectedStd = Map.of(
+                "token_embd.weight", 1 / Math.sqrt(64),
+                "output.weight", 1 / Math.sqrt(64),
+                "blk.1.attn_q.weight", 1 / Math.sqrt(64),
+                "blk.1.ffn_up.weight", 1 / Math.sqrt(64),
+                "blk.2.attn_output.weight", 1 / Math.sqrt(64) / residual,
+                "blk.0.ffn_down.weight", 1 / Math.sqrt(160) / residual);
+        try (Arena arena = Arena.ofConfined()) {
+            GgufFile f = GgufFile.open(file, arena);
+            expectedStd.forEach((name, std) -> {
+                float[] v = Dequant.toFloat(f.tensor(name));
+                double mean = Arrays.stream(toDouble(v)).average().orElseThrow();
+                double sd = Math.sqrt(Arrays.stream(toDouble(v)).map(x -> (x - mean) * (x - mean)).average().orElseThrow());
+                assertThat(mean).as("%s mean", name).isBetween(-0.05 * std, 0.05 * std);
+                assertThat(sd).as("%s std", name).isBetween(0.95 * std, 1.05 * std);
+                double max = Arrays.stream(toDouble(v)).map(Math::abs).max().orElseThrow();
+                assertThat(max).as("%s max", name).isLessThanOrEqualTo(2 * Math.sqrt(3) * std * 1.0001);
+                int rowLength = (int) f.tensor(name).rowLength();
+                assertThat(Arrays.copyOfRange(v, 0, rowLength)).isNotEqualTo(Arrays.copyOfRange(v, rowLength, 2 * rowLength));
+            });
+            for (String norm : List.of("blk.0.attn_norm.weight", "blk.2.ffn_norm.weight", "output_norm.weight")) {
+                float[] ones = new float[64];
+                Arrays.fill(ones, 1f);
+                assertThat(Dequant.toFloat(f.tensor(norm))).isEqualTo(ones);
+            }
+        }
+    }
+
+    /** Every dtype encodes the same network: the F32 values, rounded by that dtype's definition. */
+    @Test
+    void everyDtypeHoldsTheF32ValuesEncoded() {
+        Path f32 = writeGguf(dir.resolve("f32.gguf"), TINY, DType.F32, 9, 0);
+        try (Arena arena = Arena.ofConfined()) {
+            GgufFile reference = GgufFile.open(f32, arena);
+            for (DType type : List.of(DType.F16, DType.BF16, DType.Q8_0, DType.Q4_0)) {
+                GgufFile other = GgufFile.open(writeGguf(dir.resolve(type + ".gguf"), TINY, type, 9, 0), arena);
+                for (GgufTensorInfo info : reference.tensorInfos()) {
+                    float[] x = Dequant.toFloat(reference.tensor(info.name()));
+                    Tensor t = other.tensor(info.name());
+                    byte[] expected = new byte[(int) t.type().bytesFor(x.length)];
+                    Quantize.fromFloat(t.type(), x, 0, x.length, MemorySegment.ofArray(expected), 0);
+                    assertThat(t.data().toArray(ValueLayout.JAVA_BYTE)).as("%s %s", type, info.name())
+                            .isEqualTo(expected);
+                }
+            }
+        }
+    }
+
+    @Test
+    void vocabFromCopiesARealTokenizerWithItsTypes() {
+        Path source = TokenizerFilesPath.llamaSpm();
+        TokenizerMetadata tok = TokenizerMetadata.copiedFrom(source);
+        assertThat(tok.tokenCount()).isEqualTo(32000);
+        assertThat(tok.model()).isEqualTo("llama");
+        assertThat(tok.loadProblem()).isEmpty();
+        assertThat(TokenizerMetadata.synthetic(300).loadProblem()).isEmpty();
+        TokenizerMetadata unknown = new TokenizerMetadata("foo", 1,
+                List.of(new TokenizerMetadata.Entry("tokenizer.ggml.model", GgufValueType.STRING, "foo")));
+        assertThat(unknown.loadProblem()).hasValueSatisfying(p -> assertThat(p).contains("'foo' is not supported"));
+        ModelShape shape = TINY.withVocab(tok.tokenCount());
+        Path file = dir.resolve("spm.gguf");
+        SyntheticModel.of(shape, 0).writeGguf(file, DType.Q8_0, tok, 0);
+        try (Arena arena = Arena.ofConfined()) {
+            GgufMetadata src = GgufFile.open(source, arena).metadata();
+            GgufMetadata out = GgufFile.open(file, arena).metadata();
+            List<String> keys = src.asMap().keySet().stream().filter(k -> k.startsWith("tokenizer.")).toList();
+            assertThat(keys).contains("tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.bos_token_id");
+            for (String k : keys) {
+                assertThat(out.typeOf(k)).as(k).isEqualTo(src.typeOf(k));
+                assertThat(out.get(k).orElseThrow()).as(k).usingRecursiveComparison().isEqualTo(src.get(k).orElseThrow());
+            }
+            assertThat(GgufFile.open(file, arena).tensor("token_embd.weight").shape()).containsExactly(64, 32000);
+        }
+    }
+
+    @Test
+    void badRequestsAreRejectedBeforeWriting() throws IOException {
+        Path file = dir.resolve("bad.gguf");
+        SyntheticModel tiny = SyntheticModel.of(TINY, 0);
+        assertThatThrownBy(() -> tiny.writeGguf(file, DType.F16, TokenizerMetadata.synthetic(600), 0))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("the tokenizer has 600 tokens but the shape's vocabulary is 512");
+        ModelShape odd = new ModelShape("odd", 48, 1, 4, 2, 64, 300, 128, 1e4f, 1e-5f, false, false);
+        assertThatThrownBy(() -> SyntheticModel.of(odd, 0).writeGguf(file, DType.Q8_0, TokenizerMetadata.synthetic(300), 0))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("q8_0 stores rows in blocks of 32 values: dim 48 is not a multiple of 32");
+        ModelShape oddFfn = new ModelShape("odd", 64, 1, 4, 2, 100, 300, 128, 1e4f, 1e-5f, false, false);
+        assertThatThrownBy(() -> SyntheticModel.of(oddFfn, 0).writeGguf(file, DType.Q4_0, TokenizerMetadata.synthetic(300), 0))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("ffn 100 is not a multiple of 32");
+        assertThat(file).doesNotExist();
+
+        Path noTokenizer = dir.resolve("empty.gguf");
+        try (GgufWriter w = GgufWriter.create(noTokenizer)) {
+            w.putString("general.architecture", "llama");
+        }
+        assertThatThrownBy(() -> TokenizerMetadata.copiedFrom(noTokenizer)).isInstanceOf(ModelFormatException.class)
+                .hasMessageContaining("tokenizer.ggml.tokens");
+    }
+
+    private static double[] toDouble(float[] v) {
+        double[] d = new double[v.length];
+        for (int i = 0; i < v.length; i++) {
+            d[i] = v[i];
+        }
+        return d;
+    }
+
+    /** ../shared/models/tokenizers, as the build passes it in. */
+    static final class TokenizerFilesPath {
+        static Path llamaSpm() {
+            Path p = Path.of(System.getProperty("peregrine.shared.dir", "../shared"))
+                    .resolve("models/tokenizers/ggml-vocab-llama-spm.gguf");
+            assertThat(p).as("the shared tokenizer file").isRegularFile();
+            return p;
+        }
+    }
+}

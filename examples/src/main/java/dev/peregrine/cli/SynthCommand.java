@@ -1,0 +1,131 @@
+package dev.peregrine.cli;
+
+import dev.peregrine.cli.Args.Option;
+import dev.peregrine.format.hf.HfDirectoryWriter;
+import dev.peregrine.synth.ModelShape;
+import dev.peregrine.synth.SyntheticModel;
+import dev.peregrine.synth.TokenizerMetadata;
+import dev.peregrine.tensor.DType;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * {@code peregrine synth}: writes a model of a real (or given) shape with seeded random weights,
+ * as a GGUF file or a Hugging Face directory.
+ */
+final class SynthCommand {
+    private static final List<Option> OPTIONS = List.of(
+            Args.HELP,
+            new Option("shape", true, "--shape"),
+            new Option("dim", true, "--dim"),
+            new Option("layers", true, "--layers"),
+            new Option("heads", true, "--heads"),
+            new Option("kv-heads", true, "--kv-heads"),
+            new Option("ffn", true, "--ffn"),
+            new Option("vocab", true, "--vocab"),
+            new Option("ctx", true, "--ctx"),
+            new Option("tied", false, "--tied"),
+            new Option("dtype", true, "--dtype"),
+            new Option("format", true, "--format"),
+            new Option("seed", true, "--seed"),
+            new Option("vocab-from", true, "--vocab-from"),
+            new Option("threads", true, "-t", "--threads"),
+            new Option("output", true, "-o", "--output"));
+
+    private static final List<String> DTYPES = List.of("f32", "f16", "bf16", "q8_0", "q4_0");
+    private static final int DEFAULT_CONTEXT = 4096;
+
+    private SynthCommand() {
+    }
+
+    static int run(String[] argv, PrintStream out, PrintStream err) {
+        Args args = Args.parse(argv, 0, OPTIONS);
+        if (args.has("help")) {
+            out.print(Peregrine.USAGE_TEXT);
+            return Peregrine.OK;
+        }
+        Path output = Path.of(args.required("output", "-o PATH"));
+        DType dtype = dtype(args.value("dtype").orElse("f16"));
+        String format = args.value("format").orElse("gguf");
+        if (!format.equals("gguf") && !format.equals("hf")) {
+            throw new IllegalArgumentException("unknown --format '" + format + "' (known: gguf, hf)");
+        }
+        if (format.equals("hf") && dtype.isQuantized()) {
+            throw new IllegalArgumentException("--format hf stores f32, f16 or bf16 tensors, not "
+                    + dtype.name().toLowerCase(Locale.ROOT) + " (quantised types are GGUF-only)");
+        }
+        if (args.has("vocab") && args.has("vocab-from")) {
+            throw new IllegalArgumentException("--vocab and --vocab-from both set the vocabulary size: give one");
+        }
+        if (format.equals("hf") && args.has("vocab-from")) {
+            throw new IllegalArgumentException("--vocab-from applies to --format gguf (no tokenizer is written for hf yet)");
+        }
+        if (format.equals("gguf") && Files.isDirectory(output)) {
+            throw new IllegalArgumentException(output + " is a directory: -o names the GGUF file to write");
+        }
+        if (format.equals("hf") && Files.isRegularFile(output)) {
+            throw new IllegalArgumentException(output + " is a file: -o names the directory to write for --format hf");
+        }
+
+        TokenizerMetadata tokenizer = args.value("vocab-from").map(f -> TokenizerMetadata.copiedFrom(Path.of(f))).orElse(null);
+        ModelShape shape = shape(args, tokenizer);
+        if (format.equals("gguf") && tokenizer == null) {
+            tokenizer = TokenizerMetadata.synthetic(shape.vocab());
+        }
+        if (shape.qkvBias()) {
+            err.println("note: " + shape.name() + " has q/k/v biases; they are not written (Peregrine's Llama graph has none)");
+        }
+        if (tokenizer != null) {
+            tokenizer.loadProblem().ifPresent(p -> err.println("note: Peregrine cannot load this tokenizer: " + p));
+        }
+
+        SyntheticModel model = SyntheticModel.of(shape, args.longValue("seed", 0));
+        int threads = args.intValue("threads", 0);
+        SyntheticModel.Written written = format.equals("gguf")
+                ? model.writeGguf(output, dtype, tokenizer, threads)
+                : model.writeHf(output, dtype, HfDirectoryWriter.DEFAULT_SHARD_LIMIT, threads);
+        out.printf(Locale.ROOT, "wrote %s (%s): %s, %s, seed %d, %,d parameters, %,d bytes in %.1f s%n",
+                output, written.files().size() == 1 ? "1 file" : written.files().size() + " files",
+                shape.describe(), dtype.name().toLowerCase(Locale.ROOT), model.seed(),
+                written.parameters(), written.bytes(), written.nanos() / 1e9);
+        return Peregrine.OK;
+    }
+
+    private static DType dtype(String name) {
+        int i = DTYPES.indexOf(name.toLowerCase(Locale.ROOT));
+        if (i < 0) {
+            throw new IllegalArgumentException("unknown --dtype '" + name + "' (known: " + String.join(", ", DTYPES) + ")");
+        }
+        return List.of(DType.F32, DType.F16, DType.BF16, DType.Q8_0, DType.Q4_0).get(i);
+    }
+
+    /** The named shape with any explicit sizes applied, or a shape made of explicit sizes only. */
+    private static ModelShape shape(Args args, TokenizerMetadata tokenizer) {
+        ModelShape base = args.value("shape").map(ModelShape::named).orElse(null);
+        boolean named = base != null;
+        // Read in the order the usage text lists them, so the first missing one is reported.
+        int dim = size(args, "dim", named ? base.dim() : null);
+        int layers = size(args, "layers", named ? base.layers() : null);
+        int heads = size(args, "heads", named ? base.heads() : null);
+        int kvHeads = size(args, "kv-heads", named ? base.kvHeads() : heads);
+        int ffn = size(args, "ffn", named ? base.ffn() : null);
+        int vocab = tokenizer != null ? tokenizer.tokenCount() : size(args, "vocab", named ? base.vocab() : null);
+        int context = size(args, "ctx", named ? base.contextLength() : DEFAULT_CONTEXT);
+        return new ModelShape(named ? base.name() : "custom", dim, layers, heads, kvHeads, ffn, vocab, context,
+                named ? base.ropeTheta() : 10000f,
+                named ? base.rmsEps() : 1e-5f,
+                args.has("tied") || (named && base.tiedEmbeddings()),
+                named && base.qkvBias());
+    }
+
+    /** An explicit size, else {@code fallback}; without either the command line is incomplete. */
+    private static int size(Args args, String option, Integer fallback) {
+        if (!args.has(option) && fallback == null) {
+            throw new UsageException("missing --" + option + " (or give --shape NAME)");
+        }
+        return args.intValue(option, fallback == null ? 0 : fallback);
+    }
+}

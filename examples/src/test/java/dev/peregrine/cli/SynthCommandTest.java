@@ -1,0 +1,127 @@
+package dev.peregrine.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.peregrine.Model;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code peregrine synth}, run in-process. */
+class SynthCommandTest {
+    @TempDir
+    Path dir;
+
+    private static PeregrineCliTest.Result run(String... args) {
+        return PeregrineCliTest.run(args);
+    }
+
+    @Test
+    void writesANamedShapeThatLoads() {
+        Path file = dir.resolve("tiny.gguf");
+        PeregrineCliTest.Result r = run("synth", "--shape", "tiny", "--dtype", "q8_0", "--seed", "3", "-o", file.toString());
+        assertThat(r.status()).as(r.err()).isZero();
+        assertThat(r.out()).startsWith("wrote " + file + " (1 file): tiny: dim 64, 3 layers")
+                .contains("q8_0, seed 3, 195,008 parameters");
+        try (Model model = Model.load(file)) {
+            assertThat(model.vocabularySize()).isEqualTo(512);
+        }
+    }
+
+    @Test
+    void writesExplicitSizesAndHfDirectories() throws IOException {
+        Path file = dir.resolve("custom.gguf");
+        PeregrineCliTest.Result r = run("synth", "--dim", "64", "--layers", "2", "--heads", "4", "--kv-heads", "2",
+                "--ffn", "96", "--vocab", "300", "--ctx", "256", "--tied", "-o", file.toString());
+        assertThat(r.status()).as(r.err()).isZero();
+        assertThat(r.out()).contains("custom: dim 64, 2 layers, 4 heads (2 KV), FFN 96, vocab 300, context 256, tied embeddings, f16");
+        try (Model model = Model.load(file)) {
+            assertThat(model.contextLength()).isEqualTo(256);
+        }
+
+        Path hf = dir.resolve("hf");
+        r = run("synth", "--shape", "tiny", "--format", "hf", "--dtype", "bf16", "-o", hf.toString());
+        assertThat(r.status()).as(r.err()).isZero();
+        assertThat(r.out()).contains("(3 files)");
+        try (Stream<Path> files = Files.list(hf)) {
+            assertThat(files.map(p -> p.getFileName().toString()))
+                    .containsExactlyInAnyOrder("config.json", "generation_config.json", "model.safetensors");
+        }
+    }
+
+    @Test
+    void vocabFromSetsTheVocabularySize() {
+        Path vocab = sharedDir().resolve("models/tokenizers/ggml-vocab-llama-spm.gguf");
+        assertThat(vocab).as("the shared tokenizer file").isRegularFile();
+        Path file = dir.resolve("spm.gguf");
+        PeregrineCliTest.Result r = run("synth", "--shape", "tiny", "--vocab-from", vocab.toString(), "-o", file.toString());
+        assertThat(r.status()).as(r.err()).isZero();
+        assertThat(r.out()).contains("vocab 32000");
+        try (Model model = Model.load(file)) {
+            assertThat(model.vocabularySize()).isEqualTo(32000);
+        }
+    }
+
+    @Test
+    void qkvBiasShapesSayTheirBiasesAreNotWritten() {
+        PeregrineCliTest.Result r = run("synth", "--shape", "qwen2.5-0.5b", "--dim", "64", "--heads", "4", "--kv-heads", "2",
+                "--layers", "1", "--ffn", "64", "--vocab", "300", "-o", dir.resolve("q.gguf").toString());
+        assertThat(r.status()).as(r.err()).isZero();
+        assertThat(r.err()).contains("note: qwen2.5-0.5b has q/k/v biases; they are not written");
+    }
+
+    /** Each bad request: exit status 1 and exactly one line saying what is wrong. */
+    @Test
+    void badCombinationsFailWithOneClearLine() {
+        String out = dir.resolve("x.gguf").toString();
+        assertFails("peregrine: heads (5) must divide dim (64)",
+                "synth", "--dim", "64", "--layers", "1", "--heads", "5", "--ffn", "64", "--vocab", "300", "-o", out);
+        assertFails("peregrine: unknown shape 'llama9' (known: llama3.2-1b, smollm2-135m, qwen2.5-0.5b, llama3.1-8b, tiny)",
+                "synth", "--shape", "llama9", "-o", out);
+        assertFails("peregrine: --format hf stores f32, f16 or bf16 tensors, not q8_0 (quantised types are GGUF-only)",
+                "synth", "--shape", "tiny", "--format", "hf", "--dtype", "q8_0", "-o", dir.resolve("hf").toString());
+        assertFails("peregrine: unknown --dtype 'q5_k' (known: f32, f16, bf16, q8_0, q4_0)",
+                "synth", "--shape", "tiny", "--dtype", "q5_k", "-o", out);
+        assertFails("peregrine: unknown --format 'onnx' (known: gguf, hf)",
+                "synth", "--shape", "tiny", "--format", "onnx", "-o", out);
+        assertFails("peregrine: --vocab and --vocab-from both set the vocabulary size: give one",
+                "synth", "--shape", "tiny", "--vocab", "300", "--vocab-from", "v.gguf", "-o", out);
+        assertFails("peregrine: q4_0 stores rows in blocks of 32 values: dim 48 is not a multiple of 32",
+                "synth", "--dim", "48", "--layers", "1", "--heads", "4", "--ffn", "64", "--vocab", "300", "--dtype", "q4_0", "-o", out);
+        assertFails("peregrine: a synthetic SentencePiece vocabulary needs more than 259 tokens (3 special + 256 byte tokens), got 100",
+                "synth", "--shape", "tiny", "--vocab", "100", "-o", out);
+        assertFails("peregrine: " + dir + " is a directory: -o names the GGUF file to write",
+                "synth", "--shape", "tiny", "-o", dir.toString());
+        assertThat(dir.resolve("x.gguf")).doesNotExist();
+    }
+
+    @Test
+    void missingOptionsAreUsageErrors() {
+        PeregrineCliTest.Result r = run("synth", "--shape", "tiny");
+        assertThat(r.status()).isEqualTo(2);
+        assertThat(r.errLines().getFirst()).isEqualTo("peregrine: missing -o PATH");
+        r = run("synth", "--dim", "64", "-o", dir.resolve("y.gguf").toString());
+        assertThat(r.status()).isEqualTo(2);
+        assertThat(r.errLines().getFirst()).isEqualTo("peregrine: missing --layers (or give --shape NAME)");
+    }
+
+    /** Maven sets peregrine.shared.dir; an IDE may run from the project root or from this module. */
+    private static Path sharedDir() {
+        String configured = System.getProperty("peregrine.shared.dir");
+        if (configured != null) {
+            return Path.of(configured);
+        }
+        Path fromRoot = Path.of("../shared");
+        return Files.isDirectory(fromRoot) ? fromRoot : Path.of("../../shared");
+    }
+
+    private static void assertFails(String line, String... args) {
+        PeregrineCliTest.Result r = run(args);
+        assertThat(r.status()).as(String.join(" ", args)).isEqualTo(1);
+        assertThat(r.errLines()).as(String.join(" ", args)).containsExactly(line);
+        assertThat(r.out()).isEmpty();
+    }
+}
