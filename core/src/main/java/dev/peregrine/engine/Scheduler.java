@@ -88,6 +88,7 @@ public final class Scheduler implements AutoCloseable {
     private final ArrayDeque<Request> waiting = new ArrayDeque<>();
     private final List<Request> running = new ArrayList<>();
     private final List<Request> stepRequests = new ArrayList<>();
+    private final List<Request> finished = new ArrayList<>();
     private int[] stepNewLength = new int[16];
     private int[] stepLogitRow = new int[16];
 
@@ -170,7 +171,6 @@ public final class Scheduler implements AutoCloseable {
             }
             try {
                 step();
-                runningCount = running.size();
             } catch (RuntimeException | Error e) {
                 // A failed step (e.g. a backend error) fails the requests in it, not the loop.
                 RuntimeException error = e instanceof RuntimeException re ? re
@@ -224,11 +224,21 @@ public final class Scheduler implements AutoCloseable {
                 metrics.generatedTokens.incrementAndGet();
                 r.sink.onToken(token);
             }
+        }
+        // Take finished requests out of the batch before telling their callers, so that what a
+        // caller then reads from the metrics no longer counts them.
+        finished.clear();
+        for (Request r : running) {
             if (r.generation.isFinished()) {
-                complete(r);
+                finished.add(r);
+                releaseSequence(r);
             }
         }
-        running.removeIf(r -> r.generation.isFinished());
+        running.removeAll(finished);
+        runningCount = running.size();
+        for (Request r : finished) {
+            complete(r);
+        }
     }
 
     private void drainIncoming() {
@@ -239,33 +249,36 @@ public final class Scheduler implements AutoCloseable {
 
     private void endCancelledAndExpired() {
         long now = System.nanoTime();
+        finished.clear();
         for (Iterator<Request> it = running.iterator(); it.hasNext(); ) {
             Request r = it.next();
-            if (endIfCancelledOrExpired(r, now)) {
+            if (cancelledOrExpired(r, now) != null) {
+                releaseSequence(r);
                 it.remove();
+                finished.add(r);
             }
         }
+        runningCount = running.size();
         for (Iterator<Request> it = waiting.iterator(); it.hasNext(); ) {
             Request r = it.next();
-            if (endIfCancelledOrExpired(r, now)) {
+            if (cancelledOrExpired(r, now) != null) {
                 it.remove();
                 queued.decrementAndGet();
+                finished.add(r);
             }
+        }
+        for (Request r : finished) {
+            GeneratedToken rest = r.generation.abort(cancelledOrExpired(r, now));
+            if (rest != null) {
+                r.sink.onToken(rest);
+            }
+            complete(r);
         }
     }
 
-    private boolean endIfCancelledOrExpired(Request r, long now) {
-        FinishReason reason = r.cancelled ? FinishReason.CANCELLED
+    private static FinishReason cancelledOrExpired(Request r, long now) {
+        return r.cancelled ? FinishReason.CANCELLED
                 : r.deadlineNanos != 0 && now - r.deadlineNanos > 0 ? FinishReason.TIMEOUT : null;
-        if (reason == null) {
-            return false;
-        }
-        GeneratedToken rest = r.generation.abort(reason);
-        if (rest != null) {
-            r.sink.onToken(rest);
-        }
-        complete(r);
-        return true;
     }
 
     /** Moves waiting requests to running, oldest first, while the KV cache has room for their prompts. */
@@ -302,6 +315,7 @@ public final class Scheduler implements AutoCloseable {
             waiting.pollFirst();
             queued.decrementAndGet();
             running.add(r);
+            runningCount = running.size();
         }
     }
 
@@ -369,8 +383,9 @@ public final class Scheduler implements AutoCloseable {
     }
 
     private void preempt(Request r) {
-        running.remove(r);
         r.seq().evict();
+        running.remove(r);
+        runningCount = running.size();
         waiting.addFirst(r);
         queued.incrementAndGet();
         metrics.preemptions.incrementAndGet();
@@ -387,19 +402,21 @@ public final class Scheduler implements AutoCloseable {
         stepLogitRow[i] = logitRow;
     }
 
-    private void complete(Request r) {
-        metrics.completed.incrementAndGet();
-        Completion c = r.generation.completion();
+    /** Gives back the KV blocks of a request's own sequence (a session keeps its sequence). */
+    private static void releaseSequence(Request r) {
         if (r.ownsSequence) {
             r.seq().close();
         }
-        r.sink.onComplete(c);
+    }
+
+    private void complete(Request r) {
+        metrics.completed.incrementAndGet();
+        releaseSequence(r);
+        r.sink.onComplete(r.generation.completion());
     }
 
     private void fail(Request r, RuntimeException error) {
-        if (r.ownsSequence) {
-            r.seq().close();
-        }
+        releaseSequence(r);
         r.sink.onError(error);
     }
 

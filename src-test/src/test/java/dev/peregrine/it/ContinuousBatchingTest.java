@@ -1,0 +1,240 @@
+package dev.peregrine.it;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.peregrine.Completion;
+import dev.peregrine.FinishReason;
+import dev.peregrine.GeneratedToken;
+import dev.peregrine.GenerationConfig;
+import dev.peregrine.GeneratorMetrics;
+import dev.peregrine.Model;
+import dev.peregrine.ModelOptions;
+import dev.peregrine.RequestRejectedException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Many requests at once through one model: every request that is not cancelled produces exactly
+ * the tokens it produces alone, whatever else shares its batches, including when the KV cache is
+ * too small for all of them and sequences are preempted and recomputed.
+ */
+class ContinuousBatchingTest {
+    private static final String[] PROMPTS = {
+            "Once upon a time", "The cat", "Lily and Tom went to the park to play with a big red ball",
+            "One day", "Sam had a dog", "The sun was hot and the children wanted to swim in the lake",
+            "Tim", "A little bird sat on a tree",
+    };
+
+    /** Request i: a prompt, and greedy or seeded sampling, with varied lengths. */
+    private static GenerationConfig config(int i) {
+        GenerationConfig base = i % 3 == 0 ? GenerationConfig.greedy()
+                : GenerationConfig.defaults().temperature(0.9f).topK(20 + i).seed(1000 + i);
+        return base.maxTokens(10 + (i * 7) % 40);
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {1, 5, 16, 64})
+    void concurrentRequestsGiveTheSameTokensAsAlone(int n) throws Exception {
+        try (Model model = Model.load(SharedModels.stories260K())) {
+            List<Completion> alone = new ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                alone.add(model.generator().generate(PROMPTS[i % PROMPTS.length], config(i)));
+            }
+            ExecutorService pool = Executors.newFixedThreadPool(Math.min(n, 32));
+            try {
+                CountDownLatch start = new CountDownLatch(1);
+                List<Future<Completion>> together = new ArrayList<>();
+                for (int i = 0; i < n; i++) {
+                    int id = i;
+                    together.add(pool.submit(() -> {
+                        start.await();
+                        return model.generator().generate(PROMPTS[id % PROMPTS.length], config(id));
+                    }));
+                }
+                start.countDown();
+                for (int i = 0; i < n; i++) {
+                    assertThat(together.get(i).get(60, TimeUnit.SECONDS).outputTokens()).as("request %d", i)
+                            .containsExactly(alone.get(i).outputTokens());
+                }
+            } finally {
+                pool.shutdownNow();
+            }
+            GeneratorMetrics m = model.generator().metrics();
+            assertThat(m.runningSequences()).isZero();
+            assertThat(m.kvBlocksUsed()).isZero();
+            if (n > 1) {
+                assertThat(m.meanBatchTokens()).as("steps served several sequences").isGreaterThan(1.0);
+            }
+        }
+    }
+
+    @Test
+    void cancelledRequestsFreeTheirBlocksAndOthersAreUnaffected() throws Exception {
+        try (Model model = Model.load(SharedModels.stories260K())) {
+            int n = 12;
+            List<Completion> alone = new ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                alone.add(model.generator().generate(PROMPTS[i % PROMPTS.length], config(i).maxTokens(60)));
+            }
+            List<CompletableFuture<Completion>> futures = new ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                futures.add(model.generator().generateAsync(PROMPTS[i % PROMPTS.length], config(i).maxTokens(60)));
+            }
+            // Cancel every third request; a stream is abandoned midway by closing it.
+            for (int i = 0; i < n; i += 3) {
+                futures.get(i).cancel(true);
+            }
+            try (Stream<GeneratedToken> s = model.generator().stream("Once upon a time", GenerationConfig.greedy().maxTokens(200))) {
+                Iterator<GeneratedToken> it = s.iterator();
+                for (int k = 0; k < 5; k++) {
+                    it.next();
+                }
+            }
+            for (int i = 0; i < n; i++) {
+                if (i % 3 != 0) {
+                    assertThat(futures.get(i).get(60, TimeUnit.SECONDS).outputTokens()).containsExactly(alone.get(i).outputTokens());
+                }
+            }
+            awaitIdle(model);
+            assertThat(model.generator().metrics().kvBlocksUsed()).isZero();
+        }
+    }
+
+    @Test
+    void aSmallKvCachePreemptsAndRecomputesWithoutChangingAnyOutput() throws Exception {
+        // 12 blocks of 16 = 192 positions for 10 requests that grow to ~60 positions each.
+        ModelOptions tight = ModelOptions.defaults().withKvCacheTokens(192);
+        List<Completion> alone = new ArrayList<>();
+        try (Model model = Model.load(SharedModels.stories260K())) {
+            for (int i = 0; i < 10; i++) {
+                alone.add(model.generator().generate(PROMPTS[i % PROMPTS.length], config(i).maxTokens(45)));
+            }
+        }
+        try (Model model = Model.load(SharedModels.stories260K(), tight)) {
+            List<CompletableFuture<Completion>> futures = new ArrayList<>();
+            for (int i = 0; i < 10; i++) {
+                futures.add(model.generator().generateAsync(PROMPTS[i % PROMPTS.length], config(i).maxTokens(45)));
+            }
+            for (int i = 0; i < 10; i++) {
+                assertThat(futures.get(i).get(60, TimeUnit.SECONDS).outputTokens()).as("request %d", i)
+                        .containsExactly(alone.get(i).outputTokens());
+            }
+            GeneratorMetrics m = model.generator().metrics();
+            assertThat(m.preemptions()).as("the budget forced preemption").isPositive();
+            assertThat(m.kvBlocksUsed()).isZero();
+            assertThat(m.kvBlocksTotal()).isEqualTo(12);
+        }
+    }
+
+    @Test
+    void kvUseStaysWithinOneBlockPerSequenceOfTheTokensHeld() throws Exception {
+        try (Model model = Model.load(SharedModels.stories260K())) {
+            List<CompletableFuture<Completion>> futures = new ArrayList<>();
+            for (int i = 0; i < 8; i++) {
+                futures.add(model.generator().generateAsync(PROMPTS[i], GenerationConfig.greedy().maxTokens(100)));
+            }
+            int blockSize = model.generator().metrics().kvBlockSize();
+            int worstExcess = Integer.MIN_VALUE;
+            while (!futures.stream().allMatch(CompletableFuture::isDone)) {
+                GeneratorMetrics m = model.generator().metrics();
+                // Upper bound: every running sequence holds at most prompt + 100 tokens.
+                int maxTokens = m.runningSequences() * (model.encode(PROMPTS[2]).length + 100);
+                worstExcess = Math.max(worstExcess, m.kvBlocksUsed() - (maxTokens / blockSize + m.runningSequences()));
+                Thread.sleep(1);
+            }
+            assertThat(worstExcess).isLessThanOrEqualTo(0);
+        }
+    }
+
+    @Test
+    void timeoutEndsARequestWithItsPartialOutput() {
+        try (Model model = Model.load(SharedModels.stories260K())) {
+            Completion c = model.generator().generate("Once upon a time",
+                    GenerationConfig.greedy().maxTokens(100_000).ignoreEos(true).timeout(Duration.ofMillis(200)));
+            assertThat(c.finishReason()).isIn(FinishReason.TIMEOUT, FinishReason.CONTEXT_FULL);
+            assertThat(c.outputTokens().length).isGreaterThan(0);
+            assertThat(model.decode(c.outputTokens())).isEqualTo(c.text());
+        }
+    }
+
+    @Test
+    void aFullWaitingQueueRejectsAtOnce() {
+        ModelOptions options = ModelOptions.defaults().withMaxSequences(1).withMaxWaitingRequests(2);
+        try (Model model = Model.load(SharedModels.stories260K(), options)) {
+            GenerationConfig slow = GenerationConfig.greedy().maxTokens(2000).ignoreEos(true);
+            List<CompletableFuture<Completion>> accepted = new ArrayList<>();
+            assertThatThrownBy(() -> {
+                for (int i = 0; i < 10; i++) {
+                    accepted.add(model.generator().generateAsync("Once upon a time", slow));
+                }
+            }).isInstanceOf(RequestRejectedException.class).hasMessageContaining("waiting queue is full");
+            assertThat(accepted.size()).isBetween(2, 3);
+            accepted.forEach(f -> f.cancel(true));
+            assertThat(model.generator().metrics().rejectedRequests()).isEqualTo(1);
+        }
+    }
+
+    @Test
+    void generateAllReturnsResultsInPromptOrder() {
+        try (Model model = Model.load(SharedModels.stories260K())) {
+            List<String> prompts = List.of(PROMPTS).subList(0, 6);
+            List<Completion> all = model.generator().generateAll(prompts, GenerationConfig.greedy().maxTokens(20));
+            for (int i = 0; i < prompts.size(); i++) {
+                assertThat(all.get(i).outputTokens()).containsExactly(
+                        model.generator().generate(prompts.get(i), GenerationConfig.greedy().maxTokens(20)).outputTokens());
+            }
+        }
+    }
+
+    @Test
+    void randomArrivalsAndCancellationsKeepEveryOutputExact() throws Exception {
+        try (Model model = Model.load(SharedModels.stories260K(), ModelOptions.defaults().withKvCacheTokens(400))) {
+            Random random = new Random(5);
+            int n = 30;
+            List<Completion> alone = new ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                alone.add(model.generator().generate(PROMPTS[i % PROMPTS.length], config(i)));
+            }
+            List<CompletableFuture<Completion>> futures = new ArrayList<>();
+            List<Boolean> cancelled = new ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                futures.add(model.generator().generateAsync(PROMPTS[i % PROMPTS.length], config(i)));
+                boolean cancel = random.nextInt(5) == 0;
+                cancelled.add(cancel);
+                if (cancel) {
+                    futures.get(i).cancel(false);
+                }
+                Thread.sleep(random.nextInt(3));
+            }
+            for (int i = 0; i < n; i++) {
+                if (!cancelled.get(i)) {
+                    assertThat(futures.get(i).get(60, TimeUnit.SECONDS).outputTokens()).as("request %d", i)
+                            .containsExactly(alone.get(i).outputTokens());
+                }
+            }
+            awaitIdle(model);
+            assertThat(model.generator().metrics().kvBlocksUsed()).isZero();
+        }
+    }
+
+    private static void awaitIdle(Model model) throws InterruptedException {
+        for (int i = 0; i < 1000 && (model.generator().metrics().runningSequences() > 0
+                || model.generator().metrics().waitingRequests() > 0 || model.generator().metrics().kvBlocksUsed() > 0); i++) {
+            Thread.sleep(5);
+        }
+    }
+}
