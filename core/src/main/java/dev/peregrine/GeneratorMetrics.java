@@ -18,6 +18,9 @@ package dev.peregrine;
  * @param completedRequests       requests that finished (any finish reason)
  * @param rejectedRequests        requests refused because the waiting queue was full
  * @param preemptions             times a running sequence was evicted to free KV blocks
+ * @param kvBlocksCachedIdle      unreferenced blocks kept because they hold a cached prompt prefix
+ *                                (reusable, and evicted least-recently-used first when blocks run out)
+ * @param prefixCacheHitTokens    prompt tokens whose keys and values were reused instead of computed
  */
 public record GeneratorMetrics(
         int runningSequences,
@@ -34,5 +37,7 @@ public record GeneratorMetrics(
         double meanTimeToFirstTokenMillis,
         long completedRequests,
         long rejectedRequests,
-        long preemptions) {
+        long preemptions,
+        int kvBlocksCachedIdle,
+        long prefixCacheHitTokens) {
 }

@@ -99,7 +99,7 @@ public final class Model implements AutoCloseable {
             KvCache kv = new KvCache(backend, config.layers(), config.kvDim(), blocks, KV_BLOCK_SIZE);
             LlamaGraph graph = new LlamaGraph(config, weights, backend, kv, options.maxBatchTokens());
             Scheduler scheduler = new Scheduler(graph, kv, vocab, options.maxBatchTokens(), options.maxSequences(),
-                    options.maxWaitingRequests(), String.valueOf(path.getFileName()));
+                    options.maxWaitingRequests(), options.prefixCaching(), String.valueOf(path.getFileName()));
             Model model = new Model(path, arena, backend, config, tokenizer, kv, context, scheduler, System.nanoTime() - t0);
             LOG.debug("loaded {} ({} layers, dim {}, vocab {}) on {} in {} ms", path, config.layers(), config.dim(),
                     vocab, model.backendDescription, model.loadNanos / 1_000_000);
@@ -165,7 +165,17 @@ public final class Model implements AutoCloseable {
 
     /** Encodes text as this model's prompt tokens: BOS added as the model wants it, special-token text recognised. */
     public int[] encode(String text) {
-        return tokenizer.encode(text, true, true);
+        return encode(text, true);
+    }
+
+    /**
+     * Encodes text, recognising special-token text (e.g. from a chat template).
+     *
+     * @param addSpecialTokens add BOS (and whatever else the model wants around a sequence); false
+     *                         for text that continues a sequence
+     */
+    public int[] encode(String text, boolean addSpecialTokens) {
+        return tokenizer.encode(text, addSpecialTokens, true);
     }
 
     /** Decodes token ids to text. */

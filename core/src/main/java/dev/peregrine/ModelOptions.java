@@ -10,9 +10,11 @@ package dev.peregrine;
  * @param maxBatchTokens the most tokens one forward step evaluates; longer prompts are split
  * @param maxSequences   the most sequences the generator runs together in one batch
  * @param maxWaitingRequests the most requests waiting for a place in the batch; more are rejected
+ * @param prefixCaching  reuse the KV-cache blocks of identical prompt prefixes across requests
+ *                       (a shared system prompt is evaluated once)
  */
 public record ModelOptions(String backend, int threads, int contextLength, long kvCacheTokens, int maxBatchTokens,
-                           int maxSequences, int maxWaitingRequests) {
+                           int maxSequences, int maxWaitingRequests, boolean prefixCaching) {
     public ModelOptions {
         if (backend == null || backend.isBlank()) {
             throw new IllegalArgumentException("backend must be 'auto' or a backend name");
@@ -32,34 +34,38 @@ public record ModelOptions(String backend, int threads, int contextLength, long 
     }
 
     public static ModelOptions defaults() {
-        return new ModelOptions("auto", 0, 0, 0, 512, 64, 1024);
+        return new ModelOptions("auto", 0, 0, 0, 512, 64, 1024, true);
     }
 
     public ModelOptions withBackend(String name) {
-        return new ModelOptions(name, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests);
+        return new ModelOptions(name, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching);
     }
 
     public ModelOptions withThreads(int n) {
-        return new ModelOptions(backend, n, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests);
+        return new ModelOptions(backend, n, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching);
     }
 
     public ModelOptions withContextLength(int n) {
-        return new ModelOptions(backend, threads, n, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests);
+        return new ModelOptions(backend, threads, n, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching);
     }
 
     public ModelOptions withKvCacheTokens(long n) {
-        return new ModelOptions(backend, threads, contextLength, n, maxBatchTokens, maxSequences, maxWaitingRequests);
+        return new ModelOptions(backend, threads, contextLength, n, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching);
     }
 
     public ModelOptions withMaxBatchTokens(int n) {
-        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, n, Math.min(maxSequences, n), maxWaitingRequests);
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, n, Math.min(maxSequences, n), maxWaitingRequests, prefixCaching);
     }
 
     public ModelOptions withMaxSequences(int n) {
-        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, n, maxWaitingRequests);
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, n, maxWaitingRequests, prefixCaching);
+    }
+
+    public ModelOptions withPrefixCaching(boolean on) {
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, on);
     }
 
     public ModelOptions withMaxWaitingRequests(int n) {
-        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, n);
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, n, prefixCaching);
     }
 }

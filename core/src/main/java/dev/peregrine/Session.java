@@ -38,7 +38,7 @@ public final class Session implements AutoCloseable {
      */
     public Session append(String text) {
         model.ensureOpen();
-        int[] ids = seq.length() == 0 ? model.encode(text) : model.tokenizer().encode(text, false, true);
+        int[] ids = model.encode(text, seq.length() == 0);
         return append(ids);
     }
 

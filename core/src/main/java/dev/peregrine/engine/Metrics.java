@@ -37,6 +37,7 @@ final class Metrics {
         return new GeneratorMetrics(running, waiting, kv.usedBlocks(), kv.totalBlocks(), kv.blockSize(), s,
                 lastBatchTokens, s == 0 ? 0 : (double) batchTokens.get() / s, promptTokens.get(),
                 generatedTokens.get(), busy == 0 ? 0 : generatedTokens.get() * 1e9 / busy,
-                ft == 0 ? 0 : firstTokenNanos.get() / 1e6 / ft, completed.get(), rejected.get(), preemptions.get());
+                ft == 0 ? 0 : firstTokenNanos.get() / 1e6 / ft, completed.get(), rejected.get(), preemptions.get(),
+                kv.cachedIdleBlocks(), kv.prefixHitTokens());
     }
 }

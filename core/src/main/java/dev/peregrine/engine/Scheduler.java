@@ -74,6 +74,7 @@ public final class Scheduler implements AutoCloseable {
     private final int maxBatchTokens;
     private final int maxSequences;
     private final int maxWaiting;
+    private final boolean prefixCaching;
     private final BatchLayout layout;
     private final float[] logits;
     private final Thread thread;
@@ -99,9 +100,10 @@ public final class Scheduler implements AutoCloseable {
      * @param maxBatchTokens most tokens evaluated per step (the graph must hold that many)
      * @param maxSequences   most sequences running at once
      * @param maxWaiting     most requests waiting for admission; more are rejected
+     * @param prefixCaching  reuse the KV blocks of identical prompt prefixes across requests
      */
     public Scheduler(LlamaGraph graph, KvCache kv, int vocabularySize, int maxBatchTokens, int maxSequences,
-                     int maxWaiting, String name) {
+                     int maxWaiting, boolean prefixCaching, String name) {
         if (maxSequences > maxBatchTokens) {
             throw new IllegalArgumentException("maxSequences " + maxSequences + " exceeds maxBatchTokens " + maxBatchTokens);
         }
@@ -111,6 +113,7 @@ public final class Scheduler implements AutoCloseable {
         this.maxBatchTokens = maxBatchTokens;
         this.maxSequences = maxSequences;
         this.maxWaiting = maxWaiting;
+        this.prefixCaching = prefixCaching;
         this.layout = new BatchLayout(kv.blockSize());
         this.logits = new float[Math.multiplyExact(maxSequences, vocabularySize)];
         this.thread = Thread.ofPlatform().daemon().name("peregrine-scheduler-" + name).unstarted(this::loop);
@@ -212,6 +215,9 @@ public final class Scheduler implements AutoCloseable {
         for (int i = 0; i < stepRequests.size(); i++) {
             Request r = stepRequests.get(i);
             r.seq().kv().advance(stepNewLength[i]);
+            if (prefixCaching) {
+                r.seq().kv().indexFullBlocks(r.seq().tokenArray());
+            }
             if (stepLogitRow[i] < 0) {
                 continue;
             }
@@ -292,6 +298,9 @@ public final class Scheduler implements AutoCloseable {
                 continue;
             }
             SequenceState seq = r.seq();
+            if (prefixCaching && seq.kv().length() == 0) {
+                seq.kv().reuseCachedPrefix(seq.tokenArray(), seq.length());
+            }
             int needed = blocksFor(seq.length() + 1) - seq.kv().blockCount();
             if (needed > kv.totalBlocks()) {
                 waiting.pollFirst();
@@ -309,6 +318,9 @@ public final class Scheduler implements AutoCloseable {
                             + kv.totalBlocks() + " blocks are held by open sessions; close idle sessions or raise "
                             + "ModelOptions.kvCacheTokens"));
                     continue;
+                }
+                if (r.ownsSequence) {
+                    seq.evict(); // don't hold reused blocks while waiting
                 }
                 break; // first come, first served: later requests wait behind this one
             }

@@ -16,12 +16,15 @@ public final class KvCache {
     private final Buffer[] keys;
     private final Buffer[] values;
     private final BlockAllocator allocator;
+    private final PrefixIndex prefixes;
+    private long prefixHitTokens;
 
     public KvCache(Backend backend, int layers, int kvDim, int blocks, int blockSize) {
         this.backend = backend;
         this.blockSize = blockSize;
         this.kvDim = kvDim;
-        this.allocator = new BlockAllocator(blocks);
+        this.prefixes = new PrefixIndex(blocks, blockSize);
+        this.allocator = new BlockAllocator(blocks, prefixes::remove);
         this.keys = new Buffer[layers];
         this.values = new Buffer[layers];
         long floats = (long) blocks * blockSize * kvDim;
@@ -60,8 +63,69 @@ public final class KvCache {
         return allocator.usedBlocks();
     }
 
+    /** Blocks that can be handed out: free ones plus idle blocks kept for their cached prefix. */
     public synchronized int freeBlocks() {
         return allocator.freeBlocks();
+    }
+
+    /** Idle blocks kept only because they hold a cached prompt prefix. */
+    public synchronized int cachedIdleBlocks() {
+        return allocator.cachedIdleBlocks();
+    }
+
+    /** Prompt tokens whose keys and values were reused from the prefix cache instead of computed. */
+    public synchronized long prefixHitTokens() {
+        return prefixHitTokens;
+    }
+
+    /**
+     * Gives an empty sequence the cached blocks that hold the longest prefix of
+     * {@code tokens[0..length)} made of full blocks, leaving at least one token to evaluate (its
+     * logits are needed). Returns the number of positions now in the sequence.
+     */
+    synchronized int attachCachedPrefix(KvSequence seq, int[] tokens, int length) {
+        int usable = (length - 1) / blockSize;
+        long key = PrefixIndex.rootKey();
+        int parent = -1;
+        int matched = 0;
+        while (matched < usable) {
+            int from = matched * blockSize;
+            long next = prefixes.key(key, tokens, from);
+            int block = prefixes.find(next, parent, tokens, from);
+            if (block < 0) {
+                break;
+            }
+            allocator.retain(block);
+            seq.appendBlock(block);
+            key = next;
+            parent = block;
+            matched++;
+        }
+        prefixHitTokens += (long) matched * blockSize;
+        return matched * blockSize;
+    }
+
+    /** Indexes the sequence's full blocks from {@code firstBlock} on, so later prompts can reuse them. */
+    synchronized void registerFullBlocks(KvSequence seq, int firstBlock, int[] tokens) {
+        int full = seq.length() / blockSize;
+        int[] table = seq.blockTable();
+        for (int i = firstBlock; i < full; i++) {
+            int parent = i == 0 ? -1 : table[i - 1];
+            long parentKey = i == 0 ? PrefixIndex.rootKey() : prefixes.keyOf(parent);
+            if (i > 0 && parentKey == 0) {
+                return; // the chain is broken (the parent block holds no indexed prefix)
+            }
+            int block = table[i];
+            if (!prefixes.isRegistered(block)
+                    && prefixes.register(prefixes.key(parentKey, tokens, i * blockSize), block, parent, tokens, i * blockSize)) {
+                allocator.markCached(block);
+            }
+        }
+    }
+
+    /** Whether a block must be copied before a sequence writes into it: shared, or holding a cached prefix. */
+    synchronized boolean isShared(int block) {
+        return allocator.refCount(block) > 1 || allocator.isCached(block);
     }
 
     public KvSequence newSequence() {
@@ -83,10 +147,6 @@ public final class KvCache {
 
     synchronized void release(int block) {
         allocator.release(block);
-    }
-
-    synchronized int refCount(int block) {
-        return allocator.refCount(block);
     }
 
     /** Copies the first {@code tokens} slots of block {@code from} into block {@code to}, in every layer. */

@@ -13,6 +13,7 @@ public final class KvSequence implements AutoCloseable {
     private int[] blocks = new int[4];
     private int blockCount;
     private int length;
+    private int indexedBlocks; // leading blocks already offered to the prefix index
     private boolean closed;
 
     KvSequence(KvCache cache) {
@@ -46,11 +47,7 @@ public final class KvSequence implements AutoCloseable {
                 unshare(length / cache.blockSize(), length % cache.blockSize());
             }
             while (blockCount < needed) {
-                if (blockCount == blocks.length) {
-                    blocks = Arrays.copyOf(blocks, blocks.length * 2);
-                }
-                blocks[blockCount] = cache.allocateBlock();
-                blockCount++;
+                appendBlock(cache.allocateBlock());
             }
         } catch (RuntimeException e) {
             while (blockCount > before) {
@@ -80,6 +77,7 @@ public final class KvSequence implements AutoCloseable {
             cache.release(blocks[--blockCount]);
         }
         length = newLength;
+        indexedBlocks = Math.min(indexedBlocks, newLength / cache.blockSize());
     }
 
     /** A new sequence sharing this one's blocks (copy-on-write). */
@@ -89,15 +87,46 @@ public final class KvSequence implements AutoCloseable {
         copy.blocks = Arrays.copyOf(blocks, blocks.length);
         copy.blockCount = blockCount;
         copy.length = length;
+        copy.indexedBlocks = indexedBlocks;
         for (int i = 0; i < blockCount; i++) {
             cache.retain(blocks[i]);
         }
         return copy;
     }
 
+    /**
+     * Takes cached blocks holding the longest full-block prefix of {@code tokens[0..length)} (at
+     * least one token is left to evaluate). Only for an empty sequence; returns positions reused.
+     */
+    public int reuseCachedPrefix(int[] tokens, int length) {
+        ensureOpen();
+        if (this.length != 0 || blockCount != 0) {
+            throw new IllegalStateException("prefix reuse needs an empty sequence");
+        }
+        this.length = cache.attachCachedPrefix(this, tokens, length);
+        indexedBlocks = blockCount;
+        return this.length;
+    }
+
+    /** Offers newly filled blocks to the prefix cache; {@code tokens} is the sequence's history. */
+    public void indexFullBlocks(int[] tokens) {
+        int full = length / cache.blockSize();
+        if (full > indexedBlocks) {
+            cache.registerFullBlocks(this, indexedBlocks, tokens);
+            indexedBlocks = full;
+        }
+    }
+
+    void appendBlock(int block) {
+        if (blockCount == blocks.length) {
+            blocks = Arrays.copyOf(blocks, blocks.length * 2);
+        }
+        blocks[blockCount++] = block;
+    }
+
     private void unshare(int index, int filled) {
         int block = blocks[index];
-        if (cache.refCount(block) > 1) {
+        if (cache.isShared(block)) {
             int fresh = cache.allocateBlock();
             cache.copyBlock(block, fresh, filled);
             blocks[index] = fresh;

@@ -11,7 +11,7 @@ import org.slf4j.LoggerFactory;
  * Open addressing with linear probing on a long key. Immutable and thread-safe.
  */
 final class MergeTable {
-    public static final String KEY_MERGES = "tokenizer.ggml.merges";
+    static final String KEY_MERGES = "tokenizer.ggml.merges";
     private static final Logger LOG = LoggerFactory.getLogger(MergeTable.class);
     private static final long EMPTY = -1L; // (-1, -1): no token pair
 

@@ -106,7 +106,7 @@ class VocabularyTest {
     @Test
     void idOutsideTheVocabularyNamesTheKey() {
         for (String key : new String[] {Vocabulary.KEY_BOS, Vocabulary.KEY_EOS, Vocabulary.KEY_UNK,
-                Vocabulary.KEY_PAD, Vocabulary.KEY_EOT, Vocabulary.KEY_EOM}) {
+                Vocabulary.KEY_SEP, Vocabulary.KEY_CLS, Vocabulary.KEY_PAD, Vocabulary.KEY_EOT, Vocabulary.KEY_EOM}) {
             for (long bad : new long[] {6, 1000, -2}) {
                 Map<String, Object> m = metadata();
                 m.put(key, bad);
@@ -114,6 +114,31 @@ class VocabularyTest {
                         .isInstanceOf(ModelFormatException.class).hasMessageContaining(key);
             }
         }
+    }
+
+    @Test
+    void separatorAndDefaultsOfOtherTokenizerModels() {
+        // the defaults each tokenizer model passes: here BERT's, whose ids are outside this vocabulary
+        Vocabulary.Defaults bert = new Vocabulary.Defaults(101, -1, 100, 102, 0, false, false, false);
+        Map<String, Object> m = metadata();
+        m.put(Vocabulary.KEY_CLS, 1L); // older BERT files: [CLS] is the BOS
+        m.put(Vocabulary.KEY_SEP, 2L);
+        m.put(Vocabulary.KEY_ADD_SEP, true);
+        Vocabulary v = Vocabulary.fromGguf(GgufMetadata.of(Path.of("test.gguf"), m), bert);
+        assertThat(v.bosId()).isEqualTo(1);
+        assertThat(v.sepId()).isEqualTo(2);
+        assertThat(v.addSep()).isTrue();
+        assertThat(v.eosId()).isEqualTo(-1);
+        assertThat(v.unkId()).as("default 100 is outside the vocabulary").isEqualTo(-1);
+        assertThat(v.addBos()).isFalse();
+        assertThat(v.addSpacePrefix()).isFalse();
+
+        m.put(Vocabulary.KEY_BOS, 3L); // the BOS key wins over the [CLS] key
+        assertThat(Vocabulary.fromGguf(GgufMetadata.of(Path.of("test.gguf"), m), bert).bosId()).isEqualTo(3);
+
+        m.remove(Vocabulary.KEY_SEP);
+        assertThatThrownBy(() -> Vocabulary.fromGguf(GgufMetadata.of(Path.of("test.gguf"), m), bert))
+                .isInstanceOf(ModelFormatException.class).hasMessageContaining(Vocabulary.KEY_ADD_SEP);
     }
 
     @Test
