@@ -5,4 +5,6 @@
 module dev.peregrine.examples {
     requires dev.peregrine;
     requires org.slf4j;
+    requires jdk.incubator.vector; // peregrine bench measures memory bandwidth with vector loads
+    requires jdk.management;       // and allocation per token
 }

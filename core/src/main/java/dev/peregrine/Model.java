@@ -99,7 +99,8 @@ public final class Model implements AutoCloseable {
             KvCache kv = new KvCache(backend, config.layers(), config.kvDim(), blocks, KV_BLOCK_SIZE);
             LlamaGraph graph = new LlamaGraph(config, weights, backend, kv, options.maxBatchTokens());
             Scheduler scheduler = new Scheduler(graph, kv, vocab, options.maxBatchTokens(), options.maxSequences(),
-                    options.maxWaitingRequests(), options.prefixCaching(), String.valueOf(path.getFileName()));
+                    options.maxWaitingRequests(), options.prefixCaching(), options.prefillChunkTokens(),
+                    String.valueOf(path.getFileName()));
             Model model = new Model(path, arena, backend, config, tokenizer, kv, context, scheduler, System.nanoTime() - t0);
             LOG.debug("loaded {} ({} layers, dim {}, vocab {}) on {} in {} ms", path, config.layers(), config.dim(),
                     vocab, model.backendDescription, model.loadNanos / 1_000_000);

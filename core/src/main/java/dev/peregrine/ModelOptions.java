@@ -12,9 +12,12 @@ package dev.peregrine;
  * @param maxWaitingRequests the most requests waiting for a place in the batch; more are rejected
  * @param prefixCaching  reuse the KV-cache blocks of identical prompt prefixes across requests
  *                       (a shared system prompt is evaluated once)
+ * @param prefillChunkTokens the most prompt tokens evaluated in one step (chunked prefill): smaller
+ *                       chunks keep steps short, so running requests keep decoding and new ones get
+ *                       their first token sooner while a long prompt is evaluated
  */
 public record ModelOptions(String backend, int threads, int contextLength, long kvCacheTokens, int maxBatchTokens,
-                           int maxSequences, int maxWaitingRequests, boolean prefixCaching) {
+                           int maxSequences, int maxWaitingRequests, boolean prefixCaching, int prefillChunkTokens) {
     public ModelOptions {
         if (backend == null || backend.isBlank()) {
             throw new IllegalArgumentException("backend must be 'auto' or a backend name");
@@ -28,44 +31,51 @@ public record ModelOptions(String backend, int threads, int contextLength, long 
         if (maxSequences < 1 || maxSequences > maxBatchTokens) {
             throw new IllegalArgumentException("maxSequences must be in 1.." + maxBatchTokens + " (maxBatchTokens), got " + maxSequences);
         }
+        if (prefillChunkTokens < 1) {
+            throw new IllegalArgumentException("prefillChunkTokens must be >= 1, got " + prefillChunkTokens);
+        }
         if (maxWaitingRequests < 0) {
             throw new IllegalArgumentException("maxWaitingRequests must be >= 0, got " + maxWaitingRequests);
         }
     }
 
     public static ModelOptions defaults() {
-        return new ModelOptions("auto", 0, 0, 0, 512, 64, 1024, true);
+        return new ModelOptions("auto", 0, 0, 0, 512, 64, 1024, true, 128);
     }
 
     public ModelOptions withBackend(String name) {
-        return new ModelOptions(name, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching);
+        return new ModelOptions(name, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens);
     }
 
     public ModelOptions withThreads(int n) {
-        return new ModelOptions(backend, n, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching);
+        return new ModelOptions(backend, n, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens);
     }
 
     public ModelOptions withContextLength(int n) {
-        return new ModelOptions(backend, threads, n, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching);
+        return new ModelOptions(backend, threads, n, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens);
     }
 
     public ModelOptions withKvCacheTokens(long n) {
-        return new ModelOptions(backend, threads, contextLength, n, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching);
+        return new ModelOptions(backend, threads, contextLength, n, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens);
     }
 
     public ModelOptions withMaxBatchTokens(int n) {
-        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, n, Math.min(maxSequences, n), maxWaitingRequests, prefixCaching);
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, n, Math.min(maxSequences, n), maxWaitingRequests, prefixCaching, prefillChunkTokens);
     }
 
     public ModelOptions withMaxSequences(int n) {
-        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, n, maxWaitingRequests, prefixCaching);
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, n, maxWaitingRequests, prefixCaching, prefillChunkTokens);
     }
 
     public ModelOptions withPrefixCaching(boolean on) {
-        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, on);
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, on, prefillChunkTokens);
+    }
+
+    public ModelOptions withPrefillChunkTokens(int n) {
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, n);
     }
 
     public ModelOptions withMaxWaitingRequests(int n) {
-        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, n, prefixCaching);
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, n, prefixCaching, prefillChunkTokens);
     }
 }

@@ -30,6 +30,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * freed and it is recomputed from its tokens later, so no request is lost or corrupted.
  */
 public final class Scheduler implements AutoCloseable {
+    /** Prompt tokens the oldest prefilling request evaluates per step at least, while shorter ones go first. */
+    static final int MIN_PREFILL_PROGRESS = 16;
     /** Receives a request's results; called on the scheduler thread, so it must not block. */
     public interface Sink {
         void onToken(GeneratedToken token);
@@ -48,6 +50,7 @@ public final class Scheduler implements AutoCloseable {
         private final long deadlineNanos;
         private volatile boolean cancelled;
         private boolean firstTokenSeen;
+        private boolean inStep;
 
         private Request(Generation generation, boolean ownsSequence, Sink sink) {
             this.generation = generation;
@@ -75,6 +78,7 @@ public final class Scheduler implements AutoCloseable {
     private final int maxSequences;
     private final int maxWaiting;
     private final boolean prefixCaching;
+    private final int prefillChunkTokens;
     private final BatchLayout layout;
     private final float[] logits;
     private final Thread thread;
@@ -90,6 +94,7 @@ public final class Scheduler implements AutoCloseable {
     private final List<Request> running = new ArrayList<>();
     private final List<Request> stepRequests = new ArrayList<>();
     private final List<Request> finished = new ArrayList<>();
+    private final List<Request> prefilling = new ArrayList<>();
     private int[] stepNewLength = new int[16];
     private int[] stepLogitRow = new int[16];
 
@@ -101,9 +106,11 @@ public final class Scheduler implements AutoCloseable {
      * @param maxSequences   most sequences running at once
      * @param maxWaiting     most requests waiting for admission; more are rejected
      * @param prefixCaching  reuse the KV blocks of identical prompt prefixes across requests
+     * @param prefillChunkTokens most prompt tokens evaluated per step (bounds how long a step takes,
+     *                       and so how long a new request waits for its first token)
      */
     public Scheduler(LlamaGraph graph, KvCache kv, int vocabularySize, int maxBatchTokens, int maxSequences,
-                     int maxWaiting, boolean prefixCaching, String name) {
+                     int maxWaiting, boolean prefixCaching, int prefillChunkTokens, String name) {
         if (maxSequences > maxBatchTokens) {
             throw new IllegalArgumentException("maxSequences " + maxSequences + " exceeds maxBatchTokens " + maxBatchTokens);
         }
@@ -114,6 +121,7 @@ public final class Scheduler implements AutoCloseable {
         this.maxSequences = maxSequences;
         this.maxWaiting = maxWaiting;
         this.prefixCaching = prefixCaching;
+        this.prefillChunkTokens = prefillChunkTokens;
         this.layout = new BatchLayout(kv.blockSize());
         this.logits = new float[Math.multiplyExact(maxSequences, vocabularySize)];
         this.thread = Thread.ofPlatform().daemon().name("peregrine-scheduler-" + name).unstarted(this::loop);
@@ -335,63 +343,93 @@ public final class Scheduler implements AutoCloseable {
         return (tokens + kv.blockSize() - 1) / kv.blockSize();
     }
 
-    /** One token per decoding sequence, then prompt chunks in admission order up to the budget. */
+    /**
+     * One token for every decoding sequence, then prompt chunks up to the prefill budget, shortest
+     * remaining prompt first (so a short request arriving during a long prefill gets its first token
+     * quickly; the oldest prompt always gets part of the budget, so a long prompt is never starved).
+     */
     private void buildBatch() {
         layout.clear();
         stepRequests.clear();
-        int decoding = 0;
+        prefilling.clear();
         for (Request r : running) {
-            if (r.seq().pendingTokens() == 1) {
-                decoding++;
-            }
+            r.inStep = false;
         }
-        int prefillBudget = maxBatchTokens - decoding;
+        int decoding = 0;
         for (int i = 0; i < running.size(); i++) {
             Request r = running.get(i);
-            SequenceState seq = r.seq();
-            int pending = seq.pendingTokens();
-            int n = pending == 1 ? 1 : Math.min(pending, prefillBudget);
-            if (n == 0) {
+            if (r.seq().pendingTokens() == 1) {
+                if (addToStep(r, 1)) {
+                    decoding++;
+                } else {
+                    i--; // r was preempted
+                }
+            } else {
+                prefilling.add(r);
+            }
+        }
+        int budget = Math.min(maxBatchTokens - decoding, prefillChunkTokens);
+        if (prefilling.isEmpty() || budget <= 0) {
+            return;
+        }
+        Request oldest = prefilling.getFirst();
+        prefilling.sort((x, y) -> Integer.compare(x.seq().pendingTokens(), y.seq().pendingTokens()));
+        int reservedForOldest = prefilling.size() > 1 ? Math.min(MIN_PREFILL_PROGRESS, budget) : 0;
+        for (Request r : prefilling) {
+            if (!running.contains(r)) {
+                continue; // preempted while making room for an earlier one
+            }
+            int available = r == oldest ? budget : budget - (oldest.inStep ? 0 : reservedForOldest);
+            int n = Math.min(r.seq().pendingTokens(), available);
+            if (n <= 0) {
                 continue;
             }
-            if (!reserveOrPreempt(r, n)) {
-                i--; // r itself was preempted and removed from running
-                continue;
-            }
-            if (pending > 1) {
-                prefillBudget -= n;
-            }
-            int start = seq.kv().length();
-            boolean wantsLogits = n == pending;
-            int s = layout.addSequence(seq.kv().blockTable(), seq.kv().blockCount());
-            for (int j = 0; j < n; j++) {
-                layout.addToken(s, seq.token(start + j), start + j, wantsLogits && j == n - 1);
-            }
-            addStepRequest(r, start + n, wantsLogits ? layout.logitCount - 1 : -1);
-            if (pending > 1) {
+            if (addToStep(r, n)) {
+                budget -= n;
                 metrics.promptTokens.addAndGet(n);
             }
         }
     }
 
     /**
-     * Reserves KV room for {@code n} more tokens of {@code r}, preempting the newest running
-     * requests (which are not in this step's batch yet) until it fits. Returns false if {@code r}
+     * Adds the next {@code n} pending tokens of {@code r} to the step, making KV room by
+     * preempting the newest running requests that are not in the step. Returns false if {@code r}
      * itself had to be preempted.
      */
-    private boolean reserveOrPreempt(Request r, int n) {
+    private boolean addToStep(Request r, int n) {
+        SequenceState seq = r.seq();
         while (true) {
             try {
-                r.seq().kv().reserve(n);
-                return true;
+                seq.kv().reserve(n);
+                break;
             } catch (KvCacheFullException e) {
-                Request victim = running.getLast();
+                Request victim = newestOutsideStep();
                 preempt(victim);
                 if (victim == r) {
                     return false;
                 }
             }
         }
+        int pending = seq.pendingTokens();
+        int start = seq.kv().length();
+        boolean wantsLogits = n == pending;
+        int s = layout.addSequence(seq.kv().blockTable(), seq.kv().blockCount());
+        for (int j = 0; j < n; j++) {
+            layout.addToken(s, seq.token(start + j), start + j, wantsLogits && j == n - 1);
+        }
+        r.inStep = true;
+        addStepRequest(r, start + n, wantsLogits ? layout.logitCount - 1 : -1);
+        return true;
+    }
+
+    /** The most recently admitted running request not in this step (there is always one: the caller's). */
+    private Request newestOutsideStep() {
+        for (int i = running.size() - 1; i >= 0; i--) {
+            if (!running.get(i).inStep) {
+                return running.get(i);
+            }
+        }
+        throw new IllegalStateException("no request outside the step to preempt");
     }
 
     private void preempt(Request r) {

@@ -6,7 +6,6 @@ import dev.peregrine.ModelFormatException;
 import dev.peregrine.format.gguf.GgufMetadata;
 import java.io.ByteArrayOutputStream;
 import java.util.Arrays;
-import java.util.Objects;
 import java.util.concurrent.ConcurrentHashMap;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -32,18 +31,18 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Decoding maps the stand-ins back to bytes; user-defined tokens decode to their text, control
  * and unknown tokens to nothing. Decoding is exactly the concatenation of the tokens' bytes, so
- * {@code decode(encode(s)) == s} for any text without control-token text, and streaming (which
- * uses the same bytes) agrees with it; llama.cpp's optional clean-up of spaces before
- * punctuation is not applied.
+ * {@code decode(encode(s)) == s} whenever the vocabulary has a token for every byte of {@code s}
+ * (Falcon's lacks 14 control bytes), and streaming, which uses the same bytes, agrees with it.
+ * llama.cpp's clean-up of spaces before punctuation ({@code clean_spaces}) is not applied: it
+ * would lose text and break that agreement.
  *
- * <p>Immutable and thread-safe.
+ * <p>Thread-safe; the word cache is its only mutable state.
  */
-public final class ByteLevelBpeTokenizer implements Tokenizer {
+public final class ByteLevelBpeTokenizer extends VocabularyTokenizer {
     public static final String KEY_PRE = "tokenizer.ggml.pre";
     public static final String KEY_MERGES = MergeTable.KEY_MERGES;
 
     private static final Logger LOG = LoggerFactory.getLogger(ByteLevelBpeTokenizer.class);
-    private static final byte[] NO_BYTES = new byte[0];
     private static final int CACHE_WORDS = 1 << 16;
     /** Longer words are rare and would only fill the cache. */
     private static final int CACHE_WORD_LENGTH = 64;
@@ -63,15 +62,12 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
         }
     }
 
-    private final Vocabulary vocab;
     private final TokenIndex index;
-    private final SpecialTokens special;
     private final MergeTable merges;
     private final PreTokenizer preTokenizer;
     private final boolean ignoreMerges;
     /** The token of each byte's stand-in, or -1. */
     private final int[] byteTokens = new int[256];
-    private final byte[][] pieceBytes;
     private final ConcurrentHashMap<String, int[]> cache = new ConcurrentHashMap<>();
 
     /**
@@ -82,19 +78,19 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
      *                              token's text is not "&lt;0xHH&gt;"
      */
     public ByteLevelBpeTokenizer(Vocabulary vocab, String[] merges, String preTokenizer) {
-        this.vocab = Objects.requireNonNull(vocab, "vocab");
-        PreTokenizer.Preset preset = preset(preTokenizer);
+        this(vocab, merges, preTokenizer, preset(preTokenizer));
+    }
+
+    private ByteLevelBpeTokenizer(Vocabulary vocab, String[] merges, String preTokenizer,
+                                  PreTokenizer.Preset preset) {
+        // byte-level BPE has no space prefix, unless a file sets one (llama.cpp drops it in decoding)
+        super(vocab, preTokenizer, ByteLevelBpeTokenizer::standInBytes, vocab.addSpacePrefix());
         this.index = new TokenIndex(vocab.tokens());
-        this.special = new SpecialTokens(vocab, preTokenizer);
         this.merges = new MergeTable(merges, index);
         this.preTokenizer = PreTokenizer.of(preset);
         this.ignoreMerges = preset.ignoreMerges();
         for (int b = 0; b < 256; b++) {
             byteTokens[b] = index.find(String.valueOf(BYTE_CHARS[b]));
-        }
-        this.pieceBytes = new byte[vocab.size()][];
-        for (int id = 0; id < pieceBytes.length; id++) {
-            pieceBytes[id] = pieceBytes(id);
         }
     }
 
@@ -113,9 +109,10 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
                 new Vocabulary.Defaults(11, 11, -1, -1, -1, preset.addBos(), false, false));
         String[] merges = metadata.optStringArray(KEY_MERGES).orElseThrow(() -> new ModelFormatException(
                 "missing '" + KEY_MERGES + "': a byte-level BPE vocabulary needs its merges"));
-        return new ByteLevelBpeTokenizer(vocab, merges, pre);
+        return new ByteLevelBpeTokenizer(vocab, merges, pre, preset);
     }
 
+    /** The preset {@code tokenizer.ggml.pre} names, logging a warning when it falls back. */
     private static PreTokenizer.Preset preset(String name) {
         PreTokenizer.Preset preset = PreTokenizer.Preset.forName(name.isEmpty() ? "default" : name);
         if (name.isEmpty()) {
@@ -130,73 +127,10 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
         return preset;
     }
 
-    public Vocabulary vocabulary() {
-        return vocab;
-    }
-
-    @Override
-    public int[] encode(String text, boolean addSpecial, boolean parseSpecial) {
-        Objects.requireNonNull(text, "text");
-        IntList out = new IntList(text.length() / 3 + 2);
-        if (addSpecial && vocab.addBos()) {
-            out.add(vocab.bosId());
-        }
-        if (!text.isEmpty()) {
-            IntList fragments = special.partition(text, parseSpecial);
-            for (int f = 0; f < fragments.size(); f += 3) {
-                int token = fragments.get(f + 2);
-                if (token >= 0) {
-                    out.add(token);
-                } else {
-                    encodeText(text, fragments.get(f), fragments.get(f + 1), out);
-                }
-            }
-        }
-        if (addSpecial && vocab.addEos()) {
-            out.add(vocab.eosId());
-        }
-        return out.toArray();
-    }
-
-    @Override
-    public byte[] tokenBytes(int id) {
-        return pieceBytes[checkId(id)];
-    }
-
-    @Override
-    public String piece(int id) {
-        return vocab.tokens()[checkId(id)];
-    }
-
-    @Override
-    public String decode(int[] ids) {
-        return Utf8Decoder.decodeTokens(this, ids, vocab.addSpacePrefix());
-    }
-
-    @Override
-    public int vocabularySize() {
-        return vocab.size();
-    }
-
-    @Override
-    public int bosId() {
-        return vocab.bosId();
-    }
-
-    @Override
-    public int eosId() {
-        return vocab.eosId();
-    }
-
-    @Override
-    public boolean isEndOfGeneration(int id) {
-        return special.isEndOfGeneration(id);
-    }
-
     // ---- encoding -------------------------------------------------------------------------------
 
-    /** Encodes {@code text[start, end)}, a fragment without special tokens, onto {@code out}. */
-    private void encodeText(String text, int start, int end, IntList out) {
+    @Override
+    void encodeText(String text, int start, int end, boolean afterSpecial, IntList out) {
         IntList words = preTokenizer.split(text, start, end);
         int from = start;
         for (int w = 0; w < words.size(); w++) {
@@ -241,34 +175,6 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
             }
         }
         return ids.toArray();
-    }
-
-    private int checkId(int id) {
-        if (id < 0 || id >= pieceBytes.length) {
-            throw new IllegalArgumentException("token id " + id + " is outside the vocabulary of "
-                    + pieceBytes.length + " tokens");
-        }
-        return id;
-    }
-
-    // ---- construction ---------------------------------------------------------------------------
-
-    private byte[] pieceBytes(int id) {
-        String text = vocab.tokens()[id];
-        int attr = special.attributes(id);
-        if ((attr & (SpecialTokens.CONTROL | SpecialTokens.UNKNOWN)) != 0) {
-            return NO_BYTES;
-        }
-        if ((attr & SpecialTokens.USER_DEFINED) != 0) {
-            return text.getBytes(UTF_8);
-        }
-        if ((attr & SpecialTokens.NORMAL) != 0) {
-            return standInBytes(text);
-        }
-        if ((attr & SpecialTokens.BYTE) != 0) {
-            return new byte[] {(byte) vocab.byteValue(id)};
-        }
-        return NO_BYTES;
     }
 
     /**

@@ -15,9 +15,13 @@ final class MergeTable {
     private static final Logger LOG = LoggerFactory.getLogger(MergeTable.class);
     private static final long EMPTY = -1L; // (-1, -1): no token pair
 
-    private final long[] keys;
-    /** The merge of each key: {@link SymbolMerger.Rule#merge} of its rank and the merged token. */
-    private final long[] merges;
+    /**
+     * Slots of two longs: the key (left token, right token), then its merge ({@link
+     * SymbolMerger.Rule#merge} of its rank and the merged token). Side by side, so that a lookup
+     * touches one cache line: the table of a large vocabulary is megabytes.
+     */
+    private final long[] slots;
+    private final int mask;
     private final int shift;
 
     /**
@@ -27,10 +31,10 @@ final class MergeTable {
      */
     MergeTable(String[] merges, TokenIndex index) {
         int capacity = Integer.highestOneBit(Math.max(2, merges.length) * 2 - 1) << 1; // load <= 1/2
-        this.keys = new long[capacity];
-        this.merges = new long[capacity];
+        this.slots = new long[2 * capacity];
+        this.mask = capacity - 1;
         this.shift = 64 - Integer.numberOfTrailingZeros(capacity);
-        Arrays.fill(keys, EMPTY);
+        Arrays.fill(slots, EMPTY);
         int skipped = 0;
         for (int rank = 0; rank < merges.length; rank++) {
             String merge = merges[rank];
@@ -48,12 +52,12 @@ final class MergeTable {
             }
             long key = key(left, right);
             int slot = slot(key);
-            while (keys[slot] != EMPTY && keys[slot] != key) {
-                slot = (slot + 1) & (keys.length - 1);
+            while (slots[2 * slot] != EMPTY && slots[2 * slot] != key) {
+                slot = (slot + 1) & mask;
             }
-            if (keys[slot] == EMPTY) { // a repeated pair keeps its first rank, as in llama.cpp
-                keys[slot] = key;
-                this.merges[slot] = SymbolMerger.Rule.merge(rank, merged);
+            if (slots[2 * slot] == EMPTY) { // a repeated pair keeps its first rank, as in llama.cpp
+                slots[2 * slot] = key;
+                slots[2 * slot + 1] = SymbolMerger.Rule.merge(rank, merged);
             }
         }
         if (skipped > 0) {
@@ -68,9 +72,9 @@ final class MergeTable {
             return SymbolMerger.Rule.NONE;
         }
         long key = key(left, right);
-        for (int slot = slot(key); keys[slot] != EMPTY; slot = (slot + 1) & (keys.length - 1)) {
-            if (keys[slot] == key) {
-                return merges[slot];
+        for (int slot = slot(key); slots[2 * slot] != EMPTY; slot = (slot + 1) & mask) {
+            if (slots[2 * slot] == key) {
+                return slots[2 * slot + 1];
             }
         }
         return SymbolMerger.Rule.NONE;

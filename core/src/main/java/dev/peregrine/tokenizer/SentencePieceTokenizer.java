@@ -4,7 +4,6 @@ import static java.nio.charset.StandardCharsets.UTF_8;
 
 import dev.peregrine.ModelFormatException;
 import java.util.Locale;
-import java.util.Objects;
 
 /**
  * The SentencePiece BPE tokenizer of llama.cpp's "llama" vocabulary type (Llama 1/2, Mistral 7B,
@@ -35,16 +34,12 @@ import java.util.Objects;
  *
  * <p>Immutable and thread-safe.
  */
-public final class SentencePieceTokenizer implements Tokenizer {
+public final class SentencePieceTokenizer extends VocabularyTokenizer {
     private static final char SPACE_MARK = '\u2581';
-    private static final byte[] NO_BYTES = new byte[0];
     /** The marker bits of a UTF-8 sequence's first byte, by sequence length. */
     private static final int[] UTF8_LEAD = {0, 0, 0xC0, 0xE0, 0xF0};
 
-    private final Vocabulary vocab;
     private final TokenIndex index;
-    private final SpecialTokens special;
-    private final byte[][] pieceBytes;
     /** Token of each byte value for byte fallback, or -1. */
     private final int[] byteTokens = new int[256];
 
@@ -53,16 +48,8 @@ public final class SentencePieceTokenizer implements Tokenizer {
      *                              "&lt;0xHH&gt;"
      */
     public SentencePieceTokenizer(Vocabulary vocab) {
-        this.vocab = Objects.requireNonNull(vocab, "vocab");
-        String[] tokens = vocab.tokens();
-        this.index = new TokenIndex(tokens);
-        this.special = new SpecialTokens(vocab, "");
-
-        this.pieceBytes = new byte[tokens.length][];
-        for (int id = 0; id < tokens.length; id++) {
-            pieceBytes[id] = pieceBytes(id);
-        }
-
+        super(vocab, "", text -> text.replace(SPACE_MARK, ' ').getBytes(UTF_8), vocab.addSpacePrefix());
+        this.index = new TokenIndex(vocab.tokens());
         for (int b = 0; b < 256; b++) {
             int id = index.find(String.format(Locale.ROOT, "<0x%02X>", b));
             // llama.cpp's fallback for vocabularies without byte tokens: the byte as a one-char token
@@ -70,77 +57,11 @@ public final class SentencePieceTokenizer implements Tokenizer {
         }
     }
 
-    public Vocabulary vocabulary() {
-        return vocab;
-    }
-
-    @Override
-    public int[] encode(String text, boolean addSpecial, boolean parseSpecial) {
-        Objects.requireNonNull(text, "text");
-        IntList out = new IntList(text.length() / 2 + 2);
-        if (addSpecial && vocab.addBos()) {
-            out.add(vocab.bosId());
-        }
-        if (!text.isEmpty()) {
-            IntList fragments = special.partition(text, parseSpecial);
-            boolean afterSpecial = true; // the start of the sequence counts as "after a special token"
-            for (int f = 0; f < fragments.size(); f += 3) {
-                int token = fragments.get(f + 2);
-                if (token >= 0) {
-                    out.add(token);
-                    afterSpecial = true;
-                } else {
-                    encodeText(text, fragments.get(f), fragments.get(f + 1),
-                            vocab.addSpacePrefix() && afterSpecial, out);
-                    afterSpecial = false;
-                }
-            }
-        }
-        if (addSpecial && vocab.addEos()) {
-            out.add(vocab.eosId());
-        }
-        return out.toArray();
-    }
-
-    @Override
-    public byte[] tokenBytes(int id) {
-        return pieceBytes[checkId(id)];
-    }
-
-    @Override
-    public String piece(int id) {
-        return vocab.tokens()[checkId(id)];
-    }
-
-    @Override
-    public String decode(int[] ids) {
-        return Utf8Decoder.decodeTokens(this, ids, vocab.addSpacePrefix());
-    }
-
-    @Override
-    public int vocabularySize() {
-        return vocab.size();
-    }
-
-    @Override
-    public int bosId() {
-        return vocab.bosId();
-    }
-
-    @Override
-    public int eosId() {
-        return vocab.eosId();
-    }
-
-    @Override
-    public boolean isEndOfGeneration(int id) {
-        return special.isEndOfGeneration(id);
-    }
-
     // ---- encoding -------------------------------------------------------------------------------
 
-    /** Encodes {@code text[start, end)}, a fragment without special tokens, onto {@code out}. */
-    private void encodeText(String text, int start, int end, boolean spacePrefix, IntList out) {
+    @Override
+    void encodeText(String text, int start, int end, boolean afterSpecial, IntList out) {
+        boolean spacePrefix = vocab.addSpacePrefix() && afterSpecial;
         char[] chars = new char[end - start + (spacePrefix ? 1 : 0)];
         int n = 0;
         if (spacePrefix) {
@@ -218,33 +139,5 @@ public final class SentencePieceTokenizer implements Tokenizer {
                     codePoint, missingByte));
         }
         out.add(vocab.unkId());
-    }
-
-    private int checkId(int id) {
-        if (id < 0 || id >= pieceBytes.length) {
-            throw new IllegalArgumentException("token id " + id + " is outside the vocabulary of "
-                    + pieceBytes.length + " tokens");
-        }
-        return id;
-    }
-
-    // ---- construction ---------------------------------------------------------------------------
-
-    private byte[] pieceBytes(int id) {
-        String text = vocab.tokens()[id];
-        int attr = special.attributes(id);
-        if ((attr & (SpecialTokens.CONTROL | SpecialTokens.UNKNOWN)) != 0) {
-            return NO_BYTES;
-        }
-        if ((attr & SpecialTokens.USER_DEFINED) != 0) {
-            return text.getBytes(UTF_8);
-        }
-        if ((attr & SpecialTokens.NORMAL) != 0) {
-            return text.replace(SPACE_MARK, ' ').getBytes(UTF_8);
-        }
-        if ((attr & SpecialTokens.BYTE) != 0) {
-            return new byte[] {(byte) vocab.byteValue(id)};
-        }
-        return NO_BYTES;
     }
 }

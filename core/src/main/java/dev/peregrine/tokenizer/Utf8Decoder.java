@@ -48,28 +48,6 @@ final class Utf8Decoder {
         }
     }
 
-    /**
-     * Decodes a whole token sequence: the concatenated {@link Tokenizer#tokenBytes} of {@code ids},
-     * without the one space in front of the first piece of text when {@code dropFirstSpace} (the
-     * space a tokenizer puts before the first word of a text).
-     *
-     * @throws IllegalArgumentException if an id is outside the vocabulary
-     */
-    static String decodeTokens(Tokenizer tokenizer, int[] ids, boolean dropFirstSpace) {
-        StringBuilder text = new StringBuilder(ids.length * 4);
-        Utf8Decoder utf8 = new Utf8Decoder();
-        boolean atStart = dropFirstSpace;
-        for (int id : ids) {
-            byte[] bytes = tokenizer.tokenBytes(id);
-            if (bytes.length > 0) {
-                utf8.decode(bytes, atStart && bytes[0] == ' ' ? 1 : 0, bytes.length, text);
-                atStart = false;
-            }
-        }
-        utf8.finish(text);
-        return text.toString();
-    }
-
     /** Whether bytes of an unfinished character are held back. */
     boolean hasPending() {
         return missing > 0;

@@ -5,7 +5,6 @@ import static java.nio.charset.StandardCharsets.UTF_8;
 import dev.peregrine.ModelFormatException;
 import dev.peregrine.format.gguf.GgufMetadata;
 import java.text.Normalizer;
-import java.util.Objects;
 
 /**
  * The WordPiece tokenizer of llama.cpp's "bert" vocabulary type (BERT and its sentence-embedding
@@ -23,7 +22,8 @@ import java.util.Objects;
  *   <li>Normalisation of each remaining fragment: NUL, U+FFFD and control characters (other than
  *       tab, line feed and carriage return) are dropped; with {@code strip_accents}, the text is
  *       decomposed (NFD) and its non-spacing marks dropped; with {@code lowercase}, characters are
- *       lower-cased. Both options default to true (uncased BERT), as in llama.cpp.
+ *       lower-cased. {@code lowercase} defaults to true (uncased BERT) and {@code strip_accents} to
+ *       {@code lowercase}, as in llama.cpp and Hugging Face.
  *   <li>Words: white space separates them; every punctuation character (Unicode P*, plus ASCII
  *       symbols such as $ + &lt; = &gt; ^ ` | ~) and CJK ideograph is a word of its own.
  *   <li>WordPiece: greedy longest match from the start of "▁" + word, then from where the match
@@ -39,39 +39,26 @@ import java.util.Objects;
  *
  * <p>Immutable and thread-safe.
  */
-public final class WordPieceTokenizer implements Tokenizer {
+public final class WordPieceTokenizer extends VocabularyTokenizer {
     public static final String KEY_LOWERCASE = "tokenizer.ggml.normalizer.lowercase";
     public static final String KEY_STRIP_ACCENTS = "tokenizer.ggml.normalizer.strip_accents";
 
     private static final char WORD_START = '\u2581';
     /** Hugging Face's max_input_chars_per_word: longer words are [UNK] without trying. */
     private static final int MAX_WORD_CHARS = 100;
-    private static final byte[] NO_BYTES = new byte[0];
 
-    private final Vocabulary vocab;
     private final TokenIndex index;
-    private final SpecialTokens special;
     private final boolean lowercase;
     private final boolean stripAccents;
-    private final byte[][] pieceBytes;
 
     /**
      * @throws ModelFormatException if two tokens share a text
      */
     public WordPieceTokenizer(Vocabulary vocab, boolean lowercase, boolean stripAccents) {
-        this.vocab = Objects.requireNonNull(vocab, "vocab");
+        super(vocab, "", text -> text.replace(WORD_START, ' ').getBytes(UTF_8), true);
         this.index = new TokenIndex(vocab.tokens());
-        this.special = new SpecialTokens(vocab, "");
         this.lowercase = lowercase;
         this.stripAccents = stripAccents;
-        this.pieceBytes = new byte[vocab.size()][];
-        for (int id = 0; id < pieceBytes.length; id++) {
-            int attr = special.attributes(id);
-            String text = vocab.tokens()[id];
-            pieceBytes[id] = (attr & SpecialTokens.USER_DEFINED) != 0 ? text.getBytes(UTF_8)
-                    : (attr & SpecialTokens.NORMAL) != 0 ? text.replace(WORD_START, ' ').getBytes(UTF_8)
-                    : NO_BYTES;
-        }
     }
 
     /**
@@ -90,76 +77,20 @@ public final class WordPieceTokenizer implements Tokenizer {
         return new WordPieceTokenizer(vocab, lowercase, stripAccents);
     }
 
-    public Vocabulary vocabulary() {
-        return vocab;
-    }
-
+    /** [SEP] (when the vocabulary asks for it), as llama.cpp ends a WordPiece sequence; no EOS. */
     @Override
-    public int[] encode(String text, boolean addSpecial, boolean parseSpecial) {
-        Objects.requireNonNull(text, "text");
-        IntList out = new IntList(text.length() / 4 + 2);
-        if (addSpecial && vocab.addBos()) {
-            out.add(vocab.bosId());
-        }
-        if (!text.isEmpty()) {
-            IntList fragments = special.partition(text, parseSpecial);
-            for (int f = 0; f < fragments.size(); f += 3) {
-                int token = fragments.get(f + 2);
-                if (token >= 0) {
-                    out.add(token);
-                } else {
-                    encodeText(text.substring(fragments.get(f), fragments.get(f + 1)), out);
-                }
-            }
-        }
-        if (addSpecial && vocab.addEos()) {
-            out.add(vocab.eosId());
-        }
-        if (addSpecial && vocab.addSep()) {
+    void addClosingTokens(IntList out) {
+        if (vocab.addSep()) {
             out.add(vocab.sepId());
         }
-        return out.toArray();
-    }
-
-    @Override
-    public byte[] tokenBytes(int id) {
-        return pieceBytes[checkId(id)];
-    }
-
-    @Override
-    public String piece(int id) {
-        return vocab.tokens()[checkId(id)];
-    }
-
-    @Override
-    public String decode(int[] ids) {
-        return Utf8Decoder.decodeTokens(this, ids, true);
-    }
-
-    @Override
-    public int vocabularySize() {
-        return vocab.size();
-    }
-
-    @Override
-    public int bosId() {
-        return vocab.bosId();
-    }
-
-    @Override
-    public int eosId() {
-        return vocab.eosId();
-    }
-
-    @Override
-    public boolean isEndOfGeneration(int id) {
-        return special.isEndOfGeneration(id);
     }
 
     // ---- encoding -------------------------------------------------------------------------------
 
     /** Normalises a fragment without special tokens, cuts it into words and encodes each. */
-    private void encodeText(String fragment, IntList out) {
+    @Override
+    void encodeText(String whole, int start, int end, boolean afterSpecial, IntList out) {
+        String fragment = whole.substring(start, end);
         String text = stripAccents ? Normalizer.normalize(fragment, Normalizer.Form.NFD) : fragment;
         StringBuilder word = new StringBuilder().append(WORD_START);
         for (int i = 0; i < text.length(); ) {
@@ -264,13 +195,5 @@ public final class WordPieceTokenizer implements Tokenizer {
                 || (cp >= 0x20000 && cp <= 0x2A6DF) || (cp >= 0x2A700 && cp <= 0x2B73F)
                 || (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B920 && cp <= 0x2CEAF)
                 || (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
-    }
-
-    private int checkId(int id) {
-        if (id < 0 || id >= pieceBytes.length) {
-            throw new IllegalArgumentException("token id " + id + " is outside the vocabulary of "
-                    + pieceBytes.length + " tokens");
-        }
-        return id;
     }
 }

@@ -9,9 +9,9 @@ import dev.peregrine.format.gguf.GgufMetadata;
 import dev.peregrine.format.gguf.GgufValueType;
 import dev.peregrine.tokenizer.LlamaCppVectorsTest.Case;
 import java.net.URISyntaxException;
+import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
-import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -19,6 +19,7 @@ import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -39,6 +40,8 @@ class BpeTokenizerTest {
     static final List<String> ROUND_TRIP = List.of(TokenizerFiles.FALCON, TokenizerFiles.GPT_2,
             TokenizerFiles.GPT_NEOX, TokenizerFiles.LLAMA_BPE, TokenizerFiles.MPT, TokenizerFiles.REFACT,
             TokenizerFiles.STARCODER);
+    /** The Llama 3 vocabulary by pre-tokenizer name, for the Hugging Face cases. */
+    private static final Map<String, ByteLevelBpeTokenizer> BY_PRE = new ConcurrentHashMap<>();
 
     private static ByteLevelBpeTokenizer tokenizer(String vocab) {
         return (ByteLevelBpeTokenizer) LlamaCppVectorsTest.tokenizer(vocab);
@@ -79,8 +82,6 @@ class BpeTokenizerTest {
             throw new IllegalStateException(e);
         }
     }
-
-    private static final Map<String, ByteLevelBpeTokenizer> BY_PRE = new java.util.concurrent.ConcurrentHashMap<>();
 
     @ParameterizedTest(name = "{0}")
     @MethodSource("huggingFaceCases")
@@ -273,7 +274,7 @@ class BpeTokenizerTest {
     }
 
     @Test
-    void smallVocabulary_mergesByRank() {
+    void smallVocabularyMergesByRank() {
         Tokenizer t = load(smallVocabulary());
         assertThat(t.encode("ab ab", false, false)).containsExactly(2, 4);
         assertThat(t.encode("ba", false, false)).containsExactly(1, 0);

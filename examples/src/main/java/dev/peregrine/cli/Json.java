@@ -1,5 +1,6 @@
 package dev.peregrine.cli;
 
+import java.util.List;
 import java.util.Locale;
 
 /**
@@ -49,6 +50,19 @@ final class Json {
     Json field(String key, Json object) {
         key(key);
         sb.append(object);
+        return this;
+    }
+
+    Json field(String key, List<Json> objects) {
+        key(key);
+        sb.append('[');
+        for (int i = 0; i < objects.size(); i++) {
+            if (i > 0) {
+                sb.append(',');
+            }
+            sb.append(objects.get(i));
+        }
+        sb.append(']');
         return this;
     }
 

@@ -10,7 +10,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 
 /**
- * The {@code peregrine} command line: {@code generate}, {@code info}, {@code synth}, {@code help}.
+ * The {@code peregrine} command line: {@code generate}, {@code info}, {@code synth}, {@code bench}, {@code help}.
  *
  * <p>{@link #run} does the work and returns the exit status, so tests call it in-process;
  * {@link #main} only wires it to the process's streams and exit status.
@@ -27,6 +27,7 @@ public final class Peregrine {
               generate   generate text from a prompt
               info       show a GGUF file's metadata and tensors
               synth      write a model of a real shape with seeded random weights (GGUF or HF)
+              bench      measure prefill and decode speed against the machine's memory bandwidth
               help       show this text
 
             peregrine generate -m FILE -p PROMPT [options]
@@ -58,6 +59,15 @@ public final class Peregrine {
               -t, --threads N            worker threads (default: all processors)
               -o, --output PATH          GGUF file, or directory for --format hf
 
+            peregrine bench -m FILE [options]
+              -p, --prompt-tokens N      prompt length for the prefill measurement (default 512)
+              -n, --gen-tokens N         tokens generated per decode measurement (default 128)
+              -t, --threads N            CPU threads (default: all processors)
+              -r, --reps N               repetitions after one warm-up; the median is reported (default 3)
+                  --concurrency LIST     also measure aggregate decode speed at these request counts, e.g. 1,4,16,64
+                  --ttft                 also measure time to first token, idle and during a 2000-token prefill
+                  --json                 print one JSON object
+
             environment: PEREGRINE_DEBUG=1 prints stack traces of errors
             """;
 
@@ -86,6 +96,7 @@ public final class Peregrine {
                 case "generate" -> GenerateCommand.run(rest, out, err);
                 case "info" -> InfoCommand.run(rest, out);
                 case "synth" -> SynthCommand.run(rest, out, err);
+                case "bench" -> BenchCommand.run(rest, out, err);
                 case "help", "-h", "--help" -> {
                     out.print(USAGE_TEXT);
                     yield OK;

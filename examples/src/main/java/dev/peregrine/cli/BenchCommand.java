@@ -1,0 +1,241 @@
+package dev.peregrine.cli;
+
+import dev.peregrine.Completion;
+import dev.peregrine.GenerationConfig;
+import dev.peregrine.Model;
+import dev.peregrine.ModelOptions;
+import dev.peregrine.cli.Args.Option;
+import dev.peregrine.format.gguf.GgufFile;
+import dev.peregrine.format.gguf.GgufTensorInfo;
+import java.io.PrintStream;
+import java.lang.foreign.Arena;
+import java.lang.management.ManagementFactory;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.Random;
+import java.util.concurrent.CompletableFuture;
+
+/**
+ * {@code peregrine bench}: prefill and decode speed of a model, the machine's memory bandwidth
+ * measured in the same run, decode as a fraction of the bandwidth limit, and optionally aggregate
+ * throughput at several concurrency levels and time to first token under load.
+ */
+final class BenchCommand {
+    private static final List<Option> OPTIONS = List.of(
+            Args.HELP,
+            new Option("model", true, "-m", "--model"),
+            new Option("prompt-tokens", true, "-p", "--prompt-tokens"),
+            new Option("gen-tokens", true, "-n", "--gen-tokens"),
+            new Option("threads", true, "-t", "--threads"),
+            new Option("reps", true, "-r", "--reps"),
+            new Option("concurrency", true, "--concurrency"),
+            new Option("ttft", false, "--ttft"),
+            new Option("json", false, "--json"));
+
+    private BenchCommand() {
+    }
+
+    static int run(String[] argv, PrintStream out, PrintStream err) {
+        Args args = Args.parse(argv, 0, OPTIONS);
+        if (args.has("help")) {
+            out.print(Peregrine.USAGE_TEXT);
+            return Peregrine.OK;
+        }
+        Path path = Path.of(args.required("model", "-m FILE"));
+        int promptTokens = positive(args.intValue("prompt-tokens", 512), "prompt-tokens");
+        int genTokens = positive(args.intValue("gen-tokens", 128), "gen-tokens");
+        int threads = args.intValue("threads", 0);
+        int reps = positive(args.intValue("reps", 3), "reps");
+        int[] concurrency = args.value("concurrency").map(BenchCommand::intList).orElse(new int[0]);
+        boolean json = args.has("json");
+        int effectiveThreads = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
+
+        long weightBytes = weightBytesPerToken(path);
+        Json result = new Json().field("model", path.toString()).field("threads", effectiveThreads)
+                .field("weight_bytes_per_token", weightBytes);
+
+        // Bandwidth first, with nothing else running.
+        double bandwidth = MemoryBandwidth.measure(1L << 30, effectiveThreads, 5);
+        double limit = bandwidth / weightBytes;
+        result.field("read_bandwidth_gb_s", bandwidth / 1e9).field("bandwidth_limit_tok_s", limit);
+        if (!json) {
+            out.printf(Locale.ROOT, "model %s, %d threads, %.3f GB of weights read per token%n", path, effectiveThreads, weightBytes / 1e9);
+            out.printf(Locale.ROOT, "memory read bandwidth %.1f GB/s -> decode limit %.1f tok/s%n", bandwidth / 1e9, limit);
+            out.flush();
+        }
+
+        ModelOptions options = ModelOptions.defaults().withThreads(threads).withPrefixCaching(false)
+                .withContextLength(Math.max(promptTokens + genTokens + 16, 2100));
+        try (Model model = Model.load(path, options)) {
+            if (!json) {
+                out.println(model.describe());
+            }
+            Random random = new Random(1);
+            // Prefill: a fresh random prompt per repetition, one token generated.
+            double[] prefill = new double[reps];
+            model.generator().generate(randomPrompt(model, random, promptTokens), GenerationConfig.greedy().maxTokens(1), t -> { });
+            for (int r = 0; r < reps; r++) {
+                Completion c = model.generator().generate(randomPrompt(model, random, promptTokens),
+                        GenerationConfig.greedy().maxTokens(1), t -> { });
+                prefill[r] = c.timings().promptTokensPerSecond();
+            }
+            // Decode: a short prompt, then genTokens tokens.
+            GenerationConfig decodeConfig = GenerationConfig.greedy().maxTokens(genTokens).ignoreEos(true);
+            model.generator().generate(randomPrompt(model, random, 8), decodeConfig, t -> { });
+            double[] decode = new double[reps];
+            long allocatedBefore = peregrineThreadsAllocatedBytes();
+            long generated = 0;
+            for (int r = 0; r < reps; r++) {
+                Completion c = model.generator().generate(randomPrompt(model, random, 8), decodeConfig, t -> { });
+                decode[r] = c.timings().generationTokensPerSecond();
+                generated += c.outputTokens().length;
+            }
+            long allocatedPerToken = (peregrineThreadsAllocatedBytes() - allocatedBefore) / Math.max(1, generated);
+            double pp = median(prefill);
+            double tg = median(decode);
+            result.field("prefill_tokens", promptTokens).field("prefill_tok_s", pp)
+                    .field("decode_tokens", genTokens).field("decode_tok_s", tg)
+                    .field("decode_fraction_of_bandwidth_limit", tg / limit)
+                    .field("allocated_bytes_per_decode_token", allocatedPerToken);
+            if (!json) {
+                out.printf(Locale.ROOT, "prefill pp%d: %.1f tok/s (median of %d)%n", promptTokens, pp, reps);
+                out.printf(Locale.ROOT, "decode  tg%d: %.1f tok/s (median of %d) = %.0f%% of the bandwidth limit; "
+                        + "%d bytes allocated per token by Peregrine's threads%n", genTokens, tg, reps, 100 * tg / limit, allocatedPerToken);
+                out.flush();
+            }
+
+            List<Json> levels = new ArrayList<>();
+            double single = 0;
+            for (int c : concurrency) {
+                double aggregate = aggregateThroughput(model, random, c, genTokens);
+                if (c == 1) {
+                    single = aggregate;
+                }
+                levels.add(new Json().field("concurrency", c).field("aggregate_tok_s", aggregate)
+                        .field("vs_single", single > 0 ? aggregate / single : 0));
+                if (!json) {
+                    out.printf(Locale.ROOT, "concurrency %3d: %.1f tok/s aggregate%s%n", c, aggregate,
+                            single > 0 ? String.format(Locale.ROOT, " (%.2fx one sequence)", aggregate / single) : "");
+                    out.flush();
+                }
+            }
+            if (!levels.isEmpty()) {
+                result.field("concurrency", levels);
+            }
+            if (args.has("ttft")) {
+                double idle = timeToFirstTokenMillis(model, random, 5);
+                double loaded = timeToFirstTokenUnderLoadMillis(model, random, 2000);
+                result.field("ttft_idle_ms", idle).field("ttft_during_2000_token_prefill_ms", loaded);
+                if (!json) {
+                    out.printf(Locale.ROOT, "time to first token (16-token prompt): %.1f ms idle, %.1f ms while a "
+                            + "2000-token prompt is prefilled (%.2fx)%n", idle, loaded, loaded / idle);
+                }
+            }
+        }
+        if (json) {
+            out.println(result);
+        }
+        return Peregrine.OK;
+    }
+
+    /** Generated tokens per second over all sequences, {@code c} requests of {@code n} tokens submitted at once. */
+    private static double aggregateThroughput(Model model, Random random, int c, int n) {
+        GenerationConfig cfg = GenerationConfig.greedy().maxTokens(n).ignoreEos(true);
+        List<int[]> prompts = new ArrayList<>();
+        for (int i = 0; i < c; i++) {
+            prompts.add(randomPrompt(model, random, 8));
+        }
+        long t0 = System.nanoTime();
+        List<CompletableFuture<Completion>> futures = new ArrayList<>();
+        for (int[] p : prompts) {
+            futures.add(CompletableFuture.supplyAsync(() -> model.generator().generate(p, cfg, t -> { }),
+                    Thread::startVirtualThread));
+        }
+        long tokens = futures.stream().map(CompletableFuture::join).mapToLong(x -> x.outputTokens().length).sum();
+        return tokens * 1e9 / (System.nanoTime() - t0);
+    }
+
+    private static double timeToFirstTokenMillis(Model model, Random random, int reps) {
+        double[] t = new double[reps];
+        for (int r = 0; r < reps; r++) {
+            Completion c = model.generator().generate(randomPrompt(model, random, 16), GenerationConfig.greedy().maxTokens(1), x -> { });
+            t[r] = c.timings().promptMillis();
+        }
+        return median(t);
+    }
+
+    private static double timeToFirstTokenUnderLoadMillis(Model model, Random random, int longPrompt) {
+        int[] big = randomPrompt(model, random, longPrompt);
+        CompletableFuture<Completion> background = CompletableFuture.supplyAsync(
+                () -> model.generator().generate(big, GenerationConfig.greedy().maxTokens(1), x -> { }), Thread::startVirtualThread);
+        long steps = model.generator().metrics().steps();
+        while (model.generator().metrics().steps() < steps + 1 && !background.isDone()) {
+            Thread.onSpinWait(); // wait until the long prefill is under way
+        }
+        double ttft = timeToFirstTokenMillis(model, random, 1);
+        background.join();
+        return ttft;
+    }
+
+    /** Bytes of weights one decode step reads: every tensor, except that only one row of an untied embedding table is read. */
+    static long weightBytesPerToken(Path path) {
+        try (Arena arena = Arena.ofConfined()) {
+            GgufFile file = GgufFile.open(path, arena);
+            long total = 0;
+            for (GgufTensorInfo t : file.tensorInfos()) {
+                total += t.byteSize();
+            }
+            boolean tied = file.findTensor("output.weight").isEmpty();
+            if (!tied) {
+                GgufTensorInfo embedding = file.tensorInfos().stream()
+                        .filter(t -> t.name().equals("token_embd.weight")).findFirst().orElseThrow();
+                total -= embedding.byteSize() - embedding.byteSize() / embedding.shape()[1];
+            }
+            return total;
+        }
+    }
+
+    private static long peregrineThreadsAllocatedBytes() {
+        var bean = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+        long total = 0;
+        for (Thread t : Thread.getAllStackTraces().keySet()) {
+            if (t.getName().startsWith("peregrine-")) {
+                total += bean.getThreadAllocatedBytes(t.threadId());
+            }
+        }
+        return total;
+    }
+
+    private static int[] randomPrompt(Model model, Random random, int length) {
+        int[] p = new int[length];
+        int bos = model.encode("", true).length > 0 ? model.encode("", true)[0] : -1;
+        for (int i = 0; i < length; i++) {
+            p[i] = i == 0 && bos >= 0 ? bos : 3 + random.nextInt(model.vocabularySize() - 3);
+        }
+        return p;
+    }
+
+    private static double median(double[] values) {
+        double[] s = values.clone();
+        Arrays.sort(s);
+        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+    }
+
+    private static int positive(int v, String name) {
+        if (v <= 0) {
+            throw new IllegalArgumentException("--" + name + " must be positive, got " + v);
+        }
+        return v;
+    }
+
+    private static int[] intList(String s) {
+        try {
+            return Arrays.stream(s.split(",")).map(String::trim).mapToInt(Integer::parseInt).peek(v -> positive(v, "concurrency")).toArray();
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("--concurrency expects a list like 1,4,16,64, got '" + s + "'");
+        }
+    }
+}
