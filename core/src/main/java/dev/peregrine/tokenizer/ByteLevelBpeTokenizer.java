@@ -47,10 +47,10 @@ public final class ByteLevelBpeTokenizer extends VocabularyTokenizer {
     /** Longer words are rare and would only fill the cache. */
     private static final int CACHE_WORD_LENGTH = 64;
 
-    /** GPT-2's stand-in character of each byte. */
-    private static final char[] BYTE_CHARS = new char[256];
-    /** The byte each stand-in character stands for, or -1. */
-    private static final int[] CHAR_BYTES = new int[256 + 68];
+    /** GPT-2's stand-in character of each byte (also used by Hugging Face's ByteLevel, {@link HfPreTokenizer}). */
+    static final char[] BYTE_CHARS = new char[256];
+    /** The byte each stand-in character stands for, or -1. Do not modify either table. */
+    static final int[] CHAR_BYTES = new int[256 + 68];
 
     static {
         Arrays.fill(CHAR_BYTES, -1);

@@ -30,11 +30,7 @@ final class MergeTable {
      * @throws ModelFormatException if a merge has no separating space
      */
     MergeTable(String[] merges, TokenIndex index) {
-        int capacity = Integer.highestOneBit(Math.max(2, merges.length) * 2 - 1) << 1; // load <= 1/2
-        this.slots = new long[2 * capacity];
-        this.mask = capacity - 1;
-        this.shift = 64 - Integer.numberOfTrailingZeros(capacity);
-        Arrays.fill(slots, EMPTY);
+        this(merges.length);
         int skipped = 0;
         for (int rank = 0; rank < merges.length; rank++) {
             String merge = merges[rank];
@@ -50,19 +46,43 @@ final class MergeTable {
                 skipped++; // it could only make a symbol that is no token
                 continue;
             }
-            long key = key(left, right);
-            int slot = slot(key);
-            while (slots[2 * slot] != EMPTY && slots[2 * slot] != key) {
-                slot = (slot + 1) & mask;
-            }
-            if (slots[2 * slot] == EMPTY) { // a repeated pair keeps its first rank, as in llama.cpp
-                slots[2 * slot] = key;
-                slots[2 * slot + 1] = SymbolMerger.Rule.merge(rank, merged);
-            }
+            put(left, right, rank, merged, false); // a repeated pair keeps its first rank, as in llama.cpp
         }
         if (skipped > 0) {
             LOG.warn("{} of {} entries of '{}' name texts that are not tokens; they are ignored",
                     skipped, merges.length, KEY_MERGES);
+        }
+    }
+
+    /**
+     * Merges already resolved to token ids, rank {@code i} merging {@code left[i]} and
+     * {@code right[i]} into {@code merged[i]}. A repeated pair keeps its last rank, as in Hugging
+     * Face's tokenizers.
+     */
+    MergeTable(int[] left, int[] right, int[] merged) {
+        this(left.length);
+        for (int rank = 0; rank < left.length; rank++) {
+            put(left[rank], right[rank], rank, merged[rank], true);
+        }
+    }
+
+    private MergeTable(int count) {
+        int capacity = Integer.highestOneBit(Math.max(2, count) * 2 - 1) << 1; // load <= 1/2
+        this.slots = new long[2 * capacity];
+        this.mask = capacity - 1;
+        this.shift = 64 - Integer.numberOfTrailingZeros(capacity);
+        Arrays.fill(slots, EMPTY);
+    }
+
+    private void put(int left, int right, int rank, int merged, boolean replace) {
+        long key = key(left, right);
+        int slot = slot(key);
+        while (slots[2 * slot] != EMPTY && slots[2 * slot] != key) {
+            slot = (slot + 1) & mask;
+        }
+        if (slots[2 * slot] == EMPTY || replace) {
+            slots[2 * slot] = key;
+            slots[2 * slot + 1] = SymbolMerger.Rule.merge(rank, merged);
         }
     }
 

@@ -10,6 +10,8 @@ import dev.peregrine.ModelFormatException;
 final class TokenIndex {
     private final String[] tokens;
     private final int[] slots; // token id + 1; 0 marks an empty slot
+    /** The hash of each slot's token: most probes that miss are told apart without touching a String. */
+    private final int[] slotHashes;
     private final int mask;
     private final int maxLength;
 
@@ -18,21 +20,24 @@ final class TokenIndex {
         this.tokens = tokens;
         int capacity = Integer.highestOneBit(Math.max(2, tokens.length) * 2 - 1) << 1; // load <= 1/2
         this.slots = new int[capacity];
+        this.slotHashes = new int[capacity];
         this.mask = capacity - 1;
         int longest = 0;
         for (int id = 0; id < tokens.length; id++) {
             String text = tokens[id];
             longest = Math.max(longest, text.length());
-            int slot = spread(text.hashCode()) & mask;
+            int hash = text.hashCode();
+            int slot = spread(hash) & mask;
             while (slots[slot] != 0) {
                 int other = slots[slot] - 1;
-                if (tokens[other].equals(text)) {
+                if (slotHashes[slot] == hash && tokens[other].equals(text)) {
                     throw new ModelFormatException("'" + Vocabulary.KEY_TOKENS + "' holds '" + text
                             + "' twice, as ids " + other + " and " + id);
                 }
                 slot = (slot + 1) & mask;
             }
             slots[slot] = id + 1;
+            slotHashes[slot] = hash;
         }
         this.maxLength = longest;
     }
@@ -53,7 +58,7 @@ final class TokenIndex {
         }
         for (int slot = spread(hash) & mask; slots[slot] != 0; slot = (slot + 1) & mask) {
             int id = slots[slot] - 1;
-            if (regionEquals(tokens[id], text, from, length)) {
+            if (slotHashes[slot] == hash && regionEquals(tokens[id], text, from, length)) {
                 return id;
             }
         }
@@ -62,9 +67,10 @@ final class TokenIndex {
 
     /** The id of the token whose text is {@code text}, or -1. */
     int find(String text) {
-        for (int slot = spread(text.hashCode()) & mask; slots[slot] != 0; slot = (slot + 1) & mask) {
+        int hash = text.hashCode();
+        for (int slot = spread(hash) & mask; slots[slot] != 0; slot = (slot + 1) & mask) {
             int id = slots[slot] - 1;
-            if (tokens[id].equals(text)) {
+            if (slotHashes[slot] == hash && tokens[id].equals(text)) {
                 return id;
             }
         }

@@ -23,8 +23,9 @@ public interface Tokenizer {
 
     /**
      * The bytes token {@code id} contributes to decoded text (UTF-8, possibly a partial
-     * character for byte tokens). Control tokens such as BOS/EOS contribute nothing. The array is
-     * shared, so that streaming allocates nothing per token: do not modify it.
+     * character for byte tokens). Control tokens such as BOS/EOS contribute nothing, except in a
+     * Hugging Face tokenizer, whose decoding shows special tokens ({@link HfTokenizer}). The array
+     * is shared, so that streaming allocates nothing per token: do not modify it.
      *
      * @throws IllegalArgumentException if {@code id} is outside the vocabulary
      */

@@ -134,19 +134,7 @@ public final class WordPieceTokenizer extends VocabularyTokenizer {
 
         int first = out.size();
         if (Character.codePointCount(chars, 1, n - 1) <= MAX_WORD_CHARS) {
-            for (int start = 0; start < n; ) {
-                int end = Math.min(n, start + index.maxLength());
-                int id = -1;
-                for (; end > start && (id = index.find(chars, start, end - start)) < 0; end--) {
-                    // shorten until a token matches
-                }
-                if (id < 0) {
-                    out.truncate(first);
-                    break;
-                }
-                out.add(id);
-                start = end;
-            }
+            longestMatchFirst(n, index.maxLength(), (start, end) -> index.find(chars, start, end - start), out);
         }
         if (out.size() == first) {
             if (vocab.unkId() < 0) {
@@ -157,11 +145,43 @@ public final class WordPieceTokenizer extends VocabularyTokenizer {
         }
     }
 
+    /** The token whose text is a region of a word, or -1. */
+    @FunctionalInterface
+    interface PieceFinder {
+        int find(int start, int end);
+    }
+
+    /**
+     * WordPiece's greedy longest-match-first over a word of {@code length} chars: the longest
+     * piece from the start, then the longest from where it ended, until the word is covered. Adds
+     * the pieces to {@code out} and returns true; returns false, leaving {@code out} as it was,
+     * when some position starts no piece. Shared with Hugging Face's WordPiece model ({@link HfModel}).
+     *
+     * @param maxLength no piece is longer (in chars)
+     */
+    static boolean longestMatchFirst(int length, int maxLength, PieceFinder pieces, IntList out) {
+        int first = out.size();
+        for (int start = 0; start < length; ) {
+            int end = Math.min(length, start + maxLength);
+            int id = -1;
+            for (; end > start && (id = pieces.find(start, end)) < 0; end--) {
+                // shorten until a token matches
+            }
+            if (id < 0) {
+                out.truncate(first);
+                return false;
+            }
+            out.add(id);
+            start = end;
+        }
+        return true;
+    }
+
     /**
      * Hugging Face's BERT control characters: Unicode categories Cc, Cf, Cn, Co and Cs, except tab,
      * line feed and carriage return, which are white space.
      */
-    private static boolean isControl(int cp) {
+    static boolean isControl(int cp) {
         if (cp == '\t' || cp == '\n' || cp == '\r') {
             return false;
         }
@@ -173,7 +193,7 @@ public final class WordPieceTokenizer extends VocabularyTokenizer {
     }
 
     /** Hugging Face's BERT punctuation: all ASCII punctuation and symbols, and Unicode P*. */
-    private static boolean isPunctuation(int cp) {
+    static boolean isPunctuation(int cp) {
         if (cp < 0x80) {
             return (cp >= '!' && cp <= '/') || (cp >= ':' && cp <= '@') || (cp >= '[' && cp <= '`')
                     || (cp >= '{' && cp <= '~');
@@ -190,7 +210,7 @@ public final class WordPieceTokenizer extends VocabularyTokenizer {
      * BERT's CJK ideographs, each a word of its own. The range from U+2B920 (not U+2B820) is
      * Hugging Face's, which llama.cpp follows.
      */
-    private static boolean isCjk(int cp) {
+    static boolean isCjk(int cp) {
         return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF)
                 || (cp >= 0x20000 && cp <= 0x2A6DF) || (cp >= 0x2A700 && cp <= 0x2B73F)
                 || (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B920 && cp <= 0x2CEAF)
