@@ -1,0 +1,545 @@
+package dev.peregrine.cuda;
+
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+
+import dev.peregrine.spi.Backend;
+import dev.peregrine.spi.BatchLayout;
+import dev.peregrine.spi.Buffer;
+import dev.peregrine.spi.Weight;
+import dev.peregrine.tensor.DType;
+import dev.peregrine.tensor.Dequant;
+import dev.peregrine.tensor.Tensor;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+import java.util.Locale;
+import java.util.Map;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The CUDA backend: weights, activations and the KV cache in device memory, every {@link Backend}
+ * operation a kernel launch (native/*.cu) or a cuBLAS GEMM on one stream. Only {@link #read} waits
+ * for the GPU, so a step's launches queue up while the GPU works.
+ *
+ * <p>Decode-sized products (up to {@value #MATVEC_MAX_TOKENS} token rows) run the matrix-vector
+ * kernels, which stream each weight once at close to the memory bandwidth; larger batches and
+ * prompts go to cuBLAS with half-precision operands (quantised weights dequantised to f16 first).
+ *
+ * <p>No allocation per step once the first steps have sized the scratch areas: device memory is
+ * allocated at upload and by {@link #allocate}, launch arguments are staged in one reused native
+ * buffer. Device addresses stay fixed from step to step, as replaying a captured CUDA graph of the
+ * decode step will need (not done yet: every step launches its kernels, ~3 µs each through FFM).
+ */
+final class CudaBackend implements Backend {
+    private static final Logger LOG = LoggerFactory.getLogger(CudaBackend.class);
+
+    /** Token rows up to which matmul uses the matrix-vector kernels (MAX_TOKENS in native/matvec.cu). */
+    static final int MATVEC_MAX_TOKENS = 8;
+    /**
+     * Token rows up to which quantised weights still take the matrix-vector kernels, 8 rows per
+     * pass: cheaper than dequantising the whole matrix to f16 for cuBLAS (about 5 bytes moved per
+     * weight against ~1 per pass), and no f16 copy of the (large) output matrix is ever needed.
+     */
+    static final int QUANTISED_MATVEC_MAX_TOKENS = 32;
+    private static final int BLOCK = 256;
+    private static final int MATVEC_BLOCK = 256;
+    private static final int MATVEC_MAX_WARPS_PER_ROW = MATVEC_BLOCK / 32;
+    private static final int EMBED_BLOCK = 128;
+    private static final int SAMPLE_BLOCK = 1024;
+    static final int MAX_TOP_K = 1024;
+    // native/attention.cu
+    private static final int ATTENTION_BLOCK = 128;
+    private static final int ATTENTION_VECTORS = 16;
+    private static final int ATTENTION_KV = 32;
+    static final int MAX_HEAD_DIM = 256;
+    private static final int MAX_SPLITS = 64;
+    private static final int DEFAULT_SHARED_MEMORY = 48 * 1024;
+    /** Quantised weights go up in pieces of this many bytes, through a device staging area. */
+    private static final long UPLOAD_CHUNK = 64L << 20;
+
+    private final Device device;
+    private final Blas blas;
+    private final long[] functions;
+    private final DeviceMemory memory;
+    private final Arena arena = Arena.ofShared();
+    private final LaunchArgs args;
+    private final StepLayout step;
+    private final DeviceMemory.Scratch uploadStaging;
+    private final DeviceMemory.Scratch gemmInput;
+    private final DeviceMemory.Scratch gemmWeight;
+    private final DeviceMemory.Scratch attentionPartials;
+    private final DeviceMemory.Scratch samples;
+    private MemorySegment transfer = MemorySegment.NULL;
+    private float[] ropeFrequencies = new float[0];
+    private long ropeFrequencyBuffer;
+    private int attentionSharedLimit = DEFAULT_SHARED_MEMORY;
+    private boolean closed;
+
+    CudaBackend(Device device, Blas blas) {
+        this.device = device;
+        this.blas = blas;
+        device.makeCurrent();
+        this.functions = loadKernels(device);
+        this.memory = new DeviceMemory(device);
+        this.args = new LaunchArgs(arena);
+        this.step = new StepLayout(device);
+        this.uploadStaging = new DeviceMemory.Scratch(device);
+        this.gemmInput = new DeviceMemory.Scratch(device);
+        this.gemmWeight = new DeviceMemory.Scratch(device);
+        this.attentionPartials = new DeviceMemory.Scratch(device);
+        this.samples = new DeviceMemory.Scratch(device);
+    }
+
+    /** Loads every module's PTX for the device's architecture, after checking each kernel's parameters against it. */
+    static long[] loadKernels(Device device) {
+        int architecture = Ptx.architectureFor(device.computeCapability());
+        if (architecture < 0) {
+            throw new CudaUnavailableException(device.name() + " has compute capability " + device.computeCapability() / 10
+                    + "." + device.computeCapability() % 10 + "; the CUDA backend needs 8.0 or newer");
+        }
+        long[] functions = new long[Kernel.values().length];
+        for (String module : Kernel.MODULES) {
+            String ptx = Ptx.read(module, architecture);
+            Map<String, String> entries = Ptx.entries(ptx);
+            for (Kernel k : Kernel.values()) {
+                if (k.module.equals(module) && !k.ptxSignature().equals(entries.get(k.entry))) {
+                    throw new IllegalStateException(k.entry + " in " + Ptx.resource(module, architecture) + " takes ("
+                            + entries.get(k.entry) + ") but Kernel declares (" + k.ptxSignature() + ")");
+                }
+            }
+            long handle = device.loadModule(module, ptx);
+            for (Kernel k : Kernel.values()) {
+                if (k.module.equals(module)) {
+                    functions[k.ordinal()] = device.function(handle, k.entry);
+                }
+            }
+        }
+        return functions;
+    }
+
+    @Override
+    public String description() {
+        int cc = device.computeCapability();
+        return String.format(Locale.ROOT, "CUDA, %s (compute %d.%d, %d SMs, %.1f GiB), %s", device.name(),
+                cc / 10, cc % 10, device.multiprocessors(), device.totalMemory() / (double) (1L << 30), blas.description());
+    }
+
+    // ---- memory ----
+
+    @Override
+    public Weight upload(Tensor t) {
+        device.makeCurrent();
+        if (t.rowLength() > Integer.MAX_VALUE || t.rows() > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException(t + " is too large for the CUDA backend");
+        }
+        int rows = (int) t.rows();
+        int columns = (int) t.rowLength();
+        DType type = t.type();
+        MemorySegment data = t.data();
+        try (Arena host = Arena.ofConfined()) {
+            // Vectors (norm weights) are read as floats; quantised rows that run across row
+            // boundaries (old files) are dequantised flat, as the CPU backend does.
+            if (!t.rowsAreBlockAligned() || (rows == 1 && type != DType.F32)) {
+                if (!t.rowsAreBlockAligned()) {
+                    LOG.info("{}: rows of {} values are not a whole number of {} blocks; dequantising it flat to F32",
+                            t.name(), columns, type);
+                }
+                float[] all = Dequant.toFloat(t);
+                data = host.allocate((long) all.length * Float.BYTES, 16);
+                MemorySegment.copy(all, 0, data, JAVA_FLOAT, 0, all.length);
+                type = DType.F32;
+            }
+            CudaWeight w = type.isQuantized()
+                    ? uploadQuantized(t.name(), type, rows, columns, data)
+                    : uploadPlain(t.name(), type, rows, columns, data);
+            device.synchronize(); // the copies read host memory that is gone after this
+            return w;
+        }
+    }
+
+    /** F32, F16, BF16: ggml's rows, each padded with zeros to a multiple of 16 bytes. */
+    private CudaWeight uploadPlain(String name, DType type, int rows, int columns, MemorySegment data) {
+        long rowBytes = type.bytesFor(columns);
+        int stride = (int) ((rowBytes + 15) / 16 * 16);
+        long dst = memory.allocate((long) rows * stride);
+        if (stride == rowBytes) {
+            device.copyToDevice(dst, data, 0, rows * rowBytes);
+        } else {
+            device.zero(dst, (long) rows * stride);
+            for (int r = 0; r < rows; r++) {
+                device.copyToDevice(dst + (long) r * stride, data, r * rowBytes, rowBytes);
+            }
+        }
+        return new CudaWeight(name, type, rows, columns, dst, 0, stride);
+    }
+
+    /** Q8_0, Q4_0: blocks split into contiguous quants and f16 scales (native/weights.cuh) by pg_split_blocks. */
+    private CudaWeight uploadQuantized(String name, DType type, int rows, int columns, MemorySegment data) {
+        int blockBytes = type.blockBytes();
+        int quantBytes = blockBytes - 2;
+        long blocks = (long) rows * (columns / type.blockSize());
+        long quants = memory.allocate(blocks * quantBytes);
+        long scales = memory.allocate(blocks * 2);
+        long perPiece = UPLOAD_CHUNK / blockBytes;
+        long staging = uploadStaging.at(Math.min(blocks, perPiece) * blockBytes);
+        for (long b = 0; b < blocks; b += perPiece) {
+            long n = Math.min(perPiece, blocks - b);
+            device.copyToDevice(staging, data, b * blockBytes, n * blockBytes);
+            args.reset().ptr(staging).ptr(quants + b * quantBytes).ptr(scales + b * 2).i64(n).i32(blockBytes);
+            launch(Kernel.SPLIT_BLOCKS, gridStride(n), BLOCK);
+        }
+        return new CudaWeight(name, type, rows, columns, quants, scales, columns / type.blockSize() * quantBytes);
+    }
+
+    @Override
+    public Buffer allocate(long floats) {
+        device.makeCurrent();
+        long address = memory.allocate(floats * Float.BYTES);
+        device.zero(address, floats * Float.BYTES);
+        return new CudaBuffer(address, floats);
+    }
+
+    @Override
+    public void beginStep(BatchLayout layout) {
+        device.makeCurrent();
+        uploadStaging.close(); // weights are all uploaded before the first step
+        // The previous step ended with read(), so this returns at once; it guarantees that the
+        // layout's page-locked staging buffer is no longer being copied from.
+        device.synchronize();
+        step.upload(layout);
+    }
+
+    // ---- kernels ----
+
+    @Override
+    public void embed(Buffer out, Weight table, BatchLayout layout) {
+        CudaWeight w = (CudaWeight) table;
+        int n = layout.tokenCount;
+        for (int r = 0; r < n; r++) {
+            int token = layout.tokens[r];
+            if (token < 0 || token >= w.rows()) {
+                throw new IllegalArgumentException("token id " + token + " outside the vocabulary of " + w.rows());
+            }
+        }
+        args.reset().ptr(address(out, 0, (long) n * w.columns())).ptr(step.tokens()).ptr(w.data()).ptr(w.scales())
+                .i32(w.rowStride()).i32(w.columns());
+        launch(Kernel.embed(w.type()), n, EMBED_BLOCK);
+    }
+
+    @Override
+    public void rmsNorm(Buffer out, Buffer in, Weight weight, int rows, int width, float eps) {
+        CudaWeight w = vector(weight, width);
+        long count = (long) rows * width;
+        args.reset().ptr(address(out, 0, count)).ptr(address(in, 0, count)).ptr(w.data()).i32(width).f32(eps);
+        launch(Kernel.RMS_NORM, rows, BLOCK);
+    }
+
+    @Override
+    public void matmul(Buffer out, Buffer in, Weight weight, int rows) {
+        CudaWeight w = (CudaWeight) weight;
+        long y = address(out, 0, (long) rows * w.rows());
+        long x = address(in, 0, (long) rows * w.columns());
+        int matvecLimit = w.type().isQuantized() ? QUANTISED_MATVEC_MAX_TOKENS : MATVEC_MAX_TOKENS;
+        if (rows > matvecLimit) {
+            gemm(y, x, w, rows);
+            return;
+        }
+        int warpsPerRow = warpsPerRow(w);
+        int rowsPerBlock = MATVEC_MAX_WARPS_PER_ROW / warpsPerRow;
+        for (int first = 0; first < rows; first += MATVEC_MAX_TOKENS) {
+            int tokens = Math.min(MATVEC_MAX_TOKENS, rows - first);
+            args.reset().ptr(y + (long) first * w.rows() * Float.BYTES).ptr(x + (long) first * w.columns() * Float.BYTES)
+                    .ptr(w.data()).ptr(w.scales()).i32(w.rowStride()).i32(w.columns()).i32(w.rows()).i32(tokens)
+                    .i32(warpsPerRow);
+            launch(Kernel.matvec(w.type()), ceilDiv(w.rows(), rowsPerBlock), MATVEC_BLOCK);
+        }
+    }
+
+    /**
+     * Warps sharing one weight row: more while the grid would leave SMs idle (short matrices such as
+     * the K and V projections) and every lane still gets a whole chunk of the row.
+     */
+    private int warpsPerRow(CudaWeight w) {
+        int chunks = ceilDiv(w.columns(), valuesPerChunk(w.type()));
+        int warps = 1;
+        while (warps < MATVEC_MAX_WARPS_PER_ROW
+                && ceilDiv(w.rows(), MATVEC_MAX_WARPS_PER_ROW / warps) < 2 * device.multiprocessors()
+                && chunks >= 64 * warps) {
+            warps *= 2;
+        }
+        return warps;
+    }
+
+    /** Values in one 16-byte chunk of a weight row (the VALUES of each type in native/weights.cuh). */
+    private static int valuesPerChunk(DType type) {
+        return switch (type) {
+            case F32 -> 4;
+            case F16, BF16 -> 8;
+            case Q8_0 -> 16;
+            case Q4_0 -> 32;
+        };
+    }
+
+    /** {@code rows} token rows through cuBLAS: float weights as they are, half weights with half activations. */
+    private void gemm(long y, long x, CudaWeight w, int rows) {
+        int m = w.rows();
+        int k = w.columns();
+        switch (w.type()) {
+            case F32 -> blas.gemm(Blas.Type.F32, m, rows, k, w.data(), w.rowStride() / 4, x, k, y, m);
+            case F16 -> blas.gemm(Blas.Type.F16, m, rows, k, w.data(), w.rowStride() / 2, toHalf(x, (long) rows * k, Kernel.TO_F16), k, y, m);
+            case BF16 -> blas.gemm(Blas.Type.BF16, m, rows, k, w.data(), w.rowStride() / 2, toHalf(x, (long) rows * k, Kernel.TO_BF16), k, y, m);
+            case Q8_0, Q4_0 -> {
+                long a = gemmWeight.at((long) m * k * 2);
+                args.reset().ptr(a).ptr(w.data()).ptr(w.scales()).i32(w.rowStride()).i32(k);
+                launch(w.type() == DType.Q8_0 ? Kernel.DEQUANT_F16_Q8_0 : Kernel.DEQUANT_F16_Q4_0, m, BLOCK);
+                blas.gemm(Blas.Type.F16, m, rows, k, a, k, toHalf(x, (long) rows * k, Kernel.TO_F16), k, y, m);
+            }
+        }
+    }
+
+    /** {@code count} floats converted by {@code kernel} (TO_F16 or TO_BF16) into the GEMM input area. */
+    private long toHalf(long x, long count, Kernel kernel) {
+        long half = gemmInput.at(count * 2);
+        args.reset().ptr(half).ptr(x).i64(count);
+        launch(kernel, gridStride(count), BLOCK);
+        return half;
+    }
+
+    @Override
+    public void ropeAngles(Buffer cosSin, float[] frequencies, BatchLayout layout) {
+        int pairs = frequencies.length;
+        if (!Arrays.equals(frequencies, ropeFrequencies)) {
+            // The graph passes the same frequencies every step: uploaded once per model.
+            if (frequencies.length > ropeFrequencies.length) {
+                ropeFrequencyBuffer = memory.allocate((long) pairs * Float.BYTES);
+            }
+            toDevice(frequencies, 0, ropeFrequencyBuffer, pairs);
+            ropeFrequencies = frequencies.clone();
+        }
+        int n = layout.tokenCount;
+        args.reset().ptr(address(cosSin, 0, 2L * n * pairs)).ptr(step.positions()).ptr(ropeFrequencyBuffer).i32(pairs);
+        launch(Kernel.ROPE_ANGLES, ceilDiv(pairs, 64), n, 1, 64, 0);
+    }
+
+    @Override
+    public void rope(Buffer x, Buffer cosSin, int rows, int heads, int headDim, int ropeDimensions) {
+        int pairs = ropeDimensions / 2;
+        args.reset().ptr(address(x, 0, (long) rows * heads * headDim)).ptr(address(cosSin, 0, 2L * rows * pairs))
+                .i32(heads).i32(headDim).i32(pairs);
+        launch(Kernel.ROPE, rows, threadsFor(heads * pairs));
+    }
+
+    @Override
+    public void storeKv(Buffer keyCache, Buffer valueCache, Buffer k, Buffer v, int width, BatchLayout layout) {
+        int n = layout.tokenCount;
+        long slots = Math.min(((CudaBuffer) keyCache).size(), ((CudaBuffer) valueCache).size()) / width;
+        for (int r = 0; r < n; r++) {
+            if (layout.slots[r] < 0 || layout.slots[r] >= slots) {
+                throw new IllegalArgumentException("KV slot " + layout.slots[r] + " outside the cache of " + slots + " slots");
+            }
+        }
+        long count = (long) n * width;
+        args.reset().ptr(address(keyCache, 0, 0)).ptr(address(valueCache, 0, 0)).ptr(address(k, 0, count))
+                .ptr(address(v, 0, count)).ptr(step.slots()).i32(width);
+        launch(Kernel.STORE_KV, n, threadsFor(width));
+    }
+
+    @Override
+    public void attention(Buffer out, Buffer q, Buffer keyCache, Buffer valueCache, BatchLayout layout,
+                          int heads, int kvHeads, int headDim, float scale) {
+        if (kvHeads <= 0 || heads % kvHeads != 0 || headDim <= 0 || headDim > MAX_HEAD_DIM) {
+            throw new IllegalArgumentException("attention needs heads a multiple of kvHeads and headDim in 1.." + MAX_HEAD_DIM
+                    + "; got " + heads + " heads, " + kvHeads + " KV heads, headDim " + headDim);
+        }
+        int n = layout.tokenCount;
+        long count = (long) n * heads * headDim;
+        // A tile holds up to ATTENTION_VECTORS queries: all heads of a group (or a share of a big
+        // group) times as many consecutive rows of one sequence as fit.
+        int group = heads / kvHeads;
+        int headsPerTile = Math.min(group, ATTENTION_VECTORS);
+        int headChunks = ceilDiv(group, headsPerTile);
+        int tiles = step.tiles(ATTENTION_VECTORS / headsPerTile);
+        int blocks = tiles * kvHeads * headChunks;
+        // Splits of the positions when the tiles alone leave most SMs idle (decode of few, long
+        // sequences): up to two blocks per SM, at least 4 shared tiles of positions per split. The
+        // partials area is sized for the most splits this batch shape can take, so it does not
+        // grow with the context.
+        int maxSplits = blocks >= device.multiprocessors() ? 1 : Math.min(ceilDiv(2 * device.multiprocessors(), blocks), MAX_SPLITS);
+        int splits = Math.max(1, Math.min(maxSplits, ceilDiv(step.maxPosition() + 1, 4 * ATTENTION_KV)));
+        int shared = ((ATTENTION_VECTORS + 2 * ATTENTION_KV) * headDim + ATTENTION_KV) * Float.BYTES + ATTENTION_KV * Integer.BYTES;
+        if (shared > attentionSharedLimit) {
+            if (shared > device.maxSharedMemoryPerBlock()) {
+                throw new IllegalArgumentException("headDim " + headDim + " needs " + shared + " bytes of shared memory; "
+                        + device.name() + " allows " + device.maxSharedMemoryPerBlock());
+            }
+            device.setMaxDynamicSharedMemory(functions[Kernel.ATTENTION.ordinal()], shared);
+            attentionSharedLimit = shared;
+        }
+        long partials = splits == 1 ? 0 : attentionPartials.at((long) n * heads * maxSplits * (headDim + 2) * Float.BYTES);
+        long o = address(out, 0, count);
+        args.reset().ptr(o).ptr(partials).ptr(address(q, 0, count)).ptr(address(keyCache, 0, 0))
+                .ptr(address(valueCache, 0, 0)).ptr(step.positions()).ptr(step.blockTables()).ptr(step.blockTableStart())
+                .ptr(step.tiles()).i32(layout.blockSize).i32(heads).i32(kvHeads).i32(headDim).f32(scale)
+                .i32(headsPerTile).i32(splits);
+        launch(Kernel.ATTENTION, tiles, kvHeads * headChunks, splits, ATTENTION_BLOCK, shared);
+        if (splits > 1) {
+            args.reset().ptr(o).ptr(partials).i32(headDim).i32(splits);
+            launch(Kernel.ATTENTION_COMBINE, n * heads, threadsFor(headDim));
+        }
+    }
+
+    @Override
+    public void swiglu(Buffer gate, Buffer up, long count) {
+        args.reset().ptr(address(gate, 0, count)).ptr(address(up, 0, count)).i64(count);
+        launch(Kernel.SWIGLU, gridStride(count), BLOCK);
+    }
+
+    @Override
+    public void add(Buffer acc, Buffer x, long count) {
+        args.reset().ptr(address(acc, 0, count)).ptr(address(x, 0, count)).i64(count);
+        launch(Kernel.ADD, gridStride(count), BLOCK);
+    }
+
+    @Override
+    public void copy(Buffer dst, long dstOffset, Buffer src, long srcOffset, long count) {
+        device.makeCurrent();
+        device.copy(address(dst, dstOffset, count), address(src, srcOffset, count), count * Float.BYTES);
+    }
+
+    @Override
+    public void write(float[] src, int srcOffset, Buffer dst, long dstOffset, int count) {
+        device.makeCurrent();
+        toDevice(src, srcOffset, address(dst, dstOffset, count), count);
+    }
+
+    @Override
+    public void read(Buffer src, long srcOffset, float[] dst, int dstOffset, int count) {
+        device.makeCurrent();
+        MemorySegment staging = transfer((long) count * Float.BYTES);
+        device.copyToHost(staging, address(src, srcOffset, count), (long) count * Float.BYTES);
+        device.synchronize();
+        MemorySegment.copy(staging, JAVA_FLOAT, 0, dst, dstOffset, count);
+    }
+
+    // ---- sampling on the device (not in the SPI yet) ----
+
+    /** {@code out[r]} = index of the largest of row r's {@code vocab} logits (the lowest index among equals). */
+    void argmax(Buffer logits, int rows, int vocab, int[] out) {
+        device.makeCurrent();
+        long result = samples.at((long) rows * Integer.BYTES);
+        args.reset().ptr(result).ptr(address(logits, 0, (long) rows * vocab)).i32(vocab);
+        launch(Kernel.ARGMAX, rows, SAMPLE_BLOCK);
+        MemorySegment staging = transfer((long) rows * Integer.BYTES);
+        device.copyToHost(staging, result, (long) rows * Integer.BYTES);
+        device.synchronize();
+        MemorySegment.copy(staging, JAVA_INT, 0, out, 0, rows);
+    }
+
+    /** The {@code k} largest logits of each row, ranked (ties: lower index first), into {@code values} and {@code indices} ([rows][k]). */
+    void topK(Buffer logits, int rows, int vocab, int k, float[] values, int[] indices) {
+        if (k < 1 || k > Math.min(MAX_TOP_K, vocab)) {
+            throw new IllegalArgumentException("top-k needs 1 <= k <= min(" + MAX_TOP_K + ", vocab), got " + k);
+        }
+        device.makeCurrent();
+        long bytes = (long) rows * k * 4;
+        long result = samples.at(2 * bytes);
+        args.reset().ptr(result).ptr(result + bytes).ptr(address(logits, 0, (long) rows * vocab)).i32(vocab).i32(k);
+        launch(Kernel.TOP_K, rows, SAMPLE_BLOCK);
+        MemorySegment staging = transfer(2 * bytes);
+        device.copyToHost(staging, result, 2 * bytes);
+        device.synchronize();
+        MemorySegment.copy(staging, JAVA_FLOAT, 0, values, 0, rows * k);
+        MemorySegment.copy(staging, JAVA_INT, bytes, indices, 0, rows * k);
+    }
+
+    // ---- helpers ----
+
+    private void launch(Kernel kernel, int grid, int block) {
+        launch(kernel, grid, 1, 1, block, 0);
+    }
+
+    private void launch(Kernel kernel, int gridX, int gridY, int gridZ, int block, int sharedBytes) {
+        args.check(kernel);
+        device.launch(functions[kernel.ordinal()], gridX, gridY, gridZ, block, sharedBytes, args.pointers());
+    }
+
+    /** Copies host floats to the device through the page-locked staging buffer, and waits. */
+    private void toDevice(float[] src, int srcOffset, long dst, int count) {
+        MemorySegment staging = transfer((long) count * Float.BYTES);
+        MemorySegment.copy(src, srcOffset, staging, JAVA_FLOAT, 0, count);
+        device.copyToDevice(dst, staging, 0, (long) count * Float.BYTES);
+        device.synchronize();
+    }
+
+    /** The page-locked staging buffer for reads and writes, grown to at least {@code bytes}. */
+    private MemorySegment transfer(long bytes) {
+        if (transfer.byteSize() < bytes) {
+            long size = Math.max(bytes, 2 * transfer.byteSize());
+            if (transfer.address() != 0) {
+                device.synchronize();
+                device.freeHost(transfer);
+            }
+            transfer = MemorySegment.NULL;
+            transfer = device.allocateHost(size);
+        }
+        return transfer;
+    }
+
+    /** The device address of float {@code offset} of {@code buffer}, after checking that {@code count} floats fit there. */
+    private static long address(Buffer buffer, long offset, long count) {
+        CudaBuffer b = (CudaBuffer) buffer;
+        if (offset < 0 || count < 0 || offset + count > b.size()) {
+            throw new IllegalArgumentException("floats [" + offset + ", " + (offset + count) + ") outside a buffer of " + b.size());
+        }
+        return b.address() + offset * Float.BYTES;
+    }
+
+    /** A norm weight: uploaded as one F32 row of at least {@code width} values. */
+    private static CudaWeight vector(Weight weight, int width) {
+        CudaWeight w = (CudaWeight) weight;
+        if (w.type() != DType.F32 || w.rows() != 1 || w.columns() < width) {
+            throw new IllegalArgumentException(w.name() + " is not a vector of " + width + " values");
+        }
+        return w;
+    }
+
+    private int gridStride(long count) {
+        return (int) Math.max(1, Math.min((count + BLOCK - 1) / BLOCK, 16L * device.multiprocessors()));
+    }
+
+    /** Threads for a block looping over {@code work} items: a whole number of warps, at most {@value #BLOCK}. */
+    private static int threadsFor(int work) {
+        return Math.min(BLOCK, Math.max(32, (work + 31) / 32 * 32));
+    }
+
+    private static int ceilDiv(int a, int b) {
+        return (a + b - 1) / b;
+    }
+
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        device.makeCurrent();
+        RuntimeException first = CudaDevice.attempt(null, device::synchronize);
+        first = CudaDevice.attempt(first, blas::close);
+        for (Runnable c : new Runnable[] {step::close, uploadStaging::close, gemmInput::close, gemmWeight::close,
+                attentionPartials::close, samples::close, memory::close}) {
+            first = CudaDevice.attempt(first, c);
+        }
+        if (transfer.address() != 0) {
+            MemorySegment t = transfer;
+            transfer = MemorySegment.NULL;
+            first = CudaDevice.attempt(first, () -> device.freeHost(t));
+        }
+        first = CudaDevice.attempt(first, device::close);
+        arena.close();
+        if (first != null) {
+            throw first;
+        }
+    }
+}

@@ -1,0 +1,172 @@
+package dev.peregrine.cuda;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.peregrine.spi.BatchLayout;
+import dev.peregrine.spi.Buffer;
+import dev.peregrine.spi.Weight;
+import dev.peregrine.synth.ModelShape;
+import dev.peregrine.synth.SyntheticModel;
+import dev.peregrine.synth.TokenizerMetadata;
+import dev.peregrine.tensor.DType;
+import dev.peregrine.tensor.Tensor;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.management.ManagementFactory;
+import java.nio.file.Path;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * The backend's host side on a {@link FakeDevice}, where there is no GPU: whole models run through
+ * the real graph, and every launch and GEMM is checked against the kernels' signatures and the
+ * device memory it touches (no kernel computes anything here; CudaKernelsTest does that on a GPU).
+ */
+class CudaBackendHostTest {
+    private final FakeDevice device = new FakeDevice();
+    private final FakeBlas blas = new FakeBlas(device);
+
+    private CudaBackend backend() {
+        return new CudaBackend(device, blas);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"stories260K.gguf", "tinyllamas-stories-260k-q8_0.gguf", "TinyLLama-v0-Q4_0.gguf"})
+    void realModelsRunPrefillAndBatchedDecodeWithEveryLaunchChecked(String name) {
+        try (GraphRun run = new GraphRun(SharedModels.model(name), backend(), 64, 3, 256)) {
+            int[][] tokens = new int[3][48];
+            Random random = new Random(1);
+            for (int i = 0; i < 48; i++) {
+                tokens[0][i] = tokens[1][i] = tokens[2][i] = random.nextInt(run.vocabulary());
+            }
+            run.step(tokens, new int[] {40, 12, 5}, new int[] {0, 0, 0}); // prompts of 40, 12 and 5 tokens
+            for (int step = 0; step < 3; step++) {
+                run.step(tokens, new int[] {1, 1, 1}, new int[] {40 + step, 12 + step, 5 + step});
+            }
+            DType matrices = run.file.tensor("blk.0.attn_q.weight").type();
+            assertThat(device.launches(Kernel.matvec(matrices))).isPositive();
+            assertThat(device.launches(Kernel.embed(run.file.tensor("token_embd.weight").type()))).isEqualTo(4);
+            for (Kernel k : new Kernel[] {Kernel.RMS_NORM, Kernel.ROPE_ANGLES, Kernel.ROPE, Kernel.STORE_KV,
+                    Kernel.ATTENTION, Kernel.SWIGLU, Kernel.ADD}) {
+                assertThat(device.launches(k)).as("%s launches", k).isPositive();
+            }
+            if (matrices == DType.F32) {
+                assertThat(blas.gemms[Blas.Type.F32.ordinal()]).as("the 40-token prompt goes through cuBLAS").isPositive();
+            } else {
+                // Quantised weights: 40 rows are past the matrix-vector limit, so they are dequantised to f16.
+                assertThat(blas.gemms[Blas.Type.F16.ordinal()]).isPositive();
+                assertThat(device.launches(Kernel.TO_F16)).isPositive();
+            }
+        }
+        assertThat(device.liveDeviceAllocations()).as("closing frees all device memory").isZero();
+        assertThat(device.closed).isTrue();
+        assertThat(blas.closed).isTrue();
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"BF16", "F16", "Q8_0", "Q4_0"})
+    void syntheticModelsOfEveryWeightTypeTakeTheirKernels(String typeName, @TempDir Path dir) {
+        DType type = DType.valueOf(typeName);
+        ModelShape tiny = ModelShape.named("tiny");
+        Path file = dir.resolve("tiny.gguf");
+        SyntheticModel.of(tiny, 5).writeGguf(file, type, TokenizerMetadata.synthetic(tiny.vocab()), 1);
+        try (GraphRun run = new GraphRun(file, backend(), 64, 1, 128)) {
+            int[] prompt = new Random(2).ints(3, run.vocabulary()).limit(64).toArray();
+            run.step(prompt, 64, 0);
+            run.step(prompt, 1, 64);
+        }
+        assertThat(device.launches(Kernel.matvec(type))).isPositive();
+        assertThat(device.launches(Kernel.embed(type))).isEqualTo(2);
+        switch (type) {
+            case BF16 -> assertThat(device.launches(Kernel.TO_BF16)).isPositive();
+            case F16 -> assertThat(device.launches(Kernel.TO_F16)).isPositive();
+            case Q8_0 -> assertThat(device.launches(Kernel.DEQUANT_F16_Q8_0)).isPositive();
+            case Q4_0 -> assertThat(device.launches(Kernel.DEQUANT_F16_Q4_0)).isPositive();
+            default -> throw new AssertionError(type);
+        }
+        assertThat(device.launches(Kernel.SPLIT_BLOCKS) > 0).isEqualTo(type.isQuantized());
+    }
+
+    @Test
+    void decodeStepsAllocateNothingOnceWarm() {
+        try (GraphRun run = new GraphRun(SharedModels.stories260K(), backend(), 40, 2, 1024)) {
+            int[][] tokens = {new int[32], new int[32]};
+            int[] counts = {20, 20};
+            int[] starts = {0, 0};
+            run.step(tokens, counts, starts);
+            counts[0] = counts[1] = 1;
+            for (int i = 0; i < 400; i++) { // warm-up: scratch areas reach their size, the JIT compiles the loop
+                starts[0] = starts[1] = 20 + i;
+                run.step(tokens, counts, starts);
+            }
+            var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+            int allocationsBefore = device.deviceAllocations;
+            long bytesBefore = threads.getCurrentThreadAllocatedBytes();
+            for (int i = 400; i < 500; i++) {
+                starts[0] = starts[1] = 20 + i;
+                run.step(tokens, counts, starts);
+            }
+            long bytes = threads.getCurrentThreadAllocatedBytes() - bytesBefore;
+            assertThat(device.deviceAllocations).as("device allocations during decode").isEqualTo(allocationsBefore);
+            assertThat(bytes).as("Java heap bytes allocated by 100 decode steps").isLessThan(1024);
+        }
+    }
+
+    @Test
+    void longDecodesSplitAttentionOverPositions() {
+        try (GraphRun run = new GraphRun(SharedModels.stories260K(), backend(), 16, 1, 1024)) {
+            int[] tokens = new int[16];
+            for (int p = 0; p < 1000; p += 16) {
+                run.step(tokens, 16, p);
+            }
+            long combines = device.launches(Kernel.ATTENTION_COMBINE);
+            run.step(tokens, 1, 1000);
+            int[] grid = device.lastGrid[Kernel.ATTENTION.ordinal()];
+            // stories260K: 8 heads over 4 KV heads, so a decode step has 4 tiles; 1001 positions: 8 splits.
+            assertThat(grid[0]).isEqualTo(1);
+            assertThat(grid[1]).isEqualTo(4);
+            assertThat(grid[2]).isEqualTo(8);
+            assertThat(device.launches(Kernel.ATTENTION_COMBINE) - combines).isEqualTo(run.config.layers());
+        }
+    }
+
+    @Test
+    void invalidCallsAreRejectedOnTheHost() {
+        try (CudaBackend b = backend(); Arena arena = Arena.ofConfined()) {
+            MemorySegment data = arena.allocate(4L * 8 * 16);
+            Weight w = b.upload(new Tensor("w", DType.F32, new long[] {16, 8}, data));
+            Buffer small = b.allocate(8);
+            Buffer in = b.allocate(16);
+            assertThatThrownBy(() -> b.matmul(small, in, w, 2)).isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("outside a buffer of 8");
+            BatchLayout layout = new BatchLayout(16);
+            layout.addSequence(new int[] {0}, 1);
+            layout.addToken(0, 8, 0, true);
+            b.beginStep(layout);
+            assertThatThrownBy(() -> b.embed(b.allocate(16), w, layout)).hasMessageContaining("token id 8 outside the vocabulary of 8");
+            Buffer cache = b.allocate(16);
+            assertThatThrownBy(() -> b.attention(in, in, cache, cache, layout, 3, 2, 8, 1f))
+                    .hasMessageContaining("heads a multiple of kvHeads");
+        }
+    }
+
+    @Test
+    void readAndWriteGoThroughTheDeviceMemory() {
+        try (CudaBackend b = backend()) {
+            Buffer buffer = b.allocate(10);
+            b.write(new float[] {1, 2, 3, 4}, 1, buffer, 5, 3);
+            float[] back = new float[10];
+            b.read(buffer, 0, back, 0, 10);
+            assertThat(back).containsExactly(0, 0, 0, 0, 0, 2, 3, 4, 0, 0);
+            Buffer other = b.allocate(4);
+            b.copy(other, 1, buffer, 5, 3);
+            float[] copied = new float[4];
+            b.read(other, 0, copied, 0, 4);
+            assertThat(copied).containsExactly(0, 2, 3, 4);
+        }
+    }
+}

@@ -1,0 +1,378 @@
+package dev.peregrine.cuda;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import dev.peregrine.spi.Backend;
+import dev.peregrine.spi.BackendConfig;
+import dev.peregrine.spi.BatchLayout;
+import dev.peregrine.spi.Buffer;
+import dev.peregrine.spi.Weight;
+import dev.peregrine.tensor.DType;
+import dev.peregrine.tensor.Dequant;
+import dev.peregrine.tensor.Quantize;
+import dev.peregrine.tensor.Tensor;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Random;
+import java.util.stream.IntStream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * Every CUDA kernel against a float64 reference (matmul, embedding lookup) or the CPU backend
+ * (everything else), on random data with odd sizes. Runs only where a GPU is usable (tag "gpu":
+ * scripts/gpu-check.sh); elsewhere the class is skipped with the reason.
+ */
+@Tag("gpu")
+class CudaKernelsTest {
+    private static CudaBackend cuda;
+    private static Backend cpu;
+    private static Arena arena;
+    private final Random random = new Random(42);
+
+    @BeforeAll
+    static void open() {
+        CudaBackendProvider provider = new CudaBackendProvider();
+        assumeTrue(provider.unavailableReason().isEmpty(), () -> "no usable GPU: " + provider.unavailableReason().orElseThrow());
+        cuda = (CudaBackend) provider.create(new BackendConfig(0, 0));
+        cpu = Backends.cpu();
+        arena = Arena.ofShared();
+        System.out.println("[CudaKernelsTest] " + cuda.description());
+    }
+
+    @AfterAll
+    static void close() {
+        if (cuda != null) {
+            cuda.close();
+            cpu.close();
+            arena.close();
+        }
+    }
+
+    // ---- matmul and embedding against float64 ----
+
+    @ParameterizedTest
+    @EnumSource(DType.class)
+    void matmulMatchesTheFloat64ProductOfTheDequantisedWeights(DType type) {
+        int[] columnCounts = type.isQuantized() ? new int[] {32, 256, 2048} : new int[] {37, 172, 256, 2048};
+        for (int columns : columnCounts) {
+            for (int outputs : new int[] {19, 520}) {
+                Tensor t = tensor(type, columns, outputs);
+                double[] w = toDouble(Dequant.toFloat(t));
+                Weight weight = cuda.upload(t);
+                for (int rows : new int[] {1, 2, 5, 8, 9, 17, 33, 64}) {
+                    float[] x = randoms(rows * columns);
+                    Buffer out = cuda.allocate((long) rows * outputs);
+                    cuda.matmul(out, buffer(cuda, x), weight, rows);
+                    float[] got = read(cuda, out, rows * outputs);
+                    double bound = relativeBound(type, rows);
+                    for (int r = 0; r < rows; r++) {
+                        for (int o = 0; o < outputs; o++) {
+                            double dot = 0;
+                            double magnitude = 0;
+                            for (int i = 0; i < columns; i++) {
+                                dot += w[o * columns + i] * x[r * columns + i];
+                                magnitude += Math.abs(w[o * columns + i] * x[r * columns + i]);
+                            }
+                            double err = Math.abs(got[r * outputs + o] - dot);
+                            assertThat(err).as("%s %d columns, %d rows: row %d output %d (%f vs %f)", type, columns, rows, r, o,
+                                    got[r * outputs + o], dot).isLessThanOrEqualTo(bound * magnitude + 1e-6);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * Error allowed relative to sum |w x|: float accumulation on the matrix-vector path and for F32
+     * GEMMs; the GEMM path rounds activations (and dequantised weights) to f16 or bf16.
+     */
+    private static double relativeBound(DType type, int rows) {
+        int matvecLimit = type.isQuantized() ? CudaBackend.QUANTISED_MATVEC_MAX_TOKENS : CudaBackend.MATVEC_MAX_TOKENS;
+        if (rows <= matvecLimit || type == DType.F32) {
+            return 1e-5;
+        }
+        return type == DType.BF16 ? 1e-2 : 2e-3;
+    }
+
+    @ParameterizedTest
+    @EnumSource(DType.class)
+    void embeddingRowsAreTheDequantisedTableRows(DType type) {
+        int[] columnCounts = type.isQuantized() ? new int[] {32, 256} : new int[] {37, 64, 172};
+        for (int columns : columnCounts) {
+            Tensor t = tensor(type, columns, 50);
+            float[] table = Dequant.toFloat(t);
+            Weight weight = cuda.upload(t);
+            int[] tokens = {3, 0, 49, 3, 17};
+            BatchLayout layout = layout(tokens.length);
+            for (int r = 0; r < tokens.length; r++) {
+                layout.tokens[r] = tokens[r];
+            }
+            cuda.beginStep(layout);
+            Buffer out = cuda.allocate((long) tokens.length * columns);
+            cuda.embed(out, weight, layout);
+            float[] got = read(cuda, out, tokens.length * columns);
+            for (int r = 0; r < tokens.length; r++) {
+                assertThat(Arrays.copyOfRange(got, r * columns, (r + 1) * columns)).as("%s row %d", type, tokens[r])
+                        .containsExactly(Arrays.copyOfRange(table, tokens[r] * columns, (tokens[r] + 1) * columns));
+            }
+        }
+    }
+
+    // ---- per-token kernels against the CPU backend ----
+
+    @Test
+    void rmsNormMatchesTheCpu() {
+        for (int width : new int[] {64, 576, 2048, 5000}) {
+            int rows = 7;
+            float[] x = randoms(rows * width);
+            float[] w = randoms(width);
+            float[][] results = new float[2][];
+            int i = 0;
+            for (Backend b : new Backend[] {cuda, cpu}) {
+                Buffer out = b.allocate((long) rows * width);
+                b.rmsNorm(out, buffer(b, x), b.upload(floats("w", w, width, 1)), rows, width, 1e-5f);
+                results[i++] = read(b, out, rows * width);
+            }
+            assertClose(results[0], results[1], 1e-5, "rmsNorm width " + width);
+        }
+    }
+
+    @Test
+    void ropeMatchesTheCpu() {
+        int heads = 6;
+        int headDim = 64;
+        int rows = 9;
+        for (int ropeDims : new int[] {64, 32}) {
+            float[] frequencies = new float[ropeDims / 2];
+            for (int i = 0; i < frequencies.length; i++) {
+                frequencies[i] = (float) Math.pow(500000, -2.0 * i / ropeDims);
+            }
+            BatchLayout layout = layout(rows);
+            for (int r = 0; r < rows; r++) {
+                layout.positions[r] = r * 997; // late positions: large angles
+            }
+            float[] x = randoms(rows * heads * headDim);
+            float[][] angles = new float[2][];
+            float[][] rotated = new float[2][];
+            int i = 0;
+            for (Backend b : new Backend[] {cuda, cpu}) {
+                b.beginStep(layout);
+                Buffer cosSin = b.allocate((long) rows * ropeDims);
+                b.ropeAngles(cosSin, frequencies, layout);
+                Buffer xb = buffer(b, x);
+                b.rope(xb, cosSin, rows, heads, headDim, ropeDims);
+                angles[i] = read(b, cosSin, rows * ropeDims);
+                rotated[i++] = read(b, xb, rows * heads * headDim);
+            }
+            assertClose(angles[0], angles[1], 1e-6, "rope angles");
+            assertClose(rotated[0], rotated[1], 1e-5, "rope");
+        }
+    }
+
+    @Test
+    void swigluAddAndCopyMatchTheCpu() {
+        int n = 100_003;
+        float[] gate = randoms(n);
+        float[] up = randoms(n);
+        float[][] results = new float[2][];
+        int i = 0;
+        for (Backend b : new Backend[] {cuda, cpu}) {
+            Buffer g = buffer(b, gate);
+            Buffer u = buffer(b, up);
+            b.swiglu(g, u, n);
+            b.add(g, u, n);
+            Buffer copy = b.allocate(n + 10);
+            b.copy(copy, 10, g, 0, n);
+            results[i++] = read(b, copy, n + 10);
+        }
+        assertClose(results[0], results[1], 1e-6, "swiglu + add + copy");
+    }
+
+    @Test
+    void storeKvWritesEachRowToItsSlot() {
+        int width = 96;
+        int rows = 5;
+        BatchLayout layout = layout(rows);
+        int[] slots = {7, 0, 33, 8, 31};
+        System.arraycopy(slots, 0, layout.slots, 0, rows);
+        float[] k = randoms(rows * width);
+        float[] v = randoms(rows * width);
+        float[][] results = new float[2][];
+        int i = 0;
+        for (Backend b : new Backend[] {cuda, cpu}) {
+            b.beginStep(layout);
+            Buffer keys = b.allocate(40L * width);
+            Buffer values = b.allocate(40L * width);
+            b.storeKv(keys, values, buffer(b, k), buffer(b, v), width, layout);
+            float[] both = new float[80 * width];
+            b.read(keys, 0, both, 0, 40 * width);
+            b.read(values, 0, both, 40 * width, 40 * width);
+            results[i++] = both;
+        }
+        assertThat(results[0]).containsExactly(results[1]);
+    }
+
+    // ---- attention against the CPU backend ----
+
+    /** Heads, KV heads and head sizes of real models and the kernel's edge cases (tiny, big groups, 256). */
+    private static final int[][] ATTENTION_SHAPES = {
+            {8, 4, 8}, {32, 8, 64}, {9, 3, 64}, {4, 4, 128}, {16, 1, 256}, {6, 2, 40}, {40, 2, 64}};
+
+    @Test
+    void attentionMatchesTheCpuForDecodePrefillAndMixedSteps() {
+        // Each case: per sequence, the positions it evaluates this step (first, count).
+        int[][][] cases = {
+                {{0, 1}, {37, 1}, {700, 1}},            // batched decode
+                {{0, 45}},                              // one prompt
+                {{100, 1}, {50, 20}, {5, 1}, {0, 3}},   // decodes, a prompt continuation, a short prompt
+                {{3000, 1}},                            // one long decode: split over positions
+                {{2000, 40}}};                          // a late prompt chunk
+        for (int[] shape : ATTENTION_SHAPES) {
+            for (int[][] sequences : cases) {
+                compareAttention(shape[0], shape[1], shape[2], sequences);
+            }
+        }
+    }
+
+    private void compareAttention(int heads, int kvHeads, int headDim, int[][] sequences) {
+        int blockSize = 16;
+        int kvDim = kvHeads * headDim;
+        int longest = Arrays.stream(sequences).mapToInt(s -> s[0] + s[1]).max().orElseThrow();
+        int blocksPerSequence = (longest + blockSize - 1) / blockSize;
+        int blocks = blocksPerSequence * sequences.length;
+        // Sequences own shuffled blocks, so the block tables really page.
+        List<Integer> order = new ArrayList<>(IntStream.range(0, blocks).boxed().toList());
+        java.util.Collections.shuffle(order, random);
+        BatchLayout layout = new BatchLayout(blockSize);
+        for (int s = 0; s < sequences.length; s++) {
+            int[] table = order.subList(s * blocksPerSequence, (s + 1) * blocksPerSequence).stream().mapToInt(Integer::intValue).toArray();
+            int seq = layout.addSequence(table, table.length);
+            for (int p = sequences[s][0]; p < sequences[s][0] + sequences[s][1]; p++) {
+                layout.addToken(seq, 1, p, true);
+            }
+        }
+        int n = layout.tokenCount;
+        float[] q = randoms(n * heads * headDim);
+        float[] cache = randoms(blocks * blockSize * kvDim);
+        float[] values = randoms(blocks * blockSize * kvDim);
+        float scale = (float) (1 / Math.sqrt(headDim));
+        float[][] results = new float[2][];
+        int i = 0;
+        for (Backend b : new Backend[] {cuda, cpu}) {
+            b.beginStep(layout);
+            Buffer out = b.allocate((long) n * heads * headDim);
+            b.attention(out, buffer(b, q), buffer(b, cache), buffer(b, values), layout, heads, kvHeads, headDim, scale);
+            results[i++] = read(b, out, n * heads * headDim);
+        }
+        assertClose(results[0], results[1], 1e-4, "attention " + heads + "/" + kvHeads + "/" + headDim + " "
+                + Arrays.deepToString(sequences));
+    }
+
+    // ---- sampling ----
+
+    @Test
+    void argmaxAndTopKMatchASortOfTheLogits() {
+        int vocab = 50_021;
+        int rows = 3;
+        float[] logits = randoms(rows * vocab);
+        logits[vocab + 10] = logits[vocab + 20] = 9f;          // row 1: a tie for the maximum
+        for (int j = 0; j < 60; j++) {
+            logits[2 * vocab + 100 + 7 * j] = 5f;               // row 2: many equal candidates at the cut
+        }
+        Buffer device = buffer(cuda, logits);
+        int[] best = new int[rows];
+        cuda.argmax(device, rows, vocab, best);
+        for (int k : new int[] {1, 40, 1024}) {
+            float[] values = new float[rows * k];
+            int[] indices = new int[rows * k];
+            cuda.topK(device, rows, vocab, k, values, indices);
+            for (int r = 0; r < rows; r++) {
+                int row = r;
+                Integer[] ranked = IntStream.range(0, vocab).boxed()
+                        .sorted(Comparator.<Integer>comparingDouble(j -> -logits[row * vocab + j]).thenComparingInt(j -> j))
+                        .limit(k).toArray(Integer[]::new);
+                assertThat(best[r]).as("argmax of row %d", r).isEqualTo(ranked[0]);
+                assertThat(Arrays.copyOfRange(indices, r * k, (r + 1) * k)).as("top-%d of row %d", k, r)
+                        .containsExactly(Arrays.stream(ranked).mapToInt(Integer::intValue).toArray());
+                for (int j = 0; j < k; j++) {
+                    assertThat(values[r * k + j]).isEqualTo(logits[row * vocab + ranked[j]]);
+                }
+            }
+        }
+    }
+
+    // ---- helpers ----
+
+    private BatchLayout layout(int tokens) {
+        BatchLayout layout = new BatchLayout(16);
+        layout.addSequence(new int[] {0, 1, 2, 3}, 4);
+        for (int r = 0; r < tokens; r++) {
+            layout.addToken(0, 0, r, true);
+        }
+        return layout;
+    }
+
+    private Tensor tensor(DType type, int columns, int rows) {
+        return floats("t", randoms(columns * rows), columns, rows, type);
+    }
+
+    private static Tensor floats(String name, float[] values, int columns, int rows) {
+        return floats(name, values, columns, rows, DType.F32);
+    }
+
+    private static Tensor floats(String name, float[] values, int columns, int rows, DType type) {
+        MemorySegment data = arena.allocate(type.bytesFor((long) columns * rows), 64);
+        Quantize.fromFloat(type, values, 0, values.length, data, 0);
+        return new Tensor(name, type, new long[] {columns, rows}, data);
+    }
+
+    private float[] randoms(int n) {
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = (float) random.nextGaussian();
+        }
+        return v;
+    }
+
+    private static double[] toDouble(float[] f) {
+        double[] d = new double[f.length];
+        for (int i = 0; i < f.length; i++) {
+            d[i] = f[i];
+        }
+        return d;
+    }
+
+    private static Buffer buffer(Backend b, float[] values) {
+        Buffer buffer = b.allocate(values.length);
+        b.write(values, 0, buffer, 0, values.length);
+        return buffer;
+    }
+
+    private static float[] read(Backend b, Buffer buffer, int n) {
+        float[] out = new float[n];
+        b.read(buffer, 0, out, 0, n);
+        return out;
+    }
+
+    /** |a - b| <= tolerance * max(1, |b|) everywhere. */
+    private static void assertClose(float[] a, float[] b, double tolerance, String what) {
+        assertThat(a).hasSameSizeAs(b);
+        for (int i = 0; i < a.length; i++) {
+            double allowed = tolerance * Math.max(1, Math.abs(b[i]));
+            if (!(Math.abs(a[i] - b[i]) <= allowed)) {
+                throw new AssertionError(what + ": element " + i + " is " + a[i] + " on CUDA, " + b[i] + " on the CPU");
+            }
+        }
+    }
+}

@@ -1,0 +1,164 @@
+package dev.peregrine.cuda;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import dev.peregrine.Completion;
+import dev.peregrine.GenerationConfig;
+import dev.peregrine.Model;
+import dev.peregrine.ModelOptions;
+import dev.peregrine.spi.BackendConfig;
+import dev.peregrine.synth.ModelShape;
+import dev.peregrine.synth.SyntheticModel;
+import dev.peregrine.synth.TokenizerMetadata;
+import dev.peregrine.tensor.DType;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Whole models on CUDA against the CPU backend: greedy output of stories260K through the public
+ * API (alone and batched), logits of the real test models step by step, and teacher-forced
+ * agreement on synthetic models of every weight type. GPU only (tag "gpu").
+ */
+@Tag("gpu")
+class CudaModelTest {
+    /** A small model of a real shape's proportions: 64-wide heads in groups of 4, as Llama 3.2 1B. */
+    private static final ModelShape SMALL = new ModelShape("small", 512, 4, 8, 2, 1408, 4096, 2048, 500000f, 1e-5f, true, false);
+
+    @BeforeAll
+    static void requireGpu() {
+        CudaBackendProvider provider = new CudaBackendProvider();
+        assumeTrue(provider.unavailableReason().isEmpty(), () -> "no usable GPU: " + provider.unavailableReason().orElseThrow());
+    }
+
+    @Test
+    void stories260KGreedyOutputIsTheSameOnCudaAndCpu() {
+        GenerationConfig greedy = GenerationConfig.greedy().maxTokens(200);
+        int[] cuda;
+        try (Model model = Model.load(SharedModels.stories260K(), ModelOptions.defaults().withBackend("cuda"))) {
+            assertThat(model.describe()).contains("CUDA");
+            cuda = model.generator().generate("Once upon a time", greedy).outputTokens();
+        }
+        try (Model model = Model.load(SharedModels.stories260K(), ModelOptions.defaults().withBackend("cpu"))) {
+            assertThat(cuda).containsExactly(model.generator().generate("Once upon a time", greedy).outputTokens());
+        }
+    }
+
+    @Test
+    void autoPicksCudaAndBatchedGenerationMatchesTheCpu() {
+        List<String> prompts = List.of("Once upon a time", "The little dog", "Lily wanted to", "One day, a big",
+                "Tom and Sue went to the park and saw", "It was a sunny day");
+        GenerationConfig greedy = GenerationConfig.greedy().maxTokens(64);
+        List<Completion> cuda;
+        try (Model model = Model.load(SharedModels.stories260K())) {
+            assertThat(model.describe()).contains("CUDA");
+            cuda = model.generator().generateAll(prompts, greedy);
+        }
+        try (Model model = Model.load(SharedModels.stories260K(), ModelOptions.defaults().withBackend("cpu"))) {
+            List<Completion> cpu = model.generator().generateAll(prompts, greedy);
+            for (int i = 0; i < prompts.size(); i++) {
+                assertThat(cuda.get(i).outputTokens()).as(prompts.get(i)).containsExactly(cpu.get(i).outputTokens());
+            }
+        }
+    }
+
+    /**
+     * The real models, a 20-token prompt then 30 decode steps fed the CPU's greedy choices: the
+     * logits' largest difference relative to the largest CPU logit. F32 weights take the same
+     * arithmetic on both (float accumulation); for Q8_0 and Q4_0 the CPU quantises activations to
+     * 8 bits and the GPU does not, so those only agree to about that precision.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"stories260K.gguf", "tinyllamas-stories-260k-q8_0.gguf", "TinyLLama-v0-Q4_0.gguf"})
+    void realModelLogitsFollowTheCpu(String name) {
+        double tolerance = name.equals("stories260K.gguf") ? 1e-4 : 5e-2;
+        Path path = SharedModels.model(name);
+        try (GraphRun gpu = new GraphRun(path, new CudaBackendProvider().create(new BackendConfig(0, 0)), 32, 1, 64);
+             GraphRun cpu = new GraphRun(path, Backends.cpu(), 32, 1, 64)) {
+            int vocab = cpu.vocabulary();
+            int[] tokens = new Random(7).ints(3, vocab).limit(64).toArray();
+            tokens[0] = 1;
+            double worst = 0;
+            int agree = 0;
+            for (int step = 0; step <= 30; step++) {
+                int start = step == 0 ? 0 : 19 + step;
+                int count = step == 0 ? 20 : 1;
+                int[] chunk = java.util.Arrays.copyOfRange(tokens, start, start + count);
+                float[] a = gpu.step(chunk, count, start).clone();
+                float[] b = cpu.step(chunk, count, start);
+                worst = Math.max(worst, relativeError(a, b, vocab));
+                int next = argmax(b, 0, vocab);
+                agree += argmax(a, 0, vocab) == next ? 1 : 0;
+                tokens[20 + step] = next;
+            }
+            System.out.printf("[CudaModelTest] %s: worst relative logit error %.2e, argmax agreement %d/31%n", name, worst, agree);
+            assertThat(worst).as("%s: relative logit error", name).isLessThanOrEqualTo(tolerance);
+        }
+    }
+
+    /**
+     * A synthetic model of each weight type, 256 tokens teacher-forced in chunks of 64 (the GEMM
+     * path) and then 32 single steps (the matrix-vector path): how often CUDA and the CPU pick the
+     * same next token, and how far the logits are apart.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"BF16", "F16", "Q8_0", "Q4_0"})
+    void syntheticModelsAgreeWithTheCpuUnderTeacherForcing(String typeName, @TempDir Path dir) {
+        DType type = DType.valueOf(typeName);
+        Path file = dir.resolve("small-" + typeName + ".gguf");
+        SyntheticModel.of(SMALL, 11).writeGguf(file, type, TokenizerMetadata.synthetic(SMALL.vocab()), 0);
+        try (GraphRun gpu = new GraphRun(file, new CudaBackendProvider().create(new BackendConfig(0, 0)), 64, 1, 320);
+             GraphRun cpu = new GraphRun(file, Backends.cpu(), 64, 1, 320)) {
+            int vocab = SMALL.vocab();
+            int[] tokens = new Random(3).ints(3, vocab).limit(288).toArray();
+            int compared = 0;
+            int agree = 0;
+            double worst = 0;
+            for (int start = 0; start < 288; ) {
+                int count = start < 256 ? 64 : 1;
+                int[] chunk = java.util.Arrays.copyOfRange(tokens, start, start + count);
+                float[] a = gpu.step(new int[][] {chunk}, new int[] {count}, new int[] {start}, true).clone();
+                float[] b = cpu.step(new int[][] {chunk}, new int[] {count}, new int[] {start}, true);
+                for (int r = 0; r < count; r++) {
+                    compared++;
+                    agree += argmax(a, r * vocab, vocab) == argmax(b, r * vocab, vocab) ? 1 : 0;
+                    worst = Math.max(worst, relativeError(java.util.Arrays.copyOfRange(a, r * vocab, (r + 1) * vocab),
+                            java.util.Arrays.copyOfRange(b, r * vocab, (r + 1) * vocab), vocab));
+                }
+                start += count;
+            }
+            double agreement = agree / (double) compared;
+            System.out.printf("[CudaModelTest] synthetic %s: next-token agreement %.4f over %d positions, worst relative logit error %.2e%n",
+                    type, agreement, compared, worst);
+            assertThat(agreement).as("%s teacher-forced agreement", type).isGreaterThanOrEqualTo(type.isQuantized() ? 0.95 : 0.99);
+            assertThat(worst).as("%s relative logit error", type).isLessThanOrEqualTo(type.isQuantized() ? 1e-1 : 3e-2);
+        }
+    }
+
+    private static double relativeError(float[] a, float[] b, int n) {
+        double diff = 0;
+        double scale = 1e-6;
+        for (int i = 0; i < n; i++) {
+            diff = Math.max(diff, Math.abs(a[i] - b[i]));
+            scale = Math.max(scale, Math.abs(b[i]));
+        }
+        return diff / scale;
+    }
+
+    private static int argmax(float[] v, int offset, int n) {
+        int best = 0;
+        for (int i = 1; i < n; i++) {
+            if (v[offset + i] > v[offset + best]) {
+                best = i;
+            }
+        }
+        return best;
+    }
+}

@@ -1,0 +1,207 @@
+// Causal grouped-query attention over the paged KV cache, for decode and prefill alike.
+//
+// A block takes one tile: up to ATT_VECTORS query vectors that share a sequence and a KV head,
+// namely some consecutive token rows of one sequence (the host splits the batch into such tiles)
+// times some of the query heads of one KV head. Decode tiles are one row times the heads of a
+// group, so the group reads each key and value once; prefill tiles hold several rows, so each
+// cached position is read once for up to ATT_VECTORS queries (flash-attention style: keys and
+// values go through shared memory ATT_KV positions at a time with an online softmax, and no score
+// matrix is ever stored).
+//
+// Long sequences with few tiles can be split over gridDim.z blocks (flash-decoding): each split
+// covers a range of positions and leaves (max, sum, unnormalised output) in `partials`;
+// pg_attention_combine merges them. With one split the block writes `out` directly. Each split
+// computes its range from the positions on the device, so a launch shape does not depend on them.
+//
+// Position p of sequence s is slot block_tables[block_table_start[s] + p / block_size] * block_size
+// + p % block_size; a slot holds kv_heads * head_dim floats. A row at position P sees 0..P.
+#include "common.cuh"
+
+constexpr int ATT_WARPS = 4;
+constexpr int ATT_THREADS = ATT_WARPS * WARP_SIZE;
+constexpr int ATT_VECTORS = 16;
+constexpr int ATT_VECTORS_PER_WARP = ATT_VECTORS / ATT_WARPS;
+constexpr int ATT_KV = WARP_SIZE; // positions per shared tile: one per lane when scoring
+constexpr int ATT_MAX_HEAD_DIM = 256;
+constexpr int ATT_DIMS_PER_LANE = ATT_MAX_HEAD_DIM / WARP_SIZE;
+
+// tiles[i] = (first row, rows, sequence, unused); rows * heads_per_tile <= ATT_VECTORS.
+// Dynamic shared memory: (ATT_VECTORS * D + ATT_KV * (D + 1) + ATT_KV * D) floats + ATT_KV ints.
+extern "C" __global__ void __launch_bounds__(ATT_THREADS)
+pg_attention(float* __restrict__ out, float* __restrict__ partials, const float* __restrict__ q,
+             const float* __restrict__ key_cache, const float* __restrict__ value_cache,
+             const int* __restrict__ positions, const int* __restrict__ block_tables,
+             const int* __restrict__ block_table_start, const int4* __restrict__ tiles, int block_size, int heads,
+             int kv_heads, int head_dim, float scale, int heads_per_tile, int splits) {
+    extern __shared__ float smem[];
+    const int D = head_dim;
+    float* q_s = smem;                   // [ATT_VECTORS][D], pre-scaled
+    float* k_s = q_s + ATT_VECTORS * D;  // [ATT_KV][D + 1]: the padding puts each lane's key row on other banks
+    float* v_s = k_s + ATT_KV * (D + 1); // [ATT_KV][D]
+    int* slot_s = reinterpret_cast<int*>(v_s + ATT_KV * D);
+
+    const int lane = threadIdx.x % WARP_SIZE;
+    const int warp = threadIdx.x / WARP_SIZE;
+    const int4 tile = tiles[blockIdx.x];
+    const int first_row = tile.x;
+    const int rows = tile.y;
+    const int group = heads / kv_heads;
+    const int head_chunks = (group + heads_per_tile - 1) / heads_per_tile;
+    const int kv_head = blockIdx.y / head_chunks;
+    const int first_head = kv_head * group + (blockIdx.y % head_chunks) * heads_per_tile;
+    const int tile_heads = min(heads_per_tile, (kv_head + 1) * group - first_head);
+    const int vectors = rows * tile_heads;
+    const int kv_width = kv_heads * D;
+    const int* table = block_tables + block_table_start[tile.z];
+
+    for (int i = threadIdx.x; i < vectors * D; i += ATT_THREADS) {
+        const int vec = i / D;
+        const int row = first_row + vec / tile_heads;
+        const int head = first_head + vec % tile_heads;
+        q_s[i] = q[(static_cast<size_t>(row) * heads + head) * D + i % D] * scale;
+    }
+    int length = 0;
+    for (int r = 0; r < rows; r++) {
+        length = max(length, positions[first_row + r] + 1);
+    }
+    const int per_split = ((length + splits - 1) / splits + ATT_KV - 1) / ATT_KV * ATT_KV;
+    const int begin = blockIdx.z * per_split;
+    const int end = min(length, begin + per_split);
+
+    float m[ATT_VECTORS_PER_WARP];
+    float l[ATT_VECTORS_PER_WARP];
+    float acc[ATT_VECTORS_PER_WARP][ATT_DIMS_PER_LANE];
+    int last[ATT_VECTORS_PER_WARP]; // the last position each vector may see
+#pragma unroll
+    for (int i = 0; i < ATT_VECTORS_PER_WARP; i++) {
+        const int vec = warp + i * ATT_WARPS;
+        m[i] = -INFINITY;
+        l[i] = 0.0f;
+        last[i] = vec < vectors ? positions[first_row + vec / tile_heads] : -1;
+#pragma unroll
+        for (int k = 0; k < ATT_DIMS_PER_LANE; k++) {
+            acc[i][k] = 0.0f;
+        }
+    }
+
+    for (int p0 = begin; p0 < end; p0 += ATT_KV) {
+        __syncthreads(); // the previous tile is consumed (and q_s is written, on the first pass)
+        if (threadIdx.x < ATT_KV) {
+            const int p = p0 + threadIdx.x;
+            slot_s[threadIdx.x] = p < end ? table[p / block_size] * block_size + p % block_size : -1;
+        }
+        __syncthreads();
+        for (int i = threadIdx.x; i < ATT_KV * D; i += ATT_THREADS) {
+            const int j = i / D;
+            const int d = i % D;
+            const int slot = slot_s[j];
+            float key = 0.0f;
+            float value = 0.0f; // zeros past the end: masked weights are 0 and 0 * garbage could be NaN
+            if (slot >= 0) {
+                const size_t at = static_cast<size_t>(slot) * kv_width + kv_head * D + d;
+                key = key_cache[at];
+                value = value_cache[at];
+            }
+            k_s[j * (D + 1) + d] = key;
+            v_s[j * D + d] = value;
+        }
+        __syncthreads();
+
+        const int p = p0 + lane;
+#pragma unroll
+        for (int i = 0; i < ATT_VECTORS_PER_WARP; i++) {
+            const int vec = warp + i * ATT_WARPS;
+            if (vec >= vectors) {
+                continue; // the same for the whole warp
+            }
+            float s = -INFINITY;
+            if (p < end && p <= last[i]) {
+                const float* qv = q_s + vec * D;
+                const float* kv = k_s + lane * (D + 1);
+                float dot = 0.0f;
+                for (int d = 0; d < D; d++) {
+                    dot += qv[d] * kv[d];
+                }
+                s = dot;
+            }
+            const float tile_max = warp_max(s);
+            if (tile_max == -INFINITY) {
+                continue; // nothing in this tile is visible to this vector
+            }
+            const float new_m = fmaxf(m[i], tile_max);
+            const float correction = expf(m[i] - new_m); // 0 on the first visible tile
+            const float weight = expf(s - new_m);        // 0 for masked positions
+            l[i] = l[i] * correction + warp_sum(weight);
+            m[i] = new_m;
+#pragma unroll
+            for (int k = 0; k < ATT_DIMS_PER_LANE; k++) {
+                acc[i][k] *= correction;
+            }
+            for (int j = 0; j < ATT_KV; j++) {
+                const float wj = __shfl_sync(FULL_MASK, weight, j);
+#pragma unroll
+                for (int k = 0; k < ATT_DIMS_PER_LANE; k++) {
+                    const int d = k * WARP_SIZE + lane;
+                    if (d < D) {
+                        acc[i][k] += wj * v_s[j * D + d];
+                    }
+                }
+            }
+        }
+    }
+
+#pragma unroll
+    for (int i = 0; i < ATT_VECTORS_PER_WARP; i++) {
+        const int vec = warp + i * ATT_WARPS;
+        if (vec >= vectors) {
+            continue;
+        }
+        const size_t item = static_cast<size_t>(first_row + vec / tile_heads) * heads + first_head + vec % tile_heads;
+        if (splits == 1) {
+#pragma unroll
+            for (int k = 0; k < ATT_DIMS_PER_LANE; k++) {
+                const int d = k * WARP_SIZE + lane;
+                if (d < D) {
+                    out[item * D + d] = acc[i][k] / l[i];
+                }
+            }
+        } else {
+            float* part = partials + (item * splits + blockIdx.z) * (D + 2);
+            if (lane == 0) {
+                part[0] = m[i];
+                part[1] = l[i];
+            }
+#pragma unroll
+            for (int k = 0; k < ATT_DIMS_PER_LANE; k++) {
+                const int d = k * WARP_SIZE + lane;
+                if (d < D) {
+                    part[2 + d] = acc[i][k];
+                }
+            }
+        }
+    }
+}
+
+// Merges the splits of pg_attention. One block per (row, head) item, threads over the head's values.
+// Split 0 always holds position 0, so the overall max is finite; empty splits weigh exp(-inf) = 0.
+extern "C" __global__ void pg_attention_combine(float* __restrict__ out, const float* __restrict__ partials,
+                                                int head_dim, int splits) {
+    const size_t item = blockIdx.x;
+    const int stride = head_dim + 2;
+    const float* part = partials + item * splits * stride;
+    float m = -INFINITY;
+    for (int s = 0; s < splits; s++) {
+        m = fmaxf(m, part[s * stride]);
+    }
+    float l = 0.0f;
+    for (int s = 0; s < splits; s++) {
+        l += part[s * stride + 1] * expf(part[s * stride] - m);
+    }
+    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+        float o = 0.0f;
+        for (int s = 0; s < splits; s++) {
+            o += part[s * stride + 2 + d] * expf(part[s * stride] - m);
+        }
+        out[item * head_dim + d] = o / l;
+    }
+}

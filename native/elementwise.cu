@@ -1,0 +1,100 @@
+// The small per-token kernels of a layer: RMS norm, rotary embedding, SwiGLU, residual add, KV
+// store, and the activation conversion that feeds cuBLAS. Launch shapes are set by CudaBackend.
+#include "common.cuh"
+
+// out[r] = in[r] / rms(in[r]) * weight, one block per row (any block size that is a multiple of 32).
+extern "C" __global__ void pg_rms_norm(float* __restrict__ out, const float* __restrict__ in,
+                                       const float* __restrict__ weight, int width, float eps) {
+    __shared__ float scratch[WARP_SIZE];
+    const float* x = in + static_cast<size_t>(blockIdx.x) * width;
+    float* y = out + static_cast<size_t>(blockIdx.x) * width;
+    float sum = 0.0f;
+    for (int i = threadIdx.x; i < width; i += blockDim.x) {
+        sum += x[i] * x[i];
+    }
+    sum = block_sum(sum, scratch);
+    const float scale = 1.0f / sqrtf(sum / width + eps); // correctly rounded, unlike rsqrtf
+    for (int i = threadIdx.x; i < width; i += blockDim.x) {
+        y[i] = x[i] * scale * weight[i];
+    }
+}
+
+// cos_sin row r = cos(positions[r] * f[i]) for i < pairs, then the sines; computed in double like
+// the CPU backend, since angles of late positions are large. Grid: (ceil(pairs / blockDim.x), tokens).
+extern "C" __global__ void pg_rope_angles(float* __restrict__ cos_sin, const int* __restrict__ positions,
+                                          const float* __restrict__ frequencies, int pairs) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    const int r = blockIdx.y;
+    if (i < pairs) {
+        double s, c;
+        sincos(static_cast<double>(positions[r]) * static_cast<double>(frequencies[i]), &s, &c);
+        float* row = cos_sin + static_cast<size_t>(r) * 2 * pairs;
+        row[i] = static_cast<float>(c);
+        row[pairs + i] = static_cast<float>(s);
+    }
+}
+
+// Rotates adjacent pairs (2i, 2i + 1) of the first 2 * pairs elements of every head, in place
+// (ggml's "normal" rope). One block per token row.
+extern "C" __global__ void pg_rope(float* __restrict__ x, const float* __restrict__ cos_sin, int heads, int head_dim,
+                                   int pairs) {
+    const int r = blockIdx.x;
+    const float* cs = cos_sin + static_cast<size_t>(r) * 2 * pairs;
+    for (int j = threadIdx.x; j < heads * pairs; j += blockDim.x) {
+        const int h = j / pairs;
+        const int i = j % pairs;
+        float* p = x + (static_cast<size_t>(r) * heads + h) * head_dim + 2 * i;
+        const float c = cs[i];
+        const float s = cs[pairs + i];
+        const float x0 = p[0];
+        const float x1 = p[1];
+        p[0] = x0 * c - x1 * s;
+        p[1] = x0 * s + x1 * c;
+    }
+}
+
+// gate[i] = silu(gate[i]) * up[i]
+extern "C" __global__ void pg_swiglu(float* __restrict__ gate, const float* __restrict__ up, long long n) {
+    const long long step = static_cast<long long>(gridDim.x) * blockDim.x;
+    for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) {
+        const float g = gate[i];
+        gate[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+// acc[i] += x[i]
+extern "C" __global__ void pg_add(float* __restrict__ acc, const float* __restrict__ x, long long n) {
+    const long long step = static_cast<long long>(gridDim.x) * blockDim.x;
+    for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) {
+        acc[i] += x[i];
+    }
+}
+
+// Row r of k and v (width floats) into slot slots[r] of the paged caches. One block per token row.
+extern "C" __global__ void pg_store_kv(float* __restrict__ key_cache, float* __restrict__ value_cache,
+                                       const float* __restrict__ k, const float* __restrict__ v,
+                                       const int* __restrict__ slots, int width) {
+    const size_t src = static_cast<size_t>(blockIdx.x) * width;
+    const size_t dst = static_cast<size_t>(slots[blockIdx.x]) * width;
+    for (int i = threadIdx.x; i < width; i += blockDim.x) {
+        key_cache[dst + i] = k[src + i];
+        value_cache[dst + i] = v[src + i];
+    }
+}
+
+// Activations as the B operand of a half-precision cuBLAS GEMM.
+template <class Out>
+__device__ void convert(Out* __restrict__ out, const float* __restrict__ in, long long n) {
+    const long long step = static_cast<long long>(gridDim.x) * blockDim.x;
+    for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) {
+        out[i] = from_float<Out>(in[i]);
+    }
+}
+
+extern "C" __global__ void pg_to_f16(__half* out, const float* in, long long n) {
+    convert(out, in, n);
+}
+
+extern "C" __global__ void pg_to_bf16(__nv_bfloat16* out, const float* in, long long n) {
+    convert(out, in, n);
+}

@@ -1,0 +1,440 @@
+// The kernels of native/*.cu, run by the emulator (emu.h) and compared with plain float64
+// references written independently here. Launch shapes and parameters are the ones
+// dev.peregrine.cuda.CudaBackend uses. Run by run.sh; prints one line per check, exits 1 on failure.
+#include "emu.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+extern "C" {
+void pg_rms_norm(float*, const float*, const float*, int, float);
+void pg_rope_angles(float*, const int*, const float*, int);
+void pg_rope(float*, const float*, int, int, int);
+void pg_swiglu(float*, const float*, long long);
+void pg_add(float*, const float*, long long);
+void pg_store_kv(float*, float*, const float*, const float*, const int*, int);
+void pg_to_f16(__half*, const float*, long long);
+void pg_to_bf16(__nv_bfloat16*, const float*, long long);
+void pg_split_blocks(const uint8_t*, uint8_t*, __half*, long long, int);
+void pg_embed_f32(float*, const int*, const uint8_t*, const __half*, int, int);
+void pg_embed_f16(float*, const int*, const uint8_t*, const __half*, int, int);
+void pg_embed_bf16(float*, const int*, const uint8_t*, const __half*, int, int);
+void pg_embed_q8_0(float*, const int*, const uint8_t*, const __half*, int, int);
+void pg_embed_q4_0(float*, const int*, const uint8_t*, const __half*, int, int);
+void pg_dequant_f16_q8_0(__half*, const uint8_t*, const __half*, int, int);
+void pg_dequant_f16_q4_0(__half*, const uint8_t*, const __half*, int, int);
+void pg_matvec_f32(float*, const float*, const uint8_t*, const __half*, int, int, int, int, int);
+void pg_matvec_f16(float*, const float*, const uint8_t*, const __half*, int, int, int, int, int);
+void pg_matvec_bf16(float*, const float*, const uint8_t*, const __half*, int, int, int, int, int);
+void pg_matvec_q8_0(float*, const float*, const uint8_t*, const __half*, int, int, int, int, int);
+void pg_matvec_q4_0(float*, const float*, const uint8_t*, const __half*, int, int, int, int, int);
+void pg_attention(float*, float*, const float*, const float*, const float*, const int*, const int*, const int*,
+                  const int4*, int, int, int, int, float, int, int);
+void pg_attention_combine(float*, const float*, int, int);
+void pg_argmax(int*, const float*, int);
+void pg_top_k(float*, int*, const float*, int, int);
+}
+
+namespace {
+int failures = 0;
+std::mt19937 rng(42);
+
+std::vector<float> randoms(size_t n) {
+    std::normal_distribution<float> normal;
+    std::vector<float> v(n);
+    for (float& x : v) {
+        x = normal(rng);
+    }
+    return v;
+}
+
+void report(const std::string& what, double worst, double allowed) {
+    bool ok = worst <= allowed;
+    std::printf("%s %-60s worst %.3g (allowed %.3g)\n", ok ? "ok  " : "FAIL", what.c_str(), worst, allowed);
+    failures += ok ? 0 : 1;
+}
+
+emu::Index grid(unsigned x, unsigned y = 1, unsigned z = 1) { return emu::Index{x, y, z}; }
+
+// ---- weights: ggml encodings, an independent decoder, and the device layout ----
+
+enum Type { F32, F16, BF16, Q8_0, Q4_0 };
+const char* NAMES[] = {"f32", "f16", "bf16", "q8_0", "q4_0"};
+bool quantised(Type t) { return t == Q8_0 || t == Q4_0; }
+
+uint16_t half_bits(float f) { return __half_as_ushort(__float2half_rn(f)); }
+float half_value(uint16_t u) { return __half2float(__ushort_as_half(u)); }
+
+// ggml's bytes for `rows` rows of `columns` values.
+std::vector<uint8_t> encode(Type t, const std::vector<float>& x) {
+    std::vector<uint8_t> out;
+    auto put16 = [&](uint16_t u) { out.push_back(u & 0xff); out.push_back(u >> 8); };
+    for (size_t i = 0; i < x.size();) {
+        switch (t) {
+            case F32: { uint8_t b[4]; std::memcpy(b, &x[i], 4); out.insert(out.end(), b, b + 4); i++; break; }
+            case F16: put16(half_bits(x[i++])); break;
+            case BF16: put16(__bfloat16_as_ushort(__float2bfloat16_rn(x[i++]))); break;
+            case Q8_0: {
+                float amax = 0;
+                for (int j = 0; j < 32; j++) amax = std::max(amax, std::fabs(x[i + j]));
+                float d = amax / 127;
+                put16(half_bits(d));
+                for (int j = 0; j < 32; j++) out.push_back(static_cast<uint8_t>(static_cast<int8_t>(d == 0 ? 0 : std::lround(x[i + j] / d))));
+                i += 32;
+                break;
+            }
+            case Q4_0: {
+                float max = 0;
+                for (int j = 0; j < 32; j++) if (std::fabs(x[i + j]) > std::fabs(max)) max = x[i + j];
+                float d = max / -8;
+                float id = d == 0 ? 0 : 1 / d;
+                put16(half_bits(d));
+                for (int j = 0; j < 16; j++) {
+                    int lo = std::min(15, static_cast<int>(x[i + j] * id + 8.5f));
+                    int hi = std::min(15, static_cast<int>(x[i + j + 16] * id + 8.5f));
+                    out.push_back(static_cast<uint8_t>(lo | (hi << 4)));
+                }
+                i += 32;
+                break;
+            }
+        }
+    }
+    return out;
+}
+
+// Value `index` of ggml bytes, decoded the obvious way.
+double decode(Type t, const std::vector<uint8_t>& bytes, size_t index) {
+    auto get16 = [&](size_t at) { return static_cast<uint16_t>(bytes[at] | (bytes[at + 1] << 8)); };
+    switch (t) {
+        case F32: { float f; std::memcpy(&f, &bytes[index * 4], 4); return f; }
+        case F16: return half_value(get16(index * 2));
+        case BF16: { uint32_t u = static_cast<uint32_t>(get16(index * 2)) << 16; float f; std::memcpy(&f, &u, 4); return f; }
+        case Q8_0: { size_t b = index / 32 * 34; return half_value(get16(b)) * static_cast<int8_t>(bytes[b + 2 + index % 32]); }
+        case Q4_0: {
+            size_t b = index / 32 * 18;
+            int j = index % 32;
+            int nibble = j < 16 ? bytes[b + 2 + j] & 15 : bytes[b + 2 + j - 16] >> 4;
+            return half_value(get16(b)) * (nibble - 8);
+        }
+    }
+    return 0;
+}
+
+size_t type_bytes(Type t, size_t values) {
+    switch (t) {
+        case F32: return values * 4;
+        case F16: case BF16: return values * 2;
+        case Q8_0: return values / 32 * 34;
+        case Q4_0: return values / 32 * 18;
+    }
+    return 0;
+}
+
+// A matrix laid out as CudaBackend uploads it (native/weights.cuh).
+struct DeviceWeight {
+    std::vector<uint8_t> data;
+    std::vector<__half> scales;
+    int row_stride;
+};
+
+DeviceWeight upload(Type t, const std::vector<uint8_t>& bytes, int rows, int columns) {
+    DeviceWeight w;
+    if (!quantised(t)) {
+        size_t row_bytes = type_bytes(t, columns);
+        w.row_stride = static_cast<int>((row_bytes + 15) / 16 * 16);
+        w.data.assign(static_cast<size_t>(rows) * w.row_stride + 16, 0);
+        for (int r = 0; r < rows; r++) std::memcpy(&w.data[r * w.row_stride], &bytes[r * row_bytes], row_bytes);
+        return w;
+    }
+    int block_bytes = t == Q8_0 ? 34 : 18;
+    long long blocks = static_cast<long long>(rows) * columns / 32;
+    w.row_stride = columns / 32 * (block_bytes - 2);
+    w.data.assign(blocks * (block_bytes - 2) + 16, 0);
+    w.scales.resize(blocks);
+    emu::launch(grid(3), 64, [&] { pg_split_blocks(bytes.data(), w.data.data(), w.scales.data(), blocks, block_bytes); });
+    return w;
+}
+
+using Matvec = void (*)(float*, const float*, const uint8_t*, const __half*, int, int, int, int, int);
+using Embed = void (*)(float*, const int*, const uint8_t*, const __half*, int, int);
+const Matvec MATVEC[] = {pg_matvec_f32, pg_matvec_f16, pg_matvec_bf16, pg_matvec_q8_0, pg_matvec_q4_0};
+const Embed EMBED[] = {pg_embed_f32, pg_embed_f16, pg_embed_bf16, pg_embed_q8_0, pg_embed_q4_0};
+
+void test_weights() {
+    for (Type t : {F32, F16, BF16, Q8_0, Q4_0}) {
+        std::vector<std::pair<int, int>> shapes = quantised(t)
+                ? std::vector<std::pair<int, int>>{{32, 19}, {256, 70}, {1024, 9}}
+                : std::vector<std::pair<int, int>>{{37, 19}, {172, 70}, {256, 33}, {1024, 9}};
+        for (auto [columns, rows] : shapes) {
+            std::vector<uint8_t> bytes = encode(t, randoms(static_cast<size_t>(rows) * columns));
+            DeviceWeight w = upload(t, bytes, rows, columns);
+            for (int tokens : {1, 3, 8}) {
+                std::vector<float> x = randoms(static_cast<size_t>(tokens) * columns);
+                for (int warps_per_row : {1, 2, 8}) {
+                    std::vector<float> out(static_cast<size_t>(tokens) * rows, NAN);
+                    int rows_per_block = 8 / warps_per_row;
+                    emu::launch(grid((rows + rows_per_block - 1) / rows_per_block), 256, [&] {
+                        MATVEC[t](out.data(), x.data(), w.data.data(), w.scales.data(), w.row_stride, columns, rows, tokens, warps_per_row);
+                    });
+                    double worst = 0;
+                    for (int k = 0; k < tokens; k++) {
+                        for (int r = 0; r < rows; r++) {
+                            double dot = 0, magnitude = 0;
+                            for (int i = 0; i < columns; i++) {
+                                double p = decode(t, bytes, static_cast<size_t>(r) * columns + i) * x[k * columns + i];
+                                dot += p;
+                                magnitude += std::fabs(p);
+                            }
+                            double e = std::fabs(out[k * rows + r] - dot) / (magnitude + 1e-6);
+                            worst = std::isnan(e) ? INFINITY : std::max(worst, e);
+                        }
+                    }
+                    report(std::string("matvec ") + NAMES[t] + " " + std::to_string(columns) + "x" + std::to_string(rows) + ", "
+                           + std::to_string(tokens) + " tokens, " + std::to_string(warps_per_row) + " warps/row", worst, 1e-5);
+                }
+            }
+            std::vector<int> tokens = {3 % rows, 0, rows - 1, 3 % rows};
+            std::vector<float> embedded(tokens.size() * columns, NAN);
+            emu::launch(grid(tokens.size()), 128, [&] {
+                EMBED[t](embedded.data(), tokens.data(), w.data.data(), w.scales.data(), w.row_stride, columns);
+            });
+            double worst = 0;
+            for (size_t k = 0; k < tokens.size(); k++) {
+                for (int i = 0; i < columns; i++) {
+                    double e = std::fabs(embedded[k * columns + i] - decode(t, bytes, static_cast<size_t>(tokens[k]) * columns + i));
+                    worst = std::isnan(e) ? INFINITY : std::max(worst, e);
+                }
+            }
+            report(std::string("embed ") + NAMES[t] + " " + std::to_string(columns) + " columns", worst, 0);
+            if (quantised(t)) {
+                std::vector<__half> dense(static_cast<size_t>(rows) * columns);
+                emu::launch(grid(rows), 256, [&] {
+                    (t == Q8_0 ? pg_dequant_f16_q8_0 : pg_dequant_f16_q4_0)(dense.data(), w.data.data(), w.scales.data(), w.row_stride, columns);
+                });
+                worst = 0;
+                for (size_t i = 0; i < dense.size(); i++) {
+                    worst = std::max(worst, static_cast<double>(std::fabs(__half2float(dense[i]) - __half2float(__float2half_rn(static_cast<float>(decode(t, bytes, i)))))));
+                }
+                report(std::string("dequantise to f16 ") + NAMES[t] + " " + std::to_string(columns) + " columns", worst, 0);
+            }
+        }
+    }
+}
+
+// ---- per-token kernels ----
+
+void test_elementwise() {
+    for (int width : {64, 576, 5000}) {
+        int rows = 3;
+        std::vector<float> x = randoms(rows * width), w = randoms(width), out(rows * width);
+        emu::launch(grid(rows), 256, [&] { pg_rms_norm(out.data(), x.data(), w.data(), width, 1e-5f); });
+        double worst = 0;
+        for (int r = 0; r < rows; r++) {
+            double ss = 0;
+            for (int i = 0; i < width; i++) ss += static_cast<double>(x[r * width + i]) * x[r * width + i];
+            double scale = 1 / std::sqrt(ss / width + 1e-5);
+            for (int i = 0; i < width; i++) {
+                double want = x[r * width + i] * scale * w[i];
+                worst = std::max(worst, std::fabs(out[r * width + i] - want) / std::max(1.0, std::fabs(want)));
+            }
+        }
+        report("rms_norm width " + std::to_string(width), worst, 1e-5);
+    }
+
+    int rows = 5, heads = 3, head_dim = 16, pairs = 6; // partial rotation: 12 of 16 dims
+    std::vector<int> positions = {0, 1, 17, 999, 123456};
+    std::vector<float> frequencies(pairs);
+    for (int i = 0; i < pairs; i++) frequencies[i] = static_cast<float>(std::pow(10000.0, -2.0 * i / (2 * pairs)));
+    std::vector<float> cos_sin(rows * 2 * pairs);
+    emu::launch(grid(1, rows), 64, [&] { pg_rope_angles(cos_sin.data(), positions.data(), frequencies.data(), pairs); });
+    std::vector<float> x = randoms(rows * heads * head_dim), rotated = x;
+    emu::launch(grid(rows), 32, [&] { pg_rope(rotated.data(), cos_sin.data(), heads, head_dim, pairs); });
+    double worst_angle = 0, worst = 0;
+    for (int r = 0; r < rows; r++) {
+        for (int i = 0; i < pairs; i++) {
+            double a = static_cast<double>(positions[r]) * frequencies[i];
+            worst_angle = std::max({worst_angle, std::fabs(cos_sin[r * 2 * pairs + i] - std::cos(a)),
+                                    std::fabs(cos_sin[r * 2 * pairs + pairs + i] - std::sin(a))});
+        }
+        for (int h = 0; h < heads; h++) {
+            const float* in = &x[(r * heads + h) * head_dim];
+            const float* got = &rotated[(r * heads + h) * head_dim];
+            for (int d = 0; d < head_dim; d++) {
+                double want = in[d];
+                if (d < 2 * pairs) {
+                    double a = static_cast<double>(positions[r]) * frequencies[d / 2];
+                    want = d % 2 == 0 ? in[d] * std::cos(a) - in[d + 1] * std::sin(a) : in[d - 1] * std::sin(a) + in[d] * std::cos(a);
+                }
+                worst = std::max(worst, std::fabs(got[d] - want));
+            }
+        }
+    }
+    report("rope_angles", worst_angle, 1e-7);
+    report("rope (partial rotation)", worst, 1e-5);
+
+    long long n = 10007;
+    std::vector<float> gate = randoms(n), up = randoms(n), g = gate, acc = gate;
+    emu::launch(grid(4), 256, [&] { pg_swiglu(g.data(), up.data(), n); });
+    emu::launch(grid(4), 256, [&] { pg_add(acc.data(), up.data(), n); });
+    double worst_swiglu = 0, worst_add = 0;
+    for (long long i = 0; i < n; i++) {
+        double s = gate[i] / (1 + std::exp(-static_cast<double>(gate[i]))) * up[i];
+        worst_swiglu = std::max(worst_swiglu, std::fabs(g[i] - s) / std::max(1.0, std::fabs(s)));
+        worst_add = std::max(worst_add, std::fabs(acc[i] - (static_cast<double>(gate[i]) + up[i])));
+    }
+    report("swiglu", worst_swiglu, 1e-6);
+    report("add", worst_add, 1e-6);
+
+    int width = 40;
+    std::vector<int> slots = {7, 0, 33};
+    std::vector<float> k = randoms(3 * width), v = randoms(3 * width), keys(40 * width, 0), values(40 * width, 0);
+    emu::launch(grid(3), 64, [&] { pg_store_kv(keys.data(), values.data(), k.data(), v.data(), slots.data(), width); });
+    double worst_store = 0;
+    for (int r = 0; r < 3; r++) {
+        for (int i = 0; i < width; i++) {
+            worst_store = std::max({worst_store, static_cast<double>(std::fabs(keys[slots[r] * width + i] - k[r * width + i])),
+                                    static_cast<double>(std::fabs(values[slots[r] * width + i] - v[r * width + i]))});
+        }
+    }
+    report("store_kv", worst_store, 0);
+
+    std::vector<__half> h(n);
+    std::vector<__nv_bfloat16> b(n);
+    emu::launch(grid(4), 256, [&] { pg_to_f16(h.data(), gate.data(), n); });
+    emu::launch(grid(4), 256, [&] { pg_to_bf16(b.data(), gate.data(), n); });
+    double worst_half = 0;
+    for (long long i = 0; i < n; i++) {
+        worst_half = std::max({worst_half, static_cast<double>(std::fabs(__half2float(h[i]) - __half2float(__float2half_rn(gate[i])))),
+                               static_cast<double>(std::fabs(__bfloat162float(b[i]) - __bfloat162float(__float2bfloat16_rn(gate[i]))))});
+    }
+    report("to_f16, to_bf16", worst_half, 0);
+}
+
+// ---- attention, launched as CudaBackend.attention does ----
+
+void test_attention(int heads, int kv_heads, int head_dim, const std::vector<std::pair<int, int>>& sequences, int splits) {
+    const int block_size = 16, vectors = 16;
+    int longest = 0;
+    for (auto [first, count] : sequences) longest = std::max(longest, first + count);
+    int blocks_per_sequence = (longest + block_size - 1) / block_size;
+    int blocks = blocks_per_sequence * static_cast<int>(sequences.size());
+    std::vector<int> order(blocks);
+    std::iota(order.begin(), order.end(), 0);
+    std::shuffle(order.begin(), order.end(), rng);
+    std::vector<int> positions, sequence_of, starts;
+    for (size_t s = 0; s < sequences.size(); s++) {
+        starts.push_back(static_cast<int>(s) * blocks_per_sequence);
+        for (int p = sequences[s].first; p < sequences[s].first + sequences[s].second; p++) {
+            positions.push_back(p);
+            sequence_of.push_back(static_cast<int>(s));
+        }
+    }
+    int n = static_cast<int>(positions.size());
+    int kv_width = kv_heads * head_dim;
+    std::vector<float> q = randoms(static_cast<size_t>(n) * heads * head_dim);
+    std::vector<float> keys = randoms(static_cast<size_t>(blocks) * block_size * kv_width);
+    std::vector<float> values = randoms(keys.size());
+    float scale = 1 / std::sqrt(static_cast<float>(head_dim));
+
+    int group = heads / kv_heads;
+    int heads_per_tile = std::min(group, vectors);
+    int head_chunks = (group + heads_per_tile - 1) / heads_per_tile;
+    int rows_per_tile = vectors / heads_per_tile;
+    std::vector<int4> tiles; // StepLayout.buildTiles
+    for (int r = 0; r < n;) {
+        int first = r;
+        do r++; while (r < n && r - first < rows_per_tile && sequence_of[r] == sequence_of[first]);
+        tiles.push_back(int4{first, r - first, sequence_of[first], 0});
+    }
+    std::vector<float> out(q.size(), NAN), partials(static_cast<size_t>(n) * heads * splits * (head_dim + 2), NAN);
+    emu::launch(grid(static_cast<unsigned>(tiles.size()), kv_heads * head_chunks, splits), 128, [&] {
+        pg_attention(out.data(), partials.data(), q.data(), keys.data(), values.data(), positions.data(), order.data(),
+                     starts.data(), tiles.data(), block_size, heads, kv_heads, head_dim, scale, heads_per_tile, splits);
+    });
+    if (splits > 1) {
+        emu::launch(grid(n * heads), 64, [&] { pg_attention_combine(out.data(), partials.data(), head_dim, splits); });
+    }
+    double worst = 0;
+    for (int r = 0; r < n; r++) {
+        for (int h = 0; h < heads; h++) {
+            int kh = h / group;
+            std::vector<double> w(positions[r] + 1);
+            double max = -INFINITY, sum = 0;
+            for (int p = 0; p <= positions[r]; p++) {
+                int slot = order[starts[sequence_of[r]] + p / block_size] * block_size + p % block_size;
+                double dot = 0;
+                for (int d = 0; d < head_dim; d++) dot += static_cast<double>(q[(r * heads + h) * head_dim + d]) * keys[slot * kv_width + kh * head_dim + d];
+                w[p] = dot * scale;
+                max = std::max(max, w[p]);
+            }
+            for (double& x : w) sum += (x = std::exp(x - max));
+            for (int d = 0; d < head_dim; d++) {
+                double o = 0;
+                for (int p = 0; p <= positions[r]; p++) {
+                    int slot = order[starts[sequence_of[r]] + p / block_size] * block_size + p % block_size;
+                    o += w[p] / sum * values[slot * kv_width + kh * head_dim + d];
+                }
+                double e = std::fabs(out[(r * heads + h) * head_dim + d] - o);
+                worst = std::isnan(e) ? INFINITY : std::max(worst, e);
+            }
+        }
+    }
+    std::string cases;
+    for (auto [first, count] : sequences) cases += " " + std::to_string(first) + "+" + std::to_string(count);
+    report("attention " + std::to_string(heads) + "/" + std::to_string(kv_heads) + "/" + std::to_string(head_dim) + cases
+           + ", " + std::to_string(splits) + " split(s)", worst, 1e-5);
+}
+
+// ---- sampling ----
+
+void test_sampling() {
+    int vocab = 5003, rows = 3;
+    std::vector<float> logits = randoms(static_cast<size_t>(rows) * vocab);
+    logits[vocab + 10] = logits[vocab + 20] = 9; // a tie for the maximum
+    for (int j = 0; j < 60; j++) logits[2 * vocab + 100 + 7 * j] = 2.5f; // many equal values around the cut
+    std::vector<int> best(rows);
+    emu::launch(grid(rows), 1024, [&] { pg_argmax(best.data(), logits.data(), vocab); });
+    for (int k : {1, 40, 1024}) {
+        std::vector<float> values(static_cast<size_t>(rows) * k);
+        std::vector<int> indices(values.size());
+        emu::launch(grid(rows), 1024, [&] { pg_top_k(values.data(), indices.data(), logits.data(), vocab, k); });
+        double wrong = 0;
+        for (int r = 0; r < rows; r++) {
+            std::vector<int> ranked(vocab);
+            std::iota(ranked.begin(), ranked.end(), 0);
+            const float* x = &logits[static_cast<size_t>(r) * vocab];
+            std::stable_sort(ranked.begin(), ranked.end(), [&](int a, int b) { return x[a] > x[b]; });
+            wrong += best[r] != ranked[0];
+            for (int j = 0; j < k; j++) wrong += indices[r * k + j] != ranked[j] || values[r * k + j] != x[ranked[j]];
+        }
+        report("argmax and top_k, k = " + std::to_string(k), wrong, 0);
+    }
+}
+} // namespace
+
+int main(int argc, char** argv) {
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);
+    std::string only = argc > 1 ? argv[1] : "";
+    if (only.empty() || only == "weights") test_weights();
+    if (only.empty() || only == "elementwise") test_elementwise();
+    if (only.empty() || only == "attention") {
+        std::vector<std::vector<std::pair<int, int>>> cases = {
+                {{0, 1}, {37, 1}, {90, 1}},             // batched decode
+                {{0, 45}},                              // one prompt
+                {{100, 1}, {50, 20}, {5, 1}, {0, 3}}};  // decodes, a prompt continuation, a short prompt
+        int shapes[][3] = {{8, 4, 8}, {32, 8, 64}, {9, 3, 64}, {4, 4, 128}, {16, 1, 256}, {6, 2, 40}, {40, 2, 64}};
+        for (auto& s : shapes) {
+            for (auto& c : cases) test_attention(s[0], s[1], s[2], c, 1);
+        }
+        test_attention(8, 4, 8, {{300, 1}}, 4);          // a long decode split over positions
+        test_attention(32, 8, 64, {{200, 1}, {7, 1}}, 3); // splits, one of them empty for the short row
+        test_attention(6, 2, 40, {{60, 20}}, 2);          // a prompt chunk split
+    }
+    if (only.empty() || only == "sampling") test_sampling();
+    std::printf("%s: %d failure(s)\n", failures == 0 ? "PASSED" : "FAILED", failures);
+    return failures == 0 ? 0 : 1;
+}
