@@ -1,6 +1,7 @@
 package dev.peregrine;
 
 import java.util.Arrays;
+import java.util.Objects;
 
 /**
  * The result of one generation.
@@ -8,11 +9,19 @@ import java.util.Arrays;
  * @param promptTokens the prompt's token ids (for a session: the tokens appended since the last generation)
  * @param outputTokens the generated token ids (a stop token or end-of-generation token is not included)
  * @param text         the generated text (a stop string that ended it is not included)
+ * @param speculation  what speculative decoding did ({@link SpeculationStats#NONE} without it)
  */
-public record Completion(int[] promptTokens, int[] outputTokens, String text, FinishReason finishReason, Timings timings) {
+public record Completion(int[] promptTokens, int[] outputTokens, String text, FinishReason finishReason, Timings timings,
+                         SpeculationStats speculation) {
     public Completion {
         promptTokens = promptTokens.clone();
         outputTokens = outputTokens.clone();
+        Objects.requireNonNull(speculation, "speculation");
+    }
+
+    /** A completion without speculative decoding. */
+    public Completion(int[] promptTokens, int[] outputTokens, String text, FinishReason finishReason, Timings timings) {
+        this(promptTokens, outputTokens, text, finishReason, timings, SpeculationStats.NONE);
     }
 
     @Override
@@ -28,14 +37,15 @@ public record Completion(int[] promptTokens, int[] outputTokens, String text, Fi
     @Override
     public String toString() {
         return "Completion[text=" + text + ", finishReason=" + finishReason + ", promptTokens="
-                + Arrays.toString(promptTokens) + ", outputTokens=" + Arrays.toString(outputTokens) + ", timings=" + timings + "]";
+                + Arrays.toString(promptTokens) + ", outputTokens=" + Arrays.toString(outputTokens) + ", timings=" + timings
+                + ", speculation=" + speculation + "]";
     }
 
     @Override
     public boolean equals(Object o) {
         return o instanceof Completion c && Arrays.equals(c.promptTokens, promptTokens)
                 && Arrays.equals(c.outputTokens, outputTokens) && c.text.equals(text)
-                && c.finishReason == finishReason && c.timings.equals(timings);
+                && c.finishReason == finishReason && c.timings.equals(timings) && c.speculation.equals(speculation);
     }
 
     @Override

@@ -4,6 +4,7 @@ import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.function.Consumer;
 
 /**
@@ -18,6 +19,9 @@ import java.util.function.Consumer;
  * <p>Sampling applies, in this order: repetition penalty over the last
  * {@link #repetitionLastN()} tokens, temperature, top-k, top-p, min-p, then a draw with the
  * request's random generator. Temperature 0 means greedy (argmax) whatever the other settings.
+ *
+ * <p>{@link #withSpeculation} makes a request decode speculatively; it changes speed, never the
+ * distribution of the output (see {@link Speculation}).
  */
 public final class GenerationConfig {
     private final int maxTokens;
@@ -33,6 +37,7 @@ public final class GenerationConfig {
     private final int[] stopTokens;
     private final boolean ignoreEos;
     private final Duration timeout;
+    private final Speculation speculation;
 
     /** The mutable twin used to make modified copies. */
     private static final class Values {
@@ -49,6 +54,7 @@ public final class GenerationConfig {
         int[] stopTokens = new int[0];
         boolean ignoreEos;
         Duration timeout = Duration.ZERO;
+        Speculation speculation;
     }
 
     private GenerationConfig(Values v) {
@@ -94,6 +100,7 @@ public final class GenerationConfig {
         this.stopTokens = v.stopTokens.clone();
         this.ignoreEos = v.ignoreEos;
         this.timeout = v.timeout;
+        this.speculation = v.speculation;
     }
 
     /** Sampling at temperature 0.8, top-k 40, top-p 0.95, min-p 0.05 (llama.cpp's defaults), 256 tokens. */
@@ -121,6 +128,7 @@ public final class GenerationConfig {
         v.stopTokens = stopTokens;
         v.ignoreEos = ignoreEos;
         v.timeout = timeout;
+        v.speculation = speculation;
         change.accept(v);
         return new GenerationConfig(v);
     }
@@ -191,6 +199,15 @@ public final class GenerationConfig {
         return with(v -> v.timeout = limit);
     }
 
+    /**
+     * Decode speculatively: {@code speculation}'s drafter proposes tokens that the model verifies
+     * several at a time ({@link Speculation#draftModel}, {@link Speculation#promptLookup},
+     * {@link Speculation#drafter}); null turns speculation off.
+     */
+    public GenerationConfig withSpeculation(Speculation speculation) {
+        return with(v -> v.speculation = speculation);
+    }
+
     public int maxTokens() {
         return maxTokens;
     }
@@ -249,13 +266,19 @@ public final class GenerationConfig {
         return timeout;
     }
 
+    /** The request's speculative decoding, if any. */
+    public Optional<Speculation> speculation() {
+        return Optional.ofNullable(speculation);
+    }
+
     @Override
     public String toString() {
         return "GenerationConfig[maxTokens=" + maxTokens + ", temperature=" + temperature + ", topK=" + topK
                 + ", topP=" + topP + ", minP=" + minP + ", repetitionPenalty=" + repetitionPenalty
                 + ", repetitionLastN=" + repetitionLastN + (seeded ? ", seed=" + seed : "")
                 + ", stopStrings=" + stopStrings + ", stopTokens=" + Arrays.toString(stopTokens)
-                + ", ignoreEos=" + ignoreEos + (timeout.isZero() ? "" : ", timeout=" + timeout) + "]";
+                + ", ignoreEos=" + ignoreEos + (timeout.isZero() ? "" : ", timeout=" + timeout)
+                + (speculation == null ? "" : ", speculation=" + speculation) + "]";
     }
 
     @Override

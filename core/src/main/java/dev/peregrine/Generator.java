@@ -3,6 +3,7 @@ package dev.peregrine;
 import dev.peregrine.engine.Generation;
 import dev.peregrine.engine.Scheduler;
 import dev.peregrine.engine.SequenceState;
+import dev.peregrine.engine.Speculator;
 import java.lang.ref.Cleaner;
 import java.util.ArrayList;
 import java.util.Iterator;
@@ -54,8 +55,9 @@ public final class Generator {
     public CompletableFuture<Completion> generateAsync(String prompt, GenerationConfig config) {
         int[] tokens = model.encode(prompt);
         checkPrompt(tokens);
+        Speculator speculator = newSpeculator(model, config);
         SequenceState seq = newSequence(tokens);
-        Generation generation = new Generation(seq, tokens, config, model.tokenizer(), model.loadNanos());
+        Generation generation = new Generation(seq, tokens, config, model.tokenizer(), model.loadNanos(), speculator);
         FutureSink sink = new FutureSink();
         sink.request = model.scheduler().submit(generation, true, sink);
         return sink;
@@ -115,8 +117,9 @@ public final class Generator {
 
     private ResultQueue submit(int[] promptTokens, GenerationConfig config) {
         checkPrompt(promptTokens);
+        Speculator speculator = newSpeculator(model, config);
         SequenceState seq = newSequence(promptTokens);
-        Generation generation = new Generation(seq, promptTokens, config, model.tokenizer(), model.loadNanos());
+        Generation generation = new Generation(seq, promptTokens, config, model.tokenizer(), model.loadNanos(), speculator);
         ResultQueue results = new ResultQueue();
         try {
             results.attach(model.scheduler().submit(generation, true, results));
@@ -125,6 +128,14 @@ public final class Generator {
             throw e;
         }
         return results;
+    }
+
+    /**
+     * The per-request state of the config's speculation, or null without one; checks the draft
+     * model's tokenizer against {@code model}'s before anything is queued.
+     */
+    static Speculator newSpeculator(Model model, GenerationConfig config) {
+        return config.speculation().map(s -> s.newSpeculator(model)).orElse(null);
     }
 
     private SequenceState newSequence(int[] promptTokens) {

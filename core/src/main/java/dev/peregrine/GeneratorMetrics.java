@@ -21,6 +21,7 @@ package dev.peregrine;
  * @param kvBlocksCachedIdle      unreferenced blocks kept because they hold a cached prompt prefix
  *                                (reusable, and evicted least-recently-used first when blocks run out)
  * @param prefixCacheHitTokens    prompt tokens whose keys and values were reused instead of computed
+ * @param speculation             speculative decoding over all requests (see {@link Speculation})
  */
 public record GeneratorMetrics(
         int runningSequences,
@@ -39,5 +40,6 @@ public record GeneratorMetrics(
         long rejectedRequests,
         long preemptions,
         int kvBlocksCachedIdle,
-        long prefixCacheHitTokens) {
+        long prefixCacheHitTokens,
+        SpeculationStats speculation) {
 }

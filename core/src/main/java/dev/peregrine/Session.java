@@ -74,7 +74,8 @@ public final class Session implements AutoCloseable {
         }
         int[] all = seq.tokens();
         int[] prompt = Arrays.copyOfRange(all, Math.min(unreportedFrom, all.length), all.length);
-        Generation generation = new Generation(seq, prompt, config, model.tokenizer(), model.loadNanos());
+        Generation generation = new Generation(seq, prompt, config, model.tokenizer(), model.loadNanos(),
+                Generator.newSpeculator(model, config));
         ResultQueue results = new ResultQueue();
         results.attach(model.scheduler().submit(generation, false, results));
         Completion c = results.drain(onToken);

@@ -4,6 +4,7 @@ import dev.peregrine.Completion;
 import dev.peregrine.FinishReason;
 import dev.peregrine.GeneratedToken;
 import dev.peregrine.GenerationConfig;
+import dev.peregrine.SpeculationStats;
 import dev.peregrine.Timings;
 import dev.peregrine.sampling.Sampler;
 import dev.peregrine.tokenizer.StreamingDecoder;
@@ -16,12 +17,17 @@ import java.util.List;
  * follow the sequence, it samples, appends the token, checks the stop conditions and releases the
  * text that is safe to print (whole UTF-8 characters, and nothing that could still turn out to be
  * the start of a stop string). The {@link Scheduler} evaluates the sequence and calls it.
+ *
+ * <p>With speculative decoding the scheduler appends a {@link Speculator}'s draft to the sequence
+ * and evaluates it with the last token in one span; {@link #acceptDrafts} then keeps the drafts
+ * the model agrees with and the model's own next token, exactly as sampling them one at a time.
  */
 public final class Generation {
     private final SequenceState seq;
     private final GenerationConfig config;
     private final Tokenizer tokenizer;
     private final Sampler sampler;
+    private final Speculator speculator;
     private final StreamingDecoder decoder;
     private final int[] promptTokens;
     private final long loadNanos;
@@ -45,10 +51,20 @@ public final class Generation {
      *                     completion; they may already be in the sequence)
      */
     public Generation(SequenceState seq, int[] promptTokens, GenerationConfig config, Tokenizer tokenizer, long loadNanos) {
+        this(seq, promptTokens, config, tokenizer, loadNanos, null);
+    }
+
+    /** A generation that speculates with {@code speculator} (null: never). */
+    public Generation(SequenceState seq, int[] promptTokens, GenerationConfig config, Tokenizer tokenizer, long loadNanos,
+                      Speculator speculator) {
         this.seq = seq;
         this.config = config;
         this.tokenizer = tokenizer;
         this.sampler = new Sampler(config, tokenizer.vocabularySize());
+        this.speculator = speculator;
+        if (speculator != null) {
+            speculator.bind(seq, config, sampler);
+        }
         this.decoder = tokenizer.streamingDecoder();
         this.promptTokens = promptTokens.clone();
         this.loadNanos = loadNanos;
@@ -64,6 +80,24 @@ public final class Generation {
 
     public GenerationConfig config() {
         return config;
+    }
+
+    /** The request's speculative decoding, or null. */
+    Speculator speculator() {
+        return speculator;
+    }
+
+    /**
+     * Most tokens to draft for the next step: the adaptive draft length, kept small enough that
+     * the drafts plus the model's own token fit in both max tokens and the context.
+     */
+    int draftLimit() {
+        if (speculator == null || finish != null) {
+            return 0;
+        }
+        int tokensLeft = config.maxTokens() - outputCount - 1;
+        int contextLeft = seq.contextLength() - seq.length() - 1;
+        return Math.max(0, Math.min(speculator.nextLength(), Math.min(tokensLeft, contextLeft)));
     }
 
     public boolean isFinished() {
@@ -104,6 +138,94 @@ public final class Generation {
         }
         int token = sampler.sample(logits, offset, seq.tokenArray(), seq.length());
         seq.append(token);
+        return commit(token);
+    }
+
+    /**
+     * Verifies the {@code drafted} tokens at the end of the sequence (the speculator's draft,
+     * appended and evaluated together with the token before them) against the model's logits for
+     * each of their positions and the one after ({@code drafted + 1} rows from {@code offset}).
+     *
+     * <p>Greedy: the drafts are kept while each is the model's argmax, then the model's own token
+     * follows. Sampling: draft x at position i is kept with probability min(1, p(x) / q(x)),
+     * where p is the model's distribution after the history up to i (temperature, filters and
+     * the repetition penalty over that very history, as plain sampling would apply them) and q
+     * the draft's; at the first rejection a token is drawn from max(0, p - q) normalised, and if
+     * all are kept, from p after the last. Each output token is thereby distributed exactly as
+     * in plain sampling. Rejected drafts leave the sequence and the KV cache.
+     *
+     * <p>Hands each output token to {@code sink}, as {@link #accept} returns them, and returns
+     * how many it handed out.
+     */
+    int acceptDrafts(float[] logits, int offset, int drafted, Scheduler.Sink sink) {
+        if (finish != null) {
+            throw new IllegalStateException("the generation has finished");
+        }
+        if (firstLogitsNanos == 0) {
+            firstLogitsNanos = System.nanoTime();
+        }
+        int vocabulary = sampler.vocabularySize();
+        int start = seq.length() - drafted;
+        int[] history = seq.tokenArray();
+        int accepted = 0;
+        int next = -1;
+        if (config.isGreedy()) {
+            while (next < 0) {
+                int t = sampler.sample(logits, offset + accepted * vocabulary, history, start + accepted);
+                if (accepted < drafted && t == history[start + accepted]) {
+                    accepted++;
+                } else {
+                    next = t;
+                }
+            }
+        } else {
+            DraftBuffer draft = speculator.draft();
+            float[] p = speculator.row();
+            for (; accepted < drafted; accepted++) {
+                sampler.distribution(logits, offset + accepted * vocabulary, history, start + accepted, p);
+                int x = history[start + accepted];
+                // Accept with probability min(1, p/q): q(x) > 0 for a token drawn from q.
+                if (!(sampler.nextUniform() * draft.probability(accepted, x) < p[x])) {
+                    next = draft.drawResidual(accepted, p, sampler.nextUniform());
+                    break;
+                }
+            }
+            if (next < 0) {
+                next = sampler.sample(logits, offset + drafted * vocabulary, history, start + drafted);
+            }
+        }
+        seq.rewind(drafted - accepted);
+
+        int handedOut = 0;
+        int committed = 0;
+        while (finish == null && committed <= accepted) {
+            int token;
+            if (committed < accepted) {
+                token = history[start + committed]; // a kept draft, already in the sequence
+            } else {
+                token = next;
+                seq.append(token);
+            }
+            committed++;
+            GeneratedToken out = commit(token);
+            if (out != null) {
+                sink.onToken(out);
+                handedOut++;
+            }
+        }
+        // A stop condition among the kept drafts: the sequence ends where plain decoding would.
+        if (committed < accepted) {
+            seq.rewind(accepted - committed);
+        }
+        speculator.recordVerification(drafted, accepted, committed);
+        return handedOut;
+    }
+
+    /**
+     * Takes a token just appended to the sequence: checks the stop conditions and returns it with
+     * the text it makes printable, or null when the generation ended without a token to hand out.
+     */
+    private GeneratedToken commit(int token) {
         if (!config.ignoreEos() && tokenizer.isEndOfGeneration(token)) {
             return finish(FinishReason.END_OF_SEQUENCE, token);
         }
@@ -166,8 +288,9 @@ public final class Generation {
         }
         long firstLogits = firstLogitsNanos == 0 ? finishNanos : firstLogitsNanos;
         Timings timings = new Timings(loadNanos, promptEvaluated, firstLogits - startNanos, outputCount, finishNanos - firstLogits);
+        SpeculationStats speculation = speculator == null ? SpeculationStats.NONE : speculator.stats();
         return new Completion(promptTokens, Arrays.copyOf(output, outputCount), text.substring(0, finalTextLength),
-                finish, timings);
+                finish, timings, speculation);
     }
 
     private String release(int upTo) {

@@ -1,6 +1,7 @@
 package dev.peregrine.engine;
 
 import dev.peregrine.GeneratorMetrics;
+import dev.peregrine.SpeculationStats;
 import dev.peregrine.kv.KvCache;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -16,6 +17,10 @@ final class Metrics {
     final AtomicLong completed = new AtomicLong();
     final AtomicLong rejected = new AtomicLong();
     final AtomicLong preemptions = new AtomicLong();
+    final AtomicLong draftedTokens = new AtomicLong();
+    final AtomicLong acceptedTokens = new AtomicLong();
+    final AtomicLong verifications = new AtomicLong();
+    final AtomicLong forwardPassesSaved = new AtomicLong();
     private volatile int lastBatchTokens;
 
     void recordStep(int tokens, long nanos) {
@@ -30,6 +35,13 @@ final class Metrics {
         firstTokenNanos.addAndGet(nanosSinceSubmit);
     }
 
+    void recordSpeculation(int drafted, int accepted, int saved) {
+        draftedTokens.addAndGet(drafted);
+        acceptedTokens.addAndGet(accepted);
+        verifications.incrementAndGet();
+        forwardPassesSaved.addAndGet(saved);
+    }
+
     GeneratorMetrics snapshot(int running, int waiting, KvCache kv) {
         long s = steps.get();
         long ft = firstTokens.get();
@@ -38,6 +50,7 @@ final class Metrics {
                 lastBatchTokens, s == 0 ? 0 : (double) batchTokens.get() / s, promptTokens.get(),
                 generatedTokens.get(), busy == 0 ? 0 : generatedTokens.get() * 1e9 / busy,
                 ft == 0 ? 0 : firstTokenNanos.get() / 1e6 / ft, completed.get(), rejected.get(), preemptions.get(),
-                kv.cachedIdleBlocks(), kv.prefixHitTokens());
+                kv.cachedIdleBlocks(), kv.prefixHitTokens(), new SpeculationStats(draftedTokens.get(),
+                acceptedTokens.get(), verifications.get(), forwardPassesSaved.get()));
     }
 }

@@ -28,6 +28,14 @@ import java.util.concurrent.locks.ReentrantLock;
  * sequence that got logits with its own config and random generator. Requests join and leave at
  * every step. When the KV cache runs out, the newest running request is preempted: its blocks are
  * freed and it is recomputed from its tokens later, so no request is lost or corrupted.
+ *
+ * <p>Speculative decoding: before building the batch, each decoding request that speculates (and
+ * whose batch is small enough, see {@link Speculator}) gets a draft of k tokens, appended to its
+ * sequence; the batch then evaluates the last token and the draft as one span with logits for
+ * all k + 1 positions, and {@link Generation#acceptDrafts} keeps what the model agrees with.
+ * Draft models run through {@link DraftModelRunner}s, all of a step's requests together, under
+ * the draft model's {@link #runExclusive} lock; this scheduler holds no lock of its own while
+ * drafting, so two models drafting for each other cannot deadlock.
  */
 public final class Scheduler implements AutoCloseable {
     /** Prompt tokens the oldest prefilling request evaluates per step at least, while shorter ones go first. */
@@ -51,6 +59,7 @@ public final class Scheduler implements AutoCloseable {
         private volatile boolean cancelled;
         private boolean firstTokenSeen;
         private boolean inStep;
+        private int drafted; // draft tokens appended to the sequence for this step
 
         private Request(Generation generation, boolean ownsSequence, Sink sink) {
             this.generation = generation;
@@ -80,9 +89,11 @@ public final class Scheduler implements AutoCloseable {
     private final boolean prefixCaching;
     private final int prefillChunkTokens;
     private final BatchLayout layout;
-    private final float[] logits;
+    private float[] logits;
     private final Thread thread;
 
+    /** Held while this model's graph or backend is in use: by this scheduler's steps and by {@link #runExclusive}. */
+    private final ReentrantLock stepLock = new ReentrantLock();
     private final ReentrantLock lock = new ReentrantLock();
     private final Condition workArrived = lock.newCondition();
     private final ConcurrentLinkedQueue<Request> incoming = new ConcurrentLinkedQueue<>();
@@ -95,6 +106,7 @@ public final class Scheduler implements AutoCloseable {
     private final List<Request> stepRequests = new ArrayList<>();
     private final List<Request> finished = new ArrayList<>();
     private final List<Request> prefilling = new ArrayList<>();
+    private final List<DraftModelRunner> draftRunners = new ArrayList<>();
     private int[] stepNewLength = new int[16];
     private int[] stepLogitRow = new int[16];
 
@@ -154,6 +166,36 @@ public final class Scheduler implements AutoCloseable {
         return kv;
     }
 
+    int maxBatchTokens() {
+        return maxBatchTokens;
+    }
+
+    int vocabularySize() {
+        return vocabularySize;
+    }
+
+    LlamaGraph graph() {
+        return graph;
+    }
+
+    /**
+     * Runs {@code work}, which uses this model's graph, KV cache and backend for another model's
+     * scheduler (speculative drafting), while this scheduler's own steps wait.
+     *
+     * @throws IllegalStateException if the model is closed
+     */
+    void runExclusive(Runnable work) {
+        stepLock.lock();
+        try {
+            if (closed) {
+                throw new IllegalStateException("the draft model is closed");
+            }
+            work.run();
+        } finally {
+            stepLock.unlock();
+        }
+    }
+
     public GeneratorMetrics metrics() {
         return metrics.snapshot(runningCount, queued.get(), kv);
     }
@@ -186,6 +228,9 @@ public final class Scheduler implements AutoCloseable {
                 // A failed step (e.g. a backend error) fails the requests in it, not the loop.
                 RuntimeException error = e instanceof RuntimeException re ? re
                         : new PeregrineException("forward step failed: " + e, e);
+                for (Request r : running) {
+                    dropDrafts(r);
+                }
                 for (Request r : List.copyOf(running)) {
                     fail(r, error);
                 }
@@ -212,31 +257,51 @@ public final class Scheduler implements AutoCloseable {
         if (running.isEmpty()) {
             return;
         }
-        buildBatch();
-        if (layout.tokenCount == 0) {
-            return;
+        long t0 = System.nanoTime(); // drafting counts as step time: it is part of what a token costs
+        draft();
+        stepLock.lock();
+        try {
+            buildBatch();
+            if (layout.tokenCount == 0) {
+                return;
+            }
+            if (logits.length < layout.logitCount * vocabularySize) {
+                // Verification spans want several rows per sequence: grow once, with room for adaptive drafts to grow.
+                int rows = Math.min(maxBatchTokens, layout.logitCount + layout.logitCount / 2);
+                logits = new float[Math.multiplyExact(rows, vocabularySize)];
+            }
+            graph.forward(layout, logits);
+            metrics.recordStep(layout.tokenCount, System.nanoTime() - t0);
+        } finally {
+            stepLock.unlock();
         }
-        long t0 = System.nanoTime();
-        graph.forward(layout, logits);
-        metrics.recordStep(layout.tokenCount, System.nanoTime() - t0);
 
         for (int i = 0; i < stepRequests.size(); i++) {
             Request r = stepRequests.get(i);
             r.seq().kv().advance(stepNewLength[i]);
+            if (stepLogitRow[i] >= 0) {
+                if (!r.firstTokenSeen) {
+                    r.firstTokenSeen = true;
+                    metrics.recordFirstToken(System.nanoTime() - r.submittedNanos);
+                }
+                if (r.drafted > 0) {
+                    int drafted = r.drafted;
+                    r.drafted = 0;
+                    int handedOut = r.generation.acceptDrafts(logits, stepLogitRow[i] * vocabularySize, drafted, r.sink);
+                    metrics.generatedTokens.addAndGet(handedOut);
+                    Speculator s = r.generation.speculator();
+                    metrics.recordSpeculation(s.lastDrafted(), s.lastAccepted(), s.lastSaved());
+                } else {
+                    GeneratedToken token = r.generation.accept(logits, stepLogitRow[i] * vocabularySize);
+                    if (token != null) {
+                        metrics.generatedTokens.incrementAndGet();
+                        r.sink.onToken(token);
+                    }
+                }
+            }
+            // After verification, so that rejected drafts never reach the prefix index.
             if (prefixCaching) {
                 r.seq().kv().indexFullBlocks(r.seq().tokenArray());
-            }
-            if (stepLogitRow[i] < 0) {
-                continue;
-            }
-            GeneratedToken token = r.generation.accept(logits, stepLogitRow[i] * vocabularySize);
-            if (!r.firstTokenSeen) {
-                r.firstTokenSeen = true;
-                metrics.recordFirstToken(System.nanoTime() - r.submittedNanos);
-            }
-            if (token != null) {
-                metrics.generatedTokens.incrementAndGet();
-                r.sink.onToken(token);
             }
         }
         // Take finished requests out of the batch before telling their callers, so that what a
@@ -344,6 +409,105 @@ public final class Scheduler implements AutoCloseable {
     }
 
     /**
+     * Drafts for the decoding requests that speculate this step and appends the drafts to their
+     * sequences. The drafts share the step's token budget; a request speculates only while the
+     * batch holds at most its speculation's {@code maxBatchSequences} sequences.
+     */
+    private void draft() {
+        int decoding = 0;
+        for (Request r : running) {
+            if (r.seq().pendingTokens() == 1) {
+                decoding++;
+            }
+        }
+        int spare = maxBatchTokens - decoding;
+        for (int i = 0; i < running.size() && spare > 0; i++) {
+            Request r = running.get(i);
+            Speculator s = r.generation.speculator();
+            if (s == null || r.seq().pendingTokens() != 1 || running.size() > s.maxBatchSequences()) {
+                continue;
+            }
+            int k = Math.min(r.generation.draftLimit(), spare);
+            if (k <= 0) {
+                continue;
+            }
+            if (s.draftModel() != null) {
+                s.wanted = k;
+                if (runnerFor(s.draftModel()).add(s)) {
+                    spare -= k;
+                }
+                continue;
+            }
+            try {
+                spare -= appendDrafts(r, s.proposeWithDrafter(k));
+            } catch (RuntimeException e) {
+                // The host's drafter failed: only its request fails.
+                failRunning(r, new PeregrineException("the drafter failed: " + e, e));
+                i--;
+            }
+        }
+        for (DraftModelRunner runner : draftRunners) {
+            try {
+                runner.run();
+                for (Speculator s : runner.work()) {
+                    appendDrafts(requestOf(s), s.draft().size());
+                }
+            } catch (RuntimeException | Error e) {
+                for (Speculator s : runner.work()) {
+                    failRunning(requestOf(s), new PeregrineException("drafting with the draft model failed: " + e, e));
+                }
+            } finally {
+                runner.clear();
+            }
+        }
+    }
+
+    private DraftModelRunner runnerFor(Scheduler draftModel) {
+        for (DraftModelRunner runner : draftRunners) {
+            if (runner.draftModel() == draftModel) {
+                return runner;
+            }
+        }
+        DraftModelRunner runner = new DraftModelRunner(draftModel);
+        draftRunners.add(runner);
+        return runner;
+    }
+
+    private Request requestOf(Speculator s) {
+        for (Request r : running) {
+            if (r.generation.speculator() == s) {
+                return r;
+            }
+        }
+        throw new IllegalStateException("no running request drafts with " + s);
+    }
+
+    /** Appends the speculator's first {@code n} draft tokens to the request's sequence; returns n. */
+    private static int appendDrafts(Request r, int n) {
+        DraftBuffer draft = r.generation.speculator().draft();
+        for (int j = 0; j < n; j++) {
+            r.seq().append(draft.token(j));
+        }
+        r.drafted = n;
+        return n;
+    }
+
+    /** Takes this step's drafts out of the request's sequence again (they were never evaluated). */
+    private static void dropDrafts(Request r) {
+        if (r.drafted > 0) {
+            r.seq().rewind(r.drafted);
+            r.drafted = 0;
+        }
+    }
+
+    private void failRunning(Request r, RuntimeException error) {
+        dropDrafts(r);
+        running.remove(r);
+        runningCount = running.size();
+        fail(r, error);
+    }
+
+    /**
      * One token for every decoding sequence, then prompt chunks up to the prefill budget, shortest
      * remaining prompt first (so a short request arriving during a long prefill gets its first token
      * quickly; the oldest prompt always gets part of the budget, so a long prompt is never starved).
@@ -355,12 +519,12 @@ public final class Scheduler implements AutoCloseable {
         for (Request r : running) {
             r.inStep = false;
         }
-        int decoding = 0;
+        int decodingTokens = 0;
         for (int i = 0; i < running.size(); i++) {
             Request r = running.get(i);
-            if (r.seq().pendingTokens() == 1) {
-                if (addToStep(r, 1)) {
-                    decoding++;
+            if (r.seq().pendingTokens() == 1 + r.drafted) {
+                if (addToStep(r, 1 + r.drafted)) {
+                    decodingTokens += 1 + r.drafted; // drafts may have been dropped for want of KV room
                 } else {
                     i--; // r was preempted
                 }
@@ -368,7 +532,7 @@ public final class Scheduler implements AutoCloseable {
                 prefilling.add(r);
             }
         }
-        int budget = Math.min(maxBatchTokens - decoding, prefillChunkTokens);
+        int budget = Math.min(maxBatchTokens - decodingTokens, prefillChunkTokens);
         if (prefilling.isEmpty() || budget <= 0) {
             return;
         }
@@ -403,6 +567,12 @@ public final class Scheduler implements AutoCloseable {
                 seq.kv().reserve(n);
                 break;
             } catch (KvCacheFullException e) {
+                if (r.drafted > 0) {
+                    // Never preempt anyone for a draft: decode without it.
+                    dropDrafts(r);
+                    n = 1;
+                    continue;
+                }
                 Request victim = newestOutsideStep();
                 preempt(victim);
                 if (victim == r) {
@@ -414,11 +584,13 @@ public final class Scheduler implements AutoCloseable {
         int start = seq.kv().length();
         boolean wantsLogits = n == pending;
         int s = layout.addSequence(seq.kv().blockTable(), seq.kv().blockCount());
+        int firstLogitRow = layout.logitCount;
         for (int j = 0; j < n; j++) {
-            layout.addToken(s, seq.token(start + j), start + j, wantsLogits && j == n - 1);
+            // A verification span wants the logits of every position: the token before the draft and each draft token.
+            layout.addToken(s, seq.token(start + j), start + j, wantsLogits && j >= n - 1 - r.drafted);
         }
         r.inStep = true;
-        addStepRequest(r, start + n, wantsLogits ? layout.logitCount - 1 : -1);
+        addStepRequest(r, start + n, wantsLogits ? firstLogitRow : -1);
         return true;
     }
 
@@ -433,6 +605,7 @@ public final class Scheduler implements AutoCloseable {
     }
 
     private void preempt(Request r) {
+        dropDrafts(r);
         r.seq().evict();
         running.remove(r);
         runningCount = running.size();
@@ -462,12 +635,22 @@ public final class Scheduler implements AutoCloseable {
     private void complete(Request r) {
         metrics.completed.incrementAndGet();
         releaseSequence(r);
+        closeSpeculator(r);
         r.sink.onComplete(r.generation.completion());
     }
 
     private void fail(Request r, RuntimeException error) {
         releaseSequence(r);
+        closeSpeculator(r);
         r.sink.onError(error);
+    }
+
+    /** Gives back a draft model's KV blocks held for the request. */
+    private static void closeSpeculator(Request r) {
+        Speculator s = r.generation.speculator();
+        if (s != null) {
+            s.close();
+        }
     }
 
     /** Stops the loop after its current step; requests still queued or running fail. */
@@ -480,5 +663,8 @@ public final class Scheduler implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
+        // Wait for another model's drafting in this model to end before the caller frees the backend.
+        stepLock.lock();
+        stepLock.unlock();
     }
 }

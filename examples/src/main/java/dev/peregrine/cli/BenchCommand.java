@@ -4,6 +4,8 @@ import dev.peregrine.Completion;
 import dev.peregrine.GenerationConfig;
 import dev.peregrine.Model;
 import dev.peregrine.ModelOptions;
+import dev.peregrine.Speculation;
+import dev.peregrine.SpeculationStats;
 import dev.peregrine.cli.Args.Option;
 import dev.peregrine.format.gguf.GgufFile;
 import dev.peregrine.format.gguf.GgufTensorInfo;
@@ -21,7 +23,8 @@ import java.util.concurrent.CompletableFuture;
 /**
  * {@code peregrine bench}: prefill and decode speed of a model, the machine's memory bandwidth
  * measured in the same run, decode as a fraction of the bandwidth limit, and optionally aggregate
- * throughput at several concurrency levels and time to first token under load.
+ * throughput at several concurrency levels and time to first token under load; with a draft model
+ * or prompt lookup, speculative against plain greedy decoding of a text prompt, in the same run.
  */
 final class BenchCommand {
     private static final List<Option> OPTIONS = List.of(
@@ -33,7 +36,15 @@ final class BenchCommand {
             new Option("reps", true, "-r", "--reps"),
             new Option("concurrency", true, "--concurrency"),
             new Option("ttft", false, "--ttft"),
+            new Option("draft-model", true, "--draft-model"),
+            new Option("draft-max", true, "--draft-max"),
+            new Option("prompt-lookup", false, "--prompt-lookup"),
+            new Option("lookup-ngram", true, "--lookup-ngram"),
+            new Option("spec-prompt", true, "--spec-prompt"),
+            new Option("spec-max-batch", true, "--spec-max-batch"),
             new Option("json", false, "--json"));
+    /** Default --spec-prompt: a story opening that small story models continue (and repeat). */
+    static final String DEFAULT_SPEC_PROMPT = "Once upon a time, there was a little girl named Lily. She loved to play outside.";
 
     private BenchCommand() {
     }
@@ -51,6 +62,15 @@ final class BenchCommand {
         int reps = positive(args.intValue("reps", 3), "reps");
         int[] concurrency = args.value("concurrency").map(BenchCommand::intList).orElse(new int[0]);
         boolean json = args.has("json");
+        Path draftPath = args.value("draft-model").map(Path::of).orElse(null);
+        boolean promptLookup = args.has("prompt-lookup");
+        if (draftPath != null && promptLookup) {
+            throw new UsageException("choose one of --draft-model and --prompt-lookup");
+        }
+        int draftMax = positive(args.intValue("draft-max", GenerateCommand.DEFAULT_DRAFT_MAX), "draft-max");
+        int lookupNgram = positive(args.intValue("lookup-ngram", GenerateCommand.DEFAULT_LOOKUP_NGRAM), "lookup-ngram");
+        int specMaxBatch = positive(args.intValue("spec-max-batch", Speculation.DEFAULT_MAX_BATCH_SEQUENCES), "spec-max-batch");
+        String specPrompt = args.value("spec-prompt").orElse(DEFAULT_SPEC_PROMPT);
         int effectiveThreads = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
 
         long weightBytes = weightBytesPerToken(path);
@@ -69,9 +89,18 @@ final class BenchCommand {
 
         ModelOptions options = ModelOptions.defaults().withThreads(threads).withPrefixCaching(false)
                 .withContextLength(Math.max(promptTokens + genTokens + 16, 2100));
-        try (Model model = Model.load(path, options)) {
+        try (Model model = Model.load(path, options);
+             Model draft = draftPath == null ? null : Model.load(draftPath, options)) {
             if (!json) {
                 out.println(model.describe());
+                if (draft != null) {
+                    out.println("draft: " + draft.describe());
+                }
+            }
+            Speculation speculation = draft != null ? Speculation.draftModel(draft, draftMax)
+                    : promptLookup ? Speculation.promptLookup(1, lookupNgram, draftMax) : null;
+            if (speculation != null) {
+                speculation = speculation.withMaxBatchSequences(specMaxBatch);
             }
             Random random = new Random(1);
             // Prefill: a fresh random prompt per repetition, one token generated.
@@ -107,6 +136,11 @@ final class BenchCommand {
                 out.flush();
             }
 
+            int[] specTokens = model.encode(specPrompt);
+            if (speculation != null) {
+                result.field("speculation", speculativeDecode(model, speculation, specTokens, genTokens, reps, json, out));
+            }
+
             List<Json> levels = new ArrayList<>();
             double single = 0;
             for (int c : concurrency) {
@@ -114,13 +148,25 @@ final class BenchCommand {
                 if (c == 1) {
                     single = aggregate;
                 }
-                levels.add(new Json().field("concurrency", c).field("aggregate_tok_s", aggregate)
-                        .field("vs_single", single > 0 ? aggregate / single : 0));
+                Json level = new Json().field("concurrency", c).field("aggregate_tok_s", aggregate)
+                        .field("vs_single", single > 0 ? aggregate / single : 0);
                 if (!json) {
                     out.printf(Locale.ROOT, "concurrency %3d: %.1f tok/s aggregate%s%n", c, aggregate,
                             single > 0 ? String.format(Locale.ROOT, " (%.2fx one sequence)", aggregate / single) : "");
                     out.flush();
                 }
+                if (speculation != null) {
+                    // The same text prompt for every request, plain and speculative: where speculation stops paying.
+                    GenerationConfig plain = GenerationConfig.greedy().maxTokens(genTokens).ignoreEos(true);
+                    double p = aggregateThroughput(model, c, specTokens, plain);
+                    double f = aggregateThroughput(model, c, specTokens, plain.withSpeculation(speculation));
+                    level.field("text_prompt_plain_tok_s", p).field("text_prompt_speculative_tok_s", f);
+                    if (!json) {
+                        out.printf(Locale.ROOT, "  text prompt: plain %.1f tok/s, speculative %.1f tok/s (%.2fx)%n", p, f, f / p);
+                        out.flush();
+                    }
+                }
+                levels.add(level);
             }
             if (!levels.isEmpty()) {
                 result.field("concurrency", levels);
@@ -141,6 +187,60 @@ final class BenchCommand {
         return Peregrine.OK;
     }
 
+    /**
+     * Greedy decoding of a text prompt, plain and speculative alternately, {@code reps} times each
+     * after one warm-up of each: median speeds, the speed-up, and the speculation statistics.
+     */
+    private static Json speculativeDecode(Model model, Speculation speculation, int[] prompt, int n, int reps,
+                                          boolean json, PrintStream out) {
+        GenerationConfig plain = GenerationConfig.greedy().maxTokens(n).ignoreEos(true);
+        GenerationConfig fast = plain.withSpeculation(speculation);
+        model.generator().generate(prompt, plain, t -> { });
+        model.generator().generate(prompt, fast, t -> { });
+        double[] plainSpeed = new double[reps];
+        double[] fastSpeed = new double[reps];
+        long drafted = 0;
+        long accepted = 0;
+        long verifications = 0;
+        long saved = 0;
+        boolean identical = true;
+        long allocated = 0;
+        long fastTokens = 0;
+        for (int r = 0; r < reps; r++) {
+            Completion a = model.generator().generate(prompt, plain, t -> { });
+            long before = peregrineThreadsAllocatedBytes();
+            Completion b = model.generator().generate(prompt, fast, t -> { });
+            allocated += peregrineThreadsAllocatedBytes() - before;
+            fastTokens += b.outputTokens().length;
+            plainSpeed[r] = a.timings().generationTokensPerSecond();
+            fastSpeed[r] = b.timings().generationTokensPerSecond();
+            identical &= Arrays.equals(a.outputTokens(), b.outputTokens());
+            SpeculationStats s = b.speculation();
+            drafted += s.draftedTokens();
+            accepted += s.acceptedTokens();
+            verifications += s.verifications();
+            saved += s.forwardPassesSaved();
+        }
+        SpeculationStats total = new SpeculationStats(drafted, accepted, verifications, saved);
+        double p = median(plainSpeed);
+        double f = median(fastSpeed);
+        if (!json) {
+            out.printf(Locale.ROOT, "speculative decode tg%d (%s, %d-token text prompt): plain %.1f tok/s, speculative %.1f tok/s "
+                            + "= %.2fx (median of %d); acceptance %.1f%%, %.2f accepted per verification, "
+                            + "%.0f%% of forward passes saved; same tokens: %s; %d bytes allocated per token%n",
+                    n, speculation, prompt.length, p, f, f / p, reps, 100 * total.acceptanceRate(),
+                    total.meanAcceptedLength(), 100.0 * saved / Math.max(1, saved + verifications), identical,
+                    allocated / Math.max(1, fastTokens));
+            out.flush();
+        }
+        return new Json().field("speculation", speculation.toString()).field("plain_tok_s", p)
+                .field("speculative_tok_s", f).field("speedup", f / p)
+                .field("acceptance_rate", total.acceptanceRate())
+                .field("mean_accepted_length", total.meanAcceptedLength())
+                .field("forward_passes_saved", saved).field("same_tokens", identical ? "yes" : "no")
+                .field("allocated_bytes_per_token", allocated / Math.max(1, fastTokens));
+    }
+
     /** Generated tokens per second over all sequences, {@code c} requests of {@code n} tokens submitted at once. */
     private static double aggregateThroughput(Model model, Random random, int c, int n) {
         GenerationConfig cfg = GenerationConfig.greedy().maxTokens(n).ignoreEos(true);
@@ -148,6 +248,19 @@ final class BenchCommand {
         for (int i = 0; i < c; i++) {
             prompts.add(randomPrompt(model, random, 8));
         }
+        return aggregateThroughput(model, prompts, cfg);
+    }
+
+    /** The same, with {@code c} copies of one prompt. */
+    private static double aggregateThroughput(Model model, int c, int[] prompt, GenerationConfig cfg) {
+        List<int[]> prompts = new ArrayList<>();
+        for (int i = 0; i < c; i++) {
+            prompts.add(prompt);
+        }
+        return aggregateThroughput(model, prompts, cfg);
+    }
+
+    private static double aggregateThroughput(Model model, List<int[]> prompts, GenerationConfig cfg) {
         long t0 = System.nanoTime();
         List<CompletableFuture<Completion>> futures = new ArrayList<>();
         for (int[] p : prompts) {

@@ -5,6 +5,8 @@ import dev.peregrine.FinishReason;
 import dev.peregrine.GenerationConfig;
 import dev.peregrine.Model;
 import dev.peregrine.ModelOptions;
+import dev.peregrine.Speculation;
+import dev.peregrine.SpeculationStats;
 import dev.peregrine.Timings;
 import dev.peregrine.cli.Args.Option;
 import java.io.PrintStream;
@@ -28,7 +30,15 @@ final class GenerateCommand {
             new Option("stop", true, "--stop"),
             new Option("threads", true, "-t", "--threads"),
             new Option("context", true, "-c", "--context"),
+            new Option("draft-model", true, "--draft-model"),
+            new Option("draft-max", true, "--draft-max"),
+            new Option("prompt-lookup", false, "--prompt-lookup"),
+            new Option("lookup-ngram", true, "--lookup-ngram"),
             new Option("json", false, "--json"));
+    /** Default --draft-max. */
+    static final int DEFAULT_DRAFT_MAX = 6;
+    /** Default --lookup-ngram: the longest n-gram prompt lookup matches (it tries down to 1). */
+    static final int DEFAULT_LOOKUP_NGRAM = 3;
 
     private GenerateCommand() {
     }
@@ -47,12 +57,25 @@ final class GenerateCommand {
                 .withThreads(args.intValue("threads", 0))
                 .withContextLength(args.intValue("context", 0));
         boolean json = args.has("json");
+        Path draftPath = args.value("draft-model").map(Path::of).orElse(null);
+        int draftMax = args.intValue("draft-max", DEFAULT_DRAFT_MAX);
+        int lookupNgram = args.intValue("lookup-ngram", DEFAULT_LOOKUP_NGRAM);
+        if (draftPath != null && args.has("prompt-lookup")) {
+            throw new UsageException("choose one of --draft-model and --prompt-lookup");
+        }
+        if (args.has("prompt-lookup")) {
+            config = config.withSpeculation(Speculation.promptLookup(1, lookupNgram, draftMax));
+        }
 
-        try (Model model = Model.load(modelPath, options)) {
+        try (Model model = Model.load(modelPath, options);
+             Model draft = draftPath == null ? null : Model.load(draftPath, options)) {
+            if (draft != null) {
+                config = config.withSpeculation(Speculation.draftModel(draft, draftMax));
+            }
             Completion c;
             if (json) {
                 c = model.generator().generate(prompt, config);
-                out.println(toJson(c));
+                out.println(toJson(c, config.speculation().isPresent()));
             } else {
                 c = model.generator().generate(prompt, config, token -> {
                     out.print(token.text());
@@ -61,6 +84,9 @@ final class GenerateCommand {
                 out.println();
                 out.flush();
                 err.println(summary(c.timings(), c.finishReason()));
+                if (config.speculation().isPresent()) {
+                    err.println(speculationSummary(c.speculation()));
+                }
             }
         }
         return Peregrine.OK;
@@ -89,7 +115,8 @@ final class GenerateCommand {
         return reason.name().toLowerCase(Locale.ROOT);
     }
 
-    static String toJson(Completion c) {
+    /** The completion as one JSON object; with {@code speculative}, the speculation statistics too. */
+    static String toJson(Completion c, boolean speculative) {
         Timings t = c.timings();
         Json timings = new Json()
                 .field("load_ms", t.loadMillis())
@@ -99,13 +126,30 @@ final class GenerateCommand {
                 .field("generated_tokens", t.generatedTokens())
                 .field("generation_ms", t.generationMillis())
                 .field("generation_tokens_per_second", t.generationTokensPerSecond());
-        return new Json()
+        Json json = new Json()
                 .field("prompt_ids", c.promptTokens())
                 .field("output_ids", c.outputTokens())
                 .field("text", c.text())
                 .field("finish_reason", finishReason(c.finishReason()))
-                .field("timings", timings)
-                .toString();
+                .field("timings", timings);
+        if (speculative) {
+            SpeculationStats s = c.speculation();
+            json.field("speculation", new Json()
+                    .field("drafted_tokens", s.draftedTokens())
+                    .field("accepted_tokens", s.acceptedTokens())
+                    .field("acceptance_rate", s.acceptanceRate())
+                    .field("verifications", s.verifications())
+                    .field("mean_accepted_length", s.meanAcceptedLength())
+                    .field("forward_passes_saved", s.forwardPassesSaved()));
+        }
+        return json.toString();
+    }
+
+    /** One line for stderr on what speculative decoding did. */
+    static String speculationSummary(SpeculationStats s) {
+        return String.format(Locale.ROOT,
+                "speculation: %d drafted, %d accepted (%.1f%%), %.2f accepted per verification, %d forward passes saved",
+                s.draftedTokens(), s.acceptedTokens(), 100 * s.acceptanceRate(), s.meanAcceptedLength(), s.forwardPassesSaved());
     }
 
     /** One line for stderr, in the spirit of llama.cpp's timing report. */
