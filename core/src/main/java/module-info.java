@@ -8,7 +8,7 @@ module dev.peregrine {
 
     exports dev.peregrine;
 
-    exports dev.peregrine.spi to dev.peregrine.cpu, dev.peregrine.cuda, dev.peregrine.examples;
+    exports dev.peregrine.spi to dev.peregrine.cpu, dev.peregrine.cuda, dev.peregrine.onnx, dev.peregrine.examples;
     exports dev.peregrine.tensor to dev.peregrine.cpu, dev.peregrine.cuda, dev.peregrine.examples;
     exports dev.peregrine.format.gguf to dev.peregrine.cpu, dev.peregrine.examples;
     exports dev.peregrine.model to dev.peregrine.examples;
@@ -17,4 +17,5 @@ module dev.peregrine {
     exports dev.peregrine.synth to dev.peregrine.examples;
 
     uses dev.peregrine.spi.BackendProvider;
+    uses dev.peregrine.spi.EncoderProvider;
 }

@@ -1,167 +1,167 @@
 package dev.peregrine;
 
+import dev.peregrine.embedding.EncoderFiles;
 import dev.peregrine.engine.Scheduler;
-import dev.peregrine.format.gguf.GgufFile;
 import dev.peregrine.kv.KvCache;
-import dev.peregrine.model.LlamaConfig;
-import dev.peregrine.model.LlamaGraph;
-import dev.peregrine.model.LlamaWeights;
-import dev.peregrine.spi.Backend;
-import dev.peregrine.spi.BackendConfig;
-import dev.peregrine.spi.BackendProvider;
 import dev.peregrine.tokenizer.Tokenizer;
-import dev.peregrine.tokenizer.Tokenizers;
-import java.lang.foreign.Arena;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
-import java.util.ServiceLoader;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
+import java.util.Objects;
 
 /**
- * A loaded language model: weights (memory-mapped, read in place), configuration, tokenizer and a
- * backend that runs it. Thread-safe; share one {@code Model} between threads. {@link #close()}
- * frees its memory (the file mapping, off-heap buffers, the KV cache).
+ * A loaded model: a text generator (a GGUF decoder: weights memory-mapped and read in place, a
+ * backend, a KV cache) or an encoder that turns texts into embedding vectors (an ONNX model run by
+ * ONNX Runtime). Thread-safe; share one {@code Model} between threads. {@link #close()} frees its
+ * memory (the file mapping, off-heap buffers, the KV cache, the runtime session).
  *
  * <pre>{@code
  * try (Model model = Model.load(Path.of("model.gguf"))) {
  *     Completion c = model.generator().generate("Once upon a time", GenerationConfig.greedy().maxTokens(64));
  *     System.out.println(c.text());
  * }
+ * try (Model encoder = Model.load(Path.of("all-MiniLM-L6-v2"))) {   // model.onnx + tokenizer.json
+ *     List<float[]> vectors = encoder.embed(List.of("a first text", "a second one"));
+ * }
  * }</pre>
+ *
+ * <p>A model is one of the two kinds: {@link #generator()} and {@link #newSession()} work on
+ * decoders, the {@code embed} methods on encoders; {@link #isEncoder()} tells which.
  */
 public final class Model implements AutoCloseable {
-    private static final Logger LOG = LoggerFactory.getLogger(Model.class);
-    /** Positions per KV-cache block. */
-    static final int KV_BLOCK_SIZE = 16;
-    /** Default KV-cache budget when {@link ModelOptions#kvCacheTokens()} is 0. */
-    static final long DEFAULT_KV_BYTES = 1L << 30;
-
     private final Path path;
-    private final Arena arena;
-    private final Backend backend;
-    private final LlamaConfig config;
-    private final Tokenizer tokenizer;
-    private final KvCache kv;
-    private final int contextLength;
-    private final Scheduler scheduler;
-    private final Generator generator;
     private final long loadNanos;
-    private final String backendDescription;
+    /** Exactly one of these two is set. */
+    private final DecoderParts decoder;
+    private final EncoderParts encoder;
+    private final Generator generator;
     private boolean closed;
 
-    private Model(Path path, Arena arena, Backend backend, LlamaConfig config, Tokenizer tokenizer, KvCache kv,
-                  int contextLength, Scheduler scheduler, long loadNanos) {
+    private Model(Path path, DecoderParts decoder, EncoderParts encoder, long loadNanos) {
         this.path = path;
-        this.arena = arena;
-        this.backend = backend;
-        this.config = config;
-        this.tokenizer = tokenizer;
-        this.kv = kv;
-        this.contextLength = contextLength;
-        this.scheduler = scheduler;
+        this.decoder = decoder;
+        this.encoder = encoder;
         this.loadNanos = loadNanos;
-        this.backendDescription = backend.description();
-        this.generator = new Generator(this);
+        this.generator = decoder != null ? new Generator(this) : null;
     }
 
-    /** Loads a GGUF model with default options. */
+    /** Loads a model with default options. */
     public static Model load(Path path) {
         return load(path, ModelOptions.defaults());
     }
 
     /**
-     * Loads a GGUF model. The file is memory-mapped, not read: loading takes time in the size of
-     * its header, not its weights.
+     * Loads a model. What the path names decides its kind:
+     * <ul>
+     *   <li>a GGUF file: a text generator. The file is memory-mapped, not read: loading takes time in
+     *       the size of its header, not its weights;
+     *   <li>a {@code .onnx} file, or a directory holding {@code model.onnx} (or {@code onnx/model.onnx}),
+     *       with the Hugging Face {@code tokenizer.json} beside it: an encoder for {@link #embed}. It needs
+     *       an encoder runtime on the class path ({@code dev.peregrine:peregrine-onnx-backend}).
+     * </ul>
+     * For encoders, {@link ModelOptions#threads()} sets the runtime's threads,
+     * {@link ModelOptions#backend()} the device ("auto", "cpu" or "cuda") and
+     * {@link ModelOptions#contextLength()}, when set, the most tokens of one text; the other options
+     * are for generation.
      *
      * @throws ModelFormatException if the file is missing, malformed or describes an unsupported model
      */
     public static Model load(Path path, ModelOptions options) {
         long t0 = System.nanoTime();
-        Arena arena = Arena.ofShared();
-        Backend backend = null;
-        try {
-            GgufFile file = GgufFile.open(path, arena);
-            Tokenizer tokenizer = Tokenizers.fromGguf(file.metadata());
-            int vocab = (int) file.tensor("token_embd.weight").dim(1);
-            if (vocab != tokenizer.vocabularySize()) {
-                throw new ModelFormatException(path, -1, "token_embd.weight has " + vocab
-                        + " rows but the tokenizer has " + tokenizer.vocabularySize() + " tokens");
-            }
-            LlamaConfig config = LlamaConfig.fromGguf(path, file.metadata(), vocab);
-            int context = options.contextLength() > 0 ? options.contextLength() : config.contextLength();
-            long kvTokens = kvCacheTokens(options, config, context);
-            backend = createBackend(options);
-            LlamaWeights weights = LlamaWeights.load(file, config, backend);
-            int blocks = (int) Math.min(Integer.MAX_VALUE, (kvTokens + KV_BLOCK_SIZE - 1) / KV_BLOCK_SIZE);
-            KvCache kv = new KvCache(backend, config.layers(), config.kvDim(), blocks, KV_BLOCK_SIZE);
-            LlamaGraph graph = new LlamaGraph(config, weights, backend, kv, options.maxBatchTokens());
-            Scheduler scheduler = new Scheduler(graph, kv, vocab, options.maxBatchTokens(), options.maxSequences(),
-                    options.maxWaitingRequests(), options.prefixCaching(), options.prefillChunkTokens(),
-                    String.valueOf(path.getFileName()));
-            Model model = new Model(path, arena, backend, config, tokenizer, kv, context, scheduler, System.nanoTime() - t0);
-            LOG.debug("loaded {} ({} layers, dim {}, vocab {}) on {} in {} ms", path, config.layers(), config.dim(),
-                    vocab, model.backendDescription, model.loadNanos / 1_000_000);
-            return model;
-        } catch (RuntimeException | Error e) {
-            if (backend != null) {
-                backend.close();
-            }
-            arena.close();
-            throw e;
+        if (EncoderFiles.isEncoderPath(path)) {
+            EncoderParts encoder = EncoderParts.load(EncoderFiles.find(path), options);
+            return new Model(path, null, encoder, System.nanoTime() - t0);
         }
+        DecoderParts decoder = DecoderParts.load(path, options);
+        return new Model(path, decoder, null, System.nanoTime() - t0);
     }
 
-    private static long kvCacheTokens(ModelOptions options, LlamaConfig c, int context) {
-        if (options.kvCacheTokens() > 0) {
-            return options.kvCacheTokens();
-        }
-        long bytesPerToken = 2L * c.layers() * c.kvDim() * Float.BYTES;
-        long budget = Math.max(KV_BLOCK_SIZE, DEFAULT_KV_BYTES / bytesPerToken);
-        return Math.min(4L * context, budget);
+    /** Whether this model is an encoder (it embeds) rather than a text generator. */
+    public boolean isEncoder() {
+        return encoder != null;
     }
 
-    private static Backend createBackend(ModelOptions options) {
-        List<BackendProvider> providers = new ArrayList<>();
-        ServiceLoader.load(BackendProvider.class, Model.class.getClassLoader()).forEach(providers::add);
-        if (providers.isEmpty()) {
-            ServiceLoader.load(BackendProvider.class).forEach(providers::add);
-        }
-        providers.sort(Comparator.comparingInt(BackendProvider::priority).reversed());
-        BackendConfig config = new BackendConfig(options.threads(), 0);
-        String wanted = options.backend();
-        for (BackendProvider p : providers) {
-            if (!wanted.equals("auto") && !wanted.equals(p.name())) {
-                continue;
-            }
-            var reason = p.unavailableReason();
-            if (reason.isPresent()) {
-                if (!wanted.equals("auto")) {
-                    throw new PeregrineException("backend '" + wanted + "' is not usable here: " + reason.get());
-                }
-                LOG.info("backend {} not used: {}", p.name(), reason.get());
-                continue;
-            }
-            return p.create(config);
-        }
-        List<String> names = providers.stream().map(BackendProvider::name).toList();
-        throw new PeregrineException(providers.isEmpty()
-                ? "no Peregrine backend on the class path: add dev.peregrine:peregrine-cpu-backend"
-                : "no backend named '" + wanted + "' (available: " + names + ")");
-    }
-
-    /** The engine for generating with this model; thread-safe, one per model. */
+    /**
+     * The engine for generating with this model; thread-safe, one per model.
+     *
+     * @throws IllegalStateException if the model is an encoder
+     */
     public Generator generator() {
         ensureOpen();
+        requireDecoder("generator()");
         return generator;
     }
 
-    /** A new, empty session (a sequence whose KV state is kept across calls). */
+    /**
+     * A new, empty session (a sequence whose KV state is kept across calls).
+     *
+     * @throws IllegalStateException if the model is an encoder
+     */
     public Session newSession() {
         ensureOpen();
+        requireDecoder("newSession()");
         return new Session(this);
+    }
+
+    /**
+     * The embedding of one text, with {@link #embeddingOptions()}.
+     *
+     * @throws UnsupportedModelOperationException if the model is a text generator
+     */
+    public float[] embed(String text) {
+        return embed(List.of(Objects.requireNonNull(text, "text"))).getFirst();
+    }
+
+    /**
+     * The embeddings of many texts, in their order, with {@link #embeddingOptions()}. Texts are run
+     * in batches of similar length.
+     *
+     * @throws UnsupportedModelOperationException if the model is a text generator
+     */
+    public List<float[]> embed(List<String> texts) {
+        return embed(texts, encoderParts().defaults());
+    }
+
+    /**
+     * The embeddings of many texts, in their order.
+     *
+     * @throws UnsupportedModelOperationException if the model is a text generator
+     * @throws IllegalArgumentException if a text is too long and {@link EmbeddingOptions#truncation()}
+     *                                  is {@code FAIL}, or the options do not fit the model
+     */
+    public List<float[]> embed(List<String> texts, EmbeddingOptions options) {
+        EncoderParts parts = encoderParts();
+        ensureOpen();
+        return parts.embed(texts, options);
+    }
+
+    /** The embedding of a search query: the model's query prefix (e5: "query: ") goes in front. */
+    public float[] embedQuery(String query) {
+        return embed(List.of(Objects.requireNonNull(query, "query")), embeddingOptions().forQueries()).getFirst();
+    }
+
+    /** The embeddings of passages to search: the model's passage prefix (e5: "passage: ") goes in front. */
+    public List<float[]> embedPassages(List<String> passages) {
+        return embed(passages, embeddingOptions().forPassages());
+    }
+
+    /**
+     * How this encoder embeds by default: pooling, normalisation and prefixes from the
+     * sentence-transformers metadata beside the model when there is some (else mean pooling,
+     * normalised, no prefixes), truncation at the model's maximum length.
+     *
+     * @throws UnsupportedModelOperationException if the model is a text generator
+     */
+    public EmbeddingOptions embeddingOptions() {
+        return encoderParts().defaults();
+    }
+
+    /**
+     * The length of this encoder's vectors.
+     *
+     * @throws UnsupportedModelOperationException if the model is a text generator
+     */
+    public int embeddingDimension() {
+        return encoderParts().dimension();
     }
 
     /** Encodes text as this model's prompt tokens: BOS added as the model wants it, special-token text recognised. */
@@ -176,12 +176,12 @@ public final class Model implements AutoCloseable {
      *                         for text that continues a sequence
      */
     public int[] encode(String text, boolean addSpecialTokens) {
-        return tokenizer.encode(text, addSpecialTokens, true);
+        return tokenizer().encode(text, addSpecialTokens, true);
     }
 
     /** Decodes token ids to text. */
     public String decode(int... ids) {
-        return tokenizer.decode(ids);
+        return tokenizer().decode(ids);
     }
 
     public Path path() {
@@ -190,18 +190,16 @@ public final class Model implements AutoCloseable {
 
     /** A short description of the model and where it runs. */
     public String describe() {
-        return String.format("%s: llama, %d layers, dim %d, %d heads (%d KV), FFN %d, vocab %d, context %d; %s",
-                path.getFileName(), config.layers(), config.dim(), config.heads(), config.kvHeads(), config.ffnDim(),
-                config.vocabularySize(), contextLength, backendDescription);
+        return decoder != null ? decoder.describe(path) : encoder.describe(path);
     }
 
-    /** The longest sequence a session can hold. */
+    /** The longest sequence a session can hold; for an encoder, the most tokens of one text. */
     public int contextLength() {
-        return contextLength;
+        return decoder != null ? decoder.contextLength() : encoder.maxLength();
     }
 
     public int vocabularySize() {
-        return config.vocabularySize();
+        return decoder != null ? decoder.vocabularySize() : encoder.tokenizer().vocabularySize();
     }
 
     /** Time {@link #load} took. */
@@ -210,15 +208,15 @@ public final class Model implements AutoCloseable {
     }
 
     Scheduler scheduler() {
-        return scheduler;
+        return requireDecoder("generation").scheduler();
     }
 
     KvCache kvCache() {
-        return kv;
+        return requireDecoder("a KV cache").kvCache();
     }
 
     Tokenizer tokenizer() {
-        return tokenizer;
+        return decoder != null ? decoder.tokenizer() : encoder.tokenizer();
     }
 
     void ensureOpen() {
@@ -229,7 +227,23 @@ public final class Model implements AutoCloseable {
         }
     }
 
-    /** Frees the model's memory. Sessions and generations still running fail afterwards. */
+    private DecoderParts requireDecoder(String what) {
+        if (decoder == null) {
+            throw new IllegalStateException(path.getFileName() + " is an encoder (it embeds texts): it has no "
+                    + what + "; use embed(...)");
+        }
+        return decoder;
+    }
+
+    private EncoderParts encoderParts() {
+        if (encoder == null) {
+            throw new UnsupportedModelOperationException(path.getFileName() + " is a text generator, not an encoder: "
+                    + "embeddings need an encoder model (an ONNX sentence embedder such as all-MiniLM-L6-v2)");
+        }
+        return encoder;
+    }
+
+    /** Frees the model's memory. Sessions, generations and embeddings still running fail afterwards. */
     @Override
     public void close() {
         synchronized (this) {
@@ -238,9 +252,10 @@ public final class Model implements AutoCloseable {
             }
             closed = true;
         }
-        // Stops the step loop after its current step; requests still queued or running fail.
-        scheduler.close();
-        backend.close();
-        arena.close();
+        if (decoder != null) {
+            decoder.close();
+        } else {
+            encoder.close();
+        }
     }
 }

@@ -28,6 +28,7 @@ public final class Peregrine {
               info       show a GGUF file's metadata and tensors
               synth      write a model of a real shape with seeded random weights (GGUF or HF)
               bench      measure prefill and decode speed against the machine's memory bandwidth
+              embed      embed texts with an encoder model (ONNX); print vectors or their cosine similarities
               help       show this text
 
             peregrine generate -m FILE -p PROMPT [options]
@@ -43,6 +44,10 @@ public final class Peregrine {
                   --stop TEXT            stop when TEXT is generated (repeatable)
               -t, --threads N            CPU threads (default: all processors)
               -c, --context N            context length (default: the model's)
+                  --draft-model FILE     speculative decoding with this smaller model (same tokenizer)
+                  --prompt-lookup        speculative decoding with n-grams of the prompt and output
+                  --draft-max K          most tokens drafted per step (default 6)
+                  --lookup-ngram N       longest n-gram prompt lookup matches (default 3)
                   --json                 print one JSON object with ids, text and timings instead of streaming
 
             peregrine info -m FILE
@@ -66,7 +71,23 @@ public final class Peregrine {
               -r, --reps N               repetitions after one warm-up; the median is reported (default 3)
                   --concurrency LIST     also measure aggregate decode speed at these request counts, e.g. 1,4,16,64
                   --ttft                 also measure time to first token, idle and during a 2000-token prefill
+                  --draft-model FILE     also measure speculative against plain greedy decoding of a text prompt
+                  --prompt-lookup        the same with prompt lookup (--draft-max, --lookup-ngram as for generate)
+                  --spec-prompt TEXT     the text prompt for that comparison (default: a story opening)
+                  --spec-max-batch N     speculate only while at most N sequences run (default 4)
                   --json                 print one JSON object
+
+            peregrine embed -m MODEL [options] TEXT...
+              -m, --model PATH           .onnx file or directory (model.onnx + tokenizer.json)
+                  --pooling MODE         mean, cls or last (default: the model's metadata, else mean)
+                  --query / --passage    put the query or passage prefix in front of each text
+                  --query-prefix TEXT    the query prefix (e5: "query: "; default: the model's metadata)
+                  --passage-prefix TEXT  the passage prefix (e5: "passage: ")
+                  --no-normalize         do not scale vectors to unit length
+                  --max-length N         truncate texts to N tokens (default: the model's maximum)
+                  --dims N               dimensions shown of a single vector (default 8)
+              -t, --threads N            CPU threads (default: all processors)
+              one text: its vector (first dimensions and norm); two or more: their cosine-similarity matrix
 
             environment: PEREGRINE_DEBUG=1 prints stack traces of errors
             """;
@@ -97,6 +118,7 @@ public final class Peregrine {
                 case "info" -> InfoCommand.run(rest, out);
                 case "synth" -> SynthCommand.run(rest, out, err);
                 case "bench" -> BenchCommand.run(rest, out, err);
+                case "embed" -> EmbedCommand.run(rest, out, err);
                 case "help", "-h", "--help" -> {
                     out.print(USAGE_TEXT);
                     yield OK;

@@ -1,0 +1,164 @@
+package dev.peregrine;
+
+import dev.peregrine.engine.Scheduler;
+import dev.peregrine.format.gguf.GgufFile;
+import dev.peregrine.kv.KvCache;
+import dev.peregrine.model.LlamaConfig;
+import dev.peregrine.model.LlamaGraph;
+import dev.peregrine.model.LlamaWeights;
+import dev.peregrine.spi.Backend;
+import dev.peregrine.spi.BackendConfig;
+import dev.peregrine.spi.BackendProvider;
+import dev.peregrine.tokenizer.Tokenizer;
+import dev.peregrine.tokenizer.Tokenizers;
+import java.lang.foreign.Arena;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.ServiceLoader;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * What a text-generating (decoder) {@link Model} is made of: the mapped GGUF file, the backend and
+ * its weights, the KV cache and the scheduler that runs every request.
+ */
+final class DecoderParts {
+    private static final Logger LOG = LoggerFactory.getLogger(DecoderParts.class);
+    /** Positions per KV-cache block. */
+    static final int KV_BLOCK_SIZE = 16;
+    /** Default KV-cache budget when {@link ModelOptions#kvCacheTokens()} is 0. */
+    static final long DEFAULT_KV_BYTES = 1L << 30;
+
+    private final Arena arena;
+    private final Backend backend;
+    private final LlamaConfig config;
+    private final Tokenizer tokenizer;
+    private final KvCache kv;
+    private final int contextLength;
+    private final Scheduler scheduler;
+    private final String backendDescription;
+
+    private DecoderParts(Arena arena, Backend backend, LlamaConfig config, Tokenizer tokenizer, KvCache kv,
+                         int contextLength, Scheduler scheduler) {
+        this.arena = arena;
+        this.backend = backend;
+        this.config = config;
+        this.tokenizer = tokenizer;
+        this.kv = kv;
+        this.contextLength = contextLength;
+        this.scheduler = scheduler;
+        this.backendDescription = backend.description();
+    }
+
+    /**
+     * Maps a GGUF file and builds the model on the chosen backend.
+     *
+     * @throws ModelFormatException if the file is missing, malformed or describes an unsupported model
+     */
+    static DecoderParts load(Path path, ModelOptions options) {
+        Arena arena = Arena.ofShared();
+        Backend backend = null;
+        try {
+            GgufFile file = GgufFile.open(path, arena);
+            Tokenizer tokenizer = Tokenizers.fromGguf(file.metadata());
+            int vocab = (int) file.tensor("token_embd.weight").dim(1);
+            if (vocab != tokenizer.vocabularySize()) {
+                throw new ModelFormatException(path, -1, "token_embd.weight has " + vocab
+                        + " rows but the tokenizer has " + tokenizer.vocabularySize() + " tokens");
+            }
+            LlamaConfig config = LlamaConfig.fromGguf(path, file.metadata(), vocab);
+            int context = options.contextLength() > 0 ? options.contextLength() : config.contextLength();
+            long kvTokens = kvCacheTokens(options, config, context);
+            backend = createBackend(options);
+            LlamaWeights weights = LlamaWeights.load(file, config, backend);
+            int blocks = (int) Math.min(Integer.MAX_VALUE, (kvTokens + KV_BLOCK_SIZE - 1) / KV_BLOCK_SIZE);
+            KvCache kv = new KvCache(backend, config.layers(), config.kvDim(), blocks, KV_BLOCK_SIZE);
+            LlamaGraph graph = new LlamaGraph(config, weights, backend, kv, options.maxBatchTokens());
+            Scheduler scheduler = new Scheduler(graph, kv, vocab, options.maxBatchTokens(), options.maxSequences(),
+                    options.maxWaitingRequests(), options.prefixCaching(), options.prefillChunkTokens(),
+                    String.valueOf(path.getFileName()));
+            LOG.debug("loaded {} ({} layers, dim {}, vocab {}) on {}", path, config.layers(), config.dim(), vocab,
+                    backend.description());
+            return new DecoderParts(arena, backend, config, tokenizer, kv, context, scheduler);
+        } catch (RuntimeException | Error e) {
+            if (backend != null) {
+                backend.close();
+            }
+            arena.close();
+            throw e;
+        }
+    }
+
+    private static long kvCacheTokens(ModelOptions options, LlamaConfig c, int context) {
+        if (options.kvCacheTokens() > 0) {
+            return options.kvCacheTokens();
+        }
+        long bytesPerToken = 2L * c.layers() * c.kvDim() * Float.BYTES;
+        long budget = Math.max(KV_BLOCK_SIZE, DEFAULT_KV_BYTES / bytesPerToken);
+        return Math.min(4L * context, budget);
+    }
+
+    private static Backend createBackend(ModelOptions options) {
+        List<BackendProvider> providers = new ArrayList<>();
+        ServiceLoader.load(BackendProvider.class, Model.class.getClassLoader()).forEach(providers::add);
+        if (providers.isEmpty()) {
+            ServiceLoader.load(BackendProvider.class).forEach(providers::add);
+        }
+        providers.sort(Comparator.comparingInt(BackendProvider::priority).reversed());
+        BackendConfig config = new BackendConfig(options.threads(), 0);
+        String wanted = options.backend();
+        for (BackendProvider p : providers) {
+            if (!wanted.equals("auto") && !wanted.equals(p.name())) {
+                continue;
+            }
+            var reason = p.unavailableReason();
+            if (reason.isPresent()) {
+                if (!wanted.equals("auto")) {
+                    throw new PeregrineException("backend '" + wanted + "' is not usable here: " + reason.get());
+                }
+                LOG.info("backend {} not used: {}", p.name(), reason.get());
+                continue;
+            }
+            return p.create(config);
+        }
+        List<String> names = providers.stream().map(BackendProvider::name).toList();
+        throw new PeregrineException(providers.isEmpty()
+                ? "no Peregrine backend on the class path: add dev.peregrine:peregrine-cpu-backend"
+                : "no backend named '" + wanted + "' (available: " + names + ")");
+    }
+
+    Tokenizer tokenizer() {
+        return tokenizer;
+    }
+
+    Scheduler scheduler() {
+        return scheduler;
+    }
+
+    KvCache kvCache() {
+        return kv;
+    }
+
+    int contextLength() {
+        return contextLength;
+    }
+
+    int vocabularySize() {
+        return config.vocabularySize();
+    }
+
+    String describe(Path path) {
+        return String.format("%s: llama, %d layers, dim %d, %d heads (%d KV), FFN %d, vocab %d, context %d; %s",
+                path.getFileName(), config.layers(), config.dim(), config.heads(), config.kvHeads(), config.ffnDim(),
+                config.vocabularySize(), contextLength, backendDescription);
+    }
+
+    /** Stops the step loop after its current step (queued and running requests fail), then frees memory. */
+    void close() {
+        scheduler.close();
+        backend.close();
+        arena.close();
+    }
+}
