@@ -87,11 +87,16 @@ final class DraftBuffer implements Draft {
         addNormalised(token, probabilities, sum);
     }
 
-    /** Adds a token with its distribution divided by {@code sum}; no checks (the engine's own drafts). */
-    void addNormalised(int token, float[] probabilities, double sum) {
+    /** Allocates the probability rows now rather than at the first draft that has them. */
+    void allocateRows() {
         if (rows == null) {
             rows = new float[tokens.length * vocabularySize];
         }
+    }
+
+    /** Adds a token with its distribution divided by {@code sum}; no checks (the engine's own drafts). */
+    void addNormalised(int token, float[] probabilities, double sum) {
+        allocateRows();
         int base = size * vocabularySize;
         for (int id = 0; id < vocabularySize; id++) {
             rows[base + id] = (float) (probabilities[id] / sum);

@@ -70,10 +70,23 @@ public final class Speculator implements AutoCloseable {
         return new Speculator(null, draftModel, draftContextLength, vocabularySize, maxDraft, adaptive, maxBatchSequences);
     }
 
+    /**
+     * Binds the speculator to its generation. Called by the generation's constructor, on the
+     * submitting thread: the vocabulary-sized buffers a draft model needs are allocated here, not
+     * on the scheduler thread.
+     */
     void bind(SequenceState target, GenerationConfig config, Sampler targetSampler) {
         this.target = target;
         this.config = config;
         this.targetSampler = targetSampler;
+        if (draftModel != null) {
+            draftSeq = new SequenceState(draftModel.kvCache(), draftContextLength);
+            draftSampler = new Sampler(config, vocabularySize);
+            if (!config.isGreedy()) {
+                row();
+                draft.allocateRows();
+            }
+        }
     }
 
     /** The draft model's scheduler, or null for a drafter. */
@@ -127,10 +140,6 @@ public final class Speculator implements AutoCloseable {
         wanted = 0;
         if (k <= 0) {
             return 0;
-        }
-        if (draftSeq == null) {
-            draftSeq = new SequenceState(draftModel.kvCache(), draftContextLength);
-            draftSampler = new Sampler(config, vocabularySize);
         }
         int[] history = target.tokenArray();
         int same = synced;
