@@ -10,34 +10,91 @@ import dev.peregrine.tensor.Tensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.Optional;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Straightforward CPU kernels: plain Java loops over off-heap memory, split across a fixed
- * {@link WorkerPool}. Weights are read in place from the memory-mapped model file; quantised rows
- * are dequantised into a per-thread scratch row and reused for every token of the batch, so a
- * prompt reads each weight row once.
+ * The CPU backend: a {@link Kernels} set (Vector API, or plain loops when the JVM runs without
+ * {@code jdk.incubator.vector}) whose work is split across a fixed {@link WorkerPool}. Weights are
+ * read in place from the memory-mapped model file.
+ *
+ * <p>Each operation that is split across threads has one reusable task object whose fields are set
+ * before dispatch, so a forward step allocates nothing once scratch arrays have grown.
  */
 final class CpuBackend implements Backend {
     private static final Logger LOG = LoggerFactory.getLogger(CpuBackend.class);
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
+    private static final String VECTOR_MODULE = "jdk.incubator.vector";
+    private static final AtomicBoolean FALLBACK_LOGGED = new AtomicBoolean();
 
     private final Arena arena = Arena.ofShared();
     private final WorkerPool pool;
-    /** Per-thread scratch rows (dequantised weights, attention scores), grown on demand. */
-    private final float[][] rowScratch;
-    private final float[][] scoreScratch;
+    private final Kernels kernels;
+    private final ThreadScratch[] scratch;
 
-    CpuBackend(int threads) {
+    private final MatmulInput matmulInput = new MatmulInput();
+    private final MatmulTask matmulTask = new MatmulTask();
+    private final AttentionArgs attentionArgs = new AttentionArgs();
+    private final AttentionTask attentionTask = new AttentionTask();
+    private final RmsNormTask rmsNormTask = new RmsNormTask();
+    private final RopeTask ropeTask = new RopeTask();
+    private final ElementwiseTask swigluTask = new ElementwiseTask(true);
+    private final ElementwiseTask addTask = new ElementwiseTask(false);
+
+    CpuBackend(int threads, Kernels kernels) {
         this.pool = new WorkerPool(threads);
-        this.rowScratch = new float[threads][0];
-        this.scoreScratch = new float[threads][0];
+        this.kernels = kernels;
+        this.scratch = new ThreadScratch[threads];
+        for (int i = 0; i < threads; i++) {
+            scratch[i] = new ThreadScratch();
+        }
+    }
+
+    /** The Vector API kernels when the module is present and suits this CPU, else the plain loops. */
+    static Kernels chooseKernels() {
+        return chooseKernels(vectorModule().isPresent());
+    }
+
+    /** As {@link #chooseKernels()}, with the module's presence given (tests use {@code false}). */
+    static Kernels chooseKernels(boolean vectorModulePresent) {
+        if (!vectorModulePresent) {
+            if (FALLBACK_LOGGED.compareAndSet(false, true)) {
+                LOG.warn("{} is not available, so the CPU backend runs plain Java loops (several times slower); "
+                        + "start the JVM with --add-modules {} to use the vector kernels", VECTOR_MODULE, VECTOR_MODULE);
+            }
+            return new ScalarKernels();
+        }
+        try {
+            // Our module reads the vector module only if it was resolved at startup ("requires static").
+            vectorModule().ifPresent(m -> CpuBackend.class.getModule().addReads(m));
+            Optional<Kernels> vector = VectorKernels.createIfSupported(); // loads the class only here
+            if (vector.isPresent()) {
+                return vector.get();
+            }
+            if (FALLBACK_LOGGED.compareAndSet(false, true)) {
+                LOG.warn("this CPU's vector size does not suit the vector kernels; the CPU backend runs plain Java loops");
+            }
+        } catch (LinkageError | RuntimeException e) {
+            if (FALLBACK_LOGGED.compareAndSet(false, true)) {
+                LOG.warn("the vector kernels could not start ({}); the CPU backend runs plain Java loops", e.toString());
+            }
+        }
+        return new ScalarKernels();
+    }
+
+    private static Optional<Module> vectorModule() {
+        return ModuleLayer.boot().findModule(VECTOR_MODULE);
+    }
+
+    Kernels kernels() {
+        return kernels;
     }
 
     @Override
     public String description() {
-        return "CPU, " + pool.threads() + " thread" + (pool.threads() == 1 ? "" : "s") + ", scalar kernels";
+        return "CPU, " + pool.threads() + " thread" + (pool.threads() == 1 ? "" : "s") + ", " + kernels.description();
     }
 
     @Override
@@ -82,57 +139,35 @@ final class CpuBackend implements Backend {
     public void embed(Buffer out, Weight table, BatchLayout layout) {
         CpuWeight w = (CpuWeight) table;
         MemorySegment o = seg(out);
-        float[] row = rowScratch(0, w.columns());
         for (int r = 0; r < layout.tokenCount; r++) {
             int token = layout.tokens[r];
             if (token < 0 || token >= w.rows()) {
                 throw new IllegalArgumentException("token id " + token + " outside the vocabulary of " + w.rows());
             }
-            rowToFloat(w, token, row);
-            MemorySegment.copy(row, 0, o, F, (long) r * w.columns() * Float.BYTES, w.columns());
+            kernels.embedRow(w, token, o, (long) r * w.columns(), scratch[0]);
         }
     }
 
     @Override
     public void rmsNorm(Buffer out, Buffer in, Weight weight, int rows, int width, float eps) {
-        MemorySegment o = seg(out);
-        MemorySegment x = seg(in);
-        float[] g = ((CpuWeight) weight).asVector();
-        for (int r = 0; r < rows; r++) {
-            long base = (long) r * width * Float.BYTES;
-            double ss = 0;
-            for (int i = 0; i < width; i++) {
-                float v = x.get(F, base + i * 4L);
-                ss += v * v;
-            }
-            float scale = (float) (1.0 / Math.sqrt(ss / width + eps));
-            for (int i = 0; i < width; i++) {
-                o.set(F, base + i * 4L, x.get(F, base + i * 4L) * scale * g[i]);
-            }
-        }
+        RmsNormTask t = rmsNormTask;
+        t.out = seg(out);
+        t.in = seg(in);
+        t.weight = ((CpuWeight) weight).asVector();
+        t.width = width;
+        t.eps = eps;
+        pool.parallelFor(rows, 1, (long) rows * width, t);
     }
 
     @Override
     public void matmul(Buffer out, Buffer in, Weight weight, int rows) {
         CpuWeight w = (CpuWeight) weight;
-        MemorySegment o = seg(out);
-        MemorySegment x = seg(in);
-        int n = w.columns();
-        int outWidth = w.rows();
-        pool.parallelFor(outWidth, 16, (long) outWidth * n * rows, (start, end, thread) -> {
-            float[] row = rowScratch(thread, n);
-            for (int j = start; j < end; j++) {
-                rowToFloat(w, j, row);
-                for (int r = 0; r < rows; r++) {
-                    long base = (long) r * n * Float.BYTES;
-                    float acc = 0;
-                    for (int i = 0; i < n; i++) {
-                        acc += row[i] * x.get(F, base + i * 4L);
-                    }
-                    o.set(F, ((long) r * outWidth + j) * Float.BYTES, acc);
-                }
-            }
-        });
+        kernels.prepareMatmul(matmulInput, w, seg(in), rows);
+        MatmulTask t = matmulTask;
+        t.weight = w;
+        t.out = seg(out);
+        t.tokens = rows;
+        pool.parallelFor(w.rows(), 16, (long) w.rows() * w.columns() * rows, t);
     }
 
     @Override
@@ -152,24 +187,13 @@ final class CpuBackend implements Backend {
 
     @Override
     public void rope(Buffer x, Buffer cosSin, int rows, int heads, int headDim, int ropeDimensions) {
-        MemorySegment v = seg(x);
-        MemorySegment cs = seg(cosSin);
-        int pairs = ropeDimensions / 2;
-        for (int r = 0; r < rows; r++) {
-            long csBase = (long) r * 2 * pairs * Float.BYTES;
-            for (int h = 0; h < heads; h++) {
-                long base = ((long) r * heads + h) * headDim * Float.BYTES;
-                for (int i = 0; i < pairs; i++) {
-                    float c = cs.get(F, csBase + i * 4L);
-                    float s = cs.get(F, csBase + (pairs + i) * 4L);
-                    long a = base + 2L * i * Float.BYTES;
-                    float x0 = v.get(F, a);
-                    float x1 = v.get(F, a + 4);
-                    v.set(F, a, x0 * c - x1 * s);
-                    v.set(F, a + 4, x0 * s + x1 * c);
-                }
-            }
-        }
+        RopeTask t = ropeTask;
+        t.x = seg(x);
+        t.cosSin = seg(cosSin);
+        t.heads = heads;
+        t.headDim = headDim;
+        t.ropeDimensions = ropeDimensions;
+        pool.parallelFor(rows, 1, (long) rows * heads * ropeDimensions, t);
     }
 
     @Override
@@ -185,73 +209,41 @@ final class CpuBackend implements Backend {
     @Override
     public void attention(Buffer out, Buffer q, Buffer keyCache, Buffer valueCache, BatchLayout layout,
                           int heads, int kvHeads, int headDim, float scale) {
-        MemorySegment o = seg(out);
-        MemorySegment qs = seg(q);
-        MemorySegment kc = seg(keyCache);
-        MemorySegment vc = seg(valueCache);
-        int group = heads / kvHeads;
-        int kvWidth = kvHeads * headDim;
+        AttentionArgs a = attentionArgs;
+        a.out = seg(out);
+        a.q = seg(q);
+        a.keyCache = seg(keyCache);
+        a.valueCache = seg(valueCache);
+        a.layout = layout;
+        a.heads = heads;
+        a.kvHeads = kvHeads;
+        a.headDim = headDim;
+        a.scale = scale;
         long work = 0;
         for (int r = 0; r < layout.tokenCount; r++) {
             work += (long) (layout.positions[r] + 1) * heads * headDim * 2;
         }
-        pool.parallelFor(layout.tokenCount * heads, 1, work, (start, end, thread) -> {
-            for (int item = start; item < end; item++) {
-                int r = item / heads;
-                int h = item % heads;
-                int seq = layout.tokenSequence[r];
-                int length = layout.positions[r] + 1;
-                float[] scores = scoreScratch(thread, length);
-                long qBase = ((long) r * heads + h) * headDim * Float.BYTES;
-                long kvOffset = (long) (h / group) * headDim * Float.BYTES;
-                float max = Float.NEGATIVE_INFINITY;
-                for (int p = 0; p < length; p++) {
-                    long kBase = (long) layout.slotOf(seq, p) * kvWidth * Float.BYTES + kvOffset;
-                    float dot = 0;
-                    for (int i = 0; i < headDim; i++) {
-                        dot += qs.get(F, qBase + i * 4L) * kc.get(F, kBase + i * 4L);
-                    }
-                    scores[p] = dot * scale;
-                    max = Math.max(max, scores[p]);
-                }
-                float sum = 0;
-                for (int p = 0; p < length; p++) {
-                    scores[p] = (float) Math.exp(scores[p] - max);
-                    sum += scores[p];
-                }
-                long oBase = qBase;
-                for (int i = 0; i < headDim; i++) {
-                    o.set(F, oBase + i * 4L, 0f);
-                }
-                for (int p = 0; p < length; p++) {
-                    float a = scores[p] / sum;
-                    long vBase = (long) layout.slotOf(seq, p) * kvWidth * Float.BYTES + kvOffset;
-                    for (int i = 0; i < headDim; i++) {
-                        long at = oBase + i * 4L;
-                        o.set(F, at, o.get(F, at) + a * vc.get(F, vBase + i * 4L));
-                    }
-                }
-            }
-        });
+        pool.parallelFor(layout.tokenCount * heads, 1, work, attentionTask);
     }
 
     @Override
     public void swiglu(Buffer gate, Buffer up, long count) {
-        MemorySegment g = seg(gate);
-        MemorySegment u = seg(up);
-        for (long i = 0; i < count; i++) {
-            float x = g.get(F, i * 4);
-            g.set(F, i * 4, x / (1f + (float) Math.exp(-x)) * u.get(F, i * 4));
-        }
+        elementwise(swigluTask, gate, up, count);
     }
 
     @Override
     public void add(Buffer acc, Buffer x, long count) {
-        MemorySegment a = seg(acc);
-        MemorySegment b = seg(x);
-        for (long i = 0; i < count; i++) {
-            a.set(F, i * 4, a.get(F, i * 4) + b.get(F, i * 4));
+        elementwise(addTask, acc, x, count);
+    }
+
+    private void elementwise(ElementwiseTask t, Buffer target, Buffer other, long count) {
+        if (count > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("too many values for one call: " + count);
         }
+        t.target = seg(target);
+        t.other = seg(other);
+        // Slices of whole cache lines, and a cost estimate that keeps decode-sized calls on the caller.
+        pool.parallelFor((int) count, 64, count * 4, t);
     }
 
     @Override
@@ -272,31 +264,78 @@ final class CpuBackend implements Backend {
     @Override
     public void close() {
         pool.close();
+        for (ThreadScratch s : scratch) {
+            s.close();
+        }
+        matmulInput.close();
         arena.close();
-    }
-
-    /** Row {@code r} of a weight as floats. */
-    private static void rowToFloat(CpuWeight w, int r, float[] dst) {
-        long first = (long) r * w.columns();
-        Dequant.toFloat(w.type(), w.data(), first, dst, 0, w.columns());
-    }
-
-    private float[] rowScratch(int thread, int n) {
-        if (rowScratch[thread].length < n) {
-            rowScratch[thread] = new float[n];
-        }
-        return rowScratch[thread];
-    }
-
-    private float[] scoreScratch(int thread, int n) {
-        if (scoreScratch[thread].length < n) {
-            scoreScratch[thread] = new float[Math.max(n, scoreScratch[thread].length * 2)];
-        }
-        return scoreScratch[thread];
     }
 
     private static MemorySegment seg(Buffer b) {
         return ((CpuBuffer) b).segment();
     }
 
+    private final class MatmulTask implements WorkerPool.RangeTask {
+        CpuWeight weight;
+        MemorySegment out;
+        int tokens;
+
+        @Override
+        public void run(int start, int end, int thread) {
+            kernels.matmul(matmulInput, weight, out, tokens, start, end, scratch[thread]);
+        }
+    }
+
+    private final class AttentionTask implements WorkerPool.RangeTask {
+        @Override
+        public void run(int start, int end, int thread) {
+            kernels.attention(attentionArgs, start, end, scratch[thread]);
+        }
+    }
+
+    private final class RmsNormTask implements WorkerPool.RangeTask {
+        MemorySegment out;
+        MemorySegment in;
+        float[] weight;
+        int width;
+        float eps;
+
+        @Override
+        public void run(int start, int end, int thread) {
+            kernels.rmsNorm(out, in, weight, width, eps, start, end, scratch[thread]);
+        }
+    }
+
+    private final class RopeTask implements WorkerPool.RangeTask {
+        MemorySegment x;
+        MemorySegment cosSin;
+        int heads;
+        int headDim;
+        int ropeDimensions;
+
+        @Override
+        public void run(int start, int end, int thread) {
+            kernels.rope(x, cosSin, heads, headDim, ropeDimensions, start, end, scratch[thread]);
+        }
+    }
+
+    /** swiglu (gate, up) or add (acc, x) over a range of values. */
+    private final class ElementwiseTask implements WorkerPool.RangeTask {
+        private final boolean swiglu;
+        MemorySegment target;
+        MemorySegment other;
+
+        ElementwiseTask(boolean swiglu) {
+            this.swiglu = swiglu;
+        }
+
+        @Override
+        public void run(int start, int end, int thread) {
+            if (swiglu) {
+                kernels.swiglu(target, other, start, end);
+            } else {
+                kernels.add(target, other, start, end);
+            }
+        }
+    }
 }

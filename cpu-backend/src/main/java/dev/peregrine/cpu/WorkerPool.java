@@ -5,9 +5,13 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.concurrent.locks.LockSupport;
 
 /**
- * A fixed set of threads that run one range task at a time, split into contiguous slices (one per
- * thread, the caller included) so that each thread streams its own part of the weights. Workers
- * spin briefly after a task, then park until the next one. No allocation per task.
+ * A fixed set of threads that run one range task at a time. The range is cut into contiguous
+ * slices, a few per thread; each thread (the caller included) first claims its own slices, so that
+ * it streams its own part of the weights, then claims any slice nobody has started. A worker that
+ * the operating system has not scheduled yet (a busy machine, more threads than cores) therefore
+ * delays nothing: the others take its slices. Workers spin briefly after a task, then park until
+ * the next one. No allocation per task: callers pass a reusable task object whose fields they set
+ * before each call.
  */
 final class WorkerPool implements AutoCloseable {
     /** Work on the index range [start, end), run by thread {@code thread} (0 = the caller). */
@@ -18,17 +22,24 @@ final class WorkerPool implements AutoCloseable {
     private static final int SPIN_ITERATIONS = 20_000;
     /** Below this many multiply-adds a task runs on the caller: waking threads would cost more. */
     static final long MIN_PARALLEL_WORK = 1 << 16;
+    /** Slices per thread: enough to rebalance when one thread is slow, few enough to keep long runs. */
+    private static final int SLICES_PER_THREAD = 4;
 
     private final int threads;
     private final Thread[] workers;
+    /** 1 once a slice of the current task has been claimed; reset before each task. */
+    private final AtomicIntegerArray claimed;
+    /** Slices of the current task not finished yet. */
     private final AtomicInteger remaining = new AtomicInteger();
     /** 1 while a worker is (about to be) parked; volatile semantics pair with {@code generation}. */
     private final AtomicIntegerArray parked;
     private volatile long generation;
     private volatile boolean closed;
+    // The current task; written before the claim flags are reset, read after a claim succeeds.
     private RangeTask task;
     private int size;
     private int grain;
+    private int slices;
     private volatile Throwable failure;
 
     WorkerPool(int threads) {
@@ -37,6 +48,7 @@ final class WorkerPool implements AutoCloseable {
         }
         this.threads = threads;
         this.workers = new Thread[threads - 1];
+        this.claimed = new AtomicIntegerArray(threads * SLICES_PER_THREAD);
         this.parked = new AtomicIntegerArray(threads);
         for (int i = 0; i < workers.length; i++) {
             int index = i + 1;
@@ -65,17 +77,27 @@ final class WorkerPool implements AutoCloseable {
         this.task = task;
         this.size = size;
         this.grain = grain;
+        this.slices = Math.min(threads * SLICES_PER_THREAD, (size + grain - 1) / grain);
         this.failure = null;
-        remaining.set(workers.length);
+        remaining.set(slices);
+        for (int s = 0; s < slices; s++) {
+            claimed.set(s, 0);
+        }
         generation++;
         for (int i = 0; i < workers.length; i++) {
             if (parked.get(i + 1) == 1) {
                 LockSupport.unpark(workers[i]);
             }
         }
-        runSlice(0);
-        while (remaining.get() > 0) {
-            Thread.onSpinWait();
+        runSlices(0);
+        // Wait for slices other threads are running, yielding once it takes long: when the machine
+        // has more busy threads than cores, such a thread may be waiting for this very core.
+        for (int spins = 0; remaining.get() > 0; spins++) {
+            if (spins < SPIN_ITERATIONS) {
+                Thread.onSpinWait();
+            } else {
+                Thread.yield();
+            }
         }
         this.task = null;
         Throwable f = failure;
@@ -90,10 +112,28 @@ final class WorkerPool implements AutoCloseable {
         }
     }
 
-    private void runSlice(int thread) {
+    /** Claims and runs slices, this thread's own first, then any left, until none is unclaimed. */
+    private void runSlices(int thread) {
+        int count = slices;
+        int first = thread * SLICES_PER_THREAD;
+        for (int k = 0; k < count; k++) {
+            int slice = (first + k) % count;
+            if (claimed.get(slice) == 0 && claimed.compareAndSet(slice, 0, 1)) {
+                try {
+                    runSlice(slice, thread);
+                } catch (Throwable t) {
+                    failure = t;
+                } finally {
+                    remaining.decrementAndGet();
+                }
+            }
+        }
+    }
+
+    private void runSlice(int slice, int thread) {
         int units = (size + grain - 1) / grain;
-        int start = (int) Math.min(size, (long) units * thread / threads * grain);
-        int end = (int) Math.min(size, (long) units * (thread + 1) / threads * grain);
+        int start = (int) Math.min(size, (long) units * slice / slices * grain);
+        int end = (int) Math.min(size, (long) units * (slice + 1) / slices * grain);
         if (start < end) {
             task.run(start, end, thread);
         }
@@ -118,13 +158,9 @@ final class WorkerPool implements AutoCloseable {
                 return;
             }
             seen = generation;
-            try {
-                runSlice(index);
-            } catch (Throwable t) {
-                failure = t;
-            } finally {
-                remaining.decrementAndGet();
-            }
+            // If this task is already over (its slices all taken), nothing is claimed here; if a
+            // newer one has started meanwhile, a successful claim reads that task's fields.
+            runSlices(index);
         }
     }
 

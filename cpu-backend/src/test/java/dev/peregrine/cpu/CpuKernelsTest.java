@@ -3,7 +3,6 @@ package dev.peregrine.cpu;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
-import dev.peregrine.spi.BackendConfig;
 import dev.peregrine.spi.BatchLayout;
 import dev.peregrine.spi.Buffer;
 import dev.peregrine.spi.Weight;
@@ -13,52 +12,172 @@ import dev.peregrine.tensor.Quantize;
 import dev.peregrine.tensor.Tensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Random;
+import java.util.function.Supplier;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 
-/** Each CPU kernel against a plain double-precision computation on random data. */
+/**
+ * Every kernel of both kernel sets against a plain double-precision computation on random data:
+ * matmul against the reference dequantisation (then a float64 product) for every weight type, odd
+ * sizes and token counts that leave remainders in every tile.
+ */
 class CpuKernelsTest {
-    private final Arena arena = Arena.ofConfined();
-    private final CpuBackend backend = (CpuBackend) new CpuBackendProvider().create(new BackendConfig(2, 0));
+    private final Arena arena = Arena.ofShared(); // worker threads read the weights
     private final Random random = new Random(42);
+    private final List<CpuBackend> backends = new ArrayList<>();
 
     @AfterEach
     void close() {
-        backend.close();
+        backends.forEach(CpuBackend::close);
         arena.close();
     }
 
-    @ParameterizedTest
-    @EnumSource(DType.class)
-    void matmulMatchesDequantisedDoubleProduct(DType type) {
-        int columns = type.isQuantized() ? 96 : 37; // not a multiple of any vector width
-        for (int rows : new int[] {1, 5}) {
-            int outputs = 19;
-            Tensor t = tensor(type, columns, outputs);
-            float[] w = Dequant.toFloat(t); // the reference dequantisation
-            float[] x = randoms(rows * columns);
-            Weight weight = backend.upload(t);
-            Buffer out = backend.allocate((long) rows * outputs);
-            backend.matmul(out, buffer(x), weight, rows);
-            float[] got = read(out, rows * outputs);
-            for (int r = 0; r < rows; r++) {
-                for (int o = 0; o < outputs; o++) {
-                    double expected = 0;
-                    for (int i = 0; i < columns; i++) {
-                        expected += (double) w[o * columns + i] * x[r * columns + i];
+    /** The kernel sets under test: the Vector API set and the scalar fallback. */
+    static Stream<Arguments> kernelSets() {
+        return Stream.of(
+                Arguments.of("vector", (Supplier<Kernels>) VectorKernels::new),
+                Arguments.of("scalar", (Supplier<Kernels>) ScalarKernels::new));
+    }
+
+    static Stream<Arguments> kernelSetsAndTypes() {
+        return kernelSets().flatMap(k -> Stream.of(DType.values()).map(t -> Arguments.of(k.get()[0], k.get()[1], t)));
+    }
+
+    private CpuBackend backend(Supplier<Kernels> kernels) {
+        CpuBackend b = new CpuBackend(2, kernels.get());
+        backends.add(b);
+        return b;
+    }
+
+    @ParameterizedTest(name = "{0}: {2}")
+    @MethodSource("kernelSetsAndTypes")
+    void matmulMatchesDequantisedDoubleProduct(String name, Supplier<Kernels> kernels, DType type) {
+        CpuBackend backend = backend(kernels);
+        // Quantised: odd numbers of blocks (a lone block, the 2-block loops' remainder); plain
+        // floats: lengths that are not a multiple of any vector width.
+        int[] columnCounts = type.isQuantized() ? new int[] {32, 96, 160, 2144} : new int[] {37, 257, 16, 1040};
+        for (int columns : columnCounts) {
+            for (int outputs : new int[] {19, 70}) {
+                Tensor t = tensor(type, columns, outputs);
+                float[] w = Dequant.toFloat(t); // the reference dequantisation
+                Weight weight = backend.upload(t);
+                for (int rows : new int[] {1, 2, 3, 7, 17}) {
+                    float[] x = randoms(rows * columns);
+                    Buffer out = backend.allocate((long) rows * outputs);
+                    backend.matmul(out, buffer(backend, x), weight, rows);
+                    float[] got = read(backend, out, rows * outputs);
+                    for (int r = 0; r < rows; r++) {
+                        for (int o = 0; o < outputs; o++) {
+                            assertThat((double) got[r * outputs + o])
+                                    .as("%s %s %d columns, %d rows, row %d out %d", name, type, columns, rows, r, o)
+                                    .isCloseTo(dot(w, o * columns, x, r * columns, columns),
+                                            within(tolerance(w, o * columns, x, r * columns, columns)));
+                        }
                     }
-                    assertThat((double) got[r * outputs + o]).as("%s row %d out %d", type, r, o)
-                            .isCloseTo(expected, within(1e-4 * (1 + Math.abs(expected))));
                 }
             }
         }
     }
 
-    @Test
-    void quantisedRowsThatCrossBlockBoundariesAreReadFlat() {
+    /** The float64 product of a weight row and an activation row. */
+    private static double dot(float[] w, int wAt, float[] x, int xAt, int n) {
+        double sum = 0;
+        for (int i = 0; i < n; i++) {
+            sum += (double) w[wAt + i] * x[xAt + i];
+        }
+        return sum;
+    }
+
+    /** Float rounding, relative to the sum of the products' magnitudes. */
+    private static double tolerance(float[] w, int wAt, float[] x, int xAt, int n) {
+        double magnitudes = 0;
+        for (int i = 0; i < n; i++) {
+            magnitudes += Math.abs((double) w[wAt + i] * x[xAt + i]);
+        }
+        return 1e-5 * magnitudes + 1e-6;
+    }
+
+    /**
+     * Continuous batching, preemption and speculative verification need a token's outputs to be
+     * the same bits whatever else shares its batch: one token alone (the decode path) must equal the
+     * same token at any position of a batch (the tile path), for every weight type.
+     */
+    @ParameterizedTest(name = "{0}: {2}")
+    @MethodSource("kernelSetsAndTypes")
+    void aTokensProductDoesNotDependOnItsBatch(String name, Supplier<Kernels> kernels, DType type) {
+        CpuBackend backend = backend(kernels);
+        int[] columnCounts = type.isQuantized() ? new int[] {64, 544, 2080} : new int[] {37, 172, 1040, 2051};
+        for (int columns : columnCounts) {
+            int outputs = 67;
+            Weight weight = backend.upload(tensor(type, columns, outputs));
+            int batch = 9;
+            float[] x = randoms(batch * columns);
+            Buffer out = backend.allocate((long) batch * outputs);
+            backend.matmul(out, buffer(backend, x), weight, batch);
+            float[] together = read(backend, out, batch * outputs);
+            for (int t = 0; t < batch; t++) {
+                float[] one = java.util.Arrays.copyOfRange(x, t * columns, (t + 1) * columns);
+                Buffer single = backend.allocate(outputs);
+                backend.matmul(single, buffer(backend, one), weight, 1);
+                float[] alone = read(backend, single, outputs);
+                for (int o = 0; o < outputs; o++) {
+                    assertThat(Float.floatToRawIntBits(alone[o]))
+                            .as("%s %s %d columns, token %d of %d, output %d", name, type, columns, t, batch, o)
+                            .isEqualTo(Float.floatToRawIntBits(together[t * outputs + o]));
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("kernelSets")
+    void swigluOfARowDoesNotDependOnItsBatch(String name, Supplier<Kernels> kernels) {
+        CpuBackend backend = backend(kernels);
+        int width = 172; // stories260K's hidden size: rows start at every offset modulo the vector width
+        int batch = 200;
+        float[] g = randoms(batch * width);
+        float[] u = randoms(batch * width);
+        Buffer gb = buffer(backend, g);
+        backend.swiglu(gb, buffer(backend, u), (long) batch * width);
+        float[] together = read(backend, gb, batch * width);
+        for (int t = 0; t < batch; t += 7) {
+            Buffer one = buffer(backend, java.util.Arrays.copyOfRange(g, t * width, (t + 1) * width));
+            backend.swiglu(one, buffer(backend, java.util.Arrays.copyOfRange(u, t * width, (t + 1) * width)), width);
+            float[] alone = read(backend, one, width);
+            for (int i = 0; i < width; i++) {
+                assertThat(Float.floatToRawIntBits(alone[i])).as("row %d value %d", t, i)
+                        .isEqualTo(Float.floatToRawIntBits(together[t * width + i]));
+            }
+        }
+    }
+
+    @org.junit.jupiter.api.Test
+    void vectorExpIsWithinTwoUlpOfMathExp() {
+        float[] xs = new float[VectorKernels.FL];
+        float[] got = new float[VectorKernels.FL];
+        Random r = new Random(7);
+        for (int trial = 0; trial < 20_000; trial++) {
+            for (int i = 0; i < xs.length; i++) {
+                xs[i] = trial == 0 ? i - 8f : (float) (r.nextDouble() * 174 - 87);
+            }
+            VectorKernels.vectorExpForTest(xs, got);
+            for (int i = 0; i < xs.length; i++) {
+                float want = (float) Math.exp(xs[i]);
+                assertThat(Math.abs(got[i] - want)).as("exp(%s)", xs[i]).isLessThanOrEqualTo(2 * Math.ulp(want));
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("kernelSets")
+    void quantisedRowsThatCrossBlockBoundariesAreReadFlat(String name, Supplier<Kernels> kernels) {
+        CpuBackend backend = backend(kernels);
         // 4 rows of 40 values = 160 values = 5 Q8_0 blocks; rows 1..3 start inside a block.
         int columns = 40;
         int outputs = 4;
@@ -67,144 +186,193 @@ class CpuKernelsTest {
         Quantize.fromFloat(DType.Q8_0, values, 0, values.length, data, 0);
         Tensor t = new Tensor("flat", DType.Q8_0, new long[] {columns, outputs}, data);
         float[] flat = Dequant.toFloat(t);
-        float[] x = randoms(columns);
-        Buffer out = backend.allocate(outputs);
-        backend.matmul(out, buffer(x), backend.upload(t), 1);
-        float[] got = read(out, outputs);
-        for (int o = 0; o < outputs; o++) {
-            double expected = 0;
-            for (int i = 0; i < columns; i++) {
-                expected += (double) flat[o * columns + i] * x[i];
-            }
-            assertThat((double) got[o]).isCloseTo(expected, within(1e-4));
-        }
-    }
-
-    @Test
-    void rmsNormMatchesDefinition() {
-        int rows = 3;
-        int width = 29;
-        float[] x = randoms(rows * width);
-        float[] g = randoms(width);
-        Buffer out = backend.allocate((long) rows * width);
-        backend.rmsNorm(out, buffer(x), backend.upload(f32Tensor("g", g, width, 1)), rows, width, 1e-5f);
-        float[] got = read(out, rows * width);
-        for (int r = 0; r < rows; r++) {
-            double ss = 0;
-            for (int i = 0; i < width; i++) {
-                ss += (double) x[r * width + i] * x[r * width + i];
-            }
-            double inv = 1 / Math.sqrt(ss / width + 1e-5);
-            for (int i = 0; i < width; i++) {
-                assertThat((double) got[r * width + i]).isCloseTo(x[r * width + i] * inv * g[i],
-                        within(1e-5));
-            }
-        }
-    }
-
-    @Test
-    void ropeRotatesAdjacentPairsByPositionTimesFrequency() {
-        int heads = 2;
-        int headDim = 8;
-        int ropeDims = 6; // partial rotation: the last pair of each head stays as it is
-        float[] freqs = {1f, 0.1f, 0.01f};
-        BatchLayout layout = new BatchLayout(16);
-        int s = layout.addSequence(new int[] {0}, 1);
-        layout.addToken(s, 0, 3, false);
-        layout.addToken(s, 0, 7, false);
-        float[] x = randoms(2 * heads * headDim);
-        Buffer cs = backend.allocate(2 * ropeDims);
-        backend.ropeAngles(cs, freqs, layout);
-        Buffer xb = buffer(x);
-        backend.rope(xb, cs, 2, heads, headDim, ropeDims);
-        float[] got = read(xb, x.length);
-        for (int r = 0; r < 2; r++) {
-            for (int h = 0; h < heads; h++) {
-                int base = (r * heads + h) * headDim;
-                for (int i = 0; i < headDim / 2; i++) {
-                    double a = i < ropeDims / 2 ? layout.positions[r] * (double) freqs[i] : 0;
-                    double x0 = x[base + 2 * i];
-                    double x1 = x[base + 2 * i + 1];
-                    assertThat((double) got[base + 2 * i]).isCloseTo(x0 * Math.cos(a) - x1 * Math.sin(a), within(1e-5));
-                    assertThat((double) got[base + 2 * i + 1]).isCloseTo(x0 * Math.sin(a) + x1 * Math.cos(a), within(1e-5));
+        Weight weight = backend.upload(t);
+        for (int rows : new int[] {1, 3}) {
+            float[] x = randoms(rows * columns);
+            Buffer out = backend.allocate((long) rows * outputs);
+            backend.matmul(out, buffer(backend, x), weight, rows);
+            float[] got = read(backend, out, rows * outputs);
+            for (int r = 0; r < rows; r++) {
+                for (int o = 0; o < outputs; o++) {
+                    assertThat((double) got[r * outputs + o]).isCloseTo(dot(flat, o * columns, x, r * columns, columns),
+                            within(1e-4));
                 }
             }
         }
     }
 
-    @Test
-    void pagedAttentionMatchesContiguousSoftmaxAttention() {
-        int heads = 4;
-        int kvHeads = 2;
-        int headDim = 5;
-        int blockSize = 4;
-        int length = 11;
-        int kvWidth = kvHeads * headDim;
-        // The sequence's blocks are scattered: physical blocks 5, 1, 3.
-        int[] table = {5, 1, 3};
-        BatchLayout layout = new BatchLayout(blockSize);
-        int s = layout.addSequence(table, table.length);
-        float[][] keys = new float[length][];
-        float[][] values = new float[length][];
-        Buffer kc = backend.allocate(6L * blockSize * kvWidth);
-        Buffer vc = backend.allocate(6L * blockSize * kvWidth);
-        for (int p = 0; p < length; p++) {
-            keys[p] = randoms(kvWidth);
-            values[p] = randoms(kvWidth);
-            int slot = layout.slotOf(s, p);
-            backend.copy(kc, (long) slot * kvWidth, buffer(keys[p]), 0, kvWidth);
-            backend.copy(vc, (long) slot * kvWidth, buffer(values[p]), 0, kvWidth);
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("kernelSets")
+    void rmsNormMatchesDefinition(String name, Supplier<Kernels> kernels) {
+        CpuBackend backend = backend(kernels);
+        for (int width : new int[] {29, 64, 200}) {
+            int rows = 3;
+            float[] x = randoms(rows * width);
+            float[] g = randoms(width);
+            Buffer out = backend.allocate((long) rows * width);
+            backend.rmsNorm(out, buffer(backend, x), backend.upload(f32Tensor("g", g, width, 1)), rows, width, 1e-5f);
+            float[] got = read(backend, out, rows * width);
+            for (int r = 0; r < rows; r++) {
+                double ss = 0;
+                for (int i = 0; i < width; i++) {
+                    ss += (double) x[r * width + i] * x[r * width + i];
+                }
+                double inv = 1 / Math.sqrt(ss / width + 1e-5);
+                for (int i = 0; i < width; i++) {
+                    assertThat((double) got[r * width + i]).isCloseTo(x[r * width + i] * inv * g[i], within(1e-5));
+                }
+            }
         }
-        // Two query rows: positions 4 and 10.
-        layout.addToken(s, 0, 4, false);
-        layout.addToken(s, 0, 10, false);
-        float[] q = randoms(2 * heads * headDim);
-        Buffer out = backend.allocate(2L * heads * headDim);
-        float scale = (float) (1 / Math.sqrt(headDim));
-        backend.attention(out, buffer(q), kc, vc, layout, heads, kvHeads, headDim, scale);
-        float[] got = read(out, q.length);
-        for (int r = 0; r < 2; r++) {
-            int pos = layout.positions[r];
-            for (int h = 0; h < heads; h++) {
-                int kvh = h / (heads / kvHeads);
-                double[] w = new double[pos + 1];
-                double max = Double.NEGATIVE_INFINITY;
-                for (int p = 0; p <= pos; p++) {
-                    double dot = 0;
-                    for (int i = 0; i < headDim; i++) {
-                        dot += (double) q[(r * heads + h) * headDim + i] * keys[p][kvh * headDim + i];
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("kernelSets")
+    void ropeRotatesAdjacentPairsByPositionTimesFrequency(String name, Supplier<Kernels> kernels) {
+        CpuBackend backend = backend(kernels);
+        // Partial rotation shorter than a vector, and a full one longer than a vector with a remainder.
+        int[][] shapes = {{2, 8, 6}, {3, 72, 72}, {2, 64, 40}};
+        for (int[] shape : shapes) {
+            int heads = shape[0];
+            int headDim = shape[1];
+            int ropeDims = shape[2];
+            float[] freqs = new float[ropeDims / 2];
+            for (int i = 0; i < freqs.length; i++) {
+                freqs[i] = (float) Math.pow(10000, -2.0 * i / ropeDims);
+            }
+            BatchLayout layout = new BatchLayout(16);
+            int s = layout.addSequence(new int[] {0}, 1);
+            layout.addToken(s, 0, 3, false);
+            layout.addToken(s, 0, 7, false);
+            float[] x = randoms(2 * heads * headDim);
+            Buffer cs = backend.allocate(2L * ropeDims);
+            backend.ropeAngles(cs, freqs, layout);
+            Buffer xb = buffer(backend, x);
+            backend.rope(xb, cs, 2, heads, headDim, ropeDims);
+            float[] got = read(backend, xb, x.length);
+            for (int r = 0; r < 2; r++) {
+                for (int h = 0; h < heads; h++) {
+                    int base = (r * heads + h) * headDim;
+                    for (int i = 0; i < headDim / 2; i++) {
+                        double a = i < ropeDims / 2 ? layout.positions[r] * (double) freqs[i] : 0;
+                        double x0 = x[base + 2 * i];
+                        double x1 = x[base + 2 * i + 1];
+                        assertThat((double) got[base + 2 * i]).as("%s %s", name, java.util.Arrays.toString(shape))
+                                .isCloseTo(x0 * Math.cos(a) - x1 * Math.sin(a), within(1e-5));
+                        assertThat((double) got[base + 2 * i + 1]).isCloseTo(x0 * Math.sin(a) + x1 * Math.cos(a),
+                                within(1e-5));
                     }
-                    w[p] = dot * scale;
-                    max = Math.max(max, w[p]);
                 }
-                double sum = 0;
-                for (int p = 0; p <= pos; p++) {
-                    w[p] = Math.exp(w[p] - max);
-                    sum += w[p];
-                }
-                for (int i = 0; i < headDim; i++) {
-                    double expected = 0;
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("kernelSets")
+    void pagedAttentionMatchesContiguousSoftmaxAttention(String name, Supplier<Kernels> kernels) {
+        CpuBackend backend = backend(kernels);
+        // A head shorter than a vector, and one of several vectors plus a remainder.
+        for (int headDim : new int[] {5, 72}) {
+            int heads = 4;
+            int kvHeads = 2;
+            int blockSize = 4;
+            int length = 41;
+            int kvWidth = kvHeads * headDim;
+            // The sequence's blocks are scattered over the cache.
+            int[] table = {5, 1, 3, 0, 7, 2, 9, 4, 6, 8, 11};
+            BatchLayout layout = new BatchLayout(blockSize);
+            int s = layout.addSequence(table, table.length);
+            float[][] keys = new float[length][];
+            float[][] values = new float[length][];
+            Buffer kc = backend.allocate(12L * blockSize * kvWidth);
+            Buffer vc = backend.allocate(12L * blockSize * kvWidth);
+            for (int p = 0; p < length; p++) {
+                keys[p] = randoms(kvWidth);
+                values[p] = randoms(kvWidth);
+                int slot = layout.slotOf(s, p);
+                backend.copy(kc, (long) slot * kvWidth, buffer(backend, keys[p]), 0, kvWidth);
+                backend.copy(vc, (long) slot * kvWidth, buffer(backend, values[p]), 0, kvWidth);
+            }
+            // Query rows at positions 4, 10 and 40 (short, and longer than a vector of scores).
+            int[] positions = {4, 10, 40};
+            for (int pos : positions) {
+                layout.addToken(s, 0, pos, false);
+            }
+            int rows = positions.length;
+            float[] q = randoms(rows * heads * headDim);
+            Buffer out = backend.allocate((long) rows * heads * headDim);
+            float scale = (float) (1 / Math.sqrt(headDim));
+            backend.attention(out, buffer(backend, q), kc, vc, layout, heads, kvHeads, headDim, scale);
+            float[] got = read(backend, out, q.length);
+            for (int r = 0; r < rows; r++) {
+                int pos = layout.positions[r];
+                for (int h = 0; h < heads; h++) {
+                    int kvh = h / (heads / kvHeads);
+                    double[] w = new double[pos + 1];
+                    double max = Double.NEGATIVE_INFINITY;
                     for (int p = 0; p <= pos; p++) {
-                        expected += w[p] / sum * values[p][kvh * headDim + i];
+                        double dot = 0;
+                        for (int i = 0; i < headDim; i++) {
+                            dot += (double) q[(r * heads + h) * headDim + i] * keys[p][kvh * headDim + i];
+                        }
+                        w[p] = dot * scale;
+                        max = Math.max(max, w[p]);
                     }
-                    assertThat((double) got[(r * heads + h) * headDim + i]).isCloseTo(expected, within(1e-5));
+                    double sum = 0;
+                    for (int p = 0; p <= pos; p++) {
+                        w[p] = Math.exp(w[p] - max);
+                        sum += w[p];
+                    }
+                    for (int i = 0; i < headDim; i++) {
+                        double expected = 0;
+                        for (int p = 0; p <= pos; p++) {
+                            expected += w[p] / sum * values[p][kvh * headDim + i];
+                        }
+                        assertThat((double) got[(r * heads + h) * headDim + i]).as("%s headDim %d", name, headDim)
+                                .isCloseTo(expected, within(1e-5));
+                    }
                 }
             }
         }
     }
 
-    @Test
-    void swigluAndAdd() {
-        float[] g = randoms(33);
-        float[] u = randoms(33);
-        Buffer gb = buffer(g);
-        Buffer ub = buffer(u);
-        backend.swiglu(gb, ub, 33);
-        backend.add(gb, ub, 33);
-        float[] got = read(gb, 33);
-        for (int i = 0; i < 33; i++) {
-            double silu = g[i] / (1 + Math.exp(-g[i]));
-            assertThat((double) got[i]).isCloseTo(silu * u[i] + u[i], within(1e-6));
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("kernelSets")
+    void swigluAndAdd(String name, Supplier<Kernels> kernels) {
+        CpuBackend backend = backend(kernels);
+        for (int n : new int[] {33, 1000, 70_001}) {
+            float[] g = randoms(n);
+            float[] u = randoms(n);
+            Buffer gb = buffer(backend, g);
+            Buffer ub = buffer(backend, u);
+            backend.swiglu(gb, ub, n);
+            backend.add(gb, ub, n);
+            float[] got = read(backend, gb, n);
+            for (int i = 0; i < n; i++) {
+                double silu = g[i] / (1 + Math.exp(-g[i]));
+                assertThat((double) got[i]).isCloseTo(silu * u[i] + u[i], within(1e-5 * (1 + Math.abs(silu * u[i]))));
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("kernelSets")
+    void embedDequantisesTableRows(String name, Supplier<Kernels> kernels) {
+        CpuBackend backend = backend(kernels);
+        for (DType type : DType.values()) {
+            int columns = type.isQuantized() ? 96 : 37;
+            Tensor t = tensor(type, columns, 9);
+            float[] w = Dequant.toFloat(t);
+            BatchLayout layout = new BatchLayout(16);
+            int s = layout.addSequence(new int[] {0}, 1);
+            layout.addToken(s, 8, 0, false);
+            layout.addToken(s, 3, 1, false);
+            Buffer out = backend.allocate(2L * columns);
+            backend.embed(out, backend.upload(t), layout);
+            float[] got = read(backend, out, 2 * columns);
+            for (int i = 0; i < columns; i++) {
+                assertThat(got[i]).isEqualTo(w[8 * columns + i]);
+                assertThat(got[columns + i]).isEqualTo(w[3 * columns + i]);
+            }
         }
     }
 
@@ -229,13 +397,13 @@ class CpuKernelsTest {
         return a;
     }
 
-    private Buffer buffer(float[] values) {
+    private static Buffer buffer(CpuBackend backend, float[] values) {
         Buffer b = backend.allocate(values.length);
         backend.write(values, 0, b, 0, values.length);
         return b;
     }
 
-    private float[] read(Buffer b, int n) {
+    private static float[] read(CpuBackend backend, Buffer b, int n) {
         float[] out = new float[n];
         backend.read(b, 0, out, 0, n);
         return out;

@@ -1,0 +1,47 @@
+package dev.peregrine.cpu;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * One set of CPU kernels. The backend splits each operation into index ranges and runs them on its
+ * {@link WorkerPool}; a kernel only ever sees its own slice, so kernels hold no state of their own
+ * beyond what is passed in (per-thread scratch, the prepared matmul input).
+ *
+ * <p>Two implementations: {@link ScalarKernels} (plain Java loops, always available) and
+ * {@code VectorKernels} (jdk.incubator.vector, used when that module is present).
+ */
+interface Kernels {
+
+    /** A short description for {@code Backend.description()}, e.g. "Vector API 512-bit". */
+    String description();
+
+    /**
+     * Runs once per matmul on the calling thread before the rows are split across threads, e.g. to
+     * copy or quantise the activations into {@code input}. {@code x} is tokens x w.columns().
+     */
+    void prepareMatmul(MatmulInput input, CpuWeight w, MemorySegment x, int tokens);
+
+    /** {@code out[t][j] = W[j] . x[t]} for every token t and the weight rows j in [rowStart, rowEnd). */
+    void matmul(MatmulInput input, CpuWeight w, MemorySegment out, int tokens, int rowStart, int rowEnd,
+                ThreadScratch scratch);
+
+    /** Row {@code row} of {@code w} as floats into {@code out} at float index {@code outIndex}. */
+    void embedRow(CpuWeight w, int row, MemorySegment out, long outIndex, ThreadScratch scratch);
+
+    /** RMS norm of rows [rowStart, rowEnd) of width {@code width}. */
+    void rmsNorm(MemorySegment out, MemorySegment in, float[] weight, int width, float eps, int rowStart, int rowEnd,
+                 ThreadScratch scratch);
+
+    /** Adjacent-pair rope of rows [rowStart, rowEnd) (see {@code Backend.rope}). */
+    void rope(MemorySegment x, MemorySegment cosSin, int heads, int headDim, int ropeDimensions, int rowStart, int rowEnd,
+              ThreadScratch scratch);
+
+    /** Attention for the (token, head) items [itemStart, itemEnd), item = token * heads + head. */
+    void attention(AttentionArgs args, int itemStart, int itemEnd, ThreadScratch scratch);
+
+    /** {@code gate[i] = silu(gate[i]) * up[i]} for i in [from, to). */
+    void swiglu(MemorySegment gate, MemorySegment up, long from, long to);
+
+    /** {@code acc[i] += x[i]} for i in [from, to). */
+    void add(MemorySegment acc, MemorySegment x, long from, long to);
+}

@@ -1,0 +1,36 @@
+package dev.peregrine.cpu;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * The activations of one matmul call, as the kernels want to read them. Filled by
+ * {@link Kernels#prepareMatmul} on the calling thread, then read by every worker. Buffers grow on
+ * demand and are kept, so the steady state allocates nothing.
+ */
+final class MatmulInput implements AutoCloseable {
+    private Arena arena = Arena.ofShared();
+
+    /** The activations as the caller passed them: tokens x columns floats. */
+    MemorySegment x;
+    int columns;
+    /** {@code columns} rounded up to a whole number of vector pairs; rows of the copies below are this long. */
+    int paddedColumns;
+
+    /** One token's activations, zero-padded to {@code paddedColumns} floats. */
+    MemorySegment floats = MemorySegment.NULL;
+
+
+    void ensureCapacity(int paddedColumns) {
+        if (floats.byteSize() < paddedColumns * 4L) {
+            arena.close(); // no worker reads the old buffers between calls
+            arena = Arena.ofShared();
+            floats = arena.allocate(paddedColumns * 4L, 64);
+        }
+    }
+
+    @Override
+    public void close() {
+        arena.close();
+    }
+}

@@ -1,0 +1,840 @@
+package dev.peregrine.cpu;
+
+import dev.peregrine.spi.BatchLayout;
+import dev.peregrine.tensor.DType;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.Optional;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorShuffle;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Kernels written with the Vector API, at the widest vector size the CPU offers (AVX-512 gives 16
+ * float lanes, AVX2 8).
+ *
+ * <p>Every product dequantises weight rows to floats in small per-thread panels and multiplies
+ * them with the activations in float FMAs, so that one token gets bit-identical results whether it
+ * is decoded alone or processed in a batch (see the Matmul section). Decode (one token) streams
+ * each weight row once, four rows per pass; matrix-matrix products (prefill, batches) reuse a
+ * dequantised panel for every token, 4 rows x 4 tokens at a time from registers, so they are
+ * compute-bound rather than re-reading weights per token.
+ *
+ * <p>To stay fully intrinsified by C2, vectors live inside one method's loops or in tiny helpers
+ * that C2 always inlines (the tests check that the steady state allocates nothing). Scratch is
+ * off-heap and 64-byte aligned: a vector load from a heap array usually straddles two cache lines.
+ */
+final class VectorKernels implements Kernels {
+    static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    static final int FL = F.length();
+    static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
+    /** FL shorts: F16/BF16 values widened to one int lane each. */
+    static final VectorSpecies<Short> HALF_SHORTS = VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
+    /** FL bytes: quantised values widened to one int or float lane each. */
+    static final VectorSpecies<Byte> QUARTER_BYTES = VectorSpecies.of(byte.class, VectorShape.forBitSize(F.vectorBitSize() / 4));
+
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    /** Scratch buffers are written and read by this process only. */
+    private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
+    private static final ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
+    private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT;
+
+    /** ggml block sizes: 32 values; Q8_0 = f16 scale + 32 bytes, Q4_0 = f16 scale + 16 bytes. */
+    private static final int BLOCK = 32;
+    private static final int Q8_BYTES = 34;
+    private static final int Q4_BYTES = 18;
+
+    /** A dequantised weight panel holds about this many floats (512 KB: half of a 1 MB L2). */
+    private static final int PANEL_FLOATS = 128 * 1024;
+    /** Columns per pass of the register tile: 4 panel rows and 4 token rows of this length take 16 KB of L1. */
+    private static final int K_CHUNK = 512;
+    /** Register tile of the matrix-matrix kernel. */
+    private static final int TILE_ROWS = 4;
+    private static final int TILE_TOKENS = 4;
+
+    /** Adding then subtracting 1.5 * 2^23 rounds a float of magnitude < 2^22 to the nearest integer. */
+    private static final float ROUNDING = 12582912f;
+
+    /** Lane i takes lane i ^ 1: swaps the two elements of each rope pair. */
+    private static final VectorShuffle<Float> SWAP_PAIRS = VectorShuffle.fromOp(F, i -> i ^ 1);
+
+    /** The kernels, if this CPU's preferred vector size suits them (8 or 16 float lanes). */
+    static Optional<Kernels> createIfSupported() {
+        return FL == 8 || FL == 16 ? Optional.of(new VectorKernels()) : Optional.empty();
+    }
+
+    @Override
+    public String description() {
+        return "Vector API " + F.vectorBitSize() + "-bit";
+    }
+
+    /** Row length of the padded copies: a whole number of vector pairs (the tile kernel's step). */
+    static int padded(int columns) {
+        return (columns + 2 * FL - 1) / (2 * FL) * (2 * FL);
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Matmul
+    //
+    // Batch invariance: a token's outputs must not depend on what else shares its batch (continuous
+    // batching, preemption and speculative verification all rely on it), nor on whether the JIT has
+    // compiled the loop yet. So every product, one token or many, is computed the same way:
+    // weight rows dequantised to floats, then per (row, token) one FMA chain per 512-column chunk,
+    // each chunk's lanes summed in a fixed order (addLaneSums) and the chunk sums added in order.
+
+    @Override
+    public void prepareMatmul(MatmulInput input, CpuWeight w, MemorySegment x, int tokens) {
+        int n = w.columns();
+        input.x = x;
+        input.columns = n;
+        input.paddedColumns = padded(n);
+        if (tokens == 1) {
+            // One token: every thread reads the same zero-padded copy.
+            input.ensureCapacity(input.paddedColumns);
+            copyRow(x, 0, n, input.floats, 0, input.paddedColumns);
+        }
+    }
+
+    @Override
+    public void matmul(MatmulInput input, CpuWeight w, MemorySegment out, int tokens, int rowStart, int rowEnd,
+                       ThreadScratch scratch) {
+        if (tokens == 1) {
+            matrixVector(input, w, out, rowStart, rowEnd, scratch);
+        } else {
+            matrixMatrix(input, w, out, tokens, rowStart, rowEnd, scratch);
+        }
+    }
+
+    /**
+     * One token (decode): four weight rows at a time, each converted to floats in registers and
+     * met by its own FMA chain, chunk by chunk; the arithmetic is the tile kernel's, value for
+     * value. Each weight byte is read from memory once, four streams at a time.
+     */
+    private static void matrixVector(MatmulInput input, CpuWeight w, MemorySegment out, int rowStart, int rowEnd,
+                                     ThreadScratch scratch) {
+        int n = w.columns();
+        int kp = input.paddedColumns;
+        MemorySegment data = w.data();
+        MemorySegment x = input.floats;
+        float[] sums = scratch.tileSums(TILE_ROWS);
+        float[] lanes = scratch.lanes(TILE_ROWS * TILE_TOKENS * FL);
+        // A float row whose length is not a whole number of vectors ends in a partial vector (and
+        // the padding up to kp): those columns are decoded, zero-filled, into a small tail buffer.
+        int fullEnd = n / FL * FL;
+        int tailLength = kp - fullEnd;
+        scratch.ensureMatrixBuffers(TILE_ROWS * 2 * FL, 0);
+        MemorySegment tail = scratch.panel;
+        for (int j0 = rowStart; j0 < rowEnd; j0 += TILE_ROWS) {
+            int rows = Math.min(TILE_ROWS, rowEnd - j0);
+            // Rows past the end repeat the last one; their sums are not stored.
+            long o0 = (long) j0 * w.rowBytes();
+            long o1 = (long) (j0 + Math.min(1, rows - 1)) * w.rowBytes();
+            long o2 = (long) (j0 + Math.min(2, rows - 1)) * w.rowBytes();
+            long o3 = (long) (j0 + Math.min(3, rows - 1)) * w.rowBytes();
+            if (tailLength > 0) {
+                decodeRange(w.type(), data, o0, fullEnd, n - fullEnd, tail, 0, tailLength);
+                decodeRange(w.type(), data, o1, fullEnd, n - fullEnd, tail, 4L * 2 * FL, tailLength);
+                decodeRange(w.type(), data, o2, fullEnd, n - fullEnd, tail, 4L * 4 * FL, tailLength);
+                decodeRange(w.type(), data, o3, fullEnd, n - fullEnd, tail, 4L * 6 * FL, tailLength);
+            }
+            java.util.Arrays.fill(sums, 0, TILE_ROWS, 0f);
+            for (int k = 0; k < kp; k += K_CHUNK) {
+                int to = Math.min(K_CHUNK, kp - k) + k;
+                int full = Math.min(to, fullEnd);
+                switch (w.type()) {
+                    case F32 -> chunkF32(data, o0, o1, o2, o3, x, k, full, to, tail, sums, lanes);
+                    case F16, BF16 -> chunkHalf(w.type() == DType.BF16, data, o0, o1, o2, o3, x, k, full, to, tail, sums, lanes);
+                    case Q8_0 -> chunkQ8(data, o0, o1, o2, o3, x, k, to, sums, lanes);
+                    case Q4_0 -> chunkQ4(data, o0, o1, o2, o3, x, k, to, sums, lanes);
+                }
+            }
+            for (int r = 0; r < rows; r++) {
+                out.set(FLOAT, 4L * (j0 + r), sums[r]);
+            }
+        }
+    }
+
+    /*
+     * The chunk kernels below differ only in how a vector of weights is loaded and converted; each
+     * is its own small loop because a helper that returned a vector and was not inlined would box
+     * it on every call. Columns from n on (up to the padded length) read as zeros, as in the panel.
+     */
+
+    private static void chunkF32(MemorySegment w, long o0, long o1, long o2, long o3, MemorySegment x,
+                                 int from, int full, int to, MemorySegment tail, float[] sums,
+                                 float[] lanes) {
+        FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
+        int i = from;
+        for (; i < full; i += FL) {
+            FloatVector v = FloatVector.fromMemorySegment(F, x, 4L * i, NATIVE);
+            c0 = FloatVector.fromMemorySegment(F, w, o0 + 4L * i, LE).fma(v, c0);
+            c1 = FloatVector.fromMemorySegment(F, w, o1 + 4L * i, LE).fma(v, c1);
+            c2 = FloatVector.fromMemorySegment(F, w, o2 + 4L * i, LE).fma(v, c2);
+            c3 = FloatVector.fromMemorySegment(F, w, o3 + 4L * i, LE).fma(v, c3);
+        }
+        for (long t = 4L * (i - full); i < to; i += FL, t += 4L * FL) {
+            FloatVector v = FloatVector.fromMemorySegment(F, x, 4L * i, NATIVE);
+            c0 = FloatVector.fromMemorySegment(F, tail, t, NATIVE).fma(v, c0);
+            c1 = FloatVector.fromMemorySegment(F, tail, t + 8L * FL, NATIVE).fma(v, c1);
+            c2 = FloatVector.fromMemorySegment(F, tail, t + 16L * FL, NATIVE).fma(v, c2);
+            c3 = FloatVector.fromMemorySegment(F, tail, t + 24L * FL, NATIVE).fma(v, c3);
+        }
+        c0.intoArray(lanes, 0);
+        c1.intoArray(lanes, FL);
+        c2.intoArray(lanes, 2 * FL);
+        c3.intoArray(lanes, 3 * FL);
+        addLaneSums(lanes, sums, 0, 4);
+    }
+
+    /**
+     * F16 or BF16 rows: halves widened to int lanes, then converted exactly to floats (for IEEE
+     * halves as {@link #decodeF16} explains). The conversion is written out in each loop: a helper
+     * taking or returning a vector, even a small one, pushes the Vector API's own calls past C2's
+     * inlining depth, and its vectors are then boxed on the heap.
+     */
+    private static void chunkHalf(boolean bf16, MemorySegment w, long o0, long o1, long o2, long o3,
+                                  MemorySegment x, int from, int full, int to, MemorySegment tail, float[] sums,
+                                 float[] lanes) {
+        FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
+        int i = from;
+        if (bf16) {
+            for (; i < full; i += FL) {
+                FloatVector v = FloatVector.fromMemorySegment(F, x, 4L * i, NATIVE);
+                c0 = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, w, o0 + 2L * i, LE).convertShape(VectorOperators.S2I, I, 0))
+                        .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(v, c0);
+                c1 = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, w, o1 + 2L * i, LE).convertShape(VectorOperators.S2I, I, 0))
+                        .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(v, c1);
+                c2 = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, w, o2 + 2L * i, LE).convertShape(VectorOperators.S2I, I, 0))
+                        .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(v, c2);
+                c3 = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, w, o3 + 2L * i, LE).convertShape(VectorOperators.S2I, I, 0))
+                        .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(v, c3);
+            }
+        } else {
+            for (; i < full; i += FL) {
+                FloatVector v = FloatVector.fromMemorySegment(F, x, 4L * i, NATIVE);
+                IntVector b0 = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, w, o0 + 2L * i, LE)
+                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF);
+                IntVector b1 = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, w, o1 + 2L * i, LE)
+                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF);
+                IntVector b2 = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, w, o2 + 2L * i, LE)
+                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF);
+                IntVector b3 = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, w, o3 + 2L * i, LE)
+                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF);
+                FloatVector f0 = b0.reinterpretAsFloats().mul(0x1p112f);
+                FloatVector f1 = b1.reinterpretAsFloats().mul(0x1p112f);
+                FloatVector f2 = b2.reinterpretAsFloats().mul(0x1p112f);
+                FloatVector f3 = b3.reinterpretAsFloats().mul(0x1p112f);
+                c0 = f0.blend(b0.or(0x7F800000).reinterpretAsFloats(), f0.abs().compare(VectorOperators.GE, 65536f)).fma(v, c0);
+                c1 = f1.blend(b1.or(0x7F800000).reinterpretAsFloats(), f1.abs().compare(VectorOperators.GE, 65536f)).fma(v, c1);
+                c2 = f2.blend(b2.or(0x7F800000).reinterpretAsFloats(), f2.abs().compare(VectorOperators.GE, 65536f)).fma(v, c2);
+                c3 = f3.blend(b3.or(0x7F800000).reinterpretAsFloats(), f3.abs().compare(VectorOperators.GE, 65536f)).fma(v, c3);
+            }
+        }
+        for (long t = 4L * (i - full); i < to; i += FL, t += 4L * FL) {
+            FloatVector v = FloatVector.fromMemorySegment(F, x, 4L * i, NATIVE);
+            c0 = FloatVector.fromMemorySegment(F, tail, t, NATIVE).fma(v, c0);
+            c1 = FloatVector.fromMemorySegment(F, tail, t + 8L * FL, NATIVE).fma(v, c1);
+            c2 = FloatVector.fromMemorySegment(F, tail, t + 16L * FL, NATIVE).fma(v, c2);
+            c3 = FloatVector.fromMemorySegment(F, tail, t + 24L * FL, NATIVE).fma(v, c3);
+        }
+        c0.intoArray(lanes, 0);
+        c1.intoArray(lanes, FL);
+        c2.intoArray(lanes, 2 * FL);
+        c3.intoArray(lanes, 3 * FL);
+        addLaneSums(lanes, sums, 0, 4);
+    }
+
+    /** Q8_0 rows: value = (float) q * d, as {@link #decodeQ8} makes it (exact: 8 by 11 significant bits). */
+    private static void chunkQ8(MemorySegment w, long o0, long o1, long o2, long o3, MemorySegment x, int from, int to,
+                                float[] sums, float[] lanes) {
+        FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
+        for (int b = from; b < to; b += BLOCK) {
+            long at = (long) b / BLOCK * Q8_BYTES;
+            float d0 = Float.float16ToFloat(w.get(LE_SHORT, o0 + at));
+            float d1 = Float.float16ToFloat(w.get(LE_SHORT, o1 + at));
+            float d2 = Float.float16ToFloat(w.get(LE_SHORT, o2 + at));
+            float d3 = Float.float16ToFloat(w.get(LE_SHORT, o3 + at));
+            for (int c = 0; c < BLOCK; c += FL) {
+                FloatVector v = FloatVector.fromMemorySegment(F, x, 4L * (b + c), NATIVE);
+                c0 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o0 + at + 2 + c, LE)
+                        .convertShape(VectorOperators.B2F, F, 0)).mul(d0).fma(v, c0);
+                c1 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o1 + at + 2 + c, LE)
+                        .convertShape(VectorOperators.B2F, F, 0)).mul(d1).fma(v, c1);
+                c2 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o2 + at + 2 + c, LE)
+                        .convertShape(VectorOperators.B2F, F, 0)).mul(d2).fma(v, c2);
+                c3 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o3 + at + 2 + c, LE)
+                        .convertShape(VectorOperators.B2F, F, 0)).mul(d3).fma(v, c3);
+            }
+        }
+        c0.intoArray(lanes, 0);
+        c1.intoArray(lanes, FL);
+        c2.intoArray(lanes, 2 * FL);
+        c3.intoArray(lanes, 3 * FL);
+        addLaneSums(lanes, sums, 0, 4);
+    }
+
+    /**
+     * Q4_0 rows: a block's first half of values sits in the low nibbles of its 16 bytes, the second
+     * in the high nibbles; value = (nibble - 8) * d, as {@link #decodeQ4} makes it.
+     */
+    private static void chunkQ4(MemorySegment w, long o0, long o1, long o2, long o3, MemorySegment x, int from, int to,
+                                float[] sums, float[] lanes) {
+        FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
+        for (int b = from; b < to; b += BLOCK) {
+            long at = (long) b / BLOCK * Q4_BYTES;
+            float d0 = Float.float16ToFloat(w.get(LE_SHORT, o0 + at));
+            float d1 = Float.float16ToFloat(w.get(LE_SHORT, o1 + at));
+            float d2 = Float.float16ToFloat(w.get(LE_SHORT, o2 + at));
+            float d3 = Float.float16ToFloat(w.get(LE_SHORT, o3 + at));
+            for (int c = 0; c < BLOCK / 2; c += FL) {
+                IntVector q0 = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o0 + at + 2 + c, LE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                IntVector q1 = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o1 + at + 2 + c, LE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                IntVector q2 = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o2 + at + 2 + c, LE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                IntVector q3 = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o3 + at + 2 + c, LE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                FloatVector low = FloatVector.fromMemorySegment(F, x, 4L * (b + c), NATIVE);
+                c0 = ((FloatVector) q0.and(0x0F).sub(8).convert(VectorOperators.I2F, 0)).mul(d0).fma(low, c0);
+                c1 = ((FloatVector) q1.and(0x0F).sub(8).convert(VectorOperators.I2F, 0)).mul(d1).fma(low, c1);
+                c2 = ((FloatVector) q2.and(0x0F).sub(8).convert(VectorOperators.I2F, 0)).mul(d2).fma(low, c2);
+                c3 = ((FloatVector) q3.and(0x0F).sub(8).convert(VectorOperators.I2F, 0)).mul(d3).fma(low, c3);
+                if (FL == BLOCK / 2) {
+                    // The high nibbles are the block's second half, which follows the first in the chain.
+                    FloatVector high = FloatVector.fromMemorySegment(F, x, 4L * (b + BLOCK / 2 + c), NATIVE);
+                    c0 = ((FloatVector) q0.lanewise(VectorOperators.LSHR, 4).sub(8).convert(VectorOperators.I2F, 0)).mul(d0).fma(high, c0);
+                    c1 = ((FloatVector) q1.lanewise(VectorOperators.LSHR, 4).sub(8).convert(VectorOperators.I2F, 0)).mul(d1).fma(high, c1);
+                    c2 = ((FloatVector) q2.lanewise(VectorOperators.LSHR, 4).sub(8).convert(VectorOperators.I2F, 0)).mul(d2).fma(high, c2);
+                    c3 = ((FloatVector) q3.lanewise(VectorOperators.LSHR, 4).sub(8).convert(VectorOperators.I2F, 0)).mul(d3).fma(high, c3);
+                }
+            }
+            if (FL < BLOCK / 2) {
+                // Narrower vectors: the chain must still visit the values in column order, so the
+                // high nibbles (the second half) come after all of the first half.
+                for (int c = 0; c < BLOCK / 2; c += FL) {
+                    FloatVector high = FloatVector.fromMemorySegment(F, x, 4L * (b + BLOCK / 2 + c), NATIVE);
+                    c0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o0 + at + 2 + c, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).sub(8)
+                            .convert(VectorOperators.I2F, 0)).mul(d0).fma(high, c0);
+                    c1 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o1 + at + 2 + c, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).sub(8)
+                            .convert(VectorOperators.I2F, 0)).mul(d1).fma(high, c1);
+                    c2 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o2 + at + 2 + c, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).sub(8)
+                            .convert(VectorOperators.I2F, 0)).mul(d2).fma(high, c2);
+                    c3 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o3 + at + 2 + c, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, 4).sub(8)
+                            .convert(VectorOperators.I2F, 0)).mul(d3).fma(high, c3);
+                }
+            }
+        }
+        c0.intoArray(lanes, 0);
+        c1.intoArray(lanes, FL);
+        c2.intoArray(lanes, 2 * FL);
+        c3.intoArray(lanes, 3 * FL);
+        addLaneSums(lanes, sums, 0, 4);
+    }
+
+    /**
+     * Adds to {@code sums[at + r]} the sum of lanes {@code r * FL ..} of {@code lanes}, for r below
+     * {@code count}, in a fixed order. Not reduceLanes: its order is unspecified, and the JIT's
+     * intrinsic and the interpreter's fallback differ, which would make results depend on how warm
+     * the JVM is. (A helper that took the vector would box it: see {@link #chunkHalf}.)
+     */
+    static void addLaneSums(float[] lanes, float[] sums, int at, int count) {
+        for (int r = 0; r < count; r++) {
+            float sum = 0;
+            for (int l = r * FL; l < (r + 1) * FL; l++) {
+                sum += lanes[l];
+            }
+            sums[at + r] += sum;
+        }
+    }
+
+    /**
+     * Dequantises panels of weight rows once and multiplies each with all tokens, a register tile
+     * of 4 rows x 4 tokens at a time, in column chunks small enough that the panel rows and token
+     * rows of a tile stay in L1. Rows and tokens past the end are padded and not stored.
+     */
+    private static void matrixMatrix(MatmulInput input, CpuWeight w, MemorySegment out, int tokens, int rowStart,
+                                     int rowEnd, ThreadScratch scratch) {
+        int n = w.columns();
+        int kp = input.paddedColumns;
+        int outWidth = w.rows();
+        int panelRows = Math.clamp(PANEL_FLOATS / kp / TILE_ROWS * TILE_ROWS, TILE_ROWS, 128);
+        scratch.ensureMatrixBuffers(panelRows * kp, TILE_TOKENS * kp);
+        MemorySegment panel = scratch.panel;
+        MemorySegment tile = scratch.tile;
+        float[] sums = scratch.tileSums(panelRows * TILE_TOKENS);
+        float[] lanes = scratch.lanes(TILE_ROWS * TILE_TOKENS * FL);
+        for (int chunk = rowStart; chunk < rowEnd; chunk += panelRows) {
+            int count = Math.min(panelRows, rowEnd - chunk);
+            int paddedCount = (count + TILE_ROWS - 1) / TILE_ROWS * TILE_ROWS;
+            for (int i = 0; i < paddedCount; i++) {
+                if (i < count) {
+                    decodeRange(w.type(), w.data(), (chunk + i) * w.rowBytes(), 0, n, panel, 4L * i * kp, kp);
+                } else {
+                    zero(panel, 4L * i * kp, kp);
+                }
+            }
+            for (int t0 = 0; t0 < tokens; t0 += TILE_TOKENS) {
+                int tileTokens = Math.min(TILE_TOKENS, tokens - t0);
+                for (int t = 0; t < TILE_TOKENS; t++) {
+                    // A short last tile repeats its last token; those results are not stored.
+                    copyRow(input.x, (long) (t0 + Math.min(t, tileTokens - 1)) * n, n, tile, (long) t * kp, kp);
+                }
+                java.util.Arrays.fill(sums, 0, paddedCount * TILE_TOKENS, 0f);
+                for (int k = 0; k < kp; k += K_CHUNK) {
+                    int length = Math.min(K_CHUNK, kp - k);
+                    for (int r0 = 0; r0 < paddedCount; r0 += TILE_ROWS) {
+                        tile4x4(panel, (long) r0 * kp + k, tile, k, kp, length, sums, r0 * TILE_TOKENS, lanes);
+                    }
+                }
+                for (int r = 0; r < count; r++) {
+                    for (int t = 0; t < tileTokens; t++) {
+                        out.set(FLOAT, ((long) (t0 + t) * outWidth + chunk + r) * Float.BYTES, sums[r * TILE_TOKENS + t]);
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * Adds to {@code sums[at + r * 4 + t]} the dot product over {@code length} columns (a whole
+     * number of vector pairs) of panel row r, from float index {@code a}, and tile row t, from float
+     * index {@code x}, for 4 panel rows and 4 tile rows, each {@code stride} floats apart. Two
+     * vectors per iteration.
+     */
+    private static void tile4x4(MemorySegment panel, long a, MemorySegment tile, long x, long stride, int length,
+                                float[] sums, int at, float[] lanes) {
+        FloatVector c00 = FloatVector.zero(F), c01 = c00, c02 = c00, c03 = c00;
+        FloatVector c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+        FloatVector c20 = c00, c21 = c00, c22 = c00, c23 = c00;
+        FloatVector c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+        long w = 4 * a;
+        long t = 4 * x;
+        long step = 4 * stride;
+        for (int k = 0; k < length; k += 2 * FL) {
+            for (int half = 0; half < 2 * FL; half += FL) {
+                long kb = 4L * (k + half);
+                FloatVector w0 = FloatVector.fromMemorySegment(F, panel, w + kb, NATIVE);
+                FloatVector w1 = FloatVector.fromMemorySegment(F, panel, w + step + kb, NATIVE);
+                FloatVector w2 = FloatVector.fromMemorySegment(F, panel, w + 2 * step + kb, NATIVE);
+                FloatVector w3 = FloatVector.fromMemorySegment(F, panel, w + 3 * step + kb, NATIVE);
+                FloatVector x0 = FloatVector.fromMemorySegment(F, tile, t + kb, NATIVE);
+                c00 = w0.fma(x0, c00);
+                c10 = w1.fma(x0, c10);
+                c20 = w2.fma(x0, c20);
+                c30 = w3.fma(x0, c30);
+                FloatVector x1 = FloatVector.fromMemorySegment(F, tile, t + step + kb, NATIVE);
+                c01 = w0.fma(x1, c01);
+                c11 = w1.fma(x1, c11);
+                c21 = w2.fma(x1, c21);
+                c31 = w3.fma(x1, c31);
+                FloatVector x2 = FloatVector.fromMemorySegment(F, tile, t + 2 * step + kb, NATIVE);
+                c02 = w0.fma(x2, c02);
+                c12 = w1.fma(x2, c12);
+                c22 = w2.fma(x2, c22);
+                c32 = w3.fma(x2, c32);
+                FloatVector x3 = FloatVector.fromMemorySegment(F, tile, t + 3 * step + kb, NATIVE);
+                c03 = w0.fma(x3, c03);
+                c13 = w1.fma(x3, c13);
+                c23 = w2.fma(x3, c23);
+                c33 = w3.fma(x3, c33);
+            }
+        }
+        c00.intoArray(lanes, 0);
+        c01.intoArray(lanes, FL);
+        c02.intoArray(lanes, 2 * FL);
+        c03.intoArray(lanes, 3 * FL);
+        c10.intoArray(lanes, 4 * FL);
+        c11.intoArray(lanes, 5 * FL);
+        c12.intoArray(lanes, 6 * FL);
+        c13.intoArray(lanes, 7 * FL);
+        c20.intoArray(lanes, 8 * FL);
+        c21.intoArray(lanes, 9 * FL);
+        c22.intoArray(lanes, 10 * FL);
+        c23.intoArray(lanes, 11 * FL);
+        c30.intoArray(lanes, 12 * FL);
+        c31.intoArray(lanes, 13 * FL);
+        c32.intoArray(lanes, 14 * FL);
+        c33.intoArray(lanes, 15 * FL);
+        addLaneSums(lanes, sums, at, 16);
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Dequantisation
+
+    /**
+     * Dequantises {@code count} values of a row, from column {@code first} (a whole number of
+     * blocks in), of the row at byte {@code rowOffset} of {@code data}, into floats at byte
+     * {@code dstOffset} of {@code dst}, zero-filled up to {@code paddedCount} values.
+     */
+    static void decodeRange(DType type, MemorySegment data, long rowOffset, int first, int count, MemorySegment dst,
+                            long dstOffset, int paddedCount) {
+        count = Math.max(0, count);
+        switch (type) {
+            case F32 -> MemorySegment.copy(data, rowOffset + 4L * first, dst, dstOffset, 4L * count);
+            case F16 -> decodeF16(data, rowOffset + 2L * first, count, dst, dstOffset);
+            case BF16 -> decodeBf16(data, rowOffset + 2L * first, count, dst, dstOffset);
+            case Q8_0 -> decodeQ8(data, rowOffset + (long) first / BLOCK * Q8_BYTES, count / BLOCK, dst, dstOffset);
+            case Q4_0 -> decodeQ4(data, rowOffset + (long) first / BLOCK * Q4_BYTES, count / BLOCK, dst, dstOffset);
+        }
+        zero(dst, dstOffset + 4L * count, paddedCount - count);
+    }
+
+    /**
+     * IEEE half to float in int lanes: shifting the half's exponent and mantissa into place and
+     * multiplying by 2^112 (the difference of the exponent biases) is exact for normal and subnormal
+     * halves alike; infinities and NaNs (exponent 31) get the float's all-ones exponent instead.
+     */
+    static void decodeF16(MemorySegment data, long offset, int n, MemorySegment dst, long dstOffset) {
+        int i = 0;
+        int vectorEnd = n / FL * FL;
+        for (; i < vectorEnd; i += FL) {
+            IntVector h = (IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, data, offset + 2L * i, LE)
+                    .convertShape(VectorOperators.S2I, I, 0);
+            IntVector bits = h.lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF);
+            FloatVector f = bits.reinterpretAsFloats().mul(0x1p112f);
+            FloatVector magnitude = f.abs();
+            // Exponent 31 scales to exactly 2^16 for an infinity and above it for a NaN, which is
+            // made quiet as Float.float16ToFloat (and the hardware's conversion) makes it.
+            IntVector special = bits.or(0x7F800000).lanewise(VectorOperators.OR, 0x00400000,
+                    magnitude.compare(VectorOperators.GT, 65536f).cast(I));
+            f.blend(special.reinterpretAsFloats(), magnitude.compare(VectorOperators.GE, 65536f))
+                    .intoMemorySegment(dst, dstOffset + 4L * i, NATIVE);
+        }
+        for (; i < n; i++) {
+            dst.set(FLOAT, dstOffset + 4L * i, Float.float16ToFloat(data.get(LE_SHORT, offset + 2L * i)));
+        }
+    }
+
+    static void decodeBf16(MemorySegment data, long offset, int n, MemorySegment dst, long dstOffset) {
+        int i = 0;
+        int vectorEnd = n / FL * FL;
+        for (; i < vectorEnd; i += FL) {
+            ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, data, offset + 2L * i, LE)
+                    .convertShape(VectorOperators.S2I, I, 0))
+                    .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats()
+                    .intoMemorySegment(dst, dstOffset + 4L * i, NATIVE);
+        }
+        for (; i < n; i++) {
+            dst.set(FLOAT, dstOffset + 4L * i, Float.intBitsToFloat((data.get(LE_SHORT, offset + 2L * i) & 0xFFFF) << 16));
+        }
+    }
+
+    static void decodeQ8(MemorySegment data, long offset, int blocks, MemorySegment dst, long dstOffset) {
+        for (int b = 0; b < blocks; b++) {
+            long o = offset + (long) b * Q8_BYTES;
+            float d = Float.float16ToFloat(data.get(LE_SHORT, o));
+            for (int c = 0; c < BLOCK; c += FL) {
+                ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, data, o + 2 + c, LE)
+                        .convertShape(VectorOperators.B2F, F, 0))
+                        .mul(d).intoMemorySegment(dst, dstOffset + 4L * (b * BLOCK + c), NATIVE);
+            }
+        }
+    }
+
+    static void decodeQ4(MemorySegment data, long offset, int blocks, MemorySegment dst, long dstOffset) {
+        for (int b = 0; b < blocks; b++) {
+            long o = offset + (long) b * Q4_BYTES;
+            float d = Float.float16ToFloat(data.get(LE_SHORT, o));
+            for (int c = 0; c < BLOCK / 2; c += FL) {
+                IntVector q = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, data, o + 2 + c, LE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                ((FloatVector) q.and(0x0F).sub(8).convert(VectorOperators.I2F, 0))
+                        .mul(d).intoMemorySegment(dst, dstOffset + 4L * (b * BLOCK + c), NATIVE);
+                ((FloatVector) q.lanewise(VectorOperators.LSHR, 4).sub(8).convert(VectorOperators.I2F, 0))
+                        .mul(d).intoMemorySegment(dst, dstOffset + 4L * (b * BLOCK + BLOCK / 2 + c), NATIVE);
+            }
+        }
+    }
+
+    /** Copies {@code n} floats from float index {@code srcIndex} of {@code src}, zero-padded to {@code paddedN}. */
+    private static void copyRow(MemorySegment src, long srcIndex, int n, MemorySegment dst, long dstIndex, int paddedN) {
+        MemorySegment.copy(src, 4 * srcIndex, dst, 4 * dstIndex, 4L * n);
+        zero(dst, 4 * (dstIndex + n), paddedN - n);
+    }
+
+    /** Zeroes {@code count} floats from byte {@code offset} (one at a time: a slice would allocate). */
+    private static void zero(MemorySegment dst, long offset, int count) {
+        for (int i = 0; i < count; i++) {
+            dst.set(FLOAT, offset + 4L * i, 0f);
+        }
+    }
+
+    @Override
+    public void embedRow(CpuWeight w, int row, MemorySegment out, long outIndex, ThreadScratch scratch) {
+        decodeRange(w.type(), w.data(), row * w.rowBytes(), 0, w.columns(), out, outIndex * Float.BYTES, w.columns());
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Element-wise kernels and attention
+
+    @Override
+    public void rmsNorm(MemorySegment out, MemorySegment in, float[] weight, int width, float eps, int rowStart, int rowEnd,
+                        ThreadScratch scratch) {
+        float[] lanes = scratch.lanes(FL);
+        float[] total = scratch.tileSums(1);
+        int vectorEnd = width / FL * FL;
+        for (int r = rowStart; r < rowEnd; r++) {
+            long base = (long) r * width * Float.BYTES;
+            FloatVector squares = FloatVector.zero(F);
+            int i = 0;
+            for (; i < vectorEnd; i += FL) {
+                FloatVector v = FloatVector.fromMemorySegment(F, in, base + i * 4L, NATIVE);
+                squares = v.fma(v, squares);
+            }
+            squares.intoArray(lanes, 0);
+            total[0] = 0;
+            addLaneSums(lanes, total, 0, 1);
+            float ss = total[0];
+            for (; i < width; i++) {
+                float v = in.get(FLOAT, base + i * 4L);
+                ss += v * v;
+            }
+            float scale = (float) (1.0 / Math.sqrt(ss / width + eps));
+            for (i = 0; i < vectorEnd; i += FL) {
+                FloatVector.fromMemorySegment(F, in, base + i * 4L, NATIVE).mul(scale)
+                        .mul(FloatVector.fromArray(F, weight, i))
+                        .intoMemorySegment(out, base + i * 4L, NATIVE);
+            }
+            for (; i < width; i++) {
+                out.set(FLOAT, base + i * 4L, in.get(FLOAT, base + i * 4L) * scale * weight[i]);
+            }
+        }
+    }
+
+    /**
+     * Rope with whole vectors: x' = x * cos + swapPairs(x) * sin', where per element cos repeats
+     * each pair's cosine and sin' is (-sin, +sin) for the pair's (first, second) element.
+     */
+    @Override
+    public void rope(MemorySegment x, MemorySegment cosSin, int heads, int headDim, int ropeDimensions, int rowStart,
+                     int rowEnd, ThreadScratch scratch) {
+        int pairs = ropeDimensions / 2;
+        int vectorEnd = ropeDimensions / FL * FL;
+        scratch.ensureRope(ropeDimensions);
+        float[] cos = scratch.ropeCos;
+        float[] sin = scratch.ropeSin;
+        for (int r = rowStart; r < rowEnd; r++) {
+            long csBase = (long) r * 2 * pairs * Float.BYTES;
+            for (int i = 0; i < pairs; i++) {
+                float c = cosSin.get(FLOAT, csBase + i * 4L);
+                float s = cosSin.get(FLOAT, csBase + (pairs + i) * 4L);
+                cos[2 * i] = c;
+                cos[2 * i + 1] = c;
+                sin[2 * i] = -s;
+                sin[2 * i + 1] = s;
+            }
+            for (int h = 0; h < heads; h++) {
+                long base = ((long) r * heads + h) * headDim * Float.BYTES;
+                int i = 0;
+                for (; i < vectorEnd; i += FL) {
+                    FloatVector v = FloatVector.fromMemorySegment(F, x, base + i * 4L, NATIVE);
+                    v.mul(FloatVector.fromArray(F, cos, i))
+                            .add(v.rearrange(SWAP_PAIRS).mul(FloatVector.fromArray(F, sin, i)))
+                            .intoMemorySegment(x, base + i * 4L, NATIVE);
+                }
+                for (; i < ropeDimensions; i += 2) {
+                    long a = base + i * 4L;
+                    float x0 = x.get(FLOAT, a);
+                    float x1 = x.get(FLOAT, a + 4);
+                    x.set(FLOAT, a, x0 * cos[i] + x1 * sin[i]);
+                    x.set(FLOAT, a + 4, x1 * cos[i] + x0 * sin[i + 1]);
+                }
+            }
+        }
+    }
+
+    @Override
+    public void attention(AttentionArgs a, int itemStart, int itemEnd, ThreadScratch scratch) {
+        BatchLayout layout = a.layout;
+        int headDim = a.headDim;
+        int vectorEnd = headDim / FL * FL;
+        int group = a.heads / a.kvHeads;
+        long kvRowBytes = (long) a.kvHeads * headDim * Float.BYTES;
+        MemorySegment q = a.q;
+        MemorySegment keys = a.keyCache;
+        MemorySegment values = a.valueCache;
+        MemorySegment out = a.out;
+        ByteOrder order = NATIVE;
+        float[] lanes = scratch.lanes(FL);
+        float[] total = scratch.tileSums(1);
+        for (int item = itemStart; item < itemEnd; item++) {
+            int r = item / a.heads;
+            int h = item % a.heads;
+            int seq = layout.tokenSequence[r];
+            int length = layout.positions[r] + 1;
+            float[] scores = scratch.scores(length + FL);
+            int[] slots = scratch.slots(length);
+            long qBase = ((long) r * a.heads + h) * headDim * Float.BYTES;
+            long kvOffset = (long) (h / group) * headDim * Float.BYTES;
+
+            // Scores: q . k_p for every position p of the sequence.
+            float max = Float.NEGATIVE_INFINITY;
+            for (int p = 0; p < length; p++) {
+                int slot = layout.slotOf(seq, p);
+                slots[p] = slot;
+                long kBase = slot * kvRowBytes + kvOffset;
+                FloatVector acc = FloatVector.zero(F);
+                int i = 0;
+                for (; i < vectorEnd; i += FL) {
+                    acc = FloatVector.fromMemorySegment(F, q, qBase + i * 4L, order)
+                            .fma(FloatVector.fromMemorySegment(F, keys, kBase + i * 4L, order), acc);
+                }
+                // Lane sum as a fixed tree of exact lane moves and adds (see addLaneSums for why
+                // not reduceLanes), in registers: this runs once per cached position.
+                if (FL == 16) {
+                    acc = acc.add(acc.rearrange(XOR_8));
+                }
+                acc = acc.add(acc.rearrange(XOR_4));
+                acc = acc.add(acc.rearrange(XOR_2));
+                acc = acc.add(acc.rearrange(XOR_1));
+                float dot = acc.lane(0);
+                for (; i < headDim; i++) {
+                    dot += q.get(FLOAT, qBase + i * 4L) * keys.get(FLOAT, kBase + i * 4L);
+                }
+                scores[p] = dot * a.scale;
+                max = Math.max(max, scores[p]);
+            }
+
+            // Softmax weights. The scores are padded to whole vectors with -infinity (whose weight
+            // is e^-87, nothing next to the maximum's 1) so that every score goes through the same
+            // vector exp and no masked operation is needed.
+            int paddedLength = (length + FL - 1) / FL * FL;
+            for (int p = length; p < paddedLength; p++) {
+                scores[p] = Float.NEGATIVE_INFINITY;
+            }
+            FloatVector sums = FloatVector.zero(F);
+            for (int p = 0; p < paddedLength; p += FL) {
+                // e^(score - max), as in swiglu (written out there and here: see chunkHalf).
+                FloatVector e = FloatVector.fromArray(F, scores, p).sub(max).max(EXP_MIN);
+                FloatVector n = e.mul(LOG2_E).add(ROUNDING).sub(ROUNDING);
+                FloatVector f = e.sub(n.mul(LN2_HI)).sub(n.mul(LN2_LO));
+                FloatVector poly = f.fma(EXP_C6, EXP_C5).mul(f).add(EXP_C4).mul(f).add(EXP_C3).mul(f).add(EXP_C2).mul(f).add(0.5f);
+                e = poly.mul(f.mul(f)).add(f).add(1f).mul(((IntVector) n.convert(VectorOperators.F2I, 0)).add(127)
+                        .lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats());
+                e.intoArray(scores, p);
+                sums = sums.add(e);
+            }
+            sums.intoArray(lanes, 0);
+            total[0] = 0;
+            addLaneSums(lanes, total, 0, 1);
+            float sum = total[0];
+            float inverse = 1 / sum;
+
+            // out = sum_p weight_p * v_p, two vectors of head elements per pass over the values.
+            int i = 0;
+            for (; i + 2 * FL <= vectorEnd; i += 2 * FL) {
+                FloatVector acc0 = FloatVector.zero(F);
+                FloatVector acc1 = acc0;
+                for (int p = 0; p < length; p++) {
+                    long vBase = slots[p] * kvRowBytes + kvOffset + i * 4L;
+                    FloatVector weight = FloatVector.broadcast(F, scores[p]);
+                    acc0 = FloatVector.fromMemorySegment(F, values, vBase, order).fma(weight, acc0);
+                    acc1 = FloatVector.fromMemorySegment(F, values, vBase + 4L * FL, order).fma(weight, acc1);
+                }
+                acc0.mul(inverse).intoMemorySegment(out, qBase + i * 4L, order);
+                acc1.mul(inverse).intoMemorySegment(out, qBase + (i + FL) * 4L, order);
+            }
+            for (; i < vectorEnd; i += FL) {
+                FloatVector acc = FloatVector.zero(F);
+                for (int p = 0; p < length; p++) {
+                    acc = FloatVector.fromMemorySegment(F, values, slots[p] * kvRowBytes + kvOffset + i * 4L, order)
+                            .fma(FloatVector.broadcast(F, scores[p]), acc);
+                }
+                acc.mul(inverse).intoMemorySegment(out, qBase + i * 4L, order);
+            }
+            for (; i < headDim; i++) {
+                float acc = 0;
+                for (int p = 0; p < length; p++) {
+                    acc += scores[p] * values.get(FLOAT, slots[p] * kvRowBytes + kvOffset + i * 4L);
+                }
+                out.set(FLOAT, qBase + i * 4L, acc * inverse);
+            }
+        }
+    }
+
+    /** silu(gate) * up; the tail is masked so that a value's result does not depend on where a slice starts. */
+    @Override
+    public void swiglu(MemorySegment gate, MemorySegment up, long from, long to) {
+        ByteOrder order = NATIVE;
+        for (long i = from; i < to; i += FL) {
+            VectorMask<Float> inRange = F.indexInRange(i, to);
+            FloatVector g = FloatVector.fromMemorySegment(F, gate, i * 4, order, inRange);
+            // e^-g, clamped to the normal range (see the constants).
+            FloatVector e = g.neg().max(EXP_MIN).min(EXP_MAX);
+            FloatVector n = e.mul(LOG2_E).add(ROUNDING).sub(ROUNDING);
+            FloatVector f = e.sub(n.mul(LN2_HI)).sub(n.mul(LN2_LO));
+            FloatVector poly = f.fma(EXP_C6, EXP_C5).mul(f).add(EXP_C4).mul(f).add(EXP_C3).mul(f).add(EXP_C2).mul(f).add(0.5f);
+            e = poly.mul(f.mul(f)).add(f).add(1f).mul(((IntVector) n.convert(VectorOperators.F2I, 0)).add(127)
+                    .lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats());
+            FloatVector silu = g.div(e.add(1f));
+            silu.mul(FloatVector.fromMemorySegment(F, up, i * 4, order, inRange))
+                    .intoMemorySegment(gate, i * 4, order, inRange);
+        }
+    }
+
+    /** Lane i takes lane i ^ k: the steps of a lane-sum tree. */
+    private static final VectorShuffle<Float> XOR_8 = VectorShuffle.fromOp(F, i -> FL == 16 ? i ^ 8 : i);
+    private static final VectorShuffle<Float> XOR_4 = VectorShuffle.fromOp(F, i -> i ^ 4);
+    private static final VectorShuffle<Float> XOR_2 = VectorShuffle.fromOp(F, i -> i ^ 2);
+    private static final VectorShuffle<Float> XOR_1 = VectorShuffle.fromOp(F, i -> i ^ 1);
+
+    /*
+     * e^x from lane-wise IEEE operations only (within 2 ulp): the JIT's EXP intrinsic and the
+     * interpreter's fallback round differently, and a result must not depend on how warm the JVM
+     * is. Cody-Waite reduction x = n ln2 + f, |f| <= ln2/2, a degree-6 polynomial for e^f, and 2^n
+     * built in the exponent bits. Inputs are clamped to the normal range (e^x underflows to about
+     * 1e-38 rather than to 0, harmless in softmax and silu). Written out where it is used; the test
+     * checks the same steps through vectorExpForTest.
+     */
+    private static final float EXP_MIN = -87.3f;
+    private static final float EXP_MAX = 88.7f;
+    private static final float LOG2_E = 1.44269504088896341f;
+    /** ln 2 split so that n * LN2_HI is exact for |n| < 2^8. */
+    private static final float LN2_HI = 0.693359375f;
+    private static final float LN2_LO = -2.12194440e-4f;
+    /** Taylor-like minimax coefficients of e^r - 1 - r - r^2/2 (Cephes expf). */
+    private static final float EXP_C2 = 1.6666665459e-1f;
+    private static final float EXP_C3 = 4.1665795894e-2f;
+    private static final float EXP_C4 = 8.3334519073e-3f;
+    private static final float EXP_C5 = 1.3981999507e-3f;
+    private static final float EXP_C6 = 1.9875691500e-4f;
+
+    /** e^x of each value of {@code x}, by the steps the kernels use (for the tests). */
+    static void vectorExpForTest(float[] x, float[] out) {
+        for (int i = 0; i < x.length; i += FL) {
+            VectorMask<Float> inRange = F.indexInRange(i, x.length);
+            FloatVector e = FloatVector.fromArray(F, x, i, inRange).max(EXP_MIN).min(EXP_MAX);
+            FloatVector n = e.mul(LOG2_E).add(ROUNDING).sub(ROUNDING);
+            FloatVector f = e.sub(n.mul(LN2_HI)).sub(n.mul(LN2_LO));
+            FloatVector poly = f.fma(EXP_C6, EXP_C5).mul(f).add(EXP_C4).mul(f).add(EXP_C3).mul(f).add(EXP_C2).mul(f).add(0.5f);
+            e = poly.mul(f.mul(f)).add(f).add(1f).mul(((IntVector) n.convert(VectorOperators.F2I, 0)).add(127)
+                    .lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats());
+            e.intoArray(out, i, inRange);
+        }
+    }
+
+    @Override
+    public void add(MemorySegment acc, MemorySegment x, long from, long to) {
+        ByteOrder order = NATIVE;
+        long i = from;
+        for (; i + FL <= to; i += FL) {
+            FloatVector.fromMemorySegment(F, acc, i * 4, order).add(FloatVector.fromMemorySegment(F, x, i * 4, order))
+                    .intoMemorySegment(acc, i * 4, order);
+        }
+        for (; i < to; i++) {
+            acc.set(FLOAT, i * 4, acc.get(FLOAT, i * 4) + x.get(FLOAT, i * 4));
+        }
+    }
+}

@@ -1,0 +1,183 @@
+package dev.peregrine.cpu;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.peregrine.spi.BackendConfig;
+import dev.peregrine.spi.BatchLayout;
+import dev.peregrine.spi.Buffer;
+import dev.peregrine.spi.Weight;
+import dev.peregrine.tensor.DType;
+import dev.peregrine.tensor.Dequant;
+import dev.peregrine.tensor.Quantize;
+import dev.peregrine.tensor.Tensor;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.management.ManagementFactory;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/** Which kernel set the backend picks, the vector conversions of 16-bit floats, and allocation-free steady state. */
+class KernelSelectionAndConversionTest {
+
+    @Test
+    void scalarKernelsAreChosenWithoutTheVectorModule() {
+        assertThat(CpuBackend.chooseKernels(false)).isInstanceOf(ScalarKernels.class);
+    }
+
+    @Test
+    void vectorKernelsAreChosenWithTheVectorModule() {
+        // Surefire runs the tests with --add-modules jdk.incubator.vector.
+        assertThat(ModuleLayer.boot().findModule("jdk.incubator.vector")).isPresent();
+        assertThat(CpuBackend.chooseKernels()).isInstanceOf(VectorKernels.class);
+        try (var backend = new CpuBackendProvider().create(new BackendConfig(1, 0))) {
+            assertThat(backend.description()).contains("Vector API");
+        }
+    }
+
+    /** A JVM started without --add-modules jdk.incubator.vector gets the scalar kernels and one hint. */
+    @Test
+    void withoutTheVectorModuleTheBackendRunsScalarKernelsAndSaysHowToEnableThem() throws Exception {
+        String javaCommand = ProcessHandle.current().info().command().orElseThrow();
+        Process process = new ProcessBuilder(javaCommand, "-cp", System.getProperty("java.class.path"),
+                FallbackMain.class.getName()).redirectErrorStream(true).start();
+        String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertThat(process.waitFor()).as(output).isZero();
+        assertThat(output).contains("CPU, 1 thread, scalar kernels").contains("result 14.0");
+        assertThat(output.lines().filter(l -> l.contains("--add-modules jdk.incubator.vector"))).hasSize(1);
+    }
+
+    /** Run in a JVM without the vector module: creates the backend twice and multiplies. */
+    static final class FallbackMain {
+        public static void main(String[] args) {
+            for (int i = 0; i < 2; i++) {
+                try (Arena arena = Arena.ofShared();
+                     var backend = new CpuBackendProvider().create(new BackendConfig(1, 0))) {
+                    MemorySegment data = arena.allocate(12);
+                    MemorySegment.copy(new float[] {1, 2, 3}, 0, data, ValueLayout.JAVA_FLOAT_UNALIGNED, 0, 3);
+                    Weight w = backend.upload(new Tensor("w", DType.F32, new long[] {3, 1}, data));
+                    Buffer x = backend.allocate(3);
+                    backend.write(new float[] {1, 2, 3}, 0, x, 0, 3);
+                    Buffer out = backend.allocate(1);
+                    backend.matmul(out, x, w, 1);
+                    float[] result = new float[1];
+                    backend.read(out, 0, result, 0, 1);
+                    System.out.println(backend.description() + ", result " + result[0]);
+                }
+            }
+        }
+    }
+
+    @Test
+    void defaultThreadCountIsBetweenOneAndTheAvailableProcessors() {
+        assertThat(CpuBackendProvider.defaultThreads()).isBetween(1, Runtime.getRuntime().availableProcessors());
+    }
+
+    @Test
+    void everyHalfFloatConvertsExactly() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment halves = arena.allocate(2 * 65536);
+            for (int h = 0; h < 65536; h++) {
+                halves.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), h, (short) h);
+            }
+            MemorySegment got = arena.allocate(4 * 65536);
+            VectorKernels.decodeF16(halves, 0, 65536, got, 0);
+            for (int h = 0; h < 65536; h++) {
+                // Bit for bit, NaN payloads and signed zeros included.
+                assertThat(got.getAtIndex(ValueLayout.JAVA_INT, h)).as("half 0x%04x", h)
+                        .isEqualTo(Float.floatToRawIntBits(Float.float16ToFloat((short) h)));
+            }
+        }
+    }
+
+    @Test
+    void everyBfloat16ConvertsExactly() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment values = arena.allocate(2 * 65536);
+            for (int h = 0; h < 65536; h++) {
+                values.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), h, (short) h);
+            }
+            MemorySegment got = arena.allocate(4 * 65536);
+            VectorKernels.decodeBf16(values, 0, 65536, got, 0);
+            for (int h = 0; h < 65536; h++) {
+                assertThat(got.getAtIndex(ValueLayout.JAVA_INT, h)).isEqualTo(
+                        Float.floatToRawIntBits(Dequant.bf16ToFloat((short) h)));
+            }
+        }
+    }
+
+    /**
+     * A decode-shaped step (norm, matmuls of every weight type, rope, attention, swiglu, add) repeated
+     * after warm-up allocates nothing on any thread: every vector stays in registers.
+     */
+    @Test
+    void decodeStepAllocatesNothingOnceWarm() {
+        var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+        Random random = new Random(1);
+        try (Arena arena = Arena.ofShared();
+             CpuBackend backend = new CpuBackend(2, new VectorKernels())) {
+            int dim = 256;
+            int heads = 4;
+            int headDim = 64;
+            Weight[] weights = new Weight[DType.values().length];
+            for (DType type : DType.values()) {
+                float[] values = new float[dim * dim];
+                for (int i = 0; i < values.length; i++) {
+                    values[i] = (float) random.nextGaussian();
+                }
+                MemorySegment data = arena.allocate(type.bytesFor(values.length));
+                Quantize.fromFloat(type, values, 0, values.length, data, 0);
+                weights[type.ordinal()] = backend.upload(new Tensor("w", type, new long[] {dim, dim}, data));
+            }
+            float[] ones = new float[dim];
+            java.util.Arrays.fill(ones, 1f);
+            MemorySegment normData = arena.allocate(4L * dim);
+            MemorySegment.copy(ones, 0, normData, ValueLayout.JAVA_FLOAT_UNALIGNED, 0, dim);
+            Weight norm = backend.upload(new Tensor("norm", DType.F32, new long[] {dim}, normData));
+            Buffer x = backend.allocate(dim);
+            Buffer xb = backend.allocate(dim);
+            Buffer y = backend.allocate(dim);
+            Buffer cosSin = backend.allocate(headDim);
+            Buffer kc = backend.allocate(64L * dim);
+            Buffer vc = backend.allocate(64L * dim);
+            float[] start = new float[dim];
+            for (int i = 0; i < dim; i++) {
+                start[i] = (float) random.nextGaussian();
+            }
+            float[] freqs = new float[headDim / 2];
+            java.util.Arrays.fill(freqs, 0.01f);
+            BatchLayout layout = new BatchLayout(16);
+            int[] blocks = {0, 1, 2, 3};
+
+            Runnable step = () -> {
+                backend.write(start, 0, x, 0, dim);
+                backend.rmsNorm(xb, x, norm, 1, dim, 1e-5f);
+                for (Weight w : weights) {
+                    backend.matmul(y, xb, w, 1);
+                }
+                backend.ropeAngles(cosSin, freqs, layout);
+                backend.rope(y, cosSin, 1, heads, headDim, headDim);
+                backend.storeKv(kc, vc, y, y, dim, layout);
+                backend.attention(xb, y, kc, vc, layout, heads, heads, headDim, 0.125f);
+                backend.swiglu(xb, y, dim);
+                backend.add(x, xb, dim);
+            };
+            layout.clear();
+            int s = layout.addSequence(blocks, blocks.length);
+            layout.addToken(s, 1, 40, true);
+            // Warm up until C2 has compiled the kernels (C1 code boxes its vectors), then measure.
+            int steps = 200;
+            long perStep = Long.MAX_VALUE;
+            for (int round = 0; round < 100 && perStep >= 1024; round++) {
+                long before = threads.getTotalThreadAllocatedBytes();
+                for (int i = 0; i < steps; i++) {
+                    step.run();
+                }
+                perStep = (threads.getTotalThreadAllocatedBytes() - before) / steps;
+            }
+            assertThat(perStep).as("bytes allocated per decode-shaped step").isLessThan(1024);
+        }
+    }
+}
