@@ -110,13 +110,19 @@ public final class SyntheticModel {
         return weights;
     }
 
-    /** llama.cpp's {@code general.file_type} (llama_ftype) of a model whose matrices are {@code type}. */
+    /**
+     * llama.cpp's {@code general.file_type} (llama_ftype) of a model whose matrices are all
+     * {@code type}. llama.cpp has no file type for "all Q4_K" or "all Q6_K": these are the ids of
+     * Q4_K_S and Q6_K, under which {@code llama-quantize --pure} writes every matrix as that type.
+     */
     public static int llamaFileType(DType type) {
         return switch (type) {
             case F32 -> 0;
             case F16 -> 1;
             case Q4_0 -> 2;
             case Q8_0 -> 7;
+            case Q4_K -> 14;
+            case Q6_K -> 18;
             case BF16 -> 32;
         };
     }

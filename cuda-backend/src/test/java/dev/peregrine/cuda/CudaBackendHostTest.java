@@ -10,9 +10,12 @@ import dev.peregrine.synth.ModelShape;
 import dev.peregrine.synth.SyntheticModel;
 import dev.peregrine.synth.TokenizerMetadata;
 import dev.peregrine.tensor.DType;
+import dev.peregrine.tensor.Dequant;
+import dev.peregrine.tensor.Quantize;
 import dev.peregrine.tensor.Tensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Path;
 import java.util.Random;
@@ -89,6 +92,33 @@ class CudaBackendHostTest {
             default -> throw new AssertionError(type);
         }
         assertThat(device.launches(Kernel.SPLIT_BLOCKS) > 0).isEqualTo(type.isQuantized());
+    }
+
+    /** K-quant weights become F16 rows holding the f16 rounding of the reference dequantisation. */
+    @ParameterizedTest
+    @ValueSource(strings = {"Q4_K", "Q6_K"})
+    void kQuantWeightsAreUploadedAsF16(String typeName) {
+        DType type = DType.valueOf(typeName);
+        try (CudaBackend b = backend(); Arena arena = Arena.ofConfined()) {
+            Random random = new Random(4);
+            float[] x = new float[512 * 3];
+            for (int i = 0; i < x.length; i++) {
+                x[i] = (float) random.nextGaussian();
+            }
+            MemorySegment data = arena.allocate(type.bytesFor(x.length));
+            Quantize.fromFloat(type, x, 0, x.length, data, 0);
+            Tensor t = new Tensor("w", type, new long[] {512, 3}, data);
+            CudaWeight w = (CudaWeight) b.upload(t);
+            assertThat(w.type()).isEqualTo(DType.F16);
+            assertThat(w.rowStride()).isEqualTo(1024);
+            assertThat(device.launches(Kernel.SPLIT_BLOCKS)).isZero();
+            MemorySegment held = arena.allocate(3 * 1024L);
+            device.copyToHost(held, w.data(), held.byteSize());
+            float[] expected = Dequant.toFloat(t);
+            MemorySegment f16 = arena.allocate(held.byteSize());
+            Quantize.fromFloat(DType.F16, expected, 0, expected.length, f16, 0);
+            assertThat(held.toArray(ValueLayout.JAVA_BYTE)).isEqualTo(f16.toArray(ValueLayout.JAVA_BYTE));
+        }
     }
 
     @Test
