@@ -179,6 +179,14 @@ class GgufMalformedFileTest {
         assertRejected(oneTensor(DType.Q4_0.ggmlId(), 0, 16, 3), 33, "not a whole number of Q4_0 blocks");
     }
 
+    /** K-quant rows must be whole blocks, even where the element count is (ggml never wrote otherwise). */
+    @Test
+    void kQuantRowsThatAreNotWholeBlocks() {
+        assertRejected(oneTensor(DType.Q4_K.ggmlId(), 0, 128, 2), 33, "has rows of 128 values, not a whole number of Q4_K blocks of 256");
+        assertRejected(oneTensor(DType.Q6_K.ggmlId(), 0, 64, 4), 33, "has rows of 64 values, not a whole number of Q6_K blocks of 256");
+        assertRejected(oneTensor(DType.Q6_K.ggmlId(), 0, 100), 33, "has 100 elements, not a whole number of Q6_K blocks");
+    }
+
     @Test
     void tensorDataOutsideTheFile() {
         // The data section of oneTensor holds 64 bytes: [32, 64) fits, [64, 96) does not.
