@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.peregrine.spi.BatchLayout;
 import dev.peregrine.spi.Buffer;
 import dev.peregrine.spi.Weight;
+import dev.peregrine.synth.FileType;
 import dev.peregrine.synth.ModelShape;
 import dev.peregrine.synth.SyntheticModel;
 import dev.peregrine.synth.TokenizerMetadata;
@@ -119,6 +120,23 @@ class CudaBackendHostTest {
             Quantize.fromFloat(DType.F16, expected, 0, expected.length, f16, 0);
             assertThat(held.toArray(ValueLayout.JAVA_BYTE)).isEqualTo(f16.toArray(ValueLayout.JAVA_BYTE));
         }
+    }
+
+    /** A Q4_K_M model (Q4_K and Q6_K matrices) runs on the F16 kernels and cuBLAS's f16 GEMM. */
+    @Test
+    void q4_kMModelsTakeTheF16Kernels(@TempDir Path dir) {
+        ModelShape shape = new ModelShape("k", 256, 2, 4, 2, 512, 512, 256, 1e4f, 1e-5f, false, false);
+        Path file = dir.resolve("k.gguf");
+        SyntheticModel.of(shape, 5).writeGguf(file, FileType.Q4_K_M, TokenizerMetadata.synthetic(shape.vocab()), 1);
+        try (GraphRun run = new GraphRun(file, backend(), 64, 1, 128)) {
+            int[] prompt = new Random(2).ints(3, run.vocabulary()).limit(64).toArray();
+            run.step(prompt, 64, 0);
+            run.step(prompt, 1, 64);
+        }
+        assertThat(device.launches(Kernel.matvec(DType.F16))).isPositive();
+        assertThat(device.launches(Kernel.embed(DType.F16))).isEqualTo(2);
+        assertThat(blas.gemms[Blas.Type.F16.ordinal()]).isPositive();
+        assertThat(device.launches(Kernel.SPLIT_BLOCKS)).isZero();
     }
 
     @Test
