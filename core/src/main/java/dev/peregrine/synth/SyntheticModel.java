@@ -110,13 +110,19 @@ public final class SyntheticModel {
         return weights;
     }
 
-    /** llama.cpp's {@code general.file_type} (llama_ftype) of a model whose matrices are {@code type}. */
+    /**
+     * llama.cpp's {@code general.file_type} (llama_ftype) of a model whose matrices are all
+     * {@code type}. llama.cpp has no file type for "all Q4_K" or "all Q6_K": these are the ids of
+     * Q4_K_S and Q6_K, under which {@code llama-quantize --pure} writes every matrix as that type.
+     */
     public static int llamaFileType(DType type) {
         return switch (type) {
             case F32 -> 0;
             case F16 -> 1;
             case Q4_0 -> 2;
             case Q8_0 -> 7;
+            case Q4_K -> 14;
+            case Q6_K -> 18;
             case BF16 -> 32;
         };
     }
@@ -190,19 +196,30 @@ public final class SyntheticModel {
 
     /**
      * Writes the model as a GGUF file in llama.cpp's conventions: matrices as {@code type}, norm
-     * weights as F32, as llama.cpp's converter and quantizer keep them. Q4_0 applies to every
-     * matrix, token embedding and output included (llama-quantize --pure).
+     * weights as F32, as llama.cpp's converter and quantizer keep them. A quantised type applies to
+     * every matrix, token embedding and output included (llama-quantize --pure).
      *
      * @param threads worker threads; 0 for one per processor
      * @throws IllegalArgumentException if the tokenizer's size differs from the shape's vocabulary,
      *                                  or a quantised type does not fit the rows
      */
     public Written writeGguf(Path file, DType type, TokenizerMetadata tokenizer, int threads) {
+        return writeGguf(file, FileType.of(type), tokenizer, threads);
+    }
+
+    /**
+     * Writes the model as a GGUF file with each matrix stored as {@code fileType} says, norm
+     * weights as F32 (see {@link #writeGguf(Path, DType, TokenizerMetadata, int)}).
+     *
+     * @throws IllegalArgumentException if the tokenizer's size differs from the shape's vocabulary,
+     *                                  or a quantised type does not fit the rows of its matrices
+     */
+    public Written writeGguf(Path file, FileType fileType, TokenizerMetadata tokenizer, int threads) {
         if (tokenizer.tokenCount() != shape.vocab()) {
             throw new IllegalArgumentException("the tokenizer has " + tokenizer.tokenCount()
                     + " tokens but the shape's vocabulary is " + shape.vocab());
         }
-        checkBlocks(type);
+        checkBlocks(fileType);
         long start = System.nanoTime();
         try (GgufWriter w = GgufWriter.create(file)) {
             w.putString("general.architecture", "llama");
@@ -219,7 +236,7 @@ public final class SyntheticModel {
             w.putFloat32("llama.attention.layer_norm_rms_epsilon", shape.rmsEps());
             w.putUInt32("llama.attention.key_length", shape.headDim());
             w.putUInt32("llama.attention.value_length", shape.headDim());
-            w.putUInt32("general.file_type", llamaFileType(type));
+            w.putUInt32("general.file_type", fileType.llamaId());
             w.putUInt32("llama.vocab_size", shape.vocab());
             w.putUInt32("llama.rope.dimension_count", shape.headDim());
             tokenizer.writeTo(w);
@@ -227,7 +244,7 @@ public final class SyntheticModel {
 
             List<Job> jobs = new ArrayList<>();
             for (Weight t : weights) {
-                DType stored = t.norm() ? DType.F32 : type;
+                DType stored = storedType(t, fileType);
                 w.addTensor(t.name(), stored, t.ggmlShape());
                 jobs.add(new Job(t.name(), t, stored, LongUnaryOperator.identity()));
             }
@@ -276,12 +293,14 @@ public final class SyntheticModel {
         return new Written(files, shape.parameterCount(), size(files), System.nanoTime() - start);
     }
 
-    private void checkBlocks(DType type) {
-        if (!type.isQuantized()) {
-            return;
-        }
+    private DType storedType(Weight t, FileType fileType) {
+        return t.norm() ? DType.F32 : fileType.typeOf(t.name(), shape.layers(), shape.tiedEmbeddings());
+    }
+
+    private void checkBlocks(FileType fileType) {
         for (Weight t : weights) {
-            if (!t.norm() && t.rowLength() % type.blockSize() != 0) {
+            DType type = storedType(t, fileType);
+            if (t.rowLength() % type.blockSize() != 0) {
                 String what = t.rowLength() == shape.dim() ? "dim" : "ffn";
                 throw new IllegalArgumentException(type.name().toLowerCase(Locale.ROOT) + " stores rows in blocks of "
                         + type.blockSize() + " values: " + what + " " + t.rowLength() + " is not a multiple of " + type.blockSize());

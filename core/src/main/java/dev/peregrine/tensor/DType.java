@@ -14,6 +14,19 @@ import java.util.Optional;
  *   <li>Q8_0: 32 values = f16 scale {@code d}, then 32 signed bytes {@code q}; value = d * q.</li>
  *   <li>Q4_0: 32 values = f16 scale {@code d}, then 16 bytes; byte j holds value j in its low
  *       nibble and value j+16 in its high nibble; value = d * (nibble - 8).</li>
+ *   <li>Q4_K: 256 values in 8 sub-blocks of 32, 144 bytes = f16 {@code d}, f16 {@code dmin}, 12
+ *       bytes of 6-bit sub-block scales {@code sc[j]} and mins {@code m[j]}, 128 bytes of
+ *       nibbles; nibble q of sub-block j stands for d * sc[j] * q - dmin * m[j]. The 12 bytes:
+ *       0-3 hold sc[0..3] in their low 6 bits, 4-7 m[0..3]; 8-11 hold the low 4 bits of sc[4..7]
+ *       (low nibble) and of m[4..7] (high nibble), whose top 2 bits are the top 2 bits of bytes
+ *       0-3 (sc) and 4-7 (m). The nibbles: 4 runs of 32 bytes, run r holding sub-block 2r in its
+ *       low nibbles and sub-block 2r+1 in its high nibbles.</li>
+ *   <li>Q6_K: 256 values in 16 sub-blocks of 16, 210 bytes = 128 bytes {@code ql} (low 4 bits),
+ *       64 bytes {@code qh} (high 2 bits), 16 signed bytes {@code sc}, f16 {@code d}; value i
+ *       (0..255) with 6-bit q is d * sc[i / 16] * (q - 32). Each half of 128 values (h = i / 128)
+ *       has its own ql[64h ..] and qh[32h ..]; in it, value 32k + l (k = 0..3, l = 0..31) takes
+ *       its low bits from the low (k &lt; 2) or high (k &gt;= 2) nibble of ql[64h + l + 32 (k % 2)]
+ *       and its high bits from bits 2k, 2k+1 of qh[32h + l].</li>
  * </ul>
  */
 public enum DType {
@@ -21,6 +34,8 @@ public enum DType {
     F16(1, 1, 2),
     Q4_0(2, 32, 18),
     Q8_0(8, 32, 34),
+    Q4_K(12, 256, 144),
+    Q6_K(14, 256, 210),
     BF16(30, 1, 2);
 
     private final int ggmlId;
@@ -50,6 +65,15 @@ public enum DType {
 
     public boolean isQuantized() {
         return blockSize > 1;
+    }
+
+    /**
+     * Whether this is one of ggml's K-quants (256-value super-blocks with sub-block scales). ggml
+     * has always required their rows to be whole blocks, so unlike Q8_0 and Q4_0 no file stores them
+     * with blocks that run across rows, and readers may refuse such a tensor.
+     */
+    public boolean isKQuant() {
+        return this == Q4_K || this == Q6_K;
     }
 
     /** Bytes needed for {@code elements} values; the count must be a whole number of blocks. */

@@ -38,7 +38,7 @@ public final class Dequant {
                     dst[dstOffset + i] = bf16ToFloat(data.get(I16, (first + i) * 2));
                 }
             }
-            case Q8_0, Q4_0 -> {
+            case Q8_0, Q4_0, Q4_K, Q6_K -> {
                 int bs = type.blockSize();
                 if (first % bs == 0 && count % bs == 0) {
                     // Whole blocks (every row of a ggml-readable tensor): decode straight into dst.
@@ -51,10 +51,10 @@ public final class Dequant {
                 long i = first;
                 long end = first + count;
                 while (i < end) {
-                    long blockIndex = i / type.blockSize();
+                    long blockIndex = i / bs;
                     decodeBlock(type, data, blockIndex * type.blockBytes(), block, 0);
-                    int from = (int) (i - blockIndex * type.blockSize());
-                    int n = (int) Math.min(type.blockSize() - from, end - i);
+                    int from = (int) (i - blockIndex * bs);
+                    int n = (int) Math.min(bs - from, end - i);
                     System.arraycopy(block, from, dst, dstOffset + (int) (i - first), n);
                     i += n;
                 }
@@ -79,8 +79,61 @@ public final class Dequant {
                     out[at + j + 16] = d * ((b >>> 4) - 8);
                 }
             }
+            case Q4_K -> {
+                float d = Float.float16ToFloat(data.get(I16, offset));
+                float dmin = Float.float16ToFloat(data.get(I16, offset + 2));
+                long scales = offset + 4;
+                long quants = offset + 16;
+                for (int j = 0; j < 8; j++) {
+                    float scale = d * q4kScale(data, scales, j);
+                    float min = dmin * q4kMin(data, scales, j);
+                    // Sub-blocks 2r and 2r+1 share the 32 bytes of run r: low nibbles, then high.
+                    long run = quants + 32L * (j / 2);
+                    int shift = 4 * (j % 2);
+                    for (int l = 0; l < 32; l++) {
+                        int q = (data.get(ValueLayout.JAVA_BYTE, run + l) >>> shift) & 0x0F;
+                        out[at + 32 * j + l] = scale * q - min;
+                    }
+                }
+            }
+            case Q6_K -> {
+                long ql = offset;
+                long qh = offset + 128;
+                long scales = offset + 192;
+                float d = Float.float16ToFloat(data.get(I16, offset + 208));
+                for (int i = 0; i < 256; i++) {
+                    int h = i / 128;      // which half: its own 64 bytes of ql and 32 of qh
+                    int k = i % 128 / 32; // which run of 32 within the half
+                    int l = i % 32;
+                    int low = data.get(ValueLayout.JAVA_BYTE, ql + 64 * h + l + 32 * (k % 2)) & 0xFF;
+                    int high = data.get(ValueLayout.JAVA_BYTE, qh + 32 * h + l) & 0xFF;
+                    int q = ((k < 2 ? low : low >>> 4) & 0x0F) | ((high >>> (2 * k)) & 3) << 4;
+                    int scale = data.get(ValueLayout.JAVA_BYTE, scales + i / 16);
+                    out[at + i] = d * scale * (q - 32);
+                }
+            }
             default -> throw new IllegalArgumentException(type + " is not a block-quantised type");
         }
+    }
+
+    /** Q4_K: the 6-bit scale of sub-block {@code j} (0..7) from the 12 packed bytes at {@code at}. */
+    private static int q4kScale(MemorySegment data, long at, int j) {
+        if (j < 4) {
+            return u8(data, at + j) & 63;
+        }
+        return (u8(data, at + j + 4) & 0x0F) | (u8(data, at + j - 4) >>> 6) << 4;
+    }
+
+    /** Q4_K: the 6-bit min of sub-block {@code j} (0..7) from the 12 packed bytes at {@code at}. */
+    private static int q4kMin(MemorySegment data, long at, int j) {
+        if (j < 4) {
+            return u8(data, at + j + 4) & 63;
+        }
+        return (u8(data, at + j + 4) >>> 4) | (u8(data, at + j) >>> 6) << 4;
+    }
+
+    private static int u8(MemorySegment data, long at) {
+        return data.get(ValueLayout.JAVA_BYTE, at) & 0xFF;
     }
 
     /** A whole tensor as floats (for tests and small tensors). */

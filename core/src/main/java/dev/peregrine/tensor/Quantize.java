@@ -5,9 +5,11 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * Reference quantisation from floats to each {@link DType}, bit-exact with ggml's
- * {@code quantize_row_*_ref} functions (round-to-nearest as ggml does it), so that files written
- * by Peregrine hold the bytes llama.cpp would write.
+ * Reference quantisation from floats to each {@link DType}. Q8_0 and Q4_0 are bit-exact with
+ * ggml's {@code quantize_row_*_ref} functions (round-to-nearest as ggml does it), so that files
+ * written by Peregrine hold the bytes llama.cpp would write. Q4_K and Q6_K use a plainer choice of
+ * scales than ggml's search: valid blocks that any ggml reader decodes, close to the input, but not
+ * the bytes llama-quantize would write.
  */
 public final class Quantize {
     private static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -35,20 +37,25 @@ public final class Quantize {
                     dst.set(I16, dstOffset + 2L * i, floatToBf16(src[srcOffset + i]));
                 }
             }
-            case Q8_0, Q4_0 -> {
+            case Q8_0, Q4_0, Q4_K, Q6_K -> {
                 int bs = type.blockSize();
                 if (count % bs != 0) {
                     throw new IllegalArgumentException(count + " values are not a whole number of " + type + " blocks");
                 }
                 for (int b = 0; b < count / bs; b++) {
-                    long at = dstOffset + (long) b * type.blockBytes();
-                    if (type == DType.Q8_0) {
-                        q8_0Block(src, srcOffset + b * bs, dst, at);
-                    } else {
-                        q4_0Block(src, srcOffset + b * bs, dst, at);
-                    }
+                    encodeBlock(type, src, srcOffset + b * bs, dst, dstOffset + (long) b * type.blockBytes());
                 }
             }
+        }
+    }
+
+    private static void encodeBlock(DType type, float[] x, int from, MemorySegment dst, long at) {
+        switch (type) {
+            case Q8_0 -> q8_0Block(x, from, dst, at);
+            case Q4_0 -> q4_0Block(x, from, dst, at);
+            case Q4_K -> q4_kBlock(x, from, dst, at);
+            case Q6_K -> q6_kBlock(x, from, dst, at);
+            default -> throw new IllegalArgumentException(type + " is not a block-quantised type");
         }
     }
 
@@ -88,6 +95,104 @@ public final class Quantize {
             int hi = Math.min(15, (int) (x[from + 16 + j] * id + 8.5f));
             dst.set(ValueLayout.JAVA_BYTE, at + 2 + j, (byte) (lo | (hi << 4)));
         }
+    }
+
+    /**
+     * Q4_K (layout in {@link DType}). Sub-block j spans [lo, hi] with lo = min(0, smallest value)
+     * and hi = its largest value: scale (hi - lo) / 15, min -lo. d and dmin map the largest scale
+     * and min to 63, each sub-block's 6-bit scale and min are rounded to nearest, and the nibbles
+     * are rounded against those stored (rounded) values. ggml instead searches each sub-block for
+     * the scale and min of least weighted error, starting from this same estimate.
+     */
+    private static void q4_kBlock(float[] x, int from, MemorySegment dst, long at) {
+        float[] scales = new float[8];
+        float[] mins = new float[8];
+        float maxScale = 0;
+        float maxMin = 0;
+        for (int j = 0; j < 8; j++) {
+            float lo = 0;
+            float hi = checkFinite(x[from + 32 * j]);
+            for (int l = 0; l < 32; l++) {
+                float v = checkFinite(x[from + 32 * j + l]);
+                lo = Math.min(lo, v);
+                hi = Math.max(hi, v);
+            }
+            scales[j] = (hi - lo) / 15;
+            mins[j] = -lo;
+            maxScale = Math.max(maxScale, scales[j]);
+            maxMin = Math.max(maxMin, mins[j]);
+        }
+        short dBits = Float.floatToFloat16(maxScale / 63);
+        short dminBits = Float.floatToFloat16(maxMin / 63);
+        float d = Float.float16ToFloat(dBits);
+        float dmin = Float.float16ToFloat(dminBits);
+        dst.set(I16, at, dBits);
+        dst.set(I16, at + 2, dminBits);
+        byte[] packed = new byte[12];
+        byte[] qs = new byte[128];
+        for (int j = 0; j < 8; j++) {
+            int sc = d > 0 ? Math.min(63, Math.round(scales[j] / d)) : 0;
+            int m = dmin > 0 ? Math.min(63, Math.round(mins[j] / dmin)) : 0;
+            if (j < 4) {
+                packed[j] = (byte) sc;
+                packed[j + 4] = (byte) m;
+            } else {
+                packed[j + 4] = (byte) ((sc & 0x0F) | (m & 0x0F) << 4);
+                packed[j - 4] |= (byte) ((sc >>> 4) << 6);
+                packed[j] |= (byte) ((m >>> 4) << 6);
+            }
+            float step = d * sc;
+            float offset = dmin * m;
+            for (int l = 0; l < 32; l++) {
+                int q = step > 0 ? Math.clamp(Math.round((x[from + 32 * j + l] + offset) / step), 0, 15) : 0;
+                // Sub-blocks 2r and 2r+1 share the 32 bytes of run r: low nibbles, then high.
+                qs[32 * (j / 2) + l] |= (byte) (q << 4 * (j % 2));
+            }
+        }
+        MemorySegment.copy(packed, 0, dst, ValueLayout.JAVA_BYTE, at + 4, 12);
+        MemorySegment.copy(qs, 0, dst, ValueLayout.JAVA_BYTE, at + 16, 128);
+    }
+
+    /**
+     * Q6_K (layout in {@link DType}). Sub-block j (16 values) gets scale max|x| / 31, so that its
+     * values need q - 32 in -31..31 only; d maps the largest scale to 127, each sub-block's int8
+     * scale is rounded to nearest, and the quants are rounded against the stored scale and clamped
+     * to -32..31. ggml instead picks signed scales that use -32 too, by a search; this keeps to
+     * the plain symmetric choice.
+     */
+    private static void q6_kBlock(float[] x, int from, MemorySegment dst, long at) {
+        float[] scales = new float[16];
+        float maxScale = 0;
+        for (int j = 0; j < 16; j++) {
+            float amax = 0;
+            for (int l = 0; l < 16; l++) {
+                amax = Math.max(amax, Math.abs(checkFinite(x[from + 16 * j + l])));
+            }
+            scales[j] = amax / 31;
+            maxScale = Math.max(maxScale, scales[j]);
+        }
+        short dBits = Float.floatToFloat16(maxScale / 127);
+        float d = Float.float16ToFloat(dBits);
+        byte[] ql = new byte[128];
+        byte[] qh = new byte[64];
+        for (int j = 0; j < 16; j++) {
+            int sc = d > 0 ? Math.min(127, Math.round(scales[j] / d)) : 0;
+            dst.set(ValueLayout.JAVA_BYTE, at + 192 + j, (byte) sc);
+            float step = d * sc;
+            for (int l = 0; l < 16; l++) {
+                int i = 16 * j + l;
+                int q = (step > 0 ? Math.clamp(roundHalfAway(x[from + i] / step), -32, 31) : 0) + 32;
+                // The bit positions Dequant reads value i from.
+                int h = i / 128;
+                int k = i % 128 / 32;
+                int r = i % 32;
+                ql[64 * h + r + 32 * (k % 2)] |= (byte) ((q & 0x0F) << (k < 2 ? 0 : 4));
+                qh[32 * h + r] |= (byte) ((q >>> 4) << (2 * k));
+            }
+        }
+        MemorySegment.copy(ql, 0, dst, ValueLayout.JAVA_BYTE, at, 128);
+        MemorySegment.copy(qh, 0, dst, ValueLayout.JAVA_BYTE, at + 128, 64);
+        dst.set(I16, at + 208, dBits);
     }
 
     /** C's roundf: halves round away from zero (Math.round is exact but rounds halves up). */

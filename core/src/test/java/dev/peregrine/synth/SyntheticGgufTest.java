@@ -68,8 +68,9 @@ class SyntheticGgufTest {
         return e;
     }
 
+    /** Every type whose blocks fit TINY's rows of 64 and 160 values (K-quants: kQuantFileTypes...). */
     @ParameterizedTest
-    @EnumSource(DType.class)
+    @EnumSource(value = DType.class, names = {"Q4_K", "Q6_K"}, mode = EnumSource.Mode.EXCLUDE)
     void everyDtypeRoundTripsThroughTheReaderWithLlamaCppsConventions(DType type) {
         Path file = writeGguf(dir.resolve("tiny-" + type + ".gguf"), TINY, type, 0, 0);
         try (Arena arena = Arena.ofConfined()) {
@@ -99,12 +100,15 @@ class SyntheticGgufTest {
             assertThat(m.getFloat("llama.attention.layer_norm_rms_epsilon")).isEqualTo(1e-5f);
             assertThat(m.getString("general.architecture")).isEqualTo("llama");
             assertThat(m.asMap().keySet()).first().isEqualTo("general.architecture");
-            // llama_ftype: ALL_F32 0, MOSTLY_F16 1, MOSTLY_Q4_0 2, MOSTLY_Q8_0 7, MOSTLY_BF16 32
+            // llama_ftype: ALL_F32 0, MOSTLY_F16 1, MOSTLY_Q4_0 2, MOSTLY_Q8_0 7, MOSTLY_Q4_K_S 14,
+            // MOSTLY_Q6_K 18, MOSTLY_BF16 32
             long fileType = switch (type) {
                 case F32 -> 0;
                 case F16 -> 1;
                 case Q4_0 -> 2;
                 case Q8_0 -> 7;
+                case Q4_K -> 14;
+                case Q6_K -> 18;
                 case BF16 -> 32;
             };
             assertThat(m.typeOf("general.file_type")).isEqualTo(GgufValueType.UINT32);
@@ -205,6 +209,67 @@ class SyntheticGgufTest {
         }
     }
 
+    /**
+     * A shape for K-quants: rows of 256 and 512 values, and 8 layers, of which llama.cpp's
+     * use_more_bits (i &lt; n/8, i &gt;= 7n/8, or (i - n/8) % 3 == 2) picks 0, 3, 6 and 7.
+     */
+    static final ModelShape K_SHAPE = new ModelShape("k", 256, 8, 4, 2, 512, 512, 256, 1e4f, 1e-5f, false, false);
+
+    /**
+     * Pure Q4_K and Q6_K files and the Q4_K_M mix, untied and tied: each tensor's type as llama.cpp's
+     * quantiser picks it (Q4_K_M: Q6_K for output.weight, or token_embd.weight when it is also the
+     * output, and for attn_v and ffn_down of layers 0, 3, 6, 7), general.file_type, and the bytes:
+     * the F32 file's values encoded as that type.
+     */
+    @Test
+    void kQuantFileTypesStoreEachMatrixAsLlamaCppDoes() {
+        ModelShape tied = new ModelShape("k-tied", 256, 8, 4, 2, 512, 512, 256, 1e4f, 1e-5f, true, false);
+        try (Arena arena = Arena.ofConfined()) {
+            for (ModelShape shape : List.of(K_SHAPE, tied)) {
+                GgufFile f32 = GgufFile.open(writeGguf(dir.resolve(shape.name() + ".gguf"), shape, DType.F32, 4, 0), arena);
+                for (FileType fileType : List.of(FileType.of(DType.Q4_K), FileType.of(DType.Q6_K), FileType.Q4_K_M)) {
+                    Path path = dir.resolve(shape.name() + "-" + fileType.name() + ".gguf");
+                    SyntheticModel.of(shape, 4).writeGguf(path, fileType, TokenizerMetadata.synthetic(shape.vocab()), 0);
+                    GgufFile f = GgufFile.open(path, arena);
+                    long expectedFileType = switch (fileType.name()) {
+                        case "q4_k" -> 14;
+                        case "q6_k" -> 18;
+                        default -> 15;
+                    };
+                    assertThat(f.metadata().getLong("general.file_type")).as(fileType.name()).isEqualTo(expectedFileType);
+                    int q6k = 0;
+                    for (GgufTensorInfo info : f.tensorInfos()) {
+                        DType expected = expectedKType(info.name(), fileType, shape.tiedEmbeddings());
+                        String what = shape.name() + " " + fileType.name() + " " + info.name();
+                        assertThat(info.type()).as(what).isEqualTo(expected);
+                        q6k += expected == DType.Q6_K ? 1 : 0;
+                        float[] x = Dequant.toFloat(f32.tensor(info.name()));
+                        byte[] bytes = new byte[(int) expected.bytesFor(x.length)];
+                        Quantize.fromFloat(expected, x, 0, x.length, MemorySegment.ofArray(bytes), 0);
+                        assertThat(f.tensor(info.name()).data().toArray(ValueLayout.JAVA_BYTE)).as(what).isEqualTo(bytes);
+                    }
+                    if (fileType == FileType.Q4_K_M) {
+                        assertThat(q6k).as("Q6_K tensors: output + 4 attn_v + 4 ffn_down").isEqualTo(9);
+                    }
+                }
+            }
+        }
+    }
+
+    /** The type llama-quantize gives tensor {@code name}, written out by hand for K_SHAPE's 8 layers. */
+    private static DType expectedKType(String name, FileType fileType, boolean tied) {
+        if (name.endsWith("norm.weight")) {
+            return DType.F32;
+        }
+        if (fileType != FileType.Q4_K_M) {
+            return fileType.base();
+        }
+        boolean output = name.equals("output.weight") || tied && name.equals("token_embd.weight");
+        boolean moreBitsLayer = List.of("blk.0.", "blk.3.", "blk.6.", "blk.7.").stream().anyMatch(name::startsWith)
+                && (name.endsWith("attn_v.weight") || name.endsWith("ffn_down.weight"));
+        return output || moreBitsLayer ? DType.Q6_K : DType.Q4_K;
+    }
+
     @Test
     void vocabFromCopiesARealTokenizerWithItsTypes() {
         Path source = TokenizerFilesPath.llamaSpm();
@@ -246,6 +311,14 @@ class SyntheticGgufTest {
         ModelShape oddFfn = new ModelShape("odd", 64, 1, 4, 2, 100, 300, 128, 1e4f, 1e-5f, false, false);
         assertThatThrownBy(() -> SyntheticModel.of(oddFfn, 0).writeGguf(file, DType.Q4_0, TokenizerMetadata.synthetic(300), 0))
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("ffn 100 is not a multiple of 32");
+        assertThatThrownBy(() -> tiny.writeGguf(file, DType.Q4_K, TokenizerMetadata.synthetic(512), 0))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("q4_k stores rows in blocks of 256 values: dim 64 is not a multiple of 256");
+        // Q4_K_M: layer 0's ffn_down is Q6_K, and its rows are ffn = 320 long.
+        ModelShape oddKFfn = new ModelShape("odd", 256, 1, 4, 2, 320, 300, 128, 1e4f, 1e-5f, false, false);
+        assertThatThrownBy(() -> SyntheticModel.of(oddKFfn, 0).writeGguf(file, FileType.Q4_K_M, TokenizerMetadata.synthetic(300), 0))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("q6_k stores rows in blocks of 256 values: ffn 320 is not a multiple of 256");
         assertThat(file).doesNotExist();
 
         Path noTokenizer = dir.resolve("empty.gguf");

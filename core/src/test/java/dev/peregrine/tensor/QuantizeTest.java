@@ -138,18 +138,18 @@ class QuantizeTest {
     }
 
     @ParameterizedTest
-    @EnumSource(value = DType.class, names = {"Q8_0", "Q4_0"})
+    @EnumSource(value = DType.class, names = {"Q8_0", "Q4_0", "Q4_K", "Q6_K"})
     void nanAndInfinityAreRejected(DType type) {
         for (float bad : new float[] {Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY}) {
-            float[] x = new float[64];
-            x[40] = bad;
+            float[] x = new float[2 * type.blockSize()];
+            x[type.blockSize() + 8] = bad; // in the second block
             assertThatThrownBy(() -> quantize(type, x)).isInstanceOf(IllegalArgumentException.class)
                     .hasMessageContaining(String.valueOf(bad));
         }
     }
 
     @ParameterizedTest
-    @EnumSource(value = DType.class, names = {"Q8_0", "Q4_0"})
+    @EnumSource(value = DType.class, names = {"Q8_0", "Q4_0", "Q4_K", "Q6_K"})
     void aPartialBlockIsRejected(DType type) {
         assertThatThrownBy(() -> Quantize.fromFloat(type, new float[40], 0, 40, MemorySegment.ofArray(new byte[100]), 0))
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("40");

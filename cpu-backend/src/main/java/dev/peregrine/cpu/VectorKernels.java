@@ -2,6 +2,7 @@ package dev.peregrine.cpu;
 
 import dev.peregrine.spi.BatchLayout;
 import dev.peregrine.tensor.DType;
+import dev.peregrine.tensor.Dequant;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -95,7 +96,7 @@ final class VectorKernels implements Kernels {
         input.x = x;
         input.columns = n;
         input.paddedColumns = padded(n);
-        if (tokens == 1) {
+        if (tokens == 1 && hasRowKernel(w.type())) {
             // One token: every thread reads the same zero-padded copy.
             input.ensureCapacity(input.paddedColumns);
             copyRow(x, 0, n, input.floats, 0, input.paddedColumns);
@@ -105,11 +106,22 @@ final class VectorKernels implements Kernels {
     @Override
     public void matmul(MatmulInput input, CpuWeight w, MemorySegment out, int tokens, int rowStart, int rowEnd,
                        ThreadScratch scratch) {
-        if (tokens == 1) {
+        if (tokens == 1 && hasRowKernel(w.type())) {
             matrixVector(input, w, out, rowStart, rowEnd, scratch);
         } else {
             matrixMatrix(input, w, out, tokens, rowStart, rowEnd, scratch);
         }
+    }
+
+    /**
+     * Whether one token's product has its own kernel below. The K-quants do not yet: their single
+     * tokens go through the tile kernel (a quarter of its work wasted, but the same arithmetic).
+     */
+    private static boolean hasRowKernel(DType type) {
+        return switch (type) {
+            case F32, F16, BF16, Q8_0, Q4_0 -> true;
+            default -> false;
+        };
     }
 
     /**
@@ -139,10 +151,10 @@ final class VectorKernels implements Kernels {
             long o2 = (long) (j0 + Math.min(2, rows - 1)) * w.rowBytes();
             long o3 = (long) (j0 + Math.min(3, rows - 1)) * w.rowBytes();
             if (tailLength > 0) {
-                decodeRange(w.type(), data, o0, fullEnd, n - fullEnd, tail, 0, tailLength);
-                decodeRange(w.type(), data, o1, fullEnd, n - fullEnd, tail, 4L * 2 * FL, tailLength);
-                decodeRange(w.type(), data, o2, fullEnd, n - fullEnd, tail, 4L * 4 * FL, tailLength);
-                decodeRange(w.type(), data, o3, fullEnd, n - fullEnd, tail, 4L * 6 * FL, tailLength);
+                decodeRange(w.type(), data, o0, fullEnd, n - fullEnd, tail, 0, tailLength, scratch);
+                decodeRange(w.type(), data, o1, fullEnd, n - fullEnd, tail, 4L * 2 * FL, tailLength, scratch);
+                decodeRange(w.type(), data, o2, fullEnd, n - fullEnd, tail, 4L * 4 * FL, tailLength, scratch);
+                decodeRange(w.type(), data, o3, fullEnd, n - fullEnd, tail, 4L * 6 * FL, tailLength, scratch);
             }
             java.util.Arrays.fill(sums, 0, TILE_ROWS, 0f);
             for (int k = 0; k < kp; k += K_CHUNK) {
@@ -153,6 +165,7 @@ final class VectorKernels implements Kernels {
                     case F16, BF16 -> chunkHalf(w.type() == DType.BF16, data, o0, o1, o2, o3, x, k, full, to, tail, sums, lanes);
                     case Q8_0 -> chunkQ8(data, o0, o1, o2, o3, x, k, to, sums, lanes);
                     case Q4_0 -> chunkQ4(data, o0, o1, o2, o3, x, k, to, sums, lanes);
+                    default -> throw new IllegalStateException("no row kernel for " + w.type());
                 }
             }
             for (int r = 0; r < rows; r++) {
@@ -380,7 +393,7 @@ final class VectorKernels implements Kernels {
             int paddedCount = (count + TILE_ROWS - 1) / TILE_ROWS * TILE_ROWS;
             for (int i = 0; i < paddedCount; i++) {
                 if (i < count) {
-                    decodeRange(w.type(), w.data(), (chunk + i) * w.rowBytes(), 0, n, panel, 4L * i * kp, kp);
+                    decodeRange(w.type(), w.data(), (chunk + i) * w.rowBytes(), 0, n, panel, 4L * i * kp, kp, scratch);
                 } else {
                     zero(panel, 4L * i * kp, kp);
                 }
@@ -479,7 +492,7 @@ final class VectorKernels implements Kernels {
      * {@code dstOffset} of {@code dst}, zero-filled up to {@code paddedCount} values.
      */
     static void decodeRange(DType type, MemorySegment data, long rowOffset, int first, int count, MemorySegment dst,
-                            long dstOffset, int paddedCount) {
+                            long dstOffset, int paddedCount, ThreadScratch scratch) {
         count = Math.max(0, count);
         switch (type) {
             case F32 -> MemorySegment.copy(data, rowOffset + 4L * first, dst, dstOffset, 4L * count);
@@ -487,6 +500,13 @@ final class VectorKernels implements Kernels {
             case BF16 -> decodeBf16(data, rowOffset + 2L * first, count, dst, dstOffset);
             case Q8_0 -> decodeQ8(data, rowOffset + (long) first / BLOCK * Q8_BYTES, count / BLOCK, dst, dstOffset);
             case Q4_0 -> decodeQ4(data, rowOffset + (long) first / BLOCK * Q4_BYTES, count / BLOCK, dst, dstOffset);
+            default -> {
+                // The reference dequantisation (K-quants), through a float row of the thread's.
+                float[] row = scratch.row(count);
+                long firstValue = rowOffset / type.blockBytes() * type.blockSize() + first;
+                Dequant.toFloat(type, data, firstValue, row, 0, count);
+                MemorySegment.copy(row, 0, dst, FLOAT, dstOffset, count);
+            }
         }
         zero(dst, dstOffset + 4L * count, paddedCount - count);
     }
@@ -573,7 +593,7 @@ final class VectorKernels implements Kernels {
 
     @Override
     public void embedRow(CpuWeight w, int row, MemorySegment out, long outIndex, ThreadScratch scratch) {
-        decodeRange(w.type(), w.data(), row * w.rowBytes(), 0, w.columns(), out, outIndex * Float.BYTES, w.columns());
+        decodeRange(w.type(), w.data(), row * w.rowBytes(), 0, w.columns(), out, outIndex * Float.BYTES, w.columns(), scratch);
     }
 
     // ---------------------------------------------------------------------------------------------

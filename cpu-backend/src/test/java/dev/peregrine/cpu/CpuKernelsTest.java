@@ -61,7 +61,8 @@ class CpuKernelsTest {
         CpuBackend backend = backend(kernels);
         // Quantised: odd numbers of blocks (a lone block, the 2-block loops' remainder); plain
         // floats: lengths that are not a multiple of any vector width.
-        int[] columnCounts = type.isQuantized() ? new int[] {32, 96, 160, 2144} : new int[] {37, 257, 16, 1040};
+        int b = type.blockSize();
+        int[] columnCounts = type.isQuantized() ? new int[] {b, 3 * b, 5 * b, 67 * b} : new int[] {37, 257, 16, 1040};
         for (int columns : columnCounts) {
             for (int outputs : new int[] {19, 70}) {
                 Tensor t = tensor(type, columns, outputs);
@@ -112,7 +113,8 @@ class CpuKernelsTest {
     @MethodSource("kernelSetsAndTypes")
     void aTokensProductDoesNotDependOnItsBatch(String name, Supplier<Kernels> kernels, DType type) {
         CpuBackend backend = backend(kernels);
-        int[] columnCounts = type.isQuantized() ? new int[] {64, 544, 2080} : new int[] {37, 172, 1040, 2051};
+        int b = type.blockSize();
+        int[] columnCounts = type.isQuantized() ? new int[] {2 * b, 17 * b, 65 * b} : new int[] {37, 172, 1040, 2051};
         for (int columns : columnCounts) {
             int outputs = 67;
             Weight weight = backend.upload(tensor(type, columns, outputs));
@@ -359,7 +361,7 @@ class CpuKernelsTest {
     void embedDequantisesTableRows(String name, Supplier<Kernels> kernels) {
         CpuBackend backend = backend(kernels);
         for (DType type : DType.values()) {
-            int columns = type.isQuantized() ? 96 : 37;
+            int columns = type.isQuantized() ? 3 * type.blockSize() : 37;
             Tensor t = tensor(type, columns, 9);
             float[] w = Dequant.toFloat(t);
             BatchLayout layout = new BatchLayout(16);

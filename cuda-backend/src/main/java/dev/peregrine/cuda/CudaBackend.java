@@ -9,6 +9,7 @@ import dev.peregrine.spi.Buffer;
 import dev.peregrine.spi.Weight;
 import dev.peregrine.tensor.DType;
 import dev.peregrine.tensor.Dequant;
+import dev.peregrine.tensor.Quantize;
 import dev.peregrine.tensor.Tensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -26,6 +27,8 @@ import org.slf4j.LoggerFactory;
  * <p>Decode-sized products (up to {@value #MATVEC_MAX_TOKENS} token rows) run the matrix-vector
  * kernels, which stream each weight once at close to the memory bandwidth; larger batches and
  * prompts go to cuBLAS with half-precision operands (quantised weights dequantised to f16 first).
+ * K-quant weights (Q4_K, Q6_K) have no kernels of their own yet: they are dequantised to F16 at
+ * upload and run as F16 weights.
  *
  * <p>No allocation per step once the first steps have sized the scratch areas: device memory is
  * allocated at upload and by {@link #allocate}, launch arguments are staged in one reused native
@@ -75,6 +78,7 @@ final class CudaBackend implements Backend {
     private float[] ropeFrequencies = new float[0];
     private long ropeFrequencyBuffer;
     private int attentionSharedLimit = DEFAULT_SHARED_MEMORY;
+    private boolean kQuantsLogged;
     private boolean closed;
 
     CudaBackend(Device device, Blas blas) {
@@ -151,8 +155,8 @@ final class CudaBackend implements Backend {
                 MemorySegment.copy(all, 0, data, JAVA_FLOAT, 0, all.length);
                 type = DType.F32;
             }
-            CudaWeight w = type.isQuantized()
-                    ? uploadQuantized(t.name(), type, rows, columns, data)
+            CudaWeight w = type.isKQuant() ? uploadAsF16(t.name(), type, rows, columns, data)
+                    : type.isQuantized() ? uploadQuantized(t.name(), type, rows, columns, data)
                     : uploadPlain(t.name(), type, rows, columns, data);
             device.synchronize(); // the copies read host memory that is gone after this
             return w;
@@ -173,6 +177,40 @@ final class CudaBackend implements Backend {
             }
         }
         return new CudaWeight(name, type, rows, columns, dst, 0, stride);
+    }
+
+    /**
+     * K-quants: dequantised on the host a piece at a time and kept as F16 rows, which the F16
+     * kernels and cuBLAS take as they are. Rows are whole 256-value blocks (the GGUF reader checks),
+     * so 2 * columns bytes is already a multiple of 16 and needs no padding.
+     */
+    private CudaWeight uploadAsF16(String name, DType type, int rows, int columns, MemorySegment data) {
+        if (!kQuantsLogged) {
+            LOG.info("K-quant weights (Q4_K, Q6_K) have no CUDA kernels yet: dequantising them to F16 at upload (16 bits a weight)");
+            kQuantsLogged = true;
+        }
+        long rowBytes = 2L * columns;
+        long dst = memory.allocate(rows * rowBytes);
+        int rowsPerPiece = (int) Math.max(1, Math.min(rows, UPLOAD_CHUNK / rowBytes));
+        float[] row = new float[columns];
+        try (Arena host = Arena.ofConfined()) {
+            MemorySegment piece = host.allocate(rowsPerPiece * rowBytes, 16);
+            for (int first = 0; first < rows; first += rowsPerPiece) {
+                int n = Math.min(rowsPerPiece, rows - first);
+                for (int r = 0; r < n; r++) {
+                    Dequant.toFloat(type, data, (long) (first + r) * columns, row, 0, columns);
+                    Quantize.fromFloat(DType.F16, row, 0, columns, piece, r * rowBytes);
+                }
+                device.copyToDevice(dst + first * rowBytes, piece, 0, n * rowBytes);
+                device.synchronize(); // the next piece reuses the host buffer
+            }
+        }
+        return new CudaWeight(name, DType.F16, rows, columns, dst, 0, (int) rowBytes);
+    }
+
+    /** The error for code that meets a K-quant weight, which upload turns into F16. */
+    static IllegalStateException heldAsF16(DType type) {
+        return new IllegalStateException("no CUDA kernels for " + type + ": K-quant weights are uploaded as F16");
     }
 
     /** Q8_0, Q4_0: blocks split into contiguous quants and f16 scales (native/weights.cuh) by pg_split_blocks. */
@@ -279,6 +317,7 @@ final class CudaBackend implements Backend {
             case F16, BF16 -> 8;
             case Q8_0 -> 16;
             case Q4_0 -> 32;
+            case Q4_K, Q6_K -> throw heldAsF16(type);
         };
     }
 
@@ -296,6 +335,7 @@ final class CudaBackend implements Backend {
                 launch(w.type() == DType.Q8_0 ? Kernel.DEQUANT_F16_Q8_0 : Kernel.DEQUANT_F16_Q4_0, m, BLOCK);
                 blas.gemm(Blas.Type.F16, m, rows, k, a, k, toHalf(x, (long) rows * k, Kernel.TO_F16), k, y, m);
             }
+            case Q4_K, Q6_K -> throw heldAsF16(w.type());
         }
     }
 

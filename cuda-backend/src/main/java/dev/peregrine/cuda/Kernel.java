@@ -60,6 +60,7 @@ enum Kernel {
             case BF16 -> EMBED_BF16;
             case Q8_0 -> EMBED_Q8_0;
             case Q4_0 -> EMBED_Q4_0;
+            case Q4_K, Q6_K -> throw CudaBackend.heldAsF16(type);
         };
     }
 
@@ -70,6 +71,7 @@ enum Kernel {
             case BF16 -> MATVEC_BF16;
             case Q8_0 -> MATVEC_Q8_0;
             case Q4_0 -> MATVEC_Q4_0;
+            case Q4_K, Q6_K -> throw CudaBackend.heldAsF16(type);
         };
     }
 }

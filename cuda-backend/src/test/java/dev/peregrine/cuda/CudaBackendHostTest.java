@@ -6,13 +6,17 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.peregrine.spi.BatchLayout;
 import dev.peregrine.spi.Buffer;
 import dev.peregrine.spi.Weight;
+import dev.peregrine.synth.FileType;
 import dev.peregrine.synth.ModelShape;
 import dev.peregrine.synth.SyntheticModel;
 import dev.peregrine.synth.TokenizerMetadata;
 import dev.peregrine.tensor.DType;
+import dev.peregrine.tensor.Dequant;
+import dev.peregrine.tensor.Quantize;
 import dev.peregrine.tensor.Tensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Path;
 import java.util.Random;
@@ -89,6 +93,50 @@ class CudaBackendHostTest {
             default -> throw new AssertionError(type);
         }
         assertThat(device.launches(Kernel.SPLIT_BLOCKS) > 0).isEqualTo(type.isQuantized());
+    }
+
+    /** K-quant weights become F16 rows holding the f16 rounding of the reference dequantisation. */
+    @ParameterizedTest
+    @ValueSource(strings = {"Q4_K", "Q6_K"})
+    void kQuantWeightsAreUploadedAsF16(String typeName) {
+        DType type = DType.valueOf(typeName);
+        try (CudaBackend b = backend(); Arena arena = Arena.ofConfined()) {
+            Random random = new Random(4);
+            float[] x = new float[512 * 3];
+            for (int i = 0; i < x.length; i++) {
+                x[i] = (float) random.nextGaussian();
+            }
+            MemorySegment data = arena.allocate(type.bytesFor(x.length));
+            Quantize.fromFloat(type, x, 0, x.length, data, 0);
+            Tensor t = new Tensor("w", type, new long[] {512, 3}, data);
+            CudaWeight w = (CudaWeight) b.upload(t);
+            assertThat(w.type()).isEqualTo(DType.F16);
+            assertThat(w.rowStride()).isEqualTo(1024);
+            assertThat(device.launches(Kernel.SPLIT_BLOCKS)).isZero();
+            MemorySegment held = arena.allocate(3 * 1024L);
+            device.copyToHost(held, w.data(), held.byteSize());
+            float[] expected = Dequant.toFloat(t);
+            MemorySegment f16 = arena.allocate(held.byteSize());
+            Quantize.fromFloat(DType.F16, expected, 0, expected.length, f16, 0);
+            assertThat(held.toArray(ValueLayout.JAVA_BYTE)).isEqualTo(f16.toArray(ValueLayout.JAVA_BYTE));
+        }
+    }
+
+    /** A Q4_K_M model (Q4_K and Q6_K matrices) runs on the F16 kernels and cuBLAS's f16 GEMM. */
+    @Test
+    void q4_kMModelsTakeTheF16Kernels(@TempDir Path dir) {
+        ModelShape shape = new ModelShape("k", 256, 2, 4, 2, 512, 512, 256, 1e4f, 1e-5f, false, false);
+        Path file = dir.resolve("k.gguf");
+        SyntheticModel.of(shape, 5).writeGguf(file, FileType.Q4_K_M, TokenizerMetadata.synthetic(shape.vocab()), 1);
+        try (GraphRun run = new GraphRun(file, backend(), 64, 1, 128)) {
+            int[] prompt = new Random(2).ints(3, run.vocabulary()).limit(64).toArray();
+            run.step(prompt, 64, 0);
+            run.step(prompt, 1, 64);
+        }
+        assertThat(device.launches(Kernel.matvec(DType.F16))).isPositive();
+        assertThat(device.launches(Kernel.embed(DType.F16))).isEqualTo(2);
+        assertThat(blas.gemms[Blas.Type.F16.ordinal()]).isPositive();
+        assertThat(device.launches(Kernel.SPLIT_BLOCKS)).isZero();
     }
 
     @Test

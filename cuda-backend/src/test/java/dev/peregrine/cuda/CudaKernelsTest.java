@@ -63,18 +63,18 @@ class CudaKernelsTest {
     @ParameterizedTest
     @EnumSource(DType.class)
     void matmulMatchesTheFloat64ProductOfTheDequantisedWeights(DType type) {
-        int[] columnCounts = type.isQuantized() ? new int[] {32, 256, 2048} : new int[] {37, 172, 256, 2048};
+        int[] columnCounts = columnCounts(type, new int[] {37, 172, 256, 2048});
         for (int columns : columnCounts) {
             for (int outputs : new int[] {19, 520}) {
                 Tensor t = tensor(type, columns, outputs);
-                double[] w = toDouble(Dequant.toFloat(t));
+                double[] w = toDouble(heldValues(t));
                 Weight weight = cuda.upload(t);
                 for (int rows : new int[] {1, 2, 5, 8, 9, 17, 33, 64}) {
                     float[] x = randoms(rows * columns);
                     Buffer out = cuda.allocate((long) rows * outputs);
                     cuda.matmul(out, buffer(cuda, x), weight, rows);
                     float[] got = read(cuda, out, rows * outputs);
-                    double bound = relativeBound(type, rows);
+                    double bound = relativeBound(heldType(type), rows);
                     for (int r = 0; r < rows; r++) {
                         for (int o = 0; o < outputs; o++) {
                             double dot = 0;
@@ -93,6 +93,30 @@ class CudaKernelsTest {
         }
     }
 
+    /** Row lengths to test: whole blocks for quantised types (K-quants: 256 values), else {@code plain}. */
+    private static int[] columnCounts(DType type, int[] plain) {
+        if (type.isKQuant()) {
+            return new int[] {256, 2048};
+        }
+        return type.isQuantized() ? new int[] {32, 256, 2048} : plain;
+    }
+
+    /** The type the GPU holds a weight as: CudaBackend uploads K-quants as F16. */
+    private static DType heldType(DType type) {
+        return type.isKQuant() ? DType.F16 : type;
+    }
+
+    /** The values the GPU holds for {@code t}: the reference dequantisation, rounded to f16 for K-quants. */
+    private static float[] heldValues(Tensor t) {
+        float[] v = Dequant.toFloat(t);
+        if (t.type().isKQuant()) {
+            for (int i = 0; i < v.length; i++) {
+                v[i] = Float.float16ToFloat(Float.floatToFloat16(v[i]));
+            }
+        }
+        return v;
+    }
+
     /**
      * Error allowed relative to sum |w x|: float accumulation on the matrix-vector path and for F32
      * GEMMs; the GEMM path rounds activations (and dequantised weights) to f16 or bf16.
@@ -108,10 +132,10 @@ class CudaKernelsTest {
     @ParameterizedTest
     @EnumSource(DType.class)
     void embeddingRowsAreTheDequantisedTableRows(DType type) {
-        int[] columnCounts = type.isQuantized() ? new int[] {32, 256} : new int[] {37, 64, 172};
+        int[] columnCounts = columnCounts(type, new int[] {37, 64, 172});
         for (int columns : columnCounts) {
             Tensor t = tensor(type, columns, 50);
-            float[] table = Dequant.toFloat(t);
+            float[] table = heldValues(t);
             Weight weight = cuda.upload(t);
             int[] tokens = {3, 0, 49, 3, 17};
             BatchLayout layout = layout(tokens.length);

@@ -57,7 +57,9 @@ public final class Peregrine {
                   --dim/--layers/--heads/--kv-heads/--ffn/--vocab/--ctx N
                                          sizes (override the shape's; --kv-heads defaults to --heads)
                   --tied                 output projection shares the token embedding
-                  --dtype TYPE           f32, f16, bf16, q8_0 or q4_0 (default f16; hf: float types only)
+                  --dtype TYPE           f32, f16, bf16, q8_0, q4_0, q4_k, q6_k or q4_k_m (default f16;
+                                         hf: float types only; q4_k_m: llama.cpp's mix of q4_k and q6_k;
+                                         k-quants need dim and ffn multiples of 256)
                   --format FORMAT        gguf (a file) or hf (a directory) (default gguf)
                   --seed N               weight seed; the same seed writes the same bytes (default 0)
                   --vocab-from FILE      copy the tokenizer of a GGUF file (default: a synthetic one)

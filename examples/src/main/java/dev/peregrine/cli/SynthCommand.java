@@ -2,6 +2,7 @@ package dev.peregrine.cli;
 
 import dev.peregrine.cli.Args.Option;
 import dev.peregrine.format.hf.HfDirectoryWriter;
+import dev.peregrine.synth.FileType;
 import dev.peregrine.synth.ModelShape;
 import dev.peregrine.synth.SyntheticModel;
 import dev.peregrine.synth.TokenizerMetadata;
@@ -35,7 +36,7 @@ final class SynthCommand {
             new Option("threads", true, "-t", "--threads"),
             new Option("output", true, "-o", "--output"));
 
-    private static final List<String> DTYPES = List.of("f32", "f16", "bf16", "q8_0", "q4_0");
+    private static final List<String> DTYPES = List.of("f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k", "q4_k_m");
     private static final int DEFAULT_CONTEXT = 4096;
 
     private SynthCommand() {
@@ -48,14 +49,14 @@ final class SynthCommand {
             return Peregrine.OK;
         }
         Path output = Path.of(args.required("output", "-o PATH"));
-        DType dtype = dtype(args.value("dtype").orElse("f16"));
+        FileType fileType = fileType(args.value("dtype").orElse("f16"));
         String format = args.value("format").orElse("gguf");
         if (!format.equals("gguf") && !format.equals("hf")) {
             throw new IllegalArgumentException("unknown --format '" + format + "' (known: gguf, hf)");
         }
-        if (format.equals("hf") && dtype.isQuantized()) {
+        if (format.equals("hf") && fileType.base().isQuantized()) {
             throw new IllegalArgumentException("--format hf stores f32, f16 or bf16 tensors, not "
-                    + dtype.name().toLowerCase(Locale.ROOT) + " (quantised types are GGUF-only)");
+                    + fileType.name() + " (quantised types are GGUF-only)");
         }
         if (args.has("vocab") && args.has("vocab-from")) {
             throw new IllegalArgumentException("--vocab and --vocab-from both set the vocabulary size: give one");
@@ -85,21 +86,22 @@ final class SynthCommand {
         SyntheticModel model = SyntheticModel.of(shape, args.longValue("seed", 0));
         int threads = args.intValue("threads", 0);
         SyntheticModel.Written written = format.equals("gguf")
-                ? model.writeGguf(output, dtype, tokenizer, threads)
-                : model.writeHf(output, dtype, HfDirectoryWriter.DEFAULT_SHARD_LIMIT, threads);
+                ? model.writeGguf(output, fileType, tokenizer, threads)
+                : model.writeHf(output, fileType.base(), HfDirectoryWriter.DEFAULT_SHARD_LIMIT, threads);
         out.printf(Locale.ROOT, "wrote %s (%s): %s, %s, seed %d, %,d parameters, %,d bytes in %.1f s%n",
                 output, written.files().size() == 1 ? "1 file" : written.files().size() + " files",
-                shape.describe(), dtype.name().toLowerCase(Locale.ROOT), model.seed(),
+                shape.describe(), fileType.name(), model.seed(),
                 written.parameters(), written.bytes(), written.nanos() / 1e9);
         return Peregrine.OK;
     }
 
-    private static DType dtype(String name) {
-        int i = DTYPES.indexOf(name.toLowerCase(Locale.ROOT));
-        if (i < 0) {
+    /** A single type for every matrix (its DType's name), or the q4_k_m mix. */
+    private static FileType fileType(String name) {
+        String n = name.toLowerCase(Locale.ROOT);
+        if (!DTYPES.contains(n)) {
             throw new IllegalArgumentException("unknown --dtype '" + name + "' (known: " + String.join(", ", DTYPES) + ")");
         }
-        return List.of(DType.F32, DType.F16, DType.BF16, DType.Q8_0, DType.Q4_0).get(i);
+        return n.equals(FileType.Q4_K_M.name()) ? FileType.Q4_K_M : FileType.of(DType.valueOf(n.toUpperCase(Locale.ROOT)));
     }
 
     /** The named shape with any explicit sizes applied, or a shape made of explicit sizes only. */

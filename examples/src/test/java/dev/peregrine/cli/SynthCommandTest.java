@@ -53,6 +53,18 @@ class SynthCommandTest {
     }
 
     @Test
+    void writesTheQ4_K_MMix() {
+        Path file = dir.resolve("k.gguf");
+        PeregrineCliTest.Result r = run("synth", "--dim", "256", "--layers", "2", "--heads", "4", "--ffn", "512",
+                "--vocab", "300", "--dtype", "Q4_K_M", "-o", file.toString());
+        assertThat(r.status()).as(r.err()).isZero();
+        assertThat(r.out()).contains("custom: dim 256, 2 layers", ", q4_k_m, seed 0");
+        try (Model model = Model.load(file)) {
+            assertThat(model.vocabularySize()).isEqualTo(300);
+        }
+    }
+
+    @Test
     void vocabFromSetsTheVocabularySize() {
         Path vocab = sharedDir().resolve("models/tokenizers/ggml-vocab-llama-spm.gguf");
         assertThat(vocab).as("the shared tokenizer file").isRegularFile();
@@ -83,7 +95,7 @@ class SynthCommandTest {
                 "synth", "--shape", "llama9", "-o", out);
         assertFails("peregrine: --format hf stores f32, f16 or bf16 tensors, not q8_0 (quantised types are GGUF-only)",
                 "synth", "--shape", "tiny", "--format", "hf", "--dtype", "q8_0", "-o", dir.resolve("hf").toString());
-        assertFails("peregrine: unknown --dtype 'q5_k' (known: f32, f16, bf16, q8_0, q4_0)",
+        assertFails("peregrine: unknown --dtype 'q5_k' (known: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k, q4_k_m)",
                 "synth", "--shape", "tiny", "--dtype", "q5_k", "-o", out);
         assertFails("peregrine: unknown --format 'onnx' (known: gguf, hf)",
                 "synth", "--shape", "tiny", "--format", "onnx", "-o", out);
@@ -91,6 +103,10 @@ class SynthCommandTest {
                 "synth", "--shape", "tiny", "--vocab", "300", "--vocab-from", "v.gguf", "-o", out);
         assertFails("peregrine: q4_0 stores rows in blocks of 32 values: dim 48 is not a multiple of 32",
                 "synth", "--dim", "48", "--layers", "1", "--heads", "4", "--ffn", "64", "--vocab", "300", "--dtype", "q4_0", "-o", out);
+        assertFails("peregrine: q4_k stores rows in blocks of 256 values: dim 64 is not a multiple of 256",
+                "synth", "--shape", "tiny", "--dtype", "q4_k", "-o", out);
+        assertFails("peregrine: --format hf stores f32, f16 or bf16 tensors, not q4_k_m (quantised types are GGUF-only)",
+                "synth", "--shape", "tiny", "--format", "hf", "--dtype", "q4_k_m", "-o", dir.resolve("hf").toString());
         assertFails("peregrine: a synthetic SentencePiece vocabulary needs more than 259 tokens (3 special + 256 byte tokens), got 100",
                 "synth", "--shape", "tiny", "--vocab", "100", "-o", out);
         assertFails("peregrine: " + dir + " is a directory: -o names the GGUF file to write",

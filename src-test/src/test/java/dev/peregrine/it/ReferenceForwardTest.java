@@ -169,7 +169,7 @@ class ReferenceForwardTest {
     }
 
     /** Feeds the prompt to a fresh sequence of {@code real} and to {@code ref}, then decodes greedily. */
-    private static double runAndCompare(String what, RealPath real, ReferenceLlama ref, int[] prompt) {
+    static double runAndCompare(String what, RealPath real, ReferenceLlama ref, int[] prompt) {
         double[] refLogits = null;
         for (int i = 0; i < prompt.length; i++) {
             refLogits = ref.forward(prompt[i], i);

@@ -12,7 +12,7 @@ import java.util.Arrays;
  * A deliberately naive, test-only Llama forward pass in double precision, used as the ground truth
  * for Peregrine's real forward pass. It shares no code with the real path beyond reading the GGUF
  * file: it reads the hyper-parameters from the metadata itself, dequantises every tensor itself
- * (ggml's definitions of F32, F16, BF16, Q8_0 and Q4_0) and computes everything with plain loops
+ * (ggml's definitions of F32, F16, BF16, Q8_0, Q4_0, Q4_K and Q6_K) and computes everything with plain loops
  * over {@code double}s. One token at a time, with its own full-precision KV cache.
  *
  * <p>Conventions (ggml): a tensor of shape {@code [in, out]} holds {@code out} rows of {@code in}
@@ -28,6 +28,8 @@ final class ReferenceLlama {
     private static final int GGML_F16 = 1;
     private static final int GGML_Q4_0 = 2;
     private static final int GGML_Q8_0 = 8;
+    private static final int GGML_Q4_K = 12;
+    private static final int GGML_Q6_K = 14;
     private static final int GGML_BF16 = 30;
 
     final int dim;
@@ -300,7 +302,7 @@ final class ReferenceLlama {
                 }
             }
             case GGML_Q8_0 -> {
-                requireBlocks(n);
+                requireBlocks(n, 32);
                 for (int b = 0; b < n / 32; b++) {
                     long off = 34L * b;
                     double d = halfToDouble(data.get(I16, off));
@@ -310,7 +312,7 @@ final class ReferenceLlama {
                 }
             }
             case GGML_Q4_0 -> {
-                requireBlocks(n);
+                requireBlocks(n, 32);
                 for (int b = 0; b < n / 32; b++) {
                     long off = 18L * b;
                     double d = halfToDouble(data.get(I16, off));
@@ -321,14 +323,76 @@ final class ReferenceLlama {
                     }
                 }
             }
+            case GGML_Q4_K -> {
+                // ggml's dequantize_row_q4_K: 4 chunks of 64 values, each from 32 bytes of nibbles
+                // (low nibbles the first 32 values, high nibbles the next 32), with the 6-bit scales
+                // and mins unpacked as get_scale_min_k4 does.
+                requireBlocks(n, 256);
+                for (int b = 0; b < n / 256; b++) {
+                    long off = 144L * b;
+                    double d = halfToDouble(data.get(I16, off));
+                    double dmin = halfToDouble(data.get(I16, off + 2));
+                    int[] s = new int[12];
+                    for (int i = 0; i < 12; i++) {
+                        s[i] = data.get(ValueLayout.JAVA_BYTE, off + 4 + i) & 0xFF;
+                    }
+                    int[] sc = new int[8];
+                    int[] m = new int[8];
+                    for (int j = 0; j < 8; j++) {
+                        if (j < 4) {
+                            sc[j] = s[j] & 63;
+                            m[j] = s[j + 4] & 63;
+                        } else {
+                            sc[j] = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
+                            m[j] = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+                        }
+                    }
+                    for (int c = 0; c < 4; c++) {
+                        for (int l = 0; l < 32; l++) {
+                            int q = data.get(ValueLayout.JAVA_BYTE, off + 16 + 32 * c + l) & 0xFF;
+                            out[b * 256 + 64 * c + l] = d * sc[2 * c] * (q & 0xF) - dmin * m[2 * c];
+                            out[b * 256 + 64 * c + 32 + l] = d * sc[2 * c + 1] * (q >> 4) - dmin * m[2 * c + 1];
+                        }
+                    }
+                }
+            }
+            case GGML_Q6_K -> {
+                // ggml's dequantize_row_q6_K: two halves of 128 values, each reading 64 bytes of ql,
+                // 32 of qh and 8 scales; four values per l from ql[l], ql[l + 32] and qh[l].
+                requireBlocks(n, 256);
+                for (int b = 0; b < n / 256; b++) {
+                    long off = 210L * b;
+                    double d = halfToDouble(data.get(I16, off + 208));
+                    for (int half = 0; half < 2; half++) {
+                        long ql = off + 64 * half;
+                        long qh = off + 128 + 32 * half;
+                        long sc = off + 192 + 8 * half;
+                        int y = b * 256 + 128 * half;
+                        for (int l = 0; l < 32; l++) {
+                            int is = l / 16;
+                            int lo1 = data.get(ValueLayout.JAVA_BYTE, ql + l) & 0xFF;
+                            int lo2 = data.get(ValueLayout.JAVA_BYTE, ql + l + 32) & 0xFF;
+                            int hi = data.get(ValueLayout.JAVA_BYTE, qh + l) & 0xFF;
+                            int q1 = ((lo1 & 0xF) | ((hi & 3) << 4)) - 32;
+                            int q2 = ((lo2 & 0xF) | (((hi >> 2) & 3) << 4)) - 32;
+                            int q3 = ((lo1 >> 4) | (((hi >> 4) & 3) << 4)) - 32;
+                            int q4 = ((lo2 >> 4) | (((hi >> 6) & 3) << 4)) - 32;
+                            out[y + l] = d * data.get(ValueLayout.JAVA_BYTE, sc + is) * q1;
+                            out[y + l + 32] = d * data.get(ValueLayout.JAVA_BYTE, sc + is + 2) * q2;
+                            out[y + l + 64] = d * data.get(ValueLayout.JAVA_BYTE, sc + is + 4) * q3;
+                            out[y + l + 96] = d * data.get(ValueLayout.JAVA_BYTE, sc + is + 6) * q4;
+                        }
+                    }
+                }
+            }
             default -> throw new IllegalArgumentException("reference does not support ggml type " + ggmlType);
         }
         return out;
     }
 
-    private static void requireBlocks(int n) {
-        if (n % 32 != 0) {
-            throw new IllegalArgumentException(n + " values are not a whole number of 32-value blocks");
+    private static void requireBlocks(int n, int blockSize) {
+        if (n % blockSize != 0) {
+            throw new IllegalArgumentException(n + " values are not a whole number of " + blockSize + "-value blocks");
         }
     }
 

@@ -8,6 +8,7 @@ import dev.peregrine.GenerationConfig;
 import dev.peregrine.Model;
 import dev.peregrine.cpu.CpuBackendProvider;
 import dev.peregrine.format.gguf.GgufFile;
+import dev.peregrine.format.gguf.GgufTensorInfo;
 import dev.peregrine.kv.KvCache;
 import dev.peregrine.kv.KvSequence;
 import dev.peregrine.model.LlamaConfig;
@@ -18,6 +19,7 @@ import dev.peregrine.spi.BackendConfig;
 import dev.peregrine.spi.BatchLayout;
 import dev.peregrine.spi.Buffer;
 import dev.peregrine.spi.Weight;
+import dev.peregrine.synth.FileType;
 import dev.peregrine.synth.ModelShape;
 import dev.peregrine.synth.SyntheticModel;
 import dev.peregrine.synth.TokenizerMetadata;
@@ -44,6 +46,8 @@ class SyntheticModelTest {
     static final ModelShape LLAMA_3_2_RATIOS =
             new ModelShape("llama3.2-1b-ratios", 256, 16, 4, 1, 1024, 512, 1024, 500000f, 1e-5f, true, false);
     static final int TOKENS = 512;
+    /** tiny's vocabulary at widths K-quants take (rows of 256 and 512 values). */
+    static final ModelShape TINY_K = new ModelShape("tiny-k", 256, 2, 4, 2, 512, 512, 2048, 10000f, 1e-5f, false, false);
 
     @TempDir
     Path dir;
@@ -58,8 +62,9 @@ class SyntheticModelTest {
     @EnumSource(DType.class)
     void tinyLoadsAndGeneratesInEveryDtype(DType type) {
         long t0 = System.nanoTime();
-        Path file = write(ModelShape.named("tiny"), type, 0);
-        System.out.printf("[SyntheticModelTest] tiny %s written in %.1f ms%n", type, (System.nanoTime() - t0) / 1e6);
+        ModelShape shape = type.isKQuant() ? TINY_K : ModelShape.named("tiny");
+        Path file = write(shape, type, 0);
+        System.out.printf("[SyntheticModelTest] %s %s written in %.1f ms%n", shape.name(), type, (System.nanoTime() - t0) / 1e6);
         try (Model model = Model.load(file)) {
             assertThat(model.vocabularySize()).isEqualTo(512);
             Completion c = model.generator().generate("Once upon a time", GenerationConfig.greedy().maxTokens(12));
@@ -160,6 +165,32 @@ class SyntheticModelTest {
                 double[] expected = reference.forward(tokens[p], p);
                 ReferenceForwardTest.check("position " + p, logits, p * vocab, expected);
             }
+        }
+    }
+
+    /**
+     * A Q4_K_M file (Q4_K and Q6_K matrices, mixed as llama.cpp does over 8 layers) loads and
+     * generates greedily, and its logits over a prompt and 30 greedy steps match the float64
+     * reference, which decodes the K-quant blocks with its own code.
+     */
+    @Test
+    void q4_kMModelGeneratesAndMatchesTheReference() {
+        ModelShape shape = new ModelShape("k-8-layers", 256, 8, 4, 2, 512, 512, 1024, 10000f, 1e-5f, false, false);
+        Path file = dir.resolve("q4_k_m.gguf");
+        SyntheticModel.of(shape, 7).writeGguf(file, FileType.Q4_K_M, TokenizerMetadata.synthetic(shape.vocab()), 0);
+        try (Model model = Model.load(file)) {
+            GenerationConfig greedy = GenerationConfig.greedy().maxTokens(12);
+            Completion c = model.generator().generate("Once upon a time", greedy);
+            assertThat(c.outputTokens()).isNotEmpty();
+            assertThat(model.generator().generate("Once upon a time", greedy).outputTokens()).containsExactly(c.outputTokens());
+        }
+        try (ReferenceForwardTest.RealPath real = new ReferenceForwardTest.RealPath(file, 64, 16, 16)) {
+            assertThat(real.file.tensorInfos()).extracting(GgufTensorInfo::type).contains(DType.Q4_K, DType.Q6_K);
+            ReferenceLlama reference = new ReferenceLlama(real.file);
+            double worst = ReferenceForwardTest.runAndCompare("q4_k_m", real, reference,
+                    ReferenceForwardTest.prompt(shape.vocab(), 42));
+            System.out.printf("[SyntheticModelTest] q4_k_m: prompt + %d greedy steps, worst relative error %.3e%n",
+                    ReferenceForwardTest.DECODE_STEPS, worst);
         }
     }
 

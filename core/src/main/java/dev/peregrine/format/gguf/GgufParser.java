@@ -10,7 +10,9 @@ import java.nio.charset.CharsetDecoder;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
+import java.util.stream.Collectors;
 
 /**
  * Reads the header of a mapped GGUF file with a cursor. Every read is bounds-checked against the
@@ -22,6 +24,8 @@ final class GgufParser {
     static final int MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
     static final int MAX_DIMS = 4;        // GGML_MAX_DIMS
     static final int MAX_NESTING = 8;     // deeper nested arrays are not used by any real file
+    private static final String SUPPORTED_TYPES =
+            Arrays.stream(DType.values()).map(DType::name).collect(Collectors.joining(", "));
 
     private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -142,10 +146,14 @@ final class GgufParser {
         int typeId = readU32("type of tensor '" + name + "'");
         DType type = DType.fromGgmlId(typeId).orElseThrow(() -> error(typePos,
                 "tensor '" + name + "' is stored as " + DType.ggmlName(typeId) + ", which Peregrine cannot read "
-                        + "(supported: F32, F16, BF16, Q8_0, Q4_0)"));
+                        + "(supported: " + SUPPORTED_TYPES + ")"));
         if (elements % type.blockSize() != 0) {
             throw error(dimsPos, "tensor '" + name + "' has " + elements + " elements, not a whole number of "
                     + type + " blocks of " + type.blockSize());
+        }
+        if (type.isKQuant() && shape[0] % type.blockSize() != 0) {
+            throw error(dimsPos, "tensor '" + name + "' has rows of " + shape[0] + " values, not a whole number of "
+                    + type + " blocks of " + type.blockSize() + " (ggml writes K-quants only with whole-block rows)");
         }
         long offset = readU64("data offset of tensor '" + name + "'");
         return new GgufTensorInfo(name, type, shape, offset, type.bytesFor(elements));

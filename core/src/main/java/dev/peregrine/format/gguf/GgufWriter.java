@@ -160,7 +160,8 @@ public final class GgufWriter implements AutoCloseable {
      * Declares a tensor; its bytes come later through {@link #writeTensorData}, in declaration
      * order. {@code shape} is in ggml order ({@code shape[0]} is the row length). As the reader
      * does, this accepts any element count that is a whole number of blocks, even where blocks
-     * cross rows (old files do that; current llama.cpp requires {@code shape[0]} to be a multiple).
+     * cross rows (old files do that; current llama.cpp requires {@code shape[0]} to be a multiple),
+     * except for K-quants, whose rows must be whole blocks.
      */
     public GgufWriter addTensor(String name, DType type, long... shape) {
         requireDeclaring();
@@ -180,6 +181,10 @@ public final class GgufWriter implements AutoCloseable {
         }
         if (elements % type.blockSize() != 0) {
             throw new IllegalArgumentException("tensor '" + name + "' has " + elements + " elements, not a whole number of "
+                    + type + " blocks of " + type.blockSize());
+        }
+        if (type.isKQuant() && shape[0] % type.blockSize() != 0) {
+            throw new IllegalArgumentException("tensor '" + name + "' has rows of " + shape[0] + " values, not a whole number of "
                     + type + " blocks of " + type.blockSize());
         }
         tensors.add(new PendingTensor(name, type, shape.clone(), type.bytesFor(elements)));

@@ -151,7 +151,7 @@ class GgufMalformedFileTest {
 
     @Test
     void unsupportedTensorTypes() {
-        assertRejected(oneTensor(12, 0, 256), 45, "is stored as Q4_K, which Peregrine cannot read");
+        assertRejected(oneTensor(13, 0, 256), 45, "is stored as Q5_K, which Peregrine cannot read");
         assertRejected(oneTensor(99, 0, 256), 45, "is stored as type 99,");
     }
 
@@ -177,6 +177,14 @@ class GgufMalformedFileTest {
     void elementsThatAreNotWholeBlocks() {
         assertRejected(oneTensor(DType.Q8_0.ggmlId(), 0, 31), 33, "not a whole number of Q8_0 blocks");
         assertRejected(oneTensor(DType.Q4_0.ggmlId(), 0, 16, 3), 33, "not a whole number of Q4_0 blocks");
+    }
+
+    /** K-quant rows must be whole blocks, even where the element count is (ggml never wrote otherwise). */
+    @Test
+    void kQuantRowsThatAreNotWholeBlocks() {
+        assertRejected(oneTensor(DType.Q4_K.ggmlId(), 0, 128, 2), 33, "has rows of 128 values, not a whole number of Q4_K blocks of 256");
+        assertRejected(oneTensor(DType.Q6_K.ggmlId(), 0, 64, 4), 33, "has rows of 64 values, not a whole number of Q6_K blocks of 256");
+        assertRejected(oneTensor(DType.Q6_K.ggmlId(), 0, 100), 33, "has 100 elements, not a whole number of Q6_K blocks");
     }
 
     @Test

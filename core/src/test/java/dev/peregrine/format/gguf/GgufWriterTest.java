@@ -2,8 +2,12 @@ package dev.peregrine.format.gguf;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.within;
 
 import dev.peregrine.tensor.DType;
+import dev.peregrine.tensor.Dequant;
+import dev.peregrine.tensor.Quantize;
+import dev.peregrine.tensor.Tensor;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -160,7 +164,9 @@ class GgufWriterTest {
                 new Spec("q8.a", DType.Q8_0, new long[] {32, 2}, 68, 448),      // 2 blocks of 34
                 new Spec("q8.b", DType.Q8_0, new long[] {64, 1, 3}, 204, 576),  // 6 blocks; next free 576 + 256
                 new Spec("q4.a", DType.Q4_0, new long[] {64}, 36, 832),        // 2 blocks of 18
-                new Spec("q4.b", DType.Q4_0, new long[] {32, 4}, 72, 896));     // 4 blocks; ends at 968, padded to 1024
+                new Spec("q4.b", DType.Q4_0, new long[] {32, 4}, 72, 896),      // 4 blocks; ends at 968
+                new Spec("q4k.a", DType.Q4_K, new long[] {256, 2}, 288, 1024),  // 2 blocks of 144
+                new Spec("q6k.a", DType.Q6_K, new long[] {512, 1, 2}, 840, 1344)); // 4 blocks of 210; ends at 2184, padded to 2240
         Random random = new Random(7);
         Path file = dir.resolve("tensors.gguf");
         Map<String, byte[]> data = new HashMap<>();
@@ -183,7 +189,7 @@ class GgufWriterTest {
             GgufFile f = GgufFile.open(file, arena);
             assertThat(f.alignment()).isEqualTo(64);
             assertThat(f.dataOffset() % 64).isZero();
-            assertThat(f.fileSize()).isEqualTo(f.dataOffset() + 1024);
+            assertThat(f.fileSize()).isEqualTo(f.dataOffset() + 2240);
             assertThat(f.tensorInfos()).extracting(GgufTensorInfo::name)
                     .containsExactlyElementsOf(specs.stream().map(Spec::name).toList());
             for (Spec s : specs) {
@@ -194,6 +200,46 @@ class GgufWriterTest {
                 assertThat(info.byteSize()).as(s.name()).isEqualTo(s.bytes());
                 assertThat(f.tensor(s.name()).data().toArray(ValueLayout.JAVA_BYTE)).as(s.name()).isEqualTo(data.get(s.name()));
             }
+        }
+    }
+
+    /** Q4_K and Q6_K tensors quantised from known values, written, read back and dequantised. */
+    @Test
+    void kQuantTensorsReadBackWithTheirValues() {
+        Random random = new Random(3);
+        Map<String, float[]> values = new HashMap<>();
+        Map<String, DType> types = Map.of("blk.0.ffn_up.weight", DType.Q4_K, "output.weight", DType.Q6_K);
+        Path file = dir.resolve("k.gguf");
+        try (GgufWriter w = GgufWriter.create(file)) {
+            w.putString("general.architecture", "test");
+            types.forEach((name, type) -> w.addTensor(name, type, 512, 3));
+            types.forEach((name, type) -> {
+                float[] x = new float[512 * 3];
+                for (int i = 0; i < x.length; i++) {
+                    x[i] = (float) random.nextGaussian();
+                }
+                values.put(name, x);
+                byte[] bytes = new byte[(int) type.bytesFor(x.length)];
+                Quantize.fromFloat(type, x, 0, x.length, MemorySegment.ofArray(bytes), 0);
+                w.writeTensorData(name, bytes);
+            });
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            GgufFile f = GgufFile.open(file, arena);
+            types.forEach((name, type) -> {
+                Tensor t = f.tensor(name);
+                assertThat(t.type()).isEqualTo(type);
+                assertThat(t.shape()).containsExactly(512, 3);
+                assertThat(t.rowsAreBlockAligned()).isTrue();
+                assertThat(t.rowBytes()).isEqualTo(2L * type.blockBytes());
+                assertThat(t.data().byteSize()).isEqualTo(6L * type.blockBytes());
+                float[] x = values.get(name);
+                float[] y = Dequant.toFloat(t);
+                for (int i = 0; i < x.length; i++) {
+                    // Far looser than KQuantTest's bounds: this is about finding the right bytes.
+                    assertThat(y[i]).as("%s value %d", name, i).isCloseTo(x[i], within(0.5f));
+                }
+            });
         }
     }
 
@@ -270,6 +316,11 @@ class GgufWriterTest {
         try (GgufWriter w = GgufWriter.create(dir.resolve("shape.gguf"))) {
             assertThatThrownBy(() -> w.addTensor("q", DType.Q8_0, 31)).isInstanceOf(IllegalArgumentException.class)
                     .hasMessageContaining("'q' has 31 elements, not a whole number of Q8_0 blocks");
+            // 512 values are two Q4_K blocks, but in rows of 128 they would run across rows.
+            assertThatThrownBy(() -> w.addTensor("k", DType.Q4_K, 128, 4)).isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("'k' has rows of 128 values, not a whole number of Q4_K blocks of 256");
+            assertThatThrownBy(() -> w.addTensor("k", DType.Q6_K, 384, 2)).isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("rows of 384 values");
             assertThatThrownBy(() -> w.addTensor("z", DType.F32, 4, 0)).isInstanceOf(IllegalArgumentException.class);
             assertThatThrownBy(() -> w.addTensor("e", DType.F32)).isInstanceOf(IllegalArgumentException.class);
             assertThatThrownBy(() -> w.addTensor("d", DType.F32, 1, 1, 1, 1, 1)).isInstanceOf(IllegalArgumentException.class);
