@@ -4,6 +4,7 @@ import dev.peregrine.kv.KvCache;
 import dev.peregrine.spi.Backend;
 import dev.peregrine.spi.BatchLayout;
 import dev.peregrine.spi.Buffer;
+import dev.peregrine.spi.Weight;
 
 /**
  * The Llama forward pass over one ragged batch, written once against the {@link Backend} kernels.
@@ -39,6 +40,11 @@ public final class LlamaGraph {
     private final Buffer lastRows;   // rows whose logits are wanted [chunk, dim]
     private final Buffer lastNormed; // the same after the final norm
     private final Buffer logits;     // [chunk, vocab]
+    // Products of one input, grouped so that a backend can run each group as one dispatch.
+    private final Buffer[] qkv;
+    private final Buffer[] gateUp;
+    private final Weight[][] qkvWeights;
+    private final Weight[][] gateUpWeights;
 
     public LlamaGraph(LlamaConfig c, LlamaWeights w, Backend backend, KvCache kv, int maxTokens) {
         this.c = c;
@@ -66,6 +72,15 @@ public final class LlamaGraph {
         lastRows = backend.allocate((long) LOGIT_ROWS_PER_CHUNK * c.dim());
         lastNormed = backend.allocate((long) LOGIT_ROWS_PER_CHUNK * c.dim());
         logits = backend.allocate((long) LOGIT_ROWS_PER_CHUNK * c.vocabularySize());
+        qkv = new Buffer[] {q, k, v};
+        gateUp = new Buffer[] {gate, up};
+        qkvWeights = new Weight[c.layers()][];
+        gateUpWeights = new Weight[c.layers()][];
+        for (int l = 0; l < c.layers(); l++) {
+            LlamaWeights.Layer layer = w.layers()[l];
+            qkvWeights[l] = new Weight[] {layer.wq(), layer.wk(), layer.wv()};
+            gateUpWeights[l] = new Weight[] {layer.gate(), layer.up()};
+        }
     }
 
     public int maxTokens() {
@@ -94,9 +109,7 @@ public final class LlamaGraph {
 
             // Attention block: x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
             backend.rmsNorm(xb, x, layer.attentionNorm(), n, c.dim(), c.rmsEps());
-            backend.matmul(q, xb, layer.wq(), n);
-            backend.matmul(k, xb, layer.wk(), n);
-            backend.matmul(v, xb, layer.wv(), n);
+            backend.matmuls(qkv, xb, qkvWeights[l], n);
             backend.rope(q, cosSin, n, c.heads(), c.headDim(), c.ropeDimensions());
             backend.rope(k, cosSin, n, c.kvHeads(), c.headDim(), c.ropeDimensions());
             backend.storeKv(kv.keys(l), kv.values(l), k, v, c.kvDim(), layout);
@@ -106,8 +119,7 @@ public final class LlamaGraph {
 
             // Feed-forward block (SwiGLU): x += W2 · (silu(W1·norm(x)) * W3·norm(x))
             backend.rmsNorm(xb, x, layer.ffnNorm(), n, c.dim(), c.rmsEps());
-            backend.matmul(gate, xb, layer.gate(), n);
-            backend.matmul(up, xb, layer.up(), n);
+            backend.matmuls(gateUp, xb, gateUpWeights[l], n);
             backend.swiglu(gate, up, (long) n * c.ffnDim());
             backend.matmul(proj, gate, layer.down(), n);
             backend.add(x, proj, (long) n * c.dim());

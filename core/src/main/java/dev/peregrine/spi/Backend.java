@@ -35,6 +35,17 @@ public interface Backend extends AutoCloseable {
     void matmul(Buffer out, Buffer in, Weight w, int rows);
 
     /**
+     * {@code outs[i] = weights[i] in} for every i: several products of the same input (a layer's
+     * q/k/v projections, its gate and up projections), which a backend may run as one dispatch.
+     * The results must equal separate {@link #matmul} calls bit for bit.
+     */
+    default void matmuls(Buffer[] outs, Buffer in, Weight[] weights, int rows) {
+        for (int i = 0; i < weights.length; i++) {
+            matmul(outs[i], in, weights[i], rows);
+        }
+    }
+
+    /**
      * Fills {@code cosSin} with, for every token row r and frequency i, cos and sin of
      * {@code positions[r] * frequencies[i]}: row r holds cos[0..n) then sin[0..n).
      */

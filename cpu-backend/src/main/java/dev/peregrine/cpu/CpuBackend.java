@@ -36,6 +36,11 @@ final class CpuBackend implements Backend {
 
     private final MatmulInput matmulInput = new MatmulInput();
     private final MatmulTask matmulTask = new MatmulTask();
+    private final GroupMatmulTask groupMatmulTask = new GroupMatmulTask();
+    private final CpuWeight[] groupWeights = new CpuWeight[4];
+    private final MemorySegment[] groupOuts = new MemorySegment[4];
+    /** Exclusive end of each grouped weight's rows in the combined numbering. */
+    private final int[] groupEnds = new int[4];
     private final AttentionArgs attentionArgs = new AttentionArgs();
     private final AttentionTask attentionTask = new AttentionTask();
     private final RmsNormTask rmsNormTask = new RmsNormTask();
@@ -170,6 +175,36 @@ final class CpuBackend implements Backend {
         pool.parallelFor(w.rows(), 16, (long) w.rows() * w.columns() * rows, t);
     }
 
+    /**
+     * One dispatch for all the products: the weights' rows are numbered one after another and the
+     * threads split that range, so a layer's small q/k/v (or gate/up) projections cost one
+     * hand-off to the workers instead of three.
+     */
+    @Override
+    public void matmuls(Buffer[] outs, Buffer in, Weight[] weights, int rows) {
+        if (weights.length > groupEnds.length) {
+            throw new IllegalArgumentException("at most " + groupEnds.length + " products per call");
+        }
+        int total = 0;
+        long work = 0;
+        for (int i = 0; i < weights.length; i++) {
+            CpuWeight w = (CpuWeight) weights[i];
+            if (w.columns() != ((CpuWeight) weights[0]).columns()) {
+                throw new IllegalArgumentException("grouped products must share their input width");
+            }
+            groupWeights[i] = w;
+            groupOuts[i] = seg(outs[i]);
+            total += w.rows();
+            groupEnds[i] = total;
+            work += (long) w.rows() * w.columns() * rows;
+        }
+        kernels.prepareMatmul(matmulInput, (CpuWeight) weights[0], seg(in), rows);
+        GroupMatmulTask t = groupMatmulTask;
+        t.count = weights.length;
+        t.tokens = rows;
+        pool.parallelFor(total, 16, work, t);
+    }
+
     @Override
     public void ropeAngles(Buffer cosSin, float[] frequencies, BatchLayout layout) {
         MemorySegment cs = seg(cosSin);
@@ -283,6 +318,27 @@ final class CpuBackend implements Backend {
         @Override
         public void run(int start, int end, int thread) {
             kernels.matmul(matmulInput, weight, out, tokens, start, end, scratch[thread]);
+        }
+    }
+
+    /** Rows [start, end) of the combined numbering of {@link #matmuls}, cut at the weights' boundaries. */
+    private final class GroupMatmulTask implements WorkerPool.RangeTask {
+        int count;
+        int tokens;
+
+        @Override
+        public void run(int start, int end, int thread) {
+            int first = 0;
+            for (int i = 0; i < count && start < end; i++) {
+                int last = groupEnds[i];
+                if (start < last) {
+                    int to = Math.min(end, last);
+                    kernels.matmul(matmulInput, groupWeights[i], groupOuts[i], tokens, start - first, to - first,
+                            scratch[thread]);
+                    start = to;
+                }
+                first = last;
+            }
         }
     }
 

@@ -96,8 +96,9 @@ final class VectorKernels implements Kernels {
         input.x = x;
         input.columns = n;
         input.paddedColumns = padded(n);
-        if (tokens == 1 && hasRowKernel(w.type())) {
-            // One token: every thread reads the same zero-padded copy.
+        if (tokens == 1) {
+            // One token: every thread reads the same zero-padded copy (whatever the type: a
+            // grouped matmul prepares once for weights of several types).
             input.ensureCapacity(input.paddedColumns);
             copyRow(x, 0, n, input.floats, 0, input.paddedColumns);
         }
@@ -364,11 +365,15 @@ final class VectorKernels implements Kernels {
      */
     static void addLaneSums(float[] lanes, float[] sums, int at, int count) {
         for (int r = 0; r < count; r++) {
-            float sum = 0;
-            for (int l = r * FL; l < (r + 1) * FL; l++) {
-                sum += lanes[l];
+            // Four interleaved partial sums: short dependency chains, still one fixed order.
+            float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            for (int l = r * FL; l < (r + 1) * FL; l += 4) {
+                s0 += lanes[l];
+                s1 += lanes[l + 1];
+                s2 += lanes[l + 2];
+                s3 += lanes[l + 3];
             }
-            sums[at + r] += sum;
+            sums[at + r] += (s0 + s1) + (s2 + s3);
         }
     }
 

@@ -137,6 +137,38 @@ class CpuKernelsTest {
         }
     }
 
+    /** A grouped product (one dispatch) gives each weight's outputs exactly as its own matmul does. */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("kernelSets")
+    void groupedMatmulsEqualSeparateOnes(String name, Supplier<Kernels> kernels) {
+        CpuBackend backend = backend(kernels);
+        int columns = 512;
+        DType[] types = {DType.Q4_K, DType.F16, DType.Q8_0};
+        int[] outputs = {37, 130, 9};
+        Weight[] weights = new Weight[types.length];
+        for (int i = 0; i < types.length; i++) {
+            weights[i] = backend.upload(tensor(types[i], columns, outputs[i]));
+        }
+        for (int tokens : new int[] {1, 6}) {
+            Buffer x = buffer(backend, randoms(tokens * columns));
+            Buffer[] grouped = new Buffer[types.length];
+            for (int i = 0; i < types.length; i++) {
+                grouped[i] = backend.allocate((long) tokens * outputs[i]);
+            }
+            backend.matmuls(grouped, x, weights, tokens);
+            for (int i = 0; i < types.length; i++) {
+                Buffer alone = backend.allocate((long) tokens * outputs[i]);
+                backend.matmul(alone, x, weights[i], tokens);
+                float[] want = read(backend, alone, tokens * outputs[i]);
+                float[] got = read(backend, grouped[i], tokens * outputs[i]);
+                for (int j = 0; j < want.length; j++) {
+                    assertThat(Float.floatToRawIntBits(got[j])).as("%s %s tokens %d value %d", name, types[i], tokens, j)
+                            .isEqualTo(Float.floatToRawIntBits(want[j]));
+                }
+            }
+        }
+    }
+
     @ParameterizedTest(name = "{0}")
     @MethodSource("kernelSets")
     void swigluOfARowDoesNotDependOnItsBatch(String name, Supplier<Kernels> kernels) {
