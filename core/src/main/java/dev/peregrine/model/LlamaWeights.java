@@ -57,8 +57,8 @@ public record LlamaWeights(Weight tokenEmbedding, Layer[] layers, Weight outputN
                 expected[i] = 1;
             }
             if (!Arrays.equals(padded, expected)) {
-                throw new ModelFormatException(file.path(), -1, "tensor '" + name + "' has shape "
-                        + Arrays.toString(shape) + ", expected " + Arrays.toString(expectedShape));
+                throw new ModelFormatException(file.path(), -1, "tensor '" + file.fileName(name) + "' has shape "
+                        + Arrays.toString(shape) + ", expected " + Arrays.toString(expectedShape) + " (row length first)");
             }
             return backend.upload(t);
         }

@@ -14,6 +14,11 @@ public interface TensorSource {
 
     Optional<Tensor> findTensor(String name);
 
+    /** How the files name the tensor called {@code name} here, for error messages. */
+    default String fileName(String name) {
+        return name;
+    }
+
     /** A tensor by name, or a {@link ModelFormatException} naming the missing tensor. */
     default Tensor tensor(String name) {
         return findTensor(name).orElseThrow(

@@ -40,6 +40,15 @@ public final class HfLlamaTensors implements TensorSource {
     }
 
     @Override
+    public String fileName(String ggufName) {
+        try {
+            return HfLlamaLayout.hfName(ggufName);
+        } catch (IllegalArgumentException noHfName) {
+            return ggufName;
+        }
+    }
+
+    @Override
     public Optional<Tensor> findTensor(String ggufName) {
         if (ggufName.equals(OUTPUT) && tiedEmbeddings) {
             return Optional.empty(); // the loader then uses the token embedding
