@@ -1,8 +1,8 @@
 package dev.peregrine;
 
 import dev.peregrine.engine.Scheduler;
-import dev.peregrine.format.gguf.GgufFile;
 import dev.peregrine.kv.KvCache;
+import dev.peregrine.model.LlamaCheckpoint;
 import dev.peregrine.model.LlamaConfig;
 import dev.peregrine.model.LlamaGraph;
 import dev.peregrine.model.LlamaWeights;
@@ -10,7 +10,6 @@ import dev.peregrine.spi.Backend;
 import dev.peregrine.spi.BackendConfig;
 import dev.peregrine.spi.BackendProvider;
 import dev.peregrine.tokenizer.Tokenizer;
-import dev.peregrine.tokenizer.Tokenizers;
 import java.lang.foreign.Arena;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -21,8 +20,8 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * What a text-generating (decoder) {@link Model} is made of: the mapped GGUF file, the backend and
- * its weights, the KV cache and the scheduler that runs every request.
+ * What a text-generating (decoder) {@link Model} is made of: the mapped GGUF file or Hugging Face
+ * checkpoint, the backend and its weights, the KV cache and the scheduler that runs every request.
  */
 final class DecoderParts {
     private static final Logger LOG = LoggerFactory.getLogger(DecoderParts.class);
@@ -35,17 +34,20 @@ final class DecoderParts {
     private final Backend backend;
     private final LlamaConfig config;
     private final Tokenizer tokenizer;
+    /** The files' Jinja chat template, or null; kept for a later public accessor. */
+    private final String chatTemplate;
     private final KvCache kv;
     private final int contextLength;
     private final Scheduler scheduler;
     private final String backendDescription;
 
-    private DecoderParts(Arena arena, Backend backend, LlamaConfig config, Tokenizer tokenizer, KvCache kv,
-                         int contextLength, Scheduler scheduler) {
+    private DecoderParts(Arena arena, Backend backend, LlamaConfig config, Tokenizer tokenizer, String chatTemplate,
+                         KvCache kv, int contextLength, Scheduler scheduler) {
         this.arena = arena;
         this.backend = backend;
         this.config = config;
         this.tokenizer = tokenizer;
+        this.chatTemplate = chatTemplate;
         this.kv = kv;
         this.contextLength = contextLength;
         this.scheduler = scheduler;
@@ -53,7 +55,7 @@ final class DecoderParts {
     }
 
     /**
-     * Maps a GGUF file and builds the model on the chosen backend.
+     * Maps a GGUF file or a Hugging Face directory and builds the model on the chosen backend.
      *
      * @throws ModelFormatException if the file is missing, malformed or describes an unsupported model
      */
@@ -61,18 +63,13 @@ final class DecoderParts {
         Arena arena = Arena.ofShared();
         Backend backend = null;
         try {
-            GgufFile file = GgufFile.open(path, arena);
-            Tokenizer tokenizer = Tokenizers.fromGguf(file.metadata());
-            int vocab = (int) file.tensor("token_embd.weight").dim(1);
-            if (vocab != tokenizer.vocabularySize()) {
-                throw new ModelFormatException(path, -1, "token_embd.weight has " + vocab
-                        + " rows but the tokenizer has " + tokenizer.vocabularySize() + " tokens");
-            }
-            LlamaConfig config = LlamaConfig.fromGguf(path, file.metadata(), vocab);
+            LlamaCheckpoint checkpoint = LlamaCheckpoint.open(path, arena);
+            LlamaConfig config = checkpoint.config();
+            int vocab = config.vocabularySize();
             int context = options.contextLength() > 0 ? options.contextLength() : config.contextLength();
             long kvTokens = kvCacheTokens(options, config, context);
             backend = createBackend(options);
-            LlamaWeights weights = LlamaWeights.load(file, config, backend);
+            LlamaWeights weights = LlamaWeights.load(checkpoint.tensors(), config, backend);
             int blocks = (int) Math.min(Integer.MAX_VALUE, (kvTokens + KV_BLOCK_SIZE - 1) / KV_BLOCK_SIZE);
             KvCache kv = new KvCache(backend, config.layers(), config.kvDim(), blocks, KV_BLOCK_SIZE);
             LlamaGraph graph = new LlamaGraph(config, weights, backend, kv, options.maxBatchTokens());
@@ -81,7 +78,8 @@ final class DecoderParts {
                     String.valueOf(path.getFileName()));
             LOG.debug("loaded {} ({} layers, dim {}, vocab {}) on {}", path, config.layers(), config.dim(), vocab,
                     backend.description());
-            return new DecoderParts(arena, backend, config, tokenizer, kv, context, scheduler);
+            return new DecoderParts(arena, backend, config, checkpoint.tokenizer(), checkpoint.chatTemplate(), kv, context,
+                    scheduler);
         } catch (RuntimeException | Error e) {
             if (backend != null) {
                 backend.close();
@@ -131,6 +129,11 @@ final class DecoderParts {
 
     Tokenizer tokenizer() {
         return tokenizer;
+    }
+
+    /** The chat template the model's files carry, or null. */
+    String chatTemplate() {
+        return chatTemplate;
     }
 
     Scheduler scheduler() {

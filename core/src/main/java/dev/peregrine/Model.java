@@ -9,8 +9,8 @@ import java.util.List;
 import java.util.Objects;
 
 /**
- * A loaded model: a text generator (a GGUF decoder: weights memory-mapped and read in place, a
- * backend, a KV cache) or an encoder that turns texts into embedding vectors (an ONNX model run by
+ * A loaded model: a text generator (a GGUF file or Hugging Face directory: weights memory-mapped
+ * and read in place, a backend, a KV cache) or an encoder that turns texts into embedding vectors (an ONNX model run by
  * ONNX Runtime). Thread-safe; share one {@code Model} between threads. {@link #close()} frees its
  * memory (the file mapping, off-heap buffers, the KV cache, the runtime session).
  *
@@ -54,6 +54,10 @@ public final class Model implements AutoCloseable {
      * <ul>
      *   <li>a GGUF file: a text generator. The file is memory-mapped, not read: loading takes time in
      *       the size of its header, not its weights;
+     *   <li>a Hugging Face directory holding {@code config.json} (LlamaForCausalLM or
+     *       MistralForCausalLM), {@code model.safetensors} or its shards and index, and
+     *       {@code tokenizer.json}: a text generator. The safetensors files are memory-mapped as GGUF
+     *       files are; only the query and key projections are copied (their rows are reordered);
      *   <li>a {@code .onnx} file, or a directory holding {@code model.onnx} (or {@code onnx/model.onnx}),
      *       with the Hugging Face {@code tokenizer.json} beside it: an encoder for {@link #embed}. It needs
      *       an encoder runtime on the class path ({@code dev.peregrine:peregrine-onnx-backend}).

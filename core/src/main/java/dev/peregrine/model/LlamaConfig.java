@@ -2,7 +2,10 @@ package dev.peregrine.model;
 
 import dev.peregrine.ModelFormatException;
 import dev.peregrine.format.gguf.GgufMetadata;
+import dev.peregrine.format.hf.HfConfig;
 import java.nio.file.Path;
+import java.util.List;
+import java.util.Optional;
 
 /**
  * Hyper-parameters of a Llama-family decoder.
@@ -73,6 +76,70 @@ public record LlamaConfig(
                     ropeDims);
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(file, -1, "invalid llama hyper-parameters: " + e.getMessage());
+        }
+    }
+
+    /** The config.json architectures this graph runs exactly. */
+    public static final List<String> HF_ARCHITECTURES = List.of("LlamaForCausalLM", "MistralForCausalLM");
+
+    /**
+     * Reads a Hugging Face {@code config.json} with transformers' defaults for the keys it may
+     * omit. Rejects, naming the key, whatever this graph would compute differently: another
+     * architecture, biases, an activation other than SiLU, sliding-window attention, rope scaling.
+     */
+    public static LlamaConfig fromHuggingFace(HfConfig c) {
+        List<String> architectures = c.getStrings("architectures");
+        String arch = architectures.isEmpty() ? "(none)" : architectures.getFirst();
+        if (arch.equals("Qwen2ForCausalLM")) {
+            throw c.error("architectures", "is Qwen2ForCausalLM, which is not supported: its attention has q/k/v biases "
+                    + "and the Llama graph has none (supported: " + String.join(", ", HF_ARCHITECTURES) + ")");
+        }
+        if (!HF_ARCHITECTURES.contains(arch)) {
+            throw c.error("architectures", "is " + architectures + ", which is not supported (supported: "
+                    + String.join(", ", HF_ARCHITECTURES) + ")");
+        }
+        String act = c.optString("hidden_act").orElse("silu");
+        if (!act.equals("silu")) {
+            throw c.error("hidden_act", "is \"" + act + "\"; only silu (SwiGLU) is supported");
+        }
+        for (String bias : List.of("attention_bias", "mlp_bias")) {
+            if (c.optBoolean(bias).orElse(false)) {
+                throw c.error(bias, "is true; the Llama graph has no biases");
+            }
+        }
+        if (c.has("sliding_window")) {
+            throw c.error("sliding_window", "is set; sliding-window attention is not supported (the graph attends to the whole context)");
+        }
+        Optional<HfConfig> scaling = c.optObject("rope_scaling");
+        if (scaling.isPresent()) {
+            // transformers names the type "rope_type" (older files: "type"); "default" is plain rope.
+            HfConfig s = scaling.get();
+            String type = s.optString("rope_type").or(() -> s.optString("type")).orElse("(none)");
+            if (!type.equals("default")) {
+                throw c.error("rope_scaling", "has type \"" + type + "\", which is not supported (supported: null, default)");
+            }
+        }
+        int dim = c.getInt("hidden_size");
+        int heads = c.getInt("num_attention_heads");
+        if (heads <= 0 || (!c.has("head_dim") && dim % heads != 0)) {
+            throw c.error("num_attention_heads", heads + " does not divide hidden_size " + dim + " (and there is no head_dim)");
+        }
+        int headDim = c.optInt("head_dim").orElse(dim / heads);
+        try {
+            return new LlamaConfig(
+                    dim,
+                    c.getInt("num_hidden_layers"),
+                    heads,
+                    c.optInt("num_key_value_heads").orElse(heads),
+                    headDim,
+                    c.getInt("intermediate_size"),
+                    c.getInt("vocab_size"),
+                    c.optInt("max_position_embeddings").orElse(2048),
+                    c.optDouble("rms_norm_eps").orElse(1e-6).floatValue(),
+                    c.optDouble("rope_theta").orElse(10000.0).floatValue(),
+                    headDim);
+        } catch (IllegalArgumentException e) {
+            throw new ModelFormatException(c.file(), -1, "invalid Llama hyper-parameters: " + e.getMessage());
         }
     }
 

@@ -1,13 +1,16 @@
 package dev.peregrine.model;
 
 import dev.peregrine.ModelFormatException;
-import dev.peregrine.format.gguf.GgufFile;
 import dev.peregrine.spi.Backend;
 import dev.peregrine.spi.Weight;
 import dev.peregrine.tensor.Tensor;
+import dev.peregrine.tensor.TensorSource;
 import java.util.Arrays;
 
-/** The weights of a Llama-family decoder, as the backend holds them, under GGUF tensor names. */
+/**
+ * The weights of a Llama-family decoder, as the backend holds them, under GGUF tensor names (a
+ * Hugging Face checkpoint is seen through {@code HfLlamaTensors}, which maps its names and layout).
+ */
 public record LlamaWeights(Weight tokenEmbedding, Layer[] layers, Weight outputNorm, Weight output) {
 
     /** One transformer block. */
@@ -16,7 +19,7 @@ public record LlamaWeights(Weight tokenEmbedding, Layer[] layers, Weight outputN
     }
 
     /** Checks every tensor's shape against the config, then hands it to the backend. */
-    public static LlamaWeights load(GgufFile file, LlamaConfig c, Backend backend) {
+    public static LlamaWeights load(TensorSource file, LlamaConfig c, Backend backend) {
         Loader l = new Loader(file, backend);
         Weight embedding = l.get("token_embd.weight", c.dim(), c.vocabularySize());
         Layer[] layers = new Layer[c.layers()];
@@ -41,7 +44,7 @@ public record LlamaWeights(Weight tokenEmbedding, Layer[] layers, Weight outputN
         return new LlamaWeights(embedding, layers, outputNorm, output);
     }
 
-    private record Loader(GgufFile file, Backend backend) {
+    private record Loader(TensorSource file, Backend backend) {
         Weight get(String name, long... expectedShape) {
             Tensor t = file.tensor(name);
             long[] shape = t.shape();
@@ -54,8 +57,8 @@ public record LlamaWeights(Weight tokenEmbedding, Layer[] layers, Weight outputN
                 expected[i] = 1;
             }
             if (!Arrays.equals(padded, expected)) {
-                throw new ModelFormatException(file.path(), -1, "tensor '" + name + "' has shape "
-                        + Arrays.toString(shape) + ", expected " + Arrays.toString(expectedShape));
+                throw new ModelFormatException(file.path(), -1, "tensor '" + file.fileName(name) + "' has shape "
+                        + Arrays.toString(shape) + ", expected " + Arrays.toString(expectedShape) + " (row length first)");
             }
             return backend.upload(t);
         }

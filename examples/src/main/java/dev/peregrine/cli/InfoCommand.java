@@ -7,9 +7,15 @@ import dev.peregrine.format.gguf.GgufArray;
 import dev.peregrine.format.gguf.GgufFile;
 import dev.peregrine.format.gguf.GgufMetadata;
 import dev.peregrine.format.gguf.GgufTensorInfo;
+import dev.peregrine.format.hf.HfCheckpoint;
+import dev.peregrine.format.hf.HfLlamaLayout;
+import dev.peregrine.format.hf.SafetensorsFile;
+import dev.peregrine.model.LlamaCheckpoint;
+import java.io.IOException;
 import java.io.PrintStream;
 import java.lang.foreign.Arena;
 import java.lang.reflect.Array;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -17,7 +23,10 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 
-/** {@code peregrine info}: what a GGUF file holds (header, metadata, tensors) and whether Peregrine can run it. */
+/**
+ * {@code peregrine info}: what a GGUF file (header, metadata, tensors) or a Hugging Face directory
+ * (config.json, tensors) holds, and whether Peregrine can run it.
+ */
 final class InfoCommand {
     private static final List<Option> OPTIONS = List.of(Args.HELP, new Option("model", true, "-m", "--model"));
     /** Arrays up to this length are printed whole; longer ones (vocabularies) show only their start. */
@@ -36,10 +45,14 @@ final class InfoCommand {
         }
         Path path = Path.of(args.required("model", "-m FILE"));
         try (Arena arena = Arena.ofConfined()) {
-            GgufFile file = GgufFile.open(path, arena);
-            printHeader(out, file);
-            printMetadata(out, file.metadata());
-            printTensors(out, file.tensorInfos());
+            if (LlamaCheckpoint.isHuggingFaceDirectory(path)) {
+                printHuggingFace(out, path, arena);
+            } else {
+                GgufFile file = GgufFile.open(path, arena);
+                printHeader(out, file);
+                printMetadata(out, file.metadata());
+                printTensors(out, file.tensorInfos());
+            }
         }
         out.println();
         // The file parsed; whether the model loads is a separate question worth answering.
@@ -49,6 +62,28 @@ final class InfoCommand {
             out.println("model: does not load: " + e.getMessage());
         }
         return Peregrine.OK;
+    }
+
+    /** A Hugging Face directory: config.json as it is, then the tensors of every safetensors file. */
+    private static void printHuggingFace(PrintStream out, Path dir, Arena arena) {
+        HfCheckpoint checkpoint = HfCheckpoint.open(dir, arena);
+        out.printf(Locale.ROOT, "Hugging Face directory, %d safetensors file(s), %d tensors%n",
+                checkpoint.files().size(), checkpoint.tensors().size());
+        out.println();
+        out.println("config.json:");
+        try {
+            Files.readAllLines(dir.resolve(LlamaCheckpoint.HF_CONFIG)).forEach(line -> out.println("  " + line));
+        } catch (IOException e) {
+            throw new PeregrineException("cannot read " + dir.resolve(LlamaCheckpoint.HF_CONFIG) + ": " + e.getMessage(), e);
+        }
+        List<GgufTensorInfo> tensors = new ArrayList<>();
+        for (SafetensorsFile f : checkpoint.files()) {
+            for (SafetensorsFile.Entry e : f.entries().values()) {
+                // Shown in ggml order, as for GGUF files, so the two listings compare directly.
+                tensors.add(new GgufTensorInfo(e.name(), e.type(), HfLlamaLayout.hfShape(e.shape()), e.begin(), e.byteSize()));
+            }
+        }
+        printTensors(out, tensors);
     }
 
     private static void printHeader(PrintStream out, GgufFile file) {

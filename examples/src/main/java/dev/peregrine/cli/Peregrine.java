@@ -25,14 +25,15 @@ public final class Peregrine {
 
             commands:
               generate   generate text from a prompt
-              info       show a GGUF file's metadata and tensors
+              info       show a GGUF file's or HF directory's metadata and tensors
               synth      write a model of a real shape with seeded random weights (GGUF or HF)
               bench      measure prefill and decode speed against the machine's memory bandwidth
               embed      embed texts with an encoder model (ONNX); print vectors or their cosine similarities
               help       show this text
 
             peregrine generate -m FILE -p PROMPT [options]
-              -m, --model FILE           GGUF model file
+              -m, --model PATH           GGUF model file, or Hugging Face directory (config.json,
+                                         *.safetensors, tokenizer.json)
               -p, --prompt TEXT          prompt text
               -n, --max-tokens N         most tokens to generate (default 256)
                   --temp T               temperature, 0 = greedy (default 0.8)
@@ -50,7 +51,7 @@ public final class Peregrine {
                   --lookup-ngram N       longest n-gram prompt lookup matches (default 3)
                   --json                 print one JSON object with ids, text and timings instead of streaming
 
-            peregrine info -m FILE
+            peregrine info -m PATH       (a GGUF file or a Hugging Face directory)
 
             peregrine synth (--shape NAME | --dim N --layers N --heads N --ffn N --vocab N) -o PATH [options]
                   --shape NAME           llama3.2-1b, smollm2-135m, qwen2.5-0.5b, llama3.1-8b or tiny

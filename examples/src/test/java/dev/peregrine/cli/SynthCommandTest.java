@@ -50,6 +50,16 @@ class SynthCommandTest {
             assertThat(files.map(p -> p.getFileName().toString()))
                     .containsExactlyInAnyOrder("config.json", "generation_config.json", "model.safetensors");
         }
+
+        // info reads the directory; the model does not load because synth writes no tokenizer.json.
+        r = run("info", "-m", hf.toString());
+        assertThat(r.status()).as(r.err()).isZero();
+        assertThat(r.out())
+                .contains("Hugging Face directory, 1 safetensors file(s), 30 tensors")
+                .contains("\"architectures\": [")
+                .containsPattern("model.layers.2.self_attn.q_proj.weight +BF16 +\\[64, 64\\]")
+                .contains("model.embed_tokens.weight")
+                .contains("model: does not load: ").contains("tokenizer.json");
     }
 
     @Test

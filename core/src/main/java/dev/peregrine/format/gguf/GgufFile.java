@@ -2,6 +2,7 @@ package dev.peregrine.format.gguf;
 
 import dev.peregrine.ModelFormatException;
 import dev.peregrine.tensor.Tensor;
+import dev.peregrine.tensor.TensorSource;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -25,7 +26,7 @@ import java.util.Optional;
  * u64 dimensions, u32 ggml type, u64 offset), padding to {@code general.alignment} (default 32),
  * then the data section. Strings are a u64 length followed by UTF-8 bytes.
  */
-public final class GgufFile {
+public final class GgufFile implements TensorSource {
     public static final int DEFAULT_ALIGNMENT = 32;
 
     private final Path path;
@@ -70,6 +71,7 @@ public final class GgufFile {
         return new GgufParser(path, contents).parse();
     }
 
+    @Override
     public Path path() {
         return path;
     }
@@ -101,6 +103,7 @@ public final class GgufFile {
         return List.copyOf(tensorInfos.values());
     }
 
+    @Override
     public Optional<Tensor> findTensor(String name) {
         GgufTensorInfo info = tensorInfos.get(name);
         if (info == null) {
@@ -108,12 +111,6 @@ public final class GgufFile {
         }
         MemorySegment data = mapping.asSlice(dataOffset + info.dataOffset(), info.byteSize());
         return Optional.of(new Tensor(name, info.type(), info.shape(), data));
-    }
-
-    /** A tensor by name, or a {@link ModelFormatException} naming the missing tensor. */
-    public Tensor tensor(String name) {
-        return findTensor(name).orElseThrow(
-                () -> new ModelFormatException(path, -1, "missing required tensor '" + name + "'"));
     }
 
     static GgufFile create(Path path, int version, LinkedHashMap<String, Object> values,

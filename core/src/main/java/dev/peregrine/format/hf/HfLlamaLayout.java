@@ -1,5 +1,8 @@
 package dev.peregrine.format.hf;
 
+import dev.peregrine.tensor.Tensor;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -88,6 +91,28 @@ public final class HfLlamaLayout {
         long head = ggufRow / headDim;
         int within = (int) (ggufRow % headDim);
         return head * headDim + (long) (within % 2) * (headDim / 2) + within / 2;
+    }
+
+    /**
+     * A q or k projection in GGUF row order, copied into {@code arena}: the inverse of the
+     * converter's permutation, applied to a tensor read from a Hugging Face checkpoint. A copy,
+     * because the checkpoint's mapping is read-only and the rows move.
+     *
+     * @throws IllegalArgumentException if the rows are not a whole number of heads of {@code headDim}
+     */
+    public static Tensor toGgufRowOrder(Tensor hf, int headDim, Arena arena) {
+        checkHeadDim(headDim);
+        long rows = hf.rows();
+        if (rows % headDim != 0) {
+            throw new IllegalArgumentException(hf.name() + " has " + rows + " rows, not a whole number of heads of " + headDim);
+        }
+        long rowBytes = hf.rowBytes();
+        MemorySegment src = hf.data();
+        MemorySegment dst = arena.allocate(rows * rowBytes, 64);
+        for (long g = 0; g < rows; g++) {
+            MemorySegment.copy(src, hfRowOfGgufRow(g, headDim) * rowBytes, dst, g * rowBytes, rowBytes);
+        }
+        return new Tensor(hf.name(), hf.type(), hf.shape(), dst);
     }
 
     private static void checkHeadDim(int headDim) {

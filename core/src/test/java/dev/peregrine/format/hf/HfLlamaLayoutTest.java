@@ -3,6 +3,11 @@ package dev.peregrine.format.hf;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.peregrine.tensor.DType;
+import dev.peregrine.tensor.Tensor;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import org.junit.jupiter.api.Test;
 
 class HfLlamaLayoutTest {
@@ -62,5 +67,42 @@ class HfLlamaLayoutTest {
         assertThat(HfLlamaLayout.isRopePermuted("blk.3.attn_q.weight")).isTrue();
         assertThat(HfLlamaLayout.isRopePermuted("blk.3.attn_k.weight")).isTrue();
         assertThat(HfLlamaLayout.isRopePermuted("blk.3.attn_v.weight")).isFalse();
+    }
+
+    /**
+     * The writer's permutation (GGUF rows to HF order, as llama.cpp's converter does it backwards)
+     * followed by the reader's copy back to GGUF order is the identity, for every element type
+     * (rows are moved as bytes) and with grouped heads.
+     */
+    @Test
+    void toGgufRowOrderUndoesTheConvertersPermutation() {
+        int headDim = 6;
+        int heads = 3;
+        int rowLength = 5;
+        int rows = heads * headDim;
+        for (DType type : new DType[] {DType.F32, DType.F16, DType.BF16}) {
+            int rowBytes = (int) type.bytesFor(rowLength);
+            byte[] gguf = new byte[rows * rowBytes];
+            for (int i = 0; i < gguf.length; i++) {
+                gguf[i] = (byte) (i * 7 + i / rowBytes);
+            }
+            byte[] hf = new byte[gguf.length];
+            for (int h = 0; h < rows; h++) {
+                int g = (int) HfLlamaLayout.ggufRowOfHfRow(h, headDim);
+                System.arraycopy(gguf, g * rowBytes, hf, h * rowBytes, rowBytes);
+            }
+            try (Arena arena = Arena.ofConfined()) {
+                Tensor t = new Tensor("q", type, new long[] {rowLength, rows}, MemorySegment.ofArray(hf).asReadOnly());
+                Tensor back = HfLlamaLayout.toGgufRowOrder(t, headDim, arena);
+                assertThat(back.data().toArray(ValueLayout.JAVA_BYTE)).as("%s", type).containsExactly(gguf);
+                assertThat(back.shape()).containsExactly(rowLength, rows);
+                assertThat(back.type()).isEqualTo(type);
+            }
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            Tensor odd = new Tensor("q", DType.F32, new long[] {4, 10}, MemorySegment.ofArray(new float[40]));
+            assertThatThrownBy(() -> HfLlamaLayout.toGgufRowOrder(odd, 4, arena)).isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("10 rows");
+        }
     }
 }

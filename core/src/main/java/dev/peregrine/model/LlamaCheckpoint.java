@@ -1,0 +1,127 @@
+package dev.peregrine.model;
+
+import dev.peregrine.ModelFormatException;
+import dev.peregrine.format.gguf.GgufFile;
+import dev.peregrine.format.hf.HfCheckpoint;
+import dev.peregrine.format.hf.HfConfig;
+import dev.peregrine.format.hf.HfLlamaTensors;
+import dev.peregrine.format.json.Json;
+import dev.peregrine.tensor.TensorSource;
+import dev.peregrine.tokenizer.Tokenizer;
+import dev.peregrine.tokenizer.Tokenizers;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A Llama decoder's files, opened: hyper-parameters, tensors under GGUF names and layout, tokenizer
+ * and chat template. The one place that knows the two formats apart:
+ * <ul>
+ *   <li>a GGUF file (weights, tokenizer and template inside);
+ *   <li>a Hugging Face directory: {@code config.json}, {@code model.safetensors} (or shards and
+ *       {@code model.safetensors.index.json}), {@code tokenizer.json}, optionally
+ *       {@code tokenizer_config.json} and {@code chat_template.jinja}.
+ * </ul>
+ * Mappings and copies belong to the {@link Arena} given to {@link #open}.
+ *
+ * @param chatTemplate the Jinja chat template the files carry, or null
+ */
+public record LlamaCheckpoint(Path path, LlamaConfig config, TensorSource tensors, Tokenizer tokenizer,
+                              String chatTemplate) {
+    public static final String HF_CONFIG = "config.json";
+
+    /** Whether the path is a Hugging Face model directory (it holds config.json), not whether it is valid. */
+    public static boolean isHuggingFaceDirectory(Path path) {
+        return Files.isDirectory(path) && Files.isRegularFile(path.resolve(HF_CONFIG));
+    }
+
+    /**
+     * Opens a GGUF file or a Hugging Face directory.
+     *
+     * @throws ModelFormatException if a file is missing, malformed or describes an unsupported model
+     */
+    public static LlamaCheckpoint open(Path path, Arena arena) {
+        if (isHuggingFaceDirectory(path)) {
+            return openHuggingFace(path, arena);
+        }
+        if (Files.isDirectory(path)) {
+            throw new ModelFormatException(path, -1, "is a directory without " + HF_CONFIG
+                    + " (a Hugging Face model) or model.onnx (an ONNX encoder)");
+        }
+        return openGguf(path, arena);
+    }
+
+    private static LlamaCheckpoint openGguf(Path path, Arena arena) {
+        GgufFile file = GgufFile.open(path, arena);
+        Tokenizer tokenizer = Tokenizers.fromGguf(file.metadata());
+        int vocab = (int) file.tensor("token_embd.weight").dim(1);
+        if (vocab != tokenizer.vocabularySize()) {
+            throw new ModelFormatException(path, -1, "token_embd.weight has " + vocab
+                    + " rows but the tokenizer has " + tokenizer.vocabularySize() + " tokens");
+        }
+        LlamaConfig config = LlamaConfig.fromGguf(path, file.metadata(), vocab);
+        String template = file.metadata().optString("tokenizer.chat_template").orElse(null);
+        return new LlamaCheckpoint(path, config, file, tokenizer, template);
+    }
+
+    private static LlamaCheckpoint openHuggingFace(Path dir, Arena arena) {
+        HfConfig hf = HfConfig.read(dir.resolve(HF_CONFIG));
+        LlamaConfig config = LlamaConfig.fromHuggingFace(hf);
+        // transformers' LlamaConfig default: untied.
+        boolean tied = hf.optBoolean("tie_word_embeddings").orElse(false);
+        hf.optInts("bos_token_id"); // validated here; the tokenizer's own BOS/EOS are the ones used
+        hf.optInts("eos_token_id");
+
+        Path tokenizerJson = dir.resolve("tokenizer.json");
+        if (!Files.isRegularFile(tokenizerJson)) {
+            throw new ModelFormatException(dir, -1, "has no tokenizer.json (Peregrine reads the tokenizers library's format)");
+        }
+        Path tokenizerConfig = dir.resolve("tokenizer_config.json");
+        boolean hasTokenizerConfig = Files.isRegularFile(tokenizerConfig);
+        Tokenizer tokenizer = Tokenizers.fromHuggingFace(tokenizerJson, hasTokenizerConfig ? tokenizerConfig : null);
+        // Embedding tables are often padded past the tokenizer (Qwen, Llama 2 fine-tunes): fewer tokens is fine.
+        if (tokenizer.vocabularySize() > config.vocabularySize()) {
+            throw new ModelFormatException(dir, -1, "the tokenizer has " + tokenizer.vocabularySize()
+                    + " tokens but config.json's vocab_size is " + config.vocabularySize());
+        }
+        HfCheckpoint checkpoint = HfCheckpoint.open(dir, arena);
+        TensorSource tensors = new HfLlamaTensors(checkpoint, config.headDim(), tied, arena);
+        String template = chatTemplate(dir, hasTokenizerConfig ? tokenizerConfig : null);
+        return new LlamaCheckpoint(dir, config, tensors, tokenizer, template);
+    }
+
+    /**
+     * chat_template.jinja (where recent transformers saves it), else tokenizer_config.json's
+     * chat_template: a string, or a list of named templates of which "default" is the one.
+     */
+    private static String chatTemplate(Path dir, Path tokenizerConfig) {
+        Path jinja = dir.resolve("chat_template.jinja");
+        if (Files.isRegularFile(jinja)) {
+            try {
+                return Files.readString(jinja, StandardCharsets.UTF_8);
+            } catch (IOException e) {
+                throw new ModelFormatException("cannot read " + jinja + ": " + e.getMessage(), e);
+            }
+        }
+        if (tokenizerConfig == null || !(Json.read(tokenizerConfig) instanceof Map<?, ?> json)) {
+            return null;
+        }
+        Object t = json.get("chat_template");
+        if (t == null || t instanceof String) {
+            return (String) t;
+        }
+        if (t instanceof List<?> named) {
+            for (Object o : named) {
+                if (o instanceof Map<?, ?> m && "default".equals(m.get("name")) && m.get("template") instanceof String s) {
+                    return s;
+                }
+            }
+            return null;
+        }
+        throw new ModelFormatException(tokenizerConfig, -1, "\"chat_template\" must be a string or a list of named templates");
+    }
+}
