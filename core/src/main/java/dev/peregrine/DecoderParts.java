@@ -30,6 +30,7 @@ final class DecoderParts {
     static final int KV_BLOCK_SIZE = 16;
     /** Default KV-cache budget when {@link ModelOptions#kvCacheTokens()} is 0. */
     static final long DEFAULT_KV_BYTES = 1L << 30;
+    static final String KEY_CHAT_TEMPLATE = "tokenizer.chat_template";
 
     private final Arena arena;
     private final Backend backend;
@@ -39,9 +40,11 @@ final class DecoderParts {
     private final int contextLength;
     private final Scheduler scheduler;
     private final String backendDescription;
+    /** {@code tokenizer.chat_template}, or null; compiled only when asked for (see {@link Model#chatTemplate()}). */
+    private final String chatTemplateSource;
 
     private DecoderParts(Arena arena, Backend backend, LlamaConfig config, Tokenizer tokenizer, KvCache kv,
-                         int contextLength, Scheduler scheduler) {
+                         int contextLength, Scheduler scheduler, String chatTemplateSource) {
         this.arena = arena;
         this.backend = backend;
         this.config = config;
@@ -50,6 +53,7 @@ final class DecoderParts {
         this.contextLength = contextLength;
         this.scheduler = scheduler;
         this.backendDescription = backend.description();
+        this.chatTemplateSource = chatTemplateSource;
     }
 
     /**
@@ -81,7 +85,8 @@ final class DecoderParts {
                     String.valueOf(path.getFileName()));
             LOG.debug("loaded {} ({} layers, dim {}, vocab {}) on {}", path, config.layers(), config.dim(), vocab,
                     backend.description());
-            return new DecoderParts(arena, backend, config, tokenizer, kv, context, scheduler);
+            return new DecoderParts(arena, backend, config, tokenizer, kv, context, scheduler,
+                    file.metadata().optString(KEY_CHAT_TEMPLATE).orElse(null));
         } catch (RuntimeException | Error e) {
             if (backend != null) {
                 backend.close();
@@ -131,6 +136,10 @@ final class DecoderParts {
 
     Tokenizer tokenizer() {
         return tokenizer;
+    }
+
+    String chatTemplateSource() {
+        return chatTemplateSource;
     }
 
     Scheduler scheduler() {
