@@ -11,7 +11,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 
 /**
- * The {@code peregrine} command line: {@code generate}, {@code tokenize}, {@code info},
+ * The {@code peregrine} command line: {@code generate}, {@code chat}, {@code tokenize}, {@code info},
  * {@code synth}, {@code bench}, {@code embed}, {@code help}.
  *
  * <p>{@link #run} does the work and returns the exit status, so tests call it in-process;
@@ -27,6 +27,7 @@ public final class Peregrine {
 
             commands:
               generate   generate text from a prompt
+              chat       chat with a model, one message per line of stdin
               tokenize   show the token ids of a text
               info       show a GGUF file's metadata and tensors
               synth      write a model of a real shape with seeded random weights (GGUF or HF)
@@ -52,6 +53,15 @@ public final class Peregrine {
                   --draft-max K          most tokens drafted per step (default 6)
                   --lookup-ngram N       longest n-gram prompt lookup matches (default 3)
                   --json                 print one JSON object with ids, text and timings instead of streaming
+
+            peregrine chat -m FILE [options]
+              -m, --model FILE           GGUF model file
+                  --system TEXT          system message at the start of the conversation
+              -n, --temp, --top-k, --top-p, --min-p, --repeat-penalty, --seed, --stop, -t, -c
+                                         as for generate
+              reads one message per line from stdin and streams each reply to stdout; the prompt
+              comes from the model's chat template (tokenizer.chat_template), else a plain
+              "User: ... Assistant:" format. /reset starts over; /exit or end of input quits
 
             peregrine tokenize -m FILE [options] TEXT
               -m, --model FILE           GGUF file (a model, or a vocabulary-only file)
@@ -132,6 +142,7 @@ public final class Peregrine {
             String[] rest = Arrays.copyOfRange(args, 1, args.length);
             return switch (args[0]) {
                 case "generate" -> GenerateCommand.run(rest, out, err);
+                case "chat" -> ChatCommand.run(rest, in, out, err);
                 case "tokenize" -> TokenizeCommand.run(rest, out);
                 case "info" -> InfoCommand.run(rest, out);
                 case "synth" -> SynthCommand.run(rest, out, err);
