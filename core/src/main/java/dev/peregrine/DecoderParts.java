@@ -29,12 +29,13 @@ final class DecoderParts {
     static final int KV_BLOCK_SIZE = 16;
     /** Default KV-cache budget when {@link ModelOptions#kvCacheTokens()} is 0. */
     static final long DEFAULT_KV_BYTES = 1L << 30;
+    static final String KEY_CHAT_TEMPLATE = "tokenizer.chat_template";
 
     private final Arena arena;
     private final Backend backend;
     private final LlamaConfig config;
     private final Tokenizer tokenizer;
-    /** The files' Jinja chat template, or null; kept for a later public accessor. */
+    /** The files' Jinja chat template source, or null (tokenizer.chat_template or tokenizer_config.json). */
     private final String chatTemplate;
     private final KvCache kv;
     private final int contextLength;
@@ -131,8 +132,8 @@ final class DecoderParts {
         return tokenizer;
     }
 
-    /** The chat template the model's files carry, or null. */
-    String chatTemplate() {
+    /** The chat template source the model's files carry, or null; compiled only when asked for (see {@link Model#chatTemplate()}). */
+    String chatTemplateSource() {
         return chatTemplate;
     }
 

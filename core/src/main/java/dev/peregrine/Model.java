@@ -7,6 +7,7 @@ import dev.peregrine.tokenizer.Tokenizer;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Objects;
+import java.util.Optional;
 
 /**
  * A loaded model: a text generator (a GGUF file or Hugging Face directory: weights memory-mapped
@@ -24,6 +25,12 @@ import java.util.Objects;
  * }
  * }</pre>
  *
+ * <p>A chat model's prompt comes from its chat template:
+ * <pre>{@code
+ * String prompt = model.applyChatTemplate(List.of(ChatMessage.system("Be brief."), ChatMessage.user("Hi!")), true);
+ * Completion reply = model.generator().generate(prompt, GenerationConfig.defaults());
+ * }</pre>
+ *
  * <p>A model is one of the two kinds: {@link #generator()} and {@link #newSession()} work on
  * decoders, the {@code embed} methods on encoders; {@link #isEncoder()} tells which.
  */
@@ -35,6 +42,8 @@ public final class Model implements AutoCloseable {
     private final EncoderParts encoder;
     private final Generator generator;
     private boolean closed;
+    /** Compiled on first use (guarded by this): a template the engine cannot compile must not stop a load. */
+    private Optional<ChatTemplate> chatTemplate;
 
     private Model(Path path, DecoderParts decoder, EncoderParts encoder, long loadNanos) {
         this.path = path;
@@ -168,7 +177,11 @@ public final class Model implements AutoCloseable {
         return encoderParts().dimension();
     }
 
-    /** Encodes text as this model's prompt tokens: BOS added as the model wants it, special-token text recognised. */
+    /**
+     * Encodes text as this model's prompt tokens: BOS added as the model wants it, special-token
+     * text recognised. Text that starts with the BOS token's text (as a chat template's output
+     * does) gets no second BOS.
+     */
     public int[] encode(String text) {
         return encode(text, true);
     }
@@ -176,11 +189,52 @@ public final class Model implements AutoCloseable {
     /**
      * Encodes text, recognising special-token text (e.g. from a chat template).
      *
-     * @param addSpecialTokens add BOS (and whatever else the model wants around a sequence); false
-     *                         for text that continues a sequence
+     * @param addSpecialTokens add BOS (and whatever else the model wants around a sequence), unless
+     *                         the text starts with the BOS token's text; false for text that
+     *                         continues a sequence
      */
     public int[] encode(String text, boolean addSpecialTokens) {
-        return tokenizer().encode(text, addSpecialTokens, true);
+        return tokenizer().encodePrompt(text, addSpecialTokens);
+    }
+
+    /**
+     * The model's chat template ({@code tokenizer.chat_template} of its GGUF file), which knows the
+     * model's BOS and EOS token texts; empty when the file has none, and for encoders. Compiled on
+     * the first call.
+     *
+     * @throws TemplateException if the template does not compile
+     */
+    public Optional<ChatTemplate> chatTemplate() {
+        synchronized (this) {
+            if (chatTemplate == null) {
+                String source = decoder == null ? null : decoder.chatTemplateSource();
+                chatTemplate = source == null ? Optional.empty()
+                        : Optional.of(ChatTemplate.of(source, tokenText(tokenizer().bosId()), tokenText(tokenizer().eosId())));
+            }
+            return chatTemplate;
+        }
+    }
+
+    /**
+     * The prompt text of a conversation, rendered with {@link #chatTemplate()}. Pass it to
+     * {@link Generator#generate(String, GenerationConfig)} or {@link Session#append(String)}, or
+     * {@link #encode(String)} it: the BOS the template writes is not doubled.
+     *
+     * @param addGenerationPrompt end with the start of the assistant's turn, so that what is
+     *                            generated next is its reply
+     * @throws UnsupportedModelOperationException if the model has no chat template
+     * @throws TemplateRaisedException if the template rejects the conversation (e.g. roles that do
+     *                                 not alternate)
+     */
+    public String applyChatTemplate(List<ChatMessage> messages, boolean addGenerationPrompt) {
+        ChatTemplate template = chatTemplate().orElseThrow(() -> new UnsupportedModelOperationException(
+                path.getFileName() + " has no chat template (no " + DecoderParts.KEY_CHAT_TEMPLATE
+                        + " in its metadata): format the prompt yourself, or render one with ChatTemplate.of(...)"));
+        return template.render(messages, addGenerationPrompt);
+    }
+
+    private String tokenText(int id) {
+        return id < 0 ? null : tokenizer().piece(id);
     }
 
     /** Decodes token ids to text. */

@@ -1,8 +1,9 @@
 package dev.peregrine;
 
 /**
- * The model cannot do what was asked of it: embedding with a text generator, or generating with an
- * encoder. The message says what kind of model it is and what it can do instead.
+ * The model cannot do what was asked of it: embedding with a text generator, generating with an
+ * encoder, or applying a chat template the model does not have. The message says what the model
+ * lacks and what to do instead.
  */
 public class UnsupportedModelOperationException extends PeregrineException {
     public UnsupportedModelOperationException(String message) {

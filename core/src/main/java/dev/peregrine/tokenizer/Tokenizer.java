@@ -1,5 +1,7 @@
 package dev.peregrine.tokenizer;
 
+import java.util.Arrays;
+
 /**
  * Text to token ids and back. Implementations are immutable and thread-safe.
  */
@@ -19,6 +21,23 @@ public interface Tokenizer {
     /** Encodes plain user text: special tokens added, special-token text not parsed. */
     default int[] encode(String text) {
         return encode(text, true, false);
+    }
+
+    /**
+     * Encodes a prompt as {@code Model.encode} does: special-token text parsed and, with
+     * {@code addSpecial}, the tokens the vocabulary asks for added, but BOS only once. A chat
+     * template's output usually starts with the BOS token's text; parsed, that is a BOS, and adding
+     * another one would give two. llama.cpp's chat path strips the BOS text in that case; dropping
+     * the added BOS gives the same ids.
+     */
+    default int[] encodePrompt(String text, boolean addSpecial) {
+        int[] ids = encode(text, addSpecial, true);
+        int bos = bosId();
+        if (addSpecial && bos >= 0 && ids.length >= 2 && ids[0] == bos && ids[1] == bos
+                && text.startsWith(piece(bos))) {
+            return Arrays.copyOfRange(ids, 1, ids.length);
+        }
+        return ids;
     }
 
     /**

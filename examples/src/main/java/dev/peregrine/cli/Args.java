@@ -1,6 +1,7 @@
 package dev.peregrine.cli;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -54,6 +55,40 @@ final class Args {
             parsed.values.computeIfAbsent(option.name(), k -> new ArrayList<>()).add(value);
         }
         return parsed;
+    }
+
+    /** {@code shared} and {@code more} in one list. */
+    static List<Option> options(List<Option> shared, Option... more) {
+        List<Option> all = new ArrayList<>(List.of(more));
+        all.addAll(shared);
+        return List.copyOf(all);
+    }
+
+    /**
+     * Splits a command line into its options (returned, for {@link #parse}) and its positional
+     * arguments (added to {@code positional}). Everything after "--" is positional, so a text may
+     * start with a dash.
+     */
+    static String[] optionsOnly(String[] argv, List<Option> options, List<String> positional) {
+        List<String> kept = new ArrayList<>();
+        for (int i = 0; i < argv.length; i++) {
+            String a = argv[i];
+            if (a.equals("--")) {
+                positional.addAll(Arrays.asList(argv).subList(i + 1, argv.length));
+                break;
+            }
+            if (!a.startsWith("-") || a.equals("-")) {
+                positional.add(a);
+                continue;
+            }
+            kept.add(a);
+            String spelling = a.contains("=") ? a.substring(0, a.indexOf('=')) : a;
+            boolean takesValue = options.stream().anyMatch(o -> o.takesValue() && Arrays.asList(o.spellings()).contains(spelling));
+            if (takesValue && !a.contains("=") && i + 1 < argv.length) {
+                kept.add(argv[++i]);
+            }
+        }
+        return kept.toArray(String[]::new);
     }
 
     private static Option find(List<Option> options, String arg) {

@@ -8,7 +8,6 @@ import dev.peregrine.cli.Args.Option;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 
@@ -87,30 +86,9 @@ final class EmbedCommand {
         return Peregrine.OK;
     }
 
-    /**
-     * Splits the command line into its options (returned, for {@link Args}) and its texts (added to
-     * {@code texts}). Everything after "--" is text, so a text may start with a dash.
-     */
+    /** The options of {@code argv} (for {@link Args}); its texts go to {@code texts}. */
     static String[] optionsOnly(String[] argv, List<String> texts) {
-        List<String> options = new ArrayList<>();
-        for (int i = 0; i < argv.length; i++) {
-            String a = argv[i];
-            if (a.equals("--")) {
-                texts.addAll(Arrays.asList(argv).subList(i + 1, argv.length));
-                break;
-            }
-            if (!a.startsWith("-") || a.equals("-")) {
-                texts.add(a);
-                continue;
-            }
-            options.add(a);
-            String spelling = a.contains("=") ? a.substring(0, a.indexOf('=')) : a;
-            boolean takesValue = OPTIONS.stream().anyMatch(o -> o.takesValue() && Arrays.asList(o.spellings()).contains(spelling));
-            if (takesValue && !a.contains("=") && i + 1 < argv.length) {
-                options.add(argv[++i]);
-            }
-        }
-        return options.toArray(String[]::new);
+        return Args.optionsOnly(argv, OPTIONS, texts);
     }
 
     private static Pooling pooling(String name) {

@@ -16,10 +16,8 @@ import java.util.Locale;
 
 /** {@code peregrine generate}: one completion of a prompt, streamed to stdout or printed as JSON. */
 final class GenerateCommand {
-    private static final List<Option> OPTIONS = List.of(
-            Args.HELP,
-            new Option("model", true, "-m", "--model"),
-            new Option("prompt", true, "-p", "--prompt"),
+    /** The sampling, stop and model options that {@code generate} and {@code chat} share. */
+    static final List<Option> GENERATION_OPTIONS = List.of(
             new Option("max-tokens", true, "-n", "--max-tokens"),
             new Option("temp", true, "--temp", "--temperature"),
             new Option("top-k", true, "--top-k"),
@@ -29,7 +27,11 @@ final class GenerateCommand {
             new Option("seed", true, "--seed"),
             new Option("stop", true, "--stop"),
             new Option("threads", true, "-t", "--threads"),
-            new Option("context", true, "-c", "--context"),
+            new Option("context", true, "-c", "--context"));
+    private static final List<Option> OPTIONS = Args.options(GENERATION_OPTIONS,
+            Args.HELP,
+            new Option("model", true, "-m", "--model"),
+            new Option("prompt", true, "-p", "--prompt"),
             new Option("draft-model", true, "--draft-model"),
             new Option("draft-max", true, "--draft-max"),
             new Option("prompt-lookup", false, "--prompt-lookup"),
@@ -53,9 +55,7 @@ final class GenerateCommand {
         String prompt = args.required("prompt", "-p PROMPT");
         // Both configs are built (and so checked) before the model loads: a bad option fails fast.
         GenerationConfig config = generationConfig(args);
-        ModelOptions options = ModelOptions.defaults()
-                .withThreads(args.intValue("threads", 0))
-                .withContextLength(args.intValue("context", 0));
+        ModelOptions options = modelOptions(args);
         boolean json = args.has("json");
         Path draftPath = args.value("draft-model").map(Path::of).orElse(null);
         int draftMax = args.intValue("draft-max", DEFAULT_DRAFT_MAX);
@@ -92,7 +92,15 @@ final class GenerateCommand {
         return Peregrine.OK;
     }
 
-    private static GenerationConfig generationConfig(Args args) {
+    /** -t and -c. */
+    static ModelOptions modelOptions(Args args) {
+        return ModelOptions.defaults()
+                .withThreads(args.intValue("threads", 0))
+                .withContextLength(args.intValue("context", 0));
+    }
+
+    /** The config that {@link #GENERATION_OPTIONS} describe. */
+    static GenerationConfig generationConfig(Args args) {
         GenerationConfig defaults = GenerationConfig.defaults();
         GenerationConfig c = defaults
                 .maxTokens(args.intValue("max-tokens", 256))

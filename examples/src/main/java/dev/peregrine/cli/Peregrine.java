@@ -4,13 +4,15 @@ import dev.peregrine.PeregrineException;
 import java.io.BufferedOutputStream;
 import java.io.FileDescriptor;
 import java.io.FileOutputStream;
+import java.io.InputStream;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 
 /**
- * The {@code peregrine} command line: {@code generate}, {@code info}, {@code synth}, {@code bench}, {@code help}.
+ * The {@code peregrine} command line: {@code generate}, {@code chat}, {@code tokenize}, {@code info},
+ * {@code synth}, {@code bench}, {@code embed}, {@code help}.
  *
  * <p>{@link #run} does the work and returns the exit status, so tests call it in-process;
  * {@link #main} only wires it to the process's streams and exit status.
@@ -25,6 +27,8 @@ public final class Peregrine {
 
             commands:
               generate   generate text from a prompt
+              chat       chat with a model, one message per line of stdin
+              tokenize   show the token ids of a text
               info       show a GGUF file's or HF directory's metadata and tensors
               synth      write a model of a real shape with seeded random weights (GGUF or HF)
               bench      measure prefill and decode speed against the machine's memory bandwidth
@@ -50,6 +54,22 @@ public final class Peregrine {
                   --draft-max K          most tokens drafted per step (default 6)
                   --lookup-ngram N       longest n-gram prompt lookup matches (default 3)
                   --json                 print one JSON object with ids, text and timings instead of streaming
+
+            peregrine chat -m MODEL [options]
+              -m, --model MODEL          GGUF file or Hugging Face directory
+                  --system TEXT          system message at the start of the conversation
+              -n, --temp, --top-k, --top-p, --min-p, --repeat-penalty, --seed, --stop, -t, -c
+                                         as for generate
+              reads one message per line from stdin and streams each reply to stdout; the prompt
+              comes from the model's chat template (tokenizer.chat_template), else a plain
+              "User: ... Assistant:" format. /reset starts over; /exit or end of input quits
+
+            peregrine tokenize -m FILE [options] TEXT
+              -m, --model FILE           GGUF file (a model, or a vocabulary-only file)
+                  --ids-only             print only the ids, as [1, 2, 3]
+                  --no-bos               do not add BOS
+              prints one token a line: its id and the text it adds, quoted and escaped; control
+              tokens (BOS, EOS) show as their piece without quotes
 
             peregrine info -m PATH       (a GGUF file or a Hugging Face directory)
 
@@ -103,14 +123,19 @@ public final class Peregrine {
         // model output is UTF-8 text, so write bytes as UTF-8 whatever the platform says.
         PrintStream out = new PrintStream(new BufferedOutputStream(new FileOutputStream(FileDescriptor.out)), false, StandardCharsets.UTF_8);
         PrintStream err = new PrintStream(new FileOutputStream(FileDescriptor.err), true, StandardCharsets.UTF_8);
-        int status = run(args, out, err);
+        int status = run(args, System.in, out, err);
         out.flush();
         err.flush();
         System.exit(status);
     }
 
-    /** Runs one command line; returns the process exit status (0 ok, 1 failed, 2 bad usage). */
+    /** Runs one command line with no input; returns the process exit status (0 ok, 1 failed, 2 bad usage). */
     public static int run(String[] args, PrintStream out, PrintStream err) {
+        return run(args, InputStream.nullInputStream(), out, err);
+    }
+
+    /** Runs one command line reading {@code in} (chat's messages); returns the process exit status. */
+    public static int run(String[] args, InputStream in, PrintStream out, PrintStream err) {
         try {
             if (args.length == 0) {
                 throw new UsageException("no command given");
@@ -118,6 +143,8 @@ public final class Peregrine {
             String[] rest = Arrays.copyOfRange(args, 1, args.length);
             return switch (args[0]) {
                 case "generate" -> GenerateCommand.run(rest, out, err);
+                case "chat" -> ChatCommand.run(rest, in, out, err);
+                case "tokenize" -> TokenizeCommand.run(rest, out);
                 case "info" -> InfoCommand.run(rest, out);
                 case "synth" -> SynthCommand.run(rest, out, err);
                 case "bench" -> BenchCommand.run(rest, out, err);

@@ -3,6 +3,7 @@ package dev.peregrine.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.peregrine.Model;
+import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -29,18 +30,23 @@ class PeregrineCliTest {
     }
 
     static Result run(String... args) {
+        return runWithInput("", args);
+    }
+
+    /** Runs with {@code stdin} as the standard input (UTF-8). */
+    static Result runWithInput(String stdin, String... args) {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         ByteArrayOutputStream err = new ByteArrayOutputStream();
         int status;
         try (PrintStream o = new PrintStream(out, true, StandardCharsets.UTF_8);
              PrintStream e = new PrintStream(err, true, StandardCharsets.UTF_8)) {
-            status = Peregrine.run(args, o, e);
+            status = Peregrine.run(args, new ByteArrayInputStream(stdin.getBytes(StandardCharsets.UTF_8)), o, e);
         }
         return new Result(status, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
     }
 
     /** Maven sets peregrine.shared.dir; an IDE may run from the project root or from this module. */
-    private static Path sharedDir() {
+    static Path sharedDir() {
         String configured = System.getProperty("peregrine.shared.dir");
         if (configured != null) {
             return Path.of(configured);

@@ -1,0 +1,87 @@
+package dev.peregrine.cli;
+
+import static dev.peregrine.cli.PeregrineCliTest.run;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.peregrine.Model;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.Test;
+
+/** {@code peregrine tokenize} on stories260K and on a vocabulary-only file. */
+class TokenizeCommandTest {
+    private static final Path MODEL = PeregrineCliTest.sharedDir().resolve("models/stories260K.gguf");
+    private static final String TEXT = "Once upon a time, Lily saw a big dog.";
+
+    @Test
+    void printsTheModelsIdsOnePerLine() {
+        PeregrineCliTest.Result r = run("tokenize", "-m", MODEL.toString(), TEXT);
+        assertThat(r.status()).as(r.err()).isZero();
+        int[] expected;
+        String decoded;
+        try (Model model = Model.load(MODEL)) {
+            expected = model.encode(TEXT);
+            decoded = model.decode(expected);
+        }
+        List<String> lines = r.out().lines().toList();
+        assertThat(lines.stream().mapToInt(l -> Integer.parseInt(l.strip().split(" ")[0])).toArray()).isEqualTo(expected);
+        assertThat(lines.getFirst()).isEqualTo("     1 <s>");
+        assertThat(lines.get(1)).endsWith(" \" Once\"");
+        // The quoted pieces, unquoted and joined, give the text back (with the space SentencePiece puts in front).
+        String joined = lines.stream().skip(1)
+                .map(l -> l.substring(l.indexOf('"') + 1, l.length() - 1))
+                .collect(Collectors.joining());
+        assertThat(joined).isEqualTo(" " + decoded);
+    }
+
+    @Test
+    void idsOnlyAndNoBos() {
+        int[] expected;
+        try (Model model = Model.load(MODEL)) {
+            expected = model.encode(TEXT);
+        }
+        PeregrineCliTest.Result ids = run("tokenize", "-m", MODEL.toString(), "--ids-only", TEXT);
+        assertThat(ids.out()).isEqualTo(Arrays.toString(expected) + System.lineSeparator());
+
+        PeregrineCliTest.Result noBos = run("tokenize", "-m", MODEL.toString(), "--ids-only", "--no-bos", TEXT);
+        assertThat(noBos.out()).isEqualTo(Arrays.toString(Arrays.copyOfRange(expected, 1, expected.length))
+                + System.lineSeparator());
+    }
+
+    @Test
+    void readsVocabularyOnlyFilesAndParsesSpecialText() {
+        Path phi3 = PeregrineCliTest.sharedDir().resolve("models/tokenizers/ggml-vocab-phi-3.gguf");
+        PeregrineCliTest.Result r = run("tokenize", "-m", phi3.toString(), "<s><|user|>\nHi\n<|end|>");
+        assertThat(r.status()).as(r.err()).isZero();
+        List<String> lines = r.out().lines().toList();
+        assertThat(lines.getFirst()).as("the BOS text is the BOS, not a second one").isEqualTo("     1 <s>");
+        assertThat(lines.get(1)).isEqualTo(" 32010 <|user|>");
+        assertThat(lines).contains(" 32007 <|end|>");
+        // Phi-3's <|user|> swallows the newline after it (llama.cpp's rstrip rule); the second one is a byte token.
+        assertThat(lines.get(2)).isEqualTo("  6324 \" Hi\"");
+        assertThat(lines.get(3)).isEqualTo("    13 \"\\n\"");
+    }
+
+    @Test
+    void quotingShowsSpacesAndControlBytes() {
+        assertThat(TokenizeCommand.quote(" a\tb\"c\\".getBytes(StandardCharsets.UTF_8))).isEqualTo("\" a\\tb\\\"c\\\\\"");
+        assertThat(TokenizeCommand.quote("é\u0001".getBytes(StandardCharsets.UTF_8))).isEqualTo("\"é\\x01\"");
+        // Part of a character (a byte token): the bytes, not U+FFFD.
+        assertThat(TokenizeCommand.quote(new byte[] {'x', (byte) 0xe2, (byte) 0x96})).isEqualTo("\"x\\xe2\\x96\"");
+    }
+
+    @Test
+    void usageErrors() {
+        PeregrineCliTest.Result noText = run("tokenize", "-m", MODEL.toString());
+        assertThat(noText.status()).isEqualTo(2);
+        assertThat(noText.err()).startsWith("peregrine: no text given");
+        PeregrineCliTest.Result twoTexts = run("tokenize", "-m", MODEL.toString(), "a", "b");
+        assertThat(twoTexts.status()).isEqualTo(2);
+        assertThat(twoTexts.err()).startsWith("peregrine: give one text (quote it), got 2 arguments");
+        assertThat(run("tokenize", "hello").err()).startsWith("peregrine: missing -m FILE");
+        assertThat(run("tokenize", "-m", MODEL.toString(), "--bogus", "x").err()).startsWith("peregrine: unknown option --bogus");
+    }
+}
