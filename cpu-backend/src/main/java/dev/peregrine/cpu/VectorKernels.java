@@ -789,13 +789,18 @@ final class VectorKernels implements Kernels {
         }
     }
 
-    /** silu(gate) * up; the tail is masked so that a value's result does not depend on where a slice starts. */
+    /**
+     * silu(gate) * up. The last values (fewer than a vector) go through {@link #expScalar}, the
+     * same operations one value at a time, so a value's result does not depend on where a slice
+     * starts. (Masked vector operations would do too, but C2 does not always intrinsify them and
+     * then boxes every vector.)
+     */
     @Override
     public void swiglu(MemorySegment gate, MemorySegment up, long from, long to) {
         ByteOrder order = NATIVE;
-        for (long i = from; i < to; i += FL) {
-            VectorMask<Float> inRange = F.indexInRange(i, to);
-            FloatVector g = FloatVector.fromMemorySegment(F, gate, i * 4, order, inRange);
+        long i = from;
+        for (; i + FL <= to; i += FL) {
+            FloatVector g = FloatVector.fromMemorySegment(F, gate, i * 4, order);
             // e^-g, clamped to the normal range (see the constants).
             FloatVector e = g.neg().max(EXP_MIN).min(EXP_MAX);
             FloatVector n = e.mul(LOG2_E).add(ROUNDING).sub(ROUNDING);
@@ -804,9 +809,21 @@ final class VectorKernels implements Kernels {
             e = poly.mul(f.mul(f)).add(f).add(1f).mul(((IntVector) n.convert(VectorOperators.F2I, 0)).add(127)
                     .lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats());
             FloatVector silu = g.div(e.add(1f));
-            silu.mul(FloatVector.fromMemorySegment(F, up, i * 4, order, inRange))
-                    .intoMemorySegment(gate, i * 4, order, inRange);
+            silu.mul(FloatVector.fromMemorySegment(F, up, i * 4, order)).intoMemorySegment(gate, i * 4, order);
         }
+        for (; i < to; i++) {
+            float g = gate.get(FLOAT, i * 4);
+            gate.set(FLOAT, i * 4, g / (expScalar(-g) + 1f) * up.get(FLOAT, i * 4));
+        }
+    }
+
+    /** The vector exp's steps on one value, operation for operation, so both give the same bits. */
+    static float expScalar(float x) {
+        float e = Math.min(Math.max(x, EXP_MIN), EXP_MAX);
+        float n = e * LOG2_E + ROUNDING - ROUNDING;
+        float f = e - n * LN2_HI - n * LN2_LO;
+        float poly = (((Math.fma(f, EXP_C6, EXP_C5) * f + EXP_C4) * f + EXP_C3) * f + EXP_C2) * f + 0.5f;
+        return (poly * (f * f) + f + 1f) * Float.intBitsToFloat(((int) n + 127) << 23);
     }
 
     /** Lane i takes lane i ^ k: the steps of a lane-sum tree. */

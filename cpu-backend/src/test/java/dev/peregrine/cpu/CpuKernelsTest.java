@@ -204,6 +204,9 @@ class CpuKernelsTest {
             for (int i = 0; i < xs.length; i++) {
                 float want = (float) Math.exp(xs[i]);
                 assertThat(Math.abs(got[i] - want)).as("exp(%s)", xs[i]).isLessThanOrEqualTo(2 * Math.ulp(want));
+                // The scalar tail's exp must give the vector lanes' bits exactly.
+                assertThat(Float.floatToRawIntBits(VectorKernels.expScalar(xs[i])))
+                        .as("scalar exp(%s)", xs[i]).isEqualTo(Float.floatToRawIntBits(got[i]));
             }
         }
     }

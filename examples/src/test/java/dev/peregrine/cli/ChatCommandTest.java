@@ -143,7 +143,7 @@ class ChatCommandTest {
     void usageErrors() {
         PeregrineCliTest.Result noModel = run("chat", "--system", "hi");
         assertThat(noModel.status()).isEqualTo(2);
-        assertThat(noModel.err()).startsWith("peregrine: missing -m FILE").contains("peregrine chat -m FILE");
+        assertThat(noModel.err()).startsWith("peregrine: missing -m FILE").contains("peregrine chat -m MODEL");
         PeregrineCliTest.Result unknown = run("chat", "-m", STORIES.toString(), "--prompt", "hi");
         assertThat(unknown.status()).isEqualTo(2);
         assertThat(unknown.err()).startsWith("peregrine: unknown option --prompt");
