@@ -28,6 +28,7 @@ public record LlamaWeights(Weight tokenEmbedding, Layer[] layers, Weight outputN
 
     /** Checks every tensor's shape against the config, then hands it to the backend. */
     public static LlamaWeights load(TensorSource file, LlamaConfig c, Backend backend) {
+        float[] ropeDivisors = ropeDivisors(file, c); // first: a bad one fails before anything is uploaded
         Loader l = new Loader(file, backend);
         Weight embedding = l.get("token_embd.weight", c.dim(), c.vocabularySize());
         Layer[] layers = new Layer[c.layers()];
@@ -49,7 +50,7 @@ public record LlamaWeights(Weight tokenEmbedding, Layer[] layers, Weight outputN
         Weight output = file.findTensor("output.weight").isPresent()
                 ? l.get("output.weight", c.dim(), c.vocabularySize())
                 : embedding;
-        return new LlamaWeights(embedding, layers, outputNorm, output, ropeDivisors(file, c));
+        return new LlamaWeights(embedding, layers, outputNorm, output, ropeDivisors);
     }
 
     /** rope_freqs.weight, checked as llama.cpp does (F32, one value per rotated pair), or null. */
