@@ -12,6 +12,7 @@ import java.util.Optional;
  *
  * @param ropeDimensions how many leading elements of each head are rotated (usually headDim)
  * @param contextLength  the context the model was trained with, as its file states it
+ * @param ropeScaling    how the rotary frequencies are stretched ({@link RopeScaling#NONE} for plain rope)
  */
 public record LlamaConfig(
         int dim,
@@ -24,7 +25,8 @@ public record LlamaConfig(
         int contextLength,
         float rmsEps,
         float ropeTheta,
-        int ropeDimensions) {
+        int ropeDimensions,
+        RopeScaling ropeScaling) {
 
     public LlamaConfig {
         check(dim > 0 && layers > 0 && heads > 0 && kvHeads > 0 && headDim > 0 && ffnDim > 0
@@ -36,6 +38,19 @@ public record LlamaConfig(
         check(ropeTheta > 0 && Float.isFinite(ropeTheta), "rope base must be positive, got " + ropeTheta);
         check((long) heads * headDim <= Integer.MAX_VALUE / 4 && (long) dim * ffnDim < (1L << 40),
                 "sizes are implausibly large: " + this);
+        check(ropeScaling != null, "rope scaling must be given (RopeScaling.NONE for none)");
+        // The graph folds YaRN's cos/sin factor into the attention scale, which is exact only when
+        // every element of the head is rotated (see LlamaGraph).
+        check(ropeScaling.attentionFactor() == 1 || ropeDimensions == headDim,
+                "rope scaling with an attention factor needs every element of the head rotated, but "
+                        + ropeDimensions + " of " + headDim + " are");
+    }
+
+    /** Plain rope, no scaling. */
+    public LlamaConfig(int dim, int layers, int heads, int kvHeads, int headDim, int ffnDim, int vocabularySize,
+                       int contextLength, float rmsEps, float ropeTheta, int ropeDimensions) {
+        this(dim, layers, heads, kvHeads, headDim, ffnDim, vocabularySize, contextLength, rmsEps, ropeTheta,
+                ropeDimensions, RopeScaling.NONE);
     }
 
     public int queryDim() {
@@ -61,6 +76,7 @@ public record LlamaConfig(
         }
         int headDim = m.optInt("llama.attention.key_length").orElse(dim / heads);
         int ropeDims = m.optInt("llama.rope.dimension_count").orElse(headDim);
+        int contextLength = m.optInt("llama.context_length").orElse(2048);
         try {
             return new LlamaConfig(
                     dim,
@@ -70,12 +86,61 @@ public record LlamaConfig(
                     headDim,
                     m.getInt("llama.feed_forward_length"),
                     vocabularySize,
-                    m.optInt("llama.context_length").orElse(2048),
+                    contextLength,
                     m.optFloat("llama.attention.layer_norm_rms_epsilon").orElse(1e-5f),
                     m.optFloat("llama.rope.freq_base").orElse(10000f),
-                    ropeDims);
+                    ropeDims,
+                    ropeScalingFromGguf(file, m, contextLength));
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(file, -1, "invalid llama hyper-parameters: " + e.getMessage());
+        }
+    }
+
+    /**
+     * The {@code llama.rope.scaling.*} keys as llama.cpp reads them: without a type, a factor means
+     * linear (llama.cpp's default); "none", "linear" and "yarn" are supported. The llama3 scaling
+     * is not here: llama.cpp's converter stores it as the rope_freqs.weight tensor, which
+     * {@link LlamaWeights} reads.
+     */
+    static RopeScaling ropeScalingFromGguf(Path file, GgufMetadata m, int contextLength) {
+        String p = "llama.rope.scaling.";
+        // rope.scale_linear is the key's older name, which llama.cpp still reads.
+        Optional<Float> factor = m.optFloat(p + "factor").or(() -> m.optFloat("llama.rope.scale_linear"));
+        String type = m.optString(p + "type").orElse(factor.isPresent() ? "linear" : "none");
+        try {
+            return switch (type) {
+                case "none" -> {
+                    if (factor.isPresent() && factor.get() != 1f) {
+                        throw new ModelFormatException(file, -1, p + "factor is " + factor.get() + " but " + p + "type is none");
+                    }
+                    yield RopeScaling.NONE;
+                }
+                // llama.cpp reads a factor of 0 (or none) as no scaling.
+                case "linear" -> factor.isEmpty() || factor.get() == 0f || factor.get() == 1f
+                        ? RopeScaling.NONE : new RopeScaling.Linear(factor.get());
+                case "yarn" -> {
+                    float f = m.getFloat(p + "factor");
+                    // Extrapolation factors and DeepSeek's log multiplier change the formula; refuse rather than guess.
+                    float ext = m.optFloat(p + "yarn_ext_factor").orElse(1f);
+                    float logMul = m.optFloat(p + "yarn_log_multiplier").orElse(0f);
+                    if (ext != 1f || logMul != 0f) {
+                        throw new ModelFormatException(file, -1, "yarn with " + p + "yarn_ext_factor " + ext + " and "
+                                + p + "yarn_log_multiplier " + logMul + " is not supported (supported: 1 and 0)");
+                    }
+                    yield new RopeScaling.Yarn(f,
+                            m.optInt(p + "original_context_length").orElse(contextLength),
+                            m.optFloat(p + "yarn_beta_fast").orElse(32f),
+                            m.optFloat(p + "yarn_beta_slow").orElse(1f),
+                            // The converter copies transformers' attention_factor here when config.json has one.
+                            m.optFloat(p + "yarn_attn_factor").map(Float::doubleValue)
+                                    .orElse(RopeScaling.Yarn.defaultAttentionFactor(f)),
+                            true);
+                }
+                default -> throw new ModelFormatException(file, -1, p + "type is \"" + type
+                        + "\", which is not supported (supported: none, linear, yarn)");
+            };
+        } catch (IllegalArgumentException e) {
+            throw new ModelFormatException(file, -1, "invalid rope scaling: " + e.getMessage());
         }
     }
 
@@ -85,7 +150,8 @@ public record LlamaConfig(
     /**
      * Reads a Hugging Face {@code config.json} with transformers' defaults for the keys it may
      * omit. Rejects, naming the key, whatever this graph would compute differently: another
-     * architecture, biases, an activation other than SiLU, sliding-window attention, rope scaling.
+     * architecture, biases, an activation other than SiLU, sliding-window attention, a rope scaling
+     * type other than default, linear, llama3 and yarn.
      */
     public static LlamaConfig fromHuggingFace(HfConfig c) {
         List<String> architectures = c.getStrings("architectures");
@@ -110,21 +176,20 @@ public record LlamaConfig(
         if (c.has("sliding_window")) {
             throw c.error("sliding_window", "is set; sliding-window attention is not supported (the graph attends to the whole context)");
         }
-        Optional<HfConfig> scaling = c.optObject("rope_scaling");
-        if (scaling.isPresent()) {
-            // transformers names the type "rope_type" (older files: "type"); "default" is plain rope.
-            HfConfig s = scaling.get();
-            String type = s.optString("rope_type").or(() -> s.optString("type")).orElse("(none)");
-            if (!type.equals("default")) {
-                throw c.error("rope_scaling", "has type \"" + type + "\", which is not supported (supported: null, default)");
-            }
-        }
         int dim = c.getInt("hidden_size");
         int heads = c.getInt("num_attention_heads");
         if (heads <= 0 || (!c.has("head_dim") && dim % heads != 0)) {
             throw c.error("num_attention_heads", heads + " does not divide hidden_size " + dim + " (and there is no head_dim)");
         }
         int headDim = c.optInt("head_dim").orElse(dim / heads);
+        int maxPositions = c.optInt("max_position_embeddings").orElse(2048);
+        // transformers 5 keeps rope_theta and the scaling together in "rope_parameters".
+        Optional<HfConfig> ropeParameters = c.optObject("rope_parameters");
+        double theta = c.optDouble("rope_theta")
+                .or(() -> ropeParameters.flatMap(r -> r.optDouble("rope_theta"))).orElse(10000.0);
+        String scalingKey = c.has("rope_scaling") || ropeParameters.isEmpty() ? "rope_scaling" : "rope_parameters";
+        RopeScaling scaling = c.optObject(scalingKey).map(s -> ropeScalingFromHuggingFace(c, scalingKey, s, maxPositions))
+                .orElse(RopeScaling.NONE);
         try {
             return new LlamaConfig(
                     dim,
@@ -134,12 +199,50 @@ public record LlamaConfig(
                     headDim,
                     c.getInt("intermediate_size"),
                     c.getInt("vocab_size"),
-                    c.optInt("max_position_embeddings").orElse(2048),
+                    maxPositions,
                     c.optDouble("rms_norm_eps").orElse(1e-6).floatValue(),
-                    c.optDouble("rope_theta").orElse(10000.0).floatValue(),
-                    headDim);
+                    (float) theta,
+                    headDim,
+                    scaling);
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(c.file(), -1, "invalid Llama hyper-parameters: " + e.getMessage());
+        }
+    }
+
+    /**
+     * config.json's rope_scaling, read as transformers' {@code ROPE_INIT_FUNCTIONS} do: "default",
+     * "linear", "llama3" and "yarn"; any other type is refused by name.
+     */
+    private static RopeScaling ropeScalingFromHuggingFace(HfConfig c, String key, HfConfig s, int maxPositions) {
+        // transformers names the type "rope_type" (older files: "type").
+        String type = s.optString("rope_type").or(() -> s.optString("type")).orElse("(none)");
+        try {
+            return switch (type) {
+                case "default" -> RopeScaling.NONE;
+                case "linear" -> new RopeScaling.Linear(s.getDouble("factor"));
+                case "llama3" -> new RopeScaling.Llama3(s.getDouble("factor"), s.getDouble("low_freq_factor"),
+                        s.getDouble("high_freq_factor"), s.getInt("original_max_position_embeddings"));
+                case "yarn" -> {
+                    double factor = s.getDouble("factor");
+                    // Explicit attention_factor, else DeepSeek's mscale pair when both are set, else the paper's.
+                    Optional<Double> mscale = s.optDouble("mscale").filter(x -> x != 0);
+                    Optional<Double> mscaleAllDim = s.optDouble("mscale_all_dim").filter(x -> x != 0);
+                    double attention = s.optDouble("attention_factor").orElseGet(() -> mscale.isPresent() && mscaleAllDim.isPresent()
+                            ? RopeScaling.Yarn.attentionFactor(factor, mscale.get(), mscaleAllDim.get())
+                            : RopeScaling.Yarn.defaultAttentionFactor(factor));
+                    // transformers reads beta_fast/beta_slow with `or`: 0 means the default too.
+                    yield new RopeScaling.Yarn(factor,
+                            s.optInt("original_max_position_embeddings").orElse(maxPositions),
+                            s.optDouble("beta_fast").filter(x -> x != 0).orElse(32.0),
+                            s.optDouble("beta_slow").filter(x -> x != 0).orElse(1.0),
+                            attention,
+                            s.optBoolean("truncate").orElse(true));
+                }
+                default -> throw c.error(key, "has type \"" + type
+                        + "\", which is not supported (supported: null, default, linear, llama3, yarn)");
+            };
+        } catch (IllegalArgumentException e) {
+            throw c.error(key, "is invalid: " + e.getMessage());
         }
     }
 

@@ -52,12 +52,13 @@ public final class LlamaGraph {
         this.backend = backend;
         this.kv = kv;
         this.maxTokens = maxTokens;
-        int pairs = c.ropeDimensions() / 2;
-        this.ropeFrequencies = new float[pairs];
-        for (int i = 0; i < pairs; i++) {
-            ropeFrequencies[i] = (float) Math.pow(c.ropeTheta(), -2.0 * i / c.ropeDimensions());
-        }
-        this.attentionScale = (float) (1.0 / Math.sqrt(c.headDim()));
+        // Fixed per model: the angles of a token depend on its position only (batch invariance).
+        this.ropeFrequencies = RopeScaling.frequencies(c.ropeTheta(), c.ropeDimensions(), c.ropeScaling(), w.ropeDivisors());
+        // YaRN multiplies cos and sin by m, so every rotated q and k by m, and each score q.k by m^2.
+        // With the whole head rotated (LlamaConfig checks it) that is the same as m^2 in the
+        // attention scale, and the rope kernels stay as they are.
+        double m = c.ropeScaling().attentionFactor();
+        this.attentionScale = (float) (m * m / Math.sqrt(c.headDim()));
         long t = maxTokens;
         x = backend.allocate(t * c.dim());
         xb = backend.allocate(t * c.dim());

@@ -3,15 +3,23 @@ package dev.peregrine.model;
 import dev.peregrine.ModelFormatException;
 import dev.peregrine.spi.Backend;
 import dev.peregrine.spi.Weight;
+import dev.peregrine.tensor.DType;
 import dev.peregrine.tensor.Tensor;
 import dev.peregrine.tensor.TensorSource;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import java.util.Arrays;
 
 /**
  * The weights of a Llama-family decoder, as the backend holds them, under GGUF tensor names (a
  * Hugging Face checkpoint is seen through {@code HfLlamaTensors}, which maps its names and layout).
+ *
+ * @param ropeDivisors what each rope frequency is divided by, from a GGUF file's rope_freqs.weight
+ *                     (llama.cpp's converter stores Llama 3.1's scaling there); null when absent
  */
-public record LlamaWeights(Weight tokenEmbedding, Layer[] layers, Weight outputNorm, Weight output) {
+public record LlamaWeights(Weight tokenEmbedding, Layer[] layers, Weight outputNorm, Weight output, float[] ropeDivisors) {
+    public static final String ROPE_FREQS = "rope_freqs.weight";
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     /** One transformer block. */
     public record Layer(Weight attentionNorm, Weight wq, Weight wk, Weight wv, Weight wo,
@@ -20,6 +28,7 @@ public record LlamaWeights(Weight tokenEmbedding, Layer[] layers, Weight outputN
 
     /** Checks every tensor's shape against the config, then hands it to the backend. */
     public static LlamaWeights load(TensorSource file, LlamaConfig c, Backend backend) {
+        float[] ropeDivisors = ropeDivisors(file, c); // first: a bad one fails before anything is uploaded
         Loader l = new Loader(file, backend);
         Weight embedding = l.get("token_embd.weight", c.dim(), c.vocabularySize());
         Layer[] layers = new Layer[c.layers()];
@@ -41,7 +50,31 @@ public record LlamaWeights(Weight tokenEmbedding, Layer[] layers, Weight outputN
         Weight output = file.findTensor("output.weight").isPresent()
                 ? l.get("output.weight", c.dim(), c.vocabularySize())
                 : embedding;
-        return new LlamaWeights(embedding, layers, outputNorm, output);
+        return new LlamaWeights(embedding, layers, outputNorm, output, ropeDivisors);
+    }
+
+    /** rope_freqs.weight, checked as llama.cpp does (F32, one value per rotated pair), or null. */
+    private static float[] ropeDivisors(TensorSource file, LlamaConfig c) {
+        Tensor t = file.findTensor(ROPE_FREQS).orElse(null);
+        if (t == null) {
+            return null;
+        }
+        int pairs = c.ropeDimensions() / 2;
+        long[] shape = t.shape();
+        long count = Arrays.stream(shape).reduce(1, Math::multiplyExact);
+        if (t.type() != DType.F32 || shape[0] != pairs || count != pairs) {
+            throw new ModelFormatException(file.path(), -1, "tensor '" + ROPE_FREQS + "' is " + t.type() + " of shape "
+                    + Arrays.toString(shape) + ", expected F32 of shape [" + pairs + "] (one divisor per rotated pair)");
+        }
+        float[] d = new float[pairs];
+        for (int i = 0; i < pairs; i++) {
+            d[i] = t.data().get(F32, 4L * i);
+            if (!(d[i] > 0) || !Float.isFinite(d[i])) {
+                throw new ModelFormatException(file.path(), -1, "tensor '" + ROPE_FREQS + "' holds " + d[i]
+                        + " at " + i + "; rope frequency divisors must be positive");
+            }
+        }
+        return d;
     }
 
     private record Loader(TensorSource file, Backend backend) {

@@ -7,6 +7,8 @@ import dev.peregrine.format.hf.HfDirectoryWriter;
 import dev.peregrine.format.hf.HfLlamaConfig;
 import dev.peregrine.format.hf.HfLlamaLayout;
 import dev.peregrine.format.hf.SafetensorsWriter.TensorSpec;
+import dev.peregrine.model.LlamaWeights;
+import dev.peregrine.model.RopeScaling;
 import dev.peregrine.tensor.DType;
 import dev.peregrine.tensor.Quantize;
 import java.io.IOException;
@@ -17,8 +19,10 @@ import java.nio.file.Path;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -86,15 +90,30 @@ public final class SyntheticModel {
     private final ModelShape shape;
     private final long seed;
     private final List<Weight> weights;
+    private final RopeScaling ropeScaling;
 
-    private SyntheticModel(ModelShape shape, long seed) {
+    private SyntheticModel(ModelShape shape, long seed, RopeScaling ropeScaling) {
         this.shape = shape;
         this.seed = seed;
         this.weights = layout();
+        this.ropeScaling = ropeScaling;
     }
 
     public static SyntheticModel of(ModelShape shape, long seed) {
-        return new SyntheticModel(shape, seed);
+        return new SyntheticModel(shape, seed, RopeScaling.NONE);
+    }
+
+    /**
+     * The same model (same weights) with rope scaling, written as the real files carry it: in GGUF,
+     * llama3 as the rope_freqs.weight tensor of divisors (as llama.cpp's converter writes it) and
+     * linear or yarn as {@code llama.rope.scaling.*} keys; in config.json as rope_scaling.
+     */
+    public SyntheticModel withRopeScaling(RopeScaling scaling) {
+        return new SyntheticModel(shape, seed, scaling);
+    }
+
+    public RopeScaling ropeScaling() {
+        return ropeScaling;
     }
 
     public ModelShape shape() {
@@ -239,14 +258,26 @@ public final class SyntheticModel {
             w.putUInt32("general.file_type", fileType.llamaId());
             w.putUInt32("llama.vocab_size", shape.vocab());
             w.putUInt32("llama.rope.dimension_count", shape.headDim());
+            writeRopeScalingKeys(w);
             tokenizer.writeTo(w);
             w.putUInt32("general.quantization_version", GGML_QUANT_VERSION);
 
+            // llama.cpp's converter yields rope_freqs.weight before the model's own tensors.
+            byte[] ropeFreqs = null;
+            if (ropeScaling instanceof RopeScaling.Llama3 llama3) {
+                float[] divisors = llama3.divisors(shape.ropeTheta(), shape.headDim());
+                w.addTensor(LlamaWeights.ROPE_FREQS, DType.F32, divisors.length);
+                ropeFreqs = new byte[(int) DType.F32.bytesFor(divisors.length)];
+                Quantize.fromFloat(DType.F32, divisors, 0, divisors.length, MemorySegment.ofArray(ropeFreqs), 0);
+            }
             List<Job> jobs = new ArrayList<>();
             for (Weight t : weights) {
                 DType stored = storedType(t, fileType);
                 w.addTensor(t.name(), stored, t.ggmlShape());
                 jobs.add(new Job(t.name(), t, stored, LongUnaryOperator.identity()));
+            }
+            if (ropeFreqs != null) {
+                w.writeTensorData(LlamaWeights.ROPE_FREQS, ropeFreqs);
             }
             stream(jobs, threads, w::writeTensorData);
         } catch (RuntimeException | Error e) {
@@ -266,7 +297,7 @@ public final class SyntheticModel {
     public Written writeHf(Path dir, DType type, long shardLimit, int threads) {
         HfLlamaConfig config = new HfLlamaConfig(shape.dim(), shape.ffn(), shape.layers(), shape.heads(),
                 shape.kvHeads(), shape.headDim(), shape.contextLength(), shape.rmsEps(), shape.ropeTheta(),
-                shape.vocab(), shape.tiedEmbeddings(), type, 1, 2);
+                shape.vocab(), shape.tiedEmbeddings(), type, 1, 2, hfRopeScaling());
         List<TensorSpec> specs = new ArrayList<>();
         List<Job> jobs = new ArrayList<>();
         int headDim = shape.headDim();
@@ -291,6 +322,68 @@ public final class SyntheticModel {
             throw e;
         }
         return new Written(files, shape.parameterCount(), size(files), System.nanoTime() - start);
+    }
+
+    /** The {@code llama.rope.scaling.*} keys llama.cpp's converter writes for linear and yarn. */
+    private void writeRopeScalingKeys(GgufWriter w) {
+        String p = "llama.rope.scaling.";
+        switch (ropeScaling) {
+            case RopeScaling.None none -> { }
+            case RopeScaling.Llama3 llama3 -> { } // the rope_freqs.weight tensor instead
+            case RopeScaling.Linear linear -> {
+                w.putString(p + "type", "linear");
+                w.putFloat32(p + "factor", (float) linear.factor());
+            }
+            case RopeScaling.Yarn yarn -> {
+                if (!yarn.truncate()) {
+                    throw new IllegalArgumentException("GGUF has no key for yarn without truncation");
+                }
+                w.putString(p + "type", "yarn");
+                w.putFloat32(p + "factor", (float) yarn.factor());
+                w.putUInt32(p + "original_context_length", yarn.originalContext());
+                w.putFloat32(p + "yarn_beta_fast", (float) yarn.betaFast());
+                w.putFloat32(p + "yarn_beta_slow", (float) yarn.betaSlow());
+                // The converter writes it only when config.json states one.
+                if (yarn.attentionFactor() != RopeScaling.Yarn.defaultAttentionFactor(yarn.factor())) {
+                    w.putFloat32(p + "yarn_attn_factor", (float) yarn.attentionFactor());
+                }
+            }
+        }
+    }
+
+    /** config.json's rope_scaling, as transformers writes it; null for none. */
+    private Map<String, Object> hfRopeScaling() {
+        Map<String, Object> m = new LinkedHashMap<>();
+        switch (ropeScaling) {
+            case RopeScaling.None none -> {
+                return null;
+            }
+            case RopeScaling.Linear linear -> {
+                m.put("rope_type", "linear");
+                m.put("factor", linear.factor());
+            }
+            case RopeScaling.Llama3 llama3 -> {
+                m.put("rope_type", "llama3");
+                m.put("factor", llama3.factor());
+                m.put("low_freq_factor", llama3.lowFreqFactor());
+                m.put("high_freq_factor", llama3.highFreqFactor());
+                m.put("original_max_position_embeddings", llama3.originalContext());
+            }
+            case RopeScaling.Yarn yarn -> {
+                m.put("rope_type", "yarn");
+                m.put("factor", yarn.factor());
+                m.put("original_max_position_embeddings", yarn.originalContext());
+                m.put("beta_fast", yarn.betaFast());
+                m.put("beta_slow", yarn.betaSlow());
+                if (yarn.attentionFactor() != RopeScaling.Yarn.defaultAttentionFactor(yarn.factor())) {
+                    m.put("attention_factor", yarn.attentionFactor());
+                }
+                if (!yarn.truncate()) {
+                    m.put("truncate", false);
+                }
+            }
+        }
+        return m;
     }
 
     private DType storedType(Weight t, FileType fileType) {

@@ -15,7 +15,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** config.json to {@link LlamaConfig}: the keys, transformers' defaults, and what is refused. */
 class LlamaConfigHuggingFaceTest {
-    /** Llama 3.2 1B's config.json, less rope_scaling (not supported yet). */
+    /** Llama 3.2 1B's config.json, less rope_scaling (see {@link #llama32RopeScaling}). */
     private static final String LLAMA_3_2 = """
             {
               "architectures": ["LlamaForCausalLM"],
@@ -124,7 +124,62 @@ class LlamaConfigHuggingFaceTest {
         assertThat(rejected(LLAMA_3_2.replace("\"hidden_act\": \"silu\"", "\"hidden_act\": \"gelu\"")))
                 .hasMessageContaining("\"hidden_act\"");
         assertThat(rejected(LLAMA_3_2.replace("\"rope_scaling\": null",
-                "\"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4.0}")))
-                .hasMessageContaining("\"rope_scaling\"").hasMessageContaining("yarn");
+                "\"rope_scaling\": {\"rope_type\": \"dynamic\", \"factor\": 4.0}")))
+                .hasMessageContaining("\"rope_scaling\"").hasMessageContaining("dynamic");
+        assertThat(rejected(LLAMA_3_2.replace("\"rope_scaling\": null",
+                "\"rope_scaling\": {\"type\": \"longrope\", \"factor\": 4.0}")))
+                .hasMessageContaining("longrope").hasMessageContaining("supported: null, default, linear, llama3, yarn");
+    }
+
+    /** Llama 3.2 1B's real rope_scaling. */
+    @Test
+    void llama32RopeScaling() throws IOException {
+        LlamaConfig c = LlamaConfig.fromHuggingFace(config(LLAMA_3_2.replace("\"rope_scaling\": null",
+                "\"rope_scaling\": {\"factor\": 32.0, \"high_freq_factor\": 4.0, \"low_freq_factor\": 1.0, "
+                        + "\"original_max_position_embeddings\": 8192, \"rope_type\": \"llama3\"}")));
+        assertThat(c.ropeScaling()).isEqualTo(new RopeScaling.Llama3(32, 1, 4, 8192));
+        assertThat(rejected(LLAMA_3_2.replace("\"rope_scaling\": null",
+                "\"rope_scaling\": {\"factor\": 32.0, \"rope_type\": \"llama3\"}")))
+                .hasMessageContaining("\"rope_scaling.low_freq_factor\" is missing");
+        assertThat(rejected(LLAMA_3_2.replace("\"rope_scaling\": null",
+                "\"rope_scaling\": {\"factor\": 8.0, \"high_freq_factor\": 1.0, \"low_freq_factor\": 4.0, "
+                        + "\"original_max_position_embeddings\": 8192, \"rope_type\": \"llama3\"}")))
+                .hasMessageContaining("\"rope_scaling\" is invalid").hasMessageContaining("low_freq_factor");
+    }
+
+    @Test
+    void linearAndYarnRopeScaling() throws IOException {
+        assertThat(LlamaConfig.fromHuggingFace(config(LLAMA_3_2.replace("\"rope_scaling\": null",
+                "\"rope_scaling\": {\"type\": \"linear\", \"factor\": 2.0}"))).ropeScaling())
+                .isEqualTo(new RopeScaling.Linear(2));
+        assertThat(LlamaConfig.fromHuggingFace(config(LLAMA_3_2.replace("\"rope_scaling\": null",
+                "\"rope_scaling\": {\"rope_type\": \"default\"}"))).ropeScaling())
+                .isEqualTo(RopeScaling.NONE);
+        // Qwen-style yarn: the defaults (betas 32/1, attention factor 0.1 ln 4 + 1, truncation).
+        assertThat(LlamaConfig.fromHuggingFace(config(LLAMA_3_2.replace("\"rope_scaling\": null",
+                "\"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4.0, \"original_max_position_embeddings\": 32768}")))
+                .ropeScaling())
+                .isEqualTo(new RopeScaling.Yarn(4, 32768, 32, 1, 0.1 * Math.log(4) + 1, true));
+        // Without original_max_position_embeddings, max_position_embeddings; explicit values are kept.
+        assertThat(LlamaConfig.fromHuggingFace(config(LLAMA_3_2.replace("\"rope_scaling\": null",
+                "\"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 2.0, \"beta_fast\": 16.0, \"beta_slow\": 2.0, "
+                        + "\"attention_factor\": 1.5, \"truncate\": false}"))).ropeScaling())
+                .isEqualTo(new RopeScaling.Yarn(2, 131072, 16, 2, 1.5, false));
+        // DeepSeek's mscale pair.
+        RopeScaling.Yarn deepseek = (RopeScaling.Yarn) LlamaConfig.fromHuggingFace(config(LLAMA_3_2.replace("\"rope_scaling\": null",
+                "\"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 40.0, \"mscale\": 1.0, \"mscale_all_dim\": 0.707}"))).ropeScaling();
+        assertThat(deepseek.attentionFactor())
+                .isCloseTo((0.1 * Math.log(40) + 1) / (0.1 * 0.707 * Math.log(40) + 1), org.assertj.core.data.Offset.offset(1e-12));
+        assertThat(rejected(LLAMA_3_2.replace("\"rope_scaling\": null", "\"rope_scaling\": {\"rope_type\": \"linear\"}")))
+                .hasMessageContaining("\"rope_scaling.factor\" is missing");
+    }
+
+    /** transformers 5 writes rope_theta and the scaling into rope_parameters. */
+    @Test
+    void ropeParameters() throws IOException {
+        LlamaConfig c = LlamaConfig.fromHuggingFace(config(LLAMA_3_2.replace("\"rope_scaling\": null,", "")
+                .replace("\"rope_theta\": 500000.0,", "\"rope_parameters\": {\"rope_theta\": 250000.0, \"rope_type\": \"linear\", \"factor\": 2.0},")));
+        assertThat(c.ropeTheta()).isEqualTo(250000f);
+        assertThat(c.ropeScaling()).isEqualTo(new RopeScaling.Linear(2));
     }
 }

@@ -107,7 +107,7 @@ class HfDirectoryTest {
     }
 
     /** The logits at every position of {@code tokens}, in one step, through the pieces Model.load uses. */
-    private static float[] logits(Path path, int[] tokens) {
+    static float[] logits(Path path, int[] tokens) {
         try (Arena arena = Arena.ofShared()) {
             LlamaCheckpoint checkpoint = LlamaCheckpoint.open(path, arena);
             var config = checkpoint.config();

@@ -17,7 +17,9 @@ import java.util.Arrays;
  *
  * <p>Conventions (ggml): a tensor of shape {@code [in, out]} holds {@code out} rows of {@code in}
  * values; {@code y[o] = sum_i W[o*in + i] * x[i]}. Rotary embedding uses ggml's "normal" layout:
- * adjacent pairs {@code (2i, 2i+1)} of each head are rotated by {@code pos * theta^(-2i/ropeDims)}.
+ * adjacent pairs {@code (2i, 2i+1)} of each head are rotated by {@code pos * freq[i]}, where
+ * {@code freq[i] = theta^(-2i/ropeDims)} changed by the model's rope scaling ({@link Rope}), and
+ * cos and sin are multiplied by the scaling's attention factor (YaRN), as transformers does.
  */
 final class ReferenceLlama {
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -43,6 +45,7 @@ final class ReferenceLlama {
     final double theta;
     final int ropeDims;
     final boolean tiedOutput;
+    final Rope rope;
 
     private final double[] tokenEmbedding; // [vocab][dim]
     private final double[][] attnNorm;     // [layer][dim]
@@ -62,7 +65,13 @@ final class ReferenceLlama {
     private double[][] valueCache;
     private int length;
 
+    /** The model as the GGUF file describes it, rope scaling (keys and rope_freqs.weight) included. */
     ReferenceLlama(GgufFile file) {
+        this(file, null);
+    }
+
+    /** The GGUF file's weights with the given rope (null: the one the file describes). */
+    ReferenceLlama(GgufFile file, Rope rope) {
         GgufMetadata m = file.metadata();
         dim = m.getInt("llama.embedding_length");
         layers = m.getInt("llama.block_count");
@@ -73,6 +82,7 @@ final class ReferenceLlama {
         eps = m.optFloat("llama.attention.layer_norm_rms_epsilon").orElse(1e-5f);
         theta = m.optFloat("llama.rope.freq_base").orElse(10000f);
         ropeDims = m.optInt("llama.rope.dimension_count").orElse(headDim);
+        this.rope = rope != null ? rope : Rope.fromGguf(file, theta, ropeDims);
 
         Tensor embd = file.tensor("token_embd.weight");
         vocab = (int) embd.shape()[1];
@@ -229,10 +239,9 @@ final class ReferenceLlama {
     private void rope(double[] v, int headCount, int position) {
         for (int h = 0; h < headCount; h++) {
             for (int i = 0; i < ropeDims / 2; i++) {
-                double freq = Math.pow(theta, -2.0 * i / ropeDims);
-                double angle = position * freq;
-                double c = Math.cos(angle);
-                double s = Math.sin(angle);
+                double angle = position * rope.frequencies[i];
+                double c = Math.cos(angle) * rope.cosSinFactor;
+                double s = Math.sin(angle) * rope.cosSinFactor;
                 int a = h * headDim + 2 * i;
                 double x0 = v[a];
                 double x1 = v[a + 1];
@@ -409,5 +418,99 @@ final class ReferenceLlama {
             return mant == 0 ? sign * Double.POSITIVE_INFINITY : Double.NaN;
         }
         return sign * Math.scalb(1024.0 + mant, exp - 25);
+    }
+
+    /**
+     * Rotary frequencies per pair and the factor on cos and sin, written straight from the formulas
+     * of transformers' modeling_rope_utils (and llama.cpp's rope_freqs divisors), independently of
+     * Peregrine's RopeScaling.
+     */
+    record Rope(double[] frequencies, double cosSinFactor) {
+        static double[] plainFrequencies(double theta, int dims) {
+            double[] f = new double[dims / 2];
+            for (int i = 0; i < f.length; i++) {
+                f[i] = 1 / Math.pow(theta, 2.0 * i / dims);
+            }
+            return f;
+        }
+
+        static Rope plain(double theta, int dims) {
+            return new Rope(plainFrequencies(theta, dims), 1);
+        }
+
+        static Rope linear(double theta, int dims, double factor) {
+            double[] f = plainFrequencies(theta, dims);
+            for (int i = 0; i < f.length; i++) {
+                f[i] = f[i] / factor;
+            }
+            return new Rope(f, 1);
+        }
+
+        /** transformers' _compute_llama3_parameters. */
+        static Rope llama3(double theta, int dims, double factor, double lowFreqFactor, double highFreqFactor,
+                           double originalContext) {
+            double[] f = plainFrequencies(theta, dims);
+            for (int i = 0; i < f.length; i++) {
+                double wavelen = 2 * Math.PI / f[i];
+                if (wavelen > originalContext / lowFreqFactor) {
+                    f[i] = f[i] / factor;
+                } else if (!(wavelen < originalContext / highFreqFactor)) {
+                    double smooth = (originalContext / wavelen - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
+                    f[i] = (1 - smooth) * f[i] / factor + smooth * f[i];
+                }
+            }
+            return new Rope(f, 1);
+        }
+
+        /** transformers' _compute_yarn_parameters (with truncation), attention factor on cos and sin. */
+        static Rope yarn(double theta, int dims, double factor, double originalContext, double betaFast, double betaSlow,
+                         double attentionFactor) {
+            // The dimension at which a pair turns `rotations` times over the original context.
+            java.util.function.DoubleUnaryOperator correction =
+                    rotations -> dims * Math.log(originalContext / (rotations * 2 * Math.PI)) / (2 * Math.log(theta));
+            double low = Math.max(Math.floor(correction.applyAsDouble(betaFast)), 0);
+            double high = Math.min(Math.ceil(correction.applyAsDouble(betaSlow)), dims - 1);
+            if (low == high) {
+                high += 0.001;
+            }
+            double[] f = new double[dims / 2];
+            for (int i = 0; i < f.length; i++) {
+                double posFreq = Math.pow(theta, 2.0 * i / dims);
+                double extrapolation = 1 / posFreq;
+                double interpolation = 1 / (factor * posFreq);
+                double ramp = Math.min(1, Math.max(0, (i - low) / (high - low)));
+                double extrapolationWeight = 1 - ramp;
+                f[i] = interpolation * (1 - extrapolationWeight) + extrapolation * extrapolationWeight;
+            }
+            return new Rope(f, attentionFactor);
+        }
+
+        /**
+         * From the GGUF file as llama.cpp reads it: llama.rope.scaling.type (linear when only a
+         * factor is given), factor, original_context_length, yarn betas and attention factor, and
+         * rope_freqs.weight, which divides every frequency.
+         */
+        static Rope fromGguf(GgufFile file, double theta, int dims) {
+            GgufMetadata m = file.metadata();
+            String p = "llama.rope.scaling.";
+            double factor = m.optFloat(p + "factor").orElse(1f);
+            String type = m.optString(p + "type").orElse(m.optFloat(p + "factor").isPresent() ? "linear" : "none");
+            Rope r = switch (type) {
+                case "none" -> plain(theta, dims);
+                case "linear" -> linear(theta, dims, factor);
+                case "yarn" -> yarn(theta, dims, factor,
+                        m.optInt(p + "original_context_length").orElse(m.getInt("llama.context_length")),
+                        m.optFloat(p + "yarn_beta_fast").orElse(32f), m.optFloat(p + "yarn_beta_slow").orElse(1f),
+                        m.optFloat(p + "yarn_attn_factor").map(Float::doubleValue).orElse(0.1 * Math.log(factor) + 1));
+                default -> throw new IllegalArgumentException("reference does not support rope scaling " + type);
+            };
+            if (file.findTensor("rope_freqs.weight").isPresent()) {
+                double[] divisors = matrix(file, "rope_freqs.weight", dims / 2);
+                for (int i = 0; i < divisors.length; i++) {
+                    r.frequencies[i] /= divisors[i];
+                }
+            }
+            return r;
+        }
     }
 }

@@ -9,7 +9,8 @@ import java.util.TreeMap;
  * The {@code config.json} of a Hugging Face {@code LlamaForCausalLM} checkpoint (and its
  * {@code generation_config.json}): the keys transformers reads to build the model.
  *
- * @param torchDtype the checkpoint's tensor type: F32, F16 or BF16
+ * @param torchDtype  the checkpoint's tensor type: F32, F16 or BF16
+ * @param ropeScaling config.json's rope_scaling object (rope_type and its parameters), or null
  */
 public record HfLlamaConfig(
         int hiddenSize,
@@ -25,10 +26,21 @@ public record HfLlamaConfig(
         boolean tieWordEmbeddings,
         DType torchDtype,
         int bosTokenId,
-        int eosTokenId) {
+        int eosTokenId,
+        Map<String, Object> ropeScaling) {
 
     public HfLlamaConfig {
         torchDtypeName(torchDtype);
+        ropeScaling = ropeScaling == null ? null : Map.copyOf(ropeScaling);
+    }
+
+    /** Without rope scaling. */
+    public HfLlamaConfig(int hiddenSize, int intermediateSize, int numHiddenLayers, int numAttentionHeads,
+                         int numKeyValueHeads, int headDim, int maxPositionEmbeddings, float rmsNormEps, float ropeTheta,
+                         int vocabSize, boolean tieWordEmbeddings, DType torchDtype, int bosTokenId, int eosTokenId) {
+        this(hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads, numKeyValueHeads, headDim,
+                maxPositionEmbeddings, rmsNormEps, ropeTheta, vocabSize, tieWordEmbeddings, torchDtype, bosTokenId,
+                eosTokenId, null);
     }
 
     /** config.json, keys sorted as transformers writes them. */
@@ -46,6 +58,9 @@ public record HfLlamaConfig(
         c.put("max_position_embeddings", maxPositionEmbeddings);
         c.put("rms_norm_eps", rmsNormEps);
         c.put("rope_theta", ropeTheta);
+        if (ropeScaling != null) {
+            c.put("rope_scaling", new TreeMap<>(ropeScaling));
+        }
         c.put("vocab_size", vocabSize);
         c.put("tie_word_embeddings", tieWordEmbeddings);
         c.put("attention_bias", false);
