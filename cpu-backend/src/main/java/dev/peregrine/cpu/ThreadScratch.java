@@ -20,6 +20,8 @@ final class ThreadScratch implements AutoCloseable {
     float[] tileSums = new float[0];
     /** Vector accumulators stored as floats (see VectorKernels.addLaneSums). */
     float[] lanes = new float[0];
+    /** K-quant sub-block scales and offsets of 4 rows (see VectorKernels.chunkQ4K). */
+    float[] blockScales = new float[0];
     /** One weight row dequantised to floats (embedding rows, the scalar kernels). */
     float[] row = new float[0];
     /** Attention scores of one (token, head) over its context. */
@@ -45,6 +47,14 @@ final class ThreadScratch implements AutoCloseable {
             row = new float[n];
         }
         return row;
+    }
+
+    /** Per-block scale factors of the rows a K-quant row kernel is reading. */
+    float[] blockScales(int n) {
+        if (blockScales.length < n) {
+            blockScales = new float[n];
+        }
+        return blockScales;
     }
 
     /** Lanes of vector accumulators, stored to be summed in a fixed order. */

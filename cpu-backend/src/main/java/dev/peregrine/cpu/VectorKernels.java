@@ -51,6 +51,10 @@ final class VectorKernels implements Kernels {
     private static final int BLOCK = 32;
     private static final int Q8_BYTES = 34;
     private static final int Q4_BYTES = 18;
+    /** K-quant super-blocks: 256 values; Q4_K = 144 bytes, Q6_K = 210 bytes (layouts in DType). */
+    private static final int K_BLOCK = 256;
+    private static final int Q4K_BYTES = 144;
+    private static final int Q6K_BYTES = 210;
 
     /** A dequantised weight panel holds about this many floats (512 KB: half of a 1 MB L2). */
     private static final int PANEL_FLOATS = 128 * 1024;
@@ -114,14 +118,10 @@ final class VectorKernels implements Kernels {
         }
     }
 
-    /**
-     * Whether one token's product has its own kernel below. The K-quants do not yet: their single
-     * tokens go through the tile kernel (a quarter of its work wasted, but the same arithmetic).
-     */
+    /** Whether one token's product has its own kernel below (every type Peregrine loads has, today). */
     private static boolean hasRowKernel(DType type) {
         return switch (type) {
-            case F32, F16, BF16, Q8_0, Q4_0 -> true;
-            default -> false;
+            case F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K -> true;
         };
     }
 
@@ -138,6 +138,7 @@ final class VectorKernels implements Kernels {
         MemorySegment x = input.floats;
         float[] sums = scratch.tileSums(TILE_ROWS);
         float[] lanes = scratch.lanes(TILE_ROWS * TILE_TOKENS * FL);
+        float[] kScales = scratch.blockScales(TILE_ROWS * 16);
         // A float row whose length is not a whole number of vectors ends in a partial vector (and
         // the padding up to kp): those columns are decoded, zero-filled, into a small tail buffer.
         int fullEnd = n / FL * FL;
@@ -166,6 +167,8 @@ final class VectorKernels implements Kernels {
                     case F16, BF16 -> chunkHalf(w.type() == DType.BF16, data, o0, o1, o2, o3, x, k, full, to, tail, sums, lanes);
                     case Q8_0 -> chunkQ8(data, o0, o1, o2, o3, x, k, to, sums, lanes);
                     case Q4_0 -> chunkQ4(data, o0, o1, o2, o3, x, k, to, sums, lanes);
+                    case Q4_K -> chunkQ4K(data, o0, o1, o2, o3, x, k, to, sums, lanes, kScales);
+                    case Q6_K -> chunkQ6K(data, o0, o1, o2, o3, x, k, to, sums, lanes, kScales);
                     default -> throw new IllegalStateException("no row kernel for " + w.type());
                 }
             }
@@ -355,6 +358,139 @@ final class VectorKernels implements Kernels {
         c2.intoArray(lanes, 2 * FL);
         c3.intoArray(lanes, 3 * FL);
         addLaneSums(lanes, sums, 0, 4);
+    }
+
+    /**
+     * Q4_K rows, per 256-value super-block: sub-block j (32 values) has scale d * sc[j] and offset
+     * dmin * m[j]; value = scale * q - offset, as {@code Dequant} computes it (two roundings, no
+     * FMA). Sub-blocks 2r and 2r + 1 are the low and high nibbles of the run of 32 bytes r.
+     */
+    private static void chunkQ4K(MemorySegment w, long o0, long o1, long o2, long o3, MemorySegment x, int from, int to,
+                                 float[] sums, float[] lanes, float[] scales) {
+        FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
+        for (int b = from; b < to; b += K_BLOCK) {
+            long at = (long) b / K_BLOCK * Q4K_BYTES;
+            q4kScales(w, o0 + at, scales, 0);
+            q4kScales(w, o1 + at, scales, 16);
+            q4kScales(w, o2 + at, scales, 32);
+            q4kScales(w, o3 + at, scales, 48);
+            for (int j = 0; j < 8; j++) {
+                long run = at + 16 + 32L * (j / 2);
+                int shift = 4 * (j % 2);
+                float s0 = scales[j], m0 = scales[8 + j];
+                float s1 = scales[16 + j], m1 = scales[24 + j];
+                float s2 = scales[32 + j], m2 = scales[40 + j];
+                float s3 = scales[48 + j], m3 = scales[56 + j];
+                for (int c = 0; c < 32; c += FL) {
+                    FloatVector v = FloatVector.fromMemorySegment(F, x, 4L * (b + 32 * j + c), NATIVE);
+                    c0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o0 + run + c, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F)
+                            .convert(VectorOperators.I2F, 0)).mul(s0).sub(m0).fma(v, c0);
+                    c1 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o1 + run + c, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F)
+                            .convert(VectorOperators.I2F, 0)).mul(s1).sub(m1).fma(v, c1);
+                    c2 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o2 + run + c, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F)
+                            .convert(VectorOperators.I2F, 0)).mul(s2).sub(m2).fma(v, c2);
+                    c3 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o3 + run + c, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F)
+                            .convert(VectorOperators.I2F, 0)).mul(s3).sub(m3).fma(v, c3);
+                }
+            }
+        }
+        c0.intoArray(lanes, 0);
+        c1.intoArray(lanes, FL);
+        c2.intoArray(lanes, 2 * FL);
+        c3.intoArray(lanes, 3 * FL);
+        addLaneSums(lanes, sums, 0, 4);
+    }
+
+    /** The 8 scales (d * sc[j]) then the 8 offsets (dmin * m[j]) of the Q4_K super-block at {@code at}, from {@code into[base]}. */
+    private static void q4kScales(MemorySegment w, long at, float[] into, int base) {
+        float d = Float.float16ToFloat(w.get(LE_SHORT, at));
+        float dmin = Float.float16ToFloat(w.get(LE_SHORT, at + 2));
+        long packed = at + 4;
+        for (int j = 0; j < 8; j++) {
+            int sc;
+            int m;
+            if (j < 4) {
+                sc = u8(w, packed + j) & 63;
+                m = u8(w, packed + j + 4) & 63;
+            } else {
+                sc = (u8(w, packed + j + 4) & 0x0F) | (u8(w, packed + j - 4) >>> 6) << 4;
+                m = (u8(w, packed + j + 4) >>> 4) | (u8(w, packed + j) >>> 6) << 4;
+            }
+            into[base + j] = d * sc;
+            into[base + 8 + j] = dmin * m;
+        }
+    }
+
+    /**
+     * Q6_K rows, per 256-value super-block: value i = (d * sc[i / 16]) * (q - 32), as {@code Dequant}
+     * computes it, with q's low 4 bits from ql and high 2 bits from qh (layout in {@code DType}).
+     */
+    private static void chunkQ6K(MemorySegment w, long o0, long o1, long o2, long o3, MemorySegment x, int from, int to,
+                                 float[] sums, float[] lanes, float[] scales) {
+        FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
+        for (int b = from; b < to; b += K_BLOCK) {
+            long at = (long) b / K_BLOCK * Q6K_BYTES;
+            q6kScales(w, o0 + at, scales, 0);
+            q6kScales(w, o1 + at, scales, 16);
+            q6kScales(w, o2 + at, scales, 32);
+            q6kScales(w, o3 + at, scales, 48);
+            for (int i = 0; i < K_BLOCK; i += FL) {
+                int h = i / 128;
+                int k = i % 128 / 32;
+                int l = i % 32;
+                long low = at + 64L * h + l + 32 * (k % 2);
+                long high = at + 128 + 32L * h + l;
+                int lowShift = k < 2 ? 0 : 4;
+                int highShift = 2 * k;
+                int s = i / 16;
+                FloatVector v = FloatVector.fromMemorySegment(F, x, 4L * (b + i), NATIVE);
+                c0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o0 + low, LE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, lowShift).and(0x0F)
+                        .or(((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o0 + high, LE)
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, highShift)
+                                .and(3).lanewise(VectorOperators.LSHL, 4))
+                        .sub(32).convert(VectorOperators.I2F, 0)).mul(scales[s]).fma(v, c0);
+                c1 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o1 + low, LE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, lowShift).and(0x0F)
+                        .or(((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o1 + high, LE)
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, highShift)
+                                .and(3).lanewise(VectorOperators.LSHL, 4))
+                        .sub(32).convert(VectorOperators.I2F, 0)).mul(scales[16 + s]).fma(v, c1);
+                c2 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o2 + low, LE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, lowShift).and(0x0F)
+                        .or(((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o2 + high, LE)
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, highShift)
+                                .and(3).lanewise(VectorOperators.LSHL, 4))
+                        .sub(32).convert(VectorOperators.I2F, 0)).mul(scales[32 + s]).fma(v, c2);
+                c3 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o3 + low, LE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, lowShift).and(0x0F)
+                        .or(((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o3 + high, LE)
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, highShift)
+                                .and(3).lanewise(VectorOperators.LSHL, 4))
+                        .sub(32).convert(VectorOperators.I2F, 0)).mul(scales[48 + s]).fma(v, c3);
+            }
+        }
+        c0.intoArray(lanes, 0);
+        c1.intoArray(lanes, FL);
+        c2.intoArray(lanes, 2 * FL);
+        c3.intoArray(lanes, 3 * FL);
+        addLaneSums(lanes, sums, 0, 4);
+    }
+
+    /** The 16 products d * sc[s] of the Q6_K super-block at {@code at}, from {@code into[base]}. */
+    private static void q6kScales(MemorySegment w, long at, float[] into, int base) {
+        float d = Float.float16ToFloat(w.get(LE_SHORT, at + 208));
+        for (int s = 0; s < 16; s++) {
+            into[base + s] = d * w.get(ValueLayout.JAVA_BYTE, at + 192 + s);
+        }
+    }
+
+    private static int u8(MemorySegment w, long at) {
+        return w.get(ValueLayout.JAVA_BYTE, at) & 0xFF;
     }
 
     /**
