@@ -105,7 +105,8 @@ final class BenchCommand {
             Random random = new Random(1);
             // Prefill: a fresh random prompt per repetition, one token generated.
             double[] prefill = new double[reps];
-            model.generator().generate(randomPrompt(model, random, promptTokens), GenerationConfig.greedy().maxTokens(1), t -> { });
+            warmUp(() -> model.generator().generate(randomPrompt(model, random, promptTokens),
+                    GenerationConfig.greedy().maxTokens(1), t -> { }));
             for (int r = 0; r < reps; r++) {
                 Completion c = model.generator().generate(randomPrompt(model, random, promptTokens),
                         GenerationConfig.greedy().maxTokens(1), t -> { });
@@ -113,7 +114,7 @@ final class BenchCommand {
             }
             // Decode: a short prompt, then genTokens tokens.
             GenerationConfig decodeConfig = GenerationConfig.greedy().maxTokens(genTokens).ignoreEos(true);
-            model.generator().generate(randomPrompt(model, random, 8), decodeConfig, t -> { });
+            warmUp(() -> model.generator().generate(randomPrompt(model, random, 8), decodeConfig, t -> { }));
             double[] decode = new double[reps];
             long allocatedBefore = peregrineThreadsAllocatedBytes();
             long generated = 0;
@@ -189,14 +190,14 @@ final class BenchCommand {
 
     /**
      * Greedy decoding of a text prompt, plain and speculative alternately, {@code reps} times each
-     * after one warm-up of each: median speeds, the speed-up, and the speculation statistics.
+     * after a warm-up of each: median speeds, the speed-up, and the speculation statistics.
      */
     private static Json speculativeDecode(Model model, Speculation speculation, int[] prompt, int n, int reps,
                                           boolean json, PrintStream out) {
         GenerationConfig plain = GenerationConfig.greedy().maxTokens(n).ignoreEos(true);
         GenerationConfig fast = plain.withSpeculation(speculation);
-        model.generator().generate(prompt, plain, t -> { });
-        model.generator().generate(prompt, fast, t -> { });
+        warmUp(() -> model.generator().generate(prompt, plain, t -> { }));
+        warmUp(() -> model.generator().generate(prompt, fast, t -> { }));
         double[] plainSpeed = new double[reps];
         double[] fastSpeed = new double[reps];
         long drafted = 0;
@@ -308,6 +309,27 @@ final class BenchCommand {
                 total -= embedding.byteSize() - embedding.byteSize() / embedding.shape()[1];
             }
             return total;
+        }
+    }
+
+    /** Longest warm-up per measurement. */
+    private static final long WARM_UP_NANOS = 30_000_000_000L;
+
+    /**
+     * Runs {@code run} until the JIT has compiled the kernels it uses, seen as its allocation
+     * dropping under 2 KB per token (code that C2 has not compiled yet boxes its vectors, and runs
+     * several times slower), or for at most 30 seconds; at least once.
+     */
+    private static void warmUp(java.util.function.Supplier<Completion> run) {
+        long deadline = System.nanoTime() + WARM_UP_NANOS;
+        while (true) {
+            long before = peregrineThreadsAllocatedBytes();
+            Completion c = run.get();
+            long tokens = c.promptTokens().length + c.outputTokens().length;
+            long perToken = (peregrineThreadsAllocatedBytes() - before) / Math.max(1, tokens);
+            if (perToken < 2048 || System.nanoTime() > deadline) {
+                return;
+            }
         }
     }
 

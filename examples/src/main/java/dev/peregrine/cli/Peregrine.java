@@ -91,7 +91,7 @@ public final class Peregrine {
               -p, --prompt-tokens N      prompt length for the prefill measurement (default 512)
               -n, --gen-tokens N         tokens generated per decode measurement (default 128)
               -t, --threads N            CPU threads (default: all processors)
-              -r, --reps N               repetitions after one warm-up; the median is reported (default 3)
+              -r, --reps N               repetitions after a warm-up (until the kernels are compiled, <= 30 s); the median is reported (default 3)
                   --concurrency LIST     also measure aggregate decode speed at these request counts, e.g. 1,4,16,64
                   --ttft                 also measure time to first token, idle and during a 2000-token prefill
                   --draft-model FILE     also measure speculative against plain greedy decoding of a text prompt
