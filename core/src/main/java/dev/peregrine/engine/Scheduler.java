@@ -511,6 +511,8 @@ public final class Scheduler implements AutoCloseable {
      * One token for every decoding sequence, then prompt chunks up to the prefill budget, shortest
      * remaining prompt first (so a short request arriving during a long prefill gets its first token
      * quickly; the oldest prompt always gets part of the budget, so a long prompt is never starved).
+     * Once a prompt completes in the step, longer ones get at most {@link #MIN_PREFILL_PROGRESS}
+     * tokens, which keeps that step (and the new request's time to first token) short.
      */
     private void buildBatch() {
         layout.clear();
@@ -539,12 +541,21 @@ public final class Scheduler implements AutoCloseable {
         Request oldest = prefilling.getFirst();
         prefilling.sort((x, y) -> Integer.compare(x.seq().pendingTokens(), y.seq().pendingTokens()));
         int reservedForOldest = prefilling.size() > 1 ? Math.min(MIN_PREFILL_PROGRESS, budget) : 0;
+        boolean firstTokenInStep = false;
         for (Request r : prefilling) {
             if (!running.contains(r)) {
                 continue; // preempted while making room for an earlier one
             }
             int available = r == oldest ? budget : budget - (oldest.inStep ? 0 : reservedForOldest);
+            if (firstTokenInStep) {
+                // A shorter prompt finishes in this step and its caller waits for its first token:
+                // longer prompts only keep progressing, so that the step stays short.
+                available = Math.min(available, MIN_PREFILL_PROGRESS);
+            }
             int n = Math.min(r.seq().pendingTokens(), available);
+            if (n == r.seq().pendingTokens()) {
+                firstTokenInStep = true;
+            }
             if (n <= 0) {
                 continue;
             }
