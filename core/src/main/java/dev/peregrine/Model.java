@@ -198,7 +198,9 @@ public final class Model implements AutoCloseable {
     }
 
     /**
-     * The model's chat template ({@code tokenizer.chat_template} of its GGUF file), which knows the
+     * The model's chat template ({@code tokenizer.chat_template} of a GGUF file; {@code
+     * chat_template.jinja} or {@code tokenizer_config.json}'s {@code chat_template} in a Hugging Face
+     * directory), which knows the
      * model's BOS and EOS token texts; empty when the file has none, and for encoders. Compiled on
      * the first call.
      *
@@ -229,7 +231,8 @@ public final class Model implements AutoCloseable {
     public String applyChatTemplate(List<ChatMessage> messages, boolean addGenerationPrompt) {
         ChatTemplate template = chatTemplate().orElseThrow(() -> new UnsupportedModelOperationException(
                 path.getFileName() + " has no chat template (no " + DecoderParts.KEY_CHAT_TEMPLATE
-                        + " in its metadata): format the prompt yourself, or render one with ChatTemplate.of(...)"));
+                        + " in a GGUF file, no chat_template in a Hugging Face directory): format the prompt"
+                        + " yourself, or render one with ChatTemplate.of(...)"));
         return template.render(messages, addGenerationPrompt);
     }
 
