@@ -65,7 +65,10 @@ public record LlamaCheckpoint(Path path, LlamaConfig config, TensorSource tensor
         }
         LlamaConfig config = LlamaConfig.fromGguf(path, file.metadata(), vocab);
         String template = file.metadata().optString("tokenizer.chat_template").orElse(null);
-        return new LlamaCheckpoint(path, config, file, tokenizer, template);
+        TensorSource tensors = LlamaConfig.ggufRopeIsRotateHalf(file.metadata().getString("general.architecture"))
+                ? new RotateHalfTensors(file, config.headDim(), arena)
+                : file;
+        return new LlamaCheckpoint(path, config, tensors, tokenizer, template);
     }
 
     private static LlamaCheckpoint openHuggingFace(Path dir, Arena arena) {

@@ -13,6 +13,8 @@ import java.util.Optional;
  * @param ropeDimensions how many leading elements of each head are rotated (usually headDim)
  * @param contextLength  the context the model was trained with, as its file states it
  * @param ropeScaling    how the rotary frequencies are stretched ({@link RopeScaling#NONE} for plain rope)
+ * @param qkNorm         whether each head of q and k is RMS-normed (weights of headDim values) after
+ *                       the projections and before rope (Qwen3); the family is data, the graph is one
  */
 public record LlamaConfig(
         int dim,
@@ -26,7 +28,8 @@ public record LlamaConfig(
         float rmsEps,
         float ropeTheta,
         int ropeDimensions,
-        RopeScaling ropeScaling) {
+        RopeScaling ropeScaling,
+        boolean qkNorm) {
 
     public LlamaConfig {
         check(dim > 0 && layers > 0 && heads > 0 && kvHeads > 0 && headDim > 0 && ffnDim > 0
@@ -46,11 +49,18 @@ public record LlamaConfig(
                         + ropeDimensions + " of " + headDim + " are");
     }
 
+    /** Without q/k norms (Llama, Mistral). */
+    public LlamaConfig(int dim, int layers, int heads, int kvHeads, int headDim, int ffnDim, int vocabularySize,
+                       int contextLength, float rmsEps, float ropeTheta, int ropeDimensions, RopeScaling ropeScaling) {
+        this(dim, layers, heads, kvHeads, headDim, ffnDim, vocabularySize, contextLength, rmsEps, ropeTheta,
+                ropeDimensions, ropeScaling, false);
+    }
+
     /** Plain rope, no scaling. */
     public LlamaConfig(int dim, int layers, int heads, int kvHeads, int headDim, int ffnDim, int vocabularySize,
                        int contextLength, float rmsEps, float ropeTheta, int ropeDimensions) {
         this(dim, layers, heads, kvHeads, headDim, ffnDim, vocabularySize, contextLength, rmsEps, ropeTheta,
-                ropeDimensions, RopeScaling.NONE);
+                ropeDimensions, RopeScaling.NONE, false);
     }
 
     public int queryDim() {
@@ -61,38 +71,66 @@ public record LlamaConfig(
         return kvHeads * headDim;
     }
 
-    /** Reads the {@code llama.*} keys llama.cpp writes. */
+    /** The GGUF general.architecture values this graph runs. */
+    public static final List<String> GGUF_ARCHITECTURES = List.of("llama", "qwen3");
+
+    /**
+     * Whether llama.cpp ropes this GGUF architecture NEOX-style ("rotate half": element i with
+     * i + ropeDims/2), so that its converter leaves the q/k rows in Hugging Face's order: qwen3
+     * (llama_model_rope_type in llama-model.cpp returns LLAMA_ROPE_TYPE_NEOX for QWEN2/QWEN3, and
+     * convert_hf_to_gguf.py's Qwen2Model/Qwen3Model do not permute). The loader puts such rows in
+     * the adjacent-pair order the rope kernels use ({@code RotateHalfTensors}).
+     */
+    public static boolean ggufRopeIsRotateHalf(String architecture) {
+        return architecture.equals("qwen3");
+    }
+
+    /** Reads the {@code <arch>.*} keys llama.cpp writes, for the architectures in {@link #GGUF_ARCHITECTURES}. */
     public static LlamaConfig fromGguf(Path file, GgufMetadata m, int vocabularySize) {
         String arch = m.getString("general.architecture");
-        if (!arch.equals("llama")) {
+        if (!GGUF_ARCHITECTURES.contains(arch)) {
             throw new ModelFormatException(file, -1,
-                    "architecture '" + arch + "' is not supported (supported: llama)");
+                    "architecture '" + arch + "' is not supported (supported: " + String.join(", ", GGUF_ARCHITECTURES) + ")");
         }
-        int dim = m.getInt("llama.embedding_length");
-        int heads = m.getInt("llama.attention.head_count");
-        if (heads <= 0 || dim <= 0 || dim % heads != 0) {
-            throw new ModelFormatException(file, -1, "llama.embedding_length " + dim
-                    + " is not a positive multiple of llama.attention.head_count " + heads);
+        String k = arch + ".";
+        boolean qkNorm = arch.equals("qwen3");
+        int dim = m.getInt(k + "embedding_length");
+        int heads = m.getInt(k + "attention.head_count");
+        Optional<Integer> keyLength = m.optInt(k + "attention.key_length");
+        if (heads <= 0 || dim <= 0 || (keyLength.isEmpty() && dim % heads != 0)) {
+            throw new ModelFormatException(file, -1, k + "embedding_length " + dim
+                    + " is not a positive multiple of " + k + "attention.head_count " + heads + " (and there is no "
+                    + k + "attention.key_length)");
         }
-        int headDim = m.optInt("llama.attention.key_length").orElse(dim / heads);
-        int ropeDims = m.optInt("llama.rope.dimension_count").orElse(headDim);
-        int contextLength = m.optInt("llama.context_length").orElse(2048);
+        int headDim = keyLength.orElse(dim / heads);
+        int valueLength = m.optInt(k + "attention.value_length").orElse(headDim);
+        if (valueLength != headDim) {
+            throw new ModelFormatException(file, -1, k + "attention.value_length " + valueLength + " differs from "
+                    + k + "attention.key_length " + headDim + " (supported: equal)");
+        }
+        int ropeDims = m.optInt(k + "rope.dimension_count").orElse(headDim);
+        if (ggufRopeIsRotateHalf(arch) && ropeDims != headDim) {
+            throw new ModelFormatException(file, -1, k + "rope.dimension_count " + ropeDims + " is not the head size "
+                    + headDim + "; partial rotate-half rope is not supported");
+        }
+        int contextLength = m.optInt(k + "context_length").orElse(2048);
         try {
             return new LlamaConfig(
                     dim,
-                    m.getInt("llama.block_count"),
+                    m.getInt(k + "block_count"),
                     heads,
-                    m.optInt("llama.attention.head_count_kv").orElse(heads),
+                    m.optInt(k + "attention.head_count_kv").orElse(heads),
                     headDim,
-                    m.getInt("llama.feed_forward_length"),
+                    m.getInt(k + "feed_forward_length"),
                     vocabularySize,
                     contextLength,
-                    m.optFloat("llama.attention.layer_norm_rms_epsilon").orElse(1e-5f),
-                    m.optFloat("llama.rope.freq_base").orElse(10000f),
+                    m.optFloat(k + "attention.layer_norm_rms_epsilon").orElse(1e-5f),
+                    m.optFloat(k + "rope.freq_base").orElse(10000f),
                     ropeDims,
-                    ropeScalingFromGguf(file, m, contextLength));
+                    ropeScalingFromGguf(file, m, arch, contextLength),
+                    qkNorm);
         } catch (IllegalArgumentException e) {
-            throw new ModelFormatException(file, -1, "invalid llama hyper-parameters: " + e.getMessage());
+            throw new ModelFormatException(file, -1, "invalid " + arch + " hyper-parameters: " + e.getMessage());
         }
     }
 
@@ -103,9 +141,13 @@ public record LlamaConfig(
      * {@link LlamaWeights} reads.
      */
     static RopeScaling ropeScalingFromGguf(Path file, GgufMetadata m, int contextLength) {
-        String p = "llama.rope.scaling.";
+        return ropeScalingFromGguf(file, m, "llama", contextLength);
+    }
+
+    static RopeScaling ropeScalingFromGguf(Path file, GgufMetadata m, String arch, int contextLength) {
+        String p = arch + ".rope.scaling.";
         // rope.scale_linear is the key's older name, which llama.cpp still reads.
-        Optional<Float> factor = m.optFloat(p + "factor").or(() -> m.optFloat("llama.rope.scale_linear"));
+        Optional<Float> factor = m.optFloat(p + "factor").or(() -> m.optFloat(arch + ".rope.scale_linear"));
         String type = m.optString(p + "type").orElse(factor.isPresent() ? "linear" : "none");
         try {
             return switch (type) {
@@ -145,7 +187,7 @@ public record LlamaConfig(
     }
 
     /** The config.json architectures this graph runs exactly. */
-    public static final List<String> HF_ARCHITECTURES = List.of("LlamaForCausalLM", "MistralForCausalLM");
+    public static final List<String> HF_ARCHITECTURES = List.of("LlamaForCausalLM", "MistralForCausalLM", "Qwen3ForCausalLM");
 
     /**
      * Reads a Hugging Face {@code config.json} with transformers' defaults for the keys it may
@@ -173,7 +215,9 @@ public record LlamaConfig(
                 throw c.error(bias, "is true; the Llama graph has no biases");
             }
         }
-        if (c.has("sliding_window")) {
+        boolean qwen3 = arch.equals("Qwen3ForCausalLM");
+        // Qwen3's config.json states sliding_window with use_sliding_window false, which transformers ignores.
+        if (c.has("sliding_window") && !(qwen3 && !c.optBoolean("use_sliding_window").orElse(false))) {
             throw c.error("sliding_window", "is set; sliding-window attention is not supported (the graph attends to the whole context)");
         }
         int dim = c.getInt("hidden_size");
@@ -203,7 +247,8 @@ public record LlamaConfig(
                     c.optDouble("rms_norm_eps").orElse(1e-6).floatValue(),
                     (float) theta,
                     headDim,
-                    scaling);
+                    scaling,
+                    qwen3);
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(c.file(), -1, "invalid Llama hyper-parameters: " + e.getMessage());
         }

@@ -111,6 +111,11 @@ public final class LlamaGraph {
             // Attention block: x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
             backend.rmsNorm(xb, x, layer.attentionNorm(), n, c.dim(), c.rmsEps());
             backend.matmuls(qkv, xb, qkvWeights[l], n);
+            if (layer.qNorm() != null) {
+                // Qwen3: each head of q and k RMS-normed before rope (rows of headDim, in place).
+                backend.rmsNorm(q, q, layer.qNorm(), n * c.heads(), c.headDim(), c.rmsEps());
+                backend.rmsNorm(k, k, layer.kNorm(), n * c.kvHeads(), c.headDim(), c.rmsEps());
+            }
             backend.rope(q, cosSin, n, c.heads(), c.headDim(), c.ropeDimensions());
             backend.rope(k, cosSin, n, c.kvHeads(), c.headDim(), c.ropeDimensions());
             backend.storeKv(kv.keys(l), kv.values(l), k, v, c.kvDim(), layout);

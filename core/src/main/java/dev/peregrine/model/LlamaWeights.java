@@ -21,9 +21,18 @@ public record LlamaWeights(Weight tokenEmbedding, Layer[] layers, Weight outputN
     public static final String ROPE_FREQS = "rope_freqs.weight";
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
-    /** One transformer block. */
+    /**
+     * One transformer block.
+     *
+     * @param qNorm per-head RMS-norm weight of q (headDim values), or null when the family has none
+     * @param kNorm the same for k
+     */
     public record Layer(Weight attentionNorm, Weight wq, Weight wk, Weight wv, Weight wo,
-                        Weight ffnNorm, Weight gate, Weight up, Weight down) {
+                        Weight ffnNorm, Weight gate, Weight up, Weight down, Weight qNorm, Weight kNorm) {
+        public Layer(Weight attentionNorm, Weight wq, Weight wk, Weight wv, Weight wo,
+                     Weight ffnNorm, Weight gate, Weight up, Weight down) {
+            this(attentionNorm, wq, wk, wv, wo, ffnNorm, gate, up, down, null, null);
+        }
     }
 
     /** Checks every tensor's shape against the config, then hands it to the backend. */
@@ -43,7 +52,10 @@ public record LlamaWeights(Weight tokenEmbedding, Layer[] layers, Weight outputN
                     l.get(p + "ffn_norm.weight", c.dim()),
                     l.get(p + "ffn_gate.weight", c.dim(), c.ffnDim()),
                     l.get(p + "ffn_up.weight", c.dim(), c.ffnDim()),
-                    l.get(p + "ffn_down.weight", c.ffnDim(), c.dim()));
+                    l.get(p + "ffn_down.weight", c.ffnDim(), c.dim()),
+                    // Required when the config says so: a missing one fails naming the tensor.
+                    c.qkNorm() ? l.get(p + "attn_q_norm.weight", c.headDim()) : null,
+                    c.qkNorm() ? l.get(p + "attn_k_norm.weight", c.headDim()) : null);
         }
         Weight outputNorm = l.get("output_norm.weight", c.dim());
         // Models with tied embeddings have no output.weight and reuse the embedding table.

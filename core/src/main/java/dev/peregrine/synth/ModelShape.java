@@ -23,6 +23,9 @@ import java.util.SequencedMap;
  * @param tiedEmbeddings whether the output projection reuses the token embedding (no output.weight)
  * @param qkvBias        whether the real model has q/k/v biases (Qwen2); recorded only: the Llama
  *                       graph has no biases, so none are written
+ * @param headDim        the size of a head; {@code dim / heads} unless the family states its own (Qwen3)
+ * @param qkNorm         the Qwen3 family: per-head q/k RMS norms, written as GGUF architecture qwen3
+ *                       (rotate-half q/k order) and as {@code Qwen3ForCausalLM}
  */
 public record ModelShape(
         String name,
@@ -36,7 +39,9 @@ public record ModelShape(
         float ropeTheta,
         float rmsEps,
         boolean tiedEmbeddings,
-        boolean qkvBias) {
+        boolean qkvBias,
+        int headDim,
+        boolean qkNorm) {
 
     /** The shapes of real models, by name, in the order they are listed to users. */
     private static final SequencedMap<String, ModelShape> NAMED = new LinkedHashMap<>();
@@ -46,12 +51,22 @@ public record ModelShape(
         add(new ModelShape("smollm2-135m", 576, 30, 9, 3, 1536, 49152, 8192, 100000f, 1e-5f, true, false));
         add(new ModelShape("qwen2.5-0.5b", 896, 24, 14, 2, 4864, 151936, 32768, 1000000f, 1e-6f, true, true));
         add(new ModelShape("llama3.1-8b", 4096, 32, 32, 8, 14336, 128256, 131072, 500000f, 1e-5f, false, false));
+        add(new ModelShape("qwen3-0.6b", 1024, 28, 16, 8, 3072, 151936, 40960, 1000000f, 1e-6f, true, false, 128, true));
         // Small enough to write and run in milliseconds; untied, so the output.weight path is tested too.
         add(new ModelShape("tiny", 64, 3, 4, 2, 160, 512, 2048, 10000f, 1e-5f, false, false));
+        // The Qwen3 graph in miniature: heads * headDim (128) != dim (64), q/k norms.
+        add(new ModelShape("qwen3-tiny", 64, 2, 4, 2, 160, 512, 2048, 1000000f, 1e-6f, false, false, 32, true));
     }
 
     private static void add(ModelShape shape) {
         NAMED.put(shape.name(), shape);
+    }
+
+    /** A shape whose head size is {@code dim / heads}, without q/k norms. */
+    public ModelShape(String name, int dim, int layers, int heads, int kvHeads, int ffn, int vocab, int contextLength,
+                      float ropeTheta, float rmsEps, boolean tiedEmbeddings, boolean qkvBias) {
+        this(name, dim, layers, heads, kvHeads, ffn, vocab, contextLength, ropeTheta, rmsEps, tiedEmbeddings, qkvBias,
+                -1, false);
     }
 
     /** @throws IllegalArgumentException naming the first size that does not make a valid decoder */
@@ -64,10 +79,14 @@ public record ModelShape(
         check(ffn > 0, "ffn must be positive, got " + ffn);
         check(vocab > 0, "vocab must be positive, got " + vocab);
         check(contextLength > 0, "context length must be positive, got " + contextLength);
-        check(dim % heads == 0, "heads (" + heads + ") must divide dim (" + dim + ")");
+        if (headDim == -1) { // dim / heads
+            check(dim % heads == 0, "heads (" + heads + ") must divide dim (" + dim + ")");
+            headDim = dim / heads;
+        }
+        check(headDim > 0, "the head size must be positive, got " + headDim);
         check(heads % kvHeads == 0, "kv-heads (" + kvHeads + ") must divide heads (" + heads + ")");
         // Rope rotates pairs of elements, so a head has an even size.
-        check((dim / heads) % 2 == 0, "the head size dim / heads = " + dim / heads + " must be even");
+        check(headDim % 2 == 0, "the head size " + headDim + " must be even");
         check(ropeTheta > 0 && Float.isFinite(ropeTheta), "rope theta must be positive, got " + ropeTheta);
         check(rmsEps > 0 && Float.isFinite(rmsEps), "rms epsilon must be positive, got " + rmsEps);
     }
@@ -86,8 +105,8 @@ public record ModelShape(
         return Collections.unmodifiableMap(NAMED);
     }
 
-    public int headDim() {
-        return dim / heads;
+    public int queryDim() {
+        return heads * headDim;
     }
 
     public int kvDim() {
@@ -97,7 +116,8 @@ public record ModelShape(
     /** Parameters of the tensors a synthetic model holds (biases, never written, not counted). */
     public long parameterCount() {
         long perLayer = 2L * dim                          // attention and FFN norms
-                + (long) dim * dim * 2                    // q and output projections
+                + (qkNorm ? 2L * headDim : 0)             // q and k norms
+                + (long) dim * queryDim() * 2             // q and output projections
                 + (long) dim * kvDim() * 2                // k and v projections
                 + (long) dim * ffn * 3;                   // gate, up, down
         long embeddings = (long) vocab * dim * (tiedEmbeddings ? 1 : 2);
@@ -106,12 +126,13 @@ public record ModelShape(
 
     public ModelShape withVocab(int newVocab) {
         return new ModelShape(name, dim, layers, heads, kvHeads, ffn, newVocab, contextLength, ropeTheta, rmsEps,
-                tiedEmbeddings, qkvBias);
+                tiedEmbeddings, qkvBias, headDim, qkNorm);
     }
 
     /** One line for people: "llama3.2-1b: dim 2048, 16 layers, 32 heads (8 KV), FFN 8192, vocab 128256, tied". */
     public String describe() {
-        return name + ": dim " + dim + ", " + layers + " layers, " + heads + " heads (" + kvHeads + " KV), FFN " + ffn
+        return name + ": dim " + dim + ", " + layers + " layers, " + heads + " heads (" + kvHeads + " KV)"
+                + (headDim * heads != dim ? " of " + headDim : "") + (qkNorm ? ", q/k norms" : "") + ", FFN " + ffn
                 + ", vocab " + vocab + ", context " + contextLength + (tiedEmbeddings ? ", tied embeddings" : "");
     }
 

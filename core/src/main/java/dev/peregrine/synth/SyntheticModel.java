@@ -83,8 +83,15 @@ public final class SyntheticModel {
         }
     }
 
-    /** A tensor to stream: its name in the output, its values, their encoding and the order of its rows. */
-    private record Job(String name, Weight weight, DType type, LongUnaryOperator sourceRow) {
+    /**
+     * A tensor to stream: its name in the output, its values, their encoding and the order of its
+     * rows; {@code sourceElement}, when not null, reorders the elements of each row (Qwen3's q/k
+     * norm weights in rotate-half order).
+     */
+    private record Job(String name, Weight weight, DType type, LongUnaryOperator sourceRow, LongUnaryOperator sourceElement) {
+        Job(String name, Weight weight, DType type, LongUnaryOperator sourceRow) {
+            this(name, weight, type, sourceRow, null);
+        }
     }
 
     private final ModelShape shape;
@@ -152,14 +159,20 @@ public final class SyntheticModel {
         float inDim = (float) (1 / Math.sqrt(d));
         double residual = 1 / Math.sqrt(2.0 * layers);
         List<Weight> w = new ArrayList<>();
+        int qd = shape.queryDim();
         w.add(matrix("token_embd.weight", d, shape.vocab(), inDim));
         for (int i = 0; i < layers; i++) {
             String p = "blk." + i + ".";
             w.add(norm(p + "attn_norm.weight", d));
-            w.add(matrix(p + "attn_q.weight", d, d, inDim));
+            w.add(matrix(p + "attn_q.weight", d, qd, inDim));
             w.add(matrix(p + "attn_k.weight", d, shape.kvDim(), inDim));
             w.add(matrix(p + "attn_v.weight", d, shape.kvDim(), inDim));
-            w.add(matrix(p + "attn_output.weight", d, d, (float) (residual / Math.sqrt(d))));
+            w.add(matrix(p + "attn_output.weight", qd, d, (float) (residual / Math.sqrt(qd))));
+            if (shape.qkNorm()) {
+                // Not all ones, unlike the other norms: a misplaced element must change the logits.
+                w.add(new Weight(p + "attn_q_norm.weight", shape.headDim(), 1, true, 0.5f, tensorSeed(p + "attn_q_norm.weight")));
+                w.add(new Weight(p + "attn_k_norm.weight", shape.headDim(), 1, true, 0.5f, tensorSeed(p + "attn_k_norm.weight")));
+            }
             w.add(norm(p + "ffn_norm.weight", d));
             w.add(matrix(p + "ffn_gate.weight", d, shape.ffn(), inDim));
             w.add(matrix(p + "ffn_up.weight", d, shape.ffn(), inDim));
@@ -189,10 +202,13 @@ public final class SyntheticModel {
         return mix64(h);
     }
 
-    /** Fills {@code dst[offset .. offset + rowLength)} with row {@code row} (GGUF order) of {@code w}. */
+    /**
+     * Fills {@code dst[offset .. offset + rowLength)} with row {@code row} (GGUF order) of {@code w}:
+     * a norm is all ones, or with a standard deviation, 1 plus normal values of it.
+     */
     static void fillRow(Weight w, long row, float[] dst, int offset) {
         int n = (int) w.rowLength();
-        if (w.norm()) {
+        if (w.norm() && w.std() == 0) {
             Arrays.fill(dst, offset, offset + n, 1f);
             return;
         }
@@ -202,7 +218,7 @@ public final class SyntheticModel {
             state += GOLDEN_GAMMA;
             long z = mix64(state);
             int sum = (int) (z & 0xFFFF) + (int) ((z >>> 16) & 0xFFFF) + (int) ((z >>> 32) & 0xFFFF) + (int) (z >>> 48);
-            dst[offset + i] = (sum - IRWIN_HALL_MEAN) * scale;
+            dst[offset + i] = (sum - IRWIN_HALL_MEAN) * scale + (w.norm() ? 1f : 0f);
         }
     }
 
@@ -241,24 +257,27 @@ public final class SyntheticModel {
         checkBlocks(fileType);
         long start = System.nanoTime();
         try (GgufWriter w = GgufWriter.create(file)) {
-            w.putString("general.architecture", "llama");
+            // Qwen3 (q/k norms) under its own architecture, keys and rotate-half q/k order, as
+            // llama.cpp's converter writes it (LlamaConfig.ggufRopeIsRotateHalf).
+            String arch = shape.qkNorm() ? "qwen3" : "llama";
+            w.putString("general.architecture", arch);
             w.putString("general.type", "model");
             w.putString("general.name", "synthetic " + shape.name() + " (seed " + seed + ")");
             w.putUInt32("general.alignment", GgufFile.DEFAULT_ALIGNMENT);
-            w.putUInt32("llama.block_count", shape.layers());
-            w.putUInt32("llama.context_length", shape.contextLength());
-            w.putUInt32("llama.embedding_length", shape.dim());
-            w.putUInt32("llama.feed_forward_length", shape.ffn());
-            w.putUInt32("llama.attention.head_count", shape.heads());
-            w.putUInt32("llama.attention.head_count_kv", shape.kvHeads());
-            w.putFloat32("llama.rope.freq_base", shape.ropeTheta());
-            w.putFloat32("llama.attention.layer_norm_rms_epsilon", shape.rmsEps());
-            w.putUInt32("llama.attention.key_length", shape.headDim());
-            w.putUInt32("llama.attention.value_length", shape.headDim());
+            w.putUInt32(arch + ".block_count", shape.layers());
+            w.putUInt32(arch + ".context_length", shape.contextLength());
+            w.putUInt32(arch + ".embedding_length", shape.dim());
+            w.putUInt32(arch + ".feed_forward_length", shape.ffn());
+            w.putUInt32(arch + ".attention.head_count", shape.heads());
+            w.putUInt32(arch + ".attention.head_count_kv", shape.kvHeads());
+            w.putFloat32(arch + ".rope.freq_base", shape.ropeTheta());
+            w.putFloat32(arch + ".attention.layer_norm_rms_epsilon", shape.rmsEps());
+            w.putUInt32(arch + ".attention.key_length", shape.headDim());
+            w.putUInt32(arch + ".attention.value_length", shape.headDim());
             w.putUInt32("general.file_type", fileType.llamaId());
-            w.putUInt32("llama.vocab_size", shape.vocab());
-            w.putUInt32("llama.rope.dimension_count", shape.headDim());
-            writeRopeScalingKeys(w);
+            w.putUInt32(arch + ".vocab_size", shape.vocab());
+            w.putUInt32(arch + ".rope.dimension_count", shape.headDim());
+            writeRopeScalingKeys(w, arch);
             tokenizer.writeTo(w);
             w.putUInt32("general.quantization_version", GGML_QUANT_VERSION);
 
@@ -274,7 +293,7 @@ public final class SyntheticModel {
             for (Weight t : weights) {
                 DType stored = storedType(t, fileType);
                 w.addTensor(t.name(), stored, t.ggmlShape());
-                jobs.add(new Job(t.name(), t, stored, LongUnaryOperator.identity()));
+                jobs.add(shape.qkNorm() ? rotateHalfJob(t.name(), t, stored) : new Job(t.name(), t, stored, LongUnaryOperator.identity()));
             }
             if (ropeFreqs != null) {
                 w.writeTensorData(LlamaWeights.ROPE_FREQS, ropeFreqs);
@@ -297,17 +316,14 @@ public final class SyntheticModel {
     public Written writeHf(Path dir, DType type, long shardLimit, int threads) {
         HfLlamaConfig config = new HfLlamaConfig(shape.dim(), shape.ffn(), shape.layers(), shape.heads(),
                 shape.kvHeads(), shape.headDim(), shape.contextLength(), shape.rmsEps(), shape.ropeTheta(),
-                shape.vocab(), shape.tiedEmbeddings(), type, 1, 2, hfRopeScaling());
+                shape.vocab(), shape.tiedEmbeddings(), type, 1, 2, hfRopeScaling(),
+                shape.qkNorm() ? "Qwen3ForCausalLM" : "LlamaForCausalLM");
         List<TensorSpec> specs = new ArrayList<>();
         List<Job> jobs = new ArrayList<>();
-        int headDim = shape.headDim();
         for (Weight t : weights) {
             String name = HfLlamaLayout.hfName(t.name());
             specs.add(new TensorSpec(name, type, HfLlamaLayout.hfShape(t.ggmlShape())));
-            LongUnaryOperator rows = HfLlamaLayout.isRopePermuted(t.name())
-                    ? hfRow -> HfLlamaLayout.ggufRowOfHfRow(hfRow, headDim)
-                    : LongUnaryOperator.identity();
-            jobs.add(new Job(name, t, type, rows));
+            jobs.add(rotateHalfJob(name, t, type));
         }
         long start = System.nanoTime();
         List<Path> files = new ArrayList<>(List.of(dir.resolve("config.json"), dir.resolve("generation_config.json")));
@@ -324,9 +340,22 @@ public final class SyntheticModel {
         return new Written(files, shape.parameterCount(), size(files), System.nanoTime() - start);
     }
 
+    /** The tensor with its q/k rows and q/k norm elements in rotate-half order (HF, GGUF qwen3). */
+    private Job rotateHalfJob(String name, Weight t, DType type) {
+        int headDim = shape.headDim();
+        LongUnaryOperator toGguf = i -> HfLlamaLayout.ggufRowOfHfRow(i, headDim);
+        if (HfLlamaLayout.isRopePermuted(t.name())) {
+            return new Job(name, t, type, toGguf);
+        }
+        if (HfLlamaLayout.isRopePermutedVector(t.name())) {
+            return new Job(name, t, type, LongUnaryOperator.identity(), toGguf);
+        }
+        return new Job(name, t, type, LongUnaryOperator.identity());
+    }
+
     /** The {@code llama.rope.scaling.*} keys llama.cpp's converter writes for linear and yarn. */
-    private void writeRopeScalingKeys(GgufWriter w) {
-        String p = "llama.rope.scaling.";
+    private void writeRopeScalingKeys(GgufWriter w, String arch) {
+        String p = arch + ".rope.scaling.";
         switch (ropeScaling) {
             case RopeScaling.None none -> { }
             case RopeScaling.Llama3 llama3 -> { } // the rope_freqs.weight tensor instead
@@ -441,8 +470,16 @@ public final class SyntheticModel {
         Weight w = job.weight();
         int n = (int) w.rowLength();
         float[] values = new float[count * n];
+        float[] canonical = job.sourceElement() == null ? null : new float[n];
         for (int r = 0; r < count; r++) {
-            fillRow(w, job.sourceRow().applyAsLong(first + r), values, r * n);
+            if (canonical == null) {
+                fillRow(w, job.sourceRow().applyAsLong(first + r), values, r * n);
+            } else {
+                fillRow(w, job.sourceRow().applyAsLong(first + r), canonical, 0);
+                for (int e = 0; e < n; e++) {
+                    values[r * n + e] = canonical[(int) job.sourceElement().applyAsLong(e)];
+                }
+            }
         }
         byte[] out = new byte[(int) job.type().bytesFor(values.length)];
         Quantize.fromFloat(job.type(), values, 0, values.length, MemorySegment.ofArray(out), 0);

@@ -19,7 +19,7 @@ class ModelShapeTest {
                 .isEqualTo(new ModelShape("qwen2.5-0.5b", 896, 24, 14, 2, 4864, 151936, 32768, 1000000f, 1e-6f, true, true));
         assertThat(ModelShape.named("llama3.1-8b"))
                 .isEqualTo(new ModelShape("llama3.1-8b", 4096, 32, 32, 8, 14336, 128256, 131072, 500000f, 1e-5f, false, false));
-        assertThat(ModelShape.namedShapes()).containsOnlyKeys("llama3.2-1b", "smollm2-135m", "qwen2.5-0.5b", "llama3.1-8b", "tiny");
+        assertThat(ModelShape.namedShapes()).containsOnlyKeys("llama3.2-1b", "smollm2-135m", "qwen2.5-0.5b", "llama3.1-8b", "qwen3-0.6b", "tiny", "qwen3-tiny");
     }
 
     /** The parameter counts the models' Hugging Face pages state. */
@@ -53,6 +53,6 @@ class ModelShapeTest {
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("layers must be positive");
         assertThatThrownBy(() -> ModelShape.named("llama9"))
                 .isInstanceOf(IllegalArgumentException.class)
-                .hasMessage("unknown shape 'llama9' (known: llama3.2-1b, smollm2-135m, qwen2.5-0.5b, llama3.1-8b, tiny)");
+                .hasMessage("unknown shape 'llama9' (known: llama3.2-1b, smollm2-135m, qwen2.5-0.5b, llama3.1-8b, qwen3-0.6b, tiny, qwen3-tiny)");
     }
 }

@@ -20,6 +20,11 @@ import java.util.Arrays;
  * adjacent pairs {@code (2i, 2i+1)} of each head are rotated by {@code pos * freq[i]}, where
  * {@code freq[i] = theta^(-2i/ropeDims)} changed by the model's rope scaling ({@link Rope}), and
  * cos and sin are multiplied by the scaling's attention factor (YaRN), as transformers does.
+ *
+ * <p>Qwen3 (GGUF architecture qwen3): the same with each head of q and k RMS-normed by its own
+ * weight after the projections and before rope, and rope in llama.cpp's NEOX layout, as the file
+ * holds it: element {@code i} of a head rotated with element {@code i + ropeDims/2}. Computed here
+ * as written, with no permutation (the real path permutes rows instead).
  */
 final class ReferenceLlama {
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -46,6 +51,7 @@ final class ReferenceLlama {
     final int ropeDims;
     final boolean tiedOutput;
     final Rope rope;
+    final boolean qwen3;
 
     private final double[] tokenEmbedding; // [vocab][dim]
     private final double[][] attnNorm;     // [layer][dim]
@@ -57,6 +63,8 @@ final class ReferenceLlama {
     private final double[][] wGate;        // [layer][ffn][dim]
     private final double[][] wUp;          // [layer][ffn][dim]
     private final double[][] wDown;        // [layer][dim][ffn]
+    private final double[][] qNorm;        // [layer][headDim], Qwen3 only
+    private final double[][] kNorm;        // [layer][headDim], Qwen3 only
     private final double[] outputNorm;     // [dim]
     private final double[] output;         // [vocab][dim]
 
@@ -73,15 +81,18 @@ final class ReferenceLlama {
     /** The GGUF file's weights with the given rope (null: the one the file describes). */
     ReferenceLlama(GgufFile file, Rope rope) {
         GgufMetadata m = file.metadata();
-        dim = m.getInt("llama.embedding_length");
-        layers = m.getInt("llama.block_count");
-        heads = m.getInt("llama.attention.head_count");
-        kvHeads = m.optInt("llama.attention.head_count_kv").orElse(heads);
-        headDim = m.optInt("llama.attention.key_length").orElse(dim / heads);
-        ffnDim = m.getInt("llama.feed_forward_length");
-        eps = m.optFloat("llama.attention.layer_norm_rms_epsilon").orElse(1e-5f);
-        theta = m.optFloat("llama.rope.freq_base").orElse(10000f);
-        ropeDims = m.optInt("llama.rope.dimension_count").orElse(headDim);
+        String arch = m.getString("general.architecture");
+        qwen3 = arch.equals("qwen3");
+        String k = arch + ".";
+        dim = m.getInt(k + "embedding_length");
+        layers = m.getInt(k + "block_count");
+        heads = m.getInt(k + "attention.head_count");
+        kvHeads = m.optInt(k + "attention.head_count_kv").orElse(heads);
+        headDim = m.optInt(k + "attention.key_length").orElse(dim / heads);
+        ffnDim = m.getInt(k + "feed_forward_length");
+        eps = m.optFloat(k + "attention.layer_norm_rms_epsilon").orElse(1e-5f);
+        theta = m.optFloat(k + "rope.freq_base").orElse(10000f);
+        ropeDims = m.optInt(k + "rope.dimension_count").orElse(headDim);
         this.rope = rope != null ? rope : Rope.fromGguf(file, theta, ropeDims);
 
         Tensor embd = file.tensor("token_embd.weight");
@@ -98,8 +109,14 @@ final class ReferenceLlama {
         wGate = new double[layers][];
         wUp = new double[layers][];
         wDown = new double[layers][];
+        qNorm = new double[layers][];
+        kNorm = new double[layers][];
         for (int l = 0; l < layers; l++) {
             String p = "blk." + l + ".";
+            if (qwen3) {
+                qNorm[l] = matrix(file, p + "attn_q_norm.weight", headDim);
+                kNorm[l] = matrix(file, p + "attn_k_norm.weight", headDim);
+            }
             attnNorm[l] = matrix(file, p + "attn_norm.weight", dim);
             wq[l] = matrix(file, p + "attn_q.weight", dim, qDim);
             wk[l] = matrix(file, p + "attn_k.weight", dim, kvDim);
@@ -152,6 +169,10 @@ final class ReferenceLlama {
             double[] q = matVec(wq[l], xb, qDim, dim);
             double[] k = matVec(wk[l], xb, kvDim, dim);
             double[] v = matVec(wv[l], xb, kvDim, dim);
+            if (qwen3) {
+                headNorm(q, heads, qNorm[l]);
+                headNorm(k, kvHeads, kNorm[l]);
+            }
             rope(q, heads, position);
             rope(k, kvHeads, position);
             System.arraycopy(k, 0, keyCache[l], position * kvDim, kvDim);
@@ -235,18 +256,30 @@ final class ReferenceLlama {
         return y;
     }
 
-    /** Rotates adjacent pairs (2i, 2i+1) of the first ropeDims elements of each head. */
+    /** RMS-norms each head of {@code v} on its own, with the weight {@code w} of headDim values. */
+    private void headNorm(double[] v, int headCount, double[] w) {
+        for (int h = 0; h < headCount; h++) {
+            double[] head = Arrays.copyOfRange(v, h * headDim, (h + 1) * headDim);
+            System.arraycopy(rmsNorm(head, w), 0, v, h * headDim, headDim);
+        }
+    }
+
+    /**
+     * Rotates adjacent pairs (2i, 2i+1) of the first ropeDims elements of each head; for Qwen3,
+     * NEOX pairs (i, i + ropeDims/2) instead, with the same frequency per pair index.
+     */
     private void rope(double[] v, int headCount, int position) {
         for (int h = 0; h < headCount; h++) {
             for (int i = 0; i < ropeDims / 2; i++) {
                 double angle = position * rope.frequencies[i];
                 double c = Math.cos(angle) * rope.cosSinFactor;
                 double s = Math.sin(angle) * rope.cosSinFactor;
-                int a = h * headDim + 2 * i;
+                int a = qwen3 ? h * headDim + i : h * headDim + 2 * i;
+                int b = qwen3 ? a + ropeDims / 2 : a + 1;
                 double x0 = v[a];
-                double x1 = v[a + 1];
+                double x1 = v[b];
                 v[a] = x0 * c - x1 * s;
-                v[a + 1] = x0 * s + x1 * c;
+                v[b] = x0 * s + x1 * c;
             }
         }
     }

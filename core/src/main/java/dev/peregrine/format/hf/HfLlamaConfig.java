@@ -6,7 +6,7 @@ import java.util.Map;
 import java.util.TreeMap;
 
 /**
- * The {@code config.json} of a Hugging Face {@code LlamaForCausalLM} checkpoint (and its
+ * The {@code config.json} of a Hugging Face {@code LlamaForCausalLM} (or {@code Qwen3ForCausalLM}) checkpoint (and its
  * {@code generation_config.json}): the keys transformers reads to build the model.
  *
  * @param torchDtype  the checkpoint's tensor type: F32, F16 or BF16
@@ -27,9 +27,23 @@ public record HfLlamaConfig(
         DType torchDtype,
         int bosTokenId,
         int eosTokenId,
-        Map<String, Object> ropeScaling) {
+        Map<String, Object> ropeScaling,
+        String architecture) {
+
+    /** LlamaForCausalLM. */
+    public HfLlamaConfig(int hiddenSize, int intermediateSize, int numHiddenLayers, int numAttentionHeads,
+                         int numKeyValueHeads, int headDim, int maxPositionEmbeddings, float rmsNormEps, float ropeTheta,
+                         int vocabSize, boolean tieWordEmbeddings, DType torchDtype, int bosTokenId, int eosTokenId,
+                         Map<String, Object> ropeScaling) {
+        this(hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads, numKeyValueHeads, headDim,
+                maxPositionEmbeddings, rmsNormEps, ropeTheta, vocabSize, tieWordEmbeddings, torchDtype, bosTokenId,
+                eosTokenId, ropeScaling, "LlamaForCausalLM");
+    }
 
     public HfLlamaConfig {
+        if (!architecture.equals("LlamaForCausalLM") && !architecture.equals("Qwen3ForCausalLM")) {
+            throw new IllegalArgumentException("architecture " + architecture + " (supported: LlamaForCausalLM, Qwen3ForCausalLM)");
+        }
         torchDtypeName(torchDtype);
         ropeScaling = ropeScaling == null ? null : Map.copyOf(ropeScaling);
     }
@@ -46,8 +60,8 @@ public record HfLlamaConfig(
     /** config.json, keys sorted as transformers writes them. */
     public String configJson() {
         Map<String, Object> c = new TreeMap<>();
-        c.put("architectures", List.of("LlamaForCausalLM"));
-        c.put("model_type", "llama");
+        c.put("architectures", List.of(architecture));
+        c.put("model_type", architecture.equals("Qwen3ForCausalLM") ? "qwen3" : "llama");
         c.put("hidden_act", "silu");
         c.put("hidden_size", hiddenSize);
         c.put("intermediate_size", intermediateSize);

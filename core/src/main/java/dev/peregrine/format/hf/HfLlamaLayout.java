@@ -45,6 +45,8 @@ public final class HfLlamaLayout {
                 case "attn_norm" -> "input_layernorm";
                 case "attn_q" -> "self_attn.q_proj";
                 case "attn_k" -> "self_attn.k_proj";
+                case "attn_q_norm" -> "self_attn.q_norm";
+                case "attn_k_norm" -> "self_attn.k_norm";
                 case "attn_v" -> "self_attn.v_proj";
                 case "attn_output" -> "self_attn.o_proj";
                 case "ffn_norm" -> "post_attention_layernorm";
@@ -63,6 +65,55 @@ public final class HfLlamaLayout {
     /** Whether the tensor's rows are in a different order in the two layouts (the q and k projections). */
     public static boolean isRopePermuted(String ggufName) {
         return ggufName.endsWith(".attn_q.weight") || ggufName.endsWith(".attn_k.weight");
+    }
+
+    /**
+     * Whether the tensor is a per-head q or k norm weight (Qwen3): a vector of headDim values that
+     * multiplies each head element-wise, so its elements move exactly as the rows of the projection
+     * before it (the norm's sum of squares does not depend on the order).
+     */
+    public static boolean isRopePermutedVector(String ggufName) {
+        return ggufName.endsWith(".attn_q_norm.weight") || ggufName.endsWith(".attn_k_norm.weight");
+    }
+
+    /**
+     * The tensor in adjacent-pair (GGUF Llama) order when it is held in rotate-half order: q/k
+     * projections by rows, q/k norm weights by elements; any other tensor unchanged.
+     */
+    public static Tensor fromRotateHalf(String ggufName, Tensor t, int headDim, Arena arena) {
+        if (isRopePermuted(ggufName)) {
+            return toGgufRowOrder(t, headDim, arena);
+        }
+        if (isRopePermutedVector(ggufName)) {
+            return toGgufElementOrder(t, headDim, arena);
+        }
+        return t;
+    }
+
+    /**
+     * A q or k norm weight (headDim values of F32, F16 or BF16) with its elements in GGUF Llama
+     * order: element {@code g} is the rotate-half element {@link #hfRowOfGgufRow}(g).
+     */
+    public static Tensor toGgufElementOrder(Tensor hf, int headDim, Arena arena) {
+        checkHeadDim(headDim);
+        long count = 1;
+        for (long d : hf.shape()) {
+            count *= d;
+        }
+        if (count != headDim) {
+            throw new IllegalArgumentException(hf.name() + " has " + count + " values, expected the head size " + headDim);
+        }
+        long size = switch (hf.type()) {
+            case F32 -> 4;
+            case F16, BF16 -> 2;
+            default -> throw new IllegalArgumentException(hf.name() + " is " + hf.type() + "; a norm weight must be F32, F16 or BF16");
+        };
+        MemorySegment src = hf.data();
+        MemorySegment dst = arena.allocate(count * size, 64);
+        for (long g = 0; g < count; g++) {
+            MemorySegment.copy(src, hfRowOfGgufRow(g, headDim) * size, dst, g * size, size);
+        }
+        return new Tensor(hf.name(), hf.type(), hf.shape(), dst);
     }
 
     /** The shape in HF order (outermost first) of a tensor whose ggml shape (row length first) is {@code ggmlShape}. */

@@ -11,7 +11,7 @@ import java.util.Optional;
  * A Hugging Face Llama checkpoint seen under GGUF tensor names and in GGUF layout, so that the
  * weight loader written for GGUF reads it unchanged (see {@link HfLlamaLayout}). Tensors stay
  * slices of the read-only mapping, except the q and k projections, whose rows are put back in
- * GGUF's order in a copy in {@code arena}. A tensor a Llama checkpoint must hold but this one
+ * GGUF's order in a copy in {@code arena} (and Qwen3's q/k norm weights, whose elements move with them). A tensor a Llama checkpoint must hold but this one
  * lacks is reported by its Hugging Face name.
  */
 public final class HfLlamaTensors implements TensorSource {
@@ -69,9 +69,9 @@ public final class HfLlamaTensors implements TensorSource {
         }
         Tensor hf = found.get();
         Tensor t = new Tensor(ggufName, hf.type(), hf.shape(), hf.data());
-        if (HfLlamaLayout.isRopePermuted(ggufName)) {
+        if (HfLlamaLayout.isRopePermuted(ggufName) || HfLlamaLayout.isRopePermutedVector(ggufName)) {
             try {
-                t = HfLlamaLayout.toGgufRowOrder(t, headDim, arena);
+                t = HfLlamaLayout.fromRotateHalf(ggufName, t, headDim, arena);
             } catch (IllegalArgumentException e) {
                 throw new ModelFormatException(path(), -1, "tensor '" + hfName + "': " + e.getMessage());
             }
