@@ -101,7 +101,7 @@ class SynthCommandTest {
         String out = dir.resolve("x.gguf").toString();
         assertFails("peregrine: heads (5) must divide dim (64)",
                 "synth", "--dim", "64", "--layers", "1", "--heads", "5", "--ffn", "64", "--vocab", "300", "-o", out);
-        assertFails("peregrine: unknown shape 'llama9' (known: llama3.2-1b, smollm2-135m, qwen2.5-0.5b, llama3.1-8b, tiny)",
+        assertFails("peregrine: unknown shape 'llama9' (known: llama3.2-1b, smollm2-135m, qwen2.5-0.5b, llama3.1-8b, qwen3-0.6b, tiny, qwen3-tiny)",
                 "synth", "--shape", "llama9", "-o", out);
         assertFails("peregrine: --format hf stores f32, f16 or bf16 tensors, not q8_0 (quantised types are GGUF-only)",
                 "synth", "--shape", "tiny", "--format", "hf", "--dtype", "q8_0", "-o", dir.resolve("hf").toString());
