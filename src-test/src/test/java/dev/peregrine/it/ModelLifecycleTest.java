@@ -24,10 +24,16 @@ class ModelLifecycleTest {
             Model.load(file, options).close();
         }
         long heapBefore = usedHeapAfterGc();
-        long rssBefore = residentBytes();
         int threadsBefore = ManagementFactory.getThreadMXBean().getThreadCount();
+        long rssBefore = 0;
 
         for (int i = 0; i < 1000; i++) {
+            if (i == 200) {
+                // Resident memory is measured over the last 800 loads: by now the JVM's own heap,
+                // code cache and malloc arenas have grown to their working size, which depends on
+                // what else ran in this JVM and is not what this test is about.
+                rssBefore = residentBytes();
+            }
             try (Model model = Model.load(file, options)) {
                 if (i % 100 == 0) {
                     assertThat(model.generator().generate("Once", GenerationConfig.greedy().maxTokens(2)).outputTokens()).hasSize(2);
@@ -37,8 +43,9 @@ class ModelLifecycleTest {
 
         assertThat(mappingsOf(file)).as("mappings of the model file still open").isZero();
         assertThat(ManagementFactory.getThreadMXBean().getThreadCount()).isLessThanOrEqualTo(threadsBefore);
-        // Each load allocates ~10 MB of KV cache and maps 1.2 MB: a leak would show as gigabytes.
-        assertThat(residentBytes() - rssBefore).as("resident memory growth").isLessThan(200L << 20);
+        // Each load allocates ~10 MB of KV cache and maps 1.2 MB: leaking even 3% of that per load
+        // would grow by 250 MB over 800 loads.
+        assertThat(residentBytes() - rssBefore).as("resident memory growth over 800 loads").isLessThan(200L << 20);
         assertThat(usedHeapAfterGc() - heapBefore).as("heap growth").isLessThan(20L << 20);
     }
 
