@@ -28,7 +28,10 @@ public interface Backend extends AutoCloseable {
     /** {@code out[r] = table row layout.tokens[r]} for every token of the step (width = table columns). */
     void embed(Buffer out, Weight table, BatchLayout layout);
 
-    /** {@code out[r] = in[r] / rms(in[r]) * weight}, for {@code rows} rows of {@code width}. */
+    /**
+     * {@code out[r] = in[r] / rms(in[r]) * weight}, for {@code rows} rows of {@code width}. {@code out}
+     * may be {@code in} (the per-head q/k norm runs in place).
+     */
     void rmsNorm(Buffer out, Buffer in, Weight weight, int rows, int width, float eps);
 
     /** {@code out[r] = W in[r]}: out is rows x w.rows(), in is rows x w.columns(). */
