@@ -120,7 +120,10 @@ final class SynthCommand {
                 named ? base.ropeTheta() : 10000f,
                 named ? base.rmsEps() : 1e-5f,
                 args.has("tied") || (named && base.tiedEmbeddings()),
-                named && base.qkvBias());
+                named && base.qkvBias(),
+                // An explicit head size (Qwen3's) is kept when sizes are overridden; a derived one is derived again.
+                named && base.headDim() != base.dim() / base.heads() ? base.headDim() : -1,
+                named && base.qkNorm());
     }
 
     /** An explicit size, else {@code fallback}; without either the command line is incomplete. */

@@ -31,6 +31,24 @@ class SynthCommandTest {
         }
     }
 
+    /** Overriding a size of a Qwen3 shape keeps what makes it Qwen3: its own head size and the q/k norms. */
+    @Test
+    void overridingASizeKeepsAQwen3ShapesHeadSizeAndNorms() {
+        Path file = dir.resolve("qwen3.gguf");
+        PeregrineCliTest.Result r = run("synth", "--shape", "qwen3-tiny", "--layers", "1", "--dtype", "f32", "-o", file.toString());
+        assertThat(r.status()).as(r.err()).isZero();
+        try (Model model = Model.load(file)) {
+            assertThat(model.generator().generate("x", dev.peregrine.GenerationConfig.greedy().maxTokens(2)).outputTokens())
+                    .hasSize(2);
+        }
+        dev.peregrine.synth.ModelShape base = dev.peregrine.synth.ModelShape.named("qwen3-tiny");
+        try (var arena = java.lang.foreign.Arena.ofConfined()) {
+            var gguf = dev.peregrine.format.gguf.GgufFile.open(file, arena);
+            assertThat(gguf.findTensor("blk.0.attn_q_norm.weight")).isPresent();
+            assertThat(gguf.metadata().optInt("qwen3.attention.key_length")).hasValue(base.headDim());
+        }
+    }
+
     @Test
     void writesExplicitSizesAndHfDirectories() throws IOException {
         Path file = dir.resolve("custom.gguf");
