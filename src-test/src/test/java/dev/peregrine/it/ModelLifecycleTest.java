@@ -43,10 +43,11 @@ class ModelLifecycleTest {
 
         assertThat(mappingsOf(file)).as("mappings of the model file still open").isZero();
         assertThat(ManagementFactory.getThreadMXBean().getThreadCount()).isLessThanOrEqualTo(threadsBefore);
-        // Each load allocates ~10 MB of KV cache and maps 1.2 MB: leaking even 3% of that per load
-        // would grow by 250 MB over 800 loads.
+        // Each load allocates ~10 MB of KV cache and maps 1.2 MB: leaking either would grow by 1 to
+        // 8 GB over 800 loads. The bound leaves room for the JVM's own growth (code cache, malloc
+        // arenas of the threads each load starts), which reached ~220 MB in a full CI run.
         assertThat(offHeapResidentBytes() - rssBefore).as("resident memory growth outside the Java heap over 800 loads")
-                .isLessThan(200L << 20);
+                .isLessThan(400L << 20);
         assertThat(usedHeapAfterGc() - heapBefore).as("heap growth").isLessThan(20L << 20);
     }
 
