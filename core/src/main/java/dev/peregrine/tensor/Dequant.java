@@ -117,7 +117,7 @@ public final class Dequant {
     }
 
     /** Q4_K: the 6-bit scale of sub-block {@code j} (0..7) from the 12 packed bytes at {@code at}. */
-    private static int q4kScale(MemorySegment data, long at, int j) {
+    public static int q4kScale(MemorySegment data, long at, int j) {
         if (j < 4) {
             return u8(data, at + j) & 63;
         }
@@ -125,7 +125,7 @@ public final class Dequant {
     }
 
     /** Q4_K: the 6-bit min of sub-block {@code j} (0..7) from the 12 packed bytes at {@code at}. */
-    private static int q4kMin(MemorySegment data, long at, int j) {
+    public static int q4kMin(MemorySegment data, long at, int j) {
         if (j < 4) {
             return u8(data, at + j + 4) & 63;
         }

@@ -409,19 +409,9 @@ final class VectorKernels implements Kernels {
     private static void q4kScales(MemorySegment w, long at, float[] into, int base) {
         float d = Float.float16ToFloat(w.get(LE_SHORT, at));
         float dmin = Float.float16ToFloat(w.get(LE_SHORT, at + 2));
-        long packed = at + 4;
         for (int j = 0; j < 8; j++) {
-            int sc;
-            int m;
-            if (j < 4) {
-                sc = u8(w, packed + j) & 63;
-                m = u8(w, packed + j + 4) & 63;
-            } else {
-                sc = (u8(w, packed + j + 4) & 0x0F) | (u8(w, packed + j - 4) >>> 6) << 4;
-                m = (u8(w, packed + j + 4) >>> 4) | (u8(w, packed + j) >>> 6) << 4;
-            }
-            into[base + j] = d * sc;
-            into[base + 8 + j] = dmin * m;
+            into[base + j] = d * Dequant.q4kScale(w, at + 4, j);
+            into[base + 8 + j] = dmin * Dequant.q4kMin(w, at + 4, j);
         }
     }
 
@@ -487,10 +477,6 @@ final class VectorKernels implements Kernels {
         for (int s = 0; s < 16; s++) {
             into[base + s] = d * w.get(ValueLayout.JAVA_BYTE, at + 192 + s);
         }
-    }
-
-    private static int u8(MemorySegment w, long at) {
-        return w.get(ValueLayout.JAVA_BYTE, at) & 0xFF;
     }
 
     /**
