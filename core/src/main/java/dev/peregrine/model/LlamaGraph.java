@@ -1,6 +1,7 @@
 package dev.peregrine.model;
 
 import dev.peregrine.kv.KvCache;
+import dev.peregrine.spi.Activation;
 import dev.peregrine.spi.Backend;
 import dev.peregrine.spi.BatchLayout;
 import dev.peregrine.spi.Buffer;
@@ -119,14 +120,14 @@ public final class LlamaGraph {
             backend.rope(q, cosSin, n, c.heads(), c.headDim(), c.ropeDimensions());
             backend.rope(k, cosSin, n, c.kvHeads(), c.headDim(), c.ropeDimensions());
             backend.storeKv(kv.keys(l), kv.values(l), k, v, c.kvDim(), layout);
-            backend.attention(att, q, kv.keys(l), kv.values(l), layout, c.heads(), c.kvHeads(), c.headDim(), attentionScale);
+            backend.attention(att, q, kv.keys(l), kv.values(l), layout, c.heads(), c.kvHeads(), c.headDim(), attentionScale, 0, 0f);
             backend.matmul(proj, att, layer.wo(), n);
             backend.add(x, proj, (long) n * c.dim());
 
             // Feed-forward block (SwiGLU): x += W2 · (silu(W1·norm(x)) * W3·norm(x))
             backend.rmsNorm(xb, x, layer.ffnNorm(), n, c.dim(), c.rmsEps());
             backend.matmuls(gateUp, xb, gateUpWeights[l], n);
-            backend.swiglu(gate, up, (long) n * c.ffnDim());
+            backend.gatedActivation(gate, up, (long) n * c.ffnDim(), Activation.SILU);
             backend.matmul(proj, gate, layer.down(), n);
             backend.add(x, proj, (long) n * c.dim());
         }

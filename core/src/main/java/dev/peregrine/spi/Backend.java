@@ -66,14 +66,26 @@ public interface Backend extends AutoCloseable {
 
     /**
      * Causal grouped-query attention over the paged cache: for each token row, each query head h
-     * attends with KV head {@code h / (heads / kvHeads)} to positions 0..position of the row's
-     * sequence; {@code out} is rows x heads*headDim.
+     * attends with KV head {@code h / (heads / kvHeads)} to the positions of the row's sequence up
+     * to its own; {@code out} is rows x heads*headDim. A score is {@code scale * q.k}.
+     *
+     * @param window  0 for every earlier position; else a row at position p attends only to
+     *                positions {@code p - window + 1 .. p} (sliding-window attention, as transformers
+     *                and llama.cpp count it)
+     * @param softcap 0 for none; else each score s becomes {@code softcap * tanh(s / softcap)}
+     *                before the softmax (Gemma 2's attention logit soft-capping)
      */
     void attention(Buffer out, Buffer q, Buffer keyCache, Buffer valueCache, BatchLayout layout,
-                   int heads, int kvHeads, int headDim, float scale);
+                   int heads, int kvHeads, int headDim, float scale, int window, float softcap);
 
-    /** {@code gate[i] = silu(gate[i]) * up[i]} for {@code count} values. */
-    void swiglu(Buffer gate, Buffer up, long count);
+    /** {@code gate[i] = activation(gate[i]) * up[i]} for {@code count} values (SwiGLU, GeGLU). */
+    void gatedActivation(Buffer gate, Buffer up, long count, Activation activation);
+
+    /** {@code x[r][i] += bias[i]} for {@code rows} rows as wide as the bias vector (q/k/v biases). */
+    void addBias(Buffer x, Weight bias, int rows);
+
+    /** {@code x[i] *= factor} for {@code count} values (Gemma's embedding scale). */
+    void scale(Buffer x, long count, float factor);
 
     /** {@code acc[i] += x[i]} for {@code count} values. */
     void add(Buffer acc, Buffer x, long count);

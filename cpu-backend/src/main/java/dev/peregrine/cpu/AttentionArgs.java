@@ -14,4 +14,8 @@ final class AttentionArgs {
     int kvHeads;
     int headDim;
     float scale;
+    /** 0, or the number of latest positions a row attends to. */
+    int window;
+    /** 0, or the soft-capping bound of the scores. */
+    float softcap;
 }

@@ -1,5 +1,6 @@
 package dev.peregrine.cpu;
 
+import dev.peregrine.spi.Activation;
 import dev.peregrine.spi.Backend;
 import dev.peregrine.spi.BatchLayout;
 import dev.peregrine.spi.Buffer;
@@ -45,7 +46,7 @@ final class CpuBackend implements Backend {
     private final AttentionTask attentionTask = new AttentionTask();
     private final RmsNormTask rmsNormTask = new RmsNormTask();
     private final RopeTask ropeTask = new RopeTask();
-    private final ElementwiseTask swigluTask = new ElementwiseTask(true);
+    private final ElementwiseTask gluTask = new ElementwiseTask(true);
     private final ElementwiseTask addTask = new ElementwiseTask(false);
 
     CpuBackend(int threads, Kernels kernels) {
@@ -243,7 +244,7 @@ final class CpuBackend implements Backend {
 
     @Override
     public void attention(Buffer out, Buffer q, Buffer keyCache, Buffer valueCache, BatchLayout layout,
-                          int heads, int kvHeads, int headDim, float scale) {
+                          int heads, int kvHeads, int headDim, float scale, int window, float softcap) {
         AttentionArgs a = attentionArgs;
         a.out = seg(out);
         a.q = seg(q);
@@ -254,16 +255,42 @@ final class CpuBackend implements Backend {
         a.kvHeads = kvHeads;
         a.headDim = headDim;
         a.scale = scale;
+        a.window = window;
+        a.softcap = softcap;
         long work = 0;
         for (int r = 0; r < layout.tokenCount; r++) {
-            work += (long) (layout.positions[r] + 1) * heads * headDim * 2;
+            int attended = layout.positions[r] + 1;
+            work += (long) (window > 0 ? Math.min(window, attended) : attended) * heads * headDim * 2;
         }
         pool.parallelFor(layout.tokenCount * heads, 1, work, attentionTask);
     }
 
     @Override
-    public void swiglu(Buffer gate, Buffer up, long count) {
-        elementwise(swigluTask, gate, up, count);
+    public void gatedActivation(Buffer gate, Buffer up, long count, Activation activation) {
+        gluTask.activation = activation;
+        elementwise(gluTask, gate, up, count);
+    }
+
+    @Override
+    public void addBias(Buffer x, Weight bias, int rows) {
+        // Small (rows x q/k/v width) next to the products before it: on the calling thread.
+        float[] b = ((CpuWeight) bias).asVector();
+        MemorySegment s = seg(x);
+        long at = 0;
+        for (int r = 0; r < rows; r++) {
+            for (float value : b) {
+                s.set(F, at, s.get(F, at) + value);
+                at += Float.BYTES;
+            }
+        }
+    }
+
+    @Override
+    public void scale(Buffer x, long count, float factor) {
+        MemorySegment s = seg(x);
+        for (long i = 0; i < count; i++) {
+            s.set(F, i * Float.BYTES, s.get(F, i * Float.BYTES) * factor);
+        }
     }
 
     @Override
@@ -375,20 +402,21 @@ final class CpuBackend implements Backend {
         }
     }
 
-    /** swiglu (gate, up) or add (acc, x) over a range of values. */
+    /** A gated activation (gate, up) or add (acc, x) over a range of values. */
     private final class ElementwiseTask implements WorkerPool.RangeTask {
-        private final boolean swiglu;
+        private final boolean gated;
+        Activation activation;
         MemorySegment target;
         MemorySegment other;
 
-        ElementwiseTask(boolean swiglu) {
-            this.swiglu = swiglu;
+        ElementwiseTask(boolean gated) {
+            this.gated = gated;
         }
 
         @Override
         public void run(int start, int end, int thread) {
-            if (swiglu) {
-                kernels.swiglu(target, other, start, end);
+            if (gated) {
+                kernels.gatedActivation(target, other, start, end, activation);
             } else {
                 kernels.add(target, other, start, end);
             }

@@ -1,5 +1,6 @@
 package dev.peregrine.cpu;
 
+import dev.peregrine.spi.Activation;
 import java.lang.foreign.MemorySegment;
 
 /**
@@ -39,8 +40,8 @@ interface Kernels {
     /** Attention for the (token, head) items [itemStart, itemEnd), item = token * heads + head. */
     void attention(AttentionArgs args, int itemStart, int itemEnd, ThreadScratch scratch);
 
-    /** {@code gate[i] = silu(gate[i]) * up[i]} for i in [from, to). */
-    void swiglu(MemorySegment gate, MemorySegment up, long from, long to);
+    /** {@code gate[i] = activation(gate[i]) * up[i]} for i in [from, to). */
+    void gatedActivation(MemorySegment gate, MemorySegment up, long from, long to, Activation activation);
 
     /** {@code acc[i] += x[i]} for i in [from, to). */
     void add(MemorySegment acc, MemorySegment x, long from, long to);

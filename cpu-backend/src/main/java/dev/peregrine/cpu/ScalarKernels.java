@@ -1,5 +1,6 @@
 package dev.peregrine.cpu;
 
+import dev.peregrine.spi.Activation;
 import dev.peregrine.spi.BatchLayout;
 import dev.peregrine.tensor.Dequant;
 import java.lang.foreign.MemorySegment;
@@ -99,19 +100,25 @@ final class ScalarKernels implements Kernels {
             int r = item / a.heads;
             int h = item % a.heads;
             int seq = layout.tokenSequence[r];
-            int length = layout.positions[r] + 1;
+            int end = layout.positions[r] + 1;
+            int first = a.window > 0 ? Math.max(0, end - a.window) : 0;
+            int length = end - first;
             float[] scores = scratch.scores(length);
             long qBase = ((long) r * a.heads + h) * headDim * Float.BYTES;
             long kvOffset = (long) (h / group) * headDim * Float.BYTES;
             float max = Float.NEGATIVE_INFINITY;
             for (int p = 0; p < length; p++) {
-                long kBase = (long) layout.slotOf(seq, p) * kvWidth * Float.BYTES + kvOffset;
+                long kBase = (long) layout.slotOf(seq, first + p) * kvWidth * Float.BYTES + kvOffset;
                 float dot = 0;
                 for (int i = 0; i < headDim; i++) {
                     dot += a.q.get(F, qBase + i * 4L) * a.keyCache.get(F, kBase + i * 4L);
                 }
-                scores[p] = dot * a.scale;
-                max = Math.max(max, scores[p]);
+                float score = dot * a.scale;
+                if (a.softcap > 0) {
+                    score = a.softcap * (float) StrictMath.tanh(score / a.softcap);
+                }
+                scores[p] = score;
+                max = Math.max(max, score);
             }
             float sum = 0;
             for (int p = 0; p < length; p++) {
@@ -123,7 +130,7 @@ final class ScalarKernels implements Kernels {
             }
             for (int p = 0; p < length; p++) {
                 float weight = scores[p] / sum;
-                long vBase = (long) layout.slotOf(seq, p) * kvWidth * Float.BYTES + kvOffset;
+                long vBase = (long) layout.slotOf(seq, first + p) * kvWidth * Float.BYTES + kvOffset;
                 for (int i = 0; i < headDim; i++) {
                     long at = qBase + i * 4L;
                     a.out.set(F, at, a.out.get(F, at) + weight * a.valueCache.get(F, vBase + i * 4L));
@@ -132,11 +139,18 @@ final class ScalarKernels implements Kernels {
         }
     }
 
+    /** tanh-GELU's constants: {@code 2 sqrt(2/pi)} and the cubic term's 0.044715 (shared with the vector kernels). */
+    static final float GELU_SCALE = (float) (2 * Math.sqrt(2 / Math.PI));
+    static final float GELU_CUBIC = 0.044715f;
+
     @Override
-    public void swiglu(MemorySegment gate, MemorySegment up, long from, long to) {
+    public void gatedActivation(MemorySegment gate, MemorySegment up, long from, long to, Activation activation) {
+        boolean gelu = activation == Activation.GELU_TANH;
         for (long i = from; i < to; i++) {
             float x = gate.get(F, i * 4);
-            gate.set(F, i * 4, x / (1f + (float) Math.exp(-x)) * up.get(F, i * 4));
+            // Both as x * sigmoid(u); for GELU 0.5 (1 + tanh(z)) = sigmoid(2z).
+            float u = gelu ? Math.fma(x * x * x, GELU_CUBIC, x) * GELU_SCALE : x;
+            gate.set(F, i * 4, x / (1f + (float) Math.exp(-u)) * up.get(F, i * 4));
         }
     }
 

@@ -1,5 +1,6 @@
 package dev.peregrine.cpu;
 
+import dev.peregrine.spi.Activation;
 import dev.peregrine.spi.BatchLayout;
 import dev.peregrine.tensor.DType;
 import dev.peregrine.tensor.Dequant;
@@ -820,7 +821,10 @@ final class VectorKernels implements Kernels {
             int r = item / a.heads;
             int h = item % a.heads;
             int seq = layout.tokenSequence[r];
-            int length = layout.positions[r] + 1;
+            // Positions first .. first + length - 1: all of them, or the last `window`.
+            int end = layout.positions[r] + 1;
+            int first = a.window > 0 ? Math.max(0, end - a.window) : 0;
+            int length = end - first;
             float[] scores = scratch.scores(length + FL);
             int[] slots = scratch.slots(length);
             long qBase = ((long) r * a.heads + h) * headDim * Float.BYTES;
@@ -829,7 +833,7 @@ final class VectorKernels implements Kernels {
             // Scores: q . k_p for every position p of the sequence.
             float max = Float.NEGATIVE_INFINITY;
             for (int p = 0; p < length; p++) {
-                int slot = layout.slotOf(seq, p);
+                int slot = layout.slotOf(seq, first + p);
                 slots[p] = slot;
                 long kBase = slot * kvRowBytes + kvOffset;
                 FloatVector acc = FloatVector.zero(F);
@@ -850,8 +854,13 @@ final class VectorKernels implements Kernels {
                 for (; i < headDim; i++) {
                     dot += q.get(FLOAT, qBase + i * 4L) * keys.get(FLOAT, kBase + i * 4L);
                 }
-                scores[p] = dot * a.scale;
-                max = Math.max(max, scores[p]);
+                float score = dot * a.scale;
+                if (a.softcap > 0) {
+                    // StrictMath: the same bits in every JIT tier (Math.tanh may be an intrinsic).
+                    score = a.softcap * (float) StrictMath.tanh(score / a.softcap);
+                }
+                scores[p] = score;
+                max = Math.max(max, score);
             }
 
             // Softmax weights. The scores are padded to whole vectors with -infinity (whose weight
@@ -912,32 +921,40 @@ final class VectorKernels implements Kernels {
     }
 
     /**
-     * silu(gate) * up. The last values (fewer than a vector) go through {@link #expScalar}, the
-     * same operations one value at a time, so a value's result does not depend on where a slice
-     * starts. (Masked vector operations would do too, but C2 does not always intrinsify them and
-     * then boxes every vector.)
+     * activation(gate) * up, both activations as {@code x * sigmoid(u)}: SiLU with {@code u = x},
+     * tanh-GELU with {@code u = 2 sqrt(2/pi) (x + 0.044715 x^3)} (since {@code 0.5 (1 + tanh(z))}
+     * is {@code sigmoid(2z)}), so one exp serves both. The last values (fewer than a vector) go
+     * through {@link #expScalar}, the same operations one value at a time, so a value's result does
+     * not depend on where a slice starts. (Masked vector operations would do too, but C2 does not
+     * always intrinsify them and then boxes every vector.)
      */
     @Override
-    public void swiglu(MemorySegment gate, MemorySegment up, long from, long to) {
+    public void gatedActivation(MemorySegment gate, MemorySegment up, long from, long to, Activation activation) {
         ByteOrder order = NATIVE;
+        boolean gelu = activation == Activation.GELU_TANH;
         long i = from;
         for (; i + FL <= to; i += FL) {
             FloatVector g = FloatVector.fromMemorySegment(F, gate, i * 4, order);
-            // e^-g, clamped to the normal range (see the constants).
-            FloatVector e = g.neg().max(EXP_MIN).min(EXP_MAX);
+            FloatVector u = gelu ? g.mul(g).mul(g).fma(FloatVector.broadcast(F, GELU_CUBIC), g).mul(GELU_SCALE) : g;
+            // e^-u, clamped to the normal range (see the constants).
+            FloatVector e = u.neg().max(EXP_MIN).min(EXP_MAX);
             FloatVector n = e.mul(LOG2_E).add(ROUNDING).sub(ROUNDING);
             FloatVector f = e.sub(n.mul(LN2_HI)).sub(n.mul(LN2_LO));
             FloatVector poly = f.fma(EXP_C6, EXP_C5).mul(f).add(EXP_C4).mul(f).add(EXP_C3).mul(f).add(EXP_C2).mul(f).add(0.5f);
             e = poly.mul(f.mul(f)).add(f).add(1f).mul(((IntVector) n.convert(VectorOperators.F2I, 0)).add(127)
                     .lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats());
-            FloatVector silu = g.div(e.add(1f));
-            silu.mul(FloatVector.fromMemorySegment(F, up, i * 4, order)).intoMemorySegment(gate, i * 4, order);
+            FloatVector activated = g.div(e.add(1f));
+            activated.mul(FloatVector.fromMemorySegment(F, up, i * 4, order)).intoMemorySegment(gate, i * 4, order);
         }
         for (; i < to; i++) {
             float g = gate.get(FLOAT, i * 4);
-            gate.set(FLOAT, i * 4, g / (expScalar(-g) + 1f) * up.get(FLOAT, i * 4));
+            float u = gelu ? Math.fma(g * g * g, GELU_CUBIC, g) * GELU_SCALE : g;
+            gate.set(FLOAT, i * 4, g / (expScalar(-u) + 1f) * up.get(FLOAT, i * 4));
         }
     }
+
+    private static final float GELU_SCALE = ScalarKernels.GELU_SCALE;
+    private static final float GELU_CUBIC = ScalarKernels.GELU_CUBIC;
 
     /** The vector exp's steps on one value, operation for operation, so both give the same bits. */
     static float expScalar(float x) {

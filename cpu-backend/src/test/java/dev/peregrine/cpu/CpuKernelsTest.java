@@ -3,6 +3,7 @@ package dev.peregrine.cpu;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
+import dev.peregrine.spi.Activation;
 import dev.peregrine.spi.BatchLayout;
 import dev.peregrine.spi.Buffer;
 import dev.peregrine.spi.Weight;
@@ -171,22 +172,25 @@ class CpuKernelsTest {
 
     @ParameterizedTest(name = "{0}")
     @MethodSource("kernelSets")
-    void swigluOfARowDoesNotDependOnItsBatch(String name, Supplier<Kernels> kernels) {
-        CpuBackend backend = backend(kernels);
-        int width = 172; // stories260K's hidden size: rows start at every offset modulo the vector width
-        int batch = 200;
-        float[] g = randoms(batch * width);
-        float[] u = randoms(batch * width);
-        Buffer gb = buffer(backend, g);
-        backend.swiglu(gb, buffer(backend, u), (long) batch * width);
-        float[] together = read(backend, gb, batch * width);
-        for (int t = 0; t < batch; t += 7) {
-            Buffer one = buffer(backend, java.util.Arrays.copyOfRange(g, t * width, (t + 1) * width));
-            backend.swiglu(one, buffer(backend, java.util.Arrays.copyOfRange(u, t * width, (t + 1) * width)), width);
-            float[] alone = read(backend, one, width);
-            for (int i = 0; i < width; i++) {
-                assertThat(Float.floatToRawIntBits(alone[i])).as("row %d value %d", t, i)
-                        .isEqualTo(Float.floatToRawIntBits(together[t * width + i]));
+    void gatedActivationOfARowDoesNotDependOnItsBatch(String name, Supplier<Kernels> kernels) {
+        for (Activation activation : Activation.values()) {
+            CpuBackend backend = backend(kernels);
+            int width = 172; // stories260K's hidden size: rows start at every offset modulo the vector width
+            int batch = 200;
+            float[] g = randoms(batch * width);
+            float[] u = randoms(batch * width);
+            Buffer gb = buffer(backend, g);
+            backend.gatedActivation(gb, buffer(backend, u), (long) batch * width, activation);
+            float[] together = read(backend, gb, batch * width);
+            for (int t = 0; t < batch; t += 7) {
+                Buffer one = buffer(backend, java.util.Arrays.copyOfRange(g, t * width, (t + 1) * width));
+                backend.gatedActivation(one, buffer(backend, java.util.Arrays.copyOfRange(u, t * width, (t + 1) * width)), width,
+                        activation);
+                float[] alone = read(backend, one, width);
+                for (int i = 0; i < width; i++) {
+                    assertThat(Float.floatToRawIntBits(alone[i])).as("%s row %d value %d", activation, t, i)
+                            .isEqualTo(Float.floatToRawIntBits(together[t * width + i]));
+                }
             }
         }
     }
@@ -307,65 +311,74 @@ class CpuKernelsTest {
     @MethodSource("kernelSets")
     void pagedAttentionMatchesContiguousSoftmaxAttention(String name, Supplier<Kernels> kernels) {
         CpuBackend backend = backend(kernels);
-        // A head shorter than a vector, and one of several vectors plus a remainder.
-        for (int headDim : new int[] {5, 72}) {
-            int heads = 4;
-            int kvHeads = 2;
-            int blockSize = 4;
-            int length = 41;
-            int kvWidth = kvHeads * headDim;
-            // The sequence's blocks are scattered over the cache.
-            int[] table = {5, 1, 3, 0, 7, 2, 9, 4, 6, 8, 11};
-            BatchLayout layout = new BatchLayout(blockSize);
-            int s = layout.addSequence(table, table.length);
-            float[][] keys = new float[length][];
-            float[][] values = new float[length][];
-            Buffer kc = backend.allocate(12L * blockSize * kvWidth);
-            Buffer vc = backend.allocate(12L * blockSize * kvWidth);
-            for (int p = 0; p < length; p++) {
-                keys[p] = randoms(kvWidth);
-                values[p] = randoms(kvWidth);
-                int slot = layout.slotOf(s, p);
-                backend.copy(kc, (long) slot * kvWidth, buffer(backend, keys[p]), 0, kvWidth);
-                backend.copy(vc, (long) slot * kvWidth, buffer(backend, values[p]), 0, kvWidth);
-            }
-            // Query rows at positions 4, 10 and 40 (short, and longer than a vector of scores).
-            int[] positions = {4, 10, 40};
-            for (int pos : positions) {
-                layout.addToken(s, 0, pos, false);
-            }
-            int rows = positions.length;
-            float[] q = randoms(rows * heads * headDim);
-            Buffer out = backend.allocate((long) rows * heads * headDim);
-            float scale = (float) (1 / Math.sqrt(headDim));
-            backend.attention(out, buffer(backend, q), kc, vc, layout, heads, kvHeads, headDim, scale);
-            float[] got = read(backend, out, q.length);
-            for (int r = 0; r < rows; r++) {
-                int pos = layout.positions[r];
-                for (int h = 0; h < heads; h++) {
-                    int kvh = h / (heads / kvHeads);
-                    double[] w = new double[pos + 1];
-                    double max = Double.NEGATIVE_INFINITY;
-                    for (int p = 0; p <= pos; p++) {
-                        double dot = 0;
+        // Full attention; a sliding window shorter than some rows' history (and one of a single
+        // position); soft-capped scores (Gemma 2), alone and with a window.
+        int[][] windowAndCap = {{0, 0}, {7, 0}, {1, 0}, {0, 2}, {20, 3}};
+        for (int[] variant : windowAndCap) {
+            int window = variant[0];
+            float softcap = variant[1];
+            // A head shorter than a vector, and one of several vectors plus a remainder.
+            for (int headDim : new int[] {5, 72}) {
+                int heads = 4;
+                int kvHeads = 2;
+                int blockSize = 4;
+                int length = 41;
+                int kvWidth = kvHeads * headDim;
+                // The sequence's blocks are scattered over the cache.
+                int[] table = {5, 1, 3, 0, 7, 2, 9, 4, 6, 8, 11};
+                BatchLayout layout = new BatchLayout(blockSize);
+                int s = layout.addSequence(table, table.length);
+                float[][] keys = new float[length][];
+                float[][] values = new float[length][];
+                Buffer kc = backend.allocate(12L * blockSize * kvWidth);
+                Buffer vc = backend.allocate(12L * blockSize * kvWidth);
+                for (int p = 0; p < length; p++) {
+                    keys[p] = randoms(kvWidth);
+                    values[p] = randoms(kvWidth);
+                    int slot = layout.slotOf(s, p);
+                    backend.copy(kc, (long) slot * kvWidth, buffer(backend, keys[p]), 0, kvWidth);
+                    backend.copy(vc, (long) slot * kvWidth, buffer(backend, values[p]), 0, kvWidth);
+                }
+                // Query rows at positions 4, 10 and 40 (short, and longer than a vector of scores).
+                int[] positions = {4, 10, 40};
+                for (int pos : positions) {
+                    layout.addToken(s, 0, pos, false);
+                }
+                int rows = positions.length;
+                float[] q = randoms(rows * heads * headDim);
+                Buffer out = backend.allocate((long) rows * heads * headDim);
+                float scale = (float) (1 / Math.sqrt(headDim));
+                backend.attention(out, buffer(backend, q), kc, vc, layout, heads, kvHeads, headDim, scale, window, softcap);
+                float[] got = read(backend, out, q.length);
+                for (int r = 0; r < rows; r++) {
+                    int pos = layout.positions[r];
+                    int first = window > 0 ? Math.max(0, pos - window + 1) : 0;
+                    for (int h = 0; h < heads; h++) {
+                        int kvh = h / (heads / kvHeads);
+                        double[] w = new double[pos + 1];
+                        double max = Double.NEGATIVE_INFINITY;
+                        for (int p = first; p <= pos; p++) {
+                            double dot = 0;
+                            for (int i = 0; i < headDim; i++) {
+                                dot += (double) q[(r * heads + h) * headDim + i] * keys[p][kvh * headDim + i];
+                            }
+                            w[p] = softcap > 0 ? softcap * Math.tanh(dot * scale / softcap) : dot * scale;
+                            max = Math.max(max, w[p]);
+                        }
+                        double sum = 0;
+                        for (int p = first; p <= pos; p++) {
+                            w[p] = Math.exp(w[p] - max);
+                            sum += w[p];
+                        }
                         for (int i = 0; i < headDim; i++) {
-                            dot += (double) q[(r * heads + h) * headDim + i] * keys[p][kvh * headDim + i];
+                            double expected = 0;
+                            for (int p = first; p <= pos; p++) {
+                                expected += w[p] / sum * values[p][kvh * headDim + i];
+                            }
+                            assertThat((double) got[(r * heads + h) * headDim + i])
+                                    .as("%s headDim %d window %d softcap %s", name, headDim, window, softcap)
+                                    .isCloseTo(expected, within(1e-5));
                         }
-                        w[p] = dot * scale;
-                        max = Math.max(max, w[p]);
-                    }
-                    double sum = 0;
-                    for (int p = 0; p <= pos; p++) {
-                        w[p] = Math.exp(w[p] - max);
-                        sum += w[p];
-                    }
-                    for (int i = 0; i < headDim; i++) {
-                        double expected = 0;
-                        for (int p = 0; p <= pos; p++) {
-                            expected += w[p] / sum * values[p][kvh * headDim + i];
-                        }
-                        assertThat((double) got[(r * heads + h) * headDim + i]).as("%s headDim %d", name, headDim)
-                                .isCloseTo(expected, within(1e-5));
                     }
                 }
             }
@@ -374,19 +387,51 @@ class CpuKernelsTest {
 
     @ParameterizedTest(name = "{0}")
     @MethodSource("kernelSets")
-    void swigluAndAdd(String name, Supplier<Kernels> kernels) {
+    void gatedActivationsAndAdd(String name, Supplier<Kernels> kernels) {
         CpuBackend backend = backend(kernels);
-        for (int n : new int[] {33, 1000, 70_001}) {
-            float[] g = randoms(n);
-            float[] u = randoms(n);
-            Buffer gb = buffer(backend, g);
-            Buffer ub = buffer(backend, u);
-            backend.swiglu(gb, ub, n);
-            backend.add(gb, ub, n);
-            float[] got = read(backend, gb, n);
-            for (int i = 0; i < n; i++) {
-                double silu = g[i] / (1 + Math.exp(-g[i]));
-                assertThat((double) got[i]).isCloseTo(silu * u[i] + u[i], within(1e-5 * (1 + Math.abs(silu * u[i]))));
+        for (Activation activation : Activation.values()) {
+            for (int n : new int[] {33, 1000, 70_001}) {
+                float[] g = randoms(n);
+                for (int i = 0; i < n; i += 97) {
+                    g[i] *= 30; // far into both tails
+                }
+                float[] u = randoms(n);
+                Buffer gb = buffer(backend, g);
+                Buffer ub = buffer(backend, u);
+                backend.gatedActivation(gb, ub, n, activation);
+                backend.add(gb, ub, n);
+                float[] got = read(backend, gb, n);
+                for (int i = 0; i < n; i++) {
+                    double x = g[i];
+                    double act = switch (activation) {
+                        case SILU -> x / (1 + Math.exp(-x));
+                        // PyTorch's gelu(approximate="tanh"), as written there.
+                        case GELU_TANH -> 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
+                    };
+                    assertThat((double) got[i]).as("%s %s of %s", name, activation, x)
+                            .isCloseTo(act * u[i] + u[i], within(1e-5 * (1 + Math.abs(act * u[i]))));
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("kernelSets")
+    void biasAndScale(String name, Supplier<Kernels> kernels) {
+        CpuBackend backend = backend(kernels);
+        int rows = 3;
+        int width = 37;
+        float[] x = randoms(rows * width);
+        float[] bias = randoms(width);
+        MemorySegment data = arena.allocate(4L * width);
+        Quantize.fromFloat(DType.F32, bias, 0, width, data, 0);
+        Buffer xb = buffer(backend, x);
+        backend.addBias(xb, backend.upload(new Tensor("b", DType.F32, new long[] {width}, data)), rows);
+        backend.scale(xb, (long) rows * width, 1.5f);
+        float[] got = read(backend, xb, rows * width);
+        for (int r = 0; r < rows; r++) {
+            for (int i = 0; i < width; i++) {
+                assertThat(got[r * width + i]).isEqualTo((x[r * width + i] + bias[i]) * 1.5f);
             }
         }
     }

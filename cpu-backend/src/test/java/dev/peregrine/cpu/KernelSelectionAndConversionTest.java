@@ -160,8 +160,8 @@ class KernelSelectionAndConversionTest {
                 backend.ropeAngles(cosSin, freqs, layout);
                 backend.rope(y, cosSin, 1, heads, headDim, headDim);
                 backend.storeKv(kc, vc, y, y, dim, layout);
-                backend.attention(xb, y, kc, vc, layout, heads, heads, headDim, 0.125f);
-                backend.swiglu(xb, y, dim);
+                backend.attention(xb, y, kc, vc, layout, heads, heads, headDim, 0.125f, 0, 0f);
+                backend.gatedActivation(xb, y, dim, dev.peregrine.spi.Activation.SILU);
                 backend.add(x, xb, dim);
             };
             layout.clear();

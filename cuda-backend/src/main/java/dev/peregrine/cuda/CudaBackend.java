@@ -3,6 +3,7 @@ package dev.peregrine.cuda;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 
+import dev.peregrine.spi.Activation;
 import dev.peregrine.spi.Backend;
 import dev.peregrine.spi.BatchLayout;
 import dev.peregrine.spi.Buffer;
@@ -388,7 +389,10 @@ final class CudaBackend implements Backend {
 
     @Override
     public void attention(Buffer out, Buffer q, Buffer keyCache, Buffer valueCache, BatchLayout layout,
-                          int heads, int kvHeads, int headDim, float scale) {
+                          int heads, int kvHeads, int headDim, float scale, int window, float softcap) {
+        if (window != 0 || softcap != 0) {
+            throw new UnsupportedOperationException("sliding-window and soft-capped attention are not on the CUDA backend yet");
+        }
         if (kvHeads <= 0 || heads % kvHeads != 0 || headDim <= 0 || headDim > MAX_HEAD_DIM) {
             throw new IllegalArgumentException("attention needs heads a multiple of kvHeads and headDim in 1.." + MAX_HEAD_DIM
                     + "; got " + heads + " heads, " + kvHeads + " KV heads, headDim " + headDim);
@@ -431,9 +435,22 @@ final class CudaBackend implements Backend {
     }
 
     @Override
-    public void swiglu(Buffer gate, Buffer up, long count) {
+    public void gatedActivation(Buffer gate, Buffer up, long count, Activation activation) {
+        if (activation != Activation.SILU) {
+            throw new UnsupportedOperationException(activation + " is not on the CUDA backend yet");
+        }
         args.reset().ptr(address(gate, 0, count)).ptr(address(up, 0, count)).i64(count);
         launch(Kernel.SWIGLU, gridStride(count), BLOCK);
+    }
+
+    @Override
+    public void addBias(Buffer x, Weight bias, int rows) {
+        throw new UnsupportedOperationException("biases are not on the CUDA backend yet");
+    }
+
+    @Override
+    public void scale(Buffer x, long count, float factor) {
+        throw new UnsupportedOperationException("scale is not on the CUDA backend yet");
     }
 
     @Override

@@ -202,7 +202,7 @@ class CudaBackendHostTest {
             b.beginStep(layout);
             assertThatThrownBy(() -> b.embed(b.allocate(16), w, layout)).hasMessageContaining("token id 8 outside the vocabulary of 8");
             Buffer cache = b.allocate(16);
-            assertThatThrownBy(() -> b.attention(in, in, cache, cache, layout, 3, 2, 8, 1f))
+            assertThatThrownBy(() -> b.attention(in, in, cache, cache, layout, 3, 2, 8, 1f, 0, 0f))
                     .hasMessageContaining("heads a multiple of kvHeads");
         }
     }

@@ -133,7 +133,7 @@ public final class CudaKernelBench {
             cuda.beginStep(layout);
             double seconds = time(cuda, out, reps, () -> {
                 for (int layer = 0; layer < LAYERS; layer++) {
-                    cuda.attention(out, q, keys, values, layout, HEADS, KV_HEADS, HEAD_DIM, 0.125f);
+                    cuda.attention(out, q, keys, values, layout, HEADS, KV_HEADS, HEAD_DIM, 0.125f, 0, 0f);
                 }
             }) / LAYERS;
             double kvBytes = 2.0 * sequences * (length + 1) * KV_HEADS * HEAD_DIM * Float.BYTES;

@@ -214,7 +214,7 @@ class CudaKernelsTest {
         for (Backend b : new Backend[] {cuda, cpu}) {
             Buffer g = buffer(b, gate);
             Buffer u = buffer(b, up);
-            b.swiglu(g, u, n);
+            b.gatedActivation(g, u, n, dev.peregrine.spi.Activation.SILU);
             b.add(g, u, n);
             Buffer copy = b.allocate(n + 10);
             b.copy(copy, 10, g, 0, n);
@@ -296,7 +296,7 @@ class CudaKernelsTest {
         for (Backend b : new Backend[] {cuda, cpu}) {
             b.beginStep(layout);
             Buffer out = b.allocate((long) n * heads * headDim);
-            b.attention(out, buffer(b, q), buffer(b, cache), buffer(b, values), layout, heads, kvHeads, headDim, scale);
+            b.attention(out, buffer(b, q), buffer(b, cache), buffer(b, values), layout, heads, kvHeads, headDim, scale, 0, 0f);
             results[i++] = read(b, out, n * heads * headDim);
         }
         assertClose(results[0], results[1], 1e-4, "attention " + heads + "/" + kvHeads + "/" + headDim + " "

@@ -122,7 +122,7 @@ public class LayerOpsBenchmark {
 
     @Benchmark
     public void swiglu() {
-        backend.swiglu(gate, up, FFN);
+        backend.gatedActivation(gate, up, FFN, dev.peregrine.spi.Activation.SILU);
     }
 
     @Benchmark
@@ -132,6 +132,6 @@ public class LayerOpsBenchmark {
 
     @Benchmark
     public void attention() {
-        backend.attention(attended, q, keys, values, layout, HEADS, KV_HEADS, HEAD_DIM, 0.125f);
+        backend.attention(attended, q, keys, values, layout, HEADS, KV_HEADS, HEAD_DIM, 0.125f, 0, 0f);
     }
 }
