@@ -4,6 +4,7 @@ import dev.peregrine.ModelFormatException;
 import dev.peregrine.format.gguf.GgufFile;
 import dev.peregrine.format.hf.HfCheckpoint;
 import dev.peregrine.format.hf.HfConfig;
+import dev.peregrine.format.hf.HfLlamaLayout;
 import dev.peregrine.format.hf.HfLlamaTensors;
 import dev.peregrine.format.json.Json;
 import dev.peregrine.tensor.TensorSource;
@@ -65,17 +66,22 @@ public record LlamaCheckpoint(Path path, LlamaConfig config, TensorSource tensor
         }
         LlamaConfig config = LlamaConfig.fromGguf(path, file.metadata(), vocab);
         String template = file.metadata().optString("tokenizer.chat_template").orElse(null);
-        TensorSource tensors = LlamaConfig.ggufRopeIsRotateHalf(file.metadata().getString("general.architecture"))
-                ? new RotateHalfTensors(file, config.headDim(), arena)
-                : file;
+        TensorSource tensors = file;
+        if (config.family().fusedProjections()) {
+            tensors = new FusedTensors(tensors, config);
+        }
+        if (config.family().ropeRotateHalf()) {
+            tensors = new RotateHalfTensors(tensors, config.headDim(), arena);
+        }
         return new LlamaCheckpoint(path, config, tensors, tokenizer, template);
     }
 
     private static LlamaCheckpoint openHuggingFace(Path dir, Arena arena) {
         HfConfig hf = HfConfig.read(dir.resolve(HF_CONFIG));
         LlamaConfig config = LlamaConfig.fromHuggingFace(hf);
-        // transformers' LlamaConfig default: untied.
-        boolean tied = hf.optBoolean("tie_word_embeddings").orElse(false);
+        Family family = config.family();
+        // transformers' defaults: Gemma ties, the others do not.
+        boolean tied = hf.optBoolean("tie_word_embeddings").orElse(family.scaledEmbeddingAndPostNorms());
         hf.optInts("bos_token_id"); // validated here; the tokenizer's own BOS/EOS are the ones used
         hf.optInts("eos_token_id");
 
@@ -92,7 +98,14 @@ public record LlamaCheckpoint(Path path, LlamaConfig config, TensorSource tensor
                     + " tokens but config.json's vocab_size is " + config.vocabularySize());
         }
         HfCheckpoint checkpoint = HfCheckpoint.open(dir, arena);
-        TensorSource tensors = new HfLlamaTensors(checkpoint, config.headDim(), tied, arena);
+        HfLlamaLayout.Naming naming = family.fusedProjections() ? HfLlamaLayout.Naming.FUSED
+                : family.scaledEmbeddingAndPostNorms() ? HfLlamaLayout.Naming.GEMMA : HfLlamaLayout.Naming.LLAMA;
+        TensorSource tensors = new HfLlamaTensors(checkpoint, naming, tied, family.hfNormsAreOffsetByOne(), arena);
+        if (family.fusedProjections()) {
+            tensors = new FusedTensors(tensors, config);
+        }
+        // Every family's q/k rows are in rotate-half order in Hugging Face checkpoints.
+        tensors = new RotateHalfTensors(tensors, config.headDim(), arena);
         String template = chatTemplate(dir, hasTokenizerConfig ? tokenizerConfig : null);
         return new LlamaCheckpoint(dir, config, tensors, tokenizer, template);
     }

@@ -3,18 +3,28 @@ package dev.peregrine.model;
 import dev.peregrine.ModelFormatException;
 import dev.peregrine.format.gguf.GgufMetadata;
 import dev.peregrine.format.hf.HfConfig;
+import dev.peregrine.spi.Activation;
 import java.nio.file.Path;
+import java.util.Collections;
 import java.util.List;
 import java.util.Optional;
 
 /**
- * Hyper-parameters of a Llama-family decoder.
+ * Hyper-parameters of a decoder the Llama graph runs: a Llama block with the options its
+ * {@link Family} and its files add.
  *
- * @param ropeDimensions how many leading elements of each head are rotated (usually headDim)
- * @param contextLength  the context the model was trained with, as its file states it
- * @param ropeScaling    how the rotary frequencies are stretched ({@link RopeScaling#NONE} for plain rope)
- * @param qkNorm         whether each head of q and k is RMS-normed (weights of headDim values) after
- *                       the projections and before rope (Qwen3); the family is data, the graph is one
+ * @param ropeDimensions   how many leading elements of each head are rotated (usually headDim)
+ * @param contextLength    the context the model was trained with, as its file states it
+ * @param ropeScaling      how the rotary frequencies are stretched ({@link RopeScaling#NONE} for plain rope)
+ * @param family           what the block adds to Llama's (biases, q/k norms, Gemma's norms and GeGLU, fused tensors)
+ * @param queryScale       a score is {@code queryScale * q.k} (before YaRN's attention factor):
+ *                         {@code 1/sqrt(headDim)}, or Gemma's {@code 1/sqrt(query_pre_attn_scalar)}
+ * @param layerWindows     per layer, 0 for attention to the whole context, or the sliding window:
+ *                         a token at position p attends to positions p - window + 1 .. p
+ * @param attentionSoftcap 0, or Gemma 2's bound c on attention scores: s becomes c tanh(s / c)
+ * @param finalSoftcap     0, or Gemma 2's bound on the logits, applied the same way
+ * @param slidingRopeTheta 0 when every layer has the same rope; else the rope base of the
+ *                         sliding-window layers, which are not rope-scaled (Gemma 3's local layers)
  */
 public record LlamaConfig(
         int dim,
@@ -29,7 +39,12 @@ public record LlamaConfig(
         float ropeTheta,
         int ropeDimensions,
         RopeScaling ropeScaling,
-        boolean qkNorm) {
+        Family family,
+        float queryScale,
+        List<Integer> layerWindows,
+        float attentionSoftcap,
+        float finalSoftcap,
+        float slidingRopeTheta) {
 
     public LlamaConfig {
         check(dim > 0 && layers > 0 && heads > 0 && kvHeads > 0 && headDim > 0 && ffnDim > 0
@@ -42,25 +57,38 @@ public record LlamaConfig(
         check((long) heads * headDim <= Integer.MAX_VALUE / 4 && (long) dim * ffnDim < (1L << 40),
                 "sizes are implausibly large: " + this);
         check(ropeScaling != null, "rope scaling must be given (RopeScaling.NONE for none)");
+        check(family != null, "the family must be given");
         // The graph folds YaRN's cos/sin factor into the attention scale, which is exact only when
         // every element of the head is rotated (see LlamaGraph).
         check(ropeScaling.attentionFactor() == 1 || ropeDimensions == headDim,
                 "rope scaling with an attention factor needs every element of the head rotated, but "
                         + ropeDimensions + " of " + headDim + " are");
+        // The rotate-half families are permuted into adjacent pairs at load, which needs the whole head rotated.
+        check(!family.ropeRotateHalf() || ropeDimensions == headDim,
+                "partial rotate-half rope (" + ropeDimensions + " of " + headDim + " elements) is not supported");
+        check(queryScale > 0 && Float.isFinite(queryScale), "the attention scale must be positive, got " + queryScale);
+        layerWindows = layerWindows == null ? List.of() : List.copyOf(layerWindows);
+        check(layerWindows.size() == layers, layerWindows.size() + " layer windows for " + layers + " layers");
+        for (int window : layerWindows) {
+            check(window >= 0, "a sliding window must be positive (or 0 for none), got " + window);
+        }
+        check(attentionSoftcap >= 0 && Float.isFinite(attentionSoftcap), "attention soft-cap must be >= 0, got " + attentionSoftcap);
+        check(finalSoftcap >= 0 && Float.isFinite(finalSoftcap), "final soft-cap must be >= 0, got " + finalSoftcap);
+        check(slidingRopeTheta >= 0 && Float.isFinite(slidingRopeTheta), "sliding rope base must be >= 0, got " + slidingRopeTheta);
     }
 
-    /** Without q/k norms (Llama, Mistral). */
+    /** A Llama without sliding windows or soft-caps. */
     public LlamaConfig(int dim, int layers, int heads, int kvHeads, int headDim, int ffnDim, int vocabularySize,
                        int contextLength, float rmsEps, float ropeTheta, int ropeDimensions, RopeScaling ropeScaling) {
         this(dim, layers, heads, kvHeads, headDim, ffnDim, vocabularySize, contextLength, rmsEps, ropeTheta,
-                ropeDimensions, ropeScaling, false);
+                ropeDimensions, ropeScaling, Family.LLAMA, defaultQueryScale(headDim), noWindows(layers), 0, 0, 0);
     }
 
     /** Plain rope, no scaling. */
     public LlamaConfig(int dim, int layers, int heads, int kvHeads, int headDim, int ffnDim, int vocabularySize,
                        int contextLength, float rmsEps, float ropeTheta, int ropeDimensions) {
         this(dim, layers, heads, kvHeads, headDim, ffnDim, vocabularySize, contextLength, rmsEps, ropeTheta,
-                ropeDimensions, RopeScaling.NONE, false);
+                ropeDimensions, RopeScaling.NONE);
     }
 
     public int queryDim() {
@@ -71,31 +99,67 @@ public record LlamaConfig(
         return kvHeads * headDim;
     }
 
-    /** The GGUF general.architecture values this graph runs. */
-    public static final List<String> GGUF_ARCHITECTURES = List.of("llama", "qwen3");
+    /** Per-head q/k RMS norms (Qwen3, Gemma 3). */
+    public boolean qkNorm() {
+        return family.qkNorm();
+    }
+
+    /** The sliding window of layer {@code layer}, 0 for none. */
+    public int window(int layer) {
+        return layerWindows.get(layer);
+    }
+
+    /** Whether the layer ropes with {@link #slidingRopeTheta} instead of the model's rope. */
+    public boolean usesSlidingRope(int layer) {
+        return slidingRopeTheta > 0 && window(layer) > 0;
+    }
+
+    /** 1/sqrt(headDim), the transformer's usual score scale. */
+    public static float defaultQueryScale(int headDim) {
+        return (float) (1 / Math.sqrt(headDim));
+    }
+
+    static List<Integer> noWindows(int layers) {
+        return Collections.nCopies(Math.max(layers, 0), 0);
+    }
 
     /**
-     * Whether llama.cpp ropes this GGUF architecture NEOX-style ("rotate half": element i with
-     * i + ropeDims/2), so that its converter leaves the q/k rows in Hugging Face's order: qwen3
-     * (llama_model_rope_type in llama-model.cpp returns LLAMA_ROPE_TYPE_NEOX for QWEN2/QWEN3, and
-     * convert_hf_to_gguf.py's Qwen2Model/Qwen3Model do not permute). The loader puts such rows in
-     * the adjacent-pair order the rope kernels use ({@code RotateHalfTensors}).
+     * Which layers slide, as the families define it: Mistral and Phi-3 every layer; Gemma 2 every
+     * other layer starting with the first (transformers: sliding when (i + 1) % 2 != 0; llama.cpp:
+     * swa pattern 2); Gemma 3 five of every six (sliding when (i + 1) % 6 != 0; llama.cpp: pattern 6).
      */
-    public static boolean ggufRopeIsRotateHalf(String architecture) {
-        return architecture.equals("qwen3");
+    static List<Integer> slidingLayers(int layers, int window, int pattern) {
+        Integer[] w = new Integer[layers];
+        for (int i = 0; i < layers; i++) {
+            w[i] = window > 0 && (pattern <= 1 || (i + 1) % pattern != 0) ? window : 0;
+        }
+        return List.of(w);
     }
+
+    /** How many layers form one period of sliding and global layers, by family: 0 or 1 for all sliding. */
+    static int slidingPattern(Family family) {
+        return switch (family) {
+            case GEMMA2 -> 2;
+            case GEMMA3 -> 6;
+            default -> 1;
+        };
+    }
+
+    /** The GGUF general.architecture values this graph runs. */
+    public static final List<String> GGUF_ARCHITECTURES = Family.ggufArchitectures();
+
+    /** Gemma 3's rope base of its sliding layers when the file states none (llama.cpp and transformers: 10000). */
+    static final float GEMMA3_SLIDING_ROPE_THETA = 10000f;
 
     /** Reads the {@code <arch>.*} keys llama.cpp writes, for the architectures in {@link #GGUF_ARCHITECTURES}. */
     public static LlamaConfig fromGguf(Path file, GgufMetadata m, int vocabularySize) {
         String arch = m.getString("general.architecture");
-        if (!GGUF_ARCHITECTURES.contains(arch)) {
-            throw new ModelFormatException(file, -1,
-                    "architecture '" + arch + "' is not supported (supported: " + String.join(", ", GGUF_ARCHITECTURES) + ")");
-        }
+        Family family = Family.ofGguf(arch).orElseThrow(() -> new ModelFormatException(file, -1,
+                "architecture '" + arch + "' is not supported (supported: " + String.join(", ", GGUF_ARCHITECTURES) + ")"));
         String k = arch + ".";
-        boolean qkNorm = arch.equals("qwen3");
         int dim = m.getInt(k + "embedding_length");
         int heads = m.getInt(k + "attention.head_count");
+        int layers = m.getInt(k + "block_count");
         Optional<Integer> keyLength = m.optInt(k + "attention.key_length");
         if (heads <= 0 || dim <= 0 || (keyLength.isEmpty() && dim % heads != 0)) {
             throw new ModelFormatException(file, -1, k + "embedding_length " + dim
@@ -109,15 +173,27 @@ public record LlamaConfig(
                     + k + "attention.key_length " + headDim + " (supported: equal)");
         }
         int ropeDims = m.optInt(k + "rope.dimension_count").orElse(headDim);
-        if (ggufRopeIsRotateHalf(arch) && ropeDims != headDim) {
+        if (family.ropeRotateHalf() && ropeDims != headDim) {
             throw new ModelFormatException(file, -1, k + "rope.dimension_count " + ropeDims + " is not the head size "
                     + headDim + "; partial rotate-half rope is not supported");
         }
         int contextLength = m.optInt(k + "context_length").orElse(2048);
+        int window = m.optInt(k + "attention.sliding_window").orElse(0);
+        if (window < 0) {
+            throw new ModelFormatException(file, -1, k + "attention.sliding_window is " + window + "; it must be positive");
+        }
+        // Gemma's score scale: llama.cpp (llama-model.cpp, LLM_ARCH_GEMMA2/GEMMA3) uses 1/sqrt(headDim),
+        // except for the 27B sizes (46 and 62 layers), whose query_pre_attn_scalar is dim / heads.
+        float queryScale = defaultQueryScale(headDim);
+        if ((family == Family.GEMMA2 && layers == 46) || (family == Family.GEMMA3 && layers == 62)) {
+            queryScale = defaultQueryScale(dim / heads);
+        }
+        float slidingTheta = family == Family.GEMMA3
+                ? m.optFloat(k + "rope.freq_base_swa").orElse(GEMMA3_SLIDING_ROPE_THETA) : 0f;
         try {
             return new LlamaConfig(
                     dim,
-                    m.getInt(k + "block_count"),
+                    layers,
                     heads,
                     m.optInt(k + "attention.head_count_kv").orElse(heads),
                     headDim,
@@ -128,7 +204,12 @@ public record LlamaConfig(
                     m.optFloat(k + "rope.freq_base").orElse(10000f),
                     ropeDims,
                     ropeScalingFromGguf(file, m, arch, contextLength),
-                    qkNorm);
+                    family,
+                    queryScale,
+                    slidingLayers(layers, window, slidingPattern(family)),
+                    m.optFloat(k + "attn_logit_softcapping").orElse(0f),
+                    m.optFloat(k + "final_logit_softcapping").orElse(0f),
+                    slidingTheta);
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(file, -1, "invalid " + arch + " hyper-parameters: " + e.getMessage());
         }
@@ -187,41 +268,38 @@ public record LlamaConfig(
     }
 
     /** The config.json architectures this graph runs exactly. */
-    public static final List<String> HF_ARCHITECTURES = List.of("LlamaForCausalLM", "MistralForCausalLM", "Qwen3ForCausalLM");
+    public static final List<String> HF_ARCHITECTURES = Family.hfArchitectureNames();
 
     /**
      * Reads a Hugging Face {@code config.json} with transformers' defaults for the keys it may
      * omit. Rejects, naming the key, whatever this graph would compute differently: another
-     * architecture, biases, an activation other than SiLU, sliding-window attention, a rope scaling
-     * type other than default, linear, llama3 and yarn.
+     * architecture, biases where the family has none, another activation, a rope scaling type other
+     * than default, linear, llama3 and yarn.
      */
     public static LlamaConfig fromHuggingFace(HfConfig c) {
         List<String> architectures = c.getStrings("architectures");
         String arch = architectures.isEmpty() ? "(none)" : architectures.getFirst();
-        if (arch.equals("Qwen2ForCausalLM")) {
-            throw c.error("architectures", "is Qwen2ForCausalLM, which is not supported: its attention has q/k/v biases "
-                    + "and the Llama graph has none (supported: " + String.join(", ", HF_ARCHITECTURES) + ")");
-        }
-        if (!HF_ARCHITECTURES.contains(arch)) {
-            throw c.error("architectures", "is " + architectures + ", which is not supported (supported: "
-                    + String.join(", ", HF_ARCHITECTURES) + ")");
-        }
-        String act = c.optString("hidden_act").orElse("silu");
-        if (!act.equals("silu")) {
-            throw c.error("hidden_act", "is \"" + act + "\"; only silu (SwiGLU) is supported");
+        Family family = Family.ofHuggingFace(arch).orElseThrow(() -> c.error("architectures", "is " + architectures
+                + ", which is not supported (supported: " + String.join(", ", HF_ARCHITECTURES) + ")"));
+        // Gemma names it hidden_activation (hidden_act is an older spelling of the same).
+        String actKey = c.has("hidden_activation") ? "hidden_activation" : "hidden_act";
+        String act = c.optString(actKey).orElse(family.activation() == Activation.SILU ? "silu" : "gelu_pytorch_tanh");
+        boolean actMatches = switch (family.activation()) {
+            case SILU -> act.equals("silu");
+            case GELU_TANH -> act.equals("gelu_pytorch_tanh") || act.equals("gelu_tanh");
+        };
+        if (!actMatches) {
+            throw c.error(actKey, "is \"" + act + "\"; " + arch + " is supported with "
+                    + (family.activation() == Activation.SILU ? "silu (SwiGLU)" : "gelu_pytorch_tanh (GeGLU)"));
         }
         for (String bias : List.of("attention_bias", "mlp_bias")) {
-            if (c.optBoolean(bias).orElse(false)) {
-                throw c.error(bias, "is true; the Llama graph has no biases");
+            if (!family.qkvBias() && c.optBoolean(bias).orElse(false)) {
+                throw c.error(bias, "is true; " + arch + " is supported without biases");
             }
-        }
-        boolean qwen3 = arch.equals("Qwen3ForCausalLM");
-        // Qwen3's config.json states sliding_window with use_sliding_window false, which transformers ignores.
-        if (c.has("sliding_window") && !(qwen3 && !c.optBoolean("use_sliding_window").orElse(false))) {
-            throw c.error("sliding_window", "is set; sliding-window attention is not supported (the graph attends to the whole context)");
         }
         int dim = c.getInt("hidden_size");
         int heads = c.getInt("num_attention_heads");
+        int layers = c.getInt("num_hidden_layers");
         if (heads <= 0 || (!c.has("head_dim") && dim % heads != 0)) {
             throw c.error("num_attention_heads", heads + " does not divide hidden_size " + dim + " (and there is no head_dim)");
         }
@@ -234,10 +312,16 @@ public record LlamaConfig(
         String scalingKey = c.has("rope_scaling") || ropeParameters.isEmpty() ? "rope_scaling" : "rope_parameters";
         RopeScaling scaling = c.optObject(scalingKey).map(s -> ropeScalingFromHuggingFace(c, scalingKey, s, maxPositions))
                 .orElse(RopeScaling.NONE);
+        double rotary = c.optDouble("partial_rotary_factor").orElse(1.0);
+        int ropeDims = (int) (headDim * rotary);
+        boolean gemma = family.scaledEmbeddingAndPostNorms();
+        float queryScale = gemma
+                ? (float) (1 / Math.sqrt(c.optDouble("query_pre_attn_scalar").orElse((double) headDim)))
+                : defaultQueryScale(headDim);
         try {
             return new LlamaConfig(
                     dim,
-                    c.getInt("num_hidden_layers"),
+                    layers,
                     heads,
                     c.optInt("num_key_value_heads").orElse(heads),
                     headDim,
@@ -246,12 +330,65 @@ public record LlamaConfig(
                     maxPositions,
                     c.optDouble("rms_norm_eps").orElse(1e-6).floatValue(),
                     (float) theta,
-                    headDim,
+                    ropeDims,
                     scaling,
-                    qwen3);
+                    family,
+                    queryScale,
+                    hfLayerWindows(c, family, arch, layers),
+                    // transformers' Gemma2Config defaults are 50 and 30; null (or absent for Gemma 3) is none.
+                    family == Family.GEMMA2 && !c.states("attn_logit_softcapping") ? 50f
+                            : c.optDouble("attn_logit_softcapping").orElse(0.0).floatValue(),
+                    family == Family.GEMMA2 && !c.states("final_logit_softcapping") ? 30f
+                            : c.optDouble("final_logit_softcapping").orElse(0.0).floatValue(),
+                    family == Family.GEMMA3
+                            ? c.optDouble("rope_local_base_freq").orElse((double) GEMMA3_SLIDING_ROPE_THETA).floatValue() : 0f);
         } catch (IllegalArgumentException e) {
-            throw new ModelFormatException(c.file(), -1, "invalid Llama hyper-parameters: " + e.getMessage());
+            throw new ModelFormatException(c.file(), -1, "invalid " + arch + " hyper-parameters: " + e.getMessage());
         }
+    }
+
+    /**
+     * Each layer's sliding window as transformers builds it: none without {@code sliding_window};
+     * Qwen2/Qwen3 only with {@code use_sliding_window} (their configs state a window they do not
+     * use); {@code layer_types} ("sliding_attention" / "full_attention") when the config lists
+     * them; else Mistral and Phi-3 slide every layer, Qwen the layers from {@code max_window_layers}
+     * on, Gemma by its pattern ({@code sliding_window_pattern} for Gemma 3, default 6).
+     */
+    private static List<Integer> hfLayerWindows(HfConfig c, Family family, String arch, int layers) {
+        int window = c.optInt("sliding_window").orElse(0);
+        boolean qwen = family == Family.QWEN2 || family == Family.QWEN3;
+        if (window <= 0 || (qwen && !c.optBoolean("use_sliding_window").orElse(false))) {
+            return noWindows(layers);
+        }
+        if (arch.equals("LlamaForCausalLM")) {
+            throw c.error("sliding_window", "is set, but LlamaForCausalLM has no sliding-window attention");
+        }
+        List<String> types = c.has("layer_types") ? c.getStrings("layer_types") : null;
+        if (types != null) {
+            if (types.size() != layers) {
+                throw c.error("layer_types", "lists " + types.size() + " layers, but num_hidden_layers is " + layers);
+            }
+            Integer[] w = new Integer[layers];
+            for (int i = 0; i < layers; i++) {
+                w[i] = switch (types.get(i)) {
+                    case "sliding_attention" -> window;
+                    case "full_attention" -> 0;
+                    default -> throw c.error("layer_types", "has \"" + types.get(i)
+                            + "\" (supported: sliding_attention, full_attention)");
+                };
+            }
+            return List.of(w);
+        }
+        if (qwen) {
+            int from = c.optInt("max_window_layers").orElse(layers);
+            Integer[] w = new Integer[layers];
+            for (int i = 0; i < layers; i++) {
+                w[i] = i >= from ? window : 0;
+            }
+            return List.of(w);
+        }
+        int pattern = family == Family.GEMMA3 ? c.optInt("sliding_window_pattern").orElse(6) : slidingPattern(family);
+        return slidingLayers(layers, window, pattern);
     }
 
     /**

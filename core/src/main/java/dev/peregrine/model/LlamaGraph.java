@@ -1,7 +1,6 @@
 package dev.peregrine.model;
 
 import dev.peregrine.kv.KvCache;
-import dev.peregrine.spi.Activation;
 import dev.peregrine.spi.Backend;
 import dev.peregrine.spi.BatchLayout;
 import dev.peregrine.spi.Buffer;
@@ -11,7 +10,9 @@ import dev.peregrine.spi.Weight;
  * The Llama forward pass over one ragged batch, written once against the {@link Backend} kernels.
  * Reads top to bottom like llama2.c's {@code forward}: embed, then per layer attention and
  * feed-forward with pre-norms and residuals, then the final norm and the output projection for
- * the rows whose logits are wanted.
+ * the rows whose logits are wanted. What the other families change is a condition on the config
+ * at the place it happens (see {@link Family}): q/k/v biases, q/k norms, Gemma's embedding scale,
+ * post-norms, GeGLU and soft-caps, per-layer sliding windows and rope bases.
  *
  * <p>Holds the scratch buffers for up to {@code maxTokens} tokens per step, allocated once. Not
  * thread-safe: the engine runs one step at a time.
@@ -26,7 +27,11 @@ public final class LlamaGraph {
     private final KvCache kv;
     private final int maxTokens;
     private final float[] ropeFrequencies;
+    /** Gemma 3's sliding layers' rope (another base, no scaling), or null when every layer ropes alike. */
+    private final float[] slidingRopeFrequencies;
     private final float attentionScale;
+    /** Gemma multiplies the embeddings by sqrt(dim). */
+    private final float embeddingScale;
 
     private final Buffer x;       // residual stream      [tokens, dim]
     private final Buffer xb;      // normed input         [tokens, dim]
@@ -38,6 +43,7 @@ public final class LlamaGraph {
     private final Buffer gate;    // FFN gate             [tokens, ffn]
     private final Buffer up;      // FFN up               [tokens, ffn]
     private final Buffer cosSin;  // rope angles          [tokens, ropeDims]
+    private final Buffer slidingCosSin; // the sliding layers' angles, when they differ
     private final Buffer lastRows;   // rows whose logits are wanted [chunk, dim]
     private final Buffer lastNormed; // the same after the final norm
     private final Buffer logits;     // [chunk, vocab]
@@ -55,11 +61,14 @@ public final class LlamaGraph {
         this.maxTokens = maxTokens;
         // Fixed per model: the angles of a token depend on its position only (batch invariance).
         this.ropeFrequencies = RopeScaling.frequencies(c.ropeTheta(), c.ropeDimensions(), c.ropeScaling(), w.ropeDivisors());
+        this.slidingRopeFrequencies = c.slidingRopeTheta() > 0
+                ? RopeScaling.frequencies(c.slidingRopeTheta(), c.ropeDimensions(), RopeScaling.NONE, null) : null;
         // YaRN multiplies cos and sin by m, so every rotated q and k by m, and each score q.k by m^2.
         // With the whole head rotated (LlamaConfig checks it) that is the same as m^2 in the
         // attention scale, and the rope kernels stay as they are.
         double m = c.ropeScaling().attentionFactor();
-        this.attentionScale = (float) (m * m / Math.sqrt(c.headDim()));
+        this.attentionScale = (float) (m * m * c.queryScale());
+        this.embeddingScale = (float) Math.sqrt(c.dim());
         long t = maxTokens;
         x = backend.allocate(t * c.dim());
         xb = backend.allocate(t * c.dim());
@@ -71,6 +80,7 @@ public final class LlamaGraph {
         gate = backend.allocate(t * c.ffnDim());
         up = backend.allocate(t * c.ffnDim());
         cosSin = backend.allocate(t * c.ropeDimensions());
+        slidingCosSin = slidingRopeFrequencies == null ? null : backend.allocate(t * c.ropeDimensions());
         lastRows = backend.allocate((long) LOGIT_ROWS_PER_CHUNK * c.dim());
         lastNormed = backend.allocate((long) LOGIT_ROWS_PER_CHUNK * c.dim());
         logits = backend.allocate((long) LOGIT_ROWS_PER_CHUNK * c.vocabularySize());
@@ -104,7 +114,13 @@ public final class LlamaGraph {
         }
         backend.beginStep(layout);
         backend.embed(x, w.tokenEmbedding(), layout);
+        if (c.family().scaledEmbeddingAndPostNorms()) {
+            backend.scale(x, (long) n * c.dim(), embeddingScale);
+        }
         backend.ropeAngles(cosSin, ropeFrequencies, layout);
+        if (slidingCosSin != null) {
+            backend.ropeAngles(slidingCosSin, slidingRopeFrequencies, layout);
+        }
 
         for (int l = 0; l < c.layers(); l++) {
             LlamaWeights.Layer layer = w.layers()[l];
@@ -112,23 +128,36 @@ public final class LlamaGraph {
             // Attention block: x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
             backend.rmsNorm(xb, x, layer.attentionNorm(), n, c.dim(), c.rmsEps());
             backend.matmuls(qkv, xb, qkvWeights[l], n);
+            if (layer.qBias() != null) {
+                backend.addBias(q, layer.qBias(), n);
+                backend.addBias(k, layer.kBias(), n);
+                backend.addBias(v, layer.vBias(), n);
+            }
             if (layer.qNorm() != null) {
-                // Qwen3: each head of q and k RMS-normed before rope (rows of headDim, in place).
+                // Qwen3, Gemma 3: each head of q and k RMS-normed before rope (rows of headDim, in place).
                 backend.rmsNorm(q, q, layer.qNorm(), n * c.heads(), c.headDim(), c.rmsEps());
                 backend.rmsNorm(k, k, layer.kNorm(), n * c.kvHeads(), c.headDim(), c.rmsEps());
             }
-            backend.rope(q, cosSin, n, c.heads(), c.headDim(), c.ropeDimensions());
-            backend.rope(k, cosSin, n, c.kvHeads(), c.headDim(), c.ropeDimensions());
+            Buffer angles = c.usesSlidingRope(l) ? slidingCosSin : cosSin;
+            backend.rope(q, angles, n, c.heads(), c.headDim(), c.ropeDimensions());
+            backend.rope(k, angles, n, c.kvHeads(), c.headDim(), c.ropeDimensions());
             backend.storeKv(kv.keys(l), kv.values(l), k, v, c.kvDim(), layout);
-            backend.attention(att, q, kv.keys(l), kv.values(l), layout, c.heads(), c.kvHeads(), c.headDim(), attentionScale, 0, 0f);
+            backend.attention(att, q, kv.keys(l), kv.values(l), layout, c.heads(), c.kvHeads(), c.headDim(), attentionScale,
+                    c.window(l), c.attentionSoftcap());
             backend.matmul(proj, att, layer.wo(), n);
+            if (layer.postAttentionNorm() != null) {
+                backend.rmsNorm(proj, proj, layer.postAttentionNorm(), n, c.dim(), c.rmsEps());
+            }
             backend.add(x, proj, (long) n * c.dim());
 
-            // Feed-forward block (SwiGLU): x += W2 · (silu(W1·norm(x)) * W3·norm(x))
+            // Feed-forward block (SwiGLU, or GeGLU): x += W2 · (act(W1·norm(x)) * W3·norm(x))
             backend.rmsNorm(xb, x, layer.ffnNorm(), n, c.dim(), c.rmsEps());
             backend.matmuls(gateUp, xb, gateUpWeights[l], n);
-            backend.gatedActivation(gate, up, (long) n * c.ffnDim(), Activation.SILU);
+            backend.gatedActivation(gate, up, (long) n * c.ffnDim(), c.family().activation());
             backend.matmul(proj, gate, layer.down(), n);
+            if (layer.postFfnNorm() != null) {
+                backend.rmsNorm(proj, proj, layer.postFfnNorm(), n, c.dim(), c.rmsEps());
+            }
             backend.add(x, proj, (long) n * c.dim());
         }
 
@@ -140,6 +169,13 @@ public final class LlamaGraph {
             backend.rmsNorm(lastNormed, lastRows, w.outputNorm(), rows, c.dim(), c.rmsEps());
             backend.matmul(logits, lastNormed, w.output(), rows);
             backend.read(logits, 0, out, start * c.vocabularySize(), rows * c.vocabularySize());
+        }
+        float cap = c.finalSoftcap();
+        if (cap > 0) {
+            // Gemma 2: logits bounded to (-cap, cap). StrictMath: the same bits whatever the JIT does.
+            for (int i = 0, end = total * c.vocabularySize(); i < end; i++) {
+                out[i] = cap * (float) StrictMath.tanh(out[i] / cap);
+            }
         }
     }
 

@@ -19,26 +19,33 @@ import java.util.Arrays;
  */
 public record LlamaWeights(Weight tokenEmbedding, Layer[] layers, Weight outputNorm, Weight output, float[] ropeDivisors) {
     public static final String ROPE_FREQS = "rope_freqs.weight";
+    static final String LONG_ROPE_FACTORS = "rope_factors_long.weight";
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     /**
-     * One transformer block.
+     * One transformer block. The family's optional tensors are null when it has none.
      *
-     * @param qNorm per-head RMS-norm weight of q (headDim values), or null when the family has none
-     * @param kNorm the same for k
+     * @param qNorm             per-head RMS-norm weight of q (headDim values): Qwen3, Gemma 3
+     * @param kNorm             the same for k
+     * @param qBias             bias of the q projection (Qwen2), likewise kBias and vBias
+     * @param postAttentionNorm norm of the attention output before the residual add (Gemma)
+     * @param postFfnNorm       norm of the feed-forward output before the residual add (Gemma)
      */
     public record Layer(Weight attentionNorm, Weight wq, Weight wk, Weight wv, Weight wo,
-                        Weight ffnNorm, Weight gate, Weight up, Weight down, Weight qNorm, Weight kNorm) {
-        public Layer(Weight attentionNorm, Weight wq, Weight wk, Weight wv, Weight wo,
-                     Weight ffnNorm, Weight gate, Weight up, Weight down) {
-            this(attentionNorm, wq, wk, wv, wo, ffnNorm, gate, up, down, null, null);
-        }
+                        Weight ffnNorm, Weight gate, Weight up, Weight down, Weight qNorm, Weight kNorm,
+                        Weight qBias, Weight kBias, Weight vBias, Weight postAttentionNorm, Weight postFfnNorm) {
     }
 
     /** Checks every tensor's shape against the config, then hands it to the backend. */
     public static LlamaWeights load(TensorSource file, LlamaConfig c, Backend backend) {
         float[] ropeDivisors = ropeDivisors(file, c); // first: a bad one fails before anything is uploaded
+        if (file.findTensor(LONG_ROPE_FACTORS).isPresent()) {
+            // Phi-3's 128k models: llama.cpp's converter stores LongRoPE's per-pair factors here.
+            throw new ModelFormatException(file.path(), -1, "holds " + LONG_ROPE_FACTORS
+                    + ": LongRoPE scaling (Phi-3 128k) is not supported");
+        }
         Loader l = new Loader(file, backend);
+        Family f = c.family();
         Weight embedding = l.get("token_embd.weight", c.dim(), c.vocabularySize());
         Layer[] layers = new Layer[c.layers()];
         for (int i = 0; i < layers.length; i++) {
@@ -53,9 +60,14 @@ public record LlamaWeights(Weight tokenEmbedding, Layer[] layers, Weight outputN
                     l.get(p + "ffn_gate.weight", c.dim(), c.ffnDim()),
                     l.get(p + "ffn_up.weight", c.dim(), c.ffnDim()),
                     l.get(p + "ffn_down.weight", c.ffnDim(), c.dim()),
-                    // Required when the config says so: a missing one fails naming the tensor.
-                    c.qkNorm() ? l.get(p + "attn_q_norm.weight", c.headDim()) : null,
-                    c.qkNorm() ? l.get(p + "attn_k_norm.weight", c.headDim()) : null);
+                    // Required when the family has them: a missing one fails naming the tensor.
+                    f.qkNorm() ? l.get(p + "attn_q_norm.weight", c.headDim()) : null,
+                    f.qkNorm() ? l.get(p + "attn_k_norm.weight", c.headDim()) : null,
+                    f.qkvBias() ? l.get(p + "attn_q.bias", c.queryDim()) : null,
+                    f.qkvBias() ? l.get(p + "attn_k.bias", c.kvDim()) : null,
+                    f.qkvBias() ? l.get(p + "attn_v.bias", c.kvDim()) : null,
+                    f.scaledEmbeddingAndPostNorms() ? l.get(p + "post_attention_norm.weight", c.dim()) : null,
+                    f.scaledEmbeddingAndPostNorms() ? l.get(p + "post_ffw_norm.weight", c.dim()) : null);
         }
         Weight outputNorm = l.get("output_norm.weight", c.dim());
         // Models with tied embeddings have no output.weight and reuse the embedding table.

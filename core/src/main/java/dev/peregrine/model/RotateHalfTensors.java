@@ -9,15 +9,16 @@ import java.nio.file.Path;
 import java.util.Optional;
 
 /**
- * A GGUF file whose architecture llama.cpp ropes NEOX-style (qwen3, see
- * {@link LlamaConfig#ggufRopeIsRotateHalf}), seen in the adjacent-pair layout the rope kernels use.
+ * Tensors whose q/k rows are in rotate-half order (a Hugging Face checkpoint, or a GGUF file of an
+ * architecture llama.cpp ropes NEOX-style: {@link Family#ropeRotateHalf}), seen in the
+ * adjacent-pair layout the rope kernels use.
  *
  * <p>Why a permutation at load rather than a second rope mode: rotating element {@code i} with
  * {@code i + headDim/2} of a head is the adjacent-pair rotation of the same head with its
  * elements reordered ({@link HfLlamaLayout}); reordering the rows of Wq and Wk reorders q and k the
  * same way, and attention's dot products do not depend on the order of a head's elements. The
  * per-head q/k norm sits between the projection and rope, so its weight vector is reordered
- * identically (its sum of squares is order-free). This is exactly what the Hugging Face loader
+ * identically (its sum of squares is order-free), and so are q/k biases. This is exactly what the Hugging Face loader
  * already does for every Llama checkpoint, so both formats reach the backend in the same layout,
  * and no backend (CPU, CUDA) needs a new kernel. The copies cost the q/k projections once, in
  * {@code arena}; quantised rows move whole, so every type works.

@@ -7,6 +7,7 @@ import dev.peregrine.format.hf.HfDirectoryWriter;
 import dev.peregrine.format.hf.HfLlamaConfig;
 import dev.peregrine.format.hf.HfLlamaLayout;
 import dev.peregrine.format.hf.SafetensorsWriter.TensorSpec;
+import dev.peregrine.model.Family;
 import dev.peregrine.model.LlamaWeights;
 import dev.peregrine.model.RopeScaling;
 import dev.peregrine.tensor.DType;
@@ -62,13 +63,14 @@ public final class SyntheticModel {
     private static final int GGML_QUANT_VERSION = 2;
 
     /**
-     * One weight tensor, in ggml terms: {@code rows} rows of {@code rowLength} values (a norm
-     * weight is one row). {@code std} is the standard deviation of its values; norms are all ones.
+     * One weight tensor, in ggml terms: {@code rows} rows of {@code rowLength} values. A vector (a
+     * norm weight or a bias) is one row, stored as F32 whatever the matrices' type. Values are
+     * {@code mean} plus normal values of standard deviation {@code std} (all {@code mean} for 0).
      */
-    public record Weight(String name, long rowLength, long rows, boolean norm, float std, long seed) {
+    public record Weight(String name, long rowLength, long rows, boolean vector, float mean, float std, long seed) {
         /** The ggml shape: row length first. */
         public long[] ggmlShape() {
-            return norm ? new long[] {rowLength} : new long[] {rowLength, rows};
+            return vector ? new long[] {rowLength} : new long[] {rowLength, rows};
         }
 
         public long elementCount() {
@@ -85,12 +87,18 @@ public final class SyntheticModel {
 
     /**
      * A tensor to stream: its name in the output, its values, their encoding and the order of its
-     * rows; {@code sourceElement}, when not null, reorders the elements of each row (Qwen3's q/k
-     * norm weights in rotate-half order).
+     * rows; {@code sourceElement}, when not null, reorders the elements of each row (q/k norm
+     * weights and biases in rotate-half order); {@code subtract} is taken from every value (Gemma's
+     * norms, stored in Hugging Face checkpoints as w for 1 + w).
      */
-    private record Job(String name, Weight weight, DType type, LongUnaryOperator sourceRow, LongUnaryOperator sourceElement) {
+    private record Job(String name, Weight weight, DType type, LongUnaryOperator sourceRow, LongUnaryOperator sourceElement,
+                       float subtract) {
         Job(String name, Weight weight, DType type, LongUnaryOperator sourceRow) {
-            this(name, weight, type, sourceRow, null);
+            this(name, weight, type, sourceRow, null, 0);
+        }
+
+        Job minus(float value) {
+            return new Job(name, weight, type, sourceRow, sourceElement, value);
         }
     }
 
@@ -156,27 +164,48 @@ public final class SyntheticModel {
     private List<Weight> layout() {
         int d = shape.dim();
         int layers = shape.layers();
+        Family family = shape.family();
         float inDim = (float) (1 / Math.sqrt(d));
         double residual = 1 / Math.sqrt(2.0 * layers);
         List<Weight> w = new ArrayList<>();
         int qd = shape.queryDim();
+        int kvd = shape.kvDim();
         w.add(matrix("token_embd.weight", d, shape.vocab(), inDim));
         for (int i = 0; i < layers; i++) {
             String p = "blk." + i + ".";
             w.add(norm(p + "attn_norm.weight", d));
-            w.add(matrix(p + "attn_q.weight", d, qd, inDim));
-            w.add(matrix(p + "attn_k.weight", d, shape.kvDim(), inDim));
-            w.add(matrix(p + "attn_v.weight", d, shape.kvDim(), inDim));
+            if (family.fusedProjections()) {
+                w.add(matrix(p + "attn_qkv.weight", d, qd + 2L * kvd, inDim));
+            } else {
+                w.add(matrix(p + "attn_q.weight", d, qd, inDim));
+                w.add(matrix(p + "attn_k.weight", d, kvd, inDim));
+                w.add(matrix(p + "attn_v.weight", d, kvd, inDim));
+            }
+            if (family.qkvBias()) {
+                w.add(bias(p + "attn_q.bias", qd));
+                w.add(bias(p + "attn_k.bias", kvd));
+                w.add(bias(p + "attn_v.bias", kvd));
+            }
             w.add(matrix(p + "attn_output.weight", qd, d, (float) (residual / Math.sqrt(qd))));
-            if (shape.qkNorm()) {
-                // Not all ones, unlike the other norms: a misplaced element must change the logits.
-                w.add(new Weight(p + "attn_q_norm.weight", shape.headDim(), 1, true, 0.5f, tensorSeed(p + "attn_q_norm.weight")));
-                w.add(new Weight(p + "attn_k_norm.weight", shape.headDim(), 1, true, 0.5f, tensorSeed(p + "attn_k_norm.weight")));
+            if (family.qkNorm()) {
+                // Not all ones, unlike Llama's norms: a misplaced element must change the logits.
+                w.add(randomNorm(p + "attn_q_norm.weight", shape.headDim()));
+                w.add(randomNorm(p + "attn_k_norm.weight", shape.headDim()));
+            }
+            if (family.scaledEmbeddingAndPostNorms()) {
+                w.add(norm(p + "post_attention_norm.weight", d));
             }
             w.add(norm(p + "ffn_norm.weight", d));
-            w.add(matrix(p + "ffn_gate.weight", d, shape.ffn(), inDim));
-            w.add(matrix(p + "ffn_up.weight", d, shape.ffn(), inDim));
+            if (family.fusedProjections()) {
+                w.add(matrix(p + "ffn_up.weight", d, 2L * shape.ffn(), inDim));
+            } else {
+                w.add(matrix(p + "ffn_gate.weight", d, shape.ffn(), inDim));
+                w.add(matrix(p + "ffn_up.weight", d, shape.ffn(), inDim));
+            }
             w.add(matrix(p + "ffn_down.weight", shape.ffn(), d, (float) (residual / Math.sqrt(shape.ffn()))));
+            if (family.scaledEmbeddingAndPostNorms()) {
+                w.add(norm(p + "post_ffw_norm.weight", d));
+            }
         }
         w.add(norm("output_norm.weight", d));
         if (!shape.tiedEmbeddings()) {
@@ -186,11 +215,24 @@ public final class SyntheticModel {
     }
 
     private Weight matrix(String name, long rowLength, long rows, float std) {
-        return new Weight(name, rowLength, rows, false, std, tensorSeed(name));
+        return new Weight(name, rowLength, rows, false, 0, std, tensorSeed(name));
     }
 
+    /**
+     * A norm weight: all ones for Llama (as real Llama checkpoints start), random around one for
+     * the other families, so that a norm applied to the wrong place or Gemma's 1 + w read wrongly
+     * changes the logits.
+     */
     private Weight norm(String name, long length) {
-        return new Weight(name, length, 1, true, 0, tensorSeed(name));
+        return shape.family() == Family.LLAMA ? new Weight(name, length, 1, true, 1, 0, tensorSeed(name)) : randomNorm(name, length);
+    }
+
+    private Weight randomNorm(String name, long length) {
+        return new Weight(name, length, 1, true, 1, 0.5f, tensorSeed(name));
+    }
+
+    private Weight bias(String name, long length) {
+        return new Weight(name, length, 1, true, 0, 0.5f, tensorSeed(name));
     }
 
     /** The model seed mixed with the tensor's name (FNV-1a over its characters). */
@@ -204,12 +246,12 @@ public final class SyntheticModel {
 
     /**
      * Fills {@code dst[offset .. offset + rowLength)} with row {@code row} (GGUF order) of {@code w}:
-     * a norm is all ones, or with a standard deviation, 1 plus normal values of it.
+     * its mean plus normal values of its standard deviation.
      */
     static void fillRow(Weight w, long row, float[] dst, int offset) {
         int n = (int) w.rowLength();
-        if (w.norm() && w.std() == 0) {
-            Arrays.fill(dst, offset, offset + n, 1f);
+        if (w.std() == 0) {
+            Arrays.fill(dst, offset, offset + n, w.mean());
             return;
         }
         long state = mix64(w.seed() + row * GOLDEN_GAMMA);
@@ -218,7 +260,7 @@ public final class SyntheticModel {
             state += GOLDEN_GAMMA;
             long z = mix64(state);
             int sum = (int) (z & 0xFFFF) + (int) ((z >>> 16) & 0xFFFF) + (int) ((z >>> 32) & 0xFFFF) + (int) (z >>> 48);
-            dst[offset + i] = (sum - IRWIN_HALL_MEAN) * scale + (w.norm() ? 1f : 0f);
+            dst[offset + i] = (sum - IRWIN_HALL_MEAN) * scale + w.mean();
         }
     }
 
@@ -257,9 +299,10 @@ public final class SyntheticModel {
         checkBlocks(fileType);
         long start = System.nanoTime();
         try (GgufWriter w = GgufWriter.create(file)) {
-            // Qwen3 (q/k norms) under its own architecture, keys and rotate-half q/k order, as
-            // llama.cpp's converter writes it (LlamaConfig.ggufRopeIsRotateHalf).
-            String arch = shape.qkNorm() ? "qwen3" : "llama";
+            // Each family under its own architecture and keys, and in rotate-half q/k order where
+            // llama.cpp's converter leaves it so (Family.ropeRotateHalf).
+            Family family = shape.family();
+            String arch = family.ggufArchitecture();
             w.putString("general.architecture", arch);
             w.putString("general.type", "model");
             w.putString("general.name", "synthetic " + shape.name() + " (seed " + seed + ")");
@@ -278,6 +321,15 @@ public final class SyntheticModel {
             w.putUInt32(arch + ".vocab_size", shape.vocab());
             w.putUInt32(arch + ".rope.dimension_count", shape.headDim());
             writeRopeScalingKeys(w, arch);
+            if (shape.slidingWindow() > 0) {
+                w.putUInt32(arch + ".attention.sliding_window", shape.slidingWindow());
+            }
+            if (shape.attentionSoftcap() > 0) {
+                w.putFloat32(arch + ".attn_logit_softcapping", shape.attentionSoftcap());
+            }
+            if (shape.finalSoftcap() > 0) {
+                w.putFloat32(arch + ".final_logit_softcapping", shape.finalSoftcap());
+            }
             tokenizer.writeTo(w);
             w.putUInt32("general.quantization_version", GGML_QUANT_VERSION);
 
@@ -293,7 +345,8 @@ public final class SyntheticModel {
             for (Weight t : weights) {
                 DType stored = storedType(t, fileType);
                 w.addTensor(t.name(), stored, t.ggmlShape());
-                jobs.add(shape.qkNorm() ? rotateHalfJob(t.name(), t, stored) : new Job(t.name(), t, stored, LongUnaryOperator.identity()));
+                jobs.add(family.ropeRotateHalf() ? rotateHalfJob(t.name(), t, stored)
+                        : new Job(t.name(), t, stored, LongUnaryOperator.identity()));
             }
             if (ropeFreqs != null) {
                 w.writeTensorData(LlamaWeights.ROPE_FREQS, ropeFreqs);
@@ -314,16 +367,20 @@ public final class SyntheticModel {
      * @throws IllegalArgumentException if {@code type} is not F32, F16 or BF16
      */
     public Written writeHf(Path dir, DType type, long shardLimit, int threads) {
+        Family family = shape.family();
         HfLlamaConfig config = new HfLlamaConfig(shape.dim(), shape.ffn(), shape.layers(), shape.heads(),
                 shape.kvHeads(), shape.headDim(), shape.contextLength(), shape.rmsEps(), shape.ropeTheta(),
-                shape.vocab(), shape.tiedEmbeddings(), type, 1, 2, hfRopeScaling(),
-                shape.qkNorm() ? "Qwen3ForCausalLM" : "LlamaForCausalLM");
+                shape.vocab(), shape.tiedEmbeddings(), type, 1, 2, hfRopeScaling(), hfArchitecture(), hfModelType(),
+                hfFamilyKeys());
+        HfLlamaLayout.Naming naming = family.fusedProjections() ? HfLlamaLayout.Naming.FUSED
+                : family.scaledEmbeddingAndPostNorms() ? HfLlamaLayout.Naming.GEMMA : HfLlamaLayout.Naming.LLAMA;
         List<TensorSpec> specs = new ArrayList<>();
         List<Job> jobs = new ArrayList<>();
         for (Weight t : weights) {
-            String name = HfLlamaLayout.hfName(t.name());
+            String name = HfLlamaLayout.hfName(t.name(), naming);
             specs.add(new TensorSpec(name, type, HfLlamaLayout.hfShape(t.ggmlShape())));
-            jobs.add(rotateHalfJob(name, t, type));
+            Job job = rotateHalfJob(name, t, type);
+            jobs.add(family.hfNormsAreOffsetByOne() && t.name().endsWith("norm.weight") ? job.minus(1) : job);
         }
         long start = System.nanoTime();
         List<Path> files = new ArrayList<>(List.of(dir.resolve("config.json"), dir.resolve("generation_config.json")));
@@ -340,7 +397,7 @@ public final class SyntheticModel {
         return new Written(files, shape.parameterCount(), size(files), System.nanoTime() - start);
     }
 
-    /** The tensor with its q/k rows and q/k norm elements in rotate-half order (HF, GGUF qwen3). */
+    /** The tensor with its q/k rows and q/k norm and bias elements in rotate-half order (HF, and GGUF of the NEOX families). */
     private Job rotateHalfJob(String name, Weight t, DType type) {
         int headDim = shape.headDim();
         LongUnaryOperator toGguf = i -> HfLlamaLayout.ggufRowOfHfRow(i, headDim);
@@ -348,7 +405,7 @@ public final class SyntheticModel {
             return new Job(name, t, type, toGguf);
         }
         if (HfLlamaLayout.isRopePermutedVector(t.name())) {
-            return new Job(name, t, type, LongUnaryOperator.identity(), toGguf);
+            return new Job(name, t, type, LongUnaryOperator.identity(), toGguf, 0);
         }
         return new Job(name, t, type, LongUnaryOperator.identity());
     }
@@ -415,8 +472,59 @@ public final class SyntheticModel {
         return m;
     }
 
+    private String hfArchitecture() {
+        Family family = shape.family();
+        return family == Family.LLAMA && shape.slidingWindow() > 0 ? "MistralForCausalLM" : family.hfArchitectures().getFirst();
+    }
+
+    private String hfModelType() {
+        return switch (shape.family()) {
+            case LLAMA -> shape.slidingWindow() > 0 ? "mistral" : "llama";
+            case GEMMA3 -> "gemma3_text";
+            default -> shape.family().ggufArchitecture();
+        };
+    }
+
+    /** What the family's config.json states beyond Llama's keys, as transformers writes it. */
+    private Map<String, Object> hfFamilyKeys() {
+        Map<String, Object> k = new LinkedHashMap<>();
+        Integer window = shape.slidingWindow() > 0 ? shape.slidingWindow() : null;
+        switch (shape.family()) {
+            case LLAMA -> {
+                if (window != null) {
+                    k.put("sliding_window", window);
+                }
+            }
+            case QWEN2, QWEN3 -> {
+                k.put("use_sliding_window", false);
+                k.put("sliding_window", shape.contextLength());
+                k.put("max_window_layers", shape.layers());
+            }
+            case GEMMA2, GEMMA3 -> {
+                k.put("hidden_activation", "gelu_pytorch_tanh");
+                k.put("hidden_act", "gelu_pytorch_tanh");
+                k.put("query_pre_attn_scalar", shape.headDim());
+                k.put("sliding_window", window);
+                k.put("attn_logit_softcapping", shape.attentionSoftcap() > 0 ? (Object) shape.attentionSoftcap() : null);
+                k.put("final_logit_softcapping", shape.finalSoftcap() > 0 ? (Object) shape.finalSoftcap() : null);
+                if (shape.family() == Family.GEMMA3) {
+                    k.put("rope_local_base_freq", 10000.0);
+                    k.put("sliding_window_pattern", 6);
+                }
+            }
+            case PHI3 -> {
+                k.put("sliding_window", window);
+                k.put("original_max_position_embeddings", shape.contextLength());
+            }
+        }
+        if (shape.family().qkvBias()) {
+            k.put("attention_bias", true);
+        }
+        return k;
+    }
+
     private DType storedType(Weight t, FileType fileType) {
-        return t.norm() ? DType.F32 : fileType.typeOf(t.name(), shape.layers(), shape.tiedEmbeddings());
+        return t.vector() ? DType.F32 : fileType.typeOf(t.name(), shape.layers(), shape.tiedEmbeddings());
     }
 
     private void checkBlocks(FileType fileType) {
@@ -479,6 +587,11 @@ public final class SyntheticModel {
                 for (int e = 0; e < n; e++) {
                     values[r * n + e] = canonical[(int) job.sourceElement().applyAsLong(e)];
                 }
+            }
+        }
+        if (job.subtract() != 0) {
+            for (int i = 0; i < values.length; i++) {
+                values[i] -= job.subtract();
             }
         }
         byte[] out = new byte[(int) job.type().bytesFor(values.length)];

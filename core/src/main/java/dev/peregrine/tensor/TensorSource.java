@@ -22,6 +22,6 @@ public interface TensorSource {
     /** A tensor by name, or a {@link ModelFormatException} naming the missing tensor. */
     default Tensor tensor(String name) {
         return findTensor(name).orElseThrow(
-                () -> new ModelFormatException(path(), -1, "missing required tensor '" + name + "'"));
+                () -> new ModelFormatException(path(), -1, "missing required tensor '" + fileName(name) + "'"));
     }
 }

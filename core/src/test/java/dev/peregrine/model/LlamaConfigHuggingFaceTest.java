@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.catchThrowable;
 import dev.peregrine.ModelFormatException;
 import dev.peregrine.format.hf.HfConfig;
 import dev.peregrine.format.hf.HfLlamaConfig;
+
 import dev.peregrine.tensor.DType;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -85,11 +86,14 @@ class LlamaConfigHuggingFaceTest {
     }
 
     @Test
-    void mistralWithoutSlidingWindow() throws IOException {
+    void mistralSlidesEveryLayerWhenItStatesAWindow() throws IOException {
         String mistral = LLAMA_3_2.replace("LlamaForCausalLM", "MistralForCausalLM");
-        assertThat(LlamaConfig.fromHuggingFace(config(mistral.replace("\"use_cache\"", "\"sliding_window\": null, \"use_cache\""))).dim())
-                .isEqualTo(2048);
-        assertThat(rejected(mistral.replace("\"use_cache\"", "\"sliding_window\": 4096, \"use_cache\"")))
+        LlamaConfig none = LlamaConfig.fromHuggingFace(config(mistral.replace("\"use_cache\"", "\"sliding_window\": null, \"use_cache\"")));
+        assertThat(none.layerWindows()).hasSize(16).containsOnly(0);
+        LlamaConfig sliding = LlamaConfig.fromHuggingFace(config(mistral.replace("\"use_cache\"", "\"sliding_window\": 4096, \"use_cache\"")));
+        assertThat(sliding.layerWindows()).hasSize(16).containsOnly(4096);
+        // transformers' LlamaForCausalLM has no sliding window: stating one is refused, not ignored.
+        assertThat(rejected(LLAMA_3_2.replace("\"use_cache\"", "\"sliding_window\": 4096, \"use_cache\"")))
                 .hasMessageContaining("\"sliding_window\"");
     }
 
@@ -109,16 +113,17 @@ class LlamaConfigHuggingFaceTest {
         assertThat(rejected(LLAMA_3_2.replace("\"rope_theta\": 500000.0", "\"rope_theta\": true")))
                 .hasMessageContaining("\"rope_theta\" must be a number");
         assertThat(rejected(LLAMA_3_2.replace("\"num_key_value_heads\": 8", "\"num_key_value_heads\": 5")))
-                .hasMessageContaining("invalid Llama hyper-parameters");
+                .hasMessageContaining("invalid LlamaForCausalLM hyper-parameters");
     }
 
     @Test
     void unsupportedModelsAreRefusedByName() throws IOException {
-        assertThat(rejected(LLAMA_3_2.replace("LlamaForCausalLM", "Qwen2ForCausalLM")))
-                .hasMessageContaining("Qwen2ForCausalLM").hasMessageContaining("biases")
-                .hasMessageContaining("LlamaForCausalLM, MistralForCausalLM");
+        assertThat(LlamaConfig.fromHuggingFace(config(LLAMA_3_2.replace("LlamaForCausalLM", "Qwen2ForCausalLM"))).family())
+                .isEqualTo(Family.QWEN2);
         assertThat(rejected(LLAMA_3_2.replace("LlamaForCausalLM", "GPTNeoXForCausalLM")))
-                .hasMessageContaining("GPTNeoXForCausalLM").hasMessageContaining("supported: LlamaForCausalLM");
+                .hasMessageContaining("GPTNeoXForCausalLM")
+                .hasMessageContaining("supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, "
+                        + "Gemma2ForCausalLM, Gemma3ForCausalLM, Phi3ForCausalLM");
         assertThat(rejected(LLAMA_3_2.replace("\"attention_bias\": false", "\"attention_bias\": true")))
                 .hasMessageContaining("\"attention_bias\"");
         assertThat(rejected(LLAMA_3_2.replace("\"hidden_act\": \"silu\"", "\"hidden_act\": \"gelu\"")))

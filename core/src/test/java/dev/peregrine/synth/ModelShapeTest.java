@@ -3,9 +3,13 @@ package dev.peregrine.synth;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.peregrine.model.Family;
 import org.junit.jupiter.api.Test;
 
 class ModelShapeTest {
+    private static final String[] SHAPES = {"llama3.2-1b", "smollm2-135m", "qwen2.5-0.5b", "llama3.1-8b", "qwen3-0.6b",
+        "gemma2-2b", "gemma3-1b", "phi3-mini", "tiny", "qwen3-tiny", "qwen2-tiny", "mistral-tiny", "gemma2-tiny", "gemma3-tiny",
+        "phi3-tiny"};
 
     @Test
     void namedShapesAreThoseOfTheRealModels() {
@@ -19,7 +23,8 @@ class ModelShapeTest {
                 .isEqualTo(new ModelShape("qwen2.5-0.5b", 896, 24, 14, 2, 4864, 151936, 32768, 1000000f, 1e-6f, true, true));
         assertThat(ModelShape.named("llama3.1-8b"))
                 .isEqualTo(new ModelShape("llama3.1-8b", 4096, 32, 32, 8, 14336, 128256, 131072, 500000f, 1e-5f, false, false));
-        assertThat(ModelShape.namedShapes()).containsOnlyKeys("llama3.2-1b", "smollm2-135m", "qwen2.5-0.5b", "llama3.1-8b", "qwen3-0.6b", "tiny", "qwen3-tiny");
+        assertThat(ModelShape.named("qwen2.5-0.5b").family()).isEqualTo(Family.QWEN2);
+        assertThat(ModelShape.namedShapes()).containsOnlyKeys(SHAPES);
     }
 
     /** The parameter counts the models' Hugging Face pages state. */
@@ -28,8 +33,12 @@ class ModelShapeTest {
         assertThat(ModelShape.named("llama3.2-1b").parameterCount()).isEqualTo(1_235_814_400L);
         assertThat(ModelShape.named("llama3.1-8b").parameterCount()).isEqualTo(8_030_261_248L);
         assertThat(ModelShape.named("smollm2-135m").parameterCount()).isEqualTo(134_515_008L);
-        // Qwen2.5-0.5B has 494,032,768 including its q/k/v biases: 24 x (896 + 128 + 128) = 27,648 of them.
-        assertThat(ModelShape.named("qwen2.5-0.5b").parameterCount()).isEqualTo(494_032_768L - 27_648L);
+        // Including its q/k/v biases: 24 x (896 + 128 + 128) = 27,648 of them.
+        assertThat(ModelShape.named("qwen2.5-0.5b").parameterCount()).isEqualTo(494_032_768L);
+        assertThat(ModelShape.named("qwen3-0.6b").parameterCount()).isEqualTo(596_049_920L);
+        assertThat(ModelShape.named("gemma2-2b").parameterCount()).isEqualTo(2_614_341_888L);
+        assertThat(ModelShape.named("gemma3-1b").parameterCount()).isEqualTo(999_885_952L);
+        assertThat(ModelShape.named("phi3-mini").parameterCount()).isEqualTo(3_821_079_552L);
     }
 
     @Test
@@ -53,6 +62,6 @@ class ModelShapeTest {
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("layers must be positive");
         assertThatThrownBy(() -> ModelShape.named("llama9"))
                 .isInstanceOf(IllegalArgumentException.class)
-                .hasMessage("unknown shape 'llama9' (known: llama3.2-1b, smollm2-135m, qwen2.5-0.5b, llama3.1-8b, qwen3-0.6b, tiny, qwen3-tiny)");
+                .hasMessage("unknown shape 'llama9' (known: " + String.join(", ", SHAPES) + ")");
     }
 }

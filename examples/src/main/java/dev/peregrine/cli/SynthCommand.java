@@ -2,6 +2,7 @@ package dev.peregrine.cli;
 
 import dev.peregrine.cli.Args.Option;
 import dev.peregrine.format.hf.HfDirectoryWriter;
+import dev.peregrine.model.Family;
 import dev.peregrine.synth.FileType;
 import dev.peregrine.synth.ModelShape;
 import dev.peregrine.synth.SyntheticModel;
@@ -120,10 +121,12 @@ final class SynthCommand {
                 named ? base.ropeTheta() : 10000f,
                 named ? base.rmsEps() : 1e-5f,
                 args.has("tied") || (named && base.tiedEmbeddings()),
-                named && base.qkvBias(),
-                // An explicit head size (Qwen3's) is kept when sizes are overridden; a derived one is derived again.
+                // An explicit head size (Qwen3's, Gemma's) is kept when sizes are overridden; a derived one is derived again.
                 named && base.headDim() != base.dim() / base.heads() ? base.headDim() : -1,
-                named && base.qkNorm());
+                named ? base.family() : Family.LLAMA,
+                named ? base.slidingWindow() : 0,
+                named ? base.attentionSoftcap() : 0,
+                named ? base.finalSoftcap() : 0);
     }
 
     /** An explicit size, else {@code fallback}; without either the command line is incomplete. */

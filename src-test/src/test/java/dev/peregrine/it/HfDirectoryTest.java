@@ -165,8 +165,12 @@ class HfDirectoryTest {
         Files.writeString(config, good.replace("\"tie_word_embeddings\": true", "\"tie_word_embeddings\": false"));
         assertThat(loadFails(hf)).hasMessageContaining("lm_head.weight").hasMessageContaining("tie_word_embeddings");
 
+        Files.writeString(config, good.replace("LlamaForCausalLM", "GPTNeoXForCausalLM"));
+        assertThat(loadFails(hf)).hasMessageContaining("GPTNeoXForCausalLM").hasMessageContaining("config.json");
+
+        // Declared Qwen2, whose attention has biases, without them: the first missing one is named.
         Files.writeString(config, good.replace("LlamaForCausalLM", "Qwen2ForCausalLM"));
-        assertThat(loadFails(hf)).hasMessageContaining("Qwen2ForCausalLM").hasMessageContaining("config.json");
+        assertThat(loadFails(hf)).hasMessageContaining("missing required tensor 'model.layers.0.self_attn.q_proj.bias'");
 
         Files.writeString(config, good.replace("\"hidden_size\": 64,", ""));
         assertThat(loadFails(hf)).hasMessageContaining("\"hidden_size\" is missing").hasMessageContaining("config.json");

@@ -46,6 +46,14 @@ public final class HfConfig {
         return values.get(key) != null;
     }
 
+    /**
+     * Whether the file states the key at all, null included: where transformers' default differs
+     * from None (Gemma 2's soft-caps), an explicit null is not the same as an absent key.
+     */
+    public boolean states(String key) {
+        return values.containsKey(key);
+    }
+
     public Optional<Integer> optInt(String key) {
         Object v = values.get(key);
         if (v == null) {

@@ -1,16 +1,21 @@
 package dev.peregrine.format.hf;
 
 import dev.peregrine.tensor.DType;
+import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 
 /**
- * The {@code config.json} of a Hugging Face {@code LlamaForCausalLM} (or {@code Qwen3ForCausalLM}) checkpoint (and its
+ * The {@code config.json} of a Hugging Face checkpoint of a Llama-family decoder (and its
  * {@code generation_config.json}): the keys transformers reads to build the model.
  *
- * @param torchDtype  the checkpoint's tensor type: F32, F16 or BF16
- * @param ropeScaling config.json's rope_scaling object (rope_type and its parameters), or null
+ * @param torchDtype   the checkpoint's tensor type: F32, F16 or BF16
+ * @param ropeScaling  config.json's rope_scaling object (rope_type and its parameters), or null
+ * @param architecture the transformers class, e.g. LlamaForCausalLM
+ * @param modelType    config.json's model_type, e.g. "llama"
+ * @param familyKeys   the keys of the family beyond Llama's (sliding_window, query_pre_attn_scalar,
+ *                     hidden_activation, soft-caps ...), written as given; they override Llama's
  */
 public record HfLlamaConfig(
         int hiddenSize,
@@ -28,7 +33,9 @@ public record HfLlamaConfig(
         int bosTokenId,
         int eosTokenId,
         Map<String, Object> ropeScaling,
-        String architecture) {
+        String architecture,
+        String modelType,
+        Map<String, Object> familyKeys) {
 
     /** LlamaForCausalLM. */
     public HfLlamaConfig(int hiddenSize, int intermediateSize, int numHiddenLayers, int numAttentionHeads,
@@ -37,15 +44,14 @@ public record HfLlamaConfig(
                          Map<String, Object> ropeScaling) {
         this(hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads, numKeyValueHeads, headDim,
                 maxPositionEmbeddings, rmsNormEps, ropeTheta, vocabSize, tieWordEmbeddings, torchDtype, bosTokenId,
-                eosTokenId, ropeScaling, "LlamaForCausalLM");
+                eosTokenId, ropeScaling, "LlamaForCausalLM", "llama", Map.of());
     }
 
     public HfLlamaConfig {
-        if (!architecture.equals("LlamaForCausalLM") && !architecture.equals("Qwen3ForCausalLM")) {
-            throw new IllegalArgumentException("architecture " + architecture + " (supported: LlamaForCausalLM, Qwen3ForCausalLM)");
-        }
         torchDtypeName(torchDtype);
         ropeScaling = ropeScaling == null ? null : Map.copyOf(ropeScaling);
+        // Values may be null (JSON null: Gemma 3's soft-caps), which Map.copyOf refuses.
+        familyKeys = Collections.unmodifiableMap(new TreeMap<>(familyKeys));
     }
 
     /** Without rope scaling. */
@@ -61,7 +67,7 @@ public record HfLlamaConfig(
     public String configJson() {
         Map<String, Object> c = new TreeMap<>();
         c.put("architectures", List.of(architecture));
-        c.put("model_type", architecture.equals("Qwen3ForCausalLM") ? "qwen3" : "llama");
+        c.put("model_type", modelType);
         c.put("hidden_act", "silu");
         c.put("hidden_size", hiddenSize);
         c.put("intermediate_size", intermediateSize);
@@ -82,6 +88,7 @@ public record HfLlamaConfig(
         c.put("torch_dtype", torchDtypeName(torchDtype));
         c.put("bos_token_id", bosTokenId);
         c.put("eos_token_id", eosTokenId);
+        c.putAll(familyKeys);
         return JsonText.pretty(c);
     }
 

@@ -22,13 +22,31 @@ import java.util.regex.Pattern;
  * {@code [in, out]}.
  */
 public final class HfLlamaLayout {
-    private static final Pattern LAYER_TENSOR = Pattern.compile("blk\\.(\\d+)\\.(\\w+)\\.weight");
+    private static final Pattern LAYER_TENSOR = Pattern.compile("blk\\.(\\d+)\\.(\\w+)\\.(weight|bias)");
+
+    /** How a family names its tensors in Hugging Face checkpoints, where that differs from Llama. */
+    public enum Naming {
+        /** Llama, Mistral, Qwen: input_layernorm and post_attention_layernorm (the norm before the MLP). */
+        LLAMA,
+        /**
+         * Gemma 2/3: four norms per layer; post_attention_layernorm is the norm of the attention
+         * output, pre_feedforward_layernorm the norm before the MLP.
+         */
+        GEMMA,
+        /** Phi-3: qkv_proj and gate_up_proj, which GGUF keeps fused as attn_qkv and ffn_up. */
+        FUSED
+    }
 
     private HfLlamaLayout() {
     }
 
     /** The Hugging Face name of a GGUF Llama tensor ("blk.3.attn_q.weight" is "model.layers.3.self_attn.q_proj.weight"). */
     public static String hfName(String ggufName) {
+        return hfName(ggufName, Naming.LLAMA);
+    }
+
+    /** The Hugging Face name of a GGUF tensor of a family that names its tensors {@code naming}'s way. */
+    public static String hfName(String ggufName, Naming naming) {
         switch (ggufName) {
             case "token_embd.weight":
                 return "model.embed_tokens.weight";
@@ -41,22 +59,29 @@ public final class HfLlamaLayout {
         }
         Matcher m = LAYER_TENSOR.matcher(ggufName);
         if (m.matches()) {
+            boolean gemma = naming == Naming.GEMMA;
+            boolean fused = naming == Naming.FUSED;
             String part = switch (m.group(2)) {
                 case "attn_norm" -> "input_layernorm";
                 case "attn_q" -> "self_attn.q_proj";
                 case "attn_k" -> "self_attn.k_proj";
+                case "attn_v" -> "self_attn.v_proj";
+                case "attn_qkv" -> fused ? "self_attn.qkv_proj" : null;
                 case "attn_q_norm" -> "self_attn.q_norm";
                 case "attn_k_norm" -> "self_attn.k_norm";
-                case "attn_v" -> "self_attn.v_proj";
                 case "attn_output" -> "self_attn.o_proj";
-                case "ffn_norm" -> "post_attention_layernorm";
+                case "post_attention_norm" -> gemma ? "post_attention_layernorm" : null;
+                case "ffn_norm" -> gemma ? "pre_feedforward_layernorm" : "post_attention_layernorm";
+                case "post_ffw_norm" -> gemma ? "post_feedforward_layernorm" : null;
                 case "ffn_gate" -> "mlp.gate_proj";
-                case "ffn_up" -> "mlp.up_proj";
+                case "ffn_up" -> fused ? "mlp.gate_up_proj" : "mlp.up_proj";
                 case "ffn_down" -> "mlp.down_proj";
                 default -> null;
             };
-            if (part != null) {
-                return "model.layers." + m.group(1) + "." + part + ".weight";
+            // Only the q/k/v projections have biases (Qwen2).
+            boolean bias = m.group(3).equals("bias");
+            if (part != null && (!bias || part.matches("self_attn\\.[qkv]_proj"))) {
+                return "model.layers." + m.group(1) + "." + part + "." + m.group(3);
             }
         }
         throw new IllegalArgumentException("'" + ggufName + "' is not a Llama tensor with a Hugging Face name");
@@ -68,12 +93,14 @@ public final class HfLlamaLayout {
     }
 
     /**
-     * Whether the tensor is a per-head q or k norm weight (Qwen3): a vector of headDim values that
-     * multiplies each head element-wise, so its elements move exactly as the rows of the projection
-     * before it (the norm's sum of squares does not depend on the order).
+     * Whether the tensor is a vector whose elements belong to the rows of the q or k projection: a
+     * per-head q or k norm weight (Qwen3, Gemma 3: headDim values that multiply each head; the
+     * norm's sum of squares does not depend on the order) or a q or k bias (Qwen2: one value per
+     * row). Its elements move exactly as the rows do.
      */
     public static boolean isRopePermutedVector(String ggufName) {
-        return ggufName.endsWith(".attn_q_norm.weight") || ggufName.endsWith(".attn_k_norm.weight");
+        return ggufName.endsWith(".attn_q_norm.weight") || ggufName.endsWith(".attn_k_norm.weight")
+                || ggufName.endsWith(".attn_q.bias") || ggufName.endsWith(".attn_k.bias");
     }
 
     /**
@@ -91,8 +118,8 @@ public final class HfLlamaLayout {
     }
 
     /**
-     * A q or k norm weight (headDim values of F32, F16 or BF16) with its elements in GGUF Llama
-     * order: element {@code g} is the rotate-half element {@link #hfRowOfGgufRow}(g).
+     * A q or k norm weight or bias (whole heads of headDim values of F32, F16 or BF16) with its
+     * elements in GGUF Llama order: element {@code g} is the rotate-half element {@link #hfRowOfGgufRow}(g).
      */
     public static Tensor toGgufElementOrder(Tensor hf, int headDim, Arena arena) {
         checkHeadDim(headDim);
@@ -100,13 +127,13 @@ public final class HfLlamaLayout {
         for (long d : hf.shape()) {
             count *= d;
         }
-        if (count != headDim) {
-            throw new IllegalArgumentException(hf.name() + " has " + count + " values, expected the head size " + headDim);
+        if (count % headDim != 0) {
+            throw new IllegalArgumentException(hf.name() + " has " + count + " values, not whole heads of " + headDim);
         }
         long size = switch (hf.type()) {
             case F32 -> 4;
             case F16, BF16 -> 2;
-            default -> throw new IllegalArgumentException(hf.name() + " is " + hf.type() + "; a norm weight must be F32, F16 or BF16");
+            default -> throw new IllegalArgumentException(hf.name() + " is " + hf.type() + "; a norm weight or bias must be F32, F16 or BF16");
         };
         MemorySegment src = hf.data();
         MemorySegment dst = arena.allocate(count * size, 64);

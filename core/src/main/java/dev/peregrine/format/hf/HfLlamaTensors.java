@@ -1,36 +1,48 @@
 package dev.peregrine.format.hf;
 
 import dev.peregrine.ModelFormatException;
+import dev.peregrine.tensor.DType;
+import dev.peregrine.tensor.Dequant;
 import dev.peregrine.tensor.Tensor;
 import dev.peregrine.tensor.TensorSource;
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.Optional;
 
 /**
- * A Hugging Face Llama checkpoint seen under GGUF tensor names and in GGUF layout, so that the
- * weight loader written for GGUF reads it unchanged (see {@link HfLlamaLayout}). Tensors stay
- * slices of the read-only mapping, except the q and k projections, whose rows are put back in
- * GGUF's order in a copy in {@code arena} (and Qwen3's q/k norm weights, whose elements move with them). A tensor a Llama checkpoint must hold but this one
- * lacks is reported by its Hugging Face name.
+ * A Hugging Face checkpoint of a Llama-family decoder seen under GGUF tensor names (see
+ * {@link HfLlamaLayout}), so that the weight loader written for GGUF reads it. Tensors stay slices
+ * of the read-only mapping, except Gemma's norm weights, which are copied into {@code arena} as
+ * {@code 1 + w}, the value llama.cpp's converter stores and the graph multiplies by. The q/k rows
+ * are still in Hugging Face's rotate-half order: the model loader reorders them. A tensor the
+ * model needs but the checkpoint lacks is reported by its Hugging Face name.
  */
 public final class HfLlamaTensors implements TensorSource {
     private static final String OUTPUT = "output.weight";
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private final HfCheckpoint checkpoint;
-    private final int headDim;
+    private final HfLlamaLayout.Naming naming;
     private final boolean tiedEmbeddings;
+    private final boolean normsOffsetByOne;
     private final Arena arena;
 
     /**
-     * @param tiedEmbeddings config.json's tie_word_embeddings: the output projection is the token
-     *                       embedding (a saved lm_head.weight is then ignored, as transformers does)
-     * @param arena          owns the reordered q/k copies; the model's arena
+     * @param naming           how the family names its tensors
+     * @param tiedEmbeddings   config.json's tie_word_embeddings: the output projection is the token
+     *                         embedding (a saved lm_head.weight is then ignored, as transformers does)
+     * @param normsOffsetByOne whether the checkpoint stores w for norms that multiply by 1 + w (Gemma)
+     * @param arena            owns the copies; the model's arena
      */
-    public HfLlamaTensors(HfCheckpoint checkpoint, int headDim, boolean tiedEmbeddings, Arena arena) {
+    public HfLlamaTensors(HfCheckpoint checkpoint, HfLlamaLayout.Naming naming, boolean tiedEmbeddings,
+                          boolean normsOffsetByOne, Arena arena) {
         this.checkpoint = checkpoint;
-        this.headDim = headDim;
+        this.naming = naming;
         this.tiedEmbeddings = tiedEmbeddings;
+        this.normsOffsetByOne = normsOffsetByOne;
         this.arena = arena;
     }
 
@@ -42,7 +54,7 @@ public final class HfLlamaTensors implements TensorSource {
     @Override
     public String fileName(String ggufName) {
         try {
-            return HfLlamaLayout.hfName(ggufName);
+            return HfLlamaLayout.hfName(ggufName, naming);
         } catch (IllegalArgumentException noHfName) {
             return ggufName;
         }
@@ -55,7 +67,7 @@ public final class HfLlamaTensors implements TensorSource {
         }
         String hfName;
         try {
-            hfName = HfLlamaLayout.hfName(ggufName);
+            hfName = HfLlamaLayout.hfName(ggufName, naming);
         } catch (IllegalArgumentException noHfName) {
             return Optional.empty();
         }
@@ -65,17 +77,20 @@ public final class HfLlamaTensors implements TensorSource {
                 // Without this, a missing lm_head would silently fall back to the embedding.
                 throw new ModelFormatException(path(), -1, "missing tensor '" + hfName + "' (tie_word_embeddings is false)");
             }
-            throw new ModelFormatException(path(), -1, "missing required tensor '" + hfName + "'");
+            return Optional.empty();
         }
         Tensor hf = found.get();
         Tensor t = new Tensor(ggufName, hf.type(), hf.shape(), hf.data());
-        if (HfLlamaLayout.isRopePermuted(ggufName) || HfLlamaLayout.isRopePermutedVector(ggufName)) {
-            try {
-                t = HfLlamaLayout.fromRotateHalf(ggufName, t, headDim, arena);
-            } catch (IllegalArgumentException e) {
-                throw new ModelFormatException(path(), -1, "tensor '" + hfName + "': " + e.getMessage());
-            }
+        return Optional.of(normsOffsetByOne && ggufName.endsWith("norm.weight") ? plusOne(t) : t);
+    }
+
+    /** A norm weight as F32 {@code 1 + w}, in the arena. */
+    private Tensor plusOne(Tensor t) {
+        float[] values = Dequant.toFloat(t);
+        MemorySegment data = arena.allocate((long) values.length * Float.BYTES, 64);
+        for (int i = 0; i < values.length; i++) {
+            data.setAtIndex(F32, i, 1 + values[i]);
         }
-        return Optional.of(t);
+        return new Tensor(t.name(), DType.F32, t.shape(), data);
     }
 }

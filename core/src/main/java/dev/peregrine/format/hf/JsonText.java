@@ -7,7 +7,7 @@ import java.util.function.IntConsumer;
 /**
  * Writes the small JSON documents of a Hugging Face directory (headers, configs, indexes). Maps
  * keep their iteration order (pass a {@code TreeMap} where HF sorts keys); values may be
- * {@code String}, {@code Boolean}, {@code Integer}/{@code Long}, {@code Float}/{@code Double}
+ * null, {@code String}, {@code Boolean}, {@code Integer}/{@code Long}, {@code Float}/{@code Double}
  * (finite), {@code List}, {@code long[]} or {@code Map}.
  */
 final class JsonText {
@@ -30,6 +30,7 @@ final class JsonText {
 
     private static void value(StringBuilder b, Object v, int indent, int depth) {
         switch (v) {
+            case null -> b.append("null");
             case String s -> quote(b, s);
             case Boolean x -> b.append(x);
             case Integer x -> b.append(x);

@@ -1,0 +1,122 @@
+package dev.peregrine.it;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.catchThrowable;
+
+import dev.peregrine.GenerationConfig;
+import dev.peregrine.Model;
+import dev.peregrine.ModelFormatException;
+import dev.peregrine.format.gguf.GgufFile;
+import dev.peregrine.format.hf.HfDirectoryWriter;
+import dev.peregrine.model.Family;
+import dev.peregrine.model.LlamaCheckpoint;
+import dev.peregrine.model.LlamaConfig;
+import dev.peregrine.synth.ModelShape;
+import dev.peregrine.synth.SyntheticModel;
+import dev.peregrine.synth.TokenizerMetadata;
+import dev.peregrine.tensor.DType;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Every family the graph runs, as data: a synthetic model of each (random weights, the family's
+ * tensors, keys and options: sliding windows shorter than the prompt, soft-caps small enough to
+ * bend the values) runs through Peregrine from GGUF and from a Hugging Face directory, and is
+ * checked against the float64 reference ({@link ReferenceLlama}), which reads the GGUF file in
+ * llama.cpp's layout and computes each family's equations on its own.
+ */
+class ModelFamiliesTest {
+    private static final long SEED = 21;
+
+    @TempDir
+    Path dir;
+
+    private Path gguf(ModelShape shape, DType type) {
+        Path file = dir.resolve(shape.name() + "-" + type + ".gguf");
+        SyntheticModel.of(shape, SEED).writeGguf(file, type, TokenizerMetadata.synthetic(shape.vocab()), 1);
+        return file;
+    }
+
+    private Path hf(ModelShape shape) throws IOException {
+        Path out = dir.resolve(shape.name() + "-hf");
+        SyntheticModel.of(shape, SEED).writeHf(out, DType.F32, HfDirectoryWriter.DEFAULT_SHARD_LIMIT, 1);
+        HfDirectoryTest.writeTokenizer(out, shape.vocab());
+        return out;
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"qwen2-tiny", "mistral-tiny", "gemma2-tiny", "gemma3-tiny", "phi3-tiny"})
+    void ggufAndHuggingFaceDirectoryDescribeTheSameModel(String name) throws IOException {
+        ModelShape shape = ModelShape.named(name);
+        Path gguf = gguf(shape, DType.F32);
+        Path hf = hf(shape);
+        try (Arena arena = Arena.ofShared()) {
+            LlamaConfig fromGguf = LlamaCheckpoint.open(gguf, arena).config();
+            assertThat(fromGguf.family()).isEqualTo(shape.family());
+            assertThat(LlamaCheckpoint.open(hf, arena).config()).isEqualTo(fromGguf);
+            int windows = (int) fromGguf.layerWindows().stream().filter(w -> w > 0).count();
+            assertThat(windows).as("sliding layers").isEqualTo(switch (shape.family()) {
+                case GEMMA2 -> 2;     // layers 0 and 2 of 3
+                case GEMMA3 -> 6;     // all but layer 5 of 7
+                case QWEN2 -> 0;
+                default -> shape.layers();
+            });
+        }
+        int[] tokens = ReferenceForwardTest.prompt(shape.vocab(), 5);
+        float[] a = HfDirectoryTest.logits(gguf, tokens);
+        float[] b = HfDirectoryTest.logits(hf, tokens);
+        if (shape.family().hfNormsAreOffsetByOne()) {
+            // Gemma's norms: GGUF holds 1 + w, the HF file w, read back as 1 + w (one float rounding apart).
+            for (int i = 0; i < a.length; i++) {
+                assertThat(b[i]).as("logit %d", i).isCloseTo(a[i], org.assertj.core.api.Assertions.within(1e-4f));
+            }
+        } else {
+            assertThat(b).containsExactly(a);
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"qwen2-tiny", "mistral-tiny", "gemma2-tiny", "gemma3-tiny", "phi3-tiny"})
+    void greedyGenerationAgreesBetweenFormats(String name) throws IOException {
+        ModelShape shape = ModelShape.named(name);
+        Path gguf = gguf(shape, DType.F32);
+        Path hf = hf(shape);
+        var greedy = GenerationConfig.greedy().maxTokens(16).ignoreEos(true);
+        try (Model a = Model.load(gguf); Model b = Model.load(hf)) {
+            assertThat(b.generator().generate("Once upon a time", greedy).outputTokens())
+                    .containsExactly(a.generator().generate("Once upon a time", greedy).outputTokens());
+        }
+    }
+
+    @Test
+    void gemma2SoftCapsBoundTheLogits() {
+        ModelShape shape = ModelShape.named("gemma2-tiny");
+        float[] logits = HfDirectoryTest.logits(gguf(shape, DType.F32), ReferenceForwardTest.prompt(shape.vocab(), 6));
+        for (float l : logits) {
+            assertThat(Math.abs(l)).isLessThan(shape.finalSoftcap());
+        }
+    }
+
+    @Test
+    void longRopePhi3IsRefusedByName() throws IOException {
+        ModelShape shape = ModelShape.named("phi3-tiny");
+        Path hf = hf(shape);
+        java.nio.file.Files.writeString(hf.resolve("config.json"), java.nio.file.Files.readString(hf.resolve("config.json"))
+                .replace("\"rope_theta\"", "\"rope_scaling\": {\"type\": \"longrope\", \"short_factor\": [1.0], "
+                        + "\"long_factor\": [1.0]},\n  \"rope_theta\""));
+        Throwable e = catchThrowable(() -> Model.load(hf).close());
+        assertThat(e).isInstanceOf(ModelFormatException.class).hasMessageContaining("longrope");
+    }
+
+    @Test
+    void unknownGgufArchitectureNamesTheSupportedOnes() {
+        assertThat(LlamaConfig.GGUF_ARCHITECTURES).containsExactly("llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3");
+        assertThat(List.of(Family.values())).hasSize(6);
+    }
+}
