@@ -38,8 +38,19 @@ import java.util.concurrent.locks.ReentrantLock;
  * drafting, so two models drafting for each other cannot deadlock.
  */
 public final class Scheduler implements AutoCloseable {
-    /** Prompt tokens the oldest prefilling request evaluates per step at least, while shorter ones go first. */
+    /**
+     * Prompt tokens per step a prefill always gets: the least chunk, and what a prompt skipped in
+     * the previous step (for a shorter one that completed) gets in the next.
+     */
     static final int MIN_PREFILL_PROGRESS = 16;
+    /**
+     * How long a step that prefills should take. A request that arrives waits for the step in
+     * flight, so its time to first token is this plus its own prefill: the chunk of a long prompt
+     * is sized to this from the measured cost per token (between {@link #MIN_PREFILL_PROGRESS} and
+     * the configured chunk), rather than fixed in tokens, which is 10x too long on a slow model and
+     * needlessly short on a fast one.
+     */
+    static final long PREFILL_STEP_TARGET_NANOS = 50_000_000L;
     /** Receives a request's results; called on the scheduler thread, so it must not block. */
     public interface Sink {
         void onToken(GeneratedToken token);
@@ -59,6 +70,8 @@ public final class Scheduler implements AutoCloseable {
         private volatile boolean cancelled;
         private boolean firstTokenSeen;
         private boolean inStep;
+        /** Whether this prefill got no tokens in the previous step (a shorter prompt completed in it). */
+        private boolean skippedLastStep;
         private int drafted; // draft tokens appended to the sequence for this step
 
         private Request(Generation generation, boolean ownsSequence, Sink sink) {
@@ -88,6 +101,10 @@ public final class Scheduler implements AutoCloseable {
     private final int maxWaiting;
     private final boolean prefixCaching;
     private final int prefillChunkTokens;
+    /** Measured time per token of steps that prefill (moving average), 0 until the first such step. */
+    private double prefillNanosPerToken;
+    /** Prompt tokens in the step being built. */
+    private int stepPrefillTokens;
     private final BatchLayout layout;
     private float[] logits;
     private final Thread thread;
@@ -270,8 +287,16 @@ public final class Scheduler implements AutoCloseable {
                 int rows = Math.min(maxBatchTokens, layout.logitCount + layout.logitCount / 2);
                 logits = new float[Math.multiplyExact(rows, vocabularySize)];
             }
+            long forwardStart = System.nanoTime();
             graph.forward(layout, logits);
-            metrics.recordStep(layout.tokenCount, System.nanoTime() - t0);
+            long end = System.nanoTime();
+            metrics.recordStep(layout.tokenCount, end - t0);
+            if (stepPrefillTokens > 0) {
+                // Cost per token of steps that prefill, fixed costs included, so that the chunk
+                // converges to the size whose step takes the target (an average, not the last step's noise).
+                double perToken = (double) (end - forwardStart) / layout.tokenCount;
+                prefillNanosPerToken = prefillNanosPerToken == 0 ? perToken : 0.7 * prefillNanosPerToken + 0.3 * perToken;
+            }
         } finally {
             stepLock.unlock();
         }
@@ -508,16 +533,18 @@ public final class Scheduler implements AutoCloseable {
     }
 
     /**
-     * One token for every decoding sequence, then prompt chunks up to the prefill budget, shortest
-     * remaining prompt first (so a short request arriving during a long prefill gets its first token
-     * quickly; the oldest prompt always gets part of the budget, so a long prompt is never starved).
-     * Once a prompt completes in the step, longer ones get at most {@link #MIN_PREFILL_PROGRESS}
-     * tokens, which keeps that step (and the new request's time to first token) short.
+     * One token for every decoding sequence, then prompt chunks up to the prefill budget (sized so
+     * that the step takes about {@link #PREFILL_STEP_TARGET_NANOS}), shortest remaining prompt
+     * first, so that a short request arriving during a long prefill gets its first token quickly.
+     * In a step where a prompt completes, longer prompts wait, which keeps that step (and the
+     * caller's time to first token) short; a prompt that waited in the previous step gets at least
+     * {@link #MIN_PREFILL_PROGRESS} tokens, so a long prompt progresses at least every other step.
      */
     private void buildBatch() {
         layout.clear();
         stepRequests.clear();
         prefilling.clear();
+        stepPrefillTokens = 0;
         for (Request r : running) {
             r.inStep = false;
         }
@@ -534,36 +561,52 @@ public final class Scheduler implements AutoCloseable {
                 prefilling.add(r);
             }
         }
-        int budget = Math.min(maxBatchTokens - decodingTokens, prefillChunkTokens);
+        int budget = Math.min(maxBatchTokens - decodingTokens, prefillChunk());
         if (prefilling.isEmpty() || budget <= 0) {
             return;
         }
-        Request oldest = prefilling.getFirst();
         prefilling.sort((x, y) -> Integer.compare(x.seq().pendingTokens(), y.seq().pendingTokens()));
-        int reservedForOldest = prefilling.size() > 1 ? Math.min(MIN_PREFILL_PROGRESS, budget) : 0;
-        boolean firstTokenInStep = false;
+        // First those owed progress, then the rest shortest first.
         for (Request r : prefilling) {
-            if (!running.contains(r)) {
-                continue; // preempted while making room for an earlier one
-            }
-            int available = r == oldest ? budget : budget - (oldest.inStep ? 0 : reservedForOldest);
-            if (firstTokenInStep) {
-                // A shorter prompt finishes in this step and its caller waits for its first token:
-                // longer prompts only keep progressing, so that the step stays short.
-                available = Math.min(available, MIN_PREFILL_PROGRESS);
-            }
-            int n = Math.min(r.seq().pendingTokens(), available);
-            if (n == r.seq().pendingTokens()) {
-                firstTokenInStep = true;
-            }
-            if (n <= 0) {
-                continue;
-            }
-            if (addToStep(r, n)) {
-                budget -= n;
-                metrics.promptTokens.addAndGet(n);
+            if (r.skippedLastStep && running.contains(r)) {
+                budget -= prefill(r, Math.min(r.seq().pendingTokens(), Math.min(budget, MIN_PREFILL_PROGRESS)));
             }
         }
+        boolean completesOne = false;
+        for (Request r : prefilling) {
+            if (r.inStep || !running.contains(r)) {
+                continue; // owed progress above, or preempted while making room for an earlier one
+            }
+            int pending = r.seq().pendingTokens();
+            boolean skip = completesOne || budget <= 0;
+            r.skippedLastStep = skip && completesOne;
+            if (skip) {
+                continue;
+            }
+            int n = prefill(r, Math.min(pending, budget));
+            budget -= n;
+            completesOne = n == pending;
+        }
+    }
+
+    /** The prompt tokens a step may hold: the configured chunk, cut to the step-time target once the cost is known. */
+    private int prefillChunk() {
+        if (prefillNanosPerToken == 0) {
+            return prefillChunkTokens;
+        }
+        long fit = (long) (PREFILL_STEP_TARGET_NANOS / prefillNanosPerToken);
+        return (int) Math.max(Math.min(MIN_PREFILL_PROGRESS, prefillChunkTokens), Math.min(fit, prefillChunkTokens));
+    }
+
+    /** Adds up to {@code n} prompt tokens of {@code r} to the step; returns how many it added. */
+    private int prefill(Request r, int n) {
+        r.skippedLastStep = false;
+        if (n <= 0 || !addToStep(r, n)) {
+            return 0;
+        }
+        stepPrefillTokens += n;
+        metrics.promptTokens.addAndGet(n);
+        return n;
     }
 
     /**

@@ -160,6 +160,39 @@ class ContinuousBatchingTest {
         }
     }
 
+    /**
+     * A short request that arrives while a long prompt is being prefilled in chunks completes
+     * first: shortest prompt first, and the long prompt waits in the step where the short one
+     * completes. Timing-independent: the long prefill takes ~100 chunked steps, and the short
+     * request is submitted as soon as the first of them has run.
+     */
+    @Test
+    void aShortRequestDuringALongPrefillFinishesFirst(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
+            throws Exception {
+        java.nio.file.Path file = dir.resolve("tiny.gguf");
+        dev.peregrine.synth.ModelShape shape = dev.peregrine.synth.ModelShape.named("tiny");
+        dev.peregrine.synth.SyntheticModel.of(shape, 3).writeGguf(file, dev.peregrine.tensor.DType.F32,
+                dev.peregrine.synth.TokenizerMetadata.synthetic(shape.vocab()), 1);
+        try (Model model = Model.load(file, ModelOptions.defaults().withPrefillChunkTokens(16))) {
+            StringBuilder text = new StringBuilder();
+            while (model.encode(text.toString()).length < 1600) {
+                text.append("Once upon a time there was a little girl. ");
+            }
+            GenerationConfig one = GenerationConfig.greedy().maxTokens(1).ignoreEos(true);
+            long[] finished = new long[2];
+            CompletableFuture<Completion> longRequest = model.generator().generateAsync(text.toString(), one)
+                    .whenComplete((c, e) -> finished[0] = System.nanoTime());
+            while (model.generator().metrics().promptTokens() == 0) {
+                Thread.onSpinWait();
+            }
+            CompletableFuture<Completion> shortRequest = model.generator().generateAsync("The cat", one)
+                    .whenComplete((c, e) -> finished[1] = System.nanoTime());
+            shortRequest.get();
+            longRequest.get();
+            assertThat(finished[1]).as("the short request finished first").isLessThan(finished[0]);
+        }
+    }
+
     @Test
     void timeoutEndsARequestWithItsPartialOutput() {
         try (Model model = Model.load(SharedModels.stories260K())) {
