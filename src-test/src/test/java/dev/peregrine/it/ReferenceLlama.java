@@ -7,24 +7,56 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.Arrays;
+import java.util.HashSet;
+import java.util.Set;
 
 /**
- * A deliberately naive, test-only Llama forward pass in double precision, used as the ground truth
- * for Peregrine's real forward pass. It shares no code with the real path beyond reading the GGUF
- * file: it reads the hyper-parameters from the metadata itself, dequantises every tensor itself
- * (ggml's definitions of F32, F16, BF16, Q8_0, Q4_0, Q4_K and Q6_K) and computes everything with plain loops
- * over {@code double}s. One token at a time, with its own full-precision KV cache.
+ * A deliberately naive, test-only decoder forward pass in double precision, used as the ground
+ * truth for Peregrine's real forward pass. It shares no code with the real path beyond reading the
+ * GGUF file: it reads the hyper-parameters from the metadata itself, dequantises every tensor itself
+ * (ggml's definitions of F32, F16, BF16, Q8_0, Q4_0, Q4_K and Q6_K) and computes everything with plain
+ * loops over {@code double}s. One token at a time, with its own full-precision KV cache.
+ *
+ * <p>Files are read as llama.cpp's convert_hf_to_gguf.py writes them and as llama.cpp's
+ * src/llama-model.cpp and src/models/*.cpp evaluate them, checked against Hugging Face transformers'
+ * modeling_*.py; where the two disagree the comment at that place says so.
  *
  * <p>Conventions (ggml): a tensor of shape {@code [in, out]} holds {@code out} rows of {@code in}
- * values; {@code y[o] = sum_i W[o*in + i] * x[i]}. Rotary embedding uses ggml's "normal" layout:
- * adjacent pairs {@code (2i, 2i+1)} of each head are rotated by {@code pos * freq[i]}, where
- * {@code freq[i] = theta^(-2i/ropeDims)} changed by the model's rope scaling ({@link Rope}), and
- * cos and sin are multiplied by the scaling's attention factor (YaRN), as transformers does.
+ * values; {@code y[o] = sum_i W[o*in + i] * x[i]}. Rotary embedding uses ggml's "normal" layout for
+ * llama: adjacent pairs {@code (2i, 2i+1)} of each head are rotated by {@code pos * freq[i]}, where
+ * {@code freq[i] = theta^(-2i/ropeDims)} changed by the model's rope scaling ({@link Rope}), and cos
+ * and sin are multiplied by the scaling's attention factor (YaRN), as transformers does. Every other
+ * family here uses llama.cpp's NEOX layout (llama_model_rope_type), as the file holds it: element
+ * {@code i} of a head rotated with element {@code i + ropeDims/2}, computed on the rows as written
+ * (the converter permutes q/k rows for llama only; the real path may permute rows instead).
  *
- * <p>Qwen3 (GGUF architecture qwen3): the same with each head of q and k RMS-normed by its own
- * weight after the projections and before rope, and rope in llama.cpp's NEOX layout, as the file
- * holds it: element {@code i} of a head rotated with element {@code i + ropeDims/2}. Computed here
- * as written, with no permutation (the real path permutes rows instead).
+ * <p>The families (GGUF general.architecture; keys are {@code <arch>.*}):
+ * <ul>
+ *   <li>llama: pre-norm RMSNorm blocks, SwiGLU. If {@code llama.attention.sliding_window} W is
+ *       present (and positive), every layer attends only to the last W positions (Mistral v0.1,
+ *       transformers' MistralModel). llama.cpp's LLM_ARCH_LLAMA reads no sliding-window key and
+ *       always attends to everything.</li>
+ *   <li>qwen2: llama plus the biases {@code attn_q.bias, attn_k.bias, attn_v.bias}, added after the
+ *       projections and before rope (src/models/qwen2.cpp), NEOX rope.</li>
+ *   <li>qwen3: llama with each head of q and k RMS-normed by its own weight after the projections
+ *       and before rope, an explicit head size, NEOX rope.</li>
+ *   <li>gemma2: embeddings times sqrt(dim); norms stored as (1 + w) by the converter, so multiplied
+ *       as stored; {@code x + post_attention_norm(attn(attn_norm(x)))}, then
+ *       {@code h + post_ffw_norm(down(gelu_tanh(gate(ffn_norm(h))) * up(ffn_norm(h))))}; attention
+ *       and final logits soft-capped ({@code cap * tanh(v / cap)}); the even layers slide; tied
+ *       output; NEOX rope.</li>
+ *   <li>gemma3: gemma2 plus per-head q/k norms before rope; sliding layers {@code il % 6 < 5} with
+ *       rope base 10000 and no scaling, the others with the file's base and scaling; soft-capping
+ *       only where the keys are present.</li>
+ *   <li>phi3: llama with fused {@code attn_qkv} (q rows, k rows, v rows) and fused {@code ffn_up}
+ *       (gate rows, then up rows), NEOX rope, and a sliding window on every layer when
+ *       {@code phi3.attention.sliding_window} is positive (as transformers does; llama.cpp currently
+ *       disables it, see {@link #slidingWindows}).</li>
+ * </ul>
+ *
+ * <p>Every tensor of the file must be used: a tensor the reference does not know (a bias, LongRoPE
+ * factors, ...) is refused rather than silently ignored, as llama.cpp refuses a file with more
+ * tensors than its architecture loads.
  */
 final class ReferenceLlama {
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -39,6 +71,28 @@ final class ReferenceLlama {
     private static final int GGML_Q6_K = 14;
     private static final int GGML_BF16 = 30;
 
+    /** The GGUF architectures the reference evaluates. */
+    enum Family {
+        LLAMA, QWEN2, QWEN3, GEMMA2, GEMMA3, PHI3;
+
+        static Family of(String architecture) {
+            return switch (architecture) {
+                case "llama" -> LLAMA;
+                case "qwen2" -> QWEN2;
+                case "qwen3" -> QWEN3;
+                case "gemma2" -> GEMMA2;
+                case "gemma3" -> GEMMA3;
+                case "phi3" -> PHI3;
+                default -> throw new IllegalArgumentException("reference does not support architecture " + architecture);
+            };
+        }
+
+        boolean gemma() {
+            return this == GEMMA2 || this == GEMMA3;
+        }
+    }
+
+    final Family family;
     final int dim;
     final int layers;
     final int heads;
@@ -50,21 +104,41 @@ final class ReferenceLlama {
     final double theta;
     final int ropeDims;
     final boolean tiedOutput;
+    /** The rope of the layers that use the file's base and scaling (all but Gemma 3's sliding ones). */
     final Rope rope;
     final boolean qwen3;
+    /** Rope layout: pairs (i, i + ropeDims/2) instead of (2i, 2i+1). */
+    final boolean neox;
+    /** Multiplies the embedding row (Gemma: sqrt(dim)). */
+    final double embeddingScale;
+    /** Multiplies q.k (see {@link #attentionScale(Family, GgufMetadata, String)}). */
+    final double attentionScale;
+    /** Attention score soft-cap, 0 for none. */
+    final double attentionSoftCap;
+    /** Final logit soft-cap, 0 for none. */
+    final double finalSoftCap;
+    /** Per layer: the sliding window W (a key at p0 is masked for the query at p1 when p1 - p0 >= W), 0 for none. */
+    final int[] window;
+    /** Per layer: its rotary frequencies. */
+    final Rope[] layerRope;
 
     private final double[] tokenEmbedding; // [vocab][dim]
     private final double[][] attnNorm;     // [layer][dim]
     private final double[][] wq;           // [layer][heads*headDim][dim]
     private final double[][] wk;           // [layer][kvHeads*headDim][dim]
     private final double[][] wv;           // [layer][kvHeads*headDim][dim]
+    private final double[][] bq;           // [layer][heads*headDim], Qwen2 only
+    private final double[][] bk;           // [layer][kvHeads*headDim], Qwen2 only
+    private final double[][] bv;           // [layer][kvHeads*headDim], Qwen2 only
     private final double[][] wo;           // [layer][dim][heads*headDim]
+    private final double[][] postAttnNorm; // [layer][dim], Gemma only
     private final double[][] ffnNorm;      // [layer][dim]
     private final double[][] wGate;        // [layer][ffn][dim]
     private final double[][] wUp;          // [layer][ffn][dim]
     private final double[][] wDown;        // [layer][dim][ffn]
-    private final double[][] qNorm;        // [layer][headDim], Qwen3 only
-    private final double[][] kNorm;        // [layer][headDim], Qwen3 only
+    private final double[][] postFfnNorm;  // [layer][dim], Gemma only
+    private final double[][] qNorm;        // [layer][headDim], Qwen3 and Gemma 3 only
+    private final double[][] kNorm;        // [layer][headDim], Qwen3 and Gemma 3 only
     private final double[] outputNorm;     // [dim]
     private final double[] output;         // [vocab][dim]
 
@@ -78,61 +152,207 @@ final class ReferenceLlama {
         this(file, null);
     }
 
-    /** The GGUF file's weights with the given rope (null: the one the file describes). */
+    /**
+     * The GGUF file's weights with the given rope (null: the one the file describes) on every layer
+     * that uses the file's rope (all but Gemma 3's sliding layers, which keep base 10000).
+     */
     ReferenceLlama(GgufFile file, Rope rope) {
         GgufMetadata m = file.metadata();
         String arch = m.getString("general.architecture");
-        qwen3 = arch.equals("qwen3");
+        family = Family.of(arch);
+        qwen3 = family == Family.QWEN3;
+        neox = family != Family.LLAMA;
         String k = arch + ".";
         dim = m.getInt(k + "embedding_length");
         layers = m.getInt(k + "block_count");
         heads = m.getInt(k + "attention.head_count");
         kvHeads = m.optInt(k + "attention.head_count_kv").orElse(heads);
         headDim = m.optInt(k + "attention.key_length").orElse(dim / heads);
+        int valueDim = m.optInt(k + "attention.value_length").orElse(dim / heads);
+        if (m.contains(k + "attention.value_length") && valueDim != headDim) {
+            throw new IllegalArgumentException("reference needs key_length == value_length, got " + headDim + " and " + valueDim);
+        }
         ffnDim = m.getInt(k + "feed_forward_length");
         eps = m.optFloat(k + "attention.layer_norm_rms_epsilon").orElse(1e-5f);
         theta = m.optFloat(k + "rope.freq_base").orElse(10000f);
         ropeDims = m.optInt(k + "rope.dimension_count").orElse(headDim);
-        this.rope = rope != null ? rope : Rope.fromGguf(file, theta, ropeDims);
+        if (ropeDims > headDim || ropeDims % 2 != 0) {
+            throw new IllegalArgumentException("rope dimension count " + ropeDims + " does not fit head size " + headDim);
+        }
+        this.rope = rope != null ? rope : Rope.fromGguf(file, arch, theta, ropeDims, family);
+        embeddingScale = family.gemma() ? Math.sqrt(dim) : 1;
+        attentionScale = attentionScale(family, m, k);
+        attentionSoftCap = switch (family) {
+            // llama.cpp (LLM_ARCH_GEMMA2 hparams) always caps, 50 unless the key says otherwise, as
+            // transformers' Gemma2Config defaults; Gemma 3 caps only when the key is present
+            // (transformers; llama.cpp never soft-caps Gemma 3's attention, attn_soft_cap stays false,
+            // and its converter asserts the config has no attention cap).
+            case GEMMA2 -> positive(m.optFloat(k + "attn_logit_softcapping").orElse(50f), "attention soft-cap");
+            case GEMMA3 -> m.optFloat(k + "attn_logit_softcapping").orElse(0f);
+            default -> 0;
+        };
+        finalSoftCap = switch (family) {
+            case GEMMA2 -> positive(m.optFloat(k + "final_logit_softcapping").orElse(30f), "final soft-cap");
+            case GEMMA3 -> m.optFloat(k + "final_logit_softcapping").orElse(0f);
+            default -> 0;
+        };
+        window = slidingWindows(family, m, k, layers);
+        layerRope = new Rope[layers];
+        for (int l = 0; l < layers; l++) {
+            // Gemma 3's sliding layers: rope_freq_base_train_swa = 10000, rope_freq_scale_train_swa = 1
+            // (llama-model.cpp, LLM_ARCH_GEMMA3; llama_model::get_rope_freq_base/scale pick them for
+            // is_swa(il)); transformers: rope_local_base_freq = 10000 with default rope. llama.cpp
+            // hard-codes the 10000, transformers reads it from the config.
+            boolean local = family == Family.GEMMA3 && window[l] > 0;
+            layerRope[l] = local ? Rope.plain(10000, ropeDims) : this.rope;
+        }
 
+        Set<String> used = new HashSet<>();
         Tensor embd = file.tensor("token_embd.weight");
         vocab = (int) embd.shape()[1];
-        tokenEmbedding = matrix(file, "token_embd.weight", dim, vocab);
+        tokenEmbedding = matrix(file, used, "token_embd.weight", dim, vocab);
         int qDim = heads * headDim;
         int kvDim = kvHeads * headDim;
         attnNorm = new double[layers][];
         wq = new double[layers][];
         wk = new double[layers][];
         wv = new double[layers][];
+        bq = new double[layers][];
+        bk = new double[layers][];
+        bv = new double[layers][];
         wo = new double[layers][];
+        postAttnNorm = new double[layers][];
         ffnNorm = new double[layers][];
         wGate = new double[layers][];
         wUp = new double[layers][];
         wDown = new double[layers][];
+        postFfnNorm = new double[layers][];
         qNorm = new double[layers][];
         kNorm = new double[layers][];
         for (int l = 0; l < layers; l++) {
             String p = "blk." + l + ".";
-            if (qwen3) {
-                qNorm[l] = matrix(file, p + "attn_q_norm.weight", headDim);
-                kNorm[l] = matrix(file, p + "attn_k_norm.weight", headDim);
+            attnNorm[l] = matrix(file, used, p + "attn_norm.weight", dim);
+            if (family == Family.PHI3 && file.findTensor(p + "attn_qkv.weight").isPresent()) {
+                // One matrix of q, k and v rows, in that order (transformers' Phi3Attention slices
+                // qkv_proj's output [:q], [q:q+kv], [q+kv:]; llama.cpp's build_qkv views it the same way).
+                double[] qkv = matrix(file, used, p + "attn_qkv.weight", dim, qDim + 2 * kvDim);
+                wq[l] = Arrays.copyOfRange(qkv, 0, qDim * dim);
+                wk[l] = Arrays.copyOfRange(qkv, qDim * dim, (qDim + kvDim) * dim);
+                wv[l] = Arrays.copyOfRange(qkv, (qDim + kvDim) * dim, (qDim + 2 * kvDim) * dim);
+            } else {
+                wq[l] = matrix(file, used, p + "attn_q.weight", dim, qDim);
+                wk[l] = matrix(file, used, p + "attn_k.weight", dim, kvDim);
+                wv[l] = matrix(file, used, p + "attn_v.weight", dim, kvDim);
             }
-            attnNorm[l] = matrix(file, p + "attn_norm.weight", dim);
-            wq[l] = matrix(file, p + "attn_q.weight", dim, qDim);
-            wk[l] = matrix(file, p + "attn_k.weight", dim, kvDim);
-            wv[l] = matrix(file, p + "attn_v.weight", dim, kvDim);
-            wo[l] = matrix(file, p + "attn_output.weight", qDim, dim);
-            ffnNorm[l] = matrix(file, p + "ffn_norm.weight", dim);
-            wGate[l] = matrix(file, p + "ffn_gate.weight", dim, ffnDim);
-            wUp[l] = matrix(file, p + "ffn_up.weight", dim, ffnDim);
-            wDown[l] = matrix(file, p + "ffn_down.weight", ffnDim, dim);
+            if (family == Family.QWEN2) {
+                bq[l] = matrix(file, used, p + "attn_q.bias", qDim);
+                bk[l] = matrix(file, used, p + "attn_k.bias", kvDim);
+                bv[l] = matrix(file, used, p + "attn_v.bias", kvDim);
+            }
+            if (family == Family.QWEN3 || family == Family.GEMMA3) {
+                qNorm[l] = matrix(file, used, p + "attn_q_norm.weight", headDim);
+                kNorm[l] = matrix(file, used, p + "attn_k_norm.weight", headDim);
+            }
+            wo[l] = matrix(file, used, p + "attn_output.weight", qDim, dim);
+            ffnNorm[l] = matrix(file, used, p + "ffn_norm.weight", dim);
+            if (family == Family.PHI3) {
+                // gate_up_proj: the first ffn rows are the gate, the next ffn rows the up projection
+                // (transformers' Phi3MLP chunks gate first; llama.cpp's LLM_FFN_SWIGLU on the fused
+                // output applies silu to the first half, ggml_compute_forward_swiglu_f32 unswapped).
+                double[] gateUp = matrix(file, used, p + "ffn_up.weight", dim, 2 * ffnDim);
+                wGate[l] = Arrays.copyOfRange(gateUp, 0, ffnDim * dim);
+                wUp[l] = Arrays.copyOfRange(gateUp, ffnDim * dim, 2 * ffnDim * dim);
+            } else {
+                wGate[l] = matrix(file, used, p + "ffn_gate.weight", dim, ffnDim);
+                wUp[l] = matrix(file, used, p + "ffn_up.weight", dim, ffnDim);
+            }
+            wDown[l] = matrix(file, used, p + "ffn_down.weight", ffnDim, dim);
+            if (family.gemma()) {
+                postAttnNorm[l] = matrix(file, used, p + "post_attention_norm.weight", dim);
+                postFfnNorm[l] = matrix(file, used, p + "post_ffw_norm.weight", dim);
+            }
         }
-        outputNorm = matrix(file, "output_norm.weight", dim);
+        outputNorm = matrix(file, used, "output_norm.weight", dim);
         tiedOutput = file.findTensor("output.weight").isEmpty();
-        output = tiedOutput ? tokenEmbedding : matrix(file, "output.weight", dim, vocab);
+        output = tiedOutput ? tokenEmbedding : matrix(file, used, "output.weight", dim, vocab);
+        if (family == Family.LLAMA && file.findTensor("rope_freqs.weight").isPresent()) {
+            used.add("rope_freqs.weight"); // read by Rope.fromGguf (replaced by an explicit rope)
+        }
+        for (var info : file.tensorInfos()) {
+            if (!used.contains(info.name())) {
+                throw new IllegalArgumentException("reference does not use tensor " + info.name() + " of a " + arch + " file");
+            }
+        }
 
         keyCache = new double[layers][16 * kvDim];
         valueCache = new double[layers][16 * kvDim];
+    }
+
+    private static double positive(double v, String what) {
+        if (!(v > 0)) {
+            throw new IllegalArgumentException(what + " must be positive, got " + v);
+        }
+        return v;
+    }
+
+    /**
+     * The factor on q.k. 1/sqrt(headDim), except for Gemma's 27B models, where llama.cpp uses
+     * 1/sqrt(n_embd / n_head) (integer division), recognising the 27B size by its layer count: 46 for
+     * gemma2, 62 for gemma3 (llama-model.cpp, LLM_ARCH_GEMMA2 and LLM_ARCH_GEMMA3 hparams,
+     * f_attention_scale, after gemma_pytorch's config). transformers uses query_pre_attn_scalar^-0.5
+     * from the config instead (144 = 4608/32 for gemma-2-27b, 168 = 5376/32 for gemma-3-27b, head_dim
+     * for the other sizes), which agrees for the published models; the GGUF file does not carry it.
+     */
+    static double attentionScale(Family family, GgufMetadata m, String k) {
+        int dim = m.getInt(k + "embedding_length");
+        int heads = m.getInt(k + "attention.head_count");
+        int layers = m.getInt(k + "block_count");
+        int headDim = m.optInt(k + "attention.key_length").orElse(dim / heads);
+        boolean size27b = (family == Family.GEMMA2 && layers == 46) || (family == Family.GEMMA3 && layers == 62);
+        return 1.0 / Math.sqrt(size27b ? dim / heads : headDim);
+    }
+
+    /**
+     * Per layer, the sliding window (0 for none):
+     * <ul>
+     *   <li>llama: {@code llama.attention.sliding_window} on every layer when present and positive
+     *       (transformers' Mistral; llama.cpp ignores the key for LLM_ARCH_LLAMA).</li>
+     *   <li>gemma2: {@code gemma2.attention.sliding_window}, 4096 when absent (llama.cpp's default and
+     *       Gemma2Config's), on the layers with {@code il % 2 == 0}: llama.cpp's set_swa_pattern(2)
+     *       marks {@code il % n < n - 1}; transformers' layer_types are "sliding_attention" for
+     *       {@code (i + 1) % 2 != 0}.</li>
+     *   <li>gemma3: {@code gemma3.attention.sliding_window} on the layers with {@code il % 6 < 5}
+     *       (set_swa_pattern(6); transformers: {@code (i + 1) % sliding_window_pattern != 0} with
+     *       pattern 6). Without the key (or with 0) every layer is global: the current llama.cpp then
+     *       sets swa_type NONE, and the converter writes no key when sliding_window_pattern is 1,
+     *       which makes every transformers layer global.</li>
+     *   <li>phi3: {@code phi3.attention.sliding_window} on every layer when positive, as transformers'
+     *       Phi3 (a Mistral model: sliding_window on every layer). The converter writes 0 for "none"
+     *       (Phi-4). Discrepancy: llama.cpp (llama_model_phi3::load_arch_hparams, since PR 13676)
+     *       warns "Phi SWA is currently disabled" and sets swa_type NONE, attending to everything.</li>
+     *   <li>qwen2, qwen3: none (llama.cpp reads no window for them).</li>
+     * </ul>
+     */
+    static int[] slidingWindows(Family family, GgufMetadata m, String k, int layers) {
+        int[] w = new int[layers];
+        String key = k + "attention.sliding_window";
+        int size = switch (family) {
+            case LLAMA, PHI3, GEMMA3 -> m.optInt(key).orElse(0);
+            case GEMMA2 -> m.optInt(key).orElse(4096);
+            case QWEN2, QWEN3 -> 0;
+        };
+        if (size < 0) {
+            throw new IllegalArgumentException("negative sliding window " + size);
+        }
+        for (int l = 0; l < layers; l++) {
+            boolean sliding = switch (family) {
+                case GEMMA2 -> l % 2 < 1;
+                case GEMMA3 -> l % 6 < 5;
+                default -> true;
+            };
+            w[l] = sliding ? size : 0;
+        }
+        return w;
     }
 
     /** Positions held in the KV cache. */
@@ -161,7 +381,9 @@ final class ReferenceLlama {
         ensureCapacity(position + 1);
 
         double[] x = new double[dim];
-        System.arraycopy(tokenEmbedding, token * dim, x, 0, dim);
+        for (int i = 0; i < dim; i++) {
+            x[i] = tokenEmbedding[token * dim + i] * embeddingScale;
+        }
 
         for (int l = 0; l < layers; l++) {
             // Attention
@@ -169,36 +391,48 @@ final class ReferenceLlama {
             double[] q = matVec(wq[l], xb, qDim, dim);
             double[] k = matVec(wk[l], xb, kvDim, dim);
             double[] v = matVec(wv[l], xb, kvDim, dim);
-            if (qwen3) {
+            if (bq[l] != null) {
+                addInPlace(q, bq[l]);
+                addInPlace(k, bk[l]);
+                addInPlace(v, bv[l]);
+            }
+            if (qNorm[l] != null) {
                 headNorm(q, heads, qNorm[l]);
                 headNorm(k, kvHeads, kNorm[l]);
             }
-            rope(q, heads, position);
-            rope(k, kvHeads, position);
+            rope(q, heads, position, layerRope[l]);
+            rope(k, kvHeads, position, layerRope[l]);
             System.arraycopy(k, 0, keyCache[l], position * kvDim, kvDim);
             System.arraycopy(v, 0, valueCache[l], position * kvDim, kvDim);
 
             double[] att = new double[qDim];
             int group = heads / kvHeads;
-            double scale = 1.0 / Math.sqrt(headDim);
+            // The first position this layer may see (llama.cpp's is_masked_swa, standard type:
+            // p0 is masked for p1 when p1 - p0 >= W; transformers' sliding_window_overlay keeps
+            // kv_idx > q_idx - W: the same W positions, the query's own included).
+            int first = window[l] > 0 ? Math.max(0, position - window[l] + 1) : 0;
             double[] scores = new double[position + 1];
             for (int h = 0; h < heads; h++) {
                 int kvh = h / group;
                 double max = Double.NEGATIVE_INFINITY;
-                for (int p = 0; p <= position; p++) {
+                for (int p = first; p <= position; p++) {
                     double dot = 0;
                     for (int i = 0; i < headDim; i++) {
                         dot += q[h * headDim + i] * keyCache[l][p * kvDim + kvh * headDim + i];
                     }
-                    scores[p] = dot * scale;
-                    max = Math.max(max, scores[p]);
+                    double s = dot * attentionScale;
+                    if (attentionSoftCap > 0) {
+                        s = attentionSoftCap * Math.tanh(s / attentionSoftCap); // after scaling, before softmax
+                    }
+                    scores[p] = s;
+                    max = Math.max(max, s);
                 }
                 double sum = 0;
-                for (int p = 0; p <= position; p++) {
+                for (int p = first; p <= position; p++) {
                     scores[p] = Math.exp(scores[p] - max);
                     sum += scores[p];
                 }
-                for (int p = 0; p <= position; p++) {
+                for (int p = first; p <= position; p++) {
                     double a = scores[p] / sum;
                     for (int i = 0; i < headDim; i++) {
                         att[h * headDim + i] += a * valueCache[l][p * kvDim + kvh * headDim + i];
@@ -206,27 +440,50 @@ final class ReferenceLlama {
                 }
             }
             double[] proj = matVec(wo[l], att, dim, qDim);
-            for (int i = 0; i < dim; i++) {
-                x[i] += proj[i];
+            if (postAttnNorm[l] != null) {
+                proj = rmsNorm(proj, postAttnNorm[l]);
             }
+            addInPlace(x, proj);
 
-            // Feed-forward (SwiGLU)
+            // Feed-forward: act(gate) * up, SiLU (SwiGLU) or, for Gemma, tanh-approximated GELU
+            // (transformers' gelu_pytorch_tanh; llama.cpp's LLM_FFN_GELU with LLM_FFN_PAR).
             xb = rmsNorm(x, ffnNorm[l]);
             double[] gate = matVec(wGate[l], xb, ffnDim, dim);
             double[] up = matVec(wUp[l], xb, ffnDim, dim);
             for (int i = 0; i < ffnDim; i++) {
-                double g = gate[i];
-                gate[i] = g / (1.0 + Math.exp(-g)) * up[i];
+                gate[i] = (family.gemma() ? geluTanh(gate[i]) : silu(gate[i])) * up[i];
             }
             double[] down = matVec(wDown[l], gate, dim, ffnDim);
-            for (int i = 0; i < dim; i++) {
-                x[i] += down[i];
+            if (postFfnNorm[l] != null) {
+                down = rmsNorm(down, postFfnNorm[l]);
             }
+            addInPlace(x, down);
         }
 
         double[] xn = rmsNorm(x, outputNorm);
         length = position + 1;
-        return matVec(output, xn, vocab, dim);
+        double[] logits = matVec(output, xn, vocab, dim);
+        if (finalSoftCap > 0) {
+            for (int i = 0; i < vocab; i++) {
+                logits[i] = finalSoftCap * Math.tanh(logits[i] / finalSoftCap);
+            }
+        }
+        return logits;
+    }
+
+    static double silu(double x) {
+        return x / (1.0 + Math.exp(-x));
+    }
+
+    /** 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+    static double geluTanh(double x) {
+        return 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
+    }
+
+    private static void addInPlace(double[] x, double[] y) {
+        for (int i = 0; i < x.length; i++) {
+            x[i] += y[i];
+        }
     }
 
     private double[] rmsNorm(double[] x, double[] w) {
@@ -265,17 +522,18 @@ final class ReferenceLlama {
     }
 
     /**
-     * Rotates adjacent pairs (2i, 2i+1) of the first ropeDims elements of each head; for Qwen3,
-     * NEOX pairs (i, i + ropeDims/2) instead, with the same frequency per pair index.
+     * Rotates adjacent pairs (2i, 2i+1) of the first ropeDims elements of each head; in the NEOX
+     * layout, pairs (i, i + ropeDims/2) instead, with the same frequency per pair index. Elements
+     * past ropeDims are left as they are (partial rotary: transformers rotates q[..., :rotary_dim]).
      */
-    private void rope(double[] v, int headCount, int position) {
+    private void rope(double[] v, int headCount, int position, Rope r) {
         for (int h = 0; h < headCount; h++) {
             for (int i = 0; i < ropeDims / 2; i++) {
-                double angle = position * rope.frequencies[i];
-                double c = Math.cos(angle) * rope.cosSinFactor;
-                double s = Math.sin(angle) * rope.cosSinFactor;
-                int a = qwen3 ? h * headDim + i : h * headDim + 2 * i;
-                int b = qwen3 ? a + ropeDims / 2 : a + 1;
+                double angle = position * r.frequencies[i];
+                double c = Math.cos(angle) * r.cosSinFactor;
+                double s = Math.sin(angle) * r.cosSinFactor;
+                int a = neox ? h * headDim + i : h * headDim + 2 * i;
+                int b = neox ? a + ropeDims / 2 : a + 1;
                 double x0 = v[a];
                 double x1 = v[b];
                 v[a] = x0 * c - x1 * s;
@@ -296,8 +554,9 @@ final class ReferenceLlama {
     }
 
     /** A tensor as one flat run of doubles, after checking its shape (trailing 1s ignored). */
-    private static double[] matrix(GgufFile file, String name, long... expectedShape) {
+    private static double[] matrix(GgufFile file, Set<String> used, String name, long... expectedShape) {
         Tensor t = file.tensor(name);
+        used.add(name);
         long[] shape = t.shape();
         long elements = 1;
         for (long d : shape) {
@@ -519,26 +778,29 @@ final class ReferenceLlama {
         }
 
         /**
-         * From the GGUF file as llama.cpp reads it: llama.rope.scaling.type (linear when only a
-         * factor is given), factor, original_context_length, yarn betas and attention factor, and
-         * rope_freqs.weight, which divides every frequency.
+         * From the GGUF file as llama.cpp reads it (llama_model::load_hparams): {@code
+         * <arch>.rope.scaling.type} (linear when only a factor is given), factor,
+         * original_context_length, yarn betas and attention factor; and, for llama only,
+         * rope_freqs.weight, which divides every frequency (the llama graph passes the layer's
+         * rope_freqs to ggml_rope_ext; qwen2, qwen3, gemma2 and gemma3 pass none; phi3 passes its
+         * LongRoPE rope_factors_long/short, which this reference does not support).
          */
-        static Rope fromGguf(GgufFile file, double theta, int dims) {
+        static Rope fromGguf(GgufFile file, String arch, double theta, int dims, Family family) {
             GgufMetadata m = file.metadata();
-            String p = "llama.rope.scaling.";
+            String p = arch + ".rope.scaling.";
             double factor = m.optFloat(p + "factor").orElse(1f);
             String type = m.optString(p + "type").orElse(m.optFloat(p + "factor").isPresent() ? "linear" : "none");
             Rope r = switch (type) {
                 case "none" -> plain(theta, dims);
                 case "linear" -> linear(theta, dims, factor);
                 case "yarn" -> yarn(theta, dims, factor,
-                        m.optInt(p + "original_context_length").orElse(m.getInt("llama.context_length")),
+                        m.optInt(p + "original_context_length").orElse(m.getInt(arch + ".context_length")),
                         m.optFloat(p + "yarn_beta_fast").orElse(32f), m.optFloat(p + "yarn_beta_slow").orElse(1f),
                         m.optFloat(p + "yarn_attn_factor").map(Float::doubleValue).orElse(0.1 * Math.log(factor) + 1));
                 default -> throw new IllegalArgumentException("reference does not support rope scaling " + type);
             };
-            if (file.findTensor("rope_freqs.weight").isPresent()) {
-                double[] divisors = matrix(file, "rope_freqs.weight", dims / 2);
+            if (family == Family.LLAMA && file.findTensor("rope_freqs.weight").isPresent()) {
+                double[] divisors = matrix(file, new HashSet<>(), "rope_freqs.weight", dims / 2);
                 for (int i = 0; i < divisors.length; i++) {
                     r.frequencies[i] /= divisors[i];
                 }
