@@ -178,7 +178,10 @@ public record LlamaConfig(
                     + headDim + "; partial rotate-half rope is not supported");
         }
         int contextLength = m.optInt(k + "context_length").orElse(2048);
-        int window = m.optInt(k + "attention.sliding_window").orElse(0);
+        // llama.cpp's defaults where the file is silent: Gemma 2 slides 4096 and caps at 50 / 30
+        // (llama-hparams.h); the others have no window (a Gemma 3 file without one is all global).
+        boolean gemma2 = family == Family.GEMMA2;
+        int window = m.optInt(k + "attention.sliding_window").orElse(gemma2 ? 4096 : 0);
         if (window < 0) {
             throw new ModelFormatException(file, -1, k + "attention.sliding_window is " + window + "; it must be positive");
         }
@@ -207,8 +210,8 @@ public record LlamaConfig(
                     family,
                     queryScale,
                     slidingLayers(layers, window, slidingPattern(family)),
-                    m.optFloat(k + "attn_logit_softcapping").orElse(0f),
-                    m.optFloat(k + "final_logit_softcapping").orElse(0f),
+                    m.optFloat(k + "attn_logit_softcapping").orElse(gemma2 ? 50f : 0f),
+                    m.optFloat(k + "final_logit_softcapping").orElse(gemma2 ? 30f : 0f),
                     slidingTheta);
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(file, -1, "invalid " + arch + " hyper-parameters: " + e.getMessage());

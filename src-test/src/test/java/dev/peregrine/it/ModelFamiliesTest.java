@@ -81,6 +81,33 @@ class ModelFamiliesTest {
         }
     }
 
+    /**
+     * The acceptance check: each family's logits at every position of a prompt longer than its
+     * sliding window agree with the float64 reference within 1e-4 (relative), F32 weights; and a
+     * Q8_0 file (rows permuted and sliced whole) with the reference's reading of the same file.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"qwen2-tiny", "qwen3-tiny", "mistral-tiny", "gemma2-tiny", "gemma3-tiny", "phi3-tiny"})
+    void logitsMatchTheFloat64Reference(String name) {
+        ModelShape shape = ModelShape.named(name);
+        for (DType type : new DType[] {DType.F32, DType.Q8_0}) {
+            Path gguf = gguf(shape, type);
+            int[] tokens = ReferenceForwardTest.prompt(shape.vocab(), 7);
+            float[] logits = HfDirectoryTest.logits(gguf, tokens);
+            double worst = 0;
+            try (Arena arena = Arena.ofShared()) {
+                ReferenceLlama ref = new ReferenceLlama(GgufFile.open(gguf, arena));
+                assertThat(ref.family.name()).isEqualTo(shape.family().name());
+                for (int p = 0; p < tokens.length; p++) {
+                    worst = Math.max(worst, ReferenceForwardTest.check(name + " " + type + " position " + p, logits,
+                            p * shape.vocab(), ref.forward(tokens[p], p)));
+                }
+            }
+            System.out.printf("[ModelFamiliesTest] %s %s: worst relative error %.2e over %d positions%n", name, type, worst,
+                    tokens.length);
+        }
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {"qwen2-tiny", "mistral-tiny", "gemma2-tiny", "gemma3-tiny", "phi3-tiny"})
     void greedyGenerationAgreesBetweenFormats(String name) throws IOException {
