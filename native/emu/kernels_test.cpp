@@ -14,7 +14,9 @@ extern "C" {
 void pg_rms_norm(float*, const float*, const float*, int, float);
 void pg_rope_angles(float*, const int*, const float*, int);
 void pg_rope(float*, const float*, int, int, int);
-void pg_swiglu(float*, const float*, long long);
+void pg_gated_activation(float*, const float*, long long, int);
+void pg_add_bias(float*, const float*, int);
+void pg_scale(float*, long long, float);
 void pg_add(float*, const float*, long long);
 void pg_store_kv(float*, float*, const float*, const float*, const int*, int);
 void pg_to_f16(__half*, const float*, long long);
@@ -277,17 +279,52 @@ void test_elementwise() {
     report("rope (partial rotation)", worst, 1e-5);
 
     long long n = 10007;
-    std::vector<float> gate = randoms(n), up = randoms(n), g = gate, acc = gate;
-    emu::launch(grid(4), 256, [&] { pg_swiglu(g.data(), up.data(), n); });
-    emu::launch(grid(4), 256, [&] { pg_add(acc.data(), up.data(), n); });
-    double worst_swiglu = 0, worst_add = 0;
-    for (long long i = 0; i < n; i++) {
-        double s = gate[i] / (1 + std::exp(-static_cast<double>(gate[i]))) * up[i];
-        worst_swiglu = std::max(worst_swiglu, std::fabs(g[i] - s) / std::max(1.0, std::fabs(s)));
-        worst_add = std::max(worst_add, std::fabs(acc[i] - (static_cast<double>(gate[i]) + up[i])));
+    std::vector<float> gate = randoms(n), up = randoms(n);
+    for (long long i = 0; i < n; i += 97) gate[i] *= 30; // far into both tails, where exp overflows
+    const float tails[] = {30, -30, 88, -88, 1e4f, -1e4f, 1e13f, -1e13f}; // the last: x^3 overflows in float
+    for (int i = 0; i < 8; i++) gate[n - 1 - i] = tails[i];
+    // SiLU is x sigmoid(x); tanh-GELU as PyTorch writes it (ACT_* in elementwise.cu).
+    for (int activation : {0, 1}) {
+        std::vector<float> g = gate;
+        emu::launch(grid(4), 256, [&] { pg_gated_activation(g.data(), up.data(), n, activation); });
+        double worst = 0;
+        for (long long i = 0; i < n; i++) {
+            double x = gate[i];
+            double a = activation == 0 ? x / (1 + std::exp(-x)) : 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+            double e = std::fabs(g[i] - a * up[i]) / std::max(1.0, std::fabs(a * up[i]));
+            worst = std::isnan(e) ? INFINITY : std::max(worst, e);
+        }
+        report(activation == 0 ? "gated activation silu" : "gated activation gelu_tanh", worst, 1e-6);
     }
-    report("swiglu", worst_swiglu, 1e-6);
+    std::vector<float> addend = randoms(n), acc = addend;
+    emu::launch(grid(4), 256, [&] { pg_add(acc.data(), up.data(), n); });
+    double worst_add = 0;
+    for (long long i = 0; i < n; i++) worst_add = std::max(worst_add, std::fabs(acc[i] - (static_cast<double>(addend[i]) + up[i])));
     report("add", worst_add, 1e-6);
+
+    for (int width : {40, 3000}) {
+        int bias_rows = 5;
+        std::vector<float> x = randoms(bias_rows * width), bias = randoms(width), biased = x;
+        emu::launch(grid(bias_rows), std::min(256, (width + 31) / 32 * 32), [&] { pg_add_bias(biased.data(), bias.data(), width); });
+        double worst_bias = 0;
+        for (int r = 0; r < bias_rows; r++) {
+            for (int i = 0; i < width; i++) {
+                double want = static_cast<double>(x[r * width + i]) + bias[i];
+                worst_bias = std::max(worst_bias, std::fabs(biased[r * width + i] - want) / std::max(1.0, std::fabs(want)));
+            }
+        }
+        report("add_bias width " + std::to_string(width), worst_bias, 1e-6);
+    }
+    for (float factor : {45.254833995939045f, -0.37f}) { // Gemma's sqrt(2048), and a negative factor
+        std::vector<float> scaled = up;
+        emu::launch(grid(4), 256, [&] { pg_scale(scaled.data(), n, factor); });
+        double worst_scale = 0;
+        for (long long i = 0; i < n; i++) {
+            double want = static_cast<double>(up[i]) * factor;
+            worst_scale = std::max(worst_scale, std::fabs(scaled[i] - want) / std::max(1.0, std::fabs(want)));
+        }
+        report("scale by " + std::to_string(factor), worst_scale, 1e-6);
+    }
 
     int width = 40;
     std::vector<int> slots = {7, 0, 33};
@@ -304,19 +341,22 @@ void test_elementwise() {
 
     std::vector<__half> h(n);
     std::vector<__nv_bfloat16> b(n);
-    emu::launch(grid(4), 256, [&] { pg_to_f16(h.data(), gate.data(), n); });
-    emu::launch(grid(4), 256, [&] { pg_to_bf16(b.data(), gate.data(), n); });
+    emu::launch(grid(4), 256, [&] { pg_to_f16(h.data(), addend.data(), n); });
+    emu::launch(grid(4), 256, [&] { pg_to_bf16(b.data(), addend.data(), n); });
     double worst_half = 0;
     for (long long i = 0; i < n; i++) {
-        worst_half = std::max({worst_half, static_cast<double>(std::fabs(__half2float(h[i]) - __half2float(__float2half_rn(gate[i])))),
-                               static_cast<double>(std::fabs(__bfloat162float(b[i]) - __bfloat162float(__float2bfloat16_rn(gate[i]))))});
+        worst_half = std::max({worst_half, static_cast<double>(std::fabs(__half2float(h[i]) - __half2float(__float2half_rn(addend[i])))),
+                               static_cast<double>(std::fabs(__bfloat162float(b[i]) - __bfloat162float(__float2bfloat16_rn(addend[i]))))});
     }
     report("to_f16, to_bf16", worst_half, 0);
 }
 
 // ---- attention, launched as CudaBackend.attention does ----
 
-void test_attention(int heads, int kv_heads, int head_dim, const std::vector<std::pair<int, int>>& sequences, int splits) {
+// A row at position P attends to P - window + 1..P (0..P without a window); soft-capped scores
+// become softcap * tanh(score / softcap).
+void test_attention(int heads, int kv_heads, int head_dim, const std::vector<std::pair<int, int>>& sequences, int splits,
+                    int window = 0, float softcap = 0) {
     const int block_size = 16, vectors = 16;
     int longest = 0;
     for (auto [first, count] : sequences) longest = std::max(longest, first + count);

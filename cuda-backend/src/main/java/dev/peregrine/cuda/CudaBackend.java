@@ -436,21 +436,26 @@ final class CudaBackend implements Backend {
 
     @Override
     public void gatedActivation(Buffer gate, Buffer up, long count, Activation activation) {
-        if (activation != Activation.SILU) {
-            throw new UnsupportedOperationException(activation + " is not on the CUDA backend yet");
-        }
-        args.reset().ptr(address(gate, 0, count)).ptr(address(up, 0, count)).i64(count);
-        launch(Kernel.SWIGLU, gridStride(count), BLOCK);
+        int code = switch (activation) { // ACT_* in native/elementwise.cu
+            case SILU -> 0;
+            case GELU_TANH -> 1;
+        };
+        args.reset().ptr(address(gate, 0, count)).ptr(address(up, 0, count)).i64(count).i32(code);
+        launch(Kernel.GATED_ACTIVATION, gridStride(count), BLOCK);
     }
 
     @Override
     public void addBias(Buffer x, Weight bias, int rows) {
-        throw new UnsupportedOperationException("biases are not on the CUDA backend yet");
+        CudaWeight b = vector(bias, 1);
+        int width = b.columns();
+        args.reset().ptr(address(x, 0, (long) rows * width)).ptr(b.data()).i32(width);
+        launch(Kernel.ADD_BIAS, rows, threadsFor(width));
     }
 
     @Override
     public void scale(Buffer x, long count, float factor) {
-        throw new UnsupportedOperationException("scale is not on the CUDA backend yet");
+        args.reset().ptr(address(x, 0, count)).i64(count).f32(factor);
+        launch(Kernel.SCALE, gridStride(count), BLOCK);
     }
 
     @Override
@@ -553,7 +558,7 @@ final class CudaBackend implements Backend {
         return b.address() + offset * Float.BYTES;
     }
 
-    /** A norm weight: uploaded as one F32 row of at least {@code width} values. */
+    /** A norm weight or bias: uploaded as one F32 row (of at least {@code width} values). */
     private static CudaWeight vector(Weight weight, int width) {
         CudaWeight w = (CudaWeight) weight;
         if (w.type() != DType.F32 || w.rows() != 1 || w.columns() < width) {

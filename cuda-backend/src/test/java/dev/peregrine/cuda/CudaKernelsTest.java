@@ -3,6 +3,7 @@ package dev.peregrine.cuda;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import dev.peregrine.spi.Activation;
 import dev.peregrine.spi.Backend;
 import dev.peregrine.spi.BackendConfig;
 import dev.peregrine.spi.BatchLayout;
@@ -204,23 +205,47 @@ class CudaKernelsTest {
         }
     }
 
-    @Test
-    void swigluAddAndCopyMatchTheCpu() {
+    @ParameterizedTest
+    @EnumSource(Activation.class)
+    void gatedActivationAddAndCopyMatchTheCpu(Activation activation) {
         int n = 100_003;
         float[] gate = randoms(n);
+        for (int j = 0; j < n; j += 97) {
+            gate[j] *= 30; // far into both tails, where exp overflows
+        }
         float[] up = randoms(n);
         float[][] results = new float[2][];
         int i = 0;
         for (Backend b : new Backend[] {cuda, cpu}) {
             Buffer g = buffer(b, gate);
             Buffer u = buffer(b, up);
-            b.gatedActivation(g, u, n, dev.peregrine.spi.Activation.SILU);
+            b.gatedActivation(g, u, n, activation);
             b.add(g, u, n);
             Buffer copy = b.allocate(n + 10);
             b.copy(copy, 10, g, 0, n);
             results[i++] = read(b, copy, n + 10);
         }
-        assertClose(results[0], results[1], 1e-6, "swiglu + add + copy");
+        assertClose(results[0], results[1], 1e-6, activation + " + add + copy");
+    }
+
+    @Test
+    void biasAndScaleMatchTheCpu() {
+        for (int width : new int[] {40, 4000}) {
+            int rows = 7;
+            float[] x = randoms(rows * width);
+            float[] bias = randoms(width);
+            for (DType type : new DType[] {DType.F32, DType.F16}) { // an F16 bias is held as F32, as the CPU reads it
+                float[][] results = new float[2][];
+                int i = 0;
+                for (Backend b : new Backend[] {cuda, cpu}) {
+                    Buffer xb = buffer(b, x);
+                    b.addBias(xb, b.upload(floats("bias", bias, width, 1, type)), rows);
+                    b.scale(xb, (long) rows * width, 45.254834f); // Gemma's sqrt(2048)
+                    results[i++] = read(b, xb, rows * width);
+                }
+                assertThat(results[0]).as("%s bias of %d, then scale", type, width).containsExactly(results[1]);
+            }
+        }
     }
 
     @Test
