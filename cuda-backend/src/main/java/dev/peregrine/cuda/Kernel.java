@@ -32,7 +32,7 @@ enum Kernel {
     MATVEC_BF16("matvec", "pg_matvec_bf16", "PPPPIIIII"),
     MATVEC_Q8_0("matvec", "pg_matvec_q8_0", "PPPPIIIII"),
     MATVEC_Q4_0("matvec", "pg_matvec_q4_0", "PPPPIIIII"),
-    ATTENTION("attention", "pg_attention", "PPPPPPPPPIIIIFII"),
+    ATTENTION("attention", "pg_attention", "PPPPPPPPPIIIIFIFII"),
     ATTENTION_COMBINE("attention", "pg_attention_combine", "PPII"),
     ARGMAX("sampling", "pg_argmax", "PPI"),
     TOP_K("sampling", "pg_top_k", "PPPII");

@@ -188,6 +188,37 @@ class CudaBackendHostTest {
         }
     }
 
+    /** A sliding window caps the positions a decode reads, so it takes fewer splits (none for a short window). */
+    @Test
+    void slidingWindowsSplitOnlyTheAttendedPositions() {
+        int heads = 8;
+        int kvHeads = 4;
+        int headDim = 8;
+        int[][] windowAndSplits = {{0, 8}, {5000, 8}, {1001, 8}, {256, 2}, {129, 2}, {128, 1}, {1, 1}};
+        try (CudaBackend b = backend()) {
+            BatchLayout layout = new BatchLayout(16);
+            layout.addSequence(java.util.stream.IntStream.range(0, 63).toArray(), 63);
+            layout.addToken(0, 0, 1000, true);
+            b.beginStep(layout);
+            Buffer q = b.allocate(heads * headDim);
+            Buffer out = b.allocate(heads * headDim);
+            Buffer cache = b.allocate(63L * 16 * kvHeads * headDim);
+            for (int[] variant : windowAndSplits) {
+                long combines = device.launches(Kernel.ATTENTION_COMBINE);
+                b.attention(out, q, cache, cache, layout, heads, kvHeads, headDim, 0.35f, variant[0], 50f);
+                assertThat(device.lastGrid[Kernel.ATTENTION.ordinal()][2]).as("splits for window %d", variant[0])
+                        .isEqualTo(variant[1]);
+                assertThat(device.launches(Kernel.ATTENTION_COMBINE) - combines).isEqualTo(variant[1] > 1 ? 1 : 0);
+            }
+            assertThatThrownBy(() -> b.attention(out, q, cache, cache, layout, heads, kvHeads, headDim, 0.35f, -1, 0f))
+                    .hasMessageContaining("window >= 0");
+            for (float softcap : new float[] {-1f, Float.NaN, Float.POSITIVE_INFINITY}) {
+                assertThatThrownBy(() -> b.attention(out, q, cache, cache, layout, heads, kvHeads, headDim, 0.35f, 0, softcap))
+                        .hasMessageContaining("finite softcap >= 0");
+            }
+        }
+    }
+
     @Test
     void gatedActivationsBiasesAndScalingLaunchTheirKernels() {
         try (CudaBackend b = backend(); Arena arena = Arena.ofConfined()) {
