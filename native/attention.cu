@@ -8,13 +8,20 @@
 // values go through shared memory ATT_KV positions at a time with an online softmax, and no score
 // matrix is ever stored).
 //
+// A row at position P sees positions 0..P, or with a sliding window (window > 0) only
+// P - window + 1..P. A tile reads the union of its rows' ranges, from the earliest window start to
+// the latest position, and masks per row (each row of a prompt tile has its own window start; the
+// rows are consecutive positions, so the union is under window + ATT_VECTORS long). Positions
+// before every window are never read, so a cache may have dropped them. With softcap > 0 a score s
+// becomes softcap * tanh(s / softcap) before the softmax.
+//
 // Long sequences with few tiles can be split over gridDim.z blocks (flash-decoding): each split
-// covers a range of positions and leaves (max, sum, unnormalised output) in `partials`;
+// covers a share of the tile's range and leaves (max, sum, unnormalised output) in `partials`;
 // pg_attention_combine merges them. With one split the block writes `out` directly. Each split
 // computes its range from the positions on the device, so a launch shape does not depend on them.
 //
 // Position p of sequence s is slot block_tables[block_table_start[s] + p / block_size] * block_size
-// + p % block_size; a slot holds kv_heads * head_dim floats. A row at position P sees 0..P.
+// + p % block_size; a slot holds kv_heads * head_dim floats.
 #include "common.cuh"
 
 constexpr int ATT_WARPS = 4;
@@ -32,7 +39,8 @@ pg_attention(float* __restrict__ out, float* __restrict__ partials, const float*
              const float* __restrict__ key_cache, const float* __restrict__ value_cache,
              const int* __restrict__ positions, const int* __restrict__ block_tables,
              const int* __restrict__ block_table_start, const int4* __restrict__ tiles, int block_size, int heads,
-             int kv_heads, int head_dim, float scale, int heads_per_tile, int splits) {
+             int kv_heads, int head_dim, float scale, int window, float softcap, int heads_per_tile,
+             int splits) {
     extern __shared__ float smem[];
     const int D = head_dim;
     float* q_s = smem;                   // [ATT_VECTORS][D], pre-scaled
@@ -60,12 +68,18 @@ pg_attention(float* __restrict__ out, float* __restrict__ partials, const float*
         const int head = first_head + vec % tile_heads;
         q_s[i] = q[(static_cast<size_t>(row) * heads + head) * D + i % D] * scale;
     }
+    // Positions a row sees lie less than `span` before its own; INT_MAX when there is no window
+    // (last - INT_MAX + 1 cannot overflow, as last >= 0).
+    const int span = window > 0 ? window : INT_MAX;
+    int start = INT_MAX;
     int length = 0;
     for (int r = 0; r < rows; r++) {
-        length = max(length, positions[first_row + r] + 1);
+        const int last = positions[first_row + r];
+        start = min(start, max(0, last - span + 1));
+        length = max(length, last + 1);
     }
-    const int per_split = ((length + splits - 1) / splits + ATT_KV - 1) / ATT_KV * ATT_KV;
-    const int begin = blockIdx.z * per_split;
+    const int per_split = ((length - start + splits - 1) / splits + ATT_KV - 1) / ATT_KV * ATT_KV;
+    const int begin = start + blockIdx.z * per_split;
     const int end = min(length, begin + per_split);
 
     float m[ATT_VECTORS_PER_WARP];
@@ -115,14 +129,14 @@ pg_attention(float* __restrict__ out, float* __restrict__ partials, const float*
                 continue; // the same for the whole warp
             }
             float s = -INFINITY;
-            if (p < end && p <= last[i]) {
+            if (p < end && p <= last[i] && last[i] - p < span) {
                 const float* qv = q_s + vec * D;
                 const float* kv = k_s + lane * (D + 1);
                 float dot = 0.0f;
                 for (int d = 0; d < D; d++) {
                     dot += qv[d] * kv[d];
                 }
-                s = dot;
+                s = softcap > 0.0f ? softcap * tanhf(dot / softcap) : dot;
             }
             const float tile_max = warp_max(s);
             if (tile_max == -INFINITY) {
@@ -183,7 +197,8 @@ pg_attention(float* __restrict__ out, float* __restrict__ partials, const float*
 }
 
 // Merges the splits of pg_attention. One block per (row, head) item, threads over the head's values.
-// Split 0 always holds position 0, so the overall max is finite; empty splits weigh exp(-inf) = 0.
+// Some split holds the row's own position, which it always sees, so the overall max is finite;
+// splits where the row sees nothing (empty, or before its window) weigh exp(-inf) = 0.
 extern "C" __global__ void pg_attention_combine(float* __restrict__ out, const float* __restrict__ partials,
                                                 int head_dim, int splits) {
     const size_t item = blockIdx.x;

@@ -1,5 +1,6 @@
-// The small per-token kernels of a layer: RMS norm, rotary embedding, SwiGLU, residual add, KV
-// store, and the activation conversion that feeds cuBLAS. Launch shapes are set by CudaBackend.
+// The small per-token kernels of a layer: RMS norm, rotary embedding, gated activations (SwiGLU,
+// GeGLU), residual add, bias, scaling, KV store, and the activation conversion that feeds cuBLAS.
+// Launch shapes are set by CudaBackend.
 #include "common.cuh"
 
 // out[r] = in[r] / rms(in[r]) * weight, one block per row (any block size that is a multiple of 32).
@@ -53,12 +54,38 @@ extern "C" __global__ void pg_rope(float* __restrict__ x, const float* __restric
     }
 }
 
-// gate[i] = silu(gate[i]) * up[i]
-extern "C" __global__ void pg_swiglu(float* __restrict__ gate, const float* __restrict__ up, long long n) {
+// The activations of pg_gated_activation (dev.peregrine.spi.Activation; CudaBackend maps them).
+enum Activation : int { ACT_SILU = 0, ACT_GELU_TANH = 1 };
+constexpr float GELU_SCALE = 1.5957691216057308f; // 2 sqrt(2 / pi)
+constexpr float GELU_CUBIC = 0.044715f;
+
+// gate[i] = act(gate[i]) * up[i], both activations as x * sigmoid(u): u = x for SiLU, and for
+// tanh-GELU u = 2 sqrt(2/pi) (x + 0.044715 x^3), since 0.5 (1 + tanh(z)) = sigmoid(2z) (the CPU
+// backend's form too). Far in the tails expf(-u) overflows to inf or underflows to 0 (as u itself
+// does for huge |x|), which gives -0 or x, as it should: no NaN.
+extern "C" __global__ void pg_gated_activation(float* __restrict__ gate, const float* __restrict__ up, long long n,
+                                               int activation) {
     const long long step = static_cast<long long>(gridDim.x) * blockDim.x;
     for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) {
         const float g = gate[i];
-        gate[i] = g / (1.0f + expf(-g)) * up[i];
+        const float u = activation == ACT_GELU_TANH ? fmaf(g * g * g, GELU_CUBIC, g) * GELU_SCALE : g;
+        gate[i] = g / (1.0f + expf(-u)) * up[i];
+    }
+}
+
+// x[r][i] += bias[i] for rows of `width` values, one block per row.
+extern "C" __global__ void pg_add_bias(float* __restrict__ x, const float* __restrict__ bias, int width) {
+    float* row = x + static_cast<size_t>(blockIdx.x) * width;
+    for (int i = threadIdx.x; i < width; i += blockDim.x) {
+        row[i] += bias[i];
+    }
+}
+
+// x[i] *= factor
+extern "C" __global__ void pg_scale(float* __restrict__ x, long long n, float factor) {
+    const long long step = static_cast<long long>(gridDim.x) * blockDim.x;
+    for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) {
+        x[i] *= factor;
     }
 }
 

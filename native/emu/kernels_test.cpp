@@ -14,7 +14,9 @@ extern "C" {
 void pg_rms_norm(float*, const float*, const float*, int, float);
 void pg_rope_angles(float*, const int*, const float*, int);
 void pg_rope(float*, const float*, int, int, int);
-void pg_swiglu(float*, const float*, long long);
+void pg_gated_activation(float*, const float*, long long, int);
+void pg_add_bias(float*, const float*, int);
+void pg_scale(float*, long long, float);
 void pg_add(float*, const float*, long long);
 void pg_store_kv(float*, float*, const float*, const float*, const int*, int);
 void pg_to_f16(__half*, const float*, long long);
@@ -33,7 +35,7 @@ void pg_matvec_bf16(float*, const float*, const uint8_t*, const __half*, int, in
 void pg_matvec_q8_0(float*, const float*, const uint8_t*, const __half*, int, int, int, int, int);
 void pg_matvec_q4_0(float*, const float*, const uint8_t*, const __half*, int, int, int, int, int);
 void pg_attention(float*, float*, const float*, const float*, const float*, const int*, const int*, const int*,
-                  const int4*, int, int, int, int, float, int, int);
+                  const int4*, int, int, int, int, float, int, float, int, int);
 void pg_attention_combine(float*, const float*, int, int);
 void pg_argmax(int*, const float*, int);
 void pg_top_k(float*, int*, const float*, int, int);
@@ -277,17 +279,52 @@ void test_elementwise() {
     report("rope (partial rotation)", worst, 1e-5);
 
     long long n = 10007;
-    std::vector<float> gate = randoms(n), up = randoms(n), g = gate, acc = gate;
-    emu::launch(grid(4), 256, [&] { pg_swiglu(g.data(), up.data(), n); });
-    emu::launch(grid(4), 256, [&] { pg_add(acc.data(), up.data(), n); });
-    double worst_swiglu = 0, worst_add = 0;
-    for (long long i = 0; i < n; i++) {
-        double s = gate[i] / (1 + std::exp(-static_cast<double>(gate[i]))) * up[i];
-        worst_swiglu = std::max(worst_swiglu, std::fabs(g[i] - s) / std::max(1.0, std::fabs(s)));
-        worst_add = std::max(worst_add, std::fabs(acc[i] - (static_cast<double>(gate[i]) + up[i])));
+    std::vector<float> gate = randoms(n), up = randoms(n);
+    for (long long i = 0; i < n; i += 97) gate[i] *= 30; // far into both tails, where exp overflows
+    const float tails[] = {30, -30, 88, -88, 1e4f, -1e4f, 1e13f, -1e13f}; // the last: x^3 overflows in float
+    for (int i = 0; i < 8; i++) gate[n - 1 - i] = tails[i];
+    // SiLU is x sigmoid(x); tanh-GELU as PyTorch writes it (ACT_* in elementwise.cu).
+    for (int activation : {0, 1}) {
+        std::vector<float> g = gate;
+        emu::launch(grid(4), 256, [&] { pg_gated_activation(g.data(), up.data(), n, activation); });
+        double worst = 0;
+        for (long long i = 0; i < n; i++) {
+            double x = gate[i];
+            double a = activation == 0 ? x / (1 + std::exp(-x)) : 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+            double e = std::fabs(g[i] - a * up[i]) / std::max(1.0, std::fabs(a * up[i]));
+            worst = std::isnan(e) ? INFINITY : std::max(worst, e);
+        }
+        report(activation == 0 ? "gated activation silu" : "gated activation gelu_tanh", worst, 1e-6);
     }
-    report("swiglu", worst_swiglu, 1e-6);
+    std::vector<float> addend = randoms(n), acc = addend;
+    emu::launch(grid(4), 256, [&] { pg_add(acc.data(), up.data(), n); });
+    double worst_add = 0;
+    for (long long i = 0; i < n; i++) worst_add = std::max(worst_add, std::fabs(acc[i] - (static_cast<double>(addend[i]) + up[i])));
     report("add", worst_add, 1e-6);
+
+    for (int width : {40, 3000}) {
+        int bias_rows = 5;
+        std::vector<float> x = randoms(bias_rows * width), bias = randoms(width), biased = x;
+        emu::launch(grid(bias_rows), std::min(256, (width + 31) / 32 * 32), [&] { pg_add_bias(biased.data(), bias.data(), width); });
+        double worst_bias = 0;
+        for (int r = 0; r < bias_rows; r++) {
+            for (int i = 0; i < width; i++) {
+                double want = static_cast<double>(x[r * width + i]) + bias[i];
+                worst_bias = std::max(worst_bias, std::fabs(biased[r * width + i] - want) / std::max(1.0, std::fabs(want)));
+            }
+        }
+        report("add_bias width " + std::to_string(width), worst_bias, 1e-6);
+    }
+    for (float factor : {45.254833995939045f, -0.37f}) { // Gemma's sqrt(2048), and a negative factor
+        std::vector<float> scaled = up;
+        emu::launch(grid(4), 256, [&] { pg_scale(scaled.data(), n, factor); });
+        double worst_scale = 0;
+        for (long long i = 0; i < n; i++) {
+            double want = static_cast<double>(up[i]) * factor;
+            worst_scale = std::max(worst_scale, std::fabs(scaled[i] - want) / std::max(1.0, std::fabs(want)));
+        }
+        report("scale by " + std::to_string(factor), worst_scale, 1e-6);
+    }
 
     int width = 40;
     std::vector<int> slots = {7, 0, 33};
@@ -304,19 +341,22 @@ void test_elementwise() {
 
     std::vector<__half> h(n);
     std::vector<__nv_bfloat16> b(n);
-    emu::launch(grid(4), 256, [&] { pg_to_f16(h.data(), gate.data(), n); });
-    emu::launch(grid(4), 256, [&] { pg_to_bf16(b.data(), gate.data(), n); });
+    emu::launch(grid(4), 256, [&] { pg_to_f16(h.data(), addend.data(), n); });
+    emu::launch(grid(4), 256, [&] { pg_to_bf16(b.data(), addend.data(), n); });
     double worst_half = 0;
     for (long long i = 0; i < n; i++) {
-        worst_half = std::max({worst_half, static_cast<double>(std::fabs(__half2float(h[i]) - __half2float(__float2half_rn(gate[i])))),
-                               static_cast<double>(std::fabs(__bfloat162float(b[i]) - __bfloat162float(__float2bfloat16_rn(gate[i]))))});
+        worst_half = std::max({worst_half, static_cast<double>(std::fabs(__half2float(h[i]) - __half2float(__float2half_rn(addend[i])))),
+                               static_cast<double>(std::fabs(__bfloat162float(b[i]) - __bfloat162float(__float2bfloat16_rn(addend[i]))))});
     }
     report("to_f16, to_bf16", worst_half, 0);
 }
 
 // ---- attention, launched as CudaBackend.attention does ----
 
-void test_attention(int heads, int kv_heads, int head_dim, const std::vector<std::pair<int, int>>& sequences, int splits) {
+// A row at position P attends to P - window + 1..P (0..P without a window); soft-capped scores
+// become softcap * tanh(score / softcap).
+void test_attention(int heads, int kv_heads, int head_dim, const std::vector<std::pair<int, int>>& sequences, int splits,
+                    int window = 0, float softcap = 0) {
     const int block_size = 16, vectors = 16;
     int longest = 0;
     for (auto [first, count] : sequences) longest = std::max(longest, first + count);
@@ -339,6 +379,15 @@ void test_attention(int heads, int kv_heads, int head_dim, const std::vector<std
     std::vector<float> keys = randoms(static_cast<size_t>(blocks) * block_size * kv_width);
     std::vector<float> values = randoms(keys.size());
     float scale = 1 / std::sqrt(static_cast<float>(head_dim));
+    // Positions before every window of a sequence must not even be read (a cache may drop them):
+    // NaN there would spread through the zero weights of masked positions.
+    for (size_t s = 0; window > 0 && s < sequences.size(); s++) {
+        for (int p = 0; p < sequences[s].first - window + 1; p++) {
+            size_t slot = static_cast<size_t>(order[starts[s] + p / block_size]) * block_size + p % block_size;
+            std::fill_n(&keys[slot * kv_width], kv_width, NAN);
+            std::fill_n(&values[slot * kv_width], kv_width, NAN);
+        }
+    }
 
     int group = heads / kv_heads;
     int heads_per_tile = std::min(group, vectors);
@@ -353,7 +402,8 @@ void test_attention(int heads, int kv_heads, int head_dim, const std::vector<std
     std::vector<float> out(q.size(), NAN), partials(static_cast<size_t>(n) * heads * splits * (head_dim + 2), NAN);
     emu::launch(grid(static_cast<unsigned>(tiles.size()), kv_heads * head_chunks, splits), 128, [&] {
         pg_attention(out.data(), partials.data(), q.data(), keys.data(), values.data(), positions.data(), order.data(),
-                     starts.data(), tiles.data(), block_size, heads, kv_heads, head_dim, scale, heads_per_tile, splits);
+                     starts.data(), tiles.data(), block_size, heads, kv_heads, head_dim, scale, window, softcap, heads_per_tile,
+                     splits);
     });
     if (splits > 1) {
         emu::launch(grid(n * heads), 64, [&] { pg_attention_combine(out.data(), partials.data(), head_dim, splits); });
@@ -362,19 +412,20 @@ void test_attention(int heads, int kv_heads, int head_dim, const std::vector<std
     for (int r = 0; r < n; r++) {
         for (int h = 0; h < heads; h++) {
             int kh = h / group;
-            std::vector<double> w(positions[r] + 1);
+            int first = window > 0 ? std::max(0, positions[r] - window + 1) : 0;
+            std::vector<double> w(positions[r] + 1, -INFINITY);
             double max = -INFINITY, sum = 0;
-            for (int p = 0; p <= positions[r]; p++) {
+            for (int p = first; p <= positions[r]; p++) {
                 int slot = order[starts[sequence_of[r]] + p / block_size] * block_size + p % block_size;
                 double dot = 0;
                 for (int d = 0; d < head_dim; d++) dot += static_cast<double>(q[(r * heads + h) * head_dim + d]) * keys[slot * kv_width + kh * head_dim + d];
-                w[p] = dot * scale;
+                w[p] = softcap > 0 ? softcap * std::tanh(dot * scale / softcap) : dot * scale;
                 max = std::max(max, w[p]);
             }
             for (double& x : w) sum += (x = std::exp(x - max));
             for (int d = 0; d < head_dim; d++) {
                 double o = 0;
-                for (int p = 0; p <= positions[r]; p++) {
+                for (int p = first; p <= positions[r]; p++) {
                     int slot = order[starts[sequence_of[r]] + p / block_size] * block_size + p % block_size;
                     o += w[p] / sum * values[slot * kv_width + kh * head_dim + d];
                 }
@@ -386,7 +437,8 @@ void test_attention(int heads, int kv_heads, int head_dim, const std::vector<std
     std::string cases;
     for (auto [first, count] : sequences) cases += " " + std::to_string(first) + "+" + std::to_string(count);
     report("attention " + std::to_string(heads) + "/" + std::to_string(kv_heads) + "/" + std::to_string(head_dim) + cases
-           + ", " + std::to_string(splits) + " split(s)", worst, 1e-5);
+           + ", " + std::to_string(splits) + " split(s)" + (window > 0 ? ", window " + std::to_string(window) : "")
+           + (softcap > 0 ? ", softcap " + std::to_string(softcap).substr(0, 4) : ""), worst, 1e-5);
 }
 
 // ---- sampling ----
@@ -433,6 +485,24 @@ int main(int argc, char** argv) {
         test_attention(8, 4, 8, {{300, 1}}, 4);          // a long decode split over positions
         test_attention(32, 8, 64, {{200, 1}, {7, 1}}, 3); // splits, one of them empty for the short row
         test_attention(6, 2, 40, {{60, 20}}, 2);          // a prompt chunk split
+        // Sliding windows of one position, shorter than a tile of rows (each row of a prompt tile
+        // starts elsewhere, and whole ranges of positions are skipped), equal to the history of
+        // the row at 37 (and of 38-token prompts), longer than every history; soft-capped scores
+        // alone and with a window. Tile forms: 8 rows x 2 heads, 16 rows x 1 head, 5 rows x 3
+        // heads, and a group of 20 heads in two chunks of one row.
+        int variants[][2] = {{1, 0}, {6, 0}, {38, 0}, {200, 0}, {0, 2}, {20, 3}};
+        int windowed_shapes[][3] = {{8, 4, 8}, {4, 4, 128}, {6, 2, 40}, {40, 2, 64}};
+        for (auto& s : windowed_shapes) {
+            for (auto& c : cases) {
+                for (auto& v : variants) test_attention(s[0], s[1], s[2], c, 1, v[0], static_cast<float>(v[1]));
+            }
+        }
+        // Splits divide only the attended range: [201, 300] for a window of 100; a window of one
+        // position, which leaves three splits empty; windows equal to and longer than the history.
+        for (int window : {100, 1, 301, 1000}) test_attention(8, 4, 8, {{300, 1}}, 4, window);
+        test_attention(32, 8, 64, {{200, 1}, {7, 1}}, 3, 50, 2);  // soft-capped and windowed, a short row beside
+        test_attention(4, 4, 128, {{200, 20}}, 2, 100);           // 16-row prompt tiles, both splits used
+        test_attention(6, 2, 40, {{60, 20}}, 2, 10);              // prompt tiles whose second split is empty
     }
     if (only.empty() || only == "sampling") test_sampling();
     std::printf("%s: %d failure(s)\n", failures == 0 ? "PASSED" : "FAILED", failures);

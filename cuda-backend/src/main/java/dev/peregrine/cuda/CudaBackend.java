@@ -390,8 +390,9 @@ final class CudaBackend implements Backend {
     @Override
     public void attention(Buffer out, Buffer q, Buffer keyCache, Buffer valueCache, BatchLayout layout,
                           int heads, int kvHeads, int headDim, float scale, int window, float softcap) {
-        if (window != 0 || softcap != 0) {
-            throw new UnsupportedOperationException("sliding-window and soft-capped attention are not on the CUDA backend yet");
+        if (window < 0 || !(softcap >= 0 && softcap < Float.POSITIVE_INFINITY)) {
+            throw new IllegalArgumentException("attention needs a window >= 0 and a finite softcap >= 0 (0: none); got window "
+                    + window + ", softcap " + softcap);
         }
         if (kvHeads <= 0 || heads % kvHeads != 0 || headDim <= 0 || headDim > MAX_HEAD_DIM) {
             throw new IllegalArgumentException("attention needs heads a multiple of kvHeads and headDim in 1.." + MAX_HEAD_DIM
@@ -404,14 +405,20 @@ final class CudaBackend implements Backend {
         int group = heads / kvHeads;
         int headsPerTile = Math.min(group, ATTENTION_VECTORS);
         int headChunks = ceilDiv(group, headsPerTile);
-        int tiles = step.tiles(ATTENTION_VECTORS / headsPerTile);
+        int rowsPerTile = ATTENTION_VECTORS / headsPerTile;
+        int tiles = step.tiles(rowsPerTile);
         int blocks = tiles * kvHeads * headChunks;
         // Splits of the positions when the tiles alone leave most SMs idle (decode of few, long
         // sequences): up to two blocks per SM, at least 4 shared tiles of positions per split. The
         // partials area is sized for the most splits this batch shape can take, so it does not
-        // grow with the context.
+        // grow with the context. A tile reads only its rows' windows (the kernel divides that
+        // range): at most window + the spread of its rows' positions, so a window caps the splits.
         int maxSplits = blocks >= device.multiprocessors() ? 1 : Math.min(ceilDiv(2 * device.multiprocessors(), blocks), MAX_SPLITS);
-        int splits = Math.max(1, Math.min(maxSplits, ceilDiv(step.maxPosition() + 1, 4 * ATTENTION_KV)));
+        int attended = step.maxPosition() + 1;
+        if (window > 0) {
+            attended = (int) Math.min(attended, (long) window + step.tileSpread());
+        }
+        int splits = Math.max(1, Math.min(maxSplits, ceilDiv(attended, 4 * ATTENTION_KV)));
         int shared = ((ATTENTION_VECTORS + 2 * ATTENTION_KV) * headDim + ATTENTION_KV) * Float.BYTES + ATTENTION_KV * Integer.BYTES;
         if (shared > attentionSharedLimit) {
             if (shared > device.maxSharedMemoryPerBlock()) {
@@ -426,7 +433,7 @@ final class CudaBackend implements Backend {
         args.reset().ptr(o).ptr(partials).ptr(address(q, 0, count)).ptr(address(keyCache, 0, 0))
                 .ptr(address(valueCache, 0, 0)).ptr(step.positions()).ptr(step.blockTables()).ptr(step.blockTableStart())
                 .ptr(step.tiles()).i32(layout.blockSize).i32(heads).i32(kvHeads).i32(headDim).f32(scale)
-                .i32(headsPerTile).i32(splits);
+                .i32(window).f32(softcap).i32(headsPerTile).i32(splits);
         launch(Kernel.ATTENTION, tiles, kvHeads * headChunks, splits, ATTENTION_BLOCK, shared);
         if (splits > 1) {
             args.reset().ptr(o).ptr(partials).i32(headDim).i32(splits);
@@ -436,21 +443,26 @@ final class CudaBackend implements Backend {
 
     @Override
     public void gatedActivation(Buffer gate, Buffer up, long count, Activation activation) {
-        if (activation != Activation.SILU) {
-            throw new UnsupportedOperationException(activation + " is not on the CUDA backend yet");
-        }
-        args.reset().ptr(address(gate, 0, count)).ptr(address(up, 0, count)).i64(count);
-        launch(Kernel.SWIGLU, gridStride(count), BLOCK);
+        int code = switch (activation) { // ACT_* in native/elementwise.cu
+            case SILU -> 0;
+            case GELU_TANH -> 1;
+        };
+        args.reset().ptr(address(gate, 0, count)).ptr(address(up, 0, count)).i64(count).i32(code);
+        launch(Kernel.GATED_ACTIVATION, gridStride(count), BLOCK);
     }
 
     @Override
     public void addBias(Buffer x, Weight bias, int rows) {
-        throw new UnsupportedOperationException("biases are not on the CUDA backend yet");
+        CudaWeight b = vector(bias, 1);
+        int width = b.columns();
+        args.reset().ptr(address(x, 0, (long) rows * width)).ptr(b.data()).i32(width);
+        launch(Kernel.ADD_BIAS, rows, threadsFor(width));
     }
 
     @Override
     public void scale(Buffer x, long count, float factor) {
-        throw new UnsupportedOperationException("scale is not on the CUDA backend yet");
+        args.reset().ptr(address(x, 0, count)).i64(count).f32(factor);
+        launch(Kernel.SCALE, gridStride(count), BLOCK);
     }
 
     @Override
@@ -553,7 +565,7 @@ final class CudaBackend implements Backend {
         return b.address() + offset * Float.BYTES;
     }
 
-    /** A norm weight: uploaded as one F32 row of at least {@code width} values. */
+    /** A norm weight or bias: uploaded as one F32 row (of at least {@code width} values). */
     private static CudaWeight vector(Weight weight, int width) {
         CudaWeight w = (CudaWeight) weight;
         if (w.type() != DType.F32 || w.rows() != 1 || w.columns() < width) {

@@ -24,6 +24,7 @@ final class StepLayout implements AutoCloseable {
     private long tilesAt; // in ints
     private int tileRows;
     private int tileCount;
+    private int tileSpread;
     private int maxPosition;
 
     StepLayout(Device device) {
@@ -97,6 +98,11 @@ final class StepLayout implements AutoCloseable {
         return maxPosition;
     }
 
+    /** The largest distance between the positions of two rows of one tile, for the last {@link #tiles(int)}. */
+    int tileSpread() {
+        return tileSpread;
+    }
+
     /** Builds and copies the tiles for {@code rowsPerTile} (once per step: every layer asks the same); returns their number. */
     int tiles(int rowsPerTile) {
         if (rowsPerTile == tileRows) {
@@ -106,6 +112,7 @@ final class StepLayout implements AutoCloseable {
             device.synchronize(); // the tiles of an earlier call may still be in transfer
         }
         tileCount = buildTiles(layout, rowsPerTile, host, tilesAt * Integer.BYTES);
+        tileSpread = spread(layout, host, tilesAt * Integer.BYTES, tileCount);
         device.copyToDevice(tiles(), host, tilesAt * Integer.BYTES, 4L * tileCount * Integer.BYTES);
         tileRows = rowsPerTile;
         return tileCount;
@@ -128,6 +135,27 @@ final class StepLayout implements AutoCloseable {
             out.set(JAVA_INT, at + 12, 0);
         }
         return count;
+    }
+
+    /**
+     * The largest distance between the positions of two rows of one of the {@code count} tiles at
+     * byte {@code offset} of {@code tiles}: 0 when each tile is one row (decode), else up to
+     * rowsPerTile - 1. A windowed tile reads at most window + spread positions.
+     */
+    static int spread(BatchLayout layout, MemorySegment tiles, long offset, int count) {
+        int spread = 0;
+        for (int t = 0; t < count; t++) {
+            int first = tiles.get(JAVA_INT, offset + 16L * t);
+            int rows = tiles.get(JAVA_INT, offset + 16L * t + 4);
+            int min = Integer.MAX_VALUE;
+            int max = Integer.MIN_VALUE;
+            for (int r = first; r < first + rows; r++) {
+                min = Math.min(min, layout.positions[r]);
+                max = Math.max(max, layout.positions[r]);
+            }
+            spread = Math.max(spread, max - min);
+        }
+        return spread;
     }
 
     @Override

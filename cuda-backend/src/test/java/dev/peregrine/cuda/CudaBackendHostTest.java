@@ -3,6 +3,7 @@ package dev.peregrine.cuda;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.peregrine.spi.Activation;
 import dev.peregrine.spi.BatchLayout;
 import dev.peregrine.spi.Buffer;
 import dev.peregrine.spi.Weight;
@@ -55,7 +56,7 @@ class CudaBackendHostTest {
             assertThat(device.launches(Kernel.matvec(matrices))).isPositive();
             assertThat(device.launches(Kernel.embed(run.file.tensor("token_embd.weight").type()))).isEqualTo(4);
             for (Kernel k : new Kernel[] {Kernel.RMS_NORM, Kernel.ROPE_ANGLES, Kernel.ROPE, Kernel.STORE_KV,
-                    Kernel.ATTENTION, Kernel.SWIGLU, Kernel.ADD}) {
+                    Kernel.ATTENTION, Kernel.GATED_ACTIVATION, Kernel.ADD}) {
                 assertThat(device.launches(k)).as("%s launches", k).isPositive();
             }
             if (matrices == DType.F32) {
@@ -184,6 +185,60 @@ class CudaBackendHostTest {
             assertThat(grid[1]).isEqualTo(4);
             assertThat(grid[2]).isEqualTo(8);
             assertThat(device.launches(Kernel.ATTENTION_COMBINE) - combines).isEqualTo(run.config.layers());
+        }
+    }
+
+    /** A sliding window caps the positions a decode reads, so it takes fewer splits (none for a short window). */
+    @Test
+    void slidingWindowsSplitOnlyTheAttendedPositions() {
+        int heads = 8;
+        int kvHeads = 4;
+        int headDim = 8;
+        int[][] windowAndSplits = {{0, 8}, {5000, 8}, {1001, 8}, {256, 2}, {129, 2}, {128, 1}, {1, 1}};
+        try (CudaBackend b = backend()) {
+            BatchLayout layout = new BatchLayout(16);
+            layout.addSequence(java.util.stream.IntStream.range(0, 63).toArray(), 63);
+            layout.addToken(0, 0, 1000, true);
+            b.beginStep(layout);
+            Buffer q = b.allocate(heads * headDim);
+            Buffer out = b.allocate(heads * headDim);
+            Buffer cache = b.allocate(63L * 16 * kvHeads * headDim);
+            for (int[] variant : windowAndSplits) {
+                long combines = device.launches(Kernel.ATTENTION_COMBINE);
+                b.attention(out, q, cache, cache, layout, heads, kvHeads, headDim, 0.35f, variant[0], 50f);
+                assertThat(device.lastGrid[Kernel.ATTENTION.ordinal()][2]).as("splits for window %d", variant[0])
+                        .isEqualTo(variant[1]);
+                assertThat(device.launches(Kernel.ATTENTION_COMBINE) - combines).isEqualTo(variant[1] > 1 ? 1 : 0);
+            }
+            assertThatThrownBy(() -> b.attention(out, q, cache, cache, layout, heads, kvHeads, headDim, 0.35f, -1, 0f))
+                    .hasMessageContaining("window >= 0");
+            for (float softcap : new float[] {-1f, Float.NaN, Float.POSITIVE_INFINITY}) {
+                assertThatThrownBy(() -> b.attention(out, q, cache, cache, layout, heads, kvHeads, headDim, 0.35f, 0, softcap))
+                        .hasMessageContaining("finite softcap >= 0");
+            }
+        }
+    }
+
+    @Test
+    void gatedActivationsBiasesAndScalingLaunchTheirKernels() {
+        try (CudaBackend b = backend(); Arena arena = Arena.ofConfined()) {
+            Buffer x = b.allocate(3 * 24);
+            Buffer y = b.allocate(3 * 24);
+            for (Activation activation : Activation.values()) {
+                b.gatedActivation(x, y, 3 * 24, activation);
+            }
+            assertThat(device.launches(Kernel.GATED_ACTIVATION)).isEqualTo(Activation.values().length);
+            // A bias as GGUF files hold it (one F16 row), uploaded as F32 like the norm weights.
+            MemorySegment f16 = arena.allocate(2L * 24);
+            Weight bias = b.upload(new Tensor("bias", DType.F16, new long[] {24}, f16));
+            b.addBias(x, bias, 3);
+            assertThat(device.lastGrid[Kernel.ADD_BIAS.ordinal()][0]).as("one block per row").isEqualTo(3);
+            assertThatThrownBy(() -> b.addBias(x, bias, 4)).hasMessageContaining("outside a buffer of 72");
+            Weight matrix = b.upload(new Tensor("m", DType.F32, new long[] {24, 2}, arena.allocate(4L * 48)));
+            assertThatThrownBy(() -> b.addBias(x, matrix, 1)).hasMessageContaining("m is not a vector");
+            b.scale(x, 3 * 24, 45.25f);
+            assertThat(device.launches(Kernel.SCALE)).isEqualTo(1);
+            assertThatThrownBy(() -> b.scale(x, 3 * 24 + 1, 2f)).hasMessageContaining("outside a buffer of 72");
         }
     }
 

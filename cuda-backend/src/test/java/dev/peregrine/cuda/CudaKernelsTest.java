@@ -3,6 +3,7 @@ package dev.peregrine.cuda;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import dev.peregrine.spi.Activation;
 import dev.peregrine.spi.Backend;
 import dev.peregrine.spi.BackendConfig;
 import dev.peregrine.spi.BatchLayout;
@@ -204,23 +205,47 @@ class CudaKernelsTest {
         }
     }
 
-    @Test
-    void swigluAddAndCopyMatchTheCpu() {
+    @ParameterizedTest
+    @EnumSource(Activation.class)
+    void gatedActivationAddAndCopyMatchTheCpu(Activation activation) {
         int n = 100_003;
         float[] gate = randoms(n);
+        for (int j = 0; j < n; j += 97) {
+            gate[j] *= 30; // far into both tails, where exp overflows
+        }
         float[] up = randoms(n);
         float[][] results = new float[2][];
         int i = 0;
         for (Backend b : new Backend[] {cuda, cpu}) {
             Buffer g = buffer(b, gate);
             Buffer u = buffer(b, up);
-            b.gatedActivation(g, u, n, dev.peregrine.spi.Activation.SILU);
+            b.gatedActivation(g, u, n, activation);
             b.add(g, u, n);
             Buffer copy = b.allocate(n + 10);
             b.copy(copy, 10, g, 0, n);
             results[i++] = read(b, copy, n + 10);
         }
-        assertClose(results[0], results[1], 1e-6, "swiglu + add + copy");
+        assertClose(results[0], results[1], 1e-6, activation + " + add + copy");
+    }
+
+    @Test
+    void biasAndScaleMatchTheCpu() {
+        for (int width : new int[] {40, 4000}) {
+            int rows = 7;
+            float[] x = randoms(rows * width);
+            float[] bias = randoms(width);
+            for (DType type : new DType[] {DType.F32, DType.F16}) { // an F16 bias is held as F32, as the CPU reads it
+                float[][] results = new float[2][];
+                int i = 0;
+                for (Backend b : new Backend[] {cuda, cpu}) {
+                    Buffer xb = buffer(b, x);
+                    b.addBias(xb, b.upload(floats("bias", bias, width, 1, type)), rows);
+                    b.scale(xb, (long) rows * width, 45.254834f); // Gemma's sqrt(2048)
+                    results[i++] = read(b, xb, rows * width);
+                }
+                assertThat(results[0]).as("%s bias of %d, then scale", type, width).containsExactly(results[1]);
+            }
+        }
     }
 
     @Test
@@ -253,23 +278,41 @@ class CudaKernelsTest {
     private static final int[][] ATTENTION_SHAPES = {
             {8, 4, 8}, {32, 8, 64}, {9, 3, 64}, {4, 4, 128}, {16, 1, 256}, {6, 2, 40}, {40, 2, 64}};
 
+    /** Each case: per sequence, the positions it evaluates this step (first, count). */
+    private static final int[][][] ATTENTION_CASES = {
+            {{0, 1}, {37, 1}, {700, 1}},            // batched decode
+            {{0, 45}},                              // one prompt
+            {{100, 1}, {50, 20}, {5, 1}, {0, 3}},   // decodes, a prompt continuation, a short prompt
+            {{3000, 1}},                            // one long decode: split over positions
+            {{2000, 40}}};                          // a late prompt chunk
+
     @Test
     void attentionMatchesTheCpuForDecodePrefillAndMixedSteps() {
-        // Each case: per sequence, the positions it evaluates this step (first, count).
-        int[][][] cases = {
-                {{0, 1}, {37, 1}, {700, 1}},            // batched decode
-                {{0, 45}},                              // one prompt
-                {{100, 1}, {50, 20}, {5, 1}, {0, 3}},   // decodes, a prompt continuation, a short prompt
-                {{3000, 1}},                            // one long decode: split over positions
-                {{2000, 40}}};                          // a late prompt chunk
         for (int[] shape : ATTENTION_SHAPES) {
-            for (int[][] sequences : cases) {
-                compareAttention(shape[0], shape[1], shape[2], sequences);
+            for (int[][] sequences : ATTENTION_CASES) {
+                compareAttention(shape[0], shape[1], shape[2], sequences, 0, 0f);
             }
         }
     }
 
-    private void compareAttention(int heads, int kvHeads, int headDim, int[][] sequences) {
+    /**
+     * Sliding windows of one position, shorter than a prompt tile, equal to the history of the row
+     * at 37, long enough to be split over positions (512 of the 3000-long decode) and longer than
+     * every history; soft-capped scores alone and with a window.
+     */
+    @Test
+    void windowedAndSoftCappedAttentionMatchesTheCpu() {
+        int[][] windowAndCap = {{1, 0}, {16, 0}, {38, 0}, {512, 0}, {4096, 0}, {0, 2}, {512, 3}};
+        for (int[] shape : ATTENTION_SHAPES) {
+            for (int[][] sequences : ATTENTION_CASES) {
+                for (int[] variant : windowAndCap) {
+                    compareAttention(shape[0], shape[1], shape[2], sequences, variant[0], variant[1]);
+                }
+            }
+        }
+    }
+
+    private void compareAttention(int heads, int kvHeads, int headDim, int[][] sequences, int window, float softcap) {
         int blockSize = 16;
         int kvDim = kvHeads * headDim;
         int longest = Arrays.stream(sequences).mapToInt(s -> s[0] + s[1]).max().orElseThrow();
@@ -290,17 +333,26 @@ class CudaKernelsTest {
         float[] q = randoms(n * heads * headDim);
         float[] cache = randoms(blocks * blockSize * kvDim);
         float[] values = randoms(blocks * blockSize * kvDim);
+        // Positions before every window of a sequence must not even be read (a cache may drop
+        // them): NaN there would spread through the zero weights of masked positions.
+        for (int s = 0; window > 0 && s < sequences.length; s++) {
+            for (int p = 0; p < sequences[s][0] - window + 1; p++) {
+                int slot = layout.slotOf(s, p);
+                Arrays.fill(cache, slot * kvDim, (slot + 1) * kvDim, Float.NaN);
+                Arrays.fill(values, slot * kvDim, (slot + 1) * kvDim, Float.NaN);
+            }
+        }
         float scale = (float) (1 / Math.sqrt(headDim));
         float[][] results = new float[2][];
         int i = 0;
         for (Backend b : new Backend[] {cuda, cpu}) {
             b.beginStep(layout);
             Buffer out = b.allocate((long) n * heads * headDim);
-            b.attention(out, buffer(b, q), buffer(b, cache), buffer(b, values), layout, heads, kvHeads, headDim, scale, 0, 0f);
+            b.attention(out, buffer(b, q), buffer(b, cache), buffer(b, values), layout, heads, kvHeads, headDim, scale, window, softcap);
             results[i++] = read(b, out, n * heads * headDim);
         }
         assertClose(results[0], results[1], 1e-4, "attention " + heads + "/" + kvHeads + "/" + headDim + " "
-                + Arrays.deepToString(sequences));
+                + Arrays.deepToString(sequences) + " window " + window + " softcap " + softcap);
     }
 
     // ---- sampling ----

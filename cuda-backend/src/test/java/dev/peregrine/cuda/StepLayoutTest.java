@@ -12,9 +12,15 @@ import org.junit.jupiter.api.Test;
 class StepLayoutTest {
 
     private static int[][] tiles(BatchLayout layout, int rowsPerTile) {
+        return tiles(layout, rowsPerTile, new int[1]);
+    }
+
+    /** The tiles, and in {@code spread[0]} the largest spread of positions in one of them. */
+    private static int[][] tiles(BatchLayout layout, int rowsPerTile, int[] spread) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(16L * layout.tokenCount);
             int n = StepLayout.buildTiles(layout, rowsPerTile, out, 0);
+            spread[0] = StepLayout.spread(layout, out, 0, n);
             int[][] tiles = new int[n][];
             for (int i = 0; i < n; i++) {
                 tiles[i] = new int[] {out.getAtIndex(JAVA_INT, 4L * i), out.getAtIndex(JAVA_INT, 4L * i + 1),
@@ -31,7 +37,9 @@ class StepLayoutTest {
             layout.addSequence(new int[] {s}, 1);
             layout.addToken(s, 5, 7, true);
         }
-        assertThat(tiles(layout, 4)).isDeepEqualTo(new int[][] {{0, 1, 0, 0}, {1, 1, 1, 0}, {2, 1, 2, 0}});
+        int[] spread = {-1};
+        assertThat(tiles(layout, 4, spread)).isDeepEqualTo(new int[][] {{0, 1, 0, 0}, {1, 1, 1, 0}, {2, 1, 2, 0}});
+        assertThat(spread[0]).as("a one-row tile spans one position").isZero();
     }
 
     @Test
@@ -45,10 +53,13 @@ class StepLayoutTest {
         }
         layout.addSequence(new int[] {3}, 1);
         layout.addToken(2, 1, 0, true);                      // a 1-token prompt
-        assertThat(tiles(layout, 4)).isDeepEqualTo(new int[][] {
+        int[] spread = {-1};
+        assertThat(tiles(layout, 4, spread)).isDeepEqualTo(new int[][] {
                 {0, 1, 0, 0},
                 {1, 4, 1, 0}, {5, 4, 1, 0}, {9, 2, 1, 0},
                 {11, 1, 2, 0}});
-        assertThat(tiles(layout, 16)).hasDimensions(3, 4);
+        assertThat(spread[0]).as("positions 0..3 in one tile").isEqualTo(3);
+        assertThat(tiles(layout, 16, spread)).hasDimensions(3, 4);
+        assertThat(spread[0]).as("the whole prompt in one tile").isEqualTo(9);
     }
 }
