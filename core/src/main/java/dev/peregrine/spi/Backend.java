@@ -74,6 +74,7 @@ public interface Backend extends AutoCloseable {
      *                and llama.cpp count it)
      * @param softcap 0 for none; else each score s becomes {@code softcap * tanh(s / softcap)}
      *                before the softmax (Gemma 2's attention logit soft-capping)
+     * @throws IllegalArgumentException if {@code window} is negative or {@code softcap} negative or not finite
      */
     void attention(Buffer out, Buffer q, Buffer keyCache, Buffer valueCache, BatchLayout layout,
                    int heads, int kvHeads, int headDim, float scale, int window, float softcap);

@@ -245,6 +245,10 @@ final class CpuBackend implements Backend {
     @Override
     public void attention(Buffer out, Buffer q, Buffer keyCache, Buffer valueCache, BatchLayout layout,
                           int heads, int kvHeads, int headDim, float scale, int window, float softcap) {
+        if (window < 0 || !(softcap >= 0) || Float.isInfinite(softcap)) {
+            throw new IllegalArgumentException("attention needs window >= 0 and a finite softcap >= 0; got window "
+                    + window + ", softcap " + softcap);
+        }
         AttentionArgs a = attentionArgs;
         a.out = seg(out);
         a.q = seg(q);

@@ -417,6 +417,19 @@ class CpuKernelsTest {
 
     @ParameterizedTest(name = "{0}")
     @MethodSource("kernelSets")
+    void attentionRefusesANegativeWindowOrSoftcap(String name, Supplier<Kernels> kernels) {
+        CpuBackend backend = backend(kernels);
+        Buffer b = backend.allocate(64);
+        BatchLayout layout = new BatchLayout(4);
+        for (float[] bad : new float[][] {{-1, 0}, {0, -1}, {0, Float.NaN}, {0, Float.POSITIVE_INFINITY}}) {
+            org.assertj.core.api.Assertions.assertThatThrownBy(
+                    () -> backend.attention(b, b, b, b, layout, 2, 2, 4, 1f, (int) bad[0], bad[1]))
+                    .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("window");
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("kernelSets")
     void biasAndScale(String name, Supplier<Kernels> kernels) {
         CpuBackend backend = backend(kernels);
         int rows = 3;
