@@ -24,7 +24,7 @@ class SynthCommandTest {
         Path file = dir.resolve("tiny.gguf");
         PeregrineCliTest.Result r = run("synth", "--shape", "tiny", "--dtype", "q8_0", "--seed", "3", "-o", file.toString());
         assertThat(r.status()).as(r.err()).isZero();
-        assertThat(r.out()).startsWith("wrote " + file + " (1 file): tiny: dim 64, 3 layers")
+        assertThat(r.out()).startsWith("wrote " + file + " (1 file): tiny: llama, dim 64, 3 layers")
                 .contains("q8_0, seed 3, 195,008 parameters");
         try (Model model = Model.load(file)) {
             assertThat(model.vocabularySize()).isEqualTo(512);
@@ -55,7 +55,7 @@ class SynthCommandTest {
         PeregrineCliTest.Result r = run("synth", "--dim", "64", "--layers", "2", "--heads", "4", "--kv-heads", "2",
                 "--ffn", "96", "--vocab", "300", "--ctx", "256", "--tied", "-o", file.toString());
         assertThat(r.status()).as(r.err()).isZero();
-        assertThat(r.out()).contains("custom: dim 64, 2 layers, 4 heads (2 KV), FFN 96, vocab 300, context 256, tied embeddings, f16");
+        assertThat(r.out()).contains("custom: llama, dim 64, 2 layers, 4 heads (2 KV), FFN 96, vocab 300, context 256, tied embeddings, f16");
         try (Model model = Model.load(file)) {
             assertThat(model.contextLength()).isEqualTo(256);
         }
@@ -86,7 +86,7 @@ class SynthCommandTest {
         PeregrineCliTest.Result r = run("synth", "--dim", "256", "--layers", "2", "--heads", "4", "--ffn", "512",
                 "--vocab", "300", "--dtype", "Q4_K_M", "-o", file.toString());
         assertThat(r.status()).as(r.err()).isZero();
-        assertThat(r.out()).contains("custom: dim 256, 2 layers", ", q4_k_m, seed 0");
+        assertThat(r.out()).contains("custom: llama, dim 256, 2 layers", ", q4_k_m, seed 0");
         try (Model model = Model.load(file)) {
             assertThat(model.vocabularySize()).isEqualTo(300);
         }
@@ -119,7 +119,7 @@ class SynthCommandTest {
         String out = dir.resolve("x.gguf").toString();
         assertFails("peregrine: heads (5) must divide dim (64)",
                 "synth", "--dim", "64", "--layers", "1", "--heads", "5", "--ffn", "64", "--vocab", "300", "-o", out);
-        assertFails("peregrine: unknown shape 'llama9' (known: llama3.2-1b, smollm2-135m, qwen2.5-0.5b, llama3.1-8b, qwen3-0.6b, tiny, qwen3-tiny)",
+        assertFails("peregrine: unknown shape 'llama9' (known: llama3.2-1b, smollm2-135m, qwen2.5-0.5b, llama3.1-8b, qwen3-0.6b, gemma2-2b, gemma3-1b, phi3-mini, tiny, qwen3-tiny, qwen2-tiny, mistral-tiny, gemma2-tiny, gemma3-tiny, phi3-tiny)",
                 "synth", "--shape", "llama9", "-o", out);
         assertFails("peregrine: --format hf stores f32, f16 or bf16 tensors, not q8_0 (quantised types are GGUF-only)",
                 "synth", "--shape", "tiny", "--format", "hf", "--dtype", "q8_0", "-o", dir.resolve("hf").toString());
