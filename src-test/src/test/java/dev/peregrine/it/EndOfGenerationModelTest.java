@@ -11,6 +11,7 @@ import dev.peregrine.ModelFormatException;
 import dev.peregrine.format.gguf.GgufValueType;
 import dev.peregrine.format.hf.HfDirectoryWriter;
 import dev.peregrine.synth.ModelShape;
+import dev.peregrine.synth.SyntheticHfTokenizer;
 import dev.peregrine.synth.SyntheticModel;
 import dev.peregrine.synth.SyntheticVocabulary;
 import dev.peregrine.synth.TokenizerMetadata;
@@ -96,7 +97,7 @@ class EndOfGenerationModelTest {
     void huggingFaceEosIdsOfConfigAndGenerationConfig() throws IOException {
         Path hf = dir.resolve("hf");
         SyntheticModel.of(TINY, 3).writeHf(hf, DType.F32, HfDirectoryWriter.DEFAULT_SHARD_LIMIT, 1);
-        HfDirectoryTest.writeTokenizer(hf, TINY.vocab());
+        SyntheticHfTokenizer.write(hf, TINY.vocab());
         Path config = hf.resolve("config.json");
         Path generationConfig = hf.resolve("generation_config.json");
         String configJson = Files.readString(config);
