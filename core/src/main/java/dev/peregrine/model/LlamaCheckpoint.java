@@ -4,6 +4,7 @@ import dev.peregrine.ModelFormatException;
 import dev.peregrine.format.gguf.GgufFile;
 import dev.peregrine.format.hf.HfCheckpoint;
 import dev.peregrine.format.hf.HfConfig;
+import dev.peregrine.format.hf.HfGenerationConfig;
 import dev.peregrine.format.hf.HfLlamaLayout;
 import dev.peregrine.format.hf.HfLlamaTensors;
 import dev.peregrine.format.json.Json;
@@ -82,8 +83,7 @@ public record LlamaCheckpoint(Path path, LlamaConfig config, TensorSource tensor
         Family family = config.family();
         // transformers' defaults: Gemma ties, the others do not.
         boolean tied = hf.optBoolean("tie_word_embeddings").orElse(family.scaledEmbeddingAndPostNorms());
-        hf.optInts("bos_token_id"); // validated here; the tokenizer's own BOS/EOS are the ones used
-        hf.optInts("eos_token_id");
+        hf.optInts("bos_token_id"); // validated here; the tokenizer's own BOS is the one used
 
         Path tokenizerJson = dir.resolve("tokenizer.json");
         if (!Files.isRegularFile(tokenizerJson)) {
@@ -91,7 +91,9 @@ public record LlamaCheckpoint(Path path, LlamaConfig config, TensorSource tensor
         }
         Path tokenizerConfig = dir.resolve("tokenizer_config.json");
         boolean hasTokenizerConfig = Files.isRegularFile(tokenizerConfig);
-        Tokenizer tokenizer = Tokenizers.fromHuggingFace(tokenizerJson, hasTokenizerConfig ? tokenizerConfig : null);
+        // Generation ends on the tokenizer's EOS and end-of-turn tokens and on every eos_token_id of the files.
+        Tokenizer tokenizer = Tokenizers.fromHuggingFace(tokenizerJson, hasTokenizerConfig ? tokenizerConfig : null)
+                .withEndOfGeneration(HfGenerationConfig.endOfGenerationIds(hf, dir));
         // Embedding tables are often padded past the tokenizer (Qwen, Llama 2 fine-tunes): fewer tokens is fine.
         if (tokenizer.vocabularySize() > config.vocabularySize()) {
             throw new ModelFormatException(dir, -1, "the tokenizer has " + tokenizer.vocabularySize()

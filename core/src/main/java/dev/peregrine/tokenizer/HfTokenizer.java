@@ -1,8 +1,11 @@
 package dev.peregrine.tokenizer;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A tokenizer described by a Hugging Face {@code tokenizer.json}, giving the ids and texts of
@@ -28,6 +31,8 @@ import java.util.Objects;
  * <p>Immutable and thread-safe (the model's piece cache is its only mutable state).
  */
 public final class HfTokenizer implements Tokenizer {
+    private static final Logger LOG = LoggerFactory.getLogger(HfTokenizer.class);
+
     private final String[] tokens;
     private final HfAddedTokens added;
     private final HfNormalizer normalizer;
@@ -64,6 +69,37 @@ public final class HfTokenizer implements Tokenizer {
         for (int id = 0; id < tokens.length; id++) {
             tokenBytes[id] = decoder.middle(tokens[id]);
         }
+    }
+
+    /** {@code original} with another vocabulary (the same tokens). */
+    private HfTokenizer(HfTokenizer original, Vocabulary vocabulary) {
+        this.tokens = original.tokens;
+        this.added = original.added;
+        this.normalizer = original.normalizer;
+        this.preTokenizer = original.preTokenizer;
+        this.model = original.model;
+        this.prefix = original.prefix;
+        this.suffix = original.suffix;
+        this.decoder = original.decoder;
+        this.tokenBytes = original.tokenBytes;
+        this.vocabulary = vocabulary;
+        this.special = new SpecialTokens(vocabulary, "");
+    }
+
+    /**
+     * This tokenizer, with generation also ending on {@code ids}: the {@code eos_token_id}s of a
+     * model's config.json and generation_config.json (an id or a list of them), which transformers'
+     * {@code generate} stops on. The tokenizer's own end-of-generation tokens (tokenizer_config.json's
+     * EOS, the end-of-turn texts) still end it. Ids outside the tokenizer's vocabulary (an embedding
+     * table padded past it) are left out, with a warning. Encoding and decoding are unchanged.
+     */
+    public HfTokenizer withEndOfGeneration(int... ids) {
+        int[] inside = Arrays.stream(ids).filter(id -> id >= 0 && id < tokens.length).toArray();
+        if (inside.length < ids.length) {
+            LOG.warn("end-of-generation ids {} are outside the tokenizer's {} tokens: left out",
+                    Arrays.stream(ids).filter(id -> id < 0 || id >= tokens.length).boxed().toList(), tokens.length);
+        }
+        return inside.length == 0 ? this : new HfTokenizer(this, vocabulary.withEndOfGeneration(inside));
     }
 
     /**

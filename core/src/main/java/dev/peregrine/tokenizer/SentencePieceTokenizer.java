@@ -4,6 +4,7 @@ import static java.nio.charset.StandardCharsets.UTF_8;
 
 import dev.peregrine.ModelFormatException;
 import java.util.Locale;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * The SentencePiece BPE tokenizer of llama.cpp's "llama" vocabulary type (Llama 1/2, Mistral 7B,
@@ -18,7 +19,10 @@ import java.util.Locale;
  *       space in front when the vocabulary's {@code add_space_prefix} is set; spaces become "▁".
  *   <li>BPE on characters: adjacent symbols whose concatenation is a token are merged, highest
  *       token score first (leftmost on ties), using a linked list of symbols and a heap of
- *       candidate pairs, so a text of n characters costs O(n log n).
+ *       candidate pairs, so a text of n characters costs O(n log n). When no token has a "▁"
+ *       right after another character (true of every SentencePiece vocabulary seen), no merge
+ *       crosses the start of a word, so words (cut before each such "▁") are merged apart, which
+ *       gives the same ids, and cached (up to {@value #CACHE_WORDS} of them).
  *   <li>A character that is no token becomes byte tokens "&lt;0xHH&gt;" for its UTF-8 bytes; when
  *       the vocabulary lacks those, the unknown token (llama.cpp would abort instead).
  * </ol>
@@ -32,24 +36,37 @@ import java.util.Locale;
  * sequence starts with BOS, where it keeps that space. {@link StreamingDecoder} keeps every space,
  * since it decodes text that continues a prompt.
  *
- * <p>Immutable and thread-safe.
+ * <p>Thread-safe; the word cache is its only mutable state.
  */
 public final class SentencePieceTokenizer extends VocabularyTokenizer {
     private static final char SPACE_MARK = '\u2581';
     /** The marker bits of a UTF-8 sequence's first byte, by sequence length. */
     private static final int[] UTF8_LEAD = {0, 0, 0xC0, 0xE0, 0xF0};
 
+    private static final int CACHE_WORDS = 1 << 16;
+    /** Longer words are rare and would only fill the cache. */
+    private static final int CACHE_WORD_LENGTH = 64;
+
     private final TokenIndex index;
     /** Token of each byte value for byte fallback, or -1. */
     private final int[] byteTokens = new int[256];
+    /** See {@link #wordsMergeApart(String[])}. */
+    private final boolean wordsMergeApart;
+    private final ConcurrentHashMap<String, int[]> cache = new ConcurrentHashMap<>();
 
     /**
      * @throws ModelFormatException if two tokens share a text or a byte token's text is not
      *                              "&lt;0xHH&gt;"
      */
     public SentencePieceTokenizer(Vocabulary vocab) {
+        this(vocab, true);
+    }
+
+    /** @param byWords encode word by word where the vocabulary allows it (tests compare with false) */
+    SentencePieceTokenizer(Vocabulary vocab, boolean byWords) {
         super(vocab, "", text -> text.replace(SPACE_MARK, ' ').getBytes(UTF_8), vocab.addSpacePrefix());
         this.index = new TokenIndex(vocab.tokens());
+        this.wordsMergeApart = byWords && wordsMergeApart(vocab.tokens());
         for (int b = 0; b < 256; b++) {
             int id = index.find(String.format(Locale.ROOT, "<0x%02X>", b));
             // llama.cpp's fallback for vocabularies without byte tokens: the byte as a one-char token
@@ -83,11 +100,49 @@ public final class SentencePieceTokenizer extends VocabularyTokenizer {
         if (n == 0) {
             return;
         }
+        if (!wordsMergeApart) {
+            encodeSymbols(chars, 0, n, out);
+            return;
+        }
+        // No token spans a "▁" that follows another character, so the words starting there merge
+        // apart, each as it would within the whole text: encode (or look up) word by word.
+        int word = 0;
+        for (int i = 1; i <= n; i++) {
+            if (i == n || (chars[i] == SPACE_MARK && chars[i - 1] != SPACE_MARK)) {
+                encodeWord(chars, word, i, out);
+                word = i;
+            }
+        }
+    }
+
+    private void encodeWord(char[] chars, int start, int end, IntList out) {
+        int length = end - start;
+        if (length > CACHE_WORD_LENGTH) {
+            encodeSymbols(chars, start, end, out);
+            return;
+        }
+        String word = new String(chars, start, length);
+        int[] ids = cache.get(word);
+        if (ids == null) {
+            IntList encoded = new IntList(length);
+            encodeSymbols(chars, start, end, encoded);
+            ids = encoded.toArray();
+            if (cache.size() < CACHE_WORDS) {
+                cache.putIfAbsent(word, ids);
+            }
+        }
+        for (int id : ids) {
+            out.add(id);
+        }
+    }
+
+    /** SentencePiece BPE over {@code chars[start, end)}. */
+    private void encodeSymbols(char[] chars, int start, int end, IntList out) {
         // Symbols start as characters (a surrogate pair is one); adjacent symbols merge when their
         // concatenation is a token, highest token score first.
-        SymbolMerger merger = new SymbolMerger(n);
-        for (int i = 0; i < n; ) {
-            int length = Character.isHighSurrogate(chars[i]) && i + 1 < n ? 2 : 1;
+        SymbolMerger merger = new SymbolMerger(end - start);
+        for (int i = start; i < end; ) {
+            int length = Character.isHighSurrogate(chars[i]) && i + 1 < end ? 2 : 1;
             merger.add(i, length, index.find(chars, i, length));
             i += length;
         }
@@ -103,6 +158,22 @@ public final class SentencePieceTokenizer extends VocabularyTokenizer {
                 emitBytes(Character.codePointAt(chars, merger.start(s)), out);
             }
         }
+    }
+
+    /**
+     * Whether no token has a "▁" right after another character (true of SentencePiece
+     * vocabularies, whose pieces start words rather than end them): then no merge crosses a word
+     * start, and words can be encoded apart.
+     */
+    private static boolean wordsMergeApart(String[] tokens) {
+        for (String token : tokens) {
+            for (int i = token.indexOf(SPACE_MARK, 1); i > 0; i = token.indexOf(SPACE_MARK, i + 1)) {
+                if (token.charAt(i - 1) != SPACE_MARK) {
+                    return false;
+                }
+            }
+        }
+        return true;
     }
 
     /**

@@ -1,7 +1,9 @@
 package dev.peregrine.tokenizer;
 
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Set;
 
 /**
@@ -22,8 +24,9 @@ final class SpecialTokens {
     static final int LSTRIP = 1 << 6; // whitespace before the token's text is dropped
 
     /**
-     * Texts llama.cpp treats as end of generation (and so as control tokens) whatever the file
-     * says: the markers of end of turn / message / text of the common model families.
+     * Texts llama.cpp ({@code llama_vocab::impl::load}) treats as end of generation (and so as
+     * control tokens) whatever the file says: the markers of end of turn / message / text of the
+     * common model families.
      */
     private static final Set<String> END_OF_GENERATION_TEXTS = Set.of(
             "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
@@ -31,8 +34,13 @@ final class SpecialTokens {
             "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
             "<｜end▁of▁sentence｜>", "[e~[",
             // fill-in-the-middle padding, repository and file separators end a generation too
+            // (llama.cpp finds them by these texts when the file names no fim_pad/rep/sep id)
             "<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]",
             "<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>", "<|file_sep|>");
+
+    /** The texts of llama.cpp's exceptions to {@link #END_OF_GENERATION_TEXTS}. */
+    private static final Set<String> EXCEPTION_TEXTS = Set.of(
+            "<|end|>", "<|return|>", "<|call|>", "<|calls|>", "<|flush|>", "</s>", "<|tool_response>");
 
     /** Fill-in-the-middle markers: llama.cpp makes them control tokens too. */
     private static final Set<String> FILL_IN_THE_MIDDLE_TEXTS = Set.of(
@@ -56,17 +64,9 @@ final class SpecialTokens {
      */
     SpecialTokens(Vocabulary vocab, String preTokenizer) {
         this.tokens = vocab.tokens();
-        this.attributes = attributes(vocab, preTokenizer);
-
-        this.endOfGeneration = new boolean[tokens.length];
-        for (int id = 0; id < tokens.length; id++) {
-            endOfGeneration[id] = END_OF_GENERATION_TEXTS.contains(tokens[id]);
-        }
-        for (int id : new int[] {vocab.eosId(), vocab.eotId(), vocab.eomId()}) {
-            if (id >= 0) {
-                endOfGeneration[id] = true;
-            }
-        }
+        this.attributes = typeAttributes(vocab);
+        this.endOfGeneration = endOfGeneration(vocab, attributes);
+        perModelAttributes(vocab, preTokenizer, attributes);
 
         this.specialTokens = longestFirst(UNKNOWN | CONTROL | USER_DEFINED);
         this.userDefinedTokens = Arrays.stream(specialTokens)
@@ -153,7 +153,55 @@ final class SpecialTokens {
         return c == ' ' || (c >= '\t' && c <= '\r');
     }
 
-    private static int[] attributes(Vocabulary vocab, String preTokenizer) {
+    /**
+     * The tokens that end a generation, as llama.cpp decides them: every token with one of
+     * {@link #END_OF_GENERATION_TEXTS}, EOS, EOT, EOM, less llama.cpp's two exceptions, plus the
+     * further ids the files name ({@link Vocabulary#endOfGenerationIds}). The exceptions, which
+     * also change the token's attributes: with OpenAI's harmony format ("&lt;|return|&gt;" and "&lt;|call|&gt;") or Solar Open's ("&lt;|calls|&gt;" or
+     * "&lt;|call|&gt;", and "&lt;|flush|&gt;"), "&lt;|end|&gt;" ends a message, not the generation,
+     * and becomes user-defined; with Gemma 4's "&lt;|tool_response&gt;", "&lt;/s&gt;" is a normal token.
+     * (Where a file names no FIM padding, repository or separator id, llama.cpp takes the first token
+     * its hash map meets with one of that role's texts; vocabularies have one such token at most, and
+     * here every one counts.)
+     */
+    private static boolean[] endOfGeneration(Vocabulary vocab, int[] attributes) {
+        String[] tokens = vocab.tokens();
+        boolean[] endOfGeneration = new boolean[tokens.length];
+        Map<String, Integer> markers = new HashMap<>(); // the exceptions' texts (all of them ending texts)
+        for (int id = 0; id < tokens.length; id++) {
+            endOfGeneration[id] = END_OF_GENERATION_TEXTS.contains(tokens[id]);
+            if (EXCEPTION_TEXTS.contains(tokens[id])) {
+                markers.put(tokens[id], id);
+            }
+        }
+        for (int id : new int[] {vocab.eosId(), vocab.eotId(), vocab.eomId()}) {
+            if (id >= 0) {
+                endOfGeneration[id] = true;
+            }
+        }
+        boolean harmony = markers.containsKey("<|return|>") && markers.containsKey("<|call|>");
+        boolean solarOpen = markers.containsKey("<|flush|>")
+                && (markers.containsKey("<|call|>") || markers.containsKey("<|calls|>"));
+        Integer end = markers.get("<|end|>");
+        if (end != null && (harmony || solarOpen)) {
+            endOfGeneration[end] = false;
+            attributes[end] = USER_DEFINED;
+        }
+        Integer closing = markers.get("</s>");
+        if (closing != null && markers.containsKey("<|tool_response>")) {
+            endOfGeneration[closing] = false;
+            attributes[closing] = NORMAL;
+        }
+        // Ids a file names explicitly end a generation in any case. (llama.cpp adds GGUF's FIM ids
+        // before its exceptions, which concern other tokens.)
+        for (int id : vocab.endOfGenerationIds()) {
+            endOfGeneration[id] = true;
+        }
+        return endOfGeneration;
+    }
+
+    /** Each token's type as attribute flags, and CONTROL for the texts llama.cpp makes control tokens. */
+    private static int[] typeAttributes(Vocabulary vocab) {
         String[] tokens = vocab.tokens();
         int[] attributes = new int[tokens.length];
         for (int id = 0; id < tokens.length; id++) {
@@ -169,6 +217,11 @@ final class SpecialTokens {
                 attributes[id] |= CONTROL;
             }
         }
+        return attributes;
+    }
+
+    private static void perModelAttributes(Vocabulary vocab, String preTokenizer, int[] attributes) {
+        String[] tokens = vocab.tokens();
         // llama.cpp's per-model rules, for files that do not carry Hugging Face's lstrip/rstrip
         // flags. Phi-3: whitespace after its special tokens is dropped, except after <unk>, <s>
         // and <|endoftext|>. Jina v2 and ModernBERT: whitespace before the mask token is dropped.
@@ -188,7 +241,6 @@ final class SpecialTokens {
         } else if (name.contains("modern-bert")) {
             addAttribute(tokens, attributes, "[MASK]", LSTRIP);
         }
-        return attributes;
     }
 
     private static void addAttribute(String[] tokens, int[] attributes, String text, int flag) {

@@ -5,6 +5,7 @@ import dev.peregrine.format.gguf.GgufMetadata;
 import java.util.Arrays;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.stream.IntStream;
 
 /**
  * A tokenizer vocabulary as llama.cpp stores it in GGUF: token texts, scores, token types and the
@@ -29,11 +30,17 @@ import java.util.Optional;
  * @param addSpacePrefix whether a space is put before text that starts a sequence or follows a
  *                       special token (SentencePiece's "dummy prefix")
  * @param modelName      {@code general.name}, or ""; llama.cpp keys a few per-model token rules on it
+ * @param endOfGenerationIds further ids the files name as ending a generation, besides EOS, EOT and
+ *                       EOM: GGUF's fill-in-the-middle padding, repository and file-separator ids
+ *                       ({@link #KEY_FIM_PAD}, {@link #KEY_FIM_REP}, {@link #KEY_FIM_SEP}), on which
+ *                       llama.cpp ends a generation, or the {@code eos_token_id}s of a Hugging Face
+ *                       model's config.json and generation_config.json
  */
 public record Vocabulary(
         String[] tokens, float[] scores, int[] tokenTypes,
         int bosId, int eosId, int unkId, int sepId, int padId, int eotId, int eomId,
-        boolean addBos, boolean addEos, boolean addSep, boolean addSpacePrefix, String modelName) {
+        boolean addBos, boolean addEos, boolean addSep, boolean addSpacePrefix, String modelName,
+        int[] endOfGenerationIds) {
 
     public static final int NORMAL = 1;
     public static final int UNKNOWN = 2;
@@ -55,6 +62,9 @@ public record Vocabulary(
     public static final String KEY_PAD = "tokenizer.ggml.padding_token_id";
     public static final String KEY_EOT = "tokenizer.ggml.eot_token_id";
     public static final String KEY_EOM = "tokenizer.ggml.eom_token_id";
+    public static final String KEY_FIM_PAD = "tokenizer.ggml.fim_pad_token_id";
+    public static final String KEY_FIM_REP = "tokenizer.ggml.fim_rep_token_id";
+    public static final String KEY_FIM_SEP = "tokenizer.ggml.fim_sep_token_id";
     public static final String KEY_ADD_BOS = "tokenizer.ggml.add_bos_token";
     public static final String KEY_ADD_EOS = "tokenizer.ggml.add_eos_token";
     public static final String KEY_ADD_SEP = "tokenizer.ggml.add_sep_token";
@@ -66,6 +76,7 @@ public record Vocabulary(
         Objects.requireNonNull(scores, "scores");
         Objects.requireNonNull(tokenTypes, "tokenTypes");
         Objects.requireNonNull(modelName, "modelName");
+        Objects.requireNonNull(endOfGenerationIds, "endOfGenerationIds");
         if (tokens.length == 0) {
             throw new ModelFormatException("'" + KEY_TOKENS + "' is empty: the vocabulary has no tokens");
         }
@@ -84,6 +95,12 @@ public record Vocabulary(
         checkId(KEY_PAD, padId, tokens.length);
         checkId(KEY_EOT, eotId, tokens.length);
         checkId(KEY_EOM, eomId, tokens.length);
+        for (int id : endOfGenerationIds) {
+            if (id < 0 || id >= tokens.length) {
+                throw new ModelFormatException("end-of-generation id " + id + " is outside the vocabulary of "
+                        + tokens.length + " tokens");
+            }
+        }
         // llama.cpp refuses these too: encoding could not add the token it promises.
         if (addBos && bosId < 0) {
             throw new ModelFormatException("'" + KEY_ADD_BOS + "' is true but '" + KEY_BOS + "' is not set");
@@ -94,6 +111,21 @@ public record Vocabulary(
         if (addSep && sepId < 0) {
             throw new ModelFormatException("'" + KEY_ADD_SEP + "' is true but '" + KEY_SEP + "' is not set");
         }
+    }
+
+    /** A vocabulary without further end-of-generation ids. */
+    public Vocabulary(String[] tokens, float[] scores, int[] tokenTypes,
+                      int bosId, int eosId, int unkId, int sepId, int padId, int eotId, int eomId,
+                      boolean addBos, boolean addEos, boolean addSep, boolean addSpacePrefix, String modelName) {
+        this(tokens, scores, tokenTypes, bosId, eosId, unkId, sepId, padId, eotId, eomId,
+                addBos, addEos, addSep, addSpacePrefix, modelName, new int[0]);
+    }
+
+    /** This vocabulary with {@code ids} added to {@link #endOfGenerationIds} (each id once). */
+    public Vocabulary withEndOfGeneration(int... ids) {
+        int[] all = IntStream.concat(Arrays.stream(endOfGenerationIds), Arrays.stream(ids)).distinct().toArray();
+        return new Vocabulary(tokens, scores, tokenTypes, bosId, eosId, unkId, sepId, padId, eotId, eomId,
+                addBos, addEos, addSep, addSpacePrefix, modelName, all);
     }
 
     /**
@@ -117,7 +149,9 @@ public record Vocabulary(
     /**
      * Reads the vocabulary from GGUF metadata. Keys that are absent take {@code defaults} (ids
      * only if within the vocabulary), no EOS, scores 0, all tokens normal; an absent BOS is taken
-     * from the [CLS] key of older BERT files when there is one. An id stored as 0xFFFFFFFF (how
+     * from the [CLS] key of older BERT files when there is one. The fill-in-the-middle padding,
+     * repository and file-separator ids become {@link #endOfGenerationIds}; one outside the
+     * vocabulary is ignored, as llama.cpp ignores it (with a warning) rather than fail. An id stored as 0xFFFFFFFF (how
      * converters write "none") counts as absent, as in llama.cpp. Empty token texts are renamed
      * "[EMPTY_id]", as llama.cpp does.
      *
@@ -146,7 +180,9 @@ public record Vocabulary(
                 m.optBoolean(KEY_ADD_EOS).orElse(false),
                 m.optBoolean(KEY_ADD_SEP).orElse(defaults.addSep()),
                 m.optBoolean(KEY_ADD_SPACE_PREFIX).orElse(defaults.addSpacePrefix()),
-                m.optString("general.name").orElse(""));
+                m.optString("general.name").orElse(""),
+                IntStream.of(readId(m, KEY_FIM_PAD, n), readId(m, KEY_FIM_REP, n), readId(m, KEY_FIM_SEP, n))
+                        .filter(id -> id >= 0).distinct().toArray());
     }
 
     public int size() {
@@ -182,6 +218,12 @@ public record Vocabulary(
             throw new ModelFormatException("'" + key + "' = " + id + " is outside the vocabulary of " + n + " tokens");
         }
         return (int) id;
+    }
+
+    /** An optional id that is dropped, not refused, when it does not fit the vocabulary. */
+    private static int readId(GgufMetadata m, String key, int n) {
+        Optional<Long> stored = m.optLong(key);
+        return stored.isPresent() && stored.get() >= 0 && stored.get() < n ? (int) (long) stored.get() : -1;
     }
 
     private static String[] renameEmptyTokens(String[] tokens) {

@@ -20,7 +20,7 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Encoding speed of the Llama 3 tokenizer on English text, printed rather than asserted (timings
- * on shared test machines vary too much); a JMH benchmark is to follow. The text is the licence
+ * on shared test machines vary too much); jmh's TokenizerBenchmark measures every tokenizer. The text is the licence
  * texts under the JDK's legal/ folder, which every JDK has: about 0.4 MB of English once
  * duplicates are dropped, repeated.
  */

@@ -169,4 +169,45 @@ class SentencePieceTokenizerTest {
         System.out.printf("encode: %d chars in %d ms, %d chars in %d ms%n",
                 small.length(), smallTime.toMillis(), large.length(), largeTime.toMillis());
     }
+
+    /** Word by word (cached) and over the whole text, the ids are the same. */
+    @Test
+    void wordByWordGivesTheIdsOfTheWholeText() {
+        java.util.SplittableRandom random = new java.util.SplittableRandom(17);
+        String alphabet = "abcdefghijklmnopqrstuvwxyz     \t\n,.!?'\"-ABCXYZ0123 éü日本😀<s></s>▁";
+        for (SentencePieceTokenizer t : new SentencePieceTokenizer[] {stories, llama, phi3}) {
+            SentencePieceTokenizer whole = new SentencePieceTokenizer(t.vocabulary(), false);
+            for (int n = 0; n < 2000; n++) {
+                StringBuilder text = new StringBuilder();
+                for (int i = random.nextInt(80); i > 0; i--) {
+                    text.appendCodePoint(alphabet.codePointAt(alphabet.offsetByCodePoints(0,
+                            random.nextInt(alphabet.codePointCount(0, alphabet.length())))));
+                }
+                boolean parseSpecial = random.nextBoolean();
+                assertThat(t.encode(text.toString(), true, parseSpecial)).as("'%s'", text)
+                        .containsExactly(whole.encode(text.toString(), true, parseSpecial));
+            }
+        }
+    }
+
+    /** A vocabulary with a token across a word start is merged over the whole text. */
+    @Test
+    void tokensAcrossWordsAreStillFound() {
+        String[] tokens = {"<unk>", "<s>", "</s>", "▁", "a", "b", "▁a", "▁a▁", "▁a▁b"};
+        float[] scores = {0, 0, 0, -1, -2, -3, -4, -5, -6};
+        int[] types = {2, 3, 3, 1, 1, 1, 1, 1, 1};
+        SentencePieceTokenizer t = new SentencePieceTokenizer(
+                new Vocabulary(tokens, scores, types, 1, 2, 0, -1, -1, -1, -1, false, false, false, true, ""));
+        assertThat(t.encode("a b", false, false)).containsExactly(8);
+        assertThat(t.encode("a b a", false, false)).containsExactly(8, 6);
+    }
+
+    @Test
+    @Timeout(60)
+    void longTextsTakeLinearishTimeOverTheWholeText() {
+        SentencePieceTokenizer whole = new SentencePieceTokenizer(llama.vocabulary(), false);
+        String large = ("Once upon a time, in a land far away 🏰, there lived a dragon named "
+                + "Ząbek who loved 日本の お茶 and   spaced\ttabs.\n").repeat(5_000); // ~550,000 characters
+        assertThat(whole.decode(whole.encode(large))).isEqualTo(large);
+    }
 }

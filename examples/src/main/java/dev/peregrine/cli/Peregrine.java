@@ -81,9 +81,10 @@ public final class Peregrine {
                   --dtype TYPE           f32, f16, bf16, q8_0, q4_0, q4_k, q6_k or q4_k_m (default f16;
                                          hf: float types only; q4_k_m: llama.cpp's mix of q4_k and q6_k;
                                          k-quants need dim and ffn multiples of 256)
-                  --format FORMAT        gguf (a file) or hf (a directory) (default gguf)
+                  --format FORMAT        gguf (a file) or hf (a directory, with tokenizer.json and
+                                         tokenizer_config.json) (default gguf)
                   --seed N               weight seed; the same seed writes the same bytes (default 0)
-                  --vocab-from FILE      copy the tokenizer of a GGUF file (default: a synthetic one)
+                  --vocab-from FILE      copy the tokenizer of a GGUF file (default: a synthetic one; gguf only)
               -t, --threads N            worker threads (default: all processors)
               -o, --output PATH          GGUF file, or directory for --format hf
 

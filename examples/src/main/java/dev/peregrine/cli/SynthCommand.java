@@ -5,12 +5,16 @@ import dev.peregrine.format.hf.HfDirectoryWriter;
 import dev.peregrine.model.Family;
 import dev.peregrine.synth.FileType;
 import dev.peregrine.synth.ModelShape;
+import dev.peregrine.synth.SyntheticHfTokenizer;
 import dev.peregrine.synth.SyntheticModel;
 import dev.peregrine.synth.TokenizerMetadata;
 import dev.peregrine.tensor.DType;
+import java.io.IOException;
 import java.io.PrintStream;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 
@@ -63,7 +67,8 @@ final class SynthCommand {
             throw new IllegalArgumentException("--vocab and --vocab-from both set the vocabulary size: give one");
         }
         if (format.equals("hf") && args.has("vocab-from")) {
-            throw new IllegalArgumentException("--vocab-from applies to --format gguf (no tokenizer is written for hf yet)");
+            throw new IllegalArgumentException("--vocab-from applies to --format gguf (hf directories get the synthetic"
+                    + " vocabulary's tokenizer.json)");
         }
         if (format.equals("gguf") && Files.isDirectory(output)) {
             throw new IllegalArgumentException(output + " is a directory: -o names the GGUF file to write");
@@ -77,9 +82,6 @@ final class SynthCommand {
         if (format.equals("gguf") && tokenizer == null) {
             tokenizer = TokenizerMetadata.synthetic(shape.vocab());
         }
-        if (shape.qkvBias()) {
-            err.println("note: " + shape.name() + " has q/k/v biases; they are not written (Peregrine's Llama graph has none)");
-        }
         if (tokenizer != null) {
             tokenizer.loadProblem().ifPresent(p -> err.println("note: Peregrine cannot load this tokenizer: " + p));
         }
@@ -88,12 +90,31 @@ final class SynthCommand {
         int threads = args.intValue("threads", 0);
         SyntheticModel.Written written = format.equals("gguf")
                 ? model.writeGguf(output, fileType, tokenizer, threads)
-                : model.writeHf(output, fileType.base(), HfDirectoryWriter.DEFAULT_SHARD_LIMIT, threads);
+                : withTokenizer(model.writeHf(output, fileType.base(), HfDirectoryWriter.DEFAULT_SHARD_LIMIT, threads),
+                        output, shape.vocab());
         out.printf(Locale.ROOT, "wrote %s (%s): %s, %s, seed %d, %,d parameters, %,d bytes in %.1f s%n",
                 output, written.files().size() == 1 ? "1 file" : written.files().size() + " files",
                 shape.describe(), fileType.name(), model.seed(),
                 written.parameters(), written.bytes(), written.nanos() / 1e9);
         return Peregrine.OK;
+    }
+
+    /**
+     * Adds tokenizer.json and tokenizer_config.json of the synthetic vocabulary to a written Hugging
+     * Face directory, so that it loads ({@code peregrine generate}) with the ids of the GGUF form.
+     */
+    private static SyntheticModel.Written withTokenizer(SyntheticModel.Written weights, Path dir, int vocab) {
+        List<Path> files = new ArrayList<>(weights.files());
+        long bytes = weights.bytes();
+        for (Path file : SyntheticHfTokenizer.write(dir, vocab)) {
+            files.add(file);
+            try {
+                bytes += Files.size(file);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+        return new SyntheticModel.Written(files, weights.parameters(), bytes, weights.nanos());
     }
 
     /** A single type for every matrix (its DType's name), or the q4_k_m mix. */

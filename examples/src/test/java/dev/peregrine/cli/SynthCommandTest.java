@@ -6,6 +6,8 @@ import dev.peregrine.Model;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -63,13 +65,12 @@ class SynthCommandTest {
         Path hf = dir.resolve("hf");
         r = run("synth", "--shape", "tiny", "--format", "hf", "--dtype", "bf16", "-o", hf.toString());
         assertThat(r.status()).as(r.err()).isZero();
-        assertThat(r.out()).contains("(3 files)");
+        assertThat(r.out()).contains("(5 files)");
         try (Stream<Path> files = Files.list(hf)) {
-            assertThat(files.map(p -> p.getFileName().toString()))
-                    .containsExactlyInAnyOrder("config.json", "generation_config.json", "model.safetensors");
+            assertThat(files.map(p -> p.getFileName().toString())).containsExactlyInAnyOrder("config.json",
+                    "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json");
         }
 
-        // info reads the directory; the model does not load because synth writes no tokenizer.json.
         r = run("info", "-m", hf.toString());
         assertThat(r.status()).as(r.err()).isZero();
         assertThat(r.out())
@@ -77,7 +78,39 @@ class SynthCommandTest {
                 .contains("\"architectures\": [")
                 .containsPattern("model.layers.2.self_attn.q_proj.weight +BF16 +\\[64, 64\\]")
                 .contains("model.embed_tokens.weight")
-                .contains("model: does not load: ").contains("tokenizer.json");
+                .contains("model: ").doesNotContain("does not load");
+    }
+
+    /** synth --format hf writes a directory that generate loads, with the greedy tokens of the GGUF form. */
+    @Test
+    void hfDirectoryGeneratesTheGgufFormsGreedyTokens() {
+        Path gguf = dir.resolve("tiny.gguf");
+        Path hf = dir.resolve("tiny-hf");
+        for (String[] format : List.of(new String[] {"--format", "gguf", "-o", gguf.toString()},
+                new String[] {"--format", "hf", "-o", hf.toString()})) {
+            PeregrineCliTest.Result r = run(Stream.concat(
+                    Stream.of("synth", "--shape", "tiny", "--dtype", "f32", "--seed", "5"), Stream.of(format))
+                    .toArray(String[]::new));
+            assertThat(r.status()).as(r.err()).isZero();
+        }
+        String prompt = "Once upon a time, there was a little dog";
+        List<?> fromGguf = outputIds(gguf, prompt);
+        assertThat(fromGguf).hasSize(32);
+        assertThat(outputIds(hf, prompt)).isEqualTo(fromGguf);
+        // the prompt is tokenized alike, with BOS
+        assertThat(field(hf, prompt, "prompt_ids")).isEqualTo(field(gguf, prompt, "prompt_ids"));
+        assertThat(field(hf, prompt, "text")).isEqualTo(field(gguf, prompt, "text"));
+    }
+
+    private static List<?> outputIds(Path model, String prompt) {
+        return (List<?>) field(model, prompt, "output_ids");
+    }
+
+    private static Object field(Path model, String prompt, String name) {
+        PeregrineCliTest.Result r = run("generate", "-m", model.toString(), "-p", prompt, "--temp", "0", "-n", "32",
+                "--json");
+        assertThat(r.status()).as(r.err()).isZero();
+        return ((Map<?, ?>) PeregrineCliTest.MiniJson.parse(r.out().strip())).get(name);
     }
 
     @Test
@@ -106,11 +139,14 @@ class SynthCommandTest {
     }
 
     @Test
-    void qkvBiasShapesSayTheirBiasesAreNotWritten() {
+    void qwenShapesKeepTheirFamilyWhenResized() {
+        Path file = dir.resolve("q.gguf");
         PeregrineCliTest.Result r = run("synth", "--shape", "qwen2.5-0.5b", "--dim", "64", "--heads", "4", "--kv-heads", "2",
-                "--layers", "1", "--ffn", "64", "--vocab", "300", "-o", dir.resolve("q.gguf").toString());
+                "--layers", "1", "--ffn", "64", "--vocab", "300", "-o", file.toString());
         assertThat(r.status()).as(r.err()).isZero();
-        assertThat(r.err()).contains("note: qwen2.5-0.5b has q/k/v biases; they are not written");
+        assertThat(r.out()).contains("qwen2.5-0.5b: qwen2, dim 64", "q/k/v biases");
+        PeregrineCliTest.Result g = run("generate", "-m", file.toString(), "-p", "Once", "--temp", "0", "-n", "4");
+        assertThat(g.status()).as(g.err()).isZero();
     }
 
     /** Each bad request: exit status 1 and exactly one line saying what is wrong. */
@@ -127,6 +163,8 @@ class SynthCommandTest {
                 "synth", "--shape", "tiny", "--dtype", "q5_k", "-o", out);
         assertFails("peregrine: unknown --format 'onnx' (known: gguf, hf)",
                 "synth", "--shape", "tiny", "--format", "onnx", "-o", out);
+        assertFails("peregrine: --vocab-from applies to --format gguf (hf directories get the synthetic vocabulary's tokenizer.json)",
+                "synth", "--shape", "tiny", "--format", "hf", "--vocab-from", "v.gguf", "-o", dir.resolve("hf").toString());
         assertFails("peregrine: --vocab and --vocab-from both set the vocabulary size: give one",
                 "synth", "--shape", "tiny", "--vocab", "300", "--vocab-from", "v.gguf", "-o", out);
         assertFails("peregrine: q4_0 stores rows in blocks of 32 values: dim 48 is not a multiple of 32",
