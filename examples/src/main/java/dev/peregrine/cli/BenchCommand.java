@@ -281,6 +281,11 @@ final class BenchCommand {
         return median(t);
     }
 
+    /**
+     * The median time to first token of short requests made one after another while a long
+     * prompt is prefilled (each arrives at a random point of the step in flight; requests that
+     * start after the long prompt has finished do not count), over up to 5.
+     */
     private static double timeToFirstTokenUnderLoadMillis(Model model, Random random, int longPrompt) {
         int[] big = randomPrompt(model, random, longPrompt);
         CompletableFuture<Completion> background = CompletableFuture.supplyAsync(
@@ -289,9 +294,25 @@ final class BenchCommand {
         while (model.generator().metrics().steps() < steps + 1 && !background.isDone()) {
             Thread.onSpinWait(); // wait until the long prefill is under way
         }
-        double ttft = timeToFirstTokenMillis(model, random, 1);
+        double[] samples = new double[5];
+        int n = 0;
+        while (n < samples.length && !background.isDone()) {
+            try {
+                Thread.sleep(random.nextInt(50)); // arrive at any point of a step, not just after the last request's
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+            double ttft = timeToFirstTokenMillis(model, random, 1);
+            if (!background.isDone()) {
+                samples[n++] = ttft;
+            }
+        }
         background.join();
-        return ttft;
+        if (n == 0) {
+            throw new IllegalStateException("the " + longPrompt + "-token prompt finished before a short request could be timed");
+        }
+        return median(Arrays.copyOf(samples, n));
     }
 
     /** Bytes of weights one decode step reads: every tensor, except that only one row of an untied embedding table is read. */
