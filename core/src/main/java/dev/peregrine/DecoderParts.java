@@ -76,7 +76,7 @@ final class DecoderParts {
             LlamaGraph graph = new LlamaGraph(config, weights, backend, kv, options.maxBatchTokens());
             Scheduler scheduler = new Scheduler(graph, kv, vocab, options.maxBatchTokens(), options.maxSequences(),
                     options.maxWaitingRequests(), options.prefixCaching(), options.prefillChunkTokens(),
-                    String.valueOf(path.getFileName()));
+                    options.prefillStepMillis(), String.valueOf(path.getFileName()));
             LOG.debug("loaded {} ({} layers, dim {}, vocab {}) on {}", path, config.layers(), config.dim(), vocab,
                     backend.description());
             return new DecoderParts(arena, backend, config, checkpoint.tokenizer(), checkpoint.chatTemplate(), kv, context,

@@ -15,9 +15,15 @@ package dev.peregrine;
  * @param prefillChunkTokens the most prompt tokens evaluated in one step (chunked prefill): smaller
  *                       chunks keep steps short, so running requests keep decoding and new ones get
  *                       their first token sooner while a long prompt is evaluated
+ * @param prefillStepMillis how long a step that prefills should take (0 = always chunks of
+ *                       prefillChunkTokens): the chunk is cut to what fits, measured as the model
+ *                       runs (at least 16 tokens). A request arriving during a long prefill waits for
+ *                       the step in flight, so this bounds its extra time to first token, at some cost
+ *                       in prefill throughput on large models (docs/PERFORMANCE.md)
  */
 public record ModelOptions(String backend, int threads, int contextLength, long kvCacheTokens, int maxBatchTokens,
-                           int maxSequences, int maxWaitingRequests, boolean prefixCaching, int prefillChunkTokens) {
+                           int maxSequences, int maxWaitingRequests, boolean prefixCaching, int prefillChunkTokens,
+                           int prefillStepMillis) {
     public ModelOptions {
         if (backend == null || backend.isBlank()) {
             throw new IllegalArgumentException("backend must be 'auto' or a backend name");
@@ -34,48 +40,55 @@ public record ModelOptions(String backend, int threads, int contextLength, long 
         if (prefillChunkTokens < 1) {
             throw new IllegalArgumentException("prefillChunkTokens must be >= 1, got " + prefillChunkTokens);
         }
+        if (prefillStepMillis < 0) {
+            throw new IllegalArgumentException("prefillStepMillis must be >= 0, got " + prefillStepMillis);
+        }
         if (maxWaitingRequests < 0) {
             throw new IllegalArgumentException("maxWaitingRequests must be >= 0, got " + maxWaitingRequests);
         }
     }
 
     public static ModelOptions defaults() {
-        return new ModelOptions("auto", 0, 0, 0, 512, 64, 1024, true, 128);
+        return new ModelOptions("auto", 0, 0, 0, 512, 64, 1024, true, 128, 50);
     }
 
     public ModelOptions withBackend(String name) {
-        return new ModelOptions(name, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens);
+        return new ModelOptions(name, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis);
     }
 
     public ModelOptions withThreads(int n) {
-        return new ModelOptions(backend, n, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens);
+        return new ModelOptions(backend, n, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis);
     }
 
     public ModelOptions withContextLength(int n) {
-        return new ModelOptions(backend, threads, n, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens);
+        return new ModelOptions(backend, threads, n, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis);
     }
 
     public ModelOptions withKvCacheTokens(long n) {
-        return new ModelOptions(backend, threads, contextLength, n, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens);
+        return new ModelOptions(backend, threads, contextLength, n, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis);
     }
 
     public ModelOptions withMaxBatchTokens(int n) {
-        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, n, Math.min(maxSequences, n), maxWaitingRequests, prefixCaching, prefillChunkTokens);
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, n, Math.min(maxSequences, n), maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis);
     }
 
     public ModelOptions withMaxSequences(int n) {
-        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, n, maxWaitingRequests, prefixCaching, prefillChunkTokens);
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, n, maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis);
     }
 
     public ModelOptions withPrefixCaching(boolean on) {
-        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, on, prefillChunkTokens);
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, on, prefillChunkTokens, prefillStepMillis);
     }
 
     public ModelOptions withPrefillChunkTokens(int n) {
-        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, n);
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, n, prefillStepMillis);
+    }
+
+    public ModelOptions withPrefillStepMillis(int millis) {
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens, millis);
     }
 
     public ModelOptions withMaxWaitingRequests(int n) {
-        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, n, prefixCaching, prefillChunkTokens);
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, n, prefixCaching, prefillChunkTokens, prefillStepMillis);
     }
 }

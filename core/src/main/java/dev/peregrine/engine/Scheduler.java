@@ -43,14 +43,6 @@ public final class Scheduler implements AutoCloseable {
      * the previous step (for a shorter one that completed) gets in the next.
      */
     static final int MIN_PREFILL_PROGRESS = 16;
-    /**
-     * How long a step that prefills should take. A request that arrives waits for the step in
-     * flight, so its time to first token is this plus its own prefill: the chunk of a long prompt
-     * is sized to this from the measured cost per token (between {@link #MIN_PREFILL_PROGRESS} and
-     * the configured chunk), rather than fixed in tokens, which is 10x too long on a slow model and
-     * needlessly short on a fast one.
-     */
-    static final long PREFILL_STEP_TARGET_NANOS = 50_000_000L;
     /** Receives a request's results; called on the scheduler thread, so it must not block. */
     public interface Sink {
         void onToken(GeneratedToken token);
@@ -101,6 +93,14 @@ public final class Scheduler implements AutoCloseable {
     private final int maxWaiting;
     private final boolean prefixCaching;
     private final int prefillChunkTokens;
+    /**
+     * How long a step that prefills should take, 0 for fixed chunks. A request that arrives waits
+     * for the step in flight, so its time to first token is this plus its own prefill: the chunk of
+     * a long prompt is sized to this from the measured cost per token (between
+     * {@link #MIN_PREFILL_PROGRESS} and the configured chunk), rather than fixed in tokens, which
+     * is 10x too long on a slow model and needlessly short on a fast one.
+     */
+    private final long prefillStepNanos;
     /** Measured time per token of steps that prefill (moving average), 0 until the first such step. */
     private double prefillNanosPerToken;
     /** Prompt tokens in the step being built. */
@@ -137,9 +137,11 @@ public final class Scheduler implements AutoCloseable {
      * @param prefixCaching  reuse the KV blocks of identical prompt prefixes across requests
      * @param prefillChunkTokens most prompt tokens evaluated per step (bounds how long a step takes,
      *                       and so how long a new request waits for its first token)
+     * @param prefillStepMillis how long a step that prefills should take; 0 for chunks of
+     *                       prefillChunkTokens whatever they cost
      */
     public Scheduler(LlamaGraph graph, KvCache kv, int vocabularySize, int maxBatchTokens, int maxSequences,
-                     int maxWaiting, boolean prefixCaching, int prefillChunkTokens, String name) {
+                     int maxWaiting, boolean prefixCaching, int prefillChunkTokens, int prefillStepMillis, String name) {
         if (maxSequences > maxBatchTokens) {
             throw new IllegalArgumentException("maxSequences " + maxSequences + " exceeds maxBatchTokens " + maxBatchTokens);
         }
@@ -151,6 +153,7 @@ public final class Scheduler implements AutoCloseable {
         this.maxWaiting = maxWaiting;
         this.prefixCaching = prefixCaching;
         this.prefillChunkTokens = prefillChunkTokens;
+        this.prefillStepNanos = prefillStepMillis * 1_000_000L;
         this.layout = new BatchLayout(kv.blockSize());
         this.logits = new float[Math.multiplyExact(maxSequences, vocabularySize)];
         this.thread = Thread.ofPlatform().daemon().name("peregrine-scheduler-" + name).unstarted(this::loop);
@@ -534,7 +537,7 @@ public final class Scheduler implements AutoCloseable {
 
     /**
      * One token for every decoding sequence, then prompt chunks up to the prefill budget (sized so
-     * that the step takes about {@link #PREFILL_STEP_TARGET_NANOS}), shortest remaining prompt
+     * that the step takes about {@link #prefillStepNanos}), shortest remaining prompt
      * first, so that a short request arriving during a long prefill gets its first token quickly.
      * In a step where a prompt completes, longer prompts wait, which keeps that step (and the
      * caller's time to first token) short; a prompt that waited in the previous step gets at least
@@ -591,10 +594,10 @@ public final class Scheduler implements AutoCloseable {
 
     /** The prompt tokens a step may hold: the configured chunk, cut to the step-time target once the cost is known. */
     private int prefillChunk() {
-        if (prefillNanosPerToken == 0) {
+        if (prefillStepNanos == 0 || prefillNanosPerToken == 0) {
             return prefillChunkTokens;
         }
-        long fit = (long) (PREFILL_STEP_TARGET_NANOS / prefillNanosPerToken);
+        long fit = (long) (prefillStepNanos / prefillNanosPerToken);
         return (int) Math.max(Math.min(MIN_PREFILL_PROGRESS, prefillChunkTokens), Math.min(fit, prefillChunkTokens));
     }
 

@@ -42,6 +42,7 @@ final class BenchCommand {
             new Option("lookup-ngram", true, "--lookup-ngram"),
             new Option("spec-prompt", true, "--spec-prompt"),
             new Option("spec-max-batch", true, "--spec-max-batch"),
+            new Option("prefill-step-ms", true, "--prefill-step-ms"),
             new Option("json", false, "--json"));
     /** Default --spec-prompt: a story opening that small story models continue (and repeat). */
     static final String DEFAULT_SPEC_PROMPT = "Once upon a time, there was a little girl named Lily. She loved to play outside.";
@@ -88,6 +89,7 @@ final class BenchCommand {
         }
 
         ModelOptions options = ModelOptions.defaults().withThreads(threads).withPrefixCaching(false)
+                .withPrefillStepMillis(args.intValue("prefill-step-ms", ModelOptions.defaults().prefillStepMillis()))
                 .withContextLength(Math.max(promptTokens + genTokens + 16, 2100));
         try (Model model = Model.load(path, options);
              Model draft = draftPath == null ? null : Model.load(draftPath, options)) {
@@ -282,9 +284,9 @@ final class BenchCommand {
     }
 
     /**
-     * The median time to first token of short requests made one after another while a long
-     * prompt is prefilled (each arrives at a random point of the step in flight; requests that
-     * start after the long prompt has finished do not count), over up to 5.
+     * The median time to first token of short requests made one after another, each after a random
+     * pause of up to 0.5 s, while a long prompt is prefilled (requests that end after the long
+     * prompt has finished do not count), over up to 5.
      */
     private static double timeToFirstTokenUnderLoadMillis(Model model, Random random, int longPrompt) {
         int[] big = randomPrompt(model, random, longPrompt);
@@ -298,7 +300,9 @@ final class BenchCommand {
         int n = 0;
         while (n < samples.length && !background.isDone()) {
             try {
-                Thread.sleep(random.nextInt(50)); // arrive at any point of a step, not just after the last request's
+                // Arrive at any point of the long prompt's steps, not just after the previous short request
+                // (after which the long prompt takes one short step: that would flatter the figure).
+                Thread.sleep(random.nextInt(500));
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 break;

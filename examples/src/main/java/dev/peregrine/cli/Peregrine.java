@@ -99,6 +99,8 @@ public final class Peregrine {
                   --prompt-lookup        the same with prompt lookup (--draft-max, --lookup-ngram as for generate)
                   --spec-prompt TEXT     the text prompt for that comparison (default: a story opening)
                   --spec-max-batch N     speculate only while at most N sequences run (default 4)
+                  --prefill-step-ms N    target duration of a step that prefills, 0 = fixed 128-token
+                                         chunks (default 50: shorter waits for new requests)
                   --json                 print one JSON object
 
             peregrine embed -m MODEL [options] TEXT...
