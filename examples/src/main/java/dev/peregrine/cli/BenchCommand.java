@@ -176,7 +176,7 @@ final class BenchCommand {
             }
             if (args.has("ttft")) {
                 double idle = timeToFirstTokenMillis(model, random, 5);
-                double loaded = timeToFirstTokenUnderLoadMillis(model, random, 2000);
+                double loaded = timeToFirstTokenUnderLoadMillis(model, random, 2000, idle);
                 result.field("ttft_idle_ms", idle).field("ttft_during_2000_token_prefill_ms", loaded);
                 if (!json) {
                     out.printf(Locale.ROOT, "time to first token (16-token prompt): %.1f ms idle, %.1f ms while a "
@@ -285,10 +285,11 @@ final class BenchCommand {
 
     /**
      * The median time to first token of short requests made one after another, each after a random
-     * pause of up to 0.5 s, while a long prompt is prefilled (requests that end after the long
-     * prompt has finished do not count), over up to 5.
+     * pause of up to 10 idle first-token times (several of the long prompt's steps), while a long
+     * prompt is prefilled (requests that end after the long prompt has finished do not count), over
+     * up to 5.
      */
-    private static double timeToFirstTokenUnderLoadMillis(Model model, Random random, int longPrompt) {
+    private static double timeToFirstTokenUnderLoadMillis(Model model, Random random, int longPrompt, double idleMillis) {
         int[] big = randomPrompt(model, random, longPrompt);
         CompletableFuture<Completion> background = CompletableFuture.supplyAsync(
                 () -> model.generator().generate(big, GenerationConfig.greedy().maxTokens(1), x -> { }), Thread::startVirtualThread);
@@ -302,7 +303,7 @@ final class BenchCommand {
             try {
                 // Arrive at any point of the long prompt's steps, not just after the previous short request
                 // (after which the long prompt takes one short step: that would flatter the figure).
-                Thread.sleep(random.nextInt(500));
+                Thread.sleep(random.nextInt(Math.max(1, (int) (10 * idleMillis))));
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 break;
