@@ -528,15 +528,24 @@ final class VectorKernels implements Kernels {
             }
             for (int t0 = 0; t0 < tokens; t0 += TILE_TOKENS) {
                 int tileTokens = Math.min(TILE_TOKENS, tokens - t0);
-                for (int t = 0; t < TILE_TOKENS; t++) {
-                    // A short last tile repeats its last token; those results are not stored.
-                    copyRow(input.x, (long) (t0 + Math.min(t, tileTokens - 1)) * n, n, tile, (long) t * kp, kp);
+                // A short last tile repeats its last token; those results are not stored. Rows that
+                // are already a whole number of vector pairs are read in place; others are copied,
+                // zero-padded (a copy per panel and tile costs as much as the tile's FMAs on long rows).
+                MemorySegment xs = kp == n ? input.x : tile;
+                long x0 = rowOffset(kp == n, t0, 0, tileTokens, n, kp);
+                long x1 = rowOffset(kp == n, t0, 1, tileTokens, n, kp);
+                long x2 = rowOffset(kp == n, t0, 2, tileTokens, n, kp);
+                long x3 = rowOffset(kp == n, t0, 3, tileTokens, n, kp);
+                if (kp != n) {
+                    for (int t = 0; t < TILE_TOKENS; t++) {
+                        copyRow(input.x, (long) (t0 + Math.min(t, tileTokens - 1)) * n, n, tile, (long) t * kp, kp);
+                    }
                 }
                 java.util.Arrays.fill(sums, 0, paddedCount * TILE_TOKENS, 0f);
                 for (int k = 0; k < kp; k += K_CHUNK) {
                     int length = Math.min(K_CHUNK, kp - k);
                     for (int r0 = 0; r0 < paddedCount; r0 += TILE_ROWS) {
-                        tile4x4(panel, (long) r0 * kp + k, tile, k, kp, length, sums, r0 * TILE_TOKENS, lanes);
+                        tile4x4(panel, (long) r0 * kp + k, kp, xs, x0, x1, x2, x3, k, length, sums, r0 * TILE_TOKENS, lanes);
                     }
                 }
                 for (int r = 0; r < count; r++) {
@@ -548,48 +557,54 @@ final class VectorKernels implements Kernels {
         }
     }
 
+    /** Byte offset of row t of a tile starting at token t0: in the input (n floats a row) or in the padded copy. */
+    private static long rowOffset(boolean inPlace, int t0, int t, int tileTokens, int n, int kp) {
+        int row = Math.min(t, tileTokens - 1);
+        return inPlace ? 4L * (t0 + row) * n : 4L * t * kp;
+    }
+
     /**
      * Adds to {@code sums[at + r * 4 + t]} the dot product over {@code length} columns (a whole
-     * number of vector pairs) of panel row r, from float index {@code a}, and tile row t, from float
-     * index {@code x}, for 4 panel rows and 4 tile rows, each {@code stride} floats apart. Two
-     * vectors per iteration.
+     * number of vector pairs), from column {@code k}, of panel row r, from float index {@code a}
+     * ({@code stride} floats apart), and the token row t at byte offset {@code xt} of {@code xs},
+     * for 4 panel rows and 4 token rows. Two vectors per iteration.
      */
-    private static void tile4x4(MemorySegment panel, long a, MemorySegment tile, long x, long stride, int length,
-                                float[] sums, int at, float[] lanes) {
+    private static void tile4x4(MemorySegment panel, long a, long stride, MemorySegment xs, long x0, long x1, long x2,
+                                long x3, int k, int length, float[] sums, int at, float[] lanes) {
         FloatVector c00 = FloatVector.zero(F), c01 = c00, c02 = c00, c03 = c00;
         FloatVector c10 = c00, c11 = c00, c12 = c00, c13 = c00;
         FloatVector c20 = c00, c21 = c00, c22 = c00, c23 = c00;
         FloatVector c30 = c00, c31 = c00, c32 = c00, c33 = c00;
         long w = 4 * a;
-        long t = 4 * x;
         long step = 4 * stride;
-        for (int k = 0; k < length; k += 2 * FL) {
+        for (int j = 0; j < length; j += 2 * FL) {
             for (int half = 0; half < 2 * FL; half += FL) {
-                long kb = 4L * (k + half);
-                FloatVector w0 = FloatVector.fromMemorySegment(F, panel, w + kb, NATIVE);
-                FloatVector w1 = FloatVector.fromMemorySegment(F, panel, w + step + kb, NATIVE);
-                FloatVector w2 = FloatVector.fromMemorySegment(F, panel, w + 2 * step + kb, NATIVE);
-                FloatVector w3 = FloatVector.fromMemorySegment(F, panel, w + 3 * step + kb, NATIVE);
-                FloatVector x0 = FloatVector.fromMemorySegment(F, tile, t + kb, NATIVE);
-                c00 = w0.fma(x0, c00);
-                c10 = w1.fma(x0, c10);
-                c20 = w2.fma(x0, c20);
-                c30 = w3.fma(x0, c30);
-                FloatVector x1 = FloatVector.fromMemorySegment(F, tile, t + step + kb, NATIVE);
-                c01 = w0.fma(x1, c01);
-                c11 = w1.fma(x1, c11);
-                c21 = w2.fma(x1, c21);
-                c31 = w3.fma(x1, c31);
-                FloatVector x2 = FloatVector.fromMemorySegment(F, tile, t + 2 * step + kb, NATIVE);
-                c02 = w0.fma(x2, c02);
-                c12 = w1.fma(x2, c12);
-                c22 = w2.fma(x2, c22);
-                c32 = w3.fma(x2, c32);
-                FloatVector x3 = FloatVector.fromMemorySegment(F, tile, t + 3 * step + kb, NATIVE);
-                c03 = w0.fma(x3, c03);
-                c13 = w1.fma(x3, c13);
-                c23 = w2.fma(x3, c23);
-                c33 = w3.fma(x3, c33);
+                long wb = 4L * (j + half);
+                long kb = 4L * (k + j + half);
+                FloatVector w0 = FloatVector.fromMemorySegment(F, panel, w + wb, NATIVE);
+                FloatVector w1 = FloatVector.fromMemorySegment(F, panel, w + step + wb, NATIVE);
+                FloatVector w2 = FloatVector.fromMemorySegment(F, panel, w + 2 * step + wb, NATIVE);
+                FloatVector w3 = FloatVector.fromMemorySegment(F, panel, w + 3 * step + wb, NATIVE);
+                FloatVector v0 = FloatVector.fromMemorySegment(F, xs, x0 + kb, NATIVE);
+                c00 = w0.fma(v0, c00);
+                c10 = w1.fma(v0, c10);
+                c20 = w2.fma(v0, c20);
+                c30 = w3.fma(v0, c30);
+                FloatVector v1 = FloatVector.fromMemorySegment(F, xs, x1 + kb, NATIVE);
+                c01 = w0.fma(v1, c01);
+                c11 = w1.fma(v1, c11);
+                c21 = w2.fma(v1, c21);
+                c31 = w3.fma(v1, c31);
+                FloatVector v2 = FloatVector.fromMemorySegment(F, xs, x2 + kb, NATIVE);
+                c02 = w0.fma(v2, c02);
+                c12 = w1.fma(v2, c12);
+                c22 = w2.fma(v2, c22);
+                c32 = w3.fma(v2, c32);
+                FloatVector v3 = FloatVector.fromMemorySegment(F, xs, x3 + kb, NATIVE);
+                c03 = w0.fma(v3, c03);
+                c13 = w1.fma(v3, c13);
+                c23 = w2.fma(v3, c23);
+                c33 = w3.fma(v3, c33);
             }
         }
         c00.intoArray(lanes, 0);

@@ -18,6 +18,7 @@ import dev.peregrine.spi.Backend;
 import dev.peregrine.spi.BackendConfig;
 import dev.peregrine.spi.BatchLayout;
 import dev.peregrine.synth.ModelShape;
+import dev.peregrine.synth.SyntheticHfTokenizer;
 import dev.peregrine.synth.SyntheticModel;
 import dev.peregrine.synth.SyntheticVocabulary;
 import dev.peregrine.synth.TokenizerMetadata;
@@ -26,11 +27,6 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.Comparator;
-import java.util.HashMap;
-import java.util.List;
-import java.util.Map;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -193,64 +189,12 @@ class HfDirectoryTest {
     }
 
     /**
-     * A Hugging Face tokenizer.json (and tokenizer_config.json) for the synthetic SentencePiece
-     * vocabulary, built as transformers converts a Llama SentencePiece model: a BPE model with byte
-     * fallback whose merges are every split of a piece into two pieces, ranked by the merged
-     * piece's score (here its id), a "▁" prefix and spaces as "▁".
+     * The synthetic vocabulary's tokenizer.json and tokenizer_config.json as {@code peregrine synth
+     * --format hf} writes them, and a chat template (chat_template.jinja, where recent transformers
+     * saves it).
      */
     static void writeTokenizer(Path dir, int size) throws IOException {
-        SyntheticVocabulary v = SyntheticVocabulary.of(size);
-        Map<String, Integer> ids = new HashMap<>();
-        for (int i = 0; i < size; i++) {
-            ids.put(v.tokens()[i], i);
-        }
-        List<int[]> merges = new ArrayList<>();
-        for (int id = SyntheticVocabulary.FIXED_TOKENS; id < size; id++) {
-            String piece = v.tokens()[id];
-            List<int[]> local = new ArrayList<>();
-            for (int k = piece.offsetByCodePoints(0, 1); k < piece.length(); k = piece.offsetByCodePoints(k, 1)) {
-                Integer l = ids.get(piece.substring(0, k));
-                Integer r = ids.get(piece.substring(k));
-                if (l != null && r != null) {
-                    local.add(new int[] {l, r});
-                }
-            }
-            local.sort(Comparator.<int[]>comparingInt(m -> m[0]).thenComparingInt(m -> m[1]));
-            merges.addAll(local);
-        }
-        StringBuilder j = new StringBuilder("{\"version\":\"1.0\",\"truncation\":null,\"padding\":null,\"added_tokens\":[");
-        for (int i = 0; i < 3; i++) {
-            j.append(i > 0 ? "," : "").append("{\"id\":").append(i).append(",\"content\":").append(quote(v.tokens()[i]))
-                    .append(",\"single_word\":false,\"lstrip\":false,\"rstrip\":false,\"normalized\":false,\"special\":true}");
-        }
-        j.append("],\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Prepend\",\"prepend\":\"\u2581\"},"
-                + "{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\"\u2581\"}]},\"pre_tokenizer\":null,");
-        j.append("\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":\"<s>\",\"type_id\":0}},"
-                + "{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}],\"pair\":[{\"SpecialToken\":{\"id\":\"<s>\",\"type_id\":0}},"
-                + "{\"Sequence\":{\"id\":\"A\",\"type_id\":0}},{\"SpecialToken\":{\"id\":\"<s>\",\"type_id\":1}},"
-                + "{\"Sequence\":{\"id\":\"B\",\"type_id\":1}}],"
-                + "\"special_tokens\":{\"<s>\":{\"id\":\"<s>\",\"ids\":[1],\"tokens\":[\"<s>\"]}}},");
-        j.append("\"decoder\":{\"type\":\"Sequence\",\"decoders\":[{\"type\":\"Replace\",\"pattern\":{\"String\":\"\u2581\"},"
-                + "\"content\":\" \"},{\"type\":\"ByteFallback\"},{\"type\":\"Fuse\"},"
-                + "{\"type\":\"Strip\",\"content\":\" \",\"start\":1,\"stop\":0}]},");
-        j.append("\"model\":{\"type\":\"BPE\",\"dropout\":null,\"unk_token\":\"<unk>\",\"continuing_subword_prefix\":null,"
-                + "\"end_of_word_suffix\":null,\"fuse_unk\":true,\"byte_fallback\":true,\"ignore_merges\":false,\"vocab\":{");
-        for (int i = 0; i < size; i++) {
-            j.append(i > 0 ? "," : "").append(quote(v.tokens()[i])).append(':').append(i);
-        }
-        j.append("},\"merges\":[");
-        for (int i = 0; i < merges.size(); i++) {
-            j.append(i > 0 ? "," : "").append('[').append(quote(v.tokens()[merges.get(i)[0]])).append(',')
-                    .append(quote(v.tokens()[merges.get(i)[1]])).append(']');
-        }
-        j.append("]}}");
-        Files.writeString(dir.resolve("tokenizer.json"), j);
-        Files.writeString(dir.resolve("tokenizer_config.json"), "{\"add_bos_token\": true, \"add_eos_token\": false, "
-                + "\"bos_token\": \"<s>\", \"eos_token\": \"</s>\", \"unk_token\": \"<unk>\", "
-                + "\"tokenizer_class\": \"LlamaTokenizer\", \"chat_template\": " + quote(TEMPLATE) + "}");
-    }
-
-    private static String quote(String s) {
-        return "\"" + s.replace("\\", "\\\\").replace("\"", "\\\"") + "\"";
+        SyntheticHfTokenizer.write(dir, size);
+        Files.writeString(dir.resolve("chat_template.jinja"), TEMPLATE);
     }
 }
