@@ -603,10 +603,10 @@ public final class Scheduler implements AutoCloseable {
 
     /** Adds up to {@code n} prompt tokens of {@code r} to the step; returns how many it added. */
     private int prefill(Request r, int n) {
-        r.skippedLastStep = false;
         if (n <= 0 || !addToStep(r, n)) {
             return 0;
         }
+        r.skippedLastStep = false;
         stepPrefillTokens += n;
         metrics.promptTokens.addAndGet(n);
         return n;

@@ -1,5 +1,6 @@
 package dev.peregrine.model;
 
+import dev.peregrine.format.hf.HfLlamaLayout;
 import dev.peregrine.spi.Activation;
 import java.util.Arrays;
 import java.util.List;
@@ -93,6 +94,11 @@ public enum Family {
     /** q/k/v in one tensor ({@code attn_qkv}) and gate/up in one ({@code ffn_up}, gate rows first). */
     public boolean fusedProjections() {
         return fusedProjections;
+    }
+
+    /** How the family's Hugging Face checkpoints name their tensors. */
+    public HfLlamaLayout.Naming hfNaming() {
+        return fusedProjections ? HfLlamaLayout.Naming.FUSED : gemma ? HfLlamaLayout.Naming.GEMMA : HfLlamaLayout.Naming.LLAMA;
     }
 
     public Activation activation() {

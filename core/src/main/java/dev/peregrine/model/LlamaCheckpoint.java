@@ -100,8 +100,7 @@ public record LlamaCheckpoint(Path path, LlamaConfig config, TensorSource tensor
                     + " tokens but config.json's vocab_size is " + config.vocabularySize());
         }
         HfCheckpoint checkpoint = HfCheckpoint.open(dir, arena);
-        HfLlamaLayout.Naming naming = family.fusedProjections() ? HfLlamaLayout.Naming.FUSED
-                : family.scaledEmbeddingAndPostNorms() ? HfLlamaLayout.Naming.GEMMA : HfLlamaLayout.Naming.LLAMA;
+        HfLlamaLayout.Naming naming = family.hfNaming();
         TensorSource tensors = new HfLlamaTensors(checkpoint, naming, tied, family.hfNormsAreOffsetByOne(), arena);
         if (family.fusedProjections()) {
             tensors = new FusedTensors(tensors, config);

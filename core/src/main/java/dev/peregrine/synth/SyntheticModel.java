@@ -372,8 +372,7 @@ public final class SyntheticModel {
                 shape.kvHeads(), shape.headDim(), shape.contextLength(), shape.rmsEps(), shape.ropeTheta(),
                 shape.vocab(), shape.tiedEmbeddings(), type, 1, 2, hfRopeScaling(), hfArchitecture(), hfModelType(),
                 hfFamilyKeys());
-        HfLlamaLayout.Naming naming = family.fusedProjections() ? HfLlamaLayout.Naming.FUSED
-                : family.scaledEmbeddingAndPostNorms() ? HfLlamaLayout.Naming.GEMMA : HfLlamaLayout.Naming.LLAMA;
+        HfLlamaLayout.Naming naming = family.hfNaming();
         List<TensorSpec> specs = new ArrayList<>();
         List<Job> jobs = new ArrayList<>();
         for (Weight t : weights) {
