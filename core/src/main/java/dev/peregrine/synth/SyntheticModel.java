@@ -40,7 +40,9 @@ import java.util.function.LongUnaryOperator;
  * value) with standard deviation {@code 1/sqrt(fan_in)}, and the projections that feed the
  * residual stream (attention output, FFN down) are scaled by a further {@code 1/sqrt(2 layers)},
  * so each of the 2L residual branches adds variance about 1/(2L) and activations stay of order 1
- * through any depth; norm weights are 1. The token embedding (also the output projection when
+ * through any depth; norm weights are 1 for Llama and 1 plus normal values of deviation 0.5 for
+ * the other families (so that a misplaced norm or Gemma's 1 + w read wrongly shows), biases
+ * normal of deviation 0.5. The token embedding (also the output projection when
  * tied) has standard deviation {@code 1/sqrt(dim)}, which makes logits of order 1.
  *
  * <p>Determinism: each row of each tensor draws from its own SplitMix64 stream, seeded from the
@@ -272,8 +274,9 @@ public final class SyntheticModel {
     }
 
     /**
-     * Writes the model as a GGUF file in llama.cpp's conventions: matrices as {@code type}, norm
-     * weights as F32, as llama.cpp's converter and quantizer keep them. A quantised type applies to
+     * Writes the model as a GGUF file in llama.cpp's conventions for its family (architecture,
+     * keys, tensor names, NEOX families' q/k rows unpermuted): matrices as {@code type}, norm
+     * weights and biases as F32, as llama.cpp's converter and quantizer keep them. A quantised type applies to
      * every matrix, token embedding and output included (llama-quantize --pure).
      *
      * @param threads worker threads; 0 for one per processor
@@ -360,9 +363,11 @@ public final class SyntheticModel {
     }
 
     /**
-     * Writes the model as a Hugging Face Llama directory (config.json, generation_config.json,
-     * safetensors weights, sharded beyond {@code shardLimit} bytes), every tensor as {@code type}
-     * and the q/k projections in HF's rotate-half row order. No tokenizer files are written.
+     * Writes the model as a Hugging Face directory of its family's class (config.json with the
+     * family's keys, generation_config.json, safetensors weights under the family's names, sharded
+     * beyond {@code shardLimit} bytes), every tensor as {@code type}, the q/k projections in HF's
+     * rotate-half row order and Gemma's norms as w for 1 + w. No tokenizer files are written
+     * ({@link SyntheticHfTokenizer} writes them).
      *
      * @throws IllegalArgumentException if {@code type} is not F32, F16 or BF16
      */
