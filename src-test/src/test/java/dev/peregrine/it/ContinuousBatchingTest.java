@@ -11,6 +11,11 @@ import dev.peregrine.GeneratorMetrics;
 import dev.peregrine.Model;
 import dev.peregrine.ModelOptions;
 import dev.peregrine.RequestRejectedException;
+import dev.peregrine.synth.ModelShape;
+import dev.peregrine.synth.SyntheticModel;
+import dev.peregrine.synth.TokenizerMetadata;
+import dev.peregrine.tensor.DType;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Iterator;
@@ -24,6 +29,7 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -167,12 +173,10 @@ class ContinuousBatchingTest {
      * request is submitted as soon as the first of them has run.
      */
     @Test
-    void aShortRequestDuringALongPrefillFinishesFirst(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
-            throws Exception {
-        java.nio.file.Path file = dir.resolve("tiny.gguf");
-        dev.peregrine.synth.ModelShape shape = dev.peregrine.synth.ModelShape.named("tiny");
-        dev.peregrine.synth.SyntheticModel.of(shape, 3).writeGguf(file, dev.peregrine.tensor.DType.F32,
-                dev.peregrine.synth.TokenizerMetadata.synthetic(shape.vocab()), 1);
+    void aShortRequestDuringALongPrefillFinishesFirst(@TempDir Path dir) throws Exception {
+        Path file = dir.resolve("tiny.gguf");
+        ModelShape shape = ModelShape.named("tiny");
+        SyntheticModel.of(shape, 3).writeGguf(file, DType.F32, TokenizerMetadata.synthetic(shape.vocab()), 1);
         try (Model model = Model.load(file, ModelOptions.defaults().withPrefillChunkTokens(16))) {
             StringBuilder text = new StringBuilder();
             while (model.encode(text.toString()).length < 1600) {

@@ -2,6 +2,7 @@ package dev.peregrine.it;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.catchThrowable;
+import static org.assertj.core.api.Assertions.within;
 
 import dev.peregrine.GenerationConfig;
 import dev.peregrine.Model;
@@ -17,6 +18,7 @@ import dev.peregrine.synth.TokenizerMetadata;
 import dev.peregrine.tensor.DType;
 import java.io.IOException;
 import java.lang.foreign.Arena;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -74,7 +76,7 @@ class ModelFamiliesTest {
         if (shape.family().hfNormsAreOffsetByOne()) {
             // Gemma's norms: GGUF holds 1 + w, the HF file w, read back as 1 + w (one float rounding apart).
             for (int i = 0; i < a.length; i++) {
-                assertThat(b[i]).as("logit %d", i).isCloseTo(a[i], org.assertj.core.api.Assertions.within(1e-4f));
+                assertThat(b[i]).as("logit %d", i).isCloseTo(a[i], within(1e-4f));
             }
         } else {
             assertThat(b).containsExactly(a);
@@ -134,7 +136,7 @@ class ModelFamiliesTest {
     void longRopePhi3IsRefusedByName() throws IOException {
         ModelShape shape = ModelShape.named("phi3-tiny");
         Path hf = hf(shape);
-        java.nio.file.Files.writeString(hf.resolve("config.json"), java.nio.file.Files.readString(hf.resolve("config.json"))
+        Files.writeString(hf.resolve("config.json"), Files.readString(hf.resolve("config.json"))
                 .replace("\"rope_theta\"", "\"rope_scaling\": {\"type\": \"longrope\", \"short_factor\": [1.0], "
                         + "\"long_factor\": [1.0]},\n  \"rope_theta\""));
         Throwable e = catchThrowable(() -> Model.load(hf).close());
