@@ -31,10 +31,12 @@ final class FusedTensors implements TensorSource {
         return file.path();
     }
 
+    /** The fused tensor's name when the file has it, or has neither it nor the part (Phi-3 stores them fused). */
     @Override
     public String fileName(String name) {
         String fused = fusedName(name);
-        return fused != null && file.findTensor(fused).isPresent() ? file.fileName(fused) : file.fileName(name);
+        boolean namesFused = fused != null && (file.findTensor(fused).isPresent() || file.findTensor(name).isEmpty());
+        return namesFused ? file.fileName(fused) : file.fileName(name);
     }
 
     @Override

@@ -143,6 +143,31 @@ class ModelFamiliesTest {
         assertThat(e).isInstanceOf(ModelFormatException.class).hasMessageContaining("longrope");
     }
 
+    /** Broken family files fail at load with a typed error naming the key or tensor, as the files name it. */
+    @Test
+    void brokenFamilyFilesNameWhatIsWrong() throws IOException {
+        Path phi3 = hf(ModelShape.named("phi3-tiny"));
+        Path config = phi3.resolve("config.json");
+        String good = Files.readString(config);
+        Files.writeString(config, good.replace("\"rope_theta\"", "\"layer_types\": [\"full_attention\"],\n  \"rope_theta\""));
+        assertThat(catchThrowable(() -> Model.load(phi3).close())).isInstanceOf(ModelFormatException.class)
+                .hasMessageContaining("layer_types").hasMessageContaining("num_hidden_layers is 2");
+        Files.writeString(config, good);
+        Path weights;
+        try (var files = Files.list(phi3)) {
+            weights = files.filter(p -> p.toString().endsWith(".safetensors")).findFirst().orElseThrow();
+        }
+        Qwen3ModelTest.rename(weights, "model.layers.0.self_attn.qkv_proj.weight", "model.layers.0.self_attn.qkv_pro_.weight");
+        assertThat(catchThrowable(() -> Model.load(phi3).close())).isInstanceOf(ModelFormatException.class)
+                .hasMessageContaining("missing required tensor 'model.layers.0.self_attn.qkv_proj.weight'");
+
+        Path gemma = hf(ModelShape.named("gemma2-tiny"));
+        Files.writeString(gemma.resolve("config.json"), Files.readString(gemma.resolve("config.json"))
+                .replace("\"hidden_activation\": \"gelu_pytorch_tanh\"", "\"hidden_activation\": \"silu\""));
+        assertThat(catchThrowable(() -> Model.load(gemma).close())).isInstanceOf(ModelFormatException.class)
+                .hasMessageContaining("hidden_activation").hasMessageContaining("gelu_pytorch_tanh");
+    }
+
     @Test
     void unknownGgufArchitectureNamesTheSupportedOnes() {
         assertThat(LlamaConfig.GGUF_ARCHITECTURES).containsExactly("llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3");

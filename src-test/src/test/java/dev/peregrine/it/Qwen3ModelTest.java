@@ -122,7 +122,7 @@ class Qwen3ModelTest {
         assertThat(e).isInstanceOf(ModelFormatException.class).hasMessageContaining("model.layers.1.self_attn.k_norm.weight");
     }
 
-    private static void rename(Path file, String from, String to) throws IOException {
+    static void rename(Path file, String from, String to) throws IOException {
         byte[] bytes = Files.readAllBytes(file);
         byte[] f = from.getBytes(StandardCharsets.US_ASCII);
         byte[] t = to.getBytes(StandardCharsets.US_ASCII);
