@@ -263,8 +263,8 @@ final class CpuBackend implements Backend {
         a.softcap = softcap;
         long work = 0;
         for (int r = 0; r < layout.tokenCount; r++) {
-            int attended = layout.positions[r] + 1;
-            work += (long) (window > 0 ? Math.min(window, attended) : attended) * heads * headDim * 2;
+            int attended = layout.positions[r] + 1 - a.firstAttended(layout.positions[r]);
+            work += (long) attended * heads * headDim * 2;
         }
         pool.parallelFor(layout.tokenCount * heads, 1, work, attentionTask);
     }

@@ -100,9 +100,9 @@ final class ScalarKernels implements Kernels {
             int r = item / a.heads;
             int h = item % a.heads;
             int seq = layout.tokenSequence[r];
-            int end = layout.positions[r] + 1;
-            int first = a.window > 0 ? Math.max(0, end - a.window) : 0;
-            int length = end - first;
+            // Positions first .. position: all of them, or the last `window`.
+            int first = a.firstAttended(layout.positions[r]);
+            int length = layout.positions[r] + 1 - first;
             float[] scores = scratch.scores(length);
             long qBase = ((long) r * a.heads + h) * headDim * Float.BYTES;
             long kvOffset = (long) (h / group) * headDim * Float.BYTES;
@@ -113,10 +113,7 @@ final class ScalarKernels implements Kernels {
                 for (int i = 0; i < headDim; i++) {
                     dot += a.q.get(F, qBase + i * 4L) * a.keyCache.get(F, kBase + i * 4L);
                 }
-                float score = dot * a.scale;
-                if (a.softcap > 0) {
-                    score = a.softcap * (float) StrictMath.tanh(score / a.softcap);
-                }
+                float score = a.score(dot);
                 scores[p] = score;
                 max = Math.max(max, score);
             }

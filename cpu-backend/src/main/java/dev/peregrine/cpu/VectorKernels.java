@@ -836,10 +836,9 @@ final class VectorKernels implements Kernels {
             int r = item / a.heads;
             int h = item % a.heads;
             int seq = layout.tokenSequence[r];
-            // Positions first .. first + length - 1: all of them, or the last `window`.
-            int end = layout.positions[r] + 1;
-            int first = a.window > 0 ? Math.max(0, end - a.window) : 0;
-            int length = end - first;
+            // Positions first .. position: all of them, or the last `window`.
+            int first = a.firstAttended(layout.positions[r]);
+            int length = layout.positions[r] + 1 - first;
             float[] scores = scratch.scores(length + FL);
             int[] slots = scratch.slots(length);
             long qBase = ((long) r * a.heads + h) * headDim * Float.BYTES;
@@ -869,11 +868,7 @@ final class VectorKernels implements Kernels {
                 for (; i < headDim; i++) {
                     dot += q.get(FLOAT, qBase + i * 4L) * keys.get(FLOAT, kBase + i * 4L);
                 }
-                float score = dot * a.scale;
-                if (a.softcap > 0) {
-                    // StrictMath: the same bits in every JIT tier (Math.tanh may be an intrinsic).
-                    score = a.softcap * (float) StrictMath.tanh(score / a.softcap);
-                }
+                float score = a.score(dot);
                 scores[p] = score;
                 max = Math.max(max, score);
             }
