@@ -2,6 +2,7 @@ package dev.peregrine.synth;
 
 import static java.nio.charset.StandardCharsets.UTF_8;
 
+import dev.peregrine.format.hf.JsonText;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -10,7 +11,6 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 
 /**
@@ -71,7 +71,7 @@ public final class SyntheticHfTokenizer {
         int[] special = {SyntheticVocabulary.UNK_ID, SyntheticVocabulary.BOS_ID, SyntheticVocabulary.EOS_ID};
         for (int i = 0; i < special.length; i++) {
             j.append(i > 0 ? "," : "").append("\n    {\"id\": ").append(special[i]).append(", \"content\": ");
-            quote(j, tokens[special[i]]).append(", \"single_word\": false, \"lstrip\": false, \"rstrip\": false,"
+            JsonText.quote(j, tokens[special[i]]).append(", \"single_word\": false, \"lstrip\": false, \"rstrip\": false,"
                     + " \"normalized\": false, \"special\": true}");
         }
         j.append("\n  ],\n  \"normalizer\": {\"type\": \"Sequence\", \"normalizers\": ["
@@ -82,26 +82,26 @@ public final class SyntheticHfTokenizer {
         specialTemplate(j, bos, 0).append(", {\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}], \"pair\": [");
         specialTemplate(j, bos, 0).append(", {\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}, ");
         specialTemplate(j, bos, 1).append(", {\"Sequence\": {\"id\": \"B\", \"type_id\": 1}}], \"special_tokens\": {");
-        quote(j, bos).append(": {\"id\": ");
-        quote(j, bos).append(", \"ids\": [").append(SyntheticVocabulary.BOS_ID).append("], \"tokens\": [");
-        quote(j, bos).append("]}}},\n");
+        JsonText.quote(j, bos).append(": {\"id\": ");
+        JsonText.quote(j, bos).append(", \"ids\": [").append(SyntheticVocabulary.BOS_ID).append("], \"tokens\": [");
+        JsonText.quote(j, bos).append("]}}},\n");
         j.append("  \"decoder\": {\"type\": \"Sequence\", \"decoders\": ["
                 + "{\"type\": \"Replace\", \"pattern\": {\"String\": \"\u2581\"}, \"content\": \" \"}, "
                 + "{\"type\": \"ByteFallback\"}, {\"type\": \"Fuse\"}, "
                 + "{\"type\": \"Strip\", \"content\": \" \", \"start\": 1, \"stop\": 0}]},\n");
         j.append("  \"model\": {\n    \"type\": \"BPE\",\n    \"dropout\": null,\n    \"unk_token\": ");
-        quote(j, unk).append(",\n    \"continuing_subword_prefix\": null,\n    \"end_of_word_suffix\": null,\n"
+        JsonText.quote(j, unk).append(",\n    \"continuing_subword_prefix\": null,\n    \"end_of_word_suffix\": null,\n"
                 + "    \"fuse_unk\": true,\n    \"byte_fallback\": true,\n    \"ignore_merges\": false,\n    \"vocab\": {");
         for (int id = 0; id < tokens.length; id++) {
             j.append(id > 0 ? "," : "").append("\n      ");
-            quote(j, tokens[id]).append(": ").append(id);
+            JsonText.quote(j, tokens[id]).append(": ").append(id);
         }
         j.append("\n    },\n    \"merges\": [");
         boolean first = true;
         for (int[] merge : merges(v)) {
             j.append(first ? "" : ",").append("\n      [");
-            quote(j, tokens[merge[0]]).append(", ");
-            quote(j, tokens[merge[1]]).append(']');
+            JsonText.quote(j, tokens[merge[0]]).append(", ");
+            JsonText.quote(j, tokens[merge[1]]).append(']');
             first = false;
         }
         return j.append("\n    ]\n  }\n}\n").toString();
@@ -110,9 +110,9 @@ public final class SyntheticHfTokenizer {
     /** tokenizer_config.json of the vocabulary. */
     static String tokenizerConfigJson(SyntheticVocabulary v) {
         StringBuilder j = new StringBuilder("{\n  \"add_bos_token\": true,\n  \"add_eos_token\": false,\n  \"bos_token\": ");
-        quote(j, v.tokens()[SyntheticVocabulary.BOS_ID]).append(",\n  \"eos_token\": ");
-        quote(j, v.tokens()[SyntheticVocabulary.EOS_ID]).append(",\n  \"unk_token\": ");
-        quote(j, v.tokens()[SyntheticVocabulary.UNK_ID]).append(",\n  \"clean_up_tokenization_spaces\": false,\n"
+        JsonText.quote(j, v.tokens()[SyntheticVocabulary.BOS_ID]).append(",\n  \"eos_token\": ");
+        JsonText.quote(j, v.tokens()[SyntheticVocabulary.EOS_ID]).append(",\n  \"unk_token\": ");
+        JsonText.quote(j, v.tokens()[SyntheticVocabulary.UNK_ID]).append(",\n  \"clean_up_tokenization_spaces\": false,\n"
                 + "  \"tokenizer_class\": \"LlamaTokenizer\"\n}\n");
         return j.toString();
     }
@@ -147,29 +147,6 @@ public final class SyntheticHfTokenizer {
 
     private static StringBuilder specialTemplate(StringBuilder j, String token, int typeId) {
         j.append("{\"SpecialToken\": {\"id\": ");
-        return quote(j, token).append(", \"type_id\": ").append(typeId).append("}}");
-    }
-
-    /** A JSON string: quotes, backslashes and control characters escaped. */
-    private static StringBuilder quote(StringBuilder j, String s) {
-        j.append('"');
-        for (int i = 0; i < s.length(); i++) {
-            char c = s.charAt(i);
-            switch (c) {
-                case '"' -> j.append("\\\"");
-                case '\\' -> j.append("\\\\");
-                case '\n' -> j.append("\\n");
-                case '\r' -> j.append("\\r");
-                case '\t' -> j.append("\\t");
-                default -> {
-                    if (c < 0x20) {
-                        j.append(String.format(Locale.ROOT, "\\u%04x", (int) c));
-                    } else {
-                        j.append(c);
-                    }
-                }
-            }
-        }
-        return j.append('"');
+        return JsonText.quote(j, token).append(", \"type_id\": ").append(typeId).append("}}");
     }
 }

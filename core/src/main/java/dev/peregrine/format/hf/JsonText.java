@@ -1,6 +1,7 @@
 package dev.peregrine.format.hf;
 
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.function.IntConsumer;
 
@@ -10,7 +11,7 @@ import java.util.function.IntConsumer;
  * null, {@code String}, {@code Boolean}, {@code Integer}/{@code Long}, {@code Float}/{@code Double}
  * (finite), {@code List}, {@code long[]} or {@code Map}.
  */
-final class JsonText {
+public final class JsonText {
     private JsonText() {
     }
 
@@ -84,7 +85,8 @@ final class JsonText {
         return x;
     }
 
-    static void quote(StringBuilder b, String s) {
+    /** Appends {@code s} as a JSON string (quotes, backslashes and control characters escaped); returns {@code b}. */
+    public static StringBuilder quote(StringBuilder b, String s) {
         b.append('"');
         for (int i = 0; i < s.length(); i++) {
             char c = s.charAt(i);
@@ -96,13 +98,13 @@ final class JsonText {
                 case '\t' -> b.append("\\t");
                 default -> {
                     if (c < 0x20) {
-                        b.append(String.format("\\u%04x", (int) c));
+                        b.append(String.format(Locale.ROOT, "\\u%04x", (int) c));
                     } else {
                         b.append(c);
                     }
                 }
             }
         }
-        b.append('"');
+        return b.append('"');
     }
 }
