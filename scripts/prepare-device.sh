@@ -33,9 +33,10 @@ cp "$shared"/models/stories260K.gguf "$shared"/models/tinyllamas-stories-260k-q8
    "$shared"/models/TinyLLama-v0-Q4_0.gguf .device/shared/models/
 
 # The runtime: the default modules of device-jre.sh plus jdk.management (peregrine bench counts
-# allocation), java.xml (the console launcher's XML reports) and jdk.zipfs (it scans jars for tests).
+# allocation), java.xml (the console launcher's XML reports), jdk.zipfs (it scans jars for tests) and
+# jdk.jfr (scripts/gpu-profile.sh records the host side with Flight Recorder).
 if [[ ! -f .device/jre.tar.xz ]]; then
-    MODULES=java.base,jdk.incubator.vector,java.logging,jdk.unsupported,java.management,jdk.management,java.net.http,jdk.httpserver,java.xml,jdk.zipfs \
+    MODULES=java.base,jdk.incubator.vector,java.logging,jdk.unsupported,java.management,jdk.management,java.net.http,jdk.httpserver,java.xml,jdk.zipfs,jdk.jfr \
         "$shared/tools/device-jre.sh"
 fi
 du -sh .device
