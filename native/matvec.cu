@@ -1,62 +1,91 @@
-// Matrix-vector products for decode: out[t][row] = W[row] . x[t] for up to MAX_TOKENS token rows,
-// reading each weight once for all of them. Memory-bound: every lane streams 16-byte chunks of its
-// row (dequantised in registers) and the block keeps many independent loads in flight.
+// Matrix-vector products for decode and small batches: out[t][row] = W[row] . x[t] for up to
+// MAX_TOKENS token rows, reading each weight once for all of them. Memory-bound: every lane streams
+// 16-byte chunks of its rows (dequantised in registers), several loads in flight per lane.
 //
-// Work split: `warps_per_row` warps share one row (columns interleaved by chunk) so that short
-// matrices (K/V projections) still fill the GPU; the host picks it from the row count. A block of
-// blockDim.x / 32 warps covers blockDim.x / 32 / warps_per_row rows.
+// Work split: a warp handles ROWS rows (so a slice of x loaded for one row serves the others), and
+// `warps_per_row` warps share those rows, columns interleaved by chunk, so that short matrices (K/V
+// projections) still fill the GPU; the host picks it from the row count. A block of
+// blockDim.x / 32 warps covers blockDim.x / 32 / warps_per_row * ROWS rows.
+//
+// Two entry points per type: pg_matvec_<type> for one token row (decode; lean, so that many warps
+// fit on an SM) and pg_matvec_batch_<type> for 2 to MAX_TOKENS rows, which picks TOKENS and ROWS
+// from the token count (matvec_rows_per_warp below; the host mirrors it).
 #include "weights.cuh"
 
 constexpr int MAX_TOKENS = 8;
+constexpr int MAX_ROWS = 4; // MAX_ROWS * MAX_TOKENS sums fit in one warp's lanes
 constexpr int MAX_WARPS = 32;
 
-// Dot product of decoded values with x[0 .. V); x is 16-byte aligned when `aligned`.
-template <int V>
-__device__ __forceinline__ float dot(const float (&v)[V], const float* __restrict__ x, bool aligned) {
-    float s = 0.0f;
+__device__ __forceinline__ float4 load_x(const float* __restrict__ x, bool aligned) {
     if (aligned) {
-#pragma unroll
-        for (int i = 0; i < V; i += 4) {
-            const float4 xv = __ldg(reinterpret_cast<const float4*>(x + i));
-            s += v[i] * xv.x + v[i + 1] * xv.y + v[i + 2] * xv.z + v[i + 3] * xv.w;
-        }
-    } else {
-#pragma unroll
-        for (int i = 0; i < V; i++) {
-            s += v[i] * __ldg(x + i);
-        }
+        return __ldg(reinterpret_cast<const float4*>(x));
     }
-    return s;
+    return make_float4(__ldg(x), __ldg(x + 1), __ldg(x + 2), __ldg(x + 3));
 }
 
-template <class T>
+__device__ __forceinline__ float dot4(const float4& a, const float4& b) {
+    return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
+}
+
+// TOKENS: token rows the registers hold (the call's `tokens` may be fewer); ROWS: weight rows per warp.
+template <class T, int TOKENS, int ROWS>
 __device__ void matvec(WeightRef w, int rows, const float* __restrict__ x, float* __restrict__ out, int tokens,
                        int warps_per_row) {
     constexpr int V = T::VALUES;
-    __shared__ float partial[MAX_WARPS][MAX_TOKENS];
+    // Chunks in flight per lane: ROWS * UNROLL loads. Batches keep their slices in a loop: unrolled,
+    // the compiler hoists every slice's x loads and runs out of registers.
+    [[maybe_unused]] constexpr int UNROLL = ROWS == 1 ? 4 : 1;
+    [[maybe_unused]] constexpr int SLICE_UNROLL = TOKENS == 1 ? T::SLICES : 1;
+    __shared__ float partial[MAX_WARPS][MAX_ROWS * MAX_TOKENS];
     const int lane = threadIdx.x % WARP_SIZE;
     const int warp = threadIdx.x / WARP_SIZE;
-    const int rows_per_block = blockDim.x / WARP_SIZE / warps_per_row;
-    const int row = blockIdx.x * rows_per_block + warp / warps_per_row;
+    const int groups_per_block = blockDim.x / WARP_SIZE / warps_per_row;
+    const int first_row = (blockIdx.x * groups_per_block + warp / warps_per_row) * ROWS;
     const int part = warp % warps_per_row;
     // x rows start on 16 bytes only when their length is a multiple of 4 (the buffer itself is aligned).
     const bool aligned = (w.columns % 4) == 0;
+    const size_t x_stride = w.columns;
 
-    float acc[MAX_TOKENS];
+    // Rows past the end of the matrix read the last row again (their sums are never stored).
+    int row[ROWS];
 #pragma unroll
-    for (int t = 0; t < MAX_TOKENS; t++) {
-        acc[t] = 0.0f;
+    for (int r = 0; r < ROWS; r++) {
+        row[r] = min(first_row + r, rows - 1);
     }
-    if (row < rows) {
-        const int full = w.columns / V;
-#pragma unroll 4
-        for (int c = part * WARP_SIZE + lane; c < full; c += WARP_SIZE * warps_per_row) {
-            float v[V];
-            decode_chunk<T>(w, row, c, v);
+    float acc[ROWS][TOKENS];
 #pragma unroll
-            for (int t = 0; t < MAX_TOKENS; t++) {
-                if (t < tokens) {
-                    acc[t] += dot<V>(v, x + static_cast<size_t>(t) * w.columns + c * V, aligned);
+    for (int r = 0; r < ROWS; r++) {
+#pragma unroll
+        for (int t = 0; t < TOKENS; t++) {
+            acc[r][t] = 0.0f;
+        }
+    }
+
+    if (first_row < rows) {
+        const int full = w.columns / V;
+#pragma unroll UNROLL
+        for (int c = part * WARP_SIZE + lane; c < full; c += WARP_SIZE * warps_per_row) {
+            uint4 raw[ROWS];
+            float scale[ROWS];
+#pragma unroll
+            for (int r = 0; r < ROWS; r++) {
+                raw[r] = load_chunk(w, row[r], c);
+                scale[r] = chunk_scale<T>(w, row[r], c);
+            }
+#pragma unroll SLICE_UNROLL
+            for (int s = 0; s < T::SLICES; s++) {
+                float4 xs[TOKENS];
+#pragma unroll
+                for (int t = 0; t < TOKENS; t++) {
+                    xs[t] = t < tokens ? load_x(x + t * x_stride + c * V + 4 * s, aligned) : make_float4(0, 0, 0, 0);
+                }
+#pragma unroll
+                for (int r = 0; r < ROWS; r++) {
+                    const float4 v = scaled_slice<T>(raw[r], s, scale[r]);
+#pragma unroll
+                    for (int t = 0; t < TOKENS; t++) {
+                        acc[r][t] += dot4(v, xs[t]);
+                    }
                 }
             }
         }
@@ -64,40 +93,79 @@ __device__ void matvec(WeightRef w, int rows, const float* __restrict__ x, float
         // (its load stays inside the row's zero padding).
         const int rest = w.columns - full * V;
         if (rest > 0 && part == 0 && lane == 0) {
-            float v[V];
-            decode_chunk<T>(w, row, full, v);
-            for (int t = 0; t < tokens; t++) {
-                const float* xt = x + static_cast<size_t>(t) * w.columns + full * V;
-                for (int i = 0; i < rest; i++) {
-                    acc[t] += v[i] * xt[i];
+#pragma unroll
+            for (int r = 0; r < ROWS; r++) {
+                float v[V];
+                decode_chunk<T>(w, row[r], full, v);
+                for (int t = 0; t < tokens; t++) {
+                    const float* xt = x + t * x_stride + full * V;
+                    for (int i = 0; i < rest; i++) {
+                        acc[r][t] += v[i] * xt[i];
+                    }
                 }
             }
         }
     }
+
+    // Every lane ends with every sum; lane r * TOKENS + t stores (row r, token t).
 #pragma unroll
-    for (int t = 0; t < MAX_TOKENS; t++) {
-        acc[t] = warp_sum(acc[t]);
-    }
-    if (lane == 0) {
+    for (int r = 0; r < ROWS; r++) {
 #pragma unroll
-        for (int t = 0; t < MAX_TOKENS; t++) {
-            partial[warp][t] = acc[t];
+        for (int t = 0; t < TOKENS; t++) {
+            acc[r][t] = warp_sum(acc[r][t]);
         }
     }
+    float mine = 0.0f;
+#pragma unroll
+    for (int r = 0; r < ROWS; r++) {
+#pragma unroll
+        for (int t = 0; t < TOKENS; t++) {
+            if (lane == r * TOKENS + t) {
+                mine = acc[r][t];
+            }
+        }
+    }
+    const int r = lane / TOKENS;
+    const int t = lane % TOKENS;
+    const bool stores = lane < ROWS * TOKENS && first_row + r < rows && t < tokens;
+    if (warps_per_row == 1) {
+        if (stores) {
+            out[static_cast<size_t>(t) * rows + first_row + r] = mine;
+        }
+        return;
+    }
+    partial[warp][lane] = mine;
     __syncthreads();
-    if (row < rows && part == 0 && lane < tokens) {
+    if (part == 0 && stores) {
         float s = 0.0f;
         for (int p = 0; p < warps_per_row; p++) {
             s += partial[warp + p][lane];
         }
-        out[static_cast<size_t>(lane) * rows + row] = s;
+        out[static_cast<size_t>(t) * rows + first_row + r] = s;
     }
 }
 
-#define PG_MATVEC(T, suffix)                                                                                   \
-    extern "C" __global__ void pg_matvec_##suffix(float* out, const float* x, const uint8_t* data,            \
-                                                  const __half* scales, int row_stride, int columns, int rows, \
-                                                  int tokens, int warps_per_row) {                            \
-        matvec<T>(WeightRef{data, scales, row_stride, columns}, rows, x, out, tokens, warps_per_row);         \
+// Weight rows per warp for a batch of `tokens` token rows (the host's CudaBackend.matvecRowsPerWarp).
+__host__ __device__ constexpr int matvec_rows_per_warp(int tokens) {
+    return tokens <= 1 ? 1 : tokens <= 2 ? 2 : MAX_ROWS;
+}
+
+#define PG_MATVEC(T, suffix)                                                                                     \
+    extern "C" __global__ void pg_matvec_##suffix(float* out, const float* x, const uint8_t* data,              \
+                                                  const __half* scales, int row_stride, int columns, int rows,   \
+                                                  int tokens, int warps_per_row) {                              \
+        matvec<T, 1, 1>(WeightRef{data, scales, row_stride, columns}, rows, x, out, 1, warps_per_row);          \
+    }                                                                                                           \
+    extern "C" __global__ void __launch_bounds__(256, 2) pg_matvec_batch_##suffix(float* out, const float* x, const uint8_t* data,        \
+                                                        const __half* scales, int row_stride, int columns,      \
+                                                        int rows, int tokens, int warps_per_row) {              \
+        const WeightRef w{data, scales, row_stride, columns};                                                   \
+        if (tokens <= 2) {                                                                                      \
+            matvec<T, 2, matvec_rows_per_warp(2)>(w, rows, x, out, tokens, warps_per_row);                      \
+        } else if (tokens <= 4) {                                                                               \
+            matvec<T, 4, matvec_rows_per_warp(4)>(w, rows, x, out, tokens, warps_per_row);                      \
+        } else {                                                                                                \
+            matvec<T, MAX_TOKENS, matvec_rows_per_warp(MAX_TOKENS)>(w, rows, x, out, tokens, warps_per_row);    \
+        }                                                                                                       \
     }
 PG_FOR_EACH_WEIGHT_TYPE(PG_MATVEC)

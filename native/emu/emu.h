@@ -27,7 +27,7 @@
 #define __device__
 #define __forceinline__ inline
 #define __shared__ static
-#define __launch_bounds__(threads)
+#define __launch_bounds__(...)
 
 namespace emu {
 struct Index {
@@ -85,6 +85,15 @@ inline unsigned atomicAdd(unsigned* p, unsigned v) { // fibers never interleave 
 }
 
 inline float __uint_as_float(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
+// Byte i of the result is byte (s >> 4i) & 7 of the 8 bytes y:x (the sign-replicating mode is not emulated).
+inline uint32_t __byte_perm(uint32_t x, uint32_t y, uint32_t s) {
+    const uint64_t bytes = static_cast<uint64_t>(y) << 32 | x;
+    uint32_t r = 0;
+    for (int i = 0; i < 4; i++) {
+        r |= static_cast<uint32_t>((bytes >> (8 * ((s >> (4 * i)) & 7))) & 0xff) << (8 * i);
+    }
+    return r;
+}
 inline uint32_t __float_as_uint(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
 inline int min(int a, int b) { return a < b ? a : b; }
 inline int max(int a, int b) { return a > b ? a : b; }

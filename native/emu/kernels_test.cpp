@@ -34,6 +34,11 @@ void pg_matvec_f16(float*, const float*, const uint8_t*, const __half*, int, int
 void pg_matvec_bf16(float*, const float*, const uint8_t*, const __half*, int, int, int, int, int);
 void pg_matvec_q8_0(float*, const float*, const uint8_t*, const __half*, int, int, int, int, int);
 void pg_matvec_q4_0(float*, const float*, const uint8_t*, const __half*, int, int, int, int, int);
+void pg_matvec_batch_f32(float*, const float*, const uint8_t*, const __half*, int, int, int, int, int);
+void pg_matvec_batch_f16(float*, const float*, const uint8_t*, const __half*, int, int, int, int, int);
+void pg_matvec_batch_bf16(float*, const float*, const uint8_t*, const __half*, int, int, int, int, int);
+void pg_matvec_batch_q8_0(float*, const float*, const uint8_t*, const __half*, int, int, int, int, int);
+void pg_matvec_batch_q4_0(float*, const float*, const uint8_t*, const __half*, int, int, int, int, int);
 void pg_attention(float*, float*, const float*, const float*, const float*, const int*, const int*, const int*,
                   const int4*, int, int, int, int, float, int, float, int, int);
 void pg_attention_combine(float*, const float*, int, int);
@@ -164,6 +169,10 @@ DeviceWeight upload(Type t, const std::vector<uint8_t>& bytes, int rows, int col
 using Matvec = void (*)(float*, const float*, const uint8_t*, const __half*, int, int, int, int, int);
 using Embed = void (*)(float*, const int*, const uint8_t*, const __half*, int, int);
 const Matvec MATVEC[] = {pg_matvec_f32, pg_matvec_f16, pg_matvec_bf16, pg_matvec_q8_0, pg_matvec_q4_0};
+const Matvec MATVEC_BATCH[] = {pg_matvec_batch_f32, pg_matvec_batch_f16, pg_matvec_batch_bf16, pg_matvec_batch_q8_0,
+                               pg_matvec_batch_q4_0};
+// Weight rows per warp of the matvec kernels for a token count (as CudaBackend launches them).
+int matvec_rows_per_warp(int tokens) { return tokens <= 1 ? 1 : tokens <= 2 ? 2 : 4; }
 const Embed EMBED[] = {pg_embed_f32, pg_embed_f16, pg_embed_bf16, pg_embed_q8_0, pg_embed_q4_0};
 
 void test_weights() {
@@ -174,13 +183,14 @@ void test_weights() {
         for (auto [columns, rows] : shapes) {
             std::vector<uint8_t> bytes = encode(t, randoms(static_cast<size_t>(rows) * columns));
             DeviceWeight w = upload(t, bytes, rows, columns);
-            for (int tokens : {1, 3, 8}) {
+            for (int tokens : {1, 2, 3, 4, 5, 8}) {
                 std::vector<float> x = randoms(static_cast<size_t>(tokens) * columns);
                 for (int warps_per_row : {1, 2, 8}) {
                     std::vector<float> out(static_cast<size_t>(tokens) * rows, NAN);
-                    int rows_per_block = 8 / warps_per_row;
+                    int rows_per_block = 8 / warps_per_row * matvec_rows_per_warp(tokens);
+                    Matvec kernel = tokens == 1 ? MATVEC[t] : MATVEC_BATCH[t];
                     emu::launch(grid((rows + rows_per_block - 1) / rows_per_block), 256, [&] {
-                        MATVEC[t](out.data(), x.data(), w.data.data(), w.scales.data(), w.row_stride, columns, rows, tokens, warps_per_row);
+                        kernel(out.data(), x.data(), w.data.data(), w.scales.data(), w.row_stride, columns, rows, tokens, warps_per_row);
                     });
                     double worst = 0;
                     for (int k = 0; k < tokens; k++) {

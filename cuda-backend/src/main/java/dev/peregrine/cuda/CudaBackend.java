@@ -285,26 +285,33 @@ final class CudaBackend implements Backend {
             gemm(y, x, w, rows);
             return;
         }
-        int warpsPerRow = warpsPerRow(w);
-        int rowsPerBlock = MATVEC_MAX_WARPS_PER_ROW / warpsPerRow;
         for (int first = 0; first < rows; first += MATVEC_MAX_TOKENS) {
             int tokens = Math.min(MATVEC_MAX_TOKENS, rows - first);
+            int rowsPerWarp = matvecRowsPerWarp(tokens);
+            int warpsPerRow = warpsPerRow(w, rowsPerWarp);
+            int rowsPerBlock = MATVEC_MAX_WARPS_PER_ROW / warpsPerRow * rowsPerWarp;
             args.reset().ptr(y + (long) first * w.rows() * Float.BYTES).ptr(x + (long) first * w.columns() * Float.BYTES)
                     .ptr(w.data()).ptr(w.scales()).i32(w.rowStride()).i32(w.columns()).i32(w.rows()).i32(tokens)
                     .i32(warpsPerRow);
-            launch(Kernel.matvec(w.type()), ceilDiv(w.rows(), rowsPerBlock), MATVEC_BLOCK);
+            launch(Kernel.matvec(w.type(), tokens), ceilDiv(w.rows(), rowsPerBlock), MATVEC_BLOCK);
         }
     }
 
+    /** Weight rows one warp of the matrix-vector kernels takes for {@code tokens} token rows (matvec_rows_per_warp in native/matvec.cu). */
+    static int matvecRowsPerWarp(int tokens) {
+        return tokens <= 1 ? 1 : tokens <= 2 ? 2 : 4;
+    }
+
     /**
-     * Warps sharing one weight row: more while the grid would leave SMs idle (short matrices such as
-     * the K and V projections) and every lane still gets a whole chunk of the row.
+     * Warps sharing one group of weight rows: more while the grid would leave SMs idle (short
+     * matrices such as the K and V projections) and every lane still gets a whole chunk of the row.
      */
-    private int warpsPerRow(CudaWeight w) {
+    private int warpsPerRow(CudaWeight w, int rowsPerWarp) {
         int chunks = ceilDiv(w.columns(), valuesPerChunk(w.type()));
+        int groups = ceilDiv(w.rows(), rowsPerWarp);
         int warps = 1;
         while (warps < MATVEC_MAX_WARPS_PER_ROW
-                && ceilDiv(w.rows(), MATVEC_MAX_WARPS_PER_ROW / warps) < 2 * device.multiprocessors()
+                && ceilDiv(groups, MATVEC_MAX_WARPS_PER_ROW / warps) < 2 * device.multiprocessors()
                 && chunks >= 64 * warps) {
             warps *= 2;
         }

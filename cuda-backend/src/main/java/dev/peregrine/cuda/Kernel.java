@@ -32,6 +32,11 @@ enum Kernel {
     MATVEC_BF16("matvec", "pg_matvec_bf16", "PPPPIIIII"),
     MATVEC_Q8_0("matvec", "pg_matvec_q8_0", "PPPPIIIII"),
     MATVEC_Q4_0("matvec", "pg_matvec_q4_0", "PPPPIIIII"),
+    MATVEC_BATCH_F32("matvec", "pg_matvec_batch_f32", "PPPPIIIII"),
+    MATVEC_BATCH_F16("matvec", "pg_matvec_batch_f16", "PPPPIIIII"),
+    MATVEC_BATCH_BF16("matvec", "pg_matvec_batch_bf16", "PPPPIIIII"),
+    MATVEC_BATCH_Q8_0("matvec", "pg_matvec_batch_q8_0", "PPPPIIIII"),
+    MATVEC_BATCH_Q4_0("matvec", "pg_matvec_batch_q4_0", "PPPPIIIII"),
     ATTENTION("attention", "pg_attention", "PPPPPPPPPIIIIFIFII"),
     ATTENTION_COMBINE("attention", "pg_attention_combine", "PPII"),
     ARGMAX("sampling", "pg_argmax", "PPI"),
@@ -66,13 +71,15 @@ enum Kernel {
         };
     }
 
-    static Kernel matvec(DType type) {
+    /** The matrix-vector kernel for {@code tokens} token rows: the lean one-token kernel, or the batch kernel (2..8). */
+    static Kernel matvec(DType type, int tokens) {
+        boolean one = tokens == 1;
         return switch (type) {
-            case F32 -> MATVEC_F32;
-            case F16 -> MATVEC_F16;
-            case BF16 -> MATVEC_BF16;
-            case Q8_0 -> MATVEC_Q8_0;
-            case Q4_0 -> MATVEC_Q4_0;
+            case F32 -> one ? MATVEC_F32 : MATVEC_BATCH_F32;
+            case F16 -> one ? MATVEC_F16 : MATVEC_BATCH_F16;
+            case BF16 -> one ? MATVEC_BF16 : MATVEC_BATCH_BF16;
+            case Q8_0 -> one ? MATVEC_Q8_0 : MATVEC_BATCH_Q8_0;
+            case Q4_0 -> one ? MATVEC_Q4_0 : MATVEC_BATCH_Q4_0;
             case Q4_K, Q6_K -> throw CudaBackend.heldAsF16(type);
         };
     }

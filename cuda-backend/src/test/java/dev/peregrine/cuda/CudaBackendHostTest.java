@@ -53,7 +53,7 @@ class CudaBackendHostTest {
                 run.step(tokens, new int[] {1, 1, 1}, new int[] {40 + step, 12 + step, 5 + step});
             }
             DType matrices = run.file.tensor("blk.0.attn_q.weight").type();
-            assertThat(device.launches(Kernel.matvec(matrices))).isPositive();
+            assertThat(device.launches(Kernel.matvec(matrices, 3))).as("three sequences decode through the batch kernel").isPositive();
             assertThat(device.launches(Kernel.embed(run.file.tensor("token_embd.weight").type()))).isEqualTo(4);
             for (Kernel k : new Kernel[] {Kernel.RMS_NORM, Kernel.ROPE_ANGLES, Kernel.ROPE, Kernel.STORE_KV,
                     Kernel.ATTENTION, Kernel.GATED_ACTIVATION, Kernel.ADD}) {
@@ -84,7 +84,7 @@ class CudaBackendHostTest {
             run.step(prompt, 64, 0);
             run.step(prompt, 1, 64);
         }
-        assertThat(device.launches(Kernel.matvec(type))).isPositive();
+        assertThat(device.launches(Kernel.matvec(type, 1))).isPositive();
         assertThat(device.launches(Kernel.embed(type))).isEqualTo(2);
         switch (type) {
             case BF16 -> assertThat(device.launches(Kernel.TO_BF16)).isPositive();
@@ -134,7 +134,7 @@ class CudaBackendHostTest {
             run.step(prompt, 64, 0);
             run.step(prompt, 1, 64);
         }
-        assertThat(device.launches(Kernel.matvec(DType.F16))).isPositive();
+        assertThat(device.launches(Kernel.matvec(DType.F16, 1))).isPositive();
         assertThat(device.launches(Kernel.embed(DType.F16))).isEqualTo(2);
         assertThat(blas.gemms[Blas.Type.F16.ordinal()]).isPositive();
         assertThat(device.launches(Kernel.SPLIT_BLOCKS)).isZero();
