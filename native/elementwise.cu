@@ -90,10 +90,11 @@ extern "C" __global__ void pg_scale(float* __restrict__ x, long long n, float fa
 }
 
 // acc[i] += x[i]
-extern "C" __global__ void pg_add(float* __restrict__ acc, const float* __restrict__ x, long long n) {
+// out = a + b; out may be a (the residual add) or a third array (the halves of a split GEMM).
+extern "C" __global__ void pg_add(float* out, const float* a, const float* b, long long n) {
     const long long step = static_cast<long long>(gridDim.x) * blockDim.x;
     for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) {
-        acc[i] += x[i];
+        out[i] = a[i] + b[i];
     }
 }
 
@@ -122,6 +123,15 @@ extern "C" __global__ void pg_to_f16(__half* out, const float* in, long long n) 
     convert(out, in, n);
 }
 
-extern "C" __global__ void pg_to_bf16(__nv_bfloat16* out, const float* in, long long n) {
-    convert(out, in, n);
+// Activations as two bf16 halves, out[i] = bf16(x) and out[n + i] = bf16(x - out[i]): their sum
+// keeps 16 bits of x's mantissa where one bf16 keeps 8, so that a GEMM over both halves (one pass
+// over the weights, twice the columns) is as accurate as the f32 matrix-vector kernels.
+extern "C" __global__ void pg_to_bf16_split(__nv_bfloat16* out, const float* in, long long n) {
+    const long long step = static_cast<long long>(gridDim.x) * blockDim.x;
+    for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) {
+        const float x = in[i];
+        const __nv_bfloat16 high = __float2bfloat16_rn(x);
+        out[i] = high;
+        out[n + i] = __float2bfloat16_rn(x - __bfloat162float(high));
+    }
 }

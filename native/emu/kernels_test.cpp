@@ -17,10 +17,10 @@ void pg_rope(float*, const float*, int, int, int);
 void pg_gated_activation(float*, const float*, long long, int);
 void pg_add_bias(float*, const float*, int);
 void pg_scale(float*, long long, float);
-void pg_add(float*, const float*, long long);
+void pg_add(float*, const float*, const float*, long long);
 void pg_store_kv(float*, float*, const float*, const float*, const int*, int);
 void pg_to_f16(__half*, const float*, long long);
-void pg_to_bf16(__nv_bfloat16*, const float*, long long);
+void pg_to_bf16_split(__nv_bfloat16*, const float*, long long);
 void pg_split_blocks(const uint8_t*, uint8_t*, __half*, long long, int);
 void pg_embed_f32(float*, const int*, const uint8_t*, const __half*, int, int);
 void pg_embed_f16(float*, const int*, const uint8_t*, const __half*, int, int);
@@ -307,10 +307,15 @@ void test_elementwise() {
         report(activation == 0 ? "gated activation silu" : "gated activation gelu_tanh", worst, 1e-6);
     }
     std::vector<float> addend = randoms(n), acc = addend;
-    emu::launch(grid(4), 256, [&] { pg_add(acc.data(), up.data(), n); });
+    std::vector<float> sum(n, NAN);
+    emu::launch(grid(4), 256, [&] { pg_add(acc.data(), acc.data(), up.data(), n); });
+    emu::launch(grid(4), 256, [&] { pg_add(sum.data(), addend.data(), up.data(), n); });
     double worst_add = 0;
-    for (long long i = 0; i < n; i++) worst_add = std::max(worst_add, std::fabs(acc[i] - (static_cast<double>(addend[i]) + up[i])));
-    report("add", worst_add, 1e-6);
+    for (long long i = 0; i < n; i++) {
+        double expected = static_cast<double>(addend[i]) + up[i];
+        worst_add = std::max({worst_add, std::fabs(acc[i] - expected), std::fabs(sum[i] - expected)});
+    }
+    report("add, in place and into a third array", worst_add, 1e-6);
 
     for (int width : {40, 3000}) {
         int bias_rows = 5;
@@ -350,15 +355,18 @@ void test_elementwise() {
     report("store_kv", worst_store, 0);
 
     std::vector<__half> h(n);
-    std::vector<__nv_bfloat16> b(n);
+    std::vector<__nv_bfloat16> b(2 * n);
     emu::launch(grid(4), 256, [&] { pg_to_f16(h.data(), addend.data(), n); });
-    emu::launch(grid(4), 256, [&] { pg_to_bf16(b.data(), addend.data(), n); });
-    double worst_half = 0;
+    emu::launch(grid(4), 256, [&] { pg_to_bf16_split(b.data(), addend.data(), n); });
+    double worst_half = 0, worst_split = 0;
     for (long long i = 0; i < n; i++) {
         worst_half = std::max({worst_half, static_cast<double>(std::fabs(__half2float(h[i]) - __half2float(__float2half_rn(addend[i])))),
                                static_cast<double>(std::fabs(__bfloat162float(b[i]) - __bfloat162float(__float2bfloat16_rn(addend[i]))))});
+        double split = static_cast<double>(__bfloat162float(b[i])) + __bfloat162float(b[n + i]);
+        worst_split = std::max(worst_split, std::fabs(split - addend[i]) / std::fabs(addend[i]));
     }
-    report("to_f16, to_bf16", worst_half, 0);
+    report("to_f16, to_bf16_split high half", worst_half, 0);
+    report("to_bf16_split: high + low within 2^-16 of x", worst_split, 1.0 / 65536);
 }
 
 // ---- attention, launched as CudaBackend.attention does ----

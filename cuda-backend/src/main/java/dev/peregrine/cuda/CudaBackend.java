@@ -73,6 +73,8 @@ final class CudaBackend implements Backend {
     private final DeviceMemory.Scratch uploadStaging;
     private final DeviceMemory.Scratch gemmInput;
     private final DeviceMemory.Scratch gemmWeight;
+    /** Both halves of a split bf16 GEMM's result (see gemm). */
+    private final DeviceMemory.Scratch gemmOutput;
     private final DeviceMemory.Scratch attentionPartials;
     private final DeviceMemory.Scratch samples;
     private MemorySegment transfer = MemorySegment.NULL;
@@ -93,6 +95,7 @@ final class CudaBackend implements Backend {
         this.uploadStaging = new DeviceMemory.Scratch(device);
         this.gemmInput = new DeviceMemory.Scratch(device);
         this.gemmWeight = new DeviceMemory.Scratch(device);
+        this.gemmOutput = new DeviceMemory.Scratch(device);
         this.attentionPartials = new DeviceMemory.Scratch(device);
         this.samples = new DeviceMemory.Scratch(device);
     }
@@ -329,29 +332,40 @@ final class CudaBackend implements Backend {
         };
     }
 
-    /** {@code rows} token rows through cuBLAS: float weights as they are, half weights with half activations. */
+    /** {@code rows} token rows through cuBLAS: F32 weights as they are, F16 (and dequantised) weights with f16 activations, BF16 with split bf16 activations. */
     private void gemm(long y, long x, CudaWeight w, int rows) {
         int m = w.rows();
         int k = w.columns();
         switch (w.type()) {
             case F32 -> blas.gemm(Blas.Type.F32, m, rows, k, w.data(), w.rowStride() / 4, x, k, y, m);
-            case F16 -> blas.gemm(Blas.Type.F16, m, rows, k, w.data(), w.rowStride() / 2, toHalf(x, (long) rows * k, Kernel.TO_F16), k, y, m);
-            case BF16 -> blas.gemm(Blas.Type.BF16, m, rows, k, w.data(), w.rowStride() / 2, toHalf(x, (long) rows * k, Kernel.TO_BF16), k, y, m);
+            case F16 -> blas.gemm(Blas.Type.F16, m, rows, k, w.data(), w.rowStride() / 2, toF16(x, (long) rows * k), k, y, m);
+            case BF16 -> {
+                // Activations split into two bf16 halves (see pg_to_bf16_split): one GEMM over twice
+                // the columns, then the two halves of the result added.
+                long count = (long) rows * k;
+                long halves = gemmInput.at(2 * count * 2);
+                args.reset().ptr(halves).ptr(x).i64(count);
+                launch(Kernel.TO_BF16_SPLIT, gridStride(count), BLOCK);
+                long outputs = (long) rows * m;
+                long products = gemmOutput.at(2 * outputs * Float.BYTES);
+                blas.gemm(Blas.Type.BF16, m, 2 * rows, k, w.data(), w.rowStride() / 2, halves, k, products, m);
+                add(y, products, products + outputs * Float.BYTES, outputs);
+            }
             case Q8_0, Q4_0 -> {
                 long a = gemmWeight.at((long) m * k * 2);
                 args.reset().ptr(a).ptr(w.data()).ptr(w.scales()).i32(w.rowStride()).i32(k);
                 launch(w.type() == DType.Q8_0 ? Kernel.DEQUANT_F16_Q8_0 : Kernel.DEQUANT_F16_Q4_0, m, BLOCK);
-                blas.gemm(Blas.Type.F16, m, rows, k, a, k, toHalf(x, (long) rows * k, Kernel.TO_F16), k, y, m);
+                blas.gemm(Blas.Type.F16, m, rows, k, a, k, toF16(x, (long) rows * k), k, y, m);
             }
             case Q4_K, Q6_K -> throw heldAsF16(w.type());
         }
     }
 
-    /** {@code count} floats converted by {@code kernel} (TO_F16 or TO_BF16) into the GEMM input area. */
-    private long toHalf(long x, long count, Kernel kernel) {
+    /** {@code count} floats converted to f16 into the GEMM input area. */
+    private long toF16(long x, long count) {
         long half = gemmInput.at(count * 2);
         args.reset().ptr(half).ptr(x).i64(count);
-        launch(kernel, gridStride(count), BLOCK);
+        launch(Kernel.TO_F16, gridStride(count), BLOCK);
         return half;
     }
 
@@ -474,7 +488,13 @@ final class CudaBackend implements Backend {
 
     @Override
     public void add(Buffer acc, Buffer x, long count) {
-        args.reset().ptr(address(acc, 0, count)).ptr(address(x, 0, count)).i64(count);
+        long a = address(acc, 0, count);
+        add(a, a, address(x, 0, count), count);
+    }
+
+    /** {@code out = a + b}, {@code count} floats at device addresses (out may be a). */
+    private void add(long out, long a, long b, long count) {
+        args.reset().ptr(out).ptr(a).ptr(b).i64(count);
         launch(Kernel.ADD, gridStride(count), BLOCK);
     }
 
@@ -603,7 +623,7 @@ final class CudaBackend implements Backend {
         device.makeCurrent();
         RuntimeException first = CudaDevice.attempt(null, device::synchronize);
         first = CudaDevice.attempt(first, blas::close);
-        for (Runnable c : new Runnable[] {step::close, uploadStaging::close, gemmInput::close, gemmWeight::close,
+        for (Runnable c : new Runnable[] {step::close, uploadStaging::close, gemmInput::close, gemmWeight::close, gemmOutput::close,
                 attentionPartials::close, samples::close, memory::close}) {
             first = CudaDevice.attempt(first, c);
         }

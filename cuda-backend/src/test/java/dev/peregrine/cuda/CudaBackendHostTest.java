@@ -87,7 +87,7 @@ class CudaBackendHostTest {
         assertThat(device.launches(Kernel.matvec(type, 1))).isPositive();
         assertThat(device.launches(Kernel.embed(type))).isEqualTo(2);
         switch (type) {
-            case BF16 -> assertThat(device.launches(Kernel.TO_BF16)).isPositive();
+            case BF16 -> assertThat(device.launches(Kernel.TO_BF16_SPLIT)).isPositive();
             case F16 -> assertThat(device.launches(Kernel.TO_F16)).isPositive();
             case Q8_0 -> assertThat(device.launches(Kernel.DEQUANT_F16_Q8_0)).isPositive();
             case Q4_0 -> assertThat(device.launches(Kernel.DEQUANT_F16_Q4_0)).isPositive();
