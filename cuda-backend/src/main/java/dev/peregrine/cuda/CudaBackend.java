@@ -63,8 +63,13 @@ final class CudaBackend implements Backend {
     /** Quantised weights go up in pieces of this many bytes, through a device staging area. */
     private static final long UPLOAD_CHUNK = 64L << 20;
 
+    /** System property: "false" turns CUDA graphs off (every launch goes to the driver), e.g. to compare. */
+    static final String GRAPHS_PROPERTY = "peregrine.cuda.graphs";
+
+    /** The device and cuBLAS behind {@link #graphs}: every operation of a step passes through it. */
     private final Device device;
     private final Blas blas;
+    private final StepGraphs graphs;
     private final long[] functions;
     private final DeviceMemory memory;
     private final Arena arena = Arena.ofShared();
@@ -85,8 +90,14 @@ final class CudaBackend implements Backend {
     private boolean closed;
 
     CudaBackend(Device device, Blas blas) {
-        this.device = device;
-        this.blas = blas;
+        this(device, blas, !"false".equalsIgnoreCase(System.getProperty(GRAPHS_PROPERTY)));
+    }
+
+    /** @param useGraphs capture repeated steps as CUDA graphs and replay them (see {@link StepGraphs}) */
+    CudaBackend(Device gpu, Blas cublas, boolean useGraphs) {
+        this.graphs = new StepGraphs(gpu, cublas, useGraphs);
+        this.device = graphs;
+        this.blas = graphs.blas();
         device.makeCurrent();
         this.functions = loadKernels(device);
         this.memory = new DeviceMemory(device);
@@ -251,6 +262,23 @@ final class CudaBackend implements Backend {
         // layout's page-locked staging buffer is no longer being copied from.
         device.synchronize();
         step.upload(layout);
+        graphs.beginStep(shapeKey(layout));
+    }
+
+    /** Steps with the same key usually issue the same operations (StepGraphs checks that they do). */
+    private static long shapeKey(BatchLayout layout) {
+        long key = layout.tokenCount;
+        key = key * 1_000_003 + layout.sequenceCount;
+        key = key * 1_000_003 + layout.logitCount;
+        for (int i = 0; i < layout.logitCount; i++) {
+            key = key * 31 + layout.logitRows[i];
+        }
+        return key;
+    }
+
+    /** The graph counters (captured, replayed, dropped), for tests and benchmarks. */
+    StepGraphs graphs() {
+        return graphs;
     }
 
     // ---- kernels ----

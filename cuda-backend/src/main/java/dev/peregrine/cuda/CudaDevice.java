@@ -188,6 +188,36 @@ final class CudaDevice implements Device {
     }
 
     @Override
+    public void beginCapture() {
+        CudaDriver.STREAM_BEGIN_CAPTURE.call(stream, CudaDriver.STREAM_CAPTURE_MODE_THREAD_LOCAL);
+    }
+
+    @Override
+    public long endCapture() {
+        long graph = readLong(CudaDriver.STREAM_END_CAPTURE, stream); // ends the capture even when it failed
+        try {
+            return readLong(CudaDriver.GRAPH_INSTANTIATE, graph, 0L);
+        } finally {
+            CudaDriver.GRAPH_DESTROY.call(graph); // the instantiated graph no longer needs it
+        }
+    }
+
+    @Override
+    public void launchGraph(long graph) {
+        NativeFunction f = CudaDriver.GRAPH_LAUNCH;
+        try {
+            f.check((int) f.handle().invokeExact(graph, stream));
+        } catch (Throwable t) {
+            throw f.failure(t);
+        }
+    }
+
+    @Override
+    public void destroyGraph(long graph) {
+        CudaDriver.GRAPH_EXEC_DESTROY.call(graph);
+    }
+
+    @Override
     public void synchronize() {
         NativeFunction f = CudaDriver.STREAM_SYNCHRONIZE;
         try {

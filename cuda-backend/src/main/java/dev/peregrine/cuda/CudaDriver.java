@@ -33,6 +33,8 @@ final class CudaDriver {
     static final int ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN = 97;
     static final int FUNCTION_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
     static final int STREAM_NON_BLOCKING = 1;
+    /** CU_STREAM_CAPTURE_MODE_THREAD_LOCAL: only this thread's unsafe calls (e.g. cuMemAlloc) fail a capture. */
+    static final int STREAM_CAPTURE_MODE_THREAD_LOCAL = 1;
     static final int JIT_ERROR_LOG_BUFFER = 5;
     static final int JIT_ERROR_LOG_BUFFER_SIZE_BYTES = 6;
 
@@ -89,6 +91,12 @@ final class CudaDriver {
     static final NativeFunction MEMCPY_DTOD_ASYNC = bind("cuMemcpyDtoDAsync_v2", H, H, H, H);
     static final NativeFunction MEMSET_D8_ASYNC = bind("cuMemsetD8Async", H, JAVA_BYTE, H, H);
     static final NativeFunction LAUNCH_KERNEL = bind("cuLaunchKernel", H, I, I, I, I, I, I, I, H, P, P);
+    static final NativeFunction STREAM_BEGIN_CAPTURE = bind("cuStreamBeginCapture_v2", H, I);
+    static final NativeFunction STREAM_END_CAPTURE = bind("cuStreamEndCapture", H, P);
+    static final NativeFunction GRAPH_INSTANTIATE = bind("cuGraphInstantiateWithFlags", P, H, H);
+    static final NativeFunction GRAPH_LAUNCH = bind("cuGraphLaunch", H, H);
+    static final NativeFunction GRAPH_EXEC_DESTROY = bind("cuGraphExecDestroy", H);
+    static final NativeFunction GRAPH_DESTROY = bind("cuGraphDestroy", H);
     private static final NativeFunction GET_ERROR_NAME = bind("cuGetErrorName", I, P);
     private static final NativeFunction GET_ERROR_STRING = bind("cuGetErrorString", I, P);
 

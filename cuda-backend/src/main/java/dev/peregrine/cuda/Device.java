@@ -70,6 +70,22 @@ interface Device extends AutoCloseable {
      */
     void launch(long function, int gridX, int gridY, int gridZ, int blockSize, int sharedBytes, MemorySegment params);
 
+    /** Starts capturing the stream into a CUDA graph: work queued from now on is recorded, not run. */
+    void beginCapture();
+
+    /**
+     * Ends the capture and returns the graph, instantiated and ready to launch. If the capture
+     * failed (something not capturable was queued), it is ended all the same and the exception
+     * says why; nothing recorded has run.
+     */
+    long endCapture();
+
+    /** Queues the whole graph on the stream, as if its work were queued again. */
+    void launchGraph(long graph);
+
+    /** Frees a graph; one that is still running finishes first. */
+    void destroyGraph(long graph);
+
     /** Frees the stream, the modules and the context's hold; memory must be freed first. */
     @Override
     void close();

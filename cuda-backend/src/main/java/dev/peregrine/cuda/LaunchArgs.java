@@ -1,8 +1,6 @@
 package dev.peregrine.cuda;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
-import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
-import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 import java.lang.foreign.Arena;
@@ -12,6 +10,10 @@ import java.lang.foreign.MemorySegment;
  * The arguments of one kernel launch, staged in native memory as cuLaunchKernel's
  * {@code void** kernelParams}: one 8-byte slot per argument and a fixed array of pointers to the
  * slots. Reused for every launch, so launching allocates nothing. Not thread-safe.
+ *
+ * <p>The slots are contiguous ({@link #MAX} of them from the first pointer's target) and a launch's
+ * slots are fully defined (32-bit values zero-extended, unused slots zero), so {@link StepGraphs}
+ * can compare two launches' arguments as bytes.
  */
 final class LaunchArgs {
     static final int MAX = 24;
@@ -30,6 +32,7 @@ final class LaunchArgs {
     }
 
     LaunchArgs reset() {
+        slots.fill((byte) 0);
         count = 0;
         return this;
     }
@@ -47,12 +50,12 @@ final class LaunchArgs {
     }
 
     LaunchArgs i32(int value) {
-        slots.set(JAVA_INT, 8L * next('I'), value);
+        slots.set(JAVA_LONG, 8L * next('I'), value & 0xffffffffL); // little-endian: the int is the low half
         return this;
     }
 
     LaunchArgs f32(float value) {
-        slots.set(JAVA_FLOAT, 8L * next('F'), value);
+        slots.set(JAVA_LONG, 8L * next('F'), Float.floatToRawIntBits(value) & 0xffffffffL);
         return this;
     }
 

@@ -39,9 +39,12 @@ final class StepLayout implements AutoCloseable {
         long positionsAt = padded(n);
         long slotsAt = positionsAt + padded(n);
         long startsAt = slotsAt + padded(n);
-        long tablesAt = startsAt + padded(layout.sequenceCount);
-        tilesAt = tablesAt + padded(layout.blockTableLength);
-        long bytes = (tilesAt + 4L * n) * Integer.BYTES;
+        // The tiles come before the block tables, whose length changes as sequences grow: every
+        // address the kernels get then depends on the token and sequence counts only, which lets
+        // CUDA graphs of a step shape be replayed (StepGraphs).
+        tilesAt = startsAt + padded(layout.sequenceCount);
+        long tablesAt = tilesAt + 4L * n;
+        long bytes = (tablesAt + layout.blockTableLength) * Integer.BYTES;
         if (host.byteSize() < bytes) {
             long size = Math.max(bytes, 2 * host.byteSize());
             if (host.address() != 0) {
@@ -56,7 +59,7 @@ final class StepLayout implements AutoCloseable {
         MemorySegment.copy(layout.blockTableStart, 0, host, JAVA_INT, startsAt * Integer.BYTES, layout.sequenceCount);
         MemorySegment.copy(layout.blockTables, 0, host, JAVA_INT, tablesAt * Integer.BYTES, layout.blockTableLength);
         base = area.at(bytes);
-        device.copyToDevice(base, host, 0, tilesAt * Integer.BYTES);
+        device.copyToDevice(base, host, 0, bytes); // the tile area too: its tiles follow in the first attention call
         tileRows = 0;
         maxPosition = 0;
         for (int r = 0; r < n; r++) {
@@ -87,7 +90,7 @@ final class StepLayout implements AutoCloseable {
     }
 
     long blockTables() {
-        return blockTableStart() + padded(layout.sequenceCount) * Integer.BYTES;
+        return tiles() + 4L * layout.tokenCount * Integer.BYTES;
     }
 
     long tiles() {

@@ -166,7 +166,51 @@ class CudaBackendHostTest {
                 fewest = Math.min(fewest, threads.getCurrentThreadAllocatedBytes() - bytesBefore);
             }
             assertThat(device.deviceAllocations).as("device allocations during decode").isEqualTo(allocationsBefore);
+            assertThat(device.graphLaunches).as("decode steps replayed as CUDA graphs").isGreaterThan(400);
             assertThat(fewest).as("Java heap bytes allocated by 100 decode steps").isLessThan(1024);
+        }
+    }
+
+    /**
+     * CUDA graphs change nothing the GPU is asked to do: the same steps with and without graphs
+     * run the same operations in the same order (kernels with their grids and argument values,
+     * GEMMs, copies; device pointers compared as allocation + offset). The steps change shape now
+     * and then (sequences finishing and joining, a prompt mixed into decode steps, attention splits
+     * growing with the positions), which must drop or bypass graphs, never replay a stale one.
+     */
+    @Test
+    void graphsReplayExactlyWhatEachStepAsksFor() {
+        FakeDevice plainDevice = new FakeDevice();
+        plainDevice.executed = new java.util.ArrayList<>();
+        device.executed = new java.util.ArrayList<>();
+        try (GraphRun withGraphs = new GraphRun(SharedModels.stories260K(), new CudaBackend(device, blas, true), 40, 3, 1024);
+             GraphRun without = new GraphRun(SharedModels.stories260K(), new CudaBackend(plainDevice, new FakeBlas(plainDevice), false),
+                     40, 3, 1024)) {
+            Random random = new Random(3);
+            int[][] tokens = new int[3][32];
+            int[] counts = {20, 12, 0};
+            int[] starts = {0, 0, 0};
+            for (int step = 0; step < 300; step++) {
+                for (int[] row : tokens) {
+                    for (int i = 0; i < row.length; i++) {
+                        row[i] = random.nextInt(withGraphs.vocabulary());
+                    }
+                }
+                withGraphs.step(tokens, counts, starts);
+                without.step(tokens, counts, starts);
+                for (int s = 0; s < 3; s++) {
+                    starts[s] += counts[s];
+                }
+                // Two sequences decode; the third joins with a prompt at step 100 and leaves at 200.
+                counts[0] = counts[1] = 1;
+                counts[2] = step == 99 ? 8 : step >= 100 && step < 200 ? 1 : 0;
+                if (step == 200) {
+                    starts[2] = 0;
+                }
+            }
+            assertThat(device.graphLaunches).as("graphs replayed").isGreaterThan(250);
+            assertThat(plainDevice.graphLaunches).isZero();
+            assertThat(device.executed).as("operations run with graphs, against without").isEqualTo(plainDevice.executed);
         }
     }
 

@@ -19,7 +19,14 @@ final class FakeBlas implements Blas {
         device.requireRange(a, ((long) (m - 1) * lda + k) * size, "cublasGemmEx A");
         device.requireRange(b, ((long) (n - 1) * ldb + k) * size, "cublasGemmEx B");
         device.requireRange(c, ((long) (n - 1) * ldc + m) * 4, "cublasGemmEx C");
+        if (device.capturing() && device.deferred(() -> gemm(type, m, n, k, a, lda, b, ldb, c, ldc))) {
+            return;
+        }
         gemms[type.ordinal()]++;
+        if (device.executed != null) {
+            device.ran("gemm " + type + " " + m + " " + n + " " + k + " " + device.describe(a) + " " + lda + " "
+                    + device.describe(b) + " " + ldb + " " + device.describe(c) + " " + ldc);
+        }
     }
 
     @Override

@@ -4,8 +4,10 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -14,6 +16,11 @@ import java.util.Map;
  * loaded kernel, a legal grid and block, dynamic shared memory within what was opted in to, and
  * every pointer argument inside live device memory. Checks allocate nothing, so a test can measure
  * the backend's own allocation; a failed check throws an {@link AssertionError}.
+ *
+ * <p>CUDA graphs: between {@link #beginCapture} and {@link #endCapture} operations are recorded,
+ * not run (and waiting or allocating then fails, as it would fail a real capture); launching the
+ * graph runs them, checks included. {@link #executed}, when set, lists every operation that ran, in
+ * order, whether directly or inside a graph: what a GPU would have done.
  */
 @SuppressWarnings("restricted") // reads launch arguments at raw addresses, as the driver would
 final class FakeDevice implements Device {
@@ -24,6 +31,8 @@ final class FakeDevice implements Device {
 
     private final Map<Long, Arena> device = new HashMap<>();
     private final Map<Long, Arena> host = new HashMap<>();
+    /** Allocation number of each live allocation's start: the same in two runs that allocate alike. */
+    private final Map<Long, Integer> ordinals = new HashMap<>();
     private long[] starts = {};
     private long[] ends = {};
     private final int[] sharedOptIn = new int[Kernel.values().length];
@@ -32,6 +41,13 @@ final class FakeDevice implements Device {
     int deviceAllocations;
     int modulesLoaded;
     boolean closed;
+    /** Operations being captured into a graph, or null. */
+    private List<Runnable> capture;
+    private final List<List<Runnable>> graphs = new ArrayList<>();
+    int capturesBegun;
+    long graphLaunches;
+    /** When not null, a line per operation run (directly or in a graph). */
+    List<String> executed;
 
     @Override
     public String name() {
@@ -62,11 +78,80 @@ final class FakeDevice implements Device {
     public void makeCurrent() {
     }
 
+    private void notCapturing(String what) {
+        if (capture != null) {
+            throw new AssertionError(what + " while a graph is being captured");
+        }
+    }
+
+    boolean capturing() {
+        return capture != null;
+    }
+
+    /** Records {@code op} when capturing (returns true), else lets the caller run it. */
+    boolean deferred(Runnable op) {
+        if (capture == null) {
+            return false;
+        }
+        capture.add(op);
+        return true;
+    }
+
+    void ran(String what) {
+        if (executed != null) {
+            executed.add(what);
+        }
+    }
+
+    @Override
+    public void beginCapture() {
+        notCapturing("cuStreamBeginCapture");
+        capture = new ArrayList<>();
+        capturesBegun++;
+    }
+
+    @Override
+    public long endCapture() {
+        if (capture == null) {
+            throw new AssertionError("cuStreamEndCapture without a capture");
+        }
+        graphs.add(capture);
+        capture = null;
+        return graphs.size(); // ids from 1
+    }
+
+    @Override
+    public void launchGraph(long graph) {
+        notCapturing("cuGraphLaunch");
+        List<Runnable> ops = graphs.get((int) graph - 1);
+        if (ops == null) {
+            throw new AssertionError("cuGraphLaunch of a destroyed graph");
+        }
+        for (int i = 0; i < ops.size(); i++) {
+            ops.get(i).run();
+        }
+        graphLaunches++;
+    }
+
+    @Override
+    public void destroyGraph(long graph) {
+        if (graphs.get((int) graph - 1) == null) {
+            throw new AssertionError("cuGraphExecDestroy of a graph destroyed before");
+        }
+        graphs.set((int) graph - 1, null);
+    }
+
+    int liveGraphs() {
+        return (int) graphs.stream().filter(g -> g != null).count();
+    }
+
     @Override
     public long allocate(long bytes) {
+        notCapturing("cuMemAlloc");
         Arena arena = Arena.ofShared();
         long address = arena.allocate(bytes, 256).address();
         device.put(address, arena);
+        ordinals.put(address, deviceAllocations);
         deviceAllocations++;
         reindex(address, address + bytes, true);
         return address;
@@ -74,11 +159,13 @@ final class FakeDevice implements Device {
 
     @Override
     public void free(long pointer) {
+        notCapturing("cuMemFree");
         Arena arena = device.remove(pointer);
         if (arena == null) {
             throw new AssertionError("cuMemFree of 0x" + Long.toHexString(pointer) + ", which was not allocated");
         }
         reindex(pointer, 0, false);
+        ordinals.remove(pointer);
         arena.close();
     }
 
@@ -117,6 +204,16 @@ final class FakeDevice implements Device {
         }
     }
 
+    /** A device pointer as "allocation number + offset", comparable between two devices; anything else in hex. */
+    String describe(long pointer) {
+        int at = Arrays.binarySearch(starts, pointer);
+        int i = at >= 0 ? at : -at - 2;
+        if (i >= 0 && pointer < ends[i]) {
+            return "m" + ordinals.get(starts[i]) + "+" + (pointer - starts[i]);
+        }
+        return Long.toHexString(pointer);
+    }
+
     private boolean inside(long pointer, long bytes) {
         int at = Arrays.binarySearch(starts, pointer);
         int i = at >= 0 ? at : -at - 2;
@@ -129,6 +226,7 @@ final class FakeDevice implements Device {
 
     @Override
     public MemorySegment allocateHost(long bytes) {
+        notCapturing("cuMemAllocHost");
         Arena arena = Arena.ofShared();
         MemorySegment s = arena.allocate(bytes, 256);
         host.put(s.address(), arena);
@@ -137,6 +235,7 @@ final class FakeDevice implements Device {
 
     @Override
     public void freeHost(MemorySegment segment) {
+        notCapturing("cuMemFreeHost");
         Arena arena = host.remove(segment.address());
         if (arena == null) {
             throw new AssertionError("cuMemFreeHost of memory that was not allocated");
@@ -147,11 +246,17 @@ final class FakeDevice implements Device {
     @Override
     public void copyToDevice(long dst, MemorySegment src, long srcOffset, long bytes) {
         requireRange(dst, bytes, "cuMemcpyHtoDAsync destination");
-        MemorySegment.copy(src, srcOffset, ALL, dst, bytes);
+        if (capture == null || !deferred(() -> copyToDevice(dst, src, srcOffset, bytes))) { // no lambda unless capturing
+            MemorySegment.copy(src, srcOffset, ALL, dst, bytes);
+            if (executed != null) {
+                ran("upload " + describe(dst) + " " + bytes);
+            }
+        }
     }
 
     @Override
     public void copyToHost(MemorySegment dst, long src, long bytes) {
+        notCapturing("cuMemcpyDtoHAsync");
         requireRange(src, bytes, "cuMemcpyDtoHAsync source");
         MemorySegment.copy(ALL, src, dst, 0, bytes);
     }
@@ -160,17 +265,28 @@ final class FakeDevice implements Device {
     public void copy(long dst, long src, long bytes) {
         requireRange(src, bytes, "cuMemcpyDtoDAsync source");
         requireRange(dst, bytes, "cuMemcpyDtoDAsync destination");
-        MemorySegment.copy(ALL, src, ALL, dst, bytes);
+        if (capture == null || !deferred(() -> copy(dst, src, bytes))) {
+            MemorySegment.copy(ALL, src, ALL, dst, bytes);
+            if (executed != null) {
+                ran("copy " + describe(dst) + " " + describe(src) + " " + bytes);
+            }
+        }
     }
 
     @Override
     public void zero(long dst, long bytes) {
         requireRange(dst, bytes, "cuMemsetD8Async");
-        ALL.asSlice(dst, bytes).fill((byte) 0);
+        if (capture == null || !deferred(() -> zero(dst, bytes))) {
+            ALL.asSlice(dst, bytes).fill((byte) 0);
+            if (executed != null) {
+                ran("zero " + describe(dst) + " " + bytes);
+            }
+        }
     }
 
     @Override
     public void synchronize() {
+        notCapturing("cuStreamSynchronize");
     }
 
     @Override
@@ -205,6 +321,19 @@ final class FakeDevice implements Device {
 
     @Override
     public void launch(long function, int gridX, int gridY, int gridZ, int blockSize, int sharedBytes, MemorySegment params) {
+        if (capture != null) {
+            // The arguments as they are now, in memory of their own (the caller reuses its buffer).
+            // One automatic arena: the slots, reached only through raw addresses, live as long as the pointers.
+            Arena memory = Arena.ofAuto();
+            MemorySegment slots = memory.allocate(8L * LaunchArgs.MAX, 16);
+            MemorySegment pointers = memory.allocate(8L * LaunchArgs.MAX, 8);
+            for (int i = 0; i < LaunchArgs.MAX; i++) {
+                MemorySegment.copy(ALL, params.getAtIndex(JAVA_LONG, i), slots, 8L * i, 8);
+                pointers.setAtIndex(JAVA_LONG, i, slots.address() + 8L * i);
+            }
+            capture.add(() -> launch(function, gridX, gridY, gridZ, blockSize, sharedBytes, pointers));
+            return;
+        }
         Kernel k = KERNELS[(int) function - 1];
         if (gridX < 1 || gridY < 1 || gridZ < 1 || gridY > 65535 || gridZ > 65535) {
             throw new AssertionError(k.entry + ": illegal grid " + gridX + " x " + gridY + " x " + gridZ);
@@ -225,6 +354,14 @@ final class FakeDevice implements Device {
             }
         }
         launches[k.ordinal()]++;
+        if (executed != null) {
+            StringBuilder line = new StringBuilder(k.entry + " " + gridX + "x" + gridY + "x" + gridZ + "/" + blockSize + "+" + sharedBytes);
+            for (int i = 0; i < k.parameters.length(); i++) {
+                long value = ALL.get(JAVA_LONG, params.getAtIndex(JAVA_LONG, i));
+                line.append(' ').append(k.parameters.charAt(i) == 'P' ? describe(value) : Long.toHexString(value));
+            }
+            ran(line.toString());
+        }
         int[] grid = lastGrid[k.ordinal()];
         if (grid == null) {
             grid = lastGrid[k.ordinal()] = new int[4];
