@@ -27,7 +27,15 @@ final class WorkerPool implements AutoCloseable {
 
     private final int threads;
     private final Thread[] workers;
-    /** 1 once a slice of the current task has been claimed; reset before each task. */
+    /**
+     * 0 while a slice of the current task is open to claim, else 1. Only {@link #parallelFor}
+     * opens a flag, after it has written the task's fields, so a successful claim always reads the
+     * fields of the task that opened it. Flags therefore start at 1: a worker can read the next
+     * task's {@code slices} while that task is being set up (a straggler of the task before), and
+     * a flag no task had used yet would otherwise be claimable before it is opened, then opened
+     * and claimed again, so that the slice runs twice and {@code remaining} reaches 0 while a
+     * slice is still running.
+     */
     private final AtomicIntegerArray claimed;
     /** Slices of the current task not finished yet. */
     private final AtomicInteger remaining = new AtomicInteger();
@@ -49,6 +57,9 @@ final class WorkerPool implements AutoCloseable {
         this.threads = threads;
         this.workers = new Thread[threads - 1];
         this.claimed = new AtomicIntegerArray(threads * SLICES_PER_THREAD);
+        for (int s = 0; s < claimed.length(); s++) {
+            claimed.set(s, 1);
+        }
         this.parked = new AtomicIntegerArray(threads);
         for (int i = 0; i < workers.length; i++) {
             int index = i + 1;
@@ -159,7 +170,8 @@ final class WorkerPool implements AutoCloseable {
             }
             seen = generation;
             // If this task is already over (its slices all taken), nothing is claimed here; if a
-            // newer one has started meanwhile, a successful claim reads that task's fields.
+            // newer one has started meanwhile, a successful claim reads that task's fields (every
+            // flag not opened by the task in progress is 1, see claimed).
             runSlices(index);
         }
     }
