@@ -5,7 +5,8 @@
 # 1. unpacks the carried Java runtime; 2. runs the cuda-backend tests tagged "gpu" with the JUnit
 # console launcher; 3. CudaKernelBench (kernel bandwidth, GEMM, attention, launch cost); 4. creates
 # synthetic models with `peregrine synth` and runs `peregrine bench` on them (AUTO picks CUDA);
-# 5. prints a short table last. The whole output, the test log, the JUnit XML report and the kernel
+# 5. prints a short table last. GPU_CHECK_STAGES picks stages, GPU_CHECK_JVM_OPTS adds JVM options
+# (e.g. -Dperegrine.cuda.graphs=false). The whole output, the test log, the JUnit XML report and the kernel
 # numbers go to $OUT (the device tool brings back up to 8 files). A stage that would run past the
 # time budget is skipped and says so; the table is always printed.
 set -uo pipefail
@@ -33,7 +34,7 @@ java -version 2>&1 | head -n 1
 launcher=$(ls .device/lib/junit-platform-console-standalone-*.jar)
 classpath=$(ls .device/lib/*.jar | grep -v junit-platform-console-standalone | tr '\n' ':').device/test-classes
 jvm=(--enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -Dperegrine.shared.dir="$PWD/.device/shared"
-     -Dorg.slf4j.simpleLogger.defaultLogLevel=info -Xmx16g)
+     -Dorg.slf4j.simpleLogger.defaultLogLevel=info -Xmx16g ${GPU_CHECK_JVM_OPTS:-})
 
 log "CUDA backend"
 if probe=$(timeout 60 java "${jvm[@]}" -cp "$classpath" dev.peregrine.cuda.CudaKernelBench probe 2>&1); then

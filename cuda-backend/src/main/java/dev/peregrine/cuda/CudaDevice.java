@@ -194,7 +194,14 @@ final class CudaDevice implements Device {
 
     @Override
     public long endCapture() {
-        long graph = readLong(CudaDriver.STREAM_END_CAPTURE, stream); // ends the capture even when it failed
+        long graph;
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment out = arena.allocate(JAVA_LONG);
+            // cuStreamEndCapture(stream, &graph): the out pointer comes second. It ends the capture
+            // even when the capture failed (then it reports why and gives no graph).
+            CudaDriver.STREAM_END_CAPTURE.call(stream, out);
+            graph = out.get(JAVA_LONG, 0);
+        }
         try {
             return readLong(CudaDriver.GRAPH_INSTANTIATE, graph, 0L);
         } finally {

@@ -130,8 +130,13 @@ final class StepGraphs implements Device {
             cursor = 0;
         } else if (shape.steps > STEPS_BEFORE_CAPTURE) {
             shape.count = 0;
-            device.beginCapture();
-            mode = Mode.CAPTURE;
+            try {
+                device.beginCapture();
+                mode = Mode.CAPTURE;
+            } catch (RuntimeException e) {
+                LOG.debug("CUDA graph capture is not available ({}); steps run without graphs", e.toString());
+                shape.givenUp = true;
+            }
         }
     }
 
@@ -147,10 +152,10 @@ final class StepGraphs implements Device {
             long graph;
             try {
                 graph = device.endCapture();
-            } catch (CudaException e) {
-                LOG.debug("a step could not be captured as a CUDA graph ({}); it runs without one", e.getMessage());
+            } catch (RuntimeException e) {
+                LOG.debug("a step could not be captured as a CUDA graph ({}); it runs without one", e.toString());
                 reissue(0, shape.count);
-                fail();
+                shape.givenUp = true;
                 return;
             }
             device.launchGraph(graph);
@@ -187,6 +192,26 @@ final class StepGraphs implements Device {
             shape.givenUp = true;
             LOG.debug("steps of one shape keep changing between replays: they run without CUDA graphs");
         }
+    }
+
+    /**
+     * An operation failed while the step was being captured (the capture is then broken): ends
+     * the capture, issues the operations recorded before this one for real and stops capturing
+     * this shape. The caller then issues the failed operation directly. Outside a capture, rethrows.
+     */
+    private void captureFailed(RuntimeException e) {
+        if (mode != Mode.CAPTURE) {
+            throw e;
+        }
+        mode = Mode.DIRECT;
+        LOG.debug("an operation failed inside a CUDA graph capture ({}); these steps run without graphs", e.toString());
+        try {
+            device.destroyGraph(device.endCapture());
+        } catch (RuntimeException ignored) {
+            // The capture was invalidated: ending it is all that was needed.
+        }
+        reissue(0, shape.count - 1); // the last recorded operation is the one that failed
+        shape.givenUp = true;
     }
 
     /** Drops every graph (device addresses they hold are about to be freed). */
@@ -281,7 +306,12 @@ final class StepGraphs implements Device {
         long slots = params.get(JAVA_LONG, 0); // LaunchArgs: the slots are contiguous from the first
         set(function, gridX, gridY, gridZ, blockSize, sharedBytes, 0, 0, 0, 0);
         if (record(LAUNCH, slots)) {
-            device.launch(function, gridX, gridY, gridZ, blockSize, sharedBytes, params);
+            try {
+                device.launch(function, gridX, gridY, gridZ, blockSize, sharedBytes, params);
+            } catch (RuntimeException e) {
+                captureFailed(e);
+                device.launch(function, gridX, gridY, gridZ, blockSize, sharedBytes, params);
+            }
         }
     }
 
@@ -290,7 +320,12 @@ final class StepGraphs implements Device {
         public void gemm(Type type, int m, int n, int k, long a, int lda, long b, int ldb, long c, int ldc) {
             set(type.ordinal(), m, n, k, a, lda, b, ldb, c, ldc);
             if (record(GEMM, 0)) {
-                blas.gemm(type, m, n, k, a, lda, b, ldb, c, ldc);
+                try {
+                    blas.gemm(type, m, n, k, a, lda, b, ldb, c, ldc);
+                } catch (RuntimeException e) {
+                    captureFailed(e);
+                    blas.gemm(type, m, n, k, a, lda, b, ldb, c, ldc);
+                }
             }
         }
 
@@ -309,7 +344,12 @@ final class StepGraphs implements Device {
     public void copy(long dst, long src, long bytes) {
         set(dst, src, bytes, 0, 0, 0, 0, 0, 0, 0);
         if (record(COPY, 0)) {
-            device.copy(dst, src, bytes);
+            try {
+                device.copy(dst, src, bytes);
+            } catch (RuntimeException e) {
+                captureFailed(e);
+                device.copy(dst, src, bytes);
+            }
         }
     }
 
@@ -321,7 +361,12 @@ final class StepGraphs implements Device {
     public void copyToDevice(long dst, MemorySegment src, long srcOffset, long bytes) {
         set(dst, src.address() + srcOffset, bytes, 0, 0, 0, 0, 0, 0, 0);
         if (record(UPLOAD, 0)) {
-            device.copyToDevice(dst, src, srcOffset, bytes);
+            try {
+                device.copyToDevice(dst, src, srcOffset, bytes);
+            } catch (RuntimeException e) {
+                captureFailed(e);
+                device.copyToDevice(dst, src, srcOffset, bytes);
+            }
         }
     }
 
@@ -329,7 +374,12 @@ final class StepGraphs implements Device {
     public void zero(long dst, long bytes) {
         set(dst, bytes, 0, 0, 0, 0, 0, 0, 0, 0);
         if (record(ZERO, 0)) {
-            device.zero(dst, bytes);
+            try {
+                device.zero(dst, bytes);
+            } catch (RuntimeException e) {
+                captureFailed(e);
+                device.zero(dst, bytes);
+            }
         }
     }
 

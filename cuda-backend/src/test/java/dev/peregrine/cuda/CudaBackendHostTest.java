@@ -214,6 +214,27 @@ class CudaBackendHostTest {
         }
     }
 
+    /** An operation that fails inside a capture leaves the steps correct: they run without graphs. */
+    @Test
+    void aStepThatCannotBeCapturedRunsWithoutAGraph() {
+        FakeDevice plainDevice = new FakeDevice();
+        plainDevice.executed = new java.util.ArrayList<>();
+        device.executed = new java.util.ArrayList<>();
+        blas.failWhileCapturing = true;
+        try (GraphRun withGraphs = new GraphRun(SharedModels.stories260K(), new CudaBackend(device, blas, true), 16, 1, 1024);
+             GraphRun without = new GraphRun(SharedModels.stories260K(), new CudaBackend(plainDevice, new FakeBlas(plainDevice), false),
+                     16, 1, 1024)) {
+            int[] tokens = new int[16];
+            for (int p = 0; p < 160; p += 16) { // 16-token steps go through cuBLAS
+                withGraphs.step(tokens, 16, p);
+                without.step(tokens, 16, p);
+            }
+            assertThat(device.capturesBegun).as("one capture tried").isEqualTo(1);
+            assertThat(device.graphLaunches).isZero();
+            assertThat(device.executed).isEqualTo(plainDevice.executed);
+        }
+    }
+
     @Test
     void longDecodesSplitAttentionOverPositions() {
         try (GraphRun run = new GraphRun(SharedModels.stories260K(), backend(), 16, 1, 1024)) {

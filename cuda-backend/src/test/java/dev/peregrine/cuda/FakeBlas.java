@@ -5,6 +5,8 @@ final class FakeBlas implements Blas {
     private final FakeDevice device;
     final int[] gemms = new int[Type.values().length];
     boolean closed;
+    /** Fails every GEMM issued while a graph is being captured, as a library that cannot be captured would. */
+    boolean failWhileCapturing;
 
     FakeBlas(FakeDevice device) {
         this.device = device;
@@ -19,6 +21,9 @@ final class FakeBlas implements Blas {
         device.requireRange(a, ((long) (m - 1) * lda + k) * size, "cublasGemmEx A");
         device.requireRange(b, ((long) (n - 1) * ldb + k) * size, "cublasGemmEx B");
         device.requireRange(c, ((long) (n - 1) * ldc + m) * 4, "cublasGemmEx C");
+        if (failWhileCapturing && device.capturing()) {
+            throw new CudaException("cublasGemmEx", 14, "CUBLAS_STATUS_INTERNAL_ERROR", "not capturable (test)");
+        }
         if (device.capturing() && device.deferred(() -> gemm(type, m, n, k, a, lda, b, ldb, c, ldc))) {
             return;
         }
