@@ -30,6 +30,8 @@ final class FakeDevice implements Device {
     final long[] launches = new long[Kernel.values().length];
     final int[][] lastGrid = new int[Kernel.values().length][];
     int deviceAllocations;
+    /** Bytes copied from the device to the host so far. */
+    long bytesToHost;
     int modulesLoaded;
     boolean closed;
 
@@ -154,6 +156,7 @@ final class FakeDevice implements Device {
     public void copyToHost(MemorySegment dst, long src, long bytes) {
         requireRange(src, bytes, "cuMemcpyDtoHAsync source");
         MemorySegment.copy(ALL, src, dst, 0, bytes);
+        bytesToHost += bytes;
     }
 
     @Override
