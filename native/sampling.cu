@@ -1,6 +1,7 @@
 // Sampling on the device, so a step copies back a few bytes per sequence instead of its logits:
 // the greedy choice, and the top k candidates (the host applies temperature, top-p and the draw
-// to those). Ties go to the lower token id, as in dev.peregrine.sampling.Sampler.
+// to those). The ranking is the host's (dev.peregrine.sampling.TopK): larger first, ties to the
+// lower token id, NaN as -infinity (and reported as -infinity).
 #include "common.cuh"
 
 #include <limits.h>
@@ -12,17 +13,26 @@ __device__ __forceinline__ bool ranks_before(float v, int i, float other_v, int 
     return v > other_v || (v == other_v && i < other_i);
 }
 
-// out[r] = the index of the largest of row r's `vocab` logits. One block of SAMPLE_THREADS per row.
+// The value a logit ranks by: NaN counts as -infinity, and -0 as +0 (they are equal, so they tie
+// by index, which the radix keys below would not do for different bit patterns).
+__device__ __forceinline__ float rank_value(float x) {
+    return isnan(x) ? -INFINITY : (x == 0.0f ? 0.0f : x);
+}
+
+// Row r (at r * row_stride) of `logits`, first `vocab` entries: values[r] and indices[r] = the
+// largest logit and its index. One block of SAMPLE_THREADS per row.
 extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
-pg_argmax(int* __restrict__ out, const float* __restrict__ logits, int vocab) {
+pg_argmax(float* __restrict__ values, int* __restrict__ indices, const float* __restrict__ logits, int row_stride,
+          int vocab) {
     __shared__ float best_s[WARP_SIZE];
     __shared__ int index_s[WARP_SIZE];
-    const float* x = logits + static_cast<size_t>(blockIdx.x) * vocab;
+    const float* x = logits + static_cast<size_t>(blockIdx.x) * row_stride;
     float best = -INFINITY;
     int index = INT_MAX;
     for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-        if (ranks_before(x[i], i, best, index)) {
-            best = x[i];
+        const float v = rank_value(x[i]);
+        if (ranks_before(v, i, best, index)) {
+            best = v;
             index = i;
         }
     }
@@ -48,7 +58,8 @@ pg_argmax(int* __restrict__ out, const float* __restrict__ logits, int vocab) {
         }
     }
     if (threadIdx.x == 0) {
-        out[blockIdx.x] = index == INT_MAX ? 0 : index; // all -inf: token 0, like the host argmax
+        values[blockIdx.x] = best;
+        indices[blockIdx.x] = index; // all -inf (or NaN): the lowest index, 0, like the host argmax
     }
 }
 
@@ -82,19 +93,20 @@ __device__ int block_exclusive_scan(int v, int* scratch) {
     return before + inclusive - v;
 }
 
-// The k largest logits of each row (k <= SAMPLE_THREADS), ranked: values[r * k + j], indices[r * k + j].
-// One block of SAMPLE_THREADS per row: a radix select finds the k-th largest key 8 bits at a time
-// (four passes over the row), one pass collects the candidates in index order, and a bitonic sort
-// in shared memory ranks them.
+// The k largest of the first `vocab` logits of each row (row r at r * row_stride; k <= SAMPLE_THREADS),
+// ranked: values[r * k + j], indices[r * k + j]. One block of SAMPLE_THREADS per row: a radix select
+// finds the k-th largest key 8 bits at a time (four passes over the row), one pass collects the
+// candidates in index order, and a bitonic sort in shared memory ranks them.
 extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
-pg_top_k(float* __restrict__ values, int* __restrict__ indices, const float* __restrict__ logits, int vocab, int k) {
+pg_top_k(float* __restrict__ values, int* __restrict__ indices, const float* __restrict__ logits, int row_stride, int vocab,
+         int k) {
     __shared__ unsigned histogram[256];
     __shared__ uint32_t prefix_s;
     __shared__ int wanted_s;
     __shared__ int scan_scratch[WARP_SIZE];
     __shared__ float candidate_v[SAMPLE_THREADS];
     __shared__ int candidate_i[SAMPLE_THREADS];
-    const float* x = logits + static_cast<size_t>(blockIdx.x) * vocab;
+    const float* x = logits + static_cast<size_t>(blockIdx.x) * row_stride;
     const int tid = threadIdx.x;
 
     // 1. The key of the k-th largest value: after the last pass `prefix` is that key and `wanted`
@@ -108,7 +120,7 @@ pg_top_k(float* __restrict__ values, int* __restrict__ indices, const float* __r
         }
         __syncthreads();
         for (int i = tid; i < vocab; i += blockDim.x) {
-            const uint32_t key = order_key(x[i]);
+            const uint32_t key = order_key(rank_value(x[i]));
             if ((key & mask) == prefix) {
                 atomicAdd(&histogram[(key >> shift) & 0xffu], 1u);
             }
@@ -140,7 +152,7 @@ pg_top_k(float* __restrict__ values, int* __restrict__ indices, const float* __r
     int above = 0;
     int equal = 0;
     for (int i = from; i < to; i++) {
-        const uint32_t key = order_key(x[i]);
+        const uint32_t key = order_key(rank_value(x[i]));
         above += key > prefix;
         equal += key == prefix;
     }
@@ -148,12 +160,13 @@ pg_top_k(float* __restrict__ values, int* __restrict__ indices, const float* __r
     int equal_rank = block_exclusive_scan(equal, scan_scratch);
     const int above_total = k - wanted;
     for (int i = from; i < to; i++) {
-        const uint32_t key = order_key(x[i]);
+        const float v = rank_value(x[i]);
+        const uint32_t key = order_key(v);
         if (key > prefix) {
-            candidate_v[above_at] = x[i];
+            candidate_v[above_at] = v;
             candidate_i[above_at++] = i;
         } else if (key == prefix && equal_rank < wanted) {
-            candidate_v[above_total + equal_rank] = x[i];
+            candidate_v[above_total + equal_rank] = v;
             candidate_i[above_total + equal_rank++] = i;
         } else if (key == prefix) {
             equal_rank++;

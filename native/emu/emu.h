@@ -97,3 +97,4 @@ inline uint32_t __byte_perm(uint32_t x, uint32_t y, uint32_t s) {
 inline uint32_t __float_as_uint(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
 inline int min(int a, int b) { return a < b ? a : b; }
 inline int max(int a, int b) { return a > b ? a : b; }
+using std::isnan; // CUDA's math functions are in the global namespace

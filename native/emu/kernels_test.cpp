@@ -42,8 +42,8 @@ void pg_matvec_batch_q4_0(float*, const float*, const uint8_t*, const __half*, i
 void pg_attention(float*, float*, const float*, const float*, const float*, const int*, const int*, const int*,
                   const int4*, int, int, int, int, float, int, float, int, int);
 void pg_attention_combine(float*, const float*, int, int);
-void pg_argmax(int*, const float*, int);
-void pg_top_k(float*, int*, const float*, int, int);
+void pg_argmax(float*, int*, const float*, int, int);
+void pg_top_k(float*, int*, const float*, int, int, int);
 }
 
 namespace {
@@ -462,27 +462,47 @@ void test_attention(int heads, int kv_heads, int head_dim, const std::vector<std
 // ---- sampling ----
 
 void test_sampling() {
-    int vocab = 5003, rows = 3;
-    std::vector<float> logits = randoms(static_cast<size_t>(rows) * vocab);
-    logits[vocab + 10] = logits[vocab + 20] = 9; // a tie for the maximum
-    for (int j = 0; j < 60; j++) logits[2 * vocab + 100 + 7 * j] = 2.5f; // many equal values around the cut
+    // Rows of `stride` floats of which the first `vocab` compete; the padding holds larger values,
+    // which must never be chosen.
+    int vocab = 5003, stride = 5008, rows = 4;
+    std::vector<float> logits = randoms(static_cast<size_t>(rows) * stride);
+    for (int r = 0; r < rows; r++) {
+        for (int i = vocab; i < stride; i++) logits[static_cast<size_t>(r) * stride + i] = 100;
+    }
+    logits[stride + 10] = logits[stride + 20] = 9; // a tie for the maximum
+    for (int j = 0; j < 60; j++) logits[2 * stride + 100 + 7 * j] = 2.5f; // many equal values around the cut
+    // Row 3: NaN counts as -infinity (ties with it by index), -0 equals +0 (and both rank above the
+    // other, negative, values), a NaN larger than any key.
+    float* special = &logits[3 * static_cast<size_t>(stride)];
+    for (int i = 0; i < vocab; i++) special[i] = -1 - std::fabs(special[i]);
+    for (int j = 0; j < 1200; j++) special[j * 4] = j % 3 == 0 ? NAN : j % 3 == 1 ? -INFINITY : (j % 2 ? -0.0f : 0.0f);
+    special[7] = -NAN;
+    auto rank_value = [](float x) { return std::isnan(x) ? -INFINITY : x; };
+    std::vector<float> best_values(rows);
     std::vector<int> best(rows);
-    emu::launch(grid(rows), 1024, [&] { pg_argmax(best.data(), logits.data(), vocab); });
+    emu::launch(grid(rows), 1024, [&] { pg_argmax(best_values.data(), best.data(), logits.data(), stride, vocab); });
     for (int k : {1, 40, 1024}) {
         std::vector<float> values(static_cast<size_t>(rows) * k);
         std::vector<int> indices(values.size());
-        emu::launch(grid(rows), 1024, [&] { pg_top_k(values.data(), indices.data(), logits.data(), vocab, k); });
+        emu::launch(grid(rows), 1024, [&] { pg_top_k(values.data(), indices.data(), logits.data(), stride, vocab, k); });
         double wrong = 0;
         for (int r = 0; r < rows; r++) {
             std::vector<int> ranked(vocab);
             std::iota(ranked.begin(), ranked.end(), 0);
-            const float* x = &logits[static_cast<size_t>(r) * vocab];
-            std::stable_sort(ranked.begin(), ranked.end(), [&](int a, int b) { return x[a] > x[b]; });
-            wrong += best[r] != ranked[0];
-            for (int j = 0; j < k; j++) wrong += indices[r * k + j] != ranked[j] || values[r * k + j] != x[ranked[j]];
+            const float* x = &logits[static_cast<size_t>(r) * stride];
+            std::stable_sort(ranked.begin(), ranked.end(), [&](int a, int b) { return rank_value(x[a]) > rank_value(x[b]); });
+            wrong += best[r] != ranked[0] || best_values[r] != rank_value(x[ranked[0]]);
+            for (int j = 0; j < k; j++) {
+                wrong += indices[r * k + j] != ranked[j] || values[r * k + j] != rank_value(x[ranked[j]]);
+            }
         }
         report("argmax and top_k, k = " + std::to_string(k), wrong, 0);
     }
+    // A row with nothing but NaN and -infinity: index 0, as the host's argmax.
+    std::vector<float> hopeless(1030);
+    for (size_t i = 0; i < hopeless.size(); i++) hopeless[i] = i % 2 ? -INFINITY : NAN;
+    emu::launch(grid(1), 1024, [&] { pg_argmax(best_values.data(), best.data(), hopeless.data(), 1030, 1030); });
+    report("argmax of a row of NaN and -infinity", best[0] != 0 || best_values[0] != -INFINITY, 0);
 }
 } // namespace
 

@@ -74,7 +74,8 @@ final class DecoderParts {
             int blocks = (int) Math.min(Integer.MAX_VALUE, (kvTokens + KV_BLOCK_SIZE - 1) / KV_BLOCK_SIZE);
             KvCache kv = new KvCache(backend, config.layers(), config.kvDim(), blocks, KV_BLOCK_SIZE);
             LlamaGraph graph = new LlamaGraph(config, weights, backend, kv, options.maxBatchTokens());
-            Scheduler scheduler = new Scheduler(graph, kv, vocab, options.maxBatchTokens(), options.maxSequences(),
+            Scheduler scheduler = new Scheduler(graph, kv, vocab, checkpoint.tokenizer().vocabularySize(),
+                    options.maxBatchTokens(), options.maxSequences(),
                     options.maxWaitingRequests(), options.prefixCaching(), options.prefillChunkTokens(),
                     options.prefillStepMillis(), String.valueOf(path.getFileName()));
             LOG.debug("loaded {} ({} layers, dim {}, vocab {}) on {}", path, config.layers(), config.dim(), vocab,

@@ -1,5 +1,6 @@
 package dev.peregrine.engine;
 
+import dev.peregrine.spi.Backend;
 import dev.peregrine.spi.BatchLayout;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -14,18 +15,18 @@ import java.util.List;
  */
 final class DraftModelRunner {
     private final Scheduler draftModel;
-    private final int vocabularySize;
     private final BatchLayout layout;
+    private final LogitRows logitRows;
     private final List<Speculator> work = new ArrayList<>();
     private final List<Speculator> stepped = new ArrayList<>();
     private int[] stepTokens = new int[16];
-    private float[] logits = new float[0];
+    private boolean candidateSampling;
     private final Runnable runLocked = this::runLocked;
 
     DraftModelRunner(Scheduler draftModel) {
         this.draftModel = draftModel;
-        this.vocabularySize = draftModel.vocabularySize();
         this.layout = new BatchLayout(draftModel.kvCache().blockSize());
+        this.logitRows = new LogitRows(draftModel.vocabularySize(), 0, draftModel.maxBatchTokens());
     }
 
     Scheduler draftModel() {
@@ -48,9 +49,12 @@ final class DraftModelRunner {
     /**
      * Drafts up to {@code k} tokens for each queued request (k given to {@code add}'s caller
      * through {@link Speculator#prepareDraftSequence}); the drafts end up in each request's
-     * {@link Speculator#draft()}.
+     * {@link Speculator#draft()}. With {@code candidateSampling}, greedy drafts are drawn from
+     * the draft model's best candidate per row instead of whole logits rows (see
+     * {@link Scheduler#setCandidateSampling}).
      */
-    void run() {
+    void run(boolean candidateSampling) {
+        this.candidateSampling = candidateSampling;
         if (!work.isEmpty()) {
             draftModel.runExclusive(runLocked);
         }
@@ -95,9 +99,25 @@ final class DraftModelRunner {
             }
             forwardAndAdvance();
             for (int i = 0; i < stepped.size(); i++) {
-                stepped.get(i).sampleDraftToken(logits, i * vocabularySize);
+                stepped.get(i).sampleDraftToken(logitRows, i);
             }
         }
+    }
+
+    /** Candidates per row every drafting request of the step can do with, or 0 for whole rows. */
+    private int candidatesPerRow() {
+        if (!candidateSampling || layout.logitCount == 0) {
+            return 0;
+        }
+        int most = 0;
+        for (int i = 0; i < stepped.size(); i++) {
+            int needed = stepped.get(i).draftCandidatesNeeded();
+            if (needed == 0) {
+                return 0;
+            }
+            most = Math.max(most, needed);
+        }
+        return most <= Backend.MAX_CANDIDATES ? most : 0;
     }
 
     private void beginStep() {
@@ -120,11 +140,13 @@ final class DraftModelRunner {
     }
 
     private void forwardAndAdvance() {
-        int rows = layout.logitCount;
-        if (logits.length < rows * vocabularySize) {
-            logits = new float[rows * vocabularySize];
+        int candidates = candidatesPerRow();
+        if (candidates > 0) {
+            draftModel.graph().forwardCandidates(layout, draftModel.sampledVocabularySize(),
+                    logitRows.candidateRows(layout.logitCount, candidates));
+        } else {
+            draftModel.graph().forward(layout, logitRows.fullRows(layout.logitCount));
         }
-        draftModel.graph().forward(layout, logits);
         for (int i = 0; i < stepped.size(); i++) {
             SequenceState d = stepped.get(i).draftSequence();
             d.kv().advance(d.kv().length() + stepTokens[i]);

@@ -124,27 +124,41 @@ public final class Generation {
     }
 
     /**
-     * Takes the logits that follow the sequence ({@code logits[offset .. offset+vocabulary)}, may
-     * be modified), samples the next token and returns it with the text it makes printable; returns
+     * How many best candidates per logit row this step's sampling can do with instead of whole
+     * rows ({@link Sampler#candidatesNeeded}), 0 for whole rows. Verifying drafts by sampling needs
+     * the model's whole distribution at each position; greedy verification needs the argmax only.
+     */
+    int candidatesNeeded(boolean verifyingDrafts) {
+        return verifyingDrafts && !config.isGreedy() ? 0 : sampler.candidatesNeeded();
+    }
+
+    /**
+     * Takes row {@code row} of the step's output, which follows the sequence (whole logits may be
+     * modified), samples the next token and returns it with the text it makes printable; returns
      * null when the generation ended without a token to hand out. After the generation has
      * finished, {@link #isFinished()} is true and {@link #completion()} is ready.
      */
-    public GeneratedToken accept(float[] logits, int offset) {
+    GeneratedToken accept(LogitRows rows, int row) {
+        beforeSampling();
+        int token = rows.sample(sampler, row, seq.tokenArray(), seq.length());
+        seq.append(token);
+        return commit(token);
+    }
+
+    private void beforeSampling() {
         if (finish != null) {
             throw new IllegalStateException("the generation has finished");
         }
         if (firstLogitsNanos == 0) {
             firstLogitsNanos = System.nanoTime();
         }
-        int token = sampler.sample(logits, offset, seq.tokenArray(), seq.length());
-        seq.append(token);
-        return commit(token);
     }
 
     /**
      * Verifies the {@code drafted} tokens at the end of the sequence (the speculator's draft,
      * appended and evaluated together with the token before them) against the model's logits for
-     * each of their positions and the one after ({@code drafted + 1} rows from {@code offset}).
+     * each of their positions and the one after ({@code drafted + 1} rows from {@code firstRow};
+     * candidates will do for greedy decoding, sampling needs whole rows).
      *
      * <p>Greedy: the drafts are kept while each is the model's argmax, then the model's own token
      * follows. Sampling: draft x at position i is kept with probability min(1, p(x) / q(x)),
@@ -157,21 +171,15 @@ public final class Generation {
      * <p>Hands each output token to {@code sink}, as {@link #accept} returns them, and returns
      * how many it handed out.
      */
-    int acceptDrafts(float[] logits, int offset, int drafted, Scheduler.Sink sink) {
-        if (finish != null) {
-            throw new IllegalStateException("the generation has finished");
-        }
-        if (firstLogitsNanos == 0) {
-            firstLogitsNanos = System.nanoTime();
-        }
-        int vocabulary = sampler.vocabularySize();
+    int acceptDrafts(LogitRows rows, int firstRow, int drafted, Scheduler.Sink sink) {
+        beforeSampling();
         int start = seq.length() - drafted;
         int[] history = seq.tokenArray();
         int accepted = 0;
         int next = -1;
         if (config.isGreedy()) {
             while (next < 0) {
-                int t = sampler.sample(logits, offset + accepted * vocabulary, history, start + accepted);
+                int t = rows.sample(sampler, firstRow + accepted, history, start + accepted);
                 if (accepted < drafted && t == history[start + accepted]) {
                     accepted++;
                 } else {
@@ -182,7 +190,7 @@ public final class Generation {
             DraftBuffer draft = speculator.draft();
             float[] p = speculator.row();
             for (; accepted < drafted; accepted++) {
-                sampler.distribution(logits, offset + accepted * vocabulary, history, start + accepted, p);
+                sampler.distribution(rows.logits(), rows.offset(firstRow + accepted), history, start + accepted, p);
                 int x = history[start + accepted];
                 // Accept with probability min(1, p/q): q(x) > 0 for a token drawn from q.
                 if (!(sampler.nextUniform() * draft.probability(accepted, x) < p[x])) {
@@ -191,7 +199,7 @@ public final class Generation {
                 }
             }
             if (next < 0) {
-                next = sampler.sample(logits, offset + drafted * vocabulary, history, start + drafted);
+                next = rows.sample(sampler, firstRow + drafted, history, start + drafted);
             }
         }
         seq.rewind(drafted - accepted);

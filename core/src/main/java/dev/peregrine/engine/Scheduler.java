@@ -9,6 +9,7 @@ import dev.peregrine.RequestRejectedException;
 import dev.peregrine.kv.KvCache;
 import dev.peregrine.kv.KvCacheFullException;
 import dev.peregrine.model.LlamaGraph;
+import dev.peregrine.spi.Backend;
 import dev.peregrine.spi.BatchLayout;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -25,9 +26,11 @@ import java.util.concurrent.locks.ReentrantLock;
  * together. Each step it admits waiting requests (first come, first served) while the KV cache
  * has room, builds one ragged batch — one token for every decoding sequence, then chunks of the
  * prompts being prefilled up to the token budget — runs one forward pass, and samples each
- * sequence that got logits with its own config and random generator. Requests join and leave at
- * every step. When the KV cache runs out, the newest running request is preempted: its blocks are
- * freed and it is recomputed from its tokens later, so no request is lost or corrupted.
+ * sequence that got logits with its own config and random generator (from each row's best
+ * candidates, selected by the backend, when every row's sampling allows it; see
+ * {@link #setCandidateSampling}). Requests join and leave at every step. When the KV cache runs
+ * out, the newest running request is preempted: its blocks are freed and it is recomputed from
+ * its tokens later, so no request is lost or corrupted.
  *
  * <p>Speculative decoding: before building the batch, each decoding request that speculates (and
  * whose batch is small enough, see {@link Speculator}) gets a draft of k tokens, appended to its
@@ -88,6 +91,8 @@ public final class Scheduler implements AutoCloseable {
     private final LlamaGraph graph;
     private final KvCache kv;
     private final int vocabularySize;
+    /** The token ids sampling chooses from: the tokenizer's, which a padded embedding table may exceed. */
+    private final int sampledVocabularySize;
     private final int maxBatchTokens;
     private final int maxSequences;
     private final int maxWaiting;
@@ -106,7 +111,10 @@ public final class Scheduler implements AutoCloseable {
     /** Prompt tokens in the step being built. */
     private int stepPrefillTokens;
     private final BatchLayout layout;
-    private float[] logits;
+    private final LogitRows logitRows;
+    /** Whether steps may sample from the backend's best candidates (see {@link #setCandidateSampling}). */
+    private volatile boolean candidateSampling = true;
+    private volatile long candidateSteps;
     private final Thread thread;
 
     /** Held while this model's graph or backend is in use: by this scheduler's steps and by {@link #runExclusive}. */
@@ -131,6 +139,8 @@ public final class Scheduler implements AutoCloseable {
     private volatile int runningCount;
 
     /**
+     * @param vocabularySize floats per logits row (the model's vocabulary)
+     * @param sampledVocabularySize the token ids sampling chooses from (the tokenizer's vocabulary)
      * @param maxBatchTokens most tokens evaluated per step (the graph must hold that many)
      * @param maxSequences   most sequences running at once
      * @param maxWaiting     most requests waiting for admission; more are rejected
@@ -140,14 +150,20 @@ public final class Scheduler implements AutoCloseable {
      * @param prefillStepMillis how long a step that prefills should take; 0 for chunks of
      *                       prefillChunkTokens whatever they cost
      */
-    public Scheduler(LlamaGraph graph, KvCache kv, int vocabularySize, int maxBatchTokens, int maxSequences,
-                     int maxWaiting, boolean prefixCaching, int prefillChunkTokens, int prefillStepMillis, String name) {
+    public Scheduler(LlamaGraph graph, KvCache kv, int vocabularySize, int sampledVocabularySize, int maxBatchTokens,
+                     int maxSequences, int maxWaiting, boolean prefixCaching, int prefillChunkTokens, int prefillStepMillis,
+                     String name) {
         if (maxSequences > maxBatchTokens) {
             throw new IllegalArgumentException("maxSequences " + maxSequences + " exceeds maxBatchTokens " + maxBatchTokens);
+        }
+        if (sampledVocabularySize < 1 || sampledVocabularySize > vocabularySize) {
+            throw new IllegalArgumentException("sampledVocabularySize must be in 1.." + vocabularySize + ", got "
+                    + sampledVocabularySize);
         }
         this.graph = graph;
         this.kv = kv;
         this.vocabularySize = vocabularySize;
+        this.sampledVocabularySize = sampledVocabularySize;
         this.maxBatchTokens = maxBatchTokens;
         this.maxSequences = maxSequences;
         this.maxWaiting = maxWaiting;
@@ -155,7 +171,7 @@ public final class Scheduler implements AutoCloseable {
         this.prefillChunkTokens = prefillChunkTokens;
         this.prefillStepNanos = prefillStepMillis * 1_000_000L;
         this.layout = new BatchLayout(kv.blockSize());
-        this.logits = new float[Math.multiplyExact(maxSequences, vocabularySize)];
+        this.logitRows = new LogitRows(vocabularySize, maxSequences, maxBatchTokens);
         this.thread = Thread.ofPlatform().daemon().name("peregrine-scheduler-" + name).unstarted(this::loop);
         thread.start();
     }
@@ -194,8 +210,26 @@ public final class Scheduler implements AutoCloseable {
         return vocabularySize;
     }
 
+    int sampledVocabularySize() {
+        return sampledVocabularySize;
+    }
+
     LlamaGraph graph() {
         return graph;
+    }
+
+    /**
+     * Whether a step whose logit rows can all be sampled from their best candidates
+     * ({@link Generation#candidatesNeeded}) asks the backend for only those instead of whole rows
+     * (on by default). The tokens are the same either way; off is for comparing the two paths.
+     */
+    public void setCandidateSampling(boolean enabled) {
+        candidateSampling = enabled;
+    }
+
+    /** How many steps so far sampled from candidates instead of whole logits rows. */
+    public long candidateSteps() {
+        return candidateSteps;
     }
 
     /**
@@ -285,13 +319,14 @@ public final class Scheduler implements AutoCloseable {
             if (layout.tokenCount == 0) {
                 return;
             }
-            if (logits.length < layout.logitCount * vocabularySize) {
-                // Verification spans want several rows per sequence: grow once, with room for adaptive drafts to grow.
-                int rows = Math.min(maxBatchTokens, layout.logitCount + layout.logitCount / 2);
-                logits = new float[Math.multiplyExact(rows, vocabularySize)];
-            }
             long forwardStart = System.nanoTime();
-            graph.forward(layout, logits);
+            int candidates = candidatesPerRow();
+            if (candidates > 0) {
+                graph.forwardCandidates(layout, sampledVocabularySize, logitRows.candidateRows(layout.logitCount, candidates));
+                candidateSteps++;
+            } else {
+                graph.forward(layout, logitRows.fullRows(layout.logitCount));
+            }
             long end = System.nanoTime();
             metrics.recordStep(layout.tokenCount, end - t0);
             if (stepPrefillTokens > 0) {
@@ -315,12 +350,12 @@ public final class Scheduler implements AutoCloseable {
                 if (r.drafted > 0) {
                     int drafted = r.drafted;
                     r.drafted = 0;
-                    int handedOut = r.generation.acceptDrafts(logits, stepLogitRow[i] * vocabularySize, drafted, r.sink);
+                    int handedOut = r.generation.acceptDrafts(logitRows, stepLogitRow[i], drafted, r.sink);
                     metrics.generatedTokens.addAndGet(handedOut);
                     Speculator s = r.generation.speculator();
                     metrics.recordSpeculation(s.lastDrafted(), s.lastAccepted(), s.lastSaved());
                 } else {
-                    GeneratedToken token = r.generation.accept(logits, stepLogitRow[i] * vocabularySize);
+                    GeneratedToken token = r.generation.accept(logitRows, stepLogitRow[i]);
                     if (token != null) {
                         metrics.generatedTokens.incrementAndGet();
                         r.sink.onToken(token);
@@ -346,6 +381,29 @@ public final class Scheduler implements AutoCloseable {
         for (Request r : finished) {
             complete(r);
         }
+    }
+
+    /**
+     * Candidates per logit row that let every request of the step sample exactly as from whole
+     * rows (the most any of them needs), or 0 when some request needs whole rows, needs more than
+     * a backend selects ({@link Backend#MAX_CANDIDATES}), or the step wants no logits.
+     */
+    private int candidatesPerRow() {
+        if (!candidateSampling || layout.logitCount == 0) {
+            return 0;
+        }
+        int most = 0;
+        for (int i = 0; i < stepRequests.size(); i++) {
+            if (stepLogitRow[i] >= 0) {
+                Request r = stepRequests.get(i);
+                int needed = r.generation.candidatesNeeded(r.drafted > 0);
+                if (needed == 0) {
+                    return 0;
+                }
+                most = Math.max(most, needed);
+            }
+        }
+        return most <= Backend.MAX_CANDIDATES ? most : 0;
     }
 
     private void drainIncoming() {
@@ -476,7 +534,7 @@ public final class Scheduler implements AutoCloseable {
         }
         for (DraftModelRunner runner : draftRunners) {
             try {
-                runner.run();
+                runner.run(candidateSampling);
                 for (Speculator s : runner.work()) {
                     appendDrafts(requestOf(s), s.draft().size());
                 }

@@ -168,18 +168,27 @@ public final class Speculator implements AutoCloseable {
     }
 
     /**
-     * Picks the next draft token from the draft model's logits after its sequence: the argmax
+     * Candidates per row {@link #sampleDraftToken} can do with: greedy drafting needs the argmax
+     * only ({@link Sampler#candidatesNeeded}); sampled drafts need the draft model's whole
+     * distribution (0).
+     */
+    int draftCandidatesNeeded() {
+        return config.isGreedy() ? draftSampler.candidatesNeeded() : 0;
+    }
+
+    /**
+     * Picks the next draft token from the draft model's output row after its sequence: the argmax
      * for greedy decoding, else a draw (with the request's random generator) from the draft's
      * distribution under the same temperature, filters and penalties as the target's.
      */
-    void sampleDraftToken(float[] logits, int offset) {
+    void sampleDraftToken(LogitRows rows, int row) {
         int token;
         if (config.isGreedy()) {
-            token = draftSampler.sample(logits, offset, draftSeq.tokenArray(), draftSeq.length());
+            token = rows.sample(draftSampler, row, draftSeq.tokenArray(), draftSeq.length());
             draft.add(token);
         } else {
             float[] q = row();
-            draftSampler.distribution(logits, offset, draftSeq.tokenArray(), draftSeq.length(), q);
+            draftSampler.distribution(rows.logits(), rows.offset(row), draftSeq.tokenArray(), draftSeq.length(), q);
             token = DraftBuffer.draw(q, vocabularySize, targetSampler.nextUniform());
             draft.addNormalised(token, q, 1.0);
         }

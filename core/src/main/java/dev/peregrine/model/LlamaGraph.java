@@ -1,9 +1,11 @@
 package dev.peregrine.model;
 
 import dev.peregrine.kv.KvCache;
+import dev.peregrine.sampling.TopK;
 import dev.peregrine.spi.Backend;
 import dev.peregrine.spi.BatchLayout;
 import dev.peregrine.spi.Buffer;
+import dev.peregrine.spi.Candidates;
 import dev.peregrine.spi.Weight;
 
 /**
@@ -105,12 +107,72 @@ public final class LlamaGraph {
      * layout must already belong to their sequences.
      */
     public void forward(BatchLayout layout, float[] out) {
+        if (out.length < layout.logitCount * c.vocabularySize()) {
+            throw new IllegalArgumentException("logits array too small for " + layout.logitCount + " rows");
+        }
+        run(layout);
+        int total = layout.logitCount;
+        for (int start = 0; start < total; start += LOGIT_ROWS_PER_CHUNK) {
+            int rows = projectLogits(layout, start);
+            backend.read(logits, 0, out, start * c.vocabularySize(), rows * c.vocabularySize());
+        }
+        if (c.finalSoftcap() > 0) {
+            for (int i = 0, end = total * c.vocabularySize(); i < end; i++) {
+                out[i] = softcap(out[i]);
+            }
+        }
+    }
+
+    /**
+     * Runs the batch as {@link #forward} does but leaves the logits on the backend: for each row of
+     * {@code layout.logitRows}, in that order, {@code out} receives its best {@code out.k()} tokens
+     * among the first {@code vocab} ids, ranked, with the logits {@link #forward} would give them
+     * (Gemma 2's final soft-cap included). A device backend thereby copies back {@code k} entries
+     * per row instead of the vocabulary.
+     *
+     * <p>The soft-cap {@code cap * tanh(v / cap)} is monotonic, so it is applied to the candidates
+     * after the selection; where it rounds neighbouring logits to the same float the candidates are
+     * ranked again (equal values, lower id first), as the host ranks the capped row. What this
+     * cannot see is a token just outside the k that the cap makes equal to the last candidate and
+     * that has the lower id: {@link #forward} would rank it first among equals. That takes two
+     * logits within a rounding of each other across the k-th place. (Nor does it tell NaN from
+     * {@code -Infinity}: both become {@code -cap} here, where {@link #forward} leaves NaN, which
+     * matters only for rows with fewer than k finite logits.)
+     *
+     * @param vocab the ids that may be chosen (a tokenizer may be smaller than a padded embedding table)
+     * @param out   sized by the caller ({@link Candidates#reset}) for at least {@code layout.logitCount} rows
+     */
+    public void forwardCandidates(BatchLayout layout, int vocab, Candidates out) {
+        if (out.rows() < layout.logitCount) {
+            throw new IllegalArgumentException("candidates sized for " + out.rows() + " rows, the step has "
+                    + layout.logitCount);
+        }
+        if (vocab < 1 || vocab > c.vocabularySize()) {
+            throw new IllegalArgumentException("vocab must be in 1.." + c.vocabularySize() + ", got " + vocab);
+        }
+        run(layout);
+        int total = layout.logitCount;
+        for (int start = 0; start < total; start += LOGIT_ROWS_PER_CHUNK) {
+            int rows = projectLogits(layout, start);
+            backend.selectCandidates(logits, rows, c.vocabularySize(), vocab, out, start);
+        }
+        if (c.finalSoftcap() > 0) {
+            float[] values = out.values();
+            for (int row = 0; row < total; row++) {
+                int from = out.offset(row);
+                for (int j = from; j < from + out.k(); j++) {
+                    values[j] = softcap(values[j]);
+                }
+                TopK.rank(values, out.ids(), from, out.k());
+            }
+        }
+    }
+
+    /** Everything up to the final norm: embeddings, then every layer, into the residual stream {@link #x}. */
+    private void run(BatchLayout layout) {
         int n = layout.tokenCount;
         if (n <= 0 || n > maxTokens) {
             throw new IllegalArgumentException("a step holds 1.." + maxTokens + " tokens, got " + n);
-        }
-        if (out.length < layout.logitCount * c.vocabularySize()) {
-            throw new IllegalArgumentException("logits array too small for " + layout.logitCount + " rows");
         }
         backend.beginStep(layout);
         backend.embed(x, w.tokenEmbedding(), layout);
@@ -160,29 +222,27 @@ public final class LlamaGraph {
             }
             backend.add(x, proj, (long) n * c.dim());
         }
-
-        // Only the wanted rows go through the final norm and the (large) output projection.
-        int total = layout.logitCount;
-        for (int start = 0; start < total; start += LOGIT_ROWS_PER_CHUNK) {
-            int rows = Math.min(LOGIT_ROWS_PER_CHUNK, total - start);
-            gatherRows(layout, start, rows);
-            backend.rmsNorm(lastNormed, lastRows, w.outputNorm(), rows, c.dim(), c.rmsEps());
-            backend.matmul(logits, lastNormed, w.output(), rows);
-            backend.read(logits, 0, out, start * c.vocabularySize(), rows * c.vocabularySize());
-        }
-        float cap = c.finalSoftcap();
-        if (cap > 0) {
-            // Gemma 2: logits bounded to (-cap, cap). StrictMath: the same bits whatever the JIT does.
-            for (int i = 0, end = total * c.vocabularySize(); i < end; i++) {
-                out[i] = cap * (float) StrictMath.tanh(out[i] / cap);
-            }
-        }
     }
 
-    private void gatherRows(BatchLayout layout, int start, int rows) {
+    /**
+     * The logits of the wanted rows from {@code start} on, at most {@link #LOGIT_ROWS_PER_CHUNK},
+     * into {@link #logits} (before any soft-cap): only those rows go through the final norm and the
+     * (large) output projection. Returns how many rows it computed.
+     */
+    private int projectLogits(BatchLayout layout, int start) {
+        int rows = Math.min(LOGIT_ROWS_PER_CHUNK, layout.logitCount - start);
         for (int i = 0; i < rows; i++) {
             int row = layout.logitRows[start + i];
             backend.copy(lastRows, (long) i * c.dim(), x, (long) row * c.dim(), c.dim());
         }
+        backend.rmsNorm(lastNormed, lastRows, w.outputNorm(), rows, c.dim(), c.rmsEps());
+        backend.matmul(logits, lastNormed, w.output(), rows);
+        return rows;
+    }
+
+    /** Gemma 2: a logit bounded to (-cap, cap). StrictMath: the same bits whatever the JIT does. */
+    private float softcap(float logit) {
+        float cap = c.finalSoftcap();
+        return cap * (float) StrictMath.tanh(logit / cap);
     }
 }

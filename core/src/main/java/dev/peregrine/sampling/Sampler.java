@@ -24,15 +24,24 @@ import java.util.concurrent.ThreadLocalRandom;
  * {@code +Infinity} share all the probability equally. If every logit is {@code -Infinity} or NaN
  * there is nothing to choose and an {@link IllegalArgumentException} is thrown.
  *
+ * <p>With top-k, the sampler works on the k best tokens in rank order ({@link TopK}), whether it
+ * selects them from a whole row itself ({@link #sample}) or a backend selected them
+ * ({@link #sampleCandidates}): the weights, their sums, the top-p cut and the draw then see the same
+ * numbers in the same order, so both give the same token for the same random number. That lets a
+ * GPU hand back a few candidates per row instead of the whole row whenever the config allows it
+ * ({@link #candidatesNeeded}).
+ *
  * <p>Cost, for a vocabulary of V tokens: all scratch space is allocated by the constructor, so
- * {@link #sample} and {@link #distribution} allocate nothing. With top-k, one pass keeps the k
- * best tokens in a bounded heap (nearly O(V): most tokens fail the one comparison with the heap's
- * root) and only those k need an exp(). Without top-k every token needs an exp() (the top-p
- * threshold depends on the sum over the whole vocabulary), but only tokens that can survive become
+ * {@link #sample}, {@link #sampleCandidates} and {@link #distribution} allocate nothing. With
+ * top-k, one pass keeps the k best tokens in a bounded heap (nearly O(V): most tokens fail the one
+ * comparison with the heap's root), a heap sort ranks them, only those k need an exp(), and top-p
+ * takes the shortest ranked prefix. Without top-k every token needs an exp() (the top-p threshold
+ * depends on the sum over the whole vocabulary), but only tokens that can survive become
  * candidates: with top-p, tokens whose weight is below {@code (1 - p) * sum / V} together weigh
  * less than {@code (1 - p) * sum}, so the smallest set reaching {@code p * sum} has none of them;
  * with min-p nothing below {@code minP * max} can survive. Top-p then finds its set among the
- * candidates with a quickselect steered by mass (expected linear time), so nothing is ever sorted.
+ * candidates with a quickselect steered by mass (expected linear time), so the vocabulary is never
+ * sorted.
  *
  * <p>Not thread-safe: one sampler per generating sequence.
  */
@@ -42,8 +51,13 @@ public final class Sampler {
     private final long seed;
     private final SplittableRandom random;
 
-    /** Token ids still in the running, in the first n entries: a heap for top-k, partitioned for top-p. */
+    /** {@link #candidatesNeeded}: 1, top-k, or 0 when only a whole row will do. */
+    private final int candidatesNeeded;
+
+    /** Token ids still in the running, in the first n entries: ranked for top-k, partitioned by top-p without. */
     private final int[] candidates;
+    /** With top-k: the logits of {@code candidates[0 .. k)}, ranked, when {@link #sample} selects them itself. */
+    private final float[] rankedLogits;
     /** Unnormalised probability by token id, {@code exp((logit - max) / T)}; valid for candidates only. */
     private final float[] weights;
     /** Marks tokens already penalised in this call, so that repeats are penalised once. */
@@ -65,8 +79,11 @@ public final class Sampler {
         // SplittableRandom's algorithm (SplitMix64) is specified, so a seed gives the same draws on every JVM.
         this.random = new SplittableRandom(seed);
         this.candidates = new int[vocabularySize];
+        this.rankedLogits = new float[usesTopK() ? config.topK() : 0];
         this.weights = new float[vocabularySize];
         this.penalised = new boolean[vocabularySize];
+        boolean penalty = config.repetitionPenalty() != 1f && config.repetitionLastN() > 0;
+        this.candidatesNeeded = penalty ? 0 : config.isGreedy() ? 1 : usesTopK() ? config.topK() : 0;
     }
 
     /** The seed of this sampler's random generator: the config's, or the fresh one drawn for it. */
@@ -92,7 +109,49 @@ public final class Sampler {
      * @throws IllegalArgumentException if every logit is {@code -Infinity} or NaN, or a recent token is out of range
      */
     public int sample(float[] logits, int offset, int[] recentTokens, int recentCount) {
-        int n = prepare(logits, offset, recentTokens, recentCount);
+        return draw(prepare(logits, offset, recentTokens, recentCount));
+    }
+
+    /**
+     * How many best candidates per row {@link #sampleCandidates} needs to draw exactly as
+     * {@link #sample} would from the whole row: 1 for greedy decoding, top-k for sampling with
+     * {@code 0 < topK < vocabularySize}; 0 when the whole row is needed (a repetition penalty, which
+     * changes logits before the ranking, or sampling without top-k, whose top-p and min-p depend
+     * on every token's weight).
+     */
+    public int candidatesNeeded() {
+        return candidatesNeeded;
+    }
+
+    /**
+     * Draws the next token from a row's best candidates instead of its whole logits row: the same
+     * token, with the same random draws, as {@link #sample} on that row (temperature, top-p and
+     * min-p applied within the top-k as {@link #sample} applies them).
+     *
+     * @param values the row's candidates' logits at {@code [offset, offset + n)}, best first,
+     *               NaN-free (as {@link TopK#select} writes them), n at least {@link #candidatesNeeded}
+     * @param ids    their token ids, at the same indices
+     * @throws IllegalStateException    if this config needs whole rows ({@link #candidatesNeeded} is 0)
+     * @throws IllegalArgumentException if every candidate is {@code -Infinity}
+     */
+    public int sampleCandidates(float[] values, int[] ids, int offset) {
+        if (candidatesNeeded == 0) {
+            throw new IllegalStateException("sampling with " + config + " needs the whole logits row");
+        }
+        Objects.checkFromIndexSize(offset, candidatesNeeded, values.length);
+        Objects.checkFromIndexSize(offset, candidatesNeeded, ids.length);
+        for (int j = 0; j < candidatesNeeded; j++) {
+            int id = ids[offset + j];
+            if (id < 0 || id >= vocabularySize) {
+                throw new IllegalArgumentException("candidate " + id + " is outside the vocabulary of " + vocabularySize);
+            }
+            candidates[j] = id;
+        }
+        return draw(filterRanked(values, offset, candidatesNeeded));
+    }
+
+    /** Draws one of the survivors {@code candidates[0 .. n)} by weight; greedy: the first, with no random number. */
+    private int draw(int n) {
         if (config.isGreedy()) {
             return candidates[0];
         }
@@ -170,46 +229,87 @@ public final class Sampler {
             throw new IllegalArgumentException("every logit is -Infinity or NaN: no token can be chosen");
         }
         if (config.isGreedy()) {
-            candidates[0] = best;
-            weights[best] = 1;
-            total = 1;
-            return 1;
+            return keepOnly(best);
         }
-
+        if (usesTopK()) {
+            TopK.select(logits, offset, vocabularySize, config.topK(), rankedLogits, candidates, 0);
+            return filterRanked(rankedLogits, 0, config.topK());
+        }
         double invTemperature = 1.0 / config.temperature();
-        int topK = config.topK();
         float topP = config.topP();
-        float minP = config.minP();
-        int n;
         double sum = 0;
-        if (topK > 0 && topK < vocabularySize) {
-            n = selectTopK(logits, offset, topK);
-            for (int j = 0; j < n; j++) {
-                int id = candidates[j];
-                weights[id] = weight(logits[offset + id], max, invTemperature);
-                sum += weights[id];
-            }
-        } else {
-            for (int id = 0; id < vocabularySize; id++) {
-                weights[id] = weight(logits[offset + id], max, invTemperature);
-                sum += weights[id];
-            }
-            // Cheap pruning: only tokens that can survive top-p and min-p (see the class comment).
-            double threshold = Math.max(minP, topP < 1 ? (1 - topP) * sum / vocabularySize : 0);
-            n = 0;
-            for (int id = 0; id < vocabularySize; id++) {
-                if (weights[id] > 0 && weights[id] >= threshold) {
-                    candidates[n++] = id;
-                }
+        for (int id = 0; id < vocabularySize; id++) {
+            weights[id] = weight(logits[offset + id], max, invTemperature);
+            sum += weights[id];
+        }
+        // Cheap pruning: only tokens that can survive top-p and min-p (see the class comment).
+        double threshold = Math.max(config.minP(), topP < 1 ? (1 - topP) * sum / vocabularySize : 0);
+        int n = 0;
+        for (int id = 0; id < vocabularySize; id++) {
+            if (weights[id] > 0 && weights[id] >= threshold) {
+                candidates[n++] = id;
             }
         }
-
         if (topP < 1) {
             n = keepTopP(logits, offset, n, topP * sum);
         }
-        // min-p: the most likely token survives every filter and has weight exp(0) = 1, so
-        // "probability >= minP * max probability" is "weight >= minP". Zero weights (-Infinity
-        // logits that top-k kept for want of better ones) go too.
+        return keepMinP(n);
+    }
+
+    /** Whether the config's top-k removes anything: {@code 0 < topK < vocabularySize}. */
+    private boolean usesTopK() {
+        return config.topK() > 0 && config.topK() < vocabularySize;
+    }
+
+    /**
+     * The filters after top-k, on the k best tokens in rank order: {@code candidates[0 .. k)} hold
+     * their ids, {@code logits[from .. from + k)} their logits. Weights and their sum are taken in
+     * rank order, top-p keeps the shortest ranked prefix that reaches its mass, then min-p. Returns
+     * the number of survivors, as {@link #prepare} does.
+     */
+    private int filterRanked(float[] logits, int from, int k) {
+        float max = logits[from];
+        if (max == Float.NEGATIVE_INFINITY) {
+            throw new IllegalArgumentException("every logit is -Infinity or NaN: no token can be chosen");
+        }
+        if (config.isGreedy()) {
+            return keepOnly(candidates[0]);
+        }
+        double invTemperature = 1.0 / config.temperature();
+        double sum = 0;
+        for (int j = 0; j < k; j++) {
+            int id = candidates[j];
+            weights[id] = weight(logits[from + j], max, invTemperature);
+            sum += weights[id];
+        }
+        int n = k;
+        if (config.topP() < 1) {
+            double targetMass = config.topP() * sum;
+            double kept = 0;
+            n = 0;
+            while (n < k && kept < targetMass) {
+                kept += weights[candidates[n++]];
+            }
+        }
+        return keepMinP(n);
+    }
+
+    /** Greedy decoding: {@code id} alone survives. */
+    private int keepOnly(int id) {
+        candidates[0] = id;
+        weights[id] = 1;
+        total = 1;
+        return 1;
+    }
+
+    /**
+     * min-p over {@code candidates[0 .. n)}, keeping their order; sets {@link #total} and returns
+     * the number kept. The most likely token survives every filter and has weight exp(0) = 1, so
+     * "probability >= minP * max probability" is "weight >= minP". Zero weights (-Infinity logits
+     * that top-k kept for want of better ones) go too.
+     */
+    private int keepMinP(int n) {
+        float minP = config.minP();
         int kept = 0;
         total = 0;
         for (int j = 0; j < n; j++) {
@@ -252,44 +352,6 @@ public final class Sampler {
     /** {@code exp((x - max) / T)}, where tokens at the maximum weigh exactly 1, even at {@code +Infinity}. */
     private static float weight(float x, float max, double invTemperature) {
         return x == max ? 1f : (float) Math.exp(((double) x - max) * invTemperature);
-    }
-
-    /** Puts the k best tokens in {@code candidates[0 .. k)} (in heap order) and returns k. */
-    private int selectTopK(float[] logits, int offset, int k) {
-        for (int id = 0; id < k; id++) {
-            candidates[id] = id;
-        }
-        for (int i = k / 2 - 1; i >= 0; i--) {
-            siftDown(logits, offset, i, k);
-        }
-        for (int id = k; id < vocabularySize; id++) {
-            // Ids come in increasing order, so a token equal to the worst kept one ranks after it.
-            if (logits[offset + id] > logits[offset + candidates[0]]) {
-                candidates[0] = id;
-                siftDown(logits, offset, 0, k);
-            }
-        }
-        return k;
-    }
-
-    /** Restores the heap {@code candidates[0 .. size)} below {@code i}; the worst token is at the root. */
-    private void siftDown(float[] logits, int offset, int i, int size) {
-        int item = candidates[i];
-        while (true) {
-            int child = 2 * i + 1;
-            if (child >= size) {
-                break;
-            }
-            if (child + 1 < size && ranksBefore(logits, offset, candidates[child], candidates[child + 1])) {
-                child++;
-            }
-            if (!ranksBefore(logits, offset, item, candidates[child])) {
-                break;
-            }
-            candidates[i] = candidates[child];
-            i = child;
-        }
-        candidates[i] = item;
     }
 
     /**

@@ -1,5 +1,6 @@
 package dev.peregrine.spi;
 
+import dev.peregrine.sampling.TopK;
 import dev.peregrine.tensor.Tensor;
 
 /**
@@ -12,6 +13,11 @@ import dev.peregrine.tensor.Tensor;
  * Calls are made from one thread at a time per backend.
  */
 public interface Backend extends AutoCloseable {
+    /**
+     * The largest k {@link #selectCandidates} must support: one candidate per thread of the CUDA
+     * backend's {@code pg_top_k} block (SAMPLE_THREADS in native/sampling.cu).
+     */
+    int MAX_CANDIDATES = 1024;
 
     /** Human-readable description, e.g. "CPU, 2 threads, Vector API 512-bit". */
     String description();
@@ -99,6 +105,41 @@ public interface Backend extends AutoCloseable {
 
     /** Copies {@code count} floats from {@code src} to the host array {@code dst}. */
     void read(Buffer src, long srcOffset, float[] dst, int dstOffset, int count);
+
+    /**
+     * Reduces logits rows to their best {@code out.k()} tokens where the logits are, so that only
+     * those come back to the host (greedy decoding and top-k sampling need no more). Row r of
+     * {@code logits} starts at float {@code r * rowLength}; only its first {@code vocab} logits (token
+     * ids {@code 0 .. vocab - 1}) compete. Row r's candidates go to row {@code firstRow + r} of
+     * {@code out}, ranked as the host ranks ({@link TopK}): larger logit first, equal logits lower id
+     * first, NaN as {@code -Infinity} (and reported as {@code -Infinity}).
+     *
+     * <p>The default reads each row into a host array that {@code out} keeps and selects there
+     * (no allocation once that array has grown): right for backends whose buffers live in host
+     * memory. A device backend selects on the device and copies back {@code rows x k} entries.
+     *
+     * @throws IllegalArgumentException unless {@code out.k() <= vocab <= rowLength} and {@code firstRow + rows <= out.rows()}
+     */
+    default void selectCandidates(Buffer logits, int rows, int rowLength, int vocab, Candidates out, int firstRow) {
+        checkCandidateSelection(rows, rowLength, vocab, out, firstRow);
+        float[] row = out.hostRow(vocab);
+        for (int r = 0; r < rows; r++) {
+            read(logits, (long) r * rowLength, row, 0, vocab);
+            TopK.select(row, 0, vocab, out.k(), out.values(), out.ids(), out.offset(firstRow + r));
+        }
+    }
+
+    /** The argument checks of {@link #selectCandidates}, for implementations. */
+    static void checkCandidateSelection(int rows, int rowLength, int vocab, Candidates out, int firstRow) {
+        if (out.k() > vocab || vocab > rowLength) {
+            throw new IllegalArgumentException("candidate selection needs k <= vocab <= rowLength, got k " + out.k()
+                    + ", vocab " + vocab + ", rowLength " + rowLength);
+        }
+        if (rows < 0 || firstRow < 0 || firstRow > out.rows() - rows) {
+            throw new IllegalArgumentException("rows " + firstRow + " .. " + (firstRow + rows) + " are outside the "
+                    + out.rows() + " rows of the candidates");
+        }
+    }
 
     /** Frees every buffer and weight this backend made. */
     @Override

@@ -122,7 +122,9 @@ class SpeculativeVerificationTest {
             }
         };
         evaluate(seq, seq.pendingTokens());
-        sink.onToken(g.accept(modelLogits(seq.tokenArray(), seq.length()), 0));
+        LogitRows logitRows = new LogitRows(V, 1, 64);
+        System.arraycopy(modelLogits(seq.tokenArray(), seq.length()), 0, logitRows.fullRows(1), 0, V);
+        sink.onToken(g.accept(logitRows, 0));
         while (!g.isFinished()) {
             int k = g.draftLimit();
             int drafted = k > 0 ? speculator.proposeWithDrafter(k) : 0;
@@ -130,15 +132,15 @@ class SpeculativeVerificationTest {
                 seq.append(speculator.draft().token(j));
             }
             // The logits of every position of the span: after the last token, and after each draft token.
-            float[] rows = new float[(drafted + 1) * V];
+            float[] rows = logitRows.fullRows(drafted + 1);
             for (int j = 0; j <= drafted; j++) {
                 System.arraycopy(modelLogits(seq.tokenArray(), seq.length() - drafted + j), 0, rows, j * V, V);
             }
             evaluate(seq, drafted + 1);
             if (drafted > 0) {
-                g.acceptDrafts(rows, 0, drafted, sink);
+                g.acceptDrafts(logitRows, 0, drafted, sink);
             } else {
-                sink.onToken(g.accept(rows, 0));
+                sink.onToken(g.accept(logitRows, 0));
             }
             assertThat(seq.kv().length()).as("no rejected draft stays in the cache").isLessThan(seq.length());
         }

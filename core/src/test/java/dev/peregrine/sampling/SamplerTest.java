@@ -426,6 +426,83 @@ class SamplerTest {
         assertThat(logits).containsExactly(1, -4, 2, 2);
     }
 
+    // ---------------------------------------------------------------- candidates
+
+    static Stream<Arguments> candidateConfigs() {
+        return Stream.of(
+                Arguments.of("greedy", GenerationConfig.greedy()),
+                Arguments.of("greedy without top-k", GenerationConfig.greedy().topK(0).topP(0.5f)),
+                Arguments.of("top-k 1", PLAIN.topK(1)),
+                Arguments.of("top-k 7", PLAIN.topK(7)),
+                Arguments.of("top-k + top-p", PLAIN.topK(50).topP(0.8f)),
+                Arguments.of("top-k + min-p, hot", PLAIN.temperature(2f).topK(300).minP(0.2f)),
+                Arguments.of("everything", PLAIN.temperature(0.7f).topK(40).topP(0.9f).minP(0.05f)),
+                Arguments.of("llama.cpp defaults", GenerationConfig.defaults().seed(3)),
+                Arguments.of("penalty over no history", PLAIN.topK(20).repetitionPenalty(1.3f, 0)));
+    }
+
+    /**
+     * The same seed, the same rows: drawing from the best candidates (exactly k, or more, as a
+     * step whose rows need different k hands out) gives the token the whole row gives, draw after
+     * draw, so both consume the same random numbers. Rows with ties at every cut, NaN and infinities.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("candidateConfigs")
+    void candidatesGiveTheTokensOfWholeRows(String name, GenerationConfig c) {
+        Random rnd = new Random(name.hashCode());
+        int vocabulary = 1000;
+        Sampler whole = new Sampler(c.seed(77), vocabulary);
+        Sampler fromCandidates = new Sampler(c.seed(77), vocabulary);
+        int needed = fromCandidates.candidatesNeeded();
+        assertThat(needed).isPositive();
+        for (int extra : new int[] {0, 17}) {
+            int k = needed + extra;
+            float[] values = new float[3 + k];
+            int[] ids = new int[3 + k];
+            for (int draw = 0; draw < 400; draw++) {
+                float[] row = switch (draw % 3) {
+                    case 0 -> randomLogits(rnd, vocabulary, 3);
+                    case 1 -> roundedLogits(rnd, vocabulary);
+                    default -> TopKTest.awkwardRow(rnd, vocabulary);
+                };
+                row[rnd.nextInt(vocabulary)] = 4f; // something to choose in every row
+                TopK.select(row, 0, vocabulary, k, values, ids, 3);
+                int expected = whole.sample(row.clone(), 0, NO_TOKENS, 0);
+                assertThat(fromCandidates.sampleCandidates(values, ids, 3)).as("%s, k %d, draw %d", name, k, draw)
+                        .isEqualTo(expected);
+            }
+        }
+        assertThat(whole.nextUniform()).as("the same random numbers were used").isEqualTo(fromCandidates.nextUniform());
+    }
+
+    @Test
+    void candidatesNeededSaysWhenWholeRowsAreNeeded() {
+        assertThat(new Sampler(GenerationConfig.greedy(), 100).candidatesNeeded()).isEqualTo(1);
+        assertThat(new Sampler(GenerationConfig.defaults(), 100).candidatesNeeded()).isEqualTo(40);
+        assertThat(new Sampler(PLAIN.topK(99), 100).candidatesNeeded()).isEqualTo(99);
+        // Top-k that keeps everything, or none: top-p and min-p depend on every token's weight.
+        assertThat(new Sampler(PLAIN.topK(100), 100).candidatesNeeded()).isZero();
+        assertThat(new Sampler(PLAIN.topP(0.9f).minP(0.1f), 100).candidatesNeeded()).isZero();
+        // A repetition penalty changes logits before the ranking.
+        assertThat(new Sampler(GenerationConfig.greedy().repetitionPenalty(1.1f, 8), 100).candidatesNeeded()).isZero();
+        assertThat(new Sampler(GenerationConfig.defaults().repetitionPenalty(0.9f, 64), 100).candidatesNeeded()).isZero();
+        assertThat(new Sampler(GenerationConfig.defaults().repetitionPenalty(1.5f, 0), 100).candidatesNeeded()).isEqualTo(40);
+
+        float[] values = {1, 0};
+        int[] ids = {3, 4};
+        assertThatThrownBy(() -> new Sampler(PLAIN, 100).sampleCandidates(values, ids, 0))
+                .isInstanceOf(IllegalStateException.class);
+        assertThatThrownBy(() -> new Sampler(PLAIN.topK(2), 4).sampleCandidates(values, ids, 0))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("candidate 4");
+        float[] hopeless = {Float.NEGATIVE_INFINITY, Float.NEGATIVE_INFINITY};
+        for (GenerationConfig c : List.of(GenerationConfig.greedy(), PLAIN.topK(2))) {
+            assertThatThrownBy(() -> new Sampler(c, 100).sampleCandidates(hopeless, ids, 0))
+                    .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("-Infinity");
+        }
+        assertThatThrownBy(() -> new Sampler(PLAIN.topK(2), 100).sampleCandidates(values, ids, 1))
+                .isInstanceOf(IndexOutOfBoundsException.class);
+    }
+
     // ---------------------------------------------------------------- allocation
 
     @Test
@@ -456,5 +533,21 @@ class SamplerTest {
             long allocated = threads.getCurrentThreadAllocatedBytes() - before;
             assertThat(allocated).as("%s (checksum %d)", c, checksum).isLessThan(10_000);
         }
+        GenerationConfig topK = GenerationConfig.defaults().seed(2);
+        Sampler sampler = new Sampler(topK, vocabulary);
+        float[] values = new float[40];
+        int[] ids = new int[40];
+        TopK.select(logits, 0, vocabulary, 40, values, ids, 0);
+        int checksum = 0;
+        for (int warmUp = 0; warmUp < 10_000; warmUp++) {
+            checksum += sampler.sampleCandidates(values, ids, 0);
+        }
+        long before = threads.getCurrentThreadAllocatedBytes();
+        for (int call = 0; call < 10_000; call++) {
+            TopK.select(logits, 0, vocabulary, 40, values, ids, 0);
+            checksum += sampler.sampleCandidates(values, ids, 0);
+        }
+        assertThat(threads.getCurrentThreadAllocatedBytes() - before).as("candidates (checksum %d)", checksum)
+                .isLessThan(10_000);
     }
 }

@@ -7,6 +7,7 @@ import dev.peregrine.spi.Activation;
 import dev.peregrine.spi.Backend;
 import dev.peregrine.spi.BatchLayout;
 import dev.peregrine.spi.Buffer;
+import dev.peregrine.spi.Candidates;
 import dev.peregrine.spi.Weight;
 import dev.peregrine.tensor.DType;
 import dev.peregrine.tensor.Dequant;
@@ -22,8 +23,9 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The CUDA backend: weights, activations and the KV cache in device memory, every {@link Backend}
- * operation a kernel launch (native/*.cu) or a cuBLAS GEMM on one stream. Only {@link #read} waits
- * for the GPU, so a step's launches queue up while the GPU works.
+ * operation a kernel launch (native/*.cu) or a cuBLAS GEMM on one stream. Only {@link #read} and
+ * {@link #selectCandidates} (which copies back a few candidates per logits row instead of the row)
+ * wait for the GPU, so a step's launches queue up while the GPU works.
  *
  * <p>Decode-sized products (up to {@value #MATVEC_MAX_TOKENS} token rows) run the matrix-vector
  * kernels, which stream each weight once at close to the memory bandwidth; larger batches and
@@ -52,7 +54,8 @@ final class CudaBackend implements Backend {
     private static final int MATVEC_MAX_WARPS_PER_ROW = MATVEC_BLOCK / 32;
     private static final int EMBED_BLOCK = 128;
     private static final int SAMPLE_BLOCK = 1024;
-    static final int MAX_TOP_K = 1024;
+    /** Largest k of pg_top_k: one candidate per thread of its block (SAMPLE_THREADS in native/sampling.cu). */
+    static final int MAX_TOP_K = SAMPLE_BLOCK;
     // native/attention.cu
     private static final int ATTENTION_BLOCK = 128;
     private static final int ATTENTION_VECTORS = 16;
@@ -547,35 +550,40 @@ final class CudaBackend implements Backend {
         MemorySegment.copy(staging, JAVA_FLOAT, 0, dst, dstOffset, count);
     }
 
-    // ---- sampling on the device (not in the SPI yet) ----
+    // ---- sampling on the device ----
 
-    /** {@code out[r]} = index of the largest of row r's {@code vocab} logits (the lowest index among equals). */
-    void argmax(Buffer logits, int rows, int vocab, int[] out) {
-        device.makeCurrent();
-        long result = samples.at((long) rows * Integer.BYTES);
-        args.reset().ptr(result).ptr(address(logits, 0, (long) rows * vocab)).i32(vocab);
-        launch(Kernel.ARGMAX, rows, SAMPLE_BLOCK);
-        MemorySegment staging = transfer((long) rows * Integer.BYTES);
-        device.copyToHost(staging, result, (long) rows * Integer.BYTES);
-        device.synchronize();
-        MemorySegment.copy(staging, JAVA_INT, 0, out, 0, rows);
-    }
-
-    /** The {@code k} largest logits of each row, ranked (ties: lower index first), into {@code values} and {@code indices} ([rows][k]). */
-    void topK(Buffer logits, int rows, int vocab, int k, float[] values, int[] indices) {
-        if (k < 1 || k > Math.min(MAX_TOP_K, vocab)) {
-            throw new IllegalArgumentException("top-k needs 1 <= k <= min(" + MAX_TOP_K + ", vocab), got " + k);
+    /**
+     * Selects each row's best {@code out.k()} tokens on the GPU, {@code pg_argmax} for k = 1 (one
+     * pass over the row) and {@code pg_top_k} otherwise, and copies back only the {@code rows x k}
+     * values and ids (instead of {@code rows x vocab} logits), with one wait.
+     */
+    @Override
+    public void selectCandidates(Buffer logits, int rows, int rowLength, int vocab, Candidates out, int firstRow) {
+        Backend.checkCandidateSelection(rows, rowLength, vocab, out, firstRow);
+        int k = out.k();
+        if (k > MAX_TOP_K) {
+            throw new IllegalArgumentException("top-k needs k <= " + MAX_TOP_K + ", got " + k);
+        }
+        if (rows == 0) {
+            return;
         }
         device.makeCurrent();
+        long source = address(logits, 0, (long) (rows - 1) * rowLength + vocab);
         long bytes = (long) rows * k * 4;
-        long result = samples.at(2 * bytes);
-        args.reset().ptr(result).ptr(result + bytes).ptr(address(logits, 0, (long) rows * vocab)).i32(vocab).i32(k);
-        launch(Kernel.TOP_K, rows, SAMPLE_BLOCK);
+        long values = samples.at(2 * bytes);
+        long ids = values + bytes;
+        if (k == 1) {
+            args.reset().ptr(values).ptr(ids).ptr(source).i32(rowLength).i32(vocab);
+            launch(Kernel.ARGMAX, rows, SAMPLE_BLOCK);
+        } else {
+            args.reset().ptr(values).ptr(ids).ptr(source).i32(rowLength).i32(vocab).i32(k);
+            launch(Kernel.TOP_K, rows, SAMPLE_BLOCK);
+        }
         MemorySegment staging = transfer(2 * bytes);
-        device.copyToHost(staging, result, 2 * bytes);
+        device.copyToHost(staging, values, 2 * bytes);
         device.synchronize();
-        MemorySegment.copy(staging, JAVA_FLOAT, 0, values, 0, rows * k);
-        MemorySegment.copy(staging, JAVA_INT, bytes, indices, 0, rows * k);
+        MemorySegment.copy(staging, JAVA_FLOAT, 0, out.values(), out.offset(firstRow), rows * k);
+        MemorySegment.copy(staging, JAVA_INT, bytes, out.ids(), out.offset(firstRow), rows * k);
     }
 
     // ---- helpers ----

@@ -39,8 +39,8 @@ enum Kernel {
     MATVEC_BATCH_Q4_0("matvec", "pg_matvec_batch_q4_0", "PPPPIIIII"),
     ATTENTION("attention", "pg_attention", "PPPPPPPPPIIIIFIFII"),
     ATTENTION_COMBINE("attention", "pg_attention_combine", "PPII"),
-    ARGMAX("sampling", "pg_argmax", "PPI"),
-    TOP_K("sampling", "pg_top_k", "PPPII");
+    ARGMAX("sampling", "pg_argmax", "PPPII"),
+    TOP_K("sampling", "pg_top_k", "PPPIII");
 
     /** The modules, in the order they are loaded. */
     static final String[] MODULES = {"elementwise", "weights", "matvec", "attention", "sampling"};

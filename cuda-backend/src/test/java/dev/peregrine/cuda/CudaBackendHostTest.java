@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.peregrine.spi.Activation;
 import dev.peregrine.spi.BatchLayout;
 import dev.peregrine.spi.Buffer;
+import dev.peregrine.spi.Candidates;
 import dev.peregrine.spi.Weight;
 import dev.peregrine.synth.FileType;
 import dev.peregrine.synth.ModelShape;
@@ -20,6 +21,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -232,6 +234,57 @@ class CudaBackendHostTest {
             assertThat(device.capturesBegun).as("one capture tried").isEqualTo(1);
             assertThat(device.graphLaunches).isZero();
             assertThat(device.executed).isEqualTo(plainDevice.executed);
+        }
+    }
+
+    /**
+     * The candidate forward keeps the logits on the device: per chunk of up to 16 rows one
+     * pg_argmax (k = 1) or pg_top_k launch, one block per row, and only rows x k values and ids
+     * copied back.
+     */
+    @Test
+    void candidateForwardSelectsOnTheDeviceAndCopiesBackOnlyTheCandidates() {
+        try (GraphRun run = new GraphRun(SharedModels.stories260K(), backend(), 64, 20, 64)) {
+            assertThat(CudaBackend.MAX_TOP_K).isEqualTo(dev.peregrine.spi.Backend.MAX_CANDIDATES);
+            int[][] tokens = new int[20][8];
+            int[] counts = new int[20];
+            int[] starts = new int[20];
+            Candidates candidates = new Candidates();
+            int step = 0;
+            for (int[] sequencesAndK : new int[][] {{3, 1}, {3, 40}, {20, 1}, {20, 512}}) {
+                int sequences = sequencesAndK[0];
+                int k = sequencesAndK[1];
+                Arrays.fill(counts, 0);
+                Arrays.fill(counts, 0, sequences, 1);
+                Arrays.fill(starts, step++);
+                candidates.reset(sequences, k);
+                Kernel kernel = k == 1 ? Kernel.ARGMAX : Kernel.TOP_K;
+                long launches = device.launches(kernel);
+                long otherLaunches = device.launches(k == 1 ? Kernel.TOP_K : Kernel.ARGMAX);
+                long copied = device.bytesToHost;
+                run.stepCandidates(tokens, counts, starts, candidates);
+                int chunks = (sequences + 15) / 16;
+                assertThat(device.launches(kernel) - launches).as("%s launches for %d rows", kernel, sequences).isEqualTo(chunks);
+                assertThat(device.launches(k == 1 ? Kernel.TOP_K : Kernel.ARGMAX)).isEqualTo(otherLaunches);
+                assertThat(device.lastGrid[kernel.ordinal()][0]).as("one block per row of the last chunk")
+                        .isEqualTo(sequences - 16 * (chunks - 1));
+                assertThat(device.bytesToHost - copied).as("bytes copied back for %d rows of %d", sequences, k)
+                        .isEqualTo((long) sequences * k * (Float.BYTES + Integer.BYTES));
+            }
+        }
+    }
+
+    @Test
+    void candidateSelectionChecksItsArguments() {
+        try (CudaBackend b = backend()) {
+            Buffer logits = b.allocate(2 * 100);
+            Candidates candidates = new Candidates();
+            candidates.reset(2, 40);
+            assertThatThrownBy(() -> b.selectCandidates(logits, 2, 100, 30, candidates, 0)).hasMessageContaining("k <= vocab");
+            assertThatThrownBy(() -> b.selectCandidates(logits, 2, 100, 101, candidates, 0)).hasMessageContaining("vocab <= rowLength");
+            assertThatThrownBy(() -> b.selectCandidates(logits, 2, 100, 100, candidates, 1)).hasMessageContaining("outside the 2 rows");
+            assertThatThrownBy(() -> b.selectCandidates(logits, 2, 101, 100, candidates, 0)).hasMessageContaining("outside a buffer of 200");
+            assertThat(device.launches(Kernel.TOP_K)).isZero();
         }
     }
 

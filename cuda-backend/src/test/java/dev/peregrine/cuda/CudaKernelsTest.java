@@ -8,6 +8,7 @@ import dev.peregrine.spi.Backend;
 import dev.peregrine.spi.BackendConfig;
 import dev.peregrine.spi.BatchLayout;
 import dev.peregrine.spi.Buffer;
+import dev.peregrine.spi.Candidates;
 import dev.peregrine.spi.Weight;
 import dev.peregrine.tensor.DType;
 import dev.peregrine.tensor.Dequant;
@@ -357,32 +358,56 @@ class CudaKernelsTest {
 
     // ---- sampling ----
 
+    /**
+     * Candidate selection (pg_argmax for k = 1, pg_top_k above) against a sort and against the SPI's
+     * host default on the CPU backend: rows of a padded stride (the padding holds larger values,
+     * never chosen), ties for the maximum and at the cut, and NaN (as -Infinity), -Infinity and
+     * both zeros at the top of a row.
+     */
     @Test
-    void argmaxAndTopKMatchASortOfTheLogits() {
+    void candidateSelectionMatchesASortAndTheHostDefault() {
         int vocab = 50_021;
-        int rows = 3;
-        float[] logits = randoms(rows * vocab);
-        logits[vocab + 10] = logits[vocab + 20] = 9f;          // row 1: a tie for the maximum
-        for (int j = 0; j < 60; j++) {
-            logits[2 * vocab + 100 + 7 * j] = 5f;               // row 2: many equal candidates at the cut
+        int stride = 50_024;
+        int rows = 4;
+        float[] logits = randoms(rows * stride);
+        for (int r = 0; r < rows; r++) {
+            Arrays.fill(logits, r * stride + vocab, (r + 1) * stride, 100f);
         }
-        Buffer device = buffer(cuda, logits);
-        int[] best = new int[rows];
-        cuda.argmax(device, rows, vocab, best);
+        logits[stride + 10] = logits[stride + 20] = 9f;          // row 1: a tie for the maximum
+        for (int j = 0; j < 60; j++) {
+            logits[2 * stride + 100 + 7 * j] = 5f;               // row 2: many equal candidates at the cut
+        }
+        for (int i = 0; i < vocab; i++) {                      // row 3: everything negative but ...
+            logits[3 * stride + i] = -1 - Math.abs(logits[3 * stride + i]);
+        }
+        for (int j = 0; j < 1200; j++) {                       // ... zeros of both signs, NaN and -Infinity
+            logits[3 * stride + 4 * j] = j % 3 == 0 ? Float.NaN : j % 3 == 1 ? Float.NEGATIVE_INFINITY : j % 2 == 0 ? 0f : -0f;
+        }
+        Buffer onCuda = buffer(cuda, logits);
+        Buffer onCpu = buffer(cpu, logits);
         for (int k : new int[] {1, 40, 1024}) {
-            float[] values = new float[rows * k];
-            int[] indices = new int[rows * k];
-            cuda.topK(device, rows, vocab, k, values, indices);
+            Candidates fromCuda = new Candidates();
+            Candidates fromCpu = new Candidates();
+            fromCuda.reset(rows + 1, k);
+            fromCpu.reset(rows + 1, k);
+            cuda.selectCandidates(onCuda, rows, stride, vocab, fromCuda, 1);
+            cpu.selectCandidates(onCpu, rows, stride, vocab, fromCpu, 1);
             for (int r = 0; r < rows; r++) {
                 int row = r;
-                Integer[] ranked = IntStream.range(0, vocab).boxed()
-                        .sorted(Comparator.<Integer>comparingDouble(j -> -logits[row * vocab + j]).thenComparingInt(j -> j))
-                        .limit(k).toArray(Integer[]::new);
-                assertThat(best[r]).as("argmax of row %d", r).isEqualTo(ranked[0]);
-                assertThat(Arrays.copyOfRange(indices, r * k, (r + 1) * k)).as("top-%d of row %d", k, r)
-                        .containsExactly(Arrays.stream(ranked).mapToInt(Integer::intValue).toArray());
-                for (int j = 0; j < k; j++) {
-                    assertThat(values[r * k + j]).isEqualTo(logits[row * vocab + ranked[j]]);
+                float[] rank = new float[vocab];
+                for (int i = 0; i < vocab; i++) {
+                    float x = logits[row * stride + i];
+                    rank[i] = Float.isNaN(x) ? Float.NEGATIVE_INFINITY : x == 0 ? 0f : x; // -0 ties with +0
+                }
+                int[] ranked = IntStream.range(0, vocab).boxed()
+                        .sorted(Comparator.<Integer>comparingDouble(j -> -rank[j]).thenComparingInt(j -> j))
+                        .limit(k).mapToInt(Integer::intValue).toArray();
+                for (Candidates c : List.of(fromCuda, fromCpu)) {
+                    int at = c.offset(1 + r);
+                    assertThat(Arrays.copyOfRange(c.ids(), at, at + k)).as("top-%d of row %d", k, r).containsExactly(ranked);
+                    for (int j = 0; j < k; j++) {
+                        assertThat(c.values()[at + j] == rank[ranked[j]]).as("value %d of row %d", j, r).isTrue();
+                    }
                 }
             }
         }

@@ -7,7 +7,9 @@ import dev.peregrine.Completion;
 import dev.peregrine.GenerationConfig;
 import dev.peregrine.Model;
 import dev.peregrine.ModelOptions;
+import dev.peregrine.sampling.Sampler;
 import dev.peregrine.spi.BackendConfig;
+import dev.peregrine.spi.Candidates;
 import dev.peregrine.synth.ModelShape;
 import dev.peregrine.synth.SyntheticModel;
 import dev.peregrine.synth.TokenizerMetadata;
@@ -24,8 +26,9 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Whole models on CUDA against the CPU backend: greedy output of stories260K through the public
- * API (alone and batched), logits of the real test models step by step, and teacher-forced
- * agreement on synthetic models of every weight type. GPU only (tag "gpu").
+ * API (alone and batched), greedy and seeded top-k decoding from the device's candidates, logits
+ * of the real test models step by step, and teacher-forced agreement on synthetic models of every
+ * weight type. GPU only (tag "gpu").
  */
 @Tag("gpu")
 class CudaModelTest {
@@ -67,6 +70,72 @@ class CudaModelTest {
                 assertThat(cuda.get(i).outputTokens()).as(prompts.get(i)).containsExactly(cpu.get(i).outputTokens());
             }
         }
+    }
+
+    /**
+     * Decoding through the candidate path, pg_argmax and pg_top_k on the GPU against the SPI's host
+     * default on the CPU: three sequences of stories260K in the same steps, greedy and seeded top-k
+     * sampling (so steps take k = 40 and the greedy row uses its first candidate), the same tokens.
+     */
+    @Test
+    void candidateSamplingGivesTheSameTokensOnCudaAndCpu() {
+        GenerationConfig[] configs = {GenerationConfig.greedy(), GenerationConfig.defaults().seed(5),
+                GenerationConfig.defaults().temperature(1.2f).topK(7).topP(1).minP(0).seed(6)};
+        int[][] cuda;
+        try (GraphRun run = new GraphRun(SharedModels.stories260K(), new CudaBackendProvider().create(new BackendConfig(0, 0)),
+                64, configs.length, 256)) {
+            cuda = decodeFromCandidates(run, configs, 150);
+        }
+        try (GraphRun run = new GraphRun(SharedModels.stories260K(), Backends.cpu(), 64, configs.length, 256)) {
+            int[][] cpu = decodeFromCandidates(run, configs, 150);
+            for (int s = 0; s < configs.length; s++) {
+                assertThat(cuda[s]).as("%s", configs[s]).containsExactly(cpu[s]);
+            }
+        }
+    }
+
+    /**
+     * One sequence per config, all in the same steps: a 6-token prompt fed one token a step, then
+     * tokens drawn by each config's {@link Sampler} from the step's candidates (k = the most any
+     * config needs). Returns each sequence's tokens.
+     */
+    private static int[][] decodeFromCandidates(GraphRun run, GenerationConfig[] configs, int length) {
+        int n = configs.length;
+        Sampler[] samplers = new Sampler[n];
+        int k = 0;
+        for (int s = 0; s < n; s++) {
+            samplers[s] = new Sampler(configs[s], run.vocabulary());
+            k = Math.max(k, samplers[s].candidatesNeeded());
+        }
+        int prompt = 6;
+        int[][] tokens = new int[n][length];
+        Random random = new Random(9);
+        for (int s = 0; s < n; s++) {
+            tokens[s][0] = 1;
+            for (int i = 1; i < prompt; i++) {
+                tokens[s][i] = 3 + random.nextInt(run.vocabulary() - 3);
+            }
+        }
+        int[][] stepTokens = new int[n][1];
+        int[] counts = new int[n];
+        int[] starts = new int[n];
+        java.util.Arrays.fill(counts, 1);
+        Candidates candidates = new Candidates();
+        candidates.reset(n, k);
+        for (int position = 0; position + 1 < length; position++) {
+            for (int s = 0; s < n; s++) {
+                stepTokens[s][0] = tokens[s][position];
+                starts[s] = position;
+            }
+            run.stepCandidates(stepTokens, counts, starts, candidates);
+            if (position + 1 >= prompt) {
+                for (int s = 0; s < n; s++) {
+                    tokens[s][position + 1] = samplers[s].sampleCandidates(candidates.values(), candidates.ids(),
+                            candidates.offset(s));
+                }
+            }
+        }
+        return tokens;
     }
 
     /**

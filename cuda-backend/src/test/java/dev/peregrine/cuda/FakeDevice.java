@@ -39,6 +39,8 @@ final class FakeDevice implements Device {
     final long[] launches = new long[Kernel.values().length];
     final int[][] lastGrid = new int[Kernel.values().length][];
     int deviceAllocations;
+    /** Bytes copied from the device to the host so far. */
+    long bytesToHost;
     int modulesLoaded;
     boolean closed;
     /** Operations being captured into a graph, or null. */
@@ -259,6 +261,7 @@ final class FakeDevice implements Device {
         notCapturing("cuMemcpyDtoHAsync");
         requireRange(src, bytes, "cuMemcpyDtoHAsync source");
         MemorySegment.copy(ALL, src, dst, 0, bytes);
+        bytesToHost += bytes;
     }
 
     @Override

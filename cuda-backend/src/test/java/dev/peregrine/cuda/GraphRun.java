@@ -7,6 +7,7 @@ import dev.peregrine.model.LlamaGraph;
 import dev.peregrine.model.LlamaWeights;
 import dev.peregrine.spi.Backend;
 import dev.peregrine.spi.BatchLayout;
+import dev.peregrine.spi.Candidates;
 import java.lang.foreign.Arena;
 import java.nio.file.Path;
 
@@ -61,6 +62,21 @@ final class GraphRun implements AutoCloseable {
 
     /** As {@link #step(int[][], int[], int[])}; with {@code allLogits}, every token's logits, in row order. */
     float[] step(int[][] tokens, int[] counts, int[] starts, boolean allLogits) {
+        buildLayout(tokens, counts, starts, allLogits);
+        graph.forward(layout, logits);
+        return logits;
+    }
+
+    /**
+     * As {@link #step(int[][], int[], int[])}, but the logits stay on the backend: {@code out}
+     * (sized by the caller) receives the best candidates of each sequence's last token, in sequence order.
+     */
+    void stepCandidates(int[][] tokens, int[] counts, int[] starts, Candidates out) {
+        buildLayout(tokens, counts, starts, false);
+        graph.forwardCandidates(layout, vocabulary(), out);
+    }
+
+    private void buildLayout(int[][] tokens, int[] counts, int[] starts, boolean allLogits) {
         layout.clear();
         for (int s = 0; s < tokens.length; s++) {
             if (counts[s] == 0) {
@@ -72,8 +88,6 @@ final class GraphRun implements AutoCloseable {
                 layout.addToken(seq, tokens[s][i], starts[s] + i, allLogits || i == counts[s] - 1);
             }
         }
-        graph.forward(layout, logits);
-        return logits;
     }
 
     /** One sequence's tokens {@code tokens[0 .. count)} from position {@code start}; its last token's logits. */
