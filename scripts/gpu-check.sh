@@ -47,7 +47,7 @@ rows+=("cuda|$(grep -v '^WARNING' <<< "$probe" | tail -n 1)")
 
 if has tests; then
 log "GPU tests (JUnit, tag gpu)"
-timeout 300 java "${jvm[@]}" -jar "$launcher" execute --class-path "$classpath" --select-package dev.peregrine.cuda \
+timeout 150 java "${jvm[@]}" -jar "$launcher" execute --class-path "$classpath" --select-package dev.peregrine.cuda \
     --include-tag gpu --details=tree --disable-banner --disable-ansi-colors --reports-dir "$out/junit" 2>&1 | tee "$out/tests.log"
 tests=$(grep -E "tests (successful|failed)|containers (aborted|failed)" "$out/tests.log" | tr -s ' []' ' ' | paste -sd, -)
 rows+=("tests|${tests:-no summary (see tests.log)}")
@@ -57,9 +57,9 @@ if [[ $cuda == no ]]; then
     rows+=("benchmarks|skipped: CUDA is not usable here")
 elif ! has kernels; then
     :
-elif (( $(left) > 200 )); then
+elif (( $(left) > 40 )); then
     log "kernel benchmark"
-    timeout 150 java "${jvm[@]}" -cp "$classpath" dev.peregrine.cuda.CudaKernelBench 5 2>&1 | tee "$out/kernels.txt"
+    timeout 60 java "${jvm[@]}" -cp "$classpath" dev.peregrine.cuda.CudaKernelBench 5 2>&1 | tee "$out/kernels.txt"
     while IFS= read -r line; do rows+=("kernels|$line"); done < <(grep -E "^(decode|prefill|attention|launch)" "$out/kernels.txt")
 else
     rows+=("kernels|skipped: $(left) s left")
@@ -78,7 +78,7 @@ for spec in "${specs[@]}"; do
     if [[ $cuda == no ]] || ! has models; then
         break
     fi
-    if (( $(left) < 60 )); then
+    if (( $(left) < 30 )); then
         rows+=("$shape $dtype|skipped: $(left) s left")
         continue
     fi
@@ -86,7 +86,7 @@ for spec in "${specs[@]}"; do
     log "synth $shape $dtype"
     [[ -f $model ]] || timeout 120 "$peregrine" synth --shape "$shape" --dtype "$dtype" -o "$model" 2>&1 | tail -n 1
     log "bench $shape $dtype"
-    options=(-m "$model" -p 512 -n 128 -r 3 --json)
+    options=(-m "$model" -p 512 -n 128 -r 3 --prefill-chunk 512 --json)
     [[ $concurrency == - ]] || options+=(--concurrency "$concurrency")
     json=$(timeout "$(left)" "$peregrine" bench "${options[@]}" | tail -n 1)
     echo "$json"

@@ -523,6 +523,8 @@ int main(int argc, char** argv) {
         test_attention(8, 4, 8, {{300, 1}}, 4);          // a long decode split over positions
         test_attention(32, 8, 64, {{200, 1}, {7, 1}}, 3); // splits, one of them empty for the short row
         test_attention(6, 2, 40, {{60, 20}}, 2);          // a prompt chunk split
+        test_attention(8, 4, 8, {{128, 1}}, 8);          // a power-of-two split count: 8 splits of 32, the last 3 empty
+        test_attention(32, 8, 64, {{40, 1}, {3, 1}}, 64); // far more splits than positions
         // Sliding windows of one position, shorter than a tile of rows (each row of a prompt tile
         // starts elsewhere, and whole ranges of positions are skipped), equal to the history of
         // the row at 37 (and of 38-token prompts), longer than every history; soft-capped scores

@@ -61,6 +61,26 @@ final class DecoderParts {
      * @throws ModelFormatException if the file is missing, malformed or describes an unsupported model
      */
     static DecoderParts load(Path path, ModelOptions options) {
+        List<BackendProvider> candidates = backendCandidates(options);
+        for (int i = 0; ; i++) {
+            BackendProvider provider = candidates.get(i);
+            try {
+                return load(path, options, provider);
+            } catch (ModelFormatException e) {
+                throw e; // the files are at fault, on any backend
+            } catch (RuntimeException e) {
+                if (i == candidates.size() - 1) {
+                    throw e;
+                }
+                // "auto" only: a backend that is there but fails (no memory for the weights, an
+                // init error) gives way to the next one, so the CPU still runs the model.
+                LOG.warn("backend {} failed to load {} ({}); using {} instead", provider.name(), path.getFileName(), e.toString(),
+                        candidates.get(i + 1).name());
+            }
+        }
+    }
+
+    private static DecoderParts load(Path path, ModelOptions options, BackendProvider provider) {
         Arena arena = Arena.ofShared();
         Backend backend = null;
         try {
@@ -69,7 +89,7 @@ final class DecoderParts {
             int vocab = config.vocabularySize();
             int context = options.contextLength() > 0 ? options.contextLength() : config.contextLength();
             long kvTokens = kvCacheTokens(options, config, context);
-            backend = createBackend(options);
+            backend = provider.create(new BackendConfig(options.threads(), options.deviceIndex()));
             LlamaWeights weights = LlamaWeights.load(checkpoint.tensors(), config, backend);
             int blocks = (int) Math.min(Integer.MAX_VALUE, (kvTokens + KV_BLOCK_SIZE - 1) / KV_BLOCK_SIZE);
             KvCache kv = new KvCache(backend, config.layers(), config.kvDim(), blocks, KV_BLOCK_SIZE);
@@ -100,15 +120,19 @@ final class DecoderParts {
         return Math.min(4L * context, budget);
     }
 
-    private static Backend createBackend(ModelOptions options) {
+    /**
+     * The backends to try, best first: the pinned one alone, or under "auto" every usable one by
+     * priority (CUDA before the CPU), each tried in turn if the one before fails to load.
+     */
+    private static List<BackendProvider> backendCandidates(ModelOptions options) {
         List<BackendProvider> providers = new ArrayList<>();
         ServiceLoader.load(BackendProvider.class, Model.class.getClassLoader()).forEach(providers::add);
         if (providers.isEmpty()) {
             ServiceLoader.load(BackendProvider.class).forEach(providers::add);
         }
         providers.sort(Comparator.comparingInt(BackendProvider::priority).reversed());
-        BackendConfig config = new BackendConfig(options.threads(), 0);
         String wanted = options.backend();
+        List<BackendProvider> usable = new ArrayList<>();
         for (BackendProvider p : providers) {
             if (!wanted.equals("auto") && !wanted.equals(p.name())) {
                 continue;
@@ -121,12 +145,15 @@ final class DecoderParts {
                 LOG.info("backend {} not used: {}", p.name(), reason.get());
                 continue;
             }
-            return p.create(config);
+            usable.add(p);
         }
-        List<String> names = providers.stream().map(BackendProvider::name).toList();
-        throw new PeregrineException(providers.isEmpty()
-                ? "no Peregrine backend on the class path: add dev.peregrine:peregrine-cpu-backend"
-                : "no backend named '" + wanted + "' (available: " + names + ")");
+        if (usable.isEmpty()) {
+            List<String> names = providers.stream().map(BackendProvider::name).toList();
+            throw new PeregrineException(providers.isEmpty()
+                    ? "no Peregrine backend on the class path: add dev.peregrine:peregrine-cpu-backend"
+                    : "no backend named '" + wanted + "' (available: " + names + ")");
+        }
+        return usable;
     }
 
     Tokenizer tokenizer() {

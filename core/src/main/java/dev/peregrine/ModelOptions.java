@@ -20,10 +20,11 @@ package dev.peregrine;
  *                       runs (at least 16 tokens). A request arriving during a long prefill waits for
  *                       the step in flight, so this bounds its extra time to first token, at some cost
  *                       in prefill throughput on large models (docs/PERFORMANCE.md)
+ * @param deviceIndex    which GPU a GPU backend uses (0 = the first); the CPU backend ignores it
  */
 public record ModelOptions(String backend, int threads, int contextLength, long kvCacheTokens, int maxBatchTokens,
                            int maxSequences, int maxWaitingRequests, boolean prefixCaching, int prefillChunkTokens,
-                           int prefillStepMillis) {
+                           int prefillStepMillis, int deviceIndex) {
     public ModelOptions {
         if (backend == null || backend.isBlank()) {
             throw new IllegalArgumentException("backend must be 'auto' or a backend name");
@@ -43,52 +44,60 @@ public record ModelOptions(String backend, int threads, int contextLength, long 
         if (prefillStepMillis < 0) {
             throw new IllegalArgumentException("prefillStepMillis must be >= 0, got " + prefillStepMillis);
         }
+        if (deviceIndex < 0) {
+            throw new IllegalArgumentException("deviceIndex must be >= 0, got " + deviceIndex);
+        }
         if (maxWaitingRequests < 0) {
             throw new IllegalArgumentException("maxWaitingRequests must be >= 0, got " + maxWaitingRequests);
         }
     }
 
     public static ModelOptions defaults() {
-        return new ModelOptions("auto", 0, 0, 0, 512, 64, 1024, true, 128, 50);
+        return new ModelOptions("auto", 0, 0, 0, 512, 64, 1024, true, 128, 50, 0);
     }
 
     public ModelOptions withBackend(String name) {
-        return new ModelOptions(name, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis);
+        return new ModelOptions(name, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis, deviceIndex);
     }
 
     public ModelOptions withThreads(int n) {
-        return new ModelOptions(backend, n, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis);
+        return new ModelOptions(backend, n, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis, deviceIndex);
     }
 
     public ModelOptions withContextLength(int n) {
-        return new ModelOptions(backend, threads, n, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis);
+        return new ModelOptions(backend, threads, n, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis, deviceIndex);
     }
 
     public ModelOptions withKvCacheTokens(long n) {
-        return new ModelOptions(backend, threads, contextLength, n, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis);
+        return new ModelOptions(backend, threads, contextLength, n, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis, deviceIndex);
     }
 
     public ModelOptions withMaxBatchTokens(int n) {
-        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, n, Math.min(maxSequences, n), maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis);
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, n, Math.min(maxSequences, n), maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis, deviceIndex);
     }
 
     public ModelOptions withMaxSequences(int n) {
-        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, n, maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis);
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, n, maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis, deviceIndex);
     }
 
     public ModelOptions withPrefixCaching(boolean on) {
-        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, on, prefillChunkTokens, prefillStepMillis);
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, on, prefillChunkTokens, prefillStepMillis, deviceIndex);
     }
 
     public ModelOptions withPrefillChunkTokens(int n) {
-        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, n, prefillStepMillis);
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, n, prefillStepMillis, deviceIndex);
     }
 
     public ModelOptions withPrefillStepMillis(int millis) {
-        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens, millis);
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens, millis, deviceIndex);
     }
 
     public ModelOptions withMaxWaitingRequests(int n) {
-        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, n, prefixCaching, prefillChunkTokens, prefillStepMillis);
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, n, prefixCaching, prefillChunkTokens, prefillStepMillis, deviceIndex);
+    }
+
+    /** Which GPU a GPU backend uses (CUDA device ordinal). */
+    public ModelOptions withDeviceIndex(int n) {
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis, n);
     }
 }

@@ -298,10 +298,11 @@ class CudaBackendHostTest {
             long combines = device.launches(Kernel.ATTENTION_COMBINE);
             run.step(tokens, 1, 1000);
             int[] grid = device.lastGrid[Kernel.ATTENTION.ordinal()];
-            // stories260K: 8 heads over 4 KV heads, so a decode step has 4 tiles; 1001 positions: 8 splits.
+            // stories260K: 8 heads over 4 KV heads, so a decode step has 4 tiles; 1001 positions: one
+            // split per 32 (up to 64: 8 blocks per SM of the fake's 132).
             assertThat(grid[0]).isEqualTo(1);
             assertThat(grid[1]).isEqualTo(4);
-            assertThat(grid[2]).isEqualTo(8);
+            assertThat(grid[2]).isEqualTo(32);
             assertThat(device.launches(Kernel.ATTENTION_COMBINE) - combines).isEqualTo(run.config.layers());
         }
     }
@@ -312,7 +313,7 @@ class CudaBackendHostTest {
         int heads = 8;
         int kvHeads = 4;
         int headDim = 8;
-        int[][] windowAndSplits = {{0, 8}, {5000, 8}, {1001, 8}, {256, 2}, {129, 2}, {128, 1}, {1, 1}};
+        int[][] windowAndSplits = {{0, 32}, {5000, 32}, {1001, 32}, {256, 8}, {129, 8}, {128, 4}, {33, 2}, {32, 1}, {1, 1}};
         try (CudaBackend b = backend()) {
             BatchLayout layout = new BatchLayout(16);
             layout.addSequence(java.util.stream.IntStream.range(0, 63).toArray(), 63);

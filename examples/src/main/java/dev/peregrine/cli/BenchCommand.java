@@ -43,6 +43,7 @@ final class BenchCommand {
             new Option("spec-prompt", true, "--spec-prompt"),
             new Option("spec-max-batch", true, "--spec-max-batch"),
             new Option("prefill-step-ms", true, "--prefill-step-ms"),
+            new Option("prefill-chunk", true, "--prefill-chunk"),
             new Option("json", false, "--json"));
     /** Default --spec-prompt: a story opening that small story models continue (and repeat). */
     static final String DEFAULT_SPEC_PROMPT = "Once upon a time, there was a little girl named Lily. She loved to play outside.";
@@ -90,6 +91,7 @@ final class BenchCommand {
 
         ModelOptions options = ModelOptions.defaults().withThreads(threads).withPrefixCaching(false)
                 .withPrefillStepMillis(args.intValue("prefill-step-ms", ModelOptions.defaults().prefillStepMillis()))
+                .withPrefillChunkTokens(positive(args.intValue("prefill-chunk", ModelOptions.defaults().prefillChunkTokens()), "prefill-chunk"))
                 .withContextLength(Math.max(promptTokens + genTokens + 16, 2100));
         try (Model model = Model.load(path, options);
              Model draft = draftPath == null ? null : Model.load(draftPath, options)) {

@@ -101,6 +101,7 @@ public final class Peregrine {
                   --spec-max-batch N     speculate only while at most N sequences run (default 4)
                   --prefill-step-ms N    target duration of a step that prefills, 0 = fixed 128-token
                                          chunks (default 50: shorter waits for new requests)
+                  --prefill-chunk N      most prompt tokens per step (default 128; a GPU prefills 512 at once)
                   --json                 print one JSON object
 
             peregrine embed -m MODEL [options] TEXT...
