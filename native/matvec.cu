@@ -7,6 +7,10 @@
 // projections) still fill the GPU; the host picks it from the row count. A block of
 // blockDim.x / 32 warps covers blockDim.x / 32 / warps_per_row * ROWS rows.
 //
+// One launch computes up to MAX_PRODUCTS products of the same x with matrices of one type and
+// width (a layer's q/k/v, or gate/up): their row groups are numbered one matrix after another, so
+// small matrices share one grid instead of each leaving the GPU half idle for a launch of its own.
+//
 // Two entry points per type: pg_matvec_<type> for one token row (decode; lean, so that many warps
 // fit on an SM) and pg_matvec_batch_<type> for 2 to MAX_TOKENS rows, which picks TOKENS and ROWS
 // from the token count (matvec_rows_per_warp below; the host mirrors it).
@@ -15,6 +19,21 @@
 constexpr int MAX_TOKENS = 8;
 constexpr int MAX_ROWS = 4; // MAX_ROWS * MAX_TOKENS sums fit in one warp's lanes
 constexpr int MAX_WARPS = 32;
+constexpr int MAX_PRODUCTS = 3;
+
+// Entry i of a parameter array, by selects rather than an indexed load (which would put the array in local memory).
+template <class V>
+__device__ __forceinline__ V pick(const V (&a)[3], int i) {
+    return i == 0 ? a[0] : i == 1 ? a[1] : a[2];
+}
+
+// The matrices of one launch: same type, width and row stride; rows[i] == 0 for unused entries.
+struct Products {
+    float* out[MAX_PRODUCTS];
+    const uint8_t* data[MAX_PRODUCTS];
+    const __half* scales[MAX_PRODUCTS];
+    int rows[MAX_PRODUCTS];
+};
 
 __device__ __forceinline__ float4 load_x(const float* __restrict__ x, bool aligned) {
     if (aligned) {
@@ -29,7 +48,7 @@ __device__ __forceinline__ float dot4(const float4& a, const float4& b) {
 
 // TOKENS: token rows the registers hold (the call's `tokens` may be fewer); ROWS: weight rows per warp.
 template <class T, int TOKENS, int ROWS>
-__device__ void matvec(WeightRef w, int rows, const float* __restrict__ x, float* __restrict__ out, int tokens,
+__device__ void matvec(const Products& p, int row_stride, int columns, const float* __restrict__ x, int tokens,
                        int warps_per_row) {
     constexpr int V = T::VALUES;
     // Chunks in flight per lane: ROWS * UNROLL loads. Batches keep their slices in a loop: unrolled,
@@ -40,8 +59,19 @@ __device__ void matvec(WeightRef w, int rows, const float* __restrict__ x, float
     const int lane = threadIdx.x % WARP_SIZE;
     const int warp = threadIdx.x / WARP_SIZE;
     const int groups_per_block = blockDim.x / WARP_SIZE / warps_per_row;
-    const int first_row = (blockIdx.x * groups_per_block + warp / warps_per_row) * ROWS;
     const int part = warp % warps_per_row;
+    // This warp's row group, numbered across the products; a group past the last one does no work
+    // but still meets the block's barrier.
+    int group = blockIdx.x * groups_per_block + warp / warps_per_row;
+    int product = 0;
+    while (product < MAX_PRODUCTS - 1 && group >= (pick(p.rows, product) + ROWS - 1) / ROWS) {
+        group -= (pick(p.rows, product) + ROWS - 1) / ROWS;
+        product++;
+    }
+    const int rows = pick(p.rows, product);
+    const int first_row = group * ROWS; // >= rows past the last group
+    const WeightRef w{pick(p.data, product), pick(p.scales, product), row_stride, columns};
+    float* __restrict__ out = pick(p.out, product);
     // x rows start on 16 bytes only when their length is a multiple of 4 (the buffer itself is aligned).
     const bool aligned = (w.columns % 4) == 0;
     const size_t x_stride = w.columns;
@@ -50,7 +80,7 @@ __device__ void matvec(WeightRef w, int rows, const float* __restrict__ x, float
     int row[ROWS];
 #pragma unroll
     for (int r = 0; r < ROWS; r++) {
-        row[r] = min(first_row + r, rows - 1);
+        row[r] = max(0, min(first_row + r, rows - 1));
     }
     float acc[ROWS][TOKENS];
 #pragma unroll
@@ -150,22 +180,25 @@ __host__ __device__ constexpr int matvec_rows_per_warp(int tokens) {
     return tokens <= 1 ? 1 : tokens <= 2 ? 2 : MAX_ROWS;
 }
 
+#define PG_MATVEC_PARAMS                                                                                 \
+    float *out0, float *out1, float *out2, const float *x, const uint8_t *data0, const uint8_t *data1,       \
+        const uint8_t *data2, const __half *scales0, const __half *scales1, const __half *scales2,          \
+        int row_stride, int columns, int rows0, int rows1, int rows2, int tokens, int warps_per_row
+#define PG_PRODUCTS Products{{out0, out1, out2}, {data0, data1, data2}, {scales0, scales1, scales2}, {rows0, rows1, rows2}}
+
 #define PG_MATVEC(T, suffix)                                                                                     \
-    extern "C" __global__ void pg_matvec_##suffix(float* out, const float* x, const uint8_t* data,              \
-                                                  const __half* scales, int row_stride, int columns, int rows,   \
-                                                  int tokens, int warps_per_row) {                              \
-        matvec<T, 1, 1>(WeightRef{data, scales, row_stride, columns}, rows, x, out, 1, warps_per_row);          \
+    extern "C" __global__ void pg_matvec_##suffix(PG_MATVEC_PARAMS) {                                           \
+        matvec<T, 1, 1>(PG_PRODUCTS, row_stride, columns, x, 1, warps_per_row);                                 \
     }                                                                                                           \
-    extern "C" __global__ void __launch_bounds__(256, 2) pg_matvec_batch_##suffix(float* out, const float* x, const uint8_t* data,        \
-                                                        const __half* scales, int row_stride, int columns,      \
-                                                        int rows, int tokens, int warps_per_row) {              \
-        const WeightRef w{data, scales, row_stride, columns};                                                   \
+    extern "C" __global__ void __launch_bounds__(256, 2) pg_matvec_batch_##suffix(PG_MATVEC_PARAMS) {           \
+        const Products p = PG_PRODUCTS;                                                                         \
         if (tokens <= 2) {                                                                                      \
-            matvec<T, 2, matvec_rows_per_warp(2)>(w, rows, x, out, tokens, warps_per_row);                      \
+            matvec<T, 2, matvec_rows_per_warp(2)>(p, row_stride, columns, x, tokens, warps_per_row);            \
         } else if (tokens <= 4) {                                                                               \
-            matvec<T, 4, matvec_rows_per_warp(4)>(w, rows, x, out, tokens, warps_per_row);                      \
+            matvec<T, 4, matvec_rows_per_warp(4)>(p, row_stride, columns, x, tokens, warps_per_row);            \
         } else {                                                                                                \
-            matvec<T, MAX_TOKENS, matvec_rows_per_warp(MAX_TOKENS)>(w, rows, x, out, tokens, warps_per_row);    \
+            matvec<T, MAX_TOKENS, matvec_rows_per_warp(MAX_TOKENS)>(p, row_stride, columns, x, tokens,           \
+                                                                    warps_per_row);                             \
         }                                                                                                       \
     }
 PG_FOR_EACH_WEIGHT_TYPE(PG_MATVEC)

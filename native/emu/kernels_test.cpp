@@ -29,16 +29,18 @@ void pg_embed_q8_0(float*, const int*, const uint8_t*, const __half*, int, int);
 void pg_embed_q4_0(float*, const int*, const uint8_t*, const __half*, int, int);
 void pg_dequant_f16_q8_0(__half*, const uint8_t*, const __half*, int, int);
 void pg_dequant_f16_q4_0(__half*, const uint8_t*, const __half*, int, int);
-void pg_matvec_f32(float*, const float*, const uint8_t*, const __half*, int, int, int, int, int);
-void pg_matvec_f16(float*, const float*, const uint8_t*, const __half*, int, int, int, int, int);
-void pg_matvec_bf16(float*, const float*, const uint8_t*, const __half*, int, int, int, int, int);
-void pg_matvec_q8_0(float*, const float*, const uint8_t*, const __half*, int, int, int, int, int);
-void pg_matvec_q4_0(float*, const float*, const uint8_t*, const __half*, int, int, int, int, int);
-void pg_matvec_batch_f32(float*, const float*, const uint8_t*, const __half*, int, int, int, int, int);
-void pg_matvec_batch_f16(float*, const float*, const uint8_t*, const __half*, int, int, int, int, int);
-void pg_matvec_batch_bf16(float*, const float*, const uint8_t*, const __half*, int, int, int, int, int);
-void pg_matvec_batch_q8_0(float*, const float*, const uint8_t*, const __half*, int, int, int, int, int);
-void pg_matvec_batch_q4_0(float*, const float*, const uint8_t*, const __half*, int, int, int, int, int);
+#define MATVEC_PARAMS float*, float*, float*, const float*, const uint8_t*, const uint8_t*, const uint8_t*, \
+    const __half*, const __half*, const __half*, int, int, int, int, int, int, int
+void pg_matvec_f32(MATVEC_PARAMS);
+void pg_matvec_f16(MATVEC_PARAMS);
+void pg_matvec_bf16(MATVEC_PARAMS);
+void pg_matvec_q8_0(MATVEC_PARAMS);
+void pg_matvec_q4_0(MATVEC_PARAMS);
+void pg_matvec_batch_f32(MATVEC_PARAMS);
+void pg_matvec_batch_f16(MATVEC_PARAMS);
+void pg_matvec_batch_bf16(MATVEC_PARAMS);
+void pg_matvec_batch_q8_0(MATVEC_PARAMS);
+void pg_matvec_batch_q4_0(MATVEC_PARAMS);
 void pg_attention(float*, float*, const float*, const float*, const float*, const int*, const int*, const int*,
                   const int4*, int, int, int, int, float, int, float, int, int);
 void pg_attention_combine(float*, const float*, int, int);
@@ -166,7 +168,7 @@ DeviceWeight upload(Type t, const std::vector<uint8_t>& bytes, int rows, int col
     return w;
 }
 
-using Matvec = void (*)(float*, const float*, const uint8_t*, const __half*, int, int, int, int, int);
+using Matvec = void (*)(MATVEC_PARAMS);
 using Embed = void (*)(float*, const int*, const uint8_t*, const __half*, int, int);
 const Matvec MATVEC[] = {pg_matvec_f32, pg_matvec_f16, pg_matvec_bf16, pg_matvec_q8_0, pg_matvec_q4_0};
 const Matvec MATVEC_BATCH[] = {pg_matvec_batch_f32, pg_matvec_batch_f16, pg_matvec_batch_bf16, pg_matvec_batch_q8_0,
@@ -183,30 +185,53 @@ void test_weights() {
         for (auto [columns, rows] : shapes) {
             std::vector<uint8_t> bytes = encode(t, randoms(static_cast<size_t>(rows) * columns));
             DeviceWeight w = upload(t, bytes, rows, columns);
+            // Two more matrices of the same width for launches of three products (q/k/v, gate/up).
+            const int rows_b = 5, rows_c = rows / 2 + 1;
+            std::vector<uint8_t> bytes_b = encode(t, randoms(static_cast<size_t>(rows_b) * columns));
+            std::vector<uint8_t> bytes_c = encode(t, randoms(static_cast<size_t>(rows_c) * columns));
+            DeviceWeight w_b = upload(t, bytes_b, rows_b, columns), w_c = upload(t, bytes_c, rows_c, columns);
             for (int tokens : {1, 2, 3, 4, 5, 8}) {
                 std::vector<float> x = randoms(static_cast<size_t>(tokens) * columns);
-                for (int warps_per_row : {1, 2, 8}) {
-                    std::vector<float> out(static_cast<size_t>(tokens) * rows, NAN);
-                    int rows_per_block = 8 / warps_per_row * matvec_rows_per_warp(tokens);
-                    Matvec kernel = tokens == 1 ? MATVEC[t] : MATVEC_BATCH[t];
-                    emu::launch(grid((rows + rows_per_block - 1) / rows_per_block), 256, [&] {
-                        kernel(out.data(), x.data(), w.data.data(), w.scales.data(), w.row_stride, columns, rows, tokens, warps_per_row);
-                    });
+                // Worst relative error of out (tokens x n) against the float64 product with matrix `m`.
+                auto check = [&](const std::vector<uint8_t>& m, int n, const std::vector<float>& out) {
                     double worst = 0;
                     for (int k = 0; k < tokens; k++) {
-                        for (int r = 0; r < rows; r++) {
+                        for (int r = 0; r < n; r++) {
                             double dot = 0, magnitude = 0;
                             for (int i = 0; i < columns; i++) {
-                                double p = decode(t, bytes, static_cast<size_t>(r) * columns + i) * x[k * columns + i];
+                                double p = decode(t, m, static_cast<size_t>(r) * columns + i) * x[k * columns + i];
                                 dot += p;
                                 magnitude += std::fabs(p);
                             }
-                            double e = std::fabs(out[k * rows + r] - dot) / (magnitude + 1e-6);
+                            double e = std::fabs(out[k * n + r] - dot) / (magnitude + 1e-6);
                             worst = std::isnan(e) ? INFINITY : std::max(worst, e);
                         }
                     }
-                    report(std::string("matvec ") + NAMES[t] + " " + std::to_string(columns) + "x" + std::to_string(rows) + ", "
-                           + std::to_string(tokens) + " tokens, " + std::to_string(warps_per_row) + " warps/row", worst, 1e-5);
+                    return worst;
+                };
+                for (int products : {1, 3}) {
+                    for (int warps_per_row : {1, 2, 8}) {
+                        int rb = products == 3 ? rows_b : 0, rc = products == 3 ? rows_c : 0;
+                        std::vector<float> out(static_cast<size_t>(tokens) * rows, NAN), out_b(static_cast<size_t>(tokens) * rows_b, NAN),
+                                out_c(static_cast<size_t>(tokens) * rows_c, NAN);
+                        int per_warp = matvec_rows_per_warp(tokens);
+                        int groups = (rows + per_warp - 1) / per_warp + (rb + per_warp - 1) / per_warp + (rc + per_warp - 1) / per_warp;
+                        int groups_per_block = 8 / warps_per_row;
+                        Matvec kernel = tokens == 1 ? MATVEC[t] : MATVEC_BATCH[t];
+                        emu::launch(grid((groups + groups_per_block - 1) / groups_per_block), 256, [&] {
+                            kernel(out.data(), products == 3 ? out_b.data() : nullptr, products == 3 ? out_c.data() : nullptr, x.data(),
+                                   w.data.data(), w_b.data.data(), w_c.data.data(), w.scales.data(), w_b.scales.data(),
+                                   w_c.scales.data(), w.row_stride, columns, rows, rb, rc, tokens, warps_per_row);
+                        });
+                        double worst = check(bytes, rows, out);
+                        if (products == 3) {
+                            worst = std::max({worst, check(bytes_b, rows_b, out_b), check(bytes_c, rows_c, out_c)});
+                        }
+                        report(std::string("matvec ") + NAMES[t] + " " + std::to_string(columns) + "x" + std::to_string(rows)
+                                   + (products == 3 ? " +" + std::to_string(rows_b) + " +" + std::to_string(rows_c) : std::string())
+                                   + ", " + std::to_string(tokens) + " tokens, " + std::to_string(warps_per_row) + " warps/row",
+                               worst, 1e-5);
+                    }
                 }
             }
             std::vector<int> tokens = {3 % rows, 0, rows - 1, 3 % rows};

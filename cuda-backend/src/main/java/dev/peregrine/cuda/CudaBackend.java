@@ -52,6 +52,8 @@ final class CudaBackend implements Backend {
     private static final int BLOCK = 256;
     private static final int MATVEC_BLOCK = 256;
     private static final int MATVEC_MAX_WARPS_PER_ROW = MATVEC_BLOCK / 32;
+    /** Matrices one matrix-vector launch takes (MAX_PRODUCTS in native/matvec.cu). */
+    static final int MATVEC_MAX_PRODUCTS = 3;
     private static final int EMBED_BLOCK = 128;
     private static final int SAMPLE_BLOCK = 1024;
     /** Largest k of pg_top_k: one candidate per thread of its block (SAMPLE_THREADS in native/sampling.cu). */
@@ -91,6 +93,9 @@ final class CudaBackend implements Backend {
     private long ropeFrequencyBuffer;
     private int attentionSharedLimit = DEFAULT_SHARED_MEMORY;
     private boolean kQuantsLogged;
+    /** The products of the matrix-vector launch being set up (reused: no allocation per step). */
+    private final CudaWeight[] productWeights = new CudaWeight[MATVEC_MAX_PRODUCTS];
+    private final long[] productOuts = new long[MATVEC_MAX_PRODUCTS];
     private boolean closed;
 
     CudaBackend(Device device, Blas blas) {
@@ -320,15 +325,72 @@ final class CudaBackend implements Backend {
             gemm(y, x, w, rows);
             return;
         }
+        productOuts[0] = y;
+        productWeights[0] = w;
+        matvec(x, 1, rows);
+    }
+
+    /**
+     * Products of one input with up to three matrices of the same type and width (a layer's q/k/v,
+     * or gate/up) take one matrix-vector launch between them: alone, the small ones leave the GPU
+     * half idle for a launch each. Larger batches go to cuBLAS one by one.
+     */
+    @Override
+    public void matmuls(Buffer[] outs, Buffer in, Weight[] weights, int rows) {
+        CudaWeight first = (CudaWeight) weights[0];
+        int matvecLimit = first.type().isQuantized() ? QUANTISED_MATVEC_MAX_TOKENS : MATVEC_MAX_TOKENS;
+        boolean together = weights.length <= MATVEC_MAX_PRODUCTS && rows <= matvecLimit;
+        for (int i = 0; together && i < weights.length; i++) {
+            CudaWeight w = (CudaWeight) weights[i];
+            together = w.type() == first.type() && w.columns() == first.columns() && w.rowStride() == first.rowStride();
+        }
+        if (!together) {
+            for (int i = 0; i < weights.length; i++) {
+                matmul(outs[i], in, weights[i], rows);
+            }
+            return;
+        }
+        long x = address(in, 0, (long) rows * first.columns());
+        for (int i = 0; i < weights.length; i++) {
+            productWeights[i] = (CudaWeight) weights[i];
+            productOuts[i] = address(outs[i], 0, (long) rows * productWeights[i].rows());
+        }
+        matvec(x, weights.length, rows);
+    }
+
+    /** The products in productWeights/productOuts[0 .. count) of {@code rows} token rows of x, 8 token rows per launch. */
+    private void matvec(long x, int count, int rows) {
+        CudaWeight w = productWeights[0];
+        int totalRows = 0;
+        for (int i = 0; i < count; i++) {
+            totalRows += productWeights[i].rows();
+        }
         for (int first = 0; first < rows; first += MATVEC_MAX_TOKENS) {
             int tokens = Math.min(MATVEC_MAX_TOKENS, rows - first);
             int rowsPerWarp = matvecRowsPerWarp(tokens);
-            int warpsPerRow = warpsPerRow(w, rowsPerWarp);
-            int rowsPerBlock = MATVEC_MAX_WARPS_PER_ROW / warpsPerRow * rowsPerWarp;
-            args.reset().ptr(y + (long) first * w.rows() * Float.BYTES).ptr(x + (long) first * w.columns() * Float.BYTES)
-                    .ptr(w.data()).ptr(w.scales()).i32(w.rowStride()).i32(w.columns()).i32(w.rows()).i32(tokens)
-                    .i32(warpsPerRow);
-            launch(Kernel.matvec(w.type(), tokens), ceilDiv(w.rows(), rowsPerBlock), MATVEC_BLOCK);
+            int groups = 0;
+            for (int i = 0; i < count; i++) {
+                groups += ceilDiv(productWeights[i].rows(), rowsPerWarp);
+            }
+            int warpsPerRow = warpsPerRow(w.type(), w.columns(), groups);
+            int groupsPerBlock = MATVEC_MAX_WARPS_PER_ROW / warpsPerRow;
+            args.reset();
+            for (int i = 0; i < MATVEC_MAX_PRODUCTS; i++) {
+                args.ptr(i < count ? productOuts[i] + (long) first * productWeights[i].rows() * Float.BYTES : 0);
+            }
+            args.ptr(x + (long) first * w.columns() * Float.BYTES);
+            for (int i = 0; i < MATVEC_MAX_PRODUCTS; i++) {
+                args.ptr(i < count ? productWeights[i].data() : 0);
+            }
+            for (int i = 0; i < MATVEC_MAX_PRODUCTS; i++) {
+                args.ptr(i < count ? productWeights[i].scales() : 0);
+            }
+            args.i32(w.rowStride()).i32(w.columns());
+            for (int i = 0; i < MATVEC_MAX_PRODUCTS; i++) {
+                args.i32(i < count ? productWeights[i].rows() : 0);
+            }
+            args.i32(tokens).i32(warpsPerRow);
+            launch(Kernel.matvec(w.type(), tokens), ceilDiv(groups, groupsPerBlock), MATVEC_BLOCK);
         }
     }
 
@@ -341,9 +403,8 @@ final class CudaBackend implements Backend {
      * Warps sharing one group of weight rows: more while the grid would leave SMs idle (short
      * matrices such as the K and V projections) and every lane still gets a whole chunk of the row.
      */
-    private int warpsPerRow(CudaWeight w, int rowsPerWarp) {
-        int chunks = ceilDiv(w.columns(), valuesPerChunk(w.type()));
-        int groups = ceilDiv(w.rows(), rowsPerWarp);
+    private int warpsPerRow(DType type, int columns, int groups) {
+        int chunks = ceilDiv(columns, valuesPerChunk(type));
         int warps = 1;
         while (warps < MATVEC_MAX_WARPS_PER_ROW
                 && ceilDiv(groups, MATVEC_MAX_WARPS_PER_ROW / warps) < 2 * device.multiprocessors()
