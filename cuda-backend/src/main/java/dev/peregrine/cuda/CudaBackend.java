@@ -322,7 +322,7 @@ final class CudaBackend implements Backend {
         long x = address(in, 0, (long) rows * w.columns());
         int matvecLimit = w.type().isQuantized() ? QUANTISED_MATVEC_MAX_TOKENS : MATVEC_MAX_TOKENS;
         if (rows > matvecLimit) {
-            gemm(y, x, w, rows);
+            gemm(y, gemmInput(w.type(), x, (long) rows * w.columns()), w, rows);
             return;
         }
         productOuts[0] = y;
@@ -333,20 +333,28 @@ final class CudaBackend implements Backend {
     /**
      * Products of one input with up to three matrices of the same type and width (a layer's q/k/v,
      * or gate/up) take one matrix-vector launch between them: alone, the small ones leave the GPU
-     * half idle for a launch each. Larger batches go to cuBLAS one by one.
+     * half idle for a launch each. Larger batches go to cuBLAS one by one, the input converted once.
      */
     @Override
     public void matmuls(Buffer[] outs, Buffer in, Weight[] weights, int rows) {
         CudaWeight first = (CudaWeight) weights[0];
-        int matvecLimit = first.type().isQuantized() ? QUANTISED_MATVEC_MAX_TOKENS : MATVEC_MAX_TOKENS;
-        boolean together = weights.length <= MATVEC_MAX_PRODUCTS && rows <= matvecLimit;
-        for (int i = 0; together && i < weights.length; i++) {
+        boolean sameKind = true;
+        for (int i = 0; sameKind && i < weights.length; i++) {
             CudaWeight w = (CudaWeight) weights[i];
-            together = w.type() == first.type() && w.columns() == first.columns() && w.rowStride() == first.rowStride();
+            sameKind = w.type() == first.type() && w.columns() == first.columns() && w.rowStride() == first.rowStride();
         }
-        if (!together) {
+        int matvecLimit = first.type().isQuantized() ? QUANTISED_MATVEC_MAX_TOKENS : MATVEC_MAX_TOKENS;
+        if (!sameKind || (rows <= matvecLimit && weights.length > MATVEC_MAX_PRODUCTS)) {
             for (int i = 0; i < weights.length; i++) {
                 matmul(outs[i], in, weights[i], rows);
+            }
+            return;
+        }
+        if (rows > matvecLimit) {
+            long input = gemmInput(first.type(), address(in, 0, (long) rows * first.columns()), (long) rows * first.columns());
+            for (int i = 0; i < weights.length; i++) {
+                CudaWeight w = (CudaWeight) weights[i];
+                gemm(address(outs[i], 0, (long) rows * w.rows()), input, w, rows);
             }
             return;
         }
@@ -425,41 +433,49 @@ final class CudaBackend implements Backend {
         };
     }
 
-    /** {@code rows} token rows through cuBLAS: F32 weights as they are, F16 (and dequantised) weights with f16 activations, BF16 with split bf16 activations. */
-    private void gemm(long y, long x, CudaWeight w, int rows) {
+    /**
+     * The activations as a GEMM with {@code type} weights reads them: F32 as they are, f16 for F16
+     * and the dequantised Q8_0/Q4_0, two bf16 halves for BF16 (pg_to_bf16_split: x = hi + lo keeps
+     * ~16 mantissa bits where one bf16 keeps 8). Converted once for all the products of one input.
+     */
+    private long gemmInput(DType type, long x, long count) {
+        Kernel conversion = switch (type) {
+            case F32 -> null;
+            case F16, Q8_0, Q4_0 -> Kernel.TO_F16;
+            case BF16 -> Kernel.TO_BF16_SPLIT;
+            case Q4_K, Q6_K -> throw heldAsF16(type);
+        };
+        if (conversion == null) {
+            return x;
+        }
+        long converted = gemmInput.at((conversion == Kernel.TO_BF16_SPLIT ? 2 : 1) * count * 2);
+        args.reset().ptr(converted).ptr(x).i64(count);
+        launch(conversion, gridStride(count), BLOCK);
+        return converted;
+    }
+
+    /** {@code rows} token rows through cuBLAS, from {@code input} prepared by {@link #gemmInput}. */
+    private void gemm(long y, long input, CudaWeight w, int rows) {
         int m = w.rows();
         int k = w.columns();
         switch (w.type()) {
-            case F32 -> blas.gemm(Blas.Type.F32, m, rows, k, w.data(), w.rowStride() / 4, x, k, y, m);
-            case F16 -> blas.gemm(Blas.Type.F16, m, rows, k, w.data(), w.rowStride() / 2, toF16(x, (long) rows * k), k, y, m);
+            case F32 -> blas.gemm(Blas.Type.F32, m, rows, k, w.data(), w.rowStride() / 4, input, k, y, m);
+            case F16 -> blas.gemm(Blas.Type.F16, m, rows, k, w.data(), w.rowStride() / 2, input, k, y, m);
             case BF16 -> {
-                // Activations split into two bf16 halves (see pg_to_bf16_split): one GEMM over twice
-                // the columns, then the two halves of the result added.
-                long count = (long) rows * k;
-                long halves = gemmInput.at(2 * count * 2);
-                args.reset().ptr(halves).ptr(x).i64(count);
-                launch(Kernel.TO_BF16_SPLIT, gridStride(count), BLOCK);
+                // One GEMM over both halves (twice the columns), then the halves of the result added.
                 long outputs = (long) rows * m;
                 long products = gemmOutput.at(2 * outputs * Float.BYTES);
-                blas.gemm(Blas.Type.BF16, m, 2 * rows, k, w.data(), w.rowStride() / 2, halves, k, products, m);
+                blas.gemm(Blas.Type.BF16, m, 2 * rows, k, w.data(), w.rowStride() / 2, input, k, products, m);
                 add(y, products, products + outputs * Float.BYTES, outputs);
             }
             case Q8_0, Q4_0 -> {
                 long a = gemmWeight.at((long) m * k * 2);
                 args.reset().ptr(a).ptr(w.data()).ptr(w.scales()).i32(w.rowStride()).i32(k);
                 launch(w.type() == DType.Q8_0 ? Kernel.DEQUANT_F16_Q8_0 : Kernel.DEQUANT_F16_Q4_0, m, BLOCK);
-                blas.gemm(Blas.Type.F16, m, rows, k, a, k, toF16(x, (long) rows * k), k, y, m);
+                blas.gemm(Blas.Type.F16, m, rows, k, a, k, input, k, y, m);
             }
             case Q4_K, Q6_K -> throw heldAsF16(w.type());
         }
-    }
-
-    /** {@code count} floats converted to f16 into the GEMM input area. */
-    private long toF16(long x, long count) {
-        long half = gemmInput.at(count * 2);
-        args.reset().ptr(half).ptr(x).i64(count);
-        launch(Kernel.TO_F16, gridStride(count), BLOCK);
-        return half;
     }
 
     @Override

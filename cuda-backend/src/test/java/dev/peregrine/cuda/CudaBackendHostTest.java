@@ -83,7 +83,12 @@ class CudaBackendHostTest {
         SyntheticModel.of(tiny, 5).writeGguf(file, type, TokenizerMetadata.synthetic(tiny.vocab()), 1);
         try (GraphRun run = new GraphRun(file, backend(), 64, 1, 128)) {
             int[] prompt = new Random(2).ints(3, run.vocabulary()).limit(64).toArray();
+            Kernel conversion = type == DType.BF16 ? Kernel.TO_BF16_SPLIT : Kernel.TO_F16;
+            long conversions = device.launches(conversion);
             run.step(prompt, 64, 0);
+            // The prompt goes through cuBLAS; each input is converted once: for q/k/v, wo, gate/up and down.
+            assertThat(device.launches(conversion) - conversions).as("%s launches of a prompt step", conversion)
+                    .isEqualTo(4L * run.config.layers());
             long before = device.launches(Kernel.matvec(type, 1));
             run.step(prompt, 1, 64);
             // q/k/v in one launch, wo, gate/up in one launch, down; then the output projection.
