@@ -41,9 +41,11 @@ final class DecoderParts {
     private final int contextLength;
     private final Scheduler scheduler;
     private final String backendDescription;
+    private final String backendName;
 
-    private DecoderParts(Arena arena, Backend backend, LlamaConfig config, Tokenizer tokenizer, String chatTemplate,
-                         KvCache kv, int contextLength, Scheduler scheduler) {
+    private DecoderParts(Arena arena, Backend backend, String backendName, LlamaConfig config, Tokenizer tokenizer,
+                         String chatTemplate, KvCache kv, int contextLength, Scheduler scheduler) {
+        this.backendName = backendName;
         this.arena = arena;
         this.backend = backend;
         this.config = config;
@@ -100,7 +102,7 @@ final class DecoderParts {
                     options.prefillStepMillis(), String.valueOf(path.getFileName()));
             LOG.debug("loaded {} ({} layers, dim {}, vocab {}) on {}", path, config.layers(), config.dim(), vocab,
                     backend.description());
-            return new DecoderParts(arena, backend, config, checkpoint.tokenizer(), checkpoint.chatTemplate(), kv, context,
+            return new DecoderParts(arena, backend, provider.name(), config, checkpoint.tokenizer(), checkpoint.chatTemplate(), kv, context,
                     scheduler);
         } catch (RuntimeException | Error e) {
             if (backend != null) {
@@ -154,6 +156,10 @@ final class DecoderParts {
                     : "no backend named '" + wanted + "' (available: " + names + ")");
         }
         return usable;
+    }
+
+    String backendName() {
+        return backendName;
     }
 
     Tokenizer tokenizer() {

@@ -254,6 +254,11 @@ public final class Model implements AutoCloseable {
         return decoder != null ? decoder.describe(path) : encoder.describe(path);
     }
 
+    /** The backend a decoder runs on ("cpu", "cuda": what "auto" picked), or "onnx" for an encoder. */
+    public String backendName() {
+        return decoder != null ? decoder.backendName() : "onnx";
+    }
+
     /** The longest sequence a session can hold; for an encoder, the most tokens of one text. */
     public int contextLength() {
         return decoder != null ? decoder.contextLength() : encoder.maxLength();
