@@ -71,6 +71,8 @@ final class CudaBackend implements Backend {
 
     /** System property: "false" turns CUDA graphs off (every launch goes to the driver), e.g. to compare. */
     static final String GRAPHS_PROPERTY = "peregrine.cuda.graphs";
+    /** Steps of more tokens run without CUDA graphs. */
+    static final int GRAPH_MAX_TOKENS = 64;
 
     /** The device and cuBLAS behind {@link #graphs}: every operation of a step passes through it. */
     private final Device device;
@@ -271,7 +273,9 @@ final class CudaBackend implements Backend {
         // layout's page-locked staging buffer is no longer being copied from.
         device.synchronize();
         step.upload(layout);
-        graphs.beginStep(shapeKey(layout));
+        // Graphs pay where launches outweigh the GPU work: decode and small batches. A long prompt
+        // step is all GEMMs, and capturing it would cost more than replaying it saves.
+        graphs.beginStep(shapeKey(layout), layout.tokenCount <= GRAPH_MAX_TOKENS);
     }
 
     /** Steps with the same key usually issue the same operations (StepGraphs checks that they do). */

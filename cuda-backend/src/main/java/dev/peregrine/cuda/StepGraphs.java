@@ -102,10 +102,10 @@ final class StepGraphs implements Device {
         return dropped;
     }
 
-    /** A step of shape {@code key} begins; its layout is already on the device. */
-    void beginStep(long key) {
+    /** A step of shape {@code key} begins (its layout is already on the device); {@code capturable}: worth a graph. */
+    void beginStep(long key, boolean capturable) {
         finish(false);
-        if (!enabled) {
+        if (!enabled || !capturable) {
             return;
         }
         shape = null;

@@ -224,6 +224,18 @@ class CudaBackendHostTest {
         }
     }
 
+    /** Long prompt steps are all GEMMs: they repeat their shape without being captured. */
+    @Test
+    void longStepsAreNotCaptured() {
+        try (GraphRun run = new GraphRun(SharedModels.stories260K(), backend(), 128, 1, 1024)) {
+            int[] tokens = new int[CudaBackend.GRAPH_MAX_TOKENS + 1];
+            for (int p = 0; p < 5 * tokens.length; p += tokens.length) {
+                run.step(tokens, tokens.length, p);
+            }
+            assertThat(device.capturesBegun).isZero();
+        }
+    }
+
     /** An operation that fails inside a capture leaves the steps correct: they run without graphs. */
     @Test
     void aStepThatCannotBeCapturedRunsWithoutAGraph() {
