@@ -3,15 +3,23 @@
 // Launch shapes are set by CudaBackend.
 #include "common.cuh"
 
-// out[r] = in[r] / rms(in[r]) * weight, one block per row (any block size that is a multiple of 32).
-extern "C" __global__ void pg_rms_norm(float* __restrict__ out, const float* __restrict__ in,
+// One block per row: out = in / rms(in) * weight. With a residual (not null), in += residual
+// first, in place: the residual add fused with the norm that follows it (one pass over the row
+// instead of two kernels). out may be in (the per-head q/k norms run in place).
+extern "C" __global__ void pg_rms_norm(float* out, float* in, const float* __restrict__ residual,
                                        const float* __restrict__ weight, int width, float eps) {
     __shared__ float scratch[WARP_SIZE];
-    const float* x = in + static_cast<size_t>(blockIdx.x) * width;
+    float* x = in + static_cast<size_t>(blockIdx.x) * width;
     float* y = out + static_cast<size_t>(blockIdx.x) * width;
+    const float* r = residual != nullptr ? residual + static_cast<size_t>(blockIdx.x) * width : nullptr;
     float sum = 0.0f;
     for (int i = threadIdx.x; i < width; i += blockDim.x) {
-        sum += x[i] * x[i];
+        float v = x[i];
+        if (r != nullptr) {
+            v += r[i];
+            x[i] = v; // read back below by this same thread
+        }
+        sum += v * v;
     }
     sum = block_sum(sum, scratch);
     const float scale = 1.0f / sqrtf(sum / width + eps); // correctly rounded, unlike rsqrtf

@@ -11,7 +11,7 @@
 #include <vector>
 
 extern "C" {
-void pg_rms_norm(float*, const float*, const float*, int, float);
+void pg_rms_norm(float*, float*, const float*, const float*, int, float);
 void pg_rope_angles(float*, const int*, const float*, int);
 void pg_rope(float*, const float*, int, int, int);
 void pg_gated_activation(float*, const float*, long long, int);
@@ -268,18 +268,29 @@ void test_elementwise() {
     for (int width : {64, 576, 5000}) {
         int rows = 3;
         std::vector<float> x = randoms(rows * width), w = randoms(width), out(rows * width);
-        emu::launch(grid(rows), 256, [&] { pg_rms_norm(out.data(), x.data(), w.data(), width, 1e-5f); });
-        double worst = 0;
+        std::vector<float> residual = randoms(rows * width), summed = x, fused_out(rows * width);
+        emu::launch(grid(rows), 256, [&] { pg_rms_norm(out.data(), x.data(), nullptr, w.data(), width, 1e-5f); });
+        emu::launch(grid(rows), 256, [&] { pg_rms_norm(fused_out.data(), summed.data(), residual.data(), w.data(), width, 1e-5f); });
+        double worst = 0, worst_fused = 0, worst_sum = 0;
         for (int r = 0; r < rows; r++) {
-            double ss = 0;
-            for (int i = 0; i < width; i++) ss += static_cast<double>(x[r * width + i]) * x[r * width + i];
-            double scale = 1 / std::sqrt(ss / width + 1e-5);
+            double ss = 0, ss_fused = 0;
+            for (int i = 0; i < width; i++) {
+                double v = x[r * width + i], f = static_cast<double>(x[r * width + i]) + residual[r * width + i];
+                ss += v * v;
+                ss_fused += f * f;
+                worst_sum = std::max(worst_sum, std::fabs(summed[r * width + i] - f));
+            }
+            double scale = 1 / std::sqrt(ss / width + 1e-5), scale_fused = 1 / std::sqrt(ss_fused / width + 1e-5);
             for (int i = 0; i < width; i++) {
                 double want = x[r * width + i] * scale * w[i];
                 worst = std::max(worst, std::fabs(out[r * width + i] - want) / std::max(1.0, std::fabs(want)));
+                double want_fused = (static_cast<double>(x[r * width + i]) + residual[r * width + i]) * scale_fused * w[i];
+                worst_fused = std::max(worst_fused, std::fabs(fused_out[r * width + i] - want_fused) / std::max(1.0, std::fabs(want_fused)));
             }
         }
         report("rms_norm width " + std::to_string(width), worst, 1e-5);
+        report("rms_norm with the residual added first, width " + std::to_string(width), worst_fused, 1e-5);
+        report("  the residual stream after it", worst_sum, 1e-6);
     }
 
     int rows = 5, heads = 3, head_dim = 16, pairs = 6; // partial rotation: 12 of 16 dims

@@ -184,11 +184,13 @@ public final class LlamaGraph {
             backend.ropeAngles(slidingCosSin, slidingRopeFrequencies, layout);
         }
 
+        // Each residual add below also computes the norm of x that the next block needs
+        // (Backend.addRmsNorm: one pass on a GPU); the first layer's norm comes first.
+        backend.rmsNorm(xb, x, w.layers()[0].attentionNorm(), n, c.dim(), c.rmsEps());
         for (int l = 0; l < c.layers(); l++) {
             LlamaWeights.Layer layer = w.layers()[l];
 
-            // Attention block: x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
-            backend.rmsNorm(xb, x, layer.attentionNorm(), n, c.dim(), c.rmsEps());
+            // Attention block: x += Wo · attention(rope(Wq·xb), rope(Wk·xb), Wv·xb), xb = norm(x)
             backend.matmuls(qkv, xb, qkvWeights[l], n);
             if (layer.qBias() != null) {
                 backend.addBias(q, layer.qBias(), n);
@@ -210,17 +212,20 @@ public final class LlamaGraph {
             if (layer.postAttentionNorm() != null) {
                 backend.rmsNorm(proj, proj, layer.postAttentionNorm(), n, c.dim(), c.rmsEps());
             }
-            backend.add(x, proj, (long) n * c.dim());
+            backend.addRmsNorm(x, proj, xb, layer.ffnNorm(), n, c.dim(), c.rmsEps()); // x += proj; xb = ffnNorm(x)
 
-            // Feed-forward block (SwiGLU, or GeGLU): x += W2 · (act(W1·norm(x)) * W3·norm(x))
-            backend.rmsNorm(xb, x, layer.ffnNorm(), n, c.dim(), c.rmsEps());
+            // Feed-forward block (SwiGLU, or GeGLU): x += W2 · (act(W1·xb) * W3·xb)
             backend.matmuls(gateUp, xb, gateUpWeights[l], n);
             backend.gatedActivation(gate, up, (long) n * c.ffnDim(), c.family().activation());
             backend.matmul(proj, gate, layer.down(), n);
             if (layer.postFfnNorm() != null) {
                 backend.rmsNorm(proj, proj, layer.postFfnNorm(), n, c.dim(), c.rmsEps());
             }
-            backend.add(x, proj, (long) n * c.dim());
+            if (l + 1 < c.layers()) {
+                backend.addRmsNorm(x, proj, xb, w.layers()[l + 1].attentionNorm(), n, c.dim(), c.rmsEps());
+            } else {
+                backend.add(x, proj, (long) n * c.dim()); // the output norm runs on the rows that need logits
+            }
         }
     }
 

@@ -40,6 +40,16 @@ public interface Backend extends AutoCloseable {
      */
     void rmsNorm(Buffer out, Buffer in, Weight weight, int rows, int width, float eps);
 
+    /**
+     * The residual add and the norm that follows it: {@code x += residual}, then
+     * {@code out = rmsNorm(x)}, for {@code rows} rows of {@code width}. A GPU backend does both in
+     * one pass over the rows; the result must equal {@link #add} then {@link #rmsNorm}.
+     */
+    default void addRmsNorm(Buffer x, Buffer residual, Buffer out, Weight weight, int rows, int width, float eps) {
+        add(x, residual, (long) rows * width);
+        rmsNorm(out, x, weight, rows, width, eps);
+    }
+
     /** {@code out[r] = W in[r]}: out is rows x w.rows(), in is rows x w.columns(). */
     void matmul(Buffer out, Buffer in, Weight w, int rows);
 

@@ -313,9 +313,20 @@ final class CudaBackend implements Backend {
 
     @Override
     public void rmsNorm(Buffer out, Buffer in, Weight weight, int rows, int width, float eps) {
-        CudaWeight w = vector(weight, width);
         long count = (long) rows * width;
-        args.reset().ptr(address(out, 0, count)).ptr(address(in, 0, count)).ptr(w.data()).i32(width).f32(eps);
+        rmsNorm(address(out, 0, count), address(in, 0, count), 0, weight, rows, width, eps);
+    }
+
+    @Override
+    public void addRmsNorm(Buffer x, Buffer residual, Buffer out, Weight weight, int rows, int width, float eps) {
+        long count = (long) rows * width;
+        rmsNorm(address(out, 0, count), address(x, 0, count), address(residual, 0, count), weight, rows, width, eps);
+    }
+
+    /** pg_rms_norm: out = norm(in) * weight per row; with a residual (not 0), in += residual first. */
+    private void rmsNorm(long out, long in, long residual, Weight weight, int rows, int width, float eps) {
+        CudaWeight w = vector(weight, width);
+        args.reset().ptr(out).ptr(in).ptr(residual).ptr(w.data()).i32(width).f32(eps);
         launch(Kernel.RMS_NORM, rows, BLOCK);
     }
 

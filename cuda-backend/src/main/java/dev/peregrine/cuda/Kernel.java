@@ -9,7 +9,7 @@ import dev.peregrine.tensor.DType;
  * GPU), and every launch's arguments against the letters.
  */
 enum Kernel {
-    RMS_NORM("elementwise", "pg_rms_norm", "PPPIF"),
+    RMS_NORM("elementwise", "pg_rms_norm", "PPPPIF"),
     ROPE_ANGLES("elementwise", "pg_rope_angles", "PPPI"),
     ROPE("elementwise", "pg_rope", "PPIII"),
     GATED_ACTIVATION("elementwise", "pg_gated_activation", "PPLI"),

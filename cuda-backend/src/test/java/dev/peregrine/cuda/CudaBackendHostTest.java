@@ -90,10 +90,16 @@ class CudaBackendHostTest {
             assertThat(device.launches(conversion) - conversions).as("%s launches of a prompt step", conversion)
                     .isEqualTo(4L * run.config.layers());
             long before = device.launches(Kernel.matvec(type, 1));
+            long adds = device.launches(Kernel.ADD);
+            long norms = device.launches(Kernel.RMS_NORM);
             run.step(prompt, 1, 64);
             // q/k/v in one launch, wo, gate/up in one launch, down; then the output projection.
             assertThat(device.launches(Kernel.matvec(type, 1)) - before).as("matrix-vector launches of one decode step")
                     .isEqualTo(4L * run.config.layers() + 1);
+            // Residual adds run inside the norms that follow them; only the last layer's stands alone.
+            assertThat(device.launches(Kernel.ADD) - adds).as("add launches of one decode step").isEqualTo(1);
+            assertThat(device.launches(Kernel.RMS_NORM) - norms).as("norm launches of one decode step")
+                    .isEqualTo(2L * run.config.layers() + 1);
         }
         assertThat(device.launches(Kernel.embed(type))).isEqualTo(2);
         switch (type) {

@@ -52,11 +52,11 @@ class KernelSignatureTest {
     void launchArgumentsMustMatchTheKernel() {
         try (Arena arena = Arena.ofConfined()) {
             LaunchArgs args = new LaunchArgs(arena);
-            args.reset().ptr(1).ptr(2).ptr(3).i32(4).f32(5f);
+            args.reset().ptr(1).ptr(2).ptr(0).ptr(3).i32(4).f32(5f);
             args.check(Kernel.RMS_NORM);
-            args.reset().ptr(1).ptr(2).ptr(3).f32(5f).i32(4);
+            args.reset().ptr(1).ptr(2).ptr(0).ptr(3).f32(5f).i32(4);
             assertThatThrownBy(() -> args.check(Kernel.RMS_NORM))
-                    .hasMessageContaining("pg_rms_norm takes (PPPIF) but was given (PPPFI)");
+                    .hasMessageContaining("pg_rms_norm takes (PPPPIF) but was given (PPPPFI)");
         }
     }
 
