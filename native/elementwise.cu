@@ -43,22 +43,38 @@ extern "C" __global__ void pg_rope_angles(float* __restrict__ cos_sin, const int
     }
 }
 
-// Rotates adjacent pairs (2i, 2i + 1) of the first 2 * pairs elements of every head, in place
-// (ggml's "normal" rope). One block per token row.
-extern "C" __global__ void pg_rope(float* __restrict__ x, const float* __restrict__ cos_sin, int heads, int head_dim,
-                                   int pairs) {
+// One block per token row r: rotary embedding of the first 2 * pairs values of each head of q
+// (q_heads heads) and k (k_heads heads), in place (ggml's "normal" adjacent pairs; pairs < half a
+// head is a partial rotation); then, when key_cache is not null, row r of k (as rotated) and of v
+// (k_heads * head_dim floats each) into slot slots[r] of the paged caches. One kernel for a
+// layer's rope of q and k and its KV store, or any one of them (q_heads 0, or pairs 0).
+extern "C" __global__ void pg_rope_store_kv(float* q, float* k, const float* __restrict__ v,
+                                            const float* __restrict__ cos_sin, float* __restrict__ key_cache,
+                                            float* __restrict__ value_cache, const int* __restrict__ slots,
+                                            int q_heads, int k_heads, int head_dim, int pairs) {
     const int r = blockIdx.x;
     const float* cs = cos_sin + static_cast<size_t>(r) * 2 * pairs;
-    for (int j = threadIdx.x; j < heads * pairs; j += blockDim.x) {
+    for (int j = threadIdx.x; j < (q_heads + k_heads) * pairs; j += blockDim.x) {
         const int h = j / pairs;
         const int i = j % pairs;
-        float* p = x + (static_cast<size_t>(r) * heads + h) * head_dim + 2 * i;
+        float* p = h < q_heads ? q + (static_cast<size_t>(r) * q_heads + h) * head_dim + 2 * i
+                               : k + (static_cast<size_t>(r) * k_heads + h - q_heads) * head_dim + 2 * i;
         const float c = cs[i];
         const float s = cs[pairs + i];
         const float x0 = p[0];
         const float x1 = p[1];
         p[0] = x0 * c - x1 * s;
         p[1] = x0 * s + x1 * c;
+    }
+    if (key_cache != nullptr) {
+        __syncthreads(); // k's rotated values, written by other threads of the block
+        const int width = k_heads * head_dim;
+        const size_t src = static_cast<size_t>(r) * width;
+        const size_t dst = static_cast<size_t>(slots[r]) * width;
+        for (int i = threadIdx.x; i < width; i += blockDim.x) {
+            key_cache[dst + i] = k[src + i];
+            value_cache[dst + i] = v[src + i];
+        }
     }
 }
 
@@ -106,17 +122,6 @@ extern "C" __global__ void pg_add(float* out, const float* a, const float* b, lo
     }
 }
 
-// Row r of k and v (width floats) into slot slots[r] of the paged caches. One block per token row.
-extern "C" __global__ void pg_store_kv(float* __restrict__ key_cache, float* __restrict__ value_cache,
-                                       const float* __restrict__ k, const float* __restrict__ v,
-                                       const int* __restrict__ slots, int width) {
-    const size_t src = static_cast<size_t>(blockIdx.x) * width;
-    const size_t dst = static_cast<size_t>(slots[blockIdx.x]) * width;
-    for (int i = threadIdx.x; i < width; i += blockDim.x) {
-        key_cache[dst + i] = k[src + i];
-        value_cache[dst + i] = v[src + i];
-    }
-}
 
 // Activations as the B operand of a half-precision cuBLAS GEMM.
 template <class Out>

@@ -13,12 +13,11 @@
 extern "C" {
 void pg_rms_norm(float*, float*, const float*, const float*, int, float);
 void pg_rope_angles(float*, const int*, const float*, int);
-void pg_rope(float*, const float*, int, int, int);
+void pg_rope_store_kv(float*, float*, const float*, const float*, float*, float*, const int*, int, int, int, int);
 void pg_gated_activation(float*, const float*, long long, int);
 void pg_add_bias(float*, const float*, int);
 void pg_scale(float*, long long, float);
 void pg_add(float*, const float*, const float*, long long);
-void pg_store_kv(float*, float*, const float*, const float*, const int*, int);
 void pg_to_f16(__half*, const float*, long long);
 void pg_to_bf16_split(__nv_bfloat16*, const float*, long long);
 void pg_split_blocks(const uint8_t*, uint8_t*, __half*, long long, int);
@@ -300,7 +299,9 @@ void test_elementwise() {
     std::vector<float> cos_sin(rows * 2 * pairs);
     emu::launch(grid(1, rows), 64, [&] { pg_rope_angles(cos_sin.data(), positions.data(), frequencies.data(), pairs); });
     std::vector<float> x = randoms(rows * heads * head_dim), rotated = x;
-    emu::launch(grid(rows), 32, [&] { pg_rope(rotated.data(), cos_sin.data(), heads, head_dim, pairs); });
+    emu::launch(grid(rows), 32, [&] {
+        pg_rope_store_kv(rotated.data(), nullptr, nullptr, cos_sin.data(), nullptr, nullptr, nullptr, heads, 0, head_dim, pairs);
+    });
     double worst_angle = 0, worst = 0;
     for (int r = 0; r < rows; r++) {
         for (int i = 0; i < pairs; i++) {
@@ -323,6 +324,31 @@ void test_elementwise() {
     }
     report("rope_angles", worst_angle, 1e-7);
     report("rope (partial rotation)", worst, 1e-5);
+    {
+        // Rope of q and k and the KV store in one launch: the same q as above, k as rope alone gives
+        // it, stored with v in the rows' slots.
+        const int kv_heads = 2, width = kv_heads * head_dim;
+        std::vector<float> q = x, k = randoms(rows * width), v = randoms(rows * width), k_alone = k;
+        std::vector<float> keys(50 * width, NAN), values(50 * width, NAN);
+        std::vector<int> row_slots = {7, 0, 33, 49, 12};
+        emu::launch(grid(rows), 64, [&] {
+            pg_rope_store_kv(q.data(), k.data(), v.data(), cos_sin.data(), keys.data(), values.data(), row_slots.data(), heads,
+                             kv_heads, head_dim, pairs);
+        });
+        emu::launch(grid(rows), 32, [&] {
+            pg_rope_store_kv(nullptr, k_alone.data(), nullptr, cos_sin.data(), nullptr, nullptr, nullptr, 0, kv_heads, head_dim, pairs);
+        });
+        double worst_fused = 0;
+        for (size_t i = 0; i < q.size(); i++) worst_fused = std::max(worst_fused, static_cast<double>(std::fabs(q[i] - rotated[i])));
+        for (int r = 0; r < rows; r++) {
+            for (int i = 0; i < width; i++) {
+                worst_fused = std::max({worst_fused, static_cast<double>(std::fabs(k[r * width + i] - k_alone[r * width + i])),
+                                        static_cast<double>(std::fabs(keys[row_slots[r] * width + i] - k_alone[r * width + i])),
+                                        static_cast<double>(std::fabs(values[row_slots[r] * width + i] - v[r * width + i]))});
+            }
+        }
+        report("rope of q and k with the KV store in one launch", worst_fused, 0);
+    }
 
     long long n = 10007;
     std::vector<float> gate = randoms(n), up = randoms(n);
@@ -380,7 +406,9 @@ void test_elementwise() {
     int width = 40;
     std::vector<int> slots = {7, 0, 33};
     std::vector<float> k = randoms(3 * width), v = randoms(3 * width), keys(40 * width, 0), values(40 * width, 0);
-    emu::launch(grid(3), 64, [&] { pg_store_kv(keys.data(), values.data(), k.data(), v.data(), slots.data(), width); });
+    emu::launch(grid(3), 64, [&] {
+        pg_rope_store_kv(nullptr, k.data(), v.data(), nullptr, keys.data(), values.data(), slots.data(), 0, 1, width, 0);
+    });
     double worst_store = 0;
     for (int r = 0; r < 3; r++) {
         for (int i = 0; i < width; i++) {

@@ -203,9 +203,9 @@ public final class LlamaGraph {
                 backend.rmsNorm(k, k, layer.kNorm(), n * c.kvHeads(), c.headDim(), c.rmsEps());
             }
             Buffer angles = c.usesSlidingRope(l) ? slidingCosSin : cosSin;
-            backend.rope(q, angles, n, c.heads(), c.headDim(), c.ropeDimensions());
-            backend.rope(k, angles, n, c.kvHeads(), c.headDim(), c.ropeDimensions());
-            backend.storeKv(kv.keys(l), kv.values(l), k, v, c.kvDim(), layout);
+            // q and k rotated, k and v stored in the layer's KV cache (one pass on a GPU)
+            backend.ropeAndStoreKv(q, k, v, angles, n, c.heads(), c.kvHeads(), c.headDim(), c.ropeDimensions(), kv.keys(l),
+                    kv.values(l), layout);
             backend.attention(att, q, kv.keys(l), kv.values(l), layout, c.heads(), c.kvHeads(), c.headDim(), attentionScale,
                     c.window(l), c.attentionSoftcap());
             backend.matmul(proj, att, layer.wo(), n);

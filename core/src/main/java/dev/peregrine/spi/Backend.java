@@ -81,6 +81,18 @@ public interface Backend extends AutoCloseable {
     void storeKv(Buffer keyCache, Buffer valueCache, Buffer k, Buffer v, int width, BatchLayout layout);
 
     /**
+     * A layer's rope of q ({@code heads} heads) and k ({@code kvHeads} heads) and its KV store, as
+     * {@link #rope} of q, {@link #rope} of k, then {@link #storeKv} of the rotated k and of v; a GPU
+     * backend does them in one pass. The result must equal the three calls.
+     */
+    default void ropeAndStoreKv(Buffer q, Buffer k, Buffer v, Buffer cosSin, int rows, int heads, int kvHeads, int headDim,
+                                int ropeDimensions, Buffer keyCache, Buffer valueCache, BatchLayout layout) {
+        rope(q, cosSin, rows, heads, headDim, ropeDimensions);
+        rope(k, cosSin, rows, kvHeads, headDim, ropeDimensions);
+        storeKv(keyCache, valueCache, k, v, kvHeads * headDim, layout);
+    }
+
+    /**
      * Causal grouped-query attention over the paged cache: for each token row, each query head h
      * attends with KV head {@code h / (heads / kvHeads)} to the positions of the row's sequence up
      * to its own; {@code out} is rows x heads*headDim. A score is {@code scale * q.k}.

@@ -512,24 +512,48 @@ final class CudaBackend implements Backend {
     @Override
     public void rope(Buffer x, Buffer cosSin, int rows, int heads, int headDim, int ropeDimensions) {
         int pairs = ropeDimensions / 2;
-        args.reset().ptr(address(x, 0, (long) rows * heads * headDim)).ptr(address(cosSin, 0, 2L * rows * pairs))
-                .i32(heads).i32(headDim).i32(pairs);
-        launch(Kernel.ROPE, rows, threadsFor(heads * pairs));
+        ropeAndStore(address(x, 0, (long) rows * heads * headDim), 0, 0, address(cosSin, 0, 2L * rows * pairs), 0, 0, rows, heads,
+                0, headDim, pairs);
     }
 
     @Override
     public void storeKv(Buffer keyCache, Buffer valueCache, Buffer k, Buffer v, int width, BatchLayout layout) {
-        int n = layout.tokenCount;
+        long count = (long) layout.tokenCount * width;
+        checkSlots(keyCache, valueCache, width, layout);
+        ropeAndStore(0, address(k, 0, count), address(v, 0, count), 0, address(keyCache, 0, 0), address(valueCache, 0, 0),
+                layout.tokenCount, 0, 1, width, 0);
+    }
+
+    @Override
+    public void ropeAndStoreKv(Buffer q, Buffer k, Buffer v, Buffer cosSin, int rows, int heads, int kvHeads, int headDim,
+                               int ropeDimensions, Buffer keyCache, Buffer valueCache, BatchLayout layout) {
+        int pairs = ropeDimensions / 2;
+        long kvCount = (long) rows * kvHeads * headDim;
+        checkSlots(keyCache, valueCache, kvHeads * headDim, layout);
+        ropeAndStore(address(q, 0, (long) rows * heads * headDim), address(k, 0, kvCount), address(v, 0, kvCount),
+                address(cosSin, 0, 2L * rows * pairs), address(keyCache, 0, 0), address(valueCache, 0, 0), rows, heads, kvHeads,
+                headDim, pairs);
+    }
+
+    /** Every row's KV slot must lie in both caches (a wrong slot would write outside them). */
+    private static void checkSlots(Buffer keyCache, Buffer valueCache, int width, BatchLayout layout) {
         long slots = Math.min(((CudaBuffer) keyCache).size(), ((CudaBuffer) valueCache).size()) / width;
-        for (int r = 0; r < n; r++) {
+        for (int r = 0; r < layout.tokenCount; r++) {
             if (layout.slots[r] < 0 || layout.slots[r] >= slots) {
                 throw new IllegalArgumentException("KV slot " + layout.slots[r] + " outside the cache of " + slots + " slots");
             }
         }
-        long count = (long) n * width;
-        args.reset().ptr(address(keyCache, 0, 0)).ptr(address(valueCache, 0, 0)).ptr(address(k, 0, count))
-                .ptr(address(v, 0, count)).ptr(step.slots()).i32(width);
-        launch(Kernel.STORE_KV, n, threadsFor(width));
+    }
+
+    /**
+     * pg_rope_store_kv over {@code rows} token rows: rope of q's and k's heads (pairs 0: none), then,
+     * with caches (not 0), k and v stored in the rows' slots of this step's layout.
+     */
+    private void ropeAndStore(long q, long k, long v, long cosSin, long keyCache, long valueCache, int rows, int qHeads,
+                              int kHeads, int headDim, int pairs) {
+        args.reset().ptr(q).ptr(k).ptr(v).ptr(cosSin).ptr(keyCache).ptr(valueCache).ptr(keyCache == 0 ? 0 : step.slots())
+                .i32(qHeads).i32(kHeads).i32(headDim).i32(pairs);
+        launch(Kernel.ROPE_STORE_KV, rows, threadsFor(Math.max((qHeads + kHeads) * pairs, keyCache == 0 ? 1 : kHeads * headDim)));
     }
 
     @Override

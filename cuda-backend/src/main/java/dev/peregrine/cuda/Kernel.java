@@ -11,12 +11,11 @@ import dev.peregrine.tensor.DType;
 enum Kernel {
     RMS_NORM("elementwise", "pg_rms_norm", "PPPPIF"),
     ROPE_ANGLES("elementwise", "pg_rope_angles", "PPPI"),
-    ROPE("elementwise", "pg_rope", "PPIII"),
+    ROPE_STORE_KV("elementwise", "pg_rope_store_kv", "PPPPPPPIIII"),
     GATED_ACTIVATION("elementwise", "pg_gated_activation", "PPLI"),
     ADD_BIAS("elementwise", "pg_add_bias", "PPI"),
     SCALE("elementwise", "pg_scale", "PLF"),
     ADD("elementwise", "pg_add", "PPPL"),
-    STORE_KV("elementwise", "pg_store_kv", "PPPPPI"),
     TO_F16("elementwise", "pg_to_f16", "PPL"),
     TO_BF16_SPLIT("elementwise", "pg_to_bf16_split", "PPL"),
     SPLIT_BLOCKS("weights", "pg_split_blocks", "PPPLI"),

@@ -57,7 +57,7 @@ class CudaBackendHostTest {
             DType matrices = run.file.tensor("blk.0.attn_q.weight").type();
             assertThat(device.launches(Kernel.matvec(matrices, 3))).as("three sequences decode through the batch kernel").isPositive();
             assertThat(device.launches(Kernel.embed(run.file.tensor("token_embd.weight").type()))).isEqualTo(4);
-            for (Kernel k : new Kernel[] {Kernel.RMS_NORM, Kernel.ROPE_ANGLES, Kernel.ROPE, Kernel.STORE_KV,
+            for (Kernel k : new Kernel[] {Kernel.RMS_NORM, Kernel.ROPE_ANGLES, Kernel.ROPE_STORE_KV,
                     Kernel.ATTENTION, Kernel.GATED_ACTIVATION, Kernel.ADD}) {
                 assertThat(device.launches(k)).as("%s launches", k).isPositive();
             }
@@ -92,6 +92,7 @@ class CudaBackendHostTest {
             long before = device.launches(Kernel.matvec(type, 1));
             long adds = device.launches(Kernel.ADD);
             long norms = device.launches(Kernel.RMS_NORM);
+            long ropes = device.launches(Kernel.ROPE_STORE_KV);
             run.step(prompt, 1, 64);
             // q/k/v in one launch, wo, gate/up in one launch, down; then the output projection.
             assertThat(device.launches(Kernel.matvec(type, 1)) - before).as("matrix-vector launches of one decode step")
@@ -100,6 +101,8 @@ class CudaBackendHostTest {
             assertThat(device.launches(Kernel.ADD) - adds).as("add launches of one decode step").isEqualTo(1);
             assertThat(device.launches(Kernel.RMS_NORM) - norms).as("norm launches of one decode step")
                     .isEqualTo(2L * run.config.layers() + 1);
+            assertThat(device.launches(Kernel.ROPE_STORE_KV) - ropes).as("rope of q and k with the KV store, per layer")
+                    .isEqualTo(run.config.layers());
         }
         assertThat(device.launches(Kernel.embed(type))).isEqualTo(2);
         switch (type) {
