@@ -384,10 +384,6 @@ final class CudaBackend implements Backend {
     /** The products in productWeights/productOuts[0 .. count) of {@code rows} token rows of x, 8 token rows per launch. */
     private void matvec(long x, int count, int rows) {
         CudaWeight w = productWeights[0];
-        int totalRows = 0;
-        for (int i = 0; i < count; i++) {
-            totalRows += productWeights[i].rows();
-        }
         for (int first = 0; first < rows; first += MATVEC_MAX_TOKENS) {
             int tokens = Math.min(MATVEC_MAX_TOKENS, rows - first);
             int rowsPerWarp = matvecRowsPerWarp(tokens);
@@ -580,11 +576,11 @@ final class CudaBackend implements Backend {
         // Splits of the positions until there are about ATTENTION_BLOCKS_PER_SM blocks per SM: one
         // block streams its positions one shared tile after another, so a few long blocks per SM
         // leave memory idle (measured on an H100: 32 sequences of 1024 positions took 390 µs a
-        // layer with one block per tile and KV head, ~9x the bandwidth time). At least one tile
-        // of positions per split, rounded up to a power of two. The partials area is sized for the most splits this batch shape
-        // can take, so it does not grow with the context. A tile reads only its rows' windows (the
-        // kernel divides that range): at most window + the spread of its rows' positions, so a
-        // window caps the splits.
+        // layer with one block per tile and KV head, ~9x the bandwidth time). About one tile of
+        // positions per split, rounded up to a power of two. The partials area is sized for the
+        // most splits this batch shape can take, so it does not grow with the context. A tile
+        // reads only its rows' windows (the kernel divides that range): at most window + the
+        // spread of its rows' positions, so a window caps the splits.
         int maxSplits = Math.max(1, Math.min(ceilDiv(ATTENTION_BLOCKS_PER_SM * device.multiprocessors(), blocks), MAX_SPLITS));
         int attended = step.maxPosition() + 1;
         if (window > 0) {
