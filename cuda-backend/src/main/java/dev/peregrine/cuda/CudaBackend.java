@@ -289,11 +289,6 @@ final class CudaBackend implements Backend {
         return key;
     }
 
-    /** The graph counters (captured, replayed, dropped), for tests and benchmarks. */
-    StepGraphs graphs() {
-        return graphs;
-    }
-
     // ---- kernels ----
 
     @Override
@@ -335,8 +330,7 @@ final class CudaBackend implements Backend {
         CudaWeight w = (CudaWeight) weight;
         long y = address(out, 0, (long) rows * w.rows());
         long x = address(in, 0, (long) rows * w.columns());
-        int matvecLimit = w.type().isQuantized() ? QUANTISED_MATVEC_MAX_TOKENS : MATVEC_MAX_TOKENS;
-        if (rows > matvecLimit) {
+        if (rows > matvecLimit(w.type())) {
             gemm(y, gemmInput(w.type(), x, (long) rows * w.columns()), w, rows);
             return;
         }
@@ -358,7 +352,7 @@ final class CudaBackend implements Backend {
             CudaWeight w = (CudaWeight) weights[i];
             sameKind = w.type() == first.type() && w.columns() == first.columns() && w.rowStride() == first.rowStride();
         }
-        int matvecLimit = first.type().isQuantized() ? QUANTISED_MATVEC_MAX_TOKENS : MATVEC_MAX_TOKENS;
+        int matvecLimit = matvecLimit(first.type());
         if (!sameKind || (rows <= matvecLimit && weights.length > MATVEC_MAX_PRODUCTS)) {
             for (int i = 0; i < weights.length; i++) {
                 matmul(outs[i], in, weights[i], rows);
@@ -413,8 +407,13 @@ final class CudaBackend implements Backend {
         }
     }
 
+    /** The most token rows a product of {@code type} weights takes through the matrix-vector kernels before cuBLAS. */
+    private static int matvecLimit(DType type) {
+        return type.isQuantized() ? QUANTISED_MATVEC_MAX_TOKENS : MATVEC_MAX_TOKENS;
+    }
+
     /** Weight rows one warp of the matrix-vector kernels takes for {@code tokens} token rows (matvec_rows_per_warp in native/matvec.cu). */
-    static int matvecRowsPerWarp(int tokens) {
+    private static int matvecRowsPerWarp(int tokens) {
         return tokens <= 1 ? 1 : tokens <= 2 ? 2 : 4;
     }
 

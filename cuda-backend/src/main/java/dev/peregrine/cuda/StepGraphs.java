@@ -58,9 +58,6 @@ final class StepGraphs implements Device {
     private Mode mode = Mode.DIRECT;
     private Shape shape;
     private int cursor;
-    private long captured;
-    private long replayed;
-    private long dropped;
 
     /** Operations of one step shape, in order, and its graph once captured. */
     private static final class Shape {
@@ -87,19 +84,6 @@ final class StepGraphs implements Device {
     /** The GEMMs, through this object so that they are recorded and replayed with the kernels. */
     Blas blas() {
         return graphedBlas;
-    }
-
-    /** Steps captured, replayed and graphs dropped so far. */
-    long captured() {
-        return captured;
-    }
-
-    long replayed() {
-        return replayed;
-    }
-
-    long dropped() {
-        return dropped;
     }
 
     /** A step of shape {@code key} begins (its layout is already on the device); {@code capturable}: worth a graph. */
@@ -161,7 +145,6 @@ final class StepGraphs implements Device {
             device.launchGraph(graph);
             if (endOfStep) {
                 shape.graph = graph;
-                captured++;
             } else {
                 device.destroyGraph(graph); // freed once it has run
                 fail();
@@ -170,7 +153,6 @@ final class StepGraphs implements Device {
             if (endOfStep && cursor == shape.count) {
                 device.launchGraph(shape.graph);
                 shape.failures = 0;
-                replayed++;
             } else {
                 diverge();
             }
@@ -187,7 +169,6 @@ final class StepGraphs implements Device {
     }
 
     private void fail() {
-        dropped++;
         if (++shape.failures >= FAILURES_BEFORE_GIVING_UP) {
             shape.givenUp = true;
             LOG.debug("steps of one shape keep changing between replays: they run without CUDA graphs");
