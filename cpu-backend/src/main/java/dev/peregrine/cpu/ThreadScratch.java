@@ -20,7 +20,7 @@ final class ThreadScratch implements AutoCloseable {
     float[] tileSums = new float[0];
     /** Vector accumulators stored as floats (see VectorKernels.addLaneSums). */
     float[] lanes = new float[0];
-    /** K-quant sub-block scales and offsets of 4 rows (see VectorKernels.chunkQ4K). */
+    /** K-quant sub-block scales and offsets of 4 rows (see VectorKernels.rowsQ4K). */
     float[] blockScales = new float[0];
     /** One weight row dequantised to floats (embedding rows, the scalar kernels). */
     float[] row = new float[0];

@@ -59,7 +59,10 @@ final class VectorKernels implements Kernels {
 
     /** A dequantised weight panel holds about this many floats (512 KB: half of a 1 MB L2). */
     private static final int PANEL_FLOATS = 128 * 1024;
-    /** Columns per pass of the register tile: 4 panel rows and 4 token rows of this length take 16 KB of L1. */
+    /**
+     * Columns per pass of the register tile: 4 panel rows and 4 token rows of this length take 16 KB
+     * of L1. Only the order of memory traffic depends on it, not the arithmetic.
+     */
     private static final int K_CHUNK = 512;
     /** Register tile of the matrix-matrix kernel. */
     private static final int TILE_ROWS = 4;
@@ -92,8 +95,9 @@ final class VectorKernels implements Kernels {
     // Batch invariance: a token's outputs must not depend on what else shares its batch (continuous
     // batching, preemption and speculative verification all rely on it), nor on whether the JIT has
     // compiled the loop yet. So every product, one token or many, is computed the same way:
-    // weight rows dequantised to floats, then per (row, token) one FMA chain per 512-column chunk,
-    // each chunk's lanes summed in a fixed order (addLaneSums) and the chunk sums added in order.
+    // weight rows dequantised to floats, then per (row, token) one FMA chain of vectors over the
+    // whole row, in column order, whose lanes are summed once at the end in a fixed order
+    // (addLaneSums). The tile kernel keeps its chains in memory between column chunks.
 
     @Override
     public void prepareMatmul(MatmulInput input, CpuWeight w, MemorySegment x, int tokens) {
@@ -128,8 +132,8 @@ final class VectorKernels implements Kernels {
 
     /**
      * One token (decode): four weight rows at a time, each converted to floats in registers and
-     * met by its own FMA chain, chunk by chunk; the arithmetic is the tile kernel's, value for
-     * value. Each weight byte is read from memory once, four streams at a time.
+     * met by its own FMA chain; the arithmetic is the tile kernel's, value for value. Each weight
+     * byte is read from memory once, four streams at a time.
      */
     private static void matrixVector(MatmulInput input, CpuWeight w, MemorySegment out, int rowStart, int rowEnd,
                                      ThreadScratch scratch) {
@@ -160,18 +164,14 @@ final class VectorKernels implements Kernels {
                 decodeRange(w.type(), data, o3, fullEnd, n - fullEnd, tail, 4L * 6 * FL, tailLength, scratch);
             }
             java.util.Arrays.fill(sums, 0, TILE_ROWS, 0f);
-            for (int k = 0; k < kp; k += K_CHUNK) {
-                int to = Math.min(K_CHUNK, kp - k) + k;
-                int full = Math.min(to, fullEnd);
-                switch (w.type()) {
-                    case F32 -> chunkF32(data, o0, o1, o2, o3, x, k, full, to, tail, sums, lanes);
-                    case F16, BF16 -> chunkHalf(w.type() == DType.BF16, data, o0, o1, o2, o3, x, k, full, to, tail, sums, lanes);
-                    case Q8_0 -> chunkQ8(data, o0, o1, o2, o3, x, k, to, sums, lanes);
-                    case Q4_0 -> chunkQ4(data, o0, o1, o2, o3, x, k, to, sums, lanes);
-                    case Q4_K -> chunkQ4K(data, o0, o1, o2, o3, x, k, to, sums, lanes, kScales);
-                    case Q6_K -> chunkQ6K(data, o0, o1, o2, o3, x, k, to, sums, lanes, kScales);
-                    default -> throw new IllegalStateException("no row kernel for " + w.type());
-                }
+            switch (w.type()) {
+                case F32 -> rowsF32(data, o0, o1, o2, o3, x, fullEnd, kp, tail, sums, lanes);
+                case F16, BF16 -> rowsHalf(w.type() == DType.BF16, data, o0, o1, o2, o3, x, fullEnd, kp, tail, sums, lanes);
+                case Q8_0 -> rowsQ8(data, o0, o1, o2, o3, x, kp, sums, lanes);
+                case Q4_0 -> rowsQ4(data, o0, o1, o2, o3, x, kp, sums, lanes);
+                case Q4_K -> rowsQ4K(data, o0, o1, o2, o3, x, kp, sums, lanes, kScales);
+                case Q6_K -> rowsQ6K(data, o0, o1, o2, o3, x, kp, sums, lanes, kScales);
+                default -> throw new IllegalStateException("no row kernel for " + w.type());
             }
             for (int r = 0; r < rows; r++) {
                 out.set(FLOAT, 4L * (j0 + r), sums[r]);
@@ -180,16 +180,15 @@ final class VectorKernels implements Kernels {
     }
 
     /*
-     * The chunk kernels below differ only in how a vector of weights is loaded and converted; each
+     * The row kernels below differ only in how a vector of weights is loaded and converted; each
      * is its own small loop because a helper that returned a vector and was not inlined would box
      * it on every call. Columns from n on (up to the padded length) read as zeros, as in the panel.
      */
 
-    private static void chunkF32(MemorySegment w, long o0, long o1, long o2, long o3, MemorySegment x,
-                                 int from, int full, int to, MemorySegment tail, float[] sums,
-                                 float[] lanes) {
+    private static void rowsF32(MemorySegment w, long o0, long o1, long o2, long o3, MemorySegment x,
+                                int full, int to, MemorySegment tail, float[] sums, float[] lanes) {
         FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
-        int i = from;
+        int i = 0;
         for (; i < full; i += FL) {
             FloatVector v = FloatVector.fromMemorySegment(F, x, 4L * i, NATIVE);
             c0 = FloatVector.fromMemorySegment(F, w, o0 + 4L * i, LE).fma(v, c0);
@@ -217,11 +216,10 @@ final class VectorKernels implements Kernels {
      * taking or returning a vector, even a small one, pushes the Vector API's own calls past C2's
      * inlining depth, and its vectors are then boxed on the heap.
      */
-    private static void chunkHalf(boolean bf16, MemorySegment w, long o0, long o1, long o2, long o3,
-                                  MemorySegment x, int from, int full, int to, MemorySegment tail, float[] sums,
-                                 float[] lanes) {
+    private static void rowsHalf(boolean bf16, MemorySegment w, long o0, long o1, long o2, long o3,
+                                 MemorySegment x, int full, int to, MemorySegment tail, float[] sums, float[] lanes) {
         FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
-        int i = from;
+        int i = 0;
         if (bf16) {
             for (; i < full; i += FL) {
                 FloatVector v = FloatVector.fromMemorySegment(F, x, 4L * i, NATIVE);
@@ -270,17 +268,15 @@ final class VectorKernels implements Kernels {
     }
 
     /** Q8_0 rows: value = (float) q * d, as {@link #decodeQ8} makes it (exact: 8 by 11 significant bits). */
-    private static void chunkQ8(MemorySegment w, long o0, long o1, long o2, long o3, MemorySegment x, int from, int to,
-                                float[] sums, float[] lanes) {
+    private static void rowsQ8(MemorySegment w, long o0, long o1, long o2, long o3, MemorySegment x, int to,
+                               float[] sums, float[] lanes) {
         FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
         // Offsets linear in an int block counter: C2 then checks the segments' bounds once per
         // loop instead of once per load (a b / BLOCK index defeats that; it doubled the time).
-        long first = (long) from / BLOCK * Q8_BYTES;
-        long xFirst = 4L * from;
-        int blocks = (to - from) / BLOCK;
+        int blocks = to / BLOCK;
         for (int blk = 0; blk < blocks; blk++) {
-            long at = first + (long) blk * Q8_BYTES;
-            long xAt = xFirst + (long) blk * (4 * BLOCK);
+            long at = (long) blk * Q8_BYTES;
+            long xAt = (long) blk * (4 * BLOCK);
             float d0 = Float.float16ToFloat(w.get(LE_SHORT, o0 + at));
             float d1 = Float.float16ToFloat(w.get(LE_SHORT, o1 + at));
             float d2 = Float.float16ToFloat(w.get(LE_SHORT, o2 + at));
@@ -309,16 +305,14 @@ final class VectorKernels implements Kernels {
      * in the high nibbles; value = (nibble - 8) * d, as {@link #decodeQ4} makes it: as
      * fma(nibble, d, -8d), which is exact (4 by 11 significant bits) and one operation shorter.
      */
-    private static void chunkQ4(MemorySegment w, long o0, long o1, long o2, long o3, MemorySegment x, int from, int to,
-                                float[] sums, float[] lanes) {
+    private static void rowsQ4(MemorySegment w, long o0, long o1, long o2, long o3, MemorySegment x, int to,
+                               float[] sums, float[] lanes) {
         FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
-        // Offsets linear in an int block counter, as in chunkQ8.
-        long first = (long) from / BLOCK * Q4_BYTES;
-        long xFirst = 4L * from;
-        int blocks = (to - from) / BLOCK;
+        // Offsets linear in an int block counter, as in rowsQ8.
+        int blocks = to / BLOCK;
         for (int blk = 0; blk < blocks; blk++) {
-            long at = first + (long) blk * Q4_BYTES;
-            long xAt = xFirst + (long) blk * (4 * BLOCK);
+            long at = (long) blk * Q4_BYTES;
+            long xAt = (long) blk * (4 * BLOCK);
             float d0 = Float.float16ToFloat(w.get(LE_SHORT, o0 + at));
             float d1 = Float.float16ToFloat(w.get(LE_SHORT, o1 + at));
             float d2 = Float.float16ToFloat(w.get(LE_SHORT, o2 + at));
@@ -379,11 +373,12 @@ final class VectorKernels implements Kernels {
      * dmin * m[j]; value = scale * q - offset, as {@code Dequant} computes it (two roundings, no
      * FMA). Sub-blocks 2r and 2r + 1 are the low and high nibbles of the run of 32 bytes r.
      */
-    private static void chunkQ4K(MemorySegment w, long o0, long o1, long o2, long o3, MemorySegment x, int from, int to,
-                                 float[] sums, float[] lanes, float[] scales) {
+    private static void rowsQ4K(MemorySegment w, long o0, long o1, long o2, long o3, MemorySegment x, int to,
+                                float[] sums, float[] lanes, float[] scales) {
         FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
-        for (int b = from; b < to; b += K_BLOCK) {
-            long at = (long) b / K_BLOCK * Q4K_BYTES;
+        for (int blk = 0; blk < to / K_BLOCK; blk++) {
+            int b = blk * K_BLOCK;
+            long at = (long) blk * Q4K_BYTES;
             q4kScales(w, o0 + at, scales, 0);
             q4kScales(w, o1 + at, scales, 16);
             q4kScales(w, o2 + at, scales, 32);
@@ -433,11 +428,12 @@ final class VectorKernels implements Kernels {
      * Q6_K rows, per 256-value super-block: value i = (d * sc[i / 16]) * (q - 32), as {@code Dequant}
      * computes it, with q's low 4 bits from ql and high 2 bits from qh (layout in {@code DType}).
      */
-    private static void chunkQ6K(MemorySegment w, long o0, long o1, long o2, long o3, MemorySegment x, int from, int to,
-                                 float[] sums, float[] lanes, float[] scales) {
+    private static void rowsQ6K(MemorySegment w, long o0, long o1, long o2, long o3, MemorySegment x, int to,
+                                float[] sums, float[] lanes, float[] scales) {
         FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
-        for (int b = from; b < to; b += K_BLOCK) {
-            long at = (long) b / K_BLOCK * Q6K_BYTES;
+        for (int blk = 0; blk < to / K_BLOCK; blk++) {
+            int b = blk * K_BLOCK;
+            long at = (long) blk * Q6K_BYTES;
             q6kScales(w, o0 + at, scales, 0);
             q6kScales(w, o1 + at, scales, 16);
             q6kScales(w, o2 + at, scales, 32);
@@ -497,7 +493,7 @@ final class VectorKernels implements Kernels {
      * Adds to {@code sums[at + r]} the sum of lanes {@code r * FL ..} of {@code lanes}, for r below
      * {@code count}, in a fixed order. Not reduceLanes: its order is unspecified, and the JIT's
      * intrinsic and the interpreter's fallback differ, which would make results depend on how warm
-     * the JVM is. (A helper that took the vector would box it: see {@link #chunkHalf}.)
+     * the JVM is. (A helper that took the vector would box it: see {@link #rowsHalf}.)
      */
     static void addLaneSums(float[] lanes, float[] sums, int at, int count) {
         for (int r = 0; r < count; r++) {
@@ -528,7 +524,8 @@ final class VectorKernels implements Kernels {
         MemorySegment panel = scratch.panel;
         MemorySegment tile = scratch.tile;
         float[] sums = scratch.tileSums(panelRows * TILE_TOKENS);
-        float[] lanes = scratch.lanes(TILE_ROWS * TILE_TOKENS * FL);
+        // The FMA chain of each (panel row, tile token), carried from one column chunk to the next.
+        float[] chains = scratch.lanes(panelRows * TILE_TOKENS * FL);
         for (int chunk = rowStart; chunk < rowEnd; chunk += panelRows) {
             int count = Math.min(panelRows, rowEnd - chunk);
             int paddedCount = (count + TILE_ROWS - 1) / TILE_ROWS * TILE_ROWS;
@@ -554,13 +551,15 @@ final class VectorKernels implements Kernels {
                         copyRow(input.x, (long) (t0 + Math.min(t, tileTokens - 1)) * n, n, tile, (long) t * kp, kp);
                     }
                 }
-                java.util.Arrays.fill(sums, 0, paddedCount * TILE_TOKENS, 0f);
+                java.util.Arrays.fill(chains, 0, paddedCount * TILE_TOKENS * FL, 0f);
                 for (int k = 0; k < kp; k += K_CHUNK) {
                     int length = Math.min(K_CHUNK, kp - k);
                     for (int r0 = 0; r0 < paddedCount; r0 += TILE_ROWS) {
-                        tile4x4(panel, (long) r0 * kp + k, kp, xs, x0, x1, x2, x3, k, length, sums, r0 * TILE_TOKENS, lanes);
+                        tile4x4(panel, (long) r0 * kp + k, kp, xs, x0, x1, x2, x3, k, length, chains, r0 * TILE_TOKENS * FL);
                     }
                 }
+                java.util.Arrays.fill(sums, 0, paddedCount * TILE_TOKENS, 0f);
+                addLaneSums(chains, sums, 0, paddedCount * TILE_TOKENS);
                 for (int r = 0; r < count; r++) {
                     for (int t = 0; t < tileTokens; t++) {
                         out.set(FLOAT, ((long) (t0 + t) * outWidth + chunk + r) * Float.BYTES, sums[r * TILE_TOKENS + t]);
@@ -577,17 +576,29 @@ final class VectorKernels implements Kernels {
     }
 
     /**
-     * Adds to {@code sums[at + r * 4 + t]} the dot product over {@code length} columns (a whole
-     * number of vector pairs), from column {@code k}, of panel row r, from float index {@code a}
-     * ({@code stride} floats apart), and the token row t at byte offset {@code xt} of {@code xs},
-     * for 4 panel rows and 4 token rows. Two vectors per iteration.
+     * Continues, over {@code length} columns (a whole number of vector pairs) from column {@code k},
+     * the FMA chains of 4 panel rows (row r from float index {@code a}, {@code stride} floats apart)
+     * with 4 token rows (token t at byte offset {@code xt} of {@code xs}): chain (r, t) is the
+     * vector at {@code chains[at + (r * 4 + t) * FL]}. Two vectors per iteration.
      */
     private static void tile4x4(MemorySegment panel, long a, long stride, MemorySegment xs, long x0, long x1, long x2,
-                                long x3, int k, int length, float[] sums, int at, float[] lanes) {
-        FloatVector c00 = FloatVector.zero(F), c01 = c00, c02 = c00, c03 = c00;
-        FloatVector c10 = c00, c11 = c00, c12 = c00, c13 = c00;
-        FloatVector c20 = c00, c21 = c00, c22 = c00, c23 = c00;
-        FloatVector c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+                                long x3, int k, int length, float[] chains, int at) {
+        FloatVector c00 = FloatVector.fromArray(F, chains, at);
+        FloatVector c01 = FloatVector.fromArray(F, chains, at + FL);
+        FloatVector c02 = FloatVector.fromArray(F, chains, at + 2 * FL);
+        FloatVector c03 = FloatVector.fromArray(F, chains, at + 3 * FL);
+        FloatVector c10 = FloatVector.fromArray(F, chains, at + 4 * FL);
+        FloatVector c11 = FloatVector.fromArray(F, chains, at + 5 * FL);
+        FloatVector c12 = FloatVector.fromArray(F, chains, at + 6 * FL);
+        FloatVector c13 = FloatVector.fromArray(F, chains, at + 7 * FL);
+        FloatVector c20 = FloatVector.fromArray(F, chains, at + 8 * FL);
+        FloatVector c21 = FloatVector.fromArray(F, chains, at + 9 * FL);
+        FloatVector c22 = FloatVector.fromArray(F, chains, at + 10 * FL);
+        FloatVector c23 = FloatVector.fromArray(F, chains, at + 11 * FL);
+        FloatVector c30 = FloatVector.fromArray(F, chains, at + 12 * FL);
+        FloatVector c31 = FloatVector.fromArray(F, chains, at + 13 * FL);
+        FloatVector c32 = FloatVector.fromArray(F, chains, at + 14 * FL);
+        FloatVector c33 = FloatVector.fromArray(F, chains, at + 15 * FL);
         long w = 4 * a;
         long step = 4 * stride;
         for (int j = 0; j < length; j += 2 * FL) {
@@ -620,23 +631,22 @@ final class VectorKernels implements Kernels {
                 c33 = w3.fma(v3, c33);
             }
         }
-        c00.intoArray(lanes, 0);
-        c01.intoArray(lanes, FL);
-        c02.intoArray(lanes, 2 * FL);
-        c03.intoArray(lanes, 3 * FL);
-        c10.intoArray(lanes, 4 * FL);
-        c11.intoArray(lanes, 5 * FL);
-        c12.intoArray(lanes, 6 * FL);
-        c13.intoArray(lanes, 7 * FL);
-        c20.intoArray(lanes, 8 * FL);
-        c21.intoArray(lanes, 9 * FL);
-        c22.intoArray(lanes, 10 * FL);
-        c23.intoArray(lanes, 11 * FL);
-        c30.intoArray(lanes, 12 * FL);
-        c31.intoArray(lanes, 13 * FL);
-        c32.intoArray(lanes, 14 * FL);
-        c33.intoArray(lanes, 15 * FL);
-        addLaneSums(lanes, sums, at, 16);
+        c00.intoArray(chains, at);
+        c01.intoArray(chains, at + FL);
+        c02.intoArray(chains, at + 2 * FL);
+        c03.intoArray(chains, at + 3 * FL);
+        c10.intoArray(chains, at + 4 * FL);
+        c11.intoArray(chains, at + 5 * FL);
+        c12.intoArray(chains, at + 6 * FL);
+        c13.intoArray(chains, at + 7 * FL);
+        c20.intoArray(chains, at + 8 * FL);
+        c21.intoArray(chains, at + 9 * FL);
+        c22.intoArray(chains, at + 10 * FL);
+        c23.intoArray(chains, at + 11 * FL);
+        c30.intoArray(chains, at + 12 * FL);
+        c31.intoArray(chains, at + 13 * FL);
+        c32.intoArray(chains, at + 14 * FL);
+        c33.intoArray(chains, at + 15 * FL);
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -725,7 +735,7 @@ final class VectorKernels implements Kernels {
             float d = Float.float16ToFloat(data.get(LE_SHORT, o));
             float m = -8 * d;
             for (int c = 0; c < BLOCK / 2; c += FL) {
-                // (nibble - 8) * d as fma(nibble, d, -8d): exact, and the same bits as chunkQ4's.
+                // (nibble - 8) * d as fma(nibble, d, -8d): exact, and the same bits as rowsQ4's.
                 IntVector q = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, data, o + 2 + c, LE)
                         .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
                 ((FloatVector) q.and(0x0F).convert(VectorOperators.I2F, 0))
@@ -897,7 +907,7 @@ final class VectorKernels implements Kernels {
             }
             FloatVector sums = FloatVector.zero(F);
             for (int p = 0; p < paddedLength; p += FL) {
-                // e^(score - max), as in swiglu (written out there and here: see chunkHalf).
+                // e^(score - max), as in swiglu (written out there and here: see rowsHalf).
                 FloatVector e = FloatVector.fromArray(F, scores, p).sub(max).max(EXP_MIN);
                 FloatVector n = e.mul(LOG2_E).add(ROUNDING).sub(ROUNDING);
                 FloatVector f = e.sub(n.mul(LN2_HI)).sub(n.mul(LN2_LO));
