@@ -128,7 +128,31 @@ final class CpuBackend implements Backend {
             vector = new float[(int) columns];
             Dequant.toFloat(type, data, 0, vector, 0, (int) columns);
         }
-        return new CpuWeight(t.name(), type, (int) rows, (int) columns, data, rowBytes, vector);
+        int group = kernels.rowGroup(type, rows, columns);
+        if (group > 1) {
+            data = interleave(data, type, (int) rows, rowBytes, group);
+        }
+        return new CpuWeight(t.name(), type, (int) rows, (int) columns, data, rowBytes, group, vector);
+    }
+
+    /**
+     * A copy of {@code rows} rows with each run of {@code group} rows stored block by block (the
+     * layout {@link CpuWeight} describes), the last run padded with zero rows. Costs one pass over
+     * the weights at load; the file's pages are then no longer read.
+     */
+    private MemorySegment interleave(MemorySegment data, DType type, int rows, long rowBytes, int group) {
+        int groups = (rows + group - 1) / group;
+        MemorySegment copy = arena.allocate((long) groups * group * rowBytes, 64);
+        long blockBytes = type.blockBytes();
+        long blocks = rowBytes / blockBytes;
+        for (int r = 0; r < rows; r++) {
+            long to = (long) (r / group) * group * rowBytes + (r % group) * blockBytes;
+            long from = r * rowBytes;
+            for (long b = 0; b < blocks; b++) {
+                MemorySegment.copy(data, from + b * blockBytes, copy, to + b * group * blockBytes, blockBytes);
+            }
+        }
+        return copy;
     }
 
     @Override

@@ -5,10 +5,28 @@ import dev.peregrine.tensor.DType;
 import java.lang.foreign.MemorySegment;
 
 /**
- * A weight matrix read in place from the memory-mapped file: {@code rows} rows of {@code columns}
- * values, row r starting at byte {@code r * rowBytes}. Vectors (norm weights) are also kept as a
- * float array, since every token reads them.
+ * A weight matrix of {@code rows} rows of {@code columns} values, {@code rowBytes} bytes a row.
+ * Vectors (norm weights) are also kept as a float array, since every token reads them.
+ *
+ * <p>With {@code rowGroup} 1 the rows are the file's, read in place from the memory-mapped file:
+ * row r starts at byte {@code r * rowBytes}. With {@code rowGroup} g > 1 (quantised blocks, copied
+ * at upload) each run of g rows is stored block by block: block b of row r sits at
+ * {@code (r / g) * g * rowBytes + (b * g + r % g) * blockBytes}, so the g rows a decode kernel reads
+ * together are one sequential stream; the last group is padded with zero rows.
  */
-record CpuWeight(String name, DType type, int rows, int columns, MemorySegment data, long rowBytes, float[] asVector)
-        implements Weight {
+record CpuWeight(String name, DType type, int rows, int columns, MemorySegment data, long rowBytes, int rowGroup,
+                 float[] asVector) implements Weight {
+
+    /** Byte offset of the first block of row {@code row}. */
+    long rowOffset(int row) {
+        if (rowGroup == 1) {
+            return row * rowBytes;
+        }
+        return (long) (row / rowGroup) * rowGroup * rowBytes + (long) (row % rowGroup) * type.blockBytes();
+    }
+
+    /** Bytes from one block of a row to the next. */
+    long blockStride() {
+        return (long) rowGroup * type.blockBytes();
+    }
 }

@@ -1,6 +1,7 @@
 package dev.peregrine.cpu;
 
 import dev.peregrine.spi.Activation;
+import dev.peregrine.tensor.DType;
 import java.lang.foreign.MemorySegment;
 
 /**
@@ -15,6 +16,14 @@ interface Kernels {
 
     /** A short description for {@code Backend.description()}, e.g. "Vector API 512-bit". */
     String description();
+
+    /**
+     * How many rows of a weight of this type and shape the kernels want interleaved block by block
+     * (see {@link CpuWeight}); 1 keeps the file's layout.
+     */
+    default int rowGroup(DType type, long rows, long columns) {
+        return 1;
+    }
 
     /**
      * Runs once per matmul on the calling thread before the rows are split across threads, e.g. to

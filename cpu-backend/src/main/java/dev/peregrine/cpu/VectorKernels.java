@@ -48,10 +48,11 @@ final class VectorKernels implements Kernels {
     private static final ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT;
 
-    /** ggml block sizes: 32 values; Q8_0 = f16 scale + 32 bytes, Q4_0 = f16 scale + 16 bytes. */
+    /**
+     * ggml blocks of 32 values: Q8_0 = f16 scale + 32 bytes, Q4_0 = f16 scale + 16 bytes (the
+     * kernels step from block to block by the weight's block stride, see CpuWeight).
+     */
     private static final int BLOCK = 32;
-    private static final int Q8_BYTES = 34;
-    private static final int Q4_BYTES = 18;
     /** K-quant super-blocks: 256 values; Q4_K = 144 bytes, Q6_K = 210 bytes (layouts in DType). */
     private static final int K_BLOCK = 256;
     private static final int Q4K_BYTES = 144;
@@ -82,6 +83,17 @@ final class VectorKernels implements Kernels {
     @Override
     public String description() {
         return "Vector API " + F.vectorBitSize() + "-bit";
+    }
+
+    /**
+     * Q8_0 and Q4_0 rows are read 4 at a time (see matrixVector); interleaving them block by block
+     * makes those 4 rows one sequential stream, which the hardware prefetchers follow much better
+     * than 4 short streams a row apart (Q8_0 decode over 576-value rows: 6.0 -> 9.8 GB/s on one
+     * core, KernelBench).
+     */
+    @Override
+    public int rowGroup(DType type, long rows, long columns) {
+        return (type == DType.Q8_0 || type == DType.Q4_0) && rows >= TILE_ROWS ? TILE_ROWS : 1;
     }
 
     /** Row length of the padded copies: a whole number of vector pairs (the tile kernel's step). */
@@ -133,7 +145,9 @@ final class VectorKernels implements Kernels {
     /**
      * One token (decode): four weight rows at a time, each converted to floats in registers and
      * met by its own FMA chain; the arithmetic is the tile kernel's, value for value. Each weight
-     * byte is read from memory once, four streams at a time.
+     * byte is read from memory once: four streams at a time, or one for rows interleaved in groups
+     * of four (then a range that starts or ends inside a group computes the whole group and stores
+     * only its own rows).
      */
     private static void matrixVector(MatmulInput input, CpuWeight w, MemorySegment out, int rowStart, int rowEnd,
                                      ThreadScratch scratch) {
@@ -150,31 +164,41 @@ final class VectorKernels implements Kernels {
         int tailLength = kp - fullEnd;
         scratch.ensureMatrixBuffers(TILE_ROWS * 2 * FL, 0);
         MemorySegment tail = scratch.panel;
-        for (int j0 = rowStart; j0 < rowEnd; j0 += TILE_ROWS) {
-            int rows = Math.min(TILE_ROWS, rowEnd - j0);
-            // Rows past the end repeat the last one; their sums are not stored.
-            long o0 = (long) j0 * w.rowBytes();
-            long o1 = (long) (j0 + Math.min(1, rows - 1)) * w.rowBytes();
-            long o2 = (long) (j0 + Math.min(2, rows - 1)) * w.rowBytes();
-            long o3 = (long) (j0 + Math.min(3, rows - 1)) * w.rowBytes();
+        boolean grouped = w.rowGroup() == TILE_ROWS;
+        long stride = w.blockStride();
+        for (int j0 = grouped ? rowStart / TILE_ROWS * TILE_ROWS : rowStart; j0 < rowEnd; j0 += TILE_ROWS) {
+            long o0, o1, o2, o3;
+            if (grouped) {
+                o0 = w.rowOffset(j0);
+                o1 = o0 + w.type().blockBytes();
+                o2 = o1 + w.type().blockBytes();
+                o3 = o2 + w.type().blockBytes();
+            } else {
+                // Rows past the end repeat the last one; their sums are not stored.
+                int rows = Math.min(TILE_ROWS, rowEnd - j0);
+                o0 = w.rowOffset(j0);
+                o1 = w.rowOffset(j0 + Math.min(1, rows - 1));
+                o2 = w.rowOffset(j0 + Math.min(2, rows - 1));
+                o3 = w.rowOffset(j0 + Math.min(3, rows - 1));
+            }
             if (tailLength > 0) {
-                decodeRange(w.type(), data, o0, fullEnd, n - fullEnd, tail, 0, tailLength, scratch);
-                decodeRange(w.type(), data, o1, fullEnd, n - fullEnd, tail, 4L * 2 * FL, tailLength, scratch);
-                decodeRange(w.type(), data, o2, fullEnd, n - fullEnd, tail, 4L * 4 * FL, tailLength, scratch);
-                decodeRange(w.type(), data, o3, fullEnd, n - fullEnd, tail, 4L * 6 * FL, tailLength, scratch);
+                decodeRange(w.type(), data, o0, stride, fullEnd, n - fullEnd, tail, 0, tailLength, scratch);
+                decodeRange(w.type(), data, o1, stride, fullEnd, n - fullEnd, tail, 4L * 2 * FL, tailLength, scratch);
+                decodeRange(w.type(), data, o2, stride, fullEnd, n - fullEnd, tail, 4L * 4 * FL, tailLength, scratch);
+                decodeRange(w.type(), data, o3, stride, fullEnd, n - fullEnd, tail, 4L * 6 * FL, tailLength, scratch);
             }
             java.util.Arrays.fill(sums, 0, TILE_ROWS, 0f);
             switch (w.type()) {
                 case F32 -> rowsF32(data, o0, o1, o2, o3, x, fullEnd, kp, tail, sums, lanes);
                 case F16, BF16 -> rowsHalf(w.type() == DType.BF16, data, o0, o1, o2, o3, x, fullEnd, kp, tail, sums, lanes);
-                case Q8_0 -> rowsQ8(data, o0, o1, o2, o3, x, kp, sums, lanes);
-                case Q4_0 -> rowsQ4(data, o0, o1, o2, o3, x, kp, sums, lanes);
+                case Q8_0 -> rowsQ8(data, o0, o1, o2, o3, stride, x, kp, sums, lanes);
+                case Q4_0 -> rowsQ4(data, o0, o1, o2, o3, stride, x, kp, sums, lanes);
                 case Q4_K -> rowsQ4K(data, o0, o1, o2, o3, x, kp, sums, lanes, kScales);
                 case Q6_K -> rowsQ6K(data, o0, o1, o2, o3, x, kp, sums, lanes, kScales);
                 default -> throw new IllegalStateException("no row kernel for " + w.type());
             }
-            for (int r = 0; r < rows; r++) {
-                out.set(FLOAT, 4L * (j0 + r), sums[r]);
+            for (int r = Math.max(j0, rowStart); r < Math.min(j0 + TILE_ROWS, rowEnd); r++) {
+                out.set(FLOAT, 4L * r, sums[r - j0]);
             }
         }
     }
@@ -268,14 +292,14 @@ final class VectorKernels implements Kernels {
     }
 
     /** Q8_0 rows: value = (float) q * d, as {@link #decodeQ8} makes it (exact: 8 by 11 significant bits). */
-    private static void rowsQ8(MemorySegment w, long o0, long o1, long o2, long o3, MemorySegment x, int to,
-                               float[] sums, float[] lanes) {
+    private static void rowsQ8(MemorySegment w, long o0, long o1, long o2, long o3, long stride, MemorySegment x,
+                               int to, float[] sums, float[] lanes) {
         FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
         // Offsets linear in an int block counter: C2 then checks the segments' bounds once per
         // loop instead of once per load (a b / BLOCK index defeats that; it doubled the time).
         int blocks = to / BLOCK;
         for (int blk = 0; blk < blocks; blk++) {
-            long at = (long) blk * Q8_BYTES;
+            long at = blk * stride;
             long xAt = (long) blk * (4 * BLOCK);
             float d0 = Float.float16ToFloat(w.get(LE_SHORT, o0 + at));
             float d1 = Float.float16ToFloat(w.get(LE_SHORT, o1 + at));
@@ -305,13 +329,13 @@ final class VectorKernels implements Kernels {
      * in the high nibbles; value = (nibble - 8) * d, as {@link #decodeQ4} makes it: as
      * fma(nibble, d, -8d), which is exact (4 by 11 significant bits) and one operation shorter.
      */
-    private static void rowsQ4(MemorySegment w, long o0, long o1, long o2, long o3, MemorySegment x, int to,
-                               float[] sums, float[] lanes) {
+    private static void rowsQ4(MemorySegment w, long o0, long o1, long o2, long o3, long stride, MemorySegment x,
+                               int to, float[] sums, float[] lanes) {
         FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
         // Offsets linear in an int block counter, as in rowsQ8.
         int blocks = to / BLOCK;
         for (int blk = 0; blk < blocks; blk++) {
-            long at = (long) blk * Q4_BYTES;
+            long at = blk * stride;
             long xAt = (long) blk * (4 * BLOCK);
             float d0 = Float.float16ToFloat(w.get(LE_SHORT, o0 + at));
             float d1 = Float.float16ToFloat(w.get(LE_SHORT, o1 + at));
@@ -531,7 +555,8 @@ final class VectorKernels implements Kernels {
             int paddedCount = (count + TILE_ROWS - 1) / TILE_ROWS * TILE_ROWS;
             for (int i = 0; i < paddedCount; i++) {
                 if (i < count) {
-                    decodeRange(w.type(), w.data(), (chunk + i) * w.rowBytes(), 0, n, panel, 4L * i * kp, kp, scratch);
+                    decodeRange(w.type(), w.data(), w.rowOffset(chunk + i), w.blockStride(), 0, n, panel, 4L * i * kp, kp,
+                            scratch);
                 } else {
                     zero(panel, 4L * i * kp, kp);
                 }
@@ -657,15 +682,15 @@ final class VectorKernels implements Kernels {
      * blocks in), of the row at byte {@code rowOffset} of {@code data}, into floats at byte
      * {@code dstOffset} of {@code dst}, zero-filled up to {@code paddedCount} values.
      */
-    static void decodeRange(DType type, MemorySegment data, long rowOffset, int first, int count, MemorySegment dst,
-                            long dstOffset, int paddedCount, ThreadScratch scratch) {
+    static void decodeRange(DType type, MemorySegment data, long rowOffset, long blockStride, int first, int count,
+                            MemorySegment dst, long dstOffset, int paddedCount, ThreadScratch scratch) {
         count = Math.max(0, count);
         switch (type) {
             case F32 -> MemorySegment.copy(data, rowOffset + 4L * first, dst, dstOffset, 4L * count);
             case F16 -> decodeF16(data, rowOffset + 2L * first, count, dst, dstOffset);
             case BF16 -> decodeBf16(data, rowOffset + 2L * first, count, dst, dstOffset);
-            case Q8_0 -> decodeQ8(data, rowOffset + (long) first / BLOCK * Q8_BYTES, count / BLOCK, dst, dstOffset);
-            case Q4_0 -> decodeQ4(data, rowOffset + (long) first / BLOCK * Q4_BYTES, count / BLOCK, dst, dstOffset);
+            case Q8_0 -> decodeQ8(data, rowOffset + first / BLOCK * blockStride, blockStride, count / BLOCK, dst, dstOffset);
+            case Q4_0 -> decodeQ4(data, rowOffset + first / BLOCK * blockStride, blockStride, count / BLOCK, dst, dstOffset);
             default -> {
                 // The reference dequantisation (K-quants), through a float row of the thread's.
                 float[] row = scratch.row(count);
@@ -717,9 +742,9 @@ final class VectorKernels implements Kernels {
         }
     }
 
-    static void decodeQ8(MemorySegment data, long offset, int blocks, MemorySegment dst, long dstOffset) {
+    static void decodeQ8(MemorySegment data, long offset, long stride, int blocks, MemorySegment dst, long dstOffset) {
         for (int b = 0; b < blocks; b++) {
-            long o = offset + (long) b * Q8_BYTES;
+            long o = offset + b * stride;
             float d = Float.float16ToFloat(data.get(LE_SHORT, o));
             for (int c = 0; c < BLOCK; c += FL) {
                 ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, data, o + 2 + c, LE)
@@ -729,9 +754,9 @@ final class VectorKernels implements Kernels {
         }
     }
 
-    static void decodeQ4(MemorySegment data, long offset, int blocks, MemorySegment dst, long dstOffset) {
+    static void decodeQ4(MemorySegment data, long offset, long stride, int blocks, MemorySegment dst, long dstOffset) {
         for (int b = 0; b < blocks; b++) {
-            long o = offset + (long) b * Q4_BYTES;
+            long o = offset + b * stride;
             float d = Float.float16ToFloat(data.get(LE_SHORT, o));
             float m = -8 * d;
             for (int c = 0; c < BLOCK / 2; c += FL) {
@@ -761,7 +786,8 @@ final class VectorKernels implements Kernels {
 
     @Override
     public void embedRow(CpuWeight w, int row, MemorySegment out, long outIndex, ThreadScratch scratch) {
-        decodeRange(w.type(), w.data(), row * w.rowBytes(), 0, w.columns(), out, outIndex * Float.BYTES, w.columns(), scratch);
+        decodeRange(w.type(), w.data(), w.rowOffset(row), w.blockStride(), 0, w.columns(), out, outIndex * Float.BYTES,
+                w.columns(), scratch);
     }
 
     // ---------------------------------------------------------------------------------------------

@@ -26,12 +26,14 @@ import java.util.function.Supplier;
  * <p>Run with {@code java --add-modules jdk.incubator.vector -cp <test classpath>
  * dev.peregrine.cpu.KernelBench [decode|prefill|all] [repetitions] [type]}. Prints best and median of the
  * repetitions; the machine's load average is printed first, since other work skews the numbers.
+ * {@code -Dkb.columns=576 -Dkb.rows=1536} measures another shape (small models' short rows behave
+ * differently), {@code -Dkb.bytes=N} cycles through about N bytes of weights in decode.
  */
 public final class KernelBench {
-    private static final int COLUMNS = 8192;
-    private static final int OUTPUTS = 2048;
+    private static final int COLUMNS = Integer.getInteger("kb.columns", 8192);
+    private static final int OUTPUTS = Integer.getInteger("kb.rows", 2048);
     /** Bytes of weights the decode measurement cycles through, well beyond any cache. */
-    private static final long DECODE_BYTES = 384L << 20;
+    private static final long DECODE_BYTES = Long.getLong("kb.bytes", 384L << 20);
 
     private record Variant(String name, DType type, Supplier<Kernels> kernels) {
     }
