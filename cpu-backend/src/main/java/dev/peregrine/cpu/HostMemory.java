@@ -1,0 +1,87 @@
+package dev.peregrine.cpu;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.util.Locale;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Large host buffers (KV cache, interleaved weight copies). {@code Arena.allocate} zeroes what it
+ * returns, touching every 4 KB page once at allocation: on the development VM that costs about 3 s
+ * per GB, paid again when the memory is written. On Linux, when this module may call native code
+ * ({@code --enable-native-access}), large buffers are instead anonymous {@code mmap}s, which the
+ * kernel zero-fills lazily, page by page as they are first used, with transparent huge pages
+ * requested ({@code madvise(MADV_HUGEPAGE)}) so that first use faults once per 2 MB. Otherwise, or
+ * if a call fails, it is {@code Arena.allocate}.
+ */
+final class HostMemory {
+    private static final Logger LOG = LoggerFactory.getLogger(HostMemory.class);
+    /** Below this, Arena.allocate is as good. */
+    private static final long MAPPED_FROM_BYTES = 2L << 20;
+    // Linux values (x86-64 and aarch64 share them).
+    private static final int PROT_READ_WRITE = 0x1 | 0x2;
+    private static final int MAP_PRIVATE_ANONYMOUS = 0x02 | 0x20;
+    private static final int MADV_HUGEPAGE = 14;
+
+    private static final MethodHandle MMAP;
+    private static final MethodHandle MUNMAP;
+    private static final MethodHandle MADVISE;
+
+    static {
+        MethodHandle mmap = null, munmap = null, madvise = null;
+        boolean linux = System.getProperty("os.name", "").toLowerCase(Locale.ROOT).startsWith("linux");
+        if (linux && HostMemory.class.getModule().isNativeAccessEnabled()) {
+            try {
+                Linker linker = Linker.nativeLinker();
+                var libc = linker.defaultLookup();
+                mmap = linker.downcallHandle(libc.findOrThrow("mmap"), FunctionDescriptor.of(ValueLayout.ADDRESS,
+                        ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT,
+                        ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG));
+                munmap = linker.downcallHandle(libc.findOrThrow("munmap"), FunctionDescriptor.of(ValueLayout.JAVA_INT,
+                        ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
+                madvise = linker.downcallHandle(libc.findOrThrow("madvise"), FunctionDescriptor.of(ValueLayout.JAVA_INT,
+                        ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
+            } catch (RuntimeException e) {
+                LOG.debug("anonymous mmap not available, large buffers come from Arena.allocate", e);
+                mmap = null;
+            }
+        }
+        MMAP = mmap;
+        MUNMAP = munmap;
+        MADVISE = madvise;
+    }
+
+    private HostMemory() {
+    }
+
+    /** {@code bytes} of zeroed memory, 64-byte aligned (mappings are page-aligned), freed with {@code arena}. */
+    static MemorySegment allocate(Arena arena, long bytes) {
+        if (MMAP == null || bytes < MAPPED_FROM_BYTES) {
+            return arena.allocate(bytes, 64);
+        }
+        try {
+            MemorySegment address = (MemorySegment) MMAP.invokeExact(MemorySegment.NULL, bytes, PROT_READ_WRITE,
+                    MAP_PRIVATE_ANONYMOUS, -1, 0L);
+            if (address.address() == -1L) { // MAP_FAILED: let Arena.allocate report the shortage
+                return arena.allocate(bytes, 64);
+            }
+            int ignored = (int) MADVISE.invokeExact(address, bytes, MADV_HUGEPAGE); // a hint; may be refused
+            return address.reinterpret(bytes, arena, mapping -> unmap(mapping, bytes));
+        } catch (Throwable e) {
+            throw new IllegalStateException("mmap of " + bytes + " bytes failed", e);
+        }
+    }
+
+    private static void unmap(MemorySegment mapping, long bytes) {
+        try {
+            int ignored = (int) MUNMAP.invokeExact(mapping, bytes);
+        } catch (Throwable e) {
+            LOG.warn("munmap failed", e);
+        }
+    }
+}
