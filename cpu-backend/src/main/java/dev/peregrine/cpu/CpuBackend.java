@@ -29,6 +29,14 @@ final class CpuBackend implements Backend {
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
     private static final String VECTOR_MODULE = "jdk.incubator.vector";
     private static final AtomicBoolean FALLBACK_LOGGED = new AtomicBoolean();
+    /**
+     * Whether weight matrices are copied out of the memory-mapped file at load: into the kernels'
+     * row-group layout, or as they are into huge-page memory (when {@link HostMemory#hugePages()}).
+     * {@code -Dperegrine.cpu.copyWeights=false} reads the file in place, slower but without a
+     * second copy next to the file's page cache.
+     */
+    private static final boolean COPY_WEIGHTS =
+            Boolean.parseBoolean(System.getProperty("peregrine.cpu.copyWeights", "true"));
 
     private final Arena arena = Arena.ofShared();
     private final WorkerPool pool;
@@ -128,9 +136,13 @@ final class CpuBackend implements Backend {
             vector = new float[(int) columns];
             Dequant.toFloat(type, data, 0, vector, 0, (int) columns);
         }
-        int group = kernels.rowGroup(type, rows, columns);
+        int group = COPY_WEIGHTS ? kernels.rowGroup(type, rows, columns) : 1;
         if (group > 1) {
             data = interleave(data, type, (int) rows, rowBytes, group);
+        } else if (rows > 1 && COPY_WEIGHTS && HostMemory.hugePages()) {
+            // The file's mapping has 4 KB pages; streaming the weights from a huge-page copy
+            // instead made llama3.2-1b F16 decode 1.7x faster here (6.4 -> 10.8 tok/s).
+            data = copyInParallel(data);
         }
         return new CpuWeight(t.name(), type, (int) rows, (int) columns, data, rowBytes, group, vector);
     }
@@ -143,6 +155,7 @@ final class CpuBackend implements Backend {
     private MemorySegment interleave(MemorySegment data, DType type, int rows, long rowBytes, int group) {
         int groups = (rows + group - 1) / group;
         MemorySegment copy = HostMemory.allocate(arena, (long) groups * group * rowBytes);
+        HostMemory.prefault(data);
         int blockBytes = type.blockBytes();
         long blocks = rowBytes / blockBytes;
         pool.parallelFor(rows, group, (long) rows * rowBytes, (start, end, thread) -> {
@@ -153,6 +166,20 @@ final class CpuBackend implements Backend {
                     copyBlock(data, from + b * blockBytes, copy, to + b * group * blockBytes, blockBytes);
                 }
             }
+        });
+        return copy;
+    }
+
+    /** A copy of {@code data} in {@link HostMemory}, 2 MB pieces split across the pool's threads. */
+    private MemorySegment copyInParallel(MemorySegment data) {
+        MemorySegment copy = HostMemory.allocate(arena, data.byteSize());
+        HostMemory.prefault(data);
+        long piece = 2L << 20;
+        int pieces = (int) ((data.byteSize() + piece - 1) / piece);
+        pool.parallelFor(pieces, 1, data.byteSize(), (start, end, thread) -> {
+            long from = start * piece;
+            long to = Math.min(data.byteSize(), end * piece);
+            MemorySegment.copy(data, from, copy, from, to - from);
         });
         return copy;
     }
