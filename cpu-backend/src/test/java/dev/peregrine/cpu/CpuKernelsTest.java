@@ -117,9 +117,10 @@ class CpuKernelsTest {
         int b = type.blockSize();
         int[] columnCounts = type.isQuantized() ? new int[] {2 * b, 17 * b, 65 * b} : new int[] {37, 172, 1040, 2051};
         for (int columns : columnCounts) {
+          // 2-8 tokens take the row kernels in passes of up to 4 tokens, 9 the tile kernel.
+          for (int batch : new int[] {2, 5, 8, 9}) {
             int outputs = 67;
             Weight weight = backend.upload(tensor(type, columns, outputs));
-            int batch = 9;
             float[] x = randoms(batch * columns);
             Buffer out = backend.allocate((long) batch * outputs);
             backend.matmul(out, buffer(backend, x), weight, batch);
@@ -135,6 +136,7 @@ class CpuKernelsTest {
                             .isEqualTo(Float.floatToRawIntBits(together[t * outputs + o]));
                 }
             }
+          }
         }
     }
 
