@@ -117,8 +117,9 @@ class CpuKernelsTest {
         int b = type.blockSize();
         int[] columnCounts = type.isQuantized() ? new int[] {2 * b, 17 * b, 65 * b} : new int[] {37, 172, 1040, 2051};
         for (int columns : columnCounts) {
-          // 2-8 tokens take the row kernels in passes of up to 4 tokens, 9 the tile kernel.
-          for (int batch : new int[] {2, 5, 8, 9}) {
+          // 2-16 tokens take the row kernels (where the type has them) in passes of up to 4
+          // tokens, 17 the tile kernel.
+          for (int batch : new int[] {2, 5, 11, 17}) {
             int outputs = 67;
             Weight weight = backend.upload(tensor(type, columns, outputs));
             float[] x = randoms(batch * columns);
