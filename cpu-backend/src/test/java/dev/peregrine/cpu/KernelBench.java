@@ -27,7 +27,8 @@ import java.util.function.Supplier;
  * dev.peregrine.cpu.KernelBench [decode|prefill|all] [repetitions] [type]}. Prints best and median of the
  * repetitions; the machine's load average is printed first, since other work skews the numbers.
  * {@code -Dkb.columns=576 -Dkb.rows=1536} measures another shape (small models' short rows behave
- * differently), {@code -Dkb.bytes=N} cycles through about N bytes of weights in decode.
+ * differently), {@code -Dkb.bytes=N} cycles through about N bytes of weights in decode,
+ * {@code -Dkb.tokens=N} sets the prefill token count (up to 16 take the row kernels).
  */
 public final class KernelBench {
     private static final int COLUMNS = Integer.getInteger("kb.columns", 8192);
@@ -113,7 +114,7 @@ public final class KernelBench {
     }
 
     private static void prefill(Variant v, int repetitions) {
-        int tokens = v.name().contains("scalar") ? 8 : 128;
+        int tokens = v.name().contains("scalar") ? 8 : Integer.getInteger("kb.tokens", 128);
         if (v.name().contains("scalar")) {
             repetitions = 1;
         }
