@@ -8,8 +8,8 @@ import java.lang.foreign.MemorySegment;
  * A weight matrix of {@code rows} rows of {@code columns} values, {@code rowBytes} bytes a row.
  * Vectors (norm weights) are also kept as a float array, since every token reads them.
  *
- * <p>With {@code rowGroup} 1 the rows are the file's, read in place from the memory-mapped file:
- * row r starts at byte {@code r * rowBytes}. With {@code rowGroup} g > 1 (quantised blocks, copied
+ * <p>With {@code rowGroup} 1 the rows are laid out as in the file (read in place from the
+ * memory-mapped file, or a copy of it): row r starts at byte {@code r * rowBytes}. With {@code rowGroup} g > 1 (quantised blocks, copied
  * at upload) each run of g rows is stored block by block: block b of row r sits at
  * {@code (r / g) * g * rowBytes + (b * g + r % g) * blockBytes}, so the g rows a decode kernel reads
  * together are one sequential stream; the last group is padded with zero rows.
