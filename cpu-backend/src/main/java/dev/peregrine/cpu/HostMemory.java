@@ -71,7 +71,7 @@ final class HostMemory {
      * rather than page fault by page fault as it is first read (Linux 5.14+; a hint, else nothing).
      */
     static void prefault(MemorySegment region) {
-        if (MMAP == null || region.byteSize() < MAPPED_FROM_BYTES) {
+        if (MMAP == null || !region.isNative() || region.byteSize() < MAPPED_FROM_BYTES) {
             return;
         }
         long start = region.address() / PAGE * PAGE;
