@@ -414,10 +414,8 @@ public final class Sampler {
         candidates[j] = t;
     }
 
-    /** Whether token a ranks before token b: higher logit first, then lower id. */
+    /** Whether token a ranks before token b, in the one order candidate selection uses everywhere ({@link TopK#ranksBefore}). */
     private static boolean ranksBefore(float[] logits, int offset, int a, int b) {
-        float x = logits[offset + a];
-        float y = logits[offset + b];
-        return x > y || (x == y && a < b);
+        return TopK.ranksBefore(logits[offset + a], a, logits[offset + b], b);
     }
 }
