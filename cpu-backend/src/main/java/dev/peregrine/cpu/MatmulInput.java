@@ -17,15 +17,27 @@ final class MatmulInput implements AutoCloseable {
     /** {@code columns} rounded up to a whole number of vector pairs; rows of the copies below are this long. */
     int paddedColumns;
 
-    /** One token's activations, zero-padded to {@code paddedColumns} floats. */
+    /** Up to 16 tokens' activations for the row kernels, each row zero-padded to {@code paddedColumns} floats. */
     MemorySegment floats = MemorySegment.NULL;
-
+    /**
+     * More tokens' activations for the tile kernel, rows zero-padded likewise: a heap array, which
+     * the tile kernel indexes with ints (see VectorKernels.tile4x4), and a segment view of it.
+     */
+    float[] rows = new float[0];
+    MemorySegment rowsView = MemorySegment.ofArray(rows);
 
     void ensureCapacity(int paddedColumns) {
         if (floats.byteSize() < paddedColumns * 4L) {
             arena.close(); // no worker reads the old buffers between calls
             arena = Arena.ofShared();
             floats = arena.allocate(paddedColumns * 4L, 64);
+        }
+    }
+
+    void ensureRows(int floatCount) {
+        if (rows.length < floatCount) {
+            rows = new float[floatCount];
+            rowsView = MemorySegment.ofArray(rows);
         }
     }
 

@@ -12,10 +12,14 @@ import java.lang.foreign.MemorySegment;
 final class ThreadScratch implements AutoCloseable {
     private Arena arena = Arena.ofShared();
 
-    /** A panel of weight rows dequantised to floats, reused by every token tile of a matrix-matrix product. */
-    MemorySegment panel = MemorySegment.NULL;
-    /** A tile of activation rows, zero-padded to the panel's row length. */
-    MemorySegment tile = MemorySegment.NULL;
+    /** Off-heap scratch of the row kernels: the last columns of 4 weight rows, zero-padded. */
+    MemorySegment tail = MemorySegment.NULL;
+    /**
+     * A panel of weight rows dequantised to floats, reused by every token tile of a matrix-matrix
+     * product, with a segment view that the dequantisers write through.
+     */
+    float[] panelFloats = new float[0];
+    MemorySegment panelView = MemorySegment.ofArray(panelFloats);
     /** Partial results of the matrix-matrix kernel: panel rows x tile tokens. */
     float[] tileSums = new float[0];
     /** Vector accumulators stored as floats (see VectorKernels.addLaneSums). */
@@ -32,13 +36,20 @@ final class ThreadScratch implements AutoCloseable {
     float[] ropeCos = new float[0];
     float[] ropeSin = new float[0];
 
-    /** Makes room for a panel and a tile of the given sizes in floats. */
-    void ensureMatrixBuffers(int panelFloats, int tileFloats) {
-        if (panel.byteSize() < panelFloats * 4L || tile.byteSize() < tileFloats * 4L) {
-            arena.close(); // only this thread uses them, and not now
+    /** Makes room for a row-kernel tail of the given size in floats. */
+    void ensureTail(int floats) {
+        if (tail.byteSize() < floats * 4L) {
+            arena.close(); // only this thread uses it, and not now
             arena = Arena.ofShared();
-            panel = arena.allocate(Math.max(panelFloats * 4L, panel.byteSize()), 64);
-            tile = arena.allocate(Math.max(tileFloats * 4L, tile.byteSize()), 64);
+            tail = arena.allocate(floats * 4L, 64);
+        }
+    }
+
+    /** Makes room for a matrix-matrix panel of the given size in floats. */
+    void ensurePanel(int floats) {
+        if (panelFloats.length < floats) {
+            panelFloats = new float[floats];
+            panelView = MemorySegment.ofArray(panelFloats);
         }
     }
 

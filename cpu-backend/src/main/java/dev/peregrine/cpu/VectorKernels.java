@@ -64,7 +64,7 @@ final class VectorKernels implements Kernels {
      * Columns per pass of the register tile: 4 panel rows and 4 token rows of this length take 16 KB
      * of L1. Only the order of memory traffic depends on it, not the arithmetic.
      */
-    private static final int K_CHUNK = 512;
+    private static final int K_CHUNK = 1024;
     /**
      * Up to this many tokens, a product streams the weights through the row kernels, up to 4
      * tokens per pass, each weight vector converted once per pass and met by every token's chain:
@@ -133,6 +133,15 @@ final class VectorKernels implements Kernels {
                 copyRow(x, (long) t * n, n, input.floats, (long) t * input.paddedColumns, input.paddedColumns);
             }
         }
+        if (tokens > 1) {
+            // For the tile kernel (all products of more than 16 tokens, and of 2-16 for the types
+            // without a row kernel for several tokens): one zero-padded heap copy, made once here
+            // rather than per panel by every thread (that copy cost as much as the FMAs on long rows).
+            input.ensureRows(Math.multiplyExact(tokens, input.paddedColumns));
+            for (int t = 0; t < tokens; t++) {
+                copyRow(x, (long) t * n, n, input.rowsView, (long) t * input.paddedColumns, input.paddedColumns);
+            }
+        }
     }
 
     @Override
@@ -193,8 +202,8 @@ final class VectorKernels implements Kernels {
         // the padding up to kp): those columns are decoded, zero-filled, into a small tail buffer.
         int fullEnd = n / FL * FL;
         int tailLength = kp - fullEnd;
-        scratch.ensureMatrixBuffers(TILE_ROWS * 2 * FL, 0);
-        MemorySegment tail = scratch.panel;
+        scratch.ensureTail(TILE_ROWS * 2 * FL);
+        MemorySegment tail = scratch.tail;
         boolean grouped = w.rowGroup() == TILE_ROWS;
         long stride = w.blockStride();
         for (int j0 = grouped ? rowStart / TILE_ROWS * TILE_ROWS : rowStart; j0 < rowEnd; j0 += TILE_ROWS) {
@@ -717,22 +726,69 @@ final class VectorKernels implements Kernels {
 
     /**
      * Adds to {@code sums[at + r]} the sum of lanes {@code r * FL ..} of {@code lanes}, for r below
-     * {@code count}, in a fixed order. Not reduceLanes: its order is unspecified, and the JIT's
-     * intrinsic and the interpreter's fallback differ, which would make results depend on how warm
-     * the JVM is. (A helper that took the vector would box it: see {@link #rowsHalf}.)
+     * {@code count}, in one fixed order: a tree that adds lane i to lane i + FL/2, then i to
+     * i + FL/4, and so on (overwriting {@code lanes}, which is scratch, and reading lanes only
+     * up to {@code count * FL}). Not reduceLanes: its order
+     * is unspecified, and the JIT's intrinsic and the interpreter's fallback differ, which would
+     * make results depend on how warm the JVM is. (A helper that took the vector would box it: see
+     * {@link #rowsHalf}.)
+     *
+     * <p>The tree runs on vectors: each stage halves the vectors, every new one made of the halved
+     * segments of two (exact lane selections, then one add), so up to FL sums come out in order
+     * in one vector: 2 selections and an add per vector instead of FL scalar adds per sum. A sum's
+     * bits do not depend on which others share its vector (an odd vector out pairs with itself).
      */
     static void addLaneSums(float[] lanes, float[] sums, int at, int count) {
-        for (int r = 0; r < count; r++) {
-            // Four interleaved partial sums: short dependency chains, still one fixed order.
-            float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-            for (int l = r * FL; l < (r + 1) * FL; l += 4) {
-                s0 += lanes[l];
-                s1 += lanes[l + 1];
-                s2 += lanes[l + 2];
-                s3 += lanes[l + 3];
+        for (int r = 0; r < count; r += FL) {
+            int base = r * FL;
+            int inGroup = Math.min(FL, count - r);
+            int vectors = inGroup;
+            for (int stage = 0; FL >> stage > 1; stage++) {
+                FloatVector low = FloatVector.fromArray(F, TREE_LOW, stage * FL);
+                FloatVector high = FloatVector.fromArray(F, TREE_HIGH, stage * FL);
+                int pairs = (vectors + 1) / 2;
+                for (int v = 0; v < pairs; v++) {
+                    FloatVector a = FloatVector.fromArray(F, lanes, base + 2 * v * FL);
+                    FloatVector b = 2 * v + 1 < vectors ? FloatVector.fromArray(F, lanes, base + (2 * v + 1) * FL) : a;
+                    low.selectFrom(a, b).add(high.selectFrom(a, b)).intoArray(lanes, base + v * FL);
+                }
+                vectors = pairs;
             }
-            sums[at + r] += (s0 + s1) + (s2 + s3);
+            if (inGroup == FL) {
+                FloatVector.fromArray(F, sums, at + r).add(FloatVector.fromArray(F, lanes, base)).intoArray(sums, at + r);
+            } else {
+                for (int i = 0; i < inGroup; i++) {
+                    sums[at + r + i] += lanes[base + i];
+                }
+            }
         }
+    }
+
+    /**
+     * Lane selections of addLaneSums's stages, FL per stage, as indices into the two vectors a
+     * and b (b's lanes from FL on). Stage s takes segments of w = FL >> s lanes, one per sum (a
+     * holds FL / w sums, b the next as many), to segments of w / 2: new lane L is sum q = L / (w/2),
+     * element p = L % (w/2), and adds the old element p of that sum (TREE_LOW) to element
+     * p + w/2 (TREE_HIGH).
+     */
+    private static final float[] TREE_LOW = treeSelections(0);
+    private static final float[] TREE_HIGH = treeSelections(1);
+
+    private static float[] treeSelections(int upperHalf) {
+        int stages = Integer.numberOfTrailingZeros(FL);
+        float[] indices = new float[stages * FL];
+        for (int stage = 0; stage < stages; stage++) {
+            int width = FL >> stage;
+            int half = width / 2;
+            int sumsPerVector = FL / width;
+            for (int lane = 0; lane < FL; lane++) {
+                int q = lane / half;
+                int p = lane % half;
+                int fromB = q / sumsPerVector;
+                indices[stage * FL + lane] = fromB * FL + (q % sumsPerVector) * width + p + upperHalf * half;
+            }
+        }
+        return indices;
     }
 
     /**
@@ -746,9 +802,11 @@ final class VectorKernels implements Kernels {
         int kp = input.paddedColumns;
         int outWidth = w.rows();
         int panelRows = Math.clamp(PANEL_FLOATS / kp / TILE_ROWS * TILE_ROWS, TILE_ROWS, 128);
-        scratch.ensureMatrixBuffers(panelRows * kp, TILE_TOKENS * kp);
-        MemorySegment panel = scratch.panel;
-        MemorySegment tile = scratch.tile;
+        scratch.ensurePanel(panelRows * kp);
+        // Heap arrays with int indices: C2 hoists their bounds checks out of the tile loop, which
+        // it does not do for the same loads from memory segments at long offsets.
+        float[] panel = scratch.panelFloats;
+        float[] xs = input.rows;
         float[] sums = scratch.tileSums(panelRows * TILE_TOKENS);
         // The FMA chain of each (panel row, tile token), carried from one column chunk to the next.
         float[] chains = scratch.lanes(panelRows * TILE_TOKENS * FL);
@@ -757,32 +815,25 @@ final class VectorKernels implements Kernels {
             int paddedCount = (count + TILE_ROWS - 1) / TILE_ROWS * TILE_ROWS;
             for (int i = 0; i < paddedCount; i++) {
                 if (i < count) {
-                    decodeRange(w.type(), w.data(), w.rowOffset(chunk + i), w.blockStride(), 0, n, panel, 4L * i * kp, kp,
-                            scratch);
+                    decodeRange(w.type(), w.data(), w.rowOffset(chunk + i), w.blockStride(), 0, n, scratch.panelView,
+                            4L * i * kp, kp, scratch);
                 } else {
-                    zero(panel, 4L * i * kp, kp);
+                    java.util.Arrays.fill(panel, i * kp, (i + 1) * kp, 0f);
                 }
             }
             for (int t0 = 0; t0 < tokens; t0 += TILE_TOKENS) {
                 int tileTokens = Math.min(TILE_TOKENS, tokens - t0);
-                // A short last tile repeats its last token; those results are not stored. Rows that
-                // are already a whole number of vector pairs are read in place; others are copied,
-                // zero-padded (a copy per panel and tile costs as much as the tile's FMAs on long rows).
-                MemorySegment xs = kp == n ? input.x : tile;
-                long x0 = rowOffset(kp == n, t0, 0, tileTokens, n, kp);
-                long x1 = rowOffset(kp == n, t0, 1, tileTokens, n, kp);
-                long x2 = rowOffset(kp == n, t0, 2, tileTokens, n, kp);
-                long x3 = rowOffset(kp == n, t0, 3, tileTokens, n, kp);
-                if (kp != n) {
-                    for (int t = 0; t < TILE_TOKENS; t++) {
-                        copyRow(input.x, (long) (t0 + Math.min(t, tileTokens - 1)) * n, n, tile, (long) t * kp, kp);
-                    }
-                }
+                // A short last tile repeats its last token; those results are not stored.
+                int x0 = t0 * kp;
+                int x1 = (t0 + Math.min(1, tileTokens - 1)) * kp;
+                int x2 = (t0 + Math.min(2, tileTokens - 1)) * kp;
+                int x3 = (t0 + Math.min(3, tileTokens - 1)) * kp;
                 java.util.Arrays.fill(chains, 0, paddedCount * TILE_TOKENS * FL, 0f);
                 for (int k = 0; k < kp; k += K_CHUNK) {
                     int length = Math.min(K_CHUNK, kp - k);
                     for (int r0 = 0; r0 < paddedCount; r0 += TILE_ROWS) {
-                        tile4x4(panel, (long) r0 * kp + k, kp, xs, x0, x1, x2, x3, k, length, chains, r0 * TILE_TOKENS * FL);
+                        tile4x4(panel, r0 * kp + k, xs, x0 + k, x1 + k, x2 + k, x3 + k, kp, length, chains,
+                                r0 * TILE_TOKENS * FL);
                     }
                 }
                 java.util.Arrays.fill(sums, 0, paddedCount * TILE_TOKENS, 0f);
@@ -796,20 +847,14 @@ final class VectorKernels implements Kernels {
         }
     }
 
-    /** Byte offset of row t of a tile starting at token t0: in the input (n floats a row) or in the padded copy. */
-    private static long rowOffset(boolean inPlace, int t0, int t, int tileTokens, int n, int kp) {
-        int row = Math.min(t, tileTokens - 1);
-        return inPlace ? 4L * (t0 + row) * n : 4L * t * kp;
-    }
-
     /**
-     * Continues, over {@code length} columns (a whole number of vector pairs) from column {@code k},
-     * the FMA chains of 4 panel rows (row r from float index {@code a}, {@code stride} floats apart)
-     * with 4 token rows (token t at byte offset {@code xt} of {@code xs}): chain (r, t) is the
-     * vector at {@code chains[at + (r * 4 + t) * FL]}. Two vectors per iteration.
+     * Continues, over {@code length} columns (a whole number of vectors), the FMA chains of 4 panel
+     * rows (row r from index {@code a + r * stride} of {@code panel}) with 4 token rows (token t
+     * from index {@code xt} of {@code xs}): chain (r, t) is the vector at
+     * {@code chains[at + (r * 4 + t) * FL]}.
      */
-    private static void tile4x4(MemorySegment panel, long a, long stride, MemorySegment xs, long x0, long x1, long x2,
-                                long x3, int k, int length, float[] chains, int at) {
+    private static void tile4x4(float[] panel, int a, float[] xs, int x0, int x1, int x2, int x3, int stride,
+                                int length, float[] chains, int at) {
         FloatVector c00 = FloatVector.fromArray(F, chains, at);
         FloatVector c01 = FloatVector.fromArray(F, chains, at + FL);
         FloatVector c02 = FloatVector.fromArray(F, chains, at + 2 * FL);
@@ -826,37 +871,34 @@ final class VectorKernels implements Kernels {
         FloatVector c31 = FloatVector.fromArray(F, chains, at + 13 * FL);
         FloatVector c32 = FloatVector.fromArray(F, chains, at + 14 * FL);
         FloatVector c33 = FloatVector.fromArray(F, chains, at + 15 * FL);
-        long w = 4 * a;
-        long step = 4 * stride;
-        for (int j = 0; j < length; j += 2 * FL) {
-            for (int half = 0; half < 2 * FL; half += FL) {
-                long wb = 4L * (j + half);
-                long kb = 4L * (k + j + half);
-                FloatVector w0 = FloatVector.fromMemorySegment(F, panel, w + wb, NATIVE);
-                FloatVector w1 = FloatVector.fromMemorySegment(F, panel, w + step + wb, NATIVE);
-                FloatVector w2 = FloatVector.fromMemorySegment(F, panel, w + 2 * step + wb, NATIVE);
-                FloatVector w3 = FloatVector.fromMemorySegment(F, panel, w + 3 * step + wb, NATIVE);
-                FloatVector v0 = FloatVector.fromMemorySegment(F, xs, x0 + kb, NATIVE);
-                c00 = w0.fma(v0, c00);
-                c10 = w1.fma(v0, c10);
-                c20 = w2.fma(v0, c20);
-                c30 = w3.fma(v0, c30);
-                FloatVector v1 = FloatVector.fromMemorySegment(F, xs, x1 + kb, NATIVE);
-                c01 = w0.fma(v1, c01);
-                c11 = w1.fma(v1, c11);
-                c21 = w2.fma(v1, c21);
-                c31 = w3.fma(v1, c31);
-                FloatVector v2 = FloatVector.fromMemorySegment(F, xs, x2 + kb, NATIVE);
-                c02 = w0.fma(v2, c02);
-                c12 = w1.fma(v2, c12);
-                c22 = w2.fma(v2, c22);
-                c32 = w3.fma(v2, c32);
-                FloatVector v3 = FloatVector.fromMemorySegment(F, xs, x3 + kb, NATIVE);
-                c03 = w0.fma(v3, c03);
-                c13 = w1.fma(v3, c13);
-                c23 = w2.fma(v3, c23);
-                c33 = w3.fma(v3, c33);
-            }
+        int w1 = a + stride;
+        int w2 = a + 2 * stride;
+        int w3 = a + 3 * stride;
+        for (int j = 0; j < length; j += FL) {
+            FloatVector r0 = FloatVector.fromArray(F, panel, a + j);
+            FloatVector r1 = FloatVector.fromArray(F, panel, w1 + j);
+            FloatVector r2 = FloatVector.fromArray(F, panel, w2 + j);
+            FloatVector r3 = FloatVector.fromArray(F, panel, w3 + j);
+            FloatVector v0 = FloatVector.fromArray(F, xs, x0 + j);
+            c00 = r0.fma(v0, c00);
+            c10 = r1.fma(v0, c10);
+            c20 = r2.fma(v0, c20);
+            c30 = r3.fma(v0, c30);
+            FloatVector v1 = FloatVector.fromArray(F, xs, x1 + j);
+            c01 = r0.fma(v1, c01);
+            c11 = r1.fma(v1, c11);
+            c21 = r2.fma(v1, c21);
+            c31 = r3.fma(v1, c31);
+            FloatVector v2 = FloatVector.fromArray(F, xs, x2 + j);
+            c02 = r0.fma(v2, c02);
+            c12 = r1.fma(v2, c12);
+            c22 = r2.fma(v2, c22);
+            c32 = r3.fma(v2, c32);
+            FloatVector v3 = FloatVector.fromArray(F, xs, x3 + j);
+            c03 = r0.fma(v3, c03);
+            c13 = r1.fma(v3, c13);
+            c23 = r2.fma(v3, c23);
+            c33 = r3.fma(v3, c33);
         }
         c00.intoArray(chains, at);
         c01.intoArray(chains, at + FL);

@@ -19,8 +19,44 @@ import java.nio.charset.StandardCharsets;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
-/** Which kernel set the backend picks, the vector conversions of 16-bit floats, and allocation-free steady state. */
+/**
+ * Which kernel set the backend picks, the vector conversions of 16-bit floats, the vector kernels'
+ * lane sums, and allocation-free steady state.
+ */
 class KernelSelectionAndConversionTest {
+
+    /**
+     * A lane sum has the same bits whether it is computed alone or with FL - 1 others in one
+     * vector: kernels that sum 1, 4 or 16 chains must agree. And it is within float rounding of
+     * the exact sum.
+     */
+    @Test
+    void laneSumsAreOneFixedTreeWhetherVectorisedOrNot() {
+        int fl = VectorKernels.FL;
+        Random random = new Random(3);
+        int count = 3 * fl + 5; // whole vector groups and a remainder
+        float[] lanes = new float[count * fl];
+        for (int i = 0; i < lanes.length; i++) {
+            lanes[i] = (float) (random.nextGaussian() * Math.exp(random.nextGaussian() * 3));
+        }
+        float[] grouped = new float[count + 1];
+        grouped[0] = 42; // sums are added to what is there, from index `at` on
+        VectorKernels.addLaneSums(lanes.clone(), grouped, 1, count);
+        for (int r = 0; r < count; r++) {
+            float[] one = java.util.Arrays.copyOfRange(lanes, r * fl, (r + 1) * fl);
+            float[] alone = {0};
+            VectorKernels.addLaneSums(one, alone, 0, 1);
+            double exact = 0;
+            double magnitude = 0;
+            for (int l = 0; l < fl; l++) {
+                exact += lanes[r * fl + l];
+                magnitude += Math.abs(lanes[r * fl + l]);
+            }
+            assertThat(grouped[1 + r]).as("sum %d", r).isEqualTo(alone[0]);
+            assertThat((double) alone[0]).as("sum %d", r).isCloseTo(exact, org.assertj.core.api.Assertions.within(magnitude * 1e-6));
+        }
+        assertThat(grouped[0]).isEqualTo(42);
+    }
 
     @Test
     void scalarKernelsAreChosenWithoutTheVectorModule() {
