@@ -91,4 +91,23 @@ public final class BatchLayout {
     public int slotOf(int sequence, int position) {
         return blockTables[blockTableStart[sequence] + position / blockSize] * blockSize + position % blockSize;
     }
+
+    /**
+     * The KV slots of positions {@code first .. first + count - 1} of sequence {@code sequence},
+     * into {@code slots[0 .. count - 1]}: {@link #slotOf} for each, one block-table lookup per
+     * block instead of a division per position (attention reads every position's slot per head).
+     */
+    public void slotsOf(int sequence, int first, int count, int[] slots) {
+        int position = first;
+        for (int i = 0; i < count; ) {
+            int within = position % blockSize;
+            int slot = blockTables[blockTableStart[sequence] + position / blockSize] * blockSize + within;
+            int run = Math.min(blockSize - within, count - i);
+            for (int j = 0; j < run; j++) {
+                slots[i + j] = slot + j;
+            }
+            i += run;
+            position += run;
+        }
+    }
 }

@@ -742,6 +742,10 @@ final class VectorKernels implements Kernels {
         for (int r = 0; r < count; r += FL) {
             int base = r * FL;
             int inGroup = Math.min(FL, count - r);
+            if (FL == 16 && inGroup == 16) {
+                addLaneSums16(lanes, base, sums, at + r);
+                continue;
+            }
             int vectors = inGroup;
             for (int stage = 0; FL >> stage > 1; stage++) {
                 FloatVector low = FloatVector.fromArray(F, TREE_LOW, stage * FL);
@@ -762,6 +766,45 @@ final class VectorKernels implements Kernels {
                 }
             }
         }
+    }
+
+    /**
+     * addLaneSums for one whole group of 16 sums of 16 lanes, the tree kept in registers: the
+     * stages through memory are a chain of store-load-permute-add latencies that the tile kernel's
+     * and attention's sums wait on.
+     */
+    private static void addLaneSums16(float[] lanes, int base, float[] sums, int at) {
+        FloatVector low = FloatVector.fromArray(F, TREE_LOW, 0);
+        FloatVector high = FloatVector.fromArray(F, TREE_HIGH, 0);
+        FloatVector a0 = halves(lanes, base, low, high);
+        FloatVector a1 = halves(lanes, base + 2 * FL, low, high);
+        FloatVector a2 = halves(lanes, base + 4 * FL, low, high);
+        FloatVector a3 = halves(lanes, base + 6 * FL, low, high);
+        FloatVector a4 = halves(lanes, base + 8 * FL, low, high);
+        FloatVector a5 = halves(lanes, base + 10 * FL, low, high);
+        FloatVector a6 = halves(lanes, base + 12 * FL, low, high);
+        FloatVector a7 = halves(lanes, base + 14 * FL, low, high);
+        low = FloatVector.fromArray(F, TREE_LOW, FL);
+        high = FloatVector.fromArray(F, TREE_HIGH, FL);
+        FloatVector b0 = low.selectFrom(a0, a1).add(high.selectFrom(a0, a1));
+        FloatVector b1 = low.selectFrom(a2, a3).add(high.selectFrom(a2, a3));
+        FloatVector b2 = low.selectFrom(a4, a5).add(high.selectFrom(a4, a5));
+        FloatVector b3 = low.selectFrom(a6, a7).add(high.selectFrom(a6, a7));
+        low = FloatVector.fromArray(F, TREE_LOW, 2 * FL);
+        high = FloatVector.fromArray(F, TREE_HIGH, 2 * FL);
+        FloatVector c0 = low.selectFrom(b0, b1).add(high.selectFrom(b0, b1));
+        FloatVector c1 = low.selectFrom(b2, b3).add(high.selectFrom(b2, b3));
+        low = FloatVector.fromArray(F, TREE_LOW, 3 * FL);
+        high = FloatVector.fromArray(F, TREE_HIGH, 3 * FL);
+        FloatVector d = low.selectFrom(c0, c1).add(high.selectFrom(c0, c1));
+        FloatVector.fromArray(F, sums, at).add(d).intoArray(sums, at);
+    }
+
+    /** The first stage of the tree for the two chains at {@code lanes[at]} and {@code lanes[at + FL]}. */
+    private static FloatVector halves(float[] lanes, int at, FloatVector low, FloatVector high) {
+        FloatVector a = FloatVector.fromArray(F, lanes, at);
+        FloatVector b = FloatVector.fromArray(F, lanes, at + FL);
+        return low.selectFrom(a, b).add(high.selectFrom(a, b));
     }
 
     /**
@@ -1125,7 +1168,7 @@ final class VectorKernels implements Kernels {
         MemorySegment values = a.valueCache;
         MemorySegment out = a.out;
         ByteOrder order = NATIVE;
-        float[] lanes = scratch.lanes(FL);
+        float[] lanes = scratch.lanes(FL * FL);
         float[] total = scratch.tileSums(1);
         for (int item = itemStart; item < itemEnd; item++) {
             int r = item / a.heads;
@@ -1139,33 +1182,33 @@ final class VectorKernels implements Kernels {
             long qBase = ((long) r * a.heads + h) * headDim * Float.BYTES;
             long kvOffset = (long) (h / group) * headDim * Float.BYTES;
 
-            // Scores: q . k_p for every position p of the sequence.
+            // Scores: q . k_p for every position p of the sequence, FL positions at a time: their
+            // chains' lanes are summed together (addLaneSums: the same bits as one at a time).
             float max = Float.NEGATIVE_INFINITY;
-            for (int p = 0; p < length; p++) {
-                int slot = layout.slotOf(seq, first + p);
-                slots[p] = slot;
-                long kBase = slot * kvRowBytes + kvOffset;
-                FloatVector acc = FloatVector.zero(F);
-                int i = 0;
-                for (; i < vectorEnd; i += FL) {
-                    acc = FloatVector.fromMemorySegment(F, q, qBase + i * 4L, order)
-                            .fma(FloatVector.fromMemorySegment(F, keys, kBase + i * 4L, order), acc);
+            layout.slotsOf(seq, first, length, slots);
+            for (int p0 = 0; p0 < length; p0 += FL) {
+                int together = Math.min(FL, length - p0);
+                for (int g = 0; g < together; g++) {
+                    long kBase = slots[p0 + g] * kvRowBytes + kvOffset;
+                    FloatVector acc = FloatVector.zero(F);
+                    for (int i = 0; i < vectorEnd; i += FL) {
+                        acc = FloatVector.fromMemorySegment(F, q, qBase + i * 4L, order)
+                                .fma(FloatVector.fromMemorySegment(F, keys, kBase + i * 4L, order), acc);
+                    }
+                    acc.intoArray(lanes, g * FL);
                 }
-                // Lane sum as a fixed tree of exact lane moves and adds (see addLaneSums for why
-                // not reduceLanes), in registers: this runs once per cached position.
-                if (FL == 16) {
-                    acc = acc.add(acc.rearrange(XOR_8));
+                java.util.Arrays.fill(scores, p0, p0 + together, 0f);
+                addLaneSums(lanes, scores, p0, together);
+                for (int g = 0; g < together; g++) {
+                    float dot = scores[p0 + g];
+                    long kBase = slots[p0 + g] * kvRowBytes + kvOffset;
+                    for (int i = vectorEnd; i < headDim; i++) {
+                        dot += q.get(FLOAT, qBase + i * 4L) * keys.get(FLOAT, kBase + i * 4L);
+                    }
+                    float score = a.score(dot);
+                    scores[p0 + g] = score;
+                    max = Math.max(max, score);
                 }
-                acc = acc.add(acc.rearrange(XOR_4));
-                acc = acc.add(acc.rearrange(XOR_2));
-                acc = acc.add(acc.rearrange(XOR_1));
-                float dot = acc.lane(0);
-                for (; i < headDim; i++) {
-                    dot += q.get(FLOAT, qBase + i * 4L) * keys.get(FLOAT, kBase + i * 4L);
-                }
-                float score = a.score(dot);
-                scores[p] = score;
-                max = Math.max(max, score);
             }
 
             // Softmax weights. The scores are padded to whole vectors with -infinity (whose weight
@@ -1193,8 +1236,27 @@ final class VectorKernels implements Kernels {
             float sum = total[0];
             float inverse = 1 / sum;
 
-            // out = sum_p weight_p * v_p, two vectors of head elements per pass over the values.
+            // out = sum_p weight_p * v_p, four or two vectors of head elements per pass over the
+            // values (each element's sum is the same chain either way).
             int i = 0;
+            for (; i + 4 * FL <= vectorEnd; i += 4 * FL) {
+                FloatVector acc0 = FloatVector.zero(F);
+                FloatVector acc1 = acc0;
+                FloatVector acc2 = acc0;
+                FloatVector acc3 = acc0;
+                for (int p = 0; p < length; p++) {
+                    long vBase = slots[p] * kvRowBytes + kvOffset + i * 4L;
+                    FloatVector weight = FloatVector.broadcast(F, scores[p]);
+                    acc0 = FloatVector.fromMemorySegment(F, values, vBase, order).fma(weight, acc0);
+                    acc1 = FloatVector.fromMemorySegment(F, values, vBase + 4L * FL, order).fma(weight, acc1);
+                    acc2 = FloatVector.fromMemorySegment(F, values, vBase + 8L * FL, order).fma(weight, acc2);
+                    acc3 = FloatVector.fromMemorySegment(F, values, vBase + 12L * FL, order).fma(weight, acc3);
+                }
+                acc0.mul(inverse).intoMemorySegment(out, qBase + i * 4L, order);
+                acc1.mul(inverse).intoMemorySegment(out, qBase + (i + FL) * 4L, order);
+                acc2.mul(inverse).intoMemorySegment(out, qBase + (i + 2 * FL) * 4L, order);
+                acc3.mul(inverse).intoMemorySegment(out, qBase + (i + 3 * FL) * 4L, order);
+            }
             for (; i + 2 * FL <= vectorEnd; i += 2 * FL) {
                 FloatVector acc0 = FloatVector.zero(F);
                 FloatVector acc1 = acc0;
@@ -1269,12 +1331,6 @@ final class VectorKernels implements Kernels {
         float poly = (((Math.fma(f, EXP_C6, EXP_C5) * f + EXP_C4) * f + EXP_C3) * f + EXP_C2) * f + 0.5f;
         return (poly * (f * f) + f + 1f) * Float.intBitsToFloat(((int) n + 127) << 23);
     }
-
-    /** Lane i takes lane i ^ k: the steps of a lane-sum tree. */
-    private static final VectorShuffle<Float> XOR_8 = VectorShuffle.fromOp(F, i -> FL == 16 ? i ^ 8 : i);
-    private static final VectorShuffle<Float> XOR_4 = VectorShuffle.fromOp(F, i -> i ^ 4);
-    private static final VectorShuffle<Float> XOR_2 = VectorShuffle.fromOp(F, i -> i ^ 2);
-    private static final VectorShuffle<Float> XOR_1 = VectorShuffle.fromOp(F, i -> i ^ 1);
 
     /*
      * e^x from lane-wise IEEE operations only (within 2 ulp): the JIT's EXP intrinsic and the
