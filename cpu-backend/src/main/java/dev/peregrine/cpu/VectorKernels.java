@@ -46,6 +46,8 @@ final class VectorKernels implements Kernels {
     /** Scratch buffers are written and read by this process only. */
     private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
     private static final ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
+    private static final ValueLayout.OfInt LE_INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
+    private static final ValueLayout.OfLong LE_LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(LE);
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT;
 
     /**
@@ -610,6 +612,11 @@ final class VectorKernels implements Kernels {
      */
     private static void rowsQ4K(MemorySegment w, long o0, long o1, long o2, long o3, MemorySegment x, int to,
                                 float[] sums, float[] lanes, float[] scales) {
+        if (FL == 16) {
+            rowsQ4K16(w, o0, o1, o2, o3, x, to, sums, lanes, scales);
+            return;
+        }
+        // Narrower vectors: sub-block by sub-block, each run's bytes read once per nibble.
         FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
         for (int blk = 0; blk < to / K_BLOCK; blk++) {
             int b = blk * K_BLOCK;
@@ -621,24 +628,12 @@ final class VectorKernels implements Kernels {
             for (int j = 0; j < 8; j++) {
                 long run = at + 16 + 32L * (j / 2);
                 int shift = 4 * (j % 2);
-                float s0 = scales[j], m0 = scales[8 + j];
-                float s1 = scales[16 + j], m1 = scales[24 + j];
-                float s2 = scales[32 + j], m2 = scales[40 + j];
-                float s3 = scales[48 + j], m3 = scales[56 + j];
                 for (int c = 0; c < 32; c += FL) {
                     FloatVector v = FloatVector.fromMemorySegment(F, x, 4L * (b + 32 * j + c), NATIVE);
-                    c0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o0 + run + c, LE)
-                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F)
-                            .convert(VectorOperators.I2F, 0)).mul(s0).sub(m0).fma(v, c0);
-                    c1 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o1 + run + c, LE)
-                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F)
-                            .convert(VectorOperators.I2F, 0)).mul(s1).sub(m1).fma(v, c1);
-                    c2 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o2 + run + c, LE)
-                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F)
-                            .convert(VectorOperators.I2F, 0)).mul(s2).sub(m2).fma(v, c2);
-                    c3 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o3 + run + c, LE)
-                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F)
-                            .convert(VectorOperators.I2F, 0)).mul(s3).sub(m3).fma(v, c3);
+                    c0 = q4kValues(w, o0 + run + c, shift).mul(scales[j]).sub(scales[8 + j]).fma(v, c0);
+                    c1 = q4kValues(w, o1 + run + c, shift).mul(scales[16 + j]).sub(scales[24 + j]).fma(v, c1);
+                    c2 = q4kValues(w, o2 + run + c, shift).mul(scales[32 + j]).sub(scales[40 + j]).fma(v, c2);
+                    c3 = q4kValues(w, o3 + run + c, shift).mul(scales[48 + j]).sub(scales[56 + j]).fma(v, c3);
                 }
             }
         }
@@ -649,13 +644,70 @@ final class VectorKernels implements Kernels {
         addLaneSums(lanes, sums, 0, 4);
     }
 
+    /**
+     * rowsQ4K for 16-lane vectors, one row at a time per super-block (its chain parked in
+     * {@code lanes} in between): run r's 32 bytes are loaded once, as two byte vectors, and give
+     * sub-block 2r (low nibbles) then 2r + 1 (high nibbles) in column order. The arithmetic is
+     * rowsQ4K's, value for value.
+     */
+    private static void rowsQ4K16(MemorySegment w, long o0, long o1, long o2, long o3, MemorySegment x, int to,
+                                  float[] sums, float[] lanes, float[] scales) {
+        java.util.Arrays.fill(lanes, 0, 4 * FL, 0f);
+        IntVector nibble = IntVector.broadcast(I, 0x0F);
+        for (int blk = 0; blk < to / K_BLOCK; blk++) {
+            int b = blk * K_BLOCK;
+            for (int row = 0; row < 4; row++) {
+                long at = (row == 0 ? o0 : row == 1 ? o1 : row == 2 ? o2 : o3) + (long) blk * Q4K_BYTES;
+                q4kScales(w, at, scales, 0);
+                FloatVector c = FloatVector.fromArray(F, lanes, row * FL);
+                for (int r = 0; r < 4; r++) {
+                    long run = at + 16 + 32L * r;
+                    long xAt = 4L * (b + 64 * r);
+                    IntVector first = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, run, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                    IntVector second = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, run + 16, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                    float scaleLow = scales[2 * r];
+                    float offsetLow = scales[8 + 2 * r];
+                    float scaleHigh = scales[2 * r + 1];
+                    float offsetHigh = scales[9 + 2 * r];
+                    c = ((FloatVector) first.and(nibble).convert(VectorOperators.I2F, 0)).mul(scaleLow).sub(offsetLow)
+                            .fma(FloatVector.fromMemorySegment(F, x, xAt, NATIVE), c);
+                    c = ((FloatVector) second.and(nibble).convert(VectorOperators.I2F, 0)).mul(scaleLow).sub(offsetLow)
+                            .fma(FloatVector.fromMemorySegment(F, x, xAt + 64, NATIVE), c);
+                    c = ((FloatVector) first.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).mul(scaleHigh)
+                            .sub(offsetHigh).fma(FloatVector.fromMemorySegment(F, x, xAt + 128, NATIVE), c);
+                    c = ((FloatVector) second.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).mul(scaleHigh)
+                            .sub(offsetHigh).fma(FloatVector.fromMemorySegment(F, x, xAt + 192, NATIVE), c);
+                }
+                c.intoArray(lanes, row * FL);
+            }
+        }
+        addLaneSums(lanes, sums, 0, 4);
+    }
+
+    /** Q4_K values (nibbles at {@code shift}) of FL bytes at {@code at}, as floats (the narrow-vector path). */
+    private static FloatVector q4kValues(MemorySegment w, long at, int shift) {
+        return (FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, at, LE)
+                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F)
+                .convert(VectorOperators.I2F, 0);
+    }
+
     /** The 8 scales (d * sc[j]) then the 8 offsets (dmin * m[j]) of the Q4_K super-block at {@code at}, from {@code into[base]}. */
     private static void q4kScales(MemorySegment w, long at, float[] into, int base) {
         float d = Float.float16ToFloat(w.get(LE_SHORT, at));
         float dmin = Float.float16ToFloat(w.get(LE_SHORT, at + 2));
-        for (int j = 0; j < 8; j++) {
-            into[base + j] = d * Dequant.q4kScale(w, at + 4, j);
-            into[base + 8 + j] = dmin * Dequant.q4kMin(w, at + 4, j);
+        // The 12 packed bytes in two loads (Dequant.q4kScale / q4kMin byte by byte).
+        long first8 = w.get(LE_LONG, at + 4);
+        int last4 = w.get(LE_INT, at + 12);
+        for (int i = 0; i < 4; i++) {
+            int b = (int) (first8 >>> 8 * i) & 0xFF;
+            int b4 = (int) (first8 >>> 8 * (i + 4)) & 0xFF;
+            int b8 = last4 >>> 8 * i & 0xFF;
+            into[base + i] = d * (b & 63);
+            into[base + 8 + i] = dmin * (b4 & 63);
+            into[base + 4 + i] = d * ((b8 & 0x0F) | (b >>> 6) << 4);
+            into[base + 12 + i] = dmin * ((b8 >>> 4) | (b4 >>> 6) << 4);
         }
     }
 
@@ -665,6 +717,10 @@ final class VectorKernels implements Kernels {
      */
     private static void rowsQ6K(MemorySegment w, long o0, long o1, long o2, long o3, MemorySegment x, int to,
                                 float[] sums, float[] lanes, float[] scales) {
+        if (FL == 16) {
+            rowsQ6K16(w, o0, o1, o2, o3, x, to, sums, lanes, scales);
+            return;
+        }
         FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
         for (int blk = 0; blk < to / K_BLOCK; blk++) {
             int b = blk * K_BLOCK;
@@ -713,6 +769,72 @@ final class VectorKernels implements Kernels {
         c1.intoArray(lanes, FL);
         c2.intoArray(lanes, 2 * FL);
         c3.intoArray(lanes, 3 * FL);
+        addLaneSums(lanes, sums, 0, 4);
+    }
+
+    /**
+     * rowsQ6K for 16-lane vectors, one row at a time per super-block (its chain parked in
+     * {@code lanes} in between): each half's 64 bytes of low bits and 32 of high bits are loaded
+     * once, as six byte vectors, and give its eight vectors of values in column order (run k of
+     * 32 values: low nibbles of ql bytes 0-31 for k = 0, 32-63 for k = 1, their high nibbles for
+     * k = 2 and 3; bits 2k of the qh bytes). The arithmetic is rowsQ6K's, value for value.
+     */
+    private static void rowsQ6K16(MemorySegment w, long o0, long o1, long o2, long o3, MemorySegment x, int to,
+                                  float[] sums, float[] lanes, float[] scales) {
+        java.util.Arrays.fill(lanes, 0, 4 * FL, 0f);
+        IntVector nibble = IntVector.broadcast(I, 0x0F);
+        IntVector two = IntVector.broadcast(I, 3);
+        for (int blk = 0; blk < to / K_BLOCK; blk++) {
+            int b = blk * K_BLOCK;
+            for (int r = 0; r < 4; r++) {
+                long at = (r == 0 ? o0 : r == 1 ? o1 : r == 2 ? o2 : o3) + (long) blk * Q6K_BYTES;
+                q6kScales(w, at, scales, 0);
+                FloatVector c = FloatVector.fromArray(F, lanes, r * FL);
+                for (int h = 0; h < 2; h++) {
+                    long ql = at + 64L * h;
+                    long qh = at + 128 + 32L * h;
+                    long xAt = 4L * (b + 128 * h);
+                    int s = 8 * h;
+                    IntVector a0 = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, ql, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                    IntVector a1 = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, ql + 16, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                    IntVector a2 = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, ql + 32, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                    IntVector a3 = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, ql + 48, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                    IntVector h0 = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, qh, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                    IntVector h1 = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, qh + 16, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                    c = ((FloatVector) a0.and(nibble).or(h0.and(two).lanewise(VectorOperators.LSHL, 4)).sub(32)
+                            .convert(VectorOperators.I2F, 0)).mul(scales[s])
+                            .fma(FloatVector.fromMemorySegment(F, x, xAt, NATIVE), c);
+                    c = ((FloatVector) a1.and(nibble).or(h1.and(two).lanewise(VectorOperators.LSHL, 4)).sub(32)
+                            .convert(VectorOperators.I2F, 0)).mul(scales[s + 1])
+                            .fma(FloatVector.fromMemorySegment(F, x, xAt + 64, NATIVE), c);
+                    c = ((FloatVector) a2.and(nibble).or(h0.lanewise(VectorOperators.LSHR, 2).and(two).lanewise(VectorOperators.LSHL, 4))
+                            .sub(32).convert(VectorOperators.I2F, 0)).mul(scales[s + 2])
+                            .fma(FloatVector.fromMemorySegment(F, x, xAt + 128, NATIVE), c);
+                    c = ((FloatVector) a3.and(nibble).or(h1.lanewise(VectorOperators.LSHR, 2).and(two).lanewise(VectorOperators.LSHL, 4))
+                            .sub(32).convert(VectorOperators.I2F, 0)).mul(scales[s + 3])
+                            .fma(FloatVector.fromMemorySegment(F, x, xAt + 192, NATIVE), c);
+                    c = ((FloatVector) a0.lanewise(VectorOperators.LSHR, 4).or(h0.lanewise(VectorOperators.LSHR, 4).and(two)
+                            .lanewise(VectorOperators.LSHL, 4)).sub(32).convert(VectorOperators.I2F, 0)).mul(scales[s + 4])
+                            .fma(FloatVector.fromMemorySegment(F, x, xAt + 256, NATIVE), c);
+                    c = ((FloatVector) a1.lanewise(VectorOperators.LSHR, 4).or(h1.lanewise(VectorOperators.LSHR, 4).and(two)
+                            .lanewise(VectorOperators.LSHL, 4)).sub(32).convert(VectorOperators.I2F, 0)).mul(scales[s + 5])
+                            .fma(FloatVector.fromMemorySegment(F, x, xAt + 320, NATIVE), c);
+                    c = ((FloatVector) a2.lanewise(VectorOperators.LSHR, 4).or(h0.lanewise(VectorOperators.LSHR, 6)
+                            .lanewise(VectorOperators.LSHL, 4)).sub(32).convert(VectorOperators.I2F, 0)).mul(scales[s + 6])
+                            .fma(FloatVector.fromMemorySegment(F, x, xAt + 384, NATIVE), c);
+                    c = ((FloatVector) a3.lanewise(VectorOperators.LSHR, 4).or(h1.lanewise(VectorOperators.LSHR, 6)
+                            .lanewise(VectorOperators.LSHL, 4)).sub(32).convert(VectorOperators.I2F, 0)).mul(scales[s + 7])
+                            .fma(FloatVector.fromMemorySegment(F, x, xAt + 448, NATIVE), c);
+                }
+                c.intoArray(lanes, r * FL);
+            }
+        }
         addLaneSums(lanes, sums, 0, 4);
     }
 
