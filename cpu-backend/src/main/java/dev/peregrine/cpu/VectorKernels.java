@@ -775,15 +775,17 @@ final class VectorKernels implements Kernels {
     /**
      * rowsQ6K for 16-lane vectors, one row at a time per super-block (its chain parked in
      * {@code lanes} in between): each half's 64 bytes of low bits and 32 of high bits are loaded
-     * once, as six byte vectors, and give its eight vectors of values in column order (run k of
-     * 32 values: low nibbles of ql bytes 0-31 for k = 0, 32-63 for k = 1, their high nibbles for
-     * k = 2 and 3; bits 2k of the qh bytes). The arithmetic is rowsQ6K's, value for value.
+     * once, as six byte vectors, and give its eight vectors of values in column order. The
+     * arithmetic is rowsQ6K's, value for value. The four runs are a loop, not written out: the
+     * written-out method (twice the bytecode) exhausted C2's inlining budget in some compilations,
+     * whose vector operations then ran as allocating Java fallbacks (GBs per token on
+     * llama3.2-1b Q4_K_M, depending on the run).
      */
     private static void rowsQ6K16(MemorySegment w, long o0, long o1, long o2, long o3, MemorySegment x, int to,
                                   float[] sums, float[] lanes, float[] scales) {
         java.util.Arrays.fill(lanes, 0, 4 * FL, 0f);
         IntVector nibble = IntVector.broadcast(I, 0x0F);
-        IntVector two = IntVector.broadcast(I, 3);
+        IntVector twoBits = IntVector.broadcast(I, 3);
         for (int blk = 0; blk < to / K_BLOCK; blk++) {
             int b = blk * K_BLOCK;
             for (int r = 0; r < 4; r++) {
@@ -807,30 +809,23 @@ final class VectorKernels implements Kernels {
                             .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
                     IntVector h1 = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, qh + 16, LE)
                             .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
-                    c = ((FloatVector) a0.and(nibble).or(h0.and(two).lanewise(VectorOperators.LSHL, 4)).sub(32)
-                            .convert(VectorOperators.I2F, 0)).mul(scales[s])
-                            .fma(FloatVector.fromMemorySegment(F, x, xAt, NATIVE), c);
-                    c = ((FloatVector) a1.and(nibble).or(h1.and(two).lanewise(VectorOperators.LSHL, 4)).sub(32)
-                            .convert(VectorOperators.I2F, 0)).mul(scales[s + 1])
-                            .fma(FloatVector.fromMemorySegment(F, x, xAt + 64, NATIVE), c);
-                    c = ((FloatVector) a2.and(nibble).or(h0.lanewise(VectorOperators.LSHR, 2).and(two).lanewise(VectorOperators.LSHL, 4))
-                            .sub(32).convert(VectorOperators.I2F, 0)).mul(scales[s + 2])
-                            .fma(FloatVector.fromMemorySegment(F, x, xAt + 128, NATIVE), c);
-                    c = ((FloatVector) a3.and(nibble).or(h1.lanewise(VectorOperators.LSHR, 2).and(two).lanewise(VectorOperators.LSHL, 4))
-                            .sub(32).convert(VectorOperators.I2F, 0)).mul(scales[s + 3])
-                            .fma(FloatVector.fromMemorySegment(F, x, xAt + 192, NATIVE), c);
-                    c = ((FloatVector) a0.lanewise(VectorOperators.LSHR, 4).or(h0.lanewise(VectorOperators.LSHR, 4).and(two)
-                            .lanewise(VectorOperators.LSHL, 4)).sub(32).convert(VectorOperators.I2F, 0)).mul(scales[s + 4])
-                            .fma(FloatVector.fromMemorySegment(F, x, xAt + 256, NATIVE), c);
-                    c = ((FloatVector) a1.lanewise(VectorOperators.LSHR, 4).or(h1.lanewise(VectorOperators.LSHR, 4).and(two)
-                            .lanewise(VectorOperators.LSHL, 4)).sub(32).convert(VectorOperators.I2F, 0)).mul(scales[s + 5])
-                            .fma(FloatVector.fromMemorySegment(F, x, xAt + 320, NATIVE), c);
-                    c = ((FloatVector) a2.lanewise(VectorOperators.LSHR, 4).or(h0.lanewise(VectorOperators.LSHR, 6)
-                            .lanewise(VectorOperators.LSHL, 4)).sub(32).convert(VectorOperators.I2F, 0)).mul(scales[s + 6])
-                            .fma(FloatVector.fromMemorySegment(F, x, xAt + 384, NATIVE), c);
-                    c = ((FloatVector) a3.lanewise(VectorOperators.LSHR, 4).or(h1.lanewise(VectorOperators.LSHR, 6)
-                            .lanewise(VectorOperators.LSHL, 4)).sub(32).convert(VectorOperators.I2F, 0)).mul(scales[s + 7])
-                            .fma(FloatVector.fromMemorySegment(F, x, xAt + 448, NATIVE), c);
+                    // Run k: low bits from ql bytes 0-31 (k even) or 32-63 (k odd), their low
+                    // nibbles for k < 2 and high ones after; high bits from qh at bit 2k.
+                    for (int k = 0; k < 4; k++) {
+                        IntVector first = k % 2 == 0 ? a0 : a2;
+                        IntVector second = k % 2 == 0 ? a1 : a3;
+                        int lowShift = k < 2 ? 0 : 4;
+                        int highShift = 2 * k;
+                        long xk = xAt + 128L * k;
+                        c = ((FloatVector) first.lanewise(VectorOperators.LSHR, lowShift).and(nibble)
+                                .or(h0.lanewise(VectorOperators.LSHR, highShift).and(twoBits).lanewise(VectorOperators.LSHL, 4))
+                                .sub(32).convert(VectorOperators.I2F, 0)).mul(scales[s + 2 * k])
+                                .fma(FloatVector.fromMemorySegment(F, x, xk, NATIVE), c);
+                        c = ((FloatVector) second.lanewise(VectorOperators.LSHR, lowShift).and(nibble)
+                                .or(h1.lanewise(VectorOperators.LSHR, highShift).and(twoBits).lanewise(VectorOperators.LSHL, 4))
+                                .sub(32).convert(VectorOperators.I2F, 0)).mul(scales[s + 2 * k + 1])
+                                .fma(FloatVector.fromMemorySegment(F, x, xk + 64, NATIVE), c);
+                    }
                 }
                 c.intoArray(lanes, r * FL);
             }
@@ -841,6 +836,12 @@ final class VectorKernels implements Kernels {
     /** The 16 products d * sc[s] of the Q6_K super-block at {@code at}, from {@code into[base]}. */
     private static void q6kScales(MemorySegment w, long at, float[] into, int base) {
         float d = Float.float16ToFloat(w.get(LE_SHORT, at + 208));
+        if (FL == 16) {
+            // The 16 signed bytes as one vector: the same products as below.
+            ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, at + 192, LE).convertShape(VectorOperators.B2F, F, 0))
+                    .mul(d).intoArray(into, base);
+            return;
+        }
         for (int s = 0; s < 16; s++) {
             into[base + s] = d * w.get(ValueLayout.JAVA_BYTE, at + 192 + s);
         }
