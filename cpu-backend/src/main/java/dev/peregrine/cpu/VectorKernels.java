@@ -686,7 +686,7 @@ final class VectorKernels implements Kernels {
         addLaneSums(lanes, sums, 0, 4);
     }
 
-    /** Q4_K values (nibbles at {@code shift}) of FL bytes at {@code at}, as floats (the narrow-vector path). */
+    /** Q4_K values (nibbles at {@code shift}) of FL bytes at {@code at}, as floats. */
     private static FloatVector q4kValues(MemorySegment w, long at, int shift) {
         return (FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, at, LE)
                 .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F)
@@ -1101,8 +1101,26 @@ final class VectorKernels implements Kernels {
             case BF16 -> decodeBf16(data, rowOffset + 2L * first, count, dst, dstOffset);
             case Q8_0 -> decodeQ8(data, rowOffset + first / BLOCK * blockStride, blockStride, count / BLOCK, dst, dstOffset);
             case Q4_0 -> decodeQ4(data, rowOffset + first / BLOCK * blockStride, blockStride, count / BLOCK, dst, dstOffset);
+            case Q4_K, Q6_K -> {
+                if (rowOffset % type.blockBytes() == 0 && first % K_BLOCK == 0 && count % K_BLOCK == 0) {
+                    long at = rowOffset + (long) first / K_BLOCK * type.blockBytes();
+                    float[] scales = scratch.blockScales(16);
+                    if (type == DType.Q4_K) {
+                        decodeQ4K(data, at, count / K_BLOCK, dst, dstOffset, scales);
+                    } else {
+                        decodeQ6K(data, at, count / K_BLOCK, dst, dstOffset, scales);
+                    }
+                } else {
+                    // Rows that do not start on a super-block (read flat): the reference, through
+                    // a float row of the thread's.
+                    float[] row = scratch.row(count);
+                    long firstValue = rowOffset / type.blockBytes() * type.blockSize() + first;
+                    Dequant.toFloat(type, data, firstValue, row, 0, count);
+                    MemorySegment.copy(row, 0, dst, FLOAT, dstOffset, count);
+                }
+            }
             default -> {
-                // The reference dequantisation (K-quants), through a float row of the thread's.
+                // The reference dequantisation, through a float row of the thread's.
                 float[] row = scratch.row(count);
                 long firstValue = rowOffset / type.blockBytes() * type.blockSize() + first;
                 Dequant.toFloat(type, data, firstValue, row, 0, count);
@@ -1160,6 +1178,44 @@ final class VectorKernels implements Kernels {
                 ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, data, o + 2 + c, LE)
                         .convertShape(VectorOperators.B2F, F, 0))
                         .mul(d).intoMemorySegment(dst, dstOffset + 4L * (b * BLOCK + c), NATIVE);
+            }
+        }
+    }
+
+    /** Q4_K super-blocks to floats, the values of {@link Dequant} and of rowsQ4K: scale * q - offset. */
+    static void decodeQ4K(MemorySegment data, long offset, int blocks, MemorySegment dst, long dstOffset, float[] scales) {
+        for (int blk = 0; blk < blocks; blk++) {
+            long at = offset + (long) blk * Q4K_BYTES;
+            long to = dstOffset + 4L * K_BLOCK * blk;
+            q4kScales(data, at, scales, 0);
+            for (int j = 0; j < 8; j++) {
+                long run = at + 16 + 32L * (j / 2);
+                int shift = 4 * (j % 2);
+                for (int c = 0; c < 32; c += FL) {
+                    q4kValues(data, run + c, shift).mul(scales[j]).sub(scales[8 + j])
+                            .intoMemorySegment(dst, to + 4L * (32 * j + c), NATIVE);
+                }
+            }
+        }
+    }
+
+    /** Q6_K super-blocks to floats, the values of {@link Dequant} and of rowsQ6K: (d * sc) * (q - 32). */
+    static void decodeQ6K(MemorySegment data, long offset, int blocks, MemorySegment dst, long dstOffset, float[] scales) {
+        for (int blk = 0; blk < blocks; blk++) {
+            long at = offset + (long) blk * Q6K_BYTES;
+            long to = dstOffset + 4L * K_BLOCK * blk;
+            q6kScales(data, at, scales, 0);
+            for (int i = 0; i < K_BLOCK; i += FL) {
+                int h = i / 128;
+                int k = i % 128 / 32;
+                int l = i % 32;
+                ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, data, at + 64L * h + l + 32 * (k % 2), LE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, k < 2 ? 0 : 4).and(0x0F)
+                        .or(((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, data, at + 128 + 32L * h + l, LE)
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, 2 * k)
+                                .and(3).lanewise(VectorOperators.LSHL, 4))
+                        .sub(32).convert(VectorOperators.I2F, 0)).mul(scales[i / 16])
+                        .intoMemorySegment(dst, to + 4L * i, NATIVE);
             }
         }
     }
