@@ -6,8 +6,8 @@ import java.lang.foreign.MemorySegment;
 /**
  * Scratch buffers owned by one worker thread. They grow on demand (during warm-up, or when a longer
  * context or a bigger matrix comes along) and are then reused, so steady-state steps allocate nothing.
- * The matrix-matrix buffers are off-heap and 64-byte aligned so that vector loads never straddle
- * cache lines.
+ * The matrix-matrix panel is a heap array (see VectorKernels.matrixMatrix for why); the row
+ * kernels' tail is off-heap and 64-byte aligned.
  */
 final class ThreadScratch implements AutoCloseable {
     private Arena arena = Arena.ofShared();
