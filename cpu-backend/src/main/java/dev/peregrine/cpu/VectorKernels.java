@@ -693,6 +693,22 @@ final class VectorKernels implements Kernels {
                 .convert(VectorOperators.I2F, 0);
     }
 
+    /**
+     * Q6_K values q - 32 of the super-block at {@code at}, FL of them from value {@code i}, as
+     * floats: q's low 4 bits from ql, high 2 bits from qh (the rowsQ6K16 comment has the layout).
+     */
+    private static FloatVector q6kValues(MemorySegment w, long at, int i) {
+        int h = i / 128;
+        int k = i % 128 / 32;
+        int l = i % 32;
+        return (FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, at + 64L * h + l + 32 * (k % 2), LE)
+                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, k < 2 ? 0 : 4).and(0x0F)
+                .or(((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, at + 128 + 32L * h + l, LE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, 2 * k)
+                        .and(3).lanewise(VectorOperators.LSHL, 4))
+                .sub(32).convert(VectorOperators.I2F, 0);
+    }
+
     /** The 8 scales (d * sc[j]) then the 8 offsets (dmin * m[j]) of the Q4_K super-block at {@code at}, from {@code into[base]}. */
     private static void q4kScales(MemorySegment w, long at, float[] into, int base) {
         float d = Float.float16ToFloat(w.get(LE_SHORT, at));
@@ -730,39 +746,12 @@ final class VectorKernels implements Kernels {
             q6kScales(w, o2 + at, scales, 32);
             q6kScales(w, o3 + at, scales, 48);
             for (int i = 0; i < K_BLOCK; i += FL) {
-                int h = i / 128;
-                int k = i % 128 / 32;
-                int l = i % 32;
-                long low = at + 64L * h + l + 32 * (k % 2);
-                long high = at + 128 + 32L * h + l;
-                int lowShift = k < 2 ? 0 : 4;
-                int highShift = 2 * k;
                 int s = i / 16;
                 FloatVector v = FloatVector.fromMemorySegment(F, x, 4L * (b + i), NATIVE);
-                c0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o0 + low, LE)
-                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, lowShift).and(0x0F)
-                        .or(((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o0 + high, LE)
-                                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, highShift)
-                                .and(3).lanewise(VectorOperators.LSHL, 4))
-                        .sub(32).convert(VectorOperators.I2F, 0)).mul(scales[s]).fma(v, c0);
-                c1 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o1 + low, LE)
-                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, lowShift).and(0x0F)
-                        .or(((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o1 + high, LE)
-                                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, highShift)
-                                .and(3).lanewise(VectorOperators.LSHL, 4))
-                        .sub(32).convert(VectorOperators.I2F, 0)).mul(scales[16 + s]).fma(v, c1);
-                c2 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o2 + low, LE)
-                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, lowShift).and(0x0F)
-                        .or(((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o2 + high, LE)
-                                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, highShift)
-                                .and(3).lanewise(VectorOperators.LSHL, 4))
-                        .sub(32).convert(VectorOperators.I2F, 0)).mul(scales[32 + s]).fma(v, c2);
-                c3 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o3 + low, LE)
-                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, lowShift).and(0x0F)
-                        .or(((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o3 + high, LE)
-                                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, highShift)
-                                .and(3).lanewise(VectorOperators.LSHL, 4))
-                        .sub(32).convert(VectorOperators.I2F, 0)).mul(scales[48 + s]).fma(v, c3);
+                c0 = q6kValues(w, o0 + at, i).mul(scales[s]).fma(v, c0);
+                c1 = q6kValues(w, o1 + at, i).mul(scales[16 + s]).fma(v, c1);
+                c2 = q6kValues(w, o2 + at, i).mul(scales[32 + s]).fma(v, c2);
+                c3 = q6kValues(w, o3 + at, i).mul(scales[48 + s]).fma(v, c3);
             }
         }
         c0.intoArray(lanes, 0);
@@ -1206,16 +1195,7 @@ final class VectorKernels implements Kernels {
             long to = dstOffset + 4L * K_BLOCK * blk;
             q6kScales(data, at, scales, 0);
             for (int i = 0; i < K_BLOCK; i += FL) {
-                int h = i / 128;
-                int k = i % 128 / 32;
-                int l = i % 32;
-                ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, data, at + 64L * h + l + 32 * (k % 2), LE)
-                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, k < 2 ? 0 : 4).and(0x0F)
-                        .or(((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, data, at + 128 + 32L * h + l, LE)
-                                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, 2 * k)
-                                .and(3).lanewise(VectorOperators.LSHL, 4))
-                        .sub(32).convert(VectorOperators.I2F, 0)).mul(scales[i / 16])
-                        .intoMemorySegment(dst, to + 4L * i, NATIVE);
+                q6kValues(data, at, i).mul(scales[i / 16]).intoMemorySegment(dst, to + 4L * i, NATIVE);
             }
         }
     }
