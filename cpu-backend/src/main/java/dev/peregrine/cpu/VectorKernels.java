@@ -50,11 +50,18 @@ final class VectorKernels implements Kernels {
     private static final ValueLayout.OfLong LE_LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(LE);
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT;
 
-    /**
-     * ggml blocks of 32 values: Q8_0 = f16 scale + 32 bytes, Q4_0 = f16 scale + 16 bytes (the
-     * kernels step from block to block by the weight's block stride, see CpuWeight).
-     */
+    /** ggml blocks of 32 values: Q8_0 = f16 scale + 32 bytes, Q4_0 = f16 scale + 16 bytes. */
     private static final int BLOCK = 32;
+    private static final int Q8_BYTES = 34;
+    /**
+     * The Q8_0 row kernels read rows interleaved in groups of 4 (see CpuWeight): block b of the
+     * group's 4 rows are adjacent. The stride is a constant so that C2 can check the segment's
+     * bounds once per loop rather than at every load (with the stride a variable, the checks and
+     * their address arithmetic were a third of the loop's instructions). The same change made the
+     * Q4_0 kernel slower (KernelBench, L2-resident: 13 -> 10-11 GB/s, for reasons the JIT's code
+     * did not show), so that one still takes the stride as an argument.
+     */
+    private static final int Q8_GROUP_BYTES = 4 * Q8_BYTES;
     /** K-quant super-blocks: 256 values; Q4_K = 144 bytes, Q6_K = 210 bytes (layouts in DType). */
     private static final int K_BLOCK = 256;
     private static final int Q4K_BYTES = 144;
@@ -99,11 +106,12 @@ final class VectorKernels implements Kernels {
      * Q8_0 and Q4_0 rows are read 4 at a time (see matrixVector); interleaving them block by block
      * makes those 4 rows one sequential stream, which the hardware prefetchers follow much better
      * than 4 short streams a row apart (Q8_0 decode over 576-value rows: 6.0 -> 10.6 GB/s on one
-     * core, KernelBench).
+     * core, KernelBench). The Q8_0 row kernels read only this layout, so Q8_0 matrices of fewer
+     * than 4 rows are interleaved too (with zero rows added).
      */
     @Override
     public int rowGroup(DType type, long rows, long columns) {
-        return (type == DType.Q8_0 || type == DType.Q4_0) && rows >= TILE_ROWS ? TILE_ROWS : 1;
+        return type == DType.Q8_0 || type == DType.Q4_0 && rows >= TILE_ROWS ? TILE_ROWS : 1;
     }
 
     /** Row length of the padded copies: a whole number of vector pairs (the tile kernel's step). */
@@ -135,10 +143,11 @@ final class VectorKernels implements Kernels {
                 copyRow(x, (long) t * n, n, input.floats, (long) t * input.paddedColumns, input.paddedColumns);
             }
         }
-        if (tokens > 1) {
-            // For the tile kernel (all products of more than 16 tokens, and of 2-16 for the types
-            // without a row kernel for several tokens): one zero-padded heap copy, made once here
-            // rather than per panel by every thread (that copy cost as much as the FMAs on long rows).
+        if (tokens > 1 || !hasRowKernel(w)) {
+            // For the tile kernel (all products of more than 16 tokens, of 2-16 for the types
+            // without a row kernel for several tokens, and of one for Q8_0 rows read in place from
+            // the file, which then all are): one zero-padded heap copy, made once here rather than
+            // per panel by every thread (that copy cost as much as the FMAs on long rows).
             input.ensureRows(Math.multiplyExact(tokens, input.paddedColumns));
             for (int t = 0; t < tokens; t++) {
                 copyRow(x, (long) t * n, n, input.rowsView, (long) t * input.paddedColumns, input.paddedColumns);
@@ -149,9 +158,9 @@ final class VectorKernels implements Kernels {
     @Override
     public void matmul(MatmulInput input, CpuWeight w, MemorySegment out, int tokens, int rowStart, int rowEnd,
                        ThreadScratch scratch) {
-        if (tokens == 1 && hasRowKernel(w.type())) {
+        if (tokens == 1 && hasRowKernel(w)) {
             matrixVector(input, w, out, 0, 1, rowStart, rowEnd, scratch);
-        } else if (tokens <= ROW_KERNEL_TOKENS && hasTokensRowKernel(w.type())) {
+        } else if (tokens <= ROW_KERNEL_TOKENS && hasTokensRowKernel(w)) {
             // Passes of nearly equal size: 5 tokens as 3 + 2, not 4 + 1.
             int passes = (tokens + TILE_TOKENS - 1) / TILE_TOKENS;
             for (int p = 0, t0 = 0; p < passes; p++) {
@@ -164,16 +173,25 @@ final class VectorKernels implements Kernels {
         }
     }
 
-    /** Whether one token's product has its own kernel below (every type Peregrine loads has, today). */
-    private static boolean hasRowKernel(DType type) {
-        return switch (type) {
-            case F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K -> true;
+    /**
+     * Whether one token's product has its own kernel below: every type Peregrine loads has, but
+     * the Q8_0 kernels read rows interleaved in groups of 4, so Q8_0 rows kept as in the file
+     * ({@code peregrine.cpu.copyWeights=false}) take the tile kernel, whose values are the same.
+     */
+    private static boolean hasRowKernel(CpuWeight w) {
+        return switch (w.type()) {
+            case F32, F16, BF16, Q4_0, Q4_K, Q6_K -> true;
+            case Q8_0 -> w.rowGroup() == TILE_ROWS;
         };
     }
 
     /** Whether products of 2 to 16 tokens have row kernels below, 4 tokens a pass (else they take the tile kernel). */
-    private static boolean hasTokensRowKernel(DType type) {
-        return type == DType.Q8_0 || type == DType.F16 || type == DType.BF16;
+    private static boolean hasTokensRowKernel(CpuWeight w) {
+        return switch (w.type()) {
+            case F16, BF16 -> true;
+            case Q8_0 -> w.rowGroup() == TILE_ROWS;
+            default -> false;
+        };
     }
 
     /**
@@ -234,14 +252,14 @@ final class VectorKernels implements Kernels {
                 switch (w.type()) {
                     case F16, BF16 -> rowsHalfTokens(w.type() == DType.BF16, data, o0, o1, o2, o3, x, x0, x1, x2, x3, fullEnd, kp,
                             tail, sums, lanes);
-                    case Q8_0 -> rowsQ8Tokens(data, o0, o1, o2, o3, stride, x, x0, x1, x2, x3, kp, sums, lanes);
+                    case Q8_0 -> rowsQ8Tokens(data, o0, x, x0, x1, x2, x3, kp, sums, lanes);
                     default -> throw new IllegalStateException("no row kernel for several tokens of " + w.type());
                 }
             } else {
                 switch (w.type()) {
                     case F32 -> rowsF32(data, o0, o1, o2, o3, x, fullEnd, kp, tail, sums, lanes);
                     case F16, BF16 -> rowsHalf(w.type() == DType.BF16, data, o0, o1, o2, o3, x, fullEnd, kp, tail, sums, lanes);
-                    case Q8_0 -> rowsQ8(data, o0, o1, o2, o3, stride, x, kp, sums, lanes);
+                    case Q8_0 -> rowsQ8(data, o0, x, kp, sums, lanes);
                     case Q4_0 -> rowsQ4(data, o0, o1, o2, o3, stride, x, kp, sums, lanes);
                     case Q4_K -> rowsQ4K(data, o0, o1, o2, o3, x, kp, sums, lanes, kScales);
                     case Q6_K -> rowsQ6K(data, o0, o1, o2, o3, x, kp, sums, lanes, kScales);
@@ -349,28 +367,29 @@ final class VectorKernels implements Kernels {
      * weight vector is converted once and met by 4 chains; chain (row r, token t) ends in
      * {@code sums[r * 4 + t]}, value for value what rowsQ8 gives that token alone.
      */
-    private static void rowsQ8Tokens(MemorySegment w, long o0, long o1, long o2, long o3, long stride, MemorySegment x,
-                                     long x0, long x1, long x2, long x3, int to, float[] sums, float[] lanes) {
+    private static void rowsQ8Tokens(MemorySegment w, long group, MemorySegment x, long x0, long x1, long x2, long x3,
+                                     int to, float[] sums, float[] lanes) {
         FloatVector c00 = FloatVector.zero(F), c01 = c00, c02 = c00, c03 = c00;
         FloatVector c10 = c00, c11 = c00, c12 = c00, c13 = c00;
         FloatVector c20 = c00, c21 = c00, c22 = c00, c23 = c00;
         FloatVector c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+        // Block counter from 1, as in rowsQ8.
         int blocks = to / BLOCK;
-        for (int blk = 0; blk < blocks; blk++) {
-            long at = blk * stride;
-            long xAt = (long) blk * (4 * BLOCK);
-            float d0 = Float.float16ToFloat(w.get(LE_SHORT, o0 + at));
-            float d1 = Float.float16ToFloat(w.get(LE_SHORT, o1 + at));
-            float d2 = Float.float16ToFloat(w.get(LE_SHORT, o2 + at));
-            float d3 = Float.float16ToFloat(w.get(LE_SHORT, o3 + at));
+        for (int blk = 1; blk <= blocks; blk++) {
+            long o0 = group + (blk - 1) * (long) Q8_GROUP_BYTES, o1 = o0 + Q8_BYTES, o2 = o1 + Q8_BYTES, o3 = o2 + Q8_BYTES;
+            long xAt = (long) (blk - 1) * (4 * BLOCK);
+            float d0 = Float.float16ToFloat(w.get(LE_SHORT, o0));
+            float d1 = Float.float16ToFloat(w.get(LE_SHORT, o1));
+            float d2 = Float.float16ToFloat(w.get(LE_SHORT, o2));
+            float d3 = Float.float16ToFloat(w.get(LE_SHORT, o3));
             for (int c = 0; c < BLOCK; c += FL) {
-                FloatVector w0 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o0 + at + 2 + c, LE)
+                FloatVector w0 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o0 + 2 + c, LE)
                         .convertShape(VectorOperators.B2F, F, 0)).mul(d0);
-                FloatVector w1 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o1 + at + 2 + c, LE)
+                FloatVector w1 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o1 + 2 + c, LE)
                         .convertShape(VectorOperators.B2F, F, 0)).mul(d1);
-                FloatVector w2 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o2 + at + 2 + c, LE)
+                FloatVector w2 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o2 + 2 + c, LE)
                         .convertShape(VectorOperators.B2F, F, 0)).mul(d2);
-                FloatVector w3 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o3 + at + 2 + c, LE)
+                FloatVector w3 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o3 + 2 + c, LE)
                         .convertShape(VectorOperators.B2F, F, 0)).mul(d3);
                 long xc = xAt + 4L * c;
                 FloatVector v = FloatVector.fromMemorySegment(F, x, x0 + xc, NATIVE);
@@ -505,28 +524,30 @@ final class VectorKernels implements Kernels {
     }
 
     /** Q8_0 rows: value = (float) q * d, as {@link #decodeQ8} makes it (exact: 8 by 11 significant bits). */
-    private static void rowsQ8(MemorySegment w, long o0, long o1, long o2, long o3, long stride, MemorySegment x,
-                               int to, float[] sums, float[] lanes) {
+    private static void rowsQ8(MemorySegment w, long group, MemorySegment x, int to, float[] sums, float[] lanes) {
         FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
-        // Offsets linear in an int block counter: C2 then checks the segments' bounds once per
-        // loop instead of once per load (a b / BLOCK index defeats that; it doubled the time).
+        // Offsets linear in an int block counter, with a constant stride: C2 then checks the
+        // segments' bounds once per loop instead of at every load (a b / BLOCK index or a variable
+        // stride defeats that; it doubled the time). The counter starts at 1 because a load at
+        // exactly the counter's offset (the first scale) also kept every check in the loop (C2 in
+        // JDK 25; with blk - 1 the checks go, KernelBench Q8_0: see docs/PERFORMANCE.md).
         int blocks = to / BLOCK;
-        for (int blk = 0; blk < blocks; blk++) {
-            long at = blk * stride;
-            long xAt = (long) blk * (4 * BLOCK);
-            float d0 = Float.float16ToFloat(w.get(LE_SHORT, o0 + at));
-            float d1 = Float.float16ToFloat(w.get(LE_SHORT, o1 + at));
-            float d2 = Float.float16ToFloat(w.get(LE_SHORT, o2 + at));
-            float d3 = Float.float16ToFloat(w.get(LE_SHORT, o3 + at));
+        for (int blk = 1; blk <= blocks; blk++) {
+            long o0 = group + (blk - 1) * (long) Q8_GROUP_BYTES, o1 = o0 + Q8_BYTES, o2 = o1 + Q8_BYTES, o3 = o2 + Q8_BYTES;
+            long xAt = (long) (blk - 1) * (4 * BLOCK);
+            float d0 = Float.float16ToFloat(w.get(LE_SHORT, o0));
+            float d1 = Float.float16ToFloat(w.get(LE_SHORT, o1));
+            float d2 = Float.float16ToFloat(w.get(LE_SHORT, o2));
+            float d3 = Float.float16ToFloat(w.get(LE_SHORT, o3));
             for (int c = 0; c < BLOCK; c += FL) {
                 FloatVector v = FloatVector.fromMemorySegment(F, x, xAt + 4L * c, NATIVE);
-                c0 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o0 + at + 2 + c, LE)
+                c0 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o0 + 2 + c, LE)
                         .convertShape(VectorOperators.B2F, F, 0)).mul(d0).fma(v, c0);
-                c1 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o1 + at + 2 + c, LE)
+                c1 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o1 + 2 + c, LE)
                         .convertShape(VectorOperators.B2F, F, 0)).mul(d1).fma(v, c1);
-                c2 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o2 + at + 2 + c, LE)
+                c2 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o2 + 2 + c, LE)
                         .convertShape(VectorOperators.B2F, F, 0)).mul(d2).fma(v, c2);
-                c3 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o3 + at + 2 + c, LE)
+                c3 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o3 + 2 + c, LE)
                         .convertShape(VectorOperators.B2F, F, 0)).mul(d3).fma(v, c3);
             }
         }

@@ -13,12 +13,14 @@ import dev.peregrine.tensor.Quantize;
 import dev.peregrine.tensor.Tensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 import java.util.function.Supplier;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -65,7 +67,8 @@ class CpuKernelsTest {
         int b = type.blockSize();
         int[] columnCounts = type.isQuantized() ? new int[] {b, 3 * b, 5 * b, 67 * b} : new int[] {37, 257, 16, 1040};
         for (int columns : columnCounts) {
-            for (int outputs : new int[] {19, 70}) {
+            // 3 outputs: fewer rows than a group of 4 (Q8_0 pads it, Q4_0 keeps the file's layout).
+            for (int outputs : new int[] {3, 19, 70}) {
                 Tensor t = tensor(type, columns, outputs);
                 float[] w = Dequant.toFloat(t); // the reference dequantisation
                 Weight weight = backend.upload(t);
@@ -83,6 +86,40 @@ class CpuKernelsTest {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /**
+     * Q8_0 rows read in place from the file ({@code peregrine.cpu.copyWeights=false}) take the tile
+     * kernel even for one token, since the row kernels read rows interleaved in groups of 4: the
+     * values must be the interleaved rows' values, bit for bit.
+     */
+    @Test
+    void q8RowsInTheFilesLayoutGiveTheSameBitsAsInterleavedRows() {
+        VectorKernels kernels = new VectorKernels();
+        int columns = 5 * 32;
+        int outputs = 7;
+        Tensor t = tensor(DType.Q8_0, columns, outputs);
+        long rowBytes = DType.Q8_0.bytesFor(columns);
+        CpuWeight inPlace = new CpuWeight("w", DType.Q8_0, outputs, columns, t.data(), rowBytes, 1, null);
+        CpuBackend backend = backend(VectorKernels::new);
+        Weight interleaved = backend.upload(t);
+        assertThat(((CpuWeight) interleaved).rowGroup()).isEqualTo(4);
+        try (MatmulInput input = new MatmulInput()) {
+            ThreadScratch scratch = new ThreadScratch();
+            for (int tokens : new int[] {1, 3}) {
+                float[] x = randoms(tokens * columns);
+                MemorySegment xs = arena.allocate(4L * x.length);
+                MemorySegment.copy(x, 0, xs, ValueLayout.JAVA_FLOAT, 0, x.length);
+                MemorySegment out = arena.allocate(4L * tokens * outputs);
+                kernels.prepareMatmul(input, inPlace, xs, tokens);
+                kernels.matmul(input, inPlace, out, tokens, 0, outputs, scratch);
+                float[] expected = new float[tokens * outputs];
+                Buffer reference = backend.allocate((long) tokens * outputs);
+                backend.matmul(reference, buffer(backend, x), interleaved, tokens);
+                backend.read(reference, 0, expected, 0, expected.length);
+                assertThat(out.toArray(ValueLayout.JAVA_FLOAT)).as("%d tokens", tokens).isEqualTo(expected);
             }
         }
     }
