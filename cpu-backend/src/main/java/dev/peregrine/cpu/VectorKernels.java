@@ -54,12 +54,13 @@ final class VectorKernels implements Kernels {
     private static final int BLOCK = 32;
     private static final int Q8_BYTES = 34;
     /**
-     * The Q8_0 row kernels read rows interleaved in groups of 4 (see CpuWeight): block b of the
-     * group's 4 rows are adjacent. The stride is a constant so that C2 can check the segment's
-     * bounds once per loop rather than at every load (with the stride a variable, the checks and
-     * their address arithmetic were a third of the loop's instructions). The same change made the
-     * Q4_0 kernel slower (KernelBench, L2-resident: 13 -> 10-11 GB/s, for reasons the JIT's code
-     * did not show), so that one still takes the stride as an argument.
+     * The one-token Q8_0 row kernel reads rows interleaved in groups of 4 (see CpuWeight): block b
+     * of the group's 4 rows are adjacent. The stride is a constant so that C2 can check the
+     * segment's bounds once per loop rather than at every load (with the stride a variable, the
+     * checks and their address arithmetic were a third of the loop's instructions). The same
+     * change made the Q4_0 kernel and the 4-token Q8_0 kernel slower (MatBench-style loops,
+     * L2-resident: Q4_0 13 -> 10-11 GB/s, Q8_0 x 16 tokens 93 -> 86 GFLOP/s; the JIT's code did not
+     * show why), so those still take the stride as an argument.
      */
     private static final int Q8_GROUP_BYTES = 4 * Q8_BYTES;
     /** K-quant super-blocks: 256 values; Q4_K = 144 bytes, Q6_K = 210 bytes (layouts in DType). */
@@ -160,7 +161,7 @@ final class VectorKernels implements Kernels {
                        ThreadScratch scratch) {
         if (tokens == 1 && hasRowKernel(w)) {
             matrixVector(input, w, out, 0, 1, rowStart, rowEnd, scratch);
-        } else if (tokens <= ROW_KERNEL_TOKENS && hasTokensRowKernel(w)) {
+        } else if (tokens > 1 && tokens <= ROW_KERNEL_TOKENS && hasTokensRowKernel(w)) {
             // Passes of nearly equal size: 5 tokens as 3 + 2, not 4 + 1.
             int passes = (tokens + TILE_TOKENS - 1) / TILE_TOKENS;
             for (int p = 0, t0 = 0; p < passes; p++) {
@@ -187,11 +188,7 @@ final class VectorKernels implements Kernels {
 
     /** Whether products of 2 to 16 tokens have row kernels below, 4 tokens a pass (else they take the tile kernel). */
     private static boolean hasTokensRowKernel(CpuWeight w) {
-        return switch (w.type()) {
-            case F16, BF16 -> true;
-            case Q8_0 -> w.rowGroup() == TILE_ROWS;
-            default -> false;
-        };
+        return w.type() == DType.Q8_0 || w.type() == DType.F16 || w.type() == DType.BF16;
     }
 
     /**
@@ -252,7 +249,7 @@ final class VectorKernels implements Kernels {
                 switch (w.type()) {
                     case F16, BF16 -> rowsHalfTokens(w.type() == DType.BF16, data, o0, o1, o2, o3, x, x0, x1, x2, x3, fullEnd, kp,
                             tail, sums, lanes);
-                    case Q8_0 -> rowsQ8Tokens(data, o0, x, x0, x1, x2, x3, kp, sums, lanes);
+                    case Q8_0 -> rowsQ8Tokens(data, o0, o1, o2, o3, stride, x, x0, x1, x2, x3, kp, sums, lanes);
                     default -> throw new IllegalStateException("no row kernel for several tokens of " + w.type());
                 }
             } else {
@@ -367,29 +364,28 @@ final class VectorKernels implements Kernels {
      * weight vector is converted once and met by 4 chains; chain (row r, token t) ends in
      * {@code sums[r * 4 + t]}, value for value what rowsQ8 gives that token alone.
      */
-    private static void rowsQ8Tokens(MemorySegment w, long group, MemorySegment x, long x0, long x1, long x2, long x3,
-                                     int to, float[] sums, float[] lanes) {
+    private static void rowsQ8Tokens(MemorySegment w, long o0, long o1, long o2, long o3, long stride, MemorySegment x,
+                                     long x0, long x1, long x2, long x3, int to, float[] sums, float[] lanes) {
         FloatVector c00 = FloatVector.zero(F), c01 = c00, c02 = c00, c03 = c00;
         FloatVector c10 = c00, c11 = c00, c12 = c00, c13 = c00;
         FloatVector c20 = c00, c21 = c00, c22 = c00, c23 = c00;
         FloatVector c30 = c00, c31 = c00, c32 = c00, c33 = c00;
-        // Block counter from 1, as in rowsQ8.
         int blocks = to / BLOCK;
-        for (int blk = 1; blk <= blocks; blk++) {
-            long o0 = group + (blk - 1) * (long) Q8_GROUP_BYTES, o1 = o0 + Q8_BYTES, o2 = o1 + Q8_BYTES, o3 = o2 + Q8_BYTES;
-            long xAt = (long) (blk - 1) * (4 * BLOCK);
-            float d0 = Float.float16ToFloat(w.get(LE_SHORT, o0));
-            float d1 = Float.float16ToFloat(w.get(LE_SHORT, o1));
-            float d2 = Float.float16ToFloat(w.get(LE_SHORT, o2));
-            float d3 = Float.float16ToFloat(w.get(LE_SHORT, o3));
+        for (int blk = 0; blk < blocks; blk++) {
+            long at = blk * stride;
+            long xAt = (long) blk * (4 * BLOCK);
+            float d0 = Float.float16ToFloat(w.get(LE_SHORT, o0 + at));
+            float d1 = Float.float16ToFloat(w.get(LE_SHORT, o1 + at));
+            float d2 = Float.float16ToFloat(w.get(LE_SHORT, o2 + at));
+            float d3 = Float.float16ToFloat(w.get(LE_SHORT, o3 + at));
             for (int c = 0; c < BLOCK; c += FL) {
-                FloatVector w0 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o0 + 2 + c, LE)
+                FloatVector w0 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o0 + at + 2 + c, LE)
                         .convertShape(VectorOperators.B2F, F, 0)).mul(d0);
-                FloatVector w1 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o1 + 2 + c, LE)
+                FloatVector w1 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o1 + at + 2 + c, LE)
                         .convertShape(VectorOperators.B2F, F, 0)).mul(d1);
-                FloatVector w2 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o2 + 2 + c, LE)
+                FloatVector w2 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o2 + at + 2 + c, LE)
                         .convertShape(VectorOperators.B2F, F, 0)).mul(d2);
-                FloatVector w3 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o3 + 2 + c, LE)
+                FloatVector w3 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o3 + at + 2 + c, LE)
                         .convertShape(VectorOperators.B2F, F, 0)).mul(d3);
                 long xc = xAt + 4L * c;
                 FloatVector v = FloatVector.fromMemorySegment(F, x, x0 + xc, NATIVE);

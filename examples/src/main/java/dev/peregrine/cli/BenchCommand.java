@@ -156,7 +156,7 @@ final class BenchCommand {
             List<Json> levels = new ArrayList<>();
             double single = 0;
             for (int c : concurrency) {
-                double aggregate = aggregateThroughput(model, random, c, genTokens);
+                double aggregate = aggregateThroughput(model, random, c, genTokens, reps);
                 if (c == 1) {
                     single = aggregate;
                 }
@@ -170,8 +170,8 @@ final class BenchCommand {
                 if (speculation != null) {
                     // The same text prompt for every request, plain and speculative: where speculation stops paying.
                     GenerationConfig plain = GenerationConfig.greedy().maxTokens(genTokens).ignoreEos(true);
-                    double p = aggregateThroughput(model, c, specTokens, plain);
-                    double f = aggregateThroughput(model, c, specTokens, plain.withSpeculation(speculation));
+                    double p = aggregateThroughput(model, c, specTokens, plain, reps);
+                    double f = aggregateThroughput(model, c, specTokens, plain.withSpeculation(speculation), reps);
                     level.field("text_prompt_plain_tok_s", p).field("text_prompt_speculative_tok_s", f);
                     if (!json) {
                         out.printf(Locale.ROOT, "  text prompt: plain %.1f tok/s, speculative %.1f tok/s (%.2fx)%n", p, f, f / p);
@@ -253,34 +253,58 @@ final class BenchCommand {
                 .field("allocated_bytes_per_token", allocated / Math.max(1, fastTokens));
     }
 
-    /** Generated tokens per second over all sequences, {@code c} requests of {@code n} tokens submitted at once. */
-    private static double aggregateThroughput(Model model, Random random, int c, int n) {
+    /**
+     * Generated tokens per second over all sequences, {@code c} requests of {@code n} tokens
+     * submitted at once: the median of {@code reps} runs after a warm-up (batched steps run kernels
+     * that one sequence does not, and those must be compiled first too).
+     */
+    private static double aggregateThroughput(Model model, Random random, int c, int n, int reps) {
         GenerationConfig cfg = GenerationConfig.greedy().maxTokens(n).ignoreEos(true);
         List<int[]> prompts = new ArrayList<>();
         for (int i = 0; i < c; i++) {
             prompts.add(randomPrompt(model, random, 8));
         }
-        return aggregateThroughput(model, prompts, cfg);
+        return aggregateThroughput(model, prompts, cfg, reps);
     }
 
     /** The same, with {@code c} copies of one prompt. */
-    private static double aggregateThroughput(Model model, int c, int[] prompt, GenerationConfig cfg) {
+    private static double aggregateThroughput(Model model, int c, int[] prompt, GenerationConfig cfg, int reps) {
         List<int[]> prompts = new ArrayList<>();
         for (int i = 0; i < c; i++) {
             prompts.add(prompt);
         }
-        return aggregateThroughput(model, prompts, cfg);
+        return aggregateThroughput(model, prompts, cfg, reps);
     }
 
-    private static double aggregateThroughput(Model model, List<int[]> prompts, GenerationConfig cfg) {
+    private static double aggregateThroughput(Model model, List<int[]> prompts, GenerationConfig cfg, int reps) {
+        warmUp(() -> runConcurrently(model, prompts, cfg).processedTokens());
+        double[] speeds = new double[reps];
+        for (int r = 0; r < reps; r++) {
+            ConcurrentRun run = runConcurrently(model, prompts, cfg);
+            speeds[r] = run.generatedTokens() * 1e9 / run.nanos();
+        }
+        return median(speeds);
+    }
+
+    private record ConcurrentRun(long generatedTokens, long processedTokens, long nanos) {
+    }
+
+    /** All prompts submitted at once, each from its own virtual thread. */
+    private static ConcurrentRun runConcurrently(Model model, List<int[]> prompts, GenerationConfig cfg) {
         long t0 = System.nanoTime();
         List<CompletableFuture<Completion>> futures = new ArrayList<>();
         for (int[] p : prompts) {
             futures.add(CompletableFuture.supplyAsync(() -> model.generator().generate(p, cfg, t -> { }),
                     Thread::startVirtualThread));
         }
-        long tokens = futures.stream().map(CompletableFuture::join).mapToLong(x -> x.outputTokens().length).sum();
-        return tokens * 1e9 / (System.nanoTime() - t0);
+        long generated = 0;
+        long processed = 0;
+        for (CompletableFuture<Completion> f : futures) {
+            Completion c = f.join();
+            generated += c.outputTokens().length;
+            processed += processedTokens(c);
+        }
+        return new ConcurrentRun(generated, processed, System.nanoTime() - t0);
     }
 
     private static double timeToFirstTokenMillis(Model model, Random random, int reps) {
@@ -356,16 +380,24 @@ final class BenchCommand {
      * several times slower), or for at most 30 seconds; at least once.
      */
     private static void warmUp(java.util.function.Supplier<Completion> run) {
+        warmUp((java.util.function.LongSupplier) () -> processedTokens(run.get()));
+    }
+
+    /** {@link #warmUp(java.util.function.Supplier)} for a run that returns the tokens it processed. */
+    private static void warmUp(java.util.function.LongSupplier run) {
         long deadline = System.nanoTime() + WARM_UP_NANOS;
         while (true) {
             long before = peregrineThreadsAllocatedBytes();
-            Completion c = run.get();
-            long tokens = c.promptTokens().length + c.outputTokens().length;
+            long tokens = run.getAsLong();
             long perToken = (peregrineThreadsAllocatedBytes() - before) / Math.max(1, tokens);
             if (perToken < 2048 || System.nanoTime() > deadline) {
                 return;
             }
         }
+    }
+
+    private static long processedTokens(Completion c) {
+        return c.promptTokens().length + c.outputTokens().length;
     }
 
     private static long peregrineThreadsAllocatedBytes() {
