@@ -1360,16 +1360,34 @@ final class VectorKernels implements Kernels {
 
             // Scores: q . k_p for every position p of the sequence, FL positions at a time: their
             // chains' lanes are summed together (addLaneSums: the same bits as one at a time).
+            // Heads of 4 vectors (64 values at 512 bits) keep q in registers and write the chain
+            // out: as a loop of 4, C2 ran each position through its pre-, main- and post-loop
+            // machinery (about 50 cycles a position and head).
             float max = Float.NEGATIVE_INFINITY;
             layout.slotsOf(seq, first, length, slots);
+            boolean fourVectors = vectorEnd == 4 * FL;
+            FloatVector q0 = FloatVector.zero(F), q1 = q0, q2 = q0, q3 = q0;
+            if (fourVectors) {
+                q0 = FloatVector.fromMemorySegment(F, q, qBase, order);
+                q1 = FloatVector.fromMemorySegment(F, q, qBase + 4L * FL, order);
+                q2 = FloatVector.fromMemorySegment(F, q, qBase + 8L * FL, order);
+                q3 = FloatVector.fromMemorySegment(F, q, qBase + 12L * FL, order);
+            }
             for (int p0 = 0; p0 < length; p0 += FL) {
                 int together = Math.min(FL, length - p0);
                 for (int g = 0; g < together; g++) {
                     long kBase = slots[p0 + g] * kvRowBytes + kvOffset;
                     FloatVector acc = FloatVector.zero(F);
-                    for (int i = 0; i < vectorEnd; i += FL) {
-                        acc = FloatVector.fromMemorySegment(F, q, qBase + i * 4L, order)
-                                .fma(FloatVector.fromMemorySegment(F, keys, kBase + i * 4L, order), acc);
+                    if (fourVectors) {
+                        acc = q0.fma(FloatVector.fromMemorySegment(F, keys, kBase, order), acc);
+                        acc = q1.fma(FloatVector.fromMemorySegment(F, keys, kBase + 4L * FL, order), acc);
+                        acc = q2.fma(FloatVector.fromMemorySegment(F, keys, kBase + 8L * FL, order), acc);
+                        acc = q3.fma(FloatVector.fromMemorySegment(F, keys, kBase + 12L * FL, order), acc);
+                    } else {
+                        for (int i = 0; i < vectorEnd; i += FL) {
+                            acc = FloatVector.fromMemorySegment(F, q, qBase + i * 4L, order)
+                                    .fma(FloatVector.fromMemorySegment(F, keys, kBase + i * 4L, order), acc);
+                        }
                     }
                     acc.intoArray(lanes, g * FL);
                 }
