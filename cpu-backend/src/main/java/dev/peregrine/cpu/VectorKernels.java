@@ -1360,36 +1360,22 @@ final class VectorKernels implements Kernels {
 
             // Scores: q . k_p for every position p of the sequence, FL positions at a time: their
             // chains' lanes are summed together (addLaneSums: the same bits as one at a time).
-            // Heads of 4 vectors (64 values at 512 bits) keep q in registers and write the chain
-            // out: as a loop of 4, C2 ran each position through its pre-, main- and post-loop
-            // machinery (about 50 cycles a position and head).
             float max = Float.NEGATIVE_INFINITY;
             layout.slotsOf(seq, first, length, slots);
-            boolean fourVectors = vectorEnd == 4 * FL;
-            FloatVector q0 = FloatVector.zero(F), q1 = q0, q2 = q0, q3 = q0;
-            if (fourVectors) {
-                q0 = FloatVector.fromMemorySegment(F, q, qBase, order);
-                q1 = FloatVector.fromMemorySegment(F, q, qBase + 4L * FL, order);
-                q2 = FloatVector.fromMemorySegment(F, q, qBase + 8L * FL, order);
-                q3 = FloatVector.fromMemorySegment(F, q, qBase + 12L * FL, order);
-            }
             for (int p0 = 0; p0 < length; p0 += FL) {
                 int together = Math.min(FL, length - p0);
-                for (int g = 0; g < together; g++) {
-                    long kBase = slots[p0 + g] * kvRowBytes + kvOffset;
-                    FloatVector acc = FloatVector.zero(F);
-                    if (fourVectors) {
-                        acc = q0.fma(FloatVector.fromMemorySegment(F, keys, kBase, order), acc);
-                        acc = q1.fma(FloatVector.fromMemorySegment(F, keys, kBase + 4L * FL, order), acc);
-                        acc = q2.fma(FloatVector.fromMemorySegment(F, keys, kBase + 8L * FL, order), acc);
-                        acc = q3.fma(FloatVector.fromMemorySegment(F, keys, kBase + 12L * FL, order), acc);
-                    } else {
+                if (vectorEnd == 4 * FL) {
+                    scoreChains4(q, qBase, keys, slots, p0, together, kvRowBytes, kvOffset, lanes);
+                } else {
+                    for (int g = 0; g < together; g++) {
+                        long kBase = slots[p0 + g] * kvRowBytes + kvOffset;
+                        FloatVector acc = FloatVector.zero(F);
                         for (int i = 0; i < vectorEnd; i += FL) {
                             acc = FloatVector.fromMemorySegment(F, q, qBase + i * 4L, order)
                                     .fma(FloatVector.fromMemorySegment(F, keys, kBase + i * 4L, order), acc);
                         }
+                        acc.intoArray(lanes, g * FL);
                     }
-                    acc.intoArray(lanes, g * FL);
                 }
                 java.util.Arrays.fill(scores, p0, p0 + together, 0f);
                 addLaneSums(lanes, scores, p0, together);
@@ -1478,6 +1464,29 @@ final class VectorKernels implements Kernels {
                 }
                 out.set(FLOAT, qBase + i * 4L, acc * inverse);
             }
+        }
+    }
+
+    /**
+     * The score chains of {@code together} positions from {@code p0} for a head of exactly 4
+     * vectors, into {@code lanes[g * FL]}: attention's loop, value for value, with q in registers
+     * and the chain written out (as a loop of 4, C2 ran each position through its pre-, main- and
+     * post-loop code: about 50 cycles a position and head). Its own method: q's vectors defined
+     * on one branch only of attention's loop were boxed, 5 allocations per head and layer.
+     */
+    private static void scoreChains4(MemorySegment q, long qBase, MemorySegment keys, int[] slots, int p0, int together,
+                                     long kvRowBytes, long kvOffset, float[] lanes) {
+        FloatVector q0 = FloatVector.fromMemorySegment(F, q, qBase, NATIVE);
+        FloatVector q1 = FloatVector.fromMemorySegment(F, q, qBase + 4L * FL, NATIVE);
+        FloatVector q2 = FloatVector.fromMemorySegment(F, q, qBase + 8L * FL, NATIVE);
+        FloatVector q3 = FloatVector.fromMemorySegment(F, q, qBase + 12L * FL, NATIVE);
+        for (int g = 0; g < together; g++) {
+            long kBase = slots[p0 + g] * kvRowBytes + kvOffset;
+            FloatVector acc = q0.fma(FloatVector.fromMemorySegment(F, keys, kBase, NATIVE), FloatVector.zero(F));
+            acc = q1.fma(FloatVector.fromMemorySegment(F, keys, kBase + 4L * FL, NATIVE), acc);
+            acc = q2.fma(FloatVector.fromMemorySegment(F, keys, kBase + 8L * FL, NATIVE), acc);
+            acc = q3.fma(FloatVector.fromMemorySegment(F, keys, kBase + 12L * FL, NATIVE), acc);
+            acc.intoArray(lanes, g * FL);
         }
     }
 
