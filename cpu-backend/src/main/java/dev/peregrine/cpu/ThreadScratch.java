@@ -28,6 +28,8 @@ final class ThreadScratch implements AutoCloseable {
     float[] blockScales = new float[0];
     /** One weight row dequantised to floats (embedding rows, the scalar kernels). */
     float[] row = new float[0];
+    /** One token's padded activations, for the tile kernel when a product has only that token. */
+    float[] token = new float[0];
     /** Attention scores of one (token, head) over its context. */
     float[] scores = new float[0];
     /** KV-cache slot of each context position of the sequence being attended. */
@@ -51,6 +53,13 @@ final class ThreadScratch implements AutoCloseable {
             panelFloats = new float[floats];
             panelView = MemorySegment.ofArray(panelFloats);
         }
+    }
+
+    float[] token(int n) {
+        if (token.length < n) {
+            token = new float[n];
+        }
+        return token;
     }
 
     float[] row(int n) {

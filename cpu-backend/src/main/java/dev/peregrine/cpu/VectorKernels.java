@@ -144,11 +144,10 @@ final class VectorKernels implements Kernels {
                 copyRow(x, (long) t * n, n, input.floats, (long) t * input.paddedColumns, input.paddedColumns);
             }
         }
-        if (tokens > 1 || !hasRowKernel(w)) {
-            // For the tile kernel (all products of more than 16 tokens, of 2-16 for the types
-            // without a row kernel for several tokens, and of one for Q8_0 rows read in place from
-            // the file, which then all are): one zero-padded heap copy, made once here rather than
-            // per panel by every thread (that copy cost as much as the FMAs on long rows).
+        if (tokens > 1) {
+            // For the tile kernel (all products of more than 16 tokens, and of 2-16 for the types
+            // without a row kernel for several tokens): one zero-padded heap copy, made once here
+            // rather than per panel by every thread (that copy cost as much as the FMAs on long rows).
             input.ensureRows(Math.multiplyExact(tokens, input.paddedColumns));
             for (int t = 0; t < tokens; t++) {
                 copyRow(x, (long) t * n, n, input.rowsView, (long) t * input.paddedColumns, input.paddedColumns);
@@ -978,7 +977,13 @@ final class VectorKernels implements Kernels {
         // Heap arrays with int indices: C2 hoists their bounds checks out of the tile loop, which
         // it does not do for the same loads from memory segments at long offsets.
         float[] panel = scratch.panelFloats;
+        // One token (Q8_0 rows read in place from the file): each thread copies the prepared row,
+        // since a grouped product prepares the heap copy only for several tokens.
         float[] xs = input.rows;
+        if (tokens == 1) {
+            xs = scratch.token(kp);
+            MemorySegment.copy(input.floats, FLOAT, 0, xs, 0, kp);
+        }
         float[] sums = scratch.tileSums(panelRows * TILE_TOKENS);
         // The FMA chain of each (panel row, tile token), carried from one column chunk to the next.
         float[] chains = scratch.lanes(panelRows * TILE_TOKENS * FL);

@@ -93,7 +93,8 @@ class CpuKernelsTest {
     /**
      * Q8_0 rows read in place from the file ({@code peregrine.cpu.copyWeights=false}) take the tile
      * kernel even for one token, since the row kernels read rows interleaved in groups of 4: the
-     * values must be the interleaved rows' values, bit for bit.
+     * values must be the interleaved rows' values, bit for bit, whichever weight the input was
+     * prepared for.
      */
     @Test
     void q8RowsInTheFilesLayoutGiveTheSameBitsAsInterleavedRows() {
@@ -106,6 +107,7 @@ class CpuKernelsTest {
         CpuBackend backend = backend(VectorKernels::new);
         Weight interleaved = backend.upload(t);
         assertThat(((CpuWeight) interleaved).rowGroup()).isEqualTo(4);
+        CpuWeight f32 = (CpuWeight) backend.upload(tensor(DType.F32, columns, outputs));
         try (MatmulInput input = new MatmulInput()) {
             ThreadScratch scratch = new ThreadScratch();
             for (int tokens : new int[] {1, 3}) {
@@ -120,6 +122,13 @@ class CpuKernelsTest {
                 backend.matmul(reference, buffer(backend, x), interleaved, tokens);
                 backend.read(reference, 0, expected, 0, expected.length);
                 assertThat(out.toArray(ValueLayout.JAVA_FLOAT)).as("%d tokens", tokens).isEqualTo(expected);
+                // In a grouped product the input is prepared for the first weight, here one with
+                // its own one-token kernel (a fresh input: nothing left from an earlier product).
+                try (MatmulInput forF32 = new MatmulInput()) {
+                    kernels.prepareMatmul(forF32, f32, xs, tokens);
+                    kernels.matmul(forF32, inPlace, out, tokens, 0, outputs, scratch);
+                }
+                assertThat(out.toArray(ValueLayout.JAVA_FLOAT)).as("%d tokens, prepared for F32", tokens).isEqualTo(expected);
             }
         }
     }
