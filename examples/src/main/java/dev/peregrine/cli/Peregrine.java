@@ -94,6 +94,7 @@ public final class Peregrine {
               -t, --threads N            CPU threads (default: all processors)
               -r, --reps N               repetitions after a warm-up (until the kernels are compiled, <= 30 s); the median is reported (default 3)
                   --concurrency LIST     also measure aggregate decode speed at these request counts, e.g. 1,4,16,64
+                                         (each level warmed up, then the median of the -r runs)
                   --ttft                 also measure time to first token, idle and during a 2000-token prefill
                   --draft-model FILE     also measure speculative against plain greedy decoding of a text prompt
                   --prompt-lookup        the same with prompt lookup (--draft-max, --lookup-ngram as for generate)
