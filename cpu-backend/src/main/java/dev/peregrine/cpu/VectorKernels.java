@@ -646,10 +646,15 @@ final class VectorKernels implements Kernels {
                 int shift = 4 * (j % 2);
                 for (int c = 0; c < 32; c += FL) {
                     FloatVector v = FloatVector.fromMemorySegment(F, x, 4L * (b + 32 * j + c), NATIVE);
-                    c0 = q4kValues(w, o0 + run + c, shift).mul(scales[j]).sub(scales[8 + j]).fma(v, c0);
-                    c1 = q4kValues(w, o1 + run + c, shift).mul(scales[16 + j]).sub(scales[24 + j]).fma(v, c1);
-                    c2 = q4kValues(w, o2 + run + c, shift).mul(scales[32 + j]).sub(scales[40 + j]).fma(v, c2);
-                    c3 = q4kValues(w, o3 + run + c, shift).mul(scales[48 + j]).sub(scales[56 + j]).fma(v, c3);
+                    // lanes holds the values until it holds the chains (see q4kValues).
+                    q4kValues(w, o0 + run + c, shift, lanes, 0);
+                    q4kValues(w, o1 + run + c, shift, lanes, FL);
+                    q4kValues(w, o2 + run + c, shift, lanes, 2 * FL);
+                    q4kValues(w, o3 + run + c, shift, lanes, 3 * FL);
+                    c0 = FloatVector.fromArray(F, lanes, 0).mul(scales[j]).sub(scales[8 + j]).fma(v, c0);
+                    c1 = FloatVector.fromArray(F, lanes, FL).mul(scales[16 + j]).sub(scales[24 + j]).fma(v, c1);
+                    c2 = FloatVector.fromArray(F, lanes, 2 * FL).mul(scales[32 + j]).sub(scales[40 + j]).fma(v, c2);
+                    c3 = FloatVector.fromArray(F, lanes, 3 * FL).mul(scales[48 + j]).sub(scales[56 + j]).fma(v, c3);
                 }
             }
         }
@@ -702,27 +707,32 @@ final class VectorKernels implements Kernels {
         addLaneSums(lanes, sums, 0, 4);
     }
 
-    /** Q4_K values (nibbles at {@code shift}) of FL bytes at {@code at}, as floats. */
-    private static FloatVector q4kValues(MemorySegment w, long at, int shift) {
-        return (FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, at, LE)
+    /**
+     * Q4_K values (nibbles at {@code shift}) of FL bytes at {@code at}, as floats into
+     * {@code into[to ..]}. Stored, not returned: a helper returning a vector boxes it wherever C2
+     * does not inline the helper (with 256-bit vectors a Q4_K_M decode step allocated 512 KB).
+     */
+    private static void q4kValues(MemorySegment w, long at, int shift, float[] into, int to) {
+        ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, at, LE)
                 .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F)
-                .convert(VectorOperators.I2F, 0);
+                .convert(VectorOperators.I2F, 0)).intoArray(into, to);
     }
 
     /**
      * Q6_K values q - 32 of the super-block at {@code at}, FL of them from value {@code i}, as
-     * floats: q's low 4 bits from ql, high 2 bits from qh (the rowsQ6K16 comment has the layout).
+     * floats into {@code into[to ..]} (stored, as q4kValues explains): q's low 4 bits from ql, high
+     * 2 bits from qh (the rowsQ6K16 comment has the layout).
      */
-    private static FloatVector q6kValues(MemorySegment w, long at, int i) {
+    private static void q6kValues(MemorySegment w, long at, int i, float[] into, int to) {
         int h = i / 128;
         int k = i % 128 / 32;
         int l = i % 32;
-        return (FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, at + 64L * h + l + 32 * (k % 2), LE)
+        ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, at + 64L * h + l + 32 * (k % 2), LE)
                 .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, k < 2 ? 0 : 4).and(0x0F)
                 .or(((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, at + 128 + 32L * h + l, LE)
                         .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, 2 * k)
                         .and(3).lanewise(VectorOperators.LSHL, 4))
-                .sub(32).convert(VectorOperators.I2F, 0);
+                .sub(32).convert(VectorOperators.I2F, 0)).intoArray(into, to);
     }
 
     /** The 8 scales (d * sc[j]) then the 8 offsets (dmin * m[j]) of the Q4_K super-block at {@code at}, from {@code into[base]}. */
@@ -764,10 +774,15 @@ final class VectorKernels implements Kernels {
             for (int i = 0; i < K_BLOCK; i += FL) {
                 int s = i / 16;
                 FloatVector v = FloatVector.fromMemorySegment(F, x, 4L * (b + i), NATIVE);
-                c0 = q6kValues(w, o0 + at, i).mul(scales[s]).fma(v, c0);
-                c1 = q6kValues(w, o1 + at, i).mul(scales[16 + s]).fma(v, c1);
-                c2 = q6kValues(w, o2 + at, i).mul(scales[32 + s]).fma(v, c2);
-                c3 = q6kValues(w, o3 + at, i).mul(scales[48 + s]).fma(v, c3);
+                // lanes holds the values until it holds the chains (see q4kValues).
+                q6kValues(w, o0 + at, i, lanes, 0);
+                q6kValues(w, o1 + at, i, lanes, FL);
+                q6kValues(w, o2 + at, i, lanes, 2 * FL);
+                q6kValues(w, o3 + at, i, lanes, 3 * FL);
+                c0 = FloatVector.fromArray(F, lanes, 0).mul(scales[s]).fma(v, c0);
+                c1 = FloatVector.fromArray(F, lanes, FL).mul(scales[16 + s]).fma(v, c1);
+                c2 = FloatVector.fromArray(F, lanes, 2 * FL).mul(scales[32 + s]).fma(v, c2);
+                c3 = FloatVector.fromArray(F, lanes, 3 * FL).mul(scales[48 + s]).fma(v, c3);
             }
         }
         c0.intoArray(lanes, 0);
@@ -1115,7 +1130,8 @@ final class VectorKernels implements Kernels {
             case Q4_K, Q6_K -> {
                 if (rowOffset % type.blockBytes() == 0 && first % K_BLOCK == 0 && count % K_BLOCK == 0) {
                     long at = rowOffset + (long) first / K_BLOCK * type.blockBytes();
-                    float[] scales = scratch.blockScales(16);
+                    // 16 scales (and offsets), then FL values (see q4kValues).
+                    float[] scales = scratch.blockScales(16 + FL);
                     if (type == DType.Q4_K) {
                         decodeQ4K(data, at, count / K_BLOCK, dst, dstOffset, scales);
                     } else {
@@ -1193,7 +1209,11 @@ final class VectorKernels implements Kernels {
         }
     }
 
-    /** Q4_K super-blocks to floats, the values of {@link Dequant} and of rowsQ4K: scale * q - offset. */
+    /**
+     * Q4_K super-blocks to floats, the values of {@link Dequant} and of rowsQ4K: scale * q - offset.
+     * {@code scales} holds at least 16 + FL floats: a super-block's scales and offsets, then the
+     * values being converted.
+     */
     static void decodeQ4K(MemorySegment data, long offset, int blocks, MemorySegment dst, long dstOffset, float[] scales) {
         for (int blk = 0; blk < blocks; blk++) {
             long at = offset + (long) blk * Q4K_BYTES;
@@ -1203,21 +1223,23 @@ final class VectorKernels implements Kernels {
                 long run = at + 16 + 32L * (j / 2);
                 int shift = 4 * (j % 2);
                 for (int c = 0; c < 32; c += FL) {
-                    q4kValues(data, run + c, shift).mul(scales[j]).sub(scales[8 + j])
+                    q4kValues(data, run + c, shift, scales, 16);
+                    FloatVector.fromArray(F, scales, 16).mul(scales[j]).sub(scales[8 + j])
                             .intoMemorySegment(dst, to + 4L * (32 * j + c), NATIVE);
                 }
             }
         }
     }
 
-    /** Q6_K super-blocks to floats, the values of {@link Dequant} and of rowsQ6K: (d * sc) * (q - 32). */
+    /** Q6_K super-blocks to floats, the values of {@link Dequant} and of rowsQ6K: (d * sc) * (q - 32); {@code scales} as for decodeQ4K. */
     static void decodeQ6K(MemorySegment data, long offset, int blocks, MemorySegment dst, long dstOffset, float[] scales) {
         for (int blk = 0; blk < blocks; blk++) {
             long at = offset + (long) blk * Q6K_BYTES;
             long to = dstOffset + 4L * K_BLOCK * blk;
             q6kScales(data, at, scales, 0);
             for (int i = 0; i < K_BLOCK; i += FL) {
-                q6kValues(data, at, i).mul(scales[i / 16]).intoMemorySegment(dst, to + 4L * i, NATIVE);
+                q6kValues(data, at, i, scales, 16);
+                FloatVector.fromArray(F, scales, 16).mul(scales[i / 16]).intoMemorySegment(dst, to + 4L * i, NATIVE);
             }
         }
     }
@@ -1369,8 +1391,8 @@ final class VectorKernels implements Kernels {
             layout.slotsOf(seq, first, length, slots);
             for (int p0 = 0; p0 < length; p0 += FL) {
                 int together = Math.min(FL, length - p0);
-                if (vectorEnd == 4 * FL) {
-                    scoreChains4(q, qBase, keys, slots, p0, together, kvRowBytes, kvOffset, lanes);
+                if (vectorEnd == 4 * FL || vectorEnd == 8 * FL) {
+                    scoreChains(q, qBase, keys, slots, p0, together, kvRowBytes, kvOffset, lanes, vectorEnd == 8 * FL);
                 } else {
                     for (int g = 0; g < together; g++) {
                         long kBase = slots[p0 + g] * kvRowBytes + kvOffset;
@@ -1474,13 +1496,17 @@ final class VectorKernels implements Kernels {
 
     /**
      * The score chains of {@code together} positions from {@code p0} for a head of exactly 4
-     * vectors, into {@code lanes[g * FL]}: attention's loop, value for value, with q in registers
-     * and the chain written out (as a loop of 4, C2 ran each position through its pre-, main- and
-     * post-loop code: about 50 cycles a position and head). Its own method: q's vectors defined
-     * on one branch only of attention's loop were boxed, 5 allocations per head and layer.
+     * vectors (64 values at 512 bits: smollm2, llama3.2-1b; 32 at 256 bits) or 8 ({@code eight}:
+     * 128 values at 512 bits, most 7-8B models; 64 at 256 bits, AVX2 machines), into
+     * {@code lanes[g * FL]}: attention's loop, value for value, with the chain written out and the
+     * first 4 q vectors in registers (the next 4 are L1 loads). As a loop over the head's vectors,
+     * C2 ran each position through its pre-, main- and post-loop code; microbenchmark, 9 heads x
+     * 272 positions: 4 vectors 15.5 -> 8.3 ns per position and head, 8 vectors 20-21 -> 12-13
+     * (docs/PERFORMANCE.md). Its own method: q's vectors defined on one branch only of
+     * attention's loop were boxed, 5 allocations per head and layer.
      */
-    private static void scoreChains4(MemorySegment q, long qBase, MemorySegment keys, int[] slots, int p0, int together,
-                                     long kvRowBytes, long kvOffset, float[] lanes) {
+    private static void scoreChains(MemorySegment q, long qBase, MemorySegment keys, int[] slots, int p0, int together,
+                                    long kvRowBytes, long kvOffset, float[] lanes, boolean eight) {
         FloatVector q0 = FloatVector.fromMemorySegment(F, q, qBase, NATIVE);
         FloatVector q1 = FloatVector.fromMemorySegment(F, q, qBase + 4L * FL, NATIVE);
         FloatVector q2 = FloatVector.fromMemorySegment(F, q, qBase + 8L * FL, NATIVE);
@@ -1491,6 +1517,16 @@ final class VectorKernels implements Kernels {
             acc = q1.fma(FloatVector.fromMemorySegment(F, keys, kBase + 4L * FL, NATIVE), acc);
             acc = q2.fma(FloatVector.fromMemorySegment(F, keys, kBase + 8L * FL, NATIVE), acc);
             acc = q3.fma(FloatVector.fromMemorySegment(F, keys, kBase + 12L * FL, NATIVE), acc);
+            if (eight) {
+                acc = FloatVector.fromMemorySegment(F, q, qBase + 16L * FL, NATIVE)
+                        .fma(FloatVector.fromMemorySegment(F, keys, kBase + 16L * FL, NATIVE), acc);
+                acc = FloatVector.fromMemorySegment(F, q, qBase + 20L * FL, NATIVE)
+                        .fma(FloatVector.fromMemorySegment(F, keys, kBase + 20L * FL, NATIVE), acc);
+                acc = FloatVector.fromMemorySegment(F, q, qBase + 24L * FL, NATIVE)
+                        .fma(FloatVector.fromMemorySegment(F, keys, kBase + 24L * FL, NATIVE), acc);
+                acc = FloatVector.fromMemorySegment(F, q, qBase + 28L * FL, NATIVE)
+                        .fma(FloatVector.fromMemorySegment(F, keys, kBase + 28L * FL, NATIVE), acc);
+            }
             acc.intoArray(lanes, g * FL);
         }
     }

@@ -367,8 +367,8 @@ class CpuKernelsTest {
             int window = variant[0];
             float softcap = variant[1];
             // A head shorter than a vector, and one of several vectors plus a remainder.
-            // 32 and 64: exactly 4 vectors at 256 and 512 bits (the written-out score chain).
-            for (int headDim : new int[] {5, 32, 64, 72}) {
+            // 32, 64, 128: exactly 4 or 8 vectors at 256 or 512 bits (written-out score chains).
+            for (int headDim : new int[] {5, 32, 64, 72, 128}) {
                 int heads = 4;
                 int kvHeads = 2;
                 int blockSize = 4;
