@@ -107,8 +107,8 @@ final class VectorKernels implements Kernels {
      * Q8_0 and Q4_0 rows are read 4 at a time (see matrixVector); interleaving them block by block
      * makes those 4 rows one sequential stream, which the hardware prefetchers follow much better
      * than 4 short streams a row apart (Q8_0 decode over 576-value rows: 6.0 -> 10.6 GB/s on one
-     * core, KernelBench). The Q8_0 row kernels read only this layout, so Q8_0 matrices of fewer
-     * than 4 rows are interleaved too (with zero rows added).
+     * core, KernelBench). The one-token Q8_0 kernel reads only this layout, so Q8_0 matrices of
+     * fewer than 4 rows are interleaved too (with zero rows added).
      */
     @Override
     public int rowGroup(DType type, long rows, long columns) {
@@ -175,7 +175,7 @@ final class VectorKernels implements Kernels {
 
     /**
      * Whether one token's product has its own kernel below: every type Peregrine loads has, but
-     * the Q8_0 kernels read rows interleaved in groups of 4, so Q8_0 rows kept as in the file
+     * the one-token Q8_0 kernel reads rows interleaved in groups of 4, so Q8_0 rows kept as in the file
      * ({@code peregrine.cpu.copyWeights=false}) take the tile kernel, whose values are the same.
      */
     private static boolean hasRowKernel(CpuWeight w) {
