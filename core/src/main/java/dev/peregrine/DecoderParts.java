@@ -94,7 +94,7 @@ final class DecoderParts {
             backend = provider.create(new BackendConfig(options.threads(), options.deviceIndex()));
             LlamaWeights weights = LlamaWeights.load(checkpoint.tensors(), config, backend);
             int blocks = (int) Math.min(Integer.MAX_VALUE, (kvTokens + KV_BLOCK_SIZE - 1) / KV_BLOCK_SIZE);
-            KvCache kv = new KvCache(backend, config.layers(), config.kvDim(), blocks, KV_BLOCK_SIZE);
+            KvCache kv = new KvCache(backend, config.layers(), config.kvDim(), blocks, KV_BLOCK_SIZE, options.kvCacheType());
             LlamaGraph graph = new LlamaGraph(config, weights, backend, kv, options.maxBatchTokens());
             Scheduler scheduler = new Scheduler(graph, kv, vocab, checkpoint.tokenizer().vocabularySize(),
                     options.maxBatchTokens(), options.maxSequences(),
@@ -117,7 +117,7 @@ final class DecoderParts {
         if (options.kvCacheTokens() > 0) {
             return options.kvCacheTokens();
         }
-        long bytesPerToken = 2L * c.layers() * c.kvDim() * Float.BYTES;
+        long bytesPerToken = KvCache.bytesPerToken(c.layers(), c.kvDim(), options.kvCacheType());
         long budget = Math.max(KV_BLOCK_SIZE, DEFAULT_KV_BYTES / bytesPerToken);
         return Math.min(4L * context, budget);
     }
@@ -188,9 +188,10 @@ final class DecoderParts {
     }
 
     String describe(Path path) {
-        return String.format("%s: llama, %d layers, dim %d, %d heads (%d KV), FFN %d, vocab %d, context %d; %s",
+        return String.format("%s: llama, %d layers, dim %d, %d heads (%d KV), FFN %d, vocab %d, context %d; "
+                        + "KV cache %s, %d tokens; %s",
                 path.getFileName(), config.layers(), config.dim(), config.heads(), config.kvHeads(), config.ffnDim(),
-                config.vocabularySize(), contextLength, backendDescription);
+                config.vocabularySize(), contextLength, kv.type(), kv.capacityTokens(), backendDescription);
     }
 
     /** Stops the step loop after its current step (queued and running requests fail), then frees memory. */

@@ -1,5 +1,7 @@
 package dev.peregrine;
 
+import dev.peregrine.tensor.DType;
+
 /**
  * How to load a model. Immutable; {@code withX} methods return copies.
  *
@@ -21,10 +23,15 @@ package dev.peregrine;
  *                       the step in flight, so this bounds its extra time to first token, at some cost
  *                       in prefill throughput on large models (docs/PERFORMANCE.md)
  * @param deviceIndex    which GPU a GPU backend uses (0 = the first); the CPU backend ignores it
+ * @param kvCacheType    how the KV cache stores keys and values: F32 (the default), or F16, which halves
+ *                       the cache's memory (twice the tokens in the same budget) and the bytes attention
+ *                       reads per position, at the cost of rounding each key and value to a half (11
+ *                       significant bits, as llama.cpp's default {@code f16} cache; values beyond
+ *                       65504 in magnitude become infinite)
  */
 public record ModelOptions(String backend, int threads, int contextLength, long kvCacheTokens, int maxBatchTokens,
                            int maxSequences, int maxWaitingRequests, boolean prefixCaching, int prefillChunkTokens,
-                           int prefillStepMillis, int deviceIndex) {
+                           int prefillStepMillis, int deviceIndex, DType kvCacheType) {
     public ModelOptions {
         if (backend == null || backend.isBlank()) {
             throw new IllegalArgumentException("backend must be 'auto' or a backend name");
@@ -47,57 +54,65 @@ public record ModelOptions(String backend, int threads, int contextLength, long 
         if (deviceIndex < 0) {
             throw new IllegalArgumentException("deviceIndex must be >= 0, got " + deviceIndex);
         }
+        if (kvCacheType != DType.F32 && kvCacheType != DType.F16) {
+            throw new IllegalArgumentException("kvCacheType must be F32 or F16, got " + kvCacheType);
+        }
         if (maxWaitingRequests < 0) {
             throw new IllegalArgumentException("maxWaitingRequests must be >= 0, got " + maxWaitingRequests);
         }
     }
 
     public static ModelOptions defaults() {
-        return new ModelOptions("auto", 0, 0, 0, 512, 64, 1024, true, 128, 50, 0);
+        return new ModelOptions("auto", 0, 0, 0, 512, 64, 1024, true, 128, 50, 0, DType.F32);
     }
 
     public ModelOptions withBackend(String name) {
-        return new ModelOptions(name, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis, deviceIndex);
+        return new ModelOptions(name, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis, deviceIndex, kvCacheType);
     }
 
     public ModelOptions withThreads(int n) {
-        return new ModelOptions(backend, n, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis, deviceIndex);
+        return new ModelOptions(backend, n, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis, deviceIndex, kvCacheType);
     }
 
     public ModelOptions withContextLength(int n) {
-        return new ModelOptions(backend, threads, n, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis, deviceIndex);
+        return new ModelOptions(backend, threads, n, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis, deviceIndex, kvCacheType);
     }
 
     public ModelOptions withKvCacheTokens(long n) {
-        return new ModelOptions(backend, threads, contextLength, n, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis, deviceIndex);
+        return new ModelOptions(backend, threads, contextLength, n, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis, deviceIndex, kvCacheType);
     }
 
     public ModelOptions withMaxBatchTokens(int n) {
-        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, n, Math.min(maxSequences, n), maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis, deviceIndex);
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, n, Math.min(maxSequences, n), maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis, deviceIndex, kvCacheType);
     }
 
     public ModelOptions withMaxSequences(int n) {
-        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, n, maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis, deviceIndex);
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, n, maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis, deviceIndex, kvCacheType);
     }
 
     public ModelOptions withPrefixCaching(boolean on) {
-        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, on, prefillChunkTokens, prefillStepMillis, deviceIndex);
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, on, prefillChunkTokens, prefillStepMillis, deviceIndex, kvCacheType);
     }
 
     public ModelOptions withPrefillChunkTokens(int n) {
-        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, n, prefillStepMillis, deviceIndex);
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, n, prefillStepMillis, deviceIndex, kvCacheType);
     }
 
     public ModelOptions withPrefillStepMillis(int millis) {
-        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens, millis, deviceIndex);
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens, millis, deviceIndex, kvCacheType);
     }
 
     public ModelOptions withMaxWaitingRequests(int n) {
-        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, n, prefixCaching, prefillChunkTokens, prefillStepMillis, deviceIndex);
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, n, prefixCaching, prefillChunkTokens, prefillStepMillis, deviceIndex, kvCacheType);
     }
 
     /** Which GPU a GPU backend uses (CUDA device ordinal). */
     public ModelOptions withDeviceIndex(int n) {
-        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis, n);
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis, n, kvCacheType);
+    }
+
+    /** How the KV cache stores keys and values: F32, or F16 for half the memory and bandwidth. */
+    public ModelOptions withKvCacheType(DType type) {
+        return new ModelOptions(backend, threads, contextLength, kvCacheTokens, maxBatchTokens, maxSequences, maxWaitingRequests, prefixCaching, prefillChunkTokens, prefillStepMillis, deviceIndex, type);
     }
 }

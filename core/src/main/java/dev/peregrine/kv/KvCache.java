@@ -2,10 +2,12 @@ package dev.peregrine.kv;
 
 import dev.peregrine.spi.Backend;
 import dev.peregrine.spi.Buffer;
+import dev.peregrine.tensor.DType;
 
 /**
  * The paged KV cache of one model: for every layer a key buffer and a value buffer of
- * {@code blocks x blockSize} slots of {@code kvDim} floats, and the allocator of those blocks.
+ * {@code blocks x blockSize} slots of {@code kvDim} values (floats, or halves for an F16 cache),
+ * and the allocator of those blocks.
  * Sequences ({@link KvSequence}) own lists of blocks. Thread-safe: block bookkeeping is
  * synchronised on this object.
  */
@@ -13,25 +15,46 @@ public final class KvCache {
     private final Backend backend;
     private final int blockSize;
     private final int kvDim;
+    private final DType type;
     private final Buffer[] keys;
     private final Buffer[] values;
     private final BlockAllocator allocator;
     private final PrefixIndex prefixes;
     private long prefixHitTokens;
 
+    /** An F32 cache. */
     public KvCache(Backend backend, int layers, int kvDim, int blocks, int blockSize) {
+        this(backend, layers, kvDim, blocks, blockSize, DType.F32);
+    }
+
+    /** A cache of keys and values of {@code type}: F32, or F16 where the backend supports it. */
+    public KvCache(Backend backend, int layers, int kvDim, int blocks, int blockSize, DType type) {
+        if (type != DType.F32 && type != DType.F16) {
+            throw new IllegalArgumentException("a KV cache holds F32 or F16 values, not " + type);
+        }
         this.backend = backend;
         this.blockSize = blockSize;
         this.kvDim = kvDim;
+        this.type = type;
         this.prefixes = new PrefixIndex(blocks, blockSize);
         this.allocator = new BlockAllocator(blocks, prefixes::remove);
         this.keys = new Buffer[layers];
         this.values = new Buffer[layers];
-        long floats = (long) blocks * blockSize * kvDim;
+        long count = (long) blocks * blockSize * kvDim;
         for (int l = 0; l < layers; l++) {
-            keys[l] = backend.allocate(floats);
-            values[l] = backend.allocate(floats);
+            keys[l] = backend.allocate(count, type);
+            values[l] = backend.allocate(count, type);
         }
+    }
+
+    /** How keys and values are stored: F32 or F16. */
+    public DType type() {
+        return type;
+    }
+
+    /** Bytes of keys and values one token takes over all layers. */
+    public static long bytesPerToken(int layers, int kvDim, DType type) {
+        return 2L * layers * kvDim * type.blockBytes();
     }
 
     public int blockSize() {

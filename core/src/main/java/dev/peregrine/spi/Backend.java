@@ -1,6 +1,7 @@
 package dev.peregrine.spi;
 
 import dev.peregrine.sampling.TopK;
+import dev.peregrine.tensor.DType;
 import dev.peregrine.tensor.Tensor;
 
 /**
@@ -27,6 +28,20 @@ public interface Backend extends AutoCloseable {
 
     /** A zero-filled buffer of {@code floats} floats. */
     Buffer allocate(long floats);
+
+    /**
+     * A zero-filled buffer of {@code count} values of {@code type}: F32, or F16 for a KV cache
+     * kept in half precision, which {@link #storeKv}, {@link #ropeAndStoreKv}, {@link #attention}
+     * and {@link #copy} then accept in place of an F32 cache.
+     *
+     * @throws IllegalArgumentException if this backend keeps no buffers of that type
+     */
+    default Buffer allocate(long count, DType type) {
+        if (type != DType.F32) {
+            throw new IllegalArgumentException(description() + " keeps buffers (and KV caches) in F32 only, not " + type);
+        }
+        return allocate(count);
+    }
 
     /** Called once per forward step before any kernel, so a device backend can upload the layout. */
     void beginStep(BatchLayout layout);
@@ -77,7 +92,10 @@ public interface Backend extends AutoCloseable {
      */
     void rope(Buffer x, Buffer cosSin, int rows, int heads, int headDim, int ropeDimensions);
 
-    /** Writes row r of {@code k} and {@code v} (width) into slot {@code layout.slots[r]} of the caches. */
+    /**
+     * Writes row r of {@code k} and {@code v} (width) into slot {@code layout.slots[r]} of the caches,
+     * rounded to the nearest half when the caches are F16.
+     */
     void storeKv(Buffer keyCache, Buffer valueCache, Buffer k, Buffer v, int width, BatchLayout layout);
 
     /**
@@ -119,7 +137,10 @@ public interface Backend extends AutoCloseable {
     /** {@code acc[i] += x[i]} for {@code count} values. */
     void add(Buffer acc, Buffer x, long count);
 
-    /** Copies {@code count} floats between buffers (gathering rows, copy-on-write of KV blocks). */
+    /**
+     * Copies {@code count} values between buffers of one type (gathering rows, copy-on-write of KV
+     * blocks); offsets and count are in values of that type.
+     */
     void copy(Buffer dst, long dstOffset, Buffer src, long srcOffset, long count);
 
     /** Copies {@code count} floats from the host array {@code src} into {@code dst}. */

@@ -2,13 +2,22 @@ package dev.peregrine.cpu;
 
 import dev.peregrine.spi.BatchLayout;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 
 /** The arguments of one attention call, set by the backend before it splits the work (reused, never reallocated). */
 final class AttentionArgs {
+    private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT;
+    private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
     MemorySegment out;
     MemorySegment q;
     MemorySegment keyCache;
     MemorySegment valueCache;
+    /** Counts attention calls: what a thread decoded from an F16 cache is valid within one call. */
+    long call;
+    /** Whether the caches hold little-endian halves (an F16 KV cache) rather than floats. */
+    boolean halfCache;
     BatchLayout layout;
     int heads;
     int kvHeads;
@@ -18,6 +27,16 @@ final class AttentionArgs {
     int window;
     /** 0, or the soft-capping bound of the scores. */
     float softcap;
+
+    /** Value {@code index} (slot * kvHeads * headDim + ...) of the key cache, as a float. */
+    float key(long index) {
+        return halfCache ? Float.float16ToFloat(keyCache.get(HALF, 2 * index)) : keyCache.get(FLOAT, 4 * index);
+    }
+
+    /** Value {@code index} of the value cache, as a float. */
+    float value(long index) {
+        return halfCache ? Float.float16ToFloat(valueCache.get(HALF, 2 * index)) : valueCache.get(FLOAT, 4 * index);
+    }
 
     /** The first position a row at {@code position} attends to: 0, or the start of its window. */
     int firstAttended(int position) {

@@ -27,6 +27,7 @@ import org.slf4j.LoggerFactory;
 final class CpuBackend implements Backend {
     private static final Logger LOG = LoggerFactory.getLogger(CpuBackend.class);
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
+    private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
     private static final String VECTOR_MODULE = "jdk.incubator.vector";
     private static final AtomicBoolean FALLBACK_LOGGED = new AtomicBoolean();
     /**
@@ -198,7 +199,15 @@ final class CpuBackend implements Backend {
 
     @Override
     public Buffer allocate(long floats) {
-        return new CpuBuffer(HostMemory.allocate(arena, floats * Float.BYTES));
+        return allocate(floats, DType.F32);
+    }
+
+    @Override
+    public Buffer allocate(long count, DType type) {
+        if (type != DType.F32 && type != DType.F16) {
+            throw new IllegalArgumentException("the CPU backend keeps buffers of F32 or F16 values, not " + type);
+        }
+        return new CpuBuffer(HostMemory.allocate(arena, count * type.blockBytes()), type);
     }
 
     @Override
@@ -299,11 +308,37 @@ final class CpuBackend implements Backend {
 
     @Override
     public void storeKv(Buffer keyCache, Buffer valueCache, Buffer k, Buffer v, int width, BatchLayout layout) {
+        boolean half = halfCache(keyCache, valueCache);
         long rowBytes = (long) width * Float.BYTES;
         for (int r = 0; r < layout.tokenCount; r++) {
             long slot = layout.slots[r];
-            MemorySegment.copy(seg(k), r * rowBytes, seg(keyCache), slot * rowBytes, rowBytes);
-            MemorySegment.copy(seg(v), r * rowBytes, seg(valueCache), slot * rowBytes, rowBytes);
+            if (half) {
+                storeHalves(seg(k), r * rowBytes, seg(keyCache), slot * width * 2, width);
+                storeHalves(seg(v), r * rowBytes, seg(valueCache), slot * width * 2, width);
+            } else {
+                MemorySegment.copy(seg(k), r * rowBytes, seg(keyCache), slot * rowBytes, rowBytes);
+                MemorySegment.copy(seg(v), r * rowBytes, seg(valueCache), slot * rowBytes, rowBytes);
+            }
+        }
+    }
+
+    /** Whether a key and value cache are F16 (else both F32). */
+    private static boolean halfCache(Buffer keyCache, Buffer valueCache) {
+        if (keyCache.type() != valueCache.type()) {
+            throw new IllegalArgumentException("a key cache of " + keyCache.type() + " with a value cache of "
+                    + valueCache.type() + "; both must be F32 or both F16");
+        }
+        return keyCache.type() == DType.F16;
+    }
+
+    /**
+     * {@code count} floats rounded to the nearest half (ties to even; beyond 65504 in magnitude to
+     * infinity). A few kilobytes per token and layer, next to the products that made them: a plain
+     * loop, which C2 compiles to the hardware conversion.
+     */
+    private static void storeHalves(MemorySegment from, long fromOffset, MemorySegment to, long toOffset, int count) {
+        for (int i = 0; i < count; i++) {
+            to.set(HALF, toOffset + 2L * i, Float.floatToFloat16(from.get(F, fromOffset + 4L * i)));
         }
     }
 
@@ -319,6 +354,8 @@ final class CpuBackend implements Backend {
         a.q = seg(q);
         a.keyCache = seg(keyCache);
         a.valueCache = seg(valueCache);
+        a.halfCache = halfCache(keyCache, valueCache);
+        a.call++;
         a.layout = layout;
         a.heads = heads;
         a.kvHeads = kvHeads;
@@ -379,17 +416,29 @@ final class CpuBackend implements Backend {
 
     @Override
     public void copy(Buffer dst, long dstOffset, Buffer src, long srcOffset, long count) {
-        MemorySegment.copy(seg(src), srcOffset * Float.BYTES, seg(dst), dstOffset * Float.BYTES, count * Float.BYTES);
+        if (dst.type() != src.type()) {
+            throw new IllegalArgumentException("copy from a buffer of " + src.type() + " into one of " + dst.type());
+        }
+        long size = dst.type().blockBytes();
+        MemorySegment.copy(seg(src), srcOffset * size, seg(dst), dstOffset * size, count * size);
     }
 
     @Override
     public void write(float[] src, int srcOffset, Buffer dst, long dstOffset, int count) {
-        MemorySegment.copy(src, srcOffset, seg(dst), F, dstOffset * Float.BYTES, count);
+        MemorySegment.copy(src, srcOffset, floats(dst), F, dstOffset * Float.BYTES, count);
     }
 
     @Override
     public void read(Buffer src, long srcOffset, float[] dst, int dstOffset, int count) {
-        MemorySegment.copy(seg(src), F, srcOffset * Float.BYTES, dst, dstOffset, count);
+        MemorySegment.copy(floats(src), F, srcOffset * Float.BYTES, dst, dstOffset, count);
+    }
+
+    /** The memory of an F32 buffer (reads and writes of host floats take no other). */
+    private static MemorySegment floats(Buffer b) {
+        if (b.type() != DType.F32) {
+            throw new IllegalArgumentException("host floats read from or written to a buffer of " + b.type());
+        }
+        return seg(b);
     }
 
     @Override

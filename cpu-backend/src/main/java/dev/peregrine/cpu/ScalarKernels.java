@@ -105,13 +105,13 @@ final class ScalarKernels implements Kernels {
             int length = layout.positions[r] + 1 - first;
             float[] scores = scratch.scores(length);
             long qBase = ((long) r * a.heads + h) * headDim * Float.BYTES;
-            long kvOffset = (long) (h / group) * headDim * Float.BYTES;
+            int kvOffset = (h / group) * headDim;
             float max = Float.NEGATIVE_INFINITY;
             for (int p = 0; p < length; p++) {
-                long kBase = (long) layout.slotOf(seq, first + p) * kvWidth * Float.BYTES + kvOffset;
+                long kBase = (long) layout.slotOf(seq, first + p) * kvWidth + kvOffset;
                 float dot = 0;
                 for (int i = 0; i < headDim; i++) {
-                    dot += a.q.get(F, qBase + i * 4L) * a.keyCache.get(F, kBase + i * 4L);
+                    dot += a.q.get(F, qBase + i * 4L) * a.key(kBase + i);
                 }
                 float score = a.score(dot);
                 scores[p] = score;
@@ -127,10 +127,10 @@ final class ScalarKernels implements Kernels {
             }
             for (int p = 0; p < length; p++) {
                 float weight = scores[p] / sum;
-                long vBase = (long) layout.slotOf(seq, first + p) * kvWidth * Float.BYTES + kvOffset;
+                long vBase = (long) layout.slotOf(seq, first + p) * kvWidth + kvOffset;
                 for (int i = 0; i < headDim; i++) {
                     long at = qBase + i * 4L;
-                    a.out.set(F, at, a.out.get(F, at) + weight * a.valueCache.get(F, vBase + i * 4L));
+                    a.out.set(F, at, a.out.get(F, at) + weight * a.value(vBase + i));
                 }
             }
         }

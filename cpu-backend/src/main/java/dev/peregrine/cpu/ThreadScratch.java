@@ -11,6 +11,7 @@ import java.lang.foreign.MemorySegment;
  */
 final class ThreadScratch implements AutoCloseable {
     private Arena arena = Arena.ofShared();
+    private Arena decodedKvArena = Arena.ofShared();
 
     /** Off-heap scratch of the row kernels: the last columns of 4 weight rows, zero-padded. */
     MemorySegment tail = MemorySegment.NULL;
@@ -34,6 +35,15 @@ final class ThreadScratch implements AutoCloseable {
     float[] scores = new float[0];
     /** KV-cache slot of each context position of the sequence being attended. */
     int[] slots = new int[0];
+    /** 0, 1, 2, ...: the rows of {@link #decodedKeys} and {@link #decodedValues} by position. */
+    int[] positions = new int[0];
+    /** Off-heap floats: keys and values of one KV head decoded from an F16 cache, a row per position. */
+    MemorySegment decodedKeys = MemorySegment.NULL;
+    MemorySegment decodedValues = MemorySegment.NULL;
+    /** Which attention call ({@link AttentionArgs#call}), token row and KV head they hold. */
+    long decodedCall = -1;
+    int decodedRow;
+    int decodedKvHead;
     /** Rope: cos and sign-adjusted sin of one token row, expanded to one value per element. */
     float[] ropeCos = new float[0];
     float[] ropeSin = new float[0];
@@ -106,6 +116,28 @@ final class ThreadScratch implements AutoCloseable {
         return slots;
     }
 
+    /** 0 .. n-1. */
+    int[] positions(int n) {
+        if (positions.length < n) {
+            positions = new int[Math.max(n, positions.length * 2)];
+            for (int i = 0; i < positions.length; i++) {
+                positions[i] = i;
+            }
+        }
+        return positions;
+    }
+
+    /** Makes room for {@code floats} decoded keys and as many values. */
+    void ensureDecodedKv(long floats) {
+        if (decodedKeys.byteSize() < floats * Float.BYTES) {
+            long size = Math.max(floats, decodedKeys.byteSize() / Float.BYTES * 2) * Float.BYTES;
+            decodedKvArena.close(); // only this thread uses it, and not now
+            decodedKvArena = Arena.ofShared();
+            decodedKeys = decodedKvArena.allocate(size, 64);
+            decodedValues = decodedKvArena.allocate(size, 64);
+        }
+    }
+
     void ensureRope(int n) {
         if (ropeCos.length < n) {
             ropeCos = new float[n];
@@ -116,5 +148,6 @@ final class ThreadScratch implements AutoCloseable {
     @Override
     public void close() {
         arena.close();
+        decodedKvArena.close();
     }
 }

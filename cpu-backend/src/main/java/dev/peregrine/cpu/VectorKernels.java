@@ -1365,10 +1365,7 @@ final class VectorKernels implements Kernels {
         int headDim = a.headDim;
         int vectorEnd = headDim / FL * FL;
         int group = a.heads / a.kvHeads;
-        long kvRowBytes = (long) a.kvHeads * headDim * Float.BYTES;
         MemorySegment q = a.q;
-        MemorySegment keys = a.keyCache;
-        MemorySegment values = a.valueCache;
         MemorySegment out = a.out;
         ByteOrder order = NATIVE;
         float[] lanes = scratch.lanes(FL * FL);
@@ -1376,19 +1373,47 @@ final class VectorKernels implements Kernels {
         for (int item = itemStart; item < itemEnd; item++) {
             int r = item / a.heads;
             int h = item % a.heads;
+            int kvHead = h / group;
             int seq = layout.tokenSequence[r];
             // Positions first .. position: all of them, or the last `window`.
             int first = a.firstAttended(layout.positions[r]);
             int length = layout.positions[r] + 1 - first;
             float[] scores = scratch.scores(length + FL);
-            int[] slots = scratch.slots(length);
             long qBase = ((long) r * a.heads + h) * headDim * Float.BYTES;
-            long kvOffset = (long) (h / group) * headDim * Float.BYTES;
+
+            // Position p's key is at keys[slots[p] * kvRowBytes + kvOffset], its value likewise in
+            // values: in the cache itself, or for an F16 cache in floats decoded once for the
+            // heads of a KV head (a query group) that this thread takes one after another, in
+            // this slice or in its next slice of the same call.
+            MemorySegment keys;
+            MemorySegment values;
+            int[] slots;
+            long kvRowBytes;
+            long kvOffset;
+            if (a.halfCache) {
+                if (scratch.decodedCall != a.call || scratch.decodedRow != r || scratch.decodedKvHead != kvHead) {
+                    decodeHalfRows(a, seq, first, length, kvHead, scratch);
+                    scratch.decodedCall = a.call;
+                    scratch.decodedRow = r;
+                    scratch.decodedKvHead = kvHead;
+                }
+                keys = scratch.decodedKeys;
+                values = scratch.decodedValues;
+                slots = scratch.positions(length);
+                kvRowBytes = (long) headDim * Float.BYTES;
+                kvOffset = 0;
+            } else {
+                keys = a.keyCache;
+                values = a.valueCache;
+                slots = scratch.slots(length);
+                layout.slotsOf(seq, first, length, slots);
+                kvRowBytes = (long) a.kvHeads * headDim * Float.BYTES;
+                kvOffset = (long) kvHead * headDim * Float.BYTES;
+            }
 
             // Scores: q . k_p for every position p of the sequence, FL positions at a time: their
             // chains' lanes are summed together (addLaneSums: the same bits as one at a time).
             float max = Float.NEGATIVE_INFINITY;
-            layout.slotsOf(seq, first, length, slots);
             for (int p0 = 0; p0 < length; p0 += FL) {
                 int together = Math.min(FL, length - p0);
                 if (vectorEnd == 4 * FL || vectorEnd == 8 * FL) {
@@ -1490,6 +1515,47 @@ final class VectorKernels implements Kernels {
                     acc += scores[p] * values.get(FLOAT, slots[p] * kvRowBytes + kvOffset + i * 4L);
                 }
                 out.set(FLOAT, qBase + i * 4L, acc * inverse);
+            }
+        }
+    }
+
+    /**
+     * Decodes the keys and values of KV head {@code kvHead} at positions {@code first ..
+     * first + length} of sequence {@code seq} from an F16 cache into the scratch's float rows
+     * (headDim floats per position), exactly: every half is a float.
+     */
+    private static void decodeHalfRows(AttentionArgs a, int seq, int first, int length, int kvHead, ThreadScratch scratch) {
+        int headDim = a.headDim;
+        int[] slots = scratch.slots(length);
+        a.layout.slotsOf(seq, first, length, slots);
+        scratch.ensureDecodedKv((long) length * headDim);
+        long rowBytes = (long) a.kvHeads * headDim * 2;
+        long offset = (long) kvHead * headDim * 2;
+        int vectorEnd = headDim / FL * FL;
+        MemorySegment keys = a.keyCache;
+        MemorySegment values = a.valueCache;
+        MemorySegment decodedKeys = scratch.decodedKeys;
+        MemorySegment decodedValues = scratch.decodedValues;
+        for (int p = 0; p < length; p++) {
+            long at = slots[p] * rowBytes + offset;
+            long to = (long) p * headDim * Float.BYTES;
+            int i = 0;
+            for (; i < vectorEnd; i += FL) {
+                // As decodeF16, written out (see rowsHalf); a NaN keeps its payload's bits.
+                IntVector kb = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, keys, at + 2L * i, LE)
+                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF);
+                IntVector vb = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, values, at + 2L * i, LE)
+                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF);
+                FloatVector kf = kb.reinterpretAsFloats().mul(0x1p112f);
+                FloatVector vf = vb.reinterpretAsFloats().mul(0x1p112f);
+                kf.blend(kb.or(0x7F800000).reinterpretAsFloats(), kf.abs().compare(VectorOperators.GE, 65536f))
+                        .intoMemorySegment(decodedKeys, to + 4L * i, NATIVE);
+                vf.blend(vb.or(0x7F800000).reinterpretAsFloats(), vf.abs().compare(VectorOperators.GE, 65536f))
+                        .intoMemorySegment(decodedValues, to + 4L * i, NATIVE);
+            }
+            for (; i < headDim; i++) {
+                decodedKeys.set(FLOAT, to + 4L * i, Float.float16ToFloat(keys.get(LE_SHORT, at + 2L * i)));
+                decodedValues.set(FLOAT, to + 4L * i, Float.float16ToFloat(values.get(LE_SHORT, at + 2L * i)));
             }
         }
     }

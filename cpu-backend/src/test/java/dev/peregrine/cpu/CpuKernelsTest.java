@@ -361,8 +361,9 @@ class CpuKernelsTest {
     void pagedAttentionMatchesContiguousSoftmaxAttention(String name, Supplier<Kernels> kernels) {
         CpuBackend backend = backend(kernels);
         // Full attention; a sliding window shorter than some rows' history (and one of a single
-        // position); soft-capped scores (Gemma 2), alone and with a window.
+        // position); soft-capped scores (Gemma 2), alone and with a window. F32 and F16 caches.
         int[][] windowAndCap = {{0, 0}, {7, 0}, {1, 0}, {0, 2}, {20, 3}};
+        for (DType cacheType : new DType[] {DType.F32, DType.F16})
         for (int[] variant : windowAndCap) {
             int window = variant[0];
             float softcap = variant[1];
@@ -380,15 +381,25 @@ class CpuKernelsTest {
                 int s = layout.addSequence(table, table.length);
                 float[][] keys = new float[length][];
                 float[][] values = new float[length][];
-                Buffer kc = backend.allocate(12L * blockSize * kvWidth);
-                Buffer vc = backend.allocate(12L * blockSize * kvWidth);
+                Buffer kc = backend.allocate(12L * blockSize * kvWidth, cacheType);
+                Buffer vc = backend.allocate(12L * blockSize * kvWidth, cacheType);
+                // Stored as the model stores them, one step of every position.
+                BatchLayout fill = new BatchLayout(blockSize);
+                fill.addSequence(table, table.length);
+                float[] kRows = new float[length * kvWidth];
+                float[] vRows = new float[length * kvWidth];
                 for (int p = 0; p < length; p++) {
                     keys[p] = randoms(kvWidth);
                     values[p] = randoms(kvWidth);
-                    int slot = layout.slotOf(s, p);
-                    backend.copy(kc, (long) slot * kvWidth, buffer(backend, keys[p]), 0, kvWidth);
-                    backend.copy(vc, (long) slot * kvWidth, buffer(backend, values[p]), 0, kvWidth);
+                    System.arraycopy(keys[p], 0, kRows, p * kvWidth, kvWidth);
+                    System.arraycopy(values[p], 0, vRows, p * kvWidth, kvWidth);
+                    fill.addToken(0, 0, p, false);
+                    if (cacheType == DType.F16) { // what the reference attends to: the nearest halves
+                        keys[p] = nearestHalves(keys[p]);
+                        values[p] = nearestHalves(values[p]);
+                    }
                 }
+                backend.storeKv(kc, vc, buffer(backend, kRows), buffer(backend, vRows), kvWidth, fill);
                 // Query rows at positions 4, 10 and 40 (short, and longer than a vector of scores).
                 int[] positions = {4, 10, 40};
                 for (int pos : positions) {
@@ -426,7 +437,7 @@ class CpuKernelsTest {
                                 expected += w[p] / sum * values[p][kvh * headDim + i];
                             }
                             assertThat((double) got[(r * heads + h) * headDim + i])
-                                    .as("%s headDim %d window %d softcap %s", name, headDim, window, softcap)
+                                    .as("%s %s cache headDim %d window %d softcap %s", name, cacheType, headDim, window, softcap)
                                     .isCloseTo(expected, within(1e-5));
                         }
                     }
@@ -540,6 +551,14 @@ class CpuKernelsTest {
             a[i] = (float) random.nextGaussian();
         }
         return a;
+    }
+
+    private static float[] nearestHalves(float[] values) {
+        float[] halves = new float[values.length];
+        for (int i = 0; i < values.length; i++) {
+            halves[i] = Float.float16ToFloat(Float.floatToFloat16(values[i]));
+        }
+        return halves;
     }
 
     private static Buffer buffer(CpuBackend backend, float[] values) {

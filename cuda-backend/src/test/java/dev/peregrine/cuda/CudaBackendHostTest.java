@@ -3,6 +3,7 @@ package dev.peregrine.cuda;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.peregrine.kv.KvCache;
 import dev.peregrine.spi.Activation;
 import dev.peregrine.spi.BatchLayout;
 import dev.peregrine.spi.Buffer;
@@ -157,6 +158,14 @@ class CudaBackendHostTest {
         assertThat(device.launches(Kernel.embed(DType.F16))).isEqualTo(2);
         assertThat(blas.gemms[Blas.Type.F16.ordinal()]).isPositive();
         assertThat(device.launches(Kernel.SPLIT_BLOCKS)).isZero();
+    }
+
+    @Test
+    void anF16KvCacheIsRefusedWithTheReason() {
+        try (CudaBackend b = backend()) {
+            assertThatThrownBy(() -> new KvCache(b, 2, 64, 4, 16, DType.F16))
+                    .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("F32 only, not F16");
+        }
     }
 
     @Test

@@ -34,6 +34,8 @@ final class BenchCommand {
             new Option("gen-tokens", true, "-n", "--gen-tokens"),
             new Option("threads", true, "-t", "--threads"),
             new Option("reps", true, "-r", "--reps"),
+            new Option("depth", true, "-d", "--depth"),
+            new Option("kv-cache-type", true, "--kv-cache-type"),
             new Option("concurrency", true, "--concurrency"),
             new Option("ttft", false, "--ttft"),
             new Option("draft-model", true, "--draft-model"),
@@ -62,6 +64,10 @@ final class BenchCommand {
         int genTokens = positive(args.intValue("gen-tokens", 128), "gen-tokens");
         int threads = args.intValue("threads", 0);
         int reps = positive(args.intValue("reps", 3), "reps");
+        int depth = args.intValue("depth", 0);
+        if (depth < 0) {
+            throw new UsageException("--depth must be >= 0, got " + depth);
+        }
         int[] concurrency = args.value("concurrency").map(BenchCommand::intList).orElse(new int[0]);
         boolean json = args.has("json");
         Path draftPath = args.value("draft-model").map(Path::of).orElse(null);
@@ -92,7 +98,8 @@ final class BenchCommand {
         ModelOptions options = ModelOptions.defaults().withThreads(threads).withPrefixCaching(false)
                 .withPrefillStepMillis(args.intValue("prefill-step-ms", ModelOptions.defaults().prefillStepMillis()))
                 .withPrefillChunkTokens(positive(args.intValue("prefill-chunk", ModelOptions.defaults().prefillChunkTokens()), "prefill-chunk"))
-                .withContextLength(Math.max(promptTokens + genTokens + 16, 2100));
+                .withContextLength(Math.max(Math.max(promptTokens, depth + 8) + genTokens + 16, 2100))
+                .withKvCacheType(GenerateCommand.kvCacheType(args));
         try (Model model = Model.load(path, options);
              Model draft = draftPath == null ? null : Model.load(draftPath, options)) {
             // The host's bandwidth bounds decode only where the weights are read from host memory.
@@ -119,14 +126,16 @@ final class BenchCommand {
                         GenerationConfig.greedy().maxTokens(1), t -> { });
                 prefill[r] = c.timings().promptTokensPerSecond();
             }
-            // Decode: a short prompt, then genTokens tokens.
+            // Decode: a short prompt (or one of depth + 8 tokens: decode with that much context
+            // before it, as llama-bench's -d), then genTokens tokens.
             GenerationConfig decodeConfig = GenerationConfig.greedy().maxTokens(genTokens).ignoreEos(true);
-            warmUp(() -> model.generator().generate(randomPrompt(model, random, 8), decodeConfig, t -> { }));
+            int decodePrompt = depth + 8;
+            warmUp(() -> model.generator().generate(randomPrompt(model, random, decodePrompt), decodeConfig, t -> { }));
             double[] decode = new double[reps];
             long allocatedBefore = peregrineThreadsAllocatedBytes();
             long generated = 0;
             for (int r = 0; r < reps; r++) {
-                Completion c = model.generator().generate(randomPrompt(model, random, 8), decodeConfig, t -> { });
+                Completion c = model.generator().generate(randomPrompt(model, random, decodePrompt), decodeConfig, t -> { });
                 decode[r] = c.timings().generationTokensPerSecond();
                 generated += c.outputTokens().length;
             }
@@ -134,7 +143,8 @@ final class BenchCommand {
             double pp = median(prefill);
             double tg = median(decode);
             result.field("prefill_tokens", promptTokens).field("prefill_tok_s", pp)
-                    .field("decode_tokens", genTokens).field("decode_tok_s", tg)
+                    .field("decode_tokens", genTokens).field("decode_depth", depth).field("decode_tok_s", tg)
+                    .field("kv_cache_type", options.kvCacheType().name())
                     .field("allocated_bytes_per_decode_token", allocatedPerToken);
             if (hostMemory) {
                 result.field("decode_fraction_of_bandwidth_limit", tg / limit);
@@ -143,8 +153,9 @@ final class BenchCommand {
                 out.printf(Locale.ROOT, "prefill pp%d: %.1f tok/s (median of %d)%n", promptTokens, pp, reps);
                 String ofLimit = hostMemory ? String.format(Locale.ROOT, " = %.0f%% of the bandwidth limit", 100 * tg / limit)
                         : " (on " + model.backendName() + ": the host's memory bandwidth is not its limit)";
-                out.printf(Locale.ROOT, "decode  tg%d: %.1f tok/s (median of %d)%s; "
-                        + "%d bytes allocated per token by Peregrine's threads%n", genTokens, tg, reps, ofLimit, allocatedPerToken);
+                out.printf(Locale.ROOT, "decode  tg%d%s: %.1f tok/s (median of %d)%s; "
+                        + "%d bytes allocated per token by Peregrine's threads%n", genTokens,
+                        depth > 0 ? " after " + depth + " tokens" : "", tg, reps, ofLimit, allocatedPerToken);
                 out.flush();
             }
 

@@ -5,6 +5,7 @@ import dev.peregrine.FinishReason;
 import dev.peregrine.GenerationConfig;
 import dev.peregrine.Model;
 import dev.peregrine.ModelOptions;
+import dev.peregrine.tensor.DType;
 import dev.peregrine.Speculation;
 import dev.peregrine.SpeculationStats;
 import dev.peregrine.Timings;
@@ -27,7 +28,8 @@ final class GenerateCommand {
             new Option("seed", true, "--seed"),
             new Option("stop", true, "--stop"),
             new Option("threads", true, "-t", "--threads"),
-            new Option("context", true, "-c", "--context"));
+            new Option("context", true, "-c", "--context"),
+            new Option("kv-cache-type", true, "--kv-cache-type"));
     private static final List<Option> OPTIONS = Args.options(GENERATION_OPTIONS,
             Args.HELP,
             new Option("model", true, "-m", "--model"),
@@ -92,11 +94,22 @@ final class GenerateCommand {
         return Peregrine.OK;
     }
 
-    /** -t and -c. */
+    /** -t, -c and --kv-cache-type. */
     static ModelOptions modelOptions(Args args) {
         return ModelOptions.defaults()
                 .withThreads(args.intValue("threads", 0))
-                .withContextLength(args.intValue("context", 0));
+                .withContextLength(args.intValue("context", 0))
+                .withKvCacheType(kvCacheType(args));
+    }
+
+    /** --kv-cache-type f32 or f16 (default f32). */
+    static DType kvCacheType(Args args) {
+        String name = args.value("kv-cache-type").orElse("f32");
+        return switch (name.toLowerCase(java.util.Locale.ROOT)) {
+            case "f32" -> DType.F32;
+            case "f16" -> DType.F16;
+            default -> throw new UsageException("--kv-cache-type must be f32 or f16, got '" + name + "'");
+        };
     }
 
     /** The config that {@link #GENERATION_OPTIONS} describe. */

@@ -49,6 +49,8 @@ public final class Peregrine {
                   --stop TEXT            stop when TEXT is generated (repeatable)
               -t, --threads N            CPU threads (default: all processors)
               -c, --context N            context length (default: the model's)
+                  --kv-cache-type TYPE   f32 or f16: f16 halves the KV cache's memory and the bytes attention
+                                         reads, rounding keys and values to halves (default f32)
                   --draft-model FILE     speculative decoding with this smaller model (same tokenizer)
                   --prompt-lookup        speculative decoding with n-grams of the prompt and output
                   --draft-max K          most tokens drafted per step (default 6)
@@ -58,8 +60,8 @@ public final class Peregrine {
             peregrine chat -m MODEL [options]
               -m, --model MODEL          GGUF file or Hugging Face directory
                   --system TEXT          system message at the start of the conversation
-              -n, --temp, --top-k, --top-p, --min-p, --repeat-penalty, --seed, --stop, -t, -c
-                                         as for generate
+              -n, --temp, --top-k, --top-p, --min-p, --repeat-penalty, --seed, --stop, -t, -c,
+              --kv-cache-type            as for generate
               reads one message per line from stdin and streams each reply to stdout; the prompt
               comes from the model's chat template (tokenizer.chat_template), else a plain
               "User: ... Assistant:" format. /reset starts over; /exit or end of input quits
@@ -93,6 +95,8 @@ public final class Peregrine {
               -n, --gen-tokens N         tokens generated per decode measurement (default 128)
               -t, --threads N            CPU threads (default: all processors)
               -r, --reps N               repetitions after a warm-up (until the kernels are compiled, <= 30 s); the median is reported (default 3)
+              -d, --depth N              decode after a prompt of N + 8 tokens, i.e. with that much context (default 0)
+                  --kv-cache-type TYPE   f32 or f16 (default f32)
                   --concurrency LIST     also measure aggregate decode speed at these request counts, e.g. 1,4,16,64
                                          (each level warmed up, then the median of the -r runs)
                   --ttft                 also measure time to first token, idle and during a 2000-token prefill

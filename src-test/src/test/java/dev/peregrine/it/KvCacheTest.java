@@ -11,8 +11,12 @@ import dev.peregrine.kv.KvSequence;
 import dev.peregrine.spi.Backend;
 import dev.peregrine.spi.BackendConfig;
 import dev.peregrine.spi.BatchLayout;
+import dev.peregrine.spi.Buffer;
+import dev.peregrine.tensor.DType;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /** Block allocation, truncation, and copy-on-write forks of the paged KV cache. */
 class KvCacheTest {
@@ -69,11 +73,15 @@ class KvCacheTest {
         assertThat(s.length()).isEqualTo(30);
     }
 
-    @Test
-    void forkSharesBlocksAndCopiesAPartlyFilledBlockBeforeWritingIntoIt() {
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"F32", "F16"})
+    void forkSharesBlocksAndCopiesAPartlyFilledBlockBeforeWritingIntoIt(DType type) {
+        KvCache cache = new KvCache(backend, 2, KV_DIM, 8, BLOCK, type);
+        assertThat(cache.keys(1).type()).isEqualTo(type);
+        assertThat(cache.keys(1).size()).isEqualTo(8L * BLOCK * KV_DIM);
         KvSequence a = cache.newSequence();
         a.reserve(6);
-        write(a, 0, 6, 100);
+        write(cache, a, 0, 6, 100);
         a.advance(6);
         KvSequence b = a.fork();
         assertThat(cache.usedBlocks()).isEqualTo(2);
@@ -82,31 +90,48 @@ class KvCacheTest {
         b.reserve(1);
         assertThat(b.blockTable()[1]).isNotEqualTo(a.blockTable()[1]);
         assertThat(b.blockTable()[0]).isEqualTo(a.blockTable()[0]);
-        write(b, 6, 1, 900);
+        write(cache, b, 6, 1, 900);
         b.advance(7);
         for (int p = 0; p < 6; p++) {
-            assertThat(read(b, p)).isEqualTo(100f + p);
-            assertThat(read(a, p)).isEqualTo(100f + p);
+            assertThat(read(cache, b, p)).isEqualTo(100f + p);
+            assertThat(read(cache, a, p)).isEqualTo(100f + p);
         }
-        assertThat(read(b, 6)).isEqualTo(906f);
+        assertThat(read(cache, b, 6)).isEqualTo(906f);
         a.close();
         b.close();
         assertThat(cache.usedBlocks()).isZero();
     }
 
-    private void write(KvSequence s, int from, int count, float base) {
+    /** Stores base + p as every key and value element of positions from .. from + count - 1, in every layer. */
+    private void write(KvCache cache, KvSequence s, int from, int count, float base) {
+        BatchLayout layout = new BatchLayout(BLOCK);
+        layout.addSequence(s.blockTable(), s.blockCount());
+        float[] rows = new float[count * KV_DIM];
+        for (int p = from; p < from + count; p++) {
+            layout.addToken(0, 0, p, false);
+            java.util.Arrays.fill(rows, (p - from) * KV_DIM, (p - from + 1) * KV_DIM, base + p);
+        }
+        Buffer k = backend.allocate(rows.length);
+        backend.write(rows, 0, k, 0, rows.length);
         for (int layer = 0; layer < cache.layers(); layer++) {
-            for (int p = from; p < from + count; p++) {
-                float[] v = {base + p, base + p, base + p};
-                backend.write(v, 0, cache.keys(layer), (long) slot(s, p) * KV_DIM, KV_DIM);
-            }
+            backend.storeKv(cache.keys(layer), cache.values(layer), k, k, KV_DIM, layout);
         }
     }
 
-    private float read(KvSequence s, int p) {
-        float[] out = new float[KV_DIM];
-        backend.read(cache.keys(1), (long) slot(s, p) * KV_DIM, out, 0, KV_DIM);
-        return out[0];
+    /**
+     * The value stored at position p of layer 1, read back through attention over that one position
+     * (its softmax weight is exactly 1, so the output is the value row; F16 caches have no host read).
+     */
+    private float read(KvCache cache, KvSequence s, int p) {
+        BatchLayout layout = new BatchLayout(BLOCK);
+        layout.addSequence(s.blockTable(), s.blockCount());
+        layout.addToken(0, 0, p, false);
+        Buffer q = backend.allocate(KV_DIM);
+        Buffer out = backend.allocate(KV_DIM);
+        backend.attention(out, q, cache.keys(1), cache.values(1), layout, 1, 1, KV_DIM, 1f, 1, 0f);
+        float[] row = new float[KV_DIM];
+        backend.read(out, 0, row, 0, KV_DIM);
+        return row[0];
     }
 
     private static int slot(KvSequence s, int p) {

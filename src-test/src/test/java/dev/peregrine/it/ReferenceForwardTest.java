@@ -12,6 +12,7 @@ import dev.peregrine.model.LlamaWeights;
 import dev.peregrine.spi.Backend;
 import dev.peregrine.spi.BackendConfig;
 import dev.peregrine.spi.BatchLayout;
+import dev.peregrine.tensor.DType;
 import java.lang.foreign.Arena;
 import java.lang.reflect.InvocationHandler;
 import java.lang.reflect.InvocationTargetException;
@@ -36,6 +37,7 @@ import org.junit.jupiter.params.provider.ValueSource;
  */
 class ReferenceForwardTest {
     static final double TOLERANCE = 1e-4;
+    static final double HALF_KV_TOLERANCE = 1e-3;
     static final int PROMPT_LENGTH = 20;
     static final int DECODE_STEPS = 30;
     static final int BOS = 1;
@@ -114,10 +116,14 @@ class ReferenceForwardTest {
 
     /** Checks the real logits against the reference's, with the argmax agreeing where it is clear-cut. */
     static double check(String what, float[] real, int offset, double[] ref) {
+        return check(what, real, offset, ref, TOLERANCE);
+    }
+
+    static double check(String what, float[] real, int offset, double[] ref, double tolerance) {
         double err = relativeError(real, offset, ref);
-        assertThat(err).as("%s: relative error of the logits", what).isLessThanOrEqualTo(TOLERANCE);
+        assertThat(err).as("%s: relative error of the logits", what).isLessThanOrEqualTo(tolerance);
         double scale = Arrays.stream(ref).map(Math::abs).max().orElse(0);
-        if (topGap(ref) > 4 * TOLERANCE * scale) {
+        if (topGap(ref) > 4 * tolerance * scale) {
             assertThat(argmax(real, offset, ref.length)).as("%s: argmax", what).isEqualTo(argmax(ref));
         }
         return err;
@@ -137,6 +143,40 @@ class ReferenceForwardTest {
             assertThat(real.counter.stepSizes).hasSize(1 + DECODE_STEPS);
             System.out.printf("[ReferenceForwardTest] %s: whole prompt + %d decode steps, worst relative error %.3e%n",
                     name, DECODE_STEPS, worst);
+        }
+    }
+
+    /**
+     * An F16 KV cache: the real path against the reference holding the same halves (keys and values
+     * rounded once, everything else in float64), and visibly off the reference that keeps doubles.
+     * Tolerance {@value #HALF_KV_TOLERANCE}: a key or value within float32 rounding of a boundary
+     * between two halves may round the other way than the reference's, one half-ulp (2^-11 of it)
+     * off, where everything else is float32 against float64.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"stories260K.gguf", "TinyLLama-v0-Q4_0.gguf"})
+    void halfPrecisionKvCacheMatchesReferenceWithHalfKeysAndValues(String name) {
+        Path path = model(name);
+        try (RealPath real = new RealPath(path, 64, 16, 16, DType.F16)) {
+            assertThat(real.kv.keys(0).type()).isEqualTo(DType.F16);
+            int[] prompt = prompt(real.config.vocabularySize(), 42);
+            double worst = runAndCompare(name + " F16 KV", real, new ReferenceLlama(real.file).withHalfPrecisionKv(), prompt,
+                    HALF_KV_TOLERANCE);
+            double offFullPrecision = 0;
+            ReferenceLlama full = new ReferenceLlama(real.file);
+            try (RealSequence s = real.newSequence()) {
+                double[] ref = null;
+                for (int i = 0; i < prompt.length; i++) {
+                    ref = full.forward(prompt[i], i);
+                }
+                s.append(prompt);
+                offFullPrecision = relativeError(s.logits(), 0, ref);
+            }
+            assertThat(offFullPrecision).as("F16 KV vs a reference keeping doubles: the halves show")
+                    .isGreaterThan(worst);
+            System.out.printf("[ReferenceForwardTest] %s: F16 KV cache, prompt + %d decode steps, worst relative error "
+                    + "%.3e against half keys and values; %.3e after the prompt against full-precision ones%n",
+                    name, DECODE_STEPS, worst, offFullPrecision);
         }
     }
 
@@ -170,18 +210,22 @@ class ReferenceForwardTest {
 
     /** Feeds the prompt to a fresh sequence of {@code real} and to {@code ref}, then decodes greedily. */
     static double runAndCompare(String what, RealPath real, ReferenceLlama ref, int[] prompt) {
+        return runAndCompare(what, real, ref, prompt, TOLERANCE);
+    }
+
+    static double runAndCompare(String what, RealPath real, ReferenceLlama ref, int[] prompt, double tolerance) {
         double[] refLogits = null;
         for (int i = 0; i < prompt.length; i++) {
             refLogits = ref.forward(prompt[i], i);
         }
         try (RealSequence s = real.newSequence()) {
             s.append(prompt);
-            double worst = check(what + " after the prompt", s.logits(), 0, refLogits);
+            double worst = check(what + " after the prompt", s.logits(), 0, refLogits, tolerance);
             for (int step = 0; step < DECODE_STEPS; step++) {
                 int next = argmax(refLogits);
                 refLogits = ref.forward(next, prompt.length + step);
                 s.append(next);
-                worst = Math.max(worst, check(what + " decode step " + step, s.logits(), 0, refLogits));
+                worst = Math.max(worst, check(what + " decode step " + step, s.logits(), 0, refLogits, tolerance));
             }
             return worst;
         }
@@ -329,13 +373,17 @@ class ReferenceForwardTest {
         final LlamaGraph graph;
 
         RealPath(Path path, int maxTokens, int blockSize, int blocks) {
+            this(path, maxTokens, blockSize, blocks, DType.F32);
+        }
+
+        RealPath(Path path, int maxTokens, int blockSize, int blocks, DType kvType) {
             try {
                 file = GgufFile.open(path, arena);
                 int vocab = (int) file.tensor("token_embd.weight").dim(1);
                 config = LlamaConfig.fromGguf(path, file.metadata(), vocab);
                 counter = new StepCounter(new CpuBackendProvider().create(new BackendConfig(2, 0)));
                 LlamaWeights weights = LlamaWeights.load(file, config, counter.backend);
-                kv = new KvCache(counter.backend, config.layers(), config.kvDim(), blocks, blockSize);
+                kv = new KvCache(counter.backend, config.layers(), config.kvDim(), blocks, blockSize, kvType);
                 graph = new LlamaGraph(config, weights, counter.backend, kv, maxTokens);
             } catch (RuntimeException | Error e) {
                 close();

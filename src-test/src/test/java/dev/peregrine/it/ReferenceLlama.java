@@ -146,6 +146,19 @@ final class ReferenceLlama {
     private double[][] keyCache;
     private double[][] valueCache;
     private int length;
+    /** Whether keys and values are stored rounded to the nearest half, as an F16 KV cache holds them. */
+    private boolean halfKv;
+
+    /** From now on keys and values are kept as the nearest halves (an F16 KV cache), not as doubles. */
+    ReferenceLlama withHalfPrecisionKv() {
+        halfKv = true;
+        return this;
+    }
+
+    /** The half nearest to x (via the float nearest to x, as the real path holds it before storing). */
+    private static double nearestHalf(double x) {
+        return Float.float16ToFloat(Float.floatToFloat16((float) x));
+    }
 
     /** The model as the GGUF file describes it, rope scaling (keys and rope_freqs.weight) included. */
     ReferenceLlama(GgufFile file) {
@@ -402,8 +415,10 @@ final class ReferenceLlama {
             }
             rope(q, heads, position, layerRope[l]);
             rope(k, kvHeads, position, layerRope[l]);
-            System.arraycopy(k, 0, keyCache[l], position * kvDim, kvDim);
-            System.arraycopy(v, 0, valueCache[l], position * kvDim, kvDim);
+            for (int i = 0; i < kvDim; i++) {
+                keyCache[l][position * kvDim + i] = halfKv ? nearestHalf(k[i]) : k[i];
+                valueCache[l][position * kvDim + i] = halfKv ? nearestHalf(v[i]) : v[i];
+            }
 
             double[] att = new double[qDim];
             int group = heads / kvHeads;
