@@ -914,19 +914,36 @@ final class VectorKernels implements Kernels {
     /**
      * addLaneSums for one whole group of 16 sums of 16 lanes, the tree kept in registers: the
      * stages through memory are a chain of store-load-permute-add latencies that the tile kernel's
-     * and attention's sums wait on.
+     * and attention's sums wait on. Written out: its first stage was a helper taking and returning
+     * vectors, the pattern whose vectors C2 boxes when it does not inline the helper.
      */
     private static void addLaneSums16(float[] lanes, int base, float[] sums, int at) {
         FloatVector low = FloatVector.fromArray(F, TREE_LOW, 0);
         FloatVector high = FloatVector.fromArray(F, TREE_HIGH, 0);
-        FloatVector a0 = halves(lanes, base, low, high);
-        FloatVector a1 = halves(lanes, base + 2 * FL, low, high);
-        FloatVector a2 = halves(lanes, base + 4 * FL, low, high);
-        FloatVector a3 = halves(lanes, base + 6 * FL, low, high);
-        FloatVector a4 = halves(lanes, base + 8 * FL, low, high);
-        FloatVector a5 = halves(lanes, base + 10 * FL, low, high);
-        FloatVector a6 = halves(lanes, base + 12 * FL, low, high);
-        FloatVector a7 = halves(lanes, base + 14 * FL, low, high);
+        FloatVector l0 = FloatVector.fromArray(F, lanes, base);
+        FloatVector h0 = FloatVector.fromArray(F, lanes, base + FL);
+        FloatVector a0 = low.selectFrom(l0, h0).add(high.selectFrom(l0, h0));
+        FloatVector l1 = FloatVector.fromArray(F, lanes, base + 2 * FL);
+        FloatVector h1 = FloatVector.fromArray(F, lanes, base + 3 * FL);
+        FloatVector a1 = low.selectFrom(l1, h1).add(high.selectFrom(l1, h1));
+        FloatVector l2 = FloatVector.fromArray(F, lanes, base + 4 * FL);
+        FloatVector h2 = FloatVector.fromArray(F, lanes, base + 5 * FL);
+        FloatVector a2 = low.selectFrom(l2, h2).add(high.selectFrom(l2, h2));
+        FloatVector l3 = FloatVector.fromArray(F, lanes, base + 6 * FL);
+        FloatVector h3 = FloatVector.fromArray(F, lanes, base + 7 * FL);
+        FloatVector a3 = low.selectFrom(l3, h3).add(high.selectFrom(l3, h3));
+        FloatVector l4 = FloatVector.fromArray(F, lanes, base + 8 * FL);
+        FloatVector h4 = FloatVector.fromArray(F, lanes, base + 9 * FL);
+        FloatVector a4 = low.selectFrom(l4, h4).add(high.selectFrom(l4, h4));
+        FloatVector l5 = FloatVector.fromArray(F, lanes, base + 10 * FL);
+        FloatVector h5 = FloatVector.fromArray(F, lanes, base + 11 * FL);
+        FloatVector a5 = low.selectFrom(l5, h5).add(high.selectFrom(l5, h5));
+        FloatVector l6 = FloatVector.fromArray(F, lanes, base + 12 * FL);
+        FloatVector h6 = FloatVector.fromArray(F, lanes, base + 13 * FL);
+        FloatVector a6 = low.selectFrom(l6, h6).add(high.selectFrom(l6, h6));
+        FloatVector l7 = FloatVector.fromArray(F, lanes, base + 14 * FL);
+        FloatVector h7 = FloatVector.fromArray(F, lanes, base + 15 * FL);
+        FloatVector a7 = low.selectFrom(l7, h7).add(high.selectFrom(l7, h7));
         low = FloatVector.fromArray(F, TREE_LOW, FL);
         high = FloatVector.fromArray(F, TREE_HIGH, FL);
         FloatVector b0 = low.selectFrom(a0, a1).add(high.selectFrom(a0, a1));
@@ -941,13 +958,6 @@ final class VectorKernels implements Kernels {
         high = FloatVector.fromArray(F, TREE_HIGH, 3 * FL);
         FloatVector d = low.selectFrom(c0, c1).add(high.selectFrom(c0, c1));
         FloatVector.fromArray(F, sums, at).add(d).intoArray(sums, at);
-    }
-
-    /** The first stage of the tree for the two chains at {@code lanes[at]} and {@code lanes[at + FL]}. */
-    private static FloatVector halves(float[] lanes, int at, FloatVector low, FloatVector high) {
-        FloatVector a = FloatVector.fromArray(F, lanes, at);
-        FloatVector b = FloatVector.fromArray(F, lanes, at + FL);
-        return low.selectFrom(a, b).add(high.selectFrom(a, b));
     }
 
     /**
