@@ -33,6 +33,8 @@ final class ThreadScratch implements AutoCloseable {
     float[] token = new float[0];
     /** Attention scores of one (token, head) over its context. */
     float[] scores = new float[0];
+    /** Per head of an attention run: its maximum score, then 1 / its sum of weights. */
+    float[] runMaxes = new float[0];
     /** KV-cache slot of each context position of the sequence being attended. */
     int[] slots = new int[0];
     /** 0, 1, 2, ...: the rows of {@link #decodedKeys} and {@link #decodedValues} by position. */
@@ -107,6 +109,13 @@ final class ThreadScratch implements AutoCloseable {
             scores = new float[Math.max(n, scores.length * 2)];
         }
         return scores;
+    }
+
+    float[] runMaxes(int n) {
+        if (runMaxes.length < n) {
+            runMaxes = new float[n];
+        }
+        return runMaxes;
     }
 
     int[] slots(int n) {

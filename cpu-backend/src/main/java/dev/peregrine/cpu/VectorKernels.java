@@ -1369,6 +1369,17 @@ final class VectorKernels implements Kernels {
         }
     }
 
+    /** Most query heads of one KV head that attention takes through the cache together. */
+    private static final int ATTENTION_RUN = 4;
+    /** Positions whose value rows a run of heads accumulates before the next chunk (32 KB at 128 dims). */
+    private static final int VALUE_CHUNK = 64;
+
+    /**
+     * Attention for (token, head) items. Consecutive items of one token row and KV head (up to
+     * {@link #ATTENTION_RUN} of a query group, as far as this slice goes) run together: each chunk of
+     * positions' keys, then values, is read from the cache (L2 or memory) once and from L1 for the
+     * other heads of the run. Every head's sums are the same chains, in the same order, as alone.
+     */
     @Override
     public void attention(AttentionArgs a, int itemStart, int itemEnd, ThreadScratch scratch) {
         BatchLayout layout = a.layout;
@@ -1376,20 +1387,24 @@ final class VectorKernels implements Kernels {
         int vectorEnd = headDim / FL * FL;
         int group = a.heads / a.kvHeads;
         MemorySegment q = a.q;
-        MemorySegment out = a.out;
-        ByteOrder order = NATIVE;
         float[] lanes = scratch.lanes(FL * FL);
         float[] total = scratch.tileSums(1);
-        for (int item = itemStart; item < itemEnd; item++) {
+        float[] maxes = scratch.runMaxes(ATTENTION_RUN);
+        for (int item = itemStart; item < itemEnd; ) {
             int r = item / a.heads;
             int h = item % a.heads;
             int kvHead = h / group;
+            int run = Math.min(ATTENTION_RUN, Math.min(itemEnd - item, (kvHead + 1) * group - h));
+            item += run;
             int seq = layout.tokenSequence[r];
             // Positions first .. position: all of them, or the last `window`.
             int first = a.firstAttended(layout.positions[r]);
             int length = layout.positions[r] + 1 - first;
-            float[] scores = scratch.scores(length + FL);
+            // Head j's scores at scores[j * stride ..], padded to whole vectors.
+            int stride = (length + FL - 1) / FL * FL;
+            float[] scores = scratch.scores(run * stride + FL);
             long qBase = ((long) r * a.heads + h) * headDim * Float.BYTES;
+            long headBytes = (long) headDim * Float.BYTES;
 
             // Position p's key is at keys[slots[p] * kvRowBytes + kvOffset], its value likewise in
             // values: in the cache itself, or for an F16 cache in floats decoded once for the
@@ -1410,122 +1425,161 @@ final class VectorKernels implements Kernels {
                 keys = scratch.decodedKeys;
                 values = scratch.decodedValues;
                 slots = scratch.positions(length);
-                kvRowBytes = (long) headDim * Float.BYTES;
+                kvRowBytes = headBytes;
                 kvOffset = 0;
             } else {
                 keys = a.keyCache;
                 values = a.valueCache;
                 slots = scratch.slots(length);
                 layout.slotsOf(seq, first, length, slots);
-                kvRowBytes = (long) a.kvHeads * headDim * Float.BYTES;
-                kvOffset = (long) kvHead * headDim * Float.BYTES;
+                kvRowBytes = (long) a.kvHeads * headBytes;
+                kvOffset = (long) kvHead * headBytes;
             }
 
             // Scores: q . k_p for every position p of the sequence, FL positions at a time: their
             // chains' lanes are summed together (addLaneSums: the same bits as one at a time).
-            float max = Float.NEGATIVE_INFINITY;
+            java.util.Arrays.fill(maxes, 0, run, Float.NEGATIVE_INFINITY);
             for (int p0 = 0; p0 < length; p0 += FL) {
                 int together = Math.min(FL, length - p0);
-                if (vectorEnd == 4 * FL || vectorEnd == 8 * FL) {
-                    scoreChains(q, qBase, keys, slots, p0, together, kvRowBytes, kvOffset, lanes, vectorEnd == 8 * FL);
-                } else {
-                    for (int g = 0; g < together; g++) {
-                        long kBase = slots[p0 + g] * kvRowBytes + kvOffset;
-                        FloatVector acc = FloatVector.zero(F);
-                        for (int i = 0; i < vectorEnd; i += FL) {
-                            acc = FloatVector.fromMemorySegment(F, q, qBase + i * 4L, order)
-                                    .fma(FloatVector.fromMemorySegment(F, keys, kBase + i * 4L, order), acc);
+                for (int j = 0; j < run; j++) {
+                    long headBase = qBase + j * headBytes;
+                    int at = j * stride + p0;
+                    if (vectorEnd == 4 * FL || vectorEnd == 8 * FL) {
+                        scoreChains(q, headBase, keys, slots, p0, together, kvRowBytes, kvOffset, lanes, vectorEnd == 8 * FL);
+                    } else {
+                        for (int g = 0; g < together; g++) {
+                            long kBase = slots[p0 + g] * kvRowBytes + kvOffset;
+                            FloatVector acc = FloatVector.zero(F);
+                            for (int i = 0; i < vectorEnd; i += FL) {
+                                acc = FloatVector.fromMemorySegment(F, q, headBase + i * 4L, NATIVE)
+                                        .fma(FloatVector.fromMemorySegment(F, keys, kBase + i * 4L, NATIVE), acc);
+                            }
+                            acc.intoArray(lanes, g * FL);
                         }
-                        acc.intoArray(lanes, g * FL);
                     }
-                }
-                java.util.Arrays.fill(scores, p0, p0 + together, 0f);
-                addLaneSums(lanes, scores, p0, together);
-                for (int g = 0; g < together; g++) {
-                    float dot = scores[p0 + g];
-                    long kBase = slots[p0 + g] * kvRowBytes + kvOffset;
-                    for (int i = vectorEnd; i < headDim; i++) {
-                        dot += q.get(FLOAT, qBase + i * 4L) * keys.get(FLOAT, kBase + i * 4L);
+                    java.util.Arrays.fill(scores, at, at + together, 0f);
+                    addLaneSums(lanes, scores, at, together);
+                    float max = maxes[j];
+                    for (int g = 0; g < together; g++) {
+                        float dot = scores[at + g];
+                        long kBase = slots[p0 + g] * kvRowBytes + kvOffset;
+                        for (int i = vectorEnd; i < headDim; i++) {
+                            dot += q.get(FLOAT, headBase + i * 4L) * keys.get(FLOAT, kBase + i * 4L);
+                        }
+                        float score = a.score(dot);
+                        scores[at + g] = score;
+                        max = Math.max(max, score);
                     }
-                    float score = a.score(dot);
-                    scores[p0 + g] = score;
-                    max = Math.max(max, score);
+                    maxes[j] = max;
                 }
             }
 
-            // Softmax weights. The scores are padded to whole vectors with -infinity (whose weight
-            // is e^-87, nothing next to the maximum's 1) so that every score goes through the same
-            // vector exp and no masked operation is needed.
-            int paddedLength = (length + FL - 1) / FL * FL;
-            for (int p = length; p < paddedLength; p++) {
-                scores[p] = Float.NEGATIVE_INFINITY;
+            // Softmax weights, each head's scores in place; maxes[j] becomes 1 / head j's sum.
+            for (int j = 0; j < run; j++) {
+                maxes[j] = 1 / softmaxWeights(scores, j * stride, length, stride, maxes[j], lanes, total);
             }
-            FloatVector sums = FloatVector.zero(F);
-            for (int p = 0; p < paddedLength; p += FL) {
-                // e^(score - max), as in swiglu (written out there and here: see rowsHalf).
-                FloatVector e = FloatVector.fromArray(F, scores, p).sub(max).max(EXP_MIN);
-                FloatVector n = e.mul(LOG2_E).add(ROUNDING).sub(ROUNDING);
-                FloatVector f = e.sub(n.mul(LN2_HI)).sub(n.mul(LN2_LO));
-                FloatVector poly = f.fma(EXP_C6, EXP_C5).mul(f).add(EXP_C4).mul(f).add(EXP_C3).mul(f).add(EXP_C2).mul(f).add(0.5f);
-                e = poly.mul(f.mul(f)).add(f).add(1f).mul(((IntVector) n.convert(VectorOperators.F2I, 0)).add(127)
-                        .lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats());
-                e.intoArray(scores, p);
-                sums = sums.add(e);
-            }
-            sums.intoArray(lanes, 0);
-            total[0] = 0;
-            addLaneSums(lanes, total, 0, 1);
-            float sum = total[0];
-            float inverse = 1 / sum;
 
-            // out = sum_p weight_p * v_p, four or two vectors of head elements per pass over the
-            // values (each element's sum is the same chain either way).
-            int i = 0;
-            for (; i + 4 * FL <= vectorEnd; i += 4 * FL) {
-                FloatVector acc0 = FloatVector.zero(F);
-                FloatVector acc1 = acc0;
-                FloatVector acc2 = acc0;
-                FloatVector acc3 = acc0;
-                for (int p = 0; p < length; p++) {
-                    long vBase = slots[p] * kvRowBytes + kvOffset + i * 4L;
-                    FloatVector weight = FloatVector.broadcast(F, scores[p]);
-                    acc0 = FloatVector.fromMemorySegment(F, values, vBase, order).fma(weight, acc0);
-                    acc1 = FloatVector.fromMemorySegment(F, values, vBase + 4L * FL, order).fma(weight, acc1);
-                    acc2 = FloatVector.fromMemorySegment(F, values, vBase + 8L * FL, order).fma(weight, acc2);
-                    acc3 = FloatVector.fromMemorySegment(F, values, vBase + 12L * FL, order).fma(weight, acc3);
+            // out = sum_p weight_p * v_p, VALUE_CHUNK positions at a time for every head of the run.
+            for (int c0 = 0; c0 < length; c0 += VALUE_CHUNK) {
+                int c1 = Math.min(length, c0 + VALUE_CHUNK);
+                for (int j = 0; j < run; j++) {
+                    accumulateValues(values, slots, kvRowBytes, kvOffset, scores, j * stride, c0, c1, headDim,
+                            a.out, qBase + j * headBytes, c1 == length ? maxes[j] : 1f);
                 }
-                acc0.mul(inverse).intoMemorySegment(out, qBase + i * 4L, order);
-                acc1.mul(inverse).intoMemorySegment(out, qBase + (i + FL) * 4L, order);
-                acc2.mul(inverse).intoMemorySegment(out, qBase + (i + 2 * FL) * 4L, order);
-                acc3.mul(inverse).intoMemorySegment(out, qBase + (i + 3 * FL) * 4L, order);
             }
-            for (; i + 2 * FL <= vectorEnd; i += 2 * FL) {
-                FloatVector acc0 = FloatVector.zero(F);
-                FloatVector acc1 = acc0;
-                for (int p = 0; p < length; p++) {
-                    long vBase = slots[p] * kvRowBytes + kvOffset + i * 4L;
-                    FloatVector weight = FloatVector.broadcast(F, scores[p]);
-                    acc0 = FloatVector.fromMemorySegment(F, values, vBase, order).fma(weight, acc0);
-                    acc1 = FloatVector.fromMemorySegment(F, values, vBase + 4L * FL, order).fma(weight, acc1);
-                }
-                acc0.mul(inverse).intoMemorySegment(out, qBase + i * 4L, order);
-                acc1.mul(inverse).intoMemorySegment(out, qBase + (i + FL) * 4L, order);
+        }
+    }
+
+    /**
+     * Turns {@code length} scores at {@code scores[at]} into e^(score - max), padding them to
+     * {@code padded} with -infinity (whose weight is e^-87, nothing next to the maximum's 1) so
+     * that every score goes through the same vector exp and no masked operation is needed; returns
+     * their sum.
+     */
+    private static float softmaxWeights(float[] scores, int at, int length, int padded, float max, float[] lanes,
+                                        float[] total) {
+        for (int p = length; p < padded; p++) {
+            scores[at + p] = Float.NEGATIVE_INFINITY;
+        }
+        FloatVector sums = FloatVector.zero(F);
+        for (int p = 0; p < padded; p += FL) {
+            // e^(score - max), as in swiglu (written out there and here: see rowsHalf).
+            FloatVector e = FloatVector.fromArray(F, scores, at + p).sub(max).max(EXP_MIN);
+            FloatVector n = e.mul(LOG2_E).add(ROUNDING).sub(ROUNDING);
+            FloatVector f = e.sub(n.mul(LN2_HI)).sub(n.mul(LN2_LO));
+            FloatVector poly = f.fma(EXP_C6, EXP_C5).mul(f).add(EXP_C4).mul(f).add(EXP_C3).mul(f).add(EXP_C2).mul(f).add(0.5f);
+            e = poly.mul(f.mul(f)).add(f).add(1f).mul(((IntVector) n.convert(VectorOperators.F2I, 0)).add(127)
+                    .lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats());
+            e.intoArray(scores, at + p);
+            sums = sums.add(e);
+        }
+        sums.intoArray(lanes, 0);
+        total[0] = 0;
+        addLaneSums(lanes, total, 0, 1);
+        return total[0];
+    }
+
+    /**
+     * Adds weight_p * v_p for positions [from, to) to one head's output (floats at {@code outBase}),
+     * four or two vectors of head elements per pass over the values; the sums start at zero when
+     * {@code from} is 0 and otherwise continue from what an earlier chunk left in {@code out} (the
+     * same chain per element as in one pass). The last chunk scales by {@code scale} (1 / the sum of
+     * the weights) on the way out.
+     */
+    private static void accumulateValues(MemorySegment values, int[] slots, long kvRowBytes, long kvOffset,
+                                         float[] weights, int wBase, int from, int to, int headDim,
+                                         MemorySegment out, long outBase, float scale) {
+        int vectorEnd = headDim / FL * FL;
+        boolean fresh = from == 0;
+        int i = 0;
+        for (; i + 4 * FL <= vectorEnd; i += 4 * FL) {
+            long o = outBase + i * 4L;
+            FloatVector acc0 = fresh ? FloatVector.zero(F) : FloatVector.fromMemorySegment(F, out, o, NATIVE);
+            FloatVector acc1 = fresh ? FloatVector.zero(F) : FloatVector.fromMemorySegment(F, out, o + 4L * FL, NATIVE);
+            FloatVector acc2 = fresh ? FloatVector.zero(F) : FloatVector.fromMemorySegment(F, out, o + 8L * FL, NATIVE);
+            FloatVector acc3 = fresh ? FloatVector.zero(F) : FloatVector.fromMemorySegment(F, out, o + 12L * FL, NATIVE);
+            for (int p = from; p < to; p++) {
+                long vBase = slots[p] * kvRowBytes + kvOffset + i * 4L;
+                FloatVector weight = FloatVector.broadcast(F, weights[wBase + p]);
+                acc0 = FloatVector.fromMemorySegment(F, values, vBase, NATIVE).fma(weight, acc0);
+                acc1 = FloatVector.fromMemorySegment(F, values, vBase + 4L * FL, NATIVE).fma(weight, acc1);
+                acc2 = FloatVector.fromMemorySegment(F, values, vBase + 8L * FL, NATIVE).fma(weight, acc2);
+                acc3 = FloatVector.fromMemorySegment(F, values, vBase + 12L * FL, NATIVE).fma(weight, acc3);
             }
-            for (; i < vectorEnd; i += FL) {
-                FloatVector acc = FloatVector.zero(F);
-                for (int p = 0; p < length; p++) {
-                    acc = FloatVector.fromMemorySegment(F, values, slots[p] * kvRowBytes + kvOffset + i * 4L, order)
-                            .fma(FloatVector.broadcast(F, scores[p]), acc);
-                }
-                acc.mul(inverse).intoMemorySegment(out, qBase + i * 4L, order);
+            acc0.mul(scale).intoMemorySegment(out, o, NATIVE);
+            acc1.mul(scale).intoMemorySegment(out, o + 4L * FL, NATIVE);
+            acc2.mul(scale).intoMemorySegment(out, o + 8L * FL, NATIVE);
+            acc3.mul(scale).intoMemorySegment(out, o + 12L * FL, NATIVE);
+        }
+        for (; i + 2 * FL <= vectorEnd; i += 2 * FL) {
+            long o = outBase + i * 4L;
+            FloatVector acc0 = fresh ? FloatVector.zero(F) : FloatVector.fromMemorySegment(F, out, o, NATIVE);
+            FloatVector acc1 = fresh ? FloatVector.zero(F) : FloatVector.fromMemorySegment(F, out, o + 4L * FL, NATIVE);
+            for (int p = from; p < to; p++) {
+                long vBase = slots[p] * kvRowBytes + kvOffset + i * 4L;
+                FloatVector weight = FloatVector.broadcast(F, weights[wBase + p]);
+                acc0 = FloatVector.fromMemorySegment(F, values, vBase, NATIVE).fma(weight, acc0);
+                acc1 = FloatVector.fromMemorySegment(F, values, vBase + 4L * FL, NATIVE).fma(weight, acc1);
             }
-            for (; i < headDim; i++) {
-                float acc = 0;
-                for (int p = 0; p < length; p++) {
-                    acc += scores[p] * values.get(FLOAT, slots[p] * kvRowBytes + kvOffset + i * 4L);
-                }
-                out.set(FLOAT, qBase + i * 4L, acc * inverse);
+            acc0.mul(scale).intoMemorySegment(out, o, NATIVE);
+            acc1.mul(scale).intoMemorySegment(out, o + 4L * FL, NATIVE);
+        }
+        for (; i < vectorEnd; i += FL) {
+            long o = outBase + i * 4L;
+            FloatVector acc = fresh ? FloatVector.zero(F) : FloatVector.fromMemorySegment(F, out, o, NATIVE);
+            for (int p = from; p < to; p++) {
+                acc = FloatVector.fromMemorySegment(F, values, slots[p] * kvRowBytes + kvOffset + i * 4L, NATIVE)
+                        .fma(FloatVector.broadcast(F, weights[wBase + p]), acc);
             }
+            acc.mul(scale).intoMemorySegment(out, o, NATIVE);
+        }
+        for (; i < headDim; i++) {
+            long o = outBase + i * 4L;
+            float acc = fresh ? 0 : out.get(FLOAT, o);
+            for (int p = from; p < to; p++) {
+                acc += weights[wBase + p] * values.get(FLOAT, slots[p] * kvRowBytes + kvOffset + i * 4L);
+            }
+            out.set(FLOAT, o, acc * scale);
         }
     }
 
