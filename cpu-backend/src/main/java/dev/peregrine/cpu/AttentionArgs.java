@@ -14,8 +14,6 @@ final class AttentionArgs {
     MemorySegment q;
     MemorySegment keyCache;
     MemorySegment valueCache;
-    /** Counts attention calls: what a thread decoded from an F16 cache is valid within one call. */
-    long call;
     /** Whether the caches hold little-endian halves (an F16 KV cache) rather than floats. */
     boolean halfCache;
     BatchLayout layout;

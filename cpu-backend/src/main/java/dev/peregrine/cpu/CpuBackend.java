@@ -355,7 +355,6 @@ final class CpuBackend implements Backend {
         a.keyCache = seg(keyCache);
         a.valueCache = seg(valueCache);
         a.halfCache = halfCache(keyCache, valueCache);
-        a.call++;
         a.layout = layout;
         a.heads = heads;
         a.kvHeads = kvHeads;
@@ -368,7 +367,13 @@ final class CpuBackend implements Backend {
             int attended = layout.positions[r] + 1 - a.firstAttended(layout.positions[r]);
             work += (long) attended * heads * headDim * 2;
         }
-        pool.parallelFor(layout.tokenCount * heads, 1, work, attentionTask);
+        // Slices of whole query groups when there are enough of them to keep every thread busy,
+        // so that a group's heads run together (VectorKernels.attention reads each chunk of keys
+        // and values once per run); else single heads (smollm2 decoding one sequence: 9 heads
+        // in 3 groups for 2 threads).
+        int group = heads / kvHeads;
+        int grain = layout.tokenCount * kvHeads >= 2 * pool.threads() ? group : 1;
+        pool.parallelFor(layout.tokenCount * heads, grain, work, attentionTask);
     }
 
     @Override

@@ -37,15 +37,10 @@ final class ThreadScratch implements AutoCloseable {
     float[] runMaxes = new float[0];
     /** KV-cache slot of each context position of the sequence being attended. */
     int[] slots = new int[0];
-    /** 0, 1, 2, ...: the rows of {@link #decodedKeys} and {@link #decodedValues} by position. */
+    /** 0, 1, 2, ...: the rows of {@link #decodedKv}. */
     int[] positions = new int[0];
-    /** Off-heap floats: keys and values of one KV head decoded from an F16 cache, a row per position. */
-    MemorySegment decodedKeys = MemorySegment.NULL;
-    MemorySegment decodedValues = MemorySegment.NULL;
-    /** Which attention call ({@link AttentionArgs#call}), token row and KV head they hold. */
-    long decodedCall = -1;
-    int decodedRow;
-    int decodedKvHead;
+    /** Off-heap floats: a chunk of one KV head's keys or values decoded from an F16 cache, a row per position. */
+    MemorySegment decodedKv = MemorySegment.NULL;
     /** Rope: cos and sign-adjusted sin of one token row, expanded to one value per element. */
     float[] ropeCos = new float[0];
     float[] ropeSin = new float[0];
@@ -136,15 +131,14 @@ final class ThreadScratch implements AutoCloseable {
         return positions;
     }
 
-    /** Makes room for {@code floats} decoded keys and as many values. */
-    void ensureDecodedKv(long floats) {
-        if (decodedKeys.byteSize() < floats * Float.BYTES) {
-            long size = Math.max(floats, decodedKeys.byteSize() / Float.BYTES * 2) * Float.BYTES;
+    /** The decoded-rows scratch, with room for {@code floats} floats. */
+    MemorySegment decodedKv(int floats) {
+        if (decodedKv.byteSize() < floats * 4L) {
             decodedKvArena.close(); // only this thread uses it, and not now
             decodedKvArena = Arena.ofShared();
-            decodedKeys = decodedKvArena.allocate(size, 64);
-            decodedValues = decodedKvArena.allocate(size, 64);
+            decodedKv = decodedKvArena.allocate(floats * 4L, 64);
         }
+        return decodedKv;
     }
 
     void ensureRope(int n) {

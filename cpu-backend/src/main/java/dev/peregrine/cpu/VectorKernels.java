@@ -1407,48 +1407,37 @@ final class VectorKernels implements Kernels {
             long headBytes = (long) headDim * Float.BYTES;
 
             // Position p's key is at keys[slots[p] * kvRowBytes + kvOffset], its value likewise in
-            // values: in the cache itself, or for an F16 cache in floats decoded once for the
-            // heads of a KV head (a query group) that this thread takes one after another, in
-            // this slice or in its next slice of the same call.
-            MemorySegment keys;
-            MemorySegment values;
-            int[] slots;
-            long kvRowBytes;
-            long kvOffset;
-            if (a.halfCache) {
-                if (scratch.decodedCall != a.call || scratch.decodedRow != r || scratch.decodedKvHead != kvHead) {
-                    decodeHalfRows(a, seq, first, length, kvHead, scratch);
-                    scratch.decodedCall = a.call;
-                    scratch.decodedRow = r;
-                    scratch.decodedKvHead = kvHead;
-                }
-                keys = scratch.decodedKeys;
-                values = scratch.decodedValues;
-                slots = scratch.positions(length);
-                kvRowBytes = headBytes;
-                kvOffset = 0;
-            } else {
-                keys = a.keyCache;
-                values = a.valueCache;
-                slots = scratch.slots(length);
-                layout.slotsOf(seq, first, length, slots);
-                kvRowBytes = (long) a.kvHeads * headBytes;
-                kvOffset = (long) kvHead * headBytes;
-            }
+            // values. An F16 cache is decoded a chunk of positions at a time into L1-sized float
+            // rows (keys[g * headBytes] for the chunk's position g), once for the whole run.
+            boolean half = a.halfCache;
+            int[] slots = scratch.slots(length);
+            layout.slotsOf(seq, first, length, slots);
+            long cacheRowBytes = (long) a.kvHeads * headDim * (half ? 2 : Float.BYTES);
+            long cacheOffset = (long) kvHead * headDim * (half ? 2 : Float.BYTES);
+            MemorySegment keys = half ? scratch.decodedKv(VALUE_CHUNK * headDim) : a.keyCache;
+            MemorySegment values = half ? keys : a.valueCache;
+            int[] rows = half ? scratch.positions(VALUE_CHUNK) : slots;
+            long kvRowBytes = half ? headBytes : cacheRowBytes;
+            long kvOffset = half ? 0 : cacheOffset;
 
             // Scores: q . k_p for every position p of the sequence, FL positions at a time: their
             // chains' lanes are summed together (addLaneSums: the same bits as one at a time).
             java.util.Arrays.fill(maxes, 0, run, Float.NEGATIVE_INFINITY);
             for (int p0 = 0; p0 < length; p0 += FL) {
                 int together = Math.min(FL, length - p0);
+                int row0 = p0;
+                if (half) {
+                    decodeHalfRows(a.keyCache, slots, p0, together, cacheRowBytes, cacheOffset, headDim, keys);
+                    row0 = 0;
+                }
                 for (int j = 0; j < run; j++) {
                     long headBase = qBase + j * headBytes;
                     int at = j * stride + p0;
                     if (vectorEnd == 4 * FL || vectorEnd == 8 * FL) {
-                        scoreChains(q, headBase, keys, slots, p0, together, kvRowBytes, kvOffset, lanes, vectorEnd == 8 * FL);
+                        scoreChains(q, headBase, keys, rows, row0, together, kvRowBytes, kvOffset, lanes, vectorEnd == 8 * FL);
                     } else {
                         for (int g = 0; g < together; g++) {
-                            long kBase = slots[p0 + g] * kvRowBytes + kvOffset;
+                            long kBase = rows[row0 + g] * kvRowBytes + kvOffset;
                             FloatVector acc = FloatVector.zero(F);
                             for (int i = 0; i < vectorEnd; i += FL) {
                                 acc = FloatVector.fromMemorySegment(F, q, headBase + i * 4L, NATIVE)
@@ -1462,7 +1451,7 @@ final class VectorKernels implements Kernels {
                     float max = maxes[j];
                     for (int g = 0; g < together; g++) {
                         float dot = scores[at + g];
-                        long kBase = slots[p0 + g] * kvRowBytes + kvOffset;
+                        long kBase = rows[row0 + g] * kvRowBytes + kvOffset;
                         for (int i = vectorEnd; i < headDim; i++) {
                             dot += q.get(FLOAT, headBase + i * 4L) * keys.get(FLOAT, kBase + i * 4L);
                         }
@@ -1481,11 +1470,42 @@ final class VectorKernels implements Kernels {
 
             // out = sum_p weight_p * v_p, VALUE_CHUNK positions at a time for every head of the run.
             for (int c0 = 0; c0 < length; c0 += VALUE_CHUNK) {
-                int c1 = Math.min(length, c0 + VALUE_CHUNK);
-                for (int j = 0; j < run; j++) {
-                    accumulateValues(values, slots, kvRowBytes, kvOffset, scores, j * stride, c0, c1, headDim,
-                            a.out, qBase + j * headBytes, c1 == length ? maxes[j] : 1f);
+                int count = Math.min(VALUE_CHUNK, length - c0);
+                int row0 = c0;
+                if (half) {
+                    decodeHalfRows(a.valueCache, slots, c0, count, cacheRowBytes, cacheOffset, headDim, values);
+                    row0 = 0;
                 }
+                boolean last = c0 + count == length;
+                for (int j = 0; j < run; j++) {
+                    accumulateValues(values, rows, row0, kvRowBytes, kvOffset, scores, j * stride + c0, count, c0 == 0,
+                            headDim, a.out, qBase + j * headBytes, last ? maxes[j] : 1f);
+                }
+            }
+        }
+    }
+
+    /**
+     * Decodes one KV head's rows of an F16 cache at the positions {@code slots[from .. from + count)}
+     * into {@code count} rows of {@code headDim} floats in {@code dst}, exactly: every half is a float.
+     */
+    private static void decodeHalfRows(MemorySegment cache, int[] slots, int from, int count, long rowBytes, long offset,
+                                       int headDim, MemorySegment dst) {
+        int vectorEnd = headDim / FL * FL;
+        for (int g = 0; g < count; g++) {
+            long at = slots[from + g] * rowBytes + offset;
+            long to = (long) g * headDim * Float.BYTES;
+            int i = 0;
+            for (; i < vectorEnd; i += FL) {
+                // As decodeF16, written out (see rowsHalf); a NaN keeps its payload's bits.
+                IntVector bits = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, cache, at + 2L * i, LE)
+                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF);
+                FloatVector f = bits.reinterpretAsFloats().mul(0x1p112f);
+                f.blend(bits.or(0x7F800000).reinterpretAsFloats(), f.abs().compare(VectorOperators.GE, 65536f))
+                        .intoMemorySegment(dst, to + 4L * i, NATIVE);
+            }
+            for (; i < headDim; i++) {
+                dst.set(FLOAT, to + 4L * i, Float.float16ToFloat(cache.get(LE_SHORT, at + 2L * i)));
             }
         }
     }
@@ -1520,17 +1540,16 @@ final class VectorKernels implements Kernels {
     }
 
     /**
-     * Adds weight_p * v_p for positions [from, to) to one head's output (floats at {@code outBase}),
-     * four or two vectors of head elements per pass over the values; the sums start at zero when
-     * {@code from} is 0 and otherwise continue from what an earlier chunk left in {@code out} (the
-     * same chain per element as in one pass). The last chunk scales by {@code scale} (1 / the sum of
-     * the weights) on the way out.
+     * Adds weights[wBase + p] * (the value row at rows[row0 + p]) for p in [0, count) to one head's
+     * output (floats at {@code outBase}), four or two vectors of head elements per pass over the
+     * values; the sums start at zero when {@code fresh} and otherwise continue from what an earlier
+     * chunk left in {@code out} (the same chain per element as in one pass). The last chunk scales
+     * by {@code scale} (1 / the sum of the weights) on the way out.
      */
-    private static void accumulateValues(MemorySegment values, int[] slots, long kvRowBytes, long kvOffset,
-                                         float[] weights, int wBase, int from, int to, int headDim,
+    private static void accumulateValues(MemorySegment values, int[] rows, int row0, long kvRowBytes, long kvOffset,
+                                         float[] weights, int wBase, int count, boolean fresh, int headDim,
                                          MemorySegment out, long outBase, float scale) {
         int vectorEnd = headDim / FL * FL;
-        boolean fresh = from == 0;
         int i = 0;
         for (; i + 4 * FL <= vectorEnd; i += 4 * FL) {
             long o = outBase + i * 4L;
@@ -1538,8 +1557,8 @@ final class VectorKernels implements Kernels {
             FloatVector acc1 = fresh ? FloatVector.zero(F) : FloatVector.fromMemorySegment(F, out, o + 4L * FL, NATIVE);
             FloatVector acc2 = fresh ? FloatVector.zero(F) : FloatVector.fromMemorySegment(F, out, o + 8L * FL, NATIVE);
             FloatVector acc3 = fresh ? FloatVector.zero(F) : FloatVector.fromMemorySegment(F, out, o + 12L * FL, NATIVE);
-            for (int p = from; p < to; p++) {
-                long vBase = slots[p] * kvRowBytes + kvOffset + i * 4L;
+            for (int p = 0; p < count; p++) {
+                long vBase = rows[row0 + p] * kvRowBytes + kvOffset + i * 4L;
                 FloatVector weight = FloatVector.broadcast(F, weights[wBase + p]);
                 acc0 = FloatVector.fromMemorySegment(F, values, vBase, NATIVE).fma(weight, acc0);
                 acc1 = FloatVector.fromMemorySegment(F, values, vBase + 4L * FL, NATIVE).fma(weight, acc1);
@@ -1555,8 +1574,8 @@ final class VectorKernels implements Kernels {
             long o = outBase + i * 4L;
             FloatVector acc0 = fresh ? FloatVector.zero(F) : FloatVector.fromMemorySegment(F, out, o, NATIVE);
             FloatVector acc1 = fresh ? FloatVector.zero(F) : FloatVector.fromMemorySegment(F, out, o + 4L * FL, NATIVE);
-            for (int p = from; p < to; p++) {
-                long vBase = slots[p] * kvRowBytes + kvOffset + i * 4L;
+            for (int p = 0; p < count; p++) {
+                long vBase = rows[row0 + p] * kvRowBytes + kvOffset + i * 4L;
                 FloatVector weight = FloatVector.broadcast(F, weights[wBase + p]);
                 acc0 = FloatVector.fromMemorySegment(F, values, vBase, NATIVE).fma(weight, acc0);
                 acc1 = FloatVector.fromMemorySegment(F, values, vBase + 4L * FL, NATIVE).fma(weight, acc1);
@@ -1567,8 +1586,8 @@ final class VectorKernels implements Kernels {
         for (; i < vectorEnd; i += FL) {
             long o = outBase + i * 4L;
             FloatVector acc = fresh ? FloatVector.zero(F) : FloatVector.fromMemorySegment(F, out, o, NATIVE);
-            for (int p = from; p < to; p++) {
-                acc = FloatVector.fromMemorySegment(F, values, slots[p] * kvRowBytes + kvOffset + i * 4L, NATIVE)
+            for (int p = 0; p < count; p++) {
+                acc = FloatVector.fromMemorySegment(F, values, rows[row0 + p] * kvRowBytes + kvOffset + i * 4L, NATIVE)
                         .fma(FloatVector.broadcast(F, weights[wBase + p]), acc);
             }
             acc.mul(scale).intoMemorySegment(out, o, NATIVE);
@@ -1576,51 +1595,10 @@ final class VectorKernels implements Kernels {
         for (; i < headDim; i++) {
             long o = outBase + i * 4L;
             float acc = fresh ? 0 : out.get(FLOAT, o);
-            for (int p = from; p < to; p++) {
-                acc += weights[wBase + p] * values.get(FLOAT, slots[p] * kvRowBytes + kvOffset + i * 4L);
+            for (int p = 0; p < count; p++) {
+                acc += weights[wBase + p] * values.get(FLOAT, rows[row0 + p] * kvRowBytes + kvOffset + i * 4L);
             }
             out.set(FLOAT, o, acc * scale);
-        }
-    }
-
-    /**
-     * Decodes the keys and values of KV head {@code kvHead} at positions {@code first ..
-     * first + length} of sequence {@code seq} from an F16 cache into the scratch's float rows
-     * (headDim floats per position), exactly: every half is a float.
-     */
-    private static void decodeHalfRows(AttentionArgs a, int seq, int first, int length, int kvHead, ThreadScratch scratch) {
-        int headDim = a.headDim;
-        int[] slots = scratch.slots(length);
-        a.layout.slotsOf(seq, first, length, slots);
-        scratch.ensureDecodedKv((long) length * headDim);
-        long rowBytes = (long) a.kvHeads * headDim * 2;
-        long offset = (long) kvHead * headDim * 2;
-        int vectorEnd = headDim / FL * FL;
-        MemorySegment keys = a.keyCache;
-        MemorySegment values = a.valueCache;
-        MemorySegment decodedKeys = scratch.decodedKeys;
-        MemorySegment decodedValues = scratch.decodedValues;
-        for (int p = 0; p < length; p++) {
-            long at = slots[p] * rowBytes + offset;
-            long to = (long) p * headDim * Float.BYTES;
-            int i = 0;
-            for (; i < vectorEnd; i += FL) {
-                // As decodeF16, written out (see rowsHalf); a NaN keeps its payload's bits.
-                IntVector kb = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, keys, at + 2L * i, LE)
-                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF);
-                IntVector vb = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, values, at + 2L * i, LE)
-                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF);
-                FloatVector kf = kb.reinterpretAsFloats().mul(0x1p112f);
-                FloatVector vf = vb.reinterpretAsFloats().mul(0x1p112f);
-                kf.blend(kb.or(0x7F800000).reinterpretAsFloats(), kf.abs().compare(VectorOperators.GE, 65536f))
-                        .intoMemorySegment(decodedKeys, to + 4L * i, NATIVE);
-                vf.blend(vb.or(0x7F800000).reinterpretAsFloats(), vf.abs().compare(VectorOperators.GE, 65536f))
-                        .intoMemorySegment(decodedValues, to + 4L * i, NATIVE);
-            }
-            for (; i < headDim; i++) {
-                decodedKeys.set(FLOAT, to + 4L * i, Float.float16ToFloat(keys.get(LE_SHORT, at + 2L * i)));
-                decodedValues.set(FLOAT, to + 4L * i, Float.float16ToFloat(values.get(LE_SHORT, at + 2L * i)));
-            }
         }
     }
 

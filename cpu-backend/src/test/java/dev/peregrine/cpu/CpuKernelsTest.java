@@ -369,9 +369,12 @@ class CpuKernelsTest {
             float softcap = variant[1];
             // A head shorter than a vector, and one of several vectors plus a remainder.
             // 32, 64, 128: exactly 4 or 8 vectors at 256 or 512 bits (written-out score chains).
-            for (int headDim : new int[] {5, 32, 64, 72, 128}) {
-                int heads = 4;
-                int kvHeads = 2;
+            for (int headDim : new int[] {5, 32, 64, 72, 128})
+            // Groups of 2 heads; and one group of 10, which runs of at most 4 heads split, and which
+            // single heads' slices cut anywhere (one query row: too few groups to slice by group).
+            for (int[] headCounts : new int[][] {{4, 2}, {10, 1}}) {
+                int heads = headCounts[0];
+                int kvHeads = headCounts[1];
                 int blockSize = 4;
                 int length = 41;
                 int kvWidth = kvHeads * headDim;
@@ -401,7 +404,7 @@ class CpuKernelsTest {
                 }
                 backend.storeKv(kc, vc, buffer(backend, kRows), buffer(backend, vRows), kvWidth, fill);
                 // Query rows at positions 4, 10 and 40 (short, and longer than a vector of scores).
-                int[] positions = {4, 10, 40};
+                int[] positions = kvHeads == 1 ? new int[] {40} : new int[] {4, 10, 40};
                 for (int pos : positions) {
                     layout.addToken(s, 0, pos, false);
                 }
@@ -437,7 +440,8 @@ class CpuKernelsTest {
                                 expected += w[p] / sum * values[p][kvh * headDim + i];
                             }
                             assertThat((double) got[(r * heads + h) * headDim + i])
-                                    .as("%s %s cache headDim %d window %d softcap %s", name, cacheType, headDim, window, softcap)
+                                    .as("%s %s cache headDim %d heads %d/%d window %d softcap %s", name, cacheType, headDim,
+                                            heads, kvHeads, window, softcap)
                                     .isCloseTo(expected, within(1e-5));
                         }
                     }
