@@ -1406,9 +1406,10 @@ final class VectorKernels implements Kernels {
             long qBase = ((long) r * a.heads + h) * headDim * Float.BYTES;
             long headBytes = (long) headDim * Float.BYTES;
 
-            // Position p's key is at keys[slots[p] * kvRowBytes + kvOffset], its value likewise in
-            // values. An F16 cache is decoded a chunk of positions at a time into L1-sized float
-            // rows (keys[g * headBytes] for the chunk's position g), once for the whole run.
+            // A chunk's position p0 + g has its key at keys[rows[row0 + g] * kvRowBytes + kvOffset]
+            // and its value likewise in values: the cache itself (rows = slots, row0 = p0), or for
+            // an F16 cache L1-sized float rows into which the chunk is decoded once for the whole
+            // run (rows = 0, 1, 2, ..., row0 = 0).
             boolean half = a.halfCache;
             int[] slots = scratch.slots(length);
             layout.slotsOf(seq, first, length, slots);
