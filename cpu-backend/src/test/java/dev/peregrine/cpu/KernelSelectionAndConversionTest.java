@@ -178,6 +178,8 @@ class KernelSelectionAndConversionTest {
             Buffer cosSin = backend.allocate(headDim);
             Buffer kc = backend.allocate(64L * dim);
             Buffer vc = backend.allocate(64L * dim);
+            Buffer kcHalf = backend.allocate(64L * dim, DType.F16);
+            Buffer vcHalf = backend.allocate(64L * dim, DType.F16);
             float[] start = new float[dim];
             for (int i = 0; i < dim; i++) {
                 start[i] = (float) random.nextGaussian();
@@ -197,6 +199,8 @@ class KernelSelectionAndConversionTest {
                 backend.rope(y, cosSin, 1, heads, headDim, headDim);
                 backend.storeKv(kc, vc, y, y, dim, layout);
                 backend.attention(xb, y, kc, vc, layout, heads, heads, headDim, 0.125f, 0, 0f);
+                backend.storeKv(kcHalf, vcHalf, y, y, dim, layout);
+                backend.attention(xb, y, kcHalf, vcHalf, layout, heads, heads, headDim, 0.125f, 0, 0f);
                 backend.gatedActivation(xb, y, dim, dev.peregrine.spi.Activation.SILU);
                 backend.add(x, xb, dim);
             };
