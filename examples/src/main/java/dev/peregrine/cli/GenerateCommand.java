@@ -5,11 +5,11 @@ import dev.peregrine.FinishReason;
 import dev.peregrine.GenerationConfig;
 import dev.peregrine.Model;
 import dev.peregrine.ModelOptions;
-import dev.peregrine.tensor.DType;
 import dev.peregrine.Speculation;
 import dev.peregrine.SpeculationStats;
 import dev.peregrine.Timings;
 import dev.peregrine.cli.Args.Option;
+import dev.peregrine.tensor.DType;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.List;
@@ -105,7 +105,7 @@ final class GenerateCommand {
     /** --kv-cache-type f32 or f16 (default f32). */
     static DType kvCacheType(Args args) {
         String name = args.value("kv-cache-type").orElse("f32");
-        return switch (name.toLowerCase(java.util.Locale.ROOT)) {
+        return switch (name.toLowerCase(Locale.ROOT)) {
             case "f32" -> DType.F32;
             case "f16" -> DType.F16;
             default -> throw new UsageException("--kv-cache-type must be f32 or f16, got '" + name + "'");

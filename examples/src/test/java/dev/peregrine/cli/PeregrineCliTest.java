@@ -100,6 +100,17 @@ class PeregrineCliTest {
     }
 
     @Test
+    void kvCacheTypeF16GeneratesAndOtherTypesAreAUsageError() {
+        Result half = run("generate", "-m", MODEL.toString(), "-p", "Once upon a time", "--temp", "0", "-n", "20",
+                "--kv-cache-type", "f16", "--json");
+        assertThat(half.status()).as(half.err()).isZero();
+        assertThat(ints(((Map<?, ?>) MiniJson.parse(half.out().strip())).get("output_ids"))).hasSize(20);
+        Result bad = run("generate", "-m", MODEL.toString(), "-p", "hi", "--kv-cache-type", "q8_0");
+        assertThat(bad.status()).isEqualTo(2);
+        assertThat(bad.err()).contains("--kv-cache-type must be f32 or f16, got 'q8_0'");
+    }
+
+    @Test
     void stopStringEndsGeneration() {
         Result r = run("generate", "-m", MODEL.toString(), "-p", "Once upon a time", "--temp", "0", "-n", "50",
                 "--stop", "Lily", "--stop", "never-generated", "--json");
