@@ -29,7 +29,7 @@ import org.openjdk.jmh.annotations.Warmup;
 /**
  * The non-matmul kernels of one decode token at llama3.2-1b's sizes (dim 2048, FFN 8192, 32 heads,
  * 8 KV heads of 64): RMSNorm, rope, SwiGLU, residual add, and paged attention over a context of
- * {@code context} cached positions. Average time per call.
+ * {@code context} cached positions, the cache in F32 or F16. Average time per call.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -50,6 +50,10 @@ public class LayerOpsBenchmark {
 
     @Param({"1024"})
     public int context;
+
+    /** How the KV cache stores keys and values (only attention reads it). */
+    @Param({"F32", "F16"})
+    public String kvCacheType;
 
     private Arena arena;
     private Backend backend;
@@ -80,8 +84,6 @@ public class LayerOpsBenchmark {
         up = filled(FFN, 3);
         q = filled(HEADS * HEAD_DIM, 4);
         attended = backend.allocate(HEADS * HEAD_DIM);
-        keys = filled((long) context * KV_HEADS * HEAD_DIM, 5);
-        values = filled((long) context * KV_HEADS * HEAD_DIM, 6);
         cosSin = backend.allocate(HEAD_DIM);
         // One sequence whose KV blocks are scattered (every other block), decoding at the last position.
         int blockCount = context / BLOCK;
@@ -89,6 +91,17 @@ public class LayerOpsBenchmark {
         for (int b = 0; b < blockCount; b++) {
             blocks[b] = b % 2 == 0 ? b / 2 : blockCount / 2 + b / 2;
         }
+        // The cache filled as the model fills it: every position's key and value stored once.
+        DType type = DType.valueOf(kvCacheType);
+        long kvValues = (long) context * KV_HEADS * HEAD_DIM;
+        keys = backend.allocate(kvValues, type);
+        values = backend.allocate(kvValues, type);
+        BatchLayout fill = new BatchLayout(BLOCK);
+        fill.addSequence(blocks, blockCount);
+        for (int p = 0; p < context; p++) {
+            fill.addToken(0, 1, p, false);
+        }
+        backend.storeKv(keys, values, filled(kvValues, 5), filled(kvValues, 6), KV_HEADS * HEAD_DIM, fill);
         layout = new BatchLayout(BLOCK);
         int s = layout.addSequence(blocks, blockCount);
         layout.addToken(s, 1, context - 1, true);
