@@ -31,7 +31,7 @@ final class ThreadScratch implements AutoCloseable {
     float[] row = new float[0];
     /** One token's padded activations, for the tile kernel when a product has only that token. */
     float[] token = new float[0];
-    /** Attention scores of one (token, head) over its context. */
+    /** Attention scores over one token's context, a run of its heads one after another. */
     float[] scores = new float[0];
     /** Per head of an attention run: its maximum score, then 1 / its sum of weights. */
     float[] runMaxes = new float[0];
