@@ -55,7 +55,17 @@ class ContinuousBatchingTest {
     @ParameterizedTest
     @ValueSource(ints = {1, 5, 16, 64})
     void concurrentRequestsGiveTheSameTokensAsAlone(int n) throws Exception {
-        try (Model model = Model.load(SharedModels.stories260K())) {
+        concurrentRequestsMatchAlone(n, ModelOptions.defaults());
+    }
+
+    /** The same with an F16 KV cache: batching changes nothing in the halves a sequence stores either. */
+    @Test
+    void concurrentRequestsGiveTheSameTokensAsAloneWithAnF16KvCache() throws Exception {
+        concurrentRequestsMatchAlone(16, ModelOptions.defaults().withKvCacheType(DType.F16));
+    }
+
+    private static void concurrentRequestsMatchAlone(int n, ModelOptions options) throws Exception {
+        try (Model model = Model.load(SharedModels.stories260K(), options)) {
             List<Completion> alone = new ArrayList<>();
             for (int i = 0; i < n; i++) {
                 alone.add(model.generator().generate(PROMPTS[i % PROMPTS.length], config(i)));

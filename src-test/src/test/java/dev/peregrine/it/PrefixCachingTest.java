@@ -8,8 +8,11 @@ import dev.peregrine.GeneratorMetrics;
 import dev.peregrine.Model;
 import dev.peregrine.ModelOptions;
 import dev.peregrine.Session;
+import dev.peregrine.tensor.DType;
 import java.util.Arrays;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /** Automatic prefix caching: a shared prompt prefix is evaluated once, and outputs do not change. */
 class PrefixCachingTest {
@@ -29,21 +32,24 @@ class PrefixCachingTest {
         return Arrays.copyOf(model.encode(text), atLeast);
     }
 
-    @Test
-    void theSecondRequestWithA1000TokenSharedPrefixPrefillsOnlyItsSuffix() {
+    /** With an F32 and with an F16 KV cache (whose cached blocks hold halves, copied as such). */
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"F32", "F16"})
+    void theSecondRequestWithA1000TokenSharedPrefixPrefillsOnlyItsSuffix(DType kvType) {
         GenerationConfig cfg = GenerationConfig.greedy().maxTokens(30);
         int[] expectedA;
         int[] expectedB;
         int[] a;
         int[] b;
-        try (Model plain = Model.load(SharedModels.stories260K(), ModelOptions.defaults().withPrefixCaching(false))) {
+        ModelOptions options = ModelOptions.defaults().withKvCacheType(kvType);
+        try (Model plain = Model.load(SharedModels.stories260K(), options.withPrefixCaching(false))) {
             int[] prefix = longPrefix(plain, 1000);
             a = concat(prefix, plain.encode(" The end.", false));
             b = concat(prefix, plain.encode(" One day Tom came.", false));
             expectedA = plain.generator().generate(a, cfg, t -> { }).outputTokens();
             expectedB = plain.generator().generate(b, cfg, t -> { }).outputTokens();
         }
-        try (Model model = Model.load(SharedModels.stories260K())) {
+        try (Model model = Model.load(SharedModels.stories260K(), options)) {
             Completion first = model.generator().generate(a, cfg, t -> { });
             long promptBefore = model.generator().metrics().promptTokens();
             Completion second = model.generator().generate(b, cfg, t -> { });
@@ -59,11 +65,13 @@ class PrefixCachingTest {
         }
     }
 
-    @Test
-    void cachedBlocksAreNeverOverwrittenByARewoundSession() {
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"F32", "F16"})
+    void cachedBlocksAreNeverOverwrittenByARewoundSession(DType kvType) {
         GenerationConfig cfg = GenerationConfig.greedy().maxTokens(20);
-        try (Model plain = Model.load(SharedModels.stories260K(), ModelOptions.defaults().withPrefixCaching(false));
-             Model model = Model.load(SharedModels.stories260K())) {
+        ModelOptions options = ModelOptions.defaults().withKvCacheType(kvType);
+        try (Model plain = Model.load(SharedModels.stories260K(), options.withPrefixCaching(false));
+             Model model = Model.load(SharedModels.stories260K(), options)) {
             int[] prompt = longPrefix(plain, 100);
             int[] expected = plain.generator().generate(prompt, cfg, t -> { }).outputTokens();
             try (Session s = model.newSession()) {
