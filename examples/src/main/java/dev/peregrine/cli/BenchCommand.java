@@ -196,11 +196,21 @@ final class BenchCommand {
             }
             if (args.has("ttft")) {
                 double idle = timeToFirstTokenMillis(model, random, 5);
-                double loaded = timeToFirstTokenUnderLoadMillis(model, random, 2000, idle);
-                result.field("ttft_idle_ms", idle).field("ttft_during_2000_token_prefill_ms", loaded);
+                // Up to 5 short requests per long prefill, over -r prefills: one prefill's few
+                // samples moved the median by tens of ms from run to run.
+                double[] samples = new double[0];
+                for (int r = 0; r < reps; r++) {
+                    double[] more = timeToFirstTokenUnderLoadMillis(model, random, 2000, idle);
+                    samples = Arrays.copyOf(samples, samples.length + more.length);
+                    System.arraycopy(more, 0, samples, samples.length - more.length, more.length);
+                }
+                double loaded = median(samples);
+                result.field("ttft_idle_ms", idle).field("ttft_during_2000_token_prefill_ms", loaded)
+                        .field("ttft_during_prefill_samples", samples.length);
                 if (!json) {
                     out.printf(Locale.ROOT, "time to first token (16-token prompt): %.1f ms idle, %.1f ms while a "
-                            + "2000-token prompt is prefilled (%.2fx)%n", idle, loaded, loaded / idle);
+                            + "2000-token prompt is prefilled (%.2fx; median of %d requests over %d prefills)%n",
+                            idle, loaded, loaded / idle, samples.length, reps);
                 }
             }
         }
@@ -328,12 +338,11 @@ final class BenchCommand {
     }
 
     /**
-     * The median time to first token of short requests made one after another, each after a random
-     * pause of up to 10 idle first-token times (several of the long prompt's steps), while a long
-     * prompt is prefilled (requests that end after the long prompt has finished do not count), over
-     * up to 5.
+     * The times to first token of up to 5 short requests made one after another, each after a
+     * random pause of up to 10 idle first-token times (several of the long prompt's steps), while a
+     * long prompt is prefilled (requests that end after the long prompt has finished do not count).
      */
-    private static double timeToFirstTokenUnderLoadMillis(Model model, Random random, int longPrompt, double idleMillis) {
+    private static double[] timeToFirstTokenUnderLoadMillis(Model model, Random random, int longPrompt, double idleMillis) {
         int[] big = randomPrompt(model, random, longPrompt);
         CompletableFuture<Completion> background = CompletableFuture.supplyAsync(
                 () -> model.generator().generate(big, GenerationConfig.greedy().maxTokens(1), x -> { }), Thread::startVirtualThread);
@@ -361,7 +370,7 @@ final class BenchCommand {
         if (n == 0) {
             throw new IllegalStateException("the " + longPrompt + "-token prompt finished before a short request could be timed");
         }
-        return median(Arrays.copyOf(samples, n));
+        return Arrays.copyOf(samples, n);
     }
 
     /** Bytes of weights one decode step reads: every tensor, except that only one row of an untied embedding table is read. */

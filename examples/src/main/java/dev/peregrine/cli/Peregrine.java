@@ -100,6 +100,7 @@ public final class Peregrine {
                   --concurrency LIST     also measure aggregate decode speed at these request counts, e.g. 1,4,16,64
                                          (each level warmed up, then the median of the -r runs)
                   --ttft                 also measure time to first token, idle and during a 2000-token prefill
+                                         (the median of up to 5 short requests in each of -r prefills)
                   --draft-model FILE     also measure speculative against plain greedy decoding of a text prompt
                   --prompt-lookup        the same with prompt lookup (--draft-max, --lookup-ngram as for generate)
                   --spec-prompt TEXT     the text prompt for that comparison (default: a story opening)
