@@ -133,10 +133,4 @@ class KvCacheTest {
         backend.read(out, 0, row, 0, KV_DIM);
         return row[0];
     }
-
-    private static int slot(KvSequence s, int p) {
-        BatchLayout l = new BatchLayout(BLOCK);
-        l.addSequence(s.blockTable(), s.blockCount());
-        return l.slotOf(0, p);
-    }
 }
