@@ -1544,8 +1544,8 @@ final class VectorKernels implements Kernels {
      * Adds weights[wBase + p] * (the value row at rows[row0 + p]) for p in [0, count) to one head's
      * output (floats at {@code outBase}), four or two vectors of head elements per pass over the
      * values; the sums start at zero when {@code fresh} and otherwise continue from what an earlier
-     * chunk left in {@code out} (the same chain per element as in one pass: 0 + w v is w v). The last chunk scales
-     * by {@code scale} (1 / the sum of the weights) on the way out.
+     * chunk left in {@code out} (the same chain per element as in one pass: 0 + w v is w v). The
+     * last chunk scales by {@code scale} (1 / the sum of the weights) on the way out.
      */
     private static void accumulateValues(MemorySegment values, int[] rows, int row0, long kvRowBytes, long kvOffset,
                                          float[] weights, int wBase, int count, boolean fresh, int headDim,
@@ -1553,7 +1553,8 @@ final class VectorKernels implements Kernels {
         int vectorEnd = headDim / FL * FL;
         if (fresh) {
             // Zeros to continue from, rather than a vector that is zero on one branch and loaded
-            // on the other: C2 boxes such a vector at 256 bits (2.9 KB per decode step).
+            // on the other, the pattern C2 has boxed before (with it, one CI run measured 2.9 KB
+            // per decode step at 256 bits; not reproduced since).
             out.asSlice(outBase, (long) headDim * Float.BYTES).fill((byte) 0);
         }
         int i = 0;
