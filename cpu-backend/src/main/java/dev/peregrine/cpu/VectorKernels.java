@@ -625,54 +625,15 @@ final class VectorKernels implements Kernels {
      * Q4_K rows, per 256-value super-block: sub-block j (32 values) has scale d * sc[j] and offset
      * dmin * m[j]; value = scale * q - offset, as {@code Dequant} computes it (two roundings, no
      * FMA). Sub-blocks 2r and 2r + 1 are the low and high nibbles of the run of 32 bytes r.
+     *
+     * <p>One row at a time per super-block, its chain parked in {@code lanes} in between, columns in
+     * order (so each lane's chain is the same at every vector width's grouping of columns). Small
+     * on purpose: the earlier 256-bit kernel (4 rows written out, with value helpers) sat at C2's
+     * inlining budget, and in most JVM runs of a llama3.2-1b Q4_K_M decode its vectors were boxed
+     * (20 GB per token, 1 tok/s); this shape is the one that never did at 512 bits.
      */
     private static void rowsQ4K(MemorySegment w, long o0, long o1, long o2, long o3, MemorySegment x, int to,
                                 float[] sums, float[] lanes, float[] scales) {
-        if (FL == 16) {
-            rowsQ4K16(w, o0, o1, o2, o3, x, to, sums, lanes, scales);
-            return;
-        }
-        // Narrower vectors: sub-block by sub-block, each run's bytes read once per nibble.
-        FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
-        for (int blk = 0; blk < to / K_BLOCK; blk++) {
-            int b = blk * K_BLOCK;
-            long at = (long) blk * Q4K_BYTES;
-            q4kScales(w, o0 + at, scales, 0);
-            q4kScales(w, o1 + at, scales, 16);
-            q4kScales(w, o2 + at, scales, 32);
-            q4kScales(w, o3 + at, scales, 48);
-            for (int j = 0; j < 8; j++) {
-                long run = at + 16 + 32L * (j / 2);
-                int shift = 4 * (j % 2);
-                for (int c = 0; c < 32; c += FL) {
-                    FloatVector v = FloatVector.fromMemorySegment(F, x, 4L * (b + 32 * j + c), NATIVE);
-                    // lanes holds the values until it holds the chains (see q4kValues).
-                    q4kValues(w, o0 + run + c, shift, lanes, 0);
-                    q4kValues(w, o1 + run + c, shift, lanes, FL);
-                    q4kValues(w, o2 + run + c, shift, lanes, 2 * FL);
-                    q4kValues(w, o3 + run + c, shift, lanes, 3 * FL);
-                    c0 = FloatVector.fromArray(F, lanes, 0).mul(scales[j]).sub(scales[8 + j]).fma(v, c0);
-                    c1 = FloatVector.fromArray(F, lanes, FL).mul(scales[16 + j]).sub(scales[24 + j]).fma(v, c1);
-                    c2 = FloatVector.fromArray(F, lanes, 2 * FL).mul(scales[32 + j]).sub(scales[40 + j]).fma(v, c2);
-                    c3 = FloatVector.fromArray(F, lanes, 3 * FL).mul(scales[48 + j]).sub(scales[56 + j]).fma(v, c3);
-                }
-            }
-        }
-        c0.intoArray(lanes, 0);
-        c1.intoArray(lanes, FL);
-        c2.intoArray(lanes, 2 * FL);
-        c3.intoArray(lanes, 3 * FL);
-        addLaneSums(lanes, sums, 0, 4);
-    }
-
-    /**
-     * rowsQ4K for 16-lane vectors, one row at a time per super-block (its chain parked in
-     * {@code lanes} in between): run r's 32 bytes are loaded once, as two byte vectors, and give
-     * sub-block 2r (low nibbles) then 2r + 1 (high nibbles) in column order. The arithmetic is
-     * rowsQ4K's, value for value.
-     */
-    private static void rowsQ4K16(MemorySegment w, long o0, long o1, long o2, long o3, MemorySegment x, int to,
-                                  float[] sums, float[] lanes, float[] scales) {
         java.util.Arrays.fill(lanes, 0, 4 * FL, 0f);
         IntVector nibble = IntVector.broadcast(I, 0x0F);
         for (int blk = 0; blk < to / K_BLOCK; blk++) {
@@ -684,22 +645,23 @@ final class VectorKernels implements Kernels {
                 for (int r = 0; r < 4; r++) {
                     long run = at + 16 + 32L * r;
                     long xAt = 4L * (b + 64 * r);
-                    IntVector first = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, run, LE)
-                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
-                    IntVector second = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, run + 16, LE)
-                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
                     float scaleLow = scales[2 * r];
                     float offsetLow = scales[8 + 2 * r];
                     float scaleHigh = scales[2 * r + 1];
                     float offsetHigh = scales[9 + 2 * r];
-                    c = ((FloatVector) first.and(nibble).convert(VectorOperators.I2F, 0)).mul(scaleLow).sub(offsetLow)
-                            .fma(FloatVector.fromMemorySegment(F, x, xAt, NATIVE), c);
-                    c = ((FloatVector) second.and(nibble).convert(VectorOperators.I2F, 0)).mul(scaleLow).sub(offsetLow)
-                            .fma(FloatVector.fromMemorySegment(F, x, xAt + 64, NATIVE), c);
-                    c = ((FloatVector) first.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).mul(scaleHigh)
-                            .sub(offsetHigh).fma(FloatVector.fromMemorySegment(F, x, xAt + 128, NATIVE), c);
-                    c = ((FloatVector) second.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).mul(scaleHigh)
-                            .sub(offsetHigh).fma(FloatVector.fromMemorySegment(F, x, xAt + 192, NATIVE), c);
+                    for (int g = 0; g < 32; g += FL) {
+                        IntVector q = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, run + g, LE)
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                        c = ((FloatVector) q.and(nibble).convertShape(VectorOperators.I2F, F, 0)).mul(scaleLow)
+                                .sub(offsetLow).fma(FloatVector.fromMemorySegment(F, x, xAt + 4L * g, NATIVE), c);
+                    }
+                    for (int g = 0; g < 32; g += FL) {
+                        IntVector q = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, run + g, LE)
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                        c = ((FloatVector) q.lanewise(VectorOperators.LSHR, 4).convertShape(VectorOperators.I2F, F, 0))
+                                .mul(scaleHigh).sub(offsetHigh)
+                                .fma(FloatVector.fromMemorySegment(F, x, xAt + 128 + 4L * g, NATIVE), c);
+                    }
                 }
                 c.intoArray(lanes, row * FL);
             }
@@ -755,99 +717,44 @@ final class VectorKernels implements Kernels {
 
     /**
      * Q6_K rows, per 256-value super-block: value i = (d * sc[i / 16]) * (q - 32), as {@code Dequant}
-     * computes it, with q's low 4 bits from ql and high 2 bits from qh (layout in {@code DType}).
+     * computes it, with q's low 4 bits from ql and high 2 bits from qh (layout in {@code DType}):
+     * in half h (128 values), run k (32 values) takes its low bits from ql bytes 64h + 0-31 (k
+     * even) or 32-63 (k odd), their low nibbles for k < 2 and high ones after, and its high bits
+     * from qh bytes 128 + 32h + 0-31 at bit 2k. One row at a time, chain parked in {@code lanes},
+     * columns in order, as rowsQ4K (and small for the same reason; a written-out 512-bit version
+     * was boxed in some JVM runs too).
      */
     private static void rowsQ6K(MemorySegment w, long o0, long o1, long o2, long o3, MemorySegment x, int to,
                                 float[] sums, float[] lanes, float[] scales) {
-        if (FL == 16) {
-            rowsQ6K16(w, o0, o1, o2, o3, x, to, sums, lanes, scales);
-            return;
-        }
-        FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
-        for (int blk = 0; blk < to / K_BLOCK; blk++) {
-            int b = blk * K_BLOCK;
-            long at = (long) blk * Q6K_BYTES;
-            q6kScales(w, o0 + at, scales, 0);
-            q6kScales(w, o1 + at, scales, 16);
-            q6kScales(w, o2 + at, scales, 32);
-            q6kScales(w, o3 + at, scales, 48);
-            for (int i = 0; i < K_BLOCK; i += FL) {
-                int s = i / 16;
-                FloatVector v = FloatVector.fromMemorySegment(F, x, 4L * (b + i), NATIVE);
-                // lanes holds the values until it holds the chains (see q4kValues).
-                q6kValues(w, o0 + at, i, lanes, 0);
-                q6kValues(w, o1 + at, i, lanes, FL);
-                q6kValues(w, o2 + at, i, lanes, 2 * FL);
-                q6kValues(w, o3 + at, i, lanes, 3 * FL);
-                c0 = FloatVector.fromArray(F, lanes, 0).mul(scales[s]).fma(v, c0);
-                c1 = FloatVector.fromArray(F, lanes, FL).mul(scales[16 + s]).fma(v, c1);
-                c2 = FloatVector.fromArray(F, lanes, 2 * FL).mul(scales[32 + s]).fma(v, c2);
-                c3 = FloatVector.fromArray(F, lanes, 3 * FL).mul(scales[48 + s]).fma(v, c3);
-            }
-        }
-        c0.intoArray(lanes, 0);
-        c1.intoArray(lanes, FL);
-        c2.intoArray(lanes, 2 * FL);
-        c3.intoArray(lanes, 3 * FL);
-        addLaneSums(lanes, sums, 0, 4);
-    }
-
-    /**
-     * rowsQ6K for 16-lane vectors, one row at a time per super-block (its chain parked in
-     * {@code lanes} in between): each half's 64 bytes of low bits and 32 of high bits are loaded
-     * once, as six byte vectors, and give its eight vectors of values in column order. The
-     * arithmetic is rowsQ6K's, value for value. The four runs are a loop, not written out: the
-     * written-out method (twice the bytecode) exhausted C2's inlining budget in some compilations,
-     * whose vector operations then ran as allocating Java fallbacks (GBs per token on
-     * llama3.2-1b Q4_K_M, depending on the run).
-     */
-    private static void rowsQ6K16(MemorySegment w, long o0, long o1, long o2, long o3, MemorySegment x, int to,
-                                  float[] sums, float[] lanes, float[] scales) {
         java.util.Arrays.fill(lanes, 0, 4 * FL, 0f);
         IntVector nibble = IntVector.broadcast(I, 0x0F);
         IntVector twoBits = IntVector.broadcast(I, 3);
         for (int blk = 0; blk < to / K_BLOCK; blk++) {
             int b = blk * K_BLOCK;
-            for (int r = 0; r < 4; r++) {
-                long at = (r == 0 ? o0 : r == 1 ? o1 : r == 2 ? o2 : o3) + (long) blk * Q6K_BYTES;
+            for (int row = 0; row < 4; row++) {
+                long at = (row == 0 ? o0 : row == 1 ? o1 : row == 2 ? o2 : o3) + (long) blk * Q6K_BYTES;
                 q6kScales(w, at, scales, 0);
-                FloatVector c = FloatVector.fromArray(F, lanes, r * FL);
+                FloatVector c = FloatVector.fromArray(F, lanes, row * FL);
                 for (int h = 0; h < 2; h++) {
-                    long ql = at + 64L * h;
-                    long qh = at + 128 + 32L * h;
-                    long xAt = 4L * (b + 128 * h);
-                    int s = 8 * h;
-                    IntVector a0 = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, ql, LE)
-                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
-                    IntVector a1 = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, ql + 16, LE)
-                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
-                    IntVector a2 = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, ql + 32, LE)
-                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
-                    IntVector a3 = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, ql + 48, LE)
-                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
-                    IntVector h0 = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, qh, LE)
-                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
-                    IntVector h1 = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, qh + 16, LE)
-                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
-                    // Run k: low bits from ql bytes 0-31 (k even) or 32-63 (k odd), their low
-                    // nibbles for k < 2 and high ones after; high bits from qh at bit 2k.
                     for (int k = 0; k < 4; k++) {
-                        IntVector first = k % 2 == 0 ? a0 : a2;
-                        IntVector second = k % 2 == 0 ? a1 : a3;
+                        long ql = at + 64L * h + 32 * (k % 2);
+                        long qh = at + 128 + 32L * h;
                         int lowShift = k < 2 ? 0 : 4;
                         int highShift = 2 * k;
-                        long xk = xAt + 128L * k;
-                        c = ((FloatVector) first.lanewise(VectorOperators.LSHR, lowShift).and(nibble)
-                                .or(h0.lanewise(VectorOperators.LSHR, highShift).and(twoBits).lanewise(VectorOperators.LSHL, 4))
-                                .sub(32).convert(VectorOperators.I2F, 0)).mul(scales[s + 2 * k])
-                                .fma(FloatVector.fromMemorySegment(F, x, xk, NATIVE), c);
-                        c = ((FloatVector) second.lanewise(VectorOperators.LSHR, lowShift).and(nibble)
-                                .or(h1.lanewise(VectorOperators.LSHR, highShift).and(twoBits).lanewise(VectorOperators.LSHL, 4))
-                                .sub(32).convert(VectorOperators.I2F, 0)).mul(scales[s + 2 * k + 1])
-                                .fma(FloatVector.fromMemorySegment(F, x, xk + 64, NATIVE), c);
+                        long xk = 4L * (b + 128 * h + 32 * k);
+                        for (int g = 0; g < 32; g += FL) {
+                            IntVector low = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, ql + g, LE)
+                                    .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                            IntVector high = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, qh + g, LE)
+                                    .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                            c = ((FloatVector) low.lanewise(VectorOperators.LSHR, lowShift).and(nibble)
+                                    .or(high.lanewise(VectorOperators.LSHR, highShift).and(twoBits).lanewise(VectorOperators.LSHL, 4))
+                                    .sub(32).convertShape(VectorOperators.I2F, F, 0)).mul(scales[8 * h + 2 * k + g / 16])
+                                    .fma(FloatVector.fromMemorySegment(F, x, xk + 4L * g, NATIVE), c);
+                        }
                     }
                 }
-                c.intoArray(lanes, r * FL);
+                c.intoArray(lanes, row * FL);
             }
         }
         addLaneSums(lanes, sums, 0, 4);
