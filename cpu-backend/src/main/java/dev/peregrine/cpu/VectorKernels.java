@@ -683,7 +683,7 @@ final class VectorKernels implements Kernels {
     /**
      * Q6_K values q - 32 of the super-block at {@code at}, FL of them from value {@code i}, as
      * floats into {@code into[to ..]} (stored, as q4kValues explains): q's low 4 bits from ql, high
-     * 2 bits from qh (the rowsQ6K16 comment has the layout).
+     * 2 bits from qh (the rowsQ6K comment has the layout).
      */
     private static void q6kValues(MemorySegment w, long at, int i, float[] into, int to) {
         int h = i / 128;

@@ -155,9 +155,9 @@ class KernelSelectionAndConversionTest {
      *
      * <p>Allocation by the way a kernel is written happens in every JVM. But with 256-bit vectors
      * some JVMs stay allocating in what C2 compiled (twice in CI; 13 of 40 fresh JVMs that ran only
-     * this measurement, 2026-11-27): the narrow Q4_K row kernel boxed its vectors (0.1-1.2 MB per
-     * 256 x 256 product, 11 times) or attention its sums (3 KB, twice). Never with 512-bit vectors
-     * (0 of 20) nor with -Xbatch (0 of 10); the same code, so a JIT state, not the code's design.
+     * this measurement, 2026-11-27): the 256-bit Q4_K row kernel of then boxed its vectors (0.1-1.2
+     * MB per 256 x 256 product, 11 times; replaced since, 0 of 24) or attention its sums (3 KB,
+     * twice). Never with 512-bit vectors (0 of 20) nor with -Xbatch (0 of 10): a JIT state.
      * So a failure here is measured again in up to three fresh JVMs with the same flags, and the
      * test fails only if every one allocates; all measurements, by operation, are in the message.
      */
