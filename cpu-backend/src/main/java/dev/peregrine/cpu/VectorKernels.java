@@ -1440,7 +1440,9 @@ final class VectorKernels implements Kernels {
             e = poly.mul(f.mul(f)).add(f).add(1f).mul(((IntVector) n.convert(VectorOperators.F2I, 0)).add(127)
                     .lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats());
             e.intoArray(scores, at + p);
-            sums = e.add(sums); // e first: the loop-carried sums as the receiver was boxed when C2 could not type it (see rowsQ4K)
+            // The loop-carried sums as the argument: as the receiver they were boxed whenever C2 had
+            // no type profile for them (every run with -XX:-UseTypeSpeculation at 256 bits).
+            sums = e.add(sums);
         }
         sums.intoArray(lanes, 0);
         total[0] = 0;
