@@ -1463,9 +1463,16 @@ final class VectorKernels implements Kernels {
         int vectorEnd = headDim / FL * FL;
         if (fresh) {
             // Zeros to continue from, rather than a vector that is zero on one branch and loaded
-            // on the other, the pattern C2 has boxed before (with it, one CI run measured 2.9 KB
-            // per decode step at 256 bits; not reproduced since).
-            out.asSlice(outBase, (long) headDim * Float.BYTES).fill((byte) 0);
+            // on the other (the pattern C2 boxes); stored directly, not through a slice's fill:
+            // the slice was allocated on every call whenever C2 did not inline fill (11-16 KB per
+            // token in some 256-bit decode runs).
+            int z = 0;
+            for (; z < vectorEnd; z += FL) {
+                FloatVector.zero(F).intoMemorySegment(out, outBase + 4L * z, NATIVE);
+            }
+            for (; z < headDim; z++) {
+                out.set(FLOAT, outBase + 4L * z, 0f);
+            }
         }
         int i = 0;
         for (; i + 4 * FL <= vectorEnd; i += 4 * FL) {
