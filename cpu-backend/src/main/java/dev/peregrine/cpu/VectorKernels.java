@@ -796,6 +796,10 @@ final class VectorKernels implements Kernels {
                 addLaneSums16(lanes, base, sums, at + r);
                 continue;
             }
+            if (inGroup == 4) {
+                addLaneSums4(lanes, base, sums, at + r);
+                continue;
+            }
             int vectors = inGroup;
             for (int stage = 0; FL >> stage > 1; stage++) {
                 FloatVector low = FloatVector.fromArray(F, TREE_LOW, stage * FL);
@@ -865,6 +869,39 @@ final class VectorKernels implements Kernels {
         high = FloatVector.fromArray(F, TREE_HIGH, 3 * FL);
         FloatVector d = low.selectFrom(c0, c1).add(high.selectFrom(c0, c1));
         FloatVector.fromArray(F, sums, at).add(d).intoArray(sums, at);
+    }
+
+    /**
+     * addLaneSums for a group of 4 sums (the row kernels' 4 rows of one token), the tree kept in
+     * registers: through memory, its 3-4 stages were a chain of store-load-permute-add latencies
+     * that every group of 4 rows waited on, a large share of a decode step on short rows. The
+     * same stages as addLaneSums's loop, in which a lone vector pairs with itself.
+     */
+    private static void addLaneSums4(float[] lanes, int base, float[] sums, int at) {
+        FloatVector low = FloatVector.fromArray(F, TREE_LOW, 0);
+        FloatVector high = FloatVector.fromArray(F, TREE_HIGH, 0);
+        FloatVector l0 = FloatVector.fromArray(F, lanes, base);
+        FloatVector h0 = FloatVector.fromArray(F, lanes, base + FL);
+        FloatVector a0 = low.selectFrom(l0, h0).add(high.selectFrom(l0, h0));
+        FloatVector l1 = FloatVector.fromArray(F, lanes, base + 2 * FL);
+        FloatVector h1 = FloatVector.fromArray(F, lanes, base + 3 * FL);
+        FloatVector a1 = low.selectFrom(l1, h1).add(high.selectFrom(l1, h1));
+        low = FloatVector.fromArray(F, TREE_LOW, FL);
+        high = FloatVector.fromArray(F, TREE_HIGH, FL);
+        FloatVector b = low.selectFrom(a0, a1).add(high.selectFrom(a0, a1));
+        // The remaining stages (one at 8 lanes, two at 16): FL is a constant, so these fold.
+        low = FloatVector.fromArray(F, TREE_LOW, 2 * FL);
+        high = FloatVector.fromArray(F, TREE_HIGH, 2 * FL);
+        FloatVector c = low.selectFrom(b, b).add(high.selectFrom(b, b));
+        if (FL == 16) {
+            low = FloatVector.fromArray(F, TREE_LOW, 3 * FL);
+            high = FloatVector.fromArray(F, TREE_HIGH, 3 * FL);
+            c = low.selectFrom(c, c).add(high.selectFrom(c, c));
+        }
+        c.intoArray(lanes, base);
+        for (int i = 0; i < 4; i++) {
+            sums[at + i] += lanes[base + i];
+        }
     }
 
     /**

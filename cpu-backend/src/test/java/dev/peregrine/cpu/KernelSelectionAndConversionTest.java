@@ -23,6 +23,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Which kernel set the backend picks, the vector conversions of 16-bit floats, the vector kernels'
@@ -35,11 +37,11 @@ class KernelSelectionAndConversionTest {
      * vector: kernels that sum 1, 4 or 16 chains must agree. And it is within float rounding of
      * the exact sum.
      */
-    @Test
-    void laneSumsAreOneFixedTreeWhetherVectorisedOrNot() {
+    @ParameterizedTest
+    @ValueSource(ints = {4, 3 * 16 + 4, 3 * 16 + 5}) // a group of 4 alone or after whole groups (its own path), other remainders
+    void laneSumsAreOneFixedTreeWhetherVectorisedOrNot(int count) {
         int fl = VectorKernels.FL;
         Random random = new Random(3);
-        int count = 3 * fl + 5; // whole vector groups and a remainder
         float[] lanes = new float[count * fl];
         for (int i = 0; i < lanes.length; i++) {
             lanes[i] = (float) (random.nextGaussian() * Math.exp(random.nextGaussian() * 3));
