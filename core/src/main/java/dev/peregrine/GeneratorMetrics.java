@@ -18,6 +18,8 @@ package dev.peregrine;
  * @param completedRequests       requests that finished (any finish reason)
  * @param rejectedRequests        requests refused because the waiting queue was full
  * @param preemptions             times a running sequence was evicted to free KV blocks
+ * @param interleavedSteps        steps run between two layers of a prompt-only step, for requests
+ *                                that arrived while it ran (counted in {@code steps} too)
  * @param kvBlocksCachedIdle      unreferenced blocks kept because they hold a cached prompt prefix
  *                                (reusable, and evicted least-recently-used first when blocks run out)
  * @param prefixCacheHitTokens    prompt tokens whose keys and values were reused instead of computed
@@ -39,6 +41,7 @@ public record GeneratorMetrics(
         long completedRequests,
         long rejectedRequests,
         long preemptions,
+        long interleavedSteps,
         int kvBlocksCachedIdle,
         long prefixCacheHitTokens,
         SpeculationStats speculation) {

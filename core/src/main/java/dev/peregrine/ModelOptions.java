@@ -17,11 +17,13 @@ import dev.peregrine.tensor.DType;
  * @param prefillChunkTokens the most prompt tokens evaluated in one step (chunked prefill): smaller
  *                       chunks keep steps short, so running requests keep decoding and new ones get
  *                       their first token sooner while a long prompt is evaluated
- * @param prefillStepMillis how long a step that prefills should take (0 = always chunks of
- *                       prefillChunkTokens): the chunk is cut to what fits, measured as the model
- *                       runs (at least 16 tokens). A request arriving during a long prefill waits for
- *                       the step in flight, so this bounds its extra time to first token, at some cost
- *                       in prefill throughput on large models (docs/PERFORMANCE.md)
+ * @param prefillStepMillis how long a step that prefills while other requests run or wait should
+ *                       take (0 = always chunks of prefillChunkTokens): the chunk is cut to what fits,
+ *                       measured as the model runs (at least 16 tokens), so that decoding requests keep
+ *                       their pace. Prompts evaluated with nobody else around take whole chunks; a
+ *                       request that arrives during such a step gets a step of its own between two of
+ *                       its layers (GeneratorMetrics.interleavedSteps), so its time to first token
+ *                       does not wait for the chunk
  * @param deviceIndex    which GPU a GPU backend uses (0 = the first); the CPU backend ignores it
  * @param kvCacheType    how the KV cache stores keys and values: F32 (the default), or F16, which halves
  *                       the cache's memory (twice the tokens in the same budget) and the bytes attention

@@ -17,6 +17,7 @@ final class Metrics {
     final AtomicLong completed = new AtomicLong();
     final AtomicLong rejected = new AtomicLong();
     final AtomicLong preemptions = new AtomicLong();
+    final AtomicLong interleavedSteps = new AtomicLong();
     final AtomicLong draftedTokens = new AtomicLong();
     final AtomicLong acceptedTokens = new AtomicLong();
     final AtomicLong verifications = new AtomicLong();
@@ -49,7 +50,7 @@ final class Metrics {
         return new GeneratorMetrics(running, waiting, kv.usedBlocks(), kv.totalBlocks(), kv.blockSize(), s,
                 lastBatchTokens, s == 0 ? 0 : (double) batchTokens.get() / s, promptTokens.get(),
                 generatedTokens.get(), busy == 0 ? 0 : generatedTokens.get() * 1e9 / busy,
-                ft == 0 ? 0 : firstTokenNanos.get() / 1e6 / ft, completed.get(), rejected.get(), preemptions.get(),
+                ft == 0 ? 0 : firstTokenNanos.get() / 1e6 / ft, completed.get(), rejected.get(), preemptions.get(), interleavedSteps.get(),
                 kv.cachedIdleBlocks(), kv.prefixHitTokens(), new SpeculationStats(draftedTokens.get(),
                 acceptedTokens.get(), verifications.get(), forwardPassesSaved.get()));
     }

@@ -32,6 +32,12 @@ import java.util.concurrent.locks.ReentrantLock;
  * out, the newest running request is preempted: its blocks are freed and it is recomputed from
  * its tokens later, so no request is lost or corrupted.
  *
+ * <p>A step of prompts only (nothing decoding) may pause between two layers: requests that
+ * arrived since it started are admitted and run as a step of their own in the pause
+ * ({@link #interleave}), after which the paused step goes on from where it stopped. Prompts
+ * evaluated with nobody else around therefore take whole chunks, the cheapest per token, without
+ * holding up a newcomer's first token for the length of the chunk.
+ *
  * <p>Speculative decoding: before building the batch, each decoding request that speculates (and
  * whose batch is small enough, see {@link Speculator}) gets a draft of k tokens, appended to its
  * sequence; the batch then evaluates the last token and the draft as one span with logits for
@@ -65,6 +71,8 @@ public final class Scheduler implements AutoCloseable {
         private volatile boolean cancelled;
         private boolean firstTokenSeen;
         private boolean inStep;
+        /** In a step that paused between layers for other steps (see {@link #interleave}): those leave it alone. */
+        private boolean inPausedStep;
         /** Whether this prefill got no tokens in the previous step (a shorter prompt completed in it). */
         private boolean skippedLastStep;
         private int drafted; // draft tokens appended to the sequence for this step
@@ -108,10 +116,15 @@ public final class Scheduler implements AutoCloseable {
     private final long prefillStepNanos;
     /** Measured time per token of steps that prefill (moving average), 0 until the first such step. */
     private double prefillNanosPerToken;
-    /** Prompt tokens in the step being built. */
-    private int stepPrefillTokens;
-    private final BatchLayout layout;
-    private final LogitRows logitRows;
+    /** The step being built or run. */
+    private Step step;
+    /**
+     * The step run inside another's pause: a prompt step that pauses between layers for newly
+     * arrived requests keeps its own batch and bookkeeping while theirs runs.
+     */
+    private Step spareStep;
+    /** Time spent in steps run inside another step's pause (not that step's own cost). */
+    private long interleavedNanos;
     /** Whether steps may sample from the backend's best candidates (see {@link #setCandidateSampling}). */
     private volatile boolean candidateSampling = true;
     private volatile long candidateSteps;
@@ -128,12 +141,9 @@ public final class Scheduler implements AutoCloseable {
     // Owned by the scheduler thread.
     private final ArrayDeque<Request> waiting = new ArrayDeque<>();
     private final List<Request> running = new ArrayList<>();
-    private final List<Request> stepRequests = new ArrayList<>();
     private final List<Request> finished = new ArrayList<>();
     private final List<Request> prefilling = new ArrayList<>();
     private final List<DraftModelRunner> draftRunners = new ArrayList<>();
-    private int[] stepNewLength = new int[16];
-    private int[] stepLogitRow = new int[16];
 
     private final Metrics metrics = new Metrics();
     private volatile int runningCount;
@@ -170,8 +180,9 @@ public final class Scheduler implements AutoCloseable {
         this.prefixCaching = prefixCaching;
         this.prefillChunkTokens = prefillChunkTokens;
         this.prefillStepNanos = prefillStepMillis * 1_000_000L;
-        this.layout = new BatchLayout(kv.blockSize());
-        this.logitRows = new LogitRows(vocabularySize, maxSequences, maxBatchTokens);
+        this.step = new Step(new BatchLayout(kv.blockSize()), new LogitRows(vocabularySize, maxSequences, maxBatchTokens));
+        // Steps in a pause are those of new requests, mostly one logits row each: grown if need be.
+        this.spareStep = new Step(new BatchLayout(kv.blockSize()), new LogitRows(vocabularySize, 1, maxBatchTokens));
         this.thread = Thread.ofPlatform().daemon().name("peregrine-scheduler-" + name).unstarted(this::loop);
         thread.start();
     }
@@ -315,34 +326,96 @@ public final class Scheduler implements AutoCloseable {
         draft();
         stepLock.lock();
         try {
-            buildBatch();
-            if (layout.tokenCount == 0) {
+            buildBatch(true);
+            if (step.layout.tokenCount == 0) {
                 return;
             }
+            interleavedNanos = 0;
             long forwardStart = System.nanoTime();
-            int candidates = candidatesPerRow();
-            if (candidates > 0) {
-                graph.forwardCandidates(layout, sampledVocabularySize, logitRows.candidateRows(layout.logitCount, candidates));
-                candidateSteps++;
-            } else {
-                graph.forward(layout, logitRows.fullRows(layout.logitCount));
-            }
-            long end = System.nanoTime();
-            metrics.recordStep(layout.tokenCount, end - t0);
-            if (stepPrefillTokens > 0) {
+            // A step with no decoding token may pause between layers for requests that arrive
+            // meanwhile, so that it can be a long prompt's whole chunk without delaying them.
+            forward(step.prefillOnly ? pause : null);
+            long end = System.nanoTime() - interleavedNanos;
+            metrics.recordStep(step.layout.tokenCount, end - t0);
+            if (step.prefillTokens > 0) {
                 // Cost per token of steps that prefill, fixed costs included, so that the chunk
                 // converges to the size whose step takes the target (an average, not the last step's noise).
-                double perToken = (double) (end - forwardStart) / layout.tokenCount;
+                double perToken = (double) (end - forwardStart) / step.layout.tokenCount;
                 prefillNanosPerToken = prefillNanosPerToken == 0 ? perToken : 0.7 * prefillNanosPerToken + 0.3 * perToken;
             }
         } finally {
             stepLock.unlock();
         }
+        finishStep();
+    }
 
-        for (int i = 0; i < stepRequests.size(); i++) {
-            Request r = stepRequests.get(i);
-            r.seq().kv().advance(stepNewLength[i]);
-            if (stepLogitRow[i] >= 0) {
+    private void forward(LlamaGraph.Pause pause) {
+        int candidates = candidatesPerRow();
+        if (candidates > 0) {
+            graph.forwardCandidates(step.layout, sampledVocabularySize,
+                    step.logitRows.candidateRows(step.layout.logitCount, candidates), pause);
+            candidateSteps++;
+        } else {
+            graph.forward(step.layout, step.logitRows.fullRows(step.layout.logitCount), pause);
+        }
+    }
+
+    /** What the engine does in a step's pause between layers: a step for requests that arrived meanwhile. */
+    private final LlamaGraph.Pause pause = new LlamaGraph.Pause() {
+        @Override
+        public boolean wanted() {
+            return !incoming.isEmpty();
+        }
+
+        @Override
+        public void run() {
+            interleave();
+        }
+    };
+
+    /**
+     * A step inside the pause of the current one (a prefill-only step, see {@link #buildBatch}):
+     * admits the requests that arrived, and runs their prompts (and any other request not in the
+     * paused step) as a step of their own, so that a long prompt's chunk does not hold up their
+     * first tokens. The paused step's requests are left alone: not cancelled, preempted or
+     * scheduled until it has finished.
+     */
+    private void interleave() {
+        long start = System.nanoTime();
+        Step paused = step;
+        for (Request r : paused.requests) {
+            r.inPausedStep = true;
+        }
+        step = spareStep;
+        try {
+            drainIncoming();
+            endCancelledAndExpired();
+            admit();
+            buildBatch(false);
+            if (step.layout.tokenCount > 0) {
+                long t0 = System.nanoTime();
+                forward(null);
+                metrics.recordStep(step.layout.tokenCount, System.nanoTime() - t0);
+                metrics.interleavedSteps.incrementAndGet();
+                finishStep();
+            }
+        } finally {
+            spareStep = step;
+            step = paused;
+            for (Request r : paused.requests) {
+                r.inPausedStep = false;
+            }
+            interleavedNanos += System.nanoTime() - start;
+        }
+    }
+
+    /** After the forward: the step's sequences advance, their tokens are sampled, finished requests end. */
+    private void finishStep() {
+        Step s = step;
+        for (int i = 0; i < s.requests.size(); i++) {
+            Request r = s.requests.get(i);
+            r.seq().kv().advance(s.newLength[i]);
+            if (s.logitRow[i] >= 0) {
                 if (!r.firstTokenSeen) {
                     r.firstTokenSeen = true;
                     metrics.recordFirstToken(System.nanoTime() - r.submittedNanos);
@@ -350,12 +423,12 @@ public final class Scheduler implements AutoCloseable {
                 if (r.drafted > 0) {
                     int drafted = r.drafted;
                     r.drafted = 0;
-                    int handedOut = r.generation.acceptDrafts(logitRows, stepLogitRow[i], drafted, r.sink);
+                    int handedOut = r.generation.acceptDrafts(s.logitRows, s.logitRow[i], drafted, r.sink);
                     metrics.generatedTokens.addAndGet(handedOut);
-                    Speculator s = r.generation.speculator();
-                    metrics.recordSpeculation(s.lastDrafted(), s.lastAccepted(), s.lastSaved());
+                    Speculator sp = r.generation.speculator();
+                    metrics.recordSpeculation(sp.lastDrafted(), sp.lastAccepted(), sp.lastSaved());
                 } else {
-                    GeneratedToken token = r.generation.accept(logitRows, stepLogitRow[i]);
+                    GeneratedToken token = r.generation.accept(s.logitRows, s.logitRow[i]);
                     if (token != null) {
                         metrics.generatedTokens.incrementAndGet();
                         r.sink.onToken(token);
@@ -389,13 +462,13 @@ public final class Scheduler implements AutoCloseable {
      * a backend selects ({@link Backend#MAX_CANDIDATES}), or the step wants no logits.
      */
     private int candidatesPerRow() {
-        if (!candidateSampling || layout.logitCount == 0) {
+        if (!candidateSampling || step.layout.logitCount == 0) {
             return 0;
         }
         int most = 0;
-        for (int i = 0; i < stepRequests.size(); i++) {
-            if (stepLogitRow[i] >= 0) {
-                Request r = stepRequests.get(i);
+        for (int i = 0; i < step.requests.size(); i++) {
+            if (step.logitRow[i] >= 0) {
+                Request r = step.requests.get(i);
                 int needed = r.generation.candidatesNeeded(r.drafted > 0);
                 if (needed == 0) {
                     return 0;
@@ -417,7 +490,7 @@ public final class Scheduler implements AutoCloseable {
         finished.clear();
         for (Iterator<Request> it = running.iterator(); it.hasNext(); ) {
             Request r = it.next();
-            if (cancelledOrExpired(r, now) != null) {
+            if (!r.inPausedStep && cancelledOrExpired(r, now) != null) {
                 releaseSequence(r);
                 it.remove();
                 finished.add(r);
@@ -600,18 +673,24 @@ public final class Scheduler implements AutoCloseable {
      * In a step where a prompt completes, longer prompts wait, which keeps that step (and the
      * caller's time to first token) short; a prompt that waited in the previous step gets at least
      * {@link #MIN_PREFILL_PROGRESS} tokens, so a long prompt progresses at least every other step.
+     *
+     * <p>A step with prompts only and nobody waiting ({@code mayPause}: not itself a step in a
+     * pause) takes the whole configured chunk instead, and pauses between layers when a request
+     * arrives (see {@link #interleave}): a prompt processed alone is not cut into small chunks,
+     * which cost up to 1.5x as much per token, for requests that may never come.
      */
-    private void buildBatch() {
-        layout.clear();
-        stepRequests.clear();
+    private void buildBatch(boolean mayPause) {
+        step.clear();
         prefilling.clear();
-        stepPrefillTokens = 0;
         for (Request r : running) {
-            r.inStep = false;
+            r.inStep = r.inPausedStep; // a paused step's requests are neither scheduled nor preempted
         }
         int decodingTokens = 0;
         for (int i = 0; i < running.size(); i++) {
             Request r = running.get(i);
+            if (r.inPausedStep) {
+                continue;
+            }
             if (r.seq().pendingTokens() == 1 + r.drafted) {
                 if (addToStep(r, 1 + r.drafted)) {
                     decodingTokens += 1 + r.drafted; // drafts may have been dropped for want of KV room
@@ -622,7 +701,9 @@ public final class Scheduler implements AutoCloseable {
                 prefilling.add(r);
             }
         }
-        int budget = Math.min(maxBatchTokens - decodingTokens, prefillChunk());
+        step.prefillOnly = mayPause && decodingTokens == 0;
+        boolean alone = step.prefillOnly && waiting.isEmpty() && incoming.isEmpty();
+        int budget = Math.min(maxBatchTokens - decodingTokens, alone ? prefillChunkTokens : prefillChunk());
         if (prefilling.isEmpty() || budget <= 0) {
             return;
         }
@@ -665,7 +746,7 @@ public final class Scheduler implements AutoCloseable {
             return 0;
         }
         r.skippedLastStep = false;
-        stepPrefillTokens += n;
+        step.prefillTokens += n;
         metrics.promptTokens.addAndGet(n);
         return n;
     }
@@ -698,6 +779,7 @@ public final class Scheduler implements AutoCloseable {
         int pending = seq.pendingTokens();
         int start = seq.kv().length();
         boolean wantsLogits = n == pending;
+        BatchLayout layout = step.layout;
         int s = layout.addSequence(seq.kv().blockTable(), seq.kv().blockCount());
         int firstLogitRow = layout.logitCount;
         for (int j = 0; j < n; j++) {
@@ -705,7 +787,7 @@ public final class Scheduler implements AutoCloseable {
             layout.addToken(s, seq.token(start + j), start + j, wantsLogits && j >= n - 1 - r.drafted);
         }
         r.inStep = true;
-        addStepRequest(r, start + n, wantsLogits ? firstLogitRow : -1);
+        step.add(r, start + n, wantsLogits ? firstLogitRow : -1);
         return true;
     }
 
@@ -727,17 +809,6 @@ public final class Scheduler implements AutoCloseable {
         waiting.addFirst(r);
         queued.incrementAndGet();
         metrics.preemptions.incrementAndGet();
-    }
-
-    private void addStepRequest(Request r, int newLength, int logitRow) {
-        int i = stepRequests.size();
-        if (i == stepNewLength.length) {
-            stepNewLength = Arrays.copyOf(stepNewLength, i * 2);
-            stepLogitRow = Arrays.copyOf(stepLogitRow, i * 2);
-        }
-        stepRequests.add(r);
-        stepNewLength[i] = newLength;
-        stepLogitRow[i] = logitRow;
     }
 
     /** Gives back the KV blocks of a request's own sequence (a session keeps its sequence). */
@@ -781,5 +852,41 @@ public final class Scheduler implements AutoCloseable {
         // Wait for another model's drafting in this model to end before the caller frees the backend.
         stepLock.lock();
         stepLock.unlock();
+    }
+
+    /** A forward step: its batch, its logits, and per request the KV length it reaches and its first logits row (or -1). */
+    private static final class Step {
+        final BatchLayout layout;
+        final LogitRows logitRows;
+        final List<Request> requests = new ArrayList<>();
+        int[] newLength = new int[16];
+        int[] logitRow = new int[16];
+        /** Prompt tokens in the step. */
+        int prefillTokens;
+        /** No decoding token: the step may pause between layers. */
+        boolean prefillOnly;
+
+        Step(BatchLayout layout, LogitRows logitRows) {
+            this.layout = layout;
+            this.logitRows = logitRows;
+        }
+
+        void clear() {
+            layout.clear();
+            requests.clear();
+            prefillTokens = 0;
+            prefillOnly = false;
+        }
+
+        void add(Request r, int length, int row) {
+            int i = requests.size();
+            if (i == newLength.length) {
+                newLength = Arrays.copyOf(newLength, i * 2);
+                logitRow = Arrays.copyOf(logitRow, i * 2);
+            }
+            requests.add(r);
+            newLength[i] = length;
+            logitRow[i] = row;
+        }
     }
 }

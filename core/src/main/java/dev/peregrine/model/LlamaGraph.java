@@ -23,6 +23,20 @@ public final class LlamaGraph {
     /** Rows of logits computed per output projection, to bound the logits buffer for big vocabularies. */
     static final int LOGIT_ROWS_PER_CHUNK = 16;
 
+    /**
+     * Other work a step lets run between two of its layers (the engine's steps for requests that
+     * arrived during a long prefill step). It may run forward steps on this graph: the paused
+     * step's residual stream is saved around it and its layout set up again afterwards, so the
+     * paused step's results do not change.
+     */
+    public interface Pause {
+        /** Whether to pause now, after a layer; asked between every two layers, so it must be cheap. */
+        boolean wanted();
+
+        /** The work to do in the pause, on the thread running the step. */
+        void run();
+    }
+
     private final LlamaConfig c;
     private final LlamaWeights w;
     private final Backend backend;
@@ -50,6 +64,9 @@ public final class LlamaGraph {
     private final Buffer lastNormed; // the same after the final norm
     private final Buffer logits;     // [chunk, vocab]
     // Products of one input, grouped so that a backend can run each group as one dispatch.
+    // The paused step's residual stream and its normed copy, allocated at the first pause.
+    private Buffer pausedX;
+    private Buffer pausedXb;
     private final Buffer[] qkv;
     private final Buffer[] gateUp;
     private final Weight[][] qkvWeights;
@@ -107,10 +124,15 @@ public final class LlamaGraph {
      * layout must already belong to their sequences.
      */
     public void forward(BatchLayout layout, float[] out) {
+        forward(layout, out, null);
+    }
+
+    /** {@link #forward(BatchLayout, float[])}, letting {@code pause} (if not null) run between layers. */
+    public void forward(BatchLayout layout, float[] out, Pause pause) {
         if (out.length < layout.logitCount * c.vocabularySize()) {
             throw new IllegalArgumentException("logits array too small for " + layout.logitCount + " rows");
         }
-        run(layout);
+        run(layout, pause);
         int total = layout.logitCount;
         for (int start = 0; start < total; start += LOGIT_ROWS_PER_CHUNK) {
             int rows = projectLogits(layout, start);
@@ -143,6 +165,11 @@ public final class LlamaGraph {
      * @param out   sized by the caller ({@link Candidates#reset}) for at least {@code layout.logitCount} rows
      */
     public void forwardCandidates(BatchLayout layout, int vocab, Candidates out) {
+        forwardCandidates(layout, vocab, out, null);
+    }
+
+    /** {@link #forwardCandidates(BatchLayout, int, Candidates)}, letting {@code pause} (if not null) run between layers. */
+    public void forwardCandidates(BatchLayout layout, int vocab, Candidates out, Pause pause) {
         if (out.rows() < layout.logitCount) {
             throw new IllegalArgumentException("candidates sized for " + out.rows() + " rows, the step has "
                     + layout.logitCount);
@@ -150,7 +177,7 @@ public final class LlamaGraph {
         if (vocab < 1 || vocab > c.vocabularySize()) {
             throw new IllegalArgumentException("vocab must be in 1.." + c.vocabularySize() + ", got " + vocab);
         }
-        run(layout);
+        run(layout, pause);
         int total = layout.logitCount;
         for (int start = 0; start < total; start += LOGIT_ROWS_PER_CHUNK) {
             int rows = projectLogits(layout, start);
@@ -168,20 +195,22 @@ public final class LlamaGraph {
         }
     }
 
-    /** Everything up to the final norm: embeddings, then every layer, into the residual stream {@link #x}. */
-    private void run(BatchLayout layout) {
+    /**
+     * Everything up to the final norm: embeddings, then every layer, into the residual stream
+     * {@link #x}; between two layers, {@code pause} may run other steps (see {@link Pause}).
+     */
+    private void run(BatchLayout layout, Pause pause) {
         int n = layout.tokenCount;
         if (n <= 0 || n > maxTokens) {
             throw new IllegalArgumentException("a step holds 1.." + maxTokens + " tokens, got " + n);
         }
-        backend.beginStep(layout);
+        if (pause != null && !backend.stepMayPause(layout)) {
+            pause = null;
+        }
+        beginStep(layout);
         backend.embed(x, w.tokenEmbedding(), layout);
         if (c.family().scaledEmbeddingAndPostNorms()) {
             backend.scale(x, (long) n * c.dim(), embeddingScale);
-        }
-        backend.ropeAngles(cosSin, ropeFrequencies, layout);
-        if (slidingCosSin != null) {
-            backend.ropeAngles(slidingCosSin, slidingRopeFrequencies, layout);
         }
 
         // Each residual add below also computes the norm of x that the next block needs
@@ -223,10 +252,42 @@ public final class LlamaGraph {
             }
             if (l + 1 < c.layers()) {
                 backend.addRmsNorm(x, proj, xb, w.layers()[l + 1].attentionNorm(), n, c.dim(), c.rmsEps());
+                if (pause != null && pause.wanted()) {
+                    pauseBetweenLayers(layout, pause);
+                }
             } else {
                 backend.add(x, proj, (long) n * c.dim()); // the output norm runs on the rows that need logits
             }
         }
+    }
+
+    /** Sets the backend up for a step of this layout: what every layer reads besides x and the cache. */
+    private void beginStep(BatchLayout layout) {
+        backend.beginStep(layout);
+        backend.ropeAngles(cosSin, ropeFrequencies, layout);
+        if (slidingCosSin != null) {
+            backend.ropeAngles(slidingCosSin, slidingRopeFrequencies, layout);
+        }
+    }
+
+    /**
+     * Runs {@code pause} between two layers of the step of {@code layout}: x and xb (what the next
+     * layer reads) are kept aside meanwhile, the rest of the scratch is rewritten by each layer
+     * anyway, and the angles are the same function of the positions; the KV cache slots of this
+     * step belong to its sequences, which the pause must not run.
+     */
+    private void pauseBetweenLayers(BatchLayout layout, Pause pause) {
+        long count = (long) layout.tokenCount * c.dim();
+        if (pausedX == null) {
+            pausedX = backend.allocate((long) maxTokens * c.dim());
+            pausedXb = backend.allocate((long) maxTokens * c.dim());
+        }
+        backend.copy(pausedX, 0, x, 0, count);
+        backend.copy(pausedXb, 0, xb, 0, count);
+        pause.run();
+        beginStep(layout);
+        backend.copy(x, 0, pausedX, 0, count);
+        backend.copy(xb, 0, pausedXb, 0, count);
     }
 
     /**

@@ -46,6 +46,16 @@ public interface Backend extends AutoCloseable {
     /** Called once per forward step before any kernel, so a device backend can upload the layout. */
     void beginStep(BatchLayout layout);
 
+    /**
+     * Whether a step of this layout may stop between two layers while other steps run, and then
+     * go on after a second {@link #beginStep} call with its layout (the graph keeps what the next
+     * layer reads aside meanwhile). A backend that records a step's kernels to replay them as one
+     * says no for the steps it records.
+     */
+    default boolean stepMayPause(BatchLayout layout) {
+        return true;
+    }
+
     /** {@code out[r] = table row layout.tokens[r]} for every token of the step (width = table columns). */
     void embed(Buffer out, Weight table, BatchLayout layout);
 

@@ -278,6 +278,12 @@ final class CudaBackend implements Backend {
         graphs.beginStep(shapeKey(layout), layout.tokenCount <= GRAPH_MAX_TOKENS);
     }
 
+    /** Steps it may record as graphs must run whole: only longer ones may pause between layers. */
+    @Override
+    public boolean stepMayPause(BatchLayout layout) {
+        return layout.tokenCount > GRAPH_MAX_TOKENS;
+    }
+
     /** Steps with the same key usually issue the same operations (StepGraphs checks that they do). */
     private static long shapeKey(BatchLayout layout) {
         long key = layout.tokenCount;

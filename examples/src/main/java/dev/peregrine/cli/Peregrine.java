@@ -105,8 +105,8 @@ public final class Peregrine {
                   --prompt-lookup        the same with prompt lookup (--draft-max, --lookup-ngram as for generate)
                   --spec-prompt TEXT     the text prompt for that comparison (default: a story opening)
                   --spec-max-batch N     speculate only while at most N sequences run (default 4)
-                  --prefill-step-ms N    target duration of a step that prefills, 0 = fixed 128-token
-                                         chunks (default 50: shorter waits for new requests)
+                  --prefill-step-ms N    target duration of a step that prefills while other requests
+                                         run, 0 = fixed 128-token chunks (default 50: they keep decoding)
                   --prefill-chunk N      most prompt tokens per step (default 128; a GPU prefills 512 at once)
                   --json                 print one JSON object
 

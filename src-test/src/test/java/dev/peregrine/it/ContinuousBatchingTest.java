@@ -207,6 +207,48 @@ class ContinuousBatchingTest {
         }
     }
 
+    /**
+     * A prompt processed alone goes in one step of the whole configured chunk, which pauses
+     * between layers when a request arrives: the newcomer's prompt runs in the pause, so a
+     * one-token request finishes first although it arrived after that long step had started, and both outputs are
+     * those of the requests alone. (If the newcomer happens to arrive after the long step, the
+     * attempt is repeated; every attempt checks the outputs.)
+     */
+    @Test
+    void aRequestArrivingDuringALongPromptStepRunsInItsPause() throws Exception {
+        ModelOptions options = ModelOptions.defaults().withPrefillChunkTokens(512).withPrefixCaching(false);
+        try (Model model = Model.load(SharedModels.tinyLlamaQ4(), options)) {
+            StringBuilder text = new StringBuilder();
+            while (model.encode(text.toString()).length < 450) {
+                text.append("Once upon a time there was a little girl who liked to play in the garden. ");
+            }
+            String longPrompt = text.toString();
+            GenerationConfig greedy = GenerationConfig.greedy().maxTokens(6).ignoreEos(true);
+            Completion longAlone = model.generator().generate(longPrompt, greedy);
+            GenerationConfig oneToken = GenerationConfig.greedy().maxTokens(1);
+            Completion shortAlone = model.generator().generate("The cat", oneToken);
+            long interleaved = 0;
+            for (int attempt = 0; attempt < 5 && interleaved == 0; attempt++) {
+                GeneratorMetrics before = model.generator().metrics();
+                long[] finished = new long[2];
+                CompletableFuture<Completion> longRequest = model.generator().generateAsync(longPrompt, greedy)
+                        .whenComplete((c, e) -> finished[0] = System.nanoTime());
+                while (model.generator().metrics().promptTokens() == before.promptTokens()) {
+                    Thread.onSpinWait(); // the long prompt's step has been built
+                }
+                CompletableFuture<Completion> shortRequest = model.generator().generateAsync("The cat", oneToken)
+                        .whenComplete((c, e) -> finished[1] = System.nanoTime());
+                assertThat(shortRequest.get(60, TimeUnit.SECONDS).outputTokens()).containsExactly(shortAlone.outputTokens());
+                assertThat(longRequest.get(60, TimeUnit.SECONDS).outputTokens()).containsExactly(longAlone.outputTokens());
+                interleaved = model.generator().metrics().interleavedSteps() - before.interleavedSteps();
+                if (interleaved > 0) {
+                    assertThat(finished[1]).as("the short request finished first").isLessThan(finished[0]);
+                }
+            }
+            assertThat(interleaved).as("steps run in a pause of the long prompt's step").isPositive();
+        }
+    }
+
     @Test
     void timeoutEndsARequestWithItsPartialOutput() {
         try (Model model = Model.load(SharedModels.stories260K())) {
