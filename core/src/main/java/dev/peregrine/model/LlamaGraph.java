@@ -17,7 +17,8 @@ import dev.peregrine.spi.Weight;
  * post-norms, GeGLU and soft-caps, per-layer sliding windows and rope bases.
  *
  * <p>Holds the scratch buffers for up to {@code maxTokens} tokens per step, allocated once. Not
- * thread-safe: the engine runs one step at a time.
+ * thread-safe: the engine runs one step at a time (or one inside another's {@link Pause}, on the
+ * same thread).
  */
 public final class LlamaGraph {
     /** Rows of logits computed per output projection, to bound the logits buffer for big vocabularies. */
@@ -63,10 +64,10 @@ public final class LlamaGraph {
     private final Buffer lastRows;   // rows whose logits are wanted [chunk, dim]
     private final Buffer lastNormed; // the same after the final norm
     private final Buffer logits;     // [chunk, vocab]
-    // Products of one input, grouped so that a backend can run each group as one dispatch.
     // The paused step's residual stream and its normed copy, allocated at the first pause.
     private Buffer pausedX;
     private Buffer pausedXb;
+    // Products of one input, grouped so that a backend can run each group as one dispatch.
     private final Buffer[] qkv;
     private final Buffer[] gateUp;
     private final Weight[][] qkvWeights;
