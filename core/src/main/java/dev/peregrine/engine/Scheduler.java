@@ -36,7 +36,10 @@ import java.util.concurrent.locks.ReentrantLock;
  * arrived since it started are admitted and run as a step of their own in the pause
  * ({@link #interleave}), after which the paused step goes on from where it stopped. Prompts
  * evaluated with nobody else around therefore take whole chunks, the cheapest per token, without
- * holding up a newcomer's first token for the length of the chunk.
+ * holding up a newcomer's first token for the length of the chunk. On a model where even the least
+ * chunk outlasts the step target, prompts are not mixed into decoding steps either: the prompt step
+ * takes the whole chunk and the decoding requests step in its pauses, each time the target has
+ * passed ({@link #deferDecoding}).
  *
  * <p>Speculative decoding: before building the batch, each decoding request that speculates (and
  * whose batch is small enough, see {@link Speculator}) gets a draft of k tokens, appended to its
@@ -125,6 +128,8 @@ public final class Scheduler implements AutoCloseable {
     private Step spareStep;
     /** Time spent in steps run inside another step's pause (not that step's own cost). */
     private long interleavedNanos;
+    /** When the last step with decoding tokens ended (see {@link #deferDecoding}). */
+    private long lastDecodingStepEnd;
     /** Whether steps may sample from the backend's best candidates (see {@link #setCandidateSampling}). */
     private volatile boolean candidateSampling = true;
     private volatile long candidateSteps;
@@ -364,7 +369,8 @@ public final class Scheduler implements AutoCloseable {
     private final LlamaGraph.Pause pause = new LlamaGraph.Pause() {
         @Override
         public boolean wanted() {
-            return !incoming.isEmpty();
+            return !incoming.isEmpty()
+                    || step.decodingInPauses && System.nanoTime() - lastDecodingStepEnd >= prefillStepNanos;
         }
 
         @Override
@@ -399,6 +405,10 @@ public final class Scheduler implements AutoCloseable {
                 metrics.interleavedSteps.incrementAndGet();
                 finishStep();
             }
+            // Requests that now decode (the newcomers, once their prompts are done) step in the later pauses.
+            for (Request r : running) {
+                paused.decodingInPauses |= !r.inPausedStep && r.seq().pendingTokens() == 1;
+            }
         } finally {
             spareStep = step;
             step = paused;
@@ -412,6 +422,9 @@ public final class Scheduler implements AutoCloseable {
     /** After the forward: the step's sequences advance, their tokens are sampled, finished requests end. */
     private void finishStep() {
         Step s = step;
+        if (s.decodingTokens > 0) {
+            lastDecodingStepEnd = System.nanoTime();
+        }
         for (int i = 0; i < s.requests.size(); i++) {
             Request r = s.requests.get(i);
             r.seq().kv().advance(s.newLength[i]);
@@ -677,7 +690,8 @@ public final class Scheduler implements AutoCloseable {
      * <p>A step with prompts only and nobody waiting ({@code mayPause}: not itself a step in a
      * pause) takes the whole configured chunk instead, and pauses between layers when a request
      * arrives (see {@link #interleave}): a prompt processed alone is not cut into small chunks,
-     * which cost up to 1.5x as much per token, for requests that may never come.
+     * which cost up to 1.5x as much per token, for requests that may never come. So does a prompt
+     * step that leaves the decoding requests to its pauses ({@link #deferDecoding}).
      */
     private void buildBatch(boolean mayPause) {
         step.clear();
@@ -685,6 +699,7 @@ public final class Scheduler implements AutoCloseable {
         for (Request r : running) {
             r.inStep = r.inPausedStep; // a paused step's requests are neither scheduled nor preempted
         }
+        boolean deferDecoding = mayPause && deferDecoding();
         int decodingTokens = 0;
         for (int i = 0; i < running.size(); i++) {
             Request r = running.get(i);
@@ -692,6 +707,10 @@ public final class Scheduler implements AutoCloseable {
                 continue;
             }
             if (r.seq().pendingTokens() == 1 + r.drafted) {
+                if (deferDecoding) {
+                    step.decodingInPauses = true;
+                    continue;
+                }
                 if (addToStep(r, 1 + r.drafted)) {
                     decodingTokens += 1 + r.drafted; // drafts may have been dropped for want of KV room
                 } else {
@@ -701,9 +720,11 @@ public final class Scheduler implements AutoCloseable {
                 prefilling.add(r);
             }
         }
+        step.decodingTokens = decodingTokens;
         step.prefillOnly = mayPause && decodingTokens == 0;
         boolean alone = step.prefillOnly && waiting.isEmpty() && incoming.isEmpty();
-        int budget = Math.min(maxBatchTokens - decodingTokens, alone ? prefillChunkTokens : prefillChunk());
+        boolean wholeChunk = alone || step.decodingInPauses;
+        int budget = Math.min(maxBatchTokens - decodingTokens, wholeChunk ? prefillChunkTokens : prefillChunk());
         if (prefilling.isEmpty() || budget <= 0) {
             return;
         }
@@ -738,6 +759,28 @@ public final class Scheduler implements AutoCloseable {
         }
         long fit = (long) (prefillStepNanos / prefillNanosPerToken);
         return (int) Math.max(Math.min(MIN_PREFILL_PROGRESS, prefillChunkTokens), Math.min(fit, prefillChunkTokens));
+    }
+
+    /**
+     * Whether this step should hold prompts only, its decoding requests stepping in its pauses:
+     * when even the least chunk ({@link #MIN_PREFILL_PROGRESS} tokens) takes longer than the
+     * step target (a slow model), a step mixing decode tokens with prompt tokens would hold every
+     * decoding request for that long at each token; instead the prompt takes the whole chunk and
+     * the decoding requests get a step of their own between two of its layers each time the
+     * target has passed. Not while any request speculates (its drafts are part of this step).
+     */
+    private boolean deferDecoding() {
+        if (prefillStepNanos == 0 || prefillNanosPerToken * MIN_PREFILL_PROGRESS <= prefillStepNanos) {
+            return false;
+        }
+        boolean prompts = false;
+        for (Request r : running) {
+            if (r.drafted > 0) {
+                return false;
+            }
+            prompts |= !r.inPausedStep && r.seq().pendingTokens() > 1;
+        }
+        return prompts;
     }
 
     /** Adds up to {@code n} prompt tokens of {@code r} to the step; returns how many it added. */
@@ -863,8 +906,12 @@ public final class Scheduler implements AutoCloseable {
         int[] logitRow = new int[16];
         /** Prompt tokens in the step. */
         int prefillTokens;
+        /** Decoding tokens in the step. */
+        int decodingTokens;
         /** No decoding token: the step may pause between layers. */
         boolean prefillOnly;
+        /** Decoding requests were left out of this prompt step: they step in its pauses. */
+        boolean decodingInPauses;
 
         Step(BatchLayout layout, LogitRows logitRows) {
             this.layout = layout;
@@ -875,7 +922,9 @@ public final class Scheduler implements AutoCloseable {
             layout.clear();
             requests.clear();
             prefillTokens = 0;
+            decodingTokens = 0;
             prefillOnly = false;
+            decodingInPauses = false;
         }
 
         void add(Request r, int length, int row) {

@@ -249,6 +249,40 @@ class ContinuousBatchingTest {
         }
     }
 
+    /**
+     * On a model where even a 16-token prompt chunk outlasts the step target (here 1 ms), a long
+     * prompt is not mixed into the decoding requests' steps: it runs in whole chunks, and the
+     * decoding request steps in its pauses. Its output and the prompt's are those of each alone.
+     */
+    @Test
+    void decodingRequestsStepInThePausesOfALongPromptWhenChunksOutlastTheTarget(@TempDir Path dir) throws Exception {
+        Path file = dir.resolve("small.gguf");
+        // ~19M parameters: a 16-token step takes milliseconds.
+        ModelShape shape = new ModelShape("custom", 512, 6, 8, 4, 1536, 512, 2048, 10000f, 1e-5f, true, false);
+        SyntheticModel.of(shape, 5).writeGguf(file, DType.Q8_0, TokenizerMetadata.synthetic(shape.vocab()), 1);
+        ModelOptions options = ModelOptions.defaults().withPrefillStepMillis(1).withPrefixCaching(false);
+        try (Model model = Model.load(file, options)) {
+            StringBuilder text = new StringBuilder();
+            while (model.encode(text.toString()).length < 300) {
+                text.append("Once upon a time there was a little girl. ");
+            }
+            GenerationConfig longRun = GenerationConfig.greedy().maxTokens(300).ignoreEos(true);
+            GenerationConfig fewTokens = GenerationConfig.greedy().maxTokens(4).ignoreEos(true);
+            Completion decodingAlone = model.generator().generate("The cat", longRun);
+            Completion promptAlone = model.generator().generate(text.toString(), fewTokens);
+            long before = model.generator().metrics().interleavedSteps();
+            CountDownLatch decoding = new CountDownLatch(2);
+            CompletableFuture<Completion> decodingRequest = CompletableFuture.supplyAsync(
+                    () -> model.generator().generate("The cat", longRun, token -> decoding.countDown()));
+            decoding.await();
+            Completion prompt = model.generator().generate(text.toString(), fewTokens);
+            assertThat(prompt.outputTokens()).containsExactly(promptAlone.outputTokens());
+            assertThat(decodingRequest.get(60, TimeUnit.SECONDS).outputTokens()).containsExactly(decodingAlone.outputTokens());
+            assertThat(model.generator().metrics().interleavedSteps() - before)
+                    .as("steps of the decoding request in the prompt's pauses").isPositive();
+        }
+    }
+
     @Test
     void timeoutEndsARequestWithItsPartialOutput() {
         try (Model model = Model.load(SharedModels.stories260K())) {
