@@ -1,6 +1,7 @@
 package dev.peregrine.cli;
 
 import dev.peregrine.Completion;
+import dev.peregrine.GeneratedToken;
 import dev.peregrine.GenerationConfig;
 import dev.peregrine.Model;
 import dev.peregrine.ModelOptions;
@@ -15,10 +16,15 @@ import java.lang.management.ManagementFactory;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Iterator;
 import java.util.List;
 import java.util.Locale;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.stream.Stream;
 
 /**
  * {@code peregrine bench}: prefill and decode speed of a model, the machine's memory bandwidth
@@ -38,6 +44,7 @@ final class BenchCommand {
             new Option("kv-cache-type", true, "--kv-cache-type"),
             new Option("concurrency", true, "--concurrency"),
             new Option("ttft", false, "--ttft"),
+            new Option("decode-during-prefill", true, "--decode-during-prefill"),
             new Option("draft-model", true, "--draft-model"),
             new Option("draft-max", true, "--draft-max"),
             new Option("prompt-lookup", false, "--prompt-lookup"),
@@ -213,11 +220,86 @@ final class BenchCommand {
                             idle, loaded, loaded / idle, samples.length, reps);
                 }
             }
+            if (args.has("decode-during-prefill")) {
+                int longPrompt = positive(args.intValue("decode-during-prefill", 0), "decode-during-prefill");
+                double[][] runs = new double[3][reps];
+                for (int r = 0; r < reps; r++) {
+                    double[] one = decodeDuringPrefill(model, random, longPrompt);
+                    for (int i = 0; i < 3; i++) {
+                        runs[i][r] = one[i];
+                    }
+                }
+                double idle = median(runs[0]);
+                double loaded = median(runs[1]);
+                double prompt = median(runs[2]);
+                result.field("decoding_2_requests_idle_tok_s", idle).field("decoding_2_requests_during_prefill_tok_s", loaded)
+                        .field("prefill_while_decoding_tok_s", prompt).field("prefill_while_decoding_tokens", longPrompt);
+                if (!json) {
+                    out.printf(Locale.ROOT, "2 requests decoding: %.1f tok/s together idle, %.1f tok/s while a %d-token prompt "
+                            + "is prefilled, at %.1f tok/s (medians of %d)%n", idle, loaded, longPrompt, prompt, reps);
+                }
+            }
         }
         if (json) {
             out.println(result);
         }
         return Peregrine.OK;
+    }
+
+    /**
+     * Two requests decoding, then a prompt of {@code longPrompt} tokens: the two's tokens per
+     * second together before the prompt (over one second) and from its submission to its first
+     * token, and the prompt's tokens per second meanwhile.
+     */
+    private static double[] decodeDuringPrefill(Model model, Random random, int longPrompt) {
+        AtomicLong decoded = new AtomicLong();
+        AtomicBoolean stop = new AtomicBoolean();
+        CountDownLatch bothDecoding = new CountDownLatch(2);
+        GenerationConfig endless = GenerationConfig.greedy().maxTokens(1 << 20).ignoreEos(true);
+        List<Thread> decoders = new ArrayList<>();
+        for (int i = 0; i < 2; i++) {
+            String prompt = "Once upon a time " + i;
+            decoders.add(Thread.startVirtualThread(() -> {
+                try (Stream<GeneratedToken> tokens = model.generator().stream(prompt, endless)) {
+                    Iterator<GeneratedToken> it = tokens.iterator();
+                    boolean first = true;
+                    while (!stop.get() && it.hasNext()) {
+                        it.next();
+                        decoded.incrementAndGet();
+                        if (first) {
+                            bothDecoding.countDown();
+                            first = false;
+                        }
+                    }
+                }
+            }));
+        }
+        try {
+            bothDecoding.await();
+            long d0 = decoded.get();
+            long t0 = System.nanoTime();
+            Thread.sleep(1000);
+            double idle = (decoded.get() - d0) / ((System.nanoTime() - t0) / 1e9);
+            long d1 = decoded.get();
+            long t1 = System.nanoTime();
+            long[] firstToken = new long[1];
+            model.generator().generate(randomPrompt(model, random, longPrompt), GenerationConfig.greedy().maxTokens(1),
+                    token -> firstToken[0] = System.nanoTime());
+            double seconds = (firstToken[0] - t1) / 1e9;
+            return new double[] {idle, (decoded.get() - d1) / seconds, longPrompt / seconds};
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted", e);
+        } finally {
+            stop.set(true);
+            for (Thread t : decoders) {
+                try {
+                    t.join();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        }
     }
 
     /**

@@ -101,6 +101,8 @@ public final class Peregrine {
                                          (each level warmed up, then the median of the -r runs)
                   --ttft                 also measure time to first token, idle and during a 2000-token prefill
                                          (the median of up to 5 short requests in each of -r prefills)
+                  --decode-during-prefill N  also measure 2 requests' decoding speed, idle and while an
+                                         N-token prompt is prefilled, and that prompt's speed meanwhile
                   --draft-model FILE     also measure speculative against plain greedy decoding of a text prompt
                   --prompt-lookup        the same with prompt lookup (--draft-max, --lookup-ngram as for generate)
                   --spec-prompt TEXT     the text prompt for that comparison (default: a story opening)
