@@ -709,6 +709,7 @@ public final class Scheduler implements AutoCloseable {
             if (r.seq().pendingTokens() == 1 + r.drafted) {
                 if (deferDecoding) {
                     step.decodingInPauses = true;
+                    r.inStep = true; // not preempted for the prompt: it only waits for a pause
                     continue;
                 }
                 if (addToStep(r, 1 + r.drafted)) {

@@ -22,6 +22,7 @@ import java.util.Locale;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.stream.Stream;
@@ -275,7 +276,9 @@ final class BenchCommand {
             }));
         }
         try {
-            bothDecoding.await();
+            if (!bothDecoding.await(5, TimeUnit.MINUTES)) {
+                throw new IllegalStateException("the two decoding requests produced no tokens within 5 minutes");
+            }
             long d0 = decoded.get();
             long t0 = System.nanoTime();
             Thread.sleep(1000);
