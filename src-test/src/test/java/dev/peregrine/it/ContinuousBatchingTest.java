@@ -354,6 +354,53 @@ class ContinuousBatchingTest {
         }
     }
 
+    /**
+     * Random arrivals and cancellations again, with long prompts among short ones and a 1 ms step
+     * target: prompt steps pause for newcomers and leave decoding requests to their pauses over
+     * and over. Every request not cancelled still gives exactly its output alone.
+     */
+    @Test
+    void pausedPromptStepsKeepEveryOutputExactUnderRandomArrivals() throws Exception {
+        ModelOptions options = ModelOptions.defaults().withPrefillStepMillis(1).withPrefillChunkTokens(64)
+                .withKvCacheTokens(2048);
+        try (Model model = Model.load(SharedModels.tinyLlamaQ4(), options)) {
+            StringBuilder text = new StringBuilder();
+            while (model.encode(text.toString()).length < 200) {
+                text.append("Once upon a time there was a little girl who liked to play in the garden. ");
+            }
+            String longPrompt = text.toString();
+            Random random = new Random(11);
+            int n = 24;
+            List<String> prompts = new ArrayList<>();
+            List<Completion> alone = new ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                prompts.add(i % 4 == 1 ? longPrompt.substring(i) : PROMPTS[i % PROMPTS.length]);
+                alone.add(model.generator().generate(prompts.get(i), config(i)));
+            }
+            long before = model.generator().metrics().interleavedSteps();
+            List<CompletableFuture<Completion>> futures = new ArrayList<>();
+            List<Boolean> cancelled = new ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                futures.add(model.generator().generateAsync(prompts.get(i), config(i)));
+                boolean cancel = random.nextInt(6) == 0;
+                cancelled.add(cancel);
+                if (cancel) {
+                    futures.get(i).cancel(false);
+                }
+                Thread.sleep(random.nextInt(8));
+            }
+            for (int i = 0; i < n; i++) {
+                if (!cancelled.get(i)) {
+                    assertThat(futures.get(i).get(60, TimeUnit.SECONDS).outputTokens()).as("request %d", i)
+                            .containsExactly(alone.get(i).outputTokens());
+                }
+            }
+            awaitIdle(model);
+            assertThat(model.generator().metrics().kvBlocksUsed()).isZero();
+            assertThat(model.generator().metrics().interleavedSteps() - before).as("steps in pauses").isPositive();
+        }
+    }
+
     private static void awaitIdle(Model model) throws InterruptedException {
         for (int i = 0; i < 1000 && (model.generator().metrics().runningSequences() > 0
                 || model.generator().metrics().waitingRequests() > 0 || model.generator().metrics().kvBlocksUsed() > 0); i++) {
