@@ -328,29 +328,13 @@ class ContinuousBatchingTest {
         try (Model model = Model.load(SharedModels.stories260K(), ModelOptions.defaults().withKvCacheTokens(400))) {
             Random random = new Random(5);
             int n = 30;
+            List<String> prompts = new ArrayList<>();
             List<Completion> alone = new ArrayList<>();
             for (int i = 0; i < n; i++) {
-                alone.add(model.generator().generate(PROMPTS[i % PROMPTS.length], config(i)));
+                prompts.add(PROMPTS[i % PROMPTS.length]);
+                alone.add(model.generator().generate(prompts.get(i), config(i)));
             }
-            List<CompletableFuture<Completion>> futures = new ArrayList<>();
-            List<Boolean> cancelled = new ArrayList<>();
-            for (int i = 0; i < n; i++) {
-                futures.add(model.generator().generateAsync(PROMPTS[i % PROMPTS.length], config(i)));
-                boolean cancel = random.nextInt(5) == 0;
-                cancelled.add(cancel);
-                if (cancel) {
-                    futures.get(i).cancel(false);
-                }
-                Thread.sleep(random.nextInt(3));
-            }
-            for (int i = 0; i < n; i++) {
-                if (!cancelled.get(i)) {
-                    assertThat(futures.get(i).get(60, TimeUnit.SECONDS).outputTokens()).as("request %d", i)
-                            .containsExactly(alone.get(i).outputTokens());
-                }
-            }
-            awaitIdle(model);
-            assertThat(model.generator().metrics().kvBlocksUsed()).isZero();
+            randomArrivalsMatchAlone(model, prompts, alone, random, 5, 3);
         }
     }
 
@@ -378,27 +362,38 @@ class ContinuousBatchingTest {
                 alone.add(model.generator().generate(prompts.get(i), config(i)));
             }
             long before = model.generator().metrics().interleavedSteps();
-            List<CompletableFuture<Completion>> futures = new ArrayList<>();
-            List<Boolean> cancelled = new ArrayList<>();
-            for (int i = 0; i < n; i++) {
-                futures.add(model.generator().generateAsync(prompts.get(i), config(i)));
-                boolean cancel = random.nextInt(6) == 0;
-                cancelled.add(cancel);
-                if (cancel) {
-                    futures.get(i).cancel(false);
-                }
-                Thread.sleep(random.nextInt(8));
-            }
-            for (int i = 0; i < n; i++) {
-                if (!cancelled.get(i)) {
-                    assertThat(futures.get(i).get(60, TimeUnit.SECONDS).outputTokens()).as("request %d", i)
-                            .containsExactly(alone.get(i).outputTokens());
-                }
-            }
-            awaitIdle(model);
-            assertThat(model.generator().metrics().kvBlocksUsed()).isZero();
+            randomArrivalsMatchAlone(model, prompts, alone, random, 6, 8);
             assertThat(model.generator().metrics().interleavedSteps() - before).as("steps in pauses").isPositive();
         }
+    }
+
+    /**
+     * Submits request i (prompt i, {@link #config}(i)) one after another, cancelling about one in
+     * {@code cancelOneIn} at once and pausing up to {@code maxGapMillis} between them; every
+     * request not cancelled must give its output alone, and the KV cache ends empty.
+     */
+    private static void randomArrivalsMatchAlone(Model model, List<String> prompts, List<Completion> alone, Random random,
+                                                 int cancelOneIn, int maxGapMillis) throws Exception {
+        int n = prompts.size();
+        List<CompletableFuture<Completion>> futures = new ArrayList<>();
+        List<Boolean> cancelled = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            futures.add(model.generator().generateAsync(prompts.get(i), config(i)));
+            boolean cancel = random.nextInt(cancelOneIn) == 0;
+            cancelled.add(cancel);
+            if (cancel) {
+                futures.get(i).cancel(false);
+            }
+            Thread.sleep(random.nextInt(maxGapMillis));
+        }
+        for (int i = 0; i < n; i++) {
+            if (!cancelled.get(i)) {
+                assertThat(futures.get(i).get(60, TimeUnit.SECONDS).outputTokens()).as("request %d", i)
+                        .containsExactly(alone.get(i).outputTokens());
+            }
+        }
+        awaitIdle(model);
+        assertThat(model.generator().metrics().kvBlocksUsed()).isZero();
     }
 
     private static void awaitIdle(Model model) throws InterruptedException {
