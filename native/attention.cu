@@ -21,7 +21,7 @@
 // computes its range from the positions on the device, so a launch shape does not depend on them.
 //
 // Position p of sequence s is slot block_tables[block_table_start[s] + p / block_size] * block_size
-// + p % block_size; a slot holds kv_heads * head_dim floats.
+// + p % block_size; a slot holds kv_heads * head_dim floats, or halves with kv_half. head_dim is even.
 #include "common.cuh"
 
 constexpr int ATT_WARPS = 4;
@@ -29,18 +29,66 @@ constexpr int ATT_THREADS = ATT_WARPS * WARP_SIZE;
 constexpr int ATT_VECTORS = 16;
 constexpr int ATT_VECTORS_PER_WARP = ATT_VECTORS / ATT_WARPS;
 constexpr int ATT_KV = WARP_SIZE; // positions per shared tile: one per lane when scoring
+constexpr int ATT_KV_PER_WARP = ATT_KV / ATT_WARPS; // positions each warp loads into a shared tile
 constexpr int ATT_MAX_HEAD_DIM = 256;
 constexpr int ATT_DIMS_PER_LANE = ATT_MAX_HEAD_DIM / WARP_SIZE;
 
+__device__ __forceinline__ float2 to_float2(float2 v) { return v; }
+__device__ __forceinline__ float2 to_float2(__half2 v) { return __half22float2(v); }
+
+// Copies the keys and values of a shared tile's positions (slot_s; -1 past the end, read as zeros:
+// masked weights are 0, and 0 * garbage could be NaN) into k_s and v_s. Pair is float2 or __half2
+// (the cache's values, two at a time: D is even). Each warp reads ATT_KV_PER_WARP positions, its
+// lanes along the head (coalesced rows), and issues every load of a pass before it converts or
+// stores any: a thread keeps 2 * ATT_KV_PER_WARP loads in flight, where one at a time left the
+// kernel bound by memory latency.
+template <class Pair>
+__device__ __forceinline__ void load_kv_tile(float* k_s, float* v_s, const int* slot_s, const void* key_cache,
+                                             const void* value_cache, int kv_width, int head_offset, int D, int warp,
+                                             int lane) {
+    const Pair* keys = static_cast<const Pair*>(key_cache);
+    const Pair* values = static_cast<const Pair*>(value_cache);
+    for (int d0 = 0; d0 < D; d0 += 2 * WARP_SIZE) {
+        const int d = d0 + 2 * lane;
+        Pair key[ATT_KV_PER_WARP];
+        Pair value[ATT_KV_PER_WARP];
+#pragma unroll
+        for (int r = 0; r < ATT_KV_PER_WARP; r++) {
+            const int slot = slot_s[warp * ATT_KV_PER_WARP + r];
+            key[r] = Pair{};
+            value[r] = Pair{};
+            if (slot >= 0 && d < D) {
+                const size_t at = (static_cast<size_t>(slot) * kv_width + head_offset + d) / 2;
+                key[r] = keys[at];
+                value[r] = values[at];
+            }
+        }
+        if (d < D) {
+#pragma unroll
+            for (int r = 0; r < ATT_KV_PER_WARP; r++) {
+                const int j = warp * ATT_KV_PER_WARP + r;
+                const float2 k = to_float2(key[r]);
+                const float2 v = to_float2(value[r]);
+                k_s[j * (D + 1) + d] = k.x;
+                k_s[j * (D + 1) + d + 1] = k.y;
+                v_s[j * D + d] = v.x;
+                v_s[j * D + d + 1] = v.y;
+            }
+        }
+    }
+}
+
 // tiles[i] = (first row, rows, sequence, unused); rows * heads_per_tile <= ATT_VECTORS.
 // Dynamic shared memory: (ATT_VECTORS * D + ATT_KV * (D + 1) + ATT_KV * D) floats + ATT_KV ints.
-extern "C" __global__ void __launch_bounds__(ATT_THREADS)
+// The minimum of 4 blocks an SM (at most 128 registers a thread) keeps ptxas from capping sm_90
+// at 96 registers and spilling.
+extern "C" __global__ void __launch_bounds__(ATT_THREADS, 4)
 pg_attention(float* __restrict__ out, float* __restrict__ partials, const float* __restrict__ q,
-             const float* __restrict__ key_cache, const float* __restrict__ value_cache,
+             const void* __restrict__ key_cache, const void* __restrict__ value_cache,
              const int* __restrict__ positions, const int* __restrict__ block_tables,
              const int* __restrict__ block_table_start, const int4* __restrict__ tiles, int block_size, int heads,
              int kv_heads, int head_dim, float scale, int window, float softcap, int heads_per_tile,
-             int splits) {
+             int splits, int kv_half) {
     extern __shared__ float smem[];
     const int D = head_dim;
     float* q_s = smem;                   // [ATT_VECTORS][D], pre-scaled
@@ -105,19 +153,10 @@ pg_attention(float* __restrict__ out, float* __restrict__ partials, const float*
             slot_s[threadIdx.x] = p < end ? table[p / block_size] * block_size + p % block_size : -1;
         }
         __syncthreads();
-        for (int i = threadIdx.x; i < ATT_KV * D; i += ATT_THREADS) {
-            const int j = i / D;
-            const int d = i % D;
-            const int slot = slot_s[j];
-            float key = 0.0f;
-            float value = 0.0f; // zeros past the end: masked weights are 0 and 0 * garbage could be NaN
-            if (slot >= 0) {
-                const size_t at = static_cast<size_t>(slot) * kv_width + kv_head * D + d;
-                key = key_cache[at];
-                value = value_cache[at];
-            }
-            k_s[j * (D + 1) + d] = key;
-            v_s[j * D + d] = value;
+        if (kv_half) {
+            load_kv_tile<__half2>(k_s, v_s, slot_s, key_cache, value_cache, kv_width, kv_head * D, D, warp, lane);
+        } else {
+            load_kv_tile<float2>(k_s, v_s, slot_s, key_cache, value_cache, kv_width, kv_head * D, D, warp, lane);
         }
         __syncthreads();
 
@@ -133,6 +172,7 @@ pg_attention(float* __restrict__ out, float* __restrict__ partials, const float*
                 const float* qv = q_s + vec * D;
                 const float* kv = k_s + lane * (D + 1);
                 float dot = 0.0f;
+#pragma unroll 8
                 for (int d = 0; d < D; d++) {
                     dot += qv[d] * kv[d];
                 }

@@ -45,3 +45,13 @@ template <class T> __device__ __forceinline__ T from_float(float v);
 template <> __device__ __forceinline__ float from_float<float>(float v) { return v; }
 template <> __device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
 template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+
+// A KV cache holds floats, or halves when kv_half is set (ModelOptions.kvCacheType F16: half the
+// memory and bandwidth; values round to the nearest half, ties to even, as the CPU backend rounds).
+__device__ __forceinline__ void store_kv(void* cache, size_t at, float v, int kv_half) {
+    if (kv_half) {
+        static_cast<__half*>(cache)[at] = __float2half_rn(v);
+    } else {
+        static_cast<float*>(cache)[at] = v;
+    }
+}

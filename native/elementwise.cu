@@ -46,12 +46,12 @@ extern "C" __global__ void pg_rope_angles(float* __restrict__ cos_sin, const int
 // One block per token row r: rotary embedding of the first 2 * pairs values of each head of q
 // (q_heads heads) and k (k_heads heads), in place (ggml's "normal" adjacent pairs; pairs < half a
 // head is a partial rotation); then, when key_cache is not null, row r of k (as rotated) and of v
-// (k_heads * head_dim floats each) into slot slots[r] of the paged caches. One kernel for a
+// (k_heads * head_dim values each; halves with kv_half) into slot slots[r] of the paged caches. One kernel for a
 // layer's rope of q and k and its KV store, or any one of them (q_heads 0, or pairs 0).
 extern "C" __global__ void pg_rope_store_kv(float* q, float* k, const float* __restrict__ v,
-                                            const float* __restrict__ cos_sin, float* __restrict__ key_cache,
-                                            float* __restrict__ value_cache, const int* __restrict__ slots,
-                                            int q_heads, int k_heads, int head_dim, int pairs) {
+                                            const float* __restrict__ cos_sin, void* __restrict__ key_cache,
+                                            void* __restrict__ value_cache, const int* __restrict__ slots,
+                                            int q_heads, int k_heads, int head_dim, int pairs, int kv_half) {
     const int r = blockIdx.x;
     const float* cs = cos_sin + static_cast<size_t>(r) * 2 * pairs;
     for (int j = threadIdx.x; j < (q_heads + k_heads) * pairs; j += blockDim.x) {
@@ -72,8 +72,8 @@ extern "C" __global__ void pg_rope_store_kv(float* q, float* k, const float* __r
         const size_t src = static_cast<size_t>(r) * width;
         const size_t dst = static_cast<size_t>(slots[r]) * width;
         for (int i = threadIdx.x; i < width; i += blockDim.x) {
-            key_cache[dst + i] = k[src + i];
-            value_cache[dst + i] = v[src + i];
+            store_kv(key_cache, dst + i, k[src + i], kv_half);
+            store_kv(value_cache, dst + i, v[src + i], kv_half);
         }
     }
 }

@@ -13,7 +13,7 @@
 extern "C" {
 void pg_rms_norm(float*, float*, const float*, const float*, int, float);
 void pg_rope_angles(float*, const int*, const float*, int);
-void pg_rope_store_kv(float*, float*, const float*, const float*, float*, float*, const int*, int, int, int, int);
+void pg_rope_store_kv(float*, float*, const float*, const float*, void*, void*, const int*, int, int, int, int, int);
 void pg_gated_activation(float*, const float*, long long, int);
 void pg_add_bias(float*, const float*, int);
 void pg_scale(float*, long long, float);
@@ -40,8 +40,8 @@ void pg_matvec_batch_f16(MATVEC_PARAMS);
 void pg_matvec_batch_bf16(MATVEC_PARAMS);
 void pg_matvec_batch_q8_0(MATVEC_PARAMS);
 void pg_matvec_batch_q4_0(MATVEC_PARAMS);
-void pg_attention(float*, float*, const float*, const float*, const float*, const int*, const int*, const int*,
-                  const int4*, int, int, int, int, float, int, float, int, int);
+void pg_attention(float*, float*, const float*, const void*, const void*, const int*, const int*, const int*,
+                  const int4*, int, int, int, int, float, int, float, int, int, int);
 void pg_attention_combine(float*, const float*, int, int);
 void pg_argmax(float*, int*, const float*, int, int);
 void pg_top_k(float*, int*, const float*, int, int, int);
@@ -300,7 +300,7 @@ void test_elementwise() {
     emu::launch(grid(1, rows), 64, [&] { pg_rope_angles(cos_sin.data(), positions.data(), frequencies.data(), pairs); });
     std::vector<float> x = randoms(rows * heads * head_dim), rotated = x;
     emu::launch(grid(rows), 32, [&] {
-        pg_rope_store_kv(rotated.data(), nullptr, nullptr, cos_sin.data(), nullptr, nullptr, nullptr, heads, 0, head_dim, pairs);
+        pg_rope_store_kv(rotated.data(), nullptr, nullptr, cos_sin.data(), nullptr, nullptr, nullptr, heads, 0, head_dim, pairs, 0);
     });
     double worst_angle = 0, worst = 0;
     for (int r = 0; r < rows; r++) {
@@ -333,10 +333,10 @@ void test_elementwise() {
         std::vector<int> row_slots = {7, 0, 33, 49, 12};
         emu::launch(grid(rows), 64, [&] {
             pg_rope_store_kv(q.data(), k.data(), v.data(), cos_sin.data(), keys.data(), values.data(), row_slots.data(), heads,
-                             kv_heads, head_dim, pairs);
+                             kv_heads, head_dim, pairs, 0);
         });
         emu::launch(grid(rows), 32, [&] {
-            pg_rope_store_kv(nullptr, k_alone.data(), nullptr, cos_sin.data(), nullptr, nullptr, nullptr, 0, kv_heads, head_dim, pairs);
+            pg_rope_store_kv(nullptr, k_alone.data(), nullptr, cos_sin.data(), nullptr, nullptr, nullptr, 0, kv_heads, head_dim, pairs, 0);
         });
         double worst_fused = 0;
         for (size_t i = 0; i < q.size(); i++) worst_fused = std::max(worst_fused, static_cast<double>(std::fabs(q[i] - rotated[i])));
@@ -348,6 +348,31 @@ void test_elementwise() {
             }
         }
         report("rope of q and k with the KV store in one launch", worst_fused, 0);
+
+        // The same into a half-precision cache: each stored value is the rotated k (or v) rounded
+        // to the nearest half, ties to even; values past the half range become infinities.
+        std::vector<float> q_half = x, k_half = randoms(rows * width), v_half = randoms(rows * width);
+        k_half[3] = 70000.0f;     // rounds to +infinity
+        v_half[5] = -1e-8f;       // a subnormal half's neighbourhood: rounds to -0
+        std::vector<float> k_half_alone = k_half;
+        std::vector<__half> half_keys(50 * width), half_values(50 * width);
+        emu::launch(grid(rows), 64, [&] {
+            pg_rope_store_kv(q_half.data(), k_half.data(), v_half.data(), cos_sin.data(), half_keys.data(), half_values.data(),
+                             row_slots.data(), heads, kv_heads, head_dim, pairs, 1);
+        });
+        emu::launch(grid(rows), 32, [&] {
+            pg_rope_store_kv(nullptr, k_half_alone.data(), nullptr, cos_sin.data(), nullptr, nullptr, nullptr, 0, kv_heads, head_dim,
+                             pairs, 0);
+        });
+        int wrong_halves = 0;
+        auto bits = [](__half h) { uint16_t b; std::memcpy(&b, &h, 2); return b; };
+        for (int r = 0; r < rows; r++) {
+            for (int i = 0; i < width; i++) {
+                wrong_halves += bits(half_keys[row_slots[r] * width + i]) != bits(__float2half_rn(k_half_alone[r * width + i]));
+                wrong_halves += bits(half_values[row_slots[r] * width + i]) != bits(__float2half_rn(v_half[r * width + i]));
+            }
+        }
+        report("rope and KV store into halves: values off the nearest half", wrong_halves, 0);
     }
 
     long long n = 10007;
@@ -407,7 +432,7 @@ void test_elementwise() {
     std::vector<int> slots = {7, 0, 33};
     std::vector<float> k = randoms(3 * width), v = randoms(3 * width), keys(40 * width, 0), values(40 * width, 0);
     emu::launch(grid(3), 64, [&] {
-        pg_rope_store_kv(nullptr, k.data(), v.data(), nullptr, keys.data(), values.data(), slots.data(), 0, 1, width, 0);
+        pg_rope_store_kv(nullptr, k.data(), v.data(), nullptr, keys.data(), values.data(), slots.data(), 0, 1, width, 0, 0);
     });
     double worst_store = 0;
     for (int r = 0; r < 3; r++) {
@@ -437,8 +462,9 @@ void test_elementwise() {
 
 // A row at position P attends to P - window + 1..P (0..P without a window); soft-capped scores
 // become softcap * tanh(score / softcap).
+// With kv_half the caches hold halves, and the reference reads the same rounded values.
 void test_attention(int heads, int kv_heads, int head_dim, const std::vector<std::pair<int, int>>& sequences, int splits,
-                    int window = 0, float softcap = 0) {
+                    int window = 0, float softcap = 0, bool kv_half = false) {
     const int block_size = 16, vectors = 16;
     int longest = 0;
     for (auto [first, count] : sequences) longest = std::max(longest, first + count);
@@ -471,6 +497,18 @@ void test_attention(int heads, int kv_heads, int head_dim, const std::vector<std
         }
     }
 
+    std::vector<__half> half_keys(keys.size()), half_values(values.size());
+    if (kv_half) {
+        for (size_t i = 0; i < keys.size(); i++) {
+            half_keys[i] = __float2half_rn(keys[i]);
+            half_values[i] = __float2half_rn(values[i]);
+            keys[i] = __half2float(half_keys[i]);
+            values[i] = __half2float(half_values[i]);
+        }
+    }
+    const void* key_cache = kv_half ? static_cast<const void*>(half_keys.data()) : keys.data();
+    const void* value_cache = kv_half ? static_cast<const void*>(half_values.data()) : values.data();
+
     int group = heads / kv_heads;
     int heads_per_tile = std::min(group, vectors);
     int head_chunks = (group + heads_per_tile - 1) / heads_per_tile;
@@ -483,9 +521,9 @@ void test_attention(int heads, int kv_heads, int head_dim, const std::vector<std
     }
     std::vector<float> out(q.size(), NAN), partials(static_cast<size_t>(n) * heads * splits * (head_dim + 2), NAN);
     emu::launch(grid(static_cast<unsigned>(tiles.size()), kv_heads * head_chunks, splits), 128, [&] {
-        pg_attention(out.data(), partials.data(), q.data(), keys.data(), values.data(), positions.data(), order.data(),
+        pg_attention(out.data(), partials.data(), q.data(), key_cache, value_cache, positions.data(), order.data(),
                      starts.data(), tiles.data(), block_size, heads, kv_heads, head_dim, scale, window, softcap, heads_per_tile,
-                     splits);
+                     splits, kv_half ? 1 : 0);
     });
     if (splits > 1) {
         emu::launch(grid(n * heads), 64, [&] { pg_attention_combine(out.data(), partials.data(), head_dim, splits); });
@@ -520,7 +558,8 @@ void test_attention(int heads, int kv_heads, int head_dim, const std::vector<std
     for (auto [first, count] : sequences) cases += " " + std::to_string(first) + "+" + std::to_string(count);
     report("attention " + std::to_string(heads) + "/" + std::to_string(kv_heads) + "/" + std::to_string(head_dim) + cases
            + ", " + std::to_string(splits) + " split(s)" + (window > 0 ? ", window " + std::to_string(window) : "")
-           + (softcap > 0 ? ", softcap " + std::to_string(softcap).substr(0, 4) : ""), worst, 1e-5);
+           + (softcap > 0 ? ", softcap " + std::to_string(softcap).substr(0, 4) : "") + (kv_half ? ", half cache" : ""),
+           worst, 1e-5);
 }
 
 // ---- sampling ----
@@ -607,6 +646,10 @@ int main(int argc, char** argv) {
         test_attention(32, 8, 64, {{200, 1}, {7, 1}}, 3, 50, 2);  // soft-capped and windowed, a short row beside
         test_attention(4, 4, 128, {{200, 20}}, 2, 100);           // 16-row prompt tiles, both splits used
         test_attention(6, 2, 40, {{60, 20}}, 2, 10);              // prompt tiles whose second split is empty
+        // Half-precision caches: decode, prompt and mixed steps, a split decode, a window.
+        for (auto& c : cases) test_attention(32, 8, 64, c, 1, 0, 0, true);
+        test_attention(8, 4, 8, {{300, 1}}, 4, 0, 0, true);
+        test_attention(6, 2, 40, {{60, 20}}, 2, 10, 0, true);
     }
     if (only.empty() || only == "sampling") test_sampling();
     std::printf("%s: %d failure(s)\n", failures == 0 ? "PASSED" : "FAILED", failures);

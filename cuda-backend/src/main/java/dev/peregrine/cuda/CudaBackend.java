@@ -259,10 +259,20 @@ final class CudaBackend implements Backend {
 
     @Override
     public Buffer allocate(long floats) {
+        return allocate(floats, DType.F32);
+    }
+
+    /** F32 buffers, and F16 ones for a KV cache kept in half precision (storeKv, attention and copy take them). */
+    @Override
+    public Buffer allocate(long count, DType type) {
+        if (type != DType.F32 && type != DType.F16) {
+            throw new IllegalArgumentException("the CUDA backend keeps buffers of F32 or F16 values, not " + type);
+        }
         device.makeCurrent();
-        long address = memory.allocate(floats * Float.BYTES);
-        device.zero(address, floats * Float.BYTES);
-        return new CudaBuffer(address, floats);
+        long bytes = count * (type == DType.F16 ? 2 : Float.BYTES);
+        long address = memory.allocate(bytes);
+        device.zero(address, bytes);
+        return new CudaBuffer(address, count, type);
     }
 
     @Override
@@ -513,7 +523,7 @@ final class CudaBackend implements Backend {
     @Override
     public void rope(Buffer x, Buffer cosSin, int rows, int heads, int headDim, int ropeDimensions) {
         int pairs = ropeDimensions / 2;
-        ropeAndStore(address(x, 0, (long) rows * heads * headDim), 0, 0, address(cosSin, 0, 2L * rows * pairs), 0, 0, rows, heads,
+        ropeAndStore(address(x, 0, (long) rows * heads * headDim), 0, 0, address(cosSin, 0, 2L * rows * pairs), null, null, rows, heads,
                 0, headDim, pairs);
     }
 
@@ -521,8 +531,7 @@ final class CudaBackend implements Backend {
     public void storeKv(Buffer keyCache, Buffer valueCache, Buffer k, Buffer v, int width, BatchLayout layout) {
         long count = (long) layout.tokenCount * width;
         checkSlots(keyCache, valueCache, width, layout);
-        ropeAndStore(0, address(k, 0, count), address(v, 0, count), 0, address(keyCache, 0, 0), address(valueCache, 0, 0),
-                layout.tokenCount, 0, 1, width, 0);
+        ropeAndStore(0, address(k, 0, count), address(v, 0, count), 0, keyCache, valueCache, layout.tokenCount, 0, 1, width, 0);
     }
 
     @Override
@@ -532,13 +541,13 @@ final class CudaBackend implements Backend {
         long kvCount = (long) rows * kvHeads * headDim;
         checkSlots(keyCache, valueCache, kvHeads * headDim, layout);
         ropeAndStore(address(q, 0, (long) rows * heads * headDim), address(k, 0, kvCount), address(v, 0, kvCount),
-                address(cosSin, 0, 2L * rows * pairs), address(keyCache, 0, 0), address(valueCache, 0, 0), rows, heads, kvHeads,
-                headDim, pairs);
+                address(cosSin, 0, 2L * rows * pairs), keyCache, valueCache, rows, heads, kvHeads, headDim, pairs);
     }
 
     /** Every row's KV slot must lie in both caches (a wrong slot would write outside them). */
     private static void checkSlots(Buffer keyCache, Buffer valueCache, int width, BatchLayout layout) {
-        long slots = Math.min(((CudaBuffer) keyCache).size(), ((CudaBuffer) valueCache).size()) / width;
+        halfCache(keyCache, valueCache);
+        long slots = Math.min(keyCache.size(), valueCache.size()) / width;
         for (int r = 0; r < layout.tokenCount; r++) {
             if (layout.slots[r] < 0 || layout.slots[r] >= slots) {
                 throw new IllegalArgumentException("KV slot " + layout.slots[r] + " outside the cache of " + slots + " slots");
@@ -546,15 +555,26 @@ final class CudaBackend implements Backend {
         }
     }
 
+    /** Whether a key and value cache hold halves (else both floats); they must agree. */
+    private static boolean halfCache(Buffer keyCache, Buffer valueCache) {
+        if (keyCache.type() != valueCache.type()) {
+            throw new IllegalArgumentException("a key cache of " + keyCache.type() + " with a value cache of "
+                    + valueCache.type() + "; both must be F32 or both F16");
+        }
+        return keyCache.type() == DType.F16;
+    }
+
     /**
      * pg_rope_store_kv over {@code rows} token rows: rope of q's and k's heads (pairs 0: none), then,
-     * with caches (not 0), k and v stored in the rows' slots of this step's layout.
+     * with caches (not null), k and v stored in the rows' slots of this step's layout.
      */
-    private void ropeAndStore(long q, long k, long v, long cosSin, long keyCache, long valueCache, int rows, int qHeads,
+    private void ropeAndStore(long q, long k, long v, long cosSin, Buffer keyCache, Buffer valueCache, int rows, int qHeads,
                               int kHeads, int headDim, int pairs) {
-        args.reset().ptr(q).ptr(k).ptr(v).ptr(cosSin).ptr(keyCache).ptr(valueCache).ptr(keyCache == 0 ? 0 : step.slots())
-                .i32(qHeads).i32(kHeads).i32(headDim).i32(pairs);
-        launch(Kernel.ROPE_STORE_KV, rows, threadsFor(Math.max((qHeads + kHeads) * pairs, keyCache == 0 ? 1 : kHeads * headDim)));
+        boolean store = keyCache != null;
+        args.reset().ptr(q).ptr(k).ptr(v).ptr(cosSin).ptr(store ? cacheAddress(keyCache) : 0)
+                .ptr(store ? cacheAddress(valueCache) : 0).ptr(store ? step.slots() : 0)
+                .i32(qHeads).i32(kHeads).i32(headDim).i32(pairs).i32(store && halfCache(keyCache, valueCache) ? 1 : 0);
+        launch(Kernel.ROPE_STORE_KV, rows, threadsFor(Math.max((qHeads + kHeads) * pairs, store ? kHeads * headDim : 1)));
     }
 
     @Override
@@ -564,8 +584,9 @@ final class CudaBackend implements Backend {
             throw new IllegalArgumentException("attention needs a window >= 0 and a finite softcap >= 0 (0: none); got window "
                     + window + ", softcap " + softcap);
         }
-        if (kvHeads <= 0 || heads % kvHeads != 0 || headDim <= 0 || headDim > MAX_HEAD_DIM) {
-            throw new IllegalArgumentException("attention needs heads a multiple of kvHeads and headDim in 1.." + MAX_HEAD_DIM
+        // An even head size lets the kernel read keys and values two at a time (every real model's is).
+        if (kvHeads <= 0 || heads % kvHeads != 0 || headDim <= 0 || headDim > MAX_HEAD_DIM || headDim % 2 != 0) {
+            throw new IllegalArgumentException("attention needs heads a multiple of kvHeads and an even headDim in 2.." + MAX_HEAD_DIM
                     + "; got " + heads + " heads, " + kvHeads + " KV heads, headDim " + headDim);
         }
         int n = layout.tokenCount;
@@ -606,10 +627,10 @@ final class CudaBackend implements Backend {
         }
         long partials = splits == 1 ? 0 : attentionPartials.at((long) n * heads * maxSplits * (headDim + 2) * Float.BYTES);
         long o = address(out, 0, count);
-        args.reset().ptr(o).ptr(partials).ptr(address(q, 0, count)).ptr(address(keyCache, 0, 0))
-                .ptr(address(valueCache, 0, 0)).ptr(step.positions()).ptr(step.blockTables()).ptr(step.blockTableStart())
+        args.reset().ptr(o).ptr(partials).ptr(address(q, 0, count)).ptr(cacheAddress(keyCache))
+                .ptr(cacheAddress(valueCache)).ptr(step.positions()).ptr(step.blockTables()).ptr(step.blockTableStart())
                 .ptr(step.tiles()).i32(layout.blockSize).i32(heads).i32(kvHeads).i32(headDim).f32(scale)
-                .i32(window).f32(softcap).i32(headsPerTile).i32(splits);
+                .i32(window).f32(softcap).i32(headsPerTile).i32(splits).i32(halfCache(keyCache, valueCache) ? 1 : 0);
         launch(Kernel.ATTENTION, tiles, kvHeads * headChunks, splits, ATTENTION_BLOCK, shared);
         if (splits > 1) {
             args.reset().ptr(o).ptr(partials).i32(headDim).i32(splits);
@@ -655,8 +676,12 @@ final class CudaBackend implements Backend {
 
     @Override
     public void copy(Buffer dst, long dstOffset, Buffer src, long srcOffset, long count) {
+        if (dst.type() != src.type()) {
+            throw new IllegalArgumentException("copy from a buffer of " + src.type() + " into one of " + dst.type());
+        }
         device.makeCurrent();
-        device.copy(address(dst, dstOffset, count), address(src, srcOffset, count), count * Float.BYTES);
+        device.copy(address(dst, dstOffset, count, dst.type()), address(src, srcOffset, count, src.type()),
+                count * ((CudaBuffer) dst).valueBytes());
     }
 
     @Override
@@ -744,12 +769,26 @@ final class CudaBackend implements Backend {
     }
 
     /** The device address of float {@code offset} of {@code buffer}, after checking that {@code count} floats fit there. */
+    /** The device address of floats {@code [offset, offset + count)} of an F32 buffer. */
     private static long address(Buffer buffer, long offset, long count) {
+        return address(buffer, offset, count, DType.F32);
+    }
+
+    /** The device address of values {@code [offset, offset + count)} of a buffer, which must hold {@code type}. */
+    private static long address(Buffer buffer, long offset, long count, DType type) {
         CudaBuffer b = (CudaBuffer) buffer;
-        if (offset < 0 || count < 0 || offset + count > b.size()) {
-            throw new IllegalArgumentException("floats [" + offset + ", " + (offset + count) + ") outside a buffer of " + b.size());
+        if (b.type() != type) {
+            throw new IllegalArgumentException("a buffer of " + b.type() + " where " + type + " values are needed");
         }
-        return b.address() + offset * Float.BYTES;
+        if (offset < 0 || count < 0 || offset + count > b.size()) {
+            throw new IllegalArgumentException("values [" + offset + ", " + (offset + count) + ") outside a buffer of " + b.size());
+        }
+        return b.address() + offset * b.valueBytes();
+    }
+
+    /** A KV cache's device address: F32 or F16 (the kernels take a flag for which). */
+    private static long cacheAddress(Buffer cache) {
+        return address(cache, 0, 0, cache.type());
     }
 
     /** A norm weight or bias: uploaded as one F32 row (of at least {@code width} values). */

@@ -11,7 +11,7 @@ import dev.peregrine.tensor.DType;
 enum Kernel {
     RMS_NORM("elementwise", "pg_rms_norm", "PPPPIF"),
     ROPE_ANGLES("elementwise", "pg_rope_angles", "PPPI"),
-    ROPE_STORE_KV("elementwise", "pg_rope_store_kv", "PPPPPPPIIII"),
+    ROPE_STORE_KV("elementwise", "pg_rope_store_kv", "PPPPPPPIIIII"),
     GATED_ACTIVATION("elementwise", "pg_gated_activation", "PPLI"),
     ADD_BIAS("elementwise", "pg_add_bias", "PPI"),
     SCALE("elementwise", "pg_scale", "PLF"),
@@ -36,7 +36,7 @@ enum Kernel {
     MATVEC_BATCH_BF16("matvec", "pg_matvec_batch_bf16", "PPPPPPPPPPIIIIIII"),
     MATVEC_BATCH_Q8_0("matvec", "pg_matvec_batch_q8_0", "PPPPPPPPPPIIIIIII"),
     MATVEC_BATCH_Q4_0("matvec", "pg_matvec_batch_q4_0", "PPPPPPPPPPIIIIIII"),
-    ATTENTION("attention", "pg_attention", "PPPPPPPPPIIIIFIFII"),
+    ATTENTION("attention", "pg_attention", "PPPPPPPPPIIIIFIFIII"),
     ATTENTION_COMBINE("attention", "pg_attention_combine", "PPII"),
     ARGMAX("sampling", "pg_argmax", "PPPII"),
     TOP_K("sampling", "pg_top_k", "PPPIII");

@@ -3,7 +3,6 @@ package dev.peregrine.cuda;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import dev.peregrine.kv.KvCache;
 import dev.peregrine.spi.Activation;
 import dev.peregrine.spi.BatchLayout;
 import dev.peregrine.spi.Buffer;
@@ -160,11 +159,41 @@ class CudaBackendHostTest {
         assertThat(device.launches(Kernel.SPLIT_BLOCKS)).isZero();
     }
 
+    /** The KV store and attention kernels take a flag that says the caches hold halves. */
+    @ParameterizedTest
+    @ValueSource(strings = {"F32", "F16"})
+    void theKvCacheTypeReachesTheKernels(String kvTypeName) {
+        DType kvType = DType.valueOf(kvTypeName);
+        try (GraphRun run = new GraphRun(SharedModels.stories260K(), backend(), 32, 1, 64, kvType)) {
+            int[] prompt = new Random(4).ints(3, run.vocabulary()).limit(9).toArray();
+            run.step(prompt, 8, 0);
+            run.step(prompt, 1, 8);
+        }
+        long expected = kvType == DType.F16 ? 1 : 0;
+        assertThat(device.lastArgument(Kernel.ROPE_STORE_KV, Kernel.ROPE_STORE_KV.parameters.length() - 1)).isEqualTo(expected);
+        assertThat(device.lastArgument(Kernel.ATTENTION, Kernel.ATTENTION.parameters.length() - 1)).isEqualTo(expected);
+    }
+
     @Test
-    void anF16KvCacheIsRefusedWithTheReason() {
+    void buffersOfTheWrongTypeAreRefused() {
         try (CudaBackend b = backend()) {
-            assertThatThrownBy(() -> new KvCache(b, 2, 64, 4, 16, DType.F16))
-                    .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("F32 only, not F16");
+            Buffer halves = b.allocate(64, DType.F16);
+            Buffer floats = b.allocate(64);
+            assertThat(halves.type()).isEqualTo(DType.F16);
+            assertThatThrownBy(() -> b.allocate(64, DType.BF16)).hasMessageContaining("F32 or F16 values, not BF16");
+            assertThatThrownBy(() -> b.copy(floats, 0, halves, 0, 8)).hasMessageContaining("copy from a buffer of F16 into one of F32");
+            assertThatThrownBy(() -> b.add(halves, floats, 8)).hasMessageContaining("a buffer of F16 where F32 values are needed");
+            assertThatThrownBy(() -> b.read(halves, 0, new float[8], 0, 8)).hasMessageContaining("a buffer of F16");
+            b.copy(halves, 54, b.allocate(10, DType.F16), 0, 10); // values, not bytes: the last 10 halves
+            assertThatThrownBy(() -> b.copy(halves, 55, b.allocate(10, DType.F16), 0, 10)).hasMessageContaining("outside a buffer of 64");
+            BatchLayout layout = new BatchLayout(16);
+            layout.addToken(layout.addSequence(new int[] {0}, 1), 1, 0, true);
+            b.beginStep(layout);
+            assertThatThrownBy(() -> b.storeKv(halves, floats, floats, floats, 8, layout))
+                    .hasMessageContaining("a key cache of F16 with a value cache of F32");
+            // The kernel reads keys and values two at a time.
+            assertThatThrownBy(() -> b.attention(floats, floats, floats, floats, layout, 1, 1, 7, 1f, 0, 0f))
+                    .hasMessageContaining("an even headDim in 2..256");
         }
     }
 

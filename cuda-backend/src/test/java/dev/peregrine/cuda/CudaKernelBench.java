@@ -111,6 +111,13 @@ public final class CudaKernelBench {
     }
 
     private static void attention(CudaBackend cuda, int reps) {
+        for (DType kvType : new DType[] {DType.F32, DType.F16}) {
+            attention(cuda, reps, kvType);
+        }
+    }
+
+    /** Decode attention over caches of {@code kvType} values (F32, or F16: half the bytes to read). */
+    private static void attention(CudaBackend cuda, int reps, DType kvType) {
         int blockSize = 16;
         for (int[] batch : new int[][] {{1, 1024}, {1, 8192}, {32, 1024}}) {
             int sequences = batch[0];
@@ -125,9 +132,9 @@ public final class CudaKernelBench {
                 layout.addSequence(table, blocksPerSequence);
                 layout.addToken(s, 1, length, true);
             }
-            long cacheFloats = (long) sequences * blocksPerSequence * blockSize * KV_HEADS * HEAD_DIM;
-            Buffer keys = cuda.allocate(cacheFloats);
-            Buffer values = cuda.allocate(cacheFloats);
+            long cacheValues = (long) sequences * blocksPerSequence * blockSize * KV_HEADS * HEAD_DIM;
+            Buffer keys = cuda.allocate(cacheValues, kvType);
+            Buffer values = cuda.allocate(cacheValues, kvType);
             Buffer q = cuda.allocate((long) sequences * HEADS * HEAD_DIM);
             Buffer out = cuda.allocate((long) sequences * HEADS * HEAD_DIM);
             cuda.beginStep(layout);
@@ -136,9 +143,9 @@ public final class CudaKernelBench {
                     cuda.attention(out, q, keys, values, layout, HEADS, KV_HEADS, HEAD_DIM, 0.125f, 0, 0f);
                 }
             }) / LAYERS;
-            double kvBytes = 2.0 * sequences * (length + 1) * KV_HEADS * HEAD_DIM * Float.BYTES;
-            System.out.printf(Locale.ROOT, "attention decode, %d sequence(s) at %d positions: %7.1f us per layer, %6.1f GB/s of keys and values%n",
-                    sequences, length, seconds * 1e6, kvBytes / seconds / 1e9);
+            double kvBytes = 2.0 * sequences * (length + 1) * KV_HEADS * HEAD_DIM * (kvType == DType.F16 ? 2 : Float.BYTES);
+            System.out.printf(Locale.ROOT, "attention decode, %s cache, %d sequence(s) at %d positions: %7.1f us per layer, %6.1f GB/s of keys and values%n",
+                    kvType, sequences, length, seconds * 1e6, kvBytes / seconds / 1e9);
         }
     }
 

@@ -291,9 +291,65 @@ class CudaKernelsTest {
     void attentionMatchesTheCpuForDecodePrefillAndMixedSteps() {
         for (int[] shape : ATTENTION_SHAPES) {
             for (int[][] sequences : ATTENTION_CASES) {
-                compareAttention(shape[0], shape[1], shape[2], sequences, 0, 0f);
+                compareAttention(shape[0], shape[1], shape[2], sequences, 0, 0f, DType.F32);
             }
         }
+    }
+
+    /** Caches of halves (ModelOptions.kvCacheType F16), filled by storeKv on each backend, and one windowed case. */
+    @Test
+    void attentionOverHalfPrecisionCachesMatchesTheCpu() {
+        for (int[] shape : ATTENTION_SHAPES) {
+            for (int[][] sequences : ATTENTION_CASES) {
+                compareAttention(shape[0], shape[1], shape[2], sequences, 0, 0f, DType.F16);
+            }
+        }
+        compareAttention(32, 8, 64, ATTENTION_CASES[3], 512, 0f, DType.F16);
+    }
+
+    /**
+     * A block of an F16 cache copied elsewhere (what copy-on-write of a shared block does): a
+     * sequence whose table names the copy attends exactly as one naming the original.
+     */
+    @Test
+    void copiedHalfPrecisionBlocksAttendAsTheOriginals() {
+        int heads = 8;
+        int kvHeads = 2;
+        int headDim = 64;
+        int kvDim = kvHeads * headDim;
+        int blockSize = 16;
+        int blocks = 6;
+        Buffer keys = cuda.allocate((long) blocks * blockSize * kvDim, DType.F16);
+        Buffer values = cuda.allocate((long) blocks * blockSize * kvDim, DType.F16);
+        fill(cuda, keys, values, randoms(blocks * blockSize * kvDim), randoms(blocks * blockSize * kvDim), kvDim, blockSize);
+        long blockValues = (long) blockSize * kvDim;
+        cuda.copy(keys, 5 * blockValues, keys, blockValues, blockValues);
+        cuda.copy(values, 5 * blockValues, values, blockValues, blockValues);
+        float[][] results = new float[2][];
+        int[][] tables = {{0, 1, 2}, {0, 5, 2}};
+        float[] q = randoms(heads * headDim);
+        for (int t = 0; t < 2; t++) {
+            BatchLayout layout = new BatchLayout(blockSize);
+            layout.addToken(layout.addSequence(tables[t], 3), 1, 40, true);
+            cuda.beginStep(layout);
+            Buffer out = cuda.allocate((long) heads * headDim);
+            cuda.attention(out, buffer(cuda, q), keys, values, layout, heads, kvHeads, headDim, 0.125f, 0, 0f);
+            results[t] = read(cuda, out, heads * headDim);
+        }
+        assertThat(results[1]).containsExactly(results[0]);
+    }
+
+    /** Stores {@code k} and {@code v}, rows of {@code width} floats, into the caches' slots 0, 1, 2, ... */
+    private static void fill(Backend b, Buffer keys, Buffer values, float[] k, float[] v, int width, int blockSize) {
+        int slots = k.length / width;
+        int[] table = IntStream.range(0, slots / blockSize).toArray();
+        BatchLayout all = new BatchLayout(blockSize);
+        int seq = all.addSequence(table, table.length);
+        for (int p = 0; p < slots; p++) {
+            all.addToken(seq, 1, p, false);
+        }
+        b.beginStep(all);
+        b.storeKv(keys, values, buffer(b, k), buffer(b, v), width, all);
     }
 
     /**
@@ -307,13 +363,14 @@ class CudaKernelsTest {
         for (int[] shape : ATTENTION_SHAPES) {
             for (int[][] sequences : ATTENTION_CASES) {
                 for (int[] variant : windowAndCap) {
-                    compareAttention(shape[0], shape[1], shape[2], sequences, variant[0], variant[1]);
+                    compareAttention(shape[0], shape[1], shape[2], sequences, variant[0], variant[1], DType.F32);
                 }
             }
         }
     }
 
-    private void compareAttention(int heads, int kvHeads, int headDim, int[][] sequences, int window, float softcap) {
+    private void compareAttention(int heads, int kvHeads, int headDim, int[][] sequences, int window, float softcap,
+                                  DType kvType) {
         int blockSize = 16;
         int kvDim = kvHeads * headDim;
         int longest = Arrays.stream(sequences).mapToInt(s -> s[0] + s[1]).max().orElseThrow();
@@ -347,13 +404,20 @@ class CudaKernelsTest {
         float[][] results = new float[2][];
         int i = 0;
         for (Backend b : new Backend[] {cuda, cpu}) {
+            Buffer keyCache = buffer(b, cache);
+            Buffer valueCache = buffer(b, values);
+            if (kvType == DType.F16) {
+                keyCache = b.allocate(cache.length, DType.F16);
+                valueCache = b.allocate(values.length, DType.F16);
+                fill(b, keyCache, valueCache, cache, values, kvDim, blockSize);
+            }
             b.beginStep(layout);
             Buffer out = b.allocate((long) n * heads * headDim);
-            b.attention(out, buffer(b, q), buffer(b, cache), buffer(b, values), layout, heads, kvHeads, headDim, scale, window, softcap);
+            b.attention(out, buffer(b, q), keyCache, valueCache, layout, heads, kvHeads, headDim, scale, window, softcap);
             results[i++] = read(b, out, n * heads * headDim);
         }
         assertClose(results[0], results[1], 1e-4, "attention " + heads + "/" + kvHeads + "/" + headDim + " "
-                + Arrays.deepToString(sequences) + " window " + window + " softcap " + softcap);
+                + Arrays.deepToString(sequences) + " window " + window + " softcap " + softcap + " " + kvType + " cache");
     }
 
     // ---- sampling ----

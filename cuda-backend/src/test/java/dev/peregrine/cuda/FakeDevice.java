@@ -37,6 +37,7 @@ final class FakeDevice implements Device {
     private long[] ends = {};
     private final int[] sharedOptIn = new int[Kernel.values().length];
     final long[] launches = new long[Kernel.values().length];
+    private final long[][] lastArguments = new long[Kernel.values().length][];
     final int[][] lastGrid = new int[Kernel.values().length][];
     int deviceAllocations;
     /** Bytes copied from the device to the host so far. */
@@ -357,6 +358,13 @@ final class FakeDevice implements Device {
             }
         }
         launches[k.ordinal()]++;
+        long[] arguments = lastArguments[k.ordinal()];
+        if (arguments == null) {
+            arguments = lastArguments[k.ordinal()] = new long[LaunchArgs.MAX];
+        }
+        for (int i = 0; i < k.parameters.length(); i++) {
+            arguments[i] = ALL.get(JAVA_LONG, params.getAtIndex(JAVA_LONG, i));
+        }
         if (executed != null) {
             StringBuilder line = new StringBuilder(k.entry + " " + gridX + "x" + gridY + "x" + gridZ + "/" + blockSize + "+" + sharedBytes);
             for (int i = 0; i < k.parameters.length(); i++) {
@@ -373,6 +381,11 @@ final class FakeDevice implements Device {
         grid[1] = gridY;
         grid[2] = gridZ;
         grid[3] = blockSize;
+    }
+
+    /** Argument {@code index} of the last launch of {@code k} (32-bit values zero-extended). */
+    long lastArgument(Kernel k, int index) {
+        return lastArguments[k.ordinal()][index];
     }
 
     long launches(Kernel k) {

@@ -8,6 +8,7 @@ import dev.peregrine.model.LlamaWeights;
 import dev.peregrine.spi.Backend;
 import dev.peregrine.spi.BatchLayout;
 import dev.peregrine.spi.Candidates;
+import dev.peregrine.tensor.DType;
 import java.lang.foreign.Arena;
 import java.nio.file.Path;
 
@@ -29,6 +30,11 @@ final class GraphRun implements AutoCloseable {
     private final float[] logits;
 
     GraphRun(Path model, Backend backend, int maxTokens, int sequences, int contextPerSequence) {
+        this(model, backend, maxTokens, sequences, contextPerSequence, DType.F32);
+    }
+
+    /** With a KV cache of {@code kvType} values (F32 or F16). */
+    GraphRun(Path model, Backend backend, int maxTokens, int sequences, int contextPerSequence, DType kvType) {
         this.backend = backend;
         try {
             file = GgufFile.open(model, arena);
@@ -42,7 +48,7 @@ final class GraphRun implements AutoCloseable {
                 }
             }
             LlamaWeights weights = LlamaWeights.load(file, config, backend);
-            KvCache kv = new KvCache(backend, config.layers(), config.kvDim(), sequences * blocksPerSequence, BLOCK_SIZE);
+            KvCache kv = new KvCache(backend, config.layers(), config.kvDim(), sequences * blocksPerSequence, BLOCK_SIZE, kvType);
             graph = new LlamaGraph(config, weights, backend, kv, maxTokens);
             logits = new float[Math.max(sequences, maxTokens) * vocab];
         } catch (RuntimeException | Error e) {
@@ -77,6 +83,20 @@ final class GraphRun implements AutoCloseable {
     }
 
     private void buildLayout(int[][] tokens, int[] counts, int[] starts, boolean allLogits) {
+        fill(layout, tokens, counts, starts, allLogits);
+    }
+
+    /**
+     * A layout of its own for one step (laid out as {@link #step(int[][], int[], int[])} lays it
+     * out), for a caller that drives {@link #graph} itself, e.g. a step inside another's pause.
+     */
+    BatchLayout newLayout(int[][] tokens, int[] counts, int[] starts) {
+        BatchLayout own = new BatchLayout(BLOCK_SIZE);
+        fill(own, tokens, counts, starts, false);
+        return own;
+    }
+
+    private void fill(BatchLayout layout, int[][] tokens, int[] counts, int[] starts, boolean allLogits) {
         layout.clear();
         for (int s = 0; s < tokens.length; s++) {
             if (counts[s] == 0) {
