@@ -69,12 +69,13 @@ fi
 peregrine=$runtime/peregrine
 printf '#!/usr/bin/env bash\nexec java %s -cp %q dev.peregrine.cli.Peregrine "$@"\n' "$(printf '%q ' "${jvm[@]}")" "$classpath" > "$peregrine"
 chmod +x "$peregrine"
-# shape, dtype, concurrency levels to measure (- for none), the issue's acceptance target
+# shape, dtype, concurrency levels to measure (- for none), the issue's acceptance target, more bench options
 specs=("smollm2-135m bf16 - decode>=3000"
        "llama3.2-1b bf16 32 decode>=850,c32>=15000,prefill>=30000"
+       "llama3.2-1b bf16 32 f16_kv_cache_vs_the_row_above --kv-cache-type f16"
        "llama3.2-1b q8_0 - decode>=60%_of_its_limit")
 for spec in "${specs[@]}"; do
-    read -r shape dtype concurrency target <<< "$spec"
+    read -r shape dtype concurrency target extra <<< "$spec"
     if [[ $cuda == no ]] || ! has models; then
         break
     fi
@@ -88,13 +89,17 @@ for spec in "${specs[@]}"; do
     log "bench $shape $dtype"
     options=(-m "$model" -p 512 -n 128 -r 3 --prefill-chunk 512 --json)
     [[ $concurrency == - ]] || options+=(--concurrency "$concurrency")
+    if [[ -n $extra ]]; then
+        read -r -a more <<< "$extra"
+        options+=("${more[@]}")
+    fi
     json=$(timeout "$(left)" "$peregrine" bench "${options[@]}" | tail -n 1)
     echo "$json"
     field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" <<< "$json" | head -n 1; }
     bytes=$(field weight_bytes_per_token)
     limit=$(awk -v b="${bytes:-0}" 'BEGIN { if (b > 0) printf "%.0f", 3.0e12 / b; else print "?" }')
     aggregate=$(sed -n 's/.*"aggregate_tok_s":\([0-9.]*\).*/\1/p' <<< "$json" | tail -n 1)
-    rows+=("$shape $dtype|prefill $(field prefill_tok_s) tok/s, decode $(field decode_tok_s) tok/s (bandwidth limit $limit at 3.0 TB/s), c$concurrency ${aggregate:-n/a} tok/s; target $target")
+    rows+=("$shape $dtype${extra:+ $extra}|prefill $(field prefill_tok_s) tok/s, decode $(field decode_tok_s) tok/s (bandwidth limit $limit at 3.0 TB/s), c$concurrency ${aggregate:-n/a} tok/s; target $target")
 done
 
 echo

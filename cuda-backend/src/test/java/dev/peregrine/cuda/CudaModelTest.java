@@ -7,8 +7,10 @@ import dev.peregrine.Completion;
 import dev.peregrine.GenerationConfig;
 import dev.peregrine.Model;
 import dev.peregrine.ModelOptions;
+import dev.peregrine.model.LlamaGraph;
 import dev.peregrine.sampling.Sampler;
 import dev.peregrine.spi.BackendConfig;
+import dev.peregrine.spi.BatchLayout;
 import dev.peregrine.spi.Candidates;
 import dev.peregrine.synth.ModelShape;
 import dev.peregrine.synth.SyntheticModel;
@@ -68,6 +70,120 @@ class CudaModelTest {
             List<Completion> cpu = model.generator().generateAll(prompts, greedy);
             for (int i = 0; i < prompts.size(); i++) {
                 assertThat(cuda.get(i).outputTokens()).as(prompts.get(i)).containsExactly(cpu.get(i).outputTokens());
+            }
+        }
+    }
+
+    /**
+     * A KV cache of halves (ModelOptions.kvCacheType F16): batched greedy output on CUDA equals the
+     * CPU's with the same cache type (both round the same keys and values to halves).
+     */
+    @Test
+    void batchedGenerationWithAnF16KvCacheMatchesTheCpu() {
+        List<String> prompts = List.of("Once upon a time", "The little dog", "Lily wanted to", "Tom and Sue went to the park and saw");
+        GenerationConfig greedy = GenerationConfig.greedy().maxTokens(100);
+        List<Completion> cuda;
+        try (Model model = Model.load(SharedModels.stories260K(),
+                ModelOptions.defaults().withBackend("cuda").withKvCacheType(DType.F16))) {
+            cuda = model.generator().generateAll(prompts, greedy);
+        }
+        try (Model model = Model.load(SharedModels.stories260K(),
+                ModelOptions.defaults().withBackend("cpu").withKvCacheType(DType.F16))) {
+            List<Completion> cpu = model.generator().generateAll(prompts, greedy);
+            for (int i = 0; i < prompts.size(); i++) {
+                assertThat(cuda.get(i).outputTokens()).as(prompts.get(i)).containsExactly(cpu.get(i).outputTokens());
+            }
+        }
+    }
+
+    /**
+     * A prompt step of more than 64 tokens (the longest CUDA records as a graph) paused after each
+     * layer while another sequence's short step runs (what the scheduler does for a request that
+     * arrives during a long prompt): both get exactly the logits they get alone, although the short
+     * step may replay a captured graph and reuses the step's device layout and scratch.
+     */
+    @Test
+    void aPromptStepPausedForAnotherStepGivesBothTheLogitsTheyGetAlone() {
+        try (GraphRun run = new GraphRun(SharedModels.stories260K(), new CudaBackendProvider().create(new BackendConfig(0, 0)),
+                128, 2, 256)) {
+            int vocab = run.vocabulary();
+            Random random = new Random(12);
+            int[] longPrompt = random.ints(3, vocab).limit(100).toArray();
+            int[] otherStart = random.ints(3, vocab).limit(13).toArray();
+            int[] shortPrompt = random.ints(3, vocab).limit(9).toArray();
+            BatchLayout longStep = run.newLayout(new int[][] {longPrompt, {}}, new int[] {100, 0}, new int[] {0, 0});
+            BatchLayout otherFirst = run.newLayout(new int[][] {{}, otherStart}, new int[] {0, 13}, new int[] {0, 0});
+            BatchLayout shortStep = run.newLayout(new int[][] {{}, shortPrompt}, new int[] {0, 9}, new int[] {0, 13});
+            float[] ignored = new float[vocab];
+            float[] longAlone = new float[vocab];
+            float[] shortAlone = new float[vocab];
+            run.graph.forward(longStep, longAlone);
+            run.graph.forward(otherFirst, ignored);
+            run.graph.forward(shortStep, shortAlone);
+            for (int pauseAfter = 1; pauseAfter < run.config.layers(); pauseAfter++) {
+                float[] longPaused = new float[vocab];
+                float[] shortPaused = new float[vocab];
+                run.graph.forward(otherFirst, ignored);
+                int at = pauseAfter;
+                int[] pauses = new int[1];
+                run.graph.forward(longStep, longPaused, new LlamaGraph.Pause() {
+                    int layer;
+
+                    @Override
+                    public boolean wanted() {
+                        return ++layer == at;
+                    }
+
+                    @Override
+                    public void run() {
+                        pauses[0]++;
+                        run.graph.forward(shortStep, shortPaused);
+                    }
+                });
+                assertThat(pauses[0]).as("pauses after layer %d", pauseAfter).isEqualTo(1);
+                assertThat(longPaused).as("the paused step, paused after layer %d", pauseAfter).containsExactly(longAlone);
+                assertThat(shortPaused).as("the step in the pause after layer %d", pauseAfter).containsExactly(shortAlone);
+            }
+        }
+    }
+
+    /**
+     * The scheduler on CUDA with long prompts (steps that may pause) among short ones, arriving at
+     * random moments, with a 1 ms step target so that prompt steps pause whenever a request
+     * arrives: every greedy output equals the CPU's for the same prompt run alone.
+     */
+    @Test
+    void randomArrivalsAmongLongPromptsGiveEachRequestItsOutputAlone() throws Exception {
+        Random random = new Random(21);
+        List<String> prompts = new java.util.ArrayList<>();
+        for (int i = 0; i < 12; i++) {
+            StringBuilder text = new StringBuilder("Once upon a time");
+            int sentences = i % 3 == 0 ? 40 + random.nextInt(30) : random.nextInt(3);
+            for (int j = 0; j < sentences; j++) {
+                text.append(j % 2 == 0 ? " the little dog ran to the park." : " Lily saw a big red ball and smiled.");
+            }
+            prompts.add(text.toString());
+        }
+        GenerationConfig greedy = GenerationConfig.greedy().maxTokens(40);
+        List<int[]> cuda = new java.util.ArrayList<>();
+        long interleaved;
+        try (Model model = Model.load(SharedModels.stories260K(),
+                ModelOptions.defaults().withBackend("cuda").withPrefillStepMillis(1).withPrefillChunkTokens(256))) {
+            List<java.util.concurrent.CompletableFuture<Completion>> futures = new java.util.ArrayList<>();
+            for (String prompt : prompts) {
+                futures.add(model.generator().generateAsync(prompt, greedy));
+                Thread.sleep(random.nextInt(4));
+            }
+            for (var future : futures) {
+                cuda.add(future.get(2, java.util.concurrent.TimeUnit.MINUTES).outputTokens());
+            }
+            interleaved = model.generator().metrics().interleavedSteps();
+        }
+        System.out.printf("[CudaModelTest] random arrivals on CUDA: %d steps ran in the pauses of prompt steps%n", interleaved);
+        try (Model model = Model.load(SharedModels.stories260K(), ModelOptions.defaults().withBackend("cpu"))) {
+            for (int i = 0; i < prompts.size(); i++) {
+                assertThat(cuda.get(i)).as("request %d", i)
+                        .containsExactly(model.generator().generate(prompts.get(i), greedy).outputTokens());
             }
         }
     }
