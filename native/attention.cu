@@ -32,6 +32,9 @@ constexpr int ATT_KV = WARP_SIZE; // positions per shared tile: one per lane whe
 constexpr int ATT_KV_PER_WARP = ATT_KV / ATT_WARPS; // positions each warp loads into a shared tile
 constexpr int ATT_MAX_HEAD_DIM = 256;
 constexpr int ATT_DIMS_PER_LANE = ATT_MAX_HEAD_DIM / WARP_SIZE;
+constexpr int ATT_MAX_SPLITS = 64;       // CudaBackend.MAX_SPLITS
+constexpr int ATT_COMBINE_THREADS = 128; // a thread per split, at least
+static_assert(ATT_COMBINE_THREADS >= ATT_MAX_SPLITS, "pg_attention_combine reads a split per thread");
 
 __device__ __forceinline__ float2 to_float2(float2 v) { return v; }
 __device__ __forceinline__ float2 to_float2(__half2 v) { return __half22float2(v); }
@@ -236,27 +239,36 @@ pg_attention(float* __restrict__ out, float* __restrict__ partials, const float*
     }
 }
 
-// Merges the splits of pg_attention. One block per (row, head) item, threads over the head's values.
+// Merges the splits of pg_attention: one block of ATT_COMBINE_THREADS per (row, head) item.
 // Some split holds the row's own position, which it always sees, so the overall max is finite;
-// splits where the row sees nothing (empty, or before its window) weigh exp(-inf) = 0.
-extern "C" __global__ void pg_attention_combine(float* __restrict__ out, const float* __restrict__ partials,
-                                                int head_dim, int splits) {
+// splits where the row sees nothing (empty, or before its window) weigh exp(-inf) = 0. Thread s
+// reads split s's max and sum (the block reduces them), then each value sums the splits with
+// their weights from shared memory, several loads in flight: a thread walking the splits' maxes,
+// sums and values one load at a time took ~20 us an item (H200), longer than the attention itself.
+extern "C" __global__ void __launch_bounds__(ATT_COMBINE_THREADS)
+pg_attention_combine(float* __restrict__ out, const float* __restrict__ partials, int head_dim, int splits) {
+    __shared__ float weight_s[ATT_MAX_SPLITS];
+    __shared__ float max_scratch[WARP_SIZE];
+    __shared__ float sum_scratch[WARP_SIZE];
     const size_t item = blockIdx.x;
     const int stride = head_dim + 2;
     const float* part = partials + item * splits * stride;
-    float m = -INFINITY;
-    for (int s = 0; s < splits; s++) {
-        m = fmaxf(m, part[s * stride]);
+    const int s = threadIdx.x;
+    const float m_s = s < splits ? part[s * stride] : -INFINITY;
+    const float l_s = s < splits ? part[s * stride + 1] : 0.0f;
+    const float m = block_max(m_s, max_scratch);
+    const float e = s < splits ? expf(m_s - m) : 0.0f;
+    const float l = block_sum(l_s * e, sum_scratch);
+    if (s < splits) {
+        weight_s[s] = e / l;
     }
-    float l = 0.0f;
-    for (int s = 0; s < splits; s++) {
-        l += part[s * stride + 1] * expf(part[s * stride] - m);
-    }
-    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+    __syncthreads();
+    for (int d = threadIdx.x; d < head_dim; d += ATT_COMBINE_THREADS) {
         float o = 0.0f;
-        for (int s = 0; s < splits; s++) {
-            o += part[s * stride + 2 + d] * expf(part[s * stride] - m);
+#pragma unroll 8
+        for (int t = 0; t < splits; t++) {
+            o += part[t * stride + 2 + d] * weight_s[t];
         }
-        out[item * head_dim + d] = o / l;
+        out[item * head_dim + d] = o;
     }
 }

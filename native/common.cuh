@@ -40,6 +40,20 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
     return warp_sum(v);
 }
 
+// Max over the whole block, as block_sum.
+__device__ __forceinline__ float block_max(float v, float* scratch) {
+    const int lane = threadIdx.x % WARP_SIZE;
+    const int warp = threadIdx.x / WARP_SIZE;
+    v = warp_max(v);
+    if (lane == 0) {
+        scratch[warp] = v;
+    }
+    __syncthreads();
+    const int warps = blockDim.x / WARP_SIZE;
+    v = lane < warps ? scratch[lane] : -INFINITY;
+    return warp_max(v);
+}
+
 // Conversions from float to the element types the GEMM path feeds to cuBLAS.
 template <class T> __device__ __forceinline__ T from_float(float v);
 template <> __device__ __forceinline__ float from_float<float>(float v) { return v; }

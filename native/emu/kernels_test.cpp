@@ -526,7 +526,7 @@ void test_attention(int heads, int kv_heads, int head_dim, const std::vector<std
                      splits, kv_half ? 1 : 0);
     });
     if (splits > 1) {
-        emu::launch(grid(n * heads), 64, [&] { pg_attention_combine(out.data(), partials.data(), head_dim, splits); });
+        emu::launch(grid(n * heads), 128, [&] { pg_attention_combine(out.data(), partials.data(), head_dim, splits); });
     }
     double worst = 0;
     for (int r = 0; r < n; r++) {

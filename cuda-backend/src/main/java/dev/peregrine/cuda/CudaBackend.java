@@ -64,6 +64,7 @@ final class CudaBackend implements Backend {
     private static final int ATTENTION_KV = 32;
     static final int MAX_HEAD_DIM = 256;
     private static final int MAX_SPLITS = 64;
+    private static final int ATTENTION_COMBINE_BLOCK = 128; // at least MAX_SPLITS: a thread per split
     private static final int ATTENTION_BLOCKS_PER_SM = 8;
     private static final int DEFAULT_SHARED_MEMORY = 48 * 1024;
     /** Quantised weights go up in pieces of this many bytes, through a device staging area. */
@@ -634,7 +635,7 @@ final class CudaBackend implements Backend {
         launch(Kernel.ATTENTION, tiles, kvHeads * headChunks, splits, ATTENTION_BLOCK, shared);
         if (splits > 1) {
             args.reset().ptr(o).ptr(partials).i32(headDim).i32(splits);
-            launch(Kernel.ATTENTION_COMBINE, n * heads, threadsFor(headDim));
+            launch(Kernel.ATTENTION_COMBINE, n * heads, ATTENTION_COMBINE_BLOCK);
         }
     }
 
