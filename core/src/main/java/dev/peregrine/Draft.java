@@ -17,6 +17,13 @@ public interface Draft {
     /** Tokens added so far. */
     int size();
 
+    /**
+     * Token {@code index} of those added so far (0 is the first).
+     *
+     * @throws IndexOutOfBoundsException unless {@code 0 <= index < size()}
+     */
+    int token(int index);
+
     /** Vocabulary size of the model (token ids are in {@code [0, vocabularySize)}). */
     int vocabularySize();
 

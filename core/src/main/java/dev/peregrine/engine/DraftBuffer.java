@@ -48,8 +48,10 @@ final class DraftBuffer implements Draft {
         return vocabularySize;
     }
 
-    int token(int i) {
-        return tokens[i];
+    @Override
+    public int token(int index) {
+        java.util.Objects.checkIndex(index, size);
+        return tokens[index];
     }
 
     /** The probability the drafter gave {@code token} at position {@code i}: one-hot for a token added alone. */

@@ -6,7 +6,10 @@ import dev.peregrine.Drafter;
 /**
  * Prompt-lookup drafting: finds the longest n-gram ending the sequence that occurred earlier in it
  * (the most recent occurrence, so the latest context wins) and proposes the tokens that followed
- * it. Stateless: one instance serves any number of requests.
+ * it. Where those run into the end of the sequence, the text since the occurrence is repeating
+ * itself, and the proposal goes on repeating it (the copy continues from its own first tokens):
+ * a loop of 2 tokens drafts as many tokens as any other match, not 1. Stateless: one instance
+ * serves any number of requests.
  */
 public final class PromptLookup implements Drafter {
     private final int minNgram;
@@ -28,8 +31,10 @@ public final class PromptLookup implements Drafter {
             // Latest earlier start first; the match may overlap the suffix (a repeating pattern).
             for (int start = suffix - 1; start >= 0; start--) {
                 if (matches(tokens, start, suffix, n)) {
-                    for (int i = start + n; i < length && draft.size() < draft.maxTokens(); i++) {
-                        draft.add(tokens[i]);
+                    // Token i of the copy is the sequence's, or from length on the draft's own
+                    // (already added: the copy trails the draft by length - start - n >= 1).
+                    for (int i = start + n; draft.size() < draft.maxTokens(); i++) {
+                        draft.add(i < length ? tokens[i] : draft.token(i - length));
                     }
                     return;
                 }

@@ -32,9 +32,11 @@ class PromptLookupTest {
         PromptLookup lookup = new PromptLookup(2, 2);
         // "1 2" at 0 (then 3) and at 3 (then 4): the latest wins.
         assertThat(propose(lookup, 1, 1, 2, 3, 1, 2, 4, 1, 2)).containsExactly(4);
-        // A repeating pattern: the continuation overlaps the n-gram itself.
-        assertThat(propose(lookup, 5, 6, 6, 6)).containsExactly(6);
-        assertThat(propose(lookup, 5, 1, 2, 1, 2, 1, 2)).containsExactly(1, 2);
+        // A repeating pattern: the continuation overlaps the n-gram itself, and goes on repeating
+        // past the end of the sequence, as many tokens as the draft takes.
+        assertThat(propose(lookup, 5, 6, 6, 6)).containsExactly(6, 6, 6, 6, 6);
+        assertThat(propose(lookup, 5, 1, 2, 1, 2, 1, 2)).containsExactly(1, 2, 1, 2, 1);
+        assertThat(propose(lookup, 4, 9, 1, 2, 3, 1, 2)).containsExactly(3, 1, 2, 3);
     }
 
     @Test
@@ -42,7 +44,7 @@ class PromptLookupTest {
         PromptLookup lookup = new PromptLookup(2, 4);
         assertThat(propose(lookup, 4, 1, 2, 3, 4, 5)).isEmpty();
         assertThat(propose(lookup, 4, 1)).isEmpty();
-        assertThat(Arrays.stream(propose(new PromptLookup(1, 1), 4, 3, 4, 3)).boxed()).containsExactly(4, 3);
+        assertThat(Arrays.stream(propose(new PromptLookup(1, 1), 4, 3, 4, 3)).boxed()).containsExactly(4, 3, 4, 3);
     }
 
     @Test
