@@ -19,14 +19,15 @@ import java.util.WeakHashMap;
  * against the text so far ({@link #promptLookup}), or the host's own ({@link #drafter}).
  *
  * <p>The draft length adapts to how well drafts do (it shrinks after a rejection and grows after
- * a fully accepted draft, between 1 and {@code maxDraft}), and a request speculates only while
- * the batch holds at most {@link #maxBatchSequences()} sequences: a large batch already reads
- * each weight once for many tokens, so verifying drafts stops paying.
+ * a fully accepted draft, between 1 and {@code maxDraft}), a request speculates only while the
+ * batch holds at most {@link #maxBatchSequences()} sequences (a large batch already reads each
+ * weight once for many tokens, so verifying drafts stops paying), and it stops drafting while its
+ * speculative steps are timed slower per token than plain ones ({@link #withFallbackWhenSlower}).
  *
  * <p>With sampling, speculation uses the request's random generator for its accept/reject
  * decisions, so a seeded request gives different (equally distributed) tokens with and without
  * it, and reproduces its tokens only when it speculates the same way (same drafter, same batch
- * regime).
+ * regime, and, since the fallback decides from measured times, {@code withFallbackWhenSlower(false)}).
  */
 public final class Speculation {
     /**
@@ -41,9 +42,10 @@ public final class Speculation {
     private final int maxDraft;
     private final boolean adaptive;
     private final int maxBatchSequences;
+    private final boolean fallbackWhenSlower;
 
     private Speculation(Model draftModel, Drafter drafter, String description, int maxDraft, boolean adaptive,
-                        int maxBatchSequences) {
+                        int maxBatchSequences, boolean fallbackWhenSlower) {
         if (maxDraft < 1) {
             throw new IllegalArgumentException("maxDraft must be >= 1, got " + maxDraft);
         }
@@ -56,6 +58,7 @@ public final class Speculation {
         this.maxDraft = maxDraft;
         this.adaptive = adaptive;
         this.maxBatchSequences = maxBatchSequences;
+        this.fallbackWhenSlower = fallbackWhenSlower;
     }
 
     /**
@@ -71,7 +74,7 @@ public final class Speculation {
         draft.ensureOpen();
         draft.scheduler(); // fails here, clearly, for a model that cannot generate
         return new Speculation(draft, null, "draftModel(" + draft.path().getFileName() + ", " + maxDraft + ")",
-                maxDraft, true, DEFAULT_MAX_BATCH_SEQUENCES);
+                maxDraft, true, DEFAULT_MAX_BATCH_SEQUENCES, true);
     }
 
     /**
@@ -83,24 +86,39 @@ public final class Speculation {
     public static Speculation promptLookup(int minNgram, int maxNgram, int maxDraft) {
         return new Speculation(null, new PromptLookup(minNgram, maxNgram),
                 "promptLookup(" + minNgram + ".." + maxNgram + ", " + maxDraft + ")", maxDraft, true,
-                DEFAULT_MAX_BATCH_SEQUENCES);
+                DEFAULT_MAX_BATCH_SEQUENCES, true);
     }
 
     /** Drafts with the host's own {@link Drafter}. */
     public static Speculation drafter(Drafter drafter, int maxDraft) {
         Objects.requireNonNull(drafter, "drafter");
         return new Speculation(null, drafter, "drafter(" + drafter + ", " + maxDraft + ")", maxDraft, true,
-                DEFAULT_MAX_BATCH_SEQUENCES);
+                DEFAULT_MAX_BATCH_SEQUENCES, true);
     }
 
     /** Whether the draft length adapts (default true); without it every step drafts {@code maxDraft} tokens. */
     public Speculation withAdaptiveLength(boolean on) {
-        return new Speculation(draftModel, drafter, description, maxDraft, on, maxBatchSequences);
+        return new Speculation(draftModel, drafter, description, maxDraft, on, maxBatchSequences, fallbackWhenSlower);
     }
 
     /** Speculate only while the batch holds at most {@code n} sequences (default {@link #DEFAULT_MAX_BATCH_SEQUENCES}). */
     public Speculation withMaxBatchSequences(int n) {
-        return new Speculation(draftModel, drafter, description, maxDraft, adaptive, n);
+        return new Speculation(draftModel, drafter, description, maxDraft, adaptive, n, fallbackWhenSlower);
+    }
+
+    /**
+     * Whether a request stops drafting while speculation makes it slower (default true): its
+     * decoding steps are timed, drafting included, and compared per committed token with plain
+     * steps, timed now and then; while speculation is the slower, the request decodes plainly and
+     * tries again after a wait that doubles each time it loses again ({@link
+     * SpeculationStats#plainSteps()} counts those steps). Off, it drafts at every step it can.
+     */
+    public Speculation withFallbackWhenSlower(boolean on) {
+        return new Speculation(draftModel, drafter, description, maxDraft, adaptive, maxBatchSequences, on);
+    }
+
+    public boolean fallbackWhenSlower() {
+        return fallbackWhenSlower;
     }
 
     public int maxDraft() {
@@ -119,12 +137,12 @@ public final class Speculation {
     Speculator newSpeculator(Model target) {
         int vocabulary = target.vocabularySize();
         if (draftModel == null) {
-            return Speculator.withDrafter(drafter, vocabulary, maxDraft, adaptive, maxBatchSequences);
+            return Speculator.withDrafter(drafter, vocabulary, maxDraft, adaptive, maxBatchSequences, fallbackWhenSlower);
         }
         draftModel.ensureOpen();
         checkSameTokenizer(target, draftModel);
         return Speculator.withDraftModel(draftModel.scheduler(), draftModel.contextLength(), vocabulary, maxDraft,
-                adaptive, maxBatchSequences);
+                adaptive, maxBatchSequences, fallbackWhenSlower);
     }
 
     /** Draft models whose tokenizer was found equal to a target's, per target (weak keys: closed models go). */
@@ -160,6 +178,6 @@ public final class Speculation {
     @Override
     public String toString() {
         return "Speculation[" + description + (adaptive ? ", adaptive" : ", fixed length")
-                + ", maxBatchSequences=" + maxBatchSequences + "]";
+                + ", maxBatchSequences=" + maxBatchSequences + (fallbackWhenSlower ? ", falls back when slower" : "") + "]";
     }
 }

@@ -9,10 +9,13 @@ package dev.peregrine;
  * @param verifications      forward steps that checked a proposal
  * @param forwardPassesSaved forward steps of the model saved: tokens produced by verification
  *                           steps minus the steps themselves
+ * @param plainSteps         decoding steps taken without drafting because speculation was timed
+ *                           slower than plain decoding ({@link Speculation#withFallbackWhenSlower})
  */
-public record SpeculationStats(long draftedTokens, long acceptedTokens, long verifications, long forwardPassesSaved) {
+public record SpeculationStats(long draftedTokens, long acceptedTokens, long verifications, long forwardPassesSaved,
+                               long plainSteps) {
     /** Nothing speculated. */
-    public static final SpeculationStats NONE = new SpeculationStats(0, 0, 0, 0);
+    public static final SpeculationStats NONE = new SpeculationStats(0, 0, 0, 0, 0);
 
     /** Accepted / drafted tokens, or 0 when nothing was drafted. */
     public double acceptanceRate() {

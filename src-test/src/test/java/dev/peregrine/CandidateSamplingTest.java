@@ -119,7 +119,8 @@ class CandidateSamplingTest {
     void greedySpeculativeDecodingVerifiesFromCandidates() {
         try (Model model = Model.load(model("stories260K"))) {
             GenerationConfig greedy = lengthened(GenerationConfig.greedy());
-            for (Speculation speculation : List.of(Speculation.promptLookup(1, 3, 6), Speculation.draftModel(model, 3))) {
+            for (Speculation speculation : List.of(Speculation.promptLookup(1, 3, 6).withFallbackWhenSlower(false),
+                    Speculation.draftModel(model, 3).withFallbackWhenSlower(false))) {
                 for (String prompt : PROMPTS) {
                     int[] plain = generate(model, prompt, greedy, false);
                     long steps = model.scheduler().candidateSteps();

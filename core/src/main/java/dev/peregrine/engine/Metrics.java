@@ -8,6 +8,8 @@ import java.util.concurrent.atomic.AtomicLong;
 /** Counters the scheduler updates and any thread may read. */
 final class Metrics {
     final AtomicLong steps = new AtomicLong();
+    /** Decoding steps of speculating requests that did not draft because speculation was timed slower. */
+    final AtomicLong speculationPlainSteps = new AtomicLong();
     final AtomicLong batchTokens = new AtomicLong();
     final AtomicLong stepNanos = new AtomicLong();
     final AtomicLong promptTokens = new AtomicLong();
@@ -52,6 +54,6 @@ final class Metrics {
                 generatedTokens.get(), busy == 0 ? 0 : generatedTokens.get() * 1e9 / busy,
                 ft == 0 ? 0 : firstTokenNanos.get() / 1e6 / ft, completed.get(), rejected.get(), preemptions.get(), interleavedSteps.get(),
                 kv.cachedIdleBlocks(), kv.prefixHitTokens(), new SpeculationStats(draftedTokens.get(),
-                acceptedTokens.get(), verifications.get(), forwardPassesSaved.get()));
+                acceptedTokens.get(), verifications.get(), forwardPassesSaved.get(), speculationPlainSteps.get()));
     }
 }

@@ -328,6 +328,7 @@ public final class Scheduler implements AutoCloseable {
             return;
         }
         long t0 = System.nanoTime(); // drafting counts as step time: it is part of what a token costs
+        long stepNanos;
         draft();
         stepLock.lock();
         try {
@@ -341,7 +342,8 @@ public final class Scheduler implements AutoCloseable {
             // meanwhile, so that it can be a long prompt's whole chunk without delaying them.
             forward(step.prefillOnly ? pause : null);
             long end = System.nanoTime() - interleavedNanos;
-            metrics.recordStep(step.layout.tokenCount, end - t0);
+            stepNanos = end - t0;
+            metrics.recordStep(step.layout.tokenCount, stepNanos);
             if (step.prefillTokens > 0) {
                 // Cost per token of steps that prefill, fixed costs included, so that the chunk
                 // converges to the size whose step takes the target (an average, not the last step's noise).
@@ -351,7 +353,7 @@ public final class Scheduler implements AutoCloseable {
         } finally {
             stepLock.unlock();
         }
-        finishStep();
+        finishStep(stepNanos);
     }
 
     private void forward(LlamaGraph.Pause pause) {
@@ -403,7 +405,7 @@ public final class Scheduler implements AutoCloseable {
                 forward(null);
                 metrics.recordStep(step.layout.tokenCount, System.nanoTime() - t0);
                 metrics.interleavedSteps.incrementAndGet();
-                finishStep();
+                finishStep(-1);
             }
             // Requests that now decode (the newcomers, once their prompts are done) step in the later pauses.
             for (Request r : running) {
@@ -419,15 +421,24 @@ public final class Scheduler implements AutoCloseable {
         }
     }
 
-    /** After the forward: the step's sequences advance, their tokens are sampled, finished requests end. */
-    private void finishStep() {
+    /**
+     * After the forward: the step's sequences advance, their tokens are sampled, finished requests
+     * end. {@code stepNanos} (-1 for a step in a pause, which drafts nothing) is what the step took,
+     * drafting included: each speculating request's decoding step is timed for its governor.
+     */
+    private void finishStep(long stepNanos) {
         Step s = step;
         if (s.decodingTokens > 0) {
             lastDecodingStepEnd = System.nanoTime();
         }
         for (int i = 0; i < s.requests.size(); i++) {
             Request r = s.requests.get(i);
+            int stepTokens = s.newLength[i] - r.seq().kv().length();
             r.seq().kv().advance(s.newLength[i]);
+            Speculator speculator = r.generation.speculator();
+            // A decoding step (not a prompt's last chunk): one token, or the drafts and one more.
+            boolean timedDecoding = speculator != null && stepNanos >= 0 && s.logitRow[i] >= 0 && stepTokens == 1 + r.drafted;
+            boolean speculated = r.drafted > 0;
             if (s.logitRow[i] >= 0) {
                 if (!r.firstTokenSeen) {
                     r.firstTokenSeen = true;
@@ -438,8 +449,7 @@ public final class Scheduler implements AutoCloseable {
                     r.drafted = 0;
                     int handedOut = r.generation.acceptDrafts(s.logitRows, s.logitRow[i], drafted, r.sink);
                     metrics.generatedTokens.addAndGet(handedOut);
-                    Speculator sp = r.generation.speculator();
-                    metrics.recordSpeculation(sp.lastDrafted(), sp.lastAccepted(), sp.lastSaved());
+                    metrics.recordSpeculation(speculator.lastDrafted(), speculator.lastAccepted(), speculator.lastSaved());
                 } else {
                     GeneratedToken token = r.generation.accept(s.logitRows, s.logitRow[i]);
                     if (token != null) {
@@ -447,6 +457,9 @@ public final class Scheduler implements AutoCloseable {
                         r.sink.onToken(token);
                     }
                 }
+            }
+            if (timedDecoding && speculator.recordStepTime(stepNanos, speculated ? speculator.lastAccepted() + 1 : 1, speculated)) {
+                metrics.speculationPlainSteps.incrementAndGet();
             }
             // After verification, so that rejected drafts never reach the prefix index.
             if (prefixCaching) {
@@ -596,7 +609,7 @@ public final class Scheduler implements AutoCloseable {
         for (int i = 0; i < running.size() && spare > 0; i++) {
             Request r = running.get(i);
             Speculator s = r.generation.speculator();
-            if (s == null || r.seq().pendingTokens() != 1 || running.size() > s.maxBatchSequences()) {
+            if (s == null || r.seq().pendingTokens() != 1 || running.size() > s.maxBatchSequences() || !s.speculatesNow()) {
                 continue;
             }
             int k = Math.min(r.generation.draftLimit(), spare);

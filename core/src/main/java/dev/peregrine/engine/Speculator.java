@@ -20,6 +20,7 @@ public final class Speculator implements AutoCloseable {
     private final int maxDraft;
     private final boolean adaptive;
     private final int maxBatchSequences;
+    private final SpeculationGovernor governor; // null: speculate whatever it costs
     private final DraftBuffer draft;
     private int length;
 
@@ -47,7 +48,7 @@ public final class Speculator implements AutoCloseable {
     private int lastSaved;
 
     private Speculator(Drafter drafter, Scheduler draftModel, int draftContextLength, int vocabularySize, int maxDraft,
-                       boolean adaptive, int maxBatchSequences) {
+                       boolean adaptive, int maxBatchSequences, boolean fallBackWhenSlower) {
         this.drafter = drafter;
         this.draftModel = draftModel;
         this.draftContextLength = draftContextLength;
@@ -55,19 +56,22 @@ public final class Speculator implements AutoCloseable {
         this.maxDraft = maxDraft;
         this.adaptive = adaptive;
         this.maxBatchSequences = maxBatchSequences;
+        this.governor = fallBackWhenSlower ? new SpeculationGovernor(draftModel != null) : null;
         this.draft = new DraftBuffer(maxDraft, vocabularySize);
         this.length = maxDraft;
     }
 
     public static Speculator withDrafter(Drafter drafter, int vocabularySize, int maxDraft, boolean adaptive,
-                                         int maxBatchSequences) {
-        return new Speculator(drafter, null, 0, vocabularySize, maxDraft, adaptive, maxBatchSequences);
+                                         int maxBatchSequences, boolean fallBackWhenSlower) {
+        return new Speculator(drafter, null, 0, vocabularySize, maxDraft, adaptive, maxBatchSequences, fallBackWhenSlower);
     }
 
     /** Drafting with the model that {@code draftModel} schedules (its vocabulary must be the target's). */
     public static Speculator withDraftModel(Scheduler draftModel, int draftContextLength, int vocabularySize,
-                                            int maxDraft, boolean adaptive, int maxBatchSequences) {
-        return new Speculator(null, draftModel, draftContextLength, vocabularySize, maxDraft, adaptive, maxBatchSequences);
+                                            int maxDraft, boolean adaptive, int maxBatchSequences,
+                                            boolean fallBackWhenSlower) {
+        return new Speculator(null, draftModel, draftContextLength, vocabularySize, maxDraft, adaptive, maxBatchSequences,
+                fallBackWhenSlower);
     }
 
     /**
@@ -96,6 +100,20 @@ public final class Speculator implements AutoCloseable {
 
     int maxBatchSequences() {
         return maxBatchSequences;
+    }
+
+    /** Whether the request drafts this step as far as cost goes: always, or while it pays (see SpeculationGovernor). */
+    boolean speculatesNow() {
+        return governor == null || governor.speculate();
+    }
+
+    /**
+     * One decoding step of the request, for the governor: its wall time (drafting included), the
+     * tokens it committed and whether it verified drafts. Returns whether the governor had it
+     * decode plainly.
+     */
+    boolean recordStepTime(long nanos, int committed, boolean speculated) {
+        return governor != null && governor.record(nanos, committed, speculated);
     }
 
     /** Tokens to draft next step (before the caller's limits). */
@@ -222,7 +240,7 @@ public final class Speculator implements AutoCloseable {
     }
 
     public SpeculationStats stats() {
-        return new SpeculationStats(drafted, accepted, verifications, saved);
+        return new SpeculationStats(drafted, accepted, verifications, saved, governor == null ? 0 : governor.plainSteps());
     }
 
     /** Gives back the draft model's KV blocks. */

@@ -149,7 +149,7 @@ class SpeculativeVerificationTest {
     }
 
     static Speculator speculator(Drafter drafter, int maxDraft, boolean adaptive) {
-        return Speculator.withDrafter(drafter, V, maxDraft, adaptive, 64);
+        return Speculator.withDrafter(drafter, V, maxDraft, adaptive, 64, false);
     }
 
     /** Stands in for a forward pass: the span's positions now hold keys and values. */

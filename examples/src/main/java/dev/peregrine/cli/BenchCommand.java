@@ -49,6 +49,7 @@ final class BenchCommand {
             new Option("draft-model", true, "--draft-model"),
             new Option("draft-max", true, "--draft-max"),
             new Option("prompt-lookup", false, "--prompt-lookup"),
+            new Option("speculate-always", false, "--speculate-always"),
             new Option("lookup-ngram", true, "--lookup-ngram"),
             new Option("spec-prompt", true, "--spec-prompt"),
             new Option("spec-max-batch", true, "--spec-max-batch"),
@@ -122,7 +123,7 @@ final class BenchCommand {
             Speculation speculation = draft != null ? Speculation.draftModel(draft, draftMax)
                     : promptLookup ? Speculation.promptLookup(1, lookupNgram, draftMax) : null;
             if (speculation != null) {
-                speculation = speculation.withMaxBatchSequences(specMaxBatch);
+                speculation = speculation.withMaxBatchSequences(specMaxBatch).withFallbackWhenSlower(!args.has("speculate-always"));
             }
             Random random = new Random(1);
             // Prefill: a fresh random prompt per repetition, one token generated.
@@ -321,6 +322,7 @@ final class BenchCommand {
         long accepted = 0;
         long verifications = 0;
         long saved = 0;
+        long plainSteps = 0;
         boolean identical = true;
         long allocated = 0;
         long fastTokens = 0;
@@ -338,24 +340,27 @@ final class BenchCommand {
             accepted += s.acceptedTokens();
             verifications += s.verifications();
             saved += s.forwardPassesSaved();
+            plainSteps += s.plainSteps();
         }
-        SpeculationStats total = new SpeculationStats(drafted, accepted, verifications, saved);
+        SpeculationStats total = new SpeculationStats(drafted, accepted, verifications, saved, plainSteps);
         double p = median(plainSpeed);
         double f = median(fastSpeed);
         if (!json) {
             out.printf(Locale.ROOT, "speculative decode tg%d (%s, %d-token text prompt): plain %.1f tok/s, speculative %.1f tok/s "
                             + "= %.2fx (median of %d); acceptance %.1f%%, %.2f accepted per verification, "
-                            + "%.0f%% of forward passes saved; same tokens: %s; %d bytes allocated per token%n",
+                            + "%.0f%% of forward passes saved; %d steps without drafting (timed slower); same tokens: %s; "
+                            + "%d bytes allocated per token%n",
                     n, speculation, prompt.length, p, f, f / p, reps, 100 * total.acceptanceRate(),
-                    total.meanAcceptedLength(), 100.0 * saved / Math.max(1, saved + verifications), identical,
-                    allocated / Math.max(1, fastTokens));
+                    total.meanAcceptedLength(), 100.0 * saved / Math.max(1, saved + verifications), plainSteps / reps,
+                    identical, allocated / Math.max(1, fastTokens));
             out.flush();
         }
         return new Json().field("speculation", speculation.toString()).field("plain_tok_s", p)
                 .field("speculative_tok_s", f).field("speedup", f / p)
                 .field("acceptance_rate", total.acceptanceRate())
                 .field("mean_accepted_length", total.meanAcceptedLength())
-                .field("forward_passes_saved", saved).field("same_tokens", identical ? "yes" : "no")
+                .field("forward_passes_saved", saved).field("plain_steps_per_run", plainSteps / reps)
+                .field("same_tokens", identical ? "yes" : "no")
                 .field("allocated_bytes_per_token", allocated / Math.max(1, fastTokens));
     }
 

@@ -37,6 +37,7 @@ final class GenerateCommand {
             new Option("draft-model", true, "--draft-model"),
             new Option("draft-max", true, "--draft-max"),
             new Option("prompt-lookup", false, "--prompt-lookup"),
+            new Option("speculate-always", false, "--speculate-always"),
             new Option("lookup-ngram", true, "--lookup-ngram"),
             new Option("json", false, "--json"));
     /** Default --draft-max. */
@@ -65,14 +66,15 @@ final class GenerateCommand {
         if (draftPath != null && args.has("prompt-lookup")) {
             throw new UsageException("choose one of --draft-model and --prompt-lookup");
         }
+        boolean always = args.has("speculate-always");
         if (args.has("prompt-lookup")) {
-            config = config.withSpeculation(Speculation.promptLookup(1, lookupNgram, draftMax));
+            config = config.withSpeculation(Speculation.promptLookup(1, lookupNgram, draftMax).withFallbackWhenSlower(!always));
         }
 
         try (Model model = Model.load(modelPath, options);
              Model draft = draftPath == null ? null : Model.load(draftPath, options)) {
             if (draft != null) {
-                config = config.withSpeculation(Speculation.draftModel(draft, draftMax));
+                config = config.withSpeculation(Speculation.draftModel(draft, draftMax).withFallbackWhenSlower(!always));
             }
             Completion c;
             if (json) {
@@ -161,7 +163,8 @@ final class GenerateCommand {
                     .field("acceptance_rate", s.acceptanceRate())
                     .field("verifications", s.verifications())
                     .field("mean_accepted_length", s.meanAcceptedLength())
-                    .field("forward_passes_saved", s.forwardPassesSaved()));
+                    .field("forward_passes_saved", s.forwardPassesSaved())
+                    .field("plain_steps", s.plainSteps()));
         }
         return json.toString();
     }
@@ -169,8 +172,10 @@ final class GenerateCommand {
     /** One line for stderr on what speculative decoding did. */
     static String speculationSummary(SpeculationStats s) {
         return String.format(Locale.ROOT,
-                "speculation: %d drafted, %d accepted (%.1f%%), %.2f accepted per verification, %d forward passes saved",
-                s.draftedTokens(), s.acceptedTokens(), 100 * s.acceptanceRate(), s.meanAcceptedLength(), s.forwardPassesSaved());
+                "speculation: %d drafted, %d accepted (%.1f%%), %.2f accepted per verification, %d forward passes saved, "
+                        + "%d steps without drafting (timed slower)",
+                s.draftedTokens(), s.acceptedTokens(), 100 * s.acceptanceRate(), s.meanAcceptedLength(), s.forwardPassesSaved(),
+                s.plainSteps());
     }
 
     /** One line for stderr, in the spirit of llama.cpp's timing report. */

@@ -55,6 +55,8 @@ public final class Peregrine {
                   --prompt-lookup        speculative decoding with n-grams of the prompt and output
                   --draft-max K          most tokens drafted per step (default 6)
                   --lookup-ngram N       longest n-gram prompt lookup matches (default 3)
+                  --speculate-always     draft at every step, even while drafting is timed slower than plain
+                                         decoding (by default the request then decodes plainly for a while)
                   --json                 print one JSON object with ids, text and timings instead of streaming
 
             peregrine chat -m MODEL [options]
@@ -104,7 +106,8 @@ public final class Peregrine {
                   --decode-during-prefill N  also measure 2 requests' decoding speed, idle and while an
                                          N-token prompt is prefilled, and that prompt's speed meanwhile
                   --draft-model FILE     also measure speculative against plain greedy decoding of a text prompt
-                  --prompt-lookup        the same with prompt lookup (--draft-max, --lookup-ngram as for generate)
+                  --prompt-lookup        the same with prompt lookup (--draft-max, --lookup-ngram, --speculate-always
+                                         as for generate)
                   --spec-prompt TEXT     the text prompt for that comparison (default: a story opening)
                   --spec-max-batch N     speculate only while at most N sequences run (default 4)
                   --prefill-step-ms N    target duration of a step that prefills while other requests

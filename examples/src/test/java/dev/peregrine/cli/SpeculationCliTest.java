@@ -31,7 +31,7 @@ class SpeculationCliTest {
             Map<String, Object> stats = (Map<String, Object>) ((Map<?, ?>) PeregrineCliTest.MiniJson.parse(json.out().strip()))
                     .get("speculation");
             assertThat(stats).containsOnlyKeys("drafted_tokens", "accepted_tokens", "acceptance_rate", "verifications",
-                    "mean_accepted_length", "forward_passes_saved");
+                    "mean_accepted_length", "forward_passes_saved", "plain_steps");
 
             PeregrineCliTest.Result streamed = PeregrineCliTest.run(append(greedy, how));
             assertThat(streamed.status()).as(streamed.err()).isZero();

@@ -89,16 +89,23 @@ class SpeculativeDecodingTest {
         }
     }
 
-    /** Speculation configs; the argument is {prompt tokens, plain continuation}. */
+    /**
+     * Speculation configs; the argument is {prompt tokens, plain continuation}. They draft at every
+     * step (no fallback when slower, which on this tiny model would soon stop most of them), so
+     * that verification runs throughout; one prompt-lookup case keeps the default fallback.
+     */
     static Stream<Case> drafters() {
         return Stream.of(
-                new Case("draft model, 4", x -> Speculation.draftModel(draft, 4)),
-                new Case("draft model, 8, fixed length", x -> Speculation.draftModel(draft, 8).withAdaptiveLength(false)),
-                new Case("prompt lookup", x -> Speculation.promptLookup(1, 3, 6)),
-                new Case("random tokens", x -> Speculation.drafter(randomTokens(1), 5)),
-                new Case("perfect drafter", x -> Speculation.drafter(knowing(x[0].length, x[1], 0), 7)),
-                new Case("every third token wrong", x -> Speculation.drafter(knowing(x[0].length, x[1], 3), 5)),
-                new Case("self-draft", x -> Speculation.draftModel(target, 3)));
+                new Case("draft model, 4", x -> Speculation.draftModel(draft, 4).withFallbackWhenSlower(false)),
+                new Case("draft model, 8, fixed length",
+                        x -> Speculation.draftModel(draft, 8).withAdaptiveLength(false).withFallbackWhenSlower(false)),
+                new Case("prompt lookup", x -> Speculation.promptLookup(1, 3, 6).withFallbackWhenSlower(false)),
+                new Case("prompt lookup, falling back when slower", x -> Speculation.promptLookup(1, 3, 6)),
+                new Case("random tokens", x -> Speculation.drafter(randomTokens(1), 5).withFallbackWhenSlower(false)),
+                new Case("perfect drafter", x -> Speculation.drafter(knowing(x[0].length, x[1], 0), 7).withFallbackWhenSlower(false)),
+                new Case("every third token wrong",
+                        x -> Speculation.drafter(knowing(x[0].length, x[1], 3), 5).withFallbackWhenSlower(false)),
+                new Case("self-draft", x -> Speculation.draftModel(target, 3).withFallbackWhenSlower(false)));
     }
 
     @ParameterizedTest
@@ -132,8 +139,9 @@ class SpeculativeDecodingTest {
         int[] x = target.encode(prompt);
         SpeculationStats before = target.generator().metrics().speculation();
 
-        SpeculationStats perfect = target.generator().generate(prompt,
-                config.withSpeculation(Speculation.drafter(knowing(x.length, plain.outputTokens(), 0), 8))).speculation();
+        // Drafting at every step, whatever it costs, so that the counts below are exact.
+        SpeculationStats perfect = target.generator().generate(prompt, config.withSpeculation(
+                Speculation.drafter(knowing(x.length, plain.outputTokens(), 0), 8).withFallbackWhenSlower(false))).speculation();
         assertThat(perfect.acceptanceRate()).isEqualTo(1.0);
         // 120 tokens: the first comes from the prompt's step, then up to 9 per step.
         assertThat(perfect.verifications()).isLessThanOrEqualTo(1 + (MAX_TOKENS - 1 + 8) / 9 + 3);
@@ -141,13 +149,13 @@ class SpeculativeDecodingTest {
         assertThat(perfect.meanAcceptedLength()).isGreaterThan(6);
 
         SpeculationStats random = target.generator().generate(prompt,
-                config.withSpeculation(Speculation.drafter(randomTokens(2), 4))).speculation();
+                config.withSpeculation(Speculation.drafter(randomTokens(2), 4).withFallbackWhenSlower(false))).speculation();
         assertThat(random.acceptanceRate()).isLessThan(0.1);
         assertThat(random.draftedTokens()).as("adaptive length shrinks to 1 after rejections")
                 .isLessThan(2L * random.verifications());
 
         SpeculationStats real = target.generator().generate(prompt,
-                config.withSpeculation(Speculation.draftModel(draft, 4))).speculation();
+                config.withSpeculation(Speculation.draftModel(draft, 4).withFallbackWhenSlower(false))).speculation();
         assertThat(real.acceptanceRate()).as("the Q8_0 copy of the same model agrees almost always").isGreaterThan(0.8);
 
         SpeculationStats total = target.generator().metrics().speculation();
@@ -172,13 +180,13 @@ class SpeculativeDecodingTest {
         for (GenerationConfig config : configs) {
             Completion plain = target.generator().generate(prompt, config);
             Completion fast = target.generator().generate(prompt,
-                    config.withSpeculation(Speculation.drafter(knowing(x.length, out, 0), 8)));
+                    config.withSpeculation(Speculation.drafter(knowing(x.length, out, 0), 8).withFallbackWhenSlower(false)));
             assertThat(fast.outputTokens()).as("%s", config).containsExactly(plain.outputTokens());
             assertThat(fast.text()).isEqualTo(plain.text());
             assertThat(fast.finishReason()).isEqualTo(plain.finishReason());
             List<String> streamed = new ArrayList<>();
             target.generator().generate(target.encode(prompt),
-                    config.withSpeculation(Speculation.drafter(knowing(x.length, out, 0), 8)), t -> streamed.add(t.text()));
+                    config.withSpeculation(Speculation.drafter(knowing(x.length, out, 0), 8).withFallbackWhenSlower(false)), t -> streamed.add(t.text()));
             assertThat(String.join("", streamed)).isEqualTo(plain.text());
         }
     }
@@ -240,6 +248,41 @@ class SpeculativeDecodingTest {
         awaitIdle(target);
         assertThat(target.generator().metrics().kvBlocksUsed()).isZero();
         assertThat(draft.generator().metrics().kvBlocksUsed()).isZero();
+    }
+
+    /**
+     * A drafter that takes 3 ms a proposal (against well under 1 ms a step of this model) and is
+     * always wrong: the request soon stops drafting and decodes plainly, coming back to try now
+     * and then; with the fallback off it drafts at every step. The tokens are the plain ones either way.
+     */
+    @Test
+    void speculationTimedSlowerThanPlainDecodingFallsBack() {
+        Random random = new Random(4);
+        Drafter slowAndWrong = (tokens, length, d) -> {
+            try {
+                Thread.sleep(3);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            d.add(random.nextInt(d.vocabularySize()));
+        };
+        GenerationConfig config = GenerationConfig.greedy().maxTokens(MAX_TOKENS).ignoreEos(true);
+        Completion plain = target.generator().generate(PROMPTS[1], config);
+        long before = target.generator().metrics().speculation().plainSteps();
+
+        Completion governed = target.generator().generate(PROMPTS[1], config.withSpeculation(Speculation.drafter(slowAndWrong, 4)));
+        assertThat(governed.outputTokens()).containsExactly(plain.outputTokens());
+        SpeculationStats stats = governed.speculation();
+        System.out.printf("[SpeculativeDecodingTest] a slow, wrong drafter: %s%n", stats);
+        assertThat(stats.plainSteps()).as("steps decoded plainly").isGreaterThan(MAX_TOKENS / 2);
+        assertThat(stats.verifications()).as("drafting steps: the first windows and a retry").isLessThan(MAX_TOKENS / 4);
+        assertThat(target.generator().metrics().speculation().plainSteps() - before).isEqualTo(stats.plainSteps());
+
+        Completion always = target.generator().generate(PROMPTS[1],
+                config.withSpeculation(Speculation.drafter(slowAndWrong, 4).withFallbackWhenSlower(false)));
+        assertThat(always.outputTokens()).containsExactly(plain.outputTokens());
+        assertThat(always.speculation().plainSteps()).isZero();
+        assertThat(always.speculation().verifications()).isGreaterThan(MAX_TOKENS / 2);
     }
 
     @Test
