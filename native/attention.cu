@@ -243,8 +243,9 @@ pg_attention(float* __restrict__ out, float* __restrict__ partials, const float*
 // Some split holds the row's own position, which it always sees, so the overall max is finite;
 // splits where the row sees nothing (empty, or before its window) weigh exp(-inf) = 0. Thread s
 // reads split s's max and sum (the block reduces them), then each value sums the splits with
-// their weights from shared memory, several loads in flight: a thread walking the splits' maxes,
-// sums and values one load at a time took ~20 us an item (H200), longer than the attention itself.
+// their weights from shared memory, several loads in flight. (One thread walking the splits'
+// maxes, sums and values one load at a time cost ~12 of a 29 us layer for one sequence at 1024
+// positions on an H200.)
 extern "C" __global__ void __launch_bounds__(ATT_COMBINE_THREADS)
 pg_attention_combine(float* __restrict__ out, const float* __restrict__ partials, int head_dim, int splits) {
     __shared__ float weight_s[ATT_MAX_SPLITS];

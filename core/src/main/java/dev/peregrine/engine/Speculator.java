@@ -48,7 +48,7 @@ public final class Speculator implements AutoCloseable {
     private int lastSaved;
 
     private Speculator(Drafter drafter, Scheduler draftModel, int draftContextLength, int vocabularySize, int maxDraft,
-                       boolean adaptive, int maxBatchSequences, boolean fallBackWhenSlower) {
+                       boolean adaptive, int maxBatchSequences, boolean fallbackWhenSlower) {
         this.drafter = drafter;
         this.draftModel = draftModel;
         this.draftContextLength = draftContextLength;
@@ -56,22 +56,22 @@ public final class Speculator implements AutoCloseable {
         this.maxDraft = maxDraft;
         this.adaptive = adaptive;
         this.maxBatchSequences = maxBatchSequences;
-        this.governor = fallBackWhenSlower ? new SpeculationGovernor(draftModel != null) : null;
+        this.governor = fallbackWhenSlower ? new SpeculationGovernor(draftModel != null) : null;
         this.draft = new DraftBuffer(maxDraft, vocabularySize);
         this.length = maxDraft;
     }
 
     public static Speculator withDrafter(Drafter drafter, int vocabularySize, int maxDraft, boolean adaptive,
-                                         int maxBatchSequences, boolean fallBackWhenSlower) {
-        return new Speculator(drafter, null, 0, vocabularySize, maxDraft, adaptive, maxBatchSequences, fallBackWhenSlower);
+                                         int maxBatchSequences, boolean fallbackWhenSlower) {
+        return new Speculator(drafter, null, 0, vocabularySize, maxDraft, adaptive, maxBatchSequences, fallbackWhenSlower);
     }
 
     /** Drafting with the model that {@code draftModel} schedules (its vocabulary must be the target's). */
     public static Speculator withDraftModel(Scheduler draftModel, int draftContextLength, int vocabularySize,
                                             int maxDraft, boolean adaptive, int maxBatchSequences,
-                                            boolean fallBackWhenSlower) {
+                                            boolean fallbackWhenSlower) {
         return new Speculator(null, draftModel, draftContextLength, vocabularySize, maxDraft, adaptive, maxBatchSequences,
-                fallBackWhenSlower);
+                fallbackWhenSlower);
     }
 
     /**
