@@ -180,8 +180,10 @@ final class BenchCommand {
                 if (c == 1) {
                     single = aggregate;
                 }
-                Json level = new Json().field("concurrency", c).field("aggregate_tok_s", aggregate)
-                        .field("vs_single", single > 0 ? aggregate / single : 0);
+                Json level = new Json().field("concurrency", c).field("aggregate_tok_s", aggregate);
+                if (single > 0) { // known once concurrency 1 has been measured, earlier in the list
+                    level.field("vs_single", aggregate / single);
+                }
                 if (!json) {
                     out.printf(Locale.ROOT, "concurrency %3d: %.1f tok/s aggregate%s%n", c, aggregate,
                             single > 0 ? String.format(Locale.ROOT, " (%.2fx one sequence)", aggregate / single) : "");
