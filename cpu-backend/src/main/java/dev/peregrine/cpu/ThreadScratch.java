@@ -25,6 +25,7 @@ final class ThreadScratch implements AutoCloseable {
     float[] tileSums = new float[0];
     /** Vector accumulators stored as floats (see VectorKernels.addLaneSums). */
     float[] lanes = new float[0];
+    private float[] transposed = new float[0];
     /** K-quant sub-block scales and offsets of 4 rows (see VectorKernels.rowsQ4K). */
     float[] blockScales = new float[0];
     /** One weight row dequantised to floats (embedding rows, the scalar kernels). */
@@ -90,6 +91,14 @@ final class ThreadScratch implements AutoCloseable {
             lanes = new float[n];
         }
         return lanes;
+    }
+
+    /** Key or value rows of a few positions, transposed (attention over heads narrower than a vector). */
+    float[] transposed(int n) {
+        if (transposed.length < n) {
+            transposed = new float[n];
+        }
+        return transposed;
     }
 
     float[] tileSums(int n) {

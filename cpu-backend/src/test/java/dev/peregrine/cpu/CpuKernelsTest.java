@@ -367,9 +367,9 @@ class CpuKernelsTest {
         for (int[] variant : windowAndCap) {
             int window = variant[0];
             float softcap = variant[1];
-            // A head shorter than a vector, and one of several vectors plus a remainder.
+            // Heads shorter than a vector (4 and 8: the tiny real models), and one of several vectors plus a remainder.
             // 32, 64, 128: exactly 4 or 8 vectors at 256 or 512 bits (written-out score chains).
-            for (int headDim : new int[] {5, 32, 64, 72, 128})
+            for (int headDim : new int[] {4, 5, 8, 32, 64, 72, 128})
             // Groups of 2 heads; and one group of 10, which runs of at most 4 heads split, and which
             // single heads' slices cut anywhere (one query row: too few groups to slice by group).
             for (int[] headCounts : new int[][] {{4, 2}, {10, 1}}) {
