@@ -9,50 +9,45 @@
 constexpr int WARP_SIZE = 32;
 constexpr unsigned FULL_MASK = 0xffffffffu;
 
-__device__ __forceinline__ float warp_sum(float v) {
+// The reductions below, as functors: one reduction written once, for sums and maxima.
+struct SumOp {
+    __device__ __forceinline__ float operator()(float a, float b) const { return a + b; }
+};
+struct MaxOp {
+    __device__ __forceinline__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+
+template <class Op>
+__device__ __forceinline__ float warp_reduce(float v, Op op) {
 #pragma unroll
     for (int offset = WARP_SIZE / 2; offset > 0; offset /= 2) {
-        v += __shfl_xor_sync(FULL_MASK, v, offset);
+        v = op(v, __shfl_xor_sync(FULL_MASK, v, offset));
     }
     return v;
 }
 
-__device__ __forceinline__ float warp_max(float v) {
-#pragma unroll
-    for (int offset = WARP_SIZE / 2; offset > 0; offset /= 2) {
-        v = fmaxf(v, __shfl_xor_sync(FULL_MASK, v, offset));
-    }
-    return v;
-}
+__device__ __forceinline__ float warp_sum(float v) { return warp_reduce(v, SumOp()); }
+__device__ __forceinline__ float warp_max(float v) { return warp_reduce(v, MaxOp()); }
 
-// Sum over the whole block (blockDim.x a multiple of 32, at most 1024). Every thread gets the sum.
-// `scratch` needs 32 floats; the block must not use it again before the next __syncthreads().
-__device__ __forceinline__ float block_sum(float v, float* scratch) {
+// Reduction over the whole block (blockDim.x a multiple of 32, at most 1024); every thread gets
+// the result. `scratch` needs 32 floats; the block must not use it again before the next
+// __syncthreads(). `identity` fills the lanes past the block's warps.
+template <class Op>
+__device__ __forceinline__ float block_reduce(float v, float* scratch, float identity, Op op) {
     const int lane = threadIdx.x % WARP_SIZE;
     const int warp = threadIdx.x / WARP_SIZE;
-    v = warp_sum(v);
+    v = warp_reduce(v, op);
     if (lane == 0) {
         scratch[warp] = v;
     }
     __syncthreads();
     const int warps = blockDim.x / WARP_SIZE;
-    v = lane < warps ? scratch[lane] : 0.0f;
-    return warp_sum(v);
+    v = lane < warps ? scratch[lane] : identity;
+    return warp_reduce(v, op);
 }
 
-// Max over the whole block, as block_sum.
-__device__ __forceinline__ float block_max(float v, float* scratch) {
-    const int lane = threadIdx.x % WARP_SIZE;
-    const int warp = threadIdx.x / WARP_SIZE;
-    v = warp_max(v);
-    if (lane == 0) {
-        scratch[warp] = v;
-    }
-    __syncthreads();
-    const int warps = blockDim.x / WARP_SIZE;
-    v = lane < warps ? scratch[lane] : -INFINITY;
-    return warp_max(v);
-}
+__device__ __forceinline__ float block_sum(float v, float* scratch) { return block_reduce(v, scratch, 0.0f, SumOp()); }
+__device__ __forceinline__ float block_max(float v, float* scratch) { return block_reduce(v, scratch, -INFINITY, MaxOp()); }
 
 // Conversions from float to the element types the GEMM path feeds to cuBLAS.
 template <class T> __device__ __forceinline__ T from_float(float v);
