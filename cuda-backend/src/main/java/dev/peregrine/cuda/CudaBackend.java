@@ -524,8 +524,8 @@ final class CudaBackend implements Backend {
     @Override
     public void rope(Buffer x, Buffer cosSin, int rows, int heads, int headDim, int ropeDimensions) {
         int pairs = ropeDimensions / 2;
-        ropeAndStore(address(x, 0, (long) rows * heads * headDim), 0, 0, address(cosSin, 0, 2L * rows * pairs), null, null, rows, heads,
-                0, headDim, pairs);
+        ropeAndStore(address(x, 0, (long) rows * heads * headDim), 0, 0, address(cosSin, 0, 2L * rows * pairs), null, null,
+                rows, heads, 0, headDim, pairs);
     }
 
     @Override
@@ -769,8 +769,7 @@ final class CudaBackend implements Backend {
         return transfer;
     }
 
-    /** The device address of float {@code offset} of {@code buffer}, after checking that {@code count} floats fit there. */
-    /** The device address of floats {@code [offset, offset + count)} of an F32 buffer. */
+    /** The device address of floats {@code [offset, offset + count)} of an F32 buffer, after checking that they fit. */
     private static long address(Buffer buffer, long offset, long count) {
         return address(buffer, offset, count, DType.F32);
     }
