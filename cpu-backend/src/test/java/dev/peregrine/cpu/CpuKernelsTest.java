@@ -450,6 +450,64 @@ class CpuKernelsTest {
         }
     }
 
+    /**
+     * A prompt chunk's rows (consecutive positions of one sequence) attending in one call, split
+     * over the threads' slices: each row's output must be bit for bit what it is alone
+     * (speculative verification and recomputation after preemption rely on it). F32 and F16
+     * caches; runs of 3 heads (groups of 3), of 4 (groups of 8) and of a group of 2 with a
+     * remainder head size; with and without a window; chunks starting at 0 and later.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("kernelSets")
+    void promptRowsAttendTogetherExactlyAsAlone(String name, Supplier<Kernels> kernels) {
+        CpuBackend backend = backend(kernels);
+        int blockSize = 16;
+        int length = 70;
+        int[] table = {3, 0, 4, 2, 1};
+        for (DType cacheType : new DType[] {DType.F32, DType.F16})
+        for (int[] shape : new int[][] {{9, 3, 64}, {16, 2, 128}, {4, 2, 72}})
+        for (int window : new int[] {0, 30})
+        for (int[] chunk : new int[][] {{0, 13}, {40, 30}}) {
+            int heads = shape[0];
+            int kvHeads = shape[1];
+            int headDim = shape[2];
+            int kvWidth = kvHeads * headDim;
+            Buffer kc = backend.allocate((long) table.length * blockSize * kvWidth, cacheType);
+            Buffer vc = backend.allocate((long) table.length * blockSize * kvWidth, cacheType);
+            BatchLayout fill = new BatchLayout(blockSize);
+            fill.addSequence(table, table.length);
+            for (int p = 0; p < length; p++) {
+                fill.addToken(0, 0, p, false);
+            }
+            backend.storeKv(kc, vc, buffer(backend, randoms(length * kvWidth)), buffer(backend, randoms(length * kvWidth)),
+                    kvWidth, fill);
+            int rows = chunk[1];
+            int width = heads * headDim;
+            float[] q = randoms(rows * width);
+            float scale = (float) (1 / Math.sqrt(headDim));
+            BatchLayout together = new BatchLayout(blockSize);
+            together.addSequence(table, table.length);
+            for (int r = 0; r < rows; r++) {
+                together.addToken(0, 0, chunk[0] + r, false);
+            }
+            Buffer out = backend.allocate((long) rows * width);
+            backend.attention(out, buffer(backend, q), kc, vc, together, heads, kvHeads, headDim, scale, window, 0f);
+            float[] got = read(backend, out, rows * width);
+            for (int r = 0; r < rows; r++) {
+                BatchLayout alone = new BatchLayout(blockSize);
+                alone.addSequence(table, table.length);
+                alone.addToken(0, 0, chunk[0] + r, false);
+                Buffer one = backend.allocate(width);
+                backend.attention(one, buffer(backend, java.util.Arrays.copyOfRange(q, r * width, (r + 1) * width)), kc, vc,
+                        alone, heads, kvHeads, headDim, scale, window, 0f);
+                assertThat(java.util.Arrays.copyOfRange(got, r * width, (r + 1) * width))
+                        .as("%s %s cache, %d/%d heads of %d, window %d, row at %d", name, cacheType, heads, kvHeads, headDim,
+                                window, chunk[0] + r)
+                        .containsExactly(read(backend, one, width));
+            }
+        }
+    }
+
     @ParameterizedTest(name = "{0}")
     @MethodSource("kernelSets")
     void gatedActivationsAndAdd(String name, Supplier<Kernels> kernels) {
