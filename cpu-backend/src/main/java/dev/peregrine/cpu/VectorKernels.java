@@ -65,8 +65,6 @@ final class VectorKernels implements Kernels {
     private static final int Q8_GROUP_BYTES = 4 * Q8_BYTES;
     /** K-quant super-blocks: 256 values; Q4_K = 144 bytes, Q6_K = 210 bytes (layouts in DType). */
     private static final int K_BLOCK = 256;
-    private static final int Q4K_BYTES = 144;
-    private static final int Q6K_BYTES = 210;
 
     /** A dequantised weight panel holds about this many floats (512 KB: half of a 1 MB L2). */
     private static final int PANEL_FLOATS = 128 * 1024;
@@ -104,15 +102,21 @@ final class VectorKernels implements Kernels {
     }
 
     /**
-     * Q8_0 and Q4_0 rows are read 4 at a time (see matrixVector); interleaving them block by block
+     * Quantised rows are read 4 at a time (see matrixVector); interleaving them block by block
      * makes those 4 rows one sequential stream, which the hardware prefetchers follow much better
      * than 4 short streams a row apart (Q8_0 decode over 576-value rows: 6.0 -> 10.6 GB/s on one
-     * core, KernelBench). The one-token Q8_0 kernel reads only this layout, so Q8_0 matrices of
-     * fewer than 4 rows are interleaved too (with zero rows added).
+     * core; Q4_K over 2,048-value rows: 7.4 -> see docs/PERFORMANCE.md, KernelBench). The one-token
+     * Q8_0 kernel reads only this layout, so Q8_0 matrices of fewer than 4 rows are interleaved too
+     * (with zero rows added); K-quant rows only when they are whole super-blocks.
      */
     @Override
     public int rowGroup(DType type, long rows, long columns) {
-        return type == DType.Q8_0 || type == DType.Q4_0 && rows >= TILE_ROWS ? TILE_ROWS : 1;
+        return switch (type) {
+            case Q8_0 -> TILE_ROWS;
+            case Q4_0 -> rows >= TILE_ROWS ? TILE_ROWS : 1;
+            case Q4_K, Q6_K -> rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
+            default -> 1;
+        };
     }
 
     /** Row length of the padded copies: a whole number of vector pairs (the tile kernel's step). */
@@ -257,8 +261,8 @@ final class VectorKernels implements Kernels {
                     case F16, BF16 -> rowsHalf(w.type() == DType.BF16, data, o0, o1, o2, o3, x, fullEnd, kp, tail, sums, lanes);
                     case Q8_0 -> rowsQ8(data, o0, x, kp, sums, lanes);
                     case Q4_0 -> rowsQ4(data, o0, o1, o2, o3, stride, x, kp, sums, lanes);
-                    case Q4_K -> rowsQ4K(data, o0, o1, o2, o3, x, kp, sums, lanes, kScales);
-                    case Q6_K -> rowsQ6K(data, o0, o1, o2, o3, x, kp, sums, lanes, kScales);
+                    case Q4_K -> rowsQ4K(data, o0, o1, o2, o3, stride, x, kp, sums, lanes, kScales);
+                    case Q6_K -> rowsQ6K(data, o0, o1, o2, o3, stride, x, kp, sums, lanes, kScales);
                     default -> throw new IllegalStateException("no row kernel for " + w.type());
                 }
             }
@@ -632,14 +636,14 @@ final class VectorKernels implements Kernels {
      * inlining budget, and in most JVM runs of a llama3.2-1b Q4_K_M decode its vectors were boxed
      * (20 GB per token, 1 tok/s); this shape is the one that never did at 512 bits.
      */
-    private static void rowsQ4K(MemorySegment w, long o0, long o1, long o2, long o3, MemorySegment x, int to,
+    private static void rowsQ4K(MemorySegment w, long o0, long o1, long o2, long o3, long stride, MemorySegment x, int to,
                                 float[] sums, float[] lanes, float[] scales) {
         java.util.Arrays.fill(lanes, 0, 4 * FL, 0f);
         IntVector nibble = IntVector.broadcast(I, 0x0F);
         for (int blk = 0; blk < to / K_BLOCK; blk++) {
             int b = blk * K_BLOCK;
             for (int row = 0; row < 4; row++) {
-                long at = (row == 0 ? o0 : row == 1 ? o1 : row == 2 ? o2 : o3) + (long) blk * Q4K_BYTES;
+                long at = (row == 0 ? o0 : row == 1 ? o1 : row == 2 ? o2 : o3) + blk * stride;
                 q4kScales(w, at, scales, 0);
                 FloatVector c = FloatVector.fromArray(F, lanes, row * FL);
                 for (int r = 0; r < 4; r++) {
@@ -724,7 +728,7 @@ final class VectorKernels implements Kernels {
      * columns in order, as rowsQ4K (and small for the same reason; a written-out 512-bit version
      * was boxed in some JVM runs too).
      */
-    private static void rowsQ6K(MemorySegment w, long o0, long o1, long o2, long o3, MemorySegment x, int to,
+    private static void rowsQ6K(MemorySegment w, long o0, long o1, long o2, long o3, long stride, MemorySegment x, int to,
                                 float[] sums, float[] lanes, float[] scales) {
         java.util.Arrays.fill(lanes, 0, 4 * FL, 0f);
         IntVector nibble = IntVector.broadcast(I, 0x0F);
@@ -732,7 +736,7 @@ final class VectorKernels implements Kernels {
         for (int blk = 0; blk < to / K_BLOCK; blk++) {
             int b = blk * K_BLOCK;
             for (int row = 0; row < 4; row++) {
-                long at = (row == 0 ? o0 : row == 1 ? o1 : row == 2 ? o2 : o3) + (long) blk * Q6K_BYTES;
+                long at = (row == 0 ? o0 : row == 1 ? o1 : row == 2 ? o2 : o3) + blk * stride;
                 q6kScales(w, at, scales, 0);
                 FloatVector c = FloatVector.fromArray(F, lanes, row * FL);
                 for (int h = 0; h < 2; h++) {
@@ -1083,13 +1087,13 @@ final class VectorKernels implements Kernels {
             case Q4_0 -> decodeQ4(data, rowOffset + first / BLOCK * blockStride, blockStride, count / BLOCK, dst, dstOffset);
             case Q4_K, Q6_K -> {
                 if (rowOffset % type.blockBytes() == 0 && first % K_BLOCK == 0 && count % K_BLOCK == 0) {
-                    long at = rowOffset + (long) first / K_BLOCK * type.blockBytes();
+                    long at = rowOffset + first / K_BLOCK * blockStride;
                     // 16 scales (and offsets), then FL values (see q4kValues).
                     float[] scales = scratch.blockScales(16 + FL);
                     if (type == DType.Q4_K) {
-                        decodeQ4K(data, at, count / K_BLOCK, dst, dstOffset, scales);
+                        decodeQ4K(data, at, blockStride, count / K_BLOCK, dst, dstOffset, scales);
                     } else {
-                        decodeQ6K(data, at, count / K_BLOCK, dst, dstOffset, scales);
+                        decodeQ6K(data, at, blockStride, count / K_BLOCK, dst, dstOffset, scales);
                     }
                 } else {
                     // Rows that do not start on a super-block (read flat): the reference, through
@@ -1168,9 +1172,10 @@ final class VectorKernels implements Kernels {
      * {@code scales} holds at least 16 + FL floats: a super-block's scales and offsets, then the
      * values being converted.
      */
-    static void decodeQ4K(MemorySegment data, long offset, int blocks, MemorySegment dst, long dstOffset, float[] scales) {
+    static void decodeQ4K(MemorySegment data, long offset, long stride, int blocks, MemorySegment dst, long dstOffset,
+                          float[] scales) {
         for (int blk = 0; blk < blocks; blk++) {
-            long at = offset + (long) blk * Q4K_BYTES;
+            long at = offset + blk * stride;
             long to = dstOffset + 4L * K_BLOCK * blk;
             q4kScales(data, at, scales, 0);
             for (int j = 0; j < 8; j++) {
@@ -1186,9 +1191,10 @@ final class VectorKernels implements Kernels {
     }
 
     /** Q6_K super-blocks to floats, the values of {@link Dequant} and of rowsQ6K: (d * sc) * (q - 32); {@code scales} as for decodeQ4K. */
-    static void decodeQ6K(MemorySegment data, long offset, int blocks, MemorySegment dst, long dstOffset, float[] scales) {
+    static void decodeQ6K(MemorySegment data, long offset, long stride, int blocks, MemorySegment dst, long dstOffset,
+                          float[] scales) {
         for (int blk = 0; blk < blocks; blk++) {
-            long at = offset + (long) blk * Q6K_BYTES;
+            long at = offset + blk * stride;
             long to = dstOffset + 4L * K_BLOCK * blk;
             q6kScales(data, at, scales, 0);
             for (int i = 0; i < K_BLOCK; i += FL) {
