@@ -148,16 +148,20 @@ public final class SyntheticModel {
 
     /**
      * llama.cpp's {@code general.file_type} (llama_ftype) of a model whose matrices are all
-     * {@code type}. llama.cpp has no file type for "all Q4_K" or "all Q6_K": these are the ids of
-     * Q4_K_S and Q6_K, under which {@code llama-quantize --pure} writes every matrix as that type.
+     * {@code type}. llama.cpp has no file type for "all Q4_K", "all Q5_K" or "all Q6_K": these are the
+     * ids of Q4_K_S, Q5_K_S and Q6_K, under which {@code llama-quantize --pure} writes every matrix as that type.
      */
     public static int llamaFileType(DType type) {
         return switch (type) {
             case F32 -> 0;
             case F16 -> 1;
             case Q4_0 -> 2;
+            case Q4_1 -> 3;
             case Q8_0 -> 7;
+            case Q5_0 -> 8;
+            case Q5_1 -> 9;
             case Q4_K -> 14;
+            case Q5_K -> 16;
             case Q6_K -> 18;
             case BF16 -> 32;
         };
@@ -528,7 +532,7 @@ public final class SyntheticModel {
     }
 
     private DType storedType(Weight t, FileType fileType) {
-        return t.vector() ? DType.F32 : fileType.typeOf(t.name(), shape.layers(), shape.tiedEmbeddings());
+        return t.vector() ? DType.F32 : fileType.typeOf(t.name(), t.rowLength(), shape.layers(), shape.tiedEmbeddings());
     }
 
     private void checkBlocks(FileType fileType) {

@@ -14,6 +14,13 @@ import java.util.Optional;
  *   <li>Q8_0: 32 values = f16 scale {@code d}, then 32 signed bytes {@code q}; value = d * q.</li>
  *   <li>Q4_0: 32 values = f16 scale {@code d}, then 16 bytes; byte j holds value j in its low
  *       nibble and value j+16 in its high nibble; value = d * (nibble - 8).</li>
+ *   <li>Q4_1: 32 values = f16 scale {@code d}, f16 minimum {@code m}, then 16 bytes of nibbles
+ *       laid out as Q4_0's; value = nibble * d + m.</li>
+ *   <li>Q5_0: 32 values = f16 scale {@code d}, a little-endian 32-bit word {@code qh} of high
+ *       bits, then 16 bytes of nibbles laid out as Q4_0's; value j's fifth bit is bit j of
+ *       {@code qh}; value = d * (q - 16).</li>
+ *   <li>Q5_1: 32 values = f16 {@code d}, f16 {@code m}, {@code qh}, 16 bytes of nibbles: Q5_0's
+ *       5-bit values with Q4_1's formula, q * d + m.</li>
  *   <li>Q4_K: 256 values in 8 sub-blocks of 32, 144 bytes = f16 {@code d}, f16 {@code dmin}, 12
  *       bytes of 6-bit sub-block scales {@code sc[j]} and mins {@code m[j]}, 128 bytes of
  *       nibbles; nibble q of sub-block j stands for d * sc[j] * q - dmin * m[j]. The 12 bytes:
@@ -21,6 +28,9 @@ import java.util.Optional;
  *       (low nibble) and of m[4..7] (high nibble), whose top 2 bits are the top 2 bits of bytes
  *       0-3 (sc) and 4-7 (m). The nibbles: 4 runs of 32 bytes, run r holding sub-block 2r in its
  *       low nibbles and sub-block 2r+1 in its high nibbles.</li>
+ *   <li>Q5_K: 256 values, 176 bytes = Q4_K's {@code d}, {@code dmin} and 12 scale bytes, then
+ *       32 bytes {@code qh}, then Q4_K's 128 bytes of nibbles; the value of sub-block j at
+ *       position l has as fifth bit bit j of {@code qh[l]}; value = d * sc[j] * q - dmin * m[j].</li>
  *   <li>Q6_K: 256 values in 16 sub-blocks of 16, 210 bytes = 128 bytes {@code ql} (low 4 bits),
  *       64 bytes {@code qh} (high 2 bits), 16 signed bytes {@code sc}, f16 {@code d}; value i
  *       (0..255) with 6-bit q is d * sc[i / 16] * (q - 32). Each half of 128 values (h = i / 128)
@@ -33,8 +43,12 @@ public enum DType {
     F32(0, 1, 4),
     F16(1, 1, 2),
     Q4_0(2, 32, 18),
+    Q4_1(3, 32, 20),
+    Q5_0(6, 32, 22),
+    Q5_1(7, 32, 24),
     Q8_0(8, 32, 34),
     Q4_K(12, 256, 144),
+    Q5_K(13, 256, 176),
     Q6_K(14, 256, 210),
     BF16(30, 1, 2);
 
@@ -73,7 +87,7 @@ public enum DType {
      * with blocks that run across rows, and readers may refuse such a tensor.
      */
     public boolean isKQuant() {
-        return this == Q4_K || this == Q6_K;
+        return this == Q4_K || this == Q5_K || this == Q6_K;
     }
 
     /** Bytes needed for {@code elements} values; the count must be a whole number of blocks. */

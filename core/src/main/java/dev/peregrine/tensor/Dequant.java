@@ -11,6 +11,7 @@ import java.nio.ByteOrder;
  */
 public final class Dequant {
     private static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfInt I32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private Dequant() {
@@ -38,7 +39,7 @@ public final class Dequant {
                     dst[dstOffset + i] = bf16ToFloat(data.get(I16, (first + i) * 2));
                 }
             }
-            case Q8_0, Q4_0, Q4_K, Q6_K -> {
+            case Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K -> {
                 int bs = type.blockSize();
                 if (first % bs == 0 && count % bs == 0) {
                     // Whole blocks (every row of a ggml-readable tensor): decode straight into dst.
@@ -79,11 +80,37 @@ public final class Dequant {
                     out[at + j + 16] = d * ((b >>> 4) - 8);
                 }
             }
-            case Q4_K -> {
+            case Q4_1, Q5_0, Q5_1 -> {
+                // Q4_0's nibbles, with a fifth bit from the word qh (Q5_0, Q5_1) and a stored
+                // minimum (Q4_1, Q5_1) in place of Q5_0's fixed -16.
+                float d = Float.float16ToFloat(data.get(I16, offset));
+                boolean withMin = type != DType.Q5_0;
+                boolean fiveBits = type != DType.Q4_1;
+                long quants = offset + 2 + (withMin ? 2 : 0) + (fiveBits ? 4 : 0);
+                int qh = fiveBits ? data.get(I32, quants - 4) : 0;
+                for (int j = 0; j < 16; j++) {
+                    int b = data.get(ValueLayout.JAVA_BYTE, quants + j) & 0xFF;
+                    int low = (b & 0x0F) | ((qh >>> j) & 1) << 4;
+                    int high = (b >>> 4) | ((qh >>> (j + 16)) & 1) << 4;
+                    if (withMin) {
+                        // ggml's q * d + m, as one FMA (what its C compiles to where FMA exists).
+                        float m = Float.float16ToFloat(data.get(I16, offset + 2));
+                        out[at + j] = Math.fma(low, d, m);
+                        out[at + j + 16] = Math.fma(high, d, m);
+                    } else {
+                        out[at + j] = d * (low - 16);
+                        out[at + j + 16] = d * (high - 16);
+                    }
+                }
+            }
+            case Q4_K, Q5_K -> {
                 float d = Float.float16ToFloat(data.get(I16, offset));
                 float dmin = Float.float16ToFloat(data.get(I16, offset + 2));
                 long scales = offset + 4;
-                long quants = offset + 16;
+                // Q5_K: 32 bytes of fifth bits (bit j of byte l for sub-block j) before the nibbles.
+                boolean fiveBits = type == DType.Q5_K;
+                long highBits = offset + 16;
+                long quants = offset + (fiveBits ? 48 : 16);
                 for (int j = 0; j < 8; j++) {
                     float scale = d * q4kScale(data, scales, j);
                     float min = dmin * q4kMin(data, scales, j);
@@ -92,6 +119,9 @@ public final class Dequant {
                     int shift = 4 * (j % 2);
                     for (int l = 0; l < 32; l++) {
                         int q = (data.get(ValueLayout.JAVA_BYTE, run + l) >>> shift) & 0x0F;
+                        if (fiveBits) {
+                            q |= (u8(data, highBits + l) >>> j & 1) << 4;
+                        }
                         out[at + 32 * j + l] = scale * q - min;
                     }
                 }
@@ -116,7 +146,7 @@ public final class Dequant {
         }
     }
 
-    /** Q4_K: the 6-bit scale of sub-block {@code j} (0..7) from the 12 packed bytes at {@code at}. */
+    /** Q4_K and Q5_K: the 6-bit scale of sub-block {@code j} (0..7) from the 12 packed bytes at {@code at}. */
     public static int q4kScale(MemorySegment data, long at, int j) {
         if (j < 4) {
             return u8(data, at + j) & 63;
@@ -124,7 +154,7 @@ public final class Dequant {
         return (u8(data, at + j + 4) & 0x0F) | (u8(data, at + j - 4) >>> 6) << 4;
     }
 
-    /** Q4_K: the 6-bit min of sub-block {@code j} (0..7) from the 12 packed bytes at {@code at}. */
+    /** Q4_K and Q5_K: the 6-bit min of sub-block {@code j} (0..7) from the 12 packed bytes at {@code at}. */
     public static int q4kMin(MemorySegment data, long at, int j) {
         if (j < 4) {
             return u8(data, at + j + 4) & 63;

@@ -5,9 +5,9 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * Reference quantisation from floats to each {@link DType}. Q8_0 and Q4_0 are bit-exact with
- * ggml's {@code quantize_row_*_ref} functions (round-to-nearest as ggml does it), so that files
- * written by Peregrine hold the bytes llama.cpp would write. Q4_K and Q6_K use a plainer choice of
+ * Reference quantisation from floats to each {@link DType}. Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 are
+ * bit-exact with ggml's {@code quantize_row_*_ref} functions (rounding as ggml does it), so that
+ * files written by Peregrine hold the bytes llama.cpp would write. Q4_K, Q5_K and Q6_K use a plainer choice of
  * scales than ggml's search: valid blocks that any ggml reader decodes, close to the input, but not
  * the bytes llama-quantize would write.
  */
@@ -37,7 +37,7 @@ public final class Quantize {
                     dst.set(I16, dstOffset + 2L * i, floatToBf16(src[srcOffset + i]));
                 }
             }
-            case Q8_0, Q4_0, Q4_K, Q6_K -> {
+            case Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K -> {
                 int bs = type.blockSize();
                 if (count % bs != 0) {
                     throw new IllegalArgumentException(count + " values are not a whole number of " + type + " blocks");
@@ -53,7 +53,11 @@ public final class Quantize {
         switch (type) {
             case Q8_0 -> q8_0Block(x, from, dst, at);
             case Q4_0 -> q4_0Block(x, from, dst, at);
-            case Q4_K -> q4_kBlock(x, from, dst, at);
+            case Q4_1 -> minBlock(x, from, dst, at, 4);
+            case Q5_0 -> q5_0Block(x, from, dst, at);
+            case Q5_1 -> minBlock(x, from, dst, at, 5);
+            case Q4_K -> kBlockWithMins(x, from, dst, at, 4);
+            case Q5_K -> kBlockWithMins(x, from, dst, at, 5);
             case Q6_K -> q6_kBlock(x, from, dst, at);
             default -> throw new IllegalArgumentException(type + " is not a block-quantised type");
         }
@@ -98,13 +102,87 @@ public final class Quantize {
     }
 
     /**
-     * Q4_K (layout in {@link DType}). Sub-block j spans [lo, hi] with lo = min(0, smallest value)
-     * and hi = its largest value: scale (hi - lo) / 15, min -lo. d and dmin map the largest scale
-     * and min to 63, each sub-block's 6-bit scale and min are rounded to nearest, and the nibbles
-     * are rounded against those stored (rounded) values. ggml instead searches each sub-block for
-     * the scale and min of least weighted error, starting from this same estimate.
+     * ggml's quantize_row_q5_0_ref for one block: Q4_0's rule with 5 bits, d = max / -16,
+     * q = min(31, trunc(x / d + 16.5)); the fifth bits go to the word qh.
      */
-    private static void q4_kBlock(float[] x, int from, MemorySegment dst, long at) {
+    private static void q5_0Block(float[] x, int from, MemorySegment dst, long at) {
+        float amax = 0;
+        float max = 0;
+        for (int j = 0; j < 32; j++) {
+            float v = checkFinite(x[from + j]);
+            if (amax < Math.abs(v)) {
+                amax = Math.abs(v);
+                max = v;
+            }
+        }
+        float d = max / -16f;
+        float id = d != 0 ? 1f / d : 0f;
+        dst.set(I16, at, Float.floatToFloat16(d));
+        int[] q = new int[32];
+        for (int j = 0; j < 32; j++) {
+            q[j] = Math.min(31, (int) (x[from + j] * id + 16.5f));
+        }
+        packFiveBits(q, dst, at + 2);
+    }
+
+    /**
+     * ggml's quantize_row_q4_1_ref (4 bits) and quantize_row_q5_1_ref (5 bits) for one block:
+     * m = the smallest value, d = (largest - m) / (2^bits - 1), q = min(2^bits - 1, trunc((x - m) / d
+     * + 0.5)) (ggml writes the cap for Q4_1 only; Q5_1's q cannot reach it).
+     */
+    private static void minBlock(float[] x, int from, MemorySegment dst, long at, int bits) {
+        float min = Float.MAX_VALUE;
+        float max = -Float.MAX_VALUE;
+        for (int j = 0; j < 32; j++) {
+            // Comparisons as ggml writes them (Math.min would prefer -0.0 to an earlier 0.0).
+            float v = checkFinite(x[from + j]);
+            if (v < min) {
+                min = v;
+            }
+            if (v > max) {
+                max = v;
+            }
+        }
+        int top = (1 << bits) - 1;
+        float d = (max - min) / top;
+        float id = d != 0 ? 1f / d : 0f;
+        dst.set(I16, at, Float.floatToFloat16(d));
+        dst.set(I16, at + 2, Float.floatToFloat16(min));
+        int[] q = new int[32];
+        for (int j = 0; j < 32; j++) {
+            q[j] = Math.min(top, (int) ((x[from + j] - min) * id + 0.5f));
+        }
+        if (bits == 5) {
+            packFiveBits(q, dst, at + 4);
+        } else {
+            for (int j = 0; j < 16; j++) {
+                dst.set(ValueLayout.JAVA_BYTE, at + 4 + j, (byte) (q[j] | q[j + 16] << 4));
+            }
+        }
+    }
+
+    /** 32 five-bit values as Q5_0 and Q5_1 store them: the word of fifth bits at {@code at}, then the nibbles. */
+    private static void packFiveBits(int[] q, MemorySegment dst, long at) {
+        int qh = 0;
+        for (int j = 0; j < 32; j++) {
+            qh |= (q[j] >>> 4 & 1) << j;
+        }
+        dst.set(ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), at, qh);
+        for (int j = 0; j < 16; j++) {
+            dst.set(ValueLayout.JAVA_BYTE, at + 4 + j, (byte) ((q[j] & 0x0F) | (q[j + 16] & 0x0F) << 4));
+        }
+    }
+
+    /**
+     * Q4_K or Q5_K (layouts in {@link DType}; {@code bits} 4 or 5). Sub-block j spans [lo, hi] with
+     * lo = min(0, smallest value) and hi = its largest value: scale (hi - lo) / (2^bits - 1), min
+     * -lo. d and dmin map the largest scale and min to 63, each sub-block's 6-bit scale and min are
+     * rounded to nearest, and the quants are rounded against those stored (rounded) values. ggml
+     * instead searches each sub-block for the scale and min of least weighted error, starting from
+     * this same estimate.
+     */
+    private static void kBlockWithMins(float[] x, int from, MemorySegment dst, long at, int bits) {
+        int top = (1 << bits) - 1;
         float[] scales = new float[8];
         float[] mins = new float[8];
         float maxScale = 0;
@@ -117,7 +195,7 @@ public final class Quantize {
                 lo = Math.min(lo, v);
                 hi = Math.max(hi, v);
             }
-            scales[j] = (hi - lo) / 15;
+            scales[j] = (hi - lo) / top;
             mins[j] = -lo;
             maxScale = Math.max(maxScale, scales[j]);
             maxMin = Math.max(maxMin, mins[j]);
@@ -129,6 +207,7 @@ public final class Quantize {
         dst.set(I16, at, dBits);
         dst.set(I16, at + 2, dminBits);
         byte[] packed = new byte[12];
+        byte[] qh = new byte[32];
         byte[] qs = new byte[128];
         for (int j = 0; j < 8; j++) {
             int sc = d > 0 ? Math.min(63, Math.round(scales[j] / d)) : 0;
@@ -144,13 +223,18 @@ public final class Quantize {
             float step = d * sc;
             float offset = dmin * m;
             for (int l = 0; l < 32; l++) {
-                int q = step > 0 ? Math.clamp(Math.round((x[from + 32 * j + l] + offset) / step), 0, 15) : 0;
-                // Sub-blocks 2r and 2r+1 share the 32 bytes of run r: low nibbles, then high.
-                qs[32 * (j / 2) + l] |= (byte) (q << 4 * (j % 2));
+                int q = step > 0 ? Math.clamp(Math.round((x[from + 32 * j + l] + offset) / step), 0, top) : 0;
+                // Sub-blocks 2r and 2r+1 share the 32 bytes of run r: low nibbles, then high;
+                // a Q5_K value's fifth bit is bit j of qh[l].
+                qs[32 * (j / 2) + l] |= (byte) ((q & 0x0F) << 4 * (j % 2));
+                qh[l] |= (byte) ((q >>> 4) << j);
             }
         }
         MemorySegment.copy(packed, 0, dst, ValueLayout.JAVA_BYTE, at + 4, 12);
-        MemorySegment.copy(qs, 0, dst, ValueLayout.JAVA_BYTE, at + 16, 128);
+        if (bits == 5) {
+            MemorySegment.copy(qh, 0, dst, ValueLayout.JAVA_BYTE, at + 16, 32);
+        }
+        MemorySegment.copy(qs, 0, dst, ValueLayout.JAVA_BYTE, at + (bits == 5 ? 48 : 16), 128);
     }
 
     /**

@@ -70,7 +70,7 @@ class SyntheticGgufTest {
 
     /** Every type whose blocks fit TINY's rows of 64 and 160 values (K-quants: kQuantFileTypes...). */
     @ParameterizedTest
-    @EnumSource(value = DType.class, names = {"Q4_K", "Q6_K"}, mode = EnumSource.Mode.EXCLUDE)
+    @EnumSource(value = DType.class, names = {"Q4_K", "Q5_K", "Q6_K"}, mode = EnumSource.Mode.EXCLUDE)
     void everyDtypeRoundTripsThroughTheReaderWithLlamaCppsConventions(DType type) {
         Path file = writeGguf(dir.resolve("tiny-" + type + ".gguf"), TINY, type, 0, 0);
         try (Arena arena = Arena.ofConfined()) {
@@ -100,14 +100,18 @@ class SyntheticGgufTest {
             assertThat(m.getFloat("llama.attention.layer_norm_rms_epsilon")).isEqualTo(1e-5f);
             assertThat(m.getString("general.architecture")).isEqualTo("llama");
             assertThat(m.asMap().keySet()).first().isEqualTo("general.architecture");
-            // llama_ftype: ALL_F32 0, MOSTLY_F16 1, MOSTLY_Q4_0 2, MOSTLY_Q8_0 7, MOSTLY_Q4_K_S 14,
-            // MOSTLY_Q6_K 18, MOSTLY_BF16 32
+            // llama_ftype: ALL_F32 0, MOSTLY_F16 1, MOSTLY_Q4_0 2, MOSTLY_Q4_1 3, MOSTLY_Q8_0 7,
+            // MOSTLY_Q5_0 8, MOSTLY_Q5_1 9, MOSTLY_Q4_K_S 14, MOSTLY_Q5_K_S 16, MOSTLY_Q6_K 18, MOSTLY_BF16 32
             long fileType = switch (type) {
                 case F32 -> 0;
                 case F16 -> 1;
                 case Q4_0 -> 2;
+                case Q4_1 -> 3;
                 case Q8_0 -> 7;
+                case Q5_0 -> 8;
+                case Q5_1 -> 9;
                 case Q4_K -> 14;
+                case Q5_K -> 16;
                 case Q6_K -> 18;
                 case BF16 -> 32;
             };
@@ -227,14 +231,17 @@ class SyntheticGgufTest {
         try (Arena arena = Arena.ofConfined()) {
             for (ModelShape shape : List.of(K_SHAPE, tied)) {
                 GgufFile f32 = GgufFile.open(writeGguf(dir.resolve(shape.name() + ".gguf"), shape, DType.F32, 4, 0), arena);
-                for (FileType fileType : List.of(FileType.of(DType.Q4_K), FileType.of(DType.Q6_K), FileType.Q4_K_M)) {
+                for (FileType fileType : List.of(FileType.of(DType.Q4_K), FileType.of(DType.Q5_K), FileType.of(DType.Q6_K),
+                        FileType.Q4_K_M, FileType.Q5_K_M)) {
                     Path path = dir.resolve(shape.name() + "-" + fileType.name() + ".gguf");
                     SyntheticModel.of(shape, 4).writeGguf(path, fileType, TokenizerMetadata.synthetic(shape.vocab()), 0);
                     GgufFile f = GgufFile.open(path, arena);
                     long expectedFileType = switch (fileType.name()) {
                         case "q4_k" -> 14;
+                        case "q5_k" -> 16;
                         case "q6_k" -> 18;
-                        default -> 15;
+                        case "q4_k_m" -> 15;
+                        default -> 17;
                     };
                     assertThat(f.metadata().getLong("general.file_type")).as(fileType.name()).isEqualTo(expectedFileType);
                     int q6k = 0;
@@ -248,7 +255,7 @@ class SyntheticGgufTest {
                         Quantize.fromFloat(expected, x, 0, x.length, MemorySegment.ofArray(bytes), 0);
                         assertThat(f.tensor(info.name()).data().toArray(ValueLayout.JAVA_BYTE)).as(what).isEqualTo(bytes);
                     }
-                    if (fileType == FileType.Q4_K_M) {
+                    if (fileType.isMix()) {
                         assertThat(q6k).as("Q6_K tensors: output + 4 attn_v + 4 ffn_down").isEqualTo(9);
                     }
                 }
@@ -261,13 +268,52 @@ class SyntheticGgufTest {
         if (name.endsWith("norm.weight")) {
             return DType.F32;
         }
-        if (fileType != FileType.Q4_K_M) {
+        if (!fileType.isMix()) {
             return fileType.base();
         }
         boolean output = name.equals("output.weight") || tied && name.equals("token_embd.weight");
         boolean moreBitsLayer = List.of("blk.0.", "blk.3.", "blk.6.", "blk.7.").stream().anyMatch(name::startsWith)
                 && (name.endsWith("attn_v.weight") || name.endsWith("ffn_down.weight"));
-        return output || moreBitsLayer ? DType.Q6_K : DType.Q4_K;
+        return output || moreBitsLayer ? DType.Q6_K : fileType.base();
+    }
+
+    /**
+     * A model 288 wide (as SmolLM2's 576 and Qwen2.5-0.5B's 896, not a whole number of 256-value
+     * super-blocks): in the mixes every matrix whose rows are 288 long takes llama.cpp's fallback
+     * (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0), ffn_down (rows of 512) keeps its K-quant; the
+     * bytes are the F32 values encoded as that type.
+     */
+    @Test
+    void mixesFallBackAsLlamaCppWhereRowsAreNotWholeSuperBlocks() {
+        ModelShape narrow = new ModelShape("narrow", 288, 8, 4, 2, 512, 512, 256, 1e4f, 1e-5f, false, false);
+        try (Arena arena = Arena.ofConfined()) {
+            GgufFile f32 = GgufFile.open(writeGguf(dir.resolve("narrow.gguf"), narrow, DType.F32, 4, 0), arena);
+            for (FileType fileType : FileType.MIXES) {
+                Path path = dir.resolve("narrow-" + fileType.name() + ".gguf");
+                SyntheticModel.of(narrow, 4).writeGguf(path, fileType, TokenizerMetadata.synthetic(narrow.vocab()), 0);
+                GgufFile f = GgufFile.open(path, arena);
+                Map<DType, Integer> counts = new java.util.EnumMap<>(DType.class);
+                for (GgufTensorInfo info : f.tensorInfos()) {
+                    DType kType = expectedKType(info.name(), fileType, false);
+                    DType expected = info.name().endsWith("ffn_down.weight") || kType == DType.F32 ? kType
+                            : switch (kType) {
+                                case Q4_K -> DType.Q5_0;
+                                case Q5_K -> DType.Q5_1;
+                                default -> DType.Q8_0;
+                            };
+                    String what = fileType.name() + " " + info.name();
+                    assertThat(info.type()).as(what).isEqualTo(expected);
+                    counts.merge(expected, 1, Integer::sum);
+                    float[] x = Dequant.toFloat(f32.tensor(info.name()));
+                    byte[] bytes = new byte[(int) expected.bytesFor(x.length)];
+                    Quantize.fromFloat(expected, x, 0, x.length, MemorySegment.ofArray(bytes), 0);
+                    assertThat(f.tensor(info.name()).data().toArray(ValueLayout.JAVA_BYTE)).as(what).isEqualTo(bytes);
+                }
+                // output + 4 attn_v as Q8_0, 4 ffn_down as Q6_K, 4 as the base K-quant.
+                assertThat(counts).as(fileType.name()).containsEntry(DType.Q8_0, 5).containsEntry(DType.Q6_K, 4)
+                        .containsEntry(fileType.base(), 4);
+            }
+        }
     }
 
     @Test
@@ -314,11 +360,12 @@ class SyntheticGgufTest {
         assertThatThrownBy(() -> tiny.writeGguf(file, DType.Q4_K, TokenizerMetadata.synthetic(512), 0))
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessage("q4_k stores rows in blocks of 256 values: dim 64 is not a multiple of 256");
-        // Q4_K_M: layer 0's ffn_down is Q6_K, and its rows are ffn = 320 long.
-        ModelShape oddKFfn = new ModelShape("odd", 256, 1, 4, 2, 320, 300, 128, 1e4f, 1e-5f, false, false);
+        // Q4_K_M: layer 0's ffn_down is Q6_K, and its rows are ffn = 304 long: not whole Q6_K blocks,
+        // nor whole blocks of the Q8_0 that llama.cpp falls back to.
+        ModelShape oddKFfn = new ModelShape("odd", 256, 1, 4, 2, 304, 300, 128, 1e4f, 1e-5f, false, false);
         assertThatThrownBy(() -> SyntheticModel.of(oddKFfn, 0).writeGguf(file, FileType.Q4_K_M, TokenizerMetadata.synthetic(300), 0))
                 .isInstanceOf(IllegalArgumentException.class)
-                .hasMessage("q6_k stores rows in blocks of 256 values: ffn 320 is not a multiple of 256");
+                .hasMessage("q8_0 stores rows in blocks of 32 values: ffn 304 is not a multiple of 32");
         assertThat(file).doesNotExist();
 
         Path noTokenizer = dir.resolve("empty.gguf");

@@ -8,12 +8,13 @@ import java.util.Arrays;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * Q4_K and Q6_K: {@link Dequant} against blocks built byte by byte from ggml's layouts
- * (block_q4_K / block_q6_K in ggml-common.h, dequantize_row_q4_K / dequantize_row_q6_K and
+ * Q4_K, Q5_K and Q6_K: {@link Dequant} against blocks built byte by byte from ggml's layouts
+ * (block_q4_K / block_q5_K / block_q6_K in ggml-common.h, dequantize_row_q4_K / _q5_K / _q6_K and
  * get_scale_min_k4 in ggml-quants.c), and {@link Quantize} by the error of its round trip.
  * fp16 constants: 0.5 = 0x3800, 0.25 = 0x3400; stored little-endian.
  */
@@ -64,6 +65,46 @@ class KQuantTest {
     }
 
     /**
+     * Q5_K: the Q4_K block above (d, dmin, the same 12 scale bytes and 128 nibble bytes, now at
+     * offset 48) with 32 bytes qh at offset 16, qh[l] = 37 l mod 256; the value at position l of
+     * sub-block j gains 16 where bit j of qh[l] is set (dequantize_row_q5_K: u1 = 1 &lt;&lt; 2r for
+     * the low nibbles of run r, u2 = 2 &lt;&lt; 2r for the high ones).
+     */
+    @Test
+    void q5_kBlockDecodesAsGgmlDefinesIt() {
+        byte[] block = new byte[176];
+        block[1] = 0x38;
+        block[3] = 0x34;
+        int[] packed = {0x01, 0x42, 0x83, 0xFF, 0x00, 0x45, 0xBF, 0xC1, 0x24, 0x01, 0x81, 0xFF};
+        for (int i = 0; i < 12; i++) {
+            block[4 + i] = (byte) packed[i];
+        }
+        for (int l = 0; l < 32; l++) {
+            block[16 + l] = (byte) (37 * l);
+        }
+        for (int i = 0; i < 128; i++) {
+            int l = i % 32;
+            block[48 + i] = (byte) ((l % 16) | (15 - l % 16) << 4);
+        }
+        float[] y = decode(DType.Q5_K, block);
+
+        // qh[3] = 111 = 0b0110_1111: sub-blocks 0-3, 5, 6 get 16 at position 3.
+        assertThat(y[3]).isEqualTo(9.5f);              // sub-block 0, q = 3 + 16: 0.5*1*19 - 0
+        assertThat(y[128 + 3]).isEqualTo(5.5f);        // sub-block 4, q = 3 (bit 4 clear): 0.5*4*3 - 0.25*2
+        assertThat(y[160 + 3]).isEqualTo(234f);        // sub-block 5, q = 12 + 16: 0.5*17*28 - 0.25*16
+        // qh[1] = 37 = 0b0010_0101: sub-block 7 at position 1 (bit 7 clear), q = 14: 0.5*63*14 - 0.25*63.
+        assertThat(y[224 + 1]).isEqualTo(425.25f);
+        int[] sc = {1, 2, 3, 63, 4, 17, 33, 63};
+        int[] m = {0, 5, 63, 1, 2, 16, 40, 63};
+        for (int i = 0; i < 256; i++) {
+            int j = i / 32;
+            int l = i % 32;
+            int q = (j % 2 == 0 ? l % 16 : 15 - l % 16) + ((37 * l & 0xFF) >>> j & 1) * 16;
+            assertThat(y[i]).as("value %d", i).isEqualTo(0.5f * sc[j] * q - 0.25f * m[j]);
+        }
+    }
+
+    /**
      * d = 0.5 at bytes 208-209; int8 scales sc (bytes 192-207) below; all quant bits zero (q = 0,
      * value d sc (0 - 32) = -16 sc) except:
      * <ul>
@@ -106,7 +147,7 @@ class KQuantTest {
 
     /** Reading from inside a block (first and count anywhere) gives the same values as decoding whole blocks. */
     @ParameterizedTest
-    @EnumSource(value = DType.class, names = {"Q4_K", "Q6_K"})
+    @EnumSource(value = DType.class, names = {"Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"})
     void partialRangesMatchWholeBlocks(DType type) {
         float[] x = gaussian(3 * 256, 1, 5);
         MemorySegment q = MemorySegment.ofArray(quantize(type, x));
@@ -123,24 +164,26 @@ class KQuantTest {
     }
 
     @ParameterizedTest
-    @EnumSource(value = DType.class, names = {"Q4_K", "Q6_K"})
+    @EnumSource(value = DType.class, names = {"Q4_1", "Q5_1", "Q4_K", "Q5_K", "Q6_K"})
     void zerosEncodeAndDecodeToZeros(DType type) {
         float[] y = roundTrip(type, new float[512]);
         assertThat(y).containsOnly(0f);
     }
 
     /**
-     * Q4_K error bound. Sub-block j spans [lo, hi] (lo = min(0, min x)), scale s = (hi - lo) / 15,
-     * min m = -lo; with D = max s / 63 and M = max m / 63, the stored 6-bit scale and min are each
-     * within D/2 and M/2 of s and m. Inside the covered range a value is off by at most half a
-     * step (s/2 + D/4); beyond it the clamped end is at most 15 D/2 + M/2 away. fp16 rounding of
-     * D and M moves these by a factor 1 + 2^-11, well inside the bound s/2 + 8 D + M.
+     * Q4_K and Q5_K error bound (levels L = 15 or 31). Sub-block j spans [lo, hi] (lo = min(0, min
+     * x)), scale s = (hi - lo) / L, min m = -lo; with D = max s / 63 and M = max m / 63, the stored
+     * 6-bit scale and min are each within D/2 and M/2 of s and m. Inside the covered range a value
+     * is off by at most half a step (s/2 + D/4); beyond it the clamped end is at most L D/2 + M/2
+     * away. fp16 rounding of D and M moves these by a factor 1 + 2^-11, well inside the bound s/2
+     * + (L + 1) D / 2 + M.
      */
     @ParameterizedTest
-    @ValueSource(floats = {1f, 0.02f, 300f})
-    void q4_kErrorIsWithinHalfAStepPlusTheScaleRounding(float scale) {
+    @CsvSource({"Q4_K, 1", "Q4_K, 0.02", "Q4_K, 300", "Q5_K, 1", "Q5_K, 0.02", "Q5_K, 300"})
+    void q4_kAndQ5_kErrorIsWithinHalfAStepPlusTheScaleRounding(DType type, float scale) {
+        int levels = type == DType.Q4_K ? 15 : 31;
         float[] x = gaussian(256 * 100, scale, 3);
-        float[] y = roundTrip(DType.Q4_K, x);
+        float[] y = roundTrip(type, x);
         for (int b = 0; b < x.length / 256; b++) {
             double[] s = new double[8];
             double maxS = 0;
@@ -152,17 +195,17 @@ class KQuantTest {
                     lo = Math.min(lo, x[b * 256 + 32 * j + l]);
                     hi = Math.max(hi, x[b * 256 + 32 * j + l]);
                 }
-                s[j] = (hi - lo) / 15;
+                s[j] = (hi - lo) / levels;
                 maxS = Math.max(maxS, s[j]);
                 maxM = Math.max(maxM, -lo);
             }
             for (int i = 0; i < 256; i++) {
                 int at = b * 256 + i;
-                double bound = s[i / 32] / 2 + 8 * maxS / 63 + maxM / 63;
+                double bound = s[i / 32] / 2 + (levels + 1) / 2.0 * maxS / 63 + maxM / 63;
                 assertThat((double) Math.abs(x[at] - y[at])).as("value %d", at).isLessThanOrEqualTo(bound);
             }
         }
-        assertThat(relativeRms(x, y)).as("relative RMS error").isLessThan(0.1);
+        assertThat(relativeRms(x, y)).as("relative RMS error").isLessThan(type == DType.Q4_K ? 0.1 : 0.05);
     }
 
     /**
@@ -195,14 +238,14 @@ class KQuantTest {
     }
 
     @ParameterizedTest
-    @EnumSource(value = DType.class, names = {"Q4_K", "Q6_K"})
-    void sizesAreWholeSuperBlocks(DType type) {
+    @CsvSource({"Q4_K, 144, 12", "Q5_K, 176, 13", "Q6_K, 210, 14"})
+    void sizesAreWholeSuperBlocks(DType type, int blockBytes, int ggmlId) {
         assertThat(type.blockSize()).isEqualTo(256);
-        assertThat(type.bytesFor(512)).isEqualTo(2L * (type == DType.Q4_K ? 144 : 210));
+        assertThat(type.bytesFor(512)).isEqualTo(2L * blockBytes);
         assertThat(type.isKQuant()).isTrue();
         assertThatThrownBy(() -> type.bytesFor(320)).isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("320");
-        assertThat(DType.fromGgmlId(type == DType.Q4_K ? 12 : 14)).contains(type);
+        assertThat(DType.fromGgmlId(ggmlId)).contains(type);
     }
 
     private static byte[] quantize(DType type, float[] x) {

@@ -26,7 +26,7 @@ final class ThreadScratch implements AutoCloseable {
     /** Vector accumulators stored as floats (see VectorKernels.addLaneSums). */
     float[] lanes = new float[0];
     private float[] transposed = new float[0];
-    /** K-quant sub-block scales and offsets of 4 rows (see VectorKernels.rowsQ4K). */
+    /** K-quant sub-block scales and offsets of 4 rows (see VectorKernels.rowsQ45K). */
     float[] blockScales = new float[0];
     /** One weight row dequantised to floats (embedding rows, the scalar kernels). */
     float[] row = new float[0];

@@ -113,8 +113,8 @@ final class VectorKernels implements Kernels {
     public int rowGroup(DType type, long rows, long columns) {
         return switch (type) {
             case Q8_0 -> TILE_ROWS;
-            case Q4_0 -> rows >= TILE_ROWS ? TILE_ROWS : 1;
-            case Q4_K, Q6_K -> rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
+            case Q4_0, Q4_1, Q5_0, Q5_1 -> rows >= TILE_ROWS ? TILE_ROWS : 1;
+            case Q4_K, Q5_K, Q6_K -> rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
             default -> 1;
         };
     }
@@ -184,7 +184,7 @@ final class VectorKernels implements Kernels {
      */
     private static boolean hasRowKernel(CpuWeight w) {
         return switch (w.type()) {
-            case F32, F16, BF16, Q4_0, Q4_K, Q6_K -> true;
+            case F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K -> true;
             case Q8_0 -> w.rowGroup() == TILE_ROWS;
         };
     }
@@ -260,8 +260,8 @@ final class VectorKernels implements Kernels {
                     case F32 -> rowsF32(data, o0, o1, o2, o3, x, fullEnd, kp, tail, sums, lanes);
                     case F16, BF16 -> rowsHalf(w.type() == DType.BF16, data, o0, o1, o2, o3, x, fullEnd, kp, tail, sums, lanes);
                     case Q8_0 -> rowsQ8(data, o0, x, kp, sums, lanes);
-                    case Q4_0 -> rowsQ4(data, o0, o1, o2, o3, stride, x, kp, sums, lanes);
-                    case Q4_K -> rowsQ4K(data, o0, o1, o2, o3, stride, x, kp, sums, lanes, kScales);
+                    case Q4_0, Q4_1, Q5_0, Q5_1 -> rowsNibbles(w.type(), data, o0, o1, o2, o3, stride, x, kp, sums, lanes);
+                    case Q4_K, Q5_K -> rowsQ45K(w.type() == DType.Q5_K, data, o0, o1, o2, o3, stride, x, kp, sums, lanes, kScales);
                     case Q6_K -> rowsQ6K(data, o0, o1, o2, o3, stride, x, kp, sums, lanes, kScales);
                     default -> throw new IllegalStateException("no row kernel for " + w.type());
                 }
@@ -558,12 +558,21 @@ final class VectorKernels implements Kernels {
     }
 
     /**
-     * Q4_0 rows: a block's first half of values sits in the low nibbles of its 16 bytes, the second
-     * in the high nibbles; value = (nibble - 8) * d, as {@link #decodeQ4} makes it: as
-     * fma(nibble, d, -8d), which is exact (4 by 11 significant bits) and one operation shorter.
+     * Rows of the 32-value nibble types, Q4_0, Q4_1, Q5_0 and Q5_1 (layouts in {@code DType}): a
+     * block's first 16 values sit in the low nibbles of its 16 bytes, the second 16 in the high
+     * nibbles, with a fifth bit each from the word qh for Q5_0 and Q5_1. Every value is
+     * fma(q, d, m), as {@link #decodeNibbleBlocks} and {@code Dequant} make it: m is the stored
+     * minimum for Q4_1 and Q5_1, and -8d (Q4_0) or -16d (Q5_0) otherwise, for which the FMA is
+     * exact (5 by 11 significant bits) and equals (q - 8) * d or (q - 16) * d.
      */
-    private static void rowsQ4(MemorySegment w, long o0, long o1, long o2, long o3, long stride, MemorySegment x,
-                               int to, float[] sums, float[] lanes) {
+    private static void rowsNibbles(DType type, MemorySegment w, long o0, long o1, long o2, long o3, long stride,
+                                    MemorySegment x, int to, float[] sums, float[] lanes) {
+        NibbleLayout layout = NibbleLayout.of(type);
+        boolean withMin = layout.withMin;
+        boolean fiveBits = layout.fiveBits;
+        long qs = layout.quants;
+        float bias = layout.bias;
+        IntVector bitOfLane = IntVector.zero(I).addIndex(1);
         FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
         // Offsets linear in an int block counter, as in rowsQ8.
         int blocks = to / BLOCK;
@@ -574,47 +583,39 @@ final class VectorKernels implements Kernels {
             float d1 = Float.float16ToFloat(w.get(LE_SHORT, o1 + at));
             float d2 = Float.float16ToFloat(w.get(LE_SHORT, o2 + at));
             float d3 = Float.float16ToFloat(w.get(LE_SHORT, o3 + at));
-            float m0 = -8 * d0, m1 = -8 * d1, m2 = -8 * d2, m3 = -8 * d3;
-            for (int c = 0; c < BLOCK / 2; c += FL) {
-                IntVector q0 = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o0 + at + 2 + c, LE)
-                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
-                IntVector q1 = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o1 + at + 2 + c, LE)
-                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
-                IntVector q2 = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o2 + at + 2 + c, LE)
-                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
-                IntVector q3 = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o3 + at + 2 + c, LE)
-                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
-                FloatVector low = FloatVector.fromMemorySegment(F, x, xAt + 4L * c, NATIVE);
-                c0 = ((FloatVector) q0.and(0x0F).convert(VectorOperators.I2F, 0)).fma(d0, m0).fma(low, c0);
-                c1 = ((FloatVector) q1.and(0x0F).convert(VectorOperators.I2F, 0)).fma(d1, m1).fma(low, c1);
-                c2 = ((FloatVector) q2.and(0x0F).convert(VectorOperators.I2F, 0)).fma(d2, m2).fma(low, c2);
-                c3 = ((FloatVector) q3.and(0x0F).convert(VectorOperators.I2F, 0)).fma(d3, m3).fma(low, c3);
-                if (FL == BLOCK / 2) {
-                    // The high nibbles are the block's second half, which follows the first in the chain.
-                    FloatVector high = FloatVector.fromMemorySegment(F, x, xAt + 4L * (BLOCK / 2 + c), NATIVE);
-                    c0 = ((FloatVector) q0.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).fma(d0, m0).fma(high, c0);
-                    c1 = ((FloatVector) q1.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).fma(d1, m1).fma(high, c1);
-                    c2 = ((FloatVector) q2.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).fma(d2, m2).fma(high, c2);
-                    c3 = ((FloatVector) q3.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).fma(d3, m3).fma(high, c3);
-                }
-            }
-            if (FL < BLOCK / 2) {
-                // Narrower vectors: the chain must still visit the values in column order, so the
-                // high nibbles (the second half) come after all of the first half.
+            float m0 = withMin ? Float.float16ToFloat(w.get(LE_SHORT, o0 + at + 2)) : bias * d0;
+            float m1 = withMin ? Float.float16ToFloat(w.get(LE_SHORT, o1 + at + 2)) : bias * d1;
+            float m2 = withMin ? Float.float16ToFloat(w.get(LE_SHORT, o2 + at + 2)) : bias * d2;
+            float m3 = withMin ? Float.float16ToFloat(w.get(LE_SHORT, o3 + at + 2)) : bias * d3;
+            int h0 = fiveBits ? w.get(LE_INT, o0 + at + qs - 4) : 0;
+            int h1 = fiveBits ? w.get(LE_INT, o1 + at + qs - 4) : 0;
+            int h2 = fiveBits ? w.get(LE_INT, o2 + at + qs - 4) : 0;
+            int h3 = fiveBits ? w.get(LE_INT, o3 + at + qs - 4) : 0;
+            // The low nibbles (values 0-15) in column order, then the high ones (16-31).
+            for (int half = 0; half < 2; half++) {
+                int shift = 4 * half;
                 for (int c = 0; c < BLOCK / 2; c += FL) {
-                    FloatVector high = FloatVector.fromMemorySegment(F, x, xAt + 4L * (BLOCK / 2 + c), NATIVE);
-                    c0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o0 + at + 2 + c, LE)
-                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, 4)
-                            .convert(VectorOperators.I2F, 0)).fma(d0, m0).fma(high, c0);
-                    c1 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o1 + at + 2 + c, LE)
-                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, 4)
-                            .convert(VectorOperators.I2F, 0)).fma(d1, m1).fma(high, c1);
-                    c2 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o2 + at + 2 + c, LE)
-                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, 4)
-                            .convert(VectorOperators.I2F, 0)).fma(d2, m2).fma(high, c2);
-                    c3 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o3 + at + 2 + c, LE)
-                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, 4)
-                            .convert(VectorOperators.I2F, 0)).fma(d3, m3).fma(high, c3);
+                    FloatVector v = FloatVector.fromMemorySegment(F, x, xAt + 4L * (16 * half + c), NATIVE);
+                    int bit = 16 * half + c;
+                    IntVector q0 = ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o0 + at + qs + c, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F);
+                    IntVector q1 = ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o1 + at + qs + c, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F);
+                    IntVector q2 = ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o2 + at + qs + c, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F);
+                    IntVector q3 = ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o3 + at + qs + c, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F);
+                    if (fiveBits) {
+                        // Value j's fifth bit is bit j of qh: the lane's bit moved to 16 (4 places up).
+                        q0 = q0.or(IntVector.broadcast(I, (h0 >>> bit & 0xFFFF) << 4).lanewise(VectorOperators.LSHR, bitOfLane).and(16));
+                        q1 = q1.or(IntVector.broadcast(I, (h1 >>> bit & 0xFFFF) << 4).lanewise(VectorOperators.LSHR, bitOfLane).and(16));
+                        q2 = q2.or(IntVector.broadcast(I, (h2 >>> bit & 0xFFFF) << 4).lanewise(VectorOperators.LSHR, bitOfLane).and(16));
+                        q3 = q3.or(IntVector.broadcast(I, (h3 >>> bit & 0xFFFF) << 4).lanewise(VectorOperators.LSHR, bitOfLane).and(16));
+                    }
+                    c0 = ((FloatVector) q0.convert(VectorOperators.I2F, 0)).fma(d0, m0).fma(v, c0);
+                    c1 = ((FloatVector) q1.convert(VectorOperators.I2F, 0)).fma(d1, m1).fma(v, c1);
+                    c2 = ((FloatVector) q2.convert(VectorOperators.I2F, 0)).fma(d2, m2).fma(v, c2);
+                    c3 = ((FloatVector) q3.convert(VectorOperators.I2F, 0)).fma(d3, m3).fma(v, c3);
                 }
             }
         }
@@ -626,9 +627,31 @@ final class VectorKernels implements Kernels {
     }
 
     /**
-     * Q4_K rows, per 256-value super-block: sub-block j (32 values) has scale d * sc[j] and offset
-     * dmin * m[j]; value = scale * q - offset, as {@code Dequant} computes it (two roundings, no
-     * FMA). Sub-blocks 2r and 2r + 1 are the low and high nibbles of the run of 32 bytes r.
+     * Where a 32-value nibble type keeps its parts: a stored minimum after d (else m = bias * d),
+     * a word of fifth bits just before the nibbles, and the nibbles' byte offset in the block.
+     */
+    private record NibbleLayout(boolean withMin, boolean fiveBits, long quants, float bias) {
+        private static final NibbleLayout Q4_0 = new NibbleLayout(false, false, 2, -8);
+        private static final NibbleLayout Q4_1 = new NibbleLayout(true, false, 4, 0);
+        private static final NibbleLayout Q5_0 = new NibbleLayout(false, true, 6, -16);
+        private static final NibbleLayout Q5_1 = new NibbleLayout(true, true, 8, 0);
+
+        static NibbleLayout of(DType type) {
+            return switch (type) {
+                case Q4_0 -> Q4_0;
+                case Q4_1 -> Q4_1;
+                case Q5_0 -> Q5_0;
+                case Q5_1 -> Q5_1;
+                default -> throw new IllegalArgumentException(type + " is not a 32-value nibble type");
+            };
+        }
+    }
+
+    /**
+     * Q4_K and Q5_K rows, per 256-value super-block: sub-block j (32 values) has scale d * sc[j]
+     * and offset dmin * m[j]; value = scale * q - offset, as {@code Dequant} computes it (two
+     * roundings, no FMA). Sub-blocks 2r and 2r + 1 are the low and high nibbles of the run of 32
+     * bytes r; a Q5_K value at position l of sub-block j takes its fifth bit from bit j of qh[l].
      *
      * <p>One row at a time per super-block, its chain parked in {@code lanes} in between, columns in
      * order (so each lane's chain is the same at every vector width's grouping of columns). Small
@@ -636,10 +659,11 @@ final class VectorKernels implements Kernels {
      * inlining budget, and in most JVM runs of a llama3.2-1b Q4_K_M decode its vectors were boxed
      * (20 GB per token, 1 tok/s); this shape is the one that never did at 512 bits.
      */
-    private static void rowsQ4K(MemorySegment w, long o0, long o1, long o2, long o3, long stride, MemorySegment x, int to,
-                                float[] sums, float[] lanes, float[] scales) {
+    private static void rowsQ45K(boolean fiveBits, MemorySegment w, long o0, long o1, long o2, long o3, long stride,
+                                 MemorySegment x, int to, float[] sums, float[] lanes, float[] scales) {
         java.util.Arrays.fill(lanes, 0, 4 * FL, 0f);
         IntVector nibble = IntVector.broadcast(I, 0x0F);
+        long quants = fiveBits ? 48 : 16;
         for (int blk = 0; blk < to / K_BLOCK; blk++) {
             int b = blk * K_BLOCK;
             for (int row = 0; row < 4; row++) {
@@ -647,22 +671,32 @@ final class VectorKernels implements Kernels {
                 q4kScales(w, at, scales, 0);
                 FloatVector c = FloatVector.fromArray(F, lanes, row * FL);
                 for (int r = 0; r < 4; r++) {
-                    long run = at + 16 + 32L * r;
+                    long run = at + quants + 32L * r;
                     long xAt = 4L * (b + 64 * r);
                     float scaleLow = scales[2 * r];
                     float offsetLow = scales[8 + 2 * r];
                     float scaleHigh = scales[2 * r + 1];
                     float offsetHigh = scales[9 + 2 * r];
                     for (int g = 0; g < 32; g += FL) {
-                        IntVector q = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, run + g, LE)
-                                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
-                        c = ((FloatVector) q.and(nibble).convertShape(VectorOperators.I2F, F, 0)).mul(scaleLow)
+                        IntVector q = ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, run + g, LE)
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).and(nibble);
+                        if (fiveBits) {
+                            q = q.or(((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, at + 16 + g, LE)
+                                    .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHL, 4)
+                                    .lanewise(VectorOperators.LSHR, 2 * r).and(16));
+                        }
+                        c = ((FloatVector) q.convertShape(VectorOperators.I2F, F, 0)).mul(scaleLow)
                                 .sub(offsetLow).fma(FloatVector.fromMemorySegment(F, x, xAt + 4L * g, NATIVE), c);
                     }
                     for (int g = 0; g < 32; g += FL) {
-                        IntVector q = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, run + g, LE)
-                                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
-                        c = ((FloatVector) q.lanewise(VectorOperators.LSHR, 4).convertShape(VectorOperators.I2F, F, 0))
+                        IntVector q = ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, run + g, LE)
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, 4);
+                        if (fiveBits) {
+                            q = q.or(((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, at + 16 + g, LE)
+                                    .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHL, 4)
+                                    .lanewise(VectorOperators.LSHR, 2 * r + 1).and(16));
+                        }
+                        c = ((FloatVector) q.convertShape(VectorOperators.I2F, F, 0))
                                 .mul(scaleHigh).sub(offsetHigh)
                                 .fma(FloatVector.fromMemorySegment(F, x, xAt + 128 + 4L * g, NATIVE), c);
                     }
@@ -674,19 +708,25 @@ final class VectorKernels implements Kernels {
     }
 
     /**
-     * Q4_K values (nibbles at {@code shift}) of FL bytes at {@code at}, as floats into
-     * {@code into[to ..]}. Stored, not returned: a helper returning a vector boxes it wherever C2
-     * does not inline the helper (with 256-bit vectors a Q4_K_M decode step allocated 512 KB).
+     * Q4_K or Q5_K values of sub-block {@code j} of the super-block at {@code at}, FL of them from
+     * position {@code l}, as floats into {@code into[to ..]}. Stored, not returned: a helper
+     * returning a vector boxes it wherever C2 does not inline the helper (with 256-bit vectors a
+     * Q4_K_M decode step allocated 512 KB).
      */
-    private static void q4kValues(MemorySegment w, long at, int shift, float[] into, int to) {
-        ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, at, LE)
-                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F)
-                .convert(VectorOperators.I2F, 0)).intoArray(into, to);
+    private static void q45kValues(boolean fiveBits, MemorySegment w, long at, int j, int l, float[] into, int to) {
+        IntVector q = ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, at + (fiveBits ? 48 : 16) + 32L * (j / 2) + l, LE)
+                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, 4 * (j % 2)).and(0x0F);
+        if (fiveBits) {
+            q = q.or(((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, at + 16 + l, LE)
+                    .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHL, 4)
+                    .lanewise(VectorOperators.LSHR, j).and(16));
+        }
+        ((FloatVector) q.convert(VectorOperators.I2F, 0)).intoArray(into, to);
     }
 
     /**
      * Q6_K values q - 32 of the super-block at {@code at}, FL of them from value {@code i}, as
-     * floats into {@code into[to ..]} (stored, as q4kValues explains): q's low 4 bits from ql, high
+     * floats into {@code into[to ..]} (stored, as q45kValues explains): q's low 4 bits from ql, high
      * 2 bits from qh (the rowsQ6K comment has the layout).
      */
     private static void q6kValues(MemorySegment w, long at, int i, float[] into, int to) {
@@ -725,7 +765,7 @@ final class VectorKernels implements Kernels {
      * in half h (128 values), run k (32 values) takes its low bits from ql bytes 64h + 0-31 (k
      * even) or 32-63 (k odd), their low nibbles for k < 2 and high ones after, and its high bits
      * from qh bytes 128 + 32h + 0-31 at bit 2k. One row at a time, chain parked in {@code lanes},
-     * columns in order, as rowsQ4K (and small for the same reason; a written-out 512-bit version
+     * columns in order, as rowsQ45K (and small for the same reason; a written-out 512-bit version
      * was boxed in some JVM runs too).
      */
     private static void rowsQ6K(MemorySegment w, long o0, long o1, long o2, long o3, long stride, MemorySegment x, int to,
@@ -1084,14 +1124,15 @@ final class VectorKernels implements Kernels {
             case F16 -> decodeF16(data, rowOffset + 2L * first, count, dst, dstOffset);
             case BF16 -> decodeBf16(data, rowOffset + 2L * first, count, dst, dstOffset);
             case Q8_0 -> decodeQ8(data, rowOffset + first / BLOCK * blockStride, blockStride, count / BLOCK, dst, dstOffset);
-            case Q4_0 -> decodeQ4(data, rowOffset + first / BLOCK * blockStride, blockStride, count / BLOCK, dst, dstOffset);
-            case Q4_K, Q6_K -> {
+            case Q4_0, Q4_1, Q5_0, Q5_1 -> decodeNibbleBlocks(type, data, rowOffset + first / BLOCK * blockStride, blockStride, count / BLOCK,
+                    dst, dstOffset);
+            case Q4_K, Q5_K, Q6_K -> {
                 if (rowOffset % type.blockBytes() == 0 && first % K_BLOCK == 0 && count % K_BLOCK == 0) {
                     long at = rowOffset + first / K_BLOCK * blockStride;
-                    // 16 scales (and offsets), then FL values (see q4kValues).
+                    // 16 scales (and offsets), then FL values (see q45kValues).
                     float[] scales = scratch.blockScales(16 + FL);
-                    if (type == DType.Q4_K) {
-                        decodeQ4K(data, at, blockStride, count / K_BLOCK, dst, dstOffset, scales);
+                    if (type != DType.Q6_K) {
+                        decodeQ45K(type == DType.Q5_K, data, at, blockStride, count / K_BLOCK, dst, dstOffset, scales);
                     } else {
                         decodeQ6K(data, at, blockStride, count / K_BLOCK, dst, dstOffset, scales);
                     }
@@ -1168,21 +1209,19 @@ final class VectorKernels implements Kernels {
     }
 
     /**
-     * Q4_K super-blocks to floats, the values of {@link Dequant} and of rowsQ4K: scale * q - offset.
-     * {@code scales} holds at least 16 + FL floats: a super-block's scales and offsets, then the
-     * values being converted.
+     * Q4_K or Q5_K super-blocks to floats, the values of {@link Dequant} and of rowsQ45K: scale * q -
+     * offset. {@code scales} holds at least 16 + FL floats: a super-block's scales and offsets, then
+     * the values being converted.
      */
-    static void decodeQ4K(MemorySegment data, long offset, long stride, int blocks, MemorySegment dst, long dstOffset,
-                          float[] scales) {
+    static void decodeQ45K(boolean fiveBits, MemorySegment data, long offset, long stride, int blocks, MemorySegment dst,
+                           long dstOffset, float[] scales) {
         for (int blk = 0; blk < blocks; blk++) {
             long at = offset + blk * stride;
             long to = dstOffset + 4L * K_BLOCK * blk;
             q4kScales(data, at, scales, 0);
             for (int j = 0; j < 8; j++) {
-                long run = at + 16 + 32L * (j / 2);
-                int shift = 4 * (j % 2);
                 for (int c = 0; c < 32; c += FL) {
-                    q4kValues(data, run + c, shift, scales, 16);
+                    q45kValues(fiveBits, data, at, j, c, scales, 16);
                     FloatVector.fromArray(F, scales, 16).mul(scales[j]).sub(scales[8 + j])
                             .intoMemorySegment(dst, to + 4L * (32 * j + c), NATIVE);
                 }
@@ -1190,7 +1229,7 @@ final class VectorKernels implements Kernels {
         }
     }
 
-    /** Q6_K super-blocks to floats, the values of {@link Dequant} and of rowsQ6K: (d * sc) * (q - 32); {@code scales} as for decodeQ4K. */
+    /** Q6_K super-blocks to floats, the values of {@link Dequant} and of rowsQ6K: (d * sc) * (q - 32); {@code scales} as for decodeQ45K. */
     static void decodeQ6K(MemorySegment data, long offset, long stride, int blocks, MemorySegment dst, long dstOffset,
                           float[] scales) {
         for (int blk = 0; blk < blocks; blk++) {
@@ -1204,19 +1243,27 @@ final class VectorKernels implements Kernels {
         }
     }
 
-    static void decodeQ4(MemorySegment data, long offset, long stride, int blocks, MemorySegment dst, long dstOffset) {
+    /** Blocks of a 32-value nibble type to floats, the values of rowsNibbles (and {@code Dequant}): fma(q, d, m). */
+    static void decodeNibbleBlocks(DType type, MemorySegment data, long offset, long stride, int blocks, MemorySegment dst,
+                                   long dstOffset) {
+        NibbleLayout layout = NibbleLayout.of(type);
+        IntVector bitOfLane = IntVector.zero(I).addIndex(1);
         for (int b = 0; b < blocks; b++) {
             long o = offset + b * stride;
             float d = Float.float16ToFloat(data.get(LE_SHORT, o));
-            float m = -8 * d;
-            for (int c = 0; c < BLOCK / 2; c += FL) {
-                // (nibble - 8) * d as fma(nibble, d, -8d): exact, and the same bits as rowsQ4's.
-                IntVector q = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, data, o + 2 + c, LE)
-                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
-                ((FloatVector) q.and(0x0F).convert(VectorOperators.I2F, 0))
-                        .fma(d, m).intoMemorySegment(dst, dstOffset + 4L * (b * BLOCK + c), NATIVE);
-                ((FloatVector) q.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0))
-                        .fma(d, m).intoMemorySegment(dst, dstOffset + 4L * (b * BLOCK + BLOCK / 2 + c), NATIVE);
+            float m = layout.withMin ? Float.float16ToFloat(data.get(LE_SHORT, o + 2)) : layout.bias * d;
+            int qh = layout.fiveBits ? data.get(LE_INT, o + layout.quants - 4) : 0;
+            for (int half = 0; half < 2; half++) {
+                for (int c = 0; c < BLOCK / 2; c += FL) {
+                    IntVector q = ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, data, o + layout.quants + c, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, 4 * half).and(0x0F);
+                    int bit = 16 * half + c;
+                    if (layout.fiveBits) {
+                        q = q.or(IntVector.broadcast(I, (qh >>> bit & 0xFFFF) << 4).lanewise(VectorOperators.LSHR, bitOfLane).and(16));
+                    }
+                    ((FloatVector) q.convert(VectorOperators.I2F, 0)).fma(d, m)
+                            .intoMemorySegment(dst, dstOffset + 4L * (b * BLOCK + bit), NATIVE);
+                }
             }
         }
     }

@@ -30,8 +30,8 @@ import org.slf4j.LoggerFactory;
  * <p>Decode-sized products (up to {@value #MATVEC_MAX_TOKENS} token rows) run the matrix-vector
  * kernels, which stream each weight once at close to the memory bandwidth; larger batches and
  * prompts go to cuBLAS with half-precision operands (quantised weights dequantised to f16 first).
- * K-quant weights (Q4_K, Q6_K) have no kernels of their own yet: they are dequantised to F16 at
- * upload and run as F16 weights.
+ * The other quantised types (Q4_1, Q5_0, Q5_1 and the K-quants) have no kernels of their own yet:
+ * they are dequantised to F16 at upload and run as F16 weights.
  *
  * <p>No allocation per step once the first steps have sized the scratch areas: device memory is
  * allocated at upload and by {@link #allocate}, launch arguments are staged in one reused native
@@ -95,7 +95,7 @@ final class CudaBackend implements Backend {
     private float[] ropeFrequencies = new float[0];
     private long ropeFrequencyBuffer;
     private int attentionSharedLimit = DEFAULT_SHARED_MEMORY;
-    private boolean kQuantsLogged;
+    private boolean heldAsF16Logged;
     /** The products of the matrix-vector launch being set up (reused: no allocation per step). */
     private final CudaWeight[] productWeights = new CudaWeight[MATVEC_MAX_PRODUCTS];
     private final long[] productOuts = new long[MATVEC_MAX_PRODUCTS];
@@ -182,7 +182,7 @@ final class CudaBackend implements Backend {
                 MemorySegment.copy(all, 0, data, JAVA_FLOAT, 0, all.length);
                 type = DType.F32;
             }
-            CudaWeight w = type.isKQuant() ? uploadAsF16(t.name(), type, rows, columns, data)
+            CudaWeight w = !hasKernels(type) ? uploadAsF16(t.name(), type, rows, columns, data)
                     : type.isQuantized() ? uploadQuantized(t.name(), type, rows, columns, data)
                     : uploadPlain(t.name(), type, rows, columns, data);
             device.synchronize(); // the copies read host memory that is gone after this
@@ -207,14 +207,16 @@ final class CudaBackend implements Backend {
     }
 
     /**
-     * K-quants: dequantised on the host a piece at a time and kept as F16 rows, which the F16
-     * kernels and cuBLAS take as they are. Rows are whole 256-value blocks (the GGUF reader checks),
-     * so 2 * columns bytes is already a multiple of 16 and needs no padding.
+     * The types without kernels of their own: dequantised on the host a piece at a time and kept
+     * as F16 rows, which the F16 kernels and cuBLAS take as they are. Rows are whole blocks of at
+     * least 32 values (checked above), so 2 * columns bytes is already a multiple of 16 and needs no
+     * padding.
      */
     private CudaWeight uploadAsF16(String name, DType type, int rows, int columns, MemorySegment data) {
-        if (!kQuantsLogged) {
-            LOG.info("K-quant weights (Q4_K, Q6_K) have no CUDA kernels yet: dequantising them to F16 at upload (16 bits a weight)");
-            kQuantsLogged = true;
+        if (!heldAsF16Logged) {
+            LOG.info("{} weights have no CUDA kernels yet: dequantising them (and Q4_1, Q5_0, Q5_1 and K-quant weights in"
+                    + " general) to F16 at upload (16 bits a weight)", type);
+            heldAsF16Logged = true;
         }
         long rowBytes = 2L * columns;
         long dst = memory.allocate(rows * rowBytes);
@@ -235,9 +237,17 @@ final class CudaBackend implements Backend {
         return new CudaWeight(name, DType.F16, rows, columns, dst, 0, (int) rowBytes);
     }
 
-    /** The error for code that meets a K-quant weight, which upload turns into F16. */
+    /** The error for code that meets a weight type that upload turns into F16. */
     static IllegalStateException heldAsF16(DType type) {
-        return new IllegalStateException("no CUDA kernels for " + type + ": K-quant weights are uploaded as F16");
+        return new IllegalStateException("no CUDA kernels for " + type + ": its weights are uploaded as F16");
+    }
+
+    /** Whether weights of {@code type} have CUDA kernels of their own (the others are uploaded as F16). */
+    static boolean hasKernels(DType type) {
+        return switch (type) {
+            case F32, F16, BF16, Q8_0, Q4_0 -> true;
+            default -> false;
+        };
     }
 
     /** Q8_0, Q4_0: blocks split into contiguous quants and f16 scales (native/weights.cuh) by pg_split_blocks. */
@@ -456,7 +466,7 @@ final class CudaBackend implements Backend {
             case F16, BF16 -> 8;
             case Q8_0 -> 16;
             case Q4_0 -> 32;
-            case Q4_K, Q6_K -> throw heldAsF16(type);
+            default -> throw heldAsF16(type);
         };
     }
 
@@ -470,7 +480,7 @@ final class CudaBackend implements Backend {
             case F32 -> null;
             case F16, Q8_0, Q4_0 -> Kernel.TO_F16;
             case BF16 -> Kernel.TO_BF16_SPLIT;
-            case Q4_K, Q6_K -> throw heldAsF16(type);
+            default -> throw heldAsF16(type);
         };
         if (conversion == null) {
             return x;
@@ -501,7 +511,7 @@ final class CudaBackend implements Backend {
                 launch(w.type() == DType.Q8_0 ? Kernel.DEQUANT_F16_Q8_0 : Kernel.DEQUANT_F16_Q4_0, m, BLOCK);
                 blas.gemm(Blas.Type.F16, m, rows, k, a, k, input, k, y, m);
             }
-            case Q4_K, Q6_K -> throw heldAsF16(w.type());
+            default -> throw heldAsF16(w.type());
         }
     }
 

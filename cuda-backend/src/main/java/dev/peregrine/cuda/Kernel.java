@@ -66,7 +66,7 @@ enum Kernel {
             case BF16 -> EMBED_BF16;
             case Q8_0 -> EMBED_Q8_0;
             case Q4_0 -> EMBED_Q4_0;
-            case Q4_K, Q6_K -> throw CudaBackend.heldAsF16(type);
+            default -> throw CudaBackend.heldAsF16(type);
         };
     }
 
@@ -79,7 +79,7 @@ enum Kernel {
             case BF16 -> one ? MATVEC_BF16 : MATVEC_BATCH_BF16;
             case Q8_0 -> one ? MATVEC_Q8_0 : MATVEC_BATCH_Q8_0;
             case Q4_0 -> one ? MATVEC_Q4_0 : MATVEC_BATCH_Q4_0;
-            case Q4_K, Q6_K -> throw CudaBackend.heldAsF16(type);
+            default -> throw CudaBackend.heldAsF16(type);
         };
     }
 }

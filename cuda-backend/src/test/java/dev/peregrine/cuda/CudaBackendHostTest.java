@@ -115,10 +115,10 @@ class CudaBackendHostTest {
         assertThat(device.launches(Kernel.SPLIT_BLOCKS) > 0).isEqualTo(type.isQuantized());
     }
 
-    /** K-quant weights become F16 rows holding the f16 rounding of the reference dequantisation. */
+    /** Weights of the types without CUDA kernels become F16 rows holding the f16 rounding of the reference dequantisation. */
     @ParameterizedTest
-    @ValueSource(strings = {"Q4_K", "Q6_K"})
-    void kQuantWeightsAreUploadedAsF16(String typeName) {
+    @ValueSource(strings = {"Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"})
+    void weightsWithoutKernelsAreUploadedAsF16(String typeName) {
         DType type = DType.valueOf(typeName);
         try (CudaBackend b = backend(); Arena arena = Arena.ofConfined()) {
             Random random = new Random(4);

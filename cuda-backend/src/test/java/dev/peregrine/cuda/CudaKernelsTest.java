@@ -103,15 +103,15 @@ class CudaKernelsTest {
         return type.isQuantized() ? new int[] {32, 256, 2048} : plain;
     }
 
-    /** The type the GPU holds a weight as: CudaBackend uploads K-quants as F16. */
+    /** The type the GPU holds a weight as: CudaBackend uploads the types without kernels as F16. */
     private static DType heldType(DType type) {
-        return type.isKQuant() ? DType.F16 : type;
+        return CudaBackend.hasKernels(type) ? type : DType.F16;
     }
 
-    /** The values the GPU holds for {@code t}: the reference dequantisation, rounded to f16 for K-quants. */
+    /** The values the GPU holds for {@code t}: the reference dequantisation, rounded to f16 for types held as F16. */
     private static float[] heldValues(Tensor t) {
         float[] v = Dequant.toFloat(t);
-        if (t.type().isKQuant()) {
+        if (!CudaBackend.hasKernels(t.type())) {
             for (int i = 0; i < v.length; i++) {
                 v[i] = Float.float16ToFloat(Float.floatToFloat16(v[i]));
             }

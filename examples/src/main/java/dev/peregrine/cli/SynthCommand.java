@@ -41,7 +41,8 @@ final class SynthCommand {
             new Option("threads", true, "-t", "--threads"),
             new Option("output", true, "-o", "--output"));
 
-    private static final List<String> DTYPES = List.of("f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k", "q4_k_m");
+    private static final List<String> DTYPES = List.of("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k",
+            "q5_k", "q6_k", "q4_k_m", "q5_k_m");
     private static final int DEFAULT_CONTEXT = 4096;
 
     private SynthCommand() {
@@ -117,13 +118,18 @@ final class SynthCommand {
         return new SyntheticModel.Written(files, weights.parameters(), bytes, weights.nanos());
     }
 
-    /** A single type for every matrix (its DType's name), or the q4_k_m mix. */
+    /** A single type for every matrix (its DType's name), or one of the mixes (q4_k_m, q5_k_m). */
     private static FileType fileType(String name) {
         String n = name.toLowerCase(Locale.ROOT);
         if (!DTYPES.contains(n)) {
             throw new IllegalArgumentException("unknown --dtype '" + name + "' (known: " + String.join(", ", DTYPES) + ")");
         }
-        return n.equals(FileType.Q4_K_M.name()) ? FileType.Q4_K_M : FileType.of(DType.valueOf(n.toUpperCase(Locale.ROOT)));
+        for (FileType mix : FileType.MIXES) {
+            if (mix.name().equals(n)) {
+                return mix;
+            }
+        }
+        return FileType.of(DType.valueOf(n.toUpperCase(Locale.ROOT)));
     }
 
     /** The named shape with any explicit sizes applied, or a shape made of explicit sizes only. */

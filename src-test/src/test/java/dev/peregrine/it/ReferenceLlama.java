@@ -14,7 +14,7 @@ import java.util.Set;
  * A deliberately naive, test-only decoder forward pass in double precision, used as the ground
  * truth for Peregrine's real forward pass. It shares no code with the real path beyond reading the
  * GGUF file: it reads the hyper-parameters from the metadata itself, dequantises every tensor itself
- * (ggml's definitions of F32, F16, BF16, Q8_0, Q4_0, Q4_K and Q6_K) and computes everything with plain
+ * (ggml's definitions of F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K) and computes everything with plain
  * loops over {@code double}s. One token at a time, with its own full-precision KV cache.
  *
  * <p>Files are read as llama.cpp's convert_hf_to_gguf.py writes them and as llama.cpp's
@@ -66,8 +66,12 @@ final class ReferenceLlama {
     private static final int GGML_F32 = 0;
     private static final int GGML_F16 = 1;
     private static final int GGML_Q4_0 = 2;
+    private static final int GGML_Q4_1 = 3;
+    private static final int GGML_Q5_0 = 6;
+    private static final int GGML_Q5_1 = 7;
     private static final int GGML_Q8_0 = 8;
     private static final int GGML_Q4_K = 12;
+    private static final int GGML_Q5_K = 13;
     private static final int GGML_Q6_K = 14;
     private static final int GGML_BF16 = 30;
 
@@ -639,13 +643,44 @@ final class ReferenceLlama {
                     }
                 }
             }
-            case GGML_Q4_K -> {
-                // ggml's dequantize_row_q4_K: 4 chunks of 64 values, each from 32 bytes of nibbles
-                // (low nibbles the first 32 values, high nibbles the next 32), with the 6-bit scales
-                // and mins unpacked as get_scale_min_k4 does.
+            case GGML_Q4_1, GGML_Q5_0, GGML_Q5_1 -> {
+                // ggml's dequantize_row_q4_1 / _q5_0 / _q5_1: blocks of d (and m for the _1 types),
+                // a 32-bit qh for the 5-bit types, 16 bytes of nibbles; the fifth bits as ggml takes
+                // them, xh_0 = ((qh >> j) << 4) & 0x10 and xh_1 = (qh >> (j + 12)) & 0x10.
+                requireBlocks(n, 32);
+                boolean hasMin = ggmlType != GGML_Q5_0;
+                boolean fiveBits = ggmlType != GGML_Q4_1;
+                int blockBytes = 18 + (hasMin ? 2 : 0) + (fiveBits ? 4 : 0);
+                for (int b = 0; b < n / 32; b++) {
+                    long off = (long) blockBytes * b;
+                    double d = halfToDouble(data.get(I16, off));
+                    double m = hasMin ? halfToDouble(data.get(I16, off + 2)) : 0;
+                    long qhAt = off + (hasMin ? 4 : 2);
+                    int qh = fiveBits ? data.get(ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), qhAt) : 0;
+                    long qs = fiveBits ? qhAt + 4 : qhAt;
+                    for (int j = 0; j < 16; j++) {
+                        int q = data.get(ValueLayout.JAVA_BYTE, qs + j) & 0xFF;
+                        int x0 = (q & 0x0F) | (((qh >>> j) << 4) & 0x10);
+                        int x1 = (q >> 4) | ((qh >>> (j + 12)) & 0x10);
+                        if (hasMin) {
+                            out[b * 32 + j] = x0 * d + m;
+                            out[b * 32 + j + 16] = x1 * d + m;
+                        } else {
+                            out[b * 32 + j] = (x0 - 16) * d;
+                            out[b * 32 + j + 16] = (x1 - 16) * d;
+                        }
+                    }
+                }
+            }
+            case GGML_Q4_K, GGML_Q5_K -> {
+                // ggml's dequantize_row_q4_K / _q5_K: 4 chunks of 64 values, each from 32 bytes of
+                // nibbles (low nibbles the first 32 values, high nibbles the next 32), with the 6-bit
+                // scales and mins unpacked as get_scale_min_k4 does; Q5_K adds 16 where bit u1 = 1 << 2c
+                // (low nibbles) or u2 = 2 << 2c (high ones) of qh[l] is set.
                 requireBlocks(n, 256);
+                boolean fiveBits = ggmlType == GGML_Q5_K;
                 for (int b = 0; b < n / 256; b++) {
-                    long off = 144L * b;
+                    long off = (fiveBits ? 176L : 144L) * b;
                     double d = halfToDouble(data.get(I16, off));
                     double dmin = halfToDouble(data.get(I16, off + 2));
                     int[] s = new int[12];
@@ -665,9 +700,12 @@ final class ReferenceLlama {
                     }
                     for (int c = 0; c < 4; c++) {
                         for (int l = 0; l < 32; l++) {
-                            int q = data.get(ValueLayout.JAVA_BYTE, off + 16 + 32 * c + l) & 0xFF;
-                            out[b * 256 + 64 * c + l] = d * sc[2 * c] * (q & 0xF) - dmin * m[2 * c];
-                            out[b * 256 + 64 * c + 32 + l] = d * sc[2 * c + 1] * (q >> 4) - dmin * m[2 * c + 1];
+                            int q = data.get(ValueLayout.JAVA_BYTE, off + (fiveBits ? 48 : 16) + 32 * c + l) & 0xFF;
+                            int hi = fiveBits ? data.get(ValueLayout.JAVA_BYTE, off + 16 + l) & 0xFF : 0;
+                            int q1 = (q & 0xF) + ((hi & (1 << 2 * c)) != 0 ? 16 : 0);
+                            int q2 = (q >> 4) + ((hi & (2 << 2 * c)) != 0 ? 16 : 0);
+                            out[b * 256 + 64 * c + l] = d * sc[2 * c] * q1 - dmin * m[2 * c];
+                            out[b * 256 + 64 * c + 32 + l] = d * sc[2 * c + 1] * q2 - dmin * m[2 * c + 1];
                         }
                     }
                 }

@@ -35,6 +35,7 @@ import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.EnumSource;
 
 /** Synthetic models (dev.peregrine.synth) loaded and run by Peregrine on the CPU backend. */
@@ -169,15 +170,19 @@ class SyntheticModelTest {
     }
 
     /**
-     * A Q4_K_M file (Q4_K and Q6_K matrices, mixed as llama.cpp does over 8 layers) loads and
-     * generates greedily, and its logits over a prompt and 30 greedy steps match the float64
-     * reference, which decodes the K-quant blocks with its own code.
+     * Q4_K_M and Q5_K_M files (mixed as llama.cpp does over 8 layers) load and generate greedily,
+     * and their logits over a prompt and 30 greedy steps match the float64 reference, which decodes
+     * the blocks with its own code. 256 wide, the matrices are K-quants (Q4_K or Q5_K with Q6_K); 288
+     * wide (as SmolLM2's 576 or Qwen2.5-0.5B's 896), the rows of 288 take llama.cpp's fallbacks,
+     * Q5_0 or Q5_1 with Q8_0, and only ffn_down (rows of 512) stays a K-quant.
      */
-    @Test
-    void q4_kMModelGeneratesAndMatchesTheReference() {
-        ModelShape shape = new ModelShape("k-8-layers", 256, 8, 4, 2, 512, 512, 1024, 10000f, 1e-5f, false, false);
-        Path file = dir.resolve("q4_k_m.gguf");
-        SyntheticModel.of(shape, 7).writeGguf(file, FileType.Q4_K_M, TokenizerMetadata.synthetic(shape.vocab()), 0);
+    @ParameterizedTest
+    @CsvSource({"q4_k_m, 256", "q5_k_m, 256", "q4_k_m, 288", "q5_k_m, 288"})
+    void kQuantMixesGenerateAndMatchTheReference(String mix, int dim) {
+        FileType fileType = FileType.MIXES.stream().filter(f -> f.name().equals(mix)).findFirst().orElseThrow();
+        ModelShape shape = new ModelShape("k-8-layers", dim, 8, 4, 2, 512, 512, 1024, 10000f, 1e-5f, false, false);
+        Path file = dir.resolve(mix + "-" + dim + ".gguf");
+        SyntheticModel.of(shape, 7).writeGguf(file, fileType, TokenizerMetadata.synthetic(shape.vocab()), 0);
         try (Model model = Model.load(file)) {
             GenerationConfig greedy = GenerationConfig.greedy().maxTokens(12);
             Completion c = model.generator().generate("Once upon a time", greedy);
@@ -185,12 +190,14 @@ class SyntheticModelTest {
             assertThat(model.generator().generate("Once upon a time", greedy).outputTokens()).containsExactly(c.outputTokens());
         }
         try (ReferenceForwardTest.RealPath real = new ReferenceForwardTest.RealPath(file, 64, 16, 16)) {
-            assertThat(real.file.tensorInfos()).extracting(GgufTensorInfo::type).contains(DType.Q4_K, DType.Q6_K);
+            DType[] expectedTypes = dim == 256 ? new DType[] {fileType.base(), DType.Q6_K}
+                    : new DType[] {fileType.base() == DType.Q4_K ? DType.Q5_0 : DType.Q5_1, DType.Q8_0, fileType.base(), DType.Q6_K};
+            assertThat(real.file.tensorInfos()).extracting(GgufTensorInfo::type).contains(expectedTypes);
             ReferenceLlama reference = new ReferenceLlama(real.file);
-            double worst = ReferenceForwardTest.runAndCompare("q4_k_m", real, reference,
+            double worst = ReferenceForwardTest.runAndCompare(mix, real, reference,
                     ReferenceForwardTest.prompt(shape.vocab(), 42));
-            System.out.printf("[SyntheticModelTest] q4_k_m: prompt + %d greedy steps, worst relative error %.3e%n",
-                    ReferenceForwardTest.DECODE_STEPS, worst);
+            System.out.printf("[SyntheticModelTest] %s, dim %d: prompt + %d greedy steps, worst relative error %.3e%n",
+                    mix, dim, ReferenceForwardTest.DECODE_STEPS, worst);
         }
     }
 
