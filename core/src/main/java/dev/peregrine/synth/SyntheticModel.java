@@ -148,8 +148,8 @@ public final class SyntheticModel {
 
     /**
      * llama.cpp's {@code general.file_type} (llama_ftype) of a model whose matrices are all
-     * {@code type}. llama.cpp has no file type for "all Q4_K", "all Q5_K" or "all Q6_K": these are the
-     * ids of Q4_K_S, Q5_K_S and Q6_K, under which {@code llama-quantize --pure} writes every matrix as that type.
+     * {@code type}. llama.cpp has no file type for "all Q3_K", "all Q4_K", "all Q5_K" or "all Q6_K":
+     * these are the ids of Q3_K_S, Q4_K_S, Q5_K_S and Q6_K, under which {@code llama-quantize --pure} writes every matrix as that type.
      */
     public static int llamaFileType(DType type) {
         return switch (type) {
@@ -160,9 +160,13 @@ public final class SyntheticModel {
             case Q8_0 -> 7;
             case Q5_0 -> 8;
             case Q5_1 -> 9;
+            case Q2_K -> 10;
+            case Q3_K -> 11;
             case Q4_K -> 14;
             case Q5_K -> 16;
             case Q6_K -> 18;
+            case IQ4_NL -> 25;
+            case IQ4_XS -> 30;
             case BF16 -> 32;
         };
     }

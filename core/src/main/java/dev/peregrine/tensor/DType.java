@@ -21,6 +21,20 @@ import java.util.Optional;
  *       {@code qh}; value = d * (q - 16).</li>
  *   <li>Q5_1: 32 values = f16 {@code d}, f16 {@code m}, {@code qh}, 16 bytes of nibbles: Q5_0's
  *       5-bit values with Q4_1's formula, q * d + m.</li>
+ *   <li>IQ4_NL: 32 values = f16 {@code d}, then 16 bytes of nibbles laid out as Q4_0's; value =
+ *       d * {@link #iq4Value}(nibble) (a non-uniform 4-bit grid).</li>
+ *   <li>Q2_K: 256 values in 16 sub-blocks of 16, 84 bytes = 16 bytes of sub-block scales (low
+ *       nibble) and mins (high nibble), 64 bytes {@code qs}, f16 {@code d}, f16 {@code dmin}; value i
+ *       has 2 bits q at bit 2k of qs[32h + l] (h = i / 128, k = i % 128 / 32, l = i % 32) and is
+ *       (d * scale) * q - dmin * min of sub-block i / 16.</li>
+ *   <li>Q3_K: 256 values in 16 sub-blocks of 16, 110 bytes = 32 bytes {@code hmask}, 64 bytes
+ *       {@code qs}, 12 bytes of 6-bit scales, f16 {@code d}; value i takes 2 bits from qs as Q2_K
+ *       does and a third from bit 4h + k of hmask[l]: q = bits - (that bit ? 0 : 4), value =
+ *       (d * (s - 32)) * q with s the 6-bit scale of sub-block i / 16 (its low 4 bits from the low
+ *       or high nibble of bytes 0-7, its high 2 bits from bytes 8-11).</li>
+ *   <li>IQ4_XS: 256 values in 8 sub-blocks of 32, 136 bytes = f16 {@code d}, a 16-bit word of the
+ *       scales' high 2 bits, 4 bytes of the scales' low nibbles, 128 bytes of nibbles (16 a
+ *       sub-block, laid out as Q4_0's); value = (d * (s - 32)) * {@link #iq4Value}(nibble).</li>
  *   <li>Q4_K: 256 values in 8 sub-blocks of 32, 144 bytes = f16 {@code d}, f16 {@code dmin}, 12
  *       bytes of 6-bit sub-block scales {@code sc[j]} and mins {@code m[j]}, 128 bytes of
  *       nibbles; nibble q of sub-block j stands for d * sc[j] * q - dmin * m[j]. The 12 bytes:
@@ -47,9 +61,13 @@ public enum DType {
     Q5_0(6, 32, 22),
     Q5_1(7, 32, 24),
     Q8_0(8, 32, 34),
+    Q2_K(10, 256, 84),
+    Q3_K(11, 256, 110),
     Q4_K(12, 256, 144),
     Q5_K(13, 256, 176),
     Q6_K(14, 256, 210),
+    IQ4_NL(20, 32, 18),
+    IQ4_XS(23, 256, 136),
     BF16(30, 1, 2);
 
     private final int ggmlId;
@@ -81,13 +99,20 @@ public enum DType {
         return blockSize > 1;
     }
 
+    private static final int[] IQ4_VALUES = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+    /** The value an IQ4_NL or IQ4_XS nibble stands for before the scale (ggml's kvalues_iq4nl). */
+    public static int iq4Value(int nibble) {
+        return IQ4_VALUES[nibble];
+    }
+
     /**
-     * Whether this is one of ggml's K-quants (256-value super-blocks with sub-block scales). ggml
+     * Whether blocks are 256-value super-blocks with sub-block scales (the K-quants and IQ4_XS). ggml
      * has always required their rows to be whole blocks, so unlike Q8_0 and Q4_0 no file stores them
      * with blocks that run across rows, and readers may refuse such a tensor.
      */
-    public boolean isKQuant() {
-        return this == Q4_K || this == Q5_K || this == Q6_K;
+    public boolean hasSuperBlocks() {
+        return blockSize == 256;
     }
 
     /** Bytes needed for {@code elements} values; the count must be a whole number of blocks. */
@@ -125,12 +150,24 @@ public enum DType {
             case 13 -> "Q5_K";
             case 14 -> "Q6_K";
             case 15 -> "Q8_K";
+            case 16 -> "IQ2_XXS";
+            case 17 -> "IQ2_XS";
+            case 18 -> "IQ3_XXS";
+            case 19 -> "IQ1_S";
+            case 20 -> "IQ4_NL";
+            case 21 -> "IQ3_S";
+            case 22 -> "IQ2_S";
+            case 23 -> "IQ4_XS";
             case 24 -> "I8";
             case 25 -> "I16";
             case 26 -> "I32";
             case 27 -> "I64";
             case 28 -> "F64";
+            case 29 -> "IQ1_M";
             case 30 -> "BF16";
+            case 34 -> "TQ1_0";
+            case 35 -> "TQ2_0";
+            case 39 -> "MXFP4";
             default -> "type " + id;
         };
     }

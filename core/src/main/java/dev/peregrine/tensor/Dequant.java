@@ -39,7 +39,7 @@ public final class Dequant {
                     dst[dstOffset + i] = bf16ToFloat(data.get(I16, (first + i) * 2));
                 }
             }
-            case Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K -> {
+            default -> {
                 int bs = type.blockSize();
                 if (first % bs == 0 && count % bs == 0) {
                     // Whole blocks (every row of a ggml-readable tensor): decode straight into dst.
@@ -142,8 +142,61 @@ public final class Dequant {
                     out[at + i] = d * scale * (q - 32);
                 }
             }
+            case Q2_K -> {
+                float d = Float.float16ToFloat(data.get(I16, offset + 80));
+                float dmin = Float.float16ToFloat(data.get(I16, offset + 82));
+                for (int i = 0; i < 256; i++) {
+                    int sc = u8(data, offset + i / 16);
+                    float scale = d * (sc & 0x0F);
+                    float min = dmin * (sc >>> 4);
+                    out[at + i] = scale * lowBits(data, offset + 16, i) - min;
+                }
+            }
+            case Q3_K -> {
+                float d = Float.float16ToFloat(data.get(I16, offset + 108));
+                for (int i = 0; i < 256; i++) {
+                    int h = i / 128;
+                    int k = i % 128 / 32;
+                    boolean third = (u8(data, offset + i % 32) >>> (4 * h + k) & 1) != 0;
+                    int q = lowBits(data, offset + 32, i) - (third ? 0 : 4);
+                    out[at + i] = d * (q3kScale(data, offset + 96, i / 16) - 32) * q;
+                }
+            }
+            case IQ4_NL -> {
+                float d = Float.float16ToFloat(data.get(I16, offset));
+                for (int j = 0; j < 16; j++) {
+                    int b = u8(data, offset + 2 + j);
+                    out[at + j] = d * DType.iq4Value(b & 0x0F);
+                    out[at + j + 16] = d * DType.iq4Value(b >>> 4);
+                }
+            }
+            case IQ4_XS -> {
+                float d = Float.float16ToFloat(data.get(I16, offset));
+                int scalesHigh = data.get(I16, offset + 2) & 0xFFFF;
+                for (int j = 0; j < 8; j++) {
+                    int s = (u8(data, offset + 4 + j / 2) >>> 4 * (j % 2) & 0x0F) | (scalesHigh >>> 2 * j & 3) << 4;
+                    float scale = d * (s - 32);
+                    for (int l = 0; l < 16; l++) {
+                        int b = u8(data, offset + 8 + 16 * j + l);
+                        out[at + 32 * j + l] = scale * DType.iq4Value(b & 0x0F);
+                        out[at + 32 * j + 16 + l] = scale * DType.iq4Value(b >>> 4);
+                    }
+                }
+            }
             default -> throw new IllegalArgumentException(type + " is not a block-quantised type");
         }
+    }
+
+    /** Q2_K and Q3_K: the 2 low bits of value {@code i} (0..255) from the 64 bytes at {@code at}. */
+    private static int lowBits(MemorySegment data, long at, int i) {
+        return u8(data, at + 32 * (i / 128) + i % 32) >>> 2 * (i % 128 / 32) & 3;
+    }
+
+    /** Q3_K: the 6-bit scale of sub-block {@code j} (0..15) from the 12 packed bytes at {@code at}. */
+    public static int q3kScale(MemorySegment data, long at, int j) {
+        int low = u8(data, at + j % 8) >>> 4 * (j / 8) & 0x0F;
+        int high = u8(data, at + 8 + j % 4) >>> 2 * (j / 4) & 3;
+        return low | high << 4;
     }
 
     /** Q4_K and Q5_K: the 6-bit scale of sub-block {@code j} (0..7) from the 12 packed bytes at {@code at}. */

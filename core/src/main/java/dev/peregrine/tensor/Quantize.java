@@ -7,7 +7,7 @@ import java.nio.ByteOrder;
 /**
  * Reference quantisation from floats to each {@link DType}. Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 are
  * bit-exact with ggml's {@code quantize_row_*_ref} functions (rounding as ggml does it), so that
- * files written by Peregrine hold the bytes llama.cpp would write. Q4_K, Q5_K and Q6_K use a plainer choice of
+ * files written by Peregrine hold the bytes llama.cpp would write. The K-quants and IQ4_NL / IQ4_XS use a plainer choice of
  * scales than ggml's search: valid blocks that any ggml reader decodes, close to the input, but not
  * the bytes llama-quantize would write.
  */
@@ -37,7 +37,7 @@ public final class Quantize {
                     dst.set(I16, dstOffset + 2L * i, floatToBf16(src[srcOffset + i]));
                 }
             }
-            case Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K -> {
+            default -> {
                 int bs = type.blockSize();
                 if (count % bs != 0) {
                     throw new IllegalArgumentException(count + " values are not a whole number of " + type + " blocks");
@@ -59,6 +59,10 @@ public final class Quantize {
             case Q4_K -> kBlockWithMins(x, from, dst, at, 4);
             case Q5_K -> kBlockWithMins(x, from, dst, at, 5);
             case Q6_K -> q6_kBlock(x, from, dst, at);
+            case Q2_K -> q2_kBlock(x, from, dst, at);
+            case Q3_K -> q3_kBlock(x, from, dst, at);
+            case IQ4_NL -> iq4Block(x, from, dst, at, false);
+            case IQ4_XS -> iq4Block(x, from, dst, at, true);
             default -> throw new IllegalArgumentException(type + " is not a block-quantised type");
         }
     }
@@ -277,6 +281,157 @@ public final class Quantize {
         MemorySegment.copy(ql, 0, dst, ValueLayout.JAVA_BYTE, at, 128);
         MemorySegment.copy(qh, 0, dst, ValueLayout.JAVA_BYTE, at + 128, 64);
         dst.set(I16, at + 208, dBits);
+    }
+
+    /**
+     * Q2_K (layout in {@link DType}). Sub-block j (16 values) spans [lo, hi] with lo = min(0, smallest
+     * value): scale (hi - lo) / 3, min -lo; d and dmin map the largest scale and min to 15, the 4-bit
+     * scales and mins are rounded to nearest, and q = round((x + min) / scale) against the stored
+     * values, clamped to 0..3. (ggml searches each sub-block's scale and min.)
+     */
+    private static void q2_kBlock(float[] x, int from, MemorySegment dst, long at) {
+        float[] scales = new float[16];
+        float[] mins = new float[16];
+        float maxScale = 0;
+        float maxMin = 0;
+        for (int j = 0; j < 16; j++) {
+            float lo = 0;
+            float hi = checkFinite(x[from + 16 * j]);
+            for (int l = 0; l < 16; l++) {
+                float v = checkFinite(x[from + 16 * j + l]);
+                lo = Math.min(lo, v);
+                hi = Math.max(hi, v);
+            }
+            scales[j] = (hi - lo) / 3;
+            mins[j] = -lo;
+            maxScale = Math.max(maxScale, scales[j]);
+            maxMin = Math.max(maxMin, mins[j]);
+        }
+        short dBits = Float.floatToFloat16(maxScale / 15);
+        short dminBits = Float.floatToFloat16(maxMin / 15);
+        float d = Float.float16ToFloat(dBits);
+        float dmin = Float.float16ToFloat(dminBits);
+        byte[] qs = new byte[64];
+        for (int j = 0; j < 16; j++) {
+            int sc = d > 0 ? Math.min(15, Math.round(scales[j] / d)) : 0;
+            int m = dmin > 0 ? Math.min(15, Math.round(mins[j] / dmin)) : 0;
+            dst.set(ValueLayout.JAVA_BYTE, at + j, (byte) (sc | m << 4));
+            float step = d * sc;
+            float offset = dmin * m;
+            for (int l = 0; l < 16; l++) {
+                int i = 16 * j + l;
+                int q = step > 0 ? Math.clamp(Math.round((x[from + i] + offset) / step), 0, 3) : 0;
+                qs[32 * (i / 128) + i % 32] |= (byte) (q << 2 * (i % 128 / 32));
+            }
+        }
+        MemorySegment.copy(qs, 0, dst, ValueLayout.JAVA_BYTE, at + 16, 64);
+        dst.set(I16, at + 80, dBits);
+        dst.set(I16, at + 82, dminBits);
+    }
+
+    /**
+     * Q3_K (layout in {@link DType}). Sub-block j (16 values) gets the signed scale s = (its value of
+     * largest magnitude) / -4, so that value maps to q = -4 and the rest to -4..4 (4 clamped to 3);
+     * d maps the largest |s| to 31, each 6-bit scale is rounded to nearest, and q = round(x / (d *
+     * (scale - 32))) against the stored values. (ggml searches each sub-block's scale.)
+     */
+    private static void q3_kBlock(float[] x, int from, MemorySegment dst, long at) {
+        float[] scales = new float[16];
+        float maxScale = 0;
+        for (int j = 0; j < 16; j++) {
+            float max = 0;
+            for (int l = 0; l < 16; l++) {
+                float v = checkFinite(x[from + 16 * j + l]);
+                if (Math.abs(v) > Math.abs(max)) {
+                    max = v;
+                }
+            }
+            scales[j] = max / -4;
+            maxScale = Math.max(maxScale, Math.abs(scales[j]));
+        }
+        short dBits = Float.floatToFloat16(maxScale / 31);
+        float d = Float.float16ToFloat(dBits);
+        byte[] hmask = new byte[32];
+        byte[] qs = new byte[64];
+        byte[] packed = new byte[12];
+        for (int j = 0; j < 16; j++) {
+            int sc = d > 0 ? Math.clamp(Math.round(scales[j] / d), -32, 31) + 32 : 32;
+            packed[j % 8] |= (byte) ((sc & 0x0F) << 4 * (j / 8));
+            packed[8 + j % 4] |= (byte) ((sc >>> 4) << 2 * (j / 4));
+            float step = d * (sc - 32);
+            for (int l = 0; l < 16; l++) {
+                int i = 16 * j + l;
+                int u = (step != 0 ? Math.clamp(roundHalfAway(x[from + i] / step), -4, 3) : 0) + 4;
+                qs[32 * (i / 128) + i % 32] |= (byte) ((u & 3) << 2 * (i % 128 / 32));
+                hmask[i % 32] |= (byte) ((u >>> 2) << (4 * (i / 128) + i % 128 / 32));
+            }
+        }
+        MemorySegment.copy(hmask, 0, dst, ValueLayout.JAVA_BYTE, at, 32);
+        MemorySegment.copy(qs, 0, dst, ValueLayout.JAVA_BYTE, at + 32, 64);
+        MemorySegment.copy(packed, 0, dst, ValueLayout.JAVA_BYTE, at + 96, 12);
+        dst.set(I16, at + 108, dBits);
+    }
+
+    /**
+     * IQ4_NL (32 values) or IQ4_XS (256 values as 8 sub-blocks of 32). A run of 32 gets the scale
+     * (its value of largest magnitude) / -127, which maps that value to the grid's -127; IQ4_XS
+     * then stores each run's scale as d * (s - 32) with a 6-bit s, d mapping the largest |scale| to
+     * 31. Each value takes the nearest grid value against the stored scale. (ggml searches the
+     * scale too, with importance weights.)
+     */
+    private static void iq4Block(float[] x, int from, MemorySegment dst, long at, boolean superBlock) {
+        int runs = superBlock ? 8 : 1;
+        float[] scales = new float[runs];
+        float maxScale = 0;
+        for (int j = 0; j < runs; j++) {
+            float max = 0;
+            for (int l = 0; l < 32; l++) {
+                float v = checkFinite(x[from + 32 * j + l]);
+                if (Math.abs(v) > Math.abs(max)) {
+                    max = v;
+                }
+            }
+            scales[j] = max / -127;
+            maxScale = Math.max(maxScale, Math.abs(scales[j]));
+        }
+        short dBits = Float.floatToFloat16(superBlock ? maxScale / 31 : scales[0]);
+        float d = Float.float16ToFloat(dBits);
+        dst.set(I16, at, dBits);
+        long quants = at + (superBlock ? 8 : 2);
+        int scalesHigh = 0;
+        byte[] scalesLow = new byte[4];
+        for (int j = 0; j < runs; j++) {
+            float step = d;
+            if (superBlock) {
+                int s = d > 0 ? Math.clamp(Math.round(scales[j] / d), -32, 31) + 32 : 32;
+                scalesHigh |= (s >>> 4) << 2 * j;
+                scalesLow[j / 2] |= (byte) ((s & 0x0F) << 4 * (j % 2));
+                step = d * (s - 32);
+            }
+            for (int l = 0; l < 16; l++) {
+                int lo = nearestIq4(x[from + 32 * j + l], step);
+                int hi = nearestIq4(x[from + 32 * j + 16 + l], step);
+                dst.set(ValueLayout.JAVA_BYTE, quants + 16L * j + l, (byte) (lo | hi << 4));
+            }
+        }
+        if (superBlock) {
+            dst.set(I16, at + 2, (short) scalesHigh);
+            MemorySegment.copy(scalesLow, 0, dst, ValueLayout.JAVA_BYTE, at + 4, 4);
+        }
+    }
+
+    /** The nibble whose grid value times {@code step} is nearest to {@code v} (the lowest on a tie). */
+    private static int nearestIq4(float v, float step) {
+        int best = 0;
+        float bestError = Float.MAX_VALUE;
+        for (int n = 0; n < 16; n++) {
+            float error = Math.abs(v - step * DType.iq4Value(n));
+            if (error < bestError) {
+                best = n;
+                bestError = error;
+            }
+        }
+        return best;
     }
 
     /** C's roundf: halves round away from zero (Math.round is exact but rounds halves up). */

@@ -70,7 +70,7 @@ class SyntheticGgufTest {
 
     /** Every type whose blocks fit TINY's rows of 64 and 160 values (K-quants: kQuantFileTypes...). */
     @ParameterizedTest
-    @EnumSource(value = DType.class, names = {"Q4_K", "Q5_K", "Q6_K"}, mode = EnumSource.Mode.EXCLUDE)
+    @EnumSource(value = DType.class, names = {"Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_XS"}, mode = EnumSource.Mode.EXCLUDE)
     void everyDtypeRoundTripsThroughTheReaderWithLlamaCppsConventions(DType type) {
         Path file = writeGguf(dir.resolve("tiny-" + type + ".gguf"), TINY, type, 0, 0);
         try (Arena arena = Arena.ofConfined()) {
@@ -101,7 +101,8 @@ class SyntheticGgufTest {
             assertThat(m.getString("general.architecture")).isEqualTo("llama");
             assertThat(m.asMap().keySet()).first().isEqualTo("general.architecture");
             // llama_ftype: ALL_F32 0, MOSTLY_F16 1, MOSTLY_Q4_0 2, MOSTLY_Q4_1 3, MOSTLY_Q8_0 7,
-            // MOSTLY_Q5_0 8, MOSTLY_Q5_1 9, MOSTLY_Q4_K_S 14, MOSTLY_Q5_K_S 16, MOSTLY_Q6_K 18, MOSTLY_BF16 32
+            // MOSTLY_Q5_0 8, MOSTLY_Q5_1 9, MOSTLY_Q2_K 10, MOSTLY_Q3_K_S 11, MOSTLY_Q4_K_S 14, MOSTLY_Q5_K_S 16,
+            // MOSTLY_Q6_K 18, MOSTLY_IQ4_NL 25, MOSTLY_IQ4_XS 30, MOSTLY_BF16 32
             long fileType = switch (type) {
                 case F32 -> 0;
                 case F16 -> 1;
@@ -110,9 +111,13 @@ class SyntheticGgufTest {
                 case Q8_0 -> 7;
                 case Q5_0 -> 8;
                 case Q5_1 -> 9;
+                case Q2_K -> 10;
+                case Q3_K -> 11;
                 case Q4_K -> 14;
                 case Q5_K -> 16;
                 case Q6_K -> 18;
+                case IQ4_NL -> 25;
+                case IQ4_XS -> 30;
                 case BF16 -> 32;
             };
             assertThat(m.typeOf("general.file_type")).isEqualTo(GgufValueType.UINT32);

@@ -147,7 +147,7 @@ class KQuantTest {
 
     /** Reading from inside a block (first and count anywhere) gives the same values as decoding whole blocks. */
     @ParameterizedTest
-    @EnumSource(value = DType.class, names = {"Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"})
+    @EnumSource(value = DType.class, names = {"Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS"})
     void partialRangesMatchWholeBlocks(DType type) {
         float[] x = gaussian(3 * 256, 1, 5);
         MemorySegment q = MemorySegment.ofArray(quantize(type, x));
@@ -242,7 +242,7 @@ class KQuantTest {
     void sizesAreWholeSuperBlocks(DType type, int blockBytes, int ggmlId) {
         assertThat(type.blockSize()).isEqualTo(256);
         assertThat(type.bytesFor(512)).isEqualTo(2L * blockBytes);
-        assertThat(type.isKQuant()).isTrue();
+        assertThat(type.hasSuperBlocks()).isTrue();
         assertThatThrownBy(() -> type.bytesFor(320)).isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("320");
         assertThat(DType.fromGgmlId(ggmlId)).contains(type);

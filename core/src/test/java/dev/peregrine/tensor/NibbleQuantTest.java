@@ -171,7 +171,7 @@ class NibbleQuantTest {
         assertThat(DType.Q4_1.bytesFor(64)).isEqualTo(40);
         assertThat(DType.Q5_0.bytesFor(64)).isEqualTo(44);
         assertThat(DType.Q5_1.bytesFor(64)).isEqualTo(48);
-        assertThat(DType.Q5_0.isKQuant()).isFalse();
+        assertThat(DType.Q5_0.hasSuperBlocks()).isFalse();
     }
 
     private static byte[] quantize(DType type, float[] x) {

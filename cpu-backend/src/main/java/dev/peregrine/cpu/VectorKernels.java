@@ -115,6 +115,8 @@ final class VectorKernels implements Kernels {
             case Q8_0 -> TILE_ROWS;
             case Q4_0, Q4_1, Q5_0, Q5_1 -> rows >= TILE_ROWS ? TILE_ROWS : 1;
             case Q4_K, Q5_K, Q6_K -> rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
+            case Q2_K, Q3_K, IQ4_XS -> rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
+            case IQ4_NL -> rows >= TILE_ROWS ? TILE_ROWS : 1;
             default -> 1;
         };
     }
@@ -184,7 +186,7 @@ final class VectorKernels implements Kernels {
      */
     private static boolean hasRowKernel(CpuWeight w) {
         return switch (w.type()) {
-            case F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K -> true;
+            case F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, Q2_K, Q3_K, IQ4_NL, IQ4_XS -> true;
             case Q8_0 -> w.rowGroup() == TILE_ROWS;
         };
     }
@@ -263,6 +265,8 @@ final class VectorKernels implements Kernels {
                     case Q4_0, Q4_1, Q5_0, Q5_1 -> rowsNibbles(w.type(), data, o0, o1, o2, o3, stride, x, kp, sums, lanes);
                     case Q4_K, Q5_K -> rowsQ45K(w.type() == DType.Q5_K, data, o0, o1, o2, o3, stride, x, kp, sums, lanes, kScales);
                     case Q6_K -> rowsQ6K(data, o0, o1, o2, o3, stride, x, kp, sums, lanes, kScales);
+                    case Q2_K, Q3_K -> rowsQ23K(w.type(), data, o0, o1, o2, o3, stride, x, kp, sums, lanes, kScales);
+                    case IQ4_NL, IQ4_XS -> rowsIq4(w.type() == DType.IQ4_XS, data, o0, o1, o2, o3, stride, x, kp, sums, lanes);
                     default -> throw new IllegalStateException("no row kernel for " + w.type());
                 }
             }
@@ -1126,15 +1130,19 @@ final class VectorKernels implements Kernels {
             case Q8_0 -> decodeQ8(data, rowOffset + first / BLOCK * blockStride, blockStride, count / BLOCK, dst, dstOffset);
             case Q4_0, Q4_1, Q5_0, Q5_1 -> decodeNibbleBlocks(type, data, rowOffset + first / BLOCK * blockStride, blockStride, count / BLOCK,
                     dst, dstOffset);
-            case Q4_K, Q5_K, Q6_K -> {
+            case IQ4_NL -> decodeIq4(false, data, rowOffset + first / BLOCK * blockStride, blockStride, count / BLOCK, dst,
+                    dstOffset);
+            case Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS -> {
                 if (rowOffset % type.blockBytes() == 0 && first % K_BLOCK == 0 && count % K_BLOCK == 0) {
                     long at = rowOffset + first / K_BLOCK * blockStride;
-                    // 16 scales (and offsets), then FL values (see q45kValues).
-                    float[] scales = scratch.blockScales(16 + FL);
-                    if (type != DType.Q6_K) {
-                        decodeQ45K(type == DType.Q5_K, data, at, blockStride, count / K_BLOCK, dst, dstOffset, scales);
-                    } else {
-                        decodeQ6K(data, at, blockStride, count / K_BLOCK, dst, dstOffset, scales);
+                    // Up to 32 scales (and offsets), then FL values (see q45kValues).
+                    float[] scales = scratch.blockScales(32 + FL);
+                    int blocks = count / K_BLOCK;
+                    switch (type) {
+                        case Q4_K, Q5_K -> decodeQ45K(type == DType.Q5_K, data, at, blockStride, blocks, dst, dstOffset, scales);
+                        case Q6_K -> decodeQ6K(data, at, blockStride, blocks, dst, dstOffset, scales);
+                        case Q2_K, Q3_K -> decodeQ23K(type == DType.Q3_K, data, at, blockStride, blocks, dst, dstOffset, scales);
+                        default -> decodeIq4(true, data, at, blockStride, blocks, dst, dstOffset);
                     }
                 } else {
                     // Rows that do not start on a super-block (read flat): the reference, through
@@ -1241,6 +1249,226 @@ final class VectorKernels implements Kernels {
                 FloatVector.fromArray(F, scales, 16).mul(scales[i / 16]).intoMemorySegment(dst, to + 4L * i, NATIVE);
             }
         }
+    }
+
+    /**
+     * Q2_K (3 bits false) or Q3_K super-blocks to floats, the values of {@link Dequant}: value i
+     * takes 2 bits from qs[32h + l] at bit 2k (h = i / 128, k = i % 128 / 32, l = i % 32), Q3_K a
+     * third from hmask[l] at bit 4h + k; Q2_K's value is (d * scale) * q - dmin * min, Q3_K's (d *
+     * (scale - 32)) * (q - 4). {@code scales} holds at least 32 + FL floats.
+     */
+    static void decodeQ23K(boolean threeBits, MemorySegment data, long offset, long stride, int blocks, MemorySegment dst,
+                           long dstOffset, float[] scales) {
+        long quants = threeBits ? 32 : 16;
+        for (int blk = 0; blk < blocks; blk++) {
+            long at = offset + blk * stride;
+            long to = dstOffset + 4L * K_BLOCK * blk;
+            q23kScales(threeBits, data, at, scales);
+            for (int i = 0; i < K_BLOCK; i += FL) {
+                int h = i / 128;
+                int k = i % 128 / 32;
+                int l = i % 32;
+                IntVector q = ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, data, at + quants + 32L * h + l, LE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, 2 * k).and(3);
+                if (threeBits) {
+                    // q - 4, plus 4 where the hmask bit is set.
+                    q = q.or(((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, data, at + l, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, 4 * h + k)
+                            .and(1).lanewise(VectorOperators.LSHL, 2)).sub(4);
+                }
+                ((FloatVector) q.convert(VectorOperators.I2F, 0)).mul(scales[i / 16]).sub(scales[16 + i / 16])
+                        .intoMemorySegment(dst, to + 4L * i, NATIVE);
+            }
+        }
+    }
+
+    /**
+     * The 16 sub-block scales of the Q2_K or Q3_K super-block at {@code at} into {@code into[0..15]} and
+     * the 16 offsets into {@code into[16..31]} (from {@code into[base]} in the second form): Q2_K's d * scale and dmin * min; Q3_K's d * (s - 32)
+     * and zeros, its 6-bit scales unpacked 8 at a time in two longs (as {@link Dequant#q3kScale} reads
+     * them one by one).
+     */
+    private static void q23kScales(boolean threeBits, MemorySegment data, long at, float[] into) {
+        q23kScales(threeBits, data, at, into, 0);
+    }
+
+    private static void q23kScales(boolean threeBits, MemorySegment data, long at, float[] into, int base) {
+        if (!threeBits) {
+            float d = Float.float16ToFloat(data.get(LE_SHORT, at + 80));
+            float dmin = Float.float16ToFloat(data.get(LE_SHORT, at + 82));
+            for (int p = 0; p < 16; p += FL) {
+                IntVector sc = (IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, data, at + p, LE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                ((FloatVector) sc.and(0x0F).convert(VectorOperators.I2F, 0)).mul(d).intoArray(into, base + p);
+                ((FloatVector) sc.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).mul(dmin)
+                        .intoArray(into, base + 16 + p);
+            }
+            return;
+        }
+        float d = Float.float16ToFloat(data.get(LE_SHORT, at + 108));
+        long low = data.get(LE_LONG, at + 96);
+        long high = data.get(LE_INT, at + 104) & 0xFFFFFFFFL;
+        // Scales 0-7: low nibbles of bytes 0-7, top bits 2 (j / 4) of byte 8 + j % 4; 8-15: high nibbles.
+        long first = (low & 0x0F0F0F0F0F0F0F0FL) | ((high & 0x03030303L) | (high >>> 2 & 0x03030303L) << 32) << 4;
+        long second = (low >>> 4 & 0x0F0F0F0F0F0F0F0FL) | ((high >>> 4 & 0x03030303L) | (high >>> 6 & 0x03030303L) << 32) << 4;
+        for (int j = 0; j < 8; j++) {
+            into[base + j] = d * ((int) (first >>> 8 * j & 0xFF) - 32);
+            into[base + 8 + j] = d * ((int) (second >>> 8 * j & 0xFF) - 32);
+            into[base + 16 + j] = 0;
+            into[base + 24 + j] = 0;
+        }
+    }
+
+    /** The IQ4 grid as float bits, for lookups 16 lanes (or twice 8) at a time. */
+    private static final int[] IQ4_GRID_BITS = new int[16];
+
+    static {
+        for (int n = 0; n < 16; n++) {
+            IQ4_GRID_BITS[n] = Float.floatToIntBits(DType.iq4Value(n));
+        }
+    }
+
+    /**
+     * IQ4_NL blocks (32 values) or IQ4_XS super-blocks (8 runs of 32 with 6-bit scales) to floats,
+     * the values of {@link Dequant}: scale * grid[nibble], the grid looked up in registers.
+     */
+    static void decodeIq4(boolean superBlock, MemorySegment data, long offset, long stride, int blocks, MemorySegment dst,
+                          long dstOffset) {
+        int runs = superBlock ? 8 : 1;
+        long quants = superBlock ? 8 : 2;
+        IntVector gridLow = IntVector.fromArray(I, IQ4_GRID_BITS, 0);
+        IntVector gridHigh = IntVector.fromArray(I, IQ4_GRID_BITS, 16 - FL);
+        for (int blk = 0; blk < blocks; blk++) {
+            long at = offset + blk * stride;
+            float d = Float.float16ToFloat(data.get(LE_SHORT, at));
+            int scalesHigh = superBlock ? data.get(LE_SHORT, at + 2) & 0xFFFF : 0;
+            for (int j = 0; j < runs; j++) {
+                float scale = d;
+                if (superBlock) {
+                    int s = (data.get(ValueLayout.JAVA_BYTE, at + 4 + j / 2) >>> 4 * (j % 2) & 0x0F) | (scalesHigh >>> 2 * j & 3) << 4;
+                    scale = d * (s - 32);
+                }
+                long to = dstOffset + 4L * ((long) runs * BLOCK * blk + BLOCK * j);
+                for (int half = 0; half < 2; half++) {
+                    for (int c = 0; c < BLOCK / 2; c += FL) {
+                        IntVector n = ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, data, at + quants + 16L * j + c, LE)
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, 4 * half).and(0x0F);
+                        // 16 lanes: one table; 8 lanes: the grid in two (index n picks from both).
+                        IntVector grid = FL == 16 ? n.selectFrom(gridLow) : n.selectFrom(gridLow, gridHigh);
+                        grid.reinterpretAsFloats().mul(scale).intoMemorySegment(dst, to + 4L * (16 * half + c), NATIVE);
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * IQ4_NL rows (32-value blocks) or IQ4_XS rows (256-value super-blocks of 8 runs of 32, each with
+     * its 6-bit scale): 4 rows at a time as rowsNibbles, each value scale * grid[nibble] as
+     * {@link #decodeIq4} makes it (the grid looked up in registers), then one FMA per token.
+     */
+    private static void rowsIq4(boolean superBlock, MemorySegment w, long o0, long o1, long o2, long o3, long stride,
+                                MemorySegment x, int to, float[] sums, float[] lanes) {
+        int runs = superBlock ? 8 : 1;
+        long quants = superBlock ? 8 : 2;
+        IntVector gridLow = IntVector.fromArray(I, IQ4_GRID_BITS, 0);
+        IntVector gridHigh = IntVector.fromArray(I, IQ4_GRID_BITS, 16 - FL);
+        FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
+        int blocks = to / (BLOCK * runs);
+        for (int blk = 0; blk < blocks; blk++) {
+            long at = blk * stride;
+            float d0 = Float.float16ToFloat(w.get(LE_SHORT, o0 + at));
+            float d1 = Float.float16ToFloat(w.get(LE_SHORT, o1 + at));
+            float d2 = Float.float16ToFloat(w.get(LE_SHORT, o2 + at));
+            float d3 = Float.float16ToFloat(w.get(LE_SHORT, o3 + at));
+            for (int j = 0; j < runs; j++) {
+                float s0 = superBlock ? d0 * (iq4xsScale(w, o0 + at, j) - 32) : d0;
+                float s1 = superBlock ? d1 * (iq4xsScale(w, o1 + at, j) - 32) : d1;
+                float s2 = superBlock ? d2 * (iq4xsScale(w, o2 + at, j) - 32) : d2;
+                float s3 = superBlock ? d3 * (iq4xsScale(w, o3 + at, j) - 32) : d3;
+                long q = at + quants + 16L * j;
+                long xAt = 4L * BLOCK * ((long) blk * runs + j);
+                for (int half = 0; half < 2; half++) {
+                    for (int c = 0; c < BLOCK / 2; c += FL) {
+                        FloatVector v = FloatVector.fromMemorySegment(F, x, xAt + 4L * (16 * half + c), NATIVE);
+                        IntVector n0 = ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o0 + q + c, LE)
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, 4 * half).and(0x0F);
+                        IntVector n1 = ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o1 + q + c, LE)
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, 4 * half).and(0x0F);
+                        IntVector n2 = ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o2 + q + c, LE)
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, 4 * half).and(0x0F);
+                        IntVector n3 = ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o3 + q + c, LE)
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, 4 * half).and(0x0F);
+                        // 16 lanes: one table; 8 lanes: the grid in two (index n picks from both).
+                        c0 = (FL == 16 ? n0.selectFrom(gridLow) : n0.selectFrom(gridLow, gridHigh)).reinterpretAsFloats().mul(s0).fma(v, c0);
+                        c1 = (FL == 16 ? n1.selectFrom(gridLow) : n1.selectFrom(gridLow, gridHigh)).reinterpretAsFloats().mul(s1).fma(v, c1);
+                        c2 = (FL == 16 ? n2.selectFrom(gridLow) : n2.selectFrom(gridLow, gridHigh)).reinterpretAsFloats().mul(s2).fma(v, c2);
+                        c3 = (FL == 16 ? n3.selectFrom(gridLow) : n3.selectFrom(gridLow, gridHigh)).reinterpretAsFloats().mul(s3).fma(v, c3);
+                    }
+                }
+            }
+        }
+        c0.intoArray(lanes, 0);
+        c1.intoArray(lanes, FL);
+        c2.intoArray(lanes, 2 * FL);
+        c3.intoArray(lanes, 3 * FL);
+        addLaneSums(lanes, sums, 0, 4);
+    }
+
+    /** IQ4_XS: the 6-bit scale of run {@code j} (0..7) of the super-block at {@code at}. */
+    private static int iq4xsScale(MemorySegment w, long at, int j) {
+        return (w.get(ValueLayout.JAVA_BYTE, at + 4 + j / 2) >>> 4 * (j % 2) & 0x0F) | (w.get(LE_SHORT, at + 2) >>> 2 * j & 3) << 4;
+    }
+
+    /**
+     * Q2_K and Q3_K rows: one row at a time per super-block, its chain parked in {@code lanes} in
+     * between (as rowsQ45K), each value made as {@link #decodeQ23K} makes it, scales first.
+     */
+    private static void rowsQ23K(DType type, MemorySegment w, long o0, long o1, long o2, long o3, long stride,
+                                 MemorySegment x, int to, float[] sums, float[] lanes, float[] scales) {
+        boolean threeBits = type == DType.Q3_K;
+        long quants = threeBits ? 32 : 16;
+        java.util.Arrays.fill(lanes, 0, 4 * FL, 0f);
+        for (int blk = 0; blk < to / K_BLOCK; blk++) {
+            // Two rows at a time: two independent chains keep the FMA unit busy.
+            for (int pair = 0; pair < 2; pair++) {
+                long a = (pair == 0 ? o0 : o2) + blk * stride;
+                long b = (pair == 0 ? o1 : o3) + blk * stride;
+                q23kScales(threeBits, w, a, scales);
+                q23kScales(threeBits, w, b, scales, 32);
+                FloatVector ca = FloatVector.fromArray(F, lanes, 2 * pair * FL);
+                FloatVector cb = FloatVector.fromArray(F, lanes, (2 * pair + 1) * FL);
+                for (int i = 0; i < K_BLOCK; i += FL) {
+                    int h = i / 128;
+                    int k = i % 128 / 32;
+                    int l = i % 32;
+                    IntVector qa = ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, a + quants + 32L * h + l, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, 2 * k).and(3);
+                    IntVector qb = ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, b + quants + 32L * h + l, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, 2 * k).and(3);
+                    if (threeBits) {
+                        qa = qa.or(((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, a + l, LE)
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, 4 * h + k)
+                                .and(1).lanewise(VectorOperators.LSHL, 2)).sub(4);
+                        qb = qb.or(((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, b + l, LE)
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, 4 * h + k)
+                                .and(1).lanewise(VectorOperators.LSHL, 2)).sub(4);
+                    }
+                    FloatVector va = ((FloatVector) qa.convert(VectorOperators.I2F, 0)).mul(scales[i / 16]);
+                    FloatVector vb = ((FloatVector) qb.convert(VectorOperators.I2F, 0)).mul(scales[32 + i / 16]);
+                    if (!threeBits) {
+                        va = va.sub(scales[16 + i / 16]); // Q3_K's offsets are zeros: x - 0 is x
+                        vb = vb.sub(scales[48 + i / 16]);
+                    }
+                    FloatVector v = FloatVector.fromMemorySegment(F, x, 4L * (blk * K_BLOCK + i), NATIVE);
+                    ca = va.fma(v, ca);
+                    cb = vb.fma(v, cb);
+                }
+                ca.intoArray(lanes, 2 * pair * FL);
+                cb.intoArray(lanes, (2 * pair + 1) * FL);
+            }
+        }
+        addLaneSums(lanes, sums, 0, 4);
     }
 
     /** Blocks of a 32-value nibble type to floats, the values of rowsNibbles (and {@code Dequant}): fma(q, d, m). */

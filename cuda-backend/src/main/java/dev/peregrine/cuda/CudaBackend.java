@@ -30,8 +30,8 @@ import org.slf4j.LoggerFactory;
  * <p>Decode-sized products (up to {@value #MATVEC_MAX_TOKENS} token rows) run the matrix-vector
  * kernels, which stream each weight once at close to the memory bandwidth; larger batches and
  * prompts go to cuBLAS with half-precision operands (quantised weights dequantised to f16 first).
- * The other quantised types (Q4_1, Q5_0, Q5_1 and the K-quants) have no kernels of their own yet:
- * they are dequantised to F16 at upload and run as F16 weights.
+ * The other quantised types (Q4_1, Q5_0, Q5_1, the K-quants, IQ4_NL and IQ4_XS) have no kernels of
+ * their own yet: they are dequantised to F16 at upload and run as F16 weights.
  *
  * <p>No allocation per step once the first steps have sized the scratch areas: device memory is
  * allocated at upload and by {@link #allocate}, launch arguments are staged in one reused native
@@ -214,8 +214,8 @@ final class CudaBackend implements Backend {
      */
     private CudaWeight uploadAsF16(String name, DType type, int rows, int columns, MemorySegment data) {
         if (!heldAsF16Logged) {
-            LOG.info("{} weights have no CUDA kernels yet: dequantising them (and Q4_1, Q5_0, Q5_1 and K-quant weights in"
-                    + " general) to F16 at upload (16 bits a weight)", type);
+            LOG.info("{} weights have no CUDA kernels yet: dequantising them (and any weights but F32, F16, BF16, Q8_0 and"
+                    + " Q4_0) to F16 at upload (16 bits a weight)", type);
             heldAsF16Logged = true;
         }
         long rowBytes = 2L * columns;

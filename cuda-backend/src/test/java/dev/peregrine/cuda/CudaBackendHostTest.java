@@ -117,7 +117,7 @@ class CudaBackendHostTest {
 
     /** Weights of the types without CUDA kernels become F16 rows holding the f16 rounding of the reference dequantisation. */
     @ParameterizedTest
-    @ValueSource(strings = {"Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"})
+    @ValueSource(strings = {"Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS"})
     void weightsWithoutKernelsAreUploadedAsF16(String typeName) {
         DType type = DType.valueOf(typeName);
         try (CudaBackend b = backend(); Arena arena = Arena.ofConfined()) {

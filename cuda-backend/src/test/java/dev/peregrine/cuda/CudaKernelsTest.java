@@ -97,7 +97,7 @@ class CudaKernelsTest {
 
     /** Row lengths to test: whole blocks for quantised types (K-quants: 256 values), else {@code plain}. */
     private static int[] columnCounts(DType type, int[] plain) {
-        if (type.isKQuant()) {
+        if (type.hasSuperBlocks()) {
             return new int[] {256, 2048};
         }
         return type.isQuantized() ? new int[] {32, 256, 2048} : plain;

@@ -82,11 +82,12 @@ public final class Peregrine {
                   --dim/--layers/--heads/--kv-heads/--ffn/--vocab/--ctx N
                                          sizes (override the shape's; --kv-heads defaults to --heads)
                   --tied                 output projection shares the token embedding
-                  --dtype TYPE           f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k,
-                                         q4_k_m or q5_k_m (default f16; hf: float types only; q4_k_m and
-                                         q5_k_m: llama.cpp's mixes of q4_k or q5_k with q6_k, q5_0, q5_1
-                                         or q8_0 where rows are not whole 256-value blocks; a single
-                                         k-quant needs dim and ffn multiples of 256)
+                  --dtype TYPE           f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k,
+                                         q5_k, q6_k, iq4_nl, iq4_xs, q4_k_m or q5_k_m (default f16; hf:
+                                         float types only; q4_k_m and q5_k_m: llama.cpp's mixes of q4_k
+                                         or q5_k with q6_k, q5_0, q5_1 or q8_0 where rows are not whole
+                                         256-value blocks; a single k-quant or iq4_xs needs dim and ffn
+                                         multiples of 256)
                   --format FORMAT        gguf (a file) or hf (a directory, with tokenizer.json and
                                          tokenizer_config.json) (default gguf)
                   --seed N               weight seed; the same seed writes the same bytes (default 0)

@@ -41,8 +41,8 @@ final class SynthCommand {
             new Option("threads", true, "-t", "--threads"),
             new Option("output", true, "-o", "--output"));
 
-    private static final List<String> DTYPES = List.of("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k",
-            "q5_k", "q6_k", "q4_k_m", "q5_k_m");
+    private static final List<String> DTYPES = List.of("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k",
+            "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl", "iq4_xs", "q4_k_m", "q5_k_m");
     private static final int DEFAULT_CONTEXT = 4096;
 
     private SynthCommand() {

@@ -14,7 +14,8 @@ import java.util.Set;
  * A deliberately naive, test-only decoder forward pass in double precision, used as the ground
  * truth for Peregrine's real forward pass. It shares no code with the real path beyond reading the
  * GGUF file: it reads the hyper-parameters from the metadata itself, dequantises every tensor itself
- * (ggml's definitions of F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K) and computes everything with plain
+ * (ggml's definitions of F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL and
+ * IQ4_XS) and computes everything with plain
  * loops over {@code double}s. One token at a time, with its own full-precision KV cache.
  *
  * <p>Files are read as llama.cpp's convert_hf_to_gguf.py writes them and as llama.cpp's
@@ -70,9 +71,14 @@ final class ReferenceLlama {
     private static final int GGML_Q5_0 = 6;
     private static final int GGML_Q5_1 = 7;
     private static final int GGML_Q8_0 = 8;
+    private static final int GGML_Q2_K = 10;
+    private static final int GGML_Q3_K = 11;
     private static final int GGML_Q4_K = 12;
     private static final int GGML_Q5_K = 13;
     private static final int GGML_Q6_K = 14;
+    private static final int GGML_IQ4_NL = 20;
+    private static final int GGML_IQ4_XS = 23;
+    private static final int[] KVALUES_IQ4NL = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
     private static final int GGML_BF16 = 30;
 
     /** The GGUF architectures the reference evaluates. */
@@ -735,6 +741,100 @@ final class ReferenceLlama {
                             out[y + l + 32] = d * data.get(ValueLayout.JAVA_BYTE, sc + is + 2) * q2;
                             out[y + l + 64] = d * data.get(ValueLayout.JAVA_BYTE, sc + is + 4) * q3;
                             out[y + l + 96] = d * data.get(ValueLayout.JAVA_BYTE, sc + is + 6) * q4;
+                        }
+                    }
+                }
+            }
+            case GGML_Q2_K -> {
+                // ggml's dequantize_row_q2_K: two halves of 128 values over 32 bytes of qs each; per
+                // shift (0, 2, 4, 6) 16 values from q[l] then 16 from q[l + 16], each 16 with the next
+                // scale byte (scale: low nibble, min: high nibble).
+                requireBlocks(n, 256);
+                for (int b = 0; b < n / 256; b++) {
+                    long off = 84L * b;
+                    double d = halfToDouble(data.get(I16, off + 80));
+                    double dmin = halfToDouble(data.get(I16, off + 82));
+                    int y = b * 256;
+                    int is = 0;
+                    for (int half = 0; half < 2; half++) {
+                        long q = off + 16 + 32 * half;
+                        for (int shift = 0; shift < 8; shift += 2) {
+                            for (int part = 0; part < 2; part++) {
+                                int sc = data.get(ValueLayout.JAVA_BYTE, off + is++) & 0xFF;
+                                for (int l = 0; l < 16; l++) {
+                                    int v = (data.get(ValueLayout.JAVA_BYTE, q + 16 * part + l) & 0xFF) >> shift & 3;
+                                    out[y++] = d * (sc & 0xF) * v - dmin * (sc >> 4);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            case GGML_Q3_K -> {
+                // ggml's dequantize_row_q3_K: the 12 scale bytes unpacked through four 32-bit words
+                // (kmask1 = 0x03030303, kmask2 = 0x0f0f0f0f), then as Q2_K with the hmask bit m
+                // (1, 2, 4, ... across both halves) deciding whether 4 is subtracted.
+                requireBlocks(n, 256);
+                ValueLayout.OfInt i32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+                for (int b = 0; b < n / 256; b++) {
+                    long off = 110L * b;
+                    double d = halfToDouble(data.get(I16, off + 108));
+                    int a0 = data.get(i32, off + 96);
+                    int a1 = data.get(i32, off + 100);
+                    int tmp = data.get(i32, off + 104);
+                    int[] aux = {
+                        (a0 & 0x0f0f0f0f) | (((tmp) & 0x03030303) << 4),
+                        (a1 & 0x0f0f0f0f) | (((tmp >>> 2) & 0x03030303) << 4),
+                        ((a0 >>> 4) & 0x0f0f0f0f) | (((tmp >>> 4) & 0x03030303) << 4),
+                        ((a1 >>> 4) & 0x0f0f0f0f) | (((tmp >>> 6) & 0x03030303) << 4)};
+                    int y = b * 256;
+                    int is = 0;
+                    int m = 1;
+                    for (int half = 0; half < 2; half++) {
+                        long q = off + 32 + 32 * half;
+                        for (int shift = 0; shift < 8; shift += 2) {
+                            for (int part = 0; part < 2; part++) {
+                                int scale = (byte) (aux[is / 4] >>> 8 * (is % 4)) - 32;
+                                is++;
+                                for (int l = 0; l < 16; l++) {
+                                    int low = (data.get(ValueLayout.JAVA_BYTE, q + 16 * part + l) & 0xFF) >> shift & 3;
+                                    int hm = data.get(ValueLayout.JAVA_BYTE, off + 16 * part + l) & 0xFF;
+                                    out[y++] = d * scale * (low - ((hm & m) != 0 ? 0 : 4));
+                                }
+                            }
+                            m <<= 1;
+                        }
+                    }
+                }
+            }
+            case GGML_IQ4_NL -> {
+                requireBlocks(n, 32);
+                for (int b = 0; b < n / 32; b++) {
+                    long off = 18L * b;
+                    double d = halfToDouble(data.get(I16, off));
+                    for (int j = 0; j < 16; j++) {
+                        int q = data.get(ValueLayout.JAVA_BYTE, off + 2 + j) & 0xFF;
+                        out[b * 32 + j] = d * KVALUES_IQ4NL[q & 0xF];
+                        out[b * 32 + j + 16] = d * KVALUES_IQ4NL[q >> 4];
+                    }
+                }
+            }
+            case GGML_IQ4_XS -> {
+                // ggml's dequantize_row_iq4_xs: 8 runs of 32, scale ls = low nibble of scales_l[ib / 2]
+                // (by ib % 2) | 2 bits of scales_h << 4, value (d * (ls - 32)) * kvalues_iq4nl[nibble].
+                requireBlocks(n, 256);
+                for (int b = 0; b < n / 256; b++) {
+                    long off = 136L * b;
+                    double d = halfToDouble(data.get(I16, off));
+                    int scalesH = data.get(I16, off + 2) & 0xFFFF;
+                    for (int ib = 0; ib < 8; ib++) {
+                        int ls = (((data.get(ValueLayout.JAVA_BYTE, off + 4 + ib / 2) & 0xFF) >> 4 * (ib % 2)) & 0xF)
+                                | (((scalesH >> 2 * ib) & 3) << 4);
+                        double dl = d * (ls - 32);
+                        for (int j = 0; j < 16; j++) {
+                            int q = data.get(ValueLayout.JAVA_BYTE, off + 8 + 16 * ib + j) & 0xFF;
+                            out[b * 256 + 32 * ib + j] = dl * KVALUES_IQ4NL[q & 0xF];
+                            out[b * 256 + 32 * ib + 16 + j] = dl * KVALUES_IQ4NL[q >> 4];
                         }
                     }
                 }

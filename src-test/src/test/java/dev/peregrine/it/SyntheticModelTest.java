@@ -63,7 +63,7 @@ class SyntheticModelTest {
     @EnumSource(DType.class)
     void tinyLoadsAndGeneratesInEveryDtype(DType type) {
         long t0 = System.nanoTime();
-        ModelShape shape = type.isKQuant() ? TINY_K : ModelShape.named("tiny");
+        ModelShape shape = type.hasSuperBlocks() ? TINY_K : ModelShape.named("tiny");
         Path file = write(shape, type, 0);
         System.out.printf("[SyntheticModelTest] %s %s written in %.1f ms%n", shape.name(), type, (System.nanoTime() - t0) / 1e6);
         try (Model model = Model.load(file)) {
@@ -198,6 +198,26 @@ class SyntheticModelTest {
                     ReferenceForwardTest.prompt(shape.vocab(), 42));
             System.out.printf("[SyntheticModelTest] %s, dim %d: prompt + %d greedy steps, worst relative error %.3e%n",
                     mix, dim, ReferenceForwardTest.DECODE_STEPS, worst);
+        }
+    }
+
+    /**
+     * Files of the low-bit types (every matrix one type, as llama-quantize --pure writes): their
+     * logits over a prompt and 30 greedy steps match the float64 reference, which decodes the blocks
+     * with its own code (written after ggml's loops, not Peregrine's).
+     */
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"Q2_K", "Q3_K", "IQ4_NL", "IQ4_XS"})
+    void lowBitFilesMatchTheReference(DType type) {
+        ModelShape shape = new ModelShape("k-4-layers", 256, 4, 4, 2, 512, 512, 1024, 10000f, 1e-5f, false, false);
+        Path file = write(shape, type, 3);
+        try (ReferenceForwardTest.RealPath real = new ReferenceForwardTest.RealPath(file, 64, 16, 16)) {
+            assertThat(real.file.tensorInfos()).extracting(GgufTensorInfo::type).contains(type);
+            ReferenceLlama reference = new ReferenceLlama(real.file);
+            double worst = ReferenceForwardTest.runAndCompare(type.name(), real, reference,
+                    ReferenceForwardTest.prompt(shape.vocab(), 42));
+            System.out.printf("[SyntheticModelTest] %s: prompt + %d greedy steps, worst relative error %.3e%n",
+                    type, ReferenceForwardTest.DECODE_STEPS, worst);
         }
     }
 

@@ -151,7 +151,7 @@ final class GgufParser {
             throw error(dimsPos, "tensor '" + name + "' has " + elements + " elements, not a whole number of "
                     + type + " blocks of " + type.blockSize());
         }
-        if (type.isKQuant() && shape[0] % type.blockSize() != 0) {
+        if (type.hasSuperBlocks() && shape[0] % type.blockSize() != 0) {
             throw error(dimsPos, "tensor '" + name + "' has rows of " + shape[0] + " values, not a whole number of "
                     + type + " blocks of " + type.blockSize() + " (ggml writes K-quants only with whole-block rows)");
         }

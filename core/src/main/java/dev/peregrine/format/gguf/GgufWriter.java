@@ -183,7 +183,7 @@ public final class GgufWriter implements AutoCloseable {
             throw new IllegalArgumentException("tensor '" + name + "' has " + elements + " elements, not a whole number of "
                     + type + " blocks of " + type.blockSize());
         }
-        if (type.isKQuant() && shape[0] % type.blockSize() != 0) {
+        if (type.hasSuperBlocks() && shape[0] % type.blockSize() != 0) {
             throw new IllegalArgumentException("tensor '" + name + "' has rows of " + shape[0] + " values, not a whole number of "
                     + type + " blocks of " + type.blockSize());
         }

@@ -151,7 +151,7 @@ class GgufMalformedFileTest {
 
     @Test
     void unsupportedTensorTypes() {
-        assertRejected(oneTensor(10, 0, 256), 45, "is stored as Q2_K, which Peregrine cannot read");
+        assertRejected(oneTensor(16, 0, 256), 45, "is stored as IQ2_XXS, which Peregrine cannot read");
         assertRejected(oneTensor(99, 0, 256), 45, "is stored as type 99,");
     }
 
