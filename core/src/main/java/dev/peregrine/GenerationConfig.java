@@ -38,6 +38,10 @@ public final class GenerationConfig {
     private final boolean ignoreEos;
     private final Duration timeout;
     private final Speculation speculation;
+    private final int logprobs;
+
+    /** The most alternatives {@link #logprobs} reports per token (as vLLM's and OpenAI's default limit). */
+    public static final int MAX_TOP_LOGPROBS = 20;
 
     /** The mutable twin used to make modified copies. */
     private static final class Values {
@@ -55,6 +59,7 @@ public final class GenerationConfig {
         boolean ignoreEos;
         Duration timeout = Duration.ZERO;
         Speculation speculation;
+        int logprobs = -1;
     }
 
     private GenerationConfig(Values v) {
@@ -87,6 +92,10 @@ public final class GenerationConfig {
         if (v.timeout.isNegative()) {
             throw new IllegalArgumentException("timeout must not be negative, got " + v.timeout);
         }
+        if (v.logprobs < -1 || v.logprobs > MAX_TOP_LOGPROBS) {
+            throw new IllegalArgumentException("logprobs takes 0 to " + MAX_TOP_LOGPROBS + " alternatives per token, got "
+                    + v.logprobs);
+        }
         this.maxTokens = v.maxTokens;
         this.temperature = v.temperature;
         this.topK = v.topK;
@@ -101,6 +110,7 @@ public final class GenerationConfig {
         this.ignoreEos = v.ignoreEos;
         this.timeout = v.timeout;
         this.speculation = v.speculation;
+        this.logprobs = v.logprobs;
     }
 
     /** Sampling at temperature 0.8, top-k 40, top-p 0.95, min-p 0.05 (llama.cpp's defaults), 256 tokens. */
@@ -129,6 +139,7 @@ public final class GenerationConfig {
         v.ignoreEos = ignoreEos;
         v.timeout = timeout;
         v.speculation = speculation;
+        v.logprobs = logprobs;
         change.accept(v);
         return new GenerationConfig(v);
     }
@@ -208,6 +219,33 @@ public final class GenerationConfig {
         return with(v -> v.speculation = speculation);
     }
 
+    /**
+     * Report each generated token's log-probability under the model's distribution, with the
+     * {@code top} most likely tokens at its position (0 to {@value #MAX_TOP_LOGPROBS}): in
+     * {@link GeneratedToken#logprob()} and {@link Completion#logprobs()}. The distribution is the
+     * softmax of the model's logits before any sampling setting ({@link TokenLogprob}). Costs a
+     * pass over each logits row; on a backend that would otherwise hand back only a few candidates
+     * per row (a GPU), the whole row.
+     */
+    public GenerationConfig logprobs(int top) {
+        return with(v -> v.logprobs = top);
+    }
+
+    /** Turns log-probabilities off (the default). */
+    public GenerationConfig withoutLogprobs() {
+        return with(v -> v.logprobs = -1);
+    }
+
+    /** Whether each generated token comes with its log-probability ({@link #logprobs(int)}). */
+    public boolean wantsLogprobs() {
+        return logprobs >= 0;
+    }
+
+    /** How many most likely alternatives each token's log-probability comes with; -1 when they are off. */
+    public int topLogprobs() {
+        return logprobs;
+    }
+
     public int maxTokens() {
         return maxTokens;
     }
@@ -278,7 +316,8 @@ public final class GenerationConfig {
                 + ", repetitionLastN=" + repetitionLastN + (seeded ? ", seed=" + seed : "")
                 + ", stopStrings=" + stopStrings + ", stopTokens=" + Arrays.toString(stopTokens)
                 + ", ignoreEos=" + ignoreEos + (timeout.isZero() ? "" : ", timeout=" + timeout)
-                + (speculation == null ? "" : ", speculation=" + speculation) + "]";
+                + (speculation == null ? "" : ", speculation=" + speculation)
+                + (logprobs < 0 ? "" : ", logprobs=" + logprobs) + "]";
     }
 
     @Override

@@ -245,6 +245,17 @@ public final class Model implements AutoCloseable {
         return tokenizer().decode(ids);
     }
 
+    /**
+     * The UTF-8 bytes token {@code id} adds to a text in the middle of it (a SentencePiece word start
+     * with its space; one byte of a character for a byte token; nothing for a control token such as
+     * BOS): what to show for one token, e.g. beside its log-probability.
+     *
+     * @throws IllegalArgumentException if {@code id} is outside the vocabulary
+     */
+    public byte[] tokenBytes(int id) {
+        return tokenizer().tokenBytes(id).clone();
+    }
+
     public Path path() {
         return path;
     }

@@ -6,9 +6,11 @@ import dev.peregrine.GeneratedToken;
 import dev.peregrine.GenerationConfig;
 import dev.peregrine.SpeculationStats;
 import dev.peregrine.Timings;
+import dev.peregrine.TokenLogprob;
 import dev.peregrine.sampling.Sampler;
 import dev.peregrine.tokenizer.StreamingDecoder;
 import dev.peregrine.tokenizer.Tokenizer;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
@@ -34,6 +36,11 @@ public final class Generation {
     private final int[] stopTokens;
     private final List<String> stopStrings;
     private final int longestStop;
+    /** Rows kept for log-probabilities, when the config asks for them; null otherwise. */
+    private final LogprobRecorder logprobs;
+    private final List<TokenLogprob> outputLogprobs = new ArrayList<>();
+    /** The log-probability of the token being committed (null without logprobs). */
+    private TokenLogprob pendingLogprob;
 
     private final StringBuilder text = new StringBuilder();
     private int released;          // chars of text handed out so far
@@ -71,6 +78,7 @@ public final class Generation {
         this.stopTokens = config.stopTokens();
         this.stopStrings = config.stopStrings();
         this.longestStop = stopStrings.stream().mapToInt(String::length).max().orElse(0);
+        this.logprobs = config.wantsLogprobs() ? new LogprobRecorder(tokenizer.vocabularySize(), config.topLogprobs()) : null;
         this.promptEvaluated = seq.prepareForGeneration();
     }
 
@@ -126,10 +134,11 @@ public final class Generation {
     /**
      * How many best candidates per logit row this step's sampling can do with instead of whole
      * rows ({@link Sampler#candidatesNeeded}), 0 for whole rows. Verifying drafts by sampling needs
-     * the model's whole distribution at each position; greedy verification needs the argmax only.
+     * the model's whole distribution at each position, and so do log-probabilities; greedy
+     * verification needs the argmax only.
      */
     int candidatesNeeded(boolean verifyingDrafts) {
-        return verifyingDrafts && !config.isGreedy() ? 0 : sampler.candidatesNeeded();
+        return (verifyingDrafts && !config.isGreedy()) || logprobs != null ? 0 : sampler.candidatesNeeded();
     }
 
     /**
@@ -140,9 +149,18 @@ public final class Generation {
      */
     GeneratedToken accept(LogitRows rows, int row) {
         beforeSampling();
+        keepForLogprobs(rows, row, 0);
         int token = rows.sample(sampler, row, seq.tokenArray(), seq.length());
         seq.append(token);
+        pendingLogprob = logprobs == null ? null : logprobs.of(0, token);
         return commit(token);
+    }
+
+    /** Keeps row {@code row} as the model made it, before sampling changes it, when log-probabilities are wanted. */
+    private void keepForLogprobs(LogitRows rows, int row, int slot) {
+        if (logprobs != null) {
+            logprobs.save(rows.logits(), rows.offset(row), slot);
+        }
     }
 
     private void beforeSampling() {
@@ -179,6 +197,7 @@ public final class Generation {
         int next = -1;
         if (config.isGreedy()) {
             while (next < 0) {
+                keepForLogprobs(rows, firstRow + accepted, accepted);
                 int t = rows.sample(sampler, firstRow + accepted, history, start + accepted);
                 if (accepted < drafted && t == history[start + accepted]) {
                     accepted++;
@@ -190,6 +209,7 @@ public final class Generation {
             DraftBuffer draft = speculator.draft();
             float[] p = speculator.row();
             for (; accepted < drafted; accepted++) {
+                keepForLogprobs(rows, firstRow + accepted, accepted);
                 sampler.distribution(rows.logits(), rows.offset(firstRow + accepted), history, start + accepted, p);
                 int x = history[start + accepted];
                 // Accept with probability min(1, p/q): q(x) > 0 for a token drawn from q.
@@ -199,6 +219,7 @@ public final class Generation {
                 }
             }
             if (next < 0) {
+                keepForLogprobs(rows, firstRow + drafted, drafted);
                 next = rows.sample(sampler, firstRow + drafted, history, start + drafted);
             }
         }
@@ -214,6 +235,8 @@ public final class Generation {
                 token = next;
                 seq.append(token);
             }
+            // Each token's row is the one at its position: slot c for the c-th token out.
+            pendingLogprob = logprobs == null ? null : logprobs.of(committed, token);
             committed++;
             GeneratedToken out = commit(token);
             if (out != null) {
@@ -244,6 +267,9 @@ public final class Generation {
             output = Arrays.copyOf(output, output.length * 2);
         }
         output[outputCount++] = token;
+        if (logprobs != null) {
+            outputLogprobs.add(pendingLogprob);
+        }
         text.append(decoder.accept(token));
 
         int stopAt = findStopString();
@@ -258,7 +284,7 @@ public final class Generation {
         if (seq.length() >= seq.contextLength()) {
             return finish(FinishReason.CONTEXT_FULL, token);
         }
-        return new GeneratedToken(token, release(text.length() - heldBackForStop()));
+        return new GeneratedToken(token, release(text.length() - heldBackForStop()), pendingLogprob);
     }
 
     /** Ends the generation from outside (cancelled, timed out); returns the text still held back, if any. */
@@ -266,6 +292,8 @@ public final class Generation {
         if (finish != null) {
             return null;
         }
+        // Any text still held back goes out with the last token, whose log-probability went out already.
+        pendingLogprob = null;
         return finish(reason, outputCount > 0 ? output[outputCount - 1] : -1);
     }
 
@@ -287,7 +315,7 @@ public final class Generation {
                 && rest.isEmpty())) {
             return null;
         }
-        return new GeneratedToken(token, rest);
+        return new GeneratedToken(token, rest, pendingLogprob);
     }
 
     public Completion completion() {
@@ -298,7 +326,7 @@ public final class Generation {
         Timings timings = new Timings(loadNanos, promptEvaluated, firstLogits - startNanos, outputCount, finishNanos - firstLogits);
         SpeculationStats speculation = speculator == null ? SpeculationStats.NONE : speculator.stats();
         return new Completion(promptTokens, Arrays.copyOf(output, outputCount), text.substring(0, finalTextLength),
-                finish, timings, speculation);
+                finish, timings, speculation, outputLogprobs);
     }
 
     private String release(int upTo) {

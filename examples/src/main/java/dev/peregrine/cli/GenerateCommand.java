@@ -8,10 +8,12 @@ import dev.peregrine.ModelOptions;
 import dev.peregrine.Speculation;
 import dev.peregrine.SpeculationStats;
 import dev.peregrine.Timings;
+import dev.peregrine.TokenLogprob;
 import dev.peregrine.cli.Args.Option;
 import dev.peregrine.tensor.DType;
 import java.io.PrintStream;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 
@@ -39,6 +41,7 @@ final class GenerateCommand {
             new Option("prompt-lookup", false, "--prompt-lookup"),
             new Option("speculate-always", false, "--speculate-always"),
             new Option("lookup-ngram", true, "--lookup-ngram"),
+            new Option("logprobs", true, "--logprobs"),
             new Option("json", false, "--json"));
     /** Default --draft-max. */
     static final int DEFAULT_DRAFT_MAX = 6;
@@ -66,6 +69,12 @@ final class GenerateCommand {
         if (draftPath != null && args.has("prompt-lookup")) {
             throw new UsageException("choose one of --draft-model and --prompt-lookup");
         }
+        if (args.has("logprobs")) {
+            if (!json) {
+                throw new UsageException("--logprobs goes with --json (the log-probabilities are written in its output)");
+            }
+            config = config.logprobs(args.intValue("logprobs", 0));
+        }
         boolean always = args.has("speculate-always");
         if (args.has("prompt-lookup")) {
             config = config.withSpeculation(Speculation.promptLookup(1, lookupNgram, draftMax).withFallbackWhenSlower(!always));
@@ -79,7 +88,7 @@ final class GenerateCommand {
             Completion c;
             if (json) {
                 c = model.generator().generate(prompt, config);
-                out.println(toJson(c, config.speculation().isPresent()));
+                out.println(toJson(c, config.speculation().isPresent(), model));
             } else {
                 c = model.generator().generate(prompt, config, token -> {
                     out.print(token.text());
@@ -138,8 +147,11 @@ final class GenerateCommand {
         return reason.name().toLowerCase(Locale.ROOT);
     }
 
-    /** The completion as one JSON object; with {@code speculative}, the speculation statistics too. */
-    static String toJson(Completion c, boolean speculative) {
+    /**
+     * The completion as one JSON object; with {@code speculative}, the speculation statistics too;
+     * with log-probabilities, each output token's, with its text as {@code model} decodes it alone.
+     */
+    static String toJson(Completion c, boolean speculative, Model model) {
         Timings t = c.timings();
         Json timings = new Json()
                 .field("load_ms", t.loadMillis())
@@ -166,7 +178,29 @@ final class GenerateCommand {
                     .field("forward_passes_saved", s.forwardPassesSaved())
                     .field("plain_steps", s.plainSteps()));
         }
+        if (!c.logprobs().isEmpty()) {
+            List<Json> tokens = new ArrayList<>();
+            for (TokenLogprob token : c.logprobs()) {
+                List<Json> top = new ArrayList<>();
+                for (TokenLogprob.Alternative a : token.top()) {
+                    top.add(tokenJson(model, a.token()).precise("logprob", a.logprob()));
+                }
+                tokens.add(tokenJson(model, token.token()).precise("logprob", token.logprob()).field("top", top));
+            }
+            json.field("logprobs", tokens);
+        }
         return json.toString();
+    }
+
+    /** A token's id, its text (bytes that are not whole UTF-8 characters as U+FFFD) and its bytes, as OpenAI's logprobs show them. */
+    private static Json tokenJson(Model model, int id) {
+        byte[] bytes = model.tokenBytes(id);
+        int[] values = new int[bytes.length];
+        for (int i = 0; i < bytes.length; i++) {
+            values[i] = bytes[i] & 0xFF;
+        }
+        return new Json().field("id", id).field("token", new String(bytes, java.nio.charset.StandardCharsets.UTF_8))
+                .field("bytes", values);
     }
 
     /** One line for stderr on what speculative decoding did. */

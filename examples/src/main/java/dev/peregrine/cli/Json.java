@@ -34,6 +34,13 @@ final class Json {
         return this;
     }
 
+    /** A double as Java writes it (the shortest form that reads back the same); infinities and NaN as null. */
+    Json precise(String key, double value) {
+        key(key);
+        sb.append(Double.isFinite(value) ? Double.toString(value) : "null");
+        return this;
+    }
+
     Json field(String key, int[] values) {
         key(key);
         sb.append('[');

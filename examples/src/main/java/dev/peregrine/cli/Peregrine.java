@@ -58,6 +58,8 @@ public final class Peregrine {
                   --speculate-always     draft at every step, even while drafting is timed slower than plain
                                          decoding (by default the request then decodes plainly for a while)
                   --json                 print one JSON object with ids, text and timings instead of streaming
+                  --logprobs N           with --json: each output token's log-probability under the model's
+                                         distribution (its raw logits' softmax) and the N (0-20) most likely tokens
 
             peregrine chat -m MODEL [options]
               -m, --model MODEL          GGUF file or Hugging Face directory

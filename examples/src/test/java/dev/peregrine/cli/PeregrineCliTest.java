@@ -88,6 +88,35 @@ class PeregrineCliTest {
     }
 
     @Test
+    void logprobsComeInTheJsonOutput() {
+        Result r = run("generate", "-m", MODEL.toString(), "-p", "Once upon a time", "--temp", "0", "-n", "5", "--json",
+                "--logprobs", "2");
+        assertThat(r.status()).as(r.err()).isZero();
+        Map<?, ?> json = (Map<?, ?>) MiniJson.parse(r.out().strip());
+        int[] outputIds = ints(json.get("output_ids"));
+        List<?> logprobs = (List<?>) json.get("logprobs");
+        assertThat(logprobs).hasSize(outputIds.length);
+        try (Model model = Model.load(MODEL)) {
+            for (int i = 0; i < outputIds.length; i++) {
+                @SuppressWarnings("unchecked")
+                Map<String, Object> token = (Map<String, Object>) logprobs.get(i);
+                assertThat(token).containsOnlyKeys("id", "token", "bytes", "logprob", "top");
+                assertThat(token.get("id")).isEqualTo((double) outputIds[i]);
+                assertThat(token.get("token")).isEqualTo(new String(model.tokenBytes(outputIds[i]), StandardCharsets.UTF_8));
+                assertThat((double) token.get("logprob")).isLessThanOrEqualTo(0);
+                List<?> top = (List<?>) token.get("top");
+                assertThat(top).hasSize(2);
+                // Greedy: the generated token is the most likely one.
+                assertThat(((Map<?, ?>) top.getFirst()).get("id")).isEqualTo(token.get("id"));
+                assertThat(((Map<?, ?>) top.getFirst()).get("logprob")).isEqualTo(token.get("logprob"));
+            }
+        }
+        Result withoutJson = run("generate", "-m", MODEL.toString(), "-p", "hi", "--logprobs", "2");
+        assertThat(withoutJson.status()).isEqualTo(2);
+        assertThat(withoutJson.err()).contains("--logprobs goes with --json");
+    }
+
+    @Test
     void generateStreamsTheSameTextAsJson() {
         String[] common = {"generate", "-m", MODEL.toString(), "-p", "Once upon a time", "--temp", "0", "-n", "20"};
         Result streamed = run(common);
