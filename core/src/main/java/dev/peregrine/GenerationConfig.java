@@ -2,9 +2,12 @@ package dev.peregrine;
 
 import java.time.Duration;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.TreeMap;
 import java.util.function.Consumer;
 
 /**
@@ -16,9 +19,10 @@ import java.util.function.Consumer;
  * GenerationConfig.defaults().temperature(0.7f).topP(0.9f).seed(42)
  * }</pre>
  *
- * <p>Sampling applies, in this order: repetition penalty over the last
- * {@link #repetitionLastN()} tokens, temperature, top-k, top-p, min-p, then a draw with the
- * request's random generator. Temperature 0 means greedy (argmax) whatever the other settings.
+ * <p>Sampling applies, in this order (llama.cpp's): the logit bias, the repetition, frequency and
+ * presence penalties over the last {@link #repetitionLastN()} tokens, temperature, top-k, top-p,
+ * min-p, then a draw with the request's random generator. Temperature 0 means greedy (argmax of
+ * the biased and penalised logits) whatever the other settings.
  *
  * <p>{@link #withSpeculation} makes a request decode speculatively; it changes speed, never the
  * distribution of the output (see {@link Speculation}).
@@ -31,6 +35,10 @@ public final class GenerationConfig {
     private final float minP;
     private final float repetitionPenalty;
     private final int repetitionLastN;
+    private final float frequencyPenalty;
+    private final float presencePenalty;
+    private final int[] biasTokens;
+    private final float[] biasValues;
     private final long seed;
     private final boolean seeded;
     private final List<String> stopStrings;
@@ -52,6 +60,10 @@ public final class GenerationConfig {
         float minP = 0.05f;
         float repetitionPenalty = 1.0f;
         int repetitionLastN = 64;
+        float frequencyPenalty;
+        float presencePenalty;
+        int[] biasTokens = new int[0];
+        float[] biasValues = new float[0];
         long seed;
         boolean seeded;
         List<String> stopStrings = List.of();
@@ -84,6 +96,19 @@ public final class GenerationConfig {
         if (v.repetitionLastN < 0) {
             throw new IllegalArgumentException("repetitionLastN must be >= 0, got " + v.repetitionLastN);
         }
+        if (!Float.isFinite(v.frequencyPenalty) || !Float.isFinite(v.presencePenalty)) {
+            throw new IllegalArgumentException("frequency and presence penalties must be finite, got "
+                    + v.frequencyPenalty + " and " + v.presencePenalty);
+        }
+        for (int i = 0; i < v.biasTokens.length; i++) {
+            if (v.biasTokens[i] < 0) {
+                throw new IllegalArgumentException("logit bias for token " + v.biasTokens[i] + ": token ids are >= 0");
+            }
+            if (Float.isNaN(v.biasValues[i]) || v.biasValues[i] == Float.POSITIVE_INFINITY) {
+                throw new IllegalArgumentException("logit bias for token " + v.biasTokens[i]
+                        + " must be finite or -Infinity (to ban it), got " + v.biasValues[i]);
+            }
+        }
         for (String s : v.stopStrings) {
             if (s.isEmpty()) {
                 throw new IllegalArgumentException("stop strings must not be empty");
@@ -103,6 +128,10 @@ public final class GenerationConfig {
         this.minP = v.minP;
         this.repetitionPenalty = v.repetitionPenalty;
         this.repetitionLastN = v.repetitionLastN;
+        this.frequencyPenalty = v.frequencyPenalty;
+        this.presencePenalty = v.presencePenalty;
+        this.biasTokens = v.biasTokens;
+        this.biasValues = v.biasValues;
         this.seed = v.seed;
         this.seeded = v.seeded;
         this.stopStrings = List.copyOf(v.stopStrings);
@@ -132,6 +161,10 @@ public final class GenerationConfig {
         v.minP = minP;
         v.repetitionPenalty = repetitionPenalty;
         v.repetitionLastN = repetitionLastN;
+        v.frequencyPenalty = frequencyPenalty;
+        v.presencePenalty = presencePenalty;
+        v.biasTokens = biasTokens;
+        v.biasValues = biasValues;
         v.seed = seed;
         v.seeded = seeded;
         v.stopStrings = stopStrings;
@@ -174,6 +207,35 @@ public final class GenerationConfig {
         return with(v -> {
             v.repetitionPenalty = penalty;
             v.repetitionLastN = lastN;
+        });
+    }
+
+    /**
+     * OpenAI-style penalties over the last {@link #repetitionLastN()} tokens, as llama.cpp applies
+     * them: a token seen c times there has c * frequency + presence subtracted from its logit (after
+     * the repetition penalty). 0 = off; negative values favour repeats.
+     */
+    public GenerationConfig frequencyAndPresencePenalty(float frequency, float presence) {
+        return with(v -> {
+            v.frequencyPenalty = frequency;
+            v.presencePenalty = presence;
+        });
+    }
+
+    /**
+     * Adds {@code bias.get(id)} to token id's logit before anything else ({@code -Infinity} bans the
+     * token); ids must be in the model's vocabulary (checked when generation starts). Replaces any
+     * earlier bias; an empty map turns it off.
+     */
+    public GenerationConfig logitBias(Map<Integer, Float> bias) {
+        int[] ids = bias.keySet().stream().mapToInt(Integer::intValue).sorted().toArray();
+        float[] values = new float[ids.length];
+        for (int i = 0; i < ids.length; i++) {
+            values[i] = Objects.requireNonNull(bias.get(ids[i]), "bias value");
+        }
+        return with(v -> {
+            v.biasTokens = ids;
+            v.biasValues = values;
         });
     }
 
@@ -278,6 +340,29 @@ public final class GenerationConfig {
         return repetitionLastN;
     }
 
+    public float frequencyPenalty() {
+        return frequencyPenalty;
+    }
+
+    public float presencePenalty() {
+        return presencePenalty;
+    }
+
+    /** The logit bias, by token id (empty when off). */
+    public Map<Integer, Float> logitBias() {
+        Map<Integer, Float> m = new TreeMap<>();
+        for (int i = 0; i < biasTokens.length; i++) {
+            m.put(biasTokens[i], biasValues[i]);
+        }
+        return Collections.unmodifiableMap(m);
+    }
+
+    /** Whether anything changes logits before the ranking: a logit bias or a penalty. */
+    public boolean changesLogits() {
+        return biasTokens.length > 0 || (repetitionPenalty != 1f && repetitionLastN > 0)
+                || ((frequencyPenalty != 0 || presencePenalty != 0) && repetitionLastN > 0);
+    }
+
     /** Whether a seed was set; without one each request draws a fresh random seed. */
     public boolean isSeeded() {
         return seeded;
@@ -313,7 +398,11 @@ public final class GenerationConfig {
     public String toString() {
         return "GenerationConfig[maxTokens=" + maxTokens + ", temperature=" + temperature + ", topK=" + topK
                 + ", topP=" + topP + ", minP=" + minP + ", repetitionPenalty=" + repetitionPenalty
-                + ", repetitionLastN=" + repetitionLastN + (seeded ? ", seed=" + seed : "")
+                + ", repetitionLastN=" + repetitionLastN
+                + (frequencyPenalty == 0 && presencePenalty == 0 ? ""
+                        : ", frequencyPenalty=" + frequencyPenalty + ", presencePenalty=" + presencePenalty)
+                + (biasTokens.length == 0 ? "" : ", logitBias=" + logitBias())
+                + (seeded ? ", seed=" + seed : "")
                 + ", stopStrings=" + stopStrings + ", stopTokens=" + Arrays.toString(stopTokens)
                 + ", ignoreEos=" + ignoreEos + (timeout.isZero() ? "" : ", timeout=" + timeout)
                 + (speculation == null ? "" : ", speculation=" + speculation)

@@ -9,10 +9,10 @@ import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * Picks the next token of one generating sequence from its logits, as a {@link GenerationConfig}
- * says: repetition penalty over the last N tokens, temperature, top-k, top-p, min-p, then a draw
- * with the sequence's own random generator. Temperature 0 is greedy: the argmax after the
- * repetition penalty (the later filters never remove the most likely token, so they cannot change
- * it), and no random number is used.
+ * says: logit bias, repetition, frequency and presence penalties over the last N tokens,
+ * temperature, top-k, top-p, min-p, then a draw with the sequence's own random generator.
+ * Temperature 0 is greedy: the argmax after the bias and penalties (the later filters never remove
+ * the most likely token, so they cannot change it), and no random number is used.
  *
  * <p>Each filter works on the distribution renormalised over the tokens that survived the earlier
  * ones, as llama.cpp and Hugging Face transformers do (this matters for top-p after top-k; min-p
@@ -62,6 +62,10 @@ public final class Sampler {
     private final float[] weights;
     /** Marks tokens already penalised in this call, so that repeats are penalised once. */
     private final boolean[] penalised;
+    /** Occurrences of each token in the penalty window, for the frequency and presence penalties (empty when off). */
+    private final int[] occurrences;
+    private final int[] biasTokens;
+    private final float[] biasValues;
     /** Sum of the survivors' weights after {@link #prepare}. */
     private double total;
 
@@ -82,8 +86,19 @@ public final class Sampler {
         this.rankedLogits = new float[usesTopK() ? config.topK() : 0];
         this.weights = new float[vocabularySize];
         this.penalised = new boolean[vocabularySize];
-        boolean penalty = config.repetitionPenalty() != 1f && config.repetitionLastN() > 0;
-        this.candidatesNeeded = penalty ? 0 : config.isGreedy() ? 1 : usesTopK() ? config.topK() : 0;
+        boolean counting = config.frequencyPenalty() != 0 || config.presencePenalty() != 0;
+        this.occurrences = new int[counting ? vocabularySize : 0];
+        for (int id : config.logitBias().keySet()) {
+            if (id >= vocabularySize) {
+                throw new IllegalArgumentException("logit bias for token " + id + ", outside the vocabulary of " + vocabularySize);
+            }
+        }
+        this.biasTokens = config.logitBias().keySet().stream().mapToInt(Integer::intValue).toArray();
+        this.biasValues = new float[biasTokens.length];
+        for (int i = 0; i < biasTokens.length; i++) {
+            biasValues[i] = config.logitBias().get(biasTokens[i]);
+        }
+        this.candidatesNeeded = config.changesLogits() ? 0 : config.isGreedy() ? 1 : usesTopK() ? config.topK() : 0;
     }
 
     /** The seed of this sampler's random generator: the config's, or the fresh one drawn for it. */
@@ -217,6 +232,9 @@ public final class Sampler {
     private int prepare(float[] logits, int offset, int[] recentTokens, int recentCount) {
         Objects.checkFromIndexSize(offset, vocabularySize, logits.length);
         Objects.checkFromIndexSize(0, recentCount, recentTokens.length);
+        for (int i = 0; i < biasTokens.length; i++) {
+            logits[offset + biasTokens[i]] += biasValues[i];
+        }
         applyRepetitionPenalty(logits, offset, recentTokens, recentCount);
         for (int i = offset; i < offset + vocabularySize; i++) {
             if (Float.isNaN(logits[i])) {
@@ -322,11 +340,15 @@ public final class Sampler {
         return kept;
     }
 
-    /** CTRL / llama.cpp: each distinct token among the last N has its logit divided (if positive) or multiplied by the penalty. */
+    /**
+     * CTRL / llama.cpp: each distinct token among the last N has its logit divided (if positive) or
+     * multiplied by the repetition penalty, then c * frequency + presence subtracted, c its count.
+     */
     private void applyRepetitionPenalty(float[] logits, int offset, int[] recentTokens, int recentCount) {
         float penalty = config.repetitionPenalty();
         int from = Math.max(0, recentCount - config.repetitionLastN());
-        if (penalty == 1f || from == recentCount) {
+        boolean counting = occurrences.length > 0;
+        if ((penalty == 1f && !counting) || from == recentCount) {
             return;
         }
         // Check every id before marking any, so that an exception leaves no marks behind.
@@ -336,16 +358,32 @@ public final class Sampler {
                         + " is outside the vocabulary of " + vocabularySize);
             }
         }
+        if (counting) {
+            for (int i = from; i < recentCount; i++) {
+                occurrences[recentTokens[i]]++;
+            }
+        }
+        float frequency = config.frequencyPenalty();
+        float presence = config.presencePenalty();
         for (int i = from; i < recentCount; i++) {
             int id = recentTokens[i];
             if (!penalised[id]) {
                 penalised[id] = true;
                 float x = logits[offset + id];
-                logits[offset + id] = x > 0 ? x / penalty : x * penalty;
+                if (penalty != 1f) {
+                    x = x > 0 ? x / penalty : x * penalty;
+                }
+                if (counting) {
+                    x -= occurrences[id] * frequency + presence;
+                }
+                logits[offset + id] = x;
             }
         }
         for (int i = from; i < recentCount; i++) {
             penalised[recentTokens[i]] = false;
+            if (counting) {
+                occurrences[recentTokens[i]] = 0;
+            }
         }
     }
 

@@ -9,8 +9,9 @@ import org.junit.jupiter.params.provider.MethodSource;
 import java.lang.management.ManagementFactory;
 import java.util.Arrays;
 import java.util.Comparator;
-import java.util.HashSet;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
 import java.util.Set;
 import java.util.stream.IntStream;
@@ -33,14 +34,24 @@ class SamplerTest {
      */
     private static double[] reference(float[] logits, GenerationConfig c, int[] recent, int recentCount) {
         int n = logits.length;
-        // The penalty is applied to the float logits row itself, so its result is a float.
+        // Bias and penalties are applied to the float logits row itself, so their results are floats.
         float[] penalised = logits.clone();
-        Set<Integer> seen = new HashSet<>();
-        for (int i = Math.max(0, recentCount - c.repetitionLastN()); i < recentCount; i++) {
-            int t = recent[i];
-            if (seen.add(t)) {
-                penalised[t] = logits[t] > 0 ? logits[t] / c.repetitionPenalty() : logits[t] * c.repetitionPenalty();
+        c.logitBias().forEach((id, bias) -> penalised[id] += bias);
+        int from = Math.max(0, recentCount - c.repetitionLastN());
+        Map<Integer, Integer> counts = new HashMap<>();
+        for (int i = from; i < recentCount; i++) {
+            counts.merge(recent[i], 1, Integer::sum);
+        }
+        for (Map.Entry<Integer, Integer> e : counts.entrySet()) {
+            int t = e.getKey();
+            float x = penalised[t];
+            if (c.repetitionPenalty() != 1f) {
+                x = x > 0 ? x / c.repetitionPenalty() : x * c.repetitionPenalty();
             }
+            if (c.frequencyPenalty() != 0 || c.presencePenalty() != 0) {
+                x -= e.getValue() * c.frequencyPenalty() + c.presencePenalty();
+            }
+            penalised[t] = x;
         }
         double[] x = new double[n];
         for (int i = 0; i < n; i++) {
@@ -118,6 +129,20 @@ class SamplerTest {
     // ---------------------------------------------------------------- greedy
 
     @Test
+    void badBiasesAndPenaltiesAreRejected() {
+        assertThatThrownBy(() -> new Sampler(PLAIN.logitBias(Map.of(50, 1f)), 50)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("token 50, outside the vocabulary of 50");
+        assertThatThrownBy(() -> PLAIN.logitBias(Map.of(1, Float.NaN))).isInstanceOf(IllegalArgumentException.class);
+        assertThatThrownBy(() -> PLAIN.logitBias(Map.of(1, Float.POSITIVE_INFINITY))).isInstanceOf(IllegalArgumentException.class);
+        assertThatThrownBy(() -> PLAIN.logitBias(Map.of(-1, 1f))).isInstanceOf(IllegalArgumentException.class);
+        assertThatThrownBy(() -> PLAIN.frequencyAndPresencePenalty(Float.NaN, 0)).isInstanceOf(IllegalArgumentException.class);
+        // Anything that changes logits before the ranking needs whole rows, not a backend's candidates.
+        assertThat(new Sampler(GenerationConfig.greedy(), 50).candidatesNeeded()).isEqualTo(1);
+        assertThat(new Sampler(GenerationConfig.greedy().logitBias(Map.of(1, 1f)), 50).candidatesNeeded()).isZero();
+        assertThat(new Sampler(GenerationConfig.greedy().frequencyAndPresencePenalty(0, 0.1f), 50).candidatesNeeded()).isZero();
+    }
+
+    @Test
     void greedyIsTheArgmaxWithTiesToTheLowestId() {
         Random rnd = new Random(11);
         Sampler sampler = new Sampler(GenerationConfig.greedy(), 1000);
@@ -182,7 +207,13 @@ class SamplerTest {
                 Arguments.of("llama.cpp defaults", GenerationConfig.defaults().seed(3)),
                 Arguments.of("everything", PLAIN.temperature(0.7f).topK(40).topP(0.9f).minP(0.05f)
                         .repetitionPenalty(1.2f, 32)),
-                Arguments.of("greedy with penalty", GenerationConfig.greedy().repetitionPenalty(1.5f, 16)));
+                Arguments.of("greedy with penalty", GenerationConfig.greedy().repetitionPenalty(1.5f, 16)),
+                Arguments.of("frequency and presence penalties", PLAIN.frequencyAndPresencePenalty(0.7f, 0.4f)),
+                Arguments.of("negative frequency penalty, all three", PLAIN.repetitionPenalty(1.2f, 20)
+                        .frequencyAndPresencePenalty(-0.3f, 1.5f)),
+                Arguments.of("logit bias", PLAIN.topK(20).logitBias(Map.of(3, 5f, 7, -2.5f, 11, Float.NEGATIVE_INFINITY))),
+                Arguments.of("greedy with bias and penalties", GenerationConfig.greedy()
+                        .logitBias(Map.of(0, 3f, 1, Float.NEGATIVE_INFINITY)).frequencyAndPresencePenalty(0.5f, 0.5f)));
     }
 
     @ParameterizedTest(name = "{0}")

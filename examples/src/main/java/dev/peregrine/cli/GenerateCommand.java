@@ -27,6 +27,9 @@ final class GenerateCommand {
             new Option("top-p", true, "--top-p"),
             new Option("min-p", true, "--min-p"),
             new Option("repeat-penalty", true, "--repeat-penalty"),
+            new Option("frequency-penalty", true, "--frequency-penalty"),
+            new Option("presence-penalty", true, "--presence-penalty"),
+            new Option("logit-bias", true, "--logit-bias"),
             new Option("seed", true, "--seed"),
             new Option("stop", true, "--stop"),
             new Option("threads", true, "-t", "--threads"),
@@ -133,6 +136,24 @@ final class GenerateCommand {
                 .topP(args.floatValue("top-p", defaults.topP()))
                 .minP(args.floatValue("min-p", defaults.minP()))
                 .repetitionPenalty(args.floatValue("repeat-penalty", defaults.repetitionPenalty()), defaults.repetitionLastN());
+        if (args.has("frequency-penalty") || args.has("presence-penalty")) {
+            c = c.frequencyAndPresencePenalty(args.floatValue("frequency-penalty", 0), args.floatValue("presence-penalty", 0));
+        }
+        List<String> biases = args.all("logit-bias");
+        if (!biases.isEmpty()) {
+            java.util.Map<Integer, Float> bias = new java.util.TreeMap<>();
+            for (String b : biases) {
+                int eq = b.indexOf('=');
+                try {
+                    String value = b.substring(eq + 1).trim();
+                    bias.put(Integer.parseInt(b.substring(0, eq).trim()),
+                            value.equalsIgnoreCase("-inf") ? Float.NEGATIVE_INFINITY : Float.parseFloat(value));
+                } catch (RuntimeException e) {
+                    throw new UsageException("--logit-bias takes ID=BIAS (BIAS a number or -inf), got '" + b + "'");
+                }
+            }
+            c = c.logitBias(bias);
+        }
         if (args.has("seed")) {
             c = c.seed(args.longValue("seed", 0));
         }

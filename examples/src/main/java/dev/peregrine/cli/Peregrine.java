@@ -45,6 +45,9 @@ public final class Peregrine {
                   --top-p P              nucleus sampling, 1 = off (default 0.95)
                   --min-p P              drop tokens below P x the best one's probability, 0 = off (default 0.05)
                   --repeat-penalty R     penalise recently seen tokens, 1 = off (default 1)
+                  --frequency-penalty F  subtract F x a token's count in the last 64 tokens from its logit (default 0)
+                  --presence-penalty P   subtract P from the logit of each token seen in the last 64 (default 0)
+                  --logit-bias ID=BIAS   add BIAS to token ID's logit, -inf bans it (repeatable)
                   --seed S               random seed, for reproducible sampling
                   --stop TEXT            stop when TEXT is generated (repeatable)
               -t, --threads N            CPU threads (default: all processors)
@@ -64,8 +67,9 @@ public final class Peregrine {
             peregrine chat -m MODEL [options]
               -m, --model MODEL          GGUF file or Hugging Face directory
                   --system TEXT          system message at the start of the conversation
-              -n, --temp, --top-k, --top-p, --min-p, --repeat-penalty, --seed, --stop, -t, -c,
-              --kv-cache-type            as for generate
+              -n, --temp, --top-k, --top-p, --min-p, --repeat-penalty, --frequency-penalty,
+              --presence-penalty, --logit-bias, --seed, --stop, -t, -c, --kv-cache-type
+                                         as for generate
               reads one message per line from stdin and streams each reply to stdout; the prompt
               comes from the model's chat template (tokenizer.chat_template), else a plain
               "User: ... Assistant:" format. /reset starts over; /exit or end of input quits

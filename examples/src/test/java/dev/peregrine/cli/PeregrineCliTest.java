@@ -117,6 +117,18 @@ class PeregrineCliTest {
     }
 
     @Test
+    void logitBiasBansATokenAndABadOneIsAUsageError() {
+        String[] common = {"generate", "-m", MODEL.toString(), "-p", "Once upon a time", "--temp", "0", "-n", "10", "--json"};
+        int first = ints(((Map<?, ?>) MiniJson.parse(run(common).out().strip())).get("output_ids"))[0];
+        Result banned = run(append(common, "--logit-bias", first + "=-inf", "--frequency-penalty", "0.5"));
+        assertThat(banned.status()).as(banned.err()).isZero();
+        assertThat(ints(((Map<?, ?>) MiniJson.parse(banned.out().strip())).get("output_ids"))).doesNotContain(first);
+        Result bad = run("generate", "-m", MODEL.toString(), "-p", "hi", "--logit-bias", "12:3");
+        assertThat(bad.status()).isEqualTo(2);
+        assertThat(bad.err()).contains("--logit-bias takes ID=BIAS (BIAS a number or -inf), got '12:3'");
+    }
+
+    @Test
     void generateStreamsTheSameTextAsJson() {
         String[] common = {"generate", "-m", MODEL.toString(), "-p", "Once upon a time", "--temp", "0", "-n", "20"};
         Result streamed = run(common);
