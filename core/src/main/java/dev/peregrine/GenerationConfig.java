@@ -47,6 +47,7 @@ public final class GenerationConfig {
     private final Duration timeout;
     private final Speculation speculation;
     private final int logprobs;
+    private final boolean jsonOutput;
 
     /** The most alternatives {@link #logprobs} reports per token (as vLLM's and OpenAI's default limit). */
     public static final int MAX_TOP_LOGPROBS = 20;
@@ -72,6 +73,7 @@ public final class GenerationConfig {
         Duration timeout = Duration.ZERO;
         Speculation speculation;
         int logprobs = -1;
+        boolean jsonOutput;
     }
 
     private GenerationConfig(Values v) {
@@ -140,6 +142,7 @@ public final class GenerationConfig {
         this.timeout = v.timeout;
         this.speculation = v.speculation;
         this.logprobs = v.logprobs;
+        this.jsonOutput = v.jsonOutput;
     }
 
     /** Sampling at temperature 0.8, top-k 40, top-p 0.95, min-p 0.05 (llama.cpp's defaults), 256 tokens. */
@@ -173,6 +176,7 @@ public final class GenerationConfig {
         v.timeout = timeout;
         v.speculation = speculation;
         v.logprobs = logprobs;
+        v.jsonOutput = jsonOutput;
         change.accept(v);
         return new GenerationConfig(v);
     }
@@ -293,6 +297,23 @@ public final class GenerationConfig {
         return with(v -> v.logprobs = top);
     }
 
+    /**
+     * Constrain the output to one JSON object (RFC 8259; as OpenAI's JSON mode and llama.cpp's json
+     * grammar): at each step only tokens that keep the text a prefix of a JSON object can be drawn,
+     * and the generation ends with the model's end-of-generation token as soon as the object
+     * closes. The text is valid JSON unless max tokens (or a stop string) cut it short first. The
+     * model should also be asked for JSON in the prompt: the constraint decides what is allowed,
+     * not what the model wants to say.
+     */
+    public GenerationConfig jsonOutput(boolean json) {
+        return with(v -> v.jsonOutput = json);
+    }
+
+    /** Whether the output is constrained to a JSON object ({@link #jsonOutput}). */
+    public boolean isJsonOutput() {
+        return jsonOutput;
+    }
+
     /** Turns log-probabilities off (the default). */
     public GenerationConfig withoutLogprobs() {
         return with(v -> v.logprobs = -1);
@@ -406,7 +427,7 @@ public final class GenerationConfig {
                 + ", stopStrings=" + stopStrings + ", stopTokens=" + Arrays.toString(stopTokens)
                 + ", ignoreEos=" + ignoreEos + (timeout.isZero() ? "" : ", timeout=" + timeout)
                 + (speculation == null ? "" : ", speculation=" + speculation)
-                + (logprobs < 0 ? "" : ", logprobs=" + logprobs) + "]";
+                + (logprobs < 0 ? "" : ", logprobs=" + logprobs) + (jsonOutput ? ", jsonOutput" : "") + "]";
     }
 
     @Override

@@ -7,6 +7,7 @@ import dev.peregrine.GenerationConfig;
 import dev.peregrine.SpeculationStats;
 import dev.peregrine.Timings;
 import dev.peregrine.TokenLogprob;
+import dev.peregrine.sampling.JsonConstraint;
 import dev.peregrine.sampling.Sampler;
 import dev.peregrine.tokenizer.StreamingDecoder;
 import dev.peregrine.tokenizer.Tokenizer;
@@ -67,7 +68,9 @@ public final class Generation {
         this.seq = seq;
         this.config = config;
         this.tokenizer = tokenizer;
-        this.sampler = new Sampler(config, tokenizer.vocabularySize());
+        this.sampler = new Sampler(config, tokenizer.vocabularySize(), config.isJsonOutput()
+                ? new JsonConstraint(tokenizer.vocabularySize(), tokenizer::tokenBytes, tokenizer::isEndOfGeneration, seq.length())
+                : null);
         this.speculator = speculator;
         if (speculator != null) {
             speculator.bind(seq, config, sampler);

@@ -66,6 +66,8 @@ public final class Sampler {
     private final int[] occurrences;
     private final int[] biasTokens;
     private final float[] biasValues;
+    /** Restricts the tokens that may come next (JSON output), or null. */
+    private final JsonConstraint constraint;
     /** Sum of the survivors' weights after {@link #prepare}. */
     private double total;
 
@@ -74,6 +76,14 @@ public final class Sampler {
      * @param vocabularySize number of logits per row
      */
     public Sampler(GenerationConfig config, int vocabularySize) {
+        this(config, vocabularySize, null);
+    }
+
+    /**
+     * A sampler whose draws {@code constraint} restricts (null: none): its mask is applied to each
+     * row first, before the bias and penalties.
+     */
+    public Sampler(GenerationConfig config, int vocabularySize, JsonConstraint constraint) {
         if (vocabularySize <= 0) {
             throw new IllegalArgumentException("vocabularySize must be > 0, got " + vocabularySize);
         }
@@ -98,7 +108,9 @@ public final class Sampler {
         for (int i = 0; i < biasTokens.length; i++) {
             biasValues[i] = config.logitBias().get(biasTokens[i]);
         }
-        this.candidatesNeeded = config.changesLogits() ? 0 : config.isGreedy() ? 1 : usesTopK() ? config.topK() : 0;
+        this.constraint = constraint;
+        this.candidatesNeeded = config.changesLogits() || constraint != null ? 0
+                : config.isGreedy() ? 1 : usesTopK() ? config.topK() : 0;
     }
 
     /** The seed of this sampler's random generator: the config's, or the fresh one drawn for it. */
@@ -232,6 +244,9 @@ public final class Sampler {
     private int prepare(float[] logits, int offset, int[] recentTokens, int recentCount) {
         Objects.checkFromIndexSize(offset, vocabularySize, logits.length);
         Objects.checkFromIndexSize(0, recentCount, recentTokens.length);
+        if (constraint != null) {
+            constraint.apply(recentTokens, recentCount, logits, offset);
+        }
         for (int i = 0; i < biasTokens.length; i++) {
             logits[offset + biasTokens[i]] += biasValues[i];
         }

@@ -30,6 +30,7 @@ final class GenerateCommand {
             new Option("frequency-penalty", true, "--frequency-penalty"),
             new Option("presence-penalty", true, "--presence-penalty"),
             new Option("logit-bias", true, "--logit-bias"),
+            new Option("json-output", false, "--json-output"),
             new Option("seed", true, "--seed"),
             new Option("stop", true, "--stop"),
             new Option("threads", true, "-t", "--threads"),
@@ -153,6 +154,9 @@ final class GenerateCommand {
                 }
             }
             c = c.logitBias(bias);
+        }
+        if (args.has("json-output")) {
+            c = c.jsonOutput(true);
         }
         if (args.has("seed")) {
             c = c.seed(args.longValue("seed", 0));

@@ -48,6 +48,7 @@ public final class Peregrine {
                   --frequency-penalty F  subtract F x a token's count in the last 64 tokens from its logit (default 0)
                   --presence-penalty P   subtract P from the logit of each token seen in the last 64 (default 0)
                   --logit-bias ID=BIAS   add BIAS to token ID's logit, -inf bans it (repeatable)
+                  --json-output          constrain the output to one JSON object (ends when it closes)
                   --seed S               random seed, for reproducible sampling
                   --stop TEXT            stop when TEXT is generated (repeatable)
               -t, --threads N            CPU threads (default: all processors)
@@ -68,7 +69,7 @@ public final class Peregrine {
               -m, --model MODEL          GGUF file or Hugging Face directory
                   --system TEXT          system message at the start of the conversation
               -n, --temp, --top-k, --top-p, --min-p, --repeat-penalty, --frequency-penalty,
-              --presence-penalty, --logit-bias, --seed, --stop, -t, -c, --kv-cache-type
+              --presence-penalty, --logit-bias, --json-output, --seed, --stop, -t, -c, --kv-cache-type
                                          as for generate
               reads one message per line from stdin and streams each reply to stdout; the prompt
               comes from the model's chat template (tokenizer.chat_template), else a plain
