@@ -86,16 +86,7 @@ public final class Quantize {
      * sign) / -8, nibble = min(15, trunc(x / d + 8.5)).
      */
     private static void q4_0Block(float[] x, int from, MemorySegment dst, long at) {
-        float amax = 0;
-        float max = 0;
-        for (int j = 0; j < 32; j++) {
-            float v = checkFinite(x[from + j]);
-            if (amax < Math.abs(v)) {
-                amax = Math.abs(v);
-                max = v;
-            }
-        }
-        float d = max / -8f;
+        float d = largestMagnitude(x, from, 32) / -8f;
         float id = d != 0 ? 1f / d : 0f;
         dst.set(I16, at, Float.floatToFloat16(d));
         for (int j = 0; j < 16; j++) {
@@ -110,16 +101,7 @@ public final class Quantize {
      * q = min(31, trunc(x / d + 16.5)); the fifth bits go to the word qh.
      */
     private static void q5_0Block(float[] x, int from, MemorySegment dst, long at) {
-        float amax = 0;
-        float max = 0;
-        for (int j = 0; j < 32; j++) {
-            float v = checkFinite(x[from + j]);
-            if (amax < Math.abs(v)) {
-                amax = Math.abs(v);
-                max = v;
-            }
-        }
-        float d = max / -16f;
+        float d = largestMagnitude(x, from, 32) / -16f;
         float id = d != 0 ? 1f / d : 0f;
         dst.set(I16, at, Float.floatToFloat16(d));
         int[] q = new int[32];
@@ -192,15 +174,7 @@ public final class Quantize {
         float maxScale = 0;
         float maxMin = 0;
         for (int j = 0; j < 8; j++) {
-            float lo = 0;
-            float hi = checkFinite(x[from + 32 * j]);
-            for (int l = 0; l < 32; l++) {
-                float v = checkFinite(x[from + 32 * j + l]);
-                lo = Math.min(lo, v);
-                hi = Math.max(hi, v);
-            }
-            scales[j] = (hi - lo) / top;
-            mins[j] = -lo;
+            span(x, from + 32 * j, 32, top, scales, mins, j);
             maxScale = Math.max(maxScale, scales[j]);
             maxMin = Math.max(maxMin, mins[j]);
         }
@@ -295,15 +269,7 @@ public final class Quantize {
         float maxScale = 0;
         float maxMin = 0;
         for (int j = 0; j < 16; j++) {
-            float lo = 0;
-            float hi = checkFinite(x[from + 16 * j]);
-            for (int l = 0; l < 16; l++) {
-                float v = checkFinite(x[from + 16 * j + l]);
-                lo = Math.min(lo, v);
-                hi = Math.max(hi, v);
-            }
-            scales[j] = (hi - lo) / 3;
-            mins[j] = -lo;
+            span(x, from + 16 * j, 16, 3, scales, mins, j);
             maxScale = Math.max(maxScale, scales[j]);
             maxMin = Math.max(maxMin, mins[j]);
         }
@@ -339,14 +305,7 @@ public final class Quantize {
         float[] scales = new float[16];
         float maxScale = 0;
         for (int j = 0; j < 16; j++) {
-            float max = 0;
-            for (int l = 0; l < 16; l++) {
-                float v = checkFinite(x[from + 16 * j + l]);
-                if (Math.abs(v) > Math.abs(max)) {
-                    max = v;
-                }
-            }
-            scales[j] = max / -4;
+            scales[j] = largestMagnitude(x, from + 16 * j, 16) / -4;
             maxScale = Math.max(maxScale, Math.abs(scales[j]));
         }
         short dBits = Float.floatToFloat16(maxScale / 31);
@@ -384,14 +343,7 @@ public final class Quantize {
         float[] scales = new float[runs];
         float maxScale = 0;
         for (int j = 0; j < runs; j++) {
-            float max = 0;
-            for (int l = 0; l < 32; l++) {
-                float v = checkFinite(x[from + 32 * j + l]);
-                if (Math.abs(v) > Math.abs(max)) {
-                    max = v;
-                }
-            }
-            scales[j] = max / -127;
+            scales[j] = largestMagnitude(x, from + 32 * j, 32) / -127;
             maxScale = Math.max(maxScale, Math.abs(scales[j]));
         }
         short dBits = Float.floatToFloat16(superBlock ? maxScale / 31 : scales[0]);
@@ -432,6 +384,40 @@ public final class Quantize {
             }
         }
         return best;
+    }
+
+    /**
+     * The K-quants' sub-block span: {@code x[from .. from + n)} lies in [lo, hi] with lo = min(0,
+     * smallest value) and hi its largest value; stores the scale (hi - lo) / levels in
+     * {@code scales[j]} and the min -lo in {@code mins[j]}.
+     */
+    private static void span(float[] x, int from, int n, int levels, float[] scales, float[] mins, int j) {
+        float lo = 0;
+        float hi = checkFinite(x[from]);
+        for (int l = 0; l < n; l++) {
+            float v = checkFinite(x[from + l]);
+            lo = Math.min(lo, v);
+            hi = Math.max(hi, v);
+        }
+        scales[j] = (hi - lo) / levels;
+        mins[j] = -lo;
+    }
+
+    /**
+     * The first of {@code x[from .. from + n)} of the largest magnitude, with its sign (ggml's
+     * {@code if (amax < fabsf(v)) { amax = fabsf(v); max = v; }}); 0 for all zeros.
+     */
+    private static float largestMagnitude(float[] x, int from, int n) {
+        float amax = 0;
+        float max = 0;
+        for (int j = 0; j < n; j++) {
+            float v = checkFinite(x[from + j]);
+            if (amax < Math.abs(v)) {
+                amax = Math.abs(v);
+                max = v;
+            }
+        }
+        return max;
     }
 
     /** C's roundf: halves round away from zero (Math.round is exact but rounds halves up). */

@@ -1,10 +1,11 @@
 package dev.peregrine.tensor;
 
+import static dev.peregrine.tensor.QuantTesting.quantize;
+import static dev.peregrine.tensor.QuantTesting.decode;
+import static dev.peregrine.tensor.QuantTesting.gaussian;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import java.lang.foreign.MemorySegment;
-import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -163,26 +164,5 @@ class LowBitQuantTest {
         };
         assertThat(DType.fromGgmlId(id)).contains(type);
         assertThat(type.hasSuperBlocks()).isEqualTo(type != DType.IQ4_NL);
-    }
-
-    private static byte[] quantize(DType type, float[] x) {
-        byte[] out = new byte[(int) type.bytesFor(x.length)];
-        Quantize.fromFloat(type, x, 0, x.length, MemorySegment.ofArray(out), 0);
-        return out;
-    }
-
-    private static float[] decode(DType type, byte[] blocks) {
-        float[] y = new float[blocks.length / type.blockBytes() * type.blockSize()];
-        Dequant.toFloat(type, MemorySegment.ofArray(blocks), 0, y, 0, y.length);
-        return y;
-    }
-
-    private static float[] gaussian(int n, float scale, long seed) {
-        Random r = new Random(seed);
-        float[] x = new float[n];
-        for (int i = 0; i < n; i++) {
-            x[i] = (float) (r.nextGaussian() * scale);
-        }
-        return x;
     }
 }

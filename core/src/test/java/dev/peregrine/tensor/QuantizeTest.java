@@ -1,10 +1,12 @@
 package dev.peregrine.tensor;
 
+import static dev.peregrine.tensor.QuantTesting.gaussian;
+import static dev.peregrine.tensor.QuantTesting.quantize;
+import static dev.peregrine.tensor.QuantTesting.roundTrip;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.lang.foreign.MemorySegment;
-import java.util.Random;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -24,12 +26,6 @@ import org.junit.jupiter.api.Test;
  * -0.0 = 0x8000; stored little-endian.
  */
 class QuantizeTest {
-
-    private static byte[] quantize(DType type, float[] x) {
-        byte[] out = new byte[(int) type.bytesFor(x.length)];
-        Quantize.fromFloat(type, x, 0, x.length, MemorySegment.ofArray(out), 0);
-        return out;
-    }
 
     /** A block: fp16 scale bytes (low, high), then the given quant bytes, the rest filled with {@code fill}. */
     private static byte[] block(int scaleLow, int scaleHigh, int quantBytes, int fill, int... quants) {
@@ -220,21 +216,5 @@ class QuantizeTest {
         // 1.5 = fp16 0x3E00, bf16 0x3FC0; -2 = fp16 0xC000, bf16 0xC000.
         assertThat(quantize(DType.F16, new float[] {1.5f, -2f})).containsExactly(0x00, 0x3E, 0x00, 0xC0);
         assertThat(quantize(DType.BF16, new float[] {1.5f, -2f})).containsExactly(0xC0, 0x3F, 0x00, 0xC0);
-    }
-
-    private static float[] gaussian(int n, float scale, long seed) {
-        Random r = new Random(seed);
-        float[] x = new float[n];
-        for (int i = 0; i < n; i++) {
-            x[i] = (float) (r.nextGaussian() * scale);
-        }
-        return x;
-    }
-
-    private static float[] roundTrip(DType type, float[] x) {
-        byte[] q = quantize(type, x);
-        float[] y = new float[x.length];
-        Dequant.toFloat(type, MemorySegment.ofArray(q), 0, y, 0, y.length);
-        return y;
     }
 }
