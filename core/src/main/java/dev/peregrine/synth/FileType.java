@@ -1,67 +1,108 @@
 package dev.peregrine.synth;
 
 import dev.peregrine.tensor.DType;
+import java.util.List;
 import java.util.Locale;
 
 /**
  * The types a synthetic GGUF file stores its matrices as, under the llama.cpp file type
  * ({@code llama_ftype}, written as {@code general.file_type}) that names them: one type for every
- * matrix, as {@code llama-quantize --pure} writes, or llama.cpp's Q4_K_M and Q5_K_M mixes. Norm
- * weights are F32 whatever the file type.
+ * matrix, as {@code llama-quantize --pure} writes, or one of llama.cpp's K-quant mixes (Q3_K_S/M/L,
+ * Q4_K_S/M, Q5_K_S/M). Norm weights are F32 whatever the file type.
  *
- * @param name     lower-case name, as {@code peregrine synth --dtype} takes it
- * @param llamaId  the {@code llama_ftype} id
- * @param base     the type of most matrices
- * @param moreBits the type of the matrices a K-quant "_M" mix gives more bits ({@link #typeOf});
- *                 {@code base} again for a single-type file
+ * @param name    lower-case name, as {@code peregrine synth --dtype} takes it
+ * @param llamaId the {@code llama_ftype} id
+ * @param base    the type of most matrices
+ * @param mix     whether llama.cpp's rules for this file type choose other types for some
+ *                matrices ({@link #typeOf}); false for a single-type file
  */
-public record FileType(String name, int llamaId, DType base, DType moreBits) {
-    /**
-     * llama.cpp's Q4_K_M for a Llama model: Q6_K for the output projection (the token embedding
-     * when tied) and for attn_v and ffn_down in the layers {@link #useMoreBits} picks, Q4_K for the
-     * rest.
-     */
-    public static final FileType Q4_K_M = new FileType("q4_k_m", 15, DType.Q4_K, DType.Q6_K);
+public record FileType(String name, int llamaId, DType base, boolean mix) {
+    // llama_ftype ids of the mixes.
+    private static final int Q3_K_S_ID = 11;
+    private static final int Q3_K_M_ID = 12;
+    private static final int Q3_K_L_ID = 13;
+    private static final int Q4_K_S_ID = 14;
+    private static final int Q4_K_M_ID = 15;
+    private static final int Q5_K_S_ID = 16;
+    private static final int Q5_K_M_ID = 17;
 
-    /** llama.cpp's Q5_K_M for a Llama model: as {@link #Q4_K_M}, with Q5_K for the rest. */
-    public static final FileType Q5_K_M = new FileType("q5_k_m", 17, DType.Q5_K, DType.Q6_K);
+    public static final FileType Q3_K_S = new FileType("q3_k_s", Q3_K_S_ID, DType.Q3_K, true);
+    public static final FileType Q3_K_M = new FileType("q3_k_m", Q3_K_M_ID, DType.Q3_K, true);
+    public static final FileType Q3_K_L = new FileType("q3_k_l", Q3_K_L_ID, DType.Q3_K, true);
+    public static final FileType Q4_K_S = new FileType("q4_k_s", Q4_K_S_ID, DType.Q4_K, true);
+    /** The mix most published GGUF files use: Q4_K, with Q6_K for the output and half the attn_v and ffn_down matrices. */
+    public static final FileType Q4_K_M = new FileType("q4_k_m", Q4_K_M_ID, DType.Q4_K, true);
+    public static final FileType Q5_K_S = new FileType("q5_k_s", Q5_K_S_ID, DType.Q5_K, true);
+    public static final FileType Q5_K_M = new FileType("q5_k_m", Q5_K_M_ID, DType.Q5_K, true);
 
     /** The mixes, by name. */
-    public static final java.util.List<FileType> MIXES = java.util.List.of(Q4_K_M, Q5_K_M);
+    public static final List<FileType> MIXES = List.of(Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M);
 
     /** Every matrix as {@code type}. */
     public static FileType of(DType type) {
-        return new FileType(type.name().toLowerCase(Locale.ROOT), SyntheticModel.llamaFileType(type), type, type);
+        return new FileType(type.name().toLowerCase(Locale.ROOT), SyntheticModel.llamaFileType(type), type, false);
     }
 
     /**
-     * The type of matrix {@code tensor} (its GGUF name, rows of {@code rowLength} values) in a model
-     * of {@code layers} layers, following llama.cpp's llama_tensor_get_type for the Q4_K_M and
-     * Q5_K_M mixes on a Llama model, including its fallback for rows that are not whole 256-value
-     * super-blocks (models of width 576 or 896, such as SmolLM2 and Qwen2.5-0.5B): Q4_K becomes
-     * Q5_0, Q5_K becomes Q5_1 and Q6_K becomes Q8_0. A single-type file has no fallback, as
-     * {@code llama-quantize --pure}.
+     * The type of matrix {@code tensor} (its GGUF name, rows of {@code rowLength} values) in a Llama
+     * model of {@code layers} layers, as llama.cpp's
+     * llama_tensor_get_type chooses it for this file type (a dense, non-Falcon model, no importance
+     * matrix): the output projection (or the token embedding when it is also the output) as Q6_K, or
+     * Q8_0 where its rows are not whole super-blocks; attn_v, ffn_down and attn_output by the mix's
+     * rules; then its fallback for rows that are not whole blocks (SmolLM2's width 576, Qwen2.5-0.5B's
+     * 896): Q3_K to Q4_0, Q4_K to Q5_0, Q5_K to Q5_1, Q6_K to Q8_0, and F16 where even those do not
+     * fit. A single-type file has none of these, as {@code llama-quantize --pure} without fallbacks.
      */
     public DType typeOf(String tensor, long rowLength, int layers, boolean tiedEmbeddings) {
-        boolean more = tensor.equals("output.weight")
-                || tensor.equals("token_embd.weight") && tiedEmbeddings
-                || (tensor.endsWith(".attn_v.weight") || tensor.endsWith(".ffn_down.weight"))
-                        && useMoreBits(layer(tensor), layers);
-        DType type = more ? moreBits : base;
-        if (isMix() && rowLength % type.blockSize() != 0) {
-            return switch (type) {
-                case Q4_K -> DType.Q5_0;
-                case Q5_K -> DType.Q5_1;
-                case Q6_K -> DType.Q8_0;
-                default -> type;
-            };
+        if (!mix) {
+            return base;
         }
-        return type;
+        DType type = base;
+        if (tensor.equals("output.weight") || tensor.equals("token_embd.weight") && tiedEmbeddings) {
+            type = rowLength % base.blockSize() != 0 ? DType.Q8_0 : DType.Q6_K;
+        } else if (tensor.startsWith("blk.")) {
+            int layer = layer(tensor);
+            if (tensor.endsWith(".attn_v.weight")) {
+                type = switch (llamaId) {
+                    case Q3_K_M_ID -> layer < 2 ? DType.Q5_K : DType.Q4_K;
+                    case Q3_K_L_ID -> DType.Q5_K;
+                    case Q4_K_M_ID, Q5_K_M_ID -> useMoreBits(layer, layers) ? DType.Q6_K : base;
+                    case Q4_K_S_ID -> layer < 4 ? DType.Q5_K : base;
+                    default -> base;
+                };
+            } else if (tensor.endsWith(".ffn_down.weight")) {
+                type = switch (llamaId) {
+                    case Q3_K_M_ID -> layer < layers / 16 ? DType.Q5_K : DType.Q4_K;
+                    case Q3_K_L_ID -> DType.Q5_K;
+                    case Q4_K_M_ID, Q5_K_M_ID -> useMoreBits(layer, layers) ? DType.Q6_K : base;
+                    case Q4_K_S_ID -> layer < layers / 8 ? DType.Q5_K : base;
+                    default -> base;
+                };
+            } else if (tensor.endsWith(".attn_output.weight")) {
+                type = switch (llamaId) {
+                    case Q3_K_M_ID -> DType.Q4_K;
+                    case Q3_K_L_ID -> DType.Q5_K;
+                    default -> base;
+                };
+            }
+        }
+        return fallback(type, rowLength);
     }
 
-    /** Whether this is a mix of types rather than one type for every matrix. */
-    public boolean isMix() {
-        return base != moreBits;
+    /** llama.cpp's tensor_type_fallback: a type whose blocks fit rows of {@code rowLength} values. */
+    private static DType fallback(DType type, long rowLength) {
+        if (rowLength % type.blockSize() == 0) {
+            return type;
+        }
+        DType smaller = switch (type) {
+            case Q2_K, Q3_K -> DType.Q4_0;
+            case Q4_K -> DType.Q5_0;
+            case Q5_K -> DType.Q5_1;
+            case Q6_K -> DType.Q8_0;
+            case IQ4_XS -> DType.IQ4_NL;
+            default -> DType.F16;
+        };
+        return rowLength % smaller.blockSize() == 0 ? smaller : DType.F16;
     }
 
     /** llama.cpp's use_more_bits: the first and last eighth of the layers, and every third layer between. */

@@ -225,68 +225,83 @@ class SyntheticGgufTest {
     static final ModelShape K_SHAPE = new ModelShape("k", 256, 8, 4, 2, 512, 512, 256, 1e4f, 1e-5f, false, false);
 
     /**
-     * Pure Q4_K and Q6_K files and the Q4_K_M mix, untied and tied: each tensor's type as llama.cpp's
-     * quantiser picks it (Q4_K_M: Q6_K for output.weight, or token_embd.weight when it is also the
-     * output, and for attn_v and ffn_down of layers 0, 3, 6, 7), general.file_type, and the bytes:
-     * the F32 file's values encoded as that type.
+     * Pure Q4_K, Q5_K and Q6_K files and llama.cpp's K-quant mixes, untied and tied: each tensor's
+     * type as llama.cpp's quantiser picks it (written out by hand below for 8 layers),
+     * general.file_type, and the bytes: the F32 file's values encoded as that type.
      */
     @Test
     void kQuantFileTypesStoreEachMatrixAsLlamaCppDoes() {
         ModelShape tied = new ModelShape("k-tied", 256, 8, 4, 2, 512, 512, 256, 1e4f, 1e-5f, true, false);
+        List<FileType> fileTypes = new ArrayList<>(List.of(FileType.of(DType.Q4_K), FileType.of(DType.Q5_K),
+                FileType.of(DType.Q6_K)));
+        fileTypes.addAll(FileType.MIXES);
         try (Arena arena = Arena.ofConfined()) {
             for (ModelShape shape : List.of(K_SHAPE, tied)) {
                 GgufFile f32 = GgufFile.open(writeGguf(dir.resolve(shape.name() + ".gguf"), shape, DType.F32, 4, 0), arena);
-                for (FileType fileType : List.of(FileType.of(DType.Q4_K), FileType.of(DType.Q5_K), FileType.of(DType.Q6_K),
-                        FileType.Q4_K_M, FileType.Q5_K_M)) {
+                for (FileType fileType : fileTypes) {
                     Path path = dir.resolve(shape.name() + "-" + fileType.name() + ".gguf");
                     SyntheticModel.of(shape, 4).writeGguf(path, fileType, TokenizerMetadata.synthetic(shape.vocab()), 0);
                     GgufFile f = GgufFile.open(path, arena);
                     long expectedFileType = switch (fileType.name()) {
-                        case "q4_k" -> 14;
-                        case "q5_k" -> 16;
-                        case "q6_k" -> 18;
+                        case "q3_k_s" -> 11;
+                        case "q3_k_m" -> 12;
+                        case "q3_k_l" -> 13;
+                        case "q4_k", "q4_k_s" -> 14;
                         case "q4_k_m" -> 15;
-                        default -> 17;
+                        case "q5_k", "q5_k_s" -> 16;
+                        case "q5_k_m" -> 17;
+                        default -> 18;
                     };
                     assertThat(f.metadata().getLong("general.file_type")).as(fileType.name()).isEqualTo(expectedFileType);
-                    int q6k = 0;
                     for (GgufTensorInfo info : f.tensorInfos()) {
                         DType expected = expectedKType(info.name(), fileType, shape.tiedEmbeddings());
                         String what = shape.name() + " " + fileType.name() + " " + info.name();
                         assertThat(info.type()).as(what).isEqualTo(expected);
-                        q6k += expected == DType.Q6_K ? 1 : 0;
                         float[] x = Dequant.toFloat(f32.tensor(info.name()));
                         byte[] bytes = new byte[(int) expected.bytesFor(x.length)];
                         Quantize.fromFloat(expected, x, 0, x.length, MemorySegment.ofArray(bytes), 0);
                         assertThat(f.tensor(info.name()).data().toArray(ValueLayout.JAVA_BYTE)).as(what).isEqualTo(bytes);
-                    }
-                    if (fileType.isMix()) {
-                        assertThat(q6k).as("Q6_K tensors: output + 4 attn_v + 4 ffn_down").isEqualTo(9);
                     }
                 }
             }
         }
     }
 
-    /** The type llama-quantize gives tensor {@code name}, written out by hand for K_SHAPE's 8 layers. */
+    /**
+     * The type llama-quantize gives tensor {@code name} of an 8-layer Llama model whose rows are
+     * whole super-blocks, from llama_tensor_get_type's rules worked out by hand: use_more_bits picks
+     * layers 0, 3, 6 and 7 of 8; no layer is below 8 / 16, only layer 0 below 8 / 8.
+     */
     private static DType expectedKType(String name, FileType fileType, boolean tied) {
         if (name.endsWith("norm.weight")) {
             return DType.F32;
         }
-        if (!fileType.isMix()) {
+        if (!fileType.mix()) {
             return fileType.base();
         }
-        boolean output = name.equals("output.weight") || tied && name.equals("token_embd.weight");
-        boolean moreBitsLayer = List.of("blk.0.", "blk.3.", "blk.6.", "blk.7.").stream().anyMatch(name::startsWith)
-                && (name.endsWith("attn_v.weight") || name.endsWith("ffn_down.weight"));
-        return output || moreBitsLayer ? DType.Q6_K : fileType.base();
+        if (name.equals("output.weight") || tied && name.equals("token_embd.weight")) {
+            return DType.Q6_K;
+        }
+        int layer = name.startsWith("blk.") ? Integer.parseInt(name.split("\\.")[1]) : -1;
+        boolean moreBits = List.of(0, 3, 6, 7).contains(layer);
+        String kind = name.endsWith("attn_v.weight") ? "attn_v" : name.endsWith("ffn_down.weight") ? "ffn_down"
+                : name.endsWith("attn_output.weight") ? "attn_output" : "other";
+        return switch (fileType.name() + " " + kind) {
+            case "q3_k_m attn_v" -> layer < 2 ? DType.Q5_K : DType.Q4_K;
+            case "q3_k_m ffn_down", "q3_k_m attn_output" -> DType.Q4_K;
+            case "q3_k_l attn_v", "q3_k_l ffn_down", "q3_k_l attn_output" -> DType.Q5_K;
+            case "q4_k_s attn_v" -> layer < 4 ? DType.Q5_K : DType.Q4_K;
+            case "q4_k_s ffn_down" -> layer < 1 ? DType.Q5_K : DType.Q4_K;
+            case "q4_k_m attn_v", "q4_k_m ffn_down", "q5_k_m attn_v", "q5_k_m ffn_down" -> moreBits ? DType.Q6_K : fileType.base();
+            default -> fileType.base();
+        };
     }
 
     /**
      * A model 288 wide (as SmolLM2's 576 and Qwen2.5-0.5B's 896, not a whole number of 256-value
      * super-blocks): in the mixes every matrix whose rows are 288 long takes llama.cpp's fallback
-     * (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0), ffn_down (rows of 512) keeps its K-quant; the
-     * bytes are the F32 values encoded as that type.
+     * (Q3_K -> Q4_0, Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0; the output straight to Q8_0),
+     * ffn_down (rows of 512) keeps its K-quant; the bytes are the F32 values encoded as that type.
      */
     @Test
     void mixesFallBackAsLlamaCppWhereRowsAreNotWholeSuperBlocks() {
@@ -302,6 +317,7 @@ class SyntheticGgufTest {
                     DType kType = expectedKType(info.name(), fileType, false);
                     DType expected = info.name().endsWith("ffn_down.weight") || kType == DType.F32 ? kType
                             : switch (kType) {
+                                case Q3_K -> DType.Q4_0;
                                 case Q4_K -> DType.Q5_0;
                                 case Q5_K -> DType.Q5_1;
                                 default -> DType.Q8_0;
@@ -314,9 +330,11 @@ class SyntheticGgufTest {
                     Quantize.fromFloat(expected, x, 0, x.length, MemorySegment.ofArray(bytes), 0);
                     assertThat(f.tensor(info.name()).data().toArray(ValueLayout.JAVA_BYTE)).as(what).isEqualTo(bytes);
                 }
-                // output + 4 attn_v as Q8_0, 4 ffn_down as Q6_K, 4 as the base K-quant.
-                assertThat(counts).as(fileType.name()).containsEntry(DType.Q8_0, 5).containsEntry(DType.Q6_K, 4)
-                        .containsEntry(fileType.base(), 4);
+                if (fileType == FileType.Q4_K_M || fileType == FileType.Q5_K_M) {
+                    // output + 4 attn_v as Q8_0, 4 ffn_down as Q6_K, 4 as the base K-quant.
+                    assertThat(counts).as(fileType.name()).containsEntry(DType.Q8_0, 5).containsEntry(DType.Q6_K, 4)
+                            .containsEntry(fileType.base(), 4);
+                }
             }
         }
     }
@@ -365,13 +383,16 @@ class SyntheticGgufTest {
         assertThatThrownBy(() -> tiny.writeGguf(file, DType.Q4_K, TokenizerMetadata.synthetic(512), 0))
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessage("q4_k stores rows in blocks of 256 values: dim 64 is not a multiple of 256");
-        // Q4_K_M: layer 0's ffn_down is Q6_K, and its rows are ffn = 304 long: not whole Q6_K blocks,
-        // nor whole blocks of the Q8_0 that llama.cpp falls back to.
-        ModelShape oddKFfn = new ModelShape("odd", 256, 1, 4, 2, 304, 300, 128, 1e4f, 1e-5f, false, false);
-        assertThatThrownBy(() -> SyntheticModel.of(oddKFfn, 0).writeGguf(file, FileType.Q4_K_M, TokenizerMetadata.synthetic(300), 0))
-                .isInstanceOf(IllegalArgumentException.class)
-                .hasMessage("q8_0 stores rows in blocks of 32 values: ffn 304 is not a multiple of 32");
         assertThat(file).doesNotExist();
+        // Q4_K_M: layer 0's ffn_down is Q6_K, and its rows are ffn = 304 long: not whole Q6_K blocks,
+        // nor whole blocks of the Q8_0 that llama.cpp falls back to, so F16, as llama.cpp writes it.
+        ModelShape oddKFfn = new ModelShape("odd", 256, 1, 4, 2, 304, 300, 128, 1e4f, 1e-5f, false, false);
+        Path oddFile = dir.resolve("odd-q4_k_m.gguf");
+        SyntheticModel.of(oddKFfn, 0).writeGguf(oddFile, FileType.Q4_K_M, TokenizerMetadata.synthetic(300), 0);
+        try (Arena arena = Arena.ofConfined()) {
+            assertThat(GgufFile.open(oddFile, arena).tensorInfos().stream().filter(t -> t.name().equals("blk.0.ffn_down.weight"))
+                    .findFirst().orElseThrow().type()).isEqualTo(DType.F16);
+        }
 
         Path noTokenizer = dir.resolve("empty.gguf");
         try (GgufWriter w = GgufWriter.create(noTokenizer)) {

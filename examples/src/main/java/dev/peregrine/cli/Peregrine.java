@@ -90,11 +90,11 @@ public final class Peregrine {
                                          sizes (override the shape's; --kv-heads defaults to --heads)
                   --tied                 output projection shares the token embedding
                   --dtype TYPE           f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k,
-                                         q5_k, q6_k, iq4_nl, iq4_xs, q4_k_m or q5_k_m (default f16; hf:
-                                         float types only; q4_k_m and q5_k_m: llama.cpp's mixes of q4_k
-                                         or q5_k with q6_k, q5_0, q5_1 or q8_0 where rows are not whole
-                                         256-value blocks; a single k-quant or iq4_xs needs dim and ffn
-                                         multiples of 256)
+                                         q5_k, q6_k, iq4_nl or iq4_xs (every matrix that type), or one of
+                                         llama.cpp's mixes q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s,
+                                         q5_k_m (its rules per matrix, with its fallbacks where rows are
+                                         not whole 256-value blocks) (default f16; hf: float types only;
+                                         a single k-quant or iq4_xs needs dim and ffn multiples of 256)
                   --format FORMAT        gguf (a file) or hf (a directory, with tokenizer.json and
                                          tokenizer_config.json) (default gguf)
                   --seed N               weight seed; the same seed writes the same bytes (default 0)

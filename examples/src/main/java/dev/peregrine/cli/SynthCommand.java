@@ -42,7 +42,8 @@ final class SynthCommand {
             new Option("output", true, "-o", "--output"));
 
     private static final List<String> DTYPES = List.of("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k",
-            "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl", "iq4_xs", "q4_k_m", "q5_k_m");
+            "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl", "iq4_xs", "q3_k_s", "q3_k_m", "q3_k_l", "q4_k_s", "q4_k_m", "q5_k_s",
+            "q5_k_m");
     private static final int DEFAULT_CONTEXT = 4096;
 
     private SynthCommand() {
@@ -118,7 +119,7 @@ final class SynthCommand {
         return new SyntheticModel.Written(files, weights.parameters(), bytes, weights.nanos());
     }
 
-    /** A single type for every matrix (its DType's name), or one of the mixes (q4_k_m, q5_k_m). */
+    /** A single type for every matrix (its DType's name), or one of llama.cpp's mixes (q3_k_s ... q5_k_m). */
     private static FileType fileType(String name) {
         String n = name.toLowerCase(Locale.ROOT);
         if (!DTYPES.contains(n)) {

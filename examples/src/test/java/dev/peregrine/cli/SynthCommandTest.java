@@ -160,7 +160,7 @@ class SynthCommandTest {
         assertFails("peregrine: --format hf stores f32, f16 or bf16 tensors, not q8_0 (quantised types are GGUF-only)",
                 "synth", "--shape", "tiny", "--format", "hf", "--dtype", "q8_0", "-o", dir.resolve("hf").toString());
         assertFails("peregrine: unknown --dtype 'iq2_xxs' (known: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k,"
-                        + " q5_k, q6_k, iq4_nl, iq4_xs, q4_k_m, q5_k_m)",
+                        + " q5_k, q6_k, iq4_nl, iq4_xs, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m)",
                 "synth", "--shape", "tiny", "--dtype", "iq2_xxs", "-o", out);
         assertFails("peregrine: unknown --format 'onnx' (known: gguf, hf)",
                 "synth", "--shape", "tiny", "--format", "onnx", "-o", out);

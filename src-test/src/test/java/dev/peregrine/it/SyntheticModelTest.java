@@ -170,14 +170,14 @@ class SyntheticModelTest {
     }
 
     /**
-     * Q4_K_M and Q5_K_M files (mixed as llama.cpp does over 8 layers) load and generate greedily,
+     * Q3_K_M, Q4_K_M and Q5_K_M files (mixed as llama.cpp does over 8 layers) load and generate greedily,
      * and their logits over a prompt and 30 greedy steps match the float64 reference, which decodes
-     * the blocks with its own code. 256 wide, the matrices are K-quants (Q4_K or Q5_K with Q6_K); 288
-     * wide (as SmolLM2's 576 or Qwen2.5-0.5B's 896), the rows of 288 take llama.cpp's fallbacks,
-     * Q5_0 or Q5_1 with Q8_0, and only ffn_down (rows of 512) stays a K-quant.
+     * the blocks with its own code. 256 wide, the matrices are K-quants; 288 wide (as SmolLM2's 576 or
+     * Qwen2.5-0.5B's 896), the rows of 288 take llama.cpp's fallbacks, Q4_0, Q5_0 or Q5_1 with Q8_0,
+     * and only ffn_down (rows of 512) stays a K-quant.
      */
     @ParameterizedTest
-    @CsvSource({"q4_k_m, 256", "q5_k_m, 256", "q4_k_m, 288", "q5_k_m, 288"})
+    @CsvSource({"q4_k_m, 256", "q5_k_m, 256", "q3_k_m, 256", "q4_k_m, 288", "q5_k_m, 288", "q3_k_m, 288"})
     void kQuantMixesGenerateAndMatchTheReference(String mix, int dim) {
         FileType fileType = FileType.MIXES.stream().filter(f -> f.name().equals(mix)).findFirst().orElseThrow();
         ModelShape shape = new ModelShape("k-8-layers", dim, 8, 4, 2, 512, 512, 1024, 10000f, 1e-5f, false, false);
@@ -190,8 +190,12 @@ class SyntheticModelTest {
             assertThat(model.generator().generate("Once upon a time", greedy).outputTokens()).containsExactly(c.outputTokens());
         }
         try (ReferenceForwardTest.RealPath real = new ReferenceForwardTest.RealPath(file, 64, 16, 16)) {
-            DType[] expectedTypes = dim == 256 ? new DType[] {fileType.base(), DType.Q6_K}
-                    : new DType[] {fileType.base() == DType.Q4_K ? DType.Q5_0 : DType.Q5_1, DType.Q8_0, fileType.base(), DType.Q6_K};
+            DType fallback = switch (fileType.base()) {
+                case Q3_K -> DType.Q4_0;
+                case Q4_K -> DType.Q5_0;
+                default -> DType.Q5_1;
+            };
+            DType[] expectedTypes = dim == 256 ? new DType[] {fileType.base(), DType.Q6_K} : new DType[] {fallback, DType.Q8_0};
             assertThat(real.file.tensorInfos()).extracting(GgufTensorInfo::type).contains(expectedTypes);
             ReferenceLlama reference = new ReferenceLlama(real.file);
             double worst = ReferenceForwardTest.runAndCompare(mix, real, reference,
