@@ -98,15 +98,15 @@ public final class Sampler {
         this.penalised = new boolean[vocabularySize];
         boolean counting = config.frequencyPenalty() != 0 || config.presencePenalty() != 0;
         this.occurrences = new int[counting ? vocabularySize : 0];
-        for (int id : config.logitBias().keySet()) {
-            if (id >= vocabularySize) {
-                throw new IllegalArgumentException("logit bias for token " + id + ", outside the vocabulary of " + vocabularySize);
-            }
-        }
-        this.biasTokens = config.logitBias().keySet().stream().mapToInt(Integer::intValue).toArray();
+        java.util.Map<Integer, Float> bias = config.logitBias();
+        this.biasTokens = bias.keySet().stream().mapToInt(Integer::intValue).toArray();
         this.biasValues = new float[biasTokens.length];
         for (int i = 0; i < biasTokens.length; i++) {
-            biasValues[i] = config.logitBias().get(biasTokens[i]);
+            if (biasTokens[i] >= vocabularySize) {
+                throw new IllegalArgumentException("logit bias for token " + biasTokens[i] + ", outside the vocabulary of "
+                        + vocabularySize);
+            }
+            biasValues[i] = bias.get(biasTokens[i]);
         }
         this.constraint = constraint;
         this.candidatesNeeded = config.changesLogits() || constraint != null ? 0
