@@ -14,14 +14,19 @@ import java.util.Objects;
  * @param logprobs     each output token's log-probability and most likely alternatives, in the order
  *                     of {@code outputTokens}, when the config asked for them
  *                     ({@link GenerationConfig#logprobs}); empty otherwise
+ * @param promptLogprobs the log-probability of each prompt token given the ones before it, from the
+ *                     prompt's second token on (a session's appended text: from the second appended
+ *                     token), when the config asked for them ({@link GenerationConfig#promptLogprobs});
+ *                     empty otherwise
  */
 public record Completion(int[] promptTokens, int[] outputTokens, String text, FinishReason finishReason, Timings timings,
-                         SpeculationStats speculation, List<TokenLogprob> logprobs) {
+                         SpeculationStats speculation, List<TokenLogprob> logprobs, List<TokenLogprob> promptLogprobs) {
     public Completion {
         promptTokens = promptTokens.clone();
         outputTokens = outputTokens.clone();
         Objects.requireNonNull(speculation, "speculation");
         logprobs = List.copyOf(logprobs);
+        promptLogprobs = List.copyOf(promptLogprobs);
         if (!logprobs.isEmpty() && logprobs.size() != outputTokens.length) {
             throw new IllegalArgumentException(logprobs.size() + " logprobs for " + outputTokens.length + " output tokens");
         }
@@ -30,7 +35,22 @@ public record Completion(int[] promptTokens, int[] outputTokens, String text, Fi
     /** A completion without log-probabilities. */
     public Completion(int[] promptTokens, int[] outputTokens, String text, FinishReason finishReason, Timings timings,
                       SpeculationStats speculation) {
-        this(promptTokens, outputTokens, text, finishReason, timings, speculation, List.of());
+        this(promptTokens, outputTokens, text, finishReason, timings, speculation, List.of(), List.of());
+    }
+
+    /**
+     * The perplexity of the prompt under the model, exp of the mean negative log-probability of
+     * its scored tokens ({@link #promptLogprobs}); NaN when none were scored.
+     */
+    public double promptPerplexity() {
+        if (promptLogprobs.isEmpty()) {
+            return Double.NaN;
+        }
+        double sum = 0;
+        for (TokenLogprob t : promptLogprobs) {
+            sum += t.logprob();
+        }
+        return Math.exp(-sum / promptLogprobs.size());
     }
 
     /** A completion without speculative decoding or log-probabilities. */
@@ -52,7 +72,8 @@ public record Completion(int[] promptTokens, int[] outputTokens, String text, Fi
     public String toString() {
         return "Completion[text=" + text + ", finishReason=" + finishReason + ", promptTokens="
                 + Arrays.toString(promptTokens) + ", outputTokens=" + Arrays.toString(outputTokens) + ", timings=" + timings
-                + ", speculation=" + speculation + (logprobs.isEmpty() ? "" : ", logprobs=" + logprobs) + "]";
+                + ", speculation=" + speculation + (logprobs.isEmpty() ? "" : ", logprobs=" + logprobs)
+                + (promptLogprobs.isEmpty() ? "" : ", promptLogprobs=" + promptLogprobs) + "]";
     }
 
     @Override
@@ -60,7 +81,7 @@ public record Completion(int[] promptTokens, int[] outputTokens, String text, Fi
         return o instanceof Completion c && Arrays.equals(c.promptTokens, promptTokens)
                 && Arrays.equals(c.outputTokens, outputTokens) && c.text.equals(text)
                 && c.finishReason == finishReason && c.timings.equals(timings) && c.speculation.equals(speculation)
-                && c.logprobs.equals(logprobs);
+                && c.logprobs.equals(logprobs) && c.promptLogprobs.equals(promptLogprobs);
     }
 
     @Override

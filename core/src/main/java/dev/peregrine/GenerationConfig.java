@@ -48,6 +48,7 @@ public final class GenerationConfig {
     private final Speculation speculation;
     private final int logprobs;
     private final boolean jsonOutput;
+    private final int promptLogprobs;
 
     /** The most alternatives {@link #logprobs} reports per token (as vLLM's and OpenAI's default limit). */
     public static final int MAX_TOP_LOGPROBS = 20;
@@ -74,6 +75,7 @@ public final class GenerationConfig {
         Speculation speculation;
         int logprobs = -1;
         boolean jsonOutput;
+        int promptLogprobs = -1;
     }
 
     private GenerationConfig(Values v) {
@@ -123,6 +125,10 @@ public final class GenerationConfig {
             throw new IllegalArgumentException("logprobs takes 0 to " + MAX_TOP_LOGPROBS + " alternatives per token, got "
                     + v.logprobs);
         }
+        if (v.promptLogprobs < -1 || v.promptLogprobs > MAX_TOP_LOGPROBS) {
+            throw new IllegalArgumentException("promptLogprobs takes 0 to " + MAX_TOP_LOGPROBS + " alternatives per token, got "
+                    + v.promptLogprobs);
+        }
         this.maxTokens = v.maxTokens;
         this.temperature = v.temperature;
         this.topK = v.topK;
@@ -143,6 +149,7 @@ public final class GenerationConfig {
         this.speculation = v.speculation;
         this.logprobs = v.logprobs;
         this.jsonOutput = v.jsonOutput;
+        this.promptLogprobs = v.promptLogprobs;
     }
 
     /** Sampling at temperature 0.8, top-k 40, top-p 0.95, min-p 0.05 (llama.cpp's defaults), 256 tokens. */
@@ -177,6 +184,7 @@ public final class GenerationConfig {
         v.speculation = speculation;
         v.logprobs = logprobs;
         v.jsonOutput = jsonOutput;
+        v.promptLogprobs = promptLogprobs;
         change.accept(v);
         return new GenerationConfig(v);
     }
@@ -309,6 +317,29 @@ public final class GenerationConfig {
         return with(v -> v.jsonOutput = json);
     }
 
+    /**
+     * Also report the log-probability of each prompt token given the ones before it, with the
+     * {@code top} most likely tokens at its position (0 to {@value #MAX_TOP_LOGPROBS}), in
+     * {@link Completion#promptLogprobs()} (and the prompt's perplexity,
+     * {@link Completion#promptPerplexity()}): vLLM's prompt_logprobs, llama.cpp's perplexity. The
+     * prompt is then evaluated in chunks of at most {@value dev.peregrine.engine.Scheduler#PROMPT_LOGPROB_CHUNK}
+     * tokens with a logits row for each, and not taken from the prefix cache (every position must
+     * be evaluated). -1 turns it off (the default).
+     */
+    public GenerationConfig promptLogprobs(int top) {
+        return with(v -> v.promptLogprobs = top);
+    }
+
+    /** Whether the prompt's tokens are scored ({@link #promptLogprobs(int)}). */
+    public boolean wantsPromptLogprobs() {
+        return promptLogprobs >= 0;
+    }
+
+    /** How many most likely alternatives each prompt token's log-probability comes with; -1 when off. */
+    public int topPromptLogprobs() {
+        return promptLogprobs;
+    }
+
     /** Whether the output is constrained to a JSON object ({@link #jsonOutput}). */
     public boolean isJsonOutput() {
         return jsonOutput;
@@ -427,7 +458,8 @@ public final class GenerationConfig {
                 + ", stopStrings=" + stopStrings + ", stopTokens=" + Arrays.toString(stopTokens)
                 + ", ignoreEos=" + ignoreEos + (timeout.isZero() ? "" : ", timeout=" + timeout)
                 + (speculation == null ? "" : ", speculation=" + speculation)
-                + (logprobs < 0 ? "" : ", logprobs=" + logprobs) + (jsonOutput ? ", jsonOutput" : "") + "]";
+                + (logprobs < 0 ? "" : ", logprobs=" + logprobs) + (jsonOutput ? ", jsonOutput" : "")
+                + (promptLogprobs < 0 ? "" : ", promptLogprobs=" + promptLogprobs) + "]";
     }
 
     @Override

@@ -42,6 +42,12 @@ public final class Generation {
     private final List<TokenLogprob> outputLogprobs = new ArrayList<>();
     /** The log-probability of the token being committed (null without logprobs). */
     private TokenLogprob pendingLogprob;
+    /** Prompt rows, when the config asks for the prompt's log-probabilities; null otherwise. */
+    private final LogprobRecorder promptRecorder;
+    private final List<TokenLogprob> promptLogprobs = new ArrayList<>();
+    /** Where the prompt ends in the sequence, and the position of the next prompt token to score. */
+    private final int promptEnd;
+    private int nextPromptScored = -1;
 
     private final StringBuilder text = new StringBuilder();
     private int released;          // chars of text handed out so far
@@ -82,6 +88,9 @@ public final class Generation {
         this.stopStrings = config.stopStrings();
         this.longestStop = stopStrings.stream().mapToInt(String::length).max().orElse(0);
         this.logprobs = config.wantsLogprobs() ? new LogprobRecorder(tokenizer.vocabularySize(), config.topLogprobs()) : null;
+        this.promptRecorder = config.wantsPromptLogprobs()
+                ? new LogprobRecorder(tokenizer.vocabularySize(), config.topPromptLogprobs()) : null;
+        this.promptEnd = seq.length();
         this.promptEvaluated = seq.prepareForGeneration();
     }
 
@@ -141,7 +150,41 @@ public final class Generation {
      * verification needs the argmax only.
      */
     int candidatesNeeded(boolean verifyingDrafts) {
-        return (verifyingDrafts && !config.isGreedy()) || logprobs != null ? 0 : sampler.candidatesNeeded();
+        return (verifyingDrafts && !config.isGreedy()) || logprobs != null || promptRecorder != null ? 0
+                : sampler.candidatesNeeded();
+    }
+
+    /** Whether every prompt position wants a logits row ({@link GenerationConfig#promptLogprobs}). */
+    boolean wantsPromptRows() {
+        return promptRecorder != null;
+    }
+
+    /** Where the prompt ends in the sequence. */
+    int promptEnd() {
+        return promptEnd;
+    }
+
+    /**
+     * Scores the prompt tokens that rows {@code firstRow ..} (one per position from {@code start},
+     * {@code count} of them) predict: row p gives the log-probability of the token at p + 1, for the
+     * prompt's tokens only, each once (a preempted prompt is evaluated again).
+     */
+    void scorePrompt(LogitRows rows, int firstRow, int count, int start) {
+        for (int j = 0; j < count; j++) {
+            int next = start + j + 1;
+            if (next >= promptEnd) {
+                break;
+            }
+            if (nextPromptScored < 0) {
+                nextPromptScored = next; // the first position evaluated: its token has no row before it
+            }
+            if (next != nextPromptScored) {
+                continue;
+            }
+            promptRecorder.save(rows.logits(), rows.offset(firstRow + j), 0);
+            promptLogprobs.add(promptRecorder.of(0, seq.token(next)));
+            nextPromptScored++;
+        }
     }
 
     /**
@@ -329,7 +372,7 @@ public final class Generation {
         Timings timings = new Timings(loadNanos, promptEvaluated, firstLogits - startNanos, outputCount, finishNanos - firstLogits);
         SpeculationStats speculation = speculator == null ? SpeculationStats.NONE : speculator.stats();
         return new Completion(promptTokens, Arrays.copyOf(output, outputCount), text.substring(0, finalTextLength),
-                finish, timings, speculation, outputLogprobs);
+                finish, timings, speculation, outputLogprobs, promptLogprobs);
     }
 
     private String release(int upTo) {

@@ -55,6 +55,11 @@ public final class Scheduler implements AutoCloseable {
      * the previous step (for a shorter one that completed) gets in the next.
      */
     static final int MIN_PREFILL_PROGRESS = 16;
+    /**
+     * Most prompt tokens per step for a request that scores its prompt: each needs a logits row
+     * (64 rows of a 128K vocabulary are 32 MB).
+     */
+    public static final int PROMPT_LOGPROB_CHUNK = 64;
     /** Receives a request's results; called on the scheduler thread, so it must not block. */
     public interface Sink {
         void onToken(GeneratedToken token);
@@ -439,6 +444,9 @@ public final class Scheduler implements AutoCloseable {
             // A decoding step (not a prompt's last chunk): one token, or the drafts and one more.
             boolean timedDecoding = speculator != null && stepNanos >= 0 && s.logitRow[i] >= 0 && stepTokens == 1 + r.drafted;
             boolean speculated = r.drafted > 0;
+            if (s.promptRow[i] >= 0) {
+                r.generation.scorePrompt(s.logitRows, s.promptRow[i], stepTokens, s.newLength[i] - stepTokens);
+            }
             if (s.logitRow[i] >= 0) {
                 if (!r.firstTokenSeen) {
                     r.firstTokenSeen = true;
@@ -493,6 +501,9 @@ public final class Scheduler implements AutoCloseable {
         }
         int most = 0;
         for (int i = 0; i < step.requests.size(); i++) {
+            if (step.promptRow[i] >= 0) {
+                return 0; // a prompt being scored needs whole rows
+            }
             if (step.logitRow[i] >= 0) {
                 Request r = step.requests.get(i);
                 int needed = r.generation.candidatesNeeded(r.drafted > 0);
@@ -556,7 +567,7 @@ public final class Scheduler implements AutoCloseable {
                 continue;
             }
             SequenceState seq = r.seq();
-            if (prefixCaching && seq.kv().length() == 0) {
+            if (prefixCaching && seq.kv().length() == 0 && !r.generation.wantsPromptRows()) {
                 seq.kv().reuseCachedPrefix(seq.tokenArray(), seq.length());
             }
             int needed = blocksFor(seq.length() + 1) - seq.kv().blockCount();
@@ -799,6 +810,9 @@ public final class Scheduler implements AutoCloseable {
 
     /** Adds up to {@code n} prompt tokens of {@code r} to the step; returns how many it added. */
     private int prefill(Request r, int n) {
+        if (r.generation.wantsPromptRows()) {
+            n = Math.min(n, PROMPT_LOGPROB_CHUNK);
+        }
         if (n <= 0 || !addToStep(r, n)) {
             return 0;
         }
@@ -836,15 +850,18 @@ public final class Scheduler implements AutoCloseable {
         int pending = seq.pendingTokens();
         int start = seq.kv().length();
         boolean wantsLogits = n == pending;
+        // A prompt being scored wants a row at every position (promptLogprobs).
+        boolean promptRows = r.generation.wantsPromptRows() && r.drafted == 0 && start + n <= r.generation.promptEnd();
         BatchLayout layout = step.layout;
         int s = layout.addSequence(seq.kv().blockTable(), seq.kv().blockCount());
         int firstLogitRow = layout.logitCount;
         for (int j = 0; j < n; j++) {
             // A verification span wants the logits of every position: the token before the draft and each draft token.
-            layout.addToken(s, seq.token(start + j), start + j, wantsLogits && j >= n - 1 - r.drafted);
+            layout.addToken(s, seq.token(start + j), start + j, promptRows || (wantsLogits && j >= n - 1 - r.drafted));
         }
         r.inStep = true;
-        step.add(r, start + n, wantsLogits ? firstLogitRow : -1);
+        int samplingRow = promptRows ? firstLogitRow + n - 1 : firstLogitRow;
+        step.add(r, start + n, wantsLogits ? samplingRow : -1, promptRows ? firstLogitRow : -1);
         return true;
     }
 
@@ -911,13 +928,18 @@ public final class Scheduler implements AutoCloseable {
         stepLock.unlock();
     }
 
-    /** A forward step: its batch, its logits, and per request the KV length it reaches and its first logits row (or -1). */
+    /**
+     * A forward step: its batch, its logits, and per request the KV length it reaches, the logits row
+     * it samples from (or -1) and the first of its prompt rows (or -1).
+     */
     private static final class Step {
         final BatchLayout layout;
         final LogitRows logitRows;
         final List<Request> requests = new ArrayList<>();
         int[] newLength = new int[16];
         int[] logitRow = new int[16];
+        /** The first of a row per position, for a prompt being scored; -1 otherwise. */
+        int[] promptRow = new int[16];
         /** Prompt tokens in the step. */
         int prefillTokens;
         /** Decoding tokens in the step. */
@@ -941,15 +963,17 @@ public final class Scheduler implements AutoCloseable {
             decodingInPauses = false;
         }
 
-        void add(Request r, int length, int row) {
+        void add(Request r, int length, int row, int firstPromptRow) {
             int i = requests.size();
             if (i == newLength.length) {
                 newLength = Arrays.copyOf(newLength, i * 2);
                 logitRow = Arrays.copyOf(logitRow, i * 2);
+                promptRow = Arrays.copyOf(promptRow, i * 2);
             }
             requests.add(r);
             newLength[i] = length;
             logitRow[i] = row;
+            promptRow[i] = firstPromptRow;
         }
     }
 }

@@ -46,6 +46,7 @@ final class GenerateCommand {
             new Option("speculate-always", false, "--speculate-always"),
             new Option("lookup-ngram", true, "--lookup-ngram"),
             new Option("logprobs", true, "--logprobs"),
+            new Option("prompt-logprobs", true, "--prompt-logprobs"),
             new Option("json", false, "--json"));
     /** Default --draft-max. */
     static final int DEFAULT_DRAFT_MAX = 6;
@@ -73,11 +74,17 @@ final class GenerateCommand {
         if (draftPath != null && args.has("prompt-lookup")) {
             throw new UsageException("choose one of --draft-model and --prompt-lookup");
         }
-        if (args.has("logprobs")) {
+        if (args.has("logprobs") || args.has("prompt-logprobs")) {
             if (!json) {
-                throw new UsageException("--logprobs goes with --json (the log-probabilities are written in its output)");
+                throw new UsageException("--logprobs and --prompt-logprobs go with --json (the log-probabilities are written in"
+                        + " its output)");
             }
-            config = config.logprobs(args.intValue("logprobs", 0));
+            if (args.has("logprobs")) {
+                config = config.logprobs(args.intValue("logprobs", 0));
+            }
+            if (args.has("prompt-logprobs")) {
+                config = config.promptLogprobs(args.intValue("prompt-logprobs", 0));
+            }
         }
         boolean always = args.has("speculate-always");
         if (args.has("prompt-lookup")) {
@@ -204,17 +211,25 @@ final class GenerateCommand {
                     .field("plain_steps", s.plainSteps()));
         }
         if (!c.logprobs().isEmpty()) {
-            List<Json> tokens = new ArrayList<>();
-            for (TokenLogprob token : c.logprobs()) {
-                List<Json> top = new ArrayList<>();
-                for (TokenLogprob.Alternative a : token.top()) {
-                    top.add(tokenJson(model, a.token()).precise("logprob", a.logprob()));
-                }
-                tokens.add(tokenJson(model, token.token()).precise("logprob", token.logprob()).field("top", top));
-            }
-            json.field("logprobs", tokens);
+            json.field("logprobs", logprobsJson(model, c.logprobs()));
+        }
+        if (!c.promptLogprobs().isEmpty()) {
+            json.field("prompt_logprobs", logprobsJson(model, c.promptLogprobs()));
+            json.precise("prompt_perplexity", c.promptPerplexity());
         }
         return json.toString();
+    }
+
+    private static List<Json> logprobsJson(Model model, List<TokenLogprob> logprobs) {
+        List<Json> tokens = new ArrayList<>();
+        for (TokenLogprob token : logprobs) {
+            List<Json> top = new ArrayList<>();
+            for (TokenLogprob.Alternative a : token.top()) {
+                top.add(tokenJson(model, a.token()).precise("logprob", a.logprob()));
+            }
+            tokens.add(tokenJson(model, token.token()).precise("logprob", token.logprob()).field("top", top));
+        }
+        return tokens;
     }
 
     /** A token's id, its text (bytes that are not whole UTF-8 characters as U+FFFD) and its bytes, as OpenAI's logprobs show them. */

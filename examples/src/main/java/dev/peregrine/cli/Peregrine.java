@@ -64,6 +64,8 @@ public final class Peregrine {
                   --json                 print one JSON object with ids, text and timings instead of streaming
                   --logprobs N           with --json: each output token's log-probability under the model's
                                          distribution (its raw logits' softmax) and the N (0-20) most likely tokens
+                  --prompt-logprobs N    with --json: the same for each prompt token after the first, and the
+                                         prompt's perplexity
 
             peregrine chat -m MODEL [options]
               -m, --model MODEL          GGUF file or Hugging Face directory

@@ -113,7 +113,13 @@ class PeregrineCliTest {
         }
         Result withoutJson = run("generate", "-m", MODEL.toString(), "-p", "hi", "--logprobs", "2");
         assertThat(withoutJson.status()).isEqualTo(2);
-        assertThat(withoutJson.err()).contains("--logprobs goes with --json");
+        assertThat(withoutJson.err()).contains("--logprobs and --prompt-logprobs go with --json");
+        Result prompt = run("generate", "-m", MODEL.toString(), "-p", "Once upon a time", "-n", "1", "--json",
+                "--prompt-logprobs", "0");
+        assertThat(prompt.status()).as(prompt.err()).isZero();
+        Map<?, ?> scored = (Map<?, ?>) MiniJson.parse(prompt.out().strip());
+        assertThat((List<?>) scored.get("prompt_logprobs")).hasSize(ints(scored.get("prompt_ids")).length - 1);
+        assertThat((double) scored.get("prompt_perplexity")).isGreaterThan(1);
     }
 
     @Test

@@ -1,0 +1,113 @@
+package dev.peregrine.it;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
+
+import dev.peregrine.Completion;
+import dev.peregrine.GenerationConfig;
+import dev.peregrine.Model;
+import dev.peregrine.TokenLogprob;
+import dev.peregrine.format.gguf.GgufFile;
+import java.lang.foreign.Arena;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.CompletableFuture;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Prompt log-probabilities (GenerationConfig.promptLogprobs) on the real stories260K: each prompt
+ * token's log-probability given the ones before it is the float64 reference's log-softmax, over a
+ * prompt long enough to take several chunks; the same in a batch and when the prompt's prefix is
+ * cached; a story scores a far lower perplexity than random tokens.
+ */
+class PromptLogprobsTest {
+    private static final String STORY = "Once upon a time, there was a little girl named Lily. She loved to play outside in the"
+            + " park with her friends. One day, she saw a big red ball under a tree. She ran to the ball and picked it up."
+            + " Her friend Tom came and said, \"Can I play with the ball too?\" Lily smiled and said, \"Yes, let's play"
+            + " together!\" They played all day and had a lot of fun.";
+
+    private static Model model;
+
+    @BeforeAll
+    static void load() {
+        model = Model.load(SharedModels.stories260K());
+    }
+
+    @AfterAll
+    static void close() {
+        model.close();
+    }
+
+    @Test
+    void promptLogprobsAreTheReferenceLogSoftmaxAtEveryPosition() {
+        Completion c = model.generator().generate(STORY, GenerationConfig.greedy().maxTokens(4).promptLogprobs(2));
+        int[] prompt = c.promptTokens();
+        assertThat(prompt.length).as("prompt tokens (more than two chunks of 64)").isGreaterThan(130);
+        assertThat(c.promptLogprobs()).hasSize(prompt.length - 1);
+        assertThat(c.outputTokens()).containsExactly(model.generator().generate(STORY, GenerationConfig.greedy().maxTokens(4))
+                .outputTokens());
+        try (Arena arena = Arena.ofConfined()) {
+            ReferenceLlama reference = new ReferenceLlama(GgufFile.open(SharedModels.stories260K(), arena));
+            for (int p = 0; p + 1 < prompt.length; p++) {
+                double[] logits = reference.forward(prompt[p], p);
+                TokenLogprob t = c.promptLogprobs().get(p);
+                assertThat(t.token()).isEqualTo(prompt[p + 1]);
+                double logSum = logSumExp(logits);
+                assertThat(t.logprob()).as("prompt token %d", p + 1).isCloseTo(logits[prompt[p + 1]] - logSum, within(1e-3));
+                assertThat(t.top()).hasSize(2);
+                assertThat(t.top().getFirst().logprob()).isCloseTo(max(logits) - logSum, within(1e-3));
+            }
+        }
+    }
+
+    @Test
+    void theSameInABatchAndWithTheCachedPrefixOfAnEarlierRequest() throws Exception {
+        GenerationConfig config = GenerationConfig.greedy().maxTokens(3).promptLogprobs(0);
+        Completion alone = model.generator().generate(STORY, config);
+        // An identical request whose prompt blocks are now cached, among others.
+        List<CompletableFuture<Completion>> batch = new ArrayList<>();
+        batch.add(model.generator().generateAsync("Tom had a red ball", GenerationConfig.greedy().maxTokens(20)));
+        batch.add(model.generator().generateAsync(STORY, config));
+        batch.add(model.generator().generateAsync("Sam was sad", GenerationConfig.defaults().seed(2).maxTokens(20)));
+        assertThat(batch.get(1).get().promptLogprobs()).isEqualTo(alone.promptLogprobs());
+        assertThat(batch.get(1).get().outputTokens()).containsExactly(alone.outputTokens());
+    }
+
+    @Test
+    void aStoryHasALowerPerplexityThanRandomTokens() {
+        double story = model.generator().generate(STORY, GenerationConfig.greedy().maxTokens(1).promptLogprobs(0))
+                .promptPerplexity();
+        Random random = new Random(3);
+        int[] noise = new int[120];
+        noise[0] = model.encode("")[0];
+        for (int i = 1; i < noise.length; i++) {
+            noise[i] = 3 + random.nextInt(model.vocabularySize() - 3);
+        }
+        double randomTokens = model.generator().generate(noise, GenerationConfig.greedy().maxTokens(1).promptLogprobs(0), t -> { })
+                .promptPerplexity();
+        System.out.printf("[PromptLogprobsTest] perplexity: story %.2f, random tokens %.1f%n", story, randomTokens);
+        assertThat(story).isGreaterThan(1).isLessThan(20);
+        assertThat(randomTokens).isGreaterThan(10 * story);
+        assertThat(model.generator().generate(STORY, GenerationConfig.greedy().maxTokens(1)).promptPerplexity()).isNaN();
+    }
+
+    private static double max(double[] v) {
+        double m = Double.NEGATIVE_INFINITY;
+        for (double x : v) {
+            m = Math.max(m, x);
+        }
+        return m;
+    }
+
+    private static double logSumExp(double[] logits) {
+        double m = max(logits);
+        double sum = 0;
+        for (double v : logits) {
+            sum += Math.exp(v - m);
+        }
+        return m + Math.log(sum);
+    }
+}
