@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.within;
 import dev.peregrine.Completion;
 import dev.peregrine.GenerationConfig;
 import dev.peregrine.Model;
+import dev.peregrine.ModelOptions;
 import dev.peregrine.TokenLogprob;
 import dev.peregrine.format.gguf.GgufFile;
 import java.lang.foreign.Arena;
@@ -13,6 +14,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -74,6 +76,29 @@ class PromptLogprobsTest {
         batch.add(model.generator().generateAsync("Sam was sad", GenerationConfig.defaults().seed(2).maxTokens(20)));
         assertThat(batch.get(1).get().promptLogprobs()).isEqualTo(alone.promptLogprobs());
         assertThat(batch.get(1).get().outputTokens()).containsExactly(alone.outputTokens());
+    }
+
+    /** A KV cache too small for all at once: preempted requests are evaluated again, each prompt token scored once. */
+    @Test
+    void preemptionScoresEachPromptTokenOnce() throws Exception {
+        String[] prompts = {STORY, "Tom had a red ball. He played with it in the park every day.",
+                "Sam was a little dog who liked to run and jump in the sun with his friends.", STORY + " The end."};
+        List<Completion> alone = new ArrayList<>();
+        for (int i = 0; i < prompts.length; i++) {
+            alone.add(model.generator().generate(prompts[i], GenerationConfig.greedy().maxTokens(40).promptLogprobs(1)));
+        }
+        try (Model tight = Model.load(SharedModels.stories260K(), ModelOptions.defaults().withKvCacheTokens(256))) {
+            List<CompletableFuture<Completion>> futures = new ArrayList<>();
+            for (String prompt : prompts) {
+                futures.add(tight.generator().generateAsync(prompt, GenerationConfig.greedy().maxTokens(40).promptLogprobs(1)));
+            }
+            for (int i = 0; i < prompts.length; i++) {
+                Completion c = futures.get(i).get(60, TimeUnit.SECONDS);
+                assertThat(c.outputTokens()).as("request %d", i).containsExactly(alone.get(i).outputTokens());
+                assertThat(c.promptLogprobs()).as("request %d", i).isEqualTo(alone.get(i).promptLogprobs());
+            }
+            assertThat(tight.generator().metrics().preemptions()).as("the budget forced preemption").isPositive();
+        }
     }
 
     @Test
