@@ -12,7 +12,7 @@ import java.util.Arrays;
 
 /**
  * The {@code peregrine} command line: {@code generate}, {@code chat}, {@code tokenize}, {@code info},
- * {@code synth}, {@code bench}, {@code embed}, {@code help}.
+ * {@code synth}, {@code bench}, {@code embed}, {@code perplexity}, {@code help}.
  *
  * <p>{@link #run} does the work and returns the exit status, so tests call it in-process;
  * {@link #main} only wires it to the process's streams and exit status.
@@ -33,6 +33,7 @@ public final class Peregrine {
               synth      write a model of a real shape with seeded random weights (GGUF or HF)
               bench      measure prefill and decode speed against the machine's memory bandwidth
               embed      embed texts with an encoder model (ONNX); print vectors or their cosine similarities
+              perplexity a model's perplexity on a text file, as llama.cpp's llama-perplexity computes it
               help       show this text
 
             peregrine generate -m FILE -p PROMPT [options]
@@ -139,6 +140,13 @@ public final class Peregrine {
               -t, --threads N            CPU threads (default: all processors)
               one text: its vector (first dimensions and norm); two or more: their cosine-similarity matrix
 
+            peregrine perplexity -m MODEL -f TEXT_FILE [options]
+              -c, --context N            chunk length in tokens (default 512); each chunk's second half is scored
+                  --chunks N             score at most N chunks (default: the whole file)
+              -t, --threads, --kv-cache-type
+                                         as for generate
+              prints the running estimate after each chunk, then the final perplexity
+
             environment: PEREGRINE_DEBUG=1 prints stack traces of errors
             """;
 
@@ -176,6 +184,7 @@ public final class Peregrine {
                 case "synth" -> SynthCommand.run(rest, out, err);
                 case "bench" -> BenchCommand.run(rest, out, err);
                 case "embed" -> EmbedCommand.run(rest, out, err);
+                case "perplexity" -> PerplexityCommand.run(rest, out, err);
                 case "help", "-h", "--help" -> {
                     out.print(USAGE_TEXT);
                     yield OK;

@@ -135,6 +135,24 @@ class PeregrineCliTest {
     }
 
     @Test
+    void perplexityScoresTheSecondHalfOfEachChunkAsLlamaCpp(@TempDir Path dir) throws Exception {
+        Path text = dir.resolve("story.txt");
+        Files.writeString(text, ("Once upon a time, there was a little girl named Lily. She loved to play in the park with"
+                + " her friends. One day she saw a big red ball under a tree. ").repeat(8));
+        Result r = run("perplexity", "-m", MODEL.toString(), "-f", text.toString(), "-c", "64", "--chunks", "3");
+        assertThat(r.status()).as(r.err()).isZero();
+        List<String> lines = r.out().lines().toList();
+        assertThat(lines.getFirst()).matches("\\[1\\][0-9.]+,\\[2\\][0-9.]+,\\[3\\][0-9.]+,");
+        // 3 chunks of 64: tokens 33..63 of each, 31 a chunk.
+        assertThat(lines.get(1)).startsWith("Final estimate: PPL = ").endsWith("over 93 tokens (3 chunks of 64)");
+        double ppl = Double.parseDouble(lines.get(1).split(" ")[4]);
+        assertThat(ppl).isGreaterThan(1).isLessThan(20);
+        Result tooShort = run("perplexity", "-m", MODEL.toString(), "-f", text.toString(), "-c", "100000");
+        assertThat(tooShort.status()).isEqualTo(1);
+        assertThat(tooShort.err()).contains("fewer than one chunk of 100000");
+    }
+
+    @Test
     void generateStreamsTheSameTextAsJson() {
         String[] common = {"generate", "-m", MODEL.toString(), "-p", "Once upon a time", "--temp", "0", "-n", "20"};
         Result streamed = run(common);

@@ -1,0 +1,99 @@
+package dev.peregrine.cli;
+
+import dev.peregrine.Completion;
+import dev.peregrine.GenerationConfig;
+import dev.peregrine.Model;
+import dev.peregrine.TokenLogprob;
+import dev.peregrine.cli.Args.Option;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * {@code peregrine perplexity}: a model's perplexity on a text file, computed as llama.cpp's
+ * llama-perplexity does: the text is tokenized (with BOS where the model's prompts have one) and cut
+ * into chunks of {@code -c} tokens, each chunk's first token replaced by BOS, and in each chunk only the second half is
+ * scored, every token with at least half a chunk of context. Prints the running estimate after
+ * each chunk ({@code [1]12.3456,[2]...}) and the final perplexity.
+ */
+final class PerplexityCommand {
+    private static final List<Option> OPTIONS = Args.options(List.of(
+            new Option("threads", true, "-t", "--threads"),
+            new Option("context", true, "-c", "--context"),
+            new Option("kv-cache-type", true, "--kv-cache-type")),
+            Args.HELP,
+            new Option("model", true, "-m", "--model"),
+            new Option("file", true, "-f", "--file"),
+            new Option("chunks", true, "--chunks"));
+    private static final int DEFAULT_CHUNK = 512;
+
+    private PerplexityCommand() {
+    }
+
+    static int run(String[] argv, PrintStream out, PrintStream err) {
+        Args args = Args.parse(argv, 0, OPTIONS);
+        if (args.has("help")) {
+            out.print(Peregrine.USAGE_TEXT);
+            return Peregrine.OK;
+        }
+        Path modelPath = Path.of(args.required("model", "-m FILE"));
+        Path textPath = Path.of(args.required("file", "-f TEXT_FILE"));
+        int chunk = args.intValue("context", DEFAULT_CHUNK);
+        if (chunk < 4) {
+            throw new UsageException("-c must be at least 4 tokens, got " + chunk);
+        }
+        int maxChunks = args.intValue("chunks", Integer.MAX_VALUE);
+        String text;
+        try {
+            text = Files.readString(textPath);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + textPath + ": " + e.getMessage(), e);
+        }
+        // The chunk is the context: -c sizes the model's context too.
+        try (Model model = Model.load(modelPath, GenerateCommand.modelOptions(args).withContextLength(chunk + 1))) {
+            int[] tokens = model.encode(text);
+            int chunks = Math.min(maxChunks, tokens.length / chunk);
+            if (chunks == 0) {
+                throw new IllegalArgumentException(textPath + " has " + tokens.length + " tokens, fewer than one chunk of " + chunk
+                        + " (-c)");
+            }
+            // As llama.cpp: where the model's prompts start with BOS, so does every chunk.
+            int[] bos = model.encode("");
+            GenerationConfig scoring = GenerationConfig.greedy().maxTokens(1).promptLogprobs(0);
+            double negativeLogSum = 0;
+            long scored = 0;
+            long started = System.nanoTime();
+            StringBuilder line = new StringBuilder();
+            for (int c = 0; c < chunks; c++) {
+                int[] window = Arrays.copyOfRange(tokens, c * chunk, (c + 1) * chunk);
+                if (bos.length > 0) {
+                    window[0] = bos[0];
+                }
+                Completion done = model.generator().generate(window, scoring, t -> { });
+                List<TokenLogprob> logprobs = done.promptLogprobs();
+                // logprobs.get(i) scores token i + 1; llama.cpp scores tokens chunk/2 + 1 .. chunk - 1.
+                for (int i = chunk / 2; i < logprobs.size(); i++) {
+                    negativeLogSum -= logprobs.get(i).logprob();
+                    scored++;
+                }
+                line.append(String.format(Locale.ROOT, "[%d]%.4f,", c + 1, Math.exp(negativeLogSum / scored)));
+                out.print(line);
+                out.flush();
+                line.setLength(0);
+            }
+            double seconds = (System.nanoTime() - started) / 1e9;
+            out.println();
+            out.printf(Locale.ROOT, "Final estimate: PPL = %.4f over %d tokens (%d chunks of %d)%n",
+                    Math.exp(negativeLogSum / scored), scored, chunks, chunk);
+            out.flush();
+            err.printf(Locale.ROOT, "%d tokens evaluated in %.1f s, %.1f tok/s%n", (long) chunks * chunk, seconds,
+                    chunks * chunk / seconds);
+        }
+        return Peregrine.OK;
+    }
+}
