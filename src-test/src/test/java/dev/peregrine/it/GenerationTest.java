@@ -18,30 +18,16 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /** The public API on the real stories260K model. */
-class GenerationTest {
+class GenerationTest extends Stories260KTest {
     /**
      * llama2.c's documented greedy output for stories260K (its README, "Once upon a time" at
      * temperature 0). The model was trained with 512-token sequences.
      */
     static final String LLAMA2C_GREEDY_START =
             "Once upon a time, there was a little girl named Lily. She loved to play outside in the park.";
-
-    private static Model model;
-
-    @BeforeAll
-    static void load() {
-        model = Model.load(SharedModels.stories260K());
-    }
-
-    @AfterAll
-    static void close() {
-        model.close();
-    }
 
     @Test
     void greedyOutputIsLlama2cDocumentedStory() {

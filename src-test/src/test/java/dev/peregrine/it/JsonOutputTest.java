@@ -5,13 +5,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.peregrine.Completion;
 import dev.peregrine.FinishReason;
 import dev.peregrine.GenerationConfig;
-import dev.peregrine.Model;
 import dev.peregrine.Speculation;
 import dev.peregrine.format.json.Json;
 import java.nio.charset.StandardCharsets;
 import java.util.Map;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -20,18 +17,7 @@ import org.junit.jupiter.api.Test;
  * generation ends on its own, and a prefix of one when max tokens cut it short; speculation does not
  * change the output.
  */
-class JsonOutputTest {
-    private static Model model;
-
-    @BeforeAll
-    static void load() {
-        model = Model.load(SharedModels.stories260K());
-    }
-
-    @AfterAll
-    static void close() {
-        model.close();
-    }
+class JsonOutputTest extends Stories260KTest {
 
     @Test
     void everyOutputIsAJsonObjectOrAPrefixOfOne() {

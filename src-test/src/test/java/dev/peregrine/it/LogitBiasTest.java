@@ -4,13 +4,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.peregrine.Completion;
 import dev.peregrine.GenerationConfig;
-import dev.peregrine.Model;
 import dev.peregrine.Speculation;
 import java.util.Arrays;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -18,20 +15,8 @@ import org.junit.jupiter.api.Test;
  * comes out, a bias can force a token, and the output is the same alone, in a batch and under
  * speculative decoding (the penalties and bias are part of the distribution every path samples).
  */
-class LogitBiasTest {
+class LogitBiasTest extends Stories260KTest {
     private static final String PROMPT = "Once upon a time, there was a little girl named Lily";
-
-    private static Model model;
-
-    @BeforeAll
-    static void load() {
-        model = Model.load(SharedModels.stories260K());
-    }
-
-    @AfterAll
-    static void close() {
-        model.close();
-    }
 
     @Test
     void bannedTokensNeverComeOutAndAStrongBiasForcesOne() {

@@ -7,7 +7,6 @@ import static org.assertj.core.api.Assertions.within;
 import dev.peregrine.Completion;
 import dev.peregrine.GeneratedToken;
 import dev.peregrine.GenerationConfig;
-import dev.peregrine.Model;
 import dev.peregrine.Speculation;
 import dev.peregrine.TokenLogprob;
 import dev.peregrine.format.gguf.GgufFile;
@@ -15,8 +14,6 @@ import java.lang.foreign.Arena;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -24,20 +21,8 @@ import org.junit.jupiter.api.Test;
  * model's logits (checked against the float64 reference forward pass), the same alone, in a batch
  * and under speculative decoding, and asking for them changes no output.
  */
-class LogprobsTest {
+class LogprobsTest extends Stories260KTest {
     private static final String PROMPT = "Once upon a time, there was a little girl named Lily";
-
-    private static Model model;
-
-    @BeforeAll
-    static void load() {
-        model = Model.load(SharedModels.stories260K());
-    }
-
-    @AfterAll
-    static void close() {
-        model.close();
-    }
 
     @Test
     void greedyLogprobsAreTheReferenceLogSoftmaxAndRankTheChosenTokenFirst() {

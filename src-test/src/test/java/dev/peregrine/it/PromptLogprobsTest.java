@@ -15,8 +15,6 @@ import java.util.List;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -25,23 +23,11 @@ import org.junit.jupiter.api.Test;
  * prompt long enough to take several chunks; the same in a batch and when the prompt's prefix is
  * cached; a story scores a far lower perplexity than random tokens.
  */
-class PromptLogprobsTest {
+class PromptLogprobsTest extends Stories260KTest {
     private static final String STORY = "Once upon a time, there was a little girl named Lily. She loved to play outside in the"
             + " park with her friends. One day, she saw a big red ball under a tree. She ran to the ball and picked it up."
             + " Her friend Tom came and said, \"Can I play with the ball too?\" Lily smiled and said, \"Yes, let's play"
             + " together!\" They played all day and had a lot of fun.";
-
-    private static Model model;
-
-    @BeforeAll
-    static void load() {
-        model = Model.load(SharedModels.stories260K());
-    }
-
-    @AfterAll
-    static void close() {
-        model.close();
-    }
 
     @Test
     void promptLogprobsAreTheReferenceLogSoftmaxAtEveryPosition() {
