@@ -43,7 +43,8 @@ public class MatmulBenchmark {
     /** Bytes of weights one decode pass streams: well beyond the last-level cache. */
     private static final long DECODE_BYTES = 256L << 20;
 
-    @Param({"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K"})
+    @Param({"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL",
+            "IQ4_XS"})
     public DType type;
 
     @Param({"1", "128"})
