@@ -75,7 +75,8 @@ public final class Generation {
         this.config = config;
         this.tokenizer = tokenizer;
         this.sampler = new Sampler(config, tokenizer.vocabularySize(), config.isJsonOutput()
-                ? new JsonConstraint(tokenizer.vocabularySize(), tokenizer::tokenBytes, tokenizer::isEndOfGeneration, seq.length())
+                ? new JsonConstraint(tokenizer.vocabularySize(), tokenizer::tokenBytes, tokenizer::isEndOfGeneration,
+                        tokenizer::isControlToken, seq.length())
                 : null);
         this.speculator = speculator;
         if (speculator != null) {

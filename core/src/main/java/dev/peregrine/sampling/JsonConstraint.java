@@ -8,7 +8,8 @@ import java.util.function.IntPredicate;
  * Keeps one generation's output a JSON object ({@link dev.peregrine.GenerationConfig#jsonOutput}):
  * before each draw, every token whose text could not continue the output so far into a JSON object
  * gets a {@code -Infinity} logit, and an end-of-generation token is allowed only once the object has
- * closed (then nothing else is). The state after the generated tokens is kept per token, so the
+ * closed (then nothing else is). Other control tokens never are (a Hugging Face tokenizer shows
+ * them as text, which could otherwise pass for string content). The state after the generated tokens is kept per token, so the
  * position being sampled may move back (rejected speculative drafts) and forward without re-reading
  * the whole output.
  *
@@ -19,6 +20,7 @@ public final class JsonConstraint {
     private final int vocabularySize;
     private final byte[][] tokenBytes;
     private final boolean[] endOfGeneration;
+    private final boolean[] control;
     private final int generationStart;
     private final JsonGrammar scratch = new JsonGrammar();
 
@@ -31,15 +33,19 @@ public final class JsonConstraint {
      * @param vocabularySize  tokens in the vocabulary
      * @param bytesOf         each token's bytes in a text (empty for control tokens); not modified
      * @param endOfGeneration whether a token ends the generation
+     * @param control         whether a token is a control token (never allowed unless it ends the generation)
      * @param generationStart index in the token history of the first generated token
      */
-    public JsonConstraint(int vocabularySize, IntFunction<byte[]> bytesOf, IntPredicate endOfGeneration, int generationStart) {
+    public JsonConstraint(int vocabularySize, IntFunction<byte[]> bytesOf, IntPredicate endOfGeneration, IntPredicate control,
+                          int generationStart) {
         this.vocabularySize = vocabularySize;
         this.tokenBytes = new byte[vocabularySize][];
         this.endOfGeneration = new boolean[vocabularySize];
+        this.control = new boolean[vocabularySize];
         for (int id = 0; id < vocabularySize; id++) {
             tokenBytes[id] = bytesOf.apply(id);
             this.endOfGeneration[id] = endOfGeneration.test(id);
+            this.control[id] = control.test(id);
         }
         this.generationStart = generationStart;
     }
@@ -53,7 +59,7 @@ public final class JsonConstraint {
         JsonGrammar state = stateAfter(history, count);
         boolean complete = state.isComplete() || state.isDead();
         for (int id = 0; id < vocabularySize; id++) {
-            boolean allowed = endOfGeneration[id] ? complete : !complete && state.accepts(tokenBytes[id], scratch);
+            boolean allowed = endOfGeneration[id] ? complete : !complete && !control[id] && state.accepts(tokenBytes[id], scratch);
             if (!allowed) {
                 logits[offset + id] = Float.NEGATIVE_INFINITY;
             }

@@ -102,6 +102,11 @@ public final class HfTokenizer implements Tokenizer {
         return inside.length == 0 ? this : new HfTokenizer(this, vocabulary.withEndOfGeneration(inside));
     }
 
+    @Override
+    public boolean isControlToken(int id) {
+        return vocabulary.tokenTypes()[id] == Vocabulary.CONTROL;
+    }
+
     /**
      * The vocabulary in llama.cpp's terms: special added tokens are control tokens, other added
      * tokens user-defined, "&lt;0xHH&gt;" tokens of a byte-fallback model byte tokens; BOS and EOS

@@ -79,4 +79,12 @@ public interface Tokenizer {
 
     /** Whether generating {@code id} ends a generation (EOS, end-of-turn and similar tokens). */
     boolean isEndOfGeneration(int id);
+
+    /**
+     * Whether {@code id} is a control token (BOS, EOS, a chat template's turn markers): text
+     * constraints such as JSON output never allow one, whatever text it shows as.
+     */
+    default boolean isControlToken(int id) {
+        return false;
+    }
 }

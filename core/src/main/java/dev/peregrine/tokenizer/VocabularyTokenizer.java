@@ -35,6 +35,11 @@ abstract sealed class VocabularyTokenizer implements Tokenizer
         }
     }
 
+    @Override
+    public boolean isControlToken(int id) {
+        return vocab.tokenTypes()[id] == Vocabulary.CONTROL;
+    }
+
     public Vocabulary vocabulary() {
         return vocab;
     }

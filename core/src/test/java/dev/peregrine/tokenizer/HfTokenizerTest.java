@@ -288,6 +288,10 @@ class HfTokenizerTest {
         assertThat(qwen3.vocabulary().tokenTypes()[think]).isEqualTo(Vocabulary.USER_DEFINED);
         assertThat(qwen3.vocabulary().tokenTypes()[151644]).isEqualTo(Vocabulary.CONTROL);
         assertThat(qwen3.piece(151644)).isEqualTo("<|im_start|>");
+        // Shown as text, yet a control token (text constraints such as JSON output never allow it).
+        assertThat(new String(qwen3.tokenBytes(151644), UTF_8)).isEqualTo("<|im_start|>");
+        assertThat(qwen3.isControlToken(151644)).isTrue();
+        assertThat(qwen3.isControlToken(think)).isFalse();
     }
 
     // ---- BERT: BGE's tokenizer.json, rebuilt from the GGUF made from it --------------------------------

@@ -36,6 +36,15 @@ class SentencePieceTokenizerTest {
     }
 
     @Test
+    void controlTokensAreTheVocabularysControlTypes() {
+        // stories260K: <unk> 0 is unknown, <s> 1 and </s> 2 control, then byte and normal tokens.
+        assertThat(stories.isControlToken(1)).isTrue();
+        assertThat(stories.isControlToken(2)).isTrue();
+        assertThat(stories.isControlToken(0)).isFalse();
+        assertThat(stories.isControlToken(403)).isFalse();
+    }
+
+    @Test
     void storiesSentence() {
         assertThat(stories.encode("Lily and Tom went to the park. They saw a big dog!")).containsExactly(
                 1, 317, 269, 274, 287, 263, 377, 267, 265, 282, 295, 433, 426, 342, 394, 261, 370, 400, 428, 443);
