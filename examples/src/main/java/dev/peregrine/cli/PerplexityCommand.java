@@ -68,7 +68,6 @@ final class PerplexityCommand {
             double negativeLogSum = 0;
             long scored = 0;
             long started = System.nanoTime();
-            StringBuilder line = new StringBuilder();
             for (int c = 0; c < chunks; c++) {
                 int[] window = Arrays.copyOfRange(tokens, c * chunk, (c + 1) * chunk);
                 if (bos.length > 0) {
@@ -81,10 +80,8 @@ final class PerplexityCommand {
                     negativeLogSum -= logprobs.get(i).logprob();
                     scored++;
                 }
-                line.append(String.format(Locale.ROOT, "[%d]%.4f,", c + 1, Math.exp(negativeLogSum / scored)));
-                out.print(line);
+                out.printf(Locale.ROOT, "[%d]%.4f,", c + 1, Math.exp(negativeLogSum / scored));
                 out.flush();
-                line.setLength(0);
             }
             double seconds = (System.nanoTime() - started) / 1e9;
             out.println();
