@@ -11,6 +11,7 @@ import java.util.Optional;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
@@ -90,6 +91,8 @@ final class VectorKernels implements Kernels {
 
     /** Lane i takes lane i ^ 1: swaps the two elements of each rope pair. */
     private static final VectorShuffle<Float> SWAP_PAIRS = VectorShuffle.fromOp(F, i -> i ^ 1);
+    /** Lanes 8-15 of a 16-lane vector (the Q4_K offsets after the 8 scales, see q4kScales). */
+    private static final VectorMask<Float> UPPER_HALF = VectorMask.fromLong(F, 0xFF00L);
 
     /** The kernels, if this CPU's preferred vector size suits them (8 or 16 float lanes). */
     static Optional<Kernels> createIfSupported() {
@@ -749,17 +752,24 @@ final class VectorKernels implements Kernels {
     private static void q4kScales(MemorySegment w, long at, float[] into, int base) {
         float d = Float.float16ToFloat(w.get(LE_SHORT, at));
         float dmin = Float.float16ToFloat(w.get(LE_SHORT, at + 2));
-        // The 12 packed bytes in two loads (Dequant.q4kScale / q4kMin byte by byte).
+        // The 12 packed bytes in two loads, unpacked 8 at a time (Dequant.q4kScale / q4kMin byte by byte):
+        // sc and m 0-3 are bytes 0-3 and 4-7 less their top 2 bits; sc and m 4-7 take bytes 8-11's low and
+        // high nibbles, with those top bits of bytes 0-3 and 4-7 above.
         long first8 = w.get(LE_LONG, at + 4);
-        int last4 = w.get(LE_INT, at + 12);
-        for (int i = 0; i < 4; i++) {
-            int b = (int) (first8 >>> 8 * i) & 0xFF;
-            int b4 = (int) (first8 >>> 8 * (i + 4)) & 0xFF;
-            int b8 = last4 >>> 8 * i & 0xFF;
-            into[base + i] = d * (b & 63);
-            into[base + 8 + i] = dmin * (b4 & 63);
-            into[base + 4 + i] = d * ((b8 & 0x0F) | (b >>> 6) << 4);
-            into[base + 12 + i] = dmin * ((b8 >>> 4) | (b4 >>> 6) << 4);
+        long last4 = w.get(LE_INT, at + 12) & 0xFFFFFFFFL;
+        long low = first8 & 0x3F3F3F3F3F3F3F3FL;
+        long tops = first8 >>> 6 & 0x0303030303030303L;
+        long scales = (low & 0xFFFFFFFFL) | ((last4 & 0x0F0F0F0FL) | (tops & 0x03030303L) << 4) << 32;
+        long mins = (low >>> 32) | ((last4 >>> 4 & 0x0F0F0F0FL) | (tops >>> 32) << 4) << 32;
+        ByteVector bytes = LongVector.zero(LongVector.SPECIES_128).withLane(0, scales).withLane(1, mins).reinterpretAsBytes();
+        if (FL == 16) {
+            ((FloatVector) ((IntVector) bytes.convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).convert(VectorOperators.I2F, 0))
+                    .mul(FloatVector.broadcast(F, d).blend(dmin, UPPER_HALF)).intoArray(into, base);
+        } else {
+            ((FloatVector) ((IntVector) bytes.convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).convert(VectorOperators.I2F, 0))
+                    .mul(d).intoArray(into, base);
+            ((FloatVector) ((IntVector) bytes.convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 1)).convert(VectorOperators.I2F, 0))
+                    .mul(dmin).intoArray(into, base + FL);
         }
     }
 
