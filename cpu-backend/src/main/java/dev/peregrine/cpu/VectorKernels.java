@@ -1321,12 +1321,12 @@ final class VectorKernels implements Kernels {
         // Scales 0-7: low nibbles of bytes 0-7, top bits 2 (j / 4) of byte 8 + j % 4; 8-15: high nibbles.
         long first = (low & 0x0F0F0F0F0F0F0F0FL) | ((high & 0x03030303L) | (high >>> 2 & 0x03030303L) << 32) << 4;
         long second = (low >>> 4 & 0x0F0F0F0F0F0F0F0FL) | ((high >>> 4 & 0x03030303L) | (high >>> 6 & 0x03030303L) << 32) << 4;
-        for (int j = 0; j < 8; j++) {
-            into[base + j] = d * ((int) (first >>> 8 * j & 0xFF) - 32);
-            into[base + 8 + j] = d * ((int) (second >>> 8 * j & 0xFF) - 32);
-            into[base + 16 + j] = 0;
-            into[base + 24 + j] = 0;
+        ByteVector bytes = LongVector.zero(LongVector.SPECIES_128).withLane(0, first).withLane(1, second).reinterpretAsBytes();
+        for (int p = 0; p < 16; p += FL) {
+            ((FloatVector) ((IntVector) bytes.convertShape(VectorOperators.ZERO_EXTEND_B2I, I, p / FL)).sub(32)
+                    .convert(VectorOperators.I2F, 0)).mul(d).intoArray(into, base + p);
         }
+        java.util.Arrays.fill(into, base + 16, base + 32, 0f);
     }
 
     /** The IQ4 grid as float bits, for lookups 16 lanes (or twice 8) at a time. */
