@@ -138,7 +138,10 @@ final class CpuBackend implements Backend {
             Dequant.toFloat(type, data, 0, vector, 0, (int) columns);
         }
         int group = COPY_WEIGHTS ? kernels.rowGroup(type, rows, columns) : 1;
-        if (group > 1) {
+        boolean columnMajor = COPY_WEIGHTS && kernels.columnMajor(type, rows, columns);
+        if (columnMajor) {
+            data = columnMajorQ4(data, (int) rows, (int) columns, rowBytes);
+        } else if (group > 1) {
             data = interleave(data, type, (int) rows, rowBytes, group);
         } else if (rows > 1 && COPY_WEIGHTS && HostMemory.hugePages() && t.rowsAreBlockAligned()) {
             // The file's mapping has 4 KB pages; streaming the weights from a huge-page copy
@@ -146,7 +149,20 @@ final class CpuBackend implements Backend {
             // tensor converted to F32 above is already a copy.)
             data = copyInParallel(data);
         }
-        return new CpuWeight(t.name(), type, (int) rows, (int) columns, data, rowBytes, group, vector);
+        return new CpuWeight(t.name(), type, (int) rows, (int) columns, data, rowBytes, group, columnMajor, vector);
+    }
+
+    /** The column-major copy {@link Q4Columns} reads, a group of rows per task. */
+    private MemorySegment columnMajorQ4(MemorySegment data, int rows, int columns, long rowBytes) {
+        MemorySegment copy = HostMemory.allocate(arena, Q4Columns.bytes(rows, columns));
+        HostMemory.prefault(data);
+        int groups = (rows + Q4Columns.GROUP_ROWS - 1) / Q4Columns.GROUP_ROWS;
+        pool.parallelFor(groups, 1, (long) rows * rowBytes, (start, end, thread) -> {
+            for (int g = start; g < end; g++) {
+                Q4Columns.copyGroup(data, rowBytes, rows, columns, copy, g);
+            }
+        });
+        return copy;
     }
 
     /**
@@ -242,12 +258,13 @@ final class CpuBackend implements Backend {
     @Override
     public void matmul(Buffer out, Buffer in, Weight weight, int rows) {
         CpuWeight w = (CpuWeight) weight;
-        kernels.prepareMatmul(matmulInput, w, seg(in), rows);
+        groupWeights[0] = w;
+        kernels.prepareMatmul(matmulInput, groupWeights, 1, seg(in), rows);
         MatmulTask t = matmulTask;
         t.weight = w;
         t.out = seg(out);
         t.tokens = rows;
-        pool.parallelFor(w.rows(), 16, (long) w.rows() * w.columns() * rows, t);
+        pool.parallelFor(w.rows(), grain(w), (long) w.rows() * w.columns() * rows, t);
     }
 
     /**
@@ -262,6 +279,7 @@ final class CpuBackend implements Backend {
         }
         int total = 0;
         long work = 0;
+        int grain = 16;
         for (int i = 0; i < weights.length; i++) {
             CpuWeight w = (CpuWeight) weights[i];
             if (w.columns() != ((CpuWeight) weights[0]).columns()) {
@@ -272,12 +290,21 @@ final class CpuBackend implements Backend {
             total += w.rows();
             groupEnds[i] = total;
             work += (long) w.rows() * w.columns() * rows;
+            grain = Math.max(grain, grain(w));
         }
-        kernels.prepareMatmul(matmulInput, (CpuWeight) weights[0], seg(in), rows);
+        kernels.prepareMatmul(matmulInput, groupWeights, weights.length, seg(in), rows);
         GroupMatmulTask t = groupMatmulTask;
         t.count = weights.length;
         t.tokens = rows;
-        pool.parallelFor(total, 16, work, t);
+        pool.parallelFor(total, grain, work, t);
+    }
+
+    /**
+     * Rows per unit of a product's split across threads: whole column-major groups (a thread given
+     * part of one would compute all of it), else 16.
+     */
+    private static int grain(CpuWeight w) {
+        return w.columnMajor() ? w.rowGroup() : 16;
     }
 
     @Override

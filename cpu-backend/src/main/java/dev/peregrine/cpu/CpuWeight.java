@@ -12,10 +12,12 @@ import java.lang.foreign.MemorySegment;
  * memory-mapped file, or a copy of it): row r starts at byte {@code r * rowBytes}. With {@code rowGroup} g > 1 (quantised blocks, copied
  * at upload) each run of g rows is stored block by block: block b of row r sits at
  * {@code (r / g) * g * rowBytes + (b * g + r % g) * blockBytes}, so the g rows a decode kernel reads
- * together are one sequential stream; the last group is padded with zero rows.
+ * together are one sequential stream; the last group is padded with zero rows. With
+ * {@code columnMajor} (Q4_0 for the integer kernels) each group of g rows is stored column by column
+ * instead, as {@link Q4Columns} describes; {@link #rowOffset} and {@link #blockStride} do not apply.
  */
 record CpuWeight(String name, DType type, int rows, int columns, MemorySegment data, long rowBytes, int rowGroup,
-                 float[] asVector) implements Weight {
+                 boolean columnMajor, float[] asVector) implements Weight {
 
     /** Byte offset of the first block of row {@code row}. */
     long rowOffset(int row) {

@@ -26,10 +26,20 @@ interface Kernels {
     }
 
     /**
-     * Runs once per matmul on the calling thread before the rows are split across threads, e.g. to
-     * copy or quantise the activations into {@code input}. {@code x} is tokens x w.columns().
+     * Whether weights of this type and shape are stored in column-major groups of
+     * {@link #rowGroup} rows for the integer kernels ({@link Q4Columns}) rather than by rows.
      */
-    void prepareMatmul(MatmulInput input, CpuWeight w, MemorySegment x, int tokens);
+    default boolean columnMajor(DType type, long rows, long columns) {
+        return false;
+    }
+
+    /**
+     * Runs once per matmul on the calling thread before the rows are split across threads, e.g. to
+     * copy or quantise the activations into {@code input} in the forms the first {@code count}
+     * {@code weights} read (several for a grouped product, all of the same width). {@code x} is
+     * tokens x columns.
+     */
+    void prepareMatmul(MatmulInput input, CpuWeight[] weights, int count, MemorySegment x, int tokens);
 
     /** {@code out[t][j] = W[j] . x[t]} for every token t and the weight rows j in [rowStart, rowEnd). */
     void matmul(MatmulInput input, CpuWeight w, MemorySegment out, int tokens, int rowStart, int rowEnd,

@@ -26,6 +26,29 @@ final class MatmulInput implements AutoCloseable {
     float[] rows = new float[0];
     MemorySegment rowsView = MemorySegment.ofArray(rows);
 
+    /**
+     * The activations quantised to 8 bits for {@link Q4Columns}: tokens x columns shorts, and per
+     * block of 32 (token after token) its scale and 8 x the sum of its values, wrapped to 16 bits.
+     */
+    MemorySegment quantised = MemorySegment.NULL;
+    float[] quantisedScales = new float[0];
+    short[] quantisedCorrections = new short[0];
+    private Arena quantisedArena = Arena.ofShared();
+
+    void ensureQuantised(int tokens, int columns) {
+        long values = (long) tokens * columns;
+        if (quantised.byteSize() < 2 * values) {
+            quantisedArena.close(); // no worker reads the old buffer between calls
+            quantisedArena = Arena.ofShared();
+            quantised = quantisedArena.allocate(2 * values, 64);
+        }
+        int blocks = Math.toIntExact(values / 32);
+        if (quantisedScales.length < blocks) {
+            quantisedScales = new float[blocks];
+            quantisedCorrections = new short[blocks];
+        }
+    }
+
     void ensureCapacity(int paddedColumns) {
         if (floats.byteSize() < paddedColumns * 4L) {
             arena.close(); // no worker reads the old buffers between calls
@@ -44,5 +67,6 @@ final class MatmulInput implements AutoCloseable {
     @Override
     public void close() {
         arena.close();
+        quantisedArena.close();
     }
 }

@@ -20,9 +20,9 @@ final class ScalarKernels implements Kernels {
     }
 
     @Override
-    public void prepareMatmul(MatmulInput input, CpuWeight w, MemorySegment x, int tokens) {
+    public void prepareMatmul(MatmulInput input, CpuWeight[] weights, int count, MemorySegment x, int tokens) {
         input.x = x;
-        input.columns = w.columns();
+        input.columns = weights[0].columns();
     }
 
     @Override

@@ -23,6 +23,7 @@ final class ThreadScratch implements AutoCloseable {
     MemorySegment panelView = MemorySegment.ofArray(panelFloats);
     /** Partial results of the matrix-matrix kernel: panel rows x tile tokens. */
     float[] tileSums = new float[0];
+    private short[] shortSums = new short[0];
     /** Vector accumulators stored as floats (see VectorKernels.addLaneSums). */
     float[] lanes = new float[0];
     private float[] transposed = new float[0];
@@ -99,6 +100,14 @@ final class ThreadScratch implements AutoCloseable {
             transposed = new float[n];
         }
         return transposed;
+    }
+
+    /** 16-bit sums of the integer Q4_0 kernel (Q4Columns), on their way to floats. */
+    short[] shortSums(int n) {
+        if (shortSums.length < n) {
+            shortSums = new short[n];
+        }
+        return shortSums;
     }
 
     float[] tileSums(int n) {

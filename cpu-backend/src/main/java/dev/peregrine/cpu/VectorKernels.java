@@ -25,7 +25,8 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>Every product dequantises weight rows to floats in small per-thread panels and multiplies
  * them with the activations in float FMAs, so that one token gets bit-identical results whether it
- * is decoded alone or processed in a batch (see the Matmul section). Decode (one token) streams
+ * is decoded alone or processed in a batch (see the Matmul section). Q4_0 is the exception: its
+ * products are integer products on 8-bit activations ({@link Q4Columns}), batch-invariant too. Decode (one token) streams
  * each weight row once, four rows per pass; matrix-matrix products (prefill, batches) reuse a
  * dequantised panel for every token, 4 rows x 4 tokens at a time from registers, so they are
  * compute-bound rather than re-reading weights per token.
@@ -116,12 +117,24 @@ final class VectorKernels implements Kernels {
     public int rowGroup(DType type, long rows, long columns) {
         return switch (type) {
             case Q8_0 -> TILE_ROWS;
-            case Q4_0, Q4_1, Q5_0, Q5_1 -> rows >= TILE_ROWS ? TILE_ROWS : 1;
+            case Q4_0 -> Q4Columns.GROUP_ROWS;
+            case Q4_1, Q5_0, Q5_1 -> rows >= TILE_ROWS ? TILE_ROWS : 1;
             case Q4_K, Q5_K, Q6_K -> rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
             case Q2_K, Q3_K, IQ4_XS -> rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
             case IQ4_NL -> rows >= TILE_ROWS ? TILE_ROWS : 1;
             default -> 1;
         };
+    }
+
+    /**
+     * Q4_0 matrices take the integer kernels ({@link Q4Columns}): the 8-bit activations they need
+     * cost a few times less than converting every weight to a float. All of them, however few their
+     * rows (padded to a group), so that whether a product's input is quantised depends on the
+     * weight's type alone.
+     */
+    @Override
+    public boolean columnMajor(DType type, long rows, long columns) {
+        return type == DType.Q4_0;
     }
 
     /** Row length of the padded copies: a whole number of vector pairs (the tile kernel's step). */
@@ -140,11 +153,23 @@ final class VectorKernels implements Kernels {
     // (addLaneSums). The tile kernel keeps its chains in memory between column chunks.
 
     @Override
-    public void prepareMatmul(MatmulInput input, CpuWeight w, MemorySegment x, int tokens) {
-        int n = w.columns();
+    public void prepareMatmul(MatmulInput input, CpuWeight[] weights, int count, MemorySegment x, int tokens) {
+        int n = weights[0].columns();
         input.x = x;
         input.columns = n;
         input.paddedColumns = padded(n);
+        boolean quantised = false;
+        boolean floats = false;
+        for (int i = 0; i < count; i++) {
+            quantised |= weights[i].columnMajor();
+            floats |= !weights[i].columnMajor();
+        }
+        if (quantised) {
+            Q4Columns.quantise(input, x, tokens, n);
+        }
+        if (!floats) {
+            return;
+        }
         if (tokens <= ROW_KERNEL_TOKENS) {
             // Few tokens: every thread reads the same zero-padded copies (whatever the type: a
             // grouped matmul prepares once for weights of several types).
@@ -167,7 +192,9 @@ final class VectorKernels implements Kernels {
     @Override
     public void matmul(MatmulInput input, CpuWeight w, MemorySegment out, int tokens, int rowStart, int rowEnd,
                        ThreadScratch scratch) {
-        if (tokens == 1 && hasRowKernel(w)) {
+        if (w.columnMajor()) {
+            Q4Columns.matmul(input, w, out, tokens, rowStart, rowEnd, scratch);
+        } else if (tokens == 1 && hasRowKernel(w)) {
             matrixVector(input, w, out, 0, 1, rowStart, rowEnd, scratch);
         } else if (tokens > 1 && tokens <= ROW_KERNEL_TOKENS && hasTokensRowKernel(w)) {
             // Passes of nearly equal size: 5 tokens as 3 + 2, not 4 + 1.
@@ -1521,6 +1548,10 @@ final class VectorKernels implements Kernels {
 
     @Override
     public void embedRow(CpuWeight w, int row, MemorySegment out, long outIndex, ThreadScratch scratch) {
+        if (w.columnMajor()) {
+            Q4Columns.decodeRow(w, row, out, outIndex);
+            return;
+        }
         decodeRange(w.type(), w.data(), w.rowOffset(row), w.blockStride(), 0, w.columns(), out, outIndex * Float.BYTES,
                 w.columns(), scratch);
     }

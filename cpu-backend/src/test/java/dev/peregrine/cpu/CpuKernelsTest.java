@@ -67,11 +67,12 @@ class CpuKernelsTest {
         int b = type.blockSize();
         int[] columnCounts = type.isQuantized() ? new int[] {b, 3 * b, 5 * b, 67 * b} : new int[] {37, 257, 16, 1040};
         for (int columns : columnCounts) {
-            // 3 outputs: fewer rows than a group of 4 (Q8_0 pads it, Q4_0 keeps the file's layout).
+            // 3 outputs: fewer rows than a group of 4 (Q8_0 and Q4_0 pad it, Q4_1 keeps the file's layout).
             for (int outputs : new int[] {3, 19, 70}) {
                 Tensor t = tensor(type, columns, outputs);
                 float[] w = Dequant.toFloat(t); // the reference dequantisation
                 Weight weight = backend.upload(t);
+                boolean activationsQuantised = ((CpuWeight) weight).columnMajor();
                 for (int rows : new int[] {1, 2, 3, 7, 17}) {
                     float[] x = randoms(rows * columns);
                     Buffer out = backend.allocate((long) rows * outputs);
@@ -82,7 +83,8 @@ class CpuKernelsTest {
                             assertThat((double) got[r * outputs + o])
                                     .as("%s %s %d columns, %d rows, row %d out %d", name, type, columns, rows, r, o)
                                     .isCloseTo(dot(w, o * columns, x, r * columns, columns),
-                                            within(tolerance(w, o * columns, x, r * columns, columns)));
+                                            within(tolerance(w, o * columns, x, r * columns, columns)
+                                                    + (activationsQuantised ? quantisationError(w, o * columns, x, r * columns, columns) : 0)));
                         }
                     }
                 }
@@ -103,7 +105,7 @@ class CpuKernelsTest {
         int outputs = 7;
         Tensor t = tensor(DType.Q8_0, columns, outputs);
         long rowBytes = DType.Q8_0.bytesFor(columns);
-        CpuWeight inPlace = new CpuWeight("w", DType.Q8_0, outputs, columns, t.data(), rowBytes, 1, null);
+        CpuWeight inPlace = new CpuWeight("w", DType.Q8_0, outputs, columns, t.data(), rowBytes, 1, false, null);
         CpuBackend backend = backend(VectorKernels::new);
         Weight interleaved = backend.upload(t);
         assertThat(((CpuWeight) interleaved).rowGroup()).isEqualTo(4);
@@ -115,7 +117,7 @@ class CpuKernelsTest {
                 MemorySegment xs = arena.allocate(4L * x.length);
                 MemorySegment.copy(x, 0, xs, ValueLayout.JAVA_FLOAT, 0, x.length);
                 MemorySegment out = arena.allocate(4L * tokens * outputs);
-                kernels.prepareMatmul(input, inPlace, xs, tokens);
+                kernels.prepareMatmul(input, new CpuWeight[] {inPlace}, 1, xs, tokens);
                 kernels.matmul(input, inPlace, out, tokens, 0, outputs, scratch);
                 float[] expected = new float[tokens * outputs];
                 Buffer reference = backend.allocate((long) tokens * outputs);
@@ -125,10 +127,64 @@ class CpuKernelsTest {
                 // In a grouped product the input is prepared for the first weight, here one with
                 // its own one-token kernel (a fresh input: nothing left from an earlier product).
                 try (MatmulInput forF32 = new MatmulInput()) {
-                    kernels.prepareMatmul(forF32, f32, xs, tokens);
+                    kernels.prepareMatmul(forF32, new CpuWeight[] {f32}, 1, xs, tokens);
                     kernels.matmul(forF32, inPlace, out, tokens, 0, outputs, scratch);
                 }
                 assertThat(out.toArray(ValueLayout.JAVA_FLOAT)).as("%d tokens, prepared for F32", tokens).isEqualTo(expected);
+            }
+        }
+    }
+
+    /**
+     * The integer Q4_0 kernels against their definition, computed independently: x quantised per
+     * block of 32 (d = max|x| / 127 in floats, xq = x * (1 / d) rounded to the nearest integer),
+     * the exact integer sums of (q - 8) * xq, and their sum times d_w * d_x in doubles. Only float
+     * rounding may differ, which a wrongly placed nibble, scale or token would exceed by far.
+     * Rows from less than a group to more than two, every token count the kernels split.
+     */
+    @Test
+    void q4IntegerProductsEqualTheirDefinition() {
+        CpuBackend backend = backend(VectorKernels::new);
+        for (int columns : new int[] {32, 96, 4096}) {
+            for (int outputs : new int[] {3, 64, 65, 130}) {
+                Tensor t = tensor(DType.Q4_0, columns, outputs);
+                Weight weight = backend.upload(t);
+                assertThat(((CpuWeight) weight).columnMajor()).isTrue();
+                for (int tokens : new int[] {1, 2, 5, 20}) {
+                    float[] x = randoms(tokens * columns);
+                    x[0] = 0; // a block with a zero among its values, and one of zeros only
+                    java.util.Arrays.fill(x, x.length - 32, x.length, 0f);
+                    Buffer out = backend.allocate((long) tokens * outputs);
+                    backend.matmul(out, buffer(backend, x), weight, tokens);
+                    float[] got = read(backend, out, tokens * outputs);
+                    for (int r = 0; r < tokens; r++) {
+                        for (int o = 0; o < outputs; o++) {
+                            double expected = 0;
+                            double magnitudes = 0;
+                            for (int b = 0; b < columns / 32; b++) {
+                                float max = 0;
+                                for (int i = 0; i < 32; i++) {
+                                    max = Math.max(max, Math.abs(x[r * columns + 32 * b + i]));
+                                }
+                                float dx = max / 127f;
+                                float inverse = dx != 0 ? 1f / dx : 0f;
+                                long blockAt = (long) o * (columns / 32) * 18 + 18L * b;
+                                float dw = Float.float16ToFloat(t.data().get(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt));
+                                long sum = 0;
+                                for (int i = 0; i < 32; i++) {
+                                    int packed = t.data().get(ValueLayout.JAVA_BYTE, blockAt + 2 + (i & 15)) & 0xFF;
+                                    int q = (i < 16 ? packed & 15 : packed >>> 4) - 8;
+                                    sum += q * (long) Math.rint(x[r * columns + 32 * b + i] * inverse);
+                                }
+                                expected += (double) sum * dw * dx;
+                                magnitudes += Math.abs((double) sum * dw * dx);
+                            }
+                            assertThat((double) got[r * outputs + o])
+                                    .as("%d columns, %d rows, %d tokens: token %d row %d", columns, outputs, tokens, r, o)
+                                    .isCloseTo(expected, within(1e-5 * magnitudes + 1e-6));
+                        }
+                    }
+                }
             }
         }
     }
@@ -149,6 +205,24 @@ class CpuKernelsTest {
             magnitudes += Math.abs((double) w[wAt + i] * x[xAt + i]);
         }
         return 1e-5 * magnitudes + 1e-6;
+    }
+
+    /**
+     * The most that quantising x to 8 bits per block of 32 (as the integer Q4_0 kernels do) can
+     * move the product: each x moves by at most half its block's step max|x| / 127.
+     */
+    private static double quantisationError(float[] w, int wAt, float[] x, int xAt, int n) {
+        double error = 0;
+        for (int b = 0; b < n; b += 32) {
+            double max = 0;
+            double weights = 0;
+            for (int i = b; i < b + 32; i++) {
+                max = Math.max(max, Math.abs(x[xAt + i]));
+                weights += Math.abs(w[wAt + i]);
+            }
+            error += weights * max / 127 / 2;
+        }
+        return error * (1 + 1e-5);
     }
 
     /**
@@ -193,8 +267,9 @@ class CpuKernelsTest {
     void groupedMatmulsEqualSeparateOnes(String name, Supplier<Kernels> kernels) {
         CpuBackend backend = backend(kernels);
         int columns = 512;
-        DType[] types = {DType.Q4_K, DType.F16, DType.Q8_0};
-        int[] outputs = {37, 130, 9};
+        // Q4_0 reads activations quantised to 8 bits, the others floats: the input is prepared for both.
+        DType[] types = {DType.Q4_K, DType.F16, DType.Q4_0, DType.Q8_0};
+        int[] outputs = {37, 130, 70, 9};
         Weight[] weights = new Weight[types.length];
         for (int i = 0; i < types.length; i++) {
             weights[i] = backend.upload(tensor(types[i], columns, outputs[i]));

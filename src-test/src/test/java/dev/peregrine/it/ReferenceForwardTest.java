@@ -34,10 +34,21 @@ import org.junit.jupiter.params.provider.ValueSource;
  * max(max_i |b_i|, 1e-6)}, where {@code a} are the real path's logits and {@code b} the
  * reference's; it must stay within {@value #TOLERANCE}. Quantised weights dequantise to the same
  * values in both paths, so the only differences are float32 rounding in the real path.
+ *
+ * <p>Except where products quantise their input to 8 bits (Q4_0 matrices on the CPU backend, as
+ * in llama.cpp; the reference rounds those inputs too, {@link ReferenceLlama#QUANTISED_ACTIVATIONS}):
+ * there an activation within float32 rounding of a boundary between two 8-bit steps may round the
+ * other way than the reference's, and a model's logits can move much more than that step. Measured
+ * on TinyLLama-v0 Q4_0 (all matrices Q4_0): the reference against itself with its activations moved
+ * by 1e-6 of their value before rounding differs by up to 3.4e-2 over 5 positions. Such models are
+ * held to {@value #QUANTISED_ACTIVATIONS_TOLERANCE}, which a misread block or a wrong product
+ * (errors of order 1) still exceeds; the integer products themselves are checked exactly in the
+ * CPU backend's tests.
  */
 class ReferenceForwardTest {
     static final double TOLERANCE = 1e-4;
     static final double HALF_KV_TOLERANCE = 1e-3;
+    static final double QUANTISED_ACTIVATIONS_TOLERANCE = 0.1;
     static final int PROMPT_LENGTH = 20;
     static final int DECODE_STEPS = 30;
     static final int BOS = 1;
@@ -114,6 +125,11 @@ class ReferenceForwardTest {
         return p;
     }
 
+    /** The tolerance for comparisons with {@code ref}: at least {@value #QUANTISED_ACTIVATIONS_TOLERANCE} where products quantise their input. */
+    static double tolerance(ReferenceLlama ref, double tolerance) {
+        return ref.quantisesActivations() ? Math.max(tolerance, QUANTISED_ACTIVATIONS_TOLERANCE) : tolerance;
+    }
+
     /** Checks the real logits against the reference's, with the argmax agreeing where it is clear-cut. */
     static double check(String what, float[] real, int offset, double[] ref) {
         return check(what, real, offset, ref, TOLERANCE);
@@ -172,8 +188,11 @@ class ReferenceForwardTest {
                 s.append(prompt);
                 offFullPrecision = relativeError(s.logits(), 0, ref);
             }
-            assertThat(offFullPrecision).as("F16 KV vs a reference keeping doubles: the halves show")
-                    .isGreaterThan(worst);
+            if (!full.quantisesActivations()) {
+                // (With 8-bit activations the rounding of the halves drowns in that of the activations.)
+                assertThat(offFullPrecision).as("F16 KV vs a reference keeping doubles: the halves show")
+                        .isGreaterThan(worst);
+            }
             System.out.printf("[ReferenceForwardTest] %s: F16 KV cache, prompt + %d decode steps, worst relative error "
                     + "%.3e against half keys and values; %.3e after the prompt against full-precision ones%n",
                     name, DECODE_STEPS, worst, offFullPrecision);
@@ -214,6 +233,7 @@ class ReferenceForwardTest {
     }
 
     static double runAndCompare(String what, RealPath real, ReferenceLlama ref, int[] prompt, double tolerance) {
+        tolerance = tolerance(ref, tolerance);
         double[] refLogits = null;
         for (int i = 0; i < prompt.length; i++) {
             refLogits = ref.forward(prompt[i], i);
@@ -329,8 +349,9 @@ class ReferenceForwardTest {
         }
         assertThat(layout.logitCount).isEqualTo(expected.size());
         double worst = 0;
+        double tolerance = tolerance(seqs.get(0).ref, TOLERANCE);
         for (int r = 0; r < expected.size(); r++) {
-            worst = Math.max(worst, check(labels.get(r), out, r * vocab, expected.get(r)));
+            worst = Math.max(worst, check(labels.get(r), out, r * vocab, expected.get(r), tolerance));
         }
         return worst;
     }

@@ -2,12 +2,16 @@ package dev.peregrine.it;
 
 import dev.peregrine.format.gguf.GgufFile;
 import dev.peregrine.format.gguf.GgufMetadata;
+import dev.peregrine.tensor.DType;
 import dev.peregrine.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.Arrays;
+import java.util.Collections;
+import java.util.EnumSet;
 import java.util.HashSet;
+import java.util.IdentityHashMap;
 import java.util.Set;
 
 /**
@@ -60,6 +64,14 @@ import java.util.Set;
  * tensors than its architecture loads.
  */
 final class ReferenceLlama {
+    /**
+     * Weight types whose products Peregrine's CPU backend (its Vector API kernels) computes on
+     * activations quantised to 8 bits per block of 32, as llama.cpp's CPU backend does for every
+     * quantised type: the reference rounds the input of a product with such a matrix the same way.
+     */
+    static final Set<DType> QUANTISED_ACTIVATIONS = EnumSet.of(DType.Q4_0);
+    /** The matrices (by identity) whose products take their input quantised, see {@link #QUANTISED_ACTIVATIONS}. */
+    private final Set<double[]> quantisedInputs = Collections.newSetFromMap(new IdentityHashMap<>());
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
@@ -233,7 +245,7 @@ final class ReferenceLlama {
         Set<String> used = new HashSet<>();
         Tensor embd = file.tensor("token_embd.weight");
         vocab = (int) embd.shape()[1];
-        tokenEmbedding = matrix(file, used, "token_embd.weight", dim, vocab);
+        tokenEmbedding = weights(file, used, "token_embd.weight", dim, vocab);
         int qDim = heads * headDim;
         int kvDim = kvHeads * headDim;
         attnNorm = new double[layers][];
@@ -258,14 +270,15 @@ final class ReferenceLlama {
             if (family == Family.PHI3 && file.findTensor(p + "attn_qkv.weight").isPresent()) {
                 // One matrix of q, k and v rows, in that order (transformers' Phi3Attention slices
                 // qkv_proj's output [:q], [q:q+kv], [q+kv:]; llama.cpp's build_qkv views it the same way).
-                double[] qkv = matrix(file, used, p + "attn_qkv.weight", dim, qDim + 2 * kvDim);
+                double[] qkv = weights(file, used, p + "attn_qkv.weight", dim, qDim + 2 * kvDim);
                 wq[l] = Arrays.copyOfRange(qkv, 0, qDim * dim);
                 wk[l] = Arrays.copyOfRange(qkv, qDim * dim, (qDim + kvDim) * dim);
                 wv[l] = Arrays.copyOfRange(qkv, (qDim + kvDim) * dim, (qDim + 2 * kvDim) * dim);
+                inheritQuantisedInput(qkv, wq[l], wk[l], wv[l]);
             } else {
-                wq[l] = matrix(file, used, p + "attn_q.weight", dim, qDim);
-                wk[l] = matrix(file, used, p + "attn_k.weight", dim, kvDim);
-                wv[l] = matrix(file, used, p + "attn_v.weight", dim, kvDim);
+                wq[l] = weights(file, used, p + "attn_q.weight", dim, qDim);
+                wk[l] = weights(file, used, p + "attn_k.weight", dim, kvDim);
+                wv[l] = weights(file, used, p + "attn_v.weight", dim, kvDim);
             }
             if (family == Family.QWEN2) {
                 bq[l] = matrix(file, used, p + "attn_q.bias", qDim);
@@ -276,20 +289,21 @@ final class ReferenceLlama {
                 qNorm[l] = matrix(file, used, p + "attn_q_norm.weight", headDim);
                 kNorm[l] = matrix(file, used, p + "attn_k_norm.weight", headDim);
             }
-            wo[l] = matrix(file, used, p + "attn_output.weight", qDim, dim);
+            wo[l] = weights(file, used, p + "attn_output.weight", qDim, dim);
             ffnNorm[l] = matrix(file, used, p + "ffn_norm.weight", dim);
             if (family == Family.PHI3) {
                 // gate_up_proj: the first ffn rows are the gate, the next ffn rows the up projection
                 // (transformers' Phi3MLP chunks gate first; llama.cpp's LLM_FFN_SWIGLU on the fused
                 // output applies silu to the first half, ggml_compute_forward_swiglu_f32 unswapped).
-                double[] gateUp = matrix(file, used, p + "ffn_up.weight", dim, 2 * ffnDim);
+                double[] gateUp = weights(file, used, p + "ffn_up.weight", dim, 2 * ffnDim);
                 wGate[l] = Arrays.copyOfRange(gateUp, 0, ffnDim * dim);
                 wUp[l] = Arrays.copyOfRange(gateUp, ffnDim * dim, 2 * ffnDim * dim);
+                inheritQuantisedInput(gateUp, wGate[l], wUp[l]);
             } else {
-                wGate[l] = matrix(file, used, p + "ffn_gate.weight", dim, ffnDim);
-                wUp[l] = matrix(file, used, p + "ffn_up.weight", dim, ffnDim);
+                wGate[l] = weights(file, used, p + "ffn_gate.weight", dim, ffnDim);
+                wUp[l] = weights(file, used, p + "ffn_up.weight", dim, ffnDim);
             }
-            wDown[l] = matrix(file, used, p + "ffn_down.weight", ffnDim, dim);
+            wDown[l] = weights(file, used, p + "ffn_down.weight", ffnDim, dim);
             if (family.gemma()) {
                 postAttnNorm[l] = matrix(file, used, p + "post_attention_norm.weight", dim);
                 postFfnNorm[l] = matrix(file, used, p + "post_ffw_norm.weight", dim);
@@ -297,7 +311,7 @@ final class ReferenceLlama {
         }
         outputNorm = matrix(file, used, "output_norm.weight", dim);
         tiedOutput = file.findTensor("output.weight").isEmpty();
-        output = tiedOutput ? tokenEmbedding : matrix(file, used, "output.weight", dim, vocab);
+        output = tiedOutput ? tokenEmbedding : weights(file, used, "output.weight", dim, vocab);
         if (family == Family.LLAMA && file.findTensor("rope_freqs.weight").isPresent()) {
             used.add("rope_freqs.weight"); // read by Rope.fromGguf (replaced by an explicit rope)
         }
@@ -524,8 +538,14 @@ final class ReferenceLlama {
         return out;
     }
 
-    /** {@code y[o] = sum_i W[o*in + i] * x[i]} for a matrix of {@code out} rows of {@code in} values. */
-    private static double[] matVec(double[] w, double[] x, int out, int in) {
+    /**
+     * {@code y[o] = sum_i W[o*in + i] * x[i]} for a matrix of {@code out} rows of {@code in} values,
+     * x first quantised to 8 bits per block of 32 where the matrix's type says so.
+     */
+    private double[] matVec(double[] w, double[] x, int out, int in) {
+        if (quantisedInputs.contains(w)) {
+            x = quantisedBlocks(x);
+        }
         double[] y = new double[out];
         for (int o = 0; o < out; o++) {
             double acc = 0;
@@ -536,6 +556,46 @@ final class ReferenceLlama {
             y[o] = acc;
         }
         return y;
+    }
+
+    /**
+     * x as a product with a Q4_0 matrix sees it: per block of 32, d = max |x| / 127 and each value
+     * replaced by d times the integer nearest to x / d (ggml's quantize_row_q8_0).
+     */
+    private static double[] quantisedBlocks(double[] x) {
+        double[] y = new double[x.length];
+        for (int b = 0; b < x.length; b += 32) {
+            double max = 0;
+            for (int i = b; i < b + 32; i++) {
+                max = Math.max(max, Math.abs(x[i]));
+            }
+            double d = max / 127;
+            for (int i = b; i < b + 32; i++) {
+                y[i] = d == 0 ? 0 : Math.rint(x[i] / d) * d;
+            }
+        }
+        return y;
+    }
+
+    /** Whether some product of this model takes its input quantised (see {@link #QUANTISED_ACTIVATIONS}). */
+    boolean quantisesActivations() {
+        return !quantisedInputs.isEmpty();
+    }
+
+    /** A matrix whose products read their input as the matrix's type makes the CPU backend read it. */
+    private double[] weights(GgufFile file, Set<String> used, String name, long... expectedShape) {
+        double[] w = matrix(file, used, name, expectedShape);
+        if (QUANTISED_ACTIVATIONS.contains(file.tensor(name).type())) {
+            quantisedInputs.add(w);
+        }
+        return w;
+    }
+
+    /** The parts of a fused matrix read their input as the fused matrix does. */
+    private void inheritQuantisedInput(double[] fused, double[]... parts) {
+        if (quantisedInputs.contains(fused)) {
+            quantisedInputs.addAll(Arrays.asList(parts));
+        }
     }
 
     /** RMS-norms each head of {@code v} on its own, with the weight {@code w} of headDim values. */
