@@ -13,8 +13,8 @@ import java.lang.foreign.MemorySegment;
  * at upload) each run of g rows is stored block by block: block b of row r sits at
  * {@code (r / g) * g * rowBytes + (b * g + r % g) * blockBytes}, so the g rows a decode kernel reads
  * together are one sequential stream; the last group is padded with zero rows. With
- * {@code columnMajor} (Q4_0 for the integer kernels) each group of g rows is stored column by column
- * instead, as {@link Q4Columns} describes; {@link #rowOffset} and {@link #blockStride} do not apply.
+ * {@code columnMajor} (Q4_0, for the integer kernels) each group of g rows is stored column by column
+ * instead, as {@link IntegerProducts} describes; {@link #rowOffset} and {@link #blockStride} do not apply.
  */
 record CpuWeight(String name, DType type, int rows, int columns, MemorySegment data, long rowBytes, int rowGroup,
                  boolean columnMajor, float[] asVector) implements Weight {

@@ -27,7 +27,7 @@ final class MatmulInput implements AutoCloseable {
     MemorySegment rowsView = MemorySegment.ofArray(rows);
 
     /**
-     * The activations quantised to 8 bits for {@link Q4Columns}: tokens x columns shorts, and per
+     * The activations quantised to 8 bits for {@link IntegerProducts}: tokens x columns shorts, and per
      * block of 32 (token after token) its scale and 8 x the sum of its values, wrapped to 16 bits.
      */
     MemorySegment quantised = MemorySegment.NULL;

@@ -102,7 +102,7 @@ final class ThreadScratch implements AutoCloseable {
         return transposed;
     }
 
-    /** 16-bit sums of the integer Q4_0 kernel (Q4Columns), on their way to floats. */
+    /** 16-bit block sums of the integer kernels (IntegerProducts), on their way to floats. */
     short[] shortSums(int n) {
         if (shortSums.length < n) {
             shortSums = new short[n];

@@ -26,7 +26,7 @@ import jdk.incubator.vector.VectorSpecies;
  * <p>Every product dequantises weight rows to floats in small per-thread panels and multiplies
  * them with the activations in float FMAs, so that one token gets bit-identical results whether it
  * is decoded alone or processed in a batch (see the Matmul section). Q4_0 is the exception: its
- * products are integer products on 8-bit activations ({@link Q4Columns}), batch-invariant too. Decode (one token) streams
+ * products are integer products on 8-bit activations ({@link IntegerProducts}), batch-invariant too. Decode (one token) streams
  * each weight row once, four rows per pass; matrix-matrix products (prefill, batches) reuse a
  * dequantised panel for every token, 4 rows x 4 tokens at a time from registers, so they are
  * compute-bound rather than re-reading weights per token.
@@ -117,7 +117,7 @@ final class VectorKernels implements Kernels {
     public int rowGroup(DType type, long rows, long columns) {
         return switch (type) {
             case Q8_0 -> TILE_ROWS;
-            case Q4_0 -> Q4Columns.GROUP_ROWS;
+            case Q4_0 -> IntegerProducts.GROUP_ROWS;
             case Q4_1, Q5_0, Q5_1 -> rows >= TILE_ROWS ? TILE_ROWS : 1;
             case Q4_K, Q5_K, Q6_K -> rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
             case Q2_K, Q3_K, IQ4_XS -> rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
@@ -127,14 +127,14 @@ final class VectorKernels implements Kernels {
     }
 
     /**
-     * Q4_0 matrices take the integer kernels ({@link Q4Columns}): the 8-bit activations they need
-     * cost a few times less than converting every weight to a float. All of them, however few their
-     * rows (padded to a group), so that whether a product's input is quantised depends on the
-     * weight's type alone.
+     * Q4_0 matrices take the integer kernels ({@link IntegerProducts}): the 8-bit activations they
+     * need cost a few times less than converting every weight to a float. All of them, however few
+     * their rows (padded to a group), so that whether a product's input is quantised depends on
+     * the weight's type alone.
      */
     @Override
     public boolean columnMajor(DType type, long rows, long columns) {
-        return type == DType.Q4_0;
+        return IntegerProducts.handles(type);
     }
 
     /** Row length of the padded copies: a whole number of vector pairs (the tile kernel's step). */
@@ -165,7 +165,7 @@ final class VectorKernels implements Kernels {
             floats |= !weights[i].columnMajor();
         }
         if (quantised) {
-            Q4Columns.quantise(input, x, tokens, n);
+            IntegerProducts.quantise(input, x, tokens, n);
         }
         if (!floats) {
             return;
@@ -193,7 +193,7 @@ final class VectorKernels implements Kernels {
     public void matmul(MatmulInput input, CpuWeight w, MemorySegment out, int tokens, int rowStart, int rowEnd,
                        ThreadScratch scratch) {
         if (w.columnMajor()) {
-            Q4Columns.matmul(input, w, out, tokens, rowStart, rowEnd, scratch);
+            IntegerProducts.matmul(input, w, out, tokens, rowStart, rowEnd, scratch);
         } else if (tokens == 1 && hasRowKernel(w)) {
             matrixVector(input, w, out, 0, 1, rowStart, rowEnd, scratch);
         } else if (tokens > 1 && tokens <= ROW_KERNEL_TOKENS && hasTokensRowKernel(w)) {
@@ -1549,7 +1549,7 @@ final class VectorKernels implements Kernels {
     @Override
     public void embedRow(CpuWeight w, int row, MemorySegment out, long outIndex, ThreadScratch scratch) {
         if (w.columnMajor()) {
-            Q4Columns.decodeRow(w, row, out, outIndex);
+            IntegerProducts.decodeRow(w, row, out, outIndex);
             return;
         }
         decodeRange(w.type(), w.data(), w.rowOffset(row), w.blockStride(), 0, w.columns(), out, outIndex * Float.BYTES,

@@ -145,14 +145,23 @@ class CpuKernelsTest {
     @Test
     void q4IntegerProductsEqualTheirDefinition() {
         CpuBackend backend = backend(VectorKernels::new);
+        int blockBytes = DType.Q4_0.blockBytes();
         for (int columns : new int[] {32, 96, 4096}) {
             for (int outputs : new int[] {3, 64, 65, 130}) {
                 Tensor t = tensor(DType.Q4_0, columns, outputs);
+                // Row 0 at the extreme of the 16-bit sums: every q - 8 = -8, against activations
+                // that quantise to 127 (below): -32,512.
+                for (int b = 0; b < columns / 32; b++) {
+                    for (int i = 2; i < blockBytes; i++) {
+                        t.data().set(ValueLayout.JAVA_BYTE, (long) blockBytes * b + i, (byte) 0);
+                    }
+                }
                 Weight weight = backend.upload(t);
                 assertThat(((CpuWeight) weight).columnMajor()).isTrue();
                 for (int tokens : new int[] {1, 2, 5, 20}) {
                     float[] x = randoms(tokens * columns);
-                    x[0] = 0; // a block with a zero among its values, and one of zeros only
+                    java.util.Arrays.fill(x, 0, 32, 1.5f); // all 127 once quantised
+                    x[32 % columns] = 0; // a block with a zero among its values, and one of zeros only
                     java.util.Arrays.fill(x, x.length - 32, x.length, 0f);
                     Buffer out = backend.allocate((long) tokens * outputs);
                     backend.matmul(out, buffer(backend, x), weight, tokens);
@@ -168,7 +177,7 @@ class CpuKernelsTest {
                                 }
                                 float dx = max / 127f;
                                 float inverse = dx != 0 ? 1f / dx : 0f;
-                                long blockAt = (long) o * (columns / 32) * 18 + 18L * b;
+                                long blockAt = (long) o * (columns / 32) * blockBytes + (long) blockBytes * b;
                                 float dw = Float.float16ToFloat(t.data().get(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt));
                                 long sum = 0;
                                 for (int i = 0; i < 32; i++) {

@@ -3,6 +3,7 @@ package dev.peregrine.cpu;
 import static dev.peregrine.cpu.VectorKernels.F;
 import static dev.peregrine.cpu.VectorKernels.FL;
 
+import dev.peregrine.tensor.DType;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -19,12 +20,14 @@ import jdk.incubator.vector.VectorSpecies;
  * llama.cpp multiplies Q4_0 weights by Q8_0 activations): a vector lane is a weight row, so a
  * column of a group of rows is one load, its 4-bit values need no conversion to floats, and no
  * lane sums are left at the end. Converting every weight to a float (the other kernels' way) cost
- * about 7 vector instructions per 16 weights; this costs about 9 per 64 (KernelBench, one thread,
- * 2,048 x 8,192: 9.6 -> 21 GB/s in a first standalone loop).
+ * about 7 vector instructions per 16 weights; this costs about 9 per 64 (KernelBench decode,
+ * 2,048 x 8,192: 9.6 -> 22 GB/s on one thread). The same scheme for Q8_0 (two columns' 16-bit
+ * products added, then widened to 32 bits) was measured slower than its float kernels on two
+ * threads and is not used (docs/PERFORMANCE.md).
  *
  * <p>Layout ("column-major groups", copied from the file's at load): rows in groups of
  * {@link #GROUP_ROWS} (4 float vectors: 64 with AVX-512, 32 with AVX2), the last group padded with
- * zero rows. A group is stored block of 32 columns after block: first the rows' scales d as
+ * rows of zeros. A group is stored block of 32 columns after block: first the rows' scales d as
  * {@code GROUP_ROWS} floats, then the 32 columns, each {@code GROUP_ROWS / 2} bytes: byte j of a
  * column holds row j's stored value q (0-15; the weight is (q - 8) d) in its low nibble and row
  * {@code j + GROUP_ROWS / 2}'s in its high nibble.
@@ -37,24 +40,23 @@ import jdk.incubator.vector.VectorSpecies;
  * every other product's. The error against the float product is that of quantising x to 8 bits
  * (at most dx / 2 per value), as in llama.cpp.
  */
-final class Q4Columns {
-    /** Rows per group: two vectors of 16-bit lanes, one per nibble of a byte. */
+final class IntegerProducts {
+    /** Rows per group: four float vectors' worth (two vectors of 16-bit lanes). */
     static final int GROUP_ROWS = 4 * FL;
     private static final int BLOCK = 32;
-    private static final int COLUMN_BYTES = GROUP_ROWS / 2;
     private static final int SCALE_BYTES = 4 * GROUP_ROWS;
+    private static final int COLUMN_BYTES = GROUP_ROWS / 2;
     private static final int BLOCK_BYTES = SCALE_BYTES + BLOCK * COLUMN_BYTES;
     /** Q4_0 in the file: an f16 scale and 16 bytes of nibbles per block of 32. */
     private static final int FILE_BLOCK_BYTES = 18;
-    /** Lanes of a vector of 16-bit sums (half a group's rows). */
-    private static final int SUM_LANES = GROUP_ROWS / 2;
+    /** Lanes of a vector of 16-bit values (half a group's rows). */
+    private static final int HALF_GROUP = GROUP_ROWS / 2;
 
     private static final VectorSpecies<Short> SHORTS = VectorSpecies.of(short.class, F.vectorShape());
-    private static final VectorSpecies<Byte> COLUMN = VectorSpecies.of(byte.class,
+    /** A column: half a group's bytes. */
+    private static final VectorSpecies<Byte> HALF_BYTES = VectorSpecies.of(byte.class,
             VectorShape.forBitSize(F.vectorBitSize() / 2));
     private static final VectorSpecies<Integer> I = VectorKernels.I;
-    private static final VectorOperators.Conversion<Byte, Short> TO_SHORTS = VectorOperators.ZERO_EXTEND_B2S;
-    private static final VectorOperators.Conversion<Short, Float> TO_FLOAT = VectorOperators.S2F;
     private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
     private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT;
     private static final ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -62,10 +64,15 @@ final class Q4Columns {
     /** Adding then subtracting 1.5 * 2^23 rounds a float of magnitude < 2^22 to the nearest integer. */
     private static final float ROUNDING = 12582912f;
 
-    private Q4Columns() {
+    private IntegerProducts() {
     }
 
-    /** Bytes of the column-major copy of a Q4_0 matrix. */
+    /** Whether products with weights of this type are computed here. */
+    static boolean handles(DType type) {
+        return type == DType.Q4_0;
+    }
+
+    /** Bytes of the column-major copy of a matrix. */
     static long bytes(int rows, int columns) {
         return (long) groups(rows) * (columns / BLOCK) * BLOCK_BYTES;
     }
@@ -76,15 +83,15 @@ final class Q4Columns {
 
     /**
      * Writes group {@code group} of the column-major copy {@code to} of the Q4_0 rows {@code from}
-     * (the file's layout, {@code rowBytes} a row); {@code to} starts zeroed, which pads the last group.
+     * (the file's layout, {@code rowBytes} a row); {@code to} starts zeroed, so padding rows get a
+     * zero scale (and q = 8, the value 0).
      */
     static void copyGroup(MemorySegment from, long rowBytes, int rows, int columns, MemorySegment to, int group) {
         int blocks = columns / BLOCK;
         long groupAt = (long) group * blocks * BLOCK_BYTES;
-        int half = GROUP_ROWS / 2;
-        for (int j = 0; j < half; j++) {
+        for (int j = 0; j < HALF_GROUP; j++) {
             int low = group * GROUP_ROWS + j;
-            int high = low + half;
+            int high = low + HALF_GROUP;
             for (int b = 0; b < blocks; b++) {
                 long at = groupAt + (long) b * BLOCK_BYTES;
                 long lowAt = low * rowBytes + (long) b * FILE_BLOCK_BYTES;
@@ -93,7 +100,7 @@ final class Q4Columns {
                     to.set(FLOAT, at + 4L * j, Float.float16ToFloat(from.get(LE_SHORT, lowAt)));
                 }
                 if (high < rows) {
-                    to.set(FLOAT, at + 4L * (j + half), Float.float16ToFloat(from.get(LE_SHORT, highAt)));
+                    to.set(FLOAT, at + 4L * (j + HALF_GROUP), Float.float16ToFloat(from.get(LE_SHORT, highAt)));
                 }
                 for (int k = 0; k < BLOCK; k++) {
                     int lowQ = low < rows ? nibble(from, lowAt, k) : 8;
@@ -116,8 +123,8 @@ final class Q4Columns {
         int blocks = w.columns() / BLOCK;
         long groupAt = (long) (row / GROUP_ROWS) * blocks * BLOCK_BYTES;
         int lane = row % GROUP_ROWS;
-        int j = lane % COLUMN_BYTES;
-        int shift = lane < COLUMN_BYTES ? 0 : 4;
+        int j = lane % HALF_GROUP;
+        int shift = lane < HALF_GROUP ? 0 : 4;
         MemorySegment data = w.data();
         for (int b = 0; b < blocks; b++) {
             long at = groupAt + (long) b * BLOCK_BYTES;
@@ -173,22 +180,28 @@ final class Q4Columns {
         int blocks = w.columns() / BLOCK;
         long groupBytes = (long) blocks * BLOCK_BYTES;
         float[] acc = scratch.tileSums(4 * GROUP_ROWS);
-        short[] sums = scratch.shortSums(8 * SUM_LANES);
+        short[] sums = scratch.shortSums(4 * GROUP_ROWS);
         for (int g = rowStart / GROUP_ROWS; g * GROUP_ROWS < rowEnd; g++) {
             long groupAt = g * groupBytes;
             int first = Math.max(rowStart, g * GROUP_ROWS);
             int end = Math.min(rowEnd, (g + 1) * GROUP_ROWS);
-            // Weights stay in L2 from one pass over the tokens to the next (a group is at most
-            // GROUP_ROWS x columns / 2 bytes plus scales: 320 KB for 8,192 columns at 64 rows).
+            // Weights stay in L2 from one pass over the tokens to the next (a group of 8,192
+            // columns: 320 KB at 64 rows).
             for (int t0 = 0; t0 < tokens; t0 += 4) {
                 int count = Math.min(4, tokens - t0);
                 if (count == 1) {
                     oneToken(w.data(), groupAt, blocks, input, t0, acc);
                 } else {
                     // A short pass repeats its last token; those results are not stored.
+                    int t1 = t0 + 1;
+                    int t2 = t0 + Math.min(2, count - 1);
+                    int t3 = t0 + Math.min(3, count - 1);
                     java.util.Arrays.fill(acc, 0, 4 * GROUP_ROWS, 0f);
-                    fourTokens(w.data(), groupAt, blocks, input, t0, t0 + 1, t0 + Math.min(2, count - 1),
-                            t0 + Math.min(3, count - 1), acc, sums);
+                    for (int b = 0; b < blocks; b++) {
+                        long at = groupAt + (long) b * BLOCK_BYTES;
+                        fourTokens(w.data(), at, b, input, t0, t1, t2, t3, sums);
+                        accumulate(w.data(), at, b, blocks, input, t0, t1, t2, t3, sums, acc);
+                    }
                 }
                 for (int t = 0; t < count; t++) {
                     long outAt = (long) (t0 + t) * w.rows();
@@ -214,8 +227,8 @@ final class Q4Columns {
             ShortVector low = ShortVector.zero(SHORTS), high = low;
             for (int k = 0; k < BLOCK; k++) {
                 long column = at + SCALE_BYTES + (long) k * COLUMN_BYTES;
-                ShortVector q = (ShortVector) ByteVector.fromMemorySegment(COLUMN, w, column, NATIVE)
-                        .convertShape(TO_SHORTS, SHORTS, 0);
+                ShortVector q = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, column, NATIVE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
                 short v = xq.get(SHORT, xb + 2L * k);
                 low = low.add(q.and((short) 0x0F).mul(v));
                 high = high.add(q.lanewise(VectorOperators.LSHR, 4).mul(v));
@@ -228,10 +241,10 @@ final class Q4Columns {
             FloatVector d1 = FloatVector.fromMemorySegment(F, w, at + 4L * FL, NATIVE);
             FloatVector d2 = FloatVector.fromMemorySegment(F, w, at + 8L * FL, NATIVE);
             FloatVector d3 = FloatVector.fromMemorySegment(F, w, at + 12L * FL, NATIVE);
-            a0 = ((FloatVector) low.convertShape(TO_FLOAT, F, 0)).fma(d0.mul(dx), a0);
-            a1 = ((FloatVector) low.convertShape(TO_FLOAT, F, 1)).fma(d1.mul(dx), a1);
-            a2 = ((FloatVector) high.convertShape(TO_FLOAT, F, 0)).fma(d2.mul(dx), a2);
-            a3 = ((FloatVector) high.convertShape(TO_FLOAT, F, 1)).fma(d3.mul(dx), a3);
+            a0 = ((FloatVector) low.convertShape(VectorOperators.S2F, F, 0)).fma(d0.mul(dx), a0);
+            a1 = ((FloatVector) low.convertShape(VectorOperators.S2F, F, 1)).fma(d1.mul(dx), a1);
+            a2 = ((FloatVector) high.convertShape(VectorOperators.S2F, F, 0)).fma(d2.mul(dx), a2);
+            a3 = ((FloatVector) high.convertShape(VectorOperators.S2F, F, 1)).fma(d3.mul(dx), a3);
         }
         a0.intoArray(acc, 0);
         a1.intoArray(acc, FL);
@@ -240,72 +253,74 @@ final class Q4Columns {
     }
 
     /**
-     * Four tokens against one group, each column converted once for all four; the float
-     * accumulators ({@code acc}, token after token, zeroed by the caller) stay in L1, since 16 of
-     * them and 8 integer sums would not fit in the registers.
+     * Block {@code b} (at byte {@code at}) of a group against four tokens, each column
+     * converted once for all four: the 16-bit sums into {@code sums}, token after token, low
+     * nibbles' rows then high ones'.
      */
-    private static void fourTokens(MemorySegment w, long groupAt, int blocks, MatmulInput input, int t0, int t1, int t2,
-                                   int t3, float[] acc, short[] sums) {
+    private static void fourTokens(MemorySegment w, long at, int b, MatmulInput input, int t0, int t1, int t2,
+                                     int t3, short[] sums) {
         MemorySegment xq = input.quantised;
         long row = 2L * input.columns;
-        long x0 = t0 * row, x1 = t1 * row, x2 = t2 * row, x3 = t3 * row;
-        float[] scales = input.quantisedScales;
-        short[] corrections = input.quantisedCorrections;
-        for (int b = 0; b < blocks; b++) {
-            long at = groupAt + (long) b * BLOCK_BYTES;
-            long xb = 2L * BLOCK * b;
-            ShortVector low0 = ShortVector.zero(SHORTS), high0 = low0, low1 = low0, high1 = low0;
-            ShortVector low2 = low0, high2 = low0, low3 = low0, high3 = low0;
-            for (int k = 0; k < BLOCK; k++) {
-                long column = at + SCALE_BYTES + (long) k * COLUMN_BYTES;
-                ShortVector q = (ShortVector) ByteVector.fromMemorySegment(COLUMN, w, column, NATIVE)
-                        .convertShape(TO_SHORTS, SHORTS, 0);
-                ShortVector low = q.and((short) 0x0F);
-                ShortVector high = q.lanewise(VectorOperators.LSHR, 4);
-                long xk = xb + 2L * k;
-                short v0 = xq.get(SHORT, x0 + xk);
-                short v1 = xq.get(SHORT, x1 + xk);
-                short v2 = xq.get(SHORT, x2 + xk);
-                short v3 = xq.get(SHORT, x3 + xk);
-                low0 = low0.add(low.mul(v0));
-                high0 = high0.add(high.mul(v0));
-                low1 = low1.add(low.mul(v1));
-                high1 = high1.add(high.mul(v1));
-                low2 = low2.add(low.mul(v2));
-                high2 = high2.add(high.mul(v2));
-                low3 = low3.add(low.mul(v3));
-                high3 = high3.add(high.mul(v3));
-            }
-            // The sums go through L1 so that one loop does every token's float step (a helper
-            // taking vectors, called four times, was not inlined and boxed them).
-            low0.intoArray(sums, 0);
-            high0.intoArray(sums, SUM_LANES);
-            low1.intoArray(sums, 2 * SUM_LANES);
-            high1.intoArray(sums, 3 * SUM_LANES);
-            low2.intoArray(sums, 4 * SUM_LANES);
-            high2.intoArray(sums, 5 * SUM_LANES);
-            low3.intoArray(sums, 6 * SUM_LANES);
-            high3.intoArray(sums, 7 * SUM_LANES);
-            FloatVector d0 = FloatVector.fromMemorySegment(F, w, at, NATIVE);
-            FloatVector d1 = FloatVector.fromMemorySegment(F, w, at + 4L * FL, NATIVE);
-            FloatVector d2 = FloatVector.fromMemorySegment(F, w, at + 8L * FL, NATIVE);
-            FloatVector d3 = FloatVector.fromMemorySegment(F, w, at + 12L * FL, NATIVE);
-            for (int t = 0; t < 4; t++) {
-                int token = t == 0 ? t0 : t == 1 ? t1 : t == 2 ? t2 : t3;
-                short correction = corrections[token * blocks + b];
-                float dx = scales[token * blocks + b];
-                ShortVector low = ShortVector.fromArray(SHORTS, sums, 2 * t * SUM_LANES).sub(correction);
-                ShortVector high = ShortVector.fromArray(SHORTS, sums, (2 * t + 1) * SUM_LANES).sub(correction);
-                int a = t * GROUP_ROWS;
-                FloatVector a0 = FloatVector.fromArray(F, acc, a);
-                FloatVector a1 = FloatVector.fromArray(F, acc, a + FL);
-                FloatVector a2 = FloatVector.fromArray(F, acc, a + 2 * FL);
-                FloatVector a3 = FloatVector.fromArray(F, acc, a + 3 * FL);
-                ((FloatVector) low.convertShape(TO_FLOAT, F, 0)).fma(d0.mul(dx), a0).intoArray(acc, a);
-                ((FloatVector) low.convertShape(TO_FLOAT, F, 1)).fma(d1.mul(dx), a1).intoArray(acc, a + FL);
-                ((FloatVector) high.convertShape(TO_FLOAT, F, 0)).fma(d2.mul(dx), a2).intoArray(acc, a + 2 * FL);
-                ((FloatVector) high.convertShape(TO_FLOAT, F, 1)).fma(d3.mul(dx), a3).intoArray(acc, a + 3 * FL);
-            }
+        long xb = 2L * BLOCK * b;
+        long x0 = t0 * row + xb, x1 = t1 * row + xb, x2 = t2 * row + xb, x3 = t3 * row + xb;
+        ShortVector low0 = ShortVector.zero(SHORTS), high0 = low0, low1 = low0, high1 = low0;
+        ShortVector low2 = low0, high2 = low0, low3 = low0, high3 = low0;
+        for (int k = 0; k < BLOCK; k++) {
+            long column = at + SCALE_BYTES + (long) k * COLUMN_BYTES;
+            ShortVector q = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, column, NATIVE)
+                    .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
+            ShortVector low = q.and((short) 0x0F);
+            ShortVector high = q.lanewise(VectorOperators.LSHR, 4);
+            short v0 = xq.get(SHORT, x0 + 2L * k);
+            short v1 = xq.get(SHORT, x1 + 2L * k);
+            short v2 = xq.get(SHORT, x2 + 2L * k);
+            short v3 = xq.get(SHORT, x3 + 2L * k);
+            low0 = low0.add(low.mul(v0));
+            high0 = high0.add(high.mul(v0));
+            low1 = low1.add(low.mul(v1));
+            high1 = high1.add(high.mul(v1));
+            low2 = low2.add(low.mul(v2));
+            high2 = high2.add(high.mul(v2));
+            low3 = low3.add(low.mul(v3));
+            high3 = high3.add(high.mul(v3));
+        }
+        // Through L1 to accumulate, which does every token's float step in one loop (a helper
+        // taking vectors, called once per token, was not inlined and boxed them).
+        low0.intoArray(sums, 0);
+        high0.intoArray(sums, HALF_GROUP);
+        low1.intoArray(sums, 2 * HALF_GROUP);
+        high1.intoArray(sums, 3 * HALF_GROUP);
+        low2.intoArray(sums, 4 * HALF_GROUP);
+        high2.intoArray(sums, 5 * HALF_GROUP);
+        low3.intoArray(sums, 6 * HALF_GROUP);
+        high3.intoArray(sums, 7 * HALF_GROUP);
+    }
+
+    /**
+     * The four tokens' sums of block {@code b} (uncorrected, as {@link #fourTokens} leaves them)
+     * into their float accumulators: the one-token kernel's step.
+     */
+    private static void accumulate(MemorySegment w, long at, int b, int blocks, MatmulInput input, int t0, int t1, int t2,
+                                   int t3, short[] sums, float[] acc) {
+        FloatVector d0 = FloatVector.fromMemorySegment(F, w, at, NATIVE);
+        FloatVector d1 = FloatVector.fromMemorySegment(F, w, at + 4L * FL, NATIVE);
+        FloatVector d2 = FloatVector.fromMemorySegment(F, w, at + 8L * FL, NATIVE);
+        FloatVector d3 = FloatVector.fromMemorySegment(F, w, at + 12L * FL, NATIVE);
+        for (int t = 0; t < 4; t++) {
+            int token = t == 0 ? t0 : t == 1 ? t1 : t == 2 ? t2 : t3;
+            short correction = input.quantisedCorrections[token * blocks + b];
+            float dx = input.quantisedScales[token * blocks + b];
+            ShortVector low = ShortVector.fromArray(SHORTS, sums, 2 * t * HALF_GROUP).sub(correction);
+            ShortVector high = ShortVector.fromArray(SHORTS, sums, (2 * t + 1) * HALF_GROUP).sub(correction);
+            int a = t * GROUP_ROWS;
+            FloatVector a0 = FloatVector.fromArray(F, acc, a);
+            FloatVector a1 = FloatVector.fromArray(F, acc, a + FL);
+            FloatVector a2 = FloatVector.fromArray(F, acc, a + 2 * FL);
+            FloatVector a3 = FloatVector.fromArray(F, acc, a + 3 * FL);
+            ((FloatVector) low.convertShape(VectorOperators.S2F, F, 0)).fma(d0.mul(dx), a0).intoArray(acc, a);
+            ((FloatVector) low.convertShape(VectorOperators.S2F, F, 1)).fma(d1.mul(dx), a1).intoArray(acc, a + FL);
+            ((FloatVector) high.convertShape(VectorOperators.S2F, F, 0)).fma(d2.mul(dx), a2).intoArray(acc, a + 2 * FL);
+            ((FloatVector) high.convertShape(VectorOperators.S2F, F, 1)).fma(d3.mul(dx), a3).intoArray(acc, a + 3 * FL);
         }
     }
 }
