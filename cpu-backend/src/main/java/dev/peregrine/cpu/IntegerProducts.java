@@ -258,7 +258,7 @@ final class IntegerProducts {
      * nibbles' rows then high ones'.
      */
     private static void fourTokens(MemorySegment w, long at, int b, MatmulInput input, int t0, int t1, int t2,
-                                     int t3, short[] sums) {
+                                   int t3, short[] sums) {
         MemorySegment xq = input.quantised;
         long row = 2L * input.columns;
         long xb = 2L * BLOCK * b;

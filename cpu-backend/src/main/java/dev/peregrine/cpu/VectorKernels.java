@@ -25,11 +25,11 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>Every product dequantises weight rows to floats in small per-thread panels and multiplies
  * them with the activations in float FMAs, so that one token gets bit-identical results whether it
- * is decoded alone or processed in a batch (see the Matmul section). Q4_0 is the exception: its
- * products are integer products on 8-bit activations ({@link IntegerProducts}), batch-invariant too. Decode (one token) streams
+ * is decoded alone or processed in a batch (see the Matmul section). Decode (one token) streams
  * each weight row once, four rows per pass; matrix-matrix products (prefill, batches) reuse a
  * dequantised panel for every token, 4 rows x 4 tokens at a time from registers, so they are
- * compute-bound rather than re-reading weights per token.
+ * compute-bound rather than re-reading weights per token. Q4_0 is the exception: its products are
+ * integer products on 8-bit activations ({@link IntegerProducts}), batch-invariant too.
  *
  * <p>To stay fully intrinsified by C2, vectors live inside one method's loops or in tiny helpers
  * that C2 always inlines (the tests check that the steady state allocates nothing). Scratch is
