@@ -155,8 +155,11 @@ final class IntegerProducts {
                 for (int c = 0; c < BLOCK; c += FL) {
                     max = max.max(FloatVector.fromMemorySegment(F, x, 4L * (at + c), NATIVE).abs());
                 }
+                // (A maximum and, below, an integer sum: reduceLanes is exact for both, whatever its order.)
                 float d = max.reduceLanes(VectorOperators.MAX) / 127f;
-                float inverse = d != 0 ? 1f / d : 0f;
+                // Capped: for a block of values below ~1e-37, 1 / d would overflow to infinity and
+                // xq become -1 or 0 at random; capped, it is 0 (the block adds ~1e-40 either way).
+                float inverse = d != 0 ? Math.min(1f / d, Float.MAX_VALUE) : 0f;
                 IntVector sum = IntVector.zero(I);
                 for (int c = 0; c < BLOCK; c += FL) {
                     FloatVector v = FloatVector.fromMemorySegment(F, x, 4L * (at + c), NATIVE).mul(inverse);

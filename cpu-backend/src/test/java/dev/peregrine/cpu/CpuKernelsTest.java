@@ -198,6 +198,41 @@ class CpuKernelsTest {
         }
     }
 
+    /**
+     * Activations so small (subnormal) that 1 / (max|x| / 127) overflows a float: the product stays
+     * finite and within the 8-bit rounding's bound of the float64 one, as for any other block, and
+     * the block's quantised values are 0 (not the -1 an infinite inverse would give).
+     */
+    @Test
+    void q4IntegerProductsOfSubnormalActivationsStayFinite() {
+        CpuBackend backend = backend(VectorKernels::new);
+        int columns = 96;
+        int outputs = 70;
+        Tensor t = tensor(DType.Q4_0, columns, outputs);
+        float[] w = Dequant.toFloat(t);
+        Weight weight = backend.upload(t);
+        float[] x = randoms(columns);
+        for (int i = 32; i < 64; i++) {
+            x[i] *= 1e-40f; // the middle block subnormal
+        }
+        Buffer out = backend.allocate(outputs);
+        backend.matmul(out, buffer(backend, x), weight, 1);
+        float[] got = read(backend, out, outputs);
+        try (MatmulInput input = new MatmulInput()) {
+            MemorySegment xs = arena.allocate(4L * columns);
+            MemorySegment.copy(x, 0, xs, ValueLayout.JAVA_FLOAT, 0, columns);
+            new VectorKernels().prepareMatmul(input, new CpuWeight[] {(CpuWeight) weight}, 1, xs, 1);
+            for (int i = 32; i < 64; i++) {
+                assertThat(input.quantised.get(ValueLayout.JAVA_SHORT, 2L * i)).as("xq[%d]", i).isZero();
+            }
+        }
+        for (int o = 0; o < outputs; o++) {
+            assertThat(Float.isFinite(got[o])).as("row %d", o).isTrue();
+            assertThat((double) got[o]).as("row %d", o).isCloseTo(dot(w, o * columns, x, 0, columns),
+                    within(tolerance(w, o * columns, x, 0, columns) + quantisationError(w, o * columns, x, 0, columns)));
+        }
+    }
+
     /** The float64 product of a weight row and an activation row. */
     private static double dot(float[] w, int wAt, float[] x, int xAt, int n) {
         double sum = 0;
