@@ -697,18 +697,24 @@ class CpuKernelsTest {
         CpuBackend backend = backend(kernels);
         for (DType type : DType.values()) {
             int columns = type.isQuantized() ? 3 * type.blockSize() : 37;
-            Tensor t = tensor(type, columns, 9);
+            // 70 rows: rows in both halves of a 64-row group and in a second group (the integer
+            // kernels' Q4_0 layout keeps two rows per byte and pads the last group).
+            Tensor t = tensor(type, columns, 70);
             float[] w = Dequant.toFloat(t);
+            int[] rows = {8, 3, 40, 69};
             BatchLayout layout = new BatchLayout(16);
             int s = layout.addSequence(new int[] {0}, 1);
-            layout.addToken(s, 8, 0, false);
-            layout.addToken(s, 3, 1, false);
-            Buffer out = backend.allocate(2L * columns);
+            for (int i = 0; i < rows.length; i++) {
+                layout.addToken(s, rows[i], i, false);
+            }
+            Buffer out = backend.allocate((long) rows.length * columns);
             backend.embed(out, backend.upload(t), layout);
-            float[] got = read(backend, out, 2 * columns);
-            for (int i = 0; i < columns; i++) {
-                assertThat(got[i]).isEqualTo(w[8 * columns + i]);
-                assertThat(got[columns + i]).isEqualTo(w[3 * columns + i]);
+            float[] got = read(backend, out, rows.length * columns);
+            for (int r = 0; r < rows.length; r++) {
+                for (int i = 0; i < columns; i++) {
+                    assertThat(got[r * columns + i]).as("%s row %d value %d", type, rows[r], i)
+                            .isEqualTo(w[rows[r] * columns + i]);
+                }
             }
         }
     }
