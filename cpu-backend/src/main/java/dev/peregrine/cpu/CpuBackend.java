@@ -140,7 +140,7 @@ final class CpuBackend implements Backend {
         int group = COPY_WEIGHTS ? kernels.rowGroup(type, rows, columns) : 1;
         boolean columnMajor = COPY_WEIGHTS && kernels.columnMajor(type, rows, columns);
         if (columnMajor) {
-            data = columnMajor(data, (int) rows, (int) columns, rowBytes);
+            data = columnMajor(t.name(), data, (int) rows, (int) columns, rowBytes);
         } else if (group > 1) {
             data = interleave(data, type, (int) rows, rowBytes, group);
         } else if (rows > 1 && COPY_WEIGHTS && HostMemory.hugePages() && t.rowsAreBlockAligned()) {
@@ -153,13 +153,13 @@ final class CpuBackend implements Backend {
     }
 
     /** The column-major copy {@link IntegerProducts} reads, a group of rows per task. */
-    private MemorySegment columnMajor(MemorySegment data, int rows, int columns, long rowBytes) {
+    private MemorySegment columnMajor(String name, MemorySegment data, int rows, int columns, long rowBytes) {
         MemorySegment copy = HostMemory.allocate(arena, IntegerProducts.bytes(rows, columns));
         HostMemory.prefault(data);
         int groups = (rows + IntegerProducts.GROUP_ROWS - 1) / IntegerProducts.GROUP_ROWS;
         pool.parallelFor(groups, 1, (long) rows * rowBytes, (start, end, thread) -> {
             for (int g = start; g < end; g++) {
-                IntegerProducts.copyGroup(data, rowBytes, rows, columns, copy, g);
+                IntegerProducts.copyGroup(name, data, rowBytes, rows, columns, copy, g);
             }
         });
         return copy;

@@ -3,6 +3,7 @@ package dev.peregrine.cpu;
 import static dev.peregrine.cpu.VectorKernels.F;
 import static dev.peregrine.cpu.VectorKernels.FL;
 
+import dev.peregrine.ModelFormatException;
 import dev.peregrine.tensor.DType;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -28,7 +29,7 @@ import jdk.incubator.vector.VectorSpecies;
  * <p>Layout ("column-major groups", copied from the file's at load): rows in groups of
  * {@link #GROUP_ROWS} (4 float vectors: 64 with AVX-512, 32 with AVX2), the last group padded with
  * rows of zeros. A group is stored block of 32 columns after block: first the rows' scales d as
- * {@code GROUP_ROWS} floats, then the 32 columns, each {@code GROUP_ROWS / 2} bytes: byte j of a
+ * {@code GROUP_ROWS} halves (as in the file), then the 32 columns, each {@code GROUP_ROWS / 2} bytes: byte j of a
  * column holds row j's stored value q (0-15; the weight is (q - 8) d) in its low nibble and row
  * {@code j + GROUP_ROWS / 2}'s in its high nibble.
  *
@@ -44,7 +45,7 @@ final class IntegerProducts {
     /** Rows per group: four float vectors' worth (two vectors of 16-bit lanes). */
     static final int GROUP_ROWS = 4 * FL;
     private static final int BLOCK = 32;
-    private static final int SCALE_BYTES = 4 * GROUP_ROWS;
+    private static final int SCALE_BYTES = 2 * GROUP_ROWS;
     private static final int COLUMN_BYTES = GROUP_ROWS / 2;
     private static final int BLOCK_BYTES = SCALE_BYTES + BLOCK * COLUMN_BYTES;
     /** Q4_0 in the file: an f16 scale and 16 bytes of nibbles per block of 32. */
@@ -85,8 +86,12 @@ final class IntegerProducts {
      * Writes group {@code group} of the column-major copy {@code to} of the Q4_0 rows {@code from}
      * (the file's layout, {@code rowBytes} a row); {@code to} starts zeroed, so padding rows get a
      * zero scale (and q = 8, the value 0).
+     *
+     * @throws ModelFormatException if a block's scale is infinite or NaN (the kernels' conversion
+     *     of halves covers finite ones only; llama.cpp's optional tensor check rejects such blocks too)
      */
-    static void copyGroup(MemorySegment from, long rowBytes, int rows, int columns, MemorySegment to, int group) {
+    static void copyGroup(String tensor, MemorySegment from, long rowBytes, int rows, int columns, MemorySegment to,
+                          int group) {
         int blocks = columns / BLOCK;
         long groupAt = (long) group * blocks * BLOCK_BYTES;
         for (int j = 0; j < HALF_GROUP; j++) {
@@ -97,10 +102,10 @@ final class IntegerProducts {
                 long lowAt = low * rowBytes + (long) b * FILE_BLOCK_BYTES;
                 long highAt = high * rowBytes + (long) b * FILE_BLOCK_BYTES;
                 if (low < rows) {
-                    to.set(FLOAT, at + 4L * j, Float.float16ToFloat(from.get(LE_SHORT, lowAt)));
+                    to.set(SHORT, at + 2L * j, finiteScale(tensor, from, lowAt, low, b));
                 }
                 if (high < rows) {
-                    to.set(FLOAT, at + 4L * (j + HALF_GROUP), Float.float16ToFloat(from.get(LE_SHORT, highAt)));
+                    to.set(SHORT, at + 2L * (j + HALF_GROUP), finiteScale(tensor, from, highAt, high, b));
                 }
                 for (int k = 0; k < BLOCK; k++) {
                     int lowQ = low < rows ? nibble(from, lowAt, k) : 8;
@@ -110,6 +115,15 @@ final class IntegerProducts {
                 }
             }
         }
+    }
+
+    private static short finiteScale(String tensor, MemorySegment from, long at, int row, int block) {
+        short half = from.get(LE_SHORT, at);
+        if ((half & 0x7C00) == 0x7C00) {
+            throw new ModelFormatException(tensor + ": Q4_0 block " + block + " of row " + row + " has a "
+                    + ((half & 0x3FF) == 0 ? "infinite" : "NaN") + " scale");
+        }
+        return half;
     }
 
     /** Value k (0-31) of the file's Q4_0 block at {@code at}: low nibbles first, then high ones. */
@@ -128,7 +142,7 @@ final class IntegerProducts {
         MemorySegment data = w.data();
         for (int b = 0; b < blocks; b++) {
             long at = groupAt + (long) b * BLOCK_BYTES;
-            float d = data.get(FLOAT, at + 4L * lane);
+            float d = Float.float16ToFloat(data.get(SHORT, at + 2L * lane));
             for (int k = 0; k < BLOCK; k++) {
                 long column = at + SCALE_BYTES + (long) k * COLUMN_BYTES;
                 int q = (data.get(ValueLayout.JAVA_BYTE, column + j) >>> shift) & 0x0F;
@@ -240,10 +254,10 @@ final class IntegerProducts {
             low = low.sub(correction);
             high = high.sub(correction);
             float dx = scales[scaleAt + b];
-            FloatVector d0 = FloatVector.fromMemorySegment(F, w, at, NATIVE);
-            FloatVector d1 = FloatVector.fromMemorySegment(F, w, at + 4L * FL, NATIVE);
-            FloatVector d2 = FloatVector.fromMemorySegment(F, w, at + 8L * FL, NATIVE);
-            FloatVector d3 = FloatVector.fromMemorySegment(F, w, at + 12L * FL, NATIVE);
+            FloatVector d0 = scales(w, at);
+            FloatVector d1 = scales(w, at + 2L * FL);
+            FloatVector d2 = scales(w, at + 4L * FL);
+            FloatVector d3 = scales(w, at + 6L * FL);
             a0 = ((FloatVector) low.convertShape(VectorOperators.S2F, F, 0)).fma(d0.mul(dx), a0);
             a1 = ((FloatVector) low.convertShape(VectorOperators.S2F, F, 1)).fma(d1.mul(dx), a1);
             a2 = ((FloatVector) high.convertShape(VectorOperators.S2F, F, 0)).fma(d2.mul(dx), a2);
@@ -305,10 +319,10 @@ final class IntegerProducts {
      */
     private static void accumulate(MemorySegment w, long at, int b, int blocks, MatmulInput input, int t0, int t1, int t2,
                                    int t3, short[] sums, float[] acc) {
-        FloatVector d0 = FloatVector.fromMemorySegment(F, w, at, NATIVE);
-        FloatVector d1 = FloatVector.fromMemorySegment(F, w, at + 4L * FL, NATIVE);
-        FloatVector d2 = FloatVector.fromMemorySegment(F, w, at + 8L * FL, NATIVE);
-        FloatVector d3 = FloatVector.fromMemorySegment(F, w, at + 12L * FL, NATIVE);
+        FloatVector d0 = scales(w, at);
+        FloatVector d1 = scales(w, at + 2L * FL);
+        FloatVector d2 = scales(w, at + 4L * FL);
+        FloatVector d3 = scales(w, at + 6L * FL);
         for (int t = 0; t < 4; t++) {
             int token = t == 0 ? t0 : t == 1 ? t1 : t == 2 ? t2 : t3;
             short correction = input.quantisedCorrections[token * blocks + b];
@@ -325,5 +339,18 @@ final class IntegerProducts {
             ((FloatVector) high.convertShape(VectorOperators.S2F, F, 0)).fma(d2.mul(dx), a2).intoArray(acc, a + 2 * FL);
             ((FloatVector) high.convertShape(VectorOperators.S2F, F, 1)).fma(d3.mul(dx), a3).intoArray(acc, a + 3 * FL);
         }
+    }
+
+    /**
+     * FL of the rows' scales d (finite halves) from byte {@code at}, exactly as
+     * {@code Float.float16ToFloat} makes them: the half's sign, exponent and fraction moved into a
+     * float's places, then scaled by 2^112 (the difference of the exponent biases, 127 - 15), which
+     * is exact for normal and subnormal halves alike. Half as many bytes as float scales: decode
+     * reads 18 bytes per 32 weights, as the file does, instead of 20 (+7-11% measured).
+     */
+    private static FloatVector scales(MemorySegment w, long at) {
+        IntVector bits = ((IntVector) ShortVector.fromMemorySegment(VectorKernels.HALF_SHORTS, w, at, NATIVE)
+                .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF);
+        return bits.reinterpretAsFloats().mul(0x1p112f);
     }
 }

@@ -1,8 +1,10 @@
 package dev.peregrine.cpu;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.within;
 
+import dev.peregrine.ModelFormatException;
 import dev.peregrine.spi.Activation;
 import dev.peregrine.spi.BatchLayout;
 import dev.peregrine.spi.Buffer;
@@ -156,6 +158,13 @@ class CpuKernelsTest {
                         t.data().set(ValueLayout.JAVA_BYTE, (long) blockBytes * b + i, (byte) 0);
                     }
                 }
+                // Row 1's scales at the ends of the halves the kernels convert: subnormal, the
+                // largest finite, the smallest normal, negative (the copy keeps them as halves).
+                short[] edges = {0x0001, (short) 0x83FF, 0x7BFF, 0x0400, (short) 0xFBFF};
+                for (int b = 0; b < columns / 32; b++) {
+                    long blockAt = (long) (columns / 32) * blockBytes + (long) blockBytes * b;
+                    t.data().set(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt, edges[b % edges.length]);
+                }
                 Weight weight = backend.upload(t);
                 assertThat(((CpuWeight) weight).columnMajor()).isTrue();
                 for (int tokens : new int[] {1, 2, 5, 20}) {
@@ -195,6 +204,21 @@ class CpuKernelsTest {
                     }
                 }
             }
+        }
+    }
+
+    /** An infinite or NaN Q4_0 scale is refused at load, naming the tensor, row and block. */
+    @Test
+    void q4NonFiniteScalesAreRefusedAtLoad() {
+        CpuBackend backend = backend(VectorKernels::new);
+        int columns = 64;
+        for (short scale : new short[] {0x7C00, (short) 0xFC00, 0x7E00}) {
+            Tensor t = tensor(DType.Q4_0, columns, 70);
+            long blockAt = (long) 67 * (columns / 32) * DType.Q4_0.blockBytes() + DType.Q4_0.blockBytes();
+            t.data().set(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt, scale);
+            assertThatThrownBy(() -> backend.upload(t)).isInstanceOf(ModelFormatException.class)
+                    .hasMessageContaining(t.name()).hasMessageContaining("block 1 of row 67")
+                    .hasMessageContaining(scale == 0x7E00 ? "NaN" : "infinite");
         }
     }
 
