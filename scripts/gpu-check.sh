@@ -47,7 +47,7 @@ rows+=("cuda|$(grep -v '^WARNING' <<< "$probe" | tail -n 1)")
 
 if has tests; then
 log "GPU tests (JUnit, tag gpu)"
-timeout 150 java "${jvm[@]}" -jar "$launcher" execute --class-path "$classpath" --select-package dev.peregrine.cuda \
+timeout "${GPU_TEST_SECONDS:-240}" java "${jvm[@]}" -jar "$launcher" execute --class-path "$classpath" --select-package dev.peregrine.cuda \
     --include-tag gpu --details=tree --disable-banner --disable-ansi-colors --reports-dir "$out/junit" 2>&1 | tee "$out/tests.log"
 tests=$(grep -E "tests (successful|failed)|containers (aborted|failed)" "$out/tests.log" | tr -s ' []' ' ' | paste -sd, -)
 rows+=("tests|${tests:-no summary (see tests.log)}")

@@ -12,6 +12,7 @@ import dev.peregrine.sampling.Sampler;
 import dev.peregrine.spi.BackendConfig;
 import dev.peregrine.spi.BatchLayout;
 import dev.peregrine.spi.Candidates;
+import dev.peregrine.synth.FileType;
 import dev.peregrine.synth.ModelShape;
 import dev.peregrine.synth.SyntheticModel;
 import dev.peregrine.synth.TokenizerMetadata;
@@ -36,6 +37,8 @@ import org.junit.jupiter.params.provider.ValueSource;
 class CudaModelTest {
     /** A small model of a real shape's proportions: 64-wide heads in groups of 4, as Llama 3.2 1B. */
     private static final ModelShape SMALL = new ModelShape("small", 512, 4, 8, 2, 1408, 4096, 2048, 500000f, 1e-5f, true, false);
+    private static final ModelShape SMALL_SUPER_BLOCKS = new ModelShape("small", 512, 4, 8, 2, 1536, 4096, 2048, 500000f,
+            1e-5f, true, false);
 
     @BeforeAll
     static void requireGpu() {
@@ -257,8 +260,9 @@ class CudaModelTest {
     /**
      * The real models, a 20-token prompt then 30 decode steps fed the CPU's greedy choices: the
      * logits' largest difference relative to the largest CPU logit. F32 weights take the same
-     * arithmetic on both (float accumulation); for Q8_0 and Q4_0 the CPU quantises activations to
-     * 8 bits and the GPU does not, so those only agree to about that precision.
+     * arithmetic on both (float accumulation); for Q8_0 and Q4_0 the GPU's prompt products round
+     * activations to F16 (its GEMMs run on F16 copies of the weights) and the CPU's Q4_0 products
+     * round them to 8 bits (as llama.cpp's), so those only agree to about that precision.
      */
     @ParameterizedTest
     @ValueSource(strings = {"stories260K.gguf", "tinyllamas-stories-260k-q8_0.gguf", "TinyLLama-v0-Q4_0.gguf"})
@@ -289,19 +293,27 @@ class CudaModelTest {
     }
 
     /**
-     * A synthetic model of each weight type, 256 tokens teacher-forced in chunks of 64 (the GEMM
-     * path) and then 32 single steps (the matrix-vector path): how often CUDA and the CPU pick the
-     * same next token, and how far the logits are apart.
+     * A synthetic model of each weight type (and of llama.cpp's K-quant mixes, whose rows of 1,408
+     * fall back to Q5_0/Q5_1/Q8_0), 256 tokens teacher-forced in chunks of 64 (the GEMM path) and
+     * then 32 single steps (the matrix-vector path): how often CUDA and the CPU pick the same next
+     * token, and how far the logits are apart. CUDA holds the types it has no kernel for as F16.
+     * Measured on an H200 (2026-11-27): agreement 0.99-1.0 and logits within 2.3e-3 for every type
+     * but Q4_0 (0.958, 3.8e-2), whose CPU products round activations to 8 bits as llama.cpp's do.
      */
     @ParameterizedTest
-    @ValueSource(strings = {"BF16", "F16", "Q8_0", "Q4_0"})
+    @ValueSource(strings = {"BF16", "F16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL", "Q2_K", "IQ4_XS",
+            "q3_k_m", "q4_k_m", "q5_k_m"})
     void syntheticModelsAgreeWithTheCpuUnderTeacherForcing(String typeName, @TempDir Path dir) {
-        DType type = DType.valueOf(typeName);
+        FileType fileType = FileType.MIXES.stream().filter(m -> m.name().equals(typeName)).findFirst()
+                .orElseGet(() -> FileType.of(DType.valueOf(typeName)));
+        DType type = fileType.base();
+        // A pure file of a 256-value super-block type needs a feed-forward width of whole super-blocks.
+        ModelShape shape = !fileType.mix() && type.blockSize() == 256 ? SMALL_SUPER_BLOCKS : SMALL;
         Path file = dir.resolve("small-" + typeName + ".gguf");
-        SyntheticModel.of(SMALL, 11).writeGguf(file, type, TokenizerMetadata.synthetic(SMALL.vocab()), 0);
+        SyntheticModel.of(shape, 11).writeGguf(file, fileType, TokenizerMetadata.synthetic(shape.vocab()), 0);
         try (GraphRun gpu = new GraphRun(file, new CudaBackendProvider().create(new BackendConfig(0, 0)), 64, 1, 320);
              GraphRun cpu = new GraphRun(file, Backends.cpu(), 64, 1, 320)) {
-            int vocab = SMALL.vocab();
+            int vocab = shape.vocab();
             int[] tokens = new Random(3).ints(3, vocab).limit(288).toArray();
             int compared = 0;
             int agree = 0;
@@ -321,9 +333,9 @@ class CudaModelTest {
             }
             double agreement = agree / (double) compared;
             System.out.printf("[CudaModelTest] synthetic %s: next-token agreement %.4f over %d positions, worst relative logit error %.2e%n",
-                    type, agreement, compared, worst);
-            assertThat(agreement).as("%s teacher-forced agreement", type).isGreaterThanOrEqualTo(type.isQuantized() ? 0.95 : 0.99);
-            assertThat(worst).as("%s relative logit error", type).isLessThanOrEqualTo(type.isQuantized() ? 1e-1 : 3e-2);
+                    typeName, agreement, compared, worst);
+            assertThat(agreement).as("%s teacher-forced agreement", typeName).isGreaterThanOrEqualTo(type.isQuantized() ? 0.95 : 0.99);
+            assertThat(worst).as("%s relative logit error", typeName).isLessThanOrEqualTo(type.isQuantized() ? 1e-1 : 3e-2);
         }
     }
 
