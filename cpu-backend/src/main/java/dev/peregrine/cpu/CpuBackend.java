@@ -1,5 +1,6 @@
 package dev.peregrine.cpu;
 
+import dev.peregrine.ModelFormatException;
 import dev.peregrine.spi.Activation;
 import dev.peregrine.spi.Backend;
 import dev.peregrine.spi.BatchLayout;
@@ -139,17 +140,24 @@ final class CpuBackend implements Backend {
         }
         int group = COPY_WEIGHTS ? kernels.rowGroup(type, rows, columns) : 1;
         boolean columnMajor = COPY_WEIGHTS && kernels.columnMajor(type, rows, columns);
+        long unitBytes = type.bytesFor(kernels.groupUnit(type));
         if (columnMajor) {
             data = columnMajor(t.name(), data, (int) rows, (int) columns, rowBytes);
         } else if (group > 1) {
-            data = interleave(data, type, (int) rows, rowBytes, group);
+            long copyRowBytes = type.bytesFor(kernels.copiedColumns(type, (int) columns));
+            if (type == DType.F16) {
+                requireFinite(t.name(), data, (int) rows, (int) columns);
+            }
+            data = interleave(data, (int) rows, rowBytes, copyRowBytes, group, unitBytes);
+            rowBytes = copyRowBytes;
         } else if (rows > 1 && COPY_WEIGHTS && HostMemory.hugePages() && t.rowsAreBlockAligned()) {
             // The file's mapping has 4 KB pages; streaming the weights from a huge-page copy
             // instead made llama3.2-1b F16 decode 1.7x faster here (6.4 -> 10.8 tok/s). (A
             // tensor converted to F32 above is already a copy.)
             data = copyInParallel(data);
         }
-        return new CpuWeight(t.name(), type, (int) rows, (int) columns, data, rowBytes, group, columnMajor, vector);
+        return new CpuWeight(t.name(), type, (int) rows, (int) columns, data, rowBytes, group, unitBytes, columnMajor,
+                vector);
     }
 
     /** The column-major copy {@link IntegerProducts} reads, a group of rows per task. */
@@ -166,27 +174,62 @@ final class CpuBackend implements Backend {
     }
 
     /**
-     * A copy of {@code rows} rows with each run of {@code group} rows stored block by block (the
-     * layout {@link CpuWeight} describes), the last run padded with zero rows. One pass over the
-     * weights at load, split across the pool's threads; the file's pages are then no longer read.
+     * A copy of {@code rows} rows ({@code rowBytes} each in {@code data}, {@code copyRowBytes} in
+     * the copy) with each run of {@code group} rows stored unit by unit (the layout {@link CpuWeight}
+     * describes), the last run padded with zero rows and each row's last unit with zero bytes. One
+     * pass over the weights at load, split across the pool's threads; the file's pages are then no
+     * longer read.
      */
-    private MemorySegment interleave(MemorySegment data, DType type, int rows, long rowBytes, int group) {
+    private MemorySegment interleave(MemorySegment data, int rows, long rowBytes, long copyRowBytes, int group,
+                                     long unitBytes) {
         int groups = (rows + group - 1) / group;
-        MemorySegment copy = HostMemory.allocate(arena, (long) groups * group * rowBytes);
+        MemorySegment copy = HostMemory.allocate(arena, (long) groups * group * copyRowBytes);
         HostMemory.prefault(data);
-        int blockBytes = type.blockBytes();
-        long blocks = rowBytes / blockBytes;
         pool.parallelFor(rows, group, (long) rows * rowBytes, (start, end, thread) -> {
             for (int r = start; r < end; r++) {
-                long to = (long) (r / group) * group * rowBytes + (long) (r % group) * blockBytes;
+                long to = (long) (r / group) * group * copyRowBytes + (long) (r % group) * unitBytes;
                 long from = r * rowBytes;
-                for (long b = 0; b < blocks; b++) {
-                    copyBlock(data, from + b * blockBytes, copy, to + b * group * blockBytes, blockBytes);
+                for (long u = 0; u * unitBytes < rowBytes; u++) {
+                    copyBlock(data, from + u * unitBytes, copy, to + u * group * unitBytes,
+                            (int) Math.min(unitBytes, rowBytes - u * unitBytes));
                 }
             }
         });
         return copy;
     }
+
+    /**
+     * Refuses an F16 matrix holding an infinity or a NaN: the row kernels convert only finite
+     * halves (5 vector operations instead of 9; such a weight would make every product it enters
+     * infinite or NaN anyway, and llama.cpp's optional tensor check refuses it too). Four halves at
+     * a time: a lane whose exponent bits are all ones becomes zero after the XOR.
+     */
+    private void requireFinite(String name, MemorySegment data, int rows, int columns) {
+        long rowBytes = 2L * columns;
+        pool.parallelFor(rows, 1, (long) rows * rowBytes, (start, end, thread) -> {
+            for (int r = start; r < end; r++) {
+                long at = r * rowBytes;
+                int c = 0;
+                for (; c + 4 <= columns; c += 4) {
+                    long x = (data.get(ValueLayout.JAVA_LONG_UNALIGNED, at + 2L * c) & EXPONENTS) ^ EXPONENTS;
+                    if (((x - LANE_ONES) & ~x & LANE_TOPS) != 0) {
+                        break;
+                    }
+                }
+                for (; c < columns; c++) {
+                    short half = data.get(ValueLayout.JAVA_SHORT_UNALIGNED, at + 2L * c);
+                    if ((half & 0x7C00) == 0x7C00) {
+                        throw new ModelFormatException(name + ": the F16 value at row " + r + ", column " + c + " is "
+                                + ((half & 0x3FF) == 0 ? "infinite" : "NaN"));
+                    }
+                }
+            }
+        });
+    }
+
+    private static final long EXPONENTS = 0x7C007C007C007C00L;
+    private static final long LANE_ONES = 0x0001000100010001L;
+    private static final long LANE_TOPS = 0x8000800080008000L;
 
     /** A copy of {@code data} in {@link HostMemory}, 2 MB pieces split across the pool's threads. */
     private MemorySegment copyInParallel(MemorySegment data) {

@@ -26,6 +26,22 @@ interface Kernels {
     }
 
     /**
+     * Values of a row stored together when its rows are interleaved (see {@link CpuWeight}): a
+     * block of a quantised type; for float types whatever run the kernels read at a time.
+     */
+    default int groupUnit(DType type) {
+        return type.blockSize();
+    }
+
+    /**
+     * Values a row of an interleaved copy holds: its own, then zeros up to a length the kernels
+     * want (quantised rows are whole blocks already).
+     */
+    default int copiedColumns(DType type, int columns) {
+        return columns;
+    }
+
+    /**
      * Whether weights of this type and shape are stored in column-major groups of
      * {@link #rowGroup} rows for the integer kernels ({@link IntegerProducts}) rather than by rows.
      */

@@ -6,15 +6,11 @@ import java.lang.foreign.MemorySegment;
 /**
  * Scratch buffers owned by one worker thread. They grow on demand (during warm-up, or when a longer
  * context or a bigger matrix comes along) and are then reused, so steady-state steps allocate nothing.
- * The matrix-matrix panel is a heap array (see VectorKernels.matrixMatrix for why); the row
- * kernels' tail is off-heap and 64-byte aligned.
+ * The matrix-matrix panel is a heap array (see VectorKernels.matrixMatrix for why).
  */
 final class ThreadScratch implements AutoCloseable {
-    private Arena arena = Arena.ofShared();
     private Arena decodedKvArena = Arena.ofShared();
 
-    /** Off-heap scratch of the row kernels: the last columns of 4 weight rows, zero-padded. */
-    MemorySegment tail = MemorySegment.NULL;
     /**
      * A panel of weight rows dequantised to floats, reused by every token tile of a matrix-matrix
      * product, with a segment view that the dequantisers write through.
@@ -46,15 +42,6 @@ final class ThreadScratch implements AutoCloseable {
     /** Rope: cos and sign-adjusted sin of one token row, expanded to one value per element. */
     float[] ropeCos = new float[0];
     float[] ropeSin = new float[0];
-
-    /** Makes room for a row-kernel tail of the given size in floats. */
-    void ensureTail(int floats) {
-        if (tail.byteSize() < floats * 4L) {
-            arena.close(); // only this thread uses it, and not now
-            arena = Arena.ofShared();
-            tail = arena.allocate(floats * 4L, 64);
-        }
-    }
 
     /** Makes room for a matrix-matrix panel of the given size in floats. */
     void ensurePanel(int floats) {
@@ -168,7 +155,6 @@ final class ThreadScratch implements AutoCloseable {
 
     @Override
     public void close() {
-        arena.close();
         decodedKvArena.close();
     }
 }

@@ -25,6 +25,7 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
@@ -95,19 +96,22 @@ class CpuKernelsTest {
     }
 
     /**
-     * Q8_0 rows read in place from the file ({@code peregrine.cpu.copyWeights=false}) take the tile
-     * kernel even for one token, since the row kernels read rows interleaved in groups of 4: the
-     * values must be the interleaved rows' values, bit for bit, whichever weight the input was
-     * prepared for.
+     * Rows read in place from the file ({@code peregrine.cpu.copyWeights=false}) take the tile
+     * kernel even for one token, since the row kernels of Q8_0 and the float types read rows
+     * interleaved in groups of 4: the values must be the interleaved rows' values, bit for bit,
+     * whichever weight the input was prepared for. Float rows of 172 values: interleaved, the last
+     * unit is padded with zeros.
      */
-    @Test
-    void q8RowsInTheFilesLayoutGiveTheSameBitsAsInterleavedRows() {
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"Q8_0", "F32", "F16", "BF16"})
+    void rowsInTheFilesLayoutGiveTheSameBitsAsInterleavedRows(DType type) {
         VectorKernels kernels = new VectorKernels();
-        int columns = 5 * 32;
+        int columns = type.isQuantized() ? 5 * 32 : 172;
         int outputs = 7;
-        Tensor t = tensor(DType.Q8_0, columns, outputs);
-        long rowBytes = DType.Q8_0.bytesFor(columns);
-        CpuWeight inPlace = new CpuWeight("w", DType.Q8_0, outputs, columns, t.data(), rowBytes, 1, false, null);
+        Tensor t = tensor(type, columns, outputs);
+        long rowBytes = type.bytesFor(columns);
+        CpuWeight inPlace = new CpuWeight("w", type, outputs, columns, t.data(), rowBytes, 1,
+                type.bytesFor(kernels.groupUnit(type)), false, null);
         CpuBackend backend = backend(VectorKernels::new);
         Weight interleaved = backend.upload(t);
         assertThat(((CpuWeight) interleaved).rowGroup()).isEqualTo(4);
@@ -125,14 +129,14 @@ class CpuKernelsTest {
                 Buffer reference = backend.allocate((long) tokens * outputs);
                 backend.matmul(reference, buffer(backend, x), interleaved, tokens);
                 backend.read(reference, 0, expected, 0, expected.length);
-                assertThat(out.toArray(ValueLayout.JAVA_FLOAT)).as("%d tokens", tokens).isEqualTo(expected);
+                assertThat(out.toArray(ValueLayout.JAVA_FLOAT)).as("%s, %d tokens", type, tokens).isEqualTo(expected);
                 // In a grouped product the input is prepared for the first weight, here one with
                 // its own one-token kernel (a fresh input: nothing left from an earlier product).
                 try (MatmulInput forF32 = new MatmulInput()) {
                     kernels.prepareMatmul(forF32, new CpuWeight[] {f32}, 1, xs, tokens);
                     kernels.matmul(forF32, inPlace, out, tokens, 0, outputs, scratch);
                 }
-                assertThat(out.toArray(ValueLayout.JAVA_FLOAT)).as("%d tokens, prepared for F32", tokens).isEqualTo(expected);
+                assertThat(out.toArray(ValueLayout.JAVA_FLOAT)).as("%s, %d tokens, prepared for F32", type, tokens).isEqualTo(expected);
             }
         }
     }
@@ -205,6 +209,31 @@ class CpuKernelsTest {
                 }
             }
         }
+    }
+
+    /**
+     * An F16 matrix holding an infinity or a NaN is refused at load (the row kernels convert only
+     * finite halves), naming the tensor, row and column; one at any of the 4 places of a 64-bit
+     * word, and in the columns past the last whole word.
+     */
+    @Test
+    void f16NonFiniteValuesAreRefusedAtLoad() {
+        CpuBackend backend = backend(VectorKernels::new);
+        int columns = 38;
+        for (int column : new int[] {0, 5, 6, 7, 36, 37}) {
+            for (short half : new short[] {0x7C00, (short) 0xFC00, 0x7E01}) {
+                Tensor t = tensor(DType.F16, columns, 9);
+                t.data().set(ValueLayout.JAVA_SHORT_UNALIGNED, 2L * (6 * columns + column), half);
+                assertThatThrownBy(() -> backend.upload(t)).isInstanceOf(ModelFormatException.class)
+                        .hasMessageContaining(t.name()).hasMessageContaining("row 6, column " + column)
+                        .hasMessageContaining(half == 0x7E01 ? "NaN" : "infinite");
+            }
+        }
+        // The largest finite halves load.
+        Tensor t = tensor(DType.F16, columns, 9);
+        t.data().set(ValueLayout.JAVA_SHORT_UNALIGNED, 2L * 7, (short) 0x7BFF);
+        t.data().set(ValueLayout.JAVA_SHORT_UNALIGNED, 2L * 8, (short) 0xFBFF);
+        assertThat(((CpuWeight) backend.upload(t)).rowGroup()).isEqualTo(4);
     }
 
     /** An infinite or NaN Q4_0 scale is refused at load, naming the tensor, row and block. */

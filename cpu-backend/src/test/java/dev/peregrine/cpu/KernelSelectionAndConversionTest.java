@@ -126,7 +126,7 @@ class KernelSelectionAndConversionTest {
                 halves.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), h, (short) h);
             }
             MemorySegment got = arena.allocate(4 * 65536);
-            VectorKernels.decodeF16(halves, 0, 65536, got, 0);
+            VectorKernels.decodeF16(halves, 0, 2L * VectorKernels.UNIT, 65536, got, 0);
             for (int h = 0; h < 65536; h++) {
                 // Bit for bit, NaN payloads and signed zeros included.
                 assertThat(got.getAtIndex(ValueLayout.JAVA_INT, h)).as("half 0x%04x", h)
@@ -143,7 +143,7 @@ class KernelSelectionAndConversionTest {
                 values.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), h, (short) h);
             }
             MemorySegment got = arena.allocate(4 * 65536);
-            VectorKernels.decodeBf16(values, 0, 65536, got, 0);
+            VectorKernels.decodeBf16(values, 0, 2L * VectorKernels.UNIT, 65536, got, 0);
             for (int h = 0; h < 65536; h++) {
                 assertThat(got.getAtIndex(ValueLayout.JAVA_INT, h)).isEqualTo(
                         Float.floatToRawIntBits(Dequant.bf16ToFloat((short) h)));
