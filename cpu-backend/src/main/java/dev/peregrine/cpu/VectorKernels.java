@@ -1038,9 +1038,16 @@ final class VectorKernels implements Kernels {
         for (int chunk = rowStart; chunk < rowEnd; chunk += panelRows) {
             int count = Math.min(panelRows, rowEnd - chunk);
             int paddedCount = (count + TILE_ROWS - 1) / TILE_ROWS * TILE_ROWS;
+            boolean floatGroups = !w.type().isQuantized() && w.rowGroup() == TILE_ROWS;
             for (int i = 0; i < paddedCount; i++) {
-                if (i < count) {
-                    decodeRange(w.type(), w.data(), w.rowOffset(chunk + i), w.blockStride(), n, scratch.panelView,
+                if (floatGroups) {
+                    // Interleaved float rows: a group's 4 rows in one pass over its bytes (row by
+                    // row, each pass would read every line of the group for a quarter of it).
+                    if (i % TILE_ROWS == 0) {
+                        decodeFloatGroup(w, w.rowOffset(chunk + i), kp, scratch.panelView, 4L * i * kp);
+                    }
+                } else if (i < count) {
+                    decodeRange(w, w.rowOffset(chunk + i), n, scratch.panelView,
                             4L * i * kp, kp, scratch);
                 } else {
                     java.util.Arrays.fill(panel, i * kp, (i + 1) * kp, 0f);
@@ -1147,16 +1154,20 @@ final class VectorKernels implements Kernels {
     // Dequantisation
 
     /**
-     * Dequantises the first {@code count} values of the row at byte {@code rowOffset} of
-     * {@code data}, its units (blocks, or runs of {@link #UNIT} float values) {@code blockStride}
-     * bytes apart, into floats at byte {@code dstOffset} of {@code dst}, zero-filled up to
-     * {@code paddedCount} values.
+     * Dequantises the first {@code count} values of the row of {@code w} at byte {@code rowOffset},
+     * its units (blocks, or runs of {@link #UNIT} float values) {@code w.blockStride()} bytes apart,
+     * into floats at byte {@code dstOffset} of {@code dst}, zero-filled up to {@code paddedCount}
+     * values.
      */
-    static void decodeRange(DType type, MemorySegment data, long rowOffset, long blockStride, int count,
-                            MemorySegment dst, long dstOffset, int paddedCount, ThreadScratch scratch) {
+    static void decodeRange(CpuWeight w, long rowOffset, int count, MemorySegment dst, long dstOffset, int paddedCount,
+                            ThreadScratch scratch) {
+        DType type = w.type();
+        MemorySegment data = w.data();
+        long blockStride = w.blockStride();
         switch (type) {
             case F32 -> decodeF32(data, rowOffset, blockStride, count, dst, dstOffset);
-            case F16 -> decodeF16(data, rowOffset, blockStride, count, dst, dstOffset);
+            // Interleaved F16 rows were checked finite at load (CpuBackend).
+            case F16 -> decodeF16(data, rowOffset, blockStride, count, dst, dstOffset, w.rowGroup() > 1);
             case BF16 -> decodeBf16(data, rowOffset, blockStride, count, dst, dstOffset);
             case Q8_0 -> decodeQ8(data, rowOffset, blockStride, count / BLOCK, dst, dstOffset);
             case Q4_0, Q4_1, Q5_0, Q5_1 -> decodeNibbleBlocks(type, data, rowOffset, blockStride, count / BLOCK, dst, dstOffset);
@@ -1193,6 +1204,33 @@ final class VectorKernels implements Kernels {
         zero(dst, dstOffset + 4L * count, paddedCount - count);
     }
 
+    /**
+     * The 4 rows of an interleaved float group (F32, F16 checked finite at load, BF16) from byte
+     * {@code group}, {@code kp} values each (their copies' padded length: zeros past the row),
+     * into 4 rows of floats {@code kp} apart from byte {@code dstOffset} of {@code dst}.
+     */
+    private static void decodeFloatGroup(CpuWeight w, long group, int kp, MemorySegment dst, long dstOffset) {
+        MemorySegment data = w.data();
+        long stride = w.blockStride();
+        long unitBytes = w.unitBytes();
+        DType type = w.type();
+        for (int u = 0; u < kp / UNIT; u++) {
+            for (int r = 0; r < TILE_ROWS; r++) {
+                long at = group + u * stride + r * unitBytes;
+                long to = dstOffset + 4L * ((long) r * kp + (long) u * UNIT);
+                switch (type) {
+                    case F32 -> FloatVector.fromMemorySegment(F, data, at, LE).intoMemorySegment(dst, to, NATIVE);
+                    case F16 -> ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, data, at, LE)
+                            .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF)
+                            .reinterpretAsFloats().mul(0x1p112f).intoMemorySegment(dst, to, NATIVE);
+                    default -> ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, data, at, LE)
+                            .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16)
+                            .reinterpretAsFloats().intoMemorySegment(dst, to, NATIVE);
+                }
+            }
+        }
+    }
+
     /*
      * Float rows: {@code n} values from byte {@code offset}, in units of UNIT values
      * {@code unitStride} bytes apart (a unit's bytes for a row kept as in the file, so that the
@@ -1214,9 +1252,11 @@ final class VectorKernels implements Kernels {
     /**
      * IEEE half to float in int lanes: shifting the half's exponent and mantissa into place and
      * multiplying by 2^112 (the difference of the exponent biases) is exact for normal and subnormal
-     * halves alike; infinities and NaNs (exponent 31) get the float's all-ones exponent instead.
+     * halves alike; infinities and NaNs (exponent 31) get the float's all-ones exponent instead,
+     * unless the caller knows there are none ({@code finite}).
      */
-    static void decodeF16(MemorySegment data, long offset, long unitStride, int n, MemorySegment dst, long dstOffset) {
+    static void decodeF16(MemorySegment data, long offset, long unitStride, int n, MemorySegment dst, long dstOffset,
+                          boolean finite) {
         int i = 0;
         int vectorEnd = n / FL * FL;
         for (; i < vectorEnd; i += FL) {
@@ -1224,6 +1264,10 @@ final class VectorKernels implements Kernels {
                     offset + (long) (i / UNIT) * unitStride + 2L * (i % UNIT), LE).convertShape(VectorOperators.S2I, I, 0);
             IntVector bits = h.lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF);
             FloatVector f = bits.reinterpretAsFloats().mul(0x1p112f);
+            if (finite) {
+                f.intoMemorySegment(dst, dstOffset + 4L * i, NATIVE);
+                continue;
+            }
             FloatVector magnitude = f.abs();
             // Exponent 31 scales to exactly 2^16 for an infinity and above it for a NaN, which is
             // made quiet as Float.float16ToFloat (and the hardware's conversion) makes it.
@@ -1564,7 +1608,7 @@ final class VectorKernels implements Kernels {
             IntegerProducts.decodeRow(w, row, out, outIndex);
             return;
         }
-        decodeRange(w.type(), w.data(), w.rowOffset(row), w.blockStride(), w.columns(), out, outIndex * Float.BYTES,
+        decodeRange(w, w.rowOffset(row), w.columns(), out, outIndex * Float.BYTES,
                 w.columns(), scratch);
     }
 
