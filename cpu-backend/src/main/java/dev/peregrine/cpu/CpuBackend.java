@@ -145,10 +145,7 @@ final class CpuBackend implements Backend {
             data = columnMajor(t.name(), data, (int) rows, (int) columns, rowBytes);
         } else if (group > 1) {
             long copyRowBytes = type.bytesFor(kernels.copiedColumns(type, (int) columns));
-            if (type == DType.F16) {
-                requireFinite(t.name(), data, (int) rows, (int) columns);
-            }
-            data = interleave(data, (int) rows, rowBytes, copyRowBytes, group, unitBytes);
+            data = interleave(t.name(), data, (int) rows, rowBytes, copyRowBytes, group, unitBytes, type == DType.F16);
             rowBytes = copyRowBytes;
         } else if (rows > 1 && COPY_WEIGHTS && HostMemory.hugePages() && t.rowsAreBlockAligned()) {
             // The file's mapping has 4 KB pages; streaming the weights from a huge-page copy
@@ -178,10 +175,10 @@ final class CpuBackend implements Backend {
      * the copy) with each run of {@code group} rows stored unit by unit (the layout {@link CpuWeight}
      * describes), the last run padded with zero rows and each row's last unit with zero bytes. One
      * pass over the weights at load, split across the pool's threads; the file's pages are then no
-     * longer read.
+     * longer read. With {@code finiteHalves} (F16) each row is checked by {@link #requireFinite}.
      */
-    private MemorySegment interleave(MemorySegment data, int rows, long rowBytes, long copyRowBytes, int group,
-                                     long unitBytes) {
+    private MemorySegment interleave(String name, MemorySegment data, int rows, long rowBytes, long copyRowBytes,
+                                     int group, long unitBytes, boolean finiteHalves) {
         int groups = (rows + group - 1) / group;
         MemorySegment copy = HostMemory.allocate(arena, (long) groups * group * copyRowBytes);
         HostMemory.prefault(data);
@@ -193,38 +190,36 @@ final class CpuBackend implements Backend {
                     copyBlock(data, from + u * unitBytes, copy, to + u * group * unitBytes,
                             (int) Math.min(unitBytes, rowBytes - u * unitBytes));
                 }
+                if (finiteHalves) {
+                    requireFinite(name, data, r, from, (int) (rowBytes / 2)); // the row is in cache now
+                }
             }
         });
         return copy;
     }
 
     /**
-     * Refuses an F16 matrix holding an infinity or a NaN: the row kernels convert only finite
-     * halves (5 vector operations instead of 9; such a weight would make every product it enters
-     * infinite or NaN anyway, and llama.cpp's optional tensor check refuses it too). Four halves at
-     * a time: a lane whose exponent bits are all ones becomes zero after the XOR.
+     * Refuses an F16 row (row {@code row}, {@code columns} halves from byte {@code at}) holding an
+     * infinity or a NaN: the row kernels of interleaved F16 matrices convert only finite halves (5
+     * vector operations instead of 9; such a weight would make every product it enters infinite or
+     * NaN anyway, and llama.cpp's optional tensor check refuses it too). Four halves at a time: a
+     * lane whose exponent bits are all ones becomes zero after the XOR.
      */
-    private void requireFinite(String name, MemorySegment data, int rows, int columns) {
-        long rowBytes = 2L * columns;
-        pool.parallelFor(rows, 1, (long) rows * rowBytes, (start, end, thread) -> {
-            for (int r = start; r < end; r++) {
-                long at = r * rowBytes;
-                int c = 0;
-                for (; c + 4 <= columns; c += 4) {
-                    long x = (data.get(ValueLayout.JAVA_LONG_UNALIGNED, at + 2L * c) & EXPONENTS) ^ EXPONENTS;
-                    if (((x - LANE_ONES) & ~x & LANE_TOPS) != 0) {
-                        break;
-                    }
-                }
-                for (; c < columns; c++) {
-                    short half = data.get(ValueLayout.JAVA_SHORT_UNALIGNED, at + 2L * c);
-                    if ((half & 0x7C00) == 0x7C00) {
-                        throw new ModelFormatException(name + ": the F16 value at row " + r + ", column " + c + " is "
-                                + ((half & 0x3FF) == 0 ? "infinite" : "NaN"));
-                    }
-                }
+    private static void requireFinite(String name, MemorySegment data, int row, long at, int columns) {
+        int c = 0;
+        for (; c + 4 <= columns; c += 4) {
+            long x = (data.get(ValueLayout.JAVA_LONG_UNALIGNED, at + 2L * c) & EXPONENTS) ^ EXPONENTS;
+            if (((x - LANE_ONES) & ~x & LANE_TOPS) != 0) {
+                break;
             }
-        });
+        }
+        for (; c < columns; c++) {
+            short half = data.get(ValueLayout.JAVA_SHORT_UNALIGNED, at + 2L * c);
+            if ((half & 0x7C00) == 0x7C00) {
+                throw new ModelFormatException(name + ": the F16 value at row " + row + ", column " + c + " is "
+                        + ((half & 0x3FF) == 0 ? "infinite" : "NaN"));
+            }
+        }
     }
 
     private static final long EXPONENTS = 0x7C007C007C007C00L;
