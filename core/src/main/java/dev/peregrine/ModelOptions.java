@@ -14,16 +14,17 @@ import dev.peregrine.tensor.DType;
  * @param maxWaitingRequests the most requests waiting for a place in the batch; more are rejected
  * @param prefixCaching  reuse the KV-cache blocks of identical prompt prefixes across requests
  *                       (a shared system prompt is evaluated once)
- * @param prefillChunkTokens the most prompt tokens evaluated in one step (chunked prefill): smaller
- *                       chunks keep steps short, so running requests keep decoding and new ones get
- *                       their first token sooner while a long prompt is evaluated
+ * @param prefillChunkTokens the most prompt tokens evaluated in one step (chunked prefill; default
+ *                       512): smaller chunks keep steps short, so running requests keep decoding and
+ *                       new ones get their first token sooner while a long prompt is evaluated
  * @param prefillStepMillis how long a step that prefills while other requests run or wait should
  *                       take (0 = always chunks of prefillChunkTokens): the chunk is cut to what fits,
  *                       measured as the model runs (at least 16 tokens), so that decoding requests keep
- *                       their pace. Prompts evaluated with nobody else around take whole chunks; a
- *                       request that arrives during such a step gets a step of its own between two of
- *                       its layers (GeneratorMetrics.interleavedSteps), so its time to first token
- *                       does not wait for the chunk. Where even 16 prompt tokens take longer than
+ *                       their pace. Prompts evaluated with nobody else around take whole chunks (as
+ *                       long as one layer of the step takes at most a quarter of this, else fewer
+ *                       tokens, down to 128); a request that arrives during such a step gets a step of its own
+ *                       between two of its layers (GeneratorMetrics.interleavedSteps), so its time to
+ *                       first token does not wait for the chunk. Where even 16 prompt tokens take longer than
  *                       this, prompts take whole chunks too and decoding requests step in their
  *                       pauses, once per this many milliseconds
  * @param deviceIndex    which GPU a GPU backend uses (0 = the first); the CPU backend ignores it
@@ -67,7 +68,7 @@ public record ModelOptions(String backend, int threads, int contextLength, long 
     }
 
     public static ModelOptions defaults() {
-        return new ModelOptions("auto", 0, 0, 0, 512, 64, 1024, true, 128, 50, 0, DType.F32);
+        return new ModelOptions("auto", 0, 0, 0, 512, 64, 1024, true, 512, 50, 0, DType.F32);
     }
 
     public ModelOptions withBackend(String name) {

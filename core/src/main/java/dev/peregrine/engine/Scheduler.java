@@ -56,6 +56,12 @@ public final class Scheduler implements AutoCloseable {
      */
     static final int MIN_PREFILL_PROGRESS = 16;
     /**
+     * The least chunk of a prompt step that may pause (see {@link #wholeChunk}): smaller chunks
+     * stream every weight for fewer tokens (on the CPU, 128-token chunks cost up to 1.2x per token
+     * what 512-token ones do, smollm2-135m Q8_0; 16-token ones 1.5x).
+     */
+    static final int WHOLE_CHUNK_FLOOR = 128;
+    /**
      * Most prompt tokens per step for a request that scores its prompt: each needs a logits row
      * (64 rows of a 128K vocabulary are 32 MB).
      */
@@ -749,7 +755,7 @@ public final class Scheduler implements AutoCloseable {
         step.prefillOnly = mayPause && decodingTokens == 0;
         boolean alone = step.prefillOnly && waiting.isEmpty() && incoming.isEmpty();
         boolean wholeChunk = alone || step.decodingInPauses;
-        int budget = Math.min(maxBatchTokens - decodingTokens, wholeChunk ? prefillChunkTokens : prefillChunk());
+        int budget = Math.min(maxBatchTokens - decodingTokens, wholeChunk ? wholeChunk() : prefillChunk());
         if (prefilling.isEmpty() || budget <= 0) {
             return;
         }
@@ -775,6 +781,26 @@ public final class Scheduler implements AutoCloseable {
             budget -= n;
             completesOne = n == pending;
         }
+    }
+
+    /**
+     * The prompt tokens of a step that may pause between layers (a prompt alone, or one whose
+     * decoding requests step in its pauses): the configured chunk while one layer of such a step
+     * takes at most a quarter of the step target (a request arriving meanwhile waits for the
+     * layer's end: smollm2-135m Q8_0, `bench --ttft`, 128-token chunks 1.19x its idle time to first
+     * token, 256 1.47x, 512 1.81x; pp512 726 / 787 / 828 tok/s), else fewer, down to
+     * {@link #WHOLE_CHUNK_FLOOR}; that floor before the cost is known.
+     */
+    private int wholeChunk() {
+        int floor = Math.min(WHOLE_CHUNK_FLOOR, prefillChunkTokens);
+        if (prefillStepNanos == 0) {
+            return prefillChunkTokens;
+        }
+        if (prefillNanosPerToken == 0) {
+            return floor;
+        }
+        long fit = (long) (prefillStepNanos / 4 * graph.layers() / prefillNanosPerToken);
+        return (int) Math.max(floor, Math.min(fit, prefillChunkTokens));
     }
 
     /** The prompt tokens a step may hold: the configured chunk, cut to the step-time target once the cost is known. */

@@ -128,6 +128,11 @@ public final class LlamaGraph {
         forward(layout, out, null);
     }
 
+    /** The model's layers: the points between which a step may pause. */
+    public int layers() {
+        return c.layers();
+    }
+
     /** {@link #forward(BatchLayout, float[])}, letting {@code pause} (if not null) run between layers. */
     public void forward(BatchLayout layout, float[] out, Pause pause) {
         if (out.length < layout.logitCount * c.vocabularySize()) {

@@ -124,8 +124,8 @@ public final class Peregrine {
                   --spec-prompt TEXT     the text prompt for that comparison (default: a story opening)
                   --spec-max-batch N     speculate only while at most N sequences run (default 4)
                   --prefill-step-ms N    target duration of a step that prefills while other requests
-                                         run, 0 = fixed 128-token chunks (default 50: they keep decoding)
-                  --prefill-chunk N      most prompt tokens per step (default 128; a GPU prefills 512 at once)
+                                         run, 0 = fixed chunks of --prefill-chunk (default 50: they keep decoding)
+                  --prefill-chunk N      most prompt tokens per step (default 512)
                   --json                 print one JSON object
 
             peregrine embed -m MODEL [options] TEXT...
