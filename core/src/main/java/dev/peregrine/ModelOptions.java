@@ -22,11 +22,11 @@ import dev.peregrine.tensor.DType;
  *                       measured as the model runs (at least 16 tokens), so that decoding requests keep
  *                       their pace. Prompts evaluated with nobody else around take whole chunks (as
  *                       long as one layer of the step takes at most a quarter of this, else fewer
- *                       tokens, down to 128); a request that arrives during such a step gets a step of its own
- *                       between two of its layers (GeneratorMetrics.interleavedSteps), so its time to
- *                       first token does not wait for the chunk. Where even 16 prompt tokens take longer than
- *                       this, prompts take whole chunks too and decoding requests step in their
- *                       pauses, once per this many milliseconds
+ *                       tokens, down to 128); a request that arrives during such a step gets a step
+ *                       of its own between two of its layers (GeneratorMetrics.interleavedSteps), so
+ *                       its time to first token does not wait for the chunk. Where even 16 prompt
+ *                       tokens take longer than this, prompts take whole chunks too and decoding
+ *                       requests step in their pauses, once per this many milliseconds
  * @param deviceIndex    which GPU a GPU backend uses (0 = the first); the CPU backend ignores it
  * @param kvCacheType    how the KV cache stores keys and values: F32 (the default), or F16, which halves
  *                       the cache's memory (twice the tokens in the same budget) and the bytes attention

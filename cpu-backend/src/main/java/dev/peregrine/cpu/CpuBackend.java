@@ -39,6 +39,10 @@ final class CpuBackend implements Backend {
      */
     private static final boolean COPY_WEIGHTS =
             Boolean.parseBoolean(System.getProperty("peregrine.cpu.copyWeights", "true"));
+    /** Four F16 lanes of a 64-bit word: their exponent bits, each lane's 1, each lane's top bit (see requireFinite). */
+    private static final long EXPONENTS = 0x7C007C007C007C00L;
+    private static final long LANE_ONES = 0x0001000100010001L;
+    private static final long LANE_TOPS = 0x8000800080008000L;
 
     private final Arena arena = Arena.ofShared();
     private final WorkerPool pool;
@@ -221,10 +225,6 @@ final class CpuBackend implements Backend {
             }
         }
     }
-
-    private static final long EXPONENTS = 0x7C007C007C007C00L;
-    private static final long LANE_ONES = 0x0001000100010001L;
-    private static final long LANE_TOPS = 0x8000800080008000L;
 
     /** A copy of {@code data} in {@link HostMemory}, 2 MB pieces split across the pool's threads. */
     private MemorySegment copyInParallel(MemorySegment data) {

@@ -29,9 +29,9 @@ import jdk.incubator.vector.VectorSpecies;
  * <p>Layout ("column-major groups", copied from the file's at load): rows in groups of
  * {@link #GROUP_ROWS} (4 float vectors: 64 with AVX-512, 32 with AVX2), the last group padded with
  * rows of zeros. A group is stored block of 32 columns after block: first the rows' scales d as
- * {@code GROUP_ROWS} halves (as in the file), then the 32 columns, each {@code GROUP_ROWS / 2} bytes: byte j of a
- * column holds row j's stored value q (0-15; the weight is (q - 8) d) in its low nibble and row
- * {@code j + GROUP_ROWS / 2}'s in its high nibble.
+ * {@code GROUP_ROWS} halves (as in the file), then the 32 columns, each {@code GROUP_ROWS / 2}
+ * bytes: byte j of a column holds row j's stored value q (0-15; the weight is (q - 8) d) in its low
+ * nibble and row {@code j + GROUP_ROWS / 2}'s in its high nibble.
  *
  * <p>Arithmetic: per block and token, S = sum over the block's columns of q * xq, in wrapping
  * 16-bit lanes, minus 8 * sum of xq. Since |q - 8| <= 8 and |xq| <= 127, the true sum of
