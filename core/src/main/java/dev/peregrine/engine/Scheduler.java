@@ -789,16 +789,14 @@ public final class Scheduler implements AutoCloseable {
      * takes at most a quarter of the step target (a request arriving meanwhile waits for the
      * layer's end: smollm2-135m Q8_0, `bench --ttft`, 128-token chunks 1.19x its idle time to first
      * token, 256 1.47x, 512 1.81x; pp512 726 / 787 / 828 tok/s), else fewer, down to
-     * {@link #WHOLE_CHUNK_FLOOR}; that floor before the cost is known.
+     * {@link #WHOLE_CHUNK_FLOOR}; the whole chunk before the cost is known (a GPU's first prompt
+     * in one step, not split at a guess).
      */
     private int wholeChunk() {
-        int floor = Math.min(WHOLE_CHUNK_FLOOR, prefillChunkTokens);
-        if (prefillStepNanos == 0) {
+        if (prefillStepNanos == 0 || prefillNanosPerToken == 0) {
             return prefillChunkTokens;
         }
-        if (prefillNanosPerToken == 0) {
-            return floor;
-        }
+        int floor = Math.min(WHOLE_CHUNK_FLOOR, prefillChunkTokens);
         long fit = (long) (prefillStepNanos / 4 * graph.layers() / prefillNanosPerToken);
         return (int) Math.max(floor, Math.min(fit, prefillChunkTokens));
     }
