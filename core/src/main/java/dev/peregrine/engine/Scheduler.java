@@ -793,21 +793,25 @@ public final class Scheduler implements AutoCloseable {
      * in one step, not split at a guess).
      */
     private int wholeChunk() {
-        if (prefillStepNanos == 0 || prefillNanosPerToken == 0) {
-            return prefillChunkTokens;
-        }
-        int floor = Math.min(WHOLE_CHUNK_FLOOR, prefillChunkTokens);
-        long fit = (long) (prefillStepNanos / 4 * graph.layers() / prefillNanosPerToken);
-        return (int) Math.max(floor, Math.min(fit, prefillChunkTokens));
+        return chunkTaking(prefillStepNanos / 4 * graph.layers(), WHOLE_CHUNK_FLOOR);
     }
 
     /** The prompt tokens a step may hold: the configured chunk, cut to the step-time target once the cost is known. */
     private int prefillChunk() {
+        return chunkTaking(prefillStepNanos, MIN_PREFILL_PROGRESS);
+    }
+
+    /**
+     * The prompt tokens that take about {@code nanos} at the measured cost per token, between
+     * {@code least} and the configured chunk (the configured chunk itself while there is no step
+     * target or no measurement yet).
+     */
+    private int chunkTaking(long nanos, int least) {
         if (prefillStepNanos == 0 || prefillNanosPerToken == 0) {
             return prefillChunkTokens;
         }
-        long fit = (long) (prefillStepNanos / prefillNanosPerToken);
-        return (int) Math.max(Math.min(MIN_PREFILL_PROGRESS, prefillChunkTokens), Math.min(fit, prefillChunkTokens));
+        long fit = (long) (nanos / prefillNanosPerToken);
+        return (int) Math.max(Math.min(least, prefillChunkTokens), Math.min(fit, prefillChunkTokens));
     }
 
     /**
