@@ -57,23 +57,15 @@ final class VectorKernels implements Kernels {
     private static final int BLOCK = 32;
     private static final int Q8_BYTES = 34;
     /**
-     * Q8_0 rows are interleaved in groups of 8 (see CpuWeight): block b of the group's 8 rows are
-     * adjacent, and the one-token kernel reads the 8 rows at once, in 8 FMA chains. With 4 rows
-     * (and 4 chains) the loop ran at the latency of each chain's FMAs, and a loop that stalls so
-     * cannot run far enough ahead of its loads to stream from memory: KernelBench Q8_0 decode,
-     * 2,048 x 8,192, 13.7 -> 20-22 GB/s on one core, 25 -> 34-37 on two (docs/PERFORMANCE.md).
-     * (16 rows: the method grew past what C2 compiles well, and boxed its vectors.)
-     */
-    static final int Q8_GROUP_ROWS = 8;
-    /**
-     * The stride is a constant so that C2 can check the
+     * The one-token Q8_0 row kernel reads rows interleaved in groups of 4 (see CpuWeight): block b
+     * of the group's 4 rows are adjacent. The stride is a constant so that C2 can check the
      * segment's bounds once per loop rather than at every load (with the stride a variable, the
      * checks and their address arithmetic were a third of the loop's instructions). The same
      * change made the Q4_0 kernel and the 4-token Q8_0 kernel slower (MatBench-style loops,
      * L2-resident: Q4_0 13 -> 10-11 GB/s, Q8_0 x 16 tokens 93 -> 86 GFLOP/s; the JIT's code did not
      * show why), so those still take the stride as an argument.
      */
-    private static final int Q8_GROUP_BYTES = Q8_GROUP_ROWS * Q8_BYTES;
+    private static final int Q8_GROUP_BYTES = 4 * Q8_BYTES;
     /**
      * Float rows (F32, F16, BF16) are interleaved in groups of 4 as well, a vector's worth of
      * values at a time (32 bytes of F16 at 512 bits), so that their decode reads one stream too;
@@ -126,16 +118,16 @@ final class VectorKernels implements Kernels {
      * Quantised rows are read 4 at a time (see matrixVector); interleaving them block by block
      * makes those 4 rows one sequential stream, which the hardware prefetchers follow much better
      * than 4 short streams a row apart (Q8_0 decode over 576-value rows: 6.0 -> 10.6 GB/s on one
-     * core; Q4_K over 2,048-value rows: 7.1 -> 12.3 GB/s on two, KernelBench). Q8_0 rows go in
-     * groups of 8 (see {@link #Q8_GROUP_ROWS}); its one-token kernel reads only this layout, so
-     * Q8_0 matrices of fewer than 8 rows are interleaved too (with zero rows added); K-quant rows only when they are whole super-blocks. Float rows
+     * core; Q4_K over 2,048-value rows: 7.1 -> 12.3 GB/s on two, KernelBench). The one-token
+     * Q8_0 kernel reads only this layout, so Q8_0 matrices of fewer than 4 rows are interleaved too
+     * (with zero rows added); K-quant rows only when they are whole super-blocks. Float rows
      * (F32, F16, BF16) a vector at a time, padded to the kernels' row length (F16 decode over
      * 2,048-value rows: 14.5 -> 23 GB/s on one core with the finite-only conversion).
      */
     @Override
     public int rowGroup(DType type, long rows, long columns) {
         return switch (type) {
-            case Q8_0 -> Q8_GROUP_ROWS;
+            case Q8_0 -> TILE_ROWS;
             case Q4_0 -> IntegerProducts.GROUP_ROWS;
             case Q4_1, Q5_0, Q5_1 -> rows >= TILE_ROWS ? TILE_ROWS : 1;
             case Q4_K, Q5_K, Q6_K -> rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
@@ -249,8 +241,7 @@ final class VectorKernels implements Kernels {
     private static boolean hasRowKernel(CpuWeight w) {
         return switch (w.type()) {
             case Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, Q2_K, Q3_K, IQ4_NL, IQ4_XS -> true;
-            case F32, F16, BF16 -> w.rowGroup() == TILE_ROWS;
-            case Q8_0 -> w.rowGroup() == Q8_GROUP_ROWS;
+            case F32, F16, BF16, Q8_0 -> w.rowGroup() == TILE_ROWS;
         };
     }
 
@@ -287,11 +278,9 @@ final class VectorKernels implements Kernels {
         float[] sums = scratch.tileSums(TILE_ROWS * TILE_TOKENS);
         float[] lanes = scratch.lanes(TILE_ROWS * TILE_TOKENS * FL);
         float[] kScales = scratch.blockScales(TILE_ROWS * 16);
-        boolean grouped = w.rowGroup() > 1;
+        boolean grouped = w.rowGroup() == TILE_ROWS;
         long stride = w.blockStride();
-        // Q8_0 alone: a group of 8 rows a pass; else 4 rows (of the group, if grouped).
-        int passRows = count == 1 && w.type() == DType.Q8_0 ? Q8_GROUP_ROWS : TILE_ROWS;
-        for (int j0 = grouped ? rowStart / w.rowGroup() * w.rowGroup() : rowStart; j0 < rowEnd; j0 += passRows) {
+        for (int j0 = grouped ? rowStart / TILE_ROWS * TILE_ROWS : rowStart; j0 < rowEnd; j0 += TILE_ROWS) {
             long o0, o1, o2, o3;
             if (grouped) {
                 o0 = w.rowOffset(j0);
@@ -306,7 +295,7 @@ final class VectorKernels implements Kernels {
                 o2 = w.rowOffset(j0 + Math.min(2, rows - 1));
                 o3 = w.rowOffset(j0 + Math.min(3, rows - 1));
             }
-            java.util.Arrays.fill(sums, 0, passRows * perRow, 0f);
+            java.util.Arrays.fill(sums, 0, TILE_ROWS * perRow, 0f);
             if (count > 1) {
                 switch (w.type()) {
                     case F16, BF16 -> rowsHalfTokens(w.type() == DType.BF16, data, o0, o1, o2, o3, stride, x, x0, x1, x2, x3, kp, sums,
@@ -327,7 +316,7 @@ final class VectorKernels implements Kernels {
                     default -> throw new IllegalStateException("no row kernel for " + w.type());
                 }
             }
-            for (int r = Math.max(j0, rowStart); r < Math.min(j0 + passRows, rowEnd); r++) {
+            for (int r = Math.max(j0, rowStart); r < Math.min(j0 + TILE_ROWS, rowEnd); r++) {
                 for (int t = 0; t < count; t++) {
                     out.set(FLOAT, 4L * ((long) (t0 + t) * outWidth + r), sums[(r - j0) * perRow + t]);
                 }
@@ -561,12 +550,9 @@ final class VectorKernels implements Kernels {
         addLaneSums(lanes, sums, 0, 16);
     }
 
-    /**
-     * Q8_0 rows, a group of 8 interleaved block by block from byte {@code group}: value =
-     * (float) q * d, as {@link #decodeQ8} makes it (exact: 8 by 11 significant bits).
-     */
+    /** Q8_0 rows: value = (float) q * d, as {@link #decodeQ8} makes it (exact: 8 by 11 significant bits). */
     private static void rowsQ8(MemorySegment w, long group, MemorySegment x, int to, float[] sums, float[] lanes) {
-        FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+        FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
         // Offsets linear in an int block counter, with a constant stride: C2 then checks the
         // segments' bounds once per loop instead of at every load (a b / BLOCK index or a variable
         // stride defeats that; it doubled the time). The counter starts at 1 because a load at
@@ -575,16 +561,11 @@ final class VectorKernels implements Kernels {
         int blocks = to / BLOCK;
         for (int blk = 1; blk <= blocks; blk++) {
             long o0 = group + (blk - 1) * (long) Q8_GROUP_BYTES, o1 = o0 + Q8_BYTES, o2 = o1 + Q8_BYTES, o3 = o2 + Q8_BYTES;
-            long o4 = o3 + Q8_BYTES, o5 = o4 + Q8_BYTES, o6 = o5 + Q8_BYTES, o7 = o6 + Q8_BYTES;
             long xAt = (long) (blk - 1) * (4 * BLOCK);
             float d0 = Float.float16ToFloat(w.get(LE_SHORT, o0));
             float d1 = Float.float16ToFloat(w.get(LE_SHORT, o1));
             float d2 = Float.float16ToFloat(w.get(LE_SHORT, o2));
             float d3 = Float.float16ToFloat(w.get(LE_SHORT, o3));
-            float d4 = Float.float16ToFloat(w.get(LE_SHORT, o4));
-            float d5 = Float.float16ToFloat(w.get(LE_SHORT, o5));
-            float d6 = Float.float16ToFloat(w.get(LE_SHORT, o6));
-            float d7 = Float.float16ToFloat(w.get(LE_SHORT, o7));
             for (int c = 0; c < BLOCK; c += FL) {
                 FloatVector v = FloatVector.fromMemorySegment(F, x, xAt + 4L * c, NATIVE);
                 c0 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o0 + 2 + c, LE)
@@ -595,25 +576,13 @@ final class VectorKernels implements Kernels {
                         .convertShape(VectorOperators.B2F, F, 0)).mul(d2).fma(v, c2);
                 c3 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o3 + 2 + c, LE)
                         .convertShape(VectorOperators.B2F, F, 0)).mul(d3).fma(v, c3);
-                c4 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o4 + 2 + c, LE)
-                        .convertShape(VectorOperators.B2F, F, 0)).mul(d4).fma(v, c4);
-                c5 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o5 + 2 + c, LE)
-                        .convertShape(VectorOperators.B2F, F, 0)).mul(d5).fma(v, c5);
-                c6 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o6 + 2 + c, LE)
-                        .convertShape(VectorOperators.B2F, F, 0)).mul(d6).fma(v, c6);
-                c7 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o7 + 2 + c, LE)
-                        .convertShape(VectorOperators.B2F, F, 0)).mul(d7).fma(v, c7);
             }
         }
         c0.intoArray(lanes, 0);
         c1.intoArray(lanes, FL);
         c2.intoArray(lanes, 2 * FL);
         c3.intoArray(lanes, 3 * FL);
-        c4.intoArray(lanes, 4 * FL);
-        c5.intoArray(lanes, 5 * FL);
-        c6.intoArray(lanes, 6 * FL);
-        c7.intoArray(lanes, 7 * FL);
-        addLaneSums(lanes, sums, 0, Q8_GROUP_ROWS);
+        addLaneSums(lanes, sums, 0, 4);
     }
 
     /**
@@ -1051,11 +1020,7 @@ final class VectorKernels implements Kernels {
         int n = w.columns();
         int kp = input.paddedColumns;
         int outWidth = w.rows();
-        // Rows of an interleaved group are decoded in one pass over its bytes (row by row, each
-        // pass would read every line of the group for a fraction of it); panels hold whole groups.
-        int groupRows = panelGroupRows(w);
-        int panelUnit = Math.max(TILE_ROWS, groupRows);
-        int panelRows = Math.clamp(PANEL_FLOATS / kp / panelUnit * panelUnit, panelUnit, 128);
+        int panelRows = Math.clamp(PANEL_FLOATS / kp / TILE_ROWS * TILE_ROWS, TILE_ROWS, 128);
         scratch.ensurePanel(panelRows * kp);
         // Heap arrays with int indices: C2 hoists their bounds checks out of the tile loop, which
         // it does not do for the same loads from memory segments at long offsets.
@@ -1073,18 +1038,19 @@ final class VectorKernels implements Kernels {
         for (int chunk = rowStart; chunk < rowEnd; chunk += panelRows) {
             int count = Math.min(panelRows, rowEnd - chunk);
             int paddedCount = (count + TILE_ROWS - 1) / TILE_ROWS * TILE_ROWS;
-            for (int i = 0; i < paddedCount; ) {
-                if (groupRows > 1 && (chunk + i) % groupRows == 0) {
-                    // (Rows past the matrix's end, up to the group's, are the copy's zero rows.)
-                    decodeGroup(w, w.rowOffset(chunk + i), kp, panel, i * kp, scratch.panelView);
-                    i += groupRows;
-                } else {
-                    if (i < count) {
-                        decodeRange(w, w.rowOffset(chunk + i), n, scratch.panelView, 4L * i * kp, kp, scratch);
-                    } else {
-                        java.util.Arrays.fill(panel, i * kp, (i + 1) * kp, 0f);
+            boolean floatGroups = !w.type().isQuantized() && w.rowGroup() == TILE_ROWS;
+            for (int i = 0; i < paddedCount; i++) {
+                if (floatGroups) {
+                    // Interleaved float rows: a group's 4 rows in one pass over its bytes (row by
+                    // row, each pass would read every line of the group for a quarter of it).
+                    if (i % TILE_ROWS == 0) {
+                        decodeFloatGroup(w, w.rowOffset(chunk + i), kp, scratch.panelView, 4L * i * kp);
                     }
-                    i++;
+                } else if (i < count) {
+                    decodeRange(w, w.rowOffset(chunk + i), n, scratch.panelView,
+                            4L * i * kp, kp, scratch);
+                } else {
+                    java.util.Arrays.fill(panel, i * kp, (i + 1) * kp, 0f);
                 }
             }
             for (int t0 = 0; t0 < tokens; t0 += TILE_TOKENS) {
@@ -1238,91 +1204,28 @@ final class VectorKernels implements Kernels {
         zero(dst, dstOffset + 4L * count, paddedCount - count);
     }
 
-    /** Rows of a group the panel decoder reads in one pass ({@link #decodeGroup}), or 1. */
-    private static int panelGroupRows(CpuWeight w) {
-        boolean floatGroup = !w.type().isQuantized() && w.rowGroup() == TILE_ROWS;
-        boolean q8Group = w.type() == DType.Q8_0 && w.rowGroup() == Q8_GROUP_ROWS;
-        return floatGroup || q8Group ? w.rowGroup() : 1;
-    }
-
-    /**
-     * The rows of an interleaved group (see {@link #panelGroupRows}) from byte {@code group},
-     * into rows of {@code kp} floats from index {@code at} of {@code panel} (zeros past the
-     * matrix's columns): the values {@link #decodeRange} gives row by row.
-     */
-    private static void decodeGroup(CpuWeight w, long group, int kp, float[] panel, int at, MemorySegment panelView) {
-        if (w.type() == DType.Q8_0) {
-            MemorySegment data = w.data();
-            int n = w.columns();
-            // A slice of 32 blocks (8.5 KB of the group) row after row: the slice stays in L1.
-            int blocks = n / BLOCK;
-            for (int b0 = 0; b0 < blocks; b0 += 32) {
-                for (int r = 0; r < Q8_GROUP_ROWS; r++) {
-                    decodeQ8(data, group + b0 * (long) Q8_GROUP_BYTES + r * (long) Q8_BYTES, Q8_GROUP_BYTES,
-                            Math.min(32, blocks - b0), panelView, 4L * (at + r * kp + b0 * BLOCK));
-                }
-            }
-            for (int r = 0; r < Q8_GROUP_ROWS; r++) {
-                java.util.Arrays.fill(panel, at + r * kp + n, at + (r + 1) * kp, 0f);
-            }
-        } else {
-            decodeFloatGroup(w, group, kp, panel, at);
-        }
-    }
-
     /**
      * The 4 rows of an interleaved float group (F32, F16 checked finite at load, BF16) from byte
      * {@code group}, {@code kp} values each (their copies' padded length: zeros past the row),
-     * into 4 rows of floats {@code kp} apart from index {@code at} of {@code panel}.
+     * into 4 rows of floats {@code kp} apart from byte {@code dstOffset} of {@code dst}.
      */
-    private static void decodeFloatGroup(CpuWeight w, long group, int kp, float[] panel, int at) {
-        // One loop per type, the 4 rows written out, into the heap array: with the type's switch
-        // and a row loop inside, and stores through a memory segment view, the decoder took 12%
-        // of an F16 prefill (llama3.2-1b, 128-token chunks).
+    private static void decodeFloatGroup(CpuWeight w, long group, int kp, MemorySegment dst, long dstOffset) {
         MemorySegment data = w.data();
-        int a0 = at, a1 = at + kp, a2 = at + 2 * kp, a3 = at + 3 * kp;
-        int units = kp / UNIT;
-        switch (w.type()) {
-            case F32 -> {
-                for (int u = 1; u <= units; u++) { // from 1: see rowsQ8
-                    long o0 = group + (u - 1) * (long) F32_GROUP_UNIT_BYTES, o1 = o0 + 4L * UNIT, o2 = o1 + 4L * UNIT, o3 = o2 + 4L * UNIT;
-                    int c = (u - 1) * UNIT;
-                    FloatVector.fromMemorySegment(F, data, o0, LE).intoArray(panel, a0 + c);
-                    FloatVector.fromMemorySegment(F, data, o1, LE).intoArray(panel, a1 + c);
-                    FloatVector.fromMemorySegment(F, data, o2, LE).intoArray(panel, a2 + c);
-                    FloatVector.fromMemorySegment(F, data, o3, LE).intoArray(panel, a3 + c);
-                }
-            }
-            case F16 -> {
-                for (int u = 1; u <= units; u++) {
-                    long o0 = group + (u - 1) * (long) HALF_GROUP_UNIT_BYTES, o1 = o0 + 2L * UNIT, o2 = o1 + 2L * UNIT, o3 = o2 + 2L * UNIT;
-                    int c = (u - 1) * UNIT;
-                    ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, data, o0, LE).convertShape(VectorOperators.S2I, I, 0))
-                            .lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF).reinterpretAsFloats().mul(0x1p112f)
-                            .intoArray(panel, a0 + c);
-                    ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, data, o1, LE).convertShape(VectorOperators.S2I, I, 0))
-                            .lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF).reinterpretAsFloats().mul(0x1p112f)
-                            .intoArray(panel, a1 + c);
-                    ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, data, o2, LE).convertShape(VectorOperators.S2I, I, 0))
-                            .lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF).reinterpretAsFloats().mul(0x1p112f)
-                            .intoArray(panel, a2 + c);
-                    ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, data, o3, LE).convertShape(VectorOperators.S2I, I, 0))
-                            .lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF).reinterpretAsFloats().mul(0x1p112f)
-                            .intoArray(panel, a3 + c);
-                }
-            }
-            default -> {
-                for (int u = 1; u <= units; u++) {
-                    long o0 = group + (u - 1) * (long) HALF_GROUP_UNIT_BYTES, o1 = o0 + 2L * UNIT, o2 = o1 + 2L * UNIT, o3 = o2 + 2L * UNIT;
-                    int c = (u - 1) * UNIT;
-                    ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, data, o0, LE).convertShape(VectorOperators.S2I, I, 0))
-                            .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(panel, a0 + c);
-                    ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, data, o1, LE).convertShape(VectorOperators.S2I, I, 0))
-                            .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(panel, a1 + c);
-                    ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, data, o2, LE).convertShape(VectorOperators.S2I, I, 0))
-                            .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(panel, a2 + c);
-                    ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, data, o3, LE).convertShape(VectorOperators.S2I, I, 0))
-                            .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(panel, a3 + c);
+        long stride = w.blockStride();
+        long unitBytes = w.unitBytes();
+        DType type = w.type();
+        for (int u = 0; u < kp / UNIT; u++) {
+            for (int r = 0; r < TILE_ROWS; r++) {
+                long at = group + u * stride + r * unitBytes;
+                long to = dstOffset + 4L * ((long) r * kp + (long) u * UNIT);
+                switch (type) {
+                    case F32 -> FloatVector.fromMemorySegment(F, data, at, LE).intoMemorySegment(dst, to, NATIVE);
+                    case F16 -> ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, data, at, LE)
+                            .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF)
+                            .reinterpretAsFloats().mul(0x1p112f).intoMemorySegment(dst, to, NATIVE);
+                    default -> ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, data, at, LE)
+                            .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16)
+                            .reinterpretAsFloats().intoMemorySegment(dst, to, NATIVE);
                 }
             }
         }
