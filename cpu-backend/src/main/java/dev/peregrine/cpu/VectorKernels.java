@@ -57,17 +57,25 @@ final class VectorKernels implements Kernels {
     private static final int BLOCK = 32;
     private static final int Q8_BYTES = 34;
     /**
-     * The one-token Q8_0 row kernel reads rows interleaved in groups of 4 (see CpuWeight): block b
-     * of the group's 4 rows are adjacent. The stride is a constant so that C2 can check the
+     * Q8_0 rows are interleaved in groups of 6 (see CpuWeight): block b of the group's 6 rows are
+     * adjacent, and the one-token kernel reads the 6 rows at once, in 6 FMA chains. With 4 rows
+     * (4 chains) the loop ran at the latency of each chain's FMAs, and a loop that stalls so
+     * cannot run far enough ahead of its loads to stream from memory (KernelBench decode, 2 threads:
+     * 25.6 -> 34.2 GB/s on 8,192-value rows). 8 rows streamed about as fast, but that kernel was past what C2 compiles reliably: in about 1 JVM run in 8 some of
+     * its vector operations stayed un-intrinsified and boxed (docs/PERFORMANCE.md).
+     */
+    static final int Q8_GROUP_ROWS = 6;
+    /**
+     * The stride of a Q8_0 group's blocks. The stride is a constant so that C2 can check the
      * segment's bounds once per loop rather than at every load (with the stride a variable, the
      * checks and their address arithmetic were a third of the loop's instructions). The same
      * change made the Q4_0 kernel and the 4-token Q8_0 kernel slower (MatBench-style loops,
      * L2-resident: Q4_0 13 -> 10-11 GB/s, Q8_0 x 16 tokens 93 -> 86 GFLOP/s; the JIT's code did not
      * show why), so those still take the stride as an argument.
      */
-    private static final int Q8_GROUP_BYTES = 4 * Q8_BYTES;
+    private static final int Q8_GROUP_BYTES = Q8_GROUP_ROWS * Q8_BYTES;
     /**
-     * Float rows (F32, F16, BF16) are interleaved in groups of 4 as well, a vector's worth of
+     * Float rows (F32, F16, BF16) are interleaved too, in groups of 4, a vector's worth of
      * values at a time (32 bytes of F16 at 512 bits), so that their decode reads one stream too;
      * the kernels step through a group's units with these constant strides, for the reason above.
      */
@@ -118,16 +126,16 @@ final class VectorKernels implements Kernels {
      * Quantised rows are read 4 at a time (see matrixVector); interleaving them block by block
      * makes those 4 rows one sequential stream, which the hardware prefetchers follow much better
      * than 4 short streams a row apart (Q8_0 decode over 576-value rows: 6.0 -> 10.6 GB/s on one
-     * core; Q4_K over 2,048-value rows: 7.1 -> 12.3 GB/s on two, KernelBench). The one-token
-     * Q8_0 kernel reads only this layout, so Q8_0 matrices of fewer than 4 rows are interleaved too
-     * (with zero rows added); K-quant rows only when they are whole super-blocks. Float rows
+     * core; Q4_K over 2,048-value rows: 7.1 -> 12.3 GB/s on two, KernelBench). Q8_0 rows go in
+     * groups of 6 (see {@link #Q8_GROUP_ROWS}); its one-token kernel reads only this layout, so
+     * Q8_0 matrices of fewer than 6 rows are interleaved too (with zero rows added); K-quant rows only when they are whole super-blocks. Float rows
      * (F32, F16, BF16) a vector at a time, padded to the kernels' row length (F16 decode over
      * 2,048-value rows: 14.5 -> 23 GB/s on one core with the finite-only conversion).
      */
     @Override
     public int rowGroup(DType type, long rows, long columns) {
         return switch (type) {
-            case Q8_0 -> TILE_ROWS;
+            case Q8_0 -> Q8_GROUP_ROWS;
             case Q4_0 -> IntegerProducts.GROUP_ROWS;
             case Q4_1, Q5_0, Q5_1 -> rows >= TILE_ROWS ? TILE_ROWS : 1;
             case Q4_K, Q5_K, Q6_K -> rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
@@ -241,7 +249,8 @@ final class VectorKernels implements Kernels {
     private static boolean hasRowKernel(CpuWeight w) {
         return switch (w.type()) {
             case Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, Q2_K, Q3_K, IQ4_NL, IQ4_XS -> true;
-            case F32, F16, BF16, Q8_0 -> w.rowGroup() == TILE_ROWS;
+            case F32, F16, BF16 -> w.rowGroup() == TILE_ROWS;
+            case Q8_0 -> w.rowGroup() == Q8_GROUP_ROWS;
         };
     }
 
@@ -278,24 +287,20 @@ final class VectorKernels implements Kernels {
         float[] sums = scratch.tileSums(TILE_ROWS * TILE_TOKENS);
         float[] lanes = scratch.lanes(TILE_ROWS * TILE_TOKENS * FL);
         float[] kScales = scratch.blockScales(TILE_ROWS * 16);
-        boolean grouped = w.rowGroup() == TILE_ROWS;
+        boolean grouped = w.rowGroup() > 1;
         long stride = w.blockStride();
-        for (int j0 = grouped ? rowStart / TILE_ROWS * TILE_ROWS : rowStart; j0 < rowEnd; j0 += TILE_ROWS) {
-            long o0, o1, o2, o3;
-            if (grouped) {
-                o0 = w.rowOffset(j0);
-                o1 = o0 + w.unitBytes();
-                o2 = o1 + w.unitBytes();
-                o3 = o2 + w.unitBytes();
-            } else {
-                // Rows past the end repeat the last one; their sums are not stored.
-                int rows = Math.min(TILE_ROWS, rowEnd - j0);
-                o0 = w.rowOffset(j0);
-                o1 = w.rowOffset(j0 + Math.min(1, rows - 1));
-                o2 = w.rowOffset(j0 + Math.min(2, rows - 1));
-                o3 = w.rowOffset(j0 + Math.min(3, rows - 1));
-            }
-            java.util.Arrays.fill(sums, 0, TILE_ROWS * perRow, 0f);
+        // Q8_0 alone: a group of Q8_GROUP_ROWS rows a pass; else 4 rows (of a group, if grouped:
+        // Q8_0 groups of 6 then take a pass of 4 and one of 2 repeating its last row).
+        int passRows = count == 1 && w.type() == DType.Q8_0 ? Q8_GROUP_ROWS : TILE_ROWS;
+        for (int j0 = grouped ? rowStart / w.rowGroup() * w.rowGroup() : rowStart; j0 < rowEnd; j0 += passRows) {
+            // Rows past the end repeat the last one; their sums are not stored. (The one-token
+            // kernels of grouped rows read their whole group from o0.)
+            int rows = Math.min(TILE_ROWS, rowEnd - j0);
+            long o0 = w.rowOffset(j0);
+            long o1 = w.rowOffset(j0 + Math.min(1, rows - 1));
+            long o2 = w.rowOffset(j0 + Math.min(2, rows - 1));
+            long o3 = w.rowOffset(j0 + Math.min(3, rows - 1));
+            java.util.Arrays.fill(sums, 0, passRows * perRow, 0f);
             if (count > 1) {
                 switch (w.type()) {
                     case F16, BF16 -> rowsHalfTokens(w.type() == DType.BF16, data, o0, o1, o2, o3, stride, x, x0, x1, x2, x3, kp, sums,
@@ -316,7 +321,7 @@ final class VectorKernels implements Kernels {
                     default -> throw new IllegalStateException("no row kernel for " + w.type());
                 }
             }
-            for (int r = Math.max(j0, rowStart); r < Math.min(j0 + TILE_ROWS, rowEnd); r++) {
+            for (int r = Math.max(j0, rowStart); r < Math.min(j0 + passRows, rowEnd); r++) {
                 for (int t = 0; t < count; t++) {
                     out.set(FLOAT, 4L * ((long) (t0 + t) * outWidth + r), sums[(r - j0) * perRow + t]);
                 }
@@ -550,9 +555,13 @@ final class VectorKernels implements Kernels {
         addLaneSums(lanes, sums, 0, 16);
     }
 
-    /** Q8_0 rows: value = (float) q * d, as {@link #decodeQ8} makes it (exact: 8 by 11 significant bits). */
+    /**
+     * Q8_0 rows, a group of {@link #Q8_GROUP_ROWS} interleaved block by block from byte
+     * {@code group}: value = (float) q * d, as {@link #decodeQ8} makes it (exact: 8 by 11
+     * significant bits).
+     */
     private static void rowsQ8(MemorySegment w, long group, MemorySegment x, int to, float[] sums, float[] lanes) {
-        FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
+        FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
         // Offsets linear in an int block counter, with a constant stride: C2 then checks the
         // segments' bounds once per loop instead of at every load (a b / BLOCK index or a variable
         // stride defeats that; it doubled the time). The counter starts at 1 because a load at
@@ -560,12 +569,15 @@ final class VectorKernels implements Kernels {
         // JDK 25; with blk - 1 the checks go, KernelBench Q8_0: see docs/PERFORMANCE.md).
         int blocks = to / BLOCK;
         for (int blk = 1; blk <= blocks; blk++) {
-            long o0 = group + (blk - 1) * (long) Q8_GROUP_BYTES, o1 = o0 + Q8_BYTES, o2 = o1 + Q8_BYTES, o3 = o2 + Q8_BYTES;
+            long o0 = group + (blk - 1) * (long) Q8_GROUP_BYTES, o1 = o0 + Q8_BYTES, o2 = o1 + Q8_BYTES;
+            long o3 = o2 + Q8_BYTES, o4 = o3 + Q8_BYTES, o5 = o4 + Q8_BYTES;
             long xAt = (long) (blk - 1) * (4 * BLOCK);
             float d0 = Float.float16ToFloat(w.get(LE_SHORT, o0));
             float d1 = Float.float16ToFloat(w.get(LE_SHORT, o1));
             float d2 = Float.float16ToFloat(w.get(LE_SHORT, o2));
             float d3 = Float.float16ToFloat(w.get(LE_SHORT, o3));
+            float d4 = Float.float16ToFloat(w.get(LE_SHORT, o4));
+            float d5 = Float.float16ToFloat(w.get(LE_SHORT, o5));
             for (int c = 0; c < BLOCK; c += FL) {
                 FloatVector v = FloatVector.fromMemorySegment(F, x, xAt + 4L * c, NATIVE);
                 c0 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o0 + 2 + c, LE)
@@ -576,13 +588,19 @@ final class VectorKernels implements Kernels {
                         .convertShape(VectorOperators.B2F, F, 0)).mul(d2).fma(v, c2);
                 c3 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o3 + 2 + c, LE)
                         .convertShape(VectorOperators.B2F, F, 0)).mul(d3).fma(v, c3);
+                c4 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o4 + 2 + c, LE)
+                        .convertShape(VectorOperators.B2F, F, 0)).mul(d4).fma(v, c4);
+                c5 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o5 + 2 + c, LE)
+                        .convertShape(VectorOperators.B2F, F, 0)).mul(d5).fma(v, c5);
             }
         }
         c0.intoArray(lanes, 0);
         c1.intoArray(lanes, FL);
         c2.intoArray(lanes, 2 * FL);
         c3.intoArray(lanes, 3 * FL);
-        addLaneSums(lanes, sums, 0, 4);
+        c4.intoArray(lanes, 4 * FL);
+        c5.intoArray(lanes, 5 * FL);
+        addLaneSums(lanes, sums, 0, Q8_GROUP_ROWS);
     }
 
     /**

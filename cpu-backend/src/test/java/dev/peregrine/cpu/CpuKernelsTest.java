@@ -98,7 +98,7 @@ class CpuKernelsTest {
     /**
      * Rows read in place from the file ({@code peregrine.cpu.copyWeights=false}) take the tile
      * kernel even for one token, since the row kernels of Q8_0 and the float types read rows
-     * interleaved in groups of 4: the values must be the interleaved rows' values, bit for bit,
+     * interleaved in groups (of 6 and 4): the values must be the interleaved rows' values, bit for bit,
      * whichever weight the input was prepared for. Float rows of 172 values: interleaved, the last
      * unit is padded with zeros.
      */
@@ -107,14 +107,14 @@ class CpuKernelsTest {
     void rowsInTheFilesLayoutGiveTheSameBitsAsInterleavedRows(DType type) {
         VectorKernels kernels = new VectorKernels();
         int columns = type.isQuantized() ? 5 * 32 : 172;
-        int outputs = 7;
+        int outputs = 13; // partial last groups: 2 x 6 + 1 rows of Q8_0, 3 x 4 + 1 float rows
         Tensor t = tensor(type, columns, outputs);
         long rowBytes = type.bytesFor(columns);
         CpuWeight inPlace = new CpuWeight("w", type, outputs, columns, t.data(), rowBytes, 1,
                 type.bytesFor(kernels.groupUnit(type)), false, null);
         CpuBackend backend = backend(VectorKernels::new);
         Weight interleaved = backend.upload(t);
-        assertThat(((CpuWeight) interleaved).rowGroup()).isEqualTo(4);
+        assertThat(((CpuWeight) interleaved).rowGroup()).isEqualTo(type == DType.Q8_0 ? VectorKernels.Q8_GROUP_ROWS : 4);
         CpuWeight f32 = (CpuWeight) backend.upload(tensor(DType.F32, columns, outputs));
         try (MatmulInput input = new MatmulInput()) {
             ThreadScratch scratch = new ThreadScratch();
