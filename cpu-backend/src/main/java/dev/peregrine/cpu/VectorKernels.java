@@ -60,9 +60,10 @@ final class VectorKernels implements Kernels {
      * Q8_0 rows are interleaved in groups of 6 (see CpuWeight): block b of the group's 6 rows are
      * adjacent, and the one-token kernel reads the 6 rows at once, in 6 FMA chains. With 4 rows
      * (4 chains) the loop ran at the latency of each chain's FMAs, and a loop that stalls so
-     * cannot run far enough ahead of its loads to stream from memory (KernelBench decode, 2 threads:
-     * 25.6 -> 34.2 GB/s on 8,192-value rows). 8 rows streamed about as fast, but that kernel was past what C2 compiles reliably: in about 1 JVM run in 8 some of
-     * its vector operations stayed un-intrinsified and boxed (docs/PERFORMANCE.md).
+     * cannot run far enough ahead of its loads to stream from memory (KernelBench decode, 2
+     * threads: 25.6 -> 34.2 GB/s on 8,192-value rows). 8 rows streamed about as fast, but that
+     * kernel was past what C2 compiles reliably: in about 1 JVM run in 8 some of its vector
+     * operations stayed un-intrinsified and boxed (docs/PERFORMANCE.md).
      */
     static final int Q8_GROUP_ROWS = 6;
     /**
@@ -128,7 +129,8 @@ final class VectorKernels implements Kernels {
      * than 4 short streams a row apart (Q8_0 decode over 576-value rows: 6.0 -> 10.6 GB/s on one
      * core; Q4_K over 2,048-value rows: 7.1 -> 12.3 GB/s on two, KernelBench). Q8_0 rows go in
      * groups of 6 (see {@link #Q8_GROUP_ROWS}); its one-token kernel reads only this layout, so
-     * Q8_0 matrices of fewer than 6 rows are interleaved too (with zero rows added); K-quant rows only when they are whole super-blocks. Float rows
+     * Q8_0 matrices of fewer than 6 rows are interleaved too (with zero rows added); K-quant
+     * rows only when they are whole super-blocks. Float rows
      * (F32, F16, BF16) a vector at a time, padded to the kernels' row length (F16 decode over
      * 2,048-value rows: 14.5 -> 23 GB/s on one core with the finite-only conversion).
      */
@@ -289,8 +291,8 @@ final class VectorKernels implements Kernels {
         float[] kScales = scratch.blockScales(TILE_ROWS * 16);
         boolean grouped = w.rowGroup() > 1;
         long stride = w.blockStride();
-        // Q8_0 alone: a group of Q8_GROUP_ROWS rows a pass; else 4 rows (of a group, if grouped:
-        // Q8_0 groups of 6 then take a pass of 4 and one of 2 repeating its last row).
+        // One token of Q8_0: a group of Q8_GROUP_ROWS rows a pass; else 4 rows a pass, each read
+        // at its own offset (a pass over Q8_0's groups of 6 may end in the next group).
         int passRows = count == 1 && w.type() == DType.Q8_0 ? Q8_GROUP_ROWS : TILE_ROWS;
         for (int j0 = grouped ? rowStart / w.rowGroup() * w.rowGroup() : rowStart; j0 < rowEnd; j0 += passRows) {
             // Rows past the end repeat the last one; their sums are not stored. (The one-token
