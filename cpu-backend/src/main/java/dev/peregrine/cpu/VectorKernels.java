@@ -130,9 +130,9 @@ final class VectorKernels implements Kernels {
      * core; Q4_K over 2,048-value rows: 7.1 -> 12.3 GB/s on two, KernelBench). Q8_0 rows go in
      * groups of 6 (see {@link #Q8_GROUP_ROWS}); its one-token kernel reads only this layout, so
      * Q8_0 matrices of fewer than 6 rows are interleaved too (with zero rows added); K-quant
-     * rows only when they are whole super-blocks. Float rows
-     * (F32, F16, BF16) a vector at a time, padded to the kernels' row length (F16 decode over
-     * 2,048-value rows: 14.5 -> 23 GB/s on one core with the finite-only conversion).
+     * rows only when they are whole super-blocks. Float rows (F32, F16, BF16) a vector at a time,
+     * padded to the kernels' row length (F16 decode over 2,048-value rows: 14.5 -> 23 GB/s on one
+     * core with the finite-only conversion).
      */
     @Override
     public int rowGroup(DType type, long rows, long columns) {
@@ -244,9 +244,9 @@ final class VectorKernels implements Kernels {
 
     /**
      * Whether one token's product has its own kernel below: every type Peregrine loads has, but
-     * the one-token Q8_0 and float kernels read rows interleaved in groups of 4, so such rows kept
-     * as in the file ({@code peregrine.cpu.copyWeights=false}, or fewer than 4 float rows) take the
-     * tile kernel, whose values are the same.
+     * the one-token Q8_0 and float kernels read rows interleaved in groups (of 6 and 4), so such
+     * rows kept as in the file ({@code peregrine.cpu.copyWeights=false}, or fewer than 4 float
+     * rows) take the tile kernel, whose values are the same.
      */
     private static boolean hasRowKernel(CpuWeight w) {
         return switch (w.type()) {
@@ -267,11 +267,11 @@ final class VectorKernels implements Kernels {
 
     /**
      * Tokens {@code t0 .. t0 + count - 1} (at most 4; one for decode) of the prepared input: four
-     * weight rows at a time, each converted to floats in registers and met by one FMA chain per
-     * token; the arithmetic is the tile kernel's, value for value. Each weight byte is read from
-     * memory once per call: four streams at a time, or one for rows interleaved in groups of four
-     * (then a range that starts or ends inside a group computes the whole group and stores only
-     * its own rows).
+     * weight rows at a time (a group of six for one token of Q8_0), each converted to floats in
+     * registers and met by one FMA chain per token; the arithmetic is the tile kernel's, value for
+     * value. Each weight byte is read from memory once per call: four streams at a time, or one
+     * for rows interleaved in groups (then a range that starts or ends inside a group computes the
+     * whole group and stores only its own rows).
      */
     private static void matrixVector(MatmulInput input, CpuWeight w, MemorySegment out, int t0, int count, int rowStart,
                                      int rowEnd, ThreadScratch scratch) {
