@@ -146,7 +146,7 @@ final class CpuBackend implements Backend {
         boolean columnMajor = COPY_WEIGHTS && kernels.columnMajor(type, rows, columns);
         long unitBytes = type.bytesFor(kernels.groupUnit(type));
         if (columnMajor) {
-            data = columnMajor(t.name(), data, (int) rows, (int) columns, rowBytes);
+            data = columnMajor(type, t.name(), data, (int) rows, (int) columns, rowBytes);
         } else if (group > 1) {
             long copyRowBytes = type.bytesFor(kernels.copiedColumns(type, (int) columns));
             data = interleave(t.name(), data, (int) rows, rowBytes, copyRowBytes, group, unitBytes, type == DType.F16);
@@ -162,13 +162,13 @@ final class CpuBackend implements Backend {
     }
 
     /** The column-major copy {@link IntegerProducts} reads, a group of rows per task. */
-    private MemorySegment columnMajor(String name, MemorySegment data, int rows, int columns, long rowBytes) {
-        MemorySegment copy = HostMemory.allocate(arena, IntegerProducts.bytes(rows, columns));
+    private MemorySegment columnMajor(DType type, String name, MemorySegment data, int rows, int columns, long rowBytes) {
+        MemorySegment copy = HostMemory.allocate(arena, IntegerProducts.bytes(type, rows, columns));
         HostMemory.prefault(data);
         int groups = (rows + IntegerProducts.GROUP_ROWS - 1) / IntegerProducts.GROUP_ROWS;
         pool.parallelFor(groups, 1, (long) rows * rowBytes, (start, end, thread) -> {
             for (int g = start; g < end; g++) {
-                IntegerProducts.copyGroup(name, data, rowBytes, rows, columns, copy, g);
+                IntegerProducts.copyGroup(type, name, data, rowBytes, rows, columns, copy, g);
             }
         });
         return copy;

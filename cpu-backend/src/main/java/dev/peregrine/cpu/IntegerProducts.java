@@ -5,6 +5,7 @@ import static dev.peregrine.cpu.VectorKernels.FL;
 
 import dev.peregrine.ModelFormatException;
 import dev.peregrine.tensor.DType;
+import dev.peregrine.tensor.Dequant;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -50,6 +51,15 @@ final class IntegerProducts {
     private static final int BLOCK_BYTES = SCALE_BYTES + BLOCK * COLUMN_BYTES;
     /** Q4_0 in the file: an f16 scale and 16 bytes of nibbles per block of 32. */
     private static final int FILE_BLOCK_BYTES = 18;
+    /** Q4_K: values per super-block, and its copy's parts (see the class comment). */
+    private static final int SUPER_BLOCK = 256;
+    private static final int K_MINS_AT = 2 * GROUP_ROWS;
+    private static final int K_SCALES_AT = 4 * GROUP_ROWS;
+    private static final int K_MIN_SCALES_AT = 12 * GROUP_ROWS;
+    private static final int K_COLUMNS_AT = 20 * GROUP_ROWS;
+    private static final int K_BLOCK_BYTES = K_COLUMNS_AT + SUPER_BLOCK * COLUMN_BYTES;
+    /** Q4_K in the file: d, dmin, 12 bytes of packed 6-bit scales and mins, 128 of nibbles. */
+    private static final int K_FILE_BLOCK_BYTES = 144;
     /** Lanes of a vector of 16-bit values (half a group's rows). */
     private static final int HALF_GROUP = GROUP_ROWS / 2;
 
@@ -68,14 +78,19 @@ final class IntegerProducts {
     private IntegerProducts() {
     }
 
-    /** Whether products with weights of this type are computed here. */
-    static boolean handles(DType type) {
-        return type == DType.Q4_0;
+    /**
+     * Whether products with weights of this type and row length are computed here: Q4_0, and Q4_K
+     * rows of whole super-blocks (all that llama.cpp writes).
+     */
+    static boolean handles(DType type, long columns) {
+        return type == DType.Q4_0 || type == DType.Q4_K && columns % SUPER_BLOCK == 0;
     }
 
     /** Bytes of the column-major copy of a matrix. */
-    static long bytes(int rows, int columns) {
-        return (long) groups(rows) * (columns / BLOCK) * BLOCK_BYTES;
+    static long bytes(DType type, int rows, int columns) {
+        return type == DType.Q4_K
+                ? (long) groups(rows) * (columns / SUPER_BLOCK) * K_BLOCK_BYTES
+                : (long) groups(rows) * (columns / BLOCK) * BLOCK_BYTES;
     }
 
     private static int groups(int rows) {
@@ -90,8 +105,12 @@ final class IntegerProducts {
      * @throws ModelFormatException if a block's scale is infinite or NaN (the kernels' conversion
      *     of halves covers finite ones only; llama.cpp's optional tensor check rejects such blocks too)
      */
-    static void copyGroup(String tensor, MemorySegment from, long rowBytes, int rows, int columns, MemorySegment to,
-                          int group) {
+    static void copyGroup(DType type, String tensor, MemorySegment from, long rowBytes, int rows, int columns,
+                          MemorySegment to, int group) {
+        if (type == DType.Q4_K) {
+            copyGroupQ4K(tensor, from, rowBytes, rows, columns, to, group);
+            return;
+        }
         int blocks = columns / BLOCK;
         long groupAt = (long) group * blocks * BLOCK_BYTES;
         for (int j = 0; j < HALF_GROUP; j++) {
@@ -102,10 +121,10 @@ final class IntegerProducts {
                 long lowAt = low * rowBytes + (long) b * FILE_BLOCK_BYTES;
                 long highAt = high * rowBytes + (long) b * FILE_BLOCK_BYTES;
                 if (low < rows) {
-                    to.set(SHORT, at + 2L * j, finiteScale(tensor, from, lowAt, low, b));
+                    to.set(SHORT, at + 2L * j, finiteScale(tensor, "Q4_0", "scale", from, lowAt, low, b));
                 }
                 if (high < rows) {
-                    to.set(SHORT, at + 2L * (j + HALF_GROUP), finiteScale(tensor, from, highAt, high, b));
+                    to.set(SHORT, at + 2L * (j + HALF_GROUP), finiteScale(tensor, "Q4_0", "scale", from, highAt, high, b));
                 }
                 for (int k = 0; k < BLOCK; k++) {
                     int lowQ = low < rows ? nibble(from, lowAt, k) : 8;
@@ -117,11 +136,60 @@ final class IntegerProducts {
         }
     }
 
-    private static short finiteScale(String tensor, MemorySegment from, long at, int row, int block) {
+    /**
+     * Group {@code group} of a Q4_K matrix's copy: per super-block d and dmin as the file's halves,
+     * the 8 scales and 8 mins unpacked to a byte per row, then the 256 columns as Q4_0's are.
+     * Padding rows keep zeros: d = dmin = 0, the value 0.
+     */
+    private static void copyGroupQ4K(String tensor, MemorySegment from, long rowBytes, int rows, int columns,
+                                     MemorySegment to, int group) {
+        int supers = columns / SUPER_BLOCK;
+        long groupAt = (long) group * supers * K_BLOCK_BYTES;
+        for (int lane = 0; lane < HALF_GROUP; lane++) {
+            int low = group * GROUP_ROWS + lane;
+            int high = low + HALF_GROUP;
+            for (int s = 0; s < supers; s++) {
+                long at = groupAt + (long) s * K_BLOCK_BYTES;
+                long lowAt = low * rowBytes + (long) s * K_FILE_BLOCK_BYTES;
+                long highAt = high * rowBytes + (long) s * K_FILE_BLOCK_BYTES;
+                if (low < rows) {
+                    copyQ4KScales(tensor, from, lowAt, low, s, to, at, lane);
+                }
+                if (high < rows) {
+                    copyQ4KScales(tensor, from, highAt, high, s, to, at, lane + HALF_GROUP);
+                }
+                for (int j = 0; j < 8; j++) {
+                    // Sub-blocks 2r and 2r + 1 are the low and high nibbles of the file's 32 bytes of run r.
+                    long run = 16 + 32L * (j / 2);
+                    int shift = 4 * (j % 2);
+                    for (int l = 0; l < BLOCK; l++) {
+                        int lowQ = low < rows ? from.get(ValueLayout.JAVA_BYTE, lowAt + run + l) >>> shift & 0x0F : 0;
+                        int highQ = high < rows ? from.get(ValueLayout.JAVA_BYTE, highAt + run + l) >>> shift & 0x0F : 0;
+                        long column = at + K_COLUMNS_AT + (long) (j * BLOCK + l) * COLUMN_BYTES + lane;
+                        to.set(ValueLayout.JAVA_BYTE, column, (byte) (lowQ | highQ << 4));
+                    }
+                }
+            }
+        }
+    }
+
+    /** A Q4_K row's d, dmin, 8 scales and 8 mins of one super-block into lane {@code lane} of its copy. */
+    private static void copyQ4KScales(String tensor, MemorySegment from, long fileAt, int row, int superBlock,
+                                      MemorySegment to, long at, int lane) {
+        to.set(SHORT, at + 2L * lane, finiteScale(tensor, "Q4_K", "scale", from, fileAt, row, superBlock));
+        to.set(SHORT, at + K_MINS_AT + 2L * lane, finiteScale(tensor, "Q4_K", "min scale", from, fileAt + 2, row, superBlock));
+        for (int j = 0; j < 8; j++) {
+            to.set(ValueLayout.JAVA_BYTE, at + K_SCALES_AT + (long) j * GROUP_ROWS + lane, (byte) Dequant.q4kScale(from, fileAt + 4, j));
+            to.set(ValueLayout.JAVA_BYTE, at + K_MIN_SCALES_AT + (long) j * GROUP_ROWS + lane, (byte) Dequant.q4kMin(from, fileAt + 4, j));
+        }
+    }
+
+    private static short finiteScale(String tensor, String type, String what, MemorySegment from, long at, int row,
+                                     int block) {
         short half = from.get(LE_SHORT, at);
         if ((half & 0x7C00) == 0x7C00) {
-            throw new ModelFormatException(tensor + ": Q4_0 block " + block + " of row " + row + " has a "
-                    + ((half & 0x3FF) == 0 ? "infinite" : "NaN") + " scale");
+            throw new ModelFormatException(tensor + ": " + type + " block " + block + " of row " + row + " has a "
+                    + ((half & 0x3FF) == 0 ? "infinite" : "NaN") + " " + what);
         }
         return half;
     }
@@ -132,8 +200,15 @@ final class IntegerProducts {
         return k < 16 ? b & 0x0F : b >>> 4;
     }
 
-    /** Row {@code row} as floats, (q - 8) * d as {@code Dequant} makes it. */
+    /**
+     * Row {@code row} as floats, as {@code Dequant} makes them: (q - 8) * d for Q4_0, (d * sc) * q
+     * - dmin * m for Q4_K.
+     */
     static void decodeRow(CpuWeight w, int row, MemorySegment out, long outIndex) {
+        if (w.type() == DType.Q4_K) {
+            decodeRowQ4K(w, row, out, outIndex);
+            return;
+        }
         int blocks = w.columns() / BLOCK;
         long groupAt = (long) (row / GROUP_ROWS) * blocks * BLOCK_BYTES;
         int lane = row % GROUP_ROWS;
@@ -147,6 +222,28 @@ final class IntegerProducts {
                 long column = at + SCALE_BYTES + (long) k * COLUMN_BYTES;
                 int q = (data.get(ValueLayout.JAVA_BYTE, column + j) >>> shift) & 0x0F;
                 out.set(FLOAT, 4L * (outIndex + b * BLOCK + k), d * (q - 8));
+            }
+        }
+    }
+
+    private static void decodeRowQ4K(CpuWeight w, int row, MemorySegment out, long outIndex) {
+        int supers = w.columns() / SUPER_BLOCK;
+        long groupAt = (long) (row / GROUP_ROWS) * supers * K_BLOCK_BYTES;
+        int lane = row % GROUP_ROWS;
+        int shift = lane < HALF_GROUP ? 0 : 4;
+        MemorySegment data = w.data();
+        for (int s = 0; s < supers; s++) {
+            long at = groupAt + (long) s * K_BLOCK_BYTES;
+            float d = Float.float16ToFloat(data.get(SHORT, at + 2L * lane));
+            float dmin = Float.float16ToFloat(data.get(SHORT, at + K_MINS_AT + 2L * lane));
+            for (int j = 0; j < 8; j++) {
+                float scale = d * (data.get(ValueLayout.JAVA_BYTE, at + K_SCALES_AT + (long) j * GROUP_ROWS + lane) & 0xFF);
+                float min = dmin * (data.get(ValueLayout.JAVA_BYTE, at + K_MIN_SCALES_AT + (long) j * GROUP_ROWS + lane) & 0xFF);
+                for (int l = 0; l < BLOCK; l++) {
+                    long column = at + K_COLUMNS_AT + (long) (j * BLOCK + l) * COLUMN_BYTES + lane % HALF_GROUP;
+                    int q = data.get(ValueLayout.JAVA_BYTE, column) >>> shift & 0x0F;
+                    out.set(FLOAT, 4L * (outIndex + (long) s * SUPER_BLOCK + j * BLOCK + l), scale * q - min);
+                }
             }
         }
     }
@@ -194,6 +291,10 @@ final class IntegerProducts {
      */
     static void matmul(MatmulInput input, CpuWeight w, MemorySegment out, int tokens, int rowStart, int rowEnd,
                        ThreadScratch scratch) {
+        if (w.type() == DType.Q4_K) {
+            matmulQ4K(input, w, out, tokens, rowStart, rowEnd, scratch);
+            return;
+        }
         int blocks = w.columns() / BLOCK;
         long groupBytes = (long) blocks * BLOCK_BYTES;
         float[] acc = scratch.tileSums(4 * GROUP_ROWS);
@@ -216,7 +317,7 @@ final class IntegerProducts {
                     java.util.Arrays.fill(acc, 0, 4 * GROUP_ROWS, 0f);
                     for (int b = 0; b < blocks; b++) {
                         long at = groupAt + (long) b * BLOCK_BYTES;
-                        fourTokens(w.data(), at, b, input, t0, t1, t2, t3, sums);
+                        fourTokens(w.data(), at + SCALE_BYTES, b, input, t0, t1, t2, t3, sums);
                         accumulate(w.data(), at, b, blocks, input, t0, t1, t2, t3, sums, acc);
                     }
                 }
@@ -227,6 +328,165 @@ final class IntegerProducts {
                     }
                 }
             }
+        }
+    }
+
+    /**
+     * Q4_K: per sub-block of 32 columns, the 16-bit sums as Q4_0's (S = sum of (q - 8) * xq, exact
+     * since |q - 8| <= 8 as there), then per (row, token) two FMAs: P = S + 8 * sum xq (the exact
+     * sum of q * xq, as a float) times d * sc * dx, and dmin * m times -(sum xq) * dx. The same
+     * operations for a token alone and in passes of four, so batch-invariant as Q4_0's.
+     */
+    private static void matmulQ4K(MatmulInput input, CpuWeight w, MemorySegment out, int tokens, int rowStart,
+                                  int rowEnd, ThreadScratch scratch) {
+        int supers = w.columns() / SUPER_BLOCK;
+        long groupBytes = (long) supers * K_BLOCK_BYTES;
+        float[] acc = scratch.tileSums(4 * GROUP_ROWS);
+        float[] rowScales = scratch.blockScales(16 * GROUP_ROWS);
+        short[] sums = scratch.shortSums(4 * GROUP_ROWS);
+        for (int g = rowStart / GROUP_ROWS; g * GROUP_ROWS < rowEnd; g++) {
+            long groupAt = g * groupBytes;
+            int first = Math.max(rowStart, g * GROUP_ROWS);
+            int end = Math.min(rowEnd, (g + 1) * GROUP_ROWS);
+            for (int t0 = 0; t0 < tokens; t0 += 4) {
+                int count = Math.min(4, tokens - t0);
+                if (count == 1) {
+                    oneTokenQ4K(w.data(), groupAt, supers, input, t0, acc, rowScales);
+                } else {
+                    // A short pass repeats its last token; those results are not stored.
+                    int t1 = t0 + 1;
+                    int t2 = t0 + Math.min(2, count - 1);
+                    int t3 = t0 + Math.min(3, count - 1);
+                    java.util.Arrays.fill(acc, 0, 4 * GROUP_ROWS, 0f);
+                    for (int s = 0; s < supers; s++) {
+                        long at = groupAt + (long) s * K_BLOCK_BYTES;
+                        q4kRowScales(w.data(), at, rowScales);
+                        for (int j = 0; j < 8; j++) {
+                            int b = 8 * s + j;
+                            fourTokens(w.data(), at + K_COLUMNS_AT + (long) j * BLOCK * COLUMN_BYTES, b, input, t0, t1, t2,
+                                    t3, sums);
+                            accumulateQ4K(rowScales, j, b, supers * 8, input, t0, t1, t2, t3, sums, acc);
+                        }
+                    }
+                }
+                for (int t = 0; t < count; t++) {
+                    long outAt = (long) (t0 + t) * w.rows();
+                    for (int r = first; r < end; r++) {
+                        out.set(FLOAT, 4L * (outAt + r), acc[t * GROUP_ROWS + r - g * GROUP_ROWS]);
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * The rows' d * sc and dmin * m (exact: 11 by 6 significant bits) of the 8 sub-blocks of the
+     * Q4_K super-block at {@code at}, into {@code into}: sub-block j's scales from index
+     * {@code j * GROUP_ROWS}, its mins 8 groups of rows later. Once per super-block, through L1:
+     * computed per sub-block inside the kernels, their vectors outgrew what C2 keeps in registers
+     * and it boxed them (25 KB a 256 x 256 product).
+     */
+    private static void q4kRowScales(MemorySegment w, long at, float[] into) {
+        for (int i = 0; i < 4; i++) {
+            FloatVector d = ((IntVector) ShortVector.fromMemorySegment(VectorKernels.HALF_SHORTS, w, at + 2L * FL * i, NATIVE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF)
+                    .reinterpretAsFloats().mul(0x1p112f);
+            FloatVector dmin = ((IntVector) ShortVector.fromMemorySegment(VectorKernels.HALF_SHORTS, w,
+                    at + K_MINS_AT + 2L * FL * i, NATIVE).convertShape(VectorOperators.S2I, I, 0))
+                    .lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF).reinterpretAsFloats().mul(0x1p112f);
+            for (int j = 0; j < 8; j++) {
+                long sc = at + K_SCALES_AT + (long) j * GROUP_ROWS + (long) i * FL;
+                d.mul((FloatVector) ((IntVector) ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w, sc, NATIVE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).convert(VectorOperators.I2F, 0))
+                        .intoArray(into, j * GROUP_ROWS + i * FL);
+                dmin.mul((FloatVector) ((IntVector) ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w,
+                        sc + K_MIN_SCALES_AT - K_SCALES_AT, NATIVE).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0))
+                        .convert(VectorOperators.I2F, 0)).intoArray(into, (8 + j) * GROUP_ROWS + i * FL);
+            }
+        }
+    }
+
+    /** One token against one Q4_K group: the accumulators stay in registers. */
+    private static void oneTokenQ4K(MemorySegment w, long groupAt, int supers, MatmulInput input, int token,
+                                    float[] acc, float[] rowScales) {
+        MemorySegment xq = input.quantised;
+        long xAt = 2L * token * input.columns;
+        int scaleAt = token * supers * 8;
+        float[] scales = input.quantisedScales;
+        short[] corrections = input.quantisedCorrections;
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        for (int s = 0; s < supers; s++) {
+            long at = groupAt + (long) s * K_BLOCK_BYTES;
+            q4kRowScales(w, at, rowScales);
+            for (int j = 0; j < 8; j++) {
+                int b = 8 * s + j;
+                long columns = at + K_COLUMNS_AT + (long) j * BLOCK * COLUMN_BYTES;
+                long xb = xAt + 2L * BLOCK * b;
+                ShortVector low = ShortVector.zero(SHORTS), high = low;
+                for (int k = 0; k < BLOCK; k++) {
+                    ShortVector q = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, columns + (long) k * COLUMN_BYTES, NATIVE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
+                    short v = xq.get(SHORT, xb + 2L * k);
+                    low = low.add(q.and((short) 0x0F).mul(v));
+                    high = high.add(q.lanewise(VectorOperators.LSHR, 4).mul(v));
+                }
+                short correction = corrections[scaleAt + b];
+                low = low.sub(correction);
+                high = high.sub(correction);
+                float dx = scales[scaleAt + b];
+                float eightSum = correction;
+                FloatVector minWeight = FloatVector.broadcast(F, -(eightSum * 0.125f) * dx);
+                int sc = j * GROUP_ROWS;
+                int m = (8 + j) * GROUP_ROWS;
+                a0 = ((FloatVector) low.convertShape(VectorOperators.S2F, F, 0)).add(eightSum)
+                        .fma(FloatVector.fromArray(F, rowScales, sc).mul(dx), a0);
+                a1 = ((FloatVector) low.convertShape(VectorOperators.S2F, F, 1)).add(eightSum)
+                        .fma(FloatVector.fromArray(F, rowScales, sc + FL).mul(dx), a1);
+                a2 = ((FloatVector) high.convertShape(VectorOperators.S2F, F, 0)).add(eightSum)
+                        .fma(FloatVector.fromArray(F, rowScales, sc + 2 * FL).mul(dx), a2);
+                a3 = ((FloatVector) high.convertShape(VectorOperators.S2F, F, 1)).add(eightSum)
+                        .fma(FloatVector.fromArray(F, rowScales, sc + 3 * FL).mul(dx), a3);
+                a0 = FloatVector.fromArray(F, rowScales, m).fma(minWeight, a0);
+                a1 = FloatVector.fromArray(F, rowScales, m + FL).fma(minWeight, a1);
+                a2 = FloatVector.fromArray(F, rowScales, m + 2 * FL).fma(minWeight, a2);
+                a3 = FloatVector.fromArray(F, rowScales, m + 3 * FL).fma(minWeight, a3);
+            }
+        }
+        a0.intoArray(acc, 0);
+        a1.intoArray(acc, FL);
+        a2.intoArray(acc, 2 * FL);
+        a3.intoArray(acc, 3 * FL);
+    }
+
+    /**
+     * The four tokens' 16-bit sums of Q4_K sub-block {@code j} (block {@code b} of the input) into
+     * their accumulators, as oneTokenQ4K does for one; {@code rowScales} as q4kRowScales leaves them.
+     */
+    private static void accumulateQ4K(float[] rowScales, int j, int b, int blocks, MatmulInput input, int t0, int t1,
+                                      int t2, int t3, short[] sums, float[] acc) {
+        int sc = j * GROUP_ROWS;
+        int m = (8 + j) * GROUP_ROWS;
+        for (int t = 0; t < 4; t++) {
+            int token = t == 0 ? t0 : t == 1 ? t1 : t == 2 ? t2 : t3;
+            short correction = input.quantisedCorrections[token * blocks + b];
+            float dx = input.quantisedScales[token * blocks + b];
+            float eightSum = correction;
+            FloatVector minWeight = FloatVector.broadcast(F, -(eightSum * 0.125f) * dx);
+            ShortVector low = ShortVector.fromArray(SHORTS, sums, 2 * t * HALF_GROUP).sub(correction);
+            ShortVector high = ShortVector.fromArray(SHORTS, sums, (2 * t + 1) * HALF_GROUP).sub(correction);
+            int a = t * GROUP_ROWS;
+            FloatVector a0 = ((FloatVector) low.convertShape(VectorOperators.S2F, F, 0)).add(eightSum)
+                    .fma(FloatVector.fromArray(F, rowScales, sc).mul(dx), FloatVector.fromArray(F, acc, a));
+            FloatVector a1 = ((FloatVector) low.convertShape(VectorOperators.S2F, F, 1)).add(eightSum)
+                    .fma(FloatVector.fromArray(F, rowScales, sc + FL).mul(dx), FloatVector.fromArray(F, acc, a + FL));
+            FloatVector a2 = ((FloatVector) high.convertShape(VectorOperators.S2F, F, 0)).add(eightSum)
+                    .fma(FloatVector.fromArray(F, rowScales, sc + 2 * FL).mul(dx), FloatVector.fromArray(F, acc, a + 2 * FL));
+            FloatVector a3 = ((FloatVector) high.convertShape(VectorOperators.S2F, F, 1)).add(eightSum)
+                    .fma(FloatVector.fromArray(F, rowScales, sc + 3 * FL).mul(dx), FloatVector.fromArray(F, acc, a + 3 * FL));
+            FloatVector.fromArray(F, rowScales, m).fma(minWeight, a0).intoArray(acc, a);
+            FloatVector.fromArray(F, rowScales, m + FL).fma(minWeight, a1).intoArray(acc, a + FL);
+            FloatVector.fromArray(F, rowScales, m + 2 * FL).fma(minWeight, a2).intoArray(acc, a + 2 * FL);
+            FloatVector.fromArray(F, rowScales, m + 3 * FL).fma(minWeight, a3).intoArray(acc, a + 3 * FL);
         }
     }
 
@@ -270,11 +530,11 @@ final class IntegerProducts {
     }
 
     /**
-     * Block {@code b} (at byte {@code at}) of a group against four tokens, each column
+     * Block {@code b} of a group (its 32 columns from byte {@code columns}) against four tokens, each column
      * converted once for all four: the 16-bit sums into {@code sums}, token after token, low
      * nibbles' rows then high ones'.
      */
-    private static void fourTokens(MemorySegment w, long at, int b, MatmulInput input, int t0, int t1, int t2,
+    private static void fourTokens(MemorySegment w, long columns, int b, MatmulInput input, int t0, int t1, int t2,
                                    int t3, short[] sums) {
         MemorySegment xq = input.quantised;
         long row = 2L * input.columns;
@@ -283,7 +543,7 @@ final class IntegerProducts {
         ShortVector low0 = ShortVector.zero(SHORTS), high0 = low0, low1 = low0, high1 = low0;
         ShortVector low2 = low0, high2 = low0, low3 = low0, high3 = low0;
         for (int k = 0; k < BLOCK; k++) {
-            long column = at + SCALE_BYTES + (long) k * COLUMN_BYTES;
+            long column = columns + (long) k * COLUMN_BYTES;
             ShortVector q = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, column, NATIVE)
                     .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
             ShortVector low = q.and((short) 0x0F);

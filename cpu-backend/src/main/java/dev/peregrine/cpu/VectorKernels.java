@@ -140,7 +140,9 @@ final class VectorKernels implements Kernels {
             case Q8_0 -> Q8_GROUP_ROWS;
             case Q4_0 -> IntegerProducts.GROUP_ROWS;
             case Q4_1, Q5_0, Q5_1 -> rows >= TILE_ROWS ? TILE_ROWS : 1;
-            case Q4_K, Q5_K, Q6_K -> rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
+            case Q4_K -> IntegerProducts.handles(type, columns) ? IntegerProducts.GROUP_ROWS
+                    : rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
+            case Q5_K, Q6_K -> rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
             case Q2_K, Q3_K, IQ4_XS -> rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
             case IQ4_NL -> rows >= TILE_ROWS ? TILE_ROWS : 1;
             case F32, F16, BF16 -> rows >= TILE_ROWS ? TILE_ROWS : 1;
@@ -167,7 +169,7 @@ final class VectorKernels implements Kernels {
      */
     @Override
     public boolean columnMajor(DType type, long rows, long columns) {
-        return IntegerProducts.handles(type);
+        return IntegerProducts.handles(type, columns);
     }
 
     /** Row length of the padded copies: a whole number of vector pairs (the tile kernel's step). */

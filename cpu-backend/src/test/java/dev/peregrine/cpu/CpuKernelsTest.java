@@ -212,6 +212,84 @@ class CpuKernelsTest {
     }
 
     /**
+     * The integer Q4_K kernels against their definition, computed independently: x quantised per
+     * block of 32 as for Q4_0, then per sub-block of 32 the exact integer sums of q * xq and of xq,
+     * and dx * (d * sc * sum(q * xq) - dmin * m * sum(xq)) in doubles. Row 0's 16-bit sums at
+     * their lower extreme (every q = 0 against xq = 127: sum of (q - 8) * xq = -32,512), row 1's at
+     * the upper (q = 15), row 2's d and dmin at the ends of the halves the kernels convert.
+     */
+    @Test
+    void q4kIntegerProductsEqualTheirDefinition() {
+        CpuBackend backend = backend(VectorKernels::new);
+        int blockBytes = DType.Q4_K.blockBytes();
+        for (int columns : new int[] {256, 768, 4096}) {
+            int supers = columns / 256;
+            for (int outputs : new int[] {3, 64, 65, 130}) {
+                Tensor t = tensor(DType.Q4_K, columns, outputs);
+                MemorySegment data = t.data();
+                for (int s = 0; s < supers; s++) {
+                    for (int i = 16; i < blockBytes; i++) {
+                        data.set(ValueLayout.JAVA_BYTE, (long) blockBytes * s + i, (byte) 0);
+                        data.set(ValueLayout.JAVA_BYTE, (long) blockBytes * (supers + s) + i, (byte) 0xFF);
+                    }
+                }
+                short[] edges = {0x0001, (short) 0x83FF, 0x7BFF, 0x0400, (short) 0xFBFF};
+                for (int s = 0; s < supers; s++) {
+                    long blockAt = (long) blockBytes * (2 * supers + s);
+                    data.set(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt, edges[s % edges.length]);
+                    data.set(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt + 2, edges[(s + 2) % edges.length]);
+                }
+                Weight weight = backend.upload(t);
+                assertThat(((CpuWeight) weight).columnMajor()).isTrue();
+                for (int tokens : new int[] {1, 2, 5, 20}) {
+                    float[] x = randoms(tokens * columns);
+                    java.util.Arrays.fill(x, 0, 32, 1.5f); // all 127 once quantised
+                    java.util.Arrays.fill(x, x.length - 32, x.length, 0f);
+                    Buffer out = backend.allocate((long) tokens * outputs);
+                    backend.matmul(out, buffer(backend, x), weight, tokens);
+                    float[] got = read(backend, out, tokens * outputs);
+                    for (int r = 0; r < tokens; r++) {
+                        for (int o = 0; o < outputs; o++) {
+                            double expected = 0;
+                            double magnitudes = 0;
+                            for (int s = 0; s < supers; s++) {
+                                long blockAt = (long) blockBytes * (o * supers + s);
+                                double d = Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt));
+                                double dmin = Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt + 2));
+                                for (int j = 0; j < 8; j++) {
+                                    int first = r * columns + 256 * s + 32 * j;
+                                    float max = 0;
+                                    for (int i = 0; i < 32; i++) {
+                                        max = Math.max(max, Math.abs(x[first + i]));
+                                    }
+                                    float dx = max / 127f;
+                                    float inverse = dx != 0 ? 1f / dx : 0f;
+                                    long products = 0;
+                                    long sum = 0;
+                                    for (int i = 0; i < 32; i++) {
+                                        int packed = data.get(ValueLayout.JAVA_BYTE, blockAt + 16 + 32 * (j / 2) + i) & 0xFF;
+                                        int q = j % 2 == 0 ? packed & 15 : packed >>> 4;
+                                        long xq = (long) Math.rint(x[first + i] * inverse);
+                                        products += q * xq;
+                                        sum += xq;
+                                    }
+                                    double scaled = d * Dequant.q4kScale(data, blockAt + 4, j) * products * dx;
+                                    double offset = dmin * Dequant.q4kMin(data, blockAt + 4, j) * sum * dx;
+                                    expected += scaled - offset;
+                                    magnitudes += Math.abs(scaled) + Math.abs(offset);
+                                }
+                            }
+                            assertThat((double) got[r * outputs + o])
+                                    .as("%d columns, %d rows, %d tokens: token %d row %d", columns, outputs, tokens, r, o)
+                                    .isCloseTo(expected, within(1e-5 * magnitudes + 1e-6));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /**
      * An F16 matrix holding an infinity or a NaN is refused at load (the row kernels convert only
      * finite halves), naming the tensor, row and column; one at any of the 4 places of a 64-bit
      * word, and in the columns past the last whole word.
@@ -234,6 +312,23 @@ class CpuKernelsTest {
         t.data().set(ValueLayout.JAVA_SHORT_UNALIGNED, 2L * 7, (short) 0x7BFF);
         t.data().set(ValueLayout.JAVA_SHORT_UNALIGNED, 2L * 8, (short) 0xFBFF);
         assertThat(((CpuWeight) backend.upload(t)).rowGroup()).isEqualTo(4);
+    }
+
+    /** An infinite or NaN Q4_K scale or min scale is refused at load, naming the tensor, row and super-block. */
+    @Test
+    void q4kNonFiniteScalesAreRefusedAtLoad() {
+        CpuBackend backend = backend(VectorKernels::new);
+        int columns = 512;
+        for (int field : new int[] {0, 2}) {
+            for (short scale : new short[] {0x7C00, (short) 0xFC00, 0x7E00}) {
+                Tensor t = tensor(DType.Q4_K, columns, 70);
+                long blockAt = (long) 67 * (columns / 256) * DType.Q4_K.blockBytes() + DType.Q4_K.blockBytes();
+                t.data().set(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt + field, scale);
+                assertThatThrownBy(() -> backend.upload(t)).isInstanceOf(ModelFormatException.class)
+                        .hasMessageContaining(t.name()).hasMessageContaining("Q4_K block 1 of row 67")
+                        .hasMessageEndingWith((scale == 0x7E00 ? "NaN " : "infinite ") + (field == 0 ? "scale" : "min scale"));
+            }
+        }
     }
 
     /** An infinite or NaN Q4_0 scale is refused at load, naming the tensor, row and block. */
