@@ -162,10 +162,10 @@ final class VectorKernels implements Kernels {
     }
 
     /**
-     * Q4_0 matrices take the integer kernels ({@link IntegerProducts}): the 8-bit activations they
-     * need cost a few times less than converting every weight to a float. All of them, however few
-     * their rows (padded to a group), so that whether a product's input is quantised depends on
-     * the weight's type alone.
+     * Q4_0 and Q4_K matrices take the integer kernels ({@link IntegerProducts}): the 8-bit
+     * activations they need cost a few times less than converting every weight to a float. All of
+     * them (Q4_K: of whole super-blocks), however few their rows (padded to a group), so that
+     * whether a product's input is quantised depends on the weight's type and shape alone.
      */
     @Override
     public boolean columnMajor(DType type, long rows, long columns) {

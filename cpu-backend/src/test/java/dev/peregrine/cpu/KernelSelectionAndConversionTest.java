@@ -168,6 +168,9 @@ class KernelSelectionAndConversionTest {
      * this measurement, 2026-11-27): the 256-bit Q4_K row kernel of then boxed its vectors (0.1-1.2
      * MB per 256 x 256 product, 11 times; replaced since, 0 of 24) or attention its sums (3 KB,
      * twice). Never with 512-bit vectors (0 of 20) nor with -Xbatch (0 of 10): a JIT state.
+     * Since then (2026-11-27 23:10, 512-bit) the nibble kernel of Q4_1, Q5_0 and Q5_1 boxed in 10
+     * of 20 fresh JVMs running this measurement (0.3-3.3 MB a step; before and after Q4_K moved to
+     * the integer kernels alike): C2 compiled it (tier 4) with some vector operations left calls.
      * So a failure here is measured again in up to three fresh JVMs with the same flags, and the
      * test fails only if every one allocates; all measurements, by operation, are in the message.
      */
