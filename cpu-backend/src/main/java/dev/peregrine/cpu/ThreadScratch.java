@@ -20,6 +20,8 @@ final class ThreadScratch implements AutoCloseable {
     /** Partial results of the matrix-matrix kernel: panel rows x tile tokens. */
     float[] tileSums = new float[0];
     private short[] shortSums = new short[0];
+    private int[] intSums = new int[0];
+    private short[] unpacked = new short[0];
     /** Vector accumulators stored as floats (see VectorKernels.addLaneSums). */
     float[] lanes = new float[0];
     private float[] transposed = new float[0];
@@ -90,6 +92,22 @@ final class ThreadScratch implements AutoCloseable {
     }
 
     /** 16-bit block sums of the integer kernels (IntegerProducts), on their way to floats. */
+    /** 32-bit sums of the integer kernels (IntegerProducts' Q6_K, several tokens), on their way to floats. */
+    int[] intSums(int n) {
+        if (intSums.length < n) {
+            intSums = new int[n];
+        }
+        return intSums;
+    }
+
+    /** Unpacked weight values of the integer kernels (IntegerProducts' Q6_K super-blocks, several tokens). */
+    short[] unpacked(int n) {
+        if (unpacked.length < n) {
+            unpacked = new short[n];
+        }
+        return unpacked;
+    }
+
     short[] shortSums(int n) {
         if (shortSums.length < n) {
             shortSums = new short[n];

@@ -142,7 +142,9 @@ final class VectorKernels implements Kernels {
             case Q4_1, Q5_0, Q5_1 -> rows >= TILE_ROWS ? TILE_ROWS : 1;
             case Q4_K -> IntegerProducts.handles(type, columns) ? IntegerProducts.GROUP_ROWS
                     : rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
-            case Q5_K, Q6_K -> rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
+            case Q6_K -> IntegerProducts.handles(type, columns) ? IntegerProducts.GROUP_ROWS
+                    : rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
+            case Q5_K -> rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
             case Q2_K, Q3_K, IQ4_XS -> rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
             case IQ4_NL -> rows >= TILE_ROWS ? TILE_ROWS : 1;
             case F32, F16, BF16 -> rows >= TILE_ROWS ? TILE_ROWS : 1;
@@ -162,9 +164,9 @@ final class VectorKernels implements Kernels {
     }
 
     /**
-     * Q4_0 and Q4_K matrices take the integer kernels ({@link IntegerProducts}): the 8-bit
+     * Q4_0, Q4_K and Q6_K matrices take the integer kernels ({@link IntegerProducts}): the 8-bit
      * activations they need cost a few times less than converting every weight to a float. All of
-     * them (Q4_K: of whole super-blocks), however few their rows (padded to a group), so that
+     * them (the K-quants: of whole super-blocks), however few their rows (padded to a group), so that
      * whether a product's input is quantised depends on the weight's type and shape alone.
      */
     @Override

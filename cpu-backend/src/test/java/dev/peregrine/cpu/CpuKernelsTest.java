@@ -290,6 +290,99 @@ class CpuKernelsTest {
     }
 
     /**
+     * The integer Q6_K kernels against their definition, computed independently: x quantised per
+     * block of 32 as for Q4_0, then per sub-block of 16 the exact integer sum of (q - 32) * xq, and
+     * dx * d * sc * that sum in doubles. Row 0's sums at their lower extreme (every q = 0, against
+     * xq = 127: -65,024 per sub-block, past 16 bits), row 1's at the upper (q = 63), row 2's d at
+     * the ends of the halves the kernels convert, row 3's scales at -128 and 127.
+     */
+    @Test
+    void q6kIntegerProductsEqualTheirDefinition() {
+        CpuBackend backend = backend(VectorKernels::new);
+        int blockBytes = DType.Q6_K.blockBytes();
+        for (int columns : new int[] {256, 768, 4096}) {
+            int supers = columns / 256;
+            for (int outputs : new int[] {4, 64, 65, 130}) {
+                Tensor t = tensor(DType.Q6_K, columns, outputs);
+                MemorySegment data = t.data();
+                short[] edges = {0x0001, (short) 0x83FF, 0x7BFF, 0x0400, (short) 0xFBFF};
+                for (int s = 0; s < supers; s++) {
+                    for (int i = 0; i < 192; i++) {
+                        data.set(ValueLayout.JAVA_BYTE, (long) blockBytes * s + i, (byte) 0);
+                        data.set(ValueLayout.JAVA_BYTE, (long) blockBytes * (supers + s) + i, (byte) 0xFF);
+                    }
+                    data.set(ValueLayout.JAVA_SHORT_UNALIGNED, (long) blockBytes * (2 * supers + s) + 208, edges[s % edges.length]);
+                    for (int j = 0; j < 16; j++) {
+                        data.set(ValueLayout.JAVA_BYTE, (long) blockBytes * (3 * supers + s) + 192 + j, (byte) (j % 2 == 0 ? -128 : 127));
+                    }
+                }
+                Weight weight = backend.upload(t);
+                assertThat(((CpuWeight) weight).columnMajor()).isTrue();
+                for (int tokens : new int[] {1, 2, 5, 20}) {
+                    float[] x = randoms(tokens * columns);
+                    java.util.Arrays.fill(x, 0, 32, 1.5f); // all 127 once quantised
+                    java.util.Arrays.fill(x, x.length - 32, x.length, 0f);
+                    Buffer out = backend.allocate((long) tokens * outputs);
+                    backend.matmul(out, buffer(backend, x), weight, tokens);
+                    float[] got = read(backend, out, tokens * outputs);
+                    for (int r = 0; r < tokens; r++) {
+                        for (int o = 0; o < outputs; o++) {
+                            double expected = 0;
+                            double magnitudes = 0;
+                            for (int s = 0; s < supers; s++) {
+                                long blockAt = (long) blockBytes * (o * supers + s);
+                                double d = Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt + 208));
+                                for (int j = 0; j < 16; j++) {
+                                    int first = r * columns + 256 * s + 16 * j;
+                                    int block = (first - r * columns) / 32 * 32 + r * columns;
+                                    float max = 0;
+                                    for (int i = 0; i < 32; i++) {
+                                        max = Math.max(max, Math.abs(x[block + i]));
+                                    }
+                                    float dx = max / 127f;
+                                    float inverse = dx != 0 ? 1f / dx : 0f;
+                                    long sum = 0;
+                                    for (int i = 0; i < 16; i++) {
+                                        int v = 16 * j + i; // the value's index in the super-block (Dequant's bit layout)
+                                        int h = v / 128;
+                                        int k = v % 128 / 32;
+                                        int l = v % 32;
+                                        int low = data.get(ValueLayout.JAVA_BYTE, blockAt + 64 * h + l + 32 * (k % 2)) & 0xFF;
+                                        int high = data.get(ValueLayout.JAVA_BYTE, blockAt + 128 + 32 * h + l) & 0xFF;
+                                        int q = ((k < 2 ? low : low >>> 4) & 0x0F) | ((high >>> (2 * k)) & 3) << 4;
+                                        sum += (q - 32) * (long) Math.rint(x[first + i] * inverse);
+                                    }
+                                    double term = d * data.get(ValueLayout.JAVA_BYTE, blockAt + 192 + j) * sum * dx;
+                                    expected += term;
+                                    magnitudes += Math.abs(term);
+                                }
+                            }
+                            assertThat((double) got[r * outputs + o])
+                                    .as("%d columns, %d rows, %d tokens: token %d row %d", columns, outputs, tokens, r, o)
+                                    .isCloseTo(expected, within(1e-5 * magnitudes + 1e-6));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /** An infinite or NaN Q6_K scale d is refused at load, naming the tensor, row and super-block. */
+    @Test
+    void q6kNonFiniteScalesAreRefusedAtLoad() {
+        CpuBackend backend = backend(VectorKernels::new);
+        int columns = 512;
+        for (short scale : new short[] {0x7C00, (short) 0xFC00, 0x7E00}) {
+            Tensor t = tensor(DType.Q6_K, columns, 70);
+            long blockAt = (long) 67 * (columns / 256) * DType.Q6_K.blockBytes() + DType.Q6_K.blockBytes();
+            t.data().set(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt + 208, scale);
+            assertThatThrownBy(() -> backend.upload(t)).isInstanceOf(ModelFormatException.class)
+                    .hasMessageContaining(t.name()).hasMessageContaining("Q6_K block 1 of row 67")
+                    .hasMessageEndingWith(scale == 0x7E00 ? "NaN scale" : "infinite scale");
+        }
+    }
+
+    /**
      * An F16 matrix holding an infinity or a NaN is refused at load (the row kernels convert only
      * finite halves), naming the tensor, row and column; one at any of the 4 places of a 64-bit
      * word, and in the columns past the last whole word.
