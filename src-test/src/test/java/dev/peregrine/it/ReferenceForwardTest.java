@@ -35,12 +35,14 @@ import org.junit.jupiter.params.provider.ValueSource;
  * reference's; it must stay within {@value #TOLERANCE}. Quantised weights dequantise to the same
  * values in both paths, so the only differences are float32 rounding in the real path.
  *
- * <p>Except where products quantise their input to 8 bits (Q4_0 matrices on the CPU backend, as
- * in llama.cpp; the reference rounds those inputs too, {@link ReferenceLlama#QUANTISED_ACTIVATIONS}):
+ * <p>Except where products quantise their input to 8 bits (Q4_0, Q4_K and Q6_K matrices on the
+ * CPU backend, as in llama.cpp; the reference rounds those inputs too,
+ * {@link ReferenceLlama#QUANTISED_ACTIVATIONS}):
  * there an activation within float32 rounding of a boundary between two 8-bit steps may round the
  * other way than the reference's, and a model's logits can move much more than that step. Measured
  * on TinyLLama-v0 Q4_0 (all matrices Q4_0): the reference against itself with its activations moved
- * by 1e-6 of their value before rounding differs by up to 3.4e-2 over 5 positions. Such models are
+ * by 1e-6 of their value before rounding differs by up to 3.4e-2 over 5 positions (the synthetic
+ * Q3_K_M / Q4_K_M / Q5_K_M mixes of SyntheticModelTest: 1e-3 to 3e-2). Such models are
  * held to {@value #QUANTISED_ACTIVATIONS_TOLERANCE}, which a misread block or a wrong product
  * (errors of order 1) still exceeds; the integer products themselves are checked exactly in the
  * CPU backend's tests.
