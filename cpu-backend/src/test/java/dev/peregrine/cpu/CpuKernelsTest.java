@@ -164,59 +164,34 @@ class CpuKernelsTest {
                 }
                 // Row 1's scales at the ends of the halves the kernels convert: subnormal, the
                 // largest finite, the smallest normal, negative (the copy keeps them as halves).
-                short[] edges = {0x0001, (short) 0x83FF, 0x7BFF, 0x0400, (short) 0xFBFF};
                 for (int b = 0; b < columns / 32; b++) {
                     long blockAt = (long) (columns / 32) * blockBytes + (long) blockBytes * b;
-                    t.data().set(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt, edges[b % edges.length]);
+                    t.data().set(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt, HALF_EDGES[b % HALF_EDGES.length]);
                 }
-                Weight weight = backend.upload(t);
-                assertThat(((CpuWeight) weight).columnMajor()).isTrue();
-                for (int tokens : new int[] {1, 2, 5, 20}) {
-                    float[] x = randoms(tokens * columns);
-                    java.util.Arrays.fill(x, 0, 32, 1.5f); // all 127 once quantised
-                    x[32 % columns] = 0; // a block with a zero among its values, and one of zeros only
-                    java.util.Arrays.fill(x, x.length - 32, x.length, 0f);
-                    Buffer out = backend.allocate((long) tokens * outputs);
-                    backend.matmul(out, buffer(backend, x), weight, tokens);
-                    float[] got = read(backend, out, tokens * outputs);
-                    for (int r = 0; r < tokens; r++) {
-                        for (int o = 0; o < outputs; o++) {
-                            double expected = 0;
-                            double magnitudes = 0;
-                            for (int b = 0; b < columns / 32; b++) {
-                                float max = 0;
-                                for (int i = 0; i < 32; i++) {
-                                    max = Math.max(max, Math.abs(x[r * columns + 32 * b + i]));
-                                }
-                                float dx = max / 127f;
-                                float inverse = dx != 0 ? 1f / dx : 0f;
-                                long blockAt = (long) o * (columns / 32) * blockBytes + (long) blockBytes * b;
-                                float dw = Float.float16ToFloat(t.data().get(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt));
-                                long sum = 0;
-                                for (int i = 0; i < 32; i++) {
-                                    int packed = t.data().get(ValueLayout.JAVA_BYTE, blockAt + 2 + (i & 15)) & 0xFF;
-                                    int q = (i < 16 ? packed & 15 : packed >>> 4) - 8;
-                                    sum += q * (long) Math.rint(x[r * columns + 32 * b + i] * inverse);
-                                }
-                                expected += (double) sum * dw * dx;
-                                magnitudes += Math.abs((double) sum * dw * dx);
-                            }
-                            assertThat((double) got[r * outputs + o])
-                                    .as("%d columns, %d rows, %d tokens: token %d row %d", columns, outputs, tokens, r, o)
-                                    .isCloseTo(expected, within(1e-5 * magnitudes + 1e-6));
+                assertIntegerProducts(backend, t, columns, outputs, (x, r, o, terms) -> {
+                    for (int b = 0; b < columns / 32; b++) {
+                        int first = r * columns + 32 * b;
+                        long blockAt = (long) o * (columns / 32) * blockBytes + (long) blockBytes * b;
+                        float dw = Float.float16ToFloat(t.data().get(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt));
+                        long sum = 0;
+                        for (int i = 0; i < 32; i++) {
+                            int packed = t.data().get(ValueLayout.JAVA_BYTE, blockAt + 2 + (i & 15)) & 0xFF;
+                            int q = (i < 16 ? packed & 15 : packed >>> 4) - 8;
+                            sum += q * quantised(x, first, i);
                         }
+                        terms.accept((double) sum * dw * blockScale(x, first));
                     }
-                }
+                });
             }
         }
     }
 
     /**
-     * The integer Q4_K kernels against their definition, computed independently: x quantised per
-     * block of 32 as for Q4_0, then per sub-block of 32 the exact integer sums of q * xq and of xq,
-     * and dx * (d * sc * sum(q * xq) - dmin * m * sum(xq)) in doubles. Row 0's 16-bit sums at
-     * their lower extreme (every q = 0 against xq = 127: sum of (q - 8) * xq = -32,512), row 1's at
-     * the upper (q = 15), row 2's d and dmin at the ends of the halves the kernels convert.
+     * The integer Q4_K kernels against their definition, computed independently: x quantised as
+     * for Q4_0, then per sub-block of 32 the exact integer sums of q * xq and of xq, and
+     * dx * (d * sc * sum(q * xq) - dmin * m * sum(xq)) in doubles. Row 0's 16-bit sums at their
+     * lower extreme (every q = 0 against xq = 127: sum of (q - 8) * xq = -32,512), row 1's at the
+     * upper (q = 15), row 2's d and dmin at the ends of the halves the kernels convert.
      */
     @Test
     void q4kIntegerProductsEqualTheirDefinition() {
@@ -232,69 +207,41 @@ class CpuKernelsTest {
                         data.set(ValueLayout.JAVA_BYTE, (long) blockBytes * s + i, (byte) 0);
                         data.set(ValueLayout.JAVA_BYTE, (long) blockBytes * (supers + s) + i, (byte) 0xFF);
                     }
-                }
-                short[] edges = {0x0001, (short) 0x83FF, 0x7BFF, 0x0400, (short) 0xFBFF};
-                for (int s = 0; s < supers; s++) {
                     long blockAt = (long) blockBytes * (2 * supers + s);
-                    data.set(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt, edges[s % edges.length]);
-                    data.set(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt + 2, edges[(s + 2) % edges.length]);
+                    data.set(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt, HALF_EDGES[s % HALF_EDGES.length]);
+                    data.set(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt + 2, HALF_EDGES[(s + 2) % HALF_EDGES.length]);
                 }
-                Weight weight = backend.upload(t);
-                assertThat(((CpuWeight) weight).columnMajor()).isTrue();
-                for (int tokens : new int[] {1, 2, 5, 20}) {
-                    float[] x = randoms(tokens * columns);
-                    java.util.Arrays.fill(x, 0, 32, 1.5f); // all 127 once quantised
-                    java.util.Arrays.fill(x, x.length - 32, x.length, 0f);
-                    Buffer out = backend.allocate((long) tokens * outputs);
-                    backend.matmul(out, buffer(backend, x), weight, tokens);
-                    float[] got = read(backend, out, tokens * outputs);
-                    for (int r = 0; r < tokens; r++) {
-                        for (int o = 0; o < outputs; o++) {
-                            double expected = 0;
-                            double magnitudes = 0;
-                            for (int s = 0; s < supers; s++) {
-                                long blockAt = (long) blockBytes * (o * supers + s);
-                                double d = Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt));
-                                double dmin = Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt + 2));
-                                for (int j = 0; j < 8; j++) {
-                                    int first = r * columns + 256 * s + 32 * j;
-                                    float max = 0;
-                                    for (int i = 0; i < 32; i++) {
-                                        max = Math.max(max, Math.abs(x[first + i]));
-                                    }
-                                    float dx = max / 127f;
-                                    float inverse = dx != 0 ? 1f / dx : 0f;
-                                    long products = 0;
-                                    long sum = 0;
-                                    for (int i = 0; i < 32; i++) {
-                                        int packed = data.get(ValueLayout.JAVA_BYTE, blockAt + 16 + 32 * (j / 2) + i) & 0xFF;
-                                        int q = j % 2 == 0 ? packed & 15 : packed >>> 4;
-                                        long xq = (long) Math.rint(x[first + i] * inverse);
-                                        products += q * xq;
-                                        sum += xq;
-                                    }
-                                    double scaled = d * Dequant.q4kScale(data, blockAt + 4, j) * products * dx;
-                                    double offset = dmin * Dequant.q4kMin(data, blockAt + 4, j) * sum * dx;
-                                    expected += scaled - offset;
-                                    magnitudes += Math.abs(scaled) + Math.abs(offset);
-                                }
+                assertIntegerProducts(backend, t, columns, outputs, (x, r, o, terms) -> {
+                    for (int s = 0; s < supers; s++) {
+                        long blockAt = (long) blockBytes * (o * supers + s);
+                        double d = Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt));
+                        double dmin = Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt + 2));
+                        for (int j = 0; j < 8; j++) {
+                            int first = r * columns + 256 * s + 32 * j;
+                            long products = 0;
+                            long sum = 0;
+                            for (int i = 0; i < 32; i++) {
+                                int packed = data.get(ValueLayout.JAVA_BYTE, blockAt + 16 + 32 * (j / 2) + i) & 0xFF;
+                                int q = j % 2 == 0 ? packed & 15 : packed >>> 4;
+                                products += q * quantised(x, first, i);
+                                sum += quantised(x, first, i);
                             }
-                            assertThat((double) got[r * outputs + o])
-                                    .as("%d columns, %d rows, %d tokens: token %d row %d", columns, outputs, tokens, r, o)
-                                    .isCloseTo(expected, within(1e-5 * magnitudes + 1e-6));
+                            double dx = blockScale(x, first);
+                            terms.accept(d * Dequant.q4kScale(data, blockAt + 4, j) * products * dx);
+                            terms.accept(-dmin * Dequant.q4kMin(data, blockAt + 4, j) * sum * dx);
                         }
                     }
-                }
+                });
             }
         }
     }
 
     /**
-     * The integer Q6_K kernels against their definition, computed independently: x quantised per
-     * block of 32 as for Q4_0, then per sub-block of 16 the exact integer sum of (q - 32) * xq, and
-     * dx * d * sc * that sum in doubles. Row 0's sums at their lower extreme (every q = 0, against
-     * xq = 127: -65,024 per sub-block, past 16 bits), row 1's at the upper (q = 63), row 2's d at
-     * the ends of the halves the kernels convert, row 3's scales at -128 and 127.
+     * The integer Q6_K kernels against their definition, computed independently: x quantised as
+     * for Q4_0, then per sub-block of 16 the exact integer sum of (q - 32) * xq, and dx * d * sc *
+     * that sum in doubles. Row 0's sums at their lower extreme (every q = 0, against xq = 127:
+     * -65,024 per sub-block, past 16 bits), row 1's at the upper (q = 63), row 2's d at the ends of
+     * the halves the kernels convert, row 3's scales at -128 and 127.
      */
     @Test
     void q6kIntegerProductsEqualTheirDefinition() {
@@ -305,66 +252,96 @@ class CpuKernelsTest {
             for (int outputs : new int[] {4, 64, 65, 130}) {
                 Tensor t = tensor(DType.Q6_K, columns, outputs);
                 MemorySegment data = t.data();
-                short[] edges = {0x0001, (short) 0x83FF, 0x7BFF, 0x0400, (short) 0xFBFF};
                 for (int s = 0; s < supers; s++) {
                     for (int i = 0; i < 192; i++) {
                         data.set(ValueLayout.JAVA_BYTE, (long) blockBytes * s + i, (byte) 0);
                         data.set(ValueLayout.JAVA_BYTE, (long) blockBytes * (supers + s) + i, (byte) 0xFF);
                     }
-                    data.set(ValueLayout.JAVA_SHORT_UNALIGNED, (long) blockBytes * (2 * supers + s) + 208, edges[s % edges.length]);
+                    data.set(ValueLayout.JAVA_SHORT_UNALIGNED, (long) blockBytes * (2 * supers + s) + 208, HALF_EDGES[s % HALF_EDGES.length]);
                     for (int j = 0; j < 16; j++) {
                         data.set(ValueLayout.JAVA_BYTE, (long) blockBytes * (3 * supers + s) + 192 + j, (byte) (j % 2 == 0 ? -128 : 127));
                     }
                 }
-                Weight weight = backend.upload(t);
-                assertThat(((CpuWeight) weight).columnMajor()).isTrue();
-                for (int tokens : new int[] {1, 2, 5, 20}) {
-                    float[] x = randoms(tokens * columns);
-                    java.util.Arrays.fill(x, 0, 32, 1.5f); // all 127 once quantised
-                    java.util.Arrays.fill(x, x.length - 32, x.length, 0f);
-                    Buffer out = backend.allocate((long) tokens * outputs);
-                    backend.matmul(out, buffer(backend, x), weight, tokens);
-                    float[] got = read(backend, out, tokens * outputs);
-                    for (int r = 0; r < tokens; r++) {
-                        for (int o = 0; o < outputs; o++) {
-                            double expected = 0;
-                            double magnitudes = 0;
-                            for (int s = 0; s < supers; s++) {
-                                long blockAt = (long) blockBytes * (o * supers + s);
-                                double d = Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt + 208));
-                                for (int j = 0; j < 16; j++) {
-                                    int first = r * columns + 256 * s + 16 * j;
-                                    int block = (first - r * columns) / 32 * 32 + r * columns;
-                                    float max = 0;
-                                    for (int i = 0; i < 32; i++) {
-                                        max = Math.max(max, Math.abs(x[block + i]));
-                                    }
-                                    float dx = max / 127f;
-                                    float inverse = dx != 0 ? 1f / dx : 0f;
-                                    long sum = 0;
-                                    for (int i = 0; i < 16; i++) {
-                                        int v = 16 * j + i; // the value's index in the super-block (Dequant's bit layout)
-                                        int h = v / 128;
-                                        int k = v % 128 / 32;
-                                        int l = v % 32;
-                                        int low = data.get(ValueLayout.JAVA_BYTE, blockAt + 64 * h + l + 32 * (k % 2)) & 0xFF;
-                                        int high = data.get(ValueLayout.JAVA_BYTE, blockAt + 128 + 32 * h + l) & 0xFF;
-                                        int q = ((k < 2 ? low : low >>> 4) & 0x0F) | ((high >>> (2 * k)) & 3) << 4;
-                                        sum += (q - 32) * (long) Math.rint(x[first + i] * inverse);
-                                    }
-                                    double term = d * data.get(ValueLayout.JAVA_BYTE, blockAt + 192 + j) * sum * dx;
-                                    expected += term;
-                                    magnitudes += Math.abs(term);
-                                }
+                assertIntegerProducts(backend, t, columns, outputs, (x, r, o, terms) -> {
+                    for (int s = 0; s < supers; s++) {
+                        long blockAt = (long) blockBytes * (o * supers + s);
+                        double d = Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt + 208));
+                        for (int j = 0; j < 16; j++) {
+                            int first = r * columns + 256 * s + 16 * j;
+                            int block = r * columns + 256 * s + 32 * (j / 2);
+                            long sum = 0;
+                            for (int i = 0; i < 16; i++) {
+                                int v = 16 * j + i; // the value's index in the super-block (Dequant's bit layout)
+                                int h = v / 128;
+                                int k = v % 128 / 32;
+                                int l = v % 32;
+                                int low = data.get(ValueLayout.JAVA_BYTE, blockAt + 64 * h + l + 32 * (k % 2)) & 0xFF;
+                                int high = data.get(ValueLayout.JAVA_BYTE, blockAt + 128 + 32 * h + l) & 0xFF;
+                                int q = ((k < 2 ? low : low >>> 4) & 0x0F) | ((high >>> (2 * k)) & 3) << 4;
+                                sum += (q - 32) * quantised(x, block, 16 * (j % 2) + i);
                             }
-                            assertThat((double) got[r * outputs + o])
-                                    .as("%d columns, %d rows, %d tokens: token %d row %d", columns, outputs, tokens, r, o)
-                                    .isCloseTo(expected, within(1e-5 * magnitudes + 1e-6));
+                            terms.accept(d * data.get(ValueLayout.JAVA_BYTE, blockAt + 192 + j) * sum * blockScale(x, block));
                         }
                     }
+                });
+            }
+        }
+    }
+
+    /** Halves at the ends of what the kernels convert: subnormal, the largest finite, the smallest normal, negative. */
+    private static final short[] HALF_EDGES = {0x0001, (short) 0x83FF, 0x7BFF, 0x0400, (short) 0xFBFF};
+
+    /** An integer product's definition for token r and output row o: passes each of its terms, in doubles, to {@code terms}. */
+    private interface IntegerDefinition {
+        void terms(float[] x, int r, int o, java.util.function.DoubleConsumer terms);
+    }
+
+    /**
+     * Uploads {@code t} (column-major integer products expected), multiplies it by 1, 2, 5 and 20
+     * tokens of random activations (the first block all 127 once quantised, one value 0, the last
+     * block zeros) and checks every output against the sum of its definition's terms, within float
+     * rounding of the sum of their magnitudes.
+     */
+    private void assertIntegerProducts(CpuBackend backend, Tensor t, int columns, int outputs, IntegerDefinition definition) {
+        Weight weight = backend.upload(t);
+        assertThat(((CpuWeight) weight).columnMajor()).isTrue();
+        for (int tokens : new int[] {1, 2, 5, 20}) {
+            float[] x = randoms(tokens * columns);
+            java.util.Arrays.fill(x, 0, 32, 1.5f); // all 127 once quantised
+            x[32 % columns] = 0; // a block with a zero among its values, and one of zeros only
+            java.util.Arrays.fill(x, x.length - 32, x.length, 0f);
+            Buffer out = backend.allocate((long) tokens * outputs);
+            backend.matmul(out, buffer(backend, x), weight, tokens);
+            float[] got = read(backend, out, tokens * outputs);
+            for (int r = 0; r < tokens; r++) {
+                for (int o = 0; o < outputs; o++) {
+                    double[] sums = new double[2];
+                    definition.terms(x, r, o, term -> {
+                        sums[0] += term;
+                        sums[1] += Math.abs(term);
+                    });
+                    assertThat((double) got[r * outputs + o])
+                            .as("%s %d columns, %d rows, %d tokens: token %d row %d", t.type(), columns, outputs, tokens, r, o)
+                            .isCloseTo(sums[0], within(1e-5 * sums[1] + 1e-6));
                 }
             }
         }
+    }
+
+    /** The step d of the block of 32 activations from {@code x[first]} quantised to 8 bits: max |x| / 127, in floats. */
+    private static float blockScale(float[] x, int first) {
+        float max = 0;
+        for (int i = 0; i < 32; i++) {
+            max = Math.max(max, Math.abs(x[first + i]));
+        }
+        return max / 127f;
+    }
+
+    /** Value i of the block of 32 from {@code x[first]} quantised to 8 bits: x * (1 / d) rounded to the nearest integer. */
+    private static long quantised(float[] x, int first, int i) {
+        float d = blockScale(x, first);
+        float inverse = d != 0 ? 1f / d : 0f;
+        return (long) Math.rint(x[first + i] * inverse);
     }
 
     /** An infinite or NaN Q6_K scale d is refused at load, naming the tensor, row and super-block. */
