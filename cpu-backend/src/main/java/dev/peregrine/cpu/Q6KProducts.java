@@ -1,0 +1,363 @@
+package dev.peregrine.cpu;
+
+import static dev.peregrine.cpu.IntegerProducts.BLOCK;
+import static dev.peregrine.cpu.IntegerProducts.COLUMN_BYTES;
+import static dev.peregrine.cpu.IntegerProducts.FLOAT;
+import static dev.peregrine.cpu.IntegerProducts.GROUP_ROWS;
+import static dev.peregrine.cpu.IntegerProducts.HALF_BYTES;
+import static dev.peregrine.cpu.IntegerProducts.HALF_GROUP;
+import static dev.peregrine.cpu.IntegerProducts.I;
+import static dev.peregrine.cpu.IntegerProducts.NATIVE;
+import static dev.peregrine.cpu.IntegerProducts.SHORT;
+import static dev.peregrine.cpu.IntegerProducts.SHORTS;
+import static dev.peregrine.cpu.IntegerProducts.SUPER_BLOCK;
+import static dev.peregrine.cpu.IntegerProducts.finiteScale;
+import static dev.peregrine.cpu.VectorKernels.F;
+import static dev.peregrine.cpu.VectorKernels.FL;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+
+/**
+ * Q6_K products in integers on 8-bit activations, as {@link IntegerProducts} computes Q4_0's (its
+ * groups of rows and quantised input). Q6_K (value (d * sc) * (q - 32), q 0-63, sc a signed byte per sub-block of 16, d per
+ * super-block) keeps the file's 210 bytes per row and super-block: the rows' d as halves, the 16
+ * scales as a byte per row, then the columns in pairs, each pair two runs of low nibbles (as Q4_0's
+ * columns) and one run of the top 2 bits of both (see copyGroupQ6K). A sub-block's sum of
+ * (q - 32) * xq can reach +-65,024, so the 16-bit sums run over 8 columns (+-32,512, exact) and
+ * are added in 32-bit lanes; each accumulator then takes {@code fma(S, (d * sc) * dx, acc)}. For
+ * several tokens a super-block's values are unpacked once into shorts and read by every pass of
+ * 4 tokens. KernelBench, 2,048 x 8,192, 1 / 2 threads: decode 8.5 / 11.7 -> 15 / 28 GB/s; 4 tokens
+ * 23 / 43 -> 63 / 88 GFLOP/s; 128 tokens 118 / 244 -> 98 / 192 (the float tile kernel was faster
+ * there: the price of batch invariance with the decode kernel).
+ */
+final class Q6KProducts {
+    /** Q6_K's copy: the rows' d, 16 sub-blocks' scales (a signed byte a row), then 128 column pairs. */
+    private static final int SCALES_AT = 2 * GROUP_ROWS;
+    private static final int PAIRS_AT = 18 * GROUP_ROWS;
+    private static final int PAIR_BYTES = 3 * COLUMN_BYTES;
+    static final int BLOCK_BYTES = PAIRS_AT + SUPER_BLOCK / 2 * PAIR_BYTES;
+    /** Q6_K in the file: 128 bytes of low nibbles, 64 of high bit pairs, 16 scales, d. */
+    private static final int FILE_BLOCK_BYTES = 210;
+
+    private Q6KProducts() {
+    }
+
+    /**
+     * Group {@code group} of a Q6_K matrix's copy: per super-block the rows' d as the file's halves,
+     * the 16 scales as a byte per row, then the columns in pairs (2p, 2p + 1), each pair 3 runs of
+     * {@code GROUP_ROWS / 2} bytes: column 2p's low 4 bits (byte j: row j in the low nibble, row
+     * {@code j + GROUP_ROWS / 2} in the high one), column 2p + 1's likewise, then their top 2 bits
+     * (byte j, from bit 0: row j and row j + GROUP_ROWS / 2 of column 2p, the same of 2p + 1). 210
+     * bytes per row and super-block, as in the file. Padding rows are zeros (d = 0).
+     */
+    static void copyGroup(String tensor, MemorySegment from, long rowBytes, int rows, int columns, MemorySegment to,
+                          int group) {
+        int supers = columns / SUPER_BLOCK;
+        long groupAt = (long) group * supers * BLOCK_BYTES;
+        for (int lane = 0; lane < HALF_GROUP; lane++) {
+            int low = group * GROUP_ROWS + lane;
+            int high = low + HALF_GROUP;
+            for (int s = 0; s < supers; s++) {
+                long at = groupAt + (long) s * BLOCK_BYTES;
+                long lowAt = low * rowBytes + (long) s * FILE_BLOCK_BYTES;
+                long highAt = high * rowBytes + (long) s * FILE_BLOCK_BYTES;
+                for (int half = 0; half < 2; half++) {
+                    int row = half == 0 ? low : high;
+                    long fileAt = half == 0 ? lowAt : highAt;
+                    if (row < rows) {
+                        int laneOfRow = lane + half * HALF_GROUP;
+                        to.set(SHORT, at + 2L * laneOfRow, finiteScale(tensor, "Q6_K", "scale", from, fileAt + 208, row, s));
+                        for (int j = 0; j < 16; j++) {
+                            to.set(ValueLayout.JAVA_BYTE, at + SCALES_AT + (long) j * GROUP_ROWS + laneOfRow,
+                                    from.get(ValueLayout.JAVA_BYTE, fileAt + 192 + j));
+                        }
+                    }
+                }
+                for (int p = 0; p < SUPER_BLOCK / 2; p++) {
+                    int a0 = low < rows ? q6(from, lowAt, 2 * p) : 0;
+                    int b0 = high < rows ? q6(from, highAt, 2 * p) : 0;
+                    int a1 = low < rows ? q6(from, lowAt, 2 * p + 1) : 0;
+                    int b1 = high < rows ? q6(from, highAt, 2 * p + 1) : 0;
+                    long pair = at + PAIRS_AT + (long) p * PAIR_BYTES + lane;
+                    to.set(ValueLayout.JAVA_BYTE, pair, (byte) (a0 & 0x0F | (b0 & 0x0F) << 4));
+                    to.set(ValueLayout.JAVA_BYTE, pair + COLUMN_BYTES, (byte) (a1 & 0x0F | (b1 & 0x0F) << 4));
+                    to.set(ValueLayout.JAVA_BYTE, pair + 2 * COLUMN_BYTES,
+                            (byte) (a0 >>> 4 | (b0 >>> 4) << 2 | (a1 >>> 4) << 4 | (b1 >>> 4) << 6));
+                }
+            }
+        }
+    }
+
+    /** Value i's stored q (0-63; the weight is d * sc * (q - 32)) of the file's Q6_K super-block at {@code at}, as Dequant reads it. */
+    private static int q6(MemorySegment from, long at, int i) {
+        int h = i / 128;
+        int k = i % 128 / 32;
+        int l = i % 32;
+        int low = from.get(ValueLayout.JAVA_BYTE, at + 64 * h + l + 32 * (k % 2)) & 0xFF;
+        int high = from.get(ValueLayout.JAVA_BYTE, at + 128 + 32 * h + l) & 0xFF;
+        return ((k < 2 ? low : low >>> 4) & 0x0F) | (high >>> 2 * k & 3) << 4;
+    }
+
+    static void decodeRow(CpuWeight w, int row, MemorySegment out, long outIndex) {
+        int supers = w.columns() / SUPER_BLOCK;
+        long groupAt = (long) (row / GROUP_ROWS) * supers * BLOCK_BYTES;
+        int lane = row % GROUP_ROWS;
+        int j = lane % HALF_GROUP;
+        boolean upper = lane >= HALF_GROUP;
+        MemorySegment data = w.data();
+        for (int s = 0; s < supers; s++) {
+            long at = groupAt + (long) s * BLOCK_BYTES;
+            float d = Float.float16ToFloat(data.get(SHORT, at + 2L * lane));
+            for (int c = 0; c < SUPER_BLOCK; c++) {
+                long pair = at + PAIRS_AT + (long) (c / 2) * PAIR_BYTES + j;
+                int nibbles = data.get(ValueLayout.JAVA_BYTE, pair + (c % 2) * COLUMN_BYTES) & 0xFF;
+                int tops = data.get(ValueLayout.JAVA_BYTE, pair + 2 * COLUMN_BYTES) & 0xFF;
+                int q = (upper ? nibbles >>> 4 : nibbles & 0x0F) | (tops >>> 4 * (c % 2) + (upper ? 2 : 0) & 3) << 4;
+                int scale = data.get(ValueLayout.JAVA_BYTE, at + SCALES_AT + (long) (c / 16) * GROUP_ROWS + lane);
+                out.set(FLOAT, 4L * (outIndex + (long) s * SUPER_BLOCK + c), d * scale * (q - 32));
+            }
+        }
+    }
+
+    /**
+     * Q6_K: per half of a 16-value sub-block (8 columns), 16-bit sums of (q - 32) * xq (within
+     * +-32 * 127 * 8 = +-32,512, so exact), the two halves added in 32-bit lanes (exact), then per
+     * (row, token) {@code fma(S, (d * sc) * dx, acc)}, sub-block after sub-block: the same
+     * operations for a token alone and in passes of four (their 32-bit sums through L1).
+     */
+    static void matmul(MatmulInput input, CpuWeight w, MemorySegment out, int tokens, int rowStart, int rowEnd,
+                       ThreadScratch scratch) {
+        int supers = w.columns() / SUPER_BLOCK;
+        int blocks = supers * 8;
+        long groupBytes = (long) supers * BLOCK_BYTES;
+        // Per token its accumulators (one token: 4 tokens' worth, the pass shape).
+        float[] acc = scratch.tileSums(Math.max(4, tokens) * GROUP_ROWS);
+        int[] sums = scratch.intSums(16 * 4 * GROUP_ROWS);
+        short[] shorts = scratch.shortSums(4 * GROUP_ROWS);
+        float[] rowScales = scratch.blockScales(16 * GROUP_ROWS);
+        short[] values = tokens > 1 ? scratch.unpacked(SUPER_BLOCK * GROUP_ROWS) : null;
+        for (int g = rowStart / GROUP_ROWS; g * GROUP_ROWS < rowEnd; g++) {
+            long groupAt = g * groupBytes;
+            java.util.Arrays.fill(acc, 0, Math.max(4, tokens) * GROUP_ROWS, 0f);
+            for (int s = 0; s < supers; s++) {
+                long at = groupAt + (long) s * BLOCK_BYTES;
+                q6kRowScales(w.data(), at, rowScales);
+                if (tokens == 1) {
+                    oneTokenQ6K(w.data(), at + PAIRS_AT, (long) s * SUPER_BLOCK, input, 0, sums);
+                    accumulateQ6K(rowScales, 8 * s, blocks, input, 0, 0, 0, 0, 1, sums, acc, 0);
+                    continue;
+                }
+                // Several tokens: the super-block's values unpacked once (L1/L2), then passes of 4
+                // tokens over them; a short pass repeats its last token, not stored.
+                unpackQ6K(w.data(), at + PAIRS_AT, values);
+                for (int t0 = 0; t0 < tokens; t0 += 4) {
+                    int count = Math.min(4, tokens - t0);
+                    int t1 = t0 + Math.min(1, count - 1);
+                    int t2 = t0 + Math.min(2, count - 1);
+                    int t3 = t0 + Math.min(3, count - 1);
+                    for (int j = 0; j < 16; j++) {
+                        fourTokensQ6K(values, j, (long) s * SUPER_BLOCK + 16L * j, input, t0, t1, t2, t3, shorts, sums,
+                                4 * j * GROUP_ROWS);
+                    }
+                    accumulateQ6K(rowScales, 8 * s, blocks, input, t0, t1, t2, t3, count, sums, acc, t0 * GROUP_ROWS);
+                }
+            }
+            int first = Math.max(rowStart, g * GROUP_ROWS);
+            int end = Math.min(rowEnd, (g + 1) * GROUP_ROWS);
+            for (int t = 0; t < tokens; t++) {
+                long outAt = (long) t * w.rows();
+                for (int r = first; r < end; r++) {
+                    out.set(FLOAT, 4L * (outAt + r), acc[t * GROUP_ROWS + r - g * GROUP_ROWS]);
+                }
+            }
+        }
+    }
+
+    /**
+     * A Q6_K super-block's 256 columns of a group (128 pairs from byte {@code pairs}) unpacked to
+     * q - 32 as shorts, column c's rows from {@code values[c * GROUP_ROWS]}.
+     */
+    private static void unpackQ6K(MemorySegment w, long pairs, short[] values) {
+        for (int p = 0; p < SUPER_BLOCK / 2; p++) { // offsets linear in p (see rowsQ8)
+            long pair = pairs + (long) p * PAIR_BYTES;
+            ShortVector n0 = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair, NATIVE)
+                    .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
+            ShortVector n1 = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair + COLUMN_BYTES, NATIVE)
+                    .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
+            ShortVector tops = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair + 2 * COLUMN_BYTES, NATIVE)
+                    .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
+            int c = 2 * p * GROUP_ROWS;
+            n0.and((short) 0x0F).or(tops.lanewise(VectorOperators.LSHL, 4).and((short) 0x30)).sub((short) 32)
+                    .intoArray(values, c);
+            n0.lanewise(VectorOperators.LSHR, 4).or(tops.lanewise(VectorOperators.LSHL, 2).and((short) 0x30)).sub((short) 32)
+                    .intoArray(values, c + HALF_GROUP);
+            n1.and((short) 0x0F).or(tops.and((short) 0x30)).sub((short) 32).intoArray(values, c + GROUP_ROWS);
+            n1.lanewise(VectorOperators.LSHR, 4).or(tops.lanewise(VectorOperators.LSHR, 2).and((short) 0x30)).sub((short) 32)
+                    .intoArray(values, c + GROUP_ROWS + HALF_GROUP);
+        }
+    }
+
+    /** The rows' d * sc (exact: 11 by 8 significant bits) of the 16 sub-blocks of the Q6_K super-block at {@code at}, sub-block j's from index {@code j * GROUP_ROWS}. */
+    private static void q6kRowScales(MemorySegment w, long at, float[] into) {
+        for (int i = 0; i < 4; i++) {
+            FloatVector d = ((IntVector) ShortVector.fromMemorySegment(VectorKernels.HALF_SHORTS, w, at + 2L * FL * i, NATIVE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF)
+                    .reinterpretAsFloats().mul(0x1p112f);
+            for (int j = 0; j < 16; j++) {
+                long sc = at + SCALES_AT + (long) j * GROUP_ROWS + (long) i * FL;
+                d.mul((FloatVector) ((IntVector) ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w, sc, NATIVE)
+                        .convertShape(VectorOperators.B2I, I, 0)).convert(VectorOperators.I2F, 0))
+                        .intoArray(into, j * GROUP_ROWS + i * FL);
+            }
+        }
+    }
+
+    /**
+     * The 256 columns of a Q6_K super-block (its 128 pairs from byte {@code pairs}; input column
+     * {@code column} on) against one token: each sub-block j's exact 32-bit sums into
+     * {@code sums[4 * j * GROUP_ROWS ..]}, as fourTokensQ6K makes them. The float step is
+     * accumulateQ6K's: in this method, its FMAs stayed calls to their allocating fallbacks in some
+     * 256-bit JVMs.
+     */
+    private static void oneTokenQ6K(MemorySegment w, long pairs, long column, MatmulInput input, int token, int[] sums) {
+        MemorySegment xq = input.quantised;
+        long xb = 2L * token * input.columns + 2 * column;
+        for (int j = 0; j < 16; j++) {
+            IntVector i0 = IntVector.zero(I), i1 = i0, i2 = i0, i3 = i0;
+            for (int half = 0; half < 2; half++) {
+                ShortVector low = ShortVector.zero(SHORTS), high = low;
+                // A pair of columns a pass (offsets linear in the counter, see rowsQ8): the
+                // first's top bits are bits 0-3 of the shared byte, the second's bits 4-7.
+                long run = pairs + (long) (8 * j + 4 * half) * PAIR_BYTES;
+                long xRun = xb + 2L * (16 * j + 8 * half);
+                for (int p = 0; p < 4; p++) {
+                    long pair = run + (long) p * PAIR_BYTES;
+                    ShortVector n0 = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair, NATIVE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
+                    ShortVector n1 = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair + COLUMN_BYTES, NATIVE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
+                    ShortVector tops = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair + 2 * COLUMN_BYTES, NATIVE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
+                    short v0 = xq.get(SHORT, xRun + 4L * p);
+                    short v1 = xq.get(SHORT, xRun + 4L * p + 2);
+                    // The loop-carried vectors as arguments, not receivers (see ARCHITECTURE.md).
+                    low = n0.and((short) 0x0F).or(tops.lanewise(VectorOperators.LSHL, 4).and((short) 0x30))
+                            .sub((short) 32).mul(v0).add(low);
+                    high = n0.lanewise(VectorOperators.LSHR, 4).or(tops.lanewise(VectorOperators.LSHL, 2)
+                            .and((short) 0x30)).sub((short) 32).mul(v0).add(high);
+                    low = n1.and((short) 0x0F).or(tops.and((short) 0x30)).sub((short) 32).mul(v1).add(low);
+                    high = n1.lanewise(VectorOperators.LSHR, 4).or(tops.lanewise(VectorOperators.LSHR, 2)
+                            .and((short) 0x30)).sub((short) 32).mul(v1).add(high);
+                }
+                i0 = ((IntVector) low.convertShape(VectorOperators.S2I, I, 0)).add(i0);
+                i1 = ((IntVector) low.convertShape(VectorOperators.S2I, I, 1)).add(i1);
+                i2 = ((IntVector) high.convertShape(VectorOperators.S2I, I, 0)).add(i2);
+                i3 = ((IntVector) high.convertShape(VectorOperators.S2I, I, 1)).add(i3);
+            }
+            int at = 4 * j * GROUP_ROWS;
+            i0.intoArray(sums, at);
+            i1.intoArray(sums, at + FL);
+            i2.intoArray(sums, at + 2 * FL);
+            i3.intoArray(sums, at + 3 * FL);
+        }
+    }
+
+    /**
+     * Sub-block {@code j} (16 columns, unpacked into {@code values} by unpackQ6K; input column
+     * {@code column} on) against four tokens: the exact 32-bit sums into {@code sums}, token t's
+     * rows from {@code at + t * GROUP_ROWS}, as oneTokenQ6K makes them; their 16-bit halves pass
+     * through {@code shorts}.
+     */
+    private static void fourTokensQ6K(short[] values, int j, long column, MatmulInput input, int t0, int t1, int t2,
+                                      int t3, short[] shorts, int[] sums, int at) {
+        MemorySegment xq = input.quantised;
+        long row = 2L * input.columns;
+        java.util.Arrays.fill(sums, at, at + 4 * GROUP_ROWS, 0);
+        for (int half = 0; half < 2; half++) {
+            int first = (16 * j + 8 * half) * GROUP_ROWS;
+            long xc = 2 * column + 16L * half;
+            long x0 = t0 * row + xc, x1 = t1 * row + xc, x2 = t2 * row + xc, x3 = t3 * row + xc;
+            ShortVector low0 = ShortVector.zero(SHORTS), high0 = low0, low1 = low0, high1 = low0;
+            ShortVector low2 = low0, high2 = low0, low3 = low0, high3 = low0;
+            for (int c = 0; c < 8; c++) {
+                ShortVector low = ShortVector.fromArray(SHORTS, values, first + c * GROUP_ROWS);
+                ShortVector high = ShortVector.fromArray(SHORTS, values, first + c * GROUP_ROWS + HALF_GROUP);
+                short v0 = xq.get(SHORT, x0 + 2L * c);
+                short v1 = xq.get(SHORT, x1 + 2L * c);
+                short v2 = xq.get(SHORT, x2 + 2L * c);
+                short v3 = xq.get(SHORT, x3 + 2L * c);
+                low0 = low.mul(v0).add(low0);
+                high0 = high.mul(v0).add(high0);
+                low1 = low.mul(v1).add(low1);
+                high1 = high.mul(v1).add(high1);
+                low2 = low.mul(v2).add(low2);
+                high2 = high.mul(v2).add(high2);
+                low3 = low.mul(v3).add(low3);
+                high3 = high.mul(v3).add(high3);
+            }
+            // Through L1 to be widened (a loop over the 8 vectors; written out here, with the
+            // loop above, the method grew past what C2 compiles without boxing).
+            low0.intoArray(shorts, 0);
+            high0.intoArray(shorts, HALF_GROUP);
+            low1.intoArray(shorts, 2 * HALF_GROUP);
+            high1.intoArray(shorts, 3 * HALF_GROUP);
+            low2.intoArray(shorts, 4 * HALF_GROUP);
+            high2.intoArray(shorts, 5 * HALF_GROUP);
+            low3.intoArray(shorts, 6 * HALF_GROUP);
+            high3.intoArray(shorts, 7 * HALF_GROUP);
+            addWidened(shorts, sums, at);
+        }
+    }
+
+    /** Adds the 4 x 2 vectors of 16-bit sums in {@code shorts} (as fourTokensQ6K stores them) to the 32-bit sums from {@code sums[at]}. */
+    private static void addWidened(short[] shorts, int[] sums, int at) {
+        for (int k = 0; k < 8; k++) {
+            ShortVector v = ShortVector.fromArray(SHORTS, shorts, k * HALF_GROUP);
+            int to = at + k * HALF_GROUP;
+            ((IntVector) v.convertShape(VectorOperators.S2I, I, 0)).add(IntVector.fromArray(I, sums, to)).intoArray(sums, to);
+            ((IntVector) v.convertShape(VectorOperators.S2I, I, 1)).add(IntVector.fromArray(I, sums, to + FL))
+                    .intoArray(sums, to + FL);
+        }
+    }
+
+    /**
+     * The first {@code count} tokens' 32-bit sums of a Q6_K super-block's 16 sub-blocks (sub-block
+     * j's token t at {@code sums[(4 * j + t) * GROUP_ROWS]}; its first input block {@code b0}) into
+     * their accumulators (token t's from {@code acc[accAt + t * GROUP_ROWS]}), sub-block after sub-block: the same operations for a token alone or in a
+     * pass, the accumulators in registers across the super-block.
+     */
+    private static void accumulateQ6K(float[] rowScales, int b0, int blocks, MatmulInput input, int t0, int t1,
+                                      int t2, int t3, int count, int[] sums, float[] acc, int accAt) {
+        for (int t = 0; t < count; t++) {
+            int token = t == 0 ? t0 : t == 1 ? t1 : t == 2 ? t2 : t3;
+            int a = accAt + t * GROUP_ROWS;
+            FloatVector a0 = FloatVector.fromArray(F, acc, a);
+            FloatVector a1 = FloatVector.fromArray(F, acc, a + FL);
+            FloatVector a2 = FloatVector.fromArray(F, acc, a + 2 * FL);
+            FloatVector a3 = FloatVector.fromArray(F, acc, a + 3 * FL);
+            for (int j = 0; j < 16; j++) {
+                float dx = input.quantisedScales[token * blocks + b0 + j / 2];
+                int sc = j * GROUP_ROWS;
+                int at = (4 * j + t) * GROUP_ROWS;
+                a0 = ((FloatVector) IntVector.fromArray(I, sums, at).convert(VectorOperators.I2F, 0))
+                        .fma(FloatVector.fromArray(F, rowScales, sc).mul(dx), a0);
+                a1 = ((FloatVector) IntVector.fromArray(I, sums, at + FL).convert(VectorOperators.I2F, 0))
+                        .fma(FloatVector.fromArray(F, rowScales, sc + FL).mul(dx), a1);
+                a2 = ((FloatVector) IntVector.fromArray(I, sums, at + 2 * FL).convert(VectorOperators.I2F, 0))
+                        .fma(FloatVector.fromArray(F, rowScales, sc + 2 * FL).mul(dx), a2);
+                a3 = ((FloatVector) IntVector.fromArray(I, sums, at + 3 * FL).convert(VectorOperators.I2F, 0))
+                        .fma(FloatVector.fromArray(F, rowScales, sc + 3 * FL).mul(dx), a3);
+            }
+            a0.intoArray(acc, a);
+            a1.intoArray(acc, a + FL);
+            a2.intoArray(acc, a + 2 * FL);
+            a3.intoArray(acc, a + 3 * FL);
+        }
+    }
+}
