@@ -257,7 +257,7 @@ final class IntegerProducts {
                     java.util.Arrays.fill(acc, 0, 4 * GROUP_ROWS, 0f);
                     for (int b = 0; b < blocks; b++) {
                         long at = groupAt + (long) b * BLOCK_BYTES;
-                        fourTokens(w.data(), at + SCALE_BYTES, b, input, t0, t1, t2, t3, sums);
+                        fourTokens(w.data(), at + SCALE_BYTES, b, input, t0, t1, t2, t3, sums, 0);
                         accumulate(w.data(), at, b, blocks, input, t0, t1, t2, t3, sums, acc);
                     }
                 }
@@ -316,7 +316,7 @@ final class IntegerProducts {
      * nibbles' rows then high ones'.
      */
     static void fourTokens(MemorySegment w, long columns, int b, MatmulInput input, int t0, int t1, int t2,
-                                   int t3, short[] sums) {
+                           int t3, short[] sums, int at) {
         MemorySegment xq = input.quantised;
         long row = 2L * input.columns;
         long xb = 2L * BLOCK * b;
@@ -344,14 +344,14 @@ final class IntegerProducts {
         }
         // Through L1 to accumulate, which does every token's float step in one loop (a helper
         // taking vectors, called once per token, was not inlined and boxed them).
-        low0.intoArray(sums, 0);
-        high0.intoArray(sums, HALF_GROUP);
-        low1.intoArray(sums, 2 * HALF_GROUP);
-        high1.intoArray(sums, 3 * HALF_GROUP);
-        low2.intoArray(sums, 4 * HALF_GROUP);
-        high2.intoArray(sums, 5 * HALF_GROUP);
-        low3.intoArray(sums, 6 * HALF_GROUP);
-        high3.intoArray(sums, 7 * HALF_GROUP);
+        low0.intoArray(sums, at);
+        high0.intoArray(sums, at + HALF_GROUP);
+        low1.intoArray(sums, at + 2 * HALF_GROUP);
+        high1.intoArray(sums, at + 3 * HALF_GROUP);
+        low2.intoArray(sums, at + 4 * HALF_GROUP);
+        high2.intoArray(sums, at + 5 * HALF_GROUP);
+        low3.intoArray(sums, at + 6 * HALF_GROUP);
+        high3.intoArray(sums, at + 7 * HALF_GROUP);
     }
 
     /**

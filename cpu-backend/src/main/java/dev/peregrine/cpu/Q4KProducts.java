@@ -129,31 +129,30 @@ final class Q4KProducts {
         long groupBytes = (long) supers * BLOCK_BYTES;
         float[] acc = scratch.tileSums(4 * GROUP_ROWS);
         float[] rowScales = scratch.blockScales(16 * GROUP_ROWS);
-        short[] sums = scratch.shortSums(4 * GROUP_ROWS);
+        short[] sums = scratch.shortSums(8 * 8 * HALF_GROUP);
         for (int g = rowStart / GROUP_ROWS; g * GROUP_ROWS < rowEnd; g++) {
             long groupAt = g * groupBytes;
             int first = Math.max(rowStart, g * GROUP_ROWS);
             int end = Math.min(rowEnd, (g + 1) * GROUP_ROWS);
             for (int t0 = 0; t0 < tokens; t0 += 4) {
                 int count = Math.min(4, tokens - t0);
-                if (count == 1) {
-                    oneTokenQ4K(w.data(), groupAt, supers, input, t0, acc, rowScales);
-                } else {
-                    // A short pass repeats its last token; those results are not stored.
-                    int t1 = t0 + 1;
-                    int t2 = t0 + Math.min(2, count - 1);
-                    int t3 = t0 + Math.min(3, count - 1);
-                    java.util.Arrays.fill(acc, 0, 4 * GROUP_ROWS, 0f);
-                    for (int s = 0; s < supers; s++) {
-                        long at = groupAt + (long) s * BLOCK_BYTES;
-                        q4kRowScales(w.data(), at, rowScales);
+                // A short pass repeats its last token; those results are not stored.
+                int t1 = t0 + Math.min(1, count - 1);
+                int t2 = t0 + Math.min(2, count - 1);
+                int t3 = t0 + Math.min(3, count - 1);
+                java.util.Arrays.fill(acc, 0, 4 * GROUP_ROWS, 0f);
+                for (int s = 0; s < supers; s++) {
+                    long at = groupAt + (long) s * BLOCK_BYTES;
+                    q4kRowScales(w.data(), at, rowScales);
+                    if (count == 1) {
+                        oneToken(w.data(), at + COLUMNS_AT, 8 * s, input, t0, sums);
+                    } else {
                         for (int j = 0; j < 8; j++) {
-                            int b = 8 * s + j;
-                            IntegerProducts.fourTokens(w.data(), at + COLUMNS_AT + (long) j * BLOCK * COLUMN_BYTES, b, input, t0, t1, t2,
-                                    t3, sums);
-                            accumulateQ4K(rowScales, j, b, supers * 8, input, t0, t1, t2, t3, sums, acc);
+                            IntegerProducts.fourTokens(w.data(), at + COLUMNS_AT + (long) j * BLOCK * COLUMN_BYTES, 8 * s + j,
+                                    input, t0, t1, t2, t3, sums, 8 * j * HALF_GROUP);
                         }
                     }
+                    accumulate(rowScales, 8 * s, supers * 8, input, t0, t1, t2, t3, count, sums, acc);
                 }
                 for (int t = 0; t < count; t++) {
                     long outAt = (long) (t0 + t) * w.rows();
@@ -192,36 +191,56 @@ final class Q4KProducts {
         }
     }
 
-    /** One token against one Q4_K group: the accumulators stay in registers. */
-    private static void oneTokenQ4K(MemorySegment w, long groupAt, int supers, MatmulInput input, int token,
-                                    float[] acc, float[] rowScales) {
+    /**
+     * One token against the 8 sub-blocks of a Q4_K super-block of a group (their columns from byte
+     * {@code columns}; input block {@code b0} on): sub-block j's uncorrected 16-bit sums into
+     * {@code sums[8 * j * HALF_GROUP ..]} as fourTokens leaves token 0's. The float steps are
+     * {@link #accumulate}'s: in this method their FMAs stayed calls to their allocating fallbacks
+     * in about 1 JVM in 10 (12 KB a 256 x 256 product).
+     */
+    private static void oneToken(MemorySegment w, long columns, int b0, MatmulInput input, int token, short[] sums) {
         MemorySegment xq = input.quantised;
-        long xAt = 2L * token * input.columns;
-        int scaleAt = token * supers * 8;
-        float[] scales = input.quantisedScales;
-        short[] corrections = input.quantisedCorrections;
-        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
-        for (int s = 0; s < supers; s++) {
-            long at = groupAt + (long) s * BLOCK_BYTES;
-            q4kRowScales(w, at, rowScales);
+        long xAt = 2L * token * input.columns + 2L * BLOCK * b0;
+        for (int j = 0; j < 8; j++) {
+            long first = columns + (long) j * BLOCK * COLUMN_BYTES;
+            long xb = xAt + 2L * BLOCK * j;
+            ShortVector low = ShortVector.zero(SHORTS), high = low;
+            for (int k = 0; k < BLOCK; k++) {
+                ShortVector q = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, first + (long) k * COLUMN_BYTES, NATIVE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
+                short v = xq.get(SHORT, xb + 2L * k);
+                low = q.and((short) 0x0F).mul(v).add(low);
+                high = q.lanewise(VectorOperators.LSHR, 4).mul(v).add(high);
+            }
+            low.intoArray(sums, 8 * j * HALF_GROUP);
+            high.intoArray(sums, (8 * j + 1) * HALF_GROUP);
+        }
+    }
+
+    /**
+     * The first {@code count} tokens' 16-bit sums of a Q4_K super-block's 8 sub-blocks (sub-block
+     * j's token t at {@code sums[(8 * j + 2 * t) * HALF_GROUP]}, as fourTokens leaves them; input
+     * block {@code b0} on) into their accumulators, sub-block after sub-block, the accumulators in
+     * registers across the super-block: the same operations for a token alone or in a pass;
+     * {@code rowScales} as q4kRowScales leaves them.
+     */
+    private static void accumulate(float[] rowScales, int b0, int blocks, MatmulInput input, int t0, int t1, int t2,
+                                   int t3, int count, short[] sums, float[] acc) {
+        for (int t = 0; t < count; t++) {
+            int token = t == 0 ? t0 : t == 1 ? t1 : t == 2 ? t2 : t3;
+            int a = t * GROUP_ROWS;
+            FloatVector a0 = FloatVector.fromArray(F, acc, a);
+            FloatVector a1 = FloatVector.fromArray(F, acc, a + FL);
+            FloatVector a2 = FloatVector.fromArray(F, acc, a + 2 * FL);
+            FloatVector a3 = FloatVector.fromArray(F, acc, a + 3 * FL);
             for (int j = 0; j < 8; j++) {
-                int b = 8 * s + j;
-                long columns = at + COLUMNS_AT + (long) j * BLOCK * COLUMN_BYTES;
-                long xb = xAt + 2L * BLOCK * b;
-                ShortVector low = ShortVector.zero(SHORTS), high = low;
-                for (int k = 0; k < BLOCK; k++) {
-                    ShortVector q = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, columns + (long) k * COLUMN_BYTES, NATIVE)
-                            .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
-                    short v = xq.get(SHORT, xb + 2L * k);
-                    low = q.and((short) 0x0F).mul(v).add(low);
-                    high = q.lanewise(VectorOperators.LSHR, 4).mul(v).add(high);
-                }
-                short correction = corrections[scaleAt + b];
-                low = low.sub(correction);
-                high = high.sub(correction);
-                float dx = scales[scaleAt + b];
+                int b = token * blocks + b0 + j;
+                short correction = input.quantisedCorrections[b];
+                float dx = input.quantisedScales[b];
                 float eightSum = correction;
                 FloatVector minWeight = FloatVector.broadcast(F, -(eightSum * 0.125f) * dx);
+                ShortVector low = ShortVector.fromArray(SHORTS, sums, (8 * j + 2 * t) * HALF_GROUP).sub(correction);
+                ShortVector high = ShortVector.fromArray(SHORTS, sums, (8 * j + 2 * t + 1) * HALF_GROUP).sub(correction);
                 int sc = j * GROUP_ROWS;
                 int m = (8 + j) * GROUP_ROWS;
                 a0 = ((FloatVector) low.convertShape(VectorOperators.S2F, F, 0)).add(eightSum)
@@ -237,42 +256,10 @@ final class Q4KProducts {
                 a2 = FloatVector.fromArray(F, rowScales, m + 2 * FL).fma(minWeight, a2);
                 a3 = FloatVector.fromArray(F, rowScales, m + 3 * FL).fma(minWeight, a3);
             }
-        }
-        a0.intoArray(acc, 0);
-        a1.intoArray(acc, FL);
-        a2.intoArray(acc, 2 * FL);
-        a3.intoArray(acc, 3 * FL);
-    }
-
-    /**
-     * The four tokens' 16-bit sums of Q4_K sub-block {@code j} (block {@code b} of the input) into
-     * their accumulators, as oneTokenQ4K does for one; {@code rowScales} as q4kRowScales leaves them.
-     */
-    private static void accumulateQ4K(float[] rowScales, int j, int b, int blocks, MatmulInput input, int t0, int t1,
-                                      int t2, int t3, short[] sums, float[] acc) {
-        int sc = j * GROUP_ROWS;
-        int m = (8 + j) * GROUP_ROWS;
-        for (int t = 0; t < 4; t++) {
-            int token = t == 0 ? t0 : t == 1 ? t1 : t == 2 ? t2 : t3;
-            short correction = input.quantisedCorrections[token * blocks + b];
-            float dx = input.quantisedScales[token * blocks + b];
-            float eightSum = correction;
-            FloatVector minWeight = FloatVector.broadcast(F, -(eightSum * 0.125f) * dx);
-            ShortVector low = ShortVector.fromArray(SHORTS, sums, 2 * t * HALF_GROUP).sub(correction);
-            ShortVector high = ShortVector.fromArray(SHORTS, sums, (2 * t + 1) * HALF_GROUP).sub(correction);
-            int a = t * GROUP_ROWS;
-            FloatVector a0 = ((FloatVector) low.convertShape(VectorOperators.S2F, F, 0)).add(eightSum)
-                    .fma(FloatVector.fromArray(F, rowScales, sc).mul(dx), FloatVector.fromArray(F, acc, a));
-            FloatVector a1 = ((FloatVector) low.convertShape(VectorOperators.S2F, F, 1)).add(eightSum)
-                    .fma(FloatVector.fromArray(F, rowScales, sc + FL).mul(dx), FloatVector.fromArray(F, acc, a + FL));
-            FloatVector a2 = ((FloatVector) high.convertShape(VectorOperators.S2F, F, 0)).add(eightSum)
-                    .fma(FloatVector.fromArray(F, rowScales, sc + 2 * FL).mul(dx), FloatVector.fromArray(F, acc, a + 2 * FL));
-            FloatVector a3 = ((FloatVector) high.convertShape(VectorOperators.S2F, F, 1)).add(eightSum)
-                    .fma(FloatVector.fromArray(F, rowScales, sc + 3 * FL).mul(dx), FloatVector.fromArray(F, acc, a + 3 * FL));
-            FloatVector.fromArray(F, rowScales, m).fma(minWeight, a0).intoArray(acc, a);
-            FloatVector.fromArray(F, rowScales, m + FL).fma(minWeight, a1).intoArray(acc, a + FL);
-            FloatVector.fromArray(F, rowScales, m + 2 * FL).fma(minWeight, a2).intoArray(acc, a + 2 * FL);
-            FloatVector.fromArray(F, rowScales, m + 3 * FL).fma(minWeight, a3).intoArray(acc, a + 3 * FL);
+            a0.intoArray(acc, a);
+            a1.intoArray(acc, a + FL);
+            a2.intoArray(acc, a + 2 * FL);
+            a3.intoArray(acc, a + 3 * FL);
         }
     }
 }
