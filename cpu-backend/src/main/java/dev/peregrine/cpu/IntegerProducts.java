@@ -75,8 +75,9 @@ final class IntegerProducts {
     }
 
     /**
-     * Whether products with weights of this type and row length are computed here: Q4_0, and Q4_K
-     * rows of whole super-blocks (all that llama.cpp writes).
+     * Whether products with weights of this type and row length are computed here (or in
+     * Q4KProducts, Q6KProducts): Q4_0, and Q4_K and Q6_K rows of whole super-blocks (all that
+     * llama.cpp writes).
      */
     static boolean handles(DType type, long columns) {
         return type == DType.Q4_0 || (type == DType.Q4_K || type == DType.Q6_K) && columns % SUPER_BLOCK == 0;
@@ -138,8 +139,7 @@ final class IntegerProducts {
         }
     }
 
-    static short finiteScale(String tensor, String type, String what, MemorySegment from, long at, int row,
-                                     int block) {
+    static short finiteScale(String tensor, String type, String what, MemorySegment from, long at, int row, int block) {
         short half = from.get(LE_SHORT, at);
         if ((half & 0x7C00) == 0x7C00) {
             throw new ModelFormatException(tensor + ": " + type + " block " + block + " of row " + row + " has a "
@@ -156,7 +156,7 @@ final class IntegerProducts {
 
     /**
      * Row {@code row} as floats, as {@code Dequant} makes them: (q - 8) * d for Q4_0, (d * sc) * q
-     * - dmin * m for Q4_K.
+     * - dmin * m for Q4_K, (d * sc) * (q - 32) for Q6_K.
      */
     static void decodeRow(CpuWeight w, int row, MemorySegment out, long outIndex) {
         if (w.type() == DType.Q4_K) {
@@ -311,9 +311,9 @@ final class IntegerProducts {
     }
 
     /**
-     * Block {@code b} of a group (its 32 columns from byte {@code columns}) against four tokens, each column
-     * converted once for all four: the 16-bit sums into {@code sums}, token after token, low
-     * nibbles' rows then high ones'.
+     * Block {@code b} of a group (its 32 columns from byte {@code columns}) against four tokens,
+     * each column converted once for all four: the 16-bit sums into {@code sums} from index
+     * {@code at}, token after token, low nibbles' rows then high ones' (Q4_K's sub-blocks too).
      */
     static void fourTokens(MemorySegment w, long columns, int b, MatmulInput input, int t0, int t1, int t2,
                            int t3, short[] sums, int at) {
@@ -389,7 +389,7 @@ final class IntegerProducts {
      * is exact for normal and subnormal halves alike. Half as many bytes as float scales: decode
      * reads 18 bytes per 32 weights, as the file does, instead of 20 (+7-11% measured).
      */
-    static FloatVector scales(MemorySegment w, long at) {
+    private static FloatVector scales(MemorySegment w, long at) {
         IntVector bits = ((IntVector) ShortVector.fromMemorySegment(VectorKernels.HALF_SHORTS, w, at, NATIVE)
                 .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF);
         return bits.reinterpretAsFloats().mul(0x1p112f);

@@ -28,7 +28,7 @@ import jdk.incubator.vector.VectorOperators;
  * groups of rows and quantised input). Q6_K (value (d * sc) * (q - 32), q 0-63, sc a signed byte per sub-block of 16, d per
  * super-block) keeps the file's 210 bytes per row and super-block: the rows' d as halves, the 16
  * scales as a byte per row, then the columns in pairs, each pair two runs of low nibbles (as Q4_0's
- * columns) and one run of the top 2 bits of both (see copyGroupQ6K). A sub-block's sum of
+ * columns) and one run of the top 2 bits of both (see copyGroup). A sub-block's sum of
  * (q - 32) * xq can reach +-65,024, so the 16-bit sums run over 8 columns (+-32,512, exact) and
  * are added in 32-bit lanes; each accumulator then takes {@code fma(S, (d * sc) * dx, acc)}. For
  * several tokens a super-block's values are unpacked once into shorts and read by every pass of
@@ -149,8 +149,8 @@ final class Q6KProducts {
                 long at = groupAt + (long) s * BLOCK_BYTES;
                 q6kRowScales(w.data(), at, rowScales);
                 if (tokens == 1) {
-                    oneTokenQ6K(w.data(), at + PAIRS_AT, (long) s * SUPER_BLOCK, input, 0, sums);
-                    accumulateQ6K(rowScales, 8 * s, blocks, input, 0, 0, 0, 0, 1, sums, acc, 0);
+                    oneToken(w.data(), at + PAIRS_AT, (long) s * SUPER_BLOCK, input, 0, sums);
+                    accumulate(rowScales, 8 * s, blocks, input, 0, 0, 0, 0, 1, sums, acc, 0);
                     continue;
                 }
                 // Several tokens: the super-block's values unpacked once (L1/L2), then passes of 4
@@ -162,10 +162,10 @@ final class Q6KProducts {
                     int t2 = t0 + Math.min(2, count - 1);
                     int t3 = t0 + Math.min(3, count - 1);
                     for (int j = 0; j < 16; j++) {
-                        fourTokensQ6K(values, j, (long) s * SUPER_BLOCK + 16L * j, input, t0, t1, t2, t3, shorts, sums,
+                        fourTokens(values, j, (long) s * SUPER_BLOCK + 16L * j, input, t0, t1, t2, t3, shorts, sums,
                                 4 * j * GROUP_ROWS);
                     }
-                    accumulateQ6K(rowScales, 8 * s, blocks, input, t0, t1, t2, t3, count, sums, acc, t0 * GROUP_ROWS);
+                    accumulate(rowScales, 8 * s, blocks, input, t0, t1, t2, t3, count, sums, acc, t0 * GROUP_ROWS);
                 }
             }
             int first = Math.max(rowStart, g * GROUP_ROWS);
@@ -221,11 +221,11 @@ final class Q6KProducts {
     /**
      * The 256 columns of a Q6_K super-block (its 128 pairs from byte {@code pairs}; input column
      * {@code column} on) against one token: each sub-block j's exact 32-bit sums into
-     * {@code sums[4 * j * GROUP_ROWS ..]}, as fourTokensQ6K makes them. The float step is
-     * accumulateQ6K's: in this method, its FMAs stayed calls to their allocating fallbacks in some
+     * {@code sums[4 * j * GROUP_ROWS ..]}, as fourTokens makes them. The float step is
+     * accumulate's: in this method, its FMAs stayed calls to their allocating fallbacks in some
      * 256-bit JVMs.
      */
-    private static void oneTokenQ6K(MemorySegment w, long pairs, long column, MatmulInput input, int token, int[] sums) {
+    private static void oneToken(MemorySegment w, long pairs, long column, MatmulInput input, int token, int[] sums) {
         MemorySegment xq = input.quantised;
         long xb = 2L * token * input.columns + 2 * column;
         for (int j = 0; j < 16; j++) {
@@ -271,10 +271,10 @@ final class Q6KProducts {
     /**
      * Sub-block {@code j} (16 columns, unpacked into {@code values} by unpackQ6K; input column
      * {@code column} on) against four tokens: the exact 32-bit sums into {@code sums}, token t's
-     * rows from {@code at + t * GROUP_ROWS}, as oneTokenQ6K makes them; their 16-bit halves pass
+     * rows from {@code at + t * GROUP_ROWS}, as oneToken makes them; their 16-bit halves pass
      * through {@code shorts}.
      */
-    private static void fourTokensQ6K(short[] values, int j, long column, MatmulInput input, int t0, int t1, int t2,
+    private static void fourTokens(short[] values, int j, long column, MatmulInput input, int t0, int t1, int t2,
                                       int t3, short[] shorts, int[] sums, int at) {
         MemorySegment xq = input.quantised;
         long row = 2L * input.columns;
@@ -315,7 +315,7 @@ final class Q6KProducts {
         }
     }
 
-    /** Adds the 4 x 2 vectors of 16-bit sums in {@code shorts} (as fourTokensQ6K stores them) to the 32-bit sums from {@code sums[at]}. */
+    /** Adds the 4 x 2 vectors of 16-bit sums in {@code shorts} (as fourTokens stores them) to the 32-bit sums from {@code sums[at]}. */
     private static void addWidened(short[] shorts, int[] sums, int at) {
         for (int k = 0; k < 8; k++) {
             ShortVector v = ShortVector.fromArray(SHORTS, shorts, k * HALF_GROUP);
@@ -332,7 +332,7 @@ final class Q6KProducts {
      * their accumulators (token t's from {@code acc[accAt + t * GROUP_ROWS]}), sub-block after sub-block: the same operations for a token alone or in a
      * pass, the accumulators in registers across the super-block.
      */
-    private static void accumulateQ6K(float[] rowScales, int b0, int blocks, MatmulInput input, int t0, int t1,
+    private static void accumulate(float[] rowScales, int b0, int blocks, MatmulInput input, int t0, int t1,
                                       int t2, int t3, int count, int[] sums, float[] acc, int accAt) {
         for (int t = 0; t < count; t++) {
             int token = t == 0 ? t0 : t == 1 ? t1 : t == 2 ? t2 : t3;

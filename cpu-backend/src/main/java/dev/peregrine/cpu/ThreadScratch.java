@@ -91,8 +91,7 @@ final class ThreadScratch implements AutoCloseable {
         return transposed;
     }
 
-    /** 16-bit block sums of the integer kernels (IntegerProducts), on their way to floats. */
-    /** 32-bit sums of the integer kernels (IntegerProducts' Q6_K, several tokens), on their way to floats. */
+    /** 32-bit sums of the integer kernels (Q6KProducts), on their way to floats. */
     int[] intSums(int n) {
         if (intSums.length < n) {
             intSums = new int[n];
@@ -100,7 +99,7 @@ final class ThreadScratch implements AutoCloseable {
         return intSums;
     }
 
-    /** Unpacked weight values of the integer kernels (IntegerProducts' Q6_K super-blocks, several tokens). */
+    /** Unpacked weight values of the integer kernels (a Q6_K super-block of a group, for several tokens). */
     short[] unpacked(int n) {
         if (unpacked.length < n) {
             unpacked = new short[n];
@@ -108,6 +107,7 @@ final class ThreadScratch implements AutoCloseable {
         return unpacked;
     }
 
+    /** 16-bit block sums of the integer kernels (IntegerProducts, Q4KProducts, Q6KProducts), on their way to floats. */
     short[] shortSums(int n) {
         if (shortSums.length < n) {
             shortSums = new short[n];
