@@ -25,8 +25,9 @@ import jdk.incubator.vector.VectorOperators;
 
 /**
  * Q6_K products in integers on 8-bit activations, as {@link IntegerProducts} computes Q4_0's (its
- * groups of rows and quantised input). Q6_K (value (d * sc) * (q - 32), q 0-63, sc a signed byte per sub-block of 16, d per
- * super-block) keeps the file's 210 bytes per row and super-block: the rows' d as halves, the 16
+ * groups of rows and quantised input). Q6_K (value (d * sc) * (q - 32), q 0-63, sc a signed byte
+ * per sub-block of 16, d per super-block) keeps the file's 210 bytes per row and super-block: the
+ * rows' d as halves, the 16
  * scales as a byte per row, then the columns in pairs, each pair two runs of low nibbles (as Q4_0's
  * columns) and one run of the top 2 bits of both (see copyGroup). A sub-block's sum of
  * (q - 32) * xq can reach +-65,024, so the 16-bit sums run over 8 columns (+-32,512, exact) and
