@@ -25,8 +25,8 @@ import jdk.incubator.vector.VectorOperators;
 
 /**
  * Q4_K products in 16-bit integers on 8-bit activations, as {@link IntegerProducts} computes Q4_0's
- * (its groups of rows, quantised input and 16-bit column sums). Q4_K (value (d * sc) * q - dmin * m, q 0-15, sc and m 6-bit per sub-block of 32, d and dmin
- * per super-block of 256) is stored super-block after super-block: the rows' d as halves, their
+ * (its groups of rows, quantised input and 16-bit column sums). Q4_K (value (d * sc) * q - dmin
+ * * m, q 0-15, sc and m 6-bit per sub-block of 32, d and dmin per super-block of 256) is stored super-block after super-block: the rows' d as halves, their
  * dmin as halves, the 8 sub-blocks' scales sc as a byte per row (sub-block after sub-block), their
  * mins m likewise, then the 256 columns as Q4_0's (148 bytes per row and super-block against the
  * file's 144). Its 16-bit sums are Q4_0's, S = sum of (q - 8) * xq, exact for the same reason;
