@@ -127,23 +127,23 @@ final class Q4KProducts {
                        ThreadScratch scratch) {
         int supers = w.columns() / SUPER_BLOCK;
         long groupBytes = (long) supers * BLOCK_BYTES;
-        float[] acc = scratch.tileSums(4 * GROUP_ROWS);
+        // Per token its accumulators (one token: 4 tokens' worth, the pass shape).
+        float[] acc = scratch.tileSums(Math.max(4, tokens) * GROUP_ROWS);
         float[] rowScales = scratch.blockScales(16 * GROUP_ROWS);
         short[] sums = scratch.shortSums(8 * 8 * HALF_GROUP);
         for (int g = rowStart / GROUP_ROWS; g * GROUP_ROWS < rowEnd; g++) {
             long groupAt = g * groupBytes;
-            int first = Math.max(rowStart, g * GROUP_ROWS);
-            int end = Math.min(rowEnd, (g + 1) * GROUP_ROWS);
-            for (int t0 = 0; t0 < tokens; t0 += 4) {
-                int count = Math.min(4, tokens - t0);
-                // A short pass repeats its last token; those results are not stored.
-                int t1 = t0 + Math.min(1, count - 1);
-                int t2 = t0 + Math.min(2, count - 1);
-                int t3 = t0 + Math.min(3, count - 1);
-                java.util.Arrays.fill(acc, 0, 4 * GROUP_ROWS, 0f);
-                for (int s = 0; s < supers; s++) {
-                    long at = groupAt + (long) s * BLOCK_BYTES;
-                    q4kRowScales(w.data(), at, rowScales);
+            java.util.Arrays.fill(acc, 0, Math.max(4, tokens) * GROUP_ROWS, 0f);
+            for (int s = 0; s < supers; s++) {
+                long at = groupAt + (long) s * BLOCK_BYTES;
+                // Once per super-block for all passes; its weights stay in L1 from pass to pass.
+                q4kRowScales(w.data(), at, rowScales);
+                for (int t0 = 0; t0 < tokens; t0 += 4) {
+                    int count = Math.min(4, tokens - t0);
+                    // A short pass repeats its last token; those results are not stored.
+                    int t1 = t0 + Math.min(1, count - 1);
+                    int t2 = t0 + Math.min(2, count - 1);
+                    int t3 = t0 + Math.min(3, count - 1);
                     if (count == 1) {
                         oneToken(w.data(), at + COLUMNS_AT, 8 * s, input, t0, sums);
                     } else {
@@ -152,13 +152,15 @@ final class Q4KProducts {
                                     input, t0, t1, t2, t3, sums, 8 * j * HALF_GROUP);
                         }
                     }
-                    accumulate(rowScales, 8 * s, supers * 8, input, t0, t1, t2, t3, count, sums, acc);
+                    accumulate(rowScales, 8 * s, supers * 8, input, t0, t1, t2, t3, count, sums, acc, t0 * GROUP_ROWS);
                 }
-                for (int t = 0; t < count; t++) {
-                    long outAt = (long) (t0 + t) * w.rows();
-                    for (int r = first; r < end; r++) {
-                        out.set(FLOAT, 4L * (outAt + r), acc[t * GROUP_ROWS + r - g * GROUP_ROWS]);
-                    }
+            }
+            int first = Math.max(rowStart, g * GROUP_ROWS);
+            int end = Math.min(rowEnd, (g + 1) * GROUP_ROWS);
+            for (int t = 0; t < tokens; t++) {
+                long outAt = (long) t * w.rows();
+                for (int r = first; r < end; r++) {
+                    out.set(FLOAT, 4L * (outAt + r), acc[t * GROUP_ROWS + r - g * GROUP_ROWS]);
                 }
             }
         }
@@ -222,13 +224,13 @@ final class Q4KProducts {
      * j's token t at {@code sums[(8 * j + 2 * t) * HALF_GROUP]}, as fourTokens leaves them; input
      * block {@code b0} on) into their accumulators, sub-block after sub-block, the accumulators in
      * registers across the super-block: the same operations for a token alone or in a pass;
-     * {@code rowScales} as q4kRowScales leaves them.
+     * {@code rowScales} as q4kRowScales leaves them; token t's accumulators from {@code acc[accAt + t * GROUP_ROWS]}.
      */
     private static void accumulate(float[] rowScales, int b0, int blocks, MatmulInput input, int t0, int t1, int t2,
-                                   int t3, int count, short[] sums, float[] acc) {
+                                   int t3, int count, short[] sums, float[] acc, int accAt) {
         for (int t = 0; t < count; t++) {
             int token = t == 0 ? t0 : t == 1 ? t1 : t == 2 ? t2 : t3;
-            int a = t * GROUP_ROWS;
+            int a = accAt + t * GROUP_ROWS;
             FloatVector a0 = FloatVector.fromArray(F, acc, a);
             FloatVector a1 = FloatVector.fromArray(F, acc, a + FL);
             FloatVector a2 = FloatVector.fromArray(F, acc, a + 2 * FL);
