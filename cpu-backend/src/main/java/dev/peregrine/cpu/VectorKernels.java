@@ -318,11 +318,17 @@ final class VectorKernels implements Kernels {
                     case F32 -> rowsF32(data, o0, x, kp, sums, lanes);
                     case F16, BF16 -> rowsHalf(w.type() == DType.BF16, data, o0, x, kp, sums, lanes);
                     case Q8_0 -> rowsQ8(data, o0, x, kp, sums, lanes);
-                    case Q4_0, Q4_1, Q5_0, Q5_1 -> rowsNibbles(w.type(), data, o0, o1, o2, o3, stride, x, kp, sums, lanes);
+                    case Q4_0, Q4_1, Q5_0, Q5_1 -> {
+                        rowsNibbles(w.type(), data, o0, o1, stride, x, kp, sums, 0, lanes);
+                        rowsNibbles(w.type(), data, o2, o3, stride, x, kp, sums, 2, lanes);
+                    }
                     case Q4_K, Q5_K -> rowsQ45K(w.type() == DType.Q5_K, data, o0, o1, o2, o3, stride, x, kp, sums, lanes, kScales);
                     case Q6_K -> rowsQ6K(data, o0, o1, o2, o3, stride, x, kp, sums, lanes, kScales);
                     case Q2_K, Q3_K -> rowsQ23K(w.type(), data, o0, o1, o2, o3, stride, x, kp, sums, lanes, kScales);
-                    case IQ4_NL, IQ4_XS -> rowsIq4(w.type() == DType.IQ4_XS, data, o0, o1, o2, o3, stride, x, kp, sums, lanes);
+                    case IQ4_NL, IQ4_XS -> {
+                        rowsIq4(w.type() == DType.IQ4_XS, data, o0, o1, stride, x, kp, sums, 0, lanes);
+                        rowsIq4(w.type() == DType.IQ4_XS, data, o2, o3, stride, x, kp, sums, 2, lanes);
+                    }
                     default -> throw new IllegalStateException("no row kernel for " + w.type());
                 }
             }
@@ -609,72 +615,61 @@ final class VectorKernels implements Kernels {
     }
 
     /**
-     * Rows of the 32-value nibble types, Q4_0, Q4_1, Q5_0 and Q5_1 (layouts in {@code DType}): a
-     * block's first 16 values sit in the low nibbles of its 16 bytes, the second 16 in the high
-     * nibbles, with a fifth bit each from the word qh for Q5_0 and Q5_1. Every value is
-     * fma(q, d, m), as {@link #decodeNibbleBlocks} and {@code Dequant} make it: m is the stored
-     * minimum for Q4_1 and Q5_1, and -8d (Q4_0) or -16d (Q5_0) otherwise, for which the FMA is
-     * exact (5 by 11 significant bits) and equals (q - 8) * d or (q - 16) * d.
+     * Two rows (at o0, o1; sums added at {@code at}, {@code at + 1}) of the 32-value nibble types,
+     * Q4_0, Q4_1, Q5_0 and Q5_1 (layouts in {@code DType}): a block's first 16 values sit in the
+     * low nibbles of its 16 bytes, the second 16 in the high nibbles, with a fifth bit each from
+     * the word qh for Q5_0 and Q5_1. Every value is fma(q, d, m), as {@link #decodeNibbleBlocks}
+     * and {@code Dequant} make it: m is the stored minimum for Q4_1 and Q5_1, and -8d (Q4_0) or
+     * -16d (Q5_0) otherwise, for which the FMA is exact (5 by 11 significant bits) and equals
+     * (q - 8) * d or (q - 16) * d.
+     *
+     * <p>Two rows, not four: with four, C2 ran out of its node budget for late inlining in about
+     * half of the JVM runs that compiled it for several of these types, left the final stores of
+     * the chains as calls and boxed the chains (0.3-3 MB a decode step).
      */
-    private static void rowsNibbles(DType type, MemorySegment w, long o0, long o1, long o2, long o3, long stride,
-                                    MemorySegment x, int to, float[] sums, float[] lanes) {
+    private static void rowsNibbles(DType type, MemorySegment w, long o0, long o1, long stride, MemorySegment x, int to,
+                                    float[] sums, int at, float[] lanes) {
         NibbleLayout layout = NibbleLayout.of(type);
         boolean withMin = layout.withMin;
         boolean fiveBits = layout.fiveBits;
         long qs = layout.quants;
         float bias = layout.bias;
         IntVector bitOfLane = IntVector.zero(I).addIndex(1);
-        FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
+        FloatVector c0 = FloatVector.zero(F), c1 = c0;
         // Offsets linear in an int block counter, as in rowsQ8.
         int blocks = to / BLOCK;
         for (int blk = 0; blk < blocks; blk++) {
-            long at = blk * stride;
+            long b0 = o0 + blk * stride, b1 = o1 + blk * stride;
             long xAt = (long) blk * (4 * BLOCK);
-            float d0 = Float.float16ToFloat(w.get(LE_SHORT, o0 + at));
-            float d1 = Float.float16ToFloat(w.get(LE_SHORT, o1 + at));
-            float d2 = Float.float16ToFloat(w.get(LE_SHORT, o2 + at));
-            float d3 = Float.float16ToFloat(w.get(LE_SHORT, o3 + at));
-            float m0 = withMin ? Float.float16ToFloat(w.get(LE_SHORT, o0 + at + 2)) : bias * d0;
-            float m1 = withMin ? Float.float16ToFloat(w.get(LE_SHORT, o1 + at + 2)) : bias * d1;
-            float m2 = withMin ? Float.float16ToFloat(w.get(LE_SHORT, o2 + at + 2)) : bias * d2;
-            float m3 = withMin ? Float.float16ToFloat(w.get(LE_SHORT, o3 + at + 2)) : bias * d3;
-            int h0 = fiveBits ? w.get(LE_INT, o0 + at + qs - 4) : 0;
-            int h1 = fiveBits ? w.get(LE_INT, o1 + at + qs - 4) : 0;
-            int h2 = fiveBits ? w.get(LE_INT, o2 + at + qs - 4) : 0;
-            int h3 = fiveBits ? w.get(LE_INT, o3 + at + qs - 4) : 0;
+            float d0 = Float.float16ToFloat(w.get(LE_SHORT, b0));
+            float d1 = Float.float16ToFloat(w.get(LE_SHORT, b1));
+            float m0 = withMin ? Float.float16ToFloat(w.get(LE_SHORT, b0 + 2)) : bias * d0;
+            float m1 = withMin ? Float.float16ToFloat(w.get(LE_SHORT, b1 + 2)) : bias * d1;
+            int h0 = fiveBits ? w.get(LE_INT, b0 + qs - 4) : 0;
+            int h1 = fiveBits ? w.get(LE_INT, b1 + qs - 4) : 0;
             // The low nibbles (values 0-15) in column order, then the high ones (16-31).
             for (int half = 0; half < 2; half++) {
                 int shift = 4 * half;
                 for (int c = 0; c < BLOCK / 2; c += FL) {
                     FloatVector v = FloatVector.fromMemorySegment(F, x, xAt + 4L * (16 * half + c), NATIVE);
                     int bit = 16 * half + c;
-                    IntVector q0 = ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o0 + at + qs + c, LE)
+                    IntVector q0 = ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, b0 + qs + c, LE)
                             .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F);
-                    IntVector q1 = ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o1 + at + qs + c, LE)
-                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F);
-                    IntVector q2 = ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o2 + at + qs + c, LE)
-                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F);
-                    IntVector q3 = ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o3 + at + qs + c, LE)
+                    IntVector q1 = ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, b1 + qs + c, LE)
                             .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, shift).and(0x0F);
                     if (fiveBits) {
                         // Value j's fifth bit is bit j of qh: the lane's bit moved to 16 (4 places up).
                         q0 = q0.or(IntVector.broadcast(I, (h0 >>> bit & 0xFFFF) << 4).lanewise(VectorOperators.LSHR, bitOfLane).and(16));
                         q1 = q1.or(IntVector.broadcast(I, (h1 >>> bit & 0xFFFF) << 4).lanewise(VectorOperators.LSHR, bitOfLane).and(16));
-                        q2 = q2.or(IntVector.broadcast(I, (h2 >>> bit & 0xFFFF) << 4).lanewise(VectorOperators.LSHR, bitOfLane).and(16));
-                        q3 = q3.or(IntVector.broadcast(I, (h3 >>> bit & 0xFFFF) << 4).lanewise(VectorOperators.LSHR, bitOfLane).and(16));
                     }
                     c0 = ((FloatVector) q0.convert(VectorOperators.I2F, 0)).fma(d0, m0).fma(v, c0);
                     c1 = ((FloatVector) q1.convert(VectorOperators.I2F, 0)).fma(d1, m1).fma(v, c1);
-                    c2 = ((FloatVector) q2.convert(VectorOperators.I2F, 0)).fma(d2, m2).fma(v, c2);
-                    c3 = ((FloatVector) q3.convert(VectorOperators.I2F, 0)).fma(d3, m3).fma(v, c3);
                 }
             }
         }
         c0.intoArray(lanes, 0);
         c1.intoArray(lanes, FL);
-        c2.intoArray(lanes, 2 * FL);
-        c3.intoArray(lanes, 3 * FL);
-        addLaneSums(lanes, sums, 0, 4);
+        addLaneSums(lanes, sums, at, 2);
     }
 
     /**
@@ -1533,56 +1528,46 @@ final class VectorKernels implements Kernels {
     }
 
     /**
-     * IQ4_NL rows (32-value blocks) or IQ4_XS rows (256-value super-blocks of 8 runs of 32, each with
-     * its 6-bit scale): 4 rows at a time as rowsNibbles, each value scale * grid[nibble] as
-     * {@link #decodeIq4} makes it (the grid looked up in registers), then one FMA per token.
+     * Two rows (at o0, o1; sums added at {@code at}, {@code at + 1}) of IQ4_NL (32-value blocks) or
+     * IQ4_XS (256-value super-blocks of 8 runs of 32, each with its 6-bit scale), each value
+     * scale * grid[nibble] as {@link #decodeIq4} makes it (the grid looked up in registers), then
+     * one FMA per token. Two rows for the reason given at {@link #rowsNibbles} (with four, C2
+     * boxed the chains in some 256-bit JVM runs).
      */
-    private static void rowsIq4(boolean superBlock, MemorySegment w, long o0, long o1, long o2, long o3, long stride,
-                                MemorySegment x, int to, float[] sums, float[] lanes) {
+    private static void rowsIq4(boolean superBlock, MemorySegment w, long o0, long o1, long stride, MemorySegment x,
+                                int to, float[] sums, int at, float[] lanes) {
         int runs = superBlock ? 8 : 1;
         long quants = superBlock ? 8 : 2;
         IntVector gridLow = IntVector.fromArray(I, IQ4_GRID_BITS, 0);
         IntVector gridHigh = IntVector.fromArray(I, IQ4_GRID_BITS, 16 - FL);
-        FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
+        FloatVector c0 = FloatVector.zero(F), c1 = c0;
         int blocks = to / (BLOCK * runs);
         for (int blk = 0; blk < blocks; blk++) {
-            long at = blk * stride;
-            float d0 = Float.float16ToFloat(w.get(LE_SHORT, o0 + at));
-            float d1 = Float.float16ToFloat(w.get(LE_SHORT, o1 + at));
-            float d2 = Float.float16ToFloat(w.get(LE_SHORT, o2 + at));
-            float d3 = Float.float16ToFloat(w.get(LE_SHORT, o3 + at));
+            long b0 = o0 + blk * stride, b1 = o1 + blk * stride;
+            float d0 = Float.float16ToFloat(w.get(LE_SHORT, b0));
+            float d1 = Float.float16ToFloat(w.get(LE_SHORT, b1));
             for (int j = 0; j < runs; j++) {
-                float s0 = superBlock ? d0 * (iq4xsScale(w, o0 + at, j) - 32) : d0;
-                float s1 = superBlock ? d1 * (iq4xsScale(w, o1 + at, j) - 32) : d1;
-                float s2 = superBlock ? d2 * (iq4xsScale(w, o2 + at, j) - 32) : d2;
-                float s3 = superBlock ? d3 * (iq4xsScale(w, o3 + at, j) - 32) : d3;
-                long q = at + quants + 16L * j;
+                float s0 = superBlock ? d0 * (iq4xsScale(w, b0, j) - 32) : d0;
+                float s1 = superBlock ? d1 * (iq4xsScale(w, b1, j) - 32) : d1;
+                long q = quants + 16L * j;
                 long xAt = 4L * BLOCK * ((long) blk * runs + j);
                 for (int half = 0; half < 2; half++) {
                     for (int c = 0; c < BLOCK / 2; c += FL) {
                         FloatVector v = FloatVector.fromMemorySegment(F, x, xAt + 4L * (16 * half + c), NATIVE);
-                        IntVector n0 = ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o0 + q + c, LE)
+                        IntVector n0 = ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, b0 + q + c, LE)
                                 .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, 4 * half).and(0x0F);
-                        IntVector n1 = ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o1 + q + c, LE)
-                                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, 4 * half).and(0x0F);
-                        IntVector n2 = ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o2 + q + c, LE)
-                                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, 4 * half).and(0x0F);
-                        IntVector n3 = ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o3 + q + c, LE)
+                        IntVector n1 = ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, b1 + q + c, LE)
                                 .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, 4 * half).and(0x0F);
                         // 16 lanes: one table; 8 lanes: the grid in two (index n picks from both).
                         c0 = (FL == 16 ? n0.selectFrom(gridLow) : n0.selectFrom(gridLow, gridHigh)).reinterpretAsFloats().mul(s0).fma(v, c0);
                         c1 = (FL == 16 ? n1.selectFrom(gridLow) : n1.selectFrom(gridLow, gridHigh)).reinterpretAsFloats().mul(s1).fma(v, c1);
-                        c2 = (FL == 16 ? n2.selectFrom(gridLow) : n2.selectFrom(gridLow, gridHigh)).reinterpretAsFloats().mul(s2).fma(v, c2);
-                        c3 = (FL == 16 ? n3.selectFrom(gridLow) : n3.selectFrom(gridLow, gridHigh)).reinterpretAsFloats().mul(s3).fma(v, c3);
                     }
                 }
             }
         }
         c0.intoArray(lanes, 0);
         c1.intoArray(lanes, FL);
-        c2.intoArray(lanes, 2 * FL);
-        c3.intoArray(lanes, 3 * FL);
-        addLaneSums(lanes, sums, 0, 4);
+        addLaneSums(lanes, sums, at, 2);
     }
 
     /** IQ4_XS: the 6-bit scale of run {@code j} (0..7) of the super-block at {@code at}. */
