@@ -75,6 +75,8 @@ final class VectorKernels implements Kernels {
      * show why), so those still take the stride as an argument.
      */
     private static final int Q8_GROUP_BYTES = Q8_GROUP_ROWS * Q8_BYTES;
+    /** Groups of Q8_0 rows a pass of one token's product: 48 rows, three reductions of 16 in registers. */
+    private static final int Q8_PASS_GROUPS = 8;
     /**
      * Float rows (F32, F16, BF16) are interleaved too, in groups of 4, a vector's worth of
      * values at a time (32 bytes of F16 at 512 bits), so that their decode reads one stream too;
@@ -232,7 +234,11 @@ final class VectorKernels implements Kernels {
         if (w.columnMajor()) {
             IntegerProducts.matmul(input, w, out, tokens, rowStart, rowEnd, scratch);
         } else if (tokens == 1 && hasRowKernel(w)) {
-            matrixVector(input, w, out, 0, 1, rowStart, rowEnd, scratch);
+            if (w.type() == DType.Q8_0) {
+                matrixVectorQ8(input, w, out, rowStart, rowEnd, scratch);
+            } else {
+                matrixVector(input, w, out, 0, 1, rowStart, rowEnd, scratch);
+            }
         } else if (tokens > 1 && tokens <= ROW_KERNEL_TOKENS && hasTokensRowKernel(w)) {
             // Passes of nearly equal size: 5 tokens as 3 + 2, not 4 + 1.
             int passes = (tokens + TILE_TOKENS - 1) / TILE_TOKENS;
@@ -295,9 +301,9 @@ final class VectorKernels implements Kernels {
         float[] kScales = scratch.blockScales(TILE_ROWS * 16);
         boolean grouped = w.rowGroup() > 1;
         long stride = w.blockStride();
-        // One token of Q8_0: a group of Q8_GROUP_ROWS rows a pass; else 4 rows a pass, each read
-        // at its own offset (a pass over Q8_0's groups of 6 may end in the next group).
-        int passRows = count == 1 && w.type() == DType.Q8_0 ? Q8_GROUP_ROWS : TILE_ROWS;
+        // 4 rows a pass, each read at its own offset (a pass over Q8_0's groups of 6 may end in
+        // the next group).
+        int passRows = TILE_ROWS;
         for (int j0 = grouped ? rowStart / w.rowGroup() * w.rowGroup() : rowStart; j0 < rowEnd; j0 += passRows) {
             // Rows past the end repeat the last one; their sums are not stored. (The one-token
             // kernels of grouped rows read their whole group from o0.)
@@ -317,7 +323,6 @@ final class VectorKernels implements Kernels {
                 switch (w.type()) {
                     case F32 -> rowsF32(data, o0, x, kp, sums, lanes);
                     case F16, BF16 -> rowsHalf(w.type() == DType.BF16, data, o0, x, kp, sums, lanes);
-                    case Q8_0 -> rowsQ8(data, o0, x, kp, sums, lanes);
                     case Q4_0, Q4_1, Q5_0, Q5_1 -> {
                         rowsNibbles(w.type(), data, o0, o1, stride, x, kp, sums, 0, lanes);
                         rowsNibbles(w.type(), data, o2, o3, stride, x, kp, sums, 2, lanes);
@@ -567,22 +572,52 @@ final class VectorKernels implements Kernels {
     }
 
     /**
-     * Q8_0 rows, a group of {@link #Q8_GROUP_ROWS} interleaved block by block from byte
-     * {@code group}: value = (float) q * d, as {@link #decodeQ8} makes it (exact: 8 by 11
-     * significant bits).
+     * One token of Q8_0 rows interleaved in groups of {@link #Q8_GROUP_ROWS}: up to
+     * {@link #Q8_PASS_GROUPS} groups a pass through {@link #rowsQ8}, whose chains are then summed
+     * together, 16 rows at a time in registers. A pass of one group each (a call, a reduction
+     * through memory and the loop's set-up per group) cost a third of the time on 576-value rows.
+     * A range that starts or ends inside a group computes the whole group and stores its own rows.
      */
-    private static void rowsQ8(MemorySegment w, long group, MemorySegment x, int to, float[] sums, float[] lanes) {
-        FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
-        // Offsets linear in an int block counter, with a constant stride: C2 then checks the
-        // segments' bounds once per loop instead of at every load (a b / BLOCK index or a variable
-        // stride defeats that; it doubled the time). The counter starts at 1 because a load at
-        // exactly the counter's offset (the first scale) also kept every check in the loop (C2 in
-        // JDK 25; with blk - 1 the checks go, KernelBench Q8_0: see docs/PERFORMANCE.md).
+    private static void matrixVectorQ8(MatmulInput input, CpuWeight w, MemorySegment out, int rowStart, int rowEnd,
+                                       ThreadScratch scratch) {
+        int passRows = Q8_PASS_GROUPS * Q8_GROUP_ROWS;
+        float[] sums = scratch.tileSums(passRows);
+        float[] lanes = scratch.lanes(passRows * FL);
+        long groupBytes = (long) w.columns() / BLOCK * Q8_GROUP_BYTES;
+        int lastGroup = (rowEnd - 1) / Q8_GROUP_ROWS;
+        for (int g = rowStart / Q8_GROUP_ROWS; g <= lastGroup; g += Q8_PASS_GROUPS) {
+            int groups = Math.min(Q8_PASS_GROUPS, lastGroup + 1 - g);
+            int j0 = g * Q8_GROUP_ROWS;
+            rowsQ8(w.data(), w.rowOffset(j0), groups, groupBytes, input.floats, input.paddedColumns, lanes);
+            java.util.Arrays.fill(sums, 0, groups * Q8_GROUP_ROWS, 0f);
+            addLaneSums(lanes, sums, 0, groups * Q8_GROUP_ROWS);
+            for (int r = Math.max(j0, rowStart); r < Math.min(j0 + groups * Q8_GROUP_ROWS, rowEnd); r++) {
+                out.set(FLOAT, 4L * r, sums[r - j0]);
+            }
+        }
+    }
+
+    /**
+     * Q8_0 rows, {@code groups} consecutive groups of {@link #Q8_GROUP_ROWS} interleaved block by
+     * block from byte {@code first}: value = (float) q * d, as {@link #decodeQ8} makes it (exact:
+     * 8 by 11 significant bits). Row r's chain goes to {@code lanes[r * FL]}.
+     */
+    private static void rowsQ8(MemorySegment w, long first, int groups, long groupBytes, MemorySegment x, int to,
+                               float[] lanes) {
         int blocks = to / BLOCK;
-        for (int blk = 1; blk <= blocks; blk++) {
-            long o0 = group + (blk - 1) * (long) Q8_GROUP_BYTES, o1 = o0 + Q8_BYTES, o2 = o1 + Q8_BYTES;
+        long rowEnd = 4L * blocks * BLOCK;
+        long xAt = 0;
+        int at = 0;
+        FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+        // One loop over the groups' blocks, which lie one after another: offsets linear in an int
+        // block counter with a constant stride, so C2 checks the segment's bounds once per call
+        // (a b / BLOCK index or a variable stride defeats that; it doubled the time). The counter
+        // starts at 1 because a load at exactly the counter's offset (the first scale) also kept
+        // every check in the loop (C2 in JDK 25; with u - 1 the checks go).
+        int units = groups * blocks;
+        for (int u = 1; u <= units; u++) {
+            long o0 = first + (u - 1) * (long) Q8_GROUP_BYTES, o1 = o0 + Q8_BYTES, o2 = o1 + Q8_BYTES;
             long o3 = o2 + Q8_BYTES, o4 = o3 + Q8_BYTES, o5 = o4 + Q8_BYTES;
-            long xAt = (long) (blk - 1) * (4 * BLOCK);
             float d0 = Float.float16ToFloat(w.get(LE_SHORT, o0));
             float d1 = Float.float16ToFloat(w.get(LE_SHORT, o1));
             float d2 = Float.float16ToFloat(w.get(LE_SHORT, o2));
@@ -604,14 +639,24 @@ final class VectorKernels implements Kernels {
                 c5 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o5 + 2 + c, LE)
                         .convertShape(VectorOperators.B2F, F, 0)).mul(d5).fma(v, c5);
             }
+            xAt += 4 * BLOCK;
+            if (xAt == rowEnd) { // the group's last block: park its chains, start the next group's
+                c0.intoArray(lanes, at);
+                c1.intoArray(lanes, at + FL);
+                c2.intoArray(lanes, at + 2 * FL);
+                c3.intoArray(lanes, at + 3 * FL);
+                c4.intoArray(lanes, at + 4 * FL);
+                c5.intoArray(lanes, at + 5 * FL);
+                c0 = FloatVector.zero(F);
+                c1 = c0;
+                c2 = c0;
+                c3 = c0;
+                c4 = c0;
+                c5 = c0;
+                at += Q8_GROUP_ROWS * FL;
+                xAt = 0;
+            }
         }
-        c0.intoArray(lanes, 0);
-        c1.intoArray(lanes, FL);
-        c2.intoArray(lanes, 2 * FL);
-        c3.intoArray(lanes, 3 * FL);
-        c4.intoArray(lanes, 4 * FL);
-        c5.intoArray(lanes, 5 * FL);
-        addLaneSums(lanes, sums, 0, Q8_GROUP_ROWS);
     }
 
     /**
