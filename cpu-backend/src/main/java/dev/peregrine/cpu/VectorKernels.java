@@ -75,8 +75,8 @@ final class VectorKernels implements Kernels {
      * show why), so those still take the stride as an argument.
      */
     private static final int Q8_GROUP_BYTES = Q8_GROUP_ROWS * Q8_BYTES;
-    /** Groups of Q8_0 rows a pass of one token's product: 48 rows, three reductions of 16 in registers. */
-    private static final int Q8_PASS_GROUPS = 8;
+    /** Rows of a pass of one token's product over grouped rows: three reductions of 16 in registers. */
+    private static final int ONE_TOKEN_PASS_ROWS = 48;
     /**
      * Float rows (F32, F16, BF16) are interleaved too, in groups of 4, a vector's worth of
      * values at a time (32 bytes of F16 at 512 bits), so that their decode reads one stream too;
@@ -234,8 +234,8 @@ final class VectorKernels implements Kernels {
         if (w.columnMajor()) {
             IntegerProducts.matmul(input, w, out, tokens, rowStart, rowEnd, scratch);
         } else if (tokens == 1 && hasRowKernel(w)) {
-            if (w.type() == DType.Q8_0) {
-                matrixVectorQ8(input, w, out, rowStart, rowEnd, scratch);
+            if (w.type() == DType.Q8_0 || w.type() == DType.F16 || w.type() == DType.BF16) {
+                matrixVectorGroups(input, w, out, rowStart, rowEnd, scratch);
             } else {
                 matrixVector(input, w, out, 0, 1, rowStart, rowEnd, scratch);
             }
@@ -276,9 +276,9 @@ final class VectorKernels implements Kernels {
     }
 
     /**
-     * Tokens {@code t0 .. t0 + count - 1} (at most 4; one for decode) of the prepared input: four
-     * weight rows at a time (a group of six for one token of Q8_0), each converted to floats in
-     * registers and met by one FMA chain per token; the arithmetic is the tile kernel's, value for
+     * Tokens {@code t0 .. t0 + count - 1} (at most 4; one for decode, except Q8_0's, F16's and
+     * BF16's, which {@link #matrixVectorGroups} takes) of the prepared input: four weight rows at
+     * a time, each converted to floats in registers and met by one FMA chain per token; the arithmetic is the tile kernel's, value for
      * value. Each weight byte is read from memory once per call: four streams at a time, or one
      * for rows interleaved in groups (then a range that starts or ends inside a group computes the
      * whole group and stores only its own rows).
@@ -322,7 +322,6 @@ final class VectorKernels implements Kernels {
             } else {
                 switch (w.type()) {
                     case F32 -> rowsF32(data, o0, x, kp, sums, lanes);
-                    case F16, BF16 -> rowsHalf(w.type() == DType.BF16, data, o0, x, kp, sums, lanes);
                     case Q4_0, Q4_1, Q5_0, Q5_1 -> {
                         rowsNibbles(w.type(), data, o0, o1, stride, x, kp, sums, 0, lanes);
                         rowsNibbles(w.type(), data, o2, o3, stride, x, kp, sums, 2, lanes);
@@ -351,7 +350,11 @@ final class VectorKernels implements Kernels {
      * it on every call. Columns from n on (up to the padded length) read as zeros, as in the panel.
      */
 
-    /** F32 rows, a group of 4 interleaved in units (see {@link #UNIT}) from byte {@code group}. */
+    /**
+     * F32 rows, a group of 4 interleaved in units (see {@link #UNIT}) from byte {@code group}. One
+     * group a call: the grouped loop below made this short loop body 35% slower (KernelBench F32,
+     * 2,048 x 8,192, one thread).
+     */
     private static void rowsF32(MemorySegment w, long group, MemorySegment x, int to, float[] sums, float[] lanes) {
         FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
         int units = to / UNIT;
@@ -370,22 +373,33 @@ final class VectorKernels implements Kernels {
         addLaneSums(lanes, sums, 0, 4);
     }
 
-    /**
-     * F16 or BF16 rows, a group of 4 interleaved in units (see {@link #UNIT}) from byte
-     * {@code group}: halves widened to int lanes, then converted exactly to floats; IEEE halves as
-     * {@link #decodeF16} does for finite ones (the backend refuses an interleaved F16 matrix with
-     * an infinity or a NaN at load, which saves 4 of 9 vector operations a vector). The conversion
-     * is written out in each loop: a helper taking or returning a vector, even a small one, pushes
-     * the Vector API's own calls past C2's inlining depth, and its vectors are then boxed on the heap.
+    /*
+     * The one-token kernels of grouped rows below (F16/BF16, Q8_0) read {@code groups}
+     * consecutive groups from byte {@code first} in one loop over the groups' units, which lie one
+     * after another (offsets linear in the counter, see rowsQ8). At a row's end the group's chains
+     * are parked in {@code lanes} (row r of the call at {@code lanes[r * FL]}) and the next group's
+     * start from zero.
      */
-    private static void rowsHalf(boolean bf16, MemorySegment w, long group, MemorySegment x, int to, float[] sums,
-                             float[] lanes) {
+
+    /**
+     * F16 or BF16 rows, groups of 4 interleaved in units: halves widened to int lanes, then
+     * converted exactly to floats; IEEE halves as {@link #decodeF16} does for finite ones (the
+     * backend refuses an interleaved F16 matrix with an infinity or a NaN at load, which saves 4 of
+     * 9 vector operations a vector). The conversion is written out in each loop: a helper taking or
+     * returning a vector, even a small one, pushes the Vector API's own calls past C2's inlining
+     * depth, and its vectors are then boxed on the heap.
+     */
+    private static void rowsHalf(boolean bf16, MemorySegment w, long first, int groups, MemorySegment x, int to,
+                                 float[] lanes) {
+        long rowEnd = 4L * to;
+        long xAt = 0;
+        int at = 0;
         FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
-        int units = to / UNIT;
+        int units = groups * (to / UNIT);
         if (bf16) {
-            for (int u = 1; u <= units; u++) { // from 1: see rowsQ8
-                long o0 = group + (u - 1) * (long) HALF_GROUP_UNIT_BYTES, o1 = o0 + 2L * UNIT, o2 = o1 + 2L * UNIT, o3 = o2 + 2L * UNIT;
-                FloatVector v = FloatVector.fromMemorySegment(F, x, (u - 1) * (4L * UNIT), NATIVE);
+            for (int u = 1; u <= units; u++) {
+                long o0 = first + (u - 1) * (long) HALF_GROUP_UNIT_BYTES, o1 = o0 + 2L * UNIT, o2 = o1 + 2L * UNIT, o3 = o2 + 2L * UNIT;
+                FloatVector v = FloatVector.fromMemorySegment(F, x, xAt, NATIVE);
                 c0 = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, w, o0, LE).convertShape(VectorOperators.S2I, I, 0))
                         .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(v, c0);
                 c1 = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, w, o1, LE).convertShape(VectorOperators.S2I, I, 0))
@@ -394,11 +408,24 @@ final class VectorKernels implements Kernels {
                         .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(v, c2);
                 c3 = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, w, o3, LE).convertShape(VectorOperators.S2I, I, 0))
                         .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(v, c3);
+                xAt += 4L * UNIT;
+                if (xAt == rowEnd) {
+                    c0.intoArray(lanes, at);
+                    c1.intoArray(lanes, at + FL);
+                    c2.intoArray(lanes, at + 2 * FL);
+                    c3.intoArray(lanes, at + 3 * FL);
+                    c0 = FloatVector.zero(F);
+                    c1 = c0;
+                    c2 = c0;
+                    c3 = c0;
+                    at += 4 * FL;
+                    xAt = 0;
+                }
             }
         } else {
             for (int u = 1; u <= units; u++) {
-                long o0 = group + (u - 1) * (long) HALF_GROUP_UNIT_BYTES, o1 = o0 + 2L * UNIT, o2 = o1 + 2L * UNIT, o3 = o2 + 2L * UNIT;
-                FloatVector v = FloatVector.fromMemorySegment(F, x, (u - 1) * (4L * UNIT), NATIVE);
+                long o0 = first + (u - 1) * (long) HALF_GROUP_UNIT_BYTES, o1 = o0 + 2L * UNIT, o2 = o1 + 2L * UNIT, o3 = o2 + 2L * UNIT;
+                FloatVector v = FloatVector.fromMemorySegment(F, x, xAt, NATIVE);
                 IntVector b0 = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, w, o0, LE)
                         .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF);
                 IntVector b1 = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, w, o1, LE)
@@ -411,13 +438,21 @@ final class VectorKernels implements Kernels {
                 c1 = b1.reinterpretAsFloats().mul(0x1p112f).fma(v, c1);
                 c2 = b2.reinterpretAsFloats().mul(0x1p112f).fma(v, c2);
                 c3 = b3.reinterpretAsFloats().mul(0x1p112f).fma(v, c3);
+                xAt += 4L * UNIT;
+                if (xAt == rowEnd) {
+                    c0.intoArray(lanes, at);
+                    c1.intoArray(lanes, at + FL);
+                    c2.intoArray(lanes, at + 2 * FL);
+                    c3.intoArray(lanes, at + 3 * FL);
+                    c0 = FloatVector.zero(F);
+                    c1 = c0;
+                    c2 = c0;
+                    c3 = c0;
+                    at += 4 * FL;
+                    xAt = 0;
+                }
             }
         }
-        c0.intoArray(lanes, 0);
-        c1.intoArray(lanes, FL);
-        c2.intoArray(lanes, 2 * FL);
-        c3.intoArray(lanes, 3 * FL);
-        addLaneSums(lanes, sums, 0, 4);
     }
 
     /**
@@ -572,26 +607,35 @@ final class VectorKernels implements Kernels {
     }
 
     /**
-     * One token of Q8_0 rows interleaved in groups of {@link #Q8_GROUP_ROWS}: up to
-     * {@link #Q8_PASS_GROUPS} groups a pass through {@link #rowsQ8}, whose chains are then summed
-     * together, 16 rows at a time in registers. A pass of one group each (a call, a reduction
-     * through memory and the loop's set-up per group) cost a third of the time on 576-value rows.
-     * A range that starts or ends inside a group computes the whole group and stores its own rows.
+     * One token of rows interleaved in groups (Q8_0's of {@link #Q8_GROUP_ROWS}, F16's and BF16's
+     * of {@link #TILE_ROWS}): {@link #ONE_TOKEN_PASS_ROWS} rows a pass, whose groups one kernel
+     * call reads in one loop (they lie one after another), their chains then summed together 16
+     * rows at a time in registers. A call, a reduction through memory and the loop's set-up per
+     * group cost 40% of Q8_0's time on 576-value rows. A range that starts or ends inside a group
+     * computes the whole group and stores its own rows.
      */
-    private static void matrixVectorQ8(MatmulInput input, CpuWeight w, MemorySegment out, int rowStart, int rowEnd,
-                                       ThreadScratch scratch) {
-        int passRows = Q8_PASS_GROUPS * Q8_GROUP_ROWS;
-        float[] sums = scratch.tileSums(passRows);
-        float[] lanes = scratch.lanes(passRows * FL);
-        long groupBytes = (long) w.columns() / BLOCK * Q8_GROUP_BYTES;
-        int lastGroup = (rowEnd - 1) / Q8_GROUP_ROWS;
-        for (int g = rowStart / Q8_GROUP_ROWS; g <= lastGroup; g += Q8_PASS_GROUPS) {
-            int groups = Math.min(Q8_PASS_GROUPS, lastGroup + 1 - g);
-            int j0 = g * Q8_GROUP_ROWS;
-            rowsQ8(w.data(), w.rowOffset(j0), groups, groupBytes, input.floats, input.paddedColumns, lanes);
-            java.util.Arrays.fill(sums, 0, groups * Q8_GROUP_ROWS, 0f);
-            addLaneSums(lanes, sums, 0, groups * Q8_GROUP_ROWS);
-            for (int r = Math.max(j0, rowStart); r < Math.min(j0 + groups * Q8_GROUP_ROWS, rowEnd); r++) {
+    private static void matrixVectorGroups(MatmulInput input, CpuWeight w, MemorySegment out, int rowStart, int rowEnd,
+                                           ThreadScratch scratch) {
+        int group = w.rowGroup();
+        int passGroups = ONE_TOKEN_PASS_ROWS / group;
+        float[] sums = scratch.tileSums(ONE_TOKEN_PASS_ROWS);
+        float[] lanes = scratch.lanes(ONE_TOKEN_PASS_ROWS * FL);
+        MemorySegment data = w.data();
+        MemorySegment x = input.floats;
+        int kp = input.paddedColumns;
+        int lastGroup = (rowEnd - 1) / group;
+        for (int g = rowStart / group; g <= lastGroup; g += passGroups) {
+            int groups = Math.min(passGroups, lastGroup + 1 - g);
+            int j0 = g * group;
+            long first = w.rowOffset(j0);
+            switch (w.type()) {
+                case Q8_0 -> rowsQ8(data, first, groups, x, kp, lanes);
+                case F16, BF16 -> rowsHalf(w.type() == DType.BF16, data, first, groups, x, kp, lanes);
+                default -> throw new IllegalStateException("no grouped row kernel for " + w.type());
+            }
+            java.util.Arrays.fill(sums, 0, groups * group, 0f);
+            addLaneSums(lanes, sums, 0, groups * group);
+            for (int r = Math.max(j0, rowStart); r < Math.min(j0 + groups * group, rowEnd); r++) {
                 out.set(FLOAT, 4L * r, sums[r - j0]);
             }
         }
@@ -600,20 +644,19 @@ final class VectorKernels implements Kernels {
     /**
      * Q8_0 rows, {@code groups} consecutive groups of {@link #Q8_GROUP_ROWS} interleaved block by
      * block from byte {@code first}: value = (float) q * d, as {@link #decodeQ8} makes it (exact:
-     * 8 by 11 significant bits). Row r's chain goes to {@code lanes[r * FL]}.
+     * 8 by 11 significant bits).
      */
-    private static void rowsQ8(MemorySegment w, long first, int groups, long groupBytes, MemorySegment x, int to,
-                               float[] lanes) {
+    private static void rowsQ8(MemorySegment w, long first, int groups, MemorySegment x, int to, float[] lanes) {
         int blocks = to / BLOCK;
         long rowEnd = 4L * blocks * BLOCK;
         long xAt = 0;
         int at = 0;
         FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
-        // One loop over the groups' blocks, which lie one after another: offsets linear in an int
-        // block counter with a constant stride, so C2 checks the segment's bounds once per call
-        // (a b / BLOCK index or a variable stride defeats that; it doubled the time). The counter
-        // starts at 1 because a load at exactly the counter's offset (the first scale) also kept
-        // every check in the loop (C2 in JDK 25; with u - 1 the checks go).
+        // Offsets linear in an int block counter with a constant stride, so C2 checks the
+        // segment's bounds once per call (a b / BLOCK index or a variable stride defeats that; it
+        // doubled the time). The counter starts at 1 because a load at exactly the counter's
+        // offset (the first scale) also kept every check in the loop (C2 in JDK 25; with u - 1 the
+        // checks go).
         int units = groups * blocks;
         for (int u = 1; u <= units; u++) {
             long o0 = first + (u - 1) * (long) Q8_GROUP_BYTES, o1 = o0 + Q8_BYTES, o2 = o1 + Q8_BYTES;
