@@ -142,6 +142,50 @@ class CpuKernelsTest {
     }
 
     /**
+     * One token's product over Q8_0, F16 or BF16 rows reads up to 48 interleaved rows a kernel call
+     * ({@code matrixVectorGroups}): ranges of several such passes, a last pass of fewer groups, and
+     * ranges that start or end inside a group must give the bits of the tile kernel reading the
+     * file's layout, and leave every row outside the range as it was.
+     */
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"Q8_0", "F16", "BF16"})
+    void oneTokenRangesOverSeveralPassesGiveTheTileKernelsBits(DType type) {
+        VectorKernels kernels = new VectorKernels();
+        int columns = type.isQuantized() ? 7 * 32 : 200;
+        int outputs = 131; // Q8_0: 21 groups of 6 and 5 rows; floats: 32 groups of 4 and 3 rows
+        Tensor t = tensor(type, columns, outputs);
+        CpuWeight inPlace = new CpuWeight("w", type, outputs, columns, t.data(), type.bytesFor(columns), 1,
+                type.bytesFor(kernels.groupUnit(type)), false, null);
+        CpuWeight interleaved = (CpuWeight) backend(VectorKernels::new).upload(t);
+        assertThat(interleaved.rowGroup()).isGreaterThan(1);
+        float[] x = randoms(columns);
+        MemorySegment xs = arena.allocate(4L * columns);
+        MemorySegment.copy(x, 0, xs, ValueLayout.JAVA_FLOAT, 0, columns);
+        ThreadScratch scratch = new ThreadScratch();
+        try (MatmulInput input = new MatmulInput()) {
+            kernels.prepareMatmul(input, new CpuWeight[] {interleaved}, 1, xs, 1);
+            MemorySegment reference = arena.allocate(4L * outputs);
+            kernels.matmul(input, inPlace, reference, 1, 0, outputs, scratch);
+            float[] expected = reference.toArray(ValueLayout.JAVA_FLOAT);
+            for (int[] range : new int[][] {{0, outputs}, {5, 101}, {49, 50}, {13, outputs}, {96, 97}, {0, 48}}) {
+                MemorySegment out = arena.allocate(4L * outputs);
+                out.fill((byte) 0x7F); // a NaN pattern: rows outside the range must keep it
+                kernels.matmul(input, interleaved, out, 1, range[0], range[1], scratch);
+                for (int r = 0; r < outputs; r++) {
+                    float got = out.getAtIndex(ValueLayout.JAVA_FLOAT, r);
+                    if (r >= range[0] && r < range[1]) {
+                        assertThat(Float.floatToRawIntBits(got)).as("%s rows %s, row %d", type, java.util.Arrays.toString(range), r)
+                                .isEqualTo(Float.floatToRawIntBits(expected[r]));
+                    } else {
+                        assertThat(Float.floatToRawIntBits(got)).as("%s rows %s, row %d outside", type, java.util.Arrays.toString(range), r)
+                                .isEqualTo(0x7F7F7F7F);
+                    }
+                }
+            }
+        }
+    }
+
+    /**
      * The integer Q4_0 kernels against their definition, computed independently: x quantised per
      * block of 32 (d = max|x| / 127 in floats, xq = x * (1 / d) rounded to the nearest integer),
      * the exact integer sums of (q - 8) * xq, and their sum times d_w * d_x in doubles. Only float
