@@ -278,10 +278,10 @@ final class VectorKernels implements Kernels {
     /**
      * Tokens {@code t0 .. t0 + count - 1} (at most 4; one for decode, except Q8_0's, F16's and
      * BF16's, which {@link #matrixVectorGroups} takes) of the prepared input: four weight rows at
-     * a time, each converted to floats in registers and met by one FMA chain per token; the arithmetic is the tile kernel's, value for
-     * value. Each weight byte is read from memory once per call: four streams at a time, or one
-     * for rows interleaved in groups (then a range that starts or ends inside a group computes the
-     * whole group and stores only its own rows).
+     * a time, each converted to floats in registers and met by one FMA chain per token; the
+     * arithmetic is the tile kernel's, value for value. Each weight byte is read from memory once
+     * per call: four streams at a time, or one for rows interleaved in groups (then a range that
+     * starts or ends inside a group computes the whole group and stores only its own rows).
      */
     private static void matrixVector(MatmulInput input, CpuWeight w, MemorySegment out, int t0, int count, int rowStart,
                                      int rowEnd, ThreadScratch scratch) {
