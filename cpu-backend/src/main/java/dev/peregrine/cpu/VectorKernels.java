@@ -303,16 +303,15 @@ final class VectorKernels implements Kernels {
         long stride = w.blockStride();
         // 4 rows a pass, each read at its own offset (a pass over Q8_0's groups of 6 may end in
         // the next group).
-        int passRows = TILE_ROWS;
-        for (int j0 = grouped ? rowStart / w.rowGroup() * w.rowGroup() : rowStart; j0 < rowEnd; j0 += passRows) {
-            // Rows past the end repeat the last one; their sums are not stored. (The one-token
-            // kernels of grouped rows read their whole group from o0.)
+        for (int j0 = grouped ? rowStart / w.rowGroup() * w.rowGroup() : rowStart; j0 < rowEnd; j0 += TILE_ROWS) {
+            // Rows past the end repeat the last one; their sums are not stored. (The F32 and
+            // F16/BF16 kernels read their whole group of 4 from o0.)
             int rows = Math.min(TILE_ROWS, rowEnd - j0);
             long o0 = w.rowOffset(j0);
             long o1 = w.rowOffset(j0 + Math.min(1, rows - 1));
             long o2 = w.rowOffset(j0 + Math.min(2, rows - 1));
             long o3 = w.rowOffset(j0 + Math.min(3, rows - 1));
-            java.util.Arrays.fill(sums, 0, passRows * perRow, 0f);
+            java.util.Arrays.fill(sums, 0, TILE_ROWS * perRow, 0f);
             if (count > 1) {
                 switch (w.type()) {
                     case F16, BF16 -> rowsHalfTokens(w.type() == DType.BF16, data, o0, x, x0, x1, x2, x3, kp, sums, lanes);
@@ -336,7 +335,7 @@ final class VectorKernels implements Kernels {
                     default -> throw new IllegalStateException("no row kernel for " + w.type());
                 }
             }
-            for (int r = Math.max(j0, rowStart); r < Math.min(j0 + passRows, rowEnd); r++) {
+            for (int r = Math.max(j0, rowStart); r < Math.min(j0 + TILE_ROWS, rowEnd); r++) {
                 for (int t = 0; t < count; t++) {
                     out.set(FLOAT, 4L * ((long) (t0 + t) * outWidth + r), sums[(r - j0) * perRow + t]);
                 }
