@@ -163,12 +163,18 @@ final class CpuBackend implements Backend {
 
     /** The column-major copy {@link IntegerProducts} reads, a group of rows per task. */
     private MemorySegment columnMajor(DType type, String name, MemorySegment data, int rows, int columns, long rowBytes) {
-        MemorySegment copy = HostMemory.allocate(arena, IntegerProducts.bytes(type, rows, columns));
+        boolean q8 = type == DType.Q8_0;
+        MemorySegment copy = HostMemory.allocate(arena,
+                q8 ? Q8Products.bytes(rows, columns) : IntegerProducts.bytes(type, rows, columns));
         HostMemory.prefault(data);
-        int groups = (rows + IntegerProducts.GROUP_ROWS - 1) / IntegerProducts.GROUP_ROWS;
+        int groups = q8 ? Q8Products.groups(rows) : (rows + IntegerProducts.GROUP_ROWS - 1) / IntegerProducts.GROUP_ROWS;
         pool.parallelFor(groups, 1, (long) rows * rowBytes, (start, end, thread) -> {
             for (int g = start; g < end; g++) {
-                IntegerProducts.copyGroup(type, name, data, rowBytes, rows, columns, copy, g);
+                if (q8) {
+                    Q8Products.copyGroup(name, data, rowBytes, rows, columns, copy, g);
+                } else {
+                    IntegerProducts.copyGroup(type, name, data, rowBytes, rows, columns, copy, g);
+                }
             }
         });
         return copy;

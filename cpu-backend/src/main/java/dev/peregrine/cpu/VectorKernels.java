@@ -55,26 +55,6 @@ final class VectorKernels implements Kernels {
 
     /** ggml blocks of 32 values: Q8_0 = f16 scale + 32 bytes, Q4_0 = f16 scale + 16 bytes. */
     private static final int BLOCK = 32;
-    private static final int Q8_BYTES = 34;
-    /**
-     * Q8_0 rows are interleaved in groups of 6 (see CpuWeight): block b of the group's 6 rows are
-     * adjacent, and the one-token kernel reads the 6 rows at once, in 6 FMA chains. With 4 rows
-     * (4 chains) the loop ran at the latency of each chain's FMAs, and a loop that stalls so
-     * cannot run far enough ahead of its loads to stream from memory (KernelBench decode, 2
-     * threads: 25.6 -> 34.2 GB/s on 8,192-value rows). 8 rows streamed about as fast, but that
-     * kernel was past what C2 compiles reliably: in about 1 JVM run in 8 some of its vector
-     * operations stayed un-intrinsified and boxed (docs/PERFORMANCE.md).
-     */
-    static final int Q8_GROUP_ROWS = 6;
-    /**
-     * The stride of a Q8_0 group's blocks. The stride is a constant so that C2 can check the
-     * segment's bounds once per loop rather than at every load (with the stride a variable, the
-     * checks and their address arithmetic were a third of the loop's instructions). The same
-     * change made the Q4_0 kernel and the 4-token Q8_0 kernel slower (MatBench-style loops,
-     * L2-resident: Q4_0 13 -> 10-11 GB/s, Q8_0 x 16 tokens 93 -> 86 GFLOP/s; the JIT's code did not
-     * show why), so those still take the stride as an argument.
-     */
-    private static final int Q8_GROUP_BYTES = Q8_GROUP_ROWS * Q8_BYTES;
     /** Rows of a pass of one token's product over grouped rows: three reductions of 16 in registers. */
     private static final int ONE_TOKEN_PASS_ROWS = 48;
     /**
@@ -129,17 +109,17 @@ final class VectorKernels implements Kernels {
      * Quantised rows are read 4 at a time (see matrixVector); interleaving them block by block
      * makes those 4 rows one sequential stream, which the hardware prefetchers follow much better
      * than 4 short streams a row apart (Q8_0 decode over 576-value rows: 6.0 -> 10.6 GB/s on one
-     * core; Q4_K over 2,048-value rows: 7.1 -> 12.3 GB/s on two, KernelBench). Q8_0 rows go in
-     * groups of 6 (see {@link #Q8_GROUP_ROWS}); its one-token kernel reads only this layout, so
-     * Q8_0 matrices of fewer than 6 rows are interleaved too (with zero rows added); K-quant
-     * rows only when they are whole super-blocks. Float rows (F32, F16, BF16) a vector at a time,
+     * core; Q4_K over 2,048-value rows: 7.1 -> 12.3 GB/s on two, KernelBench). Q8_0, Q4_0 and
+     * (of whole super-blocks) Q4_K and Q6_K matrices are stored in column-major groups instead
+     * ({@link #columnMajor}); other K-quant rows are interleaved only when they are whole
+     * super-blocks. Float rows (F32, F16, BF16) a vector at a time,
      * padded to the kernels' row length (F16 decode over 2,048-value rows: 14.5 -> 23 GB/s on one
      * core with the finite-only conversion).
      */
     @Override
     public int rowGroup(DType type, long rows, long columns) {
         return switch (type) {
-            case Q8_0 -> Q8_GROUP_ROWS;
+            case Q8_0 -> Q8Products.GROUP_ROWS;
             case Q4_0 -> IntegerProducts.GROUP_ROWS;
             case Q4_1, Q5_0, Q5_1 -> rows >= TILE_ROWS ? TILE_ROWS : 1;
             case Q4_K -> IntegerProducts.handles(type, columns) ? IntegerProducts.GROUP_ROWS
@@ -173,7 +153,7 @@ final class VectorKernels implements Kernels {
      */
     @Override
     public boolean columnMajor(DType type, long rows, long columns) {
-        return IntegerProducts.handles(type, columns);
+        return type == DType.Q8_0 || IntegerProducts.handles(type, columns);
     }
 
     /** Row length of the padded copies: a whole number of vector pairs (the tile kernel's step). */
@@ -189,7 +169,9 @@ final class VectorKernels implements Kernels {
     // compiled the loop yet. So every product, one token or many, is computed the same way:
     // weight rows dequantised to floats, then per (row, token) one FMA chain of vectors over the
     // whole row, in column order, whose lanes are summed once at the end in a fixed order
-    // (addLaneSums). The tile kernel keeps its chains in memory between column chunks.
+    // (addLaneSums). The tile kernel keeps its chains in memory between column chunks. The
+    // column-major products (IntegerProducts, Q4KProducts, Q6KProducts, Q8Products) have their own
+    // fixed arithmetic, the same for every token count.
 
     @Override
     public void prepareMatmul(MatmulInput input, CpuWeight[] weights, int count, MemorySegment x, int tokens) {
@@ -199,17 +181,19 @@ final class VectorKernels implements Kernels {
         input.paddedColumns = padded(n);
         boolean quantised = false;
         boolean floats = false;
+        boolean q8Columns = false;
         for (int i = 0; i < count; i++) {
-            quantised |= weights[i].columnMajor();
+            boolean q8 = weights[i].columnMajor() && weights[i].type() == DType.Q8_0;
+            q8Columns |= q8;
+            quantised |= weights[i].columnMajor() && !q8;
             floats |= !weights[i].columnMajor();
         }
         if (quantised) {
             IntegerProducts.quantise(input, x, tokens, n);
         }
-        if (!floats) {
-            return;
-        }
-        if (tokens <= ROW_KERNEL_TOKENS) {
+        // Q8Products reads the heap copy, one token too.
+        boolean heapRows = floats && tokens > 1 || q8Columns;
+        if (floats && tokens <= ROW_KERNEL_TOKENS) {
             // Few tokens: every thread reads the same zero-padded copies (whatever the type: a
             // grouped matmul prepares once for weights of several types).
             input.ensureCapacity(tokens * input.paddedColumns);
@@ -217,10 +201,11 @@ final class VectorKernels implements Kernels {
                 copyRow(x, (long) t * n, n, input.floats, (long) t * input.paddedColumns, input.paddedColumns);
             }
         }
-        if (tokens > 1) {
+        if (heapRows) {
             // For the tile kernel (all products of more than 16 tokens, and of 2-16 for the types
-            // without a row kernel for several tokens): one zero-padded heap copy, made once here
-            // rather than per panel by every thread (that copy cost as much as the FMAs on long rows).
+            // without a row kernel for several tokens) and Q8Products: one zero-padded heap copy,
+            // made once here rather than per panel by every thread (that copy cost as much as the
+            // FMAs on long rows).
             input.ensureRows(Math.multiplyExact(tokens, input.paddedColumns));
             for (int t = 0; t < tokens; t++) {
                 copyRow(x, (long) t * n, n, input.rowsView, (long) t * input.paddedColumns, input.paddedColumns);
@@ -231,10 +216,12 @@ final class VectorKernels implements Kernels {
     @Override
     public void matmul(MatmulInput input, CpuWeight w, MemorySegment out, int tokens, int rowStart, int rowEnd,
                        ThreadScratch scratch) {
-        if (w.columnMajor()) {
+        if (w.columnMajor() && w.type() == DType.Q8_0) {
+            Q8Products.matmul(input, w, out, tokens, rowStart, rowEnd, scratch);
+        } else if (w.columnMajor()) {
             IntegerProducts.matmul(input, w, out, tokens, rowStart, rowEnd, scratch);
         } else if (tokens == 1 && hasRowKernel(w)) {
-            if (w.type() == DType.Q8_0 || w.type() == DType.F16 || w.type() == DType.BF16) {
+            if (w.type() == DType.F16 || w.type() == DType.BF16) {
                 matrixVectorGroups(input, w, out, rowStart, rowEnd, scratch);
             } else {
                 matrixVector(input, w, out, 0, 1, rowStart, rowEnd, scratch);
@@ -254,15 +241,16 @@ final class VectorKernels implements Kernels {
 
     /**
      * Whether one token's product has its own kernel below: every type Peregrine loads has, but
-     * the one-token Q8_0 and float kernels read rows interleaved in groups (of 6 and 4), so such
-     * rows kept as in the file ({@code peregrine.cpu.copyWeights=false}, or fewer than 4 float
-     * rows) take the tile kernel, whose values are the same.
+     * the one-token float kernels read rows interleaved in groups of 4, so such rows kept as in
+     * the file ({@code peregrine.cpu.copyWeights=false}, or fewer than 4 rows) take the tile
+     * kernel, whose values are the same; so do Q8_0 rows kept as in the file (a copied Q8_0
+     * matrix is column-major and takes {@link Q8Products}).
      */
     private static boolean hasRowKernel(CpuWeight w) {
         return switch (w.type()) {
             case Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, Q2_K, Q3_K, IQ4_NL, IQ4_XS -> true;
             case F32, F16, BF16 -> w.rowGroup() == TILE_ROWS;
-            case Q8_0 -> w.rowGroup() == Q8_GROUP_ROWS;
+            case Q8_0 -> false;
         };
     }
 
@@ -357,7 +345,7 @@ final class VectorKernels implements Kernels {
     private static void rowsF32(MemorySegment w, long group, MemorySegment x, int to, float[] sums, float[] lanes) {
         FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
         int units = to / UNIT;
-        for (int u = 1; u <= units; u++) { // from 1: see rowsQ8
+        for (int u = 1; u <= units; u++) { // from 1: see rowsHalf
             long o0 = group + (u - 1) * (long) F32_GROUP_UNIT_BYTES, o1 = o0 + 4L * UNIT, o2 = o1 + 4L * UNIT, o3 = o2 + 4L * UNIT;
             FloatVector v = FloatVector.fromMemorySegment(F, x, (u - 1) * (4L * UNIT), NATIVE);
             c0 = FloatVector.fromMemorySegment(F, w, o0, LE).fma(v, c0);
@@ -373,9 +361,12 @@ final class VectorKernels implements Kernels {
     }
 
     /*
-     * The one-token kernels of grouped rows below (F16/BF16, Q8_0) read {@code groups}
-     * consecutive groups from byte {@code first} in one loop over the groups' units, which lie one
-     * after another (offsets linear in the counter, see rowsQ8). At a row's end the group's chains
+     * The one-token kernel of grouped rows below (F16/BF16) reads {@code groups} consecutive
+     * groups from byte {@code first} in one loop over the groups' units, which lie one after
+     * another. Offsets linear in an int counter with a constant stride let C2 check the segment's
+     * bounds once per call (a b / BLOCK index or a variable stride defeats that; it doubled the
+     * time); the counter starts at 1 because a load at exactly the counter's offset also kept every
+     * check in the loop (C2 in JDK 25; with u - 1 the checks go). At a row's end the group's chains
      * are parked in {@code lanes} (row r of the call at {@code lanes[r * FL]}) and the next group's
      * start from zero.
      */
@@ -455,9 +446,11 @@ final class VectorKernels implements Kernels {
     }
 
     /**
-     * {@link #rowsQ8} for 4 tokens at once (token rows at byte offsets x0..x3 of {@code x}): each
-     * weight vector is converted once and met by 4 chains; chain (row r, token t) ends in
-     * {@code sums[r * 4 + t]}, value for value what rowsQ8 gives that token alone.
+     * Four Q8_0 rows kept as in the file (from o0..o3, blocks {@code stride} apart) against 4
+     * tokens at once (token rows at byte offsets x0..x3 of {@code x}): value = (float) q * d, as
+     * {@link #decodeQ8} makes it (exact: 8 by 11 significant bits); each weight vector is converted
+     * once and met by 4 chains; chain (row r, token t) ends in {@code sums[r * 4 + t]}, value for
+     * value what the tile kernel gives that token.
      */
     private static void rowsQ8Tokens(MemorySegment w, long o0, long o1, long o2, long o3, long stride, MemorySegment x,
                                      long x0, long x1, long x2, long x3, int to, float[] sums, float[] lanes) {
@@ -537,7 +530,7 @@ final class VectorKernels implements Kernels {
         FloatVector c20 = c00, c21 = c00, c22 = c00, c23 = c00;
         FloatVector c30 = c00, c31 = c00, c32 = c00, c33 = c00;
         int units = to / UNIT;
-        for (int u = 1; u <= units; u++) { // from 1, offsets linear in u: see rowsQ8
+        for (int u = 1; u <= units; u++) { // from 1, offsets linear in u: see rowsHalf
             long o0 = group + (u - 1) * (long) HALF_GROUP_UNIT_BYTES, o1 = o0 + 2L * UNIT, o2 = o1 + 2L * UNIT, o3 = o2 + 2L * UNIT;
             FloatVector w0, w1, w2, w3;
             if (bf16) {
@@ -606,11 +599,11 @@ final class VectorKernels implements Kernels {
     }
 
     /**
-     * One token of rows interleaved in groups (Q8_0's of {@link #Q8_GROUP_ROWS}, F16's and BF16's
-     * of {@link #TILE_ROWS}): {@link #ONE_TOKEN_PASS_ROWS} rows a pass, whose groups one kernel
-     * call reads in one loop (they lie one after another), their chains then summed together 16
-     * rows at a time in registers. A call, a reduction through memory and the loop's set-up per
-     * group cost 40% of Q8_0's time on 576-value rows. A range that starts or ends inside a group
+     * One token of rows interleaved in groups (F16's and BF16's of {@link #TILE_ROWS}):
+     * {@link #ONE_TOKEN_PASS_ROWS} rows a pass, whose groups one kernel call reads in one loop
+     * (they lie one after another), their chains then summed together 16 rows at a time in
+     * registers. A call, a reduction through memory and the loop's set-up per group cost 40% of the
+     * time on 576-value rows (measured on the Q8_0 kernel this replaced groups of 6 rows with). A range that starts or ends inside a group
      * computes the whole group and stores its own rows.
      */
     private static void matrixVectorGroups(MatmulInput input, CpuWeight w, MemorySegment out, int rowStart, int rowEnd,
@@ -628,7 +621,6 @@ final class VectorKernels implements Kernels {
             int j0 = g * group;
             long first = w.rowOffset(j0);
             switch (w.type()) {
-                case Q8_0 -> rowsQ8(data, first, groups, x, kp, lanes);
                 case F16, BF16 -> rowsHalf(w.type() == DType.BF16, data, first, groups, x, kp, lanes);
                 default -> throw new IllegalStateException("no grouped row kernel for " + w.type());
             }
@@ -636,67 +628,6 @@ final class VectorKernels implements Kernels {
             addLaneSums(lanes, sums, 0, groups * group);
             for (int r = Math.max(j0, rowStart); r < Math.min(j0 + groups * group, rowEnd); r++) {
                 out.set(FLOAT, 4L * r, sums[r - j0]);
-            }
-        }
-    }
-
-    /**
-     * Q8_0 rows, {@code groups} consecutive groups of {@link #Q8_GROUP_ROWS} interleaved block by
-     * block from byte {@code first}: value = (float) q * d, as {@link #decodeQ8} makes it (exact:
-     * 8 by 11 significant bits).
-     */
-    private static void rowsQ8(MemorySegment w, long first, int groups, MemorySegment x, int to, float[] lanes) {
-        int blocks = to / BLOCK;
-        long rowEnd = 4L * blocks * BLOCK;
-        long xAt = 0;
-        int at = 0;
-        FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
-        // Offsets linear in an int block counter with a constant stride, so C2 checks the
-        // segment's bounds once per call (a b / BLOCK index or a variable stride defeats that; it
-        // doubled the time). The counter starts at 1 because a load at exactly the counter's
-        // offset (the first scale) also kept every check in the loop (C2 in JDK 25; with u - 1 the
-        // checks go).
-        int units = groups * blocks;
-        for (int u = 1; u <= units; u++) {
-            long o0 = first + (u - 1) * (long) Q8_GROUP_BYTES, o1 = o0 + Q8_BYTES, o2 = o1 + Q8_BYTES;
-            long o3 = o2 + Q8_BYTES, o4 = o3 + Q8_BYTES, o5 = o4 + Q8_BYTES;
-            float d0 = Float.float16ToFloat(w.get(LE_SHORT, o0));
-            float d1 = Float.float16ToFloat(w.get(LE_SHORT, o1));
-            float d2 = Float.float16ToFloat(w.get(LE_SHORT, o2));
-            float d3 = Float.float16ToFloat(w.get(LE_SHORT, o3));
-            float d4 = Float.float16ToFloat(w.get(LE_SHORT, o4));
-            float d5 = Float.float16ToFloat(w.get(LE_SHORT, o5));
-            for (int c = 0; c < BLOCK; c += FL) {
-                FloatVector v = FloatVector.fromMemorySegment(F, x, xAt + 4L * c, NATIVE);
-                c0 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o0 + 2 + c, LE)
-                        .convertShape(VectorOperators.B2F, F, 0)).mul(d0).fma(v, c0);
-                c1 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o1 + 2 + c, LE)
-                        .convertShape(VectorOperators.B2F, F, 0)).mul(d1).fma(v, c1);
-                c2 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o2 + 2 + c, LE)
-                        .convertShape(VectorOperators.B2F, F, 0)).mul(d2).fma(v, c2);
-                c3 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o3 + 2 + c, LE)
-                        .convertShape(VectorOperators.B2F, F, 0)).mul(d3).fma(v, c3);
-                c4 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o4 + 2 + c, LE)
-                        .convertShape(VectorOperators.B2F, F, 0)).mul(d4).fma(v, c4);
-                c5 = ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w, o5 + 2 + c, LE)
-                        .convertShape(VectorOperators.B2F, F, 0)).mul(d5).fma(v, c5);
-            }
-            xAt += 4 * BLOCK;
-            if (xAt == rowEnd) { // the group's last block: park its chains, start the next group's
-                c0.intoArray(lanes, at);
-                c1.intoArray(lanes, at + FL);
-                c2.intoArray(lanes, at + 2 * FL);
-                c3.intoArray(lanes, at + 3 * FL);
-                c4.intoArray(lanes, at + 4 * FL);
-                c5.intoArray(lanes, at + 5 * FL);
-                c0 = FloatVector.zero(F);
-                c1 = c0;
-                c2 = c0;
-                c3 = c0;
-                c4 = c0;
-                c5 = c0;
-                at += Q8_GROUP_ROWS * FL;
-                xAt = 0;
             }
         }
     }
@@ -723,7 +654,7 @@ final class VectorKernels implements Kernels {
         float bias = layout.bias;
         IntVector bitOfLane = IntVector.zero(I).addIndex(1);
         FloatVector c0 = FloatVector.zero(F), c1 = c0;
-        // Offsets linear in an int block counter, as in rowsQ8.
+        // Offsets linear in an int block counter, as in rowsHalf.
         int blocks = to / BLOCK;
         for (int blk = 0; blk < blocks; blk++) {
             long b0 = o0 + blk * stride, b1 = o1 + blk * stride;
@@ -1144,7 +1075,6 @@ final class VectorKernels implements Kernels {
             int count = Math.min(panelRows, rowEnd - chunk);
             int paddedCount = (count + TILE_ROWS - 1) / TILE_ROWS * TILE_ROWS;
             boolean floatGroups = !w.type().isQuantized() && w.rowGroup() == TILE_ROWS;
-            boolean q8Groups = w.type() == DType.Q8_0 && w.rowGroup() == Q8_GROUP_ROWS;
             for (int i = 0; i < paddedCount; i++) {
                 if (floatGroups) {
                     // Interleaved float rows: a group's 4 rows in one pass over its bytes (row by
@@ -1152,9 +1082,6 @@ final class VectorKernels implements Kernels {
                     if (i % TILE_ROWS == 0) {
                         decodeFloatGroup(w, w.rowOffset(chunk + i), kp, panel, i * kp);
                     }
-                } else if (i < count && q8Groups) {
-                    decodeQ8GroupRow(w.data(), w.rowOffset(chunk + i), n / BLOCK, panel, i * kp);
-                    java.util.Arrays.fill(panel, i * kp + n, (i + 1) * kp, 0f);
                 } else if (i < count) {
                     decodeRange(w, w.rowOffset(chunk + i), n, scratch.panelView,
                             4L * i * kp, kp, scratch);
@@ -1327,7 +1254,7 @@ final class VectorKernels implements Kernels {
         int units = kp / UNIT;
         switch (w.type()) {
             case F32 -> {
-                for (int u = 1; u <= units; u++) { // from 1: see rowsQ8
+                for (int u = 1; u <= units; u++) { // from 1: see rowsHalf
                     long o0 = group + (u - 1) * (long) F32_GROUP_UNIT_BYTES, o1 = o0 + 4L * UNIT, o2 = o1 + 4L * UNIT, o3 = o2 + 4L * UNIT;
                     int c = (u - 1) * UNIT;
                     FloatVector.fromMemorySegment(F, data, o0, LE).intoArray(panel, a0 + c);
@@ -1434,25 +1361,6 @@ final class VectorKernels implements Kernels {
         for (; i < n; i++) {
             short bits = data.get(LE_SHORT, offset + (long) (i / UNIT) * unitStride + 2L * (i % UNIT));
             dst.set(FLOAT, dstOffset + 4L * i, Float.intBitsToFloat((bits & 0xFFFF) << 16));
-        }
-    }
-
-    /**
-     * One row of a Q8_0 group (from byte {@code row}: its first block) into {@code panel} from
-     * index {@code at}, the values of {@link #decodeQ8}. The group's stride is a constant and the
-     * offsets are linear in the counter (see rowsQ8), so C2 checks the bounds once per row; the
-     * general decoder, with a variable stride and stores through a memory segment, was 13% of a
-     * llama3.2-1b Q8_0 prefill.
-     */
-    private static void decodeQ8GroupRow(MemorySegment data, long row, int blocks, float[] panel, int at) {
-        for (int blk = 1; blk <= blocks; blk++) {
-            long o = row + (blk - 1) * (long) Q8_GROUP_BYTES;
-            int c0 = at + (blk - 1) * BLOCK;
-            float d = Float.float16ToFloat(data.get(LE_SHORT, o));
-            for (int c = 0; c < BLOCK; c += FL) {
-                ((FloatVector) ByteVector.fromMemorySegment(QUARTER_BYTES, data, o + 2 + c, LE)
-                        .convertShape(VectorOperators.B2F, F, 0)).mul(d).intoArray(panel, c0 + c);
-            }
         }
     }
 
@@ -1753,6 +1661,10 @@ final class VectorKernels implements Kernels {
 
     @Override
     public void embedRow(CpuWeight w, int row, MemorySegment out, long outIndex, ThreadScratch scratch) {
+        if (w.columnMajor() && w.type() == DType.Q8_0) {
+            Q8Products.decodeRow(w, row, out, outIndex);
+            return;
+        }
         if (w.columnMajor()) {
             IntegerProducts.decodeRow(w, row, out, outIndex);
             return;

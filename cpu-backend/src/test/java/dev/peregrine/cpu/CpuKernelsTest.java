@@ -97,24 +97,23 @@ class CpuKernelsTest {
 
     /**
      * Rows read in place from the file ({@code peregrine.cpu.copyWeights=false}) take the tile
-     * kernel even for one token, since the row kernels of Q8_0 and the float types read rows
-     * interleaved in groups (of 6 and 4): the values must be the interleaved rows' values, bit for bit,
-     * whichever weight the input was prepared for. Float rows of 172 values: interleaved, the last
-     * unit is padded with zeros.
+     * kernel even for one token, since the float types' row kernels read rows interleaved in groups
+     * of 4: the values must be the interleaved rows' values, bit for bit, whichever weight the input
+     * was prepared for. Rows of 172 values: interleaved, the last unit is padded with zeros.
      */
     @ParameterizedTest
-    @EnumSource(value = DType.class, names = {"Q8_0", "F32", "F16", "BF16"})
+    @EnumSource(value = DType.class, names = {"F32", "F16", "BF16"})
     void rowsInTheFilesLayoutGiveTheSameBitsAsInterleavedRows(DType type) {
         VectorKernels kernels = new VectorKernels();
-        int columns = type.isQuantized() ? 5 * 32 : 172;
-        int outputs = 13; // partial last groups: 2 x 6 + 1 rows of Q8_0, 3 x 4 + 1 float rows
+        int columns = 172;
+        int outputs = 13; // a partial last group: 3 x 4 + 1 rows
         Tensor t = tensor(type, columns, outputs);
         long rowBytes = type.bytesFor(columns);
         CpuWeight inPlace = new CpuWeight("w", type, outputs, columns, t.data(), rowBytes, 1,
                 type.bytesFor(kernels.groupUnit(type)), false, null);
         CpuBackend backend = backend(VectorKernels::new);
         Weight interleaved = backend.upload(t);
-        assertThat(((CpuWeight) interleaved).rowGroup()).isEqualTo(type == DType.Q8_0 ? VectorKernels.Q8_GROUP_ROWS : 4);
+        assertThat(((CpuWeight) interleaved).rowGroup()).isEqualTo(4);
         CpuWeight f32 = (CpuWeight) backend.upload(tensor(DType.F32, columns, outputs));
         try (MatmulInput input = new MatmulInput()) {
             ThreadScratch scratch = new ThreadScratch();
@@ -142,17 +141,17 @@ class CpuKernelsTest {
     }
 
     /**
-     * One token's product over Q8_0, F16 or BF16 rows reads up to 48 interleaved rows a kernel call
+     * One token's product over F16 or BF16 rows reads up to 48 interleaved rows a kernel call
      * ({@code matrixVectorGroups}): ranges of several such passes, a last pass of fewer groups, and
      * ranges that start or end inside a group must give the bits of the tile kernel reading the
      * file's layout, and leave every row outside the range as it was.
      */
     @ParameterizedTest
-    @EnumSource(value = DType.class, names = {"Q8_0", "F16", "BF16"})
+    @EnumSource(value = DType.class, names = {"F16", "BF16"})
     void oneTokenRangesOverSeveralPassesGiveTheTileKernelsBits(DType type) {
         VectorKernels kernels = new VectorKernels();
-        int columns = type.isQuantized() ? 7 * 32 : 200;
-        int outputs = 131; // Q8_0: 21 groups of 6 and 5 rows; floats: 32 groups of 4 and 3 rows
+        int columns = 200;
+        int outputs = 131; // 32 groups of 4 and 3 rows
         Tensor t = tensor(type, columns, outputs);
         CpuWeight inPlace = new CpuWeight("w", type, outputs, columns, t.data(), type.bytesFor(columns), 1,
                 type.bytesFor(kernels.groupUnit(type)), false, null);
@@ -183,6 +182,90 @@ class CpuKernelsTest {
                 }
             }
         }
+    }
+
+    /**
+     * Column-major Q8_0 products ({@link Q8Products}) against their definition, computed
+     * independently one row and token at a time: acc = fma(q * d, x, acc) over the row's columns in
+     * order, in floats, so the kernels' results must equal it bit for bit, whatever the token count
+     * (passes of 4, short last passes) and however the rows are split (ranges that start or end
+     * inside a group of {@link Q8Products#GROUP_ROWS}, several groups a call); rows outside a range
+     * keep what was there. Row 1's scales at the ends of the halves the kernels convert.
+     */
+    @Test
+    void q8ColumnProductsEqualTheirDefinitionBitForBit() {
+        VectorKernels kernels = new VectorKernels();
+        CpuBackend backend = backend(VectorKernels::new);
+        int blockBytes = DType.Q8_0.blockBytes();
+        int g = Q8Products.GROUP_ROWS;
+        for (int columns : new int[] {32, 96, 2048}) {
+            int blocks = columns / 32;
+            for (int outputs : new int[] {3, g, g + 1, 3 * g - 5}) {
+                Tensor t = tensor(DType.Q8_0, columns, outputs);
+                MemorySegment data = t.data();
+                for (int b = 0; b < blocks && outputs > 1; b++) {
+                    data.set(ValueLayout.JAVA_SHORT_UNALIGNED, (long) blockBytes * (blocks + b), HALF_EDGES[b % HALF_EDGES.length]);
+                }
+                CpuWeight w = (CpuWeight) backend.upload(t);
+                assertThat(w.columnMajor()).isTrue();
+                assertThat(w.rowGroup()).isEqualTo(g);
+                for (int tokens : new int[] {1, 2, 4, 5, 11}) {
+                    float[] x = randoms(tokens * columns);
+                    float[] expected = new float[tokens * outputs];
+                    for (int r = 0; r < tokens; r++) {
+                        for (int o = 0; o < outputs; o++) {
+                            float acc = 0;
+                            for (int c = 0; c < columns; c++) {
+                                long blockAt = ((long) o * blocks + c / 32) * blockBytes;
+                                float d = Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt));
+                                byte q = data.get(ValueLayout.JAVA_BYTE, blockAt + 2 + c % 32);
+                                acc = Math.fma(q * d, x[r * columns + c], acc);
+                            }
+                            expected[r * outputs + o] = acc;
+                        }
+                    }
+                    MemorySegment xs = arena.allocate(4L * x.length);
+                    MemorySegment.copy(x, 0, xs, ValueLayout.JAVA_FLOAT, 0, x.length);
+                    int[][] ranges = {{0, outputs}, {1, outputs - 1}, {Math.min(g + 3, outputs - 1), outputs}, {0, 1}};
+                    for (int[] range : ranges) {
+                        MemorySegment out = arena.allocate(4L * tokens * outputs);
+                        out.fill((byte) 0x7F); // a NaN pattern: rows outside the range must keep it
+                        try (MatmulInput input = new MatmulInput()) {
+                            kernels.prepareMatmul(input, new CpuWeight[] {w}, 1, xs, tokens);
+                            kernels.matmul(input, w, out, tokens, range[0], range[1], new ThreadScratch());
+                        }
+                        for (int r = 0; r < tokens; r++) {
+                            for (int o = 0; o < outputs; o++) {
+                                int bits = Float.floatToRawIntBits(out.getAtIndex(ValueLayout.JAVA_FLOAT, (long) r * outputs + o));
+                                boolean inside = o >= range[0] && o < range[1];
+                                assertThat(bits).as("%d columns, %d rows, %d tokens, rows %s: token %d row %d", columns, outputs,
+                                                tokens, java.util.Arrays.toString(range), r, o)
+                                        .isEqualTo(inside ? Float.floatToRawIntBits(expected[r * outputs + o]) : 0x7F7F7F7F);
+                            }
+                        }
+                    }
+                    // Through the backend (rows split across its two threads) and as a row lookup.
+                    Buffer out = backend.allocate((long) tokens * outputs);
+                    backend.matmul(out, buffer(backend, x), w, tokens);
+                    assertThat(read(backend, out, tokens * outputs)).isEqualTo(expected);
+                }
+                MemorySegment row = arena.allocate(4L * columns);
+                kernels.embedRow(w, outputs - 1, row, 0, new ThreadScratch());
+                float[] dequantised = new float[columns];
+                Dequant.toFloat(DType.Q8_0, data, (long) (outputs - 1) * columns, dequantised, 0, columns);
+                assertThat(row.toArray(ValueLayout.JAVA_FLOAT)).isEqualTo(dequantised);
+            }
+        }
+    }
+
+    /** An infinite or NaN Q8_0 scale is refused at load, naming the tensor, row and block. */
+    @Test
+    void q8NonFiniteScalesAreRefusedAtLoad() {
+        CpuBackend backend = backend(VectorKernels::new);
+        Tensor t = tensor(DType.Q8_0, 64, 3);
+        t.data().set(ValueLayout.JAVA_SHORT_UNALIGNED, (long) DType.Q8_0.blockBytes() * 3, (short) 0x7C00);
+        assertThatThrownBy(() -> backend.upload(t)).isInstanceOf(ModelFormatException.class)
+                .hasMessageContaining("w").hasMessageContaining("block 1 of row 1").hasMessageContaining("infinite");
     }
 
     /**

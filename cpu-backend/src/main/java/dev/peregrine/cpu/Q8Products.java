@@ -1,0 +1,292 @@
+package dev.peregrine.cpu;
+
+import static dev.peregrine.cpu.VectorKernels.F;
+import static dev.peregrine.cpu.VectorKernels.FL;
+
+import dev.peregrine.tensor.DType;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Q8_0 products with a vector lane per weight row ("column-major groups", copied from the file's
+ * layout at load), against the activations as floats.
+ *
+ * <p>Why: streaming weights from memory, one core keeps only as many cache-line misses in flight as
+ * its out-of-order window reaches, so a kernel's speed from DRAM falls with the instructions it
+ * spends per byte and with every break in the stream. Row-major Q8_0 (a block's scale, then its 32
+ * values, rows interleaved in groups) costs a scalar scale conversion and broadcast per row and
+ * block and a lane reduction per row; here a column of {@link #GROUP_ROWS} rows is one
+ * {@code GROUP_ROWS}-byte load, a block's scales one load per vector of rows, and the loop reads
+ * one unbroken stream of columns (KernelBench decode, 2,048 x 8,192, one core, from DRAM: 17.5 ->
+ * ~30 GB/s in a synthetic test of the loop; see docs/PERFORMANCE.md).
+ *
+ * <p>Layout: rows in groups of {@code GROUP_ROWS} (the last padded with zero rows); first every
+ * group's columns, group after group, column after column, a column being its rows' stored values
+ * q (one signed byte each, row order); then every group's scales, group after group, block of 32
+ * columns after block, a block being its rows' scales d (halves, as in the file).
+ *
+ * <p>Arithmetic: each weight is q * d, exact in a float (8 by 11 significant bits), as
+ * {@code Dequant} makes it; each (row, token) output is one chain of FMAs over the row's columns in
+ * order, {@code acc = fma(q * d, x, acc)}, with no lane sum at the end. The one-token kernel and
+ * the kernel for several tokens do exactly that, so results do not depend on the batch.
+ */
+final class Q8Products {
+    /** Rows per group: four float vectors' worth, so a column is one 64-byte line with AVX-512. */
+    static final int GROUP_ROWS = 4 * FL;
+    private static final int BLOCK = 32;
+    /** Q8_0 in the file: an f16 scale and 32 signed bytes per block. */
+    private static final int FILE_BLOCK_BYTES = 34;
+    /** Tokens a pass of the several-token kernel. */
+    private static final int PASS_TOKENS = 4;
+
+    private static final VectorSpecies<Byte> ROW_BYTES = VectorKernels.QUARTER_BYTES;
+    private static final VectorSpecies<Short> ROW_HALVES = VectorKernels.HALF_SHORTS;
+    private static final VectorSpecies<Integer> I = VectorKernels.I;
+    private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
+    private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT;
+    private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT;
+
+    private Q8Products() {
+    }
+
+    static int groups(int rows) {
+        return (rows + GROUP_ROWS - 1) / GROUP_ROWS;
+    }
+
+    /** Bytes of the column-major copy: a byte per value and a half per block of 32, rows padded to a group. */
+    static long bytes(int rows, int columns) {
+        return (long) groups(rows) * GROUP_ROWS * columns / BLOCK * FILE_BLOCK_BYTES;
+    }
+
+    /** Byte offset of the scales in the copy (after every group's columns). */
+    private static long scalesAt(int rows, int columns) {
+        return (long) groups(rows) * GROUP_ROWS * columns;
+    }
+
+    /**
+     * Writes group {@code group} of the column-major copy {@code to} of the Q8_0 rows {@code from}
+     * (the file's layout, {@code rowBytes} a row); {@code to} starts zeroed, so padding rows have
+     * zero scales and values.
+     *
+     * @throws dev.peregrine.ModelFormatException if a block's scale is infinite or NaN (the
+     *     kernels convert finite halves only)
+     */
+    static void copyGroup(String tensor, MemorySegment from, long rowBytes, int rows, int columns, MemorySegment to,
+                          int group) {
+        int blocks = columns / BLOCK;
+        long scales = scalesAt(rows, columns) + (long) group * blocks * GROUP_ROWS * 2;
+        long values = (long) group * columns * GROUP_ROWS;
+        for (int j = 0; j < GROUP_ROWS; j++) {
+            int row = group * GROUP_ROWS + j;
+            if (row >= rows) {
+                break;
+            }
+            for (int b = 0; b < blocks; b++) {
+                long at = row * rowBytes + (long) b * FILE_BLOCK_BYTES;
+                to.set(SHORT, scales + 2L * ((long) b * GROUP_ROWS + j),
+                        IntegerProducts.finiteScale(tensor, "Q8_0", "scale", from, at, row, b));
+                for (int k = 0; k < BLOCK; k++) {
+                    to.set(ValueLayout.JAVA_BYTE, values + (long) (b * BLOCK + k) * GROUP_ROWS + j,
+                            from.get(ValueLayout.JAVA_BYTE, at + 2 + k));
+                }
+            }
+        }
+    }
+
+    /** Row {@code row} as floats (q * d, as {@code Dequant} makes them) into {@code out} at float index {@code outIndex}. */
+    static void decodeRow(CpuWeight w, int row, MemorySegment out, long outIndex) {
+        int columns = w.columns();
+        int group = row / GROUP_ROWS;
+        int lane = row % GROUP_ROWS;
+        long scales = scalesAt(w.rows(), columns) + (long) group * (columns / BLOCK) * GROUP_ROWS * 2;
+        long values = (long) group * columns * GROUP_ROWS;
+        MemorySegment data = w.data();
+        for (int c = 0; c < columns; c++) {
+            float d = Float.float16ToFloat(data.get(SHORT, scales + 2L * ((long) (c / BLOCK) * GROUP_ROWS + lane)));
+            byte q = data.get(ValueLayout.JAVA_BYTE, values + (long) c * GROUP_ROWS + lane);
+            out.set(FLOAT, 4L * (outIndex + c), q * d);
+        }
+    }
+
+    /**
+     * {@code out[t][r] = W[r] . x[t]} for the rows r in [rowStart, rowEnd), x read from the heap
+     * copy {@code input.rows} (token rows {@code input.paddedColumns} apart): a float array's
+     * index check is one compare, where a segment's access in this loop also checked its class and
+     * session each time, and C2 then sometimes spilled the sums to the stack (decode 3x slower in
+     * some JVM runs). A range that starts or ends inside a group computes the whole group and
+     * stores its own rows.
+     */
+    static void matmul(MatmulInput input, CpuWeight w, MemorySegment out, int tokens, int rowStart, int rowEnd,
+                       ThreadScratch scratch) {
+        int columns = w.columns();
+        int firstGroup = rowStart / GROUP_ROWS;
+        int endGroup = (rowEnd + GROUP_ROWS - 1) / GROUP_ROWS;
+        long scales = scalesAt(w.rows(), columns);
+        int blocks = columns / BLOCK;
+        float[] x = input.rows;
+        if (tokens == 1) {
+            float[] sums = scratch.lanes((endGroup - firstGroup) * GROUP_ROWS);
+            float[] d = scratch.blockScales(blocks * GROUP_ROWS);
+            for (int g = firstGroup; g < endGroup; g++) {
+                groupScales(w.data(), scales + (long) g * blocks * GROUP_ROWS * 2, blocks, d);
+                oneGroup(w.data(), (long) g * columns * GROUP_ROWS, d, columns, x, sums, (g - firstGroup) * GROUP_ROWS);
+            }
+            for (int r = rowStart; r < rowEnd; r++) {
+                out.set(FLOAT, 4L * r, sums[r - firstGroup * GROUP_ROWS]);
+            }
+            return;
+        }
+        float[] sums = scratch.lanes(PASS_TOKENS * GROUP_ROWS);
+        int row = input.paddedColumns;
+        for (int g = firstGroup; g < endGroup; g++) {
+            int first = Math.max(rowStart, g * GROUP_ROWS);
+            int end = Math.min(rowEnd, (g + 1) * GROUP_ROWS);
+            // The group's weights come from memory in the first pass and from L2 in the others
+            // (8,192 columns: 544 KB).
+            for (int t0 = 0; t0 < tokens; t0 += PASS_TOKENS) {
+                int count = Math.min(PASS_TOKENS, tokens - t0);
+                // A short pass repeats its last token; those sums are not stored.
+                fourTokens(w.data(), (long) g * columns * GROUP_ROWS, scales + (long) g * blocks * GROUP_ROWS * 2,
+                        columns, x, t0 * row, (t0 + Math.min(1, count - 1)) * row,
+                        (t0 + Math.min(2, count - 1)) * row, (t0 + Math.min(3, count - 1)) * row, sums);
+                for (int t = 0; t < count; t++) {
+                    long outAt = (long) (t0 + t) * w.rows();
+                    for (int r = first; r < end; r++) {
+                        out.set(FLOAT, 4L * (outAt + r), sums[t * GROUP_ROWS + r - g * GROUP_ROWS]);
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * The scales of one group's blocks (from byte {@code scales}) as floats into {@code d}, block
+     * after block, {@code GROUP_ROWS} each (the finite-only conversion of VectorKernels.rowsHalf).
+     */
+    private static void groupScales(MemorySegment w, long scales, int blocks, float[] d) {
+        for (int i = 0; i < blocks * GROUP_ROWS; i += FL) {
+            ((IntVector) ShortVector.fromMemorySegment(ROW_HALVES, w, scales + 2L * i, NATIVE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF)
+                    .reinterpretAsFloats().mul(0x1p112f).intoArray(d, i);
+        }
+    }
+
+    /**
+     * One token against one group (columns from byte {@code values}, its scales as floats in
+     * {@code d}): the sums of its rows into {@code sums} from index {@code at}. One loop over the
+     * columns with offsets linear in the counter (from 1, as in VectorKernels.rowsHalf), so C2
+     * checks the bounds once per call, and nothing else in it: with the scales converted in the loop
+     * at each block's first column, or one loop over several groups parking each group's sums at
+     * its end, C2 compiled it with the sums spilled to the stack in one JVM run of four or five
+     * (decode 2x slower).
+     */
+    private static void oneGroup(MemorySegment w, long values, float[] d, int columns, float[] x, float[] sums,
+                                 int at) {
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        for (int k = 1; k <= columns; k++) {
+            int column = k - 1;
+            long o = values + column * (long) GROUP_ROWS;
+            int s = column / BLOCK * GROUP_ROWS;
+            FloatVector v = FloatVector.broadcast(F, x[column]);
+            a0 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o, NATIVE)
+                    .convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s)).fma(v, a0);
+            a1 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + FL, NATIVE)
+                    .convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s + FL)).fma(v, a1);
+            a2 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 2 * FL, NATIVE)
+                    .convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s + 2 * FL)).fma(v, a2);
+            a3 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 3 * FL, NATIVE)
+                    .convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s + 3 * FL)).fma(v, a3);
+        }
+        a0.intoArray(sums, at);
+        a1.intoArray(sums, at + FL);
+        a2.intoArray(sums, at + 2 * FL);
+        a3.intoArray(sums, at + 3 * FL);
+    }
+
+    /**
+     * Four tokens (rows from indices x0..x3 of {@code x}) against one group: each column's values
+     * converted once for the four, the same chains as {@link #oneGroup}; the sums into
+     * {@code sums} at {@code token * GROUP_ROWS + row}. (Half a group a call, 8 sums instead of
+     * 16, was slower with AVX-512 and no faster at 256 bits: 130 and 70 against 147 and 75
+     * GFLOP/s on one core, KernelBench prefill.)
+     */
+    private static void fourTokens(MemorySegment w, long values, long scales, int columns, float[] x, int x0, int x1,
+                                   int x2, int x3, float[] sums) {
+        FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00;
+        FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+        FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
+        FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+        FloatVector d0 = a00, d1 = a00, d2 = a00, d3 = a00;
+        long scaleAt = scales;
+        for (int k = 1; k <= columns; k++) {
+            int column = k - 1;
+            long o = values + column * (long) GROUP_ROWS;
+            if ((column & (BLOCK - 1)) == 0) {
+                d0 = ((IntVector) ShortVector.fromMemorySegment(ROW_HALVES, w, scaleAt, NATIVE)
+                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF)
+                        .reinterpretAsFloats().mul(0x1p112f);
+                d1 = ((IntVector) ShortVector.fromMemorySegment(ROW_HALVES, w, scaleAt + 2L * FL, NATIVE)
+                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF)
+                        .reinterpretAsFloats().mul(0x1p112f);
+                d2 = ((IntVector) ShortVector.fromMemorySegment(ROW_HALVES, w, scaleAt + 4L * FL, NATIVE)
+                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF)
+                        .reinterpretAsFloats().mul(0x1p112f);
+                d3 = ((IntVector) ShortVector.fromMemorySegment(ROW_HALVES, w, scaleAt + 6L * FL, NATIVE)
+                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF)
+                        .reinterpretAsFloats().mul(0x1p112f);
+                scaleAt += 2L * GROUP_ROWS;
+            }
+            FloatVector v0 = FloatVector.broadcast(F, x[x0 + column]);
+            FloatVector v1 = FloatVector.broadcast(F, x[x1 + column]);
+            FloatVector v2 = FloatVector.broadcast(F, x[x2 + column]);
+            FloatVector v3 = FloatVector.broadcast(F, x[x3 + column]);
+            FloatVector q = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o, NATIVE)
+                    .convertShape(VectorOperators.B2F, F, 0)).mul(d0);
+            a00 = q.fma(v0, a00);
+            a01 = q.fma(v1, a01);
+            a02 = q.fma(v2, a02);
+            a03 = q.fma(v3, a03);
+            q = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + FL, NATIVE)
+                    .convertShape(VectorOperators.B2F, F, 0)).mul(d1);
+            a10 = q.fma(v0, a10);
+            a11 = q.fma(v1, a11);
+            a12 = q.fma(v2, a12);
+            a13 = q.fma(v3, a13);
+            q = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 2 * FL, NATIVE)
+                    .convertShape(VectorOperators.B2F, F, 0)).mul(d2);
+            a20 = q.fma(v0, a20);
+            a21 = q.fma(v1, a21);
+            a22 = q.fma(v2, a22);
+            a23 = q.fma(v3, a23);
+            q = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 3 * FL, NATIVE)
+                    .convertShape(VectorOperators.B2F, F, 0)).mul(d3);
+            a30 = q.fma(v0, a30);
+            a31 = q.fma(v1, a31);
+            a32 = q.fma(v2, a32);
+            a33 = q.fma(v3, a33);
+        }
+        a00.intoArray(sums, 0);
+        a10.intoArray(sums, FL);
+        a20.intoArray(sums, 2 * FL);
+        a30.intoArray(sums, 3 * FL);
+        a01.intoArray(sums, GROUP_ROWS);
+        a11.intoArray(sums, GROUP_ROWS + FL);
+        a21.intoArray(sums, GROUP_ROWS + 2 * FL);
+        a31.intoArray(sums, GROUP_ROWS + 3 * FL);
+        a02.intoArray(sums, 2 * GROUP_ROWS);
+        a12.intoArray(sums, 2 * GROUP_ROWS + FL);
+        a22.intoArray(sums, 2 * GROUP_ROWS + 2 * FL);
+        a32.intoArray(sums, 2 * GROUP_ROWS + 3 * FL);
+        a03.intoArray(sums, 3 * GROUP_ROWS);
+        a13.intoArray(sums, 3 * GROUP_ROWS + FL);
+        a23.intoArray(sums, 3 * GROUP_ROWS + 2 * FL);
+        a33.intoArray(sums, 3 * GROUP_ROWS + 3 * FL);
+    }
+}
