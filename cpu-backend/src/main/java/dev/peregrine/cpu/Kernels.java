@@ -43,7 +43,7 @@ interface Kernels {
 
     /**
      * Whether weights of this type and shape are stored in column-major groups of
-     * {@link #rowGroup} rows for the integer kernels ({@link IntegerProducts}) rather than by rows.
+     * {@link #rowGroup} rows ({@link Q8Products}, {@link IntegerProducts}) rather than by rows.
      */
     default boolean columnMajor(DType type, long rows, long columns) {
         return false;

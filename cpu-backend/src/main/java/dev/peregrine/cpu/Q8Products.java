@@ -144,17 +144,18 @@ final class Q8Products {
             return;
         }
         float[] sums = scratch.lanes(PASS_TOKENS * GROUP_ROWS);
+        float[] d = scratch.blockScales(blocks * GROUP_ROWS);
         int row = input.paddedColumns;
         for (int g = firstGroup; g < endGroup; g++) {
             int first = Math.max(rowStart, g * GROUP_ROWS);
             int end = Math.min(rowEnd, (g + 1) * GROUP_ROWS);
+            groupScales(w.data(), scales + (long) g * blocks * GROUP_ROWS * 2, blocks, d);
             // The group's weights come from memory in the first pass and from L2 in the others
             // (8,192 columns: 544 KB).
             for (int t0 = 0; t0 < tokens; t0 += PASS_TOKENS) {
                 int count = Math.min(PASS_TOKENS, tokens - t0);
                 // A short pass repeats its last token; those sums are not stored.
-                fourTokens(w.data(), (long) g * columns * GROUP_ROWS, scales + (long) g * blocks * GROUP_ROWS * 2,
-                        columns, x, t0 * row, (t0 + Math.min(1, count - 1)) * row,
+                fourTokens(w.data(), (long) g * columns * GROUP_ROWS, d, columns, x, t0 * row, (t0 + Math.min(1, count - 1)) * row,
                         (t0 + Math.min(2, count - 1)) * row, (t0 + Math.min(3, count - 1)) * row, sums);
                 for (int t = 0; t < count; t++) {
                     long outAt = (long) (t0 + t) * w.rows();
@@ -211,62 +212,47 @@ final class Q8Products {
     }
 
     /**
-     * Four tokens (rows from indices x0..x3 of {@code x}) against one group: each column's values
-     * converted once for the four, the same chains as {@link #oneGroup}; the sums into
+     * Four tokens (rows from indices x0..x3 of {@code x}) against one group (its scales as floats
+     * in {@code d}): each column's values converted once for the four, the same chains as
+     * {@link #oneGroup}; the sums into
      * {@code sums} at {@code token * GROUP_ROWS + row}. (Half a group a call, 8 sums instead of
      * 16, was slower with AVX-512 and no faster at 256 bits: 130 and 70 against 147 and 75
      * GFLOP/s on one core, KernelBench prefill.)
      */
-    private static void fourTokens(MemorySegment w, long values, long scales, int columns, float[] x, int x0, int x1,
+    private static void fourTokens(MemorySegment w, long values, float[] d, int columns, float[] x, int x0, int x1,
                                    int x2, int x3, float[] sums) {
         FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00;
         FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
         FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
         FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
-        FloatVector d0 = a00, d1 = a00, d2 = a00, d3 = a00;
-        long scaleAt = scales;
         for (int k = 1; k <= columns; k++) {
             int column = k - 1;
             long o = values + column * (long) GROUP_ROWS;
-            if ((column & (BLOCK - 1)) == 0) {
-                d0 = ((IntVector) ShortVector.fromMemorySegment(ROW_HALVES, w, scaleAt, NATIVE)
-                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF)
-                        .reinterpretAsFloats().mul(0x1p112f);
-                d1 = ((IntVector) ShortVector.fromMemorySegment(ROW_HALVES, w, scaleAt + 2L * FL, NATIVE)
-                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF)
-                        .reinterpretAsFloats().mul(0x1p112f);
-                d2 = ((IntVector) ShortVector.fromMemorySegment(ROW_HALVES, w, scaleAt + 4L * FL, NATIVE)
-                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF)
-                        .reinterpretAsFloats().mul(0x1p112f);
-                d3 = ((IntVector) ShortVector.fromMemorySegment(ROW_HALVES, w, scaleAt + 6L * FL, NATIVE)
-                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF)
-                        .reinterpretAsFloats().mul(0x1p112f);
-                scaleAt += 2L * GROUP_ROWS;
-            }
+            int s = column / BLOCK * GROUP_ROWS;
             FloatVector v0 = FloatVector.broadcast(F, x[x0 + column]);
             FloatVector v1 = FloatVector.broadcast(F, x[x1 + column]);
             FloatVector v2 = FloatVector.broadcast(F, x[x2 + column]);
             FloatVector v3 = FloatVector.broadcast(F, x[x3 + column]);
             FloatVector q = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o, NATIVE)
-                    .convertShape(VectorOperators.B2F, F, 0)).mul(d0);
+                    .convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s));
             a00 = q.fma(v0, a00);
             a01 = q.fma(v1, a01);
             a02 = q.fma(v2, a02);
             a03 = q.fma(v3, a03);
             q = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + FL, NATIVE)
-                    .convertShape(VectorOperators.B2F, F, 0)).mul(d1);
+                    .convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s + FL));
             a10 = q.fma(v0, a10);
             a11 = q.fma(v1, a11);
             a12 = q.fma(v2, a12);
             a13 = q.fma(v3, a13);
             q = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 2 * FL, NATIVE)
-                    .convertShape(VectorOperators.B2F, F, 0)).mul(d2);
+                    .convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s + 2 * FL));
             a20 = q.fma(v0, a20);
             a21 = q.fma(v1, a21);
             a22 = q.fma(v2, a22);
             a23 = q.fma(v3, a23);
             q = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 3 * FL, NATIVE)
-                    .convertShape(VectorOperators.B2F, F, 0)).mul(d3);
+                    .convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s + 3 * FL));
             a30 = q.fma(v0, a30);
             a31 = q.fma(v1, a31);
             a32 = q.fma(v2, a32);

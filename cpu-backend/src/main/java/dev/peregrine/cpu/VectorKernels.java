@@ -149,7 +149,8 @@ final class VectorKernels implements Kernels {
      * Q4_0, Q4_K and Q6_K matrices take the integer kernels ({@link IntegerProducts}): the 8-bit
      * activations they need cost a few times less than converting every weight to a float. All of
      * them (the K-quants: of whole super-blocks), however few their rows (padded to a group), so that
-     * whether a product's input is quantised depends on the weight's type and shape alone.
+     * whether a product's input is quantised depends on the weight's type and shape alone. Q8_0
+     * matrices take {@link Q8Products} (float activations, a lane per row), all of them as well.
      */
     @Override
     public boolean columnMajor(DType type, long rows, long columns) {
