@@ -182,28 +182,36 @@ final class Q8Products {
     /**
      * One token against one group (columns from byte {@code values}, its scales as floats in
      * {@code d}): the sums of its rows into {@code sums} from index {@code at}. One loop over the
-     * columns with offsets linear in the counter (from 1, as in VectorKernels.rowsHalf), so C2
-     * checks the bounds once per call, and nothing else in it: with the scales converted in the loop
-     * at each block's first column, or one loop over several groups parking each group's sums at
-     * its end, C2 compiled it with the sums spilled to the stack in one JVM run of four or five
-     * (decode 2x slower).
+     * columns with offsets linear in the counter (from 1, as in VectorKernels.rowsHalf); a block's
+     * scales are loaded into registers at its first column. Converting them there from the halves
+     * instead, or one loop over several groups parking each group's sums at its end, was compiled
+     * by C2 with the sums spilled to the stack in about one JVM run of four (decode 2x slower);
+     * reading the scales from the array at every column was stable but 10-25% slower.
      */
     private static void oneGroup(MemorySegment w, long values, float[] d, int columns, float[] x, float[] sums,
                                  int at) {
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        FloatVector d0 = a0, d1 = a0, d2 = a0, d3 = a0;
+        int s = 0;
         for (int k = 1; k <= columns; k++) {
             int column = k - 1;
             long o = values + column * (long) GROUP_ROWS;
-            int s = column / BLOCK * GROUP_ROWS;
+            if ((column & (BLOCK - 1)) == 0) { // a block's first column: its scales into registers
+                d0 = FloatVector.fromArray(F, d, s);
+                d1 = FloatVector.fromArray(F, d, s + FL);
+                d2 = FloatVector.fromArray(F, d, s + 2 * FL);
+                d3 = FloatVector.fromArray(F, d, s + 3 * FL);
+                s += GROUP_ROWS;
+            }
             FloatVector v = FloatVector.broadcast(F, x[column]);
             a0 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o, NATIVE)
-                    .convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s)).fma(v, a0);
+                    .convertShape(VectorOperators.B2F, F, 0)).mul(d0).fma(v, a0);
             a1 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + FL, NATIVE)
-                    .convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s + FL)).fma(v, a1);
+                    .convertShape(VectorOperators.B2F, F, 0)).mul(d1).fma(v, a1);
             a2 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 2 * FL, NATIVE)
-                    .convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s + 2 * FL)).fma(v, a2);
+                    .convertShape(VectorOperators.B2F, F, 0)).mul(d2).fma(v, a2);
             a3 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 3 * FL, NATIVE)
-                    .convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s + 3 * FL)).fma(v, a3);
+                    .convertShape(VectorOperators.B2F, F, 0)).mul(d3).fma(v, a3);
         }
         a0.intoArray(sums, at);
         a1.intoArray(sums, at + FL);
