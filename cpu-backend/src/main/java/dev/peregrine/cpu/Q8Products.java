@@ -3,7 +3,6 @@ package dev.peregrine.cpu;
 import static dev.peregrine.cpu.VectorKernels.F;
 import static dev.peregrine.cpu.VectorKernels.FL;
 
-import dev.peregrine.tensor.DType;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -23,9 +22,9 @@ import jdk.incubator.vector.VectorSpecies;
  * spends per byte and with every break in the stream. Row-major Q8_0 (a block's scale, then its 32
  * values, rows interleaved in groups) costs a scalar scale conversion and broadcast per row and
  * block and a lane reduction per row; here a column of {@link #GROUP_ROWS} rows is one
- * {@code GROUP_ROWS}-byte load, a block's scales one load per vector of rows, and the loop reads
- * one unbroken stream of columns (KernelBench decode, 2,048 x 8,192, one core, from DRAM: 17.5 ->
- * ~30 GB/s in a synthetic test of the loop; see docs/PERFORMANCE.md).
+ * {@code GROUP_ROWS}-byte load, a block's scales a few vector loads, and the loop reads one
+ * unbroken stream of columns (KernelBench decode, 2,048 x 8,192, one core, from DRAM: 17.5 -> 25.6
+ * GB/s; llama3.2-1b Q8_0 decode 1.27x; see docs/PERFORMANCE.md).
  *
  * <p>Layout: rows in groups of {@code GROUP_ROWS} (the last padded with zero rows); first every
  * group's columns, group after group, column after column, a column being its rows' stored values
@@ -155,8 +154,9 @@ final class Q8Products {
             for (int t0 = 0; t0 < tokens; t0 += PASS_TOKENS) {
                 int count = Math.min(PASS_TOKENS, tokens - t0);
                 // A short pass repeats its last token; those sums are not stored.
-                fourTokens(w.data(), (long) g * columns * GROUP_ROWS, d, columns, x, t0 * row, (t0 + Math.min(1, count - 1)) * row,
-                        (t0 + Math.min(2, count - 1)) * row, (t0 + Math.min(3, count - 1)) * row, sums);
+                fourTokens(w.data(), (long) g * columns * GROUP_ROWS, d, columns, x, t0 * row,
+                        (t0 + Math.min(1, count - 1)) * row, (t0 + Math.min(2, count - 1)) * row,
+                        (t0 + Math.min(3, count - 1)) * row, sums);
                 for (int t = 0; t < count; t++) {
                     long outAt = (long) (t0 + t) * w.rows();
                     for (int r = first; r < end; r++) {
@@ -221,11 +221,11 @@ final class Q8Products {
 
     /**
      * Four tokens (rows from indices x0..x3 of {@code x}) against one group (its scales as floats
-     * in {@code d}): each column's values converted once for the four, the same chains as
-     * {@link #oneGroup}; the sums into
-     * {@code sums} at {@code token * GROUP_ROWS + row}. (Half a group a call, 8 sums instead of
-     * 16, was slower with AVX-512 and no faster at 256 bits: 130 and 70 against 147 and 75
-     * GFLOP/s on one core, KernelBench prefill.)
+     * in {@code d}, read at every column: no branch in the loop): each column's values converted
+     * once for the four, the same chains as {@link #oneGroup}; the sums into {@code sums} at
+     * {@code token * GROUP_ROWS + row}. (Half a group a call, 8 sums instead of 16, was slower with
+     * AVX-512 and no faster at 256 bits: 130 and 70 against 147 and 75 GFLOP/s on one core,
+     * KernelBench prefill, both with the scales converted in the loop.)
      */
     private static void fourTokens(MemorySegment w, long values, float[] d, int columns, float[] x, int x0, int x1,
                                    int x2, int x3, float[] sums) {

@@ -75,7 +75,8 @@ class CpuKernelsTest {
                 Tensor t = tensor(type, columns, outputs);
                 float[] w = Dequant.toFloat(t); // the reference dequantisation
                 Weight weight = backend.upload(t);
-                boolean activationsQuantised = ((CpuWeight) weight).columnMajor();
+                // Column-major Q8_0 keeps float activations; the other column-major types quantise them.
+                boolean activationsQuantised = ((CpuWeight) weight).columnMajor() && type != DType.Q8_0;
                 for (int rows : new int[] {1, 2, 3, 7, 17}) {
                     float[] x = randoms(rows * columns);
                     Buffer out = backend.allocate((long) rows * outputs);
@@ -254,6 +255,48 @@ class CpuKernelsTest {
                 float[] dequantised = new float[columns];
                 Dequant.toFloat(DType.Q8_0, data, (long) (outputs - 1) * columns, dequantised, 0, columns);
                 assertThat(row.toArray(ValueLayout.JAVA_FLOAT)).isEqualTo(dequantised);
+            }
+        }
+    }
+
+    /**
+     * Q8_0 rows kept as in the file ({@code peregrine.cpu.copyWeights=false}) take the tile kernel
+     * for one token and the 4-token row kernel for 2-16: against the dequantised float64 product,
+     * and each token's outputs the same bits alone as in a batch.
+     */
+    @Test
+    void q8RowsInTheFilesLayoutMatchTheReferenceAndAreBatchInvariant() {
+        VectorKernels kernels = new VectorKernels();
+        int columns = 7 * 32;
+        int outputs = 13;
+        Tensor t = tensor(DType.Q8_0, columns, outputs);
+        float[] w = Dequant.toFloat(t);
+        CpuWeight inPlace = new CpuWeight("w", DType.Q8_0, outputs, columns, t.data(), DType.Q8_0.bytesFor(columns), 1,
+                DType.Q8_0.blockBytes(), false, null);
+        ThreadScratch scratch = new ThreadScratch();
+        for (int tokens : new int[] {1, 2, 3, 5, 17}) {
+            float[] x = randoms(tokens * columns);
+            MemorySegment xs = arena.allocate(4L * x.length);
+            MemorySegment.copy(x, 0, xs, ValueLayout.JAVA_FLOAT, 0, x.length);
+            MemorySegment out = arena.allocate(4L * tokens * outputs);
+            try (MatmulInput input = new MatmulInput()) {
+                kernels.prepareMatmul(input, new CpuWeight[] {inPlace}, 1, xs, tokens);
+                kernels.matmul(input, inPlace, out, tokens, 0, outputs, scratch);
+            }
+            for (int r = 0; r < tokens; r++) {
+                MemorySegment alone = arena.allocate(4L * outputs);
+                try (MatmulInput input = new MatmulInput()) {
+                    kernels.prepareMatmul(input, new CpuWeight[] {inPlace}, 1, xs.asSlice(4L * r * columns, 4L * columns), 1);
+                    kernels.matmul(input, inPlace, alone, 1, 0, outputs, scratch);
+                }
+                for (int o = 0; o < outputs; o++) {
+                    float got = out.getAtIndex(ValueLayout.JAVA_FLOAT, (long) r * outputs + o);
+                    assertThat((double) got).as("%d tokens: token %d row %d", tokens, r, o)
+                            .isCloseTo(dot(w, o * columns, x, r * columns, columns),
+                                    within(tolerance(w, o * columns, x, r * columns, columns)));
+                    assertThat(Float.floatToRawIntBits(alone.getAtIndex(ValueLayout.JAVA_FLOAT, o)))
+                            .as("%d tokens: token %d row %d alone", tokens, r, o).isEqualTo(Float.floatToRawIntBits(got));
+                }
             }
         }
     }
