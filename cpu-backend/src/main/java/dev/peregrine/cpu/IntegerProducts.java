@@ -261,12 +261,22 @@ final class IntegerProducts {
                         accumulate(w.data(), at, b, blocks, input, t0, t1, t2, t3, sums, acc);
                     }
                 }
-                for (int t = 0; t < count; t++) {
-                    long outAt = (long) (t0 + t) * w.rows();
-                    for (int r = first; r < end; r++) {
-                        out.set(FLOAT, 4L * (outAt + r), acc[t * GROUP_ROWS + r - g * GROUP_ROWS]);
-                    }
-                }
+                storeRows(acc, g * GROUP_ROWS, out, w.rows(), t0, count, first, end);
+            }
+        }
+    }
+
+    /**
+     * Rows [first, end) of tokens t0 .. t0 + count - 1 from {@code sums} (token t0 + t's row r at
+     * {@code t * GROUP_ROWS + r - groupRow}) into {@code out} (tokens x {@code rows} floats): what
+     * every column-major product stores of a group it computed whole.
+     */
+    static void storeRows(float[] sums, int groupRow, MemorySegment out, int rows, int t0, int count, int first,
+                          int end) {
+        for (int t = 0; t < count; t++) {
+            long outAt = (long) (t0 + t) * rows;
+            for (int r = first; r < end; r++) {
+                out.set(FLOAT, 4L * (outAt + r), sums[t * GROUP_ROWS + r - groupRow]);
             }
         }
     }

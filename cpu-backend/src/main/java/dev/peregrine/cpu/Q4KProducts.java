@@ -157,12 +157,7 @@ final class Q4KProducts {
             }
             int first = Math.max(rowStart, g * GROUP_ROWS);
             int end = Math.min(rowEnd, (g + 1) * GROUP_ROWS);
-            for (int t = 0; t < tokens; t++) {
-                long outAt = (long) t * w.rows();
-                for (int r = first; r < end; r++) {
-                    out.set(FLOAT, 4L * (outAt + r), acc[t * GROUP_ROWS + r - g * GROUP_ROWS]);
-                }
-            }
+            IntegerProducts.storeRows(acc, g * GROUP_ROWS, out, w.rows(), 0, tokens, first, end);
         }
     }
 

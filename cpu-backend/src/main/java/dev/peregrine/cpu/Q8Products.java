@@ -37,8 +37,11 @@ import jdk.incubator.vector.VectorSpecies;
  * the kernel for several tokens do exactly that, so results do not depend on the batch.
  */
 final class Q8Products {
-    /** Rows per group: four float vectors' worth, so a column is one 64-byte line with AVX-512. */
-    static final int GROUP_ROWS = 4 * FL;
+    /**
+     * Rows per group: four float vectors' worth, so a column is one 64-byte line with AVX-512 (the
+     * integer products' group, whose {@link IntegerProducts#storeRows} stores these sums too).
+     */
+    static final int GROUP_ROWS = IntegerProducts.GROUP_ROWS;
     private static final int BLOCK = 32;
     /** Q8_0 in the file: an f16 scale and 32 signed bytes per block. */
     private static final int FILE_BLOCK_BYTES = 34;
@@ -137,9 +140,7 @@ final class Q8Products {
                 groupScales(w.data(), scales + (long) g * blocks * GROUP_ROWS * 2, blocks, d);
                 oneGroup(w.data(), (long) g * columns * GROUP_ROWS, d, columns, x, sums, (g - firstGroup) * GROUP_ROWS);
             }
-            for (int r = rowStart; r < rowEnd; r++) {
-                out.set(FLOAT, 4L * r, sums[r - firstGroup * GROUP_ROWS]);
-            }
+            IntegerProducts.storeRows(sums, firstGroup * GROUP_ROWS, out, w.rows(), 0, 1, rowStart, rowEnd);
             return;
         }
         float[] sums = scratch.lanes(PASS_TOKENS * GROUP_ROWS);
@@ -157,12 +158,7 @@ final class Q8Products {
                 fourTokens(w.data(), (long) g * columns * GROUP_ROWS, d, columns, x, t0 * row,
                         (t0 + Math.min(1, count - 1)) * row, (t0 + Math.min(2, count - 1)) * row,
                         (t0 + Math.min(3, count - 1)) * row, sums);
-                for (int t = 0; t < count; t++) {
-                    long outAt = (long) (t0 + t) * w.rows();
-                    for (int r = first; r < end; r++) {
-                        out.set(FLOAT, 4L * (outAt + r), sums[t * GROUP_ROWS + r - g * GROUP_ROWS]);
-                    }
-                }
+                IntegerProducts.storeRows(sums, g * GROUP_ROWS, out, w.rows(), t0, count, first, end);
             }
         }
     }
