@@ -26,25 +26,43 @@ import jdk.incubator.vector.VectorOperators;
 /**
  * Q4_K products in 16-bit integers on 8-bit activations, as {@link IntegerProducts} computes Q4_0's
  * (its groups of rows, quantised input and 16-bit column sums). Q4_K (value (d * sc) * q - dmin
- * * m, q 0-15, sc and m 6-bit per sub-block of 32, d and dmin per super-block of 256) is stored super-block after super-block: the rows' d as halves, their
- * dmin as halves, the 8 sub-blocks' scales sc as a byte per row (sub-block after sub-block), their
- * mins m likewise, then the 256 columns as Q4_0's (148 bytes per row and super-block against the
- * file's 144). Its 16-bit sums are Q4_0's, S = sum of (q - 8) * xq, exact for the same reason;
+ * * m, q 0-15, sc and m 6-bit per sub-block of 32, d and dmin per super-block of 256) is stored
+ * in two regions: first every group's columns (as Q4_0's, group after group, super-block after
+ * super-block), so that a group's columns are one unbroken stream; then every group's super-block
+ * headers: the rows' d as halves, their dmin as halves, the 8 sub-blocks' scales sc as a byte per
+ * row (sub-block after sub-block), their mins m likewise (148 bytes per row and super-block
+ * against the file's 144). With each header in front of its 256 columns, as first written, the
+ * one-token kernel streamed 2.3x slower from memory (KernelBench decode, 2,048 x 8,192, one core:
+ * 9 against 21 GB/s; in L2 no different), though the loop was the same. Its 16-bit sums are Q4_0's, S = sum of (q - 8) * xq, exact for the same reason;
  * each accumulator then takes {@code fma(S + 8 * sum xq, (d * sc) * dx, acc)} and
  * {@code fma(dmin * m, -(sum xq) * dx, acc)} per sub-block (d * sc and dmin * m are exact in
- * floats). KernelBench decode, 2,048 x 8,192: 7.4 -> 17.4 GB/s on one thread, 11.6 -> 23.5 on two.
+ * floats).
  */
 final class Q4KProducts {
-    /** Where the parts of a super-block's copy start (see the class comment), and its bytes. */
+    /** Where the parts of a super-block's header start (see the class comment), and its bytes. */
     private static final int MINS_AT = 2 * GROUP_ROWS;
     private static final int SCALES_AT = 4 * GROUP_ROWS;
     private static final int MIN_SCALES_AT = 12 * GROUP_ROWS;
-    private static final int COLUMNS_AT = 20 * GROUP_ROWS;
-    static final int BLOCK_BYTES = COLUMNS_AT + SUPER_BLOCK * COLUMN_BYTES;
+    private static final int HEADER_BYTES = 20 * GROUP_ROWS;
+    /** A super-block's columns in a group. */
+    private static final int COLUMNS_BYTES = SUPER_BLOCK * COLUMN_BYTES;
+    /** A group's super-block: header and columns. */
+    static final int BLOCK_BYTES = HEADER_BYTES + COLUMNS_BYTES;
     /** Q4_K in the file: d, dmin, 12 bytes of packed 6-bit scales and mins, 128 of nibbles. */
     private static final int FILE_BLOCK_BYTES = 144;
 
     private Q4KProducts() {
+    }
+
+    /** Byte offset of super-block {@code s}'s columns in group {@code g}. */
+    private static long columnsAt(int g, int s, int supers) {
+        return ((long) g * supers + s) * COLUMNS_BYTES;
+    }
+
+    /** Byte offset of super-block {@code s}'s header in group {@code g}: after every group's columns. */
+    private static long headerAt(int rows, int g, int s, int supers) {
+        long groups = (rows + GROUP_ROWS - 1) / GROUP_ROWS;
+        return groups * supers * COLUMNS_BYTES + ((long) g * supers + s) * HEADER_BYTES;
     }
 
     /**
@@ -55,12 +73,12 @@ final class Q4KProducts {
     static void copyGroup(String tensor, MemorySegment from, long rowBytes, int rows, int columns, MemorySegment to,
                           int group) {
         int supers = columns / SUPER_BLOCK;
-        long groupAt = (long) group * supers * BLOCK_BYTES;
         for (int lane = 0; lane < HALF_GROUP; lane++) {
             int low = group * GROUP_ROWS + lane;
             int high = low + HALF_GROUP;
             for (int s = 0; s < supers; s++) {
-                long at = groupAt + (long) s * BLOCK_BYTES;
+                long at = headerAt(rows, group, s, supers);
+                long cols = columnsAt(group, s, supers);
                 long lowAt = low * rowBytes + (long) s * FILE_BLOCK_BYTES;
                 long highAt = high * rowBytes + (long) s * FILE_BLOCK_BYTES;
                 if (low < rows) {
@@ -76,7 +94,7 @@ final class Q4KProducts {
                     for (int l = 0; l < BLOCK; l++) {
                         int lowQ = low < rows ? from.get(ValueLayout.JAVA_BYTE, lowAt + run + l) >>> shift & 0x0F : 0;
                         int highQ = high < rows ? from.get(ValueLayout.JAVA_BYTE, highAt + run + l) >>> shift & 0x0F : 0;
-                        long column = at + COLUMNS_AT + (long) (j * BLOCK + l) * COLUMN_BYTES + lane;
+                        long column = cols + (long) (j * BLOCK + l) * COLUMN_BYTES + lane;
                         to.set(ValueLayout.JAVA_BYTE, column, (byte) (lowQ | highQ << 4));
                     }
                 }
@@ -97,19 +115,19 @@ final class Q4KProducts {
 
     static void decodeRow(CpuWeight w, int row, MemorySegment out, long outIndex) {
         int supers = w.columns() / SUPER_BLOCK;
-        long groupAt = (long) (row / GROUP_ROWS) * supers * BLOCK_BYTES;
         int lane = row % GROUP_ROWS;
         int shift = lane < HALF_GROUP ? 0 : 4;
         MemorySegment data = w.data();
         for (int s = 0; s < supers; s++) {
-            long at = groupAt + (long) s * BLOCK_BYTES;
+            long at = headerAt(w.rows(), row / GROUP_ROWS, s, supers);
+            long cols = columnsAt(row / GROUP_ROWS, s, supers);
             float d = Float.float16ToFloat(data.get(SHORT, at + 2L * lane));
             float dmin = Float.float16ToFloat(data.get(SHORT, at + MINS_AT + 2L * lane));
             for (int j = 0; j < 8; j++) {
                 float scale = d * (data.get(ValueLayout.JAVA_BYTE, at + SCALES_AT + (long) j * GROUP_ROWS + lane) & 0xFF);
                 float min = dmin * (data.get(ValueLayout.JAVA_BYTE, at + MIN_SCALES_AT + (long) j * GROUP_ROWS + lane) & 0xFF);
                 for (int l = 0; l < BLOCK; l++) {
-                    long column = at + COLUMNS_AT + (long) (j * BLOCK + l) * COLUMN_BYTES + lane % HALF_GROUP;
+                    long column = cols + (long) (j * BLOCK + l) * COLUMN_BYTES + lane % HALF_GROUP;
                     int q = data.get(ValueLayout.JAVA_BYTE, column) >>> shift & 0x0F;
                     out.set(FLOAT, 4L * (outIndex + (long) s * SUPER_BLOCK + j * BLOCK + l), scale * q - min);
                 }
@@ -126,16 +144,15 @@ final class Q4KProducts {
     static void matmul(MatmulInput input, CpuWeight w, MemorySegment out, int tokens, int rowStart, int rowEnd,
                        ThreadScratch scratch) {
         int supers = w.columns() / SUPER_BLOCK;
-        long groupBytes = (long) supers * BLOCK_BYTES;
         // Per token its accumulators (one token: 4 tokens' worth, the pass shape).
         float[] acc = scratch.tileSums(Math.max(4, tokens) * GROUP_ROWS);
         float[] rowScales = scratch.blockScales(16 * GROUP_ROWS);
         short[] sums = scratch.shortSums(8 * 8 * HALF_GROUP);
         for (int g = rowStart / GROUP_ROWS; g * GROUP_ROWS < rowEnd; g++) {
-            long groupAt = g * groupBytes;
             java.util.Arrays.fill(acc, 0, Math.max(4, tokens) * GROUP_ROWS, 0f);
             for (int s = 0; s < supers; s++) {
-                long at = groupAt + (long) s * BLOCK_BYTES;
+                long at = headerAt(w.rows(), g, s, supers);
+                long cols = columnsAt(g, s, supers);
                 // Once per super-block for all passes; its weights stay in L1 from pass to pass.
                 q4kRowScales(w.data(), at, rowScales);
                 for (int t0 = 0; t0 < tokens; t0 += 4) {
@@ -145,10 +162,10 @@ final class Q4KProducts {
                     int t2 = t0 + Math.min(2, count - 1);
                     int t3 = t0 + Math.min(3, count - 1);
                     if (count == 1) {
-                        oneToken(w.data(), at + COLUMNS_AT, 8 * s, input, t0, sums);
+                        oneToken(w.data(), cols, 8 * s, input, t0, sums);
                     } else {
                         for (int j = 0; j < 8; j++) {
-                            IntegerProducts.fourTokens(w.data(), at + COLUMNS_AT + (long) j * BLOCK * COLUMN_BYTES, 8 * s + j,
+                            IntegerProducts.fourTokens(w.data(), cols + (long) j * BLOCK * COLUMN_BYTES, 8 * s + j,
                                     input, t0, t1, t2, t3, sums, 8 * j * HALF_GROUP);
                         }
                     }
@@ -163,7 +180,7 @@ final class Q4KProducts {
 
     /**
      * The rows' d * sc and dmin * m (exact: 11 by 6 significant bits) of the 8 sub-blocks of the
-     * Q4_K super-block at {@code at}, into {@code into}: sub-block j's scales from index
+     * Q4_K super-block whose header is at {@code at}, into {@code into}: sub-block j's scales from index
      * {@code j * GROUP_ROWS}, its mins 8 groups of rows later. Once per super-block, through L1:
      * computed per sub-block inside the kernels, their vectors outgrew what C2 keeps in registers
      * and it boxed them (25 KB a 256 x 256 product).

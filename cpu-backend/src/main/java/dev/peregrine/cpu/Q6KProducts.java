@@ -26,10 +26,10 @@ import jdk.incubator.vector.VectorOperators;
 /**
  * Q6_K products in integers on 8-bit activations, as {@link IntegerProducts} computes Q4_0's (its
  * groups of rows and quantised input). Q6_K (value (d * sc) * (q - 32), q 0-63, sc a signed byte
- * per sub-block of 16, d per super-block) keeps the file's 210 bytes per row and super-block: the
- * rows' d as halves, the 16
- * scales as a byte per row, then the columns in pairs, each pair two runs of low nibbles (as Q4_0's
- * columns) and one run of the top 2 bits of both (see copyGroup). A sub-block's sum of
+ * per sub-block of 16, d per super-block) keeps the file's 210 bytes per row and super-block, in
+ * two regions as Q4_K's: first every group's columns, in pairs, each pair two runs of low nibbles
+ * (as Q4_0's columns) and one run of the top 2 bits of both (see copyGroup); then every group's
+ * super-block headers, the rows' d as halves and the 16 scales as a byte per row. A sub-block's sum of
  * (q - 32) * xq can reach +-65,024, so the 16-bit sums run over 8 columns (+-32,512, exact) and
  * are added in 32-bit lanes; each accumulator then takes {@code fma(S, (d * sc) * dx, acc)}. For
  * several tokens a super-block's values are unpacked once into shorts and read by every pass of
@@ -38,20 +38,37 @@ import jdk.incubator.vector.VectorOperators;
  * there: the price of batch invariance with the decode kernel).
  */
 final class Q6KProducts {
-    /** Q6_K's copy: the rows' d, 16 sub-blocks' scales (a signed byte a row), then 128 column pairs. */
+    /** A super-block's header in Q6_K's copy: the rows' d, then 16 sub-blocks' scales (a signed byte a row). */
     private static final int SCALES_AT = 2 * GROUP_ROWS;
-    private static final int PAIRS_AT = 18 * GROUP_ROWS;
+    private static final int HEADER_BYTES = 18 * GROUP_ROWS;
     private static final int PAIR_BYTES = 3 * COLUMN_BYTES;
-    static final int BLOCK_BYTES = PAIRS_AT + SUPER_BLOCK / 2 * PAIR_BYTES;
+    /** A super-block's 128 column pairs in a group. */
+    private static final int PAIRS_BYTES = SUPER_BLOCK / 2 * PAIR_BYTES;
+    /** A group's super-block: header and columns. */
+    static final int BLOCK_BYTES = HEADER_BYTES + PAIRS_BYTES;
     /** Q6_K in the file: 128 bytes of low nibbles, 64 of high bit pairs, 16 scales, d. */
     private static final int FILE_BLOCK_BYTES = 210;
 
     private Q6KProducts() {
     }
 
+    /** Byte offset of super-block {@code s}'s column pairs in group {@code g}. */
+    private static long pairsAt(int g, int s, int supers) {
+        return ((long) g * supers + s) * PAIRS_BYTES;
+    }
+
     /**
-     * Group {@code group} of a Q6_K matrix's copy: per super-block the rows' d as the file's halves,
-     * the 16 scales as a byte per row, then the columns in pairs (2p, 2p + 1), each pair 3 runs of
+     * Byte offset of super-block {@code s}'s header in group {@code g}: after every group's
+     * columns, so that a group's columns are one unbroken stream (see Q4KProducts).
+     */
+    private static long headerAt(int rows, int g, int s, int supers) {
+        long groups = (rows + GROUP_ROWS - 1) / GROUP_ROWS;
+        return groups * supers * PAIRS_BYTES + ((long) g * supers + s) * HEADER_BYTES;
+    }
+
+    /**
+     * Group {@code group} of a Q6_K matrix's copy: per super-block a header (the rows' d as the
+     * file's halves, the 16 scales as a byte per row) and the columns in pairs (2p, 2p + 1), each pair 3 runs of
      * {@code GROUP_ROWS / 2} bytes: column 2p's low 4 bits (byte j: row j in the low nibble, row
      * {@code j + GROUP_ROWS / 2} in the high one), column 2p + 1's likewise, then their top 2 bits
      * (byte j, from bit 0: row j and row j + GROUP_ROWS / 2 of column 2p, the same of 2p + 1). 210
@@ -60,12 +77,12 @@ final class Q6KProducts {
     static void copyGroup(String tensor, MemorySegment from, long rowBytes, int rows, int columns, MemorySegment to,
                           int group) {
         int supers = columns / SUPER_BLOCK;
-        long groupAt = (long) group * supers * BLOCK_BYTES;
         for (int lane = 0; lane < HALF_GROUP; lane++) {
             int low = group * GROUP_ROWS + lane;
             int high = low + HALF_GROUP;
             for (int s = 0; s < supers; s++) {
-                long at = groupAt + (long) s * BLOCK_BYTES;
+                long at = headerAt(rows, group, s, supers);
+                long pairs = pairsAt(group, s, supers);
                 long lowAt = low * rowBytes + (long) s * FILE_BLOCK_BYTES;
                 long highAt = high * rowBytes + (long) s * FILE_BLOCK_BYTES;
                 for (int half = 0; half < 2; half++) {
@@ -85,7 +102,7 @@ final class Q6KProducts {
                     int b0 = high < rows ? q6(from, highAt, 2 * p) : 0;
                     int a1 = low < rows ? q6(from, lowAt, 2 * p + 1) : 0;
                     int b1 = high < rows ? q6(from, highAt, 2 * p + 1) : 0;
-                    long pair = at + PAIRS_AT + (long) p * PAIR_BYTES + lane;
+                    long pair = pairs + (long) p * PAIR_BYTES + lane;
                     to.set(ValueLayout.JAVA_BYTE, pair, (byte) (a0 & 0x0F | (b0 & 0x0F) << 4));
                     to.set(ValueLayout.JAVA_BYTE, pair + COLUMN_BYTES, (byte) (a1 & 0x0F | (b1 & 0x0F) << 4));
                     to.set(ValueLayout.JAVA_BYTE, pair + 2 * COLUMN_BYTES,
@@ -107,16 +124,16 @@ final class Q6KProducts {
 
     static void decodeRow(CpuWeight w, int row, MemorySegment out, long outIndex) {
         int supers = w.columns() / SUPER_BLOCK;
-        long groupAt = (long) (row / GROUP_ROWS) * supers * BLOCK_BYTES;
         int lane = row % GROUP_ROWS;
         int j = lane % HALF_GROUP;
         boolean upper = lane >= HALF_GROUP;
         MemorySegment data = w.data();
         for (int s = 0; s < supers; s++) {
-            long at = groupAt + (long) s * BLOCK_BYTES;
+            long at = headerAt(w.rows(), row / GROUP_ROWS, s, supers);
+            long pairs = pairsAt(row / GROUP_ROWS, s, supers);
             float d = Float.float16ToFloat(data.get(SHORT, at + 2L * lane));
             for (int c = 0; c < SUPER_BLOCK; c++) {
-                long pair = at + PAIRS_AT + (long) (c / 2) * PAIR_BYTES + j;
+                long pair = pairs + (long) (c / 2) * PAIR_BYTES + j;
                 int nibbles = data.get(ValueLayout.JAVA_BYTE, pair + (c % 2) * COLUMN_BYTES) & 0xFF;
                 int tops = data.get(ValueLayout.JAVA_BYTE, pair + 2 * COLUMN_BYTES) & 0xFF;
                 int q = (upper ? nibbles >>> 4 : nibbles & 0x0F) | (tops >>> 4 * (c % 2) + (upper ? 2 : 0) & 3) << 4;
@@ -136,7 +153,6 @@ final class Q6KProducts {
                        ThreadScratch scratch) {
         int supers = w.columns() / SUPER_BLOCK;
         int blocks = supers * 8;
-        long groupBytes = (long) supers * BLOCK_BYTES;
         // Per token its accumulators (one token: 4 tokens' worth, the pass shape).
         float[] acc = scratch.tileSums(Math.max(4, tokens) * GROUP_ROWS);
         int[] sums = scratch.intSums(16 * 4 * GROUP_ROWS);
@@ -144,19 +160,18 @@ final class Q6KProducts {
         float[] rowScales = scratch.blockScales(16 * GROUP_ROWS);
         short[] values = tokens > 1 ? scratch.unpacked(SUPER_BLOCK * GROUP_ROWS) : null;
         for (int g = rowStart / GROUP_ROWS; g * GROUP_ROWS < rowEnd; g++) {
-            long groupAt = g * groupBytes;
             java.util.Arrays.fill(acc, 0, Math.max(4, tokens) * GROUP_ROWS, 0f);
             for (int s = 0; s < supers; s++) {
-                long at = groupAt + (long) s * BLOCK_BYTES;
-                q6kRowScales(w.data(), at, rowScales);
+                long pairs = pairsAt(g, s, supers);
+                q6kRowScales(w.data(), headerAt(w.rows(), g, s, supers), rowScales);
                 if (tokens == 1) {
-                    oneToken(w.data(), at + PAIRS_AT, (long) s * SUPER_BLOCK, input, 0, sums);
+                    oneToken(w.data(), pairs, (long) s * SUPER_BLOCK, input, 0, sums);
                     accumulate(rowScales, 8 * s, blocks, input, 0, 0, 0, 0, 1, sums, acc, 0);
                     continue;
                 }
                 // Several tokens: the super-block's values unpacked once (L1/L2), then passes of 4
                 // tokens over them; a short pass repeats its last token, not stored.
-                unpackQ6K(w.data(), at + PAIRS_AT, values);
+                unpackQ6K(w.data(), pairs, values);
                 for (int t0 = 0; t0 < tokens; t0 += 4) {
                     int count = Math.min(4, tokens - t0);
                     int t1 = t0 + Math.min(1, count - 1);
