@@ -142,11 +142,17 @@ final class CpuBackend implements Backend {
             vector = new float[(int) columns];
             Dequant.toFloat(type, data, 0, vector, 0, (int) columns);
         }
-        int group = COPY_WEIGHTS ? kernels.rowGroup(type, rows, columns) : 1;
-        boolean columnMajor = COPY_WEIGHTS && kernels.columnMajor(type, rows, columns);
-        long unitBytes = type.bytesFor(kernels.groupUnit(type));
+        DType stored = COPY_WEIGHTS && rows > 1 ? kernels.storedType(type) : type;
+        if (stored != type) {
+            LOG.debug("{}: {} kept as {}", t.name(), type, stored);
+        }
+        int group = COPY_WEIGHTS ? kernels.rowGroup(stored, rows, columns) : 1;
+        boolean columnMajor = COPY_WEIGHTS && kernels.columnMajor(stored, rows, columns);
+        long unitBytes = stored.bytesFor(kernels.groupUnit(stored));
         if (columnMajor) {
-            data = columnMajor(type, t.name(), data, (int) rows, (int) columns, rowBytes);
+            data = columnMajor(type, stored, t.name(), data, (int) rows, (int) columns, rowBytes);
+            type = stored;
+            rowBytes = stored.bytesFor(columns);
         } else if (group > 1) {
             long copyRowBytes = type.bytesFor(kernels.copiedColumns(type, (int) columns));
             data = interleave(t.name(), data, (int) rows, rowBytes, copyRowBytes, group, unitBytes, type == DType.F16);
@@ -161,9 +167,13 @@ final class CpuBackend implements Backend {
                 vector);
     }
 
-    /** The column-major copy {@link IntegerProducts} reads, a group of rows per task. */
-    private MemorySegment columnMajor(DType type, String name, MemorySegment data, int rows, int columns, long rowBytes) {
-        boolean q8 = type == DType.Q8_0;
+    /**
+     * The column-major copy {@link Q8Products} or {@link IntegerProducts} reads of the {@code type}
+     * rows {@code data}, kept as {@code stored}; a group of rows per task.
+     */
+    private MemorySegment columnMajor(DType type, DType stored, String name, MemorySegment data, int rows, int columns,
+                                      long rowBytes) {
+        boolean q8 = stored == DType.Q8_0;
         MemorySegment copy = HostMemory.allocate(arena,
                 q8 ? Q8Products.bytes(rows, columns) : IntegerProducts.bytes(type, rows, columns));
         HostMemory.prefault(data);
@@ -171,7 +181,7 @@ final class CpuBackend implements Backend {
         pool.parallelFor(groups, 1, (long) rows * rowBytes, (start, end, thread) -> {
             for (int g = start; g < end; g++) {
                 if (q8) {
-                    Q8Products.copyGroup(name, data, rowBytes, rows, columns, copy, g);
+                    Q8Products.copyGroup(type, name, data, rowBytes, rows, columns, copy, g);
                 } else {
                     IntegerProducts.copyGroup(type, name, data, rowBytes, rows, columns, copy, g);
                 }

@@ -42,6 +42,14 @@ interface Kernels {
     }
 
     /**
+     * The type a copied matrix of {@code type} is kept in: its own, or a wider one whose kernels
+     * stream faster than this type's would and which holds every value exactly.
+     */
+    default DType storedType(DType type) {
+        return type;
+    }
+
+    /**
      * Whether weights of this type and shape are stored in column-major groups of
      * {@link #rowGroup} rows ({@link Q8Products}, {@link IntegerProducts}) rather than by rows.
      */

@@ -3,6 +3,7 @@ package dev.peregrine.cpu;
 import static dev.peregrine.cpu.VectorKernels.F;
 import static dev.peregrine.cpu.VectorKernels.FL;
 
+import dev.peregrine.tensor.DType;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -43,8 +44,8 @@ final class Q8Products {
      */
     static final int GROUP_ROWS = IntegerProducts.GROUP_ROWS;
     private static final int BLOCK = 32;
-    /** Q8_0 in the file: an f16 scale and 32 signed bytes per block. */
-    private static final int FILE_BLOCK_BYTES = 34;
+    /** Q8_0: an f16 scale and 32 signed bytes per block. */
+    private static final int Q8_BLOCK_BYTES = 34;
     /** Tokens a pass of the several-token kernel. */
     private static final int PASS_TOKENS = 4;
 
@@ -54,6 +55,7 @@ final class Q8Products {
     private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
     private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT;
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT;
+    private static final ValueLayout.OfInt LE_INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private Q8Products() {
     }
@@ -64,7 +66,7 @@ final class Q8Products {
 
     /** Bytes of the column-major copy: a byte per value and a half per block of 32, rows padded to a group. */
     static long bytes(int rows, int columns) {
-        return (long) groups(rows) * GROUP_ROWS * columns / BLOCK * FILE_BLOCK_BYTES;
+        return (long) groups(rows) * GROUP_ROWS * columns / BLOCK * Q8_BLOCK_BYTES;
     }
 
     /** Byte offset of the scales in the copy (after every group's columns). */
@@ -73,16 +75,18 @@ final class Q8Products {
     }
 
     /**
-     * Writes group {@code group} of the column-major copy {@code to} of the Q8_0 rows {@code from}
-     * (the file's layout, {@code rowBytes} a row); {@code to} starts zeroed, so padding rows have
-     * zero scales and values.
+     * Writes group {@code group} of the column-major copy {@code to} of the {@code type} rows
+     * {@code from} (the file's layout, {@code rowBytes} a row): Q8_0, or Q5_0, whose values are
+     * signed bytes too (see {@link #storedValue}); {@code to} starts zeroed, so padding
+     * rows have zero scales and values.
      *
      * @throws dev.peregrine.ModelFormatException if a block's scale is infinite or NaN (the
      *     kernels convert finite halves only)
      */
-    static void copyGroup(String tensor, MemorySegment from, long rowBytes, int rows, int columns, MemorySegment to,
-                          int group) {
+    static void copyGroup(DType type, String tensor, MemorySegment from, long rowBytes, int rows, int columns,
+                          MemorySegment to, int group) {
         int blocks = columns / BLOCK;
+        int blockBytes = type.blockBytes();
         long scales = scalesAt(rows, columns) + (long) group * blocks * GROUP_ROWS * 2;
         long values = (long) group * columns * GROUP_ROWS;
         for (int j = 0; j < GROUP_ROWS; j++) {
@@ -91,15 +95,31 @@ final class Q8Products {
                 break;
             }
             for (int b = 0; b < blocks; b++) {
-                long at = row * rowBytes + (long) b * FILE_BLOCK_BYTES;
+                long at = row * rowBytes + (long) b * blockBytes;
                 to.set(SHORT, scales + 2L * ((long) b * GROUP_ROWS + j),
-                        IntegerProducts.finiteScale(tensor, "Q8_0", "scale", from, at, row, b));
+                        IntegerProducts.finiteScale(tensor, type.toString(), "scale", from, at, row, b));
                 for (int k = 0; k < BLOCK; k++) {
                     to.set(ValueLayout.JAVA_BYTE, values + (long) (b * BLOCK + k) * GROUP_ROWS + j,
-                            from.get(ValueLayout.JAVA_BYTE, at + 2 + k));
+                            (byte) storedValue(type, from, at, k));
                 }
             }
         }
+    }
+
+    /**
+     * Value k (0-31) of the file's block at {@code at}, of which the weight is this times the
+     * block's scale (as {@code Dequant} makes it): Q8_0's byte, Q5_0's 5 bits q - 16.
+     */
+    private static int storedValue(DType type, MemorySegment from, long at, int k) {
+        return switch (type) {
+            case Q8_0 -> from.get(ValueLayout.JAVA_BYTE, at + 2 + k);
+            case Q5_0 -> {
+                int nibbles = from.get(ValueLayout.JAVA_BYTE, at + 6 + (k & 15)) & 0xFF;
+                int fifth = from.get(LE_INT, at + 2) >>> k & 1;
+                yield ((k < 16 ? nibbles & 0x0F : nibbles >>> 4) | fifth << 4) - 16;
+            }
+            default -> throw new IllegalArgumentException(type + " is not kept as Q8_0");
+        };
     }
 
     /** Row {@code row} as floats (q * d, as {@code Dequant} makes them) into {@code out} at float index {@code outIndex}. */

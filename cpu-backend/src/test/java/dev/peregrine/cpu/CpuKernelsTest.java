@@ -17,6 +17,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.function.Supplier;
@@ -188,26 +189,30 @@ class CpuKernelsTest {
     /**
      * Column-major Q8_0 products ({@link Q8Products}) against their definition, computed
      * independently one row and token at a time: acc = fma(q * d, x, acc) over the row's columns in
-     * order, in floats, so the kernels' results must equal it bit for bit, whatever the token count
-     * (passes of 4, short last passes) and however the rows are split (ranges that start or end
-     * inside a group of {@link Q8Products#GROUP_ROWS}, several groups a call); rows outside a range
-     * keep what was there. Row 1's scales at the ends of the halves the kernels convert.
+     * order, in floats, with q * d the dequantised weight, so the kernels' results must equal it bit
+     * for bit, whatever the token count (passes of 4, short last passes) and however the rows are
+     * split (ranges that start or end inside a group of {@link Q8Products#GROUP_ROWS}, several
+     * groups a call); rows outside a range keep what was there. Row 1's scales at the ends of the
+     * halves the kernels convert. Q5_0 matrices, kept as Q8_0, the same way.
      */
-    @Test
-    void q8ColumnProductsEqualTheirDefinitionBitForBit() {
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"Q8_0", "Q5_0"})
+    void q8ColumnProductsEqualTheirDefinitionBitForBit(DType type) {
         VectorKernels kernels = new VectorKernels();
         CpuBackend backend = backend(VectorKernels::new);
-        int blockBytes = DType.Q8_0.blockBytes();
+        int blockBytes = type.blockBytes();
         int g = Q8Products.GROUP_ROWS;
         for (int columns : new int[] {32, 96, 2048}) {
             int blocks = columns / 32;
             for (int outputs : new int[] {3, g, g + 1, 3 * g - 5}) {
-                Tensor t = tensor(DType.Q8_0, columns, outputs);
+                Tensor t = tensor(type, columns, outputs);
                 MemorySegment data = t.data();
                 for (int b = 0; b < blocks && outputs > 1; b++) {
                     data.set(ValueLayout.JAVA_SHORT_UNALIGNED, (long) blockBytes * (blocks + b), HALF_EDGES[b % HALF_EDGES.length]);
                 }
+                float[] weights = Dequant.toFloat(t);
                 CpuWeight w = (CpuWeight) backend.upload(t);
+                assertThat(w.type()).isEqualTo(DType.Q8_0);
                 assertThat(w.columnMajor()).isTrue();
                 assertThat(w.rowGroup()).isEqualTo(g);
                 for (int tokens : new int[] {1, 2, 4, 5, 11}) {
@@ -217,10 +222,7 @@ class CpuKernelsTest {
                         for (int o = 0; o < outputs; o++) {
                             float acc = 0;
                             for (int c = 0; c < columns; c++) {
-                                long blockAt = ((long) o * blocks + c / 32) * blockBytes;
-                                float d = Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt));
-                                byte q = data.get(ValueLayout.JAVA_BYTE, blockAt + 2 + c % 32);
-                                acc = Math.fma(q * d, x[r * columns + c], acc);
+                                acc = Math.fma(weights[o * columns + c], x[r * columns + c], acc);
                             }
                             expected[r * outputs + o] = acc;
                         }
@@ -252,9 +254,8 @@ class CpuKernelsTest {
                 }
                 MemorySegment row = arena.allocate(4L * columns);
                 kernels.embedRow(w, outputs - 1, row, 0, new ThreadScratch());
-                float[] dequantised = new float[columns];
-                Dequant.toFloat(DType.Q8_0, data, (long) (outputs - 1) * columns, dequantised, 0, columns);
-                assertThat(row.toArray(ValueLayout.JAVA_FLOAT)).isEqualTo(dequantised);
+                assertThat(row.toArray(ValueLayout.JAVA_FLOAT))
+                        .isEqualTo(Arrays.copyOfRange(weights, (outputs - 1) * columns, outputs * columns));
             }
         }
     }
@@ -301,14 +302,15 @@ class CpuKernelsTest {
         }
     }
 
-    /** An infinite or NaN Q8_0 scale is refused at load, naming the tensor, row and block. */
-    @Test
-    void q8NonFiniteScalesAreRefusedAtLoad() {
+    /** An infinite or NaN scale of a matrix kept as Q8_0 is refused at load, naming the tensor, row and block. */
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"Q8_0", "Q5_0"})
+    void q8NonFiniteScalesAreRefusedAtLoad(DType type) {
         CpuBackend backend = backend(VectorKernels::new);
-        Tensor t = tensor(DType.Q8_0, 64, 3);
-        t.data().set(ValueLayout.JAVA_SHORT_UNALIGNED, (long) DType.Q8_0.blockBytes() * 3, (short) 0x7C00);
+        Tensor t = tensor(type, 64, 3);
+        t.data().set(ValueLayout.JAVA_SHORT_UNALIGNED, (long) type.blockBytes() * 3, (short) 0x7C00);
         assertThatThrownBy(() -> backend.upload(t)).isInstanceOf(ModelFormatException.class)
-                .hasMessageContaining("w").hasMessageContaining("block 1 of row 1").hasMessageContaining("infinite");
+                .hasMessageContaining("w: " + type).hasMessageContaining("block 1 of row 1").hasMessageContaining("infinite");
     }
 
     /**
