@@ -14,29 +14,37 @@ import static dev.peregrine.cpu.IntegerProducts.SUPER_BLOCK;
 import static dev.peregrine.cpu.IntegerProducts.finiteScale;
 import static dev.peregrine.cpu.VectorKernels.F;
 import static dev.peregrine.cpu.VectorKernels.FL;
+import dev.peregrine.tensor.DType;
 import dev.peregrine.tensor.Dequant;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 
 /**
- * Q4_K products in 16-bit integers on 8-bit activations, as {@link IntegerProducts} computes Q4_0's
- * (its groups of rows, quantised input and 16-bit column sums). Q4_K (value (d * sc) * q - dmin
- * * m, q 0-15, sc and m 6-bit per sub-block of 32, d and dmin per super-block of 256) is stored
- * in two regions: first every group's columns (as Q4_0's, group after group, super-block after
- * super-block), so that a group's columns are one unbroken stream; then every group's super-block
- * headers: the rows' d as halves, their dmin as halves, the 8 sub-blocks' scales sc as a byte per
- * row (sub-block after sub-block), their mins m likewise (148 bytes per row and super-block
- * against the file's 144). With each header in front of its 256 columns, as first written, the
- * one-token kernel streamed 2.3x slower from memory (KernelBench decode, 2,048 x 8,192, one core:
- * 9 against 21 GB/s; in L2 no different), though the loop was the same. Its 16-bit sums are Q4_0's, S = sum of (q - 8) * xq, exact for the same reason;
- * each accumulator then takes {@code fma(S + 8 * sum xq, (d * sc) * dx, acc)} and
- * {@code fma(dmin * m, -(sum xq) * dx, acc)} per sub-block (d * sc and dmin * m are exact in
- * floats).
+ * Q4_K and Q5_K products in 16-bit integers on 8-bit activations, as {@link IntegerProducts}
+ * computes Q4_0's (its groups of rows, quantised input and 16-bit column sums). Q4_K (value (d * sc)
+ * * q - dmin * m, q 0-15, sc and m 6-bit per sub-block of 32, d and dmin per super-block of 256;
+ * Q5_K the same with q 0-31) is stored in two regions: first every group's columns (as Q4_0's,
+ * group after group, super-block after super-block; Q5_K's each followed by its rows' fifth bits,
+ * row r in bit r), so that a group's columns are one unbroken stream; then every group's
+ * super-block headers: the rows' d as halves, their dmin as halves, the 8 sub-blocks' scales sc
+ * as a byte per row (sub-block after sub-block), their mins m likewise (148 and 180 bytes per
+ * row and super-block against the file's 144 and 176). With each header in front of its 256
+ * columns, as first written, the one-token kernel streamed 2.3x slower from memory (KernelBench
+ * decode, 2,048 x 8,192, one core: 9 against 21 GB/s; in L2 no different), though the loop was
+ * the same.
+ *
+ * <p>Arithmetic: the 16-bit sums are Q4_0's, S = sum of (q - 8) * xq over a sub-block's nibbles,
+ * exact for the same reason; Q5_K adds H = sum of xq over the rows whose fifth bit is set (masked
+ * adds, |H| <= 32 * 127). Each accumulator then takes {@code fma(P, (d * sc) * dx, acc)} with P =
+ * S + 8 * sum xq (+ 16 H), the exact sum of q * xq as a float, and {@code fma(dmin * m, -(sum xq)
+ * * dx, acc)}, per sub-block (d * sc and dmin * m are exact in floats).
  */
 final class Q4KProducts {
     /** Where the parts of a super-block's header start (see the class comment), and its bytes. */
@@ -44,69 +52,85 @@ final class Q4KProducts {
     private static final int SCALES_AT = 4 * GROUP_ROWS;
     private static final int MIN_SCALES_AT = 12 * GROUP_ROWS;
     private static final int HEADER_BYTES = 20 * GROUP_ROWS;
-    /** A super-block's columns in a group. */
-    private static final int COLUMNS_BYTES = SUPER_BLOCK * COLUMN_BYTES;
-    /** A group's super-block: header and columns. */
-    static final int BLOCK_BYTES = HEADER_BYTES + COLUMNS_BYTES;
-    /** Q4_K in the file: d, dmin, 12 bytes of packed 6-bit scales and mins, 128 of nibbles. */
-    private static final int FILE_BLOCK_BYTES = 144;
+    /** Q5_K: a column's fifth bits after its nibbles, a bit per row (row r: bit r). */
+    private static final int FIFTH_BYTES = GROUP_ROWS / 8;
+    /** Where the fifth sums of Q5_K start in the kernels' short sums (after the 8 x 8 vectors of the nibbles' sums). */
+    private static final int FIFTHS = 8 * 8 * HALF_GROUP;
+    private static final ValueLayout.OfLong LE_LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfInt LE_INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private Q4KProducts() {
     }
 
+    /** Bytes of a column of a group: Q4_0's nibbles, and for Q5_K its fifth bits. */
+    private static int columnBytes(DType type) {
+        return type == DType.Q5_K ? COLUMN_BYTES + FIFTH_BYTES : COLUMN_BYTES;
+    }
+
+    /** Bytes of a group's super-block in the copy: its header and 256 columns. */
+    static long blockBytes(DType type) {
+        return HEADER_BYTES + (long) SUPER_BLOCK * columnBytes(type);
+    }
+
     /** Byte offset of super-block {@code s}'s columns in group {@code g}. */
-    private static long columnsAt(int g, int s, int supers) {
-        return ((long) g * supers + s) * COLUMNS_BYTES;
+    private static long columnsAt(DType type, int g, int s, int supers) {
+        return ((long) g * supers + s) * SUPER_BLOCK * columnBytes(type);
     }
 
     /** Byte offset of super-block {@code s}'s header in group {@code g}: after every group's columns. */
-    private static long headerAt(int rows, int g, int s, int supers) {
+    private static long headerAt(DType type, int rows, int g, int s, int supers) {
         long groups = (rows + GROUP_ROWS - 1) / GROUP_ROWS;
-        return groups * supers * COLUMNS_BYTES + ((long) g * supers + s) * HEADER_BYTES;
+        return groups * supers * SUPER_BLOCK * columnBytes(type) + ((long) g * supers + s) * HEADER_BYTES;
     }
 
     /**
-     * Group {@code group} of a Q4_K matrix's copy: per super-block d and dmin as the file's halves,
-     * the 8 scales and 8 mins unpacked to a byte per row, then the 256 columns as Q4_0's are.
-     * Padding rows keep zeros: d = dmin = 0, the value 0.
+     * Group {@code group} of a Q4_K or Q5_K matrix's copy: per super-block d and dmin as the file's
+     * halves, the 8 scales and 8 mins unpacked to a byte per row, then the 256 columns as Q4_0's
+     * are, each followed for Q5_K by its rows' fifth bits. Padding rows keep zeros: d = dmin = 0,
+     * the value 0.
      */
-    static void copyGroup(String tensor, MemorySegment from, long rowBytes, int rows, int columns, MemorySegment to,
-                          int group) {
+    static void copyGroup(DType type, String tensor, MemorySegment from, long rowBytes, int rows, int columns,
+                          MemorySegment to, int group) {
         int supers = columns / SUPER_BLOCK;
-        for (int lane = 0; lane < HALF_GROUP; lane++) {
-            int low = group * GROUP_ROWS + lane;
-            int high = low + HALF_GROUP;
+        boolean fiveBits = type == DType.Q5_K;
+        int stride = columnBytes(type);
+        // The file's super-block: d, dmin, 12 bytes of scales and mins, (Q5_K: 32 bytes of fifth
+        // bits, bit j of byte l for value 32 j + l), 128 bytes of nibbles.
+        long nibblesAt = fiveBits ? 48 : 16;
+        for (int lane = 0; lane < GROUP_ROWS; lane++) {
+            int row = group * GROUP_ROWS + lane;
+            if (row >= rows) {
+                break;
+            }
+            int nibbleShift = lane < HALF_GROUP ? 0 : 4;
             for (int s = 0; s < supers; s++) {
-                long at = headerAt(rows, group, s, supers);
-                long cols = columnsAt(group, s, supers);
-                long lowAt = low * rowBytes + (long) s * FILE_BLOCK_BYTES;
-                long highAt = high * rowBytes + (long) s * FILE_BLOCK_BYTES;
-                if (low < rows) {
-                    copyQ4KScales(tensor, from, lowAt, low, s, to, at, lane);
-                }
-                if (high < rows) {
-                    copyQ4KScales(tensor, from, highAt, high, s, to, at, lane + HALF_GROUP);
-                }
-                for (int j = 0; j < 8; j++) {
+                long at = headerAt(type, rows, group, s, supers);
+                long cols = columnsAt(type, group, s, supers);
+                long fileAt = row * rowBytes + (long) s * type.blockBytes();
+                copyScales(type, tensor, from, fileAt, row, s, to, at, lane);
+                for (int i = 0; i < SUPER_BLOCK; i++) {
+                    int j = i / BLOCK;
+                    int l = i % BLOCK;
                     // Sub-blocks 2r and 2r + 1 are the low and high nibbles of the file's 32 bytes of run r.
-                    long run = 16 + 32L * (j / 2);
-                    int shift = 4 * (j % 2);
-                    for (int l = 0; l < BLOCK; l++) {
-                        int lowQ = low < rows ? from.get(ValueLayout.JAVA_BYTE, lowAt + run + l) >>> shift & 0x0F : 0;
-                        int highQ = high < rows ? from.get(ValueLayout.JAVA_BYTE, highAt + run + l) >>> shift & 0x0F : 0;
-                        long column = cols + (long) (j * BLOCK + l) * COLUMN_BYTES + lane;
-                        to.set(ValueLayout.JAVA_BYTE, column, (byte) (lowQ | highQ << 4));
+                    int q = from.get(ValueLayout.JAVA_BYTE, fileAt + nibblesAt + 32L * (j / 2) + l) >>> 4 * (j % 2) & 0x0F;
+                    long column = cols + (long) i * stride;
+                    long nibble = column + lane % HALF_GROUP;
+                    to.set(ValueLayout.JAVA_BYTE, nibble, (byte) (to.get(ValueLayout.JAVA_BYTE, nibble) | q << nibbleShift));
+                    if (fiveBits && (from.get(ValueLayout.JAVA_BYTE, fileAt + 16 + l) >>> j & 1) != 0) {
+                        long bits = column + COLUMN_BYTES + lane / 8;
+                        to.set(ValueLayout.JAVA_BYTE, bits, (byte) (to.get(ValueLayout.JAVA_BYTE, bits) | 1 << lane % 8));
                     }
                 }
             }
         }
     }
 
-    /** A Q4_K row's d, dmin, 8 scales and 8 mins of one super-block into lane {@code lane} of its copy. */
-    private static void copyQ4KScales(String tensor, MemorySegment from, long fileAt, int row, int superBlock,
-                                      MemorySegment to, long at, int lane) {
-        to.set(SHORT, at + 2L * lane, finiteScale(tensor, "Q4_K", "scale", from, fileAt, row, superBlock));
-        to.set(SHORT, at + MINS_AT + 2L * lane, finiteScale(tensor, "Q4_K", "min scale", from, fileAt + 2, row, superBlock));
+    /** A row's d, dmin, 8 scales and 8 mins of one super-block into lane {@code lane} of its copy's header at {@code at}. */
+    private static void copyScales(DType type, String tensor, MemorySegment from, long fileAt, int row, int superBlock,
+                                   MemorySegment to, long at, int lane) {
+        String name = type.toString();
+        to.set(SHORT, at + 2L * lane, finiteScale(tensor, name, "scale", from, fileAt, row, superBlock));
+        to.set(SHORT, at + MINS_AT + 2L * lane, finiteScale(tensor, name, "min scale", from, fileAt + 2, row, superBlock));
         for (int j = 0; j < 8; j++) {
             to.set(ValueLayout.JAVA_BYTE, at + SCALES_AT + (long) j * GROUP_ROWS + lane, (byte) Dequant.q4kScale(from, fileAt + 4, j));
             to.set(ValueLayout.JAVA_BYTE, at + MIN_SCALES_AT + (long) j * GROUP_ROWS + lane, (byte) Dequant.q4kMin(from, fileAt + 4, j));
@@ -114,21 +138,26 @@ final class Q4KProducts {
     }
 
     static void decodeRow(CpuWeight w, int row, MemorySegment out, long outIndex) {
+        DType type = w.type();
         int supers = w.columns() / SUPER_BLOCK;
         int lane = row % GROUP_ROWS;
         int shift = lane < HALF_GROUP ? 0 : 4;
+        int stride = columnBytes(type);
         MemorySegment data = w.data();
         for (int s = 0; s < supers; s++) {
-            long at = headerAt(w.rows(), row / GROUP_ROWS, s, supers);
-            long cols = columnsAt(row / GROUP_ROWS, s, supers);
+            long at = headerAt(type, w.rows(), row / GROUP_ROWS, s, supers);
+            long cols = columnsAt(type, row / GROUP_ROWS, s, supers);
             float d = Float.float16ToFloat(data.get(SHORT, at + 2L * lane));
             float dmin = Float.float16ToFloat(data.get(SHORT, at + MINS_AT + 2L * lane));
             for (int j = 0; j < 8; j++) {
                 float scale = d * (data.get(ValueLayout.JAVA_BYTE, at + SCALES_AT + (long) j * GROUP_ROWS + lane) & 0xFF);
                 float min = dmin * (data.get(ValueLayout.JAVA_BYTE, at + MIN_SCALES_AT + (long) j * GROUP_ROWS + lane) & 0xFF);
                 for (int l = 0; l < BLOCK; l++) {
-                    long column = cols + (long) (j * BLOCK + l) * COLUMN_BYTES + lane % HALF_GROUP;
-                    int q = data.get(ValueLayout.JAVA_BYTE, column) >>> shift & 0x0F;
+                    long column = cols + (long) (j * BLOCK + l) * stride;
+                    int q = data.get(ValueLayout.JAVA_BYTE, column + lane % HALF_GROUP) >>> shift & 0x0F;
+                    if (type == DType.Q5_K) {
+                        q |= (data.get(ValueLayout.JAVA_BYTE, column + COLUMN_BYTES + lane / 8) >>> lane % 8 & 1) << 4;
+                    }
                     out.set(FLOAT, 4L * (outIndex + (long) s * SUPER_BLOCK + j * BLOCK + l), scale * q - min);
                 }
             }
@@ -143,16 +172,18 @@ final class Q4KProducts {
      */
     static void matmul(MatmulInput input, CpuWeight w, MemorySegment out, int tokens, int rowStart, int rowEnd,
                        ThreadScratch scratch) {
+        DType type = w.type();
+        boolean fiveBits = type == DType.Q5_K;
         int supers = w.columns() / SUPER_BLOCK;
         // Per token its accumulators (one token: 4 tokens' worth, the pass shape).
         float[] acc = scratch.tileSums(Math.max(4, tokens) * GROUP_ROWS);
         float[] rowScales = scratch.blockScales(16 * GROUP_ROWS);
-        short[] sums = scratch.shortSums(8 * 8 * HALF_GROUP);
+        short[] sums = scratch.shortSums(2 * FIFTHS);
         for (int g = rowStart / GROUP_ROWS; g * GROUP_ROWS < rowEnd; g++) {
             java.util.Arrays.fill(acc, 0, Math.max(4, tokens) * GROUP_ROWS, 0f);
             for (int s = 0; s < supers; s++) {
-                long at = headerAt(w.rows(), g, s, supers);
-                long cols = columnsAt(g, s, supers);
+                long at = headerAt(type, w.rows(), g, s, supers);
+                long cols = columnsAt(type, g, s, supers);
                 // Once per super-block for all passes; its weights stay in L1 from pass to pass.
                 q4kRowScales(w.data(), at, rowScales);
                 for (int t0 = 0; t0 < tokens; t0 += 4) {
@@ -161,15 +192,23 @@ final class Q4KProducts {
                     int t1 = t0 + Math.min(1, count - 1);
                     int t2 = t0 + Math.min(2, count - 1);
                     int t3 = t0 + Math.min(3, count - 1);
-                    if (count == 1) {
+                    if (count == 1 && fiveBits) {
+                        oneToken5(w.data(), cols, 8 * s, input, t0, sums);
+                    } else if (count == 1) {
                         oneToken(w.data(), cols, 8 * s, input, t0, sums);
                     } else {
                         for (int j = 0; j < 8; j++) {
-                            IntegerProducts.fourTokens(w.data(), cols + (long) j * BLOCK * COLUMN_BYTES, 8 * s + j,
-                                    input, t0, t1, t2, t3, sums, 8 * j * HALF_GROUP);
+                            if (fiveBits) {
+                                fourTokens5(w.data(), cols + (long) j * BLOCK * columnBytes(type), 8 * s + j, input, t0,
+                                        t1, t2, t3, sums, 8 * j * HALF_GROUP);
+                            } else {
+                                IntegerProducts.fourTokens(w.data(), cols + (long) j * BLOCK * COLUMN_BYTES, 8 * s + j,
+                                        input, t0, t1, t2, t3, sums, 8 * j * HALF_GROUP);
+                            }
                         }
                     }
-                    accumulate(rowScales, 8 * s, supers * 8, input, t0, t1, t2, t3, count, sums, acc, t0 * GROUP_ROWS);
+                    accumulate(fiveBits, rowScales, 8 * s, supers * 8, input, t0, t1, t2, t3, count, sums, acc,
+                            t0 * GROUP_ROWS);
                 }
             }
             int first = Math.max(rowStart, g * GROUP_ROWS);
@@ -232,14 +271,115 @@ final class Q4KProducts {
     }
 
     /**
+     * Q5_K's {@link #oneToken}: besides the nibbles' sums, per sub-block the 16-bit sums H of xq
+     * over the rows whose fifth bit is set (|H| <= 32 * 127), masked adds from each column's
+     * bits, into {@code sums[FIFTHS + 8 * j * HALF_GROUP ..]}.
+     */
+    private static void oneToken5(MemorySegment w, long columns, int b0, MatmulInput input, int token, short[] sums) {
+        MemorySegment xq = input.quantised;
+        long xAt = 2L * token * input.columns + 2L * BLOCK * b0;
+        int stride = COLUMN_BYTES + FIFTH_BYTES;
+        for (int j = 0; j < 8; j++) {
+            long first = columns + (long) j * BLOCK * stride;
+            long xb = xAt + 2L * BLOCK * j;
+            ShortVector low = ShortVector.zero(SHORTS), high = low, lowFifth = low, highFifth = low;
+            for (int k = 0; k < BLOCK; k++) {
+                long column = first + (long) k * stride;
+                ShortVector q = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, column, NATIVE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
+                long bits = fifthBits(w, column + COLUMN_BYTES);
+                ShortVector v = ShortVector.broadcast(SHORTS, xq.get(SHORT, xb + 2L * k));
+                low = q.and((short) 0x0F).mul(v).add(low);
+                high = q.lanewise(VectorOperators.LSHR, 4).mul(v).add(high);
+                lowFifth = lowFifth.add(v, VectorMask.fromLong(SHORTS, bits));
+                highFifth = highFifth.add(v, VectorMask.fromLong(SHORTS, bits >>> HALF_GROUP));
+            }
+            low.intoArray(sums, 8 * j * HALF_GROUP);
+            high.intoArray(sums, (8 * j + 1) * HALF_GROUP);
+            lowFifth.intoArray(sums, FIFTHS + 8 * j * HALF_GROUP);
+            highFifth.intoArray(sums, FIFTHS + (8 * j + 1) * HALF_GROUP);
+        }
+    }
+
+    /**
+     * Q5_K's {@link IntegerProducts#fourTokens}: sub-block {@code b}'s 32 columns (from byte
+     * {@code columns}) against four tokens, each column's nibbles and bits read once for the four;
+     * token t's nibble sums into {@code sums[at + 2 t HALF_GROUP ..]}, its fifth sums as
+     * {@link #oneToken5} leaves them, {@code FIFTHS} later.
+     */
+    private static void fourTokens5(MemorySegment w, long columns, int b, MatmulInput input, int t0, int t1, int t2,
+                                    int t3, short[] sums, int at) {
+        MemorySegment xq = input.quantised;
+        long row = 2L * input.columns;
+        long xb = 2L * BLOCK * b;
+        long x0 = t0 * row + xb, x1 = t1 * row + xb, x2 = t2 * row + xb, x3 = t3 * row + xb;
+        int stride = COLUMN_BYTES + FIFTH_BYTES;
+        ShortVector low0 = ShortVector.zero(SHORTS), high0 = low0, low1 = low0, high1 = low0;
+        ShortVector low2 = low0, high2 = low0, low3 = low0, high3 = low0;
+        ShortVector lowFifth0 = low0, highFifth0 = low0, lowFifth1 = low0, highFifth1 = low0;
+        ShortVector lowFifth2 = low0, highFifth2 = low0, lowFifth3 = low0, highFifth3 = low0;
+        for (int k = 0; k < BLOCK; k++) {
+            long column = columns + (long) k * stride;
+            ShortVector q = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, column, NATIVE)
+                    .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
+            long bits = fifthBits(w, column + COLUMN_BYTES);
+            VectorMask<Short> lowBits = VectorMask.fromLong(SHORTS, bits);
+            VectorMask<Short> highBits = VectorMask.fromLong(SHORTS, bits >>> HALF_GROUP);
+            ShortVector low = q.and((short) 0x0F);
+            ShortVector high = q.lanewise(VectorOperators.LSHR, 4);
+            ShortVector v0 = ShortVector.broadcast(SHORTS, xq.get(SHORT, x0 + 2L * k));
+            ShortVector v1 = ShortVector.broadcast(SHORTS, xq.get(SHORT, x1 + 2L * k));
+            ShortVector v2 = ShortVector.broadcast(SHORTS, xq.get(SHORT, x2 + 2L * k));
+            ShortVector v3 = ShortVector.broadcast(SHORTS, xq.get(SHORT, x3 + 2L * k));
+            low0 = low.mul(v0).add(low0);
+            high0 = high.mul(v0).add(high0);
+            low1 = low.mul(v1).add(low1);
+            high1 = high.mul(v1).add(high1);
+            low2 = low.mul(v2).add(low2);
+            high2 = high.mul(v2).add(high2);
+            low3 = low.mul(v3).add(low3);
+            high3 = high.mul(v3).add(high3);
+            lowFifth0 = lowFifth0.add(v0, lowBits);
+            highFifth0 = highFifth0.add(v0, highBits);
+            lowFifth1 = lowFifth1.add(v1, lowBits);
+            highFifth1 = highFifth1.add(v1, highBits);
+            lowFifth2 = lowFifth2.add(v2, lowBits);
+            highFifth2 = highFifth2.add(v2, highBits);
+            lowFifth3 = lowFifth3.add(v3, lowBits);
+            highFifth3 = highFifth3.add(v3, highBits);
+        }
+        low0.intoArray(sums, at);
+        high0.intoArray(sums, at + HALF_GROUP);
+        low1.intoArray(sums, at + 2 * HALF_GROUP);
+        high1.intoArray(sums, at + 3 * HALF_GROUP);
+        low2.intoArray(sums, at + 4 * HALF_GROUP);
+        high2.intoArray(sums, at + 5 * HALF_GROUP);
+        low3.intoArray(sums, at + 6 * HALF_GROUP);
+        high3.intoArray(sums, at + 7 * HALF_GROUP);
+        lowFifth0.intoArray(sums, FIFTHS + at);
+        highFifth0.intoArray(sums, FIFTHS + at + HALF_GROUP);
+        lowFifth1.intoArray(sums, FIFTHS + at + 2 * HALF_GROUP);
+        highFifth1.intoArray(sums, FIFTHS + at + 3 * HALF_GROUP);
+        lowFifth2.intoArray(sums, FIFTHS + at + 4 * HALF_GROUP);
+        highFifth2.intoArray(sums, FIFTHS + at + 5 * HALF_GROUP);
+        lowFifth3.intoArray(sums, FIFTHS + at + 6 * HALF_GROUP);
+        highFifth3.intoArray(sums, FIFTHS + at + 7 * HALF_GROUP);
+    }
+
+    /** A Q5_K column's fifth bits (row r: bit r) from byte {@code at}. */
+    private static long fifthBits(MemorySegment w, long at) {
+        return FIFTH_BYTES == 8 ? w.get(LE_LONG, at) : w.get(LE_INT, at) & 0xFFFFFFFFL;
+    }
+
+    /**
      * The first {@code count} tokens' 16-bit sums of a Q4_K super-block's 8 sub-blocks (sub-block
      * j's token t at {@code sums[(8 * j + 2 * t) * HALF_GROUP]}, as fourTokens leaves them; input
      * block {@code b0} on) into their accumulators, sub-block after sub-block, the accumulators in
      * registers across the super-block: the same operations for a token alone or in a pass;
      * {@code rowScales} as q4kRowScales leaves them; token t's accumulators from {@code acc[accAt + t * GROUP_ROWS]}.
      */
-    private static void accumulate(float[] rowScales, int b0, int blocks, MatmulInput input, int t0, int t1, int t2,
-                                   int t3, int count, short[] sums, float[] acc, int accAt) {
+    private static void accumulate(boolean fiveBits, float[] rowScales, int b0, int blocks, MatmulInput input, int t0,
+                                   int t1, int t2, int t3, int count, short[] sums, float[] acc, int accAt) {
         for (int t = 0; t < count; t++) {
             int token = t == 0 ? t0 : t == 1 ? t1 : t == 2 ? t2 : t3;
             int a = accAt + t * GROUP_ROWS;
@@ -257,14 +397,23 @@ final class Q4KProducts {
                 ShortVector high = ShortVector.fromArray(SHORTS, sums, (8 * j + 2 * t + 1) * HALF_GROUP).sub(correction);
                 int sc = j * GROUP_ROWS;
                 int m = (8 + j) * GROUP_ROWS;
-                a0 = ((FloatVector) low.convertShape(VectorOperators.S2F, F, 0)).add(eightSum)
-                        .fma(FloatVector.fromArray(F, rowScales, sc).mul(dx), a0);
-                a1 = ((FloatVector) low.convertShape(VectorOperators.S2F, F, 1)).add(eightSum)
-                        .fma(FloatVector.fromArray(F, rowScales, sc + FL).mul(dx), a1);
-                a2 = ((FloatVector) high.convertShape(VectorOperators.S2F, F, 0)).add(eightSum)
-                        .fma(FloatVector.fromArray(F, rowScales, sc + 2 * FL).mul(dx), a2);
-                a3 = ((FloatVector) high.convertShape(VectorOperators.S2F, F, 1)).add(eightSum)
-                        .fma(FloatVector.fromArray(F, rowScales, sc + 3 * FL).mul(dx), a3);
+                // P = S + 8 sum xq (+ 16 H for Q5_K): the exact sum of q * xq, within 2^24.
+                FloatVector p0 = ((FloatVector) low.convertShape(VectorOperators.S2F, F, 0)).add(eightSum);
+                FloatVector p1 = ((FloatVector) low.convertShape(VectorOperators.S2F, F, 1)).add(eightSum);
+                FloatVector p2 = ((FloatVector) high.convertShape(VectorOperators.S2F, F, 0)).add(eightSum);
+                FloatVector p3 = ((FloatVector) high.convertShape(VectorOperators.S2F, F, 1)).add(eightSum);
+                if (fiveBits) {
+                    ShortVector lowFifth = ShortVector.fromArray(SHORTS, sums, FIFTHS + (8 * j + 2 * t) * HALF_GROUP);
+                    ShortVector highFifth = ShortVector.fromArray(SHORTS, sums, FIFTHS + (8 * j + 2 * t + 1) * HALF_GROUP);
+                    p0 = ((FloatVector) lowFifth.convertShape(VectorOperators.S2F, F, 0)).mul(16f).add(p0);
+                    p1 = ((FloatVector) lowFifth.convertShape(VectorOperators.S2F, F, 1)).mul(16f).add(p1);
+                    p2 = ((FloatVector) highFifth.convertShape(VectorOperators.S2F, F, 0)).mul(16f).add(p2);
+                    p3 = ((FloatVector) highFifth.convertShape(VectorOperators.S2F, F, 1)).mul(16f).add(p3);
+                }
+                a0 = p0.fma(FloatVector.fromArray(F, rowScales, sc).mul(dx), a0);
+                a1 = p1.fma(FloatVector.fromArray(F, rowScales, sc + FL).mul(dx), a1);
+                a2 = p2.fma(FloatVector.fromArray(F, rowScales, sc + 2 * FL).mul(dx), a2);
+                a3 = p3.fma(FloatVector.fromArray(F, rowScales, sc + 3 * FL).mul(dx), a3);
                 a0 = FloatVector.fromArray(F, rowScales, m).fma(minWeight, a0);
                 a1 = FloatVector.fromArray(F, rowScales, m + FL).fma(minWeight, a1);
                 a2 = FloatVector.fromArray(F, rowScales, m + 2 * FL).fma(minWeight, a2);

@@ -359,20 +359,23 @@ class CpuKernelsTest {
     }
 
     /**
-     * The integer Q4_K kernels against their definition, computed independently: x quantised as
-     * for Q4_0, then per sub-block of 32 the exact integer sums of q * xq and of xq, and
-     * dx * (d * sc * sum(q * xq) - dmin * m * sum(xq)) in doubles. Row 0's 16-bit sums at their
+     * The integer Q4_K and Q5_K kernels against their definition, computed independently: x
+     * quantised as for Q4_0, then per sub-block of 32 the exact integer sums of q * xq and of xq,
+     * and dx * (d * sc * sum(q * xq) - dmin * m * sum(xq)) in doubles. Row 0's 16-bit sums at their
      * lower extreme (every q = 0 against xq = 127: sum of (q - 8) * xq = -32,512), row 1's at the
-     * upper (q = 15), row 2's d and dmin at the ends of the halves the kernels convert.
+     * upper (q = 15, Q5_K's q = 31: every fifth bit set), row 2's d and dmin at the ends of the
+     * halves the kernels convert.
      */
-    @Test
-    void q4kIntegerProductsEqualTheirDefinition() {
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"Q4_K", "Q5_K"})
+    void q4kIntegerProductsEqualTheirDefinition(DType type) {
         CpuBackend backend = backend(VectorKernels::new);
-        int blockBytes = DType.Q4_K.blockBytes();
+        int blockBytes = type.blockBytes();
+        boolean fiveBits = type == DType.Q5_K;
         for (int columns : new int[] {256, 768, 4096}) {
             int supers = columns / 256;
             for (int outputs : new int[] {3, 64, 65, 130}) {
-                Tensor t = tensor(DType.Q4_K, columns, outputs);
+                Tensor t = tensor(type, columns, outputs);
                 MemorySegment data = t.data();
                 for (int s = 0; s < supers; s++) {
                     for (int i = 16; i < blockBytes; i++) {
@@ -393,8 +396,11 @@ class CpuKernelsTest {
                             long products = 0;
                             long sum = 0;
                             for (int i = 0; i < 32; i++) {
-                                int packed = data.get(ValueLayout.JAVA_BYTE, blockAt + 16 + 32 * (j / 2) + i) & 0xFF;
+                                int packed = data.get(ValueLayout.JAVA_BYTE, blockAt + (fiveBits ? 48 : 16) + 32 * (j / 2) + i) & 0xFF;
                                 int q = j % 2 == 0 ? packed & 15 : packed >>> 4;
+                                if (fiveBits) {
+                                    q += (data.get(ValueLayout.JAVA_BYTE, blockAt + 16 + i) >>> j & 1) * 16;
+                                }
                                 products += q * quantised(x, first, i);
                                 sum += quantised(x, first, i);
                             }
@@ -556,18 +562,19 @@ class CpuKernelsTest {
         assertThat(((CpuWeight) backend.upload(t)).rowGroup()).isEqualTo(4);
     }
 
-    /** An infinite or NaN Q4_K scale or min scale is refused at load, naming the tensor, row and super-block. */
-    @Test
-    void q4kNonFiniteScalesAreRefusedAtLoad() {
+    /** An infinite or NaN Q4_K or Q5_K scale or min scale is refused at load, naming the tensor, row and super-block. */
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"Q4_K", "Q5_K"})
+    void q4kNonFiniteScalesAreRefusedAtLoad(DType type) {
         CpuBackend backend = backend(VectorKernels::new);
         int columns = 512;
         for (int field : new int[] {0, 2}) {
             for (short scale : new short[] {0x7C00, (short) 0xFC00, 0x7E00}) {
-                Tensor t = tensor(DType.Q4_K, columns, 70);
-                long blockAt = (long) 67 * (columns / 256) * DType.Q4_K.blockBytes() + DType.Q4_K.blockBytes();
+                Tensor t = tensor(type, columns, 70);
+                long blockAt = (long) 67 * (columns / 256) * type.blockBytes() + type.blockBytes();
                 t.data().set(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt + field, scale);
                 assertThatThrownBy(() -> backend.upload(t)).isInstanceOf(ModelFormatException.class)
-                        .hasMessageContaining(t.name()).hasMessageContaining("Q4_K block 1 of row 67")
+                        .hasMessageContaining(t.name()).hasMessageContaining(type + " block 1 of row 67")
                         .hasMessageEndingWith((scale == 0x7E00 ? "NaN " : "infinite ") + (field == 0 ? "scale" : "min scale"));
             }
         }
