@@ -45,8 +45,9 @@ import jdk.incubator.vector.VectorSpecies;
  * every other product's. The error against the float product is that of quantising x to 8 bits
  * (at most dx / 2 per value), as in llama.cpp.
  *
- * <p>Q4_K and Q5_K ({@link Q4KProducts}) and Q6_K ({@link Q6KProducts}) take the same scheme
- * with their own layouts and scale steps, in classes of their own.
+ * <p>Q3_K ({@link Q3KProducts}), Q4_K and Q5_K ({@link Q4KProducts}) and Q6_K
+ * ({@link Q6KProducts}) take the same scheme with their own layouts and scale steps, in classes of
+ * their own.
  */
 final class IntegerProducts {
     /** Rows per group: four float vectors' worth (two vectors of 16-bit lanes). */
@@ -81,17 +82,18 @@ final class IntegerProducts {
 
     /**
      * Whether products with weights of this type and row length are computed here (or in
-     * Q4KProducts, Q6KProducts): Q4_0, and Q4_K, Q5_K and Q6_K rows of whole super-blocks (all
-     * that llama.cpp writes).
+     * Q3KProducts, Q4KProducts, Q6KProducts): Q4_0, and Q3_K, Q4_K, Q5_K and Q6_K rows of whole
+     * super-blocks (all that llama.cpp writes).
      */
     static boolean handles(DType type, long columns) {
-        return type == DType.Q4_0
-                || (type == DType.Q4_K || type == DType.Q5_K || type == DType.Q6_K) && columns % SUPER_BLOCK == 0;
+        return type == DType.Q4_0 || (type == DType.Q3_K || type == DType.Q4_K || type == DType.Q5_K
+                || type == DType.Q6_K) && columns % SUPER_BLOCK == 0;
     }
 
     /** Bytes of the column-major copy of a matrix. */
     static long bytes(DType type, int rows, int columns) {
         return switch (type) {
+            case Q3_K -> (long) groups(rows) * (columns / SUPER_BLOCK) * Q3KProducts.BLOCK_BYTES;
             case Q4_K, Q5_K -> (long) groups(rows) * (columns / SUPER_BLOCK) * Q4KProducts.blockBytes(type);
             case Q6_K -> (long) groups(rows) * (columns / SUPER_BLOCK) * Q6KProducts.BLOCK_BYTES;
             default -> (long) groups(rows) * (columns / BLOCK) * BLOCK_BYTES;
@@ -122,6 +124,10 @@ final class IntegerProducts {
      */
     static void copyGroup(DType type, String tensor, MemorySegment from, long rowBytes, int rows, int columns,
                           MemorySegment to, int group) {
+        if (type == DType.Q3_K) {
+            Q3KProducts.copyGroup(tensor, from, rowBytes, rows, columns, to, group);
+            return;
+        }
         if (type == DType.Q4_K || type == DType.Q5_K) {
             Q4KProducts.copyGroup(type, tensor, from, rowBytes, rows, columns, to, group);
             return;
@@ -175,6 +181,10 @@ final class IntegerProducts {
      * - dmin * m for Q4_K, (d * sc) * (q - 32) for Q6_K.
      */
     static void decodeRow(CpuWeight w, int row, MemorySegment out, long outIndex) {
+        if (w.type() == DType.Q3_K) {
+            Q3KProducts.decodeRow(w, row, out, outIndex);
+            return;
+        }
         if (w.type() == DType.Q4_K || w.type() == DType.Q5_K) {
             Q4KProducts.decodeRow(w, row, out, outIndex);
             return;
@@ -242,6 +252,10 @@ final class IntegerProducts {
      */
     static void matmul(MatmulInput input, CpuWeight w, MemorySegment out, int tokens, int rowStart, int rowEnd,
                        ThreadScratch scratch) {
+        if (w.type() == DType.Q3_K) {
+            Q3KProducts.matmul(input, w, out, tokens, rowStart, rowEnd, scratch);
+            return;
+        }
         if (w.type() == DType.Q4_K || w.type() == DType.Q5_K) {
             Q4KProducts.matmul(input, w, out, tokens, rowStart, rowEnd, scratch);
             return;

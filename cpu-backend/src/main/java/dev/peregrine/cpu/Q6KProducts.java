@@ -163,7 +163,7 @@ final class Q6KProducts {
             java.util.Arrays.fill(acc, 0, Math.max(4, tokens) * GROUP_ROWS, 0f);
             for (int s = 0; s < supers; s++) {
                 long pairs = pairsAt(g, s, supers);
-                q6kRowScales(w.data(), headerAt(w.rows(), g, s, supers), rowScales);
+                rowScales(w.data(), headerAt(w.rows(), g, s, supers), rowScales);
                 if (tokens == 1) {
                     oneToken(w.data(), pairs, (long) s * SUPER_BLOCK, input, 0, sums);
                     accumulate(rowScales, 8 * s, blocks, input, 0, 0, 0, 0, 1, sums, acc, 0);
@@ -214,8 +214,12 @@ final class Q6KProducts {
         }
     }
 
-    /** The rows' d * sc (exact: 11 by 8 significant bits) of the 16 sub-blocks of the Q6_K super-block at {@code at}, sub-block j's from index {@code j * GROUP_ROWS}. */
-    private static void q6kRowScales(MemorySegment w, long at, float[] into) {
+    /**
+     * The rows' d * sc (exact: 11 by 8 significant bits) of the 16 sub-blocks of the Q6_K (or
+     * Q3_K: the same header) super-block whose header is at {@code at}, sub-block j's from index
+     * {@code j * GROUP_ROWS}.
+     */
+    static void rowScales(MemorySegment w, long at, float[] into) {
         for (int i = 0; i < 4; i++) {
             FloatVector d = ((IntVector) ShortVector.fromMemorySegment(VectorKernels.HALF_SHORTS, w, at + 2L * FL * i, NATIVE)
                     .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF)

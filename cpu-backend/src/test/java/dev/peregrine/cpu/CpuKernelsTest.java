@@ -415,6 +415,65 @@ class CpuKernelsTest {
     }
 
     /**
+     * The integer Q3_K kernels against their definition, computed independently: x quantised as
+     * for Q4_0, then per sub-block of 16 the exact integer sum of q * xq (q = the 2 low bits - 4
+     * where the high bit is clear), and dx * d * (sc - 32) * that sum in doubles. Row 0's sums at
+     * their lower extreme (every q = -4 against xq = 127), row 1's at the upper (q = 3), row 2's d
+     * at the ends of the halves the kernels convert, row 3's scales at -32 and row 4's at 31.
+     */
+    @Test
+    void q3kIntegerProductsEqualTheirDefinition() {
+        CpuBackend backend = backend(VectorKernels::new);
+        int blockBytes = DType.Q3_K.blockBytes();
+        for (int columns : new int[] {256, 768, 4096}) {
+            int supers = columns / 256;
+            for (int outputs : new int[] {5, 64, 65, 130}) {
+                Tensor t = tensor(DType.Q3_K, columns, outputs);
+                MemorySegment data = t.data();
+                for (int s = 0; s < supers; s++) {
+                    for (int i = 0; i < 96; i++) {
+                        data.set(ValueLayout.JAVA_BYTE, (long) blockBytes * s + i, (byte) 0);
+                        data.set(ValueLayout.JAVA_BYTE, (long) blockBytes * (supers + s) + i, (byte) 0xFF);
+                    }
+                    data.set(ValueLayout.JAVA_SHORT_UNALIGNED, (long) blockBytes * (2 * supers + s) + 108,
+                            HALF_EDGES[s % HALF_EDGES.length]);
+                    for (int i = 96; i < 108; i++) {
+                        data.set(ValueLayout.JAVA_BYTE, (long) blockBytes * (3 * supers + s) + i, (byte) 0);
+                        data.set(ValueLayout.JAVA_BYTE, (long) blockBytes * (4 * supers + s) + i, (byte) 0xFF);
+                    }
+                }
+                assertIntegerProducts(backend, t, columns, outputs, (x, r, o, terms) -> {
+                    for (int s = 0; s < supers; s++) {
+                        long blockAt = (long) blockBytes * (o * supers + s);
+                        double d = Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt + 108));
+                        for (int j = 0; j < 16; j++) {
+                            int first = r * columns + 256 * s + 32 * (j / 2);
+                            long products = 0;
+                            for (int i = 0; i < 16; i++) {
+                                int v = 16 * j + i; // within the super-block
+                                int low = data.get(ValueLayout.JAVA_BYTE, blockAt + 32 + 32 * (v / 128) + v % 32) >>> 2 * (v % 128 / 32) & 3;
+                                boolean high = (data.get(ValueLayout.JAVA_BYTE, blockAt + v % 32) >>> (4 * (v / 128) + v % 128 / 32) & 1) != 0;
+                                products += (low - (high ? 0 : 4)) * quantised(x, first, 16 * (j % 2) + i);
+                            }
+                            terms.accept(d * (Dequant.q3kScale(data, blockAt + 96, j) - 32) * products * blockScale(x, first));
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    /** An infinite or NaN Q3_K scale d is refused at load, naming the tensor, row and super-block. */
+    @Test
+    void q3kNonFiniteScalesAreRefusedAtLoad() {
+        CpuBackend backend = backend(VectorKernels::new);
+        Tensor t = tensor(DType.Q3_K, 512, 70);
+        t.data().set(ValueLayout.JAVA_SHORT_UNALIGNED, (long) (67 * 2 + 1) * DType.Q3_K.blockBytes() + 108, (short) 0x7E00);
+        assertThatThrownBy(() -> backend.upload(t)).isInstanceOf(ModelFormatException.class)
+                .hasMessageContaining(t.name()).hasMessageContaining("Q3_K block 1 of row 67").hasMessageEndingWith("NaN scale");
+    }
+
+    /**
      * The integer Q6_K kernels against their definition, computed independently: x quantised as
      * for Q4_0, then per sub-block of 16 the exact integer sum of (q - 32) * xq, and dx * d * sc *
      * that sum in doubles. Row 0's sums at their lower extreme (every q = 0, against xq = 127:

@@ -1,0 +1,319 @@
+package dev.peregrine.cpu;
+
+import static dev.peregrine.cpu.IntegerProducts.FLOAT;
+import static dev.peregrine.cpu.IntegerProducts.GROUP_ROWS;
+import static dev.peregrine.cpu.IntegerProducts.HALF_BYTES;
+import static dev.peregrine.cpu.IntegerProducts.HALF_GROUP;
+import static dev.peregrine.cpu.IntegerProducts.NATIVE;
+import static dev.peregrine.cpu.IntegerProducts.SHORT;
+import static dev.peregrine.cpu.IntegerProducts.SHORTS;
+import static dev.peregrine.cpu.IntegerProducts.SUPER_BLOCK;
+import static dev.peregrine.cpu.IntegerProducts.finiteScale;
+import static dev.peregrine.cpu.VectorKernels.F;
+import static dev.peregrine.cpu.VectorKernels.FL;
+
+import dev.peregrine.tensor.Dequant;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+
+/**
+ * Q3_K products in 16-bit integers on 8-bit activations, as {@link IntegerProducts} computes Q4_0's
+ * (its groups of rows and quantised input). Q3_K (value (d * (sc - 32)) * q, q = l - 4 h' with l the
+ * 2 low bits and h' = 1 where the stored high bit is 0, sc 6-bit per sub-block of 16, d per
+ * super-block of 256) is stored in two regions, as Q4_K's: first every group's columns, in pairs,
+ * each pair {@code GROUP_ROWS / 2} bytes of 2-bit values (byte j: column 2p's rows j and
+ * j + GROUP_ROWS / 2 in bits 0-1 and 2-3, column 2p + 1's in bits 4-5 and 6-7), then each column's
+ * h' as a bit per row (row r: bit r); then every group's super-block headers, the rows' d as halves
+ * and sc - 32 as a signed byte per row and sub-block, Q6_K's header (114 bytes per row and
+ * super-block against the file's 110).
+ *
+ * <p>Arithmetic: per sub-block of 16 columns and token, L = sum of l * xq (|L| <= 3 * 127 * 16) and
+ * N = sum of xq over the rows whose h' is set (masked adds, |N| <= 127 * 16), both exact in 16-bit
+ * lanes; then per (row, token) {@code fma(L - 4 N, (d * (sc - 32)) * dx, acc)}, sub-block after
+ * sub-block, L - 4 N being the exact sum of q * xq and d * (sc - 32) exact in a float. The same
+ * operations for a token alone and in passes of four, so batch-invariant as Q4_0's.
+ */
+final class Q3KProducts {
+    /** A super-block's header: the rows' d, then 16 sub-blocks' sc - 32 (a signed byte a row); Q6_K's. */
+    private static final int SCALES_AT = 2 * GROUP_ROWS;
+    private static final int HEADER_BYTES = 18 * GROUP_ROWS;
+    /** A column's h' bits, a bit per row. */
+    private static final int BITS_BYTES = GROUP_ROWS / 8;
+    /** A pair of columns: their 2-bit values, then each one's h' bits. */
+    private static final int PAIR_BYTES = HALF_GROUP + 2 * BITS_BYTES;
+    private static final int PAIRS_BYTES = SUPER_BLOCK / 2 * PAIR_BYTES;
+    /** A group's super-block: header and columns. */
+    static final int BLOCK_BYTES = HEADER_BYTES + PAIRS_BYTES;
+    /** Q3_K in the file: 32 bytes of high bits, 64 of 2-bit values, 12 of scales, d. */
+    private static final int FILE_BLOCK_BYTES = 110;
+    /** Sums a token leaves per sub-block: L and N of the low and the high half of the rows. */
+    private static final int SUB_BLOCK_SUMS = 4 * HALF_GROUP;
+    private static final ValueLayout.OfLong LE_LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfInt LE_INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    private Q3KProducts() {
+    }
+
+    private static long pairsAt(int g, int s, int supers) {
+        return ((long) g * supers + s) * PAIRS_BYTES;
+    }
+
+    private static long headerAt(int rows, int g, int s, int supers) {
+        long groups = (rows + GROUP_ROWS - 1) / GROUP_ROWS;
+        return groups * supers * PAIRS_BYTES + ((long) g * supers + s) * HEADER_BYTES;
+    }
+
+    /**
+     * Group {@code group} of a Q3_K matrix's copy (see the class comment). Padding rows keep zeros:
+     * d = 0, the value 0.
+     */
+    static void copyGroup(String tensor, MemorySegment from, long rowBytes, int rows, int columns, MemorySegment to,
+                          int group) {
+        int supers = columns / SUPER_BLOCK;
+        for (int lane = 0; lane < GROUP_ROWS; lane++) {
+            int row = group * GROUP_ROWS + lane;
+            if (row >= rows) {
+                break;
+            }
+            int upper = lane < HALF_GROUP ? 0 : 2;
+            for (int s = 0; s < supers; s++) {
+                long at = headerAt(rows, group, s, supers);
+                long pairs = pairsAt(group, s, supers);
+                long fileAt = row * rowBytes + (long) s * FILE_BLOCK_BYTES;
+                to.set(SHORT, at + 2L * lane, finiteScale(tensor, "Q3_K", "scale", from, fileAt + 108, row, s));
+                for (int j = 0; j < 16; j++) {
+                    to.set(ValueLayout.JAVA_BYTE, at + SCALES_AT + (long) j * GROUP_ROWS + lane,
+                            (byte) (Dequant.q3kScale(from, fileAt + 96, j) - 32));
+                }
+                for (int i = 0; i < SUPER_BLOCK; i++) {
+                    int h = i / 128;
+                    int k = i % 128 / 32;
+                    int low = from.get(ValueLayout.JAVA_BYTE, fileAt + 32 + 32L * h + i % 32) >>> 2 * k & 3;
+                    boolean high = (from.get(ValueLayout.JAVA_BYTE, fileAt + i % 32) >>> (4 * h + k) & 1) != 0;
+                    long pair = pairs + (long) (i / 2) * PAIR_BYTES;
+                    long packed = pair + lane % HALF_GROUP;
+                    int shift = 4 * (i % 2) + upper;
+                    to.set(ValueLayout.JAVA_BYTE, packed, (byte) (to.get(ValueLayout.JAVA_BYTE, packed) | low << shift));
+                    if (!high) {
+                        long bits = pair + HALF_GROUP + (long) (i % 2) * BITS_BYTES + lane / 8;
+                        to.set(ValueLayout.JAVA_BYTE, bits, (byte) (to.get(ValueLayout.JAVA_BYTE, bits) | 1 << lane % 8));
+                    }
+                }
+            }
+        }
+    }
+
+    /** Row {@code row} as floats, as {@code Dequant} makes them: (d * (sc - 32)) * q. */
+    static void decodeRow(CpuWeight w, int row, MemorySegment out, long outIndex) {
+        int supers = w.columns() / SUPER_BLOCK;
+        int group = row / GROUP_ROWS;
+        int lane = row % GROUP_ROWS;
+        int upper = lane < HALF_GROUP ? 0 : 2;
+        MemorySegment data = w.data();
+        for (int s = 0; s < supers; s++) {
+            long at = headerAt(w.rows(), group, s, supers);
+            long pairs = pairsAt(group, s, supers);
+            float d = Float.float16ToFloat(data.get(SHORT, at + 2L * lane));
+            for (int i = 0; i < SUPER_BLOCK; i++) {
+                long pair = pairs + (long) (i / 2) * PAIR_BYTES;
+                int low = data.get(ValueLayout.JAVA_BYTE, pair + lane % HALF_GROUP) >>> 4 * (i % 2) + upper & 3;
+                int minus = data.get(ValueLayout.JAVA_BYTE, pair + HALF_GROUP + (long) (i % 2) * BITS_BYTES + lane / 8)
+                        >>> lane % 8 & 1;
+                int scale = data.get(ValueLayout.JAVA_BYTE, at + SCALES_AT + (long) (i / 16) * GROUP_ROWS + lane);
+                out.set(FLOAT, 4L * (outIndex + (long) s * SUPER_BLOCK + i), d * scale * (low - 4 * minus));
+            }
+        }
+    }
+
+    static void matmul(MatmulInput input, CpuWeight w, MemorySegment out, int tokens, int rowStart, int rowEnd,
+                       ThreadScratch scratch) {
+        int supers = w.columns() / SUPER_BLOCK;
+        int blocks = supers * 8;
+        // Per token its accumulators (one token: 4 tokens' worth, the pass shape).
+        float[] acc = scratch.tileSums(Math.max(4, tokens) * GROUP_ROWS);
+        short[] sums = scratch.shortSums(4 * 16 * SUB_BLOCK_SUMS);
+        float[] rowScales = scratch.blockScales(16 * GROUP_ROWS);
+        for (int g = rowStart / GROUP_ROWS; g * GROUP_ROWS < rowEnd; g++) {
+            java.util.Arrays.fill(acc, 0, Math.max(4, tokens) * GROUP_ROWS, 0f);
+            for (int s = 0; s < supers; s++) {
+                long pairs = pairsAt(g, s, supers);
+                // Once per super-block for all passes; its weights stay in L1 from pass to pass.
+                Q6KProducts.rowScales(w.data(), headerAt(w.rows(), g, s, supers), rowScales);
+                for (int t0 = 0; t0 < tokens; t0 += 4) {
+                    int count = Math.min(4, tokens - t0);
+                    // A short pass repeats its last token; those results are not stored.
+                    int t1 = t0 + Math.min(1, count - 1);
+                    int t2 = t0 + Math.min(2, count - 1);
+                    int t3 = t0 + Math.min(3, count - 1);
+                    long column = (long) s * SUPER_BLOCK;
+                    if (count == 1) {
+                        oneToken(w.data(), pairs, column, input, t0, sums);
+                    } else {
+                        for (int j = 0; j < 16; j++) {
+                            fourTokens(w.data(), pairs + 8L * j * PAIR_BYTES, column + 16L * j, input, t0, t1, t2, t3,
+                                    sums, j * SUB_BLOCK_SUMS);
+                        }
+                    }
+                    accumulate(rowScales, 8 * s, blocks, input, t0, t1, t2, t3, count, sums, acc, t0 * GROUP_ROWS);
+                }
+            }
+            int first = Math.max(rowStart, g * GROUP_ROWS);
+            int end = Math.min(rowEnd, (g + 1) * GROUP_ROWS);
+            IntegerProducts.storeRows(acc, g * GROUP_ROWS, out, w.rows(), 0, tokens, first, end);
+        }
+    }
+
+    /**
+     * The 256 columns of a Q3_K super-block (its 128 pairs from byte {@code pairs}; input column
+     * {@code column} on) against one token: sub-block j's L and N of the low and high rows into
+     * {@code sums[j * SUB_BLOCK_SUMS ..]}, as fourTokens leaves token 0's. The float steps are
+     * accumulate's (a method of their own, as Q4_K's and Q6_K's, which boxed inside their kernels).
+     */
+    private static void oneToken(MemorySegment w, long pairs, long column, MatmulInput input, int token, short[] sums) {
+        MemorySegment xq = input.quantised;
+        long xAt = 2L * token * input.columns + 2 * column;
+        for (int j = 0; j < 16; j++) {
+            ShortVector low = ShortVector.zero(SHORTS), high = low, lowMinus = low, highMinus = low;
+            long first = pairs + 8L * j * PAIR_BYTES;
+            long xb = xAt + 32L * j;
+            for (int p = 0; p < 8; p++) {
+                long pair = first + (long) p * PAIR_BYTES;
+                ShortVector q = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair, NATIVE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
+                long bits0 = bits(w, pair + HALF_GROUP);
+                long bits1 = bits(w, pair + HALF_GROUP + BITS_BYTES);
+                ShortVector v0 = ShortVector.broadcast(SHORTS, xq.get(SHORT, xb + 4L * p));
+                ShortVector v1 = ShortVector.broadcast(SHORTS, xq.get(SHORT, xb + 4L * p + 2));
+                low = q.and((short) 3).mul(v0).add(low);
+                high = q.lanewise(VectorOperators.LSHR, 2).and((short) 3).mul(v0).add(high);
+                low = q.lanewise(VectorOperators.LSHR, 4).and((short) 3).mul(v1).add(low);
+                high = q.lanewise(VectorOperators.LSHR, 6).mul(v1).add(high);
+                lowMinus = lowMinus.add(v0, VectorMask.fromLong(SHORTS, bits0));
+                highMinus = highMinus.add(v0, VectorMask.fromLong(SHORTS, bits0 >>> HALF_GROUP));
+                lowMinus = lowMinus.add(v1, VectorMask.fromLong(SHORTS, bits1));
+                highMinus = highMinus.add(v1, VectorMask.fromLong(SHORTS, bits1 >>> HALF_GROUP));
+            }
+            int at = j * SUB_BLOCK_SUMS;
+            low.intoArray(sums, at);
+            high.intoArray(sums, at + HALF_GROUP);
+            lowMinus.intoArray(sums, at + 2 * HALF_GROUP);
+            highMinus.intoArray(sums, at + 3 * HALF_GROUP);
+        }
+    }
+
+    /**
+     * Sub-block j (its 8 pairs of columns from byte {@code pairs}; input column {@code column} on)
+     * against four tokens, each pair read once for the four: token t's L and N into
+     * {@code sums[at + t * 16 * SUB_BLOCK_SUMS ..]}, as oneToken leaves them.
+     */
+    private static void fourTokens(MemorySegment w, long pairs, long column, MatmulInput input, int t0, int t1, int t2,
+                                   int t3, short[] sums, int at) {
+        MemorySegment xq = input.quantised;
+        long row = 2L * input.columns;
+        long xc = 2 * column;
+        long x0 = t0 * row + xc, x1 = t1 * row + xc, x2 = t2 * row + xc, x3 = t3 * row + xc;
+        ShortVector low0 = ShortVector.zero(SHORTS), high0 = low0, low1 = low0, high1 = low0;
+        ShortVector low2 = low0, high2 = low0, low3 = low0, high3 = low0;
+        ShortVector lowMinus0 = low0, highMinus0 = low0, lowMinus1 = low0, highMinus1 = low0;
+        ShortVector lowMinus2 = low0, highMinus2 = low0, lowMinus3 = low0, highMinus3 = low0;
+        for (int c = 0; c < 16; c++) { // a column at a time: each pair's byte read twice, from L1
+            long pair = pairs + (long) (c / 2) * PAIR_BYTES;
+            int shift = 4 * (c % 2);
+            ShortVector q = ((ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair, NATIVE)
+                    .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0)).lanewise(VectorOperators.LSHR, shift);
+            long bits = bits(w, pair + HALF_GROUP + (long) (c % 2) * BITS_BYTES);
+            VectorMask<Short> lowBits = VectorMask.fromLong(SHORTS, bits);
+            VectorMask<Short> highBits = VectorMask.fromLong(SHORTS, bits >>> HALF_GROUP);
+            ShortVector low = q.and((short) 3);
+            ShortVector high = q.lanewise(VectorOperators.LSHR, 2).and((short) 3);
+            ShortVector v0 = ShortVector.broadcast(SHORTS, xq.get(SHORT, x0 + 2L * c));
+            ShortVector v1 = ShortVector.broadcast(SHORTS, xq.get(SHORT, x1 + 2L * c));
+            ShortVector v2 = ShortVector.broadcast(SHORTS, xq.get(SHORT, x2 + 2L * c));
+            ShortVector v3 = ShortVector.broadcast(SHORTS, xq.get(SHORT, x3 + 2L * c));
+            low0 = low.mul(v0).add(low0);
+            high0 = high.mul(v0).add(high0);
+            low1 = low.mul(v1).add(low1);
+            high1 = high.mul(v1).add(high1);
+            low2 = low.mul(v2).add(low2);
+            high2 = high.mul(v2).add(high2);
+            low3 = low.mul(v3).add(low3);
+            high3 = high.mul(v3).add(high3);
+            lowMinus0 = lowMinus0.add(v0, lowBits);
+            highMinus0 = highMinus0.add(v0, highBits);
+            lowMinus1 = lowMinus1.add(v1, lowBits);
+            highMinus1 = highMinus1.add(v1, highBits);
+            lowMinus2 = lowMinus2.add(v2, lowBits);
+            highMinus2 = highMinus2.add(v2, highBits);
+            lowMinus3 = lowMinus3.add(v3, lowBits);
+            highMinus3 = highMinus3.add(v3, highBits);
+        }
+        int token = 16 * SUB_BLOCK_SUMS;
+        low0.intoArray(sums, at);
+        high0.intoArray(sums, at + HALF_GROUP);
+        lowMinus0.intoArray(sums, at + 2 * HALF_GROUP);
+        highMinus0.intoArray(sums, at + 3 * HALF_GROUP);
+        low1.intoArray(sums, at + token);
+        high1.intoArray(sums, at + token + HALF_GROUP);
+        lowMinus1.intoArray(sums, at + token + 2 * HALF_GROUP);
+        highMinus1.intoArray(sums, at + token + 3 * HALF_GROUP);
+        low2.intoArray(sums, at + 2 * token);
+        high2.intoArray(sums, at + 2 * token + HALF_GROUP);
+        lowMinus2.intoArray(sums, at + 2 * token + 2 * HALF_GROUP);
+        highMinus2.intoArray(sums, at + 2 * token + 3 * HALF_GROUP);
+        low3.intoArray(sums, at + 3 * token);
+        high3.intoArray(sums, at + 3 * token + HALF_GROUP);
+        lowMinus3.intoArray(sums, at + 3 * token + 2 * HALF_GROUP);
+        highMinus3.intoArray(sums, at + 3 * token + 3 * HALF_GROUP);
+    }
+
+    /** A column's h' bits (row r: bit r) from byte {@code at}. */
+    private static long bits(MemorySegment w, long at) {
+        return BITS_BYTES == 8 ? w.get(LE_LONG, at) : w.get(LE_INT, at) & 0xFFFFFFFFL;
+    }
+
+    /**
+     * The first {@code count} tokens' sums of a Q3_K super-block's 16 sub-blocks (token t's
+     * sub-block j at {@code sums[(16 t + j) * SUB_BLOCK_SUMS]}; its first input block {@code b0})
+     * into their accumulators (token t's from {@code acc[accAt + t * GROUP_ROWS]}), sub-block after
+     * sub-block: the same operations for a token alone or in a pass.
+     */
+    private static void accumulate(float[] rowScales, int b0, int blocks, MatmulInput input, int t0, int t1, int t2,
+                                   int t3, int count, short[] sums, float[] acc, int accAt) {
+        for (int t = 0; t < count; t++) {
+            int token = t == 0 ? t0 : t == 1 ? t1 : t == 2 ? t2 : t3;
+            int a = accAt + t * GROUP_ROWS;
+            FloatVector a0 = FloatVector.fromArray(F, acc, a);
+            FloatVector a1 = FloatVector.fromArray(F, acc, a + FL);
+            FloatVector a2 = FloatVector.fromArray(F, acc, a + 2 * FL);
+            FloatVector a3 = FloatVector.fromArray(F, acc, a + 3 * FL);
+            for (int j = 0; j < 16; j++) {
+                float dx = input.quantisedScales[token * blocks + b0 + j / 2];
+                int at = (16 * t + j) * SUB_BLOCK_SUMS;
+                // L - 4 N in 16-bit lanes: |L - 4 N| <= 3 * 127 * 16 + 4 * 127 * 16 = 14,224, exact.
+                ShortVector low = ShortVector.fromArray(SHORTS, sums, at)
+                        .sub(ShortVector.fromArray(SHORTS, sums, at + 2 * HALF_GROUP).lanewise(VectorOperators.LSHL, 2));
+                ShortVector high = ShortVector.fromArray(SHORTS, sums, at + HALF_GROUP)
+                        .sub(ShortVector.fromArray(SHORTS, sums, at + 3 * HALF_GROUP).lanewise(VectorOperators.LSHL, 2));
+                int sc = j * GROUP_ROWS;
+                a0 = ((FloatVector) low.convertShape(VectorOperators.S2F, F, 0))
+                        .fma(FloatVector.fromArray(F, rowScales, sc).mul(dx), a0);
+                a1 = ((FloatVector) low.convertShape(VectorOperators.S2F, F, 1))
+                        .fma(FloatVector.fromArray(F, rowScales, sc + FL).mul(dx), a1);
+                a2 = ((FloatVector) high.convertShape(VectorOperators.S2F, F, 0))
+                        .fma(FloatVector.fromArray(F, rowScales, sc + 2 * FL).mul(dx), a2);
+                a3 = ((FloatVector) high.convertShape(VectorOperators.S2F, F, 1))
+                        .fma(FloatVector.fromArray(F, rowScales, sc + 3 * FL).mul(dx), a3);
+            }
+            a0.intoArray(acc, a);
+            a1.intoArray(acc, a + FL);
+            a2.intoArray(acc, a + 2 * FL);
+            a3.intoArray(acc, a + 3 * FL);
+        }
+    }
+}
