@@ -45,7 +45,7 @@ import jdk.incubator.vector.VectorSpecies;
  * every other product's. The error against the float product is that of quantising x to 8 bits
  * (at most dx / 2 per value), as in llama.cpp.
  *
- * <p>Q3_K ({@link Q3KProducts}), Q4_K and Q5_K ({@link Q4KProducts}) and Q6_K
+ * <p>Q3_K ({@link Q3KProducts}), Q4_K, Q5_K, Q4_1 and Q5_1 ({@link Q4KProducts}) and Q6_K
  * ({@link Q6KProducts}) take the same scheme with their own layouts and scale steps, in classes of
  * their own.
  */
@@ -82,19 +82,19 @@ final class IntegerProducts {
 
     /**
      * Whether products with weights of this type and row length are computed here (or in
-     * Q3KProducts, Q4KProducts, Q6KProducts): Q4_0, and Q3_K, Q4_K, Q5_K and Q6_K rows of whole
-     * super-blocks (all that llama.cpp writes).
+     * Q3KProducts, Q4KProducts, Q6KProducts): Q4_0, Q4_1 and Q5_1, and Q3_K, Q4_K, Q5_K and Q6_K
+     * rows of whole super-blocks (all that llama.cpp writes).
      */
     static boolean handles(DType type, long columns) {
-        return type == DType.Q4_0 || (type == DType.Q3_K || type == DType.Q4_K || type == DType.Q5_K
-                || type == DType.Q6_K) && columns % SUPER_BLOCK == 0;
+        return type == DType.Q4_0 || type == DType.Q4_1 || type == DType.Q5_1 || (type == DType.Q3_K
+                || type == DType.Q4_K || type == DType.Q5_K || type == DType.Q6_K) && columns % SUPER_BLOCK == 0;
     }
 
     /** Bytes of the column-major copy of a matrix. */
     static long bytes(DType type, int rows, int columns) {
         return switch (type) {
             case Q3_K -> (long) groups(rows) * (columns / SUPER_BLOCK) * Q3KProducts.BLOCK_BYTES;
-            case Q4_K, Q5_K -> (long) groups(rows) * (columns / SUPER_BLOCK) * Q4KProducts.blockBytes(type);
+            case Q4_K, Q5_K, Q4_1, Q5_1 -> Q4KProducts.bytes(type, rows, columns);
             case Q6_K -> (long) groups(rows) * (columns / SUPER_BLOCK) * Q6KProducts.BLOCK_BYTES;
             default -> (long) groups(rows) * (columns / BLOCK) * BLOCK_BYTES;
         };
@@ -128,7 +128,7 @@ final class IntegerProducts {
             Q3KProducts.copyGroup(tensor, from, rowBytes, rows, columns, to, group);
             return;
         }
-        if (type == DType.Q4_K || type == DType.Q5_K) {
+        if (Q4KProducts.handles(type)) {
             Q4KProducts.copyGroup(type, tensor, from, rowBytes, rows, columns, to, group);
             return;
         }
@@ -185,7 +185,7 @@ final class IntegerProducts {
             Q3KProducts.decodeRow(w, row, out, outIndex);
             return;
         }
-        if (w.type() == DType.Q4_K || w.type() == DType.Q5_K) {
+        if (Q4KProducts.handles(w.type())) {
             Q4KProducts.decodeRow(w, row, out, outIndex);
             return;
         }
@@ -256,7 +256,7 @@ final class IntegerProducts {
             Q3KProducts.matmul(input, w, out, tokens, rowStart, rowEnd, scratch);
             return;
         }
-        if (w.type() == DType.Q4_K || w.type() == DType.Q5_K) {
+        if (Q4KProducts.handles(w.type())) {
             Q4KProducts.matmul(input, w, out, tokens, rowStart, rowEnd, scratch);
             return;
         }

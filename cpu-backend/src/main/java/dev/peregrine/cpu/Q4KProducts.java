@@ -27,24 +27,27 @@ import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 
 /**
- * Q4_K and Q5_K products in 16-bit integers on 8-bit activations, as {@link IntegerProducts}
- * computes Q4_0's (its groups of rows, quantised input and 16-bit column sums). Q4_K (value (d * sc)
- * * q - dmin * m, q 0-15, sc and m 6-bit per sub-block of 32, d and dmin per super-block of 256;
- * Q5_K the same with q 0-31) is stored in two regions: first every group's columns (as Q4_0's,
- * group after group, super-block after super-block; Q5_K's each followed by its rows' fifth bits,
- * row r in bit r), so that a group's columns are one unbroken stream; then every group's
- * super-block headers: the rows' d as halves, their dmin as halves, the 8 sub-blocks' scales sc
- * as a byte per row (sub-block after sub-block), their mins m likewise (148 and 180 bytes per
- * row and super-block against the file's 144 and 176). With each header in front of its 256
- * columns, as first written, the one-token kernel streamed 2.3x slower from memory (KernelBench
- * decode, 2,048 x 8,192, one core: 9 against 21 GB/s; in L2 no different), though the loop was
- * the same.
+ * Q4_K and Q5_K products, and Q4_1 and Q5_1 ones, in 16-bit integers on 8-bit activations, as
+ * {@link IntegerProducts} computes Q4_0's (its groups of rows, quantised input and 16-bit column
+ * sums). Q4_K (value (d * sc) * q - dmin * m, q 0-15, sc and m 6-bit per sub-block of 32, d and
+ * dmin per super-block of 256; Q5_K the same with q 0-31) and Q4_1 (q * d + m, d and m per block
+ * of 32; Q5_1 the same with q 0-31) are stored in two regions: first every group's columns (as
+ * Q4_0's, column after column; Q5_K's and Q5_1's each followed by its rows' fifth bits, row r in
+ * bit r), so that a group's columns are one unbroken stream; then every group's headers, one per
+ * chunk of 8 blocks of 32 columns (a K-quant's super-block): the rows' d as halves, their dmin
+ * as halves, the 8 sub-blocks' scales sc as a byte per row (sub-block after sub-block), their
+ * mins m likewise (148 and 180 bytes per row and super-block against the file's 144 and 176);
+ * for Q4_1 and Q5_1 each block's d then m as halves (20 and 24 bytes per row and block, as the
+ * file's). With each header in front of its columns, as first written, the Q4_K one-token kernel
+ * streamed 2.3x slower from memory (KernelBench decode, 2,048 x 8,192, one core: 9 against 21
+ * GB/s; in L2 no different), though the loop was the same.
  *
  * <p>Arithmetic: the 16-bit sums are Q4_0's, S = sum of (q - 8) * xq over a sub-block's nibbles,
  * exact for the same reason; Q5_K adds H = sum of xq over the rows whose fifth bit is set (masked
  * adds, |H| <= 32 * 127). Each accumulator then takes {@code fma(P, (d * sc) * dx, acc)} with P =
  * S + 8 * sum xq (+ 16 H), the exact sum of q * xq as a float, and {@code fma(dmin * m, -(sum xq)
- * * dx, acc)}, per sub-block (d * sc and dmin * m are exact in floats).
+ * * dx, acc)}, per sub-block (d * sc and dmin * m are exact in floats); Q4_1 and Q5_1 the same
+ * with d for d * sc and -m for dmin * m.
  */
 final class Q4KProducts {
     /** Where the parts of a super-block's header start (see the class comment), and its bytes. */
@@ -62,67 +65,122 @@ final class Q4KProducts {
     private Q4KProducts() {
     }
 
-    /** Bytes of a column of a group: Q4_0's nibbles, and for Q5_K its fifth bits. */
+    /** Q4_1 and Q5_1: a block's header, the rows' d then their m, halves. */
+    private static final int BLOCK_HEADER_BYTES = 4 * GROUP_ROWS;
+
+    /** Whether this class computes the products of this type (see IntegerProducts.handles for the K-quants' shapes). */
+    static boolean handles(DType type) {
+        return type == DType.Q4_K || type == DType.Q5_K || perBlock(type);
+    }
+
+    /** Q4_1 and Q5_1 (a scale d and a minimum m per block of 32), rather than the K-quants. */
+    private static boolean perBlock(DType type) {
+        return type == DType.Q4_1 || type == DType.Q5_1;
+    }
+
+    private static boolean fiveBits(DType type) {
+        return type == DType.Q5_K || type == DType.Q5_1;
+    }
+
+    /** Bytes of a column of a group: Q4_0's nibbles, and for Q5_K and Q5_1 their fifth bits. */
     private static int columnBytes(DType type) {
-        return type == DType.Q5_K ? COLUMN_BYTES + FIFTH_BYTES : COLUMN_BYTES;
+        return fiveBits(type) ? COLUMN_BYTES + FIFTH_BYTES : COLUMN_BYTES;
     }
 
-    /** Bytes of a group's super-block in the copy: its header and 256 columns. */
-    static long blockBytes(DType type) {
-        return HEADER_BYTES + (long) SUPER_BLOCK * columnBytes(type);
+    /** Bytes of a chunk's header: a K-quant super-block's, or 8 blocks' d and m (the last chunk's too). */
+    private static int headerBytes(DType type) {
+        return perBlock(type) ? 8 * BLOCK_HEADER_BYTES : HEADER_BYTES;
     }
 
-    /** Byte offset of super-block {@code s}'s columns in group {@code g}. */
-    private static long columnsAt(DType type, int g, int s, int supers) {
-        return ((long) g * supers + s) * SUPER_BLOCK * columnBytes(type);
-    }
-
-    /** Byte offset of super-block {@code s}'s header in group {@code g}: after every group's columns. */
-    private static long headerAt(DType type, int rows, int g, int s, int supers) {
+    /** Bytes of the copy of a matrix: every group's columns, then a header per chunk of 8 blocks. */
+    static long bytes(DType type, int rows, int columns) {
         long groups = (rows + GROUP_ROWS - 1) / GROUP_ROWS;
-        return groups * supers * SUPER_BLOCK * columnBytes(type) + ((long) g * supers + s) * HEADER_BYTES;
+        int blocks = columns / BLOCK;
+        return groups * ((long) columns * columnBytes(type) + (long) chunks(blocks) * headerBytes(type));
+    }
+
+    /** Chunks of (up to) 8 blocks of 32 columns: a K-quant's super-blocks. */
+    private static int chunks(int blocks) {
+        return (blocks + 7) / 8;
+    }
+
+    /** Byte offset of chunk {@code c}'s columns in group {@code g} ({@code blocks} blocks a row). */
+    private static long columnsAt(DType type, int g, int c, int blocks) {
+        return ((long) g * blocks + 8L * c) * BLOCK * columnBytes(type);
+    }
+
+    /** Byte offset of chunk {@code c}'s header in group {@code g}: after every group's columns. */
+    private static long headerAt(DType type, int rows, int g, int c, int blocks) {
+        long groups = (rows + GROUP_ROWS - 1) / GROUP_ROWS;
+        return groups * blocks * BLOCK * columnBytes(type) + ((long) g * chunks(blocks) + c) * headerBytes(type);
     }
 
     /**
-     * Group {@code group} of a Q4_K or Q5_K matrix's copy: per super-block d and dmin as the file's
-     * halves, the 8 scales and 8 mins unpacked to a byte per row, then the 256 columns as Q4_0's
-     * are, each followed for Q5_K by its rows' fifth bits. Padding rows keep zeros: d = dmin = 0,
-     * the value 0.
+     * Group {@code group} of a Q4_K, Q5_K, Q4_1 or Q5_1 matrix's copy: the columns as Q4_0's
+     * are, each followed for Q5_K and Q5_1 by its rows' fifth bits; per super-block d and dmin as
+     * the file's halves and the 8 scales and 8 mins unpacked to a byte per row, or per block d and
+     * m as the file's halves. Padding rows keep zeros: scales and minimums 0, the value 0.
      */
     static void copyGroup(DType type, String tensor, MemorySegment from, long rowBytes, int rows, int columns,
                           MemorySegment to, int group) {
-        int supers = columns / SUPER_BLOCK;
-        boolean fiveBits = type == DType.Q5_K;
+        int blocks = columns / BLOCK;
         int stride = columnBytes(type);
-        // The file's super-block: d, dmin, 12 bytes of scales and mins, (Q5_K: 32 bytes of fifth
-        // bits, bit j of byte l for value 32 j + l), 128 bytes of nibbles.
-        long nibblesAt = fiveBits ? 48 : 16;
+        long cols = columnsAt(type, group, 0, blocks);
         for (int lane = 0; lane < GROUP_ROWS; lane++) {
             int row = group * GROUP_ROWS + lane;
             if (row >= rows) {
                 break;
             }
             int nibbleShift = lane < HALF_GROUP ? 0 : 4;
-            for (int s = 0; s < supers; s++) {
-                long at = headerAt(type, rows, group, s, supers);
-                long cols = columnsAt(type, group, s, supers);
-                long fileAt = row * rowBytes + (long) s * type.blockBytes();
-                copyScales(type, tensor, from, fileAt, row, s, to, at, lane);
-                for (int i = 0; i < SUPER_BLOCK; i++) {
-                    int j = i / BLOCK;
-                    int l = i % BLOCK;
-                    // Sub-blocks 2r and 2r + 1 are the low and high nibbles of the file's 32 bytes of run r.
-                    int q = from.get(ValueLayout.JAVA_BYTE, fileAt + nibblesAt + 32L * (j / 2) + l) >>> 4 * (j % 2) & 0x0F;
+            for (int b = 0; b < blocks; b++) {
+                long header = headerAt(type, rows, group, b / 8, blocks);
+                if (perBlock(type)) {
+                    long fileAt = row * rowBytes + (long) b * type.blockBytes();
+                    long at = header + (long) (b % 8) * BLOCK_HEADER_BYTES;
+                    to.set(SHORT, at + 2L * lane, finiteScale(tensor, type.toString(), "scale", from, fileAt, row, b));
+                    to.set(SHORT, at + 2L * (GROUP_ROWS + lane),
+                            finiteScale(tensor, type.toString(), "minimum", from, fileAt + 2, row, b));
+                } else if (b % 8 == 0) {
+                    copyScales(type, tensor, from, row * rowBytes + (long) (b / 8) * type.blockBytes(), row, b / 8, to,
+                            header, lane);
+                }
+                for (int l = 0; l < BLOCK; l++) {
+                    int i = b * BLOCK + l;
                     long column = cols + (long) i * stride;
                     long nibble = column + lane % HALF_GROUP;
-                    to.set(ValueLayout.JAVA_BYTE, nibble, (byte) (to.get(ValueLayout.JAVA_BYTE, nibble) | q << nibbleShift));
-                    if (fiveBits && (from.get(ValueLayout.JAVA_BYTE, fileAt + 16 + l) >>> j & 1) != 0) {
+                    int q = storedValue(type, from, row * rowBytes, i);
+                    to.set(ValueLayout.JAVA_BYTE, nibble, (byte) (to.get(ValueLayout.JAVA_BYTE, nibble) | (q & 0x0F) << nibbleShift));
+                    if (q >= 16) {
                         long bits = column + COLUMN_BYTES + lane / 8;
                         to.set(ValueLayout.JAVA_BYTE, bits, (byte) (to.get(ValueLayout.JAVA_BYTE, bits) | 1 << lane % 8));
                     }
                 }
             }
         }
+    }
+
+    /**
+     * Stored value {@code i} (0-15, or 0-31 with a fifth bit) of the file's row at {@code rowAt}:
+     * K-quants' super-blocks hold d, dmin, 12 bytes of scales and mins, (Q5_K: 32 bytes of fifth
+     * bits, bit j of byte l for value 32 j + l) and 128 bytes of nibbles, sub-blocks 2r and 2r + 1
+     * the low and high nibbles of run r's 32 bytes; Q4_1's blocks d, m and 16 bytes of nibbles
+     * (values l and l + 16 in byte l), Q5_1's d, m, 32 fifth bits and the nibbles.
+     */
+    private static int storedValue(DType type, MemorySegment from, long rowAt, int i) {
+        if (perBlock(type)) {
+            long at = rowAt + (long) (i / BLOCK) * type.blockBytes();
+            int l = i % BLOCK;
+            boolean five = type == DType.Q5_1;
+            int nibbles = from.get(ValueLayout.JAVA_BYTE, at + (five ? 8 : 4) + l % 16) & 0xFF;
+            int q = l < 16 ? nibbles & 0x0F : nibbles >>> 4;
+            return five ? q | (from.get(LE_INT, at + 4) >>> l & 1) << 4 : q;
+        }
+        long at = rowAt + (long) (i / SUPER_BLOCK) * type.blockBytes();
+        int j = i % SUPER_BLOCK / BLOCK;
+        int l = i % BLOCK;
+        boolean five = type == DType.Q5_K;
+        int q = from.get(ValueLayout.JAVA_BYTE, at + (five ? 48 : 16) + 32L * (j / 2) + l) >>> 4 * (j % 2) & 0x0F;
+        return five ? q | (from.get(ValueLayout.JAVA_BYTE, at + 16 + l) >>> j & 1) << 4 : q;
     }
 
     /** A row's d, dmin, 8 scales and 8 mins of one super-block into lane {@code lane} of its copy's header at {@code at}. */
@@ -137,55 +195,73 @@ final class Q4KProducts {
         }
     }
 
+    /**
+     * Row {@code row} as floats, as {@code Dequant} makes them: (d * sc) * q - dmin * m for the
+     * K-quants, fma(q, d, m) for Q4_1 and Q5_1.
+     */
     static void decodeRow(CpuWeight w, int row, MemorySegment out, long outIndex) {
         DType type = w.type();
-        int supers = w.columns() / SUPER_BLOCK;
+        int blocks = w.columns() / BLOCK;
+        int group = row / GROUP_ROWS;
         int lane = row % GROUP_ROWS;
         int shift = lane < HALF_GROUP ? 0 : 4;
         int stride = columnBytes(type);
+        long cols = columnsAt(type, group, 0, blocks);
         MemorySegment data = w.data();
-        for (int s = 0; s < supers; s++) {
-            long at = headerAt(type, w.rows(), row / GROUP_ROWS, s, supers);
-            long cols = columnsAt(type, row / GROUP_ROWS, s, supers);
-            float d = Float.float16ToFloat(data.get(SHORT, at + 2L * lane));
-            float dmin = Float.float16ToFloat(data.get(SHORT, at + MINS_AT + 2L * lane));
-            for (int j = 0; j < 8; j++) {
-                float scale = d * (data.get(ValueLayout.JAVA_BYTE, at + SCALES_AT + (long) j * GROUP_ROWS + lane) & 0xFF);
-                float min = dmin * (data.get(ValueLayout.JAVA_BYTE, at + MIN_SCALES_AT + (long) j * GROUP_ROWS + lane) & 0xFF);
-                for (int l = 0; l < BLOCK; l++) {
-                    long column = cols + (long) (j * BLOCK + l) * stride;
-                    int q = data.get(ValueLayout.JAVA_BYTE, column + lane % HALF_GROUP) >>> shift & 0x0F;
-                    if (type == DType.Q5_K) {
-                        q |= (data.get(ValueLayout.JAVA_BYTE, column + COLUMN_BYTES + lane / 8) >>> lane % 8 & 1) << 4;
-                    }
-                    out.set(FLOAT, 4L * (outIndex + (long) s * SUPER_BLOCK + j * BLOCK + l), scale * q - min);
+        for (int b = 0; b < blocks; b++) {
+            long header = headerAt(type, w.rows(), group, b / 8, blocks);
+            float scale;
+            float min;
+            if (perBlock(type)) {
+                long at = header + (long) (b % 8) * BLOCK_HEADER_BYTES;
+                scale = Float.float16ToFloat(data.get(SHORT, at + 2L * lane));
+                min = Float.float16ToFloat(data.get(SHORT, at + 2L * (GROUP_ROWS + lane)));
+            } else {
+                int j = b % 8;
+                float d = Float.float16ToFloat(data.get(SHORT, header + 2L * lane));
+                float dmin = Float.float16ToFloat(data.get(SHORT, header + MINS_AT + 2L * lane));
+                scale = d * (data.get(ValueLayout.JAVA_BYTE, header + SCALES_AT + (long) j * GROUP_ROWS + lane) & 0xFF);
+                min = dmin * (data.get(ValueLayout.JAVA_BYTE, header + MIN_SCALES_AT + (long) j * GROUP_ROWS + lane) & 0xFF);
+            }
+            for (int l = 0; l < BLOCK; l++) {
+                long column = cols + (long) (b * BLOCK + l) * stride;
+                int q = data.get(ValueLayout.JAVA_BYTE, column + lane % HALF_GROUP) >>> shift & 0x0F;
+                if (fiveBits(type)) {
+                    q |= (data.get(ValueLayout.JAVA_BYTE, column + COLUMN_BYTES + lane / 8) >>> lane % 8 & 1) << 4;
                 }
+                out.set(FLOAT, 4L * (outIndex + (long) b * BLOCK + l), perBlock(type) ? Math.fma(q, scale, min) : scale * q - min);
             }
         }
     }
 
     /**
-     * Q4_K: per sub-block of 32 columns, the 16-bit sums as Q4_0's (S = sum of (q - 8) * xq, exact
-     * since |q - 8| <= 8 as there), then per (row, token) two FMAs: P = S + 8 * sum xq (the exact
-     * sum of q * xq, as a float) times d * sc * dx, and dmin * m times -(sum xq) * dx. The same
-     * operations for a token alone and in passes of four, so batch-invariant as Q4_0's.
+     * Per sub-block of 32 columns, the 16-bit sums as Q4_0's (S = sum of (q - 8) * xq, exact
+     * since |q - 8| <= 8 as there; with a fifth bit also H), then per (row, token) two FMAs: P = S
+     * + 8 * sum xq (+ 16 H; the exact sum of q * xq, as a float) times d * sc * dx (Q4_1, Q5_1: d
+     * * dx), and dmin * m (Q4_1, Q5_1: -m) times -(sum xq) * dx. The same operations for a token
+     * alone and in passes of four, so batch-invariant as Q4_0's.
      */
     static void matmul(MatmulInput input, CpuWeight w, MemorySegment out, int tokens, int rowStart, int rowEnd,
                        ThreadScratch scratch) {
         DType type = w.type();
-        boolean fiveBits = type == DType.Q5_K;
-        int supers = w.columns() / SUPER_BLOCK;
+        boolean fiveBits = fiveBits(type);
+        int blocks = w.columns() / BLOCK;
         // Per token its accumulators (one token: 4 tokens' worth, the pass shape).
         float[] acc = scratch.tileSums(Math.max(4, tokens) * GROUP_ROWS);
         float[] rowScales = scratch.blockScales(16 * GROUP_ROWS);
         short[] sums = scratch.shortSums(2 * FIFTHS);
         for (int g = rowStart / GROUP_ROWS; g * GROUP_ROWS < rowEnd; g++) {
             java.util.Arrays.fill(acc, 0, Math.max(4, tokens) * GROUP_ROWS, 0f);
-            for (int s = 0; s < supers; s++) {
-                long at = headerAt(type, w.rows(), g, s, supers);
-                long cols = columnsAt(type, g, s, supers);
-                // Once per super-block for all passes; its weights stay in L1 from pass to pass.
-                q4kRowScales(w.data(), at, rowScales);
+            for (int c = 0; c < chunks(blocks); c++) {
+                int subBlocks = Math.min(8, blocks - 8 * c);
+                long header = headerAt(type, w.rows(), g, c, blocks);
+                long cols = columnsAt(type, g, c, blocks);
+                // Once per chunk for all passes; its weights stay in L1 from pass to pass.
+                if (perBlock(type)) {
+                    blockRowScales(w.data(), header, subBlocks, rowScales);
+                } else {
+                    q4kRowScales(w.data(), header, rowScales);
+                }
                 for (int t0 = 0; t0 < tokens; t0 += 4) {
                     int count = Math.min(4, tokens - t0);
                     // A short pass repeats its last token; those results are not stored.
@@ -193,27 +269,46 @@ final class Q4KProducts {
                     int t2 = t0 + Math.min(2, count - 1);
                     int t3 = t0 + Math.min(3, count - 1);
                     if (count == 1 && fiveBits) {
-                        oneToken5(w.data(), cols, 8 * s, input, t0, sums);
+                        oneToken5(w.data(), cols, 8 * c, subBlocks, input, t0, sums);
                     } else if (count == 1) {
-                        oneToken(w.data(), cols, 8 * s, input, t0, sums);
+                        oneToken(w.data(), cols, 8 * c, subBlocks, input, t0, sums);
                     } else {
-                        for (int j = 0; j < 8; j++) {
+                        for (int j = 0; j < subBlocks; j++) {
                             if (fiveBits) {
-                                fourTokens5(w.data(), cols + (long) j * BLOCK * columnBytes(type), 8 * s + j, input, t0,
+                                fourTokens5(w.data(), cols + (long) j * BLOCK * columnBytes(type), 8 * c + j, input, t0,
                                         t1, t2, t3, sums, 8 * j * HALF_GROUP);
                             } else {
-                                IntegerProducts.fourTokens(w.data(), cols + (long) j * BLOCK * COLUMN_BYTES, 8 * s + j,
+                                IntegerProducts.fourTokens(w.data(), cols + (long) j * BLOCK * COLUMN_BYTES, 8 * c + j,
                                         input, t0, t1, t2, t3, sums, 8 * j * HALF_GROUP);
                             }
                         }
                     }
-                    accumulate(fiveBits, rowScales, 8 * s, supers * 8, input, t0, t1, t2, t3, count, sums, acc,
+                    accumulate(fiveBits, rowScales, 8 * c, subBlocks, blocks, input, t0, t1, t2, t3, count, sums, acc,
                             t0 * GROUP_ROWS);
                 }
             }
             int first = Math.max(rowStart, g * GROUP_ROWS);
             int end = Math.min(rowEnd, (g + 1) * GROUP_ROWS);
             IntegerProducts.storeRows(acc, g * GROUP_ROWS, out, w.rows(), 0, tokens, first, end);
+        }
+    }
+
+    /**
+     * Q4_1 and Q5_1: the rows' d and -m of the {@code subBlocks} blocks of the chunk whose header
+     * is at {@code at}, where q4kRowScales puts d * sc and dmin * m: block j's d from index
+     * {@code j * GROUP_ROWS}, its -m 8 groups of rows later.
+     */
+    private static void blockRowScales(MemorySegment w, long at, int subBlocks, float[] into) {
+        for (int j = 0; j < subBlocks; j++) {
+            for (int i = 0; i < 4; i++) {
+                long d = at + (long) j * BLOCK_HEADER_BYTES + 2L * FL * i;
+                ((IntVector) ShortVector.fromMemorySegment(VectorKernels.HALF_SHORTS, w, d, NATIVE)
+                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF)
+                        .reinterpretAsFloats().mul(0x1p112f).intoArray(into, j * GROUP_ROWS + i * FL);
+                ((IntVector) ShortVector.fromMemorySegment(VectorKernels.HALF_SHORTS, w, d + 2L * GROUP_ROWS, NATIVE)
+                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF)
+                        .reinterpretAsFloats().mul(-0x1p112f).intoArray(into, (8 + j) * GROUP_ROWS + i * FL);
+            }
         }
     }
 
@@ -251,10 +346,11 @@ final class Q4KProducts {
      * {@link #accumulate}'s: in this method their FMAs stayed calls to their allocating fallbacks
      * in about 1 JVM in 10 (12 KB a 256 x 256 product).
      */
-    private static void oneToken(MemorySegment w, long columns, int b0, MatmulInput input, int token, short[] sums) {
+    private static void oneToken(MemorySegment w, long columns, int b0, int subBlocks, MatmulInput input, int token,
+                                 short[] sums) {
         MemorySegment xq = input.quantised;
         long xAt = 2L * token * input.columns + 2L * BLOCK * b0;
-        for (int j = 0; j < 8; j++) {
+        for (int j = 0; j < subBlocks; j++) {
             long first = columns + (long) j * BLOCK * COLUMN_BYTES;
             long xb = xAt + 2L * BLOCK * j;
             ShortVector low = ShortVector.zero(SHORTS), high = low;
@@ -275,11 +371,12 @@ final class Q4KProducts {
      * over the rows whose fifth bit is set (|H| <= 32 * 127), masked adds from each column's
      * bits, into {@code sums[FIFTHS + 8 * j * HALF_GROUP ..]}.
      */
-    private static void oneToken5(MemorySegment w, long columns, int b0, MatmulInput input, int token, short[] sums) {
+    private static void oneToken5(MemorySegment w, long columns, int b0, int subBlocks, MatmulInput input, int token,
+                                  short[] sums) {
         MemorySegment xq = input.quantised;
         long xAt = 2L * token * input.columns + 2L * BLOCK * b0;
         int stride = COLUMN_BYTES + FIFTH_BYTES;
-        for (int j = 0; j < 8; j++) {
+        for (int j = 0; j < subBlocks; j++) {
             long first = columns + (long) j * BLOCK * stride;
             long xb = xAt + 2L * BLOCK * j;
             ShortVector low = ShortVector.zero(SHORTS), high = low, lowFifth = low, highFifth = low;
@@ -378,8 +475,9 @@ final class Q4KProducts {
      * registers across the super-block: the same operations for a token alone or in a pass;
      * {@code rowScales} as q4kRowScales leaves them; token t's accumulators from {@code acc[accAt + t * GROUP_ROWS]}.
      */
-    private static void accumulate(boolean fiveBits, float[] rowScales, int b0, int blocks, MatmulInput input, int t0,
-                                   int t1, int t2, int t3, int count, short[] sums, float[] acc, int accAt) {
+    private static void accumulate(boolean fiveBits, float[] rowScales, int b0, int subBlocks, int blocks,
+                                   MatmulInput input, int t0, int t1, int t2, int t3, int count, short[] sums, float[] acc,
+                                   int accAt) {
         for (int t = 0; t < count; t++) {
             int token = t == 0 ? t0 : t == 1 ? t1 : t == 2 ? t2 : t3;
             int a = accAt + t * GROUP_ROWS;
@@ -387,7 +485,7 @@ final class Q4KProducts {
             FloatVector a1 = FloatVector.fromArray(F, acc, a + FL);
             FloatVector a2 = FloatVector.fromArray(F, acc, a + 2 * FL);
             FloatVector a3 = FloatVector.fromArray(F, acc, a + 3 * FL);
-            for (int j = 0; j < 8; j++) {
+            for (int j = 0; j < subBlocks; j++) {
                 int b = token * blocks + b0 + j;
                 short correction = input.quantisedCorrections[b];
                 float dx = input.quantisedScales[b];

@@ -110,7 +110,7 @@ final class VectorKernels implements Kernels {
      * makes those 4 rows one sequential stream, which the hardware prefetchers follow much better
      * than 4 short streams a row apart (Q8_0 decode over 576-value rows: 6.0 -> 10.6 GB/s on one
      * core; Q4_K over 2,048-value rows: 7.1 -> 12.3 GB/s on two, KernelBench). Q8_0, Q4_0 and
-     * (of whole super-blocks) Q3_K, Q4_K, Q5_K and Q6_K matrices are stored in column-major groups instead
+     * Q4_1, Q5_1 and (of whole super-blocks) Q3_K, Q4_K, Q5_K and Q6_K matrices are stored in column-major groups instead
      * ({@link #columnMajor}); other K-quant rows are interleaved only when they are whole
      * super-blocks. Float rows (F32, F16, BF16) a vector at a time,
      * padded to the kernels' row length (F16 decode over 2,048-value rows: 14.5 -> 23 GB/s on one
@@ -120,15 +120,9 @@ final class VectorKernels implements Kernels {
     public int rowGroup(DType type, long rows, long columns) {
         return switch (type) {
             case Q8_0 -> Q8Products.GROUP_ROWS;
-            case Q4_0 -> IntegerProducts.GROUP_ROWS;
-            case Q4_1, Q5_0, Q5_1 -> rows >= TILE_ROWS ? TILE_ROWS : 1;
-            case Q4_K -> IntegerProducts.handles(type, columns) ? IntegerProducts.GROUP_ROWS
-                    : rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
-            case Q6_K -> IntegerProducts.handles(type, columns) ? IntegerProducts.GROUP_ROWS
-                    : rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
-            case Q5_K -> IntegerProducts.handles(type, columns) ? IntegerProducts.GROUP_ROWS
-                    : rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
-            case Q3_K -> IntegerProducts.handles(type, columns) ? IntegerProducts.GROUP_ROWS
+            case Q4_0, Q4_1, Q5_1 -> IntegerProducts.GROUP_ROWS;
+            case Q5_0 -> rows >= TILE_ROWS ? TILE_ROWS : 1;
+            case Q3_K, Q4_K, Q5_K, Q6_K -> IntegerProducts.handles(type, columns) ? IntegerProducts.GROUP_ROWS
                     : rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
             case Q2_K, IQ4_XS -> rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
             case IQ4_NL -> rows >= TILE_ROWS ? TILE_ROWS : 1;
@@ -149,7 +143,7 @@ final class VectorKernels implements Kernels {
     }
 
     /**
-     * Q4_0, Q3_K, Q4_K, Q5_K and Q6_K matrices take the integer kernels ({@link IntegerProducts}): the 8-bit
+     * Q4_0, Q4_1, Q5_1, Q3_K, Q4_K, Q5_K and Q6_K matrices take the integer kernels ({@link IntegerProducts}): the 8-bit
      * activations they need cost a few times less than converting every weight to a float. All of
      * them (the K-quants: of whole super-blocks), however few their rows (padded to a group), so that
      * whether a product's input is quantised depends on the weight's type and shape alone. Q8_0

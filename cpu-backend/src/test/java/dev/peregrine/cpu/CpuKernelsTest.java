@@ -71,13 +71,15 @@ class CpuKernelsTest {
         int b = type.blockSize();
         int[] columnCounts = type.isQuantized() ? new int[] {b, 3 * b, 5 * b, 67 * b} : new int[] {37, 257, 16, 1040};
         for (int columns : columnCounts) {
-            // 3 outputs: fewer rows than a group of 4 (Q8_0 and Q4_0 pad it, Q4_1 keeps the file's layout).
+            // 3 outputs: fewer rows than a group (the column-major types pad it, IQ4_NL keeps the file's layout).
             for (int outputs : new int[] {3, 19, 70}) {
                 Tensor t = tensor(type, columns, outputs);
                 float[] w = Dequant.toFloat(t); // the reference dequantisation
                 Weight weight = backend.upload(t);
-                // Column-major Q8_0 keeps float activations; the other column-major types quantise them.
-                boolean activationsQuantised = ((CpuWeight) weight).columnMajor() && type != DType.Q8_0;
+                // Column-major Q8_0 (Q5_0 is kept as Q8_0) keeps float activations; the other
+                // column-major types quantise them.
+                CpuWeight held = (CpuWeight) weight;
+                boolean activationsQuantised = held.columnMajor() && held.type() != DType.Q8_0;
                 for (int rows : new int[] {1, 2, 3, 7, 17}) {
                     float[] x = randoms(rows * columns);
                     Buffer out = backend.allocate((long) rows * outputs);
@@ -408,6 +410,58 @@ class CpuKernelsTest {
                             terms.accept(d * Dequant.q4kScale(data, blockAt + 4, j) * products * dx);
                             terms.accept(-dmin * Dequant.q4kMin(data, blockAt + 4, j) * sum * dx);
                         }
+                    }
+                });
+            }
+        }
+    }
+
+    /**
+     * The integer Q4_1 and Q5_1 kernels against their definition, computed independently: x
+     * quantised as for Q4_0, then per block of 32 the exact integer sums of q * xq and of xq, and
+     * dx * (d * sum(q * xq) + m * sum(xq)) in doubles. Row 0's stored values all 0, row 1's all at
+     * their maximum (15, 31), row 2's d and m at the ends of the halves the kernels convert; rows of
+     * 18 blocks end in a chunk of 2 (the kernels take 8 blocks at a time).
+     */
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"Q4_1", "Q5_1"})
+    void q41IntegerProductsEqualTheirDefinition(DType type) {
+        CpuBackend backend = backend(VectorKernels::new);
+        int blockBytes = type.blockBytes();
+        boolean fiveBits = type == DType.Q5_1;
+        int nibblesAt = fiveBits ? 8 : 4;
+        for (int columns : new int[] {32, 96, 576, 4096}) {
+            int blocks = columns / 32;
+            for (int outputs : new int[] {3, 64, 65, 130}) {
+                Tensor t = tensor(type, columns, outputs);
+                MemorySegment data = t.data();
+                for (int b = 0; b < blocks; b++) {
+                    for (int i = 4; i < blockBytes; i++) {
+                        data.set(ValueLayout.JAVA_BYTE, (long) blockBytes * b + i, (byte) 0);
+                        data.set(ValueLayout.JAVA_BYTE, (long) blockBytes * (blocks + b) + i, (byte) 0xFF);
+                    }
+                    long blockAt = (long) blockBytes * (2 * blocks + b);
+                    data.set(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt, HALF_EDGES[b % HALF_EDGES.length]);
+                    data.set(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt + 2, HALF_EDGES[(b + 3) % HALF_EDGES.length]);
+                }
+                assertIntegerProducts(backend, t, columns, outputs, (x, r, o, terms) -> {
+                    for (int b = 0; b < blocks; b++) {
+                        long blockAt = (long) blockBytes * (o * blocks + b);
+                        double d = Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt));
+                        double m = Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt + 2));
+                        int qh = fiveBits ? data.get(ValueLayout.JAVA_INT_UNALIGNED, blockAt + 4) : 0;
+                        int first = r * columns + 32 * b;
+                        long products = 0;
+                        long sum = 0;
+                        for (int i = 0; i < 32; i++) {
+                            int packed = data.get(ValueLayout.JAVA_BYTE, blockAt + nibblesAt + i % 16) & 0xFF;
+                            int q = (i < 16 ? packed & 15 : packed >>> 4) + (qh >>> i & 1) * 16;
+                            products += q * quantised(x, first, i);
+                            sum += quantised(x, first, i);
+                        }
+                        double dx = blockScale(x, first);
+                        terms.accept(d * products * dx);
+                        terms.accept(m * sum * dx);
                     }
                 });
             }
