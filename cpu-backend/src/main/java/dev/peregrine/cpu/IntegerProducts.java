@@ -177,8 +177,8 @@ final class IntegerProducts {
     }
 
     /**
-     * Row {@code row} as floats, as {@code Dequant} makes them: (q - 8) * d for Q4_0, (d * sc) * q
-     * - dmin * m for Q4_K, (d * sc) * (q - 32) for Q6_K.
+     * Row {@code row} as floats, as {@code Dequant} makes them: (q - 8) * d for Q4_0, the other
+     * types' in their classes.
      */
     static void decodeRow(CpuWeight w, int row, MemorySegment out, long outIndex) {
         if (w.type() == DType.Q3_K) {

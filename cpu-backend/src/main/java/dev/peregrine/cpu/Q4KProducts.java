@@ -43,8 +43,8 @@ import jdk.incubator.vector.VectorOperators;
  * GB/s; in L2 no different), though the loop was the same.
  *
  * <p>Arithmetic: the 16-bit sums are Q4_0's, S = sum of (q - 8) * xq over a sub-block's nibbles,
- * exact for the same reason; Q5_K adds H = sum of xq over the rows whose fifth bit is set (masked
- * adds, |H| <= 32 * 127). Each accumulator then takes {@code fma(P, (d * sc) * dx, acc)} with P =
+ * exact for the same reason; Q5_K and Q5_1 add H = sum of xq over the rows whose fifth bit is set
+ * (masked adds, |H| <= 32 * 127). Each accumulator then takes {@code fma(P, (d * sc) * dx, acc)} with P =
  * S + 8 * sum xq (+ 16 H), the exact sum of q * xq as a float, and {@code fma(dmin * m, -(sum xq)
  * * dx, acc)}, per sub-block (d * sc and dmin * m are exact in floats); Q4_1 and Q5_1 the same
  * with d for d * sc and -m for dmin * m.
@@ -367,7 +367,7 @@ final class Q4KProducts {
     }
 
     /**
-     * Q5_K's {@link #oneToken}: besides the nibbles' sums, per sub-block the 16-bit sums H of xq
+     * Q5_K's and Q5_1's {@link #oneToken}: besides the nibbles' sums, per sub-block the 16-bit sums H of xq
      * over the rows whose fifth bit is set (|H| <= 32 * 127), masked adds from each column's
      * bits, into {@code sums[FIFTHS + 8 * j * HALF_GROUP ..]}.
      */
@@ -399,7 +399,7 @@ final class Q4KProducts {
     }
 
     /**
-     * Q5_K's {@link IntegerProducts#fourTokens}: sub-block {@code b}'s 32 columns (from byte
+     * Q5_K's and Q5_1's {@link IntegerProducts#fourTokens}: sub-block {@code b}'s 32 columns (from byte
      * {@code columns}) against four tokens, each column's nibbles and bits read once for the four;
      * token t's nibble sums into {@code sums[at + 2 t HALF_GROUP ..]}, its fifth sums as
      * {@link #oneToken5} leaves them, {@code FIFTHS} later.
@@ -463,7 +463,7 @@ final class Q4KProducts {
         highFifth3.intoArray(sums, FIFTHS + at + 7 * HALF_GROUP);
     }
 
-    /** A Q5_K column's fifth bits (row r: bit r) from byte {@code at}. */
+    /** A Q5_K or Q5_1 column's fifth bits (row r: bit r) from byte {@code at}. */
     private static long fifthBits(MemorySegment w, long at) {
         return FIFTH_BYTES == 8 ? w.get(LE_LONG, at) : w.get(LE_INT, at) & 0xFFFFFFFFL;
     }

@@ -263,19 +263,21 @@ class CpuKernelsTest {
     }
 
     /**
-     * Q8_0 rows kept as in the file ({@code peregrine.cpu.copyWeights=false}) take the tile kernel
-     * for one token and the 4-token row kernel for 2-16: against the dequantised float64 product,
-     * and each token's outputs the same bits alone as in a batch.
+     * Quantised rows kept as in the file ({@code peregrine.cpu.copyWeights=false}) take the row
+     * kernels on float activations (Q8_0: the tile kernel for one token, the 4-token row kernel for
+     * 2-16), which copied matrices of most types no longer reach: against the dequantised float64
+     * product, and each token's outputs the same bits alone as in a batch.
      */
-    @Test
-    void q8RowsInTheFilesLayoutMatchTheReferenceAndAreBatchInvariant() {
+    @ParameterizedTest
+    @MethodSource("quantisedTypes")
+    void rowsInTheFilesLayoutMatchTheReferenceAndAreBatchInvariant(DType type) {
         VectorKernels kernels = new VectorKernels();
-        int columns = 7 * 32;
+        int columns = 3 * type.blockSize() + (type.blockSize() == 32 ? 4 * 32 : 0);
         int outputs = 13;
-        Tensor t = tensor(DType.Q8_0, columns, outputs);
+        Tensor t = tensor(type, columns, outputs);
         float[] w = Dequant.toFloat(t);
-        CpuWeight inPlace = new CpuWeight("w", DType.Q8_0, outputs, columns, t.data(), DType.Q8_0.bytesFor(columns), 1,
-                DType.Q8_0.blockBytes(), false, null);
+        CpuWeight inPlace = new CpuWeight("w", type, outputs, columns, t.data(), type.bytesFor(columns), 1,
+                type.blockBytes(), false, null);
         ThreadScratch scratch = new ThreadScratch();
         for (int tokens : new int[] {1, 2, 3, 5, 17}) {
             float[] x = randoms(tokens * columns);
@@ -294,14 +296,18 @@ class CpuKernelsTest {
                 }
                 for (int o = 0; o < outputs; o++) {
                     float got = out.getAtIndex(ValueLayout.JAVA_FLOAT, (long) r * outputs + o);
-                    assertThat((double) got).as("%d tokens: token %d row %d", tokens, r, o)
+                    assertThat((double) got).as("%s %d tokens: token %d row %d", type, tokens, r, o)
                             .isCloseTo(dot(w, o * columns, x, r * columns, columns),
                                     within(tolerance(w, o * columns, x, r * columns, columns)));
                     assertThat(Float.floatToRawIntBits(alone.getAtIndex(ValueLayout.JAVA_FLOAT, o)))
-                            .as("%d tokens: token %d row %d alone", tokens, r, o).isEqualTo(Float.floatToRawIntBits(got));
+                            .as("%s %d tokens: token %d row %d alone", type, tokens, r, o).isEqualTo(Float.floatToRawIntBits(got));
                 }
             }
         }
+    }
+
+    static Stream<DType> quantisedTypes() {
+        return Stream.of(DType.values()).filter(DType::isQuantized);
     }
 
     /** An infinite or NaN scale of a matrix kept as Q8_0 is refused at load, naming the tensor, row and block. */
