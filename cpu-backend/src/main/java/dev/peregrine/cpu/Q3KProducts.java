@@ -36,8 +36,10 @@ import jdk.incubator.vector.VectorOperators;
  * <p>Arithmetic: per sub-block of 16 columns and token, L = sum of l * xq (|L| <= 3 * 127 * 16) and
  * N = sum of xq over the rows whose h' is set (masked adds, |N| <= 127 * 16), both exact in 16-bit
  * lanes; then per (row, token) {@code fma(L - 4 N, (d * (sc - 32)) * dx, acc)}, sub-block after
- * sub-block, L - 4 N being the exact sum of q * xq and d * (sc - 32) exact in a float. The same
- * operations for a token alone and in passes of four, so batch-invariant as Q4_0's.
+ * sub-block, L - 4 N being the exact sum of q * xq and d * (sc - 32) exact in a float. Passes of
+ * four tokens read a super-block unpacked once into q as shorts and leave L = that exact sum, N =
+ * 0: the same 16-bit values, then the same float operations as for a token alone, so
+ * batch-invariant as Q4_0's.
  */
 final class Q3KProducts {
     /** A super-block's header: the rows' d, then 16 sub-blocks' sc - 32 (a signed byte a row); Q6_K's. */
@@ -139,12 +141,18 @@ final class Q3KProducts {
         float[] acc = scratch.tileSums(Math.max(4, tokens) * GROUP_ROWS);
         short[] sums = scratch.shortSums(4 * 16 * SUB_BLOCK_SUMS);
         float[] rowScales = scratch.blockScales(16 * GROUP_ROWS);
+        short[] values = tokens > 1 ? scratch.unpacked(SUPER_BLOCK * GROUP_ROWS) : null;
         for (int g = rowStart / GROUP_ROWS; g * GROUP_ROWS < rowEnd; g++) {
             java.util.Arrays.fill(acc, 0, Math.max(4, tokens) * GROUP_ROWS, 0f);
             for (int s = 0; s < supers; s++) {
                 long pairs = pairsAt(g, s, supers);
                 // Once per super-block for all passes; its weights stay in L1 from pass to pass.
                 Q6KProducts.rowScales(w.data(), headerAt(w.rows(), g, s, supers), rowScales);
+                if (tokens > 1) {
+                    // Several tokens: the super-block's values unpacked once (L1/L2), then passes of
+                    // 4 tokens over them.
+                    unpack(w.data(), pairs, values);
+                }
                 for (int t0 = 0; t0 < tokens; t0 += 4) {
                     int count = Math.min(4, tokens - t0);
                     // A short pass repeats its last token; those results are not stored.
@@ -156,8 +164,7 @@ final class Q3KProducts {
                         oneToken(w.data(), pairs, column, input, t0, sums);
                     } else {
                         for (int j = 0; j < 16; j++) {
-                            fourTokens(w.data(), pairs + 8L * j * PAIR_BYTES, column + 16L * j, input, t0, t1, t2, t3,
-                                    sums, j * SUB_BLOCK_SUMS);
+                            fourTokens(values, j, column + 16L * j, input, t0, t1, t2, t3, sums, j * SUB_BLOCK_SUMS);
                         }
                     }
                     accumulate(rowScales, 8 * s, blocks, input, t0, t1, t2, t3, count, sums, acc, t0 * GROUP_ROWS);
@@ -208,11 +215,34 @@ final class Q3KProducts {
     }
 
     /**
-     * Sub-block j (its 8 pairs of columns from byte {@code pairs}; input column {@code column} on)
-     * against four tokens, each pair read once for the four: token t's L and N into
-     * {@code sums[at + t * 16 * SUB_BLOCK_SUMS ..]}, as oneToken leaves them.
+     * A Q3_K super-block's 256 columns of a group (128 pairs from byte {@code pairs}) unpacked to
+     * q = l - 4 h' as shorts, column c's rows from {@code values[c * GROUP_ROWS]}.
      */
-    private static void fourTokens(MemorySegment w, long pairs, long column, MatmulInput input, int t0, int t1, int t2,
+    private static void unpack(MemorySegment w, long pairs, short[] values) {
+        for (int p = 0; p < SUPER_BLOCK / 2; p++) {
+            long pair = pairs + (long) p * PAIR_BYTES;
+            ShortVector q = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair, NATIVE)
+                    .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
+            long bits0 = bits(w, pair + HALF_GROUP);
+            long bits1 = bits(w, pair + HALF_GROUP + BITS_BYTES);
+            int c = 2 * p * GROUP_ROWS;
+            q.and((short) 3).sub((short) 4, VectorMask.fromLong(SHORTS, bits0)).intoArray(values, c);
+            q.lanewise(VectorOperators.LSHR, 2).and((short) 3).sub((short) 4, VectorMask.fromLong(SHORTS, bits0 >>> HALF_GROUP))
+                    .intoArray(values, c + HALF_GROUP);
+            q.lanewise(VectorOperators.LSHR, 4).and((short) 3).sub((short) 4, VectorMask.fromLong(SHORTS, bits1))
+                    .intoArray(values, c + GROUP_ROWS);
+            q.lanewise(VectorOperators.LSHR, 6).sub((short) 4, VectorMask.fromLong(SHORTS, bits1 >>> HALF_GROUP))
+                    .intoArray(values, c + GROUP_ROWS + HALF_GROUP);
+        }
+    }
+
+    /**
+     * Sub-block {@code j} (16 columns, unpacked into {@code values} by unpack; input column
+     * {@code column} on) against four tokens: token t's sums of q * xq (|sum| <= 4 * 127 * 16, exact)
+     * into {@code sums[at + t * 16 * SUB_BLOCK_SUMS ..]} where oneToken leaves L, and zeros where it
+     * leaves N, so that accumulate's L - 4 N is the same exact sum.
+     */
+    private static void fourTokens(short[] values, int j, long column, MatmulInput input, int t0, int t1, int t2,
                                    int t3, short[] sums, int at) {
         MemorySegment xq = input.quantised;
         long row = 2L * input.columns;
@@ -220,22 +250,14 @@ final class Q3KProducts {
         long x0 = t0 * row + xc, x1 = t1 * row + xc, x2 = t2 * row + xc, x3 = t3 * row + xc;
         ShortVector low0 = ShortVector.zero(SHORTS), high0 = low0, low1 = low0, high1 = low0;
         ShortVector low2 = low0, high2 = low0, low3 = low0, high3 = low0;
-        ShortVector lowMinus0 = low0, highMinus0 = low0, lowMinus1 = low0, highMinus1 = low0;
-        ShortVector lowMinus2 = low0, highMinus2 = low0, lowMinus3 = low0, highMinus3 = low0;
-        for (int c = 0; c < 16; c++) { // a column at a time: each pair's byte read twice, from L1
-            long pair = pairs + (long) (c / 2) * PAIR_BYTES;
-            int shift = 4 * (c % 2);
-            ShortVector q = ((ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair, NATIVE)
-                    .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0)).lanewise(VectorOperators.LSHR, shift);
-            long bits = bits(w, pair + HALF_GROUP + (long) (c % 2) * BITS_BYTES);
-            VectorMask<Short> lowBits = VectorMask.fromLong(SHORTS, bits);
-            VectorMask<Short> highBits = VectorMask.fromLong(SHORTS, bits >>> HALF_GROUP);
-            ShortVector low = q.and((short) 3);
-            ShortVector high = q.lanewise(VectorOperators.LSHR, 2).and((short) 3);
-            ShortVector v0 = ShortVector.broadcast(SHORTS, xq.get(SHORT, x0 + 2L * c));
-            ShortVector v1 = ShortVector.broadcast(SHORTS, xq.get(SHORT, x1 + 2L * c));
-            ShortVector v2 = ShortVector.broadcast(SHORTS, xq.get(SHORT, x2 + 2L * c));
-            ShortVector v3 = ShortVector.broadcast(SHORTS, xq.get(SHORT, x3 + 2L * c));
+        int first = 16 * j * GROUP_ROWS;
+        for (int c = 0; c < 16; c++) {
+            ShortVector low = ShortVector.fromArray(SHORTS, values, first + c * GROUP_ROWS);
+            ShortVector high = ShortVector.fromArray(SHORTS, values, first + c * GROUP_ROWS + HALF_GROUP);
+            short v0 = xq.get(SHORT, x0 + 2L * c);
+            short v1 = xq.get(SHORT, x1 + 2L * c);
+            short v2 = xq.get(SHORT, x2 + 2L * c);
+            short v3 = xq.get(SHORT, x3 + 2L * c);
             low0 = low.mul(v0).add(low0);
             high0 = high.mul(v0).add(high0);
             low1 = low.mul(v1).add(low1);
@@ -244,32 +266,19 @@ final class Q3KProducts {
             high2 = high.mul(v2).add(high2);
             low3 = low.mul(v3).add(low3);
             high3 = high.mul(v3).add(high3);
-            lowMinus0 = lowMinus0.add(v0, lowBits);
-            highMinus0 = highMinus0.add(v0, highBits);
-            lowMinus1 = lowMinus1.add(v1, lowBits);
-            highMinus1 = highMinus1.add(v1, highBits);
-            lowMinus2 = lowMinus2.add(v2, lowBits);
-            highMinus2 = highMinus2.add(v2, highBits);
-            lowMinus3 = lowMinus3.add(v3, lowBits);
-            highMinus3 = highMinus3.add(v3, highBits);
         }
         int token = 16 * SUB_BLOCK_SUMS;
         low0.intoArray(sums, at);
         high0.intoArray(sums, at + HALF_GROUP);
-        lowMinus0.intoArray(sums, at + 2 * HALF_GROUP);
-        highMinus0.intoArray(sums, at + 3 * HALF_GROUP);
         low1.intoArray(sums, at + token);
         high1.intoArray(sums, at + token + HALF_GROUP);
-        lowMinus1.intoArray(sums, at + token + 2 * HALF_GROUP);
-        highMinus1.intoArray(sums, at + token + 3 * HALF_GROUP);
         low2.intoArray(sums, at + 2 * token);
         high2.intoArray(sums, at + 2 * token + HALF_GROUP);
-        lowMinus2.intoArray(sums, at + 2 * token + 2 * HALF_GROUP);
-        highMinus2.intoArray(sums, at + 2 * token + 3 * HALF_GROUP);
         low3.intoArray(sums, at + 3 * token);
         high3.intoArray(sums, at + 3 * token + HALF_GROUP);
-        lowMinus3.intoArray(sums, at + 3 * token + 2 * HALF_GROUP);
-        highMinus3.intoArray(sums, at + 3 * token + 3 * HALF_GROUP);
+        for (int t = 0; t < 4; t++) {
+            java.util.Arrays.fill(sums, at + t * token + 2 * HALF_GROUP, at + t * token + 4 * HALF_GROUP, (short) 0);
+        }
     }
 
     /** A column's h' bits (row r: bit r) from byte {@code at}. */
