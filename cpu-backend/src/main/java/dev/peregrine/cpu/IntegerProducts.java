@@ -86,14 +86,14 @@ final class IntegerProducts {
      * rows of whole super-blocks (all that llama.cpp writes).
      */
     static boolean handles(DType type, long columns) {
-        return type == DType.Q4_0 || type == DType.Q4_1 || type == DType.Q5_1 || (type == DType.Q3_K
+        return type == DType.Q4_0 || type == DType.Q4_1 || type == DType.Q5_1 || (type == DType.Q2_K || type == DType.Q3_K
                 || type == DType.Q4_K || type == DType.Q5_K || type == DType.Q6_K) && columns % SUPER_BLOCK == 0;
     }
 
     /** Bytes of the column-major copy of a matrix. */
     static long bytes(DType type, int rows, int columns) {
         return switch (type) {
-            case Q3_K -> (long) groups(rows) * (columns / SUPER_BLOCK) * Q3KProducts.BLOCK_BYTES;
+            case Q2_K, Q3_K -> (long) groups(rows) * (columns / SUPER_BLOCK) * Q3KProducts.blockBytes(type);
             case Q4_K, Q5_K, Q4_1, Q5_1 -> Q4KProducts.bytes(type, rows, columns);
             case Q6_K -> (long) groups(rows) * (columns / SUPER_BLOCK) * Q6KProducts.BLOCK_BYTES;
             default -> (long) groups(rows) * (columns / BLOCK) * BLOCK_BYTES;
@@ -124,8 +124,8 @@ final class IntegerProducts {
      */
     static void copyGroup(DType type, String tensor, MemorySegment from, long rowBytes, int rows, int columns,
                           MemorySegment to, int group) {
-        if (type == DType.Q3_K) {
-            Q3KProducts.copyGroup(tensor, from, rowBytes, rows, columns, to, group);
+        if (type == DType.Q2_K || type == DType.Q3_K) {
+            Q3KProducts.copyGroup(type, tensor, from, rowBytes, rows, columns, to, group);
             return;
         }
         if (Q4KProducts.handles(type)) {
@@ -181,7 +181,7 @@ final class IntegerProducts {
      * types' in their classes.
      */
     static void decodeRow(CpuWeight w, int row, MemorySegment out, long outIndex) {
-        if (w.type() == DType.Q3_K) {
+        if (w.type() == DType.Q2_K || w.type() == DType.Q3_K) {
             Q3KProducts.decodeRow(w, row, out, outIndex);
             return;
         }
@@ -252,7 +252,7 @@ final class IntegerProducts {
      */
     static void matmul(MatmulInput input, CpuWeight w, MemorySegment out, int tokens, int rowStart, int rowEnd,
                        ThreadScratch scratch) {
-        if (w.type() == DType.Q3_K) {
+        if (w.type() == DType.Q2_K || w.type() == DType.Q3_K) {
             Q3KProducts.matmul(input, w, out, tokens, rowStart, rowEnd, scratch);
             return;
         }

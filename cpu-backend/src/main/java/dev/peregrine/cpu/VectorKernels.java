@@ -122,9 +122,9 @@ final class VectorKernels implements Kernels {
             case Q8_0 -> Q8Products.GROUP_ROWS;
             case Q4_0, Q4_1, Q5_1 -> IntegerProducts.GROUP_ROWS;
             case Q5_0 -> rows >= TILE_ROWS ? TILE_ROWS : 1;
-            case Q3_K, Q4_K, Q5_K, Q6_K -> IntegerProducts.handles(type, columns) ? IntegerProducts.GROUP_ROWS
+            case Q2_K, Q3_K, Q4_K, Q5_K, Q6_K -> IntegerProducts.handles(type, columns) ? IntegerProducts.GROUP_ROWS
                     : rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
-            case Q2_K, IQ4_XS -> rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
+            case IQ4_XS -> rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
             case IQ4_NL -> rows >= TILE_ROWS ? TILE_ROWS : 1;
             case F32, F16, BF16 -> rows >= TILE_ROWS ? TILE_ROWS : 1;
         };

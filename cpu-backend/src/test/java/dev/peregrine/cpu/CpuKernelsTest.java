@@ -523,6 +523,62 @@ class CpuKernelsTest {
         }
     }
 
+    /**
+     * The integer Q2_K kernels against their definition, computed independently: x quantised as
+     * for Q4_0, then per sub-block of 16 the exact integer sums of l * xq and of xq, and dx * (d *
+     * sc * sum(l * xq) - dmin * m * sum(xq)) in doubles. Row 0's values all 0, row 1's all 3, row
+     * 2's d and dmin at the ends of the halves the kernels convert, row 3's scales and mins 0, row
+     * 4's 15.
+     */
+    @Test
+    void q2kIntegerProductsEqualTheirDefinition() {
+        CpuBackend backend = backend(VectorKernels::new);
+        int blockBytes = DType.Q2_K.blockBytes();
+        for (int columns : new int[] {256, 768, 4096}) {
+            int supers = columns / 256;
+            for (int outputs : new int[] {5, 64, 65, 130}) {
+                Tensor t = tensor(DType.Q2_K, columns, outputs);
+                MemorySegment data = t.data();
+                for (int s = 0; s < supers; s++) {
+                    for (int i = 16; i < 80; i++) {
+                        data.set(ValueLayout.JAVA_BYTE, (long) blockBytes * s + i, (byte) 0);
+                        data.set(ValueLayout.JAVA_BYTE, (long) blockBytes * (supers + s) + i, (byte) 0xFF);
+                    }
+                    long blockAt = (long) blockBytes * (2 * supers + s);
+                    data.set(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt + 80, HALF_EDGES[s % HALF_EDGES.length]);
+                    data.set(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt + 82, HALF_EDGES[(s + 2) % HALF_EDGES.length]);
+                    for (int i = 0; i < 16; i++) {
+                        data.set(ValueLayout.JAVA_BYTE, (long) blockBytes * (3 * supers + s) + i, (byte) 0);
+                        data.set(ValueLayout.JAVA_BYTE, (long) blockBytes * (4 * supers + s) + i, (byte) 0xFF);
+                    }
+                }
+                assertIntegerProducts(backend, t, columns, outputs, (x, r, o, terms) -> {
+                    for (int s = 0; s < supers; s++) {
+                        long blockAt = (long) blockBytes * (o * supers + s);
+                        double d = Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt + 80));
+                        double dmin = Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, blockAt + 82));
+                        for (int j = 0; j < 16; j++) {
+                            int first = r * columns + 256 * s + 32 * (j / 2);
+                            long products = 0;
+                            long sum = 0;
+                            for (int i = 0; i < 16; i++) {
+                                int v = 16 * j + i; // within the super-block
+                                int low = data.get(ValueLayout.JAVA_BYTE, blockAt + 16 + 32 * (v / 128) + v % 32) >>> 2 * (v % 128 / 32) & 3;
+                                long xq = quantised(x, first, 16 * (j % 2) + i);
+                                products += low * xq;
+                                sum += xq;
+                            }
+                            int packed = data.get(ValueLayout.JAVA_BYTE, blockAt + j) & 0xFF;
+                            double dx = blockScale(x, first);
+                            terms.accept(d * (packed & 15) * products * dx);
+                            terms.accept(-dmin * (packed >>> 4) * sum * dx);
+                        }
+                    }
+                });
+            }
+        }
+    }
+
     /** An infinite or NaN Q3_K scale d is refused at load, naming the tensor, row and super-block. */
     @Test
     void q3kNonFiniteScalesAreRefusedAtLoad() {

@@ -35,7 +35,7 @@ import org.junit.jupiter.params.provider.ValueSource;
  * reference's; it must stay within {@value #TOLERANCE}. Quantised weights dequantise to the same
  * values in both paths, so the only differences are float32 rounding in the real path.
  *
- * <p>Except where products quantise their input to 8 bits (Q4_0, Q4_1, Q5_1, Q3_K, Q4_K, Q5_K and Q6_K matrices on the
+ * <p>Except where products quantise their input to 8 bits (Q4_0, Q4_1, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K matrices on the
  * CPU backend, as in llama.cpp; the reference rounds those inputs too,
  * {@link ReferenceLlama#QUANTISED_ACTIVATIONS}):
  * there an activation within float32 rounding of a boundary between two 8-bit steps may round the

@@ -69,7 +69,7 @@ final class ReferenceLlama {
      * activations quantised to 8 bits per block of 32, as llama.cpp's CPU backend does for every
      * quantised type: the reference rounds the input of a product with such a matrix the same way.
      */
-    static final Set<DType> QUANTISED_ACTIVATIONS = EnumSet.of(DType.Q4_0, DType.Q4_1, DType.Q5_1, DType.Q3_K,
+    static final Set<DType> QUANTISED_ACTIVATIONS = EnumSet.of(DType.Q4_0, DType.Q4_1, DType.Q5_1, DType.Q2_K, DType.Q3_K,
             DType.Q4_K, DType.Q5_K, DType.Q6_K);
     /** The matrices (by identity) whose products take their input quantised, see {@link #QUANTISED_ACTIVATIONS}. */
     private final Set<double[]> quantisedInputs = Collections.newSetFromMap(new IdentityHashMap<>());
