@@ -109,10 +109,10 @@ final class VectorKernels implements Kernels {
      * Quantised rows are read 4 at a time (see matrixVector); interleaving them block by block
      * makes those 4 rows one sequential stream, which the hardware prefetchers follow much better
      * than 4 short streams a row apart (Q8_0 decode over 576-value rows: 6.0 -> 10.6 GB/s on one
-     * core; Q4_K over 2,048-value rows: 7.1 -> 12.3 GB/s on two, KernelBench). Q8_0, Q4_0 and
-     * Q4_1, Q5_1 and (of whole super-blocks) Q3_K, Q4_K, Q5_K and Q6_K matrices are stored in column-major groups instead
-     * ({@link #columnMajor}); other K-quant rows are interleaved only when they are whole
-     * super-blocks. Float rows (F32, F16, BF16) a vector at a time,
+     * core; Q4_K over 2,048-value rows: 7.1 -> 12.3 GB/s on two, KernelBench). Q8_0, Q4_0, Q4_1,
+     * Q5_1 and (of whole super-blocks) Q2_K, Q3_K, Q4_K, Q5_K and Q6_K matrices are stored in
+     * column-major groups instead ({@link #columnMajor}); IQ4_XS rows are interleaved only when
+     * they are whole super-blocks. Float rows (F32, F16, BF16) a vector at a time,
      * padded to the kernels' row length (F16 decode over 2,048-value rows: 14.5 -> 23 GB/s on one
      * core with the finite-only conversion).
      */
