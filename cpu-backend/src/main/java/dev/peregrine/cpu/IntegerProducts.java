@@ -100,7 +100,8 @@ final class IntegerProducts {
         };
     }
 
-    private static int groups(int rows) {
+    /** Groups of {@link #GROUP_ROWS} rows (the last padded) of a column-major copy. */
+    static int groups(int rows) {
         return (rows + GROUP_ROWS - 1) / GROUP_ROWS;
     }
 
@@ -109,9 +110,20 @@ final class IntegerProducts {
         return ((long) g * blocks + b) * COLUMNS_BYTES;
     }
 
-    /** Byte offset of block {@code b}'s scales in group {@code g} of a Q4_0 copy: after every group's columns. */
+    /** Byte offset of block {@code b}'s scales in group {@code g} of a Q4_0 copy. */
     private static long scalesAt(int rows, int g, int b, int blocks) {
-        return (long) groups(rows) * blocks * COLUMNS_BYTES + ((long) g * blocks + b) * SCALE_BYTES;
+        return headerAt(rows, (long) blocks * COLUMNS_BYTES, g, b, blocks, SCALE_BYTES);
+    }
+
+    /**
+     * Byte offset of header {@code h} of group {@code g} in a column-major copy of {@code rows}
+     * rows laid out as every one here is: first every group's columns ({@code groupColumnBytes} a
+     * group), so that a group's columns are one unbroken stream, then every group's
+     * {@code headers} headers (scales, super-block headers) of {@code headerBytes} each, group after
+     * group.
+     */
+    static long headerAt(int rows, long groupColumnBytes, int g, int h, int headers, int headerBytes) {
+        return groups(rows) * groupColumnBytes + ((long) g * headers + h) * headerBytes;
     }
 
     /**

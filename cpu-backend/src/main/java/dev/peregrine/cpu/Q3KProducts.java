@@ -85,8 +85,8 @@ final class Q3KProducts {
     }
 
     private static long headerAt(DType type, int rows, int g, int s, int supers) {
-        long groups = (rows + GROUP_ROWS - 1) / GROUP_ROWS;
-        return groups * supers * SUPER_BLOCK / 2 * pairBytes(type) + ((long) g * supers + s) * headerBytes(type);
+        return IntegerProducts.headerAt(rows, (long) supers * SUPER_BLOCK / 2 * pairBytes(type), g, s, supers,
+                headerBytes(type));
     }
 
     /**

@@ -94,9 +94,8 @@ final class Q4KProducts {
 
     /** Bytes of the copy of a matrix: every group's columns, then a header per chunk of 8 blocks. */
     static long bytes(DType type, int rows, int columns) {
-        long groups = (rows + GROUP_ROWS - 1) / GROUP_ROWS;
         int blocks = columns / BLOCK;
-        return groups * ((long) columns * columnBytes(type) + (long) chunks(blocks) * headerBytes(type));
+        return IntegerProducts.groups(rows) * ((long) columns * columnBytes(type) + (long) chunks(blocks) * headerBytes(type));
     }
 
     /** Chunks of (up to) 8 blocks of 32 columns: a K-quant's super-blocks. */
@@ -111,8 +110,8 @@ final class Q4KProducts {
 
     /** Byte offset of chunk {@code c}'s header in group {@code g}: after every group's columns. */
     private static long headerAt(DType type, int rows, int g, int c, int blocks) {
-        long groups = (rows + GROUP_ROWS - 1) / GROUP_ROWS;
-        return groups * blocks * BLOCK * columnBytes(type) + ((long) g * chunks(blocks) + c) * headerBytes(type);
+        return IntegerProducts.headerAt(rows, (long) blocks * BLOCK * columnBytes(type), g, c, chunks(blocks),
+                headerBytes(type));
     }
 
     /**

@@ -62,8 +62,7 @@ final class Q6KProducts {
      * columns, so that a group's columns are one unbroken stream (see Q4KProducts).
      */
     private static long headerAt(int rows, int g, int s, int supers) {
-        long groups = (rows + GROUP_ROWS - 1) / GROUP_ROWS;
-        return groups * supers * PAIRS_BYTES + ((long) g * supers + s) * HEADER_BYTES;
+        return IntegerProducts.headerAt(rows, (long) supers * PAIRS_BYTES, g, s, supers, HEADER_BYTES);
     }
 
     /**

@@ -69,9 +69,9 @@ final class Q8Products {
         return (long) groups(rows) * GROUP_ROWS * columns / BLOCK * Q8_BLOCK_BYTES;
     }
 
-    /** Byte offset of the scales in the copy (after every group's columns). */
-    private static long scalesAt(int rows, int columns) {
-        return (long) groups(rows) * GROUP_ROWS * columns;
+    /** Byte offset of group {@code g}'s scales in the copy (after every group's columns). */
+    private static long scalesAt(int rows, int columns, int g) {
+        return IntegerProducts.headerAt(rows, (long) GROUP_ROWS * columns, g, 0, 1, columns / BLOCK * GROUP_ROWS * 2);
     }
 
     /**
@@ -87,7 +87,7 @@ final class Q8Products {
                           MemorySegment to, int group) {
         int blocks = columns / BLOCK;
         int blockBytes = type.blockBytes();
-        long scales = scalesAt(rows, columns) + (long) group * blocks * GROUP_ROWS * 2;
+        long scales = scalesAt(rows, columns, group);
         long values = (long) group * columns * GROUP_ROWS;
         for (int j = 0; j < GROUP_ROWS; j++) {
             int row = group * GROUP_ROWS + j;
@@ -127,7 +127,7 @@ final class Q8Products {
         int columns = w.columns();
         int group = row / GROUP_ROWS;
         int lane = row % GROUP_ROWS;
-        long scales = scalesAt(w.rows(), columns) + (long) group * (columns / BLOCK) * GROUP_ROWS * 2;
+        long scales = scalesAt(w.rows(), columns, group);
         long values = (long) group * columns * GROUP_ROWS;
         MemorySegment data = w.data();
         for (int c = 0; c < columns; c++) {
@@ -150,14 +150,13 @@ final class Q8Products {
         int columns = w.columns();
         int firstGroup = rowStart / GROUP_ROWS;
         int endGroup = (rowEnd + GROUP_ROWS - 1) / GROUP_ROWS;
-        long scales = scalesAt(w.rows(), columns);
         int blocks = columns / BLOCK;
         float[] x = input.rows;
         if (tokens == 1) {
             float[] sums = scratch.lanes((endGroup - firstGroup) * GROUP_ROWS);
             float[] d = scratch.blockScales(blocks * GROUP_ROWS);
             for (int g = firstGroup; g < endGroup; g++) {
-                groupScales(w.data(), scales + (long) g * blocks * GROUP_ROWS * 2, blocks, d);
+                groupScales(w.data(), scalesAt(w.rows(), columns, g), blocks, d);
                 oneGroup(w.data(), (long) g * columns * GROUP_ROWS, d, columns, x, sums, (g - firstGroup) * GROUP_ROWS);
             }
             IntegerProducts.storeRows(sums, firstGroup * GROUP_ROWS, out, w.rows(), 0, 1, rowStart, rowEnd);
@@ -169,7 +168,7 @@ final class Q8Products {
         for (int g = firstGroup; g < endGroup; g++) {
             int first = Math.max(rowStart, g * GROUP_ROWS);
             int end = Math.min(rowEnd, (g + 1) * GROUP_ROWS);
-            groupScales(w.data(), scales + (long) g * blocks * GROUP_ROWS * 2, blocks, d);
+            groupScales(w.data(), scalesAt(w.rows(), columns, g), blocks, d);
             // The group's weights come from memory in the first pass and from L2 in the others
             // (8,192 columns: 544 KB).
             for (int t0 = 0; t0 < tokens; t0 += PASS_TOKENS) {

@@ -143,7 +143,7 @@ final class VectorKernels implements Kernels {
     }
 
     /**
-     * Q4_0, Q4_1, Q5_1, Q3_K, Q4_K, Q5_K and Q6_K matrices take the integer kernels ({@link IntegerProducts}): the 8-bit
+     * Q4_0, Q4_1, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K matrices take the integer kernels ({@link IntegerProducts}): the 8-bit
      * activations they need cost a few times less than converting every weight to a float. All of
      * them (the K-quants: of whole super-blocks), however few their rows (padded to a group), so that
      * whether a product's input is quantised depends on the weight's type and shape alone. Q8_0
@@ -181,7 +181,7 @@ final class VectorKernels implements Kernels {
     // weight rows dequantised to floats, then per (row, token) one FMA chain of vectors over the
     // whole row, in column order, whose lanes are summed once at the end in a fixed order
     // (addLaneSums). The tile kernel keeps its chains in memory between column chunks. The
-    // column-major products (IntegerProducts, Q4KProducts, Q6KProducts, Q8Products) have their own
+    // column-major products (IntegerProducts, Q3KProducts, Q4KProducts, Q6KProducts, Q8Products) have their own
     // fixed arithmetic, the same for every token count.
 
     @Override
