@@ -39,10 +39,6 @@ final class CpuBackend implements Backend {
      */
     private static final boolean COPY_WEIGHTS =
             Boolean.parseBoolean(System.getProperty("peregrine.cpu.copyWeights", "true"));
-    /** Four F16 lanes of a 64-bit word: their exponent bits, each lane's 1, each lane's top bit (see requireFinite). */
-    private static final long EXPONENTS = 0x7C007C007C007C00L;
-    private static final long LANE_ONES = 0x0001000100010001L;
-    private static final long LANE_TOPS = 0x8000800080008000L;
 
     private final Arena arena = Arena.ofShared();
     private final WorkerPool pool;
@@ -155,7 +151,7 @@ final class CpuBackend implements Backend {
             rowBytes = stored.bytesFor(columns);
         } else if (group > 1) {
             long copyRowBytes = type.bytesFor(kernels.copiedColumns(type, (int) columns));
-            data = interleave(t.name(), data, (int) rows, rowBytes, copyRowBytes, group, unitBytes, type == DType.F16);
+            data = interleave(data, (int) rows, rowBytes, copyRowBytes, group, unitBytes);
             rowBytes = copyRowBytes;
         } else if (rows > 1 && COPY_WEIGHTS && HostMemory.hugePages() && t.rowsAreBlockAligned()) {
             // The file's mapping has 4 KB pages; streaming the weights from a huge-page copy
@@ -168,20 +164,23 @@ final class CpuBackend implements Backend {
     }
 
     /**
-     * The column-major copy {@link Q8Products} or {@link IntegerProducts} reads of the {@code type}
+     * The column-major copy {@link Q8Products}, {@link HalfProducts} or {@link IntegerProducts} reads of the {@code type}
      * rows {@code data}, kept as {@code stored}; a group of rows per task.
      */
     private MemorySegment columnMajor(DType type, DType stored, String name, MemorySegment data, int rows, int columns,
                                       long rowBytes) {
         boolean q8 = stored == DType.Q8_0;
-        MemorySegment copy = HostMemory.allocate(arena,
-                q8 ? Q8Products.bytes(rows, columns) : IntegerProducts.bytes(type, rows, columns));
+        boolean halves = stored == DType.F16 || stored == DType.BF16;
+        MemorySegment copy = HostMemory.allocate(arena, q8 ? Q8Products.bytes(rows, columns)
+                : halves ? HalfProducts.bytes(rows, columns) : IntegerProducts.bytes(type, rows, columns));
         HostMemory.prefault(data);
-        int groups = q8 ? Q8Products.groups(rows) : (rows + IntegerProducts.GROUP_ROWS - 1) / IntegerProducts.GROUP_ROWS;
+        int groups = (rows + IntegerProducts.GROUP_ROWS - 1) / IntegerProducts.GROUP_ROWS;
         pool.parallelFor(groups, 1, (long) rows * rowBytes, (start, end, thread) -> {
             for (int g = start; g < end; g++) {
                 if (q8) {
                     Q8Products.copyGroup(type, name, data, rowBytes, rows, columns, copy, g);
+                } else if (halves) {
+                    HalfProducts.copyGroup(type, name, data, rowBytes, rows, columns, copy, g);
                 } else {
                     IntegerProducts.copyGroup(type, name, data, rowBytes, rows, columns, copy, g);
                 }
@@ -195,10 +194,10 @@ final class CpuBackend implements Backend {
      * the copy) with each run of {@code group} rows stored unit by unit (the layout {@link CpuWeight}
      * describes), the last run padded with zero rows and each row's last unit with zero bytes. One
      * pass over the weights at load, split across the pool's threads; the file's pages are then no
-     * longer read. With {@code finiteHalves} (F16) each row is checked by {@link #requireFinite}.
+     * longer read.
      */
-    private MemorySegment interleave(String name, MemorySegment data, int rows, long rowBytes, long copyRowBytes,
-                                     int group, long unitBytes, boolean finiteHalves) {
+    private MemorySegment interleave(MemorySegment data, int rows, long rowBytes, long copyRowBytes, int group,
+                                     long unitBytes) {
         int groups = (rows + group - 1) / group;
         MemorySegment copy = HostMemory.allocate(arena, (long) groups * group * copyRowBytes);
         HostMemory.prefault(data);
@@ -210,36 +209,9 @@ final class CpuBackend implements Backend {
                     copyBlock(data, from + u * unitBytes, copy, to + u * group * unitBytes,
                             (int) Math.min(unitBytes, rowBytes - u * unitBytes));
                 }
-                if (finiteHalves) {
-                    requireFinite(name, data, r, from, (int) (rowBytes / 2)); // the row is in cache now
-                }
             }
         });
         return copy;
-    }
-
-    /**
-     * Refuses an F16 row (row {@code row}, {@code columns} halves from byte {@code at}) holding an
-     * infinity or a NaN: the row kernels of interleaved F16 matrices convert only finite halves (5
-     * vector operations instead of 9; such a weight would make every product it enters infinite or
-     * NaN anyway, and llama.cpp's optional tensor check refuses it too). Four halves at a time: a
-     * lane whose exponent bits are all ones becomes zero after the XOR.
-     */
-    private static void requireFinite(String name, MemorySegment data, int row, long at, int columns) {
-        int c = 0;
-        for (; c + 4 <= columns; c += 4) {
-            long x = (data.get(ValueLayout.JAVA_LONG_UNALIGNED, at + 2L * c) & EXPONENTS) ^ EXPONENTS;
-            if (((x - LANE_ONES) & ~x & LANE_TOPS) != 0) {
-                break;
-            }
-        }
-        for (; c < columns; c++) {
-            short half = data.get(ValueLayout.JAVA_SHORT_UNALIGNED, at + 2L * c);
-            if ((half & 0x7C00) == 0x7C00) {
-                throw new ModelFormatException(name + ": the F16 value at row " + row + ", column " + c + " is "
-                        + ((half & 0x3FF) == 0 ? "infinite" : "NaN"));
-            }
-        }
     }
 
     /** A copy of {@code data} in {@link HostMemory}, 2 MB pieces split across the pool's threads. */

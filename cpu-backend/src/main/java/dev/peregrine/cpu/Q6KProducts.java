@@ -194,7 +194,7 @@ final class Q6KProducts {
      * q - 32 as shorts, column c's rows from {@code values[c * GROUP_ROWS]}.
      */
     private static void unpackQ6K(MemorySegment w, long pairs, short[] values) {
-        for (int p = 0; p < SUPER_BLOCK / 2; p++) { // offsets linear in p (see VectorKernels.rowsHalf)
+        for (int p = 0; p < SUPER_BLOCK / 2; p++) { // offsets linear in p (see HalfProducts.oneGroup)
             long pair = pairs + (long) p * PAIR_BYTES;
             ShortVector n0 = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair, NATIVE)
                     .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
@@ -246,7 +246,7 @@ final class Q6KProducts {
             IntVector i0 = IntVector.zero(I), i1 = i0, i2 = i0, i3 = i0;
             for (int half = 0; half < 2; half++) {
                 ShortVector low = ShortVector.zero(SHORTS), high = low;
-                // A pair of columns a pass (offsets linear in the counter, see VectorKernels.rowsHalf): the
+                // A pair of columns a pass (offsets linear in the counter, see HalfProducts.oneGroup): the
                 // first's top bits are bits 0-3 of the shared byte, the second's bits 4-7.
                 long run = pairs + (long) (8 * j + 4 * half) * PAIR_BYTES;
                 long xRun = xb + 2L * (16 * j + 8 * half);

@@ -184,7 +184,7 @@ final class Q8Products {
 
     /**
      * The scales of one group's blocks (from byte {@code scales}) as floats into {@code d}, block
-     * after block, {@code GROUP_ROWS} each (the finite-only conversion of VectorKernels.rowsHalf).
+     * after block, {@code GROUP_ROWS} each (the finite-only conversion of HalfProducts).
      */
     private static void groupScales(MemorySegment w, long scales, int blocks, float[] d) {
         for (int i = 0; i < blocks * GROUP_ROWS; i += FL) {
@@ -197,7 +197,7 @@ final class Q8Products {
     /**
      * One token against one group (columns from byte {@code values}, its scales as floats in
      * {@code d}): the sums of its rows into {@code sums} from index {@code at}. One loop over the
-     * columns with offsets linear in the counter (from 1, as in VectorKernels.rowsHalf); a block's
+     * columns with offsets linear in the counter (from 1, as in HalfProducts.oneGroup); a block's
      * scales are loaded into registers at its first column. Converting them there from the halves
      * instead, or one loop over several groups parking each group's sums at its end, was compiled
      * by C2 with the sums spilled to the stack in about one JVM run of four (decode 2x slower);

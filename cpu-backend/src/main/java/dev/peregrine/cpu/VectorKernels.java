@@ -55,15 +55,12 @@ final class VectorKernels implements Kernels {
 
     /** ggml blocks of 32 values: Q8_0 = f16 scale + 32 bytes, Q4_0 = f16 scale + 16 bytes. */
     private static final int BLOCK = 32;
-    /** Rows of a pass of one token's product over grouped rows: three reductions of 16 in registers. */
-    private static final int ONE_TOKEN_PASS_ROWS = 48;
     /**
      * Float rows (F32, F16, BF16) are interleaved too, in groups of 4, a vector's worth of
      * values at a time (32 bytes of F16 at 512 bits), so that their decode reads one stream too;
      * the kernels step through a group's units with these constant strides, for the reason above.
      */
     static final int UNIT = FL;
-    private static final int HALF_GROUP_UNIT_BYTES = 4 * 2 * UNIT;
     private static final int F32_GROUP_UNIT_BYTES = 4 * 4 * UNIT;
     /** K-quant super-blocks: 256 values; Q4_K = 144 bytes, Q6_K = 210 bytes (layouts in DType). */
     private static final int K_BLOCK = 256;
@@ -126,7 +123,8 @@ final class VectorKernels implements Kernels {
                     : rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
             case IQ4_XS -> rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
             case IQ4_NL -> rows >= TILE_ROWS ? TILE_ROWS : 1;
-            case F32, F16, BF16 -> rows >= TILE_ROWS ? TILE_ROWS : 1;
+            case F16, BF16 -> HalfProducts.GROUP_ROWS;
+            case F32 -> rows >= TILE_ROWS ? TILE_ROWS : 1;
         };
     }
 
@@ -151,7 +149,7 @@ final class VectorKernels implements Kernels {
      */
     @Override
     public boolean columnMajor(DType type, long rows, long columns) {
-        return type == DType.Q8_0 || IntegerProducts.handles(type, columns);
+        return type == DType.Q8_0 || type == DType.F16 || type == DType.BF16 || IntegerProducts.handles(type, columns);
     }
 
     /**
@@ -192,18 +190,19 @@ final class VectorKernels implements Kernels {
         input.paddedColumns = padded(n);
         boolean quantised = false;
         boolean floats = false;
-        boolean q8Columns = false;
+        boolean floatColumns = false;
         for (int i = 0; i < count; i++) {
-            boolean q8 = weights[i].columnMajor() && weights[i].type() == DType.Q8_0;
-            q8Columns |= q8;
-            quantised |= weights[i].columnMajor() && !q8;
+            boolean floatActivations = weights[i].columnMajor() && !weights[i].type().isQuantized()
+                    || weights[i].columnMajor() && weights[i].type() == DType.Q8_0;
+            floatColumns |= floatActivations;
+            quantised |= weights[i].columnMajor() && !floatActivations;
             floats |= !weights[i].columnMajor();
         }
         if (quantised) {
             IntegerProducts.quantise(input, x, tokens, n);
         }
-        // Q8Products reads the heap copy, one token too.
-        boolean heapRows = floats && tokens > 1 || q8Columns;
+        // Q8Products and HalfProducts read the heap copy, one token too.
+        boolean heapRows = floats && tokens > 1 || floatColumns;
         if (floats && tokens <= ROW_KERNEL_TOKENS) {
             // Few tokens: every thread reads the same zero-padded copies (whatever the type: a
             // grouped matmul prepares once for weights of several types).
@@ -229,14 +228,12 @@ final class VectorKernels implements Kernels {
                        ThreadScratch scratch) {
         if (w.columnMajor() && w.type() == DType.Q8_0) {
             Q8Products.matmul(input, w, out, tokens, rowStart, rowEnd, scratch);
+        } else if (w.columnMajor() && (w.type() == DType.F16 || w.type() == DType.BF16)) {
+            HalfProducts.matmul(input, w, out, tokens, rowStart, rowEnd, scratch);
         } else if (w.columnMajor()) {
             IntegerProducts.matmul(input, w, out, tokens, rowStart, rowEnd, scratch);
         } else if (tokens == 1 && hasRowKernel(w)) {
-            if (w.type() == DType.F16 || w.type() == DType.BF16) {
-                matrixVectorGroups(input, w, out, rowStart, rowEnd, scratch);
-            } else {
-                matrixVector(input, w, out, 0, 1, rowStart, rowEnd, scratch);
-            }
+            matrixVector(input, w, out, 0, 1, rowStart, rowEnd, scratch);
         } else if (tokens > 1 && tokens <= ROW_KERNEL_TOKENS && hasTokensRowKernel(w)) {
             // Passes of nearly equal size: 5 tokens as 3 + 2, not 4 + 1.
             int passes = (tokens + TILE_TOKENS - 1) / TILE_TOKENS;
@@ -251,32 +248,29 @@ final class VectorKernels implements Kernels {
     }
 
     /**
-     * Whether one token's product has its own kernel below: every type Peregrine loads has, but
-     * the one-token float kernels read rows interleaved in groups of 4, so such rows kept as in
-     * the file ({@code peregrine.cpu.copyWeights=false}, or fewer than 4 rows) take the tile
-     * kernel, whose values are the same; so do Q8_0 rows kept as in the file (a copied Q8_0
-     * matrix is column-major and takes {@link Q8Products}).
+     * Whether one token's product has its own kernel below: the quantised types' rows in the
+     * file's layout have; F32's one-token kernel reads rows interleaved in groups of 4, so F32
+     * rows kept as in the file ({@code peregrine.cpu.copyWeights=false}, or fewer than 4 rows)
+     * take the tile kernel, whose values are the same; so do Q8_0, F16 and BF16 rows kept as in
+     * the file (copied, such matrices are column-major and take {@link Q8Products} or
+     * {@link HalfProducts}).
      */
     private static boolean hasRowKernel(CpuWeight w) {
         return switch (w.type()) {
             case Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, Q2_K, Q3_K, IQ4_NL, IQ4_XS -> true;
-            case F32, F16, BF16 -> w.rowGroup() == TILE_ROWS;
-            case Q8_0 -> false;
+            case F32 -> w.rowGroup() == TILE_ROWS;
+            case Q8_0, F16, BF16 -> false;
         };
     }
 
     /** Whether products of 2 to 16 tokens have row kernels below, 4 tokens a pass (else they take the tile kernel). */
     private static boolean hasTokensRowKernel(CpuWeight w) {
-        return switch (w.type()) {
-            case Q8_0 -> true;
-            case F16, BF16 -> w.rowGroup() == TILE_ROWS;
-            default -> false;
-        };
+        return w.type() == DType.Q8_0;
     }
 
     /**
-     * Tokens {@code t0 .. t0 + count - 1} (at most 4; one for decode, except Q8_0's, F16's and
-     * BF16's, which {@link #matrixVectorGroups} takes) of the prepared input: four weight rows at
+     * Tokens {@code t0 .. t0 + count - 1} (at most 4; several only for Q8_0 rows in the file's
+     * layout) of the prepared input: four weight rows at
      * a time, each converted to floats in registers and met by one FMA chain per token; the
      * arithmetic is the tile kernel's, value for value. Each weight byte is read from memory once
      * per call: four streams at a time, or one for rows interleaved in groups (then a range that
@@ -313,7 +307,6 @@ final class VectorKernels implements Kernels {
             java.util.Arrays.fill(sums, 0, TILE_ROWS * perRow, 0f);
             if (count > 1) {
                 switch (w.type()) {
-                    case F16, BF16 -> rowsHalfTokens(w.type() == DType.BF16, data, o0, x, x0, x1, x2, x3, kp, sums, lanes);
                     case Q8_0 -> rowsQ8Tokens(data, o0, o1, o2, o3, stride, x, x0, x1, x2, x3, kp, sums, lanes);
                     default -> throw new IllegalStateException("no row kernel for several tokens of " + w.type());
                 }
@@ -356,7 +349,7 @@ final class VectorKernels implements Kernels {
     private static void rowsF32(MemorySegment w, long group, MemorySegment x, int to, float[] sums, float[] lanes) {
         FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
         int units = to / UNIT;
-        for (int u = 1; u <= units; u++) { // from 1: see rowsHalf
+        for (int u = 1; u <= units; u++) { // from 1: see HalfProducts.oneGroup
             long o0 = group + (u - 1) * (long) F32_GROUP_UNIT_BYTES, o1 = o0 + 4L * UNIT, o2 = o1 + 4L * UNIT, o3 = o2 + 4L * UNIT;
             FloatVector v = FloatVector.fromMemorySegment(F, x, (u - 1) * (4L * UNIT), NATIVE);
             c0 = FloatVector.fromMemorySegment(F, w, o0, LE).fma(v, c0);
@@ -369,91 +362,6 @@ final class VectorKernels implements Kernels {
         c2.intoArray(lanes, 2 * FL);
         c3.intoArray(lanes, 3 * FL);
         addLaneSums(lanes, sums, 0, 4);
-    }
-
-    /*
-     * The one-token kernel of grouped rows below (F16/BF16) reads {@code groups} consecutive
-     * groups from byte {@code first} in one loop over the groups' units, which lie one after
-     * another. Offsets linear in an int counter with a constant stride let C2 check the segment's
-     * bounds once per call (a b / BLOCK index or a variable stride defeats that; it doubled the
-     * time); the counter starts at 1 because a load at exactly the counter's offset also kept every
-     * check in the loop (C2 in JDK 25; with u - 1 the checks go). At a row's end the group's chains
-     * are parked in {@code lanes} (row r of the call at {@code lanes[r * FL]}) and the next group's
-     * start from zero.
-     */
-
-    /**
-     * F16 or BF16 rows, groups of 4 interleaved in units: halves widened to int lanes, then
-     * converted exactly to floats; IEEE halves as {@link #decodeF16} does for finite ones (the
-     * backend refuses an interleaved F16 matrix with an infinity or a NaN at load, which saves 4 of
-     * 9 vector operations a vector). The conversion is written out in each loop: a helper taking or
-     * returning a vector, even a small one, pushes the Vector API's own calls past C2's inlining
-     * depth, and its vectors are then boxed on the heap.
-     */
-    private static void rowsHalf(boolean bf16, MemorySegment w, long first, int groups, MemorySegment x, int to,
-                                 float[] lanes) {
-        long rowEnd = 4L * to;
-        long xAt = 0;
-        int at = 0;
-        FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
-        int units = groups * (to / UNIT);
-        if (bf16) {
-            for (int u = 1; u <= units; u++) {
-                long o0 = first + (u - 1) * (long) HALF_GROUP_UNIT_BYTES, o1 = o0 + 2L * UNIT, o2 = o1 + 2L * UNIT, o3 = o2 + 2L * UNIT;
-                FloatVector v = FloatVector.fromMemorySegment(F, x, xAt, NATIVE);
-                c0 = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, w, o0, LE).convertShape(VectorOperators.S2I, I, 0))
-                        .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(v, c0);
-                c1 = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, w, o1, LE).convertShape(VectorOperators.S2I, I, 0))
-                        .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(v, c1);
-                c2 = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, w, o2, LE).convertShape(VectorOperators.S2I, I, 0))
-                        .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(v, c2);
-                c3 = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, w, o3, LE).convertShape(VectorOperators.S2I, I, 0))
-                        .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(v, c3);
-                xAt += 4L * UNIT;
-                if (xAt == rowEnd) {
-                    c0.intoArray(lanes, at);
-                    c1.intoArray(lanes, at + FL);
-                    c2.intoArray(lanes, at + 2 * FL);
-                    c3.intoArray(lanes, at + 3 * FL);
-                    c0 = FloatVector.zero(F);
-                    c1 = c0;
-                    c2 = c0;
-                    c3 = c0;
-                    at += 4 * FL;
-                    xAt = 0;
-                }
-            }
-        } else {
-            for (int u = 1; u <= units; u++) {
-                long o0 = first + (u - 1) * (long) HALF_GROUP_UNIT_BYTES, o1 = o0 + 2L * UNIT, o2 = o1 + 2L * UNIT, o3 = o2 + 2L * UNIT;
-                FloatVector v = FloatVector.fromMemorySegment(F, x, xAt, NATIVE);
-                IntVector b0 = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, w, o0, LE)
-                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF);
-                IntVector b1 = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, w, o1, LE)
-                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF);
-                IntVector b2 = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, w, o2, LE)
-                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF);
-                IntVector b3 = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, w, o3, LE)
-                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF);
-                c0 = b0.reinterpretAsFloats().mul(0x1p112f).fma(v, c0);
-                c1 = b1.reinterpretAsFloats().mul(0x1p112f).fma(v, c1);
-                c2 = b2.reinterpretAsFloats().mul(0x1p112f).fma(v, c2);
-                c3 = b3.reinterpretAsFloats().mul(0x1p112f).fma(v, c3);
-                xAt += 4L * UNIT;
-                if (xAt == rowEnd) {
-                    c0.intoArray(lanes, at);
-                    c1.intoArray(lanes, at + FL);
-                    c2.intoArray(lanes, at + 2 * FL);
-                    c3.intoArray(lanes, at + 3 * FL);
-                    c0 = FloatVector.zero(F);
-                    c1 = c0;
-                    c2 = c0;
-                    c3 = c0;
-                    at += 4 * FL;
-                    xAt = 0;
-                }
-            }
-        }
     }
 
     /**
@@ -530,120 +438,6 @@ final class VectorKernels implements Kernels {
     }
 
     /**
-     * {@link #rowsHalf} for 4 tokens at once, as {@link #rowsQ8Tokens} is for Q8_0, reading its
-     * group from one offset at the group's constant stride as rowsHalf does (measured as fast as
-     * with the 4 rows' offsets and the stride as arguments, and simpler).
-     */
-    private static void rowsHalfTokens(boolean bf16, MemorySegment w, long group, MemorySegment x, long x0, long x1,
-                                       long x2, long x3, int to, float[] sums, float[] lanes) {
-        FloatVector c00 = FloatVector.zero(F), c01 = c00, c02 = c00, c03 = c00;
-        FloatVector c10 = c00, c11 = c00, c12 = c00, c13 = c00;
-        FloatVector c20 = c00, c21 = c00, c22 = c00, c23 = c00;
-        FloatVector c30 = c00, c31 = c00, c32 = c00, c33 = c00;
-        int units = to / UNIT;
-        for (int u = 1; u <= units; u++) { // from 1, offsets linear in u: see rowsHalf
-            long o0 = group + (u - 1) * (long) HALF_GROUP_UNIT_BYTES, o1 = o0 + 2L * UNIT, o2 = o1 + 2L * UNIT, o3 = o2 + 2L * UNIT;
-            FloatVector w0, w1, w2, w3;
-            if (bf16) {
-                w0 = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, w, o0, LE).convertShape(VectorOperators.S2I, I, 0))
-                        .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
-                w1 = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, w, o1, LE).convertShape(VectorOperators.S2I, I, 0))
-                        .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
-                w2 = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, w, o2, LE).convertShape(VectorOperators.S2I, I, 0))
-                        .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
-                w3 = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, w, o3, LE).convertShape(VectorOperators.S2I, I, 0))
-                        .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
-            } else {
-                IntVector b0 = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, w, o0, LE)
-                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF);
-                IntVector b1 = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, w, o1, LE)
-                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF);
-                IntVector b2 = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, w, o2, LE)
-                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF);
-                IntVector b3 = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, w, o3, LE)
-                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF);
-                w0 = b0.reinterpretAsFloats().mul(0x1p112f);
-                w1 = b1.reinterpretAsFloats().mul(0x1p112f);
-                w2 = b2.reinterpretAsFloats().mul(0x1p112f);
-                w3 = b3.reinterpretAsFloats().mul(0x1p112f);
-            }
-            long xc = (u - 1) * (4L * UNIT);
-            FloatVector v = FloatVector.fromMemorySegment(F, x, x0 + xc, NATIVE);
-            c00 = w0.fma(v, c00);
-            c10 = w1.fma(v, c10);
-            c20 = w2.fma(v, c20);
-            c30 = w3.fma(v, c30);
-            v = FloatVector.fromMemorySegment(F, x, x1 + xc, NATIVE);
-            c01 = w0.fma(v, c01);
-            c11 = w1.fma(v, c11);
-            c21 = w2.fma(v, c21);
-            c31 = w3.fma(v, c31);
-            v = FloatVector.fromMemorySegment(F, x, x2 + xc, NATIVE);
-            c02 = w0.fma(v, c02);
-            c12 = w1.fma(v, c12);
-            c22 = w2.fma(v, c22);
-            c32 = w3.fma(v, c32);
-            v = FloatVector.fromMemorySegment(F, x, x3 + xc, NATIVE);
-            c03 = w0.fma(v, c03);
-            c13 = w1.fma(v, c13);
-            c23 = w2.fma(v, c23);
-            c33 = w3.fma(v, c33);
-        }
-        // Chain (r, t) at lanes[(r * 4 + t) * FL] (a helper taking the vectors would box them).
-        c00.intoArray(lanes, 0);
-        c01.intoArray(lanes, FL);
-        c02.intoArray(lanes, 2 * FL);
-        c03.intoArray(lanes, 3 * FL);
-        c10.intoArray(lanes, 4 * FL);
-        c11.intoArray(lanes, 5 * FL);
-        c12.intoArray(lanes, 6 * FL);
-        c13.intoArray(lanes, 7 * FL);
-        c20.intoArray(lanes, 8 * FL);
-        c21.intoArray(lanes, 9 * FL);
-        c22.intoArray(lanes, 10 * FL);
-        c23.intoArray(lanes, 11 * FL);
-        c30.intoArray(lanes, 12 * FL);
-        c31.intoArray(lanes, 13 * FL);
-        c32.intoArray(lanes, 14 * FL);
-        c33.intoArray(lanes, 15 * FL);
-        addLaneSums(lanes, sums, 0, 16);
-    }
-
-    /**
-     * One token of rows interleaved in groups (F16's and BF16's of {@link #TILE_ROWS}):
-     * {@link #ONE_TOKEN_PASS_ROWS} rows a pass, whose groups one kernel call reads in one loop
-     * (they lie one after another), their chains then summed together 16 rows at a time in
-     * registers. A call, a reduction through memory and the loop's set-up per group cost 40% of the
-     * time on 576-value rows (measured on the Q8_0 kernel this replaced groups of 6 rows with). A range that starts or ends inside a group
-     * computes the whole group and stores its own rows.
-     */
-    private static void matrixVectorGroups(MatmulInput input, CpuWeight w, MemorySegment out, int rowStart, int rowEnd,
-                                           ThreadScratch scratch) {
-        int group = w.rowGroup();
-        int passGroups = ONE_TOKEN_PASS_ROWS / group;
-        float[] sums = scratch.tileSums(ONE_TOKEN_PASS_ROWS);
-        float[] lanes = scratch.lanes(ONE_TOKEN_PASS_ROWS * FL);
-        MemorySegment data = w.data();
-        MemorySegment x = input.floats;
-        int kp = input.paddedColumns;
-        int lastGroup = (rowEnd - 1) / group;
-        for (int g = rowStart / group; g <= lastGroup; g += passGroups) {
-            int groups = Math.min(passGroups, lastGroup + 1 - g);
-            int j0 = g * group;
-            long first = w.rowOffset(j0);
-            switch (w.type()) {
-                case F16, BF16 -> rowsHalf(w.type() == DType.BF16, data, first, groups, x, kp, lanes);
-                default -> throw new IllegalStateException("no grouped row kernel for " + w.type());
-            }
-            java.util.Arrays.fill(sums, 0, groups * group, 0f);
-            addLaneSums(lanes, sums, 0, groups * group);
-            for (int r = Math.max(j0, rowStart); r < Math.min(j0 + groups * group, rowEnd); r++) {
-                out.set(FLOAT, 4L * r, sums[r - j0]);
-            }
-        }
-    }
-
-    /**
      * Two rows (at o0, o1; sums added at {@code at}, {@code at + 1}) of the 32-value nibble types,
      * Q4_0, Q4_1, Q5_0 and Q5_1 (layouts in {@code DType}): a block's first 16 values sit in the
      * low nibbles of its 16 bytes, the second 16 in the high nibbles, with a fifth bit each from
@@ -665,7 +459,7 @@ final class VectorKernels implements Kernels {
         float bias = layout.bias;
         IntVector bitOfLane = IntVector.zero(I).addIndex(1);
         FloatVector c0 = FloatVector.zero(F), c1 = c0;
-        // Offsets linear in an int block counter, as in rowsHalf.
+        // Offsets linear in an int block counter, as in HalfProducts.oneGroup.
         int blocks = to / BLOCK;
         for (int blk = 0; blk < blocks; blk++) {
             long b0 = o0 + blk * stride, b1 = o1 + blk * stride;
@@ -907,7 +701,7 @@ final class VectorKernels implements Kernels {
      * up to {@code count * FL}). Not reduceLanes: its order
      * is unspecified, and the JIT's intrinsic and the interpreter's fallback differ, which would
      * make results depend on how warm the JVM is. (A helper that took the vector would box it: see
-     * {@link #rowsHalf}.)
+     * {@link HalfProducts#oneGroup}.)
      *
      * <p>The tree runs on vectors: each stage halves the vectors, every new one made of the halved
      * segments of two (exact lane selections, then one add), so up to FL sums come out in order
@@ -1085,13 +879,13 @@ final class VectorKernels implements Kernels {
         for (int chunk = rowStart; chunk < rowEnd; chunk += panelRows) {
             int count = Math.min(panelRows, rowEnd - chunk);
             int paddedCount = (count + TILE_ROWS - 1) / TILE_ROWS * TILE_ROWS;
-            boolean floatGroups = !w.type().isQuantized() && w.rowGroup() == TILE_ROWS;
+            boolean f32Groups = w.type() == DType.F32 && w.rowGroup() == TILE_ROWS;
             for (int i = 0; i < paddedCount; i++) {
-                if (floatGroups) {
-                    // Interleaved float rows: a group's 4 rows in one pass over its bytes (row by
+                if (f32Groups) {
+                    // Interleaved F32 rows: a group's 4 rows in one pass over its bytes (row by
                     // row, each pass would read every line of the group for a quarter of it).
                     if (i % TILE_ROWS == 0) {
-                        decodeFloatGroup(w, w.rowOffset(chunk + i), kp, panel, i * kp);
+                        decodeF32Group(w, w.rowOffset(chunk + i), kp, panel, i * kp);
                     }
                 } else if (i < count) {
                     decodeRange(w, w.rowOffset(chunk + i), n, scratch.panelView,
@@ -1213,8 +1007,7 @@ final class VectorKernels implements Kernels {
         long blockStride = w.blockStride();
         switch (type) {
             case F32 -> decodeF32(data, rowOffset, blockStride, count, dst, dstOffset);
-            // Interleaved F16 rows were checked finite at load (CpuBackend).
-            case F16 -> decodeF16(data, rowOffset, blockStride, count, dst, dstOffset, w.rowGroup() > 1);
+            case F16 -> decodeF16(data, rowOffset, blockStride, count, dst, dstOffset);
             case BF16 -> decodeBf16(data, rowOffset, blockStride, count, dst, dstOffset);
             case Q8_0 -> decodeQ8(data, rowOffset, blockStride, count / BLOCK, dst, dstOffset);
             case Q4_0, Q4_1, Q5_0, Q5_1 -> decodeNibbleBlocks(type, data, rowOffset, blockStride, count / BLOCK, dst, dstOffset);
@@ -1252,60 +1045,24 @@ final class VectorKernels implements Kernels {
     }
 
     /**
-     * The 4 rows of an interleaved float group (F32, F16 checked finite at load, BF16) from byte
-     * {@code group}, {@code kp} values each (their copies' padded length: zeros past the row),
-     * into 4 rows of floats {@code kp} apart from index {@code at} of {@code panel}.
+     * The 4 rows of an interleaved F32 group from byte {@code group}, {@code kp} values each (their
+     * copies' padded length: zeros past the row), into 4 rows of floats {@code kp} apart from index
+     * {@code at} of {@code panel}.
      */
-    private static void decodeFloatGroup(CpuWeight w, long group, int kp, float[] panel, int at) {
-        // One loop per type, the 4 rows written out, into the heap array: with the type's switch
-        // and a row loop inside, and stores through a memory segment view, the decoder took 12%
-        // of an F16 prefill (llama3.2-1b, 128-token chunks).
+    private static void decodeF32Group(CpuWeight w, long group, int kp, float[] panel, int at) {
+        // The 4 rows written out, into the heap array: with a row loop inside and stores through a
+        // memory segment view, the decoder took 12% of an (interleaved) F16 prefill (llama3.2-1b,
+        // 128-token chunks).
         MemorySegment data = w.data();
         int a0 = at, a1 = at + kp, a2 = at + 2 * kp, a3 = at + 3 * kp;
         int units = kp / UNIT;
-        switch (w.type()) {
-            case F32 -> {
-                for (int u = 1; u <= units; u++) { // from 1: see rowsHalf
-                    long o0 = group + (u - 1) * (long) F32_GROUP_UNIT_BYTES, o1 = o0 + 4L * UNIT, o2 = o1 + 4L * UNIT, o3 = o2 + 4L * UNIT;
-                    int c = (u - 1) * UNIT;
-                    FloatVector.fromMemorySegment(F, data, o0, LE).intoArray(panel, a0 + c);
-                    FloatVector.fromMemorySegment(F, data, o1, LE).intoArray(panel, a1 + c);
-                    FloatVector.fromMemorySegment(F, data, o2, LE).intoArray(panel, a2 + c);
-                    FloatVector.fromMemorySegment(F, data, o3, LE).intoArray(panel, a3 + c);
-                }
-            }
-            case F16 -> {
-                for (int u = 1; u <= units; u++) {
-                    long o0 = group + (u - 1) * (long) HALF_GROUP_UNIT_BYTES, o1 = o0 + 2L * UNIT, o2 = o1 + 2L * UNIT, o3 = o2 + 2L * UNIT;
-                    int c = (u - 1) * UNIT;
-                    ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, data, o0, LE).convertShape(VectorOperators.S2I, I, 0))
-                            .lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF).reinterpretAsFloats().mul(0x1p112f)
-                            .intoArray(panel, a0 + c);
-                    ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, data, o1, LE).convertShape(VectorOperators.S2I, I, 0))
-                            .lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF).reinterpretAsFloats().mul(0x1p112f)
-                            .intoArray(panel, a1 + c);
-                    ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, data, o2, LE).convertShape(VectorOperators.S2I, I, 0))
-                            .lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF).reinterpretAsFloats().mul(0x1p112f)
-                            .intoArray(panel, a2 + c);
-                    ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, data, o3, LE).convertShape(VectorOperators.S2I, I, 0))
-                            .lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF).reinterpretAsFloats().mul(0x1p112f)
-                            .intoArray(panel, a3 + c);
-                }
-            }
-            default -> {
-                for (int u = 1; u <= units; u++) {
-                    long o0 = group + (u - 1) * (long) HALF_GROUP_UNIT_BYTES, o1 = o0 + 2L * UNIT, o2 = o1 + 2L * UNIT, o3 = o2 + 2L * UNIT;
-                    int c = (u - 1) * UNIT;
-                    ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, data, o0, LE).convertShape(VectorOperators.S2I, I, 0))
-                            .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(panel, a0 + c);
-                    ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, data, o1, LE).convertShape(VectorOperators.S2I, I, 0))
-                            .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(panel, a1 + c);
-                    ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, data, o2, LE).convertShape(VectorOperators.S2I, I, 0))
-                            .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(panel, a2 + c);
-                    ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, data, o3, LE).convertShape(VectorOperators.S2I, I, 0))
-                            .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(panel, a3 + c);
-                }
-            }
+        for (int u = 1; u <= units; u++) { // from 1: see HalfProducts.oneGroup
+            long o0 = group + (u - 1) * (long) F32_GROUP_UNIT_BYTES, o1 = o0 + 4L * UNIT, o2 = o1 + 4L * UNIT, o3 = o2 + 4L * UNIT;
+            int c = (u - 1) * UNIT;
+            FloatVector.fromMemorySegment(F, data, o0, LE).intoArray(panel, a0 + c);
+            FloatVector.fromMemorySegment(F, data, o1, LE).intoArray(panel, a1 + c);
+            FloatVector.fromMemorySegment(F, data, o2, LE).intoArray(panel, a2 + c);
+            FloatVector.fromMemorySegment(F, data, o3, LE).intoArray(panel, a3 + c);
         }
     }
 
@@ -1330,11 +1087,9 @@ final class VectorKernels implements Kernels {
     /**
      * IEEE half to float in int lanes: shifting the half's exponent and mantissa into place and
      * multiplying by 2^112 (the difference of the exponent biases) is exact for normal and subnormal
-     * halves alike; infinities and NaNs (exponent 31) get the float's all-ones exponent instead,
-     * unless the caller knows there are none ({@code finite}).
+     * halves alike; infinities and NaNs (exponent 31) get the float's all-ones exponent instead.
      */
-    static void decodeF16(MemorySegment data, long offset, long unitStride, int n, MemorySegment dst, long dstOffset,
-                          boolean finite) {
+    static void decodeF16(MemorySegment data, long offset, long unitStride, int n, MemorySegment dst, long dstOffset) {
         int i = 0;
         int vectorEnd = n / FL * FL;
         for (; i < vectorEnd; i += FL) {
@@ -1342,10 +1097,6 @@ final class VectorKernels implements Kernels {
                     offset + (long) (i / UNIT) * unitStride + 2L * (i % UNIT), LE).convertShape(VectorOperators.S2I, I, 0);
             IntVector bits = h.lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF);
             FloatVector f = bits.reinterpretAsFloats().mul(0x1p112f);
-            if (finite) {
-                f.intoMemorySegment(dst, dstOffset + 4L * i, NATIVE);
-                continue;
-            }
             FloatVector magnitude = f.abs();
             // Exponent 31 scales to exactly 2^16 for an infinity and above it for a NaN, which is
             // made quiet as Float.float16ToFloat (and the hardware's conversion) makes it.
@@ -1674,6 +1425,10 @@ final class VectorKernels implements Kernels {
     public void embedRow(CpuWeight w, int row, MemorySegment out, long outIndex, ThreadScratch scratch) {
         if (w.columnMajor() && w.type() == DType.Q8_0) {
             Q8Products.decodeRow(w, row, out, outIndex);
+            return;
+        }
+        if (w.columnMajor() && (w.type() == DType.F16 || w.type() == DType.BF16)) {
+            HalfProducts.decodeRow(w, row, out, outIndex);
             return;
         }
         if (w.columnMajor()) {
@@ -2009,7 +1764,7 @@ final class VectorKernels implements Kernels {
         }
         FloatVector sums = FloatVector.zero(F);
         for (int p = 0; p < padded; p += FL) {
-            // e^(score - max), as in swiglu (written out there and here: see rowsHalf).
+            // e^(score - max), as in swiglu (written out there and here: see HalfProducts.oneGroup).
             FloatVector e = FloatVector.fromArray(F, scores, at + p).sub(max).max(EXP_MIN);
             FloatVector n = e.mul(LOG2_E).add(ROUNDING).sub(ROUNDING);
             FloatVector f = e.sub(n.mul(LN2_HI)).sub(n.mul(LN2_LO));

@@ -76,10 +76,10 @@ class CpuKernelsTest {
                 Tensor t = tensor(type, columns, outputs);
                 float[] w = Dequant.toFloat(t); // the reference dequantisation
                 Weight weight = backend.upload(t);
-                // Column-major Q8_0 (Q5_0 is kept as Q8_0) keeps float activations; the other
-                // column-major types quantise them.
+                // Column-major Q8_0 (Q5_0 is kept as Q8_0), F16 and BF16 keep float activations;
+                // the other column-major types quantise them.
                 CpuWeight held = (CpuWeight) weight;
-                boolean activationsQuantised = held.columnMajor() && held.type() != DType.Q8_0;
+                boolean activationsQuantised = held.columnMajor() && held.type().isQuantized() && held.type() != DType.Q8_0;
                 for (int rows : new int[] {1, 2, 3, 7, 17}) {
                     float[] x = randoms(rows * columns);
                     Buffer out = backend.allocate((long) rows * outputs);
@@ -100,14 +100,14 @@ class CpuKernelsTest {
     }
 
     /**
-     * Rows read in place from the file ({@code peregrine.cpu.copyWeights=false}) take the tile
-     * kernel even for one token, since the float types' row kernels read rows interleaved in groups
-     * of 4: the values must be the interleaved rows' values, bit for bit, whichever weight the input
-     * was prepared for. Rows of 172 values: interleaved, the last unit is padded with zeros.
+     * F32 rows read in place from the file ({@code peregrine.cpu.copyWeights=false}) take the tile
+     * kernel even for one token, since F32's row kernel reads rows interleaved in groups of 4: the
+     * values must be the interleaved rows' values, bit for bit, whichever weight the input was
+     * prepared for. Rows of 172 values: interleaved, the last unit is padded with zeros.
      */
-    @ParameterizedTest
-    @EnumSource(value = DType.class, names = {"F32", "F16", "BF16"})
-    void rowsInTheFilesLayoutGiveTheSameBitsAsInterleavedRows(DType type) {
+    @Test
+    void f32RowsInTheFilesLayoutGiveTheSameBitsAsInterleavedRows() {
+        DType type = DType.F32;
         VectorKernels kernels = new VectorKernels();
         int columns = 172;
         int outputs = 13; // a partial last group: 3 x 4 + 1 rows
@@ -140,50 +140,6 @@ class CpuKernelsTest {
                     kernels.matmul(forF32, inPlace, out, tokens, 0, outputs, scratch);
                 }
                 assertThat(out.toArray(ValueLayout.JAVA_FLOAT)).as("%s, %d tokens, prepared for F32", type, tokens).isEqualTo(expected);
-            }
-        }
-    }
-
-    /**
-     * One token's product over F16 or BF16 rows reads up to 48 interleaved rows a kernel call
-     * ({@code matrixVectorGroups}): ranges of several such passes, a last pass of fewer groups, and
-     * ranges that start or end inside a group must give the bits of the tile kernel reading the
-     * file's layout, and leave every row outside the range as it was.
-     */
-    @ParameterizedTest
-    @EnumSource(value = DType.class, names = {"F16", "BF16"})
-    void oneTokenRangesOverSeveralPassesGiveTheTileKernelsBits(DType type) {
-        VectorKernels kernels = new VectorKernels();
-        int columns = 200;
-        int outputs = 131; // 32 groups of 4 and 3 rows
-        Tensor t = tensor(type, columns, outputs);
-        CpuWeight inPlace = new CpuWeight("w", type, outputs, columns, t.data(), type.bytesFor(columns), 1,
-                type.bytesFor(kernels.groupUnit(type)), false, null);
-        CpuWeight interleaved = (CpuWeight) backend(VectorKernels::new).upload(t);
-        assertThat(interleaved.rowGroup()).isGreaterThan(1);
-        float[] x = randoms(columns);
-        MemorySegment xs = arena.allocate(4L * columns);
-        MemorySegment.copy(x, 0, xs, ValueLayout.JAVA_FLOAT, 0, columns);
-        ThreadScratch scratch = new ThreadScratch();
-        try (MatmulInput input = new MatmulInput()) {
-            kernels.prepareMatmul(input, new CpuWeight[] {interleaved}, 1, xs, 1);
-            MemorySegment reference = arena.allocate(4L * outputs);
-            kernels.matmul(input, inPlace, reference, 1, 0, outputs, scratch);
-            float[] expected = reference.toArray(ValueLayout.JAVA_FLOAT);
-            for (int[] range : new int[][] {{0, outputs}, {5, 101}, {49, 50}, {13, outputs}, {96, 97}, {0, 48}}) {
-                MemorySegment out = arena.allocate(4L * outputs);
-                out.fill((byte) 0x7F); // a NaN pattern: rows outside the range must keep it
-                kernels.matmul(input, interleaved, out, 1, range[0], range[1], scratch);
-                for (int r = 0; r < outputs; r++) {
-                    float got = out.getAtIndex(ValueLayout.JAVA_FLOAT, r);
-                    if (r >= range[0] && r < range[1]) {
-                        assertThat(Float.floatToRawIntBits(got)).as("%s rows %s, row %d", type, java.util.Arrays.toString(range), r)
-                                .isEqualTo(Float.floatToRawIntBits(expected[r]));
-                    } else {
-                        assertThat(Float.floatToRawIntBits(got)).as("%s rows %s, row %d outside", type, java.util.Arrays.toString(range), r)
-                                .isEqualTo(0x7F7F7F7F);
-                    }
-                }
             }
         }
     }
@@ -263,21 +219,128 @@ class CpuKernelsTest {
     }
 
     /**
-     * Quantised rows kept as in the file ({@code peregrine.cpu.copyWeights=false}) take the row
-     * kernels on float activations (Q8_0: the tile kernel for one token, the 4-token row kernel for
-     * 2-16), which copied matrices of most types no longer reach: against the dequantised float64
-     * product, and each token's outputs the same bits alone as in a batch.
+     * Column-major F16 and BF16 products ({@link HalfProducts}) against their definition, computed
+     * independently one row and token at a time: acc = fma(w, x, acc) over the row's columns in
+     * order, in floats, w the dequantised weight, so the kernels' results must equal it bit for
+     * bit, whatever the token count (passes of 8 over half a group, a last pass of up to 4, short
+     * passes), however the rows are split (ranges that start or end inside a group, several groups
+     * a call) and across the column chunks the passes stream in turn (2,051 columns); rows outside a
+     * range keep what was there. Row 1 holds halves at the ends of the conversion.
      */
     @ParameterizedTest
-    @MethodSource("quantisedTypes")
+    @EnumSource(value = DType.class, names = {"F16", "BF16"})
+    void halfColumnProductsEqualTheirDefinitionBitForBit(DType type) {
+        VectorKernels kernels = new VectorKernels();
+        CpuBackend backend = backend(VectorKernels::new);
+        int g = HalfProducts.GROUP_ROWS;
+        for (int columns : new int[] {37, 96, 2051}) {
+            for (int outputs : new int[] {3, g, g + 1, 3 * g - 5}) {
+                Tensor t = tensor(type, columns, outputs);
+                for (int c = 0; c < columns; c++) {
+                    t.data().set(ValueLayout.JAVA_SHORT_UNALIGNED, 2L * (columns + c), HALF_EDGES[c % HALF_EDGES.length]);
+                }
+                float[] weights = Dequant.toFloat(t);
+                CpuWeight w = (CpuWeight) backend.upload(t);
+                assertThat(w.type()).isEqualTo(type);
+                assertThat(w.columnMajor()).isTrue();
+                assertThat(w.rowGroup()).isEqualTo(g);
+                for (int tokens : new int[] {1, 2, 3, 4, 5, 8, 9, 12, 13, 17}) {
+                    float[] x = randoms(tokens * columns);
+                    float[] expected = new float[tokens * outputs];
+                    for (int r = 0; r < tokens; r++) {
+                        for (int o = 0; o < outputs; o++) {
+                            float acc = 0;
+                            for (int c = 0; c < columns; c++) {
+                                acc = Math.fma(weights[o * columns + c], x[r * columns + c], acc);
+                            }
+                            expected[r * outputs + o] = acc;
+                        }
+                    }
+                    MemorySegment xs = arena.allocate(4L * x.length);
+                    MemorySegment.copy(x, 0, xs, ValueLayout.JAVA_FLOAT, 0, x.length);
+                    int[][] ranges = {{0, outputs}, {1, outputs - 1}, {Math.min(g + 3, outputs - 1), outputs}, {0, 1}};
+                    for (int[] range : ranges) {
+                        MemorySegment out = arena.allocate(4L * tokens * outputs);
+                        out.fill((byte) 0x7F); // a NaN pattern: rows outside the range must keep it
+                        try (MatmulInput input = new MatmulInput()) {
+                            kernels.prepareMatmul(input, new CpuWeight[] {w}, 1, xs, tokens);
+                            kernels.matmul(input, w, out, tokens, range[0], range[1], new ThreadScratch());
+                        }
+                        for (int r = 0; r < tokens; r++) {
+                            for (int o = 0; o < outputs; o++) {
+                                int bits = Float.floatToRawIntBits(out.getAtIndex(ValueLayout.JAVA_FLOAT, (long) r * outputs + o));
+                                boolean inside = o >= range[0] && o < range[1];
+                                assertThat(bits).as("%s %d columns, %d rows, %d tokens, rows %s: token %d row %d", type, columns,
+                                                outputs, tokens, java.util.Arrays.toString(range), r, o)
+                                        .isEqualTo(inside ? Float.floatToRawIntBits(expected[r * outputs + o]) : 0x7F7F7F7F);
+                            }
+                        }
+                    }
+                    // Through the backend (rows split across its two threads).
+                    Buffer out = backend.allocate((long) tokens * outputs);
+                    backend.matmul(out, buffer(backend, x), w, tokens);
+                    assertThat(read(backend, out, tokens * outputs)).isEqualTo(expected);
+                }
+                MemorySegment row = arena.allocate(4L * columns);
+                kernels.embedRow(w, 1, row, 0, new ThreadScratch());
+                assertThat(row.toArray(ValueLayout.JAVA_FLOAT)).isEqualTo(Arrays.copyOfRange(weights, columns, 2 * columns));
+            }
+        }
+    }
+
+    /**
+     * Every finite half converts exactly in the column-major products: a 64 x 1,024 matrix holding
+     * each of the 65,536 bit patterns once, multiplied by the 1,024 one-hot rows, gives back each
+     * weight (a zero's sign aside: the chains start from +0). Infinities and NaNs are replaced by
+     * zeros: F16's are refused at load, and a BF16 one would make its row's every product NaN
+     * (times the one-hot rows' zeros).
+     */
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"F16", "BF16"})
+    void everyHalfConvertsExactlyInTheColumnProducts(DType type) {
+        int rows = 64;
+        int columns = 1024;
+        MemorySegment data = arena.allocate(2L * rows * columns);
+        for (int h = 0; h < 65536; h++) {
+            int exponent = type == DType.F16 ? 0x7C00 : 0x7F80;
+            data.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, h, (h & exponent) == exponent ? 0 : (short) h);
+        }
+        Tensor t = new Tensor("all", type, new long[] {columns, rows}, data);
+        float[] weights = Dequant.toFloat(t);
+        CpuBackend backend = backend(VectorKernels::new);
+        Weight w = backend.upload(t);
+        float[] x = new float[columns * columns];
+        for (int c = 0; c < columns; c++) {
+            x[c * columns + c] = 1;
+        }
+        Buffer out = backend.allocate((long) columns * rows);
+        backend.matmul(out, buffer(backend, x), w, columns);
+        float[] got = read(backend, out, columns * rows);
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < columns; c++) {
+                assertThat(Float.floatToRawIntBits(got[c * rows + r])).as("%s 0x%04x", type, r * columns + c)
+                        .isEqualTo(Float.floatToRawIntBits(weights[r * columns + c] + 0f));
+            }
+        }
+    }
+
+    /**
+     * Quantised, F16 and BF16 rows kept as in the file ({@code peregrine.cpu.copyWeights=false})
+     * take the row kernels on float activations (Q8_0: the tile kernel for one token, the 4-token
+     * row kernel for 2-16; F16 and BF16 the tile kernel), which copied matrices no longer reach:
+     * against the dequantised float64 product, and each token's outputs the same bits alone as in
+     * a batch.
+     */
+    @ParameterizedTest
+    @MethodSource("typesWithColumnMajorCopies")
     void rowsInTheFilesLayoutMatchTheReferenceAndAreBatchInvariant(DType type) {
         VectorKernels kernels = new VectorKernels();
-        int columns = 3 * type.blockSize() + (type.blockSize() == 32 ? 4 * 32 : 0);
+        int columns = type.isQuantized() ? 3 * type.blockSize() + (type.blockSize() == 32 ? 4 * 32 : 0) : 172;
         int outputs = 13;
         Tensor t = tensor(type, columns, outputs);
         float[] w = Dequant.toFloat(t);
         CpuWeight inPlace = new CpuWeight("w", type, outputs, columns, t.data(), type.bytesFor(columns), 1,
-                type.blockBytes(), false, null);
+                type.bytesFor(kernels.groupUnit(type)), false, null);
         ThreadScratch scratch = new ThreadScratch();
         for (int tokens : new int[] {1, 2, 3, 5, 17}) {
             float[] x = randoms(tokens * columns);
@@ -306,8 +369,8 @@ class CpuKernelsTest {
         }
     }
 
-    static Stream<DType> quantisedTypes() {
-        return Stream.of(DType.values()).filter(DType::isQuantized);
+    static Stream<DType> typesWithColumnMajorCopies() {
+        return Stream.of(DType.values()).filter(type -> type != DType.F32);
     }
 
     /** An infinite or NaN scale of a matrix kept as Q8_0 is refused at load, naming the tensor, row and block. */
@@ -734,7 +797,7 @@ class CpuKernelsTest {
         Tensor t = tensor(DType.F16, columns, 9);
         t.data().set(ValueLayout.JAVA_SHORT_UNALIGNED, 2L * 7, (short) 0x7BFF);
         t.data().set(ValueLayout.JAVA_SHORT_UNALIGNED, 2L * 8, (short) 0xFBFF);
-        assertThat(((CpuWeight) backend.upload(t)).rowGroup()).isEqualTo(4);
+        assertThat(((CpuWeight) backend.upload(t)).columnMajor()).isTrue();
     }
 
     /** An infinite or NaN Q4_K or Q5_K scale or min scale is refused at load, naming the tensor, row and super-block. */

@@ -126,19 +126,11 @@ class KernelSelectionAndConversionTest {
                 halves.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), h, (short) h);
             }
             MemorySegment got = arena.allocate(4 * 65536);
-            VectorKernels.decodeF16(halves, 0, 2L * VectorKernels.UNIT, 65536, got, 0, false);
+            VectorKernels.decodeF16(halves, 0, 2L * VectorKernels.UNIT, 65536, got, 0);
             for (int h = 0; h < 65536; h++) {
                 // Bit for bit, NaN payloads and signed zeros included.
                 assertThat(got.getAtIndex(ValueLayout.JAVA_INT, h)).as("half 0x%04x", h)
                         .isEqualTo(Float.floatToRawIntBits(Float.float16ToFloat((short) h)));
-            }
-            // The conversion for rows checked finite at load: the same bits for every finite half.
-            VectorKernels.decodeF16(halves, 0, 2L * VectorKernels.UNIT, 65536, got, 0, true);
-            for (int h = 0; h < 65536; h++) {
-                if ((h & 0x7C00) != 0x7C00) {
-                    assertThat(got.getAtIndex(ValueLayout.JAVA_INT, h)).as("finite half 0x%04x", h)
-                            .isEqualTo(Float.floatToRawIntBits(Float.float16ToFloat((short) h)));
-                }
             }
         }
     }

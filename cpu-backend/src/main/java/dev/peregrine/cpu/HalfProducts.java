@@ -1,0 +1,348 @@
+package dev.peregrine.cpu;
+
+import static dev.peregrine.cpu.VectorKernels.F;
+import static dev.peregrine.cpu.VectorKernels.FL;
+
+import dev.peregrine.ModelFormatException;
+import dev.peregrine.tensor.DType;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * F16 and BF16 products with a vector lane per weight row ("column-major groups", copied from the
+ * file's layout at load), against the activations as floats: {@link Q8Products}' scheme without
+ * scales.
+ *
+ * <p>Why: with rows in their own lanes, a product of several tokens converts each weight to a
+ * float once and meets it with every token's chain, while the tokens' values are broadcast one
+ * column at a time (row kernels over interleaved rows read each token's whole row per pass, and
+ * from 2,048 columns on four tokens' rows no longer stay in L1: 4 tokens streamed weights at a
+ * third of one token's speed). No lane sums are left at the end either.
+ *
+ * <p>Layout: rows in groups of {@link #GROUP_ROWS} (the last padded with zero rows); every
+ * group's columns, group after group, column after column, a column being its rows' halves (row
+ * order, little-endian, as in the file).
+ *
+ * <p>Arithmetic: each (row, token) output is one chain of FMAs over the row's columns in order,
+ * {@code acc = fma(w, x, acc)}, w converted exactly; the one-token kernel and the kernel for
+ * several tokens do exactly that (the latter parking its chains between column chunks), so results
+ * do not depend on the batch. F16 halves are converted for finite values only (the copy refuses an
+ * infinity or a NaN, see {@link #copyGroup}): the bits shifted into a float's place and the
+ * exponent rebased by a multiply by 2^112, exact for normal and subnormal halves. BF16 is a
+ * float's upper half: the same steps with a shift of 16, no mask and a multiply by 1.
+ */
+final class HalfProducts {
+    /** Rows per group: four float vectors' worth (a column is 128 bytes with AVX-512). */
+    static final int GROUP_ROWS = IntegerProducts.GROUP_ROWS;
+    /** Tokens a pass of the several-token kernel. */
+    private static final int PASS_TOKENS = 4;
+    /**
+     * Columns of a chunk that the passes of 4 tokens stream in turn: 256 KB of a group (at 64
+     * rows), which stays in the 1 MB L2 for the passes after the first, where a whole group of an
+     * 8,192-column matrix (1 MB) would not. Only the order of memory traffic depends on it.
+     */
+    private static final int CHUNK_COLUMNS = 2048;
+
+    private static final VectorSpecies<Short> ROW_HALVES = VectorKernels.HALF_SHORTS;
+    private static final VectorSpecies<Integer> I = VectorKernels.I;
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    private static final ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
+    private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT;
+
+    private HalfProducts() {
+    }
+
+    static int groups(int rows) {
+        return (rows + GROUP_ROWS - 1) / GROUP_ROWS;
+    }
+
+    /** Bytes of the column-major copy: two per value, rows padded to a group. */
+    static long bytes(int rows, int columns) {
+        return 2L * groups(rows) * GROUP_ROWS * columns;
+    }
+
+    /**
+     * Writes group {@code group} of the column-major copy {@code to} of the F16 or BF16 rows
+     * {@code from} (the file's layout, {@code rowBytes} a row); {@code to} starts zeroed, so padding
+     * rows are zeros. Row by row, 64 columns at a time, so that the columns written stay in L1.
+     *
+     * @throws ModelFormatException if an F16 value is infinite or NaN: the kernels convert finite
+     *     halves only (such a weight would make every product it enters infinite or NaN anyway, and
+     *     llama.cpp's optional tensor check refuses it too)
+     */
+    static void copyGroup(DType type, String tensor, MemorySegment from, long rowBytes, int rows, int columns,
+                          MemorySegment to, int group) {
+        boolean f16 = type == DType.F16;
+        long values = 2L * group * columns * GROUP_ROWS;
+        int tile = 64;
+        for (int c0 = 0; c0 < columns; c0 += tile) {
+            int c1 = Math.min(columns, c0 + tile);
+            for (int j = 0; j < GROUP_ROWS; j++) {
+                int row = group * GROUP_ROWS + j;
+                if (row >= rows) {
+                    break;
+                }
+                for (int c = c0; c < c1; c++) {
+                    short half = from.get(LE_SHORT, row * rowBytes + 2L * c);
+                    if (f16 && (half & 0x7C00) == 0x7C00) {
+                        throw new ModelFormatException(tensor + ": the F16 value at row " + row + ", column " + c
+                                + " is " + ((half & 0x3FF) == 0 ? "infinite" : "NaN"));
+                    }
+                    to.set(LE_SHORT, values + 2L * ((long) c * GROUP_ROWS + j), half);
+                }
+            }
+        }
+    }
+
+    /** Row {@code row} as floats into {@code out} at float index {@code outIndex}. */
+    static void decodeRow(CpuWeight w, int row, MemorySegment out, long outIndex) {
+        int columns = w.columns();
+        boolean bf16 = w.type() == DType.BF16;
+        long values = 2L * (row / GROUP_ROWS) * columns * GROUP_ROWS + 2L * (row % GROUP_ROWS);
+        MemorySegment data = w.data();
+        for (int c = 0; c < columns; c++) {
+            short half = data.get(LE_SHORT, values + 2L * c * GROUP_ROWS);
+            out.set(FLOAT, 4L * (outIndex + c), bf16 ? Float.intBitsToFloat(half << 16) : Float.float16ToFloat(half));
+        }
+    }
+
+    /**
+     * {@code out[t][r] = W[r] . x[t]} for the rows r in [rowStart, rowEnd), x read from the heap
+     * copy {@code input.rows} (token rows {@code input.paddedColumns} apart; see Q8Products.matmul
+     * for why the heap). A range that starts or ends inside a group computes the whole group and
+     * stores its own rows.
+     */
+    static void matmul(MatmulInput input, CpuWeight w, MemorySegment out, int tokens, int rowStart, int rowEnd,
+                       ThreadScratch scratch) {
+        int columns = w.columns();
+        boolean bf16 = w.type() == DType.BF16;
+        int shift = bf16 ? 16 : 13;
+        int mask = bf16 ? -1 : 0x8FFFFFFF;
+        float rebase = bf16 ? 1f : 0x1p112f;
+        int firstGroup = rowStart / GROUP_ROWS;
+        int endGroup = (rowEnd + GROUP_ROWS - 1) / GROUP_ROWS;
+        float[] x = input.rows;
+        MemorySegment data = w.data();
+        if (tokens == 1) {
+            float[] sums = scratch.lanes((endGroup - firstGroup) * GROUP_ROWS);
+            for (int g = firstGroup; g < endGroup; g++) {
+                oneGroup(data, 2L * g * columns * GROUP_ROWS, columns, shift, mask, rebase, x, sums,
+                        (g - firstGroup) * GROUP_ROWS);
+            }
+            IntegerProducts.storeRows(sums, firstGroup * GROUP_ROWS, out, w.rows(), 0, 1, rowStart, rowEnd);
+            return;
+        }
+        // Room for the sums of a last pass of 8 that repeats its last token.
+        int parked = (tokens + 2 * PASS_TOKENS) * GROUP_ROWS;
+        float[] sums = scratch.lanes(parked);
+        int row = input.paddedColumns;
+        for (int g = firstGroup; g < endGroup; g++) {
+            java.util.Arrays.fill(sums, 0, parked, 0f);
+            long group = 2L * g * columns * GROUP_ROWS;
+            for (int c0 = 0; c0 < columns; c0 += CHUNK_COLUMNS) {
+                int c1 = Math.min(columns, c0 + CHUNK_COLUMNS);
+                int t0 = 0;
+                for (; tokens - t0 > PASS_TOKENS; t0 += 2 * PASS_TOKENS) {
+                    // A short pass repeats its last token; those sums are not stored.
+                    int last = tokens - 1;
+                    for (int half = 0; half < 2; half++) {
+                        eightTokens(data, group, half, c0, c1, shift, mask, rebase, x, t0 * row,
+                                Math.min(t0 + 1, last) * row, Math.min(t0 + 2, last) * row,
+                                Math.min(t0 + 3, last) * row, Math.min(t0 + 4, last) * row,
+                                Math.min(t0 + 5, last) * row, Math.min(t0 + 6, last) * row,
+                                Math.min(t0 + 7, last) * row, sums, t0 * GROUP_ROWS);
+                    }
+                }
+                if (t0 < tokens) {
+                    int count = tokens - t0;
+                    fourTokens(data, group, c0, c1, shift, mask, rebase, x, t0 * row,
+                            (t0 + Math.min(1, count - 1)) * row, (t0 + Math.min(2, count - 1)) * row,
+                            (t0 + Math.min(3, count - 1)) * row, sums, t0 * GROUP_ROWS);
+                }
+            }
+            int first = Math.max(rowStart, g * GROUP_ROWS);
+            int end = Math.min(rowEnd, (g + 1) * GROUP_ROWS);
+            IntegerProducts.storeRows(sums, g * GROUP_ROWS, out, w.rows(), 0, tokens, first, end);
+        }
+    }
+
+    /**
+     * One token against one group (columns from byte {@code values}): the sums of its rows into
+     * {@code sums} from index {@code at}.
+     *
+     * <p>How the column-major kernels keep C2's code tight: offsets linear in an int counter with a
+     * constant stride let C2 check the segment's bounds once per call (a b / BLOCK index or a
+     * variable stride defeats that; it doubled the time), and the counter starts at 1 because a
+     * load at exactly the counter's offset also kept every check in the loop (C2 in JDK 25; with
+     * k - 1 the checks go). The conversion is written out per vector: a helper taking or returning
+     * a vector, even a small one, pushes the Vector API's own calls past C2's inlining depth, and
+     * its vectors are then boxed on the heap.
+     */
+    private static void oneGroup(MemorySegment w, long values, int columns, int shift, int mask, float rebase,
+                                 float[] x, float[] sums, int at) {
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        for (int k = 1; k <= columns; k++) { // from 1: see above
+            int column = k - 1;
+            long o = values + 2L * column * GROUP_ROWS;
+            FloatVector v = FloatVector.broadcast(F, x[column]);
+            a0 = ((IntVector) ShortVector.fromMemorySegment(ROW_HALVES, w, o, LE).convertShape(VectorOperators.S2I, I, 0))
+                    .lanewise(VectorOperators.LSHL, shift).and(mask).reinterpretAsFloats().mul(rebase).fma(v, a0);
+            a1 = ((IntVector) ShortVector.fromMemorySegment(ROW_HALVES, w, o + 2 * FL, LE).convertShape(VectorOperators.S2I, I, 0))
+                    .lanewise(VectorOperators.LSHL, shift).and(mask).reinterpretAsFloats().mul(rebase).fma(v, a1);
+            a2 = ((IntVector) ShortVector.fromMemorySegment(ROW_HALVES, w, o + 4 * FL, LE).convertShape(VectorOperators.S2I, I, 0))
+                    .lanewise(VectorOperators.LSHL, shift).and(mask).reinterpretAsFloats().mul(rebase).fma(v, a2);
+            a3 = ((IntVector) ShortVector.fromMemorySegment(ROW_HALVES, w, o + 6 * FL, LE).convertShape(VectorOperators.S2I, I, 0))
+                    .lanewise(VectorOperators.LSHL, shift).and(mask).reinterpretAsFloats().mul(rebase).fma(v, a3);
+        }
+        a0.intoArray(sums, at);
+        a1.intoArray(sums, at + FL);
+        a2.intoArray(sums, at + 2 * FL);
+        a3.intoArray(sums, at + 3 * FL);
+    }
+
+    /**
+     * Four tokens (rows from indices x0..x3 of {@code x}) against columns [c0, c1) of one group
+     * (from byte {@code group}): each column's values converted once for the four, the same
+     * chains as {@link #oneGroup}, resumed from and parked in {@code sums} at {@code at + token *
+     * GROUP_ROWS + row}.
+     */
+    private static void fourTokens(MemorySegment w, long group, int c0, int c1, int shift, int mask, float rebase,
+                                   float[] x, int x0, int x1, int x2, int x3, float[] sums, int at) {
+        FloatVector a00 = FloatVector.fromArray(F, sums, at), a10 = FloatVector.fromArray(F, sums, at + FL);
+        FloatVector a20 = FloatVector.fromArray(F, sums, at + 2 * FL), a30 = FloatVector.fromArray(F, sums, at + 3 * FL);
+        int t1 = at + GROUP_ROWS, t2 = at + 2 * GROUP_ROWS, t3 = at + 3 * GROUP_ROWS;
+        FloatVector a01 = FloatVector.fromArray(F, sums, t1), a11 = FloatVector.fromArray(F, sums, t1 + FL);
+        FloatVector a21 = FloatVector.fromArray(F, sums, t1 + 2 * FL), a31 = FloatVector.fromArray(F, sums, t1 + 3 * FL);
+        FloatVector a02 = FloatVector.fromArray(F, sums, t2), a12 = FloatVector.fromArray(F, sums, t2 + FL);
+        FloatVector a22 = FloatVector.fromArray(F, sums, t2 + 2 * FL), a32 = FloatVector.fromArray(F, sums, t2 + 3 * FL);
+        FloatVector a03 = FloatVector.fromArray(F, sums, t3), a13 = FloatVector.fromArray(F, sums, t3 + FL);
+        FloatVector a23 = FloatVector.fromArray(F, sums, t3 + 2 * FL), a33 = FloatVector.fromArray(F, sums, t3 + 3 * FL);
+        long values = group + 2L * c0 * GROUP_ROWS;
+        int count = c1 - c0;
+        for (int k = 1; k <= count; k++) {
+            int column = c0 + k - 1;
+            long o = values + 2L * (k - 1) * GROUP_ROWS;
+            FloatVector v0 = FloatVector.broadcast(F, x[x0 + column]);
+            FloatVector v1 = FloatVector.broadcast(F, x[x1 + column]);
+            FloatVector v2 = FloatVector.broadcast(F, x[x2 + column]);
+            FloatVector v3 = FloatVector.broadcast(F, x[x3 + column]);
+            FloatVector q = ((IntVector) ShortVector.fromMemorySegment(ROW_HALVES, w, o, LE).convertShape(VectorOperators.S2I, I, 0))
+                    .lanewise(VectorOperators.LSHL, shift).and(mask).reinterpretAsFloats().mul(rebase);
+            a00 = q.fma(v0, a00);
+            a01 = q.fma(v1, a01);
+            a02 = q.fma(v2, a02);
+            a03 = q.fma(v3, a03);
+            q = ((IntVector) ShortVector.fromMemorySegment(ROW_HALVES, w, o + 2 * FL, LE).convertShape(VectorOperators.S2I, I, 0))
+                    .lanewise(VectorOperators.LSHL, shift).and(mask).reinterpretAsFloats().mul(rebase);
+            a10 = q.fma(v0, a10);
+            a11 = q.fma(v1, a11);
+            a12 = q.fma(v2, a12);
+            a13 = q.fma(v3, a13);
+            q = ((IntVector) ShortVector.fromMemorySegment(ROW_HALVES, w, o + 4 * FL, LE).convertShape(VectorOperators.S2I, I, 0))
+                    .lanewise(VectorOperators.LSHL, shift).and(mask).reinterpretAsFloats().mul(rebase);
+            a20 = q.fma(v0, a20);
+            a21 = q.fma(v1, a21);
+            a22 = q.fma(v2, a22);
+            a23 = q.fma(v3, a23);
+            q = ((IntVector) ShortVector.fromMemorySegment(ROW_HALVES, w, o + 6 * FL, LE).convertShape(VectorOperators.S2I, I, 0))
+                    .lanewise(VectorOperators.LSHL, shift).and(mask).reinterpretAsFloats().mul(rebase);
+            a30 = q.fma(v0, a30);
+            a31 = q.fma(v1, a31);
+            a32 = q.fma(v2, a32);
+            a33 = q.fma(v3, a33);
+        }
+        a00.intoArray(sums, at);
+        a10.intoArray(sums, at + FL);
+        a20.intoArray(sums, at + 2 * FL);
+        a30.intoArray(sums, at + 3 * FL);
+        a01.intoArray(sums, t1);
+        a11.intoArray(sums, t1 + FL);
+        a21.intoArray(sums, t1 + 2 * FL);
+        a31.intoArray(sums, t1 + 3 * FL);
+        a02.intoArray(sums, t2);
+        a12.intoArray(sums, t2 + FL);
+        a22.intoArray(sums, t2 + 2 * FL);
+        a32.intoArray(sums, t2 + 3 * FL);
+        a03.intoArray(sums, t3);
+        a13.intoArray(sums, t3 + FL);
+        a23.intoArray(sums, t3 + 2 * FL);
+        a33.intoArray(sums, t3 + 3 * FL);
+    }
+    /**
+     * Eight tokens (rows from indices x0..x7 of {@code x}) against columns [c0, c1) of half a group
+     * (its rows {@code half * 2 * FL} on, from byte {@code group}): the chains of {@link
+     * #fourTokens} for twice the tokens and half the rows, so a converted vector meets 8 tokens
+     * (16 FMAs per 2 conversions instead of 16 per 4: prefill is bound by the FMA unit, which the
+     * conversion's multiply shares), parked in {@code sums} at {@code at + token * GROUP_ROWS +
+     * row}.
+     */
+    private static void eightTokens(MemorySegment w, long group, int half, int c0, int c1, int shift, int mask,
+                                    float rebase, float[] x, int x0, int x1, int x2, int x3, int x4, int x5, int x6,
+                                    int x7, float[] sums, int at) {
+        int r = at + half * 2 * FL;
+        FloatVector a00 = FloatVector.fromArray(F, sums, r), a10 = FloatVector.fromArray(F, sums, r + FL);
+        FloatVector a01 = FloatVector.fromArray(F, sums, r + GROUP_ROWS), a11 = FloatVector.fromArray(F, sums, r + GROUP_ROWS + FL);
+        FloatVector a02 = FloatVector.fromArray(F, sums, r + 2 * GROUP_ROWS), a12 = FloatVector.fromArray(F, sums, r + 2 * GROUP_ROWS + FL);
+        FloatVector a03 = FloatVector.fromArray(F, sums, r + 3 * GROUP_ROWS), a13 = FloatVector.fromArray(F, sums, r + 3 * GROUP_ROWS + FL);
+        FloatVector a04 = FloatVector.fromArray(F, sums, r + 4 * GROUP_ROWS), a14 = FloatVector.fromArray(F, sums, r + 4 * GROUP_ROWS + FL);
+        FloatVector a05 = FloatVector.fromArray(F, sums, r + 5 * GROUP_ROWS), a15 = FloatVector.fromArray(F, sums, r + 5 * GROUP_ROWS + FL);
+        FloatVector a06 = FloatVector.fromArray(F, sums, r + 6 * GROUP_ROWS), a16 = FloatVector.fromArray(F, sums, r + 6 * GROUP_ROWS + FL);
+        FloatVector a07 = FloatVector.fromArray(F, sums, r + 7 * GROUP_ROWS), a17 = FloatVector.fromArray(F, sums, r + 7 * GROUP_ROWS + FL);
+        long values = group + 2L * c0 * GROUP_ROWS + 4L * half * FL;
+        int count = c1 - c0;
+        for (int k = 1; k <= count; k++) {
+            int column = c0 + k - 1;
+            long o = values + 2L * (k - 1) * GROUP_ROWS;
+            FloatVector q0 = ((IntVector) ShortVector.fromMemorySegment(ROW_HALVES, w, o, LE).convertShape(VectorOperators.S2I, I, 0))
+                    .lanewise(VectorOperators.LSHL, shift).and(mask).reinterpretAsFloats().mul(rebase);
+            FloatVector q1 = ((IntVector) ShortVector.fromMemorySegment(ROW_HALVES, w, o + 2 * FL, LE).convertShape(VectorOperators.S2I, I, 0))
+                    .lanewise(VectorOperators.LSHL, shift).and(mask).reinterpretAsFloats().mul(rebase);
+            FloatVector v = FloatVector.broadcast(F, x[x0 + column]);
+            a00 = q0.fma(v, a00);
+            a10 = q1.fma(v, a10);
+            v = FloatVector.broadcast(F, x[x1 + column]);
+            a01 = q0.fma(v, a01);
+            a11 = q1.fma(v, a11);
+            v = FloatVector.broadcast(F, x[x2 + column]);
+            a02 = q0.fma(v, a02);
+            a12 = q1.fma(v, a12);
+            v = FloatVector.broadcast(F, x[x3 + column]);
+            a03 = q0.fma(v, a03);
+            a13 = q1.fma(v, a13);
+            v = FloatVector.broadcast(F, x[x4 + column]);
+            a04 = q0.fma(v, a04);
+            a14 = q1.fma(v, a14);
+            v = FloatVector.broadcast(F, x[x5 + column]);
+            a05 = q0.fma(v, a05);
+            a15 = q1.fma(v, a15);
+            v = FloatVector.broadcast(F, x[x6 + column]);
+            a06 = q0.fma(v, a06);
+            a16 = q1.fma(v, a16);
+            v = FloatVector.broadcast(F, x[x7 + column]);
+            a07 = q0.fma(v, a07);
+            a17 = q1.fma(v, a17);
+        }
+        a00.intoArray(sums, r);
+        a10.intoArray(sums, r + FL);
+        a01.intoArray(sums, r + GROUP_ROWS);
+        a11.intoArray(sums, r + GROUP_ROWS + FL);
+        a02.intoArray(sums, r + 2 * GROUP_ROWS);
+        a12.intoArray(sums, r + 2 * GROUP_ROWS + FL);
+        a03.intoArray(sums, r + 3 * GROUP_ROWS);
+        a13.intoArray(sums, r + 3 * GROUP_ROWS + FL);
+        a04.intoArray(sums, r + 4 * GROUP_ROWS);
+        a14.intoArray(sums, r + 4 * GROUP_ROWS + FL);
+        a05.intoArray(sums, r + 5 * GROUP_ROWS);
+        a15.intoArray(sums, r + 5 * GROUP_ROWS + FL);
+        a06.intoArray(sums, r + 6 * GROUP_ROWS);
+        a16.intoArray(sums, r + 6 * GROUP_ROWS + FL);
+        a07.intoArray(sums, r + 7 * GROUP_ROWS);
+        a17.intoArray(sums, r + 7 * GROUP_ROWS + FL);
+    }
+}
