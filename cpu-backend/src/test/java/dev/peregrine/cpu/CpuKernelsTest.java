@@ -173,7 +173,7 @@ class CpuKernelsTest {
                 assertThat(w.type()).isEqualTo(DType.Q8_0);
                 assertThat(w.columnMajor()).isTrue();
                 assertThat(w.rowGroup()).isEqualTo(g);
-                for (int tokens : new int[] {1, 2, 4, 5, 11}) {
+                for (int tokens : new int[] {1, 2, 4, 5, 8, 9, 11, 13, 17}) {
                     float[] x = randoms(tokens * columns);
                     float[] expected = new float[tokens * outputs];
                     for (int r = 0; r < tokens; r++) {
