@@ -164,15 +164,17 @@ final class CpuBackend implements Backend {
     }
 
     /**
-     * The column-major copy {@link Q8Products}, {@link HalfProducts} or {@link IntegerProducts} reads of the {@code type}
+     * The column-major copy {@link Q8Products}, {@link HalfProducts}, {@link Iq4Products} or {@link IntegerProducts} reads of the {@code type}
      * rows {@code data}, kept as {@code stored}; a group of rows per task.
      */
     private MemorySegment columnMajor(DType type, DType stored, String name, MemorySegment data, int rows, int columns,
                                       long rowBytes) {
         boolean q8 = stored == DType.Q8_0;
         boolean halves = stored == DType.F16 || stored == DType.BF16;
+        boolean iq4 = Iq4Products.handles(stored);
         MemorySegment copy = HostMemory.allocate(arena, q8 ? Q8Products.bytes(rows, columns)
-                : halves ? HalfProducts.bytes(rows, columns) : IntegerProducts.bytes(type, rows, columns));
+                : halves ? HalfProducts.bytes(rows, columns)
+                : iq4 ? Iq4Products.bytes(rows, columns) : IntegerProducts.bytes(type, rows, columns));
         HostMemory.prefault(data);
         int groups = (rows + IntegerProducts.GROUP_ROWS - 1) / IntegerProducts.GROUP_ROWS;
         pool.parallelFor(groups, 1, (long) rows * rowBytes, (start, end, thread) -> {
@@ -181,6 +183,8 @@ final class CpuBackend implements Backend {
                     Q8Products.copyGroup(type, name, data, rowBytes, rows, columns, copy, g);
                 } else if (halves) {
                     HalfProducts.copyGroup(type, name, data, rowBytes, rows, columns, copy, g);
+                } else if (iq4) {
+                    Iq4Products.copyGroup(type, name, data, rowBytes, rows, columns, copy, g);
                 } else {
                     IntegerProducts.copyGroup(type, name, data, rowBytes, rows, columns, copy, g);
                 }

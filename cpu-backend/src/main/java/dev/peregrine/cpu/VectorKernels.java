@@ -121,8 +121,7 @@ final class VectorKernels implements Kernels {
             case Q5_0 -> rows >= TILE_ROWS ? TILE_ROWS : 1;
             case Q2_K, Q3_K, Q4_K, Q5_K, Q6_K -> IntegerProducts.handles(type, columns) ? IntegerProducts.GROUP_ROWS
                     : rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
-            case IQ4_XS -> rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
-            case IQ4_NL -> rows >= TILE_ROWS ? TILE_ROWS : 1;
+            case IQ4_NL, IQ4_XS -> Iq4Products.GROUP_ROWS;
             case F16, BF16 -> HalfProducts.GROUP_ROWS;
             case F32 -> rows >= TILE_ROWS ? TILE_ROWS : 1;
         };
@@ -149,7 +148,8 @@ final class VectorKernels implements Kernels {
      */
     @Override
     public boolean columnMajor(DType type, long rows, long columns) {
-        return type == DType.Q8_0 || type == DType.F16 || type == DType.BF16 || IntegerProducts.handles(type, columns);
+        return type == DType.Q8_0 || type == DType.F16 || type == DType.BF16 || Iq4Products.handles(type)
+                || IntegerProducts.handles(type, columns);
     }
 
     /**
@@ -192,8 +192,7 @@ final class VectorKernels implements Kernels {
         boolean floats = false;
         boolean floatColumns = false;
         for (int i = 0; i < count; i++) {
-            boolean floatActivations = weights[i].columnMajor() && !weights[i].type().isQuantized()
-                    || weights[i].columnMajor() && weights[i].type() == DType.Q8_0;
+            boolean floatActivations = floatColumns(weights[i]);
             floatColumns |= floatActivations;
             quantised |= weights[i].columnMajor() && !floatActivations;
             floats |= !weights[i].columnMajor();
@@ -201,7 +200,7 @@ final class VectorKernels implements Kernels {
         if (quantised) {
             IntegerProducts.quantise(input, x, tokens, n);
         }
-        // Q8Products and HalfProducts read the heap copy, one token too.
+        // Q8Products, HalfProducts and Iq4Products read the heap copy, one token too.
         boolean heapRows = floats && tokens > 1 || floatColumns;
         if (floats && tokens <= ROW_KERNEL_TOKENS) {
             // Few tokens: every thread reads the same zero-padded copies (whatever the type: a
@@ -223,6 +222,18 @@ final class VectorKernels implements Kernels {
         }
     }
 
+    /**
+     * Whether {@code w} is a column-major copy whose products take the activations as floats
+     * ({@link Q8Products}, {@link HalfProducts}, {@link Iq4Products}); the other column-major
+     * copies take them quantised to 8 bits ({@link IntegerProducts}).
+     */
+    static boolean floatColumns(CpuWeight w) {
+        return w.columnMajor() && switch (w.type()) {
+            case Q8_0, F16, BF16, IQ4_NL, IQ4_XS -> true;
+            default -> false;
+        };
+    }
+
     @Override
     public void matmul(MatmulInput input, CpuWeight w, MemorySegment out, int tokens, int rowStart, int rowEnd,
                        ThreadScratch scratch) {
@@ -230,6 +241,8 @@ final class VectorKernels implements Kernels {
             Q8Products.matmul(input, w, out, tokens, rowStart, rowEnd, scratch);
         } else if (w.columnMajor() && (w.type() == DType.F16 || w.type() == DType.BF16)) {
             HalfProducts.matmul(input, w, out, tokens, rowStart, rowEnd, scratch);
+        } else if (w.columnMajor() && Iq4Products.handles(w.type())) {
+            Iq4Products.matmul(input, w, out, tokens, rowStart, rowEnd, scratch);
         } else if (w.columnMajor()) {
             IntegerProducts.matmul(input, w, out, tokens, rowStart, rowEnd, scratch);
         } else if (tokens == 1 && hasRowKernel(w)) {
@@ -1429,6 +1442,10 @@ final class VectorKernels implements Kernels {
         }
         if (w.columnMajor() && (w.type() == DType.F16 || w.type() == DType.BF16)) {
             HalfProducts.decodeRow(w, row, out, outIndex);
+            return;
+        }
+        if (w.columnMajor() && Iq4Products.handles(w.type())) {
+            Iq4Products.decodeRow(w, row, out, outIndex);
             return;
         }
         if (w.columnMajor()) {

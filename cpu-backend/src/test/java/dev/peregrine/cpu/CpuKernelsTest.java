@@ -76,10 +76,10 @@ class CpuKernelsTest {
                 Tensor t = tensor(type, columns, outputs);
                 float[] w = Dequant.toFloat(t); // the reference dequantisation
                 Weight weight = backend.upload(t);
-                // Column-major Q8_0 (Q5_0 is kept as Q8_0), F16 and BF16 keep float activations;
-                // the other column-major types quantise them.
+                // Column-major Q8_0 (Q5_0 is kept as Q8_0), F16, BF16, IQ4_NL and IQ4_XS keep float
+                // activations; the other column-major types quantise them.
                 CpuWeight held = (CpuWeight) weight;
-                boolean activationsQuantised = held.columnMajor() && held.type().isQuantized() && held.type() != DType.Q8_0;
+                boolean activationsQuantised = held.columnMajor() && !VectorKernels.floatColumns(held);
                 for (int rows : new int[] {1, 2, 3, 7, 17}) {
                     float[] x = randoms(rows * columns);
                     Buffer out = backend.allocate((long) rows * outputs);
@@ -219,24 +219,30 @@ class CpuKernelsTest {
     }
 
     /**
-     * Column-major F16 and BF16 products ({@link HalfProducts}) against their definition, computed
-     * independently one row and token at a time: acc = fma(w, x, acc) over the row's columns in
-     * order, in floats, w the dequantised weight, so the kernels' results must equal it bit for
-     * bit, whatever the token count (passes of 8 over half a group, a last pass of up to 4, short
-     * passes), however the rows are split (ranges that start or end inside a group, several groups
-     * a call) and across the column chunks the passes stream in turn (2,051 columns); rows outside a
-     * range keep what was there. Row 1 holds halves at the ends of the conversion.
+     * Column-major F16 and BF16 products ({@link HalfProducts}) and IQ4_NL and IQ4_XS products
+     * ({@link Iq4Products}) against their definition, computed independently one row and token at a
+     * time: acc = fma(w, x, acc) over the row's columns in order, in floats, w the dequantised
+     * weight, so the kernels' results must equal it bit for bit, whatever the token count (F16 and
+     * BF16: passes of 8 over half a group, a last pass of up to 4; IQ4: passes of 4; short passes),
+     * however the rows are split (ranges that start or end inside a group, several groups a call)
+     * and across the column chunks F16's passes stream in turn (2,051 columns); rows outside a range
+     * keep what was there. F16 and BF16: row 1 holds halves at the ends of the conversion.
      */
     @ParameterizedTest
-    @EnumSource(value = DType.class, names = {"F16", "BF16"})
-    void halfColumnProductsEqualTheirDefinitionBitForBit(DType type) {
+    @EnumSource(value = DType.class, names = {"F16", "BF16", "IQ4_NL", "IQ4_XS"})
+    void floatColumnProductsEqualTheirDefinitionBitForBit(DType type) {
         VectorKernels kernels = new VectorKernels();
         CpuBackend backend = backend(VectorKernels::new);
         int g = HalfProducts.GROUP_ROWS;
-        for (int columns : new int[] {37, 96, 2051}) {
+        int[] columnCounts = switch (type) {
+            case IQ4_NL -> new int[] {32, 96, 2080};
+            case IQ4_XS -> new int[] {256, 2304};
+            default -> new int[] {37, 96, 2051};
+        };
+        for (int columns : columnCounts) {
             for (int outputs : new int[] {3, g, g + 1, 3 * g - 5}) {
                 Tensor t = tensor(type, columns, outputs);
-                for (int c = 0; c < columns; c++) {
+                for (int c = 0; c < columns && !type.isQuantized(); c++) {
                     t.data().set(ValueLayout.JAVA_SHORT_UNALIGNED, 2L * (columns + c), HALF_EDGES[c % HALF_EDGES.length]);
                 }
                 float[] weights = Dequant.toFloat(t);
@@ -373,12 +379,15 @@ class CpuKernelsTest {
         return Stream.of(DType.values()).filter(type -> type != DType.F32);
     }
 
-    /** An infinite or NaN scale of a matrix kept as Q8_0 is refused at load, naming the tensor, row and block. */
+    /**
+     * An infinite or NaN scale of a matrix kept as Q8_0, or of an IQ4_NL or IQ4_XS matrix (its
+     * super-block's d), is refused at load, naming the tensor, row and block.
+     */
     @ParameterizedTest
-    @EnumSource(value = DType.class, names = {"Q8_0", "Q5_0"})
+    @EnumSource(value = DType.class, names = {"Q8_0", "Q5_0", "IQ4_NL", "IQ4_XS"})
     void q8NonFiniteScalesAreRefusedAtLoad(DType type) {
         CpuBackend backend = backend(VectorKernels::new);
-        Tensor t = tensor(type, 64, 3);
+        Tensor t = tensor(type, 2 * type.blockSize(), 3);
         t.data().set(ValueLayout.JAVA_SHORT_UNALIGNED, (long) type.blockBytes() * 3, (short) 0x7C00);
         assertThatThrownBy(() -> backend.upload(t)).isInstanceOf(ModelFormatException.class)
                 .hasMessageContaining("w: " + type).hasMessageContaining("block 1 of row 1").hasMessageContaining("infinite");

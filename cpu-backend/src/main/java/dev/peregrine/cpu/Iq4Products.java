@@ -1,0 +1,277 @@
+package dev.peregrine.cpu;
+
+import static dev.peregrine.cpu.VectorKernels.F;
+import static dev.peregrine.cpu.VectorKernels.FL;
+
+import dev.peregrine.tensor.DType;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * IQ4_NL and IQ4_XS products with a vector lane per weight row ("column-major groups", copied
+ * from the file's layout at load), against the activations as floats: {@link Q8Products}' scheme
+ * with each column's 4-bit indices looked up in the non-uniform grid by one byte shuffle per half
+ * column ({@code selectFrom}: {@code vpermb} with AVX-512 VBMI). The row kernels this replaces
+ * looked up and converted every value with scalar steps per block (KernelBench decode, 2,048 x
+ * 8,192, one core: IQ4_NL 8.4, IQ4_XS 3.5 GB/s).
+ *
+ * <p>Layout: rows in groups of {@link #GROUP_ROWS} (the last padded with zero rows); first every
+ * group's columns, group after group, column after column, a column being {@code GROUP_ROWS / 2}
+ * bytes whose byte j holds row j's index in its low nibble and row {@code j + GROUP_ROWS / 2}'s in
+ * its high nibble (as {@link IntegerProducts}' Q4_0 columns); then every group's scales, group
+ * after group, block of 32 columns after block, a block being its rows' scales as floats: IQ4_NL's
+ * d, IQ4_XS's d * (s - 32) (not a half: 11 by 6 significant bits), as {@code Dequant} computes
+ * them. Floats cost half a bit per weight more than the file's halves (IQ4_NL 4.5 -> 5 bits a
+ * weight, IQ4_XS 4.25 -> 5) and save every conversion in the kernels.
+ *
+ * <p>Arithmetic: each weight is {@code scale * grid[index]} in floats, as {@code Dequant} makes it;
+ * each (row, token) output is one chain of FMAs over the row's columns in order; the one-token
+ * kernel and the kernel for several tokens do exactly that, so results do not depend on the batch.
+ */
+final class Iq4Products {
+    static final int GROUP_ROWS = IntegerProducts.GROUP_ROWS;
+    private static final int BLOCK = 32;
+    private static final int COLUMN_BYTES = GROUP_ROWS / 2;
+    /** Tokens a pass of the several-token kernel. */
+    private static final int PASS_TOKENS = 4;
+
+    /** Half a column: one index byte per lane, looked up in place. */
+    private static final VectorSpecies<Byte> HALF_COLUMN = IntegerProducts.HALF_BYTES;
+    private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
+    private static final ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT;
+    /** The grid in the first 16 lanes (the lanes an index reaches). */
+    private static final ByteVector GRID = grid();
+
+    private Iq4Products() {
+    }
+
+    private static ByteVector grid() {
+        byte[] lanes = new byte[HALF_COLUMN.length()];
+        for (int i = 0; i < 16; i++) {
+            lanes[i] = (byte) DType.iq4Value(i);
+        }
+        return ByteVector.fromArray(HALF_COLUMN, lanes, 0);
+    }
+
+    static boolean handles(DType type) {
+        return type == DType.IQ4_NL || type == DType.IQ4_XS;
+    }
+
+    static int groups(int rows) {
+        return (rows + GROUP_ROWS - 1) / GROUP_ROWS;
+    }
+
+    /** Bytes of the column-major copy: half a byte per value and a float per block of 32, rows padded to a group. */
+    static long bytes(int rows, int columns) {
+        return (long) groups(rows) * GROUP_ROWS * columns / BLOCK * (BLOCK / 2 + Float.BYTES);
+    }
+
+    /** Byte offset of group {@code g}'s scales in the copy (after every group's columns). */
+    private static long scalesAt(int rows, int columns, int g) {
+        return IntegerProducts.headerAt(rows, (long) COLUMN_BYTES * columns, g, 0, 1,
+                columns / BLOCK * GROUP_ROWS * Float.BYTES);
+    }
+
+    /**
+     * Writes group {@code group} of the column-major copy {@code to} of the IQ4_NL or IQ4_XS rows
+     * {@code from} (the file's layout, {@code rowBytes} a row); {@code to} starts zeroed, so padding
+     * rows have zero scales.
+     *
+     * @throws dev.peregrine.ModelFormatException if a block's (IQ4_XS: super-block's) d is
+     *     infinite or NaN
+     */
+    static void copyGroup(DType type, String tensor, MemorySegment from, long rowBytes, int rows, int columns,
+                          MemorySegment to, int group) {
+        int blocks = columns / BLOCK;
+        long scales = scalesAt(rows, columns, group);
+        long values = (long) group * columns * COLUMN_BYTES;
+        boolean xs = type == DType.IQ4_XS;
+        for (int j = 0; j < GROUP_ROWS; j++) {
+            int row = group * GROUP_ROWS + j;
+            if (row >= rows) {
+                break;
+            }
+            for (int b = 0; b < blocks; b++) {
+                // IQ4_NL: a block of 32 (d, 16 bytes); IQ4_XS: sub-block b % 8 of a super-block of 256.
+                long blockAt = xs ? row * rowBytes + (long) (b / 8) * type.blockBytes() : row * rowBytes + (long) b * type.blockBytes();
+                float d = Float.float16ToFloat(IntegerProducts.finiteScale(tensor, type.toString(), "scale", from, blockAt, row,
+                        xs ? b / 8 : b));
+                float scale = d;
+                long nibbles = blockAt + 2;
+                if (xs) {
+                    int sub = b % 8;
+                    int scalesHigh = from.get(LE_SHORT, blockAt + 2) & 0xFFFF;
+                    int s = (from.get(ValueLayout.JAVA_BYTE, blockAt + 4 + sub / 2) >>> 4 * (sub % 2) & 0x0F)
+                            | (scalesHigh >>> 2 * sub & 3) << 4;
+                    scale = d * (s - 32);
+                    nibbles = blockAt + 8 + 16L * sub;
+                }
+                to.set(FLOAT, scales + 4L * ((long) b * GROUP_ROWS + j), scale);
+                for (int k = 0; k < BLOCK; k++) {
+                    int packed = from.get(ValueLayout.JAVA_BYTE, nibbles + (k & 15)) & 0xFF;
+                    int index = k < 16 ? packed & 0x0F : packed >>> 4;
+                    long at = values + (long) (b * BLOCK + k) * COLUMN_BYTES + j % COLUMN_BYTES;
+                    int old = to.get(ValueLayout.JAVA_BYTE, at) & 0xFF;
+                    to.set(ValueLayout.JAVA_BYTE, at, (byte) (j < COLUMN_BYTES ? old | index : old | index << 4));
+                }
+            }
+        }
+    }
+
+    /** Row {@code row} as floats (scale * grid value, as {@code Dequant} makes them) into {@code out} at float index {@code outIndex}. */
+    static void decodeRow(CpuWeight w, int row, MemorySegment out, long outIndex) {
+        int columns = w.columns();
+        int group = row / GROUP_ROWS;
+        int lane = row % GROUP_ROWS;
+        long scales = scalesAt(w.rows(), columns, group);
+        long values = (long) group * columns * COLUMN_BYTES + lane % COLUMN_BYTES;
+        MemorySegment data = w.data();
+        for (int c = 0; c < columns; c++) {
+            float scale = data.get(FLOAT, scales + 4L * ((long) (c / BLOCK) * GROUP_ROWS + lane));
+            int packed = data.get(ValueLayout.JAVA_BYTE, values + (long) c * COLUMN_BYTES) & 0xFF;
+            out.set(FLOAT, 4L * (outIndex + c), scale * DType.iq4Value(lane < COLUMN_BYTES ? packed & 0x0F : packed >>> 4));
+        }
+    }
+
+    /**
+     * {@code out[t][r] = W[r] . x[t]} for the rows r in [rowStart, rowEnd), x read from the heap
+     * copy {@code input.rows} (see Q8Products.matmul); a range that starts or ends inside a group
+     * computes the whole group and stores its own rows.
+     */
+    static void matmul(MatmulInput input, CpuWeight w, MemorySegment out, int tokens, int rowStart, int rowEnd,
+                       ThreadScratch scratch) {
+        int columns = w.columns();
+        int firstGroup = rowStart / GROUP_ROWS;
+        int endGroup = (rowEnd + GROUP_ROWS - 1) / GROUP_ROWS;
+        int blocks = columns / BLOCK;
+        float[] x = input.rows;
+        float[] d = scratch.blockScales(blocks * GROUP_ROWS);
+        MemorySegment data = w.data();
+        if (tokens == 1) {
+            float[] sums = scratch.lanes((endGroup - firstGroup) * GROUP_ROWS);
+            for (int g = firstGroup; g < endGroup; g++) {
+                MemorySegment.copy(data, FLOAT, scalesAt(w.rows(), columns, g), d, 0, blocks * GROUP_ROWS);
+                oneGroup(data, (long) g * columns * COLUMN_BYTES, d, columns, x, sums, (g - firstGroup) * GROUP_ROWS);
+            }
+            IntegerProducts.storeRows(sums, firstGroup * GROUP_ROWS, out, w.rows(), 0, 1, rowStart, rowEnd);
+            return;
+        }
+        float[] sums = scratch.lanes(PASS_TOKENS * GROUP_ROWS);
+        int row = input.paddedColumns;
+        for (int g = firstGroup; g < endGroup; g++) {
+            int first = Math.max(rowStart, g * GROUP_ROWS);
+            int end = Math.min(rowEnd, (g + 1) * GROUP_ROWS);
+            MemorySegment.copy(data, FLOAT, scalesAt(w.rows(), columns, g), d, 0, blocks * GROUP_ROWS);
+            for (int t0 = 0; t0 < tokens; t0 += PASS_TOKENS) {
+                int count = Math.min(PASS_TOKENS, tokens - t0);
+                // A short pass repeats its last token; those sums are not stored.
+                fourTokens(data, (long) g * columns * COLUMN_BYTES, d, columns, x, t0 * row,
+                        (t0 + Math.min(1, count - 1)) * row, (t0 + Math.min(2, count - 1)) * row,
+                        (t0 + Math.min(3, count - 1)) * row, sums);
+                IntegerProducts.storeRows(sums, g * GROUP_ROWS, out, w.rows(), t0, count, first, end);
+            }
+        }
+    }
+
+    /**
+     * One token against one group (columns from byte {@code values}, its scales in {@code d}): the
+     * sums of its rows into {@code sums} from index {@code at}; a block's scales are loaded into
+     * registers at its first column (as in Q8Products.oneGroup).
+     */
+    private static void oneGroup(MemorySegment w, long values, float[] d, int columns, float[] x, float[] sums,
+                                 int at) {
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        FloatVector d0 = a0, d1 = a0, d2 = a0, d3 = a0;
+        int s = 0;
+        for (int k = 1; k <= columns; k++) { // from 1: see HalfProducts.oneGroup
+            int column = k - 1;
+            long o = values + column * (long) COLUMN_BYTES;
+            if ((column & (BLOCK - 1)) == 0) {
+                d0 = FloatVector.fromArray(F, d, s);
+                d1 = FloatVector.fromArray(F, d, s + FL);
+                d2 = FloatVector.fromArray(F, d, s + 2 * FL);
+                d3 = FloatVector.fromArray(F, d, s + 3 * FL);
+                s += GROUP_ROWS;
+            }
+            FloatVector v = FloatVector.broadcast(F, x[column]);
+            ByteVector packed = ByteVector.fromMemorySegment(HALF_COLUMN, w, o, NATIVE);
+            ByteVector low = packed.and((byte) 0x0F).selectFrom(GRID);
+            ByteVector high = packed.lanewise(VectorOperators.LSHR, 4).selectFrom(GRID);
+            a0 = ((FloatVector) low.convertShape(VectorOperators.B2F, F, 0)).mul(d0).fma(v, a0);
+            a1 = ((FloatVector) low.convertShape(VectorOperators.B2F, F, 1)).mul(d1).fma(v, a1);
+            a2 = ((FloatVector) high.convertShape(VectorOperators.B2F, F, 0)).mul(d2).fma(v, a2);
+            a3 = ((FloatVector) high.convertShape(VectorOperators.B2F, F, 1)).mul(d3).fma(v, a3);
+        }
+        a0.intoArray(sums, at);
+        a1.intoArray(sums, at + FL);
+        a2.intoArray(sums, at + 2 * FL);
+        a3.intoArray(sums, at + 3 * FL);
+    }
+
+    /**
+     * Four tokens (rows from indices x0..x3 of {@code x}) against one group: each column's values
+     * looked up and converted once for the four, the chains of {@link #oneGroup}; the sums into
+     * {@code sums} at {@code token * GROUP_ROWS + row}.
+     */
+    private static void fourTokens(MemorySegment w, long values, float[] d, int columns, float[] x, int x0, int x1,
+                                   int x2, int x3, float[] sums) {
+        FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00;
+        FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+        FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
+        FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+        for (int k = 1; k <= columns; k++) {
+            int column = k - 1;
+            long o = values + column * (long) COLUMN_BYTES;
+            int s = column / BLOCK * GROUP_ROWS;
+            FloatVector v0 = FloatVector.broadcast(F, x[x0 + column]);
+            FloatVector v1 = FloatVector.broadcast(F, x[x1 + column]);
+            FloatVector v2 = FloatVector.broadcast(F, x[x2 + column]);
+            FloatVector v3 = FloatVector.broadcast(F, x[x3 + column]);
+            ByteVector packed = ByteVector.fromMemorySegment(HALF_COLUMN, w, o, NATIVE);
+            ByteVector low = packed.and((byte) 0x0F).selectFrom(GRID);
+            ByteVector high = packed.lanewise(VectorOperators.LSHR, 4).selectFrom(GRID);
+            FloatVector q = ((FloatVector) low.convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s));
+            a00 = q.fma(v0, a00);
+            a01 = q.fma(v1, a01);
+            a02 = q.fma(v2, a02);
+            a03 = q.fma(v3, a03);
+            q = ((FloatVector) low.convertShape(VectorOperators.B2F, F, 1)).mul(FloatVector.fromArray(F, d, s + FL));
+            a10 = q.fma(v0, a10);
+            a11 = q.fma(v1, a11);
+            a12 = q.fma(v2, a12);
+            a13 = q.fma(v3, a13);
+            q = ((FloatVector) high.convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s + 2 * FL));
+            a20 = q.fma(v0, a20);
+            a21 = q.fma(v1, a21);
+            a22 = q.fma(v2, a22);
+            a23 = q.fma(v3, a23);
+            q = ((FloatVector) high.convertShape(VectorOperators.B2F, F, 1)).mul(FloatVector.fromArray(F, d, s + 3 * FL));
+            a30 = q.fma(v0, a30);
+            a31 = q.fma(v1, a31);
+            a32 = q.fma(v2, a32);
+            a33 = q.fma(v3, a33);
+        }
+        a00.intoArray(sums, 0);
+        a10.intoArray(sums, FL);
+        a20.intoArray(sums, 2 * FL);
+        a30.intoArray(sums, 3 * FL);
+        a01.intoArray(sums, GROUP_ROWS);
+        a11.intoArray(sums, GROUP_ROWS + FL);
+        a21.intoArray(sums, GROUP_ROWS + 2 * FL);
+        a31.intoArray(sums, GROUP_ROWS + 3 * FL);
+        a02.intoArray(sums, 2 * GROUP_ROWS);
+        a12.intoArray(sums, 2 * GROUP_ROWS + FL);
+        a22.intoArray(sums, 2 * GROUP_ROWS + 2 * FL);
+        a32.intoArray(sums, 2 * GROUP_ROWS + 3 * FL);
+        a03.intoArray(sums, 3 * GROUP_ROWS);
+        a13.intoArray(sums, 3 * GROUP_ROWS + FL);
+        a23.intoArray(sums, 3 * GROUP_ROWS + 2 * FL);
+        a33.intoArray(sums, 3 * GROUP_ROWS + 3 * FL);
+    }
+}
