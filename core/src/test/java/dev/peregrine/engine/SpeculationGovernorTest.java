@@ -1,6 +1,7 @@
 package dev.peregrine.engine;
 
 import static dev.peregrine.engine.SpeculationGovernor.FIRST_WAIT;
+import static dev.peregrine.engine.SpeculationGovernor.HISTORY;
 import static dev.peregrine.engine.SpeculationGovernor.RECHECK_AFTER;
 import static dev.peregrine.engine.SpeculationGovernor.WINDOW;
 import static org.assertj.core.api.Assertions.assertThat;
@@ -77,6 +78,24 @@ class SpeculationGovernorTest {
         assertThat(g.speculate()).isTrue();
         run(g, 1 + WINDOW, 1_000, 3);                 // drafts work again
         assertThat(g.speculate()).isTrue();
+    }
+
+    @Test
+    void oneWindowOfFailedDraftsAmongGoodOnesDoesNotStopSpeculation() {
+        SpeculationGovernor g = new SpeculationGovernor(true);
+        run(g, 1 + 2 * WINDOW, 1_000, 3);             // wins against plain timing (333 ns a token)
+        run(g, WINDOW, 1_200, 1);                     // every draft rejected: 1,200 ns a token
+        assertThat(g.speculate()).as("judged with the window before: 550 ns a token").isTrue();
+        run(g, WINDOW, 1_000, 3);
+        assertThat(g.speculate()).isTrue();
+        // Drafts that keep failing: lost once the failed windows outweigh the good one.
+        for (int w = 1; w < HISTORY; w++) {
+            run(g, WINDOW, 1_200, 1);
+            assertThat(g.speculate()).as("after %d failed windows", w).isTrue();
+        }
+        run(g, WINDOW, 1_200, 1);
+        assertThat(g.speculate()).as("after %d failed windows", HISTORY).isFalse();
+        assertThat(g.plainSteps()).isEqualTo(WINDOW);
     }
 
     @Test
