@@ -15,9 +15,10 @@ import java.lang.foreign.MemorySegment;
  * row r sits at {@code (r / g) * g * rowBytes + (u * g + r % g) * unitBytes}, so the g rows a
  * decode kernel reads together are one sequential stream; the last group is padded with zero rows,
  * and a row whose values do not fill its last unit with zero values ({@code rowBytes} counts them).
- * With {@code columnMajor} (Q8_0 and Q5_0 kept as Q8_0, Q4_0, Q4_1, Q5_1, Q3_K, Q4_K, Q5_K and Q6_K) each group of g rows is stored column by
- * column instead, as {@link Q8Products} and {@link IntegerProducts} describe; {@link #rowOffset}
- * and {@link #blockStride} do not apply.
+ * With {@code columnMajor} (Q8_0 and Q5_0 kept as Q8_0, F16, BF16, IQ4_NL, IQ4_XS, Q4_0, Q4_1,
+ * Q5_1, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K) each group of g rows is stored column by column instead,
+ * as {@link Q8Products}, {@link HalfProducts}, {@link Iq4Products} and {@link IntegerProducts}
+ * describe; {@link #rowOffset} and {@link #blockStride} do not apply.
  */
 record CpuWeight(String name, DType type, int rows, int columns, MemorySegment data, long rowBytes, int rowGroup,
                  long unitBytes, boolean columnMajor, float[] asVector) implements Weight {

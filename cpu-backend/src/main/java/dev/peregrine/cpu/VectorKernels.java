@@ -23,13 +23,14 @@ import jdk.incubator.vector.VectorSpecies;
  * Kernels written with the Vector API, at the widest vector size the CPU offers (AVX-512 gives 16
  * float lanes, AVX2 8).
  *
- * <p>Every product dequantises weight rows to floats in small per-thread panels and multiplies
- * them with the activations in float FMAs, so that one token gets bit-identical results whether it
- * is decoded alone or processed in a batch (see the Matmul section). Decode (one token) streams
- * each weight row once, four rows per pass; matrix-matrix products (prefill, batches) reuse a
- * dequantised panel for every token, 4 rows x 4 tokens at a time from registers, so they are
- * compute-bound rather than re-reading weights per token. Q4_0 is the exception: its products are
- * integer products on 8-bit activations ({@link IntegerProducts}), batch-invariant too.
+ * <p>Matrices copied at load are column-major groups of rows with products of their own, a lane
+ * per weight row: on float activations ({@link Q8Products}, {@link HalfProducts},
+ * {@link Iq4Products}) or on activations quantised to 8 bits ({@link IntegerProducts} and the
+ * K-quant classes). F32 matrices and rows read in place from the file take the kernels here:
+ * decode (one token) streams each weight row once, four rows per pass; matrix-matrix products
+ * (prefill, batches) reuse a dequantised panel for every token, 4 rows x 4 tokens at a time from
+ * registers. Every product gives one token bit-identical results whether it is decoded alone or
+ * processed in a batch (see the Matmul section).
  *
  * <p>To stay fully intrinsified by C2, vectors live inside one method's loops or in tiny helpers
  * that C2 always inlines (the tests check that the steady state allocates nothing). Scratch is
@@ -56,8 +57,8 @@ final class VectorKernels implements Kernels {
     /** ggml blocks of 32 values: Q8_0 = f16 scale + 32 bytes, Q4_0 = f16 scale + 16 bytes. */
     private static final int BLOCK = 32;
     /**
-     * Float rows (F32, F16, BF16) are interleaved too, in groups of 4, a vector's worth of
-     * values at a time (32 bytes of F16 at 512 bits), so that their decode reads one stream too;
+     * F32 rows are interleaved too, in groups of 4, a vector's worth of values at a time, so
+     * that their decode reads one stream too;
      * the kernels step through a group's units with these constant strides, for the reason above.
      */
     static final int UNIT = FL;
@@ -106,12 +107,11 @@ final class VectorKernels implements Kernels {
      * Quantised rows are read 4 at a time (see matrixVector); interleaving them block by block
      * makes those 4 rows one sequential stream, which the hardware prefetchers follow much better
      * than 4 short streams a row apart (Q8_0 decode over 576-value rows: 6.0 -> 10.6 GB/s on one
-     * core; Q4_K over 2,048-value rows: 7.1 -> 12.3 GB/s on two, KernelBench). Q8_0, Q4_0, Q4_1,
-     * Q5_1 and (of whole super-blocks) Q2_K, Q3_K, Q4_K, Q5_K and Q6_K matrices are stored in
-     * column-major groups instead ({@link #columnMajor}); IQ4_XS rows are interleaved only when
-     * they are whole super-blocks. Float rows (F32, F16, BF16) a vector at a time,
-     * padded to the kernels' row length (F16 decode over 2,048-value rows: 14.5 -> 23 GB/s on one
-     * core with the finite-only conversion).
+     * core; Q4_K over 2,048-value rows: 7.1 -> 12.3 GB/s on two, KernelBench). That holds for
+     * F32 rows now, a vector at a time, padded to the kernels' row length; every other type's
+     * matrices (the K-quants: of whole super-blocks) are stored in column-major groups instead
+     * ({@link #columnMajor}), which stream faster still (F16 decode over 2,048-value rows, one
+     * core: 14.5 GB/s in the file's layout, 23 interleaved, 31 column-major).
      */
     @Override
     public int rowGroup(DType type, long rows, long columns) {
