@@ -280,7 +280,7 @@ final class HalfProducts {
      * #fourTokens} for twice the tokens and half the rows, so a converted vector meets 8 tokens
      * (16 FMAs per 2 conversions instead of 16 per 4: prefill is bound by the FMA unit, which the
      * conversion's multiply shares), parked in {@code sums} at {@code at + token * GROUP_ROWS +
-     * row}. KernelBench prefill of 128 tokens, 8,192 x 2,048, one core: 150 GFLOP/s with passes of
+     * row}. KernelBench prefill of 128 tokens, 2,048 x 8,192, one core: 150 GFLOP/s with passes of
      * 4, 160 with these; 8 tokens over a quarter of a group (a broadcast per FMA) 125. With AVX2's
      * 16 vector registers (-XX:UseAVX=2) the 16 chains spill: 48 GFLOP/s, still more than
      * passes of 4 (41), less than the tile kernel of interleaved rows this replaced (53-59).
