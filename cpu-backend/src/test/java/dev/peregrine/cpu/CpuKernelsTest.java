@@ -148,8 +148,9 @@ class CpuKernelsTest {
      * Column-major Q8_0 products ({@link Q8Products}) against their definition, computed
      * independently one row and token at a time: acc = fma(q * d, x, acc) over the row's columns in
      * order, in floats, with q * d the dequantised weight, so the kernels' results must equal it bit
-     * for bit, whatever the token count (passes of 4, short last passes) and however the rows are
-     * split (ranges that start or end inside a group of {@link Q8Products#GROUP_ROWS}, several
+     * for bit, whatever the token count (passes of 8 over half a group, a last one of up to 4 over
+     * the whole group, short passes) and however the rows are split (ranges that start or end
+     * inside a group of {@link Q8Products#GROUP_ROWS}, several
      * groups a call); rows outside a range keep what was there. Row 1's scales at the ends of the
      * halves the kernels convert. Q5_0 matrices, kept as Q8_0, the same way.
      */
@@ -173,43 +174,7 @@ class CpuKernelsTest {
                 assertThat(w.type()).isEqualTo(DType.Q8_0);
                 assertThat(w.columnMajor()).isTrue();
                 assertThat(w.rowGroup()).isEqualTo(g);
-                for (int tokens : new int[] {1, 2, 4, 5, 8, 9, 11, 13, 17}) {
-                    float[] x = randoms(tokens * columns);
-                    float[] expected = new float[tokens * outputs];
-                    for (int r = 0; r < tokens; r++) {
-                        for (int o = 0; o < outputs; o++) {
-                            float acc = 0;
-                            for (int c = 0; c < columns; c++) {
-                                acc = Math.fma(weights[o * columns + c], x[r * columns + c], acc);
-                            }
-                            expected[r * outputs + o] = acc;
-                        }
-                    }
-                    MemorySegment xs = arena.allocate(4L * x.length);
-                    MemorySegment.copy(x, 0, xs, ValueLayout.JAVA_FLOAT, 0, x.length);
-                    int[][] ranges = {{0, outputs}, {1, outputs - 1}, {Math.min(g + 3, outputs - 1), outputs}, {0, 1}};
-                    for (int[] range : ranges) {
-                        MemorySegment out = arena.allocate(4L * tokens * outputs);
-                        out.fill((byte) 0x7F); // a NaN pattern: rows outside the range must keep it
-                        try (MatmulInput input = new MatmulInput()) {
-                            kernels.prepareMatmul(input, new CpuWeight[] {w}, 1, xs, tokens);
-                            kernels.matmul(input, w, out, tokens, range[0], range[1], new ThreadScratch());
-                        }
-                        for (int r = 0; r < tokens; r++) {
-                            for (int o = 0; o < outputs; o++) {
-                                int bits = Float.floatToRawIntBits(out.getAtIndex(ValueLayout.JAVA_FLOAT, (long) r * outputs + o));
-                                boolean inside = o >= range[0] && o < range[1];
-                                assertThat(bits).as("%d columns, %d rows, %d tokens, rows %s: token %d row %d", columns, outputs,
-                                                tokens, java.util.Arrays.toString(range), r, o)
-                                        .isEqualTo(inside ? Float.floatToRawIntBits(expected[r * outputs + o]) : 0x7F7F7F7F);
-                            }
-                        }
-                    }
-                    // Through the backend (rows split across its two threads) and as a row lookup.
-                    Buffer out = backend.allocate((long) tokens * outputs);
-                    backend.matmul(out, buffer(backend, x), w, tokens);
-                    assertThat(read(backend, out, tokens * outputs)).isEqualTo(expected);
-                }
+                assertColumnProductsEqualTheirDefinition(kernels, backend, w, weights, new int[] {1, 2, 4, 5, 8, 9, 11, 13, 17});
                 MemorySegment row = arena.allocate(4L * columns);
                 kernels.embedRow(w, outputs - 1, row, 0, new ThreadScratch());
                 assertThat(row.toArray(ValueLayout.JAVA_FLOAT))
@@ -217,6 +182,57 @@ class CpuKernelsTest {
             }
         }
     }
+
+    /**
+     * The column-major float products of {@code w} (dequantised: {@code weights}) against their
+     * definition, bit for bit, for each token count: per (row, token) acc = fma(w, x, acc) over the
+     * row's columns in order, in floats; through the kernels for ranges of rows that start and end
+     * inside groups (rows outside a range keep what was there), and through the backend (rows split
+     * across its two threads).
+     */
+    private void assertColumnProductsEqualTheirDefinition(VectorKernels kernels, CpuBackend backend, CpuWeight w,
+                                                          float[] weights, int[] tokenCounts) {
+        int columns = w.columns();
+        int outputs = w.rows();
+        int g = w.rowGroup();
+        for (int tokens : tokenCounts) {
+            float[] x = randoms(tokens * columns);
+            float[] expected = new float[tokens * outputs];
+            for (int r = 0; r < tokens; r++) {
+                for (int o = 0; o < outputs; o++) {
+                    float acc = 0;
+                    for (int c = 0; c < columns; c++) {
+                        acc = Math.fma(weights[o * columns + c], x[r * columns + c], acc);
+                    }
+                    expected[r * outputs + o] = acc;
+                }
+            }
+            MemorySegment xs = arena.allocate(4L * x.length);
+            MemorySegment.copy(x, 0, xs, ValueLayout.JAVA_FLOAT, 0, x.length);
+            int[][] ranges = {{0, outputs}, {1, outputs - 1}, {Math.min(g + 3, outputs - 1), outputs}, {0, 1}};
+            for (int[] range : ranges) {
+                MemorySegment out = arena.allocate(4L * tokens * outputs);
+                out.fill((byte) 0x7F); // a NaN pattern: rows outside the range must keep it
+                try (MatmulInput input = new MatmulInput()) {
+                    kernels.prepareMatmul(input, new CpuWeight[] {w}, 1, xs, tokens);
+                    kernels.matmul(input, w, out, tokens, range[0], range[1], new ThreadScratch());
+                }
+                for (int r = 0; r < tokens; r++) {
+                    for (int o = 0; o < outputs; o++) {
+                        int bits = Float.floatToRawIntBits(out.getAtIndex(ValueLayout.JAVA_FLOAT, (long) r * outputs + o));
+                        boolean inside = o >= range[0] && o < range[1];
+                        assertThat(bits).as("%s %d columns, %d rows, %d tokens, rows %s: token %d row %d", w.type(), columns,
+                                        outputs, tokens, java.util.Arrays.toString(range), r, o)
+                                .isEqualTo(inside ? Float.floatToRawIntBits(expected[r * outputs + o]) : 0x7F7F7F7F);
+                    }
+                }
+            }
+            Buffer out = backend.allocate((long) tokens * outputs);
+            backend.matmul(out, buffer(backend, x), w, tokens);
+            assertThat(read(backend, out, tokens * outputs)).isEqualTo(expected);
+        }
+    }
+
 
     /**
      * Column-major F16 and BF16 products ({@link HalfProducts}) and IQ4_NL and IQ4_XS products
@@ -250,43 +266,7 @@ class CpuKernelsTest {
                 assertThat(w.type()).isEqualTo(type);
                 assertThat(w.columnMajor()).isTrue();
                 assertThat(w.rowGroup()).isEqualTo(g);
-                for (int tokens : new int[] {1, 2, 3, 4, 5, 8, 9, 12, 13, 17}) {
-                    float[] x = randoms(tokens * columns);
-                    float[] expected = new float[tokens * outputs];
-                    for (int r = 0; r < tokens; r++) {
-                        for (int o = 0; o < outputs; o++) {
-                            float acc = 0;
-                            for (int c = 0; c < columns; c++) {
-                                acc = Math.fma(weights[o * columns + c], x[r * columns + c], acc);
-                            }
-                            expected[r * outputs + o] = acc;
-                        }
-                    }
-                    MemorySegment xs = arena.allocate(4L * x.length);
-                    MemorySegment.copy(x, 0, xs, ValueLayout.JAVA_FLOAT, 0, x.length);
-                    int[][] ranges = {{0, outputs}, {1, outputs - 1}, {Math.min(g + 3, outputs - 1), outputs}, {0, 1}};
-                    for (int[] range : ranges) {
-                        MemorySegment out = arena.allocate(4L * tokens * outputs);
-                        out.fill((byte) 0x7F); // a NaN pattern: rows outside the range must keep it
-                        try (MatmulInput input = new MatmulInput()) {
-                            kernels.prepareMatmul(input, new CpuWeight[] {w}, 1, xs, tokens);
-                            kernels.matmul(input, w, out, tokens, range[0], range[1], new ThreadScratch());
-                        }
-                        for (int r = 0; r < tokens; r++) {
-                            for (int o = 0; o < outputs; o++) {
-                                int bits = Float.floatToRawIntBits(out.getAtIndex(ValueLayout.JAVA_FLOAT, (long) r * outputs + o));
-                                boolean inside = o >= range[0] && o < range[1];
-                                assertThat(bits).as("%s %d columns, %d rows, %d tokens, rows %s: token %d row %d", type, columns,
-                                                outputs, tokens, java.util.Arrays.toString(range), r, o)
-                                        .isEqualTo(inside ? Float.floatToRawIntBits(expected[r * outputs + o]) : 0x7F7F7F7F);
-                            }
-                        }
-                    }
-                    // Through the backend (rows split across its two threads).
-                    Buffer out = backend.allocate((long) tokens * outputs);
-                    backend.matmul(out, buffer(backend, x), w, tokens);
-                    assertThat(read(backend, out, tokens * outputs)).isEqualTo(expected);
-                }
+                assertColumnProductsEqualTheirDefinition(kernels, backend, w, weights, new int[] {1, 2, 3, 4, 5, 8, 9, 12, 13, 17});
                 MemorySegment row = arena.allocate(4L * columns);
                 kernels.embedRow(w, 1, row, 0, new ThreadScratch());
                 assertThat(row.toArray(ValueLayout.JAVA_FLOAT)).isEqualTo(Arrays.copyOfRange(weights, columns, 2 * columns));
