@@ -1,6 +1,5 @@
 package dev.peregrine.cpu;
 
-import dev.peregrine.ModelFormatException;
 import dev.peregrine.spi.Activation;
 import dev.peregrine.spi.Backend;
 import dev.peregrine.spi.BatchLayout;

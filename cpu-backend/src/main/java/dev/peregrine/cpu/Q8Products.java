@@ -312,6 +312,7 @@ final class Q8Products {
         a23.intoArray(sums, 3 * GROUP_ROWS + 2 * FL);
         a33.intoArray(sums, 3 * GROUP_ROWS + 3 * FL);
     }
+
     /**
      * Eight tokens (rows from indices x0..x7 of {@code x}) against half of one group (its rows
      * {@code half * 2 * FL} on; the group's scales as floats in {@code d}): the chains of {@link
