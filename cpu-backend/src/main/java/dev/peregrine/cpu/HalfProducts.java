@@ -35,15 +35,15 @@ import jdk.incubator.vector.VectorSpecies;
  * do not depend on the batch. F16 halves are converted for finite values only (the copy refuses an
  * infinity or a NaN, see {@link #copyGroup}): the bits shifted into a float's place and the
  * exponent rebased by a multiply by 2^112, exact for normal and subnormal halves. BF16 is a
- * float's upper half: the same steps with a shift of 16, no mask and a multiply by 1.
+ * float's upper half: the same steps with a shift of 16, a mask of all ones and a multiply by 1.
  */
 final class HalfProducts {
     /** Rows per group: four float vectors' worth (a column is 128 bytes with AVX-512). */
     static final int GROUP_ROWS = IntegerProducts.GROUP_ROWS;
-    /** Tokens a pass of the several-token kernel. */
+    /** Tokens a pass over a whole group ({@link #fourTokens}); passes over half a group take twice as many. */
     private static final int PASS_TOKENS = 4;
     /**
-     * Columns of a chunk that the passes of 4 tokens stream in turn: 256 KB of a group (at 64
+     * Columns of a chunk that the passes of several tokens stream in turn: 256 KB of a group (at 64
      * rows), which stays in the 1 MB L2 for the passes after the first, where a whole group of an
      * 8,192-column matrix (1 MB) would not. Only the order of memory traffic depends on it.
      */

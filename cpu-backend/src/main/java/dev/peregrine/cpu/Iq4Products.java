@@ -40,7 +40,7 @@ final class Iq4Products {
     /** Tokens a pass of the several-token kernel. */
     private static final int PASS_TOKENS = 4;
 
-    /** Half a column: one index byte per lane, looked up in place. */
+    /** A column's bytes, a lane each: masked (or shifted), the indices of half the column's rows. */
     private static final VectorSpecies<Byte> HALF_COLUMN = IntegerProducts.HALF_BYTES;
     private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
     private static final ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
