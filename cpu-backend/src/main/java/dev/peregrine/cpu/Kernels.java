@@ -51,7 +51,8 @@ interface Kernels {
 
     /**
      * Whether weights of this type and shape are stored in column-major groups of
-     * {@link #rowGroup} rows ({@link Q8Products}, {@link IntegerProducts}) rather than by rows.
+     * {@link #rowGroup} rows ({@link Q8Products}, {@link HalfProducts}, {@link Iq4Products},
+     * {@link IntegerProducts}) rather than by rows.
      */
     default boolean columnMajor(DType type, long rows, long columns) {
         return false;
