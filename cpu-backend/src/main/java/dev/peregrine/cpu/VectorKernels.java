@@ -74,11 +74,12 @@ final class VectorKernels implements Kernels {
      */
     private static final int K_CHUNK = 1024;
     /**
-     * Up to this many tokens, a product streams the weights through the row kernels, up to 4
-     * tokens per pass, each weight vector converted once per pass and met by every token's chain:
-     * a pass costs about one decode step, where the tile kernel first dequantises every row into
-     * a panel. Speculative verification and small batches are mostly 2-8 tokens; at 16 the two
-     * were even on smollm2-135m Q8_0 and the passes 14% faster on llama3.2-1b Q8_0.
+     * Up to this many tokens, a product of Q8_0 rows read in place streams the weights through
+     * the row kernel, up to 4 tokens per pass, each weight vector converted once per pass and met
+     * by every token's chain: a pass costs about one decode step, where the tile kernel first
+     * dequantises every row into a panel. Speculative verification and small batches are mostly
+     * 2-8 tokens; at 16 the two were even on smollm2-135m Q8_0 and the passes 14% faster on
+     * llama3.2-1b Q8_0 (measured when copied Q8_0 matrices took these kernels too).
      */
     private static final int ROW_KERNEL_TOKENS = 16;
     /** Register tile of the matrix-matrix kernel. */
