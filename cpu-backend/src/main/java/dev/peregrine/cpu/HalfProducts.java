@@ -274,6 +274,7 @@ final class HalfProducts {
         a23.intoArray(sums, t3 + 2 * FL);
         a33.intoArray(sums, t3 + 3 * FL);
     }
+
     /**
      * Eight tokens (rows from indices x0..x7 of {@code x}) against columns [c0, c1) of half a group
      * (its rows {@code half * 2 * FL} on, from byte {@code group}): the chains of {@link
@@ -283,7 +284,10 @@ final class HalfProducts {
      * row}. KernelBench prefill of 128 tokens, 2,048 x 8,192, one core: 150 GFLOP/s with passes of
      * 4, 160 with these; 8 tokens over a quarter of a group (a broadcast per FMA) 125. With AVX2's
      * 16 vector registers (-XX:UseAVX=2) the 16 chains spill: 48 GFLOP/s, still more than
-     * passes of 4 (41), less than the tile kernel of interleaved rows this replaced (53-59).
+     * passes of 4 (41), less than the tile kernel of interleaved rows this replaced (53-59). The
+     * conversion's shift, mask and multiplier as constants chosen by a {@code bf16} test at each
+     * vector (three registers fewer) gave AVX2 65-72, but llama3.2-1b F16 pp512 123-126 against
+     * 140-144 with AVX-512: not kept.
      */
     private static void eightTokens(MemorySegment w, long group, int half, int c0, int c1, int shift, int mask,
                                     float rebase, float[] x, int x0, int x1, int x2, int x3, int x4, int x5, int x6,

@@ -128,14 +128,16 @@ public final class KernelBench {
                     Buffer out = backend.allocate((long) tokens * OUTPUTS);
                     warmUp(() -> backend.matmul(out, x, w, tokens), 1);
                     double[] gflops = new double[repetitions];
+                    long allocated = allocatedBytes();
                     for (int r = 0; r < repetitions; r++) {
                         long t0 = clock(threads);
                         backend.matmul(out, x, w, tokens);
                         gflops[r] = 2.0 * COLUMNS * OUTPUTS * tokens / (clock(threads) - t0);
                     }
+                    long perCall = (allocatedBytes() - allocated) / repetitions;
                     Arrays.sort(gflops);
-                    line.append(String.format("  %dT best %6.1f GFLOP/s median %6.1f", threads,
-                            gflops[repetitions - 1], gflops[repetitions / 2]));
+                    line.append(String.format("  %dT best %6.1f GFLOP/s median %6.1f (%d B/call)", threads,
+                            gflops[repetitions - 1], gflops[repetitions / 2], perCall));
                 }
             }
             System.out.println(line);
