@@ -175,7 +175,7 @@ final class CpuBackend implements Backend {
                 : halves ? HalfProducts.bytes(rows, columns)
                 : iq4 ? Iq4Products.bytes(rows, columns) : IntegerProducts.bytes(type, rows, columns));
         HostMemory.prefault(data);
-        int groups = (rows + IntegerProducts.GROUP_ROWS - 1) / IntegerProducts.GROUP_ROWS;
+        int groups = IntegerProducts.groups(rows);
         pool.parallelFor(groups, 1, (long) rows * rowBytes, (start, end, thread) -> {
             for (int g = start; g < end; g++) {
                 if (q8) {

@@ -58,13 +58,9 @@ final class HalfProducts {
     private HalfProducts() {
     }
 
-    static int groups(int rows) {
-        return (rows + GROUP_ROWS - 1) / GROUP_ROWS;
-    }
-
     /** Bytes of the column-major copy: two per value, rows padded to a group. */
     static long bytes(int rows, int columns) {
-        return 2L * groups(rows) * GROUP_ROWS * columns;
+        return 2L * IntegerProducts.groups(rows) * GROUP_ROWS * columns;
     }
 
     /**

@@ -164,8 +164,8 @@ final class IntegerProducts {
                     to.set(SHORT, at + 2L * (j + HALF_GROUP), finiteScale(tensor, "Q4_0", "scale", from, highAt, high, b));
                 }
                 for (int k = 0; k < BLOCK; k++) {
-                    int lowQ = low < rows ? nibble(from, lowAt, k) : 8;
-                    int highQ = high < rows ? nibble(from, highAt, k) : 8;
+                    int lowQ = low < rows ? nibble(from, lowAt + 2, k) : 8;
+                    int highQ = high < rows ? nibble(from, highAt + 2, k) : 8;
                     long column = columns0 + (long) k * COLUMN_BYTES;
                     to.set(ValueLayout.JAVA_BYTE, column + j, (byte) (lowQ | highQ << 4));
                 }
@@ -182,9 +182,12 @@ final class IntegerProducts {
         return half;
     }
 
-    /** Value k (0-31) of the file's Q4_0 block at {@code at}: low nibbles first, then high ones. */
-    private static int nibble(MemorySegment from, long at, int k) {
-        int b = from.get(ValueLayout.JAVA_BYTE, at + 2 + (k & 15)) & 0xFF;
+    /**
+     * Value k (0-31) of a block's 16 bytes of nibbles at {@code at} (Q4_0's, Q5_0's low bits,
+     * IQ4_NL's and IQ4_XS's layout): low nibbles first, then high ones.
+     */
+    static int nibble(MemorySegment from, long at, int k) {
+        int b = from.get(ValueLayout.JAVA_BYTE, at + (k & 15)) & 0xFF;
         return k < 16 ? b & 0x0F : b >>> 4;
     }
 

@@ -63,13 +63,9 @@ final class Iq4Products {
         return type == DType.IQ4_NL || type == DType.IQ4_XS;
     }
 
-    static int groups(int rows) {
-        return (rows + GROUP_ROWS - 1) / GROUP_ROWS;
-    }
-
     /** Bytes of the column-major copy: half a byte per value and a float per block of 32, rows padded to a group. */
     static long bytes(int rows, int columns) {
-        return (long) groups(rows) * GROUP_ROWS * columns / BLOCK * (BLOCK / 2 + Float.BYTES);
+        return (long) IntegerProducts.groups(rows) * GROUP_ROWS * columns / BLOCK * (BLOCK / 2 + Float.BYTES);
     }
 
     /** Byte offset of group {@code g}'s scales in the copy (after every group's columns). */
@@ -117,9 +113,9 @@ final class Iq4Products {
                 long lowNibbles = nibblesAt(type, from, rowBytes, low, b);
                 long highNibbles = high < rows ? nibblesAt(type, from, rowBytes, high, b) : -1;
                 for (int k = 0; k < BLOCK; k++) {
-                    int index = nibble(from, lowNibbles, k);
+                    int index = IntegerProducts.nibble(from, lowNibbles, k);
                     if (highNibbles >= 0) {
-                        index |= nibble(from, highNibbles, k) << 4;
+                        index |= IntegerProducts.nibble(from, highNibbles, k) << 4;
                     }
                     to.set(ValueLayout.JAVA_BYTE, values + (long) (b * BLOCK + k) * COLUMN_BYTES + j, (byte) index);
                 }
@@ -135,12 +131,6 @@ final class Iq4Products {
     /** Byte offset of the 16 bytes of nibbles of block {@code b} of row {@code row} (laid out as Q4_0's). */
     private static long nibblesAt(DType type, MemorySegment from, long rowBytes, int row, int b) {
         return blockAt(type, from, rowBytes, row, b) + (type == DType.IQ4_XS ? 8 + 16L * (b % 8) : 2);
-    }
-
-    /** Index k (0-31) of the nibbles at {@code at}: low nibbles first, then high ones. */
-    private static int nibble(MemorySegment from, long at, int k) {
-        int packed = from.get(ValueLayout.JAVA_BYTE, at + (k & 15)) & 0xFF;
-        return k < 16 ? packed & 0x0F : packed >>> 4;
     }
 
     /** Row {@code row} as floats (scale * grid value, as {@code Dequant} makes them) into {@code out} at float index {@code outIndex}. */

@@ -60,13 +60,9 @@ final class Q8Products {
     private Q8Products() {
     }
 
-    static int groups(int rows) {
-        return (rows + GROUP_ROWS - 1) / GROUP_ROWS;
-    }
-
     /** Bytes of the column-major copy: a byte per value and a half per block of 32, rows padded to a group. */
     static long bytes(int rows, int columns) {
-        return (long) groups(rows) * GROUP_ROWS * columns / BLOCK * Q8_BLOCK_BYTES;
+        return (long) IntegerProducts.groups(rows) * GROUP_ROWS * columns / BLOCK * Q8_BLOCK_BYTES;
     }
 
     /** Byte offset of group {@code g}'s scales in the copy (after every group's columns). */
@@ -114,9 +110,8 @@ final class Q8Products {
         return switch (type) {
             case Q8_0 -> from.get(ValueLayout.JAVA_BYTE, at + 2 + k);
             case Q5_0 -> {
-                int nibbles = from.get(ValueLayout.JAVA_BYTE, at + 6 + (k & 15)) & 0xFF;
                 int fifth = from.get(LE_INT, at + 2) >>> k & 1;
-                yield ((k < 16 ? nibbles & 0x0F : nibbles >>> 4) | fifth << 4) - 16;
+                yield (IntegerProducts.nibble(from, at + 6, k) | fifth << 4) - 16;
             }
             default -> throw new IllegalArgumentException(type + " is not kept as Q8_0");
         };
