@@ -119,9 +119,10 @@ final class VectorKernels implements Kernels {
         return switch (type) {
             case Q8_0 -> Q8Products.GROUP_ROWS;
             case Q4_0, Q4_1, Q5_1 -> IntegerProducts.GROUP_ROWS;
-            case Q5_0 -> rows >= TILE_ROWS ? TILE_ROWS : 1;
-            case Q2_K, Q3_K, Q4_K, Q5_K, Q6_K -> IntegerProducts.handles(type, columns) ? IntegerProducts.GROUP_ROWS
-                    : rows >= TILE_ROWS && columns % K_BLOCK == 0 ? TILE_ROWS : 1;
+            // Copied Q5_0 matrices are kept as Q8_0 (storedType); K-quant rows are whole super-blocks
+            // unless read flat (then converted to F32 at upload).
+            case Q5_0 -> 1;
+            case Q2_K, Q3_K, Q4_K, Q5_K, Q6_K -> IntegerProducts.handles(type, columns) ? IntegerProducts.GROUP_ROWS : 1;
             case IQ4_NL, IQ4_XS -> Iq4Products.GROUP_ROWS;
             case F16, BF16 -> HalfProducts.GROUP_ROWS;
             case F32 -> rows >= TILE_ROWS ? TILE_ROWS : 1;
