@@ -183,8 +183,8 @@ final class IntegerProducts {
     }
 
     /**
-     * Value k (0-31) of a block's 16 bytes of nibbles at {@code at} (Q4_0's, Q5_0's low bits,
-     * IQ4_NL's and IQ4_XS's layout): low nibbles first, then high ones.
+     * Value k (0-31) of a block's 16 bytes of nibbles at {@code at} (Q4_0's, Q4_1's, and the low
+     * bits of Q5_0's and Q5_1's; IQ4_NL's and IQ4_XS's indices): low nibbles first, then high ones.
      */
     static int nibble(MemorySegment from, long at, int k) {
         int b = from.get(ValueLayout.JAVA_BYTE, at + (k & 15)) & 0xFF;

@@ -170,8 +170,7 @@ final class Q4KProducts {
             long at = rowAt + (long) (i / BLOCK) * type.blockBytes();
             int l = i % BLOCK;
             boolean five = type == DType.Q5_1;
-            int nibbles = from.get(ValueLayout.JAVA_BYTE, at + (five ? 8 : 4) + l % 16) & 0xFF;
-            int q = l < 16 ? nibbles & 0x0F : nibbles >>> 4;
+            int q = IntegerProducts.nibble(from, at + (five ? 8 : 4), l);
             return five ? q | (from.get(LE_INT, at + 4) >>> l & 1) << 4 : q;
         }
         long at = rowAt + (long) (i / SUPER_BLOCK) * type.blockBytes();
