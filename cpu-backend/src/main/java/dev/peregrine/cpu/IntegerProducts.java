@@ -438,13 +438,46 @@ final class IntegerProducts {
     }
 
     /**
+     * A K-quant header's per-row factors for a group: d * s for {@code runs} runs of a byte s per
+     * row ({@link #GROUP_ROWS} bytes a run, one after another from {@code runsAt}; {@code signed}
+     * or not), d being the rows' halves at {@code dAt} for the runs before {@code split} and at
+     * {@code d2At} for the others. Run j's into {@code into[j * GROUP_ROWS ..]}; the two d's pass
+     * through the {@code 2 * GROUP_ROWS} floats after the runs'. Every byte is read in address
+     * order, run after run: visited column by column (a vector of each run, then the next) the
+     * header streamed from memory so much slower that Q4_K's decode lost a fifth (KernelBench,
+     * docs/PERFORMANCE.md).
+     */
+    static void rowScales(MemorySegment w, long dAt, long d2At, int split, long runsAt, int runs, boolean signed,
+                          float[] into) {
+        int first = runs * GROUP_ROWS;
+        int second = first + GROUP_ROWS;
+        for (int i = 0; i < 4; i++) {
+            scales(w, dAt + 2L * FL * i).intoArray(into, first + i * FL);
+        }
+        for (int i = 0; i < 4; i++) {
+            scales(w, d2At + 2L * FL * i).intoArray(into, second + i * FL);
+        }
+        for (int j = 0; j < runs; j++) {
+            int d = j < split ? first : second;
+            for (int i = 0; i < 4; i++) {
+                ByteVector bytes = ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w,
+                        runsAt + (long) j * GROUP_ROWS + (long) i * FL, NATIVE);
+                IntVector s = signed ? (IntVector) bytes.convertShape(VectorOperators.B2I, I, 0)
+                        : (IntVector) bytes.convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                FloatVector.fromArray(F, into, d + i * FL).mul((FloatVector) s.convert(VectorOperators.I2F, 0))
+                        .intoArray(into, j * GROUP_ROWS + i * FL);
+            }
+        }
+    }
+
+    /**
      * FL of the rows' scales d (finite halves) from byte {@code at}, exactly as
      * {@code Float.float16ToFloat} makes them: the half's sign, exponent and fraction moved into a
      * float's places, then scaled by 2^112 (the difference of the exponent biases, 127 - 15), which
      * is exact for normal and subnormal halves alike. Half as many bytes as float scales: decode
      * reads 18 bytes per 32 weights, as the file does, instead of 20 (+7-11% measured).
      */
-    private static FloatVector scales(MemorySegment w, long at) {
+    static FloatVector scales(MemorySegment w, long at) {
         IntVector bits = ((IntVector) ShortVector.fromMemorySegment(VectorKernels.HALF_SHORTS, w, at, NATIVE)
                 .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF);
         return bits.reinterpretAsFloats().mul(0x1p112f);

@@ -187,7 +187,7 @@ final class Q3KProducts {
         // Per token its accumulators (one token: 4 tokens' worth, the pass shape).
         float[] acc = scratch.tileSums(Math.max(4, tokens) * GROUP_ROWS);
         short[] sums = scratch.shortSums(4 * 16 * SUB_BLOCK_SUMS);
-        float[] rowScales = scratch.blockScales(32 * GROUP_ROWS);
+        float[] rowScales = scratch.blockScales(34 * GROUP_ROWS);
         short[] values = tokens > 1 ? scratch.unpacked(SUPER_BLOCK * GROUP_ROWS) : null;
         for (int g = rowStart / GROUP_ROWS; g * GROUP_ROWS < rowEnd; g++) {
             java.util.Arrays.fill(acc, 0, Math.max(4, tokens) * GROUP_ROWS, 0f);
@@ -304,20 +304,25 @@ final class Q3KProducts {
      * {@code j * GROUP_ROWS}, its mins 16 groups of rows later.
      */
     private static void q2kRowScales(MemorySegment w, long at, float[] into) {
+        // d and dmin through the floats after the 32 runs' (as IntegerProducts.rowScales; read in
+        // address order, as there).
+        int d = 32 * GROUP_ROWS;
+        int dmin = d + GROUP_ROWS;
         for (int i = 0; i < 4; i++) {
-            FloatVector d = ((IntVector) ShortVector.fromMemorySegment(VectorKernels.HALF_SHORTS, w, at + 2L * FL * i, NATIVE)
-                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF)
-                    .reinterpretAsFloats().mul(0x1p112f);
-            FloatVector dmin = ((IntVector) ShortVector.fromMemorySegment(VectorKernels.HALF_SHORTS, w,
-                    at + Q2_MINS_AT + 2L * FL * i, NATIVE).convertShape(VectorOperators.S2I, I, 0))
-                    .lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF).reinterpretAsFloats().mul(0x1p112f);
-            for (int j = 0; j < 16; j++) {
+            IntegerProducts.scales(w, at + 2L * FL * i).intoArray(into, d + i * FL);
+        }
+        for (int i = 0; i < 4; i++) {
+            IntegerProducts.scales(w, at + Q2_MINS_AT + 2L * FL * i).intoArray(into, dmin + i * FL);
+        }
+        for (int j = 0; j < 16; j++) {
+            for (int i = 0; i < 4; i++) {
                 IntVector packed = (IntVector) ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w,
                         at + Q2_SCALES_AT + (long) j * GROUP_ROWS + (long) i * FL, NATIVE)
                         .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
-                d.mul((FloatVector) packed.and(0x0F).convert(VectorOperators.I2F, 0))
+                FloatVector.fromArray(F, into, d + i * FL).mul((FloatVector) packed.and(0x0F).convert(VectorOperators.I2F, 0))
                         .intoArray(into, j * GROUP_ROWS + i * FL);
-                dmin.mul((FloatVector) packed.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0))
+                FloatVector.fromArray(F, into, dmin + i * FL)
+                        .mul((FloatVector) packed.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0))
                         .intoArray(into, (16 + j) * GROUP_ROWS + i * FL);
             }
         }

@@ -246,7 +246,7 @@ final class Q4KProducts {
         int blocks = w.columns() / BLOCK;
         // Per token its accumulators (one token: 4 tokens' worth, the pass shape).
         float[] acc = scratch.tileSums(Math.max(4, tokens) * GROUP_ROWS);
-        float[] rowScales = scratch.blockScales(16 * GROUP_ROWS);
+        float[] rowScales = scratch.blockScales(18 * GROUP_ROWS);
         short[] sums = scratch.shortSums(2 * FIFTHS);
         for (int g = rowStart / GROUP_ROWS; g * GROUP_ROWS < rowEnd; g++) {
             java.util.Arrays.fill(acc, 0, Math.max(4, tokens) * GROUP_ROWS, 0f);
@@ -258,7 +258,9 @@ final class Q4KProducts {
                 if (perBlock(type)) {
                     blockRowScales(w.data(), header, subBlocks, rowScales);
                 } else {
-                    q4kRowScales(w.data(), header, rowScales);
+                    // d * sc of the 8 sub-blocks, then dmin * m (exact: 11 by 6 significant bits).
+                    IntegerProducts.rowScales(w.data(), header, header + MINS_AT, 8, header + SCALES_AT, 16, false,
+                            rowScales);
                 }
                 for (int t0 = 0; t0 < tokens; t0 += 4) {
                     int count = Math.min(4, tokens - t0);
@@ -293,7 +295,7 @@ final class Q4KProducts {
 
     /**
      * Q4_1 and Q5_1: the rows' d and -m of the {@code subBlocks} blocks of the chunk whose header
-     * is at {@code at}, where q4kRowScales puts d * sc and dmin * m: block j's d from index
+     * is at {@code at}, where IntegerProducts.rowScales puts Q4_K's d * sc and dmin * m: block j's d from index
      * {@code j * GROUP_ROWS}, its -m 8 groups of rows later.
      */
     private static void blockRowScales(MemorySegment w, long at, int subBlocks, float[] into) {
@@ -306,33 +308,6 @@ final class Q4KProducts {
                 ((IntVector) ShortVector.fromMemorySegment(VectorKernels.HALF_SHORTS, w, d + 2L * GROUP_ROWS, NATIVE)
                         .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF)
                         .reinterpretAsFloats().mul(-0x1p112f).intoArray(into, (8 + j) * GROUP_ROWS + i * FL);
-            }
-        }
-    }
-
-    /**
-     * The rows' d * sc and dmin * m (exact: 11 by 6 significant bits) of the 8 sub-blocks of the
-     * Q4_K super-block whose header is at {@code at}, into {@code into}: sub-block j's scales from index
-     * {@code j * GROUP_ROWS}, its mins 8 groups of rows later. Once per super-block, through L1:
-     * computed per sub-block inside the kernels, their vectors outgrew what C2 keeps in registers
-     * and it boxed them (25 KB a 256 x 256 product).
-     */
-    private static void q4kRowScales(MemorySegment w, long at, float[] into) {
-        for (int i = 0; i < 4; i++) {
-            FloatVector d = ((IntVector) ShortVector.fromMemorySegment(VectorKernels.HALF_SHORTS, w, at + 2L * FL * i, NATIVE)
-                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF)
-                    .reinterpretAsFloats().mul(0x1p112f);
-            FloatVector dmin = ((IntVector) ShortVector.fromMemorySegment(VectorKernels.HALF_SHORTS, w,
-                    at + MINS_AT + 2L * FL * i, NATIVE).convertShape(VectorOperators.S2I, I, 0))
-                    .lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF).reinterpretAsFloats().mul(0x1p112f);
-            for (int j = 0; j < 8; j++) {
-                long sc = at + SCALES_AT + (long) j * GROUP_ROWS + (long) i * FL;
-                d.mul((FloatVector) ((IntVector) ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w, sc, NATIVE)
-                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).convert(VectorOperators.I2F, 0))
-                        .intoArray(into, j * GROUP_ROWS + i * FL);
-                dmin.mul((FloatVector) ((IntVector) ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w,
-                        sc + MIN_SCALES_AT - SCALES_AT, NATIVE).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0))
-                        .convert(VectorOperators.I2F, 0)).intoArray(into, (8 + j) * GROUP_ROWS + i * FL);
             }
         }
     }
@@ -471,7 +446,7 @@ final class Q4KProducts {
      * j's token t at {@code sums[(8 * j + 2 * t) * HALF_GROUP]}, as fourTokens leaves them; input
      * block {@code b0} on) into their accumulators, sub-block after sub-block, the accumulators in
      * registers across the super-block: the same operations for a token alone or in a pass;
-     * {@code rowScales} as q4kRowScales leaves them; token t's accumulators from {@code acc[accAt + t * GROUP_ROWS]}.
+     * {@code rowScales} as IntegerProducts.rowScales leaves them; token t's accumulators from {@code acc[accAt + t * GROUP_ROWS]}.
      */
     private static void accumulate(boolean fiveBits, float[] rowScales, int b0, int subBlocks, int blocks,
                                    MatmulInput input, int t0, int t1, int t2, int t3, int count, short[] sums, float[] acc,

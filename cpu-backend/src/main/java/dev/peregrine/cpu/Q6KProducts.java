@@ -156,7 +156,7 @@ final class Q6KProducts {
         float[] acc = scratch.tileSums(Math.max(4, tokens) * GROUP_ROWS);
         int[] sums = scratch.intSums(16 * 4 * GROUP_ROWS);
         short[] shorts = scratch.shortSums(4 * GROUP_ROWS);
-        float[] rowScales = scratch.blockScales(16 * GROUP_ROWS);
+        float[] rowScales = scratch.blockScales(18 * GROUP_ROWS);
         short[] values = tokens > 1 ? scratch.unpacked(SUPER_BLOCK * GROUP_ROWS) : null;
         for (int g = rowStart / GROUP_ROWS; g * GROUP_ROWS < rowEnd; g++) {
             java.util.Arrays.fill(acc, 0, Math.max(4, tokens) * GROUP_ROWS, 0f);
@@ -216,20 +216,10 @@ final class Q6KProducts {
     /**
      * The rows' d * sc (exact: 11 by 8 significant bits) of the 16 sub-blocks of the Q6_K (or
      * Q3_K: the same header) super-block whose header is at {@code at}, sub-block j's from index
-     * {@code j * GROUP_ROWS}.
+     * {@code j * GROUP_ROWS} ({@code into} holds 18 groups of rows: see IntegerProducts.rowScales).
      */
     static void rowScales(MemorySegment w, long at, float[] into) {
-        for (int i = 0; i < 4; i++) {
-            FloatVector d = ((IntVector) ShortVector.fromMemorySegment(VectorKernels.HALF_SHORTS, w, at + 2L * FL * i, NATIVE)
-                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF)
-                    .reinterpretAsFloats().mul(0x1p112f);
-            for (int j = 0; j < 16; j++) {
-                long sc = at + SCALES_AT + (long) j * GROUP_ROWS + (long) i * FL;
-                d.mul((FloatVector) ((IntVector) ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w, sc, NATIVE)
-                        .convertShape(VectorOperators.B2I, I, 0)).convert(VectorOperators.I2F, 0))
-                        .intoArray(into, j * GROUP_ROWS + i * FL);
-            }
-        }
+        IntegerProducts.rowScales(w, at, at, 16, at + SCALES_AT, 16, true, into);
     }
 
     /**
