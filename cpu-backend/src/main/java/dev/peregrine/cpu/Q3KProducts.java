@@ -198,7 +198,8 @@ final class Q3KProducts {
                 if (q2) {
                     q2kRowScales(w.data(), header, rowScales);
                 } else {
-                    Q6KProducts.rowScales(w.data(), header, rowScales);
+                    // d * (sc - 32) of the 16 sub-blocks (exact: 11 by 8 significant bits).
+                    IntegerProducts.rowScales(w.data(), header, header, 16, header + SCALES_AT, 16, true, rowScales);
                 }
                 if (tokens > 1) {
                     // Several tokens: the super-block's values unpacked once (L1/L2), then passes of

@@ -156,16 +156,15 @@ final class Q6KProducts {
         float[] acc = scratch.tileSums(Math.max(4, tokens) * GROUP_ROWS);
         int[] sums = scratch.intSums(16 * 4 * GROUP_ROWS);
         short[] shorts = scratch.shortSums(4 * GROUP_ROWS);
-        float[] rowScales = scratch.blockScales(18 * GROUP_ROWS);
         short[] values = tokens > 1 ? scratch.unpacked(SUPER_BLOCK * GROUP_ROWS) : null;
         for (int g = rowStart / GROUP_ROWS; g * GROUP_ROWS < rowEnd; g++) {
             java.util.Arrays.fill(acc, 0, Math.max(4, tokens) * GROUP_ROWS, 0f);
             for (int s = 0; s < supers; s++) {
                 long pairs = pairsAt(g, s, supers);
-                rowScales(w.data(), headerAt(w.rows(), g, s, supers), rowScales);
+                long header = headerAt(w.rows(), g, s, supers);
                 if (tokens == 1) {
                     oneToken(w.data(), pairs, (long) s * SUPER_BLOCK, input, 0, sums);
-                    accumulate(rowScales, 8 * s, blocks, input, 0, 0, 0, 0, 1, sums, acc, 0);
+                    accumulate(w.data(), header, 8 * s, blocks, input, 0, 0, 0, 0, 1, sums, acc, 0);
                     continue;
                 }
                 // Several tokens: the super-block's values unpacked once (L1/L2), then passes of 4
@@ -180,7 +179,7 @@ final class Q6KProducts {
                         fourTokens(values, j, (long) s * SUPER_BLOCK + 16L * j, input, t0, t1, t2, t3, shorts, sums,
                                 4 * j * GROUP_ROWS);
                     }
-                    accumulate(rowScales, 8 * s, blocks, input, t0, t1, t2, t3, count, sums, acc, t0 * GROUP_ROWS);
+                    accumulate(w.data(), header, 8 * s, blocks, input, t0, t1, t2, t3, count, sums, acc, t0 * GROUP_ROWS);
                 }
             }
             int first = Math.max(rowStart, g * GROUP_ROWS);
@@ -211,15 +210,6 @@ final class Q6KProducts {
             n1.lanewise(VectorOperators.LSHR, 4).or(tops.lanewise(VectorOperators.LSHR, 2).and((short) 0x30)).sub((short) 32)
                     .intoArray(values, c + GROUP_ROWS + HALF_GROUP);
         }
-    }
-
-    /**
-     * The rows' d * sc (exact: 11 by 8 significant bits) of the 16 sub-blocks of the Q6_K (or
-     * Q3_K: the same header) super-block whose header is at {@code at}, sub-block j's from index
-     * {@code j * GROUP_ROWS} ({@code into} holds 18 groups of rows: see IntegerProducts.rowScales).
-     */
-    static void rowScales(MemorySegment w, long at, float[] into) {
-        IntegerProducts.rowScales(w, at, at, 16, at + SCALES_AT, 16, true, into);
     }
 
     /**
@@ -334,10 +324,17 @@ final class Q6KProducts {
      * The first {@code count} tokens' 32-bit sums of a Q6_K super-block's 16 sub-blocks (sub-block
      * j's token t at {@code sums[(4 * j + t) * GROUP_ROWS]}; its first input block {@code b0}) into
      * their accumulators (token t's from {@code acc[accAt + t * GROUP_ROWS]}), sub-block after sub-block: the same operations for a token alone or in a
-     * pass, the accumulators in registers across the super-block.
+     * pass, the accumulators in registers across the super-block. The factors (d * sc) * dx come
+     * straight from the header at {@code header} (d * sc exact: 11 by 8 significant bits), its
+     * lines in address order: converted once per super-block into an array first, as Q4_K's
+     * are, one-token products streamed 12-15% slower (KernelBench, docs/PERFORMANCE.md).
      */
-    private static void accumulate(float[] rowScales, int b0, int blocks, MatmulInput input, int t0, int t1,
-                                      int t2, int t3, int count, int[] sums, float[] acc, int accAt) {
+    private static void accumulate(MemorySegment w, long header, int b0, int blocks, MatmulInput input, int t0, int t1,
+                                   int t2, int t3, int count, int[] sums, float[] acc, int accAt) {
+        FloatVector d0 = IntegerProducts.scales(w, header);
+        FloatVector d1 = IntegerProducts.scales(w, header + 2L * FL);
+        FloatVector d2 = IntegerProducts.scales(w, header + 4L * FL);
+        FloatVector d3 = IntegerProducts.scales(w, header + 6L * FL);
         for (int t = 0; t < count; t++) {
             int token = t == 0 ? t0 : t == 1 ? t1 : t == 2 ? t2 : t3;
             int a = accAt + t * GROUP_ROWS;
@@ -347,16 +344,20 @@ final class Q6KProducts {
             FloatVector a3 = FloatVector.fromArray(F, acc, a + 3 * FL);
             for (int j = 0; j < 16; j++) {
                 float dx = input.quantisedScales[token * blocks + b0 + j / 2];
-                int sc = j * GROUP_ROWS;
+                long sc = header + SCALES_AT + (long) j * GROUP_ROWS;
                 int at = (4 * j + t) * GROUP_ROWS;
                 a0 = ((FloatVector) IntVector.fromArray(I, sums, at).convert(VectorOperators.I2F, 0))
-                        .fma(FloatVector.fromArray(F, rowScales, sc).mul(dx), a0);
+                        .fma(d0.mul((FloatVector) ((IntVector) ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w,
+                                sc, NATIVE).convertShape(VectorOperators.B2I, I, 0)).convert(VectorOperators.I2F, 0)).mul(dx), a0);
                 a1 = ((FloatVector) IntVector.fromArray(I, sums, at + FL).convert(VectorOperators.I2F, 0))
-                        .fma(FloatVector.fromArray(F, rowScales, sc + FL).mul(dx), a1);
+                        .fma(d1.mul((FloatVector) ((IntVector) ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w,
+                                sc + FL, NATIVE).convertShape(VectorOperators.B2I, I, 0)).convert(VectorOperators.I2F, 0)).mul(dx), a1);
                 a2 = ((FloatVector) IntVector.fromArray(I, sums, at + 2 * FL).convert(VectorOperators.I2F, 0))
-                        .fma(FloatVector.fromArray(F, rowScales, sc + 2 * FL).mul(dx), a2);
+                        .fma(d2.mul((FloatVector) ((IntVector) ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w,
+                                sc + 2 * FL, NATIVE).convertShape(VectorOperators.B2I, I, 0)).convert(VectorOperators.I2F, 0)).mul(dx), a2);
                 a3 = ((FloatVector) IntVector.fromArray(I, sums, at + 3 * FL).convert(VectorOperators.I2F, 0))
-                        .fma(FloatVector.fromArray(F, rowScales, sc + 3 * FL).mul(dx), a3);
+                        .fma(d3.mul((FloatVector) ((IntVector) ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w,
+                                sc + 3 * FL, NATIVE).convertShape(VectorOperators.B2I, I, 0)).convert(VectorOperators.I2F, 0)).mul(dx), a3);
             }
             a0.intoArray(acc, a);
             a1.intoArray(acc, a + FL);
