@@ -155,7 +155,7 @@ final class Q6KProducts {
         // Per token its accumulators (one token: 4 tokens' worth, the pass shape).
         float[] acc = scratch.tileSums(Math.max(4, tokens) * GROUP_ROWS);
         int[] sums = scratch.intSums(16 * 4 * GROUP_ROWS);
-        short[] shorts = scratch.shortSums(4 * GROUP_ROWS);
+        short[] shorts = scratch.shortSums(8 * GROUP_ROWS);
         short[] values = tokens > 1 ? scratch.unpacked(SUPER_BLOCK * GROUP_ROWS) : null;
         for (int g = rowStart / GROUP_ROWS; g * GROUP_ROWS < rowEnd; g++) {
             java.util.Arrays.fill(acc, 0, Math.max(4, tokens) * GROUP_ROWS, 0f);
@@ -265,14 +265,14 @@ final class Q6KProducts {
     /**
      * Sub-block {@code j} (16 columns, unpacked into {@code values} by unpackQ6K; input column
      * {@code column} on) against four tokens: the exact 32-bit sums into {@code sums}, token t's
-     * rows from {@code at + t * GROUP_ROWS}, as oneToken makes them; their 16-bit halves pass
-     * through {@code shorts}.
+     * rows from {@code at + t * GROUP_ROWS}, as oneToken makes them; the 16-bit sums of both
+     * halves pass through {@code shorts} and are widened together (widening and adding each half
+     * into {@code sums} in turn was 5-15% slower: docs/PERFORMANCE.md).
      */
     private static void fourTokens(short[] values, int j, long column, MatmulInput input, int t0, int t1, int t2,
                                       int t3, short[] shorts, int[] sums, int at) {
         MemorySegment xq = input.quantised;
         long row = 2L * input.columns;
-        java.util.Arrays.fill(sums, at, at + 4 * GROUP_ROWS, 0);
         for (int half = 0; half < 2; half++) {
             int first = (16 * j + 8 * half) * GROUP_ROWS;
             long xc = 2 * column + 16L * half;
@@ -297,25 +297,32 @@ final class Q6KProducts {
             }
             // Through L1 to be widened (a loop over the 8 vectors; written out here, with the
             // loop above, the method grew past what C2 compiles without boxing).
-            low0.intoArray(shorts, 0);
-            high0.intoArray(shorts, HALF_GROUP);
-            low1.intoArray(shorts, 2 * HALF_GROUP);
-            high1.intoArray(shorts, 3 * HALF_GROUP);
-            low2.intoArray(shorts, 4 * HALF_GROUP);
-            high2.intoArray(shorts, 5 * HALF_GROUP);
-            low3.intoArray(shorts, 6 * HALF_GROUP);
-            high3.intoArray(shorts, 7 * HALF_GROUP);
-            addWidened(shorts, sums, at);
+            int h = 8 * HALF_GROUP * half;
+            low0.intoArray(shorts, h);
+            high0.intoArray(shorts, h + HALF_GROUP);
+            low1.intoArray(shorts, h + 2 * HALF_GROUP);
+            high1.intoArray(shorts, h + 3 * HALF_GROUP);
+            low2.intoArray(shorts, h + 4 * HALF_GROUP);
+            high2.intoArray(shorts, h + 5 * HALF_GROUP);
+            low3.intoArray(shorts, h + 6 * HALF_GROUP);
+            high3.intoArray(shorts, h + 7 * HALF_GROUP);
         }
+        addWidened(shorts, sums, at);
     }
 
-    /** Adds the 4 x 2 vectors of 16-bit sums in {@code shorts} (as fourTokens stores them) to the 32-bit sums from {@code sums[at]}. */
+    /**
+     * The 32-bit sums from {@code sums[at]}: each of the 4 x 2 vectors of 16-bit sums of the
+     * first half in {@code shorts} (as fourTokens stores them) plus its match of the second half
+     * (8 vectors later), widened.
+     */
     private static void addWidened(short[] shorts, int[] sums, int at) {
         for (int k = 0; k < 8; k++) {
-            ShortVector v = ShortVector.fromArray(SHORTS, shorts, k * HALF_GROUP);
+            ShortVector first = ShortVector.fromArray(SHORTS, shorts, k * HALF_GROUP);
+            ShortVector second = ShortVector.fromArray(SHORTS, shorts, (8 + k) * HALF_GROUP);
             int to = at + k * HALF_GROUP;
-            ((IntVector) v.convertShape(VectorOperators.S2I, I, 0)).add(IntVector.fromArray(I, sums, to)).intoArray(sums, to);
-            ((IntVector) v.convertShape(VectorOperators.S2I, I, 1)).add(IntVector.fromArray(I, sums, to + FL))
+            ((IntVector) first.convertShape(VectorOperators.S2I, I, 0)).add((IntVector) second.convertShape(VectorOperators.S2I, I, 0))
+                    .intoArray(sums, to);
+            ((IntVector) first.convertShape(VectorOperators.S2I, I, 1)).add((IntVector) second.convertShape(VectorOperators.S2I, I, 1))
                     .intoArray(sums, to + FL);
         }
     }
