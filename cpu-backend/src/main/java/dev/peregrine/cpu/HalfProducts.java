@@ -23,7 +23,9 @@ import jdk.incubator.vector.VectorSpecies;
  * float once and meets it with every token's chain, while the tokens' values are broadcast one
  * column at a time (row kernels over interleaved rows read each token's whole row per pass, and
  * from 2,048 columns on four tokens' rows no longer stay in L1: 4 tokens streamed weights at a
- * third of one token's speed). No lane sums are left at the end either.
+ * third of one token's speed). No lane sums are left at the end either. Products of more than 4
+ * tokens convert a chunk of a group to floats once (into the thread's panel, L2-sized) and pass
+ * over it 8 tokens at a time (see {@link #eightTokens}).
  *
  * <p>Layout: rows in groups of {@link #GROUP_ROWS} (the last padded with zero rows); every
  * group's columns, group after group, column after column, a column being its rows' halves (row
@@ -43,11 +45,12 @@ final class HalfProducts {
     /** Tokens a pass over a whole group ({@link #fourTokens}); passes over half a group take twice as many. */
     private static final int PASS_TOKENS = 4;
     /**
-     * Columns of a chunk that the passes of several tokens stream in turn: 256 KB of a group (at 64
-     * rows), which stays in the 1 MB L2 for the passes after the first, where a whole group of an
-     * 8,192-column matrix (1 MB) would not. Only the order of memory traffic depends on it.
+     * Columns of a chunk that the passes of several tokens stream in turn: converted to floats, 256
+     * KB of a group (at 64 rows), which stays in the 1 MB L2 for the passes after the first.
+     * KernelBench prefill F16 of 128 tokens, one core: 2,048 columns 193-197 GFLOP/s, 1,024 203-207,
+     * 512 191-196. Only the order of memory traffic depends on it.
      */
-    private static final int CHUNK_COLUMNS = 2048;
+    private static final int CHUNK_COLUMNS = 1024;
 
     private static final VectorSpecies<Short> ROW_HALVES = VectorKernels.HALF_SHORTS;
     private static final VectorSpecies<Integer> I = VectorKernels.I;
@@ -138,21 +141,26 @@ final class HalfProducts {
         int parked = (tokens + 2 * PASS_TOKENS) * GROUP_ROWS;
         float[] sums = scratch.lanes(parked);
         int row = input.paddedColumns;
+        scratch.ensurePanel(GROUP_ROWS * CHUNK_COLUMNS);
+        float[] panel = scratch.panelFloats;
         for (int g = firstGroup; g < endGroup; g++) {
             java.util.Arrays.fill(sums, 0, parked, 0f);
             long group = 2L * g * columns * GROUP_ROWS;
             for (int c0 = 0; c0 < columns; c0 += CHUNK_COLUMNS) {
                 int c1 = Math.min(columns, c0 + CHUNK_COLUMNS);
                 int t0 = 0;
+                if (tokens > PASS_TOKENS) {
+                    toFloats(data, group + 2L * c0 * GROUP_ROWS, c1 - c0, shift, mask, rebase, panel);
+                }
                 for (; tokens - t0 > PASS_TOKENS; t0 += 2 * PASS_TOKENS) {
                     // A short pass repeats its last token; those sums are not stored.
                     int last = tokens - 1;
                     for (int half = 0; half < 2; half++) {
-                        eightTokens(data, group, half, c0, c1, shift, mask, rebase, x, t0 * row,
-                                Math.min(t0 + 1, last) * row, Math.min(t0 + 2, last) * row,
-                                Math.min(t0 + 3, last) * row, Math.min(t0 + 4, last) * row,
-                                Math.min(t0 + 5, last) * row, Math.min(t0 + 6, last) * row,
-                                Math.min(t0 + 7, last) * row, sums, t0 * GROUP_ROWS);
+                        eightTokens(panel, half, c1 - c0, x, t0 * row + c0, Math.min(t0 + 1, last) * row + c0,
+                                Math.min(t0 + 2, last) * row + c0, Math.min(t0 + 3, last) * row + c0,
+                                Math.min(t0 + 4, last) * row + c0, Math.min(t0 + 5, last) * row + c0,
+                                Math.min(t0 + 6, last) * row + c0, Math.min(t0 + 7, last) * row + c0, sums,
+                                t0 * GROUP_ROWS);
                     }
                 }
                 if (t0 < tokens) {
@@ -272,22 +280,46 @@ final class HalfProducts {
     }
 
     /**
-     * Eight tokens (rows from indices x0..x7 of {@code x}) against columns [c0, c1) of half a group
-     * (its rows {@code half * 2 * FL} on, from byte {@code group}): the chains of {@link
-     * #fourTokens} for twice the tokens and half the rows, so a converted vector meets 8 tokens
-     * (16 FMAs per 2 conversions instead of 16 per 4: prefill is bound by the FMA unit, which the
-     * conversion's multiply shares), parked in {@code sums} at {@code at + token * GROUP_ROWS +
-     * row}. KernelBench prefill of 128 tokens, 2,048 x 8,192, one core: 150 GFLOP/s with passes of
-     * 4, 160 with these; 8 tokens over a quarter of a group (a broadcast per FMA) 125. With AVX2's
-     * 16 vector registers (-XX:UseAVX=2) the 16 chains spill: 48 GFLOP/s, still more than
-     * passes of 4 (41), less than the tile kernel of interleaved rows this replaced (53-59). The
-     * conversion's shift, mask and multiplier as constants chosen by a {@code bf16} test at each
-     * vector (three registers fewer) gave AVX2 65-72, but llama3.2-1b F16 pp512 123-126 against
-     * 140-144 with AVX-512: not kept.
+     * Columns [0, count) of a group's chunk (from byte {@code from} of {@code w}), converted
+     * exactly, into {@code panel} half-group by half-group: half h's column c at
+     * {@code (h * count + c) * 2 * FL}.
      */
-    private static void eightTokens(MemorySegment w, long group, int half, int c0, int c1, int shift, int mask,
-                                    float rebase, float[] x, int x0, int x1, int x2, int x3, int x4, int x5, int x6,
-                                    int x7, float[] sums, int at) {
+    private static void toFloats(MemorySegment w, long from, int count, int shift, int mask, float rebase,
+                                 float[] panel) {
+        int second = count * 2 * FL;
+        for (int k = 1; k <= count; k++) { // from 1: see oneGroup
+            int column = k - 1;
+            long o = from + 2L * column * GROUP_ROWS;
+            int p = column * 2 * FL;
+            ((IntVector) ShortVector.fromMemorySegment(ROW_HALVES, w, o, LE).convertShape(VectorOperators.S2I, I, 0))
+                    .lanewise(VectorOperators.LSHL, shift).and(mask).reinterpretAsFloats().mul(rebase)
+                    .intoArray(panel, p);
+            ((IntVector) ShortVector.fromMemorySegment(ROW_HALVES, w, o + 2 * FL, LE).convertShape(VectorOperators.S2I, I, 0))
+                    .lanewise(VectorOperators.LSHL, shift).and(mask).reinterpretAsFloats().mul(rebase)
+                    .intoArray(panel, p + FL);
+            ((IntVector) ShortVector.fromMemorySegment(ROW_HALVES, w, o + 4 * FL, LE).convertShape(VectorOperators.S2I, I, 0))
+                    .lanewise(VectorOperators.LSHL, shift).and(mask).reinterpretAsFloats().mul(rebase)
+                    .intoArray(panel, second + p);
+            ((IntVector) ShortVector.fromMemorySegment(ROW_HALVES, w, o + 6 * FL, LE).convertShape(VectorOperators.S2I, I, 0))
+                    .lanewise(VectorOperators.LSHL, shift).and(mask).reinterpretAsFloats().mul(rebase)
+                    .intoArray(panel, second + p + FL);
+        }
+    }
+
+    /**
+     * Eight tokens (rows from indices x0..x7 of {@code x}, at the chunk's first column) against half
+     * a group's chunk of {@code count} columns converted by {@link #toFloats} (its rows {@code half *
+     * 2 * FL} on): the chains of {@link #fourTokens} for twice the tokens and half the rows, parked
+     * in {@code sums} at {@code at + token * GROUP_ROWS + row}.
+     *
+     * <p>Why floats converted once per chunk: with the conversion in this loop (2 conversions per
+     * 16 FMAs, the rebasing multiply sharing the FMA unit) KernelBench prefill F16 of 128 tokens,
+     * 2,048 x 8,192, ran at 155-160 GFLOP/s on one core; from the float chunk 200-207 (the same
+     * loop on floats in L1: 240-250, the core's FMA peak), and it does not lose at 8 tokens
+     * either (48 -> 50). With AVX2's 16 vector registers (-XX:UseAVX=2) the 16 chains spill.
+     */
+    private static void eightTokens(float[] panel, int half, int count, float[] x, int x0, int x1, int x2, int x3,
+                                    int x4, int x5, int x6, int x7, float[] sums, int at) {
         int r = at + half * 2 * FL;
         FloatVector a00 = FloatVector.fromArray(F, sums, r), a10 = FloatVector.fromArray(F, sums, r + FL);
         FloatVector a01 = FloatVector.fromArray(F, sums, r + GROUP_ROWS), a11 = FloatVector.fromArray(F, sums, r + GROUP_ROWS + FL);
@@ -297,15 +329,11 @@ final class HalfProducts {
         FloatVector a05 = FloatVector.fromArray(F, sums, r + 5 * GROUP_ROWS), a15 = FloatVector.fromArray(F, sums, r + 5 * GROUP_ROWS + FL);
         FloatVector a06 = FloatVector.fromArray(F, sums, r + 6 * GROUP_ROWS), a16 = FloatVector.fromArray(F, sums, r + 6 * GROUP_ROWS + FL);
         FloatVector a07 = FloatVector.fromArray(F, sums, r + 7 * GROUP_ROWS), a17 = FloatVector.fromArray(F, sums, r + 7 * GROUP_ROWS + FL);
-        long values = group + 2L * c0 * GROUP_ROWS + 4L * half * FL;
-        int count = c1 - c0;
-        for (int k = 1; k <= count; k++) {
-            int column = c0 + k - 1;
-            long o = values + 2L * (k - 1) * GROUP_ROWS;
-            FloatVector q0 = ((IntVector) ShortVector.fromMemorySegment(ROW_HALVES, w, o, LE).convertShape(VectorOperators.S2I, I, 0))
-                    .lanewise(VectorOperators.LSHL, shift).and(mask).reinterpretAsFloats().mul(rebase);
-            FloatVector q1 = ((IntVector) ShortVector.fromMemorySegment(ROW_HALVES, w, o + 2 * FL, LE).convertShape(VectorOperators.S2I, I, 0))
-                    .lanewise(VectorOperators.LSHL, shift).and(mask).reinterpretAsFloats().mul(rebase);
+        int p = half * count * 2 * FL;
+        for (int column = 0; column < count; column++) {
+            int o = p + column * 2 * FL;
+            FloatVector q0 = FloatVector.fromArray(F, panel, o);
+            FloatVector q1 = FloatVector.fromArray(F, panel, o + FL);
             FloatVector v = FloatVector.broadcast(F, x[x0 + column]);
             a00 = q0.fma(v, a00);
             a10 = q1.fma(v, a10);
