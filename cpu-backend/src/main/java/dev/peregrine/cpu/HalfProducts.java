@@ -25,7 +25,7 @@ import jdk.incubator.vector.VectorSpecies;
  * from 2,048 columns on four tokens' rows no longer stay in L1: 4 tokens streamed weights at a
  * third of one token's speed). No lane sums are left at the end either. Products of more than 4
  * tokens convert a chunk of a group to floats once (into the thread's panel, L2-sized) and pass
- * over it 8 tokens at a time (see {@link #eightTokens}).
+ * over it 8 tokens at a time (see {@link FloatPanels}).
  *
  * <p>Layout: rows in groups of {@link #GROUP_ROWS} (the last padded with zero rows); every
  * group's columns, group after group, column after column, a column being its rows' halves (row
@@ -42,16 +42,8 @@ import jdk.incubator.vector.VectorSpecies;
 final class HalfProducts {
     /** Rows per group: four float vectors' worth (a column is 128 bytes with AVX-512). */
     static final int GROUP_ROWS = IntegerProducts.GROUP_ROWS;
-    /** Tokens a pass over a whole group ({@link #fourTokens}); passes over half a group take twice as many. */
+    /** Tokens a pass over a whole group ({@link #fourTokens}). */
     private static final int PASS_TOKENS = 4;
-    /**
-     * Columns of a chunk that the passes of several tokens stream in turn: converted to floats, 256
-     * KB of a group (at 64 rows), which stays in the 1 MB L2 for the passes after the first.
-     * KernelBench prefill F16 of 128 tokens, one core: 2,048 columns 193-197 GFLOP/s, 1,024 203-207,
-     * 512 191-196. Only the order of memory traffic depends on it.
-     */
-    private static final int CHUNK_COLUMNS = 1024;
-
     private static final VectorSpecies<Short> ROW_HALVES = VectorKernels.HALF_SHORTS;
     private static final VectorSpecies<Integer> I = VectorKernels.I;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
@@ -137,32 +129,23 @@ final class HalfProducts {
             IntegerProducts.storeRows(sums, firstGroup * GROUP_ROWS, out, w.rows(), 0, 1, rowStart, rowEnd);
             return;
         }
-        // Room for the sums of a last pass of 8 that repeats its last token.
-        int parked = (tokens + 2 * PASS_TOKENS) * GROUP_ROWS;
+        // Passes of 8 over the chunks converted to floats while more than 4 tokens are left, then
+        // one of up to 4 converting in the loop; room for a last pass that repeats its last token.
+        int passed = FloatPanels.passedTokens(tokens);
+        int parked = (passed + PASS_TOKENS) * GROUP_ROWS;
         float[] sums = scratch.lanes(parked);
         int row = input.paddedColumns;
-        scratch.ensurePanel(GROUP_ROWS * CHUNK_COLUMNS);
-        float[] panel = scratch.panelFloats;
+        float[] panel = FloatPanels.panel(scratch);
         for (int g = firstGroup; g < endGroup; g++) {
             java.util.Arrays.fill(sums, 0, parked, 0f);
             long group = 2L * g * columns * GROUP_ROWS;
-            for (int c0 = 0; c0 < columns; c0 += CHUNK_COLUMNS) {
-                int c1 = Math.min(columns, c0 + CHUNK_COLUMNS);
-                int t0 = 0;
-                if (tokens > PASS_TOKENS) {
+            for (int c0 = 0; c0 < columns; c0 += FloatPanels.CHUNK_COLUMNS) {
+                int c1 = Math.min(columns, c0 + FloatPanels.CHUNK_COLUMNS);
+                if (passed > 0) {
                     toFloats(data, group + 2L * c0 * GROUP_ROWS, c1 - c0, shift, mask, rebase, panel);
+                    FloatPanels.passes(panel, c1 - c0, x, row, c0, tokens, passed, sums);
                 }
-                for (; tokens - t0 > PASS_TOKENS; t0 += 2 * PASS_TOKENS) {
-                    // A short pass repeats its last token; those sums are not stored.
-                    int last = tokens - 1;
-                    for (int half = 0; half < 2; half++) {
-                        eightTokens(panel, half, c1 - c0, x, t0 * row + c0, Math.min(t0 + 1, last) * row + c0,
-                                Math.min(t0 + 2, last) * row + c0, Math.min(t0 + 3, last) * row + c0,
-                                Math.min(t0 + 4, last) * row + c0, Math.min(t0 + 5, last) * row + c0,
-                                Math.min(t0 + 6, last) * row + c0, Math.min(t0 + 7, last) * row + c0, sums,
-                                t0 * GROUP_ROWS);
-                    }
-                }
+                int t0 = passed;
                 if (t0 < tokens) {
                     int count = tokens - t0;
                     fourTokens(data, group, c0, c1, shift, mask, rebase, x, t0 * row,
@@ -281,8 +264,7 @@ final class HalfProducts {
 
     /**
      * Columns [0, count) of a group's chunk (from byte {@code from} of {@code w}), converted
-     * exactly, into {@code panel} half-group by half-group: half h's column c at
-     * {@code (h * count + c) * 2 * FL}.
+     * exactly as in {@link #oneGroup}, into {@code panel} in {@link FloatPanels}' layout.
      */
     private static void toFloats(MemorySegment w, long from, int count, int shift, int mask, float rebase,
                                  float[] panel) {
@@ -304,76 +286,5 @@ final class HalfProducts {
                     .lanewise(VectorOperators.LSHL, shift).and(mask).reinterpretAsFloats().mul(rebase)
                     .intoArray(panel, second + p + FL);
         }
-    }
-
-    /**
-     * Eight tokens (rows from indices x0..x7 of {@code x}, at the chunk's first column) against half
-     * a group's chunk of {@code count} columns converted by {@link #toFloats} (its rows {@code half *
-     * 2 * FL} on): the chains of {@link #fourTokens} for twice the tokens and half the rows, parked
-     * in {@code sums} at {@code at + token * GROUP_ROWS + row}.
-     *
-     * <p>Why floats converted once per chunk: with the conversion in this loop (2 conversions per
-     * 16 FMAs, the rebasing multiply sharing the FMA unit) KernelBench prefill F16 of 128 tokens,
-     * 2,048 x 8,192, ran at 155-160 GFLOP/s on one core; from the float chunk 200-207 (the same
-     * loop on floats in L1: 240-250, the core's FMA peak), and it does not lose at 8 tokens
-     * either (48 -> 50). With AVX2's 16 vector registers (-XX:UseAVX=2) the 16 chains spill.
-     */
-    private static void eightTokens(float[] panel, int half, int count, float[] x, int x0, int x1, int x2, int x3,
-                                    int x4, int x5, int x6, int x7, float[] sums, int at) {
-        int r = at + half * 2 * FL;
-        FloatVector a00 = FloatVector.fromArray(F, sums, r), a10 = FloatVector.fromArray(F, sums, r + FL);
-        FloatVector a01 = FloatVector.fromArray(F, sums, r + GROUP_ROWS), a11 = FloatVector.fromArray(F, sums, r + GROUP_ROWS + FL);
-        FloatVector a02 = FloatVector.fromArray(F, sums, r + 2 * GROUP_ROWS), a12 = FloatVector.fromArray(F, sums, r + 2 * GROUP_ROWS + FL);
-        FloatVector a03 = FloatVector.fromArray(F, sums, r + 3 * GROUP_ROWS), a13 = FloatVector.fromArray(F, sums, r + 3 * GROUP_ROWS + FL);
-        FloatVector a04 = FloatVector.fromArray(F, sums, r + 4 * GROUP_ROWS), a14 = FloatVector.fromArray(F, sums, r + 4 * GROUP_ROWS + FL);
-        FloatVector a05 = FloatVector.fromArray(F, sums, r + 5 * GROUP_ROWS), a15 = FloatVector.fromArray(F, sums, r + 5 * GROUP_ROWS + FL);
-        FloatVector a06 = FloatVector.fromArray(F, sums, r + 6 * GROUP_ROWS), a16 = FloatVector.fromArray(F, sums, r + 6 * GROUP_ROWS + FL);
-        FloatVector a07 = FloatVector.fromArray(F, sums, r + 7 * GROUP_ROWS), a17 = FloatVector.fromArray(F, sums, r + 7 * GROUP_ROWS + FL);
-        int p = half * count * 2 * FL;
-        for (int column = 0; column < count; column++) {
-            int o = p + column * 2 * FL;
-            FloatVector q0 = FloatVector.fromArray(F, panel, o);
-            FloatVector q1 = FloatVector.fromArray(F, panel, o + FL);
-            FloatVector v = FloatVector.broadcast(F, x[x0 + column]);
-            a00 = q0.fma(v, a00);
-            a10 = q1.fma(v, a10);
-            v = FloatVector.broadcast(F, x[x1 + column]);
-            a01 = q0.fma(v, a01);
-            a11 = q1.fma(v, a11);
-            v = FloatVector.broadcast(F, x[x2 + column]);
-            a02 = q0.fma(v, a02);
-            a12 = q1.fma(v, a12);
-            v = FloatVector.broadcast(F, x[x3 + column]);
-            a03 = q0.fma(v, a03);
-            a13 = q1.fma(v, a13);
-            v = FloatVector.broadcast(F, x[x4 + column]);
-            a04 = q0.fma(v, a04);
-            a14 = q1.fma(v, a14);
-            v = FloatVector.broadcast(F, x[x5 + column]);
-            a05 = q0.fma(v, a05);
-            a15 = q1.fma(v, a15);
-            v = FloatVector.broadcast(F, x[x6 + column]);
-            a06 = q0.fma(v, a06);
-            a16 = q1.fma(v, a16);
-            v = FloatVector.broadcast(F, x[x7 + column]);
-            a07 = q0.fma(v, a07);
-            a17 = q1.fma(v, a17);
-        }
-        a00.intoArray(sums, r);
-        a10.intoArray(sums, r + FL);
-        a01.intoArray(sums, r + GROUP_ROWS);
-        a11.intoArray(sums, r + GROUP_ROWS + FL);
-        a02.intoArray(sums, r + 2 * GROUP_ROWS);
-        a12.intoArray(sums, r + 2 * GROUP_ROWS + FL);
-        a03.intoArray(sums, r + 3 * GROUP_ROWS);
-        a13.intoArray(sums, r + 3 * GROUP_ROWS + FL);
-        a04.intoArray(sums, r + 4 * GROUP_ROWS);
-        a14.intoArray(sums, r + 4 * GROUP_ROWS + FL);
-        a05.intoArray(sums, r + 5 * GROUP_ROWS);
-        a15.intoArray(sums, r + 5 * GROUP_ROWS + FL);
-        a06.intoArray(sums, r + 6 * GROUP_ROWS);
-        a16.intoArray(sums, r + 6 * GROUP_ROWS + FL);
-        a07.intoArray(sums, r + 7 * GROUP_ROWS);
-        a17.intoArray(sums, r + 7 * GROUP_ROWS + FL);
     }
 }

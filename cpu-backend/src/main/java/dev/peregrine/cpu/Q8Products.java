@@ -157,30 +157,28 @@ final class Q8Products {
             IntegerProducts.storeRows(sums, firstGroup * GROUP_ROWS, out, w.rows(), 0, 1, rowStart, rowEnd);
             return;
         }
-        float[] sums = scratch.lanes(2 * PASS_TOKENS * GROUP_ROWS);
+        // Passes of 8 over the group's chunks converted to floats while more than 4 tokens are
+        // left, then one of up to 4 over the whole group converting in the loop.
+        int passed = FloatPanels.passedTokens(tokens);
+        float[] sums = scratch.lanes(Math.max(passed, PASS_TOKENS) * GROUP_ROWS);
         float[] d = scratch.blockScales(blocks * GROUP_ROWS);
+        float[] panel = FloatPanels.panel(scratch);
         int row = input.paddedColumns;
         for (int g = firstGroup; g < endGroup; g++) {
             int first = Math.max(rowStart, g * GROUP_ROWS);
             int end = Math.min(rowEnd, (g + 1) * GROUP_ROWS);
             groupScales(w.data(), scalesAt(w.rows(), columns, g), blocks, d);
-            // The group's weights come from memory in the first pass and from L2 in the others
-            // (8,192 columns: 544 KB). Passes of 8 tokens over half a group while more than 4
-            // are left, then one of up to 4 over the whole group; a short pass repeats its last
-            // token, whose sums are not stored.
             long values = (long) g * columns * GROUP_ROWS;
-            int t0 = 0;
-            for (; tokens - t0 > PASS_TOKENS; t0 += 2 * PASS_TOKENS) {
-                int last = tokens - 1;
-                for (int half = 0; half < 2; half++) {
-                    eightTokens(w.data(), values, half, d, columns, x, t0 * row, Math.min(t0 + 1, last) * row,
-                            Math.min(t0 + 2, last) * row, Math.min(t0 + 3, last) * row,
-                            Math.min(t0 + 4, last) * row, Math.min(t0 + 5, last) * row,
-                            Math.min(t0 + 6, last) * row, Math.min(t0 + 7, last) * row, sums);
+            if (passed > 0) {
+                java.util.Arrays.fill(sums, 0, passed * GROUP_ROWS, 0f);
+                for (int c0 = 0; c0 < columns; c0 += FloatPanels.CHUNK_COLUMNS) {
+                    int c1 = Math.min(columns, c0 + FloatPanels.CHUNK_COLUMNS);
+                    toFloats(w.data(), values, d, c0, c1, panel);
+                    FloatPanels.passes(panel, c1 - c0, x, row, c0, tokens, passed, sums);
                 }
-                IntegerProducts.storeRows(sums, g * GROUP_ROWS, out, w.rows(), t0, Math.min(2 * PASS_TOKENS, tokens - t0),
-                        first, end);
+                IntegerProducts.storeRows(sums, g * GROUP_ROWS, out, w.rows(), 0, Math.min(passed, tokens), first, end);
             }
+            int t0 = passed;
             if (t0 < tokens) {
                 int count = tokens - t0;
                 fourTokens(w.data(), values, d, columns, x, t0 * row,
@@ -188,6 +186,30 @@ final class Q8Products {
                         (t0 + Math.min(3, count - 1)) * row, sums);
                 IntegerProducts.storeRows(sums, g * GROUP_ROWS, out, w.rows(), t0, count, first, end);
             }
+        }
+    }
+
+    /**
+     * Columns [c0, c1) of a group (columns from byte {@code values}, its scales as floats in
+     * {@code d}) as q * d into {@code panel} in {@link FloatPanels}' layout.
+     */
+    private static void toFloats(MemorySegment w, long values, float[] d, int c0, int c1, float[] panel) {
+        int count = c1 - c0;
+        int second = count * 2 * FL;
+        long from = values + (long) c0 * GROUP_ROWS;
+        for (int k = 1; k <= count; k++) { // from 1: see HalfProducts.oneGroup
+            int c = k - 1;
+            long o = from + (long) c * GROUP_ROWS;
+            int s = (c0 + c) / BLOCK * GROUP_ROWS;
+            int p = c * 2 * FL;
+            ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o, NATIVE).convertShape(VectorOperators.B2F, F, 0))
+                    .mul(FloatVector.fromArray(F, d, s)).intoArray(panel, p);
+            ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + FL, NATIVE).convertShape(VectorOperators.B2F, F, 0))
+                    .mul(FloatVector.fromArray(F, d, s + FL)).intoArray(panel, p + FL);
+            ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 2 * FL, NATIVE).convertShape(VectorOperators.B2F, F, 0))
+                    .mul(FloatVector.fromArray(F, d, s + 2 * FL)).intoArray(panel, second + p);
+            ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 3 * FL, NATIVE).convertShape(VectorOperators.B2F, F, 0))
+                    .mul(FloatVector.fromArray(F, d, s + 3 * FL)).intoArray(panel, second + p + FL);
         }
     }
 
@@ -306,69 +328,5 @@ final class Q8Products {
         a13.intoArray(sums, 3 * GROUP_ROWS + FL);
         a23.intoArray(sums, 3 * GROUP_ROWS + 2 * FL);
         a33.intoArray(sums, 3 * GROUP_ROWS + 3 * FL);
-    }
-
-    /**
-     * Eight tokens (rows from indices x0..x7 of {@code x}) against half of one group (its rows
-     * {@code half * 2 * FL} on; the group's scales as floats in {@code d}): the chains of {@link
-     * #fourTokens} for twice the tokens and half the rows, so a converted vector meets 8 tokens
-     * (prefill is bound by the FMA unit, which the conversion's multiply by the scale shares); the
-     * sums into {@code sums} at {@code token * GROUP_ROWS + row}.
-     */
-    private static void eightTokens(MemorySegment w, long values, int half, float[] d, int columns, float[] x, int x0,
-                                    int x1, int x2, int x3, int x4, int x5, int x6, int x7, float[] sums) {
-        FloatVector a00 = FloatVector.zero(F), a10 = a00, a01 = a00, a11 = a00, a02 = a00, a12 = a00, a03 = a00, a13 = a00;
-        FloatVector a04 = a00, a14 = a00, a05 = a00, a15 = a00, a06 = a00, a16 = a00, a07 = a00, a17 = a00;
-        int rows = half * 2 * FL;
-        long first = values + rows;
-        for (int k = 1; k <= columns; k++) {
-            int column = k - 1;
-            long o = first + column * (long) GROUP_ROWS;
-            int s = column / BLOCK * GROUP_ROWS + rows;
-            FloatVector q0 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o, NATIVE)
-                    .convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s));
-            FloatVector q1 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + FL, NATIVE)
-                    .convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s + FL));
-            FloatVector v = FloatVector.broadcast(F, x[x0 + column]);
-            a00 = q0.fma(v, a00);
-            a10 = q1.fma(v, a10);
-            v = FloatVector.broadcast(F, x[x1 + column]);
-            a01 = q0.fma(v, a01);
-            a11 = q1.fma(v, a11);
-            v = FloatVector.broadcast(F, x[x2 + column]);
-            a02 = q0.fma(v, a02);
-            a12 = q1.fma(v, a12);
-            v = FloatVector.broadcast(F, x[x3 + column]);
-            a03 = q0.fma(v, a03);
-            a13 = q1.fma(v, a13);
-            v = FloatVector.broadcast(F, x[x4 + column]);
-            a04 = q0.fma(v, a04);
-            a14 = q1.fma(v, a14);
-            v = FloatVector.broadcast(F, x[x5 + column]);
-            a05 = q0.fma(v, a05);
-            a15 = q1.fma(v, a15);
-            v = FloatVector.broadcast(F, x[x6 + column]);
-            a06 = q0.fma(v, a06);
-            a16 = q1.fma(v, a16);
-            v = FloatVector.broadcast(F, x[x7 + column]);
-            a07 = q0.fma(v, a07);
-            a17 = q1.fma(v, a17);
-        }
-        a00.intoArray(sums, rows);
-        a10.intoArray(sums, rows + FL);
-        a01.intoArray(sums, GROUP_ROWS + rows);
-        a11.intoArray(sums, GROUP_ROWS + rows + FL);
-        a02.intoArray(sums, 2 * GROUP_ROWS + rows);
-        a12.intoArray(sums, 2 * GROUP_ROWS + rows + FL);
-        a03.intoArray(sums, 3 * GROUP_ROWS + rows);
-        a13.intoArray(sums, 3 * GROUP_ROWS + rows + FL);
-        a04.intoArray(sums, 4 * GROUP_ROWS + rows);
-        a14.intoArray(sums, 4 * GROUP_ROWS + rows + FL);
-        a05.intoArray(sums, 5 * GROUP_ROWS + rows);
-        a15.intoArray(sums, 5 * GROUP_ROWS + rows + FL);
-        a06.intoArray(sums, 6 * GROUP_ROWS + rows);
-        a16.intoArray(sums, 6 * GROUP_ROWS + rows + FL);
-        a07.intoArray(sums, 7 * GROUP_ROWS + rows);
-        a17.intoArray(sums, 7 * GROUP_ROWS + rows + FL);
     }
 }

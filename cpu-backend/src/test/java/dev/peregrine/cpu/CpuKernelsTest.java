@@ -148,11 +148,12 @@ class CpuKernelsTest {
      * Column-major Q8_0 products ({@link Q8Products}) against their definition, computed
      * independently one row and token at a time: acc = fma(q * d, x, acc) over the row's columns in
      * order, in floats, with q * d the dequantised weight, so the kernels' results must equal it bit
-     * for bit, whatever the token count (passes of 8 over half a group, a last one of up to 4 over
-     * the whole group, short passes) and however the rows are split (ranges that start or end
-     * inside a group of {@link Q8Products#GROUP_ROWS}, several
-     * groups a call); rows outside a range keep what was there. Row 1's scales at the ends of the
-     * halves the kernels convert. Q5_0 matrices, kept as Q8_0, the same way.
+     * for bit, whatever the token count (passes of 8 over half a group's chunks converted to floats,
+     * a last one of up to 4 over the whole group, short passes), across the column chunks of those
+     * passes (2,080 columns: two whole chunks and a part) and however the rows are split (ranges
+     * that start or end inside a group of {@link Q8Products#GROUP_ROWS}, several groups a call);
+     * rows outside a range keep what was there. Row 1's scales at the ends of the halves the
+     * kernels convert. Q5_0 matrices, kept as Q8_0, the same way.
      */
     @ParameterizedTest
     @EnumSource(value = DType.class, names = {"Q8_0", "Q5_0"})
@@ -161,7 +162,7 @@ class CpuKernelsTest {
         CpuBackend backend = backend(VectorKernels::new);
         int blockBytes = type.blockBytes();
         int g = Q8Products.GROUP_ROWS;
-        for (int columns : new int[] {32, 96, 2048}) {
+        for (int columns : new int[] {32, 96, 2080}) {
             int blocks = columns / 32;
             for (int outputs : new int[] {3, g, g + 1, 3 * g - 5}) {
                 Tensor t = tensor(type, columns, outputs);
