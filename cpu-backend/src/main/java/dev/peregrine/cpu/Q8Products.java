@@ -48,6 +48,14 @@ final class Q8Products {
     private static final int Q8_BLOCK_BYTES = 34;
     /** Tokens a pass of the several-token kernel. */
     private static final int PASS_TOKENS = 4;
+    /**
+     * From this many tokens on, passes of 8 read the group's chunks converted to floats ({@link
+     * FloatPanels}); below, they convert each column in the loop. KernelBench prefill Q8_0, 2,048
+     * x 8,192, one core, converting in the loop / from floats: 16 tokens 153 / 126 GFLOP/s, 32 175 /
+     * 163, 48 178 / 179, 64 178 / 191, 128 188 / 217-224 (the panel's write and its reads from L2
+     * cost more than its saved conversions when few passes share it).
+     */
+    private static final int PANEL_TOKENS = 48;
 
     private static final VectorSpecies<Byte> ROW_BYTES = VectorKernels.QUARTER_BYTES;
     private static final VectorSpecies<Short> ROW_HALVES = VectorKernels.HALF_SHORTS;
@@ -157,8 +165,9 @@ final class Q8Products {
             IntegerProducts.storeRows(sums, firstGroup * GROUP_ROWS, out, w.rows(), 0, 1, rowStart, rowEnd);
             return;
         }
-        // Passes of 8 over the group's chunks converted to floats while more than 4 tokens are
-        // left, then one of up to 4 over the whole group converting in the loop.
+        // Passes of 8 while more than 4 tokens are left (over half the group converting in the
+        // loop, or from PANEL_TOKENS on over the group's chunks converted to floats), then one of
+        // up to 4 over the whole group converting in the loop.
         int passed = FloatPanels.passedTokens(tokens);
         float[] sums = scratch.lanes(Math.max(passed, PASS_TOKENS) * GROUP_ROWS);
         float[] d = scratch.blockScales(blocks * GROUP_ROWS);
@@ -169,7 +178,19 @@ final class Q8Products {
             int end = Math.min(rowEnd, (g + 1) * GROUP_ROWS);
             groupScales(w.data(), scalesAt(w.rows(), columns, g), blocks, d);
             long values = (long) g * columns * GROUP_ROWS;
-            if (passed > 0) {
+            if (passed > 0 && tokens < PANEL_TOKENS) {
+                // The group's weights from memory in the first pass, from L2 in the others.
+                for (int t0 = 0; t0 < passed; t0 += 2 * PASS_TOKENS) {
+                    int last = tokens - 1;
+                    for (int half = 0; half < 2; half++) {
+                        eightTokens(w.data(), values, half, d, columns, x, t0 * row, Math.min(t0 + 1, last) * row,
+                                Math.min(t0 + 2, last) * row, Math.min(t0 + 3, last) * row,
+                                Math.min(t0 + 4, last) * row, Math.min(t0 + 5, last) * row,
+                                Math.min(t0 + 6, last) * row, Math.min(t0 + 7, last) * row, sums, t0 * GROUP_ROWS);
+                    }
+                }
+                IntegerProducts.storeRows(sums, g * GROUP_ROWS, out, w.rows(), 0, Math.min(passed, tokens), first, end);
+            } else if (passed > 0) {
                 java.util.Arrays.fill(sums, 0, passed * GROUP_ROWS, 0f);
                 for (int c0 = 0; c0 < columns; c0 += FloatPanels.CHUNK_COLUMNS) {
                     int c1 = Math.min(columns, c0 + FloatPanels.CHUNK_COLUMNS);
@@ -328,5 +349,70 @@ final class Q8Products {
         a13.intoArray(sums, 3 * GROUP_ROWS + FL);
         a23.intoArray(sums, 3 * GROUP_ROWS + 2 * FL);
         a33.intoArray(sums, 3 * GROUP_ROWS + 3 * FL);
+    }
+
+    /**
+     * Eight tokens (rows from indices x0..x7 of {@code x}) against half of one group (its rows
+     * {@code half * 2 * FL} on; the group's scales as floats in {@code d}): the chains of {@link
+     * #fourTokens} for twice the tokens and half the rows, so a converted vector meets 8 tokens
+     * (prefill is bound by the FMA unit, which the conversion's multiply by the scale shares); the
+     * sums into {@code sums} at {@code at + token * GROUP_ROWS + row}.
+     */
+    private static void eightTokens(MemorySegment w, long values, int half, float[] d, int columns, float[] x, int x0,
+                                    int x1, int x2, int x3, int x4, int x5, int x6, int x7, float[] sums,
+                                    int at) {
+        FloatVector a00 = FloatVector.zero(F), a10 = a00, a01 = a00, a11 = a00, a02 = a00, a12 = a00, a03 = a00, a13 = a00;
+        FloatVector a04 = a00, a14 = a00, a05 = a00, a15 = a00, a06 = a00, a16 = a00, a07 = a00, a17 = a00;
+        int rows = half * 2 * FL;
+        long first = values + rows;
+        for (int k = 1; k <= columns; k++) {
+            int column = k - 1;
+            long o = first + column * (long) GROUP_ROWS;
+            int s = column / BLOCK * GROUP_ROWS + rows;
+            FloatVector q0 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o, NATIVE)
+                    .convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s));
+            FloatVector q1 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + FL, NATIVE)
+                    .convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s + FL));
+            FloatVector v = FloatVector.broadcast(F, x[x0 + column]);
+            a00 = q0.fma(v, a00);
+            a10 = q1.fma(v, a10);
+            v = FloatVector.broadcast(F, x[x1 + column]);
+            a01 = q0.fma(v, a01);
+            a11 = q1.fma(v, a11);
+            v = FloatVector.broadcast(F, x[x2 + column]);
+            a02 = q0.fma(v, a02);
+            a12 = q1.fma(v, a12);
+            v = FloatVector.broadcast(F, x[x3 + column]);
+            a03 = q0.fma(v, a03);
+            a13 = q1.fma(v, a13);
+            v = FloatVector.broadcast(F, x[x4 + column]);
+            a04 = q0.fma(v, a04);
+            a14 = q1.fma(v, a14);
+            v = FloatVector.broadcast(F, x[x5 + column]);
+            a05 = q0.fma(v, a05);
+            a15 = q1.fma(v, a15);
+            v = FloatVector.broadcast(F, x[x6 + column]);
+            a06 = q0.fma(v, a06);
+            a16 = q1.fma(v, a16);
+            v = FloatVector.broadcast(F, x[x7 + column]);
+            a07 = q0.fma(v, a07);
+            a17 = q1.fma(v, a17);
+        }
+        a00.intoArray(sums, at + rows);
+        a10.intoArray(sums, at + rows + FL);
+        a01.intoArray(sums, at + GROUP_ROWS + rows);
+        a11.intoArray(sums, at + GROUP_ROWS + rows + FL);
+        a02.intoArray(sums, at + 2 * GROUP_ROWS + rows);
+        a12.intoArray(sums, at + 2 * GROUP_ROWS + rows + FL);
+        a03.intoArray(sums, at + 3 * GROUP_ROWS + rows);
+        a13.intoArray(sums, at + 3 * GROUP_ROWS + rows + FL);
+        a04.intoArray(sums, at + 4 * GROUP_ROWS + rows);
+        a14.intoArray(sums, at + 4 * GROUP_ROWS + rows + FL);
+        a05.intoArray(sums, at + 5 * GROUP_ROWS + rows);
+        a15.intoArray(sums, at + 5 * GROUP_ROWS + rows + FL);
+        a06.intoArray(sums, at + 6 * GROUP_ROWS + rows);
+        a16.intoArray(sums, at + 6 * GROUP_ROWS + rows + FL);
+        a07.intoArray(sums, at + 7 * GROUP_ROWS + rows);
+        a17.intoArray(sums, at + 7 * GROUP_ROWS + rows + FL);
     }
 }

@@ -148,12 +148,12 @@ class CpuKernelsTest {
      * Column-major Q8_0 products ({@link Q8Products}) against their definition, computed
      * independently one row and token at a time: acc = fma(q * d, x, acc) over the row's columns in
      * order, in floats, with q * d the dequantised weight, so the kernels' results must equal it bit
-     * for bit, whatever the token count (passes of 8 over half a group's chunks converted to floats,
-     * a last one of up to 4 over the whole group, short passes), across the column chunks of those
-     * passes (2,080 columns: two whole chunks and a part) and however the rows are split (ranges
-     * that start or end inside a group of {@link Q8Products#GROUP_ROWS}, several groups a call);
-     * rows outside a range keep what was there. Row 1's scales at the ends of the halves the
-     * kernels convert. Q5_0 matrices, kept as Q8_0, the same way.
+     * for bit, whatever the token count (passes of 8 over half a group, from 48 tokens on over its
+     * chunks converted to floats, a last one of up to 4 over the whole group, short passes), across
+     * the column chunks of those passes (2,080 columns: two whole chunks and a part) and however
+     * the rows are split (ranges that start or end inside a group of {@link Q8Products#GROUP_ROWS},
+     * several groups a call); rows outside a range keep what was there. Row 1's scales at the ends
+     * of the halves the kernels convert. Q5_0 matrices, kept as Q8_0, the same way.
      */
     @ParameterizedTest
     @EnumSource(value = DType.class, names = {"Q8_0", "Q5_0"})
@@ -175,7 +175,8 @@ class CpuKernelsTest {
                 assertThat(w.type()).isEqualTo(DType.Q8_0);
                 assertThat(w.columnMajor()).isTrue();
                 assertThat(w.rowGroup()).isEqualTo(g);
-                assertColumnProductsEqualTheirDefinition(kernels, backend, w, weights, new int[] {1, 2, 4, 5, 8, 9, 11, 13, 17});
+                assertColumnProductsEqualTheirDefinition(kernels, backend, w, weights,
+                        new int[] {1, 2, 4, 5, 8, 9, 11, 13, 17, 51, 60});
                 MemorySegment row = arena.allocate(4L * columns);
                 kernels.embedRow(w, outputs - 1, row, 0, new ThreadScratch());
                 assertThat(row.toArray(ValueLayout.JAVA_FLOAT))
