@@ -74,9 +74,10 @@ final class FloatPanels {
      * <p>Why floats converted once per chunk: with the conversion in this loop (2 conversions per
      * 16 FMAs, the F16 rebasing multiply or Q8_0's scale multiply sharing the FMA unit) KernelBench
      * prefill of 128 tokens, 2,048 x 8,192, one core, ran at 155-160 GFLOP/s (F16) and 188-190
-     * (Q8_0); from the float chunk 198-207 and 215-220 (the same loop on floats in L1: 240-250, the
-     * core's FMA peak), and F16 does not lose at 8 tokens either (48 -> 50). With AVX2's 16 vector
-     * registers (-XX:UseAVX=2) the 16 chains spill, yet F16 still went 45-50 -> 72.
+     * (Q8_0); from the float chunk 198-207 and 215-220 (this loop alone, in a stand-alone test over
+     * a 32-row float panel: 240-253, the core's FMA peak), and F16 does not lose at 8 tokens either
+     * (48 -> 50). With AVX2's 16 vector registers (-XX:UseAVX=2) the 16 chains spill, yet F16 still
+     * went 45-50 -> 72.
      */
     private static void eightTokens(float[] panel, int half, int count, float[] x, int x0, int x1, int x2, int x3,
                                     int x4, int x5, int x6, int x7, float[] sums, int at) {
