@@ -172,11 +172,15 @@ public final class KvCache {
         allocator.release(block);
     }
 
-    /** Copies the first {@code tokens} slots of block {@code from} into block {@code to}, in every layer. */
-    void copyBlock(int from, int to, int tokens) {
+    /**
+     * Copies block {@code from} into block {@code to}, in every layer: the whole block, since a
+     * backend may lay out the slots within a block as it likes (the CPU backend keeps keys
+     * transposed within a block); the slots past the ones in use are overwritten before they are read.
+     */
+    void copyBlock(int from, int to) {
         long src = (long) from * blockSize * kvDim;
         long dst = (long) to * blockSize * kvDim;
-        long count = (long) tokens * kvDim;
+        long count = (long) blockSize * kvDim;
         for (int l = 0; l < keys.length; l++) {
             backend.copy(keys[l], dst, keys[l], src, count);
             backend.copy(values[l], dst, values[l], src, count);

@@ -44,7 +44,7 @@ public final class KvSequence implements AutoCloseable {
         int before = blockCount;
         try {
             if (count > 0 && length % cache.blockSize() != 0) {
-                unshare(length / cache.blockSize(), length % cache.blockSize());
+                unshare(length / cache.blockSize());
             }
             while (blockCount < needed) {
                 appendBlock(cache.allocateBlock());
@@ -124,11 +124,11 @@ public final class KvSequence implements AutoCloseable {
         blocks[blockCount++] = block;
     }
 
-    private void unshare(int index, int filled) {
+    private void unshare(int index) {
         int block = blocks[index];
         if (cache.isShared(block)) {
             int fresh = cache.allocateBlock();
-            cache.copyBlock(block, fresh, filled);
+            cache.copyBlock(block, fresh);
             blocks[index] = fresh;
             cache.release(block);
         }

@@ -26,9 +26,34 @@ final class AttentionArgs {
     /** 0, or the soft-capping bound of the scores. */
     float softcap;
 
-    /** Value {@code index} (slot * kvHeads * headDim + ...) of the key cache, as a float. */
-    float key(long index) {
+    /**
+     * Index (in values, not bytes) of element {@code element} (kvHead * headDim + i) of the key at
+     * {@code slot}. The CPU backend keeps keys block-transposed: a KV block of {@code blockSize}
+     * slots holds, element after element, that element of its slots side by side, so that one
+     * vector load takes one element of consecutive positions (see VectorKernels.attention).
+     * Values stay a row per slot.
+     */
+    static long keyIndex(int slot, int element, int blockSize, int width) {
+        return (long) (slot / blockSize) * blockSize * width + (long) element * blockSize + slot % blockSize;
+    }
+
+    /** Element {@code element} of the key at {@code slot}, as a float. */
+    float key(int slot, int element) {
+        long index = keyIndex(slot, element, layout.blockSize, kvHeads * headDim);
         return halfCache ? Float.float16ToFloat(keyCache.get(HALF, 2 * index)) : keyCache.get(FLOAT, 4 * index);
+    }
+
+    /**
+     * The raw score q . k of the query at byte {@code qBase} and the key of {@code kvHead} at
+     * {@code slot}: one fused multiply-add per head value, in order from 0 (the chain each lane of
+     * VectorKernels' score kernel computes, so both give the same bits).
+     */
+    float dot(long qBase, int slot, int kvHead) {
+        float dot = 0;
+        for (int i = 0; i < headDim; i++) {
+            dot = Math.fma(q.get(FLOAT, qBase + 4L * i), key(slot, kvHead * headDim + i), dot);
+        }
+        return dot;
     }
 
     /** Value {@code index} of the value cache, as a float. */

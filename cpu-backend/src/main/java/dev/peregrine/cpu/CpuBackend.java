@@ -362,17 +362,32 @@ final class CpuBackend implements Backend {
         pool.parallelFor(rows, 1, (long) rows * heads * ropeDimensions, t);
     }
 
+    /**
+     * Values as a row per slot; keys block-transposed ({@link AttentionArgs#keyIndex}): element i
+     * of the slots of a KV block side by side, which attention's score kernel reads a vector of
+     * positions at a time.
+     */
     @Override
     public void storeKv(Buffer keyCache, Buffer valueCache, Buffer k, Buffer v, int width, BatchLayout layout) {
         boolean half = halfCache(keyCache, valueCache);
         long rowBytes = (long) width * Float.BYTES;
+        int blockSize = layout.blockSize;
+        MemorySegment keys = seg(keyCache);
         for (int r = 0; r < layout.tokenCount; r++) {
-            long slot = layout.slots[r];
+            int slot = layout.slots[r];
+            long first = AttentionArgs.keyIndex(slot, 0, blockSize, width);
+            for (int i = 0; i < width; i++) {
+                float key = seg(k).get(F, r * rowBytes + 4L * i);
+                long at = first + (long) i * blockSize;
+                if (half) {
+                    keys.set(HALF, 2 * at, Float.floatToFloat16(key));
+                } else {
+                    keys.set(F, 4 * at, key);
+                }
+            }
             if (half) {
-                storeHalves(seg(k), r * rowBytes, seg(keyCache), slot * width * 2, width);
-                storeHalves(seg(v), r * rowBytes, seg(valueCache), slot * width * 2, width);
+                storeHalves(seg(v), r * rowBytes, seg(valueCache), (long) slot * width * 2, width);
             } else {
-                MemorySegment.copy(seg(k), r * rowBytes, seg(keyCache), slot * rowBytes, rowBytes);
                 MemorySegment.copy(seg(v), r * rowBytes, seg(valueCache), slot * rowBytes, rowBytes);
             }
         }

@@ -108,12 +108,7 @@ final class ScalarKernels implements Kernels {
             int kvOffset = (h / group) * headDim;
             float max = Float.NEGATIVE_INFINITY;
             for (int p = 0; p < length; p++) {
-                long kBase = (long) layout.slotOf(seq, first + p) * kvWidth + kvOffset;
-                float dot = 0;
-                for (int i = 0; i < headDim; i++) {
-                    dot += a.q.get(F, qBase + i * 4L) * a.key(kBase + i);
-                }
-                float score = a.score(dot);
+                float score = a.score(a.dot(qBase, layout.slotOf(seq, first + p), h / group));
                 scores[p] = score;
                 max = Math.max(max, score);
             }

@@ -1541,6 +1541,8 @@ final class VectorKernels implements Kernels {
     private static final int ATTENTION_RUN = 4;
     /** Positions whose value rows a run of heads accumulates before the next chunk (32 KB at 128 dims). */
     private static final int VALUE_CHUNK = 64;
+    /** Vectors of positions whose scores one pass of {@link #scoreChunk} computes. */
+    private static final int SCORE_VECTORS = 4;
 
     /**
      * Attention for (token, head) items. Consecutive items of one token row and KV head (up to
@@ -1552,11 +1554,10 @@ final class VectorKernels implements Kernels {
     public void attention(AttentionArgs a, int itemStart, int itemEnd, ThreadScratch scratch) {
         BatchLayout layout = a.layout;
         int headDim = a.headDim;
-        int vectorEnd = headDim / FL * FL;
         int group = a.heads / a.kvHeads;
-        MemorySegment q = a.q;
-        // FL chains of FL lanes; or for heads narrower than a vector, a chain per value of each head of a run.
-        float[] lanes = scratch.lanes(headDim < FL ? ATTENTION_RUN * headDim * FL : FL * FL);
+        // Score chunks (2 heads x SCORE_VECTORS vectors), softmax sums (FL chains of FL lanes), or
+        // for heads narrower than a vector a chain per value of each head of a run.
+        float[] lanes = scratch.lanes(Math.max(2 * SCORE_VECTORS * FL, headDim < FL ? ATTENTION_RUN * headDim * FL : FL * FL));
         float[] total = scratch.tileSums(1);
         float[] maxes = scratch.runMaxes(ATTENTION_RUN);
         for (int item = itemStart; item < itemEnd; ) {
@@ -1575,79 +1576,38 @@ final class VectorKernels implements Kernels {
             long qBase = ((long) r * a.heads + h) * headDim * Float.BYTES;
             long headBytes = (long) headDim * Float.BYTES;
 
-            // A chunk's position p0 + g has its key at keys[rows[row0 + g] * kvRowBytes + kvOffset]
-            // and its value likewise in values: the cache itself (rows = slots, row0 = p0), or for
-            // an F16 cache L1-sized float rows into which the chunk is decoded once for the whole
-            // run (rows = 0, 1, 2, ..., row0 = 0).
-            boolean half = a.halfCache;
-            int[] slots = scratch.slots(length);
-            layout.slotsOf(seq, first, length, slots);
-            if (headDim < FL) {
-                smallHeadRun(a, qBase, run, kvHead, slots, length, scores, stride, maxes, lanes, total, scratch);
-                continue;
-            }
-            long cacheRowBytes = (long) a.kvHeads * headDim * (half ? 2 : Float.BYTES);
-            long cacheOffset = (long) kvHead * headDim * (half ? 2 : Float.BYTES);
-            MemorySegment keys = half ? scratch.decodedKv(VALUE_CHUNK * headDim) : a.keyCache;
-            MemorySegment values = half ? keys : a.valueCache;
-            int[] rows = half ? scratch.positions(VALUE_CHUNK) : slots;
-            long kvRowBytes = half ? headBytes : cacheRowBytes;
-            long kvOffset = half ? 0 : cacheOffset;
-
-            // Scores: q . k_p for every position p of the sequence, FL positions at a time: their
-            // chains' lanes are summed together (addLaneSums: the same bits as one at a time).
             java.util.Arrays.fill(maxes, 0, run, Float.NEGATIVE_INFINITY);
-            for (int p0 = 0; p0 < length; p0 += FL) {
-                int together = Math.min(FL, length - p0);
-                int row0 = p0;
-                if (half) {
-                    decodeHalfRows(a.keyCache, slots, p0, together, cacheRowBytes, cacheOffset, headDim, keys);
-                    row0 = 0;
-                }
-                for (int j = 0; j < run; j++) {
-                    long headBase = qBase + j * headBytes;
-                    int at = j * stride + p0;
-                    if (vectorEnd == 4 * FL || vectorEnd == 8 * FL) {
-                        scoreChains(q, headBase, keys, rows, row0, together, kvRowBytes, kvOffset, lanes, vectorEnd == 8 * FL);
-                    } else {
-                        for (int g = 0; g < together; g++) {
-                            long kBase = rows[row0 + g] * kvRowBytes + kvOffset;
-                            FloatVector acc = FloatVector.zero(F);
-                            for (int i = 0; i < vectorEnd; i += FL) {
-                                acc = FloatVector.fromMemorySegment(F, q, headBase + i * 4L, NATIVE)
-                                        .fma(FloatVector.fromMemorySegment(F, keys, kBase + i * 4L, NATIVE), acc);
-                            }
-                            acc.intoArray(lanes, g * FL);
-                        }
-                    }
-                    java.util.Arrays.fill(scores, at, at + together, 0f);
-                    addLaneSums(lanes, scores, at, together);
-                    float max = maxes[j];
-                    for (int g = 0; g < together; g++) {
-                        float dot = scores[at + g];
-                        long kBase = rows[row0 + g] * kvRowBytes + kvOffset;
-                        for (int i = vectorEnd; i < headDim; i++) {
-                            dot += q.get(FLOAT, headBase + i * 4L) * keys.get(FLOAT, kBase + i * 4L);
-                        }
-                        float score = a.score(dot);
-                        scores[at + g] = score;
-                        max = Math.max(max, score);
-                    }
-                    maxes[j] = max;
-                }
-            }
-
+            attentionScores(a, seq, qBase, run, kvHead, first, length, scores, stride, maxes, lanes, scratch);
             // Softmax weights, each head's scores in place; maxes[j] becomes 1 / head j's sum.
             for (int j = 0; j < run; j++) {
                 maxes[j] = 1 / softmaxWeights(scores, j * stride, length, stride, maxes[j], lanes, total);
             }
 
+            int[] slots = scratch.slots(length);
+            layout.slotsOf(seq, first, length, slots);
+            if (headDim < FL) {
+                smallHeadValues(a, qBase, run, kvHead, slots, length, scores, stride, maxes, lanes, scratch);
+                continue;
+            }
+            // A chunk's position c0 + g has its value at values[rows[row0 + g] * kvRowBytes + kvOffset]:
+            // the cache itself (rows = slots, row0 = c0), or for an F16 cache L1-sized float rows into
+            // which the chunk is decoded once for the whole run (rows = 0, 1, 2, ..., row0 = 0).
+            boolean half = a.halfCache;
+            long cacheRowBytes = (long) a.kvHeads * headDim * (half ? 2 : Float.BYTES);
+            long cacheOffset = (long) kvHead * headDim * (half ? 2 : Float.BYTES);
+            MemorySegment values = half ? scratch.decodedKv(VALUE_CHUNK * headDim) : a.valueCache;
+            int[] rows = half ? scratch.positions(VALUE_CHUNK) : slots;
+            long kvRowBytes = half ? headBytes : cacheRowBytes;
+            long kvOffset = half ? 0 : cacheOffset;
             // out = sum_p weight_p * v_p, VALUE_CHUNK positions at a time for every head of the run.
             for (int c0 = 0; c0 < length; c0 += VALUE_CHUNK) {
                 int count = Math.min(VALUE_CHUNK, length - c0);
                 int row0 = c0;
                 if (half) {
-                    decodeHalfRows(a.valueCache, slots, c0, count, cacheRowBytes, cacheOffset, headDim, values);
+                    for (int g = 0; g < count; g++) {
+                        decodeHalves(a.valueCache, slots[c0 + g] * cacheRowBytes + cacheOffset, headDim, values,
+                                (long) g * headBytes);
+                    }
                     row0 = 0;
                 }
                 boolean last = c0 + count == length;
@@ -1660,49 +1620,169 @@ final class VectorKernels implements Kernels {
     }
 
     /**
-     * A run of heads that share a KV head, for heads narrower than a vector (tiny models: 8 values a
-     * head in stories260K, 4 in TinyLLama-v0), vectorised across positions instead of along the
-     * head: FL positions' keys (then values) are copied, transposed, into a small array, so that
-     * FL scores are headDim FMAs of a broadcast query value, and each output value is a chain over
-     * positions, its lanes summed in a fixed order at the end. Along the head, such heads would run
-     * element by element: at 640 positions that was 60% of a stories260K decode step.
+     * Head j's scores of positions {@code first .. first + length - 1} (q . k, scaled and
+     * soft-capped) into {@code scores[j * stride ..]} and their maximum into {@code maxes[j]}, for
+     * the {@code run} query heads from byte {@code qBase} against key head {@code kvHead}. The keys
+     * are block-transposed ({@link AttentionArgs#keyIndex}), so one vector holds one element of FL
+     * consecutive positions, and a score is a single chain of FMAs over the head's elements in
+     * order (AttentionArgs.dot's), lane by lane: no sums across lanes, and per element one load of
+     * each vector of positions for two heads and one broadcast of each head's query value for
+     * {@link #SCORE_VECTORS} vectors. Row-major keys took a chain per position across the lanes,
+     * then a tree of lane sums, which cost as much as the multiply-adds.
      */
-    private static void smallHeadRun(AttentionArgs a, long qBase, int run, int kvHead, int[] slots, int length,
-                                     float[] scores, int stride, float[] maxes, float[] chains, float[] total,
-                                     ThreadScratch scratch) {
+    private static void attentionScores(AttentionArgs a, int seq, long qBase, int run, int kvHead, int first, int length,
+                                        float[] scores, int stride, float[] maxes, float[] lanes, ThreadScratch scratch) {
+        BatchLayout layout = a.layout;
+        int blockSize = layout.blockSize;
         int headDim = a.headDim;
-        boolean half = a.halfCache;
-        long rowBytes = (long) a.kvHeads * headDim * (half ? 2 : Float.BYTES);
-        long offset = (long) kvHead * headDim * (half ? 2 : Float.BYTES);
-        // The transposed rows (value i of position g at t[i * FL + g]), then the run's query values.
-        float[] t = scratch.transposed(headDim * FL + run * headDim);
-        int qAt = headDim * FL;
-        MemorySegment.copy(a.q, FLOAT, qBase, t, qAt, run * headDim);
-
-        java.util.Arrays.fill(maxes, 0, run, Float.NEGATIVE_INFINITY);
-        for (int p0 = 0; p0 < length; p0 += FL) {
-            int together = Math.min(FL, length - p0);
-            transposeRows(a.keyCache, half, slots, p0, together, rowBytes, offset, headDim, t);
+        long headBytes = (long) headDim * Float.BYTES;
+        int last = first + length - 1;
+        if (blockSize % FL != 0) {
+            // Blocks narrower than a vector (tests' small blocks): a position at a time, the same chains.
             for (int j = 0; j < run; j++) {
-                FloatVector dots = FloatVector.zero(F);
-                for (int i = 0; i < headDim; i++) {
-                    dots = FloatVector.fromArray(F, t, i * FL).fma(FloatVector.broadcast(F, t[qAt + j * headDim + i]), dots);
-                }
-                int at = j * stride + p0;
-                dots.intoArray(scores, at);
                 float max = maxes[j];
-                for (int g = 0; g < together; g++) {
-                    float score = a.score(scores[at + g]);
-                    scores[at + g] = score;
+                for (int p = 0; p < length; p++) {
+                    float score = a.score(a.dot(qBase + j * headBytes, layout.slotOf(seq, first + p), kvHead));
+                    scores[j * stride + p] = score;
                     max = Math.max(max, score);
                 }
                 maxes[j] = max;
             }
+            return;
         }
-        for (int j = 0; j < run; j++) {
-            maxes[j] = 1 / softmaxWeights(scores, j * stride, length, stride, maxes[j], chains, total);
+        boolean half = a.halfCache;
+        long blockValues = (long) blockSize * a.kvHeads * headDim;
+        long headValues = (long) headDim * blockSize; // a key head's values in a block
+        long headStart = kvHead * headValues;
+        int tableStart = layout.blockTableStart[seq];
+        // An F16 cache: the blocks of a chunk decoded to floats, one block's key head after another.
+        int chunkBlocks = (SCORE_VECTORS * FL + blockSize - 1) / blockSize + 1;
+        MemorySegment keys = half ? scratch.decodedKv((int) (chunkBlocks * headValues)) : a.keyCache;
+        int lastVector = last / FL * FL;
+        for (int c0 = first / FL * FL; c0 <= last; c0 += SCORE_VECTORS * FL) {
+            int firstBlock = c0 / blockSize;
+            if (half) {
+                for (int b = firstBlock; b <= Math.min(c0 + SCORE_VECTORS * FL - 1, last) / blockSize; b++) {
+                    long from = layout.blockTables[tableStart + b] * blockValues + headStart;
+                    decodeHalves(a.keyCache, 2 * from, (int) headValues, keys, 4 * (b - firstBlock) * headValues);
+                }
+            }
+            // Byte offsets of the chunk's vectors of positions; past the query's position the last repeats (unused).
+            long k0 = vectorAt(layout, tableStart, half, firstBlock, c0, blockValues, headStart, headValues);
+            long k1 = vectorAt(layout, tableStart, half, firstBlock, Math.min(c0 + FL, lastVector), blockValues, headStart,
+                    headValues);
+            long k2 = vectorAt(layout, tableStart, half, firstBlock, Math.min(c0 + 2 * FL, lastVector), blockValues, headStart,
+                    headValues);
+            long k3 = vectorAt(layout, tableStart, half, firstBlock, Math.min(c0 + 3 * FL, lastVector), blockValues, headStart,
+                    headValues);
+            for (int j = 0; j < run; j += 2) {
+                // Two heads a pass; a run of odd length repeats its last head (unused).
+                scoreChunk(a.q, qBase + j * headBytes, qBase + Math.min(j + 1, run - 1) * headBytes, keys, k0, k1, k2, k3,
+                        4L * blockSize, headDim, lanes);
+                for (int i = j; i < Math.min(j + 2, run); i++) {
+                    maxes[i] = storeScores(a, lanes, (i - j) * SCORE_VECTORS * FL, c0, first, last, scores, i * stride,
+                            maxes[i]);
+                }
+            }
         }
+    }
 
+    /**
+     * Byte offset of element 0 of the FL positions from {@code position} (a multiple of FL) of the
+     * key head: in the cache, or in the decoded chunk whose first block is {@code firstBlock}.
+     */
+    private static long vectorAt(BatchLayout layout, int tableStart, boolean decoded, int firstBlock, int position,
+                                 long blockValues, long headStart, long headValues) {
+        int blockSize = layout.blockSize;
+        int block = position / blockSize;
+        long at = decoded ? (block - firstBlock) * headValues
+                : layout.blockTables[tableStart + block] * blockValues + headStart;
+        return 4 * (at + position % blockSize);
+    }
+
+    /**
+     * The raw scores of two query heads (bytes {@code qa}, {@code qb}) against four vectors of
+     * positions (element 0 at bytes {@code k0 .. k3}, element i {@code i * elementBytes} further):
+     * head a's four vectors into {@code lanes[0 .. 4 FL)}, head b's after them. Each lane is one
+     * chain, acc = fma(q_i, k_i, acc) for i from 0 (8 independent chains: enough to keep both
+     * FMA pipes busy through their latency).
+     */
+    private static void scoreChunk(MemorySegment q, long qa, long qb, MemorySegment keys, long k0, long k1, long k2,
+                                   long k3, long elementBytes, int headDim, float[] lanes) {
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        FloatVector b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        for (int i = 0; i < headDim; i++) {
+            long e = i * elementBytes;
+            FloatVector x0 = FloatVector.fromMemorySegment(F, keys, k0 + e, NATIVE);
+            FloatVector x1 = FloatVector.fromMemorySegment(F, keys, k1 + e, NATIVE);
+            FloatVector x2 = FloatVector.fromMemorySegment(F, keys, k2 + e, NATIVE);
+            FloatVector x3 = FloatVector.fromMemorySegment(F, keys, k3 + e, NATIVE);
+            FloatVector va = FloatVector.broadcast(F, q.get(FLOAT, qa + 4L * i));
+            FloatVector vb = FloatVector.broadcast(F, q.get(FLOAT, qb + 4L * i));
+            a0 = va.fma(x0, a0);
+            a1 = va.fma(x1, a1);
+            a2 = va.fma(x2, a2);
+            a3 = va.fma(x3, a3);
+            b0 = vb.fma(x0, b0);
+            b1 = vb.fma(x1, b1);
+            b2 = vb.fma(x2, b2);
+            b3 = vb.fma(x3, b3);
+        }
+        a0.intoArray(lanes, 0);
+        a1.intoArray(lanes, FL);
+        a2.intoArray(lanes, 2 * FL);
+        a3.intoArray(lanes, 3 * FL);
+        b0.intoArray(lanes, 4 * FL);
+        b1.intoArray(lanes, 5 * FL);
+        b2.intoArray(lanes, 6 * FL);
+        b3.intoArray(lanes, 7 * FL);
+    }
+
+    /**
+     * One head's raw scores of the chunk from position {@code c0} ({@link #SCORE_VECTORS} vectors at
+     * {@code lanes[from ..]}) that lie in {@code first .. last}, as scores into
+     * {@code scores[at + p - first]}; returns {@code max} raised to their maximum. Whole vectors
+     * are scaled as vectors (the same multiply as AttentionArgs.score), the rest one at a time.
+     */
+    private static float storeScores(AttentionArgs a, float[] lanes, int from, int c0, int first, int last,
+                                     float[] scores, int at, float max) {
+        for (int v = 0; v < SCORE_VECTORS; v++) {
+            int p0 = c0 + v * FL;
+            if (p0 > last) {
+                break;
+            }
+            int l = from + v * FL;
+            if (p0 >= first && p0 + FL - 1 <= last && a.softcap == 0) {
+                FloatVector s = FloatVector.fromArray(F, lanes, l).mul(a.scale);
+                s.intoArray(scores, at + p0 - first);
+                max = Math.max(max, s.reduceLanes(VectorOperators.MAX));
+            } else {
+                for (int p = Math.max(p0, first); p <= Math.min(p0 + FL - 1, last); p++) {
+                    float score = a.score(lanes[l + p - p0]);
+                    scores[at + p - first] = score;
+                    max = Math.max(max, score);
+                }
+            }
+        }
+        return max;
+    }
+
+    /**
+     * The values of a run of heads narrower than a vector (tiny models: 8 values a head in
+     * stories260K, 4 in TinyLLama-v0), weighted by their softmax weights (scores, with 1 / their
+     * sum in maxes), vectorised across positions instead of along the head: FL positions' values
+     * are copied, transposed, into a small array, and each output value is a chain over positions,
+     * its lanes summed in a fixed order at the end. Along the head, such heads would run element by
+     * element: at 640 positions that was 60% of a stories260K decode step.
+     */
+    private static void smallHeadValues(AttentionArgs a, long qBase, int run, int kvHead, int[] slots, int length,
+                                        float[] scores, int stride, float[] maxes, float[] chains, ThreadScratch scratch) {
+        int headDim = a.headDim;
+        boolean half = a.halfCache;
+        long rowBytes = (long) a.kvHeads * headDim * (half ? 2 : Float.BYTES);
+        long offset = (long) kvHead * headDim * (half ? 2 : Float.BYTES);
+        // The transposed rows: value i of position g at t[i * FL + g].
+        float[] t = scratch.transposed(headDim * FL);
         // Chain (j, i) at chains[(j * headDim + i) * FL]: head j's value i, FL positions a lane.
         java.util.Arrays.fill(chains, 0, run * headDim * FL, 0f);
         for (int p0 = 0; p0 < length; p0 += FL) {
@@ -1745,28 +1825,23 @@ final class VectorKernels implements Kernels {
     }
 
     /**
-     * Decodes one KV head's rows of an F16 cache at the positions {@code slots[from .. from + count)}
-     * into {@code count} rows of {@code headDim} floats in {@code dst}, exactly: every half is a float.
+     * {@code count} little-endian halves from byte {@code from} of {@code cache} as floats into
+     * {@code dst} from byte {@code to}, exactly: every half is a float (an F16 KV cache's keys of a
+     * block, or one position's values).
      */
-    private static void decodeHalfRows(MemorySegment cache, int[] slots, int from, int count, long rowBytes, long offset,
-                                       int headDim, MemorySegment dst) {
-        int vectorEnd = headDim / FL * FL;
-        for (int g = 0; g < count; g++) {
-            long at = slots[from + g] * rowBytes + offset;
-            long to = (long) g * headDim * Float.BYTES;
-            int i = 0;
-            for (; i < vectorEnd; i += FL) {
-                // As decodeF16, written out (calling decodeF16 per row measured 25-30 against
-                // 15-17 ns per position and head, 2,048 positions); a NaN keeps its payload here.
-                IntVector bits = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, cache, at + 2L * i, LE)
-                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF);
-                FloatVector f = bits.reinterpretAsFloats().mul(0x1p112f);
-                f.blend(bits.or(0x7F800000).reinterpretAsFloats(), f.abs().compare(VectorOperators.GE, 65536f))
-                        .intoMemorySegment(dst, to + 4L * i, NATIVE);
-            }
-            for (; i < headDim; i++) {
-                dst.set(FLOAT, to + 4L * i, Float.float16ToFloat(cache.get(LE_SHORT, at + 2L * i)));
-            }
+    private static void decodeHalves(MemorySegment cache, long from, int count, MemorySegment dst, long to) {
+        int vectorEnd = count / FL * FL;
+        int i = 0;
+        for (; i < vectorEnd; i += FL) {
+            // As decodeF16, written out; a NaN keeps its payload here.
+            IntVector bits = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, cache, from + 2L * i, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF);
+            FloatVector f = bits.reinterpretAsFloats().mul(0x1p112f);
+            f.blend(bits.or(0x7F800000).reinterpretAsFloats(), f.abs().compare(VectorOperators.GE, 65536f))
+                    .intoMemorySegment(dst, to + 4L * i, NATIVE);
+        }
+        for (; i < count; i++) {
+            dst.set(FLOAT, to + 4L * i, Float.float16ToFloat(cache.get(LE_SHORT, from + 2L * i)));
         }
     }
 
@@ -1874,43 +1949,6 @@ final class VectorKernels implements Kernels {
                 acc += weights[wBase + p] * values.get(FLOAT, rows[row0 + p] * kvRowBytes + kvOffset + i * 4L);
             }
             out.set(FLOAT, o, acc * scale);
-        }
-    }
-
-    /**
-     * The score chains of {@code together} positions from {@code p0} for a head of exactly 4
-     * vectors (64 values at 512 bits: smollm2, llama3.2-1b; 32 at 256 bits) or 8 ({@code eight}:
-     * 128 values at 512 bits, most 7-8B models; 64 at 256 bits, AVX2 machines), into
-     * {@code lanes[g * FL]}: attention's loop, value for value, with the chain written out and the
-     * first 4 q vectors in registers (the next 4 are L1 loads). As a loop over the head's vectors,
-     * C2 ran each position through its pre-, main- and post-loop code; microbenchmark, 9 heads x
-     * 272 positions: 4 vectors 15.5 -> 8.3 ns per position and head, 8 vectors 20-21 -> 12-13
-     * (docs/PERFORMANCE.md). Its own method: q's vectors defined on one branch only of
-     * attention's loop were boxed, 5 allocations per head and layer.
-     */
-    private static void scoreChains(MemorySegment q, long qBase, MemorySegment keys, int[] slots, int p0, int together,
-                                    long kvRowBytes, long kvOffset, float[] lanes, boolean eight) {
-        FloatVector q0 = FloatVector.fromMemorySegment(F, q, qBase, NATIVE);
-        FloatVector q1 = FloatVector.fromMemorySegment(F, q, qBase + 4L * FL, NATIVE);
-        FloatVector q2 = FloatVector.fromMemorySegment(F, q, qBase + 8L * FL, NATIVE);
-        FloatVector q3 = FloatVector.fromMemorySegment(F, q, qBase + 12L * FL, NATIVE);
-        for (int g = 0; g < together; g++) {
-            long kBase = slots[p0 + g] * kvRowBytes + kvOffset;
-            FloatVector acc = q0.fma(FloatVector.fromMemorySegment(F, keys, kBase, NATIVE), FloatVector.zero(F));
-            acc = q1.fma(FloatVector.fromMemorySegment(F, keys, kBase + 4L * FL, NATIVE), acc);
-            acc = q2.fma(FloatVector.fromMemorySegment(F, keys, kBase + 8L * FL, NATIVE), acc);
-            acc = q3.fma(FloatVector.fromMemorySegment(F, keys, kBase + 12L * FL, NATIVE), acc);
-            if (eight) {
-                acc = FloatVector.fromMemorySegment(F, q, qBase + 16L * FL, NATIVE)
-                        .fma(FloatVector.fromMemorySegment(F, keys, kBase + 16L * FL, NATIVE), acc);
-                acc = FloatVector.fromMemorySegment(F, q, qBase + 20L * FL, NATIVE)
-                        .fma(FloatVector.fromMemorySegment(F, keys, kBase + 20L * FL, NATIVE), acc);
-                acc = FloatVector.fromMemorySegment(F, q, qBase + 24L * FL, NATIVE)
-                        .fma(FloatVector.fromMemorySegment(F, keys, kBase + 24L * FL, NATIVE), acc);
-                acc = FloatVector.fromMemorySegment(F, q, qBase + 28L * FL, NATIVE)
-                        .fma(FloatVector.fromMemorySegment(F, keys, kBase + 28L * FL, NATIVE), acc);
-            }
-            acc.intoArray(lanes, g * FL);
         }
     }
 

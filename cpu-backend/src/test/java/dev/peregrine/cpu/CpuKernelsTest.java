@@ -1107,7 +1107,9 @@ class CpuKernelsTest {
         CpuBackend backend = backend(kernels);
         // Full attention; a sliding window shorter than some rows' history (and one of a single
         // position); soft-capped scores (Gemma 2), alone and with a window. F32 and F16 caches.
+        // Blocks of 16 (the models' size: whole vectors of positions), and of 4 (narrower than a vector).
         int[][] windowAndCap = {{0, 0}, {7, 0}, {1, 0}, {0, 2}, {20, 3}};
+        for (int blockSize : new int[] {16, 4})
         for (DType cacheType : new DType[] {DType.F32, DType.F16})
         for (int[] variant : windowAndCap) {
             int window = variant[0];
@@ -1120,7 +1122,6 @@ class CpuKernelsTest {
             for (int[] headCounts : new int[][] {{4, 2}, {10, 1}}) {
                 int heads = headCounts[0];
                 int kvHeads = headCounts[1];
-                int blockSize = 4;
                 int length = 41;
                 int kvWidth = kvHeads * headDim;
                 // The sequence's blocks are scattered over the cache.
@@ -1185,8 +1186,8 @@ class CpuKernelsTest {
                                 expected += w[p] / sum * values[p][kvh * headDim + i];
                             }
                             assertThat((double) got[(r * heads + h) * headDim + i])
-                                    .as("%s %s cache headDim %d heads %d/%d window %d softcap %s", name, cacheType, headDim,
-                                            heads, kvHeads, window, softcap)
+                                    .as("%s %s cache, blocks of %d, headDim %d heads %d/%d window %d softcap %s", name,
+                                            cacheType, blockSize, headDim, heads, kvHeads, window, softcap)
                                     .isCloseTo(expected, within(1e-5));
                         }
                     }
