@@ -1611,9 +1611,11 @@ final class VectorKernels implements Kernels {
                     row0 = 0;
                 }
                 boolean last = c0 + count == length;
-                for (int j = 0; j < run; j++) {
-                    accumulateValues(values, rows, row0, kvRowBytes, kvOffset, scores, j * stride + c0, count, c0 == 0,
-                            headDim, a.out, qBase + j * headBytes, last ? maxes[j] : 1f);
+                for (int j = 0; j < run; j += 2) {
+                    int b = Math.min(j + 1, run - 1); // an odd run's last head goes alone
+                    accumulateValues(values, rows, row0, kvRowBytes, kvOffset, scores, j * stride + c0, b * stride + c0,
+                            count, c0 == 0, headDim, a.out, qBase + j * headBytes, qBase + b * headBytes,
+                            last ? maxes[j] : 1f, last ? maxes[b] : 1f);
                 }
             }
         }
@@ -1877,78 +1879,100 @@ final class VectorKernels implements Kernels {
     }
 
     /**
-     * Adds weights[wBase + p] * (the value row at rows[row0 + p]) for p in [0, count) to one head's
-     * output (floats at {@code outBase}), four or two vectors of head elements per pass over the
-     * values; the sums start at zero when {@code fresh} and otherwise continue from what an earlier
+     * For two heads a and b (b may be a, then computed twice): adds weights[w + p] * (the value row
+     * at rows[row0 + p]) for p in [0, count) to the head's output (floats at {@code outA},
+     * {@code outB}), four vectors of head elements of both heads per pass over the values (8
+     * independent chains, enough to cover the FMA latency, and each value vector loaded once for
+     * both); the sums start at zero when {@code fresh} and otherwise continue from what an earlier
      * chunk left in {@code out} (the same chain per element as in one pass: 0 + w v is w v). The
-     * last chunk scales by {@code scale} (1 / the sum of the weights) on the way out.
+     * last chunk scales by {@code scaleA}, {@code scaleB} (1 / the sum of the weights) on the way out.
      */
     private static void accumulateValues(MemorySegment values, int[] rows, int row0, long kvRowBytes, long kvOffset,
-                                         float[] weights, int wBase, int count, boolean fresh, int headDim,
-                                         MemorySegment out, long outBase, float scale) {
+                                         float[] weights, int wA, int wB, int count, boolean fresh, int headDim,
+                                         MemorySegment out, long outA, long outB, float scaleA, float scaleB) {
         int vectorEnd = headDim / FL * FL;
+        int heads = outA == outB ? 1 : 2;
         if (fresh) {
             // Zeros to continue from, rather than a vector that is zero on one branch and loaded
             // on the other (the pattern C2 boxes); stored directly, not through a slice's fill:
             // the slice was allocated on every call whenever C2 did not inline fill (11-16 KB per
             // token in some 256-bit decode runs).
-            int z = 0;
-            for (; z < vectorEnd; z += FL) {
-                FloatVector.zero(F).intoMemorySegment(out, outBase + 4L * z, NATIVE);
-            }
-            for (; z < headDim; z++) {
-                out.set(FLOAT, outBase + 4L * z, 0f);
+            for (int h = 0; h < heads; h++) {
+                long outBase = h == 0 ? outA : outB;
+                int z = 0;
+                for (; z < vectorEnd; z += FL) {
+                    FloatVector.zero(F).intoMemorySegment(out, outBase + 4L * z, NATIVE);
+                }
+                for (; z < headDim; z++) {
+                    out.set(FLOAT, outBase + 4L * z, 0f);
+                }
             }
         }
         int i = 0;
         for (; i + 4 * FL <= vectorEnd; i += 4 * FL) {
-            long o = outBase + i * 4L;
-            FloatVector acc0 = FloatVector.fromMemorySegment(F, out, o, NATIVE);
-            FloatVector acc1 = FloatVector.fromMemorySegment(F, out, o + 4L * FL, NATIVE);
-            FloatVector acc2 = FloatVector.fromMemorySegment(F, out, o + 8L * FL, NATIVE);
-            FloatVector acc3 = FloatVector.fromMemorySegment(F, out, o + 12L * FL, NATIVE);
+            long oa = outA + i * 4L;
+            long ob = outB + i * 4L;
+            FloatVector a0 = FloatVector.fromMemorySegment(F, out, oa, NATIVE);
+            FloatVector a1 = FloatVector.fromMemorySegment(F, out, oa + 4L * FL, NATIVE);
+            FloatVector a2 = FloatVector.fromMemorySegment(F, out, oa + 8L * FL, NATIVE);
+            FloatVector a3 = FloatVector.fromMemorySegment(F, out, oa + 12L * FL, NATIVE);
+            FloatVector b0 = FloatVector.fromMemorySegment(F, out, ob, NATIVE);
+            FloatVector b1 = FloatVector.fromMemorySegment(F, out, ob + 4L * FL, NATIVE);
+            FloatVector b2 = FloatVector.fromMemorySegment(F, out, ob + 8L * FL, NATIVE);
+            FloatVector b3 = FloatVector.fromMemorySegment(F, out, ob + 12L * FL, NATIVE);
             for (int p = 0; p < count; p++) {
                 long vBase = rows[row0 + p] * kvRowBytes + kvOffset + i * 4L;
-                FloatVector weight = FloatVector.broadcast(F, weights[wBase + p]);
-                acc0 = FloatVector.fromMemorySegment(F, values, vBase, NATIVE).fma(weight, acc0);
-                acc1 = FloatVector.fromMemorySegment(F, values, vBase + 4L * FL, NATIVE).fma(weight, acc1);
-                acc2 = FloatVector.fromMemorySegment(F, values, vBase + 8L * FL, NATIVE).fma(weight, acc2);
-                acc3 = FloatVector.fromMemorySegment(F, values, vBase + 12L * FL, NATIVE).fma(weight, acc3);
+                FloatVector wa = FloatVector.broadcast(F, weights[wA + p]);
+                FloatVector wb = FloatVector.broadcast(F, weights[wB + p]);
+                FloatVector v0 = FloatVector.fromMemorySegment(F, values, vBase, NATIVE);
+                FloatVector v1 = FloatVector.fromMemorySegment(F, values, vBase + 4L * FL, NATIVE);
+                FloatVector v2 = FloatVector.fromMemorySegment(F, values, vBase + 8L * FL, NATIVE);
+                FloatVector v3 = FloatVector.fromMemorySegment(F, values, vBase + 12L * FL, NATIVE);
+                a0 = v0.fma(wa, a0);
+                a1 = v1.fma(wa, a1);
+                a2 = v2.fma(wa, a2);
+                a3 = v3.fma(wa, a3);
+                b0 = v0.fma(wb, b0);
+                b1 = v1.fma(wb, b1);
+                b2 = v2.fma(wb, b2);
+                b3 = v3.fma(wb, b3);
             }
-            acc0.mul(scale).intoMemorySegment(out, o, NATIVE);
-            acc1.mul(scale).intoMemorySegment(out, o + 4L * FL, NATIVE);
-            acc2.mul(scale).intoMemorySegment(out, o + 8L * FL, NATIVE);
-            acc3.mul(scale).intoMemorySegment(out, o + 12L * FL, NATIVE);
+            a0.mul(scaleA).intoMemorySegment(out, oa, NATIVE);
+            a1.mul(scaleA).intoMemorySegment(out, oa + 4L * FL, NATIVE);
+            a2.mul(scaleA).intoMemorySegment(out, oa + 8L * FL, NATIVE);
+            a3.mul(scaleA).intoMemorySegment(out, oa + 12L * FL, NATIVE);
+            b0.mul(scaleB).intoMemorySegment(out, ob, NATIVE);
+            b1.mul(scaleB).intoMemorySegment(out, ob + 4L * FL, NATIVE);
+            b2.mul(scaleB).intoMemorySegment(out, ob + 8L * FL, NATIVE);
+            b3.mul(scaleB).intoMemorySegment(out, ob + 12L * FL, NATIVE);
         }
-        for (; i + 2 * FL <= vectorEnd; i += 2 * FL) {
-            long o = outBase + i * 4L;
-            FloatVector acc0 = FloatVector.fromMemorySegment(F, out, o, NATIVE);
-            FloatVector acc1 = FloatVector.fromMemorySegment(F, out, o + 4L * FL, NATIVE);
-            for (int p = 0; p < count; p++) {
-                long vBase = rows[row0 + p] * kvRowBytes + kvOffset + i * 4L;
-                FloatVector weight = FloatVector.broadcast(F, weights[wBase + p]);
-                acc0 = FloatVector.fromMemorySegment(F, values, vBase, NATIVE).fma(weight, acc0);
-                acc1 = FloatVector.fromMemorySegment(F, values, vBase + 4L * FL, NATIVE).fma(weight, acc1);
-            }
-            acc0.mul(scale).intoMemorySegment(out, o, NATIVE);
-            acc1.mul(scale).intoMemorySegment(out, o + 4L * FL, NATIVE);
-        }
+        // What is left of the head: fewer than 4 vectors, a vector of both heads a pass, then single values.
         for (; i < vectorEnd; i += FL) {
-            long o = outBase + i * 4L;
-            FloatVector acc = FloatVector.fromMemorySegment(F, out, o, NATIVE);
+            long oa = outA + i * 4L;
+            long ob = outB + i * 4L;
+            FloatVector a0 = FloatVector.fromMemorySegment(F, out, oa, NATIVE);
+            FloatVector b0 = FloatVector.fromMemorySegment(F, out, ob, NATIVE);
             for (int p = 0; p < count; p++) {
-                acc = FloatVector.fromMemorySegment(F, values, rows[row0 + p] * kvRowBytes + kvOffset + i * 4L, NATIVE)
-                        .fma(FloatVector.broadcast(F, weights[wBase + p]), acc);
+                FloatVector v = FloatVector.fromMemorySegment(F, values, rows[row0 + p] * kvRowBytes + kvOffset + i * 4L,
+                        NATIVE);
+                a0 = v.fma(FloatVector.broadcast(F, weights[wA + p]), a0);
+                b0 = v.fma(FloatVector.broadcast(F, weights[wB + p]), b0);
             }
-            acc.mul(scale).intoMemorySegment(out, o, NATIVE);
+            a0.mul(scaleA).intoMemorySegment(out, oa, NATIVE);
+            b0.mul(scaleB).intoMemorySegment(out, ob, NATIVE);
         }
-        for (; i < headDim; i++) {
-            long o = outBase + i * 4L;
-            float acc = out.get(FLOAT, o);
-            for (int p = 0; p < count; p++) {
-                acc += weights[wBase + p] * values.get(FLOAT, rows[row0 + p] * kvRowBytes + kvOffset + i * 4L);
+        for (int h = 0; h < heads; h++) {
+            long outBase = h == 0 ? outA : outB;
+            int wBase = h == 0 ? wA : wB;
+            float scale = h == 0 ? scaleA : scaleB;
+            for (int k = i; k < headDim; k++) {
+                long o = outBase + k * 4L;
+                float acc = out.get(FLOAT, o);
+                for (int p = 0; p < count; p++) {
+                    acc += weights[wBase + p] * values.get(FLOAT, rows[row0 + p] * kvRowBytes + kvOffset + k * 4L);
+                }
+                out.set(FLOAT, o, acc * scale);
             }
-            out.set(FLOAT, o, acc * scale);
         }
     }
 
