@@ -233,6 +233,7 @@ final class IntegerProducts {
         int blocks = columns / BLOCK;
         input.ensureQuantised(tokens, columns);
         MemorySegment xq = input.quantised;
+        short[] values = input.quantisedValues;
         float[] scales = input.quantisedScales;
         short[] corrections = input.quantisedCorrections;
         for (int t = 0; t < tokens; t++) {
@@ -252,8 +253,9 @@ final class IntegerProducts {
                     FloatVector v = FloatVector.fromMemorySegment(F, x, 4L * (at + c), NATIVE).mul(inverse);
                     IntVector q = (IntVector) v.add(ROUNDING).sub(ROUNDING).convert(VectorOperators.F2I, 0);
                     sum = sum.add(q);
-                    q.convertShape(VectorOperators.I2S, VectorKernels.HALF_SHORTS, 0)
-                            .intoMemorySegment(xq, 2L * (at + c), NATIVE);
+                    ShortVector s = (ShortVector) q.convertShape(VectorOperators.I2S, VectorKernels.HALF_SHORTS, 0);
+                    s.intoMemorySegment(xq, 2L * (at + c), NATIVE);
+                    s.intoArray(values, (int) (at + c));
                 }
                 scales[t * blocks + b] = d;
                 corrections[t * blocks + b] = (short) (8 * sum.reduceLanes(VectorOperators.ADD));
@@ -280,8 +282,11 @@ final class IntegerProducts {
             return;
         }
         int blocks = w.columns() / BLOCK;
-        float[] acc = scratch.tileSums(4 * GROUP_ROWS);
-        short[] sums = scratch.shortSums(4 * GROUP_ROWS);
+        float[] acc = scratch.tileSums(EIGHT * GROUP_ROWS);
+        short[] sums = scratch.shortSums(EIGHT * GROUP_ROWS);
+        // Passes of 8 tokens while more than 4 are left (each column unpacked once for 8), then
+        // one of up to 4.
+        int passed = FloatPanels.passedTokens(tokens);
         for (int g = rowStart / GROUP_ROWS; g * GROUP_ROWS < rowEnd; g++) {
             long groupColumns = columnsAt(g, 0, blocks);
             long groupScales = scalesAt(w.rows(), g, 0, blocks);
@@ -289,25 +294,32 @@ final class IntegerProducts {
             int end = Math.min(rowEnd, (g + 1) * GROUP_ROWS);
             // Weights stay in L2 from one pass over the tokens to the next (a group of 8,192
             // columns: 320 KB at 64 rows).
-            for (int t0 = 0; t0 < tokens; t0 += 4) {
-                int count = Math.min(4, tokens - t0);
+            for (int t0 = 0; t0 < tokens; ) {
+                int count = Math.min(t0 < passed ? EIGHT : 4, tokens - t0);
                 if (count == 1) {
                     oneToken(w.data(), groupColumns, groupScales, blocks, input, t0, acc);
                 } else {
                     // A short pass repeats its last token; those results are not stored.
-                    int t1 = t0 + 1;
-                    int t2 = t0 + Math.min(2, count - 1);
-                    int t3 = t0 + Math.min(3, count - 1);
-                    java.util.Arrays.fill(acc, 0, 4 * GROUP_ROWS, 0f);
+                    java.util.Arrays.fill(acc, 0, count * GROUP_ROWS, 0f);
                     for (int b = 0; b < blocks; b++) {
-                        fourTokens(w.data(), groupColumns + (long) b * COLUMNS_BYTES, b, input, t0, t1, t2, t3, sums, 0);
-                        accumulate(w.data(), groupScales + (long) b * SCALE_BYTES, b, blocks, input, t0, t1, t2, t3, sums, acc);
+                        long columns = groupColumns + (long) b * COLUMNS_BYTES;
+                        if (t0 < passed) {
+                            eightTokens(w.data(), columns, b, input, t0, tokens - 1, sums);
+                        } else {
+                            fourTokens(w.data(), columns, b, input, t0, t0 + 1, t0 + Math.min(2, count - 1),
+                                    t0 + Math.min(3, count - 1), sums, 0);
+                        }
+                        accumulate(w.data(), groupScales + (long) b * SCALE_BYTES, b, blocks, input, t0, count, sums, acc);
                     }
                 }
                 storeRows(acc, g * GROUP_ROWS, out, w.rows(), t0, count, first, end);
+                t0 += count;
             }
         }
     }
+
+    /** Tokens of a long pass of Q4_0 products. */
+    private static final int EIGHT = 8;
 
     /**
      * Rows [first, end) of tokens t0 .. t0 + count - 1 from {@code sums} (token t0 + t's row r at
@@ -372,10 +384,10 @@ final class IntegerProducts {
      */
     static void fourTokens(MemorySegment w, long columns, int b, MatmulInput input, int t0, int t1, int t2,
                            int t3, short[] sums, int at) {
-        MemorySegment xq = input.quantised;
-        long row = 2L * input.columns;
-        long xb = 2L * BLOCK * b;
-        long x0 = t0 * row + xb, x1 = t1 * row + xb, x2 = t2 * row + xb, x3 = t3 * row + xb;
+        short[] xq = input.quantisedValues;
+        int row = input.columns;
+        int xb = BLOCK * b;
+        int x0 = t0 * row + xb, x1 = t1 * row + xb, x2 = t2 * row + xb, x3 = t3 * row + xb;
         ShortVector low0 = ShortVector.zero(SHORTS), high0 = low0, low1 = low0, high1 = low0;
         ShortVector low2 = low0, high2 = low0, low3 = low0, high3 = low0;
         for (int k = 0; k < BLOCK; k++) {
@@ -384,10 +396,10 @@ final class IntegerProducts {
                     .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
             ShortVector low = q.and((short) 0x0F);
             ShortVector high = q.lanewise(VectorOperators.LSHR, 4);
-            short v0 = xq.get(SHORT, x0 + 2L * k);
-            short v1 = xq.get(SHORT, x1 + 2L * k);
-            short v2 = xq.get(SHORT, x2 + 2L * k);
-            short v3 = xq.get(SHORT, x3 + 2L * k);
+            short v0 = xq[x0 + k];
+            short v1 = xq[x1 + k];
+            short v2 = xq[x2 + k];
+            short v3 = xq[x3 + k];
             low0 = low.mul(v0).add(low0);
             high0 = high.mul(v0).add(high0);
             low1 = low.mul(v1).add(low1);
@@ -410,17 +422,85 @@ final class IntegerProducts {
     }
 
     /**
-     * The four tokens' sums of block {@code b} (uncorrected, as {@link #fourTokens} leaves them)
-     * into their float accumulators: the one-token kernel's step.
+     * Block {@code b} of a group (its 32 columns from byte {@code columns}) against the eight tokens
+     * from {@code t0} (those past {@code last} repeat it), each column unpacked once for all eight:
+     * the 16-bit sums into {@code sums} as {@link #fourTokens} lays them out, token after token.
      */
-    private static void accumulate(MemorySegment w, long at, int b, int blocks, MatmulInput input, int t0, int t1, int t2,
-                                   int t3, short[] sums, float[] acc) {
+    private static void eightTokens(MemorySegment w, long columns, int b, MatmulInput input, int t0, int last,
+                                    short[] sums) {
+        short[] xq = input.quantisedValues;
+        int row = input.columns;
+        int xb = BLOCK * b;
+        int x0 = t0 * row + xb, x1 = Math.min(t0 + 1, last) * row + xb, x2 = Math.min(t0 + 2, last) * row + xb;
+        int x3 = Math.min(t0 + 3, last) * row + xb, x4 = Math.min(t0 + 4, last) * row + xb;
+        int x5 = Math.min(t0 + 5, last) * row + xb, x6 = Math.min(t0 + 6, last) * row + xb;
+        int x7 = Math.min(t0 + 7, last) * row + xb;
+        ShortVector low0 = ShortVector.zero(SHORTS), high0 = low0, low1 = low0, high1 = low0;
+        ShortVector low2 = low0, high2 = low0, low3 = low0, high3 = low0;
+        ShortVector low4 = low0, high4 = low0, low5 = low0, high5 = low0;
+        ShortVector low6 = low0, high6 = low0, low7 = low0, high7 = low0;
+        for (int k = 0; k < BLOCK; k++) {
+            long column = columns + (long) k * COLUMN_BYTES;
+            ShortVector q = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, column, NATIVE)
+                    .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
+            ShortVector low = q.and((short) 0x0F);
+            ShortVector high = q.lanewise(VectorOperators.LSHR, 4);
+            short v0 = xq[x0 + k];
+            short v1 = xq[x1 + k];
+            short v2 = xq[x2 + k];
+            short v3 = xq[x3 + k];
+            short v4 = xq[x4 + k];
+            short v5 = xq[x5 + k];
+            short v6 = xq[x6 + k];
+            short v7 = xq[x7 + k];
+            low0 = low.mul(v0).add(low0);
+            high0 = high.mul(v0).add(high0);
+            low1 = low.mul(v1).add(low1);
+            high1 = high.mul(v1).add(high1);
+            low2 = low.mul(v2).add(low2);
+            high2 = high.mul(v2).add(high2);
+            low3 = low.mul(v3).add(low3);
+            high3 = high.mul(v3).add(high3);
+            low4 = low.mul(v4).add(low4);
+            high4 = high.mul(v4).add(high4);
+            low5 = low.mul(v5).add(low5);
+            high5 = high.mul(v5).add(high5);
+            low6 = low.mul(v6).add(low6);
+            high6 = high.mul(v6).add(high6);
+            low7 = low.mul(v7).add(low7);
+            high7 = high.mul(v7).add(high7);
+        }
+        low0.intoArray(sums, 0);
+        high0.intoArray(sums, HALF_GROUP);
+        low1.intoArray(sums, 2 * HALF_GROUP);
+        high1.intoArray(sums, 3 * HALF_GROUP);
+        low2.intoArray(sums, 4 * HALF_GROUP);
+        high2.intoArray(sums, 5 * HALF_GROUP);
+        low3.intoArray(sums, 6 * HALF_GROUP);
+        high3.intoArray(sums, 7 * HALF_GROUP);
+        low4.intoArray(sums, 8 * HALF_GROUP);
+        high4.intoArray(sums, 9 * HALF_GROUP);
+        low5.intoArray(sums, 10 * HALF_GROUP);
+        high5.intoArray(sums, 11 * HALF_GROUP);
+        low6.intoArray(sums, 12 * HALF_GROUP);
+        high6.intoArray(sums, 13 * HALF_GROUP);
+        low7.intoArray(sums, 14 * HALF_GROUP);
+        high7.intoArray(sums, 15 * HALF_GROUP);
+    }
+
+    /**
+     * The sums of block {@code b} (uncorrected, as {@link #fourTokens} and {@link #eightTokens}
+     * leave them) of the {@code count} tokens from {@code t0} into their float accumulators: the
+     * one-token kernel's step.
+     */
+    private static void accumulate(MemorySegment w, long at, int b, int blocks, MatmulInput input, int t0, int count,
+                                   short[] sums, float[] acc) {
         FloatVector d0 = scales(w, at);
         FloatVector d1 = scales(w, at + 2L * FL);
         FloatVector d2 = scales(w, at + 4L * FL);
         FloatVector d3 = scales(w, at + 6L * FL);
-        for (int t = 0; t < 4; t++) {
-            int token = t == 0 ? t0 : t == 1 ? t1 : t == 2 ? t2 : t3;
+        for (int t = 0; t < count; t++) {
+            int token = t0 + t;
             short correction = input.quantisedCorrections[token * blocks + b];
             float dx = input.quantisedScales[token * blocks + b];
             ShortVector low = ShortVector.fromArray(SHORTS, sums, 2 * t * HALF_GROUP).sub(correction);

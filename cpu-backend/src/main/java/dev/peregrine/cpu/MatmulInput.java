@@ -27,9 +27,14 @@ final class MatmulInput implements AutoCloseable {
     MemorySegment rowsView = MemorySegment.ofArray(rows);
 
     /**
-     * The activations quantised to 8 bits for {@link IntegerProducts}: tokens x columns shorts, and per
-     * block of 32 (token after token) its scale and 8 x the sum of its values, wrapped to 16 bits.
+     * The activations quantised to 8 bits for {@link IntegerProducts}: tokens x columns shorts, twice:
+     * a native segment, which the one-token kernels read, and a heap array, from which the
+     * several-token kernels broadcast 4 or 8 values a column (loads from the segment in those
+     * loops took a quarter of Q4_0's prefill; the array, read by the one-token kernel, made Q4_0's
+     * decode ~10% slower on one core: docs/PERFORMANCE.md). Then per block of 32 (token after
+     * token) its scale and 8 x the sum of its values, wrapped to 16 bits.
      */
+    short[] quantisedValues = new short[0];
     MemorySegment quantised = MemorySegment.NULL;
     float[] quantisedScales = new float[0];
     short[] quantisedCorrections = new short[0];
@@ -37,6 +42,9 @@ final class MatmulInput implements AutoCloseable {
 
     void ensureQuantised(int tokens, int columns) {
         long values = (long) tokens * columns;
+        if (quantisedValues.length < values) {
+            quantisedValues = new short[Math.toIntExact(values)];
+        }
         if (quantised.byteSize() < 2 * values) {
             quantisedArena.close(); // no worker reads the old buffer between calls
             quantisedArena = Arena.ofShared();

@@ -362,10 +362,10 @@ final class Q3KProducts {
      */
     private static void fourTokens(boolean q2, short[] values, int j, long column, MatmulInput input, int t0, int t1,
                                    int t2, int t3, short[] sums, int at) {
-        MemorySegment xq = input.quantised;
-        long row = 2L * input.columns;
-        long xc = 2 * column;
-        long x0 = t0 * row + xc, x1 = t1 * row + xc, x2 = t2 * row + xc, x3 = t3 * row + xc;
+        short[] xq = input.quantisedValues;
+        int row = input.columns;
+        int xc = (int) column;
+        int x0 = t0 * row + xc, x1 = t1 * row + xc, x2 = t2 * row + xc, x3 = t3 * row + xc;
         ShortVector low0 = ShortVector.zero(SHORTS), high0 = low0, low1 = low0, high1 = low0;
         ShortVector low2 = low0, high2 = low0, low3 = low0, high3 = low0;
         int first = 16 * j * GROUP_ROWS;
@@ -373,10 +373,10 @@ final class Q3KProducts {
         for (int c = 0; c < 16; c++) {
             ShortVector low = ShortVector.fromArray(SHORTS, values, first + c * GROUP_ROWS);
             ShortVector high = ShortVector.fromArray(SHORTS, values, first + c * GROUP_ROWS + HALF_GROUP);
-            short v0 = xq.get(SHORT, x0 + 2L * c);
-            short v1 = xq.get(SHORT, x1 + 2L * c);
-            short v2 = xq.get(SHORT, x2 + 2L * c);
-            short v3 = xq.get(SHORT, x3 + 2L * c);
+            short v0 = xq[x0 + c];
+            short v1 = xq[x1 + c];
+            short v2 = xq[x2 + c];
+            short v3 = xq[x3 + c];
             sum0 += v0;
             sum1 += v1;
             sum2 += v2;

@@ -379,10 +379,10 @@ final class Q4KProducts {
      */
     private static void fourTokens5(MemorySegment w, long columns, int b, MatmulInput input, int t0, int t1, int t2,
                                     int t3, short[] sums, int at) {
-        MemorySegment xq = input.quantised;
-        long row = 2L * input.columns;
-        long xb = 2L * BLOCK * b;
-        long x0 = t0 * row + xb, x1 = t1 * row + xb, x2 = t2 * row + xb, x3 = t3 * row + xb;
+        short[] xq = input.quantisedValues;
+        int row = input.columns;
+        int xb = BLOCK * b;
+        int x0 = t0 * row + xb, x1 = t1 * row + xb, x2 = t2 * row + xb, x3 = t3 * row + xb;
         int stride = COLUMN_BYTES + FIFTH_BYTES;
         ShortVector low0 = ShortVector.zero(SHORTS), high0 = low0, low1 = low0, high1 = low0;
         ShortVector low2 = low0, high2 = low0, low3 = low0, high3 = low0;
@@ -397,10 +397,10 @@ final class Q4KProducts {
             VectorMask<Short> highBits = VectorMask.fromLong(SHORTS, bits >>> HALF_GROUP);
             ShortVector low = q.and((short) 0x0F);
             ShortVector high = q.lanewise(VectorOperators.LSHR, 4);
-            ShortVector v0 = ShortVector.broadcast(SHORTS, xq.get(SHORT, x0 + 2L * k));
-            ShortVector v1 = ShortVector.broadcast(SHORTS, xq.get(SHORT, x1 + 2L * k));
-            ShortVector v2 = ShortVector.broadcast(SHORTS, xq.get(SHORT, x2 + 2L * k));
-            ShortVector v3 = ShortVector.broadcast(SHORTS, xq.get(SHORT, x3 + 2L * k));
+            ShortVector v0 = ShortVector.broadcast(SHORTS, xq[x0 + k]);
+            ShortVector v1 = ShortVector.broadcast(SHORTS, xq[x1 + k]);
+            ShortVector v2 = ShortVector.broadcast(SHORTS, xq[x2 + k]);
+            ShortVector v3 = ShortVector.broadcast(SHORTS, xq[x3 + k]);
             low0 = low.mul(v0).add(low0);
             high0 = high.mul(v0).add(high0);
             low1 = low.mul(v1).add(low1);

@@ -271,21 +271,21 @@ final class Q6KProducts {
      */
     private static void fourTokens(short[] values, int j, long column, MatmulInput input, int t0, int t1, int t2,
                                       int t3, short[] shorts, int[] sums, int at) {
-        MemorySegment xq = input.quantised;
-        long row = 2L * input.columns;
+        short[] xq = input.quantisedValues;
+        int row = input.columns;
         for (int half = 0; half < 2; half++) {
             int first = (16 * j + 8 * half) * GROUP_ROWS;
-            long xc = 2 * column + 16L * half;
-            long x0 = t0 * row + xc, x1 = t1 * row + xc, x2 = t2 * row + xc, x3 = t3 * row + xc;
+            int xc = (int) column + 8 * half;
+            int x0 = t0 * row + xc, x1 = t1 * row + xc, x2 = t2 * row + xc, x3 = t3 * row + xc;
             ShortVector low0 = ShortVector.zero(SHORTS), high0 = low0, low1 = low0, high1 = low0;
             ShortVector low2 = low0, high2 = low0, low3 = low0, high3 = low0;
             for (int c = 0; c < 8; c++) {
                 ShortVector low = ShortVector.fromArray(SHORTS, values, first + c * GROUP_ROWS);
                 ShortVector high = ShortVector.fromArray(SHORTS, values, first + c * GROUP_ROWS + HALF_GROUP);
-                short v0 = xq.get(SHORT, x0 + 2L * c);
-                short v1 = xq.get(SHORT, x1 + 2L * c);
-                short v2 = xq.get(SHORT, x2 + 2L * c);
-                short v3 = xq.get(SHORT, x3 + 2L * c);
+                short v0 = xq[x0 + c];
+                short v1 = xq[x1 + c];
+                short v2 = xq[x2 + c];
+                short v3 = xq[x3 + c];
                 low0 = low.mul(v0).add(low0);
                 high0 = high.mul(v0).add(high0);
                 low1 = low.mul(v1).add(low1);
