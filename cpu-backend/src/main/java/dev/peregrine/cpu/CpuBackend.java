@@ -373,11 +373,12 @@ final class CpuBackend implements Backend {
         long rowBytes = (long) width * Float.BYTES;
         int blockSize = layout.blockSize;
         MemorySegment keys = seg(keyCache);
+        MemorySegment keyRows = seg(k);
         for (int r = 0; r < layout.tokenCount; r++) {
             int slot = layout.slots[r];
             long first = AttentionArgs.keyIndex(slot, 0, blockSize, width);
             for (int i = 0; i < width; i++) {
-                float key = seg(k).get(F, r * rowBytes + 4L * i);
+                float key = keyRows.get(F, r * rowBytes + 4L * i);
                 long at = first + (long) i * blockSize;
                 if (half) {
                     keys.set(HALF, 2 * at, Float.floatToFloat16(key));
