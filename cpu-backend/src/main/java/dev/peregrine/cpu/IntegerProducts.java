@@ -304,7 +304,7 @@ final class IntegerProducts {
                     for (int b = 0; b < blocks; b++) {
                         long columns = groupColumns + (long) b * COLUMNS_BYTES;
                         if (t0 < passed) {
-                            eightTokens(w.data(), columns, b, input, t0, tokens - 1, sums);
+                            eightTokens(w.data(), columns, b, input, t0, tokens - 1, sums, 0);
                         } else {
                             fourTokens(w.data(), columns, b, input, t0, t0 + 1, t0 + Math.min(2, count - 1),
                                     t0 + Math.min(3, count - 1), sums, 0);
@@ -318,8 +318,8 @@ final class IntegerProducts {
         }
     }
 
-    /** Tokens of a long pass of Q4_0 products. */
-    private static final int EIGHT = 8;
+    /** Tokens of a long pass of the 4-bit products (Q4_0, Q4_K, Q4_1). */
+    static final int EIGHT = 8;
 
     /**
      * Rows [first, end) of tokens t0 .. t0 + count - 1 from {@code sums} (token t0 + t's row r at
@@ -424,10 +424,11 @@ final class IntegerProducts {
     /**
      * Block {@code b} of a group (its 32 columns from byte {@code columns}) against the eight tokens
      * from {@code t0} (those past {@code last} repeat it), each column unpacked once for all eight:
-     * the 16-bit sums into {@code sums} as {@link #fourTokens} lays them out, token after token.
+     * the 16-bit sums into {@code sums} from index {@code at} as {@link #fourTokens} lays them out,
+     * token after token (Q4_K's sub-blocks too).
      */
-    private static void eightTokens(MemorySegment w, long columns, int b, MatmulInput input, int t0, int last,
-                                    short[] sums) {
+    static void eightTokens(MemorySegment w, long columns, int b, MatmulInput input, int t0, int last, short[] sums,
+                            int at) {
         short[] xq = input.quantisedValues;
         int row = input.columns;
         int xb = BLOCK * b;
@@ -470,22 +471,22 @@ final class IntegerProducts {
             low7 = low.mul(v7).add(low7);
             high7 = high.mul(v7).add(high7);
         }
-        low0.intoArray(sums, 0);
-        high0.intoArray(sums, HALF_GROUP);
-        low1.intoArray(sums, 2 * HALF_GROUP);
-        high1.intoArray(sums, 3 * HALF_GROUP);
-        low2.intoArray(sums, 4 * HALF_GROUP);
-        high2.intoArray(sums, 5 * HALF_GROUP);
-        low3.intoArray(sums, 6 * HALF_GROUP);
-        high3.intoArray(sums, 7 * HALF_GROUP);
-        low4.intoArray(sums, 8 * HALF_GROUP);
-        high4.intoArray(sums, 9 * HALF_GROUP);
-        low5.intoArray(sums, 10 * HALF_GROUP);
-        high5.intoArray(sums, 11 * HALF_GROUP);
-        low6.intoArray(sums, 12 * HALF_GROUP);
-        high6.intoArray(sums, 13 * HALF_GROUP);
-        low7.intoArray(sums, 14 * HALF_GROUP);
-        high7.intoArray(sums, 15 * HALF_GROUP);
+        low0.intoArray(sums, at);
+        high0.intoArray(sums, at + HALF_GROUP);
+        low1.intoArray(sums, at + 2 * HALF_GROUP);
+        high1.intoArray(sums, at + 3 * HALF_GROUP);
+        low2.intoArray(sums, at + 4 * HALF_GROUP);
+        high2.intoArray(sums, at + 5 * HALF_GROUP);
+        low3.intoArray(sums, at + 6 * HALF_GROUP);
+        high3.intoArray(sums, at + 7 * HALF_GROUP);
+        low4.intoArray(sums, at + 8 * HALF_GROUP);
+        high4.intoArray(sums, at + 9 * HALF_GROUP);
+        low5.intoArray(sums, at + 10 * HALF_GROUP);
+        high5.intoArray(sums, at + 11 * HALF_GROUP);
+        low6.intoArray(sums, at + 12 * HALF_GROUP);
+        high6.intoArray(sums, at + 13 * HALF_GROUP);
+        low7.intoArray(sums, at + 14 * HALF_GROUP);
+        high7.intoArray(sums, at + 15 * HALF_GROUP);
     }
 
     /**

@@ -248,6 +248,9 @@ final class Q4KProducts {
         float[] acc = scratch.tileSums(Math.max(4, tokens) * GROUP_ROWS);
         float[] rowScales = scratch.blockScales(18 * GROUP_ROWS);
         short[] sums = scratch.shortSums(2 * FIFTHS);
+        // Passes of 8 tokens while more than 4 are left (each column unpacked once for 8; Q5_K and
+        // Q5_1, whose passes also keep fifth-bit sums, stay at 4), then one of up to 4.
+        int passed = fiveBits ? 0 : FloatPanels.passedTokens(tokens);
         for (int g = rowStart / GROUP_ROWS; g * GROUP_ROWS < rowEnd; g++) {
             java.util.Arrays.fill(acc, 0, Math.max(4, tokens) * GROUP_ROWS, 0f);
             for (int c = 0; c < chunks(blocks); c++) {
@@ -262,8 +265,9 @@ final class Q4KProducts {
                     IntegerProducts.rowScales(w.data(), header, header + MINS_AT, 8, header + SCALES_AT, 16, false,
                             rowScales);
                 }
-                for (int t0 = 0; t0 < tokens; t0 += 4) {
-                    int count = Math.min(4, tokens - t0);
+                for (int t0 = 0; t0 < tokens; ) {
+                    int pass = t0 < passed ? IntegerProducts.EIGHT : 4;
+                    int count = Math.min(pass, tokens - t0);
                     // A short pass repeats its last token; those results are not stored.
                     int t1 = t0 + Math.min(1, count - 1);
                     int t2 = t0 + Math.min(2, count - 1);
@@ -274,7 +278,10 @@ final class Q4KProducts {
                         oneToken(w.data(), cols, 8 * c, subBlocks, input, t0, sums);
                     } else {
                         for (int j = 0; j < subBlocks; j++) {
-                            if (fiveBits) {
+                            if (pass == IntegerProducts.EIGHT) {
+                                IntegerProducts.eightTokens(w.data(), cols + (long) j * BLOCK * COLUMN_BYTES, 8 * c + j,
+                                        input, t0, tokens - 1, sums, 2 * pass * j * HALF_GROUP);
+                            } else if (fiveBits) {
                                 fourTokens5(w.data(), cols + (long) j * BLOCK * columnBytes(type), 8 * c + j, input, t0,
                                         t1, t2, t3, sums, 8 * j * HALF_GROUP);
                             } else {
@@ -283,8 +290,9 @@ final class Q4KProducts {
                             }
                         }
                     }
-                    accumulate(fiveBits, rowScales, 8 * c, subBlocks, blocks, input, t0, t1, t2, t3, count, sums, acc,
+                    accumulate(fiveBits, rowScales, 8 * c, subBlocks, blocks, input, t0, count, pass, sums, acc,
                             t0 * GROUP_ROWS);
+                    t0 += count;
                 }
             }
             int first = Math.max(rowStart, g * GROUP_ROWS);
@@ -442,17 +450,17 @@ final class Q4KProducts {
     }
 
     /**
-     * The first {@code count} tokens' 16-bit sums of a Q4_K super-block's 8 sub-blocks (sub-block
-     * j's token t at {@code sums[(8 * j + 2 * t) * HALF_GROUP]}, as fourTokens leaves them; input
+     * The {@code count} tokens' (from {@code t0}) 16-bit sums of a Q4_K super-block's 8 sub-blocks
+     * (sub-block j's token t at {@code sums[(2 * pass * j + 2 * t) * HALF_GROUP]}, as fourTokens
+     * and eightTokens leave them for passes of {@code pass} tokens; one token: pass 4; input
      * block {@code b0} on) into their accumulators, sub-block after sub-block, the accumulators in
      * registers across the super-block: the same operations for a token alone or in a pass;
      * {@code rowScales} as IntegerProducts.rowScales leaves them; token t's accumulators from {@code acc[accAt + t * GROUP_ROWS]}.
      */
     private static void accumulate(boolean fiveBits, float[] rowScales, int b0, int subBlocks, int blocks,
-                                   MatmulInput input, int t0, int t1, int t2, int t3, int count, short[] sums, float[] acc,
-                                   int accAt) {
+                                   MatmulInput input, int t0, int count, int pass, short[] sums, float[] acc, int accAt) {
         for (int t = 0; t < count; t++) {
-            int token = t == 0 ? t0 : t == 1 ? t1 : t == 2 ? t2 : t3;
+            int token = t0 + t;
             int a = accAt + t * GROUP_ROWS;
             FloatVector a0 = FloatVector.fromArray(F, acc, a);
             FloatVector a1 = FloatVector.fromArray(F, acc, a + FL);
@@ -464,8 +472,9 @@ final class Q4KProducts {
                 float dx = input.quantisedScales[b];
                 float eightSum = correction;
                 FloatVector minWeight = FloatVector.broadcast(F, -(eightSum * 0.125f) * dx);
-                ShortVector low = ShortVector.fromArray(SHORTS, sums, (8 * j + 2 * t) * HALF_GROUP).sub(correction);
-                ShortVector high = ShortVector.fromArray(SHORTS, sums, (8 * j + 2 * t + 1) * HALF_GROUP).sub(correction);
+                ShortVector low = ShortVector.fromArray(SHORTS, sums, (2 * pass * j + 2 * t) * HALF_GROUP).sub(correction);
+                ShortVector high = ShortVector.fromArray(SHORTS, sums, (2 * pass * j + 2 * t + 1) * HALF_GROUP)
+                        .sub(correction);
                 int sc = j * GROUP_ROWS;
                 int m = (8 + j) * GROUP_ROWS;
                 // P = S + 8 sum xq (+ 16 H for Q5_K): the exact sum of q * xq, within 2^24.
