@@ -37,9 +37,14 @@ final class AttentionArgs {
         return (long) (slot / blockSize) * blockSize * width + (long) element * blockSize + slot % blockSize;
     }
 
+    /** {@link #keyIndex} in this call's key cache. */
+    long keyIndex(int slot, int element) {
+        return keyIndex(slot, element, layout.blockSize, kvHeads * headDim);
+    }
+
     /** Element {@code element} of the key at {@code slot}, as a float. */
     float key(int slot, int element) {
-        long index = keyIndex(slot, element, layout.blockSize, kvHeads * headDim);
+        long index = keyIndex(slot, element);
         return halfCache ? Float.float16ToFloat(keyCache.get(HALF, 2 * index)) : keyCache.get(FLOAT, 4 * index);
     }
 

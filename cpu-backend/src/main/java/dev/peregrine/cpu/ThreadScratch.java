@@ -83,7 +83,7 @@ final class ThreadScratch implements AutoCloseable {
         return lanes;
     }
 
-    /** Key or value rows of a few positions, transposed (attention over heads narrower than a vector). */
+    /** Value rows of a few positions, transposed (attention over heads narrower than a vector). */
     float[] transposed(int n) {
         if (transposed.length < n) {
             transposed = new float[n];

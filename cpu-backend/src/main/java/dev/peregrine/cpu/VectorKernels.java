@@ -1653,10 +1653,7 @@ final class VectorKernels implements Kernels {
             return;
         }
         boolean half = a.halfCache;
-        long blockValues = (long) blockSize * a.kvHeads * headDim;
         long headValues = (long) headDim * blockSize; // a key head's values in a block
-        long headStart = kvHead * headValues;
-        int tableStart = layout.blockTableStart[seq];
         // An F16 cache: the blocks of a chunk decoded to floats, one block's key head after another.
         int chunkBlocks = (SCORE_VECTORS * FL + blockSize - 1) / blockSize + 1;
         MemorySegment keys = half ? scratch.decodedKv((int) (chunkBlocks * headValues)) : a.keyCache;
@@ -1665,18 +1662,15 @@ final class VectorKernels implements Kernels {
             int firstBlock = c0 / blockSize;
             if (half) {
                 for (int b = firstBlock; b <= Math.min(c0 + SCORE_VECTORS * FL - 1, last) / blockSize; b++) {
-                    long from = layout.blockTables[tableStart + b] * blockValues + headStart;
+                    long from = a.keyIndex(layout.slotOf(seq, b * blockSize), kvHead * headDim);
                     decodeHalves(a.keyCache, 2 * from, (int) headValues, keys, 4 * (b - firstBlock) * headValues);
                 }
             }
             // Byte offsets of the chunk's vectors of positions; past the query's position the last repeats (unused).
-            long k0 = vectorAt(layout, tableStart, half, firstBlock, c0, blockValues, headStart, headValues);
-            long k1 = vectorAt(layout, tableStart, half, firstBlock, Math.min(c0 + FL, lastVector), blockValues, headStart,
-                    headValues);
-            long k2 = vectorAt(layout, tableStart, half, firstBlock, Math.min(c0 + 2 * FL, lastVector), blockValues, headStart,
-                    headValues);
-            long k3 = vectorAt(layout, tableStart, half, firstBlock, Math.min(c0 + 3 * FL, lastVector), blockValues, headStart,
-                    headValues);
+            long k0 = vectorAt(a, seq, kvHead, half, firstBlock, c0);
+            long k1 = vectorAt(a, seq, kvHead, half, firstBlock, Math.min(c0 + FL, lastVector));
+            long k2 = vectorAt(a, seq, kvHead, half, firstBlock, Math.min(c0 + 2 * FL, lastVector));
+            long k3 = vectorAt(a, seq, kvHead, half, firstBlock, Math.min(c0 + 3 * FL, lastVector));
             for (int j = 0; j < run; j += 2) {
                 // Two heads a pass; a run of odd length repeats its last head (unused).
                 scoreChunk(a.q, qBase + j * headBytes, qBase + Math.min(j + 1, run - 1) * headBytes, keys, k0, k1, k2, k3,
@@ -1693,13 +1687,11 @@ final class VectorKernels implements Kernels {
      * Byte offset of element 0 of the FL positions from {@code position} (a multiple of FL) of the
      * key head: in the cache, or in the decoded chunk whose first block is {@code firstBlock}.
      */
-    private static long vectorAt(BatchLayout layout, int tableStart, boolean decoded, int firstBlock, int position,
-                                 long blockValues, long headStart, long headValues) {
-        int blockSize = layout.blockSize;
-        int block = position / blockSize;
-        long at = decoded ? (block - firstBlock) * headValues
-                : layout.blockTables[tableStart + block] * blockValues + headStart;
-        return 4 * (at + position % blockSize);
+    private static long vectorAt(AttentionArgs a, int seq, int kvHead, boolean decoded, int firstBlock, int position) {
+        int blockSize = a.layout.blockSize;
+        long at = decoded ? (long) (position / blockSize - firstBlock) * a.headDim * blockSize + position % blockSize
+                : a.keyIndex(a.layout.slotOf(seq, position), kvHead * a.headDim);
+        return 4 * at;
     }
 
     /**
