@@ -234,7 +234,7 @@ final class Iq4Products {
     /**
      * One token against one group (columns from byte {@code values}, its scales in {@code d}): the
      * sums of its rows into {@code sums} from index {@code at}; a block's scales are loaded into
-     * registers at its first column (as in Q8Products.oneGroup).
+     * registers at its first column.
      */
     private static void oneGroup(MemorySegment w, long values, float[] d, int columns, float[] x, float[] sums,
                                  int at) {

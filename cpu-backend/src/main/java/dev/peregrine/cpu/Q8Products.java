@@ -32,10 +32,12 @@ import jdk.incubator.vector.VectorSpecies;
  * q (one signed byte each, row order); then every group's scales, group after group, block of 32
  * columns after block, a block being its rows' scales d (halves, as in the file).
  *
- * <p>Arithmetic: each weight is q * d, exact in a float (8 by 11 significant bits), as
- * {@code Dequant} makes it; each (row, token) output is one chain of FMAs over the row's columns in
- * order, {@code acc = fma(q * d, x, acc)}, with no lane sum at the end. The one-token kernel and
- * the kernel for several tokens do exactly that, so results do not depend on the batch.
+ * <p>Arithmetic, per (row, token), in floats, with no lane sum at the end: per block of 32
+ * columns {@code s = fma(q, x, s)} over its columns in order from zero, then {@code acc = fma(s,
+ * d, acc)}, block after block (q the stored value, d the block's scale: llama.cpp's order for
+ * Q8_0 by Q8_0, with x unquantised). Multiplying each value by its scale instead, as the weight q
+ * d, cost a fifth of the one-token loop's instructions. Every kernel, for one token or many, does
+ * exactly this, so results do not depend on the batch.
  */
 final class Q8Products {
     /**
@@ -49,8 +51,9 @@ final class Q8Products {
     /** Tokens a pass of the several-token kernel. */
     private static final int PASS_TOKENS = 4;
     /**
-     * From this many tokens on, passes of 8 read the group's chunks converted to floats ({@link
-     * FloatPanels}); below, they convert each column in the loop. KernelBench prefill Q8_0, 2,048
+     * From this many tokens on, passes read the group's chunks converted to floats ({@link
+     * FloatPanels#blockPasses}, 6 tokens a pass); below, passes of 8 convert each column in the
+     * loop. Measured when both multiplied each value by its scale in the loop or the panel: KernelBench prefill Q8_0, 2,048
      * x 8,192, one core, converting in the loop / from floats: 16 tokens 153 / 126 GFLOP/s, 32 175 /
      * 163, 48 178 / 179, 64 178 / 191, 128 188 / 217-224 (the panel's write and its reads from L2
      * cost more than its saved conversions when few passes share it).
@@ -165,14 +168,15 @@ final class Q8Products {
             IntegerProducts.storeRows(sums, firstGroup * GROUP_ROWS, out, w.rows(), 0, 1, rowStart, rowEnd);
             return;
         }
-        // Passes of 8 while more than 4 tokens are left (over half the group converting in the
+        // Passes of 6 while more than 4 tokens are left (over half the group converting in the
         // loop, or from PANEL_TOKENS on over the group's chunks converted to floats), then one of
         // up to 4 over the whole group converting in the loop.
-        int passed = FloatPanels.passedTokens(tokens);
+        int passed = FloatPanels.blockPassedTokens(tokens);
         float[] sums = scratch.lanes(Math.max(passed, PASS_TOKENS) * GROUP_ROWS);
         float[] d = scratch.blockScales(blocks * GROUP_ROWS);
         float[] panel = FloatPanels.panel(scratch);
         int row = input.paddedColumns;
+        int last = tokens - 1;
         for (int g = firstGroup; g < endGroup; g++) {
             int first = Math.max(rowStart, g * GROUP_ROWS);
             int end = Math.min(rowEnd, (g + 1) * GROUP_ROWS);
@@ -180,13 +184,11 @@ final class Q8Products {
             long values = (long) g * columns * GROUP_ROWS;
             if (passed > 0 && tokens < PANEL_TOKENS) {
                 // The group's weights from memory in the first pass, from L2 in the others.
-                for (int t0 = 0; t0 < passed; t0 += 2 * PASS_TOKENS) {
-                    int last = tokens - 1;
+                for (int t0 = 0; t0 < passed; t0 += FloatPanels.BLOCK_PASS_TOKENS) {
                     for (int half = 0; half < 2; half++) {
-                        eightTokens(w.data(), values, half, d, columns, x, t0 * row, Math.min(t0 + 1, last) * row,
+                        sixTokens(w.data(), values, half, d, columns, x, t0 * row, Math.min(t0 + 1, last) * row,
                                 Math.min(t0 + 2, last) * row, Math.min(t0 + 3, last) * row,
-                                Math.min(t0 + 4, last) * row, Math.min(t0 + 5, last) * row,
-                                Math.min(t0 + 6, last) * row, Math.min(t0 + 7, last) * row, sums, t0 * GROUP_ROWS);
+                                Math.min(t0 + 4, last) * row, Math.min(t0 + 5, last) * row, sums, t0 * GROUP_ROWS);
                     }
                 }
                 IntegerProducts.storeRows(sums, g * GROUP_ROWS, out, w.rows(), 0, Math.min(passed, tokens), first, end);
@@ -194,14 +196,15 @@ final class Q8Products {
                 java.util.Arrays.fill(sums, 0, passed * GROUP_ROWS, 0f);
                 for (int c0 = 0; c0 < columns; c0 += FloatPanels.CHUNK_COLUMNS) {
                     int c1 = Math.min(columns, c0 + FloatPanels.CHUNK_COLUMNS);
-                    toFloats(w.data(), values, d, c0, c1, panel);
-                    FloatPanels.passes(panel, c1 - c0, x, row, c0, tokens, passed, sums);
+                    toFloats(w.data(), values, c0, c1, panel);
+                    FloatPanels.blockPasses(panel, c1 - c0, x, row, c0, tokens, passed, sums, d);
                 }
                 IntegerProducts.storeRows(sums, g * GROUP_ROWS, out, w.rows(), 0, Math.min(passed, tokens), first, end);
             }
             int t0 = passed;
             if (t0 < tokens) {
                 int count = tokens - t0;
+                java.util.Arrays.fill(sums, 0, PASS_TOKENS * GROUP_ROWS, 0f);
                 fourTokens(w.data(), values, d, columns, x, t0 * row,
                         (t0 + Math.min(1, count - 1)) * row, (t0 + Math.min(2, count - 1)) * row,
                         (t0 + Math.min(3, count - 1)) * row, sums);
@@ -211,26 +214,25 @@ final class Q8Products {
     }
 
     /**
-     * Columns [c0, c1) of a group (columns from byte {@code values}, its scales as floats in
-     * {@code d}) as q * d into {@code panel} in {@link FloatPanels}' layout.
+     * Columns [c0, c1) of a group (columns from byte {@code values}) as floats q into {@code
+     * panel} in {@link FloatPanels}' layout (the scales are applied per block by the passes).
      */
-    private static void toFloats(MemorySegment w, long values, float[] d, int c0, int c1, float[] panel) {
+    private static void toFloats(MemorySegment w, long values, int c0, int c1, float[] panel) {
         int count = c1 - c0;
         int second = count * 2 * FL;
         long from = values + (long) c0 * GROUP_ROWS;
         for (int k = 1; k <= count; k++) { // from 1: see HalfProducts.oneGroup
             int c = k - 1;
             long o = from + (long) c * GROUP_ROWS;
-            int s = (c0 + c) / BLOCK * GROUP_ROWS;
             int p = c * 2 * FL;
             ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o, NATIVE).convertShape(VectorOperators.B2F, F, 0))
-                    .mul(FloatVector.fromArray(F, d, s)).intoArray(panel, p);
+                    .intoArray(panel, p);
             ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + FL, NATIVE).convertShape(VectorOperators.B2F, F, 0))
-                    .mul(FloatVector.fromArray(F, d, s + FL)).intoArray(panel, p + FL);
+                    .intoArray(panel, p + FL);
             ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 2 * FL, NATIVE).convertShape(VectorOperators.B2F, F, 0))
-                    .mul(FloatVector.fromArray(F, d, s + 2 * FL)).intoArray(panel, second + p);
+                    .intoArray(panel, second + p);
             ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 3 * FL, NATIVE).convertShape(VectorOperators.B2F, F, 0))
-                    .mul(FloatVector.fromArray(F, d, s + 3 * FL)).intoArray(panel, second + p + FL);
+                    .intoArray(panel, second + p + FL);
         }
     }
 
@@ -249,36 +251,38 @@ final class Q8Products {
     /**
      * One token against one group (columns from byte {@code values}, its scales as floats in
      * {@code d}): the sums of its rows into {@code sums} from index {@code at}. One loop over the
-     * columns with offsets linear in the counter (from 1, as in HalfProducts.oneGroup); a block's
-     * scales are loaded into registers at its first column. Converting them there from the halves
-     * instead, or one loop over several groups parking each group's sums at its end, was compiled
-     * by C2 with the sums spilled to the stack in about one JVM run of four (decode 2x slower);
-     * reading the scales from the array at every column was stable but 10-25% slower.
+     * columns with offsets linear in the counter (from 1, as in HalfProducts.oneGroup): a block's
+     * products q x build up in b, which after the block's last column goes into a times the
+     * block's scales. (Multiplying each converted column by its scale, as the weights q d, cost
+     * a fifth of the loop's instructions: KernelBench decode one core 16-18 -> 18-21 GB/s. Earlier
+     * forms: converting the scales from halves in the loop, or one loop over several groups parking
+     * each group's sums at its end, were compiled by C2 with the sums spilled to the stack in about
+     * one JVM run of four, decode 2x slower.)
      */
     private static void oneGroup(MemorySegment w, long values, float[] d, int columns, float[] x, float[] sums,
                                  int at) {
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
-        FloatVector d0 = a0, d1 = a0, d2 = a0, d3 = a0;
+        FloatVector b0 = a0, b1 = a0, b2 = a0, b3 = a0;
         int s = 0;
         for (int k = 1; k <= columns; k++) {
             int column = k - 1;
             long o = values + column * (long) GROUP_ROWS;
-            if ((column & (BLOCK - 1)) == 0) { // a block's first column: its scales into registers
-                d0 = FloatVector.fromArray(F, d, s);
-                d1 = FloatVector.fromArray(F, d, s + FL);
-                d2 = FloatVector.fromArray(F, d, s + 2 * FL);
-                d3 = FloatVector.fromArray(F, d, s + 3 * FL);
+            FloatVector v = FloatVector.broadcast(F, x[column]);
+            b0 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o, NATIVE).convertShape(VectorOperators.B2F, F, 0)).fma(v, b0);
+            b1 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + FL, NATIVE).convertShape(VectorOperators.B2F, F, 0)).fma(v, b1);
+            b2 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 2 * FL, NATIVE).convertShape(VectorOperators.B2F, F, 0)).fma(v, b2);
+            b3 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 3 * FL, NATIVE).convertShape(VectorOperators.B2F, F, 0)).fma(v, b3);
+            if ((k & (BLOCK - 1)) == 0) { // the block's last column
+                a0 = b0.fma(FloatVector.fromArray(F, d, s), a0);
+                a1 = b1.fma(FloatVector.fromArray(F, d, s + FL), a1);
+                a2 = b2.fma(FloatVector.fromArray(F, d, s + 2 * FL), a2);
+                a3 = b3.fma(FloatVector.fromArray(F, d, s + 3 * FL), a3);
+                b0 = FloatVector.zero(F);
+                b1 = b0;
+                b2 = b0;
+                b3 = b0;
                 s += GROUP_ROWS;
             }
-            FloatVector v = FloatVector.broadcast(F, x[column]);
-            a0 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o, NATIVE)
-                    .convertShape(VectorOperators.B2F, F, 0)).mul(d0).fma(v, a0);
-            a1 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + FL, NATIVE)
-                    .convertShape(VectorOperators.B2F, F, 0)).mul(d1).fma(v, a1);
-            a2 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 2 * FL, NATIVE)
-                    .convertShape(VectorOperators.B2F, F, 0)).mul(d2).fma(v, a2);
-            a3 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 3 * FL, NATIVE)
-                    .convertShape(VectorOperators.B2F, F, 0)).mul(d3).fma(v, a3);
         }
         a0.intoArray(sums, at);
         a1.intoArray(sums, at + FL);
@@ -288,131 +292,167 @@ final class Q8Products {
 
     /**
      * Four tokens (rows from indices x0..x3 of {@code x}) against one group (its scales as floats
-     * in {@code d}, read at every column: no branch in the loop): each column's values converted
-     * once for the four, the same chains as {@link #oneGroup}; the sums into {@code sums} at
-     * {@code token * GROUP_ROWS + row}. (Half a group a call, 8 sums instead of 16, was slower with
-     * AVX-512 and no faster at 256 bits: 130 and 70 against 147 and 75 GFLOP/s on one core,
-     * KernelBench prefill, both with the scales converted in the loop.)
+     * in {@code d}): each column's values converted once for the four, the same chains as {@link
+     * #oneGroup}, a block's products in registers and added times the block's scales into the
+     * zeroed {@code sums} (at {@code token * GROUP_ROWS + row}) after its last column. (Half a
+     * group a call, 8 sums instead of 16, was slower with AVX-512 and no faster at 256 bits: 130
+     * and 70 against 147 and 75 GFLOP/s on one core, KernelBench prefill.)
      */
     private static void fourTokens(MemorySegment w, long values, float[] d, int columns, float[] x, int x0, int x1,
                                    int x2, int x3, float[] sums) {
-        FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00;
-        FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-        FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
-        FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+        FloatVector b00 = FloatVector.zero(F), b01 = b00, b02 = b00, b03 = b00;
+        FloatVector b10 = b00, b11 = b00, b12 = b00, b13 = b00;
+        FloatVector b20 = b00, b21 = b00, b22 = b00, b23 = b00;
+        FloatVector b30 = b00, b31 = b00, b32 = b00, b33 = b00;
+        int s = 0;
         for (int k = 1; k <= columns; k++) {
             int column = k - 1;
             long o = values + column * (long) GROUP_ROWS;
-            int s = column / BLOCK * GROUP_ROWS;
             FloatVector v0 = FloatVector.broadcast(F, x[x0 + column]);
             FloatVector v1 = FloatVector.broadcast(F, x[x1 + column]);
             FloatVector v2 = FloatVector.broadcast(F, x[x2 + column]);
             FloatVector v3 = FloatVector.broadcast(F, x[x3 + column]);
-            FloatVector q = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o, NATIVE)
-                    .convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s));
-            a00 = q.fma(v0, a00);
-            a01 = q.fma(v1, a01);
-            a02 = q.fma(v2, a02);
-            a03 = q.fma(v3, a03);
-            q = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + FL, NATIVE)
-                    .convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s + FL));
-            a10 = q.fma(v0, a10);
-            a11 = q.fma(v1, a11);
-            a12 = q.fma(v2, a12);
-            a13 = q.fma(v3, a13);
-            q = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 2 * FL, NATIVE)
-                    .convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s + 2 * FL));
-            a20 = q.fma(v0, a20);
-            a21 = q.fma(v1, a21);
-            a22 = q.fma(v2, a22);
-            a23 = q.fma(v3, a23);
-            q = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 3 * FL, NATIVE)
-                    .convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s + 3 * FL));
-            a30 = q.fma(v0, a30);
-            a31 = q.fma(v1, a31);
-            a32 = q.fma(v2, a32);
-            a33 = q.fma(v3, a33);
+            FloatVector q = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o, NATIVE).convertShape(VectorOperators.B2F, F, 0));
+            b00 = q.fma(v0, b00);
+            b01 = q.fma(v1, b01);
+            b02 = q.fma(v2, b02);
+            b03 = q.fma(v3, b03);
+            q = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + FL, NATIVE).convertShape(VectorOperators.B2F, F, 0));
+            b10 = q.fma(v0, b10);
+            b11 = q.fma(v1, b11);
+            b12 = q.fma(v2, b12);
+            b13 = q.fma(v3, b13);
+            q = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 2 * FL, NATIVE).convertShape(VectorOperators.B2F, F, 0));
+            b20 = q.fma(v0, b20);
+            b21 = q.fma(v1, b21);
+            b22 = q.fma(v2, b22);
+            b23 = q.fma(v3, b23);
+            q = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 3 * FL, NATIVE).convertShape(VectorOperators.B2F, F, 0));
+            b30 = q.fma(v0, b30);
+            b31 = q.fma(v1, b31);
+            b32 = q.fma(v2, b32);
+            b33 = q.fma(v3, b33);
+            if ((k & (BLOCK - 1)) == 0) { // the block's last column: b times its scales into sums
+                FloatVector d0 = FloatVector.fromArray(F, d, s);
+                FloatVector d1 = FloatVector.fromArray(F, d, s + FL);
+                FloatVector d2 = FloatVector.fromArray(F, d, s + 2 * FL);
+                FloatVector d3 = FloatVector.fromArray(F, d, s + 3 * FL);
+                b00.fma(d0, FloatVector.fromArray(F, sums, 0)).intoArray(sums, 0);
+                b10.fma(d1, FloatVector.fromArray(F, sums, FL)).intoArray(sums, FL);
+                b20.fma(d2, FloatVector.fromArray(F, sums, 2 * FL)).intoArray(sums, 2 * FL);
+                b30.fma(d3, FloatVector.fromArray(F, sums, 3 * FL)).intoArray(sums, 3 * FL);
+                b01.fma(d0, FloatVector.fromArray(F, sums, GROUP_ROWS)).intoArray(sums, GROUP_ROWS);
+                b11.fma(d1, FloatVector.fromArray(F, sums, GROUP_ROWS + FL)).intoArray(sums, GROUP_ROWS + FL);
+                b21.fma(d2, FloatVector.fromArray(F, sums, GROUP_ROWS + 2 * FL)).intoArray(sums, GROUP_ROWS + 2 * FL);
+                b31.fma(d3, FloatVector.fromArray(F, sums, GROUP_ROWS + 3 * FL)).intoArray(sums, GROUP_ROWS + 3 * FL);
+                b02.fma(d0, FloatVector.fromArray(F, sums, 2 * GROUP_ROWS)).intoArray(sums, 2 * GROUP_ROWS);
+                b12.fma(d1, FloatVector.fromArray(F, sums, 2 * GROUP_ROWS + FL)).intoArray(sums, 2 * GROUP_ROWS + FL);
+                b22.fma(d2, FloatVector.fromArray(F, sums, 2 * GROUP_ROWS + 2 * FL)).intoArray(sums, 2 * GROUP_ROWS + 2 * FL);
+                b32.fma(d3, FloatVector.fromArray(F, sums, 2 * GROUP_ROWS + 3 * FL)).intoArray(sums, 2 * GROUP_ROWS + 3 * FL);
+                b03.fma(d0, FloatVector.fromArray(F, sums, 3 * GROUP_ROWS)).intoArray(sums, 3 * GROUP_ROWS);
+                b13.fma(d1, FloatVector.fromArray(F, sums, 3 * GROUP_ROWS + FL)).intoArray(sums, 3 * GROUP_ROWS + FL);
+                b23.fma(d2, FloatVector.fromArray(F, sums, 3 * GROUP_ROWS + 2 * FL)).intoArray(sums, 3 * GROUP_ROWS + 2 * FL);
+                b33.fma(d3, FloatVector.fromArray(F, sums, 3 * GROUP_ROWS + 3 * FL)).intoArray(sums, 3 * GROUP_ROWS + 3 * FL);
+                b00 = FloatVector.zero(F);
+                b01 = b00;
+                b02 = b00;
+                b03 = b00;
+                b10 = b00;
+                b11 = b00;
+                b12 = b00;
+                b13 = b00;
+                b20 = b00;
+                b21 = b00;
+                b22 = b00;
+                b23 = b00;
+                b30 = b00;
+                b31 = b00;
+                b32 = b00;
+                b33 = b00;
+                s += GROUP_ROWS;
+            }
         }
-        a00.intoArray(sums, 0);
-        a10.intoArray(sums, FL);
-        a20.intoArray(sums, 2 * FL);
-        a30.intoArray(sums, 3 * FL);
-        a01.intoArray(sums, GROUP_ROWS);
-        a11.intoArray(sums, GROUP_ROWS + FL);
-        a21.intoArray(sums, GROUP_ROWS + 2 * FL);
-        a31.intoArray(sums, GROUP_ROWS + 3 * FL);
-        a02.intoArray(sums, 2 * GROUP_ROWS);
-        a12.intoArray(sums, 2 * GROUP_ROWS + FL);
-        a22.intoArray(sums, 2 * GROUP_ROWS + 2 * FL);
-        a32.intoArray(sums, 2 * GROUP_ROWS + 3 * FL);
-        a03.intoArray(sums, 3 * GROUP_ROWS);
-        a13.intoArray(sums, 3 * GROUP_ROWS + FL);
-        a23.intoArray(sums, 3 * GROUP_ROWS + 2 * FL);
-        a33.intoArray(sums, 3 * GROUP_ROWS + 3 * FL);
     }
 
     /**
-     * Eight tokens (rows from indices x0..x7 of {@code x}) against half of one group (its rows
+     * Six tokens (rows from indices x0..x5 of {@code x}) against half of one group (its rows
      * {@code half * 2 * FL} on; the group's scales as floats in {@code d}): the chains of {@link
-     * #fourTokens} for twice the tokens and half the rows, so a converted vector meets 8 tokens
-     * (prefill is bound by the FMA unit, which the conversion's multiply by the scale shares); the
+     * #oneGroup}, each converted vector met by 6 tokens; the 12 block sums and the 12 sums stay in
+     * registers (8 tokens a pass, adding each block's sums into memory, cost 19% at 16 tokens); the
      * sums into {@code sums} at {@code at + token * GROUP_ROWS + row}.
      */
-    private static void eightTokens(MemorySegment w, long values, int half, float[] d, int columns, float[] x, int x0,
-                                    int x1, int x2, int x3, int x4, int x5, int x6, int x7, float[] sums,
-                                    int at) {
-        FloatVector a00 = FloatVector.zero(F), a10 = a00, a01 = a00, a11 = a00, a02 = a00, a12 = a00, a03 = a00, a13 = a00;
-        FloatVector a04 = a00, a14 = a00, a05 = a00, a15 = a00, a06 = a00, a16 = a00, a07 = a00, a17 = a00;
+    private static void sixTokens(MemorySegment w, long values, int half, float[] d, int columns, float[] x, int x0,
+                                  int x1, int x2, int x3, int x4, int x5, float[] sums, int at) {
+        FloatVector a00 = FloatVector.zero(F), a10 = a00, a01 = a00, a11 = a00, a02 = a00, a12 = a00, a03 = a00, a13 = a00, a04 = a00, a14 = a00, a05 = a00, a15 = a00;
+        FloatVector b00 = a00, b10 = a00, b01 = a00, b11 = a00, b02 = a00, b12 = a00, b03 = a00, b13 = a00, b04 = a00, b14 = a00, b05 = a00, b15 = a00;
         int rows = half * 2 * FL;
         long first = values + rows;
+        int s = rows;
         for (int k = 1; k <= columns; k++) {
             int column = k - 1;
             long o = first + column * (long) GROUP_ROWS;
-            int s = column / BLOCK * GROUP_ROWS + rows;
-            FloatVector q0 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o, NATIVE)
-                    .convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s));
-            FloatVector q1 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + FL, NATIVE)
-                    .convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s + FL));
+            FloatVector q0 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o, NATIVE).convertShape(VectorOperators.B2F, F, 0));
+            FloatVector q1 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + FL, NATIVE).convertShape(VectorOperators.B2F, F, 0));
             FloatVector v = FloatVector.broadcast(F, x[x0 + column]);
-            a00 = q0.fma(v, a00);
-            a10 = q1.fma(v, a10);
+            b00 = q0.fma(v, b00);
+            b10 = q1.fma(v, b10);
             v = FloatVector.broadcast(F, x[x1 + column]);
-            a01 = q0.fma(v, a01);
-            a11 = q1.fma(v, a11);
+            b01 = q0.fma(v, b01);
+            b11 = q1.fma(v, b11);
             v = FloatVector.broadcast(F, x[x2 + column]);
-            a02 = q0.fma(v, a02);
-            a12 = q1.fma(v, a12);
+            b02 = q0.fma(v, b02);
+            b12 = q1.fma(v, b12);
             v = FloatVector.broadcast(F, x[x3 + column]);
-            a03 = q0.fma(v, a03);
-            a13 = q1.fma(v, a13);
+            b03 = q0.fma(v, b03);
+            b13 = q1.fma(v, b13);
             v = FloatVector.broadcast(F, x[x4 + column]);
-            a04 = q0.fma(v, a04);
-            a14 = q1.fma(v, a14);
+            b04 = q0.fma(v, b04);
+            b14 = q1.fma(v, b14);
             v = FloatVector.broadcast(F, x[x5 + column]);
-            a05 = q0.fma(v, a05);
-            a15 = q1.fma(v, a15);
-            v = FloatVector.broadcast(F, x[x6 + column]);
-            a06 = q0.fma(v, a06);
-            a16 = q1.fma(v, a16);
-            v = FloatVector.broadcast(F, x[x7 + column]);
-            a07 = q0.fma(v, a07);
-            a17 = q1.fma(v, a17);
+            b05 = q0.fma(v, b05);
+            b15 = q1.fma(v, b15);
+            if ((k & (BLOCK - 1)) == 0) { // the block's last column
+                FloatVector d0 = FloatVector.fromArray(F, d, s);
+                FloatVector d1 = FloatVector.fromArray(F, d, s + FL);
+                a00 = b00.fma(d0, a00);
+                a10 = b10.fma(d1, a10);
+                a01 = b01.fma(d0, a01);
+                a11 = b11.fma(d1, a11);
+                a02 = b02.fma(d0, a02);
+                a12 = b12.fma(d1, a12);
+                a03 = b03.fma(d0, a03);
+                a13 = b13.fma(d1, a13);
+                a04 = b04.fma(d0, a04);
+                a14 = b14.fma(d1, a14);
+                a05 = b05.fma(d0, a05);
+                a15 = b15.fma(d1, a15);
+                b00 = FloatVector.zero(F);
+                b10 = b00;
+                b01 = b00;
+                b11 = b00;
+                b02 = b00;
+                b12 = b00;
+                b03 = b00;
+                b13 = b00;
+                b04 = b00;
+                b14 = b00;
+                b05 = b00;
+                b15 = b00;
+                s += GROUP_ROWS;
+            }
         }
-        a00.intoArray(sums, at + rows);
-        a10.intoArray(sums, at + rows + FL);
-        a01.intoArray(sums, at + GROUP_ROWS + rows);
-        a11.intoArray(sums, at + GROUP_ROWS + rows + FL);
-        a02.intoArray(sums, at + 2 * GROUP_ROWS + rows);
-        a12.intoArray(sums, at + 2 * GROUP_ROWS + rows + FL);
-        a03.intoArray(sums, at + 3 * GROUP_ROWS + rows);
-        a13.intoArray(sums, at + 3 * GROUP_ROWS + rows + FL);
-        a04.intoArray(sums, at + 4 * GROUP_ROWS + rows);
-        a14.intoArray(sums, at + 4 * GROUP_ROWS + rows + FL);
-        a05.intoArray(sums, at + 5 * GROUP_ROWS + rows);
-        a15.intoArray(sums, at + 5 * GROUP_ROWS + rows + FL);
-        a06.intoArray(sums, at + 6 * GROUP_ROWS + rows);
-        a16.intoArray(sums, at + 6 * GROUP_ROWS + rows + FL);
-        a07.intoArray(sums, at + 7 * GROUP_ROWS + rows);
-        a17.intoArray(sums, at + 7 * GROUP_ROWS + rows + FL);
+        int r = at + rows;
+        a00.intoArray(sums, r);
+        a10.intoArray(sums, r + FL);
+        a01.intoArray(sums, r + GROUP_ROWS);
+        a11.intoArray(sums, r + GROUP_ROWS + FL);
+        a02.intoArray(sums, r + 2 * GROUP_ROWS);
+        a12.intoArray(sums, r + 2 * GROUP_ROWS + FL);
+        a03.intoArray(sums, r + 3 * GROUP_ROWS);
+        a13.intoArray(sums, r + 3 * GROUP_ROWS + FL);
+        a04.intoArray(sums, r + 4 * GROUP_ROWS);
+        a14.intoArray(sums, r + 4 * GROUP_ROWS + FL);
+        a05.intoArray(sums, r + 5 * GROUP_ROWS);
+        a15.intoArray(sums, r + 5 * GROUP_ROWS + FL);
     }
 }

@@ -146,8 +146,9 @@ class CpuKernelsTest {
 
     /**
      * Column-major Q8_0 products ({@link Q8Products}) against their definition, computed
-     * independently one row and token at a time: acc = fma(q * d, x, acc) over the row's columns in
-     * order, in floats, with q * d the dequantised weight, so the kernels' results must equal it bit
+     * independently one row and token at a time: per block of 32 columns s = fma(q, x, s) over its
+     * columns in order from 0, then acc = fma(s, d, acc), block after block, in floats (q the
+     * stored value, d the block's scale), so the kernels' results must equal it bit
      * for bit, whatever the token count (passes of 8 over half a group, from 48 tokens on over its
      * chunks converted to floats, a last one of up to 4 over the whole group, short passes), across
      * the column chunks of those passes (2,080 columns: two whole chunks and a part) and however
@@ -171,12 +172,31 @@ class CpuKernelsTest {
                     data.set(ValueLayout.JAVA_SHORT_UNALIGNED, (long) blockBytes * (blocks + b), HALF_EDGES[b % HALF_EDGES.length]);
                 }
                 float[] weights = Dequant.toFloat(t);
+                // The stored values q: the same blocks dequantised with every scale 1.
+                MemorySegment unitScales = arena.allocate(data.byteSize());
+                unitScales.copyFrom(data);
+                float[] scales = new float[outputs * blocks];
+                for (int i = 0; i < scales.length; i++) {
+                    scales[i] = Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, (long) blockBytes * i));
+                    unitScales.set(ValueLayout.JAVA_SHORT_UNALIGNED, (long) blockBytes * i, Float.floatToFloat16(1f));
+                }
+                float[] values = Dequant.toFloat(new Tensor("q", type, new long[] {columns, outputs}, unitScales));
                 CpuWeight w = (CpuWeight) backend.upload(t);
                 assertThat(w.type()).isEqualTo(DType.Q8_0);
                 assertThat(w.columnMajor()).isTrue();
                 assertThat(w.rowGroup()).isEqualTo(g);
-                assertColumnProductsEqualTheirDefinition(kernels, backend, w, weights,
-                        new int[] {1, 2, 4, 5, 8, 9, 11, 13, 17, 51, 60});
+                int n = columns;
+                assertColumnProductsEqualTheirDefinition(kernels, backend, w, (o, x, at) -> {
+                    float acc = 0;
+                    for (int b = 0; b < n / 32; b++) {
+                        float s = 0;
+                        for (int c = b * 32; c < (b + 1) * 32; c++) {
+                            s = Math.fma(values[o * n + c], x[at + c], s);
+                        }
+                        acc = Math.fma(s, scales[o * (n / 32) + b], acc);
+                    }
+                    return acc;
+                }, new int[] {1, 2, 4, 5, 8, 9, 11, 13, 17, 51, 60});
                 MemorySegment row = arena.allocate(4L * columns);
                 kernels.embedRow(w, outputs - 1, row, 0, new ThreadScratch());
                 assertThat(row.toArray(ValueLayout.JAVA_FLOAT))
@@ -195,6 +215,23 @@ class CpuKernelsTest {
     private void assertColumnProductsEqualTheirDefinition(VectorKernels kernels, CpuBackend backend, CpuWeight w,
                                                           float[] weights, int[] tokenCounts) {
         int columns = w.columns();
+        assertColumnProductsEqualTheirDefinition(kernels, backend, w, (o, x, at) -> {
+            float acc = 0;
+            for (int c = 0; c < columns; c++) {
+                acc = Math.fma(weights[o * columns + c], x[at + c], acc);
+            }
+            return acc;
+        }, tokenCounts);
+    }
+
+    /** A column-major product's definition: output row {@code o} for the token whose values start at {@code x[at]}. */
+    private interface ColumnDefinition {
+        float product(int o, float[] x, int at);
+    }
+
+    private void assertColumnProductsEqualTheirDefinition(VectorKernels kernels, CpuBackend backend, CpuWeight w,
+                                                          ColumnDefinition definition, int[] tokenCounts) {
+        int columns = w.columns();
         int outputs = w.rows();
         int g = w.rowGroup();
         for (int tokens : tokenCounts) {
@@ -202,11 +239,7 @@ class CpuKernelsTest {
             float[] expected = new float[tokens * outputs];
             for (int r = 0; r < tokens; r++) {
                 for (int o = 0; o < outputs; o++) {
-                    float acc = 0;
-                    for (int c = 0; c < columns; c++) {
-                        acc = Math.fma(weights[o * columns + c], x[r * columns + c], acc);
-                    }
-                    expected[r * outputs + o] = acc;
+                    expected[r * outputs + o] = definition.product(o, x, r * columns);
                 }
             }
             MemorySegment xs = arena.allocate(4L * x.length);

@@ -141,20 +141,25 @@ final class BenchCommand {
             int decodePrompt = depth + 8;
             warmUp(() -> model.generator().generate(randomPrompt(model, random, decodePrompt), decodeConfig, t -> { }));
             double[] decode = new double[reps];
-            long allocatedBefore = peregrineThreadsAllocatedBytes();
-            long generated = 0;
+            // Bytes per token of each repetition: the median is the steady state, as for the
+            // speed; the maximum shows a repetition that ran while the JIT recompiled a kernel
+            // (a deoptimised method allocates every vector until it is compiled again).
+            double[] allocated = new double[reps];
             for (int r = 0; r < reps; r++) {
+                long before = peregrineThreadsAllocatedBytes();
                 Completion c = model.generator().generate(randomPrompt(model, random, decodePrompt), decodeConfig, t -> { });
+                allocated[r] = (double) (peregrineThreadsAllocatedBytes() - before) / Math.max(1, c.outputTokens().length);
                 decode[r] = c.timings().generationTokensPerSecond();
-                generated += c.outputTokens().length;
             }
-            long allocatedPerToken = (peregrineThreadsAllocatedBytes() - allocatedBefore) / Math.max(1, generated);
+            long allocatedPerToken = Math.round(median(allocated));
+            long allocatedMaximum = Math.round(Arrays.stream(allocated).max().orElse(0));
             double pp = median(prefill);
             double tg = median(decode);
             result.field("prefill_tokens", promptTokens).field("prefill_tok_s", pp)
                     .field("decode_tokens", genTokens).field("decode_depth", depth).field("decode_tok_s", tg)
                     .field("kv_cache_type", options.kvCacheType().name())
-                    .field("allocated_bytes_per_decode_token", allocatedPerToken);
+                    .field("allocated_bytes_per_decode_token", allocatedPerToken)
+                    .field("allocated_bytes_per_decode_token_max", allocatedMaximum);
             if (hostMemory) {
                 result.field("decode_fraction_of_bandwidth_limit", tg / limit);
             }
@@ -163,8 +168,9 @@ final class BenchCommand {
                 String ofLimit = hostMemory ? String.format(Locale.ROOT, " = %.0f%% of the bandwidth limit", 100 * tg / limit)
                         : " (on " + model.backendName() + ": the host's memory bandwidth is not its limit)";
                 out.printf(Locale.ROOT, "decode  tg%d%s: %.1f tok/s (median of %d)%s; "
-                        + "%d bytes allocated per token by Peregrine's threads%n", genTokens,
-                        depth > 0 ? " after " + depth + " tokens" : "", tg, reps, ofLimit, allocatedPerToken);
+                        + "%d bytes allocated per token by Peregrine's threads (median%s)%n", genTokens,
+                        depth > 0 ? " after " + depth + " tokens" : "", tg, reps, ofLimit, allocatedPerToken,
+                        allocatedMaximum > 2 * allocatedPerToken + 1024 ? "; " + allocatedMaximum + " in one repetition" : "");
                 out.flush();
             }
 
