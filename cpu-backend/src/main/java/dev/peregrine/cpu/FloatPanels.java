@@ -119,7 +119,8 @@ final class FloatPanels {
         FloatVector a03 = FloatVector.fromArray(F, sums, r + 3 * GROUP_ROWS), a13 = FloatVector.fromArray(F, sums, r + 3 * GROUP_ROWS + FL);
         FloatVector a04 = FloatVector.fromArray(F, sums, r + 4 * GROUP_ROWS), a14 = FloatVector.fromArray(F, sums, r + 4 * GROUP_ROWS + FL);
         FloatVector a05 = FloatVector.fromArray(F, sums, r + 5 * GROUP_ROWS), a15 = FloatVector.fromArray(F, sums, r + 5 * GROUP_ROWS + FL);
-        FloatVector b00 = FloatVector.zero(F), b10 = b00, b01 = b00, b11 = b00, b02 = b00, b12 = b00, b03 = b00, b13 = b00, b04 = b00, b14 = b00, b05 = b00, b15 = b00;
+        FloatVector b00 = FloatVector.zero(F), b10 = b00, b01 = b00, b11 = b00, b02 = b00, b12 = b00;
+        FloatVector b03 = b00, b13 = b00, b04 = b00, b14 = b00, b05 = b00, b15 = b00;
         int at = scaleAt;
         for (int column = 0; column < count; column++) {
             int o = p + column * 2 * FL;

@@ -52,8 +52,8 @@ final class Q8Products {
     private static final int PASS_TOKENS = 4;
     /**
      * From this many tokens on, passes read the group's chunks converted to floats ({@link
-     * FloatPanels#blockPasses}, 6 tokens a pass); below, passes of 8 convert each column in the
-     * loop. Measured when both multiplied each value by its scale in the loop or the panel: KernelBench prefill Q8_0, 2,048
+     * FloatPanels#blockPasses}, 6 tokens a pass); below, passes of 6 convert each column in the
+     * loop. Measured when passes of 8 multiplied each value by its scale: KernelBench prefill Q8_0, 2,048
      * x 8,192, one core, converting in the loop / from floats: 16 tokens 153 / 126 GFLOP/s, 32 175 /
      * 163, 48 178 / 179, 64 178 / 191, 128 188 / 217-224 (the panel's write and its reads from L2
      * cost more than its saved conversions when few passes share it).
@@ -225,13 +225,17 @@ final class Q8Products {
             int c = k - 1;
             long o = from + (long) c * GROUP_ROWS;
             int p = c * 2 * FL;
-            ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o, NATIVE).convertShape(VectorOperators.B2F, F, 0))
+            ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o, NATIVE)
+                    .convertShape(VectorOperators.B2F, F, 0))
                     .intoArray(panel, p);
-            ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + FL, NATIVE).convertShape(VectorOperators.B2F, F, 0))
+            ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + FL, NATIVE)
+                    .convertShape(VectorOperators.B2F, F, 0))
                     .intoArray(panel, p + FL);
-            ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 2 * FL, NATIVE).convertShape(VectorOperators.B2F, F, 0))
+            ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 2 * FL, NATIVE)
+                    .convertShape(VectorOperators.B2F, F, 0))
                     .intoArray(panel, second + p);
-            ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 3 * FL, NATIVE).convertShape(VectorOperators.B2F, F, 0))
+            ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 3 * FL, NATIVE)
+                    .convertShape(VectorOperators.B2F, F, 0))
                     .intoArray(panel, second + p + FL);
         }
     }
@@ -268,10 +272,14 @@ final class Q8Products {
             int column = k - 1;
             long o = values + column * (long) GROUP_ROWS;
             FloatVector v = FloatVector.broadcast(F, x[column]);
-            b0 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o, NATIVE).convertShape(VectorOperators.B2F, F, 0)).fma(v, b0);
-            b1 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + FL, NATIVE).convertShape(VectorOperators.B2F, F, 0)).fma(v, b1);
-            b2 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 2 * FL, NATIVE).convertShape(VectorOperators.B2F, F, 0)).fma(v, b2);
-            b3 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 3 * FL, NATIVE).convertShape(VectorOperators.B2F, F, 0)).fma(v, b3);
+            b0 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o, NATIVE)
+                    .convertShape(VectorOperators.B2F, F, 0)).fma(v, b0);
+            b1 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + FL, NATIVE)
+                    .convertShape(VectorOperators.B2F, F, 0)).fma(v, b1);
+            b2 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 2 * FL, NATIVE)
+                    .convertShape(VectorOperators.B2F, F, 0)).fma(v, b2);
+            b3 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 3 * FL, NATIVE)
+                    .convertShape(VectorOperators.B2F, F, 0)).fma(v, b3);
             if ((k & (BLOCK - 1)) == 0) { // the block's last column
                 a0 = b0.fma(FloatVector.fromArray(F, d, s), a0);
                 a1 = b1.fma(FloatVector.fromArray(F, d, s + FL), a1);
@@ -312,22 +320,26 @@ final class Q8Products {
             FloatVector v1 = FloatVector.broadcast(F, x[x1 + column]);
             FloatVector v2 = FloatVector.broadcast(F, x[x2 + column]);
             FloatVector v3 = FloatVector.broadcast(F, x[x3 + column]);
-            FloatVector q = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o, NATIVE).convertShape(VectorOperators.B2F, F, 0));
+            FloatVector q = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o, NATIVE)
+                    .convertShape(VectorOperators.B2F, F, 0));
             b00 = q.fma(v0, b00);
             b01 = q.fma(v1, b01);
             b02 = q.fma(v2, b02);
             b03 = q.fma(v3, b03);
-            q = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + FL, NATIVE).convertShape(VectorOperators.B2F, F, 0));
+            q = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + FL, NATIVE)
+                    .convertShape(VectorOperators.B2F, F, 0));
             b10 = q.fma(v0, b10);
             b11 = q.fma(v1, b11);
             b12 = q.fma(v2, b12);
             b13 = q.fma(v3, b13);
-            q = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 2 * FL, NATIVE).convertShape(VectorOperators.B2F, F, 0));
+            q = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 2 * FL, NATIVE)
+                    .convertShape(VectorOperators.B2F, F, 0));
             b20 = q.fma(v0, b20);
             b21 = q.fma(v1, b21);
             b22 = q.fma(v2, b22);
             b23 = q.fma(v3, b23);
-            q = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 3 * FL, NATIVE).convertShape(VectorOperators.B2F, F, 0));
+            q = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + 3 * FL, NATIVE)
+                    .convertShape(VectorOperators.B2F, F, 0));
             b30 = q.fma(v0, b30);
             b31 = q.fma(v1, b31);
             b32 = q.fma(v2, b32);
@@ -383,16 +395,20 @@ final class Q8Products {
      */
     private static void sixTokens(MemorySegment w, long values, int half, float[] d, int columns, float[] x, int x0,
                                   int x1, int x2, int x3, int x4, int x5, float[] sums, int at) {
-        FloatVector a00 = FloatVector.zero(F), a10 = a00, a01 = a00, a11 = a00, a02 = a00, a12 = a00, a03 = a00, a13 = a00, a04 = a00, a14 = a00, a05 = a00, a15 = a00;
-        FloatVector b00 = a00, b10 = a00, b01 = a00, b11 = a00, b02 = a00, b12 = a00, b03 = a00, b13 = a00, b04 = a00, b14 = a00, b05 = a00, b15 = a00;
+        FloatVector a00 = FloatVector.zero(F), a10 = a00, a01 = a00, a11 = a00, a02 = a00, a12 = a00;
+        FloatVector a03 = a00, a13 = a00, a04 = a00, a14 = a00, a05 = a00, a15 = a00;
+        FloatVector b00 = a00, b10 = a00, b01 = a00, b11 = a00, b02 = a00, b12 = a00;
+        FloatVector b03 = a00, b13 = a00, b04 = a00, b14 = a00, b05 = a00, b15 = a00;
         int rows = half * 2 * FL;
         long first = values + rows;
         int s = rows;
         for (int k = 1; k <= columns; k++) {
             int column = k - 1;
             long o = first + column * (long) GROUP_ROWS;
-            FloatVector q0 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o, NATIVE).convertShape(VectorOperators.B2F, F, 0));
-            FloatVector q1 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + FL, NATIVE).convertShape(VectorOperators.B2F, F, 0));
+            FloatVector q0 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o, NATIVE)
+                    .convertShape(VectorOperators.B2F, F, 0));
+            FloatVector q1 = ((FloatVector) ByteVector.fromMemorySegment(ROW_BYTES, w, o + FL, NATIVE)
+                    .convertShape(VectorOperators.B2F, F, 0));
             FloatVector v = FloatVector.broadcast(F, x[x0 + column]);
             b00 = q0.fma(v, b00);
             b10 = q1.fma(v, b10);

@@ -149,7 +149,7 @@ class CpuKernelsTest {
      * independently one row and token at a time: per block of 32 columns s = fma(q, x, s) over its
      * columns in order from 0, then acc = fma(s, d, acc), block after block, in floats (q the
      * stored value, d the block's scale), so the kernels' results must equal it bit
-     * for bit, whatever the token count (passes of 8 over half a group, from 48 tokens on over its
+     * for bit, whatever the token count (passes of 6 over half a group, from 48 tokens on over its
      * chunks converted to floats, a last one of up to 4 over the whole group, short passes), across
      * the column chunks of those passes (2,080 columns: two whole chunks and a part) and however
      * the rows are split (ranges that start or end inside a group of {@link Q8Products#GROUP_ROWS},
