@@ -29,9 +29,10 @@ import jdk.incubator.vector.VectorSpecies;
  * them. Floats cost half a bit per weight more than the file's halves (IQ4_NL 4.5 -> 5 bits a
  * weight, IQ4_XS 4.25 -> 5) and save every conversion in the kernels.
  *
- * <p>Arithmetic: each weight is {@code scale * grid[index]} in floats, as {@code Dequant} makes it;
- * each (row, token) output is one chain of FMAs over the row's columns in order; the one-token
- * kernel and the kernel for several tokens do exactly that, so results do not depend on the batch.
+ * <p>Arithmetic, as Q8_0's ({@link Q8Products}): per (row, token) and block of 32 columns {@code s
+ * = fma(grid[index], x, s)} over its columns in order from zero, then {@code acc = fma(s, scale,
+ * acc)}, block after block (KernelBench decode, one core: 6.1 -> 7.1 GB/s against multiplying each
+ * value by its scale). Every kernel does exactly that, so results do not depend on the batch.
  */
 final class Iq4Products {
     static final int GROUP_ROWS = IntegerProducts.GROUP_ROWS;
@@ -171,11 +172,12 @@ final class Iq4Products {
             IntegerProducts.storeRows(sums, firstGroup * GROUP_ROWS, out, w.rows(), 0, 1, rowStart, rowEnd);
             return;
         }
-        // Passes of 8 over the group's chunks converted to floats while more than 4 tokens are
-        // left (KernelBench prefill IQ4_NL, one core, 4-token passes converting in the loop /
-        // panel: 8 tokens 82 / 87 GFLOP/s, 16 108 / 148, 32 111 / 185, 128 112 / 225), then one
-        // of up to 4 over the whole group converting in the loop.
-        int passed = FloatPanels.passedTokens(tokens);
+        // Passes of 6 over the group's chunks converted to floats while more than 4 tokens are
+        // left (measured with passes of 8 and the scales in the panel, KernelBench prefill IQ4_NL,
+        // one core, 4-token passes converting in the loop / panel: 8 tokens 82 / 87 GFLOP/s, 16
+        // 108 / 148, 32 111 / 185, 128 112 / 225), then one of up to 4 over the whole group
+        // converting in the loop.
+        int passed = FloatPanels.blockPassedTokens(tokens);
         float[] sums = scratch.lanes(Math.max(passed, PASS_TOKENS) * GROUP_ROWS);
         float[] panel = FloatPanels.panel(scratch);
         int row = input.paddedColumns;
@@ -187,8 +189,8 @@ final class Iq4Products {
                 java.util.Arrays.fill(sums, 0, passed * GROUP_ROWS, 0f);
                 for (int c0 = 0; c0 < columns; c0 += FloatPanels.CHUNK_COLUMNS) {
                     int c1 = Math.min(columns, c0 + FloatPanels.CHUNK_COLUMNS);
-                    toFloats(data, (long) g * columns * COLUMN_BYTES, d, c0, c1, panel);
-                    FloatPanels.passes(panel, c1 - c0, x, row, c0, tokens, passed, sums);
+                    toFloats(data, (long) g * columns * COLUMN_BYTES, c0, c1, panel);
+                    FloatPanels.blockPasses(panel, c1 - c0, x, row, c0, tokens, passed, sums, d);
                 }
                 IntegerProducts.storeRows(sums, g * GROUP_ROWS, out, w.rows(), 0, Math.min(passed, tokens), first, end);
             }
@@ -196,6 +198,7 @@ final class Iq4Products {
             if (t0 < tokens) {
                 int count = tokens - t0;
                 // A short pass repeats its last token; those sums are not stored.
+                java.util.Arrays.fill(sums, 0, PASS_TOKENS * GROUP_ROWS, 0f);
                 fourTokens(data, (long) g * columns * COLUMN_BYTES, d, columns, x, t0 * row,
                         (t0 + Math.min(1, count - 1)) * row, (t0 + Math.min(2, count - 1)) * row,
                         (t0 + Math.min(3, count - 1)) * row, sums);
@@ -205,60 +208,59 @@ final class Iq4Products {
     }
 
     /**
-     * Columns [c0, c1) of a group (columns from byte {@code values}, its scales in {@code d}) as
-     * scale * grid value into {@code panel} in {@link FloatPanels}' layout (the low nibbles' rows
-     * are the first half of the group, the high nibbles' the second).
+     * Columns [c0, c1) of a group (columns from byte {@code values}) as grid values into {@code
+     * panel} in {@link FloatPanels}' layout (the low nibbles' rows are the first half of the
+     * group, the high nibbles' the second; the scales are applied per block by the passes).
      */
-    private static void toFloats(MemorySegment w, long values, float[] d, int c0, int c1, float[] panel) {
+    private static void toFloats(MemorySegment w, long values, int c0, int c1, float[] panel) {
         int count = c1 - c0;
         int second = count * 2 * FL;
         long from = values + (long) c0 * COLUMN_BYTES;
         for (int k = 1; k <= count; k++) { // from 1: see HalfProducts.oneGroup
             int c = k - 1;
-            int s = (c0 + c) / BLOCK * GROUP_ROWS;
             int p = c * 2 * FL;
             ByteVector packed = ByteVector.fromMemorySegment(HALF_COLUMN, w, from + (long) c * COLUMN_BYTES, NATIVE);
             ByteVector low = packed.and((byte) 0x0F).selectFrom(GRID);
             ByteVector high = packed.lanewise(VectorOperators.LSHR, 4).selectFrom(GRID);
-            ((FloatVector) low.convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s))
-                    .intoArray(panel, p);
-            ((FloatVector) low.convertShape(VectorOperators.B2F, F, 1)).mul(FloatVector.fromArray(F, d, s + FL))
-                    .intoArray(panel, p + FL);
-            ((FloatVector) high.convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s + 2 * FL))
-                    .intoArray(panel, second + p);
-            ((FloatVector) high.convertShape(VectorOperators.B2F, F, 1)).mul(FloatVector.fromArray(F, d, s + 3 * FL))
-                    .intoArray(panel, second + p + FL);
+            ((FloatVector) low.convertShape(VectorOperators.B2F, F, 0)).intoArray(panel, p);
+            ((FloatVector) low.convertShape(VectorOperators.B2F, F, 1)).intoArray(panel, p + FL);
+            ((FloatVector) high.convertShape(VectorOperators.B2F, F, 0)).intoArray(panel, second + p);
+            ((FloatVector) high.convertShape(VectorOperators.B2F, F, 1)).intoArray(panel, second + p + FL);
         }
     }
 
     /**
      * One token against one group (columns from byte {@code values}, its scales in {@code d}): the
-     * sums of its rows into {@code sums} from index {@code at}; a block's scales are loaded into
-     * registers at its first column.
+     * sums of its rows into {@code sums} from index {@code at}; a block's products in registers,
+     * added times its scales after its last column (as Q8Products.oneGroup).
      */
     private static void oneGroup(MemorySegment w, long values, float[] d, int columns, float[] x, float[] sums,
                                  int at) {
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
-        FloatVector d0 = a0, d1 = a0, d2 = a0, d3 = a0;
+        FloatVector b0 = a0, b1 = a0, b2 = a0, b3 = a0;
         int s = 0;
         for (int k = 1; k <= columns; k++) { // from 1: see HalfProducts.oneGroup
             int column = k - 1;
             long o = values + column * (long) COLUMN_BYTES;
-            if ((column & (BLOCK - 1)) == 0) {
-                d0 = FloatVector.fromArray(F, d, s);
-                d1 = FloatVector.fromArray(F, d, s + FL);
-                d2 = FloatVector.fromArray(F, d, s + 2 * FL);
-                d3 = FloatVector.fromArray(F, d, s + 3 * FL);
-                s += GROUP_ROWS;
-            }
             FloatVector v = FloatVector.broadcast(F, x[column]);
             ByteVector packed = ByteVector.fromMemorySegment(HALF_COLUMN, w, o, NATIVE);
             ByteVector low = packed.and((byte) 0x0F).selectFrom(GRID);
             ByteVector high = packed.lanewise(VectorOperators.LSHR, 4).selectFrom(GRID);
-            a0 = ((FloatVector) low.convertShape(VectorOperators.B2F, F, 0)).mul(d0).fma(v, a0);
-            a1 = ((FloatVector) low.convertShape(VectorOperators.B2F, F, 1)).mul(d1).fma(v, a1);
-            a2 = ((FloatVector) high.convertShape(VectorOperators.B2F, F, 0)).mul(d2).fma(v, a2);
-            a3 = ((FloatVector) high.convertShape(VectorOperators.B2F, F, 1)).mul(d3).fma(v, a3);
+            b0 = ((FloatVector) low.convertShape(VectorOperators.B2F, F, 0)).fma(v, b0);
+            b1 = ((FloatVector) low.convertShape(VectorOperators.B2F, F, 1)).fma(v, b1);
+            b2 = ((FloatVector) high.convertShape(VectorOperators.B2F, F, 0)).fma(v, b2);
+            b3 = ((FloatVector) high.convertShape(VectorOperators.B2F, F, 1)).fma(v, b3);
+            if ((k & (BLOCK - 1)) == 0) { // the block's last column
+                a0 = b0.fma(FloatVector.fromArray(F, d, s), a0);
+                a1 = b1.fma(FloatVector.fromArray(F, d, s + FL), a1);
+                a2 = b2.fma(FloatVector.fromArray(F, d, s + 2 * FL), a2);
+                a3 = b3.fma(FloatVector.fromArray(F, d, s + 3 * FL), a3);
+                b0 = FloatVector.zero(F);
+                b1 = b0;
+                b2 = b0;
+                b3 = b0;
+                s += GROUP_ROWS;
+            }
         }
         a0.intoArray(sums, at);
         a1.intoArray(sums, at + FL);
@@ -268,19 +270,20 @@ final class Iq4Products {
 
     /**
      * Four tokens (rows from indices x0..x3 of {@code x}) against one group: each column's values
-     * looked up and converted once for the four, the chains of {@link #oneGroup}; the sums into
-     * {@code sums} at {@code token * GROUP_ROWS + row}.
+     * looked up and converted once for the four, the chains of {@link #oneGroup}, a block's
+     * products added times its scales into the zeroed {@code sums} (at {@code token * GROUP_ROWS
+     * + row}) after its last column.
      */
     private static void fourTokens(MemorySegment w, long values, float[] d, int columns, float[] x, int x0, int x1,
                                    int x2, int x3, float[] sums) {
-        FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00;
-        FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-        FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
-        FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+        FloatVector b00 = FloatVector.zero(F), b01 = b00, b02 = b00, b03 = b00;
+        FloatVector b10 = b00, b11 = b00, b12 = b00, b13 = b00;
+        FloatVector b20 = b00, b21 = b00, b22 = b00, b23 = b00;
+        FloatVector b30 = b00, b31 = b00, b32 = b00, b33 = b00;
+        int s = 0;
         for (int k = 1; k <= columns; k++) {
             int column = k - 1;
             long o = values + column * (long) COLUMN_BYTES;
-            int s = column / BLOCK * GROUP_ROWS;
             FloatVector v0 = FloatVector.broadcast(F, x[x0 + column]);
             FloatVector v1 = FloatVector.broadcast(F, x[x1 + column]);
             FloatVector v2 = FloatVector.broadcast(F, x[x2 + column]);
@@ -288,42 +291,65 @@ final class Iq4Products {
             ByteVector packed = ByteVector.fromMemorySegment(HALF_COLUMN, w, o, NATIVE);
             ByteVector low = packed.and((byte) 0x0F).selectFrom(GRID);
             ByteVector high = packed.lanewise(VectorOperators.LSHR, 4).selectFrom(GRID);
-            FloatVector q = ((FloatVector) low.convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s));
-            a00 = q.fma(v0, a00);
-            a01 = q.fma(v1, a01);
-            a02 = q.fma(v2, a02);
-            a03 = q.fma(v3, a03);
-            q = ((FloatVector) low.convertShape(VectorOperators.B2F, F, 1)).mul(FloatVector.fromArray(F, d, s + FL));
-            a10 = q.fma(v0, a10);
-            a11 = q.fma(v1, a11);
-            a12 = q.fma(v2, a12);
-            a13 = q.fma(v3, a13);
-            q = ((FloatVector) high.convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s + 2 * FL));
-            a20 = q.fma(v0, a20);
-            a21 = q.fma(v1, a21);
-            a22 = q.fma(v2, a22);
-            a23 = q.fma(v3, a23);
-            q = ((FloatVector) high.convertShape(VectorOperators.B2F, F, 1)).mul(FloatVector.fromArray(F, d, s + 3 * FL));
-            a30 = q.fma(v0, a30);
-            a31 = q.fma(v1, a31);
-            a32 = q.fma(v2, a32);
-            a33 = q.fma(v3, a33);
+            FloatVector q = (FloatVector) low.convertShape(VectorOperators.B2F, F, 0);
+            b00 = q.fma(v0, b00);
+            b01 = q.fma(v1, b01);
+            b02 = q.fma(v2, b02);
+            b03 = q.fma(v3, b03);
+            q = (FloatVector) low.convertShape(VectorOperators.B2F, F, 1);
+            b10 = q.fma(v0, b10);
+            b11 = q.fma(v1, b11);
+            b12 = q.fma(v2, b12);
+            b13 = q.fma(v3, b13);
+            q = (FloatVector) high.convertShape(VectorOperators.B2F, F, 0);
+            b20 = q.fma(v0, b20);
+            b21 = q.fma(v1, b21);
+            b22 = q.fma(v2, b22);
+            b23 = q.fma(v3, b23);
+            q = (FloatVector) high.convertShape(VectorOperators.B2F, F, 1);
+            b30 = q.fma(v0, b30);
+            b31 = q.fma(v1, b31);
+            b32 = q.fma(v2, b32);
+            b33 = q.fma(v3, b33);
+            if ((k & (BLOCK - 1)) == 0) { // the block's last column: b times its scales into sums
+                FloatVector d0 = FloatVector.fromArray(F, d, s);
+                FloatVector d1 = FloatVector.fromArray(F, d, s + FL);
+                FloatVector d2 = FloatVector.fromArray(F, d, s + 2 * FL);
+                FloatVector d3 = FloatVector.fromArray(F, d, s + 3 * FL);
+                b00.fma(d0, FloatVector.fromArray(F, sums, 0)).intoArray(sums, 0);
+                b10.fma(d1, FloatVector.fromArray(F, sums, FL)).intoArray(sums, FL);
+                b20.fma(d2, FloatVector.fromArray(F, sums, 2 * FL)).intoArray(sums, 2 * FL);
+                b30.fma(d3, FloatVector.fromArray(F, sums, 3 * FL)).intoArray(sums, 3 * FL);
+                b01.fma(d0, FloatVector.fromArray(F, sums, GROUP_ROWS)).intoArray(sums, GROUP_ROWS);
+                b11.fma(d1, FloatVector.fromArray(F, sums, GROUP_ROWS + FL)).intoArray(sums, GROUP_ROWS + FL);
+                b21.fma(d2, FloatVector.fromArray(F, sums, GROUP_ROWS + 2 * FL)).intoArray(sums, GROUP_ROWS + 2 * FL);
+                b31.fma(d3, FloatVector.fromArray(F, sums, GROUP_ROWS + 3 * FL)).intoArray(sums, GROUP_ROWS + 3 * FL);
+                b02.fma(d0, FloatVector.fromArray(F, sums, 2 * GROUP_ROWS)).intoArray(sums, 2 * GROUP_ROWS);
+                b12.fma(d1, FloatVector.fromArray(F, sums, 2 * GROUP_ROWS + FL)).intoArray(sums, 2 * GROUP_ROWS + FL);
+                b22.fma(d2, FloatVector.fromArray(F, sums, 2 * GROUP_ROWS + 2 * FL)).intoArray(sums, 2 * GROUP_ROWS + 2 * FL);
+                b32.fma(d3, FloatVector.fromArray(F, sums, 2 * GROUP_ROWS + 3 * FL)).intoArray(sums, 2 * GROUP_ROWS + 3 * FL);
+                b03.fma(d0, FloatVector.fromArray(F, sums, 3 * GROUP_ROWS)).intoArray(sums, 3 * GROUP_ROWS);
+                b13.fma(d1, FloatVector.fromArray(F, sums, 3 * GROUP_ROWS + FL)).intoArray(sums, 3 * GROUP_ROWS + FL);
+                b23.fma(d2, FloatVector.fromArray(F, sums, 3 * GROUP_ROWS + 2 * FL)).intoArray(sums, 3 * GROUP_ROWS + 2 * FL);
+                b33.fma(d3, FloatVector.fromArray(F, sums, 3 * GROUP_ROWS + 3 * FL)).intoArray(sums, 3 * GROUP_ROWS + 3 * FL);
+                b00 = FloatVector.zero(F);
+                b01 = b00;
+                b02 = b00;
+                b03 = b00;
+                b10 = b00;
+                b11 = b00;
+                b12 = b00;
+                b13 = b00;
+                b20 = b00;
+                b21 = b00;
+                b22 = b00;
+                b23 = b00;
+                b30 = b00;
+                b31 = b00;
+                b32 = b00;
+                b33 = b00;
+                s += GROUP_ROWS;
+            }
         }
-        a00.intoArray(sums, 0);
-        a10.intoArray(sums, FL);
-        a20.intoArray(sums, 2 * FL);
-        a30.intoArray(sums, 3 * FL);
-        a01.intoArray(sums, GROUP_ROWS);
-        a11.intoArray(sums, GROUP_ROWS + FL);
-        a21.intoArray(sums, GROUP_ROWS + 2 * FL);
-        a31.intoArray(sums, GROUP_ROWS + 3 * FL);
-        a02.intoArray(sums, 2 * GROUP_ROWS);
-        a12.intoArray(sums, 2 * GROUP_ROWS + FL);
-        a22.intoArray(sums, 2 * GROUP_ROWS + 2 * FL);
-        a32.intoArray(sums, 2 * GROUP_ROWS + 3 * FL);
-        a03.intoArray(sums, 3 * GROUP_ROWS);
-        a13.intoArray(sums, 3 * GROUP_ROWS + FL);
-        a23.intoArray(sums, 3 * GROUP_ROWS + 2 * FL);
-        a33.intoArray(sums, 3 * GROUP_ROWS + 3 * FL);
     }
 }

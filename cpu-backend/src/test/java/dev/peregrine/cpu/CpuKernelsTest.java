@@ -185,18 +185,8 @@ class CpuKernelsTest {
                 assertThat(w.type()).isEqualTo(DType.Q8_0);
                 assertThat(w.columnMajor()).isTrue();
                 assertThat(w.rowGroup()).isEqualTo(g);
-                int n = columns;
-                assertColumnProductsEqualTheirDefinition(kernels, backend, w, (o, x, at) -> {
-                    float acc = 0;
-                    for (int b = 0; b < n / 32; b++) {
-                        float s = 0;
-                        for (int c = b * 32; c < (b + 1) * 32; c++) {
-                            s = Math.fma(values[o * n + c], x[at + c], s);
-                        }
-                        acc = Math.fma(s, scales[o * (n / 32) + b], acc);
-                    }
-                    return acc;
-                }, new int[] {1, 2, 4, 5, 8, 9, 11, 13, 17, 51, 60});
+                assertColumnProductsEqualTheirDefinition(kernels, backend, w, blockSums(values, scales, columns),
+                        new int[] {1, 2, 4, 5, 8, 9, 11, 13, 17, 51, 60});
                 MemorySegment row = arena.allocate(4L * columns);
                 kernels.embedRow(w, outputs - 1, row, 0, new ThreadScratch());
                 assertThat(row.toArray(ValueLayout.JAVA_FLOAT))
@@ -227,6 +217,49 @@ class CpuKernelsTest {
     /** A column-major product's definition: output row {@code o} for the token whose values start at {@code x[at]}. */
     private interface ColumnDefinition {
         float product(int o, float[] x, int at);
+    }
+
+    /**
+     * The products of the formats with a scale per block of 32 columns (Q8_0, Q5_0, IQ4_NL,
+     * IQ4_XS): per block s = fma(q, x, s) over its columns in order from 0, then acc = fma(s, d,
+     * acc), block after block; {@code values} the stored values q (rows of {@code columns}),
+     * {@code scales} the blocks' d (rows of columns / 32).
+     */
+    private static ColumnDefinition blockSums(float[] values, float[] scales, int columns) {
+        int blocks = columns / 32;
+        return (o, x, at) -> {
+            float acc = 0;
+            for (int b = 0; b < blocks; b++) {
+                float s = 0;
+                for (int c = b * 32; c < (b + 1) * 32; c++) {
+                    s = Math.fma(values[o * columns + c], x[at + c], s);
+                }
+                acc = Math.fma(s, scales[o * blocks + b], acc);
+            }
+            return acc;
+        };
+    }
+
+    /**
+     * The scale of each block of 32 values of an IQ4_NL or IQ4_XS matrix, read from the file's
+     * blocks: IQ4_NL's d; IQ4_XS's d * (s - 32), s the sub-block's 6 bits (4 in scales_l, 2 in
+     * scales_h).
+     */
+    private static float[] iq4Scales(MemorySegment data, DType type, int columns, int rows) {
+        float[] scales = new float[rows * columns / 32];
+        for (int i = 0; i < scales.length; i++) {
+            if (type == DType.IQ4_NL) {
+                scales[i] = Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, 18L * i));
+            } else {
+                long superBlock = 136L * (i / 8);
+                int sub = i % 8;
+                float d = Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, superBlock));
+                int high = data.get(ValueLayout.JAVA_SHORT_UNALIGNED, superBlock + 2) >> 2 * sub & 3;
+                int low = data.get(ValueLayout.JAVA_BYTE, superBlock + 4 + sub / 2) >> 4 * (sub % 2) & 0xF;
+                scales[i] = d * ((low | high << 4) - 32);
+            }
+        }
+        return scales;
     }
 
     private void assertColumnProductsEqualTheirDefinition(VectorKernels kernels, CpuBackend backend, CpuWeight w,
@@ -272,9 +305,11 @@ class CpuKernelsTest {
     /**
      * Column-major F16 and BF16 products ({@link HalfProducts}) and IQ4_NL and IQ4_XS products
      * ({@link Iq4Products}) against their definition, computed independently one row and token at a
-     * time: acc = fma(w, x, acc) over the row's columns in order, in floats, w the dequantised
-     * weight, so the kernels' results must equal it bit for bit, whatever the token count (F16 and
-     * BF16: passes of 8 over half a group, a last pass of up to 4; IQ4: passes of 4; short passes),
+     * time: F16 and BF16 acc = fma(w, x, acc) over the row's columns in order, in floats, w the
+     * dequantised weight; IQ4 a block's sums before its scale, as Q8_0's ({@link #blockSums}), with
+     * the grid values and scales read from the file's blocks; so the kernels' results must equal
+     * it bit for bit, whatever the token count (F16 and BF16: passes of 8 over half a group, IQ4
+     * passes of 6, a last pass of up to 4; short passes),
      * however the rows are split (ranges that start or end inside a group, several groups a call)
      * and across the column chunks F16's passes stream in turn (2,051 columns); rows outside a range
      * keep what was there. F16 and BF16: row 1 holds halves at the ends of the conversion.
@@ -301,7 +336,19 @@ class CpuKernelsTest {
                 assertThat(w.type()).isEqualTo(type);
                 assertThat(w.columnMajor()).isTrue();
                 assertThat(w.rowGroup()).isEqualTo(g);
-                assertColumnProductsEqualTheirDefinition(kernels, backend, w, weights, new int[] {1, 2, 3, 4, 5, 8, 9, 12, 13, 17});
+                int[] tokenCounts = {1, 2, 3, 4, 5, 8, 9, 12, 13, 17};
+                if (type.isQuantized()) {
+                    float[] scales = iq4Scales(t.data(), type, columns, outputs);
+                    float[] values = new float[weights.length];
+                    for (int i = 0; i < values.length; i++) {
+                        float d = scales[i / 32];
+                        values[i] = d == 0 ? 0 : weights[i] / d; // exact: the weight is d times a grid value
+                    }
+                    assertColumnProductsEqualTheirDefinition(kernels, backend, w, blockSums(values, scales, columns),
+                            tokenCounts);
+                } else {
+                    assertColumnProductsEqualTheirDefinition(kernels, backend, w, weights, tokenCounts);
+                }
                 MemorySegment row = arena.allocate(4L * columns);
                 kernels.embedRow(w, 1, row, 0, new ThreadScratch());
                 assertThat(row.toArray(ValueLayout.JAVA_FLOAT)).isEqualTo(Arrays.copyOfRange(weights, columns, 2 * columns));
