@@ -61,7 +61,9 @@ final class HalfProducts {
     /**
      * Writes group {@code group} of the column-major copy {@code to} of the F16 or BF16 rows
      * {@code from} (the file's layout, {@code rowBytes} a row); {@code to} starts zeroed, so padding
-     * rows are zeros. Row by row, 64 columns at a time, so that the columns written stay in L1.
+     * rows are zeros. A tile of 64 columns at a time: each row's part copied in bulk into a heap
+     * array, transposed there, and the tile's columns (contiguous in the copy) written in bulk
+     * (per value through the segments, llama3.2-1b F16 loaded in 10.8 s, the copy half of it).
      *
      * @throws ModelFormatException if an F16 value is infinite or NaN: the kernels convert finite
      *     halves only (such a weight would make every product it enters infinite or NaN anyway, and
@@ -72,22 +74,27 @@ final class HalfProducts {
         boolean f16 = type == DType.F16;
         long values = 2L * group * columns * GROUP_ROWS;
         int tile = 64;
+        int groupRows = Math.min(GROUP_ROWS, rows - group * GROUP_ROWS);
+        short[] rowTile = new short[GROUP_ROWS * tile];
+        short[] columnTile = new short[tile * GROUP_ROWS];
         for (int c0 = 0; c0 < columns; c0 += tile) {
-            int c1 = Math.min(columns, c0 + tile);
-            for (int j = 0; j < GROUP_ROWS; j++) {
-                int row = group * GROUP_ROWS + j;
-                if (row >= rows) {
-                    break;
-                }
-                for (int c = c0; c < c1; c++) {
-                    short half = from.get(LE_SHORT, row * rowBytes + 2L * c);
+            int count = Math.min(tile, columns - c0);
+            for (int j = 0; j < groupRows; j++) {
+                long row = (long) group * GROUP_ROWS + j;
+                MemorySegment.copy(from, LE_SHORT, row * rowBytes + 2L * c0, rowTile, j * tile, count);
+            }
+            for (int j = 0; j < groupRows; j++) {
+                for (int c = 0; c < count; c++) {
+                    short half = rowTile[j * tile + c];
                     if (f16 && (half & 0x7C00) == 0x7C00) {
-                        throw new ModelFormatException(tensor + ": the F16 value at row " + row + ", column " + c
-                                + " is " + ((half & 0x3FF) == 0 ? "infinite" : "NaN"));
+                        throw new ModelFormatException(tensor + ": the F16 value at row " + (group * GROUP_ROWS + j)
+                                + ", column " + (c0 + c) + " is " + ((half & 0x3FF) == 0 ? "infinite" : "NaN"));
                     }
-                    to.set(LE_SHORT, values + 2L * ((long) c * GROUP_ROWS + j), half);
+                    columnTile[c * GROUP_ROWS + j] = half;
                 }
             }
+            // Padding rows stay zero: their places in the tile are never written.
+            MemorySegment.copy(columnTile, 0, to, LE_SHORT, values + 2L * c0 * GROUP_ROWS, count * GROUP_ROWS);
         }
     }
 
