@@ -189,6 +189,7 @@ final class CpuBackend implements Backend {
                 }
             }
         });
+        HostMemory.release(data);
         return copy;
     }
 
@@ -214,6 +215,7 @@ final class CpuBackend implements Backend {
                 }
             }
         });
+        HostMemory.release(data);
         return copy;
     }
 
@@ -228,6 +230,7 @@ final class CpuBackend implements Backend {
             long to = Math.min(data.byteSize(), end * piece);
             MemorySegment.copy(data, from, copy, from, to - from);
         });
+        HostMemory.release(data);
         return copy;
     }
 

@@ -28,6 +28,7 @@ final class HostMemory {
     private static final int MAP_PRIVATE_ANONYMOUS = 0x02 | 0x20;
     private static final int MADV_HUGEPAGE = 14;
     private static final int MADV_POPULATE_READ = 22;
+    private static final int MADV_DONTNEED = 4;
     private static final long PAGE = 4096;
 
     private static final MethodHandle MMAP;
@@ -80,6 +81,29 @@ final class HostMemory {
             int ignored = (int) MADVISE.invokeExact(MemorySegment.ofAddress(start), length, MADV_POPULATE_READ);
         } catch (Throwable e) {
             LOG.debug("madvise(MADV_POPULATE_READ) failed", e);
+        }
+    }
+
+    /**
+     * Drops this process's pages of {@code region}, part of a file mapping whose contents have been
+     * copied, so that the model is not counted twice in the process's resident memory (the file's
+     * pages stay in the page cache, and a later read maps them again, so this is safe even for
+     * pages a neighbouring tensor shares). Only the whole pages inside the region; only file
+     * mappings (on anonymous memory the same call would discard the contents); a hint, else nothing.
+     */
+    static void release(MemorySegment region) {
+        if (MADVISE == null || !region.isMapped() || region.byteSize() < MAPPED_FROM_BYTES) {
+            return;
+        }
+        long start = (region.address() + PAGE - 1) / PAGE * PAGE;
+        long end = (region.address() + region.byteSize()) / PAGE * PAGE;
+        if (end <= start) {
+            return;
+        }
+        try {
+            int ignored = (int) MADVISE.invokeExact(MemorySegment.ofAddress(start), end - start, MADV_DONTNEED);
+        } catch (Throwable e) {
+            LOG.debug("madvise(MADV_DONTNEED) failed", e);
         }
     }
 
