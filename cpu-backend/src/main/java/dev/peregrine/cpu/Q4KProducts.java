@@ -124,61 +124,93 @@ final class Q4KProducts {
                           MemorySegment to, int group) {
         int blocks = columns / BLOCK;
         int stride = columnBytes(type);
-        long cols = columnsAt(type, group, 0, blocks);
-        for (int lane = 0; lane < GROUP_ROWS; lane++) {
-            int row = group * GROUP_ROWS + lane;
-            if (row >= rows) {
-                break;
-            }
-            int nibbleShift = lane < HALF_GROUP ? 0 : 4;
-            for (int b = 0; b < blocks; b++) {
-                long header = headerAt(type, rows, group, b / 8, blocks);
+        int groupRows = Math.min(GROUP_ROWS, rows - group * GROUP_ROWS);
+        // A chunk (a super-block, or 8 blocks) at a time: each row's part of the file copied in
+        // bulk to the heap and its values spread over the chunk's columns there, which are then
+        // written in bulk (value by value through the segments, loading a Q4_K_M llama3.2-1b
+        // spent a third of its time here).
+        int chunkBlocks = 8;
+        int fileChunkBytes = perBlock(type) ? chunkBlocks * type.blockBytes() : type.blockBytes();
+        byte[] rowPart = new byte[fileChunkBytes];
+        MemorySegment rowSegment = MemorySegment.ofArray(rowPart);
+        byte[] chunkColumns = new byte[chunkBlocks * BLOCK * stride];
+        for (int c = 0; c < chunks(blocks); c++) {
+            int chunkValues = Math.min(chunkBlocks, blocks - chunkBlocks * c) * BLOCK;
+            java.util.Arrays.fill(chunkColumns, (byte) 0);
+            long header = headerAt(type, rows, group, c, blocks);
+            for (int lane = 0; lane < groupRows; lane++) {
+                int row = group * GROUP_ROWS + lane;
+                long fileAt = row * rowBytes + (long) c * fileChunkBytes;
+                MemorySegment.copy(from, fileAt, rowSegment, 0,
+                        perBlock(type) ? (long) chunkValues / BLOCK * type.blockBytes() : fileChunkBytes);
                 if (perBlock(type)) {
-                    long fileAt = row * rowBytes + (long) b * type.blockBytes();
-                    long at = header + (long) (b % 8) * BLOCK_HEADER_BYTES;
-                    to.set(SHORT, at + 2L * lane, finiteScale(tensor, type.toString(), "scale", from, fileAt, row, b));
-                    to.set(SHORT, at + 2L * (GROUP_ROWS + lane),
-                            finiteScale(tensor, type.toString(), "minimum", from, fileAt + 2, row, b));
-                } else if (b % 8 == 0) {
-                    copyScales(type, tensor, from, row * rowBytes + (long) (b / 8) * type.blockBytes(), row, b / 8, to,
-                            header, lane);
+                    for (int k = 0; k < chunkValues / BLOCK; k++) {
+                        int b = chunkBlocks * c + k;
+                        long at = header + (long) k * BLOCK_HEADER_BYTES;
+                        long blockAt = (long) k * type.blockBytes();
+                        to.set(SHORT, at + 2L * lane,
+                                finiteScale(tensor, type.toString(), "scale", rowSegment, blockAt, row, b));
+                        to.set(SHORT, at + 2L * (GROUP_ROWS + lane),
+                                finiteScale(tensor, type.toString(), "minimum", rowSegment, blockAt + 2, row, b));
+                    }
+                } else {
+                    copyScales(type, tensor, rowSegment, 0, row, c, to, header, lane);
                 }
-                for (int l = 0; l < BLOCK; l++) {
-                    int i = b * BLOCK + l;
-                    long column = cols + (long) i * stride;
-                    long nibble = column + lane % HALF_GROUP;
-                    int q = storedValue(type, from, row * rowBytes, i);
-                    to.set(ValueLayout.JAVA_BYTE, nibble, (byte) (to.get(ValueLayout.JAVA_BYTE, nibble) | (q & 0x0F) << nibbleShift));
-                    if (q >= 16) {
-                        long bits = column + COLUMN_BYTES + lane / 8;
-                        to.set(ValueLayout.JAVA_BYTE, bits, (byte) (to.get(ValueLayout.JAVA_BYTE, bits) | 1 << lane % 8));
+                int nibbleShift = lane < HALF_GROUP ? 0 : 4;
+                int nibbleAt = lane % HALF_GROUP;
+                if (type == DType.Q4_K) {
+                    // Byte l of run r holds values 64 r + l (low nibble) and 64 r + 32 + l (high).
+                    for (int r = 0; r < 4; r++) {
+                        for (int l = 0; l < BLOCK; l++) {
+                            int nibbles = rowPart[16 + 32 * r + l];
+                            int i = 64 * r + l;
+                            chunkColumns[i * stride + nibbleAt] |= (byte) ((nibbles & 0x0F) << nibbleShift);
+                            chunkColumns[(i + BLOCK) * stride + nibbleAt] |= (byte) ((nibbles >>> 4 & 0x0F) << nibbleShift);
+                        }
+                    }
+                } else {
+                    for (int i = 0; i < chunkValues; i++) {
+                        int q = storedValue(type, rowPart, i);
+                        chunkColumns[i * stride + nibbleAt] |= (byte) ((q & 0x0F) << nibbleShift);
+                        if (q >= 16) {
+                            chunkColumns[i * stride + COLUMN_BYTES + lane / 8] |= (byte) (1 << lane % 8);
+                        }
                     }
                 }
             }
+            // Padding rows stay zero: their bits in the chunk are never set.
+            MemorySegment.copy(chunkColumns, 0, to, ValueLayout.JAVA_BYTE, columnsAt(type, group, c, blocks),
+                    chunkValues * stride);
         }
     }
 
     /**
-     * Stored value {@code i} (0-15, or 0-31 with a fifth bit) of the file's row at {@code rowAt}:
+     * Stored value {@code i} (0-15, or 0-31 with a fifth bit) of a row's chunk of the file, {@code
+     * part} (one K-quant super-block, or up to 8 blocks of Q4_1 or Q5_1):
      * K-quants' super-blocks hold d, dmin, 12 bytes of scales and mins, (Q5_K: 32 bytes of fifth
      * bits, bit j of byte l for value 32 j + l) and 128 bytes of nibbles, sub-blocks 2r and 2r + 1
      * the low and high nibbles of run r's 32 bytes; Q4_1's blocks d, m and 16 bytes of nibbles
      * (values l and l + 16 in byte l), Q5_1's d, m, 32 fifth bits and the nibbles.
      */
-    private static int storedValue(DType type, MemorySegment from, long rowAt, int i) {
+    private static int storedValue(DType type, byte[] part, int i) {
         if (perBlock(type)) {
-            long at = rowAt + (long) (i / BLOCK) * type.blockBytes();
+            int at = i / BLOCK * type.blockBytes();
             int l = i % BLOCK;
             boolean five = type == DType.Q5_1;
-            int q = IntegerProducts.nibble(from, at + (five ? 8 : 4), l);
-            return five ? q | (from.get(LE_INT, at + 4) >>> l & 1) << 4 : q;
+            int nibbles = part[at + (five ? 8 : 4) + (l & 15)] & 0xFF;
+            int q = l < 16 ? nibbles & 0x0F : nibbles >>> 4;
+            if (!five) {
+                return q;
+            }
+            int fifths = part[at + 4] & 0xFF | (part[at + 5] & 0xFF) << 8 | (part[at + 6] & 0xFF) << 16
+                    | (part[at + 7] & 0xFF) << 24;
+            return q | (fifths >>> l & 1) << 4;
         }
-        long at = rowAt + (long) (i / SUPER_BLOCK) * type.blockBytes();
-        int j = i % SUPER_BLOCK / BLOCK;
+        int j = i / BLOCK;
         int l = i % BLOCK;
         boolean five = type == DType.Q5_K;
-        int q = from.get(ValueLayout.JAVA_BYTE, at + (five ? 48 : 16) + 32L * (j / 2) + l) >>> 4 * (j % 2) & 0x0F;
-        return five ? q | (from.get(ValueLayout.JAVA_BYTE, at + 16 + l) >>> j & 1) << 4 : q;
+        int q = part[(five ? 48 : 16) + 32 * (j / 2) + l] >>> 4 * (j % 2) & 0x0F;
+        return five ? q | (part[16 + l] >>> j & 1) << 4 : q;
     }
 
     /** A row's d, dmin, 8 scales and 8 mins of one super-block into lane {@code lane} of its copy's header at {@code at}. */
