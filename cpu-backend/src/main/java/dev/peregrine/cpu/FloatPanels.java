@@ -28,7 +28,7 @@ final class FloatPanels {
     /** Tokens a pass of {@link #blockPasses}. */
     static final int BLOCK_PASS_TOKENS = 6;
     /** Columns of a block of stored values that share a scale ({@link #blockPasses}). */
-    private static final int BLOCK = 32;
+    private static final int BLOCK = IntegerProducts.BLOCK;
 
     private FloatPanels() {
     }
