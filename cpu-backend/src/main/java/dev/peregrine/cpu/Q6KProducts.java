@@ -233,13 +233,11 @@ final class Q6KProducts {
      * {@code column} on) against one token: each sub-block j's exact 32-bit sums into
      * {@code sums[4 * j * GROUP_ROWS ..]}, as fourTokens makes them. The float step is
      * accumulate's: in this method, its FMAs stayed calls to their allocating fallbacks in some
-     * 256-bit JVMs. The activations come from the heap copy ({@code quantisedValues}): read from
-     * the segment, each read also checked its session, and decode streamed 10-11 GB/s on one core
-     * against 12-14 (KernelBench; llama3.2-1b Q4_K_M decode 22-27 -> 26-30 tok/s).
+     * 256-bit JVMs.
      */
     private static void oneToken(MemorySegment w, long pairs, long column, MatmulInput input, int token, int[] sums) {
-        short[] xq = input.quantisedValues;
-        int xb = token * input.columns + (int) column;
+        MemorySegment xq = input.quantised;
+        long xb = 2L * token * input.columns + 2 * column;
         for (int j = 0; j < 16; j++) {
             IntVector i0 = IntVector.zero(I), i1 = i0, i2 = i0, i3 = i0;
             for (int half = 0; half < 2; half++) {
@@ -247,7 +245,7 @@ final class Q6KProducts {
                 // A pair of columns a pass (offsets linear in the counter, see HalfProducts.oneGroup): the
                 // first's top bits are bits 0-3 of the shared byte, the second's bits 4-7.
                 long run = pairs + (long) (8 * j + 4 * half) * PAIR_BYTES;
-                int xRun = xb + 16 * j + 8 * half;
+                long xRun = xb + 2L * (16 * j + 8 * half);
                 for (int p = 0; p < 4; p++) {
                     long pair = run + (long) p * PAIR_BYTES;
                     ShortVector n0 = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair, NATIVE)
@@ -256,8 +254,8 @@ final class Q6KProducts {
                             .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
                     ShortVector tops = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair + 2 * COLUMN_BYTES, NATIVE)
                             .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
-                    short v0 = xq[xRun + 2 * p];
-                    short v1 = xq[xRun + 2 * p + 1];
+                    short v0 = xq.get(SHORT, xRun + 4L * p);
+                    short v1 = xq.get(SHORT, xRun + 4L * p + 2);
                     // The loop-carried vectors as arguments, not receivers (see ARCHITECTURE.md).
                     low = n0.and((short) 0x0F).or(tops.lanewise(VectorOperators.LSHL, 4).and((short) 0x30))
                             .sub((short) 32).mul(v0).add(low);
