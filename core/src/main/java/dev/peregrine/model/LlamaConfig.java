@@ -47,6 +47,7 @@ public record LlamaConfig(
         float slidingRopeTheta) {
 
     public LlamaConfig {
+        check(layers <= MAX_LAYERS, "at most " + MAX_LAYERS + " layers, got " + layers);
         check(dim > 0 && layers > 0 && heads > 0 && kvHeads > 0 && headDim > 0 && ffnDim > 0
                 && vocabularySize > 0 && contextLength > 0, "sizes must be positive: " + this);
         check(heads % kvHeads == 0, "head count " + heads + " is not a multiple of the KV head count " + kvHeads);
@@ -145,6 +146,13 @@ public record LlamaConfig(
         };
     }
 
+    /**
+     * Most layers a model may state: llama.cpp's LLAMA_MAX_LAYERS. The files' counts are checked
+     * against it before any per-layer table is sized by them (a corrupted count of 2^31 - 1 ran
+     * the JVM out of memory).
+     */
+    public static final int MAX_LAYERS = 512;
+
     /** The GGUF general.architecture values this graph runs. */
     public static final List<String> GGUF_ARCHITECTURES = Family.ggufArchitectures();
 
@@ -160,6 +168,9 @@ public record LlamaConfig(
         int dim = m.getInt(k + "embedding_length");
         int heads = m.getInt(k + "attention.head_count");
         int layers = m.getInt(k + "block_count");
+        if (layers < 1 || layers > MAX_LAYERS) {
+            throw new ModelFormatException(file, -1, k + "block_count is " + layers + "; it must be 1 to " + MAX_LAYERS);
+        }
         Optional<Integer> keyLength = m.optInt(k + "attention.key_length");
         if (heads <= 0 || dim <= 0 || (keyLength.isEmpty() && dim % heads != 0)) {
             throw new ModelFormatException(file, -1, k + "embedding_length " + dim
@@ -303,6 +314,9 @@ public record LlamaConfig(
         int dim = c.getInt("hidden_size");
         int heads = c.getInt("num_attention_heads");
         int layers = c.getInt("num_hidden_layers");
+        if (layers < 1 || layers > MAX_LAYERS) {
+            throw c.error("num_hidden_layers", "is " + layers + "; it must be 1 to " + MAX_LAYERS);
+        }
         if (heads <= 0 || (!c.has("head_dim") && dim % heads != 0)) {
             throw c.error("num_attention_heads", heads + " does not divide hidden_size " + dim + " (and there is no head_dim)");
         }

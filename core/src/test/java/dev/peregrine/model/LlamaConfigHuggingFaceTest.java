@@ -107,6 +107,14 @@ class LlamaConfigHuggingFaceTest {
     }
 
     @Test
+    void layerCountsBeyondLlamaCppsLimitAreRefused() throws IOException {
+        for (String count : new String[] {"0", "513", "2147483647"}) {
+            assertThat(rejected(LLAMA_3_2.replace("\"num_hidden_layers\": 16", "\"num_hidden_layers\": " + count)))
+                    .as(count).hasMessageContaining("\"num_hidden_layers\"").hasMessageContaining("it must be 1 to 512");
+        }
+    }
+
+    @Test
     void mistypedKeysAreNamed() throws IOException {
         assertThat(rejected(LLAMA_3_2.replace("\"hidden_size\": 2048", "\"hidden_size\": \"2048\"")))
                 .hasMessageContaining("\"hidden_size\" must be an integer");
