@@ -144,11 +144,18 @@ final class BenchCommand {
             // Bytes per token of each repetition: the median is the steady state, as for the
             // speed; the maximum shows a repetition that ran while the JIT recompiled a kernel
             // (a deoptimised method allocates every vector until it is compiled again).
+            // Counted from the first generated token on, so that the prompt's prefill (which may
+            // grow buffers for a chunk larger than any before) is not charged to decoding.
             double[] allocated = new double[reps];
+            long[] peregrineThreads = peregrineThreadIds();
             for (int r = 0; r < reps; r++) {
-                long before = peregrineThreadsAllocatedBytes();
-                Completion c = model.generator().generate(randomPrompt(model, random, decodePrompt), decodeConfig, t -> { });
-                allocated[r] = (double) (peregrineThreadsAllocatedBytes() - before) / Math.max(1, c.outputTokens().length);
+                long[] atFirstToken = {-1};
+                Completion c = model.generator().generate(randomPrompt(model, random, decodePrompt), decodeConfig, t -> {
+                    if (atFirstToken[0] < 0) {
+                        atFirstToken[0] = allocatedBytes(peregrineThreads);
+                    }
+                });
+                allocated[r] = (double) (allocatedBytes(peregrineThreads) - atFirstToken[0]) / Math.max(1, c.outputTokens().length - 1);
                 decode[r] = c.timings().generationTokensPerSecond();
             }
             long allocatedPerToken = Math.round(median(allocated));
@@ -516,6 +523,22 @@ final class BenchCommand {
 
     private static long processedTokens(Completion c) {
         return c.promptTokens().length + c.outputTokens().length;
+    }
+
+    /** Ids of the threads Peregrine has started (named peregrine-*). */
+    private static long[] peregrineThreadIds() {
+        return Thread.getAllStackTraces().keySet().stream().filter(t -> t.getName().startsWith("peregrine-"))
+                .mapToLong(Thread::threadId).toArray();
+    }
+
+    /** Bytes allocated so far by these threads (a small array; no stack traces, unlike listing the threads). */
+    private static long allocatedBytes(long[] threads) {
+        var bean = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+        long total = 0;
+        for (long bytes : bean.getThreadAllocatedBytes(threads)) {
+            total += Math.max(0, bytes); // -1 for a thread that has ended
+        }
+        return total;
     }
 
     private static long peregrineThreadsAllocatedBytes() {
