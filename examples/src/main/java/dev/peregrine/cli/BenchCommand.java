@@ -155,7 +155,8 @@ final class BenchCommand {
                         atFirstToken[0] = allocatedBytes(peregrineThreads);
                     }
                 });
-                allocated[r] = (double) (allocatedBytes(peregrineThreads) - atFirstToken[0]) / Math.max(1, c.outputTokens().length - 1);
+                long fromFirstToken = atFirstToken[0] < 0 ? 0 : allocatedBytes(peregrineThreads) - atFirstToken[0];
+                allocated[r] = (double) fromFirstToken / Math.max(1, c.outputTokens().length - 1);
                 decode[r] = c.timings().generationTokensPerSecond();
             }
             long allocatedPerToken = Math.round(median(allocated));
