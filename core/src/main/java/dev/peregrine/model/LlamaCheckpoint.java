@@ -66,6 +66,7 @@ public record LlamaCheckpoint(Path path, LlamaConfig config, TensorSource tensor
                     + " rows but the tokenizer has " + tokenizer.vocabularySize() + " tokens");
         }
         LlamaConfig config = LlamaConfig.fromGguf(path, file.metadata(), vocab);
+        checkNoTensorsPastLastLayer(path, file, config.layers());
         String template = file.metadata().optString("tokenizer.chat_template").orElse(null);
         TensorSource tensors = file;
         if (config.family().fusedProjections()) {
@@ -75,6 +76,26 @@ public record LlamaCheckpoint(Path path, LlamaConfig config, TensorSource tensor
             tensors = new RotateHalfTensors(tensors, config.headDim(), arena);
         }
         return new LlamaCheckpoint(path, config, tensors, tokenizer, template);
+    }
+
+    /**
+     * Refuses a file with tensors of a layer past its block count: a count too small (a corrupted or
+     * edited header) would otherwise run a model cut short, as llama.cpp refuses a file whose tensor
+     * count differs from what its layers use.
+     */
+    private static void checkNoTensorsPastLastLayer(Path path, GgufFile file, int layers) {
+        for (var info : file.tensorInfos()) {
+            String name = info.name();
+            if (name.startsWith("blk.")) {
+                int dot = name.indexOf('.', 4);
+                String index = dot < 0 ? "" : name.substring(4, dot);
+                if (!index.isEmpty() && index.chars().allMatch(Character::isDigit)
+                        && (index.length() > 9 || Integer.parseInt(index) >= layers)) {
+                    throw new ModelFormatException(path, -1, "tensor '" + name + "' belongs to a layer past the "
+                            + layers + " that the header's block_count states");
+                }
+            }
+        }
     }
 
     private static LlamaCheckpoint openHuggingFace(Path dir, Arena arena) {
