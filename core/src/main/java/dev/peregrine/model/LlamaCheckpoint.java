@@ -80,8 +80,8 @@ public record LlamaCheckpoint(Path path, LlamaConfig config, TensorSource tensor
 
     /**
      * Refuses a file with tensors of a layer past its block count: a count too small (a corrupted or
-     * edited header) would otherwise run a model cut short, as llama.cpp refuses a file whose tensor
-     * count differs from what its layers use.
+     * edited header) would otherwise run a model cut short. llama.cpp refuses such a file too (its
+     * tensor count differs from what the stated layers use).
      */
     private static void checkNoTensorsPastLastLayer(Path path, GgufFile file, int layers) {
         for (var info : file.tensorInfos()) {
