@@ -542,15 +542,9 @@ final class BenchCommand {
         return total;
     }
 
+    /** Bytes allocated so far by the threads Peregrine has started at this moment. */
     private static long peregrineThreadsAllocatedBytes() {
-        var bean = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
-        long total = 0;
-        for (Thread t : Thread.getAllStackTraces().keySet()) {
-            if (t.getName().startsWith("peregrine-")) {
-                total += bean.getThreadAllocatedBytes(t.threadId());
-            }
-        }
-        return total;
+        return allocatedBytes(peregrineThreadIds());
     }
 
     private static int[] randomPrompt(Model model, Random random, int length) {
