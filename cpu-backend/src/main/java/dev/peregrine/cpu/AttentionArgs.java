@@ -30,7 +30,7 @@ final class AttentionArgs {
      * Index (in values, not bytes) of element {@code element} (kvHead * headDim + i) of the key at
      * {@code slot}. The CPU backend keeps keys block-transposed: a KV block of {@code blockSize}
      * slots holds, element after element, that element of its slots side by side, so that one
-     * vector load takes one element of consecutive positions (see VectorKernels.attention).
+     * vector load takes one element of consecutive positions (see VectorAttention.attention).
      * Values stay a row per slot.
      */
     static long keyIndex(int slot, int element, int blockSize, int width) {

@@ -443,7 +443,7 @@ final class CpuBackend implements Backend {
             work += (long) attended * heads * headDim * 2;
         }
         // Slices of whole query groups when there are enough of them to keep every thread busy,
-        // so that a group's heads run together (VectorKernels.attention reads each chunk of keys
+        // so that a group's heads run together (VectorAttention.attention reads each chunk of keys
         // and values once per run); else one contiguous range of heads per thread, which cuts
         // fewest groups (smollm2 decoding one sequence: 9 heads in 3 groups for 2 threads, 5 and
         // 4 heads; as single heads, each thread read the keys and values of 4 runs instead of 2).

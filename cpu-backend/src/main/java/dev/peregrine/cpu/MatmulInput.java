@@ -21,7 +21,7 @@ final class MatmulInput implements AutoCloseable {
     MemorySegment floats = MemorySegment.NULL;
     /**
      * More tokens' activations for the tile kernel, rows zero-padded likewise: a heap array, which
-     * the tile kernel indexes with ints (see VectorKernels.tile4x4), and a segment view of it.
+     * the tile kernel indexes with ints (see TileProducts.tile4x4), and a segment view of it.
      */
     float[] rows = new float[0];
     MemorySegment rowsView = MemorySegment.ofArray(rows);

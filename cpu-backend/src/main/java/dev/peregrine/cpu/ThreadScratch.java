@@ -6,7 +6,7 @@ import java.lang.foreign.MemorySegment;
 /**
  * Scratch buffers owned by one worker thread. They grow on demand (during warm-up, or when a longer
  * context or a bigger matrix comes along) and are then reused, so steady-state steps allocate nothing.
- * The matrix-matrix panel is a heap array (see VectorKernels.matrixMatrix for why).
+ * The matrix-matrix panel is a heap array (see TileProducts.matrixMatrix for why).
  */
 final class ThreadScratch implements AutoCloseable {
     private Arena decodedKvArena = Arena.ofShared();
@@ -22,10 +22,10 @@ final class ThreadScratch implements AutoCloseable {
     private short[] shortSums = new short[0];
     private int[] intSums = new int[0];
     private short[] unpacked = new short[0];
-    /** Vector accumulators stored as floats (see VectorKernels.addLaneSums). */
+    /** Vector accumulators stored as floats (see LaneSums.addLaneSums). */
     float[] lanes = new float[0];
     private float[] transposed = new float[0];
-    /** K-quant sub-block scales and offsets of 4 rows (see VectorKernels.rowsQ45K). */
+    /** K-quant sub-block scales and offsets of 4 rows (see RowProducts.rowsQ45K). */
     float[] blockScales = new float[0];
     /** One weight row dequantised to floats (embedding rows, the scalar kernels). */
     float[] row = new float[0];

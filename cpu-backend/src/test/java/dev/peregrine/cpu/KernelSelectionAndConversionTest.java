@@ -48,11 +48,11 @@ class KernelSelectionAndConversionTest {
         }
         float[] grouped = new float[count + 1];
         grouped[0] = 42; // sums are added to what is there, from index `at` on
-        VectorKernels.addLaneSums(lanes.clone(), grouped, 1, count);
+        LaneSums.addLaneSums(lanes.clone(), grouped, 1, count);
         for (int r = 0; r < count; r++) {
             float[] one = java.util.Arrays.copyOfRange(lanes, r * fl, (r + 1) * fl);
             float[] alone = {0};
-            VectorKernels.addLaneSums(one, alone, 0, 1);
+            LaneSums.addLaneSums(one, alone, 0, 1);
             double exact = 0;
             double magnitude = 0;
             for (int l = 0; l < fl; l++) {
@@ -126,7 +126,7 @@ class KernelSelectionAndConversionTest {
                 halves.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), h, (short) h);
             }
             MemorySegment got = arena.allocate(4 * 65536);
-            VectorKernels.decodeF16(halves, 0, 2L * VectorKernels.UNIT, 65536, got, 0);
+            FloatDecoders.decodeF16(halves, 0, 2L * VectorKernels.UNIT, 65536, got, 0);
             for (int h = 0; h < 65536; h++) {
                 // Bit for bit, NaN payloads and signed zeros included.
                 assertThat(got.getAtIndex(ValueLayout.JAVA_INT, h)).as("half 0x%04x", h)
@@ -143,7 +143,7 @@ class KernelSelectionAndConversionTest {
                 values.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), h, (short) h);
             }
             MemorySegment got = arena.allocate(4 * 65536);
-            VectorKernels.decodeBf16(values, 0, 2L * VectorKernels.UNIT, 65536, got, 0);
+            FloatDecoders.decodeBf16(values, 0, 2L * VectorKernels.UNIT, 65536, got, 0);
             for (int h = 0; h < 65536; h++) {
                 assertThat(got.getAtIndex(ValueLayout.JAVA_INT, h)).isEqualTo(
                         Float.floatToRawIntBits(Dequant.bf16ToFloat((short) h)));

@@ -1,0 +1,469 @@
+package dev.peregrine.cpu;
+
+import static dev.peregrine.cpu.LaneSums.addLaneSums;
+import static dev.peregrine.cpu.VectorExp.EXP_C2;
+import static dev.peregrine.cpu.VectorExp.EXP_C3;
+import static dev.peregrine.cpu.VectorExp.EXP_C4;
+import static dev.peregrine.cpu.VectorExp.EXP_C5;
+import static dev.peregrine.cpu.VectorExp.EXP_C6;
+import static dev.peregrine.cpu.VectorExp.EXP_MIN;
+import static dev.peregrine.cpu.VectorExp.LN2_HI;
+import static dev.peregrine.cpu.VectorExp.LN2_LO;
+import static dev.peregrine.cpu.VectorExp.LOG2_E;
+import static dev.peregrine.cpu.VectorKernels.F;
+import static dev.peregrine.cpu.VectorKernels.FL;
+import static dev.peregrine.cpu.VectorKernels.FLOAT;
+import static dev.peregrine.cpu.VectorKernels.HALF_SHORTS;
+import static dev.peregrine.cpu.VectorKernels.I;
+import static dev.peregrine.cpu.VectorKernels.LE;
+import static dev.peregrine.cpu.VectorKernels.LE_SHORT;
+import static dev.peregrine.cpu.VectorKernels.NATIVE;
+import static dev.peregrine.cpu.VectorKernels.ROUNDING;
+
+import dev.peregrine.spi.BatchLayout;
+import java.lang.foreign.MemorySegment;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+
+/**
+ * Attention over the paged KV cache (F32 or F16) with the Vector API: scores, softmax and the
+ * weighted sum of values for (token, head) items, the same chains whether a head runs alone or
+ * with the other heads of its query group.
+ */
+final class VectorAttention {
+
+    /** Most query heads of one KV head that attention takes through the cache together. */
+    private static final int ATTENTION_RUN = 4;
+    /** Positions whose value rows a run of heads accumulates before the next chunk (32 KB at 128 dims). */
+    private static final int VALUE_CHUNK = 64;
+    /** Vectors of positions whose scores one pass of {@link #scoreChunk} computes. */
+    private static final int SCORE_VECTORS = 4;
+
+    /**
+     * Attention for (token, head) items. Consecutive items of one token row and KV head (up to
+     * {@link #ATTENTION_RUN} of a query group, as far as this slice goes) run together: each chunk of
+     * positions' keys, then values, is read from the cache (L2 or memory) once and from L1 for the
+     * other heads of the run. Every head's sums are the same chains, in the same order, as alone.
+     */
+    static void attention(AttentionArgs a, int itemStart, int itemEnd, ThreadScratch scratch) {
+        BatchLayout layout = a.layout;
+        int headDim = a.headDim;
+        int group = a.heads / a.kvHeads;
+        // Score chunks (2 heads x SCORE_VECTORS vectors), softmax sums (FL chains of FL lanes), or
+        // for heads narrower than a vector a chain per value of each head of a run.
+        float[] lanes = scratch.lanes(Math.max(2 * SCORE_VECTORS * FL, headDim < FL ? ATTENTION_RUN * headDim * FL : FL * FL));
+        float[] total = scratch.tileSums(1);
+        float[] maxes = scratch.runMaxes(ATTENTION_RUN);
+        for (int item = itemStart; item < itemEnd; ) {
+            int r = item / a.heads;
+            int h = item % a.heads;
+            int kvHead = h / group;
+            int run = Math.min(ATTENTION_RUN, Math.min(itemEnd - item, (kvHead + 1) * group - h));
+            item += run;
+            int seq = layout.tokenSequence[r];
+            // Positions first .. position: all of them, or the last `window`.
+            int first = a.firstAttended(layout.positions[r]);
+            int length = layout.positions[r] + 1 - first;
+            // Head j's scores at scores[j * stride ..], padded to whole vectors.
+            int stride = (length + FL - 1) / FL * FL;
+            float[] scores = scratch.scores(run * stride + FL);
+            long qBase = ((long) r * a.heads + h) * headDim * Float.BYTES;
+            long headBytes = (long) headDim * Float.BYTES;
+
+            java.util.Arrays.fill(maxes, 0, run, Float.NEGATIVE_INFINITY);
+            attentionScores(a, seq, qBase, run, kvHead, first, length, scores, stride, maxes, lanes, scratch);
+            // Softmax weights, each head's scores in place; maxes[j] becomes 1 / head j's sum.
+            for (int j = 0; j < run; j++) {
+                maxes[j] = 1 / softmaxWeights(scores, j * stride, length, stride, maxes[j], lanes, total);
+            }
+
+            int[] slots = scratch.slots(length);
+            layout.slotsOf(seq, first, length, slots);
+            if (headDim < FL) {
+                smallHeadValues(a, qBase, run, kvHead, slots, length, scores, stride, maxes, lanes, scratch);
+                continue;
+            }
+            // A chunk's position c0 + g has its value at values[rows[row0 + g] * kvRowBytes + kvOffset]:
+            // the cache itself (rows = slots, row0 = c0), or for an F16 cache L1-sized float rows into
+            // which the chunk is decoded once for the whole run (rows = 0, 1, 2, ..., row0 = 0).
+            boolean half = a.halfCache;
+            long cacheRowBytes = (long) a.kvHeads * headDim * (half ? 2 : Float.BYTES);
+            long cacheOffset = (long) kvHead * headDim * (half ? 2 : Float.BYTES);
+            MemorySegment values = half ? scratch.decodedKv(VALUE_CHUNK * headDim) : a.valueCache;
+            int[] rows = half ? scratch.positions(VALUE_CHUNK) : slots;
+            long kvRowBytes = half ? headBytes : cacheRowBytes;
+            long kvOffset = half ? 0 : cacheOffset;
+            // out = sum_p weight_p * v_p, VALUE_CHUNK positions at a time for every head of the run.
+            for (int c0 = 0; c0 < length; c0 += VALUE_CHUNK) {
+                int count = Math.min(VALUE_CHUNK, length - c0);
+                int row0 = c0;
+                if (half) {
+                    for (int g = 0; g < count; g++) {
+                        decodeHalves(a.valueCache, slots[c0 + g] * cacheRowBytes + cacheOffset, headDim, values,
+                                (long) g * headBytes);
+                    }
+                    row0 = 0;
+                }
+                boolean last = c0 + count == length;
+                for (int j = 0; j < run; j += 2) {
+                    int b = Math.min(j + 1, run - 1); // an odd run's last head goes alone
+                    accumulateValues(values, rows, row0, kvRowBytes, kvOffset, scores, j * stride + c0, b * stride + c0,
+                            count, c0 == 0, headDim, a.out, qBase + j * headBytes, qBase + b * headBytes,
+                            last ? maxes[j] : 1f, last ? maxes[b] : 1f);
+                }
+            }
+        }
+    }
+
+    /**
+     * Head j's scores of positions {@code first .. first + length - 1} (q . k, scaled and
+     * soft-capped) into {@code scores[j * stride ..]} and their maximum into {@code maxes[j]}, for
+     * the {@code run} query heads from byte {@code qBase} against key head {@code kvHead}. The keys
+     * are block-transposed ({@link AttentionArgs#keyIndex}), so one vector holds one element of FL
+     * consecutive positions, and a score is a single chain of FMAs over the head's elements in
+     * order (AttentionArgs.dot's), lane by lane: no sums across lanes, and per element one load of
+     * each vector of positions for two heads and one broadcast of each head's query value for
+     * {@link #SCORE_VECTORS} vectors. Row-major keys took a chain per position across the lanes,
+     * then a tree of lane sums, which cost as much as the multiply-adds.
+     */
+    private static void attentionScores(AttentionArgs a, int seq, long qBase, int run, int kvHead, int first, int length,
+                                        float[] scores, int stride, float[] maxes, float[] lanes, ThreadScratch scratch) {
+        BatchLayout layout = a.layout;
+        int blockSize = layout.blockSize;
+        int headDim = a.headDim;
+        long headBytes = (long) headDim * Float.BYTES;
+        int last = first + length - 1;
+        if (blockSize % FL != 0) {
+            // Blocks narrower than a vector (tests' small blocks): a position at a time, the same chains.
+            for (int j = 0; j < run; j++) {
+                float max = maxes[j];
+                for (int p = 0; p < length; p++) {
+                    float score = a.score(a.dot(qBase + j * headBytes, layout.slotOf(seq, first + p), kvHead));
+                    scores[j * stride + p] = score;
+                    max = Math.max(max, score);
+                }
+                maxes[j] = max;
+            }
+            return;
+        }
+        boolean half = a.halfCache;
+        long headValues = (long) headDim * blockSize; // a key head's values in a block
+        // An F16 cache: the blocks of a chunk decoded to floats, one block's key head after another.
+        int chunkBlocks = (SCORE_VECTORS * FL + blockSize - 1) / blockSize + 1;
+        MemorySegment keys = half ? scratch.decodedKv((int) (chunkBlocks * headValues)) : a.keyCache;
+        int lastVector = last / FL * FL;
+        for (int c0 = first / FL * FL; c0 <= last; c0 += SCORE_VECTORS * FL) {
+            int firstBlock = c0 / blockSize;
+            if (half) {
+                for (int b = firstBlock; b <= Math.min(c0 + SCORE_VECTORS * FL - 1, last) / blockSize; b++) {
+                    long from = a.keyIndex(layout.slotOf(seq, b * blockSize), kvHead * headDim);
+                    decodeHalves(a.keyCache, 2 * from, (int) headValues, keys, 4 * (b - firstBlock) * headValues);
+                }
+            }
+            // Byte offsets of the chunk's vectors of positions; past the query's position the last repeats (unused).
+            long k0 = vectorAt(a, seq, kvHead, half, firstBlock, c0);
+            long k1 = vectorAt(a, seq, kvHead, half, firstBlock, Math.min(c0 + FL, lastVector));
+            long k2 = vectorAt(a, seq, kvHead, half, firstBlock, Math.min(c0 + 2 * FL, lastVector));
+            long k3 = vectorAt(a, seq, kvHead, half, firstBlock, Math.min(c0 + 3 * FL, lastVector));
+            for (int j = 0; j < run; j += 2) {
+                // Two heads a pass; a run of odd length repeats its last head (unused).
+                scoreChunk(a.q, qBase + j * headBytes, qBase + Math.min(j + 1, run - 1) * headBytes, keys, k0, k1, k2, k3,
+                        4L * blockSize, headDim, lanes);
+                for (int i = j; i < Math.min(j + 2, run); i++) {
+                    maxes[i] = storeScores(a, lanes, (i - j) * SCORE_VECTORS * FL, c0, first, last, scores, i * stride,
+                            maxes[i]);
+                }
+            }
+        }
+    }
+
+    /**
+     * Byte offset of element 0 of the FL positions from {@code position} (a multiple of FL) of the
+     * key head: in the cache, or in the decoded chunk whose first block is {@code firstBlock}.
+     */
+    private static long vectorAt(AttentionArgs a, int seq, int kvHead, boolean decoded, int firstBlock, int position) {
+        int blockSize = a.layout.blockSize;
+        long at = decoded ? (long) (position / blockSize - firstBlock) * a.headDim * blockSize + position % blockSize
+                : a.keyIndex(a.layout.slotOf(seq, position), kvHead * a.headDim);
+        return 4 * at;
+    }
+
+    /**
+     * The raw scores of two query heads (bytes {@code qa}, {@code qb}) against four vectors of
+     * positions (element 0 at bytes {@code k0 .. k3}, element i {@code i * elementBytes} further):
+     * head a's four vectors into {@code lanes[0 .. 4 FL)}, head b's after them. Each lane is one
+     * chain, acc = fma(q_i, k_i, acc) for i from 0 (8 independent chains: enough to keep both
+     * FMA pipes busy through their latency).
+     */
+    private static void scoreChunk(MemorySegment q, long qa, long qb, MemorySegment keys, long k0, long k1, long k2,
+                                   long k3, long elementBytes, int headDim, float[] lanes) {
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        FloatVector b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        for (int i = 0; i < headDim; i++) {
+            long e = i * elementBytes;
+            FloatVector x0 = FloatVector.fromMemorySegment(F, keys, k0 + e, NATIVE);
+            FloatVector x1 = FloatVector.fromMemorySegment(F, keys, k1 + e, NATIVE);
+            FloatVector x2 = FloatVector.fromMemorySegment(F, keys, k2 + e, NATIVE);
+            FloatVector x3 = FloatVector.fromMemorySegment(F, keys, k3 + e, NATIVE);
+            FloatVector va = FloatVector.broadcast(F, q.get(FLOAT, qa + 4L * i));
+            FloatVector vb = FloatVector.broadcast(F, q.get(FLOAT, qb + 4L * i));
+            a0 = va.fma(x0, a0);
+            a1 = va.fma(x1, a1);
+            a2 = va.fma(x2, a2);
+            a3 = va.fma(x3, a3);
+            b0 = vb.fma(x0, b0);
+            b1 = vb.fma(x1, b1);
+            b2 = vb.fma(x2, b2);
+            b3 = vb.fma(x3, b3);
+        }
+        a0.intoArray(lanes, 0);
+        a1.intoArray(lanes, FL);
+        a2.intoArray(lanes, 2 * FL);
+        a3.intoArray(lanes, 3 * FL);
+        b0.intoArray(lanes, 4 * FL);
+        b1.intoArray(lanes, 5 * FL);
+        b2.intoArray(lanes, 6 * FL);
+        b3.intoArray(lanes, 7 * FL);
+    }
+
+    /**
+     * One head's raw scores of the chunk from position {@code c0} ({@link #SCORE_VECTORS} vectors at
+     * {@code lanes[from ..]}) that lie in {@code first .. last}, as scores into
+     * {@code scores[at + p - first]}; returns {@code max} raised to their maximum. Whole vectors
+     * are scaled as vectors (the same multiply as AttentionArgs.score), the rest one at a time.
+     */
+    private static float storeScores(AttentionArgs a, float[] lanes, int from, int c0, int first, int last,
+                                     float[] scores, int at, float max) {
+        for (int v = 0; v < SCORE_VECTORS; v++) {
+            int p0 = c0 + v * FL;
+            if (p0 > last) {
+                break;
+            }
+            int l = from + v * FL;
+            if (p0 >= first && p0 + FL - 1 <= last && a.softcap == 0) {
+                FloatVector s = FloatVector.fromArray(F, lanes, l).mul(a.scale);
+                s.intoArray(scores, at + p0 - first);
+                max = Math.max(max, s.reduceLanes(VectorOperators.MAX));
+            } else {
+                for (int p = Math.max(p0, first); p <= Math.min(p0 + FL - 1, last); p++) {
+                    float score = a.score(lanes[l + p - p0]);
+                    scores[at + p - first] = score;
+                    max = Math.max(max, score);
+                }
+            }
+        }
+        return max;
+    }
+
+    /**
+     * The values of a run of heads narrower than a vector (tiny models: 8 values a head in
+     * stories260K, 4 in TinyLLama-v0), weighted by their softmax weights (scores, with 1 / their
+     * sum in maxes), vectorised across positions instead of along the head: FL positions' values
+     * are copied, transposed, into a small array, and each output value is a chain over positions,
+     * its lanes summed in a fixed order at the end. Along the head, such heads would run element by
+     * element: at 640 positions that was 60% of a stories260K decode step.
+     */
+    private static void smallHeadValues(AttentionArgs a, long qBase, int run, int kvHead, int[] slots, int length,
+                                        float[] scores, int stride, float[] maxes, float[] chains, ThreadScratch scratch) {
+        int headDim = a.headDim;
+        boolean half = a.halfCache;
+        long rowBytes = (long) a.kvHeads * headDim * (half ? 2 : Float.BYTES);
+        long offset = (long) kvHead * headDim * (half ? 2 : Float.BYTES);
+        // The transposed rows: value i of position g at t[i * FL + g].
+        float[] t = scratch.transposed(headDim * FL);
+        // Chain (j, i) at chains[(j * headDim + i) * FL]: head j's value i, FL positions a lane.
+        java.util.Arrays.fill(chains, 0, run * headDim * FL, 0f);
+        for (int p0 = 0; p0 < length; p0 += FL) {
+            // Positions past the end read as zeros (their weights, e^-87 at most, are not quite 0).
+            transposeRows(a.valueCache, half, slots, p0, Math.min(FL, length - p0), rowBytes, offset, headDim, t);
+            for (int j = 0; j < run; j++) {
+                FloatVector weights = FloatVector.fromArray(F, scores, j * stride + p0);
+                for (int i = 0; i < headDim; i++) {
+                    int c = (j * headDim + i) * FL;
+                    FloatVector.fromArray(F, t, i * FL).fma(weights, FloatVector.fromArray(F, chains, c)).intoArray(chains, c);
+                }
+            }
+        }
+        float[] sums = scratch.tileSums(run * headDim);
+        java.util.Arrays.fill(sums, 0, run * headDim, 0f);
+        addLaneSums(chains, sums, 0, run * headDim);
+        for (int j = 0; j < run; j++) {
+            for (int i = 0; i < headDim; i++) {
+                a.out.set(FLOAT, qBase + 4L * (j * headDim + i), sums[j * headDim + i] * maxes[j]);
+            }
+        }
+    }
+
+    /**
+     * One KV head's values at the positions {@code slots[from .. from + count)}, transposed into
+     * {@code t} (value i of position g at {@code t[i * FL + g]}, zeros for g from count to FL);
+     * halves decode exactly.
+     */
+    private static void transposeRows(MemorySegment cache, boolean half, int[] slots, int from, int count, long rowBytes,
+                                      long offset, int headDim, float[] t) {
+        for (int g = 0; g < count; g++) {
+            long at = slots[from + g] * rowBytes + offset;
+            for (int i = 0; i < headDim; i++) {
+                t[i * FL + g] = half ? Float.float16ToFloat(cache.get(LE_SHORT, at + 2L * i)) : cache.get(FLOAT, at + 4L * i);
+            }
+        }
+        for (int i = 0; i < headDim; i++) {
+            java.util.Arrays.fill(t, i * FL + count, (i + 1) * FL, 0f);
+        }
+    }
+
+    /**
+     * {@code count} little-endian halves from byte {@code from} of {@code cache} as floats into
+     * {@code dst} from byte {@code to}, exactly: every half is a float (an F16 KV cache's keys of a
+     * block, or one position's values).
+     */
+    private static void decodeHalves(MemorySegment cache, long from, int count, MemorySegment dst, long to) {
+        int vectorEnd = count / FL * FL;
+        int i = 0;
+        for (; i < vectorEnd; i += FL) {
+            // As decodeF16, written out; a NaN keeps its payload here.
+            IntVector bits = ((IntVector) ShortVector.fromMemorySegment(HALF_SHORTS, cache, from + 2L * i, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF);
+            FloatVector f = bits.reinterpretAsFloats().mul(0x1p112f);
+            f.blend(bits.or(0x7F800000).reinterpretAsFloats(), f.abs().compare(VectorOperators.GE, 65536f))
+                    .intoMemorySegment(dst, to + 4L * i, NATIVE);
+        }
+        for (; i < count; i++) {
+            dst.set(FLOAT, to + 4L * i, Float.float16ToFloat(cache.get(LE_SHORT, from + 2L * i)));
+        }
+    }
+
+    /**
+     * Turns {@code length} scores at {@code scores[at]} into e^(score - max), padding them to
+     * {@code padded} with -infinity (whose weight is e^-87, nothing next to the maximum's 1) so
+     * that every score goes through the same vector exp and no masked operation is needed; returns
+     * their sum.
+     */
+    private static float softmaxWeights(float[] scores, int at, int length, int padded, float max, float[] lanes,
+                                        float[] total) {
+        for (int p = length; p < padded; p++) {
+            scores[at + p] = Float.NEGATIVE_INFINITY;
+        }
+        FloatVector sums = FloatVector.zero(F);
+        for (int p = 0; p < padded; p += FL) {
+            // e^(score - max), as in swiglu (written out there and here: see HalfProducts.oneGroup).
+            FloatVector e = FloatVector.fromArray(F, scores, at + p).sub(max).max(EXP_MIN);
+            FloatVector n = e.mul(LOG2_E).add(ROUNDING).sub(ROUNDING);
+            FloatVector f = e.sub(n.mul(LN2_HI)).sub(n.mul(LN2_LO));
+            FloatVector poly = f.fma(EXP_C6, EXP_C5).mul(f).add(EXP_C4).mul(f).add(EXP_C3).mul(f).add(EXP_C2).mul(f).add(0.5f);
+            e = poly.mul(f.mul(f)).add(f).add(1f).mul(((IntVector) n.convert(VectorOperators.F2I, 0)).add(127)
+                    .lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats());
+            e.intoArray(scores, at + p);
+            // The loop-carried sums as the argument: as the receiver they were boxed whenever C2 had
+            // no type profile for them (every run with -XX:-UseTypeSpeculation at 256 bits).
+            sums = e.add(sums);
+        }
+        sums.intoArray(lanes, 0);
+        total[0] = 0;
+        addLaneSums(lanes, total, 0, 1);
+        return total[0];
+    }
+
+    /**
+     * For two heads a and b (b may be a, then computed twice): adds weights[w + p] * (the value row
+     * at rows[row0 + p]) for p in [0, count) to the head's output (floats at {@code outA},
+     * {@code outB}), four vectors of head elements of both heads per pass over the values (8
+     * independent chains, enough to cover the FMA latency, and each value vector loaded once for
+     * both); the sums start at zero when {@code fresh} and otherwise continue from what an earlier
+     * chunk left in {@code out} (the same chain per element as in one pass: 0 + w v is w v). The
+     * last chunk scales by {@code scaleA}, {@code scaleB} (1 / the sum of the weights) on the way out.
+     */
+    private static void accumulateValues(MemorySegment values, int[] rows, int row0, long kvRowBytes, long kvOffset,
+                                         float[] weights, int wA, int wB, int count, boolean fresh, int headDim,
+                                         MemorySegment out, long outA, long outB, float scaleA, float scaleB) {
+        int vectorEnd = headDim / FL * FL;
+        int heads = outA == outB ? 1 : 2;
+        if (fresh) {
+            // Zeros to continue from, rather than a vector that is zero on one branch and loaded
+            // on the other (the pattern C2 boxes); stored directly, not through a slice's fill:
+            // the slice was allocated on every call whenever C2 did not inline fill (11-16 KB per
+            // token in some 256-bit decode runs).
+            for (int h = 0; h < heads; h++) {
+                long outBase = h == 0 ? outA : outB;
+                int z = 0;
+                for (; z < vectorEnd; z += FL) {
+                    FloatVector.zero(F).intoMemorySegment(out, outBase + 4L * z, NATIVE);
+                }
+                for (; z < headDim; z++) {
+                    out.set(FLOAT, outBase + 4L * z, 0f);
+                }
+            }
+        }
+        int i = 0;
+        for (; i + 4 * FL <= vectorEnd; i += 4 * FL) {
+            long oa = outA + i * 4L;
+            long ob = outB + i * 4L;
+            FloatVector a0 = FloatVector.fromMemorySegment(F, out, oa, NATIVE);
+            FloatVector a1 = FloatVector.fromMemorySegment(F, out, oa + 4L * FL, NATIVE);
+            FloatVector a2 = FloatVector.fromMemorySegment(F, out, oa + 8L * FL, NATIVE);
+            FloatVector a3 = FloatVector.fromMemorySegment(F, out, oa + 12L * FL, NATIVE);
+            FloatVector b0 = FloatVector.fromMemorySegment(F, out, ob, NATIVE);
+            FloatVector b1 = FloatVector.fromMemorySegment(F, out, ob + 4L * FL, NATIVE);
+            FloatVector b2 = FloatVector.fromMemorySegment(F, out, ob + 8L * FL, NATIVE);
+            FloatVector b3 = FloatVector.fromMemorySegment(F, out, ob + 12L * FL, NATIVE);
+            for (int p = 0; p < count; p++) {
+                long vBase = rows[row0 + p] * kvRowBytes + kvOffset + i * 4L;
+                FloatVector wa = FloatVector.broadcast(F, weights[wA + p]);
+                FloatVector wb = FloatVector.broadcast(F, weights[wB + p]);
+                FloatVector v0 = FloatVector.fromMemorySegment(F, values, vBase, NATIVE);
+                FloatVector v1 = FloatVector.fromMemorySegment(F, values, vBase + 4L * FL, NATIVE);
+                FloatVector v2 = FloatVector.fromMemorySegment(F, values, vBase + 8L * FL, NATIVE);
+                FloatVector v3 = FloatVector.fromMemorySegment(F, values, vBase + 12L * FL, NATIVE);
+                a0 = v0.fma(wa, a0);
+                a1 = v1.fma(wa, a1);
+                a2 = v2.fma(wa, a2);
+                a3 = v3.fma(wa, a3);
+                b0 = v0.fma(wb, b0);
+                b1 = v1.fma(wb, b1);
+                b2 = v2.fma(wb, b2);
+                b3 = v3.fma(wb, b3);
+            }
+            a0.mul(scaleA).intoMemorySegment(out, oa, NATIVE);
+            a1.mul(scaleA).intoMemorySegment(out, oa + 4L * FL, NATIVE);
+            a2.mul(scaleA).intoMemorySegment(out, oa + 8L * FL, NATIVE);
+            a3.mul(scaleA).intoMemorySegment(out, oa + 12L * FL, NATIVE);
+            b0.mul(scaleB).intoMemorySegment(out, ob, NATIVE);
+            b1.mul(scaleB).intoMemorySegment(out, ob + 4L * FL, NATIVE);
+            b2.mul(scaleB).intoMemorySegment(out, ob + 8L * FL, NATIVE);
+            b3.mul(scaleB).intoMemorySegment(out, ob + 12L * FL, NATIVE);
+        }
+        // What is left of the head: fewer than 4 vectors, a vector of both heads a pass, then single values.
+        for (; i < vectorEnd; i += FL) {
+            long oa = outA + i * 4L;
+            long ob = outB + i * 4L;
+            FloatVector a0 = FloatVector.fromMemorySegment(F, out, oa, NATIVE);
+            FloatVector b0 = FloatVector.fromMemorySegment(F, out, ob, NATIVE);
+            for (int p = 0; p < count; p++) {
+                FloatVector v = FloatVector.fromMemorySegment(F, values, rows[row0 + p] * kvRowBytes + kvOffset + i * 4L,
+                        NATIVE);
+                a0 = v.fma(FloatVector.broadcast(F, weights[wA + p]), a0);
+                b0 = v.fma(FloatVector.broadcast(F, weights[wB + p]), b0);
+            }
+            a0.mul(scaleA).intoMemorySegment(out, oa, NATIVE);
+            b0.mul(scaleB).intoMemorySegment(out, ob, NATIVE);
+        }
+        for (int h = 0; h < heads; h++) {
+            long outBase = h == 0 ? outA : outB;
+            int wBase = h == 0 ? wA : wB;
+            float scale = h == 0 ? scaleA : scaleB;
+            for (int k = i; k < headDim; k++) {
+                long o = outBase + k * 4L;
+                float acc = out.get(FLOAT, o);
+                for (int p = 0; p < count; p++) {
+                    acc += weights[wBase + p] * values.get(FLOAT, rows[row0 + p] * kvRowBytes + kvOffset + k * 4L);
+                }
+                out.set(FLOAT, o, acc * scale);
+            }
+        }
+    }
+
+    private VectorAttention() {
+    }
+}
