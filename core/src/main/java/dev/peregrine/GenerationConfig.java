@@ -45,6 +45,7 @@ public final class GenerationConfig {
     private final int[] stopTokens;
     private final boolean ignoreEos;
     private final Duration timeout;
+    private final int priority;
     private final Speculation speculation;
     private final int logprobs;
     private final boolean jsonOutput;
@@ -72,6 +73,7 @@ public final class GenerationConfig {
         int[] stopTokens = new int[0];
         boolean ignoreEos;
         Duration timeout = Duration.ZERO;
+        int priority;
         Speculation speculation;
         int logprobs = -1;
         boolean jsonOutput;
@@ -146,6 +148,7 @@ public final class GenerationConfig {
         this.stopTokens = v.stopTokens.clone();
         this.ignoreEos = v.ignoreEos;
         this.timeout = v.timeout;
+        this.priority = v.priority;
         this.speculation = v.speculation;
         this.logprobs = v.logprobs;
         this.jsonOutput = v.jsonOutput;
@@ -181,6 +184,7 @@ public final class GenerationConfig {
         v.stopTokens = stopTokens;
         v.ignoreEos = ignoreEos;
         v.timeout = timeout;
+        v.priority = priority;
         v.speculation = speculation;
         v.logprobs = logprobs;
         v.jsonOutput = jsonOutput;
@@ -282,6 +286,17 @@ public final class GenerationConfig {
      */
     public GenerationConfig timeout(Duration limit) {
         return with(v -> v.timeout = limit);
+    }
+
+    /**
+     * The request's place among concurrent ones: lower values first (vLLM's convention), 0 by
+     * default, equal values first come, first served. A waiting request is admitted before every
+     * waiting one of a higher value, and takes batch places and KV cache room from running requests
+     * of higher values, which are preempted and recomputed later (with the same output); when the
+     * cache runs out during a step, the request of the highest value is preempted first.
+     */
+    public GenerationConfig priority(int priority) {
+        return with(v -> v.priority = priority);
     }
 
     /**
@@ -441,6 +456,11 @@ public final class GenerationConfig {
         return timeout;
     }
 
+    /** The request's scheduling priority: lower values first; 0 by default. */
+    public int priority() {
+        return priority;
+    }
+
     /** The request's speculative decoding, if any. */
     public Optional<Speculation> speculation() {
         return Optional.ofNullable(speculation);
@@ -457,6 +477,7 @@ public final class GenerationConfig {
                 + (seeded ? ", seed=" + seed : "")
                 + ", stopStrings=" + stopStrings + ", stopTokens=" + Arrays.toString(stopTokens)
                 + ", ignoreEos=" + ignoreEos + (timeout.isZero() ? "" : ", timeout=" + timeout)
+                + (priority == 0 ? "" : ", priority=" + priority)
                 + (speculation == null ? "" : ", speculation=" + speculation)
                 + (logprobs < 0 ? "" : ", logprobs=" + logprobs) + (jsonOutput ? ", jsonOutput" : "")
                 + (promptLogprobs < 0 ? "" : ", promptLogprobs=" + promptLogprobs) + "]";

@@ -3,6 +3,7 @@ package dev.peregrine.engine;
 import dev.peregrine.Completion;
 import dev.peregrine.FinishReason;
 import dev.peregrine.GeneratedToken;
+import dev.peregrine.GenerationConfig;
 import dev.peregrine.GeneratorMetrics;
 import dev.peregrine.PeregrineException;
 import dev.peregrine.RequestRejectedException;
@@ -11,26 +12,28 @@ import dev.peregrine.kv.KvCacheFullException;
 import dev.peregrine.model.LlamaGraph;
 import dev.peregrine.spi.Backend;
 import dev.peregrine.spi.BatchLayout;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Iterator;
 import java.util.List;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * Continuous batching: one step loop per model, on its own thread, runs every active request
- * together. Each step it admits waiting requests (first come, first served) while the KV cache
- * has room, builds one ragged batch — one token for every decoding sequence, then chunks of the
+ * together. Each step it admits waiting requests (by {@link GenerationConfig#priority}, then first
+ * come, first served) while the KV cache has room, builds one ragged batch — one token for every decoding sequence, then chunks of the
  * prompts being prefilled up to the token budget — runs one forward pass, and samples each
  * sequence that got logits with its own config and random generator (from each row's best
  * candidates, selected by the backend, when every row's sampling allows it; see
  * {@link #setCandidateSampling}). Requests join and leave at every step. When the KV cache runs
- * out, the newest running request is preempted: its blocks are freed and it is recomputed from
- * its tokens later, so no request is lost or corrupted.
+ * out, the running request of the lowest priority (the newest of those) is preempted: its blocks
+ * are freed and it is recomputed from its tokens later, so no request is lost or corrupted. A
+ * waiting request of higher priority than running ones preempts them for the room or the batch
+ * place it needs, as vLLM's priority scheduling does.
  *
  * <p>A step of prompts only (nothing decoding) may pause between two layers: requests that
  * arrived since it started are admitted and run as a step of their own in the pause
@@ -81,6 +84,9 @@ public final class Scheduler implements AutoCloseable {
         private final boolean ownsSequence;
         private final Sink sink;
         private final long submittedNanos = System.nanoTime();
+        /** Submission order: first come, first served among requests of one priority. */
+        private final long arrival;
+        private final int priority;
         private final long deadlineNanos;
         private volatile boolean cancelled;
         private boolean firstTokenSeen;
@@ -91,10 +97,12 @@ public final class Scheduler implements AutoCloseable {
         private boolean skippedLastStep;
         private int drafted; // draft tokens appended to the sequence for this step
 
-        private Request(Generation generation, boolean ownsSequence, Sink sink) {
+        private Request(Generation generation, boolean ownsSequence, Sink sink, long arrival) {
             this.generation = generation;
             this.ownsSequence = ownsSequence;
             this.sink = sink;
+            this.arrival = arrival;
+            this.priority = generation.config().priority();
             long timeout = generation.config().timeout().toNanos();
             this.deadlineNanos = timeout == 0 ? 0 : submittedNanos + timeout;
         }
@@ -107,6 +115,11 @@ public final class Scheduler implements AutoCloseable {
 
         private SequenceState seq() {
             return generation.sequence();
+        }
+
+        /** Whether this request goes before {@code other}: a lower priority value, else an earlier arrival. */
+        private boolean before(Request other) {
+            return priority != other.priority ? priority < other.priority : arrival < other.arrival;
         }
     }
 
@@ -152,10 +165,13 @@ public final class Scheduler implements AutoCloseable {
     private final Condition workArrived = lock.newCondition();
     private final ConcurrentLinkedQueue<Request> incoming = new ConcurrentLinkedQueue<>();
     private final AtomicInteger queued = new AtomicInteger();
+    private final AtomicLong arrivals = new AtomicLong();
     private volatile boolean closed;
 
     // Owned by the scheduler thread.
-    private final ArrayDeque<Request> waiting = new ArrayDeque<>();
+    /** In admission order: by priority, then arrival ({@link Request#before}). */
+    private final List<Request> waiting = new ArrayList<>();
+    /** By priority, then admission: the last is the first to preempt. */
     private final List<Request> running = new ArrayList<>();
     private final List<Request> finished = new ArrayList<>();
     private final List<Request> prefilling = new ArrayList<>();
@@ -219,7 +235,7 @@ public final class Scheduler implements AutoCloseable {
             throw new RequestRejectedException("the waiting queue is full (" + maxWaiting
                     + " requests); try again later or raise ModelOptions.maxWaitingRequests");
         }
-        Request r = new Request(generation, ownsSequence, sink);
+        Request r = new Request(generation, ownsSequence, sink, arrivals.getAndIncrement());
         incoming.add(r);
         wakeUp();
         return r;
@@ -524,8 +540,40 @@ public final class Scheduler implements AutoCloseable {
 
     private void drainIncoming() {
         for (Request r; (r = incoming.poll()) != null; ) {
-            waiting.addLast(r);
+            enqueue(r);
         }
+    }
+
+    /** Puts {@code r} in the waiting list at its place (usually the end: searched from there). */
+    private void enqueue(Request r) {
+        int at = waiting.size();
+        while (at > 0 && r.before(waiting.get(at - 1))) {
+            at--;
+        }
+        waiting.add(at, r);
+    }
+
+    /** Adds {@code r} to the running list after every request of its priority or a lower value. */
+    private void startRunning(Request r) {
+        int at = running.size();
+        while (at > 0 && running.get(at - 1).priority > r.priority) {
+            at--;
+        }
+        running.add(at, r);
+        runningCount = running.size();
+    }
+
+    /**
+     * The running request to preempt so that {@code r} can be admitted: the last (lowest priority,
+     * newest) of those with a higher priority value than r's, outside a paused step; null if none.
+     */
+    private Request lowerPriorityThan(Request r) {
+        for (int i = running.size() - 1; i >= 0 && running.get(i).priority > r.priority; i--) {
+            if (!running.get(i).inPausedStep) {
+                return running.get(i);
+            }
+        }
+        return null;
     }
 
     private void endCancelledAndExpired() {
@@ -562,14 +610,26 @@ public final class Scheduler implements AutoCloseable {
                 : r.deadlineNanos != 0 && now - r.deadlineNanos > 0 ? FinishReason.TIMEOUT : null;
     }
 
-    /** Moves waiting requests to running, oldest first, while the KV cache has room for their prompts. */
+    /**
+     * Moves waiting requests to running in their order (priority, then arrival) while the batch
+     * has places and the KV cache room for their prompts, preempting running requests of lower
+     * priority for them.
+     */
     private void admit() {
-        while (!waiting.isEmpty() && running.size() < maxSequences) {
-            Request r = waiting.peekFirst();
+        while (!waiting.isEmpty()) {
+            Request r = waiting.getFirst();
             if (r.generation.reachedLimit()) {
-                waiting.pollFirst();
+                waiting.removeFirst();
                 queued.decrementAndGet();
                 complete(r);
+                continue;
+            }
+            if (running.size() >= maxSequences) {
+                Request victim = lowerPriorityThan(r);
+                if (victim == null) {
+                    break;
+                }
+                preempt(victim);
                 continue;
             }
             SequenceState seq = r.seq();
@@ -578,16 +638,21 @@ public final class Scheduler implements AutoCloseable {
             }
             int needed = blocksFor(seq.length() + 1) - seq.kv().blockCount();
             if (needed > kv.totalBlocks()) {
-                waiting.pollFirst();
+                waiting.removeFirst();
                 queued.decrementAndGet();
                 fail(r, new KvCacheFullException("a sequence of " + seq.length() + " tokens needs " + needed
                         + " KV blocks but the cache has only " + kv.totalBlocks() + "; raise ModelOptions.kvCacheTokens"));
                 continue;
             }
             if (needed > kv.freeBlocks()) {
+                Request victim = lowerPriorityThan(r);
+                if (victim != null) {
+                    preempt(victim); // may free fewer blocks than it held (shared prefixes): try again
+                    continue;
+                }
                 if (running.isEmpty()) {
                     // Nothing running will free blocks: the rest is held by idle sessions.
-                    waiting.pollFirst();
+                    waiting.removeFirst();
                     queued.decrementAndGet();
                     fail(r, new KvCacheFullException("the KV cache is full: " + kv.usedBlocks() + " of "
                             + kv.totalBlocks() + " blocks are held by open sessions; close idle sessions or raise "
@@ -597,12 +662,11 @@ public final class Scheduler implements AutoCloseable {
                 if (r.ownsSequence) {
                     seq.evict(); // don't hold reused blocks while waiting
                 }
-                break; // first come, first served: later requests wait behind this one
+                break; // in order: later requests wait behind this one
             }
-            waiting.pollFirst();
+            waiting.removeFirst();
             queued.decrementAndGet();
-            running.add(r);
-            runningCount = running.size();
+            startRunning(r);
         }
     }
 
@@ -711,8 +775,10 @@ public final class Scheduler implements AutoCloseable {
 
     /**
      * One token for every decoding sequence, then prompt chunks up to the prefill budget (sized so
-     * that the step takes about {@link #prefillStepNanos}), shortest remaining prompt
-     * first, so that a short request arriving during a long prefill gets its first token quickly.
+     * that the step takes about {@link #prefillStepNanos}), by priority, then shortest remaining
+     * prompt first, so that a short request arriving during a long prefill gets its first token
+     * quickly. Decoding tokens go in priority order too, so when the cache runs out it is a request
+     * of the lowest priority that is preempted, not one of a higher priority found later.
      * In a step where a prompt completes, longer prompts wait, which keeps that step (and the
      * caller's time to first token) short; a prompt that waited in the previous step gets at least
      * {@link #MIN_PREFILL_PROGRESS} tokens, so a long prompt progresses at least every other step.
@@ -759,7 +825,8 @@ public final class Scheduler implements AutoCloseable {
         if (prefilling.isEmpty() || budget <= 0) {
             return;
         }
-        prefilling.sort((x, y) -> Integer.compare(x.seq().pendingTokens(), y.seq().pendingTokens()));
+        prefilling.sort((x, y) -> x.priority != y.priority ? Integer.compare(x.priority, y.priority)
+                : Integer.compare(x.seq().pendingTokens(), y.seq().pendingTokens()));
         // First those owed progress, then the rest shortest first.
         for (Request r : prefilling) {
             if (r.skippedLastStep && running.contains(r)) {
@@ -893,7 +960,10 @@ public final class Scheduler implements AutoCloseable {
         return true;
     }
 
-    /** The most recently admitted running request not in this step (there is always one: the caller's). */
+    /**
+     * The running request not in this step of the lowest priority, the most recently admitted of
+     * those (there is always one: the caller's).
+     */
     private Request newestOutsideStep() {
         for (int i = running.size() - 1; i >= 0; i--) {
             if (!running.get(i).inStep) {
@@ -908,7 +978,7 @@ public final class Scheduler implements AutoCloseable {
         r.seq().evict();
         running.remove(r);
         runningCount = running.size();
-        waiting.addFirst(r);
+        enqueue(r);
         queued.incrementAndGet();
         metrics.preemptions.incrementAndGet();
     }

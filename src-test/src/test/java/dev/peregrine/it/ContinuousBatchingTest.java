@@ -18,6 +18,7 @@ import dev.peregrine.tensor.DType;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Random;
@@ -308,6 +309,115 @@ class ContinuousBatchingTest {
             assertThat(accepted.size()).isBetween(2, 3);
             accepted.forEach(f -> f.cancel(true));
             assertThat(model.generator().metrics().rejectedRequests()).isEqualTo(1);
+        }
+    }
+
+    /**
+     * One place in the batch, taken by a long request: the requests waiting for it are admitted
+     * by priority (lower values first), then in order of arrival; the running request of the same
+     * priority is not preempted. Every output is the request's output alone.
+     */
+    @Test
+    void waitingRequestsAreAdmittedByPriorityThenArrival() throws Exception {
+        try (Model model = Model.load(SharedModels.stories260K(), ModelOptions.defaults().withMaxSequences(1))) {
+            GenerationConfig longRun = GenerationConfig.greedy().maxTokens(1500).ignoreEos(true);
+            GenerationConfig shortRun = GenerationConfig.greedy().maxTokens(12).ignoreEos(true);
+            String[] prompts = {"Once upon a time", "The cat", "Sam had a dog", "One day"};
+            GenerationConfig[] configs = {longRun, shortRun.priority(1), shortRun.priority(1), shortRun};
+            List<Completion> alone = new ArrayList<>();
+            for (int i = 0; i < prompts.length; i++) {
+                alone.add(model.generator().generate(prompts[i], configs[i]));
+            }
+            long promptTokensBefore = model.generator().metrics().promptTokens();
+            List<Integer> completed = Collections.synchronizedList(new ArrayList<>());
+            List<CompletableFuture<Completion>> futures = new ArrayList<>();
+            for (int i = 0; i < prompts.length; i++) {
+                int id = i;
+                futures.add(model.generator().generateAsync(prompts[i], configs[i]).whenComplete((c, e) -> completed.add(id)));
+                while (i == 0 && model.generator().metrics().promptTokens() == promptTokensBefore) {
+                    Thread.onSpinWait(); // the long request is running
+                }
+            }
+            for (int i = 0; i < prompts.length; i++) {
+                assertThat(futures.get(i).get(60, TimeUnit.SECONDS).outputTokens()).as("request %d", i)
+                        .containsExactly(alone.get(i).outputTokens());
+            }
+            assertThat(completed).containsExactly(0, 3, 1, 2);
+            assertThat(model.generator().metrics().preemptions()).isZero();
+        }
+    }
+
+    /**
+     * A request of higher priority than the one holding the only place in the batch preempts it:
+     * it finishes first, and the preempted request, recomputed later, still gives its output alone.
+     */
+    @Test
+    void aHigherPriorityRequestPreemptsALowerOneForItsPlaceInTheBatch() throws Exception {
+        try (Model model = Model.load(SharedModels.stories260K(), ModelOptions.defaults().withMaxSequences(1))) {
+            GenerationConfig low = GenerationConfig.greedy().maxTokens(1500).ignoreEos(true).priority(5);
+            GenerationConfig high = GenerationConfig.greedy().maxTokens(12).ignoreEos(true);
+            Completion lowAlone = model.generator().generate("Once upon a time", low);
+            Completion highAlone = model.generator().generate("The cat", high);
+            long promptTokensBefore = model.generator().metrics().promptTokens();
+            List<String> completed = Collections.synchronizedList(new ArrayList<>());
+            CompletableFuture<Completion> lowRequest = model.generator().generateAsync("Once upon a time", low)
+                    .whenComplete((c, e) -> completed.add("low"));
+            while (model.generator().metrics().promptTokens() == promptTokensBefore) {
+                Thread.onSpinWait();
+            }
+            CompletableFuture<Completion> highRequest = model.generator().generateAsync("The cat", high)
+                    .whenComplete((c, e) -> completed.add("high"));
+            assertThat(highRequest.get(60, TimeUnit.SECONDS).outputTokens()).containsExactly(highAlone.outputTokens());
+            assertThat(lowRequest.get(60, TimeUnit.SECONDS).outputTokens()).containsExactly(lowAlone.outputTokens());
+            assertThat(completed).containsExactly("high", "low");
+            assertThat(model.generator().metrics().preemptions()).isPositive();
+        }
+    }
+
+    /**
+     * With a KV cache too small for two requests at once, the one of lower priority is preempted
+     * when the cache runs out, whichever arrived first (at equal priority it would be the
+     * newcomer): the newcomer of higher priority, which needs the whole cache by its end, finishes
+     * first, and both outputs are those alone. (If the first request ends before the second is
+     * submitted, the attempt is repeated.)
+     */
+    @Test
+    void whenTheKvCacheRunsOutTheLowerPriorityRequestIsPreempted() throws Exception {
+        ModelOptions tight = ModelOptions.defaults().withKvCacheTokens(192); // 12 blocks of 16
+        try (Model model = Model.load(SharedModels.stories260K(), tight)) {
+            GenerationConfig low = GenerationConfig.greedy().maxTokens(120).ignoreEos(true).priority(5);
+            GenerationConfig high = GenerationConfig.greedy().maxTokens(100).ignoreEos(true);
+            StringBuilder text = new StringBuilder();
+            while (model.encode(text + "Tom had a red ball. ").length + 100 <= 192) {
+                text.append("Tom had a red ball. ");
+            }
+            String highPrompt = text.toString();
+            Completion lowAlone = model.generator().generate("Once upon a time", low);
+            Completion highAlone = model.generator().generate(highPrompt, high);
+            assertThat(highAlone.promptTokens().length + 100).as("the high-priority request needs most of the cache")
+                    .isBetween(192 - 16, 192);
+            boolean overlapped = false;
+            for (int attempt = 0; attempt < 5 && !overlapped; attempt++) {
+                long promptTokensBefore = model.generator().metrics().promptTokens();
+                long preemptionsBefore = model.generator().metrics().preemptions();
+                List<String> completed = Collections.synchronizedList(new ArrayList<>());
+                CompletableFuture<Completion> lowRequest = model.generator().generateAsync("Once upon a time", low)
+                        .whenComplete((c, e) -> completed.add("low"));
+                while (model.generator().metrics().promptTokens() == promptTokensBefore) {
+                    Thread.onSpinWait();
+                }
+                CompletableFuture<Completion> highRequest = model.generator().generateAsync(highPrompt, high)
+                        .whenComplete((c, e) -> completed.add("high"));
+                assertThat(highRequest.get(60, TimeUnit.SECONDS).outputTokens()).containsExactly(highAlone.outputTokens());
+                assertThat(lowRequest.get(60, TimeUnit.SECONDS).outputTokens()).containsExactly(lowAlone.outputTokens());
+                overlapped = model.generator().metrics().preemptions() > preemptionsBefore;
+                if (overlapped) {
+                    assertThat(completed).containsExactly("high", "low");
+                }
+            }
+            assertThat(overlapped).as("the two requests competed for the cache").isTrue();
+            awaitIdle(model);
+            assertThat(model.generator().metrics().kvBlocksUsed()).isZero();
         }
     }
 
