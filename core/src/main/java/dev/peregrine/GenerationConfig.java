@@ -19,10 +19,14 @@ import java.util.function.Consumer;
  * GenerationConfig.defaults().temperature(0.7f).topP(0.9f).seed(42)
  * }</pre>
  *
- * <p>Sampling applies, in this order (llama.cpp's): the logit bias, the repetition, frequency and
- * presence penalties over the last {@link #repetitionLastN()} tokens, temperature, top-k, top-p,
- * min-p, then a draw with the request's random generator. Temperature 0 means greedy (argmax of
- * the biased and penalised logits) whatever the other settings.
+ * <p>Sampling applies, in this order: the logit bias, the repetition, frequency and presence
+ * penalties over the last {@link #repetitionLastN()} tokens, temperature, top-k, top-p, min-p,
+ * then a draw with the request's random generator; top-p and min-p thus see the distribution at
+ * the given temperature, as in Hugging Face transformers and vLLM. llama.cpp's default chain
+ * applies the temperature after top-k, top-p and min-p instead (its filters see the distribution
+ * at temperature 1): {@link #temperatureLast(boolean)} samples that way. The default settings
+ * are llama.cpp's. Temperature 0 means greedy (argmax of the biased and penalised logits) whatever
+ * the other settings.
  *
  * <p>{@link #withSpeculation} makes a request decode speculatively; it changes speed, never the
  * distribution of the output (see {@link Speculation}).
@@ -33,6 +37,7 @@ public final class GenerationConfig {
     private final int topK;
     private final float topP;
     private final float minP;
+    private final boolean temperatureLast;
     private final float repetitionPenalty;
     private final int repetitionLastN;
     private final float frequencyPenalty;
@@ -61,6 +66,7 @@ public final class GenerationConfig {
         int topK = 40;
         float topP = 0.95f;
         float minP = 0.05f;
+        boolean temperatureLast;
         float repetitionPenalty = 1.0f;
         int repetitionLastN = 64;
         float frequencyPenalty;
@@ -136,6 +142,7 @@ public final class GenerationConfig {
         this.topK = v.topK;
         this.topP = v.topP;
         this.minP = v.minP;
+        this.temperatureLast = v.temperatureLast;
         this.repetitionPenalty = v.repetitionPenalty;
         this.repetitionLastN = v.repetitionLastN;
         this.frequencyPenalty = v.frequencyPenalty;
@@ -172,6 +179,7 @@ public final class GenerationConfig {
         v.topK = topK;
         v.topP = topP;
         v.minP = minP;
+        v.temperatureLast = temperatureLast;
         v.repetitionPenalty = repetitionPenalty;
         v.repetitionLastN = repetitionLastN;
         v.frequencyPenalty = frequencyPenalty;
@@ -216,6 +224,17 @@ public final class GenerationConfig {
     /** Drop tokens whose probability is below p times the most likely one's; 0 = off. */
     public GenerationConfig minP(float p) {
         return with(v -> v.minP = p);
+    }
+
+    /**
+     * Whether the temperature applies after top-k, top-p and min-p (llama.cpp's default sampler
+     * chain: its filters see the distribution at temperature 1, the draw the distribution of the
+     * survivors at the temperature) rather than before them (the default, as in Hugging Face
+     * transformers and vLLM). Top-k keeps the same tokens either way; top-p and min-p keep more
+     * at temperatures below 1 when the temperature comes last, fewer above.
+     */
+    public GenerationConfig temperatureLast(boolean last) {
+        return with(v -> v.temperatureLast = last);
     }
 
     /** Penalise tokens seen in the last {@code lastN} tokens (CTRL-style: divide positive logits, multiply negative ones); 1 = off. */
@@ -399,6 +418,11 @@ public final class GenerationConfig {
         return minP;
     }
 
+    /** Whether the temperature applies after the filters (llama.cpp's order) rather than before them. */
+    public boolean temperatureLast() {
+        return temperatureLast;
+    }
+
     public float repetitionPenalty() {
         return repetitionPenalty;
     }
@@ -469,7 +493,8 @@ public final class GenerationConfig {
     @Override
     public String toString() {
         return "GenerationConfig[maxTokens=" + maxTokens + ", temperature=" + temperature + ", topK=" + topK
-                + ", topP=" + topP + ", minP=" + minP + ", repetitionPenalty=" + repetitionPenalty
+                + ", topP=" + topP + ", minP=" + minP + (temperatureLast ? ", temperatureLast" : "")
+                + ", repetitionPenalty=" + repetitionPenalty
                 + ", repetitionLastN=" + repetitionLastN
                 + (frequencyPenalty == 0 && presencePenalty == 0 ? ""
                         : ", frequencyPenalty=" + frequencyPenalty + ", presencePenalty=" + presencePenalty)

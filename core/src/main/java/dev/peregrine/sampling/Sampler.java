@@ -10,7 +10,9 @@ import java.util.concurrent.ThreadLocalRandom;
 /**
  * Picks the next token of one generating sequence from its logits, as a {@link GenerationConfig}
  * says: logit bias, repetition, frequency and presence penalties over the last N tokens,
- * temperature, top-k, top-p, min-p, then a draw with the sequence's own random generator.
+ * temperature, top-k, top-p, min-p, then a draw with the sequence's own random generator; with
+ * {@link GenerationConfig#temperatureLast} (llama.cpp's order) the filters weigh the tokens at
+ * temperature 1 and the survivors are then weighed at the temperature for the draw.
  * Temperature 0 is greedy: the argmax after the bias and penalties (the later filters never remove
  * the most likely token, so they cannot change it), and no random number is used.
  *
@@ -58,8 +60,13 @@ public final class Sampler {
     private final int[] candidates;
     /** With top-k: the logits of {@code candidates[0 .. k)}, ranked, when {@link #sample} selects them itself. */
     private final float[] rankedLogits;
-    /** Unnormalised probability by token id, {@code exp((logit - max) / T)}; valid for candidates only. */
+    /**
+     * Unnormalised probability by token id, {@code exp((logit - max) / T)} (with the temperature
+     * last: at T = 1 for the filters, then at T for the survivors); valid for candidates only.
+     */
     private final float[] weights;
+    /** With the temperature last: the logits of top-k's candidates by token id, to weigh the survivors again. */
+    private final float[] candidateLogits;
     /** Marks tokens already penalised in this call, so that repeats are penalised once. */
     private final boolean[] penalised;
     /** Occurrences of each token in the penalty window, for the frequency and presence penalties (empty when off). */
@@ -95,6 +102,7 @@ public final class Sampler {
         this.candidates = new int[vocabularySize];
         this.rankedLogits = new float[usesTopK() ? config.topK() : 0];
         this.weights = new float[vocabularySize];
+        this.candidateLogits = new float[config.temperatureLast() && usesTopK() ? vocabularySize : 0];
         this.penalised = new boolean[vocabularySize];
         boolean counting = config.frequencyPenalty() != 0 || config.presencePenalty() != 0;
         this.occurrences = new int[counting ? vocabularySize : 0];
@@ -268,7 +276,7 @@ public final class Sampler {
             TopK.select(logits, offset, vocabularySize, config.topK(), rankedLogits, candidates, 0);
             return filterRanked(rankedLogits, 0, config.topK());
         }
-        double invTemperature = 1.0 / config.temperature();
+        double invTemperature = filterInvTemperature();
         float topP = config.topP();
         double sum = 0;
         for (int id = 0; id < vocabularySize; id++) {
@@ -286,7 +294,7 @@ public final class Sampler {
         if (topP < 1) {
             n = keepTopP(logits, offset, n, topP * sum);
         }
-        return keepMinP(n);
+        return weighSurvivors(keepMinP(n), logits, offset, max);
     }
 
     /** Whether the config's top-k removes anything: {@code 0 < topK < vocabularySize}. */
@@ -308,12 +316,15 @@ public final class Sampler {
         if (config.isGreedy()) {
             return keepOnly(candidates[0]);
         }
-        double invTemperature = 1.0 / config.temperature();
+        double invTemperature = filterInvTemperature();
         double sum = 0;
         for (int j = 0; j < k; j++) {
             int id = candidates[j];
             weights[id] = weight(logits[from + j], max, invTemperature);
             sum += weights[id];
+            if (candidateLogits.length > 0) {
+                candidateLogits[id] = logits[from + j];
+            }
         }
         int n = k;
         if (config.topP() < 1) {
@@ -324,7 +335,31 @@ public final class Sampler {
                 kept += weights[candidates[n++]];
             }
         }
-        return keepMinP(n);
+        return weighSurvivors(keepMinP(n), candidateLogits, 0, max);
+    }
+
+    /** 1 / T for the filters' weights: 1 when the temperature comes last (it then weighs the survivors only). */
+    private double filterInvTemperature() {
+        return config.temperatureLast() ? 1.0 : 1.0 / config.temperature();
+    }
+
+    /**
+     * With the temperature last: the weights of the {@code n} survivors at the temperature (their
+     * logits by token id from {@code logits[offset ..]}) and their sum in {@link #total}, for the
+     * draw. Otherwise (or at temperature 1) the filters' weights are already those. Returns n.
+     */
+    private int weighSurvivors(int n, float[] logits, int offset, float max) {
+        if (!config.temperatureLast() || config.temperature() == 1f) {
+            return n;
+        }
+        double invTemperature = 1.0 / config.temperature();
+        total = 0;
+        for (int j = 0; j < n; j++) {
+            int id = candidates[j];
+            weights[id] = weight(logits[offset + id], max, invTemperature);
+            total += weights[id];
+        }
+        return n;
     }
 
     /** Greedy decoding: {@code id} alone survives. */

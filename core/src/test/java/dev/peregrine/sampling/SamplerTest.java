@@ -30,7 +30,9 @@ class SamplerTest {
 
     /**
      * The distribution the config describes, step by step in double precision, over full sorts:
-     * the straightforward way, to check the sampler's pruning and partial selection against.
+     * the straightforward way, to check the sampler's pruning and partial selection against. With
+     * the temperature last, the filters run on the distribution at temperature 1 and the survivors
+     * are then weighed at the temperature.
      */
     private static double[] reference(float[] logits, GenerationConfig c, int[] recent, int recentCount) {
         int n = logits.length;
@@ -66,8 +68,9 @@ class SamplerTest {
             return p;
         }
         double max = x[byRank[0]];
+        double filterTemperature = c.temperatureLast() ? 1 : c.temperature();
         for (int i = 0; i < n; i++) {
-            p[i] = Math.exp(x[i] / c.temperature() - max / c.temperature());
+            p[i] = Math.exp(x[i] / filterTemperature - max / filterTemperature);
         }
         normalise(p);
         if (c.topK() > 0) {
@@ -91,6 +94,13 @@ class SamplerTest {
         for (int i = 0; i < n; i++) {
             if (p[i] < c.minP() * pMax) {
                 p[i] = 0;
+            }
+        }
+        if (c.temperatureLast()) {
+            for (int i = 0; i < n; i++) {
+                if (p[i] > 0) {
+                    p[i] = Math.exp(x[i] / c.temperature() - max / c.temperature());
+                }
             }
         }
         normalise(p);
@@ -205,6 +215,11 @@ class SamplerTest {
                 Arguments.of("top-p + min-p", PLAIN.temperature(1.5f).topP(0.95f).minP(0.02f)),
                 Arguments.of("min-p stricter than top-p", PLAIN.topP(0.99f).minP(0.2f)),
                 Arguments.of("llama.cpp defaults", GenerationConfig.defaults().seed(3)),
+                Arguments.of("llama.cpp defaults, temperature last", GenerationConfig.defaults().temperatureLast(true).seed(3)),
+                Arguments.of("temperature 0.5 last, top-p + min-p", PLAIN.temperature(0.5f).topP(0.9f).minP(0.05f)
+                        .temperatureLast(true)),
+                Arguments.of("temperature 1.5 last, top-k + top-p", PLAIN.temperature(1.5f).topK(30).topP(0.8f)
+                        .temperatureLast(true)),
                 Arguments.of("everything", PLAIN.temperature(0.7f).topK(40).topP(0.9f).minP(0.05f)
                         .repetitionPenalty(1.2f, 32)),
                 Arguments.of("greedy with penalty", GenerationConfig.greedy().repetitionPenalty(1.5f, 16)),
@@ -234,6 +249,25 @@ class SamplerTest {
                 }
             }
         }
+    }
+
+    /**
+     * Logits 2, 1.5, 1, 0.5, 0 at temperature 0.5 with top-p 0.9: before top-p the temperature
+     * gives 0.64, 0.23, 0.09, ... (three tokens reach 0.9); last, top-p sees 0.43, 0.26, 0.16,
+     * 0.10, 0.06 (four do, as llama.cpp keeps them), and the four are then drawn at temperature 0.5.
+     */
+    @Test
+    void theTemperatureLastLetsTopPSeeTheDistributionAtTemperatureOne() {
+        float[] logits = {2f, 1.5f, 1f, 0.5f, 0f};
+        GenerationConfig c = PLAIN.temperature(0.5f).topP(0.9f);
+        assertThat(distribution(c, logits, NO_TOKENS, 0)).satisfies(p -> assertThat(p[2]).isPositive(),
+                p -> assertThat(p[3]).isZero());
+        float[] last = distribution(c.temperatureLast(true), logits, NO_TOKENS, 0);
+        double sum = Math.exp(0) + Math.exp(-1) + Math.exp(-2) + Math.exp(-3);
+        for (int i = 0; i < 4; i++) {
+            assertThat((double) last[i]).isCloseTo(Math.exp(-i) / sum, within(1e-6));
+        }
+        assertThat(last[4]).isZero();
     }
 
     @Test
@@ -469,6 +503,7 @@ class SamplerTest {
                 Arguments.of("top-k + min-p, hot", PLAIN.temperature(2f).topK(300).minP(0.2f)),
                 Arguments.of("everything", PLAIN.temperature(0.7f).topK(40).topP(0.9f).minP(0.05f)),
                 Arguments.of("llama.cpp defaults", GenerationConfig.defaults().seed(3)),
+                Arguments.of("llama.cpp defaults, temperature last", GenerationConfig.defaults().temperatureLast(true).seed(3)),
                 Arguments.of("penalty over no history", PLAIN.topK(20).repetitionPenalty(1.3f, 0)));
     }
 

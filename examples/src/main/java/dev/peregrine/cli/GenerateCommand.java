@@ -26,6 +26,7 @@ final class GenerateCommand {
             new Option("top-k", true, "--top-k"),
             new Option("top-p", true, "--top-p"),
             new Option("min-p", true, "--min-p"),
+            new Option("temp-last", false, "--temp-last"),
             new Option("repeat-penalty", true, "--repeat-penalty"),
             new Option("frequency-penalty", true, "--frequency-penalty"),
             new Option("presence-penalty", true, "--presence-penalty"),
@@ -161,6 +162,9 @@ final class GenerateCommand {
                 }
             }
             c = c.logitBias(bias);
+        }
+        if (args.has("temp-last")) {
+            c = c.temperatureLast(true);
         }
         if (args.has("json-output")) {
             c = c.jsonOutput(true);

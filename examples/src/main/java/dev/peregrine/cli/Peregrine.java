@@ -45,6 +45,8 @@ public final class Peregrine {
                   --top-k K              keep the K most likely tokens, 0 = off (default 40)
                   --top-p P              nucleus sampling, 1 = off (default 0.95)
                   --min-p P              drop tokens below P x the best one's probability, 0 = off (default 0.05)
+                  --temp-last            apply the temperature after top-k, top-p and min-p, as llama.cpp does
+                                         (by default it comes first, as in transformers and vLLM)
                   --repeat-penalty R     penalise recently seen tokens, 1 = off (default 1)
                   --frequency-penalty F  subtract F x a token's count in the last 64 tokens from its logit (default 0)
                   --presence-penalty P   subtract P from the logit of each token seen in the last 64 (default 0)
@@ -71,7 +73,7 @@ public final class Peregrine {
             peregrine chat -m MODEL [options]
               -m, --model MODEL          GGUF file or Hugging Face directory
                   --system TEXT          system message at the start of the conversation
-              -n, --temp, --top-k, --top-p, --min-p, --repeat-penalty, --frequency-penalty,
+              -n, --temp, --top-k, --top-p, --min-p, --temp-last, --repeat-penalty, --frequency-penalty,
               --presence-penalty, --logit-bias, --json-output, --seed, --stop, -t, -c, --kv-cache-type
                                          as for generate
               reads one message per line from stdin and streams each reply to stdout; the prompt

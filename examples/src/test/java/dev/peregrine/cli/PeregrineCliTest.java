@@ -2,6 +2,7 @@ package dev.peregrine.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.peregrine.GenerationConfig;
 import dev.peregrine.Model;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
@@ -162,6 +163,20 @@ class PeregrineCliTest {
         assertThat(streamed.out()).isEqualTo(text + System.lineSeparator());
         assertThat(streamed.errLines()).hasSize(1);
         assertThat(streamed.err()).contains("tok/s").contains("finish: max_tokens");
+    }
+
+    /** {@code --temp-last} samples as {@code GenerationConfig.temperatureLast(true)} does, seed for seed. */
+    @Test
+    void tempLastSamplesAsTheConfigOption() {
+        Result r = run("generate", "-m", MODEL.toString(), "-p", "Once upon a time", "--temp", "0.5", "--top-p", "0.9",
+                "--temp-last", "--seed", "11", "-n", "30", "--json");
+        assertThat(r.status()).as(r.err()).isZero();
+        int[] outputIds = ints(((Map<?, ?>) MiniJson.parse(r.out().strip())).get("output_ids"));
+        try (Model model = Model.load(MODEL)) {
+            GenerationConfig c = GenerationConfig.defaults().maxTokens(30).temperature(0.5f).topP(0.9f).seed(11);
+            assertThat(outputIds).containsExactly(model.generator().generate("Once upon a time", c.temperatureLast(true))
+                    .outputTokens());
+        }
     }
 
     @Test
