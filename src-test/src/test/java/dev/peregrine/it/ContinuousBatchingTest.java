@@ -28,6 +28,8 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.function.IntFunction;
+import java.util.stream.IntStream;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -444,7 +446,35 @@ class ContinuousBatchingTest {
                 prompts.add(PROMPTS[i % PROMPTS.length]);
                 alone.add(model.generator().generate(prompts.get(i), config(i)));
             }
-            randomArrivalsMatchAlone(model, prompts, alone, random, 5, 3);
+            randomArrivalsMatchAlone(model, prompts, alone, random, 5, 3, ContinuousBatchingTest::config);
+        }
+    }
+
+    /**
+     * The same with priorities: four long requests of the lowest priority take the batch's four
+     * places, then the others arrive with random priorities, more urgent on the whole as they come,
+     * in a cache of 12 blocks (too few for four requests at their longest). Requests of higher
+     * priority keep preempting running ones of lower priority, for places and for room; every
+     * request not cancelled still gives exactly its output alone.
+     */
+    @Test
+    void randomPrioritiesKeepEveryOutputExact() throws Exception {
+        ModelOptions options = ModelOptions.defaults().withKvCacheTokens(192).withMaxSequences(4);
+        try (Model model = Model.load(SharedModels.stories260K(), options)) {
+            Random random = new Random(8);
+            int n = 30;
+            int[] priorities = IntStream.range(0, n).map(i -> i < 4 ? 3 : random.nextInt(3) - i / 6).toArray();
+            IntFunction<GenerationConfig> configs = i -> (i < 4 ? config(i).maxTokens(150).ignoreEos(true) : config(i))
+                    .priority(priorities[i]);
+            List<String> prompts = new ArrayList<>();
+            List<Completion> alone = new ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                prompts.add(PROMPTS[i % PROMPTS.length]);
+                alone.add(model.generator().generate(prompts.get(i), configs.apply(i)));
+            }
+            long before = model.generator().metrics().preemptions();
+            randomArrivalsMatchAlone(model, prompts, alone, random, 6, 3, configs);
+            assertThat(model.generator().metrics().preemptions() - before).as("preemptions").isPositive();
         }
     }
 
@@ -472,23 +502,24 @@ class ContinuousBatchingTest {
                 alone.add(model.generator().generate(prompts.get(i), config(i)));
             }
             long before = model.generator().metrics().interleavedSteps();
-            randomArrivalsMatchAlone(model, prompts, alone, random, 6, 8);
+            randomArrivalsMatchAlone(model, prompts, alone, random, 6, 8, ContinuousBatchingTest::config);
             assertThat(model.generator().metrics().interleavedSteps() - before).as("steps in pauses").isPositive();
         }
     }
 
     /**
-     * Submits request i (prompt i, {@link #config}(i)) one after another, cancelling about one in
+     * Submits request i (prompt i, {@code configs}(i)) one after another, cancelling about one in
      * {@code cancelOneIn} at once and pausing up to {@code maxGapMillis} between them; every
      * request not cancelled must give its output alone, and the KV cache ends empty.
      */
     private static void randomArrivalsMatchAlone(Model model, List<String> prompts, List<Completion> alone, Random random,
-                                                 int cancelOneIn, int maxGapMillis) throws Exception {
+                                                 int cancelOneIn, int maxGapMillis, IntFunction<GenerationConfig> configs)
+            throws Exception {
         int n = prompts.size();
         List<CompletableFuture<Completion>> futures = new ArrayList<>();
         List<Boolean> cancelled = new ArrayList<>();
         for (int i = 0; i < n; i++) {
-            futures.add(model.generator().generateAsync(prompts.get(i), config(i)));
+            futures.add(model.generator().generateAsync(prompts.get(i), configs.apply(i)));
             boolean cancel = random.nextInt(cancelOneIn) == 0;
             cancelled.add(cancel);
             if (cancel) {
