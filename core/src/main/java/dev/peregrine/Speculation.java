@@ -24,10 +24,14 @@ import java.util.WeakHashMap;
  * weight once for many tokens, so verifying drafts stops paying), and it stops drafting while its
  * speculative steps are timed slower per token than plain ones ({@link #withFallbackWhenSlower}).
  *
- * <p>With sampling, speculation uses the request's random generator for its accept/reject
- * decisions, so a seeded request gives different (equally distributed) tokens with and without
- * it, and reproduces its tokens only when it speculates the same way (same drafter, same batch
- * regime, and, since the fallback decides from measured times, {@code withFallbackWhenSlower(false)}).
+ * <p>With sampling and drafts that come with their distributions (a draft model's), speculation
+ * uses the request's random generator for its accept/reject decisions, so a seeded request gives
+ * different (equally distributed) tokens with and without it, and reproduces its tokens only when
+ * it speculates the same way (same drafter, same batch regime, no drafts dropped for want of KV
+ * cache room, and, since the fallback decides from measured times,
+ * {@code withFallbackWhenSlower(false)}). Draft tokens without a distribution (prompt lookup, a
+ * {@link Drafter} that adds tokens alone) are verified with the draws plain sampling makes, so a
+ * seeded request gives exactly its tokens without speculation, however much was drafted.
  */
 public final class Speculation {
     /**

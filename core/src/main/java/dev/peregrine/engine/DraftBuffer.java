@@ -54,6 +54,11 @@ final class DraftBuffer implements Draft {
         return tokens[index];
     }
 
+    /** Whether the token at position {@code i} came with the distribution it was drawn from (else it was added alone). */
+    boolean hasProbabilities(int i) {
+        return hasRow[i];
+    }
+
     /** The probability the drafter gave {@code token} at position {@code i}: one-hot for a token added alone. */
     float probability(int i, int token) {
         if (!hasRow[i]) {

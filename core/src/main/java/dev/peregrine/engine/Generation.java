@@ -231,7 +231,11 @@ public final class Generation {
      * the repetition penalty over that very history, as plain sampling would apply them) and q
      * the draft's; at the first rejection a token is drawn from max(0, p - q) normalised, and if
      * all are kept, from p after the last. Each output token is thereby distributed exactly as
-     * in plain sampling. Rejected drafts leave the sequence and the KV cache.
+     * in plain sampling. A draft token without a distribution (q one-hot) is tested by a plain
+     * draw from p, kept if the draw is that token, else the draw comes next: the same rule, and
+     * the very tokens plain sampling with the same seed gives (so prompt lookup and drafters that
+     * give no probabilities never change a seeded output). Rejected drafts leave the sequence and
+     * the KV cache.
      *
      * <p>Hands each output token to {@code sink}, as {@link #accept} returns them, and returns
      * how many it handed out.
@@ -257,8 +261,21 @@ public final class Generation {
             float[] p = speculator.row();
             for (; accepted < drafted; accepted++) {
                 keepForLogprobs(rows, firstRow + accepted, accepted);
-                sampler.distribution(rows.logits(), rows.offset(firstRow + accepted), history, start + accepted, p);
                 int x = history[start + accepted];
+                if (!draft.hasProbabilities(accepted)) {
+                    // A token proposed alone (q one-hot at x): draw from p as plain sampling does,
+                    // with its one random number, and keep the draft if that draw is x. x is kept
+                    // with probability p(x) and any other token comes from p without x: the rule
+                    // below for a one-hot q, and every token is the one plain sampling with the same
+                    // seed would give, whatever was drafted.
+                    int y = rows.sample(sampler, firstRow + accepted, history, start + accepted);
+                    if (y != x) {
+                        next = y;
+                        break;
+                    }
+                    continue;
+                }
+                sampler.distribution(rows.logits(), rows.offset(firstRow + accepted), history, start + accepted, p);
                 // Accept with probability min(1, p/q): q(x) > 0 for a token drawn from q.
                 if (!(sampler.nextUniform() * draft.probability(accepted, x) < p[x])) {
                     next = draft.drawResidual(accepted, p, sampler.nextUniform());

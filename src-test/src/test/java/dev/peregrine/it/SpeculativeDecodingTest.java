@@ -8,6 +8,7 @@ import dev.peregrine.Drafter;
 import dev.peregrine.GenerationConfig;
 import dev.peregrine.GeneratorMetrics;
 import dev.peregrine.Model;
+import dev.peregrine.ModelOptions;
 import dev.peregrine.PeregrineException;
 import dev.peregrine.Session;
 import dev.peregrine.Speculation;
@@ -131,6 +132,34 @@ class SpeculativeDecodingTest {
         assertThat(draft.generator().metrics().kvBlocksUsed()).as("draft-model KV blocks given back").isZero();
     }
 
+    /**
+     * Seeded sampling with drafters that give tokens without distributions (prompt lookup, random
+     * tokens, a perfect and a partly wrong drafter): exactly the tokens of plain seeded sampling,
+     * with the repetition penalty and the temperature last too, whatever is drafted and kept.
+     */
+    @Test
+    void seededSamplingWithDraftsWithoutDistributionsGivesThePlainTokens() {
+        for (GenerationConfig base : List.of(GenerationConfig.defaults().temperature(0.9f).seed(7),
+                GenerationConfig.defaults().temperature(0.6f).topP(0.9f).repetitionPenalty(1.3f, 16).temperatureLast(true)
+                        .seed(8))) {
+            for (String prompt : PROMPTS) {
+                GenerationConfig config = base.maxTokens(MAX_TOKENS);
+                Completion plain = target.generator().generate(prompt, config);
+                int[] x = target.encode(prompt);
+                List<Speculation> speculations = List.of(Speculation.promptLookup(1, 3, 6),
+                        Speculation.drafter(randomTokens(3), 4),
+                        Speculation.drafter(knowing(x.length, plain.outputTokens(), 0), 6),
+                        Speculation.drafter(knowing(x.length, plain.outputTokens(), 3), 5));
+                for (Speculation s : speculations) {
+                    Completion fast = target.generator().generate(prompt,
+                            config.withSpeculation(s.withFallbackWhenSlower(false)));
+                    assertThat(fast.outputTokens()).as("%s, %s, %s", prompt, config, s).containsExactly(plain.outputTokens());
+                    assertThat(fast.speculation().draftedTokens()).isPositive();
+                }
+            }
+        }
+    }
+
     @Test
     void statisticsReflectHowGoodTheDrafterIs() {
         String prompt = PROMPTS[0];
@@ -248,6 +277,73 @@ class SpeculativeDecodingTest {
         awaitIdle(target);
         assertThat(target.generator().metrics().kvBlocksUsed()).isZero();
         assertThat(draft.generator().metrics().kvBlocksUsed()).isZero();
+    }
+
+    /**
+     * Request i of {@link #requestsUnderPressure}: speculating with the draft model, prompt lookup
+     * or random tokens (every drafter made afresh), or not at all; greedy, or seeded sampling for
+     * half of those that do not use the draft model (sampled with a draft model's distributions,
+     * a request's tokens depend on what was drafted, which dropped drafts change); a random priority.
+     */
+    private static GenerationConfig pressureConfig(int i, int priority) {
+        boolean sampled = i % 4 != 1 && (i / 4) % 2 == 1;
+        GenerationConfig base = sampled ? GenerationConfig.defaults().temperature(0.9f).topK(30).seed(500 + i)
+                : GenerationConfig.greedy();
+        base = base.maxTokens(40 + (i * 13) % 60).priority(priority);
+        Speculation s = switch (i % 4) {
+            case 0 -> null;
+            case 1 -> Speculation.draftModel(draft, 4);
+            case 2 -> Speculation.promptLookup(1, 3, 5);
+            default -> Speculation.drafter(randomTokens(i), 3);
+        };
+        return s == null ? base : base.withSpeculation(s.withFallbackWhenSlower(false).withMaxBatchSequences(64));
+    }
+
+    /**
+     * Speculating and plain requests, greedy and sampled, of random priorities, arriving at random
+     * with some cancelled, in a KV cache of 16 blocks: drafts are dropped for want of room,
+     * requests are preempted (for room and for higher priorities) and recomputed with their
+     * drafts rolled back. Every request not cancelled gives exactly the tokens it gives alone
+     * (sampled ones too: drafts without distributions are verified with plain sampling's draws),
+     * and both models' caches end empty.
+     */
+    @Test
+    void requestsUnderPressure() throws Exception {
+        ModelOptions tight = ModelOptions.defaults().withKvCacheTokens(256).withMaxSequences(6);
+        try (Model model = Model.load(SharedModels.stories260K(), tight)) {
+            Random random = new Random(21);
+            int n = 20;
+            int[] priorities = random.ints(n, 0, 3).toArray();
+            List<Completion> alone = new ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                alone.add(model.generator().generate(PROMPTS[i % PROMPTS.length], pressureConfig(i, priorities[i])));
+            }
+            long preemptionsBefore = model.generator().metrics().preemptions();
+            List<CompletableFuture<Completion>> futures = new ArrayList<>();
+            boolean[] cancelled = new boolean[n];
+            for (int i = 0; i < n; i++) {
+                futures.add(model.generator().generateAsync(PROMPTS[i % PROMPTS.length], pressureConfig(i, priorities[i])));
+                cancelled[i] = random.nextInt(7) == 0;
+                if (cancelled[i]) {
+                    futures.get(i).cancel(false);
+                }
+                Thread.sleep(random.nextInt(2));
+            }
+            long drafted = 0;
+            for (int i = 0; i < n; i++) {
+                if (!cancelled[i]) {
+                    Completion c = futures.get(i).get(60, TimeUnit.SECONDS);
+                    assertThat(c.outputTokens()).as("request %d", i).containsExactly(alone.get(i).outputTokens());
+                    drafted += c.speculation().draftedTokens();
+                }
+            }
+            assertThat(drafted).as("drafts in the batch").isPositive();
+            assertThat(model.generator().metrics().preemptions() - preemptionsBefore).as("preemptions").isPositive();
+            awaitIdle(model);
+            awaitIdle(draft);
+            assertThat(model.generator().metrics().kvBlocksUsed()).isZero();
+            assertThat(draft.generator().metrics().kvBlocksUsed()).isZero();
+        }
     }
 
     /**
