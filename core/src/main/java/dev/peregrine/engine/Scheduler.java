@@ -616,6 +616,7 @@ public final class Scheduler implements AutoCloseable {
      * priority for them.
      */
     private void admit() {
+        int promised = 0; // blocks that the prompts admitted in this pass will take
         while (!waiting.isEmpty()) {
             Request r = waiting.getFirst();
             if (r.generation.reachedLimit()) {
@@ -644,7 +645,7 @@ public final class Scheduler implements AutoCloseable {
                         + " KV blocks but the cache has only " + kv.totalBlocks() + "; raise ModelOptions.kvCacheTokens"));
                 continue;
             }
-            if (needed > kv.freeBlocks()) {
+            if (needed > kv.freeBlocks() - promised) {
                 Request victim = lowerPriorityThan(r);
                 if (victim != null) {
                     preempt(victim); // may free fewer blocks than it held (shared prefixes): try again
@@ -667,6 +668,7 @@ public final class Scheduler implements AutoCloseable {
             waiting.removeFirst();
             queued.decrementAndGet();
             startRunning(r);
+            promised += Math.max(0, needed);
         }
     }
 
@@ -810,8 +812,8 @@ public final class Scheduler implements AutoCloseable {
                 }
                 if (addToStep(r, 1 + r.drafted)) {
                     decodingTokens += 1 + r.drafted; // drafts may have been dropped for want of KV room
-                } else {
-                    i--; // r was preempted
+                } else if (i >= running.size() || running.get(i) != r) {
+                    i--; // r was preempted (else it waits out this step)
                 }
             } else {
                 prefilling.add(r);
@@ -919,8 +921,9 @@ public final class Scheduler implements AutoCloseable {
 
     /**
      * Adds the next {@code n} pending tokens of {@code r} to the step, making KV room by
-     * preempting the newest running requests that are not in the step. Returns false if {@code r}
-     * itself had to be preempted.
+     * preempting the newest running requests of the lowest priority that are not in the step.
+     * Returns false if {@code r} itself had to be preempted, or waits out this step (then it
+     * stays running).
      */
     private boolean addToStep(Request r, int n) {
         SequenceState seq = r.seq();
@@ -936,6 +939,13 @@ public final class Scheduler implements AutoCloseable {
                     continue;
                 }
                 Request victim = newestOutsideStep();
+                if (victim == r && heldInAPauseBelow(r)) {
+                    // The room r lacks is held by a request of lower priority in a paused step,
+                    // which no one may preempt until that step ends; then r's next step will.
+                    // Preempting r instead, which would take that room back at its admission,
+                    // repeated itself forever.
+                    return false;
+                }
                 preempt(victim);
                 if (victim == r) {
                     return false;
@@ -958,6 +968,16 @@ public final class Scheduler implements AutoCloseable {
         int samplingRow = promptRows ? firstLogitRow + n - 1 : firstLogitRow;
         step.add(r, start + n, wantsLogits ? samplingRow : -1, promptRows ? firstLogitRow : -1);
         return true;
+    }
+
+    /** Whether a running request of lower priority than {@code r} is in a paused step (and so cannot be preempted). */
+    private boolean heldInAPauseBelow(Request r) {
+        for (Request x : running) {
+            if (x.inPausedStep && x.priority > r.priority) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /**

@@ -286,6 +286,53 @@ class ContinuousBatchingTest {
         }
     }
 
+    /**
+     * A request of higher priority decoding in the pauses of a lower-priority request's long
+     * prompt step, whose room it needs: a cache of 9 blocks, the decoder crossing into its fifth
+     * while the prompt (66 tokens) holds five. The lower-priority request cannot be preempted
+     * inside its paused step; the decoder waits for that step to end and then preempts it. (It
+     * used to preempt itself, then at its admission preempt the other, which was admitted again
+     * beside it, its prompt again in a paused step: the two did so for ever.) Both outputs are
+     * those of the requests alone.
+     */
+    @Test
+    void aHigherPriorityRequestWaitsForAPausedStepOfALowerOneInsteadOfPreemptingItself(@TempDir Path dir)
+            throws Exception {
+        Path file = dir.resolve("small.gguf");
+        // ~19M parameters: a prompt step takes milliseconds a layer, far over the 1 ms target.
+        ModelShape shape = new ModelShape("custom", 512, 6, 8, 4, 1536, 512, 2048, 10000f, 1e-5f, true, false);
+        SyntheticModel.of(shape, 5).writeGguf(file, DType.Q8_0, TokenizerMetadata.synthetic(shape.vocab()), 1);
+        ModelOptions options = ModelOptions.defaults().withPrefillStepMillis(1).withPrefixCaching(false)
+                .withKvCacheTokens(144).withMaxSequences(2);
+        try (Model model = Model.load(file, options)) {
+            StringBuilder text = new StringBuilder("Once upon a time");
+            for (int word = 0; model.encode(text.toString()).length < 66; word++) {
+                text.append(word % 2 == 0 ? " a" : " b");
+            }
+            String longPrompt = text.toString();
+            assertThat(model.encode(longPrompt).length).isEqualTo(66);
+            int decoderPrompt = model.encode("The cat").length;
+            GenerationConfig decoding = GenerationConfig.greedy().maxTokens(70 - decoderPrompt).ignoreEos(true);
+            GenerationConfig prompted = GenerationConfig.greedy().maxTokens(3).ignoreEos(true).priority(1);
+            Completion decodingAlone = model.generator().generate("The cat", decoding);
+            Completion promptedAlone = model.generator().generate(longPrompt, prompted);
+            for (int lead : new int[] {61, 59, 62, 57}) {
+                // The prompt arrives when the decoder holds 4 blocks, shortly before it needs a fifth.
+                CountDownLatch reached = new CountDownLatch(lead - decoderPrompt);
+                CompletableFuture<Completion> decoder = CompletableFuture.supplyAsync(
+                        () -> model.generator().generate("The cat", decoding, token -> reached.countDown()));
+                reached.await();
+                CompletableFuture<Completion> prompt = model.generator().generateAsync(longPrompt, prompted);
+                assertThat(decoder.get(60, TimeUnit.SECONDS).outputTokens()).as("lead %d", lead)
+                        .containsExactly(decodingAlone.outputTokens());
+                assertThat(prompt.get(60, TimeUnit.SECONDS).outputTokens()).as("lead %d", lead)
+                        .containsExactly(promptedAlone.outputTokens());
+            }
+            awaitIdle(model);
+            assertThat(model.generator().metrics().kvBlocksUsed()).isZero();
+        }
+    }
+
     @Test
     void timeoutEndsARequestWithItsPartialOutput() {
         try (Model model = Model.load(SharedModels.stories260K())) {
