@@ -25,11 +25,11 @@ import java.util.concurrent.locks.ReentrantLock;
 /**
  * Continuous batching: one step loop per model, on its own thread, runs every active request
  * together. Each step it admits waiting requests (by {@link GenerationConfig#priority}, then first
- * come, first served) while the KV cache has room, builds one ragged batch — one token for every decoding sequence, then chunks of the
- * prompts being prefilled up to the token budget — runs one forward pass, and samples each
- * sequence that got logits with its own config and random generator (from each row's best
- * candidates, selected by the backend, when every row's sampling allows it; see
- * {@link #setCandidateSampling}). Requests join and leave at every step. When the KV cache runs
+ * come, first served) while the KV cache has room, builds one ragged batch — one token for every
+ * decoding sequence, then chunks of the prompts being prefilled up to the token budget — runs one
+ * forward pass, and samples each sequence that got logits with its own config and random
+ * generator (from each row's best candidates, selected by the backend, when every row's sampling
+ * allows it; see {@link #setCandidateSampling}). Requests join and leave at every step. When the KV cache runs
  * out, the running request of the lowest priority (the newest of those) is preempted: its blocks
  * are freed and it is recomputed from its tokens later, so no request is lost or corrupted. A
  * waiting request of higher priority than running ones preempts them for the room or the batch
@@ -829,7 +829,7 @@ public final class Scheduler implements AutoCloseable {
         }
         prefilling.sort((x, y) -> x.priority != y.priority ? Integer.compare(x.priority, y.priority)
                 : Integer.compare(x.seq().pendingTokens(), y.seq().pendingTokens()));
-        // First those owed progress, then the rest shortest first.
+        // First those owed progress, then the rest by priority, shortest first.
         for (Request r : prefilling) {
             if (r.skippedLastStep && running.contains(r)) {
                 budget -= prefill(r, Math.min(r.seq().pendingTokens(), Math.min(budget, MIN_PREFILL_PROGRESS)));
@@ -941,9 +941,9 @@ public final class Scheduler implements AutoCloseable {
                 Request victim = newestOutsideStep();
                 if (victim == r && heldInAPauseBelow(r)) {
                     // The room r lacks is held by a request of lower priority in a paused step,
-                    // which no one may preempt until that step ends; then r's next step will.
-                    // Preempting r instead, which would take that room back at its admission,
-                    // repeated itself forever.
+                    // which no one may preempt until that step ends; r's next step will. (Were r
+                    // preempted, its admission would preempt the other, both would be admitted
+                    // again, and the same could happen for ever.)
                     return false;
                 }
                 preempt(victim);
