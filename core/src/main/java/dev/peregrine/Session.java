@@ -1,14 +1,18 @@
 package dev.peregrine;
 
 import dev.peregrine.engine.Generation;
+import dev.peregrine.engine.IdleSequences;
 import dev.peregrine.engine.SequenceState;
 import java.util.Arrays;
 import java.util.function.Consumer;
 
 /**
  * One sequence whose state (tokens and their cached keys and values) is kept across calls: a
- * chat, or a document processed piece by piece. Not thread-safe; cheap to create;
- * {@link #close()} gives its KV-cache blocks back.
+ * chat, or a document processed piece by piece. Not meant for several threads at once (calls are
+ * serialised); cheap to create; {@link #close()} gives its KV-cache blocks back. While a session is
+ * idle (between calls) and the cache runs out, the model may drop its cached keys and values,
+ * least recently used sessions first; its tokens stay, and its next generation evaluates them
+ * again, with the same results.
  *
  * <pre>{@code
  * try (Session chat = model.newSession()) {
@@ -20,6 +24,9 @@ import java.util.function.Consumer;
 public final class Session implements AutoCloseable {
     private final Model model;
     private final SequenceState seq;
+    private final IdleSequences idleSequences;
+    /** Held during every call, so that the model drops the cached state only while the session is idle. */
+    private final IdleSequences.Entry idle;
     private int unreportedFrom;
 
     Session(Model model) {
@@ -30,6 +37,8 @@ public final class Session implements AutoCloseable {
         this.model = model;
         this.seq = seq;
         this.unreportedFrom = seq.length();
+        this.idleSequences = model.scheduler().idleSequences();
+        this.idle = idleSequences.register(seq);
     }
 
     /**
@@ -38,13 +47,27 @@ public final class Session implements AutoCloseable {
      */
     public Session append(String text) {
         model.ensureOpen();
-        int[] ids = model.encode(text, seq.length() == 0);
-        return append(ids);
+        idle.lock();
+        try {
+            return append(model.encode(text, seq.length() == 0));
+        } finally {
+            idle.unlock();
+        }
     }
 
     /** Appends token ids as they are. */
     public Session append(int... tokens) {
         model.ensureOpen();
+        idle.lock();
+        try {
+            appendTokens(tokens);
+        } finally {
+            idle.unlock();
+        }
+        return this;
+    }
+
+    private void appendTokens(int[] tokens) {
         if (seq.length() + tokens.length > seq.contextLength()) {
             throw new PeregrineException("appending " + tokens.length + " tokens to " + seq.length()
                     + " would exceed the context length " + seq.contextLength());
@@ -55,7 +78,6 @@ public final class Session implements AutoCloseable {
             }
         }
         seq.append(tokens);
-        return this;
     }
 
     /** Generates from the current state; generated tokens stay in the session. */
@@ -69,6 +91,15 @@ public final class Session implements AutoCloseable {
      */
     public Completion generate(GenerationConfig config, Consumer<GeneratedToken> onToken) {
         model.ensureOpen();
+        idle.lock();
+        try {
+            return generateLocked(config, onToken);
+        } finally {
+            idle.unlock();
+        }
+    }
+
+    private Completion generateLocked(GenerationConfig config, Consumer<GeneratedToken> onToken) {
         if (seq.length() == 0) {
             throw new IllegalStateException("the session is empty: append a prompt first");
         }
@@ -85,30 +116,56 @@ public final class Session implements AutoCloseable {
 
     /** Number of tokens in the session (its next position). */
     public int position() {
-        return seq.length();
+        idle.lock();
+        try {
+            return seq.length();
+        } finally {
+            idle.unlock();
+        }
     }
 
     /** The session's tokens. */
     public int[] tokens() {
-        return seq.tokens();
+        idle.lock();
+        try {
+            return seq.tokens();
+        } finally {
+            idle.unlock();
+        }
     }
 
     /** Removes the last {@code n} tokens (and their cached state). */
     public Session rewind(int n) {
         model.ensureOpen();
-        seq.rewind(n);
-        unreportedFrom = Math.min(unreportedFrom, seq.length());
+        idle.lock();
+        try {
+            seq.rewind(n);
+            unreportedFrom = Math.min(unreportedFrom, seq.length());
+        } finally {
+            idle.unlock();
+        }
         return this;
     }
 
     /** A new session with the same tokens, sharing this one's cached state copy-on-write. */
     public Session fork() {
         model.ensureOpen();
-        return new Session(model, seq.fork());
+        idle.lock();
+        try {
+            return new Session(model, seq.fork());
+        } finally {
+            idle.unlock();
+        }
     }
 
     @Override
     public void close() {
-        seq.close();
+        idle.lock();
+        try {
+            idleSequences.unregister(idle);
+            seq.close();
+        } finally {
+            idle.unlock();
+        }
     }
 }

@@ -166,6 +166,8 @@ public final class Scheduler implements AutoCloseable {
     private final ConcurrentLinkedQueue<Request> incoming = new ConcurrentLinkedQueue<>();
     private final AtomicInteger queued = new AtomicInteger();
     private final AtomicLong arrivals = new AtomicLong();
+    /** Open sessions' sequences, whose KV blocks may be dropped while the sessions are idle. */
+    private final IdleSequences idleSequences = new IdleSequences();
     private volatile boolean closed;
 
     // Owned by the scheduler thread.
@@ -243,6 +245,11 @@ public final class Scheduler implements AutoCloseable {
 
     public KvCache kvCache() {
         return kv;
+    }
+
+    /** Where sessions register their sequences, so that their blocks can be taken back while they are idle. */
+    public IdleSequences idleSequences() {
+        return idleSequences;
     }
 
     int maxBatchTokens() {
@@ -576,6 +583,22 @@ public final class Scheduler implements AutoCloseable {
         return null;
     }
 
+    /**
+     * Drops the cached keys and values that a waiting request other than {@code r} holds (a
+     * session's, or a reused prefix), the last in the waiting order first: it evaluates them again
+     * when admitted. Returns whether there was one.
+     */
+    private boolean evictWaiting(Request r) {
+        for (int i = waiting.size() - 1; i >= 0; i--) {
+            Request w = waiting.get(i);
+            if (w != r && w.seq().kv().blockCount() > 0) {
+                w.seq().evict();
+                return true;
+            }
+        }
+        return false;
+    }
+
     private void endCancelledAndExpired() {
         long now = System.nanoTime();
         finished.clear();
@@ -646,18 +669,21 @@ public final class Scheduler implements AutoCloseable {
                 continue;
             }
             if (needed > kv.freeBlocks() - promised) {
+                if (idleSequences.evictOne() || evictWaiting(r)) {
+                    continue; // an idle session's blocks, or a waiting one's, before any running request's
+                }
                 Request victim = lowerPriorityThan(r);
                 if (victim != null) {
                     preempt(victim); // may free fewer blocks than it held (shared prefixes): try again
                     continue;
                 }
                 if (running.isEmpty()) {
-                    // Nothing running will free blocks: the rest is held by idle sessions.
+                    // Nothing running will free blocks: the rest is held by sessions in use.
                     waiting.removeFirst();
                     queued.decrementAndGet();
                     fail(r, new KvCacheFullException("the KV cache is full: " + kv.usedBlocks() + " of "
-                            + kv.totalBlocks() + " blocks are held by open sessions; close idle sessions or raise "
-                            + "ModelOptions.kvCacheTokens"));
+                            + kv.totalBlocks() + " blocks are held by sessions in use (this request's own included); "
+                            + "raise ModelOptions.kvCacheTokens or close sessions"));
                     continue;
                 }
                 if (r.ownsSequence) {
@@ -937,6 +963,9 @@ public final class Scheduler implements AutoCloseable {
                     dropDrafts(r);
                     n = 1;
                     continue;
+                }
+                if (idleSequences.evictOne()) {
+                    continue; // an idle session's blocks, before any running request's
                 }
                 Request victim = newestOutsideStep();
                 if (victim == r && heldInAPauseBelow(r)) {
