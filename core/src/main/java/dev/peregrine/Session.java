@@ -5,6 +5,7 @@ import dev.peregrine.engine.IdleSequences;
 import dev.peregrine.engine.SequenceState;
 import java.util.Arrays;
 import java.util.function.Consumer;
+import java.util.function.Supplier;
 
 /**
  * One sequence whose state (tokens and their cached keys and values) is kept across calls: a
@@ -47,27 +48,16 @@ public final class Session implements AutoCloseable {
      */
     public Session append(String text) {
         model.ensureOpen();
-        idle.lock();
-        try {
-            return append(model.encode(text, seq.length() == 0));
-        } finally {
-            idle.unlock();
-        }
+        return inUse(() -> append(model.encode(text, seq.length() == 0)));
     }
 
     /** Appends token ids as they are. */
     public Session append(int... tokens) {
         model.ensureOpen();
-        idle.lock();
-        try {
-            appendTokens(tokens);
-        } finally {
-            idle.unlock();
-        }
-        return this;
+        return inUse(() -> appendTokens(tokens));
     }
 
-    private void appendTokens(int[] tokens) {
+    private Session appendTokens(int[] tokens) {
         if (seq.length() + tokens.length > seq.contextLength()) {
             throw new PeregrineException("appending " + tokens.length + " tokens to " + seq.length()
                     + " would exceed the context length " + seq.contextLength());
@@ -78,6 +68,7 @@ public final class Session implements AutoCloseable {
             }
         }
         seq.append(tokens);
+        return this;
     }
 
     /** Generates from the current state; generated tokens stay in the session. */
@@ -91,15 +82,10 @@ public final class Session implements AutoCloseable {
      */
     public Completion generate(GenerationConfig config, Consumer<GeneratedToken> onToken) {
         model.ensureOpen();
-        idle.lock();
-        try {
-            return generateLocked(config, onToken);
-        } finally {
-            idle.unlock();
-        }
+        return inUse(() -> generateInUse(config, onToken));
     }
 
-    private Completion generateLocked(GenerationConfig config, Consumer<GeneratedToken> onToken) {
+    private Completion generateInUse(GenerationConfig config, Consumer<GeneratedToken> onToken) {
         if (seq.length() == 0) {
             throw new IllegalStateException("the session is empty: append a prompt first");
         }
@@ -116,54 +102,44 @@ public final class Session implements AutoCloseable {
 
     /** Number of tokens in the session (its next position). */
     public int position() {
-        idle.lock();
-        try {
-            return seq.length();
-        } finally {
-            idle.unlock();
-        }
+        return inUse(seq::length);
     }
 
     /** The session's tokens. */
     public int[] tokens() {
-        idle.lock();
-        try {
-            return seq.tokens();
-        } finally {
-            idle.unlock();
-        }
+        return inUse(seq::tokens);
     }
 
     /** Removes the last {@code n} tokens (and their cached state). */
     public Session rewind(int n) {
         model.ensureOpen();
-        idle.lock();
-        try {
+        return inUse(() -> {
             seq.rewind(n);
             unreportedFrom = Math.min(unreportedFrom, seq.length());
-        } finally {
-            idle.unlock();
-        }
-        return this;
+            return this;
+        });
     }
 
     /** A new session with the same tokens, sharing this one's cached state copy-on-write. */
     public Session fork() {
         model.ensureOpen();
-        idle.lock();
-        try {
-            return new Session(model, seq.fork());
-        } finally {
-            idle.unlock();
-        }
+        return inUse(() -> new Session(model, seq.fork()));
     }
 
     @Override
     public void close() {
-        idle.lock();
-        try {
+        inUse(() -> {
             idleSequences.unregister(idle);
             seq.close();
+            return null;
+        });
+    }
+
+    /** Runs a call with the session marked in use, so that its cached state stays while the call runs. */
+    private <T> T inUse(Supplier<T> call) {
+        idle.lock();
+        try {
+            return call.get();
         } finally {
             idle.unlock();
         }
