@@ -20,6 +20,7 @@ import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
@@ -69,6 +70,8 @@ public final class Scheduler implements AutoCloseable {
      * (64 rows of a 128K vocabulary are 32 MB).
      */
     public static final int PROMPT_LOGPROB_CHUNK = 64;
+    /** How long the loop sleeps while nothing runs and the first waiting request waits for sessions' calls. */
+    private static final long WAIT_FOR_SESSIONS_NANOS = 200_000;
     /** Receives a request's results; called on the scheduler thread, so it must not block. */
     public interface Sink {
         void onToken(GeneratedToken token);
@@ -359,6 +362,10 @@ public final class Scheduler implements AutoCloseable {
         endCancelledAndExpired();
         admit();
         if (running.isEmpty()) {
+            if (!waiting.isEmpty()) {
+                // The first waiting request waits for room held by sessions in the middle of a call.
+                LockSupport.parkNanos(WAIT_FOR_SESSIONS_NANOS);
+            }
             return;
         }
         long t0 = System.nanoTime(); // drafting counts as step time: it is part of what a token costs
@@ -661,11 +668,12 @@ public final class Scheduler implements AutoCloseable {
                 seq.kv().reuseCachedPrefix(seq.tokenArray(), seq.length());
             }
             int needed = blocksFor(seq.length() + 1) - seq.kv().blockCount();
-            if (needed > kv.totalBlocks()) {
+            if (blocksFor(seq.length() + 1) > kv.totalBlocks()) {
                 waiting.removeFirst();
                 queued.decrementAndGet();
-                fail(r, new KvCacheFullException("a sequence of " + seq.length() + " tokens needs " + needed
-                        + " KV blocks but the cache has only " + kv.totalBlocks() + "; raise ModelOptions.kvCacheTokens"));
+                fail(r, new KvCacheFullException("a sequence of " + seq.length() + " tokens needs "
+                        + blocksFor(seq.length() + 1) + " KV blocks but the cache has only " + kv.totalBlocks()
+                        + "; raise ModelOptions.kvCacheTokens"));
                 continue;
             }
             if (needed > kv.freeBlocks() - promised) {
@@ -677,15 +685,9 @@ public final class Scheduler implements AutoCloseable {
                     preempt(victim); // may free fewer blocks than it held (shared prefixes): try again
                     continue;
                 }
-                if (running.isEmpty()) {
-                    // Nothing running will free blocks: the rest is held by sessions in use.
-                    waiting.removeFirst();
-                    queued.decrementAndGet();
-                    fail(r, new KvCacheFullException("the KV cache is full: " + kv.usedBlocks() + " of "
-                            + kv.totalBlocks() + " blocks are held by sessions in use (this request's own included); "
-                            + "raise ModelOptions.kvCacheTokens or close sessions"));
-                    continue;
-                }
+                // The rest is held by running requests, which will free it, or by sessions in the
+                // middle of a call, which will leave them idle or waiting (and so evictable) when
+                // the call ends or submits its request: wait for either.
                 if (r.ownsSequence) {
                     seq.evict(); // don't hold reused blocks while waiting
                 }
