@@ -667,13 +667,13 @@ public final class Scheduler implements AutoCloseable {
             if (prefixCaching && seq.kv().length() == 0 && !r.generation.wantsPromptRows()) {
                 seq.kv().reuseCachedPrefix(seq.tokenArray(), seq.length());
             }
-            int needed = blocksFor(seq.length() + 1) - seq.kv().blockCount();
-            if (blocksFor(seq.length() + 1) > kv.totalBlocks()) {
+            int blocks = blocksFor(seq.length() + 1);
+            int needed = blocks - seq.kv().blockCount();
+            if (blocks > kv.totalBlocks()) {
                 waiting.removeFirst();
                 queued.decrementAndGet();
-                fail(r, new KvCacheFullException("a sequence of " + seq.length() + " tokens needs "
-                        + blocksFor(seq.length() + 1) + " KV blocks but the cache has only " + kv.totalBlocks()
-                        + "; raise ModelOptions.kvCacheTokens"));
+                fail(r, new KvCacheFullException("a sequence of " + seq.length() + " tokens needs " + blocks
+                        + " KV blocks but the cache has only " + kv.totalBlocks() + "; raise ModelOptions.kvCacheTokens"));
                 continue;
             }
             if (needed > kv.freeBlocks() - promised) {
