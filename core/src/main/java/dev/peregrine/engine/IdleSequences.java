@@ -56,6 +56,9 @@ public final class IdleSequences {
      * KV blocks; returns whether there was one. (Blocks it shares with others stay theirs.)
      */
     boolean evictOne() {
+        if (entries.isEmpty()) {
+            return false; // no session open: nothing to copy and sort each time the cache is full
+        }
         List<Entry> byAge = new ArrayList<>(entries);
         byAge.sort(Comparator.comparingLong(e -> e.lastUsedNanos));
         for (Entry e : byAge) {

@@ -3,7 +3,6 @@ package dev.peregrine.it;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.peregrine.Completion;
-import dev.peregrine.Drafter;
 import dev.peregrine.GenerationConfig;
 import dev.peregrine.Model;
 import dev.peregrine.ModelOptions;
@@ -111,7 +110,7 @@ class RandomScenariosTest {
                 Speculation s = switch (r.nextInt(5)) {
                     case 1 -> Speculation.promptLookup(1, 3, 1 + r.nextInt(6));
                     case 2 -> greedy && withDraftModel ? Speculation.draftModel(draft, 1 + r.nextInt(6)) : null;
-                    case 3 -> Speculation.drafter(randomDrafts(r.nextLong()), 1 + r.nextInt(5));
+                    case 3 -> Speculation.drafter(SpeculativeDecodingTest.randomTokens(r.nextLong()), 1 + r.nextInt(5));
                     default -> null;
                 };
                 if (s != null) {
@@ -164,15 +163,5 @@ class RandomScenariosTest {
         } catch (Exception e) {
             return e.getClass().getSimpleName();
         }
-    }
-
-    /** Proposes random tokens, a fresh generator per drafter. */
-    private static Drafter randomDrafts(long seed) {
-        Random random = new Random(seed);
-        return (tokens, length, d) -> {
-            while (d.size() < d.maxTokens()) {
-                d.add(random.nextInt(d.vocabularySize()));
-            }
-        };
     }
 }
