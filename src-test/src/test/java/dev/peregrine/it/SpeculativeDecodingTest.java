@@ -19,6 +19,7 @@ import dev.peregrine.synth.TokenizerMetadata;
 import dev.peregrine.tensor.DType;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
@@ -31,6 +32,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Speculative decoding is lossless for greedy decoding: with any drafter — a perfect one, a
@@ -194,6 +196,72 @@ class SpeculativeDecodingTest {
                 .isEqualTo(perfect.acceptedTokens() + random.acceptedTokens() + real.acceptedTokens());
         System.out.printf("[SpeculativeDecodingTest] acceptance: perfect %.2f, random %.3f, draft model %.2f (mean accepted %.2f)%n",
                 perfect.acceptanceRate(), random.acceptanceRate(), real.acceptanceRate(), real.meanAcceptedLength());
+    }
+
+    /**
+     * The draft model's proposals are its own greedy continuations of the target's exact history,
+     * so how many are drafted and accepted follows from what the draft predicts alone at each
+     * position: a draft sequence left with stale or rolled-back state by an earlier step would
+     * propose other tokens (the output stays right, only fewer drafts are accepted). Checked on
+     * the real pair and on a synthetic target with its own weights in Q4_0 as the draft, which
+     * disagree often enough to exercise every rollback length.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {1, 2, 4})
+    void draftsAcceptedAreExactlyThoseTheDraftModelPredictsAlone(int maxDraft, @TempDir Path dir) {
+        ModelShape tiny = ModelShape.named("tiny");
+        Path tinyTarget = dir.resolve("tiny-f32.gguf");
+        Path tinyDraft = dir.resolve("tiny-q4.gguf");
+        SyntheticModel.of(tiny, 5).writeGguf(tinyTarget, DType.F32, TokenizerMetadata.synthetic(tiny.vocab()), 1);
+        SyntheticModel.of(tiny, 5).writeGguf(tinyDraft, DType.Q4_0, TokenizerMetadata.synthetic(tiny.vocab()), 1);
+        ModelOptions noCaching = ModelOptions.defaults().withPrefixCaching(false);
+        try (Model t = Model.load(tinyTarget, noCaching); Model d = Model.load(tinyDraft, noCaching)) {
+            assertDraftStatisticsFollowTheDraftAlone(t, d, maxDraft, "synthetic tiny F32 + its Q4_0");
+        }
+        assertDraftStatisticsFollowTheDraftAlone(target, draft, maxDraft, "stories260K + Q8_0");
+    }
+
+    private static void assertDraftStatisticsFollowTheDraftAlone(Model t, Model d, int maxDraft, String pair) {
+        int[] prompt = t.encode(PROMPTS[1]);
+        int n = 80;
+        GenerationConfig config = GenerationConfig.greedy().maxTokens(n).ignoreEos(true);
+        int[] out = t.generator().generate(prompt, config, token -> { }).outputTokens();
+        // Whether the draft alone, given the prompt and out[0..i), predicts out[i]: each a fresh request.
+        boolean[] agrees = new boolean[n];
+        int[] history = Arrays.copyOf(prompt, prompt.length + n);
+        System.arraycopy(out, 0, history, prompt.length, n);
+        for (int i = 0; i < n; i++) {
+            int[] prefix = Arrays.copyOf(history, prompt.length + i);
+            agrees[i] = d.generator().generate(prefix, GenerationConfig.greedy().maxTokens(1), token -> { }).outputTokens()[0] == out[i];
+        }
+        // The first token comes from the prompt's step; then each verification of k drafts at
+        // output position i accepts the drafts up to the first disagreement and adds the target's token.
+        long drafted = 0;
+        long accepted = 0;
+        long verifications = 0;
+        for (int i = 1; i < n; ) {
+            int k = Math.min(maxDraft, n - i - 1);
+            if (k == 0) {
+                i++;
+                continue;
+            }
+            int a = 0;
+            while (a < k && agrees[i + a]) {
+                a++;
+            }
+            verifications++;
+            drafted += k;
+            accepted += a;
+            i += a + 1;
+        }
+        Completion fast = t.generator().generate(prompt, config.withSpeculation(Speculation.draftModel(d, maxDraft)
+                .withFallbackWhenSlower(false).withAdaptiveLength(false)), token -> { });
+        assertThat(fast.outputTokens()).containsExactly(out);
+        SpeculationStats s = fast.speculation();
+        System.out.printf("[SpeculativeDecodingTest] %s, draft %d: %s%n", pair, maxDraft, s);
+        assertThat(accepted).as("%s: some drafts rejected, some accepted", pair).isBetween(1L, drafted - 1);
+        assertThat(new long[] {s.draftedTokens(), s.acceptedTokens(), s.verifications()})
+                .as("%s: drafted, accepted, verifications", pair).containsExactly(drafted, accepted, verifications);
     }
 
     @Test
