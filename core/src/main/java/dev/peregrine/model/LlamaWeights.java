@@ -4,6 +4,7 @@ import dev.peregrine.ModelFormatException;
 import dev.peregrine.spi.Backend;
 import dev.peregrine.spi.Weight;
 import dev.peregrine.tensor.DType;
+import dev.peregrine.tensor.Dequant;
 import dev.peregrine.tensor.Tensor;
 import dev.peregrine.tensor.TensorSource;
 import java.lang.foreign.ValueLayout;
@@ -117,7 +118,26 @@ public record LlamaWeights(Weight tokenEmbedding, Layer[] layers, Weight outputN
                 throw new ModelFormatException(file.path(), -1, "tensor '" + file.fileName(name) + "' has shape "
                         + Arrays.toString(shape) + ", expected " + Arrays.toString(expectedShape) + " (row length first)");
             }
+            if (expectedShape.length == 1) {
+                requireFinite(name, t);
+            }
             return backend.upload(t);
+        }
+
+        /**
+         * Norm weights and biases are small, so they are checked whole: one NaN or infinity there
+         * (a corrupt file, or a tensor offset pointing into other data) would turn every logit
+         * into NaN. Matrices are too large to scan at load; the CPU backend checks their block
+         * scales where it repacks them.
+         */
+        private void requireFinite(String name, Tensor t) {
+            // No index in the message: rotate-half models' q/k norms are seen here permuted.
+            for (float v : Dequant.toFloat(t)) {
+                if (!Float.isFinite(v)) {
+                    throw new ModelFormatException(file.path(), -1, "tensor '" + file.fileName(name) + "' holds " + v
+                            + ": a norm weight or bias must be finite (is the file corrupt?)");
+                }
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 package dev.peregrine.sampling;
 
 import dev.peregrine.GenerationConfig;
+import dev.peregrine.PeregrineException;
 
 import java.util.Arrays;
 import java.util.Objects;
@@ -24,7 +25,7 @@ import java.util.concurrent.ThreadLocalRandom;
  * <p>Special values: a {@code -Infinity} logit is never chosen; a NaN logit is treated as
  * {@code -Infinity} (it comes from a broken computation and has no meaningful rank); tokens at
  * {@code +Infinity} share all the probability equally. If every logit is {@code -Infinity} or NaN
- * there is nothing to choose and an {@link IllegalArgumentException} is thrown.
+ * there is nothing to choose and a {@link PeregrineException} is thrown.
  *
  * <p>With top-k, the sampler works on the k best tokens in rank order ({@link TopK}), whether it
  * selects them from a whole row itself ({@link #sample}) or a backend selected them
@@ -141,7 +142,8 @@ public final class Sampler {
      * @param recentTokens the most recent tokens, prompt and generated, oldest first; only the last
      *                     {@code config.repetitionLastN()} of the first {@code recentCount} are penalised
      * @return the token id, drawn from exactly the distribution {@link #distribution} gives
-     * @throws IllegalArgumentException if every logit is {@code -Infinity} or NaN, or a recent token is out of range
+     * @throws PeregrineException       if every logit is {@code -Infinity} or NaN
+     * @throws IllegalArgumentException if a recent token is out of range
      */
     public int sample(float[] logits, int offset, int[] recentTokens, int recentCount) {
         return draw(prepare(logits, offset, recentTokens, recentCount));
@@ -167,7 +169,7 @@ public final class Sampler {
      *               NaN-free (as {@link TopK#select} writes them), n at least {@link #candidatesNeeded}
      * @param ids    their token ids, at the same indices
      * @throws IllegalStateException    if this config needs whole rows ({@link #candidatesNeeded} is 0)
-     * @throws IllegalArgumentException if every candidate is {@code -Infinity}
+     * @throws PeregrineException       if every candidate is {@code -Infinity}
      */
     public int sampleCandidates(float[] values, int[] ids, int offset) {
         if (candidatesNeeded == 0) {
@@ -267,7 +269,7 @@ public final class Sampler {
         int best = argmax(logits, offset, vocabularySize);
         float max = logits[offset + best];
         if (max == Float.NEGATIVE_INFINITY) {
-            throw new IllegalArgumentException("every logit is -Infinity or NaN: no token can be chosen");
+            throw noTokenCanBeChosen();
         }
         if (config.isGreedy()) {
             return keepOnly(best);
@@ -297,6 +299,16 @@ public final class Sampler {
         return weighSurvivors(keepMinP(n), logits, offset, max);
     }
 
+    /**
+     * Every logit is -Infinity or NaN. Not the caller's argument at fault but the model's output
+     * (NaN: non-finite weights or an overflow) or what the config excluded, so a typed exception.
+     */
+    private static PeregrineException noTokenCanBeChosen() {
+        return new PeregrineException("every logit is -Infinity or NaN: no token can be chosen (NaN logits come from "
+                + "non-finite weights or activations, a corrupt or badly converted model; -Infinity from a logit bias "
+                + "or output constraint that excludes every token)");
+    }
+
     /** Whether the config's top-k removes anything: {@code 0 < topK < vocabularySize}. */
     private boolean usesTopK() {
         return config.topK() > 0 && config.topK() < vocabularySize;
@@ -311,7 +323,7 @@ public final class Sampler {
     private int filterRanked(float[] logits, int from, int k) {
         float max = logits[from];
         if (max == Float.NEGATIVE_INFINITY) {
-            throw new IllegalArgumentException("every logit is -Infinity or NaN: no token can be chosen");
+            throw noTokenCanBeChosen();
         }
         if (config.isGreedy()) {
             return keepOnly(candidates[0]);

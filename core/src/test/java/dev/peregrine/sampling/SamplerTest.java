@@ -1,6 +1,7 @@
 package dev.peregrine.sampling;
 
 import dev.peregrine.GenerationConfig;
+import dev.peregrine.PeregrineException;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
@@ -466,7 +467,7 @@ class SamplerTest {
         float[] logits = {Float.NEGATIVE_INFINITY, Float.NaN};
         for (GenerationConfig c : List.of(PLAIN, GenerationConfig.greedy())) {
             assertThatThrownBy(() -> new Sampler(c, 2).sample(logits.clone(), 0, NO_TOKENS, 0))
-                    .isInstanceOf(IllegalArgumentException.class);
+                    .isInstanceOf(PeregrineException.class).hasMessageContaining("no token can be chosen");
         }
     }
 
@@ -563,7 +564,7 @@ class SamplerTest {
         float[] hopeless = {Float.NEGATIVE_INFINITY, Float.NEGATIVE_INFINITY};
         for (GenerationConfig c : List.of(GenerationConfig.greedy(), PLAIN.topK(2))) {
             assertThatThrownBy(() -> new Sampler(c, 100).sampleCandidates(hopeless, ids, 0))
-                    .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("-Infinity");
+                    .isInstanceOf(PeregrineException.class).hasMessageContaining("-Infinity");
         }
         assertThatThrownBy(() -> new Sampler(PLAIN.topK(2), 100).sampleCandidates(values, ids, 1))
                 .isInstanceOf(IndexOutOfBoundsException.class);

@@ -8,6 +8,13 @@ import dev.peregrine.GenerationConfig;
 import dev.peregrine.Model;
 import dev.peregrine.ModelFormatException;
 import dev.peregrine.format.gguf.GgufFile;
+import dev.peregrine.format.gguf.GgufTensorInfo;
+import java.lang.foreign.Arena;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.file.StandardOpenOption;
+import dev.peregrine.format.gguf.GgufFile;
 import dev.peregrine.format.hf.HfDirectoryWriter;
 import dev.peregrine.model.Family;
 import dev.peregrine.model.LlamaCheckpoint;
@@ -166,6 +173,28 @@ class ModelFamiliesTest {
                 .replace("\"hidden_activation\": \"gelu_pytorch_tanh\"", "\"hidden_activation\": \"silu\""));
         assertThat(catchThrowable(() -> Model.load(gemma).close())).isInstanceOf(ModelFormatException.class)
                 .hasMessageContaining("hidden_activation").hasMessageContaining("gelu_pytorch_tanh");
+    }
+
+    /**
+     * A NaN in a norm weight (a corrupt file, or a tensor offset pointing into other data) would
+     * turn every logit into NaN; it is refused at load, naming the tensor.
+     */
+    @Test
+    void aNonFiniteNormWeightIsRefusedAtLoad() throws IOException {
+        ModelShape shape = ModelShape.named("qwen3-tiny");
+        Path file = gguf(shape, DType.F32);
+        long at;
+        try (Arena arena = Arena.ofConfined()) {
+            GgufFile f = GgufFile.open(file, arena);
+            GgufTensorInfo norm = f.tensorInfos().stream().filter(t -> t.name().equals("blk.1.attn_k_norm.weight"))
+                    .findFirst().orElseThrow();
+            at = f.dataOffset() + norm.dataOffset() + 4L * 5;
+        }
+        try (FileChannel channel = FileChannel.open(file, StandardOpenOption.WRITE)) {
+            channel.write(ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putFloat(0, Float.NaN), at);
+        }
+        assertThat(catchThrowable(() -> Model.load(file).close())).isInstanceOf(ModelFormatException.class)
+                .hasMessageContaining("'blk.1.attn_k_norm.weight' holds NaN");
     }
 
     @Test
