@@ -69,7 +69,8 @@ public final class Speculation {
      * Drafts with a smaller model that shares the target's tokenizer (same vocabulary size, same
      * token pieces; checked when a request using it is submitted). The draft model keeps its own
      * KV state per request and runs its forward steps on the target's scheduler thread, never at
-     * the same time as its own generations. Keep it open while requests use it.
+     * the same time as its own generations. Requests submitted after it is closed fail; requests
+     * running when it is closed go on without speculation (the same tokens, at plain speed).
      *
      * @param maxDraft the most tokens drafted per step
      */

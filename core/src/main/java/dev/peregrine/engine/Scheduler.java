@@ -750,7 +750,13 @@ public final class Scheduler implements AutoCloseable {
                 }
             } catch (RuntimeException | Error e) {
                 for (Speculator s : runner.work()) {
-                    failRunning(requestOf(s), new PeregrineException("drafting with the draft model failed: " + e, e));
+                    if (runner.draftModel().closed) {
+                        // The host closed the draft model: speculation only ever changed the speed,
+                        // so its requests go on decoding plainly.
+                        s.stop();
+                    } else {
+                        failRunning(requestOf(s), new PeregrineException("drafting with the draft model failed: " + e, e));
+                    }
                 }
             } finally {
                 runner.clear();

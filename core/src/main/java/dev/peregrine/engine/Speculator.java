@@ -23,6 +23,7 @@ public final class Speculator implements AutoCloseable {
     private final SpeculationGovernor governor; // null: speculate whatever it costs
     private final DraftBuffer draft;
     private int length;
+    private boolean stopped; // the draft model was closed: never drafts again
 
     // Bound by the generation.
     private SequenceState target;
@@ -104,7 +105,13 @@ public final class Speculator implements AutoCloseable {
 
     /** Whether the request drafts this step as far as cost goes: always, or while it pays (see SpeculationGovernor). */
     boolean speculatesNow() {
-        return governor == null || governor.speculate();
+        return !stopped && (governor == null || governor.speculate());
+    }
+
+    /** Stops drafting for good (its draft model was closed) and gives back the draft model's KV blocks. */
+    void stop() {
+        stopped = true;
+        close();
     }
 
     /**

@@ -519,6 +519,20 @@ class SpeculativeDecodingTest {
         }
     }
 
+    /** Closing a draft model under running requests stops their speculation, not the requests. */
+    @Test
+    void aDraftModelClosedDuringARequestLeavesItDecodingPlainly() {
+        GenerationConfig config = GenerationConfig.greedy().maxTokens(400).ignoreEos(true);
+        Completion plain = target.generator().generate(PROMPTS[1], config);
+        try (Model d = Model.load(SharedModels.stories260KQ8())) {
+            Completion fast = target.generator().generate(target.encode(PROMPTS[1]),
+                    config.withSpeculation(Speculation.draftModel(d, 4).withFallbackWhenSlower(false)), token -> d.close());
+            assertThat(fast.outputTokens()).containsExactly(plain.outputTokens());
+        }
+        awaitIdle(target);
+        assertThat(target.generator().metrics().kvBlocksUsed()).isZero();
+    }
+
     @Test
     void promptLookupAcceptsRepeatedText() {
         String prompt = "Tom had a red ball. Tom had a red ball. Tom had a red ball. Tom had a";
