@@ -146,13 +146,16 @@ public final class KernelBench {
 
     /**
      * Runs {@code calls} (that many matmuls) until C2 has compiled the kernels, seen as the
-     * allocation per matmul dropping under 1 KB (C1 code boxes its vectors), or for at most a minute:
-     * on a busy machine the compiler threads can take many seconds.
+     * allocation per matmul dropping under 1 KB (C1 code boxes its vectors), and for at least 2
+     * seconds, or for at most a minute: on a busy machine the compiler threads can take many
+     * seconds. Without the 2 seconds, small products (a few tokens on a small matrix, ~100 us a
+     * call) were measured before the two-thread path was compiled: 9 against 118 GFLOP/s.
      */
     private static void warmUp(Runnable calls, int count) {
-        long deadline = System.nanoTime() + 60_000_000_000L;
+        long start = System.nanoTime();
+        long deadline = start + 60_000_000_000L;
         int quiet = 0;
-        while (quiet < 3 && System.nanoTime() < deadline) {
+        while ((quiet < 3 || System.nanoTime() - start < 2_000_000_000L) && System.nanoTime() < deadline) {
             long before = allocatedBytes();
             calls.run();
             quiet = (allocatedBytes() - before) / count < 1024 ? quiet + 1 : 0;
