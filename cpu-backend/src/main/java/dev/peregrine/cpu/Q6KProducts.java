@@ -238,43 +238,50 @@ final class Q6KProducts {
     private static void oneToken(MemorySegment w, long pairs, long column, MatmulInput input, int token, int[] sums) {
         MemorySegment xq = input.quantised;
         long xb = 2L * token * input.columns + 2 * column;
-        for (int j = 0; j < 16; j++) {
-            IntVector i0 = IntVector.zero(I), i1 = i0, i2 = i0, i3 = i0;
-            for (int half = 0; half < 2; half++) {
-                ShortVector low = ShortVector.zero(SHORTS), high = low;
-                // A pair of columns a pass (offsets linear in the counter, see HalfProducts.oneGroup): the
-                // first's top bits are bits 0-3 of the shared byte, the second's bits 4-7.
-                long run = pairs + (long) (8 * j + 4 * half) * PAIR_BYTES;
-                long xRun = xb + 2L * (16 * j + 8 * half);
-                for (int p = 0; p < 4; p++) {
-                    long pair = run + (long) p * PAIR_BYTES;
-                    ShortVector n0 = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair, NATIVE)
-                            .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
-                    ShortVector n1 = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair + COLUMN_BYTES, NATIVE)
-                            .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
-                    ShortVector tops = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair + 2 * COLUMN_BYTES, NATIVE)
-                            .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
-                    short v0 = xq.get(SHORT, xRun + 4L * p);
-                    short v1 = xq.get(SHORT, xRun + 4L * p + 2);
-                    // The loop-carried vectors as arguments, not receivers (see ARCHITECTURE.md).
-                    low = n0.and((short) 0x0F).or(tops.lanewise(VectorOperators.LSHL, 4).and((short) 0x30))
-                            .sub((short) 32).mul(v0).add(low);
-                    high = n0.lanewise(VectorOperators.LSHR, 4).or(tops.lanewise(VectorOperators.LSHL, 2)
-                            .and((short) 0x30)).sub((short) 32).mul(v0).add(high);
-                    low = n1.and((short) 0x0F).or(tops.and((short) 0x30)).sub((short) 32).mul(v1).add(low);
-                    high = n1.lanewise(VectorOperators.LSHR, 4).or(tops.lanewise(VectorOperators.LSHR, 2)
-                            .and((short) 0x30)).sub((short) 32).mul(v1).add(high);
-                }
+        // One loop over the super-block's 128 pairs (offsets linear in the counter, see
+        // HalfProducts.oneGroup): nested loops of 16, 2 and 4 compiled to short loops that C2
+        // split into pre-, main and post-loops with their checks. The 16-bit sums are widened
+        // every 4 pairs (8 columns) and stored every 8 (a sub-block of 16).
+        ShortVector low = ShortVector.zero(SHORTS), high = low;
+        IntVector i0 = IntVector.zero(I), i1 = i0, i2 = i0, i3 = i0;
+        for (int p = 0; p < SUPER_BLOCK / 2; p++) {
+            long pair = pairs + (long) p * PAIR_BYTES;
+            ShortVector n0 = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair, NATIVE)
+                    .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
+            ShortVector n1 = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair + COLUMN_BYTES, NATIVE)
+                    .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
+            ShortVector tops = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair + 2 * COLUMN_BYTES, NATIVE)
+                    .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
+            short v0 = xq.get(SHORT, xb + 4L * p);
+            short v1 = xq.get(SHORT, xb + 4L * p + 2);
+            // The first column's top bits are bits 0-3 of the shared byte, the second's bits 4-7;
+            // the loop-carried vectors as arguments, not receivers (see ARCHITECTURE.md).
+            low = n0.and((short) 0x0F).or(tops.lanewise(VectorOperators.LSHL, 4).and((short) 0x30))
+                    .sub((short) 32).mul(v0).add(low);
+            high = n0.lanewise(VectorOperators.LSHR, 4).or(tops.lanewise(VectorOperators.LSHL, 2)
+                    .and((short) 0x30)).sub((short) 32).mul(v0).add(high);
+            low = n1.and((short) 0x0F).or(tops.and((short) 0x30)).sub((short) 32).mul(v1).add(low);
+            high = n1.lanewise(VectorOperators.LSHR, 4).or(tops.lanewise(VectorOperators.LSHR, 2)
+                    .and((short) 0x30)).sub((short) 32).mul(v1).add(high);
+            if ((p & 3) == 3) {
                 i0 = ((IntVector) low.convertShape(VectorOperators.S2I, I, 0)).add(i0);
                 i1 = ((IntVector) low.convertShape(VectorOperators.S2I, I, 1)).add(i1);
                 i2 = ((IntVector) high.convertShape(VectorOperators.S2I, I, 0)).add(i2);
                 i3 = ((IntVector) high.convertShape(VectorOperators.S2I, I, 1)).add(i3);
+                low = ShortVector.zero(SHORTS);
+                high = low;
+                if ((p & 7) == 7) {
+                    int at = 4 * (p >> 3) * GROUP_ROWS;
+                    i0.intoArray(sums, at);
+                    i1.intoArray(sums, at + FL);
+                    i2.intoArray(sums, at + 2 * FL);
+                    i3.intoArray(sums, at + 3 * FL);
+                    i0 = IntVector.zero(I);
+                    i1 = i0;
+                    i2 = i0;
+                    i3 = i0;
+                }
             }
-            int at = 4 * j * GROUP_ROWS;
-            i0.intoArray(sums, at);
-            i1.intoArray(sums, at + FL);
-            i2.intoArray(sums, at + 2 * FL);
-            i3.intoArray(sums, at + 3 * FL);
         }
     }
 
