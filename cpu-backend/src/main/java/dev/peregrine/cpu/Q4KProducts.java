@@ -14,7 +14,6 @@ import static dev.peregrine.cpu.IntegerProducts.SUPER_BLOCK;
 import static dev.peregrine.cpu.IntegerProducts.finiteScale;
 import static dev.peregrine.cpu.VectorKernels.F;
 import static dev.peregrine.cpu.VectorKernels.FL;
-import static dev.peregrine.cpu.VectorKernels.QUARTER_BYTES;
 import dev.peregrine.tensor.DType;
 import dev.peregrine.tensor.Dequant;
 import java.lang.foreign.MemorySegment;
@@ -554,7 +553,9 @@ final class Q4KProducts {
                                            int blocks, MatmulInput input, short[] sums, float[] acc,
                                            float[] dScales) {
         // The rows' d, then dmin, as floats into a small array once per super-block: used in the
-        // loop directly, the half-to-float helper stayed a call that allocated its vectors.
+        // loop directly, the half-to-float helper stayed a call that allocated its vectors. (The
+        // long expressions below stay inline too: as named vectors, C2 boxed them in every JVM of
+        // KernelSelectionAndConversionTest.decodeStepAllocatesNothingOnceWarm.)
         for (int i = 0; i < 4; i++) {
             IntegerProducts.scales(w, header + 2L * FL * i).intoArray(dScales, i * FL);
             IntegerProducts.scales(w, header + MINS_AT + 2L * FL * i).intoArray(dScales, GROUP_ROWS + i * FL);
@@ -585,30 +586,22 @@ final class Q4KProducts {
             }
             long sc = header + SCALES_AT + (long) j * GROUP_ROWS;
             long m = header + MIN_SCALES_AT + (long) j * GROUP_ROWS;
-            FloatVector sc0 = (FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w,
-                    sc, NATIVE).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).convert(VectorOperators.I2F, 0);
-            FloatVector m0 = (FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w,
-                    m, NATIVE).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).convert(VectorOperators.I2F, 0);
-            FloatVector sc1 = (FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w,
-                    sc + FL, NATIVE).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).convert(VectorOperators.I2F, 0);
-            FloatVector m1 = (FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w,
-                    m + FL, NATIVE).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).convert(VectorOperators.I2F, 0);
-            FloatVector sc2 = (FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w,
-                    sc + 2 * FL, NATIVE).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).convert(VectorOperators.I2F, 0);
-            FloatVector m2 = (FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w,
-                    m + 2 * FL, NATIVE).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).convert(VectorOperators.I2F, 0);
-            FloatVector sc3 = (FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w,
-                    sc + 3 * FL, NATIVE).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).convert(VectorOperators.I2F, 0);
-            FloatVector m3 = (FloatVector) ((IntVector) ByteVector.fromMemorySegment(QUARTER_BYTES, w,
-                    m + 3 * FL, NATIVE).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).convert(VectorOperators.I2F, 0);
-            a0 = p0.fma(FloatVector.fromArray(F, dScales, 0).mul(sc0).mul(dx), a0);
-            a1 = p1.fma(FloatVector.fromArray(F, dScales, FL).mul(sc1).mul(dx), a1);
-            a2 = p2.fma(FloatVector.fromArray(F, dScales, 2 * FL).mul(sc2).mul(dx), a2);
-            a3 = p3.fma(FloatVector.fromArray(F, dScales, 3 * FL).mul(sc3).mul(dx), a3);
-            a0 = FloatVector.fromArray(F, dScales, GROUP_ROWS).mul(m0).fma(minWeight, a0);
-            a1 = FloatVector.fromArray(F, dScales, GROUP_ROWS + FL).mul(m1).fma(minWeight, a1);
-            a2 = FloatVector.fromArray(F, dScales, GROUP_ROWS + 2 * FL).mul(m2).fma(minWeight, a2);
-            a3 = FloatVector.fromArray(F, dScales, GROUP_ROWS + 3 * FL).mul(m3).fma(minWeight, a3);
+            a0 = p0.fma(FloatVector.fromArray(F, dScales, 0).mul(((FloatVector) ((IntVector) ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w, sc, NATIVE)
+                    .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).convert(VectorOperators.I2F, 0))).mul(dx), a0);
+            a1 = p1.fma(FloatVector.fromArray(F, dScales, FL).mul(((FloatVector) ((IntVector) ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w, sc + FL, NATIVE)
+                    .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).convert(VectorOperators.I2F, 0))).mul(dx), a1);
+            a2 = p2.fma(FloatVector.fromArray(F, dScales, 2 * FL).mul(((FloatVector) ((IntVector) ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w, sc + 2 * FL, NATIVE)
+                    .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).convert(VectorOperators.I2F, 0))).mul(dx), a2);
+            a3 = p3.fma(FloatVector.fromArray(F, dScales, 3 * FL).mul(((FloatVector) ((IntVector) ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w, sc + 3 * FL, NATIVE)
+                    .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).convert(VectorOperators.I2F, 0))).mul(dx), a3);
+            a0 = FloatVector.fromArray(F, dScales, GROUP_ROWS).mul(((FloatVector) ((IntVector) ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w, m, NATIVE)
+                    .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).convert(VectorOperators.I2F, 0))).fma(minWeight, a0);
+            a1 = FloatVector.fromArray(F, dScales, GROUP_ROWS + FL).mul(((FloatVector) ((IntVector) ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w, m + FL, NATIVE)
+                    .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).convert(VectorOperators.I2F, 0))).fma(minWeight, a1);
+            a2 = FloatVector.fromArray(F, dScales, GROUP_ROWS + 2 * FL).mul(((FloatVector) ((IntVector) ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w, m + 2 * FL, NATIVE)
+                    .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).convert(VectorOperators.I2F, 0))).fma(minWeight, a2);
+            a3 = FloatVector.fromArray(F, dScales, GROUP_ROWS + 3 * FL).mul(((FloatVector) ((IntVector) ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w, m + 3 * FL, NATIVE)
+                    .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).convert(VectorOperators.I2F, 0))).fma(minWeight, a3);
         }
         a0.intoArray(acc, 0);
         a1.intoArray(acc, FL);
