@@ -17,6 +17,7 @@ import static dev.peregrine.cpu.VectorKernels.FL;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
@@ -27,15 +28,20 @@ import jdk.incubator.vector.VectorOperators;
  * Q6_K products in integers on 8-bit activations, as {@link IntegerProducts} computes Q4_0's (its
  * groups of rows and quantised input). Q6_K (value (d * sc) * (q - 32), q 0-63, sc a signed byte
  * per sub-block of 16, d per super-block) keeps the file's 210 bytes per row and super-block, in
- * two regions as Q4_K's: first every group's columns, in pairs, each pair two runs of low nibbles
- * (as Q4_0's columns) and one run of the top 2 bits of both (see copyGroup); then every group's
- * super-block headers, the rows' d as halves and the 16 scales as a byte per row. A sub-block's sum of
- * (q - 32) * xq can reach +-65,024, so the 16-bit sums run over 8 columns (+-32,512, exact) and
- * are added in 32-bit lanes; each accumulator then takes {@code fma(S, (d * sc) * dx, acc)}. For
- * several tokens a super-block's values are unpacked once into shorts and read by every pass of
- * 4 tokens. KernelBench, 2,048 x 8,192, 1 / 2 threads: decode 8.5 / 11.7 -> 15 / 28 GB/s; 4 tokens
- * 23 / 43 -> 63 / 88 GFLOP/s; 128 tokens 118 / 244 -> 98 / 192 (the float tile kernel was faster
- * there: the price of batch invariance with the decode kernel).
+ * two regions as Q4_K's: first every group's columns, in pairs, each pair a lane's two rows (j and
+ * j + GROUP_ROWS / 2) of each column as one 12-bit value B = q(j) + 64 q(j + GROUP_ROWS / 2) (see
+ * copyGroup); then every group's super-block headers, the rows' d as halves and the 16 scales as a
+ * byte per row. A lane sums B * xq and q(j + GROUP_ROWS / 2) * xq, wrapping in 16 bits; the first
+ * minus 64 times the second is row j's sum of q * xq, and each minus 32 * sum xq the sum of
+ * (q - 32) * xq, which over 8 columns lies within +-32 * 127 * 8 = +-32,512: exact, though every
+ * step before wrapped. Then they are added in 32-bit lanes per sub-block of 16 and each
+ * accumulator takes {@code fma(S, (d * sc) * dx, acc)}. For several tokens a super-block's values
+ * are unpacked once into shorts and read by every pass of 4 tokens. KernelBench, 2,048 x 8,192, 1 /
+ * 2 threads: decode 8.5 / 11.7 -> 15 / 28 GB/s; 4 tokens 23 / 43 -> 63 / 88 GFLOP/s; 128 tokens
+ * 118 / 244 -> 98 / 192 (the float tile kernel was faster there: the price of batch invariance
+ * with the decode kernel). The 12-bit pairs (before: two runs of low nibbles and one of the top
+ * bits, each value assembled before its multiply) took the one-token loop from 32 to 20 vector
+ * instructions a pair: KernelBench decode in L3 15.3 -> 19.3 GB/s on one core.
  */
 final class Q6KProducts {
     /** A super-block's header in Q6_K's copy: the rows' d, then 16 sub-blocks' scales (a signed byte a row). */
@@ -48,6 +54,8 @@ final class Q6KProducts {
     static final int BLOCK_BYTES = HEADER_BYTES + PAIRS_BYTES;
     /** Q6_K in the file: 128 bytes of low nibbles, 64 of high bit pairs, 16 scales, d. */
     private static final int FILE_BLOCK_BYTES = 210;
+    private static final ByteOrder LITTLE_ENDIAN = ByteOrder.LITTLE_ENDIAN;
+    private static final ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LITTLE_ENDIAN);
 
     private Q6KProducts() {
     }
@@ -67,11 +75,12 @@ final class Q6KProducts {
 
     /**
      * Group {@code group} of a Q6_K matrix's copy: per super-block a header (the rows' d as the
-     * file's halves, the 16 scales as a byte per row) and the columns in pairs (2p, 2p + 1), each pair 3 runs of
-     * {@code GROUP_ROWS / 2} bytes: column 2p's low 4 bits (byte j: row j in the low nibble, row
-     * {@code j + GROUP_ROWS / 2} in the high one), column 2p + 1's likewise, then their top 2 bits
-     * (byte j, from bit 0: row j and row j + GROUP_ROWS / 2 of column 2p, the same of 2p + 1). 210
-     * bytes per row and super-block, as in the file. Padding rows are zeros (d = 0).
+     * file's halves, the 16 scales as a byte per row) and the columns in pairs (2p, 2p + 1). With
+     * B0 and B1 lane j's 12-bit values of the two columns (B = q(row j) + 64 q(row j + GROUP_ROWS /
+     * 2)), a pair is {@code GROUP_ROWS / 2} little-endian shorts, B0 + 4,096 (B1 >> 8), then
+     * {@code GROUP_ROWS / 2} bytes, B1's low 8 bits: one 16-bit load and one zero-extending load,
+     * and 4 operations, give both columns' B. 210 bytes per row and super-block, as in the file.
+     * Padding rows are zeros (d = 0).
      */
     static void copyGroup(String tensor, MemorySegment from, long rowBytes, int rows, int columns, MemorySegment to,
                           int group) {
@@ -117,10 +126,13 @@ final class Q6KProducts {
                     int b0 = q6(highBlock, 2 * p);
                     int a1 = q6(lowBlock, 2 * p + 1);
                     int b1 = q6(highBlock, 2 * p + 1);
-                    int pair = p * PAIR_BYTES + lane;
-                    pairs[pair] = (byte) (a0 & 0x0F | (b0 & 0x0F) << 4);
-                    pairs[pair + COLUMN_BYTES] = (byte) (a1 & 0x0F | (b1 & 0x0F) << 4);
-                    pairs[pair + 2 * COLUMN_BYTES] = (byte) (a0 >>> 4 | (b0 >>> 4) << 2 | (a1 >>> 4) << 4 | (b1 >>> 4) << 6);
+                    int both0 = a0 | b0 << 6;
+                    int both1 = a1 | b1 << 6;
+                    int packed = both0 | (both1 >>> 8) << 12;
+                    int pair = p * PAIR_BYTES;
+                    pairs[pair + 2 * lane] = (byte) packed; // little-endian
+                    pairs[pair + 2 * lane + 1] = (byte) (packed >>> 8);
+                    pairs[pair + 2 * COLUMN_BYTES + lane] = (byte) both1;
                 }
             }
             MemorySegment.copy(pairs, 0, to, ValueLayout.JAVA_BYTE, pairsAt(group, s, supers), PAIRS_BYTES);
@@ -148,10 +160,11 @@ final class Q6KProducts {
             long pairs = pairsAt(row / GROUP_ROWS, s, supers);
             float d = Float.float16ToFloat(data.get(SHORT, at + 2L * lane));
             for (int c = 0; c < SUPER_BLOCK; c++) {
-                long pair = pairs + (long) (c / 2) * PAIR_BYTES + j;
-                int nibbles = data.get(ValueLayout.JAVA_BYTE, pair + (c % 2) * COLUMN_BYTES) & 0xFF;
-                int tops = data.get(ValueLayout.JAVA_BYTE, pair + 2 * COLUMN_BYTES) & 0xFF;
-                int q = (upper ? nibbles >>> 4 : nibbles & 0x0F) | (tops >>> 4 * (c % 2) + (upper ? 2 : 0) & 3) << 4;
+                long pair = pairs + (long) (c / 2) * PAIR_BYTES;
+                int packed = data.get(LE_SHORT, pair + 2L * j) & 0xFFFF;
+                int both = c % 2 == 0 ? packed & 0x0FFF
+                        : (packed >>> 12) << 8 | data.get(ValueLayout.JAVA_BYTE, pair + 2 * COLUMN_BYTES + j) & 0xFF;
+                int q = upper ? both >>> 6 : both & 0x3F;
                 int scale = data.get(ValueLayout.JAVA_BYTE, at + SCALES_AT + (long) (c / 16) * GROUP_ROWS + lane);
                 out.set(FLOAT, 4L * (outIndex + (long) s * SUPER_BLOCK + c), d * scale * (q - 32));
             }
@@ -211,20 +224,16 @@ final class Q6KProducts {
     private static void unpackQ6K(MemorySegment w, long pairs, short[] values) {
         for (int p = 0; p < SUPER_BLOCK / 2; p++) { // offsets linear in p (see HalfProducts.oneGroup)
             long pair = pairs + (long) p * PAIR_BYTES;
-            ShortVector n0 = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair, NATIVE)
+            ShortVector packed = ShortVector.fromMemorySegment(SHORTS, w, pair, LITTLE_ENDIAN);
+            ShortVector low1 = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair + 2 * COLUMN_BYTES, NATIVE)
                     .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
-            ShortVector n1 = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair + COLUMN_BYTES, NATIVE)
-                    .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
-            ShortVector tops = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair + 2 * COLUMN_BYTES, NATIVE)
-                    .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
+            ShortVector both0 = packed.and((short) 0x0FFF);
+            ShortVector both1 = packed.lanewise(VectorOperators.LSHR, 4).and((short) 0x0F00).or(low1);
             int c = 2 * p * GROUP_ROWS;
-            n0.and((short) 0x0F).or(tops.lanewise(VectorOperators.LSHL, 4).and((short) 0x30)).sub((short) 32)
-                    .intoArray(values, c);
-            n0.lanewise(VectorOperators.LSHR, 4).or(tops.lanewise(VectorOperators.LSHL, 2).and((short) 0x30)).sub((short) 32)
-                    .intoArray(values, c + HALF_GROUP);
-            n1.and((short) 0x0F).or(tops.and((short) 0x30)).sub((short) 32).intoArray(values, c + GROUP_ROWS);
-            n1.lanewise(VectorOperators.LSHR, 4).or(tops.lanewise(VectorOperators.LSHR, 2).and((short) 0x30)).sub((short) 32)
-                    .intoArray(values, c + GROUP_ROWS + HALF_GROUP);
+            both0.and((short) 0x3F).sub((short) 32).intoArray(values, c);
+            both0.lanewise(VectorOperators.LSHR, 6).sub((short) 32).intoArray(values, c + HALF_GROUP);
+            both1.and((short) 0x3F).sub((short) 32).intoArray(values, c + GROUP_ROWS);
+            both1.lanewise(VectorOperators.LSHR, 6).sub((short) 32).intoArray(values, c + GROUP_ROWS + HALF_GROUP);
         }
     }
 
@@ -236,40 +245,45 @@ final class Q6KProducts {
      * 256-bit JVMs.
      */
     private static void oneToken(MemorySegment w, long pairs, long column, MatmulInput input, int token, int[] sums) {
-        MemorySegment xq = input.quantised;
-        long xb = 2L * token * input.columns + 2 * column;
+        // The activations from the heap array: read from the native segment, each read kept the
+        // segment's liveness checks in the loop (KernelBench decode 14.8 -> 20.3 GB/s in L3).
+        short[] xq = input.quantisedValues;
+        int x = token * input.columns + (int) column;
         // One loop over the super-block's 128 pairs (offsets linear in the counter, see
         // HalfProducts.oneGroup): nested loops of 16, 2 and 4 compiled to short loops that C2
         // split into pre-, main and post-loops with their checks. The 16-bit sums are widened
         // every 4 pairs (8 columns) and stored every 8 (a sub-block of 16).
-        ShortVector low = ShortVector.zero(SHORTS), high = low;
+        ShortVector both = ShortVector.zero(SHORTS), high = both;
         IntVector i0 = IntVector.zero(I), i1 = i0, i2 = i0, i3 = i0;
+        int xSum = 0;
         for (int p = 0; p < SUPER_BLOCK / 2; p++) {
             long pair = pairs + (long) p * PAIR_BYTES;
-            ShortVector n0 = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair, NATIVE)
+            ShortVector packed = ShortVector.fromMemorySegment(SHORTS, w, pair, LITTLE_ENDIAN);
+            ShortVector low1 = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair + 2 * COLUMN_BYTES, NATIVE)
                     .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
-            ShortVector n1 = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair + COLUMN_BYTES, NATIVE)
-                    .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
-            ShortVector tops = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair + 2 * COLUMN_BYTES, NATIVE)
-                    .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
-            short v0 = xq.get(SHORT, xb + 4L * p);
-            short v1 = xq.get(SHORT, xb + 4L * p + 2);
-            // The first column's top bits are bits 0-3 of the shared byte, the second's bits 4-7;
-            // the loop-carried vectors as arguments, not receivers (see ARCHITECTURE.md).
-            low = n0.and((short) 0x0F).or(tops.lanewise(VectorOperators.LSHL, 4).and((short) 0x30))
-                    .sub((short) 32).mul(v0).add(low);
-            high = n0.lanewise(VectorOperators.LSHR, 4).or(tops.lanewise(VectorOperators.LSHL, 2)
-                    .and((short) 0x30)).sub((short) 32).mul(v0).add(high);
-            low = n1.and((short) 0x0F).or(tops.and((short) 0x30)).sub((short) 32).mul(v1).add(low);
-            high = n1.lanewise(VectorOperators.LSHR, 4).or(tops.lanewise(VectorOperators.LSHR, 2)
-                    .and((short) 0x30)).sub((short) 32).mul(v1).add(high);
+            ShortVector both0 = packed.and((short) 0x0FFF);
+            ShortVector both1 = packed.lanewise(VectorOperators.LSHR, 4).and((short) 0x0F00).or(low1);
+            short v0 = xq[x + 2 * p];
+            short v1 = xq[x + 2 * p + 1];
+            // The loop-carried vectors as arguments, not receivers (see ARCHITECTURE.md).
+            both = both0.mul(v0).add(both);
+            both = both1.mul(v1).add(both);
+            high = both0.lanewise(VectorOperators.LSHR, 6).mul(v0).add(high);
+            high = both1.lanewise(VectorOperators.LSHR, 6).mul(v1).add(high);
+            xSum += v0 + v1;
             if ((p & 3) == 3) {
-                i0 = ((IntVector) low.convertShape(VectorOperators.S2I, I, 0)).add(i0);
-                i1 = ((IntVector) low.convertShape(VectorOperators.S2I, I, 1)).add(i1);
-                i2 = ((IntVector) high.convertShape(VectorOperators.S2I, I, 0)).add(i2);
-                i3 = ((IntVector) high.convertShape(VectorOperators.S2I, I, 1)).add(i3);
-                low = ShortVector.zero(SHORTS);
-                high = low;
+                // Modulo 2^16: high rows' sum of q * xq is high, low rows' both - 64 high; minus
+                // 32 * the sum of xq gives the sums of (q - 32) * xq, exact (see the class).
+                short bias = (short) (32 * xSum);
+                ShortVector highSums = high.sub(bias);
+                ShortVector lowSums = both.sub(high.lanewise(VectorOperators.LSHL, 6)).sub(bias);
+                i0 = ((IntVector) lowSums.convertShape(VectorOperators.S2I, I, 0)).add(i0);
+                i1 = ((IntVector) lowSums.convertShape(VectorOperators.S2I, I, 1)).add(i1);
+                i2 = ((IntVector) highSums.convertShape(VectorOperators.S2I, I, 0)).add(i2);
+                i3 = ((IntVector) highSums.convertShape(VectorOperators.S2I, I, 1)).add(i3);
+                both = ShortVector.zero(SHORTS);
+                high = both;
+                xSum = 0;
                 if ((p & 7) == 7) {
                     int at = 4 * (p >> 3) * GROUP_ROWS;
                     i0.intoArray(sums, at);
