@@ -41,7 +41,8 @@ import jdk.incubator.vector.VectorOperators;
  * 118 / 244 -> 98 / 192 (the float tile kernel was faster there: the price of batch invariance
  * with the decode kernel). The 12-bit pairs (before: two runs of low nibbles and one of the top
  * bits, each value assembled before its multiply) took the one-token loop from 32 to 20 vector
- * instructions a pair: KernelBench decode in L3 15.3 -> 19.3 GB/s on one core.
+ * instructions a pair: KernelBench decode in L3 15.3 -> 19.3 GB/s on one core (20.8 with the loop
+ * per sub-block of {@link #oneToken}).
  */
 final class Q6KProducts {
     /** A super-block's header in Q6_K's copy: the rows' d, then 16 sub-blocks' scales (a signed byte a row). */
@@ -245,57 +246,55 @@ final class Q6KProducts {
      * 256-bit JVMs.
      */
     private static void oneToken(MemorySegment w, long pairs, long column, MatmulInput input, int token, int[] sums) {
-        // The activations from the heap array: read from the native segment, each read kept the
-        // segment's liveness checks in the loop (KernelBench decode 14.8 -> 20.3 GB/s in L3).
+        // The activations from the heap array: read from the native segment, each read kept that
+        // segment's liveness checks in the loop (KernelBench decode in L3, one core, 13.3 -> 15.3
+        // GB/s with the earlier layout).
         short[] xq = input.quantisedValues;
         int x = token * input.columns + (int) column;
-        // One loop over the super-block's 128 pairs (offsets linear in the counter, see
-        // HalfProducts.oneGroup): nested loops of 16, 2 and 4 compiled to short loops that C2
-        // split into pre-, main and post-loops with their checks. The 16-bit sums are widened
-        // every 4 pairs (8 columns) and stored every 8 (a sub-block of 16).
-        ShortVector both = ShortVector.zero(SHORTS), high = both;
-        IntVector i0 = IntVector.zero(I), i1 = i0, i2 = i0, i3 = i0;
-        int xSum = 0;
-        for (int p = 0; p < SUPER_BLOCK / 2; p++) {
-            long pair = pairs + (long) p * PAIR_BYTES;
-            ShortVector packed = ShortVector.fromMemorySegment(SHORTS, w, pair, LITTLE_ENDIAN);
-            ShortVector low1 = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair + 2 * COLUMN_BYTES, NATIVE)
-                    .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
-            ShortVector both0 = packed.and((short) 0x0FFF);
-            ShortVector both1 = packed.lanewise(VectorOperators.LSHR, 4).and((short) 0x0F00).or(low1);
-            short v0 = xq[x + 2 * p];
-            short v1 = xq[x + 2 * p + 1];
-            // The loop-carried vectors as arguments, not receivers (see ARCHITECTURE.md).
-            both = both0.mul(v0).add(both);
-            both = both1.mul(v1).add(both);
-            high = both0.lanewise(VectorOperators.LSHR, 6).mul(v0).add(high);
-            high = both1.lanewise(VectorOperators.LSHR, 6).mul(v1).add(high);
-            xSum += v0 + v1;
-            if ((p & 3) == 3) {
-                // Modulo 2^16: high rows' sum of q * xq is high, low rows' both - 64 high; minus
-                // 32 * the sum of xq gives the sums of (q - 32) * xq, exact (see the class).
-                short bias = (short) (32 * xSum);
-                ShortVector highSums = high.sub(bias);
-                ShortVector lowSums = both.sub(high.lanewise(VectorOperators.LSHL, 6)).sub(bias);
-                i0 = ((IntVector) lowSums.convertShape(VectorOperators.S2I, I, 0)).add(i0);
-                i1 = ((IntVector) lowSums.convertShape(VectorOperators.S2I, I, 1)).add(i1);
-                i2 = ((IntVector) highSums.convertShape(VectorOperators.S2I, I, 0)).add(i2);
-                i3 = ((IntVector) highSums.convertShape(VectorOperators.S2I, I, 1)).add(i3);
-                both = ShortVector.zero(SHORTS);
-                high = both;
-                xSum = 0;
-                if ((p & 7) == 7) {
-                    int at = 4 * (p >> 3) * GROUP_ROWS;
-                    i0.intoArray(sums, at);
-                    i1.intoArray(sums, at + FL);
-                    i2.intoArray(sums, at + 2 * FL);
-                    i3.intoArray(sums, at + 3 * FL);
-                    i0 = IntVector.zero(I);
-                    i1 = i0;
-                    i2 = i0;
-                    i3 = i0;
+        for (int j = 0; j < 16; j++) {
+            // A sub-block's 8 pairs (offsets linear in the counter, see HalfProducts.oneGroup) in
+            // a loop without stores: one loop over all 128 pairs, storing each sub-block's sums,
+            // kept the weight segment's liveness checks in every pass (19.3 against 20.8 GB/s).
+            // The 16-bit sums are widened every 4 pairs (8 columns).
+            ShortVector both = ShortVector.zero(SHORTS), high = both;
+            IntVector i0 = IntVector.zero(I), i1 = i0, i2 = i0, i3 = i0;
+            int xSum = 0;
+            for (int k = 0; k < 8; k++) {
+                int p = 8 * j + k;
+                long pair = pairs + (long) p * PAIR_BYTES;
+                ShortVector packed = ShortVector.fromMemorySegment(SHORTS, w, pair, LITTLE_ENDIAN);
+                ShortVector low1 = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair + 2 * COLUMN_BYTES, NATIVE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
+                ShortVector both0 = packed.and((short) 0x0FFF);
+                ShortVector both1 = packed.lanewise(VectorOperators.LSHR, 4).and((short) 0x0F00).or(low1);
+                short v0 = xq[x + 2 * p];
+                short v1 = xq[x + 2 * p + 1];
+                // The loop-carried vectors as arguments, not receivers (see ARCHITECTURE.md).
+                both = both0.mul(v0).add(both);
+                both = both1.mul(v1).add(both);
+                high = both0.lanewise(VectorOperators.LSHR, 6).mul(v0).add(high);
+                high = both1.lanewise(VectorOperators.LSHR, 6).mul(v1).add(high);
+                xSum += v0 + v1;
+                if ((k & 3) == 3) {
+                    // Modulo 2^16: high rows' sum of q * xq is high, low rows' both - 64 high; minus
+                    // 32 * the sum of xq gives the sums of (q - 32) * xq, exact (see the class).
+                    short bias = (short) (32 * xSum);
+                    ShortVector highSums = high.sub(bias);
+                    ShortVector lowSums = both.sub(high.lanewise(VectorOperators.LSHL, 6)).sub(bias);
+                    i0 = ((IntVector) lowSums.convertShape(VectorOperators.S2I, I, 0)).add(i0);
+                    i1 = ((IntVector) lowSums.convertShape(VectorOperators.S2I, I, 1)).add(i1);
+                    i2 = ((IntVector) highSums.convertShape(VectorOperators.S2I, I, 0)).add(i2);
+                    i3 = ((IntVector) highSums.convertShape(VectorOperators.S2I, I, 1)).add(i3);
+                    both = ShortVector.zero(SHORTS);
+                    high = both;
+                    xSum = 0;
                 }
             }
+            int at = 4 * j * GROUP_ROWS;
+            i0.intoArray(sums, at);
+            i1.intoArray(sums, at + FL);
+            i2.intoArray(sums, at + 2 * FL);
+            i3.intoArray(sums, at + 3 * FL);
         }
     }
 
