@@ -55,8 +55,7 @@ final class Q6KProducts {
     static final int BLOCK_BYTES = HEADER_BYTES + PAIRS_BYTES;
     /** Q6_K in the file: 128 bytes of low nibbles, 64 of high bit pairs, 16 scales, d. */
     private static final int FILE_BLOCK_BYTES = 210;
-    private static final ByteOrder LITTLE_ENDIAN = ByteOrder.LITTLE_ENDIAN;
-    private static final ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LITTLE_ENDIAN);
+    private static final ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private Q6KProducts() {
     }
@@ -225,7 +224,7 @@ final class Q6KProducts {
     private static void unpackQ6K(MemorySegment w, long pairs, short[] values) {
         for (int p = 0; p < SUPER_BLOCK / 2; p++) { // offsets linear in p (see HalfProducts.oneGroup)
             long pair = pairs + (long) p * PAIR_BYTES;
-            ShortVector packed = ShortVector.fromMemorySegment(SHORTS, w, pair, LITTLE_ENDIAN);
+            ShortVector packed = FloatVector.fromMemorySegment(F, w, pair, NATIVE).reinterpretAsShorts(); // see oneToken
             ShortVector low1 = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair + 2 * COLUMN_BYTES, NATIVE)
                     .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
             ShortVector both0 = packed.and((short) 0x0FFF);
@@ -262,7 +261,11 @@ final class Q6KProducts {
             for (int k = 0; k < 8; k++) {
                 int p = 8 * j + k;
                 long pair = pairs + (long) p * PAIR_BYTES;
-                ShortVector packed = ShortVector.fromMemorySegment(SHORTS, w, pair, LITTLE_ENDIAN);
+                // Loaded as floats, not as a vector of shorts: this was the only full-width
+                // ShortVector load, and adding that type to the profile of the shared
+                // ShortVector.fromMemorySegment made C2 box the vectors of Q4_K's one-token float
+                // step in about one JVM in four (150-500 MB a token on a Q4_K_M model).
+                ShortVector packed = FloatVector.fromMemorySegment(F, w, pair, NATIVE).reinterpretAsShorts();
                 ShortVector low1 = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair + 2 * COLUMN_BYTES, NATIVE)
                         .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
                 ShortVector both0 = packed.and((short) 0x0FFF);
