@@ -283,6 +283,9 @@ final class Q4KProducts {
         // Passes of 8 tokens while more than 4 are left (each column unpacked once for 8; Q5_K and
         // Q5_1, whose passes also keep fifth-bit sums, stay at 4), then one of up to 4.
         int passed = fiveBits ? 0 : FloatPanels.passedTokens(tokens);
+        // One token of Q4_K or Q5_K: its float step reads d * sc and dmin * m from the header
+        // (accumulateOneToken), so the scales array is not built.
+        boolean scalesFromHeader = tokens == 1 && !perBlock(type);
         for (int g = rowStart / GROUP_ROWS; g * GROUP_ROWS < rowEnd; g++) {
             java.util.Arrays.fill(acc, 0, Math.max(4, tokens) * GROUP_ROWS, 0f);
             for (int c = 0; c < chunks(blocks); c++) {
@@ -292,7 +295,7 @@ final class Q4KProducts {
                 // Once per chunk for all passes; its weights stay in L1 from pass to pass.
                 if (perBlock(type)) {
                     blockRowScales(w.data(), header, subBlocks, rowScales);
-                } else if (tokens > 1) {
+                } else if (!scalesFromHeader) {
                     // d * sc of the 8 sub-blocks, then dmin * m (exact: 11 by 6 significant bits).
                     IntegerProducts.rowScales(w.data(), header, header + MINS_AT, 8, header + SCALES_AT, 16, false,
                             rowScales);
@@ -322,7 +325,7 @@ final class Q4KProducts {
                             }
                         }
                     }
-                    if (tokens == 1 && !perBlock(type)) {
+                    if (scalesFromHeader) {
                         accumulateOneToken(fiveBits, w.data(), header, 8 * c, subBlocks, blocks, input, sums, acc,
                                 rowScales);
                     } else {
