@@ -241,7 +241,9 @@ final class IntegerProducts {
                 long at = (long) t * columns + (long) b * BLOCK;
                 FloatVector max = FloatVector.zero(F);
                 for (int c = 0; c < BLOCK; c += FL) {
-                    max = max.max(FloatVector.fromMemorySegment(F, x, 4L * (at + c), NATIVE).abs());
+                    // Loop-carried vectors are the operations' arguments (see docs/ARCHITECTURE.md):
+                    // as their receivers, C2 boxed them in some JVMs (3.4 MB a token, Q4_K_M).
+                    max = FloatVector.fromMemorySegment(F, x, 4L * (at + c), NATIVE).abs().max(max);
                 }
                 // (A maximum and, below, an integer sum: reduceLanes is exact for both, whatever its order.)
                 float d = max.reduceLanes(VectorOperators.MAX) / 127f;
@@ -252,7 +254,7 @@ final class IntegerProducts {
                 for (int c = 0; c < BLOCK; c += FL) {
                     FloatVector v = FloatVector.fromMemorySegment(F, x, 4L * (at + c), NATIVE).mul(inverse);
                     IntVector q = (IntVector) v.add(ROUNDING).sub(ROUNDING).convert(VectorOperators.F2I, 0);
-                    sum = sum.add(q);
+                    sum = q.add(sum);
                     ShortVector s = (ShortVector) q.convertShape(VectorOperators.I2S, VectorKernels.HALF_SHORTS, 0);
                     s.intoMemorySegment(xq, 2L * (at + c), NATIVE);
                     s.intoArray(values, (int) (at + c));

@@ -283,9 +283,6 @@ final class Q4KProducts {
         // Passes of 8 tokens while more than 4 are left (each column unpacked once for 8; Q5_K and
         // Q5_1, whose passes also keep fifth-bit sums, stay at 4), then one of up to 4.
         int passed = fiveBits ? 0 : FloatPanels.passedTokens(tokens);
-        // One token of Q4_K or Q5_K: its float step reads d * sc and dmin * m from the header
-        // (accumulateOneToken), so the scales array is not built.
-        boolean scalesFromHeader = tokens == 1 && !perBlock(type);
         for (int g = rowStart / GROUP_ROWS; g * GROUP_ROWS < rowEnd; g++) {
             java.util.Arrays.fill(acc, 0, Math.max(4, tokens) * GROUP_ROWS, 0f);
             for (int c = 0; c < chunks(blocks); c++) {
@@ -295,7 +292,7 @@ final class Q4KProducts {
                 // Once per chunk for all passes; its weights stay in L1 from pass to pass.
                 if (perBlock(type)) {
                     blockRowScales(w.data(), header, subBlocks, rowScales);
-                } else if (!scalesFromHeader) {
+                } else {
                     // d * sc of the 8 sub-blocks, then dmin * m (exact: 11 by 6 significant bits).
                     IntegerProducts.rowScales(w.data(), header, header + MINS_AT, 8, header + SCALES_AT, 16, false,
                             rowScales);
@@ -325,13 +322,8 @@ final class Q4KProducts {
                             }
                         }
                     }
-                    if (scalesFromHeader) {
-                        accumulateOneToken(fiveBits, w.data(), header, 8 * c, subBlocks, blocks, input, sums, acc,
-                                rowScales);
-                    } else {
-                        accumulate(fiveBits, rowScales, 8 * c, subBlocks, blocks, input, t0, count, pass, sums, acc,
-                                t0 * GROUP_ROWS);
-                    }
+                    accumulate(fiveBits, rowScales, 8 * c, subBlocks, blocks, input, t0, count, pass, sums, acc,
+                            t0 * GROUP_ROWS);
                     t0 += count;
                 }
             }
@@ -544,71 +536,5 @@ final class Q4KProducts {
             a2.intoArray(acc, a + 2 * FL);
             a3.intoArray(acc, a + 3 * FL);
         }
-    }
-
-    /**
-     * {@link #accumulate} for a K-quant product of one token, d * sc and dmin * m made from the
-     * super-block's header where they are used instead of through IntegerProducts.rowScales's
-     * array (the same exact products, so the same results): decode converts each header once
-     * either way, and this saves writing and reading back 18 floats per row.
-     */
-    private static void accumulateOneToken(boolean fiveBits, MemorySegment w, long header, int b0, int subBlocks,
-                                           int blocks, MatmulInput input, short[] sums, float[] acc,
-                                           float[] dScales) {
-        // The rows' d, then dmin, as floats into a small array once per super-block: used in the
-        // loop directly, the half-to-float helper stayed a call that allocated its vectors. (The
-        // long expressions below stay inline too: as named vectors, C2 boxed them in every JVM of
-        // KernelSelectionAndConversionTest.decodeStepAllocatesNothingOnceWarm.)
-        for (int i = 0; i < 4; i++) {
-            IntegerProducts.scales(w, header + 2L * FL * i).intoArray(dScales, i * FL);
-            IntegerProducts.scales(w, header + MINS_AT + 2L * FL * i).intoArray(dScales, GROUP_ROWS + i * FL);
-        }
-        FloatVector a0 = FloatVector.fromArray(F, acc, 0);
-        FloatVector a1 = FloatVector.fromArray(F, acc, FL);
-        FloatVector a2 = FloatVector.fromArray(F, acc, 2 * FL);
-        FloatVector a3 = FloatVector.fromArray(F, acc, 3 * FL);
-        for (int j = 0; j < subBlocks; j++) {
-            int b = b0 + j;
-            short correction = input.quantisedCorrections[b];
-            float dx = input.quantisedScales[b];
-            float eightSum = correction;
-            FloatVector minWeight = FloatVector.broadcast(F, -(eightSum * 0.125f) * dx);
-            ShortVector low = ShortVector.fromArray(SHORTS, sums, 8 * j * HALF_GROUP).sub(correction);
-            ShortVector high = ShortVector.fromArray(SHORTS, sums, (8 * j + 1) * HALF_GROUP).sub(correction);
-            FloatVector p0 = ((FloatVector) low.convertShape(VectorOperators.S2F, F, 0)).add(eightSum);
-            FloatVector p1 = ((FloatVector) low.convertShape(VectorOperators.S2F, F, 1)).add(eightSum);
-            FloatVector p2 = ((FloatVector) high.convertShape(VectorOperators.S2F, F, 0)).add(eightSum);
-            FloatVector p3 = ((FloatVector) high.convertShape(VectorOperators.S2F, F, 1)).add(eightSum);
-            if (fiveBits) {
-                ShortVector lowFifth = ShortVector.fromArray(SHORTS, sums, FIFTHS + 8 * j * HALF_GROUP);
-                ShortVector highFifth = ShortVector.fromArray(SHORTS, sums, FIFTHS + (8 * j + 1) * HALF_GROUP);
-                p0 = ((FloatVector) lowFifth.convertShape(VectorOperators.S2F, F, 0)).mul(16f).add(p0);
-                p1 = ((FloatVector) lowFifth.convertShape(VectorOperators.S2F, F, 1)).mul(16f).add(p1);
-                p2 = ((FloatVector) highFifth.convertShape(VectorOperators.S2F, F, 0)).mul(16f).add(p2);
-                p3 = ((FloatVector) highFifth.convertShape(VectorOperators.S2F, F, 1)).mul(16f).add(p3);
-            }
-            long sc = header + SCALES_AT + (long) j * GROUP_ROWS;
-            long m = header + MIN_SCALES_AT + (long) j * GROUP_ROWS;
-            a0 = p0.fma(FloatVector.fromArray(F, dScales, 0).mul(((FloatVector) ((IntVector) ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w, sc, NATIVE)
-                    .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).convert(VectorOperators.I2F, 0))).mul(dx), a0);
-            a1 = p1.fma(FloatVector.fromArray(F, dScales, FL).mul(((FloatVector) ((IntVector) ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w, sc + FL, NATIVE)
-                    .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).convert(VectorOperators.I2F, 0))).mul(dx), a1);
-            a2 = p2.fma(FloatVector.fromArray(F, dScales, 2 * FL).mul(((FloatVector) ((IntVector) ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w, sc + 2 * FL, NATIVE)
-                    .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).convert(VectorOperators.I2F, 0))).mul(dx), a2);
-            a3 = p3.fma(FloatVector.fromArray(F, dScales, 3 * FL).mul(((FloatVector) ((IntVector) ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w, sc + 3 * FL, NATIVE)
-                    .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).convert(VectorOperators.I2F, 0))).mul(dx), a3);
-            a0 = FloatVector.fromArray(F, dScales, GROUP_ROWS).mul(((FloatVector) ((IntVector) ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w, m, NATIVE)
-                    .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).convert(VectorOperators.I2F, 0))).fma(minWeight, a0);
-            a1 = FloatVector.fromArray(F, dScales, GROUP_ROWS + FL).mul(((FloatVector) ((IntVector) ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w, m + FL, NATIVE)
-                    .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).convert(VectorOperators.I2F, 0))).fma(minWeight, a1);
-            a2 = FloatVector.fromArray(F, dScales, GROUP_ROWS + 2 * FL).mul(((FloatVector) ((IntVector) ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w, m + 2 * FL, NATIVE)
-                    .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).convert(VectorOperators.I2F, 0))).fma(minWeight, a2);
-            a3 = FloatVector.fromArray(F, dScales, GROUP_ROWS + 3 * FL).mul(((FloatVector) ((IntVector) ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w, m + 3 * FL, NATIVE)
-                    .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).convert(VectorOperators.I2F, 0))).fma(minWeight, a3);
-        }
-        a0.intoArray(acc, 0);
-        a1.intoArray(acc, FL);
-        a2.intoArray(acc, 2 * FL);
-        a3.intoArray(acc, 3 * FL);
     }
 }
