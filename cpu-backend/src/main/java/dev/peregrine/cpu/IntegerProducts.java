@@ -73,6 +73,8 @@ final class IntegerProducts {
     static final ByteOrder NATIVE = ByteOrder.nativeOrder();
     static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT;
     private static final ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    /** {@link #SHORT} in a heap array (whose segments are only byte-aligned). */
+    static final ValueLayout.OfShort HEAP_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED;
     static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT;
     /** Adding then subtracting 1.5 * 2^23 rounds a float of magnitude < 2^22 to the nearest integer. */
     private static final float ROUNDING = 12582912f;
@@ -149,28 +151,41 @@ final class IntegerProducts {
             return;
         }
         int blocks = columns / BLOCK;
-        for (int j = 0; j < HALF_GROUP; j++) {
-            int low = group * GROUP_ROWS + j;
-            int high = low + HALF_GROUP;
+        int groupRows = Math.min(GROUP_ROWS, rows - group * GROUP_ROWS);
+        // The group's rows (one run of the file) copied in bulk to the heap, its columns and scales
+        // built there and written in bulk (value by value through the segments, a third of loading
+        // a Q4_0 llama3.2-1b).
+        byte[] groupRowsCopy = new byte[Math.toIntExact(groupRows * rowBytes)];
+        MemorySegment rowsSegment = MemorySegment.ofArray(groupRowsCopy);
+        MemorySegment.copy(from, (long) group * GROUP_ROWS * rowBytes, rowsSegment, 0, groupRowsCopy.length);
+        byte[] groupColumns = new byte[blocks * COLUMNS_BYTES];
+        java.util.Arrays.fill(groupColumns, (byte) 0x88); // padding rows: q = 8, the value 0
+        MemorySegment scales = MemorySegment.ofArray(new byte[blocks * SCALE_BYTES]); // padding rows: scale 0
+        // Lane j of a column's byte holds rows j (low nibble) and j + HALF_GROUP (high); a block's
+        // byte k holds values k (low nibble) and k + 16 (high).
+        for (int j = 0; j < Math.min(HALF_GROUP, groupRows); j++) {
+            boolean upper = j + HALF_GROUP < groupRows;
             for (int b = 0; b < blocks; b++) {
-                long at = scalesAt(rows, group, b, blocks);
-                long columns0 = columnsAt(group, b, blocks);
-                long lowAt = low * rowBytes + (long) b * FILE_BLOCK_BYTES;
-                long highAt = high * rowBytes + (long) b * FILE_BLOCK_BYTES;
-                if (low < rows) {
-                    to.set(SHORT, at + 2L * j, finiteScale(tensor, "Q4_0", "scale", from, lowAt, low, b));
+                int lowAt = Math.toIntExact(j * rowBytes + (long) b * FILE_BLOCK_BYTES);
+                int highAt = Math.toIntExact((j + HALF_GROUP) * rowBytes + (long) b * FILE_BLOCK_BYTES);
+                int row = group * GROUP_ROWS + j;
+                scales.set(HEAP_SHORT, (long) b * SCALE_BYTES + 2L * j,
+                        finiteScale(tensor, "Q4_0", "scale", rowsSegment, lowAt, row, b));
+                if (upper) {
+                    scales.set(HEAP_SHORT, (long) b * SCALE_BYTES + 2L * (j + HALF_GROUP),
+                            finiteScale(tensor, "Q4_0", "scale", rowsSegment, highAt, row + HALF_GROUP, b));
                 }
-                if (high < rows) {
-                    to.set(SHORT, at + 2L * (j + HALF_GROUP), finiteScale(tensor, "Q4_0", "scale", from, highAt, high, b));
-                }
-                for (int k = 0; k < BLOCK; k++) {
-                    int lowQ = low < rows ? nibble(from, lowAt + 2, k) : 8;
-                    int highQ = high < rows ? nibble(from, highAt + 2, k) : 8;
-                    long column = columns0 + (long) k * COLUMN_BYTES;
-                    to.set(ValueLayout.JAVA_BYTE, column + j, (byte) (lowQ | highQ << 4));
+                for (int k = 0; k < BLOCK / 2; k++) {
+                    int low = groupRowsCopy[lowAt + 2 + k];
+                    int high = upper ? groupRowsCopy[highAt + 2 + k] : 0x88;
+                    int column = b * COLUMNS_BYTES + k * COLUMN_BYTES + j;
+                    groupColumns[column] = (byte) (low & 0x0F | (high & 0x0F) << 4);
+                    groupColumns[column + BLOCK / 2 * COLUMN_BYTES] = (byte) (low >>> 4 & 0x0F | high & 0xF0);
                 }
             }
         }
+        MemorySegment.copy(groupColumns, 0, to, ValueLayout.JAVA_BYTE, columnsAt(group, 0, blocks), groupColumns.length);
+        MemorySegment.copy(scales, 0, to, scalesAt(rows, group, 0, blocks), scales.byteSize());
     }
 
     static short finiteScale(String tensor, String type, String what, MemorySegment from, long at, int row, int block) {
@@ -183,8 +198,8 @@ final class IntegerProducts {
     }
 
     /**
-     * Value k (0-31) of a block's 16 bytes of nibbles at {@code at} (Q4_0's, Q4_1's, and the low
-     * bits of Q5_0's and Q5_1's; IQ4_NL's and IQ4_XS's indices): low nibbles first, then high ones.
+     * Value k (0-31) of a block's 16 bytes of nibbles at {@code at} (the low bits of Q5_0's;
+     * IQ4_NL's and IQ4_XS's indices): low nibbles first, then high ones.
      */
     static int nibble(MemorySegment from, long at, int k) {
         int b = from.get(ValueLayout.JAVA_BYTE, at + (k & 15)) & 0xFF;

@@ -6,6 +6,7 @@ import static dev.peregrine.cpu.IntegerProducts.FLOAT;
 import static dev.peregrine.cpu.IntegerProducts.GROUP_ROWS;
 import static dev.peregrine.cpu.IntegerProducts.HALF_BYTES;
 import static dev.peregrine.cpu.IntegerProducts.HALF_GROUP;
+import static dev.peregrine.cpu.IntegerProducts.HEAP_SHORT;
 import static dev.peregrine.cpu.IntegerProducts.I;
 import static dev.peregrine.cpu.IntegerProducts.NATIVE;
 import static dev.peregrine.cpu.IntegerProducts.SHORT;
@@ -125,103 +126,102 @@ final class Q4KProducts {
         int blocks = columns / BLOCK;
         int stride = columnBytes(type);
         int groupRows = Math.min(GROUP_ROWS, rows - group * GROUP_ROWS);
-        // A chunk (a super-block, or 8 blocks) at a time: each row's part of the file copied in
-        // bulk to the heap and its values spread over the chunk's columns there, which are then
-        // written in bulk (value by value through the segments, loading a Q4_K_M llama3.2-1b
-        // spent a third of its time here).
+        // The group's rows (one run of the file) copied in bulk to the heap; then a chunk (a
+        // super-block, or 8 blocks) at a time, its columns and header built in the heap and
+        // written in bulk (value by value through the segments, and with each value's place
+        // worked out from its index, loading a Q5_K_M llama3.2-1b spent 70% of its time here).
         int chunkBlocks = 8;
         int fileChunkBytes = perBlock(type) ? chunkBlocks * type.blockBytes() : type.blockBytes();
-        byte[] rowPart = new byte[fileChunkBytes];
-        MemorySegment rowSegment = MemorySegment.ofArray(rowPart);
+        byte[] groupRowsCopy = new byte[Math.toIntExact(groupRows * rowBytes)];
+        MemorySegment.copy(from, (long) group * GROUP_ROWS * rowBytes, MemorySegment.ofArray(groupRowsCopy), 0,
+                groupRowsCopy.length);
+        MemorySegment rowsSegment = MemorySegment.ofArray(groupRowsCopy);
         byte[] chunkColumns = new byte[chunkBlocks * BLOCK * stride];
+        byte[] chunkHeader = new byte[headerBytes(type)];
+        MemorySegment headerSegment = MemorySegment.ofArray(chunkHeader);
         for (int c = 0; c < chunks(blocks); c++) {
-            int chunkValues = Math.min(chunkBlocks, blocks - chunkBlocks * c) * BLOCK;
+            int chunkBlocksHere = Math.min(chunkBlocks, blocks - chunkBlocks * c);
             java.util.Arrays.fill(chunkColumns, (byte) 0);
-            long header = headerAt(type, rows, group, c, blocks);
+            java.util.Arrays.fill(chunkHeader, (byte) 0);
+            boolean five = fiveBits(type);
             for (int lane = 0; lane < groupRows; lane++) {
                 int row = group * GROUP_ROWS + lane;
-                long fileAt = row * rowBytes + (long) c * fileChunkBytes;
-                MemorySegment.copy(from, fileAt, rowSegment, 0,
-                        perBlock(type) ? (long) chunkValues / BLOCK * type.blockBytes() : fileChunkBytes);
+                int partAt = partAt(lane, rowBytes, c, fileChunkBytes);
                 if (perBlock(type)) {
-                    for (int k = 0; k < chunkValues / BLOCK; k++) {
+                    for (int k = 0; k < chunkBlocksHere; k++) {
                         int b = chunkBlocks * c + k;
-                        long at = header + (long) k * BLOCK_HEADER_BYTES;
-                        long blockAt = (long) k * type.blockBytes();
-                        to.set(SHORT, at + 2L * lane,
-                                finiteScale(tensor, type.toString(), "scale", rowSegment, blockAt, row, b));
-                        to.set(SHORT, at + 2L * (GROUP_ROWS + lane),
-                                finiteScale(tensor, type.toString(), "minimum", rowSegment, blockAt + 2, row, b));
+                        int blockAt = partAt + k * type.blockBytes();
+                        int at = k * BLOCK_HEADER_BYTES;
+                        headerSegment.set(HEAP_SHORT, at + 2L * lane,
+                                finiteScale(tensor, type.toString(), "scale", rowsSegment, blockAt, row, b));
+                        headerSegment.set(HEAP_SHORT, at + 2L * (GROUP_ROWS + lane),
+                                finiteScale(tensor, type.toString(), "minimum", rowsSegment, blockAt + 2, row, b));
                     }
                 } else {
-                    copyScales(type, tensor, rowSegment, 0, row, c, to, header, lane);
+                    copyScales(type, tensor, rowsSegment, partAt, row, c, chunkHeader, headerSegment, lane);
                 }
-                int nibbleShift = lane < HALF_GROUP ? 0 : 4;
-                int nibbleAt = lane % HALF_GROUP;
-                if (type == DType.Q4_K) {
-                    // Byte l of run r holds values 64 r + l (low nibble) and 64 r + 32 + l (high).
-                    for (int r = 0; r < 4; r++) {
-                        for (int l = 0; l < BLOCK; l++) {
-                            int nibbles = rowPart[16 + 32 * r + l];
-                            int i = 64 * r + l;
-                            chunkColumns[i * stride + nibbleAt] |= (byte) ((nibbles & 0x0F) << nibbleShift);
-                            chunkColumns[(i + BLOCK) * stride + nibbleAt] |= (byte) ((nibbles >>> 4 & 0x0F) << nibbleShift);
-                        }
-                    }
-                } else {
-                    for (int i = 0; i < chunkValues; i++) {
-                        int q = storedValue(type, rowPart, i);
-                        chunkColumns[i * stride + nibbleAt] |= (byte) ((q & 0x0F) << nibbleShift);
-                        if (q >= 16) {
-                            chunkColumns[i * stride + COLUMN_BYTES + lane / 8] |= (byte) (1 << lane % 8);
-                        }
+                if (five) {
+                    // Q5_K: 32 bytes after the scales, bit j of byte l for value 32 j + l; Q5_1: a
+                    // 32-bit word after each block's d and m, bit l for value l.
+                    int fifthAt = COLUMN_BYTES + lane / 8;
+                    int fifthBit = 1 << lane % 8;
+                    for (int i = 0; i < chunkBlocksHere * BLOCK; i++) {
+                        int bit = perBlock(type)
+                                ? groupRowsCopy[partAt + i / BLOCK * type.blockBytes() + 4 + i % BLOCK / 8] >>> i % 8 & 1
+                                : groupRowsCopy[partAt + 16 + i % BLOCK] >>> i / BLOCK & 1;
+                        chunkColumns[i * stride + fifthAt] |= (byte) (bit * fifthBit);
                     }
                 }
             }
-            // Padding rows stay zero: their bits in the chunk are never set.
+            // The nibbles: the file's byte l of a run holds values l (low nibble) and l + span
+            // (high) of the run's 2 span values (K-quants: 4 runs of 32 bytes, one after the other,
+            // after d, dmin, the scales and Q5_K's fifth bits; Q4_1 and Q5_1: a run of 16 bytes
+            // per block, after d, m and Q5_1's fifth bits). A column's byte j holds rows j (low
+            // nibble) and j + 32 (high), so each is written once, from the two rows' bytes.
+            int span = perBlock(type) ? BLOCK / 2 : BLOCK;
+            int runBytes = perBlock(type) ? type.blockBytes() : BLOCK;
+            int nibblesAt = perBlock(type) ? (five ? 8 : 4) : (five ? 48 : 16);
+            int runs = chunkBlocksHere * BLOCK / (2 * span);
+            for (int lane = 0; lane < Math.min(HALF_GROUP, groupRows); lane++) {
+                int lowAt = partAt(lane, rowBytes, c, fileChunkBytes) + nibblesAt;
+                boolean upper = lane + HALF_GROUP < groupRows; // else padding: zeros
+                int highAt = upper ? partAt(lane + HALF_GROUP, rowBytes, c, fileChunkBytes) + nibblesAt : 0;
+                for (int run = 0; run < runs; run++) {
+                    for (int l = 0; l < span; l++) {
+                        int low = groupRowsCopy[lowAt + run * runBytes + l];
+                        int high = upper ? groupRowsCopy[highAt + run * runBytes + l] : 0;
+                        int i = 2 * span * run + l;
+                        chunkColumns[i * stride + lane] = (byte) (low & 0x0F | (high & 0x0F) << 4);
+                        chunkColumns[(i + span) * stride + lane] = (byte) (low >>> 4 & 0x0F | high & 0xF0);
+                    }
+                }
+            }
+            // Padding rows stay zero: their bits and scales in the chunk are never set.
+            MemorySegment.copy(chunkHeader, 0, to, ValueLayout.JAVA_BYTE, headerAt(type, rows, group, c, blocks),
+                    chunkHeader.length);
             MemorySegment.copy(chunkColumns, 0, to, ValueLayout.JAVA_BYTE, columnsAt(type, group, c, blocks),
-                    chunkValues * stride);
+                    chunkBlocksHere * BLOCK * stride);
         }
+    }
+
+    /** Where lane {@code lane}'s part of chunk {@code c} starts in a group's rows copied from the file. */
+    private static int partAt(int lane, long rowBytes, int c, int fileChunkBytes) {
+        return Math.toIntExact(lane * rowBytes + (long) c * fileChunkBytes);
     }
 
     /**
-     * Stored value {@code i} (0-15, or 0-31 with a fifth bit) of a row's chunk of the file, {@code
-     * part} (one K-quant super-block, or up to 8 blocks of Q4_1 or Q5_1):
-     * K-quants' super-blocks hold d, dmin, 12 bytes of scales and mins, (Q5_K: 32 bytes of fifth
-     * bits, bit j of byte l for value 32 j + l) and 128 bytes of nibbles, sub-blocks 2r and 2r + 1
-     * the low and high nibbles of run r's 32 bytes; Q4_1's blocks d, m and 16 bytes of nibbles
-     * (values l and l + 16 in byte l), Q5_1's d, m, 32 fifth bits and the nibbles.
+     * A row's d, dmin, 8 scales and 8 mins of one super-block (its bytes in the file, in {@code
+     * rows} from {@code at}) into lane {@code lane} of a chunk's header, built in {@code header}
+     * (also seen as {@code headerSegment}).
      */
-    private static int storedValue(DType type, byte[] part, int i) {
-        if (perBlock(type)) {
-            int at = i / BLOCK * type.blockBytes();
-            int l = i % BLOCK;
-            boolean five = type == DType.Q5_1;
-            int nibbles = part[at + (five ? 8 : 4) + (l & 15)] & 0xFF;
-            int q = l < 16 ? nibbles & 0x0F : nibbles >>> 4;
-            if (!five) {
-                return q;
-            }
-            int fifths = part[at + 4] & 0xFF | (part[at + 5] & 0xFF) << 8 | (part[at + 6] & 0xFF) << 16
-                    | (part[at + 7] & 0xFF) << 24;
-            return q | (fifths >>> l & 1) << 4;
-        }
-        int j = i / BLOCK;
-        int l = i % BLOCK;
-        boolean five = type == DType.Q5_K;
-        int q = part[(five ? 48 : 16) + 32 * (j / 2) + l] >>> 4 * (j % 2) & 0x0F;
-        return five ? q | (part[16 + l] >>> j & 1) << 4 : q;
-    }
-
-    /** A row's d, dmin, 8 scales and 8 mins of one super-block into lane {@code lane} of its copy's header at {@code at}. */
-    private static void copyScales(DType type, String tensor, MemorySegment from, long fileAt, int row, int superBlock,
-                                   MemorySegment to, long at, int lane) {
+    private static void copyScales(DType type, String tensor, MemorySegment rows, int at, int row, int superBlock,
+                                   byte[] header, MemorySegment headerSegment, int lane) {
         String name = type.toString();
-        to.set(SHORT, at + 2L * lane, finiteScale(tensor, name, "scale", from, fileAt, row, superBlock));
-        to.set(SHORT, at + MINS_AT + 2L * lane, finiteScale(tensor, name, "min scale", from, fileAt + 2, row, superBlock));
+        headerSegment.set(HEAP_SHORT, 2L * lane, finiteScale(tensor, name, "scale", rows, at, row, superBlock));
+        headerSegment.set(HEAP_SHORT, MINS_AT + 2L * lane, finiteScale(tensor, name, "min scale", rows, at + 2, row, superBlock));
         for (int j = 0; j < 8; j++) {
-            to.set(ValueLayout.JAVA_BYTE, at + SCALES_AT + (long) j * GROUP_ROWS + lane, (byte) Dequant.q4kScale(from, fileAt + 4, j));
-            to.set(ValueLayout.JAVA_BYTE, at + MIN_SCALES_AT + (long) j * GROUP_ROWS + lane, (byte) Dequant.q4kMin(from, fileAt + 4, j));
+            header[SCALES_AT + j * GROUP_ROWS + lane] = (byte) Dequant.q4kScale(rows, at + 4, j);
+            header[MIN_SCALES_AT + j * GROUP_ROWS + lane] = (byte) Dequant.q4kMin(rows, at + 4, j);
         }
     }
 

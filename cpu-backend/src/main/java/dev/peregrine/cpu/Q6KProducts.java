@@ -6,6 +6,7 @@ import static dev.peregrine.cpu.IntegerProducts.FLOAT;
 import static dev.peregrine.cpu.IntegerProducts.GROUP_ROWS;
 import static dev.peregrine.cpu.IntegerProducts.HALF_BYTES;
 import static dev.peregrine.cpu.IntegerProducts.HALF_GROUP;
+import static dev.peregrine.cpu.IntegerProducts.HEAP_SHORT;
 import static dev.peregrine.cpu.IntegerProducts.I;
 import static dev.peregrine.cpu.IntegerProducts.NATIVE;
 import static dev.peregrine.cpu.IntegerProducts.SHORT;
@@ -85,49 +86,48 @@ final class Q6KProducts {
     static void copyGroup(String tensor, MemorySegment from, long rowBytes, int rows, int columns, MemorySegment to,
                           int group) {
         int supers = columns / SUPER_BLOCK;
-        // A super-block at a time: each row's block of the file copied in bulk to the heap, the
-        // pairs built there and written in bulk (value by value through the segments, a sixth of
-        // loading a Q4_K_M llama3.2-1b).
-        byte[] lowBlock = new byte[FILE_BLOCK_BYTES];
-        byte[] highBlock = new byte[FILE_BLOCK_BYTES];
+        // The group's rows (one run of the file) copied in bulk to the heap; then a super-block
+        // at a time, each row's block unpacked to its 256 q, from which the pairs and the header
+        // are built in the heap and written in bulk (value by value through the segments, a sixth
+        // of loading a Q4_K_M llama3.2-1b; with each q picked out of the file's block by its
+        // index, still the largest part).
+        int groupRows = Math.min(GROUP_ROWS, rows - group * GROUP_ROWS);
+        byte[] groupRowsCopy = new byte[Math.toIntExact(groupRows * rowBytes)];
+        MemorySegment rowsSegment = MemorySegment.ofArray(groupRowsCopy);
+        MemorySegment.copy(from, (long) group * GROUP_ROWS * rowBytes, rowsSegment, 0, groupRowsCopy.length);
+        byte[] lowQ = new byte[SUPER_BLOCK];
+        byte[] highQ = new byte[SUPER_BLOCK];
         byte[] pairs = new byte[PAIRS_BYTES];
+        byte[] header = new byte[HEADER_BYTES];
+        MemorySegment headerSegment = MemorySegment.ofArray(header);
         for (int s = 0; s < supers; s++) {
-            long at = headerAt(rows, group, s, supers);
             java.util.Arrays.fill(pairs, (byte) 0);
+            java.util.Arrays.fill(header, (byte) 0);
             for (int lane = 0; lane < HALF_GROUP; lane++) {
                 int low = group * GROUP_ROWS + lane;
                 int high = low + HALF_GROUP;
                 if (low >= rows) {
                     break; // padding rows stay zero
                 }
-                long lowAt = low * rowBytes + (long) s * FILE_BLOCK_BYTES;
-                long highAt = high * rowBytes + (long) s * FILE_BLOCK_BYTES;
-                MemorySegment.copy(from, ValueLayout.JAVA_BYTE, lowAt, lowBlock, 0, FILE_BLOCK_BYTES);
-                if (high < rows) {
-                    MemorySegment.copy(from, ValueLayout.JAVA_BYTE, highAt, highBlock, 0, FILE_BLOCK_BYTES);
-                }
                 for (int half = 0; half < 2; half++) {
                     int row = half == 0 ? low : high;
-                    long fileAt = half == 0 ? lowAt : highAt;
-                    byte[] block = half == 0 ? lowBlock : highBlock;
-                    if (row < rows) {
-                        int laneOfRow = lane + half * HALF_GROUP;
-                        to.set(SHORT, at + 2L * laneOfRow, finiteScale(tensor, "Q6_K", "scale", from, fileAt + 208, row, s));
-                        for (int j = 0; j < 16; j++) {
-                            to.set(ValueLayout.JAVA_BYTE, at + SCALES_AT + (long) j * GROUP_ROWS + laneOfRow, block[192 + j]);
-                        }
+                    byte[] q = half == 0 ? lowQ : highQ;
+                    if (row >= rows) {
+                        java.util.Arrays.fill(q, (byte) 0); // a padding row's values then read as 0
+                        continue;
                     }
-                }
-                if (high >= rows) {
-                    java.util.Arrays.fill(highBlock, (byte) 0); // its values then read as 0
+                    int laneOfRow = lane + half * HALF_GROUP;
+                    int blockAt = Math.toIntExact(laneOfRow * rowBytes + (long) s * FILE_BLOCK_BYTES);
+                    headerSegment.set(HEAP_SHORT, 2L * laneOfRow,
+                            finiteScale(tensor, "Q6_K", "scale", rowsSegment, blockAt + 208, row, s));
+                    for (int j = 0; j < 16; j++) {
+                        header[SCALES_AT + j * GROUP_ROWS + laneOfRow] = groupRowsCopy[blockAt + 192 + j];
+                    }
+                    unpack(groupRowsCopy, blockAt, q);
                 }
                 for (int p = 0; p < SUPER_BLOCK / 2; p++) {
-                    int a0 = q6(lowBlock, 2 * p);
-                    int b0 = q6(highBlock, 2 * p);
-                    int a1 = q6(lowBlock, 2 * p + 1);
-                    int b1 = q6(highBlock, 2 * p + 1);
-                    int both0 = a0 | b0 << 6;
-                    int both1 = a1 | b1 << 6;
+                    int both0 = lowQ[2 * p] | highQ[2 * p] << 6;
+                    int both1 = lowQ[2 * p + 1] | highQ[2 * p + 1] << 6;
                     int packed = both0 | (both1 >>> 8) << 12;
                     int pair = p * PAIR_BYTES;
                     pairs[pair + 2 * lane] = (byte) packed; // little-endian
@@ -135,18 +135,29 @@ final class Q6KProducts {
                     pairs[pair + 2 * COLUMN_BYTES + lane] = (byte) both1;
                 }
             }
+            MemorySegment.copy(header, 0, to, ValueLayout.JAVA_BYTE, headerAt(rows, group, s, supers), HEADER_BYTES);
             MemorySegment.copy(pairs, 0, to, ValueLayout.JAVA_BYTE, pairsAt(group, s, supers), PAIRS_BYTES);
         }
     }
 
-    /** Value i's stored q (0-63; the weight is d * sc * (q - 32)) of a file's Q6_K super-block, as Dequant reads it. */
-    private static int q6(byte[] block, int i) {
-        int h = i >>> 7;
-        int k = i >>> 5 & 3;
-        int l = i & 31;
-        int low = block[64 * h + l + 32 * (k & 1)] & 0xFF;
-        int high = block[128 + 32 * h + l] & 0xFF;
-        return ((k < 2 ? low : low >>> 4) & 0x0F) | (high >>> 2 * k & 3) << 4;
+    /**
+     * A file's Q6_K super-block's (from byte {@code at} of {@code rows}) 256 stored q (0-63; the weight is d * sc * (q - 32)), as Dequant
+     * reads them: value 128 h + 32 k + l has its low 4 bits in byte 64 h + l + 32 (k & 1) (low
+     * nibble for k < 2, else high) and its top 2 in bits 2k of byte 128 + 32 h + l.
+     */
+    private static void unpack(byte[] rows, int at, byte[] q) {
+        for (int h = 0; h < 2; h++) {
+            for (int l = 0; l < 32; l++) {
+                int first = rows[at + 64 * h + l];
+                int second = rows[at + 64 * h + l + 32];
+                int top = rows[at + 128 + 32 * h + l];
+                int i = 128 * h + l;
+                q[i] = (byte) (first & 0x0F | (top & 3) << 4);
+                q[i + 32] = (byte) (second & 0x0F | (top >>> 2 & 3) << 4);
+                q[i + 64] = (byte) (first >>> 4 & 0x0F | (top >>> 4 & 3) << 4);
+                q[i + 96] = (byte) (second >>> 4 & 0x0F | (top >>> 6 & 3) << 4);
+            }
+        }
     }
 
     static void decodeRow(CpuWeight w, int row, MemorySegment out, long outIndex) {
