@@ -153,8 +153,8 @@ final class IntegerProducts {
         int blocks = columns / BLOCK;
         int groupRows = Math.min(GROUP_ROWS, rows - group * GROUP_ROWS);
         // The group's rows (one run of the file) copied in bulk to the heap, its columns and scales
-        // built there and written in bulk (value by value through the segments, a third of loading
-        // a Q4_0 llama3.2-1b).
+        // built there and written in bulk (value by value through the segments, loading a Q4_0
+        // llama3.2-1b took 1.3-1.7 s instead of 0.8-1.0 once the JIT had compiled the copy).
         byte[] groupRowsCopy = new byte[Math.toIntExact(groupRows * rowBytes)];
         MemorySegment rowsSegment = MemorySegment.ofArray(groupRowsCopy);
         MemorySegment.copy(from, (long) group * GROUP_ROWS * rowBytes, rowsSegment, 0, groupRowsCopy.length);

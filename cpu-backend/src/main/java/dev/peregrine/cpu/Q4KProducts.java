@@ -133,9 +133,8 @@ final class Q4KProducts {
         int chunkBlocks = 8;
         int fileChunkBytes = perBlock(type) ? chunkBlocks * type.blockBytes() : type.blockBytes();
         byte[] groupRowsCopy = new byte[Math.toIntExact(groupRows * rowBytes)];
-        MemorySegment.copy(from, (long) group * GROUP_ROWS * rowBytes, MemorySegment.ofArray(groupRowsCopy), 0,
-                groupRowsCopy.length);
         MemorySegment rowsSegment = MemorySegment.ofArray(groupRowsCopy);
+        MemorySegment.copy(from, (long) group * GROUP_ROWS * rowBytes, rowsSegment, 0, groupRowsCopy.length);
         byte[] chunkColumns = new byte[chunkBlocks * BLOCK * stride];
         byte[] chunkHeader = new byte[headerBytes(type)];
         MemorySegment headerSegment = MemorySegment.ofArray(chunkHeader);
@@ -177,7 +176,7 @@ final class Q4KProducts {
             // (high) of the run's 2 span values (K-quants: 4 runs of 32 bytes, one after the other,
             // after d, dmin, the scales and Q5_K's fifth bits; Q4_1 and Q5_1: a run of 16 bytes
             // per block, after d, m and Q5_1's fifth bits). A column's byte j holds rows j (low
-            // nibble) and j + 32 (high), so each is written once, from the two rows' bytes.
+            // nibble) and j + HALF_GROUP (high), so each is written once, from the two rows' bytes.
             int span = perBlock(type) ? BLOCK / 2 : BLOCK;
             int runBytes = perBlock(type) ? type.blockBytes() : BLOCK;
             int nibblesAt = perBlock(type) ? (five ? 8 : 4) : (five ? 48 : 16);

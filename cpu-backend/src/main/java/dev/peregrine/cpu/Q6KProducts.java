@@ -141,9 +141,10 @@ final class Q6KProducts {
     }
 
     /**
-     * A file's Q6_K super-block's (from byte {@code at} of {@code rows}) 256 stored q (0-63; the weight is d * sc * (q - 32)), as Dequant
-     * reads them: value 128 h + 32 k + l has its low 4 bits in byte 64 h + l + 32 (k & 1) (low
-     * nibble for k < 2, else high) and its top 2 in bits 2k of byte 128 + 32 h + l.
+     * The 256 stored q (0-63; the weight is d * sc * (q - 32)) of a file's Q6_K super-block, from
+     * byte {@code at} of {@code rows}, into {@code q}, as Dequant reads them: value 128 h + 32 k + l
+     * has its low 4 bits in byte 64 h + l + 32 (k & 1) (low nibble for k < 2, else high) and its
+     * top 2 in bits 2k of byte 128 + 32 h + l.
      */
     private static void unpack(byte[] rows, int at, byte[] q) {
         for (int h = 0; h < 2; h++) {
