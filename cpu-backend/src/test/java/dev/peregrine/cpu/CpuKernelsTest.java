@@ -460,14 +460,15 @@ class CpuKernelsTest {
      * block of 32 (d = max|x| / 127 in floats, xq = x * (1 / d) rounded to the nearest integer),
      * the exact integer sums of (q - 8) * xq, and their sum times d_w * d_x in doubles. Only float
      * rounding may differ, which a wrongly placed nibble, scale or token would exceed by far.
-     * Rows from less than a group to more than two, every token count the kernels split.
+     * Rows from less than a group to more than two (45: a group whose upper half is partly there),
+     * every token count the kernels split.
      */
     @Test
     void q4IntegerProductsEqualTheirDefinition() {
         CpuBackend backend = backend(VectorKernels::new);
         int blockBytes = DType.Q4_0.blockBytes();
         for (int columns : new int[] {32, 96, 4096}) {
-            for (int outputs : new int[] {3, 64, 65, 130}) {
+            for (int outputs : new int[] {3, 45, 64, 65, 130}) {
                 Tensor t = tensor(DType.Q4_0, columns, outputs);
                 // Row 0 at the extreme of the 16-bit sums: every q - 8 = -8, against activations
                 // that quantise to 127 (below): -32,512.
@@ -516,7 +517,7 @@ class CpuKernelsTest {
         boolean fiveBits = type == DType.Q5_K;
         for (int columns : new int[] {256, 768, 4096}) {
             int supers = columns / 256;
-            for (int outputs : new int[] {3, 64, 65, 130}) {
+            for (int outputs : new int[] {3, 45, 64, 65, 130}) {
                 Tensor t = tensor(type, columns, outputs);
                 MemorySegment data = t.data();
                 for (int s = 0; s < supers; s++) {
@@ -572,7 +573,7 @@ class CpuKernelsTest {
         int nibblesAt = fiveBits ? 8 : 4;
         for (int columns : new int[] {32, 96, 576, 4096}) {
             int blocks = columns / 32;
-            for (int outputs : new int[] {3, 64, 65, 130}) {
+            for (int outputs : new int[] {3, 45, 64, 65, 130}) {
                 Tensor t = tensor(type, columns, outputs);
                 MemorySegment data = t.data();
                 for (int b = 0; b < blocks; b++) {
@@ -736,7 +737,7 @@ class CpuKernelsTest {
         int blockBytes = DType.Q6_K.blockBytes();
         for (int columns : new int[] {256, 768, 4096}) {
             int supers = columns / 256;
-            for (int outputs : new int[] {4, 64, 65, 130}) {
+            for (int outputs : new int[] {4, 45, 64, 65, 130}) {
                 Tensor t = tensor(DType.Q6_K, columns, outputs);
                 MemorySegment data = t.data();
                 for (int s = 0; s < supers; s++) {
