@@ -126,6 +126,18 @@ final class BenchCommand {
                 speculation = speculation.withMaxBatchSequences(specMaxBatch).withFallbackWhenSlower(!args.has("speculate-always"));
             }
             Random random = new Random(1);
+            // Cold start, as a command-line user meets it: the model's load, then its first prompt
+            // while the JIT has compiled none of the kernels yet (every figure below is warm).
+            Completion cold = model.generator().generate(randomPrompt(model, random, promptTokens),
+                    GenerationConfig.greedy().maxTokens(1), t -> { });
+            double loadSeconds = cold.timings().loadNanos() / 1e9;
+            double coldPrefillSeconds = cold.timings().promptNanos() / 1e9;
+            result.field("load_s", loadSeconds).field("cold_prefill_s", coldPrefillSeconds);
+            if (!json) {
+                out.printf(Locale.ROOT, "load %.2f s; first prompt of %d tokens %.2f s (before the JIT's warm-up)%n",
+                        loadSeconds, promptTokens, coldPrefillSeconds);
+                out.flush();
+            }
             // Prefill: a fresh random prompt per repetition, one token generated.
             double[] prefill = new double[reps];
             warmUp(() -> model.generator().generate(randomPrompt(model, random, promptTokens),
