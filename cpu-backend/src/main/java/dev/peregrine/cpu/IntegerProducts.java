@@ -257,7 +257,8 @@ final class IntegerProducts {
                 FloatVector max = FloatVector.zero(F);
                 for (int c = 0; c < BLOCK; c += FL) {
                     // Loop-carried vectors are the operations' arguments (see docs/ARCHITECTURE.md):
-                    // as their receivers, C2 boxed them in some JVMs (3.4 MB a token, Q4_K_M).
+                    // as their receivers, C2 boxed them once another model had run in the process
+                    // (3.4 MB a token decoding a Q4_K_M model; DecodeAllocationTest).
                     max = FloatVector.fromMemorySegment(F, x, 4L * (at + c), NATIVE).abs().max(max);
                 }
                 // (A maximum and, below, an integer sum: reduceLanes is exact for both, whatever its order.)
