@@ -132,17 +132,16 @@ final class Q4KProducts {
         // worked out from its index, loading a Q5_K_M llama3.2-1b spent 70% of its time here).
         int chunkBlocks = 8;
         int fileChunkBytes = perBlock(type) ? chunkBlocks * type.blockBytes() : type.blockBytes();
-        byte[] groupRowsCopy = new byte[Math.toIntExact(groupRows * rowBytes)];
+        byte[] groupRowsCopy = IntegerProducts.fileRowsOfGroup(from, rowBytes, rows, group);
         MemorySegment rowsSegment = MemorySegment.ofArray(groupRowsCopy);
-        MemorySegment.copy(from, (long) group * GROUP_ROWS * rowBytes, rowsSegment, 0, groupRowsCopy.length);
         byte[] chunkColumns = new byte[chunkBlocks * BLOCK * stride];
         byte[] chunkHeader = new byte[headerBytes(type)];
         MemorySegment headerSegment = MemorySegment.ofArray(chunkHeader);
+        boolean five = fiveBits(type);
         for (int c = 0; c < chunks(blocks); c++) {
             int chunkBlocksHere = Math.min(chunkBlocks, blocks - chunkBlocks * c);
             java.util.Arrays.fill(chunkColumns, (byte) 0);
             java.util.Arrays.fill(chunkHeader, (byte) 0);
-            boolean five = fiveBits(type);
             for (int lane = 0; lane < groupRows; lane++) {
                 int row = group * GROUP_ROWS + lane;
                 int partAt = partAt(lane, rowBytes, c, fileChunkBytes);

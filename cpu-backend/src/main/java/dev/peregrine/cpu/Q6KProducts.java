@@ -91,10 +91,8 @@ final class Q6KProducts {
         // are built in the heap and written in bulk (value by value through the segments, a sixth
         // of loading a Q4_K_M llama3.2-1b; with each q picked out of the file's block by its
         // index, still the largest part).
-        int groupRows = Math.min(GROUP_ROWS, rows - group * GROUP_ROWS);
-        byte[] groupRowsCopy = new byte[Math.toIntExact(groupRows * rowBytes)];
+        byte[] groupRowsCopy = IntegerProducts.fileRowsOfGroup(from, rowBytes, rows, group);
         MemorySegment rowsSegment = MemorySegment.ofArray(groupRowsCopy);
-        MemorySegment.copy(from, (long) group * GROUP_ROWS * rowBytes, rowsSegment, 0, groupRowsCopy.length);
         byte[] lowQ = new byte[SUPER_BLOCK];
         byte[] highQ = new byte[SUPER_BLOCK];
         byte[] pairs = new byte[PAIRS_BYTES];
