@@ -6,15 +6,16 @@ import dev.peregrine.tensor.DType;
 
 /**
  * The paged KV cache of one model: for every layer a key buffer and a value buffer of
- * {@code blocks x blockSize} slots of {@code kvDim} values (floats, or halves for an F16 cache),
- * and the allocator of those blocks.
+ * {@code blocks x blockSize} slots of {@code kvHeads x headDim} values (floats, or halves for an
+ * F16 cache), laid out as the backend chooses, and the allocator of those blocks.
  * Sequences ({@link KvSequence}) own lists of blocks. Thread-safe: block bookkeeping is
  * synchronised on this object.
  */
 public final class KvCache {
     private final Backend backend;
     private final int blockSize;
-    private final int kvDim;
+    private final int kvHeads;
+    private final int headDim;
     private final DType type;
     private final Buffer[] keys;
     private final Buffer[] values;
@@ -23,24 +24,25 @@ public final class KvCache {
     private long prefixHitTokens;
 
     /** An F32 cache. */
-    public KvCache(Backend backend, int layers, int kvDim, int blocks, int blockSize) {
-        this(backend, layers, kvDim, blocks, blockSize, DType.F32);
+    public KvCache(Backend backend, int layers, int kvHeads, int headDim, int blocks, int blockSize) {
+        this(backend, layers, kvHeads, headDim, blocks, blockSize, DType.F32);
     }
 
     /** A cache of keys and values of {@code type}: F32, or F16 where the backend supports it. */
-    public KvCache(Backend backend, int layers, int kvDim, int blocks, int blockSize, DType type) {
+    public KvCache(Backend backend, int layers, int kvHeads, int headDim, int blocks, int blockSize, DType type) {
         if (type != DType.F32 && type != DType.F16) {
             throw new IllegalArgumentException("a KV cache holds F32 or F16 values, not " + type);
         }
         this.backend = backend;
         this.blockSize = blockSize;
-        this.kvDim = kvDim;
+        this.kvHeads = kvHeads;
+        this.headDim = headDim;
         this.type = type;
         this.prefixes = new PrefixIndex(blocks, blockSize);
         this.allocator = new BlockAllocator(blocks, prefixes::remove);
         this.keys = new Buffer[layers];
         this.values = new Buffer[layers];
-        long count = (long) blocks * blockSize * kvDim;
+        long count = (long) blocks * blockSize * kvHeads * headDim;
         for (int l = 0; l < layers; l++) {
             keys[l] = backend.allocate(count, type);
             values[l] = backend.allocate(count, type);
@@ -173,17 +175,14 @@ public final class KvCache {
     }
 
     /**
-     * Copies block {@code from} into block {@code to}, in every layer: the whole block, since a
-     * backend may lay out the slots within a block as it likes (the CPU backend keeps keys
-     * transposed within a block); the slots past the ones in use are overwritten before they are read.
+     * Copies block {@code from} into block {@code to}, in every layer, through the backend, which
+     * knows where a block's slots lie; the slots past the ones in use are overwritten before they
+     * are read.
      */
     void copyBlock(int from, int to) {
-        long src = (long) from * blockSize * kvDim;
-        long dst = (long) to * blockSize * kvDim;
-        long count = (long) blockSize * kvDim;
         for (int l = 0; l < keys.length; l++) {
-            backend.copy(keys[l], dst, keys[l], src, count);
-            backend.copy(values[l], dst, values[l], src, count);
+            backend.copyKvBlock(keys[l], from, to, blockSize, kvHeads, headDim);
+            backend.copyKvBlock(values[l], from, to, blockSize, kvHeads, headDim);
         }
     }
 }

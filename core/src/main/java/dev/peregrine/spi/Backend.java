@@ -103,10 +103,23 @@ public interface Backend extends AutoCloseable {
     void rope(Buffer x, Buffer cosSin, int rows, int heads, int headDim, int ropeDimensions);
 
     /**
-     * Writes row r of {@code k} and {@code v} (width) into slot {@code layout.slots[r]} of the caches,
-     * rounded to the nearest half when the caches are F16.
+     * Writes row r of {@code k} and {@code v} ({@code kvHeads} heads of {@code headDim} values) into
+     * slot {@code layout.slots[r]} of the caches, rounded to the nearest half when the caches are
+     * F16. Where a slot's values lie in a cache is the backend's choice: only this,
+     * {@link #ropeAndStoreKv}, {@link #attention} and {@link #copyKvBlock} address them.
      */
-    void storeKv(Buffer keyCache, Buffer valueCache, Buffer k, Buffer v, int width, BatchLayout layout);
+    void storeKv(Buffer keyCache, Buffer valueCache, Buffer k, Buffer v, int kvHeads, int headDim, BatchLayout layout);
+
+    /**
+     * Copies KV block {@code from} of a layer's key or value cache into block {@code to}
+     * (copy-on-write of a shared block): its {@code blockSize} slots of {@code kvHeads} heads of
+     * {@code headDim} values. The default copies one range, for a backend that keeps each block's
+     * values together, block after block.
+     */
+    default void copyKvBlock(Buffer cache, int from, int to, int blockSize, int kvHeads, int headDim) {
+        long count = (long) blockSize * kvHeads * headDim;
+        copy(cache, to * count, cache, from * count, count);
+    }
 
     /**
      * A layer's rope of q ({@code heads} heads) and k ({@code kvHeads} heads) and its KV store, as
@@ -117,7 +130,7 @@ public interface Backend extends AutoCloseable {
                                 int ropeDimensions, Buffer keyCache, Buffer valueCache, BatchLayout layout) {
         rope(q, cosSin, rows, heads, headDim, ropeDimensions);
         rope(k, cosSin, rows, kvHeads, headDim, ropeDimensions);
-        storeKv(keyCache, valueCache, k, v, kvHeads * headDim, layout);
+        storeKv(keyCache, valueCache, k, v, kvHeads, headDim, layout);
     }
 
     /**

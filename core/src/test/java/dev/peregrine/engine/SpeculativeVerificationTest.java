@@ -103,7 +103,7 @@ class SpeculativeVerificationTest {
      * verify. Returns the generated tokens.
      */
     static int[] run(Speculator speculator, GenerationConfig config) {
-        SequenceState seq = new SequenceState(new KvCache(null, 0, 1, 64, 16), 1000);
+        SequenceState seq = new SequenceState(new KvCache(null, 0, 1, 1, 64, 16), 1000);
         seq.append(PROMPT);
         Generation g = new Generation(seq, PROMPT, config, new Letters(), 0, speculator);
         List<Integer> out = new ArrayList<>();

@@ -366,35 +366,66 @@ final class CpuBackend implements Backend {
     }
 
     /**
-     * Values as a row per slot; keys block-transposed ({@link AttentionArgs#keyIndex}): element i
-     * of the slots of a KV block side by side, which attention's score kernel reads a vector of
-     * positions at a time.
+     * A plane per KV head ({@link AttentionArgs#planeValues}); in it values as a row per slot and
+     * keys block-transposed ({@link AttentionArgs#keyIndex}): element i of the slots of a KV block
+     * side by side, which attention's score kernel reads a vector of positions at a time.
      */
     @Override
-    public void storeKv(Buffer keyCache, Buffer valueCache, Buffer k, Buffer v, int width, BatchLayout layout) {
+    public void storeKv(Buffer keyCache, Buffer valueCache, Buffer k, Buffer v, int kvHeads, int headDim,
+                        BatchLayout layout) {
         boolean half = halfCache(keyCache, valueCache);
-        long rowBytes = (long) width * Float.BYTES;
+        long plane = kvPlane(keyCache, valueCache, kvHeads, headDim);
+        long rowBytes = (long) kvHeads * headDim * Float.BYTES;
         int blockSize = layout.blockSize;
         MemorySegment keys = seg(keyCache);
+        MemorySegment values = seg(valueCache);
         MemorySegment keyRows = seg(k);
+        MemorySegment valueRows = seg(v);
         for (int r = 0; r < layout.tokenCount; r++) {
             int slot = layout.slots[r];
-            long first = AttentionArgs.keyIndex(slot, 0, blockSize, width);
-            for (int i = 0; i < width; i++) {
-                float key = keyRows.get(F, r * rowBytes + 4L * i);
-                long at = first + (long) i * blockSize;
+            if (slot < 0 || (long) slot * headDim >= plane) {
+                throw new IllegalArgumentException("KV slot " + slot + " of row " + r + " is outside a cache of "
+                        + plane / headDim + " slots");
+            }
+            for (int h = 0; h < kvHeads; h++) {
+                long headAt = r * rowBytes + 4L * h * headDim;
+                long first = AttentionArgs.keyIndex(slot, h, 0, blockSize, headDim, plane);
+                for (int i = 0; i < headDim; i++) {
+                    float key = keyRows.get(F, headAt + 4L * i);
+                    long at = first + (long) i * blockSize;
+                    if (half) {
+                        keys.set(HALF, 2 * at, Float.floatToFloat16(key));
+                    } else {
+                        keys.set(F, 4 * at, key);
+                    }
+                }
+                long valueAt = AttentionArgs.valueIndex(slot, h, headDim, plane);
                 if (half) {
-                    keys.set(HALF, 2 * at, Float.floatToFloat16(key));
+                    storeHalves(valueRows, headAt, values, 2 * valueAt, headDim);
                 } else {
-                    keys.set(F, 4 * at, key);
+                    MemorySegment.copy(valueRows, headAt, values, 4 * valueAt, 4L * headDim);
                 }
             }
-            if (half) {
-                storeHalves(seg(v), r * rowBytes, seg(valueCache), (long) slot * width * 2, width);
-            } else {
-                MemorySegment.copy(seg(v), r * rowBytes, seg(valueCache), slot * rowBytes, rowBytes);
-            }
         }
+    }
+
+    /** Each KV head's values and keys of a block are a range of its plane: one copy per head. */
+    @Override
+    public void copyKvBlock(Buffer cache, int from, int to, int blockSize, int kvHeads, int headDim) {
+        long plane = AttentionArgs.planeValues(cache.size(), kvHeads);
+        long count = (long) blockSize * headDim;
+        for (int h = 0; h < kvHeads; h++) {
+            copy(cache, h * plane + to * count, cache, h * plane + from * count, count);
+        }
+    }
+
+    /** Values in each KV head's plane of a key and value cache, which must be alike. */
+    private static long kvPlane(Buffer keyCache, Buffer valueCache, int kvHeads, int headDim) {
+        if (keyCache.size() != valueCache.size() || headDim <= 0) {
+            throw new IllegalArgumentException("a key cache of " + keyCache.size() + " values with a value cache of "
+                    + valueCache.size() + " and heads of " + headDim + "; the caches must be alike");
+        }
+        return AttentionArgs.planeValues(keyCache.size(), kvHeads);
     }
 
     /** Whether a key and value cache are F16 (else both F32). */
@@ -430,6 +461,7 @@ final class CpuBackend implements Backend {
         a.keyCache = seg(keyCache);
         a.valueCache = seg(valueCache);
         a.halfCache = halfCache(keyCache, valueCache);
+        a.planeValues = kvPlane(keyCache, valueCache, kvHeads, headDim);
         a.layout = layout;
         a.heads = heads;
         a.kvHeads = kvHeads;

@@ -95,7 +95,6 @@ final class ScalarKernels implements Kernels {
         BatchLayout layout = a.layout;
         int headDim = a.headDim;
         int group = a.heads / a.kvHeads;
-        int kvWidth = a.kvHeads * headDim;
         for (int item = itemStart; item < itemEnd; item++) {
             int r = item / a.heads;
             int h = item % a.heads;
@@ -105,7 +104,6 @@ final class ScalarKernels implements Kernels {
             int length = layout.positions[r] + 1 - first;
             float[] scores = scratch.scores(length);
             long qBase = ((long) r * a.heads + h) * headDim * Float.BYTES;
-            int kvOffset = (h / group) * headDim;
             float max = Float.NEGATIVE_INFINITY;
             for (int p = 0; p < length; p++) {
                 float score = a.score(a.dot(qBase, layout.slotOf(seq, first + p), h / group));
@@ -122,7 +120,7 @@ final class ScalarKernels implements Kernels {
             }
             for (int p = 0; p < length; p++) {
                 float weight = scores[p] / sum;
-                long vBase = (long) layout.slotOf(seq, first + p) * kvWidth + kvOffset;
+                long vBase = a.valueIndex(layout.slotOf(seq, first + p), h / group);
                 for (int i = 0; i < headDim; i++) {
                     long at = qBase + i * 4L;
                     a.out.set(F, at, a.out.get(F, at) + weight * a.value(vBase + i));

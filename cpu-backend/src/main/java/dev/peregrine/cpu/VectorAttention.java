@@ -89,8 +89,8 @@ final class VectorAttention {
             // the cache itself (rows = slots, row0 = c0), or for an F16 cache L1-sized float rows into
             // which the chunk is decoded once for the whole run (rows = 0, 1, 2, ..., row0 = 0).
             boolean half = a.halfCache;
-            long cacheRowBytes = (long) a.kvHeads * headDim * (half ? 2 : Float.BYTES);
-            long cacheOffset = (long) kvHead * headDim * (half ? 2 : Float.BYTES);
+            long cacheRowBytes = (long) headDim * (half ? 2 : Float.BYTES);
+            long cacheOffset = a.valueIndex(0, kvHead) * (half ? 2 : Float.BYTES);
             MemorySegment values = half ? scratch.decodedKv(VALUE_CHUNK * headDim) : a.valueCache;
             int[] rows = half ? scratch.positions(VALUE_CHUNK) : slots;
             long kvRowBytes = half ? headBytes : cacheRowBytes;
@@ -158,7 +158,7 @@ final class VectorAttention {
             int firstBlock = c0 / blockSize;
             if (half) {
                 for (int b = firstBlock; b <= Math.min(c0 + SCORE_VECTORS * FL - 1, last) / blockSize; b++) {
-                    long from = a.keyIndex(layout.slotOf(seq, b * blockSize), kvHead * headDim);
+                    long from = a.keyIndex(layout.slotOf(seq, b * blockSize), kvHead, 0);
                     decodeHalves(a.keyCache, 2 * from, (int) headValues, keys, 4 * (b - firstBlock) * headValues);
                 }
             }
@@ -186,7 +186,7 @@ final class VectorAttention {
     private static long vectorAt(AttentionArgs a, int seq, int kvHead, boolean decoded, int firstBlock, int position) {
         int blockSize = a.layout.blockSize;
         long at = decoded ? (long) (position / blockSize - firstBlock) * a.headDim * blockSize + position % blockSize
-                : a.keyIndex(a.layout.slotOf(seq, position), kvHead * a.headDim);
+                : a.keyIndex(a.layout.slotOf(seq, position), kvHead, 0);
         return 4 * at;
     }
 
@@ -269,8 +269,8 @@ final class VectorAttention {
                                         float[] scores, int stride, float[] maxes, float[] chains, ThreadScratch scratch) {
         int headDim = a.headDim;
         boolean half = a.halfCache;
-        long rowBytes = (long) a.kvHeads * headDim * (half ? 2 : Float.BYTES);
-        long offset = (long) kvHead * headDim * (half ? 2 : Float.BYTES);
+        long rowBytes = (long) headDim * (half ? 2 : Float.BYTES);
+        long offset = a.valueIndex(0, kvHead) * (half ? 2 : Float.BYTES);
         // The transposed rows: value i of position g at t[i * FL + g].
         float[] t = scratch.transposed(headDim * FL);
         // Chain (j, i) at chains[(j * headDim + i) * FL]: head j's value i, FL positions a lane.

@@ -1229,7 +1229,7 @@ class CpuKernelsTest {
                         values[p] = nearestHalves(values[p]);
                     }
                 }
-                backend.storeKv(kc, vc, buffer(backend, kRows), buffer(backend, vRows), kvWidth, fill);
+                backend.storeKv(kc, vc, buffer(backend, kRows), buffer(backend, vRows), kvHeads, headDim, fill);
                 // Query rows at positions 4, 10 and 40 (short, and longer than a vector of scores).
                 int[] positions = kvHeads == 1 ? new int[] {40} : new int[] {4, 10, 40};
                 for (int pos : positions) {
@@ -1307,7 +1307,7 @@ class CpuKernelsTest {
                 fill.addToken(0, 0, p, false);
             }
             backend.storeKv(kc, vc, buffer(backend, randoms(length * kvWidth)), buffer(backend, randoms(length * kvWidth)),
-                    kvWidth, fill);
+                    kvHeads, headDim, fill);
             int rows = chunk[1];
             int width = heads * headDim;
             float[] q = randoms(rows * width);

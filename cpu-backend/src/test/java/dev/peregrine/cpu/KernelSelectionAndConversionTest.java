@@ -248,9 +248,9 @@ class KernelSelectionAndConversionTest {
                 }
                 ops.put("ropeAngles", () -> backend.ropeAngles(cosSin, freqs, layout));
                 ops.put("rope", () -> backend.rope(y, cosSin, 1, heads, headDim, headDim));
-                ops.put("storeKv F32", () -> backend.storeKv(kc, vc, y, y, dim, layout));
+                ops.put("storeKv F32", () -> backend.storeKv(kc, vc, y, y, heads, headDim, layout));
                 ops.put("attention F32", () -> backend.attention(xb, y, kc, vc, layout, heads, heads, headDim, 0.125f, 0, 0f));
-                ops.put("storeKv F16", () -> backend.storeKv(kcHalf, vcHalf, y, y, dim, layout));
+                ops.put("storeKv F16", () -> backend.storeKv(kcHalf, vcHalf, y, y, heads, headDim, layout));
                 ops.put("attention F16",
                         () -> backend.attention(xb, y, kcHalf, vcHalf, layout, heads, heads, headDim, 0.125f, 0, 0f));
                 ops.put("gatedActivation", () -> backend.gatedActivation(xb, y, dim, dev.peregrine.spi.Activation.SILU));

@@ -539,7 +539,9 @@ final class CudaBackend implements Backend {
     }
 
     @Override
-    public void storeKv(Buffer keyCache, Buffer valueCache, Buffer k, Buffer v, int width, BatchLayout layout) {
+    public void storeKv(Buffer keyCache, Buffer valueCache, Buffer k, Buffer v, int kvHeads, int headDim,
+                        BatchLayout layout) {
+        int width = kvHeads * headDim;
         long count = (long) layout.tokenCount * width;
         checkSlots(keyCache, valueCache, width, layout);
         ropeAndStore(0, address(k, 0, count), address(v, 0, count), 0, keyCache, valueCache, layout.tokenCount, 0, 1, width, 0);

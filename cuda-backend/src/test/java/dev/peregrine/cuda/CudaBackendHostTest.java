@@ -189,7 +189,7 @@ class CudaBackendHostTest {
             BatchLayout layout = new BatchLayout(16);
             layout.addToken(layout.addSequence(new int[] {0}, 1), 1, 0, true);
             b.beginStep(layout);
-            assertThatThrownBy(() -> b.storeKv(halves, floats, floats, floats, 8, layout))
+            assertThatThrownBy(() -> b.storeKv(halves, floats, floats, floats, 1, 8, layout))
                     .hasMessageContaining("a key cache of F16 with a value cache of F32");
             // The kernel reads keys and values two at a time.
             assertThatThrownBy(() -> b.attention(floats, floats, floats, floats, layout, 1, 1, 7, 1f, 0, 0f))

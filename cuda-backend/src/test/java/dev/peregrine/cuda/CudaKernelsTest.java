@@ -249,28 +249,33 @@ class CudaKernelsTest {
         }
     }
 
+    /**
+     * The CUDA caches hold a row per slot (native/elementwise.cu; the CPU backend lays its caches
+     * out otherwise, so they are not compared): each row lands whole in its slot, the others stay zero.
+     */
     @Test
     void storeKvWritesEachRowToItsSlot() {
-        int width = 96;
+        int kvHeads = 3;
+        int headDim = 32;
+        int width = kvHeads * headDim;
         int rows = 5;
         BatchLayout layout = layout(rows);
         int[] slots = {7, 0, 33, 8, 31};
         System.arraycopy(slots, 0, layout.slots, 0, rows);
         float[] k = randoms(rows * width);
         float[] v = randoms(rows * width);
-        float[][] results = new float[2][];
-        int i = 0;
-        for (Backend b : new Backend[] {cuda, cpu}) {
-            b.beginStep(layout);
-            Buffer keys = b.allocate(40L * width);
-            Buffer values = b.allocate(40L * width);
-            b.storeKv(keys, values, buffer(b, k), buffer(b, v), width, layout);
-            float[] both = new float[80 * width];
-            b.read(keys, 0, both, 0, 40 * width);
-            b.read(values, 0, both, 40 * width, 40 * width);
-            results[i++] = both;
+        float[] expectedKeys = new float[40 * width];
+        float[] expectedValues = new float[40 * width];
+        for (int r = 0; r < rows; r++) {
+            System.arraycopy(k, r * width, expectedKeys, slots[r] * width, width);
+            System.arraycopy(v, r * width, expectedValues, slots[r] * width, width);
         }
-        assertThat(results[0]).containsExactly(results[1]);
+        cuda.beginStep(layout);
+        Buffer keys = cuda.allocate(40L * width);
+        Buffer values = cuda.allocate(40L * width);
+        cuda.storeKv(keys, values, buffer(cuda, k), buffer(cuda, v), kvHeads, headDim, layout);
+        assertThat(read(cuda, keys, 40 * width)).containsExactly(expectedKeys);
+        assertThat(read(cuda, values, 40 * width)).containsExactly(expectedValues);
     }
 
     // ---- attention against the CPU backend ----
@@ -321,10 +326,10 @@ class CudaKernelsTest {
         int blocks = 6;
         Buffer keys = cuda.allocate((long) blocks * blockSize * kvDim, DType.F16);
         Buffer values = cuda.allocate((long) blocks * blockSize * kvDim, DType.F16);
-        fill(cuda, keys, values, randoms(blocks * blockSize * kvDim), randoms(blocks * blockSize * kvDim), kvDim, blockSize);
-        long blockValues = (long) blockSize * kvDim;
-        cuda.copy(keys, 5 * blockValues, keys, blockValues, blockValues);
-        cuda.copy(values, 5 * blockValues, values, blockValues, blockValues);
+        fill(cuda, keys, values, randoms(blocks * blockSize * kvDim), randoms(blocks * blockSize * kvDim), kvHeads, headDim,
+                blockSize);
+        cuda.copyKvBlock(keys, 1, 5, blockSize, kvHeads, headDim);
+        cuda.copyKvBlock(values, 1, 5, blockSize, kvHeads, headDim);
         float[][] results = new float[2][];
         int[][] tables = {{0, 1, 2}, {0, 5, 2}};
         float[] q = randoms(heads * headDim);
@@ -339,9 +344,10 @@ class CudaKernelsTest {
         assertThat(results[1]).containsExactly(results[0]);
     }
 
-    /** Stores {@code k} and {@code v}, rows of {@code width} floats, into the caches' slots 0, 1, 2, ... */
-    private static void fill(Backend b, Buffer keys, Buffer values, float[] k, float[] v, int width, int blockSize) {
-        int slots = k.length / width;
+    /** Stores {@code k} and {@code v}, rows of {@code kvHeads x headDim} floats, into the caches' slots 0, 1, 2, ... */
+    private static void fill(Backend b, Buffer keys, Buffer values, float[] k, float[] v, int kvHeads, int headDim,
+                             int blockSize) {
+        int slots = k.length / (kvHeads * headDim);
         int[] table = IntStream.range(0, slots / blockSize).toArray();
         BatchLayout all = new BatchLayout(blockSize);
         int seq = all.addSequence(table, table.length);
@@ -349,7 +355,7 @@ class CudaKernelsTest {
             all.addToken(seq, 1, p, false);
         }
         b.beginStep(all);
-        b.storeKv(keys, values, buffer(b, k), buffer(b, v), width, all);
+        b.storeKv(keys, values, buffer(b, k), buffer(b, v), kvHeads, headDim, all);
     }
 
     /**
@@ -404,13 +410,10 @@ class CudaKernelsTest {
         float[][] results = new float[2][];
         int i = 0;
         for (Backend b : new Backend[] {cuda, cpu}) {
-            Buffer keyCache = buffer(b, cache);
-            Buffer valueCache = buffer(b, values);
-            if (kvType == DType.F16) {
-                keyCache = b.allocate(cache.length, DType.F16);
-                valueCache = b.allocate(values.length, DType.F16);
-                fill(b, keyCache, valueCache, cache, values, kvDim, blockSize);
-            }
+            // Through storeKv: each backend lays out its caches as it likes.
+            Buffer keyCache = b.allocate(cache.length, kvType);
+            Buffer valueCache = b.allocate(values.length, kvType);
+            fill(b, keyCache, valueCache, cache, values, kvHeads, headDim, blockSize);
             b.beginStep(layout);
             Buffer out = b.allocate((long) n * heads * headDim);
             b.attention(out, buffer(b, q), keyCache, valueCache, layout, heads, kvHeads, headDim, scale, window, softcap);

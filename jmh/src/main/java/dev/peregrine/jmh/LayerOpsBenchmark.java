@@ -101,7 +101,7 @@ public class LayerOpsBenchmark {
         for (int p = 0; p < context; p++) {
             fill.addToken(0, 1, p, false);
         }
-        backend.storeKv(keys, values, filled(kvValues, 5), filled(kvValues, 6), KV_HEADS * HEAD_DIM, fill);
+        backend.storeKv(keys, values, filled(kvValues, 5), filled(kvValues, 6), KV_HEADS, HEAD_DIM, fill);
         layout = new BatchLayout(BLOCK);
         int s = layout.addSequence(blocks, blockCount);
         layout.addToken(s, 1, context - 1, true);

@@ -110,7 +110,7 @@ class HfDirectoryTest {
             Backend backend = new CpuBackendProvider().create(new BackendConfig(1, 0));
             try {
                 LlamaWeights weights = LlamaWeights.load(checkpoint.tensors(), config, backend);
-                KvCache kv = new KvCache(backend, config.layers(), config.kvDim(), 4, 16);
+                KvCache kv = new KvCache(backend, config.layers(), config.kvHeads(), config.headDim(), 4, 16);
                 LlamaGraph graph = new LlamaGraph(config, weights, backend, kv, tokens.length);
                 float[] out = new float[tokens.length * config.vocabularySize()];
                 BatchLayout layout = new BatchLayout(kv.blockSize());

@@ -21,9 +21,12 @@ import org.junit.jupiter.params.provider.EnumSource;
 /** Block allocation, truncation, and copy-on-write forks of the paged KV cache. */
 class KvCacheTest {
     private static final int BLOCK = 4;
-    private static final int KV_DIM = 3;
+    /** Several KV heads, so that a block copy that skips a head's values shows. */
+    private static final int KV_HEADS = 3;
+    private static final int HEAD_DIM = 2;
+    private static final int KV_DIM = KV_HEADS * HEAD_DIM;
     private final Backend backend = new CpuBackendProvider().create(new BackendConfig(1, 0));
-    private final KvCache cache = new KvCache(backend, 2, KV_DIM, 8, BLOCK);
+    private final KvCache cache = new KvCache(backend, 2, KV_HEADS, HEAD_DIM, 8, BLOCK);
 
     @AfterEach
     void close() {
@@ -76,7 +79,7 @@ class KvCacheTest {
     @ParameterizedTest
     @EnumSource(value = DType.class, names = {"F32", "F16"})
     void forkSharesBlocksAndCopiesAPartlyFilledBlockBeforeWritingIntoIt(DType type) {
-        KvCache cache = new KvCache(backend, 2, KV_DIM, 8, BLOCK, type);
+        KvCache cache = new KvCache(backend, 2, KV_HEADS, HEAD_DIM, 8, BLOCK, type);
         assertThat(cache.keys(1).type()).isEqualTo(type);
         assertThat(cache.keys(1).size()).isEqualTo(8L * BLOCK * KV_DIM);
         KvSequence a = cache.newSequence();
@@ -93,44 +96,54 @@ class KvCacheTest {
         write(cache, b, 6, 1, 900);
         b.advance(7);
         for (int p = 0; p < 6; p++) {
-            assertThat(read(cache, b, p)).isEqualTo(100f + p);
-            assertThat(read(cache, a, p)).isEqualTo(100f + p);
+            assertThat(read(cache, b, p)).containsExactly(stored(100f + p));
+            assertThat(read(cache, a, p)).containsExactly(stored(100f + p));
         }
-        assertThat(read(cache, b, 6)).isEqualTo(906f);
+        assertThat(read(cache, b, 6)).containsExactly(stored(906f));
         a.close();
         b.close();
         assertThat(cache.usedBlocks()).isZero();
     }
 
-    /** Stores base + p as every key and value element of positions from .. from + count - 1, in every layer. */
+    /** The key and value row {@link #write} stores for {@code value} (base + p): element e holds value + 16 e, exact in halves. */
+    private static float[] stored(float value) {
+        float[] row = new float[KV_DIM];
+        for (int e = 0; e < KV_DIM; e++) {
+            row[e] = value + 16 * e;
+        }
+        return row;
+    }
+
+    /** Stores {@code stored(base + p)} as the key and value of positions from .. from + count - 1, in every layer. */
     private void write(KvCache cache, KvSequence s, int from, int count, float base) {
         BatchLayout layout = new BatchLayout(BLOCK);
         layout.addSequence(s.blockTable(), s.blockCount());
         float[] rows = new float[count * KV_DIM];
         for (int p = from; p < from + count; p++) {
             layout.addToken(0, 0, p, false);
-            java.util.Arrays.fill(rows, (p - from) * KV_DIM, (p - from + 1) * KV_DIM, base + p);
+            System.arraycopy(stored(base + p), 0, rows, (p - from) * KV_DIM, KV_DIM);
         }
         Buffer k = backend.allocate(rows.length);
         backend.write(rows, 0, k, 0, rows.length);
         for (int layer = 0; layer < cache.layers(); layer++) {
-            backend.storeKv(cache.keys(layer), cache.values(layer), k, k, KV_DIM, layout);
+            backend.storeKv(cache.keys(layer), cache.values(layer), k, k, KV_HEADS, HEAD_DIM, layout);
         }
     }
 
     /**
-     * The value stored at position p of layer 1, read back through attention over that one position
-     * (its softmax weight is exactly 1, so the output is the value row; F16 caches have no host read).
+     * The value row stored at position p of layer 1, read back through attention over that one
+     * position, a query head per KV head (each softmax weight is exactly 1, so the output is the
+     * value row; F16 caches have no host read).
      */
-    private float read(KvCache cache, KvSequence s, int p) {
+    private float[] read(KvCache cache, KvSequence s, int p) {
         BatchLayout layout = new BatchLayout(BLOCK);
         layout.addSequence(s.blockTable(), s.blockCount());
         layout.addToken(0, 0, p, false);
         Buffer q = backend.allocate(KV_DIM);
         Buffer out = backend.allocate(KV_DIM);
-        backend.attention(out, q, cache.keys(1), cache.values(1), layout, 1, 1, KV_DIM, 1f, 1, 0f);
+        backend.attention(out, q, cache.keys(1), cache.values(1), layout, KV_HEADS, KV_HEADS, HEAD_DIM, 1f, 1, 0f);
         float[] row = new float[KV_DIM];
         backend.read(out, 0, row, 0, KV_DIM);
-        return row[0];
+        return row;
     }
 }
