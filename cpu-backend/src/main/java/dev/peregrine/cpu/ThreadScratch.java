@@ -25,6 +25,7 @@ final class ThreadScratch implements AutoCloseable {
     /** Vector accumulators stored as floats (see LaneSums.addLaneSums). */
     float[] lanes = new float[0];
     private float[] transposed = new float[0];
+    private float[] valueRows = new float[0];
     /** K-quant sub-block scales and offsets of 4 rows (see RowProducts.rowsQ45K). */
     float[] blockScales = new float[0];
     /** One weight row dequantised to floats (embedding rows, the scalar kernels). */
@@ -89,6 +90,14 @@ final class ThreadScratch implements AutoCloseable {
             transposed = new float[n];
         }
         return transposed;
+    }
+
+    /** Value rows of a few positions as read from the cache, before {@link #transposed}. */
+    float[] valueRows(int n) {
+        if (valueRows.length < n) {
+            valueRows = new float[n];
+        }
+        return valueRows;
     }
 
     /** 32-bit sums of the integer kernels (Q6KProducts), on their way to floats. */
