@@ -383,9 +383,11 @@ final class CpuBackend implements Backend {
         MemorySegment valueRows = seg(v);
         for (int r = 0; r < layout.tokenCount; r++) {
             int slot = layout.slots[r];
-            if (slot < 0 || (long) slot * headDim >= plane) {
+            // The slot's whole block must lie in the plane (keys fill a block element by element),
+            // or a write would land in the next head's plane.
+            if (slot < 0 || (long) (slot / blockSize + 1) * blockSize * headDim > plane) {
                 throw new IllegalArgumentException("KV slot " + slot + " of row " + r + " is outside a cache of "
-                        + plane / headDim + " slots");
+                        + plane / headDim + " slots (whole blocks of " + blockSize + ")");
             }
             for (int h = 0; h < kvHeads; h++) {
                 long headAt = r * rowBytes + 4L * h * headDim;

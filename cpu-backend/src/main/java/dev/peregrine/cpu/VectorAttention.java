@@ -41,6 +41,18 @@ final class VectorAttention {
     /** Vectors of positions whose scores one pass of {@link #scoreChunk} computes. */
     private static final int SCORE_VECTORS = 4;
 
+    /** For n below FL: the indices 0, n, 2n, ... of FL elements, which gather one value of FL rows of n. */
+    private static final int[][] EVERY_NTH = new int[FL][];
+
+    static {
+        for (int n = 1; n < FL; n++) {
+            EVERY_NTH[n] = new int[FL];
+            for (int g = 0; g < FL; g++) {
+                EVERY_NTH[n][g] = g * n;
+            }
+        }
+    }
+
     /**
      * Attention for (token, head) items. Consecutive items of one token row and KV head (up to
      * {@link #ATTENTION_RUN} of a query group, as far as this slice goes) run together: each chunk of
@@ -300,9 +312,10 @@ final class VectorAttention {
     /**
      * One KV head's values at the positions {@code slots[from .. from + count)}, transposed into
      * {@code t} (value i of position g at {@code t[i * FL + g]}, zeros for g from count to FL)
-     * through {@code rows} (the rows as read, FL * headDim floats); halves decode exactly. Positions of one block are
-     * consecutive rows of the head's plane, read as one run: read value by value from the cache,
-     * these transpositions were 39% of a stories260K decode step after 1,536 tokens.
+     * through {@code rows} (the rows as read, FL * headDim floats); halves decode exactly.
+     * Positions of one block are consecutive rows of the head's plane, read as one run: read value
+     * by value from the cache, these transpositions were 39% of a stories260K decode step after
+     * 1,536 tokens.
      */
     private static void transposeRows(MemorySegment cache, boolean half, int[] slots, int from, int count, long rowBytes,
                                       long offset, int headDim, float[] rows, float[] t) {
@@ -318,21 +331,10 @@ final class VectorAttention {
             }
         }
         java.util.Arrays.fill(rows, count * headDim, FL * headDim, 0f);
-        // Value i of the FL positions: a gather of every headDim-th float from i (element by element, 89% of this method).
+        // Value i of the FL positions: a gather of every headDim-th float from i (copied element
+        // by element, the transposition was 89% of this method).
         for (int i = 0; i < headDim; i++) {
             FloatVector.fromArray(F, rows, i, EVERY_NTH[headDim], 0).intoArray(t, i * FL);
-        }
-    }
-
-    /** For n below FL: the indices 0, n, 2n, ... of FL elements, which gather one value of FL rows of n. */
-    private static final int[][] EVERY_NTH = new int[FL][];
-
-    static {
-        for (int n = 1; n < FL; n++) {
-            EVERY_NTH[n] = new int[FL];
-            for (int g = 0; g < FL; g++) {
-                EVERY_NTH[n][g] = g * n;
-            }
         }
     }
 
