@@ -1278,6 +1278,32 @@ class CpuKernelsTest {
     }
 
     /**
+     * The caches hold a plane per KV head: a slot whose block is not wholly inside the cache is
+     * refused (its keys would otherwise land in the next head's plane), as are caches of unlike
+     * sizes, rather than written.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("kernelSets")
+    void storeKvRefusesSlotsOutsideTheCache(String name, Supplier<Kernels> kernels) {
+        CpuBackend backend = backend(kernels);
+        int kvHeads = 2;
+        int headDim = 4;
+        Buffer kc = backend.allocate(2L * 16 * kvHeads * headDim); // 2 blocks of 16 slots
+        Buffer vc = backend.allocate(2L * 16 * kvHeads * headDim);
+        Buffer row = buffer(backend, randoms(kvHeads * headDim));
+        BatchLayout inside = new BatchLayout(16);
+        inside.addToken(inside.addSequence(new int[] {1}, 1), 0, 15, false); // slot 31, the last
+        backend.storeKv(kc, vc, row, row, kvHeads, headDim, inside);
+        BatchLayout outside = new BatchLayout(16);
+        outside.addToken(outside.addSequence(new int[] {2}, 1), 0, 0, false); // slot 32
+        assertThatThrownBy(() -> backend.storeKv(kc, vc, row, row, kvHeads, headDim, outside))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("outside a cache of 32 slots");
+        Buffer shorter = backend.allocate(16L * kvHeads * headDim);
+        assertThatThrownBy(() -> backend.storeKv(kc, shorter, row, row, kvHeads, headDim, inside))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("must be alike");
+    }
+
+    /**
      * A prompt chunk's rows (consecutive positions of one sequence) attending in one call, split
      * over the threads' slices: each row's output must be bit for bit what it is alone
      * (speculative verification and recomputation after preemption rely on it). F32 and F16
