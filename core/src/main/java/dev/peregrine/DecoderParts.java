@@ -94,8 +94,8 @@ final class DecoderParts {
             backend = provider.create(new BackendConfig(options.threads(), options.deviceIndex()));
             LlamaWeights weights = LlamaWeights.load(checkpoint.tensors(), config, backend);
             int blocks = (int) Math.min(Integer.MAX_VALUE, (kvTokens + KV_BLOCK_SIZE - 1) / KV_BLOCK_SIZE);
-            KvCache kv = new KvCache(backend, config.layers(), config.kvHeads(), config.headDim(), blocks, KV_BLOCK_SIZE,
-                    options.kvCacheType());
+            KvCache kv = new KvCache(backend, config.layers(), config.kvHeads(), config.headDim(), blocks,
+                    KV_BLOCK_SIZE, options.kvCacheType());
             LlamaGraph graph = new LlamaGraph(config, weights, backend, kv, options.maxBatchTokens());
             Scheduler scheduler = new Scheduler(graph, kv, vocab, checkpoint.tokenizer().vocabularySize(),
                     options.maxBatchTokens(), options.maxSequences(),

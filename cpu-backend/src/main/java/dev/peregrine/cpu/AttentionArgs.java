@@ -55,7 +55,7 @@ final class AttentionArgs {
                 + slot % blockSize;
     }
 
-    /** Index of element 0 of KV head {@code kvHead}'s value at {@code slot}: values are a row per slot in their plane. */
+    /** Index of element 0 of KV head {@code kvHead}'s value at {@code slot}: a row per slot in the head's plane. */
     static long valueIndex(int slot, int kvHead, int headDim, long planeValues) {
         return kvHead * planeValues + (long) slot * headDim;
     }

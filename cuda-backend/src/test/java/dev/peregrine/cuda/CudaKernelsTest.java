@@ -326,8 +326,8 @@ class CudaKernelsTest {
         int blocks = 6;
         Buffer keys = cuda.allocate((long) blocks * blockSize * kvDim, DType.F16);
         Buffer values = cuda.allocate((long) blocks * blockSize * kvDim, DType.F16);
-        fill(cuda, keys, values, randoms(blocks * blockSize * kvDim), randoms(blocks * blockSize * kvDim), kvHeads, headDim,
-                blockSize);
+        int slots = blocks * blockSize;
+        fill(cuda, keys, values, randoms(slots * kvDim), randoms(slots * kvDim), kvHeads, headDim, blockSize);
         cuda.copyKvBlock(keys, 1, 5, blockSize, kvHeads, headDim);
         cuda.copyKvBlock(values, 1, 5, blockSize, kvHeads, headDim);
         float[][] results = new float[2][];

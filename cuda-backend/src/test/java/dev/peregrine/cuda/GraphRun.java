@@ -48,8 +48,8 @@ final class GraphRun implements AutoCloseable {
                 }
             }
             LlamaWeights weights = LlamaWeights.load(file, config, backend);
-            KvCache kv = new KvCache(backend, config.layers(), config.kvHeads(), config.headDim(), sequences * blocksPerSequence, BLOCK_SIZE,
-                    kvType);
+            KvCache kv = new KvCache(backend, config.layers(), config.kvHeads(), config.headDim(),
+                    sequences * blocksPerSequence, BLOCK_SIZE, kvType);
             graph = new LlamaGraph(config, weights, backend, kv, maxTokens);
             logits = new float[Math.max(sequences, maxTokens) * vocab];
         } catch (RuntimeException | Error e) {

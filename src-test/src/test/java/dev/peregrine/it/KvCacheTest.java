@@ -105,7 +105,7 @@ class KvCacheTest {
         assertThat(cache.usedBlocks()).isZero();
     }
 
-    /** The key and value row {@link #write} stores for {@code value} (base + p): element e holds value + 16 e, exact in halves. */
+    /** The key and value row {@link #write} stores for {@code value} (base + p): element e is value + 16 e, exact in F16. */
     private static float[] stored(float value) {
         float[] row = new float[KV_DIM];
         for (int e = 0; e < KV_DIM; e++) {

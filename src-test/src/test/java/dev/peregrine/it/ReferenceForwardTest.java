@@ -406,7 +406,8 @@ class ReferenceForwardTest {
                 config = LlamaConfig.fromGguf(path, file.metadata(), vocab);
                 counter = new StepCounter(new CpuBackendProvider().create(new BackendConfig(2, 0)));
                 LlamaWeights weights = LlamaWeights.load(file, config, counter.backend);
-                kv = new KvCache(counter.backend, config.layers(), config.kvHeads(), config.headDim(), blocks, blockSize, kvType);
+                kv = new KvCache(counter.backend, config.layers(), config.kvHeads(), config.headDim(), blocks,
+                        blockSize, kvType);
                 graph = new LlamaGraph(config, weights, counter.backend, kv, maxTokens);
             } catch (RuntimeException | Error e) {
                 close();

@@ -130,7 +130,8 @@ class SyntheticModelTest {
             probe = new ActivationProbe(new CpuBackendProvider().create(new BackendConfig(2, 0)));
             try {
                 LlamaWeights weights = LlamaWeights.load(file, config, probe.backend);
-                KvCache kv = new KvCache(probe.backend, config.layers(), config.kvHeads(), config.headDim(), TOKENS / 16, 16);
+                KvCache kv = new KvCache(probe.backend, config.layers(), config.kvHeads(), config.headDim(), TOKENS / 16,
+                        16);
                 LlamaGraph graph = new LlamaGraph(config, weights, probe.backend, kv, TOKENS);
                 BatchLayout layout = new BatchLayout(kv.blockSize());
                 try (KvSequence seq = kv.newSequence()) {
