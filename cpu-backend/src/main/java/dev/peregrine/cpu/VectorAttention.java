@@ -112,9 +112,15 @@ final class VectorAttention {
                 int count = Math.min(VALUE_CHUNK, length - c0);
                 int row0 = c0;
                 if (half) {
-                    for (int g = 0; g < count; g++) {
-                        decodeHalves(a.valueCache, slots[c0 + g] * cacheRowBytes + cacheOffset, headDim, values,
+                    // Runs of consecutive slots (a block's positions) are one run of the head's plane: one call each.
+                    for (int g = 0; g < count; ) {
+                        int n = 1;
+                        while (g + n < count && slots[c0 + g + n] == slots[c0 + g] + n) {
+                            n++;
+                        }
+                        decodeHalves(a.valueCache, slots[c0 + g] * cacheRowBytes + cacheOffset, n * headDim, values,
                                 (long) g * headBytes);
+                        g += n;
                     }
                     row0 = 0;
                 }
