@@ -114,10 +114,7 @@ final class VectorAttention {
                 if (half) {
                     // Runs of consecutive slots (a block's positions) are one run of the head's plane: one call each.
                     for (int g = 0; g < count; ) {
-                        int n = 1;
-                        while (g + n < count && slots[c0 + g + n] == slots[c0 + g] + n) {
-                            n++;
-                        }
+                        int n = consecutiveSlots(slots, c0 + g, count - g);
                         decodeHalves(a.valueCache, slots[c0 + g] * cacheRowBytes + cacheOffset, n * headDim, values,
                                 (long) g * headBytes);
                         g += n;
@@ -319,22 +316,16 @@ final class VectorAttention {
      * One KV head's values at the positions {@code slots[from .. from + count)}, transposed into
      * {@code t} (value i of position g at {@code t[i * FL + g]}, zeros for g from count to FL)
      * through {@code rows} (the rows as read, FL * headDim floats); halves decode exactly.
-     * Positions of one block are consecutive rows of the head's plane, read as one run: read value
-     * by value from the cache, these transpositions were 39% of a stories260K decode step after
-     * 1,536 tokens.
+     * Consecutive slots (a block's positions) are one run of the head's plane, read at once: read
+     * value by value from the cache, these transpositions were 39% of a stories260K decode step
+     * after 1,536 tokens.
      */
     private static void transposeRows(MemorySegment cache, boolean half, int[] slots, int from, int count, long rowBytes,
                                       long offset, int headDim, float[] rows, float[] t) {
-        boolean consecutive = true;
-        for (int g = 1; g < count; g++) {
-            consecutive &= slots[from + g] == slots[from] + g;
-        }
-        if (consecutive) {
-            readValues(cache, half, slots[from] * rowBytes + offset, count * headDim, rows, 0);
-        } else {
-            for (int g = 0; g < count; g++) {
-                readValues(cache, half, slots[from + g] * rowBytes + offset, headDim, rows, g * headDim);
-            }
+        for (int g = 0; g < count; ) {
+            int n = consecutiveSlots(slots, from + g, count - g);
+            readValues(cache, half, slots[from + g] * rowBytes + offset, n * headDim, rows, g * headDim);
+            g += n;
         }
         java.util.Arrays.fill(rows, count * headDim, FL * headDim, 0f);
         // Value i of the FL positions: a gather of every headDim-th float from i (copied element
@@ -342,6 +333,18 @@ final class VectorAttention {
         for (int i = 0; i < headDim; i++) {
             FloatVector.fromArray(F, rows, i, EVERY_NTH[headDim], 0).intoArray(t, i * FL);
         }
+    }
+
+    /**
+     * How many of the {@code most} slots from {@code slots[from]} on follow one another (at least
+     * 1): their values are one run of a KV head's plane.
+     */
+    private static int consecutiveSlots(int[] slots, int from, int most) {
+        int n = 1;
+        while (n < most && slots[from + n] == slots[from] + n) {
+            n++;
+        }
+        return n;
     }
 
     /** {@code n} values of a cache from byte {@code at} (halves decoded exactly) into {@code into[to ..]}. */
