@@ -32,10 +32,11 @@ final class ThreadScratch implements AutoCloseable {
     float[] row = new float[0];
     /** One token's padded activations, for the tile kernel when a product has only that token. */
     float[] token = new float[0];
-    /** Attention scores over one token's context, a run of its heads one after another. */
+    /** Attention scores over a context, one query's after another. */
     float[] scores = new float[0];
-    /** Per head of an attention run: its maximum score, then 1 / its sum of weights. */
-    float[] runMaxes = new float[0];
+    /** The queries one attention call takes through a KV head together, and their value sums. */
+    final VectorAttention.Queries attentionQueries = new VectorAttention.Queries();
+    final VectorAttention.ValueSums valueSums = new VectorAttention.ValueSums();
     /** KV-cache slot of each context position of the sequence being attended. */
     int[] slots = new int[0];
     /** 0, 1, 2, ...: the rows of {@link #decodedKv}. */
@@ -136,13 +137,6 @@ final class ThreadScratch implements AutoCloseable {
             scores = new float[Math.max(n, scores.length * 2)];
         }
         return scores;
-    }
-
-    float[] runMaxes(int n) {
-        if (runMaxes.length < n) {
-            runMaxes = new float[n];
-        }
-        return runMaxes;
     }
 
     int[] slots(int n) {

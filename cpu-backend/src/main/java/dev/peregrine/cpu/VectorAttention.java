@@ -34,9 +34,13 @@ import jdk.incubator.vector.VectorOperators;
  */
 final class VectorAttention {
 
-    /** Most query heads of one KV head that attention takes through the cache together. */
-    private static final int ATTENTION_RUN = 4;
-    /** Positions whose value rows a run of heads accumulates before the next chunk (32 KB at 128 dims). */
+    /**
+     * Most queries (a token row's head) that attention takes through one KV head's cache together:
+     * the heads of a query group, of a few consecutive rows of one sequence when the group is
+     * small (a prompt's rows, or speculative drafts being verified).
+     */
+    static final int MAX_QUERIES = 8;
+    /** Positions whose value rows the queries accumulate before the next chunk (32 KB at 128 dims). */
     private static final int VALUE_CHUNK = 64;
     /** Vectors of positions whose scores one pass of {@link #scoreChunk} computes. */
     private static final int SCORE_VECTORS = 4;
@@ -54,116 +58,264 @@ final class VectorAttention {
     }
 
     /**
-     * Attention for (token, head) items. Consecutive items of one token row and KV head (up to
-     * {@link #ATTENTION_RUN} of a query group, as far as this slice goes) run together: each chunk of
-     * positions' keys, then values, is read from the cache (L2 or memory) once and from L1 for the
-     * other heads of the run. Every head's sums are the same chains, in the same order, as alone.
+     * Attention for (token, head) items. The items of this slice are taken as queries that share
+     * a KV head and a sequence (a query group's heads, of up to {@code MAX_QUERIES / group}
+     * consecutive rows of one sequence), and each chunk of positions' keys, then values, is read
+     * from the cache (L2 or memory; for an F16 cache, decoded) once for all of them and from L1
+     * for the others: a prompt's rows share their keys as a group's heads do. Every query's
+     * scores, softmax and value sums are the same chains, in the same order, as alone.
      */
     static void attention(AttentionArgs a, int itemStart, int itemEnd, ThreadScratch scratch) {
         BatchLayout layout = a.layout;
-        int headDim = a.headDim;
-        int group = a.heads / a.kvHeads;
-        // Score chunks (2 heads x SCORE_VECTORS vectors), softmax sums (FL chains of FL lanes), or
-        // for heads narrower than a vector a chain per value of each head of a run.
-        float[] lanes = scratch.lanes(Math.max(2 * SCORE_VECTORS * FL, headDim < FL ? ATTENTION_RUN * headDim * FL : FL * FL));
-        float[] total = scratch.tileSums(1);
-        float[] maxes = scratch.runMaxes(ATTENTION_RUN);
-        for (int item = itemStart; item < itemEnd; ) {
-            int r = item / a.heads;
-            int h = item % a.heads;
-            int kvHead = h / group;
-            int run = Math.min(ATTENTION_RUN, Math.min(itemEnd - item, (kvHead + 1) * group - h));
-            item += run;
-            int seq = layout.tokenSequence[r];
-            // Positions first .. position: all of them, or the last `window`.
-            int first = a.firstAttended(layout.positions[r]);
-            int length = layout.positions[r] + 1 - first;
-            // Head j's scores at scores[j * stride ..], padded to whole vectors.
-            int stride = (length + FL - 1) / FL * FL;
-            float[] scores = scratch.scores(run * stride + FL);
-            long qBase = ((long) r * a.heads + h) * headDim * Float.BYTES;
-            long headBytes = (long) headDim * Float.BYTES;
-
-            java.util.Arrays.fill(maxes, 0, run, Float.NEGATIVE_INFINITY);
-            attentionScores(a, seq, qBase, run, kvHead, first, length, scores, stride, maxes, lanes, scratch);
-            // Softmax weights, each head's scores in place; maxes[j] becomes 1 / head j's sum.
-            for (int j = 0; j < run; j++) {
-                maxes[j] = 1 / softmaxWeights(scores, j * stride, length, stride, maxes[j], lanes, total);
+        int heads = a.heads;
+        int group = heads / a.kvHeads;
+        int tileRows = Math.max(1, MAX_QUERIES / group);
+        long headBytes = (long) a.headDim * Float.BYTES;
+        Queries queries = scratch.attentionQueries;
+        int rowEnd = (itemEnd - 1) / heads + 1;
+        for (int r0 = itemStart / heads; r0 < rowEnd; ) {
+            int seq = layout.tokenSequence[r0];
+            int r1 = r0 + 1;
+            while (r1 < rowEnd && r1 - r0 < tileRows && layout.tokenSequence[r1] == seq) {
+                r1++;
             }
-
-            int[] slots = scratch.slots(length);
-            layout.slotsOf(seq, first, length, slots);
-            if (headDim < FL) {
-                smallHeadValues(a, qBase, run, kvHead, slots, length, scores, stride, maxes, lanes, scratch);
-                continue;
-            }
-            // A chunk's position c0 + g has its value at values[rows[row0 + g] * kvRowBytes + kvOffset]:
-            // the cache itself (rows = slots, row0 = c0), or for an F16 cache L1-sized float rows into
-            // which the chunk is decoded once for the whole run (rows = 0, 1, 2, ..., row0 = 0).
-            boolean half = a.halfCache;
-            long cacheRowBytes = (long) headDim * (half ? 2 : Float.BYTES);
-            long cacheOffset = a.valueIndex(0, kvHead) * (half ? 2 : Float.BYTES);
-            MemorySegment values = half ? scratch.decodedKv(VALUE_CHUNK * headDim) : a.valueCache;
-            int[] rows = half ? scratch.positions(VALUE_CHUNK) : slots;
-            long kvRowBytes = half ? headBytes : cacheRowBytes;
-            long kvOffset = half ? 0 : cacheOffset;
-            // out = sum_p weight_p * v_p, VALUE_CHUNK positions at a time for every head of the run.
-            for (int c0 = 0; c0 < length; c0 += VALUE_CHUNK) {
-                int count = Math.min(VALUE_CHUNK, length - c0);
-                int row0 = c0;
-                if (half) {
-                    // Runs of consecutive slots (a block's positions) are one run of the head's plane: one call each.
-                    for (int g = 0; g < count; ) {
-                        int n = consecutiveSlots(slots, c0 + g, count - g);
-                        decodeHalves(a.valueCache, slots[c0 + g] * cacheRowBytes + cacheOffset, n * headDim, values,
-                                (long) g * headBytes);
-                        g += n;
+            for (int kvHead = 0; kvHead < a.kvHeads; kvHead++) {
+                queries.count = 0;
+                for (int r = r0; r < r1; r++) {
+                    for (int h = kvHead * group; h < (kvHead + 1) * group; h++) {
+                        int item = r * heads + h;
+                        if (item < itemStart || item >= itemEnd) {
+                            continue;
+                        }
+                        if (queries.count == MAX_QUERIES) {
+                            attend(a, seq, kvHead, queries, scratch);
+                            queries.count = 0;
+                        }
+                        int position = layout.positions[r];
+                        queries.add(item * headBytes, a.firstAttended(position), position);
                     }
-                    row0 = 0;
                 }
-                boolean last = c0 + count == length;
-                for (int j = 0; j < run; j += 2) {
-                    int b = Math.min(j + 1, run - 1); // an odd run's last head goes alone
-                    accumulateValues(values, rows, row0, kvRowBytes, kvOffset, scores, j * stride + c0, b * stride + c0,
-                            count, c0 == 0, headDim, a.out, qBase + j * headBytes, qBase + b * headBytes,
-                            last ? maxes[j] : 1f, last ? maxes[b] : 1f);
+                if (queries.count > 0) {
+                    attend(a, seq, kvHead, queries, scratch);
                 }
             }
+            r0 = r1;
         }
     }
 
     /**
-     * Head j's scores of positions {@code first .. first + length - 1} (q . k, scaled and
-     * soft-capped) into {@code scores[j * stride ..]} and their maximum into {@code maxes[j]}, for
-     * the {@code run} query heads from byte {@code qBase} against key head {@code kvHead}. The keys
-     * are block-transposed ({@link AttentionArgs#keyIndex}), so one vector holds one element of FL
-     * consecutive positions, and a score is a single chain of FMAs over the head's elements in
-     * order (AttentionArgs.dot's), lane by lane: no sums across lanes, and per element one load of
-     * each vector of positions for two heads and one broadcast of each head's query value for
-     * {@link #SCORE_VECTORS} vectors. Row-major keys took a chain per position across the lanes,
-     * then a tree of lane sums, which cost as much as the multiply-adds.
+     * The queries of one sequence and KV head (see {@link #attention}): byte offset of each one's
+     * query and output row, and the first and last position it attends to.
      */
-    private static void attentionScores(AttentionArgs a, int seq, long qBase, int run, int kvHead, int first, int length,
-                                        float[] scores, int stride, float[] maxes, float[] lanes, ThreadScratch scratch) {
+    static final class Queries {
+        final long[] base = new long[MAX_QUERIES];
+        final int[] first = new int[MAX_QUERIES];
+        final int[] last = new int[MAX_QUERIES];
+        /** Per query: its maximum score, then 1 / its sum of weights. */
+        final float[] maxes = new float[MAX_QUERIES];
+        int count;
+
+        void add(long queryBase, int firstPosition, int lastPosition) {
+            base[count] = queryBase;
+            first[count] = firstPosition;
+            last[count] = lastPosition;
+            count++;
+        }
+    }
+
+    /**
+     * Scores, softmax and values of {@code queries} against KV head {@code kvHead} of sequence
+     * {@code seq}, over the positions any of them attends to (their union): query i's scores at
+     * {@code scores[i * stride + p - first[i]]}.
+     */
+    private static void attend(AttentionArgs a, int seq, int kvHead, Queries queries, ThreadScratch scratch) {
+        int headDim = a.headDim;
+        int n = queries.count;
+        int first = Integer.MAX_VALUE;
+        int last = 0;
+        for (int i = 0; i < n; i++) {
+            first = Math.min(first, queries.first[i]);
+            last = Math.max(last, queries.last[i]);
+        }
+        int length = last + 1 - first;
+        // Score chunks (2 queries x SCORE_VECTORS vectors), softmax sums (FL chains of FL lanes), or
+        // for heads narrower than a vector a chain per value of each query.
+        float[] lanes = scratch.lanes(Math.max(2 * SCORE_VECTORS * FL, headDim < FL ? MAX_QUERIES * headDim * FL : FL * FL));
+        float[] total = scratch.tileSums(1);
+        int stride = (length + FL - 1) / FL * FL;
+        float[] scores = scratch.scores(n * stride + FL);
+        float[] maxes = queries.maxes;
+        java.util.Arrays.fill(maxes, 0, n, Float.NEGATIVE_INFINITY);
+        attentionScores(a, seq, kvHead, queries, first, last, scores, stride, lanes, scratch);
+        // Softmax weights, each query's scores in place; maxes[i] becomes 1 / query i's sum.
+        for (int i = 0; i < n; i++) {
+            int own = queries.last[i] + 1 - queries.first[i];
+            maxes[i] = 1 / softmaxWeights(scores, i * stride, own, (own + FL - 1) / FL * FL, maxes[i], lanes, total);
+        }
+        // The sequence's slots of positions first .. last, at slots[p - first].
+        int[] slots = scratch.slots(length);
+        a.layout.slotsOf(seq, first, length, slots);
+        if (headDim < FL) {
+            // A row's heads share their positions (and a chain's lanes start at its first): one call per row.
+            for (int i = 0; i < n; ) {
+                int j = i + 1;
+                while (j < n && queries.first[j] == queries.first[i] && queries.last[j] == queries.last[i]) {
+                    j++;
+                }
+                smallHeadValues(a, queries, i, j, kvHead, slots, queries.first[i] - first, scores, stride, lanes,
+                        scratch);
+                i = j;
+            }
+            return;
+        }
+        for (int i = 0; i < n; i++) {
+            zeroRow(a.out, queries.base[i], headDim);
+        }
+        // Position p's value at values[rows[p - rowsFrom] * kvRowBytes + kvOffset]: the cache
+        // itself (rows = slots, rowsFrom = first), or for an F16 cache L1-sized float rows into
+        // which a chunk is decoded once for all the queries (rows = 0, 1, 2, ..., rowsFrom = c0).
+        boolean half = a.halfCache;
+        long headBytes = (long) headDim * Float.BYTES;
+        long cacheRowBytes = (long) headDim * (half ? 2 : Float.BYTES);
+        long cacheOffset = a.valueIndex(0, kvHead) * (half ? 2 : Float.BYTES);
+        MemorySegment values = half ? scratch.decodedKv(VALUE_CHUNK * headDim) : a.valueCache;
+        int[] rows = half ? scratch.positions(VALUE_CHUNK) : slots;
+        long kvRowBytes = half ? headBytes : cacheRowBytes;
+        long kvOffset = half ? 0 : cacheOffset;
+        ValueSums sums = scratch.valueSums;
+        sums.set(a, values, rows, kvRowBytes, kvOffset, scores, stride, queries);
+        // out = sum_p weight_p * v_p, VALUE_CHUNK positions at a time for every query.
+        for (int c0 = first; c0 <= last; c0 += VALUE_CHUNK) {
+            int count = Math.min(VALUE_CHUNK, last + 1 - c0);
+            sums.rowsFrom = first;
+            if (half) {
+                // Runs of consecutive slots (a block's positions) are one run of the head's plane: one call each.
+                for (int g = 0; g < count; ) {
+                    int run = consecutiveSlots(slots, c0 - first + g, count - g);
+                    decodeHalves(a.valueCache, slots[c0 - first + g] * cacheRowBytes + cacheOffset, run * headDim, values,
+                            (long) g * headBytes);
+                    g += run;
+                }
+                sums.rowsFrom = c0;
+            }
+            for (int i = 0; i < n; i += 2) {
+                sums.addPair(i, Math.min(i + 1, n - 1), c0, c0 + count); // an odd count's last query goes alone
+            }
+        }
+    }
+
+    /** Sets a query's output row (headDim floats from byte {@code at}) to zeros, which its value sums continue from. */
+    private static void zeroRow(MemorySegment out, long at, int headDim) {
+        // Stored directly, not through a slice's fill: the slice was allocated on every call
+        // whenever C2 did not inline fill (11-16 KB per token in some 256-bit decode runs).
+        int z = 0;
+        for (; z + FL <= headDim; z += FL) {
+            FloatVector.zero(F).intoMemorySegment(out, at + 4L * z, NATIVE);
+        }
+        for (; z < headDim; z++) {
+            out.set(FLOAT, at + 4L * z, 0f);
+        }
+    }
+
+    /**
+     * The value sums of one {@link #attend} call: which positions of a chunk each query takes,
+     * paired so that two queries share each value row's loads where their positions overlap.
+     * Reused per thread (no allocation per call).
+     */
+    static final class ValueSums {
+        private AttentionArgs a;
+        private MemorySegment values;
+        private int[] rows;
+        private long kvRowBytes;
+        private long kvOffset;
+        private float[] weights;
+        private int stride;
+        private Queries queries;
+        /** Position p's value row is rows[p - rowsFrom]. */
+        int rowsFrom;
+
+        void set(AttentionArgs a, MemorySegment values, int[] rows, long kvRowBytes, long kvOffset, float[] weights,
+                 int stride, Queries queries) {
+            this.a = a;
+            this.values = values;
+            this.rows = rows;
+            this.kvRowBytes = kvRowBytes;
+            this.kvOffset = kvOffset;
+            this.weights = weights;
+            this.stride = stride;
+            this.queries = queries;
+        }
+
+        /**
+         * Queries x and y's (x == y: one query) value sums over the positions of chunk [c0, c1)
+         * each attends to, in position order for each: positions only one of them takes alone,
+         * the ones both take as a pair.
+         */
+        void addPair(int x, int y, int c0, int c1) {
+            int xFrom = Math.max(queries.first[x], c0), xTo = Math.min(queries.last[x] + 1, c1);
+            if (x == y) {
+                add(x, x, xFrom, xTo);
+                return;
+            }
+            int yFrom = Math.max(queries.first[y], c0), yTo = Math.min(queries.last[y] + 1, c1);
+            int from = Math.max(xFrom, yFrom), to = Math.min(xTo, yTo);
+            if (from >= to) {
+                add(x, x, xFrom, xTo);
+                add(y, y, yFrom, yTo);
+                return;
+            }
+            add(x, x, xFrom, from);
+            add(y, y, yFrom, from);
+            add(x, y, from, to);
+            add(x, x, to, xTo);
+            add(y, y, to, yTo);
+        }
+
+        /** Positions [from, to) into queries x and y (x == y: one query); 1 / the sum of weights applied after a query's last. */
+        private void add(int x, int y, int from, int to) {
+            if (from >= to) {
+                return;
+            }
+            Queries q = queries;
+            accumulateValues(values, rows, from - rowsFrom, kvRowBytes, kvOffset, weights,
+                    x * stride + from - q.first[x], y * stride + from - q.first[y], to - from, a.headDim, a.out,
+                    q.base[x], q.base[y], to == q.last[x] + 1 ? q.maxes[x] : 1f, to == q.last[y] + 1 ? q.maxes[y] : 1f);
+        }
+    }
+
+    /**
+     * Each query's scores of the positions it attends to (q . k, scaled and soft-capped) into
+     * {@code scores[i * stride + p - first[i]]} and their maximum into {@code maxes[i]}, computed
+     * chunk by chunk over positions {@code first .. last} (the union) against key head
+     * {@code kvHead}. The keys are block-transposed ({@link AttentionArgs#keyIndex}), so one
+     * vector holds one element of FL consecutive positions, and a score is a single chain of FMAs
+     * over the head's elements in order (AttentionArgs.dot's), lane by lane: no sums across
+     * lanes, and per element one load of each vector of positions for two queries and one
+     * broadcast of each query's value for {@link #SCORE_VECTORS} vectors. Row-major keys took a
+     * chain per position across the lanes, then a tree of lane sums, which cost as much as the
+     * multiply-adds.
+     */
+    private static void attentionScores(AttentionArgs a, int seq, int kvHead, Queries queries, int first, int last,
+                                        float[] scores, int stride, float[] lanes, ThreadScratch scratch) {
         BatchLayout layout = a.layout;
         int blockSize = layout.blockSize;
-        int headDim = a.headDim;
-        long headBytes = (long) headDim * Float.BYTES;
-        int last = first + length - 1;
+        int n = queries.count;
+        float[] maxes = queries.maxes;
         if (blockSize % FL != 0) {
             // Blocks narrower than a vector (tests' small blocks): a position at a time, the same chains.
-            for (int j = 0; j < run; j++) {
-                float max = maxes[j];
-                for (int p = 0; p < length; p++) {
-                    float score = a.score(a.dot(qBase + j * headBytes, layout.slotOf(seq, first + p), kvHead));
-                    scores[j * stride + p] = score;
+            for (int i = 0; i < n; i++) {
+                float max = maxes[i];
+                for (int p = queries.first[i]; p <= queries.last[i]; p++) {
+                    float score = a.score(a.dot(queries.base[i], layout.slotOf(seq, p), kvHead));
+                    scores[i * stride + p - queries.first[i]] = score;
                     max = Math.max(max, score);
                 }
-                maxes[j] = max;
+                maxes[i] = max;
             }
             return;
         }
         boolean half = a.halfCache;
+        int headDim = a.headDim;
         long headValues = (long) headDim * blockSize; // a key head's values in a block
         // An F16 cache: the blocks of a chunk decoded to floats, one block's key head after another.
         int chunkBlocks = (SCORE_VECTORS * FL + blockSize - 1) / blockSize + 1;
@@ -177,18 +329,18 @@ final class VectorAttention {
                     decodeHalves(a.keyCache, 2 * from, (int) headValues, keys, 4 * (b - firstBlock) * headValues);
                 }
             }
-            // Byte offsets of the chunk's vectors of positions; past the query's position the last repeats (unused).
+            // Byte offsets of the chunk's vectors of positions; past the last position the last repeats (unused).
             long k0 = vectorAt(a, seq, kvHead, half, firstBlock, c0);
             long k1 = vectorAt(a, seq, kvHead, half, firstBlock, Math.min(c0 + FL, lastVector));
             long k2 = vectorAt(a, seq, kvHead, half, firstBlock, Math.min(c0 + 2 * FL, lastVector));
             long k3 = vectorAt(a, seq, kvHead, half, firstBlock, Math.min(c0 + 3 * FL, lastVector));
-            for (int j = 0; j < run; j += 2) {
-                // Two heads a pass; a run of odd length repeats its last head (unused).
-                scoreChunk(a.q, qBase + j * headBytes, qBase + Math.min(j + 1, run - 1) * headBytes, keys, k0, k1, k2, k3,
-                        4L * blockSize, headDim, lanes);
-                for (int i = j; i < Math.min(j + 2, run); i++) {
-                    maxes[i] = storeScores(a, lanes, (i - j) * SCORE_VECTORS * FL, c0, first, last, scores, i * stride,
-                            maxes[i]);
+            for (int j = 0; j < n; j += 2) {
+                // Two queries a pass; an odd count repeats its last query (unused).
+                int b = Math.min(j + 1, n - 1);
+                scoreChunk(a.q, queries.base[j], queries.base[b], keys, k0, k1, k2, k3, 4L * blockSize, headDim, lanes);
+                for (int i = j; i <= b; i++) {
+                    maxes[i] = storeScores(a, lanes, (i - j) * SCORE_VECTORS * FL, c0, queries.first[i], queries.last[i],
+                            scores, i * stride, maxes[i]);
                 }
             }
         }
@@ -273,29 +425,33 @@ final class VectorAttention {
     }
 
     /**
-     * The values of a run of heads narrower than a vector (tiny models: 8 values a head in
-     * stories260K, 4 in TinyLLama-v0), weighted by their softmax weights (scores, with 1 / their
-     * sum in maxes), vectorised across positions instead of along the head: FL positions' values
-     * are copied, transposed, into a small array, and each output value is a chain over positions,
-     * its lanes summed in a fixed order at the end. Along the head, such heads would run element by
-     * element: at 640 positions that was 60% of a stories260K decode step.
+     * The values of queries {@code from .. to - 1} (one row's heads: the same positions) narrower
+     * than a vector (tiny models: 8 values a head in stories260K, 4 in TinyLLama-v0), weighted by
+     * their softmax weights (scores, with 1 / their sum in maxes), vectorised across positions
+     * instead of along the head: FL positions' values are copied, transposed, into a small array,
+     * and each output value is a chain over positions, its lanes summed in a fixed order at the
+     * end. Along the head, such heads would run element by element: at 640 positions that was 60%
+     * of a stories260K decode step. The queries' slots start at {@code slots[slotsAt]}.
      */
-    private static void smallHeadValues(AttentionArgs a, long qBase, int run, int kvHead, int[] slots, int length,
-                                        float[] scores, int stride, float[] maxes, float[] chains, ThreadScratch scratch) {
+    private static void smallHeadValues(AttentionArgs a, Queries queries, int from, int to, int kvHead, int[] slots,
+                                        int slotsAt, float[] scores, int stride, float[] chains, ThreadScratch scratch) {
         int headDim = a.headDim;
         boolean half = a.halfCache;
+        int run = to - from;
+        int length = queries.last[from] + 1 - queries.first[from];
         long rowBytes = (long) headDim * (half ? 2 : Float.BYTES);
         long offset = a.valueIndex(0, kvHead) * (half ? 2 : Float.BYTES);
         // The transposed rows: value i of position g at t[i * FL + g].
         float[] t = scratch.transposed(headDim * FL);
         float[] rows = scratch.valueRows(headDim * FL);
-        // Chain (j, i) at chains[(j * headDim + i) * FL]: head j's value i, FL positions a lane.
+        // Chain (j, i) at chains[(j * headDim + i) * FL]: query from + j's value i, FL positions a lane.
         java.util.Arrays.fill(chains, 0, run * headDim * FL, 0f);
         for (int p0 = 0; p0 < length; p0 += FL) {
             // Positions past the end read as zeros (their weights, e^-87 at most, are not quite 0).
-            transposeRows(a.valueCache, half, slots, p0, Math.min(FL, length - p0), rowBytes, offset, headDim, rows, t);
+            transposeRows(a.valueCache, half, slots, slotsAt + p0, Math.min(FL, length - p0), rowBytes, offset, headDim,
+                    rows, t);
             for (int j = 0; j < run; j++) {
-                FloatVector weights = FloatVector.fromArray(F, scores, j * stride + p0);
+                FloatVector weights = FloatVector.fromArray(F, scores, (from + j) * stride + p0);
                 for (int i = 0; i < headDim; i++) {
                     int c = (j * headDim + i) * FL;
                     FloatVector.fromArray(F, t, i * FL).fma(weights, FloatVector.fromArray(F, chains, c)).intoArray(chains, c);
@@ -307,7 +463,7 @@ final class VectorAttention {
         addLaneSums(chains, sums, 0, run * headDim);
         for (int j = 0; j < run; j++) {
             for (int i = 0; i < headDim; i++) {
-                a.out.set(FLOAT, qBase + 4L * (j * headDim + i), sums[j * headDim + i] * maxes[j]);
+                a.out.set(FLOAT, queries.base[from + j] + 4L * i, sums[j * headDim + i] * queries.maxes[from + j]);
             }
         }
     }
@@ -411,35 +567,20 @@ final class VectorAttention {
     }
 
     /**
-     * For two heads a and b (b may be a, then computed twice): adds weights[w + p] * (the value row
-     * at rows[row0 + p]) for p in [0, count) to the head's output (floats at {@code outA},
-     * {@code outB}), four vectors of head elements of both heads per pass over the values (8
+     * For two queries a and b (b may be a, then computed twice): adds weights[w + p] * (the value
+     * row at rows[row0 + p]) for p in [0, count) to the query's output (floats at {@code outA},
+     * {@code outB}), four vectors of head elements of both per pass over the values (8
      * independent chains, enough to cover the FMA latency, and each value vector loaded once for
-     * both); the sums start at zero when {@code fresh} and otherwise continue from what an earlier
-     * chunk left in {@code out} (the same chain per element as in one pass: 0 + w v is w v). The
-     * last chunk scales by {@code scaleA}, {@code scaleB} (1 / the sum of the weights) on the way out.
+     * both); the sums continue from what an earlier call left in {@code out}, zeros at first (the
+     * same chain per element as in one pass: 0 + w v is w v). The call with a query's last
+     * position scales by {@code scaleA}, {@code scaleB} (1 / the sum of the weights) on the way
+     * out, the others by 1.
      */
     private static void accumulateValues(MemorySegment values, int[] rows, int row0, long kvRowBytes, long kvOffset,
-                                         float[] weights, int wA, int wB, int count, boolean fresh, int headDim,
+                                         float[] weights, int wA, int wB, int count, int headDim,
                                          MemorySegment out, long outA, long outB, float scaleA, float scaleB) {
         int vectorEnd = headDim / FL * FL;
         int heads = outA == outB ? 1 : 2;
-        if (fresh) {
-            // Zeros to continue from, rather than a vector that is zero on one branch and loaded
-            // on the other (the pattern C2 boxes); stored directly, not through a slice's fill:
-            // the slice was allocated on every call whenever C2 did not inline fill (11-16 KB per
-            // token in some 256-bit decode runs).
-            for (int h = 0; h < heads; h++) {
-                long outBase = h == 0 ? outA : outB;
-                int z = 0;
-                for (; z < vectorEnd; z += FL) {
-                    FloatVector.zero(F).intoMemorySegment(out, outBase + 4L * z, NATIVE);
-                }
-                for (; z < headDim; z++) {
-                    out.set(FLOAT, outBase + 4L * z, 0f);
-                }
-            }
-        }
         int i = 0;
         for (; i + 4 * FL <= vectorEnd; i += 4 * FL) {
             long oa = outA + i * 4L;
