@@ -478,9 +478,10 @@ final class CpuBackend implements Backend {
         }
         // Slices of whole query groups when there are enough of them to keep every thread busy,
         // so that a group's heads run together (VectorAttention.attention reads each chunk of keys
-        // and values once per run); else one contiguous range of heads per thread, which cuts
-        // fewest groups (smollm2 decoding one sequence: 9 heads in 3 groups for 2 threads, 5 and
-        // 4 heads; as single heads, each thread read the keys and values of 4 runs instead of 2).
+        // and values once for a group's heads, of several rows when the group is small); else one
+        // contiguous range of heads per thread, which cuts fewest groups (smollm2 decoding one
+        // sequence: 9 heads in 3 groups for 2 threads, 5 and 4 heads; as single heads, each thread
+        // read the keys and values of 4 runs instead of 2).
         int group = heads / kvHeads;
         int items = layout.tokenCount * heads;
         int grain = layout.tokenCount * kvHeads >= 2 * pool.threads() ? group
