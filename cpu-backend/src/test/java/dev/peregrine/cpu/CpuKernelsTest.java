@@ -1307,9 +1307,10 @@ class CpuKernelsTest {
      * A prompt chunk's rows (consecutive positions of one sequence) attending in one call, split
      * over the threads' slices: each row's output must be bit for bit what it is alone
      * (speculative verification and recomputation after preemption rely on it). F32 and F16
-     * caches; groups of 3 heads (several rows' heads taken together), of 8 (one row's at a time) and
-     * of 2 with a remainder head size; one KV head per head (8 rows together), with heads of 32
-     * values and narrower than a vector; with and without a window; chunks starting at 0 and later.
+     * caches; groups of 3 heads (several rows' heads taken together), of 8 (one row's at a time), of
+     * 10 (a row's heads in two calls) and of 2 with a remainder head size; one KV head per head (8
+     * rows together), with heads of 32 values and narrower than a vector; with and without a
+     * window; chunks starting at 0 and later.
      */
     @ParameterizedTest(name = "{0}")
     @MethodSource("kernelSets")
@@ -1319,7 +1320,7 @@ class CpuKernelsTest {
         int length = 70;
         int[] table = {3, 0, 4, 2, 1};
         for (DType cacheType : new DType[] {DType.F32, DType.F16})
-        for (int[] shape : new int[][] {{9, 3, 64}, {16, 2, 128}, {4, 2, 72}, {6, 6, 32}, {8, 8, 8}})
+        for (int[] shape : new int[][] {{9, 3, 64}, {16, 2, 128}, {20, 2, 32}, {4, 2, 72}, {6, 6, 32}, {8, 8, 8}})
         for (int window : new int[] {0, 30})
         for (int[] chunk : new int[][] {{0, 13}, {40, 30}}) {
             int heads = shape[0];
