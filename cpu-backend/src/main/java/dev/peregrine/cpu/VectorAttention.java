@@ -187,7 +187,6 @@ final class VectorAttention {
         // out = sum_p weight_p * v_p, VALUE_CHUNK positions at a time for every query.
         for (int c0 = first; c0 <= last; c0 += VALUE_CHUNK) {
             int count = Math.min(VALUE_CHUNK, last + 1 - c0);
-            sums.rowsFrom = first;
             if (half) {
                 // Runs of consecutive slots (a block's positions) are one run of the head's plane: one call each.
                 for (int g = 0; g < count; ) {
@@ -196,8 +195,8 @@ final class VectorAttention {
                             (long) g * headBytes);
                     g += run;
                 }
-                sums.rowsFrom = c0;
             }
+            sums.rowsFrom = half ? c0 : first;
             for (int i = 0; i < n; i += 2) {
                 sums.addPair(i, Math.min(i + 1, n - 1), c0, c0 + count); // an odd count's last query goes alone
             }
