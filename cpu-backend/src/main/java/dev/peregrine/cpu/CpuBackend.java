@@ -44,12 +44,26 @@ final class CpuBackend implements Backend {
     private final Kernels kernels;
     private final ThreadScratch[] scratch;
 
-    private final MatmulInput matmulInput = new MatmulInput();
+    /** Most slices of its tokens a product is split into (see {@link #tokenSlices}). */
+    private static final int MAX_TOKEN_SLICES = 4;
+    /** Fewest tokens of a slice: several of every kernel's passes of tokens (4, 6, 8). */
+    private static final int SLICE_TOKENS = 24;
+
+    /** The activations of a product, one input per slice of its tokens (see {@link #tokenSlices}). */
+    private final MatmulInput[] matmulInputs = new MatmulInput[MAX_TOKEN_SLICES];
+    /** Where each slice of the current product's tokens starts; {@code sliceStarts[slices]} is its token count. */
+    private final int[] sliceStarts = new int[MAX_TOKEN_SLICES + 1];
     private final MatmulTask matmulTask = new MatmulTask();
-    private final GroupMatmulTask groupMatmulTask = new GroupMatmulTask();
+    /** {@link #matmul}'s one product as a group of one. */
+    private final Buffer[] matmulBuffers = new Buffer[1];
+    private final Weight[] matmulWeights = new Weight[1];
     private final CpuWeight[] groupWeights = new CpuWeight[4];
     private final MemorySegment[] groupOuts = new MemorySegment[4];
-    /** Exclusive end of each grouped weight's rows in the combined numbering. */
+    /**
+     * Where each grouped weight's rows start and end in the combined numbering: each starts at a
+     * whole unit of the split (F32 rows are interleaved in fours, column-major ones in groups).
+     */
+    private final int[] groupStarts = new int[4];
     private final int[] groupEnds = new int[4];
     private final AttentionArgs attentionArgs = new AttentionArgs();
     private final AttentionTask attentionTask = new AttentionTask();
@@ -64,6 +78,9 @@ final class CpuBackend implements Backend {
         this.scratch = new ThreadScratch[threads];
         for (int i = 0; i < threads; i++) {
             scratch[i] = new ThreadScratch();
+        }
+        for (int s = 0; s < MAX_TOKEN_SLICES; s++) {
+            matmulInputs[s] = new MatmulInput();
         }
     }
 
@@ -289,14 +306,9 @@ final class CpuBackend implements Backend {
 
     @Override
     public void matmul(Buffer out, Buffer in, Weight weight, int rows) {
-        CpuWeight w = (CpuWeight) weight;
-        groupWeights[0] = w;
-        kernels.prepareMatmul(matmulInput, groupWeights, 1, seg(in), rows);
-        MatmulTask t = matmulTask;
-        t.weight = w;
-        t.out = seg(out);
-        t.tokens = rows;
-        pool.parallelFor(w.rows(), grain(w), (long) w.rows() * w.columns() * rows, t);
+        matmulBuffers[0] = out;
+        matmulWeights[0] = weight;
+        matmuls(matmulBuffers, in, matmulWeights, 1, rows);
     }
 
     /**
@@ -306,29 +318,66 @@ final class CpuBackend implements Backend {
      */
     @Override
     public void matmuls(Buffer[] outs, Buffer in, Weight[] weights, int rows) {
-        if (weights.length > groupEnds.length) {
+        matmuls(outs, in, weights, weights.length, rows);
+    }
+
+    private void matmuls(Buffer[] outs, Buffer in, Weight[] weights, int count, int rows) {
+        if (count > groupEnds.length) {
             throw new IllegalArgumentException("at most " + groupEnds.length + " products per call");
         }
-        int total = 0;
         long work = 0;
         int grain = 16;
-        for (int i = 0; i < weights.length; i++) {
+        for (int i = 0; i < count; i++) {
             CpuWeight w = (CpuWeight) weights[i];
             if (w.columns() != ((CpuWeight) weights[0]).columns()) {
                 throw new IllegalArgumentException("grouped products must share their input width");
             }
             groupWeights[i] = w;
             groupOuts[i] = seg(outs[i]);
-            total += w.rows();
-            groupEnds[i] = total;
             work += (long) w.rows() * w.columns() * rows;
             grain = Math.max(grain, grain(w));
         }
-        kernels.prepareMatmul(matmulInput, groupWeights, weights.length, seg(in), rows);
-        GroupMatmulTask t = groupMatmulTask;
-        t.count = weights.length;
-        t.tokens = rows;
-        pool.parallelFor(total, grain, work, t);
+        int total = 0;
+        for (int i = 0; i < count; i++) {
+            groupStarts[i] = total;
+            groupEnds[i] = total + groupWeights[i].rows();
+            total = (groupEnds[i] + grain - 1) / grain * grain;
+        }
+        MatmulTask t = matmulTask;
+        t.count = count;
+        t.span = total;
+        t.slices = tokenSlices(total / grain, rows);
+        for (int s = 0; s <= t.slices; s++) {
+            // Equal slices (within a token): the threads take equal shares of units only if the units are equal.
+            sliceStarts[s] = (int) ((long) rows * s / t.slices);
+        }
+        for (int s = 0; s < t.slices; s++) {
+            kernels.prepareMatmul(matmulInputs[s], groupWeights, count, seg(in), sliceStarts[s],
+                    sliceStarts[s + 1] - sliceStarts[s]);
+        }
+        pool.parallelFor(t.span * t.slices, grain, work, t);
+    }
+
+    /**
+     * Slices of its tokens a product of {@code tokens} tokens whose rows make {@code units} units
+     * (whole groups) is split into as well: 1 when the units keep every thread equally busy (a
+     * multiple of the thread count, or many of them), else enough that they do, of at least
+     * SLICE_TOKENS tokens each. Row groups alone left threads idle on narrow models: smollm2's
+     * 576-wide O and FFN-down products are 9 groups, which two threads split 5:4 (sixteen threads:
+     * 9 busy); a prompt's tokens split in two make 18. Each token's products are the same
+     * arithmetic in any slice.
+     */
+    private int tokenSlices(int units, int tokens) {
+        int threads = pool.threads();
+        if (units % threads == 0 || units >= 8 * threads) {
+            return 1;
+        }
+        int balanced = threads / gcd(units, threads);
+        return Math.max(1, Math.min(Math.min(balanced, MAX_TOKEN_SLICES), tokens / SLICE_TOKENS));
+    }
+
+    private static int gcd(int a, int b) {
+        return b == 0 ? a : gcd(b, a % b);
     }
 
     /**
@@ -565,7 +614,9 @@ final class CpuBackend implements Backend {
         for (ThreadScratch s : scratch) {
             s.close();
         }
-        matmulInput.close();
+        for (MatmulInput input : matmulInputs) {
+            input.close();
+        }
         arena.close();
     }
 
@@ -573,34 +624,31 @@ final class CpuBackend implements Backend {
         return ((CpuBuffer) b).segment();
     }
 
+    /**
+     * Rows [start, end) of a product: slice s of the tokens takes [s * span, (s + 1) * span), in
+     * which the weights' rows are numbered one after another (grouped products; see
+     * {@link #groupStarts}); each range is cut at the slices' and the weights' boundaries.
+     */
     private final class MatmulTask implements WorkerPool.RangeTask {
-        CpuWeight weight;
-        MemorySegment out;
-        int tokens;
-
-        @Override
-        public void run(int start, int end, int thread) {
-            kernels.matmul(matmulInput, weight, out, tokens, start, end, scratch[thread]);
-        }
-    }
-
-    /** Rows [start, end) of the combined numbering of {@link #matmuls}, cut at the weights' boundaries. */
-    private final class GroupMatmulTask implements WorkerPool.RangeTask {
         int count;
-        int tokens;
+        /** One slice's share of the numbering: the weights' rows, each padded to whole units. */
+        int span;
+        int slices;
 
         @Override
         public void run(int start, int end, int thread) {
-            int first = 0;
-            for (int i = 0; i < count && start < end; i++) {
-                int last = groupEnds[i];
-                if (start < last) {
-                    int to = Math.min(end, last);
-                    kernels.matmul(matmulInput, groupWeights[i], groupOuts[i], tokens, start - first, to - first,
-                            scratch[thread]);
-                    start = to;
+            for (int s = start / span; s < slices && s * span < end; s++) {
+                int from = Math.max(start, s * span) - s * span;
+                int to = Math.min(end, (s + 1) * span) - s * span;
+                int tokens = sliceStarts[s + 1] - sliceStarts[s];
+                for (int i = 0; i < count; i++) {
+                    int first = Math.max(from, groupStarts[i]);
+                    int last = Math.min(to, groupEnds[i]);
+                    if (first < last) {
+                        kernels.matmul(matmulInputs[s], groupWeights[i], groupOuts[i], tokens, first - groupStarts[i],
+                                last - groupStarts[i], scratch[thread]);
+                    }
                 }
-                first = last;
             }
         }
     }

@@ -134,7 +134,7 @@ final class HalfProducts {
                 oneGroup(data, 2L * g * columns * GROUP_ROWS, columns, shift, mask, rebase, x, sums,
                         (g - firstGroup) * GROUP_ROWS);
             }
-            IntegerProducts.storeRows(sums, firstGroup * GROUP_ROWS, out, w.rows(), 0, 1, rowStart, rowEnd);
+            IntegerProducts.storeRows(input, sums, firstGroup * GROUP_ROWS, out, w.rows(), 0, 1, rowStart, rowEnd);
             return;
         }
         // Passes of 8 over the chunks converted to floats while more than 4 tokens are left, then
@@ -166,7 +166,7 @@ final class HalfProducts {
             }
             int first = Math.max(rowStart, g * GROUP_ROWS);
             int end = Math.min(rowEnd, (g + 1) * GROUP_ROWS);
-            IntegerProducts.storeRows(sums, g * GROUP_ROWS, out, w.rows(), 0, tokens, first, end);
+            IntegerProducts.storeRows(input, sums, g * GROUP_ROWS, out, w.rows(), 0, tokens, first, end);
         }
     }
 

@@ -251,11 +251,12 @@ final class IntegerProducts {
     }
 
     /**
-     * Quantises {@code tokens} rows of {@code columns} floats of {@code x} into {@code input}: per
+     * Quantises {@code tokens} rows of {@code columns} floats of {@code x}, from row
+     * {@code firstToken}, into {@code input} (from its token 0): per
      * block of 32, dx = max |x| / 127 and xq = x / dx rounded to the nearest integer (ties to even),
      * kept as shorts for the kernels' broadcasts, with 8 * sum of xq (wrapped to 16 bits).
      */
-    static void quantise(MatmulInput input, MemorySegment x, int tokens, int columns) {
+    static void quantise(MatmulInput input, MemorySegment x, int firstToken, int tokens, int columns) {
         int blocks = columns / BLOCK;
         input.ensureQuantised(tokens, columns);
         MemorySegment xq = input.quantised;
@@ -265,12 +266,13 @@ final class IntegerProducts {
         for (int t = 0; t < tokens; t++) {
             for (int b = 0; b < blocks; b++) {
                 long at = (long) t * columns + (long) b * BLOCK;
+                long xAt = at + (long) firstToken * columns;
                 FloatVector max = FloatVector.zero(F);
                 for (int c = 0; c < BLOCK; c += FL) {
                     // Loop-carried vectors are the operations' arguments (see docs/ARCHITECTURE.md):
                     // as their receivers, C2 boxed them once another model had run in the process
                     // (3.4 MB a token decoding a Q4_K_M model; DecodeAllocationTest).
-                    max = FloatVector.fromMemorySegment(F, x, 4L * (at + c), NATIVE).abs().max(max);
+                    max = FloatVector.fromMemorySegment(F, x, 4L * (xAt + c), NATIVE).abs().max(max);
                 }
                 // (A maximum and, below, an integer sum: reduceLanes is exact for both, whatever its order.)
                 float d = max.reduceLanes(VectorOperators.MAX) / 127f;
@@ -279,7 +281,7 @@ final class IntegerProducts {
                 float inverse = d != 0 ? Math.min(1f / d, Float.MAX_VALUE) : 0f;
                 IntVector sum = IntVector.zero(I);
                 for (int c = 0; c < BLOCK; c += FL) {
-                    FloatVector v = FloatVector.fromMemorySegment(F, x, 4L * (at + c), NATIVE).mul(inverse);
+                    FloatVector v = FloatVector.fromMemorySegment(F, x, 4L * (xAt + c), NATIVE).mul(inverse);
                     IntVector q = (IntVector) v.add(ROUNDING).sub(ROUNDING).convert(VectorOperators.F2I, 0);
                     sum = q.add(sum);
                     ShortVector s = (ShortVector) q.convertShape(VectorOperators.I2S, VectorKernels.HALF_SHORTS, 0);
@@ -341,7 +343,7 @@ final class IntegerProducts {
                         accumulate(w.data(), groupScales + (long) b * SCALE_BYTES, b, blocks, input, t0, count, sums, acc);
                     }
                 }
-                storeRows(acc, g * GROUP_ROWS, out, w.rows(), t0, count, first, end);
+                storeRows(input, acc, g * GROUP_ROWS, out, w.rows(), t0, count, first, end);
                 t0 += count;
             }
         }
@@ -351,14 +353,15 @@ final class IntegerProducts {
     static final int EIGHT = 8;
 
     /**
-     * Rows [first, end) of tokens t0 .. t0 + count - 1 from {@code sums} (token t0 + t's row r at
-     * {@code t * GROUP_ROWS + r - groupRow}) into {@code out} (tokens x {@code rows} floats): what
-     * every column-major product stores of a group it computed whole.
+     * Rows [first, end) of the input's tokens t0 .. t0 + count - 1 from {@code sums} (token t0 + t's
+     * row r at {@code t * GROUP_ROWS + r - groupRow}) into {@code out} (tokens x {@code rows} floats,
+     * the input's first token at {@link MatmulInput#firstToken}): what every column-major product
+     * stores of a group it computed whole.
      */
-    static void storeRows(float[] sums, int groupRow, MemorySegment out, int rows, int t0, int count, int first,
-                          int end) {
+    static void storeRows(MatmulInput input, float[] sums, int groupRow, MemorySegment out, int rows, int t0, int count,
+                          int first, int end) {
         for (int t = 0; t < count; t++) {
-            long outAt = (long) (t0 + t) * rows;
+            long outAt = (long) (input.firstToken + t0 + t) * rows;
             for (int r = first; r < end; r++) {
                 out.set(FLOAT, 4L * (outAt + r), sums[t * GROUP_ROWS + r - groupRow]);
             }

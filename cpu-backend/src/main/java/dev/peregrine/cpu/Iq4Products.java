@@ -169,7 +169,7 @@ final class Iq4Products {
                 MemorySegment.copy(data, FLOAT, scalesAt(w.rows(), columns, g), d, 0, blocks * GROUP_ROWS);
                 oneGroup(data, (long) g * columns * COLUMN_BYTES, d, columns, x, sums, (g - firstGroup) * GROUP_ROWS);
             }
-            IntegerProducts.storeRows(sums, firstGroup * GROUP_ROWS, out, w.rows(), 0, 1, rowStart, rowEnd);
+            IntegerProducts.storeRows(input, sums, firstGroup * GROUP_ROWS, out, w.rows(), 0, 1, rowStart, rowEnd);
             return;
         }
         // Passes of 6 over the group's chunks converted to floats while more than 4 tokens are
@@ -192,7 +192,7 @@ final class Iq4Products {
                     toFloats(data, (long) g * columns * COLUMN_BYTES, c0, c1, panel);
                     FloatPanels.blockPasses(panel, c1 - c0, x, row, c0, tokens, passed, sums, d);
                 }
-                IntegerProducts.storeRows(sums, g * GROUP_ROWS, out, w.rows(), 0, Math.min(passed, tokens), first, end);
+                IntegerProducts.storeRows(input, sums, g * GROUP_ROWS, out, w.rows(), 0, Math.min(passed, tokens), first, end);
             }
             int t0 = passed;
             if (t0 < tokens) {
@@ -202,7 +202,7 @@ final class Iq4Products {
                 fourTokens(data, (long) g * columns * COLUMN_BYTES, d, columns, x, t0 * row,
                         (t0 + Math.min(1, count - 1)) * row, (t0 + Math.min(2, count - 1)) * row,
                         (t0 + Math.min(3, count - 1)) * row, sums);
-                IntegerProducts.storeRows(sums, g * GROUP_ROWS, out, w.rows(), t0, count, first, end);
+                IntegerProducts.storeRows(input, sums, g * GROUP_ROWS, out, w.rows(), t0, count, first, end);
             }
         }
     }

@@ -61,10 +61,17 @@ interface Kernels {
     /**
      * Runs once per matmul on the calling thread before the rows are split across threads, e.g. to
      * copy or quantise the activations into {@code input} in the forms the first {@code count}
-     * {@code weights} read (several for a grouped product, all of the same width). {@code x} is
-     * tokens x columns.
+     * {@code weights} read (several for a grouped product, all of the same width): rows
+     * {@code firstToken .. firstToken + tokens - 1} of {@code x} (rows of columns floats), whose
+     * products {@link #matmul} then writes to the same rows of its output. (A product split by
+     * tokens across threads prepares an input per slice of tokens.)
      */
-    void prepareMatmul(MatmulInput input, CpuWeight[] weights, int count, MemorySegment x, int tokens);
+    void prepareMatmul(MatmulInput input, CpuWeight[] weights, int count, MemorySegment x, int firstToken, int tokens);
+
+    /** {@link #prepareMatmul(MatmulInput, CpuWeight[], int, MemorySegment, int, int)} from token 0. */
+    default void prepareMatmul(MatmulInput input, CpuWeight[] weights, int count, MemorySegment x, int tokens) {
+        prepareMatmul(input, weights, count, x, 0, tokens);
+    }
 
     /** {@code out[t][j] = W[j] . x[t]} for every token t and the weight rows j in [rowStart, rowEnd). */
     void matmul(MatmulInput input, CpuWeight w, MemorySegment out, int tokens, int rowStart, int rowEnd,

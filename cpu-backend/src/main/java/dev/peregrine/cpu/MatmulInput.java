@@ -13,6 +13,12 @@ final class MatmulInput implements AutoCloseable {
 
     /** The activations as the caller passed them: tokens x columns floats. */
     MemorySegment x;
+    /**
+     * The row of {@link #x} (and of the product's output) where this input's tokens start: the
+     * copies below hold tokens from there, at 0, and the kernels write token t's products to
+     * output row {@code firstToken + t}. 0 unless the product is split by tokens.
+     */
+    int firstToken;
     int columns;
     /** {@code columns} rounded up to a whole number of vector pairs; rows of the copies below are this long. */
     int paddedColumns;

@@ -227,7 +227,7 @@ final class Q3KProducts {
             }
             int first = Math.max(rowStart, g * GROUP_ROWS);
             int end = Math.min(rowEnd, (g + 1) * GROUP_ROWS);
-            IntegerProducts.storeRows(acc, g * GROUP_ROWS, out, w.rows(), 0, tokens, first, end);
+            IntegerProducts.storeRows(input, acc, g * GROUP_ROWS, out, w.rows(), 0, tokens, first, end);
         }
     }
 

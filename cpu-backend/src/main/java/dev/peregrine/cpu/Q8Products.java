@@ -165,7 +165,7 @@ final class Q8Products {
                 groupScales(w.data(), scalesAt(w.rows(), columns, g), blocks, d);
                 oneGroup(w.data(), (long) g * columns * GROUP_ROWS, d, columns, x, sums, (g - firstGroup) * GROUP_ROWS);
             }
-            IntegerProducts.storeRows(sums, firstGroup * GROUP_ROWS, out, w.rows(), 0, 1, rowStart, rowEnd);
+            IntegerProducts.storeRows(input, sums, firstGroup * GROUP_ROWS, out, w.rows(), 0, 1, rowStart, rowEnd);
             return;
         }
         // Passes of 6 while more than 4 tokens are left (over half the group converting in the
@@ -191,7 +191,7 @@ final class Q8Products {
                                 Math.min(t0 + 4, last) * row, Math.min(t0 + 5, last) * row, sums, t0 * GROUP_ROWS);
                     }
                 }
-                IntegerProducts.storeRows(sums, g * GROUP_ROWS, out, w.rows(), 0, Math.min(passed, tokens), first, end);
+                IntegerProducts.storeRows(input, sums, g * GROUP_ROWS, out, w.rows(), 0, Math.min(passed, tokens), first, end);
             } else if (passed > 0) {
                 java.util.Arrays.fill(sums, 0, passed * GROUP_ROWS, 0f);
                 for (int c0 = 0; c0 < columns; c0 += FloatPanels.CHUNK_COLUMNS) {
@@ -199,7 +199,7 @@ final class Q8Products {
                     toFloats(w.data(), values, c0, c1, panel);
                     FloatPanels.blockPasses(panel, c1 - c0, x, row, c0, tokens, passed, sums, d);
                 }
-                IntegerProducts.storeRows(sums, g * GROUP_ROWS, out, w.rows(), 0, Math.min(passed, tokens), first, end);
+                IntegerProducts.storeRows(input, sums, g * GROUP_ROWS, out, w.rows(), 0, Math.min(passed, tokens), first, end);
             }
             int t0 = passed;
             if (t0 < tokens) {
@@ -208,7 +208,7 @@ final class Q8Products {
                 fourTokens(w.data(), values, d, columns, x, t0 * row,
                         (t0 + Math.min(1, count - 1)) * row, (t0 + Math.min(2, count - 1)) * row,
                         (t0 + Math.min(3, count - 1)) * row, sums);
-                IntegerProducts.storeRows(sums, g * GROUP_ROWS, out, w.rows(), t0, count, first, end);
+                IntegerProducts.storeRows(input, sums, g * GROUP_ROWS, out, w.rows(), t0, count, first, end);
             }
         }
     }

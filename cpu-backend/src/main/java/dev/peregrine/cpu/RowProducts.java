@@ -121,7 +121,7 @@ final class RowProducts {
             }
             for (int r = Math.max(j0, rowStart); r < Math.min(j0 + TILE_ROWS, rowEnd); r++) {
                 for (int t = 0; t < count; t++) {
-                    out.set(FLOAT, 4L * ((long) (t0 + t) * outWidth + r), sums[(r - j0) * perRow + t]);
+                    out.set(FLOAT, 4L * ((long) (input.firstToken + t0 + t) * outWidth + r), sums[(r - j0) * perRow + t]);
                 }
             }
         }

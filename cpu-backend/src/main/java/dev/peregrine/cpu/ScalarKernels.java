@@ -20,8 +20,10 @@ final class ScalarKernels implements Kernels {
     }
 
     @Override
-    public void prepareMatmul(MatmulInput input, CpuWeight[] weights, int count, MemorySegment x, int tokens) {
+    public void prepareMatmul(MatmulInput input, CpuWeight[] weights, int count, MemorySegment x, int firstToken,
+                              int tokens) {
         input.x = x;
+        input.firstToken = firstToken;
         input.columns = weights[0].columns();
     }
 
@@ -34,7 +36,7 @@ final class ScalarKernels implements Kernels {
         float[] row = scratch.row(n);
         for (int j = rowStart; j < rowEnd; j++) {
             Dequant.toFloat(w.type(), w.data(), (long) j * n, row, 0, n);
-            for (int r = 0; r < tokens; r++) {
+            for (int r = input.firstToken; r < input.firstToken + tokens; r++) {
                 long base = (long) r * n * Float.BYTES;
                 float acc = 0;
                 for (int i = 0; i < n; i++) {

@@ -90,7 +90,8 @@ final class TileProducts {
                 addLaneSums(chains, sums, 0, paddedCount * TILE_TOKENS);
                 for (int r = 0; r < count; r++) {
                     for (int t = 0; t < tileTokens; t++) {
-                        out.set(FLOAT, ((long) (t0 + t) * outWidth + chunk + r) * Float.BYTES, sums[r * TILE_TOKENS + t]);
+                        out.set(FLOAT, ((long) (input.firstToken + t0 + t) * outWidth + chunk + r) * Float.BYTES,
+                                sums[r * TILE_TOKENS + t]);
                     }
                 }
             }

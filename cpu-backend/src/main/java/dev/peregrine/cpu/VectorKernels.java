@@ -184,9 +184,11 @@ final class VectorKernels implements Kernels {
     // fixed arithmetic, the same for every token count.
 
     @Override
-    public void prepareMatmul(MatmulInput input, CpuWeight[] weights, int count, MemorySegment x, int tokens) {
+    public void prepareMatmul(MatmulInput input, CpuWeight[] weights, int count, MemorySegment x, int firstToken,
+                              int tokens) {
         int n = weights[0].columns();
         input.x = x;
+        input.firstToken = firstToken;
         input.columns = n;
         input.paddedColumns = padded(n);
         boolean quantised = false;
@@ -199,7 +201,7 @@ final class VectorKernels implements Kernels {
             floats |= !weights[i].columnMajor();
         }
         if (quantised) {
-            IntegerProducts.quantise(input, x, tokens, n);
+            IntegerProducts.quantise(input, x, firstToken, tokens, n);
         }
         // Q8Products, HalfProducts and Iq4Products read the heap copy, one token too.
         boolean heapRows = floats && tokens > 1 || floatColumns;
@@ -208,7 +210,8 @@ final class VectorKernels implements Kernels {
             // grouped matmul prepares once for weights of several types).
             input.ensureCapacity(tokens * input.paddedColumns);
             for (int t = 0; t < tokens; t++) {
-                FloatDecoders.copyRow(x, (long) t * n, n, input.floats, (long) t * input.paddedColumns, input.paddedColumns);
+                FloatDecoders.copyRow(x, (long) (firstToken + t) * n, n, input.floats, (long) t * input.paddedColumns,
+                        input.paddedColumns);
             }
         }
         if (heapRows) {
@@ -218,7 +221,8 @@ final class VectorKernels implements Kernels {
             // FMAs on long rows).
             input.ensureRows(Math.multiplyExact(tokens, input.paddedColumns));
             for (int t = 0; t < tokens; t++) {
-                FloatDecoders.copyRow(x, (long) t * n, n, input.rowsView, (long) t * input.paddedColumns, input.paddedColumns);
+                FloatDecoders.copyRow(x, (long) (firstToken + t) * n, n, input.rowsView, (long) t * input.paddedColumns,
+                        input.paddedColumns);
             }
         }
     }

@@ -1012,6 +1012,55 @@ class CpuKernelsTest {
         }
     }
 
+    /**
+     * A product whose whole row groups would leave threads unevenly busy is split by tokens as well
+     * (CpuBackend.tokenSlices: 9 groups on 2 threads, 10 on 3): every token's outputs are still
+     * the bits it gets alone, at every slice boundary, for single and grouped products.
+     */
+    @ParameterizedTest(name = "{0}: {2}")
+    @MethodSource("kernelSetsAndTypes")
+    void aProductSplitByTokensGivesEachTokenItsOwnOutputs(String name, Supplier<Kernels> kernels, DType type) {
+        int columns = type.isQuantized() ? 2 * Math.max(type.blockSize(), 32) : 72;
+        for (int threads : new int[] {2, 3}) {
+            CpuBackend backend = new CpuBackend(threads, kernels.get());
+            backends.add(backend);
+            Weight probe = backend.upload(tensor(type, columns, 1));
+            int unit = ((CpuWeight) probe).columnMajor() ? ((CpuWeight) probe).rowGroup() : 16;
+            // 9 units (2 threads) or 10 (3 threads), the last one partly filled: a weight alone,
+            // and a grouped product of a 5-row weight (its own unit) and one a unit shorter.
+            int units = threads == 2 ? 9 : 10;
+            Weight[] weights = {backend.upload(tensor(type, columns, units * unit - 10)),
+                    backend.upload(tensor(type, columns, 5)), backend.upload(tensor(type, columns, (units - 1) * unit - 10))};
+            for (int tokens : new int[] {60, 97}) {
+                float[] x = randoms(tokens * columns);
+                Buffer in = buffer(backend, x);
+                float[][] got = new float[weights.length][];
+                Buffer out = backend.allocate((long) tokens * weights[0].rows());
+                backend.matmul(out, in, weights[0], tokens);
+                got[0] = read(backend, out, tokens * weights[0].rows());
+                Buffer[] grouped = {backend.allocate((long) tokens * 5), backend.allocate((long) tokens * weights[2].rows())};
+                backend.matmuls(grouped, in, new Weight[] {weights[1], weights[2]}, tokens);
+                got[1] = read(backend, grouped[0], tokens * 5);
+                got[2] = read(backend, grouped[1], tokens * weights[2].rows());
+                for (int t = 0; t < tokens; t++) {
+                    Buffer one = buffer(backend, java.util.Arrays.copyOfRange(x, t * columns, (t + 1) * columns));
+                    for (int k = 0; k < weights.length; k++) {
+                        int outputs = weights[k].rows();
+                        Buffer single = backend.allocate(outputs);
+                        backend.matmul(single, one, weights[k], 1);
+                        float[] alone = read(backend, single, outputs);
+                        for (int o = 0; o < outputs; o++) {
+                            assertThat(Float.floatToRawIntBits(got[k][t * outputs + o]))
+                                    .as("%s %s, %d threads, weight %d (%s), token %d of %d, output %d", name, type,
+                                            threads, k, k == 0 ? "alone" : "grouped", t, tokens, o)
+                                    .isEqualTo(Float.floatToRawIntBits(alone[o]));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /** A grouped product (one dispatch) gives each weight's outputs exactly as its own matmul does. */
     @ParameterizedTest(name = "{0}")
     @MethodSource("kernelSets")
