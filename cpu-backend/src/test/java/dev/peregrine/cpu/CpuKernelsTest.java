@@ -1014,21 +1014,22 @@ class CpuKernelsTest {
 
     /**
      * A product whose whole row groups would leave threads unevenly busy is split by tokens as well
-     * (CpuBackend.tokenSlices: 9 groups on 2 threads, 10 on 3): every token's outputs are still
+     * (CpuBackend.tokenSlices: 9 groups on 2 or 4 threads, 10 on 3): every token's outputs are still
      * the bits it gets alone, at every slice boundary, for single and grouped products.
      */
     @ParameterizedTest(name = "{0}: {2}")
     @MethodSource("kernelSetsAndTypes")
     void aProductSplitByTokensGivesEachTokenItsOwnOutputs(String name, Supplier<Kernels> kernels, DType type) {
         int columns = type.isQuantized() ? 2 * Math.max(type.blockSize(), 32) : 72;
-        for (int threads : new int[] {2, 3}) {
+        for (int threads : new int[] {2, 3, 4}) {
             CpuBackend backend = new CpuBackend(threads, kernels.get());
             backends.add(backend);
             Weight probe = backend.upload(tensor(type, columns, 1));
             int unit = ((CpuWeight) probe).columnMajor() ? ((CpuWeight) probe).rowGroup() : 16;
-            // 9 units (2 threads) or 10 (3 threads), the last one partly filled: a weight alone,
-            // and a grouped product of a 5-row weight (its own unit) and one a unit shorter.
-            int units = threads == 2 ? 9 : 10;
+            // 9 units (2 and 4 threads: 2 and 4 slices of 97 tokens) or 10 (3 threads: 3 slices),
+            // the last one partly filled: a weight alone, and a grouped product of a 5-row weight
+            // (its own unit) and one a unit shorter.
+            int units = threads == 3 ? 10 : 9;
             Weight[] weights = {backend.upload(tensor(type, columns, units * unit - 10)),
                     backend.upload(tensor(type, columns, 5)), backend.upload(tensor(type, columns, (units - 1) * unit - 10))};
             for (int tokens : new int[] {60, 97}) {
