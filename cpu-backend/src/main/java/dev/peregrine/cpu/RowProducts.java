@@ -57,12 +57,12 @@ final class RowProducts {
 
     /** Whether products of 2 to 16 tokens have row kernels below, 4 tokens a pass (else they take the tile kernel). */
     static boolean hasTokensRowKernel(CpuWeight w) {
-        return w.type() == DType.Q8_0;
+        return w.type() == DType.Q8_0 || w.type() == DType.F32 && w.rowGroup() == TILE_ROWS;
     }
 
     /**
      * Tokens {@code t0 .. t0 + count - 1} (at most 4; several only for Q8_0 rows in the file's
-     * layout) of the prepared input: four weight rows at
+     * layout and interleaved F32 rows) of the prepared input: four weight rows at
      * a time, each converted to floats in registers and met by one FMA chain per token; the
      * arithmetic is the tile kernel's, value for value. Each weight byte is read from memory once
      * per call: four streams at a time, or one for rows interleaved in groups (then a range that
@@ -100,6 +100,7 @@ final class RowProducts {
             if (count > 1) {
                 switch (w.type()) {
                     case Q8_0 -> rowsQ8Tokens(data, o0, o1, o2, o3, stride, x, x0, x1, x2, x3, kp, sums, lanes);
+                    case F32 -> rowsF32Tokens(data, o0, x, x0, x1, x2, x3, kp, sums, lanes);
                     default -> throw new IllegalStateException("no row kernel for several tokens of " + w.type());
                 }
             } else {
@@ -154,6 +155,68 @@ final class RowProducts {
         c2.intoArray(lanes, 2 * FL);
         c3.intoArray(lanes, 3 * FL);
         addLaneSums(lanes, sums, 0, 4);
+    }
+
+    /**
+     * {@link #rowsF32}'s group of 4 rows against 4 tokens at once (token rows at byte offsets
+     * x0..x3 of {@code x}): each weight vector is loaded once and met by 4 chains, chain (row r,
+     * token t) the one rowsF32 computes for that token, ending in {@code sums[r * 4 + t]}. Batches
+     * of 2-16 tokens of small F32 models (stories260K: rows of 64 values) took the tile kernel,
+     * whose per-call set-up cost more than its arithmetic (a 5-token step cost 2.5 one-token steps).
+     */
+    private static void rowsF32Tokens(MemorySegment w, long group, MemorySegment x, long x0, long x1, long x2, long x3,
+                                      int to, float[] sums, float[] lanes) {
+        FloatVector c00 = FloatVector.zero(F), c01 = c00, c02 = c00, c03 = c00;
+        FloatVector c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+        FloatVector c20 = c00, c21 = c00, c22 = c00, c23 = c00;
+        FloatVector c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+        int units = to / UNIT;
+        for (int u = 1; u <= units; u++) { // from 1: see HalfProducts.oneGroup
+            long o0 = group + (u - 1) * (long) F32_GROUP_UNIT_BYTES;
+            long xu = (u - 1) * (4L * UNIT);
+            FloatVector w0 = FloatVector.fromMemorySegment(F, w, o0, LE);
+            FloatVector w1 = FloatVector.fromMemorySegment(F, w, o0 + 4L * UNIT, LE);
+            FloatVector w2 = FloatVector.fromMemorySegment(F, w, o0 + 8L * UNIT, LE);
+            FloatVector w3 = FloatVector.fromMemorySegment(F, w, o0 + 12L * UNIT, LE);
+            FloatVector v = FloatVector.fromMemorySegment(F, x, x0 + xu, NATIVE);
+            c00 = w0.fma(v, c00);
+            c10 = w1.fma(v, c10);
+            c20 = w2.fma(v, c20);
+            c30 = w3.fma(v, c30);
+            v = FloatVector.fromMemorySegment(F, x, x1 + xu, NATIVE);
+            c01 = w0.fma(v, c01);
+            c11 = w1.fma(v, c11);
+            c21 = w2.fma(v, c21);
+            c31 = w3.fma(v, c31);
+            v = FloatVector.fromMemorySegment(F, x, x2 + xu, NATIVE);
+            c02 = w0.fma(v, c02);
+            c12 = w1.fma(v, c12);
+            c22 = w2.fma(v, c22);
+            c32 = w3.fma(v, c32);
+            v = FloatVector.fromMemorySegment(F, x, x3 + xu, NATIVE);
+            c03 = w0.fma(v, c03);
+            c13 = w1.fma(v, c13);
+            c23 = w2.fma(v, c23);
+            c33 = w3.fma(v, c33);
+        }
+        // Chain (r, t) at lanes[(r * 4 + t) * FL] (a helper taking the vectors would box them).
+        c00.intoArray(lanes, 0);
+        c01.intoArray(lanes, FL);
+        c02.intoArray(lanes, 2 * FL);
+        c03.intoArray(lanes, 3 * FL);
+        c10.intoArray(lanes, 4 * FL);
+        c11.intoArray(lanes, 5 * FL);
+        c12.intoArray(lanes, 6 * FL);
+        c13.intoArray(lanes, 7 * FL);
+        c20.intoArray(lanes, 8 * FL);
+        c21.intoArray(lanes, 9 * FL);
+        c22.intoArray(lanes, 10 * FL);
+        c23.intoArray(lanes, 11 * FL);
+        c30.intoArray(lanes, 12 * FL);
+        c31.intoArray(lanes, 13 * FL);
+        c32.intoArray(lanes, 14 * FL);
+        c33.intoArray(lanes, 15 * FL);
+        addLaneSums(lanes, sums, 0, 16);
     }
 
     /**
