@@ -156,10 +156,11 @@ final class VectorAttention {
         int[] slots = scratch.slots(length);
         a.layout.slotsOf(seq, first, length, slots);
         if (headDim < FL) {
-            // A row's heads share their positions (and a chain's lanes start at its first): one call per row.
+            // Queries that start at the same position (a chain's lanes start at its first: a
+            // prompt's rows, unless a window moves them) share one transposition of each chunk.
             for (int i = 0; i < n; ) {
                 int j = i + 1;
-                while (j < n && queries.first[j] == queries.first[i] && queries.last[j] == queries.last[i]) {
+                while (j < n && queries.first[j] == queries.first[i]) {
                     j++;
                 }
                 smallHeadValues(a, queries, i, j, kvHead, slots, queries.first[i] - first, scores, stride, lanes,
@@ -424,20 +425,27 @@ final class VectorAttention {
     }
 
     /**
-     * The values of queries {@code from .. to - 1} (one row's heads: the same positions) narrower
-     * than a vector (tiny models: 8 values a head in stories260K, 4 in TinyLLama-v0), weighted by
-     * their softmax weights (scores, with 1 / their sum in maxes), vectorised across positions
-     * instead of along the head: FL positions' values are copied, transposed, into a small array,
-     * and each output value is a chain over positions, its lanes summed in a fixed order at the
-     * end. Along the head, such heads would run element by element: at 640 positions that was 60%
-     * of a stories260K decode step. The queries' slots start at {@code slots[slotsAt]}.
+     * The values of queries {@code from .. to - 1} (the same first position; rows' heads)
+     * narrower than a vector (tiny models: 8 values a head in stories260K, 4 in TinyLLama-v0),
+     * weighted by their softmax weights (scores, with 1 / their sum in maxes), vectorised across
+     * positions instead of along the head: FL positions' values are copied, transposed, into a
+     * small array, and each output value is a chain over positions, its lanes summed in a fixed
+     * order at the end. Along the head, such heads would run element by element: at 640 positions
+     * that was 60% of a stories260K decode step. The queries' slots start at {@code slots[slotsAt]}.
+     * Each chunk is transposed once for all of them (speculative verification's rows each
+     * transposed every chunk: 60% of its attention on stories260K); a query whose last position
+     * falls inside the chunk takes a copy with the positions after it zeroed, the values it reads
+     * alone.
      */
     private static void smallHeadValues(AttentionArgs a, Queries queries, int from, int to, int kvHead, int[] slots,
                                         int slotsAt, float[] scores, int stride, float[] chains, ThreadScratch scratch) {
         int headDim = a.headDim;
         boolean half = a.halfCache;
         int run = to - from;
-        int length = queries.last[from] + 1 - queries.first[from];
+        int longest = 0;
+        for (int j = from; j < to; j++) {
+            longest = Math.max(longest, queries.last[j] + 1 - queries.first[j]);
+        }
         long rowBytes = (long) headDim * (half ? 2 : Float.BYTES);
         long offset = a.valueIndex(0, kvHead) * (half ? 2 : Float.BYTES);
         // The transposed rows: value i of position g at t[i * FL + g].
@@ -445,15 +453,28 @@ final class VectorAttention {
         float[] rows = scratch.valueRows(headDim * FL);
         // Chain (j, i) at chains[(j * headDim + i) * FL]: query from + j's value i, FL positions a lane.
         java.util.Arrays.fill(chains, 0, run * headDim * FL, 0f);
-        for (int p0 = 0; p0 < length; p0 += FL) {
+        for (int p0 = 0; p0 < longest; p0 += FL) {
             // Positions past the end read as zeros (their weights, e^-87 at most, are not quite 0).
-            transposeRows(a.valueCache, half, slots, slotsAt + p0, Math.min(FL, length - p0), rowBytes, offset, headDim,
-                    rows, t);
+            int count = Math.min(FL, longest - p0);
+            transposeRows(a.valueCache, half, slots, slotsAt + p0, count, rowBytes, offset, headDim, rows, t);
             for (int j = 0; j < run; j++) {
+                int own = Math.min(FL, queries.last[from + j] + 1 - queries.first[from + j] - p0);
+                if (own <= 0) {
+                    continue; // past this query's last position
+                }
+                float[] values = t;
+                if (own < count) {
+                    // The rows as read are no longer needed: they take this query's copy.
+                    values = rows;
+                    for (int i = 0; i < headDim; i++) {
+                        System.arraycopy(t, i * FL, values, i * FL, own);
+                        java.util.Arrays.fill(values, i * FL + own, (i + 1) * FL, 0f);
+                    }
+                }
                 FloatVector weights = FloatVector.fromArray(F, scores, (from + j) * stride + p0);
                 for (int i = 0; i < headDim; i++) {
                     int c = (j * headDim + i) * FL;
-                    FloatVector.fromArray(F, t, i * FL).fma(weights, FloatVector.fromArray(F, chains, c)).intoArray(chains, c);
+                    FloatVector.fromArray(F, values, i * FL).fma(weights, FloatVector.fromArray(F, chains, c)).intoArray(chains, c);
                 }
             }
         }

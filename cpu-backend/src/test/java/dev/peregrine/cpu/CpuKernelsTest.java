@@ -1360,7 +1360,7 @@ class CpuKernelsTest {
      * caches; groups of 3 heads (several rows' heads taken together), of 8 (one row's at a time), of
      * 10 (a row's heads in two calls) and of 2 with a remainder head size; one KV head per head (8
      * rows together), with heads of 32 values and narrower than a vector; with and without a
-     * window; chunks starting at 0 and later.
+     * window; chunks starting at 0 and later; a huge value at the chunk's last position.
      */
     @ParameterizedTest(name = "{0}")
     @MethodSource("kernelSets")
@@ -1384,9 +1384,15 @@ class CpuKernelsTest {
             for (int p = 0; p < length; p++) {
                 fill.addToken(0, 0, p, false);
             }
-            backend.storeKv(kc, vc, buffer(backend, randoms(length * kvWidth)), buffer(backend, randoms(length * kvWidth)),
-                    kvHeads, headDim, fill);
             int rows = chunk[1];
+            float[] values = randoms(length * kvWidth);
+            if (cacheType == DType.F32 && window == 0) {
+                // A huge value at the chunk's last position: a row before it that let it in with its
+                // padding weight (e^-87, not 0) would no longer equal itself alone.
+                java.util.Arrays.fill(values, (chunk[0] + rows - 1) * kvWidth, (chunk[0] + rows) * kvWidth, 1e36f);
+            }
+            backend.storeKv(kc, vc, buffer(backend, randoms(length * kvWidth)), buffer(backend, values), kvHeads, headDim,
+                    fill);
             int width = heads * headDim;
             float[] q = randoms(rows * width);
             float scale = (float) (1 / Math.sqrt(headDim));
