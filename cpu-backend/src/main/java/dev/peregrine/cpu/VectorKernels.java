@@ -194,17 +194,20 @@ final class VectorKernels implements Kernels {
         boolean quantised = false;
         boolean floats = false;
         boolean floatColumns = false;
+        boolean tiles = false; // a weight in rows that takes the tile kernel for these tokens
         for (int i = 0; i < count; i++) {
             boolean floatActivations = floatColumns(weights[i]);
             floatColumns |= floatActivations;
             quantised |= weights[i].columnMajor() && !floatActivations;
             floats |= !weights[i].columnMajor();
+            tiles |= !weights[i].columnMajor() && tokens > 1
+                    && (tokens > ROW_KERNEL_TOKENS || !RowProducts.hasTokensRowKernel(weights[i]));
         }
         if (quantised) {
             IntegerProducts.quantise(input, x, firstToken, tokens, n);
         }
         // Q8Products, HalfProducts and Iq4Products read the heap copy, one token too.
-        boolean heapRows = floats && tokens > 1 || floatColumns;
+        boolean heapRows = tiles || floatColumns;
         if (floats && tokens <= ROW_KERNEL_TOKENS) {
             // Few tokens: every thread reads the same zero-padded copies (whatever the type: a
             // grouped matmul prepares once for weights of several types).

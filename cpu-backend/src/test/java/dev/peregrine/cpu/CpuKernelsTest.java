@@ -133,10 +133,10 @@ class CpuKernelsTest {
                 backend.matmul(reference, buffer(backend, x), interleaved, tokens);
                 backend.read(reference, 0, expected, 0, expected.length);
                 assertThat(out.toArray(ValueLayout.JAVA_FLOAT)).as("%s, %d tokens", type, tokens).isEqualTo(expected);
-                // In a grouped product the input is prepared for the first weight, here one with
-                // its own one-token kernel (a fresh input: nothing left from an earlier product).
+                // A grouped product prepares one input for all its weights, here first one with
+                // its own row kernels (a fresh input: nothing left from an earlier product).
                 try (MatmulInput forF32 = new MatmulInput()) {
-                    kernels.prepareMatmul(forF32, new CpuWeight[] {f32}, 1, xs, tokens);
+                    kernels.prepareMatmul(forF32, new CpuWeight[] {f32, inPlace}, 2, xs, tokens);
                     kernels.matmul(forF32, inPlace, out, tokens, 0, outputs, scratch);
                 }
                 assertThat(out.toArray(ValueLayout.JAVA_FLOAT)).as("%s, %d tokens, prepared for F32", type, tokens).isEqualTo(expected);
