@@ -433,7 +433,7 @@ final class VectorAttention {
      * order at the end. Along the head, such heads would run element by element: at 640 positions
      * that was 60% of a stories260K decode step. The queries' slots start at {@code slots[slotsAt]}.
      * Each chunk is transposed once for all of them (speculative verification's rows each
-     * transposed every chunk: 60% of its attention on stories260K); a query whose last position
+     * transposed every chunk: 35% of its attention on stories260K); a query whose last position
      * falls inside the chunk takes a copy with the positions after it zeroed, the values it reads
      * alone.
      */
