@@ -93,7 +93,7 @@ final class ThreadScratch implements AutoCloseable {
         return transposed;
     }
 
-    /** Value rows of a few positions as read from the cache, before {@link #transposed}. */
+    /** Value rows of a few positions as read from the cache, before {@link #transposed}; then a query's zero-padded copy of the latter. */
     float[] valueRows(int n) {
         if (valueRows.length < n) {
             valueRows = new float[n];

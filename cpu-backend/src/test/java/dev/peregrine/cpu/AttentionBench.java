@@ -3,7 +3,6 @@ package dev.peregrine.cpu;
 import dev.peregrine.spi.BatchLayout;
 import dev.peregrine.spi.Buffer;
 import dev.peregrine.tensor.DType;
-import java.util.Random;
 
 /**
  * A quick measurement of decode attention after a long prompt (not a unit test): one token of one
@@ -53,8 +52,8 @@ public final class AttentionBench {
             for (int p = 0; p < CONTEXT; p++) {
                 fill.addToken(0, 1, p, false);
             }
-            Buffer k = random(backend, (long) CONTEXT * KV_HEADS * HEAD_DIM, 1);
-            Buffer v = random(backend, (long) CONTEXT * KV_HEADS * HEAD_DIM, 2);
+            Buffer k = KernelBench.randomBuffer(backend, (long) CONTEXT * KV_HEADS * HEAD_DIM, 1);
+            Buffer v = KernelBench.randomBuffer(backend, (long) CONTEXT * KV_HEADS * HEAD_DIM, 2);
             for (int l = 0; l < LAYERS; l++) {
                 // At least 4 MB each (whole blocks), so that they are mapped as the engine's caches are
                 // (HostMemory: huge pages).
@@ -66,7 +65,7 @@ public final class AttentionBench {
             }
             BatchLayout layout = new BatchLayout(BLOCK);
             layout.addToken(layout.addSequence(table, blocks), 1, CONTEXT - 1, true);
-            Buffer q = random(backend, (long) HEADS * HEAD_DIM, 3);
+            Buffer q = KernelBench.randomBuffer(backend, (long) HEADS * HEAD_DIM, 3);
             Buffer out = backend.allocate((long) HEADS * HEAD_DIM);
             double bytes = 2.0 * LAYERS * CONTEXT * KV_HEADS * HEAD_DIM * (type == DType.F16 ? 2 : 4);
             double[] rates = new double[repetitions];
@@ -86,17 +85,6 @@ public final class AttentionBench {
             System.out.printf("%s cache, %d thread(s): best %.1f GB/s, median %.1f GB/s (%.2f ms a step)%n", type,
                     threads, rates[repetitions - 1], rates[repetitions / 2], bytes / rates[repetitions / 2] / 1e6);
         }
-    }
-
-    private static Buffer random(CpuBackend backend, long n, long seed) {
-        Random random = new Random(seed);
-        float[] values = new float[(int) n];
-        for (int i = 0; i < values.length; i++) {
-            values[i] = (float) random.nextGaussian();
-        }
-        Buffer b = backend.allocate(n);
-        backend.write(values, 0, b, 0, values.length);
-        return b;
     }
 
     private AttentionBench() {

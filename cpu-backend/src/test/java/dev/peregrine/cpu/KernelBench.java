@@ -87,7 +87,7 @@ public final class KernelBench {
                     for (int c = 0; c < copies; c++) {
                         weights[c] = backend.upload(tensors[c]);
                     }
-                    Buffer x = randomBuffer(backend, COLUMNS);
+                    Buffer x = randomBuffer(backend, COLUMNS, 3);
                     Buffer out = backend.allocate(OUTPUTS);
                     double[] gbs = new double[repetitions];
                     warmUp(() -> {
@@ -124,7 +124,7 @@ public final class KernelBench {
             for (int threads : new int[] {1, 2}) {
                 try (CpuBackend backend = new CpuBackend(threads, v.kernels().get())) {
                     Weight w = backend.upload(t);
-                    Buffer x = randomBuffer(backend, (long) tokens * COLUMNS);
+                    Buffer x = randomBuffer(backend, (long) tokens * COLUMNS, 3);
                     Buffer out = backend.allocate((long) tokens * OUTPUTS);
                     warmUp(() -> backend.matmul(out, x, w, tokens), 1);
                     double[] gflops = new double[repetitions];
@@ -176,8 +176,9 @@ public final class KernelBench {
         return new Tensor("w", type, new long[] {COLUMNS, OUTPUTS}, data);
     }
 
-    private static Buffer randomBuffer(CpuBackend backend, long n) {
-        Random random = new Random(3);
+    /** {@code n} Gaussian floats from {@code seed} in a buffer of {@code backend} (also AttentionBench's). */
+    static Buffer randomBuffer(CpuBackend backend, long n, long seed) {
+        Random random = new Random(seed);
         float[] values = new float[(int) n];
         for (int i = 0; i < n; i++) {
             values[i] = (float) random.nextGaussian();
