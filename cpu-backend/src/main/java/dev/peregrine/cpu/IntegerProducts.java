@@ -551,32 +551,22 @@ final class IntegerProducts {
     }
 
     /**
-     * A K-quant header's per-row factors for a group: d * s for {@code runs} runs of a byte s per
-     * row ({@link #GROUP_ROWS} bytes a run, one after another from {@code runsAt}; {@code signed}
-     * or not), d being the rows' halves at {@code dAt} for the runs before {@code split} and at
-     * {@code d2At} for the others. Run j's into {@code into[j * GROUP_ROWS ..]}; the two d's pass
-     * through the {@code 2 * GROUP_ROWS} floats after the runs'. Every byte is read in address
-     * order, run after run: visited column by column (a vector of each run, then the next) the
-     * header streamed from memory so much slower that Q4_K's decode lost a fifth (KernelBench,
-     * docs/PERFORMANCE.md).
+     * A Q3_K header's per-row factors for a group: d * s for {@code runs} runs of a signed byte s
+     * per row ({@link #GROUP_ROWS} bytes a run, one after another from {@code runsAt}), d being the
+     * rows' halves at {@code dAt}. Run j's into {@code into[j * GROUP_ROWS ..]}; d passes through
+     * the {@code GROUP_ROWS} floats after the runs'. Every byte is read in address order, run after
+     * run: visited column by column (a vector of each run, then the next) the header streamed from
+     * memory so much slower that Q4_K's decode lost a fifth (KernelBench, docs/PERFORMANCE.md).
      */
-    static void rowScales(MemorySegment w, long dAt, long d2At, int split, long runsAt, int runs, boolean signed,
-                          float[] into) {
-        int first = runs * GROUP_ROWS;
-        int second = first + GROUP_ROWS;
+    static void rowScales(MemorySegment w, long dAt, long runsAt, int runs, float[] into) {
+        int d = runs * GROUP_ROWS;
         for (int i = 0; i < 4; i++) {
-            scales(w, dAt + 2L * FL * i).intoArray(into, first + i * FL);
-        }
-        for (int i = 0; i < 4; i++) {
-            scales(w, d2At + 2L * FL * i).intoArray(into, second + i * FL);
+            scales(w, dAt + 2L * FL * i).intoArray(into, d + i * FL);
         }
         for (int j = 0; j < runs; j++) {
-            int d = j < split ? first : second;
             for (int i = 0; i < 4; i++) {
-                ByteVector bytes = ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w,
-                        runsAt + (long) j * GROUP_ROWS + (long) i * FL, NATIVE);
-                IntVector s = signed ? (IntVector) bytes.convertShape(VectorOperators.B2I, I, 0)
-                        : (IntVector) bytes.convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                IntVector s = (IntVector) ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w,
+                        runsAt + (long) j * GROUP_ROWS + (long) i * FL, NATIVE).convertShape(VectorOperators.B2I, I, 0);
                 FloatVector.fromArray(F, into, d + i * FL).mul((FloatVector) s.convert(VectorOperators.I2F, 0))
                         .intoArray(into, j * GROUP_ROWS + i * FL);
             }

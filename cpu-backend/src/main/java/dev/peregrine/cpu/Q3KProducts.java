@@ -199,7 +199,7 @@ final class Q3KProducts {
                     q2kRowScales(w.data(), header, rowScales);
                 } else {
                     // d * (sc - 32) of the 16 sub-blocks (exact: 11 by 8 significant bits).
-                    IntegerProducts.rowScales(w.data(), header, header, 16, header + SCALES_AT, 16, true, rowScales);
+                    IntegerProducts.rowScales(w.data(), header, header + SCALES_AT, 16, rowScales);
                 }
                 if (tokens > 1) {
                     // Several tokens: the super-block's values unpacked once (L1/L2), then passes of

@@ -45,10 +45,12 @@ import jdk.incubator.vector.VectorOperators;
  *
  * <p>Arithmetic: the 16-bit sums are Q4_0's, S = sum of (q - 8) * xq over a sub-block's nibbles,
  * exact for the same reason; Q5_K and Q5_1 add H = sum of xq over the rows whose fifth bit is set
- * (masked adds, |H| <= 32 * 127). Each accumulator then takes {@code fma(P, (d * sc) * dx, acc)} with P =
- * S + 8 * sum xq (+ 16 H), the exact sum of q * xq as a float, and {@code fma(dmin * m, -(sum xq)
- * * dx, acc)}, per sub-block (d * sc and dmin * m are exact in floats); Q4_1 and Q5_1 the same
- * with d for d * sc and -m for dmin * m.
+ * (masked adds, |H| <= 32 * 127). Per super-block and row two float sums over its sub-blocks
+ * then take {@code fma(P, sc * dx, s)} with P = S + 8 * sum xq (+ 16 H), the exact sum of q * xq
+ * as a float, and {@code fma(m, -(sum xq) * dx, n)}; the accumulator takes d * s + dmin * n once
+ * per super-block (d and dmin factored out: a multiply fewer per row and sub-block than (d * sc)
+ * * dx, 3% on KernelBench decode). Q4_1 and Q5_1 the same with d for sc, -m for m and 1 for d
+ * and dmin.
  */
 final class Q4KProducts {
     /** Where the parts of a super-block's header start (see the class comment), and its bytes. */
@@ -264,10 +266,9 @@ final class Q4KProducts {
 
     /**
      * Per sub-block of 32 columns, the 16-bit sums as Q4_0's (S = sum of (q - 8) * xq, exact
-     * since |q - 8| <= 8 as there; with a fifth bit also H), then per (row, token) two FMAs: P = S
-     * + 8 * sum xq (+ 16 H; the exact sum of q * xq, as a float) times d * sc * dx (Q4_1, Q5_1: d
-     * * dx), and dmin * m (Q4_1, Q5_1: -m) times -(sum xq) * dx. The same operations for a token
-     * alone and in passes of four, so batch-invariant as Q4_0's.
+     * since |q - 8| <= 8 as there; with a fifth bit also H), then per (row, token) the float sums of
+     * the class comment. The same operations for a token alone and in passes of four, so
+     * batch-invariant as Q4_0's.
      */
     static void matmul(MatmulInput input, CpuWeight w, MemorySegment out, int tokens, int rowStart, int rowEnd,
                        ThreadScratch scratch) {
@@ -281,6 +282,9 @@ final class Q4KProducts {
         // Passes of 8 tokens while more than 4 are left (each column unpacked once for 8; Q5_K and
         // Q5_1, whose passes also keep fifth-bit sums, stay at 4), then one of up to 4.
         int passed = fiveBits ? 0 : FloatPanels.passedTokens(tokens);
+        if (perBlock(type)) {
+            java.util.Arrays.fill(rowScales, 16 * GROUP_ROWS, 18 * GROUP_ROWS, 1f);
+        }
         for (int g = rowStart / GROUP_ROWS; g * GROUP_ROWS < rowEnd; g++) {
             java.util.Arrays.fill(acc, 0, Math.max(4, tokens) * GROUP_ROWS, 0f);
             for (int c = 0; c < chunks(blocks); c++) {
@@ -291,9 +295,7 @@ final class Q4KProducts {
                 if (perBlock(type)) {
                     blockRowScales(w.data(), header, subBlocks, rowScales);
                 } else {
-                    // d * sc of the 8 sub-blocks, then dmin * m (exact: 11 by 6 significant bits).
-                    IntegerProducts.rowScales(w.data(), header, header + MINS_AT, 8, header + SCALES_AT, 16, false,
-                            rowScales);
+                    superBlockScales(w.data(), header, rowScales);
                 }
                 for (int t0 = 0; t0 < tokens; ) {
                     int pass = t0 < passed ? IntegerProducts.EIGHT : 4;
@@ -332,9 +334,29 @@ final class Q4KProducts {
     }
 
     /**
+     * A Q4_K or Q5_K super-block's scales for {@link #accumulate}, from its header at {@code at}:
+     * the 8 sub-blocks' sc as floats (sub-block j's from index {@code j * GROUP_ROWS}), their m
+     * likewise 8 groups of rows later, then the rows' d and dmin (indices 16 and 17 groups of rows on).
+     */
+    private static void superBlockScales(MemorySegment w, long at, float[] into) {
+        for (int i = 0; i < 4; i++) {
+            IntegerProducts.scales(w, at + 2L * FL * i).intoArray(into, 16 * GROUP_ROWS + i * FL);
+            IntegerProducts.scales(w, at + MINS_AT + 2L * FL * i).intoArray(into, 17 * GROUP_ROWS + i * FL);
+        }
+        for (int j = 0; j < 16; j++) {
+            for (int i = 0; i < 4; i++) {
+                ByteVector bytes = ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w,
+                        at + SCALES_AT + (long) j * GROUP_ROWS + (long) i * FL, NATIVE);
+                ((FloatVector) ((IntVector) bytes.convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0))
+                        .convert(VectorOperators.I2F, 0)).intoArray(into, j * GROUP_ROWS + i * FL);
+            }
+        }
+    }
+
+    /**
      * Q4_1 and Q5_1: the rows' d and -m of the {@code subBlocks} blocks of the chunk whose header
-     * is at {@code at}, where IntegerProducts.rowScales puts Q4_K's d * sc and dmin * m: block j's d from index
-     * {@code j * GROUP_ROWS}, its -m 8 groups of rows later.
+     * is at {@code at}, where superBlockScales puts Q4_K's sc and m: block j's d from index
+     * {@code j * GROUP_ROWS}, its -m 8 groups of rows later (matmul sets the d and dmin after them to 1).
      */
     private static void blockRowScales(MemorySegment w, long at, int subBlocks, float[] into) {
         for (int j = 0; j < subBlocks; j++) {
@@ -485,17 +507,19 @@ final class Q4KProducts {
      * and eightTokens leave them for passes of {@code pass} tokens; one token: pass 4; input
      * block {@code b0} on) into their accumulators, sub-block after sub-block, the accumulators in
      * registers across the super-block: the same operations for a token alone or in a pass;
-     * {@code rowScales} as IntegerProducts.rowScales leaves them; token t's accumulators from {@code acc[accAt + t * GROUP_ROWS]}.
+     * {@code rowScales} as superBlockScales or blockRowScales leave them; token t's accumulators
+     * from {@code acc[accAt + t * GROUP_ROWS]}.
      */
     private static void accumulate(boolean fiveBits, float[] rowScales, int b0, int subBlocks, int blocks,
                                    MatmulInput input, int t0, int count, int pass, short[] sums, float[] acc, int accAt) {
+        int d = 16 * GROUP_ROWS;
+        int dmin = 17 * GROUP_ROWS;
         for (int t = 0; t < count; t++) {
             int token = t0 + t;
-            int a = accAt + t * GROUP_ROWS;
-            FloatVector a0 = FloatVector.fromArray(F, acc, a);
-            FloatVector a1 = FloatVector.fromArray(F, acc, a + FL);
-            FloatVector a2 = FloatVector.fromArray(F, acc, a + 2 * FL);
-            FloatVector a3 = FloatVector.fromArray(F, acc, a + 3 * FL);
+            // Per token the super-block's two sums, sum_j P_j (sc_j dx_j) and sum_j m_j (-X_j dx_j),
+            // then times the rows' d and dmin.
+            FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
+            FloatVector m0 = s0, m1 = s0, m2 = s0, m3 = s0;
             for (int j = 0; j < subBlocks; j++) {
                 int b = token * blocks + b0 + j;
                 short correction = input.quantisedCorrections[b];
@@ -520,19 +544,24 @@ final class Q4KProducts {
                     p2 = ((FloatVector) highFifth.convertShape(VectorOperators.S2F, F, 0)).mul(16f).add(p2);
                     p3 = ((FloatVector) highFifth.convertShape(VectorOperators.S2F, F, 1)).mul(16f).add(p3);
                 }
-                a0 = p0.fma(FloatVector.fromArray(F, rowScales, sc).mul(dx), a0);
-                a1 = p1.fma(FloatVector.fromArray(F, rowScales, sc + FL).mul(dx), a1);
-                a2 = p2.fma(FloatVector.fromArray(F, rowScales, sc + 2 * FL).mul(dx), a2);
-                a3 = p3.fma(FloatVector.fromArray(F, rowScales, sc + 3 * FL).mul(dx), a3);
-                a0 = FloatVector.fromArray(F, rowScales, m).fma(minWeight, a0);
-                a1 = FloatVector.fromArray(F, rowScales, m + FL).fma(minWeight, a1);
-                a2 = FloatVector.fromArray(F, rowScales, m + 2 * FL).fma(minWeight, a2);
-                a3 = FloatVector.fromArray(F, rowScales, m + 3 * FL).fma(minWeight, a3);
+                s0 = p0.fma(FloatVector.fromArray(F, rowScales, sc).mul(dx), s0);
+                s1 = p1.fma(FloatVector.fromArray(F, rowScales, sc + FL).mul(dx), s1);
+                s2 = p2.fma(FloatVector.fromArray(F, rowScales, sc + 2 * FL).mul(dx), s2);
+                s3 = p3.fma(FloatVector.fromArray(F, rowScales, sc + 3 * FL).mul(dx), s3);
+                m0 = FloatVector.fromArray(F, rowScales, m).fma(minWeight, m0);
+                m1 = FloatVector.fromArray(F, rowScales, m + FL).fma(minWeight, m1);
+                m2 = FloatVector.fromArray(F, rowScales, m + 2 * FL).fma(minWeight, m2);
+                m3 = FloatVector.fromArray(F, rowScales, m + 3 * FL).fma(minWeight, m3);
             }
-            a0.intoArray(acc, a);
-            a1.intoArray(acc, a + FL);
-            a2.intoArray(acc, a + 2 * FL);
-            a3.intoArray(acc, a + 3 * FL);
+            int a = accAt + t * GROUP_ROWS;
+            FloatVector a0 = s0.fma(FloatVector.fromArray(F, rowScales, d), FloatVector.fromArray(F, acc, a));
+            FloatVector a1 = s1.fma(FloatVector.fromArray(F, rowScales, d + FL), FloatVector.fromArray(F, acc, a + FL));
+            FloatVector a2 = s2.fma(FloatVector.fromArray(F, rowScales, d + 2 * FL), FloatVector.fromArray(F, acc, a + 2 * FL));
+            FloatVector a3 = s3.fma(FloatVector.fromArray(F, rowScales, d + 3 * FL), FloatVector.fromArray(F, acc, a + 3 * FL));
+            m0.fma(FloatVector.fromArray(F, rowScales, dmin), a0).intoArray(acc, a);
+            m1.fma(FloatVector.fromArray(F, rowScales, dmin + FL), a1).intoArray(acc, a + FL);
+            m2.fma(FloatVector.fromArray(F, rowScales, dmin + 2 * FL), a2).intoArray(acc, a + 2 * FL);
+            m3.fma(FloatVector.fromArray(F, rowScales, dmin + 3 * FL), a3).intoArray(acc, a + 3 * FL);
         }
     }
 }
