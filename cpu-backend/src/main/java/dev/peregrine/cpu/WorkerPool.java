@@ -6,7 +6,7 @@ import java.util.concurrent.locks.LockSupport;
 
 /**
  * A fixed set of threads that run one range task at a time. The range is cut into contiguous
- * slices, a few per thread (a thread's share largest first, see sliceStart); each thread (the caller included) first claims its own slices, so that
+ * slices, a few per thread; each thread (the caller included) first claims its own slices, so that
  * it streams its own part of the weights, then claims any slice nobody has started. A worker that
  * the operating system has not scheduled yet (a busy machine, more threads than cores) therefore
  * delays nothing: the others take its slices. Workers spin briefly after a task, then park until
@@ -24,8 +24,6 @@ final class WorkerPool implements AutoCloseable {
     static final long MIN_PARALLEL_WORK = 1 << 16;
     /** Slices per thread: enough to rebalance when one thread is slow, few enough to keep long runs. */
     private static final int SLICES_PER_THREAD = 4;
-    /** Where each of a thread's SLICES_PER_THREAD slices starts in its share, in tenths: 4, 3, 2 and 1 tenths. */
-    private static final int[] GUIDED_TENTHS = {0, 4, 7, 9};
 
     private final int threads;
     private final Thread[] workers;
@@ -144,30 +142,12 @@ final class WorkerPool implements AutoCloseable {
     }
 
     private void runSlice(int slice, int thread) {
-        int start = sliceStart(slice);
-        int end = sliceStart(slice + 1);
+        int units = (size + grain - 1) / grain;
+        int start = (int) Math.min(size, (long) units * slice / slices * grain);
+        int end = (int) Math.min(size, (long) units * (slice + 1) / slices * grain);
         if (start < end) {
             task.run(start, end, thread);
         }
-    }
-
-    /**
-     * Where slice {@code slice} starts. Each thread's share of the units is one contiguous run,
-     * cut into its slices largest first (shares of 4, 3, 2 and 1 tenths with four slices), so that
-     * what is left to take over from a late thread at the end is small while the slices stay few.
-     */
-    private int sliceStart(int slice) {
-        int units = (size + grain - 1) / grain;
-        long share;
-        if (slices != threads * SLICES_PER_THREAD) {
-            share = (long) units * slice / slices; // too few units for a full set per thread: equal slices
-        } else {
-            int owner = slice / SLICES_PER_THREAD;
-            long first = (long) units * owner / threads;
-            long next = (long) units * (owner + 1) / threads;
-            share = first + (next - first) * GUIDED_TENTHS[slice % SLICES_PER_THREAD] / 10;
-        }
-        return (int) Math.min(size, share * grain);
     }
 
     private void workLoop(int index) {
