@@ -90,7 +90,9 @@ public final class Peregrine {
             peregrine info -m PATH       (a GGUF file or a Hugging Face directory)
 
             peregrine synth (--shape NAME | --dim N --layers N --heads N --ffn N --vocab N) -o PATH [options]
-                  --shape NAME           llama3.2-1b, smollm2-135m, qwen2.5-0.5b, llama3.1-8b, qwen3-0.6b, tiny or qwen3-tiny
+                  --shape NAME           llama3.2-1b, smollm2-135m, qwen2.5-0.5b, llama3.1-8b, qwen3-0.6b,
+                                         gemma2-2b, gemma3-1b, phi3-mini; for tests tiny, qwen3-tiny,
+                                         qwen2-tiny, mistral-tiny, gemma2-tiny, gemma3-tiny or phi3-tiny
                   --dim/--layers/--heads/--kv-heads/--ffn/--vocab/--ctx N
                                          sizes (override the shape's; --kv-heads defaults to --heads)
                   --tied                 output projection shares the token embedding

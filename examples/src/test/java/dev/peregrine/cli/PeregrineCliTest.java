@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.peregrine.GenerationConfig;
 import dev.peregrine.Model;
+import dev.peregrine.synth.ModelShape;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -262,6 +263,14 @@ class PeregrineCliTest {
         assertThat(r.status()).isZero();
         assertThat(r.out()).contains("peregrine generate").contains("peregrine info");
         assertThat(run("generate", "--help").status()).isZero();
+    }
+
+    @Test
+    void synthHelpListsEveryNamedShape() {
+        String help = run("help").out();
+        for (String shape : ModelShape.namedShapes().keySet()) {
+            assertThat(help).as("synth --shape's list").containsPattern("[ ,]" + java.util.regex.Pattern.quote(shape) + "[,;\\s]");
+        }
     }
 
     @Test
