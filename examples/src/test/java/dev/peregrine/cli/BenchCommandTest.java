@@ -40,6 +40,16 @@ class BenchCommandTest {
         double limit = ((Number) json.get("read_bandwidth_gb_s")).doubleValue() * 1e9
                 / ((Number) json.get("weight_bytes_per_token")).doubleValue();
         assertThat(((Number) json.get("bandwidth_limit_tok_s")).doubleValue()).isCloseTo(limit, within(1e-3 * limit));
+        // Decode is compared with the higher of the bandwidth measured before and after it.
+        double after = ((Number) json.get("read_bandwidth_after_decode_gb_s")).doubleValue();
+        assertThat(after).isPositive();
+        double decodeLimit = Math.max(((Number) json.get("read_bandwidth_gb_s")).doubleValue(), after) * 1e9
+                / ((Number) json.get("weight_bytes_per_token")).doubleValue();
+        assertThat(((Number) json.get("decode_bandwidth_limit_tok_s")).doubleValue()).isCloseTo(decodeLimit,
+                within(1e-3 * decodeLimit));
+        double fraction = ((Number) json.get("decode_tok_s")).doubleValue() / decodeLimit;
+        assertThat(((Number) json.get("decode_fraction_of_bandwidth_limit")).doubleValue()).isCloseTo(fraction,
+                within(1e-3 * fraction));
         assertThat(((Number) json.get("allocated_bytes_per_decode_token")).longValue()).isNotNegative();
     }
 
