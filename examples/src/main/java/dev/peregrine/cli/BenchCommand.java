@@ -176,7 +176,10 @@ final class BenchCommand {
             // higher of the two: a decode faster than the limit only says the first was low.
             double bandwidthAfter = hostMemory ? MemoryBandwidth.measure(1L << 30, effectiveThreads, 5) : bandwidth;
             double decodeLimit = Math.max(bandwidth, bandwidthAfter) / weightBytes;
-            result.field("read_bandwidth_after_decode_gb_s", bandwidthAfter / 1e9).field("decode_bandwidth_limit_tok_s", decodeLimit);
+            if (hostMemory) {
+                result.field("read_bandwidth_after_decode_gb_s", bandwidthAfter / 1e9)
+                        .field("decode_bandwidth_limit_tok_s", decodeLimit);
+            }
             long allocatedPerToken = Math.round(median(allocated));
             long allocatedMaximum = Math.round(Arrays.stream(allocated).max().orElse(0));
             double pp = median(prefill);

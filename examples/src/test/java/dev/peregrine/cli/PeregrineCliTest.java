@@ -17,6 +17,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -269,7 +270,7 @@ class PeregrineCliTest {
     void synthHelpListsEveryNamedShape() {
         String help = run("help").out();
         for (String shape : ModelShape.namedShapes().keySet()) {
-            assertThat(help).as("synth --shape's list").containsPattern("[ ,]" + java.util.regex.Pattern.quote(shape) + "[,;\\s]");
+            assertThat(help).as("synth --shape's list").containsPattern("[ ,]" + Pattern.quote(shape) + "[,;\\s]");
         }
     }
 
