@@ -47,9 +47,11 @@ class BenchCommandTest {
                 / ((Number) json.get("weight_bytes_per_token")).doubleValue();
         assertThat(((Number) json.get("decode_bandwidth_limit_tok_s")).doubleValue()).isCloseTo(decodeLimit,
                 within(1e-3 * decodeLimit));
+        // The fraction is written with 3 decimals (Json.field), as every figure is: half a unit of
+        // the last one, besides the relative error of its rounded inputs.
         double fraction = ((Number) json.get("decode_tok_s")).doubleValue() / decodeLimit;
         assertThat(((Number) json.get("decode_fraction_of_bandwidth_limit")).doubleValue()).isCloseTo(fraction,
-                within(1e-3 * fraction));
+                within(5e-4 + 1e-3 * fraction));
         assertThat(((Number) json.get("allocated_bytes_per_decode_token")).longValue()).isNotNegative();
     }
 
