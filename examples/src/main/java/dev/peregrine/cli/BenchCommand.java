@@ -176,10 +176,6 @@ final class BenchCommand {
             // higher of the two: a decode faster than the limit only says the first was low.
             double bandwidthAfter = hostMemory ? MemoryBandwidth.measure(1L << 30, effectiveThreads, 5) : bandwidth;
             double decodeLimit = Math.max(bandwidth, bandwidthAfter) / weightBytes;
-            if (hostMemory) {
-                result.field("read_bandwidth_after_decode_gb_s", bandwidthAfter / 1e9)
-                        .field("decode_bandwidth_limit_tok_s", decodeLimit);
-            }
             long allocatedPerToken = Math.round(median(allocated));
             long allocatedMaximum = Math.round(Arrays.stream(allocated).max().orElse(0));
             double pp = median(prefill);
@@ -190,7 +186,9 @@ final class BenchCommand {
                     .field("allocated_bytes_per_decode_token", allocatedPerToken)
                     .field("allocated_bytes_per_decode_token_max", allocatedMaximum);
             if (hostMemory) {
-                result.field("decode_fraction_of_bandwidth_limit", tg / decodeLimit);
+                result.field("read_bandwidth_after_decode_gb_s", bandwidthAfter / 1e9)
+                        .field("decode_bandwidth_limit_tok_s", decodeLimit)
+                        .field("decode_fraction_of_bandwidth_limit", tg / decodeLimit);
             }
             if (!json) {
                 out.printf(Locale.ROOT, "prefill pp%d: %.1f tok/s (median of %d)%n", promptTokens, pp, reps);
