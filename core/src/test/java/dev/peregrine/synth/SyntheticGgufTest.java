@@ -22,6 +22,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -262,6 +263,44 @@ class SyntheticGgufTest {
                         Quantize.fromFloat(expected, x, 0, x.length, MemorySegment.ofArray(bytes), 0);
                         assertThat(f.tensor(info.name()).data().toArray(ValueLayout.JAVA_BYTE)).as(what).isEqualTo(bytes);
                     }
+                }
+            }
+        }
+    }
+
+    /**
+     * An output type set apart ({@code llama-quantize --output-tensor-type}), on a single-type file
+     * and on a mix, untied and tied: the output projection (the token embedding when tied) takes
+     * that type, every other matrix what the file type alone gives it, general.file_type stays the
+     * file type's, and the bytes are the F32 file's values encoded as each tensor's type.
+     */
+    @Test
+    void anOutputTypeSetApartStoresOnlyTheOutputProjectionAsThatType() {
+        ModelShape tied = new ModelShape("k-tied", 256, 8, 4, 2, 512, 512, 256, 1e4f, 1e-5f, true, false);
+        try (Arena arena = Arena.ofConfined()) {
+            for (ModelShape shape : List.of(K_SHAPE, tied)) {
+                GgufFile f32 = GgufFile.open(writeGguf(dir.resolve(shape.name() + ".gguf"), shape, DType.F32, 4, 0), arena);
+                for (FileType plain : List.of(FileType.of(DType.Q4_0), FileType.Q4_K_M)) {
+                    DType outputType = plain.mix() ? DType.Q8_0 : DType.Q6_K;
+                    FileType fileType = plain.withOutputType(outputType);
+                    assertThat(fileType.describe()).isEqualTo(plain.name() + ", output " + outputType.name().toLowerCase(Locale.ROOT));
+                    Path path = dir.resolve(shape.name() + "-" + plain.name() + "-out.gguf");
+                    SyntheticModel.of(shape, 4).writeGguf(path, fileType, TokenizerMetadata.synthetic(shape.vocab()), 0);
+                    GgufFile f = GgufFile.open(path, arena);
+                    assertThat(f.metadata().getLong("general.file_type")).isEqualTo(plain.mix() ? 15 : 2);
+                    int outputs = 0;
+                    for (GgufTensorInfo info : f.tensorInfos()) {
+                        boolean output = info.name().equals("output.weight") || shape.tiedEmbeddings() && info.name().equals("token_embd.weight");
+                        DType expected = output ? outputType : expectedKType(info.name(), plain, shape.tiedEmbeddings());
+                        String what = shape.name() + " " + fileType.describe() + " " + info.name();
+                        assertThat(info.type()).as(what).isEqualTo(expected);
+                        float[] x = Dequant.toFloat(f32.tensor(info.name()));
+                        byte[] bytes = new byte[(int) expected.bytesFor(x.length)];
+                        Quantize.fromFloat(expected, x, 0, x.length, MemorySegment.ofArray(bytes), 0);
+                        assertThat(f.tensor(info.name()).data().toArray(ValueLayout.JAVA_BYTE)).as(what).isEqualTo(bytes);
+                        outputs += output ? 1 : 0;
+                    }
+                    assertThat(outputs).as(shape.name()).isEqualTo(1);
                 }
             }
         }

@@ -102,6 +102,10 @@ public final class Peregrine {
                                          q5_k_m (its rules per matrix, with its fallbacks where rows are
                                          not whole 256-value blocks) (default f16; hf: float types only;
                                          a single k-quant or iq4_xs needs dim and ffn multiples of 256)
+                  --output-type TYPE     store the output projection (the token embedding when tied) as
+                                         TYPE, one of the single types above, as llama-quantize's
+                                         --output-tensor-type: --dtype q4_0 --output-type q6_k is what
+                                         llama-quantize writes for Q4_0 without --pure (gguf only)
                   --format FORMAT        gguf (a file) or hf (a directory, with tokenizer.json and
                                          tokenizer_config.json) (default gguf)
                   --seed N               weight seed; the same seed writes the same bytes (default 0)

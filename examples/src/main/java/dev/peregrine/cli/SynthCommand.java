@@ -35,6 +35,7 @@ final class SynthCommand {
             new Option("ctx", true, "--ctx"),
             new Option("tied", false, "--tied"),
             new Option("dtype", true, "--dtype"),
+            new Option("output-type", true, "--output-type"),
             new Option("format", true, "--format"),
             new Option("seed", true, "--seed"),
             new Option("vocab-from", true, "--vocab-from"),
@@ -57,9 +58,15 @@ final class SynthCommand {
         }
         Path output = Path.of(args.required("output", "-o PATH"));
         FileType fileType = fileType(args.value("dtype").orElse("f16"));
+        if (args.has("output-type")) {
+            fileType = fileType.withOutputType(singleType(args.value("output-type").orElseThrow(), "--output-type"));
+        }
         String format = args.value("format").orElse("gguf");
         if (!format.equals("gguf") && !format.equals("hf")) {
             throw new IllegalArgumentException("unknown --format '" + format + "' (known: gguf, hf)");
+        }
+        if (format.equals("hf") && fileType.outputType() != null) {
+            throw new IllegalArgumentException("--output-type applies to --format gguf (hf directories hold one type)");
         }
         if (format.equals("hf") && fileType.base().isQuantized()) {
             throw new IllegalArgumentException("--format hf stores f32, f16 or bf16 tensors, not "
@@ -96,7 +103,7 @@ final class SynthCommand {
                         output, shape.vocab());
         out.printf(Locale.ROOT, "wrote %s (%s): %s, %s, seed %d, %,d parameters, %,d bytes in %.1f s%n",
                 output, written.files().size() == 1 ? "1 file" : written.files().size() + " files",
-                shape.describe(), fileType.name(), model.seed(),
+                shape.describe(), fileType.describe(), model.seed(),
                 written.parameters(), written.bytes(), written.nanos() / 1e9);
         return Peregrine.OK;
     }
@@ -130,7 +137,18 @@ final class SynthCommand {
                 return mix;
             }
         }
-        return FileType.of(DType.valueOf(n.toUpperCase(Locale.ROOT)));
+        return FileType.of(singleType(n, "--dtype"));
+    }
+
+    /** One of the single types --dtype takes (not a mix). */
+    private static DType singleType(String name, String option) {
+        String n = name.toLowerCase(Locale.ROOT);
+        boolean mix = FileType.MIXES.stream().anyMatch(m -> m.name().equals(n));
+        if (!DTYPES.contains(n) || mix) {
+            List<String> singles = DTYPES.stream().filter(t -> FileType.MIXES.stream().noneMatch(m -> m.name().equals(t))).toList();
+            throw new IllegalArgumentException("unknown " + option + " '" + name + "' (known: " + String.join(", ", singles) + ")");
+        }
+        return DType.valueOf(n.toUpperCase(Locale.ROOT));
     }
 
     /** The named shape with any explicit sizes applied, or a shape made of explicit sizes only. */

@@ -125,6 +125,21 @@ class SynthCommandTest {
         }
     }
 
+    /** llama-quantize's Q4_0 without --pure: Q4_0 matrices, the (tied) output projection Q6_K. */
+    @Test
+    void outputTypeSetsTheOutputProjectionApart() {
+        Path file = dir.resolve("q4.gguf");
+        PeregrineCliTest.Result r = run("synth", "--dim", "256", "--layers", "2", "--heads", "4", "--ffn", "512",
+                "--vocab", "300", "--tied", "--dtype", "q4_0", "--output-type", "Q6_K", "-o", file.toString());
+        assertThat(r.status()).as(r.err()).isZero();
+        assertThat(r.out()).contains(", q4_0, output q6_k, seed 0");
+        PeregrineCliTest.Result info = run("info", "-m", file.toString());
+        assertThat(info.status()).as(info.err()).isZero();
+        assertThat(info.out()).containsPattern("token_embd\\.weight\\s.*Q6_K").containsPattern("blk\\.1\\.ffn_down\\.weight\\s.*Q4_0");
+        PeregrineCliTest.Result g = run("generate", "-m", file.toString(), "-p", "Once", "--temp", "0", "-n", "4");
+        assertThat(g.status()).as(g.err()).isZero();
+    }
+
     @Test
     void vocabFromSetsTheVocabularySize() {
         Path vocab = sharedDir().resolve("models/tokenizers/ggml-vocab-llama-spm.gguf");
@@ -162,6 +177,13 @@ class SynthCommandTest {
         assertFails("peregrine: unknown --dtype 'iq2_xxs' (known: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k,"
                         + " q5_k, q6_k, iq4_nl, iq4_xs, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m)",
                 "synth", "--shape", "tiny", "--dtype", "iq2_xxs", "-o", out);
+        assertFails("peregrine: unknown --output-type 'q4_k_m' (known: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k,"
+                        + " q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs)",
+                "synth", "--shape", "tiny", "--dtype", "q4_0", "--output-type", "q4_k_m", "-o", out);
+        assertFails("peregrine: q6_k stores rows in blocks of 256 values: dim 64 is not a multiple of 256",
+                "synth", "--shape", "tiny", "--dtype", "q4_0", "--output-type", "q6_k", "-o", out);
+        assertFails("peregrine: --output-type applies to --format gguf (hf directories hold one type)",
+                "synth", "--shape", "tiny", "--format", "hf", "--output-type", "f16", "-o", dir.resolve("hf").toString());
         assertFails("peregrine: unknown --format 'onnx' (known: gguf, hf)",
                 "synth", "--shape", "tiny", "--format", "onnx", "-o", out);
         assertFails("peregrine: --vocab-from applies to --format gguf (hf directories get the synthetic vocabulary's tokenizer.json)",
