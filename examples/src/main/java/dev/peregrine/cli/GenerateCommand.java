@@ -28,6 +28,7 @@ final class GenerateCommand {
             new Option("min-p", true, "--min-p"),
             new Option("temp-last", false, "--temp-last"),
             new Option("repeat-penalty", true, "--repeat-penalty"),
+            new Option("repeat-last-n", true, "--repeat-last-n"),
             new Option("frequency-penalty", true, "--frequency-penalty"),
             new Option("presence-penalty", true, "--presence-penalty"),
             new Option("logit-bias", true, "--logit-bias"),
@@ -135,16 +136,26 @@ final class GenerateCommand {
         };
     }
 
-    /** The config that {@link #GENERATION_OPTIONS} describe. */
+    /**
+     * The config that {@link #GENERATION_OPTIONS} describe. Values llama.cpp's command line accepts
+     * mean what they mean there: a negative --temp is greedy, --repeat-last-n -1 looks back over the
+     * whole context, --seed -1 draws a random seed, and --logit-bias takes llama.cpp's ID+BIAS /
+     * ID-BIAS form as well as ID=BIAS, adding up repeated entries for one token.
+     */
     static GenerationConfig generationConfig(Args args) {
         GenerationConfig defaults = GenerationConfig.defaults();
+        int lastN = args.intValue("repeat-last-n", defaults.repetitionLastN());
+        if (lastN < -1) {
+            throw new UsageException("--repeat-last-n takes N >= 0, or -1 for the whole context, got " + lastN);
+        }
         GenerationConfig c = defaults
                 .maxTokens(args.intValue("max-tokens", 256))
-                .temperature(args.floatValue("temp", 0.8f))
+                .temperature(Math.max(0f, args.floatValue("temp", 0.8f)))
                 .topK(args.intValue("top-k", defaults.topK()))
                 .topP(args.floatValue("top-p", defaults.topP()))
                 .minP(args.floatValue("min-p", defaults.minP()))
-                .repetitionPenalty(args.floatValue("repeat-penalty", defaults.repetitionPenalty()), defaults.repetitionLastN());
+                .repetitionPenalty(args.floatValue("repeat-penalty", defaults.repetitionPenalty()),
+                        lastN == -1 ? Integer.MAX_VALUE : lastN);
         if (args.has("frequency-penalty") || args.has("presence-penalty")) {
             c = c.frequencyAndPresencePenalty(args.floatValue("frequency-penalty", 0), args.floatValue("presence-penalty", 0));
         }
@@ -152,14 +163,8 @@ final class GenerateCommand {
         if (!biases.isEmpty()) {
             java.util.Map<Integer, Float> bias = new java.util.TreeMap<>();
             for (String b : biases) {
-                int eq = b.indexOf('=');
-                try {
-                    String value = b.substring(eq + 1).trim();
-                    bias.put(Integer.parseInt(b.substring(0, eq).trim()),
-                            value.equalsIgnoreCase("-inf") ? Float.NEGATIVE_INFINITY : Float.parseFloat(value));
-                } catch (RuntimeException e) {
-                    throw new UsageException("--logit-bias takes ID=BIAS (BIAS a number or -inf), got '" + b + "'");
-                }
+                LogitBias parsed = LogitBias.parse(b);
+                bias.merge(parsed.token(), parsed.bias(), Float::sum);
             }
             c = c.logitBias(bias);
         }
@@ -169,14 +174,41 @@ final class GenerateCommand {
         if (args.has("json-output")) {
             c = c.jsonOutput(true);
         }
-        if (args.has("seed")) {
-            c = c.seed(args.longValue("seed", 0));
+        long seed = args.longValue("seed", -1);
+        if (seed != -1) {
+            c = c.seed(seed);
         }
         List<String> stops = args.all("stop");
         if (!stops.isEmpty()) {
             c = c.stopStrings(stops.toArray(String[]::new));
         }
         return c;
+    }
+
+    /** One --logit-bias entry: ID=BIAS, or llama.cpp's ID+BIAS / ID-BIAS; BIAS a number or (-)inf. */
+    record LogitBias(int token, float bias) {
+        private static final java.util.regex.Pattern FORM =
+                java.util.regex.Pattern.compile("\\s*(\\d+)\\s*(?:=\\s*([+-]?[^\\s=]+)|([+-][^\\s=]+))\\s*");
+
+        static LogitBias parse(String entry) {
+            java.util.regex.Matcher m = FORM.matcher(entry);
+            try {
+                if (m.matches()) {
+                    String value = m.group(2) != null ? m.group(2) : m.group(3);
+                    String magnitude = value.replaceFirst("^[+-]", "");
+                    float bias = magnitude.equalsIgnoreCase("inf") || magnitude.equalsIgnoreCase("infinity")
+                            ? (value.startsWith("-") ? Float.NEGATIVE_INFINITY : Float.POSITIVE_INFINITY)
+                            : Float.parseFloat(value);
+                    if (bias != Float.POSITIVE_INFINITY && !Float.isNaN(bias)) {
+                        return new LogitBias(Integer.parseInt(m.group(1)), bias);
+                    }
+                }
+            } catch (NumberFormatException e) {
+                // reported below
+            }
+            throw new UsageException("--logit-bias takes ID=BIAS or ID+BIAS / ID-BIAS (BIAS a number, or -inf to ban"
+                    + " the token), got '" + entry + "'");
+        }
     }
 
     static String finishReason(FinishReason reason) {

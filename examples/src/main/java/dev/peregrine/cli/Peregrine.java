@@ -41,18 +41,21 @@ public final class Peregrine {
                                          *.safetensors, tokenizer.json)
               -p, --prompt TEXT          prompt text
               -n, --max-tokens N         most tokens to generate (default 256)
-                  --temp T               temperature, 0 = greedy (default 0.8)
+                  --temp T               temperature, 0 (or below) = greedy (default 0.8)
                   --top-k K              keep the K most likely tokens, 0 = off (default 40)
                   --top-p P              nucleus sampling, 1 = off (default 0.95)
                   --min-p P              drop tokens below P x the best one's probability, 0 = off (default 0.05)
                   --temp-last            apply the temperature after top-k, top-p and min-p, as llama.cpp does
                                          (by default it comes first, as in transformers and vLLM)
                   --repeat-penalty R     penalise recently seen tokens, 1 = off (default 1)
-                  --frequency-penalty F  subtract F x a token's count in the last 64 tokens from its logit (default 0)
-                  --presence-penalty P   subtract P from the logit of each token seen in the last 64 (default 0)
-                  --logit-bias ID=BIAS   add BIAS to token ID's logit, -inf bans it (repeatable)
+                  --repeat-last-n N      tokens (prompt and output) the penalties look back over, 0 = off,
+                                         -1 = the whole context (default 64)
+                  --frequency-penalty F  subtract F x a token's count in those tokens from its logit (default 0)
+                  --presence-penalty P   subtract P from the logit of each token seen in them (default 0)
+                  --logit-bias ID=BIAS   add BIAS to token ID's logit, -inf bans it; llama.cpp's ID+BIAS and
+                                         ID-BIAS too (repeatable; entries for one token add up)
                   --json-output          constrain the output to one JSON object (ends when it closes)
-                  --seed S               random seed, for reproducible sampling
+                  --seed S               random seed, for reproducible sampling (-1, the default: a random one)
                   --stop TEXT            stop when TEXT is generated (repeatable)
               -t, --threads N            CPU threads (default: all processors)
               -c, --context N            context length (default: the model's)
@@ -73,8 +76,9 @@ public final class Peregrine {
             peregrine chat -m MODEL [options]
               -m, --model MODEL          GGUF file or Hugging Face directory
                   --system TEXT          system message at the start of the conversation
-              -n, --temp, --top-k, --top-p, --min-p, --temp-last, --repeat-penalty, --frequency-penalty,
-              --presence-penalty, --logit-bias, --json-output, --seed, --stop, -t, -c, --kv-cache-type
+              -n, --temp, --top-k, --top-p, --min-p, --temp-last, --repeat-penalty, --repeat-last-n,
+              --frequency-penalty, --presence-penalty, --logit-bias, --json-output, --seed, --stop, -t, -c,
+              --kv-cache-type
                                          as for generate
               reads one message per line from stdin and streams each reply to stdout; the prompt
               comes from the model's chat template (tokenizer.chat_template), else a plain

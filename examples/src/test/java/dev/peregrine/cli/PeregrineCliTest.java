@@ -1,6 +1,7 @@
 package dev.peregrine.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.peregrine.GenerationConfig;
 import dev.peregrine.Model;
@@ -134,7 +135,39 @@ class PeregrineCliTest {
         assertThat(ints(((Map<?, ?>) MiniJson.parse(banned.out().strip())).get("output_ids"))).doesNotContain(first);
         Result bad = run("generate", "-m", MODEL.toString(), "-p", "hi", "--logit-bias", "12:3");
         assertThat(bad.status()).isEqualTo(2);
-        assertThat(bad.err()).contains("--logit-bias takes ID=BIAS (BIAS a number or -inf), got '12:3'");
+        assertThat(bad.err()).contains("--logit-bias takes ID=BIAS or ID+BIAS / ID-BIAS (BIAS a number, or -inf to ban"
+                + " the token), got '12:3'");
+        // llama.cpp's form bans the same token.
+        Result llamaForm = run(append(common, "--logit-bias", first + "-inf"));
+        assertThat(ints(((Map<?, ?>) MiniJson.parse(llamaForm.out().strip())).get("output_ids"))).doesNotContain(first);
+    }
+
+    /** Values llama.cpp's command line takes, and what they mean there. */
+    @Test
+    void samplingOptionsTakeLlamaCppsValues() {
+        GenerationConfig c = config("--temp", "-0.5", "--repeat-penalty", "1.1", "--repeat-last-n", "-1",
+                "--logit-bias", "7+1.5", "--logit-bias", "7=0.25", "--logit-bias", "9-2", "--logit-bias", " 11 = -INF ",
+                "--seed", "-1");
+        assertThat(c.isGreedy()).as("a negative temperature is greedy").isTrue();
+        assertThat(c.repetitionLastN()).as("-1: the whole context").isEqualTo(Integer.MAX_VALUE);
+        assertThat(c.logitBias()).as("entries for one token add up")
+                .containsExactlyInAnyOrderEntriesOf(Map.of(7, 1.75f, 9, -2f, 11, Float.NEGATIVE_INFINITY));
+        assertThat(c.isSeeded()).as("--seed -1: a random seed").isFalse();
+        GenerationConfig seeded = config("--seed", "42", "--repeat-last-n", "0");
+        assertThat(seeded.isSeeded()).isTrue();
+        assertThat(seeded.seed()).isEqualTo(42);
+        assertThat(seeded.repetitionLastN()).isZero();
+        assertThat(config().repetitionLastN()).isEqualTo(64);
+        for (String bad : List.of("7", "7=", "x=1", "7+inf", "7=nan", "7=1=2", "-7=1", "7:1")) {
+            assertThatThrownBy(() -> config("--logit-bias", bad)).as(bad).isInstanceOf(UsageException.class)
+                    .hasMessageContaining("got '" + bad + "'");
+        }
+        assertThatThrownBy(() -> config("--repeat-last-n", "-2")).isInstanceOf(UsageException.class)
+                .hasMessage("--repeat-last-n takes N >= 0, or -1 for the whole context, got -2");
+    }
+
+    private static GenerationConfig config(String... options) {
+        return GenerateCommand.generationConfig(Args.parse(options, 0, GenerateCommand.GENERATION_OPTIONS));
     }
 
     @Test
@@ -250,7 +283,8 @@ class PeregrineCliTest {
 
     @Test
     void badOptionValuesExit1() {
-        for (String[] bad : List.of(new String[] {"-n", "many"}, new String[] {"--temp", "-1"}, new String[] {"--top-p", "0"})) {
+        for (String[] bad : List.of(new String[] {"-n", "many"}, new String[] {"--temp", "NaN"}, new String[] {"--top-k", "-3"},
+                new String[] {"--top-p", "0"})) {
             Result r = run(append(new String[] {"generate", "-m", MODEL.toString(), "-p", "hi"}, bad));
             assertThat(r.status()).as(r.err()).isEqualTo(1);
             assertThat(r.errLines()).hasSize(1);
