@@ -73,9 +73,10 @@ public final class ByteLevelBpeTokenizer extends VocabularyTokenizer {
     /**
      * @param merges       {@code tokenizer.ggml.merges}
      * @param preTokenizer {@code tokenizer.ggml.pre}, or "" if the file has none (llama.cpp's
-     *                     "default" is used, with a warning, as for a name that is not supported)
-     * @throws ModelFormatException if two tokens share a text, a merge is malformed, or a byte
-     *                              token's text is not "&lt;0xHH&gt;"
+     *                     "default" is then used, with a warning, as llama.cpp does)
+     * @throws ModelFormatException if the pre-tokenizer is not one Peregrine supports, two tokens
+     *                              share a text, a merge is malformed, or a byte token's text is not
+     *                              "&lt;0xHH&gt;"
      */
     public ByteLevelBpeTokenizer(Vocabulary vocab, String[] merges, String preTokenizer) {
         this(vocab, merges, preTokenizer, preset(preTokenizer));
@@ -112,17 +113,20 @@ public final class ByteLevelBpeTokenizer extends VocabularyTokenizer {
         return new ByteLevelBpeTokenizer(vocab, merges, pre, preset);
     }
 
-    /** The preset {@code tokenizer.ggml.pre} names, logging a warning when it falls back. */
+    /**
+     * The preset {@code tokenizer.ggml.pre} names; a file without one gets llama.cpp's default, with
+     * a warning. A name that is not supported is refused, as llama.cpp refuses one it does not know:
+     * splitting words another way would tokenize every prompt differently from the model's training,
+     * silently.
+     */
     private static PreTokenizer.Preset preset(String name) {
         PreTokenizer.Preset preset = PreTokenizer.Preset.forName(name.isEmpty() ? "default" : name);
         if (name.isEmpty()) {
             LOG.warn("'{}' is missing: splitting words with llama.cpp's default pre-tokenizer, which may not"
                     + " be the model's (tokens, and so generation quality, may differ from the original)", KEY_PRE);
         } else if (preset == null) {
-            LOG.warn("'{}' = '{}' is not supported: splitting words with llama.cpp's default pre-tokenizer"
-                    + " instead (tokens may differ from the original); supported: {}",
-                    KEY_PRE, name, PreTokenizer.Preset.supportedNames());
-            preset = PreTokenizer.Preset.DEFAULT;
+            throw new ModelFormatException("'" + KEY_PRE + "' = '" + name + "' is a pre-tokenizer Peregrine does not"
+                    + " support (supported: " + String.join(", ", PreTokenizer.Preset.supportedNames()) + ")");
         }
         return preset;
     }

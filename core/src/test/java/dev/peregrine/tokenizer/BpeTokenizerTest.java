@@ -222,12 +222,14 @@ class BpeTokenizerTest {
         assertThat(mpt.encode("12345", false, false)).hasSizeLessThan(neox.encode("12345", false, false).length);
     }
 
+    /** As llama.cpp ("unknown pre-tokenizer type"): splitting words another way would tokenize wrongly, silently. */
     @Test
-    void unknownPreTokenizerFallsBackToTheDefault() {
-        ByteLevelBpeTokenizer unknown = llama3VocabularyWith("no-such-pre-tokenizer");
-        ByteLevelBpeTokenizer defaults = llama3VocabularyWith("default");
-        String text = "Hello, world!!! 12345 don't";
-        assertThat(unknown.encode(text, false, false)).containsExactly(defaults.encode(text, false, false));
+    void anUnknownPreTokenizerIsRefused() {
+        assertThatThrownBy(() -> llama3VocabularyWith("no-such-pre-tokenizer"))
+                .isInstanceOf(ModelFormatException.class)
+                .hasMessageStartingWith("'tokenizer.ggml.pre' = 'no-such-pre-tokenizer' is a pre-tokenizer Peregrine does"
+                        + " not support (supported: ")
+                .hasMessageContaining("llama-bpe");
     }
 
     @Test
