@@ -289,6 +289,9 @@ class CudaModelTest {
             }
             System.out.printf("[CudaModelTest] %s: worst relative logit error %.2e, argmax agreement %d/31%n", name, worst, agree);
             assertThat(worst).as("%s: relative logit error", name).isLessThanOrEqualTo(tolerance);
+            if (name.equals("stories260K.gguf")) { // the same float arithmetic: the same choices, ties aside
+                assertThat(agree).as("%s: argmax agreement of 31", name).isGreaterThanOrEqualTo(30);
+            }
         }
     }
 
@@ -335,7 +338,9 @@ class CudaModelTest {
             System.out.printf("[CudaModelTest] synthetic %s: next-token agreement %.4f over %d positions, worst relative logit error %.2e%n",
                     typeName, agreement, compared, worst);
             assertThat(agreement).as("%s teacher-forced agreement", typeName).isGreaterThanOrEqualTo(type.isQuantized() ? 0.95 : 0.99);
-            assertThat(worst).as("%s relative logit error", typeName).isLessThanOrEqualTo(type.isQuantized() ? 1e-1 : 3e-2);
+            // Bounds a few times the measured errors above, so a kernel that drifts fails here.
+            double bound = fileType.equals(FileType.of(DType.Q4_0)) ? 1e-1 : type.isQuantized() ? 2e-2 : 1e-2;
+            assertThat(worst).as("%s relative logit error", typeName).isLessThanOrEqualTo(bound);
         }
     }
 
