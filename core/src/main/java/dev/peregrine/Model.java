@@ -63,8 +63,9 @@ public final class Model implements AutoCloseable {
      * <ul>
      *   <li>a GGUF file: a text generator. The file is memory-mapped, not read: loading takes time in
      *       the size of its header, not its weights;
-     *   <li>a Hugging Face directory holding {@code config.json} (LlamaForCausalLM or
-     *       MistralForCausalLM), {@code model.safetensors} or its shards and index, and
+     *   <li>a Hugging Face directory holding {@code config.json} (LlamaForCausalLM, MistralForCausalLM,
+     *       Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM or Phi3ForCausalLM),
+     *       {@code model.safetensors} or its shards and index, and
      *       {@code tokenizer.json}: a text generator. The safetensors files are memory-mapped as GGUF
      *       files are; only the query and key projections are copied (their rows are reordered);
      *   <li>a {@code .onnx} file, or a directory holding {@code model.onnx} (or {@code onnx/model.onnx}),

@@ -216,13 +216,27 @@ class PeregrineCliTest {
 
     @Test
     void kvCacheTypeF16GeneratesAndOtherTypesAreAUsageError() {
-        Result half = run("generate", "-m", MODEL.toString(), "-p", "Once upon a time", "--temp", "0", "-n", "20",
-                "--kv-cache-type", "f16", "--json");
-        assertThat(half.status()).as(half.err()).isZero();
-        assertThat(ints(((Map<?, ?>) MiniJson.parse(half.out().strip())).get("output_ids"))).hasSize(20);
+        // Keys and values rounded to halves: the same greedy tokens here, log-probabilities a little apart.
+        Map<?, ?> full = kvCacheRun("f32");
+        Map<?, ?> half = kvCacheRun("f16");
+        assertThat(ints(half.get("output_ids"))).hasSize(20).containsExactly(ints(full.get("output_ids")));
+        double largest = 0;
+        for (int i = 0; i < 20; i++) {
+            double a = (double) ((Map<?, ?>) ((List<?>) full.get("logprobs")).get(i)).get("logprob");
+            double b = (double) ((Map<?, ?>) ((List<?>) half.get("logprobs")).get(i)).get("logprob");
+            largest = Math.max(largest, Math.abs(a - b));
+        }
+        assertThat(largest).as("the option takes effect, and halves are close to floats").isGreaterThan(0).isLessThan(0.01);
         Result bad = run("generate", "-m", MODEL.toString(), "-p", "hi", "--kv-cache-type", "q8_0");
         assertThat(bad.status()).isEqualTo(2);
         assertThat(bad.err()).contains("--kv-cache-type must be f32 or f16, got 'q8_0'");
+    }
+
+    private static Map<?, ?> kvCacheRun(String type) {
+        Result r = run("generate", "-m", MODEL.toString(), "-p", "Once upon a time", "--temp", "0", "-n", "20",
+                "--kv-cache-type", type, "--json", "--logprobs", "0");
+        assertThat(r.status()).as(r.err()).isZero();
+        return (Map<?, ?>) MiniJson.parse(r.out().strip());
     }
 
     @Test
