@@ -44,7 +44,8 @@ final class EncoderParts {
         EncoderProvider provider = provider(files.model());
         Tokenizer tokenizer = Tokenizers.fromHuggingFace(files.tokenizer(), files.tokenizerConfig());
         EncoderMetadata metadata = EncoderMetadata.read(files);
-        Encoder encoder = provider.open(files.model(), new EncoderConfig(options.threads(), device(options.backend())));
+        Encoder encoder = provider.open(files.model(), new EncoderConfig(options.threads(), device(options.backend()),
+                options.deviceIndex()));
         try {
             int maxLength = maxLength(options, metadata, encoder);
             EmbeddingPipeline pipeline = new EmbeddingPipeline(encoder, tokenizer, maxLength);

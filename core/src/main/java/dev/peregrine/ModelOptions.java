@@ -27,7 +27,8 @@ import dev.peregrine.tensor.DType;
  *                       its time to first token does not wait for the chunk. Where even 16 prompt
  *                       tokens take longer than this, prompts take whole chunks too and decoding
  *                       requests step in their pauses, once per this many milliseconds
- * @param deviceIndex    which GPU a GPU backend uses (0 = the first); the CPU backend ignores it
+ * @param deviceIndex    which GPU a GPU backend (or an encoder run on CUDA) uses (0 = the first); the CPU
+ *                       backend ignores it
  * @param kvCacheType    how the KV cache stores keys and values: F32 (the default), or F16, which halves
  *                       the cache's memory (twice the tokens in the same budget) and the bytes attention
  *                       reads per position, at the cost of rounding each key and value to a half (11

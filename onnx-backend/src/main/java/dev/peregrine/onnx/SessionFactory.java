@@ -82,7 +82,7 @@ final class SessionFactory {
             // On a busy 2-core machine, 2 spinning threads ran MiniLM at 50 sentences/s, 2 waiting ones at 128.
             options.addConfigEntry("session.intra_op.allow_spinning", "0");
             if (cuda) {
-                options.addCUDA(0);
+                options.addCUDA(config.deviceIndex());
             }
             OrtSession session = env.createSession(file.toString(), options);
             return new Opened(session, options, cuda ? "CUDA" : "CPU");
