@@ -6,6 +6,7 @@ import dev.peregrine.model.LlamaCheckpoint;
 import dev.peregrine.model.LlamaConfig;
 import dev.peregrine.model.LlamaGraph;
 import dev.peregrine.model.LlamaWeights;
+import dev.peregrine.model.RecommendedSampling;
 import dev.peregrine.spi.Backend;
 import dev.peregrine.spi.BackendConfig;
 import dev.peregrine.spi.BackendProvider;
@@ -37,6 +38,7 @@ final class DecoderParts {
     private final Tokenizer tokenizer;
     /** The files' Jinja chat template source, or null (tokenizer.chat_template or tokenizer_config.json). */
     private final String chatTemplate;
+    private final RecommendedSampling sampling;
     private final KvCache kv;
     private final int contextLength;
     private final Scheduler scheduler;
@@ -44,13 +46,15 @@ final class DecoderParts {
     private final String backendName;
 
     private DecoderParts(Arena arena, Backend backend, String backendName, LlamaConfig config, Tokenizer tokenizer,
-                         String chatTemplate, KvCache kv, int contextLength, Scheduler scheduler) {
+                         String chatTemplate, RecommendedSampling sampling, KvCache kv, int contextLength,
+                         Scheduler scheduler) {
         this.backendName = backendName;
         this.arena = arena;
         this.backend = backend;
         this.config = config;
         this.tokenizer = tokenizer;
         this.chatTemplate = chatTemplate;
+        this.sampling = sampling;
         this.kv = kv;
         this.contextLength = contextLength;
         this.scheduler = scheduler;
@@ -103,8 +107,8 @@ final class DecoderParts {
                     options.prefillStepMillis(), String.valueOf(path.getFileName()));
             LOG.debug("loaded {} ({} layers, dim {}, vocab {}) on {}", path, config.layers(), config.dim(), vocab,
                     backend.description());
-            return new DecoderParts(arena, backend, provider.name(), config, checkpoint.tokenizer(), checkpoint.chatTemplate(), kv, context,
-                    scheduler);
+            return new DecoderParts(arena, backend, provider.name(), config, checkpoint.tokenizer(), checkpoint.chatTemplate(),
+                    checkpoint.sampling(), kv, context, scheduler);
         } catch (RuntimeException | Error e) {
             if (backend != null) {
                 backend.close();
@@ -170,6 +174,11 @@ final class DecoderParts {
     /** The chat template source the model's files carry, or null; compiled only when asked for (see {@link Model#chatTemplate()}). */
     String chatTemplateSource() {
         return chatTemplate;
+    }
+
+    /** The sampling settings the model's files recommend. */
+    RecommendedSampling sampling() {
+        return sampling;
     }
 
     Scheduler scheduler() {

@@ -219,6 +219,21 @@ public final class Model implements AutoCloseable {
     }
 
     /**
+     * {@link GenerationConfig#defaults()} with the sampling settings the model's files recommend in
+     * place of its own: a GGUF file's {@code general.sampling.*} keys (temp, top_k, top_p, min_p,
+     * penalty_repeat, penalty_last_n), which llama.cpp applies to the options its user leaves unset,
+     * or a Hugging Face directory's {@code generation_config.json} (temperature, top_k, top_p, min_p,
+     * repetition_penalty), which transformers and vLLM apply. Just the defaults when the files say
+     * nothing. {@code peregrine generate} and {@code chat} start from these.
+     *
+     * @throws IllegalStateException if the model is an encoder
+     */
+    public GenerationConfig generationDefaults() {
+        ensureOpen();
+        return requireDecoder("generationDefaults()").sampling().applyTo(GenerationConfig.defaults());
+    }
+
+    /**
      * The prompt text of a conversation, rendered with {@link #chatTemplate()}. Pass it to
      * {@link Generator#generate(String, GenerationConfig)} or {@link Session#append(String)}, or
      * {@link #encode(String)} it: the BOS the template writes is not doubled.

@@ -31,9 +31,10 @@ import java.util.Map;
  * Mappings and copies belong to the {@link Arena} given to {@link #open}.
  *
  * @param chatTemplate the Jinja chat template the files carry, or null
+ * @param sampling     the sampling settings the files recommend
  */
 public record LlamaCheckpoint(Path path, LlamaConfig config, TensorSource tensors, Tokenizer tokenizer,
-                              String chatTemplate) {
+                              String chatTemplate, RecommendedSampling sampling) {
     public static final String HF_CONFIG = "config.json";
 
     /** Whether the path is a Hugging Face model directory (it holds config.json), not whether it is valid. */
@@ -75,7 +76,8 @@ public record LlamaCheckpoint(Path path, LlamaConfig config, TensorSource tensor
         if (config.family().ropeRotateHalf()) {
             tensors = new RotateHalfTensors(tensors, config.headDim(), arena);
         }
-        return new LlamaCheckpoint(path, config, tensors, tokenizer, template);
+        return new LlamaCheckpoint(path, config, tensors, tokenizer, template,
+                RecommendedSampling.fromGguf(path, file.metadata()));
     }
 
     /**
@@ -129,7 +131,7 @@ public record LlamaCheckpoint(Path path, LlamaConfig config, TensorSource tensor
         // Every family's q/k rows are in rotate-half order in Hugging Face checkpoints.
         tensors = new RotateHalfTensors(tensors, config.headDim(), arena);
         String template = chatTemplate(dir, hasTokenizerConfig ? tokenizerConfig : null);
-        return new LlamaCheckpoint(dir, config, tensors, tokenizer, template);
+        return new LlamaCheckpoint(dir, config, tensors, tokenizer, template, RecommendedSampling.fromHuggingFace(dir));
     }
 
     /**

@@ -52,12 +52,14 @@ final class ChatCommand {
             return Peregrine.OK;
         }
         Path modelPath = Path.of(args.required("model", "-m FILE"));
-        GenerationConfig config = GenerateCommand.generationConfig(args);
+        GenerateCommand.generationConfig(args, GenerationConfig.defaults()); // a bad option fails before loading
         String system = args.value("system").orElse(null);
         BufferedReader reader = new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8));
 
         try (Model model = Model.load(modelPath, GenerateCommand.modelOptions(args));
              Session session = model.newSession()) {
+            // The options not given take the model's recommended sampling, as in llama.cpp.
+            GenerationConfig config = GenerateCommand.generationConfig(args, model.generationDefaults());
             Optional<ChatTemplate> template = model.chatTemplate();
             if (template.isEmpty()) {
                 err.println("peregrine: note: " + modelPath.getFileName()

@@ -67,34 +67,20 @@ final class GenerateCommand {
         Path modelPath = Path.of(args.required("model", "-m FILE"));
         String prompt = args.required("prompt", "-p PROMPT");
         // Both configs are built (and so checked) before the model loads: a bad option fails fast.
-        GenerationConfig config = generationConfig(args);
+        requestConfig(args, GenerationConfig.defaults());
         ModelOptions options = modelOptions(args);
         boolean json = args.has("json");
         Path draftPath = args.value("draft-model").map(Path::of).orElse(null);
         int draftMax = args.intValue("draft-max", DEFAULT_DRAFT_MAX);
-        int lookupNgram = args.intValue("lookup-ngram", DEFAULT_LOOKUP_NGRAM);
         if (draftPath != null && args.has("prompt-lookup")) {
             throw new UsageException("choose one of --draft-model and --prompt-lookup");
         }
-        if (args.has("logprobs") || args.has("prompt-logprobs")) {
-            if (!json) {
-                throw new UsageException("--logprobs and --prompt-logprobs go with --json (the log-probabilities are written in"
-                        + " its output)");
-            }
-            if (args.has("logprobs")) {
-                config = config.logprobs(args.intValue("logprobs", 0));
-            }
-            if (args.has("prompt-logprobs")) {
-                config = config.promptLogprobs(args.intValue("prompt-logprobs", 0));
-            }
-        }
         boolean always = args.has("speculate-always");
-        if (args.has("prompt-lookup")) {
-            config = config.withSpeculation(Speculation.promptLookup(1, lookupNgram, draftMax).withFallbackWhenSlower(!always));
-        }
 
         try (Model model = Model.load(modelPath, options);
              Model draft = draftPath == null ? null : Model.load(draftPath, options)) {
+            // The options not given take the model's recommended sampling, as in llama.cpp.
+            GenerationConfig config = requestConfig(args, model.generationDefaults());
             if (draft != null) {
                 config = config.withSpeculation(Speculation.draftModel(draft, draftMax).withFallbackWhenSlower(!always));
             }
@@ -118,6 +104,34 @@ final class GenerateCommand {
         return Peregrine.OK;
     }
 
+    /**
+     * The sampling options over {@code base}, then --logprobs, --prompt-logprobs and --prompt-lookup.
+     *
+     * @throws UsageException if --logprobs or --prompt-logprobs comes without --json
+     */
+    private static GenerationConfig requestConfig(Args args, GenerationConfig base) {
+        GenerationConfig config = generationConfig(args, base);
+        if (args.has("logprobs") || args.has("prompt-logprobs")) {
+            if (!args.has("json")) {
+                throw new UsageException("--logprobs and --prompt-logprobs go with --json (the log-probabilities are written in"
+                        + " its output)");
+            }
+            if (args.has("logprobs")) {
+                config = config.logprobs(args.intValue("logprobs", 0));
+            }
+            if (args.has("prompt-logprobs")) {
+                config = config.promptLogprobs(args.intValue("prompt-logprobs", 0));
+            }
+        }
+        if (args.has("prompt-lookup")) {
+            int draftMax = args.intValue("draft-max", DEFAULT_DRAFT_MAX);
+            int lookupNgram = args.intValue("lookup-ngram", DEFAULT_LOOKUP_NGRAM);
+            config = config.withSpeculation(Speculation.promptLookup(1, lookupNgram, draftMax)
+                    .withFallbackWhenSlower(!args.has("speculate-always")));
+        }
+        return config;
+    }
+
     /** -t, -c and --kv-cache-type. */
     static ModelOptions modelOptions(Args args) {
         return ModelOptions.defaults()
@@ -137,20 +151,22 @@ final class GenerateCommand {
     }
 
     /**
-     * The config that {@link #GENERATION_OPTIONS} describe. Values llama.cpp's command line accepts
+     * The config that {@link #GENERATION_OPTIONS} describe, each option not given taking its value
+     * from {@code defaults} (the model's {@link Model#generationDefaults()}, or the library's
+     * defaults before the model is loaded). Values llama.cpp's command line accepts
      * mean what they mean there: a negative --temp is greedy, --repeat-last-n -1 looks back over the
      * whole context, --seed -1 draws a random seed, and --logit-bias takes llama.cpp's ID+BIAS /
      * ID-BIAS form as well as ID=BIAS, adding up repeated entries for one token.
      */
-    static GenerationConfig generationConfig(Args args) {
-        GenerationConfig defaults = GenerationConfig.defaults();
-        int lastN = args.intValue("repeat-last-n", defaults.repetitionLastN());
+    static GenerationConfig generationConfig(Args args, GenerationConfig defaults) {
+        int lastN = args.intValue("repeat-last-n", defaults.repetitionLastN() == Integer.MAX_VALUE ? -1
+                : defaults.repetitionLastN());
         if (lastN < -1) {
             throw new UsageException("--repeat-last-n takes N >= 0, or -1 for the whole context, got " + lastN);
         }
         GenerationConfig c = defaults
                 .maxTokens(args.intValue("max-tokens", 256))
-                .temperature(Math.max(0f, args.floatValue("temp", 0.8f)))
+                .temperature(Math.max(0f, args.floatValue("temp", defaults.temperature())))
                 .topK(args.intValue("top-k", defaults.topK()))
                 .topP(args.floatValue("top-p", defaults.topP()))
                 .minP(args.floatValue("min-p", defaults.minP()))

@@ -11,6 +11,7 @@ import dev.peregrine.format.hf.HfCheckpoint;
 import dev.peregrine.format.hf.HfLlamaLayout;
 import dev.peregrine.format.hf.SafetensorsFile;
 import dev.peregrine.model.LlamaCheckpoint;
+import dev.peregrine.model.RecommendedSampling;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.lang.foreign.Arena;
@@ -58,10 +59,21 @@ final class InfoCommand {
         // The file parsed; whether the model loads is a separate question worth answering.
         try (Model model = Model.load(path)) {
             out.println("model: " + model.describe());
+            if (!model.isEncoder()) {
+                RecommendedSampling sampling = LlamaCheckpoint.isHuggingFaceDirectory(path)
+                        ? RecommendedSampling.fromHuggingFace(path) : recommendedSampling(path);
+                out.println("recommended sampling (generate and chat start from it): " + sampling.describe());
+            }
         } catch (PeregrineException e) {
             out.println("model: does not load: " + e.getMessage());
         }
         return Peregrine.OK;
+    }
+
+    private static RecommendedSampling recommendedSampling(Path gguf) {
+        try (Arena arena = Arena.ofConfined()) {
+            return RecommendedSampling.fromGguf(gguf, GgufFile.open(gguf, arena).metadata());
+        }
     }
 
     /** A Hugging Face directory: config.json as it is, then the tensors of every safetensors file. */

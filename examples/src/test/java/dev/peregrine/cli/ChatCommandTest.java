@@ -42,11 +42,17 @@ class ChatCommandTest {
 
     /** A copy of a GGUF file with {@code tokenizer.chat_template} set: the same metadata and tensor bytes. */
     static Path withChatTemplate(Path source, Path target, String template) throws IOException {
+        return withMetadata(source, target, w -> w.putString("tokenizer.chat_template", template));
+    }
+
+    /** A copy of a GGUF file with the same metadata and tensor bytes, and what {@code extra} puts. */
+    static Path withMetadata(Path source, Path target, java.util.function.Consumer<GgufWriter> extra) throws IOException {
         byte[] bytes = Files.readAllBytes(source);
         try (Arena arena = Arena.ofConfined();
              GgufWriter w = GgufWriter.create(target)) {
             GgufFile file = GgufFile.open(source, arena);
-            w.putAll(file.metadata()).putString("tokenizer.chat_template", template);
+            w.putAll(file.metadata());
+            extra.accept(w);
             for (GgufTensorInfo t : file.tensorInfos()) {
                 w.addTensor(t.name(), t.type(), t.shape());
             }

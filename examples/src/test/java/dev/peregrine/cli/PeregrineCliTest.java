@@ -166,8 +166,45 @@ class PeregrineCliTest {
                 .hasMessage("--repeat-last-n takes N >= 0, or -1 for the whole context, got -2");
     }
 
+    /**
+     * A model whose file recommends sampling settings (general.sampling.*, as llama.cpp reads them):
+     * generate without those options samples exactly as with them given on the original file (same
+     * seed), differently from the library's defaults; an option given wins; info shows the settings.
+     */
+    @Test
+    void generateStartsFromTheModelsRecommendedSampling(@TempDir Path dir) throws IOException {
+        Path recommending = ChatCommandTest.withMetadata(MODEL, dir.resolve("recommending.gguf"),
+                w -> w.putFloat32("general.sampling.temp", 1.5f).putInt32("general.sampling.top_k", 0)
+                        .putFloat32("general.sampling.top_p", 1f));
+        try (Model model = Model.load(recommending)) {
+            assertThat(model.generationDefaults().temperature()).isEqualTo(1.5f);
+            assertThat(model.generationDefaults().topK()).isZero();
+        }
+        String[] common = {"-p", "Once upon a time", "-n", "32", "--json", "--seed", "3"};
+        int[] recommended = outputIds(run(append(new String[] {"generate", "-m", recommending.toString()}, common)));
+        int[] given = outputIds(run(append(append(new String[] {"generate", "-m", MODEL.toString()}, common),
+                "--temp", "1.5", "--top-k", "0", "--top-p", "1")));
+        int[] defaults = outputIds(run(append(new String[] {"generate", "-m", MODEL.toString()}, common)));
+        assertThat(recommended).containsExactly(given);
+        assertThat(recommended).as("the settings matter for this seed").isNotEqualTo(defaults);
+
+        GenerationConfig overridden = GenerateCommand.generationConfig(
+                Args.parse(new String[] {"--temp", "0.2"}, 0, GenerateCommand.GENERATION_OPTIONS),
+                GenerationConfig.defaults().temperature(1.5f).topK(0));
+        assertThat(overridden.temperature()).isEqualTo(0.2f);
+        assertThat(overridden.topK()).isZero();
+        Result info = run("info", "-m", recommending.toString());
+        assertThat(info.out()).contains("recommended sampling (generate and chat start from it): temp 1.5, top-k 0, top-p 1.0");
+    }
+
+    private static int[] outputIds(Result r) {
+        assertThat(r.status()).as(r.err()).isZero();
+        return ints(((Map<?, ?>) MiniJson.parse(r.out().strip())).get("output_ids"));
+    }
+
     private static GenerationConfig config(String... options) {
-        return GenerateCommand.generationConfig(Args.parse(options, 0, GenerateCommand.GENERATION_OPTIONS));
+        return GenerateCommand.generationConfig(Args.parse(options, 0, GenerateCommand.GENERATION_OPTIONS),
+                GenerationConfig.defaults());
     }
 
     @Test
