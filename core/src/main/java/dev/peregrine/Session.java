@@ -29,6 +29,8 @@ public final class Session implements AutoCloseable {
     /** Held during every call, so that the model drops the cached state only while the session is idle. */
     private final IdleSequences.Entry idle;
     private int unreportedFrom;
+    /** Set by {@link #close()}, under the in-use lock; every later call but close fails. */
+    private boolean closed;
 
     Session(Model model) {
         this(model, new SequenceState(model.kvCache(), model.contextLength()));
@@ -47,13 +49,11 @@ public final class Session implements AutoCloseable {
      * special tokens is recognised. The text is evaluated lazily, by the next {@link #generate}.
      */
     public Session append(String text) {
-        model.ensureOpen();
         return inUse(() -> append(model.encode(text, seq.length() == 0)));
     }
 
     /** Appends token ids as they are. */
     public Session append(int... tokens) {
-        model.ensureOpen();
         return inUse(() -> appendTokens(tokens));
     }
 
@@ -81,7 +81,6 @@ public final class Session implements AutoCloseable {
      * it is made. The session's sequence runs in the generator's batch with other requests.
      */
     public Completion generate(GenerationConfig config, Consumer<GeneratedToken> onToken) {
-        model.ensureOpen();
         return inUse(() -> generateInUse(config, onToken));
     }
 
@@ -112,7 +111,6 @@ public final class Session implements AutoCloseable {
 
     /** Removes the last {@code n} tokens (and their cached state). */
     public Session rewind(int n) {
-        model.ensureOpen();
         return inUse(() -> {
             seq.rewind(n);
             unreportedFrom = Math.min(unreportedFrom, seq.length());
@@ -122,23 +120,36 @@ public final class Session implements AutoCloseable {
 
     /** A new session with the same tokens, sharing this one's cached state copy-on-write. */
     public Session fork() {
-        model.ensureOpen();
         return inUse(() -> new Session(model, seq.fork()));
     }
 
+    /** Gives the session's KV-cache blocks back; the session cannot be used afterwards. Closing twice does nothing. */
     @Override
     public void close() {
-        inUse(() -> {
-            idleSequences.unregister(idle);
-            seq.close();
-            return null;
-        });
-    }
-
-    /** Runs a call with the session marked in use, so that its cached state stays while the call runs. */
-    private <T> T inUse(Supplier<T> call) {
         idle.lock();
         try {
+            if (!closed) {
+                closed = true;
+                idleSequences.unregister(idle);
+                seq.close();
+            }
+        } finally {
+            idle.unlock();
+        }
+    }
+
+    /**
+     * Runs a call with the session marked in use, so that its cached state stays while the call runs.
+     *
+     * @throws IllegalStateException if the session or its model is closed
+     */
+    private <T> T inUse(Supplier<T> call) {
+        model.ensureOpen();
+        idle.lock();
+        try {
+            if (closed) {
+                throw new IllegalStateException("the session is closed");
+            }
             return call.get();
         } finally {
             idle.unlock();

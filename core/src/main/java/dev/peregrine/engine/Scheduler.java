@@ -665,7 +665,16 @@ public final class Scheduler implements AutoCloseable {
             }
             SequenceState seq = r.seq();
             if (prefixCaching && seq.kv().length() == 0 && !r.generation.wantsPromptRows()) {
-                seq.kv().reuseCachedPrefix(seq.tokenArray(), seq.length());
+                try {
+                    seq.kv().reuseCachedPrefix(seq.tokenArray(), seq.length());
+                } catch (RuntimeException e) {
+                    // This request's own state is unusable (e.g. its session's sequence was closed):
+                    // it fails alone, or the loop would meet it again at every step.
+                    waiting.removeFirst();
+                    queued.decrementAndGet();
+                    fail(r, e);
+                    continue;
+                }
             }
             int blocks = blocksFor(seq.length() + 1);
             int needed = blocks - seq.kv().blockCount();

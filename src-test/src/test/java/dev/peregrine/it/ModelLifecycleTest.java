@@ -2,14 +2,19 @@ package dev.peregrine.it;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 
 import dev.peregrine.GenerationConfig;
 import dev.peregrine.Model;
 import dev.peregrine.ModelOptions;
+import dev.peregrine.Session;
 import java.io.IOException;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import org.assertj.core.api.ThrowableAssert.ThrowingCallable;
 import org.junit.jupiter.api.Test;
 
 /** Loading and closing models frees everything: heap, native memory, file mappings, threads. */
@@ -60,6 +65,33 @@ class ModelLifecycleTest {
         assertThatThrownBy(() -> generator.generate("Once", GenerationConfig.greedy().maxTokens(2)))
                 .isInstanceOf(IllegalStateException.class).hasMessageContaining("closed");
         assertThatThrownBy(model::newSession).isInstanceOf(IllegalStateException.class);
+    }
+
+    /**
+     * A closed session refuses every call at once with a typed exception (a generate on it used to
+     * leave the scheduler failing on its closed sequence at every step: the call never returned and
+     * the model served no one), and the model goes on serving other requests.
+     */
+    @Test
+    void aClosedSessionRefusesWorkAndTheModelGoesOn() {
+        try (Model model = Model.load(SharedModels.stories260K())) {
+            Session session = model.newSession();
+            session.append("Once upon a time");
+            Session fork = session.fork();
+            session.close();
+            session.close(); // idempotent
+            GenerationConfig config = GenerationConfig.greedy().maxTokens(5);
+            List<ThrowingCallable> calls = List.of(() -> session.generate(config), () -> session.append(" more"),
+                    () -> session.append(5, 6), () -> session.rewind(1), session::fork, session::position, session::tokens);
+            for (ThrowingCallable call : calls) {
+                assertTimeoutPreemptively(Duration.ofSeconds(20), () -> assertThatThrownBy(call)
+                        .isInstanceOf(IllegalStateException.class).hasMessage("the session is closed"));
+            }
+            // The fork keeps its own reference to the shared blocks; the model serves others.
+            String plain = model.generator().generate("Once upon a time", config).text();
+            assertThat(fork.generate(config).text()).isEqualTo(plain);
+            fork.close();
+        }
     }
 
     private static long usedHeapAfterGc() {
