@@ -198,10 +198,14 @@ final class DecoderParts {
     }
 
     String describe(Path path) {
-        return String.format("%s: llama, %d layers, dim %d, %d heads (%d KV), FFN %d, vocab %d, context %d; "
+        long windowed = config.layerWindows().stream().filter(w -> w > 0).count();
+        String windows = windowed == 0 ? "" : String.format(", sliding window %d on %d of them",
+                config.layerWindows().stream().mapToInt(Integer::intValue).max().orElse(0), windowed);
+        return String.format("%s: %s, %d layers%s, dim %d, %d heads (%d KV), FFN %d, vocab %d, context %d; "
                         + "KV cache %s, %d tokens; %s",
-                path.getFileName(), config.layers(), config.dim(), config.heads(), config.kvHeads(), config.ffnDim(),
-                config.vocabularySize(), contextLength, kv.type(), kv.capacityTokens(), backendDescription);
+                path.getFileName(), config.family().ggufArchitecture(), config.layers(), windows, config.dim(),
+                config.heads(), config.kvHeads(), config.ffnDim(), config.vocabularySize(), contextLength, kv.type(),
+                kv.capacityTokens(), backendDescription);
     }
 
     /** Stops the step loop after its current step (queued and running requests fail), then frees memory. */

@@ -125,6 +125,12 @@ class ModelFamiliesTest {
         try (Model a = Model.load(gguf); Model b = Model.load(hf)) {
             assertThat(b.generator().generate("Once upon a time", greedy).outputTokens())
                     .containsExactly(a.generator().generate("Once upon a time", greedy).outputTokens());
+            // Both name the architecture (llama.cpp's name for it: Mistral is "llama") and any sliding window.
+            for (Model m : List.of(a, b)) {
+                assertThat(m.describe()).contains(": " + shape.family().ggufArchitecture() + ", " + shape.layers() + " layers");
+                assertThat(m.describe().contains("sliding window")).as(m.describe())
+                        .isEqualTo(shape.family() != dev.peregrine.model.Family.QWEN2);
+            }
         }
     }
 
