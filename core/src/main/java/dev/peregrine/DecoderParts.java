@@ -94,6 +94,11 @@ final class DecoderParts {
             LlamaConfig config = checkpoint.config();
             int vocab = config.vocabularySize();
             int context = options.contextLength() > 0 ? options.contextLength() : config.contextLength();
+            if (context > config.contextLength()) {
+                // As llama.cpp warns: positions past the trained context are extrapolation.
+                LOG.warn("{}: context length {} is beyond the {} the model was trained for; output past position {}"
+                        + " may degrade", path.getFileName(), context, config.contextLength(), config.contextLength());
+            }
             long kvTokens = kvCacheTokens(options, config, context);
             backend = provider.create(new BackendConfig(options.threads(), options.deviceIndex()));
             LlamaWeights weights = LlamaWeights.load(checkpoint.tensors(), config, backend);
