@@ -154,7 +154,7 @@ public final class Peregrine {
 
             peregrine perplexity -m MODEL -f TEXT_FILE [options]
               -c, --context N            chunk length in tokens (default 512); each chunk's second half is scored
-                  --chunks N             score at most N chunks (default: the whole file)
+                  --chunks N             score at most N chunks (default, or a negative N: the whole file)
               -t, --threads, --kv-cache-type
                                          as for generate
               prints the running estimate after each chunk, then the final perplexity

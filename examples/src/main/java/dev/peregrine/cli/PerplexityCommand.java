@@ -47,7 +47,13 @@ final class PerplexityCommand {
         if (chunk < 4) {
             throw new UsageException("-c must be at least 4 tokens, got " + chunk);
         }
-        int maxChunks = args.intValue("chunks", Integer.MAX_VALUE);
+        int maxChunks = args.intValue("chunks", -1);
+        if (maxChunks == 0) {
+            throw new UsageException("--chunks must be at least 1 (or negative for every chunk, the default), got 0");
+        }
+        if (maxChunks < 0) {
+            maxChunks = Integer.MAX_VALUE; // as llama-perplexity: every chunk the text holds
+        }
         String text;
         try {
             text = Files.readString(textPath);

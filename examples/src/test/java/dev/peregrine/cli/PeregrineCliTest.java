@@ -223,6 +223,11 @@ class PeregrineCliTest {
         Result tooShort = run("perplexity", "-m", MODEL.toString(), "-f", text.toString(), "-c", "100000");
         assertThat(tooShort.status()).isEqualTo(1);
         assertThat(tooShort.err()).contains("fewer than one chunk of 100000");
+        Result zero = run("perplexity", "-m", MODEL.toString(), "-f", text.toString(), "-c", "64", "--chunks", "0");
+        assertThat(zero.status()).isEqualTo(2);
+        assertThat(zero.err()).startsWith("peregrine: --chunks must be at least 1 (or negative for every chunk, the default), got 0");
+        Result all = run("perplexity", "-m", MODEL.toString(), "-f", text.toString(), "-c", "64", "--chunks", "-1");
+        assertThat(all.out()).containsPattern("over [0-9]+ tokens \\(([4-9]|[1-9][0-9]+) chunks of 64\\)");
     }
 
     @Test
