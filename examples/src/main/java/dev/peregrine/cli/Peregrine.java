@@ -85,7 +85,8 @@ public final class Peregrine {
               "User: ... Assistant:" format. /reset starts over; /exit or end of input quits
 
             peregrine tokenize -m FILE [options] TEXT
-              -m, --model FILE           GGUF file (a model, or a vocabulary-only file)
+              -m, --model FILE           GGUF file (a model, or a vocabulary-only file), or a directory with
+                                         tokenizer.json (a Hugging Face model)
                   --ids-only             print only the ids, as [1, 2, 3]
                   --no-bos               do not add BOS
               prints one token a line: its id and the text it adds, quoted and escaped; control

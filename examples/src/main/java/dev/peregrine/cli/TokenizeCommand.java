@@ -10,6 +10,7 @@ import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -44,9 +45,15 @@ final class TokenizeCommand {
                     : "give one text (quote it), got " + texts.size() + " arguments");
         }
         Tokenizer tokenizer;
-        try (Arena arena = Arena.ofConfined()) {
-            // The metadata is parsed onto the heap: the tokenizer outlives the mapping.
-            tokenizer = Tokenizers.fromGguf(GgufFile.open(path, arena).metadata());
+        if (Files.isDirectory(path) && Files.isRegularFile(path.resolve("tokenizer.json"))) {
+            // A Hugging Face model (or ONNX encoder) directory: its tokenizer.json, as Model.load reads it.
+            Path config = path.resolve("tokenizer_config.json");
+            tokenizer = Tokenizers.fromHuggingFace(path.resolve("tokenizer.json"), Files.isRegularFile(config) ? config : null);
+        } else {
+            try (Arena arena = Arena.ofConfined()) {
+                // The metadata is parsed onto the heap: the tokenizer outlives the mapping.
+                tokenizer = Tokenizers.fromGguf(GgufFile.open(path, arena).metadata());
+            }
         }
         int[] ids = tokenizer.encodePrompt(texts.getFirst(), !args.has("no-bos"));
         if (args.has("ids-only")) {

@@ -4,12 +4,15 @@ import static dev.peregrine.cli.PeregrineCliTest.run;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.peregrine.Model;
+import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** {@code peregrine tokenize} on stories260K and on a vocabulary-only file. */
 class TokenizeCommandTest {
@@ -83,5 +86,28 @@ class TokenizeCommandTest {
         assertThat(twoTexts.err()).startsWith("peregrine: give one text (quote it), got 2 arguments");
         assertThat(run("tokenize", "hello").err()).startsWith("peregrine: missing -m FILE");
         assertThat(run("tokenize", "-m", MODEL.toString(), "--bogus", "x").err()).startsWith("peregrine: unknown option --bogus");
+    }
+
+    /**
+     * A Hugging Face directory is tokenized with its tokenizer.json: a synthetic model written both
+     * ways gives the same ids. A directory without one is named as such, not "No such device".
+     */
+    @Test
+    void readsHuggingFaceDirectories(@TempDir Path dir) throws IOException {
+        Path gguf = dir.resolve("tiny.gguf");
+        Path hf = dir.resolve("tiny-hf");
+        assertThat(run("synth", "--shape", "tiny", "-o", gguf.toString()).status()).isZero();
+        assertThat(run("synth", "--shape", "tiny", "--format", "hf", "-o", hf.toString()).status()).isZero();
+        String text = "Once upon a time, Lily saw 12 dogs!";
+        PeregrineCliTest.Result fromGguf = run("tokenize", "-m", gguf.toString(), "--ids-only", text);
+        PeregrineCliTest.Result fromHf = run("tokenize", "-m", hf.toString(), "--ids-only", text);
+        assertThat(fromHf.status()).as(fromHf.err()).isZero();
+        assertThat(fromHf.out()).isEqualTo(fromGguf.out());
+
+        Path empty = Files.createDirectory(dir.resolve("empty"));
+        PeregrineCliTest.Result none = run("tokenize", "-m", empty.toString(), "hi");
+        assertThat(none.status()).isEqualTo(1);
+        assertThat(none.err()).contains("empty").contains("is a directory, not a GGUF file");
+        assertThat(run("info", "-m", empty.toString()).err()).contains("is a directory, not a GGUF file");
     }
 }

@@ -7,6 +7,7 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.channels.FileChannel;
+import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -55,6 +56,9 @@ public final class GgufFile implements TensorSource {
      * @throws ModelFormatException if the file is missing, unreadable, malformed or unsupported
      */
     public static GgufFile open(Path path, Arena arena) {
+        if (Files.isDirectory(path)) {
+            throw new ModelFormatException(path, -1, "is a directory, not a GGUF file");
+        }
         MemorySegment mapping;
         try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
             mapping = channel.map(FileChannel.MapMode.READ_ONLY, 0, channel.size(), arena);
