@@ -108,10 +108,7 @@ final class ChatCommand {
                 int kept = commonPrefix(session.tokens(), ids);
                 session.rewind(session.position() - kept);
                 session.append(Arrays.copyOfRange(ids, kept, ids.length));
-                Completion reply = session.generate(config, token -> {
-                    out.print(token.text());
-                    out.flush();
-                });
+                Completion reply = session.generate(config, new TokenPrinter(out));
                 out.println();
                 out.flush();
                 messages.add(ChatMessage.assistant(reply.text()));

@@ -89,10 +89,7 @@ final class GenerateCommand {
                 c = model.generator().generate(prompt, config);
                 out.println(toJson(c, config.speculation().isPresent(), model));
             } else {
-                c = model.generator().generate(prompt, config, token -> {
-                    out.print(token.text());
-                    out.flush();
-                });
+                c = model.generator().generate(prompt, config, new TokenPrinter(out));
                 out.println();
                 out.flush();
                 err.println(summary(c.timings(), c.finishReason()));

@@ -204,6 +204,8 @@ public final class Peregrine {
                 }
                 default -> throw new UsageException("unknown command '" + args[0] + "'");
             };
+        } catch (TokenPrinter.OutputClosedException e) {
+            return OK; // the reader of the output went away (e.g. `| head`): nothing left to do
         } catch (UsageException e) {
             err.println("peregrine: " + e.getMessage());
             err.print(USAGE_TEXT);

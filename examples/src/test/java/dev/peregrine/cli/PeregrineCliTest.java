@@ -9,6 +9,7 @@ import dev.peregrine.synth.ModelShape;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -228,6 +229,32 @@ class PeregrineCliTest {
         assertThat(zero.err()).startsWith("peregrine: --chunks must be at least 1 (or negative for every chunk, the default), got 0");
         Result all = run("perplexity", "-m", MODEL.toString(), "-f", text.toString(), "-c", "64", "--chunks", "-1");
         assertThat(all.out()).containsPattern("over [0-9]+ tokens \\(([4-9]|[1-9][0-9]+) chunks of 64\\)");
+    }
+
+    /** Output that goes away (a closed pipe: `| head`) stops the generation, quietly, with status 0. */
+    @Test
+    void aClosedOutputStopsTheGeneration() {
+        int[] writes = {0};
+        OutputStream closesAfterOneWrite = new OutputStream() {
+            @Override
+            public void write(int b) throws IOException {
+                write(new byte[] {(byte) b}, 0, 1);
+            }
+
+            @Override
+            public void write(byte[] b, int off, int len) throws IOException {
+                if (writes[0]++ > 0) {
+                    throw new IOException("Broken pipe");
+                }
+            }
+        };
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        int status = Peregrine.run(new String[] {"generate", "-m", MODEL.toString(), "-p", "Once upon a time", "--temp", "0",
+                        "-n", "200"}, new PrintStream(closesAfterOneWrite, false, StandardCharsets.UTF_8),
+                new PrintStream(err, true, StandardCharsets.UTF_8));
+        assertThat(status).isZero();
+        assertThat(err.toString(StandardCharsets.UTF_8)).isEmpty();
+        assertThat(writes[0]).as("writes tried: the generation stopped at the first failed one").isEqualTo(2);
     }
 
     @Test
