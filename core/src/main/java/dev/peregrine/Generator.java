@@ -50,7 +50,14 @@ public final class Generator {
 
     /**
      * Submits a request and returns at once. The future completes on Peregrine's scheduler thread;
-     * cancelling it cancels the request (its KV blocks are freed within one step).
+     * cancelling it cancels the request (its KV blocks are freed within one step). A request the
+     * generator cannot take is refused here, not through the future, so that a caller producing
+     * requests faster than they are served feels it at once.
+     *
+     * @throws RequestRejectedException if the waiting queue is full ({@link ModelOptions#maxWaitingRequests()})
+     * @throws IllegalArgumentException if the prompt is empty or holds an id outside the vocabulary
+     * @throws PeregrineException       if the prompt is longer than the context
+     * @throws IllegalStateException    if the model is closed
      */
     public CompletableFuture<Completion> generateAsync(String prompt, GenerationConfig config) {
         int[] tokens = model.encode(prompt);
