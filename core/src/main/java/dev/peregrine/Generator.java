@@ -61,7 +61,7 @@ public final class Generator {
      */
     public CompletableFuture<Completion> generateAsync(String prompt, GenerationConfig config) {
         int[] tokens = model.encode(prompt);
-        checkPrompt(tokens);
+        checkPrompt(tokens, config);
         Speculator speculator = newSpeculator(model, config);
         SequenceState seq = newSequence(tokens);
         Generation generation = new Generation(seq, tokens, config, model.tokenizer(), model.loadNanos(), speculator);
@@ -123,7 +123,7 @@ public final class Generator {
     }
 
     private ResultQueue submit(int[] promptTokens, GenerationConfig config) {
-        checkPrompt(promptTokens);
+        checkPrompt(promptTokens, config);
         Speculator speculator = newSpeculator(model, config);
         SequenceState seq = newSequence(promptTokens);
         Generation generation = new Generation(seq, promptTokens, config, model.tokenizer(), model.loadNanos(), speculator);
@@ -135,6 +135,17 @@ public final class Generator {
             throw e;
         }
         return results;
+    }
+
+    /**
+     * Refuses a request that asks for tokens where none fits: {@code length} tokens already fill the
+     * context. (Scoring such a prompt, {@link GenerationConfig#promptLogprobs}, is fine.)
+     */
+    static void checkRoomToGenerate(int length, int contextLength, GenerationConfig config) {
+        if (length >= contextLength && config.maxTokens() > 0 && !config.wantsPromptLogprobs()) {
+            throw new PeregrineException("the prompt has " + length + " tokens, the whole context length " + contextLength
+                    + ": there is no room to generate a token");
+        }
     }
 
     /**
@@ -152,7 +163,7 @@ public final class Generator {
         return seq;
     }
 
-    private void checkPrompt(int[] tokens) {
+    private void checkPrompt(int[] tokens, GenerationConfig config) {
         if (tokens.length == 0) {
             throw new IllegalArgumentException("the prompt is empty (and the model adds no BOS token)");
         }
@@ -160,6 +171,7 @@ public final class Generator {
             throw new PeregrineException("the prompt has " + tokens.length + " tokens, more than the context length "
                     + model.contextLength());
         }
+        checkRoomToGenerate(tokens.length, model.contextLength(), config);
         for (int t : tokens) {
             if (t < 0 || t >= model.vocabularySize()) {
                 throw new IllegalArgumentException("token id " + t + " is outside the vocabulary of " + model.vocabularySize());

@@ -88,6 +88,7 @@ public final class Session implements AutoCloseable {
         if (seq.length() == 0) {
             throw new IllegalStateException("the session is empty: append a prompt first");
         }
+        Generator.checkRoomToGenerate(seq.length(), seq.contextLength(), config);
         int[] all = seq.tokens();
         int[] prompt = Arrays.copyOfRange(all, Math.min(unreportedFrom, all.length), all.length);
         Generation generation = new Generation(seq, prompt, config, model.tokenizer(), model.loadNanos(),

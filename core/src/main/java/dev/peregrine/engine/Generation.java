@@ -133,6 +133,9 @@ public final class Generation {
         if (finish != null) {
             return true;
         }
+        if (promptRecorder != null && seq.kv().length() < promptEnd) {
+            return false; // the prompt is scored first, even where no token may follow (maxTokens 0, a full context)
+        }
         if (outputCount >= config.maxTokens()) {
             finish(FinishReason.MAX_TOKENS, -1);
             return true;

@@ -483,7 +483,8 @@ public final class Scheduler implements AutoCloseable {
             if (s.promptRow[i] >= 0) {
                 r.generation.scorePrompt(s.logitRows, s.promptRow[i], stepTokens, s.newLength[i] - stepTokens);
             }
-            if (s.logitRow[i] >= 0) {
+            // A prompt scored for its log-probabilities may end there (maxTokens 0, or a full context).
+            if (s.logitRow[i] >= 0 && (r.drafted > 0 || !r.generation.reachedLimit())) {
                 if (!r.firstTokenSeen) {
                     r.firstTokenSeen = true;
                     metrics.recordFirstToken(System.nanoTime() - r.submittedNanos);

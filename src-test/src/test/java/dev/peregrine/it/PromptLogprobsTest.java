@@ -1,12 +1,16 @@
 package dev.peregrine.it;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.within;
 
 import dev.peregrine.Completion;
+import dev.peregrine.FinishReason;
 import dev.peregrine.GenerationConfig;
 import dev.peregrine.Model;
 import dev.peregrine.ModelOptions;
+import dev.peregrine.PeregrineException;
+import dev.peregrine.Session;
 import dev.peregrine.TokenLogprob;
 import dev.peregrine.format.gguf.GgufFile;
 import java.lang.foreign.Arena;
@@ -47,6 +51,38 @@ class PromptLogprobsTest extends Stories260KTest {
                 assertThat(t.logprob()).as("prompt token %d", p + 1).isCloseTo(logits[prompt[p + 1]] - logSum, within(1e-3));
                 assertThat(t.top()).hasSize(2);
                 assertThat(t.top().getFirst().logprob()).isCloseTo(max(logits) - logSum, within(1e-3));
+            }
+        }
+    }
+
+    /**
+     * Scoring alone: with maxTokens 0, and with a prompt that fills the context, the prompt is still
+     * evaluated and scored (it used to end before its forward pass, with no log-probabilities), and
+     * no token follows. A prompt that fills the context with tokens asked for is refused.
+     */
+    @Test
+    void aPromptIsScoredWhereNoTokenMayFollow() {
+        GenerationConfig scoring = GenerationConfig.greedy().promptLogprobs(0);
+        List<TokenLogprob> expected = model.generator().generate(STORY, scoring.maxTokens(1)).promptLogprobs();
+        Completion none = model.generator().generate(STORY, scoring.maxTokens(0));
+        assertThat(none.outputTokens()).isEmpty();
+        assertThat(none.finishReason()).isEqualTo(FinishReason.MAX_TOKENS);
+        assertThat(none.promptLogprobs()).isEqualTo(expected);
+
+        int length = model.encode(STORY).length;
+        try (Model exact = Model.load(SharedModels.stories260K(), ModelOptions.defaults().withContextLength(length))) {
+            Completion full = exact.generator().generate(STORY, scoring.maxTokens(5));
+            assertThat(full.outputTokens()).isEmpty();
+            assertThat(full.finishReason()).isEqualTo(FinishReason.CONTEXT_FULL);
+            assertThat(full.promptLogprobs()).isEqualTo(expected);
+            assertThatThrownBy(() -> exact.generator().generate(STORY, GenerationConfig.greedy().maxTokens(5)))
+                    .isInstanceOf(PeregrineException.class)
+                    .hasMessage("the prompt has " + length + " tokens, the whole context length " + length
+                            + ": there is no room to generate a token");
+            try (Session session = exact.newSession()) {
+                session.append(STORY);
+                assertThatThrownBy(() -> session.generate(GenerationConfig.greedy())).isInstanceOf(PeregrineException.class);
+                assertThat(session.generate(scoring.maxTokens(3)).promptLogprobs()).isEqualTo(expected);
             }
         }
     }
