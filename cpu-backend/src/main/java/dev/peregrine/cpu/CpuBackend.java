@@ -61,7 +61,7 @@ final class CpuBackend implements Backend {
     private final MemorySegment[] groupOuts = new MemorySegment[4];
     /**
      * Where each grouped weight's rows start and end in the combined numbering: each starts at a
-     * whole unit of the split (F32 rows are interleaved in fours, column-major ones in groups).
+     * whole unit of the split (a column-major copy's group of rows).
      */
     private final int[] groupStarts = new int[4];
     private final int[] groupEnds = new int[4];
@@ -161,14 +161,14 @@ final class CpuBackend implements Backend {
         int group = COPY_WEIGHTS ? kernels.rowGroup(stored, rows, columns) : 1;
         boolean columnMajor = COPY_WEIGHTS && kernels.columnMajor(stored, rows, columns);
         long unitBytes = stored.bytesFor(kernels.groupUnit(stored));
+        if (group > 1 && !columnMajor) {
+            throw new IllegalStateException(kernels.description() + " groups " + type + " rows by " + group
+                    + " without a column-major copy: no kernel reads such a layout");
+        }
         if (columnMajor) {
             data = columnMajor(type, stored, t.name(), data, (int) rows, (int) columns, rowBytes);
             type = stored;
             rowBytes = stored.bytesFor(columns);
-        } else if (group > 1) {
-            long copyRowBytes = type.bytesFor(kernels.copiedColumns(type, (int) columns));
-            data = interleave(data, (int) rows, rowBytes, copyRowBytes, group, unitBytes);
-            rowBytes = copyRowBytes;
         } else if (rows > 1 && COPY_WEIGHTS && HostMemory.hugePages() && t.rowsAreBlockAligned()) {
             // The file's mapping has 4 KB pages; streaming the weights from a huge-page copy
             // instead made llama3.2-1b F16 decode 1.7x faster here (6.4 -> 10.8 tok/s). (A
@@ -180,15 +180,18 @@ final class CpuBackend implements Backend {
     }
 
     /**
-     * The column-major copy {@link Q8Products}, {@link HalfProducts}, {@link Iq4Products} or {@link IntegerProducts} reads of the {@code type}
+     * The column-major copy {@link Q8Products}, {@link FloatProducts}, {@link HalfProducts}, {@link Iq4Products} or
+     * {@link IntegerProducts} reads of the {@code type}
      * rows {@code data}, kept as {@code stored}; a group of rows per task.
      */
     private MemorySegment columnMajor(DType type, DType stored, String name, MemorySegment data, int rows, int columns,
                                       long rowBytes) {
         boolean q8 = stored == DType.Q8_0;
+        boolean floats = stored == DType.F32;
         boolean halves = stored == DType.F16 || stored == DType.BF16;
         boolean iq4 = Iq4Products.handles(stored);
         MemorySegment copy = HostMemory.allocate(arena, q8 ? Q8Products.bytes(rows, columns)
+                : floats ? FloatProducts.bytes(rows, columns)
                 : halves ? HalfProducts.bytes(rows, columns)
                 : iq4 ? Iq4Products.bytes(rows, columns) : IntegerProducts.bytes(type, rows, columns));
         HostMemory.prefault(data);
@@ -197,38 +200,14 @@ final class CpuBackend implements Backend {
             for (int g = start; g < end; g++) {
                 if (q8) {
                     Q8Products.copyGroup(type, name, data, rowBytes, rows, columns, copy, g);
+                } else if (floats) {
+                    FloatProducts.copyGroup(data, rowBytes, rows, columns, copy, g);
                 } else if (halves) {
                     HalfProducts.copyGroup(type, name, data, rowBytes, rows, columns, copy, g);
                 } else if (iq4) {
                     Iq4Products.copyGroup(type, name, data, rowBytes, rows, columns, copy, g);
                 } else {
                     IntegerProducts.copyGroup(type, name, data, rowBytes, rows, columns, copy, g);
-                }
-            }
-        });
-        HostMemory.release(data);
-        return copy;
-    }
-
-    /**
-     * A copy of {@code rows} rows ({@code rowBytes} each in {@code data}, {@code copyRowBytes} in
-     * the copy) with each run of {@code group} rows stored unit by unit (the layout {@link CpuWeight}
-     * describes), the last run padded with zero rows and each row's last unit with zero bytes. One
-     * pass over the weights at load, split across the pool's threads; the file's pages are then no
-     * longer read.
-     */
-    private MemorySegment interleave(MemorySegment data, int rows, long rowBytes, long copyRowBytes, int group,
-                                     long unitBytes) {
-        int groups = (rows + group - 1) / group;
-        MemorySegment copy = HostMemory.allocate(arena, (long) groups * group * copyRowBytes);
-        HostMemory.prefault(data);
-        pool.parallelFor(rows, group, (long) rows * rowBytes, (start, end, thread) -> {
-            for (int r = start; r < end; r++) {
-                long to = (long) (r / group) * group * copyRowBytes + (long) (r % group) * unitBytes;
-                long from = r * rowBytes;
-                for (long u = 0; u * unitBytes < rowBytes; u++) {
-                    copyBlock(data, from + u * unitBytes, copy, to + u * group * unitBytes,
-                            (int) Math.min(unitBytes, rowBytes - u * unitBytes));
                 }
             }
         });
@@ -251,16 +230,6 @@ final class CpuBackend implements Backend {
         return copy;
     }
 
-    /** Copies a small block in 8-byte words (MemorySegment.copy costs more than the copy itself here). */
-    private static void copyBlock(MemorySegment src, long from, MemorySegment dst, long to, int bytes) {
-        int i = 0;
-        for (; i + 8 <= bytes; i += 8) {
-            dst.set(ValueLayout.JAVA_LONG_UNALIGNED, to + i, src.get(ValueLayout.JAVA_LONG_UNALIGNED, from + i));
-        }
-        for (; i < bytes; i++) {
-            dst.set(ValueLayout.JAVA_BYTE, to + i, src.get(ValueLayout.JAVA_BYTE, from + i));
-        }
-    }
 
     @Override
     public Buffer allocate(long floats) {

@@ -87,8 +87,7 @@ final class FloatDecoders {
 
     /*
      * Float rows: {@code n} values from byte {@code offset}, in units of UNIT values
-     * {@code unitStride} bytes apart (a unit's bytes for a row kept as in the file, so that the
-     * row is one run; more for rows interleaved in groups, see CpuWeight).
+     * {@code unitStride} bytes apart (a unit's bytes: a row in the file's layout is one run).
      */
 
     static void decodeF32(MemorySegment data, long offset, long unitStride, int n, MemorySegment dst, long dstOffset) {

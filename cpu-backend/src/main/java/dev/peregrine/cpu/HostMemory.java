@@ -11,7 +11,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Large host buffers (KV cache, interleaved weight copies). {@code Arena.allocate} zeroes what it
+ * Large host buffers (KV cache, column-major weight copies). {@code Arena.allocate} zeroes what it
  * returns, touching every 4 KB page once at allocation: on the development VM that costs about 3 s
  * per GB, paid again when the memory is written. On Linux, when this module may call native code
  * ({@code --enable-native-access}), large buffers are instead anonymous {@code mmap}s, which the

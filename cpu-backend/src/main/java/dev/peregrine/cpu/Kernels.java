@@ -18,27 +18,19 @@ interface Kernels {
     String description();
 
     /**
-     * How many rows of a weight of this type and shape the kernels want interleaved block by block
-     * (see {@link CpuWeight}); 1 keeps the file's layout.
+     * How many rows of a weight of this type and shape make one group of its column-major copy (see
+     * {@link CpuWeight}, {@link #columnMajor}); 1 keeps the file's layout.
      */
     default int rowGroup(DType type, long rows, long columns) {
         return 1;
     }
 
     /**
-     * Values of a row stored together when its rows are interleaved (see {@link CpuWeight}): a
-     * block of a quantised type; for float types whatever run the kernels read at a time.
+     * Values of a row the row kernels step through at a time (see {@link CpuWeight#blockStride}): a
+     * block of a quantised type; for float types a vector's worth.
      */
     default int groupUnit(DType type) {
         return type.blockSize();
-    }
-
-    /**
-     * Values a row of an interleaved copy holds: its own, then zeros up to a length the kernels
-     * want (quantised rows are whole blocks already).
-     */
-    default int copiedColumns(DType type, int columns) {
-        return columns;
     }
 
     /**

@@ -6,7 +6,6 @@ import static dev.peregrine.cpu.FloatDecoders.q4kScales;
 import static dev.peregrine.cpu.FloatDecoders.q6kScales;
 import static dev.peregrine.cpu.LaneSums.addLaneSums;
 import static dev.peregrine.cpu.VectorKernels.BLOCK;
-import static dev.peregrine.cpu.VectorKernels.F32_GROUP_UNIT_BYTES;
 import static dev.peregrine.cpu.VectorKernels.F;
 import static dev.peregrine.cpu.VectorKernels.FL;
 import static dev.peregrine.cpu.VectorKernels.FLOAT;
@@ -19,7 +18,6 @@ import static dev.peregrine.cpu.VectorKernels.NATIVE;
 import static dev.peregrine.cpu.VectorKernels.QUARTER_BYTES;
 import static dev.peregrine.cpu.VectorKernels.TILE_ROWS;
 import static dev.peregrine.cpu.VectorKernels.TILE_TOKENS;
-import static dev.peregrine.cpu.VectorKernels.UNIT;
 
 import dev.peregrine.cpu.FloatDecoders.NibbleLayout;
 import dev.peregrine.tensor.DType;
@@ -32,41 +30,37 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 
 /**
- * Products with weight rows read in place from the file ({@code peregrine.cpu.copyWeights=false})
- * and with interleaved F32 rows: one to four tokens a pass, four rows at a time, each weight vector
- * converted to floats in registers and met by one FMA chain per token, the tile kernel's
- * arithmetic value for value ({@link TileProducts}). Copied matrices of the other types are
- * column-major and take their own products ({@link Q8Products}, {@link IntegerProducts}, ...).
+ * Products with weight rows read in place from the file ({@code peregrine.cpu.copyWeights=false},
+ * and the K-quant matrices whose rows are not whole super-blocks): one to four tokens a pass, four
+ * rows at a time, each weight vector converted to floats in registers and met by one FMA chain per
+ * token, the tile kernel's arithmetic value for value ({@link TileProducts}). Copied matrices are
+ * column-major and take their own products ({@link FloatProducts}, {@link Q8Products}, {@link IntegerProducts}, ...).
  */
 final class RowProducts {
     /**
      * Whether one token's product has its own kernel below: the quantised types' rows in the
-     * file's layout have; F32's one-token kernel reads rows interleaved in groups of 4, so F32
-     * rows kept as in the file ({@code peregrine.cpu.copyWeights=false}, or fewer than 4 rows)
-     * take the tile kernel, whose values are the same; so do Q8_0, F16 and BF16 rows kept as in
-     * the file (copied, such matrices are column-major and take {@link Q8Products} or
-     * {@link HalfProducts}).
+     * file's layout have; F32, F16, BF16 and Q8_0 rows kept as in the file take the tile kernel
+     * (copied, such matrices are column-major and take {@link FloatProducts}, {@link HalfProducts}
+     * or {@link Q8Products}).
      */
     static boolean hasRowKernel(CpuWeight w) {
         return switch (w.type()) {
             case Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, Q2_K, Q3_K, IQ4_NL, IQ4_XS -> true;
-            case F32 -> w.rowGroup() == TILE_ROWS;
-            case Q8_0, F16, BF16 -> false;
+            case F32, Q8_0, F16, BF16 -> false;
         };
     }
 
     /** Whether products of 2 to 16 tokens have row kernels below, 4 tokens a pass (else they take the tile kernel). */
     static boolean hasTokensRowKernel(CpuWeight w) {
-        return w.type() == DType.Q8_0 || w.type() == DType.F32 && w.rowGroup() == TILE_ROWS;
+        return w.type() == DType.Q8_0;
     }
 
     /**
      * Tokens {@code t0 .. t0 + count - 1} (at most 4; several only for Q8_0 rows in the file's
-     * layout and interleaved F32 rows) of the prepared input: four weight rows at
+     * layout) of the prepared input: four weight rows at
      * a time, each converted to floats in registers and met by one FMA chain per token; the
      * arithmetic is the tile kernel's, value for value. Each weight byte is read from memory once
-     * per call: four streams at a time, or one for rows interleaved in groups (then a range that
-     * starts or ends inside a group computes the whole group and stores only its own rows).
+     * per call, four rows' streams at a time.
      */
     static void matrixVector(MatmulInput input, CpuWeight w, MemorySegment out, int t0, int count, int rowStart,
                              int rowEnd, ThreadScratch scratch) {
@@ -84,13 +78,10 @@ final class RowProducts {
         float[] sums = scratch.tileSums(TILE_ROWS * TILE_TOKENS);
         float[] lanes = scratch.lanes(TILE_ROWS * TILE_TOKENS * FL);
         float[] kScales = scratch.blockScales(TILE_ROWS * 16);
-        boolean grouped = w.rowGroup() > 1;
         long stride = w.blockStride();
-        // 4 rows a pass, each read at its own offset (a pass over Q8_0's groups of 6 may end in
-        // the next group).
-        for (int j0 = grouped ? rowStart / w.rowGroup() * w.rowGroup() : rowStart; j0 < rowEnd; j0 += TILE_ROWS) {
-            // Rows past the end repeat the last one; their sums are not stored. (The F32 and
-            // F16/BF16 kernels read their whole group of 4 from o0.)
+        // 4 rows a pass, each read at its own offset.
+        for (int j0 = rowStart; j0 < rowEnd; j0 += TILE_ROWS) {
+            // Rows past the end repeat the last one; their sums are not stored.
             int rows = Math.min(TILE_ROWS, rowEnd - j0);
             long o0 = w.rowOffset(j0);
             long o1 = w.rowOffset(j0 + Math.min(1, rows - 1));
@@ -100,12 +91,10 @@ final class RowProducts {
             if (count > 1) {
                 switch (w.type()) {
                     case Q8_0 -> rowsQ8Tokens(data, o0, o1, o2, o3, stride, x, x0, x1, x2, x3, kp, sums, lanes);
-                    case F32 -> rowsF32Tokens(data, o0, x, x0, x1, x2, x3, kp, sums, lanes);
                     default -> throw new IllegalStateException("no row kernel for several tokens of " + w.type());
                 }
             } else {
                 switch (w.type()) {
-                    case F32 -> rowsF32(data, o0, x, kp, sums, lanes);
                     case Q4_0, Q4_1, Q5_0, Q5_1 -> {
                         rowsNibbles(w.type(), data, o0, o1, stride, x, kp, sums, 0, lanes);
                         rowsNibbles(w.type(), data, o2, o3, stride, x, kp, sums, 2, lanes);
@@ -133,91 +122,6 @@ final class RowProducts {
      * is its own small loop because a helper that returned a vector and was not inlined would box
      * it on every call. Columns from n on (up to the padded length) read as zeros, as in the panel.
      */
-
-    /**
-     * F32 rows, a group of 4 interleaved in units (see {@link #UNIT}) from byte {@code group}. One
-     * group a call: the grouped loop below made this short loop body 35% slower (KernelBench F32,
-     * 2,048 x 8,192, one thread).
-     */
-    private static void rowsF32(MemorySegment w, long group, MemorySegment x, int to, float[] sums, float[] lanes) {
-        FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
-        int units = to / UNIT;
-        for (int u = 1; u <= units; u++) { // from 1: see HalfProducts.oneGroup
-            long o0 = group + (u - 1) * (long) F32_GROUP_UNIT_BYTES, o1 = o0 + 4L * UNIT, o2 = o1 + 4L * UNIT, o3 = o2 + 4L * UNIT;
-            FloatVector v = FloatVector.fromMemorySegment(F, x, (u - 1) * (4L * UNIT), NATIVE);
-            c0 = FloatVector.fromMemorySegment(F, w, o0, LE).fma(v, c0);
-            c1 = FloatVector.fromMemorySegment(F, w, o1, LE).fma(v, c1);
-            c2 = FloatVector.fromMemorySegment(F, w, o2, LE).fma(v, c2);
-            c3 = FloatVector.fromMemorySegment(F, w, o3, LE).fma(v, c3);
-        }
-        c0.intoArray(lanes, 0);
-        c1.intoArray(lanes, FL);
-        c2.intoArray(lanes, 2 * FL);
-        c3.intoArray(lanes, 3 * FL);
-        addLaneSums(lanes, sums, 0, 4);
-    }
-
-    /**
-     * {@link #rowsF32}'s group of 4 rows against 4 tokens at once (token rows at byte offsets
-     * x0..x3 of {@code x}): each weight vector is loaded once and met by 4 chains, chain (row r,
-     * token t) the one rowsF32 computes for that token, ending in {@code sums[r * 4 + t]}. Batches
-     * of 2-16 tokens of small F32 models (stories260K: rows of 64 values) took the tile kernel,
-     * whose per-call set-up cost more than its arithmetic (a 5-token step cost 2.5 one-token steps).
-     */
-    private static void rowsF32Tokens(MemorySegment w, long group, MemorySegment x, long x0, long x1, long x2, long x3,
-                                      int to, float[] sums, float[] lanes) {
-        FloatVector c00 = FloatVector.zero(F), c01 = c00, c02 = c00, c03 = c00;
-        FloatVector c10 = c00, c11 = c00, c12 = c00, c13 = c00;
-        FloatVector c20 = c00, c21 = c00, c22 = c00, c23 = c00;
-        FloatVector c30 = c00, c31 = c00, c32 = c00, c33 = c00;
-        int units = to / UNIT;
-        for (int u = 1; u <= units; u++) { // from 1: see HalfProducts.oneGroup
-            long o0 = group + (u - 1) * (long) F32_GROUP_UNIT_BYTES;
-            long xu = (u - 1) * (4L * UNIT);
-            FloatVector w0 = FloatVector.fromMemorySegment(F, w, o0, LE);
-            FloatVector w1 = FloatVector.fromMemorySegment(F, w, o0 + 4L * UNIT, LE);
-            FloatVector w2 = FloatVector.fromMemorySegment(F, w, o0 + 8L * UNIT, LE);
-            FloatVector w3 = FloatVector.fromMemorySegment(F, w, o0 + 12L * UNIT, LE);
-            FloatVector v = FloatVector.fromMemorySegment(F, x, x0 + xu, NATIVE);
-            c00 = w0.fma(v, c00);
-            c10 = w1.fma(v, c10);
-            c20 = w2.fma(v, c20);
-            c30 = w3.fma(v, c30);
-            v = FloatVector.fromMemorySegment(F, x, x1 + xu, NATIVE);
-            c01 = w0.fma(v, c01);
-            c11 = w1.fma(v, c11);
-            c21 = w2.fma(v, c21);
-            c31 = w3.fma(v, c31);
-            v = FloatVector.fromMemorySegment(F, x, x2 + xu, NATIVE);
-            c02 = w0.fma(v, c02);
-            c12 = w1.fma(v, c12);
-            c22 = w2.fma(v, c22);
-            c32 = w3.fma(v, c32);
-            v = FloatVector.fromMemorySegment(F, x, x3 + xu, NATIVE);
-            c03 = w0.fma(v, c03);
-            c13 = w1.fma(v, c13);
-            c23 = w2.fma(v, c23);
-            c33 = w3.fma(v, c33);
-        }
-        // Chain (r, t) at lanes[(r * 4 + t) * FL] (a helper taking the vectors would box them).
-        c00.intoArray(lanes, 0);
-        c01.intoArray(lanes, FL);
-        c02.intoArray(lanes, 2 * FL);
-        c03.intoArray(lanes, 3 * FL);
-        c10.intoArray(lanes, 4 * FL);
-        c11.intoArray(lanes, 5 * FL);
-        c12.intoArray(lanes, 6 * FL);
-        c13.intoArray(lanes, 7 * FL);
-        c20.intoArray(lanes, 8 * FL);
-        c21.intoArray(lanes, 9 * FL);
-        c22.intoArray(lanes, 10 * FL);
-        c23.intoArray(lanes, 11 * FL);
-        c30.intoArray(lanes, 12 * FL);
-        c31.intoArray(lanes, 13 * FL);
-        c32.intoArray(lanes, 14 * FL);
-        c33.intoArray(lanes, 15 * FL);
-        addLaneSums(lanes, sums, 0, 16);
-    }
 
     /**
      * Four Q8_0 rows kept as in the file (from o0..o3, blocks {@code stride} apart) against 4

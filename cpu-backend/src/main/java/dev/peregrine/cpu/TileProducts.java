@@ -1,16 +1,12 @@
 package dev.peregrine.cpu;
 
 import static dev.peregrine.cpu.LaneSums.addLaneSums;
-import static dev.peregrine.cpu.VectorKernels.F32_GROUP_UNIT_BYTES;
 import static dev.peregrine.cpu.VectorKernels.F;
 import static dev.peregrine.cpu.VectorKernels.FL;
 import static dev.peregrine.cpu.VectorKernels.FLOAT;
-import static dev.peregrine.cpu.VectorKernels.LE;
 import static dev.peregrine.cpu.VectorKernels.TILE_ROWS;
 import static dev.peregrine.cpu.VectorKernels.TILE_TOKENS;
-import static dev.peregrine.cpu.VectorKernels.UNIT;
 
-import dev.peregrine.tensor.DType;
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
 
@@ -56,15 +52,8 @@ final class TileProducts {
         for (int chunk = rowStart; chunk < rowEnd; chunk += panelRows) {
             int count = Math.min(panelRows, rowEnd - chunk);
             int paddedCount = (count + TILE_ROWS - 1) / TILE_ROWS * TILE_ROWS;
-            boolean f32Groups = w.type() == DType.F32 && w.rowGroup() == TILE_ROWS;
             for (int i = 0; i < paddedCount; i++) {
-                if (f32Groups) {
-                    // Interleaved F32 rows: a group's 4 rows in one pass over its bytes (row by
-                    // row, each pass would read every line of the group for a quarter of it).
-                    if (i % TILE_ROWS == 0) {
-                        decodeF32Group(w, w.rowOffset(chunk + i), kp, panel, i * kp);
-                    }
-                } else if (i < count) {
+                if (i < count) {
                     FloatDecoders.decodeRange(w, w.rowOffset(chunk + i), n, scratch.panelView,
                             4L * i * kp, kp, scratch);
                 } else {
@@ -167,28 +156,6 @@ final class TileProducts {
         c31.intoArray(chains, at + 13 * FL);
         c32.intoArray(chains, at + 14 * FL);
         c33.intoArray(chains, at + 15 * FL);
-    }
-
-    /**
-     * The 4 rows of an interleaved F32 group from byte {@code group}, {@code kp} values each (their
-     * copies' padded length: zeros past the row), into 4 rows of floats {@code kp} apart from index
-     * {@code at} of {@code panel}.
-     */
-    private static void decodeF32Group(CpuWeight w, long group, int kp, float[] panel, int at) {
-        // The 4 rows written out, into the heap array: with a row loop inside and stores through a
-        // memory segment view, the decoder took 12% of an (interleaved) F16 prefill (llama3.2-1b,
-        // 128-token chunks).
-        MemorySegment data = w.data();
-        int a0 = at, a1 = at + kp, a2 = at + 2 * kp, a3 = at + 3 * kp;
-        int units = kp / UNIT;
-        for (int u = 1; u <= units; u++) { // from 1: see HalfProducts.oneGroup
-            long o0 = group + (u - 1) * (long) F32_GROUP_UNIT_BYTES, o1 = o0 + 4L * UNIT, o2 = o1 + 4L * UNIT, o3 = o2 + 4L * UNIT;
-            int c = (u - 1) * UNIT;
-            FloatVector.fromMemorySegment(F, data, o0, LE).intoArray(panel, a0 + c);
-            FloatVector.fromMemorySegment(F, data, o1, LE).intoArray(panel, a1 + c);
-            FloatVector.fromMemorySegment(F, data, o2, LE).intoArray(panel, a2 + c);
-            FloatVector.fromMemorySegment(F, data, o3, LE).intoArray(panel, a3 + c);
-        }
     }
 
     private TileProducts() {

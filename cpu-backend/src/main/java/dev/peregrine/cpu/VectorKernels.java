@@ -64,13 +64,8 @@ final class VectorKernels implements Kernels {
 
     /** ggml blocks of 32 values: Q8_0 = f16 scale + 32 bytes, Q4_0 = f16 scale + 16 bytes. */
     static final int BLOCK = 32;
-    /**
-     * F32 rows are interleaved too, in groups of 4, a vector's worth of values at a time, so
-     * that their decode reads one stream too;
-     * the kernels step through a group's units with these constant strides, for the reason above.
-     */
+    /** Float rows in the file's layout are decoded a vector's worth of values (a unit) at a time. */
     static final int UNIT = FL;
-    static final int F32_GROUP_UNIT_BYTES = 4 * 4 * UNIT;
     /** K-quant super-blocks: 256 values; Q4_K = 144 bytes, Q6_K = 210 bytes (layouts in DType). */
     static final int K_BLOCK = 256;
 
@@ -104,14 +99,11 @@ final class VectorKernels implements Kernels {
     }
 
     /**
-     * Quantised rows are read 4 at a time (see RowProducts.matrixVector); interleaving them block by
-     * block makes those 4 rows one sequential stream, which the hardware prefetchers follow much better
-     * than 4 short streams a row apart (Q8_0 decode over 576-value rows: 6.0 -> 10.6 GB/s on one
-     * core; Q4_K over 2,048-value rows: 7.1 -> 12.3 GB/s on two, KernelBench). That holds for
-     * F32 rows now, a vector at a time, padded to the kernels' row length; every other type's
-     * matrices (the K-quants: of whole super-blocks) are stored in column-major groups instead
-     * ({@link #columnMajor}), which stream faster still (F16 decode over 2,048-value rows, one
-     * core: 14.5 GB/s in the file's layout, 23 interleaved, 31 column-major).
+     * Copied matrices (the K-quants: of whole super-blocks; F32: not vectors) are stored in
+     * column-major groups ({@link #columnMajor}): a group's rows are one sequential stream, which the
+     * hardware prefetchers follow far better than several rows read side by side (F16 decode over
+     * 2,048-value rows, one core: 14.5 GB/s in the file's layout, 23 with 4 rows interleaved block
+     * by block, 31 column-major; F32 10 -> 30 GB/s, KernelBench).
      */
     @Override
     public int rowGroup(DType type, long rows, long columns) {
@@ -124,21 +116,16 @@ final class VectorKernels implements Kernels {
             case Q2_K, Q3_K, Q4_K, Q5_K, Q6_K -> IntegerProducts.handles(type, columns) ? IntegerProducts.GROUP_ROWS : 1;
             case IQ4_NL, IQ4_XS -> Iq4Products.GROUP_ROWS;
             case F16, BF16 -> HalfProducts.GROUP_ROWS;
-            case F32 -> rows >= TILE_ROWS ? TILE_ROWS : 1;
+            case F32 -> rows > 1 ? FloatProducts.GROUP_ROWS : 1; // a vector (a norm's weights) stays as it is
         };
     }
 
-    /** Float rows are interleaved {@link #UNIT} values (a vector) at a time. */
+    /** Float rows in the file's layout are read {@link #UNIT} values (a vector) at a time. */
     @Override
     public int groupUnit(DType type) {
         return type.isQuantized() ? type.blockSize() : UNIT;
     }
 
-    /** Interleaved float rows are padded with zeros to the length the row kernels read. */
-    @Override
-    public int copiedColumns(DType type, int columns) {
-        return type.isQuantized() ? columns : padded(columns);
-    }
 
     /**
      * Q4_0, Q4_1, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K matrices take the integer kernels ({@link IntegerProducts}): the 8-bit
@@ -149,8 +136,8 @@ final class VectorKernels implements Kernels {
      */
     @Override
     public boolean columnMajor(DType type, long rows, long columns) {
-        return type == DType.Q8_0 || type == DType.F16 || type == DType.BF16 || Iq4Products.handles(type)
-                || IntegerProducts.handles(type, columns);
+        return type == DType.Q8_0 || type == DType.F32 && rows > 1 || type == DType.F16 || type == DType.BF16
+                || Iq4Products.handles(type) || IntegerProducts.handles(type, columns);
     }
 
     /**
@@ -237,7 +224,7 @@ final class VectorKernels implements Kernels {
      */
     static boolean floatColumns(CpuWeight w) {
         return w.columnMajor() && switch (w.type()) {
-            case Q8_0, F16, BF16, IQ4_NL, IQ4_XS -> true;
+            case Q8_0, F32, F16, BF16, IQ4_NL, IQ4_XS -> true;
             default -> false;
         };
     }
@@ -247,6 +234,8 @@ final class VectorKernels implements Kernels {
                        ThreadScratch scratch) {
         if (w.columnMajor() && w.type() == DType.Q8_0) {
             Q8Products.matmul(input, w, out, tokens, rowStart, rowEnd, scratch);
+        } else if (w.columnMajor() && w.type() == DType.F32) {
+            FloatProducts.matmul(input, w, out, tokens, rowStart, rowEnd, scratch);
         } else if (w.columnMajor() && (w.type() == DType.F16 || w.type() == DType.BF16)) {
             HalfProducts.matmul(input, w, out, tokens, rowStart, rowEnd, scratch);
         } else if (w.columnMajor() && Iq4Products.handles(w.type())) {
@@ -272,6 +261,10 @@ final class VectorKernels implements Kernels {
     public void embedRow(CpuWeight w, int row, MemorySegment out, long outIndex, ThreadScratch scratch) {
         if (w.columnMajor() && w.type() == DType.Q8_0) {
             Q8Products.decodeRow(w, row, out, outIndex);
+            return;
+        }
+        if (w.columnMajor() && w.type() == DType.F32) {
+            FloatProducts.decodeRow(w, row, out, outIndex);
             return;
         }
         if (w.columnMajor() && (w.type() == DType.F16 || w.type() == DType.BF16)) {
