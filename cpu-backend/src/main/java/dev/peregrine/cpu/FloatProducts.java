@@ -128,15 +128,17 @@ final class FloatProducts {
         }
         // As HalfProducts: passes of 8 over the chunks copied to the panel while more than 4 tokens
         // are left, then one of up to 4 over each half-group's chunk, which the copy left in L2.
+        // Up to 4 tokens make one pass over each half-group: no chunks (see HalfProducts).
         int passed = FloatPanels.passedTokens(tokens);
         int parked = (passed + PASS_TOKENS) * GROUP_ROWS;
         float[] sums = scratch.lanes(parked);
         int row = input.paddedColumns;
         float[] panel = FloatPanels.panel(scratch);
+        int chunk = passed > 0 ? FloatPanels.CHUNK_COLUMNS : columns;
         for (int g = firstGroup; g < endGroup; g++) {
             java.util.Arrays.fill(sums, 0, parked, 0f);
-            for (int c0 = 0; c0 < columns; c0 += FloatPanels.CHUNK_COLUMNS) {
-                int c1 = Math.min(columns, c0 + FloatPanels.CHUNK_COLUMNS);
+            for (int c0 = 0; c0 < columns; c0 += chunk) {
+                int c1 = Math.min(columns, c0 + chunk);
                 int count = c1 - c0;
                 if (passed > 0) {
                     for (int half = 0; half < 2; half++) {
