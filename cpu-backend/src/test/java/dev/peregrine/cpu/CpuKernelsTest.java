@@ -348,14 +348,14 @@ class CpuKernelsTest {
     }
 
     /**
-     * Quantised, F16 and BF16 rows kept as in the file ({@code peregrine.cpu.copyWeights=false})
+     * Quantised, F32, F16 and BF16 rows kept as in the file ({@code peregrine.cpu.copyWeights=false})
      * take the row kernels on float activations (Q8_0: the tile kernel for one token, the 4-token
-     * row kernel for 2-16; F16 and BF16 the tile kernel), which copied matrices no longer reach:
+     * row kernel for 2-16; F32, F16 and BF16 the tile kernel), which copied matrices no longer reach:
      * against the dequantised float64 product, and each token's outputs the same bits alone as in
      * a batch.
      */
     @ParameterizedTest
-    @MethodSource("typesWithColumnMajorCopies")
+    @EnumSource(DType.class)
     void rowsInTheFilesLayoutMatchTheReferenceAndAreBatchInvariant(DType type) {
         VectorKernels kernels = new VectorKernels();
         int columns = type.isQuantized() ? 3 * type.blockSize() + (type.blockSize() == 32 ? 4 * 32 : 0) : 172;
@@ -390,10 +390,6 @@ class CpuKernelsTest {
                 }
             }
         }
-    }
-
-    static Stream<DType> typesWithColumnMajorCopies() {
-        return Stream.of(DType.values()).filter(type -> type != DType.F32);
     }
 
     /**
