@@ -72,6 +72,9 @@ public final class Peregrine {
                                          distribution (its raw logits' softmax) and the N (0-20) most likely tokens
                   --prompt-logprobs N    with --json: the same for each prompt token after the first, and the
                                          prompt's perplexity
+              sampling options not given take the values the model's files recommend, if any
+              (general.sampling.* in a GGUF file, generation_config.json; info shows them), else the
+              defaults above
 
             peregrine chat -m MODEL [options]
               -m, --model MODEL          GGUF file or Hugging Face directory
