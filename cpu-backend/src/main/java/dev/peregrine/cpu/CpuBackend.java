@@ -230,7 +230,6 @@ final class CpuBackend implements Backend {
         return copy;
     }
 
-
     @Override
     public Buffer allocate(long floats) {
         return allocate(floats, DType.F32);
