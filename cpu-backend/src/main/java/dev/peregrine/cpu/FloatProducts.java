@@ -42,6 +42,13 @@ final class FloatProducts {
     private static final boolean FOUR = HALF == 4 * WL;
     /** Tokens a pass of {@link #fourTokens}. */
     private static final int PASS_TOKENS = 4;
+    /**
+     * Up to this many tokens take passes of {@link #fourTokens} over the weights in place rather
+     * than the panel's passes of 8, which cost their copy and, short of 8 tokens, repeat the last
+     * one (KernelBench prefill F32, 2,048 x 8,192, one core / two: 5 tokens 24.6 / 47.9 -> 33.5 /
+     * 62.8 GFLOP/s, 8 35.2 / 77.1 -> 50.8 / 87.8, 16 54.3 / 106.9 -> 80.5 / 131.2; 24 alike).
+     */
+    private static final int DIRECT_TOKENS = 16;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final ValueLayout.OfFloat LE_FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
 
@@ -126,15 +133,16 @@ final class FloatProducts {
             IntegerProducts.storeRows(input, sums, firstGroup * GROUP_ROWS, out, w.rows(), 0, 1, rowStart, rowEnd);
             return;
         }
-        // As HalfProducts: passes of 8 over the chunks copied to the panel while more than 4 tokens
+        // Up to DIRECT_TOKENS: passes of 4 reading the weights in place, chunk by chunk so that the
+        // passes after the first find the chunk in L2 (one pass: no chunks, see HalfProducts). More:
+        // as HalfProducts, passes of 8 over the chunks copied to the panel while more than 4 tokens
         // are left, then one of up to 4 over each half-group's chunk, which the copy left in L2.
-        // Up to 4 tokens make one pass over each half-group: no chunks (see HalfProducts).
-        int passed = FloatPanels.passedTokens(tokens);
-        int parked = (passed + PASS_TOKENS) * GROUP_ROWS;
+        int passed = tokens <= DIRECT_TOKENS ? 0 : FloatPanels.passedTokens(tokens);
+        int parked = (Math.max(passed, tokens) + PASS_TOKENS) * GROUP_ROWS;
         float[] sums = scratch.lanes(parked);
         int row = input.paddedColumns;
         float[] panel = FloatPanels.panel(scratch);
-        int chunk = passed > 0 ? FloatPanels.CHUNK_COLUMNS : columns;
+        int chunk = tokens > PASS_TOKENS ? FloatPanels.CHUNK_COLUMNS : columns;
         for (int g = firstGroup; g < endGroup; g++) {
             java.util.Arrays.fill(sums, 0, parked, 0f);
             for (int c0 = 0; c0 < columns; c0 += chunk) {
@@ -147,8 +155,7 @@ final class FloatProducts {
                     }
                     FloatPanels.passes(panel, count, x, row, c0, tokens, passed, sums);
                 }
-                int t0 = passed;
-                if (t0 < tokens) {
+                for (int t0 = passed; t0 < tokens; t0 += PASS_TOKENS) {
                     int left = tokens - t0;
                     for (int half = 0; half < 2; half++) {
                         fourTokens(data, halfAt(g, half, columns), c0, c1, x, t0 * row,
