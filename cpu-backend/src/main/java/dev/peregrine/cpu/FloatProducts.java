@@ -11,8 +11,8 @@ import jdk.incubator.vector.VectorSpecies;
 
 /**
  * F32 products with a vector lane per weight row: {@link HalfProducts}' column-major groups with
- * the weights already floats, so there is nothing to convert. Products of more than 4 tokens copy a
- * chunk of a group into the thread's panel and take {@link FloatPanels}' passes, as F16 does.
+ * the weights already floats, so there is nothing to convert. Products of more than 16 tokens copy
+ * a chunk of a group into the thread's panel and take {@link FloatPanels}' passes, as F16 does.
  *
  * <p>Why not the file's rows: a row kernel reads a token's activations once per group of rows and
  * ends every row with a lane sum, while here the weights are one stream per half-group.
@@ -45,8 +45,8 @@ final class FloatProducts {
     /**
      * Up to this many tokens take passes of {@link #fourTokens} over the weights in place rather
      * than the panel's passes of 8, which cost their copy and, short of 8 tokens, repeat the last
-     * one (KernelBench prefill F32, 2,048 x 8,192, one core / two: 5 tokens 24.6 / 47.9 -> 33.5 /
-     * 62.8 GFLOP/s, 8 35.2 / 77.1 -> 50.8 / 87.8, 16 54.3 / 106.9 -> 80.5 / 131.2; 24 alike).
+     * one (KernelBench prefill F32, 2,048 x 8,192, one core / two: 5 tokens 24.6 / 47.9 -> 36.7 /
+     * 79.4 GFLOP/s, 8 35.2 / 77.1 -> 64.3 / 81.5, 16 54.3 / 106.9 -> 77.2 / 135.3; 24 alike).
      */
     private static final int DIRECT_TOKENS = 16;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
