@@ -174,8 +174,9 @@ final class FloatProducts {
      * One token against one group (its half-groups from bytes {@code first} and {@code second}):
      * the sums of its rows into {@code sums} from index {@code at}. Both halves in one loop, two
      * streams, so that a column's products are 8 independent chains (two half-group passes one after
-     * the other streamed at half the rate: KernelBench decode one core 15 against 30 GB/s). The counter starts at 1 so that C2 checks the segment's
-     * bounds once per call (see {@link HalfProducts}' one-token kernel).
+     * the other streamed at half the rate: KernelBench decode one core 15 against 30 GB/s). The
+     * counter starts at 1 so that C2 checks the segment's bounds once per call (see {@link
+     * HalfProducts}' one-token kernel).
      */
     private static void oneGroup(MemorySegment w, long first, long second, int columns, float[] x, float[] sums, int at) {
         FloatVector a0 = FloatVector.zero(W), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
