@@ -256,16 +256,20 @@ class SyntheticGgufTest {
                     assertThat(f.metadata().getLong("general.file_type")).as(fileType.name()).isEqualTo(expectedFileType);
                     for (GgufTensorInfo info : f.tensorInfos()) {
                         DType expected = expectedKType(info.name(), fileType, shape.tiedEmbeddings());
-                        String what = shape.name() + " " + fileType.name() + " " + info.name();
-                        assertThat(info.type()).as(what).isEqualTo(expected);
-                        float[] x = Dequant.toFloat(f32.tensor(info.name()));
-                        byte[] bytes = new byte[(int) expected.bytesFor(x.length)];
-                        Quantize.fromFloat(expected, x, 0, x.length, MemorySegment.ofArray(bytes), 0);
-                        assertThat(f.tensor(info.name()).data().toArray(ValueLayout.JAVA_BYTE)).as(what).isEqualTo(bytes);
+                        assertStoredAs(f, f32, info, expected, shape.name() + " " + fileType.name() + " " + info.name());
                     }
                 }
             }
         }
+    }
+
+    /** Tensor {@code info} of {@code f} is stored as {@code expected}: the F32 file's values encoded as that type. */
+    private static void assertStoredAs(GgufFile f, GgufFile f32, GgufTensorInfo info, DType expected, String what) {
+        assertThat(info.type()).as(what).isEqualTo(expected);
+        float[] x = Dequant.toFloat(f32.tensor(info.name()));
+        byte[] bytes = new byte[(int) expected.bytesFor(x.length)];
+        Quantize.fromFloat(expected, x, 0, x.length, MemorySegment.ofArray(bytes), 0);
+        assertThat(f.tensor(info.name()).data().toArray(ValueLayout.JAVA_BYTE)).as(what).isEqualTo(bytes);
     }
 
     /**
@@ -292,12 +296,7 @@ class SyntheticGgufTest {
                     for (GgufTensorInfo info : f.tensorInfos()) {
                         boolean output = info.name().equals("output.weight") || shape.tiedEmbeddings() && info.name().equals("token_embd.weight");
                         DType expected = output ? outputType : expectedKType(info.name(), plain, shape.tiedEmbeddings());
-                        String what = shape.name() + " " + fileType.describe() + " " + info.name();
-                        assertThat(info.type()).as(what).isEqualTo(expected);
-                        float[] x = Dequant.toFloat(f32.tensor(info.name()));
-                        byte[] bytes = new byte[(int) expected.bytesFor(x.length)];
-                        Quantize.fromFloat(expected, x, 0, x.length, MemorySegment.ofArray(bytes), 0);
-                        assertThat(f.tensor(info.name()).data().toArray(ValueLayout.JAVA_BYTE)).as(what).isEqualTo(bytes);
+                        assertStoredAs(f, f32, info, expected, shape.name() + " " + fileType.describe() + " " + info.name());
                         outputs += output ? 1 : 0;
                     }
                     assertThat(outputs).as(shape.name()).isEqualTo(1);
@@ -361,13 +360,8 @@ class SyntheticGgufTest {
                                 case Q5_K -> DType.Q5_1;
                                 default -> DType.Q8_0;
                             };
-                    String what = fileType.name() + " " + info.name();
-                    assertThat(info.type()).as(what).isEqualTo(expected);
+                    assertStoredAs(f, f32, info, expected, fileType.name() + " " + info.name());
                     counts.merge(expected, 1, Integer::sum);
-                    float[] x = Dequant.toFloat(f32.tensor(info.name()));
-                    byte[] bytes = new byte[(int) expected.bytesFor(x.length)];
-                    Quantize.fromFloat(expected, x, 0, x.length, MemorySegment.ofArray(bytes), 0);
-                    assertThat(f.tensor(info.name()).data().toArray(ValueLayout.JAVA_BYTE)).as(what).isEqualTo(bytes);
                 }
                 if (fileType == FileType.Q4_K_M || fileType == FileType.Q5_K_M) {
                     // output + 4 attn_v as Q8_0, 4 ffn_down as Q6_K, 4 as the base K-quant.
