@@ -9,6 +9,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
+import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The sampling settings a model's files recommend: a GGUF file's {@code general.sampling.*} keys
@@ -27,6 +31,8 @@ import java.util.List;
  */
 public record RecommendedSampling(Float temperature, Integer topK, Float topP, Float minP, Float repetitionPenalty,
                                   Integer repetitionLastN) {
+    private static final Logger LOG = LoggerFactory.getLogger(RecommendedSampling.class);
+
     /** Nothing recommended. */
     public static final RecommendedSampling NONE = new RecommendedSampling(null, null, null, null, null, null);
 
@@ -34,36 +40,29 @@ public record RecommendedSampling(Float temperature, Integer topK, Float topP, F
 
     /**
      * The {@code general.sampling.*} keys llama.cpp reads: temp, top_k, top_p, min_p, penalty_repeat
-     * and penalty_last_n (its sampler sequence, XTC and Mirostat keys have no counterpart here).
-     *
-     * @throws ModelFormatException if a value is not a number, or one no sampler accepts (NaN, a
-     *                              penalty of 0 or less, a window below -1, a min-p of 1 or more)
+     * and penalty_last_n (its sampler sequence, XTC and Mirostat keys have no counterpart here). A
+     * value that is not a number, or that no sampler accepts (NaN, a penalty of 0 or less, a window
+     * below -1, a min-p of 1 or more), is left out with a warning: these are hints, and llama.cpp
+     * too loads a model whose hints it cannot read.
      */
     public static RecommendedSampling fromGguf(Path file, GgufMetadata metadata) {
-        Float temperature = metadata.optFloat(GGUF_PREFIX + "temp").orElse(null);
-        Integer topK = metadata.optFloat(GGUF_PREFIX + "top_k").map(k -> (int) Math.max(0, Math.min(k, Integer.MAX_VALUE)))
-                .orElse(null);
-        Float topP = metadata.optFloat(GGUF_PREFIX + "top_p").orElse(null);
-        Float minP = metadata.optFloat(GGUF_PREFIX + "min_p").orElse(null);
-        Float penalty = metadata.optFloat(GGUF_PREFIX + "penalty_repeat").orElse(null);
-        Integer lastN = metadata.optFloat(GGUF_PREFIX + "penalty_last_n").map(n -> {
-            if (n < -1 || n != Math.rint(n)) {
-                throw new ModelFormatException(file, -1, GGUF_PREFIX + "penalty_last_n is " + n
-                        + ": a window is a count of tokens, or -1 for the whole context");
-            }
-            return n == -1 ? Integer.MAX_VALUE : (int) Math.min(n, Integer.MAX_VALUE);
-        }).orElse(null);
-        return checked(file, GGUF_PREFIX, temperature, topK, topP, minP, penalty, lastN);
+        Hints h = new Hints(file, GGUF_PREFIX);
+        return h.sampling(h.number("temp", () -> metadata.optFloat(GGUF_PREFIX + "temp")),
+                h.number("top_k", () -> metadata.optFloat(GGUF_PREFIX + "top_k")),
+                h.number("top_p", () -> metadata.optFloat(GGUF_PREFIX + "top_p")),
+                h.number("min_p", () -> metadata.optFloat(GGUF_PREFIX + "min_p")),
+                h.number("penalty_repeat", () -> metadata.optFloat(GGUF_PREFIX + "penalty_repeat")),
+                h.window("penalty_last_n", h.number("penalty_last_n", () -> metadata.optFloat(GGUF_PREFIX + "penalty_last_n"))));
     }
 
     /**
      * {@code generation_config.json}'s temperature, top_k, top_p, min_p and repetition_penalty, if the
-     * directory has one. transformers' repetition penalty covers the whole sequence, so a stated
-     * penalty comes with a window of every token. Like vLLM, {@code do_sample} is not read: the values
-     * are the model's recommendation whichever way its own default decodes.
+     * directory has one, read as {@link #fromGguf} reads its keys. transformers' repetition penalty
+     * covers the whole sequence, so a stated penalty comes with a window of every token. Like vLLM,
+     * {@code do_sample} is not read: the values are the model's recommendation whichever way its own
+     * default decodes.
      *
-     * @throws ModelFormatException if the file is not a JSON object, or a value is not a number or is
-     *                              one no sampler accepts
+     * @throws ModelFormatException if the file is not a JSON object
      */
     public static RecommendedSampling fromHuggingFace(Path dir) {
         Path file = dir.resolve(HfGenerationConfig.FILE);
@@ -71,45 +70,67 @@ public record RecommendedSampling(Float temperature, Integer topK, Float topP, F
             return NONE;
         }
         HfConfig json = HfConfig.read(file);
-        Float temperature = json.optDouble("temperature").map(Double::floatValue).orElse(null);
-        Integer topK = json.optDouble("top_k").map(k -> (int) Math.max(0, Math.min(k, Integer.MAX_VALUE))).orElse(null);
-        Float topP = json.optDouble("top_p").map(Double::floatValue).orElse(null);
-        Float minP = json.optDouble("min_p").map(Double::floatValue).orElse(null);
-        Float penalty = json.optDouble("repetition_penalty").map(Double::floatValue).orElse(null);
-        return checked(file, "", temperature, topK, topP, minP, penalty, penalty == null ? null : Integer.MAX_VALUE);
+        Hints h = new Hints(file, "");
+        Float penalty = h.number("repetition_penalty", () -> json.optDouble("repetition_penalty").map(Double::floatValue));
+        return h.sampling(h.number("temperature", () -> json.optDouble("temperature").map(Double::floatValue)),
+                h.number("top_k", () -> json.optDouble("top_k").map(Double::floatValue)),
+                h.number("top_p", () -> json.optDouble("top_p").map(Double::floatValue)),
+                h.number("min_p", () -> json.optDouble("min_p").map(Double::floatValue)),
+                penalty, penalty == null ? null : Integer.MAX_VALUE);
     }
 
-    /** llama.cpp's "off" values mapped to Peregrine's, and what no sampler accepts refused. */
-    private static RecommendedSampling checked(Path file, String prefix, Float temperature, Integer topK, Float topP,
-                                               Float minP, Float penalty, Integer lastN) {
-        finite(file, prefix + "temp", temperature);
-        finite(file, prefix + "top_p", topP);
-        finite(file, prefix + "min_p", minP);
-        finite(file, prefix + (prefix.isEmpty() ? "repetition_penalty" : "penalty_repeat"), penalty);
-        if (temperature != null && temperature < 0) {
-            temperature = 0f; // llama.cpp: greedy
+    /** Reads a file's hints, leaving out with a warning each one it cannot use. */
+    private record Hints(Path file, String prefix) {
+        /** The key's value if it is a finite number, else null (absent, or left out with a warning). */
+        Float number(String key, Supplier<Optional<Float>> read) {
+            try {
+                Float value = read.get().orElse(null);
+                return value == null || Float.isFinite(value) ? value : ignored(key, value + " is not a finite number");
+            } catch (ModelFormatException e) {
+                return ignored(key, e.getMessage());
+            }
         }
-        if (topP != null && topP <= 0) {
-            topK = 1; // llama.cpp's top-p 0 keeps the most likely token only
-            topP = 1f;
-        } else if (topP != null && topP > 1) {
-            topP = 1f;
-        }
-        if (minP != null && minP < 0) {
-            minP = 0f;
-        }
-        if (minP != null && minP >= 1) {
-            throw new ModelFormatException(file, -1, prefix + "min_p is " + minP + ": it must be below 1");
-        }
-        if (penalty != null && penalty <= 0) {
-            throw new ModelFormatException(file, -1, "the repetition penalty is " + penalty + ": it must be above 0");
-        }
-        return new RecommendedSampling(temperature, topK, topP, minP, penalty, lastN);
-    }
 
-    private static void finite(Path file, String key, Float value) {
-        if (value != null && !Float.isFinite(value)) {
-            throw new ModelFormatException(file, -1, key + " is " + value + ": a finite number was expected");
+        /** A window of tokens: a whole number, or -1 for the whole context ({@link Integer#MAX_VALUE}). */
+        Integer window(String key, Float n) {
+            if (n == null) {
+                return null;
+            }
+            if (n < -1 || n != Math.rint(n)) {
+                ignored(key, n + " is not a count of tokens or -1 (the whole context)");
+                return null;
+            }
+            return n == -1 ? Integer.MAX_VALUE : (int) Math.min(n, Integer.MAX_VALUE);
+        }
+
+        /** llama.cpp's "off" values mapped to Peregrine's; what no sampler accepts left out. */
+        RecommendedSampling sampling(Float temperature, Float topK, Float topP, Float minP, Float penalty, Integer lastN) {
+            Integer k = topK == null ? null : (int) Math.max(0, Math.min(topK, Integer.MAX_VALUE)); // 0 or less: off
+            if (temperature != null && temperature < 0) {
+                temperature = 0f; // llama.cpp: greedy
+            }
+            if (topP != null && topP <= 0) {
+                k = 1; // llama.cpp's top-p 0 keeps the most likely token only
+                topP = 1f;
+            } else if (topP != null && topP > 1) {
+                topP = 1f;
+            }
+            if (minP != null && minP < 0) {
+                minP = 0f;
+            }
+            if (minP != null && minP >= 1) {
+                minP = ignored("min_p", minP + ": a min-p must be below 1");
+            }
+            if (penalty != null && penalty <= 0) {
+                penalty = ignored(prefix.isEmpty() ? "repetition_penalty" : "penalty_repeat",
+                        penalty + ": a repetition penalty must be above 0");
+            }
+            return new RecommendedSampling(temperature, k, topP, minP, penalty, lastN);
+        }
+
+        private Float ignored(String key, String why) {
+            LOG.warn("{}: the recommended sampling setting {}{} is left out: {}", file.getFileName(), prefix, key, why);
+            return null;
         }
     }
 

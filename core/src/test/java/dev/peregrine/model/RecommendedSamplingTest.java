@@ -10,6 +10,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -72,18 +73,17 @@ class RecommendedSamplingTest {
         assertThat(one.topP()).isEqualTo(1f);
     }
 
+    /** Hints the model cannot use are left out (with a warning), the others kept: as llama.cpp, the model still loads. */
     @Test
-    void valuesNoSamplerAcceptsAreModelFormatErrorsNamingTheKey() {
-        assertThatThrownBy(() -> gguf(Map.of("temp", Float.NaN))).isInstanceOf(ModelFormatException.class)
-                .hasMessageContaining("general.sampling.temp is NaN");
-        assertThatThrownBy(() -> gguf(Map.of("min_p", 1f))).isInstanceOf(ModelFormatException.class)
-                .hasMessageContaining("general.sampling.min_p is 1.0: it must be below 1");
-        assertThatThrownBy(() -> gguf(Map.of("penalty_repeat", 0f))).isInstanceOf(ModelFormatException.class)
-                .hasMessageContaining("the repetition penalty is 0.0: it must be above 0");
-        assertThatThrownBy(() -> gguf(Map.of("penalty_last_n", -2L))).isInstanceOf(ModelFormatException.class)
-                .hasMessageContaining("general.sampling.penalty_last_n is -2.0");
-        assertThatThrownBy(() -> gguf(Map.of("top_k", "forty"))).isInstanceOf(ModelFormatException.class)
-                .hasMessageContaining("'general.sampling.top_k' should be a number");
+    void aValueNoSamplerAcceptsIsLeftOutAndTheRestKept() {
+        for (Map.Entry<String, Object> bad : List.<Map.Entry<String, Object>>of(Map.entry("temp", Float.NaN),
+                Map.entry("min_p", 1f), Map.entry("penalty_repeat", 0f), Map.entry("penalty_last_n", -2L),
+                Map.entry("penalty_last_n", 2.5f), Map.entry("top_p", "high"))) {
+            Map<String, Object> keys = new HashMap<>(Map.of("top_k", 20L));
+            keys.put(bad.getKey(), bad.getValue());
+            RecommendedSampling s = gguf(keys);
+            assertThat(s).as(bad.toString()).isEqualTo(new RecommendedSampling(null, 20, null, null, null, null));
+        }
     }
 
     @Test
@@ -100,8 +100,10 @@ class RecommendedSamplingTest {
         assertThat(c.repetitionPenalty()).isEqualTo(1.05f);
         assertThat(c.repetitionLastN()).as("transformers penalises the whole sequence").isEqualTo(Integer.MAX_VALUE);
 
-        Files.writeString(dir.resolve("generation_config.json"), "{\"temperature\": \"warm\"}");
+        Files.writeString(dir.resolve("generation_config.json"), "{\"temperature\": \"warm\", \"top_p\": 0.9}");
+        assertThat(RecommendedSampling.fromHuggingFace(dir)).isEqualTo(new RecommendedSampling(null, null, 0.9f, null, null, null));
+        Files.writeString(dir.resolve("generation_config.json"), "[0.7]");
         assertThatThrownBy(() -> RecommendedSampling.fromHuggingFace(dir)).isInstanceOf(ModelFormatException.class)
-                .hasMessageContaining("temperature");
+                .hasMessageContaining("is not a JSON object");
     }
 }
