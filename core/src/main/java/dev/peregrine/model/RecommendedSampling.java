@@ -10,7 +10,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
-import java.util.function.Supplier;
+import java.util.function.Function;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -46,13 +46,9 @@ public record RecommendedSampling(Float temperature, Integer topK, Float topP, F
      * too loads a model whose hints it cannot read.
      */
     public static RecommendedSampling fromGguf(Path file, GgufMetadata metadata) {
-        Hints h = new Hints(file, GGUF_PREFIX);
-        return h.sampling(h.number("temp", () -> metadata.optFloat(GGUF_PREFIX + "temp")),
-                h.number("top_k", () -> metadata.optFloat(GGUF_PREFIX + "top_k")),
-                h.number("top_p", () -> metadata.optFloat(GGUF_PREFIX + "top_p")),
-                h.number("min_p", () -> metadata.optFloat(GGUF_PREFIX + "min_p")),
-                h.number("penalty_repeat", () -> metadata.optFloat(GGUF_PREFIX + "penalty_repeat")),
-                h.window("penalty_last_n", h.number("penalty_last_n", () -> metadata.optFloat(GGUF_PREFIX + "penalty_last_n"))));
+        Hints h = new Hints(file, GGUF_PREFIX, metadata::optFloat);
+        return h.sampling(h.number("temp"), h.number("top_k"), h.number("top_p"), h.number("min_p"),
+                h.number("penalty_repeat"), h.window("penalty_last_n"));
     }
 
     /**
@@ -70,21 +66,21 @@ public record RecommendedSampling(Float temperature, Integer topK, Float topP, F
             return NONE;
         }
         HfConfig json = HfConfig.read(file);
-        Hints h = new Hints(file, "");
-        Float penalty = h.number("repetition_penalty", () -> json.optDouble("repetition_penalty").map(Double::floatValue));
-        return h.sampling(h.number("temperature", () -> json.optDouble("temperature").map(Double::floatValue)),
-                h.number("top_k", () -> json.optDouble("top_k").map(Double::floatValue)),
-                h.number("top_p", () -> json.optDouble("top_p").map(Double::floatValue)),
-                h.number("min_p", () -> json.optDouble("min_p").map(Double::floatValue)),
+        Hints h = new Hints(file, "", key -> json.optDouble(key).map(Double::floatValue));
+        Float penalty = h.number("repetition_penalty");
+        return h.sampling(h.number("temperature"), h.number("top_k"), h.number("top_p"), h.number("min_p"),
                 penalty, penalty == null ? null : Integer.MAX_VALUE);
     }
 
-    /** Reads a file's hints, leaving out with a warning each one it cannot use. */
-    private record Hints(Path file, String prefix) {
+    /**
+     * Reads a file's hints ({@code read} gives a full key's number, or throws ModelFormatException
+     * for a value of another type), leaving out with a warning each one it cannot use.
+     */
+    private record Hints(Path file, String prefix, Function<String, Optional<Float>> read) {
         /** The key's value if it is a finite number, else null (absent, or left out with a warning). */
-        Float number(String key, Supplier<Optional<Float>> read) {
+        Float number(String key) {
             try {
-                Float value = read.get().orElse(null);
+                Float value = read.apply(prefix + key).orElse(null);
                 return value == null || Float.isFinite(value) ? value : ignored(key, value + " is not a finite number");
             } catch (ModelFormatException e) {
                 return ignored(key, e.getMessage());
@@ -92,7 +88,8 @@ public record RecommendedSampling(Float temperature, Integer topK, Float topP, F
         }
 
         /** A window of tokens: a whole number, or -1 for the whole context ({@link Integer#MAX_VALUE}). */
-        Integer window(String key, Float n) {
+        Integer window(String key) {
+            Float n = number(key);
             if (n == null) {
                 return null;
             }
