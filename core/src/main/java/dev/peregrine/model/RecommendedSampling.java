@@ -67,9 +67,11 @@ public record RecommendedSampling(Float temperature, Integer topK, Float topP, F
         }
         HfConfig json = HfConfig.read(file);
         Hints h = new Hints(file, "", key -> json.optDouble(key).map(Double::floatValue));
-        Float penalty = h.number("repetition_penalty");
-        return h.sampling(h.number("temperature"), h.number("top_k"), h.number("top_p"), h.number("min_p"),
-                penalty, penalty == null ? null : Integer.MAX_VALUE);
+        RecommendedSampling s = h.sampling(h.number("temperature"), h.number("top_k"), h.number("top_p"),
+                h.number("min_p"), h.number("repetition_penalty"), null);
+        // transformers' repetition penalty covers the whole sequence
+        return s.repetitionPenalty() == null ? s
+                : new RecommendedSampling(s.temperature(), s.topK(), s.topP(), s.minP(), s.repetitionPenalty(), Integer.MAX_VALUE);
     }
 
     /**

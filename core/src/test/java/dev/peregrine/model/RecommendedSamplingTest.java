@@ -102,6 +102,9 @@ class RecommendedSamplingTest {
 
         Files.writeString(dir.resolve("generation_config.json"), "{\"temperature\": \"warm\", \"top_p\": 0.9}");
         assertThat(RecommendedSampling.fromHuggingFace(dir)).isEqualTo(new RecommendedSampling(null, null, 0.9f, null, null, null));
+        // A penalty left out takes its whole-sequence window with it.
+        Files.writeString(dir.resolve("generation_config.json"), "{\"repetition_penalty\": 0, \"top_k\": 5}");
+        assertThat(RecommendedSampling.fromHuggingFace(dir)).isEqualTo(new RecommendedSampling(null, 5, null, null, null, null));
         Files.writeString(dir.resolve("generation_config.json"), "[0.7]");
         assertThatThrownBy(() -> RecommendedSampling.fromHuggingFace(dir)).isInstanceOf(ModelFormatException.class)
                 .hasMessageContaining("is not a JSON object");
