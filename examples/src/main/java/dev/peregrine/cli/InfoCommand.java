@@ -45,13 +45,15 @@ final class InfoCommand {
             return Peregrine.OK;
         }
         Path path = Path.of(args.required("model", "-m FILE"));
+        GgufMetadata metadata = null; // a GGUF file's; plain heap values, which outlive the mapping
         try (Arena arena = Arena.ofConfined()) {
             if (LlamaCheckpoint.isHuggingFaceDirectory(path)) {
                 printHuggingFace(out, path, arena);
             } else {
                 GgufFile file = GgufFile.open(path, arena);
+                metadata = file.metadata();
                 printHeader(out, file);
-                printMetadata(out, file.metadata());
+                printMetadata(out, metadata);
                 printTensors(out, file.tensorInfos());
             }
         }
@@ -60,20 +62,14 @@ final class InfoCommand {
         try (Model model = Model.load(path)) {
             out.println("model: " + model.describe());
             if (!model.isEncoder()) {
-                RecommendedSampling sampling = LlamaCheckpoint.isHuggingFaceDirectory(path)
-                        ? RecommendedSampling.fromHuggingFace(path) : recommendedSampling(path);
+                RecommendedSampling sampling = metadata == null ? RecommendedSampling.fromHuggingFace(path)
+                        : RecommendedSampling.fromGguf(path, metadata);
                 out.println("recommended sampling (generate and chat start from it): " + sampling.describe());
             }
         } catch (PeregrineException e) {
             out.println("model: does not load: " + e.getMessage());
         }
         return Peregrine.OK;
-    }
-
-    private static RecommendedSampling recommendedSampling(Path gguf) {
-        try (Arena arena = Arena.ofConfined()) {
-            return RecommendedSampling.fromGguf(gguf, GgufFile.open(gguf, arena).metadata());
-        }
     }
 
     /** A Hugging Face directory: config.json as it is, then the tensors of every safetensors file. */
