@@ -107,7 +107,7 @@ final class BenchCommand {
         ModelOptions options = ModelOptions.defaults().withThreads(threads).withPrefixCaching(false)
                 .withPrefillStepMillis(args.intValue("prefill-step-ms", ModelOptions.defaults().prefillStepMillis()))
                 .withPrefillChunkTokens(positive(args.intValue("prefill-chunk", ModelOptions.defaults().prefillChunkTokens()), "prefill-chunk"))
-                .withContextLength(Math.max(Math.max(promptTokens, depth + 8) + genTokens + 16, 2100))
+                .withContextLength(contextLength(args, promptTokens, depth, specPrompt, genTokens))
                 .withKvCacheType(GenerateCommand.kvCacheType(args));
         try (Model model = Model.load(path, options);
              Model draft = draftPath == null ? null : Model.load(draftPath, options)) {
@@ -283,6 +283,25 @@ final class BenchCommand {
             out.println(result);
         }
         return Peregrine.OK;
+    }
+
+    /**
+     * The context the measurements asked for need: the longest prompt (the prefill's, the decode's
+     * depth + 8, the text prompt's, which has at most a token per character plus BOS) and the
+     * tokens generated after it; 2,048 positions for the 2,000-token prompt of --ttft, and as many
+     * for --decode-during-prefill (its two decoders run until the long prompt's first token). No
+     * more: a context beyond the model's trained one draws a warning that is not the user's doing.
+     */
+    private static int contextLength(Args args, int promptTokens, int depth, String specPrompt, int genTokens) {
+        int longestPrompt = Math.max(Math.max(promptTokens, depth + 8), specPrompt.length() + 1);
+        int needed = longestPrompt + genTokens + 16;
+        if (args.has("ttft")) {
+            needed = Math.max(needed, 2048);
+        }
+        if (args.has("decode-during-prefill")) {
+            needed = Math.max(needed, Math.max(2048, args.intValue("decode-during-prefill", 0) + 48));
+        }
+        return needed;
     }
 
     /**
