@@ -63,4 +63,17 @@ class BenchCommandTest {
         assertThat(r.out()).containsPattern("load \\d+\\.\\d\\d s; first prompt of 8 tokens \\d+\\.\\d\\d s")
                 .contains("prefill pp8:").contains("decode  tg4:");
     }
+
+    /**
+     * The bench sizes its model's context from what it measures: no more than the 2,048 positions
+     * stories260K was trained for, so the beyond-trained-context warning never shows.
+     */
+    @Test
+    void theBenchsContextStaysWithinTheTrainedOne() {
+        PeregrineCliTest.Result r = PeregrineCliTest.run("bench", "-m", MODEL.toString(), "-p", "8", "-n", "4", "-r", "1",
+                "-t", "1", "--ttft");
+        assertThat(r.status()).as(r.err()).isZero();
+        assertThat(r.out()).contains("context 2048;");
+        assertThat(r.err()).doesNotContain("beyond");
+    }
 }
