@@ -6,7 +6,7 @@ import dev.peregrine.tensor.DType;
  * How to load a model. Immutable; {@code withX} methods return copies.
  *
  * @param backend        "auto" (the best usable backend: CUDA when a GPU is usable, else CPU), "cpu" or "cuda"
- * @param threads        CPU threads (0 = all available processors)
+ * @param threads        CPU threads (0 = one per physical core, never more than the processors this process may use)
  * @param contextLength  the longest sequence allowed (0 = the context length the model file states)
  * @param kvCacheTokens  token capacity of the shared paged KV cache (0 = four full contexts, at most 1 GiB)
  * @param maxBatchTokens the most tokens one forward step evaluates; longer prompts are split
