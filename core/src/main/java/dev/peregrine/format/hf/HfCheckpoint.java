@@ -39,14 +39,16 @@ public final class HfCheckpoint implements TensorSource {
     public static HfCheckpoint open(Path dir, Arena arena) {
         Path index = dir.resolve(HfDirectoryWriter.INDEX_FILE);
         Path single = dir.resolve(HfDirectoryWriter.SINGLE_FILE);
-        if (Files.isRegularFile(index)) {
-            return sharded(dir, index, arena);
-        }
+        // The single file first, as transformers looks for them: where both are there, an index
+        // left over from an earlier save must not replace the weights saved since.
         if (Files.isRegularFile(single)) {
             SafetensorsFile f = SafetensorsFile.open(single, arena);
             Map<String, SafetensorsFile> fileOf = new LinkedHashMap<>();
             f.names().forEach(n -> fileOf.put(n, f));
             return new HfCheckpoint(dir, List.of(f), fileOf);
+        }
+        if (Files.isRegularFile(index)) {
+            return sharded(dir, index, arena);
         }
         boolean pytorch = Files.isRegularFile(dir.resolve("pytorch_model.bin"))
                 || Files.isRegularFile(dir.resolve("pytorch_model.bin.index.json"));

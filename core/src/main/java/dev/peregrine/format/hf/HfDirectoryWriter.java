@@ -15,6 +15,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.regex.Pattern;
 
 /**
  * Writes a Hugging Face Llama checkpoint directory: {@code config.json},
@@ -31,6 +32,8 @@ public final class HfDirectoryWriter implements AutoCloseable {
     public static final long DEFAULT_SHARD_LIMIT = 5_000_000_000L;
     public static final String SINGLE_FILE = "model.safetensors";
     public static final String INDEX_FILE = "model.safetensors.index.json";
+    /** A shard's name, as transformers writes them. */
+    private static final Pattern SHARD_NAME = Pattern.compile("model-\\d{5}-of-\\d{5}\\.safetensors");
     private static final Map<String, String> METADATA = Map.of("format", "pt");
 
     private final Path dir;
@@ -54,7 +57,10 @@ public final class HfDirectoryWriter implements AutoCloseable {
 
     /**
      * Creates {@code dir} if needed and writes the config files; the safetensors files are written
-     * as data arrives. Existing files of the same names are replaced.
+     * as data arrives. Existing files of the same names are replaced, and the other form of a save
+     * already there (the single file where shards are written, the index and its shards where one
+     * file is) is deleted, as transformers' save_pretrained cleans the folder: left behind, a reader
+     * could take it for the weights.
      */
     public static HfDirectoryWriter create(Path dir, HfLlamaConfig config, List<TensorSpec> tensors, long shardLimit) {
         if (shardLimit <= 0) {
@@ -69,12 +75,30 @@ public final class HfDirectoryWriter implements AutoCloseable {
         }
         try {
             Files.createDirectories(dir);
+            deleteEarlierWeights(dir, files);
             Files.writeString(dir.resolve("config.json"), config.configJson(), StandardCharsets.UTF_8);
             Files.writeString(dir.resolve("generation_config.json"), config.generationConfigJson(), StandardCharsets.UTF_8);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write " + dir, e);
         }
         return new HfDirectoryWriter(dir, shards, files);
+    }
+
+    /**
+     * Deletes an earlier save's weights that this one will not overwrite: {@code model.safetensors},
+     * the index and shards named {@code model-NNNNN-of-NNNNN.safetensors}.
+     */
+    private static void deleteEarlierWeights(Path dir, List<Path> keep) throws IOException {
+        List<Path> earlier = new ArrayList<>();
+        try (var entries = Files.list(dir)) {
+            entries.filter(f -> {
+                String name = f.getFileName().toString();
+                return name.equals(SINGLE_FILE) || name.equals(INDEX_FILE) || SHARD_NAME.matcher(name).matches();
+            }).filter(f -> !keep.contains(f)).forEach(earlier::add);
+        }
+        for (Path f : earlier) {
+            Files.deleteIfExists(f);
+        }
     }
 
     /** Splits {@code tensors}, in order, into shards of at most {@code limit} bytes (a larger tensor is alone). */

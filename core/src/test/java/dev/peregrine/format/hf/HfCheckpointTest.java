@@ -14,7 +14,9 @@ import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -80,6 +82,42 @@ class HfCheckpointTest {
                 assertTensor(c, i);
             }
             assertThat(c.tensors().get("t4").path().getFileName().toString()).isEqualTo("model-00003-of-00003.safetensors");
+        }
+    }
+
+    /**
+     * A save over an earlier one of the other form replaces it (as save_pretrained cleans its
+     * folder), and where a single file and an index are both there (copied in by hand), the single
+     * file is read, as transformers reads it.
+     */
+    @Test
+    void theLatestSaveIsReadWhateverFormTheEarlierHad() throws IOException {
+        write(5, 32); // shards and an index
+        write(2, HfDirectoryWriter.DEFAULT_SHARD_LIMIT); // then one file
+        assertThat(dir.resolve(HfDirectoryWriter.INDEX_FILE)).doesNotExist();
+        assertThat(dir.resolve("model-00001-of-00003.safetensors")).doesNotExist();
+        write(5, 32); // and shards again
+        assertThat(dir.resolve(HfDirectoryWriter.SINGLE_FILE)).doesNotExist();
+
+        // A sharded save's files put back by hand beside a single file saved after them.
+        Map<Path, byte[]> sharded = new HashMap<>();
+        try (var files = Files.list(dir)) {
+            for (Path f : files.filter(f -> f.getFileName().toString().startsWith("model")).toList()) {
+                sharded.put(f.getFileName(), Files.readAllBytes(f));
+            }
+        }
+        write(2, HfDirectoryWriter.DEFAULT_SHARD_LIMIT);
+        for (Map.Entry<Path, byte[]> f : sharded.entrySet()) {
+            Files.write(dir.resolve(f.getKey()), f.getValue());
+        }
+        assertThat(dir.resolve(HfDirectoryWriter.SINGLE_FILE)).exists();
+        assertThat(dir.resolve(HfDirectoryWriter.INDEX_FILE)).exists();
+        try (Arena arena = Arena.ofConfined()) {
+            HfCheckpoint c = HfCheckpoint.open(dir, arena);
+            assertThat(c.files()).hasSize(1);
+            assertThat(c.tensors()).containsOnlyKeys("t0", "t1");
+            assertTensor(c, 0);
+            assertTensor(c, 1);
         }
     }
 
