@@ -8,6 +8,11 @@ import dev.peregrine.cli.Args.Option;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.CharBuffer;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CoderResult;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -54,23 +59,20 @@ final class PerplexityCommand {
         if (maxChunks < 0) {
             maxChunks = Integer.MAX_VALUE; // as llama-perplexity: every chunk the text holds
         }
-        String text;
-        try {
-            text = Files.readString(textPath);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot read " + textPath + ": " + e.getMessage(), e);
-        }
+        String text = readUtf8(textPath);
         // The chunk is the context: -c sizes the model's context too.
-        try (Model model = Model.load(modelPath, GenerateCommand.modelOptions(args).withContextLength(chunk + 1))) {
+        try (Model model = Model.load(modelPath, GenerateCommand.modelOptions(args).withContextLength(chunk))) {
             int[] tokens = model.encode(text);
             int chunks = Math.min(maxChunks, tokens.length / chunk);
             if (chunks == 0) {
-                throw new IllegalArgumentException(textPath + " has " + tokens.length + " tokens, fewer than one chunk of " + chunk
-                        + " (-c)");
+                int textTokens = tokens.length - model.encode("").length; // the count without BOS
+                throw new IllegalArgumentException(textPath + " has " + textTokens + " tokens, fewer than one chunk of "
+                        + chunk + " (-c)");
             }
             // As llama.cpp: where the model's prompts start with BOS, so does every chunk.
             int[] bos = model.encode("");
-            GenerationConfig scoring = GenerationConfig.greedy().maxTokens(1).promptLogprobs(0);
+            // Only the chunk's own tokens scored: nothing generated, so a chunk may fill the context.
+            GenerationConfig scoring = GenerationConfig.greedy().maxTokens(0).promptLogprobs(0);
             double negativeLogSum = 0;
             long scored = 0;
             long started = System.nanoTime();
@@ -98,5 +100,27 @@ final class PerplexityCommand {
                     chunks * chunk / seconds);
         }
         return Peregrine.OK;
+    }
+
+    /** The file's text, which must be UTF-8: an invalid byte is named by its offset. */
+    private static String readUtf8(Path file) {
+        byte[] bytes;
+        try {
+            bytes = Files.readAllBytes(file);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + file + ": " + e.getMessage(), e);
+        }
+        ByteBuffer in = ByteBuffer.wrap(bytes);
+        CharBuffer text = CharBuffer.allocate(bytes.length);
+        CharsetDecoder utf8 = StandardCharsets.UTF_8.newDecoder(); // reports malformed input
+        CoderResult result = utf8.decode(in, text, true);
+        if (!result.isError()) {
+            result = utf8.flush(text);
+        }
+        if (result.isError()) {
+            throw new IllegalArgumentException(file + " is not UTF-8 text: invalid byte sequence at byte offset "
+                    + in.position());
+        }
+        return text.flip().toString();
     }
 }

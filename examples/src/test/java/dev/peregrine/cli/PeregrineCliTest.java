@@ -229,6 +229,22 @@ class PeregrineCliTest {
         assertThat(zero.err()).startsWith("peregrine: --chunks must be at least 1 (or negative for every chunk, the default), got 0");
         Result all = run("perplexity", "-m", MODEL.toString(), "-f", text.toString(), "-c", "64", "--chunks", "-1");
         assertThat(all.out()).containsPattern("over [0-9]+ tokens \\(([4-9]|[1-9][0-9]+) chunks of 64\\)");
+        // A chunk as long as the trained context (stories260K: 2,048) fits it: no beyond-context warning.
+        Files.writeString(text, ("Once upon a time, there was a little girl named Lily. She loved to play in the park with"
+                + " her friends. One day she saw a big red ball under a tree. ").repeat(80));
+        Result trained = run("perplexity", "-m", MODEL.toString(), "-f", text.toString(), "-c", "2048", "--chunks", "1");
+        assertThat(trained.status()).as(trained.err()).isZero();
+        assertThat(trained.err()).doesNotContain("beyond");
+        assertThat(trained.out()).contains("(1 chunks of 2048)");
+        // Text that is not UTF-8 is named as such, with the offset of the first invalid byte.
+        Files.write(text, new byte[] {'O', 'n', 'c', 'e', ' ', (byte) 0xFF, (byte) 0xFE, ' ', 'u', 'p'});
+        Result binary = run("perplexity", "-m", MODEL.toString(), "-f", text.toString(), "-c", "64");
+        assertThat(binary.status()).isEqualTo(1);
+        assertThat(binary.err()).contains("is not UTF-8 text: invalid byte sequence at byte offset 5");
+        // An empty file has no tokens: BOS is not counted.
+        Files.writeString(text, "");
+        assertThat(run("perplexity", "-m", MODEL.toString(), "-f", text.toString(), "-c", "64").err())
+                .contains("has 0 tokens, fewer than one chunk of 64");
     }
 
     /** Output that goes away (a closed pipe: `| head`) stops the generation, quietly, with status 0. */
