@@ -1,5 +1,6 @@
 package dev.peregrine.cli;
 
+import dev.peregrine.ModelFormatException;
 import dev.peregrine.cli.Args.Option;
 import dev.peregrine.format.gguf.GgufFile;
 import dev.peregrine.tokenizer.Tokenizer;
@@ -45,7 +46,11 @@ final class TokenizeCommand {
                     : "give one text (quote it), got " + texts.size() + " arguments");
         }
         Tokenizer tokenizer;
-        if (Files.isDirectory(path) && Files.isRegularFile(path.resolve("tokenizer.json"))) {
+        if (Files.isDirectory(path) && !Files.isRegularFile(path.resolve("tokenizer.json"))) {
+            throw new ModelFormatException(path, -1, "is a directory without tokenizer.json: tokenize reads a GGUF file"
+                    + " or a Hugging Face directory's tokenizer.json");
+        }
+        if (Files.isDirectory(path)) {
             // A Hugging Face model (or ONNX encoder) directory: its tokenizer.json, as Model.load reads it.
             Path config = path.resolve("tokenizer_config.json");
             tokenizer = Tokenizers.fromHuggingFace(path.resolve("tokenizer.json"), Files.isRegularFile(config) ? config : null);
@@ -68,11 +73,12 @@ final class TokenizeCommand {
 
     /**
      * What token {@code id} adds to the text, quoted and escaped ({@code "▁Once"} shows as
-     * {@code " Once"}); a control token, which adds nothing, shows as its piece without quotes.
+     * {@code " Once"}); a control token shows as its piece without quotes, whether it adds nothing
+     * to decoded text (GGUF vocabularies) or its piece (a Hugging Face tokenizer's special tokens).
      */
     static String show(Tokenizer tokenizer, int id) {
         byte[] bytes = tokenizer.tokenBytes(id);
-        return bytes.length == 0 ? tokenizer.piece(id) : quote(bytes);
+        return bytes.length == 0 || tokenizer.isControlToken(id) ? tokenizer.piece(id) : quote(bytes);
     }
 
     /**

@@ -90,7 +90,8 @@ class TokenizeCommandTest {
 
     /**
      * A Hugging Face directory is tokenized with its tokenizer.json: a synthetic model written both
-     * ways gives the same ids. A directory without one is named as such, not "No such device".
+     * ways gives the same ids. A directory without one is named as such, not "No such device" nor
+     * "not a GGUF file".
      */
     @Test
     void readsHuggingFaceDirectories(@TempDir Path dir) throws IOException {
@@ -103,11 +104,17 @@ class TokenizeCommandTest {
         PeregrineCliTest.Result fromHf = run("tokenize", "-m", hf.toString(), "--ids-only", text);
         assertThat(fromHf.status()).as(fromHf.err()).isZero();
         assertThat(fromHf.out()).isEqualTo(fromGguf.out());
+        // Control tokens show as their pieces without quotes, from either form.
+        for (Path model : new Path[] {gguf, hf}) {
+            PeregrineCliTest.Result shown = run("tokenize", "-m", model.toString(), "--no-bos", "<s>Hi</s>");
+            assertThat(shown.out().lines().map(String::strip).toList()).as(model.toString())
+                    .startsWith("1 <s>").endsWith("2 </s>");
+        }
 
         Path empty = Files.createDirectory(dir.resolve("empty"));
         PeregrineCliTest.Result none = run("tokenize", "-m", empty.toString(), "hi");
         assertThat(none.status()).isEqualTo(1);
-        assertThat(none.err()).contains("empty").contains("is a directory, not a GGUF file");
+        assertThat(none.err()).contains("empty").contains("is a directory without tokenizer.json");
         assertThat(run("info", "-m", empty.toString()).err()).contains("is a directory, not a GGUF file");
     }
 }
