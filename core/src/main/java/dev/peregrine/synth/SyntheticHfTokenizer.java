@@ -41,6 +41,15 @@ public final class SyntheticHfTokenizer {
     }
 
     /**
+     * Checks that a vocabulary of {@code size} tokens can be written, before anything is.
+     *
+     * @throws IllegalArgumentException if {@code size} is too small for a synthetic vocabulary
+     */
+    public static void checkSize(int size) {
+        SyntheticVocabulary.of(size);
+    }
+
+    /**
      * Writes tokenizer.json and tokenizer_config.json for the synthetic vocabulary of {@code size}
      * tokens into {@code dir} (which must exist), replacing files of those names.
      *

@@ -95,6 +95,11 @@ final class SynthCommand {
             tokenizer.loadProblem().ifPresent(p -> err.println("note: Peregrine cannot load this tokenizer: " + p));
         }
 
+        if (format.equals("hf")) {
+            // Its tokenizer is written after the weights: a vocabulary too small for one must fail
+            // first, not leave a directory of weights without a tokenizer.
+            SyntheticHfTokenizer.checkSize(shape.vocab());
+        }
         SyntheticModel model = SyntheticModel.of(shape, args.longValue("seed", 0));
         int threads = args.intValue("threads", 0);
         SyntheticModel.Written written = format.equals("gguf")

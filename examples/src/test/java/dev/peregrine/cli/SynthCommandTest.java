@@ -198,6 +198,9 @@ class SynthCommandTest {
                 "synth", "--shape", "tiny", "--format", "hf", "--dtype", "q4_k_m", "-o", dir.resolve("hf").toString());
         assertFails("peregrine: a synthetic SentencePiece vocabulary needs more than 259 tokens (3 special + 256 byte tokens), got 100",
                 "synth", "--shape", "tiny", "--vocab", "100", "-o", out);
+        assertFails("peregrine: a synthetic SentencePiece vocabulary needs more than 259 tokens (3 special + 256 byte tokens), got 100",
+                "synth", "--shape", "tiny", "--vocab", "100", "--format", "hf", "-o", dir.resolve("hf-small").toString());
+        assertThat(dir.resolve("hf-small")).as("no weights written without their tokenizer").doesNotExist();
         assertFails("peregrine: " + dir + " is a directory: -o names the GGUF file to write",
                 "synth", "--shape", "tiny", "-o", dir.toString());
         assertThat(dir.resolve("x.gguf")).doesNotExist();
