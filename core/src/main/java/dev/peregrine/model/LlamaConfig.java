@@ -48,15 +48,18 @@ public record LlamaConfig(
 
     public LlamaConfig {
         check(layers <= MAX_LAYERS, "at most " + MAX_LAYERS + " layers, got " + layers);
-        check(dim > 0 && layers > 0 && heads > 0 && kvHeads > 0 && headDim > 0 && ffnDim > 0
-                && vocabularySize > 0 && contextLength > 0, "sizes must be positive: " + this);
+        // Named from the parameters: in a compact constructor the fields (and toString) are not yet set.
+        String notPositive = notPositive("dim", dim) + notPositive("layers", layers) + notPositive("heads", heads)
+                + notPositive("KV heads", kvHeads) + notPositive("head size", headDim) + notPositive("FFN size", ffnDim)
+                + notPositive("vocabulary size", vocabularySize) + notPositive("context length", contextLength);
+        check(notPositive.isEmpty(), "sizes must be positive, got " + notPositive.replaceFirst("^, ", ""));
         check(heads % kvHeads == 0, "head count " + heads + " is not a multiple of the KV head count " + kvHeads);
         check(ropeDimensions > 0 && ropeDimensions % 2 == 0 && ropeDimensions <= headDim,
                 "rope dimension count " + ropeDimensions + " must be even and at most the head size " + headDim);
         check(rmsEps > 0 && Float.isFinite(rmsEps), "rms epsilon must be positive, got " + rmsEps);
         check(ropeTheta > 0 && Float.isFinite(ropeTheta), "rope base must be positive, got " + ropeTheta);
         check((long) heads * headDim <= Integer.MAX_VALUE / 4 && (long) dim * ffnDim < (1L << 40),
-                "sizes are implausibly large: " + this);
+                "sizes are implausibly large: dim " + dim + ", FFN size " + ffnDim + ", " + heads + " heads of " + headDim);
         check(ropeScaling != null, "rope scaling must be given (RopeScaling.NONE for none)");
         check(family != null, "the family must be given");
         // The graph folds YaRN's cos/sin factor into the attention scale, which is exact only when
@@ -443,6 +446,11 @@ public record LlamaConfig(
         } catch (IllegalArgumentException e) {
             throw c.error(key, "is invalid: " + e.getMessage());
         }
+    }
+
+    /** ", name value" (for a message listing sizes) when {@code value} is not positive, else "". */
+    private static String notPositive(String name, long value) {
+        return value > 0 ? "" : ", " + name + " " + value;
     }
 
     private static void check(boolean ok, String message) {

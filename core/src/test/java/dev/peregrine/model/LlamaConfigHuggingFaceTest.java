@@ -122,6 +122,9 @@ class LlamaConfigHuggingFaceTest {
                 .hasMessageContaining("\"rope_theta\" must be a number");
         assertThat(rejected(LLAMA_3_2.replace("\"num_key_value_heads\": 8", "\"num_key_value_heads\": 5")))
                 .hasMessageContaining("invalid LlamaForCausalLM hyper-parameters");
+        // A size that is not positive is named with its value (the message once listed a config of zeros).
+        assertThat(rejected(LLAMA_3_2.replace("\"num_key_value_heads\": 8", "\"num_key_value_heads\": 0")))
+                .hasMessageEndingWith("invalid LlamaForCausalLM hyper-parameters: sizes must be positive, got KV heads 0");
     }
 
     @Test
