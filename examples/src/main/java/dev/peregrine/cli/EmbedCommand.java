@@ -69,6 +69,10 @@ final class EmbedCommand {
                 options = options.withNormalize(false);
             }
             options = options.withMaxLength(args.intValue("max-length", options.maxLength()));
+            if (!args.has("query") && !args.has("passage") && (args.has("query-prefix") || args.has("passage-prefix"))) {
+                err.println("peregrine: note: no prefix added: --query-prefix and --passage-prefix set what --query and"
+                        + " --passage put in front of the texts");
+            }
             if ((args.has("query") || args.has("passage")) && options.prefix().isEmpty()) {
                 err.println("peregrine: note: the model has no " + (args.has("query") ? "query" : "passage")
                         + " prefix; give one with --" + (args.has("query") ? "query" : "passage") + "-prefix (e5: \""

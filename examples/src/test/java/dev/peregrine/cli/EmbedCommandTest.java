@@ -70,6 +70,12 @@ class EmbedCommandTest {
         PeregrineCliTest.Result query = PeregrineCliTest.run("embed", "-m", model.toString(), "--query", "x");
         assertThat(query.status()).isZero();
         assertThat(query.err()).contains("has no query prefix");
+        // A prefix given without --query or --passage is not added: said so, not silently.
+        PeregrineCliTest.Result prefixOnly = PeregrineCliTest.run("embed", "-m", model.toString(), "--query-prefix", "q: ", "x");
+        assertThat(prefixOnly.status()).isZero();
+        assertThat(prefixOnly.err()).contains("no prefix added");
+        assertThat(PeregrineCliTest.run("embed", "-m", model.toString(), "--query-prefix", "q: ", "--query", "x").err())
+                .doesNotContain("no prefix added").contains("prefix \"q: \"");
     }
 
     @Test
