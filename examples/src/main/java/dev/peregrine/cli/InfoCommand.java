@@ -1,6 +1,7 @@
 package dev.peregrine.cli;
 
 import dev.peregrine.Model;
+import dev.peregrine.ModelFormatException;
 import dev.peregrine.PeregrineException;
 import dev.peregrine.cli.Args.Option;
 import dev.peregrine.format.gguf.GgufArray;
@@ -12,6 +13,8 @@ import dev.peregrine.format.hf.HfLlamaLayout;
 import dev.peregrine.format.hf.SafetensorsFile;
 import dev.peregrine.model.LlamaCheckpoint;
 import dev.peregrine.model.RecommendedSampling;
+import dev.peregrine.tokenizer.Tokenizer;
+import dev.peregrine.tokenizer.Tokenizers;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.lang.foreign.Arena;
@@ -49,6 +52,8 @@ final class InfoCommand {
         try (Arena arena = Arena.ofConfined()) {
             if (LlamaCheckpoint.isHuggingFaceDirectory(path)) {
                 printHuggingFace(out, path, arena);
+            } else if (Files.isDirectory(path)) {
+                printTokenizerDirectory(out, path);
             } else {
                 GgufFile file = GgufFile.open(path, arena);
                 metadata = file.metadata();
@@ -70,6 +75,29 @@ final class InfoCommand {
             out.println("model: does not load: " + e.getMessage());
         }
         return Peregrine.OK;
+    }
+
+    /**
+     * A directory without config.json: a Hugging Face tokenizer's (tokenizer.json), summarised as
+     * the model would read it; anything else is not something info reads.
+     */
+    private static void printTokenizerDirectory(PrintStream out, Path dir) {
+        Path json = dir.resolve("tokenizer.json");
+        if (!Files.isRegularFile(json)) {
+            throw new ModelFormatException(dir, -1, "is a directory without config.json or tokenizer.json: info reads a"
+                    + " GGUF file or a Hugging Face directory");
+        }
+        Path config = dir.resolve("tokenizer_config.json");
+        Tokenizer tokenizer = Tokenizers.fromHuggingFace(json, Files.isRegularFile(config) ? config : null);
+        out.printf(Locale.ROOT, "Hugging Face tokenizer directory (no config.json, so no model): %s, %,d tokens%n",
+                Files.isRegularFile(config) ? "tokenizer.json and tokenizer_config.json" : "tokenizer.json",
+                tokenizer.vocabularySize());
+        out.println("  BOS: " + specialToken(tokenizer, tokenizer.bosId()));
+        out.println("  EOS: " + specialToken(tokenizer, tokenizer.eosId()));
+    }
+
+    private static String specialToken(Tokenizer tokenizer, int id) {
+        return id < 0 ? "none" : id + " " + tokenizer.piece(id);
     }
 
     /** A Hugging Face directory: config.json as it is, then the tensors of every safetensors file. */

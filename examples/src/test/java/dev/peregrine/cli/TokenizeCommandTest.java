@@ -115,6 +115,14 @@ class TokenizeCommandTest {
         PeregrineCliTest.Result none = run("tokenize", "-m", empty.toString(), "hi");
         assertThat(none.status()).isEqualTo(1);
         assertThat(none.err()).contains("empty").contains("is a directory without tokenizer.json");
-        assertThat(run("info", "-m", empty.toString()).err()).contains("is a directory, not a GGUF file");
+        assertThat(run("info", "-m", empty.toString()).err()).contains("is a directory without config.json or tokenizer.json");
+        // A tokenizer's directory (no config.json): info summarises its tokenizer, then says why no model loads.
+        Path mistral = PeregrineCliTest.sharedDir().resolve("models/tokenizers/hf/mistral");
+        assertThat(mistral).isDirectory();
+        PeregrineCliTest.Result info = run("info", "-m", mistral.toString());
+        assertThat(info.status()).as(info.err()).isZero();
+        assertThat(info.out()).contains("Hugging Face tokenizer directory (no config.json, so no model)")
+                .contains("32,000 tokens").contains("BOS: 1 <s>").contains("EOS: 2 </s>")
+                .contains("model: does not load:");
     }
 }
