@@ -103,9 +103,19 @@ final class DecoderParts {
             backend = provider.create(new BackendConfig(options.threads(), options.deviceIndex()));
             LlamaWeights weights = LlamaWeights.load(checkpoint.tensors(), config, backend);
             int blocks = (int) Math.min(Integer.MAX_VALUE, (kvTokens + KV_BLOCK_SIZE - 1) / KV_BLOCK_SIZE);
-            KvCache kv = new KvCache(backend, config.layers(), config.kvHeads(), config.headDim(), blocks,
-                    KV_BLOCK_SIZE, options.kvCacheType());
-            LlamaGraph graph = new LlamaGraph(config, weights, backend, kv, options.maxBatchTokens());
+            KvCache kv;
+            LlamaGraph graph;
+            try {
+                kv = new KvCache(backend, config.layers(), config.kvHeads(), config.headDim(), blocks, KV_BLOCK_SIZE,
+                        options.kvCacheType());
+                graph = new LlamaGraph(config, weights, backend, kv, options.maxBatchTokens());
+            } catch (OutOfMemoryError e) {
+                // Sizes the host chose (ModelOptions), not the file: too large for this machine.
+                throw new PeregrineException("not enough memory for a KV cache of " + kvTokens + " tokens ("
+                        + KvCache.bytesPerToken(config.layers(), config.kvDim(), options.kvCacheType()) * kvTokens / (1 << 20)
+                        + " MiB; ModelOptions.kvCacheTokens) and steps of up to " + options.maxBatchTokens()
+                        + " tokens (ModelOptions.maxBatchTokens): " + e.getMessage(), e);
+            }
             Scheduler scheduler = new Scheduler(graph, kv, vocab, checkpoint.tokenizer().vocabularySize(),
                     options.maxBatchTokens(), options.maxSequences(),
                     options.maxWaitingRequests(), options.prefixCaching(), options.prefillChunkTokens(),

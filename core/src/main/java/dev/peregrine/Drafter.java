@@ -7,8 +7,10 @@ package dev.peregrine;
  * what it produces.
  *
  * <p>Called on the model's scheduler thread, once per step for each request that speculates:
- * keep it quick and non-blocking (the whole batch waits for it); if one drafter serves several
- * models at once, it must be thread-safe. An exception thrown here fails that request only.
+ * keep it quick and non-blocking (the whole batch waits for it); a call that waits for the same
+ * model (a blocking {@code generate}, closing it) is refused with {@link IllegalStateException},
+ * since it would wait for itself. If one drafter serves several models at once, it must be
+ * thread-safe. An exception thrown here fails that request only.
  */
 @FunctionalInterface
 public interface Drafter {

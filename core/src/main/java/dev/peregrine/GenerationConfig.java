@@ -263,6 +263,7 @@ public final class GenerationConfig {
      * earlier bias; an empty map turns it off.
      */
     public GenerationConfig logitBias(Map<Integer, Float> bias) {
+        Objects.requireNonNull(bias, "bias (an empty map for none)");
         int[] ids = bias.keySet().stream().mapToInt(Integer::intValue).sorted().toArray();
         float[] values = new float[ids.length];
         for (int i = 0; i < ids.length; i++) {
@@ -290,7 +291,7 @@ public final class GenerationConfig {
 
     /** Stop when one of these token ids is generated (in addition to the model's end-of-generation tokens). */
     public GenerationConfig stopTokens(int... ids) {
-        int[] copy = ids.clone();
+        int[] copy = Objects.requireNonNull(ids, "stop token ids").clone();
         return with(v -> v.stopTokens = copy);
     }
 
@@ -304,6 +305,7 @@ public final class GenerationConfig {
      * {@link FinishReason#TIMEOUT} and the text generated so far. {@link Duration#ZERO} = no limit.
      */
     public GenerationConfig timeout(Duration limit) {
+        Objects.requireNonNull(limit, "timeout (Duration.ZERO for none)");
         return with(v -> v.timeout = limit);
     }
 

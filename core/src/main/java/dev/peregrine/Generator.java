@@ -9,6 +9,7 @@ import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
 import java.util.NoSuchElementException;
+import java.util.Objects;
 import java.util.Spliterator;
 import java.util.Spliterators;
 import java.util.concurrent.CompletableFuture;
@@ -49,8 +50,9 @@ public final class Generator {
     }
 
     /**
-     * Submits a request and returns at once. The future completes on Peregrine's scheduler thread;
-     * cancelling it cancels the request (its KV blocks are freed within one step). A request the
+     * Submits a request and returns at once. The future completes on a (virtual) thread of its own,
+     * not Peregrine's scheduler thread, so that what is chained on it may generate again, wait, or
+     * close the model; cancelling it cancels the request (its KV blocks are freed within one step). A request the
      * generator cannot take is refused here, not through the future, so that a caller producing
      * requests faster than they are served feels it at once.
      *
@@ -72,6 +74,7 @@ public final class Generator {
 
     /** Generates completions of all {@code prompts}, batched together; results in prompt order. */
     public List<Completion> generateAll(List<String> prompts, GenerationConfig config) {
+        model.scheduler().requireOtherThread("wait for generations");
         List<CompletableFuture<Completion>> futures = new ArrayList<>(prompts.size());
         try {
             for (String p : prompts) {
@@ -123,6 +126,7 @@ public final class Generator {
     }
 
     private ResultQueue submit(int[] promptTokens, GenerationConfig config) {
+        model.scheduler().requireOtherThread("wait for a generation"); // its caller waits for the tokens
         checkPrompt(promptTokens, config);
         Speculator speculator = newSpeculator(model, config);
         SequenceState seq = newSequence(promptTokens);
@@ -164,6 +168,7 @@ public final class Generator {
     }
 
     private void checkPrompt(int[] tokens, GenerationConfig config) {
+        Objects.requireNonNull(config, "config (GenerationConfig.defaults() for the defaults)");
         if (tokens.length == 0) {
             throw new IllegalArgumentException("the prompt is empty (and the model adds no BOS token)");
         }
@@ -187,14 +192,16 @@ public final class Generator {
         public void onToken(GeneratedToken token) {
         }
 
+        // Completed on a thread of its own, not the scheduler's: what the host chains on the future
+        // (another generate, waiting on it, closing the model) runs there, where waiting is harmless.
         @Override
         public void onComplete(Completion c) {
-            complete(c);
+            Thread.startVirtualThread(() -> complete(c));
         }
 
         @Override
         public void onError(RuntimeException error) {
-            completeExceptionally(error);
+            Thread.startVirtualThread(() -> completeExceptionally(error));
         }
 
         @Override

@@ -80,6 +80,8 @@ public final class Model implements AutoCloseable {
      * @throws ModelFormatException if the file is missing, malformed or describes an unsupported model
      */
     public static Model load(Path path, ModelOptions options) {
+        Objects.requireNonNull(path, "path");
+        Objects.requireNonNull(options, "options (ModelOptions.defaults() for the defaults)");
         long t0 = System.nanoTime();
         if (EncoderFiles.isEncoderPath(path)) {
             EncoderParts encoder = EncoderParts.load(EncoderFiles.find(path), options);
@@ -339,6 +341,9 @@ public final class Model implements AutoCloseable {
     /** Frees the model's memory. Sessions, generations and embeddings still running fail afterwards. */
     @Override
     public void close() {
+        if (decoder != null) {
+            decoder.scheduler().requireOtherThread("close the model");
+        }
         synchronized (this) {
             if (closed) {
                 return;

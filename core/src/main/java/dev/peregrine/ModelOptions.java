@@ -6,12 +6,16 @@ import dev.peregrine.tensor.DType;
  * How to load a model. Immutable; {@code withX} methods return copies.
  *
  * @param backend        "auto" (the best usable backend: CUDA when a GPU is usable, else CPU), "cpu" or "cuda"
- * @param threads        CPU threads (0 = one per physical core, never more than the processors this process may use)
+ * @param threads        CPU threads (0 = one per physical core, never more than the processors this process may use;
+ *                       at most {@link #MAX_THREADS})
  * @param contextLength  the longest sequence allowed (0 = the context length the model file states)
- * @param kvCacheTokens  token capacity of the shared paged KV cache (0 = four full contexts, at most 1 GiB)
- * @param maxBatchTokens the most tokens one forward step evaluates; longer prompts are split
+ * @param kvCacheTokens  token capacity of the shared paged KV cache (0 = four full contexts, at most 1 GiB;
+ *                       at most {@link #MAX_KV_CACHE_TOKENS}; more than the machine can hold fails the load)
+ * @param maxBatchTokens the most tokens one forward step evaluates (at most {@link #MAX_BATCH_TOKENS});
+ *                       longer prompts are split
  * @param maxSequences   the most sequences the generator runs together in one batch
- * @param maxWaitingRequests the most requests waiting for a place in the batch; more are rejected
+ * @param maxWaitingRequests the most requests waiting for a place in the batch (at least 1: every
+ *                       request waits there until the next step); more are rejected
  * @param prefixCaching  reuse the KV-cache blocks of identical prompt prefixes across requests
  *                       (a shared system prompt is evaluated once)
  * @param prefillChunkTokens the most prompt tokens evaluated in one step (chunked prefill; default
@@ -42,11 +46,18 @@ public record ModelOptions(String backend, int threads, int contextLength, long 
         if (backend == null || backend.isBlank()) {
             throw new IllegalArgumentException("backend must be 'auto' or a backend name");
         }
-        if (threads < 0 || contextLength < 0 || kvCacheTokens < 0) {
-            throw new IllegalArgumentException("threads, contextLength and kvCacheTokens must be >= 0");
+        if (threads < 0 || threads > MAX_THREADS) {
+            throw new IllegalArgumentException("threads must be 0 (one per core) to " + MAX_THREADS + ", got " + threads);
         }
-        if (maxBatchTokens < 1) {
-            throw new IllegalArgumentException("maxBatchTokens must be >= 1, got " + maxBatchTokens);
+        if (contextLength < 0) {
+            throw new IllegalArgumentException("contextLength must be >= 0 (0 = the model's), got " + contextLength);
+        }
+        if (kvCacheTokens < 0 || kvCacheTokens > MAX_KV_CACHE_TOKENS) {
+            throw new IllegalArgumentException("kvCacheTokens must be 0 (the default budget) to " + MAX_KV_CACHE_TOKENS
+                    + ", got " + kvCacheTokens);
+        }
+        if (maxBatchTokens < 1 || maxBatchTokens > MAX_BATCH_TOKENS) {
+            throw new IllegalArgumentException("maxBatchTokens must be 1 to " + MAX_BATCH_TOKENS + ", got " + maxBatchTokens);
         }
         if (maxSequences < 1 || maxSequences > maxBatchTokens) {
             throw new IllegalArgumentException("maxSequences must be in 1.." + maxBatchTokens + " (maxBatchTokens), got " + maxSequences);
@@ -63,10 +74,18 @@ public record ModelOptions(String backend, int threads, int contextLength, long 
         if (kvCacheType != DType.F32 && kvCacheType != DType.F16) {
             throw new IllegalArgumentException("kvCacheType must be F32 or F16, got " + kvCacheType);
         }
-        if (maxWaitingRequests < 0) {
-            throw new IllegalArgumentException("maxWaitingRequests must be >= 0, got " + maxWaitingRequests);
+        if (maxWaitingRequests < 1) {
+            // Every request waits in the queue, if only until the next step: 0 would refuse them all.
+            throw new IllegalArgumentException("maxWaitingRequests must be >= 1, got " + maxWaitingRequests);
         }
     }
+
+    /** The most CPU threads (as ggml's GGML_MAX_N_THREADS): each is a platform thread and its scratch. */
+    public static final int MAX_THREADS = 512;
+    /** The most tokens one forward step may evaluate: the step's buffers grow with it. */
+    public static final int MAX_BATCH_TOKENS = 1 << 16;
+    /** The most KV-cache tokens that may be asked for (the cache's block count must fit an int). */
+    public static final long MAX_KV_CACHE_TOKENS = 1L << 32;
 
     public static ModelOptions defaults() {
         return new ModelOptions("auto", 0, 0, 0, 512, 64, 1024, true, 512, 50, 0, DType.F32);

@@ -85,6 +85,7 @@ public final class Session implements AutoCloseable {
     }
 
     private Completion generateInUse(GenerationConfig config, Consumer<GeneratedToken> onToken) {
+        model.scheduler().requireOtherThread("wait for a generation");
         if (seq.length() == 0) {
             throw new IllegalStateException("the session is empty: append a prompt first");
         }

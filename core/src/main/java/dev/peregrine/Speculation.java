@@ -39,6 +39,11 @@ public final class Speculation {
      * docs/PERFORMANCE.md), speculation stops paying once a handful of sequences share a step.
      */
     public static final int DEFAULT_MAX_BATCH_SEQUENCES = 4;
+    /**
+     * The most tokens a step may draft: each is a row the target verifies in the step (and, for
+     * sampled drafts, a vocabulary-sized row of probabilities kept per request).
+     */
+    public static final int MAX_DRAFT = 64;
 
     private final Model draftModel;
     private final Drafter drafter;
@@ -50,8 +55,8 @@ public final class Speculation {
 
     private Speculation(Model draftModel, Drafter drafter, String description, int maxDraft, boolean adaptive,
                         int maxBatchSequences, boolean fallbackWhenSlower) {
-        if (maxDraft < 1) {
-            throw new IllegalArgumentException("maxDraft must be >= 1, got " + maxDraft);
+        if (maxDraft < 1 || maxDraft > MAX_DRAFT) {
+            throw new IllegalArgumentException("maxDraft must be 1 to " + MAX_DRAFT + ", got " + maxDraft);
         }
         if (maxBatchSequences < 1) {
             throw new IllegalArgumentException("maxBatchSequences must be >= 1, got " + maxBatchSequences);

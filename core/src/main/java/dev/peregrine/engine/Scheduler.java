@@ -12,6 +12,7 @@ import dev.peregrine.kv.KvCacheFullException;
 import dev.peregrine.model.LlamaGraph;
 import dev.peregrine.spi.Backend;
 import dev.peregrine.spi.BatchLayout;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Iterator;
@@ -72,6 +73,8 @@ public final class Scheduler implements AutoCloseable {
     public static final int PROMPT_LOGPROB_CHUNK = 64;
     /** How long the loop sleeps while nothing runs and the first waiting request waits for sessions' calls. */
     private static final long WAIT_FOR_SESSIONS_NANOS = 200_000;
+    /** Timeouts from this long on are no limit: their deadlines would not fit in nanoTime's arithmetic. */
+    private static final Duration NO_DEADLINE_FROM = Duration.ofDays(36_500);
     /** Receives a request's results; called on the scheduler thread, so it must not block. */
     public interface Sink {
         void onToken(GeneratedToken token);
@@ -106,7 +109,9 @@ public final class Scheduler implements AutoCloseable {
             this.sink = sink;
             this.arrival = arrival;
             this.priority = generation.config().priority();
-            long timeout = generation.config().timeout().toNanos();
+            // A century or more is no limit (a deadline far enough to overflow nanoTime's arithmetic).
+            Duration limit = generation.config().timeout();
+            long timeout = limit.compareTo(NO_DEADLINE_FROM) >= 0 ? 0 : limit.toNanos();
             this.deadlineNanos = timeout == 0 ? 0 : submittedNanos + timeout;
         }
 
@@ -240,7 +245,13 @@ public final class Scheduler implements AutoCloseable {
             throw new RequestRejectedException("the waiting queue is full (" + maxWaiting
                     + " requests); try again later or raise ModelOptions.maxWaitingRequests");
         }
-        Request r = new Request(generation, ownsSequence, sink, arrivals.getAndIncrement());
+        Request r;
+        try {
+            r = new Request(generation, ownsSequence, sink, arrivals.getAndIncrement());
+        } catch (RuntimeException | Error e) {
+            queued.decrementAndGet(); // its place in the queue was never taken
+            throw e;
+        }
         incoming.add(r);
         wakeUp();
         return r;
@@ -1075,6 +1086,19 @@ public final class Scheduler implements AutoCloseable {
         Speculator s = r.generation.speculator();
         if (s != null) {
             s.close();
+        }
+    }
+
+    /**
+     * Refuses {@code action} (a call that waits for this scheduler, or closes it) on the scheduler's
+     * own thread, where a host's {@code Drafter} runs: it would wait for itself, for ever.
+     *
+     * @throws IllegalStateException on the scheduler thread
+     */
+    public void requireOtherThread(String action) {
+        if (Thread.currentThread() == thread) {
+            throw new IllegalStateException("cannot " + action + " on the model's own scheduler thread (from a Drafter):"
+                    + " it would wait for itself");
         }
     }
 

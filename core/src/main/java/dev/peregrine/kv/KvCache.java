@@ -38,8 +38,7 @@ public final class KvCache {
         this.kvHeads = kvHeads;
         this.headDim = headDim;
         this.type = type;
-        this.prefixes = new PrefixIndex(blocks, blockSize);
-        this.allocator = new BlockAllocator(blocks, prefixes::remove);
+        // The caches first: a size the backend cannot hold fails there, before the per-block tables.
         this.keys = new Buffer[layers];
         this.values = new Buffer[layers];
         long count = (long) blocks * blockSize * kvHeads * headDim;
@@ -47,6 +46,8 @@ public final class KvCache {
             keys[l] = backend.allocate(count, type);
             values[l] = backend.allocate(count, type);
         }
+        this.prefixes = new PrefixIndex(blocks, blockSize);
+        this.allocator = new BlockAllocator(blocks, prefixes::remove);
     }
 
     /** How keys and values are stored: F32 or F16. */

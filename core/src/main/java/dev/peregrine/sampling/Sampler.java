@@ -117,6 +117,11 @@ public final class Sampler {
             }
             biasValues[i] = bias.get(biasTokens[i]);
         }
+        for (int stop : config.stopTokens()) {
+            if (stop < 0 || stop >= vocabularySize) {
+                throw new IllegalArgumentException("stop token " + stop + " is outside the vocabulary of " + vocabularySize);
+            }
+        }
         this.constraint = constraint;
         this.candidatesNeeded = config.changesLogits() || constraint != null ? 0
                 : config.isGreedy() ? 1 : usesTopK() ? config.topK() : 0;

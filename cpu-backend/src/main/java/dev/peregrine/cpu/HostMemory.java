@@ -112,17 +112,20 @@ final class HostMemory {
         if (MMAP == null || bytes < MAPPED_FROM_BYTES) {
             return arena.allocate(bytes, 64);
         }
+        MemorySegment address;
         try {
-            MemorySegment address = (MemorySegment) MMAP.invokeExact(MemorySegment.NULL, bytes, PROT_READ_WRITE,
+            address = (MemorySegment) MMAP.invokeExact(MemorySegment.NULL, bytes, PROT_READ_WRITE,
                     MAP_PRIVATE_ANONYMOUS, -1, 0L);
-            if (address.address() == -1L) { // MAP_FAILED: let Arena.allocate report the shortage
-                return arena.allocate(bytes, 64);
+            if (address.address() != -1L) {
+                int ignored = (int) MADVISE.invokeExact(address, bytes, MADV_HUGEPAGE); // a hint; may be refused
             }
-            int ignored = (int) MADVISE.invokeExact(address, bytes, MADV_HUGEPAGE); // a hint; may be refused
-            return address.reinterpret(bytes, arena, mapping -> unmap(mapping, bytes));
         } catch (Throwable e) {
             throw new IllegalStateException("mmap of " + bytes + " bytes failed", e);
         }
+        if (address.address() == -1L) { // MAP_FAILED: Arena.allocate reports the shortage (OutOfMemoryError)
+            return arena.allocate(bytes, 64);
+        }
+        return address.reinterpret(bytes, arena, mapping -> unmap(mapping, bytes));
     }
 
     private static void unmap(MemorySegment mapping, long bytes) {

@@ -64,7 +64,14 @@ final class WorkerPool implements AutoCloseable {
         for (int i = 0; i < workers.length; i++) {
             int index = i + 1;
             workers[i] = Thread.ofPlatform().daemon().name("peregrine-cpu-" + index).unstarted(() -> workLoop(index));
-            workers[i].start();
+            try {
+                workers[i].start();
+            } catch (OutOfMemoryError e) { // the system's thread limit: stop the ones started, or they idle for ever
+                workers[i] = null;
+                close();
+                throw new IllegalStateException("cannot start " + threads + " CPU threads (" + index
+                        + " started): " + e.getMessage(), e);
+            }
         }
     }
 
@@ -180,9 +187,12 @@ final class WorkerPool implements AutoCloseable {
     public void close() {
         closed = true;
         for (Thread w : workers) {
-            LockSupport.unpark(w);
+            LockSupport.unpark(w); // (null: a worker that never started, when starting them failed)
         }
         for (Thread w : workers) {
+            if (w == null) {
+                continue;
+            }
             try {
                 w.join(1000);
             } catch (InterruptedException e) {

@@ -94,6 +94,92 @@ class ModelLifecycleTest {
         }
     }
 
+    /**
+     * What a host chains on a future runs off the scheduler thread: another generation, waiting on
+     * it, even closing the model (each used to wait on the scheduler thread for itself, and the
+     * model served no one again). On the scheduler thread itself, where a Drafter runs, a call that
+     * would wait for the scheduler is refused, and only that request fails.
+     */
+    @Test
+    void callbacksMayWaitForTheModelAndDraftersMayNot() {
+        GenerationConfig config = GenerationConfig.greedy().maxTokens(4);
+        Model model = Model.load(SharedModels.stories260K());
+        try {
+            var generator = model.generator();
+            String chained = assertTimeoutPreemptively(Duration.ofSeconds(60), () -> generator.generateAsync("Once", config)
+                    .thenApply(c -> generator.generate(c.text(), config).text()).get());
+            assertThat(chained).isNotEmpty();
+
+            var waiting = GenerationConfig.greedy().maxTokens(8)
+                    .withSpeculation(dev.peregrine.Speculation.drafter((tokens, length, draft) ->
+                            generator.generate("Once", GenerationConfig.greedy().maxTokens(1)), 4));
+            assertTimeoutPreemptively(Duration.ofSeconds(60), () -> assertThatThrownBy(
+                    () -> generator.generate("Once upon a time", waiting))
+                    .isInstanceOf(dev.peregrine.PeregrineException.class).hasMessageContaining("scheduler thread"));
+            assertThat(generator.generate("Once", config).outputTokens()).isNotEmpty(); // still serving
+
+            Model closing = model;
+            assertTimeoutPreemptively(Duration.ofSeconds(60), () -> generator.generateAsync("Once", config)
+                    .thenApply(c -> {
+                        closing.close();
+                        return c;
+                    }).get());
+            assertThatThrownBy(() -> generator.generate("Once", config)).isInstanceOf(IllegalStateException.class);
+        } finally {
+            model.close();
+        }
+    }
+
+    /**
+     * A timeout too long for nanoseconds is no limit, and a request that cannot be made does not
+     * keep its place in the waiting queue (a 300-year timeout once overflowed after taking the
+     * place: two of them left a queue of 2 refusing every request for good).
+     */
+    @Test
+    void aCenturyLongTimeoutIsNoLimitAndFailedRequestsFreeTheirPlace() {
+        try (Model model = Model.load(SharedModels.stories260K(), ModelOptions.defaults().withMaxWaitingRequests(2))) {
+            GenerationConfig forever = GenerationConfig.greedy().maxTokens(3).timeout(Duration.ofDays(365L * 300));
+            for (int i = 0; i < 5; i++) {
+                assertThat(model.generator().generate("Once", forever).outputTokens()).hasSize(3);
+            }
+            GenerationConfig badStop = GenerationConfig.greedy().maxTokens(3).stopTokens(99_999);
+            for (int i = 0; i < 5; i++) {
+                assertThatThrownBy(() -> model.generator().generate("Once", badStop))
+                        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("stop token 99999 is outside");
+            }
+            assertThat(model.generator().metrics().waitingRequests()).isZero();
+            assertThat(model.generator().generate("Once", GenerationConfig.greedy().maxTokens(3)).outputTokens()).hasSize(3);
+        }
+    }
+
+    /**
+     * Option values no machine could serve are refused with the option's name and range, before
+     * anything is allocated (100,000 threads once left 32,000 of them running after an
+     * OutOfMemoryError; Long.MAX_VALUE KV tokens overflowed into a one-block cache).
+     */
+    @Test
+    void impossibleOptionsAreRefusedByName() {
+        ModelOptions d = ModelOptions.defaults();
+        assertThatThrownBy(() -> d.withThreads(100_000)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("threads must be 0 (one per core) to 512, got 100000");
+        assertThatThrownBy(() -> d.withThreads(-1)).hasMessageContaining("threads must be 0");
+        assertThatThrownBy(() -> d.withKvCacheTokens(Long.MAX_VALUE)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("kvCacheTokens must be 0 (the default budget) to 4294967296");
+        assertThatThrownBy(() -> d.withMaxBatchTokens(Integer.MAX_VALUE)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("maxBatchTokens must be 1 to 65536");
+        assertThatThrownBy(() -> d.withMaxWaitingRequests(0)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("maxWaitingRequests must be >= 1");
+        assertThatThrownBy(() -> dev.peregrine.Speculation.promptLookup(1, 3, Integer.MAX_VALUE))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("maxDraft must be 1 to 64");
+        assertThatThrownBy(() -> Model.load(SharedModels.stories260K(), null)).isInstanceOf(NullPointerException.class)
+                .hasMessageContaining("options");
+        assertThatThrownBy(() -> GenerationConfig.greedy().timeout(null)).isInstanceOf(NullPointerException.class)
+                .hasMessageContaining("timeout");
+        // A KV cache the machine cannot hold fails the load with a typed exception naming the option.
+        assertThatThrownBy(() -> Model.load(SharedModels.stories260K(), d.withKvCacheTokens(ModelOptions.MAX_KV_CACHE_TOKENS)))
+                .isInstanceOf(dev.peregrine.PeregrineException.class).hasMessageContaining("ModelOptions.kvCacheTokens");
+    }
+
     private static long usedHeapAfterGc() {
         for (int i = 0; i < 3; i++) {
             System.gc();
