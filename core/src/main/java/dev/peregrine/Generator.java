@@ -46,6 +46,7 @@ public final class Generator {
 
     /** Generates a completion of a tokenised prompt (used as given: no BOS is added). */
     public Completion generate(int[] promptTokens, GenerationConfig config, Consumer<GeneratedToken> onToken) {
+        Objects.requireNonNull(onToken, "onToken (t -> { } to ignore the tokens)");
         return submit(promptTokens, config).drain(onToken);
     }
 

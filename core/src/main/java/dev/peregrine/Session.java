@@ -4,6 +4,7 @@ import dev.peregrine.engine.Generation;
 import dev.peregrine.engine.IdleSequences;
 import dev.peregrine.engine.SequenceState;
 import java.util.Arrays;
+import java.util.Objects;
 import java.util.function.Consumer;
 import java.util.function.Supplier;
 
@@ -81,6 +82,8 @@ public final class Session implements AutoCloseable {
      * it is made. The session's sequence runs in the generator's batch with other requests.
      */
     public Completion generate(GenerationConfig config, Consumer<GeneratedToken> onToken) {
+        Objects.requireNonNull(config, "config (GenerationConfig.defaults() for the defaults)");
+        Objects.requireNonNull(onToken, "onToken (t -> { } to ignore the tokens)");
         return inUse(() -> generateInUse(config, onToken));
     }
 

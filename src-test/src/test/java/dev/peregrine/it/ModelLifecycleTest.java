@@ -175,6 +175,16 @@ class ModelLifecycleTest {
                 .hasMessageContaining("options");
         assertThatThrownBy(() -> GenerationConfig.greedy().timeout(null)).isInstanceOf(NullPointerException.class)
                 .hasMessageContaining("timeout");
+        try (Model model = Model.load(SharedModels.stories260K())) {
+            assertThatThrownBy(() -> model.generator().generate("Once", GenerationConfig.greedy(), null))
+                    .isInstanceOf(NullPointerException.class).hasMessageContaining("onToken");
+            assertThatThrownBy(() -> model.generator().generate("Once", null))
+                    .isInstanceOf(NullPointerException.class).hasMessageContaining("config");
+            Session session = model.newSession().append("Once");
+            assertThatThrownBy(() -> session.generate(null)).isInstanceOf(NullPointerException.class)
+                    .hasMessageContaining("config");
+            assertThat(model.generator().metrics().waitingRequests()).isZero();
+        }
         // A KV cache the machine cannot hold fails the load with a typed exception naming the option.
         assertThatThrownBy(() -> Model.load(SharedModels.stories260K(), d.withKvCacheTokens(ModelOptions.MAX_KV_CACHE_TOKENS)))
                 .isInstanceOf(dev.peregrine.PeregrineException.class).hasMessageContaining("ModelOptions.kvCacheTokens");
