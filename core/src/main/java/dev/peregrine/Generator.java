@@ -51,11 +51,14 @@ public final class Generator {
     }
 
     /**
-     * Submits a request and returns at once. The future completes on a (virtual) thread of its own,
-     * not Peregrine's scheduler thread, so that what is chained on it may generate again, wait, or
-     * close the model; cancelling it cancels the request (its KV blocks are freed within one step). A request the
-     * generator cannot take is refused here, not through the future, so that a caller producing
-     * requests faster than they are served feels it at once.
+     * Submits a request and returns at once. The future completes on Peregrine's scheduler thread,
+     * in the order the requests finish, so what is chained on it without {@code *Async} runs there
+     * and holds up every request: chain waiting work with the {@code *Async} variants (a blocking
+     * {@code generate} or {@code close} on the scheduler thread is refused with
+     * {@link IllegalStateException}: it would wait for itself). Cancelling the future cancels the
+     * request (its KV blocks are freed within one step). A request the generator cannot take is
+     * refused here, not through the future, so that a caller producing requests faster than they
+     * are served feels it at once.
      *
      * @throws RequestRejectedException if the waiting queue is full ({@link ModelOptions#maxWaitingRequests()})
      * @throws IllegalArgumentException if the prompt is empty or holds an id outside the vocabulary
@@ -193,16 +196,14 @@ public final class Generator {
         public void onToken(GeneratedToken token) {
         }
 
-        // Completed on a thread of its own, not the scheduler's: what the host chains on the future
-        // (another generate, waiting on it, closing the model) runs there, where waiting is harmless.
         @Override
         public void onComplete(Completion c) {
-            Thread.startVirtualThread(() -> complete(c));
+            complete(c);
         }
 
         @Override
         public void onError(RuntimeException error) {
-            Thread.startVirtualThread(() -> completeExceptionally(error));
+            completeExceptionally(error);
         }
 
         @Override

@@ -88,7 +88,6 @@ public final class Session implements AutoCloseable {
     }
 
     private Completion generateInUse(GenerationConfig config, Consumer<GeneratedToken> onToken) {
-        model.scheduler().requireOtherThread("wait for a generation");
         if (seq.length() == 0) {
             throw new IllegalStateException("the session is empty: append a prompt first");
         }
@@ -131,6 +130,7 @@ public final class Session implements AutoCloseable {
     /** Gives the session's KV-cache blocks back; the session cannot be used afterwards. Closing twice does nothing. */
     @Override
     public void close() {
+        model.scheduler().requireOtherThread("close a session");
         idle.lock();
         try {
             if (!closed) {
@@ -150,6 +150,8 @@ public final class Session implements AutoCloseable {
      */
     private <T> T inUse(Supplier<T> call) {
         model.ensureOpen();
+        // From a Drafter: its session may be locked by a caller waiting for the scheduler.
+        model.scheduler().requireOtherThread("use a session");
         idle.lock();
         try {
             if (closed) {

@@ -59,7 +59,24 @@ final class HostMemory {
         MADVISE = madvise;
     }
 
+    /** Memory and swap of the machine (Linux: /proc/meminfo), or Long.MAX_VALUE where unknown. */
+    private static final long MACHINE_BYTES = machineBytes();
+
     private HostMemory() {
+    }
+
+    private static long machineBytes() {
+        try {
+            long kib = 0;
+            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/meminfo"))) {
+                if (line.startsWith("MemTotal:") || line.startsWith("SwapTotal:")) {
+                    kib += Long.parseLong(line.replaceAll("[^0-9]", ""));
+                }
+            }
+            return kib > 0 ? kib * 1024 : Long.MAX_VALUE;
+        } catch (java.io.IOException | RuntimeException e) {
+            return Long.MAX_VALUE; // not Linux, or not readable: no check
+        }
     }
 
     /** Whether large buffers are anonymous mappings with huge pages requested. */
@@ -107,8 +124,17 @@ final class HostMemory {
         }
     }
 
-    /** {@code bytes} of zeroed memory, 64-byte aligned (mappings are page-aligned), freed with {@code arena}. */
+    /**
+     * {@code bytes} of zeroed memory, 64-byte aligned (mappings are page-aligned), freed with {@code arena}.
+     *
+     * @throws OutOfMemoryError if the machine cannot hold it: more than its memory and swap (Linux),
+     *                          whatever the kernel's overcommit policy would let a lazy mapping promise
+     */
     static MemorySegment allocate(Arena arena, long bytes) {
+        if (bytes > MACHINE_BYTES) {
+            throw new OutOfMemoryError(bytes + " bytes requested, more than this machine's " + MACHINE_BYTES
+                    + " bytes of memory and swap");
+        }
         if (MMAP == null || bytes < MAPPED_FROM_BYTES) {
             return arena.allocate(bytes, 64);
         }

@@ -287,13 +287,15 @@ final class BenchCommand {
 
     /**
      * The context the measurements asked for need: the longest prompt (the prefill's, the decode's
-     * depth + 8, the text prompt's, which has at most a token per character plus BOS) and the
+     * depth + 8, the text prompt's, which has at most a token per UTF-8 byte, plus BOS and a
+     * SentencePiece prefix) and the
      * tokens generated after it; 2,048 positions for the 2,000-token prompt of --ttft, and as many
      * for --decode-during-prefill (its two decoders run until the long prompt's first token). No
      * more: a context beyond the model's trained one draws a warning that is not the user's doing.
      */
     private static int contextLength(Args args, int promptTokens, int depth, String specPrompt, int genTokens) {
-        int longestPrompt = Math.max(Math.max(promptTokens, depth + 8), specPrompt.length() + 1);
+        int textTokens = specPrompt.getBytes(java.nio.charset.StandardCharsets.UTF_8).length + 2;
+        int longestPrompt = Math.max(Math.max(promptTokens, depth + 8), textTokens);
         int needed = longestPrompt + genTokens + 16;
         if (args.has("ttft")) {
             needed = Math.max(needed, 2048);

@@ -95,19 +95,22 @@ class ModelLifecycleTest {
     }
 
     /**
-     * What a host chains on a future runs off the scheduler thread: another generation, waiting on
-     * it, even closing the model (each used to wait on the scheduler thread for itself, and the
-     * model served no one again). On the scheduler thread itself, where a Drafter runs, a call that
-     * would wait for the scheduler is refused, and only that request fails.
+     * On the scheduler thread, where a future completes and a Drafter runs, a call that would wait
+     * for the scheduler (a blocking generate, closing the model) is refused with a typed exception
+     * and fails only that work; such calls used to wait for themselves, and the model served no
+     * one again. Chained with the async variants, they run elsewhere and work.
      */
     @Test
-    void callbacksMayWaitForTheModelAndDraftersMayNot() {
+    void callsThatWouldWaitForTheSchedulerOnItsOwnThreadAreRefused() {
         GenerationConfig config = GenerationConfig.greedy().maxTokens(4);
         Model model = Model.load(SharedModels.stories260K());
         try {
             var generator = model.generator();
+            assertTimeoutPreemptively(Duration.ofSeconds(60), () -> assertThatThrownBy(() -> generator
+                    .generateAsync("Once", config).thenApply(c -> generator.generate(c.text(), config)).get())
+                    .hasCauseInstanceOf(IllegalStateException.class).hasMessageContaining("scheduler thread"));
             String chained = assertTimeoutPreemptively(Duration.ofSeconds(60), () -> generator.generateAsync("Once", config)
-                    .thenApply(c -> generator.generate(c.text(), config).text()).get());
+                    .thenApplyAsync(c -> generator.generate(c.text(), config).text()).get());
             assertThat(chained).isNotEmpty();
 
             var waiting = GenerationConfig.greedy().maxTokens(8)
@@ -116,11 +119,16 @@ class ModelLifecycleTest {
             assertTimeoutPreemptively(Duration.ofSeconds(60), () -> assertThatThrownBy(
                     () -> generator.generate("Once upon a time", waiting))
                     .isInstanceOf(dev.peregrine.PeregrineException.class).hasMessageContaining("scheduler thread"));
-            assertThat(generator.generate("Once", config).outputTokens()).isNotEmpty(); // still serving
 
             Model closing = model;
+            assertTimeoutPreemptively(Duration.ofSeconds(60), () -> assertThatThrownBy(() -> generator
+                    .generateAsync("Once", config).thenApply(c -> {
+                        closing.close();
+                        return c;
+                    }).get()).hasCauseInstanceOf(IllegalStateException.class));
+            assertThat(generator.generate("Once", config).outputTokens()).isNotEmpty(); // still serving
             assertTimeoutPreemptively(Duration.ofSeconds(60), () -> generator.generateAsync("Once", config)
-                    .thenApply(c -> {
+                    .thenApplyAsync(c -> {
                         closing.close();
                         return c;
                     }).get());
@@ -131,9 +139,10 @@ class ModelLifecycleTest {
     }
 
     /**
-     * A timeout too long for nanoseconds is no limit, and a request that cannot be made does not
-     * keep its place in the waiting queue (a 300-year timeout once overflowed after taking the
-     * place: two of them left a queue of 2 refusing every request for good).
+     * A timeout too long for nanoseconds is no limit (a 300-year timeout once overflowed after
+     * taking a place in the waiting queue: two of them left a queue of 2 refusing every request for
+     * good), and a request refused before submission (a stop token outside the vocabulary) leaves
+     * the queue as it was.
      */
     @Test
     void aCenturyLongTimeoutIsNoLimitAndFailedRequestsFreeTheirPlace() {
