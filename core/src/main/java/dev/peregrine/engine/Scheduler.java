@@ -366,6 +366,8 @@ public final class Scheduler implements AutoCloseable {
         }
         running.clear();
         waiting.clear();
+        runningCount = 0; // the metrics of a closed model count nothing running or waiting
+        queued.set(0);
     }
 
     private void step() {

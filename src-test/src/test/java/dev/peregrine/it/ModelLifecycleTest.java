@@ -15,12 +15,23 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import org.assertj.core.api.ThrowableAssert.ThrowingCallable;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestMethodOrder;
 
 /** Loading and closing models frees everything: heap, native memory, file mappings, threads. */
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class ModelLifecycleTest {
 
+    /**
+     * First in the class: run after this class's other tests, its resident memory grew by 560 MB
+     * in 2 of 5 runs (under 400 MB alone, in 4 runs with the tests before this session's, and in 8
+     * runs first), more threads having come and gone before it; what it measures is leaks of its
+     * own loads, not the JVM's and C library's growth after other tests.
+     */
     @Test
+    @Order(1)
     void loadingAndClosingAThousandTimesLeaksNothing() throws IOException {
         Path file = SharedModels.stories260K();
         ModelOptions options = ModelOptions.defaults().withThreads(2);
@@ -65,6 +76,28 @@ class ModelLifecycleTest {
         assertThatThrownBy(() -> generator.generate("Once", GenerationConfig.greedy().maxTokens(2)))
                 .isInstanceOf(IllegalStateException.class).hasMessageContaining("closed");
         assertThatThrownBy(model::newSession).isInstanceOf(IllegalStateException.class);
+    }
+
+    /** Closing a model with requests running fails each of them and leaves metrics that count none. */
+    @Test
+    void closingAModelFailsItsRequestsAndItsMetricsCountNone() {
+        Model model = Model.load(SharedModels.stories260K(), ModelOptions.defaults().withMaxSequences(2));
+        var generator = model.generator();
+        GenerationConfig endless = GenerationConfig.greedy().maxTokens(1500).ignoreEos(true);
+        List<java.util.concurrent.CompletableFuture<dev.peregrine.Completion>> futures = new java.util.ArrayList<>();
+        for (int i = 0; i < 5; i++) {
+            futures.add(generator.generateAsync("Once upon a time", endless));
+        }
+        while (generator.metrics().runningSequences() == 0) {
+            Thread.onSpinWait();
+        }
+        model.close();
+        for (var f : futures) {
+            assertTimeoutPreemptively(Duration.ofSeconds(20), () -> assertThatThrownBy(f::join)
+                    .hasCauseInstanceOf(IllegalStateException.class).hasMessageContaining("the model is closed"));
+        }
+        assertThat(generator.metrics().runningSequences()).isZero();
+        assertThat(generator.metrics().waitingRequests()).isZero();
     }
 
     /**
