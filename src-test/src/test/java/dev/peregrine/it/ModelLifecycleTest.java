@@ -136,11 +136,14 @@ class ModelLifecycleTest {
     @Test
     void callsThatWouldWaitForTheSchedulerOnItsOwnThreadAreRefused() {
         GenerationConfig config = GenerationConfig.greedy().maxTokens(4);
+        // Long enough that what is chained on its future is in place before it completes (on a
+        // completed future, thenApply runs on the caller's thread).
+        GenerationConfig first = GenerationConfig.greedy().maxTokens(300).ignoreEos(true);
         Model model = Model.load(SharedModels.stories260K());
         try {
             var generator = model.generator();
             assertTimeoutPreemptively(Duration.ofSeconds(60), () -> assertThatThrownBy(() -> generator
-                    .generateAsync("Once", config).thenApply(c -> generator.generate(c.text(), config)).get())
+                    .generateAsync("Once", first).thenApply(c -> generator.generate(c.text(), config)).get())
                     .hasCauseInstanceOf(IllegalStateException.class).hasMessageContaining("scheduler thread"));
             String chained = assertTimeoutPreemptively(Duration.ofSeconds(60), () -> generator.generateAsync("Once", config)
                     .thenApplyAsync(c -> generator.generate(c.text(), config).text()).get());
@@ -155,7 +158,7 @@ class ModelLifecycleTest {
 
             Model closing = model;
             assertTimeoutPreemptively(Duration.ofSeconds(60), () -> assertThatThrownBy(() -> generator
-                    .generateAsync("Once", config).thenApply(c -> {
+                    .generateAsync("Once", first).thenApply(c -> {
                         closing.close();
                         return c;
                     }).get()).hasCauseInstanceOf(IllegalStateException.class));
