@@ -4,16 +4,21 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 
+import dev.peregrine.Completion;
 import dev.peregrine.GenerationConfig;
 import dev.peregrine.Model;
 import dev.peregrine.ModelOptions;
+import dev.peregrine.PeregrineException;
 import dev.peregrine.Session;
+import dev.peregrine.Speculation;
 import java.io.IOException;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import org.assertj.core.api.ThrowableAssert.ThrowingCallable;
 import org.junit.jupiter.api.MethodOrderer;
 import org.junit.jupiter.api.Order;
@@ -25,10 +30,9 @@ import org.junit.jupiter.api.TestMethodOrder;
 class ModelLifecycleTest {
 
     /**
-     * First in the class: run after this class's other tests, its resident memory grew by 560 MB
-     * in 2 of 5 runs (under 400 MB alone, in 4 runs with the tests before this session's, and in 8
-     * runs first), more threads having come and gone before it; what it measures is leaks of its
-     * own loads, not the JVM's and C library's growth after other tests.
+     * First in the class: run after this class's tests of closed models and refused calls, its
+     * resident memory grew by 560 MB in 2 of 5 runs (under 400 MB in 8 of 8 runs first), though
+     * its own loads leaked nothing; it is about leaks of its own loads.
      */
     @Test
     @Order(1)
@@ -84,7 +88,7 @@ class ModelLifecycleTest {
         Model model = Model.load(SharedModels.stories260K(), ModelOptions.defaults().withMaxSequences(2));
         var generator = model.generator();
         GenerationConfig endless = GenerationConfig.greedy().maxTokens(1500).ignoreEos(true);
-        List<java.util.concurrent.CompletableFuture<dev.peregrine.Completion>> futures = new java.util.ArrayList<>();
+        List<CompletableFuture<Completion>> futures = new ArrayList<>();
         for (int i = 0; i < 5; i++) {
             futures.add(generator.generateAsync("Once upon a time", endless));
         }
@@ -150,11 +154,11 @@ class ModelLifecycleTest {
             assertThat(chained).isNotEmpty();
 
             var waiting = GenerationConfig.greedy().maxTokens(8)
-                    .withSpeculation(dev.peregrine.Speculation.drafter((tokens, length, draft) ->
+                    .withSpeculation(Speculation.drafter((tokens, length, draft) ->
                             generator.generate("Once", GenerationConfig.greedy().maxTokens(1)), 4));
             assertTimeoutPreemptively(Duration.ofSeconds(60), () -> assertThatThrownBy(
                     () -> generator.generate("Once upon a time", waiting))
-                    .isInstanceOf(dev.peregrine.PeregrineException.class).hasMessageContaining("scheduler thread"));
+                    .isInstanceOf(PeregrineException.class).hasMessageContaining("scheduler thread"));
 
             Model closing = model;
             assertTimeoutPreemptively(Duration.ofSeconds(60), () -> assertThatThrownBy(() -> generator
@@ -214,7 +218,7 @@ class ModelLifecycleTest {
                 .hasMessageContaining("maxBatchTokens must be 1 to 65536");
         assertThatThrownBy(() -> d.withMaxWaitingRequests(0)).isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("maxWaitingRequests must be >= 1");
-        assertThatThrownBy(() -> dev.peregrine.Speculation.promptLookup(1, 3, Integer.MAX_VALUE))
+        assertThatThrownBy(() -> Speculation.promptLookup(1, 3, Integer.MAX_VALUE))
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("maxDraft must be 1 to 64");
         assertThatThrownBy(() -> Model.load(SharedModels.stories260K(), null)).isInstanceOf(NullPointerException.class)
                 .hasMessageContaining("options");
@@ -232,7 +236,7 @@ class ModelLifecycleTest {
         }
         // A KV cache the machine cannot hold fails the load with a typed exception naming the option.
         assertThatThrownBy(() -> Model.load(SharedModels.stories260K(), d.withKvCacheTokens(ModelOptions.MAX_KV_CACHE_TOKENS)))
-                .isInstanceOf(dev.peregrine.PeregrineException.class).hasMessageContaining("ModelOptions.kvCacheTokens");
+                .isInstanceOf(PeregrineException.class).hasMessageContaining("ModelOptions.kvCacheTokens");
     }
 
     private static long usedHeapAfterGc() {
