@@ -253,6 +253,12 @@ public final class Scheduler implements AutoCloseable {
             throw e;
         }
         incoming.add(r);
+        // Closed meanwhile: the loop may have taken its last look at the incoming queue. Whoever
+        // takes the request out fails it: this caller here, else the loop.
+        if (closed && incoming.remove(r)) {
+            queued.decrementAndGet();
+            throw new IllegalStateException("the model is closed");
+        }
         wakeUp();
         return r;
     }

@@ -105,6 +105,46 @@ class ModelLifecycleTest {
     }
 
     /**
+     * Requests submitted from several threads while the model closes each end, one way or the
+     * other: none is left waiting in a queue that no loop reads any more.
+     */
+    @Test
+    void requestsSubmittedWhileTheModelClosesAllEnd() throws Exception {
+        for (int round = 0; round < 20; round++) {
+            Model model = Model.load(SharedModels.stories260K());
+            var generator = model.generator();
+            GenerationConfig config = GenerationConfig.greedy().maxTokens(2);
+            List<CompletableFuture<Completion>> futures = java.util.Collections.synchronizedList(new ArrayList<>());
+            List<Thread> submitters = new ArrayList<>();
+            for (int t = 0; t < 3; t++) {
+                submitters.add(Thread.ofPlatform().start(() -> {
+                    for (int i = 0; i < 200; i++) {
+                        try {
+                            futures.add(generator.generateAsync("Once", config));
+                        } catch (IllegalStateException | dev.peregrine.RequestRejectedException e) {
+                            return; // closed (or full): refused at once, nothing left waiting
+                        }
+                    }
+                }));
+            }
+            Thread.sleep(round % 5);
+            model.close();
+            for (Thread t : submitters) {
+                t.join();
+            }
+            for (CompletableFuture<Completion> f : futures) {
+                assertTimeoutPreemptively(Duration.ofSeconds(20), () -> {
+                    try {
+                        f.join();
+                    } catch (java.util.concurrent.CompletionException e) {
+                        assertThat(e).hasCauseInstanceOf(IllegalStateException.class);
+                    }
+                });
+            }
+        }
+    }
+
+    /**
      * A closed session refuses every call at once with a typed exception (a generate on it used to
      * leave the scheduler failing on its closed sequence at every step: the call never returned and
      * the model served no one), and the model goes on serving other requests.
