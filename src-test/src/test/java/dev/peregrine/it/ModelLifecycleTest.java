@@ -9,6 +9,7 @@ import dev.peregrine.GenerationConfig;
 import dev.peregrine.Model;
 import dev.peregrine.ModelOptions;
 import dev.peregrine.PeregrineException;
+import dev.peregrine.RequestRejectedException;
 import dev.peregrine.Session;
 import dev.peregrine.Speculation;
 import java.io.IOException;
@@ -17,8 +18,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import org.assertj.core.api.ThrowableAssert.ThrowingCallable;
 import org.junit.jupiter.api.MethodOrderer;
 import org.junit.jupiter.api.Order;
@@ -114,14 +117,14 @@ class ModelLifecycleTest {
             Model model = Model.load(SharedModels.stories260K());
             var generator = model.generator();
             GenerationConfig config = GenerationConfig.greedy().maxTokens(2);
-            List<CompletableFuture<Completion>> futures = java.util.Collections.synchronizedList(new ArrayList<>());
+            List<CompletableFuture<Completion>> futures = Collections.synchronizedList(new ArrayList<>());
             List<Thread> submitters = new ArrayList<>();
             for (int t = 0; t < 3; t++) {
                 submitters.add(Thread.ofPlatform().start(() -> {
                     for (int i = 0; i < 200; i++) {
                         try {
                             futures.add(generator.generateAsync("Once", config));
-                        } catch (IllegalStateException | dev.peregrine.RequestRejectedException e) {
+                        } catch (IllegalStateException | RequestRejectedException e) {
                             return; // closed (or full): refused at once, nothing left waiting
                         }
                     }
@@ -136,7 +139,7 @@ class ModelLifecycleTest {
                 assertTimeoutPreemptively(Duration.ofSeconds(20), () -> {
                     try {
                         f.join();
-                    } catch (java.util.concurrent.CompletionException e) {
+                    } catch (CompletionException e) {
                         assertThat(e).hasCauseInstanceOf(IllegalStateException.class);
                     }
                 });
