@@ -3,6 +3,7 @@ package dev.peregrine.tokenizer;
 import dev.peregrine.ModelFormatException;
 import dev.peregrine.format.gguf.GgufMetadata;
 import dev.peregrine.format.json.Json;
+import java.nio.file.Files;
 import java.nio.file.Path;
 
 /** Builds the tokenizer a model file describes. */
@@ -68,5 +69,15 @@ public final class Tokenizers {
         Object json = Json.read(tokenizerJson);
         Object config = tokenizerConfigJson == null ? null : Json.read(tokenizerConfigJson);
         return HfTokenizerReader.read(json, tokenizerJson, config, tokenizerConfigJson);
+    }
+
+    /**
+     * A Hugging Face directory's tokenizer: its tokenizer.json (the caller has checked it is there)
+     * with its tokenizer_config.json where it has one, read as {@link #fromHuggingFace} reads them
+     * (for the command line; a model's load resolves the two itself, the chat template needing the latter).
+     */
+    public static HfTokenizer fromHuggingFaceDirectory(Path dir) {
+        Path config = dir.resolve("tokenizer_config.json");
+        return fromHuggingFace(dir.resolve("tokenizer.json"), Files.isRegularFile(config) ? config : null);
     }
 }

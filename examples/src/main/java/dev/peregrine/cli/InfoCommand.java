@@ -87,10 +87,10 @@ final class InfoCommand {
             throw new ModelFormatException(dir, -1, "is a directory without config.json or tokenizer.json: info reads a"
                     + " GGUF file or a Hugging Face directory");
         }
-        Path config = dir.resolve("tokenizer_config.json");
-        Tokenizer tokenizer = Tokenizers.fromHuggingFace(json, Files.isRegularFile(config) ? config : null);
+        Tokenizer tokenizer = Tokenizers.fromHuggingFaceDirectory(dir);
         out.printf(Locale.ROOT, "Hugging Face tokenizer directory (no config.json, so no model): %s, %,d tokens%n",
-                Files.isRegularFile(config) ? "tokenizer.json and tokenizer_config.json" : "tokenizer.json",
+                Files.isRegularFile(dir.resolve("tokenizer_config.json")) ? "tokenizer.json and tokenizer_config.json"
+                        : "tokenizer.json",
                 tokenizer.vocabularySize());
         out.println("  BOS: " + specialToken(tokenizer, tokenizer.bosId()));
         out.println("  EOS: " + specialToken(tokenizer, tokenizer.eosId()));

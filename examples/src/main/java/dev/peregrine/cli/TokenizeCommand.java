@@ -52,8 +52,7 @@ final class TokenizeCommand {
         }
         if (Files.isDirectory(path)) {
             // A Hugging Face model (or ONNX encoder) directory: its tokenizer.json, as Model.load reads it.
-            Path config = path.resolve("tokenizer_config.json");
-            tokenizer = Tokenizers.fromHuggingFace(path.resolve("tokenizer.json"), Files.isRegularFile(config) ? config : null);
+            tokenizer = Tokenizers.fromHuggingFaceDirectory(path);
         } else {
             try (Arena arena = Arena.ofConfined()) {
                 // The metadata is parsed onto the heap: the tokenizer outlives the mapping.
