@@ -239,18 +239,13 @@ public final class Scheduler implements AutoCloseable {
         if (closed) {
             throw new IllegalStateException("the model is closed");
         }
+        // Made before it takes a place in the queue, so that a request that cannot be made takes none.
+        Request r = new Request(generation, ownsSequence, sink, arrivals.getAndIncrement());
         if (queued.incrementAndGet() > maxWaiting) {
             queued.decrementAndGet();
             metrics.rejected.incrementAndGet();
             throw new RequestRejectedException("the waiting queue is full (" + maxWaiting
                     + " requests); try again later or raise ModelOptions.maxWaitingRequests");
-        }
-        Request r;
-        try {
-            r = new Request(generation, ownsSequence, sink, arrivals.getAndIncrement());
-        } catch (RuntimeException | Error e) {
-            queued.decrementAndGet(); // its place in the queue was never taken
-            throw e;
         }
         incoming.add(r);
         // Closed meanwhile: the loop may have taken its last look at the incoming queue. Whoever
