@@ -63,14 +63,13 @@ final class PerplexityCommand {
         // The chunk is the context: -c sizes the model's context too.
         try (Model model = Model.load(modelPath, GenerateCommand.modelOptions(args).withContextLength(chunk))) {
             int[] tokens = model.encode(text);
-            int chunks = Math.min(maxChunks, tokens.length / chunk);
-            if (chunks == 0) {
-                int textTokens = tokens.length - model.encode("").length; // the count without BOS
-                throw new IllegalArgumentException(textPath + " has " + textTokens + " tokens, fewer than one chunk of "
-                        + chunk + " (-c)");
-            }
             // As llama.cpp: where the model's prompts start with BOS, so does every chunk.
             int[] bos = model.encode("");
+            int chunks = Math.min(maxChunks, tokens.length / chunk);
+            if (chunks == 0) {
+                throw new IllegalArgumentException(textPath + " has " + (tokens.length - bos.length) // BOS not counted
+                        + " tokens, fewer than one chunk of " + chunk + " (-c)");
+            }
             // Only the chunk's own tokens scored: nothing generated, so a chunk may fill the context.
             GenerationConfig scoring = GenerationConfig.greedy().maxTokens(0).promptLogprobs(0);
             double negativeLogSum = 0;
