@@ -15,6 +15,7 @@ module dev.peregrine {
     exports dev.peregrine.tokenizer to dev.peregrine.examples;
     exports dev.peregrine.format.hf to dev.peregrine.examples;
     exports dev.peregrine.synth to dev.peregrine.examples;
+    exports dev.peregrine.embedding to dev.peregrine.examples;
 
     uses dev.peregrine.spi.BackendProvider;
     uses dev.peregrine.spi.EncoderProvider;

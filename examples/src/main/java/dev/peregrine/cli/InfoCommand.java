@@ -4,6 +4,7 @@ import dev.peregrine.Model;
 import dev.peregrine.ModelFormatException;
 import dev.peregrine.PeregrineException;
 import dev.peregrine.cli.Args.Option;
+import dev.peregrine.embedding.EncoderFiles;
 import dev.peregrine.format.gguf.GgufArray;
 import dev.peregrine.format.gguf.GgufFile;
 import dev.peregrine.format.gguf.GgufMetadata;
@@ -50,7 +51,9 @@ final class InfoCommand {
         Path path = Path.of(args.required("model", "-m FILE"));
         GgufMetadata metadata = null; // a GGUF file's; plain heap values, which outlive the mapping
         try (Arena arena = Arena.ofConfined()) {
-            if (LlamaCheckpoint.isHuggingFaceDirectory(path)) {
+            if (EncoderFiles.isEncoderPath(path)) {
+                printEncoderFiles(out, path);
+            } else if (LlamaCheckpoint.isHuggingFaceDirectory(path)) {
                 printHuggingFace(out, path, arena);
             } else if (Files.isDirectory(path)) {
                 printTokenizerDirectory(out, path);
@@ -75,6 +78,36 @@ final class InfoCommand {
             out.println("model: does not load: " + e.getMessage());
         }
         return Peregrine.OK;
+    }
+
+    /**
+     * An ONNX encoder (a {@code .onnx} file, or a directory with {@code model.onnx}): the files
+     * {@code Model.load} would read and its tokenizer's summary; the network itself is described
+     * by the model line that follows, once the runtime has read it.
+     */
+    private static void printEncoderFiles(PrintStream out, Path path) {
+        EncoderFiles files = EncoderFiles.find(path);
+        out.printf(Locale.ROOT, "ONNX encoder (embeds texts): %s, %,d bytes%n", files.model(), fileSize(files.model()));
+        out.println("  tokenizer: " + files.tokenizer()
+                + (files.tokenizerConfig() == null ? "" : " and " + files.tokenizerConfig().getFileName()));
+        Tokenizer tokenizer = Tokenizers.fromHuggingFace(files.tokenizer(), files.tokenizerConfig());
+        // An encoder's tokenizer frames each text with its post-processor's tokens ([CLS] ... [SEP]),
+        // which is what an empty text encodes to.
+        int[] framing = tokenizer.encode("", true, false);
+        List<String> shown = new ArrayList<>();
+        for (int id : framing) {
+            shown.add(specialToken(tokenizer, id));
+        }
+        out.printf(Locale.ROOT, "  %,d tokens; each text framed by: %s%n", tokenizer.vocabularySize(),
+                shown.isEmpty() ? "nothing" : String.join(", ", shown));
+    }
+
+    private static long fileSize(Path file) {
+        try {
+            return Files.size(file);
+        } catch (IOException e) {
+            throw new PeregrineException("cannot read " + file + ": " + e.getMessage(), e);
+        }
     }
 
     /**

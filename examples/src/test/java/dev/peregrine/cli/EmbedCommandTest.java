@@ -86,4 +86,14 @@ class EmbedCommandTest {
         assertThat(options).containsExactly("-m", "m.onnx", "--pooling=cls", "--query");
         assertThat(texts).containsExactly("first", "second", "--third");
     }
+
+    @Test
+    void infoDescribesAnEncoderInsteadOfCallingItABadGgufFile() {
+        PeregrineCliTest.Result r = PeregrineCliTest.run("info", "-m", model.toString());
+        assertThat(r.status()).as(r.err()).isZero();
+        // all-MiniLM-L6-v2's WordPiece vocabulary: 30,522 tokens, [CLS] 101 and [SEP] 102.
+        assertThat(r.out()).contains("ONNX encoder (embeds texts): " + model, "all-minilm-l6-v2-q-tokenizer.json",
+                "30,522 tokens; each text framed by: 101 [CLS], 102 [SEP]", "encoder, hidden size 384")
+                .doesNotContain("GGUF", "does not load");
+    }
 }
