@@ -29,8 +29,9 @@ import java.util.Locale;
 import java.util.Map;
 
 /**
- * {@code peregrine info}: what a GGUF file (header, metadata, tensors) or a Hugging Face directory
- * (config.json, tensors) holds, and whether Peregrine can run it.
+ * {@code peregrine info}: what a GGUF file (header, metadata, tensors), a Hugging Face directory
+ * (config.json, tensors) or an ONNX encoder (its files, its tokenizer) holds, and whether Peregrine
+ * can run it.
  */
 final class InfoCommand {
     private static final List<Option> OPTIONS = List.of(Args.HELP, new Option("model", true, "-m", "--model"));

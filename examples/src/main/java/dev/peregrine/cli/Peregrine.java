@@ -29,7 +29,7 @@ public final class Peregrine {
               generate   generate text from a prompt
               chat       chat with a model, one message per line of stdin
               tokenize   show the token ids of a text
-              info       show a GGUF file's or HF directory's metadata and tensors
+              info       show a GGUF file's or HF directory's metadata and tensors (or an ONNX encoder's files)
               synth      write a model of a real shape with seeded random weights (GGUF or HF)
               bench      measure prefill and decode speed against the machine's memory bandwidth
               embed      embed texts with an encoder model (ONNX); print vectors or their cosine similarities
@@ -95,7 +95,7 @@ public final class Peregrine {
               prints one token a line: its id and the text it adds, quoted and escaped; control
               tokens (BOS, EOS) show as their piece without quotes
 
-            peregrine info -m PATH       (a GGUF file or a Hugging Face directory)
+            peregrine info -m PATH       (a GGUF file, a Hugging Face directory or an ONNX encoder)
 
             peregrine synth (--shape NAME | --dim N --layers N --heads N --ffn N --vocab N) -o PATH [options]
                   --shape NAME           llama3.2-1b, smollm2-135m, qwen2.5-0.5b, llama3.1-8b, qwen3-0.6b,
