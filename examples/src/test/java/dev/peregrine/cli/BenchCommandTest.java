@@ -76,4 +76,24 @@ class BenchCommandTest {
         assertThat(r.out()).contains("context 2048;");
         assertThat(r.err()).doesNotContain("beyond");
     }
+
+    /**
+     * Two requests decode through a long prompt's prefill. stories260K decodes a 2,048-position
+     * context in about a second, so its decoders fill it and start again rather than stop (which
+     * left nothing decoding while the prompt was prefilled).
+     */
+    @Test
+    @SuppressWarnings("unchecked")
+    void decodingDuringAPrefillReportsBothRates() {
+        PeregrineCliTest.Result r = PeregrineCliTest.run("bench", "-m", MODEL.toString(), "-p", "8", "-n", "4", "-r", "1",
+                "-t", "1", "--decode-during-prefill", "1500", "--json");
+        assertThat(r.status()).as(r.err()).isZero();
+        Map<String, Object> json = (Map<String, Object>) PeregrineCliTest.MiniJson.parse(r.out().strip());
+        assertThat(json.get("prefill_while_decoding_tokens")).isEqualTo(1500.0);
+        for (String positive : new String[] {"decoding_2_requests_idle_tok_s", "decoding_2_requests_during_prefill_tok_s",
+                "prefill_while_decoding_tok_s"}) {
+            assertThat(((Number) json.get(positive)).doubleValue()).as(positive).isPositive();
+        }
+        assertThat(r.err()).doesNotContain("beyond");
+    }
 }
