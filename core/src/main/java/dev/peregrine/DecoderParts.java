@@ -102,6 +102,7 @@ final class DecoderParts {
             long kvTokens = kvCacheTokens(options, config, context);
             backend = provider.create(new BackendConfig(options.threads(), options.deviceIndex()));
             LlamaWeights weights = LlamaWeights.load(checkpoint.tensors(), config, backend);
+            checkpoint.checkEveryTensorRead();
             int blocks = (int) Math.min(Integer.MAX_VALUE, (kvTokens + KV_BLOCK_SIZE - 1) / KV_BLOCK_SIZE);
             KvCache kv;
             LlamaGraph graph;

@@ -2,12 +2,14 @@ package dev.peregrine.model;
 
 import dev.peregrine.ModelFormatException;
 import dev.peregrine.format.gguf.GgufFile;
+import dev.peregrine.format.gguf.GgufTensorInfo;
 import dev.peregrine.format.hf.HfCheckpoint;
 import dev.peregrine.format.hf.HfConfig;
 import dev.peregrine.format.hf.HfGenerationConfig;
 import dev.peregrine.format.hf.HfLlamaLayout;
 import dev.peregrine.format.hf.HfLlamaTensors;
 import dev.peregrine.format.json.Json;
+import dev.peregrine.tensor.TensorReads;
 import dev.peregrine.tensor.TensorSource;
 import dev.peregrine.tokenizer.Tokenizer;
 import dev.peregrine.tokenizer.Tokenizers;
@@ -18,6 +20,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A Llama decoder's files, opened: hyper-parameters, tensors under GGUF names and layout, tokenizer
@@ -30,12 +34,17 @@ import java.util.Map;
  * </ul>
  * Mappings and copies belong to the {@link Arena} given to {@link #open}.
  *
+ * @param tensors      the tensors under GGUF names and layout, as the model reads them
+ * @param fileTensors  the files' own tensors, which remember what was read of them ({@link #checkEveryTensorRead})
  * @param chatTemplate the Jinja chat template the files carry, or null
  * @param sampling     the sampling settings the files recommend
  */
-public record LlamaCheckpoint(Path path, LlamaConfig config, TensorSource tensors, Tokenizer tokenizer,
-                              String chatTemplate, RecommendedSampling sampling) {
+public record LlamaCheckpoint(Path path, LlamaConfig config, TensorSource tensors, TensorReads fileTensors,
+                              Tokenizer tokenizer, String chatTemplate, RecommendedSampling sampling) {
     public static final String HF_CONFIG = "config.json";
+    private static final Logger LOG = LoggerFactory.getLogger(LlamaCheckpoint.class);
+    /** Unread tensors named in a message; the rest are counted. */
+    private static final int UNREAD_SHOWN = 5;
 
     /** Whether the path is a Hugging Face model directory (it holds config.json), not whether it is valid. */
     public static boolean isHuggingFaceDirectory(Path path) {
@@ -69,14 +78,15 @@ public record LlamaCheckpoint(Path path, LlamaConfig config, TensorSource tensor
         LlamaConfig config = LlamaConfig.fromGguf(path, file.metadata(), vocab);
         checkNoTensorsPastLastLayer(path, file, config.layers());
         String template = file.metadata().optString("tokenizer.chat_template").orElse(null);
-        TensorSource tensors = file;
+        TensorReads fileTensors = new TensorReads(file, file.tensorInfos().stream().map(GgufTensorInfo::name).toList());
+        TensorSource tensors = fileTensors;
         if (config.family().fusedProjections()) {
             tensors = new FusedTensors(tensors, config);
         }
         if (config.family().ropeRotateHalf()) {
             tensors = new RotateHalfTensors(tensors, config.headDim(), arena);
         }
-        return new LlamaCheckpoint(path, config, tensors, tokenizer, template,
+        return new LlamaCheckpoint(path, config, tensors, fileTensors, tokenizer, template,
                 RecommendedSampling.fromGguf(path, file.metadata()));
     }
 
@@ -124,14 +134,41 @@ public record LlamaCheckpoint(Path path, LlamaConfig config, TensorSource tensor
         }
         HfCheckpoint checkpoint = HfCheckpoint.open(dir, arena);
         HfLlamaLayout.Naming naming = family.hfNaming();
-        TensorSource tensors = new HfLlamaTensors(checkpoint, naming, tied, family.hfNormsAreOffsetByOne(), arena);
+        TensorReads fileTensors = new TensorReads(checkpoint, checkpoint.tensors().keySet());
+        TensorSource tensors = new HfLlamaTensors(fileTensors, naming, tied, family.hfNormsAreOffsetByOne(), arena);
         if (family.fusedProjections()) {
             tensors = new FusedTensors(tensors, config);
         }
         // Every family's q/k rows are in rotate-half order in Hugging Face checkpoints.
         tensors = new RotateHalfTensors(tensors, config.headDim(), arena);
         String template = chatTemplate(dir, hasTokenizerConfig ? tokenizerConfig : null);
-        return new LlamaCheckpoint(dir, config, tensors, tokenizer, template, RecommendedSampling.fromHuggingFace(dir));
+        return new LlamaCheckpoint(dir, config, tensors, fileTensors, tokenizer, template,
+                RecommendedSampling.fromHuggingFace(dir));
+    }
+
+    /**
+     * Once the weights are loaded: a tensor of a GGUF file that the model never read fails the load
+     * (a bias, an expert or a layer the architecture's graph has no place for: running without it
+     * would give wrong output), as llama.cpp refuses a file whose tensors are not exactly those its
+     * architecture uses. In a Hugging Face checkpoint one is logged, as transformers warns of unused
+     * weights: checkpoints carry leftovers such as rotary_emb.inv_freq, or lm_head when the
+     * embeddings are tied.
+     *
+     * @throws ModelFormatException for a GGUF file with tensors the model did not read
+     */
+    public void checkEveryTensorRead() {
+        List<String> unread = fileTensors.unread();
+        if (unread.isEmpty()) {
+            return;
+        }
+        String which = TensorReads.summary(unread, UNREAD_SHOWN);
+        if (isHuggingFaceDirectory(path)) {
+            LOG.warn("{}: {} tensor(s) of the checkpoint not used by the model: {}", path.getFileName(), unread.size(), which);
+        } else {
+            throw new ModelFormatException(path, -1, "holds " + unread.size() + " tensor(s) that the "
+                    + config.family().ggufArchitecture() + " architecture has no use for: " + which
+                    + "; running the model without them would give wrong output");
+        }
     }
 
     /**

@@ -28,9 +28,14 @@ import org.junit.jupiter.api.io.TempDir;
 class PeregrineCliTest {
     private static final Path MODEL = sharedDir().resolve("models/stories260K.gguf");
 
+    /** @param err the command's error output and the log's lines ({@code [thread] LEVEL logger - message}) */
     record Result(int status, String out, String err) {
+        private static final java.util.regex.Pattern LOG_LINE =
+                java.util.regex.Pattern.compile("^\\[[^\\]]+\\] (TRACE|DEBUG|INFO|WARN|ERROR) .*");
+
+        /** The command's own lines of error output, without the log's. */
         List<String> errLines() {
-            return err.lines().toList();
+            return err.lines().filter(line -> !LOG_LINE.matcher(line).matches()).toList();
         }
     }
 
@@ -38,14 +43,22 @@ class PeregrineCliTest {
         return runWithInput("", args);
     }
 
-    /** Runs with {@code stdin} as the standard input (UTF-8). */
+    /** Runs with {@code stdin} as the standard input (UTF-8); the error output includes the log. */
     static Result runWithInput(String stdin, String... args) {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         ByteArrayOutputStream err = new ByteArrayOutputStream();
         int status;
         try (PrintStream o = new PrintStream(out, true, StandardCharsets.UTF_8);
              PrintStream e = new PrintStream(err, true, StandardCharsets.UTF_8)) {
-            status = Peregrine.run(args, new ByteArrayInputStream(stdin.getBytes(StandardCharsets.UTF_8)), o, e);
+            // The log (slf4j-simple writes to whatever System.err is at the time) goes with the
+            // command's own error output, as in a terminal.
+            PrintStream systemErr = System.err;
+            System.setErr(e);
+            try {
+                status = Peregrine.run(args, new ByteArrayInputStream(stdin.getBytes(StandardCharsets.UTF_8)), o, e);
+            } finally {
+                System.setErr(systemErr);
+            }
         }
         return new Result(status, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
     }

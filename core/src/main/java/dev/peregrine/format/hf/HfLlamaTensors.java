@@ -24,20 +24,21 @@ public final class HfLlamaTensors implements TensorSource {
     private static final String OUTPUT = "output.weight";
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
-    private final HfCheckpoint checkpoint;
+    private final TensorSource checkpoint;
     private final HfLlamaLayout.Naming naming;
     private final boolean tiedEmbeddings;
     private final boolean normsOffsetByOne;
     private final Arena arena;
 
     /**
+     * @param checkpoint       the checkpoint's tensors under their Hugging Face names ({@link HfCheckpoint})
      * @param naming           how the family names its tensors
      * @param tiedEmbeddings   config.json's tie_word_embeddings: the output projection is the token
      *                         embedding (a saved lm_head.weight is then ignored, as transformers does)
      * @param normsOffsetByOne whether the checkpoint stores w for norms that multiply by 1 + w (Gemma)
      * @param arena            owns the copies; the model's arena
      */
-    public HfLlamaTensors(HfCheckpoint checkpoint, HfLlamaLayout.Naming naming, boolean tiedEmbeddings,
+    public HfLlamaTensors(TensorSource checkpoint, HfLlamaLayout.Naming naming, boolean tiedEmbeddings,
                           boolean normsOffsetByOne, Arena arena) {
         this.checkpoint = checkpoint;
         this.naming = naming;

@@ -1,0 +1,76 @@
+package dev.peregrine.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.peregrine.format.gguf.GgufFile;
+import dev.peregrine.format.gguf.GgufMetadata;
+import dev.peregrine.format.gguf.GgufTensorInfo;
+import dev.peregrine.format.gguf.GgufWriter;
+import dev.peregrine.tensor.DType;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A tensor the model never reads: in a GGUF file it fails the load (as llama.cpp refuses a file
+ * whose tensors differ from what its architecture uses), since the model would run without it; in a
+ * Hugging Face checkpoint it is a warning, as transformers gives.
+ */
+class UnusedTensorsTest {
+    private static final Path MODEL = PeregrineCliTest.sharedDir().resolve("models/stories260K.gguf");
+
+    @TempDir
+    Path dir;
+
+    @Test
+    void aGgufTensorTheArchitectureHasNoUseForFailsTheLoadByName() {
+        Path withBias = dir.resolve("with-output-bias.gguf");
+        try (Arena arena = Arena.ofConfined()) {
+            GgufFile source = GgufFile.open(MODEL, arena);
+            try (GgufWriter w = GgufWriter.create(withBias)) {
+                GgufMetadata m = source.metadata();
+                for (var e : m.asMap().entrySet()) {
+                    if (!e.getKey().equals("general.alignment")) {
+                        w.put(e.getKey(), m.typeOf(e.getKey()), e.getValue());
+                    }
+                }
+                for (GgufTensorInfo t : source.tensorInfos()) {
+                    w.addTensor(t.name(), t.type(), t.shape());
+                }
+                // An attention output bias, which llama.cpp's llama graph adds and Peregrine's has no place for.
+                w.addTensor("blk.2.attn_output.bias", DType.F32, 64);
+                for (GgufTensorInfo t : source.tensorInfos()) {
+                    w.writeTensorData(t.name(), source.tensor(t.name()).data());
+                }
+                w.writeTensorData("blk.2.attn_output.bias", new byte[4 * 64]);
+            }
+        }
+        PeregrineCliTest.Result r = PeregrineCliTest.run("generate", "-m", withBias.toString(), "-p", "Once", "-n", "2");
+        assertThat(r.status()).isEqualTo(Peregrine.FAILED);
+        assertThat(r.err()).contains("with-output-bias.gguf", "holds 1 tensor(s) that the llama architecture has no use for:"
+                + " 'blk.2.attn_output.bias'");
+        // The file it was copied from reads every tensor it holds.
+        assertThat(PeregrineCliTest.run("generate", "-m", MODEL.toString(), "-p", "Once", "-n", "2").status()).isZero();
+    }
+
+    @Test
+    void aHuggingFaceTensorNotUsedIsAWarning() throws IOException {
+        Path hf = dir.resolve("mistral-hf");
+        assertThat(PeregrineCliTest.run("synth", "--shape", "mistral-tiny", "--format", "hf", "-o", hf.toString()).status())
+                .isZero();
+        PeregrineCliTest.Result untied = PeregrineCliTest.run("generate", "-m", hf.toString(), "-p", "Once", "-n", "2");
+        assertThat(untied.status()).as(untied.err()).isZero();
+        assertThat(untied.err()).doesNotContain("not used by the model");
+        // With tied embeddings the saved lm_head is not read (the embedding is the output projection).
+        Path config = hf.resolve("config.json");
+        String json = Files.readString(config);
+        assertThat(json).contains("\"tie_word_embeddings\": false");
+        Files.writeString(config, json.replace("\"tie_word_embeddings\": false", "\"tie_word_embeddings\": true"));
+        PeregrineCliTest.Result tied = PeregrineCliTest.run("generate", "-m", hf.toString(), "-p", "Once", "-n", "2");
+        assertThat(tied.status()).as(tied.err()).isZero();
+        assertThat(tied.err()).contains("1 tensor(s) of the checkpoint not used by the model: 'lm_head.weight'");
+    }
+}
