@@ -196,14 +196,25 @@ final class Q6KProducts {
         int[] sums = scratch.intSums(16 * 4 * GROUP_ROWS);
         short[] shorts = scratch.shortSums(8 * GROUP_ROWS);
         short[] values = tokens > 1 ? scratch.unpacked(SUPER_BLOCK * GROUP_ROWS) : null;
+        float[] rowD = scratch.blockScales(GROUP_ROWS); // one token: the rows' d of a super-block
         for (int g = rowStart / GROUP_ROWS; g * GROUP_ROWS < rowEnd; g++) {
             java.util.Arrays.fill(acc, 0, Math.max(4, tokens) * GROUP_ROWS, 0f);
             for (int s = 0; s < supers; s++) {
                 long pairs = pairsAt(g, s, supers);
                 long header = headerAt(w.rows(), g, s, supers);
                 if (tokens == 1) {
-                    oneToken(w.data(), pairs, (long) s * SUPER_BLOCK, input, 0, sums);
-                    accumulate(w.data(), header, 8 * s, blocks, input, 0, 0, 0, 0, 1, sums, acc, 0);
+                    // Sub-block by sub-block, each followed by its float step. Run after the whole
+                    // super-block, the 16 float steps (no weights loaded) left the memory idle: the
+                    // product read from memory at 16 GB/s on one core against 21 from L3, and
+                    // without the steps at 21-22 (KernelBench decode 2,048 x 2,048); interleaved,
+                    // two threads went from 20-23 to 25-28 GB/s (docs/PERFORMANCE.md).
+                    for (int i = 0; i < 4; i++) {
+                        IntegerProducts.scales(w.data(), header + 2L * FL * i).intoArray(rowD, FL * i);
+                    }
+                    for (int j = 0; j < 16; j++) {
+                        oneToken(w.data(), pairs, s, j, input, sums);
+                        oneTokenStep(w.data(), header, j, input.quantisedScales[8 * s + j / 2], rowD, sums, acc);
+                    }
                     continue;
                 }
                 // Several tokens: the super-block's values unpacked once (L1/L2), then passes of 4
@@ -248,66 +259,81 @@ final class Q6KProducts {
     }
 
     /**
-     * The 256 columns of a Q6_K super-block (its 128 pairs from byte {@code pairs}; input column
-     * {@code column} on) against one token: each sub-block j's exact 32-bit sums into
-     * {@code sums[4 * j * GROUP_ROWS ..]}, as fourTokens makes them. The float step is
-     * accumulate's: in this method, its FMAs stayed calls to their allocating fallbacks in some
-     * 256-bit JVMs.
+     * Sub-block {@code j} of a Q6_K super-block {@code s} of a group (its 128 pairs from byte
+     * {@code pairs}) against token 0: the exact 32-bit sums that fourTokens makes, into {@code
+     * sums[0 .. GROUP_ROWS)}. Called per sub-block, each followed by its float step (oneTokenStep),
+     * rather than once per super-block followed by 16 steps: a few hundred instructions without a
+     * load after each super-block left the memory idle (see matmul).
      */
-    private static void oneToken(MemorySegment w, long pairs, long column, MatmulInput input, int token, int[] sums) {
+    private static void oneToken(MemorySegment w, long pairs, int s, int j, MatmulInput input, int[] sums) {
         // The activations from the heap array: read from the native segment, each read kept that
         // segment's liveness checks in the loop (KernelBench decode in L3, one core, 13.3 -> 15.3
         // GB/s with the earlier layout).
         short[] xq = input.quantisedValues;
-        int x = token * input.columns + (int) column;
-        for (int j = 0; j < 16; j++) {
-            // A sub-block's 8 pairs (offsets linear in the counter, see HalfProducts.oneGroup) in
-            // a loop without stores: one loop over all 128 pairs, storing each sub-block's sums,
-            // kept the weight segment's liveness checks in every pass (19.3 against 20.8 GB/s).
-            // The 16-bit sums are widened every 4 pairs (8 columns).
-            ShortVector both = ShortVector.zero(SHORTS), high = both;
-            IntVector i0 = IntVector.zero(I), i1 = i0, i2 = i0, i3 = i0;
-            int xSum = 0;
-            for (int k = 0; k < 8; k++) {
-                int p = 8 * j + k;
-                long pair = pairs + (long) p * PAIR_BYTES;
-                // Loaded as floats, not as a vector of shorts: this was the only full-width
-                // ShortVector load, and adding that type to the profile of the shared
-                // ShortVector.fromMemorySegment made C2 box the vectors of Q4_K's one-token float
-                // step in about one JVM in four (150-500 MB a token on a Q4_K_M model).
-                ShortVector packed = FloatVector.fromMemorySegment(F, w, pair, NATIVE).reinterpretAsShorts();
-                ShortVector low1 = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair + 2 * COLUMN_BYTES, NATIVE)
-                        .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
-                ShortVector both0 = packed.and((short) 0x0FFF);
-                ShortVector both1 = packed.lanewise(VectorOperators.LSHR, 4).and((short) 0x0F00).or(low1);
-                short v0 = xq[x + 2 * p];
-                short v1 = xq[x + 2 * p + 1];
-                // The loop-carried vectors as arguments, not receivers (see ARCHITECTURE.md).
-                both = both0.mul(v0).add(both);
-                both = both1.mul(v1).add(both);
-                high = both0.lanewise(VectorOperators.LSHR, 6).mul(v0).add(high);
-                high = both1.lanewise(VectorOperators.LSHR, 6).mul(v1).add(high);
-                xSum += v0 + v1;
-                if ((k & 3) == 3) {
-                    // Modulo 2^16: high rows' sum of q * xq is high, low rows' both - 64 high; minus
-                    // 32 * the sum of xq gives the sums of (q - 32) * xq, exact (see the class).
-                    short bias = (short) (32 * xSum);
-                    ShortVector highSums = high.sub(bias);
-                    ShortVector lowSums = both.sub(high.lanewise(VectorOperators.LSHL, 6)).sub(bias);
-                    i0 = ((IntVector) lowSums.convertShape(VectorOperators.S2I, I, 0)).add(i0);
-                    i1 = ((IntVector) lowSums.convertShape(VectorOperators.S2I, I, 1)).add(i1);
-                    i2 = ((IntVector) highSums.convertShape(VectorOperators.S2I, I, 0)).add(i2);
-                    i3 = ((IntVector) highSums.convertShape(VectorOperators.S2I, I, 1)).add(i3);
-                    both = ShortVector.zero(SHORTS);
-                    high = both;
-                    xSum = 0;
-                }
+        int x = s * SUPER_BLOCK;
+        // A sub-block's 8 pairs (offsets linear in the counter, see HalfProducts.oneGroup) in a
+        // loop without stores: one loop over all 128 pairs, storing each sub-block's sums, kept the
+        // weight segment's liveness checks in every pass (19.3 against 20.8 GB/s). The 16-bit sums
+        // are widened every 4 pairs (8 columns).
+        ShortVector both = ShortVector.zero(SHORTS), high = both;
+        IntVector i0 = IntVector.zero(I), i1 = i0, i2 = i0, i3 = i0;
+        int xSum = 0;
+        for (int k = 0; k < 8; k++) {
+            int p = 8 * j + k;
+            long pair = pairs + (long) p * PAIR_BYTES;
+            // Loaded as floats, not as a vector of shorts: this was the only full-width
+            // ShortVector load, and adding that type to the profile of the shared
+            // ShortVector.fromMemorySegment made C2 box the vectors of Q4_K's one-token float
+            // step in about one JVM in four (150-500 MB a token on a Q4_K_M model).
+            ShortVector packed = FloatVector.fromMemorySegment(F, w, pair, NATIVE).reinterpretAsShorts();
+            ShortVector low1 = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, pair + 2 * COLUMN_BYTES, NATIVE)
+                    .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS, 0);
+            ShortVector both0 = packed.and((short) 0x0FFF);
+            ShortVector both1 = packed.lanewise(VectorOperators.LSHR, 4).and((short) 0x0F00).or(low1);
+            short v0 = xq[x + 2 * p];
+            short v1 = xq[x + 2 * p + 1];
+            // The loop-carried vectors as arguments, not receivers (see ARCHITECTURE.md).
+            both = both0.mul(v0).add(both);
+            both = both1.mul(v1).add(both);
+            high = both0.lanewise(VectorOperators.LSHR, 6).mul(v0).add(high);
+            high = both1.lanewise(VectorOperators.LSHR, 6).mul(v1).add(high);
+            xSum += v0 + v1;
+            if ((k & 3) == 3) {
+                // Modulo 2^16: high rows' sum of q * xq is high, low rows' both - 64 high; minus
+                // 32 * the sum of xq gives the sums of (q - 32) * xq, exact (see the class).
+                short bias = (short) (32 * xSum);
+                ShortVector highSums = high.sub(bias);
+                ShortVector lowSums = both.sub(high.lanewise(VectorOperators.LSHL, 6)).sub(bias);
+                i0 = ((IntVector) lowSums.convertShape(VectorOperators.S2I, I, 0)).add(i0);
+                i1 = ((IntVector) lowSums.convertShape(VectorOperators.S2I, I, 1)).add(i1);
+                i2 = ((IntVector) highSums.convertShape(VectorOperators.S2I, I, 0)).add(i2);
+                i3 = ((IntVector) highSums.convertShape(VectorOperators.S2I, I, 1)).add(i3);
+                both = ShortVector.zero(SHORTS);
+                high = both;
+                xSum = 0;
             }
-            int at = 4 * j * GROUP_ROWS;
-            i0.intoArray(sums, at);
-            i1.intoArray(sums, at + FL);
-            i2.intoArray(sums, at + 2 * FL);
-            i3.intoArray(sums, at + 3 * FL);
+        }
+        i0.intoArray(sums, 0);
+        i1.intoArray(sums, FL);
+        i2.intoArray(sums, 2 * FL);
+        i3.intoArray(sums, 3 * FL);
+    }
+
+    /**
+     * accumulate's step for one token and sub-block {@code j} of the super-block whose header is at
+     * {@code header}, its rows' d in {@code rowD} and its input scale {@code dx}: the same operations,
+     * on oneToken's sums, into {@code acc[0 .. GROUP_ROWS)}, so a token alone gets the bits it gets
+     * in a pass.
+     */
+    private static void oneTokenStep(MemorySegment w, long header, int j, float dx, float[] rowD, int[] sums,
+                                     float[] acc) {
+        long sc = header + SCALES_AT + (long) j * GROUP_ROWS;
+        for (int i = 0; i < 4; i++) {
+            FloatVector d = FloatVector.fromArray(F, rowD, FL * i);
+            FloatVector scale = (FloatVector) ((IntVector) ByteVector.fromMemorySegment(VectorKernels.QUARTER_BYTES, w,
+                    sc + (long) FL * i, NATIVE).convertShape(VectorOperators.B2I, I, 0)).convert(VectorOperators.I2F, 0);
+            ((FloatVector) IntVector.fromArray(I, sums, FL * i).convert(VectorOperators.I2F, 0))
+                    .fma(d.mul(scale).mul(dx), FloatVector.fromArray(F, acc, FL * i)).intoArray(acc, FL * i);
         }
     }
 
