@@ -3,7 +3,7 @@ package dev.peregrine.sampling;
 /**
  * A byte-at-a-time recogniser of one JSON object (RFC 8259), the kind of output OpenAI's JSON mode
  * and llama.cpp's json grammar produce: objects, arrays, strings (escapes checked, other bytes as
- * UTF-8), numbers, true, false and null. It accepts exactly the byte strings that are a prefix of
+ * well-formed UTF-8, RFC 3629), numbers, true, false and null. It accepts exactly the byte strings that are a prefix of
  * some such object; {@link #isComplete} says when the object has closed. Where RFC 8259 leaves room
  * for a generation to run away, it is narrower, as llama.cpp's json grammar: the object starts at
  * the first byte and nothing follows it; whitespace between tokens is one space, or a newline
@@ -48,6 +48,8 @@ final class JsonGrammar {
     private int aux;             // UNICODE: hex digits read; LITERAL: which literal
     private int aux2;            // LITERAL: bytes matched
     private int utf8Left;        // STRING: continuation bytes still due
+    private int utf8Low;         // STRING: the smallest and largest the next continuation byte may be
+    private int utf8High;
     private int whitespace;      // the run of whitespace so far: 0 none, -1 one space, n > 0 a newline and n - 1 indent bytes
     private int depth;
     private final byte[] stack = new byte[MAX_DEPTH];
@@ -68,6 +70,8 @@ final class JsonGrammar {
         aux = other.aux;
         aux2 = other.aux2;
         utf8Left = other.utf8Left;
+        utf8Low = other.utf8Low;
+        utf8High = other.utf8High;
         whitespace = other.whitespace;
         depth = other.depth;
         System.arraycopy(other.stack, 0, stack, 0, depth);
@@ -108,13 +112,17 @@ final class JsonGrammar {
     /** Bytes that are string content as they stand: no quote, backslash or control byte, whole UTF-8 characters. */
     static boolean plainText(byte[] bytes) {
         int left = 0;
+        int low = 0;
+        int high = 0;
         for (byte x : bytes) {
             int b = x & 0xFF;
             if (left > 0) {
-                if ((b & 0xC0) != 0x80) {
+                if (b < low || b > high) {
                     return false;
                 }
                 left--;
+                low = 0x80;
+                high = 0xBF;
             } else if (b < 0x20 || b == '"' || b == '\\') {
                 return false;
             } else if (b >= 0x80) {
@@ -122,9 +130,24 @@ final class JsonGrammar {
                 if (left < 0) {
                     return false;
                 }
+                low = firstContinuationLow(b);
+                high = firstContinuationHigh(b);
             }
         }
         return left == 0;
+    }
+
+    /**
+     * The range of the byte after a lead byte in well-formed UTF-8 (RFC 3629): narrower than 80-BF
+     * after E0 and F0 (no overlong forms), ED (no surrogates) and F4 (nothing past U+10FFFF). A
+     * decoder turns the excluded sequences into U+FFFD, so the text would no longer be the model's.
+     */
+    private static int firstContinuationLow(int lead) {
+        return lead == 0xE0 ? 0xA0 : lead == 0xF0 ? 0x90 : 0x80;
+    }
+
+    private static int firstContinuationHigh(int lead) {
+        return lead == 0xED ? 0x9F : lead == 0xF4 ? 0x8F : 0xBF;
     }
 
     private static int utf8Continuations(int lead) {
@@ -206,10 +229,12 @@ final class JsonGrammar {
 
     private void string(int b) {
         if (utf8Left > 0) {
-            if ((b & 0xC0) != 0x80) {
+            if (b < utf8Low || b > utf8High) {
                 mode = DEAD;
             } else {
                 utf8Left--;
+                utf8Low = 0x80;
+                utf8High = 0xBF;
             }
         } else if (b == '"') {
             if (inKey) {
@@ -228,6 +253,8 @@ final class JsonGrammar {
             if (utf8Left < 0) {
                 mode = DEAD;
             }
+            utf8Low = firstContinuationLow(b);
+            utf8High = firstContinuationHigh(b);
         }
     }
 

@@ -127,4 +127,52 @@ class JsonGrammarTest {
         }
         assertThat(completed).as("walks that closed their object").isGreaterThan(100);
     }
+
+    /**
+     * Inside a string the grammar takes exactly the well-formed UTF-8 that the JDK's strict decoder
+     * takes (no overlong forms, surrogates, or code points past U+10FFFF), byte by byte and as whole
+     * tokens: every lead byte with every second byte and a spread of third and fourth ones.
+     */
+    @Test
+    void stringsTakeExactlyWellFormedUtf8() throws Exception {
+        int[] later = {0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0};
+        JsonGrammar inString = fed("{\"a\":\"");
+        JsonGrammar scratch = new JsonGrammar();
+        java.nio.charset.CharsetDecoder strict = StandardCharsets.UTF_8.newDecoder()
+                .onMalformedInput(java.nio.charset.CodingErrorAction.REPORT)
+                .onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPORT);
+        java.nio.CharBuffer chars = java.nio.CharBuffer.allocate(8);
+        int checked = 0;
+        for (int b0 = 0x80; b0 <= 0xFF; b0++) {
+            for (int b1 = 0x20; b1 <= 0xFF; b1++) {
+                for (int length = 2; length <= 4; length++) {
+                    for (int b2 : length > 2 ? later : new int[] {0}) {
+                        for (int b3 : length > 3 ? later : new int[] {0}) {
+                            byte[] bytes = java.util.Arrays.copyOf(new byte[] {(byte) b0, (byte) b1, (byte) b2, (byte) b3},
+                                    length);
+                            if (b1 == '"' || b1 == '\\' || b2 == '"' || b3 == '"') {
+                                continue;
+                            }
+                            java.nio.ByteBuffer in = java.nio.ByteBuffer.wrap(bytes);
+                            chars.clear();
+                            boolean wellFormed = !strict.reset().decode(in, chars, true).isError() && !in.hasRemaining()
+                                    && !strict.flush(chars).isError();
+                            byte[] closed = java.util.Arrays.copyOf(bytes, length + 2);
+                            closed[length] = '"';
+                            closed[length + 1] = '}';
+                            JsonGrammar g = new JsonGrammar();
+                            g.copyFrom(inString);
+                            g.feed(closed);
+                            String what = java.util.HexFormat.of().formatHex(bytes);
+                            assertThat(!g.isDead() && g.isComplete()).as(what).isEqualTo(wellFormed);
+                            assertThat(inString.accepts(closed, scratch)).as(what + " as one token").isEqualTo(wellFormed);
+                            assertThat(JsonGrammar.plainText(bytes)).as(what + " as plain text").isEqualTo(wellFormed);
+                            checked++;
+                        }
+                    }
+                }
+            }
+        }
+        assertThat(checked).isGreaterThan(1_000_000);
+    }
 }
