@@ -21,6 +21,7 @@ final class Filters {
 
     private static final Set<String> NAMES = Set.of("abs", "attr", "capitalize", "count", "length", "default", "d",
             "dictsort", "escape", "e", "first", "format", "last", "float", "int", "indent", "items", "join", "list", "lower",
+            "max", "min",
             "upper", "map", "select", "reject", "selectattr", "rejectattr", "replace", "reverse", "round", "safe",
             "sort", "string", "sum", "title", "tojson", "trim", "unique");
 
@@ -64,6 +65,7 @@ final class Filters {
                 yield name.equals("first") ? items.getFirst() : items.getLast();
             }
             case "float" -> toFloat(v, a.bind(0, "default").get(0, 0.0));
+            case "max", "min" -> extreme(v, a, name.equals("max"));
             case "format" -> {
                 if (!a.positional.isEmpty() && !a.keywords.isEmpty()) {
                     throw new EvalError("can't handle positional and keyword arguments at the same time");
@@ -367,6 +369,29 @@ final class Filters {
         out.sort((x, y) -> Values.compare(sortKey(attribute == null ? x : attribute(x, attribute), caseSensitive),
                 sortKey(attribute == null ? y : attribute(y, attribute), caseSensitive), "<"));
         return a.bool(0, false) ? out.reversed() : out;
+    }
+
+    /**
+     * max / min(case_sensitive=False, attribute=None): the first largest (smallest) item, compared
+     * as sort compares them; undefined for an empty sequence, as in Jinja.
+     */
+    private static Object extreme(Object v, Args a, boolean largest) {
+        a.bind(0, "case_sensitive", "attribute");
+        boolean caseSensitive = a.bool(0, false);
+        Object attribute = a.get(1);
+        Object best = null;
+        Object bestKey = null;
+        boolean any = false;
+        for (Object item : Values.iterate(v)) {
+            Object key = sortKey(attribute == null ? item : attribute(item, attribute), caseSensitive);
+            int c = any ? Values.compare(key, bestKey, largest ? ">" : "<") : 0;
+            if (!any || (largest ? c > 0 : c < 0)) {
+                best = item;
+                bestKey = key;
+                any = true;
+            }
+        }
+        return any ? best : new Undefined("No aggregated item, sequence was empty.");
     }
 
     private static Object sortKey(Object v, boolean caseSensitive) {
