@@ -14,10 +14,10 @@ import java.util.Objects;
  * @param logprobs     each output token's log-probability and most likely alternatives, in the order
  *                     of {@code outputTokens}, when the config asked for them
  *                     ({@link GenerationConfig#logprobs}); empty otherwise
- * @param promptLogprobs the log-probability of each prompt token given the ones before it, from the
- *                     prompt's second token on (a session's appended text: from the second appended
- *                     token), when the config asked for them ({@link GenerationConfig#promptLogprobs});
- *                     empty otherwise
+ * @param promptLogprobs the log-probability of each prompt token given the ones before it, when the
+ *                     config asked for them ({@link GenerationConfig#promptLogprobs}); empty otherwise.
+ *                     From the prompt's second token on: a sequence's first token has nothing before
+ *                     it. A session's text appended after earlier tokens is scored from its first token
  */
 public record Completion(int[] promptTokens, int[] outputTokens, String text, FinishReason finishReason, Timings timings,
                          SpeculationStats speculation, List<TokenLogprob> logprobs, List<TokenLogprob> promptLogprobs) {

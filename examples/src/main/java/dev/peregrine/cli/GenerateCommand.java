@@ -87,7 +87,7 @@ final class GenerateCommand {
             Completion c;
             if (json) {
                 c = model.generator().generate(prompt, config);
-                out.println(toJson(c, config.speculation().isPresent(), model));
+                out.println(toJson(c, config, model));
             } else {
                 c = model.generator().generate(prompt, config, new TokenPrinter(out));
                 out.println();
@@ -229,10 +229,12 @@ final class GenerateCommand {
     }
 
     /**
-     * The completion as one JSON object; with {@code speculative}, the speculation statistics too;
-     * with log-probabilities, each output token's, with its text as {@code model} decodes it alone.
+     * The completion as one JSON object; with speculation in {@code config}, the speculation
+     * statistics too; with log-probabilities asked for, each output token's (an empty list when
+     * none was generated), with its text as {@code model} decodes it alone.
      */
-    static String toJson(Completion c, boolean speculative, Model model) {
+    static String toJson(Completion c, GenerationConfig config, Model model) {
+        boolean speculative = config.speculation().isPresent();
         Timings t = c.timings();
         Json timings = new Json()
                 .field("load_ms", t.loadMillis())
@@ -259,12 +261,15 @@ final class GenerateCommand {
                     .field("forward_passes_saved", s.forwardPassesSaved())
                     .field("plain_steps", s.plainSteps()));
         }
-        if (!c.logprobs().isEmpty()) {
+        // The keys asked for are always there, so a client reads one shape (-n 0, a one-token prompt).
+        if (config.wantsLogprobs()) {
             json.field("logprobs", logprobsJson(model, c.logprobs()));
         }
-        if (!c.promptLogprobs().isEmpty()) {
+        if (config.wantsPromptLogprobs()) {
             json.field("prompt_logprobs", logprobsJson(model, c.promptLogprobs()));
-            json.precise("prompt_perplexity", c.promptPerplexity());
+            if (!c.promptLogprobs().isEmpty()) {
+                json.precise("prompt_perplexity", c.promptPerplexity());
+            }
         }
         return json.toString();
     }

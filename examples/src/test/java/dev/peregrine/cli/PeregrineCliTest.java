@@ -138,6 +138,14 @@ class PeregrineCliTest {
         Map<?, ?> scored = (Map<?, ?>) MiniJson.parse(prompt.out().strip());
         assertThat((List<?>) scored.get("prompt_logprobs")).hasSize(ints(scored.get("prompt_ids")).length - 1);
         assertThat((double) scored.get("prompt_perplexity")).isGreaterThan(1);
+        // Asked for but none made (nothing generated, a prompt of BOS alone): an empty list, not a missing key.
+        Result none = run("generate", "-m", MODEL.toString(), "-p", "", "-n", "0", "--json", "--logprobs", "2",
+                "--prompt-logprobs", "0");
+        assertThat(none.status()).as(none.err()).isZero();
+        Map<?, ?> empty = (Map<?, ?>) MiniJson.parse(none.out().strip());
+        assertThat((List<?>) empty.get("logprobs")).isEmpty();
+        assertThat((List<?>) empty.get("prompt_logprobs")).isEmpty();
+        assertThat(empty.containsKey("prompt_perplexity")).isFalse();
     }
 
     @Test
