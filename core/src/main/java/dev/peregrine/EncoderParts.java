@@ -48,7 +48,15 @@ final class EncoderParts {
                 options.deviceIndex()));
         try {
             int maxLength = maxLength(options, metadata, encoder);
-            EmbeddingPipeline pipeline = new EmbeddingPipeline(encoder, tokenizer, maxLength);
+            EmbeddingPipeline pipeline;
+            try {
+                pipeline = new EmbeddingPipeline(encoder, tokenizer, maxLength, metadata.includePrompt());
+            } catch (IllegalArgumentException e) {
+                if (options.contextLength() > 0) {
+                    throw e; // the caller's contextLength
+                }
+                throw new ModelFormatException(files.model(), -1, e.getMessage() + " (the length the model's files state)");
+            }
             EmbeddingOptions defaults = metadata.applyTo(EmbeddingOptions.defaults());
             LOG.debug("encoder {}: {}, max length {}, {}", files.model(), encoder.description(), maxLength, defaults);
             return new EncoderParts(encoder, tokenizer, pipeline, defaults);

@@ -26,15 +26,26 @@ public final class EmbeddingPipeline {
     /** Special tokens the tokenizer puts before and after a text ([CLS] and [SEP] for BERT). */
     private final int leadingSpecial;
     private final int trailingSpecial;
+    /** Whether a mean takes in the prompt's tokens ({@link EncoderMetadata#includePrompt}). */
+    private final boolean includePrompt;
+
+    /** A pipeline whose pooling takes in every token, the prompt's too. */
+    public EmbeddingPipeline(Encoder encoder, Tokenizer tokenizer, int modelMaxLength) {
+        this(encoder, tokenizer, modelMaxLength, true);
+    }
 
     /**
      * @param modelMaxLength the most tokens a text may have when the options do not say
+     * @param includePrompt  whether mean pooling takes in a prompt's tokens; without, it leaves out
+     *                       as many leading positions as sentence-transformers does (the prompt
+     *                       encoded alone with its special tokens, less one)
      * @throws ModelFormatException if the tokenizer's special tokens cannot be told apart from text
      */
-    public EmbeddingPipeline(Encoder encoder, Tokenizer tokenizer, int modelMaxLength) {
+    public EmbeddingPipeline(Encoder encoder, Tokenizer tokenizer, int modelMaxLength, boolean includePrompt) {
         this.encoder = encoder;
         this.tokenizer = tokenizer;
         this.modelMaxLength = modelMaxLength;
+        this.includePrompt = includePrompt;
         // Where the tokenizer puts its special tokens, found by comparing one word with and without them.
         int[] bare = tokenizer.encode("a", false, false);
         int[] full = tokenizer.encode("a", true, false);
@@ -46,7 +57,8 @@ public final class EmbeddingPipeline {
         this.leadingSpecial = at;
         this.trailingSpecial = full.length - at - bare.length;
         if (modelMaxLength <= leadingSpecial + trailingSpecial) {
-            throw new ModelFormatException("the model's maximum length " + modelMaxLength + " leaves no room for text");
+            throw new IllegalArgumentException("a maximum length of " + modelMaxLength + " tokens leaves no room for text"
+                    + " next to " + (leadingSpecial + trailingSpecial) + " special tokens");
         }
     }
 
@@ -70,11 +82,13 @@ public final class EmbeddingPipeline {
         int[] order = IntStream.range(0, ids.length).boxed()
                 .sorted(Comparator.comparingInt((Integer i) -> ids[i].length).reversed())
                 .mapToInt(Integer::intValue).toArray();
+        int skipped = includePrompt || options.prefix().isEmpty() ? 0
+                : tokenizer.encode(options.prefix(), true, true).length - 1;
         float[][] vectors = new float[ids.length][];
         int batchSize = encoder.maxBatchSize() > 0 ? Math.min(options.batchSize(), encoder.maxBatchSize()) : options.batchSize();
         for (int start = 0; start < order.length; start += batchSize) {
             int[] members = Arrays.copyOfRange(order, start, Math.min(order.length, start + batchSize));
-            runBatch(members, ids, options, vectors);
+            runBatch(members, ids, options, skipped, vectors);
         }
         if (options.normalize()) {
             for (float[] v : vectors) {
@@ -84,7 +98,7 @@ public final class EmbeddingPipeline {
         return List.of(vectors);
     }
 
-    private void runBatch(int[] members, int[][] ids, EmbeddingOptions options, float[][] vectors) {
+    private void runBatch(int[] members, int[][] ids, EmbeddingOptions options, int skipped, float[][] vectors) {
         int size = members.length;
         // Members are sorted longest first; a model with a fixed input length takes nothing shorter.
         int length = encoder.fixedLength() > 0 ? encoder.fixedLength() : ids[members[0]].length;
@@ -101,7 +115,8 @@ public final class EmbeddingPipeline {
         int width = encoder.hiddenSize();
         encoder.run(batch, hidden -> {
             for (int r = 0; r < size; r++) {
-                vectors[members[r]] = Pooler.pool(options.pooling(), hidden, r, length, width, ids[members[r]].length);
+                vectors[members[r]] = Pooler.pool(options.pooling(), hidden, r, length, width, ids[members[r]].length,
+                        skipped);
             }
         });
     }

@@ -22,8 +22,13 @@ import java.util.Map;
  * @param queryPrefix   the query prompt, or ""
  * @param passagePrefix the passage (or document) prompt, or ""
  * @param maxLength the most tokens of one text the files state, or 0
+ * @param includePrompt whether the pooling takes in the prompt's tokens (the pooling config's
+ *                      {@code include_prompt}, true unless it says false)
+ * @param defaultInput  which prompt a text gets when the caller names none (config_sentence_transformers.json's
+ *                      {@code default_prompt_name}: query, or passage / document), else TEXT: none
  */
-public record EncoderMetadata(Pooling pooling, Boolean normalize, String queryPrefix, String passagePrefix, int maxLength) {
+public record EncoderMetadata(Pooling pooling, Boolean normalize, String queryPrefix, String passagePrefix, int maxLength,
+                              boolean includePrompt, EmbeddingOptions.Input defaultInput) {
     /** BERT's position count, for models whose files say nothing. */
     public static final int DEFAULT_MAX_LENGTH = 512;
     /** Hugging Face writes a huge model_max_length (1e30) for "not set". */
@@ -45,27 +50,51 @@ public record EncoderMetadata(Pooling pooling, Boolean normalize, String queryPr
                 String type = String.valueOf(module.get("type"));
                 if (type.endsWith(".Normalize")) {
                     normalize = true;
-                } else if (type.endsWith(".Pooling") && module.get("path") instanceof String p) {
-                    poolingConfig = dir.resolve(p).resolve("config.json");
+                } else if (type.endsWith(".Pooling")) {
+                    if (module.get("path") instanceof String p) {
+                        poolingConfig = dir.resolve(p).resolve("config.json");
+                    }
+                } else if (!type.endsWith(".Transformer")) {
+                    // A Dense projection, a LayerNorm, ...: skipping it would give other vectors
+                    // (often another size) than sentence-transformers gives.
+                    throw new ModelFormatException(modules, -1, "module '" + type + "' is not supported (supported:"
+                            + " Transformer, Pooling, Normalize); its vectors would differ from sentence-transformers'");
                 }
             }
         }
+        boolean includePrompt = true;
         if (Files.isRegularFile(poolingConfig)) {
-            pooling = poolingMode(map(Json.read(poolingConfig), poolingConfig), poolingConfig);
+            Map<String, Object> config = map(Json.read(poolingConfig), poolingConfig);
+            pooling = poolingMode(config, poolingConfig);
+            // INSTRUCTOR-style models pool over the text alone, the prompt masked out.
+            includePrompt = !Boolean.FALSE.equals(config.get("include_prompt"));
         }
         String query = "";
         String passage = "";
+        EmbeddingOptions.Input defaultInput = EmbeddingOptions.Input.TEXT;
         Path st = dir.resolve("config_sentence_transformers.json");
-        if (Files.isRegularFile(st) && map(Json.read(st), st).get("prompts") instanceof Map<?, ?> prompts) {
-            query = prompts.get("query") instanceof String s ? s : "";
-            passage = prompts.get("passage") instanceof String s ? s : prompts.get("document") instanceof String s ? s : "";
+        if (Files.isRegularFile(st)) {
+            Map<String, Object> config = map(Json.read(st), st);
+            if (config.get("prompts") instanceof Map<?, ?> prompts) {
+                query = prompts.get("query") instanceof String s ? s : "";
+                passage = prompts.get("passage") instanceof String s ? s : prompts.get("document") instanceof String s ? s : "";
+            }
+            // What sentence-transformers' encode() puts before a text when the caller names no prompt.
+            if (config.get("default_prompt_name") instanceof String name) {
+                defaultInput = switch (name) {
+                    case "query" -> EmbeddingOptions.Input.QUERY;
+                    case "passage", "document" -> EmbeddingOptions.Input.PASSAGE;
+                    default -> throw new ModelFormatException(st, -1, "default_prompt_name '" + name + "' is not"
+                            + " supported (Peregrine applies the query and passage prompts)");
+                };
+            }
         }
-        return new EncoderMetadata(pooling, normalize, query, passage, maxLength(files));
+        return new EncoderMetadata(pooling, normalize, query, passage, maxLength(files), includePrompt, defaultInput);
     }
 
     /** The options with what these files say put in. */
     public EmbeddingOptions applyTo(EmbeddingOptions options) {
-        EmbeddingOptions o = options.withPrefixes(queryPrefix, passagePrefix);
+        EmbeddingOptions o = options.withPrefixes(queryPrefix, passagePrefix).withInput(defaultInput);
         if (pooling != null) {
             o = o.withPooling(pooling);
         }
@@ -100,6 +129,13 @@ public record EncoderMetadata(Pooling pooling, Boolean normalize, String queryPr
 
     /** The one pooling mode a sentence-transformers Pooling config turns on. */
     private static Pooling poolingMode(Map<String, Object> config, Path file) {
+        List<String> on = config.keySet().stream()
+                .filter(k -> k.startsWith("pooling_mode_") && Boolean.TRUE.equals(config.get(k))).toList();
+        if (on.size() > 1) {
+            // sentence-transformers concatenates the modes' vectors.
+            throw new ModelFormatException(file, -1, "pooling modes " + String.join(" and ", on) + " are on together; a"
+                    + " concatenation of several modes is not supported (one of mean, cls, lasttoken)");
+        }
         if (Boolean.TRUE.equals(config.get("pooling_mode_cls_token"))) {
             return Pooling.CLS;
         }

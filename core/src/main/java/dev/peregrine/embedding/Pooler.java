@@ -21,6 +21,16 @@ public final class Pooler {
      * @param tokens     real tokens of the sequence; they come first, padding after them
      */
     public static float[] pool(Pooling pooling, FloatBuffer hidden, int row, int length, int width, int tokens) {
+        return pool(pooling, hidden, row, length, width, tokens, 0);
+    }
+
+    /**
+     * {@link #pool}, with the first {@code skipped} positions left out of a mean (sentence-transformers'
+     * prompt mask: its leading special token and the prompt's); none left: a zero vector, as there.
+     * CLS and last-token pooling take their position as before.
+     */
+    public static float[] pool(Pooling pooling, FloatBuffer hidden, int row, int length, int width, int tokens,
+                               int skipped) {
         if (tokens < 1 || tokens > length) {
             throw new IllegalArgumentException("a sequence of " + length + " positions cannot hold " + tokens + " tokens");
         }
@@ -32,14 +42,16 @@ public final class Pooler {
             case MEAN -> {
                 // Sum in double: a long text adds hundreds of values of mixed sign.
                 double[] sum = new double[width];
-                for (int t = 0; t < tokens; t++) {
+                int first = Math.min(Math.max(skipped, 0), tokens);
+                for (int t = first; t < tokens; t++) {
                     int at = base + t * width;
                     for (int i = 0; i < width; i++) {
                         sum[i] += hidden.get(at + i);
                     }
                 }
-                for (int i = 0; i < width; i++) {
-                    out[i] = (float) (sum[i] / tokens);
+                int count = tokens - first;
+                for (int i = 0; count > 0 && i < width; i++) {
+                    out[i] = (float) (sum[i] / count);
                 }
             }
         }

@@ -59,10 +59,14 @@ final class HfTokenizerReader {
 
     private HfTokenizer build(Node root, Node config) {
         root.map();
-        for (String ignored : new String[] {"truncation", "padding"}) {
-            if (!root.get(ignored).isNull()) {
-                LOG.info("{}: '{}' is ignored (Peregrine does not truncate or pad a single sequence)", file, ignored);
-            }
+        // Not applied when encoding one text; an encoder takes truncation's max_length as its limit
+        // (EncoderMetadata), and its pipeline pads batches itself.
+        if (!root.get("truncation").isNull()) {
+            LOG.info("{}: 'truncation' is not applied when encoding (an encoder takes its max_length as its limit of"
+                    + " tokens per text)", file);
+        }
+        if (!root.get("padding").isNull()) {
+            LOG.info("{}: 'padding' is not applied when encoding (encoders' batches are padded as they are made)", file);
         }
         Node modelNode = root.get("model");
         String modelType = modelNode.get("type").isNull() && !modelNode.get("merges").isNull()

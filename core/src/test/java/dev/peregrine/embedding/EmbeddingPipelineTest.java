@@ -109,6 +109,27 @@ class EmbeddingPipelineTest {
                 .containsExactly(expected(Pooling.MEAN, ids("passage: x")), within(1e-4f));
     }
 
+    /**
+     * A model whose pooling leaves the prompt out (sentence-transformers' include_prompt=false):
+     * the mean starts after [CLS] and the prompt's tokens, as many as the prompt alone encodes to
+     * with its special tokens, less one; a text without a prompt keeps every position.
+     */
+    @Test
+    void withoutThePromptTheMeanStartsAfterIt() {
+        var promptless = new EmbeddingPipeline(encoder, new FakeEncoders.CharTokenizer(), 64, false);
+        EmbeddingOptions o = raw(Pooling.MEAN).withPrefixes("query: ", "passage: ");
+        int[] ids = ids("query: xy");
+        int first = 1 + "query: ".length();
+        float sum = Arrays.stream(ids).sum();
+        float textMean = (float) Arrays.stream(ids, first, ids.length).average().orElseThrow();
+        float positionMean = (first + ids.length - 1) / 2f;
+        assertThat(promptless.embed(List.of("xy"), o.forQueries()).getFirst())
+                .containsExactly(new float[] {textMean, positionMean, 1, sum}, within(1e-4f));
+        assertThat(promptless.embed(List.of("xy"), o).getFirst()).containsExactly(expected(Pooling.MEAN, ids("xy")), within(1e-4f));
+        assertThat(promptless.embed(List.of("xy"), raw(Pooling.CLS).withPrefixes("query: ", "").forQueries()).getFirst())
+                .containsExactly(expected(Pooling.CLS, ids), within(1e-4f));
+    }
+
     @Test
     void longTextsAreCutToTheMaximumKeepingTheClosingToken() {
         String longText = "abcdefghijklmnopqrstuvwxyz";

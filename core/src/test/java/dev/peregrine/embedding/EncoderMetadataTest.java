@@ -46,7 +46,7 @@ class EncoderMetadataTest {
     @Test
     void withoutMetadataNothingIsSaidAndTheDefaultsStay() throws IOException {
         EncoderMetadata m = EncoderMetadata.read(files());
-        assertThat(m).isEqualTo(new EncoderMetadata(null, null, "", "", 0));
+        assertThat(m).isEqualTo(new EncoderMetadata(null, null, "", "", 0, true, EmbeddingOptions.Input.TEXT));
         assertThat(m.applyTo(EmbeddingOptions.defaults())).isEqualTo(EmbeddingOptions.defaults());
     }
 
@@ -108,5 +108,38 @@ class EncoderMetadataTest {
         write("1_Pooling/config.json", "[]");
         assertThatThrownBy(() -> EncoderMetadata.read(files()))
                 .isInstanceOf(ModelFormatException.class).hasMessageContaining("expected a JSON object");
+    }
+
+    /** Modules and pooling configs whose vectors Peregrine would not reproduce fail at load, by name. */
+    @Test
+    void modulesAndPoolingsThatWouldGiveOtherVectorsAreRefused() throws IOException {
+        write("modules.json", modules(true).replace("]", ",\n {\"idx\": 3, \"name\": \"3\", \"path\": \"2_Dense\","
+                + " \"type\": \"sentence_transformers.models.Dense\"}]"));
+        write("1_Pooling/config.json", pooling("mean"));
+        assertThatThrownBy(() -> EncoderMetadata.read(files())).isInstanceOf(ModelFormatException.class)
+                .hasMessageContaining("module 'sentence_transformers.models.Dense' is not supported");
+        write("modules.json", modules(true));
+        write("1_Pooling/config.json", pooling("mean").replace("\"pooling_mode_cls_token\": false",
+                "\"pooling_mode_cls_token\": true"));
+        assertThatThrownBy(() -> EncoderMetadata.read(files())).isInstanceOf(ModelFormatException.class)
+                .hasMessageContaining("pooling modes pooling_mode_cls_token and pooling_mode_mean_tokens are on together");
+    }
+
+    /** sentence-transformers' include_prompt and default_prompt_name. */
+    @Test
+    void promptPoolingAndTheDefaultPromptAreRead() throws IOException {
+        write("modules.json", modules(false));
+        write("1_Pooling/config.json", pooling("mean").replace("}", ", \"include_prompt\": false}"));
+        write("config_sentence_transformers.json", "{\"prompts\": {\"query\": \"query: \", \"document\": \"doc: \"},"
+                + " \"default_prompt_name\": \"document\"}");
+        EncoderMetadata m = EncoderMetadata.read(files());
+        assertThat(m.includePrompt()).isFalse();
+        EmbeddingOptions o = m.applyTo(EmbeddingOptions.defaults());
+        assertThat(o.prefix()).as("a plain text gets the default prompt").isEqualTo("doc: ");
+        assertThat(o.forQueries().prefix()).isEqualTo("query: ");
+        write("config_sentence_transformers.json", "{\"prompts\": {\"classification\": \"c: \"},"
+                + " \"default_prompt_name\": \"classification\"}");
+        assertThatThrownBy(() -> EncoderMetadata.read(files())).isInstanceOf(ModelFormatException.class)
+                .hasMessageContaining("default_prompt_name 'classification' is not supported");
     }
 }

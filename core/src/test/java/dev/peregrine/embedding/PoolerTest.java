@@ -21,6 +21,17 @@ class PoolerTest {
         assertThat(Pooler.pool(Pooling.MEAN, h, 1, 3, 2, 2)).containsExactly(20, 30);
     }
 
+    /** sentence-transformers' include_prompt=false: the masked leading positions leave the mean; all masked: zeros. */
+    @Test
+    void meanLeavesOutSkippedLeadingPositions() {
+        FloatBuffer h = FloatBuffer.wrap(HIDDEN);
+        assertThat(Pooler.pool(Pooling.MEAN, h, 0, 3, 2, 3, 1)).containsExactly(4, 5);
+        assertThat(Pooler.pool(Pooling.MEAN, h, 0, 3, 2, 3, 2)).containsExactly(5, 6);
+        assertThat(Pooler.pool(Pooling.MEAN, h, 1, 3, 2, 2, 2)).containsExactly(0, 0);
+        assertThat(Pooler.pool(Pooling.CLS, h, 0, 3, 2, 3, 2)).as("CLS keeps its position").containsExactly(1, 2);
+        assertThat(Pooler.pool(Pooling.LAST_TOKEN, h, 0, 3, 2, 3, 2)).containsExactly(5, 6);
+    }
+
     @Test
     void clsTakesTheFirstPositionAndLastTokenTheLastRealOne() {
         FloatBuffer h = FloatBuffer.wrap(HIDDEN);

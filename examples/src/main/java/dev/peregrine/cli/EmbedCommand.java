@@ -51,6 +51,9 @@ final class EmbedCommand {
         }
         Pooling pooling = args.value("pooling").map(EmbedCommand::pooling).orElse(null);
         int dims = args.intValue("dims", SHOWN_DIMS);
+        if (dims < 0) {
+            throw new UsageException("--dims takes the number of values shown, 0 or more; got " + dims);
+        }
         ModelOptions modelOptions = ModelOptions.defaults().withThreads(args.intValue("threads", 0));
 
         try (Model model = Model.load(modelPath, modelOptions)) {
@@ -69,7 +72,8 @@ final class EmbedCommand {
                 options = options.withNormalize(false);
             }
             options = options.withMaxLength(args.intValue("max-length", options.maxLength()));
-            if (!args.has("query") && !args.has("passage") && (args.has("query-prefix") || args.has("passage-prefix"))) {
+            // (A model whose files name a default prompt embeds plain texts with it, as sentence-transformers does.)
+            if (options.input() == EmbeddingOptions.Input.TEXT && (args.has("query-prefix") || args.has("passage-prefix"))) {
                 err.println("peregrine: note: no prefix added: --query-prefix and --passage-prefix set what --query and"
                         + " --passage put in front of the texts");
             }
