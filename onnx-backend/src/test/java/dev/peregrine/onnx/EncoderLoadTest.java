@@ -180,6 +180,9 @@ class EncoderLoadTest {
             float[] explicit = model.embed(List.of(Sentences.varied().getLast()), model.embeddingOptions().withMaxLength(64)).getFirst();
             assertThat(cut).containsExactly(explicit);
         }
+        // Too short for [CLS] and [SEP] and a token: the caller's option, not the file, is at fault.
+        assertThatThrownBy(() -> Model.load(TestModels.Jar.MINILM_Q.onnx(), ModelOptions.defaults().withContextLength(2)))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("leaves no room for text");
     }
 
     /**
