@@ -2,20 +2,21 @@ package dev.peregrine.tensor;
 
 import java.nio.file.Path;
 import java.util.Collection;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Optional;
 import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * A file's tensors, remembering which of them a loader found, so that it can tell which it never
  * read: a tensor the model's graph has no use for (a bias, an expert, a layer of another
- * architecture) would otherwise be dropped without a word and the model run without it.
+ * architecture) would otherwise be dropped without a word and the model run without it. Not
+ * thread-safe: a model's weights are loaded on one thread.
  */
 public final class TensorReads implements TensorSource {
     private final TensorSource source;
     private final List<String> names;
-    private final Set<String> read = ConcurrentHashMap.newKeySet();
+    private final Set<String> read = new HashSet<>();
 
     /**
      * @param source the file
