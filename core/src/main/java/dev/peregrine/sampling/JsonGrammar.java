@@ -4,9 +4,9 @@ package dev.peregrine.sampling;
  * A byte-at-a-time recogniser of one JSON object (RFC 8259), the kind of output OpenAI's JSON mode
  * and llama.cpp's json grammar produce: objects, arrays, strings (escapes checked, other bytes as
  * well-formed UTF-8, RFC 3629), numbers, true, false and null. It accepts exactly the byte strings
- * that are a prefix of some such object; {@link #isComplete} says when the object has closed. Where RFC 8259 leaves room
- * for a generation to run away, it is narrower, as llama.cpp's json grammar: the object starts at
- * the first byte and nothing follows it; whitespace between tokens is one space, or a newline
+ * that are a prefix of some such object; {@link #isComplete} says when the object has closed. Where
+ * RFC 8259 leaves room for a generation to run away, it is narrower, as llama.cpp's json grammar:
+ * the object starts at the first byte and nothing follows it; whitespace between tokens is one space, or a newline
  * followed by at most {@value #MAX_INDENT} spaces or tabs; at most {@value #MAX_DEPTH} containers nest.
  *
  * <p>A state is a few ints and a stack of container kinds; {@link #copyFrom} makes snapshots cheap,
