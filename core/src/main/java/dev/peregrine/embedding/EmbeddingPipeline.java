@@ -2,6 +2,7 @@ package dev.peregrine.embedding;
 
 import dev.peregrine.EmbeddingOptions;
 import dev.peregrine.ModelFormatException;
+import dev.peregrine.PeregrineException;
 import dev.peregrine.spi.Encoder;
 import dev.peregrine.spi.EncoderBatch;
 import dev.peregrine.tokenizer.Tokenizer;
@@ -113,12 +114,22 @@ public final class EmbeddingPipeline {
         }
         EncoderBatch batch = new EncoderBatch(size, length, inputIds, mask, types);
         int width = encoder.hiddenSize();
-        encoder.run(batch, hidden -> {
-            for (int r = 0; r < size; r++) {
-                vectors[members[r]] = Pooler.pool(options.pooling(), hidden, r, length, width, ids[members[r]].length,
-                        skipped);
+        try {
+            encoder.run(batch, hidden -> {
+                for (int r = 0; r < size; r++) {
+                    vectors[members[r]] = Pooler.pool(options.pooling(), hidden, r, length, width, ids[members[r]].length,
+                            skipped);
+                }
+            });
+        } catch (PeregrineException e) {
+            if (length <= modelMaxLength) {
+                throw e;
             }
-        });
+            // A maxLength option above the model's: the likely cause is a network with fewer positions.
+            throw new PeregrineException(e.getMessage() + " (the batch's " + length + " tokens are more than the model's"
+                    + " maximum of " + modelMaxLength + ", which EmbeddingOptions.maxLength raised: the network may have"
+                    + " fewer positions)", e);
+        }
     }
 
     private int maxLength(EmbeddingOptions options) {

@@ -161,6 +161,27 @@ class EmbeddingPipelineTest {
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("no room");
     }
 
+    /** A runtime failure on a batch longer than the model's maximum (raised by the options) says so. */
+    @Test
+    void aFailureBeyondTheModelsMaximumNamesTheRaisedLength() {
+        var positions12 = new FakeEncoders.RecordingEncoder(0) {
+            @Override
+            public void run(EncoderBatch batch, java.util.function.Consumer<java.nio.FloatBuffer> output) {
+                if (batch.length() > 12) {
+                    throw new dev.peregrine.PeregrineException("the runtime failed on " + batch.length() + " tokens");
+                }
+                super.run(batch, output);
+            }
+        };
+        var pipeline10 = new EmbeddingPipeline(positions12, new FakeEncoders.CharTokenizer(), 10);
+        String text = "a text of twenty chars";
+        assertThat(pipeline10.embed(List.of(text), raw(Pooling.MEAN))).hasSize(1); // cut at 10: fits
+        assertThatThrownBy(() -> pipeline10.embed(List.of(text), raw(Pooling.MEAN).withMaxLength(16)))
+                .isInstanceOf(dev.peregrine.PeregrineException.class)
+                .hasMessageContaining("the runtime failed on 16 tokens")
+                .hasMessageContaining("the batch's 16 tokens are more than the model's maximum of 10");
+    }
+
     @Test
     void aModelWithAFixedInputLengthGetsEveryBatchPaddedToIt() {
         var fixed = new FakeEncoders.RecordingEncoder(32);

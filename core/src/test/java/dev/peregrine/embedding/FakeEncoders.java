@@ -71,7 +71,7 @@ final class FakeEncoders {
      * Hidden state of a token: (id, position, 1 if masked in, sum of ids of the real tokens in its row).
      * The last value makes padding leaks visible: it depends only on the real tokens.
      */
-    static final class RecordingEncoder implements Encoder {
+    static class RecordingEncoder implements Encoder {
         final List<EncoderBatch> batches = new ArrayList<>();
         private final int fixedLength;
         private final int maxBatchSize;
