@@ -168,6 +168,12 @@ public record LlamaConfig(
         Family family = Family.ofGguf(arch).orElseThrow(() -> new ModelFormatException(file, -1,
                 "architecture '" + arch + "' is not supported (supported: " + String.join(", ", GGUF_ARCHITECTURES) + ")"));
         String k = arch + ".";
+        // Mixtral-style files are arch llama with experts: their feed-forward blocks are not a plain FFN.
+        int experts = m.optInt(k + "expert_count").orElse(0);
+        if (experts > 0) {
+            throw new ModelFormatException(file, -1, k + "expert_count is " + experts
+                    + ": mixture-of-experts models are not supported");
+        }
         int dim = m.getInt(k + "embedding_length");
         int heads = m.getInt(k + "attention.head_count");
         int layers = m.getInt(k + "block_count");

@@ -49,6 +49,19 @@ class LlamaConfigGgufTest {
         }
     }
 
+    /** A Mixtral-style file (arch llama with experts) is refused by its expert count, not by a missing tensor later. */
+    @Test
+    void mixtureOfExpertsIsRefusedByName() {
+        Map<String, Object> keys = new HashMap<>(metadata(2).asMap());
+        keys.put("llama.expert_count", 8L);
+        keys.put("llama.expert_used_count", 2L);
+        assertThat(catchThrowable(() -> LlamaConfig.fromGguf(FILE, GgufMetadata.of(FILE, keys), 300)))
+                .isInstanceOf(ModelFormatException.class)
+                .hasMessageContaining("llama.expert_count is 8: mixture-of-experts models are not supported");
+        keys.put("llama.expert_count", 0L);
+        assertThat(LlamaConfig.fromGguf(FILE, GgufMetadata.of(FILE, keys), 300).layers()).isEqualTo(2);
+    }
+
     /**
      * stories260K (5 layers) with its block_count edited to 3: the tensors of layers 3 and 4 would
      * be ignored and a model cut short would run; the file is refused, naming a tensor past the count.
