@@ -7,14 +7,14 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * The Python methods templates call on values: str (strip, split, startswith, ...), dict (get,
+ * The Python methods templates call on values: str (strip, split, startswith, format, ...), dict (get,
  * items, keys, values), list and tuple (count, index) and loop (cycle, changed). Methods that would mutate a value are absent,
  * as in Hugging Face's immutable sandbox.
  */
 final class Methods {
     private static final Set<String> STRING = Set.of("strip", "lstrip", "rstrip", "startswith", "endswith", "split",
             "rsplit", "replace", "upper", "lower", "title", "capitalize", "find", "rfind", "count", "join",
-            "splitlines", "isdigit", "isalpha", "isspace");
+            "splitlines", "isdigit", "isalpha", "isspace", "format");
     private static final Set<String> DICT = Set.of("get", "items", "keys", "values");
     private static final Set<String> LIST = Set.of("count", "index");
     private static final Set<String> LOOP = Set.of("cycle", "changed");
@@ -87,6 +87,9 @@ final class Methods {
 
     private static Object string(String s, String name, Args a) {
         switch (name) {
+            case "format" -> {
+                return StrFormat.format(s, a.positional, a.keywords);
+            }
             case "strip", "lstrip", "rstrip" -> {
                 a.bind(0, "chars");
                 return strip(s, a.string(0, null), !name.equals("rstrip"), !name.equals("lstrip"));
