@@ -81,6 +81,9 @@ final class SessionFactory {
             // No spin-waiting between operators: a library shares its cores with the host application.
             // On a busy 2-core machine, 2 spinning threads ran MiniLM at 50 sentences/s, 2 waiting ones at 128.
             options.addConfigEntry("session.intra_op.allow_spinning", "0");
+            // A failed run reaches the caller as an exception with ONNX Runtime's message; without
+            // this the runtime also printed it to stderr, which a library must not do.
+            options.setSessionLogLevel(ai.onnxruntime.OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL);
             if (cuda) {
                 options.addCUDA(config.deviceIndex());
             }
