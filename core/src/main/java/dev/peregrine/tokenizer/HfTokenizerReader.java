@@ -219,7 +219,8 @@ final class HfTokenizerReader {
             }
             String pattern = isNormalized && normalizer != null ? normalizer.normalize(content) : content;
             addedIds.put(content, id);
-            texts.put(id, pattern);
+            // Decoded as its content, as Hugging Face decodes an added token, whatever it is matched as.
+            texts.put(id, content);
             special.put(id, isSpecial);
             byContent.put(content, new HfAddedTokens.Token(id, pattern, t.get("single_word").bool(false),
                     t.get("lstrip").bool(false), t.get("rstrip").bool(false), isSpecial));

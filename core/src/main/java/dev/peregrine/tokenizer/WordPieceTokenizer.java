@@ -178,16 +178,17 @@ public final class WordPieceTokenizer extends VocabularyTokenizer {
     }
 
     /**
-     * Hugging Face's BERT control characters: Unicode categories Cc, Cf, Cn, Co and Cs, except tab,
-     * line feed and carriage return, which are white space.
+     * BERT's control characters as the tokenizers library and llama.cpp take them: Unicode
+     * categories Cc, Cf, Co and Cs, except tab, line feed and carriage return, which are white
+     * space. Not Cn: their category tables list no unassigned code points (or noncharacters such as
+     * U+FFFF), so those stay in the text and become [UNK], where Python's BertTokenizer drops them.
      */
     static boolean isControl(int cp) {
         if (cp == '\t' || cp == '\n' || cp == '\r') {
             return false;
         }
         return switch (Character.getType(cp)) {
-            case Character.CONTROL, Character.FORMAT, Character.UNASSIGNED, Character.PRIVATE_USE,
-                 Character.SURROGATE -> true;
+            case Character.CONTROL, Character.FORMAT, Character.PRIVATE_USE, Character.SURROGATE -> true;
             default -> false;
         };
     }
