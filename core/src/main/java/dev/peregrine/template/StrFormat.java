@@ -7,8 +7,8 @@ import java.util.Map;
  * Python's {@code str.format}: replacement fields {@code {}}, {@code {0}} and {@code {name}} with
  * an optional conversion ({@code !s}, {@code !r}) and format spec {@code
  * [[fill]align][sign][#][0][width][.precision][type]} (types s d x X o b c f F e E g G %), and
- * {@code {{ }}} for braces. Digit grouping and attribute or index access inside a field are not
- * supported and say so.
+ * {@code {{ }}} for braces. Digit grouping, attribute or index access inside a field and nested
+ * fields in a spec ({@code {:{width}}}) are not supported and say so.
  */
 final class StrFormat {
     private StrFormat() {
@@ -102,11 +102,16 @@ final class StrFormat {
 
     /** One value under a format spec, as Python's format(value, spec). */
     static String formatValue(Object value, String spec) {
+        if (spec.isEmpty() && value instanceof Boolean) {
+            return Values.str(value); // True / False, as format(True, '')
+        }
         int p = 0;
         char fill = ' ';
+        boolean explicitFill = false;
         char align = 0;
         if (spec.length() >= 2 && "<>=^".indexOf(spec.charAt(1)) >= 0) {
             fill = spec.charAt(0);
+            explicitFill = true;
             align = spec.charAt(1);
             p = 2;
         } else if (!spec.isEmpty() && "<>=^".indexOf(spec.charAt(0)) >= 0) {
@@ -121,10 +126,12 @@ final class StrFormat {
         if (alternate) {
             p++;
         }
-        if (p < spec.length() && spec.charAt(p) == '0') {
-            if (align == 0) {
+        // '0' before the width: zero fill unless a fill is given, and for numbers sign-aware padding
+        // unless an alignment is given (Python 3.10's rules).
+        boolean zero = p < spec.length() && spec.charAt(p) == '0';
+        if (zero) {
+            if (!explicitFill) {
                 fill = '0';
-                align = '=';
             }
             p++;
         }
@@ -160,6 +167,7 @@ final class StrFormat {
             if (sign != '-' || alternate || align == '=') {
                 throw new EvalError("Sign, '#' or '=' alignment not allowed in string format specifier");
             }
+            // (a '0' flag pads a string with zeros on its right, the default alignment)
             body = Values.str(value);
             if (precision >= 0 && body.codePointCount(0, body.length()) > precision) {
                 body = body.substring(0, body.offsetByCodePoints(0, precision));
@@ -170,25 +178,32 @@ final class StrFormat {
             throw new EvalError("Unknown format code '" + type + "' for object of type '" + Values.typeName(value) + "'");
         }
         Object n = value instanceof Boolean b ? (Object) (b ? 1L : 0L) : value;
+        if (n instanceof Long && precision >= 0 && type != 's') {
+            throw new EvalError("Precision not allowed in integer format specifier");
+        }
+        if (type == 'c' && sign != '-') {
+            throw new EvalError("Sign not allowed with integer format specifier 'c'");
+        }
+        String prefix = ""; // 0x, 0o, 0b of '#': padded after it, as the sign
         String digits;
         if (type == 0 && n instanceof Double d && precision < 0) {
             digits = Values.str(Math.abs(d));
         } else if (type == 0 && n instanceof Double d) {
-            // 'g', but a number that would print as an integer keeps one decimal ("12.0"), as Python's.
-            digits = Printf.format("%." + precision + "g", Math.abs(d));
-            if (digits.chars().allMatch(Character::isDigit)) {
-                digits += ".0";
-            }
+            digits = shortest(Math.abs(d), Math.max(precision, 1));
         } else if (type == 0 || "dxXobcfFeEgG%".indexOf(type) >= 0) {
             char t = type == 0 ? (n instanceof Long ? 'd' : 'g') : type;
             if ("dxXobc".indexOf(t) >= 0 && !(n instanceof Long)) {
                 throw new EvalError("Unknown format code '" + t + "' for object of type 'float'");
             }
+            if (alternate && "xXob".indexOf(t) >= 0) {
+                prefix = t == 'b' ? "0b" : t == 'o' ? "0o" : t == 'x' ? "0x" : "0X";
+            }
             digits = switch (t) {
-                case 'b' -> (alternate ? "0b" : "") + Long.toBinaryString(Math.abs((Long) n));
+                case 'b' -> Long.toBinaryString(Math.abs((Long) n));
                 case 'c' -> new String(Character.toChars((int) (long) (Long) n));
                 case '%' -> Printf.format("%" + (alternate ? "#" : "") + "." + (precision < 0 ? 6 : precision) + "f",
                         Math.abs(Values.toDouble(n) * 100)) + "%";
+                case 'x', 'X', 'o' -> Printf.format("%" + t, Math.abs((Long) n));
                 default -> Printf.format("%" + (alternate ? "#" : "") + (precision >= 0 ? "." + precision : "") + t,
                         n instanceof Long l ? (Object) Math.abs(l) : (Object) Math.abs((Double) n));
             };
@@ -196,8 +211,39 @@ final class StrFormat {
             throw new EvalError("Unknown format code '" + type + "' for object of type '" + Values.typeName(value) + "'");
         }
         boolean negative = n instanceof Long l ? l < 0 : ((Double) n) < 0 || 1 / (Double) n < 0;
-        String signText = negative ? "-" : sign == '+' ? "+" : sign == ' ' ? " " : "";
-        return pad(signText, digits, fill, align == 0 ? '>' : align, width);
+        String signText = (negative ? "-" : sign == '+' ? "+" : sign == ' ' ? " " : "") + prefix;
+        return pad(signText, digits, fill, align != 0 ? align : zero ? '=' : '>', width);
+    }
+
+    /**
+     * A float under a precision and no type: 'g' with {@code precision} significant digits, but
+     * scientific from an exponent of {@code precision - 1} on (not {@code precision}), and fixed
+     * point keeps a digit after the point ("12.0"), as Python formats it.
+     */
+    private static String shortest(double d, int precision) {
+        if (Double.isNaN(d) || Double.isInfinite(d)) {
+            return Values.str(d);
+        }
+        String scientific = Printf.format("%." + (precision - 1) + "e", d);
+        int exponent = Integer.parseInt(scientific.substring(scientific.indexOf('e') + 1));
+        if (exponent < -4 || exponent >= precision - 1) {
+            int e = scientific.indexOf('e');
+            String mantissa = scientific.substring(0, e);
+            if (mantissa.contains(".")) {
+                mantissa = mantissa.replaceAll("0+$", "").replaceAll("\\.$", "");
+            }
+            return mantissa + scientific.substring(e);
+        }
+        String fixed = Printf.format("%." + (precision - 1 - exponent) + "f", d);
+        if (fixed.contains(".")) {
+            fixed = fixed.replaceAll("0+$", "");
+            if (fixed.endsWith(".")) {
+                fixed += "0";
+            }
+        } else {
+            fixed += ".0";
+        }
+        return fixed;
     }
 
     /** Sign and body padded to {@code width} with {@code fill}: left, right, centred or after the sign (=). */
