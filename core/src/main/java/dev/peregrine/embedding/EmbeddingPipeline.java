@@ -40,7 +40,8 @@ public final class EmbeddingPipeline {
      * @param includePrompt  whether mean pooling takes in a prompt's tokens; without, it leaves out
      *                       as many leading positions as sentence-transformers does (the prompt
      *                       encoded alone with its special tokens, less one)
-     * @throws ModelFormatException if the tokenizer's special tokens cannot be told apart from text
+     * @throws ModelFormatException    if the tokenizer's special tokens cannot be told apart from text
+     * @throws IllegalArgumentException if {@code modelMaxLength} leaves no room for text next to them
      */
     public EmbeddingPipeline(Encoder encoder, Tokenizer tokenizer, int modelMaxLength, boolean includePrompt) {
         this.encoder = encoder;

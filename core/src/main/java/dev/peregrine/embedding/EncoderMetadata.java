@@ -79,14 +79,22 @@ public record EncoderMetadata(Pooling pooling, Boolean normalize, String queryPr
                 query = prompts.get("query") instanceof String s ? s : "";
                 passage = prompts.get("passage") instanceof String s ? s : prompts.get("document") instanceof String s ? s : "";
             }
-            // What sentence-transformers' encode() puts before a text when the caller names no prompt.
+            // What sentence-transformers' encode() puts before a text when the caller names no prompt:
+            // the prompt of exactly that name, which must exist (sentence-transformers fails otherwise).
             if (config.get("default_prompt_name") instanceof String name) {
-                defaultInput = switch (name) {
-                    case "query" -> EmbeddingOptions.Input.QUERY;
-                    case "passage", "document" -> EmbeddingOptions.Input.PASSAGE;
+                Object prompt = config.get("prompts") instanceof Map<?, ?> prompts ? prompts.get(name) : null;
+                if (!(prompt instanceof String text)) {
+                    throw new ModelFormatException(st, -1, "default_prompt_name '" + name + "' names no prompt in \"prompts\"");
+                }
+                switch (name) {
+                    case "query" -> defaultInput = EmbeddingOptions.Input.QUERY;
+                    case "passage", "document" -> {
+                        defaultInput = EmbeddingOptions.Input.PASSAGE;
+                        passage = text;
+                    }
                     default -> throw new ModelFormatException(st, -1, "default_prompt_name '" + name + "' is not"
                             + " supported (Peregrine applies the query and passage prompts)");
-                };
+                }
             }
         }
         return new EncoderMetadata(pooling, normalize, query, passage, maxLength(files), includePrompt, defaultInput);

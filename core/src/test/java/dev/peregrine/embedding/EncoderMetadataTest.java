@@ -141,5 +141,12 @@ class EncoderMetadataTest {
                 + " \"default_prompt_name\": \"classification\"}");
         assertThatThrownBy(() -> EncoderMetadata.read(files())).isInstanceOf(ModelFormatException.class)
                 .hasMessageContaining("default_prompt_name 'classification' is not supported");
+        // The prompt of exactly the default's name, which must exist.
+        write("config_sentence_transformers.json", "{\"prompts\": {\"passage\": \"p: \", \"document\": \"d: \"},"
+                + " \"default_prompt_name\": \"document\"}");
+        assertThat(EncoderMetadata.read(files()).applyTo(EmbeddingOptions.defaults()).prefix()).isEqualTo("d: ");
+        write("config_sentence_transformers.json", "{\"prompts\": {\"passage\": \"p: \"}, \"default_prompt_name\": \"query\"}");
+        assertThatThrownBy(() -> EncoderMetadata.read(files())).isInstanceOf(ModelFormatException.class)
+                .hasMessageContaining("default_prompt_name 'query' names no prompt");
     }
 }

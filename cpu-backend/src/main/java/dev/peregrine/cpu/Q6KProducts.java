@@ -409,7 +409,8 @@ final class Q6KProducts {
      * pass, the accumulators in registers across the super-block. The factors (d * sc) * dx come
      * straight from the header at {@code header} (d * sc exact: 11 by 8 significant bits), its
      * lines in address order: converted once per super-block into an array first, as Q4_K's
-     * are, one-token products streamed 12-15% slower (KernelBench, docs/PERFORMANCE.md).
+     * are, one-token products streamed 12-15% slower (KernelBench, docs/PERFORMANCE.md). (The
+     * one-token path, oneTokenStep, keeps only the rows' d in an array, and the scales as here.)
      */
     private static void accumulate(MemorySegment w, long header, int b0, int blocks, MatmulInput input, int t0, int t1,
                                    int t2, int t3, int count, int[] sums, float[] acc, int accAt) {

@@ -72,10 +72,14 @@ final class EmbedCommand {
                 options = options.withNormalize(false);
             }
             options = options.withMaxLength(args.intValue("max-length", options.maxLength()));
-            // (A model whose files name a default prompt embeds plain texts with it, as sentence-transformers does.)
-            if (options.input() == EmbeddingOptions.Input.TEXT && (args.has("query-prefix") || args.has("passage-prefix"))) {
-                err.println("peregrine: note: no prefix added: --query-prefix and --passage-prefix set what --query and"
-                        + " --passage put in front of the texts");
+            // A prefix given for the other kind of input is not used: said so. (A model whose files name a
+            // default prompt embeds plain texts with it, as sentence-transformers does.)
+            boolean queryPrefixUnused = args.has("query-prefix") && options.input() != EmbeddingOptions.Input.QUERY;
+            boolean passagePrefixUnused = args.has("passage-prefix") && options.input() != EmbeddingOptions.Input.PASSAGE;
+            if (queryPrefixUnused || passagePrefixUnused) {
+                err.println("peregrine: note: " + (queryPrefixUnused ? "--query-prefix" : "--passage-prefix")
+                        + " not added: --query-prefix and --passage-prefix set what --query and --passage put in front"
+                        + " of the texts");
             }
             if ((args.has("query") || args.has("passage")) && options.prefix().isEmpty()) {
                 err.println("peregrine: note: the model has no " + (args.has("query") ? "query" : "passage")

@@ -261,7 +261,8 @@ final class GenerateCommand {
                     .field("forward_passes_saved", s.forwardPassesSaved())
                     .field("plain_steps", s.plainSteps()));
         }
-        // The keys asked for are always there, so a client reads one shape (-n 0, a one-token prompt).
+        // The lists asked for are always there, so a client reads one shape (-n 0, a one-token prompt);
+        // the perplexity only when there is something to take it of.
         if (config.wantsLogprobs()) {
             json.field("logprobs", logprobsJson(model, c.logprobs()));
         }

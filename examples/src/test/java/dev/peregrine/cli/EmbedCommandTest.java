@@ -73,9 +73,12 @@ class EmbedCommandTest {
         // A prefix given without --query or --passage is not added: said so, not silently.
         PeregrineCliTest.Result prefixOnly = PeregrineCliTest.run("embed", "-m", model.toString(), "--query-prefix", "q: ", "x");
         assertThat(prefixOnly.status()).isZero();
-        assertThat(prefixOnly.err()).contains("no prefix added");
+        assertThat(prefixOnly.err()).contains("--query-prefix not added");
         assertThat(PeregrineCliTest.run("embed", "-m", model.toString(), "--query-prefix", "q: ", "--query", "x").err())
-                .doesNotContain("no prefix added").contains("prefix \"q: \"");
+                .doesNotContain("not added").contains("prefix \"q: \"");
+        // A prefix for the other kind of input than the one embedded is not added either.
+        assertThat(PeregrineCliTest.run("embed", "-m", model.toString(), "--passage-prefix", "p: ", "--query", "x").err())
+                .contains("--passage-prefix not added");
     }
 
     @Test
