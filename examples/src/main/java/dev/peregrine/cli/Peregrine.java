@@ -189,7 +189,8 @@ public final class Peregrine {
     public static int run(String[] args, InputStream in, PrintStream out, PrintStream err) {
         try {
             if (args.length == 0) {
-                throw new UsageException("no command given");
+                err.print(USAGE_TEXT); // the first thing to show someone who typed just the name
+                return USAGE;
             }
             String[] rest = Arrays.copyOfRange(args, 1, args.length);
             return switch (args[0]) {
@@ -210,8 +211,16 @@ public final class Peregrine {
         } catch (TokenPrinter.OutputClosedException e) {
             return OK; // the reader of the output went away (e.g. `| head`): nothing left to do
         } catch (UsageException e) {
+            // The error, then the command's own part of the help (the whole help, 140 lines, scrolled
+            // the error out of sight); an unknown command gets the whole help.
             err.println("peregrine: " + e.getMessage());
-            err.print(USAGE_TEXT);
+            String section = helpOf(args.length > 0 ? args[0] : "");
+            if (section.isEmpty()) {
+                err.print(USAGE_TEXT);
+            } else {
+                err.print("usage: " + section);
+                err.println("(peregrine help lists every command)");
+            }
             return USAGE;
         } catch (PeregrineException | IllegalArgumentException | IllegalStateException | UncheckedIOException e) {
             return fail(err, e, message(e));
@@ -221,6 +230,24 @@ public final class Peregrine {
         } finally {
             out.flush();
         }
+    }
+
+    /**
+     * The part of the help text about one command: from its synopsis line ("peregrine NAME ...") up to
+     * the next command's; empty for a name that has none.
+     */
+    static String helpOf(String command) {
+        StringBuilder section = new StringBuilder();
+        boolean in = false;
+        for (String line : USAGE_TEXT.split("\n", -1)) {
+            if (line.startsWith("peregrine ")) {
+                in = line.startsWith("peregrine " + command + " ");
+            }
+            if (in) {
+                section.append(line).append('\n');
+            }
+        }
+        return section.toString().stripTrailing().isEmpty() ? "" : section.toString().stripTrailing() + "\n";
     }
 
     private static int fail(PrintStream err, Throwable e, String line) {

@@ -393,7 +393,10 @@ class PeregrineCliTest {
     void usageErrorsExit2() {
         Result unknownOption = run("generate", "-m", MODEL.toString(), "-p", "hi", "--bogus");
         assertThat(unknownOption.status()).isEqualTo(2);
-        assertThat(unknownOption.err()).startsWith("peregrine: unknown option --bogus").contains("usage:");
+        assertThat(unknownOption.err()).startsWith("peregrine: unknown option --bogus")
+                .contains("usage: peregrine generate -m FILE -p PROMPT").contains("--max-tokens")
+                .as("only generate's part of the help").doesNotContain("peregrine embed");
+        assertThat(run("frobnicate").err()).contains("commands:"); // an unknown command: the whole help
 
         assertThat(run("frobnicate").status()).isEqualTo(2);
         assertThat(run().status()).isEqualTo(2);
