@@ -13,6 +13,9 @@ import java.util.Objects;
 import java.util.Spliterator;
 import java.util.Spliterators;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.function.Consumer;
 import java.util.stream.Stream;
 import java.util.stream.StreamSupport;
@@ -66,28 +69,103 @@ public final class Generator {
      * @throws IllegalStateException    if the model is closed
      */
     public CompletableFuture<Completion> generateAsync(String prompt, GenerationConfig config) {
-        int[] tokens = model.encode(prompt);
-        checkPrompt(tokens, config);
-        Speculator speculator = newSpeculator(model, config);
-        SequenceState seq = newSequence(tokens);
-        Generation generation = new Generation(seq, tokens, config, model.tokenizer(), model.loadNanos(), speculator);
-        FutureSink sink = new FutureSink();
-        sink.request = model.scheduler().submit(generation, true, sink);
-        return sink;
+        return submitAsync(model.encode(prompt), config);
     }
 
-    /** Generates completions of all {@code prompts}, batched together; results in prompt order. */
+    /**
+     * Generates completions of all {@code prompts}, batched together; results in prompt order.
+     * Every prompt is checked before any is queued. Prompts beyond the room in the waiting queue
+     * ({@link ModelOptions#maxWaitingRequests()}) are queued as the room appears. A request that
+     * fails cancels the others and its exception is thrown, as {@link #generate} throws it. If the
+     * calling thread is interrupted every request is cancelled: each comes back {@link
+     * FinishReason#CANCELLED} with what it had generated (nothing, for a prompt not queued yet), and
+     * the interrupt flag stays set.
+     */
     public List<Completion> generateAll(List<String> prompts, GenerationConfig config) {
         model.scheduler().requireOtherThread("wait for generations");
-        List<CompletableFuture<Completion>> futures = new ArrayList<>(prompts.size());
+        List<int[]> encoded = new ArrayList<>(prompts.size());
+        for (String p : prompts) {
+            int[] tokens = model.encode(p);
+            checkPrompt(tokens, config);
+            encoded.add(tokens);
+        }
+        List<FutureSink> sinks = new ArrayList<>(prompts.size());
+        boolean interrupted = false;
         try {
-            for (String p : prompts) {
-                futures.add(generateAsync(p, config));
+            for (int i = 0; i < encoded.size() && !interrupted; i++) {
+                FutureSink sink = null;
+                while (sink == null && !interrupted) {
+                    try {
+                        // Waiting for room here keeps this call's own waits out of the rejection count.
+                        if (model.scheduler().waitingQueueFull()) {
+                            throw model.scheduler().waitingQueueFullError();
+                        }
+                        sink = submitAsync(encoded.get(i), config);
+                        sinks.add(sink);
+                    } catch (RequestRejectedException full) {
+                        interrupted = !awaitRoom(sinks, full);
+                    }
+                }
             }
-            return futures.stream().map(CompletableFuture::join).toList();
-        } catch (RuntimeException e) {
-            futures.forEach(f -> f.cancel(false));
+            List<Completion> completions = new ArrayList<>(prompts.size());
+            for (int i = 0; i < encoded.size(); i++) {
+                if (interrupted) {
+                    sinks.forEach(FutureSink::cancelRequest); // their futures still complete, as CANCELLED
+                }
+                while (i < sinks.size() && completions.size() == i) {
+                    try {
+                        completions.add(completionOf(sinks.get(i)));
+                    } catch (InterruptedException e) {
+                        interrupted = true;
+                        sinks.forEach(FutureSink::cancelRequest);
+                    }
+                }
+                if (i >= sinks.size()) {
+                    completions.add(new Completion(encoded.get(i), new int[0], "", FinishReason.CANCELLED,
+                            new Timings(model.loadNanos(), 0, 0, 0, 0)));
+                }
+            }
+            return completions;
+        } catch (RuntimeException | Error e) {
+            sinks.forEach(FutureSink::cancelRequest);
             throw e;
+        } finally {
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    /**
+     * Waits while the waiting queue is full: until one of this call's requests finishes, or a few
+     * milliseconds for the scheduler to admit a waiting one. False if interrupted; rethrows {@code
+     * full} when none of {@code sinks} is pending (the queue is full of other callers' requests).
+     */
+    private static boolean awaitRoom(List<FutureSink> sinks, RequestRejectedException full) {
+        CompletableFuture<?>[] pending = sinks.stream().filter(s -> !s.isDone()).toArray(CompletableFuture[]::new);
+        if (pending.length == 0) {
+            throw full;
+        }
+        try {
+            CompletableFuture.anyOf(pending).get(10, TimeUnit.MILLISECONDS);
+        } catch (ExecutionException | TimeoutException e) {
+            // a failed request is reported in prompt order; a timeout just means: try again
+        } catch (InterruptedException e) {
+            return false;
+        }
+        return true;
+    }
+
+    /** The future's completion, or its request's own exception (not wrapped). */
+    private static Completion completionOf(FutureSink sink) throws InterruptedException {
+        try {
+            return sink.get();
+        } catch (ExecutionException e) {
+            switch (e.getCause()) {
+                case RuntimeException r -> throw r;
+                case Error r -> throw r;
+                default -> throw new PeregrineException("the generation failed: " + e.getCause(), e.getCause());
+            }
         }
     }
 
@@ -131,18 +209,28 @@ public final class Generator {
 
     private ResultQueue submit(int[] promptTokens, GenerationConfig config) {
         model.scheduler().requireOtherThread("wait for a generation"); // its caller waits for the tokens
+        ResultQueue results = new ResultQueue();
+        results.attach(submit(promptTokens, config, results));
+        return results;
+    }
+
+    private FutureSink submitAsync(int[] promptTokens, GenerationConfig config) {
+        FutureSink sink = new FutureSink();
+        sink.request = submit(promptTokens, config, sink);
+        return sink;
+    }
+
+    private Scheduler.Request submit(int[] promptTokens, GenerationConfig config, Scheduler.Sink sink) {
         checkPrompt(promptTokens, config);
         Speculator speculator = newSpeculator(model, config);
         SequenceState seq = newSequence(promptTokens);
         Generation generation = new Generation(seq, promptTokens, config, model.tokenizer(), model.loadNanos(), speculator);
-        ResultQueue results = new ResultQueue();
         try {
-            results.attach(model.scheduler().submit(generation, true, results));
+            return model.scheduler().submit(generation, true, sink);
         } catch (RuntimeException e) {
             seq.close();
             throw e;
         }
-        return results;
     }
 
     /**
@@ -188,7 +276,10 @@ public final class Generator {
         }
     }
 
-    /** A future whose cancellation cancels the request. */
+    /**
+     * A future whose cancellation cancels the request, as does completing it from outside (a
+     * caller's {@code complete}, or {@code orTimeout} firing): its result is no longer wanted.
+     */
     private static final class FutureSink extends CompletableFuture<Completion> implements Scheduler.Sink {
         private volatile Scheduler.Request request;
 
@@ -198,21 +289,43 @@ public final class Generator {
 
         @Override
         public void onComplete(Completion c) {
-            complete(c);
+            super.complete(c);
         }
 
         @Override
         public void onError(RuntimeException error) {
-            completeExceptionally(error);
+            super.completeExceptionally(error);
+        }
+
+        @Override
+        public boolean complete(Completion value) {
+            return cancelRequestIf(super.complete(value));
+        }
+
+        @Override
+        public boolean completeExceptionally(Throwable error) {
+            return cancelRequestIf(super.completeExceptionally(error));
         }
 
         @Override
         public boolean cancel(boolean mayInterruptIfRunning) {
+            // The future first, so that a request finishing meanwhile cannot complete it instead.
+            return cancelRequestIf(super.cancel(mayInterruptIfRunning));
+        }
+
+        private boolean cancelRequestIf(boolean completedHere) {
+            if (completedHere) {
+                cancelRequest();
+            }
+            return completedHere;
+        }
+
+        /** Cancels the request; the future then completes with its CANCELLED completion. */
+        void cancelRequest() {
             Scheduler.Request r = request;
             if (r != null) {
                 r.cancel();
             }
-            return super.cancel(mayInterruptIfRunning);
         }
     }
 }

@@ -244,8 +244,7 @@ public final class Scheduler implements AutoCloseable {
         if (queued.incrementAndGet() > maxWaiting) {
             queued.decrementAndGet();
             metrics.rejected.incrementAndGet();
-            throw new RequestRejectedException("the waiting queue is full (" + maxWaiting
-                    + " requests); try again later or raise ModelOptions.maxWaitingRequests");
+            throw waitingQueueFullError();
         }
         incoming.add(r);
         // Closed meanwhile: the loop may have taken its last look at the incoming queue. Whoever
@@ -256,6 +255,17 @@ public final class Scheduler implements AutoCloseable {
         }
         wakeUp();
         return r;
+    }
+
+    /** Whether a {@link #submit} now would be refused for want of room in the waiting queue. */
+    public boolean waitingQueueFull() {
+        return queued.get() >= maxWaiting;
+    }
+
+    /** What {@link #submit} throws when the waiting queue is full. */
+    public RequestRejectedException waitingQueueFullError() {
+        return new RequestRejectedException("the waiting queue is full (" + maxWaiting
+                + " requests); try again later or raise ModelOptions.maxWaitingRequests");
     }
 
     public KvCache kvCache() {
@@ -760,7 +770,7 @@ public final class Scheduler implements AutoCloseable {
             }
             try {
                 spare -= appendDrafts(r, s.proposeWithDrafter(k));
-            } catch (RuntimeException e) {
+            } catch (RuntimeException | Error e) {
                 // The host's drafter failed: only its request fails.
                 failRunning(r, new PeregrineException("the drafter failed: " + e, e));
                 i--;

@@ -10,7 +10,9 @@ import dev.peregrine.GenerationConfig;
 import dev.peregrine.GeneratorMetrics;
 import dev.peregrine.Model;
 import dev.peregrine.ModelOptions;
+import dev.peregrine.PeregrineException;
 import dev.peregrine.RequestRejectedException;
+import dev.peregrine.Speculation;
 import dev.peregrine.synth.ModelShape;
 import dev.peregrine.synth.SyntheticModel;
 import dev.peregrine.synth.TokenizerMetadata;
@@ -478,6 +480,85 @@ class ContinuousBatchingTest {
             for (int i = 0; i < prompts.size(); i++) {
                 assertThat(all.get(i).outputTokens()).containsExactly(
                         model.generator().generate(prompts.get(i), GenerationConfig.greedy().maxTokens(20)).outputTokens());
+            }
+        }
+    }
+
+    @Test
+    void generateAllQueuesMorePromptsThanTheWaitingQueueHolds() {
+        ModelOptions options = ModelOptions.defaults().withMaxSequences(2).withMaxWaitingRequests(2);
+        try (Model model = Model.load(SharedModels.stories260K(), options)) {
+            List<String> prompts = IntStream.range(0, 12).mapToObj(i -> PROMPTS[i % PROMPTS.length]).toList();
+            GenerationConfig config = GenerationConfig.greedy().maxTokens(15);
+            List<Completion> all = model.generator().generateAll(prompts, config);
+            for (int i = 0; i < prompts.size(); i++) {
+                assertThat(all.get(i).outputTokens()).as("prompt %d", i)
+                        .containsExactly(model.generator().generate(prompts.get(i), config).outputTokens());
+            }
+            assertThat(model.generator().metrics().rejectedRequests()).as("generateAll's own waits for room are no rejections")
+                    .isZero();
+        }
+    }
+
+    @Test
+    void generateAllThrowsAFailedRequestsOwnExceptionAndChecksEveryPromptFirst() throws Exception {
+        try (Model model = Model.load(SharedModels.stories260K())) {
+            GenerationConfig failing = GenerationConfig.greedy().maxTokens(20).withSpeculation(Speculation.drafter((t, n, d) -> {
+                throw new IllegalStateException("drafter bug");
+            }, 3));
+            assertThatThrownBy(() -> model.generator().generateAll(List.of(PROMPTS[0], PROMPTS[1]), failing))
+                    .isInstanceOf(PeregrineException.class).hasMessageContaining("drafter failed");
+            String tooLong = "a b".repeat(model.contextLength());
+            assertThatThrownBy(() -> model.generator().generateAll(List.of(PROMPTS[0], tooLong), GenerationConfig.greedy()))
+                    .isInstanceOf(PeregrineException.class).hasMessageContaining("more than the context length");
+            assertThat(model.generator().metrics().completedRequests()).as("nothing ran for the refused list").isEqualTo(0);
+            awaitIdle(model);
+            assertThat(model.generator().metrics().kvBlocksUsed()).isZero();
+        }
+    }
+
+    @Test
+    void anInterruptedGenerateAllCancelsEveryRequestAndKeepsTheFlag() throws Exception {
+        ModelOptions options = ModelOptions.defaults().withMaxSequences(2).withMaxWaitingRequests(2);
+        try (Model model = Model.load(SharedModels.stories260K(), options)) {
+            List<String> prompts = Collections.nCopies(8, PROMPTS[0]);
+            Thread.currentThread().interrupt();
+            List<Completion> all = model.generator().generateAll(prompts, GenerationConfig.greedy().maxTokens(1000).ignoreEos(true));
+            assertThat(Thread.interrupted()).as("the interrupt flag stays set").isTrue();
+            assertThat(all).hasSize(8).allSatisfy(c -> assertThat(c.finishReason()).isEqualTo(FinishReason.CANCELLED));
+            assertThat(all.get(7).outputTokens()).as("a prompt never queued").isEmpty();
+            awaitIdle(model);
+            assertThat(model.generator().metrics().kvBlocksUsed()).isZero();
+        }
+    }
+
+    @Test
+    void aFutureCompletedOrTimedOutByTheCallerCancelsItsRequest() throws Exception {
+        try (Model model = Model.load(SharedModels.stories260K())) {
+            GenerationConfig endless = GenerationConfig.greedy().maxTokens(100_000).ignoreEos(true);
+            CompletableFuture<Completion> timedOut = model.generator().generateAsync(PROMPTS[0], endless)
+                    .orTimeout(50, TimeUnit.MILLISECONDS);
+            CompletableFuture<Completion> completed = model.generator().generateAsync(PROMPTS[1], endless);
+            completed.completeExceptionally(new IllegalStateException("not wanted any more"));
+            assertThatThrownBy(() -> timedOut.get(10, TimeUnit.SECONDS)).hasCauseInstanceOf(java.util.concurrent.TimeoutException.class);
+            awaitIdle(model);
+            assertThat(model.generator().metrics().runningSequences()).isZero();
+            assertThat(model.generator().metrics().kvBlocksUsed()).isZero();
+        }
+    }
+
+    @Test
+    void aFutureCancelledAsItsRequestEndsIsCancelledOrCompleted() throws Exception {
+        try (Model model = Model.load(SharedModels.stories260K())) {
+            for (int i = 0; i < 20; i++) {
+                CompletableFuture<Completion> f = model.generator().generateAsync(PROMPTS[i % PROMPTS.length],
+                        GenerationConfig.greedy().maxTokens(i));
+                Thread.sleep(i % 3);
+                boolean cancelled = f.cancel(false);
+                assertThat(f.isCancelled()).as("cancel() returned %s", cancelled).isEqualTo(cancelled);
+                if (!cancelled) {
+                    assertThat(f.get().finishReason()).isNotEqualTo(FinishReason.CANCELLED);
+                }
             }
         }
     }

@@ -474,14 +474,20 @@ class SpeculativeDecodingTest {
             throw new IllegalStateException("drafter bug");
         };
         Drafter outOfRange = (tokens, length, d) -> d.add(d.vocabularySize());
+        Drafter throwingAnError = (tokens, length, d) -> {
+            throw new AssertionError("drafter bug");
+        };
         GenerationConfig config = GenerationConfig.greedy().maxTokens(30);
-        CompletableFuture<Completion> good = target.generator().generateAsync(PROMPTS[1], config);
-        for (Drafter bad : List.of(broken, outOfRange)) {
+        // Long enough to be running while each bad request fails.
+        GenerationConfig long_ = GenerationConfig.greedy().maxTokens(1500).ignoreEos(true);
+        CompletableFuture<Completion> good = target.generator().generateAsync(PROMPTS[1], long_);
+        for (Drafter bad : List.of(broken, outOfRange, throwingAnError)) {
             assertThatThrownBy(() -> target.generator().generate(PROMPTS[0], config.withSpeculation(Speculation.drafter(bad, 3))))
                     .isInstanceOf(PeregrineException.class).hasMessageContaining("drafter failed");
         }
+        assertThat(good.isDone()).as("the good request overlapped the bad ones").isFalse();
         assertThat(good.get(60, TimeUnit.SECONDS).outputTokens())
-                .containsExactly(target.generator().generate(PROMPTS[1], config).outputTokens());
+                .containsExactly(target.generator().generate(PROMPTS[1], long_).outputTokens());
         awaitIdle(target);
         assertThat(target.generator().metrics().kvBlocksUsed()).isZero();
     }
