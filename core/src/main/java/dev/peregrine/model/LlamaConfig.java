@@ -8,6 +8,8 @@ import java.nio.file.Path;
 import java.util.Collections;
 import java.util.List;
 import java.util.Optional;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Hyper-parameters of a decoder the Llama graph runs: a Llama block with the options its
@@ -156,6 +158,8 @@ public record LlamaConfig(
      */
     public static final int MAX_LAYERS = 512;
 
+    private static final Logger LOG = LoggerFactory.getLogger(LlamaConfig.class);
+
     /** The GGUF general.architecture values this graph runs. */
     public static final List<String> GGUF_ARCHITECTURES = Family.ggufArchitectures();
 
@@ -204,6 +208,14 @@ public record LlamaConfig(
         int window = m.optInt(k + "attention.sliding_window").orElse(gemma2 ? 4096 : 0);
         if (window < 0) {
             throw new ModelFormatException(file, -1, k + "attention.sliding_window is " + window + "; it must be positive");
+        }
+        if (window > 0 && family != Family.GEMMA2 && family != Family.GEMMA3) {
+            // A GGUF file runs as llama.cpp runs it: llama.cpp reads no window for llama, qwen2 and
+            // qwen3, and has disabled Phi-3's (PR 13676), so those layers see the whole context. (A
+            // Hugging Face directory is read as transformers reads it, windows included.)
+            LOG.info("{}: {}attention.sliding_window {} is ignored, as llama.cpp ignores it: every layer attends to "
+                    + "the whole context", file, k, window);
+            window = 0;
         }
         // Gemma's score scale: llama.cpp (llama-model.cpp, LLM_ARCH_GEMMA2/GEMMA3) uses 1/sqrt(headDim),
         // except for the 27B sizes (46 and 62 layers), whose query_pre_attn_scalar is dim / heads.

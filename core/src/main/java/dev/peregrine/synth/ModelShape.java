@@ -26,7 +26,8 @@ import java.util.SequencedMap;
  * @param family         which family's tensors, keys and equations (biases, q/k norms, Gemma's
  *                       norms, fused projections): written under its GGUF architecture and HF class
  * @param slidingWindow  0, or the sliding window of the layers the family slides (Mistral and
- *                       Phi-3 all, Gemma 2 every other, Gemma 3 five of six)
+ *                       Phi-3 all, Gemma 2 every other, Gemma 3 five of six); a GGUF file of a
+ *                       Mistral or Phi-3 shape attends to everything, as llama.cpp runs it
  * @param attentionSoftcap 0, or Gemma 2's attention score soft-cap
  * @param finalSoftcap   0, or Gemma 2's logit soft-cap
  */

@@ -332,6 +332,8 @@ public final class SyntheticModel {
             w.putUInt32(arch + ".vocab_size", shape.vocab());
             w.putUInt32(arch + ".rope.dimension_count", shape.headDim());
             writeRopeScalingKeys(w, arch);
+            // Written for every family, as the Hugging Face config states it; llama.cpp (and so
+            // Peregrine) ignores it in a llama or phi3 file: such a file attends to everything.
             if (shape.slidingWindow() > 0) {
                 w.putUInt32(arch + ".attention.sliding_window", shape.slidingWindow());
             }
@@ -543,7 +545,9 @@ public final class SyntheticModel {
         for (Weight t : weights) {
             DType type = storedType(t, fileType);
             if (t.rowLength() % type.blockSize() != 0) {
-                String what = t.rowLength() == shape.dim() ? "dim" : "ffn";
+                // A row is as long as the matrix's input: dim, ffn, or the attention width (heads x head size).
+                String what = t.rowLength() == shape.dim() ? "dim"
+                        : t.rowLength() == shape.ffn() ? "ffn" : "the attention width (heads x head size)";
                 throw new IllegalArgumentException(type.name().toLowerCase(Locale.ROOT) + " stores rows in blocks of "
                         + type.blockSize() + " values: " + what + " " + t.rowLength() + " is not a multiple of " + type.blockSize());
             }

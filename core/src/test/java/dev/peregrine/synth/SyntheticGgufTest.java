@@ -413,6 +413,15 @@ class SyntheticGgufTest {
         ModelShape oddFfn = new ModelShape("odd", 64, 1, 4, 2, 100, 300, 128, 1e4f, 1e-5f, false, false);
         assertThatThrownBy(() -> SyntheticModel.of(oddFfn, 0).writeGguf(file, DType.Q4_0, TokenizerMetadata.synthetic(300), 0))
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("ffn 100 is not a multiple of 32");
+        // The output projection's rows are as long as the attention: 4 heads x 32 here, not dim or ffn.
+        ModelShape q = ModelShape.named("qwen3-tiny");
+        ModelShape narrowAttention = new ModelShape("narrow", 256, q.layers(), q.heads(), q.kvHeads(), 512, q.vocab(),
+                q.contextLength(), q.ropeTheta(), q.rmsEps(), q.tiedEmbeddings(), q.headDim(), q.family(), 0, 0, 0);
+        assertThatThrownBy(() -> SyntheticModel.of(narrowAttention, 0).writeGguf(file, DType.Q6_K,
+                TokenizerMetadata.synthetic(narrowAttention.vocab()), 0))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("q6_k stores rows in blocks of 256 values: the attention width (heads x head size) "
+                        + narrowAttention.heads() * narrowAttention.headDim() + " is not a multiple of 256");
         assertThatThrownBy(() -> tiny.writeGguf(file, DType.Q4_K, TokenizerMetadata.synthetic(512), 0))
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessage("q4_k stores rows in blocks of 256 values: dim 64 is not a multiple of 256");

@@ -110,6 +110,17 @@ class ReferenceFamiliesTest {
         }
     }
 
+    /** llama.cpp reads no window from a llama file and has disabled Phi-3's: both attend to everything. */
+    @ParameterizedTest
+    @ValueSource(strings = {"llama", "phi3"})
+    void asLlamaCppReadsThemLlamaAndPhi3FilesDoNotSlide(String arch) {
+        Tiny m = Tiny.of(arch, 2, 1);
+        double[][] unbounded = run(m.window(-1), tokens(1), null, false);
+        assertThat(run(m.window(3), tokens(1), null, false)).isDeepEqualTo(unbounded);
+        assertThat(maxRelativeDiff(last(run(m.window(3), tokens(1), null, true)), last(unbounded)))
+                .as("as transformers reads them they slide").isGreaterThan(1e-3);
+    }
+
     /** Only layer {@code active} does anything (the others' attn_output and ffn_down are zero). */
     private static Tiny onlyLayer(String arch, int layers, int active, long seed) {
         Tiny m = Tiny.of(arch, layers, seed);
@@ -344,10 +355,21 @@ class ReferenceFamiliesTest {
         return run(m, tokens, null);
     }
 
-    /** The logits after every token of a fresh reference on the file {@code m} writes. */
+    /**
+     * The logits after every token of a fresh reference on the file {@code m} writes, its sliding
+     * windows read as transformers reads them (the same as llama.cpp's reading but for llama and
+     * phi3 files, where llama.cpp slides nothing).
+     */
     private double[][] run(Tiny m, int[] tokens, ReferenceLlama.Rope rope) {
+        return run(m, tokens, rope, true);
+    }
+
+    private double[][] run(Tiny m, int[] tokens, ReferenceLlama.Rope rope, boolean transformersWindows) {
         try (Arena arena = Arena.ofShared()) {
             ReferenceLlama ref = new ReferenceLlama(GgufFile.open(m.write(next()), arena), rope);
+            if (transformersWindows) {
+                ref.withTransformersWindows();
+            }
             double[][] out = new double[tokens.length][];
             for (int p = 0; p < tokens.length; p++) {
                 out[p] = ref.forward(tokens[p], p);

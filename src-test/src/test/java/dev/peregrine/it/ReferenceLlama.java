@@ -37,10 +37,10 @@ import java.util.Set;
  *
  * <p>The families (GGUF general.architecture; keys are {@code <arch>.*}):
  * <ul>
- *   <li>llama: pre-norm RMSNorm blocks, SwiGLU. If {@code llama.attention.sliding_window} W is
- *       present (and positive), every layer attends only to the last W positions (Mistral v0.1,
- *       transformers' MistralModel). llama.cpp's LLM_ARCH_LLAMA reads no sliding-window key and
- *       always attends to everything.</li>
+ *   <li>llama: pre-norm RMSNorm blocks, SwiGLU, attention to every earlier position: llama.cpp's
+ *       LLM_ARCH_LLAMA reads no sliding-window key. {@link #withTransformersWindows} reads {@code
+ *       llama.attention.sliding_window} W as transformers' MistralModel does: every layer attends
+ *       only to the last W positions.</li>
  *   <li>qwen2: llama plus the biases {@code attn_q.bias, attn_k.bias, attn_v.bias}, added after the
  *       projections and before rope (src/models/qwen2.cpp), NEOX rope.</li>
  *   <li>qwen3: llama with each head of q and k RMS-normed by its own weight after the projections
@@ -54,9 +54,9 @@ import java.util.Set;
  *       rope base 10000 and no scaling, the others with the file's base and scaling; soft-capping
  *       only where the keys are present.</li>
  *   <li>phi3: llama with fused {@code attn_qkv} (q rows, k rows, v rows) and fused {@code ffn_up}
- *       (gate rows, then up rows), NEOX rope, and a sliding window on every layer when
- *       {@code phi3.attention.sliding_window} is positive (as transformers does; llama.cpp currently
- *       disables it, see {@link #slidingWindows}).</li>
+ *       (gate rows, then up rows), NEOX rope, no sliding window (llama.cpp disables Phi-3's;
+ *       {@link #withTransformersWindows}: every layer slides, as transformers' Phi3 does, see
+ *       {@link #slidingWindows}).</li>
  * </ul>
  *
  * <p>Every tensor of the file must be used: a tensor the reference does not know (a bias, LongRoPE
@@ -141,7 +141,9 @@ final class ReferenceLlama {
     /** Final logit soft-cap, 0 for none. */
     final double finalSoftCap;
     /** Per layer: the sliding window W (a key at p0 is masked for the query at p1 when p1 - p0 >= W), 0 for none. */
-    final int[] window;
+    int[] window;
+    /** The windows as transformers reads the same configuration ({@link #withTransformersWindows}). */
+    private final int[] transformersWindow;
     /** Per layer: its rotary frequencies. */
     final Rope[] layerRope;
 
@@ -171,6 +173,15 @@ final class ReferenceLlama {
     private int length;
     /** Whether keys and values are stored rounded to the nearest half, as an F16 KV cache holds them. */
     private boolean halfKv;
+
+    /**
+     * The sliding windows a Hugging Face directory of this model has: transformers slides every
+     * layer of Mistral and Phi-3 where llama.cpp, reading the GGUF file, slides none.
+     */
+    ReferenceLlama withTransformersWindows() {
+        window = transformersWindow;
+        return this;
+    }
 
     /** From now on keys and values are kept as the nearest halves (an F16 KV cache), not as doubles. */
     ReferenceLlama withHalfPrecisionKv() {
@@ -232,7 +243,8 @@ final class ReferenceLlama {
             case GEMMA3 -> m.optFloat(k + "final_logit_softcapping").orElse(0f);
             default -> 0;
         };
-        window = slidingWindows(family, m, k, layers);
+        window = slidingWindows(family, m, k, layers, false);
+        transformersWindow = slidingWindows(family, m, k, layers, true);
         layerRope = new Rope[layers];
         for (int l = 0; l < layers; l++) {
             // Gemma 3's sliding layers: rope_freq_base_train_swa = 10000, rope_freq_scale_train_swa = 1
@@ -353,8 +365,9 @@ final class ReferenceLlama {
     /**
      * Per layer, the sliding window (0 for none):
      * <ul>
-     *   <li>llama: {@code llama.attention.sliding_window} on every layer when present and positive
-     *       (transformers' Mistral; llama.cpp ignores the key for LLM_ARCH_LLAMA).</li>
+     *   <li>llama: none, as llama.cpp reads no window for LLM_ARCH_LLAMA; with {@code transformers},
+     *       {@code llama.attention.sliding_window} on every layer when present and positive
+     *       (transformers' Mistral).</li>
      *   <li>gemma2: {@code gemma2.attention.sliding_window}, 4096 when absent (llama.cpp's default and
      *       Gemma2Config's), on the layers with {@code il % 2 == 0}: llama.cpp's set_swa_pattern(2)
      *       marks {@code il % n < n - 1}; transformers' layer_types are "sliding_attention" for
@@ -364,18 +377,20 @@ final class ReferenceLlama {
      *       pattern 6). Without the key (or with 0) every layer is global: the current llama.cpp then
      *       sets swa_type NONE, and the converter writes no key when sliding_window_pattern is 1,
      *       which makes every transformers layer global.</li>
-     *   <li>phi3: {@code phi3.attention.sliding_window} on every layer when positive, as transformers'
-     *       Phi3 (a Mistral model: sliding_window on every layer). The converter writes 0 for "none"
-     *       (Phi-4). Discrepancy: llama.cpp (llama_model_phi3::load_arch_hparams, since PR 13676)
-     *       warns "Phi SWA is currently disabled" and sets swa_type NONE, attending to everything.</li>
+     *   <li>phi3: none: llama.cpp (llama_model_phi3::load_arch_hparams, since PR 13676) warns "Phi
+     *       SWA is currently disabled" and sets swa_type NONE, attending to everything; with {@code
+     *       transformers}, {@code phi3.attention.sliding_window} on every layer when positive, as
+     *       transformers' Phi3 (a Mistral model: sliding_window on every layer; the converter
+     *       writes 0 for "none", Phi-4).</li>
      *   <li>qwen2, qwen3: none (llama.cpp reads no window for them).</li>
      * </ul>
      */
-    static int[] slidingWindows(Family family, GgufMetadata m, String k, int layers) {
+    static int[] slidingWindows(Family family, GgufMetadata m, String k, int layers, boolean transformers) {
         int[] w = new int[layers];
         String key = k + "attention.sliding_window";
         int size = switch (family) {
-            case LLAMA, PHI3, GEMMA3 -> m.optInt(key).orElse(0);
+            case LLAMA, PHI3 -> transformers ? m.optInt(key).orElse(0) : 0;
+            case GEMMA3 -> m.optInt(key).orElse(0);
             case GEMMA2 -> m.optInt(key).orElse(4096);
             case QWEN2, QWEN3 -> 0;
         };
