@@ -138,7 +138,9 @@ final class Filters {
         List<?> items = Values.iterate(v);
         for (int i = 0; i < items.size(); i++) {
             Object item = attribute == null ? items.get(i) : attribute(items.get(i), attribute);
-            sb.append(i > 0 ? sep : "").append(Values.str(item));
+            String text = Values.str(item);
+            Values.checkedLength((long) sb.length() + sep.length() + text.length(), "the joined string");
+            sb.append(i > 0 ? sep : "").append(text);
         }
         return sb.toString();
     }
@@ -161,7 +163,7 @@ final class Filters {
         a.bind(0, "ensure_ascii", "indent", "separators", "sort_keys");
         Object indent = a.get(1);
         String indentText = indent == null ? null
-                : indent instanceof String s ? s : " ".repeat((int) Math.max(0, a.integer(1, 0)));
+                : indent instanceof String s ? s : " ".repeat(Values.checkedField(a.integer(1, 0), "tojson's indent"));
         Object separators = a.get(2);
         String items = null;
         String keys = null;
@@ -344,8 +346,9 @@ final class Filters {
             throw new EvalError("unsupported operand type(s) for +=: '" + Values.typeName(v) + "' and 'str'");
         }
         Object width = a.get(0, 4L);
-        String indentation = width instanceof String s ? s : " ".repeat((int) Math.max(0, a.integer(0, 4)));
+        String indentation = width instanceof String s ? s : " ".repeat(Values.checkedField(a.integer(0, 4), "indent's width"));
         List<Object> lines = Methods.splitLines(Values.str(v) + "\n");
+        Values.checkedLength((long) lines.size() * (indentation.length() + 1) + Values.str(v).length(), "the indented string");
         StringBuilder sb = new StringBuilder();
         if (a.bool(2, false)) {
             for (int i = 0; i < lines.size(); i++) {

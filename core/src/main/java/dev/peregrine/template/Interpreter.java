@@ -12,10 +12,16 @@ final class Interpreter {
     private static final Map<String, Object> GLOBALS = Builtins.globals();
     /** Deeper macro recursion than any real template needs; stops runaway templates cleanly. */
     private static final int MAX_MACRO_DEPTH = 100;
+    /**
+     * Most loop iterations one render may run: a chat template loops over the messages (and their
+     * parts) a few times; nested ranges from a hostile file would otherwise run for hours.
+     */
+    static final long MAX_ITERATIONS = 10_000_000;
 
     private enum Flow { NORMAL, BREAK, CONTINUE }
 
     private int macroDepth;
+    private long iterations;
 
     private Interpreter() {
     }
@@ -35,11 +41,11 @@ final class Interpreter {
         for (Stmt stmt : body) {
             Flow flow = switch (stmt) {
                 case Stmt.Text t -> {
-                    out.append(t.text());
+                    append(out, t.text(), null);
                     yield Flow.NORMAL;
                 }
                 case Stmt.Output o -> {
-                    out.append(Values.str(eval(o.expr(), scope)));
+                    append(out, Values.str(eval(o.expr(), scope)), o.expr().pos());
                     yield Flow.NORMAL;
                 }
                 case Stmt.If i -> ifStatement(i, scope, out);
@@ -87,6 +93,23 @@ final class Interpreter {
         return Flow.NORMAL;
     }
 
+    /** Appends to the output (or a block's text), which may not outgrow {@link Values#MAX_LENGTH}. */
+    private static void append(StringBuilder out, String text, Pos pos) {
+        try {
+            Values.checkedLength((long) out.length() + text.length(), "the output");
+        } catch (EvalError e) {
+            throw e.at(pos == null ? new Pos(1, 1) : pos);
+        }
+        out.append(text);
+    }
+
+    /** Counts one loop iteration (or one item a loop's filter looked at) against {@link #MAX_ITERATIONS}. */
+    private void countIteration(Pos pos) {
+        if (++iterations > MAX_ITERATIONS) {
+            throw new EvalError("the template ran more than " + MAX_ITERATIONS + " loop iterations").at(pos);
+        }
+    }
+
     private Flow ifStatement(Stmt.If node, Scope scope, StringBuilder out) {
         for (int i = 0; i < node.conditions().size(); i++) {
             if (Values.truthy(eval(node.conditions().get(i), scope))) {
@@ -108,6 +131,7 @@ final class Interpreter {
             // "for x in xs if cond": the loop (and loop.length) sees only the items that pass
             List<Object> kept = new ArrayList<>();
             for (Object item : items) {
+                countIteration(node.pos());
                 Scope s = new Scope(scope);
                 assign(node.target(), item, s, node.pos());
                 if (Values.truthy(eval(node.filter(), s))) {
@@ -122,6 +146,7 @@ final class Interpreter {
         }
         LoopContext loop = new LoopContext(items);
         for (int i = 0; i < items.size(); i++) {
+            countIteration(node.pos());
             loop.index0 = i;
             Scope s = new Scope(scope);
             assign(node.target(), items.get(i), s, node.pos());
@@ -240,7 +265,7 @@ final class Interpreter {
             // Python's and/or give back an operand, not a bool
             case "and" -> Values.truthy(left) ? eval(b.right(), scope) : left;
             case "or" -> Values.truthy(left) ? left : eval(b.right(), scope);
-            case "~" -> Values.str(left) + Values.str(eval(b.right(), scope));
+            case "~" -> Values.concat(Values.str(left), Values.str(eval(b.right(), scope)));
             default -> Values.binary(b.op(), left, eval(b.right(), scope));
         };
     }

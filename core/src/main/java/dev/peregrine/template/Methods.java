@@ -278,6 +278,16 @@ final class Methods {
     }
 
     static String replace(String s, String old, String replacement, long count) {
+        long occurrences = 0;
+        if (old.isEmpty()) {
+            occurrences = s.codePointCount(0, s.length()) + 1L;
+        } else {
+            for (int at = s.indexOf(old); at >= 0; at = s.indexOf(old, at + old.length())) {
+                occurrences++;
+            }
+        }
+        long replaced = count < 0 ? occurrences : Math.min(count, occurrences);
+        Values.checkedLength(s.length() + replaced * (replacement.length() - (long) old.length()), "the replaced string");
         if (count < 0) {
             return s.replace(old, replacement);
         }

@@ -53,15 +53,15 @@ final class Printf {
                 flags += template.charAt(i++);
             }
             int width = 0;
-            while (i < template.length() && Character.isDigit(template.charAt(i))) {
-                width = width * 10 + template.charAt(i++) - '0';
+            while (i < template.length() && isAsciiDigit(template.charAt(i))) {
+                width = Values.fieldDigits(width, template.charAt(i++), "the format's width");
             }
             int precision = -1;
             if (i < template.length() && template.charAt(i) == '.') {
                 i++;
                 precision = 0;
-                while (i < template.length() && Character.isDigit(template.charAt(i))) {
-                    precision = precision * 10 + template.charAt(i++) - '0';
+                while (i < template.length() && isAsciiDigit(template.charAt(i))) {
+                    precision = Values.fieldDigits(precision, template.charAt(i++), "the format's precision");
                 }
             }
             if (i >= template.length()) {
@@ -84,6 +84,10 @@ final class Printf {
             throw new EvalError("not all arguments converted during string formatting");
         }
         return out.toString();
+    }
+
+    static boolean isAsciiDigit(char c) {
+        return c >= '0' && c <= '9';
     }
 
     private static String convert(char conversion, Object v, String flags, int precision) {

@@ -136,8 +136,8 @@ final class StrFormat {
             p++;
         }
         int width = 0;
-        while (p < spec.length() && Character.isDigit(spec.charAt(p))) {
-            width = width * 10 + spec.charAt(p++) - '0';
+        while (p < spec.length() && Printf.isAsciiDigit(spec.charAt(p))) {
+            width = Values.fieldDigits(width, spec.charAt(p++), "the format's width");
         }
         if (p < spec.length() && (spec.charAt(p) == ',' || spec.charAt(p) == '_')) {
             throw new EvalError("digit grouping ('" + spec.charAt(p) + "') in a format spec is not supported");
@@ -147,8 +147,8 @@ final class StrFormat {
             p++;
             precision = 0;
             int start = p;
-            while (p < spec.length() && Character.isDigit(spec.charAt(p))) {
-                precision = precision * 10 + spec.charAt(p++) - '0';
+            while (p < spec.length() && Printf.isAsciiDigit(spec.charAt(p))) {
+                precision = Values.fieldDigits(precision, spec.charAt(p++), "the format's precision");
             }
             if (p == start) {
                 throw new EvalError("Format specifier missing precision");

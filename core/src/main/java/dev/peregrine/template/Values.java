@@ -20,6 +20,51 @@ import java.util.Set;
 final class Values {
     /** A map lookup found nothing (values may be null, which is None). */
     static final Object MISSING = new Object();
+
+    /**
+     * Most characters (or items) one string (or list) a template builds may hold, the rendered
+     * output included: a template comes from the model's files, and a chat prompt is far shorter.
+     */
+    static final int MAX_LENGTH = 1 << 24;
+    /** Largest width or precision a format field, an indent or a tojson indent may ask for. */
+    static final int MAX_FIELD = 100_000;
+
+    /** {@code length} as an int, or an error when it is more than a template may build. */
+    static int checkedLength(long length, String what) {
+        if (length > MAX_LENGTH) {
+            throw new EvalError(what + " would be " + (length == Long.MAX_VALUE ? "over 2^63" : length)
+                    + " long, more than a template may build (" + MAX_LENGTH + ")");
+        }
+        return (int) length;
+    }
+
+    /** {@code count} copies of something {@code size} long, checked. */
+    static int checkedLength(long count, long size, String what) {
+        long length;
+        try {
+            length = Math.multiplyExact(count, size);
+        } catch (ArithmeticException e) {
+            length = Long.MAX_VALUE;
+        }
+        return checkedLength(length, what);
+    }
+
+    /** A width or precision (or indent), or an error when it is larger than {@link #MAX_FIELD}. */
+    static int checkedField(long value, String what) {
+        if (value > MAX_FIELD) {
+            throw new EvalError(what + " " + value + " is larger than a template may use (" + MAX_FIELD + ")");
+        }
+        return (int) Math.max(0, value);
+    }
+
+    /** {@code value * 10 + digit} while reading a field's digits, checked as it grows. */
+    static int fieldDigits(int value, char digit, String what) {
+        long grown = value * 10L + (digit - '0');
+        if (grown > MAX_FIELD) {
+            throw new EvalError(what + " is larger than a template may use (" + MAX_FIELD + ")");
+        }
+        return (int) grown;
+    }
     /** Methods that change a list or dict, which Hugging Face's immutable sandbox refuses. */
     private static final Set<String> MUTATORS = Set.of("append", "extend", "insert", "pop",
             "remove", "clear", "sort", "reverse", "update", "setdefault", "popitem");
@@ -445,14 +490,21 @@ final class Values {
             return toDouble(a) + toDouble(b);
         }
         if (a instanceof String x && b instanceof String y) {
-            return x + y;
+            return concat(x, y);
         }
         if (a instanceof List<?> x && b instanceof List<?> y && x instanceof Tuple == y instanceof Tuple) {
+            checkedLength((long) x.size() + y.size(), "the list");
             List<Object> r = new ArrayList<>(x);
             r.addAll(y);
             return x instanceof Tuple ? new Tuple(r) : r;
         }
         return null;
+    }
+
+    /** {@code a + b}, checked against {@link #MAX_LENGTH}. */
+    static String concat(String a, String b) {
+        checkedLength((long) a.length() + b.length(), "the string");
+        return a + b;
     }
 
     private static Object multiply(Object a, Object b) {
@@ -469,9 +521,11 @@ final class Values {
         }
         long n = Math.max(0, toLong(count));
         if (seq instanceof String s) {
-            return s.repeat(Math.toIntExact(n));
+            checkedLength(n, s.length(), "the repeated string");
+            return s.repeat((int) n);
         }
         if (seq instanceof List<?> l) {
+            checkedLength(n, l.size(), "the repeated list");
             List<Object> r = new ArrayList<>();
             for (long i = 0; i < n; i++) {
                 r.addAll(l);

@@ -188,7 +188,7 @@ final class HfDecoder {
             List<String> out = new ArrayList<>(tokens.size());
             for (String token : tokens) {
                 out.add(literal != null ? token.replace(literal, content)
-                        : regex.matcher(token).replaceAll(Matcher.quoteReplacement(content)));
+                        : FileRegex.run(regex, token, () -> regex.matcher(token).replaceAll(Matcher.quoteReplacement(content))));
             }
             return out;
         }
@@ -200,7 +200,8 @@ final class HfDecoder {
             }
             // a regular expression sees characters: bytes that are not UTF-8 become U+FFFD first
             String text = new String(token, UTF_8);
-            return regex.matcher(text).replaceAll(Matcher.quoteReplacement(content)).getBytes(UTF_8);
+            return FileRegex.run(regex, text, () -> regex.matcher(text).replaceAll(Matcher.quoteReplacement(content)))
+                    .getBytes(UTF_8);
         }
     }
 

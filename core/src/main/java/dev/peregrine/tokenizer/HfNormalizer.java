@@ -58,7 +58,7 @@ sealed interface HfNormalizer {
     record Replace(Pattern pattern, String content) implements HfNormalizer {
         @Override
         public String normalize(String text) {
-            return pattern.matcher(text).replaceAll(Matcher.quoteReplacement(content));
+            return FileRegex.run(pattern, text, () -> pattern.matcher(text).replaceAll(Matcher.quoteReplacement(content)));
         }
     }
 

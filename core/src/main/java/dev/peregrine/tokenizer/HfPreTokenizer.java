@@ -110,19 +110,22 @@ sealed interface HfPreTokenizer {
         @Override
         public void split(Piece piece, List<Piece> out) {
             String text = piece.text();
-            IntList segments = new IntList(16);
-            Matcher m = pattern.matcher(text);
-            int previous = 0;
-            while (m.find()) {
-                if (m.start() > previous) {
-                    segment(segments, previous, m.start(), invert);
+            IntList segments = FileRegex.run(pattern, text, () -> {
+                IntList s = new IntList(16);
+                Matcher m = pattern.matcher(text);
+                int previous = 0;
+                while (m.find()) {
+                    if (m.start() > previous) {
+                        segment(s, previous, m.start(), invert);
+                    }
+                    segment(s, m.start(), m.end(), !invert); // an empty match counts, as in Hugging Face
+                    previous = m.end();
                 }
-                segment(segments, m.start(), m.end(), !invert); // an empty match counts, as in Hugging Face
-                previous = m.end();
-            }
-            if (previous < text.length()) {
-                segment(segments, previous, text.length(), invert);
-            }
+                if (previous < text.length()) {
+                    segment(s, previous, text.length(), invert);
+                }
+                return s;
+            });
             emit(piece, segments, behavior, out);
         }
     }

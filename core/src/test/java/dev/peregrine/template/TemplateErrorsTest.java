@@ -127,4 +127,36 @@ class TemplateErrorsTest {
         assertThat(Template.compile("{{ " + "(".repeat(50) + "1" + ")".repeat(50) + " }}").render(Map.of())).isEqualTo("1");
         assertThat(renderError("{{ range(200000)|length }}", Map.of())).hasMessageContaining("range too big");
     }
+    /**
+     * A template comes from the model's files: what would build a gigantic string or list, or loop
+     * for hours, is a TemplateException at its place, not an OutOfMemoryError, an
+     * ArithmeticException or a hang (cases from a fuzzing pass).
+     */
+    @Test
+    void sizesAndLoopsAreBounded() {
+        Map<String, Object> none = Map.of();
+        assertAt(renderError("{{ 'a' * 1000000000 }}", none), 1, 8, "the repeated string would be 1000000000 long");
+        assertAt(renderError("{{ ''.join(['a'] * 100000) * 100000 }}", none), 1, 28, "more than a template may build");
+        assertAt(renderError("{% set x = [1] * 3000000000 %}", none), 1, 16, "the repeated list");
+        assertAt(renderError("{{ '{:>2000000000}'.format('a') }}", none), 1, 20, "the format's width is larger");
+        assertAt(renderError("{{ '%2000000000s' % 'a' }}", none), 1, 19, "the format's width");
+        assertAt(renderError("{{ '%.2000000000f' % 1.5 }}", none), 1, 20, "the format's precision");
+        assertAt(renderError("{{ '{:.2000000000f}'.format(1.5) }}", none), 1, 21, "the format's precision");
+        assertAt(renderError("{{ 'x' | indent(2000000000) }}", none), 1, 10, "indent's width");
+        assertAt(renderError("{{ 'x' | tojson(indent=2000000000) }}", none), 1, 10, "tojson's indent");
+        assertAt(renderError("{% set s = namespace(t='ab') %}{% for i in range(40) %}{% set s.t = s.t ~ s.t %}{% endfor %}",
+                none), 1, 73, "the string would be");
+        assertAt(renderError("{% set s = namespace(t='ab') %}{% for i in range(40) %}{% set s.t = s.t + s.t %}{% endfor %}",
+                none), 1, 73, "the string would be");
+        assertAt(renderError("{{ ('a' * 10000000).replace('a', 'aaaa') }}", none), 1, 20, "the replaced string");
+        assertAt(renderError("{{ (['aaaaaaaa'] * 10000000) | join }}", none), 1, 32, "the joined string");
+        assertAt(renderError("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", none),
+                1, 32, "more than 10000000 loop iterations");
+        assertAt(renderError("{% for i in range(10000) %}{{ 'a' * 10000 }}{% endfor %}", none), 1, 35, "the output would be");
+        // What real templates do stays well inside: a long conversation renders.
+        List<Map<String, String>> messages = java.util.Collections.nCopies(20_000, Map.of("role", "user", "content", "hello"));
+        String rendered = Template.compile("{% for m in messages %}{{ m.role }}: {{ m.content | trim }}\n{% endfor %}")
+                .render(Map.of("messages", messages));
+        assertThat(rendered).hasSize(20_000 * "user: hello\n".length());
+    }
 }

@@ -8,6 +8,7 @@ import dev.peregrine.format.json.Json;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
@@ -118,6 +119,29 @@ class HfTokenizerComponentsTest {
                 {"pre_tokenizer": {"type": "Split", "pattern": {"Regex": "\\\\p{Han}+"}, "behavior": "Isolated"},
                  "model": {"type": "BPE", "vocab": {"日": 0, "本": 1, "a": 2, "日本": 3}, "merges": ["日 本"]}}""");
         assertThat(t.encode("a日本a", false, false)).containsExactly(2, 3, 2);
+    }
+
+    /**
+     * java.util.regex recurses on a repeated group: a file's pattern of that shape on a long text
+     * fails the encoding with a ModelFormatException naming the pattern, not a StackOverflowError
+     * (in the pre-tokenizer, the normalizer and the decoder alike).
+     */
+    @Test
+    void aFilesRegexThatOverflowsTheStackIsAModelFormatError() {
+        String model = "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": []}";
+        String text = "a".repeat(200_000);
+        for (String component : List.of(
+                "\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"(a|a)*b\"}, \"behavior\": \"Isolated\"}",
+                "\"normalizer\": {\"type\": \"Replace\", \"pattern\": {\"Regex\": \"(a|a)*b\"}, \"content\": \"b\"}")) {
+            HfTokenizer t = load("{" + component + ", " + model + "}");
+            assertThat(t.encode("ba", false, false)).as(component).containsExactly(1, 0);
+            assertThatThrownBy(() -> t.encode(text, false, false)).as(component).isInstanceOf(ModelFormatException.class)
+                    .hasMessageContaining("'(a|a)*b' overflowed the stack on a text of 200000 characters");
+        }
+        // The decoder meets it at load, decoding every token once.
+        assertThatThrownBy(() -> load("{\"decoder\": {\"type\": \"Replace\", \"pattern\": {\"Regex\": \"(a|a)*b\"}, "
+                + "\"content\": \"b\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"" + text + "\": 0}, \"merges\": []}}"))
+                .isInstanceOf(ModelFormatException.class).hasMessageContaining("overflowed the stack");
     }
 
     // ---- malformed and unsupported files ----------------------------------------------------------------

@@ -59,6 +59,10 @@ public final class GgufFile implements TensorSource {
         if (Files.isDirectory(path)) {
             throw new ModelFormatException(path, -1, "is a directory, not a GGUF file");
         }
+        if (Files.exists(path) && !Files.isRegularFile(path)) {
+            // a pipe or a device: opening a FIFO would wait for a writer forever
+            throw new ModelFormatException(path, -1, "is not a regular file (a pipe or a device?), not a GGUF file");
+        }
         MemorySegment mapping;
         try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
             mapping = channel.map(FileChannel.MapMode.READ_ONLY, 0, channel.size(), arena);

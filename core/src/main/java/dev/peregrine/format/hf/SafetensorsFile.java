@@ -10,6 +10,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
+import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -75,6 +76,10 @@ public final class SafetensorsFile {
      * @throws ModelFormatException if the file is missing, unreadable or malformed
      */
     public static SafetensorsFile open(Path path, Arena arena) {
+        if (Files.exists(path) && !Files.isRegularFile(path)) {
+            // a directory, a pipe or a device: opening a FIFO would wait for a writer forever
+            throw new ModelFormatException(path, -1, "is not a regular file, not a safetensors file");
+        }
         MemorySegment mapping;
         try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
             mapping = channel.map(FileChannel.MapMode.READ_ONLY, 0, channel.size(), arena);

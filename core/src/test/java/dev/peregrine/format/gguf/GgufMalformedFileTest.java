@@ -47,6 +47,24 @@ class GgufMalformedFileTest {
         });
     }
 
+    /** A named pipe would block the open until something writes to it: refused before opening. */
+    @Test
+    void aPipeIsRefusedWithoutWaitingForAWriter() throws Exception {
+        Path fifo = dir.resolve("model.gguf");
+        Process mkfifo;
+        try {
+            mkfifo = new ProcessBuilder("mkfifo", fifo.toString()).start();
+        } catch (IOException e) {
+            org.junit.jupiter.api.Assumptions.abort("no mkfifo here: " + e.getMessage());
+            return;
+        }
+        org.junit.jupiter.api.Assumptions.assumeTrue(mkfifo.waitFor() == 0, "mkfifo failed");
+        try (Arena arena = Arena.ofConfined()) {
+            Throwable t = catchThrowable(() -> GgufFile.open(fifo, arena));
+            assertThat(t).isInstanceOf(ModelFormatException.class).hasMessageContaining("is not a regular file");
+        }
+    }
+
     @Test
     void wrongMagic() {
         GgufBytes b = new GgufBytes().raw("GGML".getBytes()).u32(3).u64(0).u64(0);
