@@ -73,7 +73,7 @@ final class DecoderParts {
             try {
                 return load(path, options, provider);
             } catch (ModelFormatException e) {
-                throw e; // the files are at fault, on any backend
+                throw namingTheFiles(e, path); // the files are at fault, on any backend
             } catch (RuntimeException e) {
                 if (i == candidates.size() - 1) {
                     throw e;
@@ -84,6 +84,19 @@ final class DecoderParts {
                         candidates.get(i + 1).name());
             }
         }
+    }
+
+    /**
+     * The error, with the model's path in front when its message does not name a file already (a
+     * vocabulary's or a kernel's check knows the key or the tensor, not the file).
+     */
+    static ModelFormatException namingTheFiles(ModelFormatException e, Path path) {
+        String message = String.valueOf(e.getMessage());
+        Path name = path.getFileName();
+        if (message.contains(path.toString()) || (name != null && message.contains(name.toString())) || message.startsWith("/")) {
+            return e;
+        }
+        return new ModelFormatException(path + ": " + message, e);
     }
 
     private static DecoderParts load(Path path, ModelOptions options, BackendProvider provider) {

@@ -262,7 +262,8 @@ public final class Generator {
     private void checkPrompt(int[] tokens, GenerationConfig config) {
         Objects.requireNonNull(config, "config (GenerationConfig.defaults() for the defaults)");
         if (tokens.length == 0) {
-            throw new IllegalArgumentException("the prompt is empty (and the model adds no BOS token)");
+            throw new IllegalArgumentException("the prompt has no tokens: the text is empty, or the tokenizer drops all of it,"
+                    + " and the model adds no BOS token");
         }
         if (tokens.length > model.contextLength()) {
             throw new PeregrineException("the prompt has " + tokens.length + " tokens, more than the context length "

@@ -52,7 +52,12 @@ public record EncoderMetadata(Pooling pooling, Boolean normalize, String queryPr
                     normalize = true;
                 } else if (type.endsWith(".Pooling")) {
                     if (module.get("path") instanceof String p) {
-                        poolingConfig = dir.resolve(p).resolve("config.json");
+                        Path poolingDir = dir.resolve(p).normalize();
+                        if (!poolingDir.startsWith(dir.normalize())) {
+                            throw new ModelFormatException(modules, -1, "the Pooling module's path '" + p
+                                    + "' leads out of the model directory");
+                        }
+                        poolingConfig = poolingDir.resolve("config.json");
                     }
                 } else if (!type.endsWith(".Transformer")) {
                     // A Dense projection, a LayerNorm, ...: skipping it would give other vectors
@@ -119,13 +124,18 @@ public record EncoderMetadata(Pooling pooling, Boolean normalize, String queryPr
      */
     private static int maxLength(EncoderFiles files) {
         Path sbert = files.metadataDir().resolve("sentence_bert_config.json");
-        if (Files.isRegularFile(sbert) && map(Json.read(sbert), sbert).get("max_seq_length") instanceof Long n && n > 0) {
-            return (int) Math.min(n, Integer.MAX_VALUE);
+        if (Files.isRegularFile(sbert)) {
+            Object n = map(Json.read(sbert), sbert).get("max_seq_length");
+            if (n != null) { // null: no limit of its own, as sentence-transformers reads it
+                return (int) Math.min(positiveLength(n, sbert, "max_seq_length"), Integer.MAX_VALUE);
+            }
         }
         // The tokenizer reads its own file; only this one setting of it matters here.
-        if (map(Json.read(files.tokenizer()), files.tokenizer()).get("truncation") instanceof Map<?, ?> t
-                && t.get("max_length") instanceof Long n && n > 0 && n < UNSET_LENGTH) {
-            return n.intValue();
+        if (map(Json.read(files.tokenizer()), files.tokenizer()).get("truncation") instanceof Map<?, ?> t) {
+            long n = positiveLength(t.get("max_length"), files.tokenizer(), "truncation.max_length");
+            if (n < UNSET_LENGTH) {
+                return (int) n;
+            }
         }
         if (files.tokenizerConfig() != null
                 && map(Json.read(files.tokenizerConfig()), files.tokenizerConfig()).get("model_max_length") instanceof Long n
@@ -133,6 +143,14 @@ public record EncoderMetadata(Pooling pooling, Boolean normalize, String queryPr
             return n.intValue();
         }
         return 0;
+    }
+
+    /** A length setting, which must be a positive integer (the libraries that read it refuse anything else). */
+    private static long positiveLength(Object value, Path file, String key) {
+        if (value instanceof Long n && n > 0) {
+            return n;
+        }
+        throw new ModelFormatException(file, -1, "'" + key + "' = " + value + " is not a positive integer");
     }
 
     /** The one pooling mode a sentence-transformers Pooling config turns on. */

@@ -125,6 +125,26 @@ class EncoderMetadataTest {
                 .hasMessageContaining("pooling modes pooling_mode_cls_token and pooling_mode_mean_tokens are on together");
     }
 
+    /** Lengths that the libraries reading them would refuse, and a Pooling path out of the directory. */
+    @Test
+    void impossibleLengthsAndPathsOutOfTheDirectoryAreRefused() throws IOException {
+        files();
+        for (String value : new String[] {"0", "-1", "\"x\"", "1.5"}) {
+            write("sentence_bert_config.json", "{\"max_seq_length\": " + value + "}");
+            assertThatThrownBy(() -> EncoderMetadata.read(EncoderFiles.find(dir))).isInstanceOf(ModelFormatException.class)
+                    .hasMessageContaining("'max_seq_length' = ").hasMessageContaining("is not a positive integer");
+        }
+        write("sentence_bert_config.json", "{\"max_seq_length\": null}");
+        write("tokenizer.json", "{\"truncation\": {\"direction\": \"Right\", \"max_length\": -1}, \"model\": {}}");
+        assertThatThrownBy(() -> EncoderMetadata.read(EncoderFiles.find(dir))).isInstanceOf(ModelFormatException.class)
+                .hasMessageContaining("'truncation.max_length' = -1 is not a positive integer");
+        write("tokenizer.json", "{\"model\": {}}");
+        assertThat(EncoderMetadata.read(EncoderFiles.find(dir)).maxLength()).as("null: no limit of its own").isZero();
+        write("modules.json", modules(false).replace("\"1_Pooling\"", "\"../../etc\""));
+        assertThatThrownBy(() -> EncoderMetadata.read(EncoderFiles.find(dir))).isInstanceOf(ModelFormatException.class)
+                .hasMessageContaining("the Pooling module's path '../../etc' leads out of the model directory");
+    }
+
     /** sentence-transformers' include_prompt and default_prompt_name. */
     @Test
     void promptPoolingAndTheDefaultPromptAreRead() throws IOException {

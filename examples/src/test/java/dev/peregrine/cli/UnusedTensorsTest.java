@@ -2,15 +2,10 @@ package dev.peregrine.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.peregrine.format.gguf.GgufFile;
-import dev.peregrine.format.gguf.GgufMetadata;
-import dev.peregrine.format.gguf.GgufTensorInfo;
-import dev.peregrine.format.gguf.GgufWriter;
-import dev.peregrine.tensor.DType;
 import java.io.IOException;
-import java.lang.foreign.Arena;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -28,26 +23,8 @@ class UnusedTensorsTest {
     @Test
     void aGgufTensorTheArchitectureHasNoUseForFailsTheLoadByName() {
         Path withBias = dir.resolve("with-output-bias.gguf");
-        try (Arena arena = Arena.ofConfined()) {
-            GgufFile source = GgufFile.open(MODEL, arena);
-            try (GgufWriter w = GgufWriter.create(withBias)) {
-                GgufMetadata m = source.metadata();
-                for (var e : m.asMap().entrySet()) {
-                    if (!e.getKey().equals("general.alignment")) {
-                        w.put(e.getKey(), m.typeOf(e.getKey()), e.getValue());
-                    }
-                }
-                for (GgufTensorInfo t : source.tensorInfos()) {
-                    w.addTensor(t.name(), t.type(), t.shape());
-                }
-                // An attention output bias, which llama.cpp's llama graph adds and Peregrine's has no place for.
-                w.addTensor("blk.2.attn_output.bias", DType.F32, 64);
-                for (GgufTensorInfo t : source.tensorInfos()) {
-                    w.writeTensorData(t.name(), source.tensor(t.name()).data());
-                }
-                w.writeTensorData("blk.2.attn_output.bias", new byte[4 * 64]);
-            }
-        }
+        // An attention output bias, which llama.cpp's llama graph adds and Peregrine's has no place for.
+        GgufCopy.copy(MODEL, withBias, Map.of(), Map.of("blk.2.attn_output.bias", 64L));
         PeregrineCliTest.Result r = PeregrineCliTest.run("generate", "-m", withBias.toString(), "-p", "Once", "-n", "2");
         assertThat(r.status()).isEqualTo(Peregrine.FAILED);
         assertThat(r.err()).contains("with-output-bias.gguf", "holds 1 tensor(s) that the llama architecture has no use for:"
