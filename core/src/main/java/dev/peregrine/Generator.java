@@ -31,6 +31,9 @@ import java.util.stream.StreamSupport;
 public final class Generator {
     private static final Cleaner CLEANER = Cleaner.create();
 
+    /** How long generateAll waits before it looks at a full waiting queue again. */
+    private static final long ROOM_POLL_MILLIS = 10;
+
     private final Model model;
 
     Generator(Model model) {
@@ -95,15 +98,16 @@ public final class Generator {
             for (int i = 0; i < encoded.size() && !interrupted; i++) {
                 FutureSink sink = null;
                 while (sink == null && !interrupted) {
+                    // Waiting for room before submitting keeps this call's waits out of the rejection count.
+                    if (model.scheduler().waitingQueueFull()) {
+                        interrupted = !awaitRoom(sinks);
+                        continue;
+                    }
                     try {
-                        // Waiting for room here keeps this call's own waits out of the rejection count.
-                        if (model.scheduler().waitingQueueFull()) {
-                            throw model.scheduler().waitingQueueFullError();
-                        }
                         sink = submitAsync(encoded.get(i), config);
                         sinks.add(sink);
                     } catch (RequestRejectedException full) {
-                        interrupted = !awaitRoom(sinks, full);
+                        interrupted = !awaitRoom(sinks); // another caller took the room meanwhile
                     }
                 }
             }
@@ -138,18 +142,19 @@ public final class Generator {
 
     /**
      * Waits while the waiting queue is full: until one of this call's requests finishes, or a few
-     * milliseconds for the scheduler to admit a waiting one. False if interrupted; rethrows {@code
-     * full} when none of {@code sinks} is pending (the queue is full of other callers' requests).
+     * milliseconds for the scheduler to admit a waiting one (or for other callers' requests to
+     * leave the queue). False if interrupted.
      */
-    private static boolean awaitRoom(List<FutureSink> sinks, RequestRejectedException full) {
+    private static boolean awaitRoom(List<FutureSink> sinks) {
         CompletableFuture<?>[] pending = sinks.stream().filter(s -> !s.isDone()).toArray(CompletableFuture[]::new);
-        if (pending.length == 0) {
-            throw full;
-        }
         try {
-            CompletableFuture.anyOf(pending).get(10, TimeUnit.MILLISECONDS);
+            if (pending.length == 0) {
+                Thread.sleep(ROOM_POLL_MILLIS);
+            } else {
+                CompletableFuture.anyOf(pending).get(ROOM_POLL_MILLIS, TimeUnit.MILLISECONDS);
+            }
         } catch (ExecutionException | TimeoutException e) {
-            // a failed request is reported in prompt order; a timeout just means: try again
+            // a failed request is reported in prompt order; a timeout just means: look again
         } catch (InterruptedException e) {
             return false;
         }

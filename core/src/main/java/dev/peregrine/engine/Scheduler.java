@@ -244,7 +244,8 @@ public final class Scheduler implements AutoCloseable {
         if (queued.incrementAndGet() > maxWaiting) {
             queued.decrementAndGet();
             metrics.rejected.incrementAndGet();
-            throw waitingQueueFullError();
+            throw new RequestRejectedException("the waiting queue is full (" + maxWaiting
+                    + " requests); try again later or raise ModelOptions.maxWaitingRequests");
         }
         incoming.add(r);
         // Closed meanwhile: the loop may have taken its last look at the incoming queue. Whoever
@@ -260,12 +261,6 @@ public final class Scheduler implements AutoCloseable {
     /** Whether a {@link #submit} now would be refused for want of room in the waiting queue. */
     public boolean waitingQueueFull() {
         return queued.get() >= maxWaiting;
-    }
-
-    /** What {@link #submit} throws when the waiting queue is full. */
-    public RequestRejectedException waitingQueueFullError() {
-        return new RequestRejectedException("the waiting queue is full (" + maxWaiting
-                + " requests); try again later or raise ModelOptions.maxWaitingRequests");
     }
 
     public KvCache kvCache() {
