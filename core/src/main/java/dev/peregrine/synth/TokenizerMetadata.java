@@ -6,6 +6,7 @@ import dev.peregrine.format.gguf.GgufFile;
 import dev.peregrine.format.gguf.GgufMetadata;
 import dev.peregrine.format.gguf.GgufValueType;
 import dev.peregrine.format.gguf.GgufWriter;
+import dev.peregrine.model.Family;
 import dev.peregrine.tokenizer.Tokenizers;
 import dev.peregrine.tokenizer.Vocabulary;
 import java.lang.foreign.Arena;
@@ -36,7 +37,27 @@ public record TokenizerMetadata(String model, int tokenCount, List<Entry> entrie
 
     /** A {@link SyntheticVocabulary} of {@code size} tokens, with the keys and types llama.cpp's converter writes. */
     public static TokenizerMetadata synthetic(int size) {
-        SyntheticVocabulary v = SyntheticVocabulary.of(size);
+        return synthetic(SyntheticVocabulary.of(size));
+    }
+
+    /**
+     * The synthetic vocabulary of {@code shape}'s size, with the special tokens that llama.cpp
+     * requires of its family's files: a Phi-3 file (one named "phi3") must hold {@code <|endoftext|>},
+     * which llama.cpp's vocabulary loader looks up by name; here it is the last token, a control token.
+     */
+    public static TokenizerMetadata synthetic(ModelShape shape) {
+        SyntheticVocabulary v = SyntheticVocabulary.of(shape.vocab());
+        if (shape.family() == Family.PHI3) {
+            int last = shape.vocab() - 1;
+            v.tokens()[last] = "<|endoftext|>";
+            v.types()[last] = Vocabulary.CONTROL;
+            v.scores()[last] = 0;
+        }
+        return synthetic(v);
+    }
+
+    private static TokenizerMetadata synthetic(SyntheticVocabulary v) {
+        int size = v.size();
         long[] types = new long[size];
         for (int i = 0; i < size; i++) {
             types[i] = v.types()[i];

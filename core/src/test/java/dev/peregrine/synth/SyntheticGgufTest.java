@@ -131,6 +131,26 @@ class SyntheticGgufTest {
         }
     }
 
+    /** llama.cpp's vocabulary loader looks up <|endoftext|> in any file named phi3: a Phi-3 shape's vocabulary holds it. */
+    @Test
+    void aPhi3ShapesVocabularyHoldsTheEndOfTextTokenLlamaCppLooksUp() {
+        ModelShape phi3 = ModelShape.named("phi3-tiny");
+        var tokenizer = dev.peregrine.tokenizer.Tokenizers.fromGguf(
+                GgufMetadata.of(Path.of("phi3"), tokenizerValues(TokenizerMetadata.synthetic(phi3))));
+        int last = phi3.vocab() - 1;
+        assertThat(tokenizer.decode(new int[] {last})).isEmpty(); // a control token, not text
+        assertThat(tokenizer.encode("a<|endoftext|>", false, true)).endsWith(last);
+        var plain = dev.peregrine.tokenizer.Tokenizers.fromGguf(
+                GgufMetadata.of(Path.of("tiny"), tokenizerValues(TokenizerMetadata.synthetic(phi3.vocab()))));
+        assertThat(tokenizer.encode("Once upon a time", true, false)).containsExactly(plain.encode("Once upon a time", true, false));
+    }
+
+    private static Map<String, Object> tokenizerValues(TokenizerMetadata t) {
+        Map<String, Object> values = new java.util.LinkedHashMap<>();
+        t.entries().forEach(e -> values.put(e.key(), e.value()));
+        return values;
+    }
+
     @Test
     void tinyIsWrittenQuicklyAndTheSameSeedGivesTheSameBytesWhateverTheThreads() throws IOException {
         long t0 = System.nanoTime();

@@ -89,7 +89,7 @@ final class SynthCommand {
         TokenizerMetadata tokenizer = args.value("vocab-from").map(f -> TokenizerMetadata.copiedFrom(Path.of(f))).orElse(null);
         ModelShape shape = shape(args, tokenizer);
         if (format.equals("gguf") && tokenizer == null) {
-            tokenizer = TokenizerMetadata.synthetic(shape.vocab());
+            tokenizer = TokenizerMetadata.synthetic(shape);
         }
         if (tokenizer != null) {
             tokenizer.loadProblem().ifPresent(p -> err.println("note: Peregrine cannot load this tokenizer: " + p));
