@@ -10,7 +10,10 @@ public enum FinishReason {
     STOP_STRING,
     /** {@link GenerationConfig#maxTokens()} tokens were generated. */
     MAX_TOKENS,
-    /** The sequence filled the model's context length. */
+    /**
+     * The sequence filled the model's context length, or grew to fill the whole KV cache
+     * ({@link ModelOptions#kvCacheTokens()}), which bounds a sequence as a context does.
+     */
     CONTEXT_FULL,
     /** The request was cancelled (a closed stream, a cancelled future, an interrupted caller). */
     CANCELLED,

@@ -129,6 +129,11 @@ public final class Generation {
      * Checks the limits that end a generation before anything more is evaluated (max tokens,
      * context full). Returns true, with the generation finished, when one is reached.
      */
+    /** Whether any token has been generated. */
+    public boolean hasOutput() {
+        return outputCount > 0;
+    }
+
     public boolean reachedLimit() {
         if (finish != null) {
             return true;

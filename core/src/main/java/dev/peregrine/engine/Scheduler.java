@@ -701,8 +701,18 @@ public final class Scheduler implements AutoCloseable {
             if (blocks > kv.totalBlocks()) {
                 waiting.removeFirst();
                 queued.decrementAndGet();
-                fail(r, new KvCacheFullException("a sequence of " + seq.length() + " tokens needs " + blocks
-                        + " KV blocks but the cache has only " + kv.totalBlocks() + "; raise ModelOptions.kvCacheTokens"));
+                if (r.generation.hasOutput()) {
+                    // It grew to fill the whole cache: it ends as at a full context (llama.cpp's
+                    // context is its KV cache), with what it generated, rather than failing.
+                    GeneratedToken rest = r.generation.abort(FinishReason.CONTEXT_FULL);
+                    if (rest != null) {
+                        r.sink.onToken(rest);
+                    }
+                    complete(r);
+                } else {
+                    fail(r, new KvCacheFullException("a sequence of " + seq.length() + " tokens needs " + blocks
+                            + " KV blocks but the cache has only " + kv.totalBlocks() + "; raise ModelOptions.kvCacheTokens"));
+                }
                 continue;
             }
             if (needed > kv.freeBlocks() - promised) {

@@ -20,6 +20,7 @@ import dev.peregrine.tensor.DType;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.Iterator;
 import java.util.List;
@@ -481,6 +482,29 @@ class ContinuousBatchingTest {
                 assertThat(all.get(i).outputTokens()).containsExactly(
                         model.generator().generate(prompts.get(i), GenerationConfig.greedy().maxTokens(20)).outputTokens());
             }
+        }
+    }
+
+    /**
+     * A request that grows to fill the whole KV cache ends as at a full context, with what it
+     * generated (the tokens it makes alone with a large cache, up to there), instead of failing;
+     * a prompt longer than the cache still fails.
+     */
+    @Test
+    void aRequestThatOutgrowsTheWholeKvCacheEndsWithItsOutput() {
+        GenerationConfig endless = GenerationConfig.greedy().maxTokens(500).ignoreEos(true);
+        int[] roomy;
+        try (Model model = Model.load(SharedModels.stories260K())) {
+            roomy = model.generator().generate(PROMPTS[0], endless).outputTokens();
+        }
+        try (Model model = Model.load(SharedModels.stories260K(), ModelOptions.defaults().withKvCacheTokens(64))) {
+            Completion c = model.generator().generate(PROMPTS[0], endless);
+            assertThat(c.finishReason()).isEqualTo(FinishReason.CONTEXT_FULL);
+            assertThat(c.outputTokens().length).isBetween(1, 64);
+            assertThat(c.outputTokens()).containsExactly(Arrays.copyOf(roomy, c.outputTokens().length));
+            assertThat(model.decode(c.outputTokens())).isEqualTo(c.text());
+            assertThatThrownBy(() -> model.generator().generate("one two three ".repeat(40), endless))
+                    .isInstanceOf(dev.peregrine.kv.KvCacheFullException.class).hasMessageContaining("raise ModelOptions.kvCacheTokens");
         }
     }
 
