@@ -9,8 +9,10 @@ package dev.peregrine;
  * <p>Called on the model's scheduler thread, once per step for each request that speculates:
  * keep it quick and non-blocking (the whole batch waits for it); a call that waits for the same
  * model (a blocking {@code generate}, closing it) is refused with {@link IllegalStateException},
- * since it would wait for itself. If one drafter serves several models at once, it must be
- * thread-safe. An exception thrown here fails that request only.
+ * since it would wait for itself. Closing the model waits for a call in progress; after 5 seconds
+ * it interrupts the scheduler thread, so a drafter blocked in an interruptible wait should give up
+ * when interrupted. If one drafter serves several models at once, it must be thread-safe. An
+ * exception (or error) thrown here fails that request only.
  */
 @FunctionalInterface
 public interface Drafter {

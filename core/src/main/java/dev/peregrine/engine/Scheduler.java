@@ -23,6 +23,8 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantLock;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Continuous batching: one step loop per model, on its own thread, runs every active request
@@ -71,6 +73,9 @@ public final class Scheduler implements AutoCloseable {
      * (64 rows of a 128K vocabulary are 32 MB).
      */
     public static final int PROMPT_LOGPROB_CHUNK = 64;
+    private static final Logger LOG = LoggerFactory.getLogger(Scheduler.class);
+    /** How long close() waits for the loop's current step before it interrupts a blocking host callback. */
+    private static final long CLOSE_NUDGE_MILLIS = 5_000;
     /** How long the loop sleeps while nothing runs and the first waiting request waits for sessions' calls. */
     private static final long WAIT_FOR_SESSIONS_NANOS = 200_000;
     /** Timeouts from this long on are no limit: their deadlines would not fit in nanoTime's arithmetic. */
@@ -1125,9 +1130,27 @@ public final class Scheduler implements AutoCloseable {
     public void close() {
         closed = true;
         wakeUp();
-        try {
-            thread.join();
-        } catch (InterruptedException e) {
+        // The loop ends after its current step. The caller frees the backend next, so the wait may
+        // not end early: an interrupted caller still waits (and keeps its interrupt).
+        boolean interrupted = false;
+        boolean nudged = false;
+        long waitStart = System.nanoTime();
+        while (thread.isAlive()) {
+            try {
+                thread.join(CLOSE_NUDGE_MILLIS);
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
+            if (!nudged && thread.isAlive() && System.nanoTime() - waitStart > CLOSE_NUDGE_MILLIS * 1_000_000L) {
+                // Still in one step after seconds: a host callback (a Drafter) is blocking. An
+                // interrupt may wake it; a callback that ignores it keeps close() waiting.
+                LOG.warn("closing {}: the scheduler is still busy after {} ms, blocked in a host callback (a Drafter?); "
+                        + "interrupting it", thread.getName(), CLOSE_NUDGE_MILLIS);
+                thread.interrupt();
+                nudged = true;
+            }
+        }
+        if (interrupted) {
             Thread.currentThread().interrupt();
         }
         // Wait for another model's drafting in this model to end before the caller frees the backend.

@@ -18,6 +18,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -105,6 +106,37 @@ class ModelLifecycleTest {
         }
         assertThat(generator.metrics().runningSequences()).isZero();
         assertThat(generator.metrics().waitingRequests()).isZero();
+    }
+
+    /**
+     * close() frees the backend after the scheduler's loop ends, so it waits for the loop even when
+     * its caller is interrupted (the interrupt stays set); and a drafter blocked in an interruptible
+     * wait is interrupted after a few seconds, so that close() returns.
+     */
+    @Test
+    void closeWaitsForTheLoopThroughAnInterruptAndWakesABlockedDrafter() throws Exception {
+        java.util.concurrent.CountDownLatch entered = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.CountDownLatch never = new java.util.concurrent.CountDownLatch(1);
+        Model model = Model.load(SharedModels.stories260K());
+        CompletableFuture<Completion> blocked = model.generator().generateAsync("Once upon a time", GenerationConfig.greedy()
+                .maxTokens(20).withSpeculation(Speculation.drafter((tokens, length, draft) -> {
+                    entered.countDown();
+                    try {
+                        never.await();
+                    } catch (InterruptedException e) {
+                        throw new IllegalStateException("drafter interrupted", e);
+                    }
+                }, 3)));
+        entered.await();
+        Thread.currentThread().interrupt();
+        long start = System.nanoTime();
+        model.close(); // an interrupted wait would return before the loop ends, and free what it still uses
+        assertThat(Thread.interrupted()).as("the caller's interrupt is kept").isTrue();
+        assertThat((System.nanoTime() - start) / 1e9).as("seconds in close()").isGreaterThan(4);
+        assertThat(Thread.getAllStackTraces().keySet()).as("a scheduler thread still in the drafter")
+                .noneMatch(t -> t.getName().startsWith("peregrine-scheduler-") && Arrays.stream(t.getStackTrace())
+                        .anyMatch(e -> e.getClassName().contains("ModelLifecycleTest")));
+        assertThatThrownBy(blocked::join).isInstanceOf(CompletionException.class);
     }
 
     /**
