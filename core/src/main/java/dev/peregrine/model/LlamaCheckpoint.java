@@ -180,6 +180,8 @@ public record LlamaCheckpoint(Path path, LlamaConfig config, TensorSource tensor
         if (Files.isRegularFile(jinja)) {
             try {
                 return Files.readString(jinja, StandardCharsets.UTF_8);
+            } catch (java.nio.charset.CharacterCodingException e) {
+                throw new ModelFormatException(jinja, -1, "is not valid UTF-8");
             } catch (IOException e) {
                 throw new ModelFormatException("cannot read " + jinja + ": " + e.getMessage(), e);
             }

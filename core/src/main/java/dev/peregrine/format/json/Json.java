@@ -49,6 +49,10 @@ public final class Json {
      *                              message names the file and the line and column of the problem
      */
     public static Object read(Path file) {
+        if (Files.exists(file) && !Files.isRegularFile(file)) {
+            // a directory, a pipe or a device: reading a FIFO would wait for a writer forever
+            throw new ModelFormatException(file, -1, "is not a regular file");
+        }
         byte[] bytes;
         try {
             bytes = Files.readAllBytes(file);
