@@ -24,8 +24,9 @@ import java.util.function.Consumer;
  * then a draw with the request's random generator; top-p and min-p thus see the distribution at
  * the given temperature, as in Hugging Face transformers and vLLM. llama.cpp's default chain
  * applies the temperature after top-k, top-p and min-p instead (its filters see the distribution
- * at temperature 1): {@link #temperatureLast(boolean)} samples that way. The default settings
- * are llama.cpp's. Temperature 0 means greedy (argmax of the biased and penalised logits) whatever
+ * at temperature 1): {@link #temperatureLast(boolean)} samples that way. The default values
+ * are llama.cpp's (the order is not: with them, llama.cpp's draws match only with
+ * {@code temperatureLast(true)}). Temperature 0 means greedy (argmax of the biased and penalised logits) whatever
  * the other settings.
  *
  * <p>{@link #withSpeculation} makes a request decode speculatively; it changes speed, never the
