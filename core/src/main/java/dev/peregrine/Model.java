@@ -201,6 +201,16 @@ public final class Model implements AutoCloseable {
     }
 
     /**
+     * Encodes text, as llama.cpp's {@code llama_tokenize(text, add_special, parse_special)} does.
+     * With {@code parseSpecialTokens} false, text such as {@code </s>} or {@code <|im_end|>} is
+     * plain text: what text from an untrusted user should get, so that it cannot inject control
+     * tokens into a prompt; with true this is {@link #encode(String, boolean)}.
+     */
+    public int[] encode(String text, boolean addSpecialTokens, boolean parseSpecialTokens) {
+        return parseSpecialTokens ? encode(text, addSpecialTokens) : tokenizer().encode(text, addSpecialTokens, false);
+    }
+
+    /**
      * The model's chat template ({@code tokenizer.chat_template} of a GGUF file; {@code
      * chat_template.jinja} or {@code tokenizer_config.json}'s {@code chat_template} in a Hugging Face
      * directory), which knows the

@@ -161,7 +161,9 @@ public final class Peregrine {
                   --chunks N             score at most N chunks (default, or a negative N: the whole file)
               -t, --threads, --kv-cache-type
                                          as for generate
-              prints the running estimate after each chunk, then the final perplexity
+              the text needs at least 2 x N tokens (special-token text counts as text, a trailing
+              newline is dropped); prints the running estimate after each chunk, then the final
+              perplexity and its standard error, in llama-perplexity's format
 
             environment: PEREGRINE_DEBUG=1 prints stack traces of errors
             """;

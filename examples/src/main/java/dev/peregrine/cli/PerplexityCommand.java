@@ -21,10 +21,12 @@ import java.util.Locale;
 
 /**
  * {@code peregrine perplexity}: a model's perplexity on a text file, computed as llama.cpp's
- * llama-perplexity does: the text is tokenized (with BOS where the model's prompts have one) and cut
- * into chunks of {@code -c} tokens, each chunk's first token replaced by BOS, and in each chunk only the second half is
- * scored, every token with at least half a chunk of context. Prints the running estimate after
- * each chunk ({@code [1]12.3456,[2]...}) and the final perplexity.
+ * llama-perplexity does: the text (less one trailing newline) is tokenized with BOS where the
+ * model's prompts have one and special-token text as plain text, at least 2 x {@code -c} tokens,
+ * and cut into chunks of {@code -c} tokens, each chunk's first token replaced by BOS; in each chunk
+ * only the second half is scored, every token with at least half a chunk of context. Prints the
+ * running estimate after each chunk ({@code [1]12.3456,[2]...}) and llama-perplexity's final line
+ * ({@code Final estimate: PPL = x +/- standard error}).
  */
 final class PerplexityCommand {
     private static final List<Option> OPTIONS = Args.options(List.of(
@@ -60,19 +62,24 @@ final class PerplexityCommand {
             maxChunks = Integer.MAX_VALUE; // as llama-perplexity: every chunk the text holds
         }
         String text = readUtf8(textPath);
+        if (text.endsWith("\n")) {
+            text = text.substring(0, text.length() - 1); // as llama.cpp's -f: one trailing newline dropped
+        }
         // The chunk is the context: -c sizes the model's context too.
         try (Model model = Model.load(modelPath, GenerateCommand.modelOptions(args).withContextLength(chunk))) {
-            int[] tokens = model.encode(text);
-            // As llama.cpp: where the model's prompts start with BOS, so does every chunk.
-            int[] bos = model.encode("");
-            int chunks = Math.min(maxChunks, tokens.length / chunk);
-            if (chunks == 0) {
-                throw new IllegalArgumentException(textPath + " has " + (tokens.length - bos.length) // BOS not counted
-                        + " tokens, fewer than one chunk of " + chunk + " (-c)");
+            // As llama-perplexity: BOS where the model's prompts have one, special-token text as text.
+            int[] tokens = model.encode(text, true, false);
+            int[] bos = model.encode("", true, false);
+            if (tokens.length < 2L * chunk) {
+                throw new IllegalArgumentException("you need at least " + 2L * chunk + " tokens to evaluate perplexity with a"
+                        + " context of " + chunk + " (as llama-perplexity: 2 x -c); " + textPath + " tokenizes to only "
+                        + tokens.length + " tokens");
             }
+            int chunks = Math.min(maxChunks, tokens.length / chunk);
             // Only the chunk's own tokens scored: nothing generated, so a chunk may fill the context.
             GenerationConfig scoring = GenerationConfig.greedy().maxTokens(0).promptLogprobs(0);
             double negativeLogSum = 0;
+            double squaresSum = 0;
             long scored = 0;
             long started = System.nanoTime();
             for (int c = 0; c < chunks; c++) {
@@ -84,7 +91,9 @@ final class PerplexityCommand {
                 List<TokenLogprob> logprobs = done.promptLogprobs();
                 // logprobs.get(i) scores token i + 1; llama.cpp scores tokens chunk/2 + 1 .. chunk - 1.
                 for (int i = chunk / 2; i < logprobs.size(); i++) {
-                    negativeLogSum -= logprobs.get(i).logprob();
+                    double nll = -logprobs.get(i).logprob();
+                    negativeLogSum += nll;
+                    squaresSum += nll * nll;
                     scored++;
                 }
                 out.printf(Locale.ROOT, "[%d]%.4f,", c + 1, Math.exp(negativeLogSum / scored));
@@ -92,11 +101,16 @@ final class PerplexityCommand {
             }
             double seconds = (System.nanoTime() - started) / 1e9;
             out.println();
-            out.printf(Locale.ROOT, "Final estimate: PPL = %.4f over %d tokens (%d chunks of %d)%n",
-                    Math.exp(negativeLogSum / scored), scored, chunks, chunk);
+            // llama-perplexity's estimate and its standard error: the deviation of the tokens' negative
+            // log-likelihoods over sqrt(n - 1), times the perplexity.
+            double mean = negativeLogSum / scored;
+            double variance = squaresSum / scored - mean * mean;
+            double ppl = Math.exp(mean);
+            out.printf(Locale.ROOT, "Final estimate: PPL = %.4f +/- %.5f%n", ppl,
+                    variance > 0 && scored > 1 ? Math.sqrt(variance / (scored - 1)) * ppl : 0.0);
             out.flush();
-            err.printf(Locale.ROOT, "%d tokens evaluated in %.1f s, %.1f tok/s%n", (long) chunks * chunk, seconds,
-                    chunks * chunk / seconds);
+            err.printf(Locale.ROOT, "%d tokens scored in %d chunks of %d; %d tokens evaluated in %.1f s, %.1f tok/s%n",
+                    scored, chunks, chunk, (long) chunks * chunk, seconds, chunks * chunk / seconds);
         }
         return Peregrine.OK;
     }
@@ -106,6 +120,8 @@ final class PerplexityCommand {
         byte[] bytes;
         try {
             bytes = Files.readAllBytes(file);
+        } catch (java.nio.file.NoSuchFileException e) {
+            throw new UncheckedIOException("no such file: " + file, e);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read " + file + ": " + e.getMessage(), e);
         }

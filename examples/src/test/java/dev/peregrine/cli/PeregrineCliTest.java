@@ -232,40 +232,54 @@ class PeregrineCliTest {
     @Test
     void perplexityScoresTheSecondHalfOfEachChunkAsLlamaCpp(@TempDir Path dir) throws Exception {
         Path text = dir.resolve("story.txt");
-        Files.writeString(text, ("Once upon a time, there was a little girl named Lily. She loved to play in the park with"
-                + " her friends. One day she saw a big red ball under a tree. ").repeat(8));
+        String story = "Once upon a time, there was a little girl named Lily. She loved to play in the park with"
+                + " her friends. One day she saw a big red ball under a tree. ";
+        Files.writeString(text, story.repeat(8));
         Result r = run("perplexity", "-m", MODEL.toString(), "-f", text.toString(), "-c", "64", "--chunks", "3");
         assertThat(r.status()).as(r.err()).isZero();
         List<String> lines = r.out().lines().toList();
         assertThat(lines.getFirst()).matches("\\[1\\][0-9.]+,\\[2\\][0-9.]+,\\[3\\][0-9.]+,");
-        // 3 chunks of 64: tokens 33..63 of each, 31 a chunk.
-        assertThat(lines.get(1)).startsWith("Final estimate: PPL = ").endsWith("over 93 tokens (3 chunks of 64)");
+        // llama-perplexity's final line, with its standard error; 3 chunks of 64: tokens 33..63 of each, 31 a chunk.
+        assertThat(lines.get(1)).matches("Final estimate: PPL = [0-9]+\\.[0-9]{4} \\+/- [0-9]+\\.[0-9]{5}");
+        assertThat(r.err()).contains("93 tokens scored in 3 chunks of 64");
         double ppl = Double.parseDouble(lines.get(1).split(" ")[4]);
         assertThat(ppl).isGreaterThan(1).isLessThan(20);
-        Result tooShort = run("perplexity", "-m", MODEL.toString(), "-f", text.toString(), "-c", "100000");
+        Result tooShort = run("perplexity", "-m", MODEL.toString(), "-f", text.toString(), "-c", "1000");
         assertThat(tooShort.status()).isEqualTo(1);
-        assertThat(tooShort.err()).contains("fewer than one chunk of 100000");
+        assertThat(tooShort.err()).contains("you need at least 2000 tokens to evaluate perplexity with a context of 1000")
+                .containsPattern("tokenizes to only [0-9]+ tokens");
         Result zero = run("perplexity", "-m", MODEL.toString(), "-f", text.toString(), "-c", "64", "--chunks", "0");
         assertThat(zero.status()).isEqualTo(2);
         assertThat(zero.err()).startsWith("peregrine: --chunks must be at least 1 (or negative for every chunk, the default), got 0");
         Result all = run("perplexity", "-m", MODEL.toString(), "-f", text.toString(), "-c", "64", "--chunks", "-1");
-        assertThat(all.out()).containsPattern("over [0-9]+ tokens \\(([4-9]|[1-9][0-9]+) chunks of 64\\)");
+        assertThat(all.err()).containsPattern("tokens scored in ([4-9]|[1-9][0-9]+) chunks of 64");
+        // As llama-perplexity: one trailing newline is dropped, and special-token text is text: "</s>"
+        // scores as the three tokens of its characters, not as EOS (which would make it cheaper here).
+        Files.writeString(text, story.repeat(4) + "</s>" + story.repeat(4) + "\n");
+        Result special = run("perplexity", "-m", MODEL.toString(), "-f", text.toString(), "-c", "64", "--chunks", "-1");
+        Files.writeString(text, story.repeat(4) + "</s>" + story.repeat(4));
+        assertThat(special.out()).isEqualTo(run("perplexity", "-m", MODEL.toString(), "-f", text.toString(), "-c", "64",
+                "--chunks", "-1").out());
+        try (Model model = Model.load(MODEL)) {
+            assertThat(model.encode("a</s>b", true, false)).as("plain text").doesNotContain(2).hasSizeGreaterThan(3);
+            assertThat(model.encode("a</s>b", true, true)).as("special-token text recognised").contains(2);
+        }
         // A chunk as long as the trained context (stories260K: 2,048) fits it: no beyond-context warning.
-        Files.writeString(text, ("Once upon a time, there was a little girl named Lily. She loved to play in the park with"
-                + " her friends. One day she saw a big red ball under a tree. ").repeat(80));
+        Files.writeString(text, story.repeat(140));
         Result trained = run("perplexity", "-m", MODEL.toString(), "-f", text.toString(), "-c", "2048", "--chunks", "1");
         assertThat(trained.status()).as(trained.err()).isZero();
-        assertThat(trained.err()).doesNotContain("beyond");
-        assertThat(trained.out()).contains("(1 chunks of 2048)");
+        assertThat(trained.err()).doesNotContain("beyond").contains("in 1 chunks of 2048");
         // Text that is not UTF-8 is named as such, with the offset of the first invalid byte.
         Files.write(text, new byte[] {'O', 'n', 'c', 'e', ' ', (byte) 0xFF, (byte) 0xFE, ' ', 'u', 'p'});
         Result binary = run("perplexity", "-m", MODEL.toString(), "-f", text.toString(), "-c", "64");
         assertThat(binary.status()).isEqualTo(1);
         assertThat(binary.err()).contains("is not UTF-8 text: invalid byte sequence at byte offset 5");
-        // An empty file has no tokens: BOS is not counted.
+        // An empty file has BOS alone.
         Files.writeString(text, "");
         assertThat(run("perplexity", "-m", MODEL.toString(), "-f", text.toString(), "-c", "64").err())
-                .contains("has 0 tokens, fewer than one chunk of 64");
+                .contains("tokenizes to only 1 tokens");
+        assertThat(run("perplexity", "-m", MODEL.toString(), "-f", dir.resolve("missing.txt").toString()).err())
+                .contains("no such file: " + dir.resolve("missing.txt"));
     }
 
     /** Output that goes away (a closed pipe: `| head`) stops the generation, quietly, with status 0. */
