@@ -47,6 +47,8 @@ public final class LlamaGraph {
     /** Gemma 3's sliding layers' rope (another base, no scaling), or null when every layer ropes alike. */
     private final float[] slidingRopeFrequencies;
     private final float attentionScale;
+    /** The sliding layers' scale: their rope is unscaled, so no YaRN factor (llama.cpp: freq_scale_swa 1). */
+    private final float slidingAttentionScale;
     /** Gemma multiplies the embeddings by sqrt(dim). */
     private final float embeddingScale;
 
@@ -88,6 +90,7 @@ public final class LlamaGraph {
         // attention scale, and the rope kernels stay as they are.
         double m = c.ropeScaling().attentionFactor();
         this.attentionScale = (float) (m * m * c.queryScale());
+        this.slidingAttentionScale = (float) c.queryScale();
         this.embeddingScale = (float) Math.sqrt(c.dim());
         long t = maxTokens;
         x = backend.allocate(t * c.dim());
@@ -237,12 +240,13 @@ public final class LlamaGraph {
                 backend.rmsNorm(q, q, layer.qNorm(), n * c.heads(), c.headDim(), c.rmsEps());
                 backend.rmsNorm(k, k, layer.kNorm(), n * c.kvHeads(), c.headDim(), c.rmsEps());
             }
-            Buffer angles = c.usesSlidingRope(l) ? slidingCosSin : cosSin;
+            boolean slidingRope = c.usesSlidingRope(l);
+            Buffer angles = slidingRope ? slidingCosSin : cosSin;
             // q and k rotated, k and v stored in the layer's KV cache (one pass on a GPU)
             backend.ropeAndStoreKv(q, k, v, angles, n, c.heads(), c.kvHeads(), c.headDim(), c.ropeDimensions(), kv.keys(l),
                     kv.values(l), layout);
-            backend.attention(att, q, kv.keys(l), kv.values(l), layout, c.heads(), c.kvHeads(), c.headDim(), attentionScale,
-                    c.window(l), c.attentionSoftcap());
+            backend.attention(att, q, kv.keys(l), kv.values(l), layout, c.heads(), c.kvHeads(), c.headDim(),
+                    slidingRope ? slidingAttentionScale : attentionScale, c.window(l), c.attentionSoftcap());
             backend.matmul(proj, att, layer.wo(), n);
             if (layer.postAttentionNorm() != null) {
                 backend.rmsNorm(proj, proj, layer.postAttentionNorm(), n, c.dim(), c.rmsEps());

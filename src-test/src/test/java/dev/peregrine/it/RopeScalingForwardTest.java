@@ -125,4 +125,26 @@ class RopeScalingForwardTest {
     void yarn() throws IOException {
         check(YARN, ReferenceLlama.Rope.yarn(THETA, HEAD, 4, 256, 32, 1, 0.1 * Math.log(4) + 1), "yarn");
     }
+    /**
+     * Gemma 3 scales only its global layers: the sliding ones rope with base 10000 unscaled, and
+     * their scores carry no YaRN factor (llama.cpp's rope_freq_scale_train_swa = 1; transformers'
+     * local rope is "default"). Every position's logits against the float64 reference, which ropes
+     * each layer so.
+     */
+    @Test
+    void gemma3ScalesOnlyItsGlobalLayers() {
+        ModelShape shape = ModelShape.named("gemma3-tiny");
+        Path file = dir.resolve("gemma3-yarn.gguf");
+        SyntheticModel.of(shape, SEED).withRopeScaling(YARN)
+                .writeGguf(file, DType.F32, TokenizerMetadata.synthetic(shape.vocab()), 1);
+        int[] tokens = ReferenceForwardTest.prompt(shape.vocab(), 11);
+        assertThat(tokens.length).isGreaterThan(shape.slidingWindow());
+        float[] logits = HfDirectoryTest.logits(file, tokens);
+        try (Arena arena = Arena.ofShared()) {
+            ReferenceLlama ref = new ReferenceLlama(GgufFile.open(file, arena));
+            for (int p = 0; p < tokens.length; p++) {
+                ReferenceForwardTest.check("gemma3 yarn position " + p, logits, p * shape.vocab(), ref.forward(tokens[p], p));
+            }
+        }
+    }
 }
