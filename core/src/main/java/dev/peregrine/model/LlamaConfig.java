@@ -26,7 +26,8 @@ import org.slf4j.LoggerFactory;
  * @param attentionSoftcap 0, or Gemma 2's bound c on attention scores: s becomes c tanh(s / c)
  * @param finalSoftcap     0, or Gemma 2's bound on the logits, applied the same way
  * @param slidingRopeTheta 0 when every layer has the same rope; else the rope base of the
- *                         sliding-window layers, which are not rope-scaled (Gemma 3's local layers)
+ *                         sliding-window layers: Gemma 3's local layers, which are not rope-scaled,
+ *                         or another family's stated {@code rope.freq_base_swa}, scaled as the others
  */
 public record LlamaConfig(
         int dim,
@@ -223,8 +224,11 @@ public record LlamaConfig(
         if ((family == Family.GEMMA2 && layers == 46) || (family == Family.GEMMA3 && layers == 62)) {
             queryScale = defaultQueryScale(dim / heads);
         }
+        // The sliding layers' rope base: Gemma 3's 10000 unless stated; any other family's only when
+        // stated (llama.cpp reads rope.freq_base_swa for every architecture's sliding layers).
         float slidingTheta = family == Family.GEMMA3
-                ? m.optFloat(k + "rope.freq_base_swa").orElse(GEMMA3_SLIDING_ROPE_THETA) : 0f;
+                ? m.optFloat(k + "rope.freq_base_swa").orElse(GEMMA3_SLIDING_ROPE_THETA)
+                : window > 0 ? m.optFloat(k + "rope.freq_base_swa").orElse(0f) : 0f;
         try {
             return new LlamaConfig(
                     dim,
@@ -265,11 +269,17 @@ public record LlamaConfig(
         // rope.scale_linear is the key's older name, which llama.cpp still reads.
         Optional<Float> factor = m.optFloat(p + "factor").or(() -> m.optFloat(arch + ".rope.scale_linear"));
         String type = m.optString(p + "type").orElse(factor.isPresent() ? "linear" : "none");
+        float attnFactor = m.optFloat(p + "attn_factor").orElse(1f);
+        if (attnFactor != 1f) {
+            // llama.cpp multiplies cos and sin by it; only LongRoPE files (Phi-3 128k) carry it.
+            throw new ModelFormatException(file, -1, p + "attn_factor " + attnFactor + " is not supported (1 only)");
+        }
         try {
             return switch (type) {
                 case "none" -> {
                     if (factor.isPresent() && factor.get() != 1f) {
-                        throw new ModelFormatException(file, -1, p + "factor is " + factor.get() + " but " + p + "type is none");
+                        // llama.cpp runs such a file unscaled too
+                        LOG.warn("{}: {}factor is {} but {}type is none: no rope scaling", file, p, factor.get(), p);
                     }
                     yield RopeScaling.NONE;
                 }

@@ -47,7 +47,7 @@ public final class LlamaGraph {
     /** Gemma 3's sliding layers' rope (another base, no scaling), or null when every layer ropes alike. */
     private final float[] slidingRopeFrequencies;
     private final float attentionScale;
-    /** The sliding layers' scale: their rope is unscaled, so no YaRN factor (llama.cpp: freq_scale_swa 1). */
+    /** The sliding layers' scale: Gemma 3's rope is unscaled there, so no YaRN factor (llama.cpp: freq_scale_swa 1). */
     private final float slidingAttentionScale;
     /** Gemma multiplies the embeddings by sqrt(dim). */
     private final float embeddingScale;
@@ -83,14 +83,17 @@ public final class LlamaGraph {
         this.maxTokens = maxTokens;
         // Fixed per model: the angles of a token depend on its position only (batch invariance).
         this.ropeFrequencies = RopeScaling.frequencies(c.ropeTheta(), c.ropeDimensions(), c.ropeScaling(), w.ropeDivisors());
-        this.slidingRopeFrequencies = c.slidingRopeTheta() > 0
-                ? RopeScaling.frequencies(c.slidingRopeTheta(), c.ropeDimensions(), RopeScaling.NONE, null) : null;
+        // Gemma 3's local layers rope unscaled; another family's sliding layers, with their own base
+        // (rope.freq_base_swa), scale as the others (llama.cpp: rope_freq_scale_train_swa).
+        boolean slidingUnscaled = c.family() == Family.GEMMA3;
+        this.slidingRopeFrequencies = c.slidingRopeTheta() <= 0 ? null : RopeScaling.frequencies(c.slidingRopeTheta(),
+                c.ropeDimensions(), slidingUnscaled ? RopeScaling.NONE : c.ropeScaling(), slidingUnscaled ? null : w.ropeDivisors());
         // YaRN multiplies cos and sin by m, so every rotated q and k by m, and each score q.k by m^2.
         // With the whole head rotated (LlamaConfig checks it) that is the same as m^2 in the
         // attention scale, and the rope kernels stay as they are.
         double m = c.ropeScaling().attentionFactor();
         this.attentionScale = (float) (m * m * c.queryScale());
-        this.slidingAttentionScale = (float) c.queryScale();
+        this.slidingAttentionScale = slidingUnscaled ? (float) c.queryScale() : attentionScale;
         this.embeddingScale = (float) Math.sqrt(c.dim());
         long t = maxTokens;
         x = backend.allocate(t * c.dim());

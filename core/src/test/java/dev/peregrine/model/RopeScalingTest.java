@@ -106,8 +106,12 @@ class RopeScalingTest {
                 .hasMessageContaining("yarn_log_multiplier");
         assertThat(catchThrowable(() -> gguf(Map.of("llama.rope.scaling.type", "longrope"))))
                 .isInstanceOf(ModelFormatException.class).hasMessageContaining("\"longrope\"").hasMessageContaining("m.gguf");
-        assertThat(catchThrowable(() -> gguf(Map.of("llama.rope.scaling.type", "none", "llama.rope.scaling.factor", 2f))))
-                .isInstanceOf(ModelFormatException.class).hasMessageContaining("type is none");
+        // As llama.cpp: type none with a factor runs unscaled (with a warning).
+        assertThat(gguf(Map.of("llama.rope.scaling.type", "none", "llama.rope.scaling.factor", 2f))).isEqualTo(RopeScaling.NONE);
+        // llama.cpp multiplies cos and sin by rope.scaling.attn_factor (LongRoPE files): refused, not ignored.
+        assertThat(catchThrowable(() -> gguf(Map.of("llama.rope.scaling.type", "linear", "llama.rope.scaling.factor", 2f,
+                "llama.rope.scaling.attn_factor", 0.7f)))).isInstanceOf(ModelFormatException.class)
+                .hasMessageContaining("attn_factor 0.7 is not supported");
         assertThat(catchThrowable(() -> gguf(Map.of("llama.rope.scaling.type", "linear", "llama.rope.scaling.factor", -2f))))
                 .isInstanceOf(ModelFormatException.class).hasMessageContaining("invalid rope scaling");
     }

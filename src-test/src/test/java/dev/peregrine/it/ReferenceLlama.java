@@ -12,6 +12,7 @@ import java.util.Collections;
 import java.util.EnumSet;
 import java.util.HashSet;
 import java.util.IdentityHashMap;
+import java.util.Optional;
 import java.util.Set;
 
 /**
@@ -246,13 +247,15 @@ final class ReferenceLlama {
         window = slidingWindows(family, m, k, layers, false);
         transformersWindow = slidingWindows(family, m, k, layers, true);
         layerRope = new Rope[layers];
+        // Every architecture's sliding layers rope with rope.freq_base_swa when the file states it
+        // (llama_model::load_hparams: rope_freq_base_train_swa, scaled as the other layers by
+        // default); Gemma 3's with base 10000 unless stated and rope_freq_scale_train_swa = 1 (no
+        // scaling; transformers: rope_local_base_freq with default rope).
+        Optional<Float> baseSwa = m.optFloat(k + "rope.freq_base_swa");
+        Rope sliding = family == Family.GEMMA3 ? Rope.plain(baseSwa.orElse(10000f), ropeDims)
+                : baseSwa.isPresent() && rope == null ? Rope.fromGguf(file, arch, baseSwa.get(), ropeDims, family) : this.rope;
         for (int l = 0; l < layers; l++) {
-            // Gemma 3's sliding layers: rope_freq_base_train_swa = 10000, rope_freq_scale_train_swa = 1
-            // (llama-model.cpp, LLM_ARCH_GEMMA3; llama_model::get_rope_freq_base/scale pick them for
-            // is_swa(il)); transformers: rope_local_base_freq = 10000 with default rope. llama.cpp
-            // hard-codes the 10000, transformers reads it from the config.
-            boolean local = family == Family.GEMMA3 && window[l] > 0;
-            layerRope[l] = local ? Rope.plain(10000, ropeDims) : this.rope;
+            layerRope[l] = window[l] > 0 ? sliding : this.rope;
         }
 
         Set<String> used = new HashSet<>();
