@@ -84,7 +84,7 @@ public record LlamaCheckpoint(Path path, LlamaConfig config, TensorSource tensor
             tensors = new FusedTensors(tensors, config);
         }
         if (config.family().ropeRotateHalf()) {
-            tensors = new RotateHalfTensors(tensors, config.headDim(), arena);
+            tensors = new RotateHalfTensors(tensors, config.headDim(), config.ropeDimensions(), arena);
         }
         return new LlamaCheckpoint(path, config, tensors, fileTensors, tokenizer, template,
                 RecommendedSampling.fromGguf(path, file.metadata()));
@@ -140,7 +140,7 @@ public record LlamaCheckpoint(Path path, LlamaConfig config, TensorSource tensor
             tensors = new FusedTensors(tensors, config);
         }
         // Every family's q/k rows are in rotate-half order in Hugging Face checkpoints.
-        tensors = new RotateHalfTensors(tensors, config.headDim(), arena);
+        tensors = new RotateHalfTensors(tensors, config.headDim(), config.ropeDimensions(), arena);
         String template = chatTemplate(dir, hasTokenizerConfig ? tokenizerConfig : null);
         return new LlamaCheckpoint(dir, config, tensors, fileTensors, tokenizer, template,
                 RecommendedSampling.fromHuggingFace(dir));

@@ -70,9 +70,6 @@ public record LlamaConfig(
         check(ropeScaling.attentionFactor() == 1 || ropeDimensions == headDim,
                 "rope scaling with an attention factor needs every element of the head rotated, but "
                         + ropeDimensions + " of " + headDim + " are");
-        // The rotate-half families are permuted into adjacent pairs at load, which needs the whole head rotated.
-        check(!family.ropeRotateHalf() || ropeDimensions == headDim,
-                "partial rotate-half rope (" + ropeDimensions + " of " + headDim + " elements) is not supported");
         check(queryScale > 0 && Float.isFinite(queryScale), "the attention scale must be positive, got " + queryScale);
         layerWindows = layerWindows == null ? List.of() : List.copyOf(layerWindows);
         check(layerWindows.size() == layers, layerWindows.size() + " layer windows for " + layers + " layers");
@@ -198,10 +195,6 @@ public record LlamaConfig(
                     + k + "attention.key_length " + headDim + " (supported: equal)");
         }
         int ropeDims = m.optInt(k + "rope.dimension_count").orElse(headDim);
-        if (family.ropeRotateHalf() && ropeDims != headDim) {
-            throw new ModelFormatException(file, -1, k + "rope.dimension_count " + ropeDims + " is not the head size "
-                    + headDim + "; partial rotate-half rope is not supported");
-        }
         int contextLength = m.optInt(k + "context_length").orElse(2048);
         // llama.cpp's defaults where the file is silent: Gemma 2 slides 4096 and caps at 50 / 30
         // (llama-hparams.h); the others have no window (a Gemma 3 file without one is all global).

@@ -21,16 +21,20 @@ import java.util.Optional;
  * identically (its sum of squares is order-free), and so are q/k biases. This is exactly what the Hugging Face loader
  * already does for every Llama checkpoint, so both formats reach the backend in the same layout,
  * and no backend (CPU, CUDA) needs a new kernel. The copies cost the q/k projections once, in
- * {@code arena}; quantised rows move whole, so every type works.
+ * {@code arena}; quantised rows move whole, so every type works. With partial rope (the first
+ * {@code ropeDims} elements of a head rotated, as Phi-4-mini's) only those are reordered, and the
+ * rope kernels rotate only those.
  */
 final class RotateHalfTensors implements TensorSource {
     private final TensorSource file;
     private final int headDim;
+    private final int ropeDims;
     private final Arena arena;
 
-    RotateHalfTensors(TensorSource file, int headDim, Arena arena) {
+    RotateHalfTensors(TensorSource file, int headDim, int ropeDims, Arena arena) {
         this.file = file;
         this.headDim = headDim;
+        this.ropeDims = ropeDims;
         this.arena = arena;
     }
 
@@ -48,7 +52,7 @@ final class RotateHalfTensors implements TensorSource {
     public Optional<Tensor> findTensor(String name) {
         return file.findTensor(name).map(t -> {
             try {
-                return HfLlamaLayout.fromRotateHalf(name, t, headDim, arena);
+                return HfLlamaLayout.fromRotateHalf(name, t, headDim, ropeDims, arena);
             } catch (IllegalArgumentException e) {
                 throw new ModelFormatException(path(), -1, "tensor '" + name + "': " + e.getMessage());
             }

@@ -156,6 +156,49 @@ class ModelFamiliesTest {
         }
     }
 
+    /**
+     * Partial rotate-half rope (Phi-4-mini rotates 96 of each head's 128 elements): a rotate-half
+     * family's file with rope.dimension_count half the head size agrees with the float64
+     * reference at every position, and differs from the same file rotating whole heads.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"qwen2-tiny", "phi3-tiny", "gemma2-tiny"})
+    void partialRotateHalfRopeMatchesTheFloat64Reference(String name) {
+        ModelShape shape = ModelShape.named(name);
+        Path whole = gguf(shape, DType.F32);
+        Path partial = dir.resolve(name + "-partial.gguf");
+        String arch = shape.family().ggufArchitecture();
+        int ropeDims = shape.headDim() / 2;
+        try (Arena arena = Arena.ofConfined()) {
+            GgufFile source = GgufFile.open(whole, arena);
+            try (var w = dev.peregrine.format.gguf.GgufWriter.create(partial)) {
+                var m = source.metadata();
+                for (var e : m.asMap().entrySet()) {
+                    if (!e.getKey().equals("general.alignment")) {
+                        Object value = e.getKey().equals(arch + ".rope.dimension_count") ? (long) ropeDims : e.getValue();
+                        w.put(e.getKey(), m.typeOf(e.getKey()), value);
+                    }
+                }
+                for (GgufTensorInfo t : source.tensorInfos()) {
+                    w.addTensor(t.name(), t.type(), t.shape());
+                }
+                for (GgufTensorInfo t : source.tensorInfos()) {
+                    w.writeTensorData(t.name(), source.tensor(t.name()).data());
+                }
+            }
+        }
+        int[] tokens = ReferenceForwardTest.prompt(shape.vocab(), 17);
+        float[] logits = HfDirectoryTest.logits(partial, tokens);
+        try (Arena arena = Arena.ofShared()) {
+            ReferenceLlama ref = new ReferenceLlama(GgufFile.open(partial, arena));
+            for (int p = 0; p < tokens.length; p++) {
+                ReferenceForwardTest.check(name + " rope " + ropeDims + " of " + shape.headDim() + ", position " + p, logits,
+                        p * shape.vocab(), ref.forward(tokens[p], p));
+            }
+        }
+        assertThat(HfDirectoryTest.logits(whole, tokens)).as("whole heads rotated").isNotEqualTo(logits);
+    }
+
     /** Families whose windows both formats read alike (see ggufAndHuggingFaceDirectoryDescribeTheSameModel). */
     @ParameterizedTest
     @ValueSource(strings = {"qwen2-tiny", "gemma2-tiny", "gemma3-tiny"})

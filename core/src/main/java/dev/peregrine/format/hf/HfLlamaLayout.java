@@ -105,14 +105,16 @@ public final class HfLlamaLayout {
 
     /**
      * The tensor in adjacent-pair (GGUF Llama) order when it is held in rotate-half order: q/k
-     * projections by rows, q/k norm weights by elements; any other tensor unchanged.
+     * projections by rows, q/k norm weights by elements; any other tensor unchanged. The first
+     * {@code ropeDims} elements of each head are rotated (all of them but for partial rope, e.g.
+     * Phi-4-mini's three quarters); the rest keep their places.
      */
-    public static Tensor fromRotateHalf(String ggufName, Tensor t, int headDim, Arena arena) {
+    public static Tensor fromRotateHalf(String ggufName, Tensor t, int headDim, int ropeDims, Arena arena) {
         if (isRopePermuted(ggufName)) {
-            return toGgufRowOrder(t, headDim, arena);
+            return toGgufRowOrder(t, headDim, ropeDims, arena);
         }
         if (isRopePermutedVector(ggufName)) {
-            return toGgufElementOrder(t, headDim, arena);
+            return toGgufElementOrder(t, headDim, ropeDims, arena);
         }
         return t;
     }
@@ -121,8 +123,8 @@ public final class HfLlamaLayout {
      * A q or k norm weight or bias (whole heads of headDim values of F32, F16 or BF16) with its
      * elements in GGUF Llama order: element {@code g} is the rotate-half element {@link #hfRowOfGgufRow}(g).
      */
-    public static Tensor toGgufElementOrder(Tensor hf, int headDim, Arena arena) {
-        checkHeadDim(headDim);
+    public static Tensor toGgufElementOrder(Tensor hf, int headDim, int ropeDims, Arena arena) {
+        checkHeadDim(headDim, ropeDims);
         long count = 1;
         for (long d : hf.shape()) {
             count *= d;
@@ -138,7 +140,7 @@ public final class HfLlamaLayout {
         MemorySegment src = hf.data();
         MemorySegment dst = arena.allocate(count * size, 64);
         for (long g = 0; g < count; g++) {
-            MemorySegment.copy(src, hfRowOfGgufRow(g, headDim) * size, dst, g * size, size);
+            MemorySegment.copy(src, hfRowOfGgufRow(g, headDim, ropeDims) * size, dst, g * size, size);
         }
         return new Tensor(hf.name(), hf.type(), hf.shape(), dst);
     }
@@ -152,12 +154,20 @@ public final class HfLlamaLayout {
         return s;
     }
 
-    /** The GGUF row that HF row {@code hfRow} of a q or k projection becomes. */
+    /** The GGUF row that HF row {@code hfRow} of a q or k projection becomes (the whole head rotated). */
     public static long ggufRowOfHfRow(long hfRow, int headDim) {
-        checkHeadDim(headDim);
-        int half = headDim / 2;
+        return ggufRowOfHfRow(hfRow, headDim, headDim);
+    }
+
+    /** The GGUF row that HF row {@code hfRow} of a q or k projection becomes, the first {@code ropeDims} of a head rotated. */
+    public static long ggufRowOfHfRow(long hfRow, int headDim, int ropeDims) {
+        checkHeadDim(headDim, ropeDims);
+        int half = ropeDims / 2;
         long head = hfRow / headDim;
         int within = (int) (hfRow % headDim);
+        if (within >= ropeDims) {
+            return hfRow; // not rotated: in place
+        }
         int j = within / half;
         int i = within % half;
         return head * headDim + 2L * i + j;
@@ -165,10 +175,18 @@ public final class HfLlamaLayout {
 
     /** The HF row that GGUF row {@code ggufRow} of a q or k projection came from: the inverse of {@link #ggufRowOfHfRow}. */
     public static long hfRowOfGgufRow(long ggufRow, int headDim) {
-        checkHeadDim(headDim);
+        return hfRowOfGgufRow(ggufRow, headDim, headDim);
+    }
+
+    /** The inverse of {@link #ggufRowOfHfRow(long, int, int)}. */
+    public static long hfRowOfGgufRow(long ggufRow, int headDim, int ropeDims) {
+        checkHeadDim(headDim, ropeDims);
         long head = ggufRow / headDim;
         int within = (int) (ggufRow % headDim);
-        return head * headDim + (long) (within % 2) * (headDim / 2) + within / 2;
+        if (within >= ropeDims) {
+            return ggufRow;
+        }
+        return head * headDim + (long) (within % 2) * (ropeDims / 2) + within / 2;
     }
 
     /**
@@ -179,7 +197,12 @@ public final class HfLlamaLayout {
      * @throws IllegalArgumentException if the rows are not a whole number of heads of {@code headDim}
      */
     public static Tensor toGgufRowOrder(Tensor hf, int headDim, Arena arena) {
-        checkHeadDim(headDim);
+        return toGgufRowOrder(hf, headDim, headDim, arena);
+    }
+
+    /** {@link #toGgufRowOrder(Tensor, int, Arena)} with the first {@code ropeDims} of each head rotated. */
+    public static Tensor toGgufRowOrder(Tensor hf, int headDim, int ropeDims, Arena arena) {
+        checkHeadDim(headDim, ropeDims);
         long rows = hf.rows();
         if (rows % headDim != 0) {
             throw new IllegalArgumentException(hf.name() + " has " + rows + " rows, not a whole number of heads of " + headDim);
@@ -188,14 +211,18 @@ public final class HfLlamaLayout {
         MemorySegment src = hf.data();
         MemorySegment dst = arena.allocate(rows * rowBytes, 64);
         for (long g = 0; g < rows; g++) {
-            MemorySegment.copy(src, hfRowOfGgufRow(g, headDim) * rowBytes, dst, g * rowBytes, rowBytes);
+            MemorySegment.copy(src, hfRowOfGgufRow(g, headDim, ropeDims) * rowBytes, dst, g * rowBytes, rowBytes);
         }
         return new Tensor(hf.name(), hf.type(), hf.shape(), dst);
     }
 
-    private static void checkHeadDim(int headDim) {
+    private static void checkHeadDim(int headDim, int ropeDims) {
         if (headDim <= 0 || headDim % 2 != 0) {
             throw new IllegalArgumentException("head size " + headDim + " must be positive and even");
+        }
+        if (ropeDims <= 0 || ropeDims % 2 != 0 || ropeDims > headDim) {
+            throw new IllegalArgumentException("rotated elements " + ropeDims + " must be positive, even and at most the head size "
+                    + headDim);
         }
     }
 }
