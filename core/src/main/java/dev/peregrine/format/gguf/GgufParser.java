@@ -47,10 +47,22 @@ final class GgufParser {
         this.size = file.byteSize();
     }
 
+    /** What a file with this magic is, when it is a format a model may come in before GGUF; else "". */
+    private static String knownOtherFormat(int magic) {
+        return switch (magic) {
+            case 0x67676a74, 0x67676d66, 0x67676d6c -> ": a legacy GGML file (ggjt/ggmf/ggml, before GGUF), which llama.cpp no"
+                    + " longer reads either; its convert_llama_ggml_to_gguf.py converts it";
+            case 0x616b3432 -> ": a llama2.c checkpoint (version 1 export); llama.cpp's"
+                    + " convert_llama2c_to_ggml converts one";
+            default -> "";
+        };
+    }
+
     GgufFile parse() {
         int magic = readU32("magic");
         if (magic != MAGIC) {
-            throw error(0, String.format("not a GGUF file (magic 0x%08x, expected 0x%08x \"GGUF\")", magic, MAGIC));
+            throw error(0, String.format("not a GGUF file (magic 0x%08x, expected 0x%08x \"GGUF\")%s", magic, MAGIC,
+                    knownOtherFormat(magic)));
         }
         int version = readU32("version");
         if (version == 1) {

@@ -69,6 +69,9 @@ class GgufMalformedFileTest {
     void wrongMagic() {
         GgufBytes b = new GgufBytes().raw("GGML".getBytes()).u32(3).u64(0).u64(0);
         assertRejected(b, 0, "not a GGUF file");
+        // The formats models came in before GGUF are named, with the converter that reads them.
+        assertRejected(new GgufBytes().u32(0x67676a74).u32(3).u64(0).u64(0), 0, "a legacy GGML file (ggjt/ggmf/ggml");
+        assertRejected(new GgufBytes().u32(0x616b3432).u32(1).u64(0).u64(0), 0, "a llama2.c checkpoint");
     }
 
     @Test
