@@ -44,7 +44,10 @@ public final class LlamaGraph {
     private final KvCache kv;
     private final int maxTokens;
     private final float[] ropeFrequencies;
-    /** Gemma 3's sliding layers' rope (another base, no scaling), or null when every layer ropes alike. */
+    /**
+     * The sliding layers' rope when their base differs (Gemma 3's: base 10000, no scaling; another
+     * family's stated rope.freq_base_swa, scaled as the others), or null when every layer ropes alike.
+     */
     private final float[] slidingRopeFrequencies;
     private final float attentionScale;
     /** The sliding layers' scale: Gemma 3's rope is unscaled there, so no YaRN factor (llama.cpp: freq_scale_swa 1). */
