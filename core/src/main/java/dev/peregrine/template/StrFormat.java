@@ -136,7 +136,7 @@ final class StrFormat {
             p++;
         }
         int width = 0;
-        while (p < spec.length() && Printf.isAsciiDigit(spec.charAt(p))) {
+        while (p < spec.length() && Character.isDigit(spec.charAt(p))) {
             width = Values.fieldDigits(width, spec.charAt(p++), "the format's width");
         }
         if (p < spec.length() && (spec.charAt(p) == ',' || spec.charAt(p) == '_')) {
@@ -147,7 +147,7 @@ final class StrFormat {
             p++;
             precision = 0;
             int start = p;
-            while (p < spec.length() && Printf.isAsciiDigit(spec.charAt(p))) {
+            while (p < spec.length() && Character.isDigit(spec.charAt(p))) {
                 precision = Values.fieldDigits(precision, spec.charAt(p++), "the format's precision");
             }
             if (p == start) {

@@ -59,7 +59,7 @@ final class Values {
 
     /** {@code value * 10 + digit} while reading a field's digits, checked as it grows. */
     static int fieldDigits(int value, char digit, String what) {
-        long grown = value * 10L + (digit - '0');
+        long grown = value * 10L + Character.digit(digit, 10); // any Unicode decimal digit, as Python's format spec
         if (grown > MAX_FIELD) {
             throw new EvalError(what + " is larger than a template may use (" + MAX_FIELD + ")");
         }
