@@ -15,6 +15,7 @@ final class ResultQueue implements Scheduler.Sink {
     private final LinkedBlockingQueue<Object> items = new LinkedBlockingQueue<>();
     private Scheduler.Request request;
     private Completion completion;
+    private int delivered;
 
     void attach(Scheduler.Request request) {
         this.request = request;
@@ -77,6 +78,7 @@ final class ResultQueue implements Scheduler.Sink {
     /** Passes every token to {@code onToken} and returns the completion. A throwing consumer cancels the request. */
     Completion drain(Consumer<GeneratedToken> onToken) {
         for (GeneratedToken t = next(); t != null; t = next()) {
+            delivered++;
             try {
                 onToken.accept(t);
             } catch (RuntimeException | Error e) {
@@ -92,6 +94,11 @@ final class ResultQueue implements Scheduler.Sink {
 
     Completion completion() {
         return completion;
+    }
+
+    /** Tokens {@link #drain} has passed to its consumer (one that threw included). */
+    int delivered() {
+        return delivered;
     }
 
     void cancel() {

@@ -79,7 +79,9 @@ public final class Session implements AutoCloseable {
 
     /**
      * Generates from the current state, passing each token to {@code onToken} (on this thread) as
-     * it is made. The session's sequence runs in the generator's batch with other requests.
+     * it is made. The session's sequence runs in the generator's batch with other requests. If
+     * {@code onToken} throws, the generation stops, the session keeps the tokens passed to it (the
+     * one it threw on included), and the exception is rethrown.
      */
     public Completion generate(GenerationConfig config, Consumer<GeneratedToken> onToken) {
         Objects.requireNonNull(config, "config (GenerationConfig.defaults() for the defaults)");
@@ -97,8 +99,22 @@ public final class Session implements AutoCloseable {
         Generation generation = new Generation(seq, prompt, config, model.tokenizer(), model.loadNanos(),
                 Generator.newSpeculator(model, config));
         ResultQueue results = new ResultQueue();
+        int start = seq.length();
         results.attach(model.scheduler().submit(generation, false, results));
-        Completion c = results.drain(onToken);
+        Completion c;
+        try {
+            c = results.drain(onToken);
+        } catch (RuntimeException | Error e) {
+            // A consumer that threw, or a failed request: the session keeps exactly the tokens that
+            // were handed out (the scheduler may have made a few more before the cancel took), and
+            // the next completion's prompt starts after them.
+            int kept = start + results.delivered();
+            if (seq.length() > kept) {
+                seq.rewind(seq.length() - kept);
+            }
+            unreportedFrom = seq.length();
+            throw e;
+        }
         unreportedFrom = seq.length();
         return c;
     }

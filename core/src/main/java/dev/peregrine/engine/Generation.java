@@ -55,7 +55,8 @@ public final class Generation {
     private int outputCount;
     private FinishReason finish;
     private int finalTextLength = -1;
-    private final int promptEvaluated;
+    private int promptEvaluated;
+    private boolean admitted;
     private final long startNanos = System.nanoTime();
     private long firstLogitsNanos;
     private long finishNanos;
@@ -97,6 +98,18 @@ public final class Generation {
 
     public SequenceState sequence() {
         return seq;
+    }
+
+    /**
+     * Called when the scheduler first admits the request, after it took what the prefix cache
+     * held: the prompt tokens left to evaluate are the ones its timings count (tokens found in the
+     * cache are not evaluated). A readmission after preemption changes nothing.
+     */
+    public void admitted() {
+        if (!admitted) {
+            admitted = true;
+            promptEvaluated = Math.max(0, seq.length() - seq.kv().length());
+        }
     }
 
     public GenerationConfig config() {

@@ -739,6 +739,7 @@ public final class Scheduler implements AutoCloseable {
             }
             waiting.removeFirst();
             queued.decrementAndGet();
+            r.generation.admitted();
             startRunning(r);
             promised += Math.max(0, needed);
         }

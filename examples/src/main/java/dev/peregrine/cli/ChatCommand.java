@@ -60,10 +60,19 @@ final class ChatCommand {
              Session session = model.newSession()) {
             // The options not given take the model's recommended sampling, as in llama.cpp.
             GenerationConfig config = GenerateCommand.generationConfig(args, model.generationDefaults());
-            Optional<ChatTemplate> template = model.chatTemplate();
+            Optional<ChatTemplate> template;
+            String without;
+            try {
+                template = model.chatTemplate();
+                without = "has no chat template";
+            } catch (TemplateException e) {
+                // As llama.cpp falls back to a built-in format when the model's template does not parse.
+                template = Optional.empty();
+                without = "has a chat template that does not compile (" + e.getMessage() + ")";
+            }
             if (template.isEmpty()) {
-                err.println("peregrine: note: " + modelPath.getFileName()
-                        + " has no chat template; using a plain \"User: ... Assistant:\" format");
+                err.println("peregrine: note: " + modelPath.getFileName() + " " + without
+                        + "; using a plain \"User: ... Assistant:\" format");
                 List<String> stops = new ArrayList<>(config.stopStrings());
                 stops.add(PLAIN_STOP);
                 config = config.stopStrings(stops.toArray(String[]::new));

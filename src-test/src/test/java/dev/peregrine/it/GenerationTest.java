@@ -104,6 +104,33 @@ class GenerationTest extends Stories260KTest {
         }
     }
 
+    /**
+     * A consumer that throws on its third token: the session keeps exactly those three tokens (the
+     * scheduler may have made more before the cancel took), whatever the timing, and the next
+     * completion's prompt is only what was appended after them.
+     */
+    @Test
+    void aThrowingConsumerLeavesTheSessionWithTheTokensItWasGiven() {
+        int[] reference = model.generator().generate("Once upon a time", GenerationConfig.greedy().maxTokens(3)).outputTokens();
+        for (int attempt = 0; attempt < 20; attempt++) {
+            try (Session s = model.newSession()) {
+                s.append("Once upon a time");
+                int start = s.position();
+                int[] seen = {0};
+                assertThatThrownBy(() -> s.generate(GenerationConfig.greedy().maxTokens(40).ignoreEos(true), t -> {
+                    if (++seen[0] == 3) {
+                        throw new IllegalStateException("consumer bug");
+                    }
+                })).hasMessage("consumer bug");
+                assertThat(s.position()).as("attempt %d", attempt).isEqualTo(start + 3);
+                assertThat(java.util.Arrays.copyOfRange(s.tokens(), start, start + 3)).containsExactly(reference);
+                s.append(" The");
+                Completion next = s.generate(GenerationConfig.greedy().maxTokens(2));
+                assertThat(next.promptTokens()).containsExactly(model.encode(" The", false));
+            }
+        }
+    }
+
     @Test
     void forkedSessionsContinueIndependently() {
         try (Session s = model.newSession()) {

@@ -62,6 +62,10 @@ class PrefixCachingTest {
             assertThat(prefilled).as("prompt tokens evaluated for the second request")
                     .isLessThanOrEqualTo(suffix + m.kvBlockSize());
             assertThat(m.prefixCacheHitTokens()).isGreaterThanOrEqualTo(1000 - m.kvBlockSize());
+            // The request's own timings count what it evaluated, not the tokens the cache held.
+            assertThat(second.timings().promptTokens()).as("the second request's prompt tokens evaluated")
+                    .isEqualTo((int) prefilled);
+            assertThat(first.timings().promptTokens()).isEqualTo(a.length);
         }
     }
 
