@@ -275,8 +275,9 @@ public final class Model implements AutoCloseable {
 
     /**
      * The UTF-8 bytes token {@code id} adds to a text in the middle of it (a SentencePiece word start
-     * with its space; one byte of a character for a byte token; nothing for a control token such as
-     * BOS): what to show for one token, e.g. beside its log-probability.
+     * with its space; one byte of a character for a byte token; nothing for a GGUF file's control
+     * token such as BOS, while a Hugging Face tokenizer decodes special tokens as their text, as
+     * the tokenizers library does): what to show for one token, e.g. beside its log-probability.
      *
      * @throws IllegalArgumentException if {@code id} is outside the vocabulary
      */

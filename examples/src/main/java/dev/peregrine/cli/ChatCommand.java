@@ -164,7 +164,9 @@ final class ChatCommand {
 
     private static String readLine(BufferedReader reader) {
         try {
-            return reader.readLine();
+            String line = reader.readLine();
+            // A byte-order mark (Windows editors put one at the start of a UTF-8 file) is no text.
+            return line != null && line.startsWith("\uFEFF") ? line.substring(1) : line;
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read stdin", e);
         }
