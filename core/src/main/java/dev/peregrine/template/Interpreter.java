@@ -13,8 +13,9 @@ final class Interpreter {
     /** Deeper macro recursion than any real template needs; stops runaway templates cleanly. */
     private static final int MAX_MACRO_DEPTH = 100;
     /**
-     * Most loop iterations one render may run: a chat template loops over the messages (and their
-     * parts) a few times; nested ranges from a hostile file would otherwise run for hours.
+     * Most loop iterations and macro calls one render may run: a chat template loops over the
+     * messages (and their parts) a few times; nested ranges or recursion fanning out from a hostile
+     * file would otherwise run for hours.
      */
     static final long MAX_ITERATIONS = 10_000_000;
 
@@ -103,10 +104,10 @@ final class Interpreter {
         out.append(text);
     }
 
-    /** Counts one loop iteration (or one item a loop's filter looked at) against {@link #MAX_ITERATIONS}. */
+    /** Counts one loop iteration, item a loop's filter looked at, or macro call against {@link #MAX_ITERATIONS}. */
     private void countIteration(Pos pos) {
         if (++iterations > MAX_ITERATIONS) {
-            throw new EvalError("the template ran more than " + MAX_ITERATIONS + " loop iterations").at(pos);
+            throw new EvalError("the template ran more than " + MAX_ITERATIONS + " loop iterations and macro calls").at(pos);
         }
     }
 
@@ -340,6 +341,7 @@ final class Interpreter {
 
     private Object callMacro(Macro macro, Args args, Pos pos) {
         Stmt.Macro def = macro.definition();
+        countIteration(pos); // a call is work too: recursion fanning out stays within the budget
         if (macroDepth >= MAX_MACRO_DEPTH) {
             throw new EvalError("macro '" + def.name() + "' recursion is deeper than " + MAX_MACRO_DEPTH);
         }

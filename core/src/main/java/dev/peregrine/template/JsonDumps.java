@@ -56,6 +56,7 @@ final class JsonDumps {
                 out.append(i > 0 ? itemSeparator : "");
                 newline(level + 1);
                 write(l.get(i), level + 1);
+                Values.checkedLength(out.length(), "the JSON text");
             }
             newline(level);
             out.append(']');
@@ -77,6 +78,7 @@ final class JsonDumps {
                 string(key(e.getKey()));
                 out.append(keySeparator);
                 write(e.getValue(), level + 1);
+                Values.checkedLength(out.length(), "the JSON text");
             }
             newline(level);
             out.append('}');

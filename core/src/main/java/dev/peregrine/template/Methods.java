@@ -161,6 +161,7 @@ final class Methods {
                         throw new EvalError("sequence item " + i + ": expected str instance, "
                                 + Values.typeName(items.get(i)) + " found");
                     }
+                    Values.checkedLength((long) sb.length() + s.length() + item.length(), "the joined string");
                     sb.append(i > 0 ? s : "").append(item);
                 }
                 return sb.toString();
@@ -280,7 +281,8 @@ final class Methods {
     static String replace(String s, String old, String replacement, long count) {
         long occurrences = 0;
         if (old.isEmpty()) {
-            occurrences = s.codePointCount(0, s.length()) + 1L;
+            // Java's replace (count < 0, below) inserts at every UTF-16 unit, the loop at every code point
+            occurrences = count < 0 ? s.length() + 1L : s.codePointCount(0, s.length()) + 1L;
         } else {
             for (int at = s.indexOf(old); at >= 0; at = s.indexOf(old, at + old.length())) {
                 occurrences++;

@@ -53,14 +53,14 @@ final class Printf {
                 flags += template.charAt(i++);
             }
             int width = 0;
-            while (i < template.length() && Character.isDigit(template.charAt(i))) {
+            while (i < template.length() && isAsciiDigit(template.charAt(i))) { // as CPython's %: ASCII only
                 width = Values.fieldDigits(width, template.charAt(i++), "the format's width");
             }
             int precision = -1;
             if (i < template.length() && template.charAt(i) == '.') {
                 i++;
                 precision = 0;
-                while (i < template.length() && Character.isDigit(template.charAt(i))) {
+                while (i < template.length() && isAsciiDigit(template.charAt(i))) {
                     precision = Values.fieldDigits(precision, template.charAt(i++), "the format's precision");
                 }
             }
@@ -84,6 +84,10 @@ final class Printf {
             throw new EvalError("not all arguments converted during string formatting");
         }
         return out.toString();
+    }
+
+    private static boolean isAsciiDigit(char c) {
+        return c >= '0' && c <= '9';
     }
 
     private static String convert(char conversion, Object v, String flags, int precision) {

@@ -214,6 +214,7 @@ final class Values {
                     sb.append(", ");
                 }
                 repr(t.get(i), sb);
+                checkedLength(sb.length(), "the printed value");
             }
             sb.append(t.size() == 1 ? ",)" : ")");
         } else if (v instanceof List<?> l) {
@@ -223,6 +224,7 @@ final class Values {
                     sb.append(", ");
                 }
                 repr(l.get(i), sb);
+                checkedLength(sb.length(), "the printed value");
             }
             sb.append(']');
         } else if (v instanceof Map<?, ?> m) {
@@ -236,6 +238,7 @@ final class Values {
                 repr(e.getKey(), sb);
                 sb.append(": ");
                 repr(e.getValue(), sb);
+                checkedLength(sb.length(), "the printed value");
             }
             sb.append('}');
         } else if (v instanceof Undefined) {

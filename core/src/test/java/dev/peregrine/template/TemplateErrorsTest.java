@@ -153,6 +153,15 @@ class TemplateErrorsTest {
         assertAt(renderError("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", none),
                 1, 32, "more than 10000000 loop iterations");
         assertAt(renderError("{% for i in range(10000) %}{{ 'a' * 10000 }}{% endfor %}", none), 1, 35, "the output would be");
+        // Printing, joining or dumping a list of big strings (from a review).
+        String big = "{% set s = 'x' * 16000000 %}";
+        assertThat(renderError(big + "{% set l = [s] * 1000 %}{{ (l ~ '') | length }}", none).getMessage())
+                .contains("the printed value would be");
+        assertThat(renderError(big + "{{ ([s] * 1000) | tojson | length }}", none).getMessage()).contains("the JSON text would be");
+        assertThat(renderError(big + "{{ ''.join([s] * 100) | length }}", none).getMessage()).contains("the joined string would be");
+        // Recursion fanning out (2^60 calls within depth 100) counts against the same budget as loops.
+        assertThat(renderError("{% macro f(n) %}{% if n > 0 %}{{ f(n-1) }}{{ f(n-1) }}{% endif %}{% endmacro %}{{ f(60) }}",
+                none).getMessage()).contains("more than 10000000 loop iterations and macro calls");
         // What real templates do stays well inside: a long conversation renders.
         List<Map<String, String>> messages = java.util.Collections.nCopies(20_000, Map.of("role", "user", "content", "hello"));
         String rendered = Template.compile("{% for m in messages %}{{ m.role }}: {{ m.content | trim }}\n{% endfor %}")
