@@ -92,8 +92,7 @@ final class DecoderParts {
      */
     static ModelFormatException namingTheFiles(ModelFormatException e, Path path) {
         String message = String.valueOf(e.getMessage());
-        Path name = path.getFileName();
-        if (message.contains(path.toString()) || (name != null && message.contains(name.toString())) || message.startsWith("/")) {
+        if (message.contains(path.toString()) || message.contains(path.toAbsolutePath().toString()) || message.startsWith("/")) {
             return e;
         }
         return new ModelFormatException(path + ": " + message, e);

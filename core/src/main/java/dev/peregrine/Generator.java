@@ -14,8 +14,9 @@ import java.util.Spliterator;
 import java.util.Spliterators;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
 import java.util.stream.Stream;
 import java.util.stream.StreamSupport;
@@ -78,11 +79,11 @@ public final class Generator {
     /**
      * Generates completions of all {@code prompts}, batched together; results in prompt order.
      * Every prompt is checked before any is queued. Prompts beyond the room in the waiting queue
-     * ({@link ModelOptions#maxWaitingRequests()}) are queued as the room appears. A request that
-     * fails cancels the others and its exception is thrown, as {@link #generate} throws it. If the
-     * calling thread is interrupted every request is cancelled: each comes back {@link
-     * FinishReason#CANCELLED} with what it had generated (nothing, for a prompt not queued yet), and
-     * the interrupt flag stays set.
+     * ({@link ModelOptions#maxWaitingRequests()}) are queued as the room appears. The first request
+     * to fail stops the call: no more prompts are queued, the others are cancelled, and its
+     * exception is thrown, as {@link #generate} throws it. If the calling thread is interrupted,
+     * every request still running is cancelled and comes back {@link FinishReason#CANCELLED} with
+     * what it had generated (a prompt not queued yet: with nothing); the interrupt flag stays set.
      */
     public List<Completion> generateAll(List<String> prompts, GenerationConfig config) {
         model.scheduler().requireOtherThread("wait for generations");
@@ -93,35 +94,48 @@ public final class Generator {
             encoded.add(tokens);
         }
         List<FutureSink> sinks = new ArrayList<>(prompts.size());
+        // Released whenever one of this call's requests ends: what the waits below wake on.
+        Semaphore ended = new Semaphore(0);
+        AtomicReference<FutureSink> firstFailed = new AtomicReference<>();
         boolean interrupted = false;
         try {
             for (int i = 0; i < encoded.size() && !interrupted; i++) {
                 FutureSink sink = null;
                 while (sink == null && !interrupted) {
+                    throwIfFailed(firstFailed);
                     // Waiting for room before submitting keeps this call's waits out of the rejection count.
                     if (model.scheduler().waitingQueueFull()) {
-                        interrupted = !awaitRoom(sinks);
+                        interrupted = !awaitRoom(ended);
                         continue;
                     }
                     try {
                         sink = submitAsync(encoded.get(i), config);
                         sinks.add(sink);
+                        FutureSink submitted = sink;
+                        sink.whenComplete((c, e) -> {
+                            if (e != null) {
+                                firstFailed.compareAndSet(null, submitted);
+                            }
+                            ended.release();
+                        });
                     } catch (RequestRejectedException full) {
-                        interrupted = !awaitRoom(sinks); // another caller took the room meanwhile
+                        interrupted = !awaitRoom(ended); // another caller took the room meanwhile
                     }
                 }
             }
+            if (interrupted) {
+                sinks.forEach(FutureSink::cancelRequest); // their futures still complete, as CANCELLED
+            }
             List<Completion> completions = new ArrayList<>(prompts.size());
             for (int i = 0; i < encoded.size(); i++) {
-                if (interrupted) {
-                    sinks.forEach(FutureSink::cancelRequest); // their futures still complete, as CANCELLED
-                }
                 while (i < sinks.size() && completions.size() == i) {
                     try {
-                        completions.add(completionOf(sinks.get(i)));
+                        completions.add(awaitCompletion(sinks.get(i), firstFailed, ended));
                     } catch (InterruptedException e) {
-                        interrupted = true;
-                        sinks.forEach(FutureSink::cancelRequest);
+                        if (!interrupted) {
+                            interrupted = true;
+                            sinks.forEach(FutureSink::cancelRequest);
+                        }
                     }
                 }
                 if (i >= sinks.size()) {
@@ -140,25 +154,41 @@ public final class Generator {
         }
     }
 
-    /**
-     * Waits while the waiting queue is full: until one of this call's requests finishes, or a few
-     * milliseconds for the scheduler to admit a waiting one (or for other callers' requests to
-     * leave the queue). False if interrupted.
-     */
-    private static boolean awaitRoom(List<FutureSink> sinks) {
-        CompletableFuture<?>[] pending = sinks.stream().filter(s -> !s.isDone()).toArray(CompletableFuture[]::new);
-        try {
-            if (pending.length == 0) {
-                Thread.sleep(ROOM_POLL_MILLIS);
-            } else {
-                CompletableFuture.anyOf(pending).get(ROOM_POLL_MILLIS, TimeUnit.MILLISECONDS);
+    /** Throws the exception of the first of this call's requests to fail, if one has. */
+    private static void throwIfFailed(AtomicReference<FutureSink> firstFailed) {
+        FutureSink failed = firstFailed.get();
+        if (failed != null) {
+            try {
+                completionOf(failed);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt(); // not reached: the future is done
             }
-        } catch (ExecutionException | TimeoutException e) {
-            // a failed request is reported in prompt order; a timeout just means: look again
+        }
+    }
+
+    /** {@code sink}'s completion, or, as soon as any of this call's requests fails, that one's exception. */
+    private static Completion awaitCompletion(FutureSink sink, AtomicReference<FutureSink> firstFailed, Semaphore ended)
+            throws InterruptedException {
+        while (!sink.isDone()) {
+            throwIfFailed(firstFailed);
+            ended.tryAcquire(ROOM_POLL_MILLIS, TimeUnit.MILLISECONDS);
+        }
+        return completionOf(sink);
+    }
+
+    /**
+     * Waits while the waiting queue is full: until one of this call's requests ends ({@code ended}),
+     * or a few milliseconds for the scheduler to admit a waiting one (or for other callers'
+     * requests to leave the queue). False if interrupted.
+     */
+    private static boolean awaitRoom(Semaphore ended) {
+        try {
+            ended.tryAcquire(ROOM_POLL_MILLIS, TimeUnit.MILLISECONDS);
+            ended.drainPermits();
+            return true;
         } catch (InterruptedException e) {
             return false;
         }
-        return true;
     }
 
     /** The future's completion, or its request's own exception (not wrapped). */

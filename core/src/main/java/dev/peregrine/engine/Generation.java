@@ -138,15 +138,15 @@ public final class Generation {
         return finish != null;
     }
 
-    /**
-     * Checks the limits that end a generation before anything more is evaluated (max tokens,
-     * context full). Returns true, with the generation finished, when one is reached.
-     */
     /** Whether any token has been generated. */
     public boolean hasOutput() {
         return outputCount > 0;
     }
 
+    /**
+     * Checks the limits that end a generation before anything more is evaluated (max tokens,
+     * context full). Returns true, with the generation finished, when one is reached.
+     */
     public boolean reachedLimit() {
         if (finish != null) {
             return true;

@@ -76,6 +76,8 @@ public final class Scheduler implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(Scheduler.class);
     /** How long close() waits for the loop's current step before it interrupts a blocking host callback. */
     private static final long CLOSE_NUDGE_MILLIS = 5_000;
+    /** Whether the loop is in a host's Drafter, which close() may interrupt. */
+    private volatile boolean inHostCallback;
     /** How long the loop sleeps while nothing runs and the first waiting request waits for sessions' calls. */
     private static final long WAIT_FOR_SESSIONS_NANOS = 200_000;
     /** Timeouts from this long on are no limit: their deadlines would not fit in nanoTime's arithmetic. */
@@ -780,7 +782,15 @@ public final class Scheduler implements AutoCloseable {
                 continue;
             }
             try {
-                spare -= appendDrafts(r, s.proposeWithDrafter(k));
+                int drafted;
+                inHostCallback = true;
+                try {
+                    drafted = s.proposeWithDrafter(k);
+                } finally {
+                    inHostCallback = false;
+                    Thread.interrupted(); // close()'s nudge, if any, was for the callback only
+                }
+                spare -= appendDrafts(r, drafted);
             } catch (RuntimeException | Error e) {
                 // The host's drafter failed: only its request fails.
                 failRunning(r, new PeregrineException("the drafter failed: " + e, e));
@@ -1142,11 +1152,12 @@ public final class Scheduler implements AutoCloseable {
             } catch (InterruptedException e) {
                 interrupted = true;
             }
-            if (!nudged && thread.isAlive() && System.nanoTime() - waitStart > CLOSE_NUDGE_MILLIS * 1_000_000L) {
-                // Still in one step after seconds: a host callback (a Drafter) is blocking. An
-                // interrupt may wake it; a callback that ignores it keeps close() waiting.
-                LOG.warn("closing {}: the scheduler is still busy after {} ms, blocked in a host callback (a Drafter?); "
-                        + "interrupting it", thread.getName(), CLOSE_NUDGE_MILLIS);
+            if (!nudged && inHostCallback && System.nanoTime() - waitStart > CLOSE_NUDGE_MILLIS * 1_000_000L) {
+                // Still in a host callback (a Drafter) after seconds: it is blocking. An interrupt
+                // may wake it; a callback that ignores it keeps close() waiting. (A long step of
+                // the engine's own is waited for, not interrupted.)
+                LOG.warn("closing {}: the scheduler has been in a Drafter for more than {} ms; interrupting it",
+                        thread.getName(), CLOSE_NUDGE_MILLIS);
                 thread.interrupt();
                 nudged = true;
             }

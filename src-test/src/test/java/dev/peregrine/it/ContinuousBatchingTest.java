@@ -543,6 +543,23 @@ class ContinuousBatchingTest {
         }
     }
 
+    /** The first failure stops generateAll: the prompts after it are not queued at all. */
+    @Test
+    void generateAllStopsQueuingAtTheFirstFailure() {
+        ModelOptions options = ModelOptions.defaults().withMaxSequences(2).withMaxWaitingRequests(2);
+        try (Model model = Model.load(SharedModels.stories260K(), options)) {
+            java.util.concurrent.atomic.AtomicInteger drafted = new java.util.concurrent.atomic.AtomicInteger();
+            GenerationConfig failing = GenerationConfig.greedy().maxTokens(20).withSpeculation(Speculation.drafter((t, n, d) -> {
+                drafted.incrementAndGet();
+                throw new IllegalStateException("drafter bug");
+            }, 3));
+            List<String> prompts = Collections.nCopies(200, PROMPTS[0]);
+            assertThatThrownBy(() -> model.generator().generateAll(prompts, failing))
+                    .isInstanceOf(PeregrineException.class).hasMessageContaining("drafter failed");
+            assertThat(drafted.get()).as("requests that reached the drafter, of 200").isLessThan(20);
+        }
+    }
+
     @Test
     void anInterruptedGenerateAllCancelsEveryRequestAndKeepsTheFlag() throws Exception {
         ModelOptions options = ModelOptions.defaults().withMaxSequences(2).withMaxWaitingRequests(2);
@@ -570,22 +587,6 @@ class ContinuousBatchingTest {
             awaitIdle(model);
             assertThat(model.generator().metrics().runningSequences()).isZero();
             assertThat(model.generator().metrics().kvBlocksUsed()).isZero();
-        }
-    }
-
-    @Test
-    void aFutureCancelledAsItsRequestEndsIsCancelledOrCompleted() throws Exception {
-        try (Model model = Model.load(SharedModels.stories260K())) {
-            for (int i = 0; i < 20; i++) {
-                CompletableFuture<Completion> f = model.generator().generateAsync(PROMPTS[i % PROMPTS.length],
-                        GenerationConfig.greedy().maxTokens(i));
-                Thread.sleep(i % 3);
-                boolean cancelled = f.cancel(false);
-                assertThat(f.isCancelled()).as("cancel() returned %s", cancelled).isEqualTo(cancelled);
-                if (!cancelled) {
-                    assertThat(f.get().finishReason()).isNotEqualTo(FinishReason.CANCELLED);
-                }
-            }
         }
     }
 

@@ -52,8 +52,8 @@ final class GgufParser {
         return switch (magic) {
             case 0x67676a74, 0x67676d66, 0x67676d6c -> ": a legacy GGML file (ggjt/ggmf/ggml, before GGUF), which llama.cpp no"
                     + " longer reads either; its convert_llama_ggml_to_gguf.py converts it";
-            case 0x616b3432 -> ": a llama2.c checkpoint (version 1 export); llama.cpp's"
-                    + " convert_llama2c_to_ggml converts one";
+            case 0x616b3432 -> ": a llama2.c checkpoint (version 1 export), which llama.cpp does not read"
+                    + " either; its convert-llama2c-to-ggml example converts llama2.c's legacy (version 0) export";
             default -> "";
         };
     }
