@@ -27,6 +27,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -166,36 +167,12 @@ class ModelFamiliesTest {
     void partialRotateHalfRopeMatchesTheFloat64Reference(String name) {
         ModelShape shape = ModelShape.named(name);
         Path whole = gguf(shape, DType.F32);
-        Path partial = dir.resolve(name + "-partial.gguf");
-        String arch = shape.family().ggufArchitecture();
         int ropeDims = shape.headDim() / 2;
-        try (Arena arena = Arena.ofConfined()) {
-            GgufFile source = GgufFile.open(whole, arena);
-            try (var w = dev.peregrine.format.gguf.GgufWriter.create(partial)) {
-                var m = source.metadata();
-                for (var e : m.asMap().entrySet()) {
-                    if (!e.getKey().equals("general.alignment")) {
-                        Object value = e.getKey().equals(arch + ".rope.dimension_count") ? (long) ropeDims : e.getValue();
-                        w.put(e.getKey(), m.typeOf(e.getKey()), value);
-                    }
-                }
-                for (GgufTensorInfo t : source.tensorInfos()) {
-                    w.addTensor(t.name(), t.type(), t.shape());
-                }
-                for (GgufTensorInfo t : source.tensorInfos()) {
-                    w.writeTensorData(t.name(), source.tensor(t.name()).data());
-                }
-            }
-        }
+        Path partial = GgufEdits.withMetadata(whole, dir.resolve(name + "-partial.gguf"),
+                Map.of(shape.family().ggufArchitecture() + ".rope.dimension_count", (long) ropeDims));
         int[] tokens = ReferenceForwardTest.prompt(shape.vocab(), 17);
-        float[] logits = HfDirectoryTest.logits(partial, tokens);
-        try (Arena arena = Arena.ofShared()) {
-            ReferenceLlama ref = new ReferenceLlama(GgufFile.open(partial, arena));
-            for (int p = 0; p < tokens.length; p++) {
-                ReferenceForwardTest.check(name + " rope " + ropeDims + " of " + shape.headDim() + ", position " + p, logits,
-                        p * shape.vocab(), ref.forward(tokens[p], p));
-            }
-        }
+        float[] logits = ReferenceForwardTest.checkEveryPosition(name + " rope " + ropeDims + " of " + shape.headDim(), partial,
+                tokens);
         assertThat(HfDirectoryTest.logits(whole, tokens)).as("whole heads rotated").isNotEqualTo(logits);
     }
 

@@ -137,6 +137,22 @@ class ReferenceForwardTest {
         return check(what, real, offset, ref, TOLERANCE);
     }
 
+    /**
+     * The engine's logits for {@code tokens} from {@code gguf}, checked at every position against
+     * the float64 reference reading the same file; returns them.
+     */
+    static float[] checkEveryPosition(String what, Path gguf, int[] tokens) {
+        float[] logits = HfDirectoryTest.logits(gguf, tokens);
+        try (Arena arena = Arena.ofShared()) {
+            ReferenceLlama ref = new ReferenceLlama(GgufFile.open(gguf, arena));
+            int vocab = logits.length / tokens.length;
+            for (int p = 0; p < tokens.length; p++) {
+                check(what + " position " + p, logits, p * vocab, ref.forward(tokens[p], p));
+            }
+        }
+        return logits;
+    }
+
     static double check(String what, float[] real, int offset, double[] ref, double tolerance) {
         double err = relativeError(real, offset, ref);
         assertThat(err).as("%s: relative error of the logits", what).isLessThanOrEqualTo(tolerance);

@@ -14,6 +14,7 @@ import dev.peregrine.tensor.DType;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.nio.file.Path;
+import java.util.Map;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -139,14 +140,9 @@ class RopeScalingForwardTest {
                 .writeGguf(file, DType.F32, TokenizerMetadata.synthetic(shape.vocab()), 1);
         int[] tokens = ReferenceForwardTest.prompt(shape.vocab(), 11);
         assertThat(tokens.length).isGreaterThan(shape.slidingWindow());
-        float[] logits = HfDirectoryTest.logits(file, tokens);
-        try (Arena arena = Arena.ofShared()) {
-            ReferenceLlama ref = new ReferenceLlama(GgufFile.open(file, arena));
-            for (int p = 0; p < tokens.length; p++) {
-                ReferenceForwardTest.check("gemma3 yarn position " + p, logits, p * shape.vocab(), ref.forward(tokens[p], p));
-            }
-        }
+        ReferenceForwardTest.checkEveryPosition("gemma3 yarn", file, tokens);
     }
+
     /**
      * A Gemma 2 file that states rope.freq_base_swa: its sliding layers rope with that base,
      * scaled as the global ones (llama.cpp reads the key for every architecture's sliding layers).
@@ -157,33 +153,9 @@ class RopeScalingForwardTest {
         Path plain = dir.resolve("gemma2.gguf");
         SyntheticModel.of(shape, SEED).withRopeScaling(LINEAR)
                 .writeGguf(plain, DType.F32, TokenizerMetadata.synthetic(shape.vocab()), 1);
-        Path swa = dir.resolve("gemma2-swa.gguf");
-        try (Arena arena = Arena.ofConfined()) {
-            GgufFile source = GgufFile.open(plain, arena);
-            try (var w = dev.peregrine.format.gguf.GgufWriter.create(swa)) {
-                var m = source.metadata();
-                for (var e : m.asMap().entrySet()) {
-                    if (!e.getKey().equals("general.alignment")) {
-                        w.put(e.getKey(), m.typeOf(e.getKey()), e.getValue());
-                    }
-                }
-                w.put("gemma2.rope.freq_base_swa", dev.peregrine.format.gguf.GgufValueType.FLOAT32, 500f);
-                for (var t : source.tensorInfos()) {
-                    w.addTensor(t.name(), t.type(), t.shape());
-                }
-                for (var t : source.tensorInfos()) {
-                    w.writeTensorData(t.name(), source.tensor(t.name()).data());
-                }
-            }
-        }
+        Path swa = GgufEdits.withMetadata(plain, dir.resolve("gemma2-swa.gguf"), Map.of("gemma2.rope.freq_base_swa", 500f));
         int[] tokens = ReferenceForwardTest.prompt(shape.vocab(), 13);
-        float[] logits = HfDirectoryTest.logits(swa, tokens);
-        try (Arena arena = Arena.ofShared()) {
-            ReferenceLlama ref = new ReferenceLlama(GgufFile.open(swa, arena));
-            for (int p = 0; p < tokens.length; p++) {
-                ReferenceForwardTest.check("gemma2 freq_base_swa position " + p, logits, p * shape.vocab(), ref.forward(tokens[p], p));
-            }
-        }
+        float[] logits = ReferenceForwardTest.checkEveryPosition("gemma2 freq_base_swa", swa, tokens);
         float[] without = HfDirectoryTest.logits(plain, tokens);
         assertThat(without).as("the key changes the sliding layers").isNotEqualTo(logits);
     }
