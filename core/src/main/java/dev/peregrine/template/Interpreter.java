@@ -104,10 +104,19 @@ final class Interpreter {
         out.append(text);
     }
 
-    /** Counts one loop iteration, item a loop's filter looked at, or macro call against {@link #MAX_ITERATIONS}. */
+    /**
+     * Counts one loop iteration, item a loop's filter looked at, or macro call against {@link
+     * #MAX_ITERATIONS} (a filter counts the items, or kilobytes, of its input).
+     */
     private void countIteration(Pos pos) {
-        if (++iterations > MAX_ITERATIONS) {
-            throw new EvalError("the template ran more than " + MAX_ITERATIONS + " loop iterations and macro calls").at(pos);
+        countIterations(1, pos);
+    }
+
+    private void countIterations(long n, Pos pos) {
+        iterations += n;
+        if (iterations > MAX_ITERATIONS) {
+            throw new EvalError("the template ran more than " + MAX_ITERATIONS + " loop iterations, macro calls and filtered"
+                    + " items").at(pos);
         }
     }
 
@@ -301,6 +310,13 @@ final class Interpreter {
     }
 
     private Object applyFilter(Expr.Filter f, Object value, Scope scope) {
+        // A filter's work grows with its input: items of a list or dict, kilobytes of a string.
+        countIterations(switch (value) {
+            case java.util.Collection<?> c -> c.size();
+            case Map<?, ?> m -> m.size();
+            case String t -> t.length() / 1024;
+            case null, default -> 0;
+        }, f.pos());
         Args args = args(f.name(), f.args(), f.kwargs(), scope);
         try {
             return Filters.apply(f.name(), value, args);

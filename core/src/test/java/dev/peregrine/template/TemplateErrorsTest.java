@@ -161,7 +161,10 @@ class TemplateErrorsTest {
         assertThat(renderError(big + "{{ ''.join([s] * 100) | length }}", none).getMessage()).contains("the joined string would be");
         // Recursion fanning out (2^60 calls within depth 100) counts against the same budget as loops.
         assertThat(renderError("{% macro f(n) %}{% if n > 0 %}{{ f(n-1) }}{{ f(n-1) }}{% endif %}{% endmacro %}{{ f(60) }}",
-                none).getMessage()).contains("more than 10000000 loop iterations and macro calls");
+                none).getMessage()).contains("more than 10000000 loop iterations, macro calls and filtered items");
+        // So does a filter's work over a long list, in a loop.
+        assertThat(renderError("{% set l = range(100000) | list %}{% for i in range(1000) %}{{ l | select('odd') | list | length }}"
+                + "{% endfor %}", none).getMessage()).contains("more than 10000000 loop iterations");
         // What real templates do stays well inside: a long conversation renders.
         List<Map<String, String>> messages = java.util.Collections.nCopies(20_000, Map.of("role", "user", "content", "hello"));
         String rendered = Template.compile("{% for m in messages %}{{ m.role }}: {{ m.content | trim }}\n{% endfor %}")
