@@ -7,15 +7,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.peregrine.ChatMessage;
 import dev.peregrine.GenerationConfig;
 import dev.peregrine.Model;
-import dev.peregrine.format.gguf.GgufFile;
-import dev.peregrine.format.gguf.GgufTensorInfo;
 import dev.peregrine.format.gguf.GgufWriter;
 import java.io.IOException;
-import java.lang.foreign.Arena;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.BeforeAll;
@@ -41,26 +37,13 @@ class ChatCommandTest {
     }
 
     /** A copy of a GGUF file with {@code tokenizer.chat_template} set: the same metadata and tensor bytes. */
-    static Path withChatTemplate(Path source, Path target, String template) throws IOException {
+    static Path withChatTemplate(Path source, Path target, String template) {
         return withMetadata(source, target, w -> w.putString("tokenizer.chat_template", template));
     }
 
     /** A copy of a GGUF file with the same metadata and tensor bytes, and what {@code extra} puts. */
-    static Path withMetadata(Path source, Path target, java.util.function.Consumer<GgufWriter> extra) throws IOException {
-        byte[] bytes = Files.readAllBytes(source);
-        try (Arena arena = Arena.ofConfined();
-             GgufWriter w = GgufWriter.create(target)) {
-            GgufFile file = GgufFile.open(source, arena);
-            w.putAll(file.metadata());
-            extra.accept(w);
-            for (GgufTensorInfo t : file.tensorInfos()) {
-                w.addTensor(t.name(), t.type(), t.shape());
-            }
-            for (GgufTensorInfo t : file.tensorInfos()) {
-                int from = Math.toIntExact(file.dataOffset() + t.dataOffset());
-                w.writeTensorData(t.name(), Arrays.copyOfRange(bytes, from, from + Math.toIntExact(t.byteSize())));
-            }
-        }
+    static Path withMetadata(Path source, Path target, java.util.function.Consumer<GgufWriter> extra) {
+        GgufCopy.copy(source, target, Map.of(), extra, Map.of());
         return target;
     }
 

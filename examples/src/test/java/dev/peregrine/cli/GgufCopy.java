@@ -8,13 +8,23 @@ import dev.peregrine.tensor.DType;
 import java.lang.foreign.Arena;
 import java.nio.file.Path;
 import java.util.Map;
+import java.util.function.Consumer;
 
-/** Writes a copy of a GGUF file with some metadata values replaced and some F32 tensors (of zeros) added. */
+/**
+ * Writes a copy of a GGUF file with some metadata values replaced, entries added, and some F32
+ * tensors (of zeros) added; the tensors' bytes are copied as they are.
+ */
 final class GgufCopy {
     private GgufCopy() {
     }
 
     static void copy(Path source, Path target, Map<String, Object> replacedValues, Map<String, Long> addedF32Vectors) {
+        copy(source, target, replacedValues, w -> { }, addedF32Vectors);
+    }
+
+    /** The copy, with what {@code addedMetadata} puts after the file's own entries. */
+    static void copy(Path source, Path target, Map<String, Object> replacedValues, Consumer<GgufWriter> addedMetadata,
+                     Map<String, Long> addedF32Vectors) {
         try (Arena arena = Arena.ofConfined()) {
             GgufFile file = GgufFile.open(source, arena);
             try (GgufWriter w = GgufWriter.create(target)) {
@@ -24,6 +34,7 @@ final class GgufCopy {
                         w.put(e.getKey(), m.typeOf(e.getKey()), replacedValues.getOrDefault(e.getKey(), e.getValue()));
                     }
                 }
+                addedMetadata.accept(w);
                 for (GgufTensorInfo t : file.tensorInfos()) {
                     w.addTensor(t.name(), t.type(), t.shape());
                 }

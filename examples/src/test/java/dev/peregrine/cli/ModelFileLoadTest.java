@@ -10,11 +10,13 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * A tensor the model never reads: in a GGUF file it fails the load (as llama.cpp refuses a file
- * whose tensors differ from what its architecture uses), since the model would run without it; in a
- * Hugging Face checkpoint it is a warning, as transformers gives.
+ * What loading a model file checks, through the command line. A tensor the model never reads: in a
+ * GGUF file it fails the load (as llama.cpp refuses a file whose tensors differ from what its
+ * architecture uses), since the model would run without it; in a Hugging Face checkpoint it is a
+ * warning, as transformers gives. A load error names the file, even when the check that found it
+ * knows only a key or a tensor.
  */
-class UnusedTensorsTest {
+class ModelFileLoadTest {
     private static final Path MODEL = PeregrineCliTest.sharedDir().resolve("models/stories260K.gguf");
 
     @TempDir
@@ -31,6 +33,15 @@ class UnusedTensorsTest {
                 + " 'blk.2.attn_output.bias'");
         // The file it was copied from reads every tensor it holds.
         assertThat(PeregrineCliTest.run("generate", "-m", MODEL.toString(), "-p", "Once", "-n", "2").status()).isZero();
+    }
+
+    @Test
+    void aVocabularyErrorNamesTheFile() {
+        Path bad = dir.resolve("bos-outside.gguf");
+        GgufCopy.copy(MODEL, bad, Map.of("tokenizer.ggml.bos_token_id", 512L), Map.of());
+        PeregrineCliTest.Result r = PeregrineCliTest.run("generate", "-m", bad.toString(), "-p", "Once", "-n", "2");
+        assertThat(r.status()).isEqualTo(Peregrine.FAILED);
+        assertThat(r.err()).contains(bad + ": 'tokenizer.ggml.bos_token_id' = 512 is outside the vocabulary of 512 tokens");
     }
 
     @Test
